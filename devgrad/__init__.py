@@ -1,0 +1,37 @@
+"""devgrad: a small, fast, honest reverse-mode autodiff library on NumPy (CPU) and CuPy (CUDA).
+
+    import devgrad as dg
+    x = dg.tensor([[1.0, 2.0]], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()          # x.grad == 2 * x
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+import numpy as _np
+
+# Order matters: autograd binds Tensor at its end, and ops attach Tensor's operators.
+from devgrad import autograd  # noqa: I001
+from devgrad.tensor import (
+    Tensor, arange, as_dtype, eye, full, full_like, ones, ones_like, tensor, zeros, zeros_like,
+)
+from devgrad import ops
+from devgrad.autograd import Function, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
+from devgrad.backend import (
+    Device, DeviceError, cuda_available, cuda_unavailable_reason, default_device, device, devices,
+    set_default_device,
+)
+from devgrad.gradcheck import GradcheckError, gradcheck
+from devgrad.ops import (
+    abs, add, argmax, argmin, broadcast_to, clip, concatenate, div, dot, equal, exp, expand, expand_dims,
+    flatten, greater, greater_equal, leaky_relu, less, less_equal, log, log_sigmoid, log_softmax, logsumexp,
+    matmul, max, maximum, mean, min, minimum, mul, neg, not_equal, pow, relu, reshape, sigmoid, softmax,
+    softplus, sqrt, squeeze, stack, std, sub, sum, swapaxes, tanh, transpose, unsqueeze, var, where,
+)
+from devgrad.random import manual_seed, rand, rand_like, randint, randn, randn_like
+from devgrad import viz
+
+float32 = _np.float32
+float64 = _np.float64

@@ -1,0 +1,319 @@
+"""The tape: ``Function`` (one op = forward on arrays + backward on Tensors) and the walk.
+
+All graph bookkeeping lives here, in ``Function.apply`` and ``run_backward``: op classes
+contain only math. A node of the graph is the ``Function`` instance that produced a
+tensor (its ``_ctx``); a leaf is a tensor with ``requires_grad=True`` and no ``_ctx``.
+Each node remembers, per input, where that input's gradient goes (``next``): another
+node, a leaf tensor, or None. Nodes hold only what their backward needs, so an
+addition keeps no arrays alive at all.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+from devgrad.backend import DeviceError
+
+_mode = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    """True when ops record the graph (the default), False inside ``no_grad()``."""
+    return getattr(_mode, "enabled", True)
+
+
+def set_grad_enabled(enabled: bool) -> None:
+    """Turn graph recording on or off for this thread."""
+    _mode.enabled = bool(enabled)
+
+
+class _GradMode:
+    """Context manager and decorator that sets grad mode and restores it on exit."""
+
+    enabled = True
+
+    def __enter__(self):
+        self._prev = is_grad_enabled()
+        _mode.enabled = self.enabled
+        return self
+
+    def __exit__(self, *exc):
+        _mode.enabled = self._prev
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with type(self)():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_GradMode):  # noqa: N801 - named like PyTorch's on purpose
+    """Disable graph recording: ``with dg.no_grad(): ...`` or ``@dg.no_grad()``."""
+
+    enabled = False
+
+
+class enable_grad(_GradMode):  # noqa: N801
+    """Re-enable graph recording inside a ``no_grad`` block."""
+
+    enabled = True
+
+
+class Function:
+    """One differentiable op.
+
+    Subclasses implement ``forward(*arrays, **params) -> array`` on raw NumPy/CuPy arrays
+    and ``backward(grad_output) -> grad or tuple of grads`` with Tensor ops, so the same
+    formula gives first and higher-order gradients. Set ``save_inputs`` / ``save_output``
+    to have ``apply`` keep the input Tensors (``self.inputs``) or the output
+    (``self.output()``) for backward; keep any other array backward needs in ``self.saved``.
+    Metadata (axes, shapes) goes in the subclass's own ``__slots__``.
+    """
+
+    __slots__ = ("next", "inputs", "saved", "out_data", "device", "shape", "released")
+
+    save_inputs = False
+    save_output = False
+
+    @classmethod
+    def apply(cls, *args, **params):
+        """Run forward on the inputs' arrays and, when needed, record the node."""
+        dev = None
+        requires = False
+        arrays = []
+        for arg in args:
+            if isinstance(arg, Tensor):
+                if dev is None:
+                    dev = arg.device
+                elif arg.device is not dev:
+                    raise DeviceError(
+                        f"{cls.__name__}: tensors are on different devices, {dev} and {arg.device}. "
+                        "devgrad never moves data implicitly: move one with .to(...)")
+                requires = requires or arg.requires_grad
+                arrays.append(arg.data)
+            else:
+                arrays.append(arg)
+        ctx = object.__new__(cls)
+        ctx.device = dev
+        ctx.saved = None
+        out = ctx.forward(*arrays, **params)
+        if not (requires and getattr(_mode, "enabled", True)):
+            return Tensor._make(out, ctx.device)
+        ctx.next = tuple(_grad_target(arg) for arg in args)
+        ctx.inputs = args if cls.save_inputs else None
+        ctx.out_data = out if cls.save_output else None
+        ctx.shape = out.shape
+        ctx.released = False
+        return Tensor._make(out, ctx.device, ctx)
+
+    def forward(self, *arrays, **params):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement forward")
+
+    def backward(self, grad_output):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement backward")
+
+    @property
+    def xp(self):
+        """The array module (numpy or cupy) of this op's device."""
+        return self.device.xp
+
+    @property
+    def needs_input_grad(self) -> tuple:
+        """Per input: does its gradient go anywhere? Backward may skip the others."""
+        return tuple(n is not None for n in self.next)
+
+    def output(self):
+        """The op's output as a Tensor linked to this node (for backward formulas)."""
+        return Tensor._make(self.out_data, self.device, self if is_grad_enabled() else None)
+
+    def const(self, array):
+        """Wrap an array computed in forward as a constant (no-gradient) Tensor."""
+        return Tensor._make(array, self.device)
+
+    def release(self) -> None:
+        """Drop what backward needed; a later backward through this node raises."""
+        if self.inputs is not None or self.saved is not None or self.out_data is not None:
+            self.inputs = self.saved = self.out_data = None
+            self.released = True
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+
+def _grad_target(arg):
+    """Where the gradient for one input of a node goes: its node, the leaf itself, or None."""
+    if isinstance(arg, Tensor):
+        if arg._ctx is not None:
+            return arg._ctx
+        if arg.requires_grad:
+            return arg
+    return None
+
+
+def _topological_order(roots) -> list:
+    """Nodes reachable from ``roots``, each after every node that consumes it (iterative DFS)."""
+    post = []
+    seen = set()
+    stack = [(node, False) for node in reversed(roots)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            post.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for nxt in reversed(node.next):
+            if isinstance(nxt, Function) and id(nxt) not in seen:
+                stack.append((nxt, False))
+    post.reverse()
+    return post
+
+
+def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False, inputs=None):
+    """Propagate ``grad_outputs`` from ``outputs`` through the graph.
+
+    With ``inputs=None`` gradients accumulate into ``.grad`` of every leaf reached
+    (``Tensor.backward``). Otherwise the gradients for ``inputs`` are returned as a list
+    (None where an input is not reached) and no ``.grad`` is touched (``dg.grad``).
+    """
+    if retain_graph is None:
+        retain_graph = create_graph
+    node_grads: dict = {}
+    leaf_grads: dict = {}
+    roots = []
+    for out, g in zip(outputs, grad_outputs):
+        if not out.requires_grad:
+            raise RuntimeError(
+                "backward: this tensor does not require grad and has no graph. Create its inputs "
+                "with requires_grad=True, and do not compute it inside dg.no_grad()")
+        g = _root_grad(out, g)
+        if out._ctx is None:
+            _accumulate(leaf_grads, id(out), (out, g))
+        else:
+            node = out._ctx
+            if node in node_grads:
+                node_grads[node] = node_grads[node] + g
+            else:
+                node_grads[node] = g
+                roots.append(node)
+
+    wanted = None
+    if inputs is not None:
+        wanted = {}
+        for t in inputs:
+            if t._ctx is not None:
+                wanted[id(t._ctx)] = None
+
+    order = _topological_order(roots)
+    prev_mode = is_grad_enabled()
+    _mode.enabled = create_graph
+    try:
+        for node in order:
+            g = node_grads.pop(node, None)
+            if g is None:
+                continue
+            if wanted is not None and id(node) in wanted:
+                wanted[id(node)] = g
+            if node.released:
+                raise RuntimeError(
+                    f"backward through {node.name} a second time: its saved values were freed by the "
+                    "first backward. Pass retain_graph=True to the first backward() (or dg.grad) "
+                    "to keep them.")
+            in_grads = node.backward(g)
+            if not isinstance(in_grads, tuple):
+                in_grads = (in_grads,)
+            if not retain_graph:
+                node.release()
+            for target, gi in zip(node.next, in_grads):
+                if target is None or gi is None:
+                    continue
+                if isinstance(target, Function):
+                    if gi.shape != target.shape:
+                        _bad_shape(node, target.name, gi.shape, target.shape)
+                    prev = node_grads.get(target)
+                    node_grads[target] = gi if prev is None else prev + gi
+                else:
+                    if gi.shape != target.shape:
+                        _bad_shape(node, "a leaf tensor", gi.shape, target.shape)
+                    _accumulate(leaf_grads, id(target), (target, gi))
+    finally:
+        _mode.enabled = prev_mode
+
+    if inputs is None:
+        for leaf, g in leaf_grads.values():
+            if g.dtype != leaf.dtype:
+                g = g.astype(leaf.dtype)
+            leaf.grad = g if leaf.grad is None else leaf.grad + g
+        return None
+    result = []
+    for t in inputs:
+        if t._ctx is not None:
+            result.append(wanted.get(id(t._ctx)))
+        else:
+            entry = leaf_grads.get(id(t))
+            result.append(None if entry is None else entry[1])
+    return result
+
+
+def _accumulate(leaf_grads: dict, key: int, entry) -> None:
+    prev = leaf_grads.get(key)
+    leaf_grads[key] = entry if prev is None else (prev[0], prev[1] + entry[1])
+
+
+def _root_grad(out, g):
+    if g is None:
+        if out.size != 1:
+            raise RuntimeError(
+                f"backward: grad can be implied only for a single-element output, this one has shape "
+                f"{out.shape}. Reduce it first (e.g. .sum() or .mean()) or pass grad=...")
+        return Tensor._make(out.device.xp.ones(out.shape, dtype=out.dtype), out.device)
+    if not isinstance(g, Tensor):
+        g = Tensor._make(out.device.put(out.device.xp.asarray(g, dtype=out.dtype)), out.device)
+    if g.device is not out.device:
+        raise DeviceError(f"backward: grad is on {g.device} but the output is on {out.device}")
+    if g.shape != out.shape:
+        raise RuntimeError(f"backward: grad has shape {g.shape} but the output has shape {out.shape}")
+    return g
+
+
+def _bad_shape(node, target, got, expected):
+    raise RuntimeError(
+        f"internal error: {node.name}.backward produced a gradient of shape {got} for {target} "
+        f"of shape {expected}")
+
+
+def grad(outputs, inputs, grad_outputs=None, *, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned as a tuple of Tensors.
+
+    Leaves' ``.grad`` is left untouched. With ``create_graph=True`` the returned gradients
+    have a graph of their own, so they can be differentiated again (second derivatives).
+    """
+    single_out = isinstance(outputs, Tensor)
+    outputs = [outputs] if single_out else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor) or not t.requires_grad:
+            raise RuntimeError(f"grad: input {i} does not require grad")
+    result = run_backward(outputs, list(grad_outputs), retain_graph=retain_graph,
+                          create_graph=create_graph, inputs=inputs)
+    for i, g in enumerate(result):
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"grad: input {i} (shape {inputs[i].shape}) is not used to compute the outputs; "
+                "pass allow_unused=True to get None for it")
+    return tuple(result)
+
+
+from devgrad.tensor import Tensor  # noqa: E402 - Tensor builds on Function; bound after it exists

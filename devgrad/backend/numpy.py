@@ -1,0 +1,36 @@
+"""The CPU backend: NumPy arrays in host memory."""
+
+from __future__ import annotations
+
+import resource
+import sys
+
+import numpy as np
+
+xp = np
+
+
+def to_device(array) -> np.ndarray:
+    """Return a host NumPy array (no copy when it already is one)."""
+    return np.asarray(array)
+
+
+def to_host(array) -> np.ndarray:
+    """Return the array as a host NumPy array."""
+    return np.asarray(array)
+
+
+def scatter_add(target: np.ndarray, index, values) -> None:
+    """target[index] += values, accumulating repeated indices."""
+    np.add.at(target, index, values)
+
+
+def synchronize() -> None:
+    """NumPy work is synchronous: nothing to wait for."""
+
+
+def memory_info() -> dict:
+    """Peak resident memory of this process in bytes."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes.
+    return {"peak_rss_bytes": peak if sys.platform == "darwin" else peak * 1024}

@@ -1,0 +1,98 @@
+"""The op set, as functions, and the Tensor operators and methods that delegate to them."""
+
+from __future__ import annotations
+
+import operator
+
+from devgrad.backend import DeviceError
+from devgrad.ops._util import operand
+from devgrad.ops.activation import (
+    leaky_relu, log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus, tanh,
+)
+from devgrad.ops.elementwise import (
+    abs, add, cast, clip, div, exp, log, maximum, minimum, mul, neg, pow, sqrt, sub, where,
+)
+from devgrad.ops.linalg import dot, matmul
+from devgrad.ops.reduce import logsumexp, max, mean, min, std, sum, var
+from devgrad.ops.shape import (
+    broadcast_to, concatenate, expand, expand_dims, flatten, getitem, reshape, squeeze, stack,
+    swapaxes, transpose, unsqueeze,
+)
+from devgrad.tensor import Tensor
+
+
+def _compare(fn, name):
+    def compare(a, b) -> Tensor:
+        other = operand(b, a, name)
+        if isinstance(other, Tensor):
+            if other.device is not a.device:
+                raise DeviceError(f"{name}: tensors are on different devices, {a.device} and {other.device}")
+            other = other.data
+        return Tensor._make(fn(a.data, other), a.device)
+
+    compare.__name__ = name
+    compare.__doc__ = f"Elementwise {name} as a boolean tensor (not differentiable)."
+    return compare
+
+
+less = _compare(operator.lt, "less")
+less_equal = _compare(operator.le, "less_equal")
+greater = _compare(operator.gt, "greater")
+greater_equal = _compare(operator.ge, "greater_equal")
+equal = _compare(operator.eq, "equal")
+not_equal = _compare(operator.ne, "not_equal")
+
+
+def _any(a: Tensor, axis=None, keepdims=False) -> Tensor:
+    return Tensor._make(a.xp.any(a.data, axis=axis, keepdims=keepdims), a.device)
+
+
+def _all(a: Tensor, axis=None, keepdims=False) -> Tensor:
+    return Tensor._make(a.xp.all(a.data, axis=axis, keepdims=keepdims), a.device)
+
+
+def argmax(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """Indices of the maxima (int64, not differentiable)."""
+    return Tensor._make(a.xp.argmax(a.data, axis=axis, keepdims=keepdims), a.device)
+
+
+def argmin(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """Indices of the minima (int64, not differentiable)."""
+    return Tensor._make(a.xp.argmin(a.data, axis=axis, keepdims=keepdims), a.device)
+
+
+def _attach() -> None:
+    """Give Tensor its operators and methods; each is the op function above."""
+    methods = {
+        "__add__": add, "__radd__": lambda a, b: add(b, a),
+        "__sub__": sub, "__rsub__": lambda a, b: sub(b, a),
+        "__mul__": mul, "__rmul__": lambda a, b: mul(b, a),
+        "__truediv__": div, "__rtruediv__": lambda a, b: div(b, a),
+        "__pow__": pow, "__rpow__": lambda a, b: pow(b, a),
+        "__matmul__": matmul, "__rmatmul__": lambda a, b: matmul(b, a),
+        "__neg__": neg, "__pos__": lambda a: a, "__abs__": abs,
+        "__getitem__": getitem,
+        "__lt__": less, "__le__": less_equal, "__gt__": greater, "__ge__": greater_equal,
+        "__eq__": equal, "__ne__": not_equal,
+        "exp": exp, "log": log, "sqrt": sqrt, "abs": abs, "clip": clip,
+        "sum": sum, "mean": mean, "max": max, "min": min, "logsumexp": logsumexp, "var": var, "std": std,
+        "relu": relu, "leaky_relu": leaky_relu, "sigmoid": sigmoid, "tanh": tanh, "softplus": softplus,
+        "log_sigmoid": log_sigmoid, "softmax": softmax, "log_softmax": log_softmax,
+        "reshape": reshape, "transpose": transpose, "swapaxes": swapaxes, "broadcast_to": broadcast_to,
+        "expand": expand, "squeeze": squeeze, "unsqueeze": unsqueeze, "flatten": flatten,
+        "matmul": matmul, "argmax": argmax, "argmin": argmin, "any": _any, "all": _all,
+        "maximum": maximum, "minimum": minimum,
+    }
+    for name, fn in methods.items():
+        setattr(Tensor, name, fn)
+
+
+_attach()
+
+__all__ = [
+    "abs", "add", "argmax", "argmin", "broadcast_to", "cast", "clip", "concatenate", "div", "dot", "equal",
+    "exp", "expand", "expand_dims", "flatten", "getitem", "greater", "greater_equal", "leaky_relu", "less",
+    "less_equal", "log", "log_sigmoid", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min",
+    "minimum", "mul", "neg", "not_equal", "pow", "relu", "reshape", "sigmoid", "softmax", "softplus", "sqrt",
+    "squeeze", "stack", "std", "sub", "sum", "swapaxes", "tanh", "transpose", "unsqueeze", "var", "where",
+]

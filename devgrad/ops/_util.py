@@ -1,0 +1,83 @@
+"""Helpers shared by the op files: operand conversion and broadcast reduction."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from devgrad.backend import DeviceError
+from devgrad.tensor import Tensor
+
+
+def operand(x, like: Tensor, op: str):
+    """Prepare the second operand of a binary op.
+
+    Tensors pass through; Python and NumPy scalars become Python scalars (so float32 stays
+    float32 under NEP 50 promotion); lists and host arrays become constant tensors on
+    ``like``'s device — except a host array meeting a GPU tensor, which would be a hidden
+    transfer and raises instead.
+    """
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, bool | numbers.Number) and not isinstance(x, np.generic):
+        return x
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        if x.ndim == 0:
+            return x.item()
+        if like.device.type != "cpu":
+            raise DeviceError(f"{op}: a NumPy array (host memory) met a tensor on {like.device}; "
+                              f"move it explicitly with dg.tensor(array, device='{like.device}')")
+        return Tensor._make(x, like.device)
+    if isinstance(x, list | tuple):
+        return Tensor._make(like.device.put(np.asarray(x)), like.device)
+    if hasattr(x, "__cuda_array_interface__"):
+        raise DeviceError(f"{op}: a raw CuPy array met a tensor on {like.device}; wrap it with dg.tensor(...)")
+    raise TypeError(f"{op}: unsupported operand of type {type(x).__name__}")
+
+
+def first_tensor(*args) -> Tensor:
+    for a in args:
+        if isinstance(a, Tensor):
+            return a
+    raise TypeError("expected at least one Tensor argument")
+
+
+def shape_of(x) -> tuple:
+    """Shape of an array, or () for a Python scalar."""
+    return getattr(x, "shape", ())
+
+
+def sum_to(grad: Tensor, shape: tuple) -> Tensor:
+    """Sum a broadcast gradient back down to ``shape`` (the input's shape)."""
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, size in enumerate(shape) if size == 1 and grad.shape[i + lead] != 1)
+    from devgrad.ops.reduce import sum as sum_  # noqa: PLC0415 - reduce imports this module
+
+    out = sum_(grad, axis=axes) if axes else grad
+    return out if out.shape == shape else out.reshape(shape)
+
+
+def normalize_axis(axis, ndim: int) -> tuple:
+    """Axis argument (None, int or sequence, negatives allowed) as a sorted tuple of ints."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise np.exceptions.AxisError(f"axis {a} is out of bounds for a tensor of dimension {ndim}")
+        out.append(int(a) % max(ndim, 1))
+    if len(set(out)) != len(out):
+        raise ValueError(f"repeated axis in {axis}")
+    return tuple(sorted(out))
+
+
+def keepdims_shape(shape: tuple, axes: tuple) -> tuple:
+    """The shape a reduction over ``axes`` has with keepdims=True."""
+    return tuple(1 if i in axes else s for i, s in enumerate(shape))

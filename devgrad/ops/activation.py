@@ -1,0 +1,162 @@
+"""Activations and (log-)softmax, written to stay finite for any input.
+
+sigmoid, softplus and log_sigmoid only ever exponentiate -|x|, and (log_)softmax shifts
+by the maximum, so |x| = 1e4 gives no overflow, NaN or warning — and neither do their
+gradients, which are expressed through the same stable outputs.
+"""
+
+from __future__ import annotations
+
+from devgrad.autograd import Function
+from devgrad.ops._util import normalize_axis
+from devgrad.tensor import Tensor
+
+
+def _stable_sigmoid(xp, x):
+    e = xp.exp(-xp.abs(x))
+    r = 1.0 / (1.0 + e)
+    return xp.where(x >= 0, r, e * r)
+
+
+class ReLU(Function):
+    __slots__ = ()
+    save_output = True
+
+    def forward(self, a):
+        return self.device.xp.maximum(a, 0)
+
+    def backward(self, g):
+        return g * self.const((self.out_data > 0).astype(g.dtype))
+
+
+class LeakyReLU(Function):
+    __slots__ = ("slope",)
+    save_inputs = True
+
+    def forward(self, a, slope):
+        self.slope = slope
+        return self.device.xp.where(a > 0, a, a * slope)
+
+    def backward(self, g):
+        x = self.inputs[0].data
+        return g * self.const(self.device.xp.where(x > 0, 1.0, self.slope).astype(g.dtype))
+
+
+class Sigmoid(Function):
+    __slots__ = ()
+    save_output = True
+
+    def forward(self, a):
+        return _stable_sigmoid(self.device.xp, a)
+
+    def backward(self, g):
+        s = self.output()
+        return g * s * (1.0 - s)
+
+
+class Tanh(Function):
+    __slots__ = ()
+    save_output = True
+
+    def forward(self, a):
+        return self.device.xp.tanh(a)
+
+    def backward(self, g):
+        t = self.output()
+        return g * (1.0 - t * t)
+
+
+class Softplus(Function):
+    """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|))."""
+
+    __slots__ = ()
+    save_inputs = True
+
+    def forward(self, a):
+        xp = self.device.xp
+        return xp.maximum(a, 0) + xp.log1p(xp.exp(-xp.abs(a)))
+
+    def backward(self, g):
+        return g * sigmoid(self.inputs[0])
+
+
+class LogSigmoid(Function):
+    """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|))."""
+
+    __slots__ = ()
+    save_inputs = True
+
+    def forward(self, a):
+        xp = self.device.xp
+        return xp.minimum(a, 0) - xp.log1p(xp.exp(-xp.abs(a)))
+
+    def backward(self, g):
+        return g * sigmoid(-self.inputs[0])
+
+
+class Softmax(Function):
+    __slots__ = ("axis",)
+    save_output = True
+
+    def forward(self, a, axis):
+        xp = self.device.xp
+        self.axis = axis
+        e = xp.exp(a - xp.max(a, axis=axis, keepdims=True))
+        return e / xp.sum(e, axis=axis, keepdims=True)
+
+    def backward(self, g):
+        y = self.output()
+        return y * (g - (g * y).sum(axis=self.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    __slots__ = ("axis",)
+    save_output = True
+
+    def forward(self, a, axis):
+        xp = self.device.xp
+        self.axis = axis
+        shifted = a - xp.max(a, axis=axis, keepdims=True)
+        return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+
+    def backward(self, g):
+        return g - self.output().exp() * g.sum(axis=self.axis, keepdims=True)
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0); the gradient at 0 is 0."""
+    return ReLU.apply(x)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, negative_slope * x otherwise."""
+    return LeakyReLU.apply(x, slope=float(negative_slope))
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + exp(-x)), computed without overflow."""
+    return Sigmoid.apply(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    return Tanh.apply(x)
+
+
+def softplus(x: Tensor) -> Tensor:
+    """log(1 + exp(x)), stable for large |x|."""
+    return Softplus.apply(x)
+
+
+def log_sigmoid(x: Tensor) -> Tensor:
+    """log(sigmoid(x)), stable for large |x|."""
+    return LogSigmoid.apply(x)
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``axis``, shifted by the max for stability."""
+    return Softmax.apply(x, axis=normalize_axis(axis, x.ndim)[0])
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """x - logsumexp(x) along ``axis``, stable for large |x|."""
+    return LogSoftmax.apply(x, axis=normalize_axis(axis, x.ndim)[0])

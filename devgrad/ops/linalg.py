@@ -1,0 +1,67 @@
+"""Matrix products with NumPy's ``matmul`` rules: 1-D operands, batches, broadcast batch dims."""
+
+from __future__ import annotations
+
+from devgrad.autograd import Function
+from devgrad.ops._util import operand, sum_to
+from devgrad.tensor import Tensor
+
+
+def _check_matmul_shapes(a_shape, b_shape) -> None:
+    if len(a_shape) == 0 or len(b_shape) == 0:
+        raise ValueError(f"matmul: operands must have at least one dimension, got shapes {a_shape} and "
+                         f"{b_shape}; use * to scale by a scalar")
+    k_a = a_shape[-1]
+    k_b = b_shape[0] if len(b_shape) == 1 else b_shape[-2]
+    if k_a != k_b:
+        where_b = "its only dim" if len(b_shape) == 1 else "dim -2"
+        raise ValueError(f"matmul: shapes {a_shape} and {b_shape} are not aligned: {k_a} (last dim of the "
+                         f"first) != {k_b} ({where_b} of the second)")
+
+
+class MatMul(Function):
+    __slots__ = ()
+    save_inputs = True
+
+    def forward(self, a, b):
+        _check_matmul_shapes(a.shape, b.shape)
+        try:
+            return self.device.xp.matmul(a, b)
+        except ValueError as exc:
+            raise ValueError(f"matmul: batch dimensions of {a.shape} and {b.shape} do not broadcast "
+                             f"({exc})") from None
+
+    def backward(self, g):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        if a.ndim == 1 and b.ndim == 1:
+            return (g * b if need_a else None), (g * a if need_b else None)
+        a2 = a.reshape(1, -1) if a.ndim == 1 else a
+        b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+        g2 = g
+        if a.ndim == 1:
+            g2 = g2.unsqueeze(-2)
+        if b.ndim == 1:
+            g2 = g2.unsqueeze(-1)
+        ga = gb = None
+        if need_a:
+            ga = sum_to(matmul(g2, b2.swapaxes(-1, -2)), a2.shape).reshape(a.shape)
+        if need_b:
+            gb = sum_to(matmul(a2.swapaxes(-1, -2), g2), b2.shape).reshape(b.shape)
+        return ga, gb
+
+
+def matmul(a, b) -> Tensor:
+    """Matrix product ``a @ b`` following ``numpy.matmul`` (1-D, 2-D and batched operands)."""
+    if not isinstance(a, Tensor):
+        a = operand(a, b, "MatMul")
+    elif not isinstance(b, Tensor):
+        b = operand(b, a, "MatMul")
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        raise ValueError("matmul: operands must be arrays, not scalars; use * to scale")
+    return MatMul.apply(a, b)
+
+
+def dot(a: Tensor, b: Tensor) -> Tensor:
+    """Inner product of two 1-D tensors (or matmul for higher dims)."""
+    return matmul(a, b)

@@ -1,0 +1,137 @@
+"""Reductions over axes: sum, mean, max, min, logsumexp (NumPy's axis/keepdims)."""
+
+from __future__ import annotations
+
+from devgrad.autograd import Function
+from devgrad.ops._util import keepdims_shape, normalize_axis
+from devgrad.tensor import Tensor
+
+
+class _Reduce(Function):
+    __slots__ = ("in_shape", "axes", "keepdims")
+
+    def _setup(self, a, axis, keepdims):
+        self.in_shape = a.shape
+        self.axes = normalize_axis(axis, a.ndim)
+        self.keepdims = keepdims
+        return self.axes
+
+    def _expand(self, g: Tensor) -> Tensor:
+        """The output-shaped gradient reshaped to keepdims form (so it broadcasts)."""
+        if self.keepdims:
+            return g
+        return g.reshape(keepdims_shape(self.in_shape, self.axes))
+
+
+class Sum(_Reduce):
+    __slots__ = ()
+
+    def forward(self, a, axis=None, keepdims=False):
+        axes = self._setup(a, axis, keepdims)
+        return self.device.xp.sum(a, axis=axes, keepdims=keepdims)
+
+    def backward(self, g):
+        return self._expand(g).broadcast_to(self.in_shape)
+
+
+class Mean(_Reduce):
+    __slots__ = ("count",)
+
+    def forward(self, a, axis=None, keepdims=False):
+        axes = self._setup(a, axis, keepdims)
+        count = 1
+        for ax in axes:
+            count *= a.shape[ax]
+        self.count = count
+        return self.device.xp.mean(a, axis=axes, keepdims=keepdims)
+
+    def backward(self, g):
+        return (self._expand(g) * (1.0 / (self.count or 1))).broadcast_to(self.in_shape)
+
+
+class Max(_Reduce):
+    """Maximum over axes; tied maxima share the gradient evenly (like ``torch.amax``)."""
+
+    __slots__ = ()
+    save_inputs = True
+    save_output = True
+    pick = "max"
+
+    def forward(self, a, axis=None, keepdims=False):
+        axes = self._setup(a, axis, keepdims)
+        if a.size == 0:
+            raise ValueError(f"{self.pick}() of an empty tensor has no value")
+        return getattr(self.device.xp, self.pick)(a, axis=axes, keepdims=keepdims)
+
+    def backward(self, g):
+        xp = self.device.xp
+        x = self.inputs[0].data
+        kshape = keepdims_shape(self.in_shape, self.axes)
+        winners = (x == self.out_data.reshape(kshape)).astype(g.dtype)
+        winners /= xp.sum(winners, axis=self.axes, keepdims=True)
+        return self._expand(g) * self.const(winners)
+
+
+class Min(Max):
+    __slots__ = ()
+    pick = "min"
+
+
+class LogSumExp(_Reduce):
+    """log(sum(exp(a))) over axes, computed with the max shifted out (no overflow)."""
+
+    __slots__ = ()
+    save_inputs = True
+    save_output = True
+
+    def forward(self, a, axis=None, keepdims=False):
+        xp = self.device.xp
+        axes = self._setup(a, axis, keepdims)
+        m = xp.max(a, axis=axes, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)
+        out = xp.log(xp.sum(xp.exp(a - m), axis=axes, keepdims=True)) + m
+        return out if keepdims else out.reshape([s for i, s in enumerate(out.shape) if i not in axes])
+
+    def backward(self, g):
+        out = self._expand(self.output())
+        return self._expand(g) * (self.inputs[0] - out).exp()
+
+
+def sum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001 - NumPy's name
+    """Sum over ``axis`` (None: all axes; int or tuple of ints)."""
+    return Sum.apply(a, axis=axis, keepdims=keepdims)
+
+
+def mean(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """Arithmetic mean over ``axis``."""
+    return Mean.apply(a, axis=axis, keepdims=keepdims)
+
+
+def max(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Maximum over ``axis``."""
+    return Max.apply(a, axis=axis, keepdims=keepdims)
+
+
+def min(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Minimum over ``axis``."""
+    return Min.apply(a, axis=axis, keepdims=keepdims)
+
+
+def logsumexp(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """log(sum(exp(a), axis)), stable for large |a|."""
+    return LogSumExp.apply(a, axis=axis, keepdims=keepdims)
+
+
+def var(a: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+    """Variance over ``axis`` (ddof=0: population variance, like NumPy)."""
+    axes = normalize_axis(axis, a.ndim)
+    count = 1
+    for ax in axes:
+        count *= a.shape[ax]
+    centered = a - mean(a, axis=axes, keepdims=True)
+    return sum(centered * centered, axis=axes, keepdims=keepdims) * (1.0 / (count - ddof))
+
+
+def std(a: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+    """Standard deviation over ``axis``."""
+    return var(a, axis=axis, keepdims=keepdims, ddof=ddof).sqrt()

@@ -1,0 +1,275 @@
+"""Shape and indexing ops: reshape, transpose, broadcast, concatenate, stack, squeeze, indexing."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from devgrad.autograd import Function
+from devgrad.backend import Device, DeviceError
+from devgrad.ops._util import normalize_axis, sum_to
+from devgrad.tensor import Tensor
+
+
+class Reshape(Function):
+    __slots__ = ("in_shape",)
+
+    def forward(self, a, shape):
+        self.in_shape = a.shape
+        try:
+            return a.reshape(shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape a tensor of shape {a.shape} ({a.size} elements) "
+                             f"into {tuple(shape)}") from None
+
+    def backward(self, g):
+        return g.reshape(self.in_shape)
+
+
+class Transpose(Function):
+    __slots__ = ("axes",)
+
+    def forward(self, a, axes):
+        self.axes = axes
+        return a.transpose(axes)
+
+    def backward(self, g):
+        return g.transpose(tuple(int(i) for i in np.argsort(self.axes)))
+
+
+class BroadcastTo(Function):
+    __slots__ = ("in_shape",)
+
+    def forward(self, a, shape):
+        self.in_shape = a.shape
+        try:
+            return self.device.xp.broadcast_to(a, shape)
+        except ValueError:
+            raise ValueError(f"broadcast_to: shape {a.shape} cannot broadcast to {tuple(shape)} "
+                             "(sizes must match or be 1, aligned from the right)") from None
+
+    def backward(self, g):
+        return sum_to(g, self.in_shape)
+
+
+class Concatenate(Function):
+    __slots__ = ("axis", "sizes")
+
+    def forward(self, *arrays, axis):
+        self.axis = axis
+        self.sizes = [a.shape[axis] for a in arrays]
+        try:
+            return self.device.xp.concatenate(arrays, axis=axis)
+        except ValueError:
+            shapes = ", ".join(str(a.shape) for a in arrays)
+            raise ValueError(f"concatenate: shapes {shapes} must match except along axis {axis}") from None
+
+    def backward(self, g):
+        grads = []
+        start = 0
+        lead = (slice(None),) * self.axis
+        for size in self.sizes:
+            grads.append(g[lead + (slice(start, start + size),)])
+            start += size
+        return tuple(grads)
+
+
+class Stack(Function):
+    __slots__ = ("axis", "count")
+
+    def forward(self, *arrays, axis):
+        self.axis = axis
+        self.count = len(arrays)
+        try:
+            return self.device.xp.stack(arrays, axis=axis)
+        except ValueError:
+            shapes = ", ".join(str(a.shape) for a in arrays)
+            raise ValueError(f"stack: all tensors must have the same shape, got {shapes}") from None
+
+    def backward(self, g):
+        lead = (slice(None),) * self.axis
+        return tuple(g[lead + (i,)] for i in range(self.count))
+
+
+class GetItem(Function):
+    """x[index] with NumPy semantics: ints, slices, None, Ellipsis, integer and boolean arrays."""
+
+    __slots__ = ("in_shape", "index", "accumulate")
+
+    def forward(self, a, index, accumulate):
+        self.in_shape = a.shape
+        self.index = index
+        self.accumulate = accumulate
+        return a[index]
+
+    def backward(self, g):
+        return IndexAdd.apply(g, index=self.index, shape=self.in_shape, accumulate=self.accumulate)
+
+
+class IndexAdd(Function):
+    """zeros(shape)[index] += g — the gradient of indexing; repeated indices accumulate."""
+
+    __slots__ = ("index",)
+
+    def forward(self, g, index, shape, accumulate):
+        self.index = index
+        out = self.device.xp.zeros(shape, dtype=g.dtype)
+        if accumulate:
+            self.device.scatter_add(out, index, g)
+        else:
+            out[index] = g
+        return out
+
+    def backward(self, gg):
+        return GetItem.apply(gg, index=self.index, accumulate=True)
+
+
+class ToDevice(Function):
+    """Explicit transfer to another device; the gradient travels back."""
+
+    __slots__ = ("source",)
+
+    def forward(self, a, target: Device):
+        self.source = self.device
+        self.device = target
+        return target.put(self.source.to_host(a) if target.type == "cpu" else a)
+
+    def backward(self, g):
+        return ToDevice.apply(g, target=self.source)
+
+
+# -- index handling -----------------------------------------------------------------------
+
+def _index_part(part, device: Device):
+    if isinstance(part, Tensor):
+        if part.device is not device:
+            raise DeviceError(f"indexing: the index is on {part.device} but the tensor on {device}")
+        return part.data
+    if isinstance(part, list):
+        return device.put(np.asarray(part))
+    if isinstance(part, np.ndarray) and device.type != "cpu":
+        return device.put(part)
+    return part
+
+
+def normalize_index(index, device: Device):
+    """Replace Tensor and list parts of an index by arrays on ``device``."""
+    if isinstance(index, tuple):
+        return tuple(_index_part(p, device) for p in index)
+    return _index_part(index, device)
+
+
+def _has_integer_array(index) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    for p in parts:
+        dtype = getattr(p, "dtype", None)
+        if dtype is not None and getattr(p, "ndim", 0) > 0 and dtype.kind in "iu":
+            return True
+    return False
+
+
+# -- function forms -----------------------------------------------------------------------
+
+def reshape(a: Tensor, *shape) -> Tensor:
+    """The same data with a new shape (one dimension may be -1)."""
+    if len(shape) == 1 and isinstance(shape[0], tuple | list):
+        shape = tuple(shape[0])
+    if shape == a.shape:
+        return a
+    return Reshape.apply(a, shape=shape)
+
+
+def transpose(a: Tensor, *axes) -> Tensor:
+    """Permute axes (reverse them when none are given), like ``numpy.transpose``."""
+    if len(axes) == 1 and isinstance(axes[0], tuple | list):
+        axes = tuple(axes[0])
+    if not axes:
+        axes = tuple(range(a.ndim - 1, -1, -1))
+    if sorted(int(x) % max(a.ndim, 1) for x in axes) != list(range(a.ndim)):
+        raise ValueError(f"transpose: axes {axes} are not a permutation of {a.ndim} dimensions")
+    return Transpose.apply(a, axes=tuple(int(x) % max(a.ndim, 1) for x in axes))
+
+
+def swapaxes(a: Tensor, axis1: int, axis2: int) -> Tensor:
+    perm = list(range(a.ndim))
+    perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
+    return transpose(a, tuple(perm))
+
+
+def broadcast_to(a: Tensor, shape) -> Tensor:
+    """Broadcast to ``shape`` (a view; the gradient is summed back)."""
+    shape = tuple(shape)
+    if shape == a.shape:
+        return a
+    return BroadcastTo.apply(a, shape=shape)
+
+
+def expand(a: Tensor, *shape) -> Tensor:
+    """PyTorch's name for broadcast_to; -1 keeps a dimension."""
+    if len(shape) == 1 and isinstance(shape[0], tuple | list):
+        shape = tuple(shape[0])
+    lead = len(shape) - a.ndim
+    full = tuple(a.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
+    return broadcast_to(a, full)
+
+
+def concatenate(tensors, axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("concatenate: need at least one tensor")
+    axis = normalize_axis(axis, tensors[0].ndim)[0]
+    return Concatenate.apply(*tensors, axis=axis)
+
+
+def stack(tensors, axis: int = 0) -> Tensor:
+    """Join tensors along a new axis."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: need at least one tensor")
+    axis = normalize_axis(axis, tensors[0].ndim + 1)[0]
+    return Stack.apply(*tensors, axis=axis)
+
+
+def squeeze(a: Tensor, axis=None) -> Tensor:
+    """Remove size-1 axes (all of them, or the given ones)."""
+    if axis is None:
+        axes = tuple(i for i, s in enumerate(a.shape) if s == 1)
+    else:
+        axes = normalize_axis(axis, a.ndim)
+        for ax in axes:
+            if a.shape[ax] != 1:
+                raise ValueError(f"squeeze: axis {ax} has size {a.shape[ax]}, not 1")
+    return reshape(a, tuple(s for i, s in enumerate(a.shape) if i not in axes))
+
+
+def unsqueeze(a: Tensor, axis: int) -> Tensor:
+    """Insert a size-1 axis at ``axis`` (``numpy.expand_dims``)."""
+    axis = normalize_axis(axis, a.ndim + 1)[0]
+    return reshape(a, a.shape[:axis] + (1,) + a.shape[axis:])
+
+
+expand_dims = unsqueeze
+
+
+def flatten(a: Tensor, start_axis: int = 0) -> Tensor:
+    """Collapse axes from ``start_axis`` on into one."""
+    return reshape(a, a.shape[:start_axis] + (-1,))
+
+
+def getitem(a: Tensor, index) -> Tensor:
+    """``a[index]`` with NumPy semantics; repeated integer indices accumulate gradients."""
+    index = normalize_index(index, a.device)
+    if isinstance(index, numbers.Integral | slice) or index is Ellipsis:
+        accumulate = False
+    else:
+        accumulate = _has_integer_array(index)
+    return GetItem.apply(a, index=index, accumulate=accumulate)
+
+
+def to_device(a: Tensor, target: Device) -> Tensor:
+    """Copy ``a`` to ``target`` (differentiable; the gradient is copied back)."""
+    if target is a.device:
+        return a
+    return ToDevice.apply(a, target=target)

@@ -1,0 +1,40 @@
+"""Test configuration: parametrize over the devices available here.
+
+DEVGRAD_TEST_DEVICES=cpu,cuda overrides the list (e.g. ``DEVGRAD_TEST_DEVICES=cuda pytest``
+on a GPU box). DEVGRAD_REQUIRE_ORACLE=1 turns a missing PyTorch oracle into a failure
+instead of a skip (CI sets it, so oracle tests cannot silently stop running).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import devgrad as dg
+
+
+def _test_devices() -> list[str]:
+    env = os.environ.get("DEVGRAD_TEST_DEVICES", "").strip()
+    if env:
+        return [d.strip() for d in env.split(",") if d.strip()]
+    return ["cpu"] + (["cuda"] if dg.cuda_available() else [])
+
+
+DEVICES = _test_devices()
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> dg.Device:
+    """Each test that takes ``device`` runs once per available device."""
+    return dg.device(request.param)
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """PyTorch, the independent oracle; skipped when absent unless CI requires it."""
+    if os.environ.get("DEVGRAD_REQUIRE_ORACLE") == "1":
+        import torch as _torch  # noqa: PLC0415 - a missing oracle must fail loudly in CI
+
+        return _torch
+    return pytest.importorskip("torch", reason="PyTorch oracle not installed (pip install 'devgrad[oracle]')")

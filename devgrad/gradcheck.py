@@ -57,8 +57,8 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
         analytic = [None] * len(targets)
 
     def contracted() -> float:
-        with autograd.no_grad():
-            values = _as_outputs(fn(*xs))
+        # Grad mode stays on: fn may itself differentiate (gradcheck of a gradient).
+        values = _as_outputs(fn(*xs))
         return float(sum(float((v.data * c.data).sum()) for v, c in zip(values, cotangents)))
 
     for k, i in enumerate(checked):

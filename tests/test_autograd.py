@@ -1,0 +1,264 @@
+"""The tape: accumulation, broadcasting, freeing, higher order, no_grad, dg.grad."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import threading
+import weakref
+
+import numpy as np
+import pytest
+
+import devgrad as dg
+
+
+def test_shared_subexpression_accumulates(device):
+    x = dg.tensor([1.0, 2.0, 3.0], requires_grad=True, device=device)
+    y = x * x          # used twice below
+    z = (y + y * 3.0 + x).sum()
+    z.backward()
+    # d/dx (4 x^2 + x) = 8x + 1
+    np.testing.assert_allclose(x.grad.numpy(), 8 * np.array([1.0, 2.0, 3.0]) + 1)
+
+
+def test_same_input_twice_in_one_op(device):
+    x = dg.tensor([3.0], requires_grad=True, device=device)
+    (x * x).sum().backward()
+    assert x.grad.numpy().tolist() == [6.0]
+
+
+def test_grads_accumulate_across_backward_calls(device):
+    x = dg.tensor([1.0, -2.0], requires_grad=True, device=device)
+    (x * 2.0).sum().backward()
+    (x * 3.0).sum().backward()
+    assert x.grad.numpy().tolist() == [5.0, 5.0]
+
+
+def test_broadcast_gradient_is_summed_to_input_shape(device):
+    a = dg.tensor(np.ones((2, 3)), requires_grad=True, device=device)
+    b = dg.tensor(np.ones((3,)), requires_grad=True, device=device)
+    c = dg.tensor(np.ones((2, 1)), requires_grad=True, device=device)
+    s = dg.tensor(2.0, requires_grad=True, device=device)
+    ((a * b + c) * s).sum().backward()
+    assert b.grad.shape == (3,) and b.grad.numpy().tolist() == [4.0, 4.0, 4.0]
+    assert c.grad.shape == (2, 1) and c.grad.numpy().tolist() == [[6.0], [6.0]]
+    assert s.grad.shape == () and s.grad.item() == 12.0
+
+
+def test_backward_twice_raises_clear_error(device):
+    x = dg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    y = x.exp().sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="second time.*retain_graph=True"):
+        y.backward()
+
+
+def test_retain_graph_allows_second_backward(device):
+    x = dg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    y = (x.exp() * x).sum()
+    y.backward(retain_graph=True)
+    first = x.grad.numpy()
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * first)
+
+
+def test_backward_needs_grad_for_non_scalar(device):
+    x = dg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    with pytest.raises(RuntimeError, match="single-element output.*shape \\(2,\\)"):
+        (x * 2.0).backward()
+    (x * 2.0).backward(dg.tensor([1.0, 10.0], device=device))
+    assert x.grad.numpy().tolist() == [2.0, 20.0]
+
+
+def test_backward_on_tensor_without_graph_raises(device):
+    x = dg.tensor([1.0], device=device)
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        (x * 2.0).sum().backward()
+
+
+def test_second_derivative_with_create_graph(device):
+    x = dg.tensor([0.3, -1.2, 2.0], requires_grad=True, device=device, dtype="float64")
+    y = (x**3).sum()
+    (g,) = dg.grad(y, x, create_graph=True)
+    np.testing.assert_allclose(g.numpy(), 3 * x.numpy() ** 2)
+    assert g.requires_grad
+    (h,) = dg.grad(g.sum(), x)
+    np.testing.assert_allclose(h.numpy(), 6 * x.numpy())
+
+
+@pytest.mark.parametrize("name,fn,second", [
+    ("exp", lambda x: x.exp(), lambda x: np.exp(x)),
+    ("tanh", lambda x: x.tanh(), lambda x: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2)),
+    ("sigmoid", lambda x: x.sigmoid(),
+     lambda x: (lambda s: s * (1 - s) * (1 - 2 * s))(1 / (1 + np.exp(-x)))),
+    ("log", lambda x: x.log(), lambda x: -1 / x**2),
+    ("softplus", lambda x: x.softplus(), lambda x: (lambda s: s * (1 - s))(1 / (1 + np.exp(-x)))),
+])
+def test_second_derivatives_of_unary_ops(device, name, fn, second):
+    values = np.array([0.4, 1.3, 2.2])
+    x = dg.tensor(values, requires_grad=True, device=device, dtype="float64")
+    (g,) = dg.grad(fn(x).sum(), x, create_graph=True)
+    (h,) = dg.grad(g.sum(), x)
+    np.testing.assert_allclose(h.numpy(), second(values), rtol=1e-10)
+
+
+def test_hessian_vector_products_via_gradcheck(device):
+    """gradcheck of a gradient function checks second derivatives by finite differences."""
+    w = dg.tensor(np.random.default_rng(0).standard_normal((3, 2)), device=device, dtype="float64")
+
+    def grad_of_loss(x, b):
+        loss = ((x @ w + b).softmax(axis=-1) * (x @ w).tanh()).sum() + (x * x * b.sum()).mean()
+        return dg.grad(loss, [x, b], create_graph=True)
+
+    x = dg.tensor(np.random.default_rng(1).standard_normal((4, 3)), requires_grad=True, device=device)
+    b = dg.tensor(np.random.default_rng(2).standard_normal(2), requires_grad=True, device=device)
+    assert dg.gradcheck(grad_of_loss, [x, b])
+
+
+def test_backward_with_create_graph_then_backward_of_grad(device):
+    x = dg.tensor([2.0], requires_grad=True, device=device, dtype="float64")
+    y = x**4
+    y.backward(create_graph=True)
+    g = x.grad
+    x.grad = None
+    g.backward()
+    assert x.grad.item() == pytest.approx(12 * 2.0**2)
+
+
+def test_long_chain_is_iterative(device):
+    x = dg.tensor([1.0], requires_grad=True, device=device, dtype="float64")
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0
+    assert sys.getrecursionlimit() < 100_000
+    y.sum().backward()
+    assert x.grad.item() == 1.0
+
+
+def test_nodes_release_saved_values_after_backward(device):
+    x = dg.tensor(np.ones(1000), requires_grad=True, device=device)
+    h = x.exp()
+    y = (h * x).tanh().sum()
+    exp_node = h._ctx
+    del h
+    y.backward()
+    # The nodes still exist (y holds them) but hold no arrays any more.
+    assert exp_node.out_data is None and exp_node.inputs is None and exp_node.released
+
+
+def test_intermediate_arrays_are_garbage_collected():
+    """The arrays an op saved for backward are released by backward() (no retain_graph)."""
+    x = dg.tensor(np.ones(10), requires_grad=True)
+    h = x.exp()
+    data_ref = weakref.ref(h.data)
+    y = (h * 2.0).sum()
+    del h
+    gc.collect()
+    assert data_ref() is not None  # saved by the Exp and Mul nodes for backward
+    y.backward()
+    gc.collect()
+    assert data_ref() is None
+
+
+def test_no_grad_stops_recording_and_is_thread_local():
+    x = dg.tensor([1.0], requires_grad=True)
+    with dg.no_grad():
+        y = x * 2.0
+        seen = {}
+
+        def other_thread():
+            seen["enabled"] = dg.is_grad_enabled()
+            seen["requires"] = (x * 2.0).requires_grad
+
+        t = threading.Thread(target=other_thread)
+        t.start()
+        t.join()
+        with dg.enable_grad():
+            z = x * 2.0
+    assert not y.requires_grad and y.grad_fn is None
+    assert z.requires_grad
+    assert seen == {"enabled": True, "requires": True}
+    assert dg.is_grad_enabled()
+
+
+def test_no_grad_as_decorator():
+    @dg.no_grad()
+    def f(t):
+        return t * 3.0
+
+    x = dg.tensor([1.0], requires_grad=True)
+    assert not f(x).requires_grad
+    assert dg.is_grad_enabled()
+
+
+def test_grad_function_leaves_dot_grad_untouched(device):
+    x = dg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    w = dg.tensor([3.0, 4.0], requires_grad=True, device=device)
+    y = (x * w).sum()
+    gx, gw = dg.grad(y, [x, w])
+    assert gx.numpy().tolist() == [3.0, 4.0] and gw.numpy().tolist() == [1.0, 2.0]
+    assert x.grad is None and w.grad is None
+
+
+def test_grad_of_non_leaf_and_unused(device):
+    x = dg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    unused = dg.tensor([1.0], requires_grad=True, device=device)
+    h = x * 3.0
+    y = (h * h).sum()
+    gh, gu = dg.grad(y, [h, unused], allow_unused=True)
+    assert gh.numpy().tolist() == [6.0, 12.0] and gu is None
+    with pytest.raises(RuntimeError, match="not used"):
+        dg.grad((x * 2.0).sum(), [unused])
+
+
+def test_grad_with_multiple_outputs_and_grad_outputs(device):
+    x = dg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    a, b = x * 2.0, x * x
+    (g,) = dg.grad([a, b], [x], [dg.tensor([1.0, 1.0], device=device), dg.tensor([0.5, 0.5], device=device)])
+    assert g.numpy().tolist() == [3.0, 4.0]
+
+
+def test_backward_order_is_deterministic(device):
+    def run():
+        rng = np.random.default_rng(0)
+        x = dg.tensor(rng.standard_normal((8, 8)), requires_grad=True, device=device)
+        parts = [(x * float(i)).tanh() for i in range(20)]
+        total = parts[0]
+        for p in parts[1:]:
+            total = total + p * parts[0]
+        total.sum().backward()
+        return x.grad.numpy()
+
+    first = run()
+    for _ in range(3):
+        assert np.array_equal(run(), first)
+
+
+def test_detach_cuts_the_graph(device):
+    x = dg.tensor([2.0], requires_grad=True, device=device)
+    y = x * x.detach()
+    y.sum().backward()
+    assert x.grad.item() == 2.0
+
+
+def test_integer_tensor_cannot_require_grad():
+    with pytest.raises(TypeError, match="floating-point"):
+        dg.tensor([1, 2], requires_grad=True)
+
+
+def test_custom_function_subclass():
+    class Cube(dg.Function):
+        save_inputs = True
+
+        def forward(self, a):
+            return a**3
+
+        def backward(self, g):
+            (x,) = self.inputs
+            return g * 3.0 * x * x
+
+    x = dg.tensor([2.0], requires_grad=True, dtype="float64")
+    Cube.apply(x).sum().backward()
+    assert x.grad.item() == 12.0
+    assert dg.gradcheck(lambda t: Cube.apply(t), [x])

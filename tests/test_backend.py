@@ -1,0 +1,148 @@
+"""Devices: resolution, defaults, the CUDA-unavailable story, and the no-hidden-transfer rule."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+import devgrad as dg
+from devgrad.backend import cupy as cuda_backend
+
+needs_no_cuda = pytest.mark.skipif(dg.cuda_available(), reason="checks the CUDA-unavailable path")
+
+
+def test_cpu_device_is_interned_and_named():
+    assert dg.device("cpu") is dg.device("CPU") is dg.device(dg.device("cpu"))
+    assert str(dg.device("cpu")) == "cpu" and dg.device("cpu").xp is np
+    assert dg.device("cpu") == "cpu"
+    assert dg.devices()[0] is dg.device("cpu")
+
+
+def test_auto_resolves_to_cpu_without_cuda_and_says_why(caplog):
+    with caplog.at_level("INFO", logger="devgrad"):
+        dev = dg.device("auto")
+    if dg.cuda_available():
+        assert dev.type == "cuda"
+    else:
+        assert dev.type == "cpu"
+        assert "using the CPU because" in caplog.text
+
+
+@pytest.mark.parametrize("bad", ["tpu", "cuda:x", "cpu:1", "gpu0", ""])
+def test_unknown_device_names_are_rejected_with_the_valid_forms(bad):
+    with pytest.raises(ValueError, match="'auto', 'cpu', 'cuda' or 'cuda:N'|one CPU device"):
+        dg.device(bad)
+
+
+@needs_no_cuda
+@pytest.mark.parametrize("spec", ["cuda", "cuda:0", "cuda:1"])
+def test_cuda_requested_when_unavailable_says_why(spec):
+    with pytest.raises(dg.DeviceError) as info:
+        dg.device(spec)
+    message = str(info.value)
+    assert "CUDA is not available" in message and spec in message
+    assert dg.cuda_unavailable_reason() in message
+    assert "device='cpu'" in message
+
+
+@needs_no_cuda
+def test_unavailable_reason_distinguishes_missing_cupy_from_missing_driver():
+    reason = dg.cuda_unavailable_reason()
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        assert "not installed" in reason and "devgrad[cuda12]" in reason
+    except Exception:
+        assert "failed to import" in reason
+    else:
+        assert "installed but" in reason
+
+
+def test_probe_reports_missing_cupy(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "cupy":
+            raise ImportError("No module named 'cupy'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    state = cuda_backend._probe()
+    assert state["module"] is None
+    assert "not installed" in state["reason"] and "devgrad[cuda12]" in state["reason"]
+
+
+def test_probe_survives_any_exception_at_import(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "cupy":
+            raise OSError("libcudart.so.12: cannot open shared object file")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    state = cuda_backend._probe()
+    assert state["module"] is None and "failed to import" in state["reason"] and "libcudart" in state["reason"]
+
+
+def test_default_device_from_environment(monkeypatch):
+    monkeypatch.setenv("DEVGRAD_DEVICE", "cpu")
+    assert dg.default_device() is dg.device("cpu")
+    assert dg.zeros(2).device is dg.device("cpu")
+    monkeypatch.setenv("DEVGRAD_DEVICE", "nonsense")
+    with pytest.raises(dg.DeviceError, match="DEVGRAD_DEVICE='nonsense'"):
+        dg.zeros(2)
+    monkeypatch.delenv("DEVGRAD_DEVICE")
+    assert dg.default_device() is dg.device("cpu")
+
+
+def test_set_default_device():
+    dg.set_default_device("cpu")
+    try:
+        assert dg.tensor([1.0]).device is dg.device("cpu")
+    finally:
+        dg.set_default_device(None)
+
+
+def test_devices_pickle_by_name():
+    assert pickle.loads(pickle.dumps(dg.device("cpu"))) is dg.device("cpu")
+
+
+def test_mixing_devices_raises_naming_both_and_the_op():
+    cpu = dg.tensor([1.0])
+    other = dg.tensor([1.0])
+    fake = dg.Device("cpu")  # a second, non-interned Device: the check runs without a GPU
+    fake.index = 7
+    other.device = fake
+    with pytest.raises(dg.DeviceError, match=r"Mul: tensors are on different devices, cpu and cpu.*\.to\("):
+        cpu * other
+
+
+@pytest.mark.skipif(len(dg.devices()) < 2, reason="needs a GPU")
+def test_mixing_cpu_and_cuda_raises():
+    a = dg.tensor([1.0], device="cpu")
+    b = dg.tensor([1.0], device="cuda")
+    with pytest.raises(dg.DeviceError, match="Add: tensors are on different devices, cpu and cuda:0"):
+        a + b
+    assert (a.to("cuda") + b).device is b.device
+
+
+def test_host_array_meeting_gpu_tensor_is_an_error(device):
+    x = dg.tensor([1.0, 2.0], device=device)
+    if device.type == "cpu":
+        assert (x + np.array([1.0, 1.0])).numpy().tolist() == [2.0, 3.0]
+    else:
+        with pytest.raises(dg.DeviceError, match="NumPy array"):
+            x + np.array([1.0, 1.0])
+
+
+def test_memory_info_and_synchronize(device):
+    device.synchronize()
+    info = device.memory_info()
+    assert all(isinstance(v, int) and v >= 0 for v in info.values()) and info

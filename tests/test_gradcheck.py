@@ -1,0 +1,70 @@
+"""gradcheck itself: it passes correct gradients and catches wrong ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import devgrad as dg
+
+
+class WrongSquare(dg.Function):
+    """x**2 with a deliberately wrong backward (3x instead of 2x)."""
+
+    save_inputs = True
+
+    def forward(self, a):
+        return a * a
+
+    def backward(self, g):
+        return g * self.inputs[0] * 3.0
+
+
+def test_gradcheck_passes_correct_gradients(device):
+    x = dg.tensor(np.random.default_rng(0).standard_normal((3, 2)), requires_grad=True, device=device)
+    assert dg.gradcheck(lambda t: (t * t).tanh(), [x])
+
+
+def test_gradcheck_catches_wrong_gradient_and_names_the_element(device):
+    x = dg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True, device=device)
+    with pytest.raises(dg.GradcheckError, match=r"input 0 \(shape \(2, 2\)\) at element \(\d, \d\)"):
+        dg.gradcheck(lambda t: WrongSquare.apply(t), [x])
+
+
+def test_gradcheck_uses_float64_even_for_float32_inputs(device):
+    x = dg.tensor([0.1, 0.2], dtype="float32", requires_grad=True, device=device)
+    seen = []
+
+    def fn(t):
+        seen.append(t.dtype)
+        return t.exp()
+
+    assert dg.gradcheck(fn, [x])
+    assert set(seen) == {np.dtype(np.float64)}
+
+
+def test_gradcheck_only_checks_inputs_requiring_grad(device):
+    a = dg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    b = dg.tensor([3.0, 4.0], device=device)
+    calls = []
+
+    def fn(x, y):
+        calls.append(1)
+        return x * y
+
+    dg.gradcheck(fn, [a, b])
+    assert len(calls) == 1 + 2 * 2  # one analytic pass, two evaluations per element of a only
+
+
+def test_gradcheck_catches_a_gradient_that_ignores_broadcasting():
+    class BadAdd(dg.Function):
+        def forward(self, a, b):
+            return a + b
+
+        def backward(self, g):
+            return g, g.mean(axis=0)  # wrong: should be a sum over the broadcast axis
+
+    a = dg.tensor(np.ones((3, 2)), requires_grad=True, dtype="float64")
+    b = dg.tensor(np.ones(2), requires_grad=True, dtype="float64")
+    with pytest.raises(dg.GradcheckError, match="input 1"):
+        dg.gradcheck(lambda x, y: BadAdd.apply(x, y), [a, b])

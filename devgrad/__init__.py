@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 import numpy as _np
 
 # Order matters: autograd binds Tensor at its end, and ops attach Tensor's operators.
-from devgrad import autograd  # noqa: I001
+from devgrad import autograd
 from devgrad.tensor import (
     Tensor, arange, as_dtype, eye, full, full_like, ones, ones_like, tensor, zeros, zeros_like,
 )

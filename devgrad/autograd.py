@@ -188,12 +188,12 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
     node_grads: dict = {}
     leaf_grads: dict = {}
     roots = []
-    for out, g in zip(outputs, grad_outputs):
+    for out, given in zip(outputs, grad_outputs):
         if not out.requires_grad:
             raise RuntimeError(
                 "backward: this tensor does not require grad and has no graph. Create its inputs "
                 "with requires_grad=True, and do not compute it inside dg.no_grad()")
-        g = _root_grad(out, g)
+        g = _root_grad(out, given)
         if out._ctx is None:
             _accumulate(leaf_grads, id(out), (out, g))
         else:
@@ -248,9 +248,8 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
 
     if inputs is None:
         for leaf, g in leaf_grads.values():
-            if g.dtype != leaf.dtype:
-                g = g.astype(leaf.dtype)
-            leaf.grad = g if leaf.grad is None else leaf.grad + g
+            g_leaf = g if g.dtype == leaf.dtype else g.astype(leaf.dtype)
+            leaf.grad = g_leaf if leaf.grad is None else leaf.grad + g_leaf
         return None
     result = []
     for t in inputs:

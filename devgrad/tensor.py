@@ -138,7 +138,7 @@ class Tensor:
         if device is not None:
             dev = resolve_device(device)
             if dev is not out.device:
-                from devgrad.ops.shape import to_device  # noqa: PLC0415 - op lives in ops
+                from devgrad.ops.shape import to_device
 
                 out = to_device(out, dev)
         return out
@@ -158,7 +158,7 @@ class Tensor:
         return self * 1
 
     def astype(self, dtype) -> Tensor:
-        from devgrad.ops.elementwise import cast  # noqa: PLC0415
+        from devgrad.ops.elementwise import cast
 
         return cast(self, dtype)
 
@@ -235,9 +235,41 @@ class Tensor:
             if value.device is not self.device:
                 raise DeviceError(f"setitem: value is on {value.device}, tensor on {self.device}")
             value = value.data
-        from devgrad.ops.shape import normalize_index  # noqa: PLC0415
+        from devgrad.ops.shape import normalize_index
 
         self.data[normalize_index(index, self.device)] = value
+
+    def _inplace(self, other, name: str, fallback):
+        """``x op= y``: in place on the data when no graph is being recorded, else out of place.
+
+        In place is what gradient descent needs (``with dg.no_grad(): w -= lr * w.grad``).
+        While a graph is recorded, ``x += y`` rebinds ``x`` to a new tensor instead, so no
+        value saved for backward is ever overwritten.
+        """
+        recording = autograd.is_grad_enabled() and (
+            self.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
+        if recording:
+            return fallback(self, other)
+        if isinstance(other, Tensor):
+            if other.device is not self.device:
+                raise DeviceError(f"{name}: tensors are on different devices, {self.device} and {other.device}")
+            other = other.data
+        elif isinstance(other, np.generic):
+            other = other.item()
+        getattr(self.data, name)(other)
+        return self
+
+    def __iadd__(self, other):
+        return self._inplace(other, "__iadd__", Tensor.__add__)
+
+    def __isub__(self, other):
+        return self._inplace(other, "__isub__", Tensor.__sub__)
+
+    def __imul__(self, other):
+        return self._inplace(other, "__imul__", Tensor.__mul__)
+
+    def __itruediv__(self, other):
+        return self._inplace(other, "__itruediv__", Tensor.__truediv__)
 
     __hash__ = object.__hash__
 

@@ -34,7 +34,7 @@ def device(request) -> dg.Device:
 def torch():
     """PyTorch, the independent oracle; skipped when absent unless CI requires it."""
     if os.environ.get("DEVGRAD_REQUIRE_ORACLE") == "1":
-        import torch as _torch  # noqa: PLC0415 - a missing oracle must fail loudly in CI
+        import torch as _torch
 
         return _torch
     return pytest.importorskip("torch", reason="PyTorch oracle not installed (pip install 'devgrad[oracle]')")

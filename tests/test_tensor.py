@@ -128,3 +128,34 @@ def test_unknown_dtype_and_non_numeric_data():
         dg.tensor([1.0], dtype="float33")
     with pytest.raises(TypeError, match="not numeric|cannot make"):
         dg.tensor(["a", "b"])
+
+
+def test_inplace_update_under_no_grad_keeps_the_leaf(device):
+    w = dg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    (w * w).sum().backward()
+    data = w.data
+    with dg.no_grad():
+        w -= 0.5 * w.grad
+    assert w.requires_grad and w.is_leaf and w.data is data
+    assert w.numpy().tolist() == [0.0, 0.0]
+
+
+def test_augmented_assignment_while_recording_is_out_of_place(device):
+    x = dg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    y = x * 2.0
+    saved = y
+    y += 1.0
+    assert y is not saved and saved.numpy().tolist() == [2.0, 4.0]
+    y.sum().backward()
+    assert x.grad.numpy().tolist() == [2.0, 2.0]
+
+
+def test_readme_logistic_regression_example_runs():
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    block = re.search(r"## Backprop in 15 lines.*?```python\n(.*?)```", readme, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["loss"].item() < 0.2

@@ -35,10 +35,10 @@ class Device:
 
     __slots__ = ("type", "index", "xp", "__weakref__")
 
-    def __init__(self, type: str, index: int = 0):
-        self.type = type
+    def __init__(self, kind: str, index: int = 0):
+        self.type = kind
         self.index = index
-        self.xp = np if type == "cpu" else _cuda.module()
+        self.xp = np if kind == "cpu" else _cuda.module()
 
     @property
     def name(self) -> str:
@@ -128,7 +128,7 @@ def _intern(type_: str, index: int) -> Device:
     return dev
 
 
-def device(spec: "str | Device | None" = None) -> Device:
+def device(spec: str | Device | None = None) -> Device:
     """Resolve a device spec: 'auto', 'cpu', 'cuda', 'cuda:N' (or a Device, or None = default).
 
     'auto' picks CUDA when CuPy works and sees a GPU, else the CPU (and logs why).
@@ -175,7 +175,7 @@ def devices() -> list[Device]:
 _default: dict = {"explicit": None, "env": None, "device": None}
 
 
-def set_default_device(spec: "str | Device | None") -> None:
+def set_default_device(spec: str | Device | None) -> None:
     """Set the device new tensors go to when no device= is given (None: back to the default)."""
     _default["explicit"] = None if spec is None else device(spec)
 
@@ -221,6 +221,15 @@ def cupy_version() -> str | None:
 
 
 __all__ = [
-    "Device", "DeviceError", "device", "devices", "cuda_available", "cuda_unavailable_reason",
-    "default_device", "set_default_device", "device_of", "is_device_array", "cupy_version",
+    "Device",
+    "DeviceError",
+    "cuda_available",
+    "cuda_unavailable_reason",
+    "cupy_version",
+    "default_device",
+    "device",
+    "device_of",
+    "devices",
+    "is_device_array",
+    "set_default_device",
 ]

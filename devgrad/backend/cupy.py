@@ -23,7 +23,7 @@ _state: dict = {}
 def _probe() -> dict:
     """Import CuPy and count devices once; remember the module or the reason it failed."""
     try:
-        import cupy  # noqa: PLC0415 - optional dependency, imported lazily on purpose
+        import cupy
     except ImportError as exc:
         return {"module": None, "count": 0, "version": None,
                 "reason": f"CuPy is not installed ({exc}); {INSTALL_HINT}"}
@@ -88,7 +88,7 @@ def to_host(array) -> np.ndarray:
 
 def scatter_add(target, index, values) -> None:
     """target[index] += values, accumulating repeated indices (atomic adds on the GPU)."""
-    import cupyx  # noqa: PLC0415 - ships with CuPy
+    import cupyx
 
     cupyx.scatter_add(target, index, values)
 

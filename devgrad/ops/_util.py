@@ -57,7 +57,7 @@ def sum_to(grad: Tensor, shape: tuple) -> Tensor:
     lead = grad.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(
         i + lead for i, size in enumerate(shape) if size == 1 and grad.shape[i + lead] != 1)
-    from devgrad.ops.reduce import sum as sum_  # noqa: PLC0415 - reduce imports this module
+    from devgrad.ops.reduce import sum as sum_
 
     out = sum_(grad, axis=axes) if axes else grad
     return out if out.shape == shape else out.reshape(shape)

@@ -26,12 +26,14 @@ from devgrad.backend import (
 from devgrad.gradcheck import GradcheckError, gradcheck
 from devgrad.ops import (
     abs, add, argmax, argmin, broadcast_to, clip, concatenate, div, dot, equal, exp, expand, expand_dims,
-    flatten, greater, greater_equal, leaky_relu, less, less_equal, log, log_sigmoid, log_softmax, logsumexp,
+    flatten, greater, greater_equal, leaky_relu, less, less_equal, linear, log, log_sigmoid, log_softmax, logsumexp,
     matmul, max, maximum, mean, min, minimum, mul, neg, not_equal, pow, relu, reshape, sigmoid, softmax,
     softplus, sqrt, squeeze, stack, std, sub, sum, swapaxes, tanh, transpose, unsqueeze, var, where,
 )
 from devgrad.random import manual_seed, rand, rand_like, randint, randn, randn_like
 from devgrad import viz
+from devgrad import nn, optim
+from devgrad.io import load, save
 
 float32 = _np.float32
 float64 = _np.float64

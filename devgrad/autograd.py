@@ -247,9 +247,17 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
         _mode.enabled = prev_mode
 
     if inputs is None:
+        owned: set = set()
         for leaf, g in leaf_grads.values():
             g_leaf = g if g.dtype == leaf.dtype else g.astype(leaf.dtype)
-            leaf.grad = g_leaf if leaf.grad is None else leaf.grad + g_leaf
+            if leaf.grad is not None:
+                g_leaf = leaf.grad + g_leaf
+            elif not create_graph and (g_leaf.data.base is not None or id(g_leaf) in owned):
+                # A view (e.g. of a broadcast) or a gradient shared with another leaf: give this
+                # leaf its own writable copy, so in-place clipping or zeroing touches only it.
+                g_leaf = Tensor._make(g_leaf.data.copy(), g_leaf.device)
+            owned.add(id(g_leaf))
+            leaf.grad = g_leaf
         return None
     result = []
     for t in inputs:

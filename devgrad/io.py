@@ -1,10 +1,14 @@
-"""Files written so that a crash never leaves a half-written one behind."""
+"""Files: atomic writes (a crash never leaves a half-written file) and pickle-free save/load."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 
 def atomic_write(path, payload: bytes) -> Path:
@@ -41,3 +45,118 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+# -- dg.save / dg.load ---------------------------------------------------------------------
+
+_LAYOUT_KEY = "__devgrad_layout__"
+
+
+class UnsafeFileError(ValueError):
+    """A file that would need pickle (arbitrary code) to load: refused."""
+
+
+def _encode(value, arrays: dict, path: str):
+    """JSON skeleton of ``value``; arrays go into ``arrays`` under dotted keys."""
+    from devgrad.tensor import Tensor
+
+    if isinstance(value, Tensor):
+        arrays[path] = value.device.to_host(value.data)
+        return {"__array__": path}
+    if hasattr(value, "__cuda_array_interface__") or isinstance(value, np.ndarray):
+        host = value if isinstance(value, np.ndarray) else value.get()
+        if host.dtype.kind == "O":
+            raise TypeError(f"save: '{path}' is an object array, which would need pickle")
+        arrays[path] = host
+        return {"__array__": path}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        items = []
+        for k, v in value.items():
+            if not isinstance(k, str | int) or isinstance(k, bool):
+                raise TypeError(f"save: keys must be str or int, '{path}' has a {type(k).__name__} key")
+            items.append([k, _encode(v, arrays, f"{path}.{k}" if path else str(k))])
+        return {"__dict__": items}
+    if isinstance(value, list | tuple):
+        encoded = [_encode(v, arrays, f"{path}.{i}" if path else str(i)) for i, v in enumerate(value)]
+        return {"__tuple__": encoded} if isinstance(value, tuple) else encoded
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(f"save: cannot store '{path}' of type {type(value).__name__} without pickle; "
+                    "use tensors, arrays, numbers, strings, lists and dicts")
+
+
+def _decode(node, arrays, wrap):
+    if isinstance(node, dict):
+        if "__array__" in node:
+            return wrap(arrays[node["__array__"]])
+        if "__dict__" in node:
+            return {k: _decode(v, arrays, wrap) for k, v in node["__dict__"]}
+        if "__tuple__" in node:
+            return tuple(_decode(v, arrays, wrap) for v in node["__tuple__"])
+    if isinstance(node, list):
+        return [_decode(v, arrays, wrap) for v in node]
+    return node
+
+
+def save(state, path) -> Path:
+    """Save tensors, arrays and plain values (nested dicts/lists) to a ``.npz`` file, atomically.
+
+    Arrays are stored under dotted keys (``model.net.0.weight``), readable by plain
+    ``numpy.load``; the nesting is kept as a JSON string, so no pickle is ever involved.
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise ValueError(f"save: use a .npz file name, got {path}")
+    arrays: dict = {}
+    layout = _encode(state, arrays, "")
+    if _LAYOUT_KEY in arrays:
+        raise ValueError(f"save: the key {_LAYOUT_KEY} is reserved")
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays, **{_LAYOUT_KEY: np.array(json.dumps(layout))})
+    return atomic_write(path, buffer.getvalue())
+
+
+def load(path, device=None):
+    """Load what ``save`` wrote; arrays come back as Tensors on ``device`` (default device if None).
+
+    Files holding pickled objects are refused (they can run arbitrary code). A plain
+    ``.npz`` without devgrad's layout loads as a nested dict split on the dots of its keys.
+    """
+    from devgrad.backend import default_device
+    from devgrad.backend import device as resolve_device
+    from devgrad.tensor import Tensor
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"load: no such file: {path}")
+    dev = resolve_device(device) if device is not None else default_device()
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"PK":
+            raise ValueError(f"load: {path} is not a readable .npz file (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise UnsafeFileError(f"load: refusing {path}: it contains pickled Python objects, which can run "
+                                  "arbitrary code when loaded; devgrad files never do") from None
+        raise ValueError(f"load: {path} is not a readable .npz file ({exc})") from None
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"load: {path} is not a readable .npz file ({exc})") from None
+
+    def wrap(array):
+        return Tensor._make(dev.put(array), dev)
+
+    if _LAYOUT_KEY in arrays:
+        layout = json.loads(str(arrays.pop(_LAYOUT_KEY)))
+        return _decode(layout, arrays, wrap)
+    nested: dict = {}
+    for key, array in arrays.items():
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = wrap(array)
+    return nested

@@ -262,3 +262,13 @@ def test_custom_function_subclass():
     Cube.apply(x).sum().backward()
     assert x.grad.item() == 12.0
     assert dg.gradcheck(lambda t: Cube.apply(t), [x])
+
+
+def test_leaf_gradients_are_owned_and_writable(device):
+    a = dg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    b = dg.tensor([3.0, 4.0], requires_grad=True, device=device)
+    (a + b).sum().backward()
+    assert a.grad is not b.grad
+    a.grad.data *= 10  # e.g. in-place gradient clipping
+    assert b.grad.numpy().tolist() == [1.0, 1.0]
+    assert a.grad.numpy().tolist() == [10.0, 10.0]

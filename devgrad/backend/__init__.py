@@ -84,6 +84,18 @@ class Device:
         else:
             _cuda.scatter_add(target, index, values)
 
+    def generator(self, seed: int):
+        """A random generator that draws directly on this device (for dropout masks)."""
+        if self.type == "cpu":
+            return _cpu.generator(seed)
+        return _cuda.generator(seed, self.index)
+
+    def uniform(self, generator, shape, dtype):
+        """Uniform [0, 1) samples of ``shape``/``dtype`` from a generator of this device."""
+        if self.type == "cpu":
+            return _cpu.uniform(generator, shape, dtype)
+        return _cuda.uniform(generator, shape, dtype, self.index)
+
     def synchronize(self) -> None:
         """Wait until all queued work on this device has finished."""
         if self.type == "cuda":

@@ -93,6 +93,21 @@ def scatter_add(target, index, values) -> None:
     cupyx.scatter_add(target, index, values)
 
 
+def generator(seed: int, index: int):
+    cp = module()
+    with cp.cuda.Device(index):
+        return cp.random.RandomState(seed)
+
+
+def uniform(gen, shape, dtype, index: int):
+    cp = module()
+    dtype = np.dtype(dtype)
+    with cp.cuda.Device(index):
+        if dtype in (np.float32, np.float64):
+            return gen.random_sample(shape, dtype=dtype)
+        return gen.random_sample(shape).astype(dtype)
+
+
 def synchronize(index: int) -> None:
     module().cuda.Device(index).synchronize()
 

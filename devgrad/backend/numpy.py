@@ -25,6 +25,17 @@ def scatter_add(target: np.ndarray, index, values) -> None:
     np.add.at(target, index, values)
 
 
+def generator(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def uniform(gen: np.random.Generator, shape, dtype) -> np.ndarray:
+    dtype = np.dtype(dtype)
+    if dtype in (np.float32, np.float64):
+        return gen.random(shape, dtype=dtype)
+    return gen.random(shape).astype(dtype)
+
+
 def synchronize() -> None:
     """NumPy work is synchronous: nothing to wait for."""
 

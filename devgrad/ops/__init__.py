@@ -12,7 +12,7 @@ from devgrad.ops.activation import (
 from devgrad.ops.elementwise import (
     abs, add, cast, clip, div, exp, log, maximum, minimum, mul, neg, pow, sqrt, sub, where,
 )
-from devgrad.ops.linalg import dot, matmul
+from devgrad.ops.linalg import dot, linear, matmul
 from devgrad.ops.reduce import logsumexp, max, mean, min, std, sum, var
 from devgrad.ops.shape import (
     broadcast_to, concatenate, expand, expand_dims, flatten, getitem, reshape, squeeze, stack,
@@ -92,7 +92,7 @@ _attach()
 __all__ = [
     "abs", "add", "argmax", "argmin", "broadcast_to", "cast", "clip", "concatenate", "div", "dot", "equal",
     "exp", "expand", "expand_dims", "flatten", "getitem", "greater", "greater_equal", "leaky_relu", "less",
-    "less_equal", "log", "log_sigmoid", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min",
+    "less_equal", "linear", "log", "log_sigmoid", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min",
     "minimum", "mul", "neg", "not_equal", "pow", "relu", "reshape", "sigmoid", "softmax", "softplus", "sqrt",
     "squeeze", "stack", "std", "sub", "sum", "swapaxes", "tanh", "transpose", "unsqueeze", "var", "where",
 ]

@@ -65,3 +65,33 @@ def matmul(a, b) -> Tensor:
 def dot(a: Tensor, b: Tensor) -> Tensor:
     """Inner product of two 1-D tensors (or matmul for higher dims)."""
     return matmul(a, b)
+
+
+class Linear(Function):
+    """x @ w.T + b as one node: the fully connected layer, with one backward for all three."""
+
+    __slots__ = ()
+    save_inputs = True
+
+    def forward(self, x, w, b):
+        if x.shape[-1] != w.shape[1]:
+            raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}) but the weight "
+                             f"expects {w.shape[1]} (weight shape {w.shape} = (out_features, in_features))")
+        out = x @ w.T
+        if b is not None:
+            out += b
+        return out
+
+    def backward(self, g):
+        x, w, b = self.inputs
+        need_x, need_w, need_b = self.needs_input_grad
+        g2 = g.reshape(-1, w.shape[0])
+        gx = matmul(g, w) if need_x else None
+        gw = matmul(g2.T, x.reshape(-1, w.shape[1])) if need_w else None
+        gb = g2.sum(axis=0) if need_b else None
+        return gx, gw, gb
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """The affine map ``x @ weight.T + bias`` (weight shaped (out_features, in_features))."""
+    return Linear.apply(x, weight, bias)

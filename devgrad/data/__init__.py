@@ -1,0 +1,1 @@
+"""Datasets: seeded synthetic generators, file readers, splits and a device-resident DataLoader."""

@@ -1,0 +1,194 @@
+"""Losses and layer functions.
+
+The two classification losses are fused ops: one node that computes the loss from logits
+with the log-sum-exp / softplus trick and whose backward is the familiar
+``softmax(z) - onehot(y)`` / ``sigmoid(z) - y``. That is faster than composing
+log_softmax and indexing, and exact for any logit size (no log(0), no overflow).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from devgrad.autograd import Function, is_grad_enabled
+from devgrad.backend import DeviceError
+from devgrad.ops import linear, log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus
+from devgrad.ops.elementwise import clip
+from devgrad.tensor import Tensor
+
+REDUCTIONS = ("mean", "sum", "none")
+
+__all__ = [
+    "binary_cross_entropy_with_logits", "cross_entropy", "dropout", "hinge_loss", "linear", "log_sigmoid",
+    "log_softmax", "logistic_loss", "mse_loss", "nll_loss", "relu", "sigmoid", "softmax", "softplus",
+]
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def _as_target(target, like: Tensor, name: str, dtype=None) -> Tensor:
+    if not isinstance(target, Tensor):
+        arr = np.asarray(target)
+        if like.device.type != "cpu" and isinstance(target, np.ndarray):
+            raise DeviceError(f"{name}: target is a NumPy array on the host but the input is on {like.device}; "
+                              f"pass dg.tensor(target, device='{like.device}')")
+        target = Tensor._make(like.device.put(arr.astype(dtype or like.dtype, copy=False)), like.device)
+    elif target.device is not like.device:
+        raise DeviceError(f"{name}: input is on {like.device} but target on {target.device}")
+    return target
+
+
+def _same_shape(pred: Tensor, target: Tensor, name: str) -> None:
+    if pred.shape != target.shape:
+        hint = ""
+        if pred.ndim == target.ndim + 1 and pred.shape[-1] == 1:
+            hint = " (squeeze the trailing 1: pred.reshape(-1), or give targets shape (N, 1))"
+        raise ValueError(f"{name}: input shape {pred.shape} and target shape {target.shape} differ{hint}; "
+                         "devgrad does not broadcast losses, as that silently computes the wrong thing")
+
+
+def mse_loss(pred: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Mean squared error (pred - target)²."""
+    target = _as_target(target, pred, "mse_loss")
+    _same_shape(pred, target, "mse_loss")
+    diff = pred - target
+    return _reduce(diff * diff, reduction)
+
+
+class BCEWithLogits(Function):
+    """max(z, 0) - z·y + log1p(exp(-|z|)) per element; gradient sigmoid(z) - y."""
+
+    __slots__ = ()
+    save_inputs = True
+
+    def forward(self, z, y):
+        xp = self.device.xp
+        return xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+
+    def backward(self, g):
+        z, y = self.inputs
+        need_z, need_y = self.needs_input_grad
+        return (g * (sigmoid(z) - y) if need_z else None), (-g * z if need_y else None)
+
+
+def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: str = "mean",
+                                     pos_weight: float | None = None) -> Tensor:
+    """Binary cross-entropy of labels 0/1 (or probabilities) given logits, stable for any |logit|.
+
+    ``pos_weight`` scales the loss of positive examples (for imbalanced data).
+    """
+    target = _as_target(target, logits, "binary_cross_entropy_with_logits")
+    _same_shape(logits, target, "binary_cross_entropy_with_logits")
+    if pos_weight is None:
+        loss = BCEWithLogits.apply(logits, target)
+    else:
+        # pos_weight·y·softplus(-z) + (1-y)·softplus(z)
+        loss = softplus(-logits) * target * float(pos_weight) + softplus(logits) * (1.0 - target)
+    return _reduce(loss, reduction)
+
+
+def logistic_loss(scores: Tensor, target, reduction: str = "mean") -> Tensor:
+    """The lecture's logistic loss log(1 + exp(-y·d)) for labels y ∈ {-1, +1}."""
+    target = _as_target(target, scores, "logistic_loss")
+    _same_shape(scores, target, "logistic_loss")
+    return _reduce(softplus(-(target * scores)), reduction)
+
+
+def hinge_loss(scores: Tensor, target, reduction: str = "mean", margin: float = 1.0) -> Tensor:
+    """max(0, margin - y·d) for labels y ∈ {-1, +1} (the linear SVM's loss)."""
+    target = _as_target(target, scores, "hinge_loss")
+    _same_shape(scores, target, "hinge_loss")
+    return _reduce(clip(margin - target * scores, lo=0.0), reduction)
+
+
+def _check_class_labels(logits: Tensor, labels: Tensor, name: str) -> None:
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"{name}: labels must be integer class indices, got dtype {labels.dtype}")
+    if logits.ndim != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(f"{name}: expected logits of shape (N, C) and labels of shape (N,), got "
+                         f"{logits.shape} and {labels.shape}")
+
+
+class CrossEntropy(Function):
+    """Per-row softmax cross-entropy from logits and integer labels, with label smoothing."""
+
+    __slots__ = ("labels", "smoothing")
+    save_inputs = True
+
+    def forward(self, z, labels, smoothing):
+        xp = self.device.xp
+        self.labels = labels
+        self.smoothing = smoothing
+        shifted = z - xp.max(z, axis=1, keepdims=True)
+        exp = xp.exp(shifted)
+        total = xp.sum(exp, axis=1, keepdims=True)
+        log_total = xp.log(total)
+        picked = xp.take_along_axis(shifted, labels[:, None], axis=1)
+        loss = (log_total - picked)[:, 0]
+        if smoothing:
+            loss = (1.0 - smoothing) * loss + smoothing * (log_total[:, 0] - shifted.mean(axis=1))
+        self.saved = exp / total
+        return loss
+
+    def backward(self, g):
+        xp = self.device.xp
+        z = self.inputs[0]
+        n, c = z.shape
+        target = xp.zeros((n, c), dtype=z.dtype)
+        target[xp.arange(n), self.labels] = 1.0
+        if self.smoothing:
+            target = target * (1.0 - self.smoothing) + self.smoothing / c
+        # Under create_graph the softmax must be a graph op so second derivatives are right.
+        probs = softmax(z, axis=1) if is_grad_enabled() else self.const(self.saved)
+        return g.reshape(-1, 1) * (probs - self.const(target))
+
+
+def cross_entropy(logits: Tensor, labels, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """Softmax cross-entropy from logits (N, C) and integer labels (N,), stable for any logits."""
+    labels = _as_target(labels, logits, "cross_entropy", dtype=np.int64)
+    _check_class_labels(logits, labels, "cross_entropy")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1), got {label_smoothing}")
+    n_classes = logits.shape[1]
+    xp = logits.device.xp
+    if labels.size and (int(xp.min(labels.data)) < 0 or int(xp.max(labels.data)) >= n_classes):
+        raise ValueError(f"cross_entropy: labels must be in [0, {n_classes - 1}], got values from "
+                         f"{int(xp.min(labels.data))} to {int(xp.max(labels.data))}")
+    loss = CrossEntropy.apply(logits, labels=labels.data, smoothing=float(label_smoothing))
+    return _reduce(loss, reduction)
+
+
+def nll_loss(log_probs: Tensor, labels, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of integer labels given log-probabilities (N, C)."""
+    labels = _as_target(labels, log_probs, "nll_loss", dtype=np.int64)
+    _check_class_labels(log_probs, labels, "nll_loss")
+    rows = Tensor._make(log_probs.device.xp.arange(log_probs.shape[0]), log_probs.device)
+    return _reduce(-log_probs[rows, labels], reduction)
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p) (inverted dropout).
+
+    ``generator`` is a device generator from ``device.generator(seed)``; without one, a
+    fresh one is seeded from devgrad's default host generator.
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if not training or p == 0.0:
+        return x
+    if generator is None:
+        from devgrad.random import default_generator
+
+        generator = x.device.generator(int(default_generator().integers(2**63)))
+    keep = x.device.uniform(generator, x.shape, x.dtype) >= p
+    mask = keep.astype(x.dtype) * (1.0 / (1.0 - p))
+    return x * Tensor._make(mask, x.device)
+

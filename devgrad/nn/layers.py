@@ -1,0 +1,217 @@
+"""Layers: Linear (the lecture's dense layer), Sequential, MLP, Dropout and activations."""
+
+from __future__ import annotations
+
+from devgrad.nn import functional as F
+from devgrad.nn import init as init_
+from devgrad.nn.module import Module, Parameter
+from devgrad.random import get_generator
+from devgrad.tensor import DEFAULT_FLOAT, Tensor, zeros
+
+
+class Linear(Module):
+    """y = x @ weight.T + bias, weight of shape (out_features, in_features) as in PyTorch.
+
+    Row j of ``weight`` holds the incoming weights of unit j. ``init`` names the weight
+    initialiser (see ``dg.nn.init.INITIALIZERS``); with 'default' (PyTorch's choice) the bias
+    is U(±1/√in_features), with any other initialiser it starts at zero.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str = "default",
+                 generator=None, device=None, dtype=None):
+        super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"Linear: {name} must be a positive integer, got {value!r}")
+        self.in_features = in_features
+        self.out_features = out_features
+        self.init = init
+        dtype = dtype or DEFAULT_FLOAT
+        self.weight = Parameter(zeros(out_features, in_features, device=device, dtype=dtype))
+        self.bias = Parameter(zeros(out_features, device=device, dtype=dtype)) if bias else None
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator=None) -> None:
+        """Draw fresh initial values (from ``generator`` or devgrad's default one)."""
+        generator = get_generator(generator)  # one stream for weight and bias, even from an int seed
+        init_.get(self.init)(self.weight, generator=generator)
+        if self.bias is not None:
+            if self.init == "default":
+                init_.default_(self.bias, fan_in=self.in_features, generator=generator)
+            else:
+                init_.zeros_(self.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Sequential(Module):
+    """Modules applied in order; index, iterate and len() like a list."""
+
+    def __init__(self, *modules: Module):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], list | tuple):
+            modules = tuple(modules[0])
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: item {i} is a {type(m).__name__}, not a Module")
+            setattr(self, str(i), m)
+        self._count = len(modules)
+
+    def __getitem__(self, i: int) -> Module:
+        if not -self._count <= i < self._count:
+            raise IndexError(f"Sequential has {self._count} modules, no index {i}")
+        return getattr(self, str(i % self._count))
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self):
+        return (self[i] for i in range(self._count))
+
+    def forward(self, x):
+        for m in self:
+            x = m(x)
+        return x
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return x.relu()
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x):
+        return x.leaky_relu(self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return x.sigmoid()
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return x.tanh()
+
+
+class Softplus(Module):
+    def forward(self, x):
+        return x.softplus()
+
+
+class Identity(Module):
+    """Returns its input: the 'no nonlinearity' activation."""
+
+    def forward(self, x):
+        return x
+
+
+class Softmax(Module):
+    def __init__(self, axis: int = -1):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x):
+        return x.softmax(axis=self.axis)
+
+
+class LogSoftmax(Module):
+    def __init__(self, axis: int = -1):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x):
+        return x.log_softmax(axis=self.axis)
+
+
+class Dropout(Module):
+    """Inverted dropout: active in train(), the identity in eval()."""
+
+    def __init__(self, p: float = 0.5, seed: int | None = None):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = p
+        self.seed = seed
+        self._generators: dict = {}
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        gen = self._generators.get(x.device)
+        if gen is None and self.seed is not None:
+            gen = self._generators[x.device] = x.device.generator(self.seed)
+        return F.dropout(x, self.p, training=True, generator=gen)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+ACTIVATIONS = {
+    "relu": ReLU, "leaky_relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh, "softplus": Softplus,
+    "identity": Identity, "linear": Identity, "none": Identity, "softmax": Softmax, "log_softmax": LogSoftmax,
+}
+
+
+def activation(spec) -> Module:
+    """An activation module from a name ('relu', 'sigmoid', ...), a Module class, or an instance."""
+    if spec is None:
+        return Identity()
+    if isinstance(spec, Module):
+        return spec
+    if isinstance(spec, type) and issubclass(spec, Module):
+        return spec()
+    if isinstance(spec, str) and spec.lower() in ACTIVATIONS:
+        return ACTIVATIONS[spec.lower()]()
+    raise ValueError(f"unknown activation {spec!r}; choose one of {', '.join(sorted(ACTIVATIONS))}")
+
+
+class MLP(Module):
+    """A multilayer perceptron: Linear layers with an activation between them.
+
+    ``sizes`` = [in_features, hidden..., out_features], e.g. ``MLP([2, 3, 1], activation="sigmoid")``
+    is the lecture's triangle net: three 'lines' combined by a fourth logistic regression.
+    """
+
+    def __init__(self, sizes, activation: str = "relu", output_activation=None, init: str = "default",
+                 dropout: float = 0.0, bias: bool = True, generator=None, device=None, dtype=None):
+        super().__init__()
+        sizes = list(sizes)
+        if len(sizes) < 2 or any(not isinstance(s, int) or s <= 0 for s in sizes):
+            raise ValueError(f"MLP: sizes must be at least [in, out] positive integers, got {sizes}")
+        self.sizes = sizes
+        generator = get_generator(generator)  # one stream across layers, even from an int seed
+        layers: list[Module] = []
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(Linear(n_in, n_out, bias=bias, init=init, generator=generator, device=device, dtype=dtype))
+            if i < len(sizes) - 2:
+                layers.append(_activation(activation))
+                if dropout:
+                    layers.append(Dropout(dropout))
+        if output_activation is not None:
+            layers.append(_activation(output_activation))
+        self.net = Sequential(*layers)
+
+    @property
+    def linears(self) -> list[Linear]:
+        return [m for m in self.net if isinstance(m, Linear)]
+
+    def forward(self, x):
+        return self.net(x)
+
+    def extra_repr(self) -> str:
+        return f"sizes={self.sizes}"
+
+
+_activation = activation

@@ -1,0 +1,47 @@
+"""Loss modules: thin wrappers over the functional losses, for ``loss_fn = nn.CrossEntropyLoss()``."""
+
+from __future__ import annotations
+
+from devgrad.nn import functional as F
+from devgrad.nn.module import Module
+
+
+class _Loss(Module):
+    fn = None
+
+    def __init__(self, reduction: str = "mean", **options):
+        super().__init__()
+        if reduction not in F.REDUCTIONS:
+            raise ValueError(f"reduction must be one of {F.REDUCTIONS}, got {reduction!r}")
+        self.reduction = reduction
+        self.options = options
+
+    def forward(self, pred, target):
+        return type(self).fn(pred, target, reduction=self.reduction, **self.options)
+
+    def extra_repr(self) -> str:
+        return ", ".join([f"reduction={self.reduction!r}"] + [f"{k}={v!r}" for k, v in self.options.items()])
+
+
+class MSELoss(_Loss):
+    fn = staticmethod(F.mse_loss)
+
+
+class BCEWithLogitsLoss(_Loss):
+    fn = staticmethod(F.binary_cross_entropy_with_logits)
+
+
+class LogisticLoss(_Loss):
+    fn = staticmethod(F.logistic_loss)
+
+
+class CrossEntropyLoss(_Loss):
+    fn = staticmethod(F.cross_entropy)
+
+
+class NLLLoss(_Loss):
+    fn = staticmethod(F.nll_loss)
+
+
+class HingeLoss(_Loss):
+    fn = staticmethod(F.hinge_loss)

@@ -1,0 +1,39 @@
+"""Gradient clipping, on the gradients' device without a host sync."""
+
+from __future__ import annotations
+
+from devgrad.autograd import no_grad
+from devgrad.tensor import Tensor
+
+
+def _grads(parameters) -> list[Tensor]:
+    params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    return [p.grad for p in params if p.grad is not None]
+
+
+def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0) -> Tensor:
+    """Scale all gradients together so their global norm is at most ``max_norm``.
+
+    Returns the norm before clipping as a 0-d tensor on the gradients' device (reading it
+    with ``.item()`` is the only sync).
+    """
+    grads = _grads(parameters)
+    if not grads:
+        raise ValueError("clip_grad_norm_: no parameter has a gradient (call backward() first)")
+    dev = grads[0].device
+    xp = dev.xp
+    with no_grad():
+        if norm_type == float("inf"):
+            total = xp.max(xp.stack([xp.max(xp.abs(g.data)) for g in grads]))
+        else:
+            total = xp.sum(xp.stack([xp.sum(xp.abs(g.data) ** norm_type) for g in grads])) ** (1.0 / norm_type)
+        coef = xp.minimum(max_norm / (total + 1e-6), 1.0).astype(grads[0].dtype)
+        for g in grads:
+            g.data *= coef
+    return Tensor._make(total, dev)
+
+
+def clip_grad_value_(parameters, clip_value: float) -> None:
+    """Clamp every gradient element to [-clip_value, clip_value] in place."""
+    for g in _grads(parameters):
+        g.device.xp.clip(g.data, -clip_value, clip_value, out=g.data)

@@ -1,0 +1,144 @@
+"""The Optimizer base: parameter groups, per-parameter state, zero_grad, state_dict."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from devgrad.autograd import no_grad
+from devgrad.tensor import Tensor
+
+
+class Optimizer:
+    """Base of all optimizers.
+
+    ``params`` is an iterable of Parameters, or of dicts (parameter groups) each with a
+    ``params`` list and per-group hyper-parameters overriding the defaults. Subclasses
+    implement ``update(param, grad, group, state)`` on raw device arrays, in place, so a
+    step never leaves the parameters' device.
+    """
+
+    def __init__(self, params, defaults: dict):
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict] = []
+        self.state: dict = {}
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group: dict) -> None:
+        group = dict(group)
+        params = group.get("params")
+        params = [params] if isinstance(params, Tensor) else list(params or [])
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__}: parameters must be Tensors, got {type(p).__name__}")
+            if not p.is_leaf or not p.requires_grad:
+                raise ValueError(f"{type(self).__name__}: can only optimize leaf tensors with requires_grad=True")
+            if id(p) in seen:
+                raise ValueError(f"{type(self).__name__}: a parameter appears in more than one group")
+            seen.add(id(p))
+        unknown = set(group) - set(self.defaults) - {"params", "initial_lr"}
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unknown option(s) {', '.join(sorted(unknown))}; "
+                            f"known: {', '.join(sorted(self.defaults))}")
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        self.validate(group)
+        group["params"] = params
+        self.param_groups.append(group)
+
+    def validate(self, group: dict) -> None:
+        """Check hyper-parameters; subclasses extend it."""
+        if group.get("lr", 0) < 0:
+            raise ValueError(f"{type(self).__name__}: lr must be >= 0, got {group['lr']}")
+        if group.get("weight_decay", 0) < 0:
+            raise ValueError(f"{type(self).__name__}: weight_decay must be >= 0, got {group['weight_decay']}")
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients (set to None, or fill with zeros in place)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad.data[...] = 0
+
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient. ``closure`` re-evaluates the loss."""
+        loss = None
+        if closure is not None:
+            loss = closure()
+        with no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    if p.grad.device is not p.device:
+                        raise RuntimeError(f"{type(self).__name__}: gradient on {p.grad.device} but parameter on "
+                                           f"{p.device}")
+                    state = self.state.setdefault(p, {})
+                    self.update(p.data, p.grad.data, group, state, p.device.xp)
+        return loss
+
+    def update(self, param, grad, group: dict, state: dict, xp) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- persistence ---------------------------------------------------------------------
+    def _params(self) -> list:
+        return [p for g in self.param_groups for p in g["params"]]
+
+    def state_dict(self) -> dict:
+        """Host copies of the per-parameter state (keyed by parameter index) and the groups."""
+        index = {id(p): i for i, p in enumerate(self._params())}
+        state = {}
+        for p, st in self.state.items():
+            entry = {}
+            for k, v in st.items():
+                entry[k] = p.device.to_host(v).copy() if hasattr(v, "shape") else v
+            state[index[id(p)]] = entry
+        groups = []
+        for g in self.param_groups:
+            saved = {k: v for k, v in g.items() if k != "params"}
+            saved["params"] = [index[id(p)] for p in g["params"]]
+            groups.append(saved)
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore state saved by ``state_dict()`` (onto the parameters' current devices)."""
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups) or any(
+                len(g["params"]) != len(mine["params"]) for g, mine in zip(groups, self.param_groups)):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the saved parameter groups do not match "
+                             "this optimizer's (different model or parameter list?)")
+        params = self._params()
+        for saved, mine in zip(groups, self.param_groups):
+            for k, v in saved.items():
+                if k != "params":
+                    mine[k] = v
+        self.state = {}
+        for key, entry in state_dict["state"].items():
+            p = params[int(key)]
+            restored = {}
+            for k, v in entry.items():
+                if isinstance(v, Tensor):
+                    v = v.device.to_host(v.data)
+                if isinstance(v, np.ndarray) and v.ndim > 0:
+                    if v.shape != p.shape:
+                        raise ValueError(f"{type(self).__name__}.load_state_dict: state '{k}' of parameter {key} "
+                                         f"has shape {v.shape}, the parameter {p.shape}")
+                    v = p.device.put(v.astype(p.dtype, copy=False))
+                elif isinstance(v, np.ndarray | np.generic):
+                    v = v.item()
+                restored[k] = v
+            self.state[p] = restored
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, g in enumerate(self.param_groups):
+            opts = ", ".join(f"{k}={v}" for k, v in g.items() if k != "params")
+            lines.append(f"  group {i}: {len(g['params'])} params, {opts}")
+        return "\n".join(lines) + "\n)"

@@ -1,0 +1,72 @@
+"""dg.save / dg.load: .npz without pickle, atomic, across devices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import devgrad as dg
+from devgrad.io import UnsafeFileError
+
+
+def test_round_trip_nested_state(tmp_path, device):
+    model = dg.nn.MLP([3, 4, 2], generator=0, device=device)
+    state = {"model": model.state_dict(), "epoch": 7, "name": "run", "history": [0.5, 0.25],
+             "rng": {"seed": 3, "pair": (1, 2)}, "none": None, 4: "int key"}
+    path = dg.save(state, tmp_path / "ckpt.npz")
+    loaded = dg.load(path, device=device)
+    assert loaded["epoch"] == 7 and loaded["name"] == "run" and loaded["history"] == [0.5, 0.25]
+    assert loaded["rng"] == {"seed": 3, "pair": (1, 2)} and loaded["none"] is None and loaded[4] == "int key"
+    for name, value in model.state_dict().items():
+        assert loaded["model"][name].device is device
+        np.testing.assert_array_equal(loaded["model"][name].numpy(), value.numpy())
+    # Plain NumPy can read it too, with dotted keys.
+    with np.load(path, allow_pickle=False) as raw:
+        assert "model.net.0.weight" in raw.files
+
+
+def test_saved_on_one_device_loads_on_cpu(tmp_path, device):
+    model = dg.nn.Linear(2, 2, device=device)
+    dg.save(model.state_dict(), tmp_path / "m.npz")
+    cpu_model = dg.nn.Linear(2, 2)
+    cpu_model.load_state_dict(dg.load(tmp_path / "m.npz", device="cpu"))
+    np.testing.assert_array_equal(cpu_model.weight.numpy(), model.weight.numpy())
+
+
+def test_pickled_files_are_refused(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, payload=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(UnsafeFileError, match="pickled Python objects"):
+        dg.load(path)
+
+
+def test_plain_npz_loads_as_nested_dict(tmp_path):
+    np.savez(tmp_path / "plain.npz", **{"a.b": np.ones(2), "c": np.zeros(1)})
+    loaded = dg.load(tmp_path / "plain.npz")
+    assert loaded["a"]["b"].numpy().tolist() == [1.0, 1.0] and loaded["c"].shape == (1,)
+
+
+def test_save_is_atomic_and_leaves_no_temp_files(tmp_path, monkeypatch):
+    dg.save({"x": dg.ones(3)}, tmp_path / "a.npz")
+    before = (tmp_path / "a.npz").read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        dg.save({"x": dg.zeros(3)}, tmp_path / "a.npz")
+    assert (tmp_path / "a.npz").read_bytes() == before, "a failed save must not damage the old file"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]
+
+
+def test_save_errors(tmp_path):
+    with pytest.raises(ValueError, match=r"\.npz"):
+        dg.save({}, tmp_path / "x.pt")
+    with pytest.raises(TypeError, match="without pickle"):
+        dg.save({"f": object()}, tmp_path / "x.npz")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        dg.load(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable .npz"):
+        dg.load(tmp_path / "junk.npz")

@@ -1,0 +1,86 @@
+"""The lecture's claims, as executable tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import devgrad as dg
+from devgrad import nn
+from devgrad.data.synthetic import triangle
+from devgrad.nn import functional as F
+
+
+def _train(model, X, y, steps=1500, lr=0.05):
+    opt = dg.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        F.binary_cross_entropy_with_logits(model(X).reshape(-1), y).backward()
+        opt.step()
+    return model
+
+
+def _accuracy(model, X, y) -> float:
+    with dg.no_grad():
+        return float(((model(X).reshape(-1).numpy() > 0) == (y.numpy() > 0.5)).mean())
+
+
+@pytest.fixture(scope="module")
+def triangle_data():
+    X, y = triangle(1500, seed=0)
+    return dg.tensor(X, dtype="float32"), dg.tensor(y, dtype="float32")
+
+
+def test_triangle_needs_a_hidden_layer(triangle_data):
+    """Inside vs outside a triangle is not linearly separable; 3 sigmoid units + 1 output solve it."""
+    X, y = triangle_data
+    logistic = _accuracy(_train(nn.MLP([2, 1], generator=0), X, y), X, y)
+    three_lines = _accuracy(_train(nn.MLP([2, 3, 1], activation="sigmoid", generator=0), X, y), X, y)
+    assert logistic < 0.85, f"a single logistic regression should stay clearly below 100%, got {logistic:.3f}"
+    assert three_lines >= 0.97, f"the 3-unit MLP should reach >= 97%, got {three_lines:.3f}"
+
+
+def test_without_nonlinearity_an_mlp_collapses_to_one_linear_map(triangle_data):
+    X, y = triangle_data
+    deep_linear = _train(nn.MLP([2, 3, 3, 1], activation="identity", generator=1), X, y)
+    lin = deep_linear.linears
+    W = lin[0].weight.numpy().astype(np.float64)
+    b = lin[0].bias.numpy().astype(np.float64)
+    for layer in lin[1:]:
+        W2, b2 = layer.weight.numpy().astype(np.float64), layer.bias.numpy().astype(np.float64)
+        W, b = W2 @ W, W2 @ b + b2
+    composed = X.numpy().astype(np.float64) @ W.T + b
+    np.testing.assert_allclose(deep_linear(X).numpy(), composed, rtol=1e-4, atol=1e-4)
+    logistic = _accuracy(_train(nn.MLP([2, 1], generator=0), X, y), X, y)
+    assert _accuracy(deep_linear, X, y) <= logistic + 0.01
+
+
+@pytest.mark.parametrize("init,expect_identical", [("zeros", True), ("xavier_uniform", False)])
+def test_symmetry_zero_init_keeps_hidden_units_identical(triangle_data, init, expect_identical):
+    X, y = triangle_data
+    model = _train(nn.MLP([2, 4, 1], activation="sigmoid", init=init, generator=0), X, y, steps=300)
+    rows = model.linears[0].weight.numpy()
+    out_weights = model.linears[1].weight.numpy()[0]
+    spread = np.abs(rows - rows[0]).max() + np.abs(out_weights - out_weights[0]).max()
+    if expect_identical:
+        assert np.abs(rows).max() > 1e-3, "the weights did train"
+        assert spread < 1e-6, "every hidden unit must stay a copy of the first"
+    else:
+        assert spread > 0.1, "random initialisation breaks the symmetry"
+
+
+def test_single_neuron_chain_rule_by_hand():
+    """z = σ(αx₁ + βx₂), L = (y − z)²: backprop gives ∂L/∂α = ∂L/∂z · σ'(s) · x₁."""
+    x1, x2, y_true = 0.7, -1.3, 1.0
+    alpha = dg.tensor(0.4, requires_grad=True, dtype="float64")
+    beta = dg.tensor(-0.2, requires_grad=True, dtype="float64")
+    s = alpha * x1 + beta * x2
+    z = s.sigmoid()
+    loss = (y_true - z) ** 2
+    loss.backward()
+    s_val = 0.4 * x1 - 0.2 * x2
+    z_val = 1 / (1 + np.exp(-s_val))
+    dL_dz = -2 * (y_true - z_val)
+    dz_ds = z_val * (1 - z_val)
+    assert alpha.grad.item() == pytest.approx(dL_dz * dz_ds * x1, rel=1e-12)
+    assert beta.grad.item() == pytest.approx(dL_dz * dz_ds * x2, rel=1e-12)

@@ -1,0 +1,117 @@
+"""Losses: value and gradient against PyTorch, extreme logits, reductions, clear shape errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import devgrad as dg
+from devgrad.nn import functional as F
+from tests.helpers import check_op
+
+rng = np.random.default_rng(7)
+LOGITS = rng.standard_normal(6) * 3
+EXTREME = np.array([-1e4, -50.0, -1.0, 0.0, 1.0, 50.0, 1e4, 300.0])
+LABELS01 = np.array([0.0, 1.0, 1.0, 0.0, 1.0, 0.0])
+LABELS01_X = np.array([1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
+
+
+def _pm(y):
+    return 2 * y - 1
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("logits,labels", [(LOGITS, LABELS01), (EXTREME, LABELS01_X)], ids=["normal", "extreme"])
+def test_binary_losses_match_torch(torch, device, reduction, logits, labels):
+    tf = torch.nn.functional
+    y = labels
+    cases = [
+        (lambda z: F.binary_cross_entropy_with_logits(z, dg.tensor(y, device=device, dtype=z.dtype), reduction),
+         lambda z: tf.binary_cross_entropy_with_logits(z, torch.tensor(y, dtype=z.dtype), reduction=reduction)),
+        (lambda z: F.logistic_loss(z, dg.tensor(_pm(y), device=device, dtype=z.dtype), reduction),
+         lambda z: tf.softplus(-torch.tensor(_pm(y), dtype=z.dtype) * z) if reduction == "none" else
+         getattr(tf.softplus(-torch.tensor(_pm(y), dtype=z.dtype) * z), reduction)()),
+        (lambda z: F.hinge_loss(z, dg.tensor(_pm(y), device=device, dtype=z.dtype), reduction),
+         lambda z: _red(torch.clamp(1 - torch.tensor(_pm(y), dtype=z.dtype) * z, min=0), reduction)),
+        (lambda z: F.mse_loss(z, dg.tensor(y, device=device, dtype=z.dtype), reduction),
+         lambda z: tf.mse_loss(z, torch.tensor(y, dtype=z.dtype), reduction=reduction)),
+    ]
+    extreme = np.abs(logits).max() > 100
+    for dg_fn, torch_fn in cases:
+        for dtype in (np.float64, np.float32):
+            tol = {"rtol": 1e-5, "atol": 1e-3} if dtype == np.float32 else None
+            check_op(torch, dg_fn, torch_fn, [logits], device, dtype=dtype, gradcheck=not extreme and
+                     dtype == np.float64, tol=tol)
+
+
+def _red(x, reduction):
+    return x if reduction == "none" else getattr(x, reduction)()
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("scale", [1.0, 1e4], ids=["normal", "extreme"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_and_nll_match_torch(torch, device, smoothing, scale, reduction):
+    logits = rng.standard_normal((5, 4)) * scale
+    labels = np.array([0, 3, 1, 1, 2])
+    check_op(torch, lambda z: F.cross_entropy(z, dg.tensor(labels, device=device), reduction, smoothing),
+             lambda z: torch.nn.functional.cross_entropy(z, torch.tensor(labels), reduction=reduction,
+                                                         label_smoothing=smoothing),
+             [logits], device, gradcheck=scale == 1.0)
+    check_op(torch, lambda z: F.nll_loss(z.log_softmax(), dg.tensor(labels, device=device), reduction),
+             lambda z: torch.nn.functional.nll_loss(z.log_softmax(-1), torch.tensor(labels), reduction=reduction),
+             [logits], device, gradcheck=scale == 1.0)
+
+
+def test_extreme_logits_give_finite_loss_and_gradient(device):
+    z = dg.tensor([[1e4, -1e4, 0.0], [-1e4, 1e4, 3e3]], requires_grad=True, device=device)
+    loss = F.cross_entropy(z, dg.tensor([1, 0], device=device))
+    loss.backward()
+    assert np.isfinite(loss.item()) and loss.item() == pytest.approx(2e4, rel=1e-6)
+    assert np.isfinite(z.grad.numpy()).all()
+    b = dg.tensor([1e4, -1e4], requires_grad=True, device=device)
+    bce = F.binary_cross_entropy_with_logits(b, dg.tensor([0.0, 1.0], device=device))
+    bce.backward()
+    assert bce.item() == pytest.approx(1e4) and np.isfinite(b.grad.numpy()).all()
+
+
+def test_cross_entropy_second_derivative_by_gradcheck(device):
+    labels = dg.tensor([0, 2, 1], device=device)
+
+    def grad_fn(z):
+        return dg.grad(F.cross_entropy(z, labels, label_smoothing=0.1), z, create_graph=True)
+
+    z = dg.tensor(rng.standard_normal((3, 3)), requires_grad=True, device=device)
+    assert dg.gradcheck(grad_fn, [z])
+
+
+def test_losses_refuse_silent_broadcasting():
+    with pytest.raises(ValueError, match=r"input shape \(4, 1\) and target shape \(4,\) differ.*squeeze"):
+        F.mse_loss(dg.zeros(4, 1), dg.zeros(4))
+    with pytest.raises(ValueError, match="expected logits of shape"):
+        F.cross_entropy(dg.zeros(4, 3), dg.tensor([[0], [1], [2], [0]]))
+    with pytest.raises(TypeError, match="integer class indices"):
+        F.cross_entropy(dg.zeros(2, 3), dg.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 2\]"):
+        F.cross_entropy(dg.zeros(2, 3), dg.tensor([0, 3]))
+    with pytest.raises(ValueError, match="reduction"):
+        F.mse_loss(dg.zeros(2), dg.zeros(2), reduction="avg")
+
+
+@pytest.mark.oracle
+def test_bce_pos_weight_matches_torch(torch, device):
+    z = rng.standard_normal(6)
+    check_op(torch, lambda t: F.binary_cross_entropy_with_logits(t, dg.tensor(LABELS01, device=device,
+                                                                              dtype=t.dtype), pos_weight=3.0),
+             lambda t: torch.nn.functional.binary_cross_entropy_with_logits(
+                 t, torch.tensor(LABELS01, dtype=t.dtype), pos_weight=torch.tensor(3.0, dtype=t.dtype)),
+             [z], device)
+
+
+def test_loss_modules_wrap_functions(device):
+    z = dg.tensor([[2.0, -1.0]], device=device)
+    y = dg.tensor([0], device=device)
+    assert dg.nn.CrossEntropyLoss()(z, y).item() == pytest.approx(F.cross_entropy(z, y).item())
+    assert dg.nn.MSELoss(reduction="sum")(z, dg.zeros(1, 2, device=device)).item() == pytest.approx(5.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from devgrad.nn import functional as F
 from devgrad.nn import init as init_
 from devgrad.nn.module import Module, Parameter
@@ -193,7 +195,7 @@ class MLP(Module):
         self.sizes = sizes
         generator = get_generator(generator)  # one stream across layers, even from an int seed
         layers: list[Module] = []
-        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
             layers.append(Linear(n_in, n_out, bias=bias, init=init, generator=generator, device=device, dtype=dtype))
             if i < len(sizes) - 2:
                 layers.append(_activation(activation))

@@ -83,7 +83,7 @@ class Linear(Function):
         return out
 
     def backward(self, g):
-        x, w, b = self.inputs
+        x, w, _ = self.inputs
         need_x, need_w, need_b = self.needs_input_grad
         g2 = g.reshape(-1, w.shape[0])
         gx = matmul(g, w) if need_x else None

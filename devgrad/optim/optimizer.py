@@ -123,17 +123,16 @@ class Optimizer:
         for key, entry in state_dict["state"].items():
             p = params[int(key)]
             restored = {}
-            for k, v in entry.items():
-                if isinstance(v, Tensor):
-                    v = v.device.to_host(v.data)
-                if isinstance(v, np.ndarray) and v.ndim > 0:
-                    if v.shape != p.shape:
+            for k, saved in entry.items():
+                value = saved.device.to_host(saved.data) if isinstance(saved, Tensor) else saved
+                if isinstance(value, np.ndarray) and value.ndim > 0:
+                    if value.shape != p.shape:
                         raise ValueError(f"{type(self).__name__}.load_state_dict: state '{k}' of parameter {key} "
-                                         f"has shape {v.shape}, the parameter {p.shape}")
-                    v = p.device.put(v.astype(p.dtype, copy=False))
-                elif isinstance(v, np.ndarray | np.generic):
-                    v = v.item()
-                restored[k] = v
+                                         f"has shape {value.shape}, the parameter {p.shape}")
+                    value = p.device.put(value.astype(p.dtype, copy=False))
+                elif isinstance(value, np.ndarray | np.generic):
+                    value = value.item()
+                restored[k] = value
             self.state[p] = restored
 
     def __repr__(self) -> str:

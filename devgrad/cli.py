@@ -45,6 +45,41 @@ def _info(args) -> int:
     return 0
 
 
+def _run(args) -> int:
+    from devgrad.experiment import runner, spec  # noqa: PLC0415 - keep `devgrad info` light
+
+    if args.print_config:
+        overrides = [*args.set, f"device={args.device}"] if args.device else args.set
+        print(spec.to_yaml(spec.resolve(args.spec, overrides)), end="")
+        return 0
+    result = runner.run(args.spec, overrides=args.set, out=args.out, device=args.device, quiet=args.quiet)
+    return 0 if result.status == "completed" else 1
+
+
+def _resume(args) -> int:
+    from devgrad.experiment import runner  # noqa: PLC0415
+
+    result = runner.resume(args.run_dir, device=args.device, quiet=args.quiet)
+    return 0 if result.status == "completed" else 1
+
+
+def _validate(args) -> int:
+    from devgrad.experiment import spec  # noqa: PLC0415
+
+    resolved = spec.resolve(args.spec, args.set)
+    print(f"{args.spec}: valid ({resolved['name']}: {resolved['data']['source']} data, "
+          f"hidden {resolved['model']['hidden']}, {resolved['optimizer']['name']}, "
+          f"{resolved['train']['epochs']} epochs)")
+    return 0
+
+
+def _plot(args) -> int:
+    from devgrad.experiment import report  # noqa: PLC0415
+
+    report.redraw(args.run_dir)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="devgrad", description="devgrad: reverse-mode autodiff on NumPy/CuPy, and an MLP experiment runner.")
@@ -52,6 +87,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     info = sub.add_parser("info", help="versions, devices found, and why CUDA is unavailable if it is")
     info.set_defaults(func=_info)
+
+    run = sub.add_parser("run", help="train the MLP a YAML spec describes, into a new run folder")
+    run.add_argument("spec", help="path to the YAML spec (see experiments/)")
+    run.add_argument("--device", help="auto | cpu | cuda | cuda:N (overrides the spec)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a spec key, value parsed as YAML: --set optimizer.lr=0.1 (repeatable)")
+    run.add_argument("--out", help="root folder for run folders (default: ./runs)")
+    run.add_argument("--print-config", action="store_true", help="print the resolved spec and exit")
+    run.add_argument("--quiet", "-q", action="store_true", help="no per-epoch output")
+    run.set_defaults(func=_run)
+
+    resume = sub.add_parser("resume", help="continue a stopped or killed run from its last checkpoint")
+    resume.add_argument("run_dir")
+    resume.add_argument("--device", help="run on another device than the original run")
+    resume.add_argument("--quiet", "-q", action="store_true")
+    resume.set_defaults(func=_resume)
+
+    validate = sub.add_parser("validate", help="check a spec and report every problem at once")
+    validate.add_argument("spec")
+    validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    validate.set_defaults(func=_validate)
+
+    plot = sub.add_parser("plot", help="(re)draw the plots of a run folder")
+    plot.add_argument("run_dir")
+    plot.set_defaults(func=_plot)
     return parser
 
 
@@ -61,9 +121,14 @@ def main(argv=None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_USER_ERROR
+    from devgrad.data.files import DataError  # noqa: PLC0415
+    from devgrad.experiment.runner import RunError  # noqa: PLC0415
+    from devgrad.experiment.spec import SpecError  # noqa: PLC0415
+    from devgrad.io import UnsafeFileError  # noqa: PLC0415
+
     try:
         return int(args.func(args) or 0)
-    except UserError as exc:
+    except (UserError, SpecError, DataError, RunError, DeviceError, UnsafeFileError) as exc:
         print(f"devgrad: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

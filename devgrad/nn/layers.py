@@ -148,6 +148,11 @@ class Dropout(Module):
         self.seed = seed
         self._generators: dict = {}
 
+    def reseed(self, seed: int) -> None:
+        """Restart the mask stream from ``seed`` (the runner does this per epoch, for exact resumes)."""
+        self.seed = seed
+        self._generators = {}
+
     def forward(self, x):
         if not self.training or self.p == 0.0:
             return x

@@ -1,0 +1,52 @@
+"""A DataLoader that keeps the whole dataset on the device and slices batches there."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from devgrad.backend import device as resolve_device
+from devgrad.tensor import Tensor
+
+
+class DataLoader:
+    """Mini-batches of (X, y) tensors that live on ``device``.
+
+    The arrays are copied to the device once. Each epoch, a permutation drawn from the
+    host generator (seeded per epoch, so a resumed run shuffles exactly as an uninterrupted
+    one) reorders the data with one gather on the device; batches are then plain slices.
+    """
+
+    def __init__(self, X, y, batch_size: int | None = None, shuffle: bool = True, device=None,
+                 dtype=np.float32, seed: int = 0, drop_last: bool = False):
+        self.device = resolve_device(device)
+        self.X = Tensor._make(self.device.put(np.asarray(X, dtype=dtype)), self.device)
+        self.y = Tensor._make(self.device.put(np.asarray(y)), self.device)
+        if len(self.X.data) != len(self.y.data):
+            raise ValueError(f"DataLoader: X has {len(self.X.data)} rows but y has {len(self.y.data)}")
+        self.n = len(self.X.data)
+        self.batch_size = batch_size or self.n
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose shuffle order the next iteration uses."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.n // self.batch_size
+        return -(-self.n // self.batch_size)
+
+    def __iter__(self):
+        X, y = self.X.data, self.y.data
+        if self.shuffle and self.n > 1:
+            perm = np.random.default_rng([self.seed, 2, self.epoch]).permutation(self.n)
+            perm_dev = self.device.put(perm)
+            X, y = X[perm_dev], y[perm_dev]
+        for start in range(0, self.n, self.batch_size):
+            stop = start + self.batch_size
+            if stop > self.n and self.drop_last:
+                break
+            yield Tensor._make(X[start:stop], self.device), Tensor._make(y[start:stop], self.device)

@@ -46,7 +46,7 @@ def _info(args) -> int:
 
 
 def _run(args) -> int:
-    from devgrad.experiment import runner, spec  # noqa: PLC0415 - keep `devgrad info` light
+    from devgrad.experiment import runner, spec
 
     if args.print_config:
         overrides = [*args.set, f"device={args.device}"] if args.device else args.set
@@ -57,14 +57,14 @@ def _run(args) -> int:
 
 
 def _resume(args) -> int:
-    from devgrad.experiment import runner  # noqa: PLC0415
+    from devgrad.experiment import runner
 
     result = runner.resume(args.run_dir, device=args.device, quiet=args.quiet)
     return 0 if result.status == "completed" else 1
 
 
 def _validate(args) -> int:
-    from devgrad.experiment import spec  # noqa: PLC0415
+    from devgrad.experiment import spec
 
     resolved = spec.resolve(args.spec, args.set)
     print(f"{args.spec}: valid ({resolved['name']}: {resolved['data']['source']} data, "
@@ -74,7 +74,7 @@ def _validate(args) -> int:
 
 
 def _plot(args) -> int:
-    from devgrad.experiment import report  # noqa: PLC0415
+    from devgrad.experiment import report
 
     report.redraw(args.run_dir)
     return 0
@@ -121,10 +121,10 @@ def main(argv=None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_USER_ERROR
-    from devgrad.data.files import DataError  # noqa: PLC0415
-    from devgrad.experiment.runner import RunError  # noqa: PLC0415
-    from devgrad.experiment.spec import SpecError  # noqa: PLC0415
-    from devgrad.io import UnsafeFileError  # noqa: PLC0415
+    from devgrad.data.files import DataError
+    from devgrad.experiment.runner import RunError
+    from devgrad.experiment.spec import SpecError
+    from devgrad.io import UnsafeFileError
 
     try:
         return int(args.func(args) or 0)

@@ -62,8 +62,8 @@ def build_splits(data: dict, seed: int) -> Splits:
     X, y, classes = raw_dataset(data, seed)
     n = len(X)
     order = np.random.default_rng([seed, 1]).permutation(n)
-    n_train = int(round(data["split"]["train"] * n))
-    n_val = int(round(data["split"]["val"] * n))
+    n_train = round(data["split"]["train"] * n)
+    n_val = round(data["split"]["val"] * n)
     if n_train < 1:
         raise files.DataError(f"the train split is empty ({n} samples × {data['split']['train']}); "
                               "use more samples or a larger data.split.train")

@@ -37,7 +37,7 @@ class DataLoader:
     def __len__(self) -> int:
         if self.drop_last:
             return self.n // self.batch_size
-        return -(-self.n // self.batch_size)
+        return (self.n + self.batch_size - 1) // self.batch_size
 
     def __iter__(self):
         X, y = self.X.data, self.y.data

@@ -51,12 +51,12 @@ class MetricsLog:
         if not self.jsonl.exists():
             return []
         rows = []
-        for line in self.jsonl.read_text(encoding="utf-8").splitlines():
-            line = line.strip()
-            if not line:
+        for raw in self.jsonl.read_text(encoding="utf-8").splitlines():
+            text = raw.strip()
+            if not text:
                 continue
             try:
-                rows.append(json.loads(line))
+                rows.append(json.loads(text))
             except json.JSONDecodeError:
                 break  # a line cut short by a kill: everything after it is unreliable
         return rows

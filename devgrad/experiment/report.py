@@ -11,10 +11,10 @@ PLOT_HINT = "pip install 'devgrad[plot]' (matplotlib) to get plots"
 
 def _pyplot():
     try:
-        import matplotlib  # noqa: PLC0415 - optional extra
+        import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
+        import matplotlib.pyplot as plt
     except ImportError:
         return None
     return plt
@@ -91,9 +91,9 @@ def decision_boundary(plt, trainer, path: Path, resolution: int = 200) -> Path:
 
 
 def _save(fig, path: Path) -> None:
-    import io  # noqa: PLC0415
+    import io
 
-    from devgrad.io import atomic_write  # noqa: PLC0415
+    from devgrad.io import atomic_write
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
@@ -102,10 +102,10 @@ def _save(fig, path: Path) -> None:
 
 def redraw(run_dir, quiet: bool = False) -> list[str]:
     """``devgrad plot RUN_DIR``: rebuild the trainer from the run's config and best/last checkpoint."""
-    from devgrad.backend import device as resolve_device  # noqa: PLC0415
-    from devgrad.experiment import checkpoint as ckpt  # noqa: PLC0415
-    from devgrad.experiment.runner import RunError, Trainer, _close_logger  # noqa: PLC0415
-    from devgrad.experiment.spec import resolve  # noqa: PLC0415
+    from devgrad.backend import device as resolve_device
+    from devgrad.experiment import checkpoint as ckpt
+    from devgrad.experiment.runner import RunError, Trainer, _close_logger
+    from devgrad.experiment.spec import resolve
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():

@@ -188,7 +188,7 @@ class _Console:
         self.bar = None
         if not quiet and sys.stdout.isatty():
             try:
-                from tqdm.auto import tqdm  # noqa: PLC0415 - optional extra
+                from tqdm.auto import tqdm
             except ImportError:
                 tqdm = None
             if tqdm is not None:
@@ -443,7 +443,7 @@ def _execute(trainer: Trainer, start_epoch: int, meta_base: dict | None, spec: d
                                       trainer.dtype) if len(trainer.splits.X_test) else None)
             if test_loader is not None:
                 summary["test"] = {f"test_{k}": v for k, v in trainer.evaluate(test_loader).items()}
-            from devgrad.experiment import report  # noqa: PLC0415 - matplotlib is optional
+            from devgrad.experiment import report
 
             summary["plots"] = report.draw(run_dir, history, trainer, console.say)
         ckpt.write_json(run_dir / "summary.json", summary)

@@ -324,7 +324,7 @@ def _options(v: _Validator, raw, path: tuple, table: dict, kind: str) -> dict:
         elif isinstance(default, list):
             ok = isinstance(value, list) and all(_is_kind(x, NUM) for x in value)
         elif default is None or isinstance(default, int | float):
-            ok = value is None and default is None or _is_kind(value, NUM)
+            ok = (value is None and default is None) or _is_kind(value, NUM)
         else:
             ok = True
         if not ok:
@@ -337,7 +337,7 @@ def _options(v: _Validator, raw, path: tuple, table: dict, kind: str) -> dict:
         out.setdefault(opt, copy.deepcopy(default))
     if kind == "optimizer" and out.get("lr", 1) <= 0:
         v.add((*path, "lr"), f"must be > 0, got {out['lr']}")
-    if key == "adam" or key == "adamw":
+    if key in {"adam", "adamw"}:
         betas = out["betas"]
         if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
             v.add((*path, "betas"), f"must be two numbers in [0, 1), got {betas}")
@@ -409,7 +409,7 @@ def _check_name(v: _Validator, name: str) -> None:
 
 
 def _check_device(v: _Validator, device: str) -> None:
-    import re  # noqa: PLC0415
+    import re
 
     if not re.fullmatch(r"(auto|cpu|cuda(:\d+)?)", device.strip().lower()):
         v.add(("device",), f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")

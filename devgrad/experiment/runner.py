@@ -229,15 +229,15 @@ def _format_row(row: dict, epochs: int) -> str:
 class Trainer:
     """Everything one run needs, built from a resolved spec; ``fit`` trains epoch by epoch."""
 
-    def __init__(self, spec: dict, run_dir: Path, device, quiet: bool):
+    def __init__(self, spec: dict, run_dir: Path, device, quiet: bool, splits=None):
         self.spec = spec
         self.run_dir = run_dir
         self.quiet = quiet
         self.device = device
         self.dtype = np.dtype(spec["dtype"])
-        self.log = _run_logger(run_dir)
-        self.splits = build_splits(spec["data"], spec["seed"])
+        self.splits = splits if splits is not None else build_splits(spec["data"], spec["seed"])
         self.task = Task.from_spec(spec, self.splits.n_classes)
+        self.log = _run_logger(run_dir)
         self.model = build_model(spec, self.splits.n_features, self.task, device)
         self.optimizer = build_optimizer(spec, self.model.parameters())
         self.scheduler = build_scheduler(spec, self.optimizer)
@@ -481,6 +481,8 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
     overrides = [*overrides, f"device={device}"] if device is not None else list(overrides)
     spec = resolve(spec_or_path, overrides)
     dev = resolve_device(spec["device"])  # fails here, before any folder exists, if CUDA is missing
+    splits = build_splits(spec["data"], spec["seed"])  # bad data files fail before the folder too
+    Task.from_spec(spec, splits.n_classes)
     run_dir = new_run_dir(Path(out) if out is not None else Path("runs"), spec["name"])
     atomic_write_text(run_dir / "config.yaml", to_yaml(spec))
     started, wall = _now(), time.perf_counter()
@@ -489,10 +491,10 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
     (run_dir / "plots").mkdir()
     notices = []
     _resolve_device(spec["device"], notices.append)
-    trainer = Trainer(spec, run_dir, dev, quiet)
+    trainer = Trainer(spec, run_dir, dev, quiet, splits)
+    trainer.metrics.rewrite([])  # the files exist (with a CSV header) from the start
     for notice in notices:
-        if not quiet:
-            print(notice, flush=True)
+        print(f"devgrad: notice: {notice}", file=sys.stderr, flush=True)  # even with --quiet
         trainer.log.info(notice)
     trainer.log.info("run %s started on %s (%s parameters)", run_dir, dev.description(),
                      trainer.model.num_parameters())

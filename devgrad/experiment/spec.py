@@ -242,6 +242,16 @@ class _Validator:
     def add(self, path: tuple, message: str) -> None:
         self.problems.append(f"{self.where(path)}: {message}")
 
+    def sorted_problems(self) -> list[str]:
+        """Problems in the order of their lines in the file (those without a line last)."""
+        import re  # noqa: PLC0415
+
+        def line_of(text: str) -> int:
+            match = re.search(r"\(line (\d+)\)", text)
+            return int(match.group(1)) if match else 10**9
+
+        return sorted(self.problems, key=line_of)
+
     def unknown(self, path: tuple, key, known) -> None:
         close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1)
         hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(sorted(map(str, known)))}"
@@ -330,7 +340,7 @@ def _options(v: _Validator, raw, path: tuple, table: dict, kind: str) -> dict:
         if not ok:
             v.add((*path, opt), f"must be like {default!r}, got {value!r}")
             continue
-        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0 and opt != "lr":
             v.add((*path, opt), f"must be >= 0, got {value}")
         out[opt] = value
     for opt, default in defaults.items():
@@ -388,7 +398,7 @@ def validate(loaded: Loaded, source: str = "spec", check_files: bool = True) -> 
     _check_data(v, spec["data"], loaded.path, check_files)
     _check_metrics(v, spec["metrics"])
     if v.problems:
-        raise SpecError(v.problems, source)
+        raise SpecError(v.sorted_problems(), source)
     return {key: spec[key] for key in SCHEMA}
 
 

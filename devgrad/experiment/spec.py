@@ -244,7 +244,7 @@ class _Validator:
 
     def sorted_problems(self) -> list[str]:
         """Problems in the order of their lines in the file (those without a line last)."""
-        import re  # noqa: PLC0415
+        import re
 
         def line_of(text: str) -> int:
             match = re.search(r"\(line (\d+)\)", text)

@@ -80,6 +80,21 @@ def _plot(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    from devgrad import bench  # noqa: PLC0415
+
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = [c for c in configs if c not in bench.CONFIGS]
+    if unknown:
+        raise UserError(f"unknown --configs {', '.join(unknown)}; choose from {', '.join(bench.CONFIGS)}")
+    results = bench.run(args.device, configs, repeat=args.repeat, use_torch=not args.no_torch)
+    print(bench.format_table(results))
+    if args.json:
+        bench.write_json(results, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="devgrad", description="devgrad: reverse-mode autodiff on NumPy/CuPy, and an MLP experiment runner.")
@@ -112,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="(re)draw the plots of a run folder")
     plot.add_argument("run_dir")
     plot.set_defaults(func=_plot)
+
+    bench = sub.add_parser("bench", help="time an MLP training step: devgrad vs hand-written NumPy/CuPy and PyTorch")
+    bench.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: cpu)")
+    bench.add_argument("--configs", default="tiny,small,medium,large", help="comma-separated: tiny,small,medium,large")
+    bench.add_argument("--repeat", type=int, default=15, help="timed blocks per implementation (default 15)")
+    bench.add_argument("--json", help="also write the results as JSON to this path")
+    bench.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    bench.set_defaults(func=_bench)
     return parser
 
 

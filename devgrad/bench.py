@@ -105,8 +105,8 @@ class HandWritten:
         grads.reverse()
         if update:
             for W, b, (dW, db) in zip(self.W, self.b, grads):
-                W -= LR * dW
-                b -= LR * db
+                W[...] -= LR * dW
+                b[...] -= LR * db
         return loss, grads
 
 
@@ -318,7 +318,7 @@ def run(device="cpu", configs=("tiny", "small", "medium", "large"), repeat: int 
     torch = None
     if use_torch:
         try:
-            import torch  # noqa: PLC0415 - optional comparison
+            import torch
         except ImportError:
             torch = None
     if torch is not None and dev.type == "cpu":
@@ -369,6 +369,6 @@ def format_table(results: dict) -> str:
 
 
 def write_json(results: dict, path) -> None:
-    from devgrad.io import atomic_write_text  # noqa: PLC0415
+    from devgrad.io import atomic_write_text
 
     atomic_write_text(Path(path), json.dumps(results, indent=2) + "\n")

@@ -81,7 +81,7 @@ def _plot(args) -> int:
 
 
 def _bench(args) -> int:
-    from devgrad import bench  # noqa: PLC0415
+    from devgrad import bench
 
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in configs if c not in bench.CONFIGS]

@@ -105,8 +105,8 @@ class HandWritten:
         grads.reverse()
         if update:
             for W, b, (dW, db) in zip(self.W, self.b, grads):
-                W[...] -= LR * dW
-                b[...] -= LR * db
+                xp.subtract(W, LR * dW, out=W)
+                xp.subtract(b, LR * db, out=b)
         return loss, grads
 
 

@@ -78,6 +78,7 @@ class Function:
 
     save_inputs = False
     save_output = False
+    backward_array = None  # optional first-order fast path: array grad -> array grads
 
     @classmethod
     def apply(cls, *args, **params):
@@ -182,9 +183,15 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
     With ``inputs=None`` gradients accumulate into ``.grad`` of every leaf reached
     (``Tensor.backward``). Otherwise the gradients for ``inputs`` are returned as a list
     (None where an input is not reached) and no ``.grad`` is touched (``dg.grad``).
+
+    First-order gradients (``create_graph=False``) flow as raw arrays, through each op's
+    ``backward_array`` where it has one: no graph is being built, so wrapping every
+    intermediate gradient in a Tensor would be pure overhead. ``backward`` (Tensor ops)
+    stays the definition; the tests check both paths agree for every op.
     """
     if retain_graph is None:
         retain_graph = create_graph
+    fast = not create_graph
     node_grads: dict = {}
     leaf_grads: dict = {}
     roots = []
@@ -194,6 +201,8 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
                 "backward: this tensor does not require grad and has no graph. Create its inputs "
                 "with requires_grad=True, and do not compute it inside dg.no_grad()")
         g = _root_grad(out, given)
+        if fast:
+            g = g.data
         if out._ctx is None:
             _accumulate(leaf_grads, id(out), (out, g))
         else:
@@ -206,10 +215,7 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
 
     wanted = None
     if inputs is not None:
-        wanted = {}
-        for t in inputs:
-            if t._ctx is not None:
-                wanted[id(t._ctx)] = None
+        wanted = {id(t._ctx): None for t in inputs if t._ctx is not None}
 
     order = _topological_order(roots)
     prev_mode = is_grad_enabled()
@@ -226,7 +232,14 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
                     f"backward through {node.name} a second time: its saved values were freed by the "
                     "first backward. Pass retain_graph=True to the first backward() (or dg.grad) "
                     "to keep them.")
-            in_grads = node.backward(g)
+            if not fast:
+                in_grads = node.backward(g)
+            elif node.backward_array is not None:
+                in_grads = node.backward_array(g)
+            else:
+                in_grads = node.backward(Tensor._make(g, node.device))
+                in_grads = tuple(None if t is None else t.data for t in in_grads) if isinstance(
+                    in_grads, tuple) else in_grads.data
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
             if not retain_graph:
@@ -246,17 +259,23 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
     finally:
         _mode.enabled = prev_mode
 
+    if fast:
+        wrap = _wrap_owned
+        leaf_grads = {k: (leaf, wrap(g, leaf.device)) for k, (leaf, g) in leaf_grads.items()}
+        if wanted is not None:
+            devices = {id(t._ctx): t.device for t in inputs if t._ctx is not None}
+            wanted = {k: None if g is None else wrap(g, devices[k]) for k, g in wanted.items()}
     if inputs is None:
-        owned: set = set()
+        seen: set = set()
         for leaf, g in leaf_grads.values():
             g_leaf = g if g.dtype == leaf.dtype else g.astype(leaf.dtype)
             if leaf.grad is not None:
                 g_leaf = leaf.grad + g_leaf
-            elif not create_graph and (g_leaf.data.base is not None or id(g_leaf) in owned):
-                # A view (e.g. of a broadcast) or a gradient shared with another leaf: give this
-                # leaf its own writable copy, so in-place clipping or zeroing touches only it.
+            elif fast and id(g_leaf.data) in seen:
+                # One gradient array reaching two leaves (e.g. a + b): each leaf gets its own,
+                # so in-place clipping or zeroing of one never touches the other.
                 g_leaf = Tensor._make(g_leaf.data.copy(), g_leaf.device)
-            owned.add(id(g_leaf))
+            seen.add(id(g_leaf.data))
             leaf.grad = g_leaf
         return None
     result = []
@@ -267,6 +286,13 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
             entry = leaf_grads.get(id(t))
             result.append(None if entry is None else entry[1])
     return result
+
+
+def _wrap_owned(array, device):
+    """A gradient array as a Tensor that owns writable memory (views, e.g. of broadcasts, are copied)."""
+    if array.base is not None or not getattr(array.flags, "writeable", True):
+        array = array.copy()
+    return Tensor._make(array, device)
 
 
 def _accumulate(leaf_grads: dict, key: int, entry) -> None:

@@ -115,3 +115,18 @@ def test_loss_modules_wrap_functions(device):
     y = dg.tensor([0], device=device)
     assert dg.nn.CrossEntropyLoss()(z, y).item() == pytest.approx(F.cross_entropy(z, y).item())
     assert dg.nn.MSELoss(reduction="sum")(z, dg.zeros(1, 2, device=device)).item() == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_loss_fast_path_equals_the_tensor_formula(device, smoothing):
+    z = dg.tensor(rng.standard_normal((4, 3)), requires_grad=True, device=device)
+    b = dg.tensor(rng.standard_normal(4), requires_grad=True, device=device)
+    labels = dg.tensor([2, 0, 1, 2], device=device)
+    for make in (lambda: F.cross_entropy(z, labels, label_smoothing=smoothing),
+                 lambda: F.binary_cross_entropy_with_logits(b, dg.tensor([0.0, 1.0, 1.0, 0.0], device=device))):
+        out = make()
+        fast = dg.grad(out, [z, b], retain_graph=True, allow_unused=True)
+        graph = dg.grad(out, [z, b], create_graph=True, allow_unused=True)
+        for f, g in zip(fast, graph):
+            if f is not None:
+                np.testing.assert_allclose(f.numpy(), g.numpy(), rtol=1e-12)

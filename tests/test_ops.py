@@ -237,3 +237,19 @@ def test_repeated_integer_indices_accumulate(device):
     x = dg.tensor([1.0, 2.0, 3.0], requires_grad=True, device=device)
     x[[0, 0, 2, 0]].sum().backward()
     assert x.grad.numpy().tolist() == [3.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_first_order_fast_path_equals_the_tensor_formula(device, case):
+    """backward_array (used when no graph of the gradient is needed) must agree with backward."""
+    _, dg_fn, _, arrays = case
+    xs = [dg.tensor(np.asarray(a), device=device, dtype="float64", requires_grad=True) for a in arrays]
+    out = dg_fn(*xs)
+    cot = dg.tensor(np.random.default_rng(3).standard_normal(out.shape), device=device)
+    fast = dg.grad(out, xs, cot, retain_graph=True, allow_unused=True)
+    graph = dg.grad(out, xs, cot, create_graph=True, allow_unused=True)
+    for f, g in zip(fast, graph):
+        assert (f is None) == (g is None)
+        if f is not None:
+            assert not f.requires_grad
+            np.testing.assert_allclose(f.numpy(), g.numpy(), rtol=1e-12, atol=1e-14)

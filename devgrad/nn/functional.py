@@ -13,6 +13,7 @@ import numpy as np
 from devgrad.autograd import Function, is_grad_enabled
 from devgrad.backend import DeviceError
 from devgrad.ops import linear, log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus
+from devgrad.ops.activation import sigmoid_array
 from devgrad.ops.elementwise import clip
 from devgrad.tensor import Tensor
 
@@ -77,6 +78,12 @@ class BCEWithLogits(Function):
         z, y = self.inputs
         need_z, need_y = self.needs_input_grad
         return (g * (sigmoid(z) - y) if need_z else None), (-g * z if need_y else None)
+
+    def backward_array(self, g):
+        z, y = self.inputs[0].data, self.inputs[1].data
+        need_z, need_y = self.needs_input_grad
+        s = sigmoid_array(self.device.xp, z)
+        return (g * (s - y) if need_z else None), (-g * z if need_y else None)
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: str = "mean",
@@ -149,6 +156,18 @@ class CrossEntropy(Function):
         # Under create_graph the softmax must be a graph op so second derivatives are right.
         probs = softmax(z, axis=1) if is_grad_enabled() else self.const(self.saved)
         return g.reshape(-1, 1) * (probs - self.const(target))
+
+    def backward_array(self, g):
+        xp = self.device.xp
+        probs = self.saved
+        n, c = probs.shape
+        if self.smoothing:
+            delta = probs - self.smoothing / c
+            delta[xp.arange(n), self.labels] -= 1.0 - self.smoothing
+        else:
+            delta = probs.copy()
+            delta[xp.arange(n), self.labels] -= 1.0
+        return g.reshape(-1, 1) * delta
 
 
 def cross_entropy(logits: Tensor, labels, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:

@@ -63,6 +63,22 @@ def sum_to(grad: Tensor, shape: tuple) -> Tensor:
     return out if out.shape == shape else out.reshape(shape)
 
 
+def sum_to_array(grad, shape: tuple):
+    """``sum_to`` on a raw array (the first-order fast path)."""
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, size in enumerate(shape) if size == 1 and grad.shape[i + lead] != 1)
+    out = grad.sum(axis=axes) if axes else grad
+    return out if out.shape == shape else out.reshape(shape)
+
+
+def data_of(x):
+    """The array of a Tensor, or a Python scalar as it is."""
+    return x.data if isinstance(x, Tensor) else x
+
+
 def normalize_axis(axis, ndim: int) -> tuple:
     """Axis argument (None, int or sequence, negatives allowed) as a sorted tuple of ints."""
     if axis is None:

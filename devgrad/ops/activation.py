@@ -12,7 +12,7 @@ from devgrad.ops._util import normalize_axis
 from devgrad.tensor import Tensor
 
 
-def _stable_sigmoid(xp, x):
+def sigmoid_array(xp, x):
     e = xp.exp(-xp.abs(x))
     r = 1.0 / (1.0 + e)
     return xp.where(x >= 0, r, e * r)
@@ -28,6 +28,9 @@ class ReLU(Function):
     def backward(self, g):
         return g * self.const((self.out_data > 0).astype(g.dtype))
 
+    def backward_array(self, g):
+        return g * (self.out_data > 0)
+
 
 class LeakyReLU(Function):
     __slots__ = ("slope",)
@@ -38,8 +41,13 @@ class LeakyReLU(Function):
         return self.device.xp.where(a > 0, a, a * slope)
 
     def backward(self, g):
-        x = self.inputs[0].data
-        return g * self.const(self.device.xp.where(x > 0, 1.0, self.slope).astype(g.dtype))
+        return g * self.const(self._slopes(g.dtype))
+
+    def _slopes(self, dtype):
+        return self.device.xp.where(self.inputs[0].data > 0, 1.0, self.slope).astype(dtype)
+
+    def backward_array(self, g):
+        return g * self._slopes(g.dtype)
 
 
 class Sigmoid(Function):
@@ -47,10 +55,14 @@ class Sigmoid(Function):
     save_output = True
 
     def forward(self, a):
-        return _stable_sigmoid(self.device.xp, a)
+        return sigmoid_array(self.device.xp, a)
 
     def backward(self, g):
         s = self.output()
+        return g * s * (1.0 - s)
+
+    def backward_array(self, g):
+        s = self.out_data
         return g * s * (1.0 - s)
 
 
@@ -63,6 +75,10 @@ class Tanh(Function):
 
     def backward(self, g):
         t = self.output()
+        return g * (1.0 - t * t)
+
+    def backward_array(self, g):
+        t = self.out_data
         return g * (1.0 - t * t)
 
 
@@ -79,6 +95,9 @@ class Softplus(Function):
     def backward(self, g):
         return g * sigmoid(self.inputs[0])
 
+    def backward_array(self, g):
+        return g * sigmoid_array(self.device.xp, self.inputs[0].data)
+
 
 class LogSigmoid(Function):
     """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|))."""
@@ -92,6 +111,9 @@ class LogSigmoid(Function):
 
     def backward(self, g):
         return g * sigmoid(-self.inputs[0])
+
+    def backward_array(self, g):
+        return g * sigmoid_array(self.device.xp, -self.inputs[0].data)
 
 
 class Softmax(Function):
@@ -108,6 +130,10 @@ class Softmax(Function):
         y = self.output()
         return y * (g - (g * y).sum(axis=self.axis, keepdims=True))
 
+    def backward_array(self, g):
+        y = self.out_data
+        return y * (g - (g * y).sum(axis=self.axis, keepdims=True))
+
 
 class LogSoftmax(Function):
     __slots__ = ("axis",)
@@ -121,6 +147,9 @@ class LogSoftmax(Function):
 
     def backward(self, g):
         return g - self.output().exp() * g.sum(axis=self.axis, keepdims=True)
+
+    def backward_array(self, g):
+        return g - self.device.xp.exp(self.out_data) * g.sum(axis=self.axis, keepdims=True)
 
 
 def relu(x: Tensor) -> Tensor:

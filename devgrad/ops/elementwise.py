@@ -10,7 +10,7 @@ import math
 
 from devgrad.autograd import Function
 from devgrad.backend import DeviceError
-from devgrad.ops._util import operand, shape_of, sum_to
+from devgrad.ops._util import data_of, operand, shape_of, sum_to, sum_to_array
 from devgrad.tensor import Tensor, as_dtype
 
 
@@ -32,6 +32,9 @@ class Add(_Binary):
     def backward(self, g):
         return sum_to(g, self.a_shape), sum_to(g, self.b_shape)
 
+    def backward_array(self, g):
+        return sum_to_array(g, self.a_shape), sum_to_array(g, self.b_shape)
+
 
 class Sub(_Binary):
     __slots__ = ()
@@ -44,6 +47,11 @@ class Sub(_Binary):
         need_a, need_b = self.needs_input_grad
         return (sum_to(g, self.a_shape) if need_a else None,
                 sum_to(-g, self.b_shape) if need_b else None)
+
+    def backward_array(self, g):
+        need_a, need_b = self.needs_input_grad
+        return (sum_to_array(g, self.a_shape) if need_a else None,
+                sum_to_array(-g, self.b_shape) if need_b else None)
 
 
 class Mul(_Binary):
@@ -60,6 +68,12 @@ class Mul(_Binary):
         return (sum_to(g * b, self.a_shape) if need_a else None,
                 sum_to(g * a, self.b_shape) if need_b else None)
 
+    def backward_array(self, g):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        return (sum_to_array(g * data_of(b), self.a_shape) if need_a else None,
+                sum_to_array(g * data_of(a), self.b_shape) if need_b else None)
+
 
 class Div(_Binary):
     __slots__ = ()
@@ -74,6 +88,12 @@ class Div(_Binary):
         need_a, need_b = self.needs_input_grad
         return (sum_to(g / b, self.a_shape) if need_a else None,
                 sum_to(-g * a / (b * b), self.b_shape) if need_b else None)
+
+    def backward_array(self, g):
+        a, b = data_of(self.inputs[0]), data_of(self.inputs[1])
+        need_a, need_b = self.needs_input_grad
+        return (sum_to_array(g / b, self.a_shape) if need_a else None,
+                sum_to_array(-g * a / (b * b), self.b_shape) if need_b else None)
 
 
 class Pow(_Binary):
@@ -111,6 +131,8 @@ class Neg(Function):
     def backward(self, g):
         return -g
 
+    backward_array = backward
+
 
 class Exp(Function):
     __slots__ = ()
@@ -122,6 +144,9 @@ class Exp(Function):
     def backward(self, g):
         return g * self.output()
 
+    def backward_array(self, g):
+        return g * self.out_data
+
 
 class Log(Function):
     __slots__ = ()
@@ -132,6 +157,9 @@ class Log(Function):
 
     def backward(self, g):
         return g / self.inputs[0]
+
+    def backward_array(self, g):
+        return g / self.inputs[0].data
 
 
 class Sqrt(Function):
@@ -228,6 +256,9 @@ class Cast(Function):
 
     def backward(self, g):
         return Cast.apply(g, dtype=self.in_dtype)
+
+    def backward_array(self, g):
+        return g.astype(self.in_dtype)
 
 
 # -- function forms ---------------------------------------------------------------------

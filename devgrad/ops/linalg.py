@@ -50,6 +50,14 @@ class MatMul(Function):
             gb = sum_to(matmul(a2.swapaxes(-1, -2), g2), b2.shape).reshape(b.shape)
         return ga, gb
 
+    def backward_array(self, g):
+        a, b = self.inputs[0].data, self.inputs[1].data
+        if a.ndim != 2 or b.ndim != 2:  # 1-D and batched cases: the general formula
+            grads = self.backward(Tensor._make(g, self.device))
+            return tuple(None if t is None else t.data for t in grads)
+        need_a, need_b = self.needs_input_grad
+        return (g @ b.T if need_a else None), (a.T @ g if need_b else None)
+
 
 def matmul(a, b) -> Tensor:
     """Matrix product ``a @ b`` following ``numpy.matmul`` (1-D, 2-D and batched operands)."""
@@ -90,6 +98,14 @@ class Linear(Function):
         gw = matmul(g2.T, x.reshape(-1, w.shape[1])) if need_w else None
         gb = g2.sum(axis=0) if need_b else None
         return gx, gw, gb
+
+    def backward_array(self, g):
+        x, w = self.inputs[0].data, self.inputs[1].data
+        need_x, need_w, need_b = self.needs_input_grad
+        g2 = g.reshape(-1, w.shape[0])
+        return ((g @ w) if need_x else None,
+                (g2.T @ x.reshape(-1, w.shape[1])) if need_w else None,
+                g2.sum(axis=0) if need_b else None)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

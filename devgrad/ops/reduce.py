@@ -33,6 +33,11 @@ class Sum(_Reduce):
     def backward(self, g):
         return self._expand(g).broadcast_to(self.in_shape)
 
+    def backward_array(self, g):
+        if not self.keepdims:
+            g = g.reshape(keepdims_shape(self.in_shape, self.axes))
+        return self.device.xp.broadcast_to(g, self.in_shape)
+
 
 class Mean(_Reduce):
     __slots__ = ("count",)
@@ -47,6 +52,11 @@ class Mean(_Reduce):
 
     def backward(self, g):
         return (self._expand(g) * (1.0 / (self.count or 1))).broadcast_to(self.in_shape)
+
+    def backward_array(self, g):
+        if not self.keepdims:
+            g = g.reshape(keepdims_shape(self.in_shape, self.axes))
+        return self.device.xp.broadcast_to(g * (1.0 / (self.count or 1)), self.in_shape)
 
 
 class Max(_Reduce):

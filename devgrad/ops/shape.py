@@ -8,7 +8,7 @@ import numpy as np
 
 from devgrad.autograd import Function
 from devgrad.backend import Device, DeviceError
-from devgrad.ops._util import normalize_axis, sum_to
+from devgrad.ops._util import normalize_axis, sum_to, sum_to_array
 from devgrad.tensor import Tensor
 
 
@@ -26,6 +26,8 @@ class Reshape(Function):
     def backward(self, g):
         return g.reshape(self.in_shape)
 
+    backward_array = backward
+
 
 class Transpose(Function):
     __slots__ = ("axes",)
@@ -36,6 +38,8 @@ class Transpose(Function):
 
     def backward(self, g):
         return g.transpose(tuple(int(i) for i in np.argsort(self.axes)))
+
+    backward_array = backward
 
 
 class BroadcastTo(Function):
@@ -51,6 +55,9 @@ class BroadcastTo(Function):
 
     def backward(self, g):
         return sum_to(g, self.in_shape)
+
+    def backward_array(self, g):
+        return sum_to_array(g, self.in_shape)
 
 
 class Concatenate(Function):
@@ -105,6 +112,9 @@ class GetItem(Function):
 
     def backward(self, g):
         return IndexAdd.apply(g, index=self.index, shape=self.in_shape, accumulate=self.accumulate)
+
+    def backward_array(self, g):
+        return IndexAdd.forward(self, g, self.index, self.in_shape, self.accumulate)
 
 
 class IndexAdd(Function):

@@ -11,11 +11,16 @@ addition keeps no arrays alive at all.
 from __future__ import annotations
 
 import functools
+import heapq
+import itertools
 import threading
 
 from devgrad.backend import DeviceError
 
 _mode = threading.local()
+# Creation order of graph nodes: a node is always created after the nodes of its inputs, so
+# visiting nodes from the highest number down is a topological order (no recursion, no sort).
+_sequence = itertools.count()
 
 
 def is_grad_enabled() -> bool:
@@ -74,7 +79,7 @@ class Function:
     Metadata (axes, shapes) goes in the subclass's own ``__slots__``.
     """
 
-    __slots__ = ("next", "inputs", "saved", "out_data", "device", "shape", "released")
+    __slots__ = ("next", "inputs", "saved", "out_data", "device", "shape", "released", "seq")
 
     save_inputs = False
     save_output = False
@@ -83,9 +88,11 @@ class Function:
     @classmethod
     def apply(cls, *args, **params):
         """Run forward on the inputs' arrays and, when needed, record the node."""
+        # The hot path of every op: kept to plain loops and attribute access on purpose.
         dev = None
         requires = False
         arrays = []
+        nexts = []
         for arg in args:
             if isinstance(arg, Tensor):
                 if dev is None:
@@ -94,17 +101,23 @@ class Function:
                     raise DeviceError(
                         f"{cls.__name__}: tensors are on different devices, {dev} and {arg.device}. "
                         "devgrad never moves data implicitly: move one with .to(...)")
-                requires = requires or arg.requires_grad
+                if arg.requires_grad:
+                    requires = True
+                    nexts.append(arg._ctx if arg._ctx is not None else arg)
+                else:
+                    nexts.append(None)
                 arrays.append(arg.data)
             else:
                 arrays.append(arg)
+                nexts.append(None)
         ctx = object.__new__(cls)
         ctx.device = dev
         ctx.saved = None
         out = ctx.forward(*arrays, **params)
-        if not (requires and getattr(_mode, "enabled", True)):
+        if not requires or not getattr(_mode, "enabled", True):
             return Tensor._make(out, ctx.device)
-        ctx.next = tuple(_grad_target(arg) for arg in args)
+        ctx.next = tuple(nexts)
+        ctx.seq = next(_sequence)
         ctx.inputs = args if cls.save_inputs else None
         ctx.out_data = out if cls.save_output else None
         ctx.shape = out.shape
@@ -123,9 +136,9 @@ class Function:
         return self.device.xp
 
     @property
-    def needs_input_grad(self) -> tuple:
+    def needs_input_grad(self) -> list:
         """Per input: does its gradient go anywhere? Backward may skip the others."""
-        return tuple(n is not None for n in self.next)
+        return [n is not None for n in self.next]
 
     def output(self):
         """The op's output as a Tensor linked to this node (for backward formulas)."""
@@ -146,37 +159,6 @@ class Function:
         return type(self).__name__
 
 
-def _grad_target(arg):
-    """Where the gradient for one input of a node goes: its node, the leaf itself, or None."""
-    if isinstance(arg, Tensor):
-        if arg._ctx is not None:
-            return arg._ctx
-        if arg.requires_grad:
-            return arg
-    return None
-
-
-def _topological_order(roots) -> list:
-    """Nodes reachable from ``roots``, each after every node that consumes it (iterative DFS)."""
-    post = []
-    seen = set()
-    stack = [(node, False) for node in reversed(roots)]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            post.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        for nxt in reversed(node.next):
-            if isinstance(nxt, Function) and id(nxt) not in seen:
-                stack.append((nxt, False))
-    post.reverse()
-    return post
-
-
 def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False, inputs=None):
     """Propagate ``grad_outputs`` from ``outputs`` through the graph.
 
@@ -192,9 +174,9 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
     if retain_graph is None:
         retain_graph = create_graph
     fast = not create_graph
-    node_grads: dict = {}
+    node_grads: dict = {}  # node -> gradient of its output; a node is in `heap` iff it is here
     leaf_grads: dict = {}
-    roots = []
+    heap: list = []
     for out, given in zip(outputs, grad_outputs):
         if not out.requires_grad:
             raise RuntimeError(
@@ -211,20 +193,18 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
                 node_grads[node] = node_grads[node] + g
             else:
                 node_grads[node] = g
-                roots.append(node)
+                heapq.heappush(heap, (-node.seq, node))
 
     wanted = None
     if inputs is not None:
         wanted = {id(t._ctx): None for t in inputs if t._ctx is not None}
 
-    order = _topological_order(roots)
     prev_mode = is_grad_enabled()
     _mode.enabled = create_graph
     try:
-        for node in order:
-            g = node_grads.pop(node, None)
-            if g is None:
-                continue
+        while heap:
+            node = heapq.heappop(heap)[1]
+            g = node_grads.pop(node)
             if wanted is not None and id(node) in wanted:
                 wanted[id(node)] = g
             if node.released:
@@ -242,8 +222,10 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
                     in_grads, tuple) else in_grads.data
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
-            if not retain_graph:
-                node.release()
+            if not retain_graph and (node.inputs is not None or node.saved is not None
+                                     or node.out_data is not None):
+                node.inputs = node.saved = node.out_data = None
+                node.released = True
             for target, gi in zip(node.next, in_grads):
                 if target is None or gi is None:
                     continue
@@ -251,7 +233,11 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
                     if gi.shape != target.shape:
                         _bad_shape(node, target.name, gi.shape, target.shape)
                     prev = node_grads.get(target)
-                    node_grads[target] = gi if prev is None else prev + gi
+                    if prev is None:
+                        node_grads[target] = gi
+                        heapq.heappush(heap, (-target.seq, target))
+                    else:
+                        node_grads[target] = prev + gi
                 else:
                     if gi.shape != target.shape:
                         _bad_shape(node, "a leaf tensor", gi.shape, target.shape)

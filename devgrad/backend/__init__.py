@@ -96,6 +96,12 @@ class Device:
             return _cpu.uniform(generator, shape, dtype)
         return _cuda.uniform(generator, shape, dtype, self.index)
 
+    def sigmoid(self, x):
+        """The logistic function on an array of this device, without overflow warnings."""
+        if self.type == "cpu":
+            return _cpu.sigmoid(x)
+        return _cuda.sigmoid(x)
+
     def synchronize(self) -> None:
         """Wait until all queued work on this device has finished."""
         if self.type == "cuda":

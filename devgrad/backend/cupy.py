@@ -108,6 +108,15 @@ def uniform(gen, shape, dtype, index: int):
         return gen.random_sample(shape).astype(dtype)
 
 
+def sigmoid(x):
+    """1 / (1 + exp(-x)); on the GPU an overflow to inf gives 0 without any warning."""
+    cp = module()
+    out = cp.negative(x)
+    cp.exp(out, out=out)
+    out += 1
+    return cp.reciprocal(out, out=out)
+
+
 def synchronize(index: int) -> None:
     module().cuda.Device(index).synchronize()
 

@@ -36,6 +36,16 @@ def uniform(gen: np.random.Generator, shape, dtype) -> np.ndarray:
     return gen.random(shape).astype(dtype)
 
 
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) in place on one buffer; exp overflowing to inf gives exactly 0, silently."""
+    with np.errstate(over="ignore"):
+        out = np.negative(x, out=np.empty_like(x))  # an array even for 0-d input
+        np.exp(out, out=out)
+        out += 1
+        np.reciprocal(out, out=out)
+    return out
+
+
 def synchronize() -> None:
     """NumPy work is synchronous: nothing to wait for."""
 

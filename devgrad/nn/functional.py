@@ -13,7 +13,6 @@ import numpy as np
 from devgrad.autograd import Function, is_grad_enabled
 from devgrad.backend import DeviceError
 from devgrad.ops import linear, log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus
-from devgrad.ops.activation import sigmoid_array
 from devgrad.ops.elementwise import clip
 from devgrad.tensor import Tensor
 
@@ -82,7 +81,7 @@ class BCEWithLogits(Function):
     def backward_array(self, g):
         z, y = self.inputs[0].data, self.inputs[1].data
         need_z, need_y = self.needs_input_grad
-        s = sigmoid_array(self.device.xp, z)
+        s = self.device.sigmoid(z)
         return (g * (s - y) if need_z else None), (-g * z if need_y else None)
 
 

@@ -61,22 +61,22 @@ class Sequential(Module):
             if not isinstance(m, Module):
                 raise TypeError(f"Sequential: item {i} is a {type(m).__name__}, not a Module")
             setattr(self, str(i), m)
-        self._count = len(modules)
+        self._modules = tuple(modules)  # the same modules, in order, for fast iteration
 
     def __getitem__(self, i: int) -> Module:
-        if not -self._count <= i < self._count:
-            raise IndexError(f"Sequential has {self._count} modules, no index {i}")
-        return getattr(self, str(i % self._count))
+        if not -len(self._modules) <= i < len(self._modules):
+            raise IndexError(f"Sequential has {len(self._modules)} modules, no index {i}")
+        return self._modules[i]
 
     def __len__(self) -> int:
-        return self._count
+        return len(self._modules)
 
     def __iter__(self):
-        return (self[i] for i in range(self._count))
+        return iter(self._modules)
 
     def forward(self, x):
-        for m in self:
-            x = m(x)
+        for m in self._modules:
+            x = m.forward(x)
         return x
 
 

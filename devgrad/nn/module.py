@@ -31,6 +31,7 @@ class Module:
 
     Assign Parameters and sub-Modules as attributes (lists and tuples of Modules work
     too); ``parameters()``, ``state_dict()``, ``to()``, ``train()``/``eval()`` find them.
+    Attributes whose names start with ``_`` are private and not walked.
     Subclasses implement ``forward``; call the module itself to run it.
     """
 
@@ -46,6 +47,8 @@ class Module:
     # -- walking -----------------------------------------------------------------------
     def _children_items(self) -> Iterator[tuple[str, object]]:
         for name, value in vars(self).items():
+            if name.startswith("_"):
+                continue  # private attributes (caches) are not part of the module tree
             if isinstance(value, Module | Parameter):
                 yield name, value
             elif isinstance(value, list | tuple):

@@ -82,10 +82,12 @@ class Linear(Function):
     save_inputs = True
 
     def forward(self, x, w, b):
-        if x.shape[-1] != w.shape[1]:
-            raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}) but the weight "
-                             f"expects {w.shape[1]} (weight shape {w.shape} = (out_features, in_features))")
-        out = x @ w.T
+        try:
+            out = x @ w.T
+        except ValueError:
+            raise ValueError(f"linear: input has {x.shape[-1] if x.ndim else 0} features (shape {x.shape}) but "
+                             f"the weight expects {w.shape[1]} (weight shape {w.shape} = (out_features, "
+                             "in_features))") from None
         if b is not None:
             out += b
         return out
@@ -102,9 +104,12 @@ class Linear(Function):
     def backward_array(self, g):
         x, w = self.inputs[0].data, self.inputs[1].data
         need_x, need_w, need_b = self.needs_input_grad
-        g2 = g.reshape(-1, w.shape[0])
+        if g.ndim != 2:
+            g2, x = g.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1])
+        else:
+            g2 = g
         return ((g @ w) if need_x else None,
-                (g2.T @ x.reshape(-1, w.shape[1])) if need_w else None,
+                (g2.T @ x) if need_w else None,
                 g2.sum(axis=0) if need_b else None)
 
 

@@ -23,6 +23,13 @@ class _Reduce(Function):
         return g.reshape(keepdims_shape(self.in_shape, self.axes))
 
 
+def _filled(xp, shape, values):
+    """A new array of ``shape`` holding ``values`` broadcast (cheaper than broadcast_to + copy)."""
+    out = xp.empty(shape, dtype=values.dtype)
+    out[...] = values
+    return out
+
+
 class Sum(_Reduce):
     __slots__ = ()
 
@@ -36,7 +43,7 @@ class Sum(_Reduce):
     def backward_array(self, g):
         if not self.keepdims:
             g = g.reshape(keepdims_shape(self.in_shape, self.axes))
-        return self.device.xp.broadcast_to(g, self.in_shape)
+        return _filled(self.device.xp, self.in_shape, g)
 
 
 class Mean(_Reduce):
@@ -56,7 +63,7 @@ class Mean(_Reduce):
     def backward_array(self, g):
         if not self.keepdims:
             g = g.reshape(keepdims_shape(self.in_shape, self.axes))
-        return self.device.xp.broadcast_to(g * (1.0 / (self.count or 1)), self.in_shape)
+        return _filled(self.device.xp, self.in_shape, g * (1.0 / (self.count or 1)))
 
 
 class Max(_Reduce):

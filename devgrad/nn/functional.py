@@ -64,14 +64,14 @@ def mse_loss(pred: Tensor, target, reduction: str = "mean") -> Tensor:
 
 
 class BCEWithLogits(Function):
-    """max(z, 0) - z·y + log1p(exp(-|z|)) per element; gradient sigmoid(z) - y."""
+    """softplus(z) - z·y per element (= max(z, 0) - z·y + log1p(exp(-|z|))); gradient sigmoid(z) - y."""
 
     __slots__ = ()
     save_inputs = True
 
     def forward(self, z, y):
-        xp = self.device.xp
-        return xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+        # logaddexp(0, z) = log(1 + e^z) computed stably in one pass (softplus)
+        return self.device.xp.logaddexp(0, z) - z * y
 
     def backward(self, g):
         z, y = self.inputs
@@ -133,15 +133,15 @@ class CrossEntropy(Function):
         xp = self.device.xp
         self.labels = labels
         self.smoothing = smoothing
-        shifted = z - xp.max(z, axis=1, keepdims=True)
-        exp = xp.exp(shifted)
-        total = xp.sum(exp, axis=1, keepdims=True)
+        shifted = z - z.max(axis=1, keepdims=True)
+        probs = xp.exp(shifted)
+        total = probs.sum(axis=1)
+        probs /= total[:, None]
         log_total = xp.log(total)
-        picked = xp.take_along_axis(shifted, labels[:, None], axis=1)
-        loss = (log_total - picked)[:, 0]
+        loss = log_total - shifted[xp.arange(len(labels)), labels]
         if smoothing:
-            loss = (1.0 - smoothing) * loss + smoothing * (log_total[:, 0] - shifted.mean(axis=1))
-        self.saved = exp / total
+            loss = (1.0 - smoothing) * loss + smoothing * (log_total - shifted.mean(axis=1))
+        self.saved = probs
         return loss
 
     def backward(self, g):
@@ -169,17 +169,23 @@ class CrossEntropy(Function):
         return g.reshape(-1, 1) * delta
 
 
+def _check_label_range(labels: Tensor, n_classes: int, name: str) -> None:
+    """Labels outside [0, C) are an error on the CPU. On a GPU the check is skipped: it would
+    cost a host sync every step, and the runner already guarantees the range when it loads data."""
+    if labels.device.type != "cpu" or not labels.size:
+        return
+    lo, hi = int(labels.data.min()), int(labels.data.max())
+    if lo < 0 or hi >= n_classes:
+        raise ValueError(f"{name}: labels must be in [0, {n_classes - 1}], got values from {lo} to {hi}")
+
+
 def cross_entropy(logits: Tensor, labels, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross-entropy from logits (N, C) and integer labels (N,), stable for any logits."""
     labels = _as_target(labels, logits, "cross_entropy", dtype=np.int64)
     _check_class_labels(logits, labels, "cross_entropy")
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1), got {label_smoothing}")
-    n_classes = logits.shape[1]
-    xp = logits.device.xp
-    if labels.size and (int(xp.min(labels.data)) < 0 or int(xp.max(labels.data)) >= n_classes):
-        raise ValueError(f"cross_entropy: labels must be in [0, {n_classes - 1}], got values from "
-                         f"{int(xp.min(labels.data))} to {int(xp.max(labels.data))}")
+    _check_label_range(labels, logits.shape[1], "cross_entropy")
     loss = CrossEntropy.apply(logits, labels=labels.data, smoothing=float(label_smoothing))
     return _reduce(loss, reduction)
 
@@ -188,6 +194,7 @@ def nll_loss(log_probs: Tensor, labels, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of integer labels given log-probabilities (N, C)."""
     labels = _as_target(labels, log_probs, "nll_loss", dtype=np.int64)
     _check_class_labels(log_probs, labels, "nll_loss")
+    _check_label_range(labels, log_probs.shape[1], "nll_loss")
     rows = Tensor._make(log_probs.device.xp.arange(log_probs.shape[0]), log_probs.device)
     return _reduce(-log_probs[rows, labels], reduction)
 

@@ -84,8 +84,7 @@ class Softplus(Function):
     save_inputs = True
 
     def forward(self, a):
-        xp = self.device.xp
-        return xp.maximum(a, 0) + xp.log1p(xp.exp(-xp.abs(a)))
+        return self.device.xp.logaddexp(0, a)  # stable in one pass
 
     def backward(self, g):
         return g * sigmoid(self.inputs[0])
@@ -101,8 +100,7 @@ class LogSigmoid(Function):
     save_inputs = True
 
     def forward(self, a):
-        xp = self.device.xp
-        return xp.minimum(a, 0) - xp.log1p(xp.exp(-xp.abs(a)))
+        return -self.device.xp.logaddexp(0, -a)
 
     def backward(self, g):
         return g * sigmoid(-self.inputs[0])

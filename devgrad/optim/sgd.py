@@ -25,6 +25,9 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov needs momentum > 0 and dampening = 0")
 
     def update(self, param, grad, group, state, xp):
+        if not (group["momentum"] or group["weight_decay"] or group["maximize"]):
+            param -= group["lr"] * grad  # plain SGD: nothing else to compute
+            return
         g = -grad if group["maximize"] else grad
         if group["weight_decay"]:
             g = g + group["weight_decay"] * param

@@ -245,25 +245,18 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
     finally:
         _mode.enabled = prev_mode
 
-    if fast:
-        wrap = _wrap_owned
-        leaf_grads = {k: (leaf, wrap(g, leaf.device)) for k, (leaf, g) in leaf_grads.items()}
-        if wanted is not None:
-            devices = {id(t._ctx): t.device for t in inputs if t._ctx is not None}
-            wanted = {k: None if g is None else wrap(g, devices[k]) for k, g in wanted.items()}
     if inputs is None:
-        seen: set = set()
-        for leaf, g in leaf_grads.values():
-            g_leaf = g if g.dtype == leaf.dtype else g.astype(leaf.dtype)
-            if leaf.grad is not None:
-                g_leaf = leaf.grad + g_leaf
-            elif fast and id(g_leaf.data) in seen:
-                # One gradient array reaching two leaves (e.g. a + b): each leaf gets its own,
-                # so in-place clipping or zeroing of one never touches the other.
-                g_leaf = Tensor._make(g_leaf.data.copy(), g_leaf.device)
-            seen.add(id(g_leaf.data))
-            leaf.grad = g_leaf
+        if fast:
+            _set_leaf_grads_from_arrays(leaf_grads)
+        else:
+            for leaf, g in leaf_grads.values():
+                g = g if g.dtype == leaf.dtype else g.astype(leaf.dtype)
+                leaf.grad = g if leaf.grad is None else leaf.grad + g
         return None
+    if fast:
+        leaf_grads = {k: (leaf, _wrap_owned(g, leaf.device)) for k, (leaf, g) in leaf_grads.items()}
+        devices = {id(t._ctx): t.device for t in inputs if t._ctx is not None}
+        wanted = {k: None if g is None else _wrap_owned(g, devices[k]) for k, g in wanted.items()}
     result = []
     for t in inputs:
         if t._ctx is not None:
@@ -272,6 +265,23 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
             entry = leaf_grads.get(id(t))
             result.append(None if entry is None else entry[1])
     return result
+
+
+def _set_leaf_grads_from_arrays(leaf_grads: dict) -> None:
+    """Store first-order gradient arrays in ``.grad``: each leaf owns its own writable array."""
+    seen: set = set()
+    for leaf, g in leaf_grads.values():
+        if g.dtype != leaf.data.dtype:
+            g = g.astype(leaf.data.dtype)
+        if leaf.grad is not None:
+            leaf.grad = Tensor._make(leaf.grad.data + g, leaf.device)
+            continue
+        # A view (e.g. of a broadcast) or one array reaching two leaves (a + b) is copied, so
+        # in-place clipping or zeroing of one gradient never touches another array.
+        if g.base is not None or id(g) in seen or not getattr(g.flags, "writeable", True):
+            g = g.copy()
+        seen.add(id(g))
+        leaf.grad = Tensor._make(g, leaf.device)
 
 
 def _wrap_owned(array, device):

@@ -171,3 +171,28 @@ def test_sequential_indexing():
         seq[2]
     with pytest.raises(TypeError, match="not a Module"):
         nn.Sequential(nn.Linear(2, 2), "relu")
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh", "leaky_relu"])
+def test_mlp_fused_forward_equals_the_layer_by_layer_network(device, activation):
+    model = nn.MLP([3, 8, 8, 2], activation=activation, generator=0, device=device, dtype="float64")
+    x = dg.randn(6, 3, generator=1, device=device, dtype="float64")
+    fused, plain = model(x), model.net(x)
+    np.testing.assert_allclose(fused.numpy(), plain.numpy(), rtol=1e-12)
+    grads_fused = dg.grad(fused.sum(), model.parameters())
+    grads_plain = dg.grad(plain.sum(), model.parameters())
+    for a, b in zip(grads_fused, grads_plain):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+def test_fused_layer_second_derivatives(device, activation):
+    w = dg.tensor(np.random.default_rng(0).standard_normal((4, 3)), requires_grad=True, device=device)
+    b = dg.tensor(np.random.default_rng(1).standard_normal(4) * 0.1, requires_grad=True, device=device)
+
+    def grad_fn(x):
+        y = dg.ops.linalg.linear_act(x, w, b, activation)
+        return dg.grad((y * y).sum(), [x, w], create_graph=True)
+
+    x = dg.tensor(np.random.default_rng(2).standard_normal((5, 3)), requires_grad=True, device=device)
+    assert dg.gradcheck(grad_fn, [x])

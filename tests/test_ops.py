@@ -120,6 +120,15 @@ CASES = [
     ("softmax_axis0", lambda a: dg.softmax(a, axis=0), lambda a: a.softmax(dim=0), [U(3, 5)]),
     ("log_softmax", lambda a: a.log_softmax(), lambda a: a.log_softmax(dim=-1), [U(3, 5)]),
     ("log_softmax_3d", lambda a: dg.log_softmax(a, axis=1), lambda a: a.log_softmax(dim=1), [U(2, 3, 4)]),
+    # fused layer ops
+    ("linear", lambda x, w, b: dg.linear(x, w, b), lambda x, w, b: __import__("torch").nn.functional.linear(x, w, b),
+     [U(5, 3), U(4, 3), U(4)]),
+    ("linear_relu", lambda x, w, b: dg.ops.linalg.linear_act(x, w, b, "relu"),
+     lambda x, w, b: __import__("torch").nn.functional.linear(x, w, b).relu(), [NZ(5, 3), NZ(4, 3), NZ(4) * 0.1]),
+    ("linear_sigmoid", lambda x, w, b: dg.ops.linalg.linear_act(x, w, b, "sigmoid"),
+     lambda x, w, b: __import__("torch").nn.functional.linear(x, w, b).sigmoid(), [U(5, 3), U(4, 3), U(4)]),
+    ("linear_tanh_3d", lambda x, w, b: dg.ops.linalg.linear_act(x, w, b, "tanh"),
+     lambda x, w, b: __import__("torch").nn.functional.linear(x, w, b).tanh(), [U(2, 5, 3), U(4, 3), U(4)]),
     # compositions (shared subexpressions, chains)
     ("composite", lambda a, b: ((a @ b).tanh() * (a @ b)).sum(axis=0) / 3.0,
      lambda a, b: ((a @ b).tanh() * (a @ b)).sum(dim=0) / 3.0, [U(3, 4), U(4, 2)]),

@@ -102,6 +102,12 @@ class Device:
             return _cpu.sigmoid(x)
         return _cuda.sigmoid(x)
 
+    def sigmoid_(self, x):
+        """The logistic function, in place on ``x``."""
+        if self.type == "cpu":
+            return _cpu.sigmoid_(x)
+        return _cuda.sigmoid_(x)
+
     def synchronize(self) -> None:
         """Wait until all queued work on this device has finished."""
         if self.type == "cuda":

@@ -108,6 +108,15 @@ def uniform(gen, shape, dtype, index: int):
         return gen.random_sample(shape).astype(dtype)
 
 
+def sigmoid_(x):
+    """The logistic function in place."""
+    cp = module()
+    cp.negative(x, out=x)
+    cp.exp(x, out=x)
+    x += 1
+    return cp.reciprocal(x, out=x)
+
+
 def sigmoid(x):
     """1 / (1 + exp(-x)); on the GPU an overflow to inf gives 0 without any warning."""
     cp = module()

@@ -36,6 +36,16 @@ def uniform(gen: np.random.Generator, shape, dtype) -> np.ndarray:
     return gen.random(shape).astype(dtype)
 
 
+def sigmoid_(x: np.ndarray) -> np.ndarray:
+    """The logistic function in place."""
+    with np.errstate(over="ignore"):
+        np.negative(x, out=x)
+        np.exp(x, out=x)
+        x += 1
+        np.reciprocal(x, out=x)
+    return x
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-x)) in place on one buffer; exp overflowing to inf gives exactly 0, silently."""
     with np.errstate(over="ignore"):

@@ -7,6 +7,7 @@ import itertools
 from devgrad.nn import functional as F
 from devgrad.nn import init as init_
 from devgrad.nn.module import Module, Parameter
+from devgrad.ops.linalg import linear_act
 from devgrad.random import get_generator
 from devgrad.tensor import DEFAULT_FLOAT, Tensor, zeros
 
@@ -209,16 +210,40 @@ class MLP(Module):
         if output_activation is not None:
             layers.append(_activation(output_activation))
         self.net = Sequential(*layers)
+        self._plan = _fusion_plan(layers)
 
     @property
     def linears(self) -> list[Linear]:
         return [m for m in self.net if isinstance(m, Linear)]
 
     def forward(self, x):
-        return self.net(x)
+        # Same result as self.net(x); a Linear followed by relu/sigmoid/tanh runs as one fused op.
+        for linear, act, module in self._plan:
+            if act is not None:
+                x = linear_act(x, linear.weight, linear.bias, act)
+            else:
+                x = module(x)
+        return x
 
     def extra_repr(self) -> str:
         return f"sizes={self.sizes}"
 
 
 _activation = activation
+_FUSABLE = {ReLU: "relu", Sigmoid: "sigmoid", Tanh: "tanh"}
+
+
+def _fusion_plan(layers: list) -> list:
+    """(linear, activation name, None) for fusable pairs, (None, None, module) for the rest."""
+    plan = []
+    i = 0
+    while i < len(layers):
+        layer = layers[i]
+        follower = layers[i + 1] if i + 1 < len(layers) else None
+        if isinstance(layer, Linear) and type(follower) in _FUSABLE:
+            plan.append((layer, _FUSABLE[type(follower)], None))
+            i += 2
+        else:
+            plan.append((None, None, layer))
+            i += 1
+    return plan

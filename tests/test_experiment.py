@@ -19,6 +19,13 @@ import devgrad as dg
 from devgrad.experiment import RunError, SpecError, resolve, run
 
 ROOT = Path(__file__).parents[1]
+try:
+    import matplotlib  # noqa: F401
+except ImportError:
+    HAVE_MATPLOTLIB = False
+else:
+    HAVE_MATPLOTLIB = True
+needs_matplotlib = pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="plots need matplotlib (the plot extra)")
 
 SMALL = {
     "name": "small",
@@ -59,9 +66,13 @@ def test_completed_run_folder_has_every_file(tmp_path):
     assert result.returncode == 0, result.stderr
     run_dir = only_run_dir(tmp_path / "runs", "small")
     assert run_dir.name[:8].isdigit() and len(run_dir.name.split("-")) == 3
-    for name in ("config.yaml", "meta.json", "metrics.csv", "metrics.jsonl", "summary.json", "train.log",
-                 "checkpoints/last.npz", "checkpoints/best.npz", "plots/learning_curves.png",
-                 "plots/decision_boundary.png"):
+    expected = ["config.yaml", "meta.json", "metrics.csv", "metrics.jsonl", "summary.json", "train.log",
+                "checkpoints/last.npz", "checkpoints/best.npz"]
+    if HAVE_MATPLOTLIB:
+        expected += ["plots/learning_curves.png", "plots/decision_boundary.png"]
+    else:
+        assert "plots skipped" in result.stdout and "devgrad[plot]" in result.stdout
+    for name in expected:
         assert (run_dir / name).is_file(), name
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["status"] == "completed" and meta["device"] == "cpu" and meta["seed"] == 3
@@ -288,6 +299,7 @@ def test_library_errors_are_typed():
         dg.experiment.resume("/nonexistent/run")
 
 
+@needs_matplotlib
 def test_plot_command_redraws(tmp_path):
     result = run(SMALL, out=tmp_path, quiet=True)
     for png in (result.run_dir / "plots").iterdir():
@@ -343,5 +355,65 @@ def test_readme_newcomer_command_runs_the_triangle(tmp_path):
     result = cli("run", ROOT / "experiments" / "triangle.yaml", "--out", tmp_path, "-q", "--device", "cpu")
     assert result.returncode == 0, result.stderr
     run_dir = only_run_dir(tmp_path, "triangle")
-    assert (run_dir / "plots" / "decision_boundary.png").exists()
+    assert (run_dir / "plots" / "decision_boundary.png").exists() or not HAVE_MATPLOTLIB
     assert json.loads((run_dir / "summary.json").read_text())["test"]["test_accuracy"] >= 0.97
+
+
+def test_runs_without_matplotlib_say_plots_were_skipped(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    result = run({**SMALL, "train": {"epochs": 1}}, out=tmp_path, quiet=True)
+    assert result.status == "completed" and result.summary["plots"] == []
+    assert "plots skipped" in (result.run_dir / "train.log").read_text()
+
+
+def test_missing_scikit_learn_is_a_clear_error(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_sklearn(name, *args, **kwargs):
+        if name.startswith("sklearn"):
+            raise ImportError("No module named 'sklearn'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    with pytest.raises(dg.data.DataError, match=r"needs scikit-learn: pip install 'devgrad\[sklearn\]'"):
+        run({**SMALL, "data": {"source": "sklearn:iris"}}, out=tmp_path, quiet=True)
+    assert not (tmp_path / "small").exists()
+
+
+def test_progress_bar_on_a_terminal(tmp_path):
+    pytest.importorskip("tqdm")
+    import pty
+
+    spec = write_spec(tmp_path, {**SMALL, "train": {"epochs": 3}})
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the CLI with a terminal (100 columns) as stdout
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        os.execv(sys.executable, [sys.executable, "-m", "devgrad", "run", str(spec), "--out", str(tmp_path / "r")])
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    text = output.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "epoch" in text and "3/3" in text and "\r" in text, text  # tqdm redraws its bar in place

@@ -108,6 +108,11 @@ class Device:
             return _cpu.sigmoid_(x)
         return _cuda.sigmoid_(x)
 
+    @property
+    def host_reads_are_free(self) -> bool:
+        """True when reading a value back to Python costs no device sync (the CPU)."""
+        return self.type == "cpu"
+
     def synchronize(self) -> None:
         """Wait until all queued work on this device has finished."""
         if self.type == "cuda":

@@ -10,7 +10,7 @@ import numpy as np
 
 from devgrad.backend import default_device
 from devgrad.backend import device as resolve_device
-from devgrad.tensor import DEFAULT_FLOAT, Tensor, as_dtype
+from devgrad.tensor import DEFAULT_FLOAT, Tensor, as_dtype, shape_from_args
 
 _default = {"generator": np.random.default_rng()}
 
@@ -42,21 +42,15 @@ def _finish(host: np.ndarray, device, dtype, requires_grad: bool) -> Tensor:
     return Tensor._make(dev.put(host.astype(dt, copy=False)), dev).requires_grad_(requires_grad)
 
 
-def _shape(shape) -> tuple:
-    if len(shape) == 1 and isinstance(shape[0], tuple | list):
-        return tuple(shape[0])
-    return tuple(shape)
-
-
 def randn(*shape, generator=None, device=None, dtype=None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples: ``dg.randn(2, 3)`` or ``dg.randn((2, 3), generator=rng)``."""
-    host = get_generator(generator).standard_normal(_shape(shape))
+    host = get_generator(generator).standard_normal(shape_from_args(shape))
     return _finish(host, device, dtype, requires_grad)
 
 
 def rand(*shape, generator=None, device=None, dtype=None, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1)."""
-    host = get_generator(generator).random(_shape(shape))
+    host = get_generator(generator).random(shape_from_args(shape))
     return _finish(host, device, dtype, requires_grad)
 
 

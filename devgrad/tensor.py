@@ -314,9 +314,15 @@ def tensor(data, requires_grad: bool = False, device=None, dtype=None, name: str
     return Tensor(data, requires_grad=requires_grad, device=device, dtype=dtype, name=name)
 
 
+def shape_from_args(args: tuple) -> tuple:
+    """``f(2, 3)`` and ``f((2, 3))`` both mean shape (2, 3)."""
+    if len(args) == 1 and isinstance(args[0], tuple | list):
+        return tuple(args[0])
+    return tuple(args)
+
+
 def _creation_args(shape, device, dtype):
-    if len(shape) == 1 and isinstance(shape[0], tuple | list):
-        shape = tuple(shape[0])
+    shape = shape_from_args(shape)
     for s in shape:
         if not isinstance(s, numbers.Integral) or s < 0:
             raise ValueError(f"shape must be non-negative integers, got {shape}")

@@ -57,3 +57,17 @@ def check_op(torch, dg_fn, torch_fn, arrays, device, dtype=np.float64, grad_inpu
                             dtype=np.float64 if np.asarray(a).dtype.kind == "f" else None)
                   for i, a in enumerate(arrays)]
         assert dg.gradcheck(dg_fn, inputs)
+
+
+def block_import(monkeypatch, prefix: str, error: Exception | None = None) -> None:
+    """Make ``import <prefix>...`` fail (as if the package were missing or broken)."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == prefix or name.startswith(prefix + "."):
+            raise error or ImportError(f"No module named '{prefix}'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)

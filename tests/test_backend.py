@@ -9,6 +9,7 @@ import pytest
 
 import devgrad as dg
 from devgrad.backend import cupy as cuda_backend
+from tests.helpers import block_import
 
 needs_no_cuda = pytest.mark.skipif(dg.cuda_available(), reason="checks the CUDA-unavailable path")
 
@@ -61,32 +62,14 @@ def test_unavailable_reason_distinguishes_missing_cupy_from_missing_driver():
 
 
 def test_probe_reports_missing_cupy(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def fake_import(name, *args, **kwargs):
-        if name == "cupy":
-            raise ImportError("No module named 'cupy'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake_import)
+    block_import(monkeypatch, "cupy")
     state = cuda_backend._probe()
     assert state["module"] is None
     assert "not installed" in state["reason"] and "devgrad[cuda12]" in state["reason"]
 
 
 def test_probe_survives_any_exception_at_import(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def fake_import(name, *args, **kwargs):
-        if name == "cupy":
-            raise OSError("libcudart.so.12: cannot open shared object file")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake_import)
+    block_import(monkeypatch, "cupy", OSError("libcudart.so.12: cannot open shared object file"))
     state = cuda_backend._probe()
     assert state["module"] is None and "failed to import" in state["reason"] and "libcudart" in state["reason"]
 

@@ -17,6 +17,7 @@ import yaml
 
 import devgrad as dg
 from devgrad.experiment import RunError, SpecError, resolve, run
+from tests.helpers import block_import
 
 ROOT = Path(__file__).parents[1]
 try:
@@ -360,32 +361,14 @@ def test_readme_newcomer_command_runs_the_triangle(tmp_path):
 
 
 def test_runs_without_matplotlib_say_plots_were_skipped(tmp_path, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_matplotlib(name, *args, **kwargs):
-        if name.startswith("matplotlib"):
-            raise ImportError("No module named 'matplotlib'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    block_import(monkeypatch, "matplotlib")
     result = run({**SMALL, "train": {"epochs": 1}}, out=tmp_path, quiet=True)
     assert result.status == "completed" and result.summary["plots"] == []
     assert "plots skipped" in (result.run_dir / "train.log").read_text()
 
 
 def test_missing_scikit_learn_is_a_clear_error(tmp_path, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_sklearn(name, *args, **kwargs):
-        if name.startswith("sklearn"):
-            raise ImportError("No module named 'sklearn'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    block_import(monkeypatch, "sklearn")
     with pytest.raises(dg.data.DataError, match=r"needs scikit-learn: pip install 'devgrad\[sklearn\]'"):
         run({**SMALL, "data": {"source": "sklearn:iris"}}, out=tmp_path, quiet=True)
     assert not (tmp_path / "small").exists()

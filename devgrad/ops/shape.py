@@ -9,7 +9,7 @@ import numpy as np
 from devgrad.autograd import Function
 from devgrad.backend import Device, DeviceError
 from devgrad.ops._util import normalize_axis, sum_to, sum_to_array
-from devgrad.tensor import Tensor
+from devgrad.tensor import Tensor, shape_from_args
 
 
 class Reshape(Function):
@@ -183,8 +183,7 @@ def _has_integer_array(index) -> bool:
 
 def reshape(a: Tensor, *shape) -> Tensor:
     """The same data with a new shape (one dimension may be -1)."""
-    if len(shape) == 1 and isinstance(shape[0], tuple | list):
-        shape = tuple(shape[0])
+    shape = shape_from_args(shape)
     if shape == a.shape:
         return a
     return Reshape.apply(a, shape=shape)
@@ -192,8 +191,7 @@ def reshape(a: Tensor, *shape) -> Tensor:
 
 def transpose(a: Tensor, *axes) -> Tensor:
     """Permute axes (reverse them when none are given), like ``numpy.transpose``."""
-    if len(axes) == 1 and isinstance(axes[0], tuple | list):
-        axes = tuple(axes[0])
+    axes = shape_from_args(axes)
     if not axes:
         axes = tuple(range(a.ndim - 1, -1, -1))
     if sorted(int(x) % max(a.ndim, 1) for x in axes) != list(range(a.ndim)):
@@ -217,8 +215,7 @@ def broadcast_to(a: Tensor, shape) -> Tensor:
 
 def expand(a: Tensor, *shape) -> Tensor:
     """PyTorch's name for broadcast_to; -1 keeps a dimension."""
-    if len(shape) == 1 and isinstance(shape[0], tuple | list):
-        shape = tuple(shape[0])
+    shape = shape_from_args(shape)
     lead = len(shape) - a.ndim
     full = tuple(a.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
     return broadcast_to(a, full)

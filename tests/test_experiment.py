@@ -400,3 +400,20 @@ def test_progress_bar_on_a_terminal(tmp_path):
     text = output.decode(errors="replace")
     assert os.waitstatus_to_exitcode(status) == 0, text
     assert "epoch" in text and "3/3" in text and "\r" in text, text  # tqdm redraws its bar in place
+
+
+def test_resume_refuses_a_run_that_is_still_training(tmp_path):
+    result = run({**SMALL, "train": {"epochs": 2}}, out=tmp_path, quiet=True)
+    meta_path = result.run_dir / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        meta.update(status="running", pid=sleeper.pid)
+        meta_path.write_text(json.dumps(meta))
+        refused = cli("resume", result.run_dir)
+        assert refused.returncode == 2 and "still being trained by process" in refused.stderr
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # once that process is gone the folder is stale and resumable
+    assert cli("resume", result.run_dir, "-q").returncode == 0

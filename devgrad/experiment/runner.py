@@ -504,6 +504,20 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
     return _execute(trainer, 1, None, spec, wall, started)
 
 
+def _still_running(meta: dict) -> bool:
+    """Is the process that wrote this meta.json alive on this host (so the run is not stale)?"""
+    pid = meta.get("pid")
+    if not isinstance(pid, int) or meta.get("host") != socket.gethostname() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def resume(run_dir, device: str | None = None, quiet: bool = False) -> RunResult:
     """Continue a stopped, killed or failed run from its last checkpoint, in the same folder."""
     run_dir = Path(run_dir)
@@ -514,6 +528,9 @@ def resume(run_dir, device: str | None = None, quiet: bool = False) -> RunResult
     meta = ckpt.read_json(run_dir / "meta.json") if (run_dir / "meta.json").exists() else {}
     if meta.get("status") == "completed":
         raise RunError(f"{run_dir} already completed; start a new run with 'devgrad run' instead")
+    if meta.get("status") == "running" and _still_running(meta):
+        raise RunError(f"{run_dir} is still being trained by process {meta['pid']} on this host; stop it "
+                       "(Ctrl-C) before resuming, or two processes would write the same folder")
     spec = resolve(config, [f"device={device}"] if device is not None else [])
     dev = resolve_device(spec["device"])
     started, wall = _now(), time.perf_counter()

@@ -76,11 +76,17 @@ def decision_boundary(plt, trainer, path: Path, resolution: int = 200) -> Path:
                             alpha=0.8)
         ax.contour(gx, gy, probs[:, 1].reshape(gx.shape), levels=[0.5], colors="k", linewidths=1)
         fig.colorbar(image, ax=ax, label="P(class 1)")
+        ax.scatter(X_all[:, 0], X_all[:, 1], c=y_all, cmap="RdBu_r", vmin=0, vmax=1, s=9, edgecolors="w",
+                   linewidths=0.3)
     else:
-        ax.contourf(gx, gy, probs.argmax(axis=1).reshape(gx.shape), levels=np.arange(probs.shape[1] + 1) - 0.5,
-                    cmap="tab10", alpha=0.35)
-    ax.scatter(X_all[:, 0], X_all[:, 1], c=y_all, cmap="RdBu_r" if probs.shape[1] == 2 else "tab10", s=9,
-               edgecolors="w", linewidths=0.3)
+        # One colour per class, the same for the predicted regions and the points.
+        from matplotlib.colors import ListedColormap
+
+        k = probs.shape[1]
+        colours = [plt.get_cmap("tab10")(i % 10) for i in range(k)]
+        ax.contourf(gx, gy, probs.argmax(axis=1).reshape(gx.shape), levels=np.arange(k + 1) - 0.5,
+                    cmap=ListedColormap(colours), alpha=0.3)
+        ax.scatter(X_all[:, 0], X_all[:, 1], c=[colours[i] for i in y_all], s=9, edgecolors="w", linewidths=0.3)
     ax.set_xlabel("x₁")
     ax.set_ylabel("x₂")
     ax.set_title(f"{trainer.spec['name']}: decision boundary")

@@ -417,3 +417,44 @@ def test_resume_refuses_a_run_that_is_still_training(tmp_path):
         sleeper.wait()
     # once that process is gone the folder is stale and resumable
     assert cli("resume", result.run_dir, "-q").returncode == 0
+
+
+ISSUE_EXAMPLE = """
+name: triangle
+seed: 0
+device: auto              # auto | cpu | cuda | cuda:N
+dtype: float32
+data:
+  source: triangle        # a synthetic generator, or a file, or sklearn:<name>
+  n_samples: 2000
+  noise: 0.05
+  split: {train: 0.7, val: 0.15, test: 0.15}
+  standardize: true
+model:
+  hidden: [3]
+  activation: sigmoid
+  init: xavier_uniform
+loss: bce                 # bce | logistic (±1 labels) | cross_entropy | mse | hinge
+optimizer: {name: sgd, lr: 0.5, momentum: 0.9}
+schedule: {name: cosine}
+train:
+  epochs: 300
+  batch_size: 64
+  early_stopping: {monitor: val_loss, mode: min, patience: 30, min_delta: 0.0}
+  checkpoint: {every: 10, save_best: true}
+metrics: [accuracy]
+"""
+
+
+def test_the_spec_from_the_issue_validates_and_means_what_it_says(tmp_path):
+    path = tmp_path / "example.yaml"
+    path.write_text(ISSUE_EXAMPLE)
+    spec = resolve(path)
+    es = spec["train"]["early_stopping"]
+    assert es["enabled"] and es["patience"] == 30 and es["mode"] == "min"  # writing the block turns it on
+    assert spec["optimizer"] == {"name": "sgd", "lr": 0.5, "momentum": 0.9, "dampening": 0.0, "nesterov": False,
+                                 "weight_decay": 0.0}
+    off = resolve({"data": {"source": "xor"}, "train": {"early_stopping": False}})
+    assert not off["train"]["early_stopping"]["enabled"]
+    on = resolve({"data": {"source": "xor"}, "train": {"early_stopping": True}})
+    assert on["train"]["early_stopping"]["enabled"] and on["train"]["early_stopping"]["patience"] == 10

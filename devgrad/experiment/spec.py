@@ -380,7 +380,7 @@ def _loss(v: _Validator, raw, path: tuple) -> dict:
 def validate(loaded: Loaded, source: str = "spec", check_files: bool = True) -> dict:
     """The resolved spec (defaults filled in), or SpecError listing every problem."""
     v = _Validator(loaded.lines, loaded.overridden)
-    raw = loaded.data
+    raw = _early_stopping_shorthand(loaded.data)
     top = {k: s for k, s in SCHEMA.items() if k not in ("loss", "optimizer", "schedule")}
     for key in raw:
         if key not in SCHEMA:
@@ -400,6 +400,22 @@ def validate(loaded: Loaded, source: str = "spec", check_files: bool = True) -> 
     if v.problems:
         raise SpecError(v.sorted_problems(), source)
     return {key: spec[key] for key in SCHEMA}
+
+
+def _early_stopping_shorthand(raw: dict) -> dict:
+    """Writing an early_stopping block turns it on (``enabled`` defaults to true there);
+    ``early_stopping: false`` or ``null`` turns it off, ``true`` on with the defaults."""
+    train = raw.get("train")
+    if not isinstance(train, dict) or "early_stopping" not in train:
+        return raw
+    block = train["early_stopping"]
+    if block is None or isinstance(block, bool):
+        block = {"enabled": bool(block)}
+    elif isinstance(block, dict) and "enabled" not in block:
+        block = {"enabled": True, **block}
+    else:
+        return raw
+    return {**raw, "train": {**train, "early_stopping": block}}
 
 
 def _block(v: _Validator, raw: dict, key: str, default):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from devgrad.optim.optimizer import Optimizer
+from devgrad.optim.optimizer import Optimizer, scratch
 
 
 class Adam(Optimizer):
@@ -46,20 +46,26 @@ class Adam(Optimizer):
         state["step"] += 1
         step = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
+        tmp = scratch(state, param, xp)  # every temporary goes through one reused buffer
         m *= b1
-        m += (1.0 - b1) * g
+        xp.multiply(g, 1.0 - b1, out=tmp)
+        m += tmp
         v *= b2
-        v += (1.0 - b2) * (g * g)
+        xp.multiply(g, g, out=tmp)
+        tmp *= 1.0 - b2
+        v += tmp
         if group["amsgrad"]:
             vmax = state["max_exp_avg_sq"]
             xp.maximum(vmax, v, out=vmax)
             v = vmax
         bias1 = 1.0 - b1**step
         bias2_sqrt = math.sqrt(1.0 - b2**step)
-        denom = xp.sqrt(v)
-        denom /= bias2_sqrt
-        denom += eps
-        param -= (lr / bias1) * (m / denom)
+        xp.sqrt(v, out=tmp)
+        tmp /= bias2_sqrt
+        tmp += eps
+        xp.divide(m, tmp, out=tmp)
+        tmp *= lr / bias1
+        param -= tmp
 
 
 class AdamW(Adam):

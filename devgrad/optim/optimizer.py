@@ -8,6 +8,18 @@ from devgrad.autograd import no_grad
 from devgrad.tensor import Tensor
 
 
+def scratch(state: dict, param, xp):
+    """A reusable buffer shaped like ``param`` (kept in the state under a private key, never saved).
+
+    Updates write their temporaries into it instead of allocating fresh arrays every step:
+    for large layers a fresh allocation means page faults, which cost as much as the math.
+    """
+    buf = state.get("_scratch")
+    if buf is None or buf.shape != param.shape or buf.dtype != param.dtype or type(buf) is not type(param):
+        buf = state["_scratch"] = xp.empty_like(param)
+    return buf
+
+
 class Optimizer:
     """Base of all optimizers.
 
@@ -98,6 +110,8 @@ class Optimizer:
         for p, st in self.state.items():
             entry = {}
             for k, v in st.items():
+                if k.startswith("_"):
+                    continue  # scratch buffers are not state
                 entry[k] = p.device.to_host(v).copy() if hasattr(v, "shape") else v
             state[index[id(p)]] = entry
         groups = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devgrad.optim.optimizer import Optimizer
+from devgrad.optim.optimizer import Optimizer, scratch
 
 
 class SGD(Optimizer):
@@ -26,7 +26,9 @@ class SGD(Optimizer):
 
     def update(self, param, grad, group, state, xp):
         if not (group["momentum"] or group["weight_decay"] or group["maximize"]):
-            param -= group["lr"] * grad  # plain SGD: nothing else to compute
+            tmp = scratch(state, param, xp)  # plain SGD: p -= lr·g without a fresh temporary
+            xp.multiply(grad, group["lr"], out=tmp)
+            param -= tmp
             return
         g = -grad if group["maximize"] else grad
         if group["weight_decay"]:
@@ -40,4 +42,6 @@ class SGD(Optimizer):
                 buf *= momentum
                 buf += (1.0 - group["dampening"]) * g
             g = g + momentum * buf if group["nesterov"] else buf
-        param -= group["lr"] * g
+        tmp = scratch(state, param, xp)
+        xp.multiply(g, group["lr"], out=tmp)
+        param -= tmp

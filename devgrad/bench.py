@@ -366,6 +366,31 @@ def run(device="cpu", configs=("tiny", "small", "medium", "large"), repeat: int 
     return results
 
 
+def op_overhead(device="cpu", repeat: int = 15) -> dict:
+    """Per-op overhead: ``(a * b + c).sum().backward()`` on 2×2 float32 tensors vs the same
+    arithmetic (forward and hand-written backward) in NumPy/CuPy."""
+    dev = resolve_device(device)
+    xp = dev.xp
+    host = np.ones((2, 2), dtype=np.float32)
+    a, b, c = (devgrad.tensor(host, requires_grad=True, device=dev) for _ in range(3))
+    an, bn, cn = a.data, b.data, c.data
+
+    def ours():
+        a.grad = b.grad = c.grad = None
+        (a * b + c).sum().backward()
+
+    def by_hand():
+        (an * bn + cn).sum()
+        ones = xp.ones((2, 2), dtype=np.float32)
+        return ones * bn, ones * an, ones.copy()
+
+    samples = _time_interleaved({"devgrad": (ours, dev.synchronize), "handwritten": (by_hand, dev.synchronize)},
+                                repeat, 0.05)
+    dg_ms, hand_ms = (statistics.median(samples[k]) * 1e3 for k in ("devgrad", "handwritten"))
+    return {"device": dev.name, "devgrad_us": dg_ms * 1e3, "handwritten_us": hand_ms * 1e3,
+            "ratio": dg_ms / hand_ms}
+
+
 def format_table(results: dict) -> str:
     has_torch = any("pytorch" in r for r in results["configs"])
     head = ["config", "devgrad ms", "hand ms", "vs hand"]

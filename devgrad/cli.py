@@ -87,6 +87,11 @@ def _bench(args) -> int:
     unknown = [c for c in configs if c not in bench.CONFIGS]
     if unknown:
         raise UserError(f"unknown --configs {', '.join(unknown)}; choose from {', '.join(bench.CONFIGS)}")
+    if args.overhead:
+        o = bench.op_overhead(args.device, args.repeat)
+        print(f"(a * b + c).sum().backward() on 2x2 float32 ({o['device']}): devgrad {o['devgrad_us']:.1f} us, "
+              f"same arithmetic by hand {o['handwritten_us']:.1f} us, ratio {o['ratio']:.2f}x")
+        return 0
     results = bench.run(args.device, configs, repeat=args.repeat, use_torch=not args.no_torch)
     print(bench.format_table(results))
     if args.json:
@@ -134,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeat", type=int, default=15, help="timed blocks per implementation (default 15)")
     bench.add_argument("--json", help="also write the results as JSON to this path")
     bench.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    bench.add_argument("--overhead", action="store_true",
+                       help="only measure per-op overhead: (a*b+c).sum().backward() on 2x2 tensors vs NumPy")
     bench.set_defaults(func=_bench)
     return parser
 

@@ -55,3 +55,12 @@ def test_cli_bench_writes_table_and_json(tmp_path, capsys):
     assert row["config"] == "tiny" and row["devgrad"]["median_ms"] > 0 and row["ratio_vs_handwritten"] > 0
     assert data["matmul_peak_gflops"] > 0
     assert main(["bench", "--configs", "huge"]) == 2
+
+
+def test_op_overhead_measurement(capsys):
+    from devgrad.cli import main
+
+    result = bench.op_overhead("cpu", repeat=2)
+    assert result["devgrad_us"] > 0 and result["handwritten_us"] > 0 and result["ratio"] > 0
+    assert main(["bench", "--overhead", "--repeat", "2"]) == 0
+    assert "(a * b + c).sum().backward()" in capsys.readouterr().out

@@ -84,16 +84,21 @@ class Optimizer:
         loss = None
         if closure is not None:
             loss = closure()
+        states = self.state
+        update = self.update
         with no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
-                    if p.grad is None:
+                    grad = p.grad
+                    if grad is None:
                         continue
-                    if p.grad.device is not p.device:
-                        raise RuntimeError(f"{type(self).__name__}: gradient on {p.grad.device} but parameter on "
+                    if grad.device is not p.device:
+                        raise RuntimeError(f"{type(self).__name__}: gradient on {grad.device} but parameter on "
                                            f"{p.device}")
-                    state = self.state.setdefault(p, {})
-                    self.update(p.data, p.grad.data, group, state, p.device.xp)
+                    state = states.get(p)
+                    if state is None:
+                        state = states[p] = {}
+                    update(p.data, grad.data, group, state, p.device.xp)
         return loss
 
     def update(self, param, grad, group: dict, state: dict, xp) -> None:  # pragma: no cover - abstract

@@ -222,10 +222,8 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
                     in_grads, tuple) else in_grads.data
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
-            if not retain_graph and (node.inputs is not None or node.saved is not None
-                                     or node.out_data is not None):
-                node.inputs = node.saved = node.out_data = None
-                node.released = True
+            if not retain_graph:
+                node.release()
             for target, gi in zip(node.next, in_grads):
                 if target is None or gi is None:
                     continue

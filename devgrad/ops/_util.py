@@ -38,13 +38,6 @@ def operand(x, like: Tensor, op: str):
     raise TypeError(f"{op}: unsupported operand of type {type(x).__name__}")
 
 
-def first_tensor(*args) -> Tensor:
-    for a in args:
-        if isinstance(a, Tensor):
-            return a
-    raise TypeError("expected at least one Tensor argument")
-
-
 def shape_of(x) -> tuple:
     """Shape of an array, or () for a Python scalar."""
     return getattr(x, "shape", ())

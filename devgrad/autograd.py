@@ -214,6 +214,7 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
                     "to keep them.")
             if not fast:
                 in_grads = node.backward(g)
+                _check_devices(node, in_grads)
             elif node.backward_array is not None:
                 in_grads = node.backward_array(g)
             else:
@@ -263,6 +264,15 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
             entry = leaf_grads.get(id(t))
             result.append(None if entry is None else entry[1])
     return result
+
+
+def _check_devices(node, in_grads) -> None:
+    """Gradients (Tensor path) must live where their inputs live: ops never move data."""
+    grads = in_grads if isinstance(in_grads, tuple) else (in_grads,)
+    for target, gi in zip(node.next, grads):
+        if target is not None and gi is not None and gi.device is not target.device:
+            raise RuntimeError(f"internal error: {node.name}.backward produced a gradient on {gi.device} for an "
+                               f"input on {target.device}")
 
 
 def _set_leaf_grads_from_arrays(leaf_grads: dict) -> None:

@@ -458,3 +458,18 @@ def test_the_spec_from_the_issue_validates_and_means_what_it_says(tmp_path):
     assert not off["train"]["early_stopping"]["enabled"]
     on = resolve({"data": {"source": "xor"}, "train": {"early_stopping": True}})
     assert on["train"]["early_stopping"]["enabled"] and on["train"]["early_stopping"]["patience"] == 10
+
+
+def test_an_unexpected_error_marks_the_run_failed(tmp_path, monkeypatch):
+    from devgrad.experiment import runner
+
+    def explode(self, epoch):
+        raise MemoryError("out of device memory")
+
+    monkeypatch.setattr(runner.Trainer, "_train_epoch", explode)
+    with pytest.raises(MemoryError):
+        run(SMALL, out=tmp_path, quiet=True)
+    run_dir = only_run_dir(tmp_path, "small")
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["status"] == "failed" and "out of device memory" in meta["error"]
+    assert "run failed" in (run_dir / "train.log").read_text()

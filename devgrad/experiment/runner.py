@@ -434,6 +434,13 @@ def _execute(trainer: Trainer, start_epoch: int, meta_base: dict | None, spec: d
         except KeyboardInterrupt:
             status = "stopped"
             console.say(f"interrupted: status 'stopped'; continue with: devgrad resume {run_dir}")
+        except Exception as exc:
+            # An unexpected error (out of memory, a bug): the folder must not claim 'running'.
+            trainer.log.exception("run failed")
+            meta = _meta(spec, trainer.device, run_dir, "failed", started, _now(), meta_base)
+            meta["error"] = f"{type(exc).__name__}: {exc}"
+            ckpt.write_json(run_dir / "meta.json", meta)
+            raise
         finally:
             console.close()
         history = trainer.metrics.rows()

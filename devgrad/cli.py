@@ -161,6 +161,11 @@ def main(argv=None) -> int:
     except (UserError, SpecError, DataError, RunError, DeviceError, UnsafeFileError) as exc:
         print(f"devgrad: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as exc:
+        # A folder that cannot be created, a full disk, a missing permission: the user's to fix.
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"devgrad: error: cannot access{where}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("devgrad: interrupted", file=sys.stderr)
         return 130

@@ -473,3 +473,14 @@ def test_an_unexpected_error_marks_the_run_failed(tmp_path, monkeypatch):
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["status"] == "failed" and "out of device memory" in meta["error"]
     assert "run failed" in (run_dir / "train.log").read_text()
+
+
+def test_unreadable_spec_and_unwritable_out_are_clean_errors(tmp_path):
+    latin = tmp_path / "latin1.yaml"
+    latin.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    result = cli("validate", latin)
+    assert result.returncode == 2 and "not UTF-8" in result.stderr and "Traceback" not in result.stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = cli("run", write_spec(tmp_path, SMALL), "--out", blocker / "runs")
+    assert result.returncode == 2 and "cannot access" in result.stderr and "Traceback" not in result.stderr

@@ -182,7 +182,13 @@ def load_yaml(path) -> Loaded:
         raise SpecError([f"file not found: {path} (check the path, relative to {Path.cwd()})"], str(path))
     if path.is_dir():
         raise SpecError([f"{path} is a folder, not a YAML spec file"], str(path))
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError([f"{path} is not UTF-8 text (byte {exc.start}): save the spec as UTF-8 YAML"],
+                        str(path)) from None
+    except OSError as exc:
+        raise SpecError([f"cannot read {path}: {exc.strerror or exc}"], str(path)) from None
     return loads(text, source=str(path), path=path)
 
 

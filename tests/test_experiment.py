@@ -484,3 +484,11 @@ def test_unreadable_spec_and_unwritable_out_are_clean_errors(tmp_path):
     blocker.write_text("not a folder")
     result = cli("run", write_spec(tmp_path, SMALL), "--out", blocker / "runs")
     assert result.returncode == 2 and "cannot access" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_without_a_validation_split_the_monitor_falls_back_to_train(tmp_path):
+    spec = {**SMALL, "data": {"source": "xor", "n_samples": 300, "split": {"train": 0.8, "val": 0.0, "test": 0.2}},
+            "train": {"epochs": 3, "early_stopping": {"patience": 1}}}
+    result = run(spec, out=tmp_path, quiet=True)
+    assert result.status == "completed" and result.summary["monitor"] == "train_loss"
+    assert all("val_loss" not in row for row in result.history)

@@ -97,3 +97,25 @@ def test_reductions_match_numpy_with_correct_gradients(case, keepdims, name, dev
     else:
         grad = (x_np == getattr(np, name)(x_np, axis=axes, keepdims=True)).astype(np.float64)
     np.testing.assert_allclose(x.grad.numpy(), grad, rtol=1e-12)
+
+
+@st.composite
+def matmul_operands(draw):
+    m, k, n = (draw(st.integers(1, 4)) for _ in range(3))
+    batch = draw(st.lists(st.integers(1, 3), max_size=2))
+    a_shape = draw(st.sampled_from([(k,), (m, k), (*batch, m, k)]))
+    b_shape = draw(st.sampled_from([(k,), (k, n), (*batch, k, n)]))
+    elements = st.floats(-2, 2, allow_nan=False, width=64)
+    return draw(hnp.arrays(np.float64, a_shape, elements=elements)), draw(hnp.arrays(np.float64, b_shape,
+                                                                                      elements=elements))
+
+
+@SETTINGS
+@given(operands=matmul_operands(), device=devices)
+def test_matmul_matches_numpy_and_gradcheck(operands, device):
+    a_np, b_np = operands
+    a = dg.tensor(a_np, requires_grad=True, device=device)
+    b = dg.tensor(b_np, requires_grad=True, device=device)
+    out = a @ b
+    np.testing.assert_allclose(out.numpy(), a_np @ b_np, rtol=1e-12, atol=1e-12)
+    assert dg.gradcheck(lambda x, y: x @ y, [a, b])

@@ -113,7 +113,11 @@ class Function:
         ctx = object.__new__(cls)
         ctx.device = dev
         ctx.saved = None
-        out = ctx.forward(*arrays, **params)
+        if dev is not None and dev.index:  # a second GPU: run the kernels there
+            with dev.activate():
+                out = ctx.forward(*arrays, **params)
+        else:
+            out = ctx.forward(*arrays, **params)
         if not requires or not getattr(_mode, "enabled", True):
             return Tensor._make(out, ctx.device)
         ctx.next = tuple(nexts)
@@ -212,15 +216,11 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
                     f"backward through {node.name} a second time: its saved values were freed by the "
                     "first backward. Pass retain_graph=True to the first backward() (or dg.grad) "
                     "to keep them.")
-            if not fast:
-                in_grads = node.backward(g)
-                _check_devices(node, in_grads)
-            elif node.backward_array is not None:
-                in_grads = node.backward_array(g)
+            if node.device.index:  # a second GPU: run the kernels there
+                with node.device.activate():
+                    in_grads = _node_backward(node, g, fast)
             else:
-                in_grads = node.backward(Tensor._make(g, node.device))
-                in_grads = tuple(None if t is None else t.data for t in in_grads) if isinstance(
-                    in_grads, tuple) else in_grads.data
+                in_grads = _node_backward(node, g, fast)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
             if not retain_graph:
@@ -264,6 +264,20 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
             entry = leaf_grads.get(id(t))
             result.append(None if entry is None else entry[1])
     return result
+
+
+def _node_backward(node, g, fast: bool):
+    """One node's input gradients: Tensor formulas, or arrays on the first-order fast path."""
+    if not fast:
+        in_grads = node.backward(g)
+        _check_devices(node, in_grads)
+        return in_grads
+    if node.backward_array is not None:
+        return node.backward_array(g)
+    in_grads = node.backward(Tensor._make(g, node.device))
+    if isinstance(in_grads, tuple):
+        return tuple(None if t is None else t.data for t in in_grads)
+    return in_grads.data
 
 
 def _check_devices(node, in_grads) -> None:
@@ -310,7 +324,8 @@ def _root_grad(out, g):
             raise RuntimeError(
                 f"backward: grad can be implied only for a single-element output, this one has shape "
                 f"{out.shape}. Reduce it first (e.g. .sum() or .mean()) or pass grad=...")
-        return Tensor._make(out.device.xp.ones(out.shape, dtype=out.dtype), out.device)
+        with out.device.activate():
+            return Tensor._make(out.device.xp.ones(out.shape, dtype=out.dtype), out.device)
     if not isinstance(g, Tensor):
         g = Tensor._make(out.device.put(out.device.xp.asarray(g, dtype=out.dtype)), out.device)
     if g.device is not out.device:

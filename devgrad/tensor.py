@@ -333,19 +333,25 @@ def _creation_args(shape, device, dtype):
 def zeros(*shape, device=None, dtype=None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros: ``dg.zeros(2, 3)`` or ``dg.zeros((2, 3))``."""
     shape, dev, dt = _creation_args(shape, device, dtype)
-    return Tensor._make(dev.xp.zeros(shape, dtype=dt), dev).requires_grad_(requires_grad)
+    with dev.activate():
+        data = dev.xp.zeros(shape, dtype=dt)
+    return Tensor._make(data, dev).requires_grad_(requires_grad)
 
 
 def ones(*shape, device=None, dtype=None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones."""
     shape, dev, dt = _creation_args(shape, device, dtype)
-    return Tensor._make(dev.xp.ones(shape, dtype=dt), dev).requires_grad_(requires_grad)
+    with dev.activate():
+        data = dev.xp.ones(shape, dtype=dt)
+    return Tensor._make(data, dev).requires_grad_(requires_grad)
 
 
 def full(shape, fill_value, device=None, dtype=None, requires_grad: bool = False) -> Tensor:
     """A tensor filled with ``fill_value``."""
     shape, dev, dt = _creation_args((shape,), device, dtype)
-    return Tensor._make(dev.xp.full(shape, fill_value, dtype=dt), dev).requires_grad_(requires_grad)
+    with dev.activate():
+        data = dev.xp.full(shape, fill_value, dtype=dt)
+    return Tensor._make(data, dev).requires_grad_(requires_grad)
 
 
 def arange(start, stop=None, step=1, device=None, dtype=None) -> Tensor:
@@ -361,7 +367,8 @@ def arange(start, stop=None, step=1, device=None, dtype=None) -> Tensor:
 def eye(n: int, m: int | None = None, device=None, dtype=None) -> Tensor:
     """The identity matrix."""
     (n_, m_), dev, dt = _creation_args((n, n if m is None else m), device, dtype)
-    return Tensor._make(dev.xp.eye(n_, m_, dtype=dt), dev)
+    with dev.activate():
+        return Tensor._make(dev.xp.eye(n_, m_, dtype=dt), dev)
 
 
 def zeros_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:

@@ -129,3 +129,33 @@ def test_memory_info_and_synchronize(device):
     device.synchronize()
     info = device.memory_info()
     assert all(isinstance(v, int) and v >= 0 for v in info.values()) and info
+
+
+def test_work_on_a_second_gpu_runs_with_that_gpu_current(monkeypatch):
+    """Ops, backward and optimizer updates on cuda:N (N > 0) activate device N.
+
+    Without a second GPU here, a CPU-backed Device with index 1 stands in, and CuPy's
+    device switch is replaced by a recorder.
+    """
+    import contextlib
+
+    entered = []
+
+    @contextlib.contextmanager
+    def recording(index):
+        entered.append(index)
+        yield
+
+    monkeypatch.setattr(cuda_backend, "activate", recording)
+    second = dg.Device("cpu", 1)
+    w = dg.nn.Parameter(dg.Tensor._make(np.ones((3, 2)), second))
+    x = dg.Tensor._make(np.ones((4, 2)), second)
+    loss = dg.linear(x, w).relu().sum()
+    after_forward = len(entered)
+    assert after_forward >= 3 and set(entered) == {1}
+    loss.backward()
+    after_backward = len(entered)
+    assert after_backward > after_forward
+    dg.optim.SGD([w], lr=0.1).step()
+    assert len(entered) > after_backward
+    assert dg.device("cpu").activate() is dg.Device("cpu").activate()  # index 0: the shared no-op

@@ -7,6 +7,7 @@ tensor's ``Device`` for ``xp`` and never branch on the device themselves.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -76,6 +77,13 @@ class Device:
         """Copy an array of this device to a host NumPy array."""
         return array if self.type == "cpu" else _cuda.to_host(array)
 
+    def activate(self):
+        """Context manager that makes this GPU CuPy's current device (where new arrays and
+        kernels go). A no-op for the CPU and for cuda:0, CuPy's default device."""
+        if self.index == 0:
+            return _NO_CONTEXT
+        return _cuda.activate(self.index)
+
     # -- device-specific kernels -------------------------------------------------------
     def scatter_add(self, target, index, values) -> None:
         """target[index] += values with repeated indices accumulating."""
@@ -131,6 +139,7 @@ class Device:
         return f"{self.name} ({_cuda.device_name(self.index)})"
 
 
+_NO_CONTEXT = contextlib.nullcontext()
 _devices: dict[str, Device] = {}
 _devices_lock = threading.Lock()
 _SPEC = re.compile(r"^(cpu|cuda|gpu)(?::(\d+))?$")

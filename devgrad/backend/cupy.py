@@ -72,6 +72,11 @@ def module():
     return st["module"]
 
 
+def activate(index: int):
+    """CuPy's context manager making GPU ``index`` the current device."""
+    return module().cuda.Device(index)
+
+
 def to_device(array, index: int):
     """Copy a host (or other-GPU) array onto GPU ``index``."""
     cp = module()

@@ -44,7 +44,8 @@ class DataLoader:
         if self.shuffle and self.n > 1:
             perm = np.random.default_rng([self.seed, 2, self.epoch]).permutation(self.n)
             perm_dev = self.device.put(perm)
-            X, y = X[perm_dev], y[perm_dev]
+            with self.device.activate():
+                X, y = X[perm_dev], y[perm_dev]
         for start in range(0, self.n, self.batch_size):
             stop = start + self.batch_size
             if stop > self.n and self.drop_last:

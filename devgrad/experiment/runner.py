@@ -293,6 +293,10 @@ class Trainer:
     @no_grad()
     def evaluate(self, loader) -> dict:
         """Mean loss and accuracy over a loader, with the model in eval mode."""
+        with self.device.activate():
+            return self._evaluate(loader)
+
+    def _evaluate(self, loader) -> dict:
         xp = self.device.xp
         self.model.eval()
         loss_sum = xp.zeros((), dtype=np.float64)
@@ -337,6 +341,10 @@ class Trainer:
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, start_epoch: int, console: _Console) -> str:
         """Train from ``start_epoch`` (1-based) to the end; returns the final status."""
+        with self.device.activate():  # every array of the run lives on the run's device
+            return self._fit(start_epoch, console)
+
+    def _fit(self, start_epoch: int, console: _Console) -> str:
         t = self.spec["train"]
         es = t["early_stopping"]
         every = t["checkpoint"]["every"]
@@ -380,7 +388,7 @@ class Trainer:
     def predict_proba(self, X_raw: np.ndarray) -> np.ndarray:
         """Class-1 probability for raw (unstandardised) inputs, on the host."""
         X = self.splits.standardize_input(X_raw).astype(self.dtype)
-        with no_grad():
+        with no_grad(), self.device.activate():
             self.model.eval()
             out = self.model(Tensor._make(self.device.put(X), self.device))
         return self.device.to_host(self.task.probabilities(out.data, self.device.xp))

@@ -195,7 +195,8 @@ def nll_loss(log_probs: Tensor, labels, reduction: str = "mean") -> Tensor:
     labels = _as_target(labels, log_probs, "nll_loss", dtype=np.int64)
     _check_class_labels(log_probs, labels, "nll_loss")
     _check_label_range(labels, log_probs.shape[1], "nll_loss")
-    rows = Tensor._make(log_probs.device.xp.arange(log_probs.shape[0]), log_probs.device)
+    with log_probs.device.activate():
+        rows = Tensor._make(log_probs.device.xp.arange(log_probs.shape[0]), log_probs.device)
     return _reduce(-log_probs[rows, labels], reduction)
 
 

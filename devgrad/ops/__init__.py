@@ -28,7 +28,8 @@ def _compare(fn, name):
             if other.device is not a.device:
                 raise DeviceError(f"{name}: tensors are on different devices, {a.device} and {other.device}")
             other = other.data
-        return Tensor._make(fn(a.data, other), a.device)
+        with a.device.activate():
+            return Tensor._make(fn(a.data, other), a.device)
 
     compare.__name__ = name
     compare.__doc__ = f"Elementwise {name} as a boolean tensor (not differentiable)."

@@ -22,7 +22,7 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0) -> Tens
         raise ValueError("clip_grad_norm_: no parameter has a gradient (call backward() first)")
     dev = grads[0].device
     xp = dev.xp
-    with no_grad():
+    with no_grad(), dev.activate():
         if norm_type == float("inf"):
             total = xp.max(xp.stack([xp.max(xp.abs(g.data)) for g in grads]))
         else:

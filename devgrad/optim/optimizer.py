@@ -98,7 +98,11 @@ class Optimizer:
                     state = states.get(p)
                     if state is None:
                         state = states[p] = {}
-                    update(p.data, grad.data, group, state, p.device.xp)
+                    if p.device.index:  # a second GPU: update there
+                        with p.device.activate():
+                            update(p.data, grad.data, group, state, p.device.xp)
+                    else:
+                        update(p.data, grad.data, group, state, p.device.xp)
         return loss
 
     def update(self, param, grad, group: dict, state: dict, xp) -> None:  # pragma: no cover - abstract

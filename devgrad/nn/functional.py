@@ -63,26 +63,48 @@ def mse_loss(pred: Tensor, target, reduction: str = "mean") -> Tensor:
     return _reduce(diff * diff, reduction)
 
 
-class BCEWithLogits(Function):
-    """softplus(z) - z·y per element (= max(z, 0) - z·y + log1p(exp(-|z|))); gradient sigmoid(z) - y."""
+def _reduction_scale(reduction: str, count: int):
+    """How a fused loss reduces its per-element values: mean → 1/count, sum → 1, none → None."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if reduction == "none":
+        return None
+    return 1.0 / count if reduction == "mean" and count else 1.0
 
-    __slots__ = ()
+
+class BCEWithLogits(Function):
+    """softplus(z) - z·y per element (= max(z, 0) - z·y + log1p(exp(-|z|))); gradient sigmoid(z) - y.
+
+    The reduction (mean or sum) is part of the op: one node, and a backward that scales in place.
+    """
+
+    __slots__ = ("scale",)
     save_inputs = True
 
-    def forward(self, z, y):
+    def forward(self, z, y, scale):
+        self.scale = scale
         # logaddexp(0, z) = log(1 + e^z) computed stably in one pass (softplus)
-        return self.device.xp.logaddexp(0, z) - z * y
+        loss = self.device.xp.logaddexp(0, z) - z * y
+        return loss if scale is None else loss.sum() * scale
 
     def backward(self, g):
         z, y = self.inputs
         need_z, need_y = self.needs_input_grad
+        if self.scale is not None:
+            g = g * self.scale
         return (g * (sigmoid(z) - y) if need_z else None), (-g * z if need_y else None)
 
     def backward_array(self, g):
         z, y = self.inputs[0].data, self.inputs[1].data
         need_z, need_y = self.needs_input_grad
-        s = self.device.sigmoid(z)
-        return (g * (s - y) if need_z else None), (-g * z if need_y else None)
+        if self.scale is not None:
+            g = g * self.scale
+        gz = None
+        if need_z:
+            gz = self.device.sigmoid(z)  # a fresh array: finish the gradient in place
+            gz -= y
+            gz *= g
+        return gz, (-g * z if need_y else None)
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: str = "mean",
@@ -94,10 +116,9 @@ def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: str = "m
     target = _as_target(target, logits, "binary_cross_entropy_with_logits")
     _same_shape(logits, target, "binary_cross_entropy_with_logits")
     if pos_weight is None:
-        loss = BCEWithLogits.apply(logits, target)
-    else:
-        # pos_weight·y·softplus(-z) + (1-y)·softplus(z)
-        loss = softplus(-logits) * target * float(pos_weight) + softplus(logits) * (1.0 - target)
+        return BCEWithLogits.apply(logits, target, scale=_reduction_scale(reduction, logits.size))
+    # pos_weight·y·softplus(-z) + (1-y)·softplus(z)
+    loss = softplus(-logits) * target * float(pos_weight) + softplus(logits) * (1.0 - target)
     return _reduce(loss, reduction)
 
 
@@ -124,15 +145,17 @@ def _check_class_labels(logits: Tensor, labels: Tensor, name: str) -> None:
 
 
 class CrossEntropy(Function):
-    """Per-row softmax cross-entropy from logits and integer labels, with label smoothing."""
+    """Softmax cross-entropy from logits and integer labels, with label smoothing; the reduction
+    (mean, sum, or none for per-row values) is part of the op."""
 
-    __slots__ = ("labels", "smoothing")
+    __slots__ = ("labels", "smoothing", "scale")
     save_inputs = True
 
-    def forward(self, z, labels, smoothing):
+    def forward(self, z, labels, smoothing, scale):
         xp = self.device.xp
         self.labels = labels
         self.smoothing = smoothing
+        self.scale = scale
         shifted = z - z.max(axis=1, keepdims=True)
         probs = xp.exp(shifted)
         total = probs.sum(axis=1)
@@ -142,7 +165,7 @@ class CrossEntropy(Function):
         if smoothing:
             loss = (1.0 - smoothing) * loss + smoothing * (log_total - shifted.mean(axis=1))
         self.saved = probs
-        return loss
+        return loss if scale is None else loss.sum() * scale
 
     def backward(self, g):
         xp = self.device.xp
@@ -154,7 +177,8 @@ class CrossEntropy(Function):
             target = target * (1.0 - self.smoothing) + self.smoothing / c
         # Under create_graph the softmax must be a graph op so second derivatives are right.
         probs = softmax(z, axis=1) if is_grad_enabled() else self.const(self.saved)
-        return g.reshape(-1, 1) * (probs - self.const(target))
+        g = g.reshape(-1, 1) if self.scale is None else g * self.scale
+        return g * (probs - self.const(target))
 
     def backward_array(self, g):
         xp = self.device.xp
@@ -166,7 +190,10 @@ class CrossEntropy(Function):
         else:
             delta = probs.copy()
             delta[xp.arange(n), self.labels] -= 1.0
-        return g.reshape(-1, 1) * delta
+        if self.scale is None:
+            return g.reshape(-1, 1) * delta
+        delta *= g * self.scale  # delta is ours: scale in place
+        return delta
 
 
 def _check_label_range(labels: Tensor, n_classes: int, name: str) -> None:
@@ -186,8 +213,8 @@ def cross_entropy(logits: Tensor, labels, reduction: str = "mean", label_smoothi
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1), got {label_smoothing}")
     _check_label_range(labels, logits.shape[1], "cross_entropy")
-    loss = CrossEntropy.apply(logits, labels=labels.data, smoothing=float(label_smoothing))
-    return _reduce(loss, reduction)
+    return CrossEntropy.apply(logits, labels=labels.data, smoothing=float(label_smoothing),
+                              scale=_reduction_scale(reduction, logits.shape[0]))
 
 
 def nll_loss(log_probs: Tensor, labels, reduction: str = "mean") -> Tensor:

@@ -23,6 +23,15 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
+def _op_label(fn) -> str:
+    """The op's name, with the constants it was given when it kept them (e.g. ``Mul (·, 0.7)``)."""
+    inputs = fn.inputs
+    if not inputs or all(isinstance(x, Tensor) for x in inputs):
+        return fn.name
+    parts = ["·" if isinstance(x, Tensor) else f"{x:g}" if isinstance(x, float) else str(x) for x in inputs]
+    return _escape(f"{fn.name} ({', '.join(parts)})")
+
+
 def to_dot(tensor: Tensor, names: dict | None = None, title: str | None = None) -> str:
     """Graphviz DOT text of the graph that produced ``tensor``.
 
@@ -65,7 +74,7 @@ def to_dot(tensor: Tensor, names: dict | None = None, title: str | None = None) 
         if id(fn) in seen:
             continue
         seen.add(id(fn))
-        lines.append(f'  {node_id(fn)} [label="{fn.name}\\n{_shape(fn.shape)}", shape=box, '
+        lines.append(f'  {node_id(fn)} [label="{_op_label(fn)}\\n{_shape(fn.shape)}", shape=box, '
                      'style="rounded,filled", fillcolor="#dae8fc"];')
         inputs = fn.inputs if fn.inputs is not None else (None,) * len(fn.next)
         for target, inp in zip(fn.next, inputs):

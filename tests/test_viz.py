@@ -48,3 +48,9 @@ def test_render_svg_or_explains_how_to_get_graphviz(tmp_path, monkeypatch):
         dg.viz.render(z, tmp_path / "graph2.svg")
     with pytest.raises(ValueError, match="unsupported file type"):
         dg.viz.render(z, tmp_path / "graph.jpg")
+
+
+def test_constants_show_in_op_labels():
+    a = dg.tensor(0.4, requires_grad=True, name="alpha")
+    text = dg.viz.to_dot((a * 0.7) ** 2)
+    assert "Mul (·, 0.7)" in text and "Pow (·, 2)" in text

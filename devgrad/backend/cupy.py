@@ -78,8 +78,10 @@ def activate(index: int):
 
 
 def to_device(array, index: int):
-    """Copy a host (or other-GPU) array onto GPU ``index``."""
+    """Copy a host (or other-GPU) array onto GPU ``index`` (an array already there is returned as is)."""
     cp = module()
+    if isinstance(array, cp.ndarray) and array.device.id != index:
+        array = cp.asnumpy(array)  # cp.asarray would hand back the array on its old GPU
     with cp.cuda.Device(index):
         return cp.asarray(array)
 

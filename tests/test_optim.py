@@ -130,8 +130,11 @@ def test_schedules_match_torch(torch, name, options):
     opt_t = torch.optim.SGD([p_t], lr=0.1)
     sched_t = getattr(torch.optim.lr_scheduler, name)(opt_t, **options)
     opt = optim.SGD([dg.zeros(1, requires_grad=True)], lr=0.1)
-    sched = getattr(optim, name)(opt, **options)
-    for _ in range(25):
+    _assert_same_lrs(getattr(optim, name)(opt, **options), sched_t, opt_t, epochs=25)
+
+
+def _assert_same_lrs(sched, sched_t, opt_t, epochs: int) -> None:
+    for _ in range(epochs):
         assert sched.get_last_lr()[0] == pytest.approx(sched_t.get_last_lr()[0], rel=1e-9, abs=1e-12)
         opt_t.step()
         sched_t.step()
@@ -147,12 +150,8 @@ def test_warmup_then_cosine_matches_torch_sequential(torch):
                                         lr_s.CosineAnnealingLR(opt_t, T_max=10)], milestones=[4])
     opt = optim.SGD([dg.zeros(1, requires_grad=True)], lr=0.1)
     cosine_shape = optim.CosineAnnealingLR(optim.SGD([dg.zeros(1, requires_grad=True)], lr=0.1), T_max=10)
-    sched = optim.WarmupScheduler(opt, warmup=4, after=cosine_shape, start_factor=0.1)
-    for _ in range(14):
-        assert sched.get_last_lr()[0] == pytest.approx(sched_t.get_last_lr()[0], rel=1e-9, abs=1e-12)
-        opt_t.step()
-        sched_t.step()
-        sched.step()
+    _assert_same_lrs(optim.WarmupScheduler(opt, warmup=4, after=cosine_shape, start_factor=0.1), sched_t, opt_t,
+                     epochs=14)
 
 
 @pytest.mark.oracle

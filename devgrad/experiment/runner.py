@@ -248,11 +248,11 @@ class Trainer:
         self.val_loader = (DataLoader(self.splits.X_val, self.splits.y_val, eval_batch, False, device, self.dtype)
                            if len(self.splits.X_val) else None)
         es = t["early_stopping"]
-        monitor = es["monitor"] if self.val_loader is not None or not es["monitor"].startswith("val") else (
-            "train_" + es["monitor"][4:])
+        monitor = es["monitor"]
+        if self.val_loader is None and monitor.startswith("val_"):
+            monitor = "train_" + monitor[len("val_"):]  # no validation split: watch the train metric
         self.monitor = monitor
-        mode = es["mode"] if es["mode"] != "auto" else ("max" if "accuracy" in monitor else "min")
-        self.mode = mode
+        self.mode = es["mode"] if es["mode"] != "auto" else ("max" if "accuracy" in monitor else "min")
         self.best_value: float | None = None
         self.best_epoch = 0
         self.wait = 0
@@ -410,11 +410,11 @@ def _close_logger(log: logging.Logger) -> None:
         log.removeHandler(handler)
 
 
-def _resolve_device(requested: str, console_say) -> object:
-    dev = resolve_device(requested)
+def _auto_device_notice(requested: str) -> str | None:
+    """What to tell the user when 'auto' fell back to the CPU."""
     if requested.strip().lower() == "auto" and not cuda_available():
-        console_say(f"device auto: CUDA is not available ({cuda_unavailable_reason()}); running on the CPU")
-    return dev
+        return f"device auto: CUDA is not available ({cuda_unavailable_reason()}); running on the CPU"
+    return None
 
 
 def _meta(spec: dict, dev, run_dir: Path, status: str, started: str, ended: str | None = None,
@@ -504,11 +504,10 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
     ckpt.write_json(run_dir / "meta.json", _meta(spec, dev, run_dir, "running", started))
     (run_dir / "checkpoints").mkdir()
     (run_dir / "plots").mkdir()
-    notices = []
-    _resolve_device(spec["device"], notices.append)
     trainer = Trainer(spec, run_dir, dev, quiet, splits)
     trainer.metrics.rewrite([])  # the files exist (with a CSV header) from the start
-    for notice in notices:
+    notice = _auto_device_notice(spec["device"])
+    if notice:
         print(f"devgrad: notice: {notice}", file=sys.stderr, flush=True)  # even with --quiet
         trainer.log.info(notice)
     trainer.log.info("run %s started on %s (%s parameters)", run_dir, dev.description(),

@@ -339,10 +339,10 @@ def _options(v: _Validator, raw, path: tuple, table: dict, kind: str) -> dict:
             ok = isinstance(value, bool)
         elif isinstance(default, list):
             ok = isinstance(value, list) and all(_is_kind(x, NUM) for x in value)
-        elif default is None or isinstance(default, int | float):
-            ok = (value is None and default is None) or _is_kind(value, NUM)
+        elif default is None:  # optional number, e.g. cosine's t_max
+            ok = value is None or _is_kind(value, NUM)
         else:
-            ok = True
+            ok = _is_kind(value, NUM)
         if not ok:
             v.add((*path, opt), f"must be like {default!r}, got {value!r}")
             continue

@@ -128,12 +128,11 @@ class Softmax(Module):
     def forward(self, x):
         return x.softmax(axis=self.axis)
 
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
 
-class LogSoftmax(Module):
-    def __init__(self, axis: int = -1):
-        super().__init__()
-        self.axis = axis
 
+class LogSoftmax(Softmax):
     def forward(self, x):
         return x.log_softmax(axis=self.axis)
 

@@ -202,7 +202,7 @@ class Maximum(_Binary):
         b_data = b.data if isinstance(b, Tensor) else b
         wins = (a_data > b_data) if self.pick == "maximum" else (a_data < b_data)
         share = wins.astype(g.dtype) + (a_data == b_data).astype(g.dtype) * 0.5
-        share_t = self.const(self.device.xp.broadcast_to(share, g.shape))
+        share_t = self.const(share)  # already the output's shape: the comparison broadcast it
         need_a, need_b = self.needs_input_grad
         return (sum_to(g * share_t, self.a_shape) if need_a else None,
                 sum_to(g * (1.0 - share_t), self.b_shape) if need_b else None)

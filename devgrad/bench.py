@@ -22,6 +22,7 @@ import numpy as np
 import devgrad
 from devgrad import nn
 from devgrad.backend import device as resolve_device
+from devgrad.capture import CapturedStep
 from devgrad.nn import functional as F
 
 LR = 0.01
@@ -113,13 +114,16 @@ class HandWritten:
 # -- devgrad and PyTorch ---------------------------------------------------------------------
 
 class DevgradStep:
-    def __init__(self, config: Config, weights: list, device):
+    def __init__(self, config: Config, weights: list, device, capturable: bool = False):
         self.config = config
         self.model = nn.MLP(config.sizes, activation=config.activation, device=device)
         for layer, (w, b) in zip(self.model.linears, weights):
             layer.weight.data = device.put(w)
             layer.bias.data = device.put(b)
-        self.opt = devgrad.optim.SGD(self.model.parameters(), lr=LR)
+        self.opt = devgrad.optim.SGD(self.model.parameters(), lr=LR, capturable=capturable)
+
+    def weights(self) -> list:
+        return [(lin.weight.numpy(), lin.bias.numpy()) for lin in self.model.linears]
 
     def step(self, X, y, update: bool = True):
         out = self.model(X)
@@ -293,6 +297,24 @@ def check_agreement(config: Config, dev, torch=None, torch_device: str = "cpu") 
     return report
 
 
+def check_graph_replay(config: Config, dev, steps: int = 4) -> dict:
+    """Weights after ``steps`` updates through CapturedStep (one eager step, then replays of the
+    captured graph) vs the same steps run eagerly: the graph must do exactly the same work."""
+    weights, X, y = _initial(config)
+    Xd, yd = devgrad.tensor(X, device=dev), devgrad.tensor(y, device=dev)
+    eager = DevgradStep(config, weights, dev)
+    graphed = DevgradStep(config, weights, dev, capturable=True)
+    step = CapturedStep(graphed.step, dev, before_replay=graphed.opt.refresh_lr)
+    for _ in range(steps):
+        eager.step(Xd, yd)
+        step(Xd, yd)
+    worst = 0.0
+    for (we, be), (wg, bg) in zip(eager.weights(), graphed.weights()):
+        for a, b in ((we, wg), (be, bg)):
+            worst = max(worst, float(np.abs(a - b).max()) / max(float(np.abs(a).max()), 1e-12))
+    return {"replays": step.replays, "weights_rel_err": worst, "ok": bool(worst < 1e-5 and step.replays == steps - 1)}
+
+
 def _compare(loss, true_loss, grads, true_grads) -> dict:
     worst = 0.0
     for (wa, ba), (wb, bb) in zip(grads, true_grads):
@@ -308,6 +330,8 @@ def bench_config(config: Config, dev, repeat: int, torch=None, min_block_s: floa
     sync = dev.synchronize
     result = {"config": config.name, "sizes": list(config.sizes), "batch": config.batch,
               "agreement": check_agreement(config, dev, torch, "cuda" if dev.type == "cuda" else "cpu")}
+    if dev.supports_graphs:
+        result["agreement"]["devgrad_graph"] = check_graph_replay(config, dev)
     if not all(v["ok"] for v in result["agreement"].values()):
         raise RuntimeError(f"bench {config.name}: the implementations disagree: {result['agreement']}")
 
@@ -316,6 +340,10 @@ def bench_config(config: Config, dev, repeat: int, torch=None, min_block_s: floa
     hand = HandWritten(config, weights, dev.xp)
     Xh, yh = dev.put(X), dev.put(y)
     impls = {"devgrad": (lambda: ours.step(Xd, yd), sync), "handwritten": (lambda: hand.step(Xh, yh), sync)}
+    if dev.supports_graphs:  # the same step, captured once and replayed as a CUDA graph
+        graphed = DevgradStep(config, weights, dev, capturable=True)
+        replay = CapturedStep(graphed.step, dev, before_replay=graphed.opt.refresh_lr)
+        impls["devgrad_graph"] = (lambda: replay(Xd, yd), sync)
     samples = _time_interleaved(impls, repeat, min_block_s)
     if torch is not None:
         # PyTorch runs its own thread pool; interleaved with NumPy's, the two pools fight for
@@ -331,12 +359,18 @@ def bench_config(config: Config, dev, repeat: int, torch=None, min_block_s: floa
         if dev.type == "cpu":
             stats["peak_step_bytes"] = _host_peak_bytes(fn) if name != "pytorch" else None
         else:
-            stats["peak_step_bytes"] = _gpu_pool_bytes(dev, fn) if name != "pytorch" else None
+            # a replayed graph allocates nothing: its memory was set aside once, at capture
+            stats["peak_step_bytes"] = _gpu_pool_bytes(dev, fn) if name in ("devgrad", "handwritten") else None
         result[name] = stats
     base = result["devgrad"]["median_ms"]
     result["ratio_vs_handwritten"] = base / result["handwritten"]["median_ms"]
     if "pytorch" in result:
         result["ratio_vs_pytorch"] = base / result["pytorch"]["median_ms"]
+    if "devgrad_graph" in result:
+        graph = result["devgrad_graph"]["median_ms"]
+        result["graph_ratio_vs_handwritten"] = graph / result["handwritten"]["median_ms"]
+        if "pytorch" in result:
+            result["graph_ratio_vs_pytorch"] = graph / result["pytorch"]["median_ms"]
     return result
 
 
@@ -393,9 +427,12 @@ def op_overhead(device="cpu", repeat: int = 15) -> dict:
 
 def format_table(results: dict) -> str:
     has_torch = any("pytorch" in r for r in results["configs"])
+    has_graph = any("devgrad_graph" in r for r in results["configs"])
     head = ["config", "devgrad ms", "hand ms", "vs hand"]
     if has_torch:
         head += ["torch ms", "vs torch"]
+    if has_graph:
+        head += ["graph ms"] + (["graph vs torch"] if has_torch else ["graph vs hand"])
     head += ["GFLOP/s", "% peak", "peak MiB dg/hand"]
     rows = [head]
     for r in results["configs"]:
@@ -405,6 +442,10 @@ def format_table(results: dict) -> str:
         if has_torch:
             row += ([f"{r['pytorch']['median_ms']:.3f}", f"{r['ratio_vs_pytorch']:.2f}×"] if "pytorch" in r
                     else ["-", "-"])
+        if has_graph:
+            ratio = r.get("graph_ratio_vs_pytorch" if has_torch else "graph_ratio_vs_handwritten")
+            row += ([f"{r['devgrad_graph']['median_ms']:.3f}", f"{ratio:.2f}×" if ratio is not None else "-"]
+                    if "devgrad_graph" in r else ["-", "-"])
         row += [f"{d['gflops']:.1f}", f"{100 * d['gflops'] / results['matmul_peak_gflops']:.0f}%"]
         if d.get("peak_step_bytes") is not None:
             row.append(f"{d['peak_step_bytes'] / 2**20:.2f}/{h['peak_step_bytes'] / 2**20:.2f}")

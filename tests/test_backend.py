@@ -159,3 +159,41 @@ def test_work_on_a_second_gpu_runs_with_that_gpu_current(monkeypatch):
     dg.optim.SGD([w], lr=0.1).step()
     assert len(entered) > after_backward
     assert dg.device("cpu").activate() is dg.Device("cpu").activate()  # index 0: the shared no-op
+
+
+def _nvrtc():
+    try:
+        from cupy_backends.cuda.libs import nvrtc
+
+        nvrtc.getVersion()
+    except Exception as exc:  # CuPy or the NVRTC library missing
+        pytest.skip(f"NVRTC not available: {exc}")
+    return nvrtc
+
+
+@pytest.mark.parametrize("ctype", ["float", "double"])
+def test_fused_cuda_kernels_compile(ctype):
+    """Every fused CuPy kernel body compiles with NVRTC for float32 and float64 — checkable on a
+    machine without a GPU (GPU sessions then test what they compute)."""
+    from devgrad.backend import cupy as cuda_backend
+
+    nvrtc = _nvrtc()
+    for name, (in_params, out_params, body) in cuda_backend._KERNELS.items():
+        outs = [p.split()[1] for p in out_params.split(",")]
+        args, refs = [], []
+        for param in f"{in_params}, {out_params}".split(","):
+            typ, pname = param.split()
+            if typ == "T":
+                args.append(f"T* _raw_{pname}")
+                const = "" if pname in outs else "const "
+                refs.append(f"{const}T &{pname} = _raw_{pname}[i];")
+            else:
+                args.append(f"const {dict(float64='double', int32='int')[typ]} {pname}")
+        source = (f"typedef {ctype} T;\nextern \"C\" __global__ void k({', '.join(args)}, int n) {{\n"
+                  "for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) {\n"
+                  + "\n".join(refs) + f"\n{body};\n}}\n}}\n")
+        program = nvrtc.createProgram(source, f"{name}.cu", [], [])
+        try:
+            nvrtc.compileProgram(program, ["-arch=compute_80", "-std=c++17"])
+        except Exception:
+            pytest.fail(f"kernel {name} ({ctype}) does not compile:\n{nvrtc.getProgramLog(program)}\n{source}")

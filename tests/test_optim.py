@@ -37,12 +37,12 @@ def _loss(xp_mod, w, b, x, y):
     return (((x @ w + b).tanh() - y) ** 2).mean()
 
 
-def _run_devgrad(name, options, device, steps=50):
+def _run_devgrad(name, options, device, steps=50, capturable=False):
     w = dg.tensor(W0, requires_grad=True, device=device, dtype="float32")
     b = dg.tensor(B0, requires_grad=True, device=device, dtype="float32")
     x = dg.tensor(X, device=device, dtype="float32")
     y = dg.tensor(Y, device=device, dtype="float32")
-    opt = getattr(optim, name)([w, b], **options)
+    opt = getattr(optim, name)([w, b], capturable=capturable, **options)
     for _ in range(steps):
         opt.zero_grad()
         _loss(dg, w, b, x, y).backward()
@@ -51,8 +51,9 @@ def _run_devgrad(name, options, device, steps=50):
 
 
 @pytest.mark.oracle
+@pytest.mark.parametrize("capturable", [False, True], ids=["eager", "capturable"])
 @pytest.mark.parametrize("name,options", OPTIMIZERS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(OPTIMIZERS)])
-def test_trajectory_matches_torch_over_50_steps(torch, device, name, options):
+def test_trajectory_matches_torch_over_50_steps(torch, device, name, options, capturable):
     w_t = torch.tensor(W0, dtype=torch.float32, requires_grad=True)
     b_t = torch.tensor(B0, dtype=torch.float32, requires_grad=True)
     x_t, y_t = torch.tensor(X, dtype=torch.float32), torch.tensor(Y, dtype=torch.float32)
@@ -61,7 +62,9 @@ def test_trajectory_matches_torch_over_50_steps(torch, device, name, options):
         opt_t.zero_grad()
         _loss(torch, w_t, b_t, x_t, y_t).backward()
         opt_t.step()
-    w, b, _ = _run_devgrad(name, options, device)
+    w, b, opt = _run_devgrad(name, options, device, capturable=capturable)
+    if capturable:  # what changes per step lives on the device
+        assert all(hasattr(st["step"], "shape") for st in opt.state.values() if "step" in st)
     assert np.abs(w - W0).max() > 1e-2, "the optimizer must actually move the weights"
     np.testing.assert_allclose(w, w_t.detach().numpy(), rtol=2e-4, atol=2e-5)
     np.testing.assert_allclose(b, b_t.detach().numpy(), rtol=2e-4, atol=2e-5)
@@ -90,6 +93,38 @@ def test_state_dict_resume_equals_uninterrupted(device, name, options, tmp_path)
         opt2.step()
     np.testing.assert_array_equal(w2.numpy(), w_full)
     np.testing.assert_array_equal(b2.numpy(), b_full)
+
+
+@pytest.mark.parametrize("name,options", [("SGD", {"momentum": 0.9}), ("Adam", {}), ("Adagrad", {})])
+def test_capturable_follows_lr_changes_and_saves_plain_numbers(device, name, options, tmp_path):
+    """A capturable optimizer keeps lr on the device, yet a schedule changing group['lr'] between
+    steps changes the update exactly as it does for the plain optimizer; its state_dict holds
+    plain step counts, so either kind resumes from the other's checkpoint."""
+    runs = {}
+    for capturable in (False, True):
+        w = dg.tensor(W0, requires_grad=True, device=device, dtype="float32")
+        b = dg.tensor(B0, requires_grad=True, device=device, dtype="float32")
+        x, y = dg.tensor(X, device=device, dtype="float32"), dg.tensor(Y, device=device, dtype="float32")
+        opt = getattr(optim, name)([w, b], lr=0.05, capturable=capturable, **options)
+        sched = optim.StepLR(opt, step_size=3, gamma=0.3)
+        for _ in range(10):
+            opt.zero_grad()
+            _loss(dg, w, b, x, y).backward()
+            opt.step()
+            sched.step()
+        runs[capturable] = (w.numpy(), opt.state_dict())
+    np.testing.assert_allclose(runs[True][0], runs[False][0], rtol=1e-5, atol=1e-6)
+    saved = runs[True][1]["state"][0]
+    if name == "SGD":  # no step count: its state is the momentum buffer alone
+        assert set(saved) == {"momentum_buffer"}
+        return
+    assert saved["step"] == 10 and type(saved["step"]) is int
+    dg.save({"opt": runs[True][1]}, tmp_path / "opt.npz")
+    w = dg.tensor(W0, requires_grad=True, device=device, dtype="float32")
+    b = dg.tensor(B0, requires_grad=True, device=device, dtype="float32")
+    plain = getattr(optim, name)([w, b], lr=0.05, **options)
+    plain.load_state_dict(dg.load(tmp_path / "opt.npz", device=device)["opt"])
+    assert plain.state[w]["step"] == 10
 
 
 def test_optimizer_argument_errors():

@@ -116,6 +116,44 @@ class Device:
             return _cpu.sigmoid_(x)
         return _cuda.sigmoid_(x)
 
+    def _backend(self):
+        return _cpu if self.type == "cpu" else _cuda
+
+    def act_grad(self, act: str, g, y):
+        """dL/dz from dL/dy = ``g`` for y = act(z) ('relu', 'sigmoid' or 'tanh'), from the output y:
+        one fused kernel on a GPU."""
+        return self._backend().act_grad(act, g, y)
+
+    def bias_act_(self, out, bias, act: str):
+        """out ← act(out + bias) in place (``bias`` may be None): one fused kernel on a GPU."""
+        return self._backend().bias_act_(out, bias, act)
+
+    def sgd_update(self, p, g, buf, tmp, *, lr, momentum, dampening, weight_decay, nesterov, maximize,
+                   first) -> None:
+        """One in-place SGD update of parameter array ``p`` (``buf``: momentum buffer or None;
+        ``tmp``: scratch shaped like p; ``lr`` a number or a 0-d array of this device)."""
+        self._backend().sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize,
+                                   first)
+
+    def adam_update(self, p, g, m, v, vmax, tmp, *, lr, step, betas, eps, weight_decay, decoupled,
+                    maximize) -> None:
+        """One in-place Adam/AdamW update (AMSGrad when ``vmax`` is an array); ``lr`` and ``step``
+        may be numbers or 0-d arrays of this device (what a captured CUDA graph needs)."""
+        self._backend().adam_update(p, g, m, v, vmax, tmp, lr, step, betas[0], betas[1], eps, weight_decay,
+                                    decoupled, maximize)
+
+    @property
+    def supports_graphs(self) -> bool:
+        """True where a step can be captured into a CUDA graph and replayed (CUDA devices)."""
+        return self.type == "cuda"
+
+    def capture(self, fn):
+        """Record the kernels ``fn()`` launches into a CUDA graph; returns an object with
+        ``result`` (what fn returned) and ``replay()``. CUDA only: check ``supports_graphs``."""
+        if self.type != "cuda":
+            raise DeviceError(f"CUDA graphs need a GPU; {self} has none (check device.supports_graphs first)")
+        return _cuda.capture(fn, self.index)
+
     @property
     def host_reads_are_free(self) -> bool:
         """True when reading a value back to Python costs no device sync (the CPU)."""

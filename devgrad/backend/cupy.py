@@ -7,6 +7,7 @@ raised when a user asks for ``cuda`` can say why the GPU is unavailable.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -131,6 +132,152 @@ def sigmoid(x):
     cp.exp(out, out=out)
     out += 1
     return cp.reciprocal(out, out=out)
+
+
+# -- fused kernels ---------------------------------------------------------------------------
+# One elementwise kernel where NumPy needs a chain of in-place calls: on a GPU each call is a
+# launch (several microseconds of host time) and a pass over memory. Scalars that change from
+# step to step (lr, the Adam step count) are parameters that take a number or a 0-d device
+# array alike, so the same kernel serves eager steps and steps captured in a CUDA graph (which
+# must read them from device memory). Arithmetic is in double and rounded once to T.
+
+_KERNELS = {
+    "relu_grad": ("T g, T y", "T gz", "gz = y > (T)0 ? g : (T)0"),
+    "sigmoid_grad": ("T g, T y", "T gz", "gz = g * (y * ((T)1 - y))"),
+    "tanh_grad": ("T g, T y", "T gz", "gz = g * ((T)1 - y * y)"),
+    "bias_relu": ("T b", "T y", "T z = y + b; y = z > (T)0 ? z : (T)0"),
+    "bias_sigmoid": ("T b", "T y", "y = (T)(1.0 / (1.0 + exp(-(double)(y + b))))"),
+    "bias_tanh": ("T b", "T y", "y = tanh(y + b)"),
+    "sgd": (
+        "T g, float64 lr, float64 wd, int32 maximize", "T p",
+        """
+        double gi = maximize ? -(double)g : (double)g;
+        if (wd != 0.0) gi += wd * (double)p;
+        p = (T)((double)p - lr * gi);
+        """),
+    "sgd_momentum": (
+        "T g, float64 lr, float64 momentum, float64 dampening, float64 wd, int32 nesterov, int32 maximize, "
+        "int32 first", "T p, T buf",
+        """
+        double gi = maximize ? -(double)g : (double)g;
+        if (wd != 0.0) gi += wd * (double)p;
+        double b = first ? gi : momentum * (double)buf + (1.0 - dampening) * gi;
+        buf = (T)b;
+        double d = nesterov ? gi + momentum * b : b;
+        p = (T)((double)p - lr * d);
+        """),
+    "adam": (
+        "T g, float64 lr, float64 step, float64 b1, float64 b2, float64 eps, float64 wd, int32 decoupled, "
+        "int32 maximize", "T p, T m, T v",
+        """
+        double gi = maximize ? -(double)g : (double)g;
+        double pi = (double)p;
+        if (wd != 0.0) {
+            if (decoupled) pi *= 1.0 - lr * wd; else gi += wd * pi;
+        }
+        double mi = b1 * (double)m + (1.0 - b1) * gi;
+        double vi = b2 * (double)v + (1.0 - b2) * gi * gi;
+        m = (T)mi;
+        v = (T)vi;
+        double denom = sqrt(vi) / sqrt(1.0 - pow(b2, step)) + eps;
+        p = (T)(pi - lr / (1.0 - pow(b1, step)) * mi / denom);
+        """),
+    "adam_amsgrad": (
+        "T g, float64 lr, float64 step, float64 b1, float64 b2, float64 eps, float64 wd, int32 decoupled, "
+        "int32 maximize", "T p, T m, T v, T vmax",
+        """
+        double gi = maximize ? -(double)g : (double)g;
+        double pi = (double)p;
+        if (wd != 0.0) {
+            if (decoupled) pi *= 1.0 - lr * wd; else gi += wd * pi;
+        }
+        double mi = b1 * (double)m + (1.0 - b1) * gi;
+        double vi = b2 * (double)v + (1.0 - b2) * gi * gi;
+        m = (T)mi;
+        v = (T)vi;
+        double vm = fmax((double)vmax, (double)(T)vi);
+        vmax = (T)vm;
+        double denom = sqrt(vm) / sqrt(1.0 - pow(b2, step)) + eps;
+        p = (T)(pi - lr / (1.0 - pow(b1, step)) * mi / denom);
+        """),
+}
+_compiled: dict = {}
+
+
+def kernel(name: str):
+    """The CuPy ElementwiseKernel ``name`` of ``_KERNELS`` (built once, compiled on first launch)."""
+    k = _compiled.get(name)
+    if k is None:
+        in_params, out_params, body = _KERNELS[name]
+        k = _compiled[name] = module().ElementwiseKernel(in_params, out_params, body, f"devgrad_{name}")
+    return k
+
+
+def act_grad(act: str, g, y):
+    return kernel(f"{act}_grad")(g, y)
+
+
+def bias_act_(out, bias, act: str):
+    if bias is None:
+        bias = module().zeros((), dtype=out.dtype)
+    kernel(f"bias_{act}")(bias, out)
+    return out
+
+
+def sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize, first) -> None:
+    if buf is None:
+        kernel("sgd")(g, lr, weight_decay, int(maximize), p)
+    else:
+        kernel("sgd_momentum")(g, lr, momentum, dampening, weight_decay, int(nesterov), int(maximize),
+                               int(first), p, buf)
+
+
+def adam_update(p, g, m, v, vmax, tmp, lr, step, b1, b2, eps, weight_decay, decoupled, maximize) -> None:
+    args = (g, lr, step, b1, b2, eps, weight_decay, int(decoupled), int(maximize), p, m, v)
+    if vmax is None:
+        kernel("adam")(*args)
+    else:
+        kernel("adam_amsgrad")(*args, vmax)
+
+
+# -- CUDA graphs ----------------------------------------------------------------------------
+
+class CapturedGraph:
+    """The kernels ``fn()`` launches on GPU ``index``, recorded once into a CUDA graph.
+
+    Capture runs ``fn``'s Python code but executes nothing on the GPU. Every array ``fn``
+    allocates comes from a memory pool private to this graph: its blocks are never handed to
+    anyone else, so the addresses the graph reads and writes stay valid for every replay.
+    ``result`` is what ``fn`` returned (arrays that each replay overwrites).
+    """
+
+    def __init__(self, fn, index: int):
+        cp = module()
+        self.index = index
+        self.pool = cp.cuda.MemoryPool()
+        with cp.cuda.Device(index):
+            self.stream = cp.cuda.Stream(non_blocking=True)
+            cp.cuda.Device(index).synchronize()  # eager work queued before capture is finished
+            with self.stream, cp.cuda.using_allocator(self.pool.malloc):
+                self.stream.begin_capture()
+                try:
+                    self.result = fn()
+                except BaseException:
+                    with contextlib.suppress(Exception):  # the capture is invalid anyway: report fn's error
+                        self.stream.end_capture()
+                    raise
+                self.graph = self.stream.end_capture()
+            self.graph.upload(self.stream)
+            self.stream.synchronize()
+
+    def replay(self) -> None:
+        """Launch the recorded kernels on the current stream (ordered after earlier work on it)."""
+        cp = module()
+        self.graph.launch(stream=cp.cuda.get_current_stream())
+
+
+def capture(fn, index: int) -> CapturedGraph:
+    return CapturedGraph(fn, index)
 
 
 def synchronize(index: int) -> None:

@@ -56,6 +56,85 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return out
 
 
+# -- fused kernels: on the CPU, sequences of in-place NumPy calls through one scratch buffer --------
+
+def act_grad(act: str, g: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """dL/dz from dL/dy = g for y = act(z), written from the activation's output y."""
+    if act == "relu":
+        return g * (y > 0)
+    if act == "sigmoid":
+        out = np.subtract(1.0, y, dtype=y.dtype)
+        out *= y
+        out *= g
+        return out
+    out = np.multiply(y, y)  # tanh
+    np.subtract(1.0, out, out=out)
+    out *= g
+    return out
+
+
+def bias_act_(out: np.ndarray, bias, act: str) -> np.ndarray:
+    """out ← act(out + bias) in place (bias None: no bias)."""
+    if bias is not None:
+        out += bias
+    if act == "relu":
+        np.maximum(out, 0, out=out)
+    elif act == "sigmoid":
+        sigmoid_(out)
+    else:
+        np.tanh(out, out=out)
+    return out
+
+
+def sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize, first) -> None:
+    """PyTorch's SGD on one parameter, in place: buf ← momentum·buf + (1 − dampening)·g
+    (buf ← g on the ``first`` step), p ← p − lr·(g + momentum·buf if nesterov else buf)."""
+    if maximize:
+        g = -g
+    if weight_decay:
+        g = g + weight_decay * p
+    if buf is not None:
+        if first:
+            np.copyto(buf, g)
+        else:
+            buf *= momentum
+            np.multiply(g, 1.0 - dampening, out=tmp)
+            buf += tmp
+        g = g + momentum * buf if nesterov else buf
+    np.multiply(g, lr, out=tmp)
+    p -= tmp
+
+
+def adam_update(p, g, m, v, vmax, tmp, lr, step, b1, b2, eps, weight_decay, decoupled, maximize) -> None:
+    """Adam/AdamW (AMSGrad when ``vmax`` is given) on one parameter, in place; every temporary
+    goes through ``tmp``. ``lr`` and ``step`` may be numbers or 0-d arrays."""
+    if maximize:
+        g = -g
+    if weight_decay:
+        if decoupled:
+            p *= 1.0 - lr * weight_decay
+        else:
+            g = g + weight_decay * p
+    m *= b1
+    np.multiply(g, 1.0 - b1, out=tmp)
+    m += tmp
+    v *= b2
+    np.multiply(g, g, out=tmp)
+    tmp *= 1.0 - b2
+    v += tmp
+    if vmax is not None:
+        np.maximum(vmax, v, out=vmax)
+        v = vmax
+    bias1 = 1.0 - b1**step
+    bias2_sqrt = np.sqrt(1.0 - b2**step)
+    np.sqrt(v, out=tmp)
+    tmp /= bias2_sqrt
+    tmp += eps
+    np.divide(m, tmp, out=tmp)
+    tmp *= lr / bias1
+    p -= tmp
+
+
 def synchronize() -> None:
     """NumPy work is synchronous: nothing to wait for."""
 

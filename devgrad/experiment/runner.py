@@ -23,6 +23,7 @@ import numpy as np
 import devgrad
 from devgrad import nn, optim
 from devgrad.autograd import no_grad
+from devgrad.capture import CapturedStep
 from devgrad.backend import cuda_available, cuda_unavailable_reason, cupy_version
 from devgrad.backend import device as resolve_device
 from devgrad.data import DataLoader, build_splits
@@ -122,14 +123,15 @@ def build_model(spec: dict, n_features: int, task: Task, device) -> nn.MLP:
                   dropout=m["dropout"], bias=m["bias"], generator=generator, device=device, dtype=spec["dtype"])
 
 
-def build_optimizer(spec: dict, params):
+def build_optimizer(spec: dict, params, capturable: bool = False):
+    """The spec's optimizer; ``capturable`` keeps its per-step values on the device (for CUDA graphs)."""
     options = dict(spec["optimizer"])
     name = options.pop("name")
     classes = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSprop,
                "adagrad": optim.Adagrad}
     if "betas" in options:
         options["betas"] = tuple(options["betas"])
-    return classes[name](params, **options)
+    return classes[name](params, capturable=capturable, **options)
 
 
 def build_scheduler(spec: dict, optimizer):
@@ -239,7 +241,8 @@ class Trainer:
         self.task = Task.from_spec(spec, self.splits.n_classes)
         self.log = _run_logger(run_dir)
         self.model = build_model(spec, self.splits.n_features, self.task, device)
-        self.optimizer = build_optimizer(spec, self.model.parameters())
+        graphed = spec["train"]["cuda_graph"] and device.supports_graphs
+        self.optimizer = build_optimizer(spec, self.model.parameters(), capturable=graphed)
         self.scheduler = build_scheduler(spec, self.optimizer)
         t = spec["train"]
         self.train_loader = DataLoader(self.splits.X_train, self.splits.y_train, t["batch_size"], t["shuffle"],
@@ -258,36 +261,45 @@ class Trainer:
         self.wait = 0
         self.metrics = ckpt.MetricsLog(run_dir)
         self.history: list[dict] = []
+        # Per-epoch sums, accumulated on the device by every step (one sync per epoch). They are
+        # allocated once: a captured step keeps adding into these very arrays.
+        with device.activate():
+            self._loss_sum = device.xp.zeros((), dtype=np.float64)
+            self._correct = device.xp.zeros((), dtype=np.int64)
+        self.step = CapturedStep(self._step, device, enabled=graphed, before_replay=self.optimizer.refresh_lr)
 
     # -- one epoch ---------------------------------------------------------------------------
+    def _step(self, xb: Tensor, yb: Tensor) -> None:
+        """One training step on a batch; adds its loss and hits to the epoch sums on the device.
+        Everything here stays on the device, so ``self.step`` can capture it in a CUDA graph."""
+        out = self.model(xb)
+        loss = self.task.loss_value(out, self.task.targets(yb, self.dtype))
+        self.optimizer.zero_grad()
+        loss.backward()
+        clip = self.spec["train"]["clip_grad_norm"]
+        if clip:
+            optim.clip_grad_norm_(self.model.parameters(), clip)
+        self.optimizer.step()
+        self._loss_sum += loss.data * len(xb.data)
+        self._correct += (self.task.predict(out.data, self.device.xp) == yb.data).sum()
+
     def _train_epoch(self, epoch: int) -> dict:
-        xp = self.device.xp
         self.model.train()
         self.train_loader.set_epoch(epoch)
         for i, m in enumerate(self.model.modules()):
             if isinstance(m, nn.Dropout):
                 m.reseed(int(np.random.default_rng([self.spec["seed"], 3, epoch, i]).integers(2**62)))
-        loss_sum = xp.zeros((), dtype=np.float64)
-        correct = xp.zeros((), dtype=np.int64)
-        clip = self.spec["train"]["clip_grad_norm"]
+        self._loss_sum.fill(0)
+        self._correct.fill(0)
         for xb, yb in self.train_loader:
-            out = self.model(xb)
-            loss = self.task.loss_value(out, self.task.targets(yb, self.dtype))
-            self.optimizer.zero_grad()
-            loss.backward()
-            if clip:
-                optim.clip_grad_norm_(self.model.parameters(), clip)
-            self.optimizer.step()
-            # Accumulate on the device: no host sync inside the epoch.
-            loss_sum += loss.data * len(xb.data)
-            correct += (self.task.predict(out.data, xp) == yb.data).sum()
+            self.step(xb, yb)
         lr = self.optimizer.param_groups[0]["lr"]
         if self.scheduler is not None:
             self.scheduler.step()
         n = self.train_loader.n
-        row = {"epoch": epoch, "lr": float(lr), "train_loss": float(loss_sum) / n}
+        row = {"epoch": epoch, "lr": float(lr), "train_loss": float(self._loss_sum) / n}
         if "accuracy" in self.spec["metrics"]:
-            row["train_accuracy"] = int(correct) / n
+            row["train_accuracy"] = int(self._correct) / n
         return row
 
     @no_grad()
@@ -507,6 +519,9 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
     trainer = Trainer(spec, run_dir, dev, quiet, splits)
     trainer.metrics.rewrite([])  # the files exist (with a CSV header) from the start
     notice = _auto_device_notice(spec["device"])
+    if spec["train"]["cuda_graph"] and not dev.supports_graphs:
+        graph_note = f"train.cuda_graph is ignored on {dev}: CUDA graphs need a GPU (the steps run eagerly)"
+        notice = f"{notice}; {graph_note}" if notice else graph_note
     if notice:
         print(f"devgrad: notice: {notice}", file=sys.stderr, flush=True)  # even with --quiet
         trainer.log.info(notice)

@@ -120,6 +120,8 @@ SCHEMA: dict = {
         "batch_size": Field((int,), 32, check=_positive, nullable=True, doc="null: full batch"),
         "shuffle": Field((bool,), True),
         "clip_grad_norm": Field(NUM, None, check=_positive, nullable=True),
+        "cuda_graph": Field((bool,), False, doc="on a GPU, replay each training step as one captured CUDA graph "
+                                                 "(ignored on the CPU)"),
         "early_stopping": {
             "enabled": Field((bool,), False),
             "monitor": Field((str,), "val_loss", choices=MONITORS),
@@ -403,6 +405,7 @@ def validate(loaded: Loaded, source: str = "spec", check_files: bool = True) -> 
     _check_device(v, spec["device"])
     _check_data(v, spec["data"], loaded.path, check_files)
     _check_metrics(v, spec["metrics"])
+    _check_cuda_graph(v, spec)
     if v.problems:
         raise SpecError(v.sorted_problems(), source)
     return {key: spec[key] for key in SCHEMA}
@@ -433,6 +436,14 @@ def _block(v: _Validator, raw: dict, key: str, default):
         v.add((key,), f"must be a name or a mapping with name:, got {type(value).__name__} {value!r}")
         return default
     return value
+
+
+def _check_cuda_graph(v: _Validator, spec: dict) -> None:
+    dropout = spec["model"]["dropout"]
+    if spec["train"]["cuda_graph"] and isinstance(dropout, int | float) and dropout > 0:
+        v.add(("train", "cuda_graph"), f"cannot be used with model.dropout = {dropout}: a captured step would "
+                                       "replay the same dropout mask every time; set model.dropout: 0 or "
+                                       "train.cuda_graph: false")
 
 
 def _check_name(v: _Validator, name: str) -> None:

@@ -24,7 +24,7 @@ class ReLU(Function):
         return g * self.const((self.out_data > 0).astype(g.dtype))
 
     def backward_array(self, g):
-        return g * (self.out_data > 0)
+        return self.device.act_grad("relu", g, self.out_data)
 
 
 class LeakyReLU(Function):
@@ -57,8 +57,7 @@ class Sigmoid(Function):
         return g * s * (1.0 - s)
 
     def backward_array(self, g):
-        s = self.out_data
-        return g * s * (1.0 - s)
+        return self.device.act_grad("sigmoid", g, self.out_data)
 
 
 class Tanh(Function):
@@ -73,8 +72,7 @@ class Tanh(Function):
         return g * (1.0 - t * t)
 
     def backward_array(self, g):
-        t = self.out_data
-        return g * (1.0 - t * t)
+        return self.device.act_grad("tanh", g, self.out_data)
 
 
 class Softplus(Function):

@@ -25,12 +25,20 @@ class Optimizer:
 
     ``params`` is an iterable of Parameters, or of dicts (parameter groups) each with a
     ``params`` list and per-group hyper-parameters overriding the defaults. Subclasses
-    implement ``update(param, grad, group, state)`` on raw device arrays, in place, so a
-    step never leaves the parameters' device.
+    implement ``update(param, grad, group, state, device, lr)`` on raw device arrays, in
+    place, so a step never leaves the parameters' device.
+
+    ``capturable=True`` keeps everything that changes from step to step on the parameters'
+    device: the learning rate as a 0-d array (refreshed from ``group["lr"]`` when a schedule
+    changes it) and step counts as 0-d arrays. A step then launches the same kernels with the
+    same arguments every time, which is what capturing it in a CUDA graph requires. The
+    results are the same as without it.
     """
 
-    def __init__(self, params, defaults: dict):
+    def __init__(self, params, defaults: dict, capturable: bool = False):
         self.defaults = dict(defaults)
+        self.capturable = bool(capturable)
+        self._lr_buffers: dict = {}  # (group index, device) -> [lr as a number, lr as a 0-d array]
         self.param_groups: list[dict] = []
         self.state: dict = {}
         params = list(params)
@@ -87,7 +95,8 @@ class Optimizer:
         states = self.state
         update = self.update
         with no_grad():
-            for group in self.param_groups:
+            for index, group in enumerate(self.param_groups):
+                lr = group["lr"]
                 for p in group["params"]:
                     grad = p.grad
                     if grad is None:
@@ -98,15 +107,55 @@ class Optimizer:
                     state = states.get(p)
                     if state is None:
                         state = states[p] = {}
-                    if p.device.index:  # a second GPU: update there
-                        with p.device.activate():
-                            update(p.data, grad.data, group, state, p.device.xp)
+                    dev = p.device
+                    if dev.index:  # a second GPU: update there
+                        with dev.activate():
+                            plr = self._device_lr(index, group, dev) if self.capturable else lr
+                            update(p.data, grad.data, group, state, dev, plr)
                     else:
-                        update(p.data, grad.data, group, state, p.device.xp)
+                        plr = self._device_lr(index, group, dev) if self.capturable else lr
+                        update(p.data, grad.data, group, state, dev, plr)
         return loss
 
-    def update(self, param, grad, group: dict, state: dict, xp) -> None:  # pragma: no cover - abstract
+    def update(self, param, grad, group: dict, state: dict, device, lr) -> None:  # pragma: no cover - abstract
+        """Update one parameter array in place; ``lr`` is a number, or a 0-d array when capturable."""
         raise NotImplementedError
+
+    # -- capturable mode ------------------------------------------------------------------
+    def _device_lr(self, index: int, group: dict, dev):
+        """Group ``index``'s learning rate as a 0-d float64 array on ``dev``, rewritten when it changed."""
+        entry = self._lr_buffers.get((index, dev))
+        lr = group["lr"]
+        if entry is None:
+            entry = self._lr_buffers[(index, dev)] = [lr, dev.xp.full((), lr, dtype=np.float64)]
+        elif entry[0] != lr:
+            entry[1].fill(lr)
+            entry[0] = lr
+        return entry[1]
+
+    def refresh_lr(self) -> None:
+        """Write each group's ``lr`` into its device buffer (capturable optimizers only).
+
+        ``step()`` does this itself; a replayed CUDA graph runs no Python, so call this before
+        replaying a captured step whenever a schedule may have changed the rate.
+        """
+        if not self.capturable:
+            return
+        for index, group in enumerate(self.param_groups):
+            for dev in {p.device for p in group["params"]}:
+                with dev.activate():
+                    self._device_lr(index, group, dev)
+
+    def _step_count(self, state: dict, dev):
+        """Advance and return this parameter's step count: an int, or a 0-d array when capturable."""
+        step = state.get("step", 0)
+        if not self.capturable:
+            state["step"] = step + 1
+            return step + 1
+        if not hasattr(step, "shape"):
+            step = state["step"] = dev.xp.full((), float(step), dtype=np.float64)
+        step += 1  # in place, on the device
+        return step
 
     # -- persistence ---------------------------------------------------------------------
     def _params(self) -> list:
@@ -121,7 +170,11 @@ class Optimizer:
             for k, v in st.items():
                 if k.startswith("_"):
                     continue  # scratch buffers are not state
-                entry[k] = p.device.to_host(v).copy() if hasattr(v, "shape") else v
+                if hasattr(v, "shape"):
+                    v = p.device.to_host(v).copy()
+                    if v.ndim == 0:  # a capturable optimizer's step count
+                        v = int(v) if k == "step" else v.item()
+                entry[k] = v
             state[index[id(p)]] = entry
         groups = []
         for g in self.param_groups:

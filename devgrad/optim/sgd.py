@@ -13,9 +13,10 @@ class SGD(Optimizer):
     """
 
     def __init__(self, params, lr: float = 0.01, momentum: float = 0.0, dampening: float = 0.0,
-                 nesterov: bool = False, weight_decay: float = 0.0, maximize: bool = False):
+                 nesterov: bool = False, weight_decay: float = 0.0, maximize: bool = False,
+                 capturable: bool = False):
         super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening, "nesterov": nesterov,
-                                  "weight_decay": weight_decay, "maximize": maximize})
+                                  "weight_decay": weight_decay, "maximize": maximize}, capturable=capturable)
 
     def validate(self, group):
         super().validate(group)
@@ -24,24 +25,14 @@ class SGD(Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("SGD: nesterov needs momentum > 0 and dampening = 0")
 
-    def update(self, param, grad, group, state, xp):
-        if not (group["momentum"] or group["weight_decay"] or group["maximize"]):
-            tmp = scratch(state, param, xp)  # plain SGD: p -= lr·g without a fresh temporary
-            xp.multiply(grad, group["lr"], out=tmp)
-            param -= tmp
-            return
-        g = -grad if group["maximize"] else grad
-        if group["weight_decay"]:
-            g = g + group["weight_decay"] * param
-        momentum = group["momentum"]
-        if momentum:
+    def update(self, param, grad, group, state, device, lr):
+        buf = None
+        first = False
+        if group["momentum"]:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = g.copy()
-            else:
-                buf *= momentum
-                buf += (1.0 - group["dampening"]) * g
-            g = g + momentum * buf if group["nesterov"] else buf
-        tmp = scratch(state, param, xp)
-        xp.multiply(g, group["lr"], out=tmp)
-        param -= tmp
+                buf = state["momentum_buffer"] = device.xp.empty_like(param)
+                first = True  # the buffer starts as the gradient
+        device.sgd_update(param, grad, buf, scratch(state, param, device.xp), lr=lr, momentum=group["momentum"],
+                          dampening=group["dampening"], weight_decay=group["weight_decay"],
+                          nesterov=group["nesterov"], maximize=group["maximize"], first=first)

@@ -1,0 +1,81 @@
+"""Replay a whole training step as one CUDA graph: ``CapturedStep``.
+
+On a GPU, a small model's step is a few hundred tiny kernels, and launching them from
+Python costs far more than running them. CUDA graphs record the launches once and replay
+them with a single call. ``CapturedStep(fn, device)`` wraps a step function:
+
+- the first call with a new input signature (shapes and dtypes) runs ``fn`` eagerly — a
+  real step, which also compiles kernels and creates optimizer state — and then records it
+  into a graph that reads its inputs from static buffers;
+- later calls copy the inputs into those buffers and replay the graph.
+
+What ``fn`` must obey, because a replay runs no Python: work only on the device (no
+``.item()``, ``float()``, printing values or data-dependent Python branches); take what
+changes from step to step from device memory (use an optimizer with ``capturable=True``;
+call its ``refresh_lr()`` from ``before_replay`` when a schedule changes the rate); draw no
+random numbers (dropout masks would repeat). Its outputs are overwritten by each replay, and
+its Python side effects happen during capture, not on replays.
+
+On the CPU (where there are no graphs) and with ``enabled=False`` the step simply calls
+``fn``, so the same code runs everywhere.
+"""
+
+from __future__ import annotations
+
+from devgrad.backend import device as resolve_device
+from devgrad.tensor import Tensor
+
+
+class CapturedStep:
+    """Call ``fn(*tensors)`` through CUDA graphs, one per input signature (see the module doc).
+
+    ``before_replay`` (optional) is called before every replay, e.g. ``optimizer.refresh_lr``.
+    ``replays`` counts the steps that ran as graph replays.
+    """
+
+    def __init__(self, fn, device=None, *, enabled: bool = True, before_replay=None):
+        self.fn = fn
+        self.device = resolve_device(device)
+        self.enabled = bool(enabled) and self.device.supports_graphs
+        self.before_replay = before_replay
+        self.replays = 0
+        self._graphs: dict = {}
+
+    @property
+    def graphs(self) -> int:
+        """How many graphs (input signatures) have been captured."""
+        return len(self._graphs)
+
+    def __call__(self, *inputs: Tensor):
+        if not self.enabled:
+            return self.fn(*inputs)
+        for t in inputs:
+            if not isinstance(t, Tensor):
+                raise TypeError(f"CapturedStep: inputs must be Tensors, got {type(t).__name__}")
+            if t.device is not self.device:
+                raise ValueError(f"CapturedStep: an input is on {t.device}, the step on {self.device}")
+        key = tuple((t.shape, t.dtype.str) for t in inputs)
+        entry = self._graphs.get(key)
+        if entry is None:
+            out = self.fn(*inputs)  # a real step; kernels compile and optimizer state appears here
+            self._graphs[key] = self._capture(inputs)
+            return out
+        static, graph = entry
+        xp = self.device.xp
+        for buf, t in zip(static, inputs):
+            if buf.data is not t.data:
+                xp.copyto(buf.data, t.data)
+        if self.before_replay is not None:
+            self.before_replay()
+        graph.replay()
+        self.replays += 1
+        return graph.result
+
+    def _capture(self, inputs):
+        xp = self.device.xp
+        with self.device.activate():
+            static = tuple(Tensor._make(xp.empty(t.shape, dtype=t.dtype), self.device) for t in inputs)
+        if self.before_replay is not None:
+            self.before_replay()  # so that nothing it would change gets recorded into the graph
+        graph = self.device.capture(lambda: self.fn(*static))
+        return static, graph

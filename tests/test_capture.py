@@ -1,0 +1,110 @@
+"""CapturedStep: a training step replayed as a CUDA graph does exactly what the eager step does.
+
+On the CPU there are no graphs: the step runs eagerly and these tests check that the same
+code path gives the same results there. With DEVGRAD_TEST_DEVICES=cuda the graph tests run
+for real (capture, replays, a second graph for the short last batch, schedules).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import devgrad as dg
+from devgrad import nn, optim
+from devgrad.capture import CapturedStep
+from devgrad.experiment import runner
+from devgrad.nn import functional as F
+
+rng = np.random.default_rng(3)
+X = rng.standard_normal((70, 5)).astype(np.float32)
+Y = rng.integers(0, 3, 70)
+
+
+def _train(device, graphed: bool, optimizer: str, steps_per_epoch_shapes=(32, 32, 6), epochs: int = 3,
+           clip: float | None = 1.0):
+    """Train a small MLP for a few epochs of batches 32, 32, 6; returns the weights, the losses
+    as seen by the caller, and the CapturedStep."""
+    model = nn.MLP([5, 16, 16, 3], activation="tanh", device=device, generator=np.random.default_rng(0))
+    cls = {"sgd": lambda p, **k: optim.SGD(p, lr=0.1, momentum=0.9, **k), "adam": lambda p, **k: optim.Adam(
+        p, lr=0.01, weight_decay=0.01, **k)}[optimizer]
+    opt = cls(model.parameters(), capturable=graphed)
+    sched = optim.StepLR(opt, step_size=1, gamma=0.5)
+    total = dg.zeros((), device=device, dtype="float64")
+
+    def step(xb, yb):
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        if clip:
+            optim.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        total.data += loss.data  # accumulate on the device, as the runner does
+        return loss
+
+    captured = CapturedStep(step, device, enabled=graphed, before_replay=opt.refresh_lr)
+    losses = []
+    for _ in range(epochs):
+        start = 0
+        for size in steps_per_epoch_shapes:
+            xb = dg.tensor(X[start:start + size], device=device)
+            yb = dg.tensor(Y[start:start + size], device=device)
+            start += size
+            losses.append(captured(xb, yb).item())
+        sched.step()
+    weights = [p.numpy() for p in model.parameters()]
+    return weights, losses, total.item(), captured
+
+
+def test_capture_is_unavailable_on_the_cpu():
+    cpu = dg.device("cpu")
+    assert not cpu.supports_graphs
+    with pytest.raises(dg.DeviceError, match="CUDA graphs need a GPU"):
+        cpu.capture(lambda: None)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_captured_training_equals_eager_training(device, optimizer):
+    """Same weights, same per-step losses and the same device-side sum, with lr halved every
+    epoch (refreshed before replays) and a short last batch (its own graph)."""
+    w_eager, loss_eager, total_eager, _ = _train(device, False, optimizer)
+    w_graph, loss_graph, total_graph, captured = _train(device, True, optimizer)
+    if device.supports_graphs:
+        assert captured.graphs == 2  # batches of 32 and of 6
+        assert captured.replays == 9 - 2  # every step but the first of each shape
+    else:
+        assert captured.graphs == 0 and captured.replays == 0
+    np.testing.assert_allclose(loss_graph, loss_eager, rtol=1e-5)
+    assert total_graph == pytest.approx(total_eager, rel=1e-6)
+    for a, b in zip(w_graph, w_eager):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(w_eager[0], _train(device, False, optimizer, epochs=1)[0][0]), "training must move"
+
+
+def test_captured_step_checks_its_inputs(device):
+    captured = CapturedStep(lambda x: x * 2, device)
+    if not device.supports_graphs:
+        assert captured(dg.tensor([1.0], device=device)).item() == 2.0  # runs eagerly
+        return
+    with pytest.raises(TypeError, match="inputs must be Tensors"):
+        captured(np.ones(2))
+    with pytest.raises(ValueError, match="an input is on cpu, the step on cuda:0"):
+        captured(dg.tensor([1.0], device="cpu"))
+
+
+def test_runner_cuda_graph_gives_the_eager_results(device, tmp_path, capsys):
+    spec = {"name": "g", "device": device.name, "seed": 1, "data": {"source": "xor", "n_samples": 300},
+            "model": {"hidden": [8], "activation": "tanh"}, "optimizer": {"name": "adam", "lr": 0.05},
+            "schedule": {"name": "step", "step_size": 1, "gamma": 0.7},
+            "train": {"epochs": 3, "batch_size": 64, "clip_grad_norm": 5.0}}
+    eager = runner.run(spec, out=tmp_path / "eager", quiet=True)
+    graphed = runner.run(spec, overrides=["train.cuda_graph=true"], out=tmp_path / "graph", quiet=True)
+    err = capsys.readouterr().err
+    if device.supports_graphs:
+        assert "cuda_graph" not in err
+    else:
+        assert "train.cuda_graph is ignored on cpu" in err
+    for a, b in zip(eager.history, graphed.history):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-5)
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5)
+        assert b["lr"] == a["lr"]

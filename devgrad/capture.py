@@ -17,10 +17,14 @@ random numbers (dropout masks would repeat). Its outputs are overwritten by each
 its Python side effects happen during capture, not on replays.
 
 On the CPU (where there are no graphs) and with ``enabled=False`` the step simply calls
-``fn``, so the same code runs everywhere.
+``fn``, so the same code runs everywhere. If capturing fails (``fn`` broke one of the rules
+above), a warning says why and the steps go on eagerly: capture executes nothing, so no
+update is lost or applied twice.
 """
 
 from __future__ import annotations
+
+import warnings
 
 from devgrad.backend import device as resolve_device
 from devgrad.tensor import Tensor
@@ -39,6 +43,7 @@ class CapturedStep:
         self.enabled = bool(enabled) and self.device.supports_graphs
         self.before_replay = before_replay
         self.replays = 0
+        self.failure: str | None = None  # why capturing failed, when it did
         self._graphs: dict = {}
 
     @property
@@ -58,16 +63,23 @@ class CapturedStep:
         entry = self._graphs.get(key)
         if entry is None:
             out = self.fn(*inputs)  # a real step; kernels compile and optimizer state appears here
-            self._graphs[key] = self._capture(inputs)
+            try:
+                self._graphs[key] = self._capture(inputs)
+            except Exception as exc:
+                self.enabled = False
+                self.failure = f"{type(exc).__name__}: {exc}"
+                warnings.warn(f"CapturedStep: could not capture the step into a CUDA graph ({self.failure}); "
+                              "running it eagerly from now on", RuntimeWarning, stacklevel=2)
             return out
         static, graph = entry
         xp = self.device.xp
-        for buf, t in zip(static, inputs):
-            if buf.data is not t.data:
-                xp.copyto(buf.data, t.data)
-        if self.before_replay is not None:
-            self.before_replay()
-        graph.replay()
+        with self.device.activate():
+            for buf, t in zip(static, inputs):
+                if buf.data is not t.data:
+                    xp.copyto(buf.data, t.data)
+            if self.before_replay is not None:
+                self.before_replay()
+            graph.replay()
         self.replays += 1
         return graph.result
 

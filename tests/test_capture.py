@@ -108,3 +108,21 @@ def test_runner_cuda_graph_gives_the_eager_results(device, tmp_path, capsys):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-5)
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5)
         assert b["lr"] == a["lr"]
+
+
+def test_a_step_that_reads_the_host_runs_eagerly_with_a_warning(device):
+    """Capture executes nothing, so when it fails (here: a host read inside the step) the steps
+    go on eagerly with no update lost or applied twice."""
+    if not device.supports_graphs:
+        pytest.skip("needs a GPU: the CPU never captures")
+    total = dg.zeros((), device=device)
+
+    def fn(x):
+        total.data += x.data.sum()
+        return float(total.data)  # a host read: not capturable
+
+    step = CapturedStep(fn, device)
+    with pytest.warns(RuntimeWarning, match="could not capture the step"):
+        assert step(dg.ones(3, device=device)) == 3.0
+    assert step(dg.ones(3, device=device)) == 6.0
+    assert step.failure is not None and step.replays == 0 and step.graphs == 0

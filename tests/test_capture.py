@@ -126,3 +126,16 @@ def test_a_step_that_reads_the_host_runs_eagerly_with_a_warning(device):
         assert step(dg.ones(3, device=device)) == 3.0
     assert step(dg.ones(3, device=device)) == 6.0
     assert step.failure is not None and step.replays == 0 and step.graphs == 0
+
+
+def test_readme_cuda_graph_example_runs():
+    """README's CapturedStep example, as written (on this machine's 'auto' device)."""
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    block = next(b for b in blocks if "CapturedStep(" in b)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["mean_loss"] < 0.5  # the spirals are learned

@@ -214,12 +214,16 @@ def kernel(name: str):
 
 
 def act_grad(act: str, g, y):
+    if g.dtype != y.dtype:  # a kernel's T-typed arrays must share one dtype
+        g = g.astype(y.dtype)
     return kernel(f"{act}_grad")(g, y)
 
 
 def bias_act_(out, bias, act: str):
     if bias is None:
         bias = module().zeros((), dtype=out.dtype)
+    elif bias.dtype != out.dtype:
+        bias = bias.astype(out.dtype)
     kernel(f"bias_{act}")(bias, out)
     return out
 

@@ -62,13 +62,13 @@ def act_grad(act: str, g: np.ndarray, y: np.ndarray) -> np.ndarray:
     """dL/dz from dL/dy = g for y = act(z), written from the activation's output y."""
     if act == "relu":
         return g * (y > 0)
+    out = np.empty_like(y)  # an array even for 0-d y, so the in-place steps below work
     if act == "sigmoid":
-        out = np.subtract(1.0, y, dtype=y.dtype)
+        np.subtract(1.0, y, out=out)
         out *= y
-        out *= g
-        return out
-    out = np.multiply(y, y)  # tanh
-    np.subtract(1.0, out, out=out)
+    else:  # tanh
+        np.multiply(y, y, out=out)
+        np.subtract(1.0, out, out=out)
     out *= g
     return out
 

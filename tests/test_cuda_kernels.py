@@ -1,0 +1,124 @@
+"""The fused CUDA kernels, checked on a machine without a GPU.
+
+Their bodies compile with NVRTC for float32 and float64 (when CuPy's NVRTC library is
+installed), and, compiled for the host CPU by a C++ compiler, compute what the NumPy backend
+computes — activations and their gradients, bias+activation, SGD (with and without momentum)
+and Adam/AdamW/AMSGrad with every option. On a GPU the op and optimizer tests then check the
+kernels as CuPy runs them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from devgrad.backend import cupy as cuda_backend
+from devgrad.backend import numpy as cpu_backend
+
+from tests import kernel_harness as harness
+
+DTYPES = [np.float32, np.float64]
+
+
+def _tol(dtype):
+    return {"rtol": 2e-5, "atol": 1e-6} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-14}
+
+
+@pytest.fixture(scope="module")
+def host():
+    if harness.compiler() is None:
+        pytest.skip("no C++ compiler to build the kernels for the host")
+    return harness.host_library()
+
+
+@pytest.mark.parametrize("ctype", ["float", "double"])
+def test_kernels_compile_for_the_gpu_with_nvrtc(ctype):
+    try:
+        from cupy_backends.cuda.libs import nvrtc
+
+        nvrtc.getVersion()
+    except Exception as exc:  # CuPy or its NVRTC library missing
+        pytest.skip(f"NVRTC not available: {exc}")
+    for name in cuda_backend._KERNELS:
+        code = harness.source(name, ctype, gpu=True)
+        program = nvrtc.createProgram(code, f"{name}.cu", [], [])
+        try:
+            nvrtc.compileProgram(program, ["-arch=compute_80", "-std=c++17"])
+        except Exception:
+            pytest.fail(f"kernel {name} ({ctype}) does not compile:\n{nvrtc.getProgramLog(program)}\n{code}")
+
+
+def _data(dtype, shape=(7, 5), seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(shape).astype(dtype) for _ in range(4)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ["relu", "sigmoid", "tanh"])
+def test_activation_gradient_kernels(host, act, dtype):
+    g, z, *_ = _data(dtype)
+    y = {"relu": np.maximum(z, 0), "sigmoid": 1 / (1 + np.exp(-z)), "tanh": np.tanh(z)}[act].astype(dtype)
+    gz = np.zeros_like(y)
+    harness.run_on_host(f"{act}_grad", g=g, y=y, gz=gz)
+    np.testing.assert_allclose(gz, cpu_backend.act_grad(act, g, y), **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ["relu", "sigmoid", "tanh"])
+def test_bias_activation_kernels(host, act, dtype):
+    _, z, *_ = _data(dtype)
+    z[0, :3] = [1e4, -1e4, 0.0]  # saturation and the kink must stay finite and exact
+    b = np.random.default_rng(1).standard_normal(z.shape[1]).astype(dtype)
+    y = z.copy()
+    harness.run_on_host(f"bias_{act}", b=np.ascontiguousarray(np.broadcast_to(b, z.shape)), y=y)
+    expected = cpu_backend.bias_act_(z.copy(), b, act)
+    assert np.isfinite(y).all()
+    np.testing.assert_allclose(y, expected, **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("wd,maximize", [(0.0, False), (0.1, False), (0.05, True)])
+def test_sgd_kernel(host, dtype, wd, maximize):
+    p, g, *_ = _data(dtype)
+    expected = p.copy()
+    cpu_backend.sgd_update(expected, g, None, np.empty_like(p), 0.1, 0.0, 0.0, wd, False, maximize, False)
+    harness.run_on_host("sgd", g=g, lr=0.1, wd=wd, maximize=maximize, p=p)
+    np.testing.assert_allclose(p, expected, **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dampening,nesterov,wd,first", [(0.0, False, 0.0, True), (0.0, False, 0.0, False),
+                                                         (0.3, False, 0.01, False), (0.0, True, 0.01, False),
+                                                         (0.0, True, 0.0, True)])
+def test_sgd_momentum_kernel(host, dtype, dampening, nesterov, wd, first):
+    p, g, buf, _ = _data(dtype)
+    expected_p, expected_buf = p.copy(), buf.copy()
+    cpu_backend.sgd_update(expected_p, g, expected_buf, np.empty_like(p), 0.05, 0.9, dampening, wd, nesterov,
+                           False, first)
+    harness.run_on_host("sgd_momentum", g=g, lr=0.05, momentum=0.9, dampening=dampening, wd=wd,
+                        nesterov=nesterov, maximize=False, first=first, p=p, buf=buf)
+    np.testing.assert_allclose(buf, expected_buf, **_tol(dtype))
+    np.testing.assert_allclose(p, expected_p, **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("amsgrad", [False, True])
+@pytest.mark.parametrize("wd,decoupled,maximize,step", [(0.0, False, False, 1), (0.1, False, False, 7),
+                                                        (0.1, True, False, 3), (0.0, False, True, 12)])
+def test_adam_kernels(host, dtype, amsgrad, wd, decoupled, maximize, step):
+    p, g, m, v = _data(dtype)
+    v = np.abs(v)  # a second moment is never negative
+    vmax = v * 1.5 if amsgrad else None
+    expected = [a.copy() for a in (p, m, v)]
+    expected_vmax = None if vmax is None else vmax.copy()
+    cpu_backend.adam_update(expected[0], g, expected[1], expected[2], expected_vmax, np.empty_like(p), 1e-3, step,
+                            0.9, 0.999, 1e-8, wd, decoupled, maximize)
+    scalars = {"lr": 1e-3, "step": step, "b1": 0.9, "b2": 0.999, "eps": 1e-8, "wd": wd, "decoupled": decoupled,
+               "maximize": maximize}
+    if amsgrad:
+        harness.run_on_host("adam_amsgrad", g=g, p=p, m=m, v=v, vmax=vmax, **scalars)
+        np.testing.assert_allclose(vmax, expected_vmax, **_tol(dtype))
+    else:
+        harness.run_on_host("adam", g=g, p=p, m=m, v=v, **scalars)
+    for got, want in zip((p, m, v), expected):
+        np.testing.assert_allclose(got, want, **_tol(dtype))

@@ -21,32 +21,41 @@ import numpy as np
 from devgrad.backend import cupy as cuda_backend
 
 C_TYPES = {"float": np.float32, "double": np.float64}
-SCALAR_C = {"float64": "double", "int32": "int"}
+SCALAR_C = {"float64": "double", "int32": "int", "int64": "long long"}
 
 
 def parse(name: str):
-    """(in params, out params) of kernel ``name`` as lists of (type, name)."""
+    """(in params, out params) of kernel ``name``, each a list of (raw, type, name)."""
     in_params, out_params, _ = cuda_backend._KERNELS[name]
-    split = [tuple(p.split()) for p in in_params.split(",")], [tuple(p.split()) for p in out_params.split(",")]
-    return split
+
+    def one(text):
+        words = text.split()
+        return (True, words[1], words[2]) if words[0] == "raw" else (False, words[0], words[1])
+
+    return [one(p) for p in in_params.split(",")], [one(p) for p in out_params.split(",")]
 
 
 def source(name: str, ctype: str, gpu: bool) -> str:
-    """The kernel body of ``name`` for T = ``ctype``, in a CUDA kernel (gpu) or a host function."""
+    """The kernel body of ``name`` for T = ``ctype``, in a CUDA kernel (gpu) or a host function.
+    Element parameters become references to element i (as in CuPy), raw ones plain pointers."""
     ins, outs = parse(name)
     body = cuda_backend._KERNELS[name][2]
     args, refs = [], []
-    for typ, pname in ins + outs:
-        if typ == "T":
+    for param in ins + outs:
+        raw, typ, pname = param
+        c = "T" if typ == "T" else SCALAR_C[typ]
+        const = "" if param in outs else "const "
+        if raw:
+            args.append(f"{const}{c}* {pname}")
+        elif typ == "T":
             args.append(f"T* _raw_{pname}")
-            const = "" if (typ, pname) in outs else "const "
             refs.append(f"{const}T &{pname} = _raw_{pname}[i];")
         else:
-            args.append(f"const {SCALAR_C[typ]} {pname}")
+            args.append(f"const {c} {pname}")
     loop = ("for (long i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x)" if gpu
             else "for (long i = 0; i < n; ++i)")
     head = "" if gpu else "#include <cmath>\nusing namespace std;\n"
-    qualifier = '__global__ void' if gpu else 'void'
+    qualifier = "__global__ void" if gpu else "void"
     return (f"{head}namespace k_{name}_{ctype} {{\ntypedef {ctype} T;\n"
             f"extern \"C\" {qualifier} k_{name}_{ctype}({', '.join(args)}, long n) {{\n{loop} {{\n"
             + "\n".join(refs) + f"\n{body};\n}}\n}}\n}}\n")
@@ -73,17 +82,19 @@ def host_library():
 
 
 def run_on_host(name: str, **values) -> None:
-    """Run kernel ``name`` over arrays of one shape and dtype (outputs are updated in place);
-    scalar parameters are given as numbers."""
+    """Run kernel ``name`` once per element of its (same-shaped) element arrays; outputs are
+    updated in place. Raw arrays may have any size; scalar parameters are numbers."""
     ins, outs = parse(name)
-    arrays = [values[p] for t, p in ins + outs if t == "T"]
-    dtype, n = arrays[0].dtype, arrays[0].size
+    elements = [values[p] for raw, t, p in ins + outs if t == "T" and not raw]
+    dtype, n = elements[0].dtype, elements[0].size
     ctype = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}[dtype]
     args = []
-    for typ, pname in ins + outs:
+    for raw, typ, pname in ins + outs:
         value = values[pname]
-        if typ == "T":
-            assert value.dtype == dtype and value.size == n and value.flags.c_contiguous, pname
+        if raw or typ == "T":
+            want = dtype if typ == "T" else np.dtype(typ)
+            assert value.dtype == want and value.flags.c_contiguous, pname
+            assert raw or value.size == n, pname
             args.append(value.ctypes.data_as(ctypes.c_void_p))
         elif typ == "float64":
             args.append(ctypes.c_double(value))

@@ -122,3 +122,25 @@ def test_adam_kernels(host, dtype, amsgrad, wd, decoupled, maximize, step):
         harness.run_on_host("adam", g=g, p=p, m=m, v=v, **scalars)
     for got, want in zip((p, m, v), expected):
         np.testing.assert_allclose(got, want, **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_softmax_cross_entropy_kernels(host, dtype, smoothing):
+    rng = np.random.default_rng(2)
+    z = (rng.standard_normal((9, 6)) * 3).astype(dtype)
+    z[0] = [1e4, -1e4, 0, 0, 0, 0]  # stable for huge logits
+    labels = rng.integers(0, 6, 9).astype(np.int64)
+    loss, probs = np.zeros(9, dtype=dtype), np.zeros_like(z)
+    harness.run_on_host("softmax_xent", z=z, labels=labels, n_classes=6, smoothing=smoothing, loss=loss, probs=probs)
+    want_loss, want_probs = cpu_backend.softmax_xent(z, labels, smoothing)
+    assert np.isfinite(loss).all()
+    np.testing.assert_allclose(loss, want_loss, **_tol(dtype))
+    np.testing.assert_allclose(probs, want_probs, **_tol(dtype))
+    for g, scale in ((np.asarray(0.7, dtype=dtype), 1 / 9), (rng.standard_normal(9).astype(dtype), None)):
+        gz = np.zeros_like(z)
+        harness.run_on_host("softmax_xent_grad", p=probs, labels=labels, g=np.ascontiguousarray(g), n_classes=6,
+                            smoothing=smoothing, scale=1.0 if scale is None else scale, per_row=scale is None,
+                            gz=gz)
+        np.testing.assert_allclose(gz, cpu_backend.softmax_xent_grad(probs, labels, smoothing, g, scale),
+                                   **_tol(dtype))

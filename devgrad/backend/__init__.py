@@ -128,6 +128,16 @@ class Device:
         """out ← act(out + bias) in place (``bias`` may be None): one fused kernel on a GPU."""
         return self._backend().bias_act_(out, bias, act)
 
+    def softmax_xent(self, z, labels, smoothing: float):
+        """Per-row softmax cross-entropy of logits (N, C) and integer labels, with label smoothing:
+        (losses, probabilities); one kernel on a GPU."""
+        return self._backend().softmax_xent(z, labels, smoothing)
+
+    def softmax_xent_grad(self, probs, labels, smoothing: float, g, scale):
+        """Its gradient: (probs − smoothed one-hot) times g per row (``scale`` None) or times the
+        0-d g and ``scale``; one kernel on a GPU."""
+        return self._backend().softmax_xent_grad(probs, labels, smoothing, g, scale)
+
     def sgd_update(self, p, g, buf, tmp, *, lr, momentum, dampening, weight_decay, nesterov, maximize,
                    first) -> None:
         """One in-place SGD update of parameter array ``p`` (``buf``: momentum buffer or None;

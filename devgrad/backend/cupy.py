@@ -200,6 +200,39 @@ _KERNELS = {
         double denom = sqrt(vm) / sqrt(1.0 - pow(b2, step)) + eps;
         p = (T)(pi - lr / (1.0 - pow(b1, step)) * mi / denom);
         """),
+    # Softmax cross-entropy, one thread per row of n_classes logits: the row's max, the sum of exps,
+    # the probabilities (kept for backward) and the row's loss, with label smoothing.
+    "softmax_xent": (
+        "raw T z, raw int64 labels, int32 n_classes, float64 smoothing", "T loss, raw T probs",
+        """
+        const ptrdiff_t row = (ptrdiff_t)i * n_classes;
+        double mx = (double)z[row];
+        for (int j = 1; j < n_classes; ++j) mx = fmax(mx, (double)z[row + j]);
+        double total = 0.0, shifted_sum = 0.0;
+        for (int j = 0; j < n_classes; ++j) {
+            const double s = (double)z[row + j] - mx;
+            total += exp(s);
+            shifted_sum += s;
+        }
+        const double inv = 1.0 / total;
+        for (int j = 0; j < n_classes; ++j) probs[row + j] = (T)(exp((double)z[row + j] - mx) * inv);
+        const double log_total = log(total);
+        double value = log_total - ((double)z[row + labels[i]] - mx);
+        if (smoothing != 0.0) value = (1.0 - smoothing) * value + smoothing * (log_total - shifted_sum / n_classes);
+        loss = (T)value;
+        """),
+    # Its gradient: (probabilities - smoothed one-hot) times the upstream gradient (one per row
+    # for reduction 'none', else a scalar) times the reduction's scale.
+    "softmax_xent_grad": (
+        "T p, raw int64 labels, raw T g, int32 n_classes, float64 smoothing, float64 scale, int32 per_row", "T gz",
+        """
+        const ptrdiff_t row = (ptrdiff_t)i / n_classes;
+        const int col = (int)((ptrdiff_t)i - row * n_classes);
+        double target = smoothing / n_classes;
+        if (col == labels[row]) target += 1.0 - smoothing;
+        const double upstream = per_row ? (double)g[row] : (double)g[0];
+        gz = (T)(((double)p - target) * upstream * scale);
+        """),
 }
 _compiled: dict = {}
 
@@ -226,6 +259,21 @@ def bias_act_(out, bias, act: str):
         bias = bias.astype(out.dtype)
     kernel(f"bias_{act}")(bias, out)
     return out
+
+
+def softmax_xent(z, labels, smoothing: float):
+    cp = module()
+    n, c = z.shape
+    loss = cp.empty(n, dtype=z.dtype)
+    probs = cp.empty(z.shape, dtype=z.dtype)
+    kernel("softmax_xent")(z, labels.astype(np.int64, copy=False), c, smoothing, loss, probs)
+    return loss, probs
+
+
+def softmax_xent_grad(probs, labels, smoothing: float, g, scale):
+    per_row = scale is None
+    return kernel("softmax_xent_grad")(probs, labels.astype(np.int64, copy=False), g.astype(probs.dtype, copy=False),
+                                       probs.shape[1], smoothing, 1.0 if per_row else scale, int(per_row))
 
 
 def sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize, first) -> None:

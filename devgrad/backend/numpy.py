@@ -86,6 +86,36 @@ def bias_act_(out: np.ndarray, bias, act: str) -> np.ndarray:
     return out
 
 
+def softmax_xent(z: np.ndarray, labels: np.ndarray, smoothing: float):
+    """Softmax cross-entropy of each row of logits ``z`` (N, C) with integer ``labels``, label
+    smoothing included; returns (per-row losses, softmax probabilities)."""
+    shifted = z - z.max(axis=1, keepdims=True)
+    probs = np.exp(shifted)
+    total = probs.sum(axis=1)
+    probs /= total[:, None]
+    log_total = np.log(total)
+    loss = log_total - shifted[np.arange(len(labels)), labels]
+    if smoothing:
+        loss = (1.0 - smoothing) * loss + smoothing * (log_total - shifted.mean(axis=1))
+    return loss, probs
+
+
+def softmax_xent_grad(probs: np.ndarray, labels: np.ndarray, smoothing: float, g, scale):
+    """dL/dz of softmax_xent: (probs − smoothed one-hot) · g (per row when ``scale`` is None,
+    else the 0-d upstream gradient times ``scale``)."""
+    n, c = probs.shape
+    if smoothing:
+        delta = probs - smoothing / c
+        delta[np.arange(n), labels] -= 1.0 - smoothing
+    else:
+        delta = probs.copy()
+        delta[np.arange(n), labels] -= 1.0
+    if scale is None:
+        return g.reshape(-1, 1) * delta
+    delta *= g * scale  # delta is ours: scale in place
+    return delta
+
+
 def sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize, first) -> None:
     """PyTorch's SGD on one parameter, in place: buf ← momentum·buf + (1 − dampening)·g
     (buf ← g on the ``first`` step), p ← p − lr·(g + momentum·buf if nesterov else buf)."""

@@ -152,19 +152,10 @@ class CrossEntropy(Function):
     save_inputs = True
 
     def forward(self, z, labels, smoothing, scale):
-        xp = self.device.xp
         self.labels = labels
         self.smoothing = smoothing
         self.scale = scale
-        shifted = z - z.max(axis=1, keepdims=True)
-        probs = xp.exp(shifted)
-        total = probs.sum(axis=1)
-        probs /= total[:, None]
-        log_total = xp.log(total)
-        loss = log_total - shifted[xp.arange(len(labels)), labels]
-        if smoothing:
-            loss = (1.0 - smoothing) * loss + smoothing * (log_total - shifted.mean(axis=1))
-        self.saved = probs
+        loss, self.saved = self.device.softmax_xent(z, labels, smoothing)
         return loss if scale is None else loss.sum() * scale
 
     def backward(self, g):
@@ -181,19 +172,7 @@ class CrossEntropy(Function):
         return g * (probs - self.const(target))
 
     def backward_array(self, g):
-        xp = self.device.xp
-        probs = self.saved
-        n, c = probs.shape
-        if self.smoothing:
-            delta = probs - self.smoothing / c
-            delta[xp.arange(n), self.labels] -= 1.0 - self.smoothing
-        else:
-            delta = probs.copy()
-            delta[xp.arange(n), self.labels] -= 1.0
-        if self.scale is None:
-            return g.reshape(-1, 1) * delta
-        delta *= g * self.scale  # delta is ours: scale in place
-        return delta
+        return self.device.softmax_xent_grad(self.saved, self.labels, self.smoothing, g, self.scale)
 
 
 def _check_label_range(labels: Tensor, n_classes: int, name: str) -> None:

@@ -153,6 +153,12 @@ class Device:
                                     decoupled, maximize)
 
     @property
+    def updates_need_scratch(self) -> bool:
+        """True where ``sgd_update``/``adam_update`` want a scratch buffer (NumPy's chains of
+        in-place calls); a GPU's fused kernels need none, so optimizers keep none there."""
+        return self.type == "cpu"
+
+    @property
     def supports_graphs(self) -> bool:
         """True where a step can be captured into a CUDA graph and replayed (CUDA devices)."""
         return self.type == "cuda"

@@ -37,7 +37,7 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = xp.zeros_like(param)
         step = self._step_count(state, device)
         device.adam_update(param, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
-                           scratch(state, param, device.xp), lr=lr, step=step, betas=group["betas"],
+                           scratch(state, param, device), lr=lr, step=step, betas=group["betas"],
                            eps=group["eps"], weight_decay=group["weight_decay"], decoupled=self.decoupled,
                            maximize=group["maximize"])
 

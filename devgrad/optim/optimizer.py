@@ -8,15 +8,18 @@ from devgrad.autograd import no_grad
 from devgrad.tensor import Tensor
 
 
-def scratch(state: dict, param, xp):
-    """A reusable buffer shaped like ``param`` (kept in the state under a private key, never saved).
+def scratch(state: dict, param, device):
+    """A reusable buffer shaped like ``param`` for the device's update kernels, or None where
+    they need none (a GPU's fused kernels). Kept in the state under a private key, never saved.
 
     Updates write their temporaries into it instead of allocating fresh arrays every step:
     for large layers a fresh allocation means page faults, which cost as much as the math.
     """
+    if not device.updates_need_scratch:
+        return None
     buf = state.get("_scratch")
     if buf is None or buf.shape != param.shape or buf.dtype != param.dtype or type(buf) is not type(param):
-        buf = state["_scratch"] = xp.empty_like(param)
+        buf = state["_scratch"] = device.xp.empty_like(param)
     return buf
 
 

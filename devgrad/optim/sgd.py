@@ -33,6 +33,6 @@ class SGD(Optimizer):
             if buf is None:
                 buf = state["momentum_buffer"] = device.xp.empty_like(param)
                 first = True  # the buffer starts as the gradient
-        device.sgd_update(param, grad, buf, scratch(state, param, device.xp), lr=lr, momentum=group["momentum"],
+        device.sgd_update(param, grad, buf, scratch(state, param, device), lr=lr, momentum=group["momentum"],
                           dampening=group["dampening"], weight_decay=group["weight_decay"],
                           nesterov=group["nesterov"], maximize=group["maximize"], first=first)

@@ -144,3 +144,20 @@ def test_softmax_cross_entropy_kernels(host, dtype, smoothing):
                             gz=gz)
         np.testing.assert_allclose(gz, cpu_backend.softmax_xent_grad(probs, labels, smoothing, g, scale),
                                    **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_binary_cross_entropy_kernels(host, dtype):
+    rng = np.random.default_rng(4)
+    z = (rng.standard_normal((6, 4)) * 4).astype(dtype)
+    z[0, :2] = [1e4, -1e4]
+    y = (rng.random((6, 4)) > 0.5).astype(dtype)
+    loss = np.zeros_like(z)
+    harness.run_on_host("bce_logits", z=z, y=y, loss=loss)
+    assert np.isfinite(loss).all()
+    np.testing.assert_allclose(loss, cpu_backend.bce_logits(z, y), **_tol(dtype))
+    for g, scale in ((np.asarray(1.3, dtype=dtype), 1 / 24), (rng.standard_normal(z.shape).astype(dtype), None)):
+        gz = np.zeros_like(z)
+        harness.run_on_host("bce_logits_grad", z=z, y=y, g=g, scale=1.0 if scale is None else scale,
+                            per_element=scale is None, gz=gz)
+        np.testing.assert_allclose(gz, cpu_backend.bce_logits_grad(z, y, g, scale), **_tol(dtype))

@@ -128,6 +128,15 @@ class Device:
         """out ← act(out + bias) in place (``bias`` may be None): one fused kernel on a GPU."""
         return self._backend().bias_act_(out, bias, act)
 
+    def bce_logits(self, z, y):
+        """Per-element binary cross-entropy from logits, stable for any |z|; one kernel on a GPU."""
+        return self._backend().bce_logits(z, y)
+
+    def bce_logits_grad(self, z, y, g, scale):
+        """Its gradient in z: (sigmoid(z) − y) times g per element (``scale`` None) or times the
+        0-d g and ``scale``; one kernel on a GPU."""
+        return self._backend().bce_logits_grad(z, y, g, scale)
+
     def softmax_xent(self, z, labels, smoothing: float):
         """Per-row softmax cross-entropy of logits (N, C) and integer labels, with label smoothing:
         (losses, probabilities); one kernel on a GPU."""

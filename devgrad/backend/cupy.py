@@ -200,6 +200,17 @@ _KERNELS = {
         double denom = sqrt(vm) / sqrt(1.0 - pow(b2, step)) + eps;
         p = (T)(pi - lr / (1.0 - pow(b1, step)) * mi / denom);
         """),
+    # Binary cross-entropy from logits, softplus(z) - z·y written to never overflow, and its
+    # gradient (sigmoid(z) - y) times the upstream gradient (per element, or a scalar) and scale.
+    "bce_logits": (
+        "T z, T y", "T loss",
+        "loss = (T)(fmax((double)z, 0.0) - (double)z * (double)y + log1p(exp(-fabs((double)z))))"),
+    "bce_logits_grad": (
+        "T z, T y, raw T g, float64 scale, int32 per_element", "T gz",
+        """
+        const double upstream = per_element ? (double)g[i] : (double)g[0];
+        gz = (T)((1.0 / (1.0 + exp(-(double)z)) - (double)y) * upstream * scale);
+        """),
     # Softmax cross-entropy, one thread per row of n_classes logits: the row's max, the sum of exps,
     # the probabilities (kept for backward) and the row's loss, with label smoothing.
     "softmax_xent": (
@@ -259,6 +270,16 @@ def bias_act_(out, bias, act: str):
         bias = bias.astype(out.dtype)
     kernel(f"bias_{act}")(bias, out)
     return out
+
+
+def bce_logits(z, y):
+    return kernel("bce_logits")(z, y)
+
+
+def bce_logits_grad(z, y, g, scale):
+    per_element = scale is None
+    return kernel("bce_logits_grad")(z, y, g.astype(z.dtype, copy=False), 1.0 if per_element else scale,
+                                     int(per_element))
 
 
 def softmax_xent(z, labels, smoothing: float):

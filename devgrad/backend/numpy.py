@@ -86,6 +86,20 @@ def bias_act_(out: np.ndarray, bias, act: str) -> np.ndarray:
     return out
 
 
+def bce_logits(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-element binary cross-entropy of logits z and targets y: softplus(z) − z·y."""
+    return np.logaddexp(0, z) - z * y  # logaddexp(0, z) = log(1 + e^z), stable in one pass
+
+
+def bce_logits_grad(z: np.ndarray, y: np.ndarray, g, scale) -> np.ndarray:
+    """dL/dz of bce_logits: (sigmoid(z) − y) · g (per element when ``scale`` is None, else the
+    0-d upstream gradient times ``scale``)."""
+    gz = sigmoid(z)  # a fresh array: finish the gradient in place
+    gz -= y
+    gz *= g if scale is None else g * scale
+    return gz
+
+
 def softmax_xent(z: np.ndarray, labels: np.ndarray, smoothing: float):
     """Softmax cross-entropy of each row of logits ``z`` (N, C) with integer ``labels``, label
     smoothing included; returns (per-row losses, softmax probabilities)."""

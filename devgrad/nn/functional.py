@@ -83,8 +83,7 @@ class BCEWithLogits(Function):
 
     def forward(self, z, y, scale):
         self.scale = scale
-        # logaddexp(0, z) = log(1 + e^z) computed stably in one pass (softplus)
-        loss = self.device.xp.logaddexp(0, z) - z * y
+        loss = self.device.bce_logits(z, y)
         return loss if scale is None else loss.sum() * scale
 
     def backward(self, g):
@@ -97,14 +96,10 @@ class BCEWithLogits(Function):
     def backward_array(self, g):
         z, y = self.inputs[0].data, self.inputs[1].data
         need_z, need_y = self.needs_input_grad
-        if self.scale is not None:
-            g = g * self.scale
-        gz = None
-        if need_z:
-            gz = self.device.sigmoid(z)  # a fresh array: finish the gradient in place
-            gz -= y
-            gz *= g
-        return gz, (-g * z if need_y else None)
+        gz = self.device.bce_logits_grad(z, y, g, self.scale) if need_z else None
+        if need_y:
+            return gz, -(g if self.scale is None else g * self.scale) * z
+        return gz, None
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: str = "mean",

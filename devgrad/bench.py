@@ -215,17 +215,44 @@ def _time(fn, sync, repeat: int, min_block_s: float) -> list[float]:
     return [_block(fn, sync, inner) for _ in range(repeat)]
 
 
-def _time_interleaved(impls: dict, repeat: int, min_block_s: float) -> dict:
+def _time_interleaved(impls: dict, repeat: int, min_block_s: float, inner: dict | None = None) -> dict:
     """Like ``_time`` for several implementations, taking turns block by block.
 
     On a shared machine the available CPU drifts; interleaving exposes every implementation
     to the same drift, so their ratio stays meaningful even when absolute times wobble.
+    ``inner`` (calls per block, by name) is calibrated when not given, and filled in.
     """
-    inner = {name: _calibrate(fn, sync, min_block_s) for name, (fn, sync) in impls.items()}
+    if inner is None:
+        inner = {}
+    for name, (fn, sync) in impls.items():
+        if name not in inner:
+            inner[name] = _calibrate(fn, sync, min_block_s)
     samples: dict = {name: [] for name in impls}
     for _ in range(repeat):
         for name, (fn, sync) in impls.items():
             samples[name].append(_block(fn, sync, inner[name]))
+    return samples
+
+
+def _time_in_rounds(ours: dict, theirs: dict, repeat: int, min_block_s: float, rounds: int = 3,
+                    settle_s: float = 0.3) -> dict:
+    """Time ``ours`` interleaved block by block, and ``theirs`` (PyTorch) in phases of its own,
+    alternating over ``rounds`` so a drift of the machine's speed reaches both alike.
+
+    PyTorch runs its own thread pool; interleaved with NumPy's, the two fight for the cores
+    (OpenMP workers spin for a while after each op), hence separate phases, each followed
+    by a pause that lets the spinning threads go idle.
+    """
+    inner: dict = {}
+    samples: dict = {name: [] for name in (*ours, *theirs)}
+    per_round = [repeat // rounds + (1 if i < repeat % rounds else 0) for i in range(rounds)]
+    for count in per_round:
+        if not count:
+            continue
+        for group in (ours, theirs):
+            for name, values in _time_interleaved(group, count, min_block_s, inner).items():
+                samples[name] += values
+            time.sleep(settle_s)
     return samples
 
 
@@ -344,15 +371,15 @@ def bench_config(config: Config, dev, repeat: int, torch=None, min_block_s: floa
         graphed = DevgradStep(config, weights, dev, capturable=True)
         replay = CapturedStep(graphed.step, dev, before_replay=graphed.opt.refresh_lr)
         impls["devgrad_graph"] = (lambda: replay(Xd, yd), sync)
-    samples = _time_interleaved(impls, repeat, min_block_s)
-    if torch is not None:
-        # PyTorch runs its own thread pool; interleaved with NumPy's, the two pools fight for
-        # the cores (OpenMP workers spin after each op), so it is timed in a phase of its own.
+    if torch is None:
+        samples = _time_interleaved(impls, repeat, min_block_s)
+    else:
         tdev = "cuda" if dev.type == "cuda" else "cpu"
         ts = TorchStep(torch, config, weights, tdev)
         Xt, yt = torch.from_numpy(X).to(tdev), torch.from_numpy(y).to(tdev)
-        impls["pytorch"] = (lambda: ts.step(Xt, yt), torch.cuda.synchronize if tdev == "cuda" else (lambda: None))
-        samples["pytorch"] = _time(*impls["pytorch"], repeat, min_block_s)
+        theirs = {"pytorch": (lambda: ts.step(Xt, yt), torch.cuda.synchronize if tdev == "cuda" else (lambda: None))}
+        samples = _time_in_rounds(impls, theirs, repeat, min_block_s)
+        impls.update(theirs)
     for name, (fn, _) in impls.items():
         stats = _stats(samples[name])
         stats["gflops"] = config.flops() / (stats["median_ms"] / 1e3) / 1e9

@@ -64,3 +64,22 @@ def test_op_overhead_measurement(capsys):
     assert result["devgrad_us"] > 0 and result["handwritten_us"] > 0 and result["ratio"] > 0
     assert main(["bench", "--overhead", "--repeat", "2"]) == 0
     assert "(a * b + c).sum().backward()" in capsys.readouterr().out
+
+
+def test_pytorch_is_timed_in_phases_alternating_with_ours():
+    """devgrad and the hand-written step take turns block by block; PyTorch gets phases of its
+    own, alternating with theirs over the rounds, and every implementation gets `repeat` blocks."""
+    calls = []
+
+    def impl(name):
+        return (lambda: calls.append(name)), (lambda: None)
+
+    ours = {"devgrad": impl("devgrad"), "handwritten": impl("handwritten")}
+    theirs = {"pytorch": impl("pytorch")}
+    samples = bench._time_in_rounds(ours, theirs, repeat=5, min_block_s=0.0, rounds=2, settle_s=0.0)
+    assert {k: len(v) for k, v in samples.items()} == {"devgrad": 5, "handwritten": 5, "pytorch": 5}
+    phases = [calls[0]]
+    for name in calls[1:]:
+        if (name == "pytorch") != (phases[-1] == "pytorch"):
+            phases.append(name)
+    assert [p == "pytorch" for p in phases] == [False, True, False, True]  # two rounds, two phases each

@@ -210,3 +210,45 @@ def test_clip_grad_value(device):
     p.grad = dg.tensor([-5.0, 0.2, 5.0], device=device)
     optim.clip_grad_value_([p], 1.0)
     assert p.grad.numpy().tolist() == pytest.approx([-1.0, 0.2, 1.0])
+
+
+CAPTURE_CASES = [("SGD", {"lr": 0.05}), ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
+                 ("Adam", {"lr": 0.01, "amsgrad": True}), ("AdamW", {"lr": 0.01}),
+                 ("RMSprop", {"lr": 0.01, "momentum": 0.5, "centered": True}), ("Adagrad", {"lr": 0.1, "lr_decay": 0.1})]
+
+
+@pytest.mark.parametrize("name,options", CAPTURE_CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CAPTURE_CASES)])
+def test_capturable_step_changes_only_device_memory(device, name, options):
+    """What a replayed CUDA graph needs: after the first step, a capturable step writes into the
+    same arrays every time (parameters, state, lr) and changes no Python-side value — a graph
+    replay runs no Python, so any such change would be lost."""
+    w = dg.tensor(W0, requires_grad=True, device=device, dtype="float32")
+    b = dg.tensor(B0, requires_grad=True, device=device, dtype="float32")
+    x, y = dg.tensor(X, device=device, dtype="float32"), dg.tensor(Y, device=device, dtype="float32")
+    opt = getattr(optim, name)([w, b], capturable=True, **options)
+
+    def step():
+        opt.zero_grad()
+        _loss(dg, w, b, x, y).backward()
+        opt.step()
+
+    def snapshot():
+        arrays = {("param", i): p.data for i, p in enumerate((w, b))}
+        values = {("group", k): v for k, v in opt.param_groups[0].items() if k != "params"}
+        for i, p in enumerate((w, b)):
+            for k, v in opt.state[p].items():
+                if hasattr(v, "shape"):
+                    arrays[(i, k)] = v
+                else:
+                    values[(i, k)] = v
+        arrays.update({("lr", k): v[1] for k, v in opt._lr_buffers.items()})
+        return {k: id(v) for k, v in arrays.items()}, values
+
+    step()
+    before_ids, before_values = snapshot()
+    moved = w.numpy().copy()
+    step()
+    after_ids, after_values = snapshot()
+    assert after_ids == before_ids
+    assert after_values == before_values
+    assert not np.array_equal(w.numpy(), moved)

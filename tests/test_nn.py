@@ -48,7 +48,9 @@ def test_train_eval_propagate_and_repr():
 def test_state_dict_round_trip_and_strict_errors(device):
     a = nn.MLP([3, 5, 2], generator=0).to(device)
     b = nn.MLP([3, 5, 2], generator=1).to(device)
+    arrays = [p.data for p in b.parameters()]
     b.load_state_dict(a.state_dict())
+    assert all(p.data is arr for p, arr in zip(b.parameters(), arrays)), "values are copied into the same arrays"
     x = dg.randn(4, 3, generator=2, device=device)
     np.testing.assert_array_equal(a(x).numpy(), b(x).numpy())
     state = a.state_dict()

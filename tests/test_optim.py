@@ -214,7 +214,8 @@ def test_clip_grad_value(device):
 
 CAPTURE_CASES = [("SGD", {"lr": 0.05}), ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
                  ("Adam", {"lr": 0.01, "amsgrad": True}), ("AdamW", {"lr": 0.01}),
-                 ("RMSprop", {"lr": 0.01, "momentum": 0.5, "centered": True}), ("Adagrad", {"lr": 0.1, "lr_decay": 0.1})]
+                 ("RMSprop", {"lr": 0.01, "momentum": 0.5, "centered": True}),
+                 ("Adagrad", {"lr": 0.1, "lr_decay": 0.1})]
 
 
 @pytest.mark.parametrize("name,options", CAPTURE_CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CAPTURE_CASES)])
@@ -252,3 +253,9 @@ def test_capturable_step_changes_only_device_memory(device, name, options):
     assert after_ids == before_ids
     assert after_values == before_values
     assert not np.array_equal(w.numpy(), moved)
+    # Loading a checkpoint writes into the same arrays too (a captured step keeps working).
+    _, _, other = _run_devgrad(name, options, device, steps=5, capturable=True)
+    opt.load_state_dict(other.state_dict())
+    assert snapshot()[0] == before_ids
+    for k, v in other.state_dict()["state"][0].items():
+        np.testing.assert_array_equal(opt.state_dict()["state"][0][k], v)

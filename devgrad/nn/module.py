@@ -142,8 +142,10 @@ class Module:
     def load_state_dict(self, state: dict, strict: bool = True) -> dict:
         """Copy values from ``state`` into the parameters (onto their device and dtype).
 
-        With ``strict`` (the default) missing or unexpected keys are an error; a shape
-        mismatch always is. Returns {"missing": [...], "unexpected": [...]}.
+        The values are written into the parameters' existing arrays, so whatever holds them
+        (an optimizer, a captured CUDA graph) keeps working on the loaded values. With
+        ``strict`` (the default) missing or unexpected keys are an error; a shape mismatch
+        always is. Returns {"missing": [...], "unexpected": [...]}.
         """
         params = dict(self.named_parameters())
         missing = [k for k in params if k not in state]
@@ -164,7 +166,9 @@ class Module:
             if name in state:
                 value = state[name]
                 host = value.device.to_host(value.data) if isinstance(value, Tensor) else np.asarray(value)
-                p.data = p.device.put(host.astype(p.dtype, copy=False))
+                loaded = p.device.put(host.astype(p.dtype, copy=False))
+                with p.device.activate():
+                    p.device.xp.copyto(p.data, loaded)
         return {"missing": missing, "unexpected": unexpected}
 
     # -- display ---------------------------------------------------------------------------

@@ -187,7 +187,11 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore state saved by ``state_dict()`` (onto the parameters' current devices)."""
+        """Restore state saved by ``state_dict()`` (onto the parameters' current devices).
+
+        State arrays that already exist are overwritten in place (so a captured CUDA graph
+        that updates them stays valid); missing ones are created.
+        """
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups) or any(
                 len(g["params"]) != len(mine["params"]) for g, mine in zip(groups, self.param_groups)):
@@ -198,7 +202,7 @@ class Optimizer:
             for k, v in saved.items():
                 if k != "params":
                     mine[k] = v
-        self.state = {}
+        previous, self.state = self.state, {}
         for key, entry in state_dict["state"].items():
             p = params[int(key)]
             restored = {}
@@ -212,7 +216,7 @@ class Optimizer:
                 elif isinstance(value, np.ndarray | np.generic):
                     value = value.item()
                 restored[k] = value
-            self.state[p] = restored
+            self.state[p] = _into_existing(restored, previous.get(p, {}), p.device)
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -220,3 +224,24 @@ class Optimizer:
             opts = ", ".join(f"{k}={v}" for k, v in g.items() if k != "params")
             lines.append(f"  group {i}: {len(g['params'])} params, {opts}")
         return "\n".join(lines) + "\n)"
+
+
+def _into_existing(restored: dict, current: dict, device) -> dict:
+    """``restored`` with each value written into the matching array of ``current`` when there
+    is one (same shape and dtype: copied in place; a 0-d step count: filled), so the arrays
+    keep their identity; scratch buffers are kept."""
+    for k, cur in current.items():
+        if not hasattr(cur, "shape"):
+            continue
+        if k.startswith("_"):
+            restored.setdefault(k, cur)
+            continue
+        value = restored.get(k)
+        with device.activate():
+            if hasattr(value, "shape") and value.shape == cur.shape and value.dtype == cur.dtype:
+                device.xp.copyto(cur, value)
+                restored[k] = cur
+            elif cur.ndim == 0 and isinstance(value, int | float):
+                cur.fill(value)
+                restored[k] = cur
+    return restored

@@ -14,7 +14,10 @@ What ``fn`` must obey, because a replay runs no Python: work only on the device 
 changes from step to step from device memory (use an optimizer with ``capturable=True``;
 call its ``refresh_lr()`` from ``before_replay`` when a schedule changes the rate); draw no
 random numbers (dropout masks would repeat). Its outputs are overwritten by each replay, and
-its Python side effects happen during capture, not on replays.
+its Python side effects happen during capture, not on replays. The graph keeps working on the
+arrays it recorded: ``load_state_dict`` (model or optimizer) writes into those very arrays
+and is safe between calls; replacing arrays (``p.data = ...``, ``model.to(...)``) is not —
+make a new CapturedStep after that.
 
 On the CPU (where there are no graphs) and with ``enabled=False`` the step simply calls
 ``fn``, so the same code runs everywhere. If capturing fails (``fn`` broke one of the rules

@@ -141,6 +141,21 @@ def sigmoid(x):
 # array alike, so the same kernel serves eager steps and steps captured in a CUDA graph (which
 # must read them from device memory). Arithmetic is in double and rounded once to T.
 
+# Adam's inputs, and its body up to the new moments mi, vi (decay applied to pi or gi).
+_ADAM_IN = ("T g, float64 lr, float64 step, float64 b1, float64 b2, float64 eps, float64 wd, int32 decoupled, "
+            "int32 maximize")
+_ADAM_MOMENTS = """
+        double gi = maximize ? -(double)g : (double)g;
+        double pi = (double)p;
+        if (wd != 0.0) {
+            if (decoupled) pi *= 1.0 - lr * wd; else gi += wd * pi;
+        }
+        double mi = b1 * (double)m + (1.0 - b1) * gi;
+        double vi = b2 * (double)v + (1.0 - b2) * gi * gi;
+        m = (T)mi;
+        v = (T)vi;
+"""
+
 _KERNELS = {
     "relu_grad": ("T g, T y", "T gz", "gz = y > (T)0 ? g : (T)0"),
     "sigmoid_grad": ("T g, T y", "T gz", "gz = g * (y * ((T)1 - y))"),
@@ -166,35 +181,11 @@ _KERNELS = {
         double d = nesterov ? gi + momentum * b : b;
         p = (T)((double)p - lr * d);
         """),
-    "adam": (
-        "T g, float64 lr, float64 step, float64 b1, float64 b2, float64 eps, float64 wd, int32 decoupled, "
-        "int32 maximize", "T p, T m, T v",
-        """
-        double gi = maximize ? -(double)g : (double)g;
-        double pi = (double)p;
-        if (wd != 0.0) {
-            if (decoupled) pi *= 1.0 - lr * wd; else gi += wd * pi;
-        }
-        double mi = b1 * (double)m + (1.0 - b1) * gi;
-        double vi = b2 * (double)v + (1.0 - b2) * gi * gi;
-        m = (T)mi;
-        v = (T)vi;
+    "adam": (_ADAM_IN, "T p, T m, T v", _ADAM_MOMENTS + """
         double denom = sqrt(vi) / sqrt(1.0 - pow(b2, step)) + eps;
         p = (T)(pi - lr / (1.0 - pow(b1, step)) * mi / denom);
         """),
-    "adam_amsgrad": (
-        "T g, float64 lr, float64 step, float64 b1, float64 b2, float64 eps, float64 wd, int32 decoupled, "
-        "int32 maximize", "T p, T m, T v, T vmax",
-        """
-        double gi = maximize ? -(double)g : (double)g;
-        double pi = (double)p;
-        if (wd != 0.0) {
-            if (decoupled) pi *= 1.0 - lr * wd; else gi += wd * pi;
-        }
-        double mi = b1 * (double)m + (1.0 - b1) * gi;
-        double vi = b2 * (double)v + (1.0 - b2) * gi * gi;
-        m = (T)mi;
-        v = (T)vi;
+    "adam_amsgrad": (_ADAM_IN, "T p, T m, T v, T vmax", _ADAM_MOMENTS + """
         double vm = fmax((double)vmax, (double)(T)vi);
         vmax = (T)vm;
         double denom = sqrt(vm) / sqrt(1.0 - pow(b2, step)) + eps;

@@ -34,12 +34,16 @@ class Device:
     is a valid (and fast) equality test.
     """
 
-    __slots__ = ("type", "index", "xp", "__weakref__")
+    __slots__ = ("type", "index", "xp", "_impl", "updates_need_scratch", "__weakref__")
 
     def __init__(self, kind: str, index: int = 0):
         self.type = kind
         self.index = index
         self.xp = np if kind == "cpu" else _cuda.module()
+        self._impl = _cpu if kind == "cpu" else _cuda  # the backend module: its fused kernels
+        # sgd_update/adam_update want a scratch buffer for NumPy's chains of in-place calls;
+        # a GPU's fused kernels need none, so optimizers keep none there.
+        self.updates_need_scratch = kind == "cpu"
 
     @property
     def name(self) -> str:
@@ -116,56 +120,47 @@ class Device:
             return _cpu.sigmoid_(x)
         return _cuda.sigmoid_(x)
 
-    def _backend(self):
-        return _cpu if self.type == "cpu" else _cuda
-
     def act_grad(self, act: str, g, y):
         """dL/dz from dL/dy = ``g`` for y = act(z) ('relu', 'sigmoid' or 'tanh'), from the output y:
         one fused kernel on a GPU."""
-        return self._backend().act_grad(act, g, y)
+        return self._impl.act_grad(act, g, y)
 
     def bias_act_(self, out, bias, act: str):
         """out ← act(out + bias) in place (``bias`` may be None): one fused kernel on a GPU."""
-        return self._backend().bias_act_(out, bias, act)
+        return self._impl.bias_act_(out, bias, act)
 
     def bce_logits(self, z, y):
         """Per-element binary cross-entropy from logits, stable for any |z|; one kernel on a GPU."""
-        return self._backend().bce_logits(z, y)
+        return self._impl.bce_logits(z, y)
 
     def bce_logits_grad(self, z, y, g, scale):
         """Its gradient in z: (sigmoid(z) − y) times g per element (``scale`` None) or times the
         0-d g and ``scale``; one kernel on a GPU."""
-        return self._backend().bce_logits_grad(z, y, g, scale)
+        return self._impl.bce_logits_grad(z, y, g, scale)
 
     def softmax_xent(self, z, labels, smoothing: float):
         """Per-row softmax cross-entropy of logits (N, C) and integer labels, with label smoothing:
         (losses, probabilities); one kernel on a GPU."""
-        return self._backend().softmax_xent(z, labels, smoothing)
+        return self._impl.softmax_xent(z, labels, smoothing)
 
     def softmax_xent_grad(self, probs, labels, smoothing: float, g, scale):
         """Its gradient: (probs − smoothed one-hot) times g per row (``scale`` None) or times the
         0-d g and ``scale``; one kernel on a GPU."""
-        return self._backend().softmax_xent_grad(probs, labels, smoothing, g, scale)
+        return self._impl.softmax_xent_grad(probs, labels, smoothing, g, scale)
 
-    def sgd_update(self, p, g, buf, tmp, *, lr, momentum, dampening, weight_decay, nesterov, maximize,
+    def sgd_update(self, p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize,
                    first) -> None:
         """One in-place SGD update of parameter array ``p`` (``buf``: momentum buffer or None;
         ``tmp``: scratch shaped like p; ``lr`` a number or a 0-d array of this device)."""
-        self._backend().sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize,
+        self._impl.sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize,
                                    first)
 
     def adam_update(self, p, g, m, v, vmax, tmp, *, lr, step, betas, eps, weight_decay, decoupled,
                     maximize) -> None:
         """One in-place Adam/AdamW update (AMSGrad when ``vmax`` is an array); ``lr`` and ``step``
         may be numbers or 0-d arrays of this device (what a captured CUDA graph needs)."""
-        self._backend().adam_update(p, g, m, v, vmax, tmp, lr, step, betas[0], betas[1], eps, weight_decay,
+        self._impl.adam_update(p, g, m, v, vmax, tmp, lr, step, betas[0], betas[1], eps, weight_decay,
                                     decoupled, maximize)
-
-    @property
-    def updates_need_scratch(self) -> bool:
-        """True where ``sgd_update``/``adam_update`` want a scratch buffer (NumPy's chains of
-        in-place calls); a GPU's fused kernels need none, so optimizers keep none there."""
-        return self.type == "cpu"
 
     @property
     def supports_graphs(self) -> bool:

@@ -62,13 +62,10 @@ def act_grad(act: str, g: np.ndarray, y: np.ndarray) -> np.ndarray:
     """dL/dz from dL/dy = g for y = act(z), written from the activation's output y."""
     if act == "relu":
         return g * (y > 0)
-    out = np.empty_like(y)  # an array even for 0-d y, so the in-place steps below work
+    # Operators rather than out= calls: for 0-d y they give NumPy scalars, which *= rebinds.
+    out = 1.0 - y if act == "sigmoid" else 1.0 - y * y
     if act == "sigmoid":
-        np.subtract(1.0, y, out=out)
         out *= y
-    else:  # tanh
-        np.multiply(y, y, out=out)
-        np.subtract(1.0, out, out=out)
     out *= g
     return out
 

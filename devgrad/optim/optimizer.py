@@ -97,6 +97,7 @@ class Optimizer:
             loss = closure()
         states = self.state
         update = self.update
+        capturable = self.capturable
         with no_grad():
             for index, group in enumerate(self.param_groups):
                 lr = group["lr"]
@@ -113,10 +114,10 @@ class Optimizer:
                     dev = p.device
                     if dev.index:  # a second GPU: update there
                         with dev.activate():
-                            plr = self._device_lr(index, group, dev) if self.capturable else lr
+                            plr = self._device_lr(index, group, dev) if capturable else lr
                             update(p.data, grad.data, group, state, dev, plr)
                     else:
-                        plr = self._device_lr(index, group, dev) if self.capturable else lr
+                        plr = self._device_lr(index, group, dev) if capturable else lr
                         update(p.data, grad.data, group, state, dev, plr)
         return loss
 

@@ -26,13 +26,13 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov needs momentum > 0 and dampening = 0")
 
     def update(self, param, grad, group, state, device, lr):
+        momentum = group["momentum"]
         buf = None
         first = False
-        if group["momentum"]:
+        if momentum:
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = device.xp.empty_like(param)
                 first = True  # the buffer starts as the gradient
-        device.sgd_update(param, grad, buf, scratch(state, param, device), lr=lr, momentum=group["momentum"],
-                          dampening=group["dampening"], weight_decay=group["weight_decay"],
-                          nesterov=group["nesterov"], maximize=group["maximize"], first=first)
+        device.sgd_update(param, grad, buf, scratch(state, param, device), lr, momentum, group["dampening"],
+                          group["weight_decay"], group["nesterov"], group["maximize"], first)

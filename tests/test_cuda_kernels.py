@@ -161,3 +161,13 @@ def test_binary_cross_entropy_kernels(host, dtype):
         harness.run_on_host("bce_logits_grad", z=z, y=y, g=g, scale=1.0 if scale is None else scale,
                             per_element=scale is None, gz=gz)
         np.testing.assert_allclose(gz, cpu_backend.bce_logits_grad(z, y, g, scale), **_tol(dtype))
+
+
+def test_softmax_cross_entropy_kernel_turns_a_bad_label_into_nan(host):
+    """Labels are not range-checked on the GPU (a sync per step): a label outside [0, C) must give
+    a NaN loss for its row, which the runner reports as divergence, not read outside the row."""
+    z = np.zeros((3, 4), dtype=np.float32)
+    labels = np.array([1, 4, -1], dtype=np.int64)
+    loss, probs = np.zeros(3, dtype=np.float32), np.zeros_like(z)
+    harness.run_on_host("softmax_xent", z=z, labels=labels, n_classes=4, smoothing=0.0, loss=loss, probs=probs)
+    assert loss[0] == pytest.approx(np.log(4)) and np.isnan(loss[1:]).all()

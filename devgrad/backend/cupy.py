@@ -219,7 +219,10 @@ _KERNELS = {
         const double inv = 1.0 / total;
         for (int j = 0; j < n_classes; ++j) probs[row + j] = (T)(exp((double)z[row + j] - mx) * inv);
         const double log_total = log(total);
-        double value = log_total - ((double)z[row + labels[i]] - mx);
+        // A label outside [0, n_classes) gives a NaN loss (the run reports it) rather than a
+        // read outside the row; labels are not range-checked on the GPU (that would sync).
+        const long long label = labels[i];
+        double value = (label >= 0 && label < n_classes) ? log_total - ((double)z[row + label] - mx) : nan("");
         if (smoothing != 0.0) value = (1.0 - smoothing) * value + smoothing * (log_total - shifted_sum / n_classes);
         loss = (T)value;
         """),

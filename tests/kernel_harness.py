@@ -101,3 +101,62 @@ def run_on_host(name: str, **values) -> None:
         else:
             args.append(ctypes.c_int(int(value)))
     getattr(host_library(), f"k_{name}_{ctype}")(*args, ctypes.c_long(n))
+
+
+class HostElementwiseKernel:
+    """``cupy.ElementwiseKernel`` as far as devgrad uses it, run on NumPy arrays by the host build.
+
+    Like CuPy: arguments bind to the in-params then the out-params by position; non-raw arrays
+    broadcast together (a 0-d array where a scalar is declared broadcasts too); out-params
+    that are not given are allocated; every array typed ``T`` must have one and the same dtype,
+    and an array for a declared type must have exactly that type (CuPy raises TypeError).
+    """
+
+    def __init__(self, in_params: str, out_params: str, operation: str, name: str = "kernel"):
+        self.name = name.removeprefix("devgrad_")
+        self.ins, self.outs = parse(self.name)
+        assert cuda_backend._KERNELS[self.name][2] == operation
+
+    def __call__(self, *args):
+        params = self.ins + self.outs
+        if len(args) not in (len(self.ins), len(params)):
+            raise TypeError(f"{self.name}: {len(args)} arguments for {len(self.ins)} inputs and "
+                            f"{len(self.outs)} outputs")
+        t_dtype = None
+        for (_, typ, pname), value in zip(params, args):
+            if isinstance(value, np.ndarray):
+                if typ == "T":
+                    if t_dtype is not None and value.dtype != t_dtype:
+                        raise TypeError(f"{self.name}: Type is mismatched. {pname} {value.dtype} {t_dtype} T")
+                    t_dtype = value.dtype
+                elif value.dtype != np.dtype(typ):
+                    raise TypeError(f"{self.name}: Type is mismatched. {pname} {value.dtype} {typ}")
+        shape = np.broadcast_shapes(*[np.shape(v) for (raw, t, p), v in zip(params, args)
+                                      if not raw and isinstance(v, np.ndarray)])
+        args = list(args)
+        if len(args) == len(self.ins):
+            args += [np.empty(shape, dtype=t_dtype) for _ in self.outs]
+        values = {}
+        for (raw, typ, pname), value in zip(params, args):
+            if raw or (isinstance(value, np.ndarray) and value.shape == shape and value.flags.c_contiguous):
+                values[pname] = value if value.flags.c_contiguous else np.ascontiguousarray(value)
+            elif isinstance(value, np.ndarray) and typ == "T":
+                values[pname] = np.ascontiguousarray(np.broadcast_to(value, shape))
+            elif isinstance(value, np.ndarray):  # a 0-d array where a scalar type is declared
+                values[pname] = value.item()
+            else:
+                values[pname] = value
+        run_on_host(self.name, **values)
+        results = []
+        for (_, _, pname), value in zip(self.outs, args[len(self.ins):]):
+            if value is not values[pname]:
+                np.copyto(value, values[pname].reshape(value.shape))
+            results.append(value)
+        return results[0] if len(results) == 1 else tuple(results)
+
+
+def host_cupy():
+    """A stand-in for the cupy module with what devgrad's CUDA backend calls, on NumPy."""
+    import types
+
+    return types.SimpleNamespace(ElementwiseKernel=HostElementwiseKernel, empty=np.empty, zeros=np.zeros)

@@ -2,9 +2,11 @@
 
 Their bodies compile with NVRTC for float32 and float64 (when CuPy's NVRTC library is
 installed), and, compiled for the host CPU by a C++ compiler, compute what the NumPy backend
-computes — activations and their gradients, bias+activation, SGD (with and without momentum)
-and Adam/AdamW/AMSGrad with every option. On a GPU the op and optimizer tests then check the
-kernels as CuPy runs them.
+computes — activations and their gradients, bias+activation, the two cross-entropies, SGD
+(with and without momentum) and Adam/AdamW/AMSGrad with every option. The CUDA backend's
+Python functions then run against a stand-in for CuPy's ElementwiseKernel built on the same
+host code (same argument binding, broadcasting and dtype rules), so argument order and dtypes
+are checked too. On a GPU the op and optimizer tests check the kernels as CuPy runs them.
 """
 
 from __future__ import annotations
@@ -171,3 +173,73 @@ def test_softmax_cross_entropy_kernel_turns_a_bad_label_into_nan(host):
     loss, probs = np.zeros(3, dtype=np.float32), np.zeros_like(z)
     harness.run_on_host("softmax_xent", z=z, labels=labels, n_classes=4, smoothing=0.0, loss=loss, probs=probs)
     assert loss[0] == pytest.approx(np.log(4)) and np.isnan(loss[1:]).all()
+
+
+@pytest.fixture
+def host_cuda_backend(host, monkeypatch):
+    """devgrad's CUDA backend functions with CuPy replaced by the host build of the kernels, so
+    the Python side — argument order, dtypes, outputs — runs as it would on a GPU."""
+    monkeypatch.setattr(cuda_backend, "module", harness.host_cupy)
+    monkeypatch.setattr(cuda_backend, "_compiled", {})
+    return cuda_backend
+
+
+def test_cuda_backend_functions_agree_with_the_numpy_backend(host_cuda_backend):
+    cuda, rng = host_cuda_backend, np.random.default_rng(5)
+    z = rng.standard_normal((6, 4)).astype(np.float32)
+    g, y = rng.standard_normal((6, 4)).astype(np.float32), (rng.random((6, 4)) > 0.5).astype(np.float32)
+    tol = _tol(np.float32)
+    for act in ("relu", "sigmoid", "tanh"):
+        out = cpu_backend.bias_act_(z.copy(), z[0], act)
+        np.testing.assert_allclose(cuda.bias_act_(z.copy(), z[0], act), out, **tol)
+        np.testing.assert_allclose(cuda.bias_act_(z.copy(), None, act), cpu_backend.bias_act_(z.copy(), None, act),
+                                   **tol)
+        # a float64 gradient meets a float32 output: CuPy needs one dtype per placeholder
+        np.testing.assert_allclose(cuda.act_grad(act, g.astype(np.float64), out), cpu_backend.act_grad(act, g, out),
+                                   **tol)
+    np.testing.assert_allclose(cuda.bce_logits(z, y), cpu_backend.bce_logits(z, y), **tol)
+    scalar_g = np.asarray(0.5, dtype=np.float32)
+    for upstream, scale in ((scalar_g, 0.25), (g, None)):
+        np.testing.assert_allclose(cuda.bce_logits_grad(z, y, upstream, scale),
+                                   cpu_backend.bce_logits_grad(z, y, upstream, scale), **tol)
+    labels = rng.integers(0, 4, 6).astype(np.int32)  # int32 labels are widened for the kernel
+    for smoothing in (0.0, 0.2):
+        loss, probs = cuda.softmax_xent(z, labels, smoothing)
+        want_loss, want_probs = cpu_backend.softmax_xent(z, labels, smoothing)
+        np.testing.assert_allclose(loss, want_loss, **tol)
+        np.testing.assert_allclose(probs, want_probs, **tol)
+        for upstream, scale in ((scalar_g, 1 / 6), (g[:, 0].copy(), None)):
+            np.testing.assert_allclose(cuda.softmax_xent_grad(probs, labels, smoothing, upstream, scale),
+                                       cpu_backend.softmax_xent_grad(probs, labels, smoothing, upstream, scale), **tol)
+
+
+@pytest.mark.parametrize("lr_on_device", [False, True], ids=["lr-number", "lr-0d-array"])
+def test_cuda_backend_optimizer_updates_agree_with_the_numpy_backend(host_cuda_backend, lr_on_device):
+    """Every argument lands in its kernel parameter: SGD (plain, momentum first and later steps,
+    Nesterov) and Adam/AdamW/AMSGrad, with lr and the step count as numbers or as 0-d arrays
+    (what a capturable optimizer passes)."""
+    cuda = host_cuda_backend
+    lr = np.asarray(0.05) if lr_on_device else 0.05
+    step = np.asarray(3.0) if lr_on_device else 3
+    tol = _tol(np.float32)
+    for buf_kind, first, nesterov, wd, maximize in [(None, False, False, 0.1, True), ("buf", True, False, 0.0, False),
+                                                    ("buf", False, True, 0.01, False)]:
+        p, g, buf, _ = _data(np.float32, seed=7)
+        mine = [p.copy(), None if buf_kind is None else buf.copy()]
+        theirs = [p.copy(), None if buf_kind is None else buf.copy()]
+        cuda.sgd_update(mine[0], g, mine[1], None, lr, 0.9 if buf_kind else 0.0, 0.0, wd, nesterov, maximize, first)
+        cpu_backend.sgd_update(theirs[0], g, theirs[1], np.empty_like(p), 0.05, 0.9 if buf_kind else 0.0, 0.0, wd,
+                               nesterov, maximize, first)
+        for a, b in zip(mine, theirs):
+            if a is not None:
+                np.testing.assert_allclose(a, b, **tol)
+    for amsgrad, wd, decoupled in [(False, 0.0, False), (True, 0.1, False), (False, 0.1, True)]:
+        p, g, m, v = _data(np.float32, seed=8)
+        v = np.abs(v)
+        mine = [p.copy(), g, m.copy(), v.copy(), v * 2 if amsgrad else None]
+        theirs = [p.copy(), g, m.copy(), v.copy(), v * 2 if amsgrad else None]
+        cuda.adam_update(*mine, None, lr, step, 0.9, 0.999, 1e-8, wd, decoupled, False)
+        cpu_backend.adam_update(*theirs, np.empty_like(p), 0.05, 3, 0.9, 0.999, 1e-8, wd, decoupled, False)
+        for a, b in zip(mine, theirs):
+            if a is not None:
+                np.testing.assert_allclose(a, b, **tol)

@@ -15,6 +15,7 @@ from devgrad import nn, optim
 from devgrad.capture import CapturedStep
 from devgrad.experiment import runner
 from devgrad.nn import functional as F
+from devgrad.tensor import Tensor
 
 rng = np.random.default_rng(3)
 X = rng.standard_normal((70, 5)).astype(np.float32)
@@ -139,3 +140,55 @@ def test_readme_cuda_graph_example_runs():
     namespace: dict = {}
     exec(compile(block, "README.md", "exec"), namespace)
     assert namespace["mean_loss"] < 0.5  # the spirals are learned
+
+
+class _RecordingDevice(dg.Device):
+    """The CPU, pretending to support graphs: ``capture`` records ``fn`` without running its
+    effect (the test's state is restored afterwards, as a real capture executes nothing), and
+    ``replay`` runs it again on whatever the static input buffers then hold."""
+
+    def __init__(self, state: np.ndarray):
+        super().__init__("cpu")
+        self.state = state
+        self.captures = 0
+
+    @property
+    def supports_graphs(self) -> bool:
+        return True
+
+    def capture(self, fn):
+        self.captures += 1
+        saved = self.state.copy()
+
+        class Graph:
+            result = fn()
+
+            @staticmethod
+            def replay():
+                fn()
+
+        np.copyto(self.state, saved)  # capture executes nothing
+        return Graph
+
+
+def test_captured_step_feeds_each_call_through_its_graphs_static_inputs():
+    """The mechanics of CapturedStep without a GPU: the first call of each input shape runs
+    eagerly and captures; later calls copy their inputs into that graph's static buffers,
+    call before_replay, and replay — so every call's data is used exactly once."""
+    total = np.zeros(1)
+    dev = _RecordingDevice(total)
+    refreshed = []
+
+    def fn(x):
+        total[...] += x.data.sum()
+        return Tensor._make(total.copy(), dev)
+
+    step = CapturedStep(fn, dev, before_replay=lambda: refreshed.append(True))
+    seen = 0.0
+    for values in ([1.0, 2.0], [3.0, 4.0], [5.0], [6.0, 7.0], [8.0]):
+        x = Tensor._make(np.array(values), dev)
+        step(x)
+        seen += sum(values)
+        assert total[0] == seen  # no call lost, none applied twice
+    assert dev.captures == 2 and step.graphs == 2 and step.replays == 3
+    assert len(refreshed) == step.replays + step.graphs  # before each replay, and before each capture

@@ -101,10 +101,14 @@ def test_runner_cuda_graph_gives_the_eager_results(device, tmp_path, capsys):
     eager = runner.run(spec, out=tmp_path / "eager", quiet=True)
     graphed = runner.run(spec, overrides=["train.cuda_graph=true"], out=tmp_path / "graph", quiet=True)
     err = capsys.readouterr().err
+    report = graphed.summary["cuda_graph"]
     if device.supports_graphs:
         assert "cuda_graph" not in err
+        assert report["active"] and report["graphs"] == 2 and report["replays"] > 0 and report["failure"] is None
     else:
         assert "train.cuda_graph is ignored on cpu" in err
+        assert report == {"active": False, "graphs": 0, "replays": 0, "failure": "not available on cpu"}
+    assert "cuda_graph" not in eager.summary
     for a, b in zip(eager.history, graphed.history):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-5)
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5)

@@ -492,11 +492,17 @@ def _summary(trainer: Trainer, history: list, status: str, wall: float) -> dict:
     epochs_run = len(history)
     best = next((r for r in history if r["epoch"] == trainer.best_epoch), None)
     samples = trainer.train_loader.n * max(epochs_run, 0)
-    return {"status": status, "name": trainer.spec["name"], "epochs_run": epochs_run,
-            "final": history[-1] if history else None, "best": best, "monitor": trainer.monitor,
-            "best_epoch": trainer.best_epoch or None, "wall_seconds": round(wall, 3),
-            "train_samples_per_second": round(samples / wall, 1) if wall > 0 else None,
-            "device": trainer.device.name, "n_parameters": trainer.model.num_parameters()}
+    summary = {"status": status, "name": trainer.spec["name"], "epochs_run": epochs_run,
+               "final": history[-1] if history else None, "best": best, "monitor": trainer.monitor,
+               "best_epoch": trainer.best_epoch or None, "wall_seconds": round(wall, 3),
+               "train_samples_per_second": round(samples / wall, 1) if wall > 0 else None,
+               "device": trainer.device.name, "n_parameters": trainer.model.num_parameters()}
+    if trainer.spec["train"]["cuda_graph"]:  # what the option did: graphs captured, steps replayed
+        step = trainer.step
+        summary["cuda_graph"] = {"active": step.graphs > 0, "graphs": step.graphs, "replays": step.replays,
+                                 "failure": step.failure if trainer.device.supports_graphs
+                                 else f"not available on {trainer.device}"}
+    return summary
 
 
 def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: bool = False) -> RunResult:

@@ -33,6 +33,7 @@ from devgrad.ops import (
 from devgrad.random import manual_seed, rand, rand_like, randint, randn, randn_like
 from devgrad import viz
 from devgrad import nn, optim
+from devgrad.capture import CapturedStep
 from devgrad.io import load, save
 
 float32 = _np.float32

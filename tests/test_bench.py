@@ -83,3 +83,19 @@ def test_pytorch_is_timed_in_phases_alternating_with_ours():
         if (name == "pytorch") != (phases[-1] == "pytorch"):
             phases.append(name)
     assert [p == "pytorch" for p in phases] == [False, True, False, True]  # two rounds, two phases each
+
+
+def test_table_shows_the_cuda_graph_column_when_there_is_one():
+    """On CUDA the results carry a devgrad_graph entry; the table shows it beside PyTorch."""
+    stats = {"median_ms": 1.0, "iqr_ms": 0.1, "runs": 3, "gflops": 10.0, "peak_step_bytes": 2**20}
+    row = {"config": "tiny", "devgrad": stats, "handwritten": dict(stats, median_ms=0.5),
+           "pytorch": dict(stats, median_ms=2.0, peak_step_bytes=None),
+           "devgrad_graph": dict(stats, median_ms=0.25, peak_step_bytes=None),
+           "ratio_vs_handwritten": 2.0, "ratio_vs_pytorch": 0.5, "graph_ratio_vs_handwritten": 0.5,
+           "graph_ratio_vs_pytorch": 0.125}
+    results = {"device_description": "cuda:0 (test card)", "numpy": "x", "torch": "y", "matmul_peak_gflops": 100.0,
+               "configs": [row]}
+    lines = bench.format_table(results).splitlines()
+    head = lines[1].split()
+    assert "graph" in head and head.index("graph") > head.index("torch")
+    assert lines[3].split()[:9] == ["tiny", "1.000", "±0.100", "0.500", "2.00×", "2.000", "0.50×", "0.250", "0.12×"]

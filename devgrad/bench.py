@@ -331,7 +331,7 @@ def check_graph_replay(config: Config, dev, steps: int = 4) -> dict:
     Xd, yd = devgrad.tensor(X, device=dev), devgrad.tensor(y, device=dev)
     eager = DevgradStep(config, weights, dev)
     graphed = DevgradStep(config, weights, dev, capturable=True)
-    step = CapturedStep(graphed.step, dev, before_replay=graphed.opt.refresh_lr)
+    step = CapturedStep(graphed.step, dev, optimizer=graphed.opt)
     for _ in range(steps):
         eager.step(Xd, yd)
         step(Xd, yd)
@@ -369,7 +369,7 @@ def bench_config(config: Config, dev, repeat: int, torch=None, min_block_s: floa
     impls = {"devgrad": (lambda: ours.step(Xd, yd), sync), "handwritten": (lambda: hand.step(Xh, yh), sync)}
     if dev.supports_graphs:  # the same step, captured once and replayed as a CUDA graph
         graphed = DevgradStep(config, weights, dev, capturable=True)
-        replay = CapturedStep(graphed.step, dev, before_replay=graphed.opt.refresh_lr)
+        replay = CapturedStep(graphed.step, dev, optimizer=graphed.opt)
         impls["devgrad_graph"] = (lambda: replay(Xd, yd), sync)
     if torch is None:
         samples = _time_interleaved(impls, repeat, min_block_s)

@@ -11,13 +11,14 @@ them with a single call. ``CapturedStep(fn, device)`` wraps a step function:
 
 What ``fn`` must obey, because a replay runs no Python: work only on the device (no
 ``.item()``, ``float()``, printing values or data-dependent Python branches); take what
-changes from step to step from device memory (use an optimizer with ``capturable=True``;
-call its ``refresh_lr()`` from ``before_replay`` when a schedule changes the rate); draw no
+changes from step to step from device memory (use an optimizer with ``capturable=True`` and
+pass it as ``optimizer=``, so its learning rate is refreshed before each replay); draw no
 random numbers (dropout masks would repeat). Its outputs are overwritten by each replay, and
 its Python side effects happen during capture, not on replays. The graph keeps working on the
 arrays it recorded: ``load_state_dict`` (model or optimizer) writes into those very arrays
 and is safe between calls; replacing arrays (``p.data = ...``, ``model.to(...)``) is not —
-make a new CapturedStep after that.
+make a new CapturedStep after that. Pass the optimizer as ``optimizer=``: CapturedStep
+then checks that it is capturable and refreshes its learning rate before each replay.
 
 On the CPU (where there are no graphs) and with ``enabled=False`` the step simply calls
 ``fn``, so the same code runs everywhere. If capturing fails (``fn`` broke one of the rules
@@ -36,15 +37,21 @@ from devgrad.tensor import Tensor
 class CapturedStep:
     """Call ``fn(*tensors)`` through CUDA graphs, one per input signature (see the module doc).
 
-    ``before_replay`` (optional) is called before every replay, e.g. ``optimizer.refresh_lr``.
-    ``replays`` counts the steps that ran as graph replays.
+    ``optimizer``: the optimizer ``fn`` steps, if any. It must be ``capturable=True`` (its
+    learning rate and step counts must be read from device memory), and its ``refresh_lr``
+    then runs before every replay. ``before_replay`` (optional) is another callable to run
+    before every replay. ``replays`` counts the steps that ran as graph replays.
     """
 
-    def __init__(self, fn, device=None, *, enabled: bool = True, before_replay=None):
+    def __init__(self, fn, device=None, *, optimizer=None, enabled: bool = True, before_replay=None):
+        if optimizer is not None and not getattr(optimizer, "capturable", False):
+            raise ValueError(f"CapturedStep: the optimizer must be created with capturable=True "
+                             f"(e.g. {type(optimizer).__name__}(params, ..., capturable=True)); otherwise a replayed "
+                             "step would keep the learning rate and step count it had when it was captured")
         self.fn = fn
         self.device = resolve_device(device)
         self.enabled = bool(enabled) and self.device.supports_graphs
-        self.before_replay = before_replay
+        self._hooks = [h for h in (getattr(optimizer, "refresh_lr", None), before_replay) if h is not None]
         self.replays = 0
         self.failure: str | None = None  # why capturing failed, when it did
         self._graphs: dict = {}
@@ -80,8 +87,8 @@ class CapturedStep:
             for buf, t in zip(static, inputs):
                 if buf.data is not t.data:
                     xp.copyto(buf.data, t.data)
-            if self.before_replay is not None:
-                self.before_replay()
+            for hook in self._hooks:
+                hook()
             graph.replay()
         self.replays += 1
         return graph.result
@@ -90,7 +97,7 @@ class CapturedStep:
         xp = self.device.xp
         with self.device.activate():
             static = tuple(Tensor._make(xp.empty(t.shape, dtype=t.dtype), self.device) for t in inputs)
-        if self.before_replay is not None:
-            self.before_replay()  # so that nothing it would change gets recorded into the graph
+        for hook in self._hooks:
+            hook()  # so that nothing a hook would change gets recorded into the graph
         graph = self.device.capture(lambda: self.fn(*static))
         return static, graph

@@ -43,7 +43,7 @@ def _train(device, graphed: bool, optimizer: str, steps_per_epoch_shapes=(32, 32
         total.data += loss.data  # accumulate on the device, as the runner does
         return loss
 
-    captured = CapturedStep(step, device, enabled=graphed, before_replay=opt.refresh_lr)
+    captured = CapturedStep(step, device, enabled=graphed, optimizer=opt if graphed else None)
     losses = []
     for _ in range(epochs):
         start = 0
@@ -80,6 +80,13 @@ def test_captured_training_equals_eager_training(device, optimizer):
     for a, b in zip(w_graph, w_eager):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert not np.allclose(w_eager[0], _train(device, False, optimizer, epochs=1)[0][0]), "training must move"
+
+
+def test_captured_step_refuses_an_optimizer_that_is_not_capturable(device):
+    w = dg.zeros(3, requires_grad=True, device=device)
+    with pytest.raises(ValueError, match=r"capturable=True \(e\.g\. Adam\(params, \.\.\., capturable=True\)\)"):
+        CapturedStep(lambda x: x, device, optimizer=optim.Adam([w]))
+    assert CapturedStep(lambda x: x, device, optimizer=optim.Adam([w], capturable=True)).replays == 0
 
 
 def test_captured_step_checks_its_inputs(device):

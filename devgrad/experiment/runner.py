@@ -266,7 +266,8 @@ class Trainer:
         with device.activate():
             self._loss_sum = device.xp.zeros((), dtype=np.float64)
             self._correct = device.xp.zeros((), dtype=np.int64)
-        self.step = CapturedStep(self._step, device, enabled=graphed, before_replay=self.optimizer.refresh_lr)
+        self.step = CapturedStep(self._step, device, optimizer=self.optimizer if graphed else None,
+                                 enabled=graphed)
 
     # -- one epoch ---------------------------------------------------------------------------
     def _step(self, xb: Tensor, yb: Tensor) -> None:

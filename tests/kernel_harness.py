@@ -155,8 +155,15 @@ class HostElementwiseKernel:
         return results[0] if len(results) == 1 else tuple(results)
 
 
+class _HostCupy:
+    """A stand-in for the cupy module: NumPy's functions, and HostElementwiseKernel."""
+
+    ElementwiseKernel = HostElementwiseKernel
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
 def host_cupy():
     """A stand-in for the cupy module with what devgrad's CUDA backend calls, on NumPy."""
-    import types
-
-    return types.SimpleNamespace(ElementwiseKernel=HostElementwiseKernel, empty=np.empty, zeros=np.zeros)
+    return _HostCupy()

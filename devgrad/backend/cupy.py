@@ -276,9 +276,18 @@ def bce_logits_grad(z, y, g, scale):
                                      int(per_element))
 
 
+# Above this many classes a row is too long for one thread: the vectorised form (a few more
+# launches, each using the whole GPU) is faster.
+ROW_KERNEL_MAX_CLASSES = 1024
+
+
 def softmax_xent(z, labels, smoothing: float):
     cp = module()
     n, c = z.shape
+    if c > ROW_KERNEL_MAX_CLASSES:
+        from devgrad.backend import numpy as generic
+
+        return generic.softmax_xent(z, labels, smoothing, xp=cp)
     loss = cp.empty(n, dtype=z.dtype)
     probs = cp.empty(z.shape, dtype=z.dtype)
     kernel("softmax_xent")(z, labels.astype(np.int64, copy=False), c, smoothing, loss, probs)
@@ -286,6 +295,10 @@ def softmax_xent(z, labels, smoothing: float):
 
 
 def softmax_xent_grad(probs, labels, smoothing: float, g, scale):
+    if probs.shape[1] > ROW_KERNEL_MAX_CLASSES:
+        from devgrad.backend import numpy as generic
+
+        return generic.softmax_xent_grad(probs, labels, smoothing, g, scale, xp=module())
     per_row = scale is None
     return kernel("softmax_xent_grad")(probs, labels.astype(np.int64, copy=False), g.astype(probs.dtype, copy=False),
                                        probs.shape[1], smoothing, 1.0 if per_row else scale, int(per_row))

@@ -97,30 +97,32 @@ def bce_logits_grad(z: np.ndarray, y: np.ndarray, g, scale) -> np.ndarray:
     return gz
 
 
-def softmax_xent(z: np.ndarray, labels: np.ndarray, smoothing: float):
+def softmax_xent(z: np.ndarray, labels: np.ndarray, smoothing: float, xp=np):
     """Softmax cross-entropy of each row of logits ``z`` (N, C) with integer ``labels``, label
-    smoothing included; returns (per-row losses, softmax probabilities)."""
+    smoothing included; returns (per-row losses, softmax probabilities). Written against
+    ``xp``: the CUDA backend uses it too, for rows too long for its one-thread-per-row kernel."""
     shifted = z - z.max(axis=1, keepdims=True)
-    probs = np.exp(shifted)
+    probs = xp.exp(shifted)
     total = probs.sum(axis=1)
     probs /= total[:, None]
-    log_total = np.log(total)
-    loss = log_total - shifted[np.arange(len(labels)), labels]
+    log_total = xp.log(total)
+    loss = log_total - shifted[xp.arange(len(labels)), labels]
     if smoothing:
         loss = (1.0 - smoothing) * loss + smoothing * (log_total - shifted.mean(axis=1))
     return loss, probs
 
 
-def softmax_xent_grad(probs: np.ndarray, labels: np.ndarray, smoothing: float, g, scale):
+def softmax_xent_grad(probs: np.ndarray, labels: np.ndarray, smoothing: float, g, scale, xp=np):
     """dL/dz of softmax_xent: (probs − smoothed one-hot) · g (per row when ``scale`` is None,
     else the 0-d upstream gradient times ``scale``)."""
     n, c = probs.shape
+    rows = xp.arange(n)
     if smoothing:
         delta = probs - smoothing / c
-        delta[np.arange(n), labels] -= 1.0 - smoothing
+        delta[rows, labels] -= 1.0 - smoothing
     else:
         delta = probs.copy()
-        delta[np.arange(n), labels] -= 1.0
+        delta[rows, labels] -= 1.0
     if scale is None:
         return g.reshape(-1, 1) * delta
     delta *= g * scale  # delta is ours: scale in place

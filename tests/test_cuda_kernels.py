@@ -56,6 +56,15 @@ def _data(dtype, shape=(7, 5), seed=0):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_kernel(host, dtype):
+    x = np.array([-1e4, -30.0, -1.0, 0.0, 2.5, 1e4], dtype=dtype)
+    y = np.zeros_like(x)
+    harness.run_on_host("sigmoid", x=x, y=y)
+    np.testing.assert_allclose(y, cpu_backend.sigmoid(x), **_tol(dtype))
+    assert y[0] == 0.0 and y[-1] == 1.0  # saturates exactly, no inf or NaN
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act", ["relu", "sigmoid", "tanh"])
 def test_activation_gradient_kernels(host, act, dtype):
     g, z, *_ = _data(dtype)
@@ -197,6 +206,7 @@ def test_cuda_backend_functions_agree_with_the_numpy_backend(host_cuda_backend):
         # a float64 gradient meets a float32 output: CuPy needs one dtype per placeholder
         np.testing.assert_allclose(cuda.act_grad(act, g.astype(np.float64), out), cpu_backend.act_grad(act, g, out),
                                    **tol)
+    np.testing.assert_allclose(cuda.sigmoid(z), cpu_backend.sigmoid(z), **tol)
     np.testing.assert_allclose(cuda.bce_logits(z, y), cpu_backend.bce_logits(z, y), **tol)
     scalar_g = np.asarray(0.5, dtype=np.float32)
     for upstream, scale in ((scalar_g, 0.25), (g, None)):

@@ -91,10 +91,7 @@ class Device:
     # -- device-specific kernels -------------------------------------------------------
     def scatter_add(self, target, index, values) -> None:
         """target[index] += values with repeated indices accumulating."""
-        if self.type == "cpu":
-            _cpu.scatter_add(target, index, values)
-        else:
-            _cuda.scatter_add(target, index, values)
+        self._impl.scatter_add(target, index, values)
 
     def generator(self, seed: int):
         """A random generator that draws directly on this device (for dropout masks)."""
@@ -109,16 +106,9 @@ class Device:
         return _cuda.uniform(generator, shape, dtype, self.index)
 
     def sigmoid(self, x):
-        """The logistic function on an array of this device, without overflow warnings."""
-        if self.type == "cpu":
-            return _cpu.sigmoid(x)
-        return _cuda.sigmoid(x)
-
-    def sigmoid_(self, x):
-        """The logistic function, in place on ``x``."""
-        if self.type == "cpu":
-            return _cpu.sigmoid_(x)
-        return _cuda.sigmoid_(x)
+        """The logistic function on an array of this device, without overflow warnings (one
+        kernel on a GPU)."""
+        return self._impl.sigmoid(x)
 
     def act_grad(self, act: str, g, y):
         """dL/dz from dL/dy = ``g`` for y = act(z) ('relu', 'sigmoid' or 'tanh'), from the output y:
@@ -172,7 +162,7 @@ class Device:
         ``result`` (what fn returned) and ``replay()``. CUDA only: check ``supports_graphs``."""
         if self.type != "cuda":
             raise DeviceError(f"CUDA graphs need a GPU; {self} has none (check device.supports_graphs first)")
-        return _cuda.capture(fn, self.index)
+        return _cuda.CapturedGraph(fn, self.index)
 
     @property
     def host_reads_are_free(self) -> bool:

@@ -12,6 +12,8 @@ import threading
 
 import numpy as np
 
+from devgrad.backend import numpy as _generic  # its xp-generic forms serve where a kernel does not fit
+
 INSTALL_HINT = (
     "install the CuPy extra that matches your CUDA toolkit: "
     "pip install 'devgrad[cuda12]' (CUDA 12.x) or 'devgrad[cuda13]' (CUDA 13.x)"
@@ -116,24 +118,6 @@ def uniform(gen, shape, dtype, index: int):
         return gen.random_sample(shape).astype(dtype)
 
 
-def sigmoid_(x):
-    """The logistic function in place."""
-    cp = module()
-    cp.negative(x, out=x)
-    cp.exp(x, out=x)
-    x += 1
-    return cp.reciprocal(x, out=x)
-
-
-def sigmoid(x):
-    """1 / (1 + exp(-x)); on the GPU an overflow to inf gives 0 without any warning."""
-    cp = module()
-    out = cp.negative(x)
-    cp.exp(out, out=out)
-    out += 1
-    return cp.reciprocal(out, out=out)
-
-
 # -- fused kernels ---------------------------------------------------------------------------
 # One elementwise kernel where NumPy needs a chain of in-place calls: on a GPU each call is a
 # launch (several microseconds of host time) and a pass over memory. Scalars that change from
@@ -157,6 +141,8 @@ _ADAM_MOMENTS = """
 """
 
 _KERNELS = {
+    # exp overflowing to inf for x < -709 gives exactly 0, without any warning
+    "sigmoid": ("T x", "T y", "y = (T)(1.0 / (1.0 + exp(-(double)x)))"),
     "relu_grad": ("T g, T y", "T gz", "gz = y > (T)0 ? g : (T)0"),
     "sigmoid_grad": ("T g, T y", "T gz", "gz = g * (y * ((T)1 - y))"),
     "tanh_grad": ("T g, T y", "T gz", "gz = g * ((T)1 - y * y)"),
@@ -251,6 +237,10 @@ def kernel(name: str):
     return k
 
 
+def sigmoid(x):
+    return kernel("sigmoid")(x)
+
+
 def act_grad(act: str, g, y):
     if g.dtype != y.dtype:  # a kernel's T-typed arrays must share one dtype
         g = g.astype(y.dtype)
@@ -285,9 +275,7 @@ def softmax_xent(z, labels, smoothing: float):
     cp = module()
     n, c = z.shape
     if c > ROW_KERNEL_MAX_CLASSES:
-        from devgrad.backend import numpy as generic
-
-        return generic.softmax_xent(z, labels, smoothing, xp=cp)
+        return _generic.softmax_xent(z, labels, smoothing, xp=cp)
     loss = cp.empty(n, dtype=z.dtype)
     probs = cp.empty(z.shape, dtype=z.dtype)
     kernel("softmax_xent")(z, labels.astype(np.int64, copy=False), c, smoothing, loss, probs)
@@ -296,9 +284,7 @@ def softmax_xent(z, labels, smoothing: float):
 
 def softmax_xent_grad(probs, labels, smoothing: float, g, scale):
     if probs.shape[1] > ROW_KERNEL_MAX_CLASSES:
-        from devgrad.backend import numpy as generic
-
-        return generic.softmax_xent_grad(probs, labels, smoothing, g, scale, xp=module())
+        return _generic.softmax_xent_grad(probs, labels, smoothing, g, scale, xp=module())
     per_row = scale is None
     return kernel("softmax_xent_grad")(probs, labels.astype(np.int64, copy=False), g.astype(probs.dtype, copy=False),
                                        probs.shape[1], smoothing, 1.0 if per_row else scale, int(per_row))
@@ -333,31 +319,26 @@ class CapturedGraph:
 
     def __init__(self, fn, index: int):
         cp = module()
-        self.index = index
         self.pool = cp.cuda.MemoryPool()
         with cp.cuda.Device(index):
-            self.stream = cp.cuda.Stream(non_blocking=True)
+            stream = cp.cuda.Stream(non_blocking=True)  # capture needs a stream other than the default
             cp.cuda.Device(index).synchronize()  # eager work queued before capture is finished
-            with self.stream, cp.cuda.using_allocator(self.pool.malloc):
-                self.stream.begin_capture()
+            with stream, cp.cuda.using_allocator(self.pool.malloc):
+                stream.begin_capture()
                 try:
                     self.result = fn()
                 except BaseException:
                     with contextlib.suppress(Exception):  # the capture is invalid anyway: report fn's error
-                        self.stream.end_capture()
+                        stream.end_capture()
                     raise
-                self.graph = self.stream.end_capture()
-            self.graph.upload(self.stream)
-            self.stream.synchronize()
+                self.graph = stream.end_capture()
+            self.graph.upload(stream)
+            stream.synchronize()
 
     def replay(self) -> None:
         """Launch the recorded kernels on the current stream (ordered after earlier work on it)."""
         cp = module()
         self.graph.launch(stream=cp.cuda.get_current_stream())
-
-
-def capture(fn, index: int) -> CapturedGraph:
-    return CapturedGraph(fn, index)
 
 
 def synchronize(index: int) -> None:

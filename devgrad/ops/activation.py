@@ -13,6 +13,16 @@ from devgrad.ops._util import normalize_axis
 from devgrad.tensor import Tensor
 
 
+def activation_grad(act: str, g: Tensor, out: Tensor) -> Tensor:
+    """dL/dz from g = dL/dy for y = act(z) ('relu', 'sigmoid' or 'tanh'), written with Tensor
+    ops from the output y, so it is differentiable again (relu's mask is a constant)."""
+    if act == "relu":
+        return g * Tensor._make((out.data > 0).astype(g.dtype), out.device)
+    if act == "sigmoid":
+        return g * out * (1.0 - out)
+    return g * (1.0 - out * out)
+
+
 class ReLU(Function):
     __slots__ = ()
     save_output = True
@@ -21,7 +31,7 @@ class ReLU(Function):
         return self.device.xp.maximum(a, 0)
 
     def backward(self, g):
-        return g * self.const((self.out_data > 0).astype(g.dtype))
+        return activation_grad("relu", g, self.output())
 
     def backward_array(self, g):
         return self.device.act_grad("relu", g, self.out_data)
@@ -53,8 +63,7 @@ class Sigmoid(Function):
         return self.device.sigmoid(a)
 
     def backward(self, g):
-        s = self.output()
-        return g * s * (1.0 - s)
+        return activation_grad("sigmoid", g, self.output())
 
     def backward_array(self, g):
         return self.device.act_grad("sigmoid", g, self.out_data)
@@ -68,8 +77,7 @@ class Tanh(Function):
         return self.device.xp.tanh(a)
 
     def backward(self, g):
-        t = self.output()
-        return g * (1.0 - t * t)
+        return activation_grad("tanh", g, self.output())
 
     def backward_array(self, g):
         return self.device.act_grad("tanh", g, self.out_data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from devgrad.autograd import Function
 from devgrad.ops._util import operand, sum_to
+from devgrad.ops.activation import activation_grad
 from devgrad.tensor import Tensor
 
 
@@ -142,13 +143,7 @@ class LinearAct(Function):
         return self.device.bias_act_(_times_weight(x, w), b, act)
 
     def backward(self, g):
-        out = self.output()
-        if self.act == "relu":
-            gz = g * self.const((self.out_data > 0).astype(g.dtype))
-        elif self.act == "sigmoid":
-            gz = g * out * (1.0 - out)
-        else:
-            gz = g * (1.0 - out * out)
+        gz = activation_grad(self.act, g, self.output())
         return Linear.backward(_Pre(self.next, self.inputs), gz)
 
     def backward_array(self, g):

@@ -165,10 +165,13 @@ class Module:
         for name, p in params.items():
             if name in state:
                 value = state[name]
-                host = value.device.to_host(value.data) if isinstance(value, Tensor) else np.asarray(value)
-                loaded = p.device.put(host.astype(p.dtype, copy=False))
+                if isinstance(value, Tensor) and value.device is p.device:
+                    loaded = value.data  # same device: copy directly, no trip through the host
+                else:
+                    host = value.device.to_host(value.data) if isinstance(value, Tensor) else np.asarray(value)
+                    loaded = p.device.put(host)
                 with p.device.activate():
-                    p.device.xp.copyto(p.data, loaded)
+                    p.device.xp.copyto(p.data, loaded, casting="unsafe")  # into p's dtype, as astype did
         return {"missing": missing, "unexpected": unexpected}
 
     # -- display ---------------------------------------------------------------------------

@@ -307,6 +307,17 @@ class _Validator:
         return value
 
 
+def _like_default(value, default) -> bool:
+    """Is ``value`` of the kind of an option whose default is ``default``?"""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, list):
+        return isinstance(value, list) and all(_is_kind(x, NUM) for x in value)
+    if default is None:  # optional number, e.g. cosine's t_max
+        return value is None or _is_kind(value, NUM)
+    return _is_kind(value, NUM)
+
+
 def _options(v: _Validator, raw, path: tuple, table: dict, kind: str) -> dict:
     """Validate a {name: ..., option: ...} block against the per-name option table."""
     if isinstance(raw, str):
@@ -336,17 +347,8 @@ def _options(v: _Validator, raw, path: tuple, table: dict, kind: str) -> dict:
             hint = f"; did you mean '{close[0]}'?" if close else f"; {key} takes: {', '.join(known)}"
             v.add((*path, opt), f"unknown option for {kind} '{key}'{hint}")
             continue
-        default = defaults[opt]
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, list):
-            ok = isinstance(value, list) and all(_is_kind(x, NUM) for x in value)
-        elif default is None:  # optional number, e.g. cosine's t_max
-            ok = value is None or _is_kind(value, NUM)
-        else:
-            ok = _is_kind(value, NUM)
-        if not ok:
-            v.add((*path, opt), f"must be like {default!r}, got {value!r}")
+        if not _like_default(value, defaults[opt]):
+            v.add((*path, opt), f"must be like {defaults[opt]!r}, got {value!r}")
             continue
         if isinstance(value, int | float) and not isinstance(value, bool) and value < 0 and opt != "lr":
             v.add((*path, opt), f"must be >= 0, got {value}")

@@ -171,6 +171,8 @@ BAD_SPECS = [
     ("bad device", "data: {source: triangle}\ndevice: gpu7\n", ["device (line 2): unknown device 'gpu7'"]),
     ("wrong optimizer option", "data: {source: triangle}\noptimizer: {name: sgd, betas: [0.9, 0.99]}\n",
      ["optimizer.betas (line 2): unknown option for optimizer 'sgd'"]),
+    ("cuda graph with dropout", "data: {source: triangle}\nmodel: {dropout: 0.2}\ntrain: {cuda_graph: true}\n",
+     ["train.cuda_graph (line 3): cannot be used with model.dropout = 0.2", "set model.dropout: 0"]),
 ]
 
 

@@ -21,7 +21,7 @@ from devgrad import ops
 from devgrad.autograd import Function, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from devgrad.backend import (
     Device, DeviceError, cuda_available, cuda_unavailable_reason, default_device, device, devices,
-    set_default_device,
+    get_float32_matmul_precision, set_default_device, set_float32_matmul_precision,
 )
 from devgrad.gradcheck import GradcheckError, gradcheck
 from devgrad.ops import (

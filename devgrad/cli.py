@@ -92,7 +92,11 @@ def _bench(args) -> int:
         print(f"(a * b + c).sum().backward() on 2x2 float32 ({o['device']}): devgrad {o['devgrad_us']:.1f} us, "
               f"same arithmetic by hand {o['handwritten_us']:.1f} us, ratio {o['ratio']:.2f}x")
         return 0
-    results = bench.run(args.device, configs, repeat=args.repeat, use_torch=not args.no_torch)
+    try:
+        results = bench.run(args.device, configs, repeat=args.repeat, use_torch=not args.no_torch)
+    except bench.BenchError as exc:  # a wrong step: a bug to report, not a user mistake
+        print(f"devgrad bench: {exc}", file=sys.stderr)
+        return 1
     print(bench.format_table(results))
     if args.json:
         bench.write_json(results, args.json)

@@ -185,7 +185,7 @@ class Tensor:
         body = np.array2string(self.device.to_host(self.data), separator=", ", precision=4,
                                prefix="tensor(")
         extras = []
-        if self.device.type != "cpu":
+        if not self.device.is_host:
             extras.append(f"device='{self.device}'")
         if self.dtype != DEFAULT_FLOAT and self.dtype.kind == "f":
             extras.append(f"dtype={self.dtype}")
@@ -222,7 +222,7 @@ class Tensor:
         return int(self.item())
 
     def __array__(self, dtype=None, copy=None):
-        if self.device.type != "cpu":
+        if not self.device.is_host:
             raise DeviceError(f"a tensor on {self.device} cannot turn into a NumPy array implicitly; "
                               "call .numpy() to copy it to the host")
         return self.data if dtype is None else self.data.astype(dtype)
@@ -281,13 +281,13 @@ def _to_array(data, device, dtype):
     dt = as_dtype(dtype)
     if isinstance(data, Tensor):
         dev = resolve_device(device) if device is not None else data.device
-        array = data.data if dev is data.device else dev.put(data.device.to_host(data.data))
+        array = dev.put(data.data)
         array = array.astype(dt) if dt is not None and array.dtype != dt else array.copy()
         return dev, array
     if is_device_array(data) and not isinstance(data, np.ndarray):
         src = device_of(data)
         dev = resolve_device(device) if device is not None else src
-        array = data if dev is src else dev.put(src.to_host(data))
+        array = dev.put(data)
         return dev, (array.astype(dt) if dt is not None else array.copy())
     dev = resolve_device(device) if device is not None else default_device()
     if isinstance(data, np.ndarray | np.generic):
@@ -302,7 +302,8 @@ def _to_array(data, device, dtype):
             raise TypeError(f"cannot make a tensor from {type(data).__name__} (dtype {host.dtype})")
     if host.dtype.kind == "O":
         raise TypeError(f"cannot make a tensor from {type(data).__name__}: it is not numeric")
-    return dev, dev.put(np.array(host, copy=True) if dev.type == "cpu" and host is data else host)
+    array = dev.put(host)
+    return dev, (array.copy() if array is data else array)  # never share memory with the caller's array
 
 
 def tensor(data, requires_grad: bool = False, device=None, dtype=None, name: str | None = None) -> Tensor:

@@ -1,6 +1,6 @@
 """Run devgrad's CUDA kernel bodies without a GPU.
 
-Each fused CuPy ElementwiseKernel in ``devgrad.backend.cupy._KERNELS`` is a body of C++ run
+Each fused CuPy ElementwiseKernel in ``devgrad.backend.cuda_sources.ELEMENTWISE`` is a body of C++ run
 once per element with references to that element of every argument. This harness wraps the
 same body in a plain loop, the way CuPy wraps it in a grid-stride loop, so that it can be
 compiled by NVRTC (does it compile for the GPU?) and by the host C++ compiler (does it
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from devgrad.backend import cupy as cuda_backend
+from devgrad.backend.cuda_sources import ELEMENTWISE
 
 C_TYPES = {"float": np.float32, "double": np.float64}
 SCALAR_C = {"float64": "double", "int32": "int", "int64": "long long"}
@@ -26,7 +26,7 @@ SCALAR_C = {"float64": "double", "int32": "int", "int64": "long long"}
 
 def parse(name: str):
     """(in params, out params) of kernel ``name``, each a list of (raw, type, name)."""
-    in_params, out_params, _ = cuda_backend._KERNELS[name]
+    in_params, out_params, _ = ELEMENTWISE[name]
 
     def one(text):
         words = text.split()
@@ -39,7 +39,7 @@ def source(name: str, ctype: str, gpu: bool) -> str:
     """The kernel body of ``name`` for T = ``ctype``, in a CUDA kernel (gpu) or a host function.
     Element parameters become references to element i (as in CuPy), raw ones plain pointers."""
     ins, outs = parse(name)
-    body = cuda_backend._KERNELS[name][2]
+    body = ELEMENTWISE[name][2]
     args, refs = [], []
     for param in ins + outs:
         raw, typ, pname = param
@@ -70,7 +70,7 @@ _library: dict = {}
 
 def host_library():
     """All kernels for float and double, compiled for the host CPU (cached per kernel set)."""
-    text = "\n".join(source(name, ctype, gpu=False) for name in cuda_backend._KERNELS for ctype in C_TYPES)
+    text = "\n".join(source(name, ctype, gpu=False) for name in ELEMENTWISE for ctype in C_TYPES)
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
     if key not in _library:
         folder = Path(tempfile.mkdtemp(prefix="devgrad-kernels-"))
@@ -115,7 +115,7 @@ class HostElementwiseKernel:
     def __init__(self, in_params: str, out_params: str, operation: str, name: str = "kernel"):
         self.name = name.removeprefix("devgrad_")
         self.ins, self.outs = parse(self.name)
-        assert cuda_backend._KERNELS[self.name][2] == operation
+        assert ELEMENTWISE[self.name][2] == operation
 
     def __call__(self, *args):
         params = self.ins + self.outs

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import devgrad as dg
-from devgrad.backend import cupy as cuda_backend
+from devgrad.backend import cupy_import
+from devgrad.backend import numpy as cpu_module
 from tests.helpers import block_import
 
 needs_no_cuda = pytest.mark.skipif(dg.cuda_available(), reason="checks the CUDA-unavailable path")
@@ -63,14 +64,14 @@ def test_unavailable_reason_distinguishes_missing_cupy_from_missing_driver():
 
 def test_probe_reports_missing_cupy(monkeypatch):
     block_import(monkeypatch, "cupy")
-    state = cuda_backend._probe()
+    state = cupy_import._probe()
     assert state["module"] is None
     assert "not installed" in state["reason"] and "devgrad[cuda12]" in state["reason"]
 
 
 def test_probe_survives_any_exception_at_import(monkeypatch):
     block_import(monkeypatch, "cupy", OSError("libcudart.so.12: cannot open shared object file"))
-    state = cuda_backend._probe()
+    state = cupy_import._probe()
     assert state["module"] is None and "failed to import" in state["reason"] and "libcudart" in state["reason"]
 
 
@@ -146,7 +147,7 @@ def test_work_on_a_second_gpu_runs_with_that_gpu_current(monkeypatch):
         entered.append(index)
         yield
 
-    monkeypatch.setattr(cuda_backend, "activate", recording)
+    monkeypatch.setattr(cpu_module, "activate", recording)  # the stand-in second device is a CPU one
     second = dg.Device("cpu", 1)
     w = dg.nn.Parameter(dg.Tensor._make(np.ones((3, 2)), second))
     x = dg.Tensor._make(np.ones((4, 2)), second)

@@ -21,13 +21,13 @@ def test_handwritten_reference_matches_devgrad(device, name):
 @pytest.mark.oracle
 @pytest.mark.parametrize("name", ["tiny", "small"])
 def test_pytorch_reference_matches_devgrad(torch, device, name):
-    report = bench.check_agreement(bench.CONFIGS[name], device, torch, "cuda" if device.type == "cuda" else "cpu")
+    report = bench.check_agreement(bench.CONFIGS[name], device, torch, device.name)
     assert report["pytorch"]["ok"] and report["pytorch"]["grad_rel_err"] < 1e-3, report
 
 
 def test_a_step_updates_like_the_reference(device):
     config = bench.CONFIGS["tiny"]
-    weights, X, y = bench._initial(config)
+    weights, X, y = bench.initial(config)
     ours = bench.DevgradStep(config, weights, device)
     hand = bench.HandWritten(config, weights, np)
     for _ in range(3):
@@ -76,7 +76,7 @@ def test_pytorch_is_timed_in_phases_alternating_with_ours():
 
     ours = {"devgrad": impl("devgrad"), "handwritten": impl("handwritten")}
     theirs = {"pytorch": impl("pytorch")}
-    samples = bench._time_in_rounds(ours, theirs, repeat=5, min_block_s=0.0, rounds=2, settle_s=0.0)
+    samples = bench.time_in_rounds(ours, theirs, repeat=5, min_block_s=0.0, rounds=2, settle_s=0.0)
     assert {k: len(v) for k, v in samples.items()} == {"devgrad": 5, "handwritten": 5, "pytorch": 5}
     phases = [calls[0]]
     for name in calls[1:]:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from devgrad.backend import cupy as cuda_backend
-from devgrad.backend import numpy as cpu_backend
+from devgrad.backend import cpu_kernels as cpu_backend
+from devgrad.backend import cuda_kernels as cuda_backend
+from devgrad.backend.cuda_sources import ELEMENTWISE
 
 from tests import kernel_harness as harness
 
@@ -41,7 +42,7 @@ def test_kernels_compile_for_the_gpu_with_nvrtc(ctype):
         nvrtc.getVersion()
     except Exception as exc:  # CuPy or its NVRTC library missing
         pytest.skip(f"NVRTC not available: {exc}")
-    for name in cuda_backend._KERNELS:
+    for name in ELEMENTWISE:
         code = harness.source(name, ctype, gpu=True)
         program = nvrtc.createProgram(code, f"{name}.cu", [], [])
         try:
@@ -269,3 +270,26 @@ def test_cuda_cross_entropy_with_many_classes_takes_the_vectorised_path(host_cud
     np.testing.assert_allclose(cuda.softmax_xent_grad(probs, labels, 0.1, g, 0.2),
                                cpu_backend.softmax_xent_grad(probs, labels, 0.1, g, 0.2), **_tol(np.float32))
     assert not {"softmax_xent", "softmax_xent_grad"} & set(cuda._compiled)  # the row kernels never ran
+
+
+def test_cuda_kernels_cast_mixed_float_operands_as_numpy_promotes(host_cuda_backend):
+    """float64 logits with float32 targets (and float32 upstream gradients) reach the kernels
+    cast to one dtype: CuPy raises on a T placeholder bound to two dtypes, NumPy promotes. Found
+    on an H100 with the BCE kernels; every wrapper is checked here."""
+    cuda, rng = host_cuda_backend, np.random.default_rng(9)
+    z = rng.standard_normal((5, 3))
+    y32 = (rng.random((5, 3)) > 0.5).astype(np.float32)
+    g32 = rng.standard_normal((5, 3)).astype(np.float32)
+    tol = {"rtol": 1e-6, "atol": 1e-9}  # float32 inputs: NumPy rounds g·scale to float32, the kernels do not
+    np.testing.assert_allclose(cuda.bce_logits(z, y32), cpu_backend.bce_logits(z, y32), **tol)
+    for upstream, scale in ((np.asarray(0.5, dtype=np.float32), 0.2), (g32, None)):
+        np.testing.assert_allclose(cuda.bce_logits_grad(z, y32, upstream, scale),
+                                   cpu_backend.bce_logits_grad(z, y32, upstream, scale), **tol)
+    labels = rng.integers(0, 3, 5)
+    _, probs = cuda.softmax_xent(z, labels, 0.0)
+    np.testing.assert_allclose(cuda.softmax_xent_grad(probs, labels, 0.0, g32[:, 0].copy(), None),
+                               cpu_backend.softmax_xent_grad(probs, labels, 0.0, g32[:, 0], None), **tol)
+    for act in ("relu", "sigmoid", "tanh"):
+        out = cpu_backend.bias_act_(z.copy(), z[0].astype(np.float32), act)
+        np.testing.assert_allclose(cuda.bias_act_(z.copy(), z[0].astype(np.float32), act), out, **tol)
+        np.testing.assert_allclose(cuda.act_grad(act, g32, out), cpu_backend.act_grad(act, g32, out), **tol)

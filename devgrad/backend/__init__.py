@@ -1,8 +1,12 @@
 """Devices: where arrays live and which array module (NumPy or CuPy) computes on them.
 
-Everything that differs between NumPy and CuPy lives in this package: the array module,
-host<->device copies, scatter-add, synchronisation and memory statistics. Ops ask a
-tensor's ``Device`` for ``xp`` and never branch on the device themselves.
+Everything that differs between NumPy and CuPy lives in this package, one *device module*
+per kind of device — ``numpy`` (the CPU) and ``cupy`` (CUDA GPUs) — with the same functions
+and constants: the array module, host<->device copies, RNG, synchronisation, memory
+statistics, graph capture, the GEMM seam (``matmul``) and the fused kernels (``kernels``).
+``Device`` delegates to its module and never asks which kind it is; ops ask a tensor's
+``Device`` for ``xp``, ``matmul`` and ``kernels``. A new device is one more module in
+``_MODULES``.
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ import threading
 import numpy as np
 
 from devgrad.backend import cupy as _cuda
+from devgrad.backend import cupy_import
 from devgrad.backend import numpy as _cpu
+from devgrad.backend.cublas import PRECISIONS
 
 log = logging.getLogger("devgrad")
 
 DEVICE_HELP = "use 'auto', 'cpu', 'cuda' or 'cuda:N'"
+_MODULES = {"cpu": _cpu, "cuda": _cuda}
 
 
 class DeviceError(RuntimeError):
@@ -31,23 +38,27 @@ class Device:
     """A place where arrays live: ``cpu`` (NumPy) or ``cuda:N`` (CuPy on GPU N).
 
     Devices are interned: ``device("cuda") is device("cuda:0")``, so identity comparison
-    is a valid (and fast) equality test.
+    is a valid (and fast) equality test. ``kernels`` is the device's module of fused kernels
+    (``device.kernels.adam_update(...)``); the capability flags come from the device module.
     """
 
-    __slots__ = ("type", "index", "xp", "_impl", "updates_need_scratch", "__weakref__")
+    __slots__ = ("type", "index", "module", "xp", "kernels", "supports_graphs", "host_reads_are_free", "is_host",
+                 "updates_need_scratch", "name", "__weakref__")
 
     def __init__(self, kind: str, index: int = 0):
+        module = _MODULES[kind]
         self.type = kind
         self.index = index
-        self.xp = np if kind == "cpu" else _cuda.module()
-        self._impl = _cpu if kind == "cpu" else _cuda  # the backend module: its fused kernels
+        self.module = module
+        self.xp = module.array_module()
+        self.kernels = module.kernels
+        self.supports_graphs = module.SUPPORTS_GRAPHS  # a step can be captured into a CUDA graph
+        self.host_reads_are_free = module.HOST_READS_ARE_FREE  # reading a value back costs no device sync
+        self.is_host = module.IS_HOST  # host NumPy arrays are this device's own
         # sgd_update/adam_update want a scratch buffer for NumPy's chains of in-place calls;
         # a GPU's fused kernels need none, so optimizers keep none there.
-        self.updates_need_scratch = kind == "cpu"
-
-    @property
-    def name(self) -> str:
-        return "cpu" if self.type == "cpu" else f"cuda:{self.index}"
+        self.updates_need_scratch = module.UPDATES_NEED_SCRATCH
+        self.name = kind if kind == "cpu" else f"{kind}:{index}"
 
     def __repr__(self) -> str:
         return f"device('{self.name}')"
@@ -72,119 +83,92 @@ class Device:
 
     # -- data movement ---------------------------------------------------------------
     def put(self, array):
-        """Return ``array`` (host or any device) as an array on this device."""
-        if self.type == "cpu":
-            return _cpu.to_host(array) if isinstance(array, np.ndarray) else _cuda.to_host(array)
-        return _cuda.to_device(array, self.index)
+        """Return ``array`` (host data, or an array of any device) as an array on this device."""
+        if not isinstance(array, np.ndarray | np.generic) and is_device_array(array):
+            source = device_of(array)
+            if source is self:
+                return array
+            array = source.to_host(array)
+        return self.module.to_device(array, self.index)
 
     def to_host(self, array) -> np.ndarray:
         """Copy an array of this device to a host NumPy array."""
-        return array if self.type == "cpu" else _cuda.to_host(array)
+        return self.module.to_host(array)
+
+    def holds(self, array) -> bool:
+        """True when ``array`` is an array of this very device (no transfer needed to use it)."""
+        return self.module.holds(array, self.index)
 
     def activate(self):
-        """Context manager that makes this GPU CuPy's current device (where new arrays and
-        kernels go). A no-op for the CPU and for cuda:0, CuPy's default device."""
+        """Context manager that makes this device current (where new arrays and kernels go).
+        A no-op for the CPU and for cuda:0, CuPy's default device."""
         if self.index == 0:
             return _NO_CONTEXT
-        return _cuda.activate(self.index)
+        return self.module.activate(self.index)
 
-    # -- device-specific kernels -------------------------------------------------------
-    def scatter_add(self, target, index, values) -> None:
-        """target[index] += values with repeated indices accumulating."""
-        self._impl.scatter_add(target, index, values)
+    def run(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` with this device current (no context switch for index 0)."""
+        if not self.index:
+            return fn(*args, **kwargs)
+        with self.module.activate(self.index):
+            return fn(*args, **kwargs)
+
+    # -- compute -----------------------------------------------------------------------
+    def matmul(self, x, y):
+        """``x @ y`` with NumPy's matmul rules: the one GEMM seam every matrix product goes through
+        (cuBLAS through ctypes on a GPU, capturable into CUDA graphs)."""
+        return self.module.matmul(x, y, _matmul_precision[0])
 
     def generator(self, seed: int):
         """A random generator that draws directly on this device (for dropout masks)."""
-        if self.type == "cpu":
-            return _cpu.generator(seed)
-        return _cuda.generator(seed, self.index)
+        return self.module.generator(seed, self.index)
 
     def uniform(self, generator, shape, dtype):
         """Uniform [0, 1) samples of ``shape``/``dtype`` from a generator of this device."""
-        if self.type == "cpu":
-            return _cpu.uniform(generator, shape, dtype)
-        return _cuda.uniform(generator, shape, dtype, self.index)
-
-    def sigmoid(self, x):
-        """The logistic function on an array of this device, without overflow warnings (one
-        kernel on a GPU)."""
-        return self._impl.sigmoid(x)
-
-    def act_grad(self, act: str, g, y):
-        """dL/dz from dL/dy = ``g`` for y = act(z) ('relu', 'sigmoid' or 'tanh'), from the output y:
-        one fused kernel on a GPU."""
-        return self._impl.act_grad(act, g, y)
-
-    def bias_act_(self, out, bias, act: str):
-        """out ← act(out + bias) in place (``bias`` may be None): one fused kernel on a GPU."""
-        return self._impl.bias_act_(out, bias, act)
-
-    def bce_logits(self, z, y):
-        """Per-element binary cross-entropy from logits, stable for any |z|; one kernel on a GPU."""
-        return self._impl.bce_logits(z, y)
-
-    def bce_logits_grad(self, z, y, g, scale):
-        """Its gradient in z: (sigmoid(z) − y) times g per element (``scale`` None) or times the
-        0-d g and ``scale``; one kernel on a GPU."""
-        return self._impl.bce_logits_grad(z, y, g, scale)
-
-    def softmax_xent(self, z, labels, smoothing: float):
-        """Per-row softmax cross-entropy of logits (N, C) and integer labels, with label smoothing:
-        (losses, probabilities); one kernel on a GPU."""
-        return self._impl.softmax_xent(z, labels, smoothing)
-
-    def softmax_xent_grad(self, probs, labels, smoothing: float, g, scale):
-        """Its gradient: (probs − smoothed one-hot) times g per row (``scale`` None) or times the
-        0-d g and ``scale``; one kernel on a GPU."""
-        return self._impl.softmax_xent_grad(probs, labels, smoothing, g, scale)
-
-    def sgd_update(self, p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize,
-                   first) -> None:
-        """One in-place SGD update of parameter array ``p`` (``buf``: momentum buffer or None;
-        ``tmp``: scratch shaped like p; ``lr`` a number or a 0-d array of this device)."""
-        self._impl.sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize,
-                                   first)
-
-    def adam_update(self, p, g, m, v, vmax, tmp, *, lr, step, betas, eps, weight_decay, decoupled,
-                    maximize) -> None:
-        """One in-place Adam/AdamW update (AMSGrad when ``vmax`` is an array); ``lr`` and ``step``
-        may be numbers or 0-d arrays of this device (what a captured CUDA graph needs)."""
-        self._impl.adam_update(p, g, m, v, vmax, tmp, lr, step, betas[0], betas[1], eps, weight_decay,
-                                    decoupled, maximize)
-
-    @property
-    def supports_graphs(self) -> bool:
-        """True where a step can be captured into a CUDA graph and replayed (CUDA devices)."""
-        return self.type == "cuda"
+        return self.module.uniform(generator, shape, dtype, self.index)
 
     def capture(self, fn):
         """Record the kernels ``fn()`` launches into a CUDA graph; returns an object with
-        ``result`` (what fn returned) and ``replay()``. CUDA only: check ``supports_graphs``."""
-        if self.type != "cuda":
+        ``result`` (what fn returned) and ``replay()``. Check ``supports_graphs`` first."""
+        if not self.supports_graphs:
             raise DeviceError(f"CUDA graphs need a GPU; {self} has none (check device.supports_graphs first)")
-        return _cuda.CapturedGraph(fn, self.index)
-
-    @property
-    def host_reads_are_free(self) -> bool:
-        """True when reading a value back to Python costs no device sync (the CPU)."""
-        return self.type == "cpu"
+        return self.module.capture(fn, self.index)
 
     def synchronize(self) -> None:
         """Wait until all queued work on this device has finished."""
-        if self.type == "cuda":
-            _cuda.synchronize(self.index)
+        self.module.synchronize(self.index)
 
     def memory_info(self) -> dict:
         """Memory statistics: host peak RSS on the CPU, pool/device bytes on a GPU."""
-        if self.type == "cpu":
-            return _cpu.memory_info()
-        return _cuda.memory_info(self.index)
+        return self.module.memory_info(self.index)
+
+    def peak_bytes(self, fn) -> int:
+        """Extra memory one call of ``fn`` needs at its peak (host allocations on the CPU, memory
+        pool growth on a GPU)."""
+        return self.module.peak_bytes(fn, self.index)
 
     def description(self) -> str:
         """Human-readable name, with the GPU model for CUDA devices."""
-        if self.type == "cpu":
-            return "cpu (NumPy)"
-        return f"{self.name} ({_cuda.device_name(self.index)})"
+        return self.module.description(self.index)
+
+
+_matmul_precision = ["highest"]
+
+
+def set_float32_matmul_precision(precision: str) -> None:
+    """How float32 matrix products are computed on GPUs, as in PyTorch: ``"highest"`` (default)
+    is true float32; ``"high"`` lets cuBLAS use TF32 tensor cores (about 10 mantissa bits per
+    product, float32 accumulation: several times faster on large GEMMs of Ampere and later GPUs,
+    relative errors near 1e-3 instead of 1e-6). float64 and the CPU are unaffected."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"float32 matmul precision must be one of {', '.join(map(repr, PRECISIONS))}, "
+                         f"got {precision!r}")
+    _matmul_precision[0] = precision
+
+
+def get_float32_matmul_precision() -> str:
+    """The current float32 matmul precision ("highest" or "high")."""
+    return _matmul_precision[0]
 
 
 _NO_CONTEXT = contextlib.nullcontext()
@@ -195,12 +179,12 @@ _SPEC = re.compile(r"^(cpu|cuda|gpu)(?::(\d+))?$")
 
 def cuda_available() -> bool:
     """True when CuPy imports and sees at least one CUDA device."""
-    return _cuda.available()
+    return cupy_import.available()
 
 
 def cuda_unavailable_reason() -> str | None:
     """Why CUDA cannot be used here, or None when it can."""
-    return _cuda.unavailable_reason()
+    return cupy_import.unavailable_reason()
 
 
 def _intern(type_: str, index: int) -> Device:
@@ -243,7 +227,7 @@ def device(spec: str | Device | None = None) -> Device:
     if not cuda_available():
         raise DeviceError(f"device {spec!r} was requested but CUDA is not available: "
                           f"{cuda_unavailable_reason()}. Use device='cpu' (or 'auto') to run on the CPU.")
-    count = _cuda.device_count()
+    count = cupy_import.device_count()
     if index >= count:
         raise DeviceError(f"device {spec!r} does not exist: {count} CUDA device(s) found "
                           f"(cuda:0..cuda:{count - 1})")
@@ -254,7 +238,7 @@ def devices() -> list[Device]:
     """All usable devices: the CPU, then each CUDA GPU."""
     found = [_intern("cpu", 0)]
     if cuda_available():
-        found += [_intern("cuda", i) for i in range(_cuda.device_count())]
+        found += [_intern("cuda", i) for i in range(cupy_import.device_count())]
     return found
 
 
@@ -297,13 +281,13 @@ def is_device_array(obj) -> bool:
         return True
     if type(obj).__module__.split(".")[0] != "cupy":
         return False
-    cp = _cuda.state()["module"]
+    cp = cupy_import.state()["module"]
     return cp is not None and isinstance(obj, cp.ndarray)
 
 
 def cupy_version() -> str | None:
     """Installed CuPy version, or None when it does not import."""
-    return _cuda.state()["version"]
+    return cupy_import.state()["version"]
 
 
 __all__ = [
@@ -316,6 +300,8 @@ __all__ = [
     "device",
     "device_of",
     "devices",
+    "get_float32_matmul_precision",
     "is_device_array",
     "set_default_device",
+    "set_float32_matmul_precision",
 ]

@@ -37,7 +37,7 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 def _as_target(target, like: Tensor, name: str, dtype=None) -> Tensor:
     if not isinstance(target, Tensor):
         arr = np.asarray(target)
-        if like.device.type != "cpu" and isinstance(target, np.ndarray):
+        if not like.device.is_host and isinstance(target, np.ndarray):
             raise DeviceError(f"{name}: target is a NumPy array on the host but the input is on {like.device}; "
                               f"pass dg.tensor(target, device='{like.device}')")
         target = Tensor._make(like.device.put(arr.astype(dtype or like.dtype, copy=False)), like.device)
@@ -83,7 +83,7 @@ class BCEWithLogits(Function):
 
     def forward(self, z, y, scale):
         self.scale = scale
-        loss = self.device.bce_logits(z, y)
+        loss = self.device.kernels.bce_logits(z, y)
         return loss if scale is None else loss.sum() * scale
 
     def backward(self, g):
@@ -96,7 +96,7 @@ class BCEWithLogits(Function):
     def backward_array(self, g):
         z, y = self.inputs[0].data, self.inputs[1].data
         need_z, need_y = self.needs_input_grad
-        gz = self.device.bce_logits_grad(z, y, g, self.scale) if need_z else None
+        gz = self.device.kernels.bce_logits_grad(z, y, g, self.scale) if need_z else None
         if need_y:
             return gz, -(g if self.scale is None else g * self.scale) * z
         return gz, None
@@ -150,7 +150,7 @@ class CrossEntropy(Function):
         self.labels = labels
         self.smoothing = smoothing
         self.scale = scale
-        loss, self.saved = self.device.softmax_xent(z, labels, smoothing)
+        loss, self.saved = self.device.kernels.softmax_xent(z, labels, smoothing)
         return loss if scale is None else loss.sum() * scale
 
     def backward(self, g):
@@ -167,7 +167,7 @@ class CrossEntropy(Function):
         return g * (probs - self.const(target))
 
     def backward_array(self, g):
-        return self.device.softmax_xent_grad(self.saved, self.labels, self.smoothing, g, self.scale)
+        return self.device.kernels.softmax_xent_grad(self.saved, self.labels, self.smoothing, g, self.scale)
 
 
 def _check_label_range(labels: Tensor, n_classes: int, name: str) -> None:

@@ -27,7 +27,7 @@ def operand(x, like: Tensor, op: str):
     if isinstance(x, np.ndarray):
         if x.ndim == 0:
             return x.item()
-        if like.device.type != "cpu":
+        if not like.device.is_host:
             raise DeviceError(f"{op}: a NumPy array (host memory) met a tensor on {like.device}; "
                               f"move it explicitly with dg.tensor(array, device='{like.device}')")
         return Tensor._make(x, like.device)

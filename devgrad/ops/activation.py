@@ -34,7 +34,7 @@ class ReLU(Function):
         return activation_grad("relu", g, self.output())
 
     def backward_array(self, g):
-        return self.device.act_grad("relu", g, self.out_data)
+        return self.device.kernels.act_grad("relu", g, self.out_data)
 
 
 class LeakyReLU(Function):
@@ -60,13 +60,13 @@ class Sigmoid(Function):
     save_output = True
 
     def forward(self, a):
-        return self.device.sigmoid(a)
+        return self.device.kernels.sigmoid(a)
 
     def backward(self, g):
         return activation_grad("sigmoid", g, self.output())
 
     def backward_array(self, g):
-        return self.device.act_grad("sigmoid", g, self.out_data)
+        return self.device.kernels.act_grad("sigmoid", g, self.out_data)
 
 
 class Tanh(Function):
@@ -80,7 +80,7 @@ class Tanh(Function):
         return activation_grad("tanh", g, self.output())
 
     def backward_array(self, g):
-        return self.device.act_grad("tanh", g, self.out_data)
+        return self.device.kernels.act_grad("tanh", g, self.out_data)
 
 
 class Softplus(Function):
@@ -96,7 +96,7 @@ class Softplus(Function):
         return g * sigmoid(self.inputs[0])
 
     def backward_array(self, g):
-        return g * self.device.sigmoid(self.inputs[0].data)
+        return g * self.device.kernels.sigmoid(self.inputs[0].data)
 
 
 class LogSigmoid(Function):
@@ -112,7 +112,7 @@ class LogSigmoid(Function):
         return g * sigmoid(-self.inputs[0])
 
     def backward_array(self, g):
-        return g * self.device.sigmoid(-self.inputs[0].data)
+        return g * self.device.kernels.sigmoid(-self.inputs[0].data)
 
 
 class Softmax(Function):

@@ -27,7 +27,7 @@ class MatMul(Function):
     def forward(self, a, b):
         _check_matmul_shapes(a.shape, b.shape)
         try:
-            return self.device.xp.matmul(a, b)
+            return self.device.matmul(a, b)
         except ValueError as exc:
             raise ValueError(f"matmul: batch dimensions of {a.shape} and {b.shape} do not broadcast "
                              f"({exc})") from None
@@ -57,7 +57,8 @@ class MatMul(Function):
             grads = self.backward(Tensor._make(g, self.device))
             return tuple(None if t is None else t.data for t in grads)
         need_a, need_b = self.needs_input_grad
-        return (g @ b.T if need_a else None), (a.T @ g if need_b else None)
+        mm = self.device.matmul
+        return (mm(g, b.T) if need_a else None), (mm(a.T, g) if need_b else None)
 
 
 def matmul(a, b) -> Tensor:
@@ -76,14 +77,14 @@ def dot(a: Tensor, b: Tensor) -> Tensor:
     return matmul(a, b)
 
 
-def _times_weight(x, w):
-    """x @ w.T, with an error in the layer's terms when the feature counts differ."""
-    try:
-        return x @ w.T
-    except ValueError:
+def _times_weight(device, x, w):
+    """x @ w.T through the device's GEMM seam, with an error in the layer's terms when the feature
+    counts differ."""
+    if x.ndim == 0 or w.ndim != 2 or x.shape[-1] != w.shape[1]:
         raise ValueError(f"linear: input has {x.shape[-1] if x.ndim else 0} features (shape {x.shape}) but "
-                         f"the weight expects {w.shape[1]} (weight shape {w.shape} = (out_features, "
-                         "in_features))") from None
+                         f"the weight expects {w.shape[1] if w.ndim == 2 else '?'} (weight shape {w.shape} = "
+                         "(out_features, in_features))")
+    return device.matmul(x, w.T)
 
 
 class Linear(Function):
@@ -93,7 +94,7 @@ class Linear(Function):
     save_inputs = True
 
     def forward(self, x, w, b):
-        out = _times_weight(x, w)
+        out = _times_weight(self.device, x, w)
         if b is not None:
             out += b
         return out
@@ -114,8 +115,9 @@ class Linear(Function):
             g2, x = g.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1])
         else:
             g2 = g
-        return ((g @ w) if need_x else None,
-                (g2.T @ x) if need_w else None,
+        mm = self.device.matmul
+        return (mm(g, w) if need_x else None,
+                mm(g2.T, x) if need_w else None,
                 g2.sum(axis=0) if need_b else None)
 
 
@@ -124,45 +126,28 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return Linear.apply(x, weight, bias)
 
 
-class LinearAct(Function):
+class LinearAct(Linear):
     """activation(x @ w.T + b) as one node: the hidden layer of an MLP.
 
     The bias and the activation are applied in place to the fresh product buffer, which
     nobody else can see, so a layer costs one allocation instead of two (and on a GPU one
     fused kernel after the matmul). Backward multiplies by the activation's derivative,
-    written from the saved output, then does Linear's backward.
+    written from the saved output, then is Linear's backward.
     """
 
     __slots__ = ("act",)
-    save_inputs = True
     save_output = True
     ACTIVATIONS = ("relu", "sigmoid", "tanh")
 
     def forward(self, x, w, b, act):
         self.act = act
-        return self.device.bias_act_(_times_weight(x, w), b, act)
+        return self.device.kernels.bias_act_(_times_weight(self.device, x, w), b, act)
 
     def backward(self, g):
-        gz = activation_grad(self.act, g, self.output())
-        return Linear.backward(_Pre(self.next, self.inputs), gz)
+        return super().backward(activation_grad(self.act, g, self.output()))
 
     def backward_array(self, g):
-        gz = self.device.act_grad(self.act, g, self.out_data)
-        return Linear.backward_array(_Pre(self.next, self.inputs), gz)
-
-
-class _Pre:
-    """The Linear half of a LinearAct node, to reuse Linear's backward formulas."""
-
-    __slots__ = ("inputs", "next")
-
-    def __init__(self, next_, inputs):
-        self.next = next_
-        self.inputs = inputs
-
-    @property
-    def needs_input_grad(self) -> list:
-        return [n is not None for n in self.next]
+        return super().backward_array(self.device.kernels.act_grad(self.act, g, self.out_data))
 
 
 def linear_act(x: Tensor, weight: Tensor, bias: Tensor | None, activation: str) -> Tensor:

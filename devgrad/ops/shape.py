@@ -126,7 +126,7 @@ class IndexAdd(Function):
         self.index = index
         out = self.device.xp.zeros(shape, dtype=g.dtype)
         if accumulate:
-            self.device.scatter_add(out, index, g)
+            self.device.kernels.scatter_add(out, index, g)
         else:
             out[index] = g
         return out
@@ -143,7 +143,7 @@ class ToDevice(Function):
     def forward(self, a, target: Device):
         self.source = self.device
         self.device = target
-        return target.put(self.source.to_host(a) if target.type == "cpu" else a)
+        return target.put(a)
 
     def backward(self, g):
         return ToDevice.apply(g, target=self.source)
@@ -158,7 +158,7 @@ def _index_part(part, device: Device):
         return part.data
     if isinstance(part, list):
         return device.put(np.asarray(part))
-    if isinstance(part, np.ndarray) and device.type != "cpu":
+    if isinstance(part, np.ndarray) and not device.is_host:
         return device.put(part)
     return part
 

@@ -36,10 +36,10 @@ class Adam(Optimizer):
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = xp.zeros_like(param)
         step = self._step_count(state, device)
-        device.adam_update(param, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
-                           scratch(state, param, device), lr=lr, step=step, betas=group["betas"],
-                           eps=group["eps"], weight_decay=group["weight_decay"], decoupled=self.decoupled,
-                           maximize=group["maximize"])
+        b1, b2 = group["betas"]
+        device.kernels.adam_update(param, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
+                                   scratch(state, param, device), lr, step, b1, b2, group["eps"],
+                                   group["weight_decay"], self.decoupled, group["maximize"])
 
 
 class AdamW(Adam):

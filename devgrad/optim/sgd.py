@@ -34,5 +34,5 @@ class SGD(Optimizer):
             if buf is None:
                 buf = state["momentum_buffer"] = device.xp.empty_like(param)
                 first = True  # the buffer starts as the gradient
-        device.sgd_update(param, grad, buf, scratch(state, param, device), lr, momentum, group["dampening"],
-                          group["weight_decay"], group["nesterov"], group["maximize"], first)
+        device.kernels.sgd_update(param, grad, buf, scratch(state, param, device), lr, momentum, group["dampening"],
+                                  group["weight_decay"], group["nesterov"], group["maximize"], first)

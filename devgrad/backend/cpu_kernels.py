@@ -1,0 +1,136 @@
+"""The CPU's fused kernels: what one CUDA kernel does, as short chains of in-place NumPy calls.
+
+Reached as ``device.kernels.<name>`` for the CPU; ``devgrad.backend.cuda_kernels`` has the
+same functions with the same signatures for CUDA devices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from devgrad.backend import generic
+
+
+def scatter_add(target: np.ndarray, index, values) -> None:
+    """target[index] += values, accumulating repeated indices."""
+    np.add.at(target, index, values)
+
+
+def sigmoid_(x: np.ndarray) -> np.ndarray:
+    """The logistic function in place."""
+    with np.errstate(over="ignore"):
+        np.negative(x, out=x)
+        np.exp(x, out=x)
+        x += 1
+        np.reciprocal(x, out=x)
+    return x
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) in place on one buffer; exp overflowing to inf gives exactly 0, silently."""
+    with np.errstate(over="ignore"):
+        out = np.negative(x, out=np.empty_like(x))  # an array even for 0-d input
+        np.exp(out, out=out)
+        out += 1
+        np.reciprocal(out, out=out)
+    return out
+
+
+def act_grad(act: str, g: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """dL/dz from dL/dy = g for y = act(z), written from the activation's output y."""
+    if act == "relu":
+        return g * (y > 0)
+    # Operators rather than out= calls: for 0-d y they give NumPy scalars, which *= rebinds.
+    out = 1.0 - y if act == "sigmoid" else 1.0 - y * y
+    if act == "sigmoid":
+        out *= y
+    out *= g
+    return out
+
+
+def bias_act_(out: np.ndarray, bias, act: str) -> np.ndarray:
+    """out ← act(out + bias) in place (bias None: no bias)."""
+    if bias is not None:
+        out += bias
+    if act == "relu":
+        np.maximum(out, 0, out=out)
+    elif act == "sigmoid":
+        sigmoid_(out)
+    else:
+        np.tanh(out, out=out)
+    return out
+
+
+def bce_logits(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-element binary cross-entropy of logits z and targets y: softplus(z) − z·y."""
+    return np.logaddexp(0, z) - z * y  # logaddexp(0, z) = log(1 + e^z), stable in one pass
+
+
+def bce_logits_grad(z: np.ndarray, y: np.ndarray, g, scale) -> np.ndarray:
+    """dL/dz of bce_logits: (sigmoid(z) − y) · g (per element when ``scale`` is None, else the
+    0-d upstream gradient times ``scale``)."""
+    gz = sigmoid(z)  # a fresh array: finish the gradient in place
+    gz -= y
+    gz *= g if scale is None else g * scale
+    return gz
+
+
+def softmax_xent(z: np.ndarray, labels: np.ndarray, smoothing: float):
+    """Softmax cross-entropy of each row of logits ``z`` (N, C) with integer ``labels``, label
+    smoothing included: (per-row losses, softmax probabilities)."""
+    return generic.softmax_xent(z, labels, smoothing, np)
+
+
+def softmax_xent_grad(probs: np.ndarray, labels: np.ndarray, smoothing: float, g, scale):
+    """dL/dz of softmax_xent: (probs − smoothed one-hot) · g (per row when ``scale`` is None,
+    else the 0-d upstream gradient times ``scale``)."""
+    return generic.softmax_xent_grad(probs, labels, smoothing, g, scale, np)
+
+
+def sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize, first) -> None:
+    """PyTorch's SGD on one parameter, in place: buf ← momentum·buf + (1 − dampening)·g
+    (buf ← g on the ``first`` step), p ← p − lr·(g + momentum·buf if nesterov else buf)."""
+    if maximize:
+        g = -g
+    if weight_decay:
+        g = g + weight_decay * p
+    if buf is not None:
+        if first:
+            np.copyto(buf, g)
+        else:
+            buf *= momentum
+            np.multiply(g, 1.0 - dampening, out=tmp)
+            buf += tmp
+        g = g + momentum * buf if nesterov else buf
+    np.multiply(g, lr, out=tmp)
+    p -= tmp
+
+
+def adam_update(p, g, m, v, vmax, tmp, lr, step, b1, b2, eps, weight_decay, decoupled, maximize) -> None:
+    """Adam/AdamW (AMSGrad when ``vmax`` is given) on one parameter, in place; every temporary
+    goes through ``tmp``. ``lr`` and ``step`` may be numbers or 0-d arrays."""
+    if maximize:
+        g = -g
+    if weight_decay:
+        if decoupled:
+            p *= 1.0 - lr * weight_decay
+        else:
+            g = g + weight_decay * p
+    m *= b1
+    np.multiply(g, 1.0 - b1, out=tmp)
+    m += tmp
+    v *= b2
+    np.multiply(g, g, out=tmp)
+    tmp *= 1.0 - b2
+    v += tmp
+    if vmax is not None:
+        np.maximum(vmax, v, out=vmax)
+        v = vmax
+    bias1 = 1.0 - b1**step
+    bias2_sqrt = np.sqrt(1.0 - b2**step)
+    np.sqrt(v, out=tmp)
+    tmp /= bias2_sqrt
+    tmp += eps
+    np.divide(m, tmp, out=tmp)
+    tmp *= lr / bias1
+    p -= tmp

@@ -1,0 +1,165 @@
+"""cuBLAS GEMMs through ctypes: matrix products that work while a CUDA graph is being captured.
+
+CuPy refuses every cuBLAS call while the current stream is capturing (its wrappers check
+the stream first, a known CuPy limitation), although cuBLAS itself supports capture. So the
+CUDA backend calls the GEMM functions of the very libcublas CuPy loaded, through ctypes,
+with a handle of devgrad's own per GPU whose stream is set to the current stream (the
+capturing one during capture) before a GEMM whenever it changed. Pointer mode is host:
+alpha and beta are host scalars, read when the call is made (and so frozen into a graph,
+which is what we want for the constants 1 and 0).
+
+The library is found among the shared objects this process has mapped (CuPy's wheel
+decides where it lives, e.g. ``nvidia/cu13/lib/libcublas.so.13``), then by its usual names.
+Tests point ``load(path)`` at a host library with the same C signatures, so the argument
+marshalling is checked without a GPU.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from pathlib import Path
+
+from devgrad.backend.gemm import GemmPlan
+
+OP = (0, 1)  # CUBLAS_OP_N, CUBLAS_OP_T
+CUDA_R_32F, CUDA_R_64F = 0, 1
+COMPUTE_32F, COMPUTE_32F_FAST_TF32, COMPUTE_64F = 68, 77, 70
+GEMM_DEFAULT = -1
+PRECISIONS = ("highest", "high")  # highest: true float32; high: TF32 tensor cores for float32
+
+_H, _P, _I, _L = ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_longlong
+_SIGNATURES = {
+    "cublasCreate_v2": [ctypes.POINTER(ctypes.c_void_p)],
+    "cublasSetStream_v2": [_H, _P],
+    "cublasGetStatusString": [_I],
+    # handle, transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc
+    "cublasSgemm_v2": [_H, _I, _I, _I, _I, _I, _P, _P, _I, _P, _I, _P, _P, _I],
+    "cublasDgemm_v2": [_H, _I, _I, _I, _I, _I, _P, _P, _I, _P, _I, _P, _P, _I],
+    # ... A, lda, strideA, B, ldb, strideB, beta, C, ldc, strideC, batchCount
+    "cublasSgemmStridedBatched": [_H, _I, _I, _I, _I, _I, _P, _P, _I, _L, _P, _I, _L, _P, _P, _I, _L, _I],
+    "cublasDgemmStridedBatched": [_H, _I, _I, _I, _I, _I, _P, _P, _I, _L, _P, _I, _L, _P, _P, _I, _L, _I],
+    # handle, transa, transb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb, beta, C, Ctype, ldc, compute, algo
+    "cublasGemmEx": [_H, _I, _I, _I, _I, _I, _P, _P, _I, _I, _P, _I, _I, _P, _P, _I, _I, _I, _I],
+    "cublasGemmStridedBatchedEx": [_H, _I, _I, _I, _I, _I, _P, _P, _I, _I, _L, _P, _I, _I, _L, _P, _P, _I, _I, _L,
+                                   _I, _I, _I],
+}
+
+
+class CublasError(RuntimeError):
+    """cuBLAS could not be loaded or a call failed."""
+
+
+class _Library:
+    """The functions of one loaded libcublas, with their argument types set once."""
+
+    def __init__(self, path: str):
+        self.path = path
+        lib = ctypes.CDLL(path)
+        for name, argtypes in _SIGNATURES.items():
+            fn = getattr(lib, name)
+            fn.argtypes = argtypes
+            fn.restype = ctypes.c_char_p if name == "cublasGetStatusString" else ctypes.c_int
+            setattr(self, name, fn)
+        # Host scalars for alpha = 1, beta = 0 (pointer mode host), one pair per dtype.
+        self.one_zero = {4: (ctypes.c_float(1.0), ctypes.c_float(0.0)), 8: (ctypes.c_double(1.0), ctypes.c_double(0.0))}
+        self.one_zero_ptr = {size: tuple(ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in pair)
+                             for size, pair in self.one_zero.items()}
+
+    def check(self, status: int, what: str) -> None:
+        if status != 0:
+            message = self.cublasGetStatusString(status)
+            text = message.decode() if message else f"status {status}"
+            raise CublasError(f"{what} failed: {text}")
+
+
+_lock = threading.Lock()
+_state: dict = {"library": None, "handles": {}}
+
+
+def mapped_library() -> str | None:
+    """The path of the libcublas this process has already loaded (CuPy's), if any."""
+    maps = Path("/proc/self/maps")
+    if not maps.exists():
+        return None
+    for line in maps.read_text().splitlines():
+        fields = line.split(maxsplit=5)  # address, perms, offset, dev, inode, path
+        if len(fields) == 6 and "/libcublas.so" in fields[5]:  # not libcublasLt.so: no classic GEMMs there
+            return fields[5].strip()
+    return None
+
+
+def find_library() -> str:
+    """Where libcublas is: the one mapped into this process, else the first name that loads."""
+    path = mapped_library()
+    if path:
+        return path
+    for name in ("libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"):
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            continue
+        return name
+    raise CublasError("libcublas is not loaded in this process and none of its usual names loads; "
+                      "install the CuPy extra that matches your CUDA toolkit")
+
+
+def load(path: str | None = None) -> _Library:
+    """Load (once) the cuBLAS library at ``path``, or the one found by ``find_library``."""
+    with _lock:
+        if path is not None or _state["library"] is None:
+            _state["library"] = _Library(path or find_library())
+            _state["handles"] = {}
+        return _state["library"]
+
+
+def library() -> _Library:
+    lib = _state["library"]
+    return lib if lib is not None else load()
+
+
+def handle(index: int) -> list:
+    """devgrad's cuBLAS handle for GPU ``index`` as [handle, stream it is set to]. Create it
+    eagerly (outside any capture: creating a handle allocates device memory)."""
+    entry = _state["handles"].get(index)
+    if entry is None:
+        lib = library()
+        raw = ctypes.c_void_p()
+        lib.check(lib.cublasCreate_v2(ctypes.byref(raw)), "cublasCreate")
+        entry = _state["handles"][index] = [raw.value, None]
+    return entry
+
+
+def gemm(plan: GemmPlan, itemsize: int, a_ptr: int, b_ptr: int, c_ptr: int, *, index: int, stream: int,
+         precision: str = "highest") -> None:
+    """Run ``plan`` (see ``devgrad.backend.gemm``) on GPU ``index`` on ``stream``: C = op(A)·op(B)
+    for float32 (``itemsize`` 4) or float64 (8) operands at the given device addresses."""
+    lib = library()
+    entry = handle(index)
+    h = entry[0]
+    if entry[1] != stream:  # the handle follows the current stream (the capturing one during capture)
+        lib.check(lib.cublasSetStream_v2(h, stream), "cublasSetStream")
+        entry[1] = stream
+    one, zero = lib.one_zero_ptr[itemsize]
+    ta, tb = OP[plan.trans_a], OP[plan.trans_b]
+    tf32 = itemsize == 4 and precision == "high"
+    if plan.batch == 1:
+        if tf32:
+            status = lib.cublasGemmEx(h, ta, tb, plan.m, plan.n, plan.k, one, a_ptr, CUDA_R_32F, plan.lda, b_ptr,
+                                      CUDA_R_32F, plan.ldb, zero, c_ptr, CUDA_R_32F, plan.ldc, COMPUTE_32F_FAST_TF32,
+                                      GEMM_DEFAULT)
+        else:
+            fn = lib.cublasSgemm_v2 if itemsize == 4 else lib.cublasDgemm_v2
+            status = fn(h, ta, tb, plan.m, plan.n, plan.k, one, a_ptr, plan.lda, b_ptr, plan.ldb, zero, c_ptr,
+                        plan.ldc)
+    elif tf32:
+        status = lib.cublasGemmStridedBatchedEx(
+            h, ta, tb, plan.m, plan.n, plan.k, one, a_ptr, CUDA_R_32F, plan.lda, plan.stride_a, b_ptr, CUDA_R_32F,
+            plan.ldb, plan.stride_b, zero, c_ptr, CUDA_R_32F, plan.ldc, plan.stride_c, plan.batch,
+            COMPUTE_32F_FAST_TF32, GEMM_DEFAULT)
+    else:
+        fn = lib.cublasSgemmStridedBatched if itemsize == 4 else lib.cublasDgemmStridedBatched
+        status = fn(h, ta, tb, plan.m, plan.n, plan.k, one, a_ptr, plan.lda, plan.stride_a, b_ptr, plan.ldb,
+                    plan.stride_b, zero, c_ptr, plan.ldc, plan.stride_c, plan.batch)
+    if status != 0:
+        lib.check(status, f"cuBLAS GEMM (m={plan.m}, n={plan.n}, k={plan.k}, batch={plan.batch})")

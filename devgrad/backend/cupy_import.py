@@ -1,0 +1,70 @@
+"""CuPy, imported lazily and defensively.
+
+CuPy is optional. It is imported on first use, and any failure (not only ImportError:
+a broken CUDA install can raise anything) is kept so that ``devgrad info`` and the error
+raised when a user asks for ``cuda`` can say why the GPU is unavailable.
+"""
+
+from __future__ import annotations
+
+import threading
+
+INSTALL_HINT = (
+    "install the CuPy extra that matches your CUDA toolkit: "
+    "pip install 'devgrad[cuda12]' (CUDA 12.x) or 'devgrad[cuda13]' (CUDA 13.x)"
+)
+
+_lock = threading.Lock()
+_state: dict = {}
+
+
+def _probe() -> dict:
+    """Import CuPy and count devices once; remember the module or the reason it failed."""
+    try:
+        import cupy
+    except ImportError as exc:
+        return {"module": None, "count": 0, "version": None,
+                "reason": f"CuPy is not installed ({exc}); {INSTALL_HINT}"}
+    except Exception as exc:  # a broken CUDA install can raise anything at import
+        return {"module": None, "count": 0, "version": None,
+                "reason": f"CuPy failed to import: {type(exc).__name__}: {exc}"}
+    version = getattr(cupy, "__version__", "?")
+    try:
+        count = int(cupy.cuda.runtime.getDeviceCount())
+    except Exception as exc:
+        return {"module": None, "count": 0, "version": version,
+                "reason": f"CuPy {version} is installed but no CUDA driver or GPU is usable: "
+                          f"{type(exc).__name__}: {exc}"}
+    if count == 0:
+        return {"module": None, "count": 0, "version": version,
+                "reason": f"CuPy {version} is installed but reports 0 CUDA devices"}
+    return {"module": cupy, "count": count, "version": version, "reason": None}
+
+
+def state() -> dict:
+    """The probe result: module (or None), device count, CuPy version, reason unavailable."""
+    if not _state:
+        with _lock:
+            if not _state:
+                _state.update(_probe())
+    return _state
+
+
+def available() -> bool:
+    return state()["module"] is not None
+
+
+def device_count() -> int:
+    return state()["count"]
+
+
+def unavailable_reason() -> str | None:
+    return state()["reason"]
+
+
+def module():
+    """The cupy module; raises RuntimeError with the reason when CUDA is unusable."""
+    st = state()
+    if st["module"] is None:
+        raise RuntimeError(f"CUDA is not available: {st['reason']}")
+    return st["module"]

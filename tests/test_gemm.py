@@ -1,0 +1,217 @@
+"""The GEMM seam, checked without a GPU.
+
+``devgrad.backend.gemm`` maps a row-major ``x @ y`` with arbitrary strides to one column-major
+(strided-batched) BLAS call; ``devgrad.backend.cuda_kernels.matmul`` drives that mapping and
+calls cuBLAS through ``devgrad.backend.cublas`` (ctypes). Here the cuBLAS library is a host
+build with cuBLAS's C ABI (``tests/cublas_harness.py``) and CuPy is NumPy (the kernel
+harness's stand-in), so the whole path — layouts, leading dimensions, batch strides, the
+ctypes argument order, the stream the handle is set to, TF32 — runs and is compared with
+``numpy.matmul``.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import devgrad as dg
+from devgrad.backend import cublas, cuda_kernels, gemm
+
+from tests import cublas_harness
+from tests import kernel_harness as harness
+
+
+def _operand(rng, shape, layout, dtype):
+    """An array of ``shape`` whose memory is laid out as ``layout`` says (a view, not a copy)."""
+    *batch, r, c = shape
+    if layout == "c":
+        base = rng.standard_normal(shape)
+        return base.astype(dtype)
+    if layout == "t":  # w.T: columns contiguous
+        return rng.standard_normal((*batch, c, r)).astype(dtype).swapaxes(-1, -2)
+    if layout == "rows":  # a slice of wider rows: leading dimension > columns
+        return rng.standard_normal((*batch, r, c + 3)).astype(dtype)[..., :c]
+    if layout == "cols":  # a transposed slice: leading dimension > rows
+        return rng.standard_normal((*batch, c, r + 2)).astype(dtype)[..., :r].swapaxes(-1, -2)
+    if layout == "step":  # every other column: no BLAS layout, the seam copies it
+        return rng.standard_normal((*batch, r, 2 * c)).astype(dtype)[..., ::2]
+    if layout == "bcast":  # one matrix broadcast over the batch (stride 0)
+        return np.broadcast_to(rng.standard_normal((1, r, c)).astype(dtype), shape)
+    raise ValueError(layout)
+
+
+@pytest.fixture
+def host_gemm(monkeypatch):
+    """CuPy and cuBLAS replaced by host stand-ins; returns the recorder of the host cuBLAS."""
+    if harness.compiler() is None:
+        pytest.skip("no C++ compiler to build the host cuBLAS")
+    path = cublas_harness.library_path()
+    monkeypatch.setattr(cublas, "_state", {"library": None, "handles": {}})
+    cublas.load(path)
+    monkeypatch.setattr(cuda_kernels, "module", harness.host_cupy)
+    monkeypatch.setattr(cuda_kernels, "address", lambda a: a.ctypes.data)
+    monkeypatch.setattr(cuda_kernels, "device_index", lambda a: 0)
+    monkeypatch.setattr(cuda_kernels, "current_stream", lambda: 0x5000)
+    monkeypatch.setattr(cuda_kernels, "capturing", lambda: False)
+    return cublas_harness.Recorder(path)
+
+
+def _tol(dtype):
+    return {"rtol": 2e-5, "atol": 2e-5} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-12}
+
+
+LAYOUTS = ["c", "t", "rows", "cols", "step"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("x_layout", "y_layout"), list(itertools.product(LAYOUTS, LAYOUTS)))
+def test_2d_products_in_every_layout_match_numpy(host_gemm, x_layout, y_layout, dtype):
+    rng = np.random.default_rng(0)
+    for m, k, n in [(5, 3, 4), (1, 3, 4), (5, 1, 4), (5, 3, 1), (1, 1, 1), (7, 6, 2)]:
+        x = _operand(rng, (m, k), x_layout, dtype)
+        y = _operand(rng, (k, n), y_layout, dtype)
+        out = cuda_kernels.matmul(x, y)
+        assert out.shape == (m, n) and out.dtype == dtype
+        np.testing.assert_allclose(out, np.matmul(x, y), **_tol(dtype))
+    assert host_gemm.entry == ("cublasSgemm_v2" if dtype == np.float32 else "cublasDgemm_v2")
+
+
+@pytest.mark.parametrize(("x_shape", "y_shape"), [
+    ((4, 5, 3), (4, 3, 2)), ((4, 5, 3), (3, 2)), ((5, 3), (4, 3, 2)), ((2, 1, 5, 3), (1, 3, 3, 2)),
+    ((2, 3, 5, 3), (3, 2)), ((3,), (3, 2)), ((5, 3), (3,)), ((3,), (3,)), ((4, 5, 3), (3,)), ((3,), (4, 3, 2)),
+])
+@pytest.mark.parametrize("layout", ["c", "t", "rows", "bcast"])
+def test_batched_and_1d_products_match_numpy(host_gemm, x_shape, y_shape, layout):
+    rng = np.random.default_rng(1)
+
+    def make(shape, lay):
+        if len(shape) < 2 or (lay == "bcast" and len(shape) < 3):
+            return rng.standard_normal(shape).astype(np.float32)
+        return _operand(rng, shape, lay, np.float32)
+
+    x, y = make(x_shape, layout), make(y_shape, "c")
+    out = cuda_kernels.matmul(x, y)
+    want = np.matmul(x, y)
+    assert out.shape == want.shape
+    np.testing.assert_allclose(out, want, **_tol(np.float32))
+
+
+def test_a_batch_uses_one_strided_batched_call(host_gemm):
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((6, 4, 3)), rng.standard_normal((6, 3, 5))
+    calls = host_gemm.calls
+    np.testing.assert_allclose(cuda_kernels.matmul(x, y), x @ y, **_tol(np.float64))
+    assert host_gemm.calls == calls + 1 and host_gemm.entry == "cublasDgemmStridedBatched"
+
+
+def test_rows_of_a_3d_input_times_a_weight_are_one_gemm(host_gemm):
+    """Linear on (batch, time, features): one GEMM over all rows, not a batch of small ones."""
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((4, 7, 3)).astype(np.float32), rng.standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_allclose(cuda_kernels.matmul(x, w.T), x @ w.T, **_tol(np.float32))
+    assert host_gemm.entry == "cublasSgemm_v2"
+
+
+def test_empty_products(host_gemm):
+    for x_shape, y_shape in [((0, 3), (3, 4)), ((5, 0), (0, 4)), ((5, 3), (3, 0)), ((0, 5, 3), (3, 2))]:
+        x, y = np.ones(x_shape, dtype=np.float32), np.ones(y_shape, dtype=np.float32)
+        out = cuda_kernels.matmul(x, y)
+        assert out.shape == np.matmul(x, y).shape and (out == 0).all()
+
+
+def test_the_handle_follows_the_current_stream(host_gemm, monkeypatch):
+    """cuBLAS must run on the current stream — the capturing one during capture — and the
+    stream is set only when it changed (each set is a call into the library)."""
+    x = np.ones((2, 2), dtype=np.float32)
+    cuda_kernels.matmul(x, x)
+    assert host_gemm.stream == 0x5000
+    before = host_gemm.set_stream_calls
+    cuda_kernels.matmul(x, x)
+    assert host_gemm.set_stream_calls == before
+    monkeypatch.setattr(cuda_kernels, "current_stream", lambda: 0x7000)
+    cuda_kernels.matmul(x, x)
+    assert host_gemm.stream == 0x7000 and host_gemm.set_stream_calls == before + 1
+
+
+def test_high_precision_asks_cublas_for_tf32_on_float32_only(host_gemm):
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((4, 2)).astype(np.float32)
+    np.testing.assert_allclose(cuda_kernels.matmul(x, y, "high"), x @ y, **_tol(np.float32))
+    assert host_gemm.entry == "cublasGemmEx" and host_gemm.compute == cublas.COMPUTE_32F_FAST_TF32
+    xb, yb = np.stack([x, x]), np.stack([y, y])
+    np.testing.assert_allclose(cuda_kernels.matmul(xb, yb, "high"), xb @ yb, **_tol(np.float32))
+    assert host_gemm.entry == "cublasGemmStridedBatchedEx"
+    cuda_kernels.matmul(x.astype(np.float64), y.astype(np.float64), "high")
+    assert host_gemm.entry == "cublasDgemm_v2"  # TF32 is a float32 matter
+
+
+def test_other_dtypes_fall_back_except_during_capture(host_gemm, monkeypatch):
+    a = np.arange(6).reshape(2, 3)
+    np.testing.assert_array_equal(cuda_kernels.matmul(a, a.T), a @ a.T)
+    calls = host_gemm.calls
+    cuda_kernels.matmul(a.astype(np.float32), a.T.astype(np.float64))  # mixed: CuPy's matmul promotes
+    assert host_gemm.calls == calls
+    monkeypatch.setattr(cuda_kernels, "capturing", lambda: True)
+    with pytest.raises(RuntimeError, match=r"int64 \(2, 3\) @ int64 \(3, 2\) cannot be captured"):
+        cuda_kernels.matmul(a, a.T)
+
+
+def test_a_failing_cublas_call_raises_with_its_status(host_gemm):
+    bad = gemm.GemmPlan(trans_a=False, trans_b=False, m=4, n=2, k=3, lda=1, ldb=3, ldc=4, batch=1, stride_a=0,
+                        stride_b=0, stride_c=8)
+    buf = np.zeros(16, dtype=np.float32)
+    with pytest.raises(cublas.CublasError, match="CUBLAS_STATUS_INVALID_VALUE"):
+        cublas.gemm(bad, 4, buf.ctypes.data, buf.ctypes.data, buf.ctypes.data, index=0, stream=0)
+
+
+def _span(array) -> tuple[int, int]:
+    """[first, last] element offsets of an array's memory, relative to its first element."""
+    lo = sum(min(0, (n - 1) * s) for n, s in zip(array.shape, array.strides)) // array.itemsize
+    hi = sum(max(0, (n - 1) * s) for n, s in zip(array.shape, array.strides)) // array.itemsize
+    return lo, hi
+
+
+def _touched(trans: bool, rows: int, cols: int, ld: int, batch: int, stride: int) -> int:
+    """The last element offset BLAS reads of op(M) (rows × cols after op) over the batch."""
+    stored_rows, stored_cols = (cols, rows) if trans else (rows, cols)
+    return (batch - 1) * stride + (stored_cols - 1) * ld + stored_rows - 1
+
+
+@pytest.mark.parametrize(("x_layout", "y_layout"), list(itertools.product(["c", "t", "rows", "cols", "bcast"],
+                                                                        ["c", "t", "rows", "cols"])))
+def test_a_plan_reads_only_inside_its_operands(x_layout, y_layout):
+    """What cuBLAS would read stays inside each operand's memory (an off-by-one leading dimension
+    or batch stride would read a neighbour's memory on the GPU, silently)."""
+    rng = np.random.default_rng(5)
+    for batch, m, k, n in [(1, 4, 3, 5), (3, 4, 3, 5), (3, 1, 3, 5), (3, 4, 1, 5), (3, 4, 3, 1)]:
+        shape_x = (batch, m, k) if batch > 1 or x_layout == "bcast" else (m, k)
+        x = _operand(rng, shape_x, x_layout, np.float32)
+        y = _operand(rng, (k, n), y_layout, np.float32)
+        elems = lambda a: tuple(s // a.itemsize for s in a.strides)  # noqa: E731
+        p = gemm.plan(x.shape, elems(x), y.shape, elems(y))
+        assert p is not None
+        assert _touched(p.trans_a, p.m, p.k, p.lda, p.batch, p.stride_a) <= _span(y)[1]
+        assert _touched(p.trans_b, p.k, p.n, p.ldb, p.batch, p.stride_b) <= _span(x)[1]
+
+
+def test_layouts_no_single_blas_call_can_read_are_refused():
+    assert gemm.operand_layout(3, 4, 8, 2) is None  # every other column
+    assert gemm.operand_layout(3, 4, 0, 1) is None  # rows broadcast (stride 0)
+    assert gemm.batch_stride((2, 3), (0, 12)) is None  # broadcast outer, walked inner: no single stride
+    assert gemm.batch_stride((2, 3), (36, 12)) == 12
+    assert gemm.batch_stride((2, 1, 3), (0, 99, 0)) == 0
+
+
+def test_matmul_precision_setting():
+    assert dg.get_float32_matmul_precision() == "highest"
+    try:
+        dg.set_float32_matmul_precision("high")
+        assert dg.get_float32_matmul_precision() == "high"
+        x = dg.tensor([[1.0, 2.0]])
+        assert (x @ x.T).item() == 5.0  # the CPU ignores it
+    finally:
+        dg.set_float32_matmul_precision("highest")
+    with pytest.raises(ValueError, match="'highest', 'high'"):
+        dg.set_float32_matmul_precision("medium")

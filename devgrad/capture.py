@@ -96,7 +96,9 @@ class CapturedStep:
     def _capture(self, inputs):
         xp = self.device.xp
         with self.device.activate():
-            static = tuple(Tensor._make(xp.empty(t.shape, dtype=t.dtype), self.device) for t in inputs)
+            # Filled with this call's inputs: a capture reads nothing, but the buffers then always
+            # hold valid data (labels in range, finite values) for whoever looks.
+            static = tuple(Tensor._make(xp.array(t.data, copy=True), self.device) for t in inputs)
         for hook in self._hooks:
             hook()  # so that nothing a hook would change gets recorded into the graph
         graph = self.device.capture(lambda: self.fn(*static))

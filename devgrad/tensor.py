@@ -125,7 +125,7 @@ class Tensor:
         """The single value of a one-element tensor as a Python number (syncs on a GPU)."""
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
-        return self.data.item()
+        return self.device.to_host(self.data).item()
 
     def tolist(self):
         return self.device.to_host(self.data).tolist()

@@ -12,13 +12,11 @@ __version__ = "0.1.0"
 
 import numpy as _np
 
-# Order matters: autograd binds Tensor at its end, and ops attach Tensor's operators.
-from devgrad import autograd
-from devgrad.tensor import (
-    Tensor, arange, as_dtype, eye, full, full_like, ones, ones_like, tensor, zeros, zeros_like,
+from devgrad.core import (
+    Function, Tensor, as_dtype, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled, tensor,
 )
+from devgrad.creation import arange, eye, full, full_like, ones, ones_like, zeros, zeros_like
 from devgrad import ops
-from devgrad.autograd import Function, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from devgrad.backend import (
     Device, DeviceError, cuda_available, cuda_unavailable_reason, default_device, device, devices,
     get_float32_matmul_precision, set_default_device, set_float32_matmul_precision,

@@ -31,7 +31,7 @@ from __future__ import annotations
 import warnings
 
 from devgrad.backend import device as resolve_device
-from devgrad.tensor import Tensor
+from devgrad.core import Tensor
 
 
 class CapturedStep:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from devgrad import autograd
-from devgrad.tensor import Tensor
+from devgrad.core import grad
+from devgrad.core import Tensor
 
 
 class GradcheckError(AssertionError):
@@ -51,7 +51,7 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     differentiable = [i for i, o in enumerate(outs) if o.requires_grad]
     targets = [xs[i] for i in checked]
     if differentiable:
-        analytic = autograd.grad([outs[i] for i in differentiable], targets,
+        analytic = grad([outs[i] for i in differentiable], targets,
                                  [cotangents[i] for i in differentiable], allow_unused=True)
     else:
         analytic = [None] * len(targets)

@@ -58,7 +58,7 @@ class UnsafeFileError(ValueError):
 
 def _encode(value, arrays: dict, path: str):
     """JSON skeleton of ``value``; arrays go into ``arrays`` under dotted keys."""
-    from devgrad.tensor import Tensor
+    from devgrad.core import Tensor
 
     if isinstance(value, Tensor):
         arrays[path] = value.device.to_host(value.data)
@@ -126,7 +126,7 @@ def load(path, device=None):
     """
     from devgrad.backend import default_device
     from devgrad.backend import device as resolve_device
-    from devgrad.tensor import Tensor
+    from devgrad.core import Tensor
 
     path = Path(path)
     if not path.exists():

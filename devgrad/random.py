@@ -10,7 +10,8 @@ import numpy as np
 
 from devgrad.backend import default_device
 from devgrad.backend import device as resolve_device
-from devgrad.tensor import DEFAULT_FLOAT, Tensor, as_dtype, shape_from_args
+from devgrad.core import DEFAULT_FLOAT, Tensor, as_dtype
+from devgrad.creation import shape_from_args
 
 _default = {"generator": np.random.default_rng()}
 

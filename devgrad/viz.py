@@ -6,9 +6,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from devgrad.autograd import Function
+from devgrad.core import Function
 from devgrad.io import atomic_write
-from devgrad.tensor import Tensor
+from devgrad.core import Tensor
 
 DOT_HINT = ("the Graphviz 'dot' program is not installed; install Graphviz "
             "(Debian/Ubuntu: apt-get install graphviz, macOS: brew install graphviz, "
@@ -59,16 +59,16 @@ def to_dot(tensor: Tensor, names: dict | None = None, title: str | None = None) 
     out_id = "out"
     lines.append(f'  {out_id} [label="output\\n{_shape(tensor.shape)}", shape=doublecircle, '
                  'style=filled, fillcolor="#fde0c5"];')
-    if tensor._ctx is None:
+    if tensor.grad_fn is None:
         lines.append(f'  {node_id(tensor)} [label="{leaf_label(tensor)}", shape=ellipse, '
                      'style=filled, fillcolor="#d5e8d4"];')
         lines.append(f"  {node_id(tensor)} -> {out_id};")
         lines.append("}")
         return "\n".join(lines)
 
-    lines.append(f"  {node_id(tensor._ctx)} -> {out_id};")
+    lines.append(f"  {node_id(tensor.grad_fn)} -> {out_id};")
     seen = set()
-    stack = [tensor._ctx]
+    stack = [tensor.grad_fn]
     while stack:
         fn = stack.pop()
         if id(fn) in seen:

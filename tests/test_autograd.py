@@ -140,7 +140,7 @@ def test_nodes_release_saved_values_after_backward(device):
     x = dg.tensor(np.ones(1000), requires_grad=True, device=device)
     h = x.exp()
     y = (h * x).tanh().sum()
-    exp_node = h._ctx
+    exp_node = h.grad_fn
     del h
     y.backward()
     # The nodes still exist (y holds them) but hold no arrays any more.

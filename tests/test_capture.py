@@ -15,7 +15,7 @@ from devgrad import nn, optim
 from devgrad.capture import CapturedStep
 from devgrad.experiment import runner
 from devgrad.nn import functional as F
-from devgrad.tensor import Tensor
+from devgrad.core import Tensor
 
 rng = np.random.default_rng(3)
 X = rng.standard_normal((70, 5)).astype(np.float32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from devgrad.backend import device as resolve_device
-from devgrad.tensor import Tensor
+from devgrad.core import Tensor
 
 
 class DataLoader:

@@ -22,7 +22,7 @@ import numpy as np
 
 import devgrad
 from devgrad import nn, optim
-from devgrad.autograd import no_grad
+from devgrad.core import no_grad
 from devgrad.capture import CapturedStep
 from devgrad.backend import cuda_available, cuda_unavailable_reason, cupy_version
 from devgrad.backend import device as resolve_device
@@ -31,7 +31,7 @@ from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment.spec import resolve, to_yaml
 from devgrad.io import atomic_write_text
 from devgrad.nn import functional as F
-from devgrad.tensor import Tensor
+from devgrad.core import Tensor
 
 BINARY_LOSSES = ("bce", "logistic", "hinge")
 

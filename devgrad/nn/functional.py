@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from devgrad.autograd import Function, is_grad_enabled
+from devgrad.core import Function, is_grad_enabled
 from devgrad.backend import DeviceError
 from devgrad.ops import linear, log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus
 from devgrad.ops.elementwise import clip
-from devgrad.tensor import Tensor
+from devgrad.core import Tensor
 
 REDUCTIONS = ("mean", "sum", "none")
 

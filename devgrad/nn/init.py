@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from devgrad.random import get_generator
-from devgrad.tensor import Tensor
+from devgrad.core import Tensor
 
 GAINS = {"linear": 1.0, "identity": 1.0, "sigmoid": 1.0, "tanh": 5.0 / 3.0, "relu": math.sqrt(2.0),
          "leaky_relu": math.sqrt(2.0 / (1 + 0.01**2)), "softplus": 1.0}

@@ -9,7 +9,8 @@ from devgrad.nn import init as init_
 from devgrad.nn.module import Module, Parameter
 from devgrad.ops.linalg import linear_act
 from devgrad.random import get_generator
-from devgrad.tensor import DEFAULT_FLOAT, Tensor, zeros
+from devgrad.core import DEFAULT_FLOAT, Tensor
+from devgrad.creation import zeros
 
 
 class Linear(Module):

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from devgrad.backend import device as resolve_device
-from devgrad.tensor import Tensor
+from devgrad.core import Tensor
 
 
 class Parameter(Tensor):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 
 from devgrad.backend import DeviceError
+from devgrad.core import Tensor, register_tensor_methods
 from devgrad.ops._util import operand
 from devgrad.ops.activation import (
     leaky_relu, log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus, tanh,
@@ -15,10 +16,9 @@ from devgrad.ops.elementwise import (
 from devgrad.ops.linalg import dot, linear, matmul
 from devgrad.ops.reduce import logsumexp, max, mean, min, std, sum, var
 from devgrad.ops.shape import (
-    broadcast_to, concatenate, expand, expand_dims, flatten, getitem, reshape, squeeze, stack,
-    swapaxes, transpose, unsqueeze,
+    broadcast_to, concatenate, expand, expand_dims, flatten, getitem, reshape, setitem, squeeze, stack,
+    swapaxes, to, transpose, unsqueeze,
 )
-from devgrad.tensor import Tensor
 
 
 def _compare(fn, name):
@@ -62,33 +62,27 @@ def argmin(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     return Tensor._make(a.xp.argmin(a.data, axis=axis, keepdims=keepdims), a.device)
 
 
-def _attach() -> None:
-    """Give Tensor its operators and methods; each is the op function above."""
-    methods = {
-        "__add__": add, "__radd__": lambda a, b: add(b, a),
-        "__sub__": sub, "__rsub__": lambda a, b: sub(b, a),
-        "__mul__": mul, "__rmul__": lambda a, b: mul(b, a),
-        "__truediv__": div, "__rtruediv__": lambda a, b: div(b, a),
-        "__pow__": pow, "__rpow__": lambda a, b: pow(b, a),
-        "__matmul__": matmul, "__rmatmul__": lambda a, b: matmul(b, a),
-        "__neg__": neg, "__pos__": lambda a: a, "__abs__": abs,
-        "__getitem__": getitem,
-        "__lt__": less, "__le__": less_equal, "__gt__": greater, "__ge__": greater_equal,
-        "__eq__": equal, "__ne__": not_equal,
-        "exp": exp, "log": log, "sqrt": sqrt, "abs": abs, "clip": clip,
-        "sum": sum, "mean": mean, "max": max, "min": min, "logsumexp": logsumexp, "var": var, "std": std,
-        "relu": relu, "leaky_relu": leaky_relu, "sigmoid": sigmoid, "tanh": tanh, "softplus": softplus,
-        "log_sigmoid": log_sigmoid, "softmax": softmax, "log_softmax": log_softmax,
-        "reshape": reshape, "transpose": transpose, "swapaxes": swapaxes, "broadcast_to": broadcast_to,
-        "expand": expand, "squeeze": squeeze, "unsqueeze": unsqueeze, "flatten": flatten,
-        "matmul": matmul, "argmax": argmax, "argmin": argmin, "any": _any, "all": _all,
-        "maximum": maximum, "minimum": minimum,
-    }
-    for name, fn in methods.items():
-        setattr(Tensor, name, fn)
-
-
-_attach()
+# Tensor's operators and op methods: each is the op function above (core imports no op).
+register_tensor_methods({
+    "__add__": add, "__radd__": lambda a, b: add(b, a),
+    "__sub__": sub, "__rsub__": lambda a, b: sub(b, a),
+    "__mul__": mul, "__rmul__": lambda a, b: mul(b, a),
+    "__truediv__": div, "__rtruediv__": lambda a, b: div(b, a),
+    "__pow__": pow, "__rpow__": lambda a, b: pow(b, a),
+    "__matmul__": matmul, "__rmatmul__": lambda a, b: matmul(b, a),
+    "__neg__": neg, "__pos__": lambda a: a, "__abs__": abs,
+    "__getitem__": getitem, "__setitem__": setitem, "to": to, "astype": cast,
+    "__lt__": less, "__le__": less_equal, "__gt__": greater, "__ge__": greater_equal,
+    "__eq__": equal, "__ne__": not_equal,
+    "exp": exp, "log": log, "sqrt": sqrt, "abs": abs, "clip": clip,
+    "sum": sum, "mean": mean, "max": max, "min": min, "logsumexp": logsumexp, "var": var, "std": std,
+    "relu": relu, "leaky_relu": leaky_relu, "sigmoid": sigmoid, "tanh": tanh, "softplus": softplus,
+    "log_sigmoid": log_sigmoid, "softmax": softmax, "log_softmax": log_softmax,
+    "reshape": reshape, "transpose": transpose, "swapaxes": swapaxes, "broadcast_to": broadcast_to,
+    "expand": expand, "squeeze": squeeze, "unsqueeze": unsqueeze, "flatten": flatten,
+    "matmul": matmul, "argmax": argmax, "argmin": argmin, "any": _any, "all": _all,
+    "maximum": maximum, "minimum": minimum,
+})
 
 __all__ = [
     "abs", "add", "argmax", "argmin", "broadcast_to", "cast", "clip", "concatenate", "div", "dot", "equal",

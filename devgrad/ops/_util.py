@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from devgrad.backend import DeviceError
-from devgrad.tensor import Tensor
+from devgrad.core import Tensor
 
 
 def operand(x, like: Tensor, op: str):
@@ -43,21 +43,9 @@ def shape_of(x) -> tuple:
     return getattr(x, "shape", ())
 
 
-def sum_to(grad: Tensor, shape: tuple) -> Tensor:
-    """Sum a broadcast gradient back down to ``shape`` (the input's shape)."""
-    if grad.shape == shape:
-        return grad
-    lead = grad.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        i + lead for i, size in enumerate(shape) if size == 1 and grad.shape[i + lead] != 1)
-    from devgrad.ops.reduce import sum as sum_
-
-    out = sum_(grad, axis=axes) if axes else grad
-    return out if out.shape == shape else out.reshape(shape)
-
-
-def sum_to_array(grad, shape: tuple):
-    """``sum_to`` on a raw array (the first-order fast path)."""
+def sum_to(grad, shape: tuple):
+    """Sum a broadcast gradient back down to ``shape`` (the input's shape). Works alike on a
+    Tensor (the graph-building backward) and on a raw array (the first-order fast path)."""
     if grad.shape == shape:
         return grad
     lead = grad.ndim - len(shape)

@@ -8,9 +8,9 @@ through the same stable outputs.
 
 from __future__ import annotations
 
-from devgrad.autograd import Function
+from devgrad.core import Function
 from devgrad.ops._util import normalize_axis
-from devgrad.tensor import Tensor
+from devgrad.core import Tensor
 
 
 def activation_grad(act: str, g: Tensor, out: Tensor) -> Tensor:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 
-from devgrad.autograd import Function
+from devgrad.core import Function
 from devgrad.backend import DeviceError
-from devgrad.ops._util import data_of, operand, shape_of, sum_to, sum_to_array
-from devgrad.tensor import Tensor, as_dtype
+from devgrad.ops._util import data_of, operand, shape_of, sum_to
+from devgrad.core import Tensor, as_dtype
 
 
 class _Binary(Function):
@@ -33,7 +33,7 @@ class Add(_Binary):
         return sum_to(g, self.a_shape), sum_to(g, self.b_shape)
 
     def backward_array(self, g):
-        return sum_to_array(g, self.a_shape), sum_to_array(g, self.b_shape)
+        return sum_to(g, self.a_shape), sum_to(g, self.b_shape)
 
 
 class Sub(_Binary):
@@ -50,8 +50,8 @@ class Sub(_Binary):
 
     def backward_array(self, g):
         need_a, need_b = self.needs_input_grad
-        return (sum_to_array(g, self.a_shape) if need_a else None,
-                sum_to_array(-g, self.b_shape) if need_b else None)
+        return (sum_to(g, self.a_shape) if need_a else None,
+                sum_to(-g, self.b_shape) if need_b else None)
 
 
 class Mul(_Binary):
@@ -71,8 +71,8 @@ class Mul(_Binary):
     def backward_array(self, g):
         a, b = self.inputs
         need_a, need_b = self.needs_input_grad
-        return (sum_to_array(g * data_of(b), self.a_shape) if need_a else None,
-                sum_to_array(g * data_of(a), self.b_shape) if need_b else None)
+        return (sum_to(g * data_of(b), self.a_shape) if need_a else None,
+                sum_to(g * data_of(a), self.b_shape) if need_b else None)
 
 
 class Div(_Binary):
@@ -92,8 +92,8 @@ class Div(_Binary):
     def backward_array(self, g):
         a, b = data_of(self.inputs[0]), data_of(self.inputs[1])
         need_a, need_b = self.needs_input_grad
-        return (sum_to_array(g / b, self.a_shape) if need_a else None,
-                sum_to_array(-g * a / (b * b), self.b_shape) if need_b else None)
+        return (sum_to(g / b, self.a_shape) if need_a else None,
+                sum_to(-g * a / (b * b), self.b_shape) if need_b else None)
 
 
 class Pow(_Binary):

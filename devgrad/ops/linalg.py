@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from devgrad.autograd import Function
+from devgrad.core import Function
 from devgrad.ops._util import operand, sum_to
 from devgrad.ops.activation import activation_grad
-from devgrad.tensor import Tensor
+from devgrad.core import Tensor
 
 
 def _check_matmul_shapes(a_shape, b_shape) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from devgrad.autograd import Function
+from devgrad.core import Function
 from devgrad.ops._util import keepdims_shape, normalize_axis
-from devgrad.tensor import Tensor
+from devgrad.core import Tensor
 
 
 class _Reduce(Function):

@@ -6,10 +6,12 @@ import numbers
 
 import numpy as np
 
-from devgrad.autograd import Function
 from devgrad.backend import Device, DeviceError
-from devgrad.ops._util import normalize_axis, sum_to, sum_to_array
-from devgrad.tensor import Tensor, shape_from_args
+from devgrad.backend import device as resolve_device
+from devgrad.core import Function, Tensor, as_dtype, is_grad_enabled
+from devgrad.creation import shape_from_args
+from devgrad.ops._util import normalize_axis, sum_to
+from devgrad.ops.elementwise import cast
 
 
 class Reshape(Function):
@@ -57,7 +59,7 @@ class BroadcastTo(Function):
         return sum_to(g, self.in_shape)
 
     def backward_array(self, g):
-        return sum_to_array(g, self.in_shape)
+        return sum_to(g, self.in_shape)
 
 
 class Concatenate(Function):
@@ -280,3 +282,42 @@ def to_device(a: Tensor, target: Device) -> Tensor:
     if target is a.device:
         return a
     return ToDevice.apply(a, target=target)
+
+
+def to(a: Tensor, device=None, dtype=None) -> Tensor:
+    """``a`` on another device and/or dtype (``Tensor.to``): ``.to("cuda")``, ``.to(dg.float64)``,
+    ``.to("cuda", "float64")``; differentiable, ``a`` itself when nothing changes."""
+    if dtype is None and _is_dtype(device):
+        device, dtype = None, device
+    out = a
+    if dtype is not None and as_dtype(dtype) != a.dtype:
+        out = cast(out, dtype)
+    if device is not None:
+        out = to_device(out, resolve_device(device))
+    return out
+
+
+def _is_dtype(value) -> bool:
+    """Is ``value`` a dtype (``np.float64``, ``"float32"``) rather than a device?"""
+    if isinstance(value, type | np.dtype):
+        return True
+    if isinstance(value, str):
+        try:
+            as_dtype(value)
+        except TypeError:
+            return False
+        return True
+    return False
+
+
+def setitem(a: Tensor, index, value) -> None:
+    """``a[index] = value`` in place (``Tensor.__setitem__``): only outside graph recording for a
+    tensor that requires grad, since it would overwrite values the graph may have saved."""
+    if a.requires_grad and is_grad_enabled():
+        raise RuntimeError("in-place assignment into a tensor that requires grad would corrupt the graph; "
+                           "do it inside dg.no_grad() (e.g. to initialise a parameter) or build a new tensor")
+    if isinstance(value, Tensor):
+        if value.device is not a.device:
+            raise DeviceError(f"setitem: value is on {value.device}, tensor on {a.device}")
+        value = value.data
+    a.data[normalize_index(index, a.device)] = value

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from devgrad.autograd import no_grad
-from devgrad.tensor import Tensor
+from devgrad.core import no_grad
+from devgrad.core import Tensor
 
 
 def _grads(parameters) -> list[Tensor]:

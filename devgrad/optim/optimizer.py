@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from devgrad.autograd import no_grad
-from devgrad.tensor import Tensor
+from devgrad.core import no_grad
+from devgrad.core import Tensor
 
 
 def scratch(state: dict, param, device):

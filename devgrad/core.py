@@ -1,11 +1,15 @@
-"""The tape: ``Function`` (one op = forward on arrays + backward on Tensors) and the walk.
+"""The core: Tensor, Function (one op = forward on arrays + backward on Tensors) and the walk.
 
-All graph bookkeeping lives here, in ``Function.apply`` and ``run_backward``: op classes
-contain only math. A node of the graph is the ``Function`` instance that produced a
-tensor (its ``_ctx``); a leaf is a tensor with ``requires_grad=True`` and no ``_ctx``.
-Each node remembers, per input, where that input's gradient goes (``next``): another
-node, a leaf tensor, or None. Nodes hold only what their backward needs, so an
-addition keeps no arrays alive at all.
+Everything about the graph lives here. A tensor is an array on a device plus ``grad_fn``,
+the ``Function`` instance (the graph node) that produced it; a leaf is a tensor with
+``requires_grad=True`` and no ``grad_fn``. Graph bookkeeping happens in exactly two places,
+``Function.apply`` (forward: record the node) and ``run_backward`` (the iterative walk):
+op classes contain only math. Each node remembers, per input, where that input's gradient
+goes (``next``): another node, a leaf tensor, or None. Nodes hold only what their backward
+needs, so an addition keeps no arrays alive at all.
+
+Tensor's operators and op methods are the functions of ``devgrad.ops``, registered by that
+layer at import (``register_tensor_methods``), so this module imports nothing above backend.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ import heapq
 import itertools
 import threading
 
-from devgrad.backend import DeviceError
+import numpy as np
+
+from devgrad.backend import Device, DeviceError, default_device, device_of, is_device_array
+from devgrad.backend import device as resolve_device
 
 _mode = threading.local()
 # Creation order of graph nodes: a node is always created after the nodes of its inputs, so
@@ -103,30 +110,26 @@ class Function:
                         "devgrad never moves data implicitly: move one with .to(...)")
                 if arg.requires_grad:
                     requires = True
-                    nexts.append(arg._ctx if arg._ctx is not None else arg)
+                    nexts.append(arg.grad_fn if arg.grad_fn is not None else arg)
                 else:
                     nexts.append(None)
                 arrays.append(arg.data)
             else:
                 arrays.append(arg)
                 nexts.append(None)
-        ctx = object.__new__(cls)
-        ctx.device = dev
-        ctx.saved = None
-        if dev is not None and dev.index:  # a second GPU: run the kernels there
-            with dev.activate():
-                out = ctx.forward(*arrays, **params)
-        else:
-            out = ctx.forward(*arrays, **params)
+        node = object.__new__(cls)
+        node.device = dev
+        node.saved = None
+        out = node.forward(*arrays, **params) if dev is None else dev.run(node.forward, *arrays, **params)
         if not requires or not getattr(_mode, "enabled", True):
-            return Tensor._make(out, ctx.device)
-        ctx.next = tuple(nexts)
-        ctx.seq = next(_sequence)
-        ctx.inputs = args if cls.save_inputs else None
-        ctx.out_data = out if cls.save_output else None
-        ctx.shape = out.shape
-        ctx.released = False
-        return Tensor._make(out, ctx.device, ctx)
+            return Tensor._make(out, dev)
+        node.next = tuple(nexts)
+        node.seq = next(_sequence)
+        node.inputs = args if cls.save_inputs else None
+        node.out_data = out if cls.save_output else None
+        node.shape = out.shape
+        node.released = False
+        return Tensor._make(out, dev, node)
 
     def forward(self, *arrays, **params):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement forward")
@@ -189,10 +192,10 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
         g = _root_grad(out, given)
         if fast:
             g = g.data
-        if out._ctx is None:
+        if out.grad_fn is None:
             _accumulate(leaf_grads, id(out), (out, g))
         else:
-            node = out._ctx
+            node = out.grad_fn
             if node in node_grads:
                 node_grads[node] = node_grads[node] + g
             else:
@@ -201,7 +204,7 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
 
     wanted = None
     if inputs is not None:
-        wanted = {id(t._ctx): None for t in inputs if t._ctx is not None}
+        wanted = {id(t.grad_fn): None for t in inputs if t.grad_fn is not None}
 
     prev_mode = is_grad_enabled()
     _mode.enabled = create_graph
@@ -216,11 +219,7 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
                     f"backward through {node.name} a second time: its saved values were freed by the "
                     "first backward. Pass retain_graph=True to the first backward() (or dg.grad) "
                     "to keep them.")
-            if node.device.index:  # a second GPU: run the kernels there
-                with node.device.activate():
-                    in_grads = _node_backward(node, g, fast)
-            else:
-                in_grads = _node_backward(node, g, fast)
+            in_grads = node.device.run(_node_backward, node, g, fast)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
             if not retain_graph:
@@ -254,12 +253,12 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
         return None
     if fast:
         leaf_grads = {k: (leaf, _wrap_owned(g, leaf.device)) for k, (leaf, g) in leaf_grads.items()}
-        devices = {id(t._ctx): t.device for t in inputs if t._ctx is not None}
+        devices = {id(t.grad_fn): t.device for t in inputs if t.grad_fn is not None}
         wanted = {k: None if g is None else _wrap_owned(g, devices[k]) for k, g in wanted.items()}
     result = []
     for t in inputs:
-        if t._ctx is not None:
-            result.append(wanted.get(id(t._ctx)))
+        if t.grad_fn is not None:
+            result.append(wanted.get(id(t.grad_fn)))
         else:
             entry = leaf_grads.get(id(t))
             result.append(None if entry is None else entry[1])
@@ -368,4 +367,282 @@ def grad(outputs, inputs, grad_outputs=None, *, retain_graph=None, create_graph=
     return tuple(result)
 
 
-from devgrad.tensor import Tensor  # noqa: E402 - Tensor builds on Function; bound after it exists
+# -- Tensor --------------------------------------------------------------------------------
+
+DEFAULT_FLOAT = np.float32
+
+_DTYPE_ALIASES = {
+    "float": np.float32, "float32": np.float32, "float64": np.float64, "double": np.float64,
+    "float16": np.float16, "half": np.float16, "int": np.int64, "int64": np.int64,
+    "int32": np.int32, "long": np.int64, "bool": np.bool_, "uint8": np.uint8,
+}
+
+
+def as_dtype(dtype) -> np.dtype | None:
+    """Normalise a dtype given as a string, NumPy type or dtype (None stays None)."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, str):
+        key = dtype.strip().lower()
+        if key not in _DTYPE_ALIASES:
+            raise TypeError(f"unknown dtype {dtype!r}: use one of {', '.join(sorted(_DTYPE_ALIASES))}")
+        return np.dtype(_DTYPE_ALIASES[key])
+    return np.dtype(dtype)
+
+
+class Tensor:
+    """An n-dimensional array on a device (NumPy on CPU, CuPy on CUDA) that records its graph.
+
+    Create one with ``dg.tensor(data, requires_grad=..., device=..., dtype=...)``. ``grad_fn``
+    is the graph node (a ``Function``) that produced it, None for leaves and constants.
+    """
+
+    __slots__ = ("data", "device", "requires_grad", "grad", "grad_fn", "name", "__weakref__")
+
+    # Make ``ndarray * Tensor`` call Tensor.__rmul__ instead of NumPy broadcasting over it.
+    __array_priority__ = 1000
+    __array_ufunc__ = None
+
+    def __init__(self, data, requires_grad: bool = False, device=None, dtype=None, name: str | None = None):
+        dev, array = _to_array(data, device, dtype)
+        self.data = array
+        self.device = dev
+        self.grad = None
+        self.grad_fn = None
+        self.name = name
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _make(cls, data, device: Device, grad_fn=None):
+        """Internal fast constructor: wraps an array of ``device`` without checks; ``grad_fn`` is
+        the node that produced it (None for a constant)."""
+        t = object.__new__(cls)
+        t.data = data
+        t.device = device
+        t.grad = None
+        t.grad_fn = grad_fn
+        t.name = None
+        t.requires_grad = grad_fn is not None
+        return t
+
+    # -- properties ----------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors created by the user rather than by an op on graph tensors."""
+        return self.grad_fn is None
+
+    @property
+    def T(self) -> Tensor:  # noqa: N802 - NumPy's name
+        return self.transpose()
+
+    @property
+    def xp(self):
+        """The array module of this tensor's device (numpy or cupy)."""
+        return self.device.xp
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Mark a leaf tensor as needing gradients (in place); returns self."""
+        if self.grad_fn is not None and not requires_grad:
+            raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use .detach() instead")
+        if requires_grad and self.data.dtype.kind not in "fc":
+            raise TypeError(f"only floating-point tensors can require grad, this one is {self.data.dtype}; "
+                            "create it with dtype='float32' (or float64)")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    # -- data movement -------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        """A host NumPy copy of the data, from any device (never a view of graph memory)."""
+        return np.array(self.device.to_host(self.data), copy=True)
+
+    def item(self):
+        """The single value of a one-element tensor as a Python number (syncs on a GPU)."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+        return self.device.to_host(self.data).item()
+
+    def tolist(self):
+        return self.device.to_host(self.data).tolist()
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self, index: int = 0) -> Tensor:
+        return self.to(f"cuda:{index}")
+
+    def detach(self) -> Tensor:
+        """A tensor sharing this one's data, cut from the graph (requires_grad=False)."""
+        return Tensor._make(self.data, self.device)
+
+    def clone(self) -> Tensor:
+        """A copy of the data, still connected to the graph."""
+        return self * 1
+
+    def float(self) -> Tensor:
+        return self.astype(np.float32)
+
+    def double(self) -> Tensor:
+        return self.astype(np.float64)
+
+    # -- autograd ------------------------------------------------------------------------
+    def backward(self, grad=None, retain_graph: bool | None = None, create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf that requires grad.
+
+        ``grad`` may be omitted for one-element tensors. The graph's saved values are freed
+        afterwards unless ``retain_graph=True`` (default: the value of ``create_graph``).
+        """
+        run_backward([self], [grad], retain_graph=retain_graph, create_graph=create_graph)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # -- Python protocol -----------------------------------------------------------------
+    def __repr__(self) -> str:
+        body = np.array2string(self.device.to_host(self.data), separator=", ", precision=4,
+                               prefix="tensor(")
+        extras = []
+        if not self.device.is_host:
+            extras.append(f"device='{self.device}'")
+        if self.dtype != DEFAULT_FLOAT and self.dtype.kind == "f":
+            extras.append(f"dtype={self.dtype}")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn={self.grad_fn.name}")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + ", ".join([body, *extras]) + ")"
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
+                             "use .any() or .all()")
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.dtype.kind not in "iu" or self.size != 1:
+            raise TypeError("only one-element integer tensors can be used as an index")
+        return int(self.item())
+
+    def __array__(self, dtype=None, copy=None):
+        if not self.device.is_host:
+            raise DeviceError(f"a tensor on {self.device} cannot turn into a NumPy array implicitly; "
+                              "call .numpy() to copy it to the host")
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def _inplace(self, other, name: str, fallback):
+        """``x op= y``: in place on the data when no graph is being recorded, else out of place.
+
+        In place is what gradient descent needs (``with dg.no_grad(): w -= lr * w.grad``).
+        While a graph is recorded, ``x += y`` rebinds ``x`` to a new tensor instead, so no
+        value saved for backward is ever overwritten.
+        """
+        recording = is_grad_enabled() and (
+            self.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
+        if recording:
+            return fallback(self, other)
+        if isinstance(other, Tensor):
+            if other.device is not self.device:
+                raise DeviceError(f"{name}: tensors are on different devices, {self.device} and {other.device}")
+            other = other.data
+        elif isinstance(other, np.generic):
+            other = other.item()
+        getattr(self.data, name)(other)
+        return self
+
+    def __iadd__(self, other):
+        return self._inplace(other, "__iadd__", Tensor.__add__)
+
+    def __isub__(self, other):
+        return self._inplace(other, "__isub__", Tensor.__sub__)
+
+    def __imul__(self, other):
+        return self._inplace(other, "__imul__", Tensor.__mul__)
+
+    def __itruediv__(self, other):
+        return self._inplace(other, "__itruediv__", Tensor.__truediv__)
+
+    __hash__ = object.__hash__
+
+    # Operators and the methods that are ops (``+``, ``.sum()``, ``.to()``, ``x[i] = v`` ...) are
+    # registered by devgrad.ops through ``register_tensor_methods``: see the bottom of
+    # devgrad/ops/__init__.py.
+
+
+def register_tensor_methods(methods: dict) -> None:
+    """Make each op function of ``methods`` (name -> function) a method of Tensor.
+
+    The op layer calls this once at import: Tensor's operators are its op functions, and
+    this keeps core free of any import of ops.
+    """
+    for name, fn in methods.items():
+        setattr(Tensor, name, fn)
+
+def _to_array(data, device, dtype):
+    """Turn user data into (Device, array) following devgrad's dtype rules."""
+    dt = as_dtype(dtype)
+    if isinstance(data, Tensor):
+        dev = resolve_device(device) if device is not None else data.device
+        array = dev.put(data.data)
+        array = array.astype(dt) if dt is not None and array.dtype != dt else array.copy()
+        return dev, array
+    if is_device_array(data) and not isinstance(data, np.ndarray):
+        src = device_of(data)
+        dev = resolve_device(device) if device is not None else src
+        array = dev.put(data)
+        return dev, (array.astype(dt) if dt is not None else array.copy())
+    dev = resolve_device(device) if device is not None else default_device()
+    if isinstance(data, np.ndarray | np.generic):
+        host = np.asarray(data, dtype=dt)
+    else:
+        host = np.asarray(data)
+        if dt is not None:
+            host = host.astype(dt)
+        elif host.dtype.kind == "f":
+            host = host.astype(DEFAULT_FLOAT)
+        elif host.dtype.kind not in "biuc":
+            raise TypeError(f"cannot make a tensor from {type(data).__name__} (dtype {host.dtype})")
+    if host.dtype.kind == "O":
+        raise TypeError(f"cannot make a tensor from {type(data).__name__}: it is not numeric")
+    array = dev.put(host)
+    return dev, (array.copy() if array is data else array)  # never share memory with the caller's array
+
+
+def tensor(data, requires_grad: bool = False, device=None, dtype=None, name: str | None = None) -> Tensor:
+    """Create a tensor from data (nested lists, scalars, NumPy/CuPy arrays or a Tensor).
+
+    Python floats become float32 (the default dtype); NumPy arrays keep their dtype;
+    ``device`` is 'auto', 'cpu', 'cuda', 'cuda:N' or a Device (default: ``dg.default_device()``).
+    """
+    return Tensor(data, requires_grad=requires_grad, device=device, dtype=dtype, name=name)

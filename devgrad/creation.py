@@ -1,0 +1,81 @@
+"""Creating tensors: zeros, ones, full, arange, eye and their ``*_like`` forms."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from devgrad.backend import default_device
+from devgrad.backend import device as resolve_device
+from devgrad.core import DEFAULT_FLOAT, Tensor, as_dtype
+
+
+def shape_from_args(args: tuple) -> tuple:
+    """``f(2, 3)`` and ``f((2, 3))`` both mean shape (2, 3)."""
+    if len(args) == 1 and isinstance(args[0], tuple | list):
+        return tuple(args[0])
+    return tuple(args)
+
+
+def _creation_args(shape, device, dtype):
+    shape = shape_from_args(shape)
+    for s in shape:
+        if not isinstance(s, numbers.Integral) or s < 0:
+            raise ValueError(f"shape must be non-negative integers, got {shape}")
+    dev = resolve_device(device) if device is not None else default_device()
+    return tuple(int(s) for s in shape), dev, as_dtype(dtype) or np.dtype(DEFAULT_FLOAT)
+
+
+def zeros(*shape, device=None, dtype=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros: ``dg.zeros(2, 3)`` or ``dg.zeros((2, 3))``."""
+    shape, dev, dt = _creation_args(shape, device, dtype)
+    with dev.activate():
+        data = dev.xp.zeros(shape, dtype=dt)
+    return Tensor._make(data, dev).requires_grad_(requires_grad)
+
+
+def ones(*shape, device=None, dtype=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones."""
+    shape, dev, dt = _creation_args(shape, device, dtype)
+    with dev.activate():
+        data = dev.xp.ones(shape, dtype=dt)
+    return Tensor._make(data, dev).requires_grad_(requires_grad)
+
+
+def full(shape, fill_value, device=None, dtype=None, requires_grad: bool = False) -> Tensor:
+    """A tensor filled with ``fill_value``."""
+    shape, dev, dt = _creation_args((shape,), device, dtype)
+    with dev.activate():
+        data = dev.xp.full(shape, fill_value, dtype=dt)
+    return Tensor._make(data, dev).requires_grad_(requires_grad)
+
+
+def arange(start, stop=None, step=1, device=None, dtype=None) -> Tensor:
+    """Evenly spaced values like ``numpy.arange`` (int64 for integer arguments)."""
+    dev = resolve_device(device) if device is not None else default_device()
+    host = np.arange(start, stop, step) if stop is not None else np.arange(start)
+    dt = as_dtype(dtype)
+    if dt is None and host.dtype.kind == "f":
+        dt = np.dtype(DEFAULT_FLOAT)
+    return Tensor._make(dev.put(host.astype(dt) if dt is not None else host), dev)
+
+
+def eye(n: int, m: int | None = None, device=None, dtype=None) -> Tensor:
+    """The identity matrix."""
+    (n_, m_), dev, dt = _creation_args((n, n if m is None else m), device, dtype)
+    with dev.activate():
+        return Tensor._make(dev.xp.eye(n_, m_, dtype=dt), dev)
+
+
+def zeros_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return zeros(t.shape, device=device or t.device, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def ones_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return ones(t.shape, device=device or t.device, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def full_like(t: Tensor, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return full(t.shape, fill_value, device=device or t.device, dtype=dtype or t.dtype,
+                requires_grad=requires_grad)

@@ -13,7 +13,13 @@ import sys
 import numpy as np
 
 import devgrad
+from devgrad import bench
 from devgrad.backend import DeviceError, cuda_available, cuda_unavailable_reason, cupy_version
+from devgrad.data.files import DataError
+from devgrad.experiment import commands, spec
+from devgrad.experiment.errors import RunError
+from devgrad.experiment.spec import SpecError
+from devgrad.io import UnsafeFileError
 
 EXIT_USER_ERROR = 2
 
@@ -46,26 +52,20 @@ def _info(args) -> int:
 
 
 def _run(args) -> int:
-    from devgrad.experiment import runner, spec
-
     if args.print_config:
         overrides = [*args.set, f"device={args.device}"] if args.device else args.set
         print(spec.to_yaml(spec.resolve(args.spec, overrides)), end="")
         return 0
-    result = runner.run(args.spec, overrides=args.set, out=args.out, device=args.device, quiet=args.quiet)
+    result = commands.run(args.spec, overrides=args.set, out=args.out, device=args.device, quiet=args.quiet)
     return 0 if result.status == "completed" else 1
 
 
 def _resume(args) -> int:
-    from devgrad.experiment import runner
-
-    result = runner.resume(args.run_dir, device=args.device, quiet=args.quiet)
+    result = commands.resume(args.run_dir, device=args.device, quiet=args.quiet)
     return 0 if result.status == "completed" else 1
 
 
 def _validate(args) -> int:
-    from devgrad.experiment import spec
-
     resolved = spec.resolve(args.spec, args.set)
     print(f"{args.spec}: valid ({resolved['name']}: {resolved['data']['source']} data, "
           f"hidden {resolved['model']['hidden']}, {resolved['optimizer']['name']}, "
@@ -74,15 +74,11 @@ def _validate(args) -> int:
 
 
 def _plot(args) -> int:
-    from devgrad.experiment import report
-
-    report.redraw(args.run_dir)
+    commands.redraw(args.run_dir)
     return 0
 
 
 def _bench(args) -> int:
-    from devgrad import bench
-
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in configs if c not in bench.CONFIGS]
     if unknown:
@@ -155,11 +151,6 @@ def main(argv=None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_USER_ERROR
-    from devgrad.data.files import DataError
-    from devgrad.experiment.runner import RunError
-    from devgrad.experiment.spec import SpecError
-    from devgrad.io import UnsafeFileError
-
     try:
         return int(args.func(args) or 0)
     except (UserError, SpecError, DataError, RunError, DeviceError, UnsafeFileError) as exc:

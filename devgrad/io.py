@@ -10,6 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from devgrad.backend import default_device
+from devgrad.backend import device as resolve_device
+from devgrad.core import Tensor
+
 
 def atomic_write(path, payload: bytes) -> Path:
     """Write ``payload`` to ``path`` via a temp file in the same folder, fsync, then rename."""
@@ -58,8 +62,6 @@ class UnsafeFileError(ValueError):
 
 def _encode(value, arrays: dict, path: str):
     """JSON skeleton of ``value``; arrays go into ``arrays`` under dotted keys."""
-    from devgrad.core import Tensor
-
     if isinstance(value, Tensor):
         arrays[path] = value.device.to_host(value.data)
         return {"__array__": path}
@@ -124,10 +126,6 @@ def load(path, device=None):
     Files holding pickled objects are refused (they can run arbitrary code). A plain
     ``.npz`` without devgrad's layout loads as a nested dict split on the dots of its keys.
     """
-    from devgrad.backend import default_device
-    from devgrad.backend import device as resolve_device
-    from devgrad.core import Tensor
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"load: no such file: {path}")

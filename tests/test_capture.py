@@ -13,7 +13,7 @@ import pytest
 import devgrad as dg
 from devgrad import nn, optim
 from devgrad.capture import CapturedStep
-from devgrad.experiment import runner
+from devgrad.experiment import commands
 from devgrad.nn import functional as F
 from devgrad.core import Tensor
 
@@ -105,8 +105,8 @@ def test_runner_cuda_graph_gives_the_eager_results(device, tmp_path, capsys):
             "model": {"hidden": [8], "activation": "tanh"}, "optimizer": {"name": "adam", "lr": 0.05},
             "schedule": {"name": "step", "step_size": 1, "gamma": 0.7},
             "train": {"epochs": 3, "batch_size": 64, "clip_grad_norm": 5.0}}
-    eager = runner.run(spec, out=tmp_path / "eager", quiet=True)
-    graphed = runner.run(spec, overrides=["train.cuda_graph=true"], out=tmp_path / "graph", quiet=True)
+    eager = commands.run(spec, out=tmp_path / "eager", quiet=True)
+    graphed = commands.run(spec, overrides=["train.cuda_graph=true"], out=tmp_path / "graph", quiet=True)
     err = capsys.readouterr().err
     report = graphed.summary["cuda_graph"]
     if device.supports_graphs:

@@ -148,7 +148,7 @@ BAD_SPECS = [
     ("wrong type", "data: {source: triangle}\ntrain: {epochs: ten}\n",
      ["train.epochs (line 2): must be of type integer, got str 'ten'"]),
     ("negative lr", "data: {source: triangle}\noptimizer: {name: sgd, lr: -0.1}\n",
-     ["optimizer.lr (line 2): must be > 0, got -0.1"]),
+     ["optimizer.lr (line 2): SGD: lr must be >= 0, got -0.1"]),
     ("split sum", "data:\n  source: triangle\n  split: {train: 0.8, val: 0.3, test: 0.1}\n",
      ["data.split (line 3): train + val + test must sum to 1, got 1.2"]),
     ("unknown activation", "data: {source: triangle}\nmodel: {activation: sigmoidd}\n",
@@ -463,12 +463,12 @@ def test_the_spec_from_the_issue_validates_and_means_what_it_says(tmp_path):
 
 
 def test_an_unexpected_error_marks_the_run_failed(tmp_path, monkeypatch):
-    from devgrad.experiment import runner
+    from devgrad.experiment import trainer
 
     def explode(self, epoch):
         raise MemoryError("out of device memory")
 
-    monkeypatch.setattr(runner.Trainer, "_train_epoch", explode)
+    monkeypatch.setattr(trainer.Trainer, "_train_epoch", explode)
     with pytest.raises(MemoryError):
         run(SMALL, out=tmp_path, quiet=True)
     run_dir = only_run_dir(tmp_path, "small")

@@ -210,19 +210,13 @@ def device(spec: str | Device | None = None) -> Device:
         return spec
     if not isinstance(spec, str):
         raise TypeError(f"device must be a string or Device, got {type(spec).__name__}; {DEVICE_HELP}")
-    text = spec.strip().lower()
-    if text == "auto":
+    kind, index = parse_device(spec)
+    if kind == "auto":
         if cuda_available():
             return _intern("cuda", 0)
         log.info("device 'auto': using the CPU because %s", cuda_unavailable_reason())
         return _intern("cpu", 0)
-    match = _SPEC.match(text)
-    if match is None:
-        raise ValueError(f"unknown device {spec!r}: {DEVICE_HELP}")
-    kind, index = match.group(1), int(match.group(2) or 0)
     if kind == "cpu":
-        if match.group(2) is not None and index != 0:
-            raise ValueError(f"unknown device {spec!r}: there is one CPU device, 'cpu'")
         return _intern("cpu", 0)
     if not cuda_available():
         raise DeviceError(f"device {spec!r} was requested but CUDA is not available: "
@@ -232,6 +226,23 @@ def device(spec: str | Device | None = None) -> Device:
         raise DeviceError(f"device {spec!r} does not exist: {count} CUDA device(s) found "
                           f"(cuda:0..cuda:{count - 1})")
     return _intern("cuda", index)
+
+
+def parse_device(spec: str) -> tuple[str, int]:
+    """The spelling of a device: 'auto', 'cpu', 'cuda', 'cuda:N' (and 'gpu', 'gpu:N') as
+    (kind, index), whatever this machine has; ValueError for anything else."""
+    text = spec.strip().lower()
+    if text == "auto":
+        return "auto", 0
+    match = _SPEC.match(text)
+    if match is None:
+        raise ValueError(f"unknown device {spec!r}: {DEVICE_HELP}")
+    kind, index = match.group(1), int(match.group(2) or 0)
+    if kind == "cpu":
+        if index != 0:
+            raise ValueError(f"unknown device {spec!r}: there is one CPU device, 'cpu'")
+        return "cpu", 0
+    return "cuda", index
 
 
 def devices() -> list[Device]:
@@ -302,6 +313,7 @@ __all__ = [
     "devices",
     "get_float32_matmul_precision",
     "is_device_array",
+    "parse_device",
     "set_default_device",
     "set_float32_matmul_precision",
 ]

@@ -23,7 +23,7 @@ from devgrad.backend.cupy_import import module
 
 def scatter_add(target, index, values) -> None:
     """target[index] += values, accumulating repeated indices (atomic adds on the GPU)."""
-    import cupyx
+    import cupyx  # noqa: PLC0415 - part of the optional CuPy, present when this runs
 
     cupyx.scatter_add(target, index, values)
 

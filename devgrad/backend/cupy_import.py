@@ -21,7 +21,7 @@ _state: dict = {}
 def _probe() -> dict:
     """Import CuPy and count devices once; remember the module or the reason it failed."""
     try:
-        import cupy
+        import cupy  # noqa: PLC0415 - optional dependency, imported on first use
     except ImportError as exc:
         return {"module": None, "count": 0, "version": None,
                 "reason": f"CuPy is not installed ({exc}); {INSTALL_HINT}"}

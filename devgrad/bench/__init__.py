@@ -228,7 +228,7 @@ def run(device="cpu", configs=("tiny", "small", "medium", "large"), repeat: int 
 
 def _import_torch():
     try:
-        import torch
+        import torch  # noqa: PLC0415 - optional: the PyTorch columns
     except ImportError:
         return None
     return torch

@@ -28,6 +28,14 @@ class Splits:
     def n_features(self) -> int:
         return self.X_train.shape[1]
 
+    def all_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every split's points in the data's own (unstandardised) coordinates, and their labels."""
+        X = np.concatenate([self.X_train, self.X_val, self.X_test])
+        y = np.concatenate([self.y_train, self.y_val, self.y_test])
+        if self.mean is not None:
+            X = X * self.std + self.mean
+        return X, y
+
     def standardize_input(self, X: np.ndarray) -> np.ndarray:
         """Apply the train-set scaling to new raw inputs (e.g. a plot grid)."""
         if self.mean is None:

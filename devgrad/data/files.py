@@ -118,7 +118,7 @@ def read_idx_pair(images, labels):
 def load_sklearn(name: str):
     """A scikit-learn toy dataset (bundled with scikit-learn, nothing is downloaded)."""
     try:
-        from sklearn import datasets
+        from sklearn import datasets  # noqa: PLC0415 - optional dependency (the sklearn extra)
     except ImportError:
         raise DataError(f"data.source sklearn:{name} needs scikit-learn: pip install 'devgrad[sklearn]' "
                         "(or pip install scikit-learn)") from None

@@ -1,6 +1,14 @@
-"""Experiments: specs, the runner, checkpoints and reports."""
+"""Experiments: specs, the trainer, run folders, checkpoints, reports, and the run/resume commands.
 
-from devgrad.experiment.runner import RunError, RunResult, resume, run
+Modules, in the order they build on each other: ``schema`` (generic YAML schema engine),
+``spec`` (devgrad's spec), ``task`` (labels, outputs, loss), ``build`` (model, optimizer,
+schedule), ``checkpoint``, ``console``, ``rundir``, ``trainer``, ``report`` (plots),
+``commands`` (run, resume, redraw).
+"""
+
+from devgrad.experiment.commands import redraw, resume, run
+from devgrad.experiment.errors import RunError
+from devgrad.experiment.rundir import RunResult
 from devgrad.experiment.spec import SpecError, resolve
 
-__all__ = ["RunError", "RunResult", "SpecError", "resolve", "resume", "run"]
+__all__ = ["RunError", "RunResult", "SpecError", "redraw", "resolve", "resume", "run"]

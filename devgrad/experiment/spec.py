@@ -1,59 +1,72 @@
-"""Experiment specs: the schema, YAML loading with line numbers, validation and overrides.
+"""devgrad's experiment spec: its keys, its vocabulary and its checks (``resolve``).
 
-A spec is validated completely before anything runs; every problem is reported at once
-with its key path, its line in the YAML file and how to fix it.
+The generic machinery — YAML with line numbers, the validator, overrides — is
+``devgrad.experiment.schema``. The vocabulary is not written here: activation and init
+names come from ``devgrad.nn``, loss names from ``devgrad.nn.functional.LOSSES``, optimizer
+and schedule names from ``devgrad.optim``, and each optimizer's and schedule's options with
+their defaults from its constructor's signature; an option's value is then checked by
+building the object, so its own validation is the spec's.
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
-import math
-from dataclasses import dataclass, field
+import inspect
 from pathlib import Path
-from typing import Any
 
-import yaml
-
+from devgrad import nn, optim
+from devgrad.backend import parse_device
+from devgrad.core import Tensor
 from devgrad.data.synthetic import GENERATORS
+from devgrad.experiment.schema import (
+    NUM, REQUIRED, Field, Loaded, SpecError, Validator, apply_overrides, did_you_mean, is_kind, like_default,
+    load_yaml, options_of, to_yaml,
+)
+from devgrad.nn import functional as F
 
-REQUIRED = object()
+__all__ = ["SCHEMA", "SpecError", "resolve", "to_yaml", "validate"]
 
 SYNTHETIC = tuple(GENERATORS)
 FILE_SOURCES = ("csv", "npz", "idx")
 SKLEARN = ("digits", "iris", "breast_cancer", "wine")
-ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "softplus", "identity")
-INITS = ("default", "zeros", "normal", "uniform", "xavier_uniform", "xavier_normal", "glorot_uniform",
-         "glorot_normal", "kaiming_uniform", "kaiming_normal", "he_uniform", "he_normal")
-LOSSES = ("auto", "bce", "logistic", "cross_entropy", "mse", "hinge")
-OPTIMIZER_OPTIONS = {
-    "sgd": {"lr": 0.01, "momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0},
-    "adam": {"lr": 0.001, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False},
-    "adamw": {"lr": 0.001, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.01, "amsgrad": False},
-    "rmsprop": {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0, "centered": False},
-    "adagrad": {"lr": 0.01, "lr_decay": 0.0, "weight_decay": 0.0, "eps": 1e-10, "initial_accumulator_value": 0.0},
-}
-SCHEDULE_OPTIONS = {
-    "none": {},
-    "step": {"step_size": 30, "gamma": 0.1},
-    "exponential": {"gamma": 0.95},
-    "cosine": {"eta_min": 0.0, "t_max": None},
-    "linear": {"start_factor": 1.0, "end_factor": 0.0, "total_epochs": None},
-}
+ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "softplus", "identity")  # elementwise, hidden-layer ones
+assert set(ACTIVATIONS) <= set(nn.ACTIVATIONS)
+INITS = tuple(nn.init.INITIALIZERS)
+LOSSES = ("auto", *F.LOSSES)
 MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
 METRICS = ("accuracy",)
+NAME_BLOCKS = ("loss", "optimizer", "schedule")  # written as a bare name or as {name: ..., options}
+
+# What a spec does not take from a constructor: what the runner passes itself, and maximize
+# (a run minimises its loss).
+OPTIMIZER_SKIP = ("params", "capturable", "maximize")
+SCHEDULE_SKIP = ("optimizer", "last_epoch")
+# A schedule in a run: None means "the run's length" (its epochs after warm-up), and a linear
+# schedule decays to 0 over the run unless told otherwise (the class's defaults are PyTorch's).
+SCHEDULE_RUN_DEFAULTS = {"cosine": {"t_max": None},
+                         "linear": {"start_factor": 1.0, "end_factor": 0.0, "total_iters": None}}
+# Other spellings users write for an option, kept working: name -> {alias: option}.
+SCHEDULE_ALIASES = {"cosine": {"T_max": "t_max"}, "linear": {"total_epochs": "total_iters"}}
+RUN_LENGTH = object()  # stands for "the run's length" while checking a schedule's options
 
 
-@dataclass
-class Field:
-    """One key of the schema: its type(s), default, allowed values and a check."""
+def optimizer_options(name: str) -> dict:
+    """Option -> default of optimizer ``name``, from its constructor."""
+    return options_of(optim.OPTIMIZERS[name], OPTIMIZER_SKIP)
 
-    kinds: tuple
-    default: Any = REQUIRED
-    choices: tuple | None = None
-    check: Any = None          # value -> error message or None
-    doc: str = ""
-    nullable: bool = False
+
+def schedule_options(name: str) -> dict:
+    """Option -> default of schedule ``name`` in a spec (its constructor's, then the run defaults)."""
+    options = options_of(optim.SCHEDULES[name], SCHEDULE_SKIP)
+    options.update(SCHEDULE_RUN_DEFAULTS.get(name, {}))
+    options["warmup_epochs"] = 0
+    return options
+
+
+def loss_options() -> dict:
+    """The loss block's options, with the defaults of the loss functions that take them."""
+    return {"label_smoothing": inspect.signature(F.cross_entropy).parameters["label_smoothing"].default,
+            "pos_weight": inspect.signature(F.binary_cross_entropy_with_logits).parameters["pos_weight"].default}
 
 
 def _positive(v):
@@ -78,7 +91,6 @@ def _split_fraction(v):
     return None if 0 <= v <= 1 else f"must be between 0 and 1, got {v}"
 
 
-NUM = (int, float)
 
 SCHEMA: dict = {
     "name": Field((str,), None, doc="run name (default: the spec file's name)", nullable=True),
@@ -139,257 +151,99 @@ SCHEMA: dict = {
 }
 
 
-class SpecError(Exception):
-    """A spec with problems; ``problems`` lists each one (path, line, message)."""
-
-    def __init__(self, problems: list[str], source: str = "spec"):
-        self.problems = problems
-        self.source = source
-        super().__init__(self._text())
-
-    def _text(self) -> str:
-        head = f"{self.source}: {len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
-        return head + "\n" + "\n".join(f"  - {p}" for p in self.problems)
-
-
-@dataclass
-class Loaded:
-    """A spec as read from YAML: the data, and the line of every key path."""
-
-    data: dict
-    lines: dict = field(default_factory=dict)
-    path: Path | None = None
-    overridden: set = field(default_factory=set)
-
-
-def _walk_nodes(node, prefix: tuple, lines: dict, problems: list, source: str) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: dict = {}
-        for key_node, value_node in node.value:
-            key = key_node.value
-            line = key_node.start_mark.line + 1
-            path = (*prefix, key)
-            if key in seen:
-                problems.append(f"{'.'.join(path)} (line {line}): duplicate key, first defined on line "
-                                f"{seen[key]}; keep one of them")
-            seen[key] = line
-            lines[path] = line
-            _walk_nodes(value_node, path, lines, problems, source)
-
-
-def load_yaml(path) -> Loaded:
-    """Read a spec file with the safe loader, recording key lines and rejecting duplicate keys."""
-    path = Path(path)
-    if not path.exists():
-        raise SpecError([f"file not found: {path} (check the path, relative to {Path.cwd()})"], str(path))
-    if path.is_dir():
-        raise SpecError([f"{path} is a folder, not a YAML spec file"], str(path))
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError([f"{path} is not UTF-8 text (byte {exc.start}): save the spec as UTF-8 YAML"],
-                        str(path)) from None
-    except OSError as exc:
-        raise SpecError([f"cannot read {path}: {exc.strerror or exc}"], str(path)) from None
-    return loads(text, source=str(path), path=path)
-
-
-def loads(text: str, source: str = "spec", path: Path | None = None) -> Loaded:
-    """Parse spec text (see ``load_yaml``)."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown place"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError([f"invalid YAML at {where}: {problem}"], source) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise SpecError([f"the spec must be a mapping of keys (name:, data:, model:, ...), got a "
-                         f"{type(data).__name__}"], source)
-    lines: dict = {}
-    problems: list = []
-    _walk_nodes(root, (), lines, problems, source)
-    if problems:
-        raise SpecError(problems, source)
-    return Loaded(data, lines, path)
-
-
-def _type_name(kinds) -> str:
-    names = {int: "integer", float: "number", str: "string", bool: "true/false", list: "list", dict: "mapping",
-             type(None): "null"}
-    return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))
-
-
-def _is_kind(value, kinds) -> bool:
-    if isinstance(value, bool):
-        return bool in kinds
-    if isinstance(value, int) and float in kinds:
-        return True
-    return isinstance(value, kinds)
-
-
-class _Validator:
-    def __init__(self, lines: dict, overridden: set = frozenset()):
-        self.lines = lines
-        self.overridden = overridden
-        self.problems: list[str] = []
-
-    def where(self, path: tuple) -> str:
-        dotted = ".".join(str(p) for p in path)
-        for cut in range(len(path), 0, -1):
-            if tuple(path[:cut]) in self.overridden:
-                return f"{dotted} (from --set)"
-            line = self.lines.get(tuple(path[:cut]))
-            if line is not None:
-                return f"{dotted} (line {line})"
-        return dotted
-
-    def add(self, path: tuple, message: str) -> None:
-        self.problems.append(f"{self.where(path)}: {message}")
-
-    def sorted_problems(self) -> list[str]:
-        """Problems in the order of their lines in the file (those without a line last)."""
-        import re
-
-        def line_of(text: str) -> int:
-            match = re.search(r"\(line (\d+)\)", text)
-            return int(match.group(1)) if match else 10**9
-
-        return sorted(self.problems, key=line_of)
-
-    def unknown(self, path: tuple, key, known) -> None:
-        close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(sorted(map(str, known)))}"
-        self.add((*path, key), f"unknown key{hint}")
-
-    def section(self, schema: dict, data, path: tuple) -> dict:
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            self.add(path, f"must be a mapping, got {type(data).__name__}")
-            data = {}
-        out = {}
-        for key in data:
-            if key not in schema:
-                self.unknown(path, key, schema)
-        for key, spec in schema.items():
-            value = data.get(key, REQUIRED)
-            if isinstance(spec, dict):
-                out[key] = self.section(spec, None if value is REQUIRED else value, (*path, key))
-                continue
-            out[key] = self.field(spec, value, (*path, key))
-        return out
-
-    def field(self, spec: Field, value, path: tuple):
-        if value is REQUIRED:
-            if spec.default is REQUIRED:
-                self.add(path, "is required")
-                return None
-            return copy.deepcopy(spec.default)
-        if value is None and spec.nullable:
-            return None
-        if not _is_kind(value, spec.kinds):
-            self.add(path, f"must be of type {_type_name(spec.kinds)}, got {type(value).__name__} {value!r}")
-            return copy.deepcopy(spec.default) if spec.default is not REQUIRED else None
-        if isinstance(value, float) and not math.isfinite(value):
-            self.add(path, f"must be a finite number, got {value}")
-        if spec.choices is not None and value not in spec.choices:
-            close = difflib.get_close_matches(str(value), spec.choices, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            self.add(path, f"unknown value {value!r}; choose one of {', '.join(spec.choices)}{hint}")
-        if spec.check is not None:
-            message = spec.check(value)
-            if message:
-                self.add(path, message)
-        return value
-
-
-def _like_default(value, default) -> bool:
-    """Is ``value`` of the kind of an option whose default is ``default``?"""
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, list):
-        return isinstance(value, list) and all(_is_kind(x, NUM) for x in value)
-    if default is None:  # optional number, e.g. cosine's t_max
-        return value is None or _is_kind(value, NUM)
-    return _is_kind(value, NUM)
-
-
-def _options(v: _Validator, raw, path: tuple, table: dict, kind: str) -> dict:
-    """Validate a {name: ..., option: ...} block against the per-name option table."""
+def _options(v: Validator, raw, path: tuple, table, kind: str, defaults_of, aliases=None) -> dict:
+    """A {name: ..., option: ...} block: the name from ``table``, the options and their defaults
+    from ``defaults_of(name)``; values of the wrong kind are reported here, the rest by the
+    class itself (see ``_check_by_building``)."""
     if isinstance(raw, str):
         raw = {"name": raw}
-    if raw is None:
-        raw = {"name": "none"}
     name = raw.get("name")
     if not isinstance(name, str):
         v.add((*path, "name"), f"is required: one of {', '.join(table)}")
         return {"name": next(iter(table))}
     key = name.lower()
     if key not in table:
-        close = difflib.get_close_matches(key, list(table), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        v.add((*path, "name"), f"unknown {kind} {name!r}; choose one of {', '.join(table)}{hint}")
+        v.add((*path, "name"), f"unknown {kind} {name!r}; choose one of {', '.join(table)}{did_you_mean(key, table)}")
         return {"name": key}
-    defaults = dict(table[key])
-    if kind == "schedule" and key != "none":
-        defaults["warmup_epochs"] = 0
+    defaults = defaults_of(key)
+    renamed = (aliases or {}).get(key, {})
     out = {"name": key}
     for opt, value in raw.items():
         if opt == "name":
             continue
+        opt = renamed.get(opt, opt)
         if opt not in defaults:
-            known = list(defaults) or ["(no options)"]
-            close = difflib.get_close_matches(opt, list(defaults), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; {key} takes: {', '.join(known)}"
+            hint = did_you_mean(opt, defaults) or f"; {key} takes: {', '.join(defaults) or '(no options)'}"
             v.add((*path, opt), f"unknown option for {kind} '{key}'{hint}")
             continue
-        if not _like_default(value, defaults[opt]):
+        if not like_default(value, defaults[opt]):
             v.add((*path, opt), f"must be like {defaults[opt]!r}, got {value!r}")
             continue
-        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0 and opt != "lr":
-            v.add((*path, opt), f"must be >= 0, got {value}")
         out[opt] = value
     for opt, default in defaults.items():
-        out.setdefault(opt, copy.deepcopy(default))
-    if kind == "optimizer" and out.get("lr", 1) <= 0:
-        v.add((*path, "lr"), f"must be > 0, got {out['lr']}")
-    if key in {"adam", "adamw"}:
-        betas = out["betas"]
-        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-            v.add((*path, "betas"), f"must be two numbers in [0, 1), got {betas}")
-    if key == "sgd" and out.get("nesterov") and (out["momentum"] <= 0 or out["dampening"] != 0):
-        v.add((*path, "nesterov"), "needs momentum > 0 and dampening 0")
+        if opt not in out:
+            if default is REQUIRED:
+                v.add((*path, opt), f"is required for {kind} '{key}'")
+            else:
+                out[opt] = copy.deepcopy(default)
     return out
 
 
-def _loss(v: _Validator, raw, path: tuple) -> dict:
+def _check_by_building(v: Validator, spec: dict) -> None:
+    """Let the optimizer and the schedule judge their own options: build them on a stand-in
+    parameter; whatever they refuse is reported at the option's key."""
+    if any(p.startswith(("optimizer", "schedule")) for p in v.problems):
+        return  # names or kinds already wrong: building would only repeat it
+    options = {k: (tuple(x) if isinstance(x, list) else x) for k, x in spec["optimizer"].items() if k != "name"}
+    try:
+        opt = optim.OPTIMIZERS[spec["optimizer"]["name"]]([Tensor([0.0], requires_grad=True)], **options)
+    except (ValueError, TypeError) as exc:
+        v.add(("optimizer", _named_option(str(exc), options)), str(exc))
+        return
+    schedule = dict(spec["schedule"])
+    name = schedule.pop("name")
+    if name == "none":
+        return
+    warmup = schedule.pop("warmup_epochs")
+    if not isinstance(warmup, int) or warmup < 0:
+        v.add(("schedule", "warmup_epochs"), f"must be a whole number >= 0, got {warmup!r}")
+    options = {k: (max(spec["train"]["epochs"] - (warmup or 0), 1) if x is None else x) for k, x in schedule.items()}
+    try:
+        optim.SCHEDULES[name](opt, **options)
+    except (ValueError, TypeError) as exc:
+        v.add(("schedule", _named_option(str(exc), options)), str(exc))
+
+
+def _named_option(message: str, options: dict) -> str:
+    """The option an error message is about (the first option name it mentions), else 'name'."""
+    for opt in sorted(options, key=len, reverse=True):
+        if opt in message:
+            return opt
+    return "name"
+
+
+def _loss(v: Validator, raw, path: tuple) -> dict:
     if isinstance(raw, str):
         raw = {"name": raw}
-    out = {"name": "auto", "label_smoothing": 0.0, "pos_weight": None}
+    out = {"name": "auto", **loss_options()}
     for key, value in raw.items():
         if key not in out:
             v.unknown(path, key, out)
             continue
         out[key] = value
     if out["name"] not in LOSSES:
-        close = difflib.get_close_matches(str(out["name"]), LOSSES, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
         v.add((*path, "name") if "name" in raw and len(raw) > 1 else path,
-              f"unknown loss {out['name']!r}; choose one of {', '.join(LOSSES)}{hint}")
-    if not _is_kind(out["label_smoothing"], NUM) or not 0 <= out["label_smoothing"] < 1:
+              f"unknown loss {out['name']!r}; choose one of {', '.join(LOSSES)}{did_you_mean(out['name'], LOSSES)}")
+    if not is_kind(out["label_smoothing"], NUM) or not 0 <= out["label_smoothing"] < 1:
         v.add((*path, "label_smoothing"), f"must be in [0, 1), got {out['label_smoothing']!r}")
-    if out["pos_weight"] is not None and (not _is_kind(out["pos_weight"], NUM) or out["pos_weight"] <= 0):
+    if out["pos_weight"] is not None and (not is_kind(out["pos_weight"], NUM) or out["pos_weight"] <= 0):
         v.add((*path, "pos_weight"), f"must be a positive number, got {out['pos_weight']!r}")
     return out
 
 
 def validate(loaded: Loaded, source: str = "spec", check_files: bool = True) -> dict:
     """The resolved spec (defaults filled in), or SpecError listing every problem."""
-    v = _Validator(loaded.lines, loaded.overridden)
+    v = Validator(loaded.lines, loaded.overridden)
     raw = _early_stopping_shorthand(loaded.data)
     top = {k: s for k, s in SCHEMA.items() if k not in ("loss", "optimizer", "schedule")}
     for key in raw:
@@ -398,9 +252,10 @@ def validate(loaded: Loaded, source: str = "spec", check_files: bool = True) -> 
     spec = v.section(top, {k: raw[k] for k in raw if k in top}, ())
     spec["loss"] = _loss(v, _block(v, raw, "loss", "auto"), ("loss",))
     spec["optimizer"] = _options(v, _block(v, raw, "optimizer", {"name": "adam"}), ("optimizer",),
-                                 OPTIMIZER_OPTIONS, "optimizer")
+                                 optim.OPTIMIZERS, "optimizer", optimizer_options)
     spec["schedule"] = _options(v, _block(v, raw, "schedule", {"name": "none"}), ("schedule",),
-                                SCHEDULE_OPTIONS, "schedule")
+                                {"none": None, **optim.SCHEDULES}, "schedule",
+                                lambda name: {} if name == "none" else schedule_options(name), SCHEDULE_ALIASES)
     if spec["name"] is None:
         spec["name"] = loaded.path.stem if loaded.path else "experiment"
     _check_name(v, spec["name"])
@@ -408,6 +263,7 @@ def validate(loaded: Loaded, source: str = "spec", check_files: bool = True) -> 
     _check_data(v, spec["data"], loaded.path, check_files)
     _check_metrics(v, spec["metrics"])
     _check_cuda_graph(v, spec)
+    _check_by_building(v, spec)
     if v.problems:
         raise SpecError(v.sorted_problems(), source)
     return {key: spec[key] for key in SCHEMA}
@@ -429,7 +285,7 @@ def _early_stopping_shorthand(raw: dict) -> dict:
     return {**raw, "train": {**train, "early_stopping": block}}
 
 
-def _block(v: _Validator, raw: dict, key: str, default):
+def _block(v: Validator, raw: dict, key: str, default):
     """A block given as a bare name or a {name: ..., options} mapping."""
     value = raw.get(key, default)
     if value is None:
@@ -440,7 +296,7 @@ def _block(v: _Validator, raw: dict, key: str, default):
     return value
 
 
-def _check_cuda_graph(v: _Validator, spec: dict) -> None:
+def _check_cuda_graph(v: Validator, spec: dict) -> None:
     dropout = spec["model"]["dropout"]
     if spec["train"]["cuda_graph"] and isinstance(dropout, int | float) and dropout > 0:
         v.add(("train", "cuda_graph"), f"cannot be used with model.dropout = {dropout}: a captured step would "
@@ -448,19 +304,19 @@ def _check_cuda_graph(v: _Validator, spec: dict) -> None:
                                        "train.cuda_graph: false")
 
 
-def _check_name(v: _Validator, name: str) -> None:
+def _check_name(v: Validator, name: str) -> None:
     if not name or any(c in name for c in "/\\") or name in (".", ".."):
         v.add(("name",), f"must be a plain folder name (no slashes), got {name!r}")
 
 
-def _check_device(v: _Validator, device: str) -> None:
-    import re
+def _check_device(v: Validator, device: str) -> None:
+    try:
+        parse_device(device)  # the backend's own parser: the spelling only, whatever this machine has
+    except ValueError as exc:
+        v.add(("device",), str(exc))
 
-    if not re.fullmatch(r"(auto|cpu|cuda(:\d+)?)", device.strip().lower()):
-        v.add(("device",), f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
 
-
-def _check_data(v: _Validator, data: dict, spec_path: Path | None, check_files: bool) -> None:
+def _check_data(v: Validator, data: dict, spec_path: Path | None, check_files: bool) -> None:
     source = data.get("source")
     if source is None:
         return
@@ -468,10 +324,9 @@ def _check_data(v: _Validator, data: dict, spec_path: Path | None, check_files: 
     if source.startswith("sklearn:"):
         name = source.split(":", 1)[1]
         if name not in SKLEARN:
-            close = difflib.get_close_matches(name, SKLEARN, n=1)
-            hint = f"; did you mean 'sklearn:{close[0]}'?" if close else ""
             v.add(("data", "source"), f"unknown scikit-learn dataset {name!r}; choose one of "
-                                      f"{', '.join('sklearn:' + s for s in SKLEARN)}{hint}")
+                                      f"{', '.join('sklearn:' + s for s in SKLEARN)}"
+                                      f"{did_you_mean('sklearn:' + name, ['sklearn:' + s for s in SKLEARN])}")
     elif source in FILE_SOURCES:
         needed = {"csv": ("path", "target"), "npz": ("path",), "idx": ("images", "labels")}[source]
         for key in needed:
@@ -483,9 +338,8 @@ def _check_data(v: _Validator, data: dict, spec_path: Path | None, check_files: 
                     v.add(("data", key), f"file not found: {file} (paths are relative to the spec file's folder)")
     elif source not in SYNTHETIC:
         options = [*SYNTHETIC, *FILE_SOURCES, "sklearn:<name>"]
-        close = difflib.get_close_matches(source, [*SYNTHETIC, *FILE_SOURCES], n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        v.add(("data", "source"), f"unknown dataset {source!r}; choose one of {', '.join(options)}{hint}")
+        v.add(("data", "source"), f"unknown dataset {source!r}; choose one of {', '.join(options)}"
+                                  f"{did_you_mean(source, [*SYNTHETIC, *FILE_SOURCES])}")
     split = data["split"]
     total = sum(split.values())
     if abs(total - 1.0) > 1e-6:
@@ -494,57 +348,11 @@ def _check_data(v: _Validator, data: dict, spec_path: Path | None, check_files: 
         v.add(("data", "split", "train"), "must be > 0")
 
 
-def _check_metrics(v: _Validator, metrics: list) -> None:
+def _check_metrics(v: Validator, metrics: list) -> None:
     for i, m in enumerate(metrics):
         if m not in METRICS:
             v.add(("metrics", i), f"unknown metric {m!r}; choose from {', '.join(METRICS)} (loss is always "
                                   "recorded)")
-
-
-# -- overrides ----------------------------------------------------------------------------
-
-def apply_overrides(loaded: Loaded, overrides) -> Loaded:
-    """Apply ``key.path=value`` overrides (values parsed as YAML) to a loaded spec.
-
-    Unknown top-level sections are rejected here; unknown keys inside known sections are
-    caught by ``validate`` like any other unknown key.
-    """
-    data = copy.deepcopy(loaded.data)
-    problems = []
-    overridden = set(loaded.overridden)
-    for item in overrides or ():
-        if "=" not in item:
-            problems.append(f"--set {item!r}: expected key.path=value, e.g. --set optimizer.lr=0.1")
-            continue
-        key, text = item.split("=", 1)
-        parts = [p for p in key.strip().split(".") if p]
-        if not parts:
-            problems.append(f"--set {item!r}: empty key")
-            continue
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError as exc:
-            problems.append(f"--set {item!r}: the value is not valid YAML ({exc})")
-            continue
-        if parts[0] not in SCHEMA:
-            close = difflib.get_close_matches(parts[0], list(SCHEMA), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            problems.append(f"--set {key}: unknown key '{parts[0]}'{hint}")
-            continue
-        node = data
-        for part in parts[:-1]:
-            child = node.get(part)
-            if isinstance(child, str) and part in ("optimizer", "schedule", "loss"):
-                child = {"name": child}
-            if not isinstance(child, dict):
-                child = {}
-            node[part] = child
-            node = child
-        node[parts[-1]] = value
-        overridden.add(tuple(parts))
-    if problems:
-        raise SpecError(problems, "overrides")
-    return Loaded(data, loaded.lines, loaded.path, overridden)
 
 
 def resolve(spec_or_path, overrides=(), check_files: bool = True) -> dict:
@@ -556,7 +364,7 @@ def resolve(spec_or_path, overrides=(), check_files: bool = True) -> dict:
         path = Path(spec_or_path)
         loaded = load_yaml(path)
         source = str(path)
-    loaded = apply_overrides(loaded, overrides)
+    loaded = apply_overrides(loaded, overrides, SCHEMA, NAME_BLOCKS)
     spec = validate(loaded, source=source, check_files=check_files)
     base = loaded.path.parent.resolve() if loaded.path is not None else Path.cwd()
     for key in ("path", "images", "labels"):
@@ -565,8 +373,3 @@ def resolve(spec_or_path, overrides=(), check_files: bool = True) -> dict:
             # Stored absolute, so the run folder's config.yaml works from anywhere.
             spec["data"][key] = str((base / value).resolve())
     return spec
-
-
-def to_yaml(spec: dict) -> str:
-    """The resolved spec as YAML."""
-    return yaml.safe_dump(spec, sort_keys=False, default_flow_style=None)

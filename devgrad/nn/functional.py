@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from devgrad.core import Function, is_grad_enabled
 from devgrad.backend import DeviceError
+from devgrad.core import Function, is_grad_enabled
 from devgrad.ops import linear, log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus
 from devgrad.ops.elementwise import clip
 from devgrad.core import Tensor
+from devgrad.random import default_generator
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -212,10 +213,14 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator=None) ->
     if not training or p == 0.0:
         return x
     if generator is None:
-        from devgrad.random import default_generator
-
         generator = x.device.generator(int(default_generator().integers(2**63)))
     keep = x.device.uniform(generator, x.shape, x.dtype) >= p
     mask = keep.astype(x.dtype) * (1.0 / (1.0 - p))
     return x * Tensor._make(mask, x.device)
 
+
+# Loss functions by the names specs use (``loss: cross_entropy``). The first three take two
+# classes: labels 0/1 for bce, ±1 for logistic and hinge.
+LOSSES = {"bce": binary_cross_entropy_with_logits, "logistic": logistic_loss, "hinge": hinge_loss,
+          "cross_entropy": cross_entropy, "mse": mse_loss}
+BINARY_LOSSES = ("bce", "logistic", "hinge")

@@ -9,7 +9,13 @@ from devgrad.optim.schedule import (
 )
 from devgrad.optim.sgd import SGD
 
+# The names specs use (``optimizer: {name: adam}``, ``schedule: {name: cosine}``); a spec's
+# options and their defaults are the constructors' keyword parameters.
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+SCHEDULES = {"step": StepLR, "exponential": ExponentialLR, "cosine": CosineAnnealingLR, "linear": LinearLR}
+
 __all__ = [
-    "SGD", "Adagrad", "Adam", "AdamW", "CosineAnnealingLR", "ExponentialLR", "LRScheduler", "LinearLR",
-    "Optimizer", "RMSprop", "StepLR", "WarmupScheduler", "clip_grad_norm_", "clip_grad_value_",
+    "OPTIMIZERS", "SCHEDULES", "SGD", "Adagrad", "Adam", "AdamW", "CosineAnnealingLR", "ExponentialLR",
+    "LRScheduler", "LinearLR", "Optimizer", "RMSprop", "StepLR", "WarmupScheduler", "clip_grad_norm_",
+    "clip_grad_value_",
 ]

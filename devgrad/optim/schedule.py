@@ -39,7 +39,7 @@ class LRScheduler:
 class StepLR(LRScheduler):
     """lr = base · gamma^(epoch // step_size)."""
 
-    def __init__(self, optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
+    def __init__(self, optimizer, step_size: int = 30, gamma: float = 0.1, last_epoch: int = -1):
         if step_size < 1:
             raise ValueError(f"StepLR: step_size must be >= 1, got {step_size}")
         self.step_size, self.gamma = step_size, gamma
@@ -52,7 +52,9 @@ class StepLR(LRScheduler):
 class ExponentialLR(LRScheduler):
     """lr = base · gamma^epoch."""
 
-    def __init__(self, optimizer, gamma: float, last_epoch: int = -1):
+    def __init__(self, optimizer, gamma: float = 0.95, last_epoch: int = -1):
+        if gamma <= 0:
+            raise ValueError(f"ExponentialLR: gamma must be > 0, got {gamma}")
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -61,16 +63,31 @@ class ExponentialLR(LRScheduler):
 
 
 class CosineAnnealingLR(LRScheduler):
-    """lr = eta_min + (base − eta_min)·(1 + cos(π·epoch / T_max)) / 2."""
+    """lr = eta_min + (base − eta_min)·(1 + cos(π·epoch / t_max)) / 2.
 
-    def __init__(self, optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
-        if T_max < 1:
-            raise ValueError(f"CosineAnnealingLR: T_max must be >= 1, got {T_max}")
-        self.T_max, self.eta_min = T_max, eta_min
+    ``t_max`` is PyTorch's ``T_max`` (accepted too). In a spec, leaving it out means the run's
+    length (its epochs after warm-up).
+    """
+
+    def __init__(self, optimizer, t_max: int | None = None, eta_min: float = 0.0, last_epoch: int = -1, *,
+                 T_max: int | None = None):
+        if T_max is not None:
+            if t_max is not None and t_max != T_max:
+                raise ValueError(f"CosineAnnealingLR: t_max={t_max} and T_max={T_max} name the same value; give one")
+            t_max = T_max
+        if t_max is None or t_max < 1:
+            raise ValueError(f"CosineAnnealingLR: t_max (the period in epochs) must be >= 1, got {t_max}")
+        if eta_min < 0:
+            raise ValueError(f"CosineAnnealingLR: eta_min must be >= 0, got {eta_min}")
+        self.t_max, self.eta_min = t_max, eta_min
         super().__init__(optimizer, last_epoch)
 
+    @property
+    def T_max(self) -> int:  # noqa: N802 - PyTorch's name
+        return self.t_max
+
     def lr_at(self, base_lr, epoch):
-        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.t_max)) / 2
 
 
 class LinearLR(LRScheduler):
@@ -80,6 +97,8 @@ class LinearLR(LRScheduler):
                  last_epoch: int = -1):
         if not 0 < start_factor <= 1 or not 0 <= end_factor <= 1:
             raise ValueError("LinearLR: start_factor must be in (0, 1] and end_factor in [0, 1]")
+        if total_iters is None or total_iters < 0:
+            raise ValueError(f"LinearLR: total_iters must be >= 0, got {total_iters}")
         self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, total_iters
         super().__init__(optimizer, last_epoch)
 

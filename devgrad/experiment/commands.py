@@ -1,0 +1,177 @@
+"""The commands: ``run`` a spec, ``resume`` a run folder, ``redraw`` a run's plots.
+
+``run(spec)`` is the library form of ``devgrad run``; it keeps no global state and its
+inputs and ``RunResult`` are picklable, so runs can be shipped to worker processes.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from devgrad.backend import cuda_available, cuda_unavailable_reason
+from devgrad.backend import device as resolve_device
+from devgrad.data import DataLoader, build_splits
+from devgrad.experiment import checkpoint as ckpt
+from devgrad.experiment import report
+from devgrad.experiment.console import Console, close_logger
+from devgrad.experiment.errors import RunError
+from devgrad.experiment.rundir import RunResult, new_run_dir, now, run_meta, still_running
+from devgrad.experiment.spec import resolve, to_yaml
+from devgrad.experiment.task import Task
+from devgrad.experiment.trainer import Trainer, summary_of
+from devgrad.io import atomic_write_text
+
+
+def auto_device_notice(requested: str) -> str | None:
+    """What to tell the user when 'auto' fell back to the CPU."""
+    if requested.strip().lower() == "auto" and not cuda_available():
+        return f"device auto: CUDA is not available ({cuda_unavailable_reason()}); running on the CPU"
+    return None
+
+
+def execute(trainer: Trainer, start_epoch: int, meta_base: dict | None, spec: dict, started_wall: float,
+             started: str) -> RunResult:
+    run_dir = trainer.run_dir
+    console = Console(trainer.quiet, spec["train"]["epochs"], start_epoch - 1, trainer.log)
+    status = "failed"
+    try:
+        try:
+            status = trainer.fit(start_epoch, console)
+        except KeyboardInterrupt:
+            status = "stopped"
+            console.say(f"interrupted: status 'stopped'; continue with: devgrad resume {run_dir}")
+        except Exception as exc:
+            # An unexpected error (out of memory, a bug): the folder must not claim 'running'.
+            trainer.log.exception("run failed")
+            meta = run_meta(spec, trainer.device, run_dir, "failed", started, now(), meta_base)
+            meta["error"] = f"{type(exc).__name__}: {exc}"
+            ckpt.write_json(run_dir / "meta.json", meta)
+            raise
+        finally:
+            console.close()
+        history = trainer.metrics.rows()
+        summary = summary_of(trainer, history, status, time.perf_counter() - started_wall)
+        if status == "completed":
+            test_loader = (DataLoader(trainer.splits.X_test, trainer.splits.y_test, 4096, False, trainer.device,
+                                      trainer.dtype) if len(trainer.splits.X_test) else None)
+            if test_loader is not None:
+                summary["test"] = {f"test_{k}": v for k, v in trainer.evaluate(test_loader).items()}
+            summary["plots"] = _draw(trainer, history, console.say)
+        ckpt.write_json(run_dir / "summary.json", summary)
+        meta = run_meta(spec, trainer.device, run_dir, status, started, now(), meta_base)
+        ckpt.write_json(run_dir / "meta.json", meta)
+        if status == "completed":
+            line = f"completed in {summary['wall_seconds']:.1f}s: {run_dir}"
+            if "test" in summary:
+                line += "  " + "  ".join(f"{k} {v:.4f}" for k, v in summary["test"].items())
+            console.say(line)
+        if status == "stopped":
+            raise KeyboardInterrupt
+        return RunResult(run_dir, history, summary)
+    finally:
+        close_logger(trainer.log)
+
+
+def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: bool = False) -> RunResult:
+    """Validate a spec, create a fresh run folder and train; returns a RunResult.
+
+    ``spec_or_path``: a YAML file path or a spec dict; ``overrides``: ``key.path=value``
+    strings; ``out``: the runs root (default ./runs); ``device`` overrides the spec's.
+    """
+    overrides = [*overrides, f"device={device}"] if device is not None else list(overrides)
+    spec = resolve(spec_or_path, overrides)
+    dev = resolve_device(spec["device"])  # fails here, before any folder exists, if CUDA is missing
+    splits = build_splits(spec["data"], spec["seed"])  # bad data files fail before the folder too
+    Task.from_spec(spec, splits.n_classes)
+    run_dir = new_run_dir(Path(out) if out is not None else Path("runs"), spec["name"])
+    atomic_write_text(run_dir / "config.yaml", to_yaml(spec))
+    started, wall = now(), time.perf_counter()
+    ckpt.write_json(run_dir / "meta.json", run_meta(spec, dev, run_dir, "running", started))
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "plots").mkdir()
+    trainer = Trainer(spec, run_dir, dev, quiet, splits)
+    trainer.metrics.rewrite([])  # the files exist (with a CSV header) from the start
+    notice = auto_device_notice(spec["device"])
+    if spec["train"]["cuda_graph"] and not dev.supports_graphs:
+        graph_note = f"train.cuda_graph is ignored on {dev}: CUDA graphs need a GPU (the steps run eagerly)"
+        notice = f"{notice}; {graph_note}" if notice else graph_note
+    if notice:
+        print(f"devgrad: notice: {notice}", file=sys.stderr, flush=True)  # even with --quiet
+        trainer.log.info(notice)
+    trainer.log.info("run %s started on %s (%s parameters)", run_dir, dev.description(),
+                     trainer.model.num_parameters())
+    if not quiet:
+        print(f"run folder: {run_dir}  device: {dev.description()}  parameters: "
+              f"{trainer.model.num_parameters()}", flush=True)
+    return execute(trainer, 1, None, spec, wall, started)
+
+
+def resume(run_dir, device: str | None = None, quiet: bool = False) -> RunResult:
+    """Continue a stopped, killed or failed run from its last checkpoint, in the same folder."""
+    run_dir = Path(run_dir)
+    config = run_dir / "config.yaml"
+    if not config.exists():
+        raise RunError(f"{run_dir} is not a run folder (no config.yaml); pass the folder that "
+                       "'devgrad run' printed")
+    meta = ckpt.read_json(run_dir / "meta.json") if (run_dir / "meta.json").exists() else {}
+    if meta.get("status") == "completed":
+        raise RunError(f"{run_dir} already completed; start a new run with 'devgrad run' instead")
+    if meta.get("status") == "running" and still_running(meta):
+        raise RunError(f"{run_dir} is still being trained by process {meta['pid']} on this host; stop it "
+                       "(Ctrl-C) before resuming, or two processes would write the same folder")
+    spec = resolve(config, [f"device={device}"] if device is not None else [])
+    dev = resolve_device(spec["device"])
+    started, wall = now(), time.perf_counter()
+    trainer = Trainer(spec, run_dir, dev, quiet)
+    last = run_dir / "checkpoints" / "last.npz"
+    start = 1
+    if last.exists():
+        start = trainer.restore(ckpt.load_checkpoint(last)) + 1
+    kept = [r for r in trainer.metrics.rows() if r["epoch"] < start]
+    trainer.metrics.rewrite(kept)  # epochs after the checkpoint are trained again: no duplicates
+    trainer.history = list(kept)
+    meta["resumed"] = [*meta.get("resumed", []), started]
+    ckpt.write_json(run_dir / "meta.json", run_meta(spec, dev, run_dir, "running", started, None, meta))
+    message = f"resuming {run_dir} at epoch {start} on {dev.description()}"
+    trainer.log.info(message)
+    if not quiet:
+        print(message, flush=True)
+    return execute(trainer, start, meta, spec, wall, started)
+
+
+def _draw(trainer: Trainer, history: list, say) -> list[str]:
+    """The run's plots, from plain data: its history and, for 2-D inputs, the data in its own
+    coordinates with the model's class probabilities."""
+    boundary = None
+    splits = trainer.splits
+    if splits.n_features == 2:
+        boundary = (*splits.all_points(), trainer.predict_proba)
+    return report.draw(trainer.run_dir, trainer.spec["name"], history, say, boundary)
+
+
+def redraw(run_dir, quiet: bool = False) -> list[str]:
+    """``devgrad plot RUN_DIR``: rebuild the model from the run's config and best (else last)
+    checkpoint on the CPU, and draw the plots again."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise RunError(f"{run_dir} is not a run folder (no config.yaml)")
+    spec = resolve(run_dir / "config.yaml")
+    state_file = next((p for p in (run_dir / "checkpoints" / "best.npz", run_dir / "checkpoints" / "last.npz")
+                       if p.exists()), None)
+    if state_file is None:
+        raise RunError(f"{run_dir} has no checkpoint to plot from")
+    trainer = Trainer(spec, run_dir, resolve_device("cpu"), quiet=True)
+    try:
+        trainer.model.load_state_dict(ckpt.load_checkpoint(state_file)["model"])
+        messages: list[str] = []
+        written = _draw(trainer, ckpt.MetricsLog(run_dir).rows(), messages.append)
+    finally:
+        close_logger(trainer.log)
+    if not quiet:
+        for m in messages:
+            print(m)
+        for w in written:
+            print(run_dir / w)
+    return written

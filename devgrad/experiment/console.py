@@ -1,0 +1,71 @@
+"""Where a run's progress goes: the console (a tqdm bar on a terminal, plain lines otherwise)
+and the run's train.log."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+try:  # optional: the progress bar
+    from tqdm.auto import tqdm
+except ImportError:
+    tqdm = None
+
+
+class Console:
+    """Where progress goes: a tqdm bar on a terminal, one plain line per epoch otherwise."""
+
+    def __init__(self, quiet: bool, total: int, initial: int, log: logging.Logger):
+        self.quiet = quiet
+        self.log = log
+        self.bar = None
+        if not quiet and sys.stdout.isatty() and tqdm is not None:
+            self.bar = tqdm(total=total, initial=initial, unit="epoch", dynamic_ncols=True, leave=True)
+
+    def say(self, message: str) -> None:
+        self.log.info(message)
+        if self.quiet:
+            return
+        if self.bar is not None:
+            self.bar.write(message)
+        else:
+            print(message, flush=True)
+
+    def epoch(self, row: dict, line: str) -> None:
+        self.log.info(line)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()
+                                  if k not in ("epoch", "lr") and isinstance(v, float)})
+        elif not self.quiet:
+            print(line, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def format_row(row: dict, epochs: int) -> str:
+    parts = [f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}"]
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+        if row.get(key) is not None:
+            parts.append(f"{key} {row[key]:.4f}")
+    parts.append(f"lr {row['lr']:.3g}")
+    return "  ".join(parts)
+
+
+def run_logger(run_dir: Path) -> logging.Logger:
+    log = logging.getLogger(f"devgrad.run.{run_dir.name}.{id(run_dir)}")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    log.addHandler(handler)
+    return log
+
+
+def close_logger(log: logging.Logger) -> None:
+    for handler in list(log.handlers):
+        handler.close()
+        log.removeHandler(handler)

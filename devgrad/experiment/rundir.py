@@ -1,0 +1,77 @@
+"""The run folder: a fresh folder per run, meta.json, and whether a run's process is alive."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import secrets
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import devgrad
+from devgrad.backend import cupy_version
+from devgrad.experiment.errors import RunError
+
+
+@dataclass
+class RunResult:
+    """What a run produced: its folder, one dict per epoch, and the summary."""
+
+    run_dir: Path
+    history: list = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return self.summary.get("status", "unknown")
+
+
+def new_run_dir(root: Path, name: str) -> Path:
+    """runs/<name>/<YYYYmmdd-HHMMSS>-<random>/, created fresh (never an existing folder)."""
+    parent = Path(root) / name
+    parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        candidate = parent / f"{stamp}-{secrets.token_hex(3)}"
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise RunError(f"could not create a new run folder under {parent}")
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def run_meta(spec: dict, dev, run_dir: Path, status: str, started: str, ended: str | None = None,
+          previous: dict | None = None) -> dict:
+    """meta.json: versions, device, seed, host, times and status (earlier fields kept on resume)."""
+    meta = dict(previous or {})
+    meta.update({
+        "name": spec["name"], "run_dir": str(run_dir), "status": status, "seed": spec["seed"],
+        "device": dev.name, "device_description": dev.description(), "devgrad": devgrad.__version__,
+        "numpy": np.__version__, "cupy": cupy_version(), "python": platform.python_version(),
+        "host": socket.gethostname(), "pid": os.getpid(), "started": meta.get("started", started),
+        "ended": ended,
+    })
+    return meta
+
+
+def still_running(meta: dict) -> bool:
+    """Is the process that wrote this meta.json alive on this host (so the run is not stale)?"""
+    pid = meta.get("pid")
+    if not isinstance(pid, int) or meta.get("host") != socket.gethostname() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

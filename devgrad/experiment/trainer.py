@@ -1,0 +1,213 @@
+"""The Trainer: everything one run needs, built from a resolved spec, and the epoch loop."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from devgrad import nn, optim
+from devgrad.capture import CapturedStep
+from devgrad.core import Tensor, no_grad
+from devgrad.data import DataLoader, build_splits
+from devgrad.experiment import checkpoint as ckpt
+from devgrad.experiment.build import build_model, build_optimizer, build_scheduler
+from devgrad.experiment.console import Console, format_row, run_logger
+from devgrad.experiment.task import Task
+
+
+class Trainer:
+    """Everything one run needs, built from a resolved spec; ``fit`` trains epoch by epoch."""
+
+    def __init__(self, spec: dict, run_dir: Path, device, quiet: bool, splits=None):
+        self.spec = spec
+        self.run_dir = run_dir
+        self.quiet = quiet
+        self.device = device
+        self.dtype = np.dtype(spec["dtype"])
+        self.splits = splits if splits is not None else build_splits(spec["data"], spec["seed"])
+        self.task = Task.from_spec(spec, self.splits.n_classes)
+        self.log = run_logger(run_dir)
+        self.model = build_model(spec, self.splits.n_features, self.task, device)
+        graphed = spec["train"]["cuda_graph"] and device.supports_graphs
+        self.optimizer = build_optimizer(spec, self.model.parameters(), capturable=graphed)
+        self.scheduler = build_scheduler(spec, self.optimizer)
+        t = spec["train"]
+        self.train_loader = DataLoader(self.splits.X_train, self.splits.y_train, t["batch_size"], t["shuffle"],
+                                       device, self.dtype, seed=spec["seed"])
+        eval_batch = max(t["batch_size"] or 0, 4096)
+        self.val_loader = (DataLoader(self.splits.X_val, self.splits.y_val, eval_batch, False, device, self.dtype)
+                           if len(self.splits.X_val) else None)
+        es = t["early_stopping"]
+        monitor = es["monitor"]
+        if self.val_loader is None and monitor.startswith("val_"):
+            monitor = "train_" + monitor[len("val_"):]  # no validation split: watch the train metric
+        self.monitor = monitor
+        self.mode = es["mode"] if es["mode"] != "auto" else ("max" if "accuracy" in monitor else "min")
+        self.best_value: float | None = None
+        self.best_epoch = 0
+        self.wait = 0
+        self.metrics = ckpt.MetricsLog(run_dir)
+        self.history: list[dict] = []
+        # Per-epoch sums, accumulated on the device by every step (one sync per epoch). They are
+        # allocated once: a captured step keeps adding into these very arrays.
+        with device.activate():
+            self._loss_sum = device.xp.zeros((), dtype=np.float64)
+            self._correct = device.xp.zeros((), dtype=np.int64)
+        self.step = CapturedStep(self._step, device, optimizer=self.optimizer if graphed else None,
+                                 enabled=graphed)
+
+    # -- one epoch ---------------------------------------------------------------------------
+    def _step(self, xb: Tensor, yb: Tensor) -> None:
+        """One training step on a batch; adds its loss and hits to the epoch sums on the device.
+        Everything here stays on the device, so ``self.step`` can capture it in a CUDA graph."""
+        out = self.model(xb)
+        loss = self.task.loss_value(out, self.task.targets(yb, self.dtype))
+        self.optimizer.zero_grad()
+        loss.backward()
+        clip = self.spec["train"]["clip_grad_norm"]
+        if clip:
+            optim.clip_grad_norm_(self.model.parameters(), clip)
+        self.optimizer.step()
+        self._loss_sum += loss.data * len(xb.data)
+        self._correct += (self.task.predict(out.data, self.device.xp) == yb.data).sum()
+
+    def _train_epoch(self, epoch: int) -> dict:
+        self.model.train()
+        self.train_loader.set_epoch(epoch)
+        for i, m in enumerate(self.model.modules()):
+            if isinstance(m, nn.Dropout):
+                m.reseed(int(np.random.default_rng([self.spec["seed"], 3, epoch, i]).integers(2**62)))
+        self._loss_sum.fill(0)
+        self._correct.fill(0)
+        for xb, yb in self.train_loader:
+            self.step(xb, yb)
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.scheduler is not None:
+            self.scheduler.step()
+        n = self.train_loader.n
+        row = {"epoch": epoch, "lr": float(lr), "train_loss": float(self._loss_sum) / n}
+        if "accuracy" in self.spec["metrics"]:
+            row["train_accuracy"] = int(self._correct) / n
+        return row
+
+    @no_grad()
+    def evaluate(self, loader) -> dict:
+        """Mean loss and accuracy over a loader, with the model in eval mode."""
+        with self.device.activate():
+            return self._evaluate(loader)
+
+    def _evaluate(self, loader) -> dict:
+        xp = self.device.xp
+        self.model.eval()
+        loss_sum = xp.zeros((), dtype=np.float64)
+        correct = xp.zeros((), dtype=np.int64)
+        for xb, yb in loader:
+            out = self.model(xb)
+            loss_sum += self.task.loss_value(out, self.task.targets(yb, self.dtype)).data * len(xb.data)
+            correct += (self.task.predict(out.data, xp) == yb.data).sum()
+        result = {"loss": float(loss_sum) / loader.n}
+        if "accuracy" in self.spec["metrics"]:
+            result["accuracy"] = int(correct) / loader.n
+        return result
+
+    def _improved(self, value: float) -> bool:
+        if self.best_value is None:
+            return True
+        delta = self.spec["train"]["early_stopping"]["min_delta"]
+        if self.mode == "min":
+            return value < self.best_value - delta
+        return value > self.best_value + delta
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _extra_state(self) -> dict:
+        return {"best_value": self.best_value, "best_epoch": self.best_epoch, "wait": self.wait,
+                "monitor": self.monitor, "rng": {"seed": self.spec["seed"], "scheme": "per-epoch streams"},
+                "standardize": {"mean": self.splits.mean, "std": self.splits.std}}
+
+    def save(self, name: str, epoch: int) -> None:
+        ckpt.save_checkpoint(self.run_dir / "checkpoints" / name, model=self.model, optimizer=self.optimizer,
+                             scheduler=self.scheduler, epoch=epoch, extra=self._extra_state())
+
+    def restore(self, state: dict) -> int:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler"):
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.best_value = state.get("best_value")
+        self.best_epoch = int(state.get("best_epoch") or 0)
+        self.wait = int(state.get("wait") or 0)
+        return int(state["epoch"])
+
+    # -- the loop -----------------------------------------------------------------------------
+    def fit(self, start_epoch: int, console: Console) -> str:
+        """Train from ``start_epoch`` (1-based) to the end; returns the final status."""
+        with self.device.activate():  # every array of the run lives on the run's device
+            return self._fit(start_epoch, console)
+
+    def _fit(self, start_epoch: int, console: Console) -> str:
+        t = self.spec["train"]
+        es = t["early_stopping"]
+        every = t["checkpoint"]["every"]
+        last_saved = start_epoch - 1
+        for epoch in range(start_epoch, t["epochs"] + 1):
+            row = self._train_epoch(epoch)
+            if self.val_loader is not None:
+                val = self.evaluate(self.val_loader)
+                row.update({f"val_{k}": v for k, v in val.items()})
+            if not math.isfinite(row["train_loss"]):
+                where = f"epoch {last_saved}" if last_saved > 0 else "none yet"
+                console.say(f"the training loss became {row['train_loss']} at epoch {epoch}: the run diverged. "
+                            f"The last good checkpoint ({where}) is kept. Try a lower optimizer.lr, "
+                            "train.clip_grad_norm, or standardized inputs.")
+                return "failed"
+            self.metrics.append(row)
+            self.history.append(row)
+            console.epoch(row, format_row(row, t["epochs"]))
+            value = row.get(self.monitor)
+            improved = value is not None and self._improved(value)
+            if improved:
+                self.best_value, self.best_epoch, self.wait = value, epoch, 0
+            else:
+                self.wait += 1
+            if improved and t["checkpoint"]["save_best"]:
+                self.save("best.npz", epoch)
+            stop = es["enabled"] and self.wait >= es["patience"]
+            if epoch % every == 0 or epoch == t["epochs"] or stop:
+                self.save("last.npz", epoch)
+                last_saved = epoch
+            if stop:
+                console.say(f"early stopping at epoch {epoch}: {self.monitor} has not improved for "
+                            f"{es['patience']} epochs (best {self.best_value:.4g} at epoch {self.best_epoch})")
+                break
+        if es["restore_best"] and (self.run_dir / "checkpoints" / "best.npz").exists():
+            best = ckpt.load_checkpoint(self.run_dir / "checkpoints" / "best.npz")
+            self.model.load_state_dict(best["model"])
+            console.say(f"restored the weights of the best epoch ({self.best_epoch})")
+        return "completed"
+
+    def predict_proba(self, X_raw: np.ndarray) -> np.ndarray:
+        """Class-1 probability for raw (unstandardised) inputs, on the host."""
+        X = self.splits.standardize_input(X_raw).astype(self.dtype)
+        with no_grad(), self.device.activate():
+            self.model.eval()
+            out = self.model(Tensor._make(self.device.put(X), self.device))
+        return self.device.to_host(self.task.probabilities(out.data, self.device.xp))
+
+
+def summary_of(trainer: Trainer, history: list, status: str, wall: float) -> dict:
+    epochs_run = len(history)
+    best = next((r for r in history if r["epoch"] == trainer.best_epoch), None)
+    samples = trainer.train_loader.n * max(epochs_run, 0)
+    summary = {"status": status, "name": trainer.spec["name"], "epochs_run": epochs_run,
+               "final": history[-1] if history else None, "best": best, "monitor": trainer.monitor,
+               "best_epoch": trainer.best_epoch or None, "wall_seconds": round(wall, 3),
+               "train_samples_per_second": round(samples / wall, 1) if wall > 0 else None,
+               "device": trainer.device.name, "n_parameters": trainer.model.num_parameters()}
+    if trainer.spec["train"]["cuda_graph"]:  # what the option did: graphs captured, steps replayed
+        step = trainer.step
+        summary["cuda_graph"] = {"active": step.graphs > 0, "graphs": step.graphs, "replays": step.replays,
+                                 "failure": step.failure if trainer.device.supports_graphs
+                                 else f"not available on {trainer.device}"}
+    return summary

@@ -8,9 +8,11 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib as _importlib
 
 import numpy as _np
+
+from devgrad.version import __version__
 
 from devgrad.core import (
     Function, Tensor, as_dtype, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled, tensor,
@@ -36,3 +38,13 @@ from devgrad.io import load, save
 
 float32 = _np.float32
 float64 = _np.float64
+
+# Subpackages a user is shown (``devgrad.experiment.run(...)``, ``devgrad.data.DataLoader``)
+# are reachable after ``import devgrad``, imported on first use so that import stays fast.
+_LAZY_SUBMODULES = ("bench", "cli", "data", "experiment")
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        return _importlib.import_module(f"devgrad.{name}")
+    raise AttributeError(f"module 'devgrad' has no attribute {name!r}")

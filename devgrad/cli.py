@@ -12,14 +12,16 @@ import sys
 
 import numpy as np
 
-import devgrad
 from devgrad import bench
-from devgrad.backend import DeviceError, cuda_available, cuda_unavailable_reason, cupy_version
+from devgrad.backend import (
+    DeviceError, cuda_available, cuda_unavailable_reason, cupy_version, default_device, device, devices,
+)
 from devgrad.data.files import DataError
 from devgrad.experiment import commands, spec
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.spec import SpecError
 from devgrad.io import UnsafeFileError
+from devgrad.version import __version__
 
 EXIT_USER_ERROR = 2
 
@@ -30,22 +32,22 @@ class UserError(Exception):
 
 def _info(args) -> int:
     lines = [
-        f"devgrad {devgrad.__version__}",
+        f"devgrad {__version__}",
         f"python  {platform.python_version()} ({sys.executable})",
         f"numpy   {np.__version__}",
         f"cupy    {cupy_version() or 'not installed'}",
         "devices:",
     ]
-    for dev in devgrad.devices():
+    for dev in devices():
         lines.append(f"  {dev.description()}")
     if not cuda_available():
         lines.append(f"CUDA unavailable: {cuda_unavailable_reason()}")
     try:
-        default = devgrad.default_device()
+        default = default_device()
     except DeviceError as exc:
         raise UserError(str(exc)) from None
     lines.append(f"default device: {default}  (set DEVGRAD_DEVICE=cpu|cuda|cuda:N to change)")
-    auto = devgrad.device("auto")
+    auto = device("auto")
     lines.append(f"'auto' resolves to: {auto}")
     print("\n".join(lines))
     return 0
@@ -103,7 +105,7 @@ def _bench(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="devgrad", description="devgrad: reverse-mode autodiff on NumPy/CuPy, and an MLP experiment runner.")
-    parser.add_argument("--version", action="version", version=f"devgrad {devgrad.__version__}")
+    parser.add_argument("--version", action="version", version=f"devgrad {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     info = sub.add_parser("info", help="versions, devices found, and why CUDA is unavailable if it is")
     info.set_defaults(func=_info)

@@ -79,18 +79,24 @@ class Function:
     """One differentiable op.
 
     Subclasses implement ``forward(*arrays, **params) -> array`` on raw NumPy/CuPy arrays
-    and ``backward(grad_output) -> grad or tuple of grads`` with Tensor ops, so the same
-    formula gives first and higher-order gradients. Set ``save_inputs`` / ``save_output``
-    to have ``apply`` keep the input Tensors (``self.inputs``) or the output
-    (``self.output()``) for backward; keep any other array backward needs in ``self.saved``.
-    Metadata (axes, shapes) goes in the subclass's own ``__slots__``.
+    and ``backward(grad_output) -> grad or tuple of grads``: one formula, which gives first
+    and higher-order gradients. Set ``save_inputs`` / ``save_output`` to have ``apply`` keep
+    the input Tensors or the output for backward; keep any other array backward needs in
+    ``self.saved``. Metadata (axes, shapes) goes in the subclass's own ``__slots__``.
+
+    ``grad_output`` is a Tensor while a graph of the gradient is being built
+    (``create_graph=True``), and a raw array on the first-order path when the class sets
+    ``array_backward = True``: its formula then uses only what arrays and Tensors share
+    (operators, ``.sum``, ``.reshape``, ``sum_to``) and reads saved values with
+    ``operands(g)`` / ``result(g)``, which give them in ``g``'s kind. Without the flag, the
+    first-order path wraps the gradient in a Tensor and unwraps the result.
     """
 
     __slots__ = ("next", "inputs", "saved", "out_data", "device", "shape", "released", "seq")
 
     save_inputs = False
     save_output = False
-    backward_array = None  # optional first-order fast path: array grad -> array grads
+    array_backward = False  # backward's formula also runs on raw arrays (see the class doc)
 
     @classmethod
     def apply(cls, *args, **params):
@@ -155,6 +161,21 @@ class Function:
         """Wrap an array computed in forward as a constant (no-gradient) Tensor."""
         return Tensor._make(array, self.device)
 
+    def operands(self, g) -> tuple:
+        """The saved inputs in ``g``'s kind: Tensors when ``g`` is a Tensor, else raw arrays
+        (Python scalars stay as they are)."""
+        if isinstance(g, Tensor):
+            return self.inputs
+        return tuple(x.data if isinstance(x, Tensor) else x for x in self.inputs)
+
+    def result(self, g):
+        """The op's output in ``g``'s kind (``output()`` for a Tensor ``g``, else the raw array)."""
+        return self.output() if isinstance(g, Tensor) else self.out_data
+
+    def constant(self, g, array):
+        """An array computed from saved data, in ``g``'s kind (a constant Tensor, or itself)."""
+        return Tensor._make(array, self.device) if isinstance(g, Tensor) else array
+
     def release(self) -> None:
         """Drop what backward needed; a later backward through this node raises."""
         if self.inputs is not None or self.saved is not None or self.out_data is not None:
@@ -173,10 +194,10 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
     (``Tensor.backward``). Otherwise the gradients for ``inputs`` are returned as a list
     (None where an input is not reached) and no ``.grad`` is touched (``dg.grad``).
 
-    First-order gradients (``create_graph=False``) flow as raw arrays, through each op's
-    ``backward_array`` where it has one: no graph is being built, so wrapping every
-    intermediate gradient in a Tensor would be pure overhead. ``backward`` (Tensor ops)
-    stays the definition; the tests check both paths agree for every op.
+    First-order gradients (``create_graph=False``) flow as raw arrays through every op whose
+    backward formula runs on arrays (``array_backward``): no graph is being built, so wrapping
+    every intermediate gradient in a Tensor would be pure overhead. The tests check, for every
+    op, that the first-order and the graph-building gradients agree.
     """
     if retain_graph is None:
         retain_graph = create_graph
@@ -271,8 +292,8 @@ def _node_backward(node, g, fast: bool):
         in_grads = node.backward(g)
         _check_devices(node, in_grads)
         return in_grads
-    if node.backward_array is not None:
-        return node.backward_array(g)
+    if node.array_backward:
+        return node.backward(g)
     in_grads = node.backward(Tensor._make(g, node.device))
     if isinstance(in_grads, tuple):
         return tuple(None if t is None else t.data for t in in_grads)

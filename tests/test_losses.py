@@ -65,6 +65,26 @@ def test_cross_entropy_and_nll_match_torch(torch, device, smoothing, scale, redu
              [logits], device, gradcheck=scale == 1.0)
 
 
+LOSS_CASES = {
+    "bce": lambda z, d, r: F.binary_cross_entropy_with_logits(z, dg.tensor(LABELS01, device=d, dtype=z.dtype), r),
+    "bce_pos_weight": lambda z, d, r: F.binary_cross_entropy_with_logits(
+        z, dg.tensor(LABELS01, device=d, dtype=z.dtype), r, pos_weight=2.5),
+    "logistic": lambda z, d, r: F.logistic_loss(z, dg.tensor(_pm(LABELS01), device=d, dtype=z.dtype), r),
+    "hinge": lambda z, d, r: F.hinge_loss(z, dg.tensor(_pm(LABELS01), device=d, dtype=z.dtype), r),
+    "mse": lambda z, d, r: F.mse_loss(z, dg.tensor(LABELS01, device=d, dtype=z.dtype), r),
+    "cross_entropy": lambda z, d, r: F.cross_entropy(z.reshape(3, 2), dg.tensor([1, 0, 1], device=d), r, 0.1),
+    "nll": lambda z, d, r: F.nll_loss(z.reshape(2, 3).log_softmax(), dg.tensor([2, 0], device=d), r),
+}
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", list(LOSS_CASES))
+def test_every_loss_gradient_matches_float64_finite_differences(device, name, reduction):
+    """Each loss's gradient (every reduction) against central differences: needs no PyTorch."""
+    z = dg.tensor(LOGITS + 0.05, device=device, dtype="float64", requires_grad=True)  # away from hinge's kink
+    assert dg.gradcheck(lambda t: LOSS_CASES[name](t, device, reduction), [z])
+
+
 def test_extreme_logits_give_finite_loss_and_gradient(device):
     z = dg.tensor([[1e4, -1e4, 0.0], [-1e4, 1e4, 3e3]], requires_grad=True, device=device)
     loss = F.cross_entropy(z, dg.tensor([1, 0], device=device))

@@ -21,12 +21,13 @@ import warnings
 
 import numpy as np
 
-import devgrad
 from devgrad.backend import device as resolve_device
 from devgrad.bench.references import CONFIGS, LR, Config, DevgradStep, HandWritten, TorchGraphStep, TorchStep, initial
 from devgrad.bench.report import format_table, write_json
 from devgrad.bench.timing import stats, time_calls, time_in_rounds, time_interleaved
 from devgrad.capture import CapturedStep
+from devgrad.core import tensor
+from devgrad.version import __version__
 
 __all__ = [
     "CONFIGS",
@@ -74,7 +75,7 @@ def check_agreement(config: Config, dev, torch=None, torch_device: str = "cpu") 
     truth = HandWritten(config, [(w.astype(np.float64), b.astype(np.float64)) for w, b in weights], np)
     t_loss, t_grads = truth.step(X.astype(np.float64), y, update=False)
     ours = DevgradStep(config, weights, dev)
-    loss = ours.step(devgrad.tensor(X, device=dev), devgrad.tensor(y, device=dev), update=False)
+    loss = ours.step(tensor(X, device=dev), tensor(y, device=dev), update=False)
     ours_grads = [(lin.weight.grad.numpy(), lin.bias.grad.numpy()) for lin in ours.model.linears]
     hand = HandWritten(config, weights, dev.xp)
     h_loss, h_grads = hand.step(dev.put(X), dev.put(y), update=False)
@@ -96,7 +97,7 @@ def check_graph_replay(config: Config, dev, steps: int = 4) -> dict:
     captured graph) vs the same steps run eagerly: the graph must do exactly the same work.
     ``ok`` False comes with ``why``."""
     weights, X, y = initial(config)
-    Xd, yd = devgrad.tensor(X, device=dev), devgrad.tensor(y, device=dev)
+    Xd, yd = tensor(X, device=dev), tensor(y, device=dev)
     eager = DevgradStep(config, weights, dev)
     graphed = DevgradStep(config, weights, dev, capturable=True)
     step = CapturedStep(graphed.step, dev, optimizer=graphed.opt)
@@ -147,7 +148,7 @@ def bench_config(config: Config, dev, repeat: int, torch=None, min_block_s: floa
             unavailable["devgrad_graph"] = agreement["devgrad_graph"]["why"]
 
     ours = DevgradStep(config, weights, dev)
-    Xd, yd = devgrad.tensor(X, device=dev), devgrad.tensor(y, device=dev)
+    Xd, yd = tensor(X, device=dev), tensor(y, device=dev)
     hand = HandWritten(config, weights, dev.xp)
     Xh, yh = dev.put(X), dev.put(y)
     impls = {"devgrad": (lambda: ours.step(Xd, yd), sync), "handwritten": (lambda: hand.step(Xh, yh), sync)}
@@ -216,7 +217,7 @@ def run(device="cpu", configs=("tiny", "small", "medium", "large"), repeat: int 
         raise ValueError(f"unknown bench config(s) {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
     torch = _import_torch() if use_torch else None
     results = {
-        "device": dev.name, "device_description": dev.description(), "devgrad": devgrad.__version__,
+        "device": dev.name, "device_description": dev.description(), "devgrad": __version__,
         "numpy": np.__version__, "torch": getattr(torch, "__version__", None), "python": platform.python_version(),
         "machine": platform.machine(), "date": time.strftime("%Y-%m-%d"),
         "matmul_peak_gflops": matmul_peak_gflops(dev), "configs": [],
@@ -240,7 +241,7 @@ def op_overhead(device="cpu", repeat: int = 15) -> dict:
     dev = resolve_device(device)
     xp = dev.xp
     host = np.ones((2, 2), dtype=np.float32)
-    a, b, c = (devgrad.tensor(host, requires_grad=True, device=dev) for _ in range(3))
+    a, b, c = (tensor(host, requires_grad=True, device=dev) for _ in range(3))
     an, bn, cn = a.data, b.data, c.data
 
     def ours():

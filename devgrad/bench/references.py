@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import devgrad
-from devgrad import nn
+from devgrad import nn, optim
 from devgrad.nn import functional as F
 
 LR = 0.01
@@ -111,7 +110,7 @@ class DevgradStep:
         for layer, (w, b) in zip(self.model.linears, weights):
             layer.weight.data = device.put(w)
             layer.bias.data = device.put(b)
-        self.opt = devgrad.optim.SGD(self.model.parameters(), lr=LR, capturable=capturable)
+        self.opt = optim.SGD(self.model.parameters(), lr=LR, capturable=capturable)
 
     def weights(self) -> list:
         return [(lin.weight.numpy(), lin.bias.numpy()) for lin in self.model.linears]

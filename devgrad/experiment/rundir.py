@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-import devgrad
 from devgrad.backend import cupy_version
 from devgrad.experiment.errors import RunError
+from devgrad.version import __version__
 
 
 @dataclass
@@ -55,7 +55,7 @@ def run_meta(spec: dict, dev, run_dir: Path, status: str, started: str, ended: s
     meta = dict(previous or {})
     meta.update({
         "name": spec["name"], "run_dir": str(run_dir), "status": status, "seed": spec["seed"],
-        "device": dev.name, "device_description": dev.description(), "devgrad": devgrad.__version__,
+        "device": dev.name, "device_description": dev.description(), "devgrad": __version__,
         "numpy": np.__version__, "cupy": cupy_version(), "python": platform.python_version(),
         "host": socket.gethostname(), "pid": os.getpid(), "started": meta.get("started", started),
         "ended": ended,

@@ -81,6 +81,7 @@ class BCEWithLogits(Function):
 
     __slots__ = ("scale",)
     save_inputs = True
+    array_backward = True
 
     def forward(self, z, y, scale):
         self.scale = scale
@@ -88,19 +89,14 @@ class BCEWithLogits(Function):
         return loss if scale is None else loss.sum() * scale
 
     def backward(self, g):
-        z, y = self.inputs
+        z, y = self.operands(g)
         need_z, need_y = self.needs_input_grad
-        if self.scale is not None:
-            g = g * self.scale
-        return (g * (sigmoid(z) - y) if need_z else None), (-g * z if need_y else None)
-
-    def backward_array(self, g):
-        z, y = self.inputs[0].data, self.inputs[1].data
-        need_z, need_y = self.needs_input_grad
-        gz = self.device.kernels.bce_logits_grad(z, y, g, self.scale) if need_z else None
-        if need_y:
-            return gz, -(g if self.scale is None else g * self.scale) * z
-        return gz, None
+        gy = -(g if self.scale is None else g * self.scale) * z if need_y else None
+        if not need_z:
+            return None, gy
+        if not isinstance(g, Tensor):  # first order: (sigmoid(z) - y)·g in one fused kernel
+            return self.device.kernels.bce_logits_grad(z, y, g, self.scale), gy
+        return (g if self.scale is None else g * self.scale) * (sigmoid(z) - y), gy
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: str = "mean",
@@ -146,6 +142,7 @@ class CrossEntropy(Function):
 
     __slots__ = ("labels", "smoothing", "scale")
     save_inputs = True
+    array_backward = True
 
     def forward(self, z, labels, smoothing, scale):
         self.labels = labels
@@ -155,6 +152,8 @@ class CrossEntropy(Function):
         return loss if scale is None else loss.sum() * scale
 
     def backward(self, g):
+        if not isinstance(g, Tensor):  # first order: (probabilities - smoothed one-hot)·g in one fused kernel
+            return self.device.kernels.softmax_xent_grad(self.saved, self.labels, self.smoothing, g, self.scale)
         xp = self.device.xp
         z = self.inputs[0]
         n, c = z.shape
@@ -166,9 +165,6 @@ class CrossEntropy(Function):
         probs = softmax(z, axis=1) if is_grad_enabled() else self.const(self.saved)
         g = g.reshape(-1, 1) if self.scale is None else g * self.scale
         return g * (probs - self.const(target))
-
-    def backward_array(self, g):
-        return self.device.kernels.softmax_xent_grad(self.saved, self.labels, self.smoothing, g, self.scale)
 
 
 def _check_label_range(labels: Tensor, n_classes: int, name: str) -> None:

@@ -8,14 +8,19 @@ through the same stable outputs.
 
 from __future__ import annotations
 
-from devgrad.core import Function
+from devgrad.core import Function, Tensor
 from devgrad.ops._util import normalize_axis
-from devgrad.core import Tensor
 
 
-def activation_grad(act: str, g: Tensor, out: Tensor) -> Tensor:
-    """dL/dz from g = dL/dy for y = act(z) ('relu', 'sigmoid' or 'tanh'), written with Tensor
-    ops from the output y, so it is differentiable again (relu's mask is a constant)."""
+def activation_grad(act: str, g, out, device):
+    """dL/dz from g = dL/dy for y = act(z) ('relu', 'sigmoid' or 'tanh'), from the output y.
+
+    On Tensors (a graph of the gradient) it is written with Tensor ops, so it is
+    differentiable again (relu's mask is a constant); on the first-order path it is the
+    device's fused kernel (one launch on a GPU) computing the same formula.
+    """
+    if not isinstance(g, Tensor):
+        return device.kernels.act_grad(act, g, out)
     if act == "relu":
         return g * Tensor._make((out.data > 0).astype(g.dtype), out.device)
     if act == "sigmoid":
@@ -23,22 +28,26 @@ def activation_grad(act: str, g: Tensor, out: Tensor) -> Tensor:
     return g * (1.0 - out * out)
 
 
+def _sigmoid(g, x, device):
+    """sigmoid(x) in ``g``'s kind: the op on a Tensor, the device's kernel on an array."""
+    return sigmoid(x) if isinstance(g, Tensor) else device.kernels.sigmoid(x)
+
+
 class ReLU(Function):
     __slots__ = ()
+    array_backward = True
     save_output = True
 
     def forward(self, a):
         return self.device.xp.maximum(a, 0)
 
     def backward(self, g):
-        return activation_grad("relu", g, self.output())
-
-    def backward_array(self, g):
-        return self.device.kernels.act_grad("relu", g, self.out_data)
+        return activation_grad("relu", g, self.result(g), self.device)
 
 
 class LeakyReLU(Function):
     __slots__ = ("slope",)
+    array_backward = True
     save_inputs = True
 
     def forward(self, a, slope):
@@ -46,77 +55,65 @@ class LeakyReLU(Function):
         return self.device.xp.where(a > 0, a, a * slope)
 
     def backward(self, g):
-        return g * self.const(self._slopes(g.dtype))
-
-    def _slopes(self, dtype):
-        return self.device.xp.where(self.inputs[0].data > 0, 1.0, self.slope).astype(dtype)
-
-    def backward_array(self, g):
-        return g * self._slopes(g.dtype)
+        slopes = self.device.xp.where(self.inputs[0].data > 0, 1.0, self.slope).astype(g.dtype)
+        return g * self.constant(g, slopes)
 
 
 class Sigmoid(Function):
     __slots__ = ()
+    array_backward = True
     save_output = True
 
     def forward(self, a):
         return self.device.kernels.sigmoid(a)
 
     def backward(self, g):
-        return activation_grad("sigmoid", g, self.output())
-
-    def backward_array(self, g):
-        return self.device.kernels.act_grad("sigmoid", g, self.out_data)
+        return activation_grad("sigmoid", g, self.result(g), self.device)
 
 
 class Tanh(Function):
     __slots__ = ()
+    array_backward = True
     save_output = True
 
     def forward(self, a):
         return self.device.xp.tanh(a)
 
     def backward(self, g):
-        return activation_grad("tanh", g, self.output())
-
-    def backward_array(self, g):
-        return self.device.kernels.act_grad("tanh", g, self.out_data)
+        return activation_grad("tanh", g, self.result(g), self.device)
 
 
 class Softplus(Function):
     """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|))."""
 
     __slots__ = ()
+    array_backward = True
     save_inputs = True
 
     def forward(self, a):
         return self.device.xp.logaddexp(0, a)  # stable in one pass
 
     def backward(self, g):
-        return g * sigmoid(self.inputs[0])
-
-    def backward_array(self, g):
-        return g * self.device.kernels.sigmoid(self.inputs[0].data)
+        return g * _sigmoid(g, self.operands(g)[0], self.device)
 
 
 class LogSigmoid(Function):
     """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|))."""
 
     __slots__ = ()
+    array_backward = True
     save_inputs = True
 
     def forward(self, a):
         return -self.device.xp.logaddexp(0, -a)
 
     def backward(self, g):
-        return g * sigmoid(-self.inputs[0])
-
-    def backward_array(self, g):
-        return g * self.device.kernels.sigmoid(-self.inputs[0].data)
+        return g * _sigmoid(g, -self.operands(g)[0], self.device)
 
 
 class Softmax(Function):
     __slots__ = ("axis",)
+    array_backward = True
     save_output = True
 
     def forward(self, a, axis):
@@ -126,16 +123,13 @@ class Softmax(Function):
         return e / xp.sum(e, axis=axis, keepdims=True)
 
     def backward(self, g):
-        y = self.output()
-        return y * (g - (g * y).sum(axis=self.axis, keepdims=True))
-
-    def backward_array(self, g):
-        y = self.out_data
+        y = self.result(g)
         return y * (g - (g * y).sum(axis=self.axis, keepdims=True))
 
 
 class LogSoftmax(Function):
     __slots__ = ("axis",)
+    array_backward = True
     save_output = True
 
     def forward(self, a, axis):
@@ -145,10 +139,9 @@ class LogSoftmax(Function):
         return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
 
     def backward(self, g):
-        return g - self.output().exp() * g.sum(axis=self.axis, keepdims=True)
-
-    def backward_array(self, g):
-        return g - self.device.xp.exp(self.out_data) * g.sum(axis=self.axis, keepdims=True)
+        y = self.result(g)
+        probabilities = y.exp() if isinstance(y, Tensor) else self.device.xp.exp(y)
+        return g - probabilities * g.sum(axis=self.axis, keepdims=True)
 
 
 def relu(x: Tensor) -> Tensor:

@@ -10,7 +10,7 @@ import math
 
 from devgrad.core import Function
 from devgrad.backend import DeviceError
-from devgrad.ops._util import data_of, operand, shape_of, sum_to
+from devgrad.ops._util import operand, shape_of, sum_to
 from devgrad.core import Tensor, as_dtype
 
 
@@ -24,6 +24,7 @@ class _Binary(Function):
 
 class Add(_Binary):
     __slots__ = ()
+    array_backward = True
 
     def forward(self, a, b):
         self._shapes(a, b)
@@ -32,12 +33,10 @@ class Add(_Binary):
     def backward(self, g):
         return sum_to(g, self.a_shape), sum_to(g, self.b_shape)
 
-    def backward_array(self, g):
-        return sum_to(g, self.a_shape), sum_to(g, self.b_shape)
-
 
 class Sub(_Binary):
     __slots__ = ()
+    array_backward = True
 
     def forward(self, a, b):
         self._shapes(a, b)
@@ -48,49 +47,34 @@ class Sub(_Binary):
         return (sum_to(g, self.a_shape) if need_a else None,
                 sum_to(-g, self.b_shape) if need_b else None)
 
-    def backward_array(self, g):
-        need_a, need_b = self.needs_input_grad
-        return (sum_to(g, self.a_shape) if need_a else None,
-                sum_to(-g, self.b_shape) if need_b else None)
-
 
 class Mul(_Binary):
     __slots__ = ()
     save_inputs = True
+    array_backward = True
 
     def forward(self, a, b):
         self._shapes(a, b)
         return a * b
 
     def backward(self, g):
-        a, b = self.inputs
+        a, b = self.operands(g)
         need_a, need_b = self.needs_input_grad
         return (sum_to(g * b, self.a_shape) if need_a else None,
                 sum_to(g * a, self.b_shape) if need_b else None)
-
-    def backward_array(self, g):
-        a, b = self.inputs
-        need_a, need_b = self.needs_input_grad
-        return (sum_to(g * data_of(b), self.a_shape) if need_a else None,
-                sum_to(g * data_of(a), self.b_shape) if need_b else None)
 
 
 class Div(_Binary):
     __slots__ = ()
     save_inputs = True
+    array_backward = True
 
     def forward(self, a, b):
         self._shapes(a, b)
         return a / b
 
     def backward(self, g):
-        a, b = self.inputs
-        need_a, need_b = self.needs_input_grad
-        return (sum_to(g / b, self.a_shape) if need_a else None,
-                sum_to(-g * a / (b * b), self.b_shape) if need_b else None)
-
-    def backward_array(self, g):
-        a, b = data_of(self.inputs[0]), data_of(self.inputs[1])
+        a, b = self.operands(g)
         need_a, need_b = self.needs_input_grad
         return (sum_to(g / b, self.a_shape) if need_a else None,
                 sum_to(-g * a / (b * b), self.b_shape) if need_b else None)
@@ -124,6 +108,7 @@ class Pow(_Binary):
 
 class Neg(Function):
     __slots__ = ()
+    array_backward = True
 
     def forward(self, a):
         return -a
@@ -131,58 +116,54 @@ class Neg(Function):
     def backward(self, g):
         return -g
 
-    backward_array = backward
-
 
 class Exp(Function):
     __slots__ = ()
     save_output = True
+    array_backward = True
 
     def forward(self, a):
         return self.device.xp.exp(a)
 
     def backward(self, g):
-        return g * self.output()
-
-    def backward_array(self, g):
-        return g * self.out_data
+        return g * self.result(g)
 
 
 class Log(Function):
     __slots__ = ()
     save_inputs = True
+    array_backward = True
 
     def forward(self, a):
         return self.device.xp.log(a)
 
     def backward(self, g):
-        return g / self.inputs[0]
-
-    def backward_array(self, g):
-        return g / self.inputs[0].data
+        return g / self.operands(g)[0]
 
 
 class Sqrt(Function):
     __slots__ = ()
     save_output = True
+    array_backward = True
 
     def forward(self, a):
         return self.device.xp.sqrt(a)
 
     def backward(self, g):
-        return g / (self.output() * 2.0)
+        return g / (self.result(g) * 2.0)
 
 
 class Abs(Function):
     __slots__ = ()
     save_inputs = True
+    array_backward = True
 
     def forward(self, a):
         return self.device.xp.abs(a)
 
     def backward(self, g):
         x = self.inputs[0]
-        return g * self.const(self.device.xp.sign(x.data))
+        return g * self.constant(g, self.device.xp.sign(x.data))
 
 
 class Maximum(_Binary):
@@ -190,6 +171,7 @@ class Maximum(_Binary):
 
     __slots__ = ()
     save_inputs = True
+    array_backward = True
     pick = "maximum"
 
     def forward(self, a, b):
@@ -202,7 +184,7 @@ class Maximum(_Binary):
         b_data = b.data if isinstance(b, Tensor) else b
         wins = (a_data > b_data) if self.pick == "maximum" else (a_data < b_data)
         share = wins.astype(g.dtype) + (a_data == b_data).astype(g.dtype) * 0.5
-        share_t = self.const(share)  # already the output's shape: the comparison broadcast it
+        share_t = self.constant(g, share)  # already the output's shape: the comparison broadcast it
         need_a, need_b = self.needs_input_grad
         return (sum_to(g * share_t, self.a_shape) if need_a else None,
                 sum_to(g * (1.0 - share_t), self.b_shape) if need_b else None)
@@ -232,6 +214,7 @@ class Clip(Function):
 
     __slots__ = ("lo", "hi")
     save_inputs = True
+    array_backward = True
 
     def forward(self, a, lo, hi):
         self.lo, self.hi = lo, hi
@@ -244,21 +227,19 @@ class Clip(Function):
             inside &= x >= self.lo
         if self.hi is not None:
             inside &= x <= self.hi
-        return g * self.const(inside.astype(g.dtype))
+        return g * self.constant(g, inside.astype(g.dtype))
 
 
 class Cast(Function):
     __slots__ = ("in_dtype",)
+    array_backward = True
 
     def forward(self, a, dtype):
         self.in_dtype = a.dtype
         return a.astype(dtype)
 
     def backward(self, g):
-        return Cast.apply(g, dtype=self.in_dtype)
-
-    def backward_array(self, g):
-        return g.astype(self.in_dtype)
+        return g.astype(self.in_dtype)  # a Tensor's astype is this op again: differentiable
 
 
 # -- function forms ---------------------------------------------------------------------

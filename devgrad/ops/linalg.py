@@ -23,6 +23,7 @@ def _check_matmul_shapes(a_shape, b_shape) -> None:
 class MatMul(Function):
     __slots__ = ()
     save_inputs = True
+    array_backward = True
 
     def forward(self, a, b):
         _check_matmul_shapes(a.shape, b.shape)
@@ -33,32 +34,29 @@ class MatMul(Function):
                              f"({exc})") from None
 
     def backward(self, g):
-        a, b = self.inputs
+        a, b = self.operands(g)
         need_a, need_b = self.needs_input_grad
         if a.ndim == 1 and b.ndim == 1:
             return (g * b if need_a else None), (g * a if need_b else None)
         a2 = a.reshape(1, -1) if a.ndim == 1 else a
         b2 = b.reshape(-1, 1) if b.ndim == 1 else b
         g2 = g
-        if a.ndim == 1:
-            g2 = g2.unsqueeze(-2)
+        if a.ndim == 1:  # the row axis a 1-D operand lost comes back
+            g2 = g2.reshape(*g2.shape[:-1], 1, g2.shape[-1])
         if b.ndim == 1:
-            g2 = g2.unsqueeze(-1)
+            g2 = g2.reshape(*g2.shape, 1)
         ga = gb = None
         if need_a:
-            ga = sum_to(matmul(g2, b2.swapaxes(-1, -2)), a2.shape).reshape(a.shape)
+            ga = sum_to(_mm(self.device, g, g2, b2.swapaxes(-1, -2)), a2.shape).reshape(a.shape)
         if need_b:
-            gb = sum_to(matmul(a2.swapaxes(-1, -2), g2), b2.shape).reshape(b.shape)
+            gb = sum_to(_mm(self.device, g, a2.swapaxes(-1, -2), g2), b2.shape).reshape(b.shape)
         return ga, gb
 
-    def backward_array(self, g):
-        a, b = self.inputs[0].data, self.inputs[1].data
-        if a.ndim != 2 or b.ndim != 2:  # 1-D and batched cases: the general formula
-            grads = self.backward(Tensor._make(g, self.device))
-            return tuple(None if t is None else t.data for t in grads)
-        need_a, need_b = self.needs_input_grad
-        mm = self.device.matmul
-        return (mm(g, b.T) if need_a else None), (mm(a.T, g) if need_b else None)
+
+def _mm(device, g, x, y):
+    """x @ y in ``g``'s kind: the matmul op on Tensors (differentiable again), the device's GEMM
+    seam on arrays (the first-order path)."""
+    return matmul(x, y) if isinstance(g, Tensor) else device.matmul(x, y)
 
 
 def matmul(a, b) -> Tensor:
@@ -92,6 +90,7 @@ class Linear(Function):
 
     __slots__ = ()
     save_inputs = True
+    array_backward = True
 
     def forward(self, x, w, b):
         out = _times_weight(self.device, x, w)
@@ -100,25 +99,13 @@ class Linear(Function):
         return out
 
     def backward(self, g):
-        x, w, _ = self.inputs
+        x, w, _ = self.operands(g)
         need_x, need_w, need_b = self.needs_input_grad
         g2 = g.reshape(-1, w.shape[0])
-        gx = matmul(g, w) if need_x else None
-        gw = matmul(g2.T, x.reshape(-1, w.shape[1])) if need_w else None
+        gx = _mm(self.device, g, g, w) if need_x else None
+        gw = _mm(self.device, g, g2.T, x.reshape(-1, w.shape[1])) if need_w else None
         gb = g2.sum(axis=0) if need_b else None
         return gx, gw, gb
-
-    def backward_array(self, g):
-        x, w = self.inputs[0].data, self.inputs[1].data
-        need_x, need_w, need_b = self.needs_input_grad
-        if g.ndim != 2:
-            g2, x = g.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1])
-        else:
-            g2 = g
-        mm = self.device.matmul
-        return (mm(g, w) if need_x else None,
-                mm(g2.T, x) if need_w else None,
-                g2.sum(axis=0) if need_b else None)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -144,10 +131,7 @@ class LinearAct(Linear):
         return self.device.kernels.bias_act_(_times_weight(self.device, x, w), b, act)
 
     def backward(self, g):
-        return super().backward(activation_grad(self.act, g, self.output()))
-
-    def backward_array(self, g):
-        return super().backward_array(self.device.kernels.act_grad(self.act, g, self.out_data))
+        return super().backward(activation_grad(self.act, g, self.result(g), self.device))
 
 
 def linear_act(x: Tensor, weight: Tensor, bias: Tensor | None, activation: str) -> Tensor:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from devgrad.core import Function
+from devgrad.core import Function, Tensor
 from devgrad.ops._util import keepdims_shape, normalize_axis
-from devgrad.core import Tensor
 
 
 class _Reduce(Function):
@@ -16,11 +15,19 @@ class _Reduce(Function):
         self.keepdims = keepdims
         return self.axes
 
-    def _expand(self, g: Tensor) -> Tensor:
+    def _expand(self, g):
         """The output-shaped gradient reshaped to keepdims form (so it broadcasts)."""
         if self.keepdims:
             return g
         return g.reshape(keepdims_shape(self.in_shape, self.axes))
+
+    def _spread(self, g):
+        """The output-shaped gradient spread over the input's shape: the broadcast op on a Tensor,
+        a freshly filled array on the first-order path (cheaper than broadcast + copy)."""
+        g = self._expand(g)
+        if isinstance(g, Tensor):
+            return g.broadcast_to(self.in_shape)
+        return _filled(self.device.xp, self.in_shape, g)
 
 
 def _filled(xp, shape, values):
@@ -32,22 +39,19 @@ def _filled(xp, shape, values):
 
 class Sum(_Reduce):
     __slots__ = ()
+    array_backward = True
 
     def forward(self, a, axis=None, keepdims=False):
         axes = self._setup(a, axis, keepdims)
         return self.device.xp.sum(a, axis=axes, keepdims=keepdims)
 
     def backward(self, g):
-        return self._expand(g).broadcast_to(self.in_shape)
-
-    def backward_array(self, g):
-        if not self.keepdims:
-            g = g.reshape(keepdims_shape(self.in_shape, self.axes))
-        return _filled(self.device.xp, self.in_shape, g)
+        return self._spread(g)
 
 
 class Mean(_Reduce):
     __slots__ = ("count",)
+    array_backward = True
 
     def forward(self, a, axis=None, keepdims=False):
         axes = self._setup(a, axis, keepdims)
@@ -59,12 +63,7 @@ class Mean(_Reduce):
         return a.sum(axis=axes, keepdims=keepdims) * (1.0 / count if count else float("nan"))
 
     def backward(self, g):
-        return (self._expand(g) * (1.0 / (self.count or 1))).broadcast_to(self.in_shape)
-
-    def backward_array(self, g):
-        if not self.keepdims:
-            g = g.reshape(keepdims_shape(self.in_shape, self.axes))
-        return _filled(self.device.xp, self.in_shape, g * (1.0 / (self.count or 1)))
+        return self._spread(g * (1.0 / (self.count or 1)))
 
 
 class Max(_Reduce):
@@ -73,6 +72,7 @@ class Max(_Reduce):
     __slots__ = ()
     save_inputs = True
     save_output = True
+    array_backward = True
     pick = "max"
 
     def forward(self, a, axis=None, keepdims=False):
@@ -87,7 +87,7 @@ class Max(_Reduce):
         kshape = keepdims_shape(self.in_shape, self.axes)
         winners = (x == self.out_data.reshape(kshape)).astype(g.dtype)
         winners /= xp.sum(winners, axis=self.axes, keepdims=True)
-        return self._expand(g) * self.const(winners)
+        return self._expand(g) * self.constant(g, winners)
 
 
 class Min(Max):

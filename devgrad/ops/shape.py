@@ -16,6 +16,7 @@ from devgrad.ops.elementwise import cast
 
 class Reshape(Function):
     __slots__ = ("in_shape",)
+    array_backward = True
 
     def forward(self, a, shape):
         self.in_shape = a.shape
@@ -28,11 +29,10 @@ class Reshape(Function):
     def backward(self, g):
         return g.reshape(self.in_shape)
 
-    backward_array = backward
-
 
 class Transpose(Function):
     __slots__ = ("axes",)
+    array_backward = True
 
     def forward(self, a, axes):
         self.axes = axes
@@ -41,11 +41,10 @@ class Transpose(Function):
     def backward(self, g):
         return g.transpose(tuple(int(i) for i in np.argsort(self.axes)))
 
-    backward_array = backward
-
 
 class BroadcastTo(Function):
     __slots__ = ("in_shape",)
+    array_backward = True
 
     def forward(self, a, shape):
         self.in_shape = a.shape
@@ -56,9 +55,6 @@ class BroadcastTo(Function):
                              "(sizes must match or be 1, aligned from the right)") from None
 
     def backward(self, g):
-        return sum_to(g, self.in_shape)
-
-    def backward_array(self, g):
         return sum_to(g, self.in_shape)
 
 
@@ -101,10 +97,21 @@ class Stack(Function):
         return tuple(g[lead + (i,)] for i in range(self.count))
 
 
+def _index_add(device, g, index, shape, accumulate: bool):
+    """zeros(shape)[index] += g on arrays (repeated indices accumulate when ``accumulate``)."""
+    out = device.xp.zeros(shape, dtype=g.dtype)
+    if accumulate:
+        device.kernels.scatter_add(out, index, g)
+    else:
+        out[index] = g
+    return out
+
+
 class GetItem(Function):
     """x[index] with NumPy semantics: ints, slices, None, Ellipsis, integer and boolean arrays."""
 
     __slots__ = ("in_shape", "index", "accumulate")
+    array_backward = True
 
     def forward(self, a, index, accumulate):
         self.in_shape = a.shape
@@ -113,10 +120,9 @@ class GetItem(Function):
         return a[index]
 
     def backward(self, g):
-        return IndexAdd.apply(g, index=self.index, shape=self.in_shape, accumulate=self.accumulate)
-
-    def backward_array(self, g):
-        return IndexAdd.forward(self, g, self.index, self.in_shape, self.accumulate)
+        if isinstance(g, Tensor):  # a graph of the gradient: the scatter as an op, differentiable again
+            return IndexAdd.apply(g, index=self.index, shape=self.in_shape, accumulate=self.accumulate)
+        return _index_add(self.device, g, self.index, self.in_shape, self.accumulate)
 
 
 class IndexAdd(Function):
@@ -126,12 +132,7 @@ class IndexAdd(Function):
 
     def forward(self, g, index, shape, accumulate):
         self.index = index
-        out = self.device.xp.zeros(shape, dtype=g.dtype)
-        if accumulate:
-            self.device.kernels.scatter_add(out, index, g)
-        else:
-            out[index] = g
-        return out
+        return _index_add(self.device, g, index, shape, accumulate)
 
     def backward(self, gg):
         return GetItem.apply(gg, index=self.index, accumulate=True)

@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 
 from devgrad.data import DataError, DataLoader, build_splits, synthetic
+from devgrad.experiment import run
+from tests.helpers import block_import
+from tests.run_helpers import SMALL
 from devgrad.data.files import read_csv, read_idx, read_idx_pair, read_npz
 
 GENERATORS = sorted(synthetic.GENERATORS)
@@ -124,3 +127,10 @@ def test_sklearn_digits_loads_without_download():
     data = {"source": "sklearn:digits", "split": {"train": 0.7, "val": 0.15, "test": 0.15}, "standardize": True}
     s = build_splits(data, seed=0)
     assert s.n_features == 64 and s.n_classes == 10
+
+
+def test_missing_scikit_learn_is_a_clear_error(tmp_path, monkeypatch):
+    block_import(monkeypatch, "sklearn")
+    with pytest.raises(DataError, match=r"needs scikit-learn: pip install 'devgrad\[sklearn\]'"):
+        run({**SMALL, "data": {"source": "sklearn:iris"}}, out=tmp_path, quiet=True)
+    assert not (tmp_path / "small").exists()

@@ -8,7 +8,9 @@ import pytest
 import devgrad as dg
 from devgrad import nn
 from devgrad.data.synthetic import triangle
+from devgrad.experiment import run
 from devgrad.nn import functional as F
+from tests.run_helpers import ROOT
 
 
 def _train(model, X, y, steps=1500, lr=0.05):
@@ -84,3 +86,13 @@ def test_single_neuron_chain_rule_by_hand():
     dz_ds = z_val * (1 - z_val)
     assert alpha.grad.item() == pytest.approx(dL_dz * dz_ds * x1, rel=1e-12)
     assert beta.grad.item() == pytest.approx(dL_dz * dz_ds * x2, rel=1e-12)
+
+
+@pytest.mark.parametrize("name,minimum,maximum", [
+    ("triangle", 0.97, 1.0), ("triangle_linear_activation", 0.0, 0.85), ("zero_init_symmetry", 0.0, 0.85),
+    ("xor", 0.9, 1.0), ("logistic_regression", 0.85, 1.0), ("linear_classifier", 0.95, 1.0),
+])
+def test_lecture_experiments_show_what_the_lecture_says(tmp_path, name, minimum, maximum):
+    result = run(ROOT / "experiments" / f"{name}.yaml", out=tmp_path, quiet=True, device="cpu")
+    accuracy = result.summary["test"]["test_accuracy"]
+    assert minimum <= accuracy <= maximum, (name, accuracy)

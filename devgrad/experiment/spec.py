@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import re
 from pathlib import Path
 
 from devgrad import nn, optim
@@ -216,10 +217,9 @@ def _check_by_building(v: Validator, spec: dict) -> None:
 
 def _named_option(message: str, options: dict) -> str:
     """The option an error message is about (the first option name it mentions), else 'name'."""
-    for opt in sorted(options, key=len, reverse=True):
-        if opt in message:
-            return opt
-    return "name"
+    text = message.split(": ", 1)[-1]  # past the class name
+    mentioned = [opt for opt in options if re.search(rf"\b{re.escape(opt)}\b", text)]
+    return min(mentioned, key=lambda opt: re.search(rf"\b{re.escape(opt)}\b", text).start()) if mentioned else "name"
 
 
 def _loss(v: Validator, raw, path: tuple) -> dict:

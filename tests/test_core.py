@@ -1,4 +1,5 @@
-"""The tape: accumulation, broadcasting, freeing, higher order, no_grad, dg.grad."""
+"""devgrad.core: Tensor (construction, dtypes, data movement, the Python protocol) and the tape
+(accumulation, broadcasting, freeing, higher order, no_grad, dg.grad)."""
 
 from __future__ import annotations
 
@@ -272,3 +273,105 @@ def test_leaf_gradients_are_owned_and_writable(device):
     a.grad.data *= 10  # e.g. in-place gradient clipping
     assert b.grad.numpy().tolist() == [1.0, 1.0]
     assert a.grad.numpy().tolist() == [10.0, 10.0]
+
+
+def test_numpy_item_detach_copy_semantics(device):
+    x = dg.tensor([[1.0, 2.0]], requires_grad=True, device=device)
+    host = x.numpy()
+    host[0, 0] = 99.0
+    assert x.numpy()[0, 0] == 1.0, "numpy() must return a copy"
+    assert dg.tensor([3.0], device=device).item() == 3.0
+    with pytest.raises(ValueError, match="one element"):
+        x.item()
+    d = x.detach()
+    assert not d.requires_grad and d.grad_fn is None and d.data is x.data
+
+def test_tensor_from_tensor_copies(device):
+    x = dg.tensor([1.0, 2.0], device=device)
+    y = dg.tensor(x)
+    assert y.data is not x.data and y.numpy().tolist() == [1.0, 2.0]
+
+def test_to_same_device_is_identity_and_dtype_change_is_differentiable(device):
+    x = dg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    assert x.to(device) is x
+    y = x.to(dtype="float64")
+    assert y.dtype == np.float64 and y.requires_grad
+    (y * y).sum().backward()
+    assert x.grad.dtype == np.float32 and x.grad.numpy().tolist() == [2.0, 4.0]
+
+@pytest.mark.skipif(not dg.cuda_available(), reason="needs a GPU")
+def test_to_cuda_and_back_carries_gradient():
+    x = dg.tensor([1.0, 2.0], requires_grad=True)
+    y = x.to("cuda")
+    assert y.device.type == "cuda"
+    (y * y).sum().backward()
+    assert x.grad.device.type == "cpu" and x.grad.numpy().tolist() == [2.0, 4.0]
+
+def test_bool_of_multi_element_tensor_raises(device):
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(dg.tensor([1.0, 2.0], device=device))
+    assert bool(dg.tensor([1.0], device=device))
+
+def test_ndarray_times_tensor_uses_tensor_operator():
+    x = dg.tensor([1.0, 2.0], requires_grad=True)
+    y = np.array([3.0, 4.0]) * x
+    assert isinstance(y, dg.Tensor) and y.requires_grad
+    z = np.array([1.0, 1.0]) + x
+    assert isinstance(z, dg.Tensor)
+
+def test_repr_shows_grad_fn_and_device(device):
+    x = dg.tensor([1.0], requires_grad=True, device=device)
+    assert "requires_grad=True" in repr(x)
+    assert "grad_fn=Mul" in repr(x * 2.0)
+    assert "dtype=float64" in repr(dg.tensor([1.0], dtype="float64", device=device))
+
+def test_setitem_only_outside_the_graph(device):
+    x = dg.zeros(3, device=device)
+    x[1] = 5.0
+    assert x.numpy().tolist() == [0.0, 5.0, 0.0]
+    w = dg.zeros(3, requires_grad=True, device=device)
+    with pytest.raises(RuntimeError, match="no_grad"):
+        w[0] = 1.0
+    with dg.no_grad():
+        w[0] = 1.0
+    assert w.numpy()[0] == 1.0
+
+def test_properties(device):
+    x = dg.zeros(2, 3, device=device)
+    assert (x.shape, x.ndim, x.size, len(x)) == ((2, 3), 2, 6, 2)
+    assert x.is_leaf and x.xp is device.xp
+    assert [row.shape for row in x] == [(3,), (3,)]
+
+def test_unknown_dtype_and_non_numeric_data():
+    with pytest.raises(TypeError, match="unknown dtype 'float33'"):
+        dg.tensor([1.0], dtype="float33")
+    with pytest.raises(TypeError, match="not numeric|cannot make"):
+        dg.tensor(["a", "b"])
+
+def test_inplace_update_under_no_grad_keeps_the_leaf(device):
+    w = dg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    (w * w).sum().backward()
+    data = w.data
+    with dg.no_grad():
+        w -= 0.5 * w.grad
+    assert w.requires_grad and w.is_leaf and w.data is data
+    assert w.numpy().tolist() == [0.0, 0.0]
+
+def test_augmented_assignment_while_recording_is_out_of_place(device):
+    x = dg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    y = x * 2.0
+    saved = y
+    y += 1.0
+    assert y is not saved and saved.numpy().tolist() == [2.0, 4.0]
+    y.sum().backward()
+    assert x.grad.numpy().tolist() == [2.0, 2.0]
+
+def test_readme_logistic_regression_example_runs():
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    block = re.search(r"## Backprop in 15 lines.*?```python\n(.*?)```", readme, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["loss"].item() < 0.2

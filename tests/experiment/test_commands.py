@@ -1,0 +1,215 @@
+"""devgrad.experiment.commands: run and resume end to end, driven through the CLI in subprocesses as a user would."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import devgrad as dg
+from devgrad.experiment import RunError, SpecError, resolve, run
+from tests.run_helpers import HAVE_MATPLOTLIB, LONG, SMALL, cli, only_run_dir, weights, write_spec
+
+
+def test_completed_run_folder_has_every_file(tmp_path):
+    spec = write_spec(tmp_path, SMALL)
+    result = cli("run", spec, "--out", tmp_path / "runs")
+    assert result.returncode == 0, result.stderr
+    run_dir = only_run_dir(tmp_path / "runs", "small")
+    assert run_dir.name[:8].isdigit() and len(run_dir.name.split("-")) == 3
+    expected = ["config.yaml", "meta.json", "metrics.csv", "metrics.jsonl", "summary.json", "train.log",
+                "checkpoints/last.npz", "checkpoints/best.npz"]
+    if HAVE_MATPLOTLIB:
+        expected += ["plots/learning_curves.png", "plots/decision_boundary.png"]
+    else:
+        assert "plots skipped" in result.stdout and "devgrad[plot]" in result.stdout
+    for name in expected:
+        assert (run_dir / name).is_file(), name
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["status"] == "completed" and meta["device"] == "cpu" and meta["seed"] == 3
+    assert meta["numpy"] == np.__version__ and meta["devgrad"] == dg.__version__ and meta["ended"]
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == list(range(1, 7))
+    csv_lines = (run_dir / "metrics.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("epoch,lr,train_loss") and len(csv_lines) == 7
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_run"] == 6
+    assert 0.5 < summary["test"]["test_accuracy"] <= 1.0 and summary["train_samples_per_second"] > 0
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["train"]["epochs"] == 6 and config["optimizer"]["betas"] == [0.9, 0.999]  # resolved defaults
+    state = dg.load(run_dir / "checkpoints" / "last.npz")
+    assert state["epoch"] == 6 and set(state) >= {"model", "optimizer", "scheduler", "rng", "epoch"}
+    assert "epoch 6/6" in (run_dir / "train.log").read_text()
+
+
+def test_same_seed_gives_identical_metrics_on_cpu(tmp_path):
+    spec = write_spec(tmp_path, SMALL)
+    for out in ("a", "b"):
+        assert cli("run", spec, "--out", tmp_path / out, "-q").returncode == 0
+    a, b = only_run_dir(tmp_path / "a", "small"), only_run_dir(tmp_path / "b", "small")
+    assert (a / "metrics.jsonl").read_text() == (b / "metrics.jsonl").read_text()
+    wa, wb = weights(a), weights(b)
+    assert all(np.array_equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.skipif(dg.cuda_available(), reason="checks the no-GPU fallback")
+def test_auto_device_falls_back_to_cpu_with_a_notice(tmp_path):
+    result = cli("run", write_spec(tmp_path, {**SMALL, "device": "auto"}), "--out", tmp_path / "runs", "-q",
+                 "--set", "train.epochs=1")
+    assert result.returncode == 0
+    assert "device auto: CUDA is not available" in result.stderr and "running on the CPU" in result.stderr
+    run_dir = only_run_dir(tmp_path / "runs", "small")
+    assert "running on the CPU" in (run_dir / "train.log").read_text()
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["device"] == "cpu"
+    forced = cli("run", write_spec(tmp_path, SMALL), "--device", "cuda", "--out", tmp_path / "runs2")
+    assert forced.returncode == 2 and "CUDA is not available" in forced.stderr
+    assert "Traceback" not in forced.stderr and not (tmp_path / "runs2").exists()
+
+
+def _wait_for_rows(run_root: Path, name: str, count: int, proc, timeout=120) -> Path:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        folders = list((run_root / name).glob("*")) if (run_root / name).exists() else []
+        if folders:
+            metrics = folders[0] / "metrics.jsonl"
+            if metrics.exists() and len(metrics.read_text().splitlines()) >= count:
+                return folders[0]
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        time.sleep(0.02)
+    raise AssertionError("the run made no progress")
+
+
+@pytest.mark.parametrize("how", ["kill -9", "ctrl-c"])
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, how):
+    spec = write_spec(tmp_path, LONG)
+    assert cli("run", spec, "--out", tmp_path / "straight", "-q").returncode == 0
+    reference = only_run_dir(tmp_path / "straight", "long")
+
+    proc = subprocess.Popen([sys.executable, "-m", "devgrad", "run", str(spec), "--out", str(tmp_path / "cut"), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir = _wait_for_rows(tmp_path / "cut", "long", 8, proc)
+    proc.send_signal(signal.SIGKILL if how == "kill -9" else signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    meta = json.loads((run_dir / "meta.json").read_text())
+    if how == "ctrl-c":
+        assert proc.returncode == 130 and meta["status"] == "stopped", err
+        assert "devgrad resume" in err or "devgrad resume" in (run_dir / "train.log").read_text()
+    else:
+        assert meta["status"] == "running"  # killed: nobody could write anything
+    done_before = len((run_dir / "metrics.jsonl").read_text().splitlines())
+    assert done_before < 60
+
+    resumed = cli("resume", run_dir, "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == list(range(1, 61)), "no epoch missing or duplicated"
+    csv_epochs = [int(line.split(",")[0]) for line in (run_dir / "metrics.csv").read_text().splitlines()[1:]]
+    assert csv_epochs == list(range(1, 61))
+    assert (run_dir / "metrics.jsonl").read_text() == (reference / "metrics.jsonl").read_text()
+    w_resumed, w_ref = weights(run_dir), weights(reference)
+    assert all(np.array_equal(w_resumed[k], w_ref[k]) for k in w_ref), "resume must reproduce the weights"
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["status"] == "completed" and len(meta["resumed"]) == 1
+    again = cli("resume", run_dir)
+    assert again.returncode == 2 and "already completed" in again.stderr
+
+
+def test_divergence_fails_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):
+    spec = write_spec(tmp_path, {**SMALL, "loss": "mse", "optimizer": {"name": "sgd", "lr": 1e8},
+                                 "model": {"hidden": [16], "activation": "relu"},
+                                 "train": {"epochs": 30, "batch_size": 8, "checkpoint": {"every": 1}}})
+    result = cli("run", spec, "--out", tmp_path / "runs")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "diverged" in result.stdout
+    run_dir = only_run_dir(tmp_path / "runs", "small")
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "failed"
+    rows = (run_dir / "metrics.jsonl").read_text().splitlines()
+    if rows:  # every checkpoint written holds finite weights
+        state = dg.load(run_dir / "checkpoints" / "last.npz")
+        assert all(np.isfinite(v.numpy()).all() for v in state["model"].values())
+
+
+def test_early_stopping_and_restore_best(tmp_path):
+    spec = {**SMALL, "train": {"epochs": 200, "batch_size": 32,
+                               "early_stopping": {"enabled": True, "monitor": "val_loss", "patience": 3,
+                                                  "restore_best": True}},
+            "optimizer": {"name": "sgd", "lr": 2.0}}
+    result = run(spec, out=tmp_path, quiet=True)
+    assert result.status == "completed" and result.summary["epochs_run"] < 200
+    best = result.summary["best_epoch"]
+    assert result.summary["epochs_run"] == best + 3, "stops exactly `patience` epochs after the best"
+
+
+def test_library_run_result_is_picklable_and_folders_never_collide(tmp_path):
+    first = run({**SMALL, "train": {"epochs": 1}}, out=tmp_path, quiet=True)
+    second = run({**SMALL, "train": {"epochs": 1}}, out=tmp_path, quiet=True)
+    assert first.run_dir != second.run_dir and first.run_dir.parent == second.run_dir.parent
+    clone = pickle.loads(pickle.dumps(first))
+    assert clone.summary == first.summary and clone.history == first.history and clone.status == "completed"
+
+
+def test_library_errors_are_typed():
+    with pytest.raises(SpecError):
+        resolve({"data": {"source": "nope"}})
+    with pytest.raises(RunError, match="not a run folder"):
+        dg.experiment.resume("/nonexistent/run")
+
+
+def test_resume_refuses_a_run_that_is_still_training(tmp_path):
+    result = run({**SMALL, "train": {"epochs": 2}}, out=tmp_path, quiet=True)
+    meta_path = result.run_dir / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        meta.update(status="running", pid=sleeper.pid)
+        meta_path.write_text(json.dumps(meta))
+        refused = cli("resume", result.run_dir)
+        assert refused.returncode == 2 and "still being trained by process" in refused.stderr
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # once that process is gone the folder is stale and resumable
+    assert cli("resume", result.run_dir, "-q").returncode == 0
+
+
+def test_an_unexpected_error_marks_the_run_failed(tmp_path, monkeypatch):
+    from devgrad.experiment import trainer
+
+    def explode(self, epoch):
+        raise MemoryError("out of device memory")
+
+    monkeypatch.setattr(trainer.Trainer, "_train_epoch", explode)
+    with pytest.raises(MemoryError):
+        run(SMALL, out=tmp_path, quiet=True)
+    run_dir = only_run_dir(tmp_path, "small")
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["status"] == "failed" and "out of device memory" in meta["error"]
+    assert "run failed" in (run_dir / "train.log").read_text()
+
+
+def test_unreadable_spec_and_unwritable_out_are_clean_errors(tmp_path):
+    latin = tmp_path / "latin1.yaml"
+    latin.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    result = cli("validate", latin)
+    assert result.returncode == 2 and "not UTF-8" in result.stderr and "Traceback" not in result.stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = cli("run", write_spec(tmp_path, SMALL), "--out", blocker / "runs")
+    assert result.returncode == 2 and "cannot access" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_without_a_validation_split_the_monitor_falls_back_to_train(tmp_path):
+    spec = {**SMALL, "data": {"source": "xor", "n_samples": 300, "split": {"train": 0.8, "val": 0.0, "test": 0.2}},
+            "train": {"epochs": 3, "early_stopping": {"patience": 1}}}
+    result = run(spec, out=tmp_path, quiet=True)
+    assert result.status == "completed" and result.summary["monitor"] == "train_loss"
+    assert all("val_loss" not in row for row in result.history)

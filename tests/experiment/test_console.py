@@ -1,0 +1,47 @@
+"""devgrad.experiment.console: what a run prints, on a pipe and on a terminal."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from tests.run_helpers import SMALL, cli, write_spec
+
+
+def test_non_tty_output_is_plain_lines_without_progress_bar_noise(tmp_path):
+    result = cli("run", write_spec(tmp_path, SMALL), "--out", tmp_path / "runs")
+    assert "\r" not in result.stdout and "it/s" not in result.stdout and "%|" not in result.stdout
+    epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_lines) == 6 and "train_loss" in epoch_lines[0]
+    quiet = cli("run", write_spec(tmp_path, SMALL), "--out", tmp_path / "runs", "--quiet")
+    assert quiet.returncode == 0 and "epoch " not in quiet.stdout
+
+
+def test_progress_bar_on_a_terminal(tmp_path):
+    pytest.importorskip("tqdm")
+    import pty
+
+    spec = write_spec(tmp_path, {**SMALL, "train": {"epochs": 3}})
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the CLI with a terminal (100 columns) as stdout
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        os.execv(sys.executable, [sys.executable, "-m", "devgrad", "run", str(spec), "--out", str(tmp_path / "r")])
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    text = output.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "epoch" in text and "3/3" in text and "\r" in text, text  # tqdm redraws its bar in place

@@ -161,12 +161,12 @@ class Function:
         """Wrap an array computed in forward as a constant (no-gradient) Tensor."""
         return Tensor._make(array, self.device)
 
-    def operands(self, g) -> tuple:
+    def operands(self, g):
         """The saved inputs in ``g``'s kind: Tensors when ``g`` is a Tensor, else raw arrays
         (Python scalars stay as they are)."""
         if isinstance(g, Tensor):
             return self.inputs
-        return tuple(x.data if isinstance(x, Tensor) else x for x in self.inputs)
+        return [x.data if isinstance(x, Tensor) else x for x in self.inputs]
 
     def result(self, g):
         """The op's output in ``g``'s kind (``output()`` for a Tensor ``g``, else the raw array)."""

@@ -111,11 +111,14 @@ def test_runner_cuda_graph_gives_the_eager_results(device, tmp_path, capsys):
     report = graphed.summary["cuda_graph"]
     if device.supports_graphs:
         assert "cuda_graph" not in err
-        assert report["active"] and report["graphs"] == 2 and report["replays"] > 0 and report["failure"] is None
+        assert report["active"] and report["graphs"] == 2 and report["replays"] > 0 and report["why_not"] is None
     else:
         assert "train.cuda_graph is ignored on cpu" in err
-        assert report == {"active": False, "graphs": 0, "replays": 0, "failure": "not available on cpu"}
-    assert "cuda_graph" not in eager.summary
+        assert report == {"setting": True, "active": False, "graphs": 0, "replays": 0,
+                          "why_not": "cpu has no CUDA graphs (they need a GPU)"}
+    # the default, auto: captured on a GPU, eager on the CPU without a notice
+    assert eager.summary["cuda_graph"]["setting"] == "auto"
+    assert eager.summary["cuda_graph"]["active"] == device.supports_graphs
     for a, b in zip(eager.history, graphed.history):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-5)
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5)
@@ -299,3 +302,25 @@ def test_every_part_of_a_training_step_can_be_captured(activation, loss, optimiz
     assert graph_total == pytest.approx(eager_total, rel=1e-6)
     for a, b in zip(eager_w, graph_w):
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(("setting", "dropout", "why"), [
+    ("auto", 0.0, None), ("auto", 0.2, "model.dropout > 0: a replayed step would reuse one dropout mask"),
+    (False, 0.0, "train.cuda_graph is false"), (True, 0.0, None),
+])
+def test_the_runner_says_whether_it_captures_the_step_and_why_not(tmp_path, setting, dropout, why):
+    """On a GPU, auto captures whenever the step allows it; the choice and its reason go to
+    summary.json and train.log (checked with a stand-in GPU: the choice, not the capture)."""
+    from devgrad.experiment import spec as spec_module
+    from devgrad.experiment import trainer as trainer_module
+
+    resolved = spec_module.resolve({"data": {"source": "xor"}, "model": {"dropout": dropout},
+                                    "train": {"cuda_graph": setting}})
+    gpu_like = _NoHostReadsDevice(lambda: [])
+    assert trainer_module._graph_choice(resolved, gpu_like) == why
+    assert trainer_module._graph_choice(resolved, dg.device("cpu")) == (
+        "train.cuda_graph is false" if setting is False else "cpu has no CUDA graphs (they need a GPU)")
+    result = commands.run({**resolved, "train": {**resolved["train"], "epochs": 2}, "device": "cpu"},
+                          out=tmp_path, quiet=True)
+    log = (result.run_dir / "train.log").read_text()
+    assert f"train.cuda_graph {setting}: steps run eagerly" in log

@@ -19,10 +19,10 @@ import threading
 
 import numpy as np
 
+from devgrad.backend import cublas
 from devgrad.backend import cupy as _cuda
 from devgrad.backend import cupy_import
 from devgrad.backend import numpy as _cpu
-from devgrad.backend.cublas import PRECISIONS
 
 log = logging.getLogger("devgrad")
 
@@ -42,8 +42,8 @@ class Device:
     (``device.kernels.adam_update(...)``); the capability flags come from the device module.
     """
 
-    __slots__ = ("type", "index", "module", "xp", "kernels", "supports_graphs", "host_reads_are_free", "is_host",
-                 "updates_need_scratch", "name", "__weakref__")
+    __slots__ = ("type", "index", "module", "xp", "kernels", "matmul", "supports_graphs", "host_reads_are_free",
+                 "is_host", "updates_need_scratch", "name", "__weakref__")
 
     def __init__(self, kind: str, index: int = 0):
         module = _MODULES[kind]
@@ -52,6 +52,10 @@ class Device:
         self.module = module
         self.xp = module.array_module()
         self.kernels = module.kernels
+        # x @ y with NumPy's matmul rules: the one GEMM seam every matrix product goes through
+        # (cuBLAS through ctypes on a GPU, capturable into CUDA graphs); the module's function
+        # itself, so the CPU pays no wrapper.
+        self.matmul = module.matmul
         self.supports_graphs = module.SUPPORTS_GRAPHS  # a step can be captured into a CUDA graph
         self.host_reads_are_free = module.HOST_READS_ARE_FREE  # reading a value back costs no device sync
         self.is_host = module.IS_HOST  # host NumPy arrays are this device's own
@@ -114,11 +118,6 @@ class Device:
             return fn(*args, **kwargs)
 
     # -- compute -----------------------------------------------------------------------
-    def matmul(self, x, y):
-        """``x @ y`` with NumPy's matmul rules: the one GEMM seam every matrix product goes through
-        (cuBLAS through ctypes on a GPU, capturable into CUDA graphs)."""
-        return self.module.matmul(x, y, _matmul_precision[0])
-
     def generator(self, seed: int):
         """A random generator that draws directly on this device (for dropout masks)."""
         return self.module.generator(seed, self.index)
@@ -152,23 +151,17 @@ class Device:
         return self.module.description(self.index)
 
 
-_matmul_precision = ["highest"]
-
-
 def set_float32_matmul_precision(precision: str) -> None:
     """How float32 matrix products are computed on GPUs, as in PyTorch: ``"highest"`` (default)
     is true float32; ``"high"`` lets cuBLAS use TF32 tensor cores (about 10 mantissa bits per
     product, float32 accumulation: several times faster on large GEMMs of Ampere and later GPUs,
     relative errors near 1e-3 instead of 1e-6). float64 and the CPU are unaffected."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"float32 matmul precision must be one of {', '.join(map(repr, PRECISIONS))}, "
-                         f"got {precision!r}")
-    _matmul_precision[0] = precision
+    cublas.set_precision(precision)
 
 
 def get_float32_matmul_precision() -> str:
     """The current float32 matmul precision ("highest" or "high")."""
-    return _matmul_precision[0]
+    return cublas.precision()
 
 
 _NO_CONTEXT = contextlib.nullcontext()

@@ -27,6 +27,19 @@ CUDA_R_32F, CUDA_R_64F = 0, 1
 COMPUTE_32F, COMPUTE_32F_FAST_TF32, COMPUTE_64F = 68, 77, 70
 GEMM_DEFAULT = -1
 PRECISIONS = ("highest", "high")  # highest: true float32; high: TF32 tensor cores for float32
+_precision = ["highest"]  # the process-wide float32 setting (set_float32_matmul_precision)
+
+
+def set_precision(precision: str) -> None:
+    """Set how float32 GEMMs are computed from now on: "highest" or "high" (TF32)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"float32 matmul precision must be one of {', '.join(map(repr, PRECISIONS))}, "
+                         f"got {precision!r}")
+    _precision[0] = precision
+
+
+def precision() -> str:
+    return _precision[0]
 
 _H, _P, _I, _L = ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_longlong
 _SIGNATURES = {
@@ -131,7 +144,7 @@ def handle(index: int) -> list:
 
 
 def gemm(plan: GemmPlan, itemsize: int, a_ptr: int, b_ptr: int, c_ptr: int, *, index: int, stream: int,
-         precision: str = "highest") -> None:
+         precision: str | None = None) -> None:
     """Run ``plan`` (see ``devgrad.backend.gemm``) on GPU ``index`` on ``stream``: C = op(A)·op(B)
     for float32 (``itemsize`` 4) or float64 (8) operands at the given device addresses."""
     lib = library()
@@ -142,7 +155,7 @@ def gemm(plan: GemmPlan, itemsize: int, a_ptr: int, b_ptr: int, c_ptr: int, *, i
         entry[1] = stream
     one, zero = lib.one_zero_ptr[itemsize]
     ta, tb = OP[plan.trans_a], OP[plan.trans_b]
-    tf32 = itemsize == 4 and precision == "high"
+    tf32 = itemsize == 4 and (precision or _precision[0]) == "high"
     if plan.batch == 1:
         if tf32:
             status = lib.cublasGemmEx(h, ta, tb, plan.m, plan.n, plan.k, one, a_ptr, CUDA_R_32F, plan.lda, b_ptr,

@@ -156,11 +156,11 @@ def _element_strides(array) -> tuple:
     return tuple(s // size for s in array.strides)
 
 
-def matmul(x, y, precision: str = "highest"):
+def matmul(x, y, precision: str | None = None):
     """``x @ y`` with ``numpy.matmul``'s rules. float32/float64 operands of one dtype go to cuBLAS
     through ctypes in any transpose/stride layout (strided-batched for batches), which works
     while a CUDA graph is being captured; anything else goes to ``cupy.matmul``, which cannot
-    be captured (a clear error then)."""
+    be captured (a clear error then). ``precision`` None: the process-wide setting."""
     cp = module()
     if x.dtype != y.dtype or x.dtype not in GEMM_DTYPES:
         if capturing():

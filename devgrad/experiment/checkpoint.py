@@ -1,10 +1,22 @@
-"""Checkpoints and the small JSON/CSV files of a run folder, all written atomically."""
+"""Checkpoints and the small JSON/CSV files of a run folder, all written atomically.
+
+The checkpoint policy (``Checkpointer``): after every epoch the run's state is copied to host
+memory (cheap next to a file write); ``last.npz`` is written from that copy at most every
+``seconds`` (or every ``every`` epochs, when set), and always at the end, on Ctrl-C and when
+a run diverges (then from the last finite epoch); ``best.npz`` is kept in memory when the
+monitored metric improves and written on the same clock. Files are written by one background
+thread from those immutable copies, so training does not wait for the disk, and atomically,
+so a kill -9 leaves the previous file intact: it loses at most ``seconds`` of training, which
+``devgrad resume`` recomputes exactly.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from devgrad.io import atomic_write_text, load, save
@@ -12,11 +24,80 @@ from devgrad.io import atomic_write_text, load, save
 METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
 
-def save_checkpoint(path: Path, *, model, optimizer, scheduler, epoch: int, extra: dict) -> Path:
-    """Model + optimizer + scheduler + epoch + run state, as one atomic .npz."""
-    return save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                 "epoch": int(epoch), **extra}, path)
+def snapshot(*, parameters, optimizer, scheduler, epoch: int, extra: dict) -> dict:
+    """Model parameters ((name, Tensor) pairs) + optimizer + scheduler + epoch + run state, as
+    host copies that training will not change: what a checkpoint file holds."""
+    return {"model": {name: p.numpy() for name, p in parameters},
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "epoch": int(epoch), **extra}
+
+
+class Checkpointer:
+    """When ``last.npz`` and ``best.npz`` are written, and the thread that writes them (see the
+    module doc). ``clock`` is for tests."""
+
+    def __init__(self, folder: Path, *, seconds: float, every: int | None = None, save_best: bool = True,
+                 clock=time.monotonic):
+        self.folder = Path(folder)
+        self.seconds = seconds
+        self.every = every
+        self.save_best = save_best
+        self.clock = clock
+        self.latest: dict | None = None  # the newest finite epoch's state
+        self.best: dict | None = None
+        self._dirty = {"last.npz": False, "best.npz": False}
+        self._written_at = {"last.npz": clock(), "best.npz": clock()}
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devgrad-checkpoint")
+        self._pending: list = []
+        self.writes = {"last.npz": 0, "best.npz": 0}
+        self.epoch_written: dict = {"last.npz": None, "best.npz": None}  # the epoch each file holds (or will)
+
+    def epoch_done(self, state: dict, improved: bool) -> None:
+        """Record a finished (finite) epoch's snapshot; write what the policy says is due."""
+        self.latest = state
+        self._dirty["last.npz"] = True
+        if improved and self.save_best:
+            self.best = state
+            self._dirty["best.npz"] = True
+        epoch = state["epoch"]
+        if self.every and epoch % self.every == 0:
+            self._write("last.npz", background=True)
+        for name in ("last.npz", "best.npz"):
+            if self._dirty[name] and self.clock() - self._written_at[name] >= self.seconds:
+                self._write(name, background=True)
+
+    def flush(self) -> None:
+        """Write whatever is newer than the files, and wait until every write is on disk (the
+        end of a run, Ctrl-C, divergence)."""
+        for name in ("last.npz", "best.npz"):
+            if self._dirty[name]:
+                self._write(name, background=False)
+        self._wait()
+
+    def close(self) -> None:
+        self._wait()
+        self._writer.shutdown(wait=True)
+
+    def _write(self, name: str, background: bool) -> None:
+        state = self.latest if name == "last.npz" else self.best
+        if state is None:
+            return
+        self._dirty[name] = False
+        self._written_at[name] = self.clock()
+        self.writes[name] += 1
+        self.epoch_written[name] = state["epoch"]
+        if background:
+            self._pending = [f for f in self._pending if not f.done()]
+            self._pending.append(self._writer.submit(save, state, self.folder / name))
+        else:
+            self._wait()  # an older background write of the same file must not land after this one
+            save(state, self.folder / name)
+
+    def _wait(self) -> None:
+        for future in self._pending:
+            future.result()  # re-raises a failed write (a full disk) here, on the training thread
+        self._pending = []
 
 
 def load_checkpoint(path: Path) -> dict:

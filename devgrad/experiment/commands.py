@@ -94,7 +94,7 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
     trainer = Trainer(spec, run_dir, dev, quiet, splits)
     trainer.metrics.rewrite([])  # the files exist (with a CSV header) from the start
     notice = auto_device_notice(spec["device"])
-    if spec["train"]["cuda_graph"] and not dev.supports_graphs:
+    if spec["train"]["cuda_graph"] is True and not dev.supports_graphs:
         graph_note = f"train.cuda_graph is ignored on {dev}: CUDA graphs need a GPU (the steps run eagerly)"
         notice = f"{notice}; {graph_note}" if notice else graph_note
     if notice:

@@ -222,7 +222,7 @@ class Validator:
         if isinstance(value, float) and not math.isfinite(value):
             self.add(path, f"must be a finite number, got {value}")
         if spec.choices is not None and value not in spec.choices:
-            self.add(path, f"unknown value {value!r}; choose one of {', '.join(spec.choices)}"
+            self.add(path, f"unknown value {value!r}; choose one of {', '.join(map(str, spec.choices))}"
                            f"{did_you_mean(value, spec.choices)}")
         if spec.check is not None:
             message = spec.check(value)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from devgrad import nn, optim
 from devgrad.backend import parse_device
+from devgrad.backend.cublas import PRECISIONS
 from devgrad.core import Tensor
 from devgrad.data.synthetic import GENERATORS
 from devgrad.experiment.schema import (
@@ -133,8 +134,11 @@ SCHEMA: dict = {
         "batch_size": Field((int,), 32, check=_positive, nullable=True, doc="null: full batch"),
         "shuffle": Field((bool,), True),
         "clip_grad_norm": Field(NUM, None, check=_positive, nullable=True),
-        "cuda_graph": Field((bool,), False, doc="on a GPU, replay each training step as one captured CUDA graph "
-                                                 "(ignored on the CPU)"),
+        "cuda_graph": Field((bool, str), "auto", choices=(True, False, "auto"),
+                            doc="replay each training step as one captured CUDA graph: auto (on a GPU when the "
+                                "step allows it), true, false"),
+        "matmul_precision": Field((str,), "highest", choices=PRECISIONS,
+                                  doc="float32 GEMMs on a GPU: highest (float32) or high (TF32)"),
         "early_stopping": {
             "enabled": Field((bool,), False),
             "monitor": Field((str,), "val_loss", choices=MONITORS),
@@ -144,7 +148,10 @@ SCHEMA: dict = {
             "restore_best": Field((bool,), False),
         },
         "checkpoint": {
-            "every": Field((int,), 1, check=_positive, doc="write checkpoints/last.npz every N epochs"),
+            "seconds": Field(NUM, 30.0, check=_non_negative,
+                             doc="write checkpoints/last.npz (and best.npz) at most every N seconds; 0: every epoch"),
+            "every": Field((int,), None, check=_positive, nullable=True,
+                           doc="also write checkpoints/last.npz every N epochs"),
             "save_best": Field((bool,), True, doc="keep checkpoints/best.npz of the best monitored epoch"),
         },
     },
@@ -298,7 +305,7 @@ def _block(v: Validator, raw: dict, key: str, default):
 
 def _check_cuda_graph(v: Validator, spec: dict) -> None:
     dropout = spec["model"]["dropout"]
-    if spec["train"]["cuda_graph"] and isinstance(dropout, int | float) and dropout > 0:
+    if spec["train"]["cuda_graph"] is True and isinstance(dropout, int | float) and dropout > 0:
         v.add(("train", "cuda_graph"), f"cannot be used with model.dropout = {dropout}: a captured step would "
                                        "replay the same dropout mask every time; set model.dropout: 0 or "
                                        "train.cuda_graph: false")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from devgrad import nn, optim
+from devgrad.backend import get_float32_matmul_precision, set_float32_matmul_precision
 from devgrad.capture import CapturedStep
 from devgrad.core import Tensor, no_grad
 from devgrad.data import DataLoader, build_splits
@@ -30,7 +31,12 @@ class Trainer:
         self.task = Task.from_spec(spec, self.splits.n_classes)
         self.log = run_logger(run_dir)
         self.model = build_model(spec, self.splits.n_features, self.task, device)
-        graphed = spec["train"]["cuda_graph"] and device.supports_graphs
+        self._named_parameters = list(self.model.named_parameters())  # fixed for the run: walked once
+        self.graph_reason = _graph_choice(spec, device)  # None: capture the step
+        graphed = self.graph_reason is None
+        self.log.info("train.cuda_graph %s: %s", spec["train"]["cuda_graph"],
+                      "the training step is captured and replayed as CUDA graphs" if graphed
+                      else f"steps run eagerly ({self.graph_reason})")
         self.optimizer = build_optimizer(spec, self.model.parameters(), capturable=graphed)
         self.scheduler = build_scheduler(spec, self.optimizer)
         t = spec["train"]
@@ -126,9 +132,10 @@ class Trainer:
                 "monitor": self.monitor, "rng": {"seed": self.spec["seed"], "scheme": "per-epoch streams"},
                 "standardize": {"mean": self.splits.mean, "std": self.splits.std}}
 
-    def save(self, name: str, epoch: int) -> None:
-        ckpt.save_checkpoint(self.run_dir / "checkpoints" / name, model=self.model, optimizer=self.optimizer,
-                             scheduler=self.scheduler, epoch=epoch, extra=self._extra_state())
+    def snapshot(self, epoch: int) -> dict:
+        """The run's state after ``epoch``, as host copies (what a checkpoint file holds)."""
+        return ckpt.snapshot(parameters=self._named_parameters, optimizer=self.optimizer, scheduler=self.scheduler,
+                             epoch=epoch, extra=self._extra_state())
 
     def restore(self, state: dict) -> int:
         self.model.load_state_dict(state["model"])
@@ -143,21 +150,43 @@ class Trainer:
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, start_epoch: int, console: Console) -> str:
         """Train from ``start_epoch`` (1-based) to the end; returns the final status."""
-        with self.device.activate():  # every array of the run lives on the run's device
-            return self._fit(start_epoch, console)
+        # Every array of the run lives on the run's device. Overflow and NaN are the run's to
+        # report (a non-finite loss stops it as diverged, with advice), not NumPy warnings.
+        previous = get_float32_matmul_precision()
+        set_float32_matmul_precision(self.spec["train"]["matmul_precision"])  # process-wide: put back after
+        try:
+            with self.device.activate(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                return self._fit(start_epoch, console)
+        finally:
+            set_float32_matmul_precision(previous)
 
     def _fit(self, start_epoch: int, console: Console) -> str:
         t = self.spec["train"]
+        policy = t["checkpoint"]
+        self.checkpoints = ckpt.Checkpointer(self.run_dir / "checkpoints", seconds=policy["seconds"],
+                                             every=policy["every"], save_best=policy["save_best"])
+        if start_epoch > 1:
+            self.checkpoints.epoch_written["last.npz"] = start_epoch - 1  # the file this run resumed from
+        try:
+            return self._epochs(start_epoch, console)
+        finally:
+            # The end of the run, Ctrl-C, divergence or an error: what is newer than the files is
+            # written now (from the last finished, finite epoch).
+            self.checkpoints.flush()
+            self.checkpoints.close()
+
+    def _epochs(self, start_epoch: int, console: Console) -> str:
+        t = self.spec["train"]
         es = t["early_stopping"]
-        every = t["checkpoint"]["every"]
-        last_saved = start_epoch - 1
         for epoch in range(start_epoch, t["epochs"] + 1):
             row = self._train_epoch(epoch)
             if self.val_loader is not None:
                 val = self.evaluate(self.val_loader)
                 row.update({f"val_{k}": v for k, v in val.items()})
             if not math.isfinite(row["train_loss"]):
-                where = f"epoch {last_saved}" if last_saved > 0 else "none yet"
+                last = self.checkpoints.latest["epoch"] if self.checkpoints.latest else \
+                    self.checkpoints.epoch_written["last.npz"]
+                where = f"epoch {last}" if last else "none yet"
                 console.say(f"the training loss became {row['train_loss']} at epoch {epoch}: the run diverged. "
                             f"The last good checkpoint ({where}) is kept. Try a lower optimizer.lr, "
                             "train.clip_grad_norm, or standardized inputs.")
@@ -171,20 +200,18 @@ class Trainer:
                 self.best_value, self.best_epoch, self.wait = value, epoch, 0
             else:
                 self.wait += 1
-            if improved and t["checkpoint"]["save_best"]:
-                self.save("best.npz", epoch)
-            stop = es["enabled"] and self.wait >= es["patience"]
-            if epoch % every == 0 or epoch == t["epochs"] or stop:
-                self.save("last.npz", epoch)
-                last_saved = epoch
-            if stop:
+            self.checkpoints.epoch_done(self.snapshot(epoch), improved)
+            if es["enabled"] and self.wait >= es["patience"]:
                 console.say(f"early stopping at epoch {epoch}: {self.monitor} has not improved for "
                             f"{es['patience']} epochs (best {self.best_value:.4g} at epoch {self.best_epoch})")
                 break
-        if es["restore_best"] and (self.run_dir / "checkpoints" / "best.npz").exists():
-            best = ckpt.load_checkpoint(self.run_dir / "checkpoints" / "best.npz")
-            self.model.load_state_dict(best["model"])
-            console.say(f"restored the weights of the best epoch ({self.best_epoch})")
+        if es["restore_best"]:
+            best = self.checkpoints.best
+            if best is None and (self.run_dir / "checkpoints" / "best.npz").exists():  # from before a resume
+                best = ckpt.load_checkpoint(self.run_dir / "checkpoints" / "best.npz")
+            if best is not None:
+                self.model.load_state_dict(best["model"])
+                console.say(f"restored the weights of the best epoch ({self.best_epoch})")
         return "completed"
 
     def predict_proba(self, X_raw: np.ndarray) -> np.ndarray:
@@ -205,9 +232,20 @@ def summary_of(trainer: Trainer, history: list, status: str, wall: float) -> dic
                "best_epoch": trainer.best_epoch or None, "wall_seconds": round(wall, 3),
                "train_samples_per_second": round(samples / wall, 1) if wall > 0 else None,
                "device": trainer.device.name, "n_parameters": trainer.model.num_parameters()}
-    if trainer.spec["train"]["cuda_graph"]:  # what the option did: graphs captured, steps replayed
-        step = trainer.step
-        summary["cuda_graph"] = {"active": step.graphs > 0, "graphs": step.graphs, "replays": step.replays,
-                                 "failure": step.failure if trainer.device.supports_graphs
-                                 else f"not available on {trainer.device}"}
+    step = trainer.step  # what train.cuda_graph did: graphs captured, steps replayed, or why not
+    summary["cuda_graph"] = {"setting": trainer.spec["train"]["cuda_graph"], "active": step.graphs > 0,
+                             "graphs": step.graphs, "replays": step.replays,
+                             "why_not": trainer.graph_reason or step.failure}
     return summary
+
+
+def _graph_choice(spec: dict, device) -> str | None:
+    """Whether the run captures its step into a CUDA graph: None for yes, else why not."""
+    setting = spec["train"]["cuda_graph"]
+    if setting is False:
+        return "train.cuda_graph is false"
+    if not device.supports_graphs:
+        return f"{device} has no CUDA graphs (they need a GPU)"
+    if spec["model"]["dropout"] > 0:  # with true, the spec already refused this
+        return "model.dropout > 0: a replayed step would reuse one dropout mask"
+    return None

@@ -92,7 +92,7 @@ class Function:
     first-order path wraps the gradient in a Tensor and unwraps the result.
     """
 
-    __slots__ = ("next", "inputs", "saved", "out_data", "device", "shape", "released", "seq")
+    __slots__ = ("next", "inputs", "input_arrays", "saved", "out_data", "device", "shape", "released", "seq")
 
     save_inputs = False
     save_output = False
@@ -126,12 +126,19 @@ class Function:
         node = object.__new__(cls)
         node.device = dev
         node.saved = None
-        out = node.forward(*arrays, **params) if dev is None else dev.run(node.forward, *arrays, **params)
+        if dev is None or not dev.index:  # the hot path: a direct call
+            out = node.forward(*arrays, **params)
+        else:  # a second GPU: Device.run makes it current for the kernels
+            out = dev.run(node.forward, *arrays, **params)
         if not requires or not getattr(_mode, "enabled", True):
             return Tensor._make(out, dev)
         node.next = tuple(nexts)
         node.seq = next(_sequence)
-        node.inputs = args if cls.save_inputs else None
+        if cls.save_inputs:
+            node.inputs = args
+            node.input_arrays = arrays  # the same arrays, for formulas running on arrays (operands)
+        else:
+            node.inputs = node.input_arrays = None
         node.out_data = out if cls.save_output else None
         node.shape = out.shape
         node.released = False
@@ -164,9 +171,7 @@ class Function:
     def operands(self, g):
         """The saved inputs in ``g``'s kind: Tensors when ``g`` is a Tensor, else raw arrays
         (Python scalars stay as they are)."""
-        if isinstance(g, Tensor):
-            return self.inputs
-        return [x.data if isinstance(x, Tensor) else x for x in self.inputs]
+        return self.inputs if isinstance(g, Tensor) else self.input_arrays
 
     def result(self, g):
         """The op's output in ``g``'s kind (``output()`` for a Tensor ``g``, else the raw array)."""
@@ -179,7 +184,7 @@ class Function:
     def release(self) -> None:
         """Drop what backward needed; a later backward through this node raises."""
         if self.inputs is not None or self.saved is not None or self.out_data is not None:
-            self.inputs = self.saved = self.out_data = None
+            self.inputs = self.input_arrays = self.saved = self.out_data = None
             self.released = True
 
     @property
@@ -240,7 +245,10 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
                     f"backward through {node.name} a second time: its saved values were freed by the "
                     "first backward. Pass retain_graph=True to the first backward() (or dg.grad) "
                     "to keep them.")
-            in_grads = node.device.run(_node_backward, node, g, fast)
+            if node.device.index:  # a second GPU: Device.run makes it current for the kernels
+                in_grads = node.device.run(_node_backward, node, g, fast)
+            else:
+                in_grads = _node_backward(node, g, fast)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
             if not retain_graph:

@@ -111,10 +111,9 @@ class Device:
         return self.module.activate(self.index)
 
     def run(self, fn, *args, **kwargs):
-        """``fn(*args, **kwargs)`` with this device current (no context switch for index 0)."""
-        if not self.index:
-            return fn(*args, **kwargs)
-        with self.module.activate(self.index):
+        """``fn(*args, **kwargs)`` with this device current: where ops and the backward walk send the
+        work of a tensor on a second GPU (they call ``fn`` directly for index 0, the hot path)."""
+        with self.activate():
             return fn(*args, **kwargs)
 
     # -- compute -----------------------------------------------------------------------

@@ -45,18 +45,19 @@ class MatMul(Function):
             g2 = g2.reshape(*g2.shape[:-1], 1, g2.shape[-1])
         if b.ndim == 1:
             g2 = g2.reshape(*g2.shape, 1)
+        mm = _matmul_for(g, self.device)
         ga = gb = None
         if need_a:
-            ga = sum_to(_mm(self.device, g, g2, b2.swapaxes(-1, -2)), a2.shape).reshape(a.shape)
+            ga = sum_to(mm(g2, b2.swapaxes(-1, -2)), a2.shape).reshape(a.shape)
         if need_b:
-            gb = sum_to(_mm(self.device, g, a2.swapaxes(-1, -2), g2), b2.shape).reshape(b.shape)
+            gb = sum_to(mm(a2.swapaxes(-1, -2), g2), b2.shape).reshape(b.shape)
         return ga, gb
 
 
-def _mm(device, g, x, y):
-    """x @ y in ``g``'s kind: the matmul op on Tensors (differentiable again), the device's GEMM
-    seam on arrays (the first-order path)."""
-    return matmul(x, y) if isinstance(g, Tensor) else device.matmul(x, y)
+def _matmul_for(g, device):
+    """The matrix product in ``g``'s kind: the matmul op for Tensors (differentiable again), the
+    device's GEMM seam for arrays (the first-order path)."""
+    return matmul if isinstance(g, Tensor) else device.matmul
 
 
 def matmul(a, b) -> Tensor:
@@ -101,9 +102,13 @@ class Linear(Function):
     def backward(self, g):
         x, w, _ = self.operands(g)
         need_x, need_w, need_b = self.needs_input_grad
-        g2 = g.reshape(-1, w.shape[0])
-        gx = _mm(self.device, g, g, w) if need_x else None
-        gw = _mm(self.device, g, g2.T, x.reshape(-1, w.shape[1])) if need_w else None
+        if g.ndim != 2:  # a batch of rows of any shape: the weight gradient sums over all of them
+            g2, x = g.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1])
+        else:
+            g2 = g
+        mm = _matmul_for(g, self.device)
+        gx = mm(g, w) if need_x else None
+        gw = mm(g2.T, x) if need_w else None
         gb = g2.sum(axis=0) if need_b else None
         return gx, gw, gb
 

@@ -56,7 +56,7 @@ def _info(args) -> int:
 def _run(args) -> int:
     if args.print_config:
         overrides = [*args.set, f"device={args.device}"] if args.device else args.set
-        print(spec.to_yaml(spec.resolve(args.spec, overrides)), end="")
+        print(spec.to_yaml(spec.resolve(args.spec, overrides).to_dict()), end="")
         return 0
     result = commands.run(args.spec, overrides=args.set, out=args.out, device=args.device, quiet=args.quiet)
     return 0 if result.status == "completed" else 1
@@ -69,9 +69,8 @@ def _resume(args) -> int:
 
 def _validate(args) -> int:
     resolved = spec.resolve(args.spec, args.set)
-    print(f"{args.spec}: valid ({resolved['name']}: {resolved['data']['source']} data, "
-          f"hidden {resolved['model']['hidden']}, {resolved['optimizer']['name']}, "
-          f"{resolved['train']['epochs']} epochs)")
+    print(f"{args.spec}: valid ({resolved.name}: {resolved.data.source} data, "
+          f"hidden {resolved.model.hidden}, {resolved.optimizer.name}, {resolved.train.epochs} epochs)")
     return 0
 
 

@@ -320,7 +320,6 @@ def test_the_runner_says_whether_it_captures_the_step_and_why_not(tmp_path, sett
     assert trainer_module._graph_choice(resolved, gpu_like) == why
     assert trainer_module._graph_choice(resolved, dg.device("cpu")) == (
         "train.cuda_graph is false" if setting is False else "cpu has no CUDA graphs (they need a GPU)")
-    result = commands.run({**resolved, "train": {**resolved["train"], "epochs": 2}, "device": "cpu"},
-                          out=tmp_path, quiet=True)
+    result = commands.run(resolved, overrides=["train.epochs=2", "device=cpu"], out=tmp_path, quiet=True)
     log = (result.run_dir / "train.log").read_text()
     assert f"train.cuda_graph {setting}: steps run eagerly" in log

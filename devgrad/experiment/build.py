@@ -6,34 +6,34 @@ from __future__ import annotations
 import numpy as np
 
 from devgrad import nn, optim
+from devgrad.experiment.spec import Spec
 from devgrad.experiment.task import Task
 
 
-def build_model(spec: dict, n_features: int, task: Task, device) -> nn.MLP:
+def build_model(spec: Spec, n_features: int, task: Task, device) -> nn.MLP:
     """The spec's MLP, initialised from the run's seed on the host (same weights on any device)."""
-    m = spec["model"]
-    generator = np.random.default_rng([spec["seed"], 0])
-    return nn.MLP([n_features, *m["hidden"], task.out_features], activation=m["activation"], init=m["init"],
-                  dropout=m["dropout"], bias=m["bias"], generator=generator, device=device, dtype=spec["dtype"])
+    m = spec.model
+    generator = np.random.default_rng([spec.seed, 0])
+    return nn.MLP([n_features, *m.hidden, task.out_features], activation=m.activation, init=m.init,
+                  dropout=m.dropout, bias=m.bias, generator=generator, device=device, dtype=spec.dtype)
 
 
-def build_optimizer(spec: dict, params, capturable: bool = False) -> optim.Optimizer:
+def build_optimizer(spec: Spec, params, capturable: bool = False) -> optim.Optimizer:
     """The spec's optimizer; ``capturable`` keeps its per-step values on the device (for CUDA graphs)."""
-    options = dict(spec["optimizer"])
-    cls = optim.OPTIMIZERS[options.pop("name")]
-    options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}  # betas
+    cls = optim.OPTIMIZERS[spec.optimizer.name]
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.optimizer.options.items()}  # betas
     return cls(params, capturable=capturable, **options)
 
 
-def build_scheduler(spec: dict, optimizer):
+def build_scheduler(spec: Spec, optimizer):
     """The spec's schedule (None for ``none``), behind a linear warm-up when ``warmup_epochs`` > 0.
     An option left at None means the run's length: its epochs after warm-up."""
-    options = dict(spec["schedule"])
-    name = options.pop("name")
+    name = spec.schedule.name
+    options = dict(spec.schedule.options)
     if name == "none":
         return None
     warmup = options.pop("warmup_epochs")
-    span = max(spec["train"]["epochs"] - warmup, 1)
+    span = max(spec.train.epochs - warmup, 1)
     options = {k: span if v is None else v for k, v in options.items()}
     # Built on the real optimizer: the warm-up below takes over its lr (schedules compute the lr
     # from the epoch in closed form, so the inner one is only asked for its shape).

@@ -34,7 +34,7 @@ def auto_device_notice(requested: str) -> str | None:
 def execute(trainer: Trainer, start_epoch: int, meta_base: dict | None, spec: dict, started_wall: float,
              started: str) -> RunResult:
     run_dir = trainer.run_dir
-    console = Console(trainer.quiet, spec["train"]["epochs"], start_epoch - 1, trainer.log)
+    console = Console(trainer.quiet, spec.train.epochs, start_epoch - 1, trainer.log)
     status = "failed"
     try:
         try:
@@ -82,19 +82,19 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
     """
     overrides = [*overrides, f"device={device}"] if device is not None else list(overrides)
     spec = resolve(spec_or_path, overrides)
-    dev = resolve_device(spec["device"])  # fails here, before any folder exists, if CUDA is missing
-    splits = build_splits(spec["data"], spec["seed"])  # bad data files fail before the folder too
+    dev = resolve_device(spec.device)  # fails here, before any folder exists, if CUDA is missing
+    splits = build_splits(spec.data.to_dict(), spec.seed)  # bad data files fail before the folder too
     Task.from_spec(spec, splits.n_classes)
-    run_dir = new_run_dir(Path(out) if out is not None else Path("runs"), spec["name"])
-    atomic_write_text(run_dir / "config.yaml", to_yaml(spec))
+    run_dir = new_run_dir(Path(out) if out is not None else Path("runs"), spec.name)
+    atomic_write_text(run_dir / "config.yaml", to_yaml(spec.to_dict()))
     started, wall = now(), time.perf_counter()
     ckpt.write_json(run_dir / "meta.json", run_meta(spec, dev, run_dir, "running", started))
     (run_dir / "checkpoints").mkdir()
     (run_dir / "plots").mkdir()
     trainer = Trainer(spec, run_dir, dev, quiet, splits)
     trainer.metrics.rewrite([])  # the files exist (with a CSV header) from the start
-    notice = auto_device_notice(spec["device"])
-    if spec["train"]["cuda_graph"] is True and not dev.supports_graphs:
+    notice = auto_device_notice(spec.device)
+    if spec.train.cuda_graph is True and not dev.supports_graphs:
         graph_note = f"train.cuda_graph is ignored on {dev}: CUDA graphs need a GPU (the steps run eagerly)"
         notice = f"{notice}; {graph_note}" if notice else graph_note
     if notice:
@@ -122,7 +122,7 @@ def resume(run_dir, device: str | None = None, quiet: bool = False) -> RunResult
         raise RunError(f"{run_dir} is still being trained by process {meta['pid']} on this host; stop it "
                        "(Ctrl-C) before resuming, or two processes would write the same folder")
     spec = resolve(config, [f"device={device}"] if device is not None else [])
-    dev = resolve_device(spec["device"])
+    dev = resolve_device(spec.device)
     started, wall = now(), time.perf_counter()
     trainer = Trainer(spec, run_dir, dev, quiet)
     last = run_dir / "checkpoints" / "last.npz"
@@ -148,7 +148,7 @@ def _draw(trainer: Trainer, history: list, say) -> list[str]:
     splits = trainer.splits
     if splits.n_features == 2:
         boundary = (*splits.all_points(), trainer.predict_proba)
-    return report.draw(trainer.run_dir, trainer.spec["name"], history, say, boundary)
+    return report.draw(trainer.run_dir, trainer.spec.name, history, say, boundary)
 
 
 def redraw(run_dir, quiet: bool = False) -> list[str]:

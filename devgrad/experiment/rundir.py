@@ -49,12 +49,12 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
-def run_meta(spec: dict, dev, run_dir: Path, status: str, started: str, ended: str | None = None,
+def run_meta(spec, dev, run_dir: Path, status: str, started: str, ended: str | None = None,
           previous: dict | None = None) -> dict:
     """meta.json: versions, device, seed, host, times and status (earlier fields kept on resume)."""
     meta = dict(previous or {})
     meta.update({
-        "name": spec["name"], "run_dir": str(run_dir), "status": status, "seed": spec["seed"],
+        "name": spec.name, "run_dir": str(run_dir), "status": status, "seed": spec.seed,
         "device": dev.name, "device_description": dev.description(), "devgrad": __version__,
         "numpy": np.__version__, "cupy": cupy_version(), "python": platform.python_version(),
         "host": socket.gethostname(), "pid": os.getpid(), "started": meta.get("started", started),

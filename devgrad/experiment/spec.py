@@ -11,8 +11,10 @@ building the object, so its own validation is the spec's.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from devgrad import nn, optim
@@ -26,7 +28,7 @@ from devgrad.experiment.schema import (
 )
 from devgrad.nn import functional as F
 
-__all__ = ["SCHEMA", "SpecError", "resolve", "to_yaml", "validate"]
+__all__ = ["SCHEMA", "Spec", "SpecError", "resolve", "to_yaml", "validate"]
 
 SYNTHETIC = tuple(GENERATORS)
 FILE_SOURCES = ("csv", "npz", "idx")
@@ -362,8 +364,130 @@ def _check_metrics(v: Validator, metrics: list) -> None:
                                   "recorded)")
 
 
-def resolve(spec_or_path, overrides=(), check_files: bool = True) -> dict:
-    """A spec file path, YAML text or dict -> the validated, resolved spec dict."""
+# -- the resolved spec, typed ----------------------------------------------------------------
+
+class _Section:
+    def to_dict(self) -> dict:
+        """The section as plain data (what config.yaml holds)."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Split(_Section):
+    train: float
+    val: float
+    test: float
+
+
+@dataclass(frozen=True)
+class DataSpec(_Section):
+    source: str
+    n_samples: int
+    noise: float
+    n_classes: int | None
+    n_features: int | None
+    path: str | None
+    target: str | None
+    images: str | None
+    labels: str | None
+    split: Split
+    standardize: bool
+
+
+@dataclass(frozen=True)
+class ModelSpec(_Section):
+    hidden: list
+    activation: str
+    init: str
+    dropout: float
+    bias: bool
+
+
+@dataclass(frozen=True)
+class LossSpec(_Section):
+    name: str
+    label_smoothing: float
+    pos_weight: float | None
+
+
+@dataclass(frozen=True)
+class Choice(_Section):
+    """A name from a registry (an optimizer, a schedule) and the options for its constructor."""
+
+    name: str
+    options: dict
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, **copy.deepcopy(self.options)}
+
+
+@dataclass(frozen=True)
+class EarlyStopping(_Section):
+    enabled: bool
+    monitor: str
+    mode: str
+    patience: int
+    min_delta: float
+    restore_best: bool
+
+
+@dataclass(frozen=True)
+class Checkpointing(_Section):
+    seconds: float
+    every: int | None
+    save_best: bool
+
+
+@dataclass(frozen=True)
+class TrainSpec(_Section):
+    epochs: int
+    batch_size: int | None
+    shuffle: bool
+    clip_grad_norm: float | None
+    cuda_graph: bool | str
+    matmul_precision: str
+    early_stopping: EarlyStopping
+    checkpoint: Checkpointing
+
+
+@dataclass(frozen=True)
+class Spec(_Section):
+    """A validated spec with every default filled in: what a run is built from."""
+
+    name: str
+    description: str
+    seed: int
+    device: str
+    dtype: str
+    data: DataSpec
+    model: ModelSpec
+    loss: LossSpec
+    optimizer: Choice
+    schedule: Choice
+    train: TrainSpec
+    metrics: list
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {k: (v.to_dict() if isinstance(v, _Section) else copy.deepcopy(v)) for k, v in out.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Spec:
+        """From the checked nested dict (``validate``'s result)."""
+        data = {**d["data"], "split": Split(**d["data"]["split"])}
+        train = {**d["train"], "early_stopping": EarlyStopping(**d["train"]["early_stopping"]),
+                 "checkpoint": Checkpointing(**d["train"]["checkpoint"])}
+        optimizer, schedule = dict(d["optimizer"]), dict(d["schedule"])
+        return cls(name=d["name"], description=d["description"], seed=d["seed"], device=d["device"],
+                   dtype=d["dtype"], data=DataSpec(**data), model=ModelSpec(**d["model"]), loss=LossSpec(**d["loss"]),
+                   optimizer=Choice(optimizer.pop("name"), optimizer), schedule=Choice(schedule.pop("name"), schedule),
+                   train=TrainSpec(**train), metrics=list(d["metrics"]))
+
+
+def resolve(spec_or_path, overrides=(), check_files: bool = True) -> Spec:
+    """A spec file path or a dict (a Spec too) -> the validated, resolved, typed Spec."""
+    if isinstance(spec_or_path, Spec):
+        spec_or_path = spec_or_path.to_dict()
     if isinstance(spec_or_path, dict):
         loaded = Loaded(copy.deepcopy(spec_or_path))
         source = "spec"
@@ -379,4 +503,4 @@ def resolve(spec_or_path, overrides=(), check_files: bool = True) -> dict:
         if value is not None and not Path(value).is_absolute():
             # Stored absolute, so the run folder's config.yaml works from anywhere.
             spec["data"][key] = str((base / value).resolve())
-    return spec
+    return Spec.from_dict(spec)

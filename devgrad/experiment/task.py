@@ -22,15 +22,15 @@ class Task:
     pos_weight: float | None = None
 
     @classmethod
-    def from_spec(cls, spec: dict, n_classes: int) -> Task:
-        name = spec["loss"]["name"]
+    def from_spec(cls, spec, n_classes: int) -> Task:
+        name = spec.loss.name
         if name == "auto":
             name = "bce" if n_classes == 2 else "cross_entropy"
         if name in F.BINARY_LOSSES and n_classes != 2:
             raise RunError(f"loss '{name}' is for two classes but the data has {n_classes}; "
                            "use loss: cross_entropy (or mse)")
         out = 1 if n_classes == 2 and name != "cross_entropy" else n_classes
-        return cls(name, n_classes, out, spec["loss"]["label_smoothing"], spec["loss"]["pos_weight"])
+        return cls(name, n_classes, out, spec.loss.label_smoothing, spec.loss.pos_weight)
 
     def targets(self, y: Tensor, dtype) -> Tensor:
         """Labels (int) in the form this loss wants, on the labels' device."""

@@ -15,42 +15,43 @@ from devgrad.data import DataLoader, build_splits
 from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment.build import build_model, build_optimizer, build_scheduler
 from devgrad.experiment.console import Console, format_row, run_logger
+from devgrad.experiment.spec import Spec
 from devgrad.experiment.task import Task
 
 
 class Trainer:
     """Everything one run needs, built from a resolved spec; ``fit`` trains epoch by epoch."""
 
-    def __init__(self, spec: dict, run_dir: Path, device, quiet: bool, splits=None):
+    def __init__(self, spec: Spec, run_dir: Path, device, quiet: bool, splits=None):
         self.spec = spec
         self.run_dir = run_dir
         self.quiet = quiet
         self.device = device
-        self.dtype = np.dtype(spec["dtype"])
-        self.splits = splits if splits is not None else build_splits(spec["data"], spec["seed"])
+        self.dtype = np.dtype(spec.dtype)
+        self.splits = splits if splits is not None else build_splits(spec.data.to_dict(), spec.seed)
         self.task = Task.from_spec(spec, self.splits.n_classes)
         self.log = run_logger(run_dir)
         self.model = build_model(spec, self.splits.n_features, self.task, device)
         self._named_parameters = list(self.model.named_parameters())  # fixed for the run: walked once
         self.graph_reason = _graph_choice(spec, device)  # None: capture the step
         graphed = self.graph_reason is None
-        self.log.info("train.cuda_graph %s: %s", spec["train"]["cuda_graph"],
+        self.log.info("train.cuda_graph %s: %s", spec.train.cuda_graph,
                       "the training step is captured and replayed as CUDA graphs" if graphed
                       else f"steps run eagerly ({self.graph_reason})")
         self.optimizer = build_optimizer(spec, self.model.parameters(), capturable=graphed)
         self.scheduler = build_scheduler(spec, self.optimizer)
-        t = spec["train"]
-        self.train_loader = DataLoader(self.splits.X_train, self.splits.y_train, t["batch_size"], t["shuffle"],
-                                       device, self.dtype, seed=spec["seed"])
-        eval_batch = max(t["batch_size"] or 0, 4096)
+        t = spec.train
+        self.train_loader = DataLoader(self.splits.X_train, self.splits.y_train, t.batch_size, t.shuffle,
+                                       device, self.dtype, seed=spec.seed)
+        eval_batch = max(t.batch_size or 0, 4096)
         self.val_loader = (DataLoader(self.splits.X_val, self.splits.y_val, eval_batch, False, device, self.dtype)
                            if len(self.splits.X_val) else None)
-        es = t["early_stopping"]
-        monitor = es["monitor"]
+        es = t.early_stopping
+        monitor = es.monitor
         if self.val_loader is None and monitor.startswith("val_"):
             monitor = "train_" + monitor[len("val_"):]  # no validation split: watch the train metric
         self.monitor = monitor
-        self.mode = es["mode"] if es["mode"] != "auto" else ("max" if "accuracy" in monitor else "min")
+        self.mode = es.mode if es.mode != "auto" else ("max" if "accuracy" in monitor else "min")
         self.best_value: float | None = None
         self.best_epoch = 0
         self.wait = 0
@@ -72,7 +73,7 @@ class Trainer:
         loss = self.task.loss_value(out, self.task.targets(yb, self.dtype))
         self.optimizer.zero_grad()
         loss.backward()
-        clip = self.spec["train"]["clip_grad_norm"]
+        clip = self.spec.train.clip_grad_norm
         if clip:
             optim.clip_grad_norm_(self.model.parameters(), clip)
         self.optimizer.step()
@@ -84,7 +85,7 @@ class Trainer:
         self.train_loader.set_epoch(epoch)
         for i, m in enumerate(self.model.modules()):
             if isinstance(m, nn.Dropout):
-                m.reseed(int(np.random.default_rng([self.spec["seed"], 3, epoch, i]).integers(2**62)))
+                m.reseed(int(np.random.default_rng([self.spec.seed, 3, epoch, i]).integers(2**62)))
         self._loss_sum.fill(0)
         self._correct.fill(0)
         for xb, yb in self.train_loader:
@@ -94,7 +95,7 @@ class Trainer:
             self.scheduler.step()
         n = self.train_loader.n
         row = {"epoch": epoch, "lr": float(lr), "train_loss": float(self._loss_sum) / n}
-        if "accuracy" in self.spec["metrics"]:
+        if "accuracy" in self.spec.metrics:
             row["train_accuracy"] = int(self._correct) / n
         return row
 
@@ -114,14 +115,14 @@ class Trainer:
             loss_sum += self.task.loss_value(out, self.task.targets(yb, self.dtype)).data * len(xb.data)
             correct += (self.task.predict(out.data, xp) == yb.data).sum()
         result = {"loss": float(loss_sum) / loader.n}
-        if "accuracy" in self.spec["metrics"]:
+        if "accuracy" in self.spec.metrics:
             result["accuracy"] = int(correct) / loader.n
         return result
 
     def _improved(self, value: float) -> bool:
         if self.best_value is None:
             return True
-        delta = self.spec["train"]["early_stopping"]["min_delta"]
+        delta = self.spec.train.early_stopping.min_delta
         if self.mode == "min":
             return value < self.best_value - delta
         return value > self.best_value + delta
@@ -129,7 +130,7 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------------------------
     def _extra_state(self) -> dict:
         return {"best_value": self.best_value, "best_epoch": self.best_epoch, "wait": self.wait,
-                "monitor": self.monitor, "rng": {"seed": self.spec["seed"], "scheme": "per-epoch streams"},
+                "monitor": self.monitor, "rng": {"seed": self.spec.seed, "scheme": "per-epoch streams"},
                 "standardize": {"mean": self.splits.mean, "std": self.splits.std}}
 
     def snapshot(self, epoch: int) -> dict:
@@ -153,7 +154,7 @@ class Trainer:
         # Every array of the run lives on the run's device. Overflow and NaN are the run's to
         # report (a non-finite loss stops it as diverged, with advice), not NumPy warnings.
         previous = get_float32_matmul_precision()
-        set_float32_matmul_precision(self.spec["train"]["matmul_precision"])  # process-wide: put back after
+        set_float32_matmul_precision(self.spec.train.matmul_precision)  # process-wide: put back after
         try:
             with self.device.activate(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 return self._fit(start_epoch, console)
@@ -161,10 +162,10 @@ class Trainer:
             set_float32_matmul_precision(previous)
 
     def _fit(self, start_epoch: int, console: Console) -> str:
-        t = self.spec["train"]
-        policy = t["checkpoint"]
-        self.checkpoints = ckpt.Checkpointer(self.run_dir / "checkpoints", seconds=policy["seconds"],
-                                             every=policy["every"], save_best=policy["save_best"])
+        t = self.spec.train
+        policy = t.checkpoint
+        self.checkpoints = ckpt.Checkpointer(self.run_dir / "checkpoints", seconds=policy.seconds,
+                                             every=policy.every, save_best=policy.save_best)
         if start_epoch > 1:
             self.checkpoints.epoch_written["last.npz"] = start_epoch - 1  # the file this run resumed from
         try:
@@ -176,9 +177,9 @@ class Trainer:
             self.checkpoints.close()
 
     def _epochs(self, start_epoch: int, console: Console) -> str:
-        t = self.spec["train"]
-        es = t["early_stopping"]
-        for epoch in range(start_epoch, t["epochs"] + 1):
+        t = self.spec.train
+        es = t.early_stopping
+        for epoch in range(start_epoch, t.epochs + 1):
             row = self._train_epoch(epoch)
             if self.val_loader is not None:
                 val = self.evaluate(self.val_loader)
@@ -193,7 +194,7 @@ class Trainer:
                 return "failed"
             self.metrics.append(row)
             self.history.append(row)
-            console.epoch(row, format_row(row, t["epochs"]))
+            console.epoch(row, format_row(row, t.epochs))
             value = row.get(self.monitor)
             improved = value is not None and self._improved(value)
             if improved:
@@ -201,11 +202,11 @@ class Trainer:
             else:
                 self.wait += 1
             self.checkpoints.epoch_done(self.snapshot(epoch), improved)
-            if es["enabled"] and self.wait >= es["patience"]:
+            if es.enabled and self.wait >= es.patience:
                 console.say(f"early stopping at epoch {epoch}: {self.monitor} has not improved for "
-                            f"{es['patience']} epochs (best {self.best_value:.4g} at epoch {self.best_epoch})")
+                            f"{es.patience} epochs (best {self.best_value:.4g} at epoch {self.best_epoch})")
                 break
-        if es["restore_best"]:
+        if es.restore_best:
             best = self.checkpoints.best
             if best is None and (self.run_dir / "checkpoints" / "best.npz").exists():  # from before a resume
                 best = ckpt.load_checkpoint(self.run_dir / "checkpoints" / "best.npz")
@@ -227,25 +228,25 @@ def summary_of(trainer: Trainer, history: list, status: str, wall: float) -> dic
     epochs_run = len(history)
     best = next((r for r in history if r["epoch"] == trainer.best_epoch), None)
     samples = trainer.train_loader.n * max(epochs_run, 0)
-    summary = {"status": status, "name": trainer.spec["name"], "epochs_run": epochs_run,
+    summary = {"status": status, "name": trainer.spec.name, "epochs_run": epochs_run,
                "final": history[-1] if history else None, "best": best, "monitor": trainer.monitor,
                "best_epoch": trainer.best_epoch or None, "wall_seconds": round(wall, 3),
                "train_samples_per_second": round(samples / wall, 1) if wall > 0 else None,
                "device": trainer.device.name, "n_parameters": trainer.model.num_parameters()}
     step = trainer.step  # what train.cuda_graph did: graphs captured, steps replayed, or why not
-    summary["cuda_graph"] = {"setting": trainer.spec["train"]["cuda_graph"], "active": step.graphs > 0,
+    summary["cuda_graph"] = {"setting": trainer.spec.train.cuda_graph, "active": step.graphs > 0,
                              "graphs": step.graphs, "replays": step.replays,
                              "why_not": trainer.graph_reason or step.failure}
     return summary
 
 
-def _graph_choice(spec: dict, device) -> str | None:
+def _graph_choice(spec: Spec, device) -> str | None:
     """Whether the run captures its step into a CUDA graph: None for yes, else why not."""
-    setting = spec["train"]["cuda_graph"]
+    setting = spec.train.cuda_graph
     if setting is False:
         return "train.cuda_graph is false"
     if not device.supports_graphs:
         return f"{device} has no CUDA graphs (they need a GPU)"
-    if spec["model"]["dropout"] > 0:  # with true, the spec already refused this
+    if spec.model.dropout > 0:  # with true, the spec already refused this
         return "model.dropout > 0: a replayed step would reuse one dropout mask"
     return None

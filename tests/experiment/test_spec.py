@@ -103,7 +103,7 @@ def test_every_shipped_experiment_validates():
             "zero_init_symmetry", "random_init", "xor", "spirals", "digits", "gpu_large"} <= names
     for path in specs:
         spec = resolve(path)
-        assert spec["name"] == path.stem
+        assert spec.name == path.stem
 
 
 ISSUE_EXAMPLE = """
@@ -137,20 +137,21 @@ def test_the_spec_from_the_issue_validates_and_means_what_it_says(tmp_path):
     path = tmp_path / "example.yaml"
     path.write_text(ISSUE_EXAMPLE)
     spec = resolve(path)
-    es = spec["train"]["early_stopping"]
-    assert es["enabled"] and es["patience"] == 30 and es["mode"] == "min"  # writing the block turns it on
-    assert spec["optimizer"] == {"name": "sgd", "lr": 0.5, "momentum": 0.9, "dampening": 0.0, "nesterov": False,
-                                 "weight_decay": 0.0}
+    es = spec.train.early_stopping
+    assert es.enabled and es.patience == 30 and es.mode == "min"  # writing the block turns it on
+    assert spec.optimizer.to_dict() == {"name": "sgd", "lr": 0.5, "momentum": 0.9, "dampening": 0.0,
+                                        "nesterov": False, "weight_decay": 0.0}
     off = resolve({"data": {"source": "xor"}, "train": {"early_stopping": False}})
-    assert not off["train"]["early_stopping"]["enabled"]
+    assert not off.train.early_stopping.enabled
     on = resolve({"data": {"source": "xor"}, "train": {"early_stopping": True}})
-    assert on["train"]["early_stopping"]["enabled"] and on["train"]["early_stopping"]["patience"] == 10
+    assert on.train.early_stopping.enabled and on.train.early_stopping.patience == 10
+    assert resolve(spec) == spec and resolve(spec.to_dict()) == spec  # a resolved spec resolves to itself
 
 
 def test_optimizer_and_schedule_options_come_from_the_constructors():
     """One vocabulary: a spec's names are the registries' and its defaults the constructors'."""
     for name, cls in optim.OPTIMIZERS.items():
-        resolved = resolve({**SMALL, "optimizer": {"name": name}})["optimizer"]
+        resolved = resolve({**SMALL, "optimizer": {"name": name}}).optimizer.to_dict()
         signature = {k: p.default for k, p in inspect.signature(cls).parameters.items()
                      if k not in ("params", "capturable", "maximize")}
         assert set(resolved) - {"name"} == set(signature), name
@@ -165,7 +166,7 @@ def test_optimizer_and_schedule_options_come_from_the_constructors():
     ({"name": "cosine"}, {"t_max": None}),
 ])
 def test_schedule_aliases_keep_working_and_resolve_to_one_spelling(schedule, expected):
-    resolved = resolve({**SMALL, "schedule": schedule})["schedule"]
+    resolved = resolve({**SMALL, "schedule": schedule}).schedule.to_dict()
     assert {k: resolved[k] for k in expected} == expected
     assert "T_max" not in resolved and "total_epochs" not in resolved
 
@@ -189,12 +190,12 @@ def test_every_float_spelling_is_a_number_in_files_and_in_set(tmp_path):
     path.write_text("data: {source: xor}\noptimizer: {name: adam, lr: 1e-3, eps: 1E-8}\n"
                     "train: {epochs: 2, clip_grad_norm: .5}\nschedule: {name: cosine, eta_min: 5.e-5}\n")
     resolved = resolve(path, ["optimizer.weight_decay=1e-4"])
-    assert resolved["optimizer"]["lr"] == 0.001 and resolved["optimizer"]["eps"] == 1e-8
-    assert resolved["optimizer"]["weight_decay"] == 1e-4 and resolved["train"]["clip_grad_norm"] == 0.5
-    assert resolved["schedule"]["eta_min"] == 5e-5
+    assert resolved.optimizer.options["lr"] == 0.001 and resolved.optimizer.options["eps"] == 1e-8
+    assert resolved.optimizer.options["weight_decay"] == 1e-4 and resolved.train.clip_grad_norm == 0.5
+    assert resolved.schedule.options["eta_min"] == 5e-5
 
 
 def test_a_device_spelling_the_backend_accepts_is_a_valid_spec():
-    assert resolve({**SMALL, "device": "gpu:1"})["device"] == "gpu:1"  # checked for spelling, not presence
+    assert resolve({**SMALL, "device": "gpu:1"}).device == "gpu:1"  # checked for spelling, not presence
     with pytest.raises(SpecError, match="unknown device 'tpu'"):
         resolve({**SMALL, "device": "tpu"})

@@ -21,6 +21,7 @@ from devgrad.experiment import commands, spec
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.spec import SpecError
 from devgrad.io import UnsafeFileError
+from devgrad import warmup
 from devgrad.version import __version__
 
 EXIT_USER_ERROR = 2
@@ -47,6 +48,7 @@ def _info(args) -> int:
     except DeviceError as exc:
         raise UserError(str(exc)) from None
     lines.append(f"default device: {default}  (set DEVGRAD_DEVICE=cpu|cuda|cuda:N to change)")
+    lines.append(f"kernel cache: {warmup.cache_state()}")
     auto = device("auto")
     lines.append(f"'auto' resolves to: {auto}")
     print("\n".join(lines))
@@ -76,6 +78,16 @@ def _validate(args) -> int:
 
 def _plot(args) -> int:
     commands.redraw(args.run_dir)
+    return 0
+
+
+def _warmup(args) -> int:
+    result = warmup.warmup(args.device)
+    if not result["compiled"]:
+        print(f"devgrad warmup: {result['why']}")
+        return 0
+    print(f"devgrad warmup: compiled devgrad's kernels on {result['device']} in {result['seconds']} s into "
+          f"{result['cache']}")
     return 0
 
 
@@ -133,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="(re)draw the plots of a run folder")
     plot.add_argument("run_dir")
     plot.set_defaults(func=_plot)
+
+    warm = sub.add_parser("warmup", help="compile devgrad's GPU kernels once (into CuPy's kernel cache)")
+    warm.add_argument("--device", default="cuda", help="cuda | cuda:N (default: cuda; on the CPU nothing to do)")
+    warm.set_defaults(func=_warmup)
 
     bench = sub.add_parser("bench", help="time an MLP training step: devgrad vs hand-written NumPy/CuPy and PyTorch")
     bench.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: cpu)")

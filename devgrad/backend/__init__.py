@@ -288,6 +288,11 @@ def is_device_array(obj) -> bool:
     return cp is not None and isinstance(obj, cp.ndarray)
 
 
+def kernel_cache_dir():
+    """The folder of CuPy's on-disk kernel cache (whether or not CuPy is installed)."""
+    return cupy_import.kernel_cache_dir()
+
+
 def cupy_version() -> str | None:
     """Installed CuPy version, or None when it does not import."""
     return cupy_import.state()["version"]
@@ -305,6 +310,7 @@ __all__ = [
     "devices",
     "get_float32_matmul_precision",
     "is_device_array",
+    "kernel_cache_dir",
     "parse_device",
     "set_default_device",
     "set_float32_matmul_precision",

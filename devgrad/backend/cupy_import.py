@@ -7,7 +7,9 @@ raised when a user asks for ``cuda`` can say why the GPU is unavailable.
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 
 INSTALL_HINT = (
     "install the CuPy extra that matches your CUDA toolkit: "
@@ -68,3 +70,8 @@ def module():
     if st["module"] is None:
         raise RuntimeError(f"CUDA is not available: {st['reason']}")
     return st["module"]
+
+
+def kernel_cache_dir() -> Path:
+    """Where CuPy keeps compiled kernels: $CUPY_CACHE_DIR, else its default ~/.cupy/kernel_cache."""
+    return Path(os.environ.get("CUPY_CACHE_DIR") or Path.home() / ".cupy" / "kernel_cache")

@@ -1,0 +1,81 @@
+"""``devgrad warmup``: compile, once per machine, every GPU kernel a training step uses.
+
+CuPy compiles each kernel with NVRTC the first time it is launched and keeps the result in
+its on-disk kernel cache (``CUPY_CACHE_DIR``, by default ``~/.cupy/kernel_cache``); a fresh
+container, CI machine or cluster worker starts with an empty cache and pays every compilation
+in its first run. ``warmup(device)`` runs a few tiny training steps that reach every fused
+kernel (each activation, both cross-entropies, every optimizer's update), the GEMM seam and
+the reductions and index kernels of a step, in float32 and float64, then records in the cache
+folder that it did (``devgrad info`` reads that record). On the CPU there is nothing to compile.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from devgrad import nn, optim
+from devgrad.backend import cupy_version, kernel_cache_dir
+from devgrad.backend import device as resolve_device
+from devgrad.core import tensor
+from devgrad.io import atomic_write_text
+from devgrad.nn import functional as F
+from devgrad.version import __version__
+
+RECORD = "devgrad-warmup.json"
+
+
+def _steps(dev, dtype) -> None:
+    """Tiny steps through every kernel family a training step launches."""
+    rng = np.random.default_rng(0)
+    x = tensor(rng.standard_normal((16, 4)), device=dev, dtype=dtype)
+    labels = tensor(rng.integers(0, 3, 16), device=dev)
+    binary = tensor((rng.random(16) > 0.5).astype(dtype), device=dev, dtype=dtype)
+    for activation in ("relu", "sigmoid", "tanh"):
+        for name, options in (("sgd", {"momentum": 0.9, "nesterov": True}), ("sgd", {}), ("adam", {}),
+                              ("adamw", {"amsgrad": True}), ("rmsprop", {}), ("adagrad", {})):
+            model = nn.MLP([4, 8, 3], activation=activation, device=dev, dtype=dtype, generator=0)
+            opt = optim.OPTIMIZERS[name](model.parameters(), capturable=True, **options)
+            out = model(x)
+            loss = F.cross_entropy(out, labels, label_smoothing=0.1) + F.binary_cross_entropy_with_logits(
+                out[:, 0], binary) + F.mse_loss(out.softmax(axis=-1), out.softmax(axis=-1).detach())
+            opt.zero_grad()
+            loss.backward()
+            optim.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            (out.data.argmax(axis=1) == labels.data).sum()  # the runner's metric sums
+    dev.synchronize()
+
+
+def warmup(device="cuda") -> dict:
+    """Compile devgrad's GPU kernels on ``device`` into CuPy's kernel cache; returns what was done."""
+    dev = resolve_device(device)
+    if not dev.supports_graphs:  # the CPU: NumPy compiles nothing
+        return {"device": dev.name, "compiled": False, "why": f"{dev} runs NumPy: there is nothing to compile"}
+    start = time.perf_counter()
+    for dtype in ("float32", "float64"):
+        _steps(dev, dtype)
+    record = {"devgrad": __version__, "cupy": cupy_version(), "device": dev.description(),
+              "seconds": round(time.perf_counter() - start, 2), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    folder = kernel_cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / RECORD, json.dumps(record, indent=2) + "\n")
+    return {"device": dev.name, "compiled": True, "cache": str(folder), **record}
+
+
+def cache_state() -> str:
+    """One line for ``devgrad info``: where the kernel cache is and whether devgrad warmed it."""
+    folder = kernel_cache_dir()
+    record_file = Path(folder) / RECORD
+    if not record_file.exists():
+        entries = sum(1 for _ in folder.iterdir()) if folder.is_dir() else 0
+        return (f"{folder}: not warmed by devgrad ({entries} cached kernels); the first GPU run compiles "
+                "its kernels (seconds): run 'devgrad warmup' once per machine")
+    record = json.loads(record_file.read_text())
+    same = record.get("devgrad") == __version__ and record.get("cupy") == cupy_version()
+    state = "warm" if same else "stale (made by another devgrad or CuPy version: run 'devgrad warmup')"
+    return (f"{folder}: {state}; devgrad warmup {record.get('date')} on {record.get('device')} "
+            f"(devgrad {record.get('devgrad')}, CuPy {record.get('cupy')}, {record.get('seconds')} s)")

@@ -96,6 +96,12 @@ def _bench(args) -> int:
     unknown = [c for c in configs if c not in bench.CONFIGS]
     if unknown:
         raise UserError(f"unknown --configs {', '.join(unknown)}; choose from {', '.join(bench.CONFIGS)}")
+    if args.e2e:
+        row = bench.e2e(args.e2e, args.device, None if args.no_torch else bench.import_torch())
+        print(bench.format_e2e(row))
+        if args.json:
+            bench.write_json({"e2e": row}, args.json)
+        return 0
     if args.overhead:
         o = bench.op_overhead(args.device, args.repeat)
         print(f"(a * b + c).sum().backward() on 2x2 float32 ({o['device']}): devgrad {o['devgrad_us']:.1f} us, "
@@ -156,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeat", type=int, default=15, help="timed blocks per implementation (default 15)")
     bench.add_argument("--json", help="also write the results as JSON to this path")
     bench.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    bench.add_argument("--e2e", choices=("small", "full"),
+                       help="time a whole gpu_large-like run instead, devgrad vs plain PyTorch (full: the GPU "
+                            "workload of experiments/gpu_large.yaml; small: a CPU-sized one)")
     bench.add_argument("--overhead", action="store_true",
                        help="only measure per-op overhead: (a*b+c).sum().backward() on 2x2 tensors vs NumPy")
     bench.set_defaults(func=_bench)

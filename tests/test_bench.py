@@ -99,3 +99,14 @@ def test_table_shows_the_cuda_graph_column_when_there_is_one():
     head = lines[1].split()
     assert "graph" in head and head.index("graph") > head.index("torch")
     assert lines[3].split()[:9] == ["tiny", "1.000", "±0.100", "0.500", "2.00×", "2.000", "0.50×", "0.250", "0.12×"]
+
+
+def test_end_to_end_row_trains_the_same_problem_in_devgrad_and_pytorch(torch, capsys):
+    from devgrad.bench import e2e
+
+    row = e2e.e2e("tiny", "cpu", torch)
+    for side in ("devgrad", "pytorch"):
+        assert row[side]["seconds"] > 0 and row[side]["first_seconds"] > 0
+        assert 0.2 < row[side]["test_accuracy"] <= 1.0  # 10 classes: both learned something
+    assert row["ratio_vs_pytorch"] == row["devgrad"]["seconds"] / row["pytorch"]["seconds"]
+    assert "devgrad / PyTorch" in e2e.format_e2e(row)

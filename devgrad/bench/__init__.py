@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 
 from devgrad.backend import device as resolve_device
+from devgrad.bench.e2e import e2e, format_e2e
 from devgrad.bench.references import CONFIGS, LR, Config, DevgradStep, HandWritten, TorchGraphStep, TorchStep, initial
 from devgrad.bench.report import format_table, write_json
 from devgrad.bench.timing import stats, time_calls, time_in_rounds, time_interleaved
@@ -30,24 +31,9 @@ from devgrad.core import tensor
 from devgrad.version import __version__
 
 __all__ = [
-    "CONFIGS",
-    "LR",
-    "BenchError",
-    "Config",
-    "DevgradStep",
-    "HandWritten",
-    "TorchGraphStep",
-    "TorchStep",
-    "bench_config",
-    "check_agreement",
-    "check_graph_replay",
-    "format_table",
-    "initial",
-    "matmul_peak_gflops",
-    "op_overhead",
-    "run",
-    "time_in_rounds",
-    "write_json",
+    "CONFIGS", "LR", "BenchError", "Config", "DevgradStep", "HandWritten", "TorchGraphStep", "TorchStep",
+    "bench_config", "check_agreement", "check_graph_replay", "e2e", "format_e2e", "format_table", "import_torch",
+    "initial", "matmul_peak_gflops", "op_overhead", "run", "time_in_rounds", "write_json",
 ]
 
 
@@ -215,7 +201,7 @@ def run(device="cpu", configs=("tiny", "small", "medium", "large"), repeat: int 
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         raise ValueError(f"unknown bench config(s) {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
-    torch = _import_torch() if use_torch else None
+    torch = import_torch() if use_torch else None
     results = {
         "device": dev.name, "device_description": dev.description(), "devgrad": __version__,
         "numpy": np.__version__, "torch": getattr(torch, "__version__", None), "python": platform.python_version(),
@@ -227,7 +213,7 @@ def run(device="cpu", configs=("tiny", "small", "medium", "large"), repeat: int 
     return results
 
 
-def _import_torch():
+def import_torch():
     try:
         import torch  # noqa: PLC0415 - optional: the PyTorch columns
     except ImportError:

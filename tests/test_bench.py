@@ -102,11 +102,11 @@ def test_table_shows_the_cuda_graph_column_when_there_is_one():
 
 
 def test_end_to_end_row_trains_the_same_problem_in_devgrad_and_pytorch(torch, capsys):
-    from devgrad.bench import e2e
+    from devgrad.bench import end_to_end
 
-    row = e2e.e2e("tiny", "cpu", torch)
+    row = end_to_end.e2e("tiny", "cpu", torch)
     for side in ("devgrad", "pytorch"):
         assert row[side]["seconds"] > 0 and row[side]["first_seconds"] > 0
         assert 0.2 < row[side]["test_accuracy"] <= 1.0  # 10 classes: both learned something
     assert row["ratio_vs_pytorch"] == row["devgrad"]["seconds"] / row["pytorch"]["seconds"]
-    assert "devgrad / PyTorch" in e2e.format_e2e(row)
+    assert "devgrad / PyTorch" in end_to_end.format_e2e(row)

@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 
 from devgrad.backend import device as resolve_device
-from devgrad.bench.e2e import e2e, format_e2e
+from devgrad.bench.end_to_end import e2e, format_e2e
 from devgrad.bench.references import CONFIGS, LR, Config, DevgradStep, HandWritten, TorchGraphStep, TorchStep, initial
 from devgrad.bench.report import format_table, write_json
 from devgrad.bench.timing import stats, time_calls, time_in_rounds, time_interleaved

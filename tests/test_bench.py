@@ -107,6 +107,6 @@ def test_end_to_end_row_trains_the_same_problem_in_devgrad_and_pytorch(torch, ca
     row = end_to_end.e2e("tiny", "cpu", torch)
     for side in ("devgrad", "pytorch"):
         assert row[side]["seconds"] > 0 and row[side]["first_seconds"] > 0
-        assert 0.2 < row[side]["test_accuracy"] <= 1.0  # 10 classes: both learned something
+        assert 0.3 < row[side]["test_accuracy"] <= 1.0  # 10 classes (chance 0.1): both learned
     assert row["ratio_vs_pytorch"] == row["devgrad"]["seconds"] / row["pytorch"]["seconds"]
     assert "devgrad / PyTorch" in end_to_end.format_e2e(row)

@@ -26,7 +26,7 @@ from devgrad.experiment import resolve, run
 SIZES = {
     "full": {"n_samples": 200_000, "n_features": 256, "hidden": [2048, 2048], "epochs": 5, "batch_size": 1024},
     "small": {"n_samples": 20_000, "n_features": 64, "hidden": [256, 256], "epochs": 3, "batch_size": 512},
-    "tiny": {"n_samples": 2_000, "n_features": 16, "hidden": [32, 32], "epochs": 2, "batch_size": 256},  # tests
+    "tiny": {"n_samples": 3_000, "n_features": 16, "hidden": [64, 64], "epochs": 6, "batch_size": 128},  # tests
 }
 
 

@@ -595,11 +595,18 @@ class Tensor:
 
         In place is what gradient descent needs (``with dg.no_grad(): w -= lr * w.grad``).
         While a graph is recorded, ``x += y`` rebinds ``x`` to a new tensor instead, so no
-        value saved for backward is ever overwritten.
+        value saved for backward is ever overwritten. A leaf that requires grad (a parameter)
+        is the exception: rebinding it would silently detach the name from the parameter (the
+        update would do nothing), so that is an error, as in PyTorch.
         """
         recording = is_grad_enabled() and (
             self.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
         if recording:
+            if self.requires_grad and self.grad_fn is None:
+                op = {"__iadd__": "+=", "__isub__": "-=", "__imul__": "*=", "__itruediv__": "/="}[name]
+                raise RuntimeError(f"'{op}' on a leaf tensor that requires grad (a parameter) while the graph is "
+                                   f"being recorded would not update it: do the update inside dg.no_grad(), "
+                                   f"e.g. with dg.no_grad(): p {op} lr * p.grad")
             return fallback(self, other)
         if isinstance(other, Tensor):
             if other.device is not self.device:

@@ -21,6 +21,7 @@ def atomic_write(path, payload: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: a normal file honours the user's umask
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
             fh.flush()
@@ -31,6 +32,21 @@ def atomic_write(path, payload: bytes) -> Path:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _umask() -> int:
+    """The process's current umask. Linux shows it in /proc without changing it; elsewhere it is
+    read the only portable way, by setting it and putting it back."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def atomic_write_text(path, text: str) -> Path:

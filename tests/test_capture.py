@@ -113,7 +113,7 @@ def test_runner_cuda_graph_gives_the_eager_results(device, tmp_path, capsys):
         assert "cuda_graph" not in err
         assert report["active"] and report["graphs"] == 2 and report["replays"] > 0 and report["why_not"] is None
     else:
-        assert "train.cuda_graph is ignored on cpu" in err
+        assert "train.cuda_graph is ignored on cpu" in (graphed.run_dir / "train.log").read_text()
         assert report == {"setting": True, "active": False, "graphs": 0, "replays": 0,
                           "why_not": "cpu has no CUDA graphs (they need a GPU)"}
     # the default, auto: captured on a GPU, eager on the CPU without a notice

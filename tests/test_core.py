@@ -375,3 +375,19 @@ def test_readme_logistic_regression_example_runs():
     namespace: dict = {}
     exec(compile(block, "README.md", "exec"), namespace)
     assert namespace["loss"].item() < 0.2
+
+
+def test_updating_a_parameter_in_place_outside_no_grad_is_an_error(device):
+    """`p -= lr * p.grad` without no_grad used to rebind p silently (the update did nothing);
+    PyTorch raises, and so does devgrad, saying what to write instead."""
+    p = dg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    (p * p).sum().backward()
+    with pytest.raises(RuntimeError, match=r"with dg.no_grad\(\): p -= lr \* p.grad"):
+        p -= 0.1 * p.grad
+    lin = dg.nn.Linear(2, 1)
+    with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
+        lin.weight *= 2.0
+    assert any(q is lin.weight for q in lin.parameters())
+    with dg.no_grad():
+        p -= 0.5 * p.grad
+    assert p.numpy().tolist() == [0.0, 0.0] and p.requires_grad

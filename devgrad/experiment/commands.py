@@ -98,7 +98,8 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
         graph_note = f"train.cuda_graph is ignored on {dev}: CUDA graphs need a GPU (the steps run eagerly)"
         notice = f"{notice}; {graph_note}" if notice else graph_note
     if notice:
-        print(f"devgrad: notice: {notice}", file=sys.stderr, flush=True)  # even with --quiet
+        if not quiet:  # --quiet means quiet: the notice is in train.log either way
+            print(f"devgrad: notice: {notice}", file=sys.stderr, flush=True)
         trainer.log.info(notice)
     trainer.log.info("run %s started on %s (%s parameters)", run_dir, dev.description(),
                      trainer.model.num_parameters())

@@ -14,11 +14,16 @@ except ImportError:
 
 
 class Console:
-    """Where progress goes: a tqdm bar on a terminal, one plain line per epoch otherwise."""
+    """Where progress goes: a tqdm bar on a terminal; otherwise (a pipe, a log file) plain lines,
+    at most about ``PLAIN_LINES`` evenly spaced epochs and the last one. train.log has every epoch."""
+
+    PLAIN_LINES = 20
 
     def __init__(self, quiet: bool, total: int, initial: int, log: logging.Logger):
         self.quiet = quiet
         self.log = log
+        self.total = total
+        self.every = max(1, -(-total // self.PLAIN_LINES))  # ceil(total / PLAIN_LINES)
         self.bar = None
         if not quiet and sys.stdout.isatty() and tqdm is not None:
             self.bar = tqdm(total=total, initial=initial, unit="epoch", dynamic_ncols=True, leave=True)
@@ -38,7 +43,7 @@ class Console:
             self.bar.update(1)
             self.bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()
                                   if k not in ("epoch", "lr") and isinstance(v, float)})
-        elif not self.quiet:
+        elif not self.quiet and (row["epoch"] % self.every == 0 or row["epoch"] in (1, self.total)):
             print(line, flush=True)
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import inspect
 import re
 from dataclasses import dataclass
@@ -206,7 +207,7 @@ def _check_by_building(v: Validator, spec: dict) -> None:
         return  # names or kinds already wrong: building would only repeat it
     options = {k: (tuple(x) if isinstance(x, list) else x) for k, x in spec["optimizer"].items() if k != "name"}
     try:
-        opt = optim.OPTIMIZERS[spec["optimizer"]["name"]]([Tensor([0.0], requires_grad=True)], **options)
+        opt = optim.OPTIMIZERS[spec["optimizer"]["name"]]([Tensor([0.0], requires_grad=True, device="cpu")], **options)
     except (ValueError, TypeError) as exc:
         v.add(("optimizer", _named_option(str(exc), options)), str(exc))
         return
@@ -258,6 +259,9 @@ def validate(loaded: Loaded, source: str = "spec", check_files: bool = True) -> 
     for key in raw:
         if key not in SCHEMA:
             v.unknown((), key, SCHEMA)
+    if "device" not in raw and os.environ.get("DEVGRAD_DEVICE"):
+        # No device in the spec: the default device of the library ($DEVGRAD_DEVICE), as dg.device() does.
+        raw = {**raw, "device": os.environ["DEVGRAD_DEVICE"]}
     spec = v.section(top, {k: raw[k] for k in raw if k in top}, ())
     spec["loss"] = _loss(v, _block(v, raw, "loss", "auto"), ("loss",))
     spec["optimizer"] = _options(v, _block(v, raw, "optimizer", {"name": "adam"}), ("optimizer",),

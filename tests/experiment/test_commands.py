@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import signal
 import subprocess
@@ -62,10 +63,13 @@ def test_same_seed_gives_identical_metrics_on_cpu(tmp_path):
 
 @pytest.mark.skipif(dg.cuda_available(), reason="checks the no-GPU fallback")
 def test_auto_device_falls_back_to_cpu_with_a_notice(tmp_path):
-    result = cli("run", write_spec(tmp_path, {**SMALL, "device": "auto"}), "--out", tmp_path / "runs", "-q",
+    result = cli("run", write_spec(tmp_path, {**SMALL, "device": "auto"}), "--out", tmp_path / "runs",
                  "--set", "train.epochs=1")
     assert result.returncode == 0
     assert "device auto: CUDA is not available" in result.stderr and "running on the CPU" in result.stderr
+    quiet = cli("run", write_spec(tmp_path, {**SMALL, "device": "auto"}), "--out", tmp_path / "quiet", "-q",
+                "--set", "train.epochs=1")
+    assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""  # --quiet means quiet
     run_dir = only_run_dir(tmp_path / "runs", "small")
     assert "running on the CPU" in (run_dir / "train.log").read_text()
     meta = json.loads((run_dir / "meta.json").read_text())
@@ -213,3 +217,27 @@ def test_without_a_validation_split_the_monitor_falls_back_to_train(tmp_path):
     result = run(spec, out=tmp_path, quiet=True)
     assert result.status == "completed" and result.summary["monitor"] == "train_loss"
     assert all("val_loss" not in row for row in result.history)
+
+
+@pytest.mark.skipif(dg.cuda_available(), reason="checks the no-GPU error")
+def test_devgrad_device_is_honoured_by_the_cli_as_by_the_library(tmp_path):
+    """DEVGRAD_DEVICE=cuda on a machine without a GPU used to run on the CPU silently."""
+    spec = {k: v for k, v in SMALL.items() if k != "device"}
+    result = cli("run", write_spec(tmp_path, spec), "--out", tmp_path / "runs", env={"DEVGRAD_DEVICE": "cuda"})
+    assert result.returncode == 2 and "'cuda' was requested but CUDA is not available" in result.stderr
+    assert not (tmp_path / "runs").exists()
+    explicit = cli("run", write_spec(tmp_path, spec), "--out", tmp_path / "runs", "-q", "--device", "cpu",
+                   "--set", "train.epochs=1", env={"DEVGRAD_DEVICE": "cuda"})
+    assert explicit.returncode == 0  # --device (or device: in the spec) wins over the environment
+
+
+def test_run_files_follow_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        result = run({**SMALL, "train": {**SMALL["train"], "epochs": 1}}, out=tmp_path, quiet=True)
+    finally:
+        os.umask(old)
+    for name in ("config.yaml", "meta.json", "summary.json", "checkpoints/last.npz"):
+        mode = (result.run_dir / name).stat().st_mode & 0o777
+        assert mode == 0o666 & ~0o027, (name, oct(mode))
+

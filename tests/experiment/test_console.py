@@ -17,6 +17,12 @@ def test_non_tty_output_is_plain_lines_without_progress_bar_noise(tmp_path):
     assert len(epoch_lines) == 6 and "train_loss" in epoch_lines[0]
     quiet = cli("run", write_spec(tmp_path, SMALL), "--out", tmp_path / "runs", "--quiet")
     assert quiet.returncode == 0 and "epoch " not in quiet.stdout
+    long = cli("run", write_spec(tmp_path, {**SMALL, "train": {**SMALL["train"], "epochs": 190}}), "--out",
+               tmp_path / "runs")
+    lines = [line for line in long.stdout.splitlines() if line.startswith("epoch ")]
+    assert 10 <= len(lines) <= 22 and lines[0].startswith("epoch   1/190") and lines[-1].startswith("epoch 190/190")
+    run_dir = sorted((tmp_path / "runs" / "small").iterdir())[-1]
+    assert (run_dir / "train.log").read_text().count("epoch ") >= 190  # the log keeps every epoch
 
 
 def test_progress_bar_on_a_terminal(tmp_path):

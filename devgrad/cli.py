@@ -16,10 +16,12 @@ from devgrad import bench
 from devgrad.backend import (
     DeviceError, cuda_available, cuda_unavailable_reason, cupy_version, default_device, device, devices,
 )
+from devgrad.data import build_splits
 from devgrad.data.files import DataError
 from devgrad.experiment import commands, spec
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.spec import SpecError
+from devgrad.experiment.task import Task
 from devgrad.io import UnsafeFileError
 from devgrad import warmup
 from devgrad.version import __version__
@@ -71,6 +73,9 @@ def _resume(args) -> int:
 
 def _validate(args) -> int:
     resolved = spec.resolve(args.spec, args.set)
+    # "valid" means the run will start: the data loads and fits the loss, as run checks before its folder
+    splits = build_splits(resolved.data.to_dict(), resolved.seed)
+    Task.from_spec(resolved, splits.n_classes)
     print(f"{args.spec}: valid ({resolved.name}: {resolved.data.source} data, "
           f"hidden {resolved.model.hidden}, {resolved.optimizer.name}, {resolved.train.epochs} epochs)")
     return 0

@@ -134,3 +134,36 @@ def test_missing_scikit_learn_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(DataError, match=r"needs scikit-learn: pip install 'devgrad\[sklearn\]'"):
         run({**SMALL, "data": {"source": "sklearn:iris"}}, out=tmp_path, quiet=True)
     assert not (tmp_path / "small").exists()
+
+
+def test_non_finite_values_in_data_files_are_data_errors_naming_the_place(tmp_path):
+    """A 'nan' cell used to be accepted and the run then 'diverged' with a NumPy warning."""
+    csv_path = tmp_path / "d.csv"
+    csv_path.write_text("a,b,label\n1.0,2.0,x\n3.0,nan,y\n")
+    with pytest.raises(DataError, match=r"d.csv, line 3, column 'b': 'nan' is not a finite number"):
+        read_csv(csv_path, "label")
+    npz_path = tmp_path / "d.npz"
+    X = np.zeros((4, 3))
+    X[2, 1] = np.inf
+    np.savez(npz_path, X=X, y=np.array([0, 1, 0, 1]))
+    with pytest.raises(DataError, match=r"d.npz: X\[2, 1\] is inf, not a finite number"):
+        read_npz(npz_path)
+
+
+def test_validate_runs_the_data_checks_run_does(tmp_path):
+    """'valid' means the run will start: a missing column or a loss that does not fit the classes
+    is reported by validate, not only by run."""
+    import subprocess
+    import sys
+
+    csv_path = tmp_path / "d.csv"
+    csv_path.write_text("a,b,label\n" + "1.0,2.0,x\n3.0,4.0,y\n5.0,1.0,z\n" * 5)
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"data: {{source: csv, path: {csv_path}, target: label}}\nloss: hinge\n")
+    result = subprocess.run([sys.executable, "-m", "devgrad", "validate", str(spec)], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 2 and "loss 'hinge' is for two classes but the data has 3" in result.stderr
+    spec.write_text(f"data: {{source: csv, path: {csv_path}, target: lbl}}\n")
+    result = subprocess.run([sys.executable, "-m", "devgrad", "validate", str(spec)], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 2 and "no column named 'lbl'" in result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import math
 import struct
 from pathlib import Path
 
@@ -41,11 +42,17 @@ def read_csv(path, target: str):
             raise DataError(f"{path}, line {line_no}: {len(row)} values but the header has {len(header)} columns")
         labels.append(row[t].strip())
         try:
-            features.append([float(cell) for i, cell in enumerate(row) if i != t])
+            values = [float(cell) for i, cell in enumerate(row) if i != t]
         except ValueError:
             bad = next(c for i, c in enumerate(row) if i != t and not _is_number(c))
             raise DataError(f"{path}, line {line_no}: {bad!r} is not a number; feature columns must be "
                             "numeric") from None
+        if not all(math.isfinite(v) for v in values):
+            column = next(header[i] for i, cell in enumerate(row) if i != t and not math.isfinite(float(cell)))
+            raise DataError(f"{path}, line {line_no}, column {column!r}: {row[header.index(column)].strip()!r} is "
+                            "not a finite number; fill in or drop that row (training on NaN or infinity only "
+                            "produces NaN)")
+        features.append(values)
     if not features:
         raise DataError(f"{path}: no data rows after the header")
     y, classes = _labels(np.array(labels), str(path))
@@ -76,6 +83,11 @@ def read_npz(path):
         raise DataError(f"{path}: cannot read it as .npz without pickle ({exc})") from None
     if X.ndim < 2 or len(X) != len(y_raw):
         raise DataError(f"{path}: X must be (n, features...) and y (n,), got {X.shape} and {y_raw.shape}")
+    if X.dtype.kind in "fc" and not np.isfinite(X).all():
+        row, *feature = (int(i) for i in np.argwhere(~np.isfinite(X))[0])
+        raise DataError(f"{path}: X[{row}, {', '.join(map(str, feature))}] is {float(X[(row, *feature)])}, not a finite "
+                        "number (first of them); fill in or drop those rows (training on NaN or infinity only "
+                        "produces NaN)")
     y, classes = _labels(y_raw.reshape(-1), str(path))
     return X.reshape(len(X), -1).astype(np.float64), y, classes
 

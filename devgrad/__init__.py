@@ -17,7 +17,9 @@ from devgrad.version import __version__
 from devgrad.core import (
     Function, Tensor, as_dtype, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled, tensor,
 )
-from devgrad.creation import arange, eye, full, full_like, ones, ones_like, zeros, zeros_like
+from devgrad.creation import (
+    arange, as_tensor, eye, from_numpy, full, full_like, linspace, ones, ones_like, zeros, zeros_like,
+)
 from devgrad import ops
 from devgrad.backend import (
     Device, DeviceError, cuda_available, cuda_unavailable_reason, default_device, device, devices,
@@ -36,6 +38,7 @@ from devgrad import nn, optim
 from devgrad.capture import CapturedStep
 from devgrad.io import load, save
 
+cat = concatenate  # PyTorch's name
 float32 = _np.float32
 float64 = _np.float64
 

@@ -419,6 +419,19 @@ def as_dtype(dtype) -> np.dtype | None:
     return np.dtype(dtype)
 
 
+class _Size(int):
+    """``Tensor.size``: an int (NumPy: the number of elements) that can be called like PyTorch's
+    ``size()`` (the shape) and ``size(d)``."""
+
+    def __new__(cls, count: int, shape: tuple):
+        self = super().__new__(cls, count)
+        self.shape = shape
+        return self
+
+    def __call__(self, dim: int | None = None):
+        return self.shape if dim is None else self.shape[dim]
+
+
 class Tensor:
     """An n-dimensional array on a device (NumPy on CPU, CuPy on CUDA) that records its graph.
 
@@ -467,7 +480,17 @@ class Tensor:
 
     @property
     def size(self) -> int:
+        """The number of elements, as NumPy's ``.size``; also callable as PyTorch's ``.size()`` (the
+        shape) and ``.size(d)`` (one dimension)."""
+        return _Size(self.data.size, self.data.shape)
+
+    def numel(self) -> int:
+        """The number of elements (PyTorch's spelling of ``.size``)."""
         return self.data.size
+
+    def dim(self) -> int:
+        """The number of dimensions (PyTorch's spelling of ``.ndim``)."""
+        return self.data.ndim
 
     @property
     def dtype(self) -> np.dtype:

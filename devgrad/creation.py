@@ -79,3 +79,31 @@ def ones_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -
 def full_like(t: Tensor, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     return full(t.shape, fill_value, device=device or t.device, dtype=dtype or t.dtype,
                 requires_grad=requires_grad)
+
+
+def linspace(start: float, stop: float, num: int = 50, device=None, dtype=None, *, steps=None) -> Tensor:
+    """``num`` evenly spaced values from ``start`` to ``stop`` inclusive (PyTorch: ``steps``)."""
+    count = num if steps is None else steps
+    dev = resolve_device(device) if device is not None else default_device()
+    dt = as_dtype(dtype) or np.dtype(DEFAULT_FLOAT)
+    return Tensor._make(dev.put(np.linspace(start, stop, int(count)).astype(dt)), dev)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A CPU tensor sharing memory with a NumPy array (as ``torch.from_numpy``; ``dg.tensor`` copies)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
+    return Tensor._make(array, resolve_device("cpu"))
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """``data`` as a tensor, without a copy where none is needed (a Tensor or array already of that
+    dtype and device is used as it is)."""
+    if isinstance(data, Tensor) and (dtype is None or as_dtype(dtype) == data.dtype) and \
+            (device is None or resolve_device(device) is data.device):
+        return data
+    dev = resolve_device(device) if device is not None else default_device()
+    if isinstance(data, np.ndarray) and dev.holds(data) and (dtype is None or as_dtype(dtype) == data.dtype):
+        return Tensor._make(data, dev)
+    return Tensor(data, device=device, dtype=dtype)
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import devgrad as dg
 
@@ -39,3 +40,69 @@ def test_design_example_runs():
     assert z.dtype == np.float64 and dg.ones((2,)).dtype == np.float32
     assert dg.randn((2, 2), generator=np.random.default_rng(0)).shape == (2, 2)
     assert dg.arange(3, dtype="float32").numpy().tolist() == [0.0, 1.0, 2.0]
+
+
+def test_pytorch_spellings_work_as_aliases_of_the_numpy_style_api(device):
+    """What a PyTorch user types: dim=/keepdim=, .view, .t(), .size()/.size(d), .numel(), .dim(),
+    .pow, .mm, .clamp, .long/.int/.bool, in-place add_/mul_/zero_, dg.cat, dg.from_numpy,
+    dg.as_tensor, dg.linspace, max(dim=) -> (values, indices)."""
+    x = dg.tensor([[1.0, -2.0], [3.0, 4.0]], requires_grad=True, device=device)
+    np.testing.assert_array_equal(x.sum(dim=0, keepdim=True).numpy(), x.sum(axis=0, keepdims=True).numpy())
+    assert x.view(4).shape == (4,) and x.t().shape == (2, 2) and x.dim() == 2 and x.numel() == 4
+    assert x.size == 4 and x.size() == (2, 2) and x.size(1) == 2  # NumPy's .size stays an int
+    values, indices = x.max(dim=1)
+    assert values.numpy().tolist() == [1.0, 4.0] and indices.numpy().tolist() == [0, 1]
+    assert x.max(dim=1).indices.numpy().tolist() == [0, 1]
+    assert x.max(axis=1).numpy().tolist() == [1.0, 4.0]  # NumPy's spelling: the values
+    assert x.clamp(min=0.0).numpy().tolist() == [[1.0, 0.0], [3.0, 4.0]]
+    assert x.long().dtype == np.int64 and x.int().dtype == np.int32 and x.bool().dtype == np.bool_
+    np.testing.assert_allclose(x.pow(2).numpy(), (x**2).numpy())
+    np.testing.assert_allclose(x.mm(x).numpy(), (x @ x).numpy())
+    (x.softmax(dim=0).sum(dim=1) * dg.tensor([1.0, 2.0], device=device)).sum().backward()
+    assert x.grad is not None and x.grad.shape == (2, 2)
+    with dg.no_grad():
+        x.add_(1.0).mul_(2.0)
+        assert x.numpy().tolist() == [[4.0, -2.0], [8.0, 10.0]]
+        x.zero_()
+    assert x.numpy().sum() == 0
+    with pytest.raises(RuntimeError, match="no_grad"):
+        x.zero_()
+    assert dg.cat([x, x], dim=1).shape == (2, 4) and dg.stack([x, x], dim=0).shape == (2, 2, 2)
+    assert dg.linspace(0, 1, steps=5, device=device).numpy().tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+    host = np.ones(3)
+    shared = dg.from_numpy(host)
+    host[0] = 5.0
+    assert shared.numpy()[0] == 5.0  # shares memory, as torch.from_numpy
+    assert dg.as_tensor(shared) is shared
+    with pytest.raises(TypeError, match="axis or dim"):
+        x.sum(axis=0, dim=0)
+
+
+def test_module_containers_buffers_and_apply():
+    class Net(dg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = dg.nn.ModuleList([dg.nn.Linear(2, 3), dg.nn.Linear(3, 1)])
+            self.heads = dg.nn.ModuleDict({"extra": dg.nn.Linear(1, 1)})
+            self.register_buffer("seen", dg.zeros(1))
+            self.register_buffer("scratch", dg.zeros(2), persistent=False)
+
+    net = Net()
+    names = [n for n, _ in net.named_parameters()]
+    assert names == ["blocks.0.weight", "blocks.0.bias", "blocks.1.weight", "blocks.1.bias",
+                     "heads.extra.weight", "heads.extra.bias"]
+    assert len(net.blocks) == 2 and isinstance(net.blocks[1], dg.nn.Linear) and "extra" in net.heads
+    net.seen = dg.tensor([7.0])
+    state = net.state_dict()
+    assert "seen" in state and "scratch" not in state and state["seen"].numpy().tolist() == [7.0]
+    other = Net()
+    other.load_state_dict(state)
+    assert other.seen.numpy().tolist() == [7.0]
+    visited = []
+    net.apply(lambda m: visited.append(type(m).__name__))
+    assert visited[-1] == "Net" and visited.count("Linear") == 3
+    assert dg.nn.utils.clip_grad_norm_ is dg.optim.clip_grad_norm_
+    assert dg.optim.lr_scheduler.StepLR is dg.optim.StepLR
+    assert dg.nn.functional.leaky_relu(dg.tensor([-1.0]), 0.1).numpy().tolist() == [pytest.approx(-0.1)]
+    with pytest.raises(KeyError, match="already has an attribute"):
+        net.register_buffer("blocks", dg.zeros(1))

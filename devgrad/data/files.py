@@ -85,9 +85,9 @@ def read_npz(path):
         raise DataError(f"{path}: X must be (n, features...) and y (n,), got {X.shape} and {y_raw.shape}")
     if X.dtype.kind in "fc" and not np.isfinite(X).all():
         row, *feature = (int(i) for i in np.argwhere(~np.isfinite(X))[0])
-        raise DataError(f"{path}: X[{row}, {', '.join(map(str, feature))}] is {float(X[(row, *feature)])}, not a finite "
-                        "number (first of them); fill in or drop those rows (training on NaN or infinity only "
-                        "produces NaN)")
+        where = ", ".join(map(str, (row, *feature)))
+        raise DataError(f"{path}: X[{where}] is {float(X[(row, *feature)])}, not a finite number (first of them); "
+                        "fill in or drop those rows (training on NaN or infinity only produces NaN)")
     y, classes = _labels(y_raw.reshape(-1), str(path))
     return X.reshape(len(X), -1).astype(np.float64), y, classes
 

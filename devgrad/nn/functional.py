@@ -12,7 +12,7 @@ import numpy as np
 
 from devgrad.backend import DeviceError
 from devgrad.core import Function, is_grad_enabled
-from devgrad.ops import linear, log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus
+from devgrad.ops import leaky_relu, linear, log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus, tanh
 from devgrad.ops.elementwise import clip
 from devgrad.core import Tensor
 from devgrad.random import default_generator
@@ -20,8 +20,9 @@ from devgrad.random import default_generator
 REDUCTIONS = ("mean", "sum", "none")
 
 __all__ = [
-    "binary_cross_entropy_with_logits", "cross_entropy", "dropout", "hinge_loss", "linear", "log_sigmoid",
-    "log_softmax", "logistic_loss", "mse_loss", "nll_loss", "relu", "sigmoid", "softmax", "softplus",
+    "BINARY_LOSSES", "LOSSES", "binary_cross_entropy_with_logits", "cross_entropy", "dropout", "hinge_loss",
+    "leaky_relu", "linear", "log_sigmoid", "log_softmax", "logistic_loss", "mse_loss", "nll_loss", "relu", "sigmoid",
+    "softmax", "softplus", "tanh",
 ]
 
 

@@ -38,6 +38,52 @@ class Module:
     def __init__(self):
         self.training = True
 
+    # -- buffers: state that is not trained (running statistics, masks) ---------------------
+    def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
+        """Keep ``tensor`` as module state that is not a parameter: reachable as ``self.<name>``,
+        moved by ``to()``, and saved in ``state_dict()`` unless ``persistent=False``."""
+        if not name.isidentifier() or name.startswith("_"):
+            raise ValueError(f"register_buffer: {name!r} is not a usable attribute name")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer: {name} must be a Tensor (or None), got {type(tensor).__name__}")
+        if name in vars(self):
+            raise KeyError(f"register_buffer: {type(self).__name__} already has an attribute {name!r}")
+        self.__dict__.setdefault("_buffers", {})[name] = tensor
+        self.__dict__.setdefault("_non_persistent", set())
+        if not persistent:
+            self._non_persistent.add(name)
+
+    def __getattr__(self, name: str):
+        # Only called when normal lookup fails: buffers live in _buffers.
+        buffers = self.__dict__.get("_buffers")
+        if buffers is not None and name in buffers:
+            return buffers[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value) -> None:
+        buffers = self.__dict__.get("_buffers")
+        if buffers is not None and name in buffers:
+            buffers[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        """(dotted name, Tensor) for every registered buffer of this module and its sub-modules."""
+        for mod_name, module in self.named_modules(prefix):
+            for name, value in module.__dict__.get("_buffers", {}).items():
+                if value is not None:
+                    yield (f"{mod_name}.{name}" if mod_name else name), value
+
+    def buffers(self) -> list[Tensor]:
+        return [b for _, b in self.named_buffers()]
+
+    def apply(self, fn) -> Module:
+        """Call ``fn(module)`` on every sub-module, then on this one (as PyTorch); returns self.
+        E.g. ``model.apply(init_weights)``."""
+        for module in reversed(list(self.modules())):
+            fn(module)
+        return self
+
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
@@ -120,6 +166,12 @@ class Module:
                 p.device = dev
             p.data = data
             p.grad = None
+        for module in self.modules():
+            buffers = module.__dict__.get("_buffers", {})
+            for name, b in buffers.items():
+                if b is not None:
+                    moved = b.to(dev) if dev is not None else b
+                    buffers[name] = moved.astype(dtype) if dtype is not None and moved.dtype.kind == "f" else moved
         return self
 
     @property
@@ -136,8 +188,19 @@ class Module:
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> OrderedDict:
-        """name -> detached Tensor for every parameter (sharing memory with the module)."""
-        return OrderedDict((name, p.detach()) for name, p in self.named_parameters())
+        """name -> detached Tensor for every parameter and persistent buffer (sharing memory with
+        the module)."""
+        state = OrderedDict((name, p.detach()) for name, p in self.named_parameters())
+        for mod_name, module in self.named_modules():
+            skip = module.__dict__.get("_non_persistent", ())
+            for name, b in module.__dict__.get("_buffers", {}).items():
+                if b is not None and name not in skip:
+                    state[f"{mod_name}.{name}" if mod_name else name] = b.detach()
+        return state
+
+    def _state_tensors(self) -> dict:
+        """What load_state_dict fills: parameters and persistent buffers, by dotted name."""
+        return dict(self.state_dict())
 
     def load_state_dict(self, state: dict, strict: bool = True) -> dict:
         """Copy values from ``state`` into the parameters (onto their device and dtype).
@@ -147,7 +210,7 @@ class Module:
         ``strict`` (the default) missing or unexpected keys are an error; a shape mismatch
         always is. Returns {"missing": [...], "unexpected": [...]}.
         """
-        params = dict(self.named_parameters())
+        params = self._state_tensors()
         missing = [k for k in params if k not in state]
         unexpected = [k for k in state if k not in params]
         problems = []
@@ -188,3 +251,92 @@ class Module:
             body = repr(child).replace("\n", "\n  ")
             lines.append(f"  ({name}): {body}")
         return "\n".join(lines) + "\n)"
+
+
+class ModuleList(Module):
+    """A list of Modules whose parameters the parent finds (named "0", "1", ...)."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        self._items: list = []
+        self.extend(modules)
+
+    def _children_items(self):
+        for i, m in enumerate(self._items):
+            yield str(i), m
+
+    def append(self, module: Module) -> ModuleList:
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList holds Modules, got {type(module).__name__}")
+        self._items.append(module)
+        return self
+
+    def extend(self, modules) -> ModuleList:
+        for m in modules:
+            self.append(m)
+        return self
+
+    def insert(self, index: int, module: Module) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList holds Modules, got {type(module).__name__}")
+        self._items.insert(index, module)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return ModuleList(self._items[index])
+        return self._items[index]
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList holds Modules, got {type(module).__name__}")
+        self._items[index] = module
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self):
+        return iter(self._items)
+
+
+class ModuleDict(Module):
+    """A dict of Modules whose parameters the parent finds (named by their keys)."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        self._items: dict = {}
+        self.update(modules or {})
+
+    def _children_items(self):
+        yield from self._items.items()
+
+    def update(self, modules) -> None:
+        for key, m in dict(modules).items():
+            self[key] = m
+
+    def __getitem__(self, key: str) -> Module:
+        return self._items[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        if not isinstance(key, str) or not isinstance(module, Module):
+            raise TypeError(f"ModuleDict maps strings to Modules, got {type(key).__name__} -> "
+                            f"{type(module).__name__}")
+        self._items[key] = module
+
+    def __contains__(self, key) -> bool:
+        return key in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def keys(self):
+        return self._items.keys()
+
+    def values(self):
+        return self._items.values()
+
+    def items(self):
+        return self._items.items()
+

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import operator
 
+import numpy as np
+
 from devgrad.backend import DeviceError
-from devgrad.core import Tensor, register_tensor_methods
-from devgrad.ops._util import operand
+from devgrad.core import Tensor, is_grad_enabled, register_tensor_methods
+from devgrad.ops._util import axis_arg, keepdims_arg, operand
 from devgrad.ops.activation import (
     leaky_relu, log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus, tanh,
 )
@@ -44,22 +46,70 @@ equal = _compare(operator.eq, "equal")
 not_equal = _compare(operator.ne, "not_equal")
 
 
-def _any(a: Tensor, axis=None, keepdims=False) -> Tensor:
-    return Tensor._make(a.xp.any(a.data, axis=axis, keepdims=keepdims), a.device)
+def _any(a: Tensor, axis=None, keepdims=False, *, dim=None, keepdim=None) -> Tensor:
+    return Tensor._make(a.xp.any(a.data, axis=axis_arg(axis, dim, "any"), keepdims=keepdims_arg(keepdims, keepdim)),
+                        a.device)
 
 
-def _all(a: Tensor, axis=None, keepdims=False) -> Tensor:
-    return Tensor._make(a.xp.all(a.data, axis=axis, keepdims=keepdims), a.device)
+def _all(a: Tensor, axis=None, keepdims=False, *, dim=None, keepdim=None) -> Tensor:
+    return Tensor._make(a.xp.all(a.data, axis=axis_arg(axis, dim, "all"), keepdims=keepdims_arg(keepdims, keepdim)),
+                        a.device)
 
 
-def argmax(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+def argmax(a: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
     """Indices of the maxima (int64, not differentiable)."""
-    return Tensor._make(a.xp.argmax(a.data, axis=axis, keepdims=keepdims), a.device)
+    return Tensor._make(a.xp.argmax(a.data, axis=axis_arg(axis, dim, "argmax"),
+                                    keepdims=keepdims_arg(keepdims, keepdim)), a.device)
 
 
-def argmin(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+def argmin(a: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
     """Indices of the minima (int64, not differentiable)."""
-    return Tensor._make(a.xp.argmin(a.data, axis=axis, keepdims=keepdims), a.device)
+    return Tensor._make(a.xp.argmin(a.data, axis=axis_arg(axis, dim, "argmin"),
+                                    keepdims=keepdims_arg(keepdims, keepdim)), a.device)
+
+
+# -- PyTorch spellings of NumPy-style methods (NumPy's names stay primary) --------------------
+
+def _view(a: Tensor, *shape) -> Tensor:
+    return reshape(a, *shape)
+
+
+def _t(a: Tensor) -> Tensor:
+    """PyTorch's .t(): the transpose of a 2-D tensor (a 0-D or 1-D tensor as it is)."""
+    if a.ndim > 2:
+        raise ValueError(f"t() expects a tensor with at most 2 dimensions, got {a.ndim}; use .transpose(...)")
+    return a if a.ndim < 2 else transpose(a)
+
+
+def _clamp(a: Tensor, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
+    return clip(a, min, max)
+
+
+def _cast_to(dtype):
+    def method(a: Tensor) -> Tensor:
+        return cast(a, dtype)
+
+    method.__name__ = f"to_{np.dtype(dtype).name}"
+    return method
+
+
+def _inplace_op(name: str, fn):
+    """``x.add_(y)`` etc.: ``x op= y`` in place (under no_grad for a tensor that requires grad)."""
+
+    def method(a: Tensor, other) -> Tensor:
+        return a._inplace(other, name, fn)
+
+    method.__name__ = name.strip("_") + "_"
+    return method
+
+
+def _zero_(a: Tensor) -> Tensor:
+    """Fill with zeros in place (inside no_grad for a tensor that requires grad, as any in-place op)."""
+    if a.requires_grad and is_grad_enabled():
+        raise RuntimeError("zero_() on a tensor that requires grad while the graph is being recorded: do it "
+                           "inside dg.no_grad()")
+    a.data[...] = 0
+    return a
 
 
 # Tensor's operators and op methods: each is the op function above (core imports no op).
@@ -82,6 +132,11 @@ register_tensor_methods({
     "expand": expand, "squeeze": squeeze, "unsqueeze": unsqueeze, "flatten": flatten,
     "matmul": matmul, "argmax": argmax, "argmin": argmin, "any": _any, "all": _all,
     "maximum": maximum, "minimum": minimum,
+    # PyTorch's spellings
+    "view": _view, "t": _t, "pow": pow, "mm": matmul, "clamp": _clamp, "long": _cast_to(np.int64),
+    "int": _cast_to(np.int32), "bool": _cast_to(np.bool_), "zero_": _zero_,
+    "add_": _inplace_op("__iadd__", add), "sub_": _inplace_op("__isub__", sub), "mul_": _inplace_op("__imul__", mul),
+    "div_": _inplace_op("__itruediv__", div),
 })
 
 __all__ = [

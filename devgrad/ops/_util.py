@@ -78,3 +78,18 @@ def normalize_axis(axis, ndim: int) -> tuple:
 def keepdims_shape(shape: tuple, axes: tuple) -> tuple:
     """The shape a reduction over ``axes`` has with keepdims=True."""
     return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+def axis_arg(axis, dim, op: str):
+    """``axis``, or PyTorch's ``dim`` for it (accepted as an alias; not both)."""
+    if dim is None:
+        return axis
+    if axis is not None:
+        raise TypeError(f"{op}: give axis or dim (PyTorch's name for it), not both")
+    return dim
+
+
+def keepdims_arg(keepdims: bool, keepdim) -> bool:
+    """``keepdims``, or PyTorch's ``keepdim`` for it."""
+    return bool(keepdim) if keepdim is not None else keepdims
+

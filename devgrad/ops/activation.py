@@ -9,7 +9,7 @@ through the same stable outputs.
 from __future__ import annotations
 
 from devgrad.core import Function, Tensor
-from devgrad.ops._util import normalize_axis
+from devgrad.ops._util import axis_arg, normalize_axis
 
 
 def activation_grad(act: str, g, out, device):
@@ -173,11 +173,13 @@ def log_sigmoid(x: Tensor) -> Tensor:
     return LogSigmoid.apply(x)
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
+def softmax(x: Tensor, axis: int | None = None, *, dim=None) -> Tensor:
     """exp(x) / sum(exp(x)) along ``axis``, shifted by the max for stability."""
-    return Softmax.apply(x, axis=normalize_axis(axis, x.ndim)[0])
+    axis = axis_arg(axis, dim, "softmax")
+    return Softmax.apply(x, axis=normalize_axis(-1 if axis is None else axis, x.ndim)[0])
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+def log_softmax(x: Tensor, axis: int | None = None, *, dim=None) -> Tensor:
     """x - logsumexp(x) along ``axis``, stable for large |x|."""
-    return LogSoftmax.apply(x, axis=normalize_axis(axis, x.ndim)[0])
+    axis = axis_arg(axis, dim, "log_softmax")
+    return LogSoftmax.apply(x, axis=normalize_axis(-1 if axis is None else axis, x.ndim)[0])

@@ -3,7 +3,24 @@
 from __future__ import annotations
 
 from devgrad.core import Function, Tensor
-from devgrad.ops._util import keepdims_shape, normalize_axis
+from devgrad.ops._util import axis_arg, keepdims_arg, keepdims_shape, normalize_axis
+
+
+class MinMax(tuple):
+    """``(values, indices)`` of ``max``/``min`` with ``dim=`` (PyTorch's named tuple)."""
+
+    __slots__ = ()
+
+    def __new__(cls, values, indices):
+        return super().__new__(cls, (values, indices))
+
+    @property
+    def values(self):
+        return self[0]
+
+    @property
+    def indices(self):
+        return self[1]
 
 
 class _Reduce(Function):
@@ -115,34 +132,50 @@ class LogSumExp(_Reduce):
         return self._expand(g) * (self.inputs[0] - out).exp()
 
 
-def sum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001 - NumPy's name
-    """Sum over ``axis`` (None: all axes; int or tuple of ints)."""
-    return Sum.apply(a, axis=axis, keepdims=keepdims)
+def sum(a: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:  # noqa: A001 - NumPy's name
+    """Sum over ``axis`` (None: all axes; int or tuple of ints). (``dim``/``keepdim``: PyTorch's names.)"""
+    return Sum.apply(a, axis=axis_arg(axis, dim, "sum"), keepdims=keepdims_arg(keepdims, keepdim))
 
 
-def mean(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
-    """Arithmetic mean over ``axis``."""
-    return Mean.apply(a, axis=axis, keepdims=keepdims)
+def mean(a: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
+    """Arithmetic mean over ``axis``. (``dim``/``keepdim``: PyTorch's names.)"""
+    return Mean.apply(a, axis=axis_arg(axis, dim, "mean"), keepdims=keepdims_arg(keepdims, keepdim))
 
 
-def max(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Maximum over ``axis``."""
-    return Max.apply(a, axis=axis, keepdims=keepdims)
+def max(a: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):  # noqa: A001
+    """Maximum over ``axis`` (NumPy: the values). With PyTorch's ``dim=`` it returns
+    ``(values, indices)`` as PyTorch does."""
+    keep = keepdims_arg(keepdims, keepdim)
+    values = Max.apply(a, axis=axis_arg(axis, dim, "max"), keepdims=keep)
+    if dim is None:
+        return values
+    indices = Tensor._make(a.xp.argmax(a.data, axis=dim, keepdims=keep), a.device)
+    return MinMax(values, indices)
 
 
-def min(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Minimum over ``axis``."""
-    return Min.apply(a, axis=axis, keepdims=keepdims)
+def min(a: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):  # noqa: A001
+    """Minimum over ``axis`` (NumPy: the values). With PyTorch's ``dim=`` it returns
+    ``(values, indices)`` as PyTorch does."""
+    keep = keepdims_arg(keepdims, keepdim)
+    values = Min.apply(a, axis=axis_arg(axis, dim, "min"), keepdims=keep)
+    if dim is None:
+        return values
+    indices = Tensor._make(a.xp.argmin(a.data, axis=dim, keepdims=keep), a.device)
+    return MinMax(values, indices)
 
 
-def logsumexp(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
-    """log(sum(exp(a), axis)), stable for large |a|."""
-    return LogSumExp.apply(a, axis=axis, keepdims=keepdims)
+def logsumexp(a: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
+    """log(sum(exp(a), axis)), stable for large |a|. (``dim``/``keepdim``: PyTorch's names.)"""
+    return LogSumExp.apply(a, axis=axis_arg(axis, dim, "logsumexp"), keepdims=keepdims_arg(keepdims, keepdim))
 
 
-def var(a: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-    """Variance over ``axis`` (ddof=0: population variance, like NumPy)."""
-    axes = normalize_axis(axis, a.ndim)
+def var(a: Tensor, axis=None, keepdims: bool = False, ddof: int = 0, *, dim=None, keepdim=None,
+        correction=None) -> Tensor:
+    """Variance over ``axis`` (ddof=0: population variance, like NumPy; PyTorch's ``correction``
+    is ddof)."""
+    axes = normalize_axis(axis_arg(axis, dim, "var"), a.ndim)
+    keepdims = keepdims_arg(keepdims, keepdim)
+    ddof = ddof if correction is None else correction
     count = 1
     for ax in axes:
         count *= a.shape[ax]
@@ -150,6 +183,7 @@ def var(a: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
     return sum(centered * centered, axis=axes, keepdims=keepdims) * (1.0 / (count - ddof))
 
 
-def std(a: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+def std(a: Tensor, axis=None, keepdims: bool = False, ddof: int = 0, *, dim=None, keepdim=None,
+        correction=None) -> Tensor:
     """Standard deviation over ``axis``."""
-    return var(a, axis=axis, keepdims=keepdims, ddof=ddof).sqrt()
+    return var(a, axis=axis, keepdims=keepdims, ddof=ddof, dim=dim, keepdim=keepdim, correction=correction).sqrt()

@@ -10,7 +10,7 @@ from devgrad.backend import Device, DeviceError
 from devgrad.backend import device as resolve_device
 from devgrad.core import Function, Tensor, as_dtype, is_grad_enabled
 from devgrad.creation import shape_from_args
-from devgrad.ops._util import normalize_axis, sum_to
+from devgrad.ops._util import axis_arg, normalize_axis, sum_to
 from devgrad.ops.elementwise import cast
 
 
@@ -224,8 +224,10 @@ def expand(a: Tensor, *shape) -> Tensor:
     return broadcast_to(a, full)
 
 
-def concatenate(tensors, axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis."""
+def concatenate(tensors, axis: int | None = None, *, dim=None) -> Tensor:
+    """Join tensors along an existing axis (``dg.cat(tensors, dim=...)`` is the PyTorch spelling)."""
+    axis = axis_arg(axis, dim, "concatenate")
+    axis = 0 if axis is None else axis
     tensors = list(tensors)
     if not tensors:
         raise ValueError("concatenate: need at least one tensor")
@@ -233,8 +235,10 @@ def concatenate(tensors, axis: int = 0) -> Tensor:
     return Concatenate.apply(*tensors, axis=axis)
 
 
-def stack(tensors, axis: int = 0) -> Tensor:
+def stack(tensors, axis: int | None = None, *, dim=None) -> Tensor:
     """Join tensors along a new axis."""
+    axis = axis_arg(axis, dim, "stack")
+    axis = 0 if axis is None else axis
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: need at least one tensor")
@@ -242,8 +246,9 @@ def stack(tensors, axis: int = 0) -> Tensor:
     return Stack.apply(*tensors, axis=axis)
 
 
-def squeeze(a: Tensor, axis=None) -> Tensor:
+def squeeze(a: Tensor, axis=None, *, dim=None) -> Tensor:
     """Remove size-1 axes (all of them, or the given ones)."""
+    axis = axis_arg(axis, dim, "squeeze")
     if axis is None:
         axes = tuple(i for i, s in enumerate(a.shape) if s == 1)
     else:
@@ -254,8 +259,11 @@ def squeeze(a: Tensor, axis=None) -> Tensor:
     return reshape(a, tuple(s for i, s in enumerate(a.shape) if i not in axes))
 
 
-def unsqueeze(a: Tensor, axis: int) -> Tensor:
+def unsqueeze(a: Tensor, axis: int | None = None, *, dim=None) -> Tensor:
     """Insert a size-1 axis at ``axis`` (``numpy.expand_dims``)."""
+    axis = axis_arg(axis, dim, "unsqueeze")
+    if axis is None:
+        raise TypeError("unsqueeze: give the axis (or dim) to insert")
     axis = normalize_axis(axis, a.ndim + 1)[0]
     return reshape(a, a.shape[:axis] + (1,) + a.shape[axis:])
 
@@ -263,9 +271,10 @@ def unsqueeze(a: Tensor, axis: int) -> Tensor:
 expand_dims = unsqueeze
 
 
-def flatten(a: Tensor, start_axis: int = 0) -> Tensor:
-    """Collapse axes from ``start_axis`` on into one."""
-    return reshape(a, a.shape[:start_axis] + (-1,))
+def flatten(a: Tensor, start_axis: int = 0, *, start_dim=None) -> Tensor:
+    """Collapse axes from ``start_axis`` (PyTorch: ``start_dim``) on into one."""
+    start = start_axis if start_dim is None else start_dim
+    return reshape(a, a.shape[:start] + (-1,))
 
 
 def getitem(a: Tensor, index) -> Tensor:

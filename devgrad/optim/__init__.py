@@ -1,10 +1,11 @@
 """Optimizers, learning-rate schedules and gradient clipping."""
 
 from devgrad.optim.adam import Adam, AdamW
-from devgrad.optim.clip import clip_grad_norm_, clip_grad_value_
+from devgrad.nn.utils import clip_grad_norm_, clip_grad_value_
+from devgrad.optim import lr_scheduler
 from devgrad.optim.optimizer import Optimizer
 from devgrad.optim.rmsprop import Adagrad, RMSprop
-from devgrad.optim.schedule import (
+from devgrad.optim.lr_scheduler import (
     CosineAnnealingLR, ExponentialLR, LinearLR, LRScheduler, StepLR, WarmupScheduler,
 )
 from devgrad.optim.sgd import SGD
@@ -17,5 +18,5 @@ SCHEDULES = {"step": StepLR, "exponential": ExponentialLR, "cosine": CosineAnnea
 __all__ = [
     "OPTIMIZERS", "SCHEDULES", "SGD", "Adagrad", "Adam", "AdamW", "CosineAnnealingLR", "ExponentialLR",
     "LRScheduler", "LinearLR", "Optimizer", "RMSprop", "StepLR", "WarmupScheduler", "clip_grad_norm_",
-    "clip_grad_value_",
+    "clip_grad_value_", "lr_scheduler",
 ]

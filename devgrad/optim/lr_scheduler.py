@@ -1,4 +1,5 @@
-"""Learning-rate schedules (closed forms, PyTorch's semantics): call ``step()`` once per epoch."""
+"""Learning-rate schedules (closed forms, PyTorch's semantics; ``dg.optim.lr_scheduler`` as in
+PyTorch): call ``step()`` once per epoch."""
 
 from __future__ import annotations
 

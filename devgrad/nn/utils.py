@@ -1,4 +1,5 @@
-"""Gradient clipping, on the gradients' device without a host sync."""
+"""``nn.utils``: gradient clipping, on the gradients' device without a host sync (also exported
+by ``devgrad.optim``)."""
 
 from __future__ import annotations
 

@@ -272,3 +272,42 @@ def test_first_order_fast_path_equals_the_tensor_formula(device, case):
         if f is not None:
             assert not f.requires_grad
             np.testing.assert_allclose(f.numpy(), g.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_edge_gradients_follow_pytorch_and_nothing_warns(device, recwarn):
+    """std of a constant slice, x**0 at 0, the second derivative of x**1 at 0, d(0**e)/de, and
+    logsumexp of an all -inf row: PyTorch's values (0 gradients), no NaN, no NumPy warning."""
+    x = dg.tensor([[1.0, 1.0, 1.0], [1.0, 2.0, 4.0]], requires_grad=True, device=device, dtype="float64")
+    x.std(axis=1).sum().backward()
+    assert x.grad.numpy()[0].tolist() == [0.0, 0.0, 0.0] and np.isfinite(x.grad.numpy()).all()
+    z = dg.tensor([0.0, 2.0], requires_grad=True, device=device, dtype="float64")
+    (z**0).sum().backward()
+    assert z.grad.numpy().tolist() == [0.0, 0.0]
+    z.grad = None
+    (first,) = dg.grad((z**1).sum(), z, create_graph=True)
+    first.sum().backward()
+    assert z.grad.numpy().tolist() == [0.0, 0.0]
+    e = dg.tensor([1.0, 2.0], requires_grad=True, device=device, dtype="float64")
+    (dg.zeros(2, device=device, dtype="float64") ** e).sum().backward()
+    assert e.grad.numpy().tolist() == [0.0, 0.0]
+    exponent = dg.tensor([0.0, 3.0], requires_grad=True, device=device, dtype="float64")
+    base = dg.tensor([0.0, 2.0], requires_grad=True, device=device, dtype="float64")
+    (base**exponent).sum().backward()  # tensor exponent: the same conventions
+    assert base.grad.numpy().tolist() == [0.0, 12.0] and np.isfinite(exponent.grad.numpy()).all()
+    assert dg.tensor([[-np.inf, -np.inf]], device=device).logsumexp(axis=1).numpy().tolist() == [-np.inf]
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_variance_without_degrees_of_freedom_is_inf_with_devgrads_warning(device):
+    x = dg.tensor([1.0, 2.0], device=device)
+    with pytest.warns(RuntimeWarning, match="ddof=2 leaves no degrees of freedom"):
+        assert x.var(ddof=2).item() == np.inf
+    with pytest.warns(RuntimeWarning, match="ddof=3"):
+        assert x.var(ddof=3).item() == np.inf  # never a negative variance
+
+
+@pytest.mark.oracle
+def test_std_and_pow_edge_gradients_match_torch(torch, device):
+    a = np.array([[1.0, 1.0, 1.0], [1.0, 2.0, 4.0]])
+    check_op(torch, lambda t: t.std(axis=1), lambda t: t.std(dim=1, correction=0), [a], device, gradcheck=False)
+    check_op(torch, lambda t: t**0, lambda t: t**0, [np.array([0.0, 1.5])], device, gradcheck=False)

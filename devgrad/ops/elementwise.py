@@ -90,18 +90,28 @@ class Pow(_Binary):
         return a**b
 
     def backward(self, g):
+        # PyTorch's conventions at the edges: d(x**0)/dx = 0 (also at x = 0, where x**-1 is inf), and
+        # d(0**e)/de = 0 for e >= 0 (where log 0 is -inf). The masks are constants added where they
+        # apply, so no inf or NaN is ever formed, and the formula stays differentiable elsewhere.
         a, b = self.inputs
         need_a, need_b = self.needs_input_grad
         ga = gb = None
         if need_a:
             if isinstance(b, Tensor):
-                ga = sum_to(g * b * a ** (b - 1), self.a_shape)
+                zero_exponent = self.const((b.data == 0).astype(b.dtype))
+                ga = sum_to(g * b * a ** (b - 1 + zero_exponent), self.a_shape)
+            elif b == 0:
+                ga = g * 0.0
             elif b == 2:
                 ga = g * (a * 2.0)
             else:
                 ga = g * (a ** (b - 1) * b)
         if need_b:
-            log_a = log(a) if isinstance(a, Tensor) else (math.log(a) if a > 0 else math.nan)
+            if isinstance(a, Tensor):
+                at_zero = (a.data == 0).astype(a.dtype)
+                log_a = log(a + self.const(at_zero)) * self.const(1.0 - at_zero)
+            else:
+                log_a = math.log(a) if a > 0 else (0.0 if a == 0 else math.nan)
             gb = sum_to(g * self.output() * log_a, self.b_shape)
         return ga, gb
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import warnings
+
+import numpy as np
+
 from devgrad.core import Function, Tensor
 from devgrad.ops._util import axis_arg, keepdims_arg, keepdims_shape, normalize_axis
 
@@ -124,7 +129,8 @@ class LogSumExp(_Reduce):
         axes = self._setup(a, axis, keepdims)
         m = xp.max(a, axis=axes, keepdims=True)
         m = xp.where(xp.isfinite(m), m, 0)
-        out = xp.log(xp.sum(xp.exp(a - m), axis=axes, keepdims=True)) + m
+        with np.errstate(divide="ignore"):  # an all -inf slice: log 0 = -inf, the right value, silently
+            out = xp.log(xp.sum(xp.exp(a - m), axis=axes, keepdims=True)) + m
         return out if keepdims else out.reshape([s for i, s in enumerate(out.shape) if i not in axes])
 
     def backward(self, g):
@@ -180,10 +186,36 @@ def var(a: Tensor, axis=None, keepdims: bool = False, ddof: int = 0, *, dim=None
     for ax in axes:
         count *= a.shape[ax]
     centered = a - mean(a, axis=axes, keepdims=True)
-    return sum(centered * centered, axis=axes, keepdims=keepdims) * (1.0 / (count - ddof))
+    squares = sum(centered * centered, axis=axes, keepdims=keepdims)
+    if count - ddof > 0:
+        return squares * (1.0 / (count - ddof))
+    # No degrees of freedom left: inf (NaN where the squares are 0), as NumPy and PyTorch give,
+    # with devgrad's own warning instead of a division error or a negative variance.
+    warnings.warn(f"var/std: ddof={ddof} leaves no degrees of freedom for {count} element(s); the result is inf "
+                  "or NaN", RuntimeWarning, stacklevel=2)
+    with np.errstate(invalid="ignore"):
+        return squares * math.inf
 
 
 def std(a: Tensor, axis=None, keepdims: bool = False, ddof: int = 0, *, dim=None, keepdim=None,
         correction=None) -> Tensor:
     """Standard deviation over ``axis``."""
-    return var(a, axis=axis, keepdims=keepdims, ddof=ddof, dim=dim, keepdim=keepdim, correction=correction).sqrt()
+    return StdRoot.apply(var(a, axis=axis, keepdims=keepdims, ddof=ddof, dim=dim, keepdim=keepdim,
+                             correction=correction))
+
+
+class StdRoot(Function):
+    """The square root that turns a variance into a standard deviation. Its gradient is 0 where the
+    deviation is 0 (every element equal), PyTorch's convention for std, instead of inf·0 = NaN;
+    the mask is a constant added to the denominator, so no inf is formed."""
+
+    __slots__ = ()
+    save_output = True
+    array_backward = True
+
+    def forward(self, v):
+        return self.device.xp.sqrt(v)
+
+    def backward(self, g):
+        zero = (self.out_data == 0).astype(self.out_data.dtype)
+        return g * self.constant(g, 1.0 - zero) / ((self.result(g) + self.constant(g, zero)) * 2.0)

@@ -67,13 +67,15 @@ class Checkpointer:
             if self._dirty[name] and self.clock() - self._written_at[name] >= self.seconds:
                 self._write(name, background=True)
 
-    def flush(self) -> None:
-        """Write whatever is newer than the files, and wait until every write is on disk (the
-        end of a run, Ctrl-C, divergence)."""
+    def flush(self, wait: bool = True) -> None:
+        """Write whatever is newer than the files (the end of a run, Ctrl-C, divergence); with
+        ``wait`` (the default) return once every write is on disk, else let the writer thread
+        finish them while the caller goes on (``close`` waits)."""
         for name in ("last.npz", "best.npz"):
             if self._dirty[name]:
-                self._write(name, background=False)
-        self._wait()
+                self._write(name, background=not wait)
+        if wait:
+            self._wait()
 
     def close(self) -> None:
         self._wait()

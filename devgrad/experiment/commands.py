@@ -6,6 +6,7 @@ inputs and ``RunResult`` are picklable, so runs can be shipped to worker process
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,9 @@ def execute(trainer: Trainer, start_epoch: int, meta_base: dict | None, spec: di
         except Exception as exc:
             # An unexpected error (out of memory, a bug): the folder must not claim 'running'.
             trainer.log.exception("run failed")
+            if trainer.checkpoints is not None:
+                with contextlib.suppress(Exception):  # the last good state, if it can still be written
+                    trainer.checkpoints.close()
             meta = run_meta(spec, trainer.device, run_dir, "failed", started, now(), meta_base)
             meta["error"] = f"{type(exc).__name__}: {exc}"
             ckpt.write_json(run_dir / "meta.json", meta)
@@ -59,6 +63,8 @@ def execute(trainer: Trainer, start_epoch: int, meta_base: dict | None, spec: di
             if test_loader is not None:
                 summary["test"] = {f"test_{k}": v for k, v in trainer.evaluate(test_loader).items()}
             summary["plots"] = _draw(trainer, history, console.say)
+        if trainer.checkpoints is not None:
+            trainer.checkpoints.close()  # the final checkpoints are on disk before the run says it ended
         ckpt.write_json(run_dir / "summary.json", summary)
         meta = run_meta(spec, trainer.device, run_dir, status, started, now(), meta_base)
         ckpt.write_json(run_dir / "meta.json", meta)

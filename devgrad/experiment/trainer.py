@@ -33,6 +33,7 @@ class Trainer:
         self.log = run_logger(run_dir)
         self.model = build_model(spec, self.splits.n_features, self.task, device)
         self._named_parameters = list(self.model.named_parameters())  # fixed for the run: walked once
+        self.checkpoints: ckpt.Checkpointer | None = None  # made by fit()
         self.graph_reason = _graph_choice(spec, device)  # None: capture the step
         graphed = self.graph_reason is None
         self.log.info("train.cuda_graph %s: %s", spec.train.cuda_graph,
@@ -172,9 +173,10 @@ class Trainer:
             return self._epochs(start_epoch, console)
         finally:
             # The end of the run, Ctrl-C, divergence or an error: what is newer than the files is
-            # written now (from the last finished, finite epoch).
-            self.checkpoints.flush()
-            self.checkpoints.close()
+            # written now (from the last finished, finite epoch), by the writer thread while the
+            # run evaluates the test split and draws its plots; the run's command waits for it
+            # (checkpoints.close()) before it calls the run completed.
+            self.checkpoints.flush(wait=False)
 
     def _epochs(self, start_epoch: int, console: Console) -> str:
         t = self.spec.train

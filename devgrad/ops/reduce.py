@@ -151,22 +151,21 @@ def mean(a: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None
 def max(a: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):  # noqa: A001
     """Maximum over ``axis`` (NumPy: the values). With PyTorch's ``dim=`` it returns
     ``(values, indices)`` as PyTorch does."""
-    keep = keepdims_arg(keepdims, keepdim)
-    values = Max.apply(a, axis=axis_arg(axis, dim, "max"), keepdims=keep)
-    if dim is None:
-        return values
-    indices = Tensor._make(a.xp.argmax(a.data, axis=dim, keepdims=keep), a.device)
-    return MinMax(values, indices)
+    return _extreme(Max, "argmax", a, axis, keepdims, dim, keepdim)
 
 
 def min(a: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):  # noqa: A001
     """Minimum over ``axis`` (NumPy: the values). With PyTorch's ``dim=`` it returns
     ``(values, indices)`` as PyTorch does."""
+    return _extreme(Min, "argmin", a, axis, keepdims, dim, keepdim)
+
+
+def _extreme(cls, arg: str, a: Tensor, axis, keepdims, dim, keepdim):
     keep = keepdims_arg(keepdims, keepdim)
-    values = Min.apply(a, axis=axis_arg(axis, dim, "min"), keepdims=keep)
+    values = cls.apply(a, axis=axis_arg(axis, dim, cls.pick), keepdims=keep)
     if dim is None:
         return values
-    indices = Tensor._make(a.xp.argmin(a.data, axis=dim, keepdims=keep), a.device)
+    indices = Tensor._make(getattr(a.xp, arg)(a.data, axis=dim, keepdims=keep), a.device)
     return MinMax(values, indices)
 
 

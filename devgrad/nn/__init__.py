@@ -2,15 +2,15 @@
 
 from devgrad.nn import functional, init, utils
 from devgrad.nn.layers import (
-    ACTIVATIONS, MLP, Dropout, Identity, LeakyReLU, Linear, LogSoftmax, ReLU, Sequential, Sigmoid, Softmax,
-    Softplus, Tanh, activation,
+    ACTIVATIONS, HIDDEN_ACTIVATIONS, MLP, Dropout, Identity, LeakyReLU, Linear, LogSoftmax, ReLU, Sequential, Sigmoid,
+    Softmax, Softplus, Tanh, activation,
 )
 from devgrad.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, HingeLoss, LogisticLoss, MSELoss, NLLLoss
 from devgrad.nn.module import Module, ModuleDict, ModuleList, Parameter
 
 __all__ = [
-    "ACTIVATIONS", "MLP", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "HingeLoss", "Identity",
-    "LeakyReLU", "Linear", "LogSoftmax", "LogisticLoss", "MSELoss", "Module", "ModuleDict", "ModuleList", "NLLLoss",
-    "Parameter", "ReLU",
-    "Sequential", "Sigmoid", "Softmax", "Softplus", "Tanh", "activation", "functional", "init", "utils",
+    "ACTIVATIONS", "HIDDEN_ACTIVATIONS", "MLP", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "HingeLoss",
+    "Identity", "LeakyReLU", "Linear", "LogSoftmax", "LogisticLoss", "MSELoss", "Module", "ModuleDict", "ModuleList",
+    "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "Softplus", "Tanh", "activation",
+    "functional", "init", "utils",
 ]

@@ -170,6 +170,9 @@ ACTIVATIONS = {
     "relu": ReLU, "leaky_relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh, "softplus": Softplus,
     "identity": Identity, "linear": Identity, "none": Identity, "softmax": Softmax, "log_softmax": LogSoftmax,
 }
+# The ones that act elementwise, so a hidden layer can use them (softmax normalises a whole row):
+# the activations a spec's model.activation may name. Aliases (linear, none) are left out.
+HIDDEN_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name not in ("softmax", "log_softmax", "linear", "none"))
 
 
 def activation(spec) -> Module:

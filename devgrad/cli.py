@@ -59,7 +59,7 @@ def _info(args) -> int:
 
 def _run(args) -> int:
     if args.print_config:
-        overrides = [*args.set, f"device={args.device}"] if args.device else args.set
+        overrides = [*args.set, ("--device", f"device={args.device}")] if args.device else args.set
         print(spec.to_yaml(spec.resolve(args.spec, overrides).to_dict()), end="")
         return 0
     result = commands.run(args.spec, overrides=args.set, out=args.out, device=args.device, quiet=args.quiet)
@@ -132,7 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="versions, devices found, and why CUDA is unavailable if it is")
     info.set_defaults(func=_info)
 
-    run = sub.add_parser("run", help="train the MLP a YAML spec describes, into a new run folder")
+    run = sub.add_parser(
+        "run", help="train the MLP a YAML spec describes, into a new run folder",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  devgrad run experiments/triangle.yaml\n"
+               "  devgrad run experiments/spirals.yaml --device cuda --set train.epochs=20 --set optimizer.lr=3e-3\n"
+               "  devgrad run my_spec.yaml --print-config        # the spec with every default filled in\n"
+               "  DEVGRAD_DEVICE=cpu devgrad run experiments/digits.yaml --quiet --out /tmp/runs")
     run.add_argument("spec", help="path to the YAML spec (see experiments/)")
     run.add_argument("--device", help="auto | cpu | cuda | cuda:N (overrides the spec)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -143,18 +150,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     resume = sub.add_parser("resume", help="continue a stopped or killed run from its last checkpoint")
-    resume.add_argument("run_dir")
+    resume.add_argument("run_dir", help="the run folder 'devgrad run' printed (runs/<name>/<date-time>-<id>)")
     resume.add_argument("--device", help="run on another device than the original run")
     resume.add_argument("--quiet", "-q", action="store_true")
     resume.set_defaults(func=_resume)
 
     validate = sub.add_parser("validate", help="check a spec and report every problem at once")
-    validate.add_argument("spec")
-    validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    validate.add_argument("spec", help="path to the YAML spec")
+    validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="override a spec key as 'run' would (repeatable)")
     validate.set_defaults(func=_validate)
 
     plot = sub.add_parser("plot", help="(re)draw the plots of a run folder")
-    plot.add_argument("run_dir")
+    plot.add_argument("run_dir", help="a run folder; its plots/ are drawn again from its best (else last) checkpoint")
     plot.set_defaults(func=_plot)
 
     warm = sub.add_parser("warmup", help="compile devgrad's GPU kernels once (into CuPy's kernel cache)")

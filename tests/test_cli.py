@@ -33,3 +33,44 @@ def test_info_with_bad_default_device_is_a_clean_error():
 def test_no_command_prints_help_and_exits_2():
     result = run_cli()
     assert result.returncode == 2 and "usage" in result.stdout.lower()
+
+
+def test_cli_messages_name_their_origin_and_the_fix(tmp_path, capsys):
+    from devgrad.cli import main
+    from devgrad.experiment import report
+
+    assert main(["run", "experiments/xor.yaml", "--device", "tpu"]) == 2
+    assert "device (from --device): unknown device 'tpu'" in capsys.readouterr().err
+    a_file = tmp_path / "f.txt"
+    a_file.write_text("x")
+    assert main(["run", "experiments/xor.yaml", "--out", str(a_file), "--device", "cpu"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert main(["plot", str(tmp_path)]) == 2  # not a run folder
+    assert "not a run folder" in capsys.readouterr().err
+    assert callable(report.can_plot)
+
+
+def test_plot_without_matplotlib_is_an_error_not_a_silent_success(tmp_path, monkeypatch, capsys):
+    from devgrad.cli import main
+    from devgrad.experiment import report, run
+
+    result = run({"data": {"source": "xor", "n_samples": 100}, "train": {"epochs": 1}, "device": "cpu"},
+                 out=tmp_path, quiet=True)
+    monkeypatch.setattr(report, "_pyplot", lambda: None)
+    assert main(["plot", str(result.run_dir)]) == 2
+    assert "matplotlib, which is not installed" in capsys.readouterr().err
+
+
+def test_subcommands_have_help_and_run_has_examples(capsys):
+    import pytest
+
+    from devgrad.cli import main
+
+    for command in ("run", "resume", "validate", "plot", "bench", "warmup"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        assert "usage:" in text
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "examples:" in capsys.readouterr().out

@@ -19,7 +19,8 @@ def _labels(values: np.ndarray, where: str) -> tuple[np.ndarray, list]:
     """Class labels as 0..k-1 int64, and the original class values in that order."""
     classes, y = np.unique(values, return_inverse=True)
     if len(classes) < 2:
-        raise DataError(f"{where}: the target has a single class ({classes[0]!r}); classification needs two or more")
+        only = classes[0].item() if hasattr(classes[0], "item") else classes[0]
+        raise DataError(f"{where}: the target has a single class ({only!r}); classification needs two or more")
     return y.astype(np.int64), [c.item() if hasattr(c, "item") else c for c in classes]
 
 

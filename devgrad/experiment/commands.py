@@ -58,11 +58,12 @@ def execute(trainer: Trainer, start_epoch: int, meta_base: dict | None, spec: di
         history = trainer.metrics.rows()
         summary = summary_of(trainer, history, status, time.perf_counter() - started_wall)
         if status == "completed":
-            test_loader = (DataLoader(trainer.splits.X_test, trainer.splits.y_test, 4096, False, trainer.device,
-                                      trainer.dtype) if len(trainer.splits.X_test) else None)
-            if test_loader is not None:
-                summary["test"] = {f"test_{k}": v for k, v in trainer.evaluate(test_loader).items()}
-            summary["plots"] = _draw(trainer, history, console.say)
+            try:
+                _finish(trainer, summary, history, console)
+            except KeyboardInterrupt:  # after the last epoch: the run is not done until its results are
+                status = summary["status"] = "stopped"
+                console.say(f"interrupted after the last epoch (during the test evaluation or the plots): status "
+                            f"'stopped'; finish it with: devgrad resume {run_dir}")
         if trainer.checkpoints is not None:
             trainer.checkpoints.close()  # the final checkpoints are on disk before the run says it ended
         ckpt.write_json(run_dir / "summary.json", summary)
@@ -86,12 +87,16 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
     ``spec_or_path``: a YAML file path or a spec dict; ``overrides``: ``key.path=value``
     strings; ``out``: the runs root (default ./runs); ``device`` overrides the spec's.
     """
-    overrides = [*overrides, f"device={device}"] if device is not None else list(overrides)
+    overrides = [*overrides, ("--device", f"device={device}")] if device is not None else list(overrides)
     spec = resolve(spec_or_path, overrides)
+    root = Path(out) if out is not None else Path("runs")
+    if root.exists() and not root.is_dir():
+        raise RunError(f"--out {root} is a file, not a folder: give the folder the run folders go into "
+                       "(it is created if it does not exist)")
     dev = resolve_device(spec.device)  # fails here, before any folder exists, if CUDA is missing
     splits = build_splits(spec.data.to_dict(), spec.seed)  # bad data files fail before the folder too
     Task.from_spec(spec, splits.n_classes)
-    run_dir = new_run_dir(Path(out) if out is not None else Path("runs"), spec.name)
+    run_dir = new_run_dir(root, spec.name)
     atomic_write_text(run_dir / "config.yaml", to_yaml(spec.to_dict()))
     started, wall = now(), time.perf_counter()
     ckpt.write_json(run_dir / "meta.json", run_meta(spec, dev, run_dir, "running", started))
@@ -128,7 +133,7 @@ def resume(run_dir, device: str | None = None, quiet: bool = False) -> RunResult
     if meta.get("status") == "running" and still_running(meta):
         raise RunError(f"{run_dir} is still being trained by process {meta['pid']} on this host; stop it "
                        "(Ctrl-C) before resuming, or two processes would write the same folder")
-    spec = resolve(config, [f"device={device}"] if device is not None else [])
+    spec = resolve(config, [("--device", f"device={device}")] if device is not None else [])
     dev = resolve_device(spec.device)
     started, wall = now(), time.perf_counter()
     trainer = Trainer(spec, run_dir, dev, quiet)
@@ -148,6 +153,21 @@ def resume(run_dir, device: str | None = None, quiet: bool = False) -> RunResult
     return execute(trainer, start, meta, spec, wall, started)
 
 
+def _finish(trainer: Trainer, summary: dict, history: list, console: Console) -> None:
+    """After training: the test split's metrics and the plots, into ``summary``."""
+    if len(trainer.splits.X_test):
+        test_loader = DataLoader(trainer.splits.X_test, trainer.splits.y_test, 4096, False, trainer.device,
+                                 trainer.dtype)
+        summary["test"] = {f"test_{k}": v for k, v in trainer.evaluate(test_loader).items()}
+    else:
+        console.say("the test split is empty (data.split.test is 0): no test metrics (test_loss, "
+                    "test_accuracy) for this run")
+    if trainer.val_loader is None:
+        console.say("the validation split is empty (data.split.val is 0): no val_ metrics; early stopping and "
+                    f"best.npz watch {trainer.monitor}")
+    summary["plots"] = _draw(trainer, history, console.say)
+
+
 def _draw(trainer: Trainer, history: list, say) -> list[str]:
     """The run's plots, from plain data: its history and, for 2-D inputs, the data in its own
     coordinates with the model's class probabilities."""
@@ -164,6 +184,8 @@ def redraw(run_dir, quiet: bool = False) -> list[str]:
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise RunError(f"{run_dir} is not a run folder (no config.yaml)")
+    if not report.can_plot():
+        raise RunError(f"devgrad plot draws with matplotlib, which is not installed: {report.PLOT_HINT}")
     spec = resolve(run_dir / "config.yaml")
     state_file = next((p for p in (run_dir / "checkpoints" / "best.npz", run_dir / "checkpoints" / "last.npz")
                        if p.exists()), None)

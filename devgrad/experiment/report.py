@@ -28,6 +28,11 @@ def _pyplot():
     return plt
 
 
+def can_plot() -> bool:
+    """Is matplotlib there to draw with?"""
+    return _pyplot() is not None
+
+
 def draw(run_dir: Path, name: str, history: list, say, boundary=None) -> list[str]:
     """Write plots/learning_curves.png, and decision_boundary.png when ``boundary`` is given as
     (points (n, 2), labels (n,), predict_proba: points -> (n, classes)); returns the files

@@ -84,7 +84,7 @@ class Loaded:
     data: dict
     lines: dict = field(default_factory=dict)
     path: Path | None = None
-    overridden: set = field(default_factory=set)
+    overridden: dict = field(default_factory=dict)  # key path -> where the value came from ("--set")
 
 
 def _walk_nodes(node, prefix: tuple, lines: dict, problems: list, source: str) -> None:
@@ -159,16 +159,17 @@ def is_kind(value, kinds) -> bool:
 class Validator:
     """Collects every problem of one spec, each with its key path and line."""
 
-    def __init__(self, lines: dict, overridden: set = frozenset()):
+    def __init__(self, lines: dict, overridden: dict | None = None):
         self.lines = lines
-        self.overridden = overridden
+        self.overridden = overridden or {}
         self.problems: list[str] = []
 
     def where(self, path: tuple) -> str:
         dotted = ".".join(str(p) for p in path)
         for cut in range(len(path), 0, -1):
-            if tuple(path[:cut]) in self.overridden:
-                return f"{dotted} (from --set)"
+            origin = self.overridden.get(tuple(path[:cut]))
+            if origin is not None:
+                return f"{dotted} (from {origin})"
             line = self.lines.get(tuple(path[:cut]))
             if line is not None:
                 return f"{dotted} (line {line})"
@@ -263,12 +264,15 @@ def apply_overrides(loaded: Loaded, overrides, top_keys, name_blocks=()) -> Load
 
     Unknown top-level keys (not in ``top_keys``) are rejected here; unknown keys inside known
     sections are caught by validation like any other unknown key. ``name_blocks`` are keys
-    that may be written as a bare name (``optimizer: adam``) and take options under it.
+    that may be written as a bare name (``optimizer: adam``) and take options under it. An
+    override may be ``(origin, "key=value")`` to name where it came from in messages (e.g.
+    ``--device``); plain strings come from ``--set``.
     """
     data = copy.deepcopy(loaded.data)
     problems = []
-    overridden = set(loaded.overridden)
+    overridden = dict(loaded.overridden)
     for item in overrides or ():
+        origin, item = item if isinstance(item, tuple) else ("--set", item)
         if "=" not in item:
             problems.append(f"--set {item!r}: expected key.path=value, e.g. --set optimizer.lr=0.1")
             continue
@@ -295,7 +299,7 @@ def apply_overrides(loaded: Loaded, overrides, top_keys, name_blocks=()) -> Load
             node[part] = child
             node = child
         node[parts[-1]] = value
-        overridden.add(tuple(parts))
+        overridden[tuple(parts)] = origin
     if problems:
         raise SpecError(problems, "overrides")
     return Loaded(data, loaded.lines, loaded.path, overridden)

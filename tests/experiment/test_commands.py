@@ -241,3 +241,28 @@ def test_run_files_follow_the_umask(tmp_path):
         mode = (result.run_dir / name).stat().st_mode & 0o777
         assert mode == 0o666 & ~0o027, (name, oct(mode))
 
+
+
+def test_ctrl_c_after_the_last_epoch_leaves_a_stopped_run_that_resume_finishes(tmp_path, monkeypatch):
+    from devgrad.experiment import commands
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "_draw", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run({**SMALL, "train": {**SMALL["train"], "epochs": 2}}, out=tmp_path, quiet=True)
+    run_dir = only_run_dir(tmp_path, "small")
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "stopped"
+    monkeypatch.undo()
+    finished = commands.resume(run_dir, quiet=True)
+    assert finished.status == "completed" and "test" in finished.summary
+    assert [r["epoch"] for r in finished.history] == [1, 2]
+
+
+def test_an_empty_test_split_is_said_not_silent(tmp_path, capsys):
+    spec = {**SMALL, "data": {**SMALL["data"], "split": {"train": 0.8, "val": 0.2, "test": 0.0}},
+            "train": {**SMALL["train"], "epochs": 1}}
+    result = run(spec, out=tmp_path)
+    assert "test" not in result.summary
+    assert "the test split is empty" in capsys.readouterr().out

@@ -85,6 +85,12 @@ def _fraction(v):
     return None if 0 <= v < 1 else f"must be in [0, 1), got {v}"
 
 
+def _threads(v):
+    if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v > 0):
+        return None
+    return f"must be auto or a positive whole number, got {v!r}"
+
+
 def _int_list(v):
     if not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v):
         return f"must be a list of positive integers, got {v}"
@@ -139,6 +145,8 @@ SCHEMA: dict = {
         "cuda_graph": Field((bool, str), "auto", choices=(True, False, "auto"),
                             doc="replay each training step as one captured CUDA graph: auto (on a GPU when the "
                                 "step allows it), true, false"),
+        "threads": Field((int, str), "auto", check=_threads,
+                         doc="BLAS threads on the CPU: auto (1 for small models, else all), or a number"),
         "matmul_precision": Field((str,), "highest", choices=PRECISIONS,
                                   doc="float32 GEMMs on a GPU: highest (float32) or high (TF32)"),
         "early_stopping": {
@@ -448,6 +456,7 @@ class TrainSpec(_Section):
     shuffle: bool
     clip_grad_norm: float | None
     cuda_graph: bool | str
+    threads: int | str
     matmul_precision: str
     early_stopping: EarlyStopping
     checkpoint: Checkpointing

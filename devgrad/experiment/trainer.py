@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
 import numpy as np
 
 from devgrad import nn, optim
+
+try:  # optional: limiting BLAS threads (train.threads)
+    from threadpoolctl import threadpool_limits
+except ImportError:
+    threadpool_limits = None
 from devgrad.backend import get_float32_matmul_precision, set_float32_matmul_precision
 from devgrad.capture import CapturedStep
 from devgrad.core import Tensor, no_grad
@@ -157,10 +163,31 @@ class Trainer:
         previous = get_float32_matmul_precision()
         set_float32_matmul_precision(self.spec.train.matmul_precision)  # process-wide: put back after
         try:
-            with self.device.activate(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            with self.device.activate(), np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
+                    self._blas_threads():
                 return self._fit(start_epoch, console)
         finally:
             set_float32_matmul_precision(previous)
+
+    # A small model's matrix products are too short to share among threads: extra BLAS threads
+    # only spin, and several runs at once fight over the cores. Above this many weights in its
+    # largest layer a model gets every thread.
+    SMALL_LAYER = 512 * 512
+
+    def _blas_threads(self):
+        """The BLAS thread limit for this run (train.threads; threadpoolctl), as a context manager."""
+        setting = self.spec.train.threads
+        largest = max((p.size for p in self.model.parameters()), default=0)
+        limit = setting if setting != "auto" else (1 if largest <= self.SMALL_LAYER else None)
+        if limit is None:
+            self.log.info("train.threads %s: every BLAS thread (largest layer %d weights)", setting, largest)
+            return contextlib.nullcontext()
+        if threadpool_limits is None:
+            self.log.info("train.threads %s: threadpoolctl is not installed, so BLAS uses all its threads "
+                          "(pip install threadpoolctl)", setting)
+            return contextlib.nullcontext()
+        self.log.info("train.threads %s: %d BLAS thread(s) (largest layer %d weights)", setting, limit, largest)
+        return threadpool_limits(limits=limit, user_api="blas")
 
     def _fit(self, start_epoch: int, console: Console) -> str:
         t = self.spec.train

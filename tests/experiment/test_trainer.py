@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import devgrad as dg
 from devgrad.experiment import run
 from devgrad.experiment import trainer as trainer_module
@@ -29,3 +31,28 @@ def test_numeric_overflow_in_a_run_is_reported_as_divergence_not_as_numpy_warnin
     result = run(spec, out=tmp_path, quiet=True)
     assert result.status == "failed"
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_small_models_train_with_one_blas_thread(tmp_path, monkeypatch):
+    """Several small runs at once on a few cores fight over BLAS threads (each run several times
+    slower); train.threads: auto gives a small model one thread, a large one all of them."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    seen = []
+    real_fit = trainer_module.Trainer._fit
+
+    def recording(self, start_epoch, console):
+        seen.append(max((p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"),
+                        default=None))
+        return real_fit(self, start_epoch, console)
+
+    monkeypatch.setattr(trainer_module.Trainer, "_fit", recording)
+    small = run({**SMALL, "train": {**SMALL["train"], "epochs": 1}}, out=tmp_path, quiet=True)
+    assert "train.threads auto: 1 BLAS thread(s)" in (small.run_dir / "train.log").read_text()
+    large = run({**SMALL, "model": {"hidden": [600]}, "data": {"source": "classification", "n_samples": 200,
+                                                               "n_features": 600},
+                 "train": {**SMALL["train"], "epochs": 1, "threads": "auto"}}, out=tmp_path, quiet=True)
+    assert "every BLAS thread" in (large.run_dir / "train.log").read_text()
+    if seen[0] is not None:
+        assert seen[0] == 1
+    with pytest.raises(dg.experiment.SpecError, match="must be auto or a positive whole number"):
+        run({**SMALL, "train": {"threads": 0}}, out=tmp_path, quiet=True)

@@ -175,7 +175,9 @@ def _draw(trainer: Trainer, history: list, say) -> list[str]:
     splits = trainer.splits
     if splits.n_features == 2:
         boundary = (*splits.all_points(), trainer.predict_proba)
-    return report.draw(trainer.run_dir, trainer.spec.name, history, say, boundary)
+    return report.draw(trainer.run_dir, trainer.spec.name, history, say, boundary,
+                       best_epoch=trainer.best_epoch or None, stopped_at=trainer.stopped_at,
+                       class_names=splits.classes)
 
 
 def redraw(run_dir, quiet: bool = False) -> list[str]:

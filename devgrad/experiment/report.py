@@ -33,10 +33,12 @@ def can_plot() -> bool:
     return _pyplot() is not None
 
 
-def draw(run_dir: Path, name: str, history: list, say, boundary=None) -> list[str]:
-    """Write plots/learning_curves.png, and decision_boundary.png when ``boundary`` is given as
-    (points (n, 2), labels (n,), predict_proba: points -> (n, classes)); returns the files
-    written, relative to ``run_dir``."""
+def draw(run_dir: Path, name: str, history: list, say, boundary=None, best_epoch: int | None = None,
+         stopped_at: int | None = None, class_names=None) -> list[str]:
+    """Write plots/learning_curves.png (marking ``best_epoch`` and an early stop at ``stopped_at``),
+    and decision_boundary.png when ``boundary`` is given as (points (n, 2), labels (n,),
+    predict_proba: points -> (n, classes)), its classes named by ``class_names``; returns the
+    files written, relative to ``run_dir``."""
     plt = _pyplot()
     if plt is None:
         say(f"plots skipped: matplotlib is not installed; {PLOT_HINT}")
@@ -45,22 +47,31 @@ def draw(run_dir: Path, name: str, history: list, say, boundary=None) -> list[st
     plots.mkdir(exist_ok=True)
     written = []
     if history:
-        written.append(learning_curves(plt, history, plots / "learning_curves.png", name))
+        written.append(learning_curves(plt, history, plots / "learning_curves.png", name, best_epoch, stopped_at))
     if boundary is not None:
-        written.append(decision_boundary(plt, *boundary, plots / "decision_boundary.png", name))
+        written.append(decision_boundary(plt, *boundary, plots / "decision_boundary.png", name, class_names))
     return [str(Path(p).relative_to(run_dir)) for p in written]
 
 
-def learning_curves(plt, history: list, path: Path, title: str) -> Path:
+def learning_curves(plt, history: list, path: Path, title: str, best_epoch: int | None = None,
+                    stopped_at: int | None = None) -> Path:
     epochs = [r["epoch"] for r in history]
+    marker = "o" if len(epochs) <= 30 else None  # a single epoch is a point: it needs a marker to show
     metrics = [m for m in ("loss", "accuracy") if any(r.get(f"train_{m}") is not None for r in history)]
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for split, style in (("train", "-"), ("val", "--")):
             values = [r.get(f"{split}_{metric}") for r in history]
             if any(v is not None for v in values):
-                ax.plot(epochs, [np.nan if v is None else v for v in values], style, label=split)
+                ax.plot(epochs, [np.nan if v is None else v for v in values], style, marker=marker, markersize=3,
+                        label=split)
+        if best_epoch:
+            ax.axvline(best_epoch, color="tab:green", linestyle=":", linewidth=1, label=f"best (epoch {best_epoch})")
+        if stopped_at:
+            ax.axvline(stopped_at, color="tab:red", linestyle="-.", linewidth=1,
+                       label=f"early stop (epoch {stopped_at})")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_ylabel(metric)
         if metric == "loss" and all((r.get("train_loss") or 1) > 0 for r in history):
             ax.set_yscale("log")
@@ -74,7 +85,7 @@ def learning_curves(plt, history: list, path: Path, title: str) -> Path:
 
 
 def decision_boundary(plt, X_all: np.ndarray, y_all: np.ndarray, predict_proba, path: Path, name: str,
-                      resolution: int = 200) -> Path:
+                      class_names=None, resolution: int = 200) -> Path:
     """P(class) over a grid of the input space, with the data points on top."""
     lo, hi = X_all.min(axis=0), X_all.max(axis=0)
     pad = 0.08 * (hi - lo + 1e-9)
@@ -98,6 +109,10 @@ def decision_boundary(plt, X_all: np.ndarray, y_all: np.ndarray, predict_proba, 
         ax.contourf(gx, gy, probs.argmax(axis=1).reshape(gx.shape), levels=np.arange(k + 1) - 0.5,
                     cmap=ListedColormap(colours), alpha=0.3)
         ax.scatter(X_all[:, 0], X_all[:, 1], c=[colours[i] for i in y_all], s=9, edgecolors="w", linewidths=0.3)
+        names = class_names if class_names is not None and len(class_names) == k else range(k)
+        handles = [plt.Line2D([], [], marker="o", linestyle="", color=colours[i], label=str(names[i]))
+                   for i in range(k)]
+        ax.legend(handles=handles, title="class", loc="best", fontsize=8)
     ax.set_xlabel("x₁")
     ax.set_ylabel("x₂")
     ax.set_title(f"{name}: decision boundary")

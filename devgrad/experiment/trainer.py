@@ -40,6 +40,7 @@ class Trainer:
         self.model = build_model(spec, self.splits.n_features, self.task, device)
         self._named_parameters = list(self.model.named_parameters())  # fixed for the run: walked once
         self.checkpoints: ckpt.Checkpointer | None = None  # made by fit()
+        self.stopped_at: int | None = None  # the epoch early stopping ended the run at
         self.graph_reason = _graph_choice(spec, device)  # None: capture the step
         graphed = self.graph_reason is None
         self.log.info("train.cuda_graph %s: %s", spec.train.cuda_graph,
@@ -232,6 +233,7 @@ class Trainer:
                 self.wait += 1
             self.checkpoints.epoch_done(self.snapshot(epoch), improved)
             if es.enabled and self.wait >= es.patience:
+                self.stopped_at = epoch
                 console.say(f"early stopping at epoch {epoch}: {self.monitor} has not improved for "
                             f"{es.patience} epochs (best {self.best_value:.4g} at epoch {self.best_epoch})")
                 break

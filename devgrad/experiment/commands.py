@@ -19,7 +19,7 @@ from devgrad.experiment import report
 from devgrad.experiment.console import Console, close_logger
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.rundir import RunResult, new_run_dir, now, run_meta, still_running
-from devgrad.experiment.spec import resolve, to_yaml
+from devgrad.experiment.spec import Spec, resolve, to_yaml
 from devgrad.experiment.task import Task
 from devgrad.experiment.trainer import Trainer, summary_of
 from devgrad.io import atomic_write_text
@@ -32,7 +32,7 @@ def auto_device_notice(requested: str) -> str | None:
     return None
 
 
-def execute(trainer: Trainer, start_epoch: int, meta_base: dict | None, spec: dict, started_wall: float,
+def execute(trainer: Trainer, start_epoch: int, meta_base: dict | None, spec: Spec, started_wall: float,
              started: str) -> RunResult:
     run_dir = trainer.run_dir
     console = Console(trainer.quiet, spec.train.epochs, start_epoch - 1, trainer.log)

@@ -26,7 +26,9 @@ class Console:
         self.every = max(1, -(-total // self.PLAIN_LINES))  # ceil(total / PLAIN_LINES)
         self.bar = None
         if not quiet and sys.stdout.isatty() and tqdm is not None:
-            self.bar = tqdm(total=total, initial=initial, unit="epoch", dynamic_ncols=True, leave=True)
+            # A fixed, short bar so the numbers fit an 80-column terminal.
+            self.bar = tqdm(total=total, initial=initial, unit="epoch", dynamic_ncols=True, leave=True,
+                            bar_format="epoch {n_fmt}/{total_fmt} |{bar:10}| {elapsed}<{remaining}{postfix}")
 
     def say(self, message: str) -> None:
         self.log.info(message)
@@ -37,18 +39,32 @@ class Console:
         else:
             print(message, flush=True)
 
-    def epoch(self, row: dict, line: str) -> None:
+    def epoch(self, row: dict, line: str, best: tuple | None = None) -> None:
+        """One finished epoch: ``row`` of metrics, ``line`` for logs and pipes, ``best`` as
+        (monitored metric, best value, its epoch) for the bar."""
         self.log.info(line)
         if self.bar is not None:
+            self.bar.set_postfix_str(bar_postfix(row, best), refresh=False)
             self.bar.update(1)
-            self.bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()
-                                  if k not in ("epoch", "lr") and isinstance(v, float)})
         elif not self.quiet and (row["epoch"] % self.every == 0 or row["epoch"] in (1, self.total)):
             print(line, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def bar_postfix(row: dict, best: tuple | None) -> str:
+    """The key numbers of an epoch, short enough for an 80-column bar: the training loss, the
+    validation accuracy (or loss), and the best monitored value with its epoch."""
+    parts = [f"loss {row['train_loss']:.4g}"]
+    for key, label in (("val_accuracy", "val_acc"), ("val_loss", "val_loss")):
+        if row.get(key) is not None:
+            parts.append(f"{label} {row[key]:.4g}")
+            break
+    if best is not None and best[1] is not None:
+        parts.append(f"best {best[1]:.4g}@{best[2]}")
+    return " ".join(parts)
 
 
 def format_row(row: dict, epochs: int) -> str:

@@ -224,13 +224,13 @@ class Trainer:
                 return "failed"
             self.metrics.append(row)
             self.history.append(row)
-            console.epoch(row, format_row(row, t.epochs))
             value = row.get(self.monitor)
             improved = value is not None and self._improved(value)
             if improved:
                 self.best_value, self.best_epoch, self.wait = value, epoch, 0
             else:
                 self.wait += 1
+            console.epoch(row, format_row(row, t.epochs), best=(self.monitor, self.best_value, self.best_epoch))
             self.checkpoints.epoch_done(self.snapshot(epoch), improved)
             if es.enabled and self.wait >= es.patience:
                 self.stopped_at = epoch

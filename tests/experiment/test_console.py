@@ -36,7 +36,7 @@ def test_progress_bar_on_a_terminal(tmp_path):
         import struct
         import termios
 
-        fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # a classic 80-column terminal
         os.execv(sys.executable, [sys.executable, "-m", "devgrad", "run", str(spec), "--out", str(tmp_path / "r")])
     output = b""
     while True:
@@ -51,3 +51,6 @@ def test_progress_bar_on_a_terminal(tmp_path):
     text = output.decode(errors="replace")
     assert os.waitstatus_to_exitcode(status) == 0, text
     assert "epoch" in text and "3/3" in text and "\r" in text, text  # tqdm redraws its bar in place
+    last = [line for line in text.replace("\r", "\n").splitlines() if "3/3" in line][-1]
+    # at 80 columns the bar stays legible: the loss, the validation metric and the best, uncut
+    assert len(last.strip()) <= 80 and "loss " in last and "val_acc " in last and "best " in last, last

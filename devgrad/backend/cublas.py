@@ -16,10 +16,12 @@ marshalling is checked without a GPU.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import threading
 from pathlib import Path
 
+from devgrad.backend import cupy_import
 from devgrad.backend.gemm import GemmPlan
 
 OP = (0, 1)  # CUBLAS_OP_N, CUBLAS_OP_T
@@ -103,8 +105,14 @@ def mapped_library() -> str | None:
 
 
 def find_library() -> str:
-    """Where libcublas is: the one mapped into this process, else the first name that loads."""
+    """Where libcublas is: the one mapped into this process (after asking CuPy for its cuBLAS
+    handle, which makes CuPy load it from wherever its wheel keeps it), else the first of its
+    usual names that loads."""
     path = mapped_library()
+    if path is None and cupy_import.available():
+        with contextlib.suppress(Exception):  # a CuPy without cuBLAS: fall back to the names
+            cupy_import.module().cuda.device.get_cublas_handle()
+        path = mapped_library()
     if path:
         return path
     for name in ("libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"):

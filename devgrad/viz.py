@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 from pathlib import Path
 
-from devgrad.core import Function
+import numpy as np
+
+from devgrad.core import Function, Tensor, no_grad
 from devgrad.io import atomic_write
-from devgrad.core import Tensor
 
 DOT_HINT = ("the Graphviz 'dot' program is not installed; install Graphviz "
             "(Debian/Ubuntu: apt-get install graphviz, macOS: brew install graphviz, "
@@ -112,3 +114,225 @@ def render(tensor: Tensor, path, names: dict | None = None, title: str | None = 
         raise RuntimeError(f"dot failed to render {path}: {result.stderr.decode(errors='replace').strip()}")
     atomic_write(path, result.stdout)
     return path
+
+
+# -- the lecture's derivative graph and the chain rule as a sum over paths ----------------------
+
+PATH_LIMIT = 10_000  # paths grow exponentially with the graph's depth: the reason backprop exists
+
+# The local rule of each op's edges, for edges that carry tensors (scalar edges carry numbers).
+_RULES = {
+    "Add": ("1", "1"), "Sub": ("1", "−1"), "Mul": ("∂/∂a = b", "∂/∂b = a"), "Div": ("1/b", "−a/b²"),
+    "Pow": ("b·a^(b−1)", "a^b·ln a"), "Neg": ("−1",), "Exp": ("exp(a)",), "Log": ("1/a",), "Sqrt": ("1/(2√a)",),
+    "MatMul": ("g·bᵀ", "aᵀ·g"), "Linear": ("g·W", "gᵀ·x", "Σ g"), "LinearAct": ("act′·W", "act′ᵀ·x", "Σ act′"),
+    "Sigmoid": ("σ(1−σ)",), "Tanh": ("1−tanh²",), "ReLU": ("[a > 0]",), "Sum": ("1",), "Mean": ("1/n",),
+}
+
+
+def _name_of(target, names: dict) -> str:
+    if isinstance(target, Tensor):
+        return names.get(id(target)) or target.name or ("param" if target.requires_grad else "input")
+    return target.name
+
+
+def _local_derivatives(node: Function) -> list:
+    """∂(node's output)/∂(each input) at the current values, as host arrays (None where an input
+    takes no gradient): the node's backward with an upstream gradient of ones."""
+    if node.released:
+        raise RuntimeError(f"the graph's saved values were freed by backward() ({node.name}): draw or sum the "
+                           "paths before calling backward(), or call it with retain_graph=True")
+    ones = Tensor._make(node.device.xp.ones(node.shape, dtype=np.float64), node.device)
+    # Every tensor input gets its derivative, also those that take no gradient in training (the
+    # lecture labels the x edges too): backward is asked for all of them, then told the truth again.
+    wanted = node.next
+    given = node.inputs if node.inputs is not None else (None,) * len(wanted)
+    node.next = tuple(n if n is not None or not isinstance(x, Tensor) else x for n, x in zip(wanted, given))
+    try:
+        with no_grad():
+            grads = node.backward(ones)
+    finally:
+        node.next = wanted
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    return [None if g is None else node.device.to_host(g.data) for g in grads]
+
+
+def path_sum(output: Tensor, wrt: Tensor, limit: int = PATH_LIMIT, names: dict | None = None):
+    """The lecture's chain rule on a graph of scalars: ∂output/∂wrt as the sum, over every path from
+    ``wrt`` to ``output``, of the product of the local derivatives on its edges.
+
+    Returns ``(gradient, [(path, product), ...])`` where a path is the list of names from ``wrt``
+    to ``output``. It equals what ``backward()`` computes; backprop gets there without listing the
+    paths, whose number grows exponentially with depth — beyond ``limit`` this refuses.
+    """
+    labels = {id(t): n for n, t in (names or {}).items()}
+    if output.grad_fn is None:
+        raise ValueError("path_sum: the output is not computed from anything (no graph)")
+    if output.size != 1 or wrt.size != 1:
+        raise ValueError(f"path_sum works on graphs of single numbers; the output has shape {output.shape} and "
+                         f"wrt {wrt.shape}: use backward() for tensors")
+    target = wrt.grad_fn if wrt.grad_fn is not None else wrt
+    cache: dict = {}
+    paths = []
+    # Depth-first from the output back to wrt; each stack entry is (node, product so far, names so far).
+    stack = [(output.grad_fn, 1.0, [output.grad_fn.name])]
+    while stack:
+        node, product, trail = stack.pop()
+        if id(node) not in cache:
+            cache[id(node)] = _local_derivatives(node)
+        for parent, local in zip(node.next, cache[id(node)]):
+            if parent is None or local is None:
+                continue
+            if np.size(local) != 1:
+                raise ValueError(f"path_sum works on graphs of single numbers; {node.name} has an input of shape "
+                                 f"{np.shape(local)}: use backward() for tensors")
+            step = product * float(np.reshape(local, -1)[0])
+            if parent is target:
+                paths.append(([_name_of(wrt, labels), *reversed(trail)], step))
+                if len(paths) > limit:
+                    raise ValueError(f"path_sum: more than {limit} paths from {_name_of(wrt, labels)} to the output "
+                                     "(their number grows exponentially with depth, which is why backprop "
+                                     "accumulates products node by node instead); use backward()")
+            elif isinstance(parent, Function):
+                stack.append((parent, step, [*trail, parent.name]))
+    paths.reverse()
+    return float(sum(p for _, p in paths)), paths
+
+
+class DerivativeGraph:
+    """The computational graph with every edge labelled by the local derivative ∂child/∂parent at
+    the current values (a number on scalar edges, the op's rule on tensor edges)."""
+
+    def __init__(self, output: Tensor, names: dict | None = None):
+        self.output = output
+        self.labels = {id(t): n for n, t in (names or {}).items()}
+        self.nodes: dict = {}  # id -> (label, kind)
+        self.edges: list = []  # (parent id, child id, label, value: the number on a scalar edge, else None)
+        self._walk()
+
+    def _walk(self) -> None:
+        out = self.output
+        self.nodes["out"] = (f"L = {self._value(out)}" if out.size == 1 else f"output\n{_shape(out.shape)}", "out")
+        if out.grad_fn is None:
+            self.nodes[f"t{id(out)}"] = (self._leaf(out), "leaf")
+            self.edges.append((f"t{id(out)}", "out", "1", 1.0))
+            return
+        self.edges.append((f"f{id(out.grad_fn)}", "out", "1", 1.0))
+        seen = set()
+        stack = [out.grad_fn]
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            value = node.out_data if node.out_data is not None else None
+            text = node.name + (f"\n= {float(np.reshape(node.device.to_host(value), -1)[0]):.4g}"
+                                if value is not None and np.size(value) == 1 else f"\n{_shape(node.shape)}")
+            self.nodes[f"f{id(node)}"] = (text, "op")
+            local = _local_derivatives(node)
+            rules = _RULES.get(node.name, ())
+            inputs = node.inputs if node.inputs is not None else (None,) * len(node.next)
+            for i, (parent, derivative, given) in enumerate(zip(node.next, local, inputs)):
+                parent = parent if parent is not None else given
+                if not isinstance(parent, Function | Tensor):
+                    continue
+                key = f"f{id(parent)}" if isinstance(parent, Function) else f"t{id(parent)}"
+                if isinstance(parent, Tensor):
+                    self.nodes[key] = (self._leaf(parent), "leaf")
+                else:
+                    stack.append(parent)
+                if derivative is not None and np.size(derivative) == 1:
+                    number = float(np.reshape(derivative, -1)[0])
+                    label = f"{number:.4g}"
+                else:
+                    number, label = None, rules[i] if i < len(rules) else f"∂{node.name}/∂in{i}"
+                self.edges.append((key, f"f{id(node)}", label, number))
+
+    def _value(self, t: Tensor) -> str:
+        return f"{float(t.item()):.4g}"
+
+    def _leaf(self, t: Tensor) -> str:
+        name = _name_of(t, self.labels)
+        return f"{name} = {self._value(t)}" if t.size == 1 else f"{name}\n{_shape(t.shape)}"
+
+    def to_dot(self) -> str:
+        """Graphviz DOT text: leaves as ellipses, ops as boxes, every edge with its local derivative."""
+        style = {"leaf": 'shape=ellipse, style=filled, fillcolor="#d5e8d4"',
+                 "op": 'shape=box, style="rounded,filled", fillcolor="#dae8fc"',
+                 "out": 'shape=doublecircle, style=filled, fillcolor="#fde0c5"'}
+        lines = ["digraph derivatives {", '  rankdir="LR";', '  node [fontname="Helvetica", fontsize=11];',
+                 '  edge [fontname="Helvetica", fontsize=10, fontcolor="#b85450"];']
+        for key, (text, kind) in self.nodes.items():
+            lines.append(f'  {key} [label="{_escape(text).replace(chr(10), chr(92) + "n")}", {style[kind]}];')
+        for parent, child, label, _ in self.edges:
+            lines.append(f'  {parent} -> {child} [label="{_escape(label)}"];')
+        lines.append("}")
+        return "\n".join(lines)
+
+    def render(self, path) -> Path:
+        """Write the picture (.svg/.png/.pdf with Graphviz's dot when installed, else .svg/.png with a
+        layered matplotlib drawing; .dot writes the text)."""
+        path = Path(path)
+        fmt = path.suffix.lstrip(".").lower() or "svg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt in {"dot", "gv"}:
+            return atomic_write(path, self.to_dot().encode())
+        dot = shutil.which("dot")
+        if dot is not None:
+            result = subprocess.run([dot, f"-T{fmt}"], input=self.to_dot().encode(), capture_output=True, check=False)
+            if result.returncode == 0:
+                return atomic_write(path, result.stdout)
+        return self._draw(path, fmt)
+
+    def _draw(self, path: Path, fmt: str) -> Path:
+        """A layered drawing without Graphviz: columns by distance from the inputs."""
+        try:
+            import matplotlib  # noqa: PLC0415 - optional dependency (the plot extra)
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt  # noqa: PLC0415 - optional dependency
+        except ImportError:
+            raise RuntimeError(f"cannot render {path}: {DOT_HINT}; or pip install 'devgrad[plot]'") from None
+        parents: dict = {}
+        for parent, child, _, _ in self.edges:
+            parents.setdefault(child, []).append(parent)
+        depth: dict = {}
+
+        def level(key):  # longest distance from a leaf (the graph is acyclic)
+            if key not in depth:
+                depth[key] = 0
+                depth[key] = 1 + max((level(p) for p in parents.get(key, [])), default=-1)
+            return depth[key]
+
+        for key in self.nodes:
+            level(key)
+        columns: dict = {}
+        for key in self.nodes:
+            columns.setdefault(depth[key], []).append(key)
+        position = {key: (d, -i + (len(keys) - 1) / 2) for d, keys in columns.items() for i, key in enumerate(keys)}
+        width = max(4.0, 2.4 * (max(columns) + 1))
+        height = max(2.5, 1.3 * max(len(k) for k in columns.values()))
+        fig, ax = plt.subplots(figsize=(width, height))
+        colours = {"leaf": "#d5e8d4", "op": "#dae8fc", "out": "#fde0c5"}
+        for parent, child, label, _ in self.edges:
+            (x0, y0), (x1, y1) = position[parent], position[child]
+            ax.annotate("", xy=(x1 - 0.25, y1), xytext=(x0 + 0.25, y0),
+                        arrowprops={"arrowstyle": "->", "color": "#555555"})
+            ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.12, label, color="#b85450", fontsize=9, ha="center")
+        for key, (text, kind) in self.nodes.items():
+            x, y = position[key]
+            ax.text(x, y, text, ha="center", va="center", fontsize=9,
+                    bbox={"boxstyle": "round", "facecolor": colours[kind], "edgecolor": "#555555"})
+        ax.set_xlim(-0.6, max(columns) + 0.6)
+        ax.set_ylim(min(y for _, y in position.values()) - 0.8, max(y for _, y in position.values()) + 0.8)
+        ax.axis("off")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="svg" if fmt == "svg" else "png", dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        return atomic_write(path, buffer.getvalue())
+
+
+def derivative_graph(output: Tensor, inputs=None, names: dict | None = None) -> DerivativeGraph:
+    """The lecture's derivative graph of ``output``: ``.to_dot()`` and ``.render(path)``. Leaves keep
+    their ``name=`` (or ``names={"α": tensor}``); ``inputs`` is accepted for symmetry with
+    ``dg.grad`` (every leaf is drawn)."""
+    return DerivativeGraph(output, names=names)

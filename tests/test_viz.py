@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 
 import devgrad as dg
@@ -54,3 +55,73 @@ def test_constants_show_in_op_labels():
     a = dg.tensor(0.4, requires_grad=True, name="alpha")
     text = dg.viz.to_dot((a * 0.7) ** 2)
     assert "Mul (·, 0.7)" in text and "Pow (·, 2)" in text
+
+
+def _one_neuron():
+    """The lecture's neuron: placeholders x₁, x₂, variables α, β, z = αx₁ + βx₂, L = −log σ(z)."""
+    x1 = dg.tensor(2.0, name="x₁", dtype="float64")
+    x2 = dg.tensor(-1.0, name="x₂", dtype="float64")
+    alpha = dg.tensor(0.5, requires_grad=True, name="α", dtype="float64")
+    beta = dg.tensor(1.5, requires_grad=True, name="β", dtype="float64")
+    return -(alpha * x1 + beta * x2).sigmoid().log(), alpha, beta
+
+
+def test_path_sum_is_what_backprop_computes():
+    loss, alpha, beta = _one_neuron()
+    (ga, paths_a), (gb, _) = dg.viz.path_sum(loss, alpha), dg.viz.path_sum(loss, beta)
+    assert [names for names, _ in paths_a] == [["α", "Mul", "Add", "Sigmoid", "Log", "Neg"]]
+    loss.backward()
+    assert ga == pytest.approx(alpha.grad.item(), rel=1e-12) and gb == pytest.approx(beta.grad.item(), rel=1e-12)
+    # a shared subexpression: y = t·t + t has three paths (t is both inputs of Mul)
+    t = dg.tensor(1.5, requires_grad=True, name="t", dtype="float64")
+    total, paths = dg.viz.path_sum(t * t + t, t)
+    assert len(paths) == 3 and sorted(p for _, p in paths) == [1.0, 1.5, 1.5] and total == 4.0
+    # several paths through different ops
+    a = dg.tensor(0.3, requires_grad=True, dtype="float64")
+    u = a * 2.0
+    y = u * a.exp() + u.tanh()
+    total, paths = dg.viz.path_sum(y, a)
+    y.backward()
+    assert len(paths) == 3 and total == pytest.approx(a.grad.item(), rel=1e-12)
+
+
+def test_path_sum_refuses_when_the_paths_explode_and_after_backward():
+    x = dg.tensor(1.0, requires_grad=True, dtype="float64")
+    y = x
+    for _ in range(15):  # 2**15 paths
+        y = y + y
+    with pytest.raises(ValueError, match="more than 10000 paths"):
+        dg.viz.path_sum(y, x)
+    with pytest.raises(ValueError, match="single numbers"):
+        dg.viz.path_sum(dg.tensor([1.0, 2.0], requires_grad=True) * 2.0, x)
+    loss, alpha, _ = _one_neuron()
+    loss.backward()
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        dg.viz.path_sum(loss, alpha)
+
+
+def test_derivative_graph_edges_carry_the_local_derivatives(tmp_path):
+    loss, _, _ = _one_neuron()
+    graph = dg.viz.derivative_graph(loss)
+    labels = {graph.nodes[parent][0].split(" =")[0].split("\n")[0] + "->" + graph.nodes[child][0].split("\n")[0]:
+              value for parent, child, _, value in graph.edges}
+    z = 0.5 * 2.0 + 1.5 * -1.0
+    s = 1 / (1 + np.exp(-z))
+    eps = 1e-6
+
+    def sig(v):
+        return 1 / (1 + np.exp(-v))
+
+    assert labels["α->Mul"] == pytest.approx(2.0) and labels["x₁->Mul"] == pytest.approx(0.5)  # ∂(αx₁)/∂α = x₁
+    assert labels["β->Mul"] == pytest.approx(-1.0)
+    assert labels["Add->Sigmoid"] == pytest.approx((sig(z + eps) - sig(z - eps)) / (2 * eps), rel=1e-6)
+    assert labels["Sigmoid->Log"] == pytest.approx((np.log(s + eps) - np.log(s - eps)) / (2 * eps), rel=1e-6)
+    text = graph.to_dot()
+    assert text.startswith("digraph derivatives") and "α = 0.5" in text and 'label="2"' in text
+    picture = graph.render(tmp_path / "neuron.png")  # Graphviz when installed, else matplotlib
+    assert picture.stat().st_size > 2000
+    dot = graph.render(tmp_path / "neuron.dot")
+    assert dot.read_text() == text
+    tensor_graph = dg.viz.derivative_graph((dg.tensor([[1.0, 2.0]]) @ dg.tensor([[1.0], [2.0]], requires_grad=True))
+                                           .sum())
+    assert "aᵀ·g" in tensor_graph.to_dot()  # tensor edges show the op's rule

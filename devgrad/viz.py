@@ -34,6 +34,22 @@ def _op_label(fn) -> str:
     return _escape(f"{fn.name} ({', '.join(parts)})")
 
 
+def _graph_nodes(tensor: Tensor):
+    """Every node (Function) of the graph that made ``tensor``, each once, from the output back
+    (an iterative walk: deep graphs do not hit the recursion limit)."""
+    if tensor.grad_fn is None:
+        return
+    seen = set()
+    stack = [tensor.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        yield fn
+        stack.extend(parent for parent in fn.next if isinstance(parent, Function))
+
+
 def to_dot(tensor: Tensor, names: dict | None = None, title: str | None = None) -> str:
     """Graphviz DOT text of the graph that produced ``tensor``.
 
@@ -69,20 +85,13 @@ def to_dot(tensor: Tensor, names: dict | None = None, title: str | None = None) 
         return "\n".join(lines)
 
     lines.append(f"  {node_id(tensor.grad_fn)} -> {out_id};")
-    seen = set()
-    stack = [tensor.grad_fn]
-    while stack:
-        fn = stack.pop()
-        if id(fn) in seen:
-            continue
-        seen.add(id(fn))
+    for fn in _graph_nodes(tensor):
         lines.append(f'  {node_id(fn)} [label="{_op_label(fn)}\\n{_shape(fn.shape)}", shape=box, '
                      'style="rounded,filled", fillcolor="#dae8fc"];')
         inputs = fn.inputs if fn.inputs is not None else (None,) * len(fn.next)
         for target, inp in zip(fn.next, inputs):
             if isinstance(target, Function):
                 lines.append(f"  {node_id(target)} -> {node_id(fn)};")
-                stack.append(target)
             elif isinstance(target, Tensor):
                 lines.append(f'  {node_id(target)} [label="{leaf_label(target)}", shape=ellipse, '
                              'style=filled, fillcolor="#d5e8d4"];')
@@ -217,14 +226,8 @@ class DerivativeGraph:
             self.edges.append((f"t{id(out)}", "out", "1", 1.0))
             return
         self.edges.append((f"f{id(out.grad_fn)}", "out", "1", 1.0))
-        seen = set()
-        stack = [out.grad_fn]
-        while stack:
-            node = stack.pop()
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            value = node.out_data if node.out_data is not None else None
+        for node in _graph_nodes(out):
+            value = node.out_data
             text = node.name + (f"\n= {float(np.reshape(node.device.to_host(value), -1)[0]):.4g}"
                                 if value is not None and np.size(value) == 1 else f"\n{_shape(node.shape)}")
             self.nodes[f"f{id(node)}"] = (text, "op")
@@ -238,8 +241,6 @@ class DerivativeGraph:
                 key = f"f{id(parent)}" if isinstance(parent, Function) else f"t{id(parent)}"
                 if isinstance(parent, Tensor):
                     self.nodes[key] = (self._leaf(parent), "leaf")
-                else:
-                    stack.append(parent)
                 if derivative is not None and np.size(derivative) == 1:
                     number = float(np.reshape(derivative, -1)[0])
                     label = f"{number:.4g}"

@@ -92,7 +92,8 @@ class Function:
     first-order path wraps the gradient in a Tensor and unwraps the result.
     """
 
-    __slots__ = ("next", "inputs", "input_arrays", "saved", "out_data", "device", "shape", "released", "seq")
+    __slots__ = ("next", "inputs", "input_arrays", "versions", "saved", "out_data", "device", "shape", "released",
+                 "seq", "output_modified")
 
     save_inputs = False
     save_output = False
@@ -137,8 +138,10 @@ class Function:
         if cls.save_inputs:
             node.inputs = args
             node.input_arrays = arrays  # the same arrays, for formulas running on arrays (operands)
+            # each saved Tensor's version now: an in-place change before backward is an error
+            node.versions = [a._version if isinstance(a, Tensor) else 0 for a in args]
         else:
-            node.inputs = node.input_arrays = None
+            node.inputs = node.input_arrays = node.versions = None
         node.out_data = out if cls.save_output else None
         node.shape = out.shape
         node.released = False
@@ -176,6 +179,24 @@ class Function:
     def result(self, g):
         """The op's output in ``g``'s kind (``output()`` for a Tensor ``g``, else the raw array)."""
         return self.output() if isinstance(g, Tensor) else self.out_data
+
+    def check_saved(self) -> None:
+        """Raise when a tensor this node saved for backward was changed in place since."""
+        inputs = self.inputs
+        if inputs is not None:
+            for t, version in zip(inputs, self.versions):
+                if isinstance(t, Tensor) and t._version != version:
+                    self._modified(f"its input {t._describe()} was changed in place (version {version} when "
+                                   f"saved, {t._version} now)")
+        if getattr(self, "output_modified", False):
+            self._modified("its output was changed in place")
+
+    def _modified(self, what: str):
+        raise RuntimeError(
+            f"one of the tensors needed for the gradient was modified by an in-place operation: {self.name} saved "
+            f"it for backward, then {what}. The gradient "
+            "would silently use the new values. Change it out of place (y = x + 1 instead of x += 1), or use a "
+            ".clone() in the graph, or run backward before modifying it.")
 
     def constant(self, g, array):
         """An array computed from saved data, in ``g``'s kind (a constant Tensor, or itself)."""
@@ -245,6 +266,7 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
                     f"backward through {node.name} a second time: its saved values were freed by the "
                     "first backward. Pass retain_graph=True to the first backward() (or dg.grad) "
                     "to keep them.")
+            node.check_saved()
             if node.device.index:  # a second GPU: Device.run makes it current for the kernels
                 in_grads = node.device.run(_node_backward, node, g, fast)
             else:
@@ -439,7 +461,7 @@ class Tensor:
     is the graph node (a ``Function``) that produced it, None for leaves and constants.
     """
 
-    __slots__ = ("data", "device", "requires_grad", "grad", "grad_fn", "name", "__weakref__")
+    __slots__ = ("data", "device", "requires_grad", "grad", "grad_fn", "name", "_version", "__weakref__")
 
     # Make ``ndarray * Tensor`` call Tensor.__rmul__ instead of NumPy broadcasting over it.
     __array_priority__ = 1000
@@ -453,6 +475,7 @@ class Tensor:
         self.grad_fn = None
         self.name = name
         self.requires_grad = False
+        self._version = 0
         if requires_grad:
             self.requires_grad_(True)
 
@@ -467,7 +490,19 @@ class Tensor:
         t.grad_fn = grad_fn
         t.name = None
         t.requires_grad = grad_fn is not None
+        t._version = 0
         return t
+
+    def _bump_version(self) -> None:
+        """Record an in-place change of the data (PyTorch's version counter): a node that saved
+        this tensor for backward, or produced it and saved its output, then refuses to use it."""
+        self._version += 1
+        fn = self.grad_fn
+        if fn is not None and fn.out_data is not None and fn.out_data is self.data:
+            fn.output_modified = True
+
+    def _describe(self) -> str:
+        return f"{self.name!r} (shape {self.shape})" if self.name else f"of shape {self.shape}"
 
     # -- properties ----------------------------------------------------------------------
     @property
@@ -638,6 +673,7 @@ class Tensor:
         elif isinstance(other, np.generic):
             other = other.item()
         getattr(self.data, name)(other)
+        self._bump_version()
         return self
 
     def __iadd__(self, other):

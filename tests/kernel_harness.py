@@ -1,10 +1,12 @@
-"""Run devgrad's CUDA kernel bodies without a GPU.
+"""Run devgrad's CUDA kernel module without a GPU.
 
-Each fused CuPy ElementwiseKernel in ``devgrad.backend.cuda_sources.ELEMENTWISE`` is a body of C++ run
-once per element with references to that element of every argument. This harness wraps the
-same body in a plain loop, the way CuPy wraps it in a grid-stride loop, so that it can be
-compiled by NVRTC (does it compile for the GPU?) and by the host C++ compiler (does it
-compute what the NumPy backend computes?).
+``devgrad.backend.cuda_sources.module_source()`` is the one CUDA source of every devgrad kernel
+(grid-stride loops, no shared memory, no block synchronisation). With a small prelude, that
+very text compiles for the host CPU: one block of one thread, so each loop walks every element
+serially. This harness builds it with the host C++ compiler (does it compute what the NumPy
+backend computes?) and offers a stand-in for ``cupy`` whose ``RawModule`` runs the host build,
+so that the CUDA backend's launcher (argument binding, broadcasting, dtypes, the multi-tensor
+tables) runs unchanged on NumPy arrays.
 """
 
 from __future__ import annotations
@@ -14,51 +16,21 @@ import hashlib
 import shutil
 import subprocess
 import tempfile
+import types
 from pathlib import Path
 
 import numpy as np
 
-from devgrad.backend.cuda_sources import ELEMENTWISE
+from devgrad.backend.cuda_sources import (ELEMENTWISE, HOST_PRELUDE, TABLE_CAPACITY, TABLE_FIELDS, function_name,
+                                          module_source, params)
 
 C_TYPES = {"float": np.float32, "double": np.float64}
-SCALAR_C = {"float64": "double", "int32": "int", "int64": "long long"}
+_CTYPE = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
 
 def parse(name: str):
     """(in params, out params) of kernel ``name``, each a list of (raw, type, name)."""
-    in_params, out_params, _ = ELEMENTWISE[name]
-
-    def one(text):
-        words = text.split()
-        return (True, words[1], words[2]) if words[0] == "raw" else (False, words[0], words[1])
-
-    return [one(p) for p in in_params.split(",")], [one(p) for p in out_params.split(",")]
-
-
-def source(name: str, ctype: str, gpu: bool) -> str:
-    """The kernel body of ``name`` for T = ``ctype``, in a CUDA kernel (gpu) or a host function.
-    Element parameters become references to element i (as in CuPy), raw ones plain pointers."""
-    ins, outs = parse(name)
-    body = ELEMENTWISE[name][2]
-    args, refs = [], []
-    for param in ins + outs:
-        raw, typ, pname = param
-        c = "T" if typ == "T" else SCALAR_C[typ]
-        const = "" if param in outs else "const "
-        if raw:
-            args.append(f"{const}{c}* {pname}")
-        elif typ == "T":
-            args.append(f"T* _raw_{pname}")
-            refs.append(f"{const}T &{pname} = _raw_{pname}[i];")
-        else:
-            args.append(f"const {c} {pname}")
-    loop = ("for (long i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x)" if gpu
-            else "for (long i = 0; i < n; ++i)")
-    head = "" if gpu else "#include <cmath>\nusing namespace std;\n"
-    qualifier = "__global__ void" if gpu else "void"
-    return (f"{head}namespace k_{name}_{ctype} {{\ntypedef {ctype} T;\n"
-            f"extern \"C\" {qualifier} k_{name}_{ctype}({', '.join(args)}, long n) {{\n{loop} {{\n"
-            + "\n".join(refs) + f"\n{body};\n}}\n}}\n}}\n")
+    return params(name)
 
 
 def compiler() -> str | None:
@@ -68,9 +40,7 @@ def compiler() -> str | None:
 _library: dict = {}
 
 
-def host_library():
-    """All kernels for float and double, compiled for the host CPU (cached per kernel set)."""
-    text = "\n".join(source(name, ctype, gpu=False) for name in ELEMENTWISE for ctype in C_TYPES)
+def _build(text: str):
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
     if key not in _library:
         folder = Path(tempfile.mkdtemp(prefix="devgrad-kernels-"))
@@ -81,13 +51,69 @@ def host_library():
     return _library[key]
 
 
+def host_library():
+    """The whole kernel module, float and double, compiled for the host CPU (cached)."""
+    return _build(module_source(host=True))
+
+
+class _Table(ctypes.Structure):
+    _fields_ = ([(name, (ctypes.c_uint64 if kind == "u8" else ctypes.c_double) * TABLE_CAPACITY)
+                 for name, kind in TABLE_FIELDS]
+                + [("start", ctypes.c_int64 * (TABLE_CAPACITY + 1)), ("count", ctypes.c_int64)])
+
+
+def _c_arg(value):
+    """A launch argument as CuPy passes it: an array by its address, except a 1-element array of
+    a structured dtype (passed by value, as CuPy passes NumPy arrays); numpy scalars by value."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.names:
+            table = _Table()
+            ctypes.memmove(ctypes.addressof(table), value.ctypes.data, ctypes.sizeof(_Table))
+            assert value.dtype.itemsize == ctypes.sizeof(_Table)
+            return table
+        return ctypes.c_void_p(value.ctypes.data)
+    if isinstance(value, np.floating):
+        return ctypes.c_double(float(value)) if value.dtype == np.float64 else ctypes.c_float(float(value))
+    if isinstance(value, np.int32):
+        return ctypes.c_int32(int(value))
+    if isinstance(value, np.int64):
+        return ctypes.c_int64(int(value))
+    if isinstance(value, np.uint64):
+        return ctypes.c_uint64(int(value))
+    raise TypeError(f"kernel argument of type {type(value).__name__}: pass NumPy scalars with an explicit dtype "
+                    "(CuPy would guess a C type for a Python number)")
+
+
+class HostFunction:
+    """A kernel of the host build, called as CuPy calls a RawModule function."""
+
+    def __init__(self, library, name: str):
+        self.name = name
+        self.fn = getattr(library, name)
+        self.calls = 0
+
+    def __call__(self, grid, block, args):
+        assert len(grid) >= 1 and len(block) >= 1 and grid[0] >= 1 and block[0] >= 1, (grid, block)
+        self.calls += 1
+        self.fn(*[_c_arg(a) for a in args])
+
+
+class HostRawModule:
+    """``cupy.RawModule`` over the host build of the same source."""
+
+    def __init__(self, code: str, options=()):
+        self.library = _build(HOST_PRELUDE + code)
+
+    def get_function(self, name: str) -> HostFunction:
+        return HostFunction(self.library, name)
+
+
 def run_on_host(name: str, **values) -> None:
     """Run kernel ``name`` once per element of its (same-shaped) element arrays; outputs are
     updated in place. Raw arrays may have any size; scalar parameters are numbers."""
     ins, outs = parse(name)
     elements = [values[p] for raw, t, p in ins + outs if t == "T" and not raw]
     dtype, n = elements[0].dtype, elements[0].size
-    ctype = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}[dtype]
     args = []
     for raw, typ, pname in ins + outs:
         value = values[pname]
@@ -95,70 +121,19 @@ def run_on_host(name: str, **values) -> None:
             want = dtype if typ == "T" else np.dtype(typ)
             assert value.dtype == want and value.flags.c_contiguous, pname
             assert raw or value.size == n, pname
-            args.append(value.ctypes.data_as(ctypes.c_void_p))
+            args += [value] if raw else [value, np.int64(value.size)]
         elif typ == "float64":
-            args.append(ctypes.c_double(value))
+            args += [np.uint64(0), np.float64(value)]
         else:
-            args.append(ctypes.c_int(int(value)))
-    getattr(host_library(), f"k_{name}_{ctype}")(*args, ctypes.c_long(n))
-
-
-class HostElementwiseKernel:
-    """``cupy.ElementwiseKernel`` as far as devgrad uses it, run on NumPy arrays by the host build.
-
-    Like CuPy: arguments bind to the in-params then the out-params by position; non-raw arrays
-    broadcast together (a 0-d array where a scalar is declared broadcasts too); out-params
-    that are not given are allocated; every array typed ``T`` must have one and the same dtype,
-    and an array for a declared type must have exactly that type (CuPy raises TypeError).
-    """
-
-    def __init__(self, in_params: str, out_params: str, operation: str, name: str = "kernel"):
-        self.name = name.removeprefix("devgrad_")
-        self.ins, self.outs = parse(self.name)
-        assert ELEMENTWISE[self.name][2] == operation
-
-    def __call__(self, *args):
-        params = self.ins + self.outs
-        if len(args) not in (len(self.ins), len(params)):
-            raise TypeError(f"{self.name}: {len(args)} arguments for {len(self.ins)} inputs and "
-                            f"{len(self.outs)} outputs")
-        t_dtype = None
-        for (_, typ, pname), value in zip(params, args):
-            if isinstance(value, np.ndarray):
-                if typ == "T":
-                    if t_dtype is not None and value.dtype != t_dtype:
-                        raise TypeError(f"{self.name}: Type is mismatched. {pname} {value.dtype} {t_dtype} T")
-                    t_dtype = value.dtype
-                elif value.dtype != np.dtype(typ):
-                    raise TypeError(f"{self.name}: Type is mismatched. {pname} {value.dtype} {typ}")
-        shape = np.broadcast_shapes(*[np.shape(v) for (raw, t, p), v in zip(params, args)
-                                      if not raw and isinstance(v, np.ndarray)])
-        args = list(args)
-        if len(args) == len(self.ins):
-            args += [np.empty(shape, dtype=t_dtype) for _ in self.outs]
-        values = {}
-        for (raw, typ, pname), value in zip(params, args):
-            if raw or (isinstance(value, np.ndarray) and value.shape == shape and value.flags.c_contiguous):
-                values[pname] = value if value.flags.c_contiguous else np.ascontiguousarray(value)
-            elif isinstance(value, np.ndarray) and typ == "T":
-                values[pname] = np.ascontiguousarray(np.broadcast_to(value, shape))
-            elif isinstance(value, np.ndarray):  # a 0-d array where a scalar type is declared
-                values[pname] = value.item()
-            else:
-                values[pname] = value
-        run_on_host(self.name, **values)
-        results = []
-        for (_, _, pname), value in zip(self.outs, args[len(self.ins):]):
-            if value is not values[pname]:
-                np.copyto(value, values[pname].reshape(value.shape))
-            results.append(value)
-        return results[0] if len(results) == 1 else tuple(results)
+            args.append(np.dtype(typ).type(value))
+    HostFunction(host_library(), function_name(name, _CTYPE[dtype]))((1,), (1,), (*args, np.int64(n)))
 
 
 class _HostCupy:
-    """A stand-in for the cupy module: NumPy's functions, and HostElementwiseKernel."""
+    """A stand-in for the cupy module: NumPy's functions, and RawModule on the host build."""
 
-    ElementwiseKernel = HostElementwiseKernel
+    RawModule = HostRawModule
+    cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDevice=lambda: 0))
 
     def __getattr__(self, name):
         return getattr(np, name)
@@ -167,3 +142,11 @@ class _HostCupy:
 def host_cupy():
     """A stand-in for the cupy module with what devgrad's CUDA backend calls, on NumPy."""
     return _HostCupy()
+
+
+def host_address(array) -> int:
+    """``cuda_kernels.address`` for NumPy arrays."""
+    return array.ctypes.data
+
+
+__all__ = ["C_TYPES", "ELEMENTWISE", "HostRawModule", "host_cupy", "host_library", "run_on_host"]

@@ -391,3 +391,47 @@ def test_updating_a_parameter_in_place_outside_no_grad_is_an_error(device):
     with dg.no_grad():
         p -= 0.5 * p.grad
     assert p.numpy().tolist() == [0.0, 0.0] and p.requires_grad
+
+
+def test_changing_a_tensor_a_graph_saved_makes_backward_raise(device):
+    """PyTorch's version-counter check: an input or output an op saved for backward, changed in
+    place before backward (by +=, add_, zero_, x[i] = v or an optimizer step), would silently
+    give gradients at the new values; backward raises and names the op and the tensor."""
+    x = dg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    w = dg.tensor([3.0, 4.0], name="w", device=device)
+    for change in (lambda t: t.__iadd__(1.0), lambda t: t.add_(1.0), lambda t: t.zero_(),
+                   lambda t: t.__setitem__(0, 5.0), lambda t: t.mul_(2.0)):
+        w2 = w.detach()
+        w2.name = "w"
+        y = (x * w2).sum()
+        change(w2)
+        with pytest.raises(RuntimeError, match=r"Mul saved it for backward, then its input 'w' .*changed in place"):
+            y.backward()
+    z = x.sigmoid()
+    with dg.no_grad():
+        z *= 2.0
+    with pytest.raises(RuntimeError, match="Sigmoid saved it for backward, then its output was changed in place"):
+        z.sum().backward()
+    # an optimizer step changes the parameters a retained graph saved
+    lin = dg.nn.Linear(2, 1, device=device)
+    loss = lin(dg.tensor([[1.0, 2.0]], device=device)).sum()
+    loss.backward(retain_graph=True)
+    dg.optim.SGD(lin.parameters(), lr=0.1).step()
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        loss.backward()
+
+
+def test_changes_that_cannot_affect_a_gradient_are_allowed(device):
+    """Changing a tensor after its backward, or one no recorded op saved (Add saves nothing),
+    is fine; gradients are those of the values at forward time."""
+    x = dg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    b = dg.tensor([1.0, 1.0], device=device)
+    (x * b).sum().backward()
+    b += 1.0
+    assert x.grad.numpy().tolist() == [1.0, 1.0]
+    c = dg.tensor([5.0, 5.0], device=device)
+    y = (x + c).sum()
+    c.zero_()
+    x.grad = None
+    y.backward()
+    assert x.grad.numpy().tolist() == [1.0, 1.0]

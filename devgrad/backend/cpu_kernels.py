@@ -134,3 +134,28 @@ def adam_update(p, g, m, v, vmax, tmp, lr, step, b1, b2, eps, weight_decay, deco
     np.divide(m, tmp, out=tmp)
     tmp *= lr / bias1
     p -= tmp
+
+
+# -- every parameter of a group at once (the CUDA backend launches one kernel; NumPy loops) ------
+
+def increment_steps(steps) -> None:
+    """Add 1, in place, to each 0-d step-count array (a capturable optimizer's counts)."""
+    for step in steps:
+        step += 1
+
+
+def adam_update_many(items, lr, b1, b2, eps, weight_decay, decoupled, maximize) -> None:
+    """``adam_update`` for each item (p, g, m, v, vmax or None, scratch, step)."""
+    for p, g, m, v, vmax, tmp, step in items:
+        adam_update(p, g, m, v, vmax, tmp, lr, step, b1, b2, eps, weight_decay, decoupled, maximize)
+
+
+def sgd_update_many(items, lr, momentum, dampening, weight_decay, nesterov, maximize) -> None:
+    """``sgd_update`` for each item (p, g, momentum buffer or None, scratch, first)."""
+    for p, g, buf, tmp, first in items:
+        sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize, first)
+
+
+def sum_axes(a: np.ndarray, axes: tuple) -> np.ndarray:
+    """``a`` summed over ``axes`` (a bias gradient, a broadcast operand's gradient)."""
+    return a.sum(axis=axes)

@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from devgrad.backend import cublas, gemm, generic
-from devgrad.backend.cuda_sources import ELEMENTWISE
+from devgrad.backend.cuda_sources import (CTYPES, ELEMENTWISE, TABLE_CAPACITY, TABLE_FIELDS, function_name,
+                                           module_source, params)
 from devgrad.backend.cupy_import import module
 
 
@@ -28,26 +29,122 @@ def scatter_add(target, index, values) -> None:
     cupyx.scatter_add(target, index, values)
 
 
-_compiled: dict = {}
+# -- one module of kernels per device and dtype -------------------------------------------------
+
+BLOCK = 256  # threads per block; grid-stride loops cover any n with at most MAX_BLOCKS blocks
+MAX_BLOCKS = 8192
+PARAMS = {name: params(name) for name in ELEMENTWISE}
+TABLE_DTYPE = np.dtype([(name, kind, (TABLE_CAPACITY,)) for name, kind in TABLE_FIELDS]
+                       + [("start", "i8", (TABLE_CAPACITY + 1,)), ("count", "i8")])
+_CTYPE = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+_modules: dict = {}  # (device id, ctype) -> the RawModule of every kernel for that ctype
+_functions: dict = {}  # (device id, function name) -> the loaded kernel
+_launched: set = set()  # kernel names launched in this process (for tests and diagnostics)
+
+
+def current_device() -> int:
+    return module().cuda.runtime.getDevice()
+
+
+def function(fname: str, ctype: str):
+    """Kernel ``fname`` of the module for ``ctype`` on the current GPU: the module is compiled by
+    NVRTC once (one compilation for every kernel; CuPy keeps the binary in its disk cache)."""
+    key = (current_device(), fname)
+    fn = _functions.get(key)
+    if fn is None:
+        mod = _modules.get((key[0], ctype))
+        if mod is None:
+            mod = _modules[(key[0], ctype)] = module().RawModule(code=module_source((ctype,)),
+                                                               options=("-std=c++17",))
+        fn = _functions[key] = mod.get_function(fname)
+    return fn
+
+
+def compile_all() -> None:
+    """Compile (or load from the disk cache) the float32 and float64 modules on the current GPU."""
+    for ctype in CTYPES.values():
+        function(function_name("sigmoid", ctype), ctype)
+
+
+def _blocks(n: int) -> tuple:
+    return (min((n + BLOCK - 1) // BLOCK, MAX_BLOCKS),)
+
+
+def _trailing(shape: tuple, full: tuple) -> bool:
+    """True when an array of ``shape`` broadcasts against ``full`` by repeating along leading
+    axes only (its element i % size is element i of the broadcast): a bias, a 0-d array."""
+    while shape and shape[0] == 1:
+        shape = shape[1:]
+    return not shape or tuple(full[len(full) - len(shape):]) == tuple(shape)
+
+
+def launch(name: str, *args):
+    """Run kernel ``name`` of ``ELEMENTWISE`` with ``cupy.ElementwiseKernel``'s binding rules:
+    arguments bind to the in-params then the out-params by position; element arrays broadcast
+    together; out-params not given are allocated (and returned); every ``T`` array must have
+    one dtype (a TypeError otherwise); a float64 scalar takes a number or a 0-d device array."""
+    cp = module()
+    ins, outs = PARAMS[name]
+    plist = ins + outs
+    if len(args) not in (len(ins), len(plist)):
+        raise TypeError(f"{name}: {len(args)} arguments for {len(ins)} inputs and {len(outs)} outputs")
+    t_dtype, shapes = None, []
+    for (raw, typ, pname), value in zip(plist, args):
+        if typ == "T":
+            if t_dtype is not None and value.dtype != t_dtype:
+                raise TypeError(f"{name}: Type is mismatched. {pname} {value.dtype} {t_dtype} T")
+            t_dtype = value.dtype
+            if not raw:
+                shapes.append(value.shape)
+    shape = np.broadcast_shapes(*shapes)
+    n = int(np.prod(shape, dtype=np.int64))
+    args = list(args) + [cp.empty(shape, dtype=t_dtype) for _ in outs[len(args) - len(ins):]]
+    kargs, copy_back = [], []
+    for (raw, typ, pname), value in zip(plist, args):
+        if raw:
+            if not value.flags.c_contiguous:
+                raise ValueError(f"{name}: {pname} must be C-contiguous")
+            kargs.append(value)
+        elif typ == "T":
+            is_out = (raw, typ, pname) in outs
+            if is_out and (value.shape != shape or not value.flags.c_contiguous):
+                scratch = cp.empty(shape, dtype=t_dtype)  # computed here, copied into place after
+                if name.startswith(("bias_", "sgd", "adam")):  # in-place kernels read their output
+                    scratch[...] = value
+                copy_back.append((value, scratch))
+                value = scratch
+            elif not (value.flags.c_contiguous and _trailing(value.shape, shape)):
+                value = cp.ascontiguousarray(cp.broadcast_to(value, shape))
+            kargs += [value, np.int64(value.size)]
+        elif typ == "float64":
+            if hasattr(value, "dtype") and not isinstance(value, np.generic):  # a 0-d device array
+                kargs += [value if value.dtype == np.float64 else value.astype(np.float64), np.float64(0.0)]
+            else:
+                kargs += [np.uint64(0), np.float64(value)]
+        else:
+            kargs.append(np.dtype(typ).type(value))
+    if n:
+        _launched.add(name)
+        function(function_name(name, _CTYPE[t_dtype]), _CTYPE[t_dtype])(_blocks(n), (BLOCK,), (*kargs, np.int64(n)))
+    for target, scratch in copy_back:
+        target[...] = scratch
+    results = args[len(ins):]
+    return results[0] if len(results) == 1 else tuple(results)
 
 
 def kernel(name: str):
-    """The CuPy ElementwiseKernel ``name`` of ``ELEMENTWISE`` (built once, compiled on first launch)."""
-    k = _compiled.get(name)
-    if k is None:
-        in_params, out_params, body = ELEMENTWISE[name]
-        k = _compiled[name] = module().ElementwiseKernel(in_params, out_params, body, f"devgrad_{name}")
-    return k
+    """Kernel ``name`` as a callable with ``cupy.ElementwiseKernel``'s calling convention."""
+    return lambda *args: launch(name, *args)
 
 
 def sigmoid(x):
-    return kernel("sigmoid")(x)
+    return launch("sigmoid", x)
 
 
 def act_grad(act: str, g, y):
     if g.dtype != y.dtype:  # a kernel's T-typed arrays must share one dtype
         g = g.astype(y.dtype)
-    return kernel(f"{act}_grad")(g, y)
+    return launch(f"{act}_grad", g, y)
 
 
 def bias_act_(out, bias, act: str):
@@ -55,19 +152,23 @@ def bias_act_(out, bias, act: str):
         bias = module().zeros((), dtype=out.dtype)
     elif bias.dtype != out.dtype:
         bias = bias.astype(out.dtype)
-    kernel(f"bias_{act}")(bias, out)
+    launch(f"bias_{act}", bias, out)
     return out
 
 
 def bce_logits(z, y):
     # one dtype per T placeholder: the targets take the logits' dtype (NumPy would promote)
-    return kernel("bce_logits")(z, y.astype(z.dtype, copy=False))
+    return launch("bce_logits", z, y.astype(z.dtype, copy=False))
 
 
 def bce_logits_grad(z, y, g, scale):
     per_element = scale is None
-    return kernel("bce_logits_grad")(z, y.astype(z.dtype, copy=False), g.astype(z.dtype, copy=False),
-                                     1.0 if per_element else scale, int(per_element))
+    return launch("bce_logits_grad", z, y.astype(z.dtype, copy=False), _contiguous(g.astype(z.dtype, copy=False)),
+                  1.0 if per_element else scale, int(per_element))
+
+
+def _contiguous(array):
+    return array if array.flags.c_contiguous else module().ascontiguousarray(array)
 
 
 # Above this many classes a row is too long for one thread: the vectorised form (a few more
@@ -82,7 +183,7 @@ def softmax_xent(z, labels, smoothing: float):
         return generic.softmax_xent(z, labels, smoothing, cp)
     loss = cp.empty(n, dtype=z.dtype)
     probs = cp.empty(z.shape, dtype=z.dtype)
-    kernel("softmax_xent")(z, labels.astype(np.int64, copy=False), c, smoothing, loss, probs)
+    launch("softmax_xent", _contiguous(z), _contiguous(labels.astype(np.int64, copy=False)), c, smoothing, loss, probs)
     return loss, probs
 
 
@@ -90,24 +191,126 @@ def softmax_xent_grad(probs, labels, smoothing: float, g, scale):
     if probs.shape[1] > ROW_KERNEL_MAX_CLASSES:
         return generic.softmax_xent_grad(probs, labels, smoothing, g, scale, module())
     per_row = scale is None
-    return kernel("softmax_xent_grad")(probs, labels.astype(np.int64, copy=False), g.astype(probs.dtype, copy=False),
-                                       probs.shape[1], smoothing, 1.0 if per_row else scale, int(per_row))
+    return launch("softmax_xent_grad", probs, _contiguous(labels.astype(np.int64, copy=False)),
+                  _contiguous(g.astype(probs.dtype, copy=False)), probs.shape[1], smoothing,
+                  1.0 if per_row else scale, int(per_row))
 
 
 def sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize, first) -> None:
     if buf is None:
-        kernel("sgd")(g, lr, weight_decay, int(maximize), p)
+        launch("sgd", g, lr, weight_decay, int(maximize), p)
     else:
-        kernel("sgd_momentum")(g, lr, momentum, dampening, weight_decay, int(nesterov), int(maximize),
-                               int(first), p, buf)
+        launch("sgd_momentum", g, lr, momentum, dampening, weight_decay, int(nesterov), int(maximize), int(first),
+               p, buf)
 
 
 def adam_update(p, g, m, v, vmax, tmp, lr, step, b1, b2, eps, weight_decay, decoupled, maximize) -> None:
     args = (g, lr, step, b1, b2, eps, weight_decay, int(decoupled), int(maximize), p, m, v)
     if vmax is None:
-        kernel("adam")(*args)
+        launch("adam", *args)
     else:
-        kernel("adam_amsgrad")(*args, vmax)
+        launch("adam_amsgrad", *args, vmax)
+
+
+# -- multi-tensor updates: one launch for every parameter of a group ----------------------------
+
+def _tables(items, fields):
+    """Yield (table, element count) for ``items`` in chunks of TABLE_CAPACITY: each item is a
+    tuple of arrays (in ``fields`` order, None for unused) and a step count (a number, a 0-d
+    float64 device array, or None)."""
+    for first in range(0, len(items), TABLE_CAPACITY):
+        chunk = items[first:first + TABLE_CAPACITY]
+        table = np.zeros(1, dtype=TABLE_DTYPE)
+        total = 0
+        for k, (arrays, step) in enumerate(chunk):
+            for field, array in zip(fields, arrays):
+                if array is not None:
+                    table[field][0, k] = address(array)
+            if step is not None and hasattr(step, "dtype") and not isinstance(step, np.generic):
+                table["step_at"][0, k] = address(step)
+            elif step is not None:
+                table["step"][0, k] = float(step)
+            table["start"][0, k] = total
+            total += 0 if arrays[0] is None else arrays[0].size
+        table["start"][0, len(chunk)] = total
+        table["count"][0] = len(chunk)
+        yield table, total
+
+
+def _same_dtype_contiguous(items, name):
+    """The items' arrays with each gradient (the second array) made contiguous, checked to share
+    one float dtype; the other arrays are updated in place and must already be contiguous."""
+    dtype = items[0][0][0].dtype
+    if dtype not in _CTYPE:
+        raise TypeError(f"{name}: parameters of dtype {dtype}: the fused update takes float32 or float64")
+    fixed = []
+    for arrays, step in items:
+        for array in arrays:
+            if array is not None and array.dtype != dtype:
+                raise TypeError(f"{name}: one launch takes one dtype, got {array.dtype} and {dtype}")
+        fixed.append(([arrays[0], _contiguous(arrays[1]), *arrays[2:]], step))
+    return fixed, _CTYPE[dtype]
+
+
+def _in_place_ready(arrays) -> bool:
+    """True when every array a multi-tensor update writes (all but the gradient) is contiguous."""
+    return all(a is None or a.flags.c_contiguous for i, a in enumerate(arrays) if i != 1)
+
+
+def _lr_args(lr):
+    if hasattr(lr, "dtype") and not isinstance(lr, np.generic):
+        return lr if lr.dtype == np.float64 else lr.astype(np.float64), np.float64(0.0)
+    return np.uint64(0), np.float64(lr)
+
+
+def increment_steps(steps) -> None:
+    """Add 1 to each 0-d float64 step array (a capturable optimizer's counts), in one launch."""
+    if not steps:
+        return
+    for table, _ in _tables([((None,), s) for s in steps], ("p",)):
+        function("devgrad_increment_steps", "float")(_blocks(len(steps)), (BLOCK,), (table,))
+
+
+def adam_update_many(items, lr, b1, b2, eps, weight_decay, decoupled, maximize) -> None:
+    """``adam_update`` for each item (p, g, m, v, vmax or None, scratch (unused), step): one
+    launch per dtype (and per TABLE_CAPACITY tensors) for the whole group."""
+    groups: dict = {}
+    for p, g, m, v, vmax, tmp, step in items:
+        if not _in_place_ready((p, g, m, v, vmax)):  # a strided view: the one-tensor path copies back
+            adam_update(p, g, m, v, vmax, tmp, lr, step, b1, b2, eps, weight_decay, decoupled, maximize)
+            continue
+        groups.setdefault((p.dtype, vmax is not None), []).append(((p, g, m, v, vmax), step))
+    lr_at, lr_value = _lr_args(lr)
+    for (_, amsgrad), group in groups.items():
+        group, ctype = _same_dtype_contiguous(group, "adam")
+        for table, total in _tables(group, ("p", "g", "a", "b", "c")):
+            if total:
+                _launched.add("adam_many")
+                function(function_name("adam_many", ctype), ctype)(
+                    _blocks(total), (BLOCK,),
+                    (table, lr_at, lr_value, np.float64(b1), np.float64(b2), np.float64(eps), np.float64(weight_decay),
+                     np.int32(decoupled), np.int32(maximize), np.int32(amsgrad), np.int64(total)))
+
+
+def sgd_update_many(items, lr, momentum, dampening, weight_decay, nesterov, maximize) -> None:
+    """``sgd_update`` for each item (p, g, momentum buffer or None, scratch (unused), first):
+    one launch per dtype, buffer use and first step (and per TABLE_CAPACITY tensors)."""
+    groups: dict = {}
+    for p, g, buf, tmp, first in items:
+        if not _in_place_ready((p, g, buf)):  # a strided view: the one-tensor path copies back
+            sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize, first)
+            continue
+        groups.setdefault((p.dtype, buf is not None, bool(first)), []).append(((p, g, buf), None))
+    lr_at, lr_value = _lr_args(lr)
+    for (_, has_buf, first), group in groups.items():
+        group, ctype = _same_dtype_contiguous(group, "sgd")
+        for table, total in _tables(group, ("p", "g", "a")):
+            if total:
+                _launched.add("sgd_many")
+                function(function_name("sgd_many", ctype), ctype)(
+                    _blocks(total), (BLOCK,),
+                    (table, lr_at, lr_value, np.float64(momentum), np.float64(dampening), np.float64(weight_decay),
+                     np.int32(nesterov), np.int32(maximize), np.int32(first), np.int32(has_buf), np.int64(total)))
 
 
 # -- the GEMM seam ---------------------------------------------------------------------------
@@ -197,3 +400,40 @@ def _gemm(x, y, precision, cp):
     cublas.gemm(found, x.itemsize, address(y), address(x), address(out), index=device_index(out),
                 stream=current_stream(), precision=precision)
     return out
+
+
+# -- sums without CUB: a GEMM with a ones vector ------------------------------------------------
+# CuPy's default sum goes through CUB, whose kernels take seconds to compile on a fresh machine;
+# a sum over the leading (or trailing) axes of a contiguous float array is a product with a
+# ones vector: cuBLAS (nothing to compile, capturable) at memory bandwidth, in full float32
+# (never TF32: the ones are exact, the data must stay so too).
+
+_ONES_KEEP = 16
+_ones: dict = {}  # (device id, dtype, length) -> a ones vector
+
+
+def _ones_vector(n: int, dtype):
+    key = (current_device(), np.dtype(dtype), n)
+    ones = _ones.get(key)
+    if ones is None:
+        if len(_ones) >= _ONES_KEEP:
+            _ones.pop(next(iter(_ones)))
+        ones = _ones[key] = module().ones(n, dtype=dtype)
+    return ones
+
+
+def sum_axes(a, axes: tuple):
+    """``a`` summed over ``axes``: a GEMM with a ones vector when the axes are the leading or the
+    trailing ones of a contiguous float32/float64 array, else CuPy's sum."""
+    nd = a.ndim
+    axes = sorted({ax % nd for ax in axes}) if nd else []
+    k = len(axes)
+    if a.dtype in GEMM_DTYPES and a.size and k and a.flags.c_contiguous:
+        shape = a.shape
+        if axes == list(range(k)):  # leading axes: ones(m) @ a(m, rest)
+            m = int(np.prod(shape[:k]))
+            return matmul(_ones_vector(m, a.dtype), a.reshape(m, -1), "highest").reshape(shape[k:])
+        if axes == list(range(nd - k, nd)):  # trailing axes: a(rest, m) @ ones(m)
+            m = int(np.prod(shape[nd - k:]))
+            return matmul(a.reshape(-1, m), _ones_vector(m, a.dtype), "highest").reshape(shape[:nd - k])
+    return module().sum(a, axis=tuple(axes))

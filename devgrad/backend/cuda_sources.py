@@ -112,3 +112,154 @@ ELEMENTWISE = {
         gz = (T)(((double)p - target) * upstream * scale);
         """),
 }
+
+
+# -- one module for every kernel ---------------------------------------------------------------
+# Every kernel above, for float and double, plus the multi-tensor optimizer updates, in one CUDA
+# source: one NVRTC compilation per device (cached on disk by CuPy) instead of one per kernel
+# and dtype. ``cuda_kernels`` launches them; the test harness compiles the same text for the host.
+
+CTYPES = {"float32": "float", "float64": "double"}
+SCALAR_C = {"float64": "double", "int32": "int", "int64": "long long"}
+
+# The tensors of one multi-tensor launch travel by value in a struct (a kernel's parameters may
+# take 4 KiB): the addresses of each tensor's parameter, gradient and state arrays, its step
+# count (a number, or the address of a 0-d float64 device array when capturable) and where its
+# elements start in the launch's flat index space.
+TABLE_CAPACITY = 32
+TABLE_FIELDS = (("p", "u8"), ("g", "u8"), ("a", "u8"), ("b", "u8"), ("c", "u8"), ("step_at", "u8"),
+                ("step", "f8"))
+TABLE_STRUCT = ("struct devgrad_table {\n"
+                + "".join(f"    {'unsigned long long' if kind == 'u8' else 'double'} {name}[{TABLE_CAPACITY}];\n"
+                          for name, kind in TABLE_FIELDS)
+                + f"    long long start[{TABLE_CAPACITY + 1}];\n    long long count;\n}};\n")
+
+
+def params(name: str):
+    """(in params, out params) of kernel ``name`` of ``ELEMENTWISE``, each a list of (raw, type, name)."""
+    in_params, out_params, _ = ELEMENTWISE[name]
+
+    def one(text):
+        words = text.split()
+        return (True, words[1], words[2]) if words[0] == "raw" else (False, words[0], words[1])
+
+    return [one(p) for p in in_params.split(",")], [one(p) for p in out_params.split(",")]
+
+
+def function_name(name: str, ctype: str) -> str:
+    return f"devgrad_{name}_{ctype}"
+
+
+def _elementwise(name: str, ctype: str) -> str:
+    """Kernel ``name`` for T = ``ctype`` as a grid-stride loop over n elements.
+
+    The launch contract (``cuda_kernels.launch`` keeps it): an element parameter ``x`` is
+    ``x_data, x_size`` and reads element ``i % x_size`` (so a bias of the last dimension's size,
+    or a 0-d array, broadcasts along the leading ones); a float64 scalar ``s`` is ``s_at, s_value``
+    and reads ``*s_at`` when that address is not null (a 0-d device array: what a captured step
+    must read), else the number; a raw parameter is a plain pointer; the last parameter is n."""
+    ins, outs = params(name)
+    args, lines = [], []
+    for param in ins + outs:
+        raw, typ, pname = param
+        c = "T" if typ == "T" else SCALAR_C[typ]
+        const = "" if param in outs else "const "
+        if raw:
+            args.append(f"{const}{c}* {pname}")
+        elif typ == "T":
+            args.append(f"{const}T* {pname}_data, const long long {pname}_size")
+            lines.append(f"{const}T& {pname} = {pname}_data[{pname}_size == n ? i : i % {pname}_size];")
+        elif typ == "float64":
+            args.append(f"const double* {pname}_at, const double {pname}_value")
+            lines.append(f"const double {pname} = {pname}_at ? *{pname}_at : {pname}_value;")
+        else:
+            args.append(f"const {c} {pname}")
+    return (f"namespace {function_name(name, ctype)}_ns {{\ntypedef {ctype} T;\n"
+            f"extern \"C\" __global__ void {function_name(name, ctype)}({', '.join(args)}, const long long n) {{\n"
+            "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;\n"
+            "         i += (long long)blockDim.x * gridDim.x) {\n        "
+            + "\n        ".join(lines) + f"\n{ELEMENTWISE[name][2]};\n    }}\n}}\n}}\n")
+
+
+# Multi-tensor updates: thread i finds its tensor k by binary search over t.start, then runs the
+# very body of the one-tensor kernel on element j of tensor k.
+_FIND = """
+        int lo = 0, hi = (int)t.count - 1;
+        while (lo < hi) { const int mid = (lo + hi + 1) / 2; if (t.start[mid] <= i) lo = mid; else hi = mid - 1; }
+        const int k = lo;
+        const long long j = i - t.start[k];
+        T& p = ((T*)t.p[k])[j];
+        const T& g = ((const T*)t.g[k])[j];
+"""
+_MULTI = {
+    # a = exp_avg, b = exp_avg_sq, c = max_exp_avg_sq (AMSGrad) or unused
+    "adam_many": ("const double* lr_at, const double lr_value, const double b1, const double b2, const double eps, "
+                  "const double wd, const int decoupled, const int maximize, const int amsgrad", _FIND + """
+        T& m = ((T*)t.a[k])[j];
+        T& v = ((T*)t.b[k])[j];
+        const double step = t.step_at[k] ? *(const double*)t.step_at[k] : t.step[k];
+""" + ADAM_MOMENTS + """
+        double vm = vi;
+        if (amsgrad) {
+            T& vmax = ((T*)t.c[k])[j];
+            vm = fmax((double)vmax, (double)(T)vi);
+            vmax = (T)vm;
+        }
+        const double denom = sqrt(vm) / sqrt(1.0 - pow(b2, step)) + eps;
+        p = (T)(pi - lr / (1.0 - pow(b1, step)) * mi / denom);
+"""),
+    # a = momentum buffer (when momentum != 0)
+    "sgd_many": ("const double* lr_at, const double lr_value, const double momentum, const double dampening, "
+                 "const double wd, const int nesterov, const int maximize, const int first, const int has_buf",
+                 _FIND + """
+        double gi = maximize ? -(double)g : (double)g;
+        if (wd != 0.0) gi += wd * (double)p;
+        double d = gi;
+        if (has_buf) {
+            T& buf = ((T*)t.a[k])[j];
+            const double b = first ? gi : momentum * (double)buf + (1.0 - dampening) * gi;
+            buf = (T)b;
+            d = nesterov ? gi + momentum * b : b;
+        }
+        p = (T)((double)p - lr * d);
+"""),
+}
+
+
+def _multi(name: str, ctype: str) -> str:
+    scalars, body = _MULTI[name]
+    return (f"extern \"C\" __global__ void {function_name(name, ctype)}(const devgrad_table t, {scalars}, "
+            "const long long n) {\n"
+            f"    typedef {ctype} T;\n    const double lr = lr_at ? *lr_at : lr_value;\n"
+            "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;\n"
+            f"         i += (long long)blockDim.x * gridDim.x) {{{body}    }}\n}}\n")
+
+
+# Capturable step counts: one launch adds 1 to every tensor's 0-d float64 step array.
+_INCREMENT = ("extern \"C\" __global__ void devgrad_increment_steps(const devgrad_table t) {\n"
+              "    for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < t.count;\n"
+              "         k += (long long)blockDim.x * gridDim.x)\n"
+              "        *(double*)t.step_at[k] += 1.0;\n}\n")
+
+MULTI_KERNELS = tuple(_MULTI)
+
+# What the host build needs to compile CUDA source: the math library, and one block of one
+# thread, so that every grid-stride loop walks all of its elements serially.
+HOST_PRELUDE = """#include <cmath>
+#include <cstddef>
+using namespace std;
+#define __global__
+struct devgrad_dim3 { unsigned int x; };
+static const devgrad_dim3 blockIdx = {0}, threadIdx = {0}, blockDim = {1}, gridDim = {1};
+"""
+
+
+def module_source(ctypes=("float", "double"), host: bool = False) -> str:
+    """The one CUDA source of every devgrad kernel for the element types ``ctypes`` (the CUDA
+    backend compiles one module per dtype it meets: float32 training compiles half);
+    ``host``: with the prelude that lets a host C++ compiler build the very same text."""
+    parts = [HOST_PRELUDE if host else "", TABLE_STRUCT, _INCREMENT]
+    for ctype in ctypes:
+        parts += [_elementwise(name, ctype) for name in ELEMENTWISE]
+        parts += [_multi(name, ctype) for name in MULTI_KERNELS]
+    return "\n".join(parts)

@@ -40,7 +40,28 @@ def _probe() -> dict:
     if count == 0:
         return {"module": None, "count": 0, "version": version,
                 "reason": f"CuPy {version} is installed but reports 0 CUDA devices"}
-    return {"module": cupy, "count": count, "version": version, "reason": None}
+    return {"module": cupy, "count": count, "version": version, "reason": None,
+            "accelerators": _plain_reductions(cupy)}
+
+
+def _plain_reductions(cupy) -> str:
+    """Turn CuPy's CUB accelerator off for reductions, unless the user chose with $CUPY_ACCELERATORS.
+
+    CUB's sum kernels take 2-3 s each to compile on a machine that never ran them (10 s of an
+    18 s first run, measured on an H100); CuPy's plain reduction kernels compile in ~0.15 s.
+    devgrad's hot sums (bias gradients, broadcast gradients) are GEMMs with a ones vector
+    (``cuda_kernels.sum_axes``) and never reach either; what remains (loss and metric sums,
+    norms) is small. This is a process-wide CuPy setting; ``devgrad info`` reports it."""
+    if "CUPY_ACCELERATORS" in os.environ:
+        return f"CUPY_ACCELERATORS={os.environ['CUPY_ACCELERATORS']!r} (as set by the user)"
+    try:
+        from cupy._core import _accelerator  # noqa: PLC0415 - CuPy's own switch, present since v8
+
+        _accelerator.set_reduction_accelerators([])
+        _accelerator.set_routine_accelerators([])
+    except Exception as exc:  # another CuPy layout: keep its defaults, say so
+        return f"CuPy's defaults (could not turn CUB off: {type(exc).__name__}: {exc})"
+    return "none: CuPy's plain reduction kernels (devgrad turned CUB off; set CUPY_ACCELERATORS to choose)"
 
 
 def state() -> dict:

@@ -20,9 +20,9 @@ from devgrad.random import default_generator
 REDUCTIONS = ("mean", "sum", "none")
 
 __all__ = [
-    "BINARY_LOSSES", "LOSSES", "binary_cross_entropy_with_logits", "cross_entropy", "dropout", "hinge_loss",
-    "leaky_relu", "linear", "log_sigmoid", "log_softmax", "logistic_loss", "mse_loss", "nll_loss", "relu", "sigmoid",
-    "softmax", "softplus", "tanh",
+    "BINARY_LOSSES", "LOSSES", "REGRESSION_LOSSES", "binary_cross_entropy_with_logits", "cross_entropy", "dropout",
+    "hinge_loss", "huber_loss", "l1_loss", "leaky_relu", "linear", "log_sigmoid", "log_softmax", "logistic_loss",
+    "mse_loss", "nll_loss", "relu", "sigmoid", "softmax", "softplus", "tanh",
 ]
 
 
@@ -63,6 +63,25 @@ def mse_loss(pred: Tensor, target, reduction: str = "mean") -> Tensor:
     _same_shape(pred, target, "mse_loss")
     diff = pred - target
     return _reduce(diff * diff, reduction)
+
+
+def l1_loss(pred: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Mean absolute error |pred - target| (the ``mae`` of a regression spec)."""
+    target = _as_target(target, pred, "l1_loss")
+    _same_shape(pred, target, "l1_loss")
+    return _reduce((pred - target).abs(), reduction)
+
+
+def huber_loss(pred: Tensor, target, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """Huber loss: ½d² where |d| < delta, else delta·(|d| − ½delta), with d = pred − target (as
+    PyTorch's): quadratic near the target, linear (robust to outliers) far from it."""
+    if not delta > 0:
+        raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
+    target = _as_target(target, pred, "huber_loss")
+    _same_shape(pred, target, "huber_loss")
+    a = (pred - target).abs()
+    q = a.clip(None, delta)  # |d| capped at delta: ½q² + delta·(|d| − q) is the piecewise form
+    return _reduce(0.5 * q * q + delta * (a - q), reduction)
 
 
 def _reduction_scale(reduction: str, count: int):
@@ -219,5 +238,6 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator=None) ->
 # Loss functions by the names specs use (``loss: cross_entropy``). The first three take two
 # classes: labels 0/1 for bce, ±1 for logistic and hinge.
 LOSSES = {"bce": binary_cross_entropy_with_logits, "logistic": logistic_loss, "hinge": hinge_loss,
-          "cross_entropy": cross_entropy, "mse": mse_loss}
+          "cross_entropy": cross_entropy, "mse": mse_loss, "mae": l1_loss, "huber": huber_loss}
+REGRESSION_LOSSES = ("mse", "mae", "huber")
 BINARY_LOSSES = ("bce", "logistic", "hinge")

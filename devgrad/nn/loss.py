@@ -27,6 +27,19 @@ class MSELoss(_Loss):
     fn = staticmethod(F.mse_loss)
 
 
+class L1Loss(_Loss):
+    fn = staticmethod(F.l1_loss)
+
+
+class HuberLoss(_Loss):
+    """``nn.HuberLoss(delta=1.0)``, as PyTorch's."""
+
+    fn = staticmethod(F.huber_loss)
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0):
+        super().__init__(reduction, delta=delta)
+
+
 class BCEWithLogitsLoss(_Loss):
     fn = staticmethod(F.binary_cross_entropy_with_logits)
 

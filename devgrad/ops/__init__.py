@@ -109,6 +109,7 @@ def _zero_(a: Tensor) -> Tensor:
         raise RuntimeError("zero_() on a tensor that requires grad while the graph is being recorded: do it "
                            "inside dg.no_grad()")
     a.data[...] = 0
+    a._bump_version()
     return a
 
 

@@ -43,7 +43,16 @@ def shape_of(x) -> tuple:
     return getattr(x, "shape", ())
 
 
-def sum_to(grad, shape: tuple):
+def sum_axes(x, axes: tuple, device=None):
+    """``x`` summed over ``axes``: a Tensor through the graph; a raw array through the device's
+    reduction (``device.kernels.sum_axes``: NumPy's sum on the CPU, a GEMM with a ones vector
+    on a GPU, which needs no kernel compilation and is capturable) when ``device`` is given."""
+    if device is None or isinstance(x, Tensor):
+        return x.sum(axis=axes)
+    return device.kernels.sum_axes(x, axes)
+
+
+def sum_to(grad, shape: tuple, device=None):
     """Sum a broadcast gradient back down to ``shape`` (the input's shape). Works alike on a
     Tensor (the graph-building backward) and on a raw array (the first-order fast path)."""
     if grad.shape == shape:
@@ -51,7 +60,7 @@ def sum_to(grad, shape: tuple):
     lead = grad.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(
         i + lead for i, size in enumerate(shape) if size == 1 and grad.shape[i + lead] != 1)
-    out = grad.sum(axis=axes) if axes else grad
+    out = sum_axes(grad, axes, device) if axes else grad
     return out if out.shape == shape else out.reshape(shape)
 
 

@@ -31,7 +31,7 @@ class Add(_Binary):
         return a + b
 
     def backward(self, g):
-        return sum_to(g, self.a_shape), sum_to(g, self.b_shape)
+        return sum_to(g, self.a_shape, self.device), sum_to(g, self.b_shape, self.device)
 
 
 class Sub(_Binary):
@@ -44,8 +44,8 @@ class Sub(_Binary):
 
     def backward(self, g):
         need_a, need_b = self.needs_input_grad
-        return (sum_to(g, self.a_shape) if need_a else None,
-                sum_to(-g, self.b_shape) if need_b else None)
+        return (sum_to(g, self.a_shape, self.device) if need_a else None,
+                sum_to(-g, self.b_shape, self.device) if need_b else None)
 
 
 class Mul(_Binary):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from devgrad.core import Function
-from devgrad.ops._util import operand, sum_to
+from devgrad.ops._util import operand, sum_axes, sum_to
 from devgrad.ops.activation import activation_grad
 from devgrad.core import Tensor
 
@@ -109,7 +109,7 @@ class Linear(Function):
         mm = _matmul_for(g, self.device)
         gx = mm(g, w) if need_x else None
         gw = mm(g2.T, x) if need_w else None
-        gb = g2.sum(axis=0) if need_b else None
+        gb = sum_axes(g2, (0,), self.device) if need_b else None
         return gx, gw, gb
 
 

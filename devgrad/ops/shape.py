@@ -331,3 +331,4 @@ def setitem(a: Tensor, index, value) -> None:
             raise DeviceError(f"setitem: value is on {value.device}, tensor on {a.device}")
         value = value.data
     a.data[normalize_index(index, a.device)] = value
+    a._bump_version()

@@ -29,17 +29,22 @@ class Adam(Optimizer):
             raise ValueError(f"{type(self).__name__}: eps must be >= 0, got {group['eps']}")
 
     def update(self, param, grad, group, state, device, lr):
-        if "exp_avg" not in state:
-            xp = device.xp
-            state["exp_avg"] = xp.zeros_like(param)
-            state["exp_avg_sq"] = xp.zeros_like(param)
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"] = xp.zeros_like(param)
-        step = self._step_count(state, device)
+        self.update_group([(param, grad, state)], group, device, lr)
+
+    def update_group(self, entries, group, device, lr):
+        xp = device.xp
+        for param, _, state in entries:
+            if "exp_avg" not in state:
+                state["exp_avg"] = xp.zeros_like(param)
+                state["exp_avg_sq"] = xp.zeros_like(param)
+                if group["amsgrad"]:
+                    state["max_exp_avg_sq"] = xp.zeros_like(param)
+        steps = self._step_counts([state for _, _, state in entries], device)
         b1, b2 = group["betas"]
-        device.kernels.adam_update(param, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
-                                   scratch(state, param, device), lr, step, b1, b2, group["eps"],
-                                   group["weight_decay"], self.decoupled, group["maximize"])
+        items = [(param, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
+                  scratch(state, param, device), step) for (param, grad, state), step in zip(entries, steps)]
+        device.kernels.adam_update_many(items, lr, b1, b2, group["eps"], group["weight_decay"], self.decoupled,
+                                        group["maximize"])
 
 
 class AdamW(Adam):

@@ -96,11 +96,10 @@ class Optimizer:
         if closure is not None:
             loss = closure()
         states = self.state
-        update = self.update
         capturable = self.capturable
         with no_grad():
             for index, group in enumerate(self.param_groups):
-                lr = group["lr"]
+                by_device: dict = {}
                 for p in group["params"]:
                     grad = p.grad
                     if grad is None:
@@ -111,15 +110,24 @@ class Optimizer:
                     state = states.get(p)
                     if state is None:
                         state = states[p] = {}
-                    dev = p.device
+                    by_device.setdefault(p.device, []).append((p.data, grad.data, state))
+                    p._bump_version()  # updated in place: a graph that saved it can no longer backprop
+                for dev, entries in by_device.items():
                     if dev.index:  # a second GPU: update there
                         with dev.activate():
-                            plr = self._device_lr(index, group, dev) if capturable else lr
-                            update(p.data, grad.data, group, state, dev, plr)
+                            self.update_group(entries, group, dev, self._device_lr(index, group, dev)
+                                              if capturable else group["lr"])
                     else:
-                        plr = self._device_lr(index, group, dev) if capturable else lr
-                        update(p.data, grad.data, group, state, dev, plr)
+                        self.update_group(entries, group, dev, self._device_lr(index, group, dev)
+                                          if capturable else group["lr"])
         return loss
+
+    def update_group(self, entries: list, group: dict, device, lr) -> None:
+        """Update every (param array, grad array, state) of one group on one device, in place.
+        The default updates them one by one; Adam and SGD launch one fused multi-tensor
+        kernel for the whole group on a GPU."""
+        for param, grad, state in entries:
+            self.update(param, grad, group, state, device, lr)
 
     def update(self, param, grad, group: dict, state: dict, device, lr) -> None:  # pragma: no cover - abstract
         """Update one parameter array in place; ``lr`` is a number, or a 0-d array when capturable."""
@@ -160,6 +168,22 @@ class Optimizer:
             step = state["step"] = dev.xp.full((), float(step), dtype=np.float64)
         step += 1  # in place, on the device
         return step
+
+    def _step_counts(self, states: list, dev) -> list:
+        """``_step_count`` for several parameters: the capturable device counts advance in one launch."""
+        if not self.capturable:
+            counts = []
+            for state in states:
+                state["step"] = state.get("step", 0) + 1
+                counts.append(state["step"])
+            return counts
+        for state in states:
+            step = state.get("step", 0)
+            if not hasattr(step, "shape"):
+                state["step"] = dev.xp.full((), float(step), dtype=np.float64)
+        counts = [state["step"] for state in states]
+        dev.kernels.increment_steps(counts)
+        return counts
 
     # -- persistence ---------------------------------------------------------------------
     def _params(self) -> list:

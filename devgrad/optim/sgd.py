@@ -26,13 +26,19 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov needs momentum > 0 and dampening = 0")
 
     def update(self, param, grad, group, state, device, lr):
+        self.update_group([(param, grad, state)], group, device, lr)
+
+    def update_group(self, entries, group, device, lr):
         momentum = group["momentum"]
-        buf = None
-        first = False
-        if momentum:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = device.xp.empty_like(param)
-                first = True  # the buffer starts as the gradient
-        device.kernels.sgd_update(param, grad, buf, scratch(state, param, device), lr, momentum, group["dampening"],
-                                  group["weight_decay"], group["nesterov"], group["maximize"], first)
+        items = []
+        for param, grad, state in entries:
+            buf = None
+            first = False
+            if momentum:
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = device.xp.empty_like(param)
+                    first = True  # the buffer starts as the gradient
+            items.append((param, grad, buf, scratch(state, param, device), first))
+        device.kernels.sgd_update_many(items, lr, momentum, group["dampening"], group["weight_decay"],
+                                       group["nesterov"], group["maximize"])

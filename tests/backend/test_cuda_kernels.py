@@ -16,7 +16,7 @@ import pytest
 
 from devgrad.backend import cpu_kernels as cpu_backend
 from devgrad.backend import cuda_kernels as cuda_backend
-from devgrad.backend.cuda_sources import ELEMENTWISE
+from devgrad.backend.cuda_sources import ELEMENTWISE, MULTI_KERNELS, function_name, module_source
 
 from tests import kernel_harness as harness
 
@@ -35,20 +35,25 @@ def host():
 
 
 @pytest.mark.parametrize("ctype", ["float", "double"])
-def test_kernels_compile_for_the_gpu_with_nvrtc(ctype):
+def test_the_kernel_module_compiles_for_the_gpu_with_nvrtc_in_one_compilation(ctype):
+    """Every kernel of one dtype is in one source: one NVRTC compilation (per device and dtype)
+    is all a cold start pays for devgrad's own kernels."""
     try:
         from cupy_backends.cuda.libs import nvrtc
 
         nvrtc.getVersion()
     except Exception as exc:  # CuPy or its NVRTC library missing
         pytest.skip(f"NVRTC not available: {exc}")
-    for name in ELEMENTWISE:
-        code = harness.source(name, ctype, gpu=True)
-        program = nvrtc.createProgram(code, f"{name}.cu", [], [])
-        try:
-            nvrtc.compileProgram(program, ["-arch=compute_80", "-std=c++17"])
-        except Exception:
-            pytest.fail(f"kernel {name} ({ctype}) does not compile:\n{nvrtc.getProgramLog(program)}\n{code}")
+    code = module_source((ctype,))
+    program = nvrtc.createProgram(code, "devgrad.cu", [], [])
+    try:
+        nvrtc.compileProgram(program, ["-arch=compute_80", "-std=c++17"])
+    except Exception:
+        pytest.fail(f"the {ctype} kernel module does not compile:\n{nvrtc.getProgramLog(program)}")
+    ptx = nvrtc.getPTX(program).decode(errors="replace")
+    for name in [*ELEMENTWISE, *MULTI_KERNELS]:
+        assert f".entry {function_name(name, ctype)}(" in ptx, name
+    assert ".entry devgrad_increment_steps(" in ptx
 
 
 def _data(dtype, shape=(7, 5), seed=0):
@@ -190,7 +195,10 @@ def host_cuda_backend(host, monkeypatch):
     """devgrad's CUDA backend functions with CuPy replaced by the host build of the kernels, so
     the Python side — argument order, dtypes, outputs — runs as it would on a GPU."""
     monkeypatch.setattr(cuda_backend, "module", harness.host_cupy)
-    monkeypatch.setattr(cuda_backend, "_compiled", {})
+    monkeypatch.setattr(cuda_backend, "address", harness.host_address)
+    monkeypatch.setattr(cuda_backend, "_modules", {})
+    monkeypatch.setattr(cuda_backend, "_functions", {})
+    monkeypatch.setattr(cuda_backend, "_launched", set())
     return cuda_backend
 
 
@@ -269,7 +277,7 @@ def test_cuda_cross_entropy_with_many_classes_takes_the_vectorised_path(host_cud
     g = np.asarray(1.0, dtype=np.float32)
     np.testing.assert_allclose(cuda.softmax_xent_grad(probs, labels, 0.1, g, 0.2),
                                cpu_backend.softmax_xent_grad(probs, labels, 0.1, g, 0.2), **_tol(np.float32))
-    assert not {"softmax_xent", "softmax_xent_grad"} & set(cuda._compiled)  # the row kernels never ran
+    assert not {"softmax_xent", "softmax_xent_grad"} & cuda._launched  # the row kernels never ran
 
 
 def test_cuda_kernels_cast_mixed_float_operands_as_numpy_promotes(host_cuda_backend):
@@ -293,3 +301,100 @@ def test_cuda_kernels_cast_mixed_float_operands_as_numpy_promotes(host_cuda_back
         out = cpu_backend.bias_act_(z.copy(), z[0].astype(np.float32), act)
         np.testing.assert_allclose(cuda.bias_act_(z.copy(), z[0].astype(np.float32), act), out, **tol)
         np.testing.assert_allclose(cuda.act_grad(act, g32, out), cpu_backend.act_grad(act, g32, out), **tol)
+
+
+def _count_launches(monkeypatch, cuda):
+    launches = []
+    real = cuda.function
+
+    def counting(fname, ctype):
+        fn = real(fname, ctype)
+        return lambda grid, block, args: (launches.append(fname), fn(grid, block, args))
+
+    monkeypatch.setattr(cuda, "function", counting)
+    return launches
+
+
+@pytest.mark.parametrize("capturable", [False, True], ids=["numbers", "device-counts"])
+@pytest.mark.parametrize("amsgrad,wd,decoupled,maximize", [(False, 0.0, False, False), (True, 0.1, False, True),
+                                                           (False, 0.05, True, False)])
+def test_multi_tensor_adam_updates_every_tensor_as_the_one_tensor_update_does(host_cuda_backend, monkeypatch,
+                                                                              capturable, amsgrad, wd, decoupled,
+                                                                              maximize):
+    """One launch per dtype for a whole group (35 tensors need two tables of 32), each tensor
+    with its own step count (a number, or a 0-d float64 array a captured step reads), a
+    strided gradient made contiguous, and a strided parameter taking the one-tensor path."""
+    cuda, rng = host_cuda_backend, np.random.default_rng(11)
+    launches = _count_launches(monkeypatch, cuda)
+    shapes = [(rng.integers(1, 6), rng.integers(1, 9)) for _ in range(35)] + [(0, 3), (1,), ()]
+    mine, theirs = [], []
+    for k, shape in enumerate(shapes):
+        dtype = np.float64 if k % 3 == 0 else np.float32
+        p, g, m = (np.asarray(rng.standard_normal(shape), dtype=dtype) for _ in range(3))
+        v = np.asarray(np.abs(rng.standard_normal(shape)), dtype=dtype)
+        vmax = np.asarray(v * 1.5, dtype=dtype) if amsgrad else None
+        if k == 4:
+            g = np.asfortranarray(g)
+        step = 1 + k % 5
+        mine.append([p.copy(), g, m.copy(), v.copy(), None if vmax is None else vmax.copy(), None,
+                     np.asarray(float(step)) if capturable else step])
+        theirs.append([p.copy(), g, m.copy(), v.copy(), None if vmax is None else vmax.copy(), np.empty_like(p), step])
+    r, c = theirs[7][0].shape
+    strided = np.zeros((2 * r, 2 * c), dtype=theirs[7][0].dtype)[::2, ::2]
+    strided[...] = theirs[7][0]
+    mine[7][0] = strided
+    lr = np.asarray(0.01) if capturable else 0.01
+    cuda.adam_update_many([tuple(item) for item in mine], lr, 0.9, 0.999, 1e-8, wd, decoupled, maximize)
+    cpu_backend.adam_update_many([tuple(item) for item in theirs], 0.01, 0.9, 0.999, 1e-8, wd, decoupled, maximize)
+    for got, want in zip(mine, theirs):
+        for a, b in zip(got[:5], want[:5]):
+            if a is not None:
+                np.testing.assert_allclose(a, b, **_tol(a.dtype))
+        if capturable:
+            assert float(got[6]) == want[6]  # counts are read, not advanced (increment_steps does that)
+    multi = [name for name in launches if name.startswith("devgrad_adam_many")]
+    assert len(multi) <= 4, launches  # float32 and float64, each at most two tables
+    assert len(launches) <= 5, launches  # plus at most one one-tensor launch for a strided parameter
+
+
+def test_multi_tensor_sgd_and_device_step_counts(host_cuda_backend, monkeypatch):
+    cuda, rng = host_cuda_backend, np.random.default_rng(12)
+    launches = _count_launches(monkeypatch, cuda)
+    steps = [np.asarray(float(k)) for k in range(40)]
+    cuda.increment_steps(steps)
+    assert [float(s) for s in steps] == [k + 1.0 for k in range(40)]
+    assert launches == ["devgrad_increment_steps"] * 2  # 40 counts: two tables
+    for momentum, nesterov, dampening in ((0.0, False, 0.0), (0.9, True, 0.0), (0.9, False, 0.3)):
+        mine, theirs = [], []
+        for k in range(6):
+            p, g, buf = (rng.standard_normal((3, k + 1)).astype(np.float32) for _ in range(3))
+            first = momentum > 0 and k % 2 == 0
+            mine.append((p.copy(), g, buf.copy() if momentum else None, None, first))
+            theirs.append((p.copy(), g, buf.copy() if momentum else None, np.empty_like(p), first))
+        launches.clear()
+        cuda.sgd_update_many(mine, 0.1, momentum, dampening, 0.01, nesterov, False)
+        cpu_backend.sgd_update_many(theirs, 0.1, momentum, dampening, 0.01, nesterov, False)
+        for got, want in zip(mine, theirs):
+            for a, b in zip(got[:3], want[:3]):
+                if a is not None:
+                    np.testing.assert_allclose(a, b, **_tol(np.float32))
+        assert len(launches) == (2 if momentum else 1), launches  # first-step buffers apart from the others
+
+
+def test_launch_broadcasts_and_writes_back_like_an_elementwise_kernel(host_cuda_backend):
+    """A bias of the last axis reads element i % size; other broadcasts are materialised; a
+    strided output is computed aside and copied back; mismatched T dtypes raise as CuPy does."""
+    cuda, rng = host_cuda_backend, np.random.default_rng(13)
+    z = rng.standard_normal((5, 4)).astype(np.float32)
+    column = rng.standard_normal((5, 1)).astype(np.float32)
+    out = z.copy()
+    cuda.launch("bias_relu", column, out)
+    np.testing.assert_allclose(out, np.maximum(z + column, 0), rtol=1e-6)
+    wide = np.zeros((5, 8), dtype=np.float32)
+    strided = wide[:, ::2]
+    strided[...] = z
+    cuda.launch("bias_tanh", z[0], strided)
+    np.testing.assert_allclose(wide[:, ::2], np.tanh(z + z[0]), rtol=1e-6)
+    assert not wide[:, 1::2].any()
+    with pytest.raises(TypeError, match="mismatched"):
+        cuda.launch("relu_grad", z, z.astype(np.float64))

@@ -215,3 +215,24 @@ def test_matmul_precision_setting():
         dg.set_float32_matmul_precision("highest")
     with pytest.raises(ValueError, match="'highest', 'high'"):
         dg.set_float32_matmul_precision("medium")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("shape", "axes"), [((7, 5), (0,)), ((3, 4, 5), (0, 1)), ((6, 4), (1,)), ((2, 3, 4), (-1, -2)),
+                                             ((5,), (0,)), ((2, 3, 4), (1,)), ((4, 1), (0,))])
+def test_sums_over_leading_or_trailing_axes_are_gemms_with_ones(host_gemm, monkeypatch, shape, axes, dtype):
+    """Bias and broadcast gradients are summed by cuBLAS (nothing to compile, capturable), never
+    with TF32 even when float32 matmuls may use it; a middle axis falls back to CuPy's sum."""
+    monkeypatch.setattr(cuda_kernels, "current_device", lambda: 0)
+    monkeypatch.setattr(cuda_kernels, "_ones", {})
+    monkeypatch.setattr(cublas, "_precision", ["high"])
+    a = np.random.default_rng(5).standard_normal(shape).astype(dtype)
+    before = host_gemm.calls
+    got = cuda_kernels.sum_axes(a, axes)
+    np.testing.assert_allclose(got, a.sum(axis=axes), **_tol(dtype))
+    assert got.shape == a.sum(axis=axes).shape
+    through_gemm = host_gemm.calls > before
+    middle = shape == (2, 3, 4) and axes == (1,)
+    assert through_gemm != middle
+    if through_gemm:
+        assert host_gemm.entry == ("cublasSgemm_v2" if dtype == np.float32 else "cublasDgemm_v2")

@@ -36,6 +36,10 @@ def test_binary_losses_match_torch(torch, device, reduction, logits, labels):
          lambda z: _red(torch.clamp(1 - torch.tensor(_pm(y), dtype=z.dtype) * z, min=0), reduction)),
         (lambda z: F.mse_loss(z, dg.tensor(y, device=device, dtype=z.dtype), reduction),
          lambda z: tf.mse_loss(z, torch.tensor(y, dtype=z.dtype), reduction=reduction)),
+        (lambda z: F.l1_loss(z, dg.tensor(y, device=device, dtype=z.dtype), reduction),
+         lambda z: tf.l1_loss(z, torch.tensor(y, dtype=z.dtype), reduction=reduction)),
+        (lambda z: F.huber_loss(z, dg.tensor(y, device=device, dtype=z.dtype), reduction, delta=0.7),
+         lambda z: tf.huber_loss(z, torch.tensor(y, dtype=z.dtype), reduction=reduction, delta=0.7)),
     ]
     extreme = np.abs(logits).max() > 100
     for dg_fn, torch_fn in cases:
@@ -72,6 +76,8 @@ LOSS_CASES = {
     "logistic": lambda z, d, r: F.logistic_loss(z, dg.tensor(_pm(LABELS01), device=d, dtype=z.dtype), r),
     "hinge": lambda z, d, r: F.hinge_loss(z, dg.tensor(_pm(LABELS01), device=d, dtype=z.dtype), r),
     "mse": lambda z, d, r: F.mse_loss(z, dg.tensor(LABELS01, device=d, dtype=z.dtype), r),
+    "mae": lambda z, d, r: F.l1_loss(z, dg.tensor(LABELS01, device=d, dtype=z.dtype), r),
+    "huber": lambda z, d, r: F.huber_loss(z, dg.tensor(LABELS01, device=d, dtype=z.dtype), r, delta=0.5),
     "cross_entropy": lambda z, d, r: F.cross_entropy(z.reshape(3, 2), dg.tensor([1, 0, 1], device=d), r, 0.1),
     "nll": lambda z, d, r: F.nll_loss(z.reshape(2, 3).log_softmax(), dg.tensor([2, 0], device=d), r),
 }

@@ -13,6 +13,6 @@ from devgrad.nn.module import Module, ModuleDict, ModuleList, Parameter
 __all__ = [
     "ACTIVATIONS", "HIDDEN_ACTIVATIONS", "MLP", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "HingeLoss",
     "HuberLoss", "Identity", "L1Loss", "LeakyReLU", "Linear", "LogSoftmax", "LogisticLoss", "MSELoss", "Module",
-    "ModuleDict", "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "Softplus", "Tanh", "activation",
-    "functional", "init", "utils",
+    "ModuleDict", "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "Softplus",
+    "Tanh", "activation", "functional", "init", "utils",
 ]

@@ -51,6 +51,10 @@ def _info(args) -> int:
         raise UserError(str(exc)) from None
     lines.append(f"default device: {default}  (set DEVGRAD_DEVICE=cpu|cuda|cuda:N to change)")
     lines.append(f"kernel cache: {warmup.cache_state()}")
+    if cuda_available():
+        from devgrad.backend.cupy_import import state  # noqa: PLC0415 - only with a GPU
+
+        lines.append(f"CuPy reduction accelerators: {state().get('accelerators')}")
     auto = device("auto")
     lines.append(f"'auto' resolves to: {auto}")
     print("\n".join(lines))
@@ -74,9 +78,9 @@ def _resume(args) -> int:
 def _validate(args) -> int:
     resolved = spec.resolve(args.spec, args.set)
     # "valid" means the run will start: the data loads and fits the loss, as run checks before its folder
-    splits = build_splits(resolved.data.to_dict(), resolved.seed)
-    Task.from_spec(resolved, splits.n_classes)
-    print(f"{args.spec}: valid ({resolved.name}: {resolved.data.source} data, "
+    splits = build_splits(resolved.data.to_dict(), resolved.seed, resolved.task, resolved.loss.name)
+    task = Task.from_spec(resolved, splits)
+    print(f"{args.spec}: valid ({resolved.name}: {resolved.data.source} data, {task.kind} with loss {task.loss}, "
           f"hidden {resolved.model.hidden}, {resolved.optimizer.name}, {resolved.train.epochs} epochs)")
     return 0
 

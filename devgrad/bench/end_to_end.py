@@ -60,7 +60,7 @@ def torch_e2e(torch, size: str, device: str) -> dict:
 
 def _torch_once(torch, size: str, device: str) -> dict:
     spec = resolve(spec_for(size, device if device != "auto" else "cpu"))
-    splits = build_splits(spec.data.to_dict(), spec.seed)
+    splits = build_splits(spec.data.to_dict(), spec.seed, spec.task, spec.loss.name)
     dev = torch.device(device)
     tensors = [torch.from_numpy(a).to(dev) for a in (splits.X_train.astype(np.float32), splits.y_train,
                                                       splits.X_val.astype(np.float32), splits.y_val,

@@ -9,9 +9,16 @@ import numpy as np
 from devgrad.data import files, synthetic
 
 
+REGRESSION_LOSSES = ("mse", "mae", "huber")
+# An integer-valued target with more distinct values than this is a quantity, not classes.
+CONTINUOUS_DISTINCT = 100
+
+
 @dataclass
 class Splits:
-    """Features (float64) and int64 labels for each split, plus what is known about them."""
+    """Features (float64) and, for each split, int64 class labels (classification) or float64
+    targets standardised with the train split's mean and std (regression), plus what is known
+    about them: ``task`` and why it was chosen, the class names, the scalings."""
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -23,6 +30,18 @@ class Splits:
     classes: list = field(default_factory=list)
     mean: np.ndarray | None = None
     std: np.ndarray | None = None
+    task: str = "classification"
+    task_reason: str = ""
+    y_mean: float = 0.0  # regression: targets are (value - y_mean) / y_std in every split
+    y_std: float = 1.0
+
+    @property
+    def regression(self) -> bool:
+        return self.task == "regression"
+
+    def target_values(self, y: np.ndarray) -> np.ndarray:
+        """Regression targets (or predictions) in the target's own units."""
+        return np.asarray(y, dtype=np.float64) * self.y_std + self.y_mean
 
     @property
     def n_features(self) -> int:
@@ -44,7 +63,8 @@ class Splits:
 
 
 def raw_dataset(data: dict, seed: int):
-    """(X, y, classes) for the data section of a resolved spec."""
+    """(X, y, classes) for the data section of a resolved spec: y indexes ``classes``, the
+    target's distinct values in sorted order."""
     source = data["source"]
     if source in synthetic.GENERATORS:
         kwargs = {"n_samples": data["n_samples"], "noise": data["noise"], "seed": seed}
@@ -65,9 +85,63 @@ def raw_dataset(data: dict, seed: int):
     raise files.DataError(f"unknown data.source {source!r}")
 
 
-def build_splits(data: dict, seed: int) -> Splits:
-    """Shuffle with the run's seed, split, and standardise with statistics of the train split only."""
+def _target_name(data: dict) -> str:
+    source = data["source"]
+    if source == "csv":
+        return f"{data['path']} column {data['target']!r}"
+    if source == "npz":
+        return f"{data['path']} array 'y'"
+    if source == "idx":
+        return str(data["labels"])
+    return f"data.source {source}"
+
+
+def _numeric(classes: list) -> np.ndarray | None:
+    """The class values as float64 numbers, or None when some are not numbers."""
+    try:
+        values = np.array([float(c) for c in classes], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return values if np.isfinite(values).all() else None
+
+
+def choose_task(task: str, loss: str, y: np.ndarray, classes: list, where: str) -> tuple[str, str]:
+    """(``classification`` | ``regression``, why) for a spec's ``task`` and loss name and the
+    target's values; a continuous target given to classification is an error that says so."""
+    values = _numeric(classes)
+    integral = values is not None and bool(np.all(values == np.round(values)))
+    continuous = values is not None and (not integral or len(classes) > CONTINUOUS_DISTINCT)
+    if task == "regression":
+        if values is None:
+            example = next(c for c in classes if _numeric([c]) is None)
+            raise files.DataError(f"{where}: task: regression needs a numeric target, but it has {example!r}; "
+                                  "use task: classification for class labels")
+        return "regression", "task: regression in the spec"
+    if task == "auto" and loss in REGRESSION_LOSSES and continuous:
+        kind = "non-integer values" if not integral else f"{len(classes)} distinct values"
+        return "regression", (f"task auto: regression, because the loss is {loss} and the target is continuous "
+                              f"({kind}); set task: classification to treat its values as classes")
+    if values is not None and not integral:
+        example = next(v for v in values if v != round(v))
+        raise files.DataError(
+            f"{where}: the target has non-integer values (e.g. {example:g}), which are not classes. For a "
+            "continuous target set task: regression (with loss: mse, mae or huber); for classes, give integer "
+            "or text labels")
+    why = "task: classification in the spec" if task == "classification" else (
+        f"task auto: classification ({len(classes)} classes{'' if loss in REGRESSION_LOSSES else f', loss {loss}'})")
+    return "classification", why
+
+
+def build_splits(data: dict, seed: int, task: str = "classification", loss: str = "auto") -> Splits:
+    """Shuffle with the run's seed, split, and standardise with statistics of the train split
+    only: the features, and for regression the target (``data.standardize_target``)."""
     X, y, classes = raw_dataset(data, seed)
+    task, reason = choose_task(task, loss, y, classes, _target_name(data))
+    if task == "regression":
+        y = _numeric(classes)[y]
+    elif len(classes) < 2:
+        raise files.DataError(f"{_target_name(data)}: the target has a single class ({classes[0]!r}); "
+                              "classification needs two or more")
     n = len(X)
     order = np.random.default_rng([seed, 1]).permutation(n)
     n_train = round(data["split"]["train"] * n)
@@ -84,5 +158,12 @@ def build_splits(data: dict, seed: int) -> Splits:
         std = X_tr.std(axis=0)
         std[std < 1e-12] = 1.0  # constant features stay put instead of dividing by zero
         X_tr, X_va, X_te = ((part - mean) / std for part in (X_tr, X_va, X_te))
+    if task == "regression":
+        y_mean, y_std = 0.0, 1.0
+        if data.get("standardize_target", True):
+            y_mean, y_std = float(y_tr.mean()), float(y_tr.std())
+            y_std = y_std if y_std > 1e-12 else 1.0
+        y_tr, y_va, y_te = ((part - y_mean) / y_std for part in (y_tr, y_va, y_te))
+        return Splits(X_tr, y_tr, X_va, y_va, X_te, y_te, 0, [], mean, std, task, reason, y_mean, y_std)
     n_classes = max(int(y.max()) + 1, 2)
-    return Splits(X_tr, y_tr, X_va, y_va, X_te, y_te, n_classes, list(classes), mean, std)
+    return Splits(X_tr, y_tr, X_va, y_va, X_te, y_te, n_classes, list(classes), mean, std, task, reason)

@@ -137,5 +137,14 @@ def load_sklearn(name: str):
                         "(or pip install scikit-learn)") from None
     loader = getattr(datasets, f"load_{name}")
     bunch = loader()
+    if name in SKLEARN_REGRESSION:  # a quantity: its values, sorted, are what y indexes
+        y, values = _labels(np.asarray(bunch.target, dtype=np.float64), f"sklearn:{name}")
+        return bunch.data.astype(np.float64), y, values
     classes = [str(c) for c in getattr(bunch, "target_names", np.unique(bunch.target))]
     return bunch.data.astype(np.float64), bunch.target.astype(np.int64), classes
+
+
+# scikit-learn's bundled datasets (no download): classification, and regression (a continuous
+# target; California housing is not bundled, it downloads, so it is not offered).
+SKLEARN_CLASSIFICATION = ("digits", "iris", "breast_cancer", "wine")
+SKLEARN_REGRESSION = ("diabetes",)

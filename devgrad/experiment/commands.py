@@ -94,8 +94,8 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
         raise RunError(f"--out {root} is a file, not a folder: give the folder the run folders go into "
                        "(it is created if it does not exist)")
     dev = resolve_device(spec.device)  # fails here, before any folder exists, if CUDA is missing
-    splits = build_splits(spec.data.to_dict(), spec.seed)  # bad data files fail before the folder too
-    Task.from_spec(spec, splits.n_classes)
+    splits = build_splits(spec.data.to_dict(), spec.seed, spec.task, spec.loss.name)  # bad data fails here too
+    Task.from_spec(spec, splits)
     run_dir = new_run_dir(root, spec.name)
     atomic_write_text(run_dir / "config.yaml", to_yaml(spec.to_dict()))
     started, wall = now(), time.perf_counter()
@@ -160,8 +160,8 @@ def _finish(trainer: Trainer, summary: dict, history: list, console: Console) ->
                                  trainer.dtype)
         summary["test"] = {f"test_{k}": v for k, v in trainer.evaluate(test_loader).items()}
     else:
-        console.say("the test split is empty (data.split.test is 0): no test metrics (test_loss, "
-                    "test_accuracy) for this run")
+        missing = ", ".join(f"test_{m}" for m in ("loss", *trainer.task.metrics))
+        console.say(f"the test split is empty (data.split.test is 0): no test metrics ({missing}) for this run")
     if trainer.val_loader is None:
         console.say("the validation split is empty (data.split.val is 0): no val_ metrics; early stopping and "
                     f"best.npz watch {trainer.monitor}")
@@ -169,15 +169,23 @@ def _finish(trainer: Trainer, summary: dict, history: list, console: Console) ->
 
 
 def _draw(trainer: Trainer, history: list, say) -> list[str]:
-    """The run's plots, from plain data: its history and, for 2-D inputs, the data in its own
-    coordinates with the model's class probabilities."""
-    boundary = None
+    """The run's plots, from plain data: its history; for 2-D classification inputs, the data in
+    its own coordinates with the model's class probabilities; for a regression, predicted
+    against true values on the test split (else validation, else train)."""
+    boundary = predictions = None
     splits = trainer.splits
-    if splits.n_features == 2:
+    if trainer.task.regression:
+        for name, X, y in (("test", splits.X_test, splits.y_test), ("validation", splits.X_val, splits.y_val),
+                           ("train", splits.X_train, splits.y_train)):
+            if len(X):
+                raw = X * splits.std + splits.mean if splits.mean is not None else X
+                predictions = (splits.target_values(y), trainer.predict_values(raw), name)
+                break
+    elif splits.n_features == 2:
         boundary = (*splits.all_points(), trainer.predict_proba)
     return report.draw(trainer.run_dir, trainer.spec.name, history, say, boundary,
                        best_epoch=trainer.best_epoch or None, stopped_at=trainer.stopped_at,
-                       class_names=splits.classes)
+                       class_names=splits.classes, predictions=predictions)
 
 
 def redraw(run_dir, quiet: bool = False) -> list[str]:

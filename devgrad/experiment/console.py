@@ -69,7 +69,7 @@ def bar_postfix(row: dict, best: tuple | None) -> str:
 
 def format_row(row: dict, epochs: int) -> str:
     parts = [f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}"]
-    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+    for key in ("train_loss", "train_accuracy", "train_r2", "val_loss", "val_accuracy", "val_r2"):
         if row.get(key) is not None:
             parts.append(f"{key} {row[key]:.4f}")
     parts.append(f"lr {row['lr']:.3g}")

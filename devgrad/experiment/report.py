@@ -34,11 +34,12 @@ def can_plot() -> bool:
 
 
 def draw(run_dir: Path, name: str, history: list, say, boundary=None, best_epoch: int | None = None,
-         stopped_at: int | None = None, class_names=None) -> list[str]:
+         stopped_at: int | None = None, class_names=None, predictions=None) -> list[str]:
     """Write plots/learning_curves.png (marking ``best_epoch`` and an early stop at ``stopped_at``),
-    and decision_boundary.png when ``boundary`` is given as (points (n, 2), labels (n,),
-    predict_proba: points -> (n, classes)), its classes named by ``class_names``; returns the
-    files written, relative to ``run_dir``."""
+    decision_boundary.png when ``boundary`` is given as (points (n, 2), labels (n,),
+    predict_proba: points -> (n, classes)), its classes named by ``class_names``, and for a
+    regression predictions.png when ``predictions`` is given as (true values, predicted values,
+    the split's name); returns the files written, relative to ``run_dir``."""
     plt = _pyplot()
     if plt is None:
         say(f"plots skipped: matplotlib is not installed; {PLOT_HINT}")
@@ -50,6 +51,8 @@ def draw(run_dir: Path, name: str, history: list, say, boundary=None, best_epoch
         written.append(learning_curves(plt, history, plots / "learning_curves.png", name, best_epoch, stopped_at))
     if boundary is not None:
         written.append(decision_boundary(plt, *boundary, plots / "decision_boundary.png", name, class_names))
+    if predictions is not None:
+        written.append(predicted_vs_true(plt, *predictions, plots / "predictions.png", name))
     return [str(Path(p).relative_to(run_dir)) for p in written]
 
 
@@ -57,7 +60,7 @@ def learning_curves(plt, history: list, path: Path, title: str, best_epoch: int 
                     stopped_at: int | None = None) -> Path:
     epochs = [r["epoch"] for r in history]
     marker = "o" if len(epochs) <= 30 else None  # a single epoch is a point: it needs a marker to show
-    metrics = [m for m in ("loss", "accuracy") if any(r.get(f"train_{m}") is not None for r in history)]
+    metrics = [m for m in ("loss", "accuracy", "r2", "mae") if any(r.get(f"train_{m}") is not None for r in history)]
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for split, style in (("train", "-"), ("val", "--")):
@@ -116,6 +119,28 @@ def decision_boundary(plt, X_all: np.ndarray, y_all: np.ndarray, predict_proba, 
     ax.set_xlabel("x₁")
     ax.set_ylabel("x₂")
     ax.set_title(f"{name}: decision boundary")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def predicted_vs_true(plt, y_true: np.ndarray, y_pred: np.ndarray, split: str, path: Path, name: str) -> Path:
+    """A regression's predictions against the true values (the diagonal is a perfect model)."""
+    y_true, y_pred = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    fig, ax = plt.subplots(figsize=(5.5, 5.2))
+    ax.scatter(y_true, y_pred, s=12, alpha=0.7, edgecolors="w", linewidths=0.3)
+    lo = float(min(y_true.min(), y_pred.min()))
+    hi = float(max(y_true.max(), y_pred.max()))
+    ax.plot([lo, hi], [lo, hi], color="k", linewidth=1, linestyle="--", label="predicted = true")
+    residual = y_pred - y_true
+    total = ((y_true - y_true.mean()) ** 2).sum()
+    r2 = 1 - (residual ** 2).sum() / total if total > 0 else float("nan")
+    ax.set_xlabel("true value")
+    ax.set_ylabel("predicted value")
+    ax.set_title(f"{name}: {split} split (n={len(y_true)}, R² {r2:.3f}, MAE {np.abs(residual).mean():.3g})")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

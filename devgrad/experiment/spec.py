@@ -22,6 +22,7 @@ from devgrad import nn, optim
 from devgrad.backend import parse_device
 from devgrad.backend.cublas import PRECISIONS
 from devgrad.core import Tensor
+from devgrad.data.files import SKLEARN_CLASSIFICATION, SKLEARN_REGRESSION
 from devgrad.data.synthetic import GENERATORS
 from devgrad.experiment.schema import (
     NUM, REQUIRED, Field, Loaded, SpecError, Validator, apply_overrides, did_you_mean, is_kind, like_default,
@@ -33,12 +34,15 @@ __all__ = ["SCHEMA", "Spec", "SpecError", "resolve", "to_yaml", "validate"]
 
 SYNTHETIC = tuple(GENERATORS)
 FILE_SOURCES = ("csv", "npz", "idx")
-SKLEARN = ("digits", "iris", "breast_cancer", "wine")
+SKLEARN = (*SKLEARN_CLASSIFICATION, *SKLEARN_REGRESSION)
 ACTIVATIONS = nn.HIDDEN_ACTIVATIONS
 INITS = tuple(nn.init.INITIALIZERS)
 LOSSES = ("auto", *F.LOSSES)
-MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
-METRICS = ("accuracy",)
+CLASSIFICATION_METRICS = ("accuracy",)
+REGRESSION_METRICS = ("mse", "mae", "r2")
+METRICS = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
+MONITORS = tuple(f"{split}_{m}" for split in ("val", "train") for m in ("loss", *METRICS))
+TASKS = ("auto", "classification", "regression")
 NAME_BLOCKS = ("loss", "optimizer", "schedule")  # written as a bare name or as {name: ..., options}
 
 # What a spec does not take from a constructor: what the runner passes itself, and maximize
@@ -70,7 +74,8 @@ def schedule_options(name: str) -> dict:
 def loss_options() -> dict:
     """The loss block's options, with the defaults of the loss functions that take them."""
     return {"label_smoothing": inspect.signature(F.cross_entropy).parameters["label_smoothing"].default,
-            "pos_weight": inspect.signature(F.binary_cross_entropy_with_logits).parameters["pos_weight"].default}
+            "pos_weight": inspect.signature(F.binary_cross_entropy_with_logits).parameters["pos_weight"].default,
+            "delta": inspect.signature(F.huber_loss).parameters["delta"].default}
 
 
 def _positive(v):
@@ -108,6 +113,9 @@ SCHEMA: dict = {
     "seed": Field((int,), 0, doc="seeds data, initial weights, shuffling and dropout"),
     "device": Field((str,), "auto", doc="auto | cpu | cuda | cuda:N"),
     "dtype": Field((str,), "float32", choices=("float32", "float64")),
+    "task": Field((str,), "auto", choices=TASKS,
+                  doc="classification | regression | auto (regression when the loss is mse, mae or huber and "
+                      "the target is continuous)"),
     "data": {
         "source": Field((str,), REQUIRED, doc="a synthetic generator, csv, npz, idx, or sklearn:<name>"),
         "n_samples": Field((int,), 1000, check=_positive, doc="synthetic: number of points"),
@@ -124,6 +132,9 @@ SCHEMA: dict = {
             "test": Field(NUM, 0.15, check=_split_fraction),
         },
         "standardize": Field((bool,), True, doc="scale features with train-set mean/std"),
+        "standardize_target": Field((bool,), True,
+                                    doc="regression: train on (y - mean) / std of the train split (predictions and "
+                                        "metrics are in the target's units)"),
     },
     "model": {
         "hidden": Field((list,), [16], check=_int_list, doc="hidden layer sizes, [] = logistic regression"),
@@ -132,8 +143,8 @@ SCHEMA: dict = {
         "dropout": Field(NUM, 0.0, check=_fraction),
         "bias": Field((bool,), True),
     },
-    "loss": Field((str, dict), "auto", doc="auto | bce | logistic | cross_entropy | mse | hinge, or {name: ..., "
-                                            "label_smoothing: ..., pos_weight: ...}"),
+    "loss": Field((str, dict), "auto", doc="auto | bce | logistic | cross_entropy | hinge | mse | mae | huber, or "
+                                            "{name: ..., label_smoothing: ..., pos_weight: ..., delta: ...}"),
     "optimizer": Field((str, dict), {"name": "adam"}, doc="{name: sgd|adam|adamw|rmsprop|adagrad, lr: ..., ...}"),
     "schedule": Field((str, dict, type(None)), {"name": "none"}, nullable=True,
                       doc="{name: none|step|exponential|cosine|linear, warmup_epochs: 0, ...}"),
@@ -165,7 +176,8 @@ SCHEMA: dict = {
             "save_best": Field((bool,), True, doc="keep checkpoints/best.npz of the best monitored epoch"),
         },
     },
-    "metrics": Field((list,), ["accuracy"], doc="metrics besides the loss: accuracy"),
+    "metrics": Field((list, str), "auto", doc="metrics besides the loss: accuracy (classification); mse, mae, r2 "
+                                              "(regression); auto: those of the task"),
 }
 
 
@@ -255,6 +267,8 @@ def _loss(v: Validator, raw, path: tuple) -> dict:
         v.add((*path, "label_smoothing"), f"must be in [0, 1), got {out['label_smoothing']!r}")
     if out["pos_weight"] is not None and (not is_kind(out["pos_weight"], NUM) or out["pos_weight"] <= 0):
         v.add((*path, "pos_weight"), f"must be a positive number, got {out['pos_weight']!r}")
+    if not is_kind(out["delta"], NUM) or out["delta"] <= 0:
+        v.add((*path, "delta"), f"must be a positive number (huber's threshold), got {out['delta']!r}")
     return out
 
 
@@ -281,7 +295,7 @@ def validate(loaded: Loaded, source: str = "spec", check_files: bool = True) -> 
     _check_name(v, spec["name"])
     _check_device(v, spec["device"])
     _check_data(v, spec["data"], loaded.path, check_files)
-    _check_metrics(v, spec["metrics"])
+    _check_metrics(v, spec["metrics"], spec["task"], spec["loss"]["name"])
     _check_cuda_graph(v, spec)
     _check_by_building(v, spec)
     if v.problems:
@@ -368,11 +382,23 @@ def _check_data(v: Validator, data: dict, spec_path: Path | None, check_files: b
         v.add(("data", "split", "train"), "must be > 0")
 
 
-def _check_metrics(v: Validator, metrics: list) -> None:
+def _check_metrics(v: Validator, metrics, task: str, loss: str) -> None:
+    if task == "regression" and loss not in ("auto", *F.REGRESSION_LOSSES):
+        v.add(("loss",), f"{loss} is a classification loss, but task is regression; use "
+                         f"{', '.join(F.REGRESSION_LOSSES)}")
+    if isinstance(metrics, str):
+        if metrics != "auto":
+            v.add(("metrics",), f"must be a list of metrics or auto, got {metrics!r}")
+        return
     for i, m in enumerate(metrics):
         if m not in METRICS:
             v.add(("metrics", i), f"unknown metric {m!r}; choose from {', '.join(METRICS)} (loss is always "
                                   "recorded)")
+        elif task == "classification" and m in REGRESSION_METRICS:
+            v.add(("metrics", i), f"{m} is a regression metric, but task is classification; use accuracy")
+        elif task == "regression" and m in CLASSIFICATION_METRICS:
+            v.add(("metrics", i), f"{m} is a classification metric, but task is regression; use "
+                                  f"{', '.join(REGRESSION_METRICS)}")
 
 
 # -- the resolved spec, typed ----------------------------------------------------------------
@@ -403,6 +429,7 @@ class DataSpec(_Section):
     labels: str | None
     split: Split
     standardize: bool
+    standardize_target: bool = True
 
 
 @dataclass(frozen=True)
@@ -419,6 +446,7 @@ class LossSpec(_Section):
     name: str
     label_smoothing: float
     pos_weight: float | None
+    delta: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -477,7 +505,8 @@ class Spec(_Section):
     optimizer: Choice
     schedule: Choice
     train: TrainSpec
-    metrics: list
+    metrics: list | str
+    task: str = "auto"
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -493,7 +522,8 @@ class Spec(_Section):
         return cls(name=d["name"], description=d["description"], seed=d["seed"], device=d["device"],
                    dtype=d["dtype"], data=DataSpec(**data), model=ModelSpec(**d["model"]), loss=LossSpec(**d["loss"]),
                    optimizer=Choice(optimizer.pop("name"), optimizer), schedule=Choice(schedule.pop("name"), schedule),
-                   train=TrainSpec(**train), metrics=list(d["metrics"]))
+                   train=TrainSpec(**train),
+                   metrics=d["metrics"] if isinstance(d["metrics"], str) else list(d["metrics"]), task=d["task"])
 
 
 def resolve(spec_or_path, overrides=(), check_files: bool = True) -> Spec:

@@ -10,31 +10,65 @@ from devgrad.core import Tensor
 from devgrad.experiment.errors import RunError
 from devgrad.nn import functional as F
 
+CLASSIFICATION_METRICS = ("accuracy",)
+REGRESSION_METRICS = ("mse", "mae", "r2")
+
 
 @dataclass
 class Task:
-    """The loss by name, the number of classes and the model's output width that go with it."""
+    """Classification or regression: the loss by name, the number of classes, the model's
+    output width and the metrics that go with them."""
 
     loss: str
     n_classes: int
     out_features: int
     label_smoothing: float = 0.0
     pos_weight: float | None = None
+    kind: str = "classification"
+    metrics: tuple = ("accuracy",)
+    delta: float = 1.0
+
+    @property
+    def regression(self) -> bool:
+        return self.kind == "regression"
 
     @classmethod
-    def from_spec(cls, spec, n_classes: int) -> Task:
+    def from_spec(cls, spec, splits) -> Task:
+        """The task of ``spec`` on data ``splits`` (a ``Splits``; a class count for classification)."""
+        kind = getattr(splits, "task", "classification")
+        n_classes = splits.n_classes if hasattr(splits, "n_classes") else int(splits)
         name = spec.loss.name
+        metrics = spec.metrics
+        if kind == "regression":
+            if name == "auto":
+                name = "mse"
+            if name not in F.REGRESSION_LOSSES:
+                raise RunError(f"loss '{name}' is a classification loss, but the task is regression "
+                               f"({getattr(splits, 'task_reason', '')}); use loss: mse, mae or huber")
+            metrics = REGRESSION_METRICS if metrics == "auto" else tuple(metrics)
+            wrong = [m for m in metrics if m not in REGRESSION_METRICS]
+            if wrong:
+                raise RunError(f"metrics {wrong} are for classification, but the task is regression "
+                               f"({getattr(splits, 'task_reason', '')}); use {', '.join(REGRESSION_METRICS)}")
+            return cls(name, 0, 1, kind="regression", metrics=metrics, delta=spec.loss.delta)
         if name == "auto":
             name = "bce" if n_classes == 2 else "cross_entropy"
         if name in F.BINARY_LOSSES and n_classes != 2:
             raise RunError(f"loss '{name}' is for two classes but the data has {n_classes}; "
                            "use loss: cross_entropy (or mse)")
+        metrics = CLASSIFICATION_METRICS if metrics == "auto" else tuple(metrics)
+        wrong = [m for m in metrics if m not in CLASSIFICATION_METRICS]
+        if wrong:
+            raise RunError(f"metrics {wrong} are for regression, but the task is classification "
+                           f"({getattr(splits, 'task_reason', '')}); use accuracy, or set task: regression")
         out = 1 if n_classes == 2 and name != "cross_entropy" else n_classes
-        return cls(name, n_classes, out, spec.loss.label_smoothing, spec.loss.pos_weight)
+        return cls(name, n_classes, out, spec.loss.label_smoothing, spec.loss.pos_weight, metrics=metrics)
 
     def targets(self, y: Tensor, dtype) -> Tensor:
         """Labels (int) in the form this loss wants, on the labels' device."""
         xp = y.device.xp
+        if self.regression:
+            return Tensor._make(y.data.astype(dtype, copy=False), y.device)
         if self.loss == "cross_entropy":
             return y
         if self.loss in ("logistic", "hinge"):
@@ -52,6 +86,8 @@ class Task:
             out = out.reshape(-1)
         if self.loss == "bce":
             options["pos_weight"] = self.pos_weight
+        elif self.loss == "huber":
+            options["delta"] = self.delta
         return F.LOSSES[self.loss](out, target, **options)
 
     def predict(self, out_data, xp):

@@ -21,6 +21,7 @@ from devgrad.data import DataLoader, build_splits
 from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment.build import build_model, build_optimizer, build_scheduler
 from devgrad.experiment.console import Console, format_row, run_logger
+from devgrad.experiment.errors import RunError
 from devgrad.experiment.spec import Spec
 from devgrad.experiment.task import Task
 
@@ -34,9 +35,11 @@ class Trainer:
         self.quiet = quiet
         self.device = device
         self.dtype = np.dtype(spec.dtype)
-        self.splits = splits if splits is not None else build_splits(spec.data.to_dict(), spec.seed)
-        self.task = Task.from_spec(spec, self.splits.n_classes)
+        self.splits = splits if splits is not None else build_splits(spec.data.to_dict(), spec.seed, spec.task,
+                                                                     spec.loss.name)
+        self.task = Task.from_spec(spec, self.splits)
         self.log = run_logger(run_dir)
+        self.log.info("task: %s (%s)", self.task.kind, self.splits.task_reason)
         self.model = build_model(spec, self.splits.n_features, self.task, device)
         self._named_parameters = list(self.model.named_parameters())  # fixed for the run: walked once
         self.checkpoints: ckpt.Checkpointer | None = None  # made by fit()
@@ -58,8 +61,12 @@ class Trainer:
         monitor = es.monitor
         if self.val_loader is None and monitor.startswith("val_"):
             monitor = "train_" + monitor[len("val_"):]  # no validation split: watch the train metric
+        measured = {"loss", *self.task.metrics}
+        if monitor.split("_", 1)[1] not in measured:
+            raise RunError(f"train.early_stopping.monitor is {es.monitor}, which this {self.task.kind} run does not "
+                           f"measure; choose from {', '.join(f'val_{m}' for m in sorted(measured))} (or train_...)")
         self.monitor = monitor
-        self.mode = es.mode if es.mode != "auto" else ("max" if "accuracy" in monitor else "min")
+        self.mode = es.mode if es.mode != "auto" else ("max" if monitor.endswith(("accuracy", "r2")) else "min")
         self.best_value: float | None = None
         self.best_epoch = 0
         self.wait = 0
@@ -70,6 +77,9 @@ class Trainer:
         with device.activate():
             self._loss_sum = device.xp.zeros((), dtype=np.float64)
             self._correct = device.xp.zeros((), dtype=np.int64)
+            self._sse = device.xp.zeros((), dtype=np.float64)  # regression: squared and absolute errors
+            self._sae = device.xp.zeros((), dtype=np.float64)
+        self._train_sst = _total_sum_of_squares(self.splits.y_train) if self.task.regression else None
         self.step = CapturedStep(self._step, device, optimizer=self.optimizer if graphed else None,
                                  enabled=graphed)
 
@@ -86,7 +96,12 @@ class Trainer:
             optim.clip_grad_norm_(self.model.parameters(), clip)
         self.optimizer.step()
         self._loss_sum += loss.data * len(xb.data)
-        self._correct += (self.task.predict(out.data, self.device.xp) == yb.data).sum()
+        if self.task.regression:
+            error = out.data.reshape(-1) - yb.data
+            self._sse += (error * error).sum()
+            self._sae += self.device.xp.abs(error).sum()
+        else:
+            self._correct += (self.task.predict(out.data, self.device.xp) == yb.data).sum()
 
     def _train_epoch(self, epoch: int) -> dict:
         self.model.train()
@@ -94,8 +109,8 @@ class Trainer:
         for i, m in enumerate(self.model.modules()):
             if isinstance(m, nn.Dropout):
                 m.reseed(int(np.random.default_rng([self.spec.seed, 3, epoch, i]).integers(2**62)))
-        self._loss_sum.fill(0)
-        self._correct.fill(0)
+        for total in (self._loss_sum, self._correct, self._sse, self._sae):
+            total.fill(0)
         for xb, yb in self.train_loader:
             self.step(xb, yb)
         lr = self.optimizer.param_groups[0]["lr"]
@@ -103,9 +118,19 @@ class Trainer:
             self.scheduler.step()
         n = self.train_loader.n
         row = {"epoch": epoch, "lr": float(lr), "train_loss": float(self._loss_sum) / n}
-        if "accuracy" in self.spec.metrics:
-            row["train_accuracy"] = int(self._correct) / n
+        row.update({f"train_{k}": v for k, v in self._metrics(n, self._correct, self._sse, self._sae,
+                                                             self._train_sst).items()})
         return row
+
+    def _metrics(self, n: int, correct, sse, sae, sst) -> dict:
+        """The task's metrics from one split's device sums: accuracy; or mse and mae in the
+        target's units (undoing its standardisation) and r2."""
+        if not self.task.regression:
+            return {"accuracy": int(correct) / n} if "accuracy" in self.task.metrics else {}
+        sse, sae, scale = float(sse), float(sae), self.splits.y_std
+        values = {"mse": sse / n * scale * scale, "mae": sae / n * scale,
+                  "r2": 1.0 - sse / sst if sst > 0 else float("nan")}
+        return {k: values[k] for k in self.task.metrics}
 
     @no_grad()
     def evaluate(self, loader) -> dict:
@@ -118,14 +143,19 @@ class Trainer:
         self.model.eval()
         loss_sum = xp.zeros((), dtype=np.float64)
         correct = xp.zeros((), dtype=np.int64)
+        sse = xp.zeros((), dtype=np.float64)
+        sae = xp.zeros((), dtype=np.float64)
         for xb, yb in loader:
             out = self.model(xb)
             loss_sum += self.task.loss_value(out, self.task.targets(yb, self.dtype)).data * len(xb.data)
-            correct += (self.task.predict(out.data, xp) == yb.data).sum()
-        result = {"loss": float(loss_sum) / loader.n}
-        if "accuracy" in self.spec.metrics:
-            result["accuracy"] = int(correct) / loader.n
-        return result
+            if self.task.regression:
+                error = out.data.reshape(-1) - yb.data
+                sse += (error * error).sum()
+                sae += xp.abs(error).sum()
+            else:
+                correct += (self.task.predict(out.data, xp) == yb.data).sum()
+        sst = _total_sum_of_squares(self.device.to_host(loader.y.data)) if self.task.regression else None
+        return {"loss": float(loss_sum) / loader.n, **self._metrics(loader.n, correct, sse, sae, sst)}
 
     def _improved(self, value: float) -> bool:
         if self.best_value is None:
@@ -246,6 +276,14 @@ class Trainer:
                 console.say(f"restored the weights of the best epoch ({self.best_epoch})")
         return "completed"
 
+    def predict_values(self, X_raw: np.ndarray) -> np.ndarray:
+        """Regression predictions for raw (unstandardised) inputs, in the target's units, on the host."""
+        X = self.splits.standardize_input(X_raw).astype(self.dtype)
+        with no_grad(), self.device.activate():
+            self.model.eval()
+            out = self.model(Tensor._make(self.device.put(X), self.device))
+        return self.splits.target_values(self.device.to_host(out.data).reshape(-1))
+
     def predict_proba(self, X_raw: np.ndarray) -> np.ndarray:
         """Class-1 probability for raw (unstandardised) inputs, on the host."""
         X = self.splits.standardize_input(X_raw).astype(self.dtype)
@@ -263,12 +301,19 @@ def summary_of(trainer: Trainer, history: list, status: str, wall: float) -> dic
                "final": history[-1] if history else None, "best": best, "monitor": trainer.monitor,
                "best_epoch": trainer.best_epoch or None, "wall_seconds": round(wall, 3),
                "train_samples_per_second": round(samples / wall, 1) if wall > 0 else None,
-               "device": trainer.device.name, "n_parameters": trainer.model.num_parameters()}
+               "device": trainer.device.name, "n_parameters": trainer.model.num_parameters(),
+               "task": trainer.task.kind, "task_reason": trainer.splits.task_reason}
     step = trainer.step  # what train.cuda_graph did: graphs captured, steps replayed, or why not
     summary["cuda_graph"] = {"setting": trainer.spec.train.cuda_graph, "active": step.graphs > 0,
                              "graphs": step.graphs, "replays": step.replays,
                              "why_not": trainer.graph_reason or step.failure}
     return summary
+
+
+def _total_sum_of_squares(y: np.ndarray) -> float:
+    """Σ (y − mean)² of one split's targets: r2's denominator."""
+    y = np.asarray(y, dtype=np.float64)
+    return float(((y - y.mean()) ** 2).sum()) if len(y) else 0.0
 
 
 def _graph_choice(spec: Spec, device) -> str | None:

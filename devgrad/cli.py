@@ -85,6 +85,28 @@ def _validate(args) -> int:
     return 0
 
 
+def _sweep(args) -> int:
+    from devgrad.experiment import sweeps  # noqa: PLC0415 - only this command needs it
+
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.gpus_per_run is not None and args.gpus_per_run < 1:
+        raise UserError(f"--gpus-per-run must be >= 1, got {args.gpus_per_run}")
+    common = {"jobs": args.jobs, "executor": args.executor, "address": args.address, "quiet": args.quiet,
+              "fail_fast": args.fail_fast, "gpus_per_run": args.gpus_per_run}
+    if args.resume:
+        if args.spec or args.grid or args.seeds is not None or args.out:
+            raise UserError("--resume continues a sweep folder as it was defined: give no SPEC, --grid, --seeds "
+                            "or --out with it")
+        result = sweeps.resume_sweep(args.resume, **common)
+    else:
+        if not args.spec:
+            raise UserError("devgrad sweep needs a SPEC (or --resume SWEEP_DIR); see devgrad sweep --help")
+        grid = dict(sweeps.parse_grid_option(g) for g in args.grid)
+        result = sweeps.sweep(args.spec, grid=grid, seeds=args.seeds, out=args.out, **common)
+    return 0 if result.status == "completed" else 1
+
+
 def _plot(args) -> int:
     commands.redraw(args.run_dir)
     return 0
@@ -105,6 +127,14 @@ def _bench(args) -> int:
     unknown = [c for c in configs if c not in bench.CONFIGS]
     if unknown:
         raise UserError(f"unknown --configs {', '.join(unknown)}; choose from {', '.join(bench.CONFIGS)}")
+    if args.sweep:
+        from devgrad.bench.sweep_bench import format_sweep, sweep_bench  # noqa: PLC0415
+
+        rows = sweep_bench()
+        print(format_sweep(rows))
+        if args.json:
+            bench.write_json({"sweep": rows}, args.json)
+        return 0
     if args.e2e:
         row = bench.e2e(args.e2e, args.device, None if args.no_torch else bench.import_torch())
         print(bench.format_e2e(row))
@@ -165,6 +195,32 @@ def build_parser() -> argparse.ArgumentParser:
                           help="override a spec key as 'run' would (repeatable)")
     validate.set_defaults(func=_validate)
 
+    sweep = sub.add_parser(
+        "sweep", help="run a grid of runs of one spec in parallel (a local process pool, or Dask)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Every point of a grid (times --seeds repeats) of SPEC, each a normal run folder under "
+                    "sweeps/<name>/<date-time>-<id>/runs/. Every point is validated before anything starts.",
+        epilog="examples:\n"
+               "  devgrad sweep experiments/spirals.yaml --grid optimizer.lr=0.1,0.01,0.001 --seeds 3\n"
+               "  devgrad sweep spec.yaml --grid 'model.hidden=[16],[64,64]' --jobs 2\n"
+               "  devgrad sweep spec.yaml --executor dask --address tcp://scheduler:8786 --gpus-per-run 1\n"
+               "  devgrad sweep --resume sweeps/spirals/20261127-101500-a1b2c3\n"
+               "A spec may hold the grid itself: sweep: {grid: {optimizer.lr: [0.1, 0.01]}, seeds: 3}")
+    sweep.add_argument("spec", nargs="?", help="path to the YAML spec (not with --resume)")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                       help="a grid axis, values parsed as YAML and split at top-level commas (repeatable)")
+    sweep.add_argument("--seeds", type=int, help="repeats of every grid point, seeds base, base+1, ... (default 1)")
+    sweep.add_argument("--jobs", type=int, help="runs at once (default: the number of cores)")
+    sweep.add_argument("--executor", choices=("local", "dask"), default="local",
+                       help="local: a process pool (default); dask: Dask distributed (pip install 'devgrad[dask]')")
+    sweep.add_argument("--address", help="a running Dask scheduler, e.g. tcp://HOST:8786 (default: a LocalCluster)")
+    sweep.add_argument("--gpus-per-run", type=int, help="Dask worker resource GPU needed by each run")
+    sweep.add_argument("--out", help="root folder for sweep folders (default: ./sweeps)")
+    sweep.add_argument("--fail-fast", action="store_true", help="stop the sweep at the first run that fails")
+    sweep.add_argument("--resume", metavar="SWEEP_DIR", help="run what a sweep folder has not finished")
+    sweep.add_argument("--quiet", "-q", action="store_true", help="print only the summary table")
+    sweep.set_defaults(func=_sweep)
+
     plot = sub.add_parser("plot", help="(re)draw the plots of a run folder")
     plot.add_argument("run_dir", help="a run folder; its plots/ are drawn again from its best (else last) checkpoint")
     plot.set_defaults(func=_plot)
@@ -182,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--e2e", choices=("small", "full"),
                        help="time a whole gpu_large-like run instead, devgrad vs plain PyTorch (full: the GPU "
                             "workload of experiments/gpu_large.yaml; small: a CPU-sized one)")
+    bench.add_argument("--sweep", action="store_true",
+                       help="time 8 small runs as a sweep with 1 vs 2 workers (local pool and Dask): the speed-up, "
+                            "and each run's time beside another against alone")
     bench.add_argument("--overhead", action="store_true",
                        help="only measure per-op overhead: (a*b+c).sum().backward() on 2x2 tensors vs NumPy")
     bench.set_defaults(func=_bench)

@@ -3,12 +3,14 @@
 Modules, in the order they build on each other: ``schema`` (generic YAML schema engine),
 ``spec`` (devgrad's spec), ``task`` (labels, outputs, loss), ``build`` (model, optimizer,
 schedule), ``checkpoint``, ``console``, ``rundir``, ``trainer``, ``report`` (plots),
-``commands`` (run, resume, redraw).
+``commands`` (run, resume, redraw), ``sweeps`` (grids of runs on a process pool or Dask).
 """
 
 from devgrad.experiment.commands import redraw, resume, run
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.rundir import RunResult
 from devgrad.experiment.spec import SpecError, resolve
+from devgrad.experiment.sweeps import SweepResult, resume_sweep, sweep
 
-__all__ = ["RunError", "RunResult", "SpecError", "redraw", "resolve", "resume", "run"]
+__all__ = ["RunError", "RunResult", "SpecError", "SweepResult", "redraw", "resolve", "resume", "resume_sweep", "run",
+           "sweep"]

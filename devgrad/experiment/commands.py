@@ -81,11 +81,14 @@ def execute(trainer: Trainer, start_epoch: int, meta_base: dict | None, spec: Sp
         close_logger(trainer.log)
 
 
-def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: bool = False) -> RunResult:
+def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: bool = False,
+        run_dir=None) -> RunResult:
     """Validate a spec, create a fresh run folder and train; returns a RunResult.
 
     ``spec_or_path``: a YAML file path or a spec dict; ``overrides``: ``key.path=value``
-    strings; ``out``: the runs root (default ./runs); ``device`` overrides the spec's.
+    strings; ``out``: the runs root (default ./runs); ``device`` overrides the spec's;
+    ``run_dir``: this exact folder instead of a fresh one under ``out`` (created; it must not
+    hold files yet: a sweep names its runs' folders).
     """
     overrides = [*overrides, ("--device", f"device={device}")] if device is not None else list(overrides)
     spec = resolve(spec_or_path, overrides)
@@ -96,7 +99,7 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
     dev = resolve_device(spec.device)  # fails here, before any folder exists, if CUDA is missing
     splits = build_splits(spec.data.to_dict(), spec.seed, spec.task, spec.loss.name)  # bad data fails here too
     Task.from_spec(spec, splits)
-    run_dir = new_run_dir(root, spec.name)
+    run_dir = new_run_dir(root, spec.name) if run_dir is None else _named_run_dir(Path(run_dir))
     atomic_write_text(run_dir / "config.yaml", to_yaml(spec.to_dict()))
     started, wall = now(), time.perf_counter()
     ckpt.write_json(run_dir / "meta.json", run_meta(spec, dev, run_dir, "running", started))
@@ -118,6 +121,15 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
         print(f"run folder: {run_dir}  device: {dev.description()}  parameters: "
               f"{trainer.model.num_parameters()}", flush=True)
     return execute(trainer, 1, None, spec, wall, started)
+
+
+def _named_run_dir(run_dir: Path) -> Path:
+    """A run folder at a given path: created, or an existing empty folder (never one with files)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if any(run_dir.iterdir()):
+        raise RunError(f"{run_dir} already holds files; a run never writes into another run's folder "
+                       "(resume it with devgrad resume, or choose another folder)")
+    return run_dir
 
 
 def resume(run_dir, device: str | None = None, quiet: bool = False) -> RunResult:

@@ -74,4 +74,8 @@ def still_running(meta: dict) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a killed process whose parent died stays a zombie until it is reaped: not running
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")

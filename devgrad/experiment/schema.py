@@ -274,20 +274,20 @@ def apply_overrides(loaded: Loaded, overrides, top_keys, name_blocks=()) -> Load
     for item in overrides or ():
         origin, item = item if isinstance(item, tuple) else ("--set", item)
         if "=" not in item:
-            problems.append(f"--set {item!r}: expected key.path=value, e.g. --set optimizer.lr=0.1")
+            problems.append(f"{origin} {item!r}: expected key.path=value, e.g. {origin} optimizer.lr=0.1")
             continue
         key, text = item.split("=", 1)
         parts = [p for p in key.strip().split(".") if p]
         if not parts:
-            problems.append(f"--set {item!r}: empty key")
+            problems.append(f"{origin} {item!r}: empty key")
             continue
         try:
             value = parse_value(text)
         except yaml.YAMLError as exc:
-            problems.append(f"--set {item!r}: the value is not valid YAML ({exc})")
+            problems.append(f"{origin} {item!r}: the value is not valid YAML ({exc})")
             continue
         if parts[0] not in top_keys:
-            problems.append(f"--set {key}: unknown key '{parts[0]}'{did_you_mean(parts[0], top_keys)}")
+            problems.append(f"{origin} {key}: unknown key '{parts[0]}'{did_you_mean(parts[0], top_keys)}")
             continue
         node = data
         for part in parts[:-1]:

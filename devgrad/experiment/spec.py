@@ -278,7 +278,10 @@ def validate(loaded: Loaded, source: str = "spec", check_files: bool = True) -> 
     raw = _early_stopping_shorthand(loaded.data)
     top = {k: s for k, s in SCHEMA.items() if k not in ("loss", "optimizer", "schedule")}
     for key in raw:
-        if key not in SCHEMA:
+        if key == "sweep":
+            v.add(("sweep",), "this spec describes a sweep (a grid of runs): run it with 'devgrad sweep SPEC' "
+                              "(devgrad run trains one spec; remove the sweep: block to run the base spec alone)")
+        elif key not in SCHEMA:
             v.unknown((), key, SCHEMA)
     if "device" not in raw and os.environ.get("DEVGRAD_DEVICE"):
         # No device in the spec: the default device of the library ($DEVGRAD_DEVICE), as dg.device() does.
@@ -530,7 +533,10 @@ def resolve(spec_or_path, overrides=(), check_files: bool = True) -> Spec:
     """A spec file path or a dict (a Spec too) -> the validated, resolved, typed Spec."""
     if isinstance(spec_or_path, Spec):
         spec_or_path = spec_or_path.to_dict()
-    if isinstance(spec_or_path, dict):
+    if isinstance(spec_or_path, Loaded):  # already read (a sweep's base spec, its lines kept for messages)
+        loaded = spec_or_path
+        source = str(loaded.path) if loaded.path is not None else "spec"
+    elif isinstance(spec_or_path, dict):
         loaded = Loaded(copy.deepcopy(spec_or_path))
         source = "spec"
     else:

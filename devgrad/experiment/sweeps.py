@@ -1,0 +1,635 @@
+"""Sweeps: a grid of runs of one spec, in parallel on a local process pool or a Dask cluster.
+
+A sweep is the cartesian product of a grid (``{optimizer.lr: [0.1, 0.01], model.hidden: [[16],
+[64, 64]]}``) times ``seeds`` repeats of every point. Every point is validated before anything
+starts. The unit shipped to a worker is ``run_point``: ``devgrad.experiment.run`` on a plain spec
+dict (importable on any worker), returning a small picklable dict. Scheduling is never devgrad's
+own: the local executor is ``concurrent.futures.ProcessPoolExecutor``, the cluster executor is
+Dask distributed (``devgrad[dask]``), GPU-aware through Dask worker resources.
+
+The sweep folder ``sweeps/<name>/<date-time>-<id>/`` holds ``sweep.yaml`` (the resolved grid
+and every point), ``results.jsonl`` (one line per finished run, appended as it finishes),
+``results.csv`` (sorted by the monitored metric), ``runs/<index>-<overrides>/`` and ``plots/``.
+``resume_sweep`` runs only the points without a line in results.jsonl, resuming interrupted
+runs from their checkpoints and recording runs that completed after the sweep died.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import copy
+import csv
+import io
+import itertools
+import json
+import math
+import multiprocessing
+import os
+import re
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from devgrad.experiment import checkpoint as ckpt
+from devgrad.experiment.errors import RunError
+from devgrad.experiment.rundir import new_run_dir, now
+from devgrad.experiment.schema import Loaded, did_you_mean, load_yaml, parse_value
+from devgrad.experiment.spec import SpecError, resolve, to_yaml
+from devgrad.io import atomic_write_text
+
+__all__ = ["EXECUTORS", "SweepResult", "parse_grid_option", "resume_sweep", "run_point", "sweep"]
+
+EXECUTORS = ("local", "dask")
+DASK_HINT = "pip install 'devgrad[dask]' (Dask distributed)"
+
+
+@dataclass
+class SweepResult:
+    """What a sweep produced: its folder and one dict per finished run (as in results.jsonl)."""
+
+    sweep_dir: Path
+    results: list = field(default_factory=list)
+    status: str = "completed"  # completed | stopped (fail-fast) | failed (every run failed)
+
+    @property
+    def best(self) -> dict | None:
+        """The completed run with the best monitored value."""
+        ranked = _ranked(self.results, *_monitor_of(self.sweep_dir))
+        return ranked[0] if ranked and ranked[0]["status"] == "completed" else None
+
+
+# -- the grid ----------------------------------------------------------------------------------
+
+def parse_grid_option(text: str) -> tuple[str, list]:
+    """``key.path=v1,v2,...`` (as ``--grid`` takes it) -> (key, [values]); values are YAML, split at
+    commas outside brackets and quotes: ``model.hidden=[16],[64,64]`` is two values."""
+    if "=" not in text:
+        raise SpecError([f"--grid {text!r}: expected key.path=value1,value2,... e.g. --grid optimizer.lr=0.1,0.01"])
+    key, values = text.split("=", 1)
+    parts, depth, quote, start = [], 0, None, 0
+    for i, ch in enumerate(values):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(values[start:i])
+            start = i + 1
+    parts.append(values[start:])
+    out = []
+    for part in parts:
+        try:
+            out.append(parse_value(part.strip()))
+        except yaml.YAMLError as exc:
+            raise SpecError([f"--grid {key}: {part.strip()!r} is not valid YAML ({exc})"]) from None
+    if not key.strip() or not parts or any(p.strip() == "" for p in parts):
+        raise SpecError([f"--grid {text!r}: every value must be non-empty, e.g. --grid optimizer.lr=0.1,0.01"])
+    return key.strip(), out
+
+
+def _short(overrides: dict) -> str:
+    """A folder-name-safe summary of a point's overrides: lr=0.01_hidden=64-64."""
+    parts = []
+    for key, value in overrides.items():
+        text = json.dumps(value, separators=(",", ":")).strip('"')
+        text = re.sub(r"[\[\]{}\"' ]", "", text).replace(",", "-")
+        parts.append(f"{key.split('.')[-1]}={text}")
+    name = re.sub(r"[^A-Za-z0-9=._+-]", "_", "_".join(parts)) or "base"
+    return name[:80]
+
+
+def _points(grid: dict, seeds: int, base_seed: int) -> list[dict]:
+    """Every (grid point, seed): index, overrides {key: value} and seed."""
+    keys = list(grid)
+    points = []
+    for combo in itertools.product(*(grid[k] for k in keys)) if keys else [()]:
+        overrides = dict(zip(keys, combo))
+        for repeat in range(seeds):
+            seed = base_seed + repeat
+            points.append({"index": len(points), "overrides": overrides, "seed": seed, "repeat": repeat,
+                           "name": f"{len(points):03d}-{_short(overrides)}" + (f"-seed{seed}" if seeds > 1 else "")})
+    return points
+
+
+def _override_strings(point: dict) -> list:
+    """The point as ``(origin, "key=value")`` overrides (values written as JSON, which is YAML)."""
+    out = [("--grid", f"{k}={json.dumps(v)}") for k, v in point["overrides"].items()]
+    return [*out, ("--seeds", f"seed={point['seed']}")]
+
+
+def _resolve_points(base: Loaded, points: list, threads_given: bool) -> list[dict]:
+    """Validate every point (all problems at once, SpecError); each point gets its resolved
+    spec as a plain dict. BLAS runs single-threaded in each worker unless the spec says."""
+    problems, failed = [], set()
+    for point in points:
+        label = ", ".join(f"{k}={json.dumps(v)}" for k, v in point["overrides"].items()) or "the base spec"
+        if label in failed:  # another seed of a point already reported
+            continue
+        try:
+            spec = resolve(base, _override_strings(point), check_files=True)
+        except SpecError as exc:
+            failed.add(label)
+            problems += [f"grid point {label}: {p}" for p in exc.problems]
+            continue
+        spec_dict = spec.to_dict()
+        if not threads_given:
+            spec_dict["train"]["threads"] = 1  # several runs share the cores: one BLAS thread each
+        point["spec"] = spec_dict
+    if problems:
+        raise SpecError(problems, "sweep")
+    return points
+
+
+def _load_base(spec_or_path) -> tuple[Loaded, dict, Path | None]:
+    """The base spec (its ``sweep:`` block taken out) and that block."""
+    if isinstance(spec_or_path, dict):
+        data = copy.deepcopy(spec_or_path)
+        loaded = Loaded(data)
+        path = None
+    else:
+        path = Path(spec_or_path)
+        loaded = load_yaml(path)
+        data = loaded.data
+    block = data.pop("sweep", None) or {}
+    if not isinstance(block, dict):
+        raise SpecError([f"sweep: must be a block like {{grid: {{optimizer.lr: [0.1, 0.01]}}, seeds: 3}}, "
+                         f"got {block!r}"], str(path or "spec"))
+    unknown = set(block) - {"grid", "seeds"}
+    if unknown:
+        raise SpecError([f"sweep.{k}: unknown key; a sweep block takes grid and seeds" for k in sorted(unknown)],
+                        str(path or "spec"))
+    return loaded, block, path
+
+
+# -- one run on a worker ---------------------------------------------------------------------------
+
+def run_point(point: dict) -> dict:
+    """Train one grid point in ``point["run_dir"]`` (or resume it there) and return its result
+    line. Runs on a worker: a local pool process or a Dask worker. Never raises: a failure is
+    recorded (status, error; the traceback in the run folder's error.txt)."""
+    from devgrad.experiment.commands import resume, run  # noqa: PLC0415 - light import on the scheduler
+
+    started = time.perf_counter()
+    run_dir = Path(point["run_dir"])
+    line = {"index": point["index"], "overrides": point["overrides"], "seed": point["seed"], "status": "failed",
+            "final": None, "best": None, "test": None, "run_dir": str(run_dir),
+            "worker": f"{socket.gethostname()}:{os.getpid()}", "wall_seconds": None, "error": None}
+    try:
+        meta = ckpt.read_json(run_dir / "meta.json") if (run_dir / "meta.json").exists() else None
+        if meta is not None and meta.get("status") in ("completed", "failed") and (run_dir / "summary.json").exists():
+            summary = ckpt.read_json(run_dir / "summary.json")  # ended after its sweep died: record it
+        elif meta is not None:
+            summary = resume(run_dir, quiet=True).summary
+        else:
+            _clear_unstarted(run_dir)
+            summary = run(point["spec"], quiet=True, run_dir=run_dir).summary
+        line.update(status=summary.get("status", "failed"), final=summary.get("final"), best=summary.get("best"),
+                    test=summary.get("test"))
+        if line["status"] != "completed":
+            line["error"] = _why_failed(run_dir)
+    except BaseException as exc:  # a run's failure is data for the sweep, never its end
+        line["error"] = f"{type(exc).__name__}: {exc}".strip()
+        with contextlib.suppress(OSError):
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(run_dir / "error.txt", traceback.format_exc())
+        if isinstance(exc, KeyboardInterrupt):
+            line["status"] = "stopped"
+    line["wall_seconds"] = round(time.perf_counter() - started, 3)
+    return line
+
+
+def _clear_unstarted(run_dir: Path) -> None:
+    """A run folder killed before its run started (config.yaml written, no meta.json yet) holds
+    nothing trained: empty it so the run can start there. Anything else is never deleted."""
+    if not run_dir.is_dir():
+        return
+    entries = {p.name for p in run_dir.iterdir()}
+    if entries <= {"config.yaml", "checkpoints", "plots"} and not any(
+            any((run_dir / d).iterdir()) for d in ("checkpoints", "plots") if (run_dir / d).is_dir()):
+        for name in entries:
+            path = run_dir / name
+            path.rmdir() if path.is_dir() else path.unlink()
+
+
+def _why_failed(run_dir: Path) -> str | None:
+    """The reason a run that did not complete gives in its log (divergence, an error)."""
+    log = run_dir / "train.log"
+    meta = ckpt.read_json(run_dir / "meta.json") if (run_dir / "meta.json").exists() else {}
+    if meta.get("error"):
+        return meta["error"]
+    if log.exists():
+        for text in reversed(log.read_text(encoding="utf-8", errors="replace").splitlines()):
+            if "diverged" in text or "error" in text.lower():
+                return text.split(" ", 2)[-1]
+    return None
+
+
+# -- executors -------------------------------------------------------------------------------------
+
+def _worker_init() -> None:
+    """A local pool worker: die with the sweep (Linux), one BLAS thread unless told otherwise."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes  # noqa: PLC0415
+            import signal  # noqa: PLC0415
+
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no orphan keeps training
+
+
+class _Local:
+    """A process pool of ``jobs`` workers (fork on Linux: no re-import; spawn elsewhere)."""
+
+    def __init__(self, jobs: int):
+        method = "fork" if sys.platform.startswith("linux") and not _cuda_initialised() else "spawn"
+        self.pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=jobs, mp_context=multiprocessing.get_context(method), initializer=_worker_init)
+        self.description = f"local process pool, {jobs} workers ({method})"
+
+    def submit(self, point: dict, gpus: int | None):
+        return self.pool.submit(run_point, point)
+
+    def as_completed(self, futures):
+        return concurrent.futures.as_completed(futures)
+
+    def cancel(self, futures) -> None:
+        for f in futures:
+            f.cancel()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _cuda_initialised() -> bool:
+    """Did this process start CUDA (then fork would hand children a broken context)?"""
+    from devgrad.backend import cupy_import  # noqa: PLC0415
+
+    return bool(cupy_import._state.get("module"))
+
+
+class _Dask:
+    """Dask distributed: a running scheduler at ``address``, a Client given by the user, or a
+    LocalCluster on 127.0.0.1 with ``jobs`` single-threaded worker processes."""
+
+    def __init__(self, jobs: int, address: str | None, client=None):
+        try:
+            from dask.distributed import Client, LocalCluster  # noqa: PLC0415 - optional (the dask extra)
+        except ImportError:
+            raise RunError(f"--executor dask needs Dask distributed, which is not installed: {DASK_HINT}") from None
+        self.cluster = None
+        self.own_client = client is None
+        if client is not None:
+            self.client = client
+            where = f"Dask client {getattr(client, 'scheduler', None) and client.scheduler.address}"
+        elif address:
+            try:
+                self.client = Client(address, timeout="20s")
+            except OSError as exc:
+                raise RunError(f"--address {address}: no Dask scheduler answered ({exc}); start one with "
+                               f"'dask scheduler' and workers with 'dask worker {address}'") from None
+            where = f"Dask scheduler {address}"
+        else:
+            self.cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                        dashboard_address=None, env={"OMP_NUM_THREADS": "1"})
+            self.client = Client(self.cluster)
+            where = f"Dask LocalCluster on 127.0.0.1, {jobs} single-threaded workers"
+        self.description = where
+
+    def submit(self, point: dict, gpus: int | None):
+        resources = {"GPU": gpus} if gpus else None
+        return self.client.submit(run_point, point, pure=False, resources=resources,
+                                  key=f"devgrad-{point['name']}-{os.getpid()}-{time.time_ns()}")
+
+    def as_completed(self, futures):
+        from dask.distributed import as_completed  # noqa: PLC0415
+
+        return as_completed(futures)
+
+    def cancel(self, futures) -> None:
+        self.client.cancel(list(futures))
+
+    def close(self) -> None:
+        if self.own_client:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def _executor(executor, jobs: int, address: str | None, gpus: int | None):
+    if executor == "local" or executor is None:
+        if address:
+            raise RunError("--address is for --executor dask (the address of a Dask scheduler)")
+        if gpus:
+            raise RunError("--gpus-per-run needs --executor dask: start one Dask worker per GPU "
+                           "(CUDA_VISIBLE_DEVICES=i dask worker ADDRESS --resources GPU=1)")
+        return _Local(jobs)
+    if executor == "dask":
+        return _Dask(jobs, address)
+    if hasattr(executor, "submit") and hasattr(executor, "scheduler"):  # a dask.distributed.Client
+        return _Dask(jobs, None, client=executor)
+    raise RunError(f"executor must be one of {', '.join(EXECUTORS)} or a dask.distributed.Client, got {executor!r}")
+
+
+# -- the sweep -------------------------------------------------------------------------------------
+
+def sweep(spec_or_path, grid: dict | None = None, seeds: int | None = None, jobs: int | None = None,
+          executor="local", address: str | None = None, out=None, quiet: bool = False, fail_fast: bool = False,
+          gpus_per_run: int | None = None) -> SweepResult:
+    """Run every point of a grid (times ``seeds`` repeats) of ``spec_or_path``.
+
+    ``grid`` ({key.path: [values]}) and ``seeds`` add to / replace the spec's ``sweep:`` block.
+    ``executor``: ``local`` (a process pool of ``jobs`` workers, default = cores), ``dask``
+    (``address`` of a running scheduler, else a LocalCluster of ``jobs`` single-threaded
+    workers), or a ``dask.distributed.Client``. Returns a SweepResult (results as in
+    results.jsonl). Invalid points raise SpecError, listing every problem, before anything runs.
+    """
+    base, block, path = _load_base(spec_or_path)
+    full_grid = dict(block.get("grid") or {})
+    full_grid.update(grid or {})
+    seeds = seeds if seeds is not None else block.get("seeds", 1)
+    problems = _check_grid(full_grid, seeds)
+    if problems:
+        raise SpecError(problems, str(path or "sweep"))
+    base_seed = base.data.get("seed", 0) if isinstance(base.data.get("seed", 0), int) else 0
+    points = _points(full_grid, seeds, base_seed)
+    threads_given = isinstance(base.data.get("train"), dict) and "threads" in base.data["train"]
+    points = _resolve_points(base, points, threads_given)
+    name = points[0]["spec"]["name"]
+    sweep_dir = new_run_dir(Path(out) if out is not None else Path("sweeps"), name)
+    for point in points:
+        point["run_dir"] = str(sweep_dir / "runs" / point["name"])
+    jobs = jobs or os.cpu_count() or 1
+    resolved = {"name": name, "spec": str(path.resolve()) if path else None, "grid": full_grid, "seeds": seeds,
+                "created": now(), "monitor": list(_monitor(points[0]["spec"])),
+                "points": [{k: p[k] for k in ("index", "name", "overrides", "seed", "run_dir")} for p in points]}
+    atomic_write_text(sweep_dir / "sweep.yaml", to_yaml(resolved))
+    # every point's resolved spec, for the workers and for --resume (paths in them are absolute)
+    ckpt.write_json(sweep_dir / "points.json", [{"index": p["index"], "spec": p["spec"]} for p in points])
+    (sweep_dir / "results.jsonl").touch()
+    return _execute(sweep_dir, points, [], jobs, executor, address, quiet, fail_fast, gpus_per_run)
+
+
+def resume_sweep(sweep_dir, jobs: int | None = None, executor="local", address: str | None = None,
+                 quiet: bool = False, fail_fast: bool = False, gpus_per_run: int | None = None) -> SweepResult:
+    """Run the points of ``sweep_dir`` that have no line in results.jsonl (interrupted runs
+    resume from their checkpoints; runs that finished after the sweep died are only recorded)."""
+    sweep_dir = Path(sweep_dir)
+    if not (sweep_dir / "sweep.yaml").exists():
+        raise RunError(f"{sweep_dir} is not a sweep folder (no sweep.yaml); pass the folder 'devgrad sweep' printed")
+    resolved = yaml.safe_load((sweep_dir / "sweep.yaml").read_text())
+    specs = {p["index"]: p["spec"] for p in ckpt.read_json(sweep_dir / "points.json")}
+    done = _read_results(sweep_dir)
+    finished = {r["index"] for r in done}
+    points = [{**p, "spec": specs[p["index"]]} for p in resolved["points"] if p["index"] not in finished]
+    return _execute(sweep_dir, points, done, jobs or os.cpu_count() or 1, executor, address, quiet, fail_fast,
+                    gpus_per_run)
+
+
+def _check_grid(grid: dict, seeds) -> list[str]:
+    from devgrad.experiment.spec import SCHEMA  # noqa: PLC0415
+
+    problems = []
+    if not isinstance(grid, dict):
+        return [f"sweep.grid must map key.path to a list of values, got {grid!r}"]
+    for key, values in grid.items():
+        if not isinstance(key, str) or not key:
+            problems.append(f"sweep.grid: {key!r} is not a key.path like optimizer.lr")
+        elif key.split(".")[0] not in SCHEMA or key.split(".")[0] == "name":
+            problems.append(f"grid axis {key}: unknown spec key '{key.split('.')[0]}'"
+                            f"{did_you_mean(key.split('.')[0], SCHEMA)} (a grid varies keys of the spec, "
+                            "e.g. optimizer.lr or model.hidden)")
+        elif not isinstance(values, list) or not values:
+            problems.append(f"sweep.grid.{key}: must be a non-empty list of values, got {values!r}")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        problems.append(f"sweep.seeds: must be a whole number >= 1, got {seeds!r}")
+    return problems
+
+
+def _execute(sweep_dir: Path, points: list, done: list, jobs: int, executor, address, quiet: bool,
+             fail_fast: bool, gpus: int | None) -> SweepResult:
+    results = list(done)
+    total = len(points) + len(done)
+    monitor = _monitor_of(sweep_dir)
+    status = "completed"
+    if points:
+        runner = _executor(executor, min(jobs, len(points)) if executor in ("local", None) else jobs, address, gpus)
+        progress = _Progress(total, len(done), quiet, monitor, runner.description)
+        for r in done:
+            progress.record(r)
+        futures = []
+        try:
+            futures = [runner.submit(p, gpus) for p in points]
+            for future in runner.as_completed(futures):
+                line = future.result()
+                _append(sweep_dir / "results.jsonl", line)
+                results.append(line)
+                progress.record(line)
+                if fail_fast and line["status"] != "completed":
+                    status = "stopped"
+                    progress.say(f"--fail-fast: run {line['index']} {line['status']} ({line['error']}); stopping")
+                    runner.cancel(futures)
+                    break
+        finally:
+            runner.close()
+            progress.close()
+    if status == "completed" and results and all(r["status"] != "completed" for r in results):
+        status = "failed"
+    _write_csv(sweep_dir, results, monitor)
+    plots = _plots(sweep_dir, results, monitor)
+    summary = _summary_table(results, monitor)
+    atomic_write_text(sweep_dir / "summary.txt", summary + "\n")
+    ckpt.write_json(sweep_dir / "sweep.json", {"status": status, "runs": total, "finished": len(results),
+                                               "completed": sum(r["status"] == "completed" for r in results),
+                                               "ended": now(), "plots": plots})
+    print(summary)
+    print(f"sweep {status}: {len(results)}/{total} runs finished, "
+          f"{sum(r['status'] == 'completed' for r in results)} completed: {sweep_dir}", flush=True)
+    return SweepResult(sweep_dir, sorted(results, key=lambda r: r["index"]), status)
+
+
+def _append(path: Path, line: dict) -> None:
+    """Append one JSON line and make it durable before the sweep goes on."""
+    data = (json.dumps(line, default=str) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_results(sweep_dir: Path) -> list[dict]:
+    """results.jsonl's complete lines (a torn last line from a kill is ignored)."""
+    out = []
+    path = sweep_dir / "results.jsonl"
+    if not path.exists():
+        return out
+    for text in path.read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            out.append(json.loads(text))
+    return out
+
+
+# -- reporting -------------------------------------------------------------------------------------
+
+def _monitor(spec: dict) -> tuple[str, str]:
+    es = spec["train"]["early_stopping"]
+    monitor = es["monitor"]
+    mode = es["mode"] if es["mode"] != "auto" else ("max" if monitor.endswith(("accuracy", "r2")) else "min")
+    return monitor, mode
+
+
+def _monitor_of(sweep_dir: Path) -> tuple[str, str]:
+    resolved = yaml.safe_load((Path(sweep_dir) / "sweep.yaml").read_text())
+    return tuple(resolved["monitor"])
+
+
+def _value(line: dict, monitor: str):
+    """The run's monitored value at its best epoch (its final epoch when none was best)."""
+    row = line.get("best") or line.get("final") or {}
+    value = row.get(monitor)
+    if value is None and monitor.startswith("val_"):
+        value = row.get("train_" + monitor[4:])
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def _ranked(results: list, monitor: str, mode: str) -> list:
+    def key(r):
+        v = _value(r, monitor)
+        return (r["status"] != "completed", v is None, (-v if mode == "max" else v) if v is not None else 0)
+
+    return sorted(results, key=key)
+
+
+def _write_csv(sweep_dir: Path, results: list, monitor: tuple) -> None:
+    name, mode = monitor
+    keys = sorted({k for r in results for k in r["overrides"]})
+    test_keys = sorted({k for r in results for k in (r.get("test") or {})})
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["index", *keys, "seed", "status", f"best_{name}", "final_train_loss", *test_keys,
+                     "wall_seconds", "worker", "run_dir", "error"])
+    for r in _ranked(results, name, mode):
+        writer.writerow([r["index"], *(json.dumps(r["overrides"].get(k)) for k in keys), r["seed"], r["status"],
+                         _value(r, name), (r.get("final") or {}).get("train_loss"),
+                         *((r.get("test") or {}).get(k) for k in test_keys), r["wall_seconds"], r["worker"],
+                         r["run_dir"], r["error"] or ""])
+    atomic_write_text(sweep_dir / "results.csv", buffer.getvalue())
+
+
+def _summary_table(results: list, monitor: tuple) -> str:
+    name, mode = monitor
+    lines = [f"{'#':>4}  {'status':<9} {name:>12}  {'seconds':>7}  overrides (seed)"]
+    for r in _ranked(results, name, mode):
+        v = _value(r, name)
+        overrides = ", ".join(f"{k}={json.dumps(x)}" for k, x in r["overrides"].items()) or "(base)"
+        lines.append(f"{r['index']:>4}  {r['status']:<9} {'-' if v is None else f'{v:.4f}':>12}  "
+                     f"{r['wall_seconds'] or 0:>7.2f}  {overrides} (seed {r['seed']})")
+    return "\n".join(lines)
+
+
+class _Progress:
+    """One bar over the runs with the best monitored value so far (tqdm when installed)."""
+
+    def __init__(self, total: int, initial: int, quiet: bool, monitor: tuple, where: str):
+        self.quiet, self.monitor, self.best = quiet, monitor, None
+        self.bar = None
+        if quiet:
+            return
+        print(f"sweep: {total} runs on {where}", flush=True)
+        try:
+            from tqdm import tqdm  # noqa: PLC0415 - optional (the progress extra)
+        except ImportError:
+            return
+        if sys.stderr.isatty():
+            self.bar = tqdm(total=total, initial=initial, unit="run", dynamic_ncols=True)
+
+    def record(self, line: dict) -> None:
+        name, mode = self.monitor
+        v = _value(line, name) if line["status"] == "completed" else None
+        if v is not None and (self.best is None or (v > self.best if mode == "max" else v < self.best)):
+            self.best = v
+        if self.quiet:
+            return
+        best = f"best {name} {self.best:.4f}" if self.best is not None else "no completed run yet"
+        if self.bar is not None:
+            self.bar.set_postfix_str(best)
+            self.bar.update(1)
+        else:
+            print(f"run {line['index']} {line['status']} in {line['wall_seconds'] or 0:.1f}s ({best})", flush=True)
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            print(message, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _plots(sweep_dir: Path, results: list, monitor: tuple) -> list[str]:
+    """plots/metric_by_<key>.png (the monitored metric per grid value, mean and seed spread)
+    and plots/best_runs.png (the learning curves of the three best runs)."""
+    from devgrad.experiment.report import _pyplot, _save  # noqa: PLC0415
+
+    plt = _pyplot()
+    done = [r for r in results if r["status"] == "completed" and _value(r, monitor[0]) is not None]
+    if plt is None or not done:
+        return []
+    name, mode = monitor
+    folder = sweep_dir / "plots"
+    folder.mkdir(exist_ok=True)
+    written = []
+    for key in sorted({k for r in done for k in r["overrides"]}):
+        labels = []
+        for r in done:
+            label = json.dumps(r["overrides"].get(key))
+            if label not in labels:
+                labels.append(label)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for i, label in enumerate(labels):
+            values = [_value(r, name) for r in done if json.dumps(r["overrides"].get(key)) == label]
+            ax.scatter([i] * len(values), values, color="tab:blue", alpha=0.5, s=18)
+            mean = sum(values) / len(values)
+            spread = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+            ax.errorbar([i], [mean], yerr=[spread], color="k", capsize=4, marker="_", markersize=14)
+        ax.set_xticks(range(len(labels)), labels, rotation=20)
+        ax.set_xlabel(key)
+        ax.set_ylabel(f"{name} ({'higher' if mode == 'max' else 'lower'} is better)")
+        ax.set_title(f"{name} by {key}: every run, mean ± std over the rest of the grid and seeds", fontsize=9)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = folder / f"metric_by_{re.sub(r'[^A-Za-z0-9_.-]', '_', key)}.png"
+        _save(fig, path)
+        plt.close(fig)
+        written.append(path)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for r in _ranked(done, name, mode)[:3]:
+        rows = ckpt.MetricsLog(Path(r["run_dir"])).rows()
+        series = [(row["epoch"], row.get(name, row.get("train_" + name[4:]))) for row in rows]
+        series = [(e, v) for e, v in series if v is not None]
+        if series:
+            overrides = ", ".join(f"{k.split('.')[-1]}={json.dumps(x)}" for k, x in r["overrides"].items())
+            ax.plot(*zip(*series), marker="o" if len(series) <= 30 else None, markersize=3,
+                    label=f"#{r['index']} {overrides} (seed {r['seed']})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(name)
+    ax.set_title("learning curves of the best runs")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, folder / "best_runs.png")
+    plt.close(fig)
+    written.append(folder / "best_runs.png")
+    return [str(p.relative_to(sweep_dir)) for p in written]
+

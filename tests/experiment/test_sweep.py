@@ -1,0 +1,194 @@
+"""devgrad.experiment.sweep and ``devgrad sweep``: grids of runs on a local process pool or Dask.
+
+All on 127.0.0.1. Parallel runs give the metrics serial runs give for the same seeds, on at
+least two worker processes; a failing point is recorded while the others complete; an external
+``dask scheduler`` and ``dask worker`` are reached through ``--address``; kill -9 of a sweep then
+``--resume`` trains every grid point exactly once in total; bad grids exit 2 before anything runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from devgrad.experiment import SpecError, run
+from devgrad.experiment.sweeps import parse_grid_option, resume_sweep, sweep
+from tests.run_helpers import HAVE_MATPLOTLIB, ROOT, SMALL, cli, write_spec
+
+BASE = {**SMALL, "name": "grid", "train": {"epochs": 3, "batch_size": 32}}
+GRID = {"optimizer.lr": [0.05, 0.01]}
+
+
+def _lines(sweep_dir):
+    return [json.loads(t) for t in (sweep_dir / "results.jsonl").read_text().splitlines()]
+
+
+def _serial(sweep_dir, tmp_path):
+    """Each point's spec (as the sweep resolved it) run alone, in order, in this process."""
+    points = json.loads((sweep_dir / "points.json").read_text())
+    return {p["index"]: run(p["spec"], out=tmp_path / "serial", quiet=True).summary for p in points}
+
+
+def _same_metrics(results, serial):
+    assert len(results) == len(serial)
+    for line in results:
+        alone = serial[line["index"]]
+        assert line["status"] == "completed" and line["final"] == alone["final"] and line["test"] == alone["test"]
+
+
+def test_a_local_pool_gives_the_serial_runs_metrics_on_two_workers(tmp_path):
+    result = sweep(BASE, grid=GRID, seeds=2, jobs=2, out=tmp_path / "sweeps", quiet=True)
+    assert result.status == "completed" and len(result.results) == 4
+    assert [r["seed"] for r in result.results] == [3, 4, 3, 4]  # seeds derived from the base seed
+    assert len({r["worker"] for r in result.results}) >= 2
+    assert all(r["worker"].split(":")[1] != str(os.getpid()) for r in result.results)  # not in this process
+    _same_metrics(result.results, _serial(result.sweep_dir, tmp_path))
+    folder = result.sweep_dir
+    assert folder.parent.name == "grid" and folder.parent.parent == tmp_path / "sweeps"
+    resolved = yaml.safe_load((folder / "sweep.yaml").read_text())
+    assert resolved["grid"] == GRID and resolved["seeds"] == 2 and len(resolved["points"]) == 4
+    rows = (folder / "results.csv").read_text().splitlines()
+    assert rows[0].startswith("index,optimizer.lr,seed,status,best_val_loss") and len(rows) == 5
+    values = [float(r.split(",")[4]) for r in rows[1:]]
+    assert values == sorted(values)  # sorted by the monitored metric (val_loss: lower first)
+    assert sorted(p.name for p in (folder / "runs").iterdir()) == [
+        "000-lr=0.05-seed3", "001-lr=0.05-seed4", "002-lr=0.01-seed3", "003-lr=0.01-seed4"]
+    assert result.best["index"] == int(rows[1].split(",")[0])
+    if HAVE_MATPLOTLIB:
+        assert (folder / "plots" / "metric_by_optimizer.lr.png").stat().st_size > 5000
+        assert (folder / "plots" / "best_runs.png").stat().st_size > 5000
+
+
+def test_a_dask_local_cluster_gives_the_same_metrics(tmp_path):
+    pytest.importorskip("dask.distributed")
+    result = sweep(BASE, grid=GRID, seeds=2, jobs=2, executor="dask", out=tmp_path / "sweeps", quiet=True)
+    assert result.status == "completed"
+    assert len({r["worker"] for r in result.results}) >= 2
+    _same_metrics(result.results, _serial(result.sweep_dir, tmp_path))
+
+
+def test_a_failing_point_is_recorded_and_the_others_complete(tmp_path):
+    spec = {**BASE, "model": {"hidden": [6], "activation": "relu"}, "optimizer": {"name": "sgd", "lr": 0.1}}
+    result = sweep(spec, grid={"optimizer.lr": [0.1, 1e20, 0.05]}, jobs=2, out=tmp_path, quiet=True)
+    by_lr = {r["overrides"]["optimizer.lr"]: r for r in result.results}
+    assert by_lr[1e20]["status"] == "failed" and "diverged" in by_lr[1e20]["error"]
+    assert by_lr[0.1]["status"] == by_lr[0.05]["status"] == "completed"
+    assert result.status == "completed"  # the sweep ran every point
+    stopped = sweep(spec, grid={"optimizer.lr": [1e20, 1e21, 1e22, 1e23]}, jobs=1, out=tmp_path, quiet=True,
+                    fail_fast=True)
+    assert stopped.status == "stopped" and len(stopped.results) < 4
+
+
+def test_bad_grids_exit_2_before_anything_runs(tmp_path):
+    spec = write_spec(tmp_path, BASE)
+    for args, message in ((["--grid", "optimizer.lr=0.1,abc"], "optimizer.lr (from --grid): must be like 0.001"),
+                          (["--grid", "optimzer.lr=0.1"], "did you mean 'optimizer'"),
+                          (["--grid", "model.hidden=[4],[-1]"], "model.hidden (from --grid)"),
+                          (["--grid", "optimizer.lr"], "expected key.path=value1,value2"),
+                          (["--seeds", "0"], "sweep.seeds: must be a whole number >= 1")):
+        result = cli("sweep", spec, *args, "--out", tmp_path / "sweeps")
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "sweeps").exists()
+    with pytest.raises(SpecError, match="2 problems"):  # every bad point at once
+        sweep(BASE, grid={"optimizer.lr": ["x", "y"]}, out=tmp_path / "sweeps")
+    with_block = write_spec(tmp_path, {**BASE, "sweep": {"grid": GRID}}, "block.yaml")
+    result = cli("run", with_block, "--out", tmp_path / "runs")
+    assert result.returncode == 2 and "devgrad sweep" in result.stderr
+
+
+def test_grid_options_split_at_top_level_commas():
+    assert parse_grid_option("model.hidden=[16],[64,64]") == ("model.hidden", [[16], [64, 64]])
+    assert parse_grid_option("optimizer.lr=1e-3, .5,2") == ("optimizer.lr", [0.001, 0.5, 2])
+    assert parse_grid_option("model.activation=relu,'tanh'") == ("model.activation", ["relu", "tanh"])
+
+
+def test_a_spec_sweep_block_and_the_cli(tmp_path):
+    spec = write_spec(tmp_path, {**BASE, "sweep": {"grid": {"model.hidden": [[4], [8, 8]]}, "seeds": 1}})
+    result = cli("sweep", spec, "--grid", "optimizer.lr=0.05,0.01", "--jobs", "2", "--out", tmp_path / "sweeps",
+                 "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].split()[:3] == ["#", "status", "val_loss"]  # quiet: the table only
+    folder = next((tmp_path / "sweeps" / "grid").iterdir())
+    assert len(_lines(folder)) == 4
+    want = [{"model.hidden": h, "optimizer.lr": lr} for h in ([4], [8, 8]) for lr in (0.05, 0.01)]
+    assert {json.dumps(r["overrides"], sort_keys=True) for r in _lines(folder)} == {
+        json.dumps(w, sort_keys=True) for w in want}
+
+
+def test_kill_9_then_resume_trains_every_point_exactly_once(tmp_path):
+    long = {**BASE, "data": {"source": "triangle", "n_samples": 3000},
+            "train": {"epochs": 25, "batch_size": 16, "checkpoint": {"seconds": 0}}}
+    spec = write_spec(tmp_path, long)
+    proc = subprocess.Popen([sys.executable, "-m", "devgrad", "sweep", str(spec), "--grid",
+                             "optimizer.lr=0.05,0.04,0.03,0.02,0.01", "--jobs", "2", "--out", str(tmp_path / "sweeps"),
+                             "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    folder = None
+    while time.time() < deadline:
+        found = list((tmp_path / "sweeps" / "grid").glob("*/results.jsonl"))
+        if found and found[0].read_text().count("\n") >= 1:
+            folder = found[0].parent
+            break
+        time.sleep(0.05)
+    assert folder is not None, "the sweep finished no run in time"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(1.0)  # the pool's workers die with their parent (PR_SET_PDEATHSIG)
+    before = {r["index"] for r in _lines(folder)}
+    assert 1 <= len(before) < 5, "kill -9 came too late to interrupt the sweep"
+    result = cli("sweep", "--resume", folder, "--jobs", "2", "--quiet")
+    assert result.returncode == 0, result.stderr
+    lines = _lines(folder)
+    assert sorted(r["index"] for r in lines) == [0, 1, 2, 3, 4]  # each point recorded exactly once
+    assert all(r["status"] == "completed" for r in lines)
+    for r in lines:  # and trained once: every epoch exactly once in its run's metrics
+        with open(f"{r['run_dir']}/metrics.jsonl") as fh:
+            epochs = [json.loads(t)["epoch"] for t in fh]
+        assert epochs == list(range(1, 26)), (r["index"], epochs)
+    assert {r["index"] for r in resume_sweep(folder, quiet=True).results} == {0, 1, 2, 3, 4}  # nothing left to run
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_external_dask_scheduler_and_worker_through_address(tmp_path):
+    pytest.importorskip("dask.distributed")
+    dask_cli = [shutil.which("dask")] if shutil.which("dask") else [sys.executable, "-m", "dask"]
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    scheduler = subprocess.Popen([*dask_cli, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                  "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    worker = subprocess.Popen([*dask_cli, "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard",
+                               "--resources", "GPU=1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        spec = write_spec(tmp_path, BASE)
+        result = cli("sweep", spec, "--grid", "optimizer.lr=0.05,0.01", "--executor", "dask", "--address", address,
+                     "--gpus-per-run", "1", "--out", tmp_path / "sweeps", "--quiet", timeout=180)
+        assert result.returncode == 0, result.stderr
+        folder = next((tmp_path / "sweeps" / "grid").iterdir())
+        lines = _lines(folder)
+        assert len(lines) == 2 and all(r["status"] == "completed" for r in lines)
+        pids = {r["worker"].split(":")[1] for r in lines}
+        assert str(scheduler.pid) not in pids and str(os.getpid()) not in pids
+    finally:
+        for proc in (worker, scheduler):
+            proc.terminate()
+        for proc in (worker, scheduler):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()

@@ -107,6 +107,20 @@ def _sweep(args) -> int:
     return 0 if result.status == "completed" else 1
 
 
+def _report(args) -> int:
+    from devgrad.experiment.html_report import write_report  # noqa: PLC0415 - only this command needs it
+
+    print(write_report(args.folder))
+    return 0
+
+
+def _lecture(args) -> int:
+    from devgrad import lecture  # noqa: PLC0415 - only this command needs it
+
+    lecture.build(args.out, device=args.device, quiet=args.quiet)
+    return 0
+
+
 def _plot(args) -> int:
     commands.redraw(args.run_dir)
     return 0
@@ -220,6 +234,17 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--resume", metavar="SWEEP_DIR", help="run what a sweep folder has not finished")
     sweep.add_argument("--quiet", "-q", action="store_true", help="print only the summary table")
     sweep.set_defaults(func=_sweep)
+
+    rep = sub.add_parser("report", help="(re)write a run's or a sweep's self-contained report.html")
+    rep.add_argument("folder", help="a run folder (runs/<name>/<date-time>-<id>) or a sweep folder")
+    rep.set_defaults(func=_report)
+
+    lecture = sub.add_parser("lecture", help="run the lecture's experiments and write one HTML page walking "
+                                             "through it (seconds on a CPU)")
+    lecture.add_argument("--out", default="lecture", help="folder for index.html and the runs (default: ./lecture)")
+    lecture.add_argument("--device", default="cpu", help="cpu (default) | cuda | auto")
+    lecture.add_argument("--quiet", "-q", action="store_true")
+    lecture.set_defaults(func=_lecture)
 
     plot = sub.add_parser("plot", help="(re)draw the plots of a run folder")
     plot.add_argument("run_dir", help="a run folder; its plots/ are drawn again from its best (else last) checkpoint")

@@ -214,6 +214,9 @@ class DerivativeGraph:
     def __init__(self, output: Tensor, names: dict | None = None):
         self.output = output
         self.labels = {id(t): n for n, t in (names or {}).items()}
+        # named intermediate results: their op's node shows the name and the value
+        self.results = {id(t.grad_fn): (n, t) for n, t in (names or {}).items()
+                        if isinstance(t, Tensor) and t.grad_fn is not None}
         self.nodes: dict = {}  # id -> (label, kind)
         self.edges: list = []  # (parent id, child id, label, value: the number on a scalar edge, else None)
         self._walk()
@@ -228,8 +231,14 @@ class DerivativeGraph:
         self.edges.append((f"f{id(out.grad_fn)}", "out", "1", 1.0))
         for node in _graph_nodes(out):
             value = node.out_data
-            text = node.name + (f"\n= {float(np.reshape(node.device.to_host(value), -1)[0]):.4g}"
-                                if value is not None and np.size(value) == 1 else f"\n{_shape(node.shape)}")
+            named = self.results.get(id(node))
+            if named is not None and named[1].size == 1:
+                text = f"{node.name}\n{named[0]} = {self._value(named[1])}"
+            elif named is not None:
+                text = f"{node.name}\n{named[0]} {_shape(node.shape)}"
+            else:
+                text = node.name + (f"\n= {float(np.reshape(node.device.to_host(value), -1)[0]):.4g}"
+                                    if value is not None and np.size(value) == 1 else f"\n{_shape(node.shape)}")
             self.nodes[f"f{id(node)}"] = (text, "op")
             local = _local_derivatives(node)
             rules = _RULES.get(node.name, ())

@@ -23,7 +23,7 @@ LAYERS = [
     ("nn", ["devgrad.nn"]),
     ("optim", ["devgrad.optim"]),
     ("data", ["devgrad.data"]),
-    ("experiment", ["devgrad.experiment", "devgrad.bench", "devgrad.warmup"]),
+    ("experiment", ["devgrad.experiment", "devgrad.bench", "devgrad.warmup", "devgrad.lecture"]),
     ("cli", ["devgrad.cli", "devgrad.__main__", "devgrad"]),
 ]
 

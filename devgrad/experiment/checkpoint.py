@@ -126,9 +126,10 @@ def _json_default(value):
 class MetricsLog:
     """metrics.jsonl and metrics.csv: one row per epoch, appended as epochs finish."""
 
-    def __init__(self, run_dir: Path):
-        self.jsonl = run_dir / "metrics.jsonl"
-        self.csv = run_dir / "metrics.csv"
+    def __init__(self, run_dir: Path, columns=METRIC_COLUMNS):
+        self.jsonl = Path(run_dir) / "metrics.jsonl"
+        self.csv = Path(run_dir) / "metrics.csv"
+        self.columns = tuple(columns)  # metrics.csv's header: the run's task's metrics
 
     def rows(self) -> list[dict]:
         if not self.jsonl.exists():
@@ -148,10 +149,10 @@ class MetricsLog:
         """Replace both files with exactly ``rows`` (used when a resumed run rewinds)."""
         atomic_write_text(self.jsonl, "".join(json.dumps(r, default=_json_default) + "\n" for r in rows))
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for r in rows:
-            writer.writerow({k: _csv_value(r.get(k)) for k in METRIC_COLUMNS})
+            writer.writerow({k: _csv_value(r.get(k)) for k in self.columns})
         atomic_write_text(self.csv, buffer.getvalue())
 
     def append(self, row: dict) -> None:
@@ -160,10 +161,10 @@ class MetricsLog:
             fh.flush()
         new_csv = not self.csv.exists()
         with open(self.csv, "a", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
+            writer = csv.DictWriter(fh, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
             if new_csv:
                 writer.writeheader()
-            writer.writerow({k: _csv_value(row.get(k)) for k in METRIC_COLUMNS})
+            writer.writerow({k: _csv_value(row.get(k)) for k in self.columns})
 
 
 def _csv_value(value):

@@ -15,7 +15,8 @@ from devgrad.backend import cuda_available, cuda_unavailable_reason
 from devgrad.backend import device as resolve_device
 from devgrad.data import DataLoader, build_splits
 from devgrad.experiment import checkpoint as ckpt
-from devgrad.experiment import report
+from devgrad.experiment import neurons, report
+from devgrad.experiment.html_report import write_run_report
 from devgrad.experiment.console import Console, close_logger
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.rundir import RunResult, new_run_dir, now, run_meta, still_running
@@ -52,6 +53,7 @@ def execute(trainer: Trainer, start_epoch: int, meta_base: dict | None, spec: Sp
             meta = run_meta(spec, trainer.device, run_dir, "failed", started, now(), meta_base)
             meta["error"] = f"{type(exc).__name__}: {exc}"
             ckpt.write_json(run_dir / "meta.json", meta)
+            _report(trainer)
             raise
         finally:
             console.close()
@@ -69,6 +71,7 @@ def execute(trainer: Trainer, start_epoch: int, meta_base: dict | None, spec: Sp
         ckpt.write_json(run_dir / "summary.json", summary)
         meta = run_meta(spec, trainer.device, run_dir, status, started, now(), meta_base)
         ckpt.write_json(run_dir / "meta.json", meta)
+        _report(trainer)
         if status == "completed":
             line = f"completed in {summary['wall_seconds']:.1f}s: {run_dir}"
             if "test" in summary:
@@ -79,6 +82,14 @@ def execute(trainer: Trainer, start_epoch: int, meta_base: dict | None, spec: Sp
         return RunResult(run_dir, history, summary)
     finally:
         close_logger(trainer.log)
+
+
+def _report(trainer: Trainer) -> None:
+    """report.html for the run folder; a failure to write it is logged, never the run's failure."""
+    try:
+        write_run_report(trainer.run_dir)
+    except Exception:  # the run's own files are what matters; the page can be rebuilt (devgrad report)
+        trainer.log.exception("could not write report.html (rebuild it with: devgrad report %s)", trainer.run_dir)
 
 
 def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: bool = False,
@@ -155,6 +166,8 @@ def resume(run_dir, device: str | None = None, quiet: bool = False) -> RunResult
         start = trainer.restore(ckpt.load_checkpoint(last)) + 1
     kept = [r for r in trainer.metrics.rows() if r["epoch"] < start]
     trainer.metrics.rewrite(kept)  # epochs after the checkpoint are trained again: no duplicates
+    if trainer.units is not None:
+        trainer.units.keep_before(start)
     trainer.history = list(kept)
     meta["resumed"] = [*meta.get("resumed", []), started]
     ckpt.write_json(run_dir / "meta.json", run_meta(spec, dev, run_dir, "running", started, None, meta))
@@ -177,15 +190,31 @@ def _finish(trainer: Trainer, summary: dict, history: list, console: Console) ->
     if trainer.val_loader is None:
         console.say("the validation split is empty (data.split.val is 0): no val_ metrics; early stopping and "
                     f"best.npz watch {trainer.monitor}")
+    linear = _linear_map(trainer)
+    if linear is not None:
+        summary["linear_map"] = linear
+        console.say(f"without a nonlinearity the model is one affine map of the standardised inputs: {linear['text']}")
     summary["plots"] = _draw(trainer, history, console.say)
+
+
+def _linear_map(trainer: Trainer) -> dict | None:
+    """The single affine map a model without nonlinearities computes (identity activation, or no
+    hidden layer), multiplied out from its layers."""
+    spec = trainer.spec
+    if spec.model.hidden and spec.model.activation != "identity":
+        return None
+    weight, bias = neurons.composed_map(neurons.linear_layers(trainer.model))
+    return {"weight": weight.tolist(), "bias": bias.tolist(), "text": neurons.describe_map(weight, bias)}
 
 
 def _draw(trainer: Trainer, history: list, say) -> list[str]:
     """The run's plots, from plain data: its history; for 2-D classification inputs, the data in
-    its own coordinates with the model's class probabilities; for a regression, predicted
-    against true values on the test split (else validation, else train)."""
-    boundary = predictions = None
+    its own coordinates with the model's class probabilities, each first-layer unit's activation
+    and line, and the first layer's weights over the epochs; for a regression, predicted against
+    true values on the test split (else validation, else train)."""
+    boundary = predictions = neuron_view = lines = None
     splits = trainer.splits
+    spec = trainer.spec
     if trainer.task.regression:
         for name, X, y in (("test", splits.X_test, splits.y_test), ("validation", splits.X_val, splits.y_val),
                            ("train", splits.X_train, splits.y_train)):
@@ -195,9 +224,28 @@ def _draw(trainer: Trainer, history: list, say) -> list[str]:
                 break
     elif splits.n_features == 2:
         boundary = (*splits.all_points(), trainer.predict_proba)
-    return report.draw(trainer.run_dir, trainer.spec.name, history, say, boundary,
+        if (spec.model.hidden and spec.model.activation == "identity") or not spec.model.hidden:
+            weight, bias = neurons.composed_map(neurons.linear_layers(trainer.model))
+            if len(weight) == 1:  # one output: the boundary is the line where it crosses 0 (or 0.5 for mse)
+                offset = 0.5 if trainer.task.loss == "mse" else 0.0
+                (line,) = neurons.raw_lines(weight, bias - offset, splits.mean, splits.std)
+                lines = [(line, "the composed affine map")]
+        else:  # each first-layer unit (the first MAX_UNITS of a wider layer) with its line
+            weight, bias = neurons.first_layer(trainer.model)
+            shown = min(len(weight), neurons.MAX_UNITS)
+            unit_lines = neurons.raw_lines(weight[:shown], bias[:shown], splits.mean, splits.std)
+            if len(weight) <= 8:
+                lines = [(line, f"unit {i + 1}") for i, line in enumerate(unit_lines)]
+
+            def units(points):
+                return neurons.hidden_activations(trainer.model, spec.model.activation,
+                                                  splits.standardize_input(points))[:, :shown]
+
+            neuron_view = (units, unit_lines, spec.model.activation, len(weight))
+    return report.draw(trainer.run_dir, spec.name, history, say, boundary,
                        best_epoch=trainer.best_epoch or None, stopped_at=trainer.stopped_at,
-                       class_names=splits.classes, predictions=predictions)
+                       class_names=splits.classes, predictions=predictions, neuron_view=neuron_view,
+                       unit_history=trainer.units.rows() if trainer.units is not None else None, lines=lines)
 
 
 def redraw(run_dir, quiet: bool = False) -> list[str]:

@@ -34,12 +34,16 @@ def can_plot() -> bool:
 
 
 def draw(run_dir: Path, name: str, history: list, say, boundary=None, best_epoch: int | None = None,
-         stopped_at: int | None = None, class_names=None, predictions=None) -> list[str]:
+         stopped_at: int | None = None, class_names=None, predictions=None, neuron_view=None,
+         unit_history=None, lines=None) -> list[str]:
     """Write plots/learning_curves.png (marking ``best_epoch`` and an early stop at ``stopped_at``),
     decision_boundary.png when ``boundary`` is given as (points (n, 2), labels (n,),
     predict_proba: points -> (n, classes)), its classes named by ``class_names``, and for a
     regression predictions.png when ``predictions`` is given as (true values, predicted values,
-    the split's name); returns the files written, relative to ``run_dir``."""
+    the split's name); neurons.png when ``neuron_view`` is (units: points -> activations, their
+    lines, the activation's name); hidden_units.png from ``unit_history`` (rows of epoch, weight,
+    bias); ``lines`` ((a, c) for a·x + c = 0, label) are drawn on the decision boundary. Returns
+    the files written, relative to ``run_dir``."""
     plt = _pyplot()
     if plt is None:
         say(f"plots skipped: matplotlib is not installed; {PLOT_HINT}")
@@ -50,7 +54,15 @@ def draw(run_dir: Path, name: str, history: list, say, boundary=None, best_epoch
     if history:
         written.append(learning_curves(plt, history, plots / "learning_curves.png", name, best_epoch, stopped_at))
     if boundary is not None:
-        written.append(decision_boundary(plt, *boundary, plots / "decision_boundary.png", name, class_names))
+        written.append(decision_boundary(plt, *boundary, plots / "decision_boundary.png", name, class_names,
+                                         lines=lines))
+        if neuron_view is not None:
+            X_all, y_all, predict_proba = boundary
+            units, unit_lines, activation_name, total_units = neuron_view
+            written.append(neurons(plt, X_all, y_all, units, unit_lines, predict_proba, plots / "neurons.png", name,
+                                   activation_name, total_units=total_units))
+    if unit_history:
+        written.append(hidden_units(plt, unit_history, plots / "hidden_units.png", name))
     if predictions is not None:
         written.append(predicted_vs_true(plt, *predictions, plots / "predictions.png", name))
     return [str(Path(p).relative_to(run_dir)) for p in written]
@@ -88,8 +100,9 @@ def learning_curves(plt, history: list, path: Path, title: str, best_epoch: int 
 
 
 def decision_boundary(plt, X_all: np.ndarray, y_all: np.ndarray, predict_proba, path: Path, name: str,
-                      class_names=None, resolution: int = 200) -> Path:
-    """P(class) over a grid of the input space, with the data points on top."""
+                      class_names=None, resolution: int = 200, lines=None) -> Path:
+    """P(class) over a grid of the input space, with the data points on top, and ``lines``
+    ([((a, c), label), ...]: a·x + c = 0) drawn over it."""
     lo, hi = X_all.min(axis=0), X_all.max(axis=0)
     pad = 0.08 * (hi - lo + 1e-9)
     gx, gy = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution),
@@ -116,6 +129,10 @@ def decision_boundary(plt, X_all: np.ndarray, y_all: np.ndarray, predict_proba, 
         handles = [plt.Line2D([], [], marker="o", linestyle="", color=colours[i], label=str(names[i]))
                    for i in range(k)]
         ax.legend(handles=handles, title="class", loc="best", fontsize=8)
+    for i, ((a, c), label) in enumerate(lines or []):
+        _draw_line(ax, a, c, gx, gy, color=plt.get_cmap("Dark2")(i % 8), linewidth=1.5, linestyle="--", label=label)
+    if lines and len(lines) <= 8 and probs.shape[1] == 2:
+        ax.legend(fontsize=7, loc="best")
     ax.set_xlabel("x₁")
     ax.set_ylabel("x₂")
     ax.set_title(f"{name}: decision boundary")
@@ -141,6 +158,110 @@ def predicted_vs_true(plt, y_true: np.ndarray, y_pred: np.ndarray, split: str, p
     ax.set_title(f"{name}: {split} split (n={len(y_true)}, R² {r2:.3f}, MAE {np.abs(residual).mean():.3g})")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def _grid(X_all: np.ndarray, resolution: int):
+    lo, hi = X_all.min(axis=0), X_all.max(axis=0)
+    pad = 0.08 * (hi - lo + 1e-9)
+    return np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution),
+                       np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution))
+
+
+def _draw_line(ax, a: np.ndarray, c: float, gx: np.ndarray, gy: np.ndarray, **style) -> bool:
+    """The line a·x + c = 0, clipped to the grid's extent; False when it misses that extent."""
+    x0, x1 = gx.min(), gx.max()
+    y0, y1 = gy.min(), gy.max()
+    drawn = False
+    if abs(a[1]) > 1e-12:
+        xs = np.linspace(x0, x1, 400)
+        ys = -(a[0] * xs + c) / a[1]
+        keep = (ys >= y0) & (ys <= y1)
+        drawn = bool(keep.any())
+        if drawn:
+            ax.plot(xs[keep], ys[keep], **style)
+    elif abs(a[0]) > 1e-12 and x0 <= -c / a[0] <= x1:
+        ax.plot([-c / a[0]] * 2, [y0, y1], **style)
+        drawn = True
+    if not drawn and "label" in style:  # say so in the legend rather than drop it silently
+        ax.plot([], [], **{**style, "label": f"{style['label']} (outside this view)"})
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    return drawn
+
+
+def neurons(plt, X_all: np.ndarray, y_all: np.ndarray, units, lines, predict_proba, path: Path, name: str,
+            activation_name: str, resolution: int = 120, total_units: int | None = None) -> Path:
+    """One panel per first-layer unit: its activation over the input plane (``units``: raw
+    points -> (n, units)) with its line a·x + c = 0 (``lines``), then the network's output with
+    every line on it."""
+    gx, gy = _grid(X_all, resolution)
+    points = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    acts = units(points)
+    k = acts.shape[1]
+    cols = min(k + 1, 4)
+    rows = (k + 1 + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.0 * rows), squeeze=False)
+    colours = [plt.get_cmap("tab10")(i % 10) for i in range(k)]
+    for i in range(k):
+        ax = axes.flat[i]
+        image = ax.contourf(gx, gy, acts[:, i].reshape(gx.shape), levels=20, cmap="viridis")
+        fig.colorbar(image, ax=ax, fraction=0.046)
+        _draw_line(ax, *lines[i], gx, gy, color="w", linewidth=1.6)
+        a, c = lines[i]
+        ax.set_title(f"unit {i + 1}: {activation_name}({a[0]:.2g}·x₁ {a[1]:+.2g}·x₂ {c:+.2g})", fontsize=8)
+        ax.tick_params(labelsize=7)
+    ax = axes.flat[k]
+    probs = predict_proba(points)
+    if probs.shape[1] == 2:
+        ax.contourf(gx, gy, probs[:, 1].reshape(gx.shape), levels=np.linspace(0, 1, 21), cmap="RdBu_r", alpha=0.8)
+    else:
+        ax.contourf(gx, gy, probs.argmax(axis=1).reshape(gx.shape), levels=np.arange(probs.shape[1] + 1) - 0.5,
+                    cmap="tab10", alpha=0.35)
+    ax.scatter(X_all[:, 0], X_all[:, 1], c=y_all, cmap="RdBu_r" if probs.shape[1] == 2 else "tab10", s=4,
+               linewidths=0)
+    for i in range(min(k, 8)):  # beyond 8 lines the output is hidden under them
+        _draw_line(ax, *lines[i], gx, gy, color=colours[i], linewidth=1.4, label=f"unit {i + 1}")
+    ax.set_title("the network's output, with " + ("every unit's line" if k <= 8 else "the first 8 units' lines"),
+                 fontsize=8)
+    ax.tick_params(labelsize=7)
+    if k <= 8:
+        ax.legend(fontsize=6, loc="best")
+    for extra in list(axes.flat)[k + 1:]:
+        extra.axis("off")
+    shown = f"{k} units" if not total_units or total_units == k else f"the first {k} of {total_units} units"
+    fig.suptitle(f"{name}: what each hidden unit computes (the first layer: {shown})")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def hidden_units(plt, history: list, path: Path, name: str) -> Path:
+    """Every first-layer unit's weights and bias over the epochs (``history``: rows with epoch,
+    weight (units, 2), bias (units,)); identical units draw one line."""
+    epochs = [r["epoch"] for r in history]
+    weight = np.array([r["weight"] for r in history], dtype=float)  # (epochs, units, inputs)
+    bias = np.array([r["bias"] for r in history], dtype=float)
+    k, n_in = weight.shape[1], weight.shape[2]
+    series = [(f"w{j + 1}", weight[:, :, j]) for j in range(n_in)] + [("b", bias)]
+    fig, axes = plt.subplots(1, len(series), figsize=(4.2 * len(series), 3.6), squeeze=False)
+    marker = "o" if len(epochs) <= 30 else None
+    for ax, (label, values) in zip(axes[0], series):
+        for i in range(k):
+            ax.plot(epochs, values[:, i], marker=marker, markersize=3, linewidth=1.4, alpha=0.8, label=f"unit {i + 1}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    if k <= 8:
+        axes[0][0].legend(fontsize=7)
+    spread = float(np.max(np.ptp(np.concatenate([weight, bias[:, :, None]], axis=2), axis=1)))
+    verdict = ("every unit has the same weights at every epoch: the symmetry was never broken" if spread < 1e-9
+               else f"the units differ (largest spread between units {spread:.3g})")
+    fig.suptitle(f"{name}: first-layer weights over training; {verdict}", fontsize=10)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

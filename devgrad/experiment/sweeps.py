@@ -325,13 +325,27 @@ class _Dask:
             self.cluster.close()
 
 
-def _executor(executor, jobs: int, address: str | None, gpus: int | None):
+def _check_executor(executor, address: str | None, gpus: int | None) -> None:
+    """The executor's mistakes, before any folder exists."""
     if executor == "local" or executor is None:
         if address:
             raise RunError("--address is for --executor dask (the address of a Dask scheduler)")
         if gpus:
             raise RunError("--gpus-per-run needs --executor dask: start one Dask worker per GPU "
                            "(CUDA_VISIBLE_DEVICES=i dask worker ADDRESS --resources GPU=1)")
+    elif executor == "dask":
+        try:
+            import dask.distributed  # noqa: F401, PLC0415 - optional (the dask extra)
+        except ImportError:
+            raise RunError(f"--executor dask needs Dask distributed, which is not installed: {DASK_HINT}") from None
+    elif not (hasattr(executor, "submit") and hasattr(executor, "scheduler")):
+        raise RunError(f"executor must be one of {', '.join(EXECUTORS)} or a dask.distributed.Client, "
+                       f"got {executor!r}")
+
+
+def _executor(executor, jobs: int, address: str | None, gpus: int | None):
+    _check_executor(executor, address, gpus)
+    if executor == "local" or executor is None:
         return _Local(jobs)
     if executor == "dask":
         return _Dask(jobs, address)
@@ -353,6 +367,7 @@ def sweep(spec_or_path, grid: dict | None = None, seeds: int | None = None, jobs
     workers), or a ``dask.distributed.Client``. Returns a SweepResult (results as in
     results.jsonl). Invalid points raise SpecError, listing every problem, before anything runs.
     """
+    _check_executor(executor, address, gpus_per_run)
     base, block, path = _load_base(spec_or_path)
     full_grid = dict(block.get("grid") or {})
     full_grid.update(grid or {})
@@ -384,6 +399,7 @@ def resume_sweep(sweep_dir, jobs: int | None = None, executor="local", address: 
     """Run the points of ``sweep_dir`` that have no line in results.jsonl (interrupted runs
     resume from their checkpoints; runs that finished after the sweep died are only recorded)."""
     sweep_dir = Path(sweep_dir)
+    _check_executor(executor, address, gpus_per_run)
     if not (sweep_dir / "sweep.yaml").exists():
         raise RunError(f"{sweep_dir} is not a sweep folder (no sweep.yaml); pass the folder 'devgrad sweep' printed")
     resolved = yaml.safe_load((sweep_dir / "sweep.yaml").read_text())
@@ -451,9 +467,13 @@ def _execute(sweep_dir: Path, points: list, done: list, jobs: int, executor, add
     ckpt.write_json(sweep_dir / "sweep.json", {"status": status, "runs": total, "finished": len(results),
                                                "completed": sum(r["status"] == "completed" for r in results),
                                                "ended": now(), "plots": plots})
-    print(summary)
-    print(f"sweep {status}: {len(results)}/{total} runs finished, "
-          f"{sum(r['status'] == 'completed' for r in results)} completed: {sweep_dir}", flush=True)
+    from devgrad.experiment.html_report import write_sweep_report  # noqa: PLC0415
+
+    write_sweep_report(sweep_dir)
+    print(summary, flush=True)
+    if not quiet:  # --quiet: the summary table only
+        print(f"sweep {status}: {len(results)}/{total} runs finished, "
+              f"{sum(r['status'] == 'completed' for r in results)} completed: {sweep_dir}", flush=True)
     return SweepResult(sweep_dir, sorted(results, key=lambda r: r["index"]), status)
 
 

@@ -19,6 +19,7 @@ from devgrad.capture import CapturedStep
 from devgrad.core import Tensor, no_grad
 from devgrad.data import DataLoader, build_splits
 from devgrad.experiment import checkpoint as ckpt
+from devgrad.experiment import neurons
 from devgrad.experiment.build import build_model, build_optimizer, build_scheduler
 from devgrad.experiment.console import Console, format_row, run_logger
 from devgrad.experiment.errors import RunError
@@ -70,8 +71,15 @@ class Trainer:
         self.best_value: float | None = None
         self.best_epoch = 0
         self.wait = 0
-        self.metrics = ckpt.MetricsLog(run_dir)
+        metrics = self.task.metrics
+        self.metrics = ckpt.MetricsLog(run_dir, ("epoch", "lr", "train_loss", *(f"train_{m}" for m in metrics),
+                                                 "val_loss", *(f"val_{m}" for m in metrics)))
         self.history: list[dict] = []
+        # 2-D inputs and a narrow first layer: its weights after every epoch (hidden_units.jsonl),
+        # the picture of all-zero initialisation keeping every unit identical.
+        hidden = spec.model.hidden
+        self.units = (neurons.UnitHistory(run_dir) if self.splits.n_features == 2 and hidden
+                      and hidden[0] <= neurons.MAX_UNITS else None)
         # Per-epoch sums, accumulated on the device by every step (one sync per epoch). They are
         # allocated once: a captured step keeps adding into these very arrays.
         with device.activate():
@@ -254,6 +262,8 @@ class Trainer:
                 return "failed"
             self.metrics.append(row)
             self.history.append(row)
+            if self.units is not None:
+                self.units.append(epoch, *neurons.first_layer(self.model))
             value = row.get(self.monitor)
             improved = value is not None and self._improved(value)
             if improved:

@@ -56,6 +56,8 @@ def test_a_continuous_target_with_mse_runs_as_regression_in_the_targets_units(tm
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert {"train_mse", "train_mae", "train_r2", "val_mse", "val_mae", "val_r2"} <= set(rows[-1])
     assert "accuracy" not in "".join(rows[-1])
+    header = (run_dir / "metrics.csv").read_text().splitlines()[0]
+    assert header == "epoch,lr,train_loss,train_mse,train_mae,train_r2,val_loss,val_mse,val_mae,val_r2"
     if HAVE_MATPLOTLIB:
         from matplotlib.image import imread
 

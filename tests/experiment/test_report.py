@@ -37,7 +37,7 @@ def test_plots_mark_the_best_epoch_an_early_stop_and_name_the_classes(tmp_path, 
         drawn["curves"] = (len(history), best_epoch, stopped_at)
         return real_curves(plt, history, path, title, best_epoch, stopped_at)
 
-    def boundary(plt, X, y, proba, path, name, class_names=None):
+    def boundary(plt, X, y, proba, path, name, class_names=None, lines=None):
         drawn["classes"] = list(class_names)
         return real_boundary(plt, X, y, proba, path, name, class_names)
 

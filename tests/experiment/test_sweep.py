@@ -192,3 +192,24 @@ def test_an_external_dask_scheduler_and_worker_through_address(tmp_path):
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def test_a_dask_client_given_by_the_user_runs_the_sweep(tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        result = sweep(BASE, grid=GRID, executor=client, out=tmp_path, quiet=True)
+        assert result.status == "completed" and len(result.results) == 2
+        assert client.status == "running"  # the user's client is left open for them
+
+
+def test_without_dask_the_error_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)  # import fails as if not installed
+    from devgrad.experiment import RunError
+
+    with pytest.raises(RunError, match=r"devgrad\[dask\]"):
+        sweep(BASE, grid=GRID, executor="dask", out=tmp_path / "sweeps", quiet=True)
+    assert not (tmp_path / "sweeps").exists()  # refused before any folder
+    result = cli("sweep", write_spec(tmp_path, BASE), "--executor", "local", "--address", "tcp://127.0.0.1:1",
+                 "--out", tmp_path)
+    assert result.returncode == 2 and "--address is for --executor dask" in result.stderr

@@ -1,0 +1,121 @@
+"""What the hidden units of a small MLP do, as plain arrays: the lecture's pictures of a run.
+
+For 2-D inputs each first-layer unit is a line w·x + b = 0 in the input plane (the triangle's
+three lines); its activation over the plane shows which side it fires on. A network without a
+nonlinearity (``activation: identity``) is one affine map, whatever its depth: ``composed_map``
+multiplies its layers out. ``UnitHistory`` records every epoch's first-layer weights, which is
+how all-zero initialisation shows its symmetry: every unit's weights stay identical.
+Everything here is NumPy on host copies; the plots are in ``report``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from devgrad import nn
+from devgrad.io import atomic_write_text
+
+MAX_UNITS = 16  # first layers wider than this are not drawn unit by unit
+
+_ACTIVATIONS = {
+    "relu": lambda z: np.maximum(z, 0.0),
+    "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
+    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60))),
+    "tanh": np.tanh,
+    "softplus": lambda z: np.logaddexp(0.0, z),
+    "identity": lambda z: z,
+}
+
+
+def activation(name: str, z: np.ndarray) -> np.ndarray:
+    return _ACTIVATIONS[name](z)
+
+
+def linear_layers(model) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Host copies (weight (out, in), bias (out,) or zeros) of the model's Linear layers, in order."""
+    out = []
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            w = np.asarray(m.weight.numpy(), dtype=np.float64)
+            b = np.asarray(m.bias.numpy(), dtype=np.float64) if m.bias is not None else np.zeros(w.shape[0])
+            out.append((w, b))
+    return out
+
+
+def first_layer(model) -> tuple[np.ndarray, np.ndarray]:
+    """Host copies of the first Linear layer's weight (units, inputs) and bias (zeros without one)."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            w = np.asarray(m.weight.numpy(), dtype=np.float64)
+            return w, (np.asarray(m.bias.numpy(), dtype=np.float64) if m.bias is not None else np.zeros(w.shape[0]))
+    raise ValueError("the model has no Linear layer")
+
+
+def describe_map(weight: np.ndarray, bias: np.ndarray) -> str:
+    """An affine map of standardised inputs z as text: 'out = 1.2·z₁ − 0.4·z₂ + 0.1' per output."""
+    subscripts = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+    rows = []
+    for k, (w, b) in enumerate(zip(np.atleast_2d(weight), np.atleast_1d(bias))):
+        if len(w) > 8:
+            terms = f"({len(w)} weights, |w| ≤ {np.abs(w).max():.3g})·z"
+        else:
+            terms = " ".join(f"{'−' if v < 0 else '+'} {abs(v):.4g}·z{str(j + 1).translate(subscripts)}"
+                             for j, v in enumerate(w)).removeprefix("+ ")
+        name = "out" if len(np.atleast_2d(weight)) == 1 else f"out{str(k + 1).translate(subscripts)}"
+        rows.append(f"{name} = {terms} {'−' if b < 0 else '+'} {abs(b):.4g}")
+    return "; ".join(rows)
+
+
+def raw_lines(weight: np.ndarray, bias: np.ndarray, mean, std) -> list[tuple[np.ndarray, float]]:
+    """Each unit's line w·z + b = 0, where z = (x − mean)/std, written for the raw input x:
+    a·x + c = 0 with a = w/std, c = b − Σ w·mean/std."""
+    mean = np.zeros(weight.shape[1]) if mean is None else np.asarray(mean, dtype=np.float64)
+    std = np.ones(weight.shape[1]) if std is None else np.asarray(std, dtype=np.float64)
+    return [(w / std, float(b - np.sum(w * mean / std))) for w, b in zip(weight, bias)]
+
+
+def composed_map(layers) -> tuple[np.ndarray, np.ndarray]:
+    """The one affine map (W, b) that a stack of Linear layers without nonlinearities computes:
+    y = W x + b, with W = W_L ··· W_1 and b folded in layer by layer."""
+    w_total, b_total = layers[0]
+    for w, b in layers[1:]:
+        w_total, b_total = w @ w_total, w @ b_total + b
+    return w_total, b_total
+
+
+def hidden_activations(model, activation_name: str, X_std: np.ndarray) -> np.ndarray:
+    """The first hidden layer's activations (n, units) for standardised inputs."""
+    w, b = linear_layers(model)[0]
+    return activation(activation_name, X_std @ w.T + b)
+
+
+class UnitHistory:
+    """hidden_units.jsonl: the first layer's weights and biases after every epoch (2-D runs with
+    at most MAX_UNITS first-layer units), rewound with the metrics when a run resumes."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / "hidden_units.jsonl"
+
+    def append(self, epoch: int, weight: np.ndarray, bias: np.ndarray) -> None:
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"epoch": epoch, "weight": weight.tolist(), "bias": bias.tolist()}) + "\n")
+
+    def rows(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        rows = []
+        for text in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(text))
+            except json.JSONDecodeError:
+                break  # cut short by a kill
+        return rows
+
+    def keep_before(self, epoch: int) -> None:
+        """Drop the epochs from ``epoch`` on (a resumed run trains them again)."""
+        if self.path.exists():
+            kept = [r for r in self.rows() if r["epoch"] < epoch]
+            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))

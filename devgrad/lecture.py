@@ -1,0 +1,214 @@
+"""``devgrad lecture``: the lecture on deep-learning frameworks, runnable, as one HTML page.
+
+It runs the lecture's specs (seconds on a CPU), builds the one-neuron derivative graph with its
+edge derivatives, checks the chain rule as a sum over paths against backprop, and writes
+``DIR/index.html``: linear classifier, logistic regression, the triangle (three lines and a
+combiner), an MLP, collapse without a nonlinearity, the derivative graph, the chain rule as
+path sums, backprop, and zero against random initialisation — each with its picture and the
+numbers devgrad measured. The page embeds its images; each run's own report is linked.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import time
+from pathlib import Path
+
+from devgrad import viz
+from devgrad.core import grad, tensor
+from devgrad.experiment.html_report import figure, page, table
+from devgrad.io import atomic_write_text
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+SPECS = ("linear_classifier", "logistic_regression", "triangle", "xor", "triangle_linear_activation",
+         "zero_init_symmetry", "random_init")
+
+
+def _spec_path(name: str) -> Path:
+    """A lecture spec: the repository's experiments/ folder, else the copy shipped in the package."""
+    for folder in (EXPERIMENTS, Path(__file__).resolve().parent / "lecture_specs"):
+        path = folder / f"{name}.yaml"
+        if path.exists():
+            return path
+    raise FileNotFoundError(f"the lecture spec {name}.yaml is missing (looked in {EXPERIMENTS})")
+
+
+def one_neuron(x1: float = 1.5, x2: float = -0.5, alpha: float = 0.8, beta: float = 0.3):
+    """The lecture's neuron: z = α·x₁ + β·x₂, p = σ(z), and the loss L = −log σ(z) of the label 1.
+    Returns the leaves and the named intermediate tensors (the graph is kept for drawing)."""
+    t = {"x₁": tensor(x1, dtype="float64", name="x₁"), "x₂": tensor(x2, dtype="float64", name="x₂"),
+         "α": tensor(alpha, dtype="float64", requires_grad=True, name="α"),
+         "β": tensor(beta, dtype="float64", requires_grad=True, name="β")}
+    t["αx₁"] = t["α"] * t["x₁"]
+    t["βx₂"] = t["β"] * t["x₂"]
+    t["z"] = t["αx₁"] + t["βx₂"]
+    t["σ(z)"] = t["z"].sigmoid()
+    t["log σ(z)"] = t["σ(z)"].log()
+    t["L"] = -t["log σ(z)"]
+    return t
+
+
+def _diamonds(depth: int):
+    """x → (x·a, x·b) → sum, ``depth`` times: 2^depth paths from x to the output."""
+    x = tensor(0.9, dtype="float64", requires_grad=True, name="x")
+    h = x
+    for _ in range(depth):
+        h = (h * 0.7).tanh() + (h * 1.1).sigmoid()
+    return x, h
+
+
+def build(out, device: str = "cpu", quiet: bool = False) -> Path:
+    """Run the lecture's specs into ``out/runs`` and write ``out/index.html``; returns its path."""
+    from devgrad.experiment import run  # noqa: PLC0415
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    runs = {}
+    for name in SPECS:
+        if not quiet:
+            print(f"lecture: {name}", flush=True)
+        runs[name] = run(_spec_path(name), out=out / "runs", device=device, quiet=True)
+    neuron = one_neuron()
+    names = {k: v for k, v in neuron.items()}
+    graph_png = viz.derivative_graph(neuron["L"], names=names).render(out / "one_neuron.png")
+    path_rows, checks = [], []
+    for leaf in ("α", "β"):
+        total, paths = viz.path_sum(neuron["L"], neuron[leaf], names=names)
+        for trail, product in paths:
+            path_rows.append({"derivative": f"∂L/∂{leaf}", "path": " → ".join(trail),
+                              "product of edge derivatives": product})
+        checks.append((leaf, total))
+    forward = {k: float(v.item()) for k, v in neuron.items()}
+    neuron["L"].backward(retain_graph=True)
+    backprop = {leaf: float(neuron[leaf].grad.item()) for leaf in ("α", "β")}
+    inner = ("αx₁", "βx₂", "z", "σ(z)", "log σ(z)")
+    grads = grad(neuron["L"], [neuron[k] for k in inner], retain_graph=True)
+    node_grads = dict(zip(inner, (float(g.item()) for g in grads)))
+    node_grads.update(backprop)
+    node_grads["L"] = 1.0
+    growth = []
+    for depth in (2, 5, 10, 14):
+        x, h = _diamonds(depth)
+        try:
+            total, paths = viz.path_sum(h, x)
+            listed = len(paths)
+            refused = ""
+        except ValueError as exc:
+            listed, total = None, None
+            refused = str(exc).split(";")[0]
+        (g,) = grad(h, [x])
+        growth.append({"depth": depth, "paths": 2 ** depth, "listed by path_sum": listed or "refused",
+                       "path sum": total, "backprop": float(g.item()), "note": refused})
+    html_text = _page(out, runs, graph_png, path_rows, checks, backprop, forward, node_grads, growth)
+    index = out / "index.html"
+    atomic_write_text(index, html_text)
+    if not quiet:
+        print(f"lecture: wrote {index} in {time.perf_counter() - started:.1f}s", flush=True)
+    return index
+
+
+def _metric(result, key="test_accuracy"):
+    value = (result.summary.get("test") or {}).get(key)
+    return f"{value:.3f}" if isinstance(value, float) else "—"
+
+
+def _plot(result, name: str, caption: str) -> str:
+    path = Path(result.run_dir) / "plots" / name
+    return figure(path, caption) if path.exists() else f"<p class=\"note\">({name} was not drawn: matplotlib?)</p>"
+
+
+def _link(result, out: Path, label: str = "the run's report") -> str:
+    report = Path(result.run_dir) / "report.html"
+    rel = report.relative_to(out) if report.exists() else None
+    return f' <a href="{html.escape(str(rel))}">{html.escape(label)}</a>' if rel else ""
+
+
+def _page(out, runs, graph_png, path_rows, checks, backprop, forward, node_grads, growth) -> str:
+    r = runs
+    linear_map = r["triangle_linear_activation"].summary.get("linear_map", {}).get("text", "")
+    check_text = "; ".join(f"∂L/∂{leaf}: path sum {total:.6f}, backprop {backprop[leaf]:.6f}" for leaf, total in checks)
+    agree = all(math.isclose(total, backprop[leaf], rel_tol=1e-12, abs_tol=1e-15) for leaf, total in checks)
+    sections = [
+        "<h1>The lecture, runnable</h1><p>Every picture and number on this page was produced by devgrad "
+        "just now (<code>devgrad lecture</code>). Each section links to the run that made it.</p>",
+
+        "<h2>1. A linear classifier</h2><p>A linear classifier scores a point with d(x) = w·x + b and predicts "
+        "the sign of d. The points where d(x) = 0 form a line in the plane (a hyperplane in general): one side "
+        "is one class, the other side the other. Trained with the hinge loss max(0, 1 − y·d(x)) on labels y = ±1, "
+        f"it separates linearly separable data: test accuracy {_metric(r['linear_classifier'])}."
+        f"{_link(r['linear_classifier'], out)}</p>"
+        + _plot(r["linear_classifier"], "decision_boundary.png", "The learned line and the two classes."),
+
+        "<h2>2. Logistic regression</h2><p>Logistic regression reads the same score as a probability: "
+        "P(y = 1 | x) = σ(w·x + b) with σ(d) = 1/(1 + e^(−d)). With labels ±1 its loss is log(1 + e^(−y·d)), "
+        "small when the score has the right sign and a large margin. On noisy data it still draws one line, "
+        f"with a soft band of uncertainty: test accuracy {_metric(r['logistic_regression'])}."
+        f"{_link(r['logistic_regression'], out)}</p>"
+        + _plot(r["logistic_regression"], "decision_boundary.png", "P(class 1) over the plane."),
+
+        "<h2>3. The triangle: three logistic regressions and a fourth</h2><p>Inside versus outside a triangle "
+        "is not linearly separable: no single line does it. Three logistic regressions each learn one side "
+        "(a line); a fourth combines their three outputs. That is the simplest neural network, with a "
+        f"hidden layer of three sigmoid units: test accuracy {_metric(r['triangle'])}."
+        f"{_link(r['triangle'], out)}</p>"
+        + _plot(r["triangle"], "neurons.png", "Each hidden unit: its activation over the plane and its line "
+                "w·x + b = 0; last, the output with the three lines.")
+        + _plot(r["triangle"], "decision_boundary.png", "The decision boundary with the three hidden units' lines."),
+
+        "<h2>4. MLPs</h2><p>A multilayer perceptron stacks such layers: h = act(W₁x + b₁), then out = W₂h + b₂, "
+        "and so on. XOR, which no line separates, needs a hidden layer: test accuracy "
+        f"{_metric(r['xor'])}.{_link(r['xor'], out)}</p>"
+        + _plot(r["xor"], "decision_boundary.png", "XOR learned by an MLP."),
+
+        "<h2>5. Why nonlinearities matter</h2><p>Without a nonlinearity every layer is affine, and a composition "
+        "of affine maps is affine: W₂(W₁x + b₁) + b₂ = (W₂W₁)x + (W₂b₁ + b₂). The same triangle network with "
+        "identity activations (two hidden layers) is one linear classifier, whatever its depth. devgrad "
+        f"multiplied its trained layers out: <code>{html.escape(linear_map)}</code>; test accuracy "
+        f"{_metric(r['triangle_linear_activation'])} against {_metric(r['triangle'])} with sigmoids."
+        f"{_link(r['triangle_linear_activation'], out)}</p>"
+        + _plot(r["triangle_linear_activation"], "decision_boundary.png",
+                "The collapsed network: its boundary is the one line of the composed map."),
+
+        "<h2>6. The computational graph and its derivative graph</h2><p>One neuron, as the lecture draws it: "
+        "inputs x₁, x₂ (placeholders), weights α, β (variables), z = αx₁ + βx₂, σ(z), and the loss "
+        "L = −log σ(z) for the label y = 1 (logistic regression's loss). Every edge carries the local "
+        "derivative of the child with respect to the parent, at the current values: ∂z/∂(αx₁) = 1, "
+        "∂(αx₁)/∂α = x₁, ∂σ/∂z = σ(z)(1 − σ(z)), ∂ log σ/∂σ = 1/σ(z), ∂L/∂ log σ = −1.</p>"
+        + figure(graph_png, "The one-neuron derivative graph, edges labelled with their local derivatives "
+                            "(values at x₁ = 1.5, x₂ = −0.5, α = 0.8, β = 0.3)."),
+
+        "<h2>7. The chain rule as a sum over paths</h2><p>∂L/∂α is the sum, over every path from α to L, of the "
+        "product of the edge derivatives along the path. Here each weight has one path, so ∂L/∂α = x₁ · 1 · "
+        "σ(z)(1 − σ(z)) · 1/σ(z) · (−1) = −x₁(1 − σ(z)). A graph where a value is used twice has several "
+        "paths, and their products add up (section 8). devgrad's <code>dg.viz.path_sum</code> lists the paths "
+        "and their products:</p>"
+        + table(path_rows, ["derivative", "path", "product of edge derivatives"], sortable=False)
+        + f"<p>{html.escape(check_text)}: {'equal' if agree else 'NOT equal'}.</p>",
+
+        "<h2>8. Backpropagation</h2><p>The forward pass computes every node's value from the inputs; the backward "
+        "pass starts from ∂L/∂L = 1 and walks the graph in reverse, multiplying each node's gradient by the "
+        "local derivatives of its edges and adding what arrives along different edges. Each edge is used once, "
+        "so the cost is that of the forward pass, while the number of paths can grow exponentially with depth:</p>"
+        + table([{"node": k, "value (forward)": forward[k],
+                  "∂L/∂node (backward)": node_grads.get(k, "— (an input: no gradient needed)")}
+                 for k in ("x₁", "x₂", "α", "β", "αx₁", "βx₂", "z", "σ(z)", "log σ(z)", "L")],
+                ["node", "value (forward)", "∂L/∂node (backward)"], sortable=False)
+        + "<p>A stack of 'diamonds' (each layer feeds the next through two branches) doubles the paths at "
+        "every layer; path_sum refuses beyond 10,000 paths, backprop does not care:</p>"
+        + table(growth, ["depth", "paths", "listed by path_sum", "path sum", "backprop", "note"], sortable=False),
+
+        "<h2>9. Why weights must not start at zero</h2><p>If every weight starts at zero, every hidden unit "
+        "computes the same function and receives the same gradient, so they stay identical forever: the "
+        "network has, in effect, one hidden unit. Random initialisation breaks the symmetry. Same network, "
+        f"same data: all-zero start, test accuracy {_metric(r['zero_init_symmetry'])}; random start "
+        f"{_metric(r['random_init'])}.{_link(r['zero_init_symmetry'], out, 'the zero-start run')},"
+        f"{_link(r['random_init'], out, 'the random-start run')}.</p>"
+        + _plot(r["zero_init_symmetry"], "hidden_units.png", "Zero start: the three units' weights over training "
+                "(one line: they never differ).")
+        + _plot(r["random_init"], "hidden_units.png", "Random start: the units go their own ways."),
+    ]
+    return page("devgrad: the lecture", "".join(sections))
+
+

@@ -1,0 +1,202 @@
+"""The lecture, visible: per-neuron pictures, the zero-init and collapse pictures, report.html for
+runs and sweeps, ``devgrad lecture`` — and both pages opened in a real (headless) browser.
+
+Pictures are checked by their statistics (drawn, not blank), their numbers by recomputing them;
+the browser test loads each page in Chromium, checks that every image decoded
+(naturalWidth > 0), that the page logged no error, and that its screenshot is not blank.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import devgrad as dg
+from devgrad.experiment import neurons, run, sweep
+from tests.run_helpers import HAVE_MATPLOTLIB, SMALL, cli
+
+needs_plots = pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="plots need matplotlib (the plot extra)")
+
+TRIANGLE = {"name": "tri", "seed": 0, "device": "cpu", "data": {"source": "triangle", "n_samples": 600},
+            "model": {"hidden": [3], "activation": "sigmoid", "init": "xavier_uniform"}, "loss": "bce",
+            "optimizer": {"name": "adam", "lr": 0.05}, "train": {"epochs": 12, "batch_size": 32}}
+
+
+def _not_blank(path: Path) -> None:
+    from matplotlib.image import imread
+
+    image = imread(path)[..., :3]
+    assert image.shape[0] > 150 and image.shape[1] > 150, path
+    assert image.std() > 0.05 and len(np.unique(image.reshape(-1, 3), axis=0)) > 20, f"{path} looks blank"
+
+
+@pytest.fixture(scope="module")
+def triangle_run(tmp_path_factory):
+    return run(TRIANGLE, out=tmp_path_factory.mktemp("runs"), quiet=True)
+
+
+@needs_plots
+def test_a_2d_run_draws_each_hidden_unit_with_its_line(triangle_run):
+    plots = Path(triangle_run.run_dir) / "plots"
+    for name in ("neurons.png", "hidden_units.png", "decision_boundary.png", "learning_curves.png"):
+        _not_blank(plots / name)
+    # the lines drawn are the units' own: a·x + c = 0 in raw coordinates is w·z + b = 0 in standardised ones
+    model_state = dg.load(Path(triangle_run.run_dir) / "checkpoints" / "last.npz")["model"]
+    w, b = model_state["net.0.weight"].numpy(), model_state["net.0.bias"].numpy()
+    rng = np.random.default_rng(0)
+    mean, std = rng.standard_normal(2), rng.random(2) + 0.5
+    for (a, c), wi, bi in zip(neurons.raw_lines(w, b, mean, std), w, b):
+        x = rng.standard_normal((5, 2))
+        np.testing.assert_allclose(x @ a + c, ((x - mean) / std) @ wi + bi, rtol=1e-10, atol=1e-10)
+
+
+def test_hidden_unit_history_shows_zero_init_symmetry(tmp_path):
+    """All-zero start: every unit has the same weights at every epoch; a random start breaks it."""
+    for init, identical in (("zeros", True), ("xavier_uniform", False)):
+        result = run({**TRIANGLE, "model": {**TRIANGLE["model"], "init": init}}, out=tmp_path, quiet=True)
+        rows = neurons.UnitHistory(result.run_dir).rows()
+        assert [r["epoch"] for r in rows] == list(range(1, 13))
+        spread = max(np.ptp(np.array(r["weight"]), axis=0).max() for r in rows)
+        assert (spread == 0.0) == identical, (init, spread)
+
+
+def test_without_a_nonlinearity_the_run_reports_its_composed_linear_map(tmp_path):
+    spec = {**TRIANGLE, "model": {"hidden": [3, 3], "activation": "identity"}}
+    result = run(spec, out=tmp_path, quiet=True)
+    linear = result.summary["linear_map"]
+    weight, bias = np.array(linear["weight"]), np.array(linear["bias"])
+    assert weight.shape == (1, 2) and linear["text"].startswith("out = ")
+    model = dg.nn.MLP([2, 3, 3, 1], activation="identity")
+    model.load_state_dict(dg.load(Path(result.run_dir) / "checkpoints" / "last.npz")["model"])
+    z = np.random.default_rng(1).standard_normal((7, 2)).astype(np.float32)
+    with dg.no_grad():
+        np.testing.assert_allclose(model(dg.tensor(z)).numpy(), z @ weight.T + bias, rtol=1e-5, atol=1e-5)
+    assert "one affine map" in (Path(result.run_dir) / "report.html").read_text()
+
+
+def test_unit_history_rewinds_with_a_resumed_run(tmp_path):
+    history = neurons.UnitHistory(tmp_path)
+    for epoch in range(1, 6):
+        history.append(epoch, np.ones((3, 2)) * epoch, np.zeros(3))
+    history.keep_before(4)
+    assert [r["epoch"] for r in history.rows()] == [1, 2, 3]
+
+
+def test_every_run_folder_has_a_self_contained_report_and_devgrad_report_rewrites_it(tmp_path, triangle_run):
+    page = Path(triangle_run.run_dir) / "report.html"
+    text = page.read_text()
+    assert "completed" in text and "test_accuracy" in text and "Configuration" in text
+    assert "http://" not in text and "https://" not in text  # nothing fetched from the network
+    if HAVE_MATPLOTLIB:
+        assert text.count("data:image/png;base64,") == 4
+    page.unlink()
+    result = cli("report", triangle_run.run_dir)
+    assert result.returncode == 0 and page.exists(), result.stderr
+    # a run that diverged says so, and why
+    bad = run({**SMALL, "model": {"hidden": [6], "activation": "relu"}, "optimizer": {"name": "sgd", "lr": 1e20}},
+              out=tmp_path, quiet=True)
+    assert bad.status == "failed"
+    text = (Path(bad.run_dir) / "report.html").read_text()
+    assert "did not complete" in text and "diverged" in text
+    result = cli("report", tmp_path)
+    assert result.returncode == 2 and "neither a run folder" in result.stderr
+
+
+def test_a_sweep_has_a_report_with_a_sortable_table(tmp_path):
+    result = sweep({**SMALL, "train": {"epochs": 2}}, grid={"optimizer.lr": [0.05, 0.01]}, jobs=2, out=tmp_path,
+                   quiet=True)
+    text = (result.sweep_dir / "report.html").read_text()
+    assert 'class="sortable"' in text and text.count("<tr>") >= 3 and "val_loss" in text
+
+
+@pytest.fixture(scope="module")
+def lecture_page(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lecture")
+    result = cli("lecture", "--out", out, "--quiet", timeout=600)
+    assert result.returncode == 0, result.stderr
+    return out / "index.html"
+
+
+@needs_plots
+def test_devgrad_lecture_writes_one_page_through_the_lecture(lecture_page):
+    text = lecture_page.read_text()
+    headings = re.findall(r"<h2>(.*?)</h2>", text)
+    assert [h.split(". ", 1)[1] for h in headings] == [
+        "A linear classifier", "Logistic regression", "The triangle: three logistic regressions and a fourth",
+        "MLPs", "Why nonlinearities matter", "The computational graph and its derivative graph",
+        "The chain rule as a sum over paths", "Backpropagation", "Why weights must not start at zero"]
+    assert "∂L/∂α: path sum" in text and ": equal." in text and "NOT equal" not in text
+    assert "refused" in text  # 2^14 paths: path_sum refuses, backprop does not care
+    assert "http://" not in text and "https://" not in text
+    for link in re.findall(r'href="([^"]+)"', text):
+        assert (lecture_page.parent / link).exists(), link
+
+
+def _chromium() -> str | None:
+    return next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome", "chrome")
+                 if shutil.which(n)), None)
+
+
+PROBE = """<script>
+window.__errors = [];
+window.addEventListener('error', function (e) { window.__errors.push(String(e.message || e)); }, true);
+var __consoleError = console.error;
+console.error = function () { window.__errors.push(Array.prototype.join.call(arguments, ' '));
+                              __consoleError.apply(console, arguments); };
+window.addEventListener('load', function () {
+  var images = Array.prototype.slice.call(document.images);
+  var broken = images.filter(function (i) { return !(i.complete && i.naturalWidth > 0); }).length;
+  document.title = 'PROBE images=' + images.length + ' broken=' + broken + ' errors=' + window.__errors.length;
+});
+</script>"""
+
+
+def _open_in_chromium(page: Path, tmp_path: Path) -> tuple[str, Path, str]:
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium is not installed (.ci/run installs Debian's chromium; apt-get install chromium): "
+                    "the browser checks did not run")
+    probed = page.with_name(page.stem + ".probe.html")
+    probed.write_text(page.read_text().replace("<head>", "<head>" + PROBE, 1))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+             f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=15000"]
+    dom = subprocess.run([browser, *flags, "--enable-logging=stderr", "--v=0", "--dump-dom", probed.as_uri()],
+                         capture_output=True, text=True, timeout=120, check=False)
+    shot = tmp_path / f"{page.parent.name}-{page.stem}.png"
+    subprocess.run([browser, *flags, "--window-size=1280,2200", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, text=True, timeout=120, check=False)
+    probed.unlink()
+    title = re.search(r"<title>(.*?)</title>", dom.stdout)
+    return (title.group(1) if title else f"(no title; chromium said: {dom.stderr[-2000:]})"), shot, dom.stderr
+
+
+@needs_plots
+@pytest.mark.parametrize("which", ["run report", "lecture page"])
+def test_the_pages_in_a_real_browser(which, triangle_run, lecture_page, tmp_path):
+    page = Path(triangle_run.run_dir) / "report.html" if which == "run report" else lecture_page
+    title, shot, log = _open_in_chromium(page, tmp_path)
+    found = re.match(r"PROBE images=(\d+) broken=(\d+) errors=(\d+)", title)
+    assert found, title
+    images, broken, errors = map(int, found.groups())
+    assert images >= (4 if which == "run report" else 9) and broken == 0 and errors == 0, title
+    assert "Uncaught" not in log, log[-2000:]
+    assert shot.exists(), "chromium wrote no screenshot"
+    _not_blank(shot)
+
+
+def test_the_lecture_neuron_matches_backprop_by_path_sums():
+    from devgrad.lecture import one_neuron
+
+    t = one_neuron(x1=0.3, x2=2.0, alpha=-1.2, beta=0.4)
+    for leaf in ("α", "β"):
+        total, paths = dg.viz.path_sum(t["L"], t[leaf])
+        (g,) = dg.grad(t["L"], [t[leaf]], retain_graph=True)
+        assert len(paths) == 1 and total == pytest.approx(float(g.item()), rel=1e-12)
+    z = 0.3 * -1.2 + 2.0 * 0.4  # the lecture's formula: ∂L/∂α = −x₁(1 − σ(z))
+    (g,) = dg.grad(t["L"], [t["α"]], retain_graph=True)
+    assert float(g.item()) == pytest.approx(-0.3 * (1 - 1 / (1 + np.exp(-z))))

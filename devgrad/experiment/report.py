@@ -194,47 +194,50 @@ def _draw_line(ax, a: np.ndarray, c: float, gx: np.ndarray, gy: np.ndarray, **st
 
 
 def neurons(plt, X_all: np.ndarray, y_all: np.ndarray, units, lines, predict_proba, path: Path, name: str,
-            activation_name: str, resolution: int = 120, total_units: int | None = None) -> Path:
+            activation_name: str, resolution: int = 100, total_units: int | None = None) -> Path:
     """One panel per first-layer unit: its activation over the input plane (``units``: raw
     points -> (n, units)) with its line a·x + c = 0 (``lines``), then the network's output with
-    every line on it."""
+    the lines on it. Images, not contours, and a fixed layout: a few tenths of a second."""
     gx, gy = _grid(X_all, resolution)
     points = np.stack([gx.ravel(), gy.ravel()], axis=1)
     acts = units(points)
     k = acts.shape[1]
     cols = min(k + 1, 4)
     rows = (k + 1 + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.0 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.1 * rows), squeeze=False)
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.06, top=1 - 0.55 / rows, wspace=0.25, hspace=0.35)
+    extent = (gx.min(), gx.max(), gy.min(), gy.max())
     colours = [plt.get_cmap("tab10")(i % 10) for i in range(k)]
     for i in range(k):
         ax = axes.flat[i]
-        image = ax.contourf(gx, gy, acts[:, i].reshape(gx.shape), levels=20, cmap="viridis")
-        fig.colorbar(image, ax=ax, fraction=0.046)
+        a_i = acts[:, i].reshape(gx.shape)
+        ax.imshow(a_i, origin="lower", extent=extent, aspect="auto", cmap="viridis")
         _draw_line(ax, *lines[i], gx, gy, color="w", linewidth=1.6)
         a, c = lines[i]
-        ax.set_title(f"unit {i + 1}: {activation_name}({a[0]:.2g}·x₁ {a[1]:+.2g}·x₂ {c:+.2g})", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_title(f"unit {i + 1}: {activation_name}({a[0]:.2g}·x₁ {a[1]:+.2g}·x₂ {c:+.2g})\n"
+                     f"from {a_i.min():.2g} (dark) to {a_i.max():.2g} (light)", fontsize=7)
+        ax.tick_params(labelsize=6)
     ax = axes.flat[k]
     probs = predict_proba(points)
     if probs.shape[1] == 2:
-        ax.contourf(gx, gy, probs[:, 1].reshape(gx.shape), levels=np.linspace(0, 1, 21), cmap="RdBu_r", alpha=0.8)
+        ax.imshow(probs[:, 1].reshape(gx.shape), origin="lower", extent=extent, aspect="auto", cmap="RdBu_r",
+                  vmin=0, vmax=1, alpha=0.8)
     else:
-        ax.contourf(gx, gy, probs.argmax(axis=1).reshape(gx.shape), levels=np.arange(probs.shape[1] + 1) - 0.5,
-                    cmap="tab10", alpha=0.35)
-    ax.scatter(X_all[:, 0], X_all[:, 1], c=y_all, cmap="RdBu_r" if probs.shape[1] == 2 else "tab10", s=4,
-               linewidths=0)
+        ax.imshow(probs.argmax(axis=1).reshape(gx.shape), origin="lower", extent=extent, aspect="auto",
+                  cmap="tab10", vmin=0, vmax=9, alpha=0.35)
+    ax.scatter(X_all[:, 0], X_all[:, 1], c=y_all, cmap="RdBu_r" if probs.shape[1] == 2 else "tab10", s=3,
+               linewidths=0, vmin=0, vmax=1 if probs.shape[1] == 2 else 9)
     for i in range(min(k, 8)):  # beyond 8 lines the output is hidden under them
         _draw_line(ax, *lines[i], gx, gy, color=colours[i], linewidth=1.4, label=f"unit {i + 1}")
     ax.set_title("the network's output, with " + ("every unit's line" if k <= 8 else "the first 8 units' lines"),
-                 fontsize=8)
-    ax.tick_params(labelsize=7)
+                 fontsize=7)
+    ax.tick_params(labelsize=6)
     if k <= 8:
         ax.legend(fontsize=6, loc="best")
     for extra in list(axes.flat)[k + 1:]:
         extra.axis("off")
     shown = f"{k} units" if not total_units or total_units == k else f"the first {k} of {total_units} units"
     fig.suptitle(f"{name}: what each hidden unit computes (the first layer: {shown})")
-    fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
     return path
@@ -248,7 +251,7 @@ def hidden_units(plt, history: list, path: Path, name: str) -> Path:
     bias = np.array([r["bias"] for r in history], dtype=float)
     k, n_in = weight.shape[1], weight.shape[2]
     series = [(f"w{j + 1}", weight[:, :, j]) for j in range(n_in)] + [("b", bias)]
-    fig, axes = plt.subplots(1, len(series), figsize=(4.2 * len(series), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(series), figsize=(4.2 * len(series), 3.4), squeeze=False)
     marker = "o" if len(epochs) <= 30 else None
     for ax, (label, values) in zip(axes[0], series):
         for i in range(k):
@@ -262,7 +265,7 @@ def hidden_units(plt, history: list, path: Path, name: str) -> Path:
     verdict = ("every unit has the same weights at every epoch: the symmetry was never broken" if spread < 1e-9
                else f"the units differ (largest spread between units {spread:.3g})")
     fig.suptitle(f"{name}: first-layer weights over training; {verdict}", fontsize=10)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.14, top=0.86, wspace=0.3)
     _save(fig, path)
     plt.close(fig)
     return path

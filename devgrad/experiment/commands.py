@@ -230,18 +230,25 @@ def _draw(trainer: Trainer, history: list, say) -> list[str]:
                 offset = 0.5 if trainer.task.loss == "mse" else 0.0
                 (line,) = neurons.raw_lines(weight, bias - offset, splits.mean, splits.std)
                 lines = [(line, "the composed affine map")]
-        else:  # each first-layer unit (the first MAX_UNITS of a wider layer) with its line
-            weight, bias = neurons.first_layer(trainer.model)
-            shown = min(len(weight), neurons.MAX_UNITS)
-            unit_lines = neurons.raw_lines(weight[:shown], bias[:shown], splits.mean, splits.std)
-            if len(weight) <= 8:
-                lines = [(line, f"unit {i + 1}") for i, line in enumerate(unit_lines)]
+    if splits.n_features == 2 and spec.model.hidden:
+        # each first-layer unit (the first MAX_UNITS of a wider layer) with its line, beside the output
+        weight, bias = neurons.first_layer(trainer.model)
+        shown = min(len(weight), neurons.MAX_UNITS)
+        unit_lines = neurons.raw_lines(weight[:shown], bias[:shown], splits.mean, splits.std)
+        if boundary is not None and lines is None and len(weight) <= 8:
+            lines = [(line, f"unit {i + 1}") for i, line in enumerate(unit_lines)]
 
-            def units(points):
-                return neurons.hidden_activations(trainer.model, spec.model.activation,
-                                                  splits.standardize_input(points))[:, :shown]
+        def units(points):
+            return neurons.hidden_activations(trainer.model, spec.model.activation,
+                                              splits.standardize_input(points))[:, :shown]
 
-            neuron_view = (units, unit_lines, spec.model.activation, len(weight))
+        X_all, y_all = splits.all_points()
+        if trainer.task.regression:
+            y_all = splits.target_values(y_all)
+            output = lambda points: trainer.predict_values(points)[:, None]  # noqa: E731 - one-liner
+        else:
+            output = trainer.predict_proba
+        neuron_view = (X_all, y_all, units, unit_lines, output, spec.model.activation, len(weight))
     return report.draw(trainer.run_dir, spec.name, history, say, boundary,
                        best_epoch=trainer.best_epoch or None, stopped_at=trainer.stopped_at,
                        class_names=splits.classes, predictions=predictions, neuron_view=neuron_view,

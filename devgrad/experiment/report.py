@@ -40,8 +40,9 @@ def draw(run_dir: Path, name: str, history: list, say, boundary=None, best_epoch
     decision_boundary.png when ``boundary`` is given as (points (n, 2), labels (n,),
     predict_proba: points -> (n, classes)), its classes named by ``class_names``, and for a
     regression predictions.png when ``predictions`` is given as (true values, predicted values,
-    the split's name); neurons.png when ``neuron_view`` is (units: points -> activations, their
-    lines, the activation's name); hidden_units.png from ``unit_history`` (rows of epoch, weight,
+    the split's name); neurons.png when ``neuron_view`` is (points, targets, units: points ->
+    activations, their lines, output: points -> class probabilities or (n, 1) values, the
+    activation's name, the layer's width); hidden_units.png from ``unit_history`` (rows of epoch, weight,
     bias); ``lines`` ((a, c) for a·x + c = 0, label) are drawn on the decision boundary. Returns
     the files written, relative to ``run_dir``."""
     plt = _pyplot()
@@ -56,11 +57,10 @@ def draw(run_dir: Path, name: str, history: list, say, boundary=None, best_epoch
     if boundary is not None:
         written.append(decision_boundary(plt, *boundary, plots / "decision_boundary.png", name, class_names,
                                          lines=lines))
-        if neuron_view is not None:
-            X_all, y_all, predict_proba = boundary
-            units, unit_lines, activation_name, total_units = neuron_view
-            written.append(neurons(plt, X_all, y_all, units, unit_lines, predict_proba, plots / "neurons.png", name,
-                                   activation_name, total_units=total_units))
+    if neuron_view is not None:
+        X_all, y_all, units, unit_lines, output, activation_name, total_units = neuron_view
+        written.append(neurons(plt, X_all, y_all, units, unit_lines, output, plots / "neurons.png", name,
+                               activation_name, total_units=total_units))
     if unit_history:
         written.append(hidden_units(plt, unit_history, plots / "hidden_units.png", name))
     if predictions is not None:
@@ -219,14 +219,20 @@ def neurons(plt, X_all: np.ndarray, y_all: np.ndarray, units, lines, predict_pro
         ax.tick_params(labelsize=6)
     ax = axes.flat[k]
     probs = predict_proba(points)
-    if probs.shape[1] == 2:
+    if probs.shape[1] == 1:  # a regression: the predicted value, and the targets in the same colours
+        lo, hi = float(min(probs.min(), np.min(y_all))), float(max(probs.max(), np.max(y_all)))
+        ax.imshow(probs[:, 0].reshape(gx.shape), origin="lower", extent=extent, aspect="auto", cmap="viridis",
+                  vmin=lo, vmax=hi, alpha=0.85)
+        ax.scatter(X_all[:, 0], X_all[:, 1], c=y_all, cmap="viridis", vmin=lo, vmax=hi, s=5, edgecolors="w",
+                   linewidths=0.2)
+    elif probs.shape[1] == 2:
         ax.imshow(probs[:, 1].reshape(gx.shape), origin="lower", extent=extent, aspect="auto", cmap="RdBu_r",
                   vmin=0, vmax=1, alpha=0.8)
+        ax.scatter(X_all[:, 0], X_all[:, 1], c=y_all, cmap="RdBu_r", s=3, linewidths=0, vmin=0, vmax=1)
     else:
         ax.imshow(probs.argmax(axis=1).reshape(gx.shape), origin="lower", extent=extent, aspect="auto",
                   cmap="tab10", vmin=0, vmax=9, alpha=0.35)
-    ax.scatter(X_all[:, 0], X_all[:, 1], c=y_all, cmap="RdBu_r" if probs.shape[1] == 2 else "tab10", s=3,
-               linewidths=0, vmin=0, vmax=1 if probs.shape[1] == 2 else 9)
+        ax.scatter(X_all[:, 0], X_all[:, 1], c=y_all, cmap="tab10", s=3, linewidths=0, vmin=0, vmax=9)
     for i in range(min(k, 8)):  # beyond 8 lines the output is hidden under them
         _draw_line(ax, *lines[i], gx, gy, color=colours[i], linewidth=1.4, label=f"unit {i + 1}")
     ax.set_title("the network's output, with " + ("every unit's line" if k <= 8 else "the first 8 units' lines"),

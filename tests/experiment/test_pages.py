@@ -55,6 +55,23 @@ def test_a_2d_run_draws_each_hidden_unit_with_its_line(triangle_run):
         np.testing.assert_allclose(x @ a + c, ((x - mean) / std) @ wi + bi, rtol=1e-10, atol=1e-10)
 
 
+@needs_plots
+def test_a_2d_regression_draws_its_units_beside_the_predicted_surface(tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-2, 2, (300, 2))
+    y = np.sin(X[:, 0]) * 10 + X[:, 1] ** 2 + 100
+    path = tmp_path / "surface.csv"
+    path.write_text("a,b,y\n" + "".join(f"{a:.5f},{b:.5f},{t:.5f}\n" for (a, b), t in zip(X, y)))
+    spec = {"name": "surface", "device": "cpu", "task": "regression", "loss": "mse",
+            "data": {"source": "csv", "path": str(path), "target": "y"},
+            "model": {"hidden": [5], "activation": "tanh"}, "train": {"epochs": 5}}
+    result = run(spec, out=tmp_path, quiet=True)
+    plots = Path(result.run_dir) / "plots"
+    for name in ("neurons.png", "hidden_units.png", "predictions.png"):
+        _not_blank(plots / name)
+    assert not (plots / "decision_boundary.png").exists()
+
+
 def test_hidden_unit_history_shows_zero_init_symmetry(tmp_path):
     """All-zero start: every unit has the same weights at every epoch; a random start breaks it."""
     for init, identical in (("zeros", True), ("xavier_uniform", False)):

@@ -60,10 +60,16 @@ def _diamonds(depth: int):
 
 def build(out, device: str = "cpu", quiet: bool = False) -> Path:
     """Run the lecture's specs into ``out/runs`` and write ``out/index.html``; returns its path."""
-    from devgrad.experiment import run  # noqa: PLC0415
+    from devgrad.experiment import RunError, run  # noqa: PLC0415
+    from devgrad.experiment.report import PLOT_HINT, can_plot  # noqa: PLC0415
 
+    if not can_plot():
+        raise RunError(f"devgrad lecture draws its pictures with matplotlib, which is not installed: {PLOT_HINT}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} is a file, not a folder: give the folder for index.html and the runs")
     out.mkdir(parents=True, exist_ok=True)
+    replaced = (out / "index.html").exists()
     started = time.perf_counter()
     runs = {}
     for name in SPECS:
@@ -105,7 +111,9 @@ def build(out, device: str = "cpu", quiet: bool = False) -> Path:
     index = out / "index.html"
     atomic_write_text(index, html_text)
     if not quiet:
-        print(f"lecture: wrote {index} in {time.perf_counter() - started:.1f}s", flush=True)
+        what = "replaced the page of an earlier run of devgrad lecture" if replaced else "wrote"
+        print(f"lecture: {what} {index} in {time.perf_counter() - started:.1f}s (the runs are kept under "
+              f"{out / 'runs'})", flush=True)
     return index
 
 

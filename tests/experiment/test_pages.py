@@ -217,3 +217,12 @@ def test_the_lecture_neuron_matches_backprop_by_path_sums():
     z = 0.3 * -1.2 + 2.0 * 0.4  # the lecture's formula: ∂L/∂α = −x₁(1 − σ(z))
     (g,) = dg.grad(t["L"], [t["α"]], retain_graph=True)
     assert float(g.item()) == pytest.approx(-0.3 * (1 - 1 / (1 + np.exp(-z))))
+
+
+def test_lecture_and_report_mistakes_are_clean_errors(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    result = cli("lecture", "--out", a_file)
+    assert result.returncode == 2 and "is a file, not a folder" in result.stderr and a_file.read_text() == "mine"
+    result = cli("report", tmp_path / "missing")
+    assert result.returncode == 2 and "Traceback" not in result.stderr

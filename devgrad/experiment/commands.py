@@ -273,6 +273,7 @@ def redraw(run_dir, quiet: bool = False) -> list[str]:
         trainer.model.load_state_dict(ckpt.load_checkpoint(state_file)["model"])
         messages: list[str] = []
         written = _draw(trainer, ckpt.MetricsLog(run_dir).rows(), messages.append)
+        write_run_report(run_dir)  # the page embeds the plots: draw it again with them
     finally:
         close_logger(trainer.log)
     if not quiet:

@@ -14,9 +14,13 @@ def test_plot_command_redraws(tmp_path):
     result = run(SMALL, out=tmp_path, quiet=True)
     for png in (result.run_dir / "plots").iterdir():
         png.unlink()
+    (result.run_dir / "report.html").unlink()
     redraw = cli("plot", result.run_dir)
     assert redraw.returncode == 0, redraw.stderr
     assert (result.run_dir / "plots" / "decision_boundary.png").stat().st_size > 1000
+    for name in ("neurons.png", "hidden_units.png"):  # the hidden units' pictures come back too
+        assert (result.run_dir / "plots" / name).stat().st_size > 1000
+    assert (result.run_dir / "report.html").read_text().count("data:image/png;base64,") == 4
 
 
 def test_runs_without_matplotlib_say_plots_were_skipped(tmp_path, monkeypatch):

@@ -252,7 +252,8 @@ def _draw(trainer: Trainer, history: list, say) -> list[str]:
     return report.draw(trainer.run_dir, spec.name, history, say, boundary,
                        best_epoch=trainer.best_epoch or None, stopped_at=trainer.stopped_at,
                        class_names=splits.classes, predictions=predictions, neuron_view=neuron_view,
-                       unit_history=trainer.units.rows() if trainer.units is not None else None, lines=lines)
+                       unit_history=trainer.units.rows() if trainer.units is not None else None, lines=lines,
+                       frames=trainer.frames)
 
 
 def redraw(run_dir, quiet: bool = False) -> list[str]:

@@ -60,13 +60,14 @@ CAPTIONS = {
                    "beside the network's output.",
     "hidden_units.png": "The first layer's weights and biases, unit by unit, after every epoch.",
     "predictions.png": "Predicted against true values (the diagonal is a perfect model).",
+    "training.gif": "The decision boundary epoch by epoch (plots.animate).",
 }
 
 
 def image_tag(path: Path, alt: str) -> str:
     """An <img> with the PNG or SVG at ``path`` embedded as a data URI."""
     data = Path(path).read_bytes()
-    mime = "image/svg+xml" if str(path).endswith(".svg") else "image/png"
+    mime = {".svg": "image/svg+xml", ".gif": "image/gif"}.get(Path(path).suffix, "image/png")
     return (f'<img src="data:{mime};base64,{base64.b64encode(data).decode()}" alt="{html.escape(alt)}" '
             f'loading="eager">')
 
@@ -159,7 +160,8 @@ def write_run_report(run_dir) -> Path:
         parts.append("<h2>The composed linear map</h2><p>Without a nonlinearity the layers multiply out to one "
                      f"affine map of the (standardised) inputs: <code>{html.escape(summary['linear_map']['text'])}"
                      "</code>.</p>")
-    plots = sorted((run_dir / "plots").glob("*.png")) if (run_dir / "plots").is_dir() else []
+    plots = sorted([*(run_dir / "plots").glob("*.png"), *(run_dir / "plots").glob("*.gif")]) \
+        if (run_dir / "plots").is_dir() else []
     if plots:
         parts.append("<h2>Plots</h2>" + "".join(figure(p, CAPTIONS.get(p.name, p.stem.replace("_", " ")))
                                                  for p in plots))

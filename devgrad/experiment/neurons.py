@@ -119,3 +119,31 @@ class UnitHistory:
         if self.path.exists():
             kept = [r for r in self.rows() if r["epoch"] < epoch]
             atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+class BoundaryFrames:
+    """The decision boundary during training (``plots.animate``): the model's class-1 probability
+    (or predicted class) over a fixed grid of the input plane after every ``every``-th epoch, at
+    most MAX_FRAMES of them, kept in memory for plots/training.gif. A resumed run's animation
+    starts at the resume."""
+
+    MAX_FRAMES = 120
+
+    def __init__(self, X_all: np.ndarray, epochs: int, resolution: int = 80):
+        lo, hi = X_all.min(axis=0), X_all.max(axis=0)
+        pad = 0.08 * (hi - lo + 1e-9)
+        self.extent = (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
+        gx, gy = np.meshgrid(np.linspace(self.extent[0], self.extent[1], resolution),
+                             np.linspace(self.extent[2], self.extent[3], resolution))
+        self.points = np.stack([gx.ravel(), gy.ravel()], axis=1)
+        self.shape = gx.shape
+        self.every = max(1, -(-epochs // self.MAX_FRAMES))
+        self.frames: list[tuple[int, np.ndarray]] = []
+
+    def capture(self, epoch: int, predict_proba, force: bool = False) -> None:
+        """Record the boundary after ``epoch`` (every ``every``-th epoch, or when ``force``d)."""
+        if (epoch % self.every and not force) or (self.frames and self.frames[-1][0] == epoch):
+            return
+        probs = predict_proba(self.points)
+        image = probs[:, 1] if probs.shape[1] == 2 else probs.argmax(axis=1)
+        self.frames.append((epoch, image.reshape(self.shape).astype(np.float32)))

@@ -35,7 +35,7 @@ def can_plot() -> bool:
 
 def draw(run_dir: Path, name: str, history: list, say, boundary=None, best_epoch: int | None = None,
          stopped_at: int | None = None, class_names=None, predictions=None, neuron_view=None,
-         unit_history=None, lines=None) -> list[str]:
+         unit_history=None, lines=None, frames=None) -> list[str]:
     """Write plots/learning_curves.png (marking ``best_epoch`` and an early stop at ``stopped_at``),
     decision_boundary.png when ``boundary`` is given as (points (n, 2), labels (n,),
     predict_proba: points -> (n, classes)), its classes named by ``class_names``, and for a
@@ -43,8 +43,9 @@ def draw(run_dir: Path, name: str, history: list, say, boundary=None, best_epoch
     the split's name); neurons.png when ``neuron_view`` is (points, targets, units: points ->
     activations, their lines, output: points -> class probabilities or (n, 1) values, the
     activation's name, the layer's width); hidden_units.png from ``unit_history`` (rows of epoch, weight,
-    bias); ``lines`` ((a, c) for a·x + c = 0, label) are drawn on the decision boundary. Returns
-    the files written, relative to ``run_dir``."""
+    bias); ``lines`` ((a, c) for a·x + c = 0, label) are drawn on the decision boundary;
+    training.gif from ``frames`` (a ``neurons.BoundaryFrames``) with the points of ``boundary``.
+    Returns the files written, relative to ``run_dir``."""
     plt = _pyplot()
     if plt is None:
         say(f"plots skipped: matplotlib is not installed; {PLOT_HINT}")
@@ -63,6 +64,8 @@ def draw(run_dir: Path, name: str, history: list, say, boundary=None, best_epoch
                                activation_name, total_units=total_units))
     if unit_history:
         written.append(hidden_units(plt, unit_history, plots / "hidden_units.png", name))
+    if frames is not None and frames.frames and boundary is not None:
+        written.append(animation(plt, frames, boundary[0], boundary[1], plots / "training.gif", name))
     if predictions is not None:
         written.append(predicted_vs_true(plt, *predictions, plots / "predictions.png", name))
     return [str(Path(p).relative_to(run_dir)) for p in written]
@@ -246,6 +249,37 @@ def neurons(plt, X_all: np.ndarray, y_all: np.ndarray, units, lines, predict_pro
     fig.suptitle(f"{name}: what each hidden unit computes (the first layer: {shown})")
     _save(fig, path)
     plt.close(fig)
+    return path
+
+
+def animation(plt, frames, X_all: np.ndarray, y_all: np.ndarray, path: Path, name: str, fps: int = 8) -> Path:
+    """plots/training.gif: the decision boundary epoch by epoch (matplotlib's Pillow writer)."""
+    from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: PLC0415 - optional dependency
+
+    binary = int(np.max(y_all)) <= 1  # two classes: P(class 1); more: the predicted class
+    fig, ax = plt.subplots(figsize=(5, 4.6))
+    first = frames.frames[0][1]
+    image = ax.imshow(first, origin="lower", extent=frames.extent, aspect="auto",
+                      cmap="RdBu_r" if binary else "tab10", vmin=0, vmax=1 if binary else 9,
+                      alpha=0.8 if binary else 0.4)
+    ax.scatter(X_all[:, 0], X_all[:, 1], c=y_all, cmap="RdBu_r" if binary else "tab10", vmin=0,
+               vmax=1 if binary else 9, s=5, edgecolors="w", linewidths=0.2)
+    title = ax.set_title("")
+    ax.set_xlabel("x₁")
+    ax.set_ylabel("x₂")
+    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.11, top=0.92)
+
+    def show(i):
+        epoch, frame = frames.frames[i]
+        image.set_data(frame)
+        title.set_text(f"{name}: decision boundary after epoch {epoch}")
+        return image, title
+
+    movie = FuncAnimation(fig, show, frames=len(frames.frames), blit=False)
+    tmp = path.with_name(path.name + ".partial.gif")
+    movie.save(str(tmp), writer=PillowWriter(fps=fps), dpi=80)
+    plt.close(fig)
+    tmp.replace(path)  # the finished file appears at once
     return path
 
 

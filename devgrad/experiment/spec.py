@@ -176,6 +176,10 @@ SCHEMA: dict = {
             "save_best": Field((bool,), True, doc="keep checkpoints/best.npz of the best monitored epoch"),
         },
     },
+    "plots": {
+        "animate": Field((bool,), False, doc="2-D classification runs: plots/training.gif, the decision boundary "
+                                             "after every epoch (at most 120 frames)"),
+    },
     "metrics": Field((list, str), "auto", doc="metrics besides the loss: accuracy (classification); mse, mae, r2 "
                                               "(regression); auto: those of the task"),
 }
@@ -474,6 +478,11 @@ class EarlyStopping(_Section):
 
 
 @dataclass(frozen=True)
+class PlotsSpec(_Section):
+    animate: bool = False
+
+
+@dataclass(frozen=True)
 class Checkpointing(_Section):
     seconds: float
     every: int | None
@@ -510,6 +519,7 @@ class Spec(_Section):
     train: TrainSpec
     metrics: list | str
     task: str = "auto"
+    plots: PlotsSpec = PlotsSpec()
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -526,7 +536,8 @@ class Spec(_Section):
                    dtype=d["dtype"], data=DataSpec(**data), model=ModelSpec(**d["model"]), loss=LossSpec(**d["loss"]),
                    optimizer=Choice(optimizer.pop("name"), optimizer), schedule=Choice(schedule.pop("name"), schedule),
                    train=TrainSpec(**train),
-                   metrics=d["metrics"] if isinstance(d["metrics"], str) else list(d["metrics"]), task=d["task"])
+                   metrics=d["metrics"] if isinstance(d["metrics"], str) else list(d["metrics"]), task=d["task"],
+                   plots=PlotsSpec(**d["plots"]))
 
 
 def resolve(spec_or_path, overrides=(), check_files: bool = True) -> Spec:

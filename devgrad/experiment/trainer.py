@@ -80,6 +80,8 @@ class Trainer:
         hidden = spec.model.hidden
         self.units = (neurons.UnitHistory(run_dir) if self.splits.n_features == 2 and hidden
                       and hidden[0] <= neurons.MAX_UNITS else None)
+        self.frames = (neurons.BoundaryFrames(self.splits.all_points()[0], spec.train.epochs)
+                       if spec.plots.animate and self.splits.n_features == 2 and not self.task.regression else None)
         # Per-epoch sums, accumulated on the device by every step (one sync per epoch). They are
         # allocated once: a captured step keeps adding into these very arrays.
         with device.activate():
@@ -264,6 +266,8 @@ class Trainer:
             self.history.append(row)
             if self.units is not None:
                 self.units.append(epoch, *neurons.first_layer(self.model))
+            if self.frames is not None:
+                self.frames.capture(epoch, self.predict_proba, force=epoch == t.epochs)
             value = row.get(self.monitor)
             improved = value is not None and self._improved(value)
             if improved:
@@ -274,6 +278,8 @@ class Trainer:
             self.checkpoints.epoch_done(self.snapshot(epoch), improved)
             if es.enabled and self.wait >= es.patience:
                 self.stopped_at = epoch
+                if self.frames is not None:
+                    self.frames.capture(epoch, self.predict_proba, force=True)
                 console.say(f"early stopping at epoch {epoch}: {self.monitor} has not improved for "
                             f"{es.patience} epochs (best {self.best_value:.4g} at epoch {self.best_epoch})")
                 break

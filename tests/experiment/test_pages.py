@@ -72,6 +72,22 @@ def test_a_2d_regression_draws_its_units_beside_the_predicted_surface(tmp_path):
     assert not (plots / "decision_boundary.png").exists()
 
 
+@needs_plots
+def test_plots_animate_writes_the_boundary_epoch_by_epoch(tmp_path):
+    from PIL import Image
+
+    result = run({**TRIANGLE, "plots": {"animate": True}}, out=tmp_path, quiet=True)
+    gif = Path(result.run_dir) / "plots" / "training.gif"
+    with Image.open(gif) as movie:
+        assert movie.n_frames == 12  # one frame per epoch (12 epochs, under the 120-frame cap)
+        movie.seek(11)
+        last = np.asarray(movie.convert("RGB"), dtype=float) / 255
+    assert last.std() > 0.05
+    assert "data:image/gif;base64," in (Path(result.run_dir) / "report.html").read_text()
+    frames = neurons.BoundaryFrames(np.random.default_rng(0).random((50, 2)), epochs=1000)
+    assert frames.every == 9  # 1000 epochs: every 9th, at most 120 frames
+
+
 def test_hidden_unit_history_shows_zero_init_symmetry(tmp_path):
     """All-zero start: every unit has the same weights at every epoch; a random start breaks it."""
     for init, identical in (("zeros", True), ("xavier_uniform", False)):

@@ -174,6 +174,12 @@ def cuda_available() -> bool:
     return cupy_import.available()
 
 
+def cuda_started() -> bool:
+    """Has this process already loaded CuPy on a GPU? (Checked without importing anything: a
+    process that has must not fork workers, which would inherit a CUDA context they cannot use.)"""
+    return bool(cupy_import._state.get("module"))
+
+
 def cuda_unavailable_reason() -> str | None:
     """Why CUDA cannot be used here, or None when it can."""
     return cupy_import.unavailable_reason()
@@ -302,6 +308,7 @@ __all__ = [
     "Device",
     "DeviceError",
     "cuda_available",
+    "cuda_started",
     "cuda_unavailable_reason",
     "cupy_version",
     "default_device",

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import yaml
 
+from devgrad.backend import cuda_started
 from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.rundir import new_run_dir, now
@@ -251,7 +252,7 @@ class _Local:
     """A process pool of ``jobs`` workers (fork on Linux: no re-import; spawn elsewhere)."""
 
     def __init__(self, jobs: int):
-        method = "fork" if sys.platform.startswith("linux") and not _cuda_initialised() else "spawn"
+        method = "fork" if sys.platform.startswith("linux") and not cuda_started() else "spawn"
         self.pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=jobs, mp_context=multiprocessing.get_context(method), initializer=_worker_init)
         self.description = f"local process pool, {jobs} workers ({method})"
@@ -268,13 +269,6 @@ class _Local:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _cuda_initialised() -> bool:
-    """Did this process start CUDA (then fork would hand children a broken context)?"""
-    from devgrad.backend import cupy_import  # noqa: PLC0415
-
-    return bool(cupy_import._state.get("module"))
 
 
 class _Dask:

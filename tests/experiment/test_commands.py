@@ -266,3 +266,21 @@ def test_an_empty_test_split_is_said_not_silent(tmp_path, capsys):
     result = run(spec, out=tmp_path)
     assert "test" not in result.summary
     assert "the test split is empty" in capsys.readouterr().out
+
+
+def test_a_killed_process_left_as_a_zombie_is_not_still_running():
+    """A sweep's worker killed with its parent can stay a zombie until reaped: resume must not
+    wait for it (os.kill(pid, 0) alone says it is alive)."""
+    import socket
+
+    from devgrad.experiment.rundir import still_running
+
+    pid = os.fork()
+    if pid == 0:  # the child exits at once and is not reaped yet
+        os._exit(0)
+    try:
+        time.sleep(0.3)
+        assert not still_running({"pid": pid, "host": socket.gethostname()})
+        assert still_running({"pid": os.getppid(), "host": socket.gethostname()})  # a live process is
+    finally:
+        os.waitpid(pid, 0)

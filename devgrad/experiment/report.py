@@ -96,7 +96,8 @@ def learning_curves(plt, history: list, path: Path, title: str, best_epoch: int 
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(f"{title}: learning curves")
-    fig.tight_layout()
+    width = 5.5 * len(metrics)  # fixed margins in inches: tight_layout costs a quarter of a second
+    fig.subplots_adjust(left=0.75 / width, right=1 - 0.2 / width, bottom=0.13, top=0.88, wspace=0.3)
     _save(fig, path)
     plt.close(fig)
     return path
@@ -139,7 +140,7 @@ def decision_boundary(plt, X_all: np.ndarray, y_all: np.ndarray, predict_proba, 
     ax.set_xlabel("x₁")
     ax.set_ylabel("x₂")
     ax.set_title(f"{name}: decision boundary")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.1, top=0.93)  # fixed: tight_layout is slow
     _save(fig, path)
     plt.close(fig)
     return path

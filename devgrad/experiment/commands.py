@@ -194,7 +194,11 @@ def _finish(trainer: Trainer, summary: dict, history: list, console: Console) ->
     if linear is not None:
         summary["linear_map"] = linear
         console.say(f"without a nonlinearity the model is one affine map of the standardised inputs: {linear['text']}")
-    summary["plots"] = _draw(trainer, history, console.say)
+    if trainer.spec.plots.enabled:
+        summary["plots"] = _draw(trainer, history, console.say)
+    else:
+        summary["plots"] = []
+        trainer.log.info("plots.enabled is false: no plots drawn (devgrad plot %s draws them)", trainer.run_dir)
 
 
 def _linear_map(trainer: Trainer) -> dict | None:

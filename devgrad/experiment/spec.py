@@ -177,6 +177,8 @@ SCHEMA: dict = {
         },
     },
     "plots": {
+        "enabled": Field((bool,), True, doc="draw plots/ at the end of the run (false: none, e.g. in a large sweep; "
+                                            "devgrad plot draws them later)"),
         "animate": Field((bool,), False, doc="2-D classification runs: plots/training.gif, the decision boundary "
                                              "after every epoch (at most 120 frames)"),
     },
@@ -479,6 +481,7 @@ class EarlyStopping(_Section):
 
 @dataclass(frozen=True)
 class PlotsSpec(_Section):
+    enabled: bool = True
     animate: bool = False
 
 

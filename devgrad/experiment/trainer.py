@@ -81,7 +81,8 @@ class Trainer:
         self.units = (neurons.UnitHistory(run_dir) if self.splits.n_features == 2 and hidden
                       and hidden[0] <= neurons.MAX_UNITS else None)
         self.frames = (neurons.BoundaryFrames(self.splits.all_points()[0], spec.train.epochs)
-                       if spec.plots.animate and self.splits.n_features == 2 and not self.task.regression else None)
+                       if spec.plots.enabled and spec.plots.animate and self.splits.n_features == 2
+                       and not self.task.regression else None)
         # Per-epoch sums, accumulated on the device by every step (one sync per epoch). They are
         # allocated once: a captured step keeps adding into these very arrays.
         with device.activate():

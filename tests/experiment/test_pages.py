@@ -88,6 +88,16 @@ def test_plots_animate_writes_the_boundary_epoch_by_epoch(tmp_path):
     assert frames.every == 9  # 1000 epochs: every 9th, at most 120 frames
 
 
+def test_plots_can_be_left_for_later(tmp_path):
+    result = run({**TRIANGLE, "train": {"epochs": 2}, "plots": {"enabled": False}}, out=tmp_path, quiet=True)
+    assert result.summary["plots"] == [] and not any((Path(result.run_dir) / "plots").iterdir())
+    assert (Path(result.run_dir) / "report.html").exists()
+    assert "no plots drawn" in (Path(result.run_dir) / "train.log").read_text()
+    if HAVE_MATPLOTLIB:  # drawn on demand
+        assert cli("plot", result.run_dir).returncode == 0
+        assert (Path(result.run_dir) / "plots" / "neurons.png").exists()
+
+
 def test_hidden_unit_history_shows_zero_init_symmetry(tmp_path):
     """All-zero start: every unit has the same weights at every epoch; a random start breaks it."""
     for init, identical in (("zeros", True), ("xavier_uniform", False)):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from devgrad.backend import cublas, gemm, generic
-from devgrad.backend.cuda_sources import (CTYPES, ELEMENTWISE, TABLE_CAPACITY, TABLE_FIELDS, function_name,
+from devgrad.backend.cuda_sources import (ELEMENTWISE, TABLE_CAPACITY, TABLE_FIELDS, function_name,
                                            module_source, params)
 from devgrad.backend.cupy_import import module
 
@@ -58,12 +58,6 @@ def function(fname: str, ctype: str):
                                                                options=("-std=c++17",))
         fn = _functions[key] = mod.get_function(fname)
     return fn
-
-
-def compile_all() -> None:
-    """Compile (or load from the disk cache) the float32 and float64 modules on the current GPU."""
-    for ctype in CTYPES.values():
-        function(function_name("sigmoid", ctype), ctype)
 
 
 def _blocks(n: int) -> tuple:
@@ -130,11 +124,6 @@ def launch(name: str, *args):
         target[...] = scratch
     results = args[len(ins):]
     return results[0] if len(results) == 1 else tuple(results)
-
-
-def kernel(name: str):
-    """Kernel ``name`` as a callable with ``cupy.ElementwiseKernel``'s calling convention."""
-    return lambda *args: launch(name, *args)
 
 
 def sigmoid(x):

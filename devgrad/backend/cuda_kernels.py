@@ -1,7 +1,10 @@
 """CUDA's fused kernels, launched through CuPy, and the GEMM seam's CUDA side.
 
 Reached as ``device.kernels.<name>`` on a GPU; ``devgrad.backend.cpu_kernels`` has the same
-functions for the CPU. The kernel bodies are in ``cuda_sources``.
+functions for the CPU. The kernel bodies are in ``cuda_sources``, generated into one CUDA
+source per dtype: one ``cupy.RawModule`` (one NVRTC compilation, cached on disk by CuPy) per
+GPU and dtype holds every kernel; ``launch`` calls them with ElementwiseKernel's binding rules,
+and the ``*_many`` updates run a whole parameter group in one launch.
 
 One elementwise kernel where NumPy needs a chain of in-place calls: on a GPU each call is a
 launch (several microseconds of host time) and a pass over memory. Scalars that change from

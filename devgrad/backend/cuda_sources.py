@@ -1,8 +1,10 @@
-"""The CUDA kernel sources of devgrad's fused kernels (CuPy ElementwiseKernel bodies).
+"""The CUDA kernel sources of devgrad's fused kernels.
 
-``ELEMENTWISE[name]`` is (in params, out params, body) as ``cupy.ElementwiseKernel`` takes
-them. Kept apart from the Python that launches them (``cuda_kernels``) so that the test
-harness can compile the very same bodies for the host and with NVRTC, without a GPU.
+``ELEMENTWISE[name]`` is (in params, out params, body) in ``cupy.ElementwiseKernel``'s
+notation; ``module_source()`` turns every one of them, and the multi-tensor optimizer updates,
+into one CUDA source per dtype (grid-stride ``extern "C"`` kernels). Kept apart from the Python
+that launches them (``cuda_kernels``) so that the test harness can compile the very same source
+for the host and with NVRTC, without a GPU.
 """
 
 # -- fused kernels ---------------------------------------------------------------------------

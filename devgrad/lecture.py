@@ -26,12 +26,17 @@ SPECS = ("linear_classifier", "logistic_regression", "triangle", "xor", "triangl
 
 
 def _spec_path(name: str) -> Path:
-    """A lecture spec: the repository's experiments/ folder, else the copy shipped in the package."""
-    for folder in (EXPERIMENTS, Path(__file__).resolve().parent / "lecture_specs"):
+    """A lecture spec from an ``experiments/`` folder: the current directory's (a clone of the
+    repository, as README installs it), else the one beside the package (an editable install)."""
+    for folder in (Path.cwd() / "experiments", EXPERIMENTS):
         path = folder / f"{name}.yaml"
         if path.exists():
             return path
-    raise FileNotFoundError(f"the lecture spec {name}.yaml is missing (looked in {EXPERIMENTS})")
+    from devgrad.experiment import RunError  # noqa: PLC0415
+
+    raise RunError(f"devgrad lecture runs the lecture's specs from the repository's experiments/ folder, and "
+                   f"{name}.yaml is in neither {Path.cwd() / 'experiments'} nor {EXPERIMENTS}: run it from the "
+                   "devgrad folder you cloned")
 
 
 def one_neuron(x1: float = 1.5, x2: float = -0.5, alpha: float = 0.8, beta: float = 0.3):

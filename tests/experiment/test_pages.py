@@ -18,7 +18,7 @@ import pytest
 
 import devgrad as dg
 from devgrad.experiment import neurons, run, sweep
-from tests.run_helpers import HAVE_MATPLOTLIB, SMALL, cli
+from tests.run_helpers import HAVE_MATPLOTLIB, ROOT, SMALL, cli
 
 needs_plots = pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="plots need matplotlib (the plot extra)")
 
@@ -243,6 +243,18 @@ def test_the_lecture_neuron_matches_backprop_by_path_sums():
     z = 0.3 * -1.2 + 2.0 * 0.4  # the lecture's formula: ∂L/∂α = −x₁(1 − σ(z))
     (g,) = dg.grad(t["L"], [t["α"]], retain_graph=True)
     assert float(g.item()) == pytest.approx(-0.3 * (1 - 1 / (1 + np.exp(-z))))
+
+
+def test_the_lecture_finds_its_specs_from_the_clone_or_says_where_it_looked(tmp_path, monkeypatch):
+    from devgrad import lecture
+    from devgrad.experiment import RunError
+
+    monkeypatch.chdir(ROOT)  # a clone: README installs from it, non-editable, and runs from there
+    monkeypatch.setattr(lecture, "EXPERIMENTS", tmp_path / "site-packages" / "experiments")
+    assert lecture._spec_path("triangle") == ROOT / "experiments" / "triangle.yaml"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RunError, match="run it from the devgrad folder you cloned"):
+        lecture._spec_path("triangle")
 
 
 def test_lecture_and_report_mistakes_are_clean_errors(tmp_path):

@@ -114,7 +114,7 @@ def launch(name: str, *args):
                 value = cp.ascontiguousarray(cp.broadcast_to(value, shape))
             kargs += [value, np.int64(value.size)]
         elif typ == "float64":
-            if hasattr(value, "dtype") and not isinstance(value, np.generic):  # a 0-d device array
+            if isinstance(value, cp.ndarray):  # a 0-d device array (a host number, NumPy's too, is a value)
                 kargs += [value if value.dtype == np.float64 else value.astype(np.float64), np.float64(0.0)]
             else:
                 kargs += [np.uint64(0), np.float64(value)]
@@ -218,7 +218,7 @@ def _tables(items, fields):
             for field, array in zip(fields, arrays):
                 if array is not None:
                     table[field][0, k] = address(array)
-            if step is not None and hasattr(step, "dtype") and not isinstance(step, np.generic):
+            if isinstance(step, module().ndarray):  # a capturable count: read on the device
                 table["step_at"][0, k] = address(step)
             elif step is not None:
                 table["step"][0, k] = float(step)
@@ -250,7 +250,7 @@ def _in_place_ready(arrays) -> bool:
 
 
 def _lr_args(lr):
-    if hasattr(lr, "dtype") and not isinstance(lr, np.generic):
+    if isinstance(lr, module().ndarray):  # a capturable lr: read on the device
         return lr if lr.dtype == np.float64 else lr.astype(np.float64), np.float64(0.0)
     return np.uint64(0), np.float64(lr)
 

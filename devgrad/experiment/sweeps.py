@@ -210,15 +210,20 @@ def run_point(point: dict) -> dict:
 
 
 def _clear_unstarted(run_dir: Path) -> None:
-    """A run folder killed before its run started (config.yaml written, no meta.json yet) holds
-    nothing trained: empty it so the run can start there. Anything else is never deleted."""
+    """A run folder killed before its run started (config.yaml, perhaps half written: a leftover
+    ``.config.yaml.*.tmp`` of an atomic write; no meta.json yet) holds nothing trained: empty it
+    so the run can start there. Anything else is never deleted."""
     if not run_dir.is_dir():
         return
-    entries = {p.name for p in run_dir.iterdir()}
-    if entries <= {"config.yaml", "checkpoints", "plots"} and not any(
-            any((run_dir / d).iterdir()) for d in ("checkpoints", "plots") if (run_dir / d).is_dir()):
-        for name in entries:
-            path = run_dir / name
+    entries = list(run_dir.iterdir())
+
+    def unstarted(path: Path) -> bool:
+        if path.is_dir():
+            return path.name in ("checkpoints", "plots") and not any(path.iterdir())
+        return path.name == "config.yaml" or (path.name.startswith(".") and path.name.endswith(".tmp"))
+
+    if all(unstarted(p) for p in entries):
+        for path in entries:
             path.rmdir() if path.is_dir() else path.unlink()
 
 
@@ -474,6 +479,11 @@ def _execute(sweep_dir: Path, points: list, done: list, jobs: int, executor, add
 def _append(path: Path, line: dict) -> None:
     """Append one JSON line and make it durable before the sweep goes on."""
     data = (json.dumps(line, default=str) + "\n").encode()
+    if path.exists() and path.stat().st_size:
+        with open(path, "rb") as fh:  # a line cut short by a kill: start on a line of our own
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                data = b"\n" + data
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
         os.write(fd, data)

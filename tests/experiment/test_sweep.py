@@ -215,3 +215,29 @@ def test_without_dask_the_error_names_the_extra(tmp_path, monkeypatch):
     result = cli("sweep", write_spec(tmp_path, BASE), "--executor", "local", "--address", "tcp://127.0.0.1:1",
                  "--out", tmp_path)
     assert result.returncode == 2 and "--address is for --executor dask" in result.stderr
+
+
+def test_a_run_folder_killed_before_its_run_started_is_reused_and_nothing_else_is(tmp_path):
+    from devgrad.experiment.sweeps import _clear_unstarted
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / ".config.yaml.ab12cd.tmp").write_text("")  # an atomic write cut short by kill -9
+    (killed / "config.yaml").write_text("name: x\n")
+    (killed / "plots").mkdir()
+    _clear_unstarted(killed)
+    assert not any(killed.iterdir())
+    trained = tmp_path / "trained"
+    (trained / "checkpoints").mkdir(parents=True)
+    (trained / "checkpoints" / "last.npz").write_bytes(b"weights")
+    (trained / "config.yaml").write_text("name: x\n")
+    _clear_unstarted(trained)
+    assert (trained / "checkpoints" / "last.npz").read_bytes() == b"weights"
+
+
+def test_a_results_line_cut_short_by_a_kill_does_not_swallow_the_next(tmp_path):
+    from devgrad.experiment.sweeps import _append, _read_results
+
+    (tmp_path / "results.jsonl").write_text('{"index": 0, "status": "completed"}\n{"index": 1, "sta')
+    _append(tmp_path / "results.jsonl", {"index": 2, "status": "completed"})
+    assert [r["index"] for r in _read_results(tmp_path)] == [0, 2]

@@ -51,9 +51,11 @@ class Splits:
         """Every split's points in the data's own (unstandardised) coordinates, and their labels."""
         X = np.concatenate([self.X_train, self.X_val, self.X_test])
         y = np.concatenate([self.y_train, self.y_val, self.y_test])
-        if self.mean is not None:
-            X = X * self.std + self.mean
-        return X, y
+        return self.raw_input(X), y
+
+    def raw_input(self, X: np.ndarray) -> np.ndarray:
+        """Standardised inputs back in the data's own coordinates (``standardize_input`` undone)."""
+        return X if self.mean is None else X * self.std + self.mean
 
     def standardize_input(self, X: np.ndarray) -> np.ndarray:
         """Apply the train-set scaling to new raw inputs (e.g. a plot grid)."""

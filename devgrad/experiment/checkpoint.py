@@ -123,6 +123,26 @@ def _json_default(value):
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
+def read_jsonl(path: Path, after_torn: str = "stop") -> list[dict]:
+    """The JSON lines of ``path`` ([] when it does not exist). A line cut short by a kill ends
+    the file for ``after_torn="stop"`` (what follows it is unreliable: metrics, hidden units);
+    ``"skip"`` passes over it (sweep results, whose writer starts a fresh line after one)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        text = raw.strip()
+        if not text:
+            continue
+        try:
+            rows.append(json.loads(text))
+        except json.JSONDecodeError:
+            if after_torn == "stop":
+                break
+    return rows
+
+
 class MetricsLog:
     """metrics.jsonl and metrics.csv: one row per epoch, appended as epochs finish."""
 
@@ -132,18 +152,7 @@ class MetricsLog:
         self.columns = tuple(columns)  # metrics.csv's header: the run's task's metrics
 
     def rows(self) -> list[dict]:
-        if not self.jsonl.exists():
-            return []
-        rows = []
-        for raw in self.jsonl.read_text(encoding="utf-8").splitlines():
-            text = raw.strip()
-            if not text:
-                continue
-            try:
-                rows.append(json.loads(text))
-            except json.JSONDecodeError:
-                break  # a line cut short by a kill: everything after it is unreliable
-        return rows
+        return read_jsonl(self.jsonl)
 
     def rewrite(self, rows: list[dict]) -> None:
         """Replace both files with exactly ``rows`` (used when a resumed run rewinds)."""

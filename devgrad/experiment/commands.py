@@ -223,8 +223,7 @@ def _draw(trainer: Trainer, history: list, say) -> list[str]:
         for name, X, y in (("test", splits.X_test, splits.y_test), ("validation", splits.X_val, splits.y_val),
                            ("train", splits.X_train, splits.y_train)):
             if len(X):
-                raw = X * splits.std + splits.mean if splits.mean is not None else X
-                predictions = (splits.target_values(y), trainer.predict_values(raw), name)
+                predictions = (splits.target_values(y), trainer.predict_values(splits.raw_input(X)), name)
                 break
     elif splits.n_features == 2:
         boundary = (*splits.all_points(), trainer.predict_proba)

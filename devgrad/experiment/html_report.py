@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from devgrad.experiment.rundir import why_not_completed
 from devgrad.io import atomic_write_text
 
 STYLE = """
@@ -112,18 +113,6 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def _why(run_dir: Path, meta: dict, summary: dict) -> str | None:
-    """Why a run did not complete, from its meta.json or its log."""
-    if meta.get("error"):
-        return meta["error"]
-    log = run_dir / "train.log"
-    if log.exists():
-        for line in reversed(log.read_text(encoding="utf-8", errors="replace").splitlines()):
-            if "diverged" in line or "interrupted" in line or "error" in line.lower():
-                return line.split(" ", 2)[-1]
-    return None
-
-
 def write_run_report(run_dir) -> Path:
     """Write ``RUN_DIR/report.html`` from the run folder's files; returns its path."""
     from devgrad.experiment.checkpoint import MetricsLog  # noqa: PLC0415
@@ -141,7 +130,7 @@ def write_run_report(run_dir) -> Path:
     if config.get("description"):
         parts.append(f"<p>{html.escape(config['description'])}</p>")
     if status != "completed":
-        why = _why(run_dir, meta, summary)
+        why = why_not_completed(run_dir)
         resume = f"Continue it with <code>devgrad resume {html.escape(str(run_dir))}</code>." \
             if status in ("stopped", "running", "failed") else ""
         parts.append(f"<p><b>This run did not complete</b>: {html.escape(why or 'no reason was recorded')}. "
@@ -181,12 +170,9 @@ def write_sweep_report(sweep_dir) -> Path:
     sweep_dir = Path(sweep_dir)
     resolved = yaml.safe_load((sweep_dir / "sweep.yaml").read_text(encoding="utf-8"))
     state = _read_json(sweep_dir / "sweep.json")
-    results = []
-    for text in (sweep_dir / "results.jsonl").read_text(encoding="utf-8").splitlines():
-        try:
-            results.append(json.loads(text))
-        except json.JSONDecodeError:
-            break
+    from devgrad.experiment.sweeps import read_results  # noqa: PLC0415 - sweeps writes this page
+
+    results = read_results(sweep_dir)
     monitor = resolved["monitor"][0]
     rows = []
     for r in results:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from devgrad import nn
+from devgrad.experiment.checkpoint import read_jsonl
 from devgrad.io import atomic_write_text
 
 MAX_UNITS = 16  # first layers wider than this are not drawn unit by unit
@@ -30,27 +31,36 @@ _ACTIVATIONS = {
 }
 
 
+def plane_grid(X_all: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    """A resolution × resolution grid (gx, gy) over the points' extent plus 8% on each side: the
+    plane every 2-D picture of a run is drawn on."""
+    lo, hi = X_all.min(axis=0), X_all.max(axis=0)
+    pad = 0.08 * (hi - lo + 1e-9)
+    return np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution),
+                       np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution))
+
+
 def activation(name: str, z: np.ndarray) -> np.ndarray:
     return _ACTIVATIONS[name](z)
 
 
+def _host_layer(m) -> tuple[np.ndarray, np.ndarray]:
+    """Host copies of one Linear layer's weight (out, in) and bias (zeros without one)."""
+    w = np.asarray(m.weight.numpy(), dtype=np.float64)
+    return w, (np.asarray(m.bias.numpy(), dtype=np.float64) if m.bias is not None else np.zeros(w.shape[0]))
+
+
 def linear_layers(model) -> list[tuple[np.ndarray, np.ndarray]]:
     """Host copies (weight (out, in), bias (out,) or zeros) of the model's Linear layers, in order."""
-    out = []
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            w = np.asarray(m.weight.numpy(), dtype=np.float64)
-            b = np.asarray(m.bias.numpy(), dtype=np.float64) if m.bias is not None else np.zeros(w.shape[0])
-            out.append((w, b))
-    return out
+    return [_host_layer(m) for m in model.modules() if isinstance(m, nn.Linear)]
 
 
 def first_layer(model) -> tuple[np.ndarray, np.ndarray]:
-    """Host copies of the first Linear layer's weight (units, inputs) and bias (zeros without one)."""
+    """Host copies of the first Linear layer's weight (units, inputs) and bias (zeros without one):
+    one layer's copy, once an epoch."""
     for m in model.modules():
         if isinstance(m, nn.Linear):
-            w = np.asarray(m.weight.numpy(), dtype=np.float64)
-            return w, (np.asarray(m.bias.numpy(), dtype=np.float64) if m.bias is not None else np.zeros(w.shape[0]))
+            return _host_layer(m)
     raise ValueError("the model has no Linear layer")
 
 
@@ -88,7 +98,7 @@ def composed_map(layers) -> tuple[np.ndarray, np.ndarray]:
 
 def hidden_activations(model, activation_name: str, X_std: np.ndarray) -> np.ndarray:
     """The first hidden layer's activations (n, units) for standardised inputs."""
-    w, b = linear_layers(model)[0]
+    w, b = first_layer(model)
     return activation(activation_name, X_std @ w.T + b)
 
 
@@ -104,15 +114,7 @@ class UnitHistory:
             fh.write(json.dumps({"epoch": epoch, "weight": weight.tolist(), "bias": bias.tolist()}) + "\n")
 
     def rows(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        rows = []
-        for text in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(text))
-            except json.JSONDecodeError:
-                break  # cut short by a kill
-        return rows
+        return read_jsonl(self.path)
 
     def keep_before(self, epoch: int) -> None:
         """Drop the epochs from ``epoch`` on (a resumed run trains them again)."""
@@ -130,11 +132,8 @@ class BoundaryFrames:
     MAX_FRAMES = 120
 
     def __init__(self, X_all: np.ndarray, epochs: int, resolution: int = 80):
-        lo, hi = X_all.min(axis=0), X_all.max(axis=0)
-        pad = 0.08 * (hi - lo + 1e-9)
-        self.extent = (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
-        gx, gy = np.meshgrid(np.linspace(self.extent[0], self.extent[1], resolution),
-                             np.linspace(self.extent[2], self.extent[3], resolution))
+        gx, gy = plane_grid(X_all, resolution)
+        self.extent = (gx.min(), gx.max(), gy.min(), gy.max())
         self.points = np.stack([gx.ravel(), gy.ravel()], axis=1)
         self.shape = gx.shape
         self.every = max(1, -(-epochs // self.MAX_FRAMES))

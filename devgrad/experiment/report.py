@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from devgrad.experiment.neurons import plane_grid
 from devgrad.io import atomic_write
 
 PLOT_HINT = "pip install 'devgrad[plot]' (matplotlib) to get plots"
@@ -107,10 +108,7 @@ def decision_boundary(plt, X_all: np.ndarray, y_all: np.ndarray, predict_proba, 
                       class_names=None, resolution: int = 200, lines=None) -> Path:
     """P(class) over a grid of the input space, with the data points on top, and ``lines``
     ([((a, c), label), ...]: a·x + c = 0) drawn over it."""
-    lo, hi = X_all.min(axis=0), X_all.max(axis=0)
-    pad = 0.08 * (hi - lo + 1e-9)
-    gx, gy = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution),
-                         np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution))
+    gx, gy = plane_grid(X_all, resolution)
     probs = predict_proba(np.stack([gx.ravel(), gy.ravel()], axis=1))
     fig, ax = plt.subplots(figsize=(6, 5.2))
     if probs.shape[1] == 2:
@@ -168,13 +166,6 @@ def predicted_vs_true(plt, y_true: np.ndarray, y_pred: np.ndarray, split: str, p
     return path
 
 
-def _grid(X_all: np.ndarray, resolution: int):
-    lo, hi = X_all.min(axis=0), X_all.max(axis=0)
-    pad = 0.08 * (hi - lo + 1e-9)
-    return np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution),
-                       np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution))
-
-
 def _draw_line(ax, a: np.ndarray, c: float, gx: np.ndarray, gy: np.ndarray, **style) -> bool:
     """The line a·x + c = 0, clipped to the grid's extent; False when it misses that extent."""
     x0, x1 = gx.min(), gx.max()
@@ -202,7 +193,7 @@ def neurons(plt, X_all: np.ndarray, y_all: np.ndarray, units, lines, predict_pro
     """One panel per first-layer unit: its activation over the input plane (``units``: raw
     points -> (n, units)) with its line a·x + c = 0 (``lines``), then the network's output with
     the lines on it. Images, not contours, and a fixed layout: a few tenths of a second."""
-    gx, gy = _grid(X_all, resolution)
+    gx, gy = plane_grid(X_all, resolution)
     points = np.stack([gx.ravel(), gy.ravel()], axis=1)
     acts = units(points)
     k = acts.shape[1]

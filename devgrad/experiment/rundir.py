@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import platform
 import secrets
@@ -61,6 +62,24 @@ def run_meta(spec, dev, run_dir: Path, status: str, started: str, ended: str | N
         "ended": ended,
     })
     return meta
+
+
+def why_not_completed(run_dir: Path) -> str | None:
+    """Why a run did not complete: meta.json's error, else the last divergence, interruption or
+    error its train.log reports (None when neither says)."""
+    run_dir = Path(run_dir)
+    try:
+        meta = json.loads((run_dir / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = {}
+    if meta.get("error"):
+        return meta["error"]
+    log = run_dir / "train.log"
+    if log.exists():
+        for line in reversed(log.read_text(encoding="utf-8", errors="replace").splitlines()):
+            if "diverged" in line or "interrupted" in line or "error" in line.lower():
+                return line.split(" ", 2)[-1]
+    return None
 
 
 def still_running(meta: dict) -> bool:

@@ -39,7 +39,7 @@ import yaml
 from devgrad.backend import cuda_started
 from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment.errors import RunError
-from devgrad.experiment.rundir import new_run_dir, now
+from devgrad.experiment.rundir import new_run_dir, now, why_not_completed
 from devgrad.experiment.schema import Loaded, did_you_mean, load_yaml, parse_value
 from devgrad.experiment.spec import SpecError, resolve, to_yaml
 from devgrad.io import atomic_write_text
@@ -197,7 +197,7 @@ def run_point(point: dict) -> dict:
         line.update(status=summary.get("status", "failed"), final=summary.get("final"), best=summary.get("best"),
                     test=summary.get("test"))
         if line["status"] != "completed":
-            line["error"] = _why_failed(run_dir)
+            line["error"] = why_not_completed(run_dir)
     except BaseException as exc:  # a run's failure is data for the sweep, never its end
         line["error"] = f"{type(exc).__name__}: {exc}".strip()
         with contextlib.suppress(OSError):
@@ -225,19 +225,6 @@ def _clear_unstarted(run_dir: Path) -> None:
     if all(unstarted(p) for p in entries):
         for path in entries:
             path.rmdir() if path.is_dir() else path.unlink()
-
-
-def _why_failed(run_dir: Path) -> str | None:
-    """The reason a run that did not complete gives in its log (divergence, an error)."""
-    log = run_dir / "train.log"
-    meta = ckpt.read_json(run_dir / "meta.json") if (run_dir / "meta.json").exists() else {}
-    if meta.get("error"):
-        return meta["error"]
-    if log.exists():
-        for text in reversed(log.read_text(encoding="utf-8", errors="replace").splitlines()):
-            if "diverged" in text or "error" in text.lower():
-                return text.split(" ", 2)[-1]
-    return None
 
 
 # -- executors -------------------------------------------------------------------------------------
@@ -403,7 +390,7 @@ def resume_sweep(sweep_dir, jobs: int | None = None, executor="local", address: 
         raise RunError(f"{sweep_dir} is not a sweep folder (no sweep.yaml); pass the folder 'devgrad sweep' printed")
     resolved = yaml.safe_load((sweep_dir / "sweep.yaml").read_text())
     specs = {p["index"]: p["spec"] for p in ckpt.read_json(sweep_dir / "points.json")}
-    done = _read_results(sweep_dir)
+    done = read_results(sweep_dir)
     finished = {r["index"] for r in done}
     points = [{**p, "spec": specs[p["index"]]} for p in resolved["points"] if p["index"] not in finished]
     return _execute(sweep_dir, points, done, jobs or os.cpu_count() or 1, executor, address, quiet, fail_fast,
@@ -492,16 +479,9 @@ def _append(path: Path, line: dict) -> None:
         os.close(fd)
 
 
-def _read_results(sweep_dir: Path) -> list[dict]:
-    """results.jsonl's complete lines (a torn last line from a kill is ignored)."""
-    out = []
-    path = sweep_dir / "results.jsonl"
-    if not path.exists():
-        return out
-    for text in path.read_text(encoding="utf-8").splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            out.append(json.loads(text))
-    return out
+def read_results(sweep_dir: Path) -> list[dict]:
+    """results.jsonl's complete lines (a line torn by a kill is passed over)."""
+    return ckpt.read_jsonl(Path(sweep_dir) / "results.jsonl", after_torn="skip")
 
 
 # -- reporting -------------------------------------------------------------------------------------

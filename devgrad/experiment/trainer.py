@@ -107,12 +107,17 @@ class Trainer:
             optim.clip_grad_norm_(self.model.parameters(), clip)
         self.optimizer.step()
         self._loss_sum += loss.data * len(xb.data)
+        self._add_to_sums(out.data, yb.data, self._correct, self._sse, self._sae)
+
+    def _add_to_sums(self, out, y, correct, sse, sae) -> None:
+        """A batch's hits (classification) or squared and absolute errors (regression), added in
+        place to the device sums: no host read, so a captured step can do it too."""
         if self.task.regression:
-            error = out.data.reshape(-1) - yb.data
-            self._sse += (error * error).sum()
-            self._sae += self.device.xp.abs(error).sum()
+            error = out.reshape(-1) - y
+            sse += (error * error).sum()
+            sae += self.device.xp.abs(error).sum()
         else:
-            self._correct += (self.task.predict(out.data, self.device.xp) == yb.data).sum()
+            correct += (self.task.predict(out, self.device.xp) == y).sum()
 
     def _train_epoch(self, epoch: int) -> dict:
         self.model.train()
@@ -159,12 +164,7 @@ class Trainer:
         for xb, yb in loader:
             out = self.model(xb)
             loss_sum += self.task.loss_value(out, self.task.targets(yb, self.dtype)).data * len(xb.data)
-            if self.task.regression:
-                error = out.data.reshape(-1) - yb.data
-                sse += (error * error).sum()
-                sae += xp.abs(error).sum()
-            else:
-                correct += (self.task.predict(out.data, xp) == yb.data).sum()
+            self._add_to_sums(out.data, yb.data, correct, sse, sae)
         sst = _total_sum_of_squares(self.device.to_host(loader.y.data)) if self.task.regression else None
         return {"loss": float(loss_sum) / loader.n, **self._metrics(loader.n, correct, sse, sae, sst)}
 

@@ -236,8 +236,8 @@ def test_a_run_folder_killed_before_its_run_started_is_reused_and_nothing_else_i
 
 
 def test_a_results_line_cut_short_by_a_kill_does_not_swallow_the_next(tmp_path):
-    from devgrad.experiment.sweeps import _append, _read_results
+    from devgrad.experiment.sweeps import _append, read_results
 
     (tmp_path / "results.jsonl").write_text('{"index": 0, "status": "completed"}\n{"index": 1, "sta')
     _append(tmp_path / "results.jsonl", {"index": 2, "status": "completed"})
-    assert [r["index"] for r in _read_results(tmp_path)] == [0, 2]
+    assert [r["index"] for r in read_results(tmp_path)] == [0, 2]

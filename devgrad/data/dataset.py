@@ -134,6 +134,17 @@ def choose_task(task: str, loss: str, y: np.ndarray, classes: list, where: str) 
     return "classification", why
 
 
+def _std(X: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """X.std(axis=0), reusing the column means already computed (NumPy 2's ``mean=``) where the
+    installed NumPy can, instead of a second pass over X for them; the same numbers either way."""
+    if _NUMPY_2:
+        return X.std(axis=0, mean=mean[None, :])
+    return X.std(axis=0)
+
+
+_NUMPY_2 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+
+
 def build_splits(data: dict, seed: int, task: str = "classification", loss: str = "auto") -> Splits:
     """Shuffle with the run's seed, split, and standardise with statistics of the train split
     only: the features, and for regression the target (``data.standardize_target``)."""
@@ -152,14 +163,17 @@ def build_splits(data: dict, seed: int, task: str = "classification", loss: str 
         raise files.DataError(f"the train split is empty ({n} samples × {data['split']['train']}); "
                               "use more samples or a larger data.split.train")
     parts = np.split(order, [n_train, n_train + n_val])
-    X_tr, X_va, X_te = (X[p] for p in parts)
+    X = np.asarray(X, dtype=np.float64)  # features are float64 (no copy when they already are)
+    X_tr, X_va, X_te = (X[p] for p in parts)  # copies (fancy indexing): ours to change in place
     y_tr, y_va, y_te = (y[p] for p in parts)
     mean = std = None
     if data.get("standardize", True):
         mean = X_tr.mean(axis=0)
-        std = X_tr.std(axis=0)
+        std = _std(X_tr, mean)
         std[std < 1e-12] = 1.0  # constant features stay put instead of dividing by zero
-        X_tr, X_va, X_te = ((part - mean) / std for part in (X_tr, X_va, X_te))
+        for part in (X_tr, X_va, X_te):  # (part - mean) / std, without two temporaries per split
+            part -= mean
+            part /= std
     if task == "regression":
         y_mean, y_std = 0.0, 1.0
         if data.get("standardize_target", True):

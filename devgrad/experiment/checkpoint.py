@@ -1,12 +1,14 @@
 """Checkpoints and the small JSON/CSV files of a run folder, all written atomically.
 
-The checkpoint policy (``Checkpointer``): after every epoch the run's state is copied to host
-memory (cheap next to a file write); ``last.npz`` is written from that copy at most every
-``seconds`` (or every ``every`` epochs, when set), and always at the end, on Ctrl-C and when
-a run diverges (then from the last finite epoch); ``best.npz`` is kept in memory when the
-monitored metric improves and written on the same clock. Files are written by one background
-thread from those immutable copies, so training does not wait for the disk, and atomically,
-so a kill -9 leaves the previous file intact: it loses at most ``seconds`` of training, which
+The checkpoint policy (``Checkpointer``): after every epoch the run's state is copied where it
+lives (``snapshot``: on a GPU a device-to-device copy, which neither transfers anything nor
+waits for the GPU; on the CPU a copy in memory); ``last.npz`` is written from that copy at most
+every ``seconds`` (or every ``every`` epochs, when set), and always at the end, on Ctrl-C and
+when a run diverges (then from the last finite epoch); ``best.npz`` is kept as such a copy when
+the monitored metric improves and written on the same clock. Only a write brings a copy to the
+host (``to_host``, on the training thread: the one thread that uses the GPU); one background
+thread then writes the file, so training does not wait for the disk, atomically, so a kill -9
+leaves the previous file intact: it loses at most ``seconds`` of training, which
 ``devgrad resume`` recomputes exactly.
 """
 
@@ -19,18 +21,30 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from devgrad.backend import device_of
 from devgrad.io import atomic_write_text, load, save
+from devgrad.optim.optimizer import state_dict_to_host
 
 METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
 
 def snapshot(*, parameters, optimizer, scheduler, epoch: int, extra: dict) -> dict:
     """Model parameters ((name, Tensor) pairs) + optimizer + scheduler + epoch + run state, as
-    host copies that training will not change: what a checkpoint file holds."""
-    return {"model": {name: p.numpy() for name, p in parameters},
-            "optimizer": optimizer.state_dict(),
+    copies that training will not change, made on the device the state lives on (no transfer,
+    no host sync); ``to_host`` gives what a checkpoint file holds."""
+    return {"model": {name: p.data.copy() for name, p in parameters},
+            "optimizer": optimizer.state_dict(keep_on_device=True),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "epoch": int(epoch), **extra}
+
+
+def to_host(state: dict) -> dict:
+    """A ``snapshot`` with its arrays copied to host memory (NumPy, as ``dg.load`` returns them)."""
+    host = dict(state)
+    host["model"] = {name: device_of(a).to_host(a) for name, a in state["model"].items()}
+    if state.get("optimizer") is not None:
+        host["optimizer"] = state_dict_to_host(state["optimizer"])
+    return host
 
 
 class Checkpointer:
@@ -50,6 +64,7 @@ class Checkpointer:
         self._written_at = {"last.npz": clock(), "best.npz": clock()}
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devgrad-checkpoint")
         self._pending: list = []
+        self._host: tuple = (None, None)  # (the snapshot last brought to the host, its host copy)
         self.writes = {"last.npz": 0, "best.npz": 0}
         self.epoch_written: dict = {"last.npz": None, "best.npz": None}  # the epoch each file holds (or will)
 
@@ -89,6 +104,11 @@ class Checkpointer:
         self._written_at[name] = self.clock()
         self.writes[name] += 1
         self.epoch_written[name] = state["epoch"]
+        # To the host here, on the training thread (the disk is the writer thread's), once per
+        # snapshot: at the end last.npz and best.npz often hold the same epoch.
+        if self._host[0] is not state:
+            self._host = (state, to_host(state))
+        state = self._host[1]
         if background:
             self._pending = [f for f in self._pending if not f.done()]
             self._pending.append(self._writer.submit(save, state, self.folder / name))

@@ -183,7 +183,8 @@ class Trainer:
                 "standardize": {"mean": self.splits.mean, "std": self.splits.std}}
 
     def snapshot(self, epoch: int) -> dict:
-        """The run's state after ``epoch``, as host copies (what a checkpoint file holds)."""
+        """The run's state after ``epoch``, copied on the run's device (``ckpt.to_host`` gives
+        what a checkpoint file holds): cheap enough to take after every epoch."""
         return ckpt.snapshot(parameters=self._named_parameters, optimizer=self.optimizer, scheduler=self.scheduler,
                              epoch=epoch, extra=self._extra_state())
 

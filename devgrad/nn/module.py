@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from devgrad.backend import device as resolve_device
+from devgrad.backend import is_device_array
 from devgrad.core import Tensor
 
 
@@ -228,11 +229,11 @@ class Module:
         for name, p in params.items():
             if name in state:
                 value = state[name]
-                if isinstance(value, Tensor) and value.device is p.device:
-                    loaded = value.data  # same device: copy directly, no trip through the host
-                else:
-                    host = value.device.to_host(value.data) if isinstance(value, Tensor) else np.asarray(value)
-                    loaded = p.device.put(host)
+                if isinstance(value, Tensor):
+                    value = value.data
+                # An array of p's device is copied directly, with no trip through the host
+                # (put returns it as is); one of another device, or host data, is moved.
+                loaded = p.device.put(value if is_device_array(value) else np.asarray(value))
                 with p.device.activate():
                     p.device.xp.copyto(p.data, loaded, casting="unsafe")  # into p's dtype, as astype did
         return {"missing": missing, "unexpected": unexpected}

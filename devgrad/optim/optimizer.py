@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from devgrad.backend import device_of
 from devgrad.core import no_grad
 from devgrad.core import Tensor
 
@@ -189,8 +190,15 @@ class Optimizer:
     def _params(self) -> list:
         return [p for g in self.param_groups for p in g["params"]]
 
-    def state_dict(self) -> dict:
-        """Host copies of the per-parameter state (keyed by parameter index) and the groups."""
+    def state_dict(self, keep_on_device: bool = False) -> dict:
+        """Copies of the per-parameter state (keyed by parameter index) and the groups: host
+        NumPy arrays and numbers (what ``dg.save`` writes).
+
+        ``keep_on_device=True`` makes the copies on the parameters' devices instead: on a GPU
+        that is a device-to-device copy, with no transfer and no wait for the GPU (what a
+        training loop keeps after every epoch); ``state_dict_to_host`` turns such a copy into
+        the host form later, when it is written.
+        """
         index = {id(p): i for i, p in enumerate(self._params())}
         state = {}
         for p, st in self.state.items():
@@ -199,9 +207,7 @@ class Optimizer:
                 if k.startswith("_"):
                     continue  # scratch buffers are not state
                 if hasattr(v, "shape"):
-                    v = p.device.to_host(v).copy()
-                    if v.ndim == 0:  # a capturable optimizer's step count
-                        v = int(v) if k == "step" else v.item()
+                    v = v.copy() if keep_on_device else _host_value(k, p.device.to_host(v).copy())
                 entry[k] = v
             state[index[id(p)]] = entry
         groups = []
@@ -249,6 +255,23 @@ class Optimizer:
             opts = ", ".join(f"{k}={v}" for k, v in g.items() if k != "params")
             lines.append(f"  group {i}: {len(g['params'])} params, {opts}")
         return "\n".join(lines) + "\n)"
+
+
+def _host_value(key: str, value: np.ndarray):
+    """A state value on the host: a 0-d array (a capturable optimizer's step count, or another
+    number kept on the device) becomes a Python number, as a non-capturable optimizer keeps it."""
+    if value.ndim == 0:
+        return int(value) if key == "step" else value.item()
+    return value
+
+
+def state_dict_to_host(state_dict: dict) -> dict:
+    """A ``state_dict(keep_on_device=True)`` copy in the host form of ``state_dict()``."""
+    state = {}
+    for key, entry in state_dict["state"].items():
+        state[key] = {k: _host_value(k, device_of(v).to_host(v)) if hasattr(v, "shape") else v
+                      for k, v in entry.items()}
+    return {"state": state, "param_groups": state_dict["param_groups"]}
 
 
 def _into_existing(restored: dict, current: dict, device) -> dict:

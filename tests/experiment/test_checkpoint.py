@@ -95,3 +95,33 @@ def test_a_diverging_run_keeps_the_last_finite_epoch(tmp_path):
     state = dg.load(result.run_dir / "checkpoints" / "last.npz")
     assert rows and state["epoch"] == rows[-1]["epoch"]  # the last finite epoch, not an older one
     assert all(np.isfinite(v.numpy()).all() for v in state["model"].values())
+
+
+def test_an_epochs_snapshot_stays_on_the_device_until_a_file_is_written(tmp_path, monkeypatch):
+    """On a GPU a copy to the host waits for the GPU and moves the whole state: the per-epoch
+    snapshot is a copy on the run's device, and only a write brings it to the host. Counted
+    through the CPU device module's to_host, which every device-to-host copy goes through: a
+    6-epoch run makes exactly as many as a 2-epoch run (its two final writes), and they are on
+    disk."""
+    from devgrad.backend import numpy as cpu_module
+
+    spec = {**SMALL, "data": {"source": "classification", "n_samples": 300, "n_features": 4, "n_classes": 3},
+            "loss": "cross_entropy", "model": {"hidden": [8], "activation": "relu"},
+            "train": {"epochs": 2, "batch_size": 64, "checkpoint": {"seconds": 1e9}}}
+    real = cpu_module.to_host
+    copies: list = []
+
+    def counting(array):
+        copies.append(getattr(array, "shape", None))
+        return real(array)
+
+    monkeypatch.setattr(cpu_module, "to_host", counting)
+    counts = {}
+    for epochs in (2, 6):
+        copies.clear()
+        result = run({**spec, "name": f"e{epochs}", "train": {**spec["train"], "epochs": epochs}},
+                     out=tmp_path, quiet=True)
+        assert result.status == "completed"
+        counts[epochs] = [s for s in copies if s]  # the state's arrays (not 0-d numbers)
+        assert dg.load(result.run_dir / "checkpoints" / "last.npz")["epoch"] == epochs
+    assert len(counts[6]) == len(counts[2]) > 0, counts

@@ -1,0 +1,139 @@
+"""A whole training step through the CUDA backend's Python, checked on a machine without a GPU.
+
+The other backend tests check the CUDA side piece by piece (each kernel, each launcher, the
+GEMM seam). Here the CPU device is given the CUDA backend's kernels and GEMM seam, with CuPy's
+RawModule replaced by the host build of the very same kernel source (``kernel_harness``) and
+cuBLAS by a host library with cuBLAS's C ABI (``cublas_harness``). An MLP then trains through
+the code a GPU runs — the fused bias+activation, the fused losses and their gradients, the
+activation gradients, the bias sums as GEMMs, the multi-tensor optimizer launches — and must
+end with the weights the NumPy backend gives. The same run counts what a step launches: on a
+GPU every launch costs host time, so the count is a budget.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+import devgrad as dg
+import devgrad.nn.functional as F
+from devgrad.backend import cublas, cuda_kernels
+from devgrad.experiment import run
+
+from tests import cublas_harness
+from tests import kernel_harness as harness
+
+STEPS = 4
+
+
+@pytest.fixture
+def cuda_path(monkeypatch):
+    """A function that runs ``fn()`` with the CPU device computing through the CUDA backend's
+    kernels and GEMM seam (on their host builds); returns (fn's result, kernel launches by name,
+    cuBLAS calls)."""
+    if harness.compiler() is None:
+        pytest.skip("no C++ compiler to build the host kernels")
+    library = cublas_harness.library_path()
+    recorder = cublas_harness.Recorder(library)
+    cpu = dg.device("cpu")
+
+    def run(fn):
+        with monkeypatch.context() as patch:
+            patch.setattr(cublas, "_state", {"library": None, "handles": {}})
+            cublas.load(library)
+            for name, value in {"module": harness.host_cupy, "address": harness.host_address,
+                                "device_index": lambda a: 0, "current_stream": lambda: 0x5000,
+                                "capturing": lambda: False, "_modules": {}, "_functions": {},
+                                "_launched": set()}.items():
+                patch.setattr(cuda_kernels, name, value)
+            launches: list = []
+            real = cuda_kernels.function
+
+            def counting(fname, ctype):
+                fn_ = real(fname, ctype)
+                name_ = fname.removesuffix(f"_{ctype}")  # one name for the float and double builds
+                return lambda grid, block, args: (launches.append(name_), fn_(grid, block, args))
+
+            patch.setattr(cuda_kernels, "function", counting)
+            patch.setattr(cpu, "kernels", cuda_kernels)
+            patch.setattr(cpu, "matmul", cuda_kernels.matmul)
+            patch.setattr(cpu, "updates_need_scratch", False)  # a GPU's fused updates keep no scratch
+            calls = recorder.calls
+            result = fn()
+            return result, Counter(launches), recorder.calls - calls
+
+    return run
+
+
+def _train(act: str, loss: str, optimizer: str, capturable: bool, dtype, steps: int = STEPS) -> dict:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 5)).astype(dtype)
+    n_out = 4 if loss == "cross_entropy" else 1
+    y = rng.integers(0, n_out, 40) if loss == "cross_entropy" else (rng.random((40, 1)) > 0.5).astype(dtype)
+    model = dg.nn.MLP([5, 16, 8, n_out], activation=act, generator=1, dtype=dtype)
+    if optimizer == "adam":
+        opt = dg.optim.Adam(model.parameters(), lr=0.01, weight_decay=0.01, capturable=capturable)
+    else:
+        opt = dg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, capturable=capturable)
+    xb, yb = dg.tensor(X, dtype=dtype), dg.tensor(y)
+    for _ in range(steps):
+        out = model(xb)
+        value = F.cross_entropy(out, yb) if loss == "cross_entropy" else F.binary_cross_entropy_with_logits(out, yb)
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+    return {k: v.numpy() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("capturable", [False, True], ids=["eager-optimizer", "capturable-optimizer"])
+@pytest.mark.parametrize(("loss", "optimizer"), [("cross_entropy", "adam"), ("bce", "sgd")])
+@pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid"])
+def test_an_mlp_trains_through_the_cuda_path_to_the_numpy_weights(cuda_path, act, loss, optimizer, capturable,
+                                                                   dtype):
+    want = _train(act, loss, optimizer, capturable, dtype)
+    got, launches, gemms = cuda_path(lambda: _train(act, loss, optimizer, capturable, dtype))
+    assert launches and gemms, "the run did not go through the CUDA backend"
+    tol = {"rtol": 1e-12, "atol": 1e-12} if dtype == np.float64 else {"rtol": 2e-5, "atol": 2e-6}
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], err_msg=name, **tol)
+
+
+@pytest.mark.parametrize("capturable", [False, True], ids=["eager-optimizer", "capturable-optimizer"])
+def test_an_mlp_step_is_a_fixed_small_number_of_launches(cuda_path, capturable):
+    """A 3-layer ReLU MLP step with cross-entropy and Adam: per Linear one forward GEMM, a weight
+    gradient GEMM and a bias sum (a GEMM with a ones vector: no reduction kernel to compile),
+    an input gradient GEMM below the first layer; fused bias+ReLU forward and ReLU gradient per
+    hidden layer; one loss kernel and one for its gradient; the whole Adam update in one launch
+    (and the device step counts in one more when capturable)."""
+    _, launches, gemms = cuda_path(lambda: _train("relu", "cross_entropy", "adam", capturable, np.float32))
+    per_step = Counter({name: count / STEPS for name, count in launches.items()})
+    want = {"devgrad_bias_relu": 2, "devgrad_relu_grad": 2, "devgrad_softmax_xent": 1,
+            "devgrad_softmax_xent_grad": 1, "devgrad_adam_many": 1}
+    if capturable:
+        want["devgrad_increment_steps"] = 1
+    assert per_step == Counter(want)
+    assert gemms == STEPS * (3 + 3 + 2 + 3)  # forward, weight gradients, input gradients, bias sums
+
+
+@pytest.mark.parametrize("spec", [
+    {"data": {"source": "spirals", "n_samples": 300}, "model": {"hidden": [16, 16], "activation": "tanh"},
+     "optimizer": {"name": "adam", "lr": 0.02}, "train": {"epochs": 3, "batch_size": 32, "clip_grad_norm": 1.0}},
+    {"data": {"source": "sklearn:diabetes"}, "model": {"hidden": [8], "activation": "relu"}, "loss": "huber",
+     "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9}, "train": {"epochs": 3, "batch_size": 64}},
+], ids=["classification", "regression"])
+def test_a_run_through_the_cuda_path_gives_the_cpu_metrics(cuda_path, tmp_path, spec):
+    """The runner's step (the model, the loss, clipping, the optimizer, the metric sums kept on
+    the device) through the CUDA path, against the same spec on the NumPy backend."""
+    if spec["data"]["source"].startswith("sklearn:"):
+        pytest.importorskip("sklearn")
+    spec = {"name": "cuda_path", "seed": 0, "device": "cpu", "plots": {"enabled": False}, **spec}
+    want = run(spec, out=tmp_path / "numpy", quiet=True).summary["final"]
+    result, launches, gemms = cuda_path(lambda: run(spec, out=tmp_path / "cuda", quiet=True))
+    assert launches and gemms
+    got = result.summary["final"]
+    assert got.keys() == want.keys()
+    for key in want:
+        assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6), key

@@ -66,16 +66,38 @@ def warmup(device="cuda") -> dict:
     return {"device": dev.name, "compiled": True, "cache": str(folder), **record}
 
 
+def _record():
+    """devgrad's warmup record in the kernel cache, or None."""
+    record_file = Path(kernel_cache_dir()) / RECORD
+    if not record_file.exists():
+        return None
+    try:
+        return json.loads(record_file.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _current(record) -> bool:
+    return bool(record) and record.get("devgrad") == __version__ and record.get("cupy") == cupy_version()
+
+
+def cold_cache_notice(dev) -> str | None:
+    """What a run on ``dev`` tells its user before a GPU run whose kernels are not compiled yet
+    (no warmup record for this devgrad and CuPy): None on the CPU or with a warm cache."""
+    if not dev.supports_graphs or _current(_record()):
+        return None
+    return (f"the GPU kernel cache ({kernel_cache_dir()}) was not warmed by this devgrad and CuPy: this run "
+            "compiles its kernels first (seconds, once per machine); 'devgrad warmup' does that ahead of time")
+
+
 def cache_state() -> str:
     """One line for ``devgrad info``: where the kernel cache is and whether devgrad warmed it."""
     folder = kernel_cache_dir()
-    record_file = Path(folder) / RECORD
-    if not record_file.exists():
+    record = _record()
+    if record is None:
         entries = sum(1 for _ in folder.iterdir()) if folder.is_dir() else 0
         return (f"{folder}: not warmed by devgrad ({entries} cached kernels); the first GPU run compiles "
                 "its kernels (seconds): run 'devgrad warmup' once per machine")
-    record = json.loads(record_file.read_text())
-    same = record.get("devgrad") == __version__ and record.get("cupy") == cupy_version()
-    state = "warm" if same else "stale (made by another devgrad or CuPy version: run 'devgrad warmup')"
+    state = "warm" if _current(record) else "stale (made by another devgrad or CuPy version: run 'devgrad warmup')"
     return (f"{folder}: {state}; devgrad warmup {record.get('date')} on {record.get('device')} "
             f"(devgrad {record.get('devgrad')}, CuPy {record.get('cupy')}, {record.get('seconds')} s)")

@@ -24,6 +24,7 @@ from devgrad.experiment.spec import Spec, resolve, to_yaml
 from devgrad.experiment.task import Task
 from devgrad.experiment.trainer import Trainer, summary_of
 from devgrad.io import atomic_write_text
+from devgrad.warmup import cold_cache_notice
 
 
 def auto_device_notice(requested: str) -> str | None:
@@ -118,10 +119,10 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
     (run_dir / "plots").mkdir()
     trainer = Trainer(spec, run_dir, dev, quiet, splits)
     trainer.metrics.rewrite([])  # the files exist (with a CSV header) from the start
-    notice = auto_device_notice(spec.device)
+    notices = [auto_device_notice(spec.device), cold_cache_notice(dev)]
     if spec.train.cuda_graph is True and not dev.supports_graphs:
-        graph_note = f"train.cuda_graph is ignored on {dev}: CUDA graphs need a GPU (the steps run eagerly)"
-        notice = f"{notice}; {graph_note}" if notice else graph_note
+        notices.append(f"train.cuda_graph is ignored on {dev}: CUDA graphs need a GPU (the steps run eagerly)")
+    notice = "; ".join(n for n in notices if n)
     if notice:
         if not quiet:  # --quiet means quiet: the notice is in train.log either way
             print(f"devgrad: notice: {notice}", file=sys.stderr, flush=True)

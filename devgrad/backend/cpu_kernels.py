@@ -156,6 +156,18 @@ def sgd_update_many(items, lr, momentum, dampening, weight_decay, nesterov, maxi
         sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize, first)
 
 
+def class_sums(z: np.ndarray, labels: np.ndarray, loss: np.ndarray, weight: float, threshold: float,
+               loss_sum: np.ndarray, hits: np.ndarray) -> None:
+    """Add a classification batch to its epoch's sums: ``hits`` += rows whose prediction (argmax
+    of z's row; for one output, z > threshold) is their label; ``loss_sum`` += loss × weight
+    (in float64)."""
+    rows = z.shape[0]
+    z = z.reshape(rows, int(np.prod(z.shape[1:], dtype=np.int64)))  # (rows, outputs)
+    pred = (z[:, 0] > threshold) if z.shape[1] == 1 else z.argmax(axis=1)
+    hits += np.count_nonzero(pred == labels.reshape(-1))
+    loss_sum += np.float64(loss) * weight
+
+
 def sum_axes(a: np.ndarray, axes: tuple) -> np.ndarray:
     """``a`` summed over ``axes`` (a bias gradient, a broadcast operand's gradient)."""
     return a.sum(axis=axes)

@@ -305,6 +305,26 @@ def sgd_update_many(items, lr, momentum, dampening, weight_decay, nesterov, maxi
                      np.int32(nesterov), np.int32(maximize), np.int32(first), np.int32(has_buf), np.int64(total)))
 
 
+def class_sums(z, labels, loss, weight: float, threshold: float, loss_sum, hits) -> None:
+    """Add a classification batch to its epoch's device sums, in one launch: ``hits`` (0-d
+    int64) += rows whose prediction from the outputs ``z`` (n, cols) is their label (argmax; for
+    one output, z > threshold); ``loss_sum`` (0-d float64) += ``loss`` (0-d) × ``weight``."""
+    ctype = _CTYPE.get(np.dtype(z.dtype))
+    if ctype is None:
+        raise TypeError(f"class_sums: outputs of dtype {z.dtype}: the kernel takes float32 or float64")
+    if loss_sum.dtype != np.float64 or hits.dtype != np.int64:
+        raise TypeError(f"class_sums: the sums must be float64 and int64, got {loss_sum.dtype} and {hits.dtype}")
+    rows = int(z.shape[0])
+    z = _contiguous(z.reshape(rows, int(np.prod(z.shape[1:], dtype=np.int64))))  # (rows, outputs)
+    loss = module().asarray(loss, dtype=z.dtype)  # a 0-d array the kernel reads (as is when it already is)
+    if rows:
+        _launched.add("class_sums")
+        function(function_name("class_sums", ctype), ctype)(
+            _blocks(rows), (BLOCK,),
+            (z, _contiguous(labels.reshape(-1).astype(np.int64, copy=False)), np.int32(z.shape[1]),
+             np.float64(threshold), loss, np.float64(weight), loss_sum, hits, np.int64(rows)))
+
+
 # -- the GEMM seam ---------------------------------------------------------------------------
 
 GEMM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))

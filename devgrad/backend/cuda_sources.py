@@ -245,6 +245,42 @@ _INCREMENT = ("extern \"C\" __global__ void devgrad_increment_steps(const devgra
 
 MULTI_KERNELS = tuple(_MULTI)
 
+# A classification step's contribution to its epoch's sums, in one launch where CuPy needs six
+# (argmax, ==, sum, +=, and the loss's * and +=), each also one more NVRTC compilation on a
+# fresh machine: thread i predicts row i (the first largest of its ``cols`` outputs, a NaN
+# counting as largest as in NumPy's argmax; for one output, output > threshold) and counts a
+# hit when that is its label (an integer atomic add: the same count in any order); thread 0
+# adds the batch's mean loss times ``weight`` (its row count) to the float64 loss sum.
+_CLASS_SUMS = """
+        const T* zi = z + i * (long long)cols;
+        long long pred;
+        if (cols == 1) {
+            pred = (double)zi[0] > threshold ? 1 : 0;
+        } else {
+            pred = 0;
+            T best = zi[0];
+            if (best == best) {
+                for (int j = 1; j < cols; ++j) {
+                    const T v = zi[j];
+                    if (v != v) { pred = j; break; }
+                    if (v > best) { best = v; pred = j; }
+                }
+            }
+        }
+        if (pred == labels[i]) atomicAdd(hits, 1ULL);
+        if (i == 0) *loss_sum += (double)loss[0] * weight;
+"""
+
+
+def _class_sums(ctype: str) -> str:
+    return (f"extern \"C\" __global__ void {function_name('class_sums', ctype)}(const {ctype}* z, "
+            "const long long* labels, const int cols, const double threshold, "
+            f"const {ctype}* loss, const double weight, double* loss_sum, unsigned long long* hits, "
+            "const long long n) {\n"
+            f"    typedef {ctype} T;\n"
+            "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;\n"
+            f"         i += (long long)blockDim.x * gridDim.x) {{{_CLASS_SUMS}    }}\n}}\n")
+
 # What the host build needs to compile CUDA source: the math library, and one block of one
 # thread, so that every grid-stride loop walks all of its elements serially.
 HOST_PRELUDE = """#include <cmath>
@@ -253,6 +289,11 @@ using namespace std;
 #define __global__
 struct devgrad_dim3 { unsigned int x; };
 static const devgrad_dim3 blockIdx = {0}, threadIdx = {0}, blockDim = {1}, gridDim = {1};
+static unsigned long long atomicAdd(unsigned long long* at, unsigned long long v) {
+    const unsigned long long old = *at;
+    *at = old + v;
+    return old;
+}
 """
 
 
@@ -264,4 +305,5 @@ def module_source(ctypes=("float", "double"), host: bool = False) -> str:
     for ctype in ctypes:
         parts += [_elementwise(name, ctype) for name in ELEMENTWISE]
         parts += [_multi(name, ctype) for name in MULTI_KERNELS]
+        parts.append(_class_sums(ctype))
     return "\n".join(parts)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 
 from devgrad.core import Tensor
 from devgrad.experiment.errors import RunError
@@ -90,12 +89,11 @@ class Task:
             options["delta"] = self.delta
         return F.LOSSES[self.loss](out, target, **options)
 
-    def predict(self, out_data, xp):
-        """Predicted class indices from raw model outputs (device arrays, no sync)."""
-        if self.out_features == 1:
-            threshold = 0.5 if self.loss == "mse" else 0.0
-            return (out_data.reshape(-1) > threshold).astype(np.int64)
-        return xp.argmax(out_data, axis=1)
+    @property
+    def threshold(self) -> float:
+        """A one-output model predicts class 1 where its output is above this: 0 for logits
+        (and ±1 margins), 0.5 for an mse fit to 0/1."""
+        return 0.5 if self.loss == "mse" else 0.0
 
     def probabilities(self, out_data, xp):
         """Class probabilities (n, n_classes) from raw outputs (for decision-boundary plots)."""

@@ -106,18 +106,20 @@ class Trainer:
         if clip:
             optim.clip_grad_norm_(self.model.parameters(), clip)
         self.optimizer.step()
-        self._loss_sum += loss.data * len(xb.data)
-        self._add_to_sums(out.data, yb.data, self._correct, self._sse, self._sae)
+        self._add_to_sums(out.data, yb.data, loss.data, self._loss_sum, self._correct, self._sse, self._sae)
 
-    def _add_to_sums(self, out, y, correct, sse, sae) -> None:
-        """A batch's hits (classification) or squared and absolute errors (regression), added in
-        place to the device sums: no host read, so a captured step can do it too."""
+    def _add_to_sums(self, out, y, loss, loss_sum, correct, sse, sae) -> None:
+        """A batch's loss (its mean × its rows) and its hits (classification: one fused kernel)
+        or squared and absolute errors (regression), added in place to the device sums: no host
+        read, so a captured step can do it too."""
+        rows = len(out)
         if self.task.regression:
+            loss_sum += loss * rows
             error = out.reshape(-1) - y
             sse += (error * error).sum()
             sae += self.device.xp.abs(error).sum()
         else:
-            correct += (self.task.predict(out, self.device.xp) == y).sum()
+            self.device.kernels.class_sums(out, y, loss, rows, self.task.threshold, loss_sum, correct)
 
     def _train_epoch(self, epoch: int) -> dict:
         self.model.train()
@@ -163,8 +165,8 @@ class Trainer:
         sae = xp.zeros((), dtype=np.float64)
         for xb, yb in loader:
             out = self.model(xb)
-            loss_sum += self.task.loss_value(out, self.task.targets(yb, self.dtype)).data * len(xb.data)
-            self._add_to_sums(out.data, yb.data, correct, sse, sae)
+            loss = self.task.loss_value(out, self.task.targets(yb, self.dtype))
+            self._add_to_sums(out.data, yb.data, loss.data, loss_sum, correct, sse, sae)
         sst = _total_sum_of_squares(self.device.to_host(loader.y.data)) if self.task.regression else None
         return {"loss": float(loss_sum) / loader.n, **self._metrics(loader.n, correct, sse, sae, sst)}
 

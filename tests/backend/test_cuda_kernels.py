@@ -51,7 +51,7 @@ def test_the_kernel_module_compiles_for_the_gpu_with_nvrtc_in_one_compilation(ct
     except Exception:
         pytest.fail(f"the {ctype} kernel module does not compile:\n{nvrtc.getProgramLog(program)}")
     ptx = nvrtc.getPTX(program).decode(errors="replace")
-    for name in [*ELEMENTWISE, *MULTI_KERNELS]:
+    for name in [*ELEMENTWISE, *MULTI_KERNELS, "class_sums"]:
         assert f".entry {function_name(name, ctype)}(" in ptx, name
     assert ".entry devgrad_increment_steps(" in ptx
 
@@ -398,3 +398,33 @@ def test_launch_broadcasts_and_writes_back_like_an_elementwise_kernel(host_cuda_
     assert not wide[:, 1::2].any()
     with pytest.raises(TypeError, match="mismatched"):
         cuda.launch("relu_grad", z, z.astype(np.float64))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_class_sums_counts_what_numpy_counts_and_adds_the_loss(host_cuda_backend, dtype):
+    """The runner's per-batch sums in one kernel: hits as NumPy's argmax (first of tied maxima, a
+    NaN counting as the maximum) or, for one output, output > threshold; the loss × rows added
+    in float64. Each case goes through the CUDA launcher and the CPU kernel, and both equal the
+    NumPy formula."""
+    cuda, rng = host_cuda_backend, np.random.default_rng(11)
+    z = rng.integers(-2, 3, (64, 5)).astype(dtype)  # small integers: many ties
+    z[3, 2] = z[7, 0] = z[7, 4] = np.nan
+    z[9, :] = np.nan
+    labels = rng.integers(0, 5, 64)
+    cases = [(z, labels, 0.0), (z[:, ::2], labels % 3, 0.0),  # a strided view: made contiguous
+             (z[:, :1] / 4, labels % 2, 0.0), (z[:, :1] / 4, (labels % 2).astype(np.int32), 0.5),
+             (z[:0], labels[:0], 0.0)]
+    for outputs, y, threshold in cases:
+        if outputs.shape[1] == 1:
+            want = int(np.count_nonzero((outputs[:, 0] > threshold) == y))
+        else:
+            want = int(np.count_nonzero(outputs.argmax(axis=1) == y))
+        loss = np.asarray(0.375, dtype=dtype)
+        for kernels in (cuda, cpu_backend):
+            loss_sum, hits = np.full((), 1.5), np.full((), 2, dtype=np.int64)
+            kernels.class_sums(outputs, y, loss, len(outputs), threshold, loss_sum, hits)
+            assert int(hits) == 2 + want, (kernels.__name__, outputs.shape, threshold)
+            assert float(loss_sum) == 1.5 + 0.375 * len(outputs)
+    with pytest.raises(TypeError, match="float64 and int64"):
+        cuda.class_sums(z, labels, np.asarray(0.5, dtype=dtype), 64, 0.0, np.zeros((), np.float32),
+                        np.zeros((), np.int64))

@@ -168,6 +168,8 @@ def class_sums(z: np.ndarray, labels: np.ndarray, loss: np.ndarray, weight: floa
     loss_sum += np.float64(loss) * weight
 
 
-def sum_axes(a: np.ndarray, axes: tuple) -> np.ndarray:
-    """``a`` summed over ``axes`` (a bias gradient, a broadcast operand's gradient)."""
-    return a.sum(axis=axes)
+def sum_axes(a: np.ndarray, axes: tuple, scale: float | None = None) -> np.ndarray:
+    """``a`` summed over ``axes`` (a bias gradient, a broadcast operand's gradient), times
+    ``scale`` when given (a mean: the sum scaled by 1/n)."""
+    out = a.sum(axis=axes)
+    return out if scale is None else out * scale

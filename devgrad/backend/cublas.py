@@ -152,9 +152,10 @@ def handle(index: int) -> list:
 
 
 def gemm(plan: GemmPlan, itemsize: int, a_ptr: int, b_ptr: int, c_ptr: int, *, index: int, stream: int,
-         precision: str | None = None) -> None:
-    """Run ``plan`` (see ``devgrad.backend.gemm``) on GPU ``index`` on ``stream``: C = op(A)·op(B)
-    for float32 (``itemsize`` 4) or float64 (8) operands at the given device addresses."""
+         precision: str | None = None, alpha: float = 1.0) -> None:
+    """Run ``plan`` (see ``devgrad.backend.gemm``) on GPU ``index`` on ``stream``: C = alpha·op(A)·op(B)
+    for float32 (``itemsize`` 4) or float64 (8) operands at the given device addresses. alpha
+    is a host number, read when the call is made (so a captured graph keeps the value it had)."""
     lib = library()
     entry = handle(index)
     h = entry[0]
@@ -162,6 +163,9 @@ def gemm(plan: GemmPlan, itemsize: int, a_ptr: int, b_ptr: int, c_ptr: int, *, i
         lib.check(lib.cublasSetStream_v2(h, stream), "cublasSetStream")
         entry[1] = stream
     one, zero = lib.one_zero_ptr[itemsize]
+    if alpha != 1.0:
+        scalar = (ctypes.c_float if itemsize == 4 else ctypes.c_double)(alpha)  # alive until the call returns
+        one = ctypes.cast(ctypes.pointer(scalar), ctypes.c_void_p)
     ta, tb = OP[plan.trans_a], OP[plan.trans_b]
     tf32 = itemsize == 4 and (precision or _precision[0]) == "high"
     if plan.batch == 1:

@@ -371,18 +371,20 @@ def _element_strides(array) -> tuple:
     return tuple(s // size for s in array.strides)
 
 
-def matmul(x, y, precision: str | None = None):
-    """``x @ y`` with ``numpy.matmul``'s rules. float32/float64 operands of one dtype go to cuBLAS
-    through ctypes in any transpose/stride layout (strided-batched for batches), which works
-    while a CUDA graph is being captured; anything else goes to ``cupy.matmul``, which cannot
-    be captured (a clear error then). ``precision`` None: the process-wide setting."""
+def matmul(x, y, precision: str | None = None, alpha: float = 1.0):
+    """``x @ y`` with ``numpy.matmul``'s rules (times ``alpha``, a host number, when given).
+    float32/float64 operands of one dtype go to cuBLAS through ctypes in any transpose/stride
+    layout (strided-batched for batches), which works while a CUDA graph is being captured;
+    anything else goes to ``cupy.matmul``, which cannot be captured (a clear error then).
+    ``precision`` None: the process-wide setting."""
     cp = module()
     if x.dtype != y.dtype or x.dtype not in GEMM_DTYPES:
         if capturing():
             raise RuntimeError(f"matmul of {x.dtype} {x.shape} @ {y.dtype} {y.shape} cannot be captured into a CUDA "
                                "graph: only float32 or float64 operands of one dtype go through the capturable "
                                "cuBLAS path. Cast the operands first, e.g. .to(dg.float32)")
-        return cp.matmul(x, y)
+        out = cp.matmul(x, y)
+        return out if alpha == 1.0 else out * alpha
     squeeze_rows, squeeze_cols = x.ndim == 1, y.ndim == 1
     if squeeze_rows:
         x = x[None, :]
@@ -390,9 +392,9 @@ def matmul(x, y, precision: str | None = None):
         y = y[:, None]
     if x.ndim > 2 and y.ndim == 2 and x.flags.c_contiguous:
         # a batch of rows times one matrix (Linear on 3-D input): one GEMM over all rows
-        out = matmul(x.reshape(-1, x.shape[-1]), y, precision).reshape(*x.shape[:-1], y.shape[-1])
+        out = matmul(x.reshape(-1, x.shape[-1]), y, precision, alpha).reshape(*x.shape[:-1], y.shape[-1])
     else:
-        out = _gemm(x, y, precision, cp)
+        out = _gemm(x, y, precision, cp, alpha)
     if squeeze_rows:
         out = out[..., 0, :]
     if squeeze_cols:
@@ -400,7 +402,7 @@ def matmul(x, y, precision: str | None = None):
     return out
 
 
-def _gemm(x, y, precision, cp):
+def _gemm(x, y, precision, cp, alpha=1.0):
     shape = gemm.result_shape(x.shape, y.shape)
     out = cp.empty(shape, dtype=x.dtype)
     if out.size == 0:
@@ -410,7 +412,7 @@ def _gemm(x, y, precision, cp):
         return out
     found, x, y = _plan(x, y)
     cublas.gemm(found, x.itemsize, address(y), address(x), address(out), index=device_index(out),
-                stream=current_stream(), precision=precision)
+                stream=current_stream(), precision=precision, alpha=alpha)
     return out
 
 
@@ -434,18 +436,21 @@ def _ones_vector(n: int, dtype):
     return ones
 
 
-def sum_axes(a, axes: tuple):
-    """``a`` summed over ``axes``: a GEMM with a ones vector when the axes are the leading or the
-    trailing ones of a contiguous float32/float64 array, else CuPy's sum."""
+def sum_axes(a, axes: tuple, scale: float | None = None):
+    """``a`` summed over ``axes`` (times ``scale`` when given: a mean is a sum scaled by 1/n): a
+    GEMM with a ones vector, the scale its alpha, when the axes are the leading or the trailing
+    ones of a contiguous float32/float64 array, else CuPy's sum."""
     nd = a.ndim
     axes = sorted({ax % nd for ax in axes}) if nd else []
     k = len(axes)
+    alpha = 1.0 if scale is None else float(scale)
     if a.dtype in GEMM_DTYPES and a.size and k and a.flags.c_contiguous:
         shape = a.shape
         if axes == list(range(k)):  # leading axes: ones(m) @ a(m, rest)
             m = int(np.prod(shape[:k]))
-            return matmul(_ones_vector(m, a.dtype), a.reshape(m, -1), "highest").reshape(shape[k:])
+            return matmul(_ones_vector(m, a.dtype), a.reshape(m, -1), "highest", alpha).reshape(shape[k:])
         if axes == list(range(nd - k, nd)):  # trailing axes: a(rest, m) @ ones(m)
             m = int(np.prod(shape[nd - k:]))
-            return matmul(a.reshape(-1, m), _ones_vector(m, a.dtype), "highest").reshape(shape[:nd - k])
-    return module().sum(a, axis=tuple(axes))
+            return matmul(a.reshape(-1, m), _ones_vector(m, a.dtype), "highest", alpha).reshape(shape[:nd - k])
+    out = module().sum(a, axis=tuple(axes))
+    return out if scale is None else out * scale

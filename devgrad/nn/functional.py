@@ -106,7 +106,7 @@ class BCEWithLogits(Function):
     def forward(self, z, y, scale):
         self.scale = scale
         loss = self.device.kernels.bce_logits(z, y)
-        return loss if scale is None else loss.sum() * scale
+        return loss if scale is None else self.device.kernels.sum_axes(loss, tuple(range(loss.ndim)), scale)
 
     def backward(self, g):
         z, y = self.operands(g)
@@ -169,7 +169,8 @@ class CrossEntropy(Function):
         self.smoothing = smoothing
         self.scale = scale
         loss, self.saved = self.device.kernels.softmax_xent(z, labels, smoothing)
-        return loss if scale is None else loss.sum() * scale
+        # the mean (or sum) of the rows: on a GPU one GEMM with a ones vector, the scale its alpha
+        return loss if scale is None else self.device.kernels.sum_axes(loss, (0,), scale)
 
     def backward(self, g):
         if not isinstance(g, Tensor):  # first order: (probabilities - smoothed one-hot)·g in one fused kernel

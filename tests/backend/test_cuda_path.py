@@ -106,8 +106,9 @@ def test_an_mlp_step_is_a_fixed_small_number_of_launches(cuda_path, capturable):
     """A 3-layer ReLU MLP step with cross-entropy and Adam: per Linear one forward GEMM, a weight
     gradient GEMM and a bias sum (a GEMM with a ones vector: no reduction kernel to compile),
     an input gradient GEMM below the first layer; fused bias+ReLU forward and ReLU gradient per
-    hidden layer; one loss kernel and one for its gradient; the whole Adam update in one launch
-    (and the device step counts in one more when capturable)."""
+    hidden layer; one loss kernel, its mean over the rows as one more GEMM (the 1/n its alpha),
+    one kernel for its gradient; the whole Adam update in one launch (and the device step counts
+    in one more when capturable)."""
     _, launches, gemms = cuda_path(lambda: _train("relu", "cross_entropy", "adam", capturable, np.float32))
     per_step = Counter({name: count / STEPS for name, count in launches.items()})
     want = {"devgrad_bias_relu": 2, "devgrad_relu_grad": 2, "devgrad_softmax_xent": 1,
@@ -115,7 +116,8 @@ def test_an_mlp_step_is_a_fixed_small_number_of_launches(cuda_path, capturable):
     if capturable:
         want["devgrad_increment_steps"] = 1
     assert per_step == Counter(want)
-    assert gemms == STEPS * (3 + 3 + 2 + 3)  # forward, weight gradients, input gradients, bias sums
+    # forward, weight gradients, input gradients, bias sums, and the loss's mean over the rows
+    assert gemms == STEPS * (3 + 3 + 2 + 3 + 1)
 
 
 @pytest.mark.parametrize("spec", [

@@ -232,6 +232,11 @@ def test_sums_over_leading_or_trailing_axes_are_gemms_with_ones(host_gemm, monke
     np.testing.assert_allclose(got, a.sum(axis=axes), **_tol(dtype))
     assert got.shape == a.sum(axis=axes).shape
     through_gemm = host_gemm.calls > before
+    # a mean: the same sum scaled, in the same one call (the scale is the GEMM's alpha)
+    calls = host_gemm.calls
+    scaled = cuda_kernels.sum_axes(a, axes, 0.125)
+    np.testing.assert_allclose(scaled, a.sum(axis=axes) * 0.125, **_tol(dtype))
+    assert host_gemm.calls - calls == int(through_gemm)
     middle = shape == (2, 3, 4) and axes == (1,)
     assert through_gemm != middle
     if through_gemm:

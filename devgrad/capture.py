@@ -94,11 +94,10 @@ class CapturedStep:
         return graph.result
 
     def _capture(self, inputs):
-        xp = self.device.xp
         with self.device.activate():
             # Filled with this call's inputs: a capture reads nothing, but the buffers then always
             # hold valid data (labels in range, finite values) for whoever looks.
-            static = tuple(Tensor._make(xp.array(t.data, copy=True), self.device) for t in inputs)
+            static = tuple(Tensor._make(self.device.copy(t.data), self.device) for t in inputs)
         for hook in self._hooks:
             hook()  # so that nothing a hook would change gets recorded into the graph
         graph = self.device.capture(lambda: self.fn(*static))

@@ -99,6 +99,11 @@ class Device:
         """Copy an array of this device to a host NumPy array."""
         return self.module.to_host(array)
 
+    def copy(self, array):
+        """A copy of an array of this device, on this device (on a GPU a memcpy when the array is
+        contiguous: no kernel to launch or compile)."""
+        return self.module.copy(array, self.index)
+
     def holds(self, array) -> bool:
         """True when ``array`` is an array of this very device (no transfer needed to use it)."""
         return self.module.holds(array, self.index)

@@ -168,6 +168,11 @@ def class_sums(z: np.ndarray, labels: np.ndarray, loss: np.ndarray, weight: floa
     loss_sum += np.float64(loss) * weight
 
 
+def gather_rows(src: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``src[index]``: the rows of ``src`` that ``index`` picks (the loader's shuffle)."""
+    return src[index]
+
+
 def sum_axes(a: np.ndarray, axes: tuple, scale: float | None = None) -> np.ndarray:
     """``a`` summed over ``axes`` (a bias gradient, a broadcast operand's gradient), times
     ``scale`` when given (a mean: the sum scaled by 1/n)."""

@@ -325,6 +325,36 @@ def class_sums(z, labels, loss, weight: float, threshold: float, loss_sum, hits)
              np.float64(threshold), loss, np.float64(weight), loss_sum, hits, np.int64(rows)))
 
 
+def gather_rows(src, index):
+    """``src[index]`` for a 1-D int64 ``index`` into the first axis (the loader's shuffle): one
+    launch of a word-copying kernel for a C-contiguous array whose rows are whole 32-bit words
+    (float features, int64 labels), in a module this device already compiled when there is
+    one; CuPy's ``take`` (one more compilation per dtype) otherwise."""
+    cp = module()
+    row_bytes = src.itemsize * int(np.prod(src.shape[1:], dtype=np.int64))
+    if not (src.ndim and src.flags.c_contiguous and row_bytes % 4 == 0 and index.ndim == 1) or not index.size:
+        return src[index]
+    out = cp.empty((index.size, *src.shape[1:]), dtype=src.dtype)
+    words = row_bytes // 4
+    n = index.size * words
+    if n:
+        ctype = _CTYPE.get(np.dtype(src.dtype)) or _compiled_ctype()
+        _launched.add("gather_rows")
+        function(function_name("gather_rows", ctype), ctype)(
+            _blocks(n), (BLOCK,), (src, _contiguous(index.astype(np.int64, copy=False)), out, np.int64(words),
+                                    np.int64(n)))
+    return out
+
+
+def _compiled_ctype() -> str:
+    """The element type of a kernel module already built for the current GPU (float first)."""
+    device = current_device()
+    for ctype in ("float", "double"):
+        if (device, ctype) in _modules:
+            return ctype
+    return "float"
+
+
 # -- the GEMM seam ---------------------------------------------------------------------------
 
 GEMM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))

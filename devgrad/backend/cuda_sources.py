@@ -272,6 +272,19 @@ _CLASS_SUMS = """
 """
 
 
+# Rows of any array picked by an index (the data loader's shuffle), copied as 32-bit words, so
+# one kernel serves float features and int64 labels alike, in the module already compiled for
+# the run's dtype: dst row r is src row index[r], each ``words`` words long.
+def _gather_rows(ctype: str) -> str:
+    return (f"extern \"C\" __global__ void {function_name('gather_rows', ctype)}(const unsigned int* src, "
+            "const long long* index, unsigned int* dst, const long long words, const long long n) {\n"
+            "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;\n"
+            "         i += (long long)blockDim.x * gridDim.x) {\n"
+            "        const long long row = i / words;\n"
+            "        dst[i] = src[index[row] * words + (i - row * words)];\n"
+            "    }\n}\n")
+
+
 def _class_sums(ctype: str) -> str:
     return (f"extern \"C\" __global__ void {function_name('class_sums', ctype)}(const {ctype}* z, "
             "const long long* labels, const int cols, const double threshold, "
@@ -305,5 +318,5 @@ def module_source(ctypes=("float", "double"), host: bool = False) -> str:
     for ctype in ctypes:
         parts += [_elementwise(name, ctype) for name in ELEMENTWISE]
         parts += [_multi(name, ctype) for name in MULTI_KERNELS]
-        parts.append(_class_sums(ctype))
+        parts += [_class_sums(ctype), _gather_rows(ctype)]
     return "\n".join(parts)

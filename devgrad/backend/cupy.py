@@ -47,6 +47,16 @@ def to_host(array) -> np.ndarray:
     return module().asnumpy(array)
 
 
+def copy(array, index: int):
+    """A copy of a GPU array: a device-to-device memcpy when it is contiguous (CuPy's own copy is an
+    elementwise kernel, one more NVRTC compilation per dtype on a fresh machine)."""
+    cp = module()
+    with cp.cuda.Device(array.device.id):
+        out = cp.empty(array.shape, dtype=array.dtype)
+        cp.copyto(out, array)  # a memcpy for a C-contiguous array of the same dtype and size
+    return out
+
+
 def holds(array, index: int) -> bool:
     """True for CuPy arrays on GPU ``index``."""
     cp = module()

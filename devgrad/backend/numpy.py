@@ -44,6 +44,11 @@ def to_host(array) -> np.ndarray:
     return np.asarray(array)
 
 
+def copy(array, index: int) -> np.ndarray:
+    """A copy of an array of this device."""
+    return array.copy()
+
+
 def holds(array, index: int) -> bool:
     """True for arrays of this device: NumPy arrays."""
     return isinstance(array, np.ndarray)

@@ -45,7 +45,8 @@ class DataLoader:
             perm = np.random.default_rng([self.seed, 2, self.epoch]).permutation(self.n)
             perm_dev = self.device.put(perm)
             with self.device.activate():
-                X, y = X[perm_dev], y[perm_dev]
+                gather = self.device.kernels.gather_rows
+                X, y = gather(X, perm_dev), gather(y, perm_dev)
         for start in range(0, self.n, self.batch_size):
             stop = start + self.batch_size
             if stop > self.n and self.drop_last:

@@ -32,7 +32,7 @@ def snapshot(*, parameters, optimizer, scheduler, epoch: int, extra: dict) -> di
     """Model parameters ((name, Tensor) pairs) + optimizer + scheduler + epoch + run state, as
     copies that training will not change, made on the device the state lives on (no transfer,
     no host sync); ``to_host`` gives what a checkpoint file holds."""
-    return {"model": {name: p.data.copy() for name, p in parameters},
+    return {"model": {name: p.device.copy(p.data) for name, p in parameters},
             "optimizer": optimizer.state_dict(keep_on_device=True),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "epoch": int(epoch), **extra}

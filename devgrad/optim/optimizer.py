@@ -207,7 +207,7 @@ class Optimizer:
                 if k.startswith("_"):
                     continue  # scratch buffers are not state
                 if hasattr(v, "shape"):
-                    v = v.copy() if keep_on_device else _host_value(k, p.device.to_host(v).copy())
+                    v = p.device.copy(v) if keep_on_device else _host_value(k, p.device.to_host(v).copy())
                 entry[k] = v
             state[index[id(p)]] = entry
         groups = []

@@ -51,7 +51,7 @@ def test_the_kernel_module_compiles_for_the_gpu_with_nvrtc_in_one_compilation(ct
     except Exception:
         pytest.fail(f"the {ctype} kernel module does not compile:\n{nvrtc.getProgramLog(program)}")
     ptx = nvrtc.getPTX(program).decode(errors="replace")
-    for name in [*ELEMENTWISE, *MULTI_KERNELS, "class_sums"]:
+    for name in [*ELEMENTWISE, *MULTI_KERNELS, "class_sums", "gather_rows"]:
         assert f".entry {function_name(name, ctype)}(" in ptx, name
     assert ".entry devgrad_increment_steps(" in ptx
 
@@ -428,3 +428,27 @@ def test_class_sums_counts_what_numpy_counts_and_adds_the_loss(host_cuda_backend
     with pytest.raises(TypeError, match="float64 and int64"):
         cuda.class_sums(z, labels, np.asarray(0.5, dtype=dtype), 64, 0.0, np.zeros((), np.float32),
                         np.zeros((), np.int64))
+
+
+def test_gather_rows_picks_rows_of_any_dtype_as_numpy_indexing_does(host_cuda_backend, monkeypatch):
+    """The loader's shuffle in one word-copying launch, for float32/float64 features and int64 or
+    int32 labels alike (the float module serves them all), repeats and any order included; rows
+    that are not whole 32-bit words, strided arrays and empty picks take CuPy's indexing."""
+    cuda, rng = host_cuda_backend, np.random.default_rng(3)
+    index = rng.permutation(37)[:29]
+    index[3] = index[10]  # a row picked twice
+    launches = _count_launches(monkeypatch, cuda)
+    for src in (rng.standard_normal((37, 5)).astype(np.float32), rng.standard_normal((37, 2, 3)),
+                rng.integers(-2**40, 2**40, 37), rng.integers(0, 9, 37).astype(np.int32),
+                np.arange(37.0), rng.standard_normal((37, 3)).astype(np.float32)):
+        before = len(launches)
+        got = cuda.gather_rows(src, index)
+        np.testing.assert_array_equal(got, src[index])
+        assert got.dtype == src.dtype and len(launches) == before + 1, src.dtype
+    for src in (rng.integers(0, 2, (37, 3)).astype(np.uint8), rng.standard_normal((37, 6))[:, ::2]):
+        before = len(launches)
+        np.testing.assert_array_equal(cuda.gather_rows(src, index), src[index])
+        assert len(launches) == before  # not whole words, or strided: CuPy's take
+    assert cuda.gather_rows(rng.standard_normal((4, 2)), index[:0]).shape == (0, 2)
+    np.testing.assert_array_equal(cpu_backend.gather_rows(np.arange(5.0), np.array([4, 0])), [4.0, 0.0])
+

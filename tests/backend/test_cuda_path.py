@@ -139,6 +139,8 @@ def test_a_run_through_the_cuda_path_gives_the_cpu_metrics(cuda_path, tmp_path, 
         # every training, validation and test batch: its loss and hits added on the device in one
         # launch (300 samples split 210/45/45: 7 training batches of 32, one of each other split)
         assert launches["devgrad_class_sums"] == result.summary["epochs_run"] * (7 + 1) + 1
+        # each epoch's shuffle: the features and the labels gathered on the device, one launch each
+        assert launches["devgrad_gather_rows"] == 2 * result.summary["epochs_run"]
     got = result.summary["final"]
     assert got.keys() == want.keys()
     for key in want:

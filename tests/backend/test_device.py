@@ -161,3 +161,22 @@ def test_work_on_a_second_gpu_runs_with_that_gpu_current(monkeypatch):
     assert len(entered) > after_backward
     assert dg.device("cpu").activate() is dg.Device("cpu").activate()  # index 0: the shared no-op
 
+
+
+def test_copy_and_gather_rows_make_new_arrays_on_the_device(device):
+    """Device.copy (the checkpoint snapshot's copy; a memcpy on a GPU) and kernels.gather_rows (the
+    loader's shuffle): new arrays on the same device with the same dtype, which later changes to
+    the source do not reach."""
+    src = device.put(np.arange(24, dtype=np.float32).reshape(6, 4))
+    labels = device.put(np.arange(6, dtype=np.int64) * 10)
+    copied = device.copy(src)
+    index = device.put(np.array([5, 0, 0, 3], dtype=np.int64))
+    with device.activate():
+        rows, picked = device.kernels.gather_rows(src, index), device.kernels.gather_rows(labels, index)
+        src += 100
+    assert device.holds(copied) and device.holds(rows) and copied.dtype == np.float32
+    np.testing.assert_array_equal(device.to_host(copied), np.arange(24, dtype=np.float32).reshape(6, 4))
+    np.testing.assert_array_equal(device.to_host(rows), np.arange(24).reshape(6, 4)[[5, 0, 0, 3]])
+    np.testing.assert_array_equal(device.to_host(picked), [50, 0, 0, 30])
+    step = device.put(np.asarray(7.0))  # a 0-d step count
+    assert float(device.to_host(device.copy(step))) == 7.0

@@ -375,7 +375,7 @@ def _root_grad(out, g):
                 f"backward: grad can be implied only for a single-element output, this one has shape "
                 f"{out.shape}. Reduce it first (e.g. .sum() or .mean()) or pass grad=...")
         with out.device.activate():
-            return Tensor._make(out.device.xp.ones(out.shape, dtype=out.dtype), out.device)
+            return Tensor._make(out.device.kernels.full(out.shape, 1.0, out.dtype), out.device)
     if not isinstance(g, Tensor):
         g = Tensor._make(out.device.put(out.device.xp.asarray(g, dtype=out.dtype)), out.device)
     if g.device is not out.device:

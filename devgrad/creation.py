@@ -39,7 +39,7 @@ def ones(*shape, device=None, dtype=None, requires_grad: bool = False) -> Tensor
     """A tensor of ones."""
     shape, dev, dt = _creation_args(shape, device, dtype)
     with dev.activate():
-        data = dev.xp.ones(shape, dtype=dt)
+        data = dev.kernels.full(shape, 1, dt)
     return Tensor._make(data, dev).requires_grad_(requires_grad)
 
 
@@ -47,7 +47,7 @@ def full(shape, fill_value, device=None, dtype=None, requires_grad: bool = False
     """A tensor filled with ``fill_value``."""
     shape, dev, dt = _creation_args((shape,), device, dtype)
     with dev.activate():
-        data = dev.xp.full(shape, fill_value, dtype=dt)
+        data = dev.kernels.full(shape, fill_value, dt)
     return Tensor._make(data, dev).requires_grad_(requires_grad)
 
 

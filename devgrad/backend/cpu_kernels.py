@@ -49,16 +49,29 @@ def act_grad(act: str, g: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def bias_act_(out: np.ndarray, bias, act: str) -> np.ndarray:
-    """out ← act(out + bias) in place (bias None: no bias)."""
+    """out ← act(out + bias) in place (bias None: no bias; act "identity": the bias only)."""
     if bias is not None:
         out += bias
     if act == "relu":
         np.maximum(out, 0, out=out)
     elif act == "sigmoid":
         sigmoid_(out)
-    else:
+    elif act == "tanh":
         np.tanh(out, out=out)
+    elif act != "identity":
+        raise ValueError(f"bias_act_: unknown activation {act!r}")
     return out
+
+
+def fill_(out: np.ndarray, value: float) -> np.ndarray:
+    """Every element of ``out`` set to ``value``, in place; returns ``out``."""
+    out.fill(value)
+    return out
+
+
+def full(shape, value: float, dtype) -> np.ndarray:
+    """A new array of ``shape`` and ``dtype`` filled with ``value``."""
+    return np.full(shape, value, dtype=dtype)
 
 
 def bce_logits(z: np.ndarray, y: np.ndarray) -> np.ndarray:

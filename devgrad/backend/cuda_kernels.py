@@ -139,6 +139,22 @@ def act_grad(act: str, g, y):
     return launch(f"{act}_grad", g, y)
 
 
+def fill_(out, value: float):
+    """Every element of ``out`` set to ``value``, in place; returns ``out``. A float32/float64
+    array takes one kernel of devgrad's module; zero, or another dtype, CuPy's fill (a memset
+    for zero)."""
+    if out.size and value != 0 and out.dtype in _CTYPE and out.flags.c_contiguous:
+        launch("fill", float(value), out)
+    else:
+        out.fill(value)
+    return out
+
+
+def full(shape, value: float, dtype):
+    """A new array of ``shape`` and ``dtype`` filled with ``value`` (``fill_``)."""
+    return fill_(module().empty(shape, dtype=dtype), value)
+
+
 def bias_act_(out, bias, act: str):
     if bias is None:
         bias = module().zeros((), dtype=out.dtype)
@@ -462,7 +478,7 @@ def _ones_vector(n: int, dtype):
     if ones is None:
         if len(_ones) >= _ONES_KEEP:
             _ones.pop(next(iter(_ones)))
-        ones = _ones[key] = module().ones(n, dtype=dtype)
+        ones = _ones[key] = full(n, 1.0, dtype)
     return ones
 
 

@@ -38,6 +38,10 @@ ELEMENTWISE = {
     "bias_relu": ("T b", "T y", "T z = y + b; y = z > (T)0 ? z : (T)0"),
     "bias_sigmoid": ("T b", "T y", "y = (T)(1.0 / (1.0 + exp(-(double)(y + b))))"),
     "bias_tanh": ("T b", "T y", "y = tanh(y + b)"),
+    "bias_identity": ("T b", "T y", "y = y + b"),  # a Linear without activation: the output layer
+    # A constant into every element (a backward's seed, a ones vector, a 0-d rate or step count):
+    # CuPy's fill is one more kernel to compile per dtype.
+    "fill": ("float64 value", "T y", "y = (T)value"),
     "sgd": (
         "T g, float64 lr, float64 wd, int32 maximize", "T p",
         """

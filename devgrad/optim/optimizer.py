@@ -140,9 +140,9 @@ class Optimizer:
         entry = self._lr_buffers.get((index, dev))
         lr = group["lr"]
         if entry is None:
-            entry = self._lr_buffers[(index, dev)] = [lr, dev.xp.full((), lr, dtype=np.float64)]
+            entry = self._lr_buffers[(index, dev)] = [lr, dev.kernels.full((), lr, np.float64)]
         elif entry[0] != lr:
-            entry[1].fill(lr)
+            dev.kernels.fill_(entry[1], lr)
             entry[0] = lr
         return entry[1]
 
@@ -166,7 +166,7 @@ class Optimizer:
             state["step"] = step + 1
             return step + 1
         if not hasattr(step, "shape"):
-            step = state["step"] = dev.xp.full((), float(step), dtype=np.float64)
+            step = state["step"] = dev.kernels.full((), float(step), np.float64)
         step += 1  # in place, on the device
         return step
 
@@ -181,7 +181,7 @@ class Optimizer:
         for state in states:
             step = state.get("step", 0)
             if not hasattr(step, "shape"):
-                state["step"] = dev.xp.full((), float(step), dtype=np.float64)
+                state["step"] = dev.kernels.full((), float(step), np.float64)
         counts = [state["step"] for state in states]
         dev.kernels.increment_steps(counts)
         return counts
@@ -290,6 +290,6 @@ def _into_existing(restored: dict, current: dict, device) -> dict:
                 device.xp.copyto(cur, value)
                 restored[k] = cur
             elif cur.ndim == 0 and isinstance(value, int | float):
-                cur.fill(value)
+                device.kernels.fill_(cur, value)
                 restored[k] = cur
     return restored

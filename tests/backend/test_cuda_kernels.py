@@ -81,7 +81,7 @@ def test_activation_gradient_kernels(host, act, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("act", ["relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("act", ["relu", "sigmoid", "tanh", "identity"])
 def test_bias_activation_kernels(host, act, dtype):
     _, z, *_ = _data(dtype)
     z[0, :3] = [1e4, -1e4, 0.0]  # saturation and the kink must stay finite and exact
@@ -452,3 +452,21 @@ def test_gather_rows_picks_rows_of_any_dtype_as_numpy_indexing_does(host_cuda_ba
     assert cuda.gather_rows(rng.standard_normal((4, 2)), index[:0]).shape == (0, 2)
     np.testing.assert_array_equal(cpu_backend.gather_rows(np.arange(5.0), np.array([4, 0])), [4.0, 0.0])
 
+
+
+def test_fill_and_full_write_the_value_in_every_dtype(host_cuda_backend, monkeypatch):
+    """The backward's seed, the ones vector of the GEMM sums and a capturable optimizer's rate and
+    step counts come from ``full``/``fill_``: devgrad's kernel for float arrays (a value that is
+    not zero), CuPy's fill otherwise, the same values as NumPy's either way."""
+    cuda = host_cuda_backend
+    launches = _count_launches(monkeypatch, cuda)
+    for kernels in (cuda, cpu_backend):
+        for shape, value, dtype in [((3, 4), 1.0, np.float32), ((), 0.001, np.float64), (7, -2.5, np.float64),
+                                    ((2, 2), 3, np.int64), ((0,), 1.0, np.float32), ((5,), 0.0, np.float32)]:
+            got = kernels.full(shape, value, dtype)
+            np.testing.assert_array_equal(got, np.full(shape, value, dtype=dtype))
+            assert got.dtype == dtype
+        strided = np.zeros((4, 6))[:, ::2]
+        kernels.fill_(strided, 0.5)
+        assert (strided == 0.5).all()
+    assert launches.count("devgrad_fill_float") == 1 and launches.count("devgrad_fill_double") == 2

@@ -28,6 +28,64 @@ from tests import kernel_harness as harness
 STEPS = 4
 
 
+class _Recorded(np.ndarray):
+    """A NumPy array that notes every ufunc (operators and reductions included) and NumPy
+    function applied to it while ``_Recorded.ops`` is a list: on a GPU each would be a CuPy
+    kernel, compiled on a fresh machine. Results stay ``_Recorded``; an ``out=`` array is
+    returned as itself, so in-place operators keep their target."""
+
+    ops: list | None = None
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if _Recorded.ops is not None:
+            _Recorded.ops.append(f"{ufunc.__name__}.{method}" if method != "__call__" else ufunc.__name__)
+        outs = kwargs.get("out")
+        if outs:
+            kwargs["out"] = tuple(_plain(o) for o in outs)
+        result = getattr(ufunc, method)(*(_plain(i) for i in inputs), **kwargs)
+        if outs:
+            return outs[0] if len(outs) == 1 else outs
+        return _recorded(result)
+
+    def __array_function__(self, func, types, args, kwargs):
+        if _Recorded.ops is not None:
+            _Recorded.ops.append(func.__name__)
+        return _recorded(func(*_plain(args), **{k: _plain(v) for k, v in kwargs.items()}))
+
+
+def _plain(value):
+    if isinstance(value, _Recorded):
+        return value.view(np.ndarray)
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
+def _recorded(value):
+    return value.view(_Recorded) if type(value) is np.ndarray else value
+
+
+class _RecordingNumpy:
+    """NumPy as an array module whose arrays are ``_Recorded`` (what ``xp`` and the CUDA backend's
+    ``cupy`` are during the recording test)."""
+
+    RawModule = harness.HostRawModule
+    ndarray = np.ndarray
+
+    def __init__(self, cuda=None):
+        self.cuda = cuda
+
+    def __getattr__(self, name):
+        attr = getattr(np, name)
+        if not callable(attr) or isinstance(attr, type | np.ufunc):
+            return attr
+
+        def call(*args, **kwargs):
+            return _recorded(attr(*args, **kwargs))
+
+        return call
+
+
 @pytest.fixture
 def cuda_path(monkeypatch):
     """A function that runs ``fn()`` with the CPU device computing through the CUDA backend's
@@ -39,11 +97,20 @@ def cuda_path(monkeypatch):
     recorder = cublas_harness.Recorder(library)
     cpu = dg.device("cpu")
 
-    def run(fn):
+    def run(fn, record_arrays: bool = False):
         with monkeypatch.context() as patch:
+            if record_arrays:  # every array of the device a _Recorded one
+                from devgrad.backend import numpy as cpu_module  # noqa: PLC0415 - only this mode patches it
+
+                host = _RecordingNumpy(harness.host_cupy().cuda)
+                patch.setattr(harness, "host_cupy", lambda: host)
+                patch.setattr(cpu, "xp", _RecordingNumpy())
+                patch.setattr(cpu_module, "to_device", lambda array, index: _recorded(np.asarray(array)))
+                patch.setattr(cpu, "host_reads_are_free", False)  # as on a GPU: no label range check
             patch.setattr(cublas, "_state", {"library": None, "handles": {}})
             cublas.load(library)
-            for name, value in {"module": harness.host_cupy, "address": harness.host_address,
+            for name, value in {"module": harness.host_cupy if not record_arrays else (lambda: host),
+                                "address": harness.host_address,
                                 "device_index": lambda a: 0, "current_stream": lambda: 0x5000,
                                 "capturing": lambda: False, "_modules": {}, "_functions": {},
                                 "_launched": set()}.items():
@@ -151,3 +218,38 @@ def test_a_run_through_the_cuda_path_gives_the_cpu_metrics(cuda_path, tmp_path, 
     assert got.keys() == want.keys()
     for key in want:
         assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6), key
+
+
+def test_a_classification_steps_array_work_is_all_devgrads_kernels_and_cublas(cuda_path):
+    """Every array operation of a steady training step of a ReLU MLP (forward, cross-entropy and
+    its mean, backward, capturable Adam, the runner's loss and hit sums) is one of devgrad's kernels,
+    a GEMM, or an allocation: no NumPy ufunc or function runs, so on a GPU CuPy launches (and on a
+    fresh machine compiles) none of its own kernels for it."""
+
+    def steps():
+        rng = np.random.default_rng(0)
+        model = dg.nn.MLP([5, 16, 8, 4], activation="relu", generator=1)
+        opt = dg.optim.Adam(model.parameters(), lr=0.01, capturable=True)
+        xb = dg.tensor(rng.standard_normal((40, 5)), dtype=np.float32)
+        yb = dg.tensor(rng.integers(0, 4, 40))
+        cpu = dg.device("cpu")
+        loss_sum, hits = cpu.xp.zeros((), dtype=np.float64), cpu.xp.zeros((), dtype=np.int64)
+        recorded = []
+        for step in range(3):
+            _Recorded.ops = recorded if step == 2 else None  # the first steps create state
+            try:
+                out = model(xb)
+                loss = F.cross_entropy(out, yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                cpu.kernels.class_sums(out.data, yb.data, loss.data, 40, 0.0, loss_sum, hits)
+            finally:
+                _Recorded.ops = None
+        assert isinstance(out.data, _Recorded) and isinstance(model.net[0].weight.data, _Recorded)
+        return recorded
+
+    recorded, launches, gemms = cuda_path(steps, record_arrays=True)
+    assert launches and gemms
+    allowed = {"empty", "empty_like", "zeros", "asarray", "reshape", "ascontiguousarray"}  # no kernel
+    assert [op for op in recorded if op not in allowed] == []

@@ -100,7 +100,7 @@ def cuda_path(monkeypatch):
     def run(fn, record_arrays: bool = False):
         with monkeypatch.context() as patch:
             if record_arrays:  # every array of the device a _Recorded one
-                from devgrad.backend import numpy as cpu_module  # noqa: PLC0415 - only this mode patches it
+                from devgrad.backend import numpy as cpu_module
 
                 host = _RecordingNumpy(harness.host_cupy().cuda)
                 patch.setattr(harness, "host_cupy", lambda: host)

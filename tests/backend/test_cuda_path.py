@@ -20,6 +20,7 @@ import pytest
 import devgrad as dg
 import devgrad.nn.functional as F
 from devgrad.backend import cublas, cuda_kernels
+from devgrad.backend import numpy as cpu_module
 from devgrad.experiment import run
 
 from tests import cublas_harness
@@ -100,8 +101,6 @@ def cuda_path(monkeypatch):
     def run(fn, record_arrays: bool = False):
         with monkeypatch.context() as patch:
             if record_arrays:  # every array of the device a _Recorded one
-                from devgrad.backend import numpy as cpu_module
-
                 host = _RecordingNumpy(harness.host_cupy().cuda)
                 patch.setattr(harness, "host_cupy", lambda: host)
                 patch.setattr(cpu, "xp", _RecordingNumpy())

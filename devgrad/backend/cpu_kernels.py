@@ -174,8 +174,8 @@ def class_sums(z: np.ndarray, labels: np.ndarray, loss: np.ndarray, weight: floa
     """Add a classification batch to its epoch's sums: ``hits`` += rows whose prediction (argmax
     of z's row; for one output, z > threshold) is their label; ``loss_sum`` += loss × weight
     (in float64)."""
-    rows = z.shape[0]
-    z = z.reshape(rows, int(np.prod(z.shape[1:], dtype=np.int64)))  # (rows, outputs)
+    if z.ndim != 2:
+        z = z.reshape(z.shape[0], int(np.prod(z.shape[1:], dtype=np.int64)))  # (rows, outputs)
     pred = (z[:, 0] > threshold) if z.shape[1] == 1 else z.argmax(axis=1)
     hits += np.count_nonzero(pred == labels.reshape(-1))
     loss_sum += np.float64(loss) * weight

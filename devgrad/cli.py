@@ -127,6 +127,16 @@ def _plot(args) -> int:
 
 
 def _warmup(args) -> int:
+    if args.arch is not None:
+        try:
+            arches = warmup.parse_arches(args.arch)
+            result = warmup.build_modules(arches)
+        except (ValueError, RuntimeError) as exc:
+            raise UserError(str(exc)) from None
+        print(f"devgrad warmup: built devgrad's kernels for {', '.join(f'sm_{a}' for a in arches)} (no GPU needed) "
+              f"in {result['seconds']} s into {result['cache']}; a GPU of that architecture loads them instead of "
+              "compiling")
+        return 0
     result = warmup.warmup(args.device)
     if not result["compiled"]:
         print(f"devgrad warmup: {result['why']}")
@@ -252,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     warm = sub.add_parser("warmup", help="compile devgrad's GPU kernels once (into CuPy's kernel cache)")
     warm.add_argument("--device", default="cuda", help="cuda | cuda:N (default: cuda; on the CPU nothing to do)")
+    warm.add_argument("--arch", default=None,
+                      help="build devgrad's kernels for these GPU architectures without a GPU (compute "
+                           "capability: 90 for H100/H200, 80 for A100; several as 80,90), e.g. in a Docker build")
     warm.set_defaults(func=_warmup)
 
     bench = sub.add_parser("bench", help="time an MLP training step: devgrad vs hand-written NumPy/CuPy and PyTorch")

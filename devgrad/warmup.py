@@ -19,9 +19,11 @@ import numpy as np
 
 from devgrad import nn, optim
 from devgrad.backend import cupy_version, kernel_cache_dir
+from devgrad.backend.cuda_kernels import NVRTC_OPTIONS, prebuilt_path
+from devgrad.backend.cuda_sources import module_source
 from devgrad.backend import device as resolve_device
 from devgrad.core import tensor
-from devgrad.io import atomic_write_text
+from devgrad.io import atomic_write, atomic_write_text
 from devgrad.nn import functional as F
 from devgrad.version import __version__
 
@@ -68,6 +70,71 @@ def warmup(device="cuda") -> dict:
     return {"device": dev.name, "compiled": True, "cache": str(folder), **record}
 
 
+def parse_arches(text: str) -> list[str]:
+    """``--arch`` values as compute capabilities: "90", "sm_90", "9.0" and "80,90" alike; a
+    ValueError saying what is expected otherwise."""
+    arches = []
+    for part in str(text).split(","):
+        value = part.strip().lower().removeprefix("sm_").replace(".", "")
+        if not value.isdigit() or not 50 <= int(value) <= 130:
+            raise ValueError(f"--arch {part.strip()!r} is not a GPU architecture: give its compute capability, "
+                             "e.g. 90 (H100, H200), 80 (A100), 89 (L4, L40), 86 (RTX 30xx), or several as 80,90 "
+                             "(nvidia-smi --query-gpu=compute_cap --format=csv shows a GPU's)")
+        arches.append(value)
+    return arches
+
+
+def build_module(ctype: str, arch: str, folder=None) -> Path:
+    """Compile devgrad's kernel module for ``ctype`` ("float" or "double") and compute capability
+    ``arch`` ("90") with NVRTC — no GPU needed — into ``folder`` (the kernel cache folder by
+    default), where a GPU of that architecture loads it instead of compiling; returns its path."""
+    try:
+        from cupy_backends.cuda.libs import nvrtc  # noqa: PLC0415 - CuPy's NVRTC binding, with CuPy only
+        nvrtc.getVersion()
+    except Exception as exc:
+        raise RuntimeError(f"building the GPU kernels needs CuPy and its NVRTC library ({type(exc).__name__}: "
+                           f"{exc}); install the extra of your CUDA version: pip install 'devgrad[cuda12]' "
+                           "(or cuda13)") from None
+    program = nvrtc.createProgram(module_source((ctype,)), "devgrad_kernels.cu", [], [])
+    try:
+        try:
+            nvrtc.compileProgram(program, [f"-arch=sm_{arch}", *NVRTC_OPTIONS])
+        except nvrtc.NVRTCError as exc:
+            raise RuntimeError(f"NVRTC could not compile devgrad's kernels for sm_{arch} ({exc}); this NVRTC "
+                               f"supports {', '.join(f'sm_{a}' for a in nvrtc.getSupportedArchs())}") from None
+        cubin = nvrtc.getCUBIN(program)
+    finally:
+        nvrtc.destroyProgram(program)
+    path = prebuilt_path(folder if folder is not None else kernel_cache_dir(), ctype, arch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, cubin)
+    return path
+
+
+def build_modules(arches: list[str]) -> dict:
+    """``devgrad warmup --arch``: devgrad's kernel modules, float and double, for each architecture,
+    into the kernel cache folder, without a GPU; returns what was written."""
+    start = time.perf_counter()
+    files = [str(build_module(ctype, arch)) for arch in arches for ctype in ("float", "double")]
+    return {"files": files, "seconds": round(time.perf_counter() - start, 2), "cache": str(kernel_cache_dir())}
+
+
+def prebuilt_arches() -> list[str]:
+    """The architectures this devgrad's kernel modules are ready-made for in the cache folder."""
+    folder = Path(kernel_cache_dir())
+    return sorted({arch for arch in _ARCHES if prebuilt_path(folder, "float", arch).exists()})
+
+
+_ARCHES = tuple(str(a) for a in range(50, 131))
+
+
+def _gpu_arch(dev) -> str | None:
+    try:
+        return dev.architecture()
+    except Exception:  # a GPU that cannot say: no ready-made module will match
+        return None
+
+
 def _record():
     """devgrad's warmup record in the kernel cache, or None."""
     record_file = Path(kernel_cache_dir()) / RECORD
@@ -85,21 +152,27 @@ def _current(record) -> bool:
 
 def cold_cache_notice(dev) -> str | None:
     """What a run on ``dev`` tells its user before a GPU run whose kernels are not compiled yet
-    (no warmup record for this devgrad and CuPy): None on the CPU or with a warm cache."""
-    if not dev.supports_graphs or _current(_record()):
+    (no warmup record for this devgrad and CuPy, and no ready-made modules for the GPU's
+    architecture): None on the CPU or with a warm cache."""
+    if not dev.supports_graphs or _current(_record()) or _gpu_arch(dev) in prebuilt_arches():
         return None
     return (f"the GPU kernel cache ({kernel_cache_dir()}) was not warmed by this devgrad and CuPy: this run "
             "compiles its kernels first (seconds, once per machine); 'devgrad warmup' does that ahead of time")
 
 
 def cache_state() -> str:
-    """One line for ``devgrad info``: where the kernel cache is and whether devgrad warmed it."""
+    """One line for ``devgrad info``: where the kernel cache is, whether devgrad warmed it, and
+    the architectures its kernel modules are ready-made for."""
     folder = kernel_cache_dir()
     record = _record()
+    arches = prebuilt_arches()
+    ready = (f"; devgrad's kernels ready-made for {', '.join(f'sm_{a}' for a in arches)} (devgrad warmup --arch)"
+             if arches else "")
     if record is None:
         entries = sum(1 for _ in folder.iterdir()) if folder.is_dir() else 0
-        return (f"{folder}: not warmed by devgrad ({entries} cached kernels); the first GPU run compiles "
-                "its kernels (seconds): run 'devgrad warmup' once per machine")
+        then = "a GPU of another architecture, and CuPy's own kernels," if arches else "the first GPU run"
+        return (f"{folder}: not warmed by devgrad on a GPU ({entries} files){ready}; {then} compile on first use "
+                "(seconds): run 'devgrad warmup' once per machine")
     state = "warm" if _current(record) else "stale (made by another devgrad or CuPy version: run 'devgrad warmup')"
     return (f"{folder}: {state}; devgrad warmup {record.get('date')} on {record.get('device')} "
-            f"(devgrad {record.get('devgrad')}, CuPy {record.get('cupy')}, {record.get('seconds')} s)")
+            f"(devgrad {record.get('devgrad')}, CuPy {record.get('cupy')}, {record.get('seconds')} s){ready}")

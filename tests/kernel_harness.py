@@ -133,7 +133,9 @@ class _HostCupy:
     """A stand-in for the cupy module: NumPy's functions, and RawModule on the host build."""
 
     RawModule = HostRawModule
-    cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDevice=lambda: 0))
+    # the host "GPU": device 0, of an architecture no ready-made module is built for
+    cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDevice=lambda: 0),
+                                 Device=lambda *index: types.SimpleNamespace(compute_capability="host"))
 
     def __getattr__(self, name):
         return getattr(np, name)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import devgrad as dg
 from devgrad import warmup
 from devgrad.cli import main
@@ -56,3 +58,49 @@ def test_a_gpu_run_on_a_cold_cache_says_it_will_compile_first(tmp_path, monkeypa
     assert warmup.cold_cache_notice(gpu) is None
     run(spec, out=tmp_path / "runs")
     assert "not warmed" not in capsys.readouterr().err
+
+
+def _nvrtc_or_skip():
+    try:
+        from cupy_backends.cuda.libs import nvrtc
+
+        nvrtc.getVersion()
+    except Exception as exc:
+        pytest.skip(f"NVRTC not available: {exc}")
+
+
+def test_warmup_arch_builds_devgrads_kernels_without_a_gpu(tmp_path, monkeypatch, capsys):
+    """'devgrad warmup --arch 80' (a Docker build, a login node) compiles the float and double
+    modules into the kernel cache with NVRTC alone; info names the architecture; a GPU of it is
+    then told nothing about a cold cache; a wrong --arch is one clear error."""
+    _nvrtc_or_skip()
+    monkeypatch.setenv("CUPY_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["warmup", "--arch", "sm_80"]) == 0
+    assert "sm_80" in capsys.readouterr().out
+    files = sorted((tmp_path / "cache").glob("devgrad-kernels-*-sm_80.cubin"))
+    assert sorted(f.name.split("-")[3] for f in files) == ["double", "float"]
+    assert all(f.read_bytes()[:4] == b"\x7fELF" for f in files)  # device code, not text
+    assert warmup.prebuilt_arches() == ["80"]
+    assert main(["info"]) == 0 and "ready-made for sm_80" in capsys.readouterr().out
+
+    class _Ampere(_StandInGPU):
+        def architecture(self):
+            return "80"
+
+    class _Hopper(_StandInGPU):
+        def architecture(self):
+            return "90"
+
+    assert warmup.cold_cache_notice(_Ampere()) is None
+    assert "devgrad warmup" in warmup.cold_cache_notice(_Hopper())
+    assert main(["warmup", "--arch", "a100"]) == 2
+    assert "compute capability" in capsys.readouterr().err
+
+
+def test_arch_values_are_compute_capabilities():
+    assert warmup.parse_arches("90") == ["90"]
+    assert warmup.parse_arches("sm_80, 9.0") == ["80", "90"]
+    with pytest.raises(ValueError, match="e.g. 90"):
+        warmup.parse_arches("hopper")
+    with pytest.raises(ValueError):
+        warmup.parse_arches("7")

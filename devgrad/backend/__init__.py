@@ -150,6 +150,10 @@ class Device:
         pool growth on a GPU)."""
         return self.module.peak_bytes(fn, self.index)
 
+    def architecture(self) -> str | None:
+        """The compute capability kernels are compiled for ("90" for an H100); None on the CPU."""
+        return self.module.architecture(self.index)
+
     def description(self) -> str:
         """Human-readable name, with the GPU model for CUDA devices."""
         return self.module.description(self.index)

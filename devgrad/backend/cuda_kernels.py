@@ -17,12 +17,15 @@ promote there.
 
 from __future__ import annotations
 
+import hashlib
+import warnings
+
 import numpy as np
 
 from devgrad.backend import cublas, gemm, generic
 from devgrad.backend.cuda_sources import (ELEMENTWISE, TABLE_CAPACITY, TABLE_FIELDS, function_name,
                                            module_source, params)
-from devgrad.backend.cupy_import import module
+from devgrad.backend.cupy_import import kernel_cache_dir, module
 
 
 def scatter_add(target, index, values) -> None:
@@ -51,16 +54,51 @@ def current_device() -> int:
 
 def function(fname: str, ctype: str):
     """Kernel ``fname`` of the module for ``ctype`` on the current GPU: the module is compiled by
-    NVRTC once (one compilation for every kernel; CuPy keeps the binary in its disk cache)."""
+    NVRTC once (one compilation for every kernel; CuPy keeps the binary in its disk cache), or
+    loaded ready-made when ``devgrad warmup --arch`` built it for this GPU's architecture."""
     key = (current_device(), fname)
     fn = _functions.get(key)
     if fn is None:
         mod = _modules.get((key[0], ctype))
         if mod is None:
-            mod = _modules[(key[0], ctype)] = module().RawModule(code=module_source((ctype,)),
-                                                               options=("-std=c++17",))
+            mod = _modules[(key[0], ctype)] = _load_module(ctype)
         fn = _functions[key] = mod.get_function(fname)
     return fn
+
+
+# -- ready-made modules: compiled without a GPU, for a named architecture ----------------------
+# NVRTC needs no GPU, only the architecture to compile for; CuPy's own compile-and-cache path
+# asks the GPU for it. ``devgrad warmup --arch`` (``devgrad.warmup.build_module``) compiles
+# devgrad's module for ``sm_<arch>`` into the kernel cache folder (a Docker build, a login
+# node), named by the source's digest, so a GPU of that architecture later loads it instead of
+# compiling: nothing to compile on a fresh machine for a step that runs only devgrad's kernels
+# (a classification MLP's does).
+
+NVRTC_OPTIONS = ("-std=c++17",)
+
+
+def prebuilt_path(folder, ctype: str, arch: str):
+    """Where the ready-made module for ``ctype`` and compute capability ``arch`` ("90") lives."""
+    from pathlib import Path  # noqa: PLC0415 - only the ready-made modules need paths
+
+    digest = hashlib.sha256((module_source((ctype,)) + " ".join(NVRTC_OPTIONS)).encode()).hexdigest()[:16]
+    return Path(folder) / f"devgrad-kernels-{digest}-{ctype}-sm_{arch}.cubin"
+
+
+def _load_module(ctype: str):
+    """The RawModule of every kernel for ``ctype`` on the current GPU: the ready-made one for its
+    architecture when there is one (and it loads), else compiled from the source."""
+    cp = module()
+    path = prebuilt_path(kernel_cache_dir(), ctype, str(cp.cuda.Device().compute_capability))
+    if path.exists():
+        try:
+            mod = cp.RawModule(path=str(path))
+            mod.get_function(function_name("fill", ctype))  # loads it now: a bad file fails here
+            return mod
+        except Exception as exc:  # a truncated or foreign file: compile instead, and say so
+            warnings.warn(f"devgrad: could not load the ready-made kernels {path} ({type(exc).__name__}: {exc}); "
+                          "compiling them instead", RuntimeWarning, stacklevel=3)
+    return cp.RawModule(code=module_source((ctype,)), options=NVRTC_OPTIONS)
 
 
 def _blocks(n: int) -> tuple:

@@ -147,6 +147,11 @@ def peak_bytes(fn, index: int) -> int:
     return int(pool.total_bytes() - before)
 
 
+def architecture(index: int) -> str:
+    """GPU ``index``'s compute capability as NVRTC's sm_ number: "90" for an H100."""
+    return str(module().cuda.Device(index).compute_capability)
+
+
 def description(index: int) -> str:
     cp = module()
     try:

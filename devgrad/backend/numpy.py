@@ -96,5 +96,10 @@ def peak_bytes(fn, index: int) -> int:
         tracemalloc.stop()
 
 
+def architecture(index: int) -> str | None:
+    """The GPU architecture kernels are compiled for: none on the CPU."""
+    return None
+
+
 def description(index: int) -> str:
     return "cpu (NumPy)"

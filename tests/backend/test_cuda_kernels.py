@@ -11,6 +11,8 @@ are checked too. On a GPU the op and optimizer tests check the kernels as CuPy r
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 
@@ -470,3 +472,46 @@ def test_fill_and_full_write_the_value_in_every_dtype(host_cuda_backend, monkeyp
         kernels.fill_(strided, 0.5)
         assert (strided == 0.5).all()
     assert launches.count("devgrad_fill_float") == 1 and launches.count("devgrad_fill_double") == 2
+
+
+def test_a_ready_made_module_for_the_gpus_architecture_is_loaded_instead_of_compiled(tmp_path, monkeypatch):
+    """With 'devgrad warmup --arch 80' output in the kernel cache, a GPU of compute capability 8.0
+    loads that module; without it, or when the file does not load, the source is compiled (the
+    latter with a warning naming the file)."""
+    made = []
+
+    class FakeRawModule:
+        broken = False
+
+        def __init__(self, code=None, path=None, options=()):
+            made.append("path" if path else "code")
+            self.path = path
+
+        def get_function(self, name):
+            if self.path and FakeRawModule.broken:
+                raise RuntimeError("CUDA_ERROR_INVALID_IMAGE")
+            return name
+
+    fake = types.SimpleNamespace(RawModule=FakeRawModule, cuda=types.SimpleNamespace(
+        Device=lambda *a: types.SimpleNamespace(compute_capability="80"),
+        runtime=types.SimpleNamespace(getDevice=lambda: 0)))
+    monkeypatch.setattr(cuda_backend, "module", lambda: fake)
+    monkeypatch.setattr(cuda_backend, "kernel_cache_dir", lambda: tmp_path)
+
+    def load():
+        monkeypatch.setattr(cuda_backend, "_modules", {})
+        monkeypatch.setattr(cuda_backend, "_functions", {})
+        made.clear()
+        return cuda_backend.function("devgrad_fill_float", "float")
+
+    assert load() == "devgrad_fill_float" and made == ["code"]
+    cuda_backend.prebuilt_path(tmp_path, "float", "90").write_bytes(b"\x7fELF")  # another architecture
+    load()
+    assert made == ["code"]
+    cuda_backend.prebuilt_path(tmp_path, "float", "80").write_bytes(b"\x7fELF")
+    load()
+    assert made == ["path"]
+    FakeRawModule.broken = True
+    with pytest.warns(RuntimeWarning, match="could not load the ready-made kernels"):
+        load()
+    assert made == ["path", "code"]

@@ -122,10 +122,8 @@ def build_modules(arches: list[str]) -> dict:
 def prebuilt_arches() -> list[str]:
     """The architectures this devgrad's kernel modules are ready-made for in the cache folder."""
     folder = Path(kernel_cache_dir())
-    return sorted({arch for arch in _ARCHES if prebuilt_path(folder, "float", arch).exists()})
-
-
-_ARCHES = tuple(str(a) for a in range(50, 131))
+    stem = prebuilt_path(folder, "float", "ARCH").name.split("ARCH")[0]  # devgrad-kernels-<digest>-float-sm_
+    return sorted(p.name[len(stem):-len(".cubin")] for p in folder.glob(f"{stem}*.cubin")) if folder.is_dir() else []
 
 
 def _gpu_arch(dev) -> str | None:

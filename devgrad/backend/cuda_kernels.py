@@ -17,8 +17,10 @@ promote there.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -77,12 +79,16 @@ def function(fname: str, ctype: str):
 NVRTC_OPTIONS = ("-std=c++17",)
 
 
-def prebuilt_path(folder, ctype: str, arch: str):
-    """Where the ready-made module for ``ctype`` and compute capability ``arch`` ("90") lives."""
-    from pathlib import Path  # noqa: PLC0415 - only the ready-made modules need paths
+@functools.cache
+def source_digest(ctype: str) -> str:
+    """A digest of the module's source for ``ctype`` and its compile options: a ready-made module
+    is used only by the devgrad whose kernels it holds."""
+    return hashlib.sha256((module_source((ctype,)) + " ".join(NVRTC_OPTIONS)).encode()).hexdigest()[:16]
 
-    digest = hashlib.sha256((module_source((ctype,)) + " ".join(NVRTC_OPTIONS)).encode()).hexdigest()[:16]
-    return Path(folder) / f"devgrad-kernels-{digest}-{ctype}-sm_{arch}.cubin"
+
+def prebuilt_path(folder, ctype: str, arch: str) -> Path:
+    """Where the ready-made module for ``ctype`` and compute capability ``arch`` ("90") lives."""
+    return Path(folder) / f"devgrad-kernels-{source_digest(ctype)}-{ctype}-sm_{arch}.cubin"
 
 
 def _load_module(ctype: str):

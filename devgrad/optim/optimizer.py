@@ -167,7 +167,7 @@ class Optimizer:
             return step + 1
         if not hasattr(step, "shape"):
             step = state["step"] = dev.kernels.full((), float(step), np.float64)
-        step += 1  # in place, on the device
+        dev.kernels.increment_steps([step])  # in place, on the device (one of devgrad's kernels)
         return step
 
     def _step_counts(self, states: list, dev) -> list:

@@ -141,8 +141,10 @@ def _train(act: str, loss: str, optimizer: str, capturable: bool, dtype, steps: 
     model = dg.nn.MLP([5, 16, 8, n_out], activation=act, generator=1, dtype=dtype)
     if optimizer == "adam":
         opt = dg.optim.Adam(model.parameters(), lr=0.01, weight_decay=0.01, capturable=capturable)
-    else:
+    elif optimizer == "sgd":
         opt = dg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, capturable=capturable)
+    else:  # the optimizers without a multi-tensor kernel: their updates are NumPy-style chains
+        opt = dg.optim.OPTIMIZERS[optimizer](model.parameters(), lr=0.01, capturable=capturable)
     xb, yb = dg.tensor(X, dtype=dtype), dg.tensor(y)
     for _ in range(steps):
         out = model(xb)
@@ -155,7 +157,8 @@ def _train(act: str, loss: str, optimizer: str, capturable: bool, dtype, steps: 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("capturable", [False, True], ids=["eager-optimizer", "capturable-optimizer"])
-@pytest.mark.parametrize(("loss", "optimizer"), [("cross_entropy", "adam"), ("bce", "sgd")])
+@pytest.mark.parametrize(("loss", "optimizer"), [("cross_entropy", "adam"), ("bce", "sgd"),
+                                                 ("cross_entropy", "rmsprop"), ("bce", "adagrad")])
 @pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid"])
 def test_an_mlp_trains_through_the_cuda_path_to_the_numpy_weights(cuda_path, act, loss, optimizer, capturable,
                                                                    dtype):

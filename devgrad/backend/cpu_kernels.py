@@ -181,6 +181,15 @@ def class_sums(z: np.ndarray, labels: np.ndarray, loss: np.ndarray, weight: floa
     loss_sum += np.float64(loss) * weight
 
 
+def reg_sums(out: np.ndarray, y: np.ndarray, loss, weight: float, loss_sum: np.ndarray, sse: np.ndarray,
+             sae: np.ndarray) -> None:
+    """Add a regression batch to its epoch's sums: loss × weight, Σ(out − y)² and Σ|out − y|."""
+    error = out.reshape(-1) - y.reshape(-1).astype(np.float64, copy=False)
+    loss_sum += np.float64(loss) * weight
+    sse += error @ error
+    sae += np.abs(error).sum()
+
+
 def gather_rows(src: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``src[index]``: the rows of ``src`` that ``index`` picks (the loader's shuffle)."""
     return src[index]

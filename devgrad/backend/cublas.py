@@ -152,10 +152,11 @@ def handle(index: int) -> list:
 
 
 def gemm(plan: GemmPlan, itemsize: int, a_ptr: int, b_ptr: int, c_ptr: int, *, index: int, stream: int,
-         precision: str | None = None, alpha: float = 1.0) -> None:
-    """Run ``plan`` (see ``devgrad.backend.gemm``) on GPU ``index`` on ``stream``: C = alpha·op(A)·op(B)
-    for float32 (``itemsize`` 4) or float64 (8) operands at the given device addresses. alpha
-    is a host number, read when the call is made (so a captured graph keeps the value it had)."""
+         precision: str | None = None, alpha: float = 1.0, beta: float = 0.0) -> None:
+    """Run ``plan`` (see ``devgrad.backend.gemm``) on GPU ``index`` on ``stream``:
+    C = alpha·op(A)·op(B) + beta·C for float32 (``itemsize`` 4) or float64 (8) operands at the
+    given device addresses. alpha and beta are host numbers, read when the call is made (so a
+    captured graph keeps the values it had); beta 1 adds into C."""
     lib = library()
     entry = handle(index)
     h = entry[0]
@@ -163,9 +164,13 @@ def gemm(plan: GemmPlan, itemsize: int, a_ptr: int, b_ptr: int, c_ptr: int, *, i
         lib.check(lib.cublasSetStream_v2(h, stream), "cublasSetStream")
         entry[1] = stream
     one, zero = lib.one_zero_ptr[itemsize]
+    scalar_type = ctypes.c_float if itemsize == 4 else ctypes.c_double
     if alpha != 1.0:
-        scalar = (ctypes.c_float if itemsize == 4 else ctypes.c_double)(alpha)  # alive until the call returns
-        one = ctypes.cast(ctypes.pointer(scalar), ctypes.c_void_p)
+        alpha_value = scalar_type(alpha)  # alive until the call returns
+        one = ctypes.cast(ctypes.pointer(alpha_value), ctypes.c_void_p)
+    if beta != 0.0:
+        beta_value = scalar_type(beta)
+        zero = ctypes.cast(ctypes.pointer(beta_value), ctypes.c_void_p)
     ta, tb = OP[plan.trans_a], OP[plan.trans_b]
     tf32 = itemsize == 4 and (precision or _precision[0]) == "high"
     if plan.batch == 1:

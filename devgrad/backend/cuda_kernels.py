@@ -385,6 +385,32 @@ def class_sums(z, labels, loss, weight: float, threshold: float, loss_sum, hits)
              np.float64(threshold), loss, np.float64(weight), loss_sum, hits, np.int64(rows)))
 
 
+def reg_sums(out, y, loss, weight: float, loss_sum, sse, sae) -> None:
+    """Add a regression batch to its epoch's device sums (0-d float64): ``loss_sum`` += loss ×
+    ``weight``, ``sse`` += Σ(out − y)², ``sae`` += Σ|out − y|. One kernel writes the errors and
+    their signs (and adds the loss), two cuBLAS dot products add e·e and e·sign(e) into the sums:
+    deterministic, and nothing for CuPy to compile."""
+    ctype = _CTYPE.get(np.dtype(out.dtype))
+    if ctype is None or any(a.dtype != np.float64 for a in (loss_sum, sse, sae)):
+        raise TypeError(f"reg_sums: float32/float64 outputs and float64 sums, got {out.dtype}, "
+                        f"{loss_sum.dtype}, {sse.dtype}, {sae.dtype}")
+    cp = module()
+    out = _contiguous(out.reshape(-1))
+    n = out.size
+    if not n:
+        return
+    y = _contiguous(y.reshape(-1).astype(np.float64, copy=False))
+    loss = cp.asarray(loss, dtype=out.dtype)
+    e, s = cp.empty(n, dtype=np.float64), cp.empty(n, dtype=np.float64)
+    _launched.add("reg_errors")
+    function(function_name("reg_errors", ctype), ctype)(
+        _blocks(n), (BLOCK,), (out, y, loss, np.float64(weight), loss_sum, e, s, np.int64(n)))
+    for other, total in ((e, sse), (s, sae)):
+        found, row, column = _plan(e.reshape(1, n), other.reshape(n, 1))
+        cublas.gemm(found, 8, address(column), address(row), address(total), index=device_index(total),
+                    stream=current_stream(), precision="highest", beta=1.0)
+
+
 def gather_rows(src, index):
     """``src[index]`` for a 1-D int64 ``index`` into the first axis (the loader's shuffle): one
     launch of a word-copying kernel for a C-contiguous array whose rows are whole 32-bit words

@@ -289,6 +289,23 @@ def _gather_rows(ctype: str) -> str:
             "    }\n}\n")
 
 
+# A regression step's part of its epoch's sums, deterministically: thread i writes row i's error
+# e = output - target and its sign s (in double), thread 0 adds the loss × ``weight``; the sums
+# of e·e and e·s (= |e|) are then two cuBLAS dot products that add into the float64 sums
+# (beta = 1): no float atomics, so the same sums in any launch order.
+def _reg_errors(ctype: str) -> str:
+    return (f"extern \"C\" __global__ void {function_name('reg_errors', ctype)}(const {ctype}* out, "
+            f"const double* y, const {ctype}* loss, const double weight, double* loss_sum, double* e, double* s, "
+            "const long long n) {\n"
+            "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;\n"
+            "         i += (long long)blockDim.x * gridDim.x) {\n"
+            "        const double d = (double)out[i] - y[i];\n"
+            "        e[i] = d;\n"
+            "        s[i] = d > 0.0 ? 1.0 : (d < 0.0 ? -1.0 : (d == 0.0 ? 0.0 : d));  // a NaN stays NaN\n"
+            "        if (i == 0) *loss_sum += (double)loss[0] * weight;\n"
+            "    }\n}\n")
+
+
 def _class_sums(ctype: str) -> str:
     return (f"extern \"C\" __global__ void {function_name('class_sums', ctype)}(const {ctype}* z, "
             "const long long* labels, const int cols, const double threshold, "
@@ -322,5 +339,5 @@ def module_source(ctypes=("float", "double"), host: bool = False) -> str:
     for ctype in ctypes:
         parts += [_elementwise(name, ctype) for name in ELEMENTWISE]
         parts += [_multi(name, ctype) for name in MULTI_KERNELS]
-        parts += [_class_sums(ctype), _gather_rows(ctype)]
+        parts += [_class_sums(ctype), _reg_errors(ctype), _gather_rows(ctype)]
     return "\n".join(parts)

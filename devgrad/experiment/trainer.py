@@ -109,15 +109,12 @@ class Trainer:
         self._add_to_sums(out.data, yb.data, loss.data, self._loss_sum, self._correct, self._sse, self._sae)
 
     def _add_to_sums(self, out, y, loss, loss_sum, correct, sse, sae) -> None:
-        """A batch's loss (its mean × its rows) and its hits (classification: one fused kernel)
-        or squared and absolute errors (regression), added in place to the device sums: no host
-        read, so a captured step can do it too."""
+        """A batch's loss (its mean × its rows) and its hits (classification) or squared and
+        absolute errors (regression), added in place to the device sums by the device's kernels:
+        no host read, so a captured step can do it too."""
         rows = len(out)
         if self.task.regression:
-            loss_sum += loss * rows
-            error = out.reshape(-1) - y
-            sse += (error * error).sum()
-            sae += self.device.xp.abs(error).sum()
+            self.device.kernels.reg_sums(out, y, loss, rows, loss_sum, sse, sae)
         else:
             self.device.kernels.class_sums(out, y, loss, rows, self.task.threshold, loss_sum, correct)
 

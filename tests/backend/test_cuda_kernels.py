@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 
 from devgrad.backend import cpu_kernels as cpu_backend
+from devgrad.backend import cublas
 from devgrad.backend import cuda_kernels as cuda_backend
 from devgrad.backend.cuda_sources import ELEMENTWISE, MULTI_KERNELS, function_name, module_source
 
+from tests import cublas_harness
 from tests import kernel_harness as harness
 
 DTYPES = [np.float32, np.float64]
@@ -53,7 +55,7 @@ def test_the_kernel_module_compiles_for_the_gpu_with_nvrtc_in_one_compilation(ct
     except Exception:
         pytest.fail(f"the {ctype} kernel module does not compile:\n{nvrtc.getProgramLog(program)}")
     ptx = nvrtc.getPTX(program).decode(errors="replace")
-    for name in [*ELEMENTWISE, *MULTI_KERNELS, "class_sums", "gather_rows"]:
+    for name in [*ELEMENTWISE, *MULTI_KERNELS, "class_sums", "reg_errors", "gather_rows"]:
         assert f".entry {function_name(name, ctype)}(" in ptx, name
     assert ".entry devgrad_increment_steps(" in ptx
 
@@ -515,3 +517,33 @@ def test_a_ready_made_module_for_the_gpus_architecture_is_loaded_instead_of_comp
     with pytest.warns(RuntimeWarning, match="could not load the ready-made kernels"):
         load()
     assert made == ["path", "code"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_reg_sums_add_the_loss_and_the_squared_and_absolute_errors(host_cuda_backend, dtype, monkeypatch):
+    """The runner's regression sums: one kernel (errors, their signs, the loss) and two cuBLAS dot
+    products adding into the float64 sums (beta = 1), equal to NumPy's formula; a NaN output
+    makes both error sums NaN, as NumPy's would."""
+    cuda, rng = host_cuda_backend, np.random.default_rng(4)
+    monkeypatch.setattr(cublas, "_state", {"library": None, "handles": {}})
+    cublas.load(cublas_harness.library_path())
+    for name, value in {"device_index": lambda a: 0, "current_stream": lambda: 0x5000,
+                        "capturing": lambda: False}.items():
+        monkeypatch.setattr(cuda, name, value)
+    out = rng.standard_normal((33, 1)).astype(dtype)
+    y = rng.standard_normal(33)
+    loss = np.asarray(0.25, dtype=dtype)
+    for kernels in (cuda, cpu_backend):
+        sums = [np.full((), v) for v in (1.0, 2.0, 3.0)]
+        kernels.reg_sums(out, y, loss, 33, *sums)
+        error = out.reshape(-1).astype(np.float64) - y
+        np.testing.assert_allclose([float(s) for s in sums],
+                                   [1.0 + 0.25 * 33, 2.0 + (error ** 2).sum(), 3.0 + np.abs(error).sum()], rtol=1e-12)
+        bad = out.copy()
+        bad[5, 0] = np.nan
+        sums = [np.zeros(()) for _ in range(3)]
+        kernels.reg_sums(bad, y, loss, 33, *sums)
+        assert np.isfinite(float(sums[0])) and np.isnan(float(sums[1])) and np.isnan(float(sums[2]))
+        empty = [np.zeros(()) for _ in range(3)]
+        kernels.reg_sums(out[:0], y[:0], loss, 0, *empty)
+        assert [float(s) for s in empty] == [0.0, 0.0, 0.0]

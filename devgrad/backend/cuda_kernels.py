@@ -17,6 +17,7 @@ promote there.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import warnings
@@ -540,6 +541,10 @@ def _gemm(x, y, precision, cp, alpha=1.0):
 
 _ONES_KEEP = 16
 _ones: dict = {}  # (device id, dtype, length) -> a ones vector
+# While a graph is being recorded, the ones vectors it reads, so that the graph keeps them alive:
+# one dropped from the cache later must not have its memory handed to anyone else (a replay
+# would read it). None when nothing is being recorded.
+_recording: list | None = None
 
 
 def _ones_vector(n: int, dtype):
@@ -549,7 +554,21 @@ def _ones_vector(n: int, dtype):
         if len(_ones) >= _ONES_KEEP:
             _ones.pop(next(iter(_ones)))
         ones = _ones[key] = full(n, 1.0, dtype)
+    if _recording is not None:
+        _recording.append(ones)
     return ones
+
+
+@contextlib.contextmanager
+def keep_alive_for_graph():
+    """``with keep_alive_for_graph() as kept:`` around a capture: ``kept`` then holds every
+    cached array the captured kernels read (the graph's owner keeps it as long as the graph)."""
+    global _recording
+    previous, _recording = _recording, []
+    try:
+        yield _recording
+    finally:
+        _recording = previous
 
 
 def sum_axes(a, axes: tuple, scale: float | None = None):

@@ -99,7 +99,9 @@ class CapturedGraph:
             cublas.handle(index)  # created outside the capture: creating it allocates device memory
             stream = cp.cuda.Stream(non_blocking=True)  # capture needs a stream other than the default
             cp.cuda.Device(index).synchronize()  # eager work queued before capture is finished
-            with stream, cp.cuda.using_allocator(self.pool.malloc):
+            with stream, cp.cuda.using_allocator(self.pool.malloc), kernels.keep_alive_for_graph() as kept:
+                # kept: the cached ones vectors the graph reads, alive as long as the graph
+                self.kept = kept
                 stream.begin_capture()
                 try:
                     self.result = fn()

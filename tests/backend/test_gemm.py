@@ -11,7 +11,9 @@ ctypes argument order, the stream the handle is set to, TF32 — runs and is com
 
 from __future__ import annotations
 
+import gc
 import itertools
+import weakref
 
 import numpy as np
 import pytest
@@ -241,3 +243,19 @@ def test_sums_over_leading_or_trailing_axes_are_gemms_with_ones(host_gemm, monke
     assert through_gemm != middle
     if through_gemm:
         assert host_gemm.entry == ("cublasSgemm_v2" if dtype == np.float32 else "cublasDgemm_v2")
+
+
+def test_a_graph_keeps_the_ones_vectors_it_read_alive(host_gemm, monkeypatch):
+    """A captured graph reads the cached ones vectors of its sums by address: dropped from the
+    cache (it holds 16), one the graph read must stay allocated, so the recording keeps it."""
+    monkeypatch.setattr(cuda_kernels, "current_device", lambda: 0)
+    monkeypatch.setattr(cuda_kernels, "_ones", {})
+    with cuda_kernels.keep_alive_for_graph() as kept:
+        cuda_kernels.sum_axes(np.ones((5, 3), dtype=np.float32), (0,))
+    read = weakref.ref(kept[0])
+    unread = weakref.ref(cuda_kernels._ones_vector(7, np.float32))
+    for n in range(100, 100 + cuda_kernels._ONES_KEEP):  # push both out of the cache
+        cuda_kernels._ones_vector(n, np.float32)
+    gc.collect()
+    assert read() is not None and unread() is None
+    assert cuda_kernels._recording is None

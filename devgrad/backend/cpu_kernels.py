@@ -190,6 +190,11 @@ def reg_sums(out: np.ndarray, y: np.ndarray, loss, weight: float, loss_sum: np.n
     sae += np.abs(error).sum()
 
 
+def targets(y: np.ndarray, mode: str, n_classes: int, dtype) -> np.ndarray:
+    """A loss's targets in ``dtype``: "value" (y itself), "sign" (2·y − 1) or "one_hot"."""
+    return generic.targets(y, mode, n_classes, dtype, np)
+
+
 def gather_rows(src: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``src[index]``: the rows of ``src`` that ``index`` picks (the loader's shuffle)."""
     return src[index]

@@ -412,6 +412,30 @@ def reg_sums(out, y, loss, weight: float, loss_sum, sse, sae) -> None:
                     stream=current_stream(), precision="highest", beta=1.0)
 
 
+TARGET_MODES = {"value": 0, "sign": 1, "one_hot": 2}
+
+
+def targets(y, mode: str, n_classes: int, dtype):
+    """A loss's targets in ``dtype`` from labels (int64) or values (float64), in one launch:
+    ``mode`` "value" (y itself), "sign" (2·y − 1, the ±1 margin labels) or "one_hot" (rows of
+    ``n_classes``). Other dtypes take CuPy's (and NumPy's) formula."""
+    dtype = np.dtype(dtype)
+    ctype = _CTYPE.get(dtype)
+    is_int = y.dtype == np.int64
+    if ctype is None or not (is_int or y.dtype == np.float64) or (mode == "one_hot" and not is_int):
+        return generic.targets(y, mode, n_classes, dtype, module())
+    if mode == "value" and y.dtype == dtype:
+        return y
+    shape = (*y.shape, n_classes) if mode == "one_hot" else y.shape
+    out = module().empty(shape, dtype=dtype)
+    if out.size:
+        _launched.add("targets")
+        function(function_name("targets", ctype), ctype)(
+            _blocks(out.size), (BLOCK,), (_contiguous(y), np.int32(is_int), out, np.int32(TARGET_MODES[mode]),
+                                          np.int32(n_classes), np.int64(out.size)))
+    return out
+
+
 def gather_rows(src, index):
     """``src[index]`` for a 1-D int64 ``index`` into the first axis (the loader's shuffle): one
     launch of a word-copying kernel for a C-contiguous array whose rows are whole 32-bit words
@@ -519,9 +543,11 @@ def matmul(x, y, precision: str | None = None, alpha: float = 1.0):
     return out
 
 
-def _gemm(x, y, precision, cp, alpha=1.0):
+def _gemm(x, y, precision, cp, alpha=1.0, out=None):
+    """x @ y (2-D or more) into ``out`` (a C-contiguous array of the result's shape), or a new array."""
     shape = gemm.result_shape(x.shape, y.shape)
-    out = cp.empty(shape, dtype=x.dtype)
+    if out is None:
+        out = cp.empty(shape, dtype=x.dtype)
     if out.size == 0:
         return out
     if x.shape[-1] == 0:  # an empty sum
@@ -581,11 +607,20 @@ def sum_axes(a, axes: tuple, scale: float | None = None):
     alpha = 1.0 if scale is None else float(scale)
     if a.dtype in GEMM_DTYPES and a.size and k and a.flags.c_contiguous:
         shape = a.shape
-        if axes == list(range(k)):  # leading axes: ones(m) @ a(m, rest)
+        cp = module()
+        # The result is a fresh array the GEMM writes into (not a view of a 2-D product): a
+        # gradient that owns its memory is stored as it is, where a view would be copied.
+        if axes == list(range(k)):  # leading axes: ones(1, m) @ a(m, rest)
             m = int(np.prod(shape[:k]))
-            return matmul(_ones_vector(m, a.dtype), a.reshape(m, -1), "highest", alpha).reshape(shape[k:])
-        if axes == list(range(nd - k, nd)):  # trailing axes: a(rest, m) @ ones(m)
+            out = cp.empty(shape[k:], dtype=a.dtype)
+            _gemm(_ones_vector(m, a.dtype).reshape(1, m), a.reshape(m, -1), "highest", cp, alpha,
+                  out=out.reshape(1, -1))
+            return out
+        if axes == list(range(nd - k, nd)):  # trailing axes: a(rest, m) @ ones(m, 1)
             m = int(np.prod(shape[nd - k:]))
-            return matmul(a.reshape(-1, m), _ones_vector(m, a.dtype), "highest", alpha).reshape(shape[:nd - k])
+            out = cp.empty(shape[:nd - k], dtype=a.dtype)
+            _gemm(a.reshape(-1, m), _ones_vector(m, a.dtype).reshape(m, 1), "highest", cp, alpha,
+                  out=out.reshape(-1, 1))
+            return out
     out = module().sum(a, axis=tuple(axes))
     return out if scale is None else out * scale

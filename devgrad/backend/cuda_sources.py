@@ -306,6 +306,23 @@ def _reg_errors(ctype: str) -> str:
             "    }\n}\n")
 
 
+# A loss's targets from a batch's labels (int64) or values (double), in the run's dtype:
+# mode 0 the value itself, 1 the ±1 margin label 2·y − 1, 2 one-hot rows of ``classes`` columns.
+def _targets(ctype: str) -> str:
+    return (f"extern \"C\" __global__ void {function_name('targets', ctype)}(const void* src, const int src_is_int, "
+            f"{ctype}* out, const int mode, const int classes, const long long n) {{\n"
+            "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;\n"
+            "         i += (long long)blockDim.x * gridDim.x) {\n"
+            "        if (mode == 2) {\n"
+            "            const long long row = i / classes;\n"
+            f"            out[i] = ({ctype})(((const long long*)src)[row] == i - row * classes ? 1 : 0);\n"
+            "        } else {\n"
+            "            const double v = src_is_int ? (double)((const long long*)src)[i] : ((const double*)src)[i];\n"
+            f"            out[i] = ({ctype})(mode == 1 ? 2.0 * v - 1.0 : v);\n"
+            "        }\n"
+            "    }\n}\n")
+
+
 def _class_sums(ctype: str) -> str:
     return (f"extern \"C\" __global__ void {function_name('class_sums', ctype)}(const {ctype}* z, "
             "const long long* labels, const int cols, const double threshold, "
@@ -339,5 +356,5 @@ def module_source(ctypes=("float", "double"), host: bool = False) -> str:
     for ctype in ctypes:
         parts += [_elementwise(name, ctype) for name in ELEMENTWISE]
         parts += [_multi(name, ctype) for name in MULTI_KERNELS]
-        parts += [_class_sums(ctype), _reg_errors(ctype), _gather_rows(ctype)]
+        parts += [_class_sums(ctype), _reg_errors(ctype), _gather_rows(ctype), _targets(ctype)]
     return "\n".join(parts)

@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 
+def targets(y, mode: str, n_classes: int, dtype, xp):
+    """A loss's targets in ``dtype`` from labels or values: "value" (y itself), "sign" (2·y − 1)
+    or "one_hot" (rows of ``n_classes``)."""
+    if mode == "value":
+        return y.astype(dtype, copy=False)
+    if mode == "sign":
+        return (y * 2 - 1).astype(dtype)
+    return xp.eye(n_classes, dtype=dtype)[y]
+
+
 def softmax_xent(z, labels, smoothing: float, xp):
     """Softmax cross-entropy of each row of logits ``z`` (N, C) with integer ``labels``, label
     smoothing included; returns (per-row losses, softmax probabilities). The CPU's kernel, and

@@ -64,17 +64,19 @@ class Task:
         return cls(name, n_classes, out, spec.loss.label_smoothing, spec.loss.pos_weight, metrics=metrics)
 
     def targets(self, y: Tensor, dtype) -> Tensor:
-        """Labels (int) in the form this loss wants, on the labels' device."""
-        xp = y.device.xp
-        if self.regression:
-            return Tensor._make(y.data.astype(dtype, copy=False), y.device)
-        if self.loss == "cross_entropy":
+        """Labels (int) or values in the form this loss wants, on their device (one of the
+        device's kernels: on a GPU one launch, nothing for CuPy to compile)."""
+        if self.loss == "cross_entropy" and not self.regression:
             return y
-        if self.loss in ("logistic", "hinge"):
-            return Tensor._make((y.data * 2 - 1).astype(dtype), y.device)
-        if self.loss == "mse" and self.out_features > 1:
-            return Tensor._make(xp.eye(self.n_classes, dtype=dtype)[y.data], y.device)
-        return Tensor._make(y.data.astype(dtype), y.device)
+        if self.regression:
+            mode = "value"
+        elif self.loss in ("logistic", "hinge"):
+            mode = "sign"
+        elif self.loss == "mse" and self.out_features > 1:
+            mode = "one_hot"
+        else:
+            mode = "value"
+        return Tensor._make(y.device.kernels.targets(y.data, mode, self.n_classes, dtype), y.device)
 
     def loss_value(self, out: Tensor, target: Tensor) -> Tensor:
         """The loss of raw outputs against ``targets(...)``: the loss function named by the spec."""

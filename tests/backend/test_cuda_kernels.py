@@ -55,7 +55,7 @@ def test_the_kernel_module_compiles_for_the_gpu_with_nvrtc_in_one_compilation(ct
     except Exception:
         pytest.fail(f"the {ctype} kernel module does not compile:\n{nvrtc.getProgramLog(program)}")
     ptx = nvrtc.getPTX(program).decode(errors="replace")
-    for name in [*ELEMENTWISE, *MULTI_KERNELS, "class_sums", "reg_errors", "gather_rows"]:
+    for name in [*ELEMENTWISE, *MULTI_KERNELS, "class_sums", "reg_errors", "gather_rows", "targets"]:
         assert f".entry {function_name(name, ctype)}(" in ptx, name
     assert ".entry devgrad_increment_steps(" in ptx
 
@@ -547,3 +547,25 @@ def test_reg_sums_add_the_loss_and_the_squared_and_absolute_errors(host_cuda_bac
         empty = [np.zeros(()) for _ in range(3)]
         kernels.reg_sums(out[:0], y[:0], loss, 0, *empty)
         assert [float(s) for s in empty] == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_targets_from_labels_and_values_as_numpy_forms_them(host_cuda_backend, monkeypatch, dtype):
+    """A loss's targets in one launch: the labels as numbers (BCE), as ±1 margins (logistic,
+    hinge), one-hot rows (mse on classes), and regression values cast to the run's dtype; the
+    same arrays as NumPy's formulas."""
+    cuda, rng = host_cuda_backend, np.random.default_rng(8)
+    launches = _count_launches(monkeypatch, cuda)
+    labels = rng.integers(0, 4, 23)
+    values = rng.standard_normal(23) * 1e3
+    cases = [(labels, "value"), (labels, "sign"), (labels, "one_hot"), (values, "value"), (values, "sign"),
+             (labels.reshape(23, 1), "value")]
+    for y, mode in cases:
+        got = cuda.targets(y, mode, 4, dtype)
+        want = cpu_backend.targets(y, mode, 4, dtype)
+        assert got.dtype == dtype and got.shape == want.shape, (mode, y.dtype)
+        np.testing.assert_array_equal(got, want)
+    assert len(launches) == len(cases) - (dtype == np.float64)  # float64 values in float64: no copy
+    assert cuda.targets(values, "value", 4, np.float64) is values
+    ints = labels.astype(np.int32)  # another dtype: CuPy's formula
+    np.testing.assert_array_equal(cuda.targets(ints, "sign", 4, dtype), (ints * 2 - 1).astype(dtype))

@@ -21,7 +21,9 @@ import devgrad as dg
 import devgrad.nn.functional as F
 from devgrad.backend import cublas, cuda_kernels
 from devgrad.backend import numpy as cpu_module
-from devgrad.experiment import run
+from devgrad.data import build_splits
+from devgrad.experiment import resolve, run
+from devgrad.experiment.trainer import Trainer
 
 from tests import cublas_harness
 from tests import kernel_harness as harness
@@ -53,6 +55,39 @@ class _Recorded(np.ndarray):
             _Recorded.ops.append(func.__name__)
         return _recorded(func(*_plain(args), **{k: _plain(v) for k, v in kwargs.items()}))
 
+    @property
+    def base(self):
+        """The base the array had before it was made a _Recorded view (None for an array that
+        owns its memory, as on the device), else the view's own base."""
+        return self.__dict__.get("_owner_base", np.ndarray.base.__get__(self))
+
+    # The methods that are kernels on a GPU too (a view or a reshape is not).
+    def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
+        if _Recorded.ops is not None and (copy or np.dtype(dtype) != self.dtype):
+            _Recorded.ops.append("astype")
+        return _recorded(_plain(self).astype(dtype, order=order, casting=casting, copy=copy))
+
+    def copy(self, order="C"):
+        if _Recorded.ops is not None:
+            _Recorded.ops.append("copy")
+        return _recorded(_plain(self).copy(order=order))
+
+    def fill(self, value):
+        if _Recorded.ops is not None:
+            _Recorded.ops.append("fill")
+        _plain(self).fill(value)
+
+    def __getitem__(self, key):
+        parts = key if isinstance(key, tuple) else (key,)
+        if _Recorded.ops is not None and any(isinstance(k, np.ndarray | list) for k in parts):
+            _Recorded.ops.append("take")  # fancy indexing gathers: a kernel
+        return _recorded(_plain(self)[_plain(key)])
+
+    def __setitem__(self, key, value):
+        if _Recorded.ops is not None:
+            _Recorded.ops.append("setitem")
+        _plain(self)[_plain(key)] = _plain(value)
+
 
 def _plain(value):
     if isinstance(value, _Recorded):
@@ -63,7 +98,11 @@ def _plain(value):
 
 
 def _recorded(value):
-    return value.view(_Recorded) if type(value) is np.ndarray else value
+    if type(value) is not np.ndarray:
+        return value
+    view = value.view(_Recorded)
+    view._owner_base = value.base
+    return view
 
 
 class _RecordingNumpy:
@@ -257,5 +296,36 @@ def test_a_classification_steps_array_work_is_all_devgrads_kernels_and_cublas(cu
 
     recorded, launches, gemms = cuda_path(steps, record_arrays=True)
     assert launches and gemms
+    allowed = {"empty", "empty_like", "zeros", "asarray", "reshape", "ascontiguousarray"}  # no kernel
+    assert [op for op in recorded if op not in allowed] == []
+
+
+@pytest.mark.parametrize(("source", "loss", "optimizer"), [("spirals", "cross_entropy", "adam"),
+                                                           ("xor", "bce", "sgd")])
+def test_the_runners_classification_step_runs_no_array_op_of_its_own(cuda_path, tmp_path, source, loss, optimizer):
+    """The runner's step itself (its targets, the fused loss and its mean, backward, the
+    capturable optimizer, the epoch sums), for a multi-class and a binary task: every array
+    operation is a devgrad kernel, a GEMM or an allocation."""
+
+    def steps():
+        spec = resolve({"name": "rec", "seed": 0, "device": "cpu", "data": {"source": source, "n_samples": 200},
+                        "model": {"hidden": [16, 16], "activation": "relu"}, "loss": loss,
+                        "optimizer": {"name": optimizer, "lr": 0.05},
+                        "train": {"epochs": 1, "batch_size": 32, "cuda_graph": True}})
+        splits = build_splits(spec.data.to_dict(), spec.seed, spec.task, spec.loss.name)
+        trainer = Trainer(spec, tmp_path, dg.device("cpu"), True, splits)
+        batches = list(trainer.train_loader)
+        recorded = []
+        for i, (xb, yb) in enumerate(batches[:3]):
+            _Recorded.ops = recorded if i == 2 else None
+            try:
+                trainer._step(xb, yb)
+            finally:
+                _Recorded.ops = None
+        assert isinstance(batches[0][0].data, _Recorded)
+        return recorded
+
+    recorded, launches, _ = cuda_path(steps, record_arrays=True)
+    assert launches["devgrad_class_sums"] == 3
     allowed = {"empty", "empty_like", "zeros", "asarray", "reshape", "ascontiguousarray"}  # no kernel
     assert [op for op in recorded if op not in allowed] == []

@@ -151,6 +151,14 @@ def handle(index: int) -> list:
     return entry
 
 
+_calls = [0]  # GEMMs run in this process
+
+
+def calls() -> int:
+    """How many GEMMs this process has run through cuBLAS."""
+    return _calls[0]
+
+
 def gemm(plan: GemmPlan, itemsize: int, a_ptr: int, b_ptr: int, c_ptr: int, *, index: int, stream: int,
          precision: str | None = None, alpha: float = 1.0, beta: float = 0.0) -> None:
     """Run ``plan`` (see ``devgrad.backend.gemm``) on GPU ``index`` on ``stream``:
@@ -191,5 +199,6 @@ def gemm(plan: GemmPlan, itemsize: int, a_ptr: int, b_ptr: int, c_ptr: int, *, i
         fn = lib.cublasSgemmStridedBatched if itemsize == 4 else lib.cublasDgemmStridedBatched
         status = fn(h, ta, tb, plan.m, plan.n, plan.k, one, a_ptr, plan.lda, plan.stride_a, b_ptr, plan.ldb,
                     plan.stride_b, zero, c_ptr, plan.ldc, plan.stride_c, plan.batch)
+    _calls[0] += 1
     if status != 0:
         lib.check(status, f"cuBLAS GEMM (m={plan.m}, n={plan.n}, k={plan.k}, batch={plan.batch})")

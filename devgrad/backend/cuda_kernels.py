@@ -65,8 +65,30 @@ def function(fname: str, ctype: str):
         mod = _modules.get((key[0], ctype))
         if mod is None:
             mod = _modules[(key[0], ctype)] = _load_module(ctype)
-        fn = _functions[key] = mod.get_function(fname)
+        fn = _functions[key] = _Counted(mod.get_function(fname))
     return fn
+
+
+_launches = [0]  # kernels of devgrad's module launched in this process
+
+
+class _Counted:
+    """A kernel of the module that counts its launches (``launch_counts``)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, grid, block, args):
+        _launches[0] += 1
+        return self.fn(grid, block, args)
+
+
+def launch_counts() -> dict:
+    """How many of devgrad's kernels and cuBLAS GEMMs this process has launched (on every GPU):
+    the difference around a step is its launch count, which ``devgrad bench`` reports."""
+    return {"kernels": _launches[0], "gemms": cublas.calls()}
 
 
 # -- ready-made modules: compiled without a GPU, for a named architecture ----------------------

@@ -135,6 +135,12 @@ def bench_config(config: Config, dev, repeat: int, torch=None, min_block_s: floa
 
     ours = DevgradStep(config, weights, dev)
     Xd, yd = tensor(X, device=dev), tensor(y, device=dev)
+    ours.step(Xd, yd)  # the first step creates the optimizer's state; the count is a steady one's
+    before = dev.kernels.launch_counts()
+    if before is not None:  # a GPU: what one eager step launches (devgrad's kernels, cuBLAS GEMMs)
+        ours.step(Xd, yd)
+        after = dev.kernels.launch_counts()
+        result["launches_per_step"] = {k: after[k] - before[k] for k in after}
     hand = HandWritten(config, weights, dev.xp)
     Xh, yh = dev.put(X), dev.put(y)
     impls = {"devgrad": (lambda: ours.step(Xd, yd), sync), "handwritten": (lambda: hand.step(Xh, yh), sync)}

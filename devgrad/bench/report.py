@@ -59,6 +59,10 @@ def format_table(results: dict) -> str:
         lines.append("  ".join(str(c).rjust(w) if j else str(c).ljust(w) for j, (c, w) in enumerate(zip(row, widths))))
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
+    counted = [f"{r['config']} {c['kernels']} kernels + {c['gemms']} GEMMs" for r in rows_in
+               if (c := r.get("launches_per_step"))]
+    if counted:
+        lines.append("launches per eager devgrad step (devgrad's kernels, cuBLAS): " + "; ".join(counted))
     return "\n".join(lines + notes)
 
 

@@ -506,7 +506,7 @@ def test_a_ready_made_module_for_the_gpus_architecture_is_loaded_instead_of_comp
         made.clear()
         return cuda_backend.function("devgrad_fill_float", "float")
 
-    assert load() == "devgrad_fill_float" and made == ["code"]
+    assert load().fn == "devgrad_fill_float" and made == ["code"]
     cuda_backend.prebuilt_path(tmp_path, "float", "90").write_bytes(b"\x7fELF")  # another architecture
     load()
     assert made == ["code"]

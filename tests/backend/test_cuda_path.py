@@ -19,6 +19,7 @@ import pytest
 
 import devgrad as dg
 import devgrad.nn.functional as F
+from devgrad import bench
 from devgrad.backend import cublas, cuda_kernels
 from devgrad.backend import numpy as cpu_module
 from devgrad.data import build_splits
@@ -329,3 +330,16 @@ def test_the_runners_classification_step_runs_no_array_op_of_its_own(cuda_path, 
     assert launches["devgrad_class_sums"] == 3
     allowed = {"empty", "empty_like", "zeros", "asarray", "reshape", "ascontiguousarray"}  # no kernel
     assert [op for op in recorded if op not in allowed] == []
+
+
+def test_bench_reports_the_launches_of_one_eager_step(cuda_path):
+    """On a GPU, devgrad bench says how many of devgrad's kernels and cuBLAS GEMMs one eager step
+    launches (counted by the CUDA backend itself), and prints it under its table."""
+    result, _, _ = cuda_path(lambda: bench.bench_config(bench.CONFIGS["small"], dg.device("cpu"),
+                                                                   repeat=1, min_block_s=0.001))
+    counted = result["launches_per_step"]
+    # small is 64-128-128-10 ReLU with cross-entropy and Adam, as the 3-layer budget test above
+    assert counted == {"kernels": 9, "gemms": 12}
+    table = bench.format_table({"configs": [result], "device_description": "test", "numpy": np.__version__,
+                                "torch": None, "matmul_peak_gflops": 1.0})
+    assert "launches per eager devgrad step (devgrad's kernels, cuBLAS): small 9 kernels + 12 GEMMs" in table

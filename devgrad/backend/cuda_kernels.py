@@ -134,6 +134,12 @@ def _blocks(n: int) -> tuple:
     return (min((n + BLOCK - 1) // BLOCK, MAX_BLOCKS),)
 
 
+def _run(name: str, ctype: str, n: int, *args) -> None:
+    """Launch kernel ``name`` of the ``ctype`` module over ``n`` elements (its last parameter)."""
+    _launched.add(name)
+    function(function_name(name, ctype), ctype)(_blocks(n), (BLOCK,), (*args, np.int64(n)))
+
+
 def _trailing(shape: tuple, full: tuple) -> bool:
     """True when an array of ``shape`` broadcasts against ``full`` by repeating along leading
     axes only (its element i % size is element i of the broadcast): a bias, a 0-d array."""
@@ -188,8 +194,7 @@ def launch(name: str, *args):
         else:
             kargs.append(np.dtype(typ).type(value))
     if n:
-        _launched.add(name)
-        function(function_name(name, _CTYPE[t_dtype]), _CTYPE[t_dtype])(_blocks(n), (BLOCK,), (*kargs, np.int64(n)))
+        _run(name, _CTYPE[t_dtype], n, *kargs)
     for target, scratch in copy_back:
         target[...] = scratch
     results = args[len(ins):]
@@ -360,11 +365,9 @@ def adam_update_many(items, lr, b1, b2, eps, weight_decay, decoupled, maximize) 
         group, ctype = _same_dtype_contiguous(group, "adam")
         for table, total in _tables(group, ("p", "g", "a", "b", "c")):
             if total:
-                _launched.add("adam_many")
-                function(function_name("adam_many", ctype), ctype)(
-                    _blocks(total), (BLOCK,),
-                    (table, lr_at, lr_value, np.float64(b1), np.float64(b2), np.float64(eps), np.float64(weight_decay),
-                     np.int32(decoupled), np.int32(maximize), np.int32(amsgrad), np.int64(total)))
+                _run("adam_many", ctype, total, table, lr_at, lr_value, np.float64(b1), np.float64(b2),
+                     np.float64(eps), np.float64(weight_decay), np.int32(decoupled), np.int32(maximize),
+                     np.int32(amsgrad))
 
 
 def sgd_update_many(items, lr, momentum, dampening, weight_decay, nesterov, maximize) -> None:
@@ -381,11 +384,9 @@ def sgd_update_many(items, lr, momentum, dampening, weight_decay, nesterov, maxi
         group, ctype = _same_dtype_contiguous(group, "sgd")
         for table, total in _tables(group, ("p", "g", "a")):
             if total:
-                _launched.add("sgd_many")
-                function(function_name("sgd_many", ctype), ctype)(
-                    _blocks(total), (BLOCK,),
-                    (table, lr_at, lr_value, np.float64(momentum), np.float64(dampening), np.float64(weight_decay),
-                     np.int32(nesterov), np.int32(maximize), np.int32(first), np.int32(has_buf), np.int64(total)))
+                _run("sgd_many", ctype, total, table, lr_at, lr_value, np.float64(momentum), np.float64(dampening),
+                     np.float64(weight_decay), np.int32(nesterov), np.int32(maximize), np.int32(first),
+                     np.int32(has_buf))
 
 
 def class_sums(z, labels, loss, weight: float, threshold: float, loss_sum, hits) -> None:
@@ -401,11 +402,8 @@ def class_sums(z, labels, loss, weight: float, threshold: float, loss_sum, hits)
     z = _contiguous(z.reshape(rows, int(np.prod(z.shape[1:], dtype=np.int64))))  # (rows, outputs)
     loss = module().asarray(loss, dtype=z.dtype)  # a 0-d array the kernel reads (as is when it already is)
     if rows:
-        _launched.add("class_sums")
-        function(function_name("class_sums", ctype), ctype)(
-            _blocks(rows), (BLOCK,),
-            (z, _contiguous(labels.reshape(-1).astype(np.int64, copy=False)), np.int32(z.shape[1]),
-             np.float64(threshold), loss, np.float64(weight), loss_sum, hits, np.int64(rows)))
+        _run("class_sums", ctype, rows, z, _contiguous(labels.reshape(-1).astype(np.int64, copy=False)),
+             np.int32(z.shape[1]), np.float64(threshold), loss, np.float64(weight), loss_sum, hits)
 
 
 def reg_sums(out, y, loss, weight: float, loss_sum, sse, sae) -> None:
@@ -425,9 +423,7 @@ def reg_sums(out, y, loss, weight: float, loss_sum, sse, sae) -> None:
     y = _contiguous(y.reshape(-1).astype(np.float64, copy=False))
     loss = cp.asarray(loss, dtype=out.dtype)
     e, s = cp.empty(n, dtype=np.float64), cp.empty(n, dtype=np.float64)
-    _launched.add("reg_errors")
-    function(function_name("reg_errors", ctype), ctype)(
-        _blocks(n), (BLOCK,), (out, y, loss, np.float64(weight), loss_sum, e, s, np.int64(n)))
+    _run("reg_errors", ctype, n, out, y, loss, np.float64(weight), loss_sum, e, s)
     for other, total in ((e, sse), (s, sae)):
         found, row, column = _plan(e.reshape(1, n), other.reshape(n, 1))
         cublas.gemm(found, 8, address(column), address(row), address(total), index=device_index(total),
@@ -451,10 +447,8 @@ def targets(y, mode: str, n_classes: int, dtype):
     shape = (*y.shape, n_classes) if mode == "one_hot" else y.shape
     out = module().empty(shape, dtype=dtype)
     if out.size:
-        _launched.add("targets")
-        function(function_name("targets", ctype), ctype)(
-            _blocks(out.size), (BLOCK,), (_contiguous(y), np.int32(is_int), out, np.int32(TARGET_MODES[mode]),
-                                          np.int32(n_classes), np.int64(out.size)))
+        _run("targets", ctype, out.size, _contiguous(y), np.int32(is_int), out, np.int32(TARGET_MODES[mode]),
+             np.int32(n_classes))
     return out
 
 
@@ -472,10 +466,7 @@ def gather_rows(src, index):
     n = index.size * words
     if n:
         ctype = _CTYPE.get(np.dtype(src.dtype)) or _compiled_ctype()
-        _launched.add("gather_rows")
-        function(function_name("gather_rows", ctype), ctype)(
-            _blocks(n), (BLOCK,), (src, _contiguous(index.astype(np.int64, copy=False)), out, np.int64(words),
-                                    np.int64(n)))
+        _run("gather_rows", ctype, n, src, _contiguous(index.astype(np.int64, copy=False)), out, np.int64(words))
     return out
 
 

@@ -249,13 +249,19 @@ _INCREMENT = ("extern \"C\" __global__ void devgrad_increment_steps(const devgra
 
 MULTI_KERNELS = tuple(_MULTI)
 
-# A classification step's contribution to its epoch's sums, in one launch where CuPy needs six
-# (argmax, ==, sum, +=, and the loss's * and +=), each also one more NVRTC compilation on a
-# fresh machine: thread i predicts row i (the first largest of its ``cols`` outputs, a NaN
-# counting as largest as in NumPy's argmax; for one output, output > threshold) and counts a
-# hit when that is its label (an integer atomic add: the same count in any order); thread 0
-# adds the batch's mean loss times ``weight`` (its row count) to the float64 loss sum.
-_CLASS_SUMS = """
+# Kernels written out by hand, each (parameters, body of the grid-stride loop over i < n), with
+# T the element type of the module; ``_looped`` gives each its header and loop.
+_LOOPED = {
+    # A classification step's contribution to its epoch's sums, in one launch where CuPy needs six
+    # (argmax, ==, sum, +=, and the loss's * and +=), each also one more NVRTC compilation on a
+    # fresh machine: thread i predicts row i (the first largest of its ``cols`` outputs, a NaN
+    # counting as largest as in NumPy's argmax; for one output, output > threshold) and counts a
+    # hit when that is its label (an integer atomic add: the same count in any order); thread 0
+    # adds the batch's mean loss times ``weight`` (its row count) to the float64 loss sum.
+    "class_sums": (
+        "const T* z, const long long* labels, const int cols, const double threshold, const T* loss, "
+        "const double weight, double* loss_sum, unsigned long long* hits",
+        """
         const T* zi = z + i * (long long)cols;
         long long pred;
         if (cols == 1) {
@@ -273,64 +279,51 @@ _CLASS_SUMS = """
         }
         if (pred == labels[i]) atomicAdd(hits, 1ULL);
         if (i == 0) *loss_sum += (double)loss[0] * weight;
-"""
+"""),
+    # A regression step's part of its epoch's sums, deterministically: thread i writes row i's
+    # error e = output - target and its sign s (in double), thread 0 adds the loss × ``weight``;
+    # the sums of e·e and e·s (= |e|) are then two cuBLAS dot products that add into the float64
+    # sums (beta = 1): no float atomics, so the same sums in any launch order.
+    "reg_errors": (
+        "const T* out, const double* y, const T* loss, const double weight, double* loss_sum, double* e, double* s",
+        """
+        const double d = (double)out[i] - y[i];
+        e[i] = d;
+        s[i] = d > 0.0 ? 1.0 : (d < 0.0 ? -1.0 : (d == 0.0 ? 0.0 : d));  // a NaN stays NaN
+        if (i == 0) *loss_sum += (double)loss[0] * weight;
+"""),
+    # Rows of any array picked by an index (the data loader's shuffle), copied as 32-bit words,
+    # so one kernel serves float features and int64 labels alike, in the module already compiled
+    # for the run's dtype: dst row r is src row index[r], each ``words`` words long.
+    "gather_rows": (
+        "const unsigned int* src, const long long* index, unsigned int* dst, const long long words",
+        """
+        const long long row = i / words;
+        dst[i] = src[index[row] * words + (i - row * words)];
+"""),
+    # A loss's targets from a batch's labels (int64) or values (double), in the run's dtype:
+    # mode 0 the value itself, 1 the ±1 margin label 2·y − 1, 2 one-hot rows of ``classes`` columns.
+    "targets": (
+        "const void* src, const int src_is_int, T* out, const int mode, const int classes",
+        """
+        if (mode == 2) {
+            const long long row = i / classes;
+            out[i] = (T)(((const long long*)src)[row] == i - row * classes ? 1 : 0);
+        } else {
+            const double v = src_is_int ? (double)((const long long*)src)[i] : ((const double*)src)[i];
+            out[i] = (T)(mode == 1 ? 2.0 * v - 1.0 : v);
+        }
+"""),
+}
 
 
-# Rows of any array picked by an index (the data loader's shuffle), copied as 32-bit words, so
-# one kernel serves float features and int64 labels alike, in the module already compiled for
-# the run's dtype: dst row r is src row index[r], each ``words`` words long.
-def _gather_rows(ctype: str) -> str:
-    return (f"extern \"C\" __global__ void {function_name('gather_rows', ctype)}(const unsigned int* src, "
-            "const long long* index, unsigned int* dst, const long long words, const long long n) {\n"
+def _looped(name: str, ctype: str) -> str:
+    params, body = _LOOPED[name]
+    return (f"namespace {function_name(name, ctype)}_ns {{\ntypedef {ctype} T;\n"
+            f"extern \"C\" __global__ void {function_name(name, ctype)}({params}, const long long n) {{\n"
             "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;\n"
-            "         i += (long long)blockDim.x * gridDim.x) {\n"
-            "        const long long row = i / words;\n"
-            "        dst[i] = src[index[row] * words + (i - row * words)];\n"
-            "    }\n}\n")
+            f"         i += (long long)blockDim.x * gridDim.x) {{{body}    }}\n}}\n}}\n")
 
-
-# A regression step's part of its epoch's sums, deterministically: thread i writes row i's error
-# e = output - target and its sign s (in double), thread 0 adds the loss × ``weight``; the sums
-# of e·e and e·s (= |e|) are then two cuBLAS dot products that add into the float64 sums
-# (beta = 1): no float atomics, so the same sums in any launch order.
-def _reg_errors(ctype: str) -> str:
-    return (f"extern \"C\" __global__ void {function_name('reg_errors', ctype)}(const {ctype}* out, "
-            f"const double* y, const {ctype}* loss, const double weight, double* loss_sum, double* e, double* s, "
-            "const long long n) {\n"
-            "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;\n"
-            "         i += (long long)blockDim.x * gridDim.x) {\n"
-            "        const double d = (double)out[i] - y[i];\n"
-            "        e[i] = d;\n"
-            "        s[i] = d > 0.0 ? 1.0 : (d < 0.0 ? -1.0 : (d == 0.0 ? 0.0 : d));  // a NaN stays NaN\n"
-            "        if (i == 0) *loss_sum += (double)loss[0] * weight;\n"
-            "    }\n}\n")
-
-
-# A loss's targets from a batch's labels (int64) or values (double), in the run's dtype:
-# mode 0 the value itself, 1 the ±1 margin label 2·y − 1, 2 one-hot rows of ``classes`` columns.
-def _targets(ctype: str) -> str:
-    return (f"extern \"C\" __global__ void {function_name('targets', ctype)}(const void* src, const int src_is_int, "
-            f"{ctype}* out, const int mode, const int classes, const long long n) {{\n"
-            "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;\n"
-            "         i += (long long)blockDim.x * gridDim.x) {\n"
-            "        if (mode == 2) {\n"
-            "            const long long row = i / classes;\n"
-            f"            out[i] = ({ctype})(((const long long*)src)[row] == i - row * classes ? 1 : 0);\n"
-            "        } else {\n"
-            "            const double v = src_is_int ? (double)((const long long*)src)[i] : ((const double*)src)[i];\n"
-            f"            out[i] = ({ctype})(mode == 1 ? 2.0 * v - 1.0 : v);\n"
-            "        }\n"
-            "    }\n}\n")
-
-
-def _class_sums(ctype: str) -> str:
-    return (f"extern \"C\" __global__ void {function_name('class_sums', ctype)}(const {ctype}* z, "
-            "const long long* labels, const int cols, const double threshold, "
-            f"const {ctype}* loss, const double weight, double* loss_sum, unsigned long long* hits, "
-            "const long long n) {\n"
-            f"    typedef {ctype} T;\n"
-            "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;\n"
-            f"         i += (long long)blockDim.x * gridDim.x) {{{_CLASS_SUMS}    }}\n}}\n")
 
 # What the host build needs to compile CUDA source: the math library, and one block of one
 # thread, so that every grid-stride loop walks all of its elements serially.
@@ -356,5 +349,5 @@ def module_source(ctypes=("float", "double"), host: bool = False) -> str:
     for ctype in ctypes:
         parts += [_elementwise(name, ctype) for name in ELEMENTWISE]
         parts += [_multi(name, ctype) for name in MULTI_KERNELS]
-        parts += [_class_sums(ctype), _reg_errors(ctype), _gather_rows(ctype), _targets(ctype)]
+        parts += [_looped(name, ctype) for name in _LOOPED]
     return "\n".join(parts)

@@ -74,6 +74,21 @@ def full(shape, value: float, dtype) -> np.ndarray:
     return np.full(shape, value, dtype=dtype)
 
 
+def sq_err(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-element squared error (x − y)²."""
+    d = x - y
+    d *= d
+    return d
+
+
+def sq_err_grad(x: np.ndarray, y: np.ndarray, g, scale) -> np.ndarray:
+    """dL/dx of sq_err: 2·(x − y)·g (per element when ``scale`` is None, else the 0-d upstream
+    gradient times ``scale``)."""
+    gx = x - y
+    gx *= 2 * (g if scale is None else g * scale)
+    return gx
+
+
 def bce_logits(z: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Per-element binary cross-entropy of logits z and targets y: softplus(z) − z·y."""
     return np.logaddexp(0, z) - z * y  # logaddexp(0, z) = log(1 + e^z), stable in one pass

@@ -97,7 +97,7 @@ def launch_counts() -> dict:
 # devgrad's module for ``sm_<arch>`` into the kernel cache folder (a Docker build, a login
 # node), named by the source's digest, so a GPU of that architecture later loads it instead of
 # compiling: nothing to compile on a fresh machine for a step that runs only devgrad's kernels
-# (a classification MLP's does).
+# (an MLP's training step with cross-entropy, BCE or mse does).
 
 NVRTC_OPTIONS = ("-std=c++17",)
 
@@ -234,6 +234,16 @@ def bias_act_(out, bias, act: str):
         bias = bias.astype(out.dtype)
     launch(f"bias_{act}", bias, out)
     return out
+
+
+def sq_err(x, y):
+    return launch("sq_err", x, y.astype(x.dtype, copy=False))
+
+
+def sq_err_grad(x, y, g, scale):
+    per_element = scale is None
+    return launch("sq_err_grad", x, y.astype(x.dtype, copy=False), _contiguous(g.astype(x.dtype, copy=False)),
+                  1.0 if per_element else scale, int(per_element))
 
 
 def bce_logits(z, y):

@@ -70,6 +70,15 @@ ELEMENTWISE = {
         double denom = sqrt(vm) / sqrt(1.0 - pow(b2, step)) + eps;
         p = (T)(pi - lr / (1.0 - pow(b1, step)) * mi / denom);
         """),
+    # Squared error (x - y)² and its gradient 2·(x - y) times the upstream gradient (per element,
+    # or a scalar) and the reduction's scale: mse as one node.
+    "sq_err": ("T x, T y", "T loss", "const double d = (double)x - (double)y; loss = (T)(d * d)"),
+    "sq_err_grad": (
+        "T x, T y, raw T g, float64 scale, int32 per_element", "T gx",
+        """
+        const double upstream = per_element ? (double)g[i] : (double)g[0];
+        gx = (T)(2.0 * ((double)x - (double)y) * upstream * scale);
+        """),
     # Binary cross-entropy from logits, softplus(z) - z·y written to never overflow, and its
     # gradient (sigmoid(z) - y) times the upstream gradient (per element, or a scalar) and scale.
     "bce_logits": (

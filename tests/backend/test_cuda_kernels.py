@@ -569,3 +569,20 @@ def test_targets_from_labels_and_values_as_numpy_forms_them(host_cuda_backend, m
     assert cuda.targets(values, "value", 4, np.float64) is values
     ints = labels.astype(np.int32)  # another dtype: CuPy's formula
     np.testing.assert_array_equal(cuda.targets(ints, "sign", 4, dtype), (ints * 2 - 1).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_squared_error_kernels(host_cuda_backend, dtype):
+    """mse as one node: (x − y)² per element and 2·(x − y) times a per-element or scalar upstream
+    gradient and scale, through the CUDA launcher (targets of another float dtype cast first),
+    equal to the CPU kernels and to the formula."""
+    cuda, rng = host_cuda_backend, np.random.default_rng(6)
+    x = (rng.standard_normal((6, 4)) * 3).astype(dtype)
+    y = rng.standard_normal((6, 4)).astype(dtype)
+    for target in (y, y.astype(np.float32 if dtype == np.float64 else np.float64)):
+        np.testing.assert_allclose(cuda.sq_err(x, target), (x - target.astype(dtype)) ** 2, **_tol(dtype))
+    np.testing.assert_allclose(cpu_backend.sq_err(x, y), (x - y) ** 2, **_tol(dtype))
+    for g, scale in ((np.asarray(1.3, dtype=dtype), 1 / 24), (rng.standard_normal(x.shape).astype(dtype), None)):
+        want = 2 * (x - y) * (g if scale is None else g * scale)
+        np.testing.assert_allclose(cuda.sq_err_grad(x, y, g, scale), want, **_tol(dtype))
+        np.testing.assert_allclose(cpu_backend.sq_err_grad(x, y, g, scale), want, **_tol(dtype))

@@ -302,14 +302,17 @@ def test_a_classification_steps_array_work_is_all_devgrads_kernels_and_cublas(cu
 
 
 @pytest.mark.parametrize(("source", "loss", "optimizer"), [("spirals", "cross_entropy", "adam"),
-                                                           ("xor", "bce", "sgd")])
-def test_the_runners_classification_step_runs_no_array_op_of_its_own(cuda_path, tmp_path, source, loss, optimizer):
+                                                           ("xor", "bce", "sgd"), ("sklearn:diabetes", "mse", "adam")])
+def test_the_runners_step_runs_no_array_op_of_its_own(cuda_path, tmp_path, source, loss, optimizer):
     """The runner's step itself (its targets, the fused loss and its mean, backward, the
-    capturable optimizer, the epoch sums), for a multi-class and a binary task: every array
-    operation is a devgrad kernel, a GEMM or an allocation."""
+    capturable optimizer, the epoch sums), for a multi-class, a binary and a regression task:
+    every array operation is a devgrad kernel, a GEMM or an allocation."""
+    data = {"source": source} if source.startswith("sklearn:") else {"source": source, "n_samples": 200}
+    if source.startswith("sklearn:"):
+        pytest.importorskip("sklearn")
 
     def steps():
-        spec = resolve({"name": "rec", "seed": 0, "device": "cpu", "data": {"source": source, "n_samples": 200},
+        spec = resolve({"name": "rec", "seed": 0, "device": "cpu", "data": data,
                         "model": {"hidden": [16, 16], "activation": "relu"}, "loss": loss,
                         "optimizer": {"name": optimizer, "lr": 0.05},
                         "train": {"epochs": 1, "batch_size": 32, "cuda_graph": True}})
@@ -327,7 +330,7 @@ def test_the_runners_classification_step_runs_no_array_op_of_its_own(cuda_path, 
         return recorded
 
     recorded, launches, _ = cuda_path(steps, record_arrays=True)
-    assert launches["devgrad_class_sums"] == 3
+    assert launches["devgrad_reg_errors" if loss == "mse" else "devgrad_class_sums"] == 3
     allowed = {"empty", "empty_like", "zeros", "asarray", "reshape", "ascontiguousarray"}  # no kernel
     assert [op for op in recorded if op not in allowed] == []
 

@@ -236,25 +236,34 @@ def bias_act_(out, bias, act: str):
     return out
 
 
+def _pair_loss(name: str, x, y):
+    """A per-element loss kernel of (input, target): the target takes the input's dtype first
+    (one dtype per T placeholder; NumPy would promote)."""
+    return launch(name, x, y.astype(x.dtype, copy=False))
+
+
+def _pair_loss_grad(name: str, x, y, g, scale):
+    """Its gradient kernel: g is per element when ``scale`` is None, else the 0-d upstream
+    gradient, multiplied by ``scale``."""
+    per_element = scale is None
+    return launch(name, x, y.astype(x.dtype, copy=False), _contiguous(g.astype(x.dtype, copy=False)),
+                  1.0 if per_element else scale, int(per_element))
+
+
 def sq_err(x, y):
-    return launch("sq_err", x, y.astype(x.dtype, copy=False))
+    return _pair_loss("sq_err", x, y)
 
 
 def sq_err_grad(x, y, g, scale):
-    per_element = scale is None
-    return launch("sq_err_grad", x, y.astype(x.dtype, copy=False), _contiguous(g.astype(x.dtype, copy=False)),
-                  1.0 if per_element else scale, int(per_element))
+    return _pair_loss_grad("sq_err_grad", x, y, g, scale)
 
 
 def bce_logits(z, y):
-    # one dtype per T placeholder: the targets take the logits' dtype (NumPy would promote)
-    return launch("bce_logits", z, y.astype(z.dtype, copy=False))
+    return _pair_loss("bce_logits", z, y)
 
 
 def bce_logits_grad(z, y, g, scale):
-    per_element = scale is None
-    return launch("bce_logits_grad", z, y.astype(z.dtype, copy=False), _contiguous(g.astype(z.dtype, copy=False)),
-                  1.0 if per_element else scale, int(per_element))
+    return _pair_loss_grad("bce_logits_grad", z, y, g, scale)
 
 
 def _contiguous(array):

@@ -67,25 +67,38 @@ def mse_loss(pred: Tensor, target, reduction: str = "mean") -> Tensor:
     return _reduce(diff * diff, reduction)
 
 
-class SquaredError(Function):
-    """(x - y)² per element, its reduction (mean or sum) part of the op; gradient 2·(x - y)."""
+class _PairLoss(Function):
+    """A per-element loss of (input, target) computed by the device kernel ``KERNEL``, its
+    reduction (mean or sum: a sum scaled by ``scale``, one GEMM on a GPU) part of the op: one
+    node, and a backward that scales in place."""
 
     __slots__ = ("scale",)
     save_inputs = True
     array_backward = True
+    KERNEL = ""
 
     def forward(self, x, y, scale):
         self.scale = scale
-        loss = self.device.kernels.sq_err(x, y)
+        loss = getattr(self.device.kernels, self.KERNEL)(x, y)
         return loss if scale is None else self.device.kernels.sum_axes(loss, tuple(range(loss.ndim)), scale)
+
+    def _scaled(self, g):
+        return g if self.scale is None else g * self.scale
+
+
+class SquaredError(_PairLoss):
+    """(x - y)² per element; gradient 2·(x - y)."""
+
+    __slots__ = ()
+    KERNEL = "sq_err"
 
     def backward(self, g):
         x, y = self.operands(g)
         need_x, need_y = self.needs_input_grad
         if not isinstance(g, Tensor):  # first order: 2·(x - y)·g in one fused kernel
             gx = self.device.kernels.sq_err_grad(x, y, g, self.scale)
-            return (gx if need_x else None), (-gx if need_y else None)
-        gx = (g if self.scale is None else g * self.scale) * (x - y) * 2.0
+        else:
+            gx = self._scaled(g) * (x - y) * 2.0
         return (gx if need_x else None), (-gx if need_y else None)
 
 
@@ -117,30 +130,21 @@ def _reduction_scale(reduction: str, count: int):
     return 1.0 / count if reduction == "mean" and count else 1.0
 
 
-class BCEWithLogits(Function):
-    """softplus(z) - z·y per element (= max(z, 0) - z·y + log1p(exp(-|z|))); gradient sigmoid(z) - y.
+class BCEWithLogits(_PairLoss):
+    """softplus(z) - z·y per element (= max(z, 0) - z·y + log1p(exp(-|z|))); gradient sigmoid(z) - y."""
 
-    The reduction (mean or sum) is part of the op: one node, and a backward that scales in place.
-    """
-
-    __slots__ = ("scale",)
-    save_inputs = True
-    array_backward = True
-
-    def forward(self, z, y, scale):
-        self.scale = scale
-        loss = self.device.kernels.bce_logits(z, y)
-        return loss if scale is None else self.device.kernels.sum_axes(loss, tuple(range(loss.ndim)), scale)
+    __slots__ = ()
+    KERNEL = "bce_logits"
 
     def backward(self, g):
         z, y = self.operands(g)
         need_z, need_y = self.needs_input_grad
-        gy = -(g if self.scale is None else g * self.scale) * z if need_y else None
+        gy = -self._scaled(g) * z if need_y else None
         if not need_z:
             return None, gy
         if not isinstance(g, Tensor):  # first order: (sigmoid(z) - y)·g in one fused kernel
             return self.device.kernels.bce_logits_grad(z, y, g, self.scale), gy
-        return (g if self.scale is None else g * self.scale) * (sigmoid(z) - y), gy
+        return self._scaled(g) * (sigmoid(z) - y), gy
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: str = "mean",

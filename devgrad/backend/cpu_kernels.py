@@ -16,7 +16,7 @@ def scatter_add(target: np.ndarray, index, values) -> None:
     np.add.at(target, index, values)
 
 
-def sigmoid_(x: np.ndarray) -> np.ndarray:
+def _sigmoid_inplace(x: np.ndarray) -> np.ndarray:
     """The logistic function in place."""
     with np.errstate(over="ignore"):
         np.negative(x, out=x)
@@ -55,7 +55,7 @@ def bias_act_(out: np.ndarray, bias, act: str) -> np.ndarray:
     if act == "relu":
         np.maximum(out, 0, out=out)
     elif act == "sigmoid":
-        sigmoid_(out)
+        _sigmoid_inplace(out)
     elif act == "tanh":
         np.tanh(out, out=out)
     elif act != "identity":
@@ -74,6 +74,18 @@ def full(shape, value: float, dtype) -> np.ndarray:
     return np.full(shape, value, dtype=dtype)
 
 
+def _new(ufunc, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """ufunc(x, y) into a fresh array of x's dtype and shape (an array also for 0-d inputs), for
+    the in-place steps that follow."""
+    return ufunc(x, y, out=np.empty_like(x))
+
+
+def _upstream(g, scale):
+    """The factor a pair loss's gradient ends with: g per element (``scale`` None), else the 0-d
+    upstream gradient times ``scale``."""
+    return g if scale is None else g * scale
+
+
 def sq_err(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Per-element squared error (x − y)²."""
     d = x - y
@@ -85,21 +97,109 @@ def sq_err_grad(x: np.ndarray, y: np.ndarray, g, scale) -> np.ndarray:
     """dL/dx of sq_err: 2·(x − y)·g (per element when ``scale`` is None, else the 0-d upstream
     gradient times ``scale``)."""
     gx = x - y
-    gx *= 2 * (g if scale is None else g * scale)
+    gx *= 2 * _upstream(g, scale)
     return gx
 
 
-def bce_logits(z: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Per-element binary cross-entropy of logits z and targets y: softplus(z) − z·y."""
-    return np.logaddexp(0, z) - z * y  # logaddexp(0, z) = log(1 + e^z), stable in one pass
+def abs_err(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-element absolute error |x − y| (mae)."""
+    d = _new(np.subtract, x, y)
+    return np.abs(d, out=d)
 
 
-def bce_logits_grad(z: np.ndarray, y: np.ndarray, g, scale) -> np.ndarray:
+def abs_err_grad(x: np.ndarray, y: np.ndarray, g, scale) -> np.ndarray:
+    """dL/dx of abs_err: sign(x − y)·g (0 where x = y, as PyTorch's l1_loss)."""
+    gx = _new(np.subtract, x, y)
+    np.sign(gx, out=gx)
+    gx *= _upstream(g, scale)
+    return gx
+
+
+def huber_err(x: np.ndarray, y: np.ndarray, delta: float) -> np.ndarray:
+    """Per-element Huber loss of d = x − y: ½d² where |d| ≤ delta, else delta·(|d| − ½delta)."""
+    a = _new(np.subtract, x, y)
+    np.abs(a, out=a)
+    q = np.minimum(a, delta, out=np.empty_like(a))  # ½q² + delta·(|d| − q): both pieces at once
+    a -= q
+    a *= delta
+    q *= q
+    q *= 0.5
+    a += q
+    return a
+
+
+def huber_err_grad(x: np.ndarray, y: np.ndarray, g, scale, delta: float) -> np.ndarray:
+    """dL/dx of huber_err: d = x − y where |d| ≤ delta, else delta·sign(d); times g."""
+    gx = _new(np.subtract, x, y)
+    np.clip(gx, -delta, delta, out=gx)  # NaN stays NaN
+    gx *= _upstream(g, scale)
+    return gx
+
+
+def logistic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-element logistic loss log(1 + exp(−y·x)) of scores x and labels y ∈ {−1, +1}."""
+    t = _new(np.multiply, y, x)
+    np.negative(t, out=t)
+    with np.errstate(invalid="ignore"):  # a NaN score gives a NaN loss, which the run reports
+        return np.logaddexp(0, t, out=t)
+
+
+def logistic_grad(x: np.ndarray, y: np.ndarray, g, scale) -> np.ndarray:
+    """dL/dx of logistic: −y·sigmoid(−y·x)·g, written y·(sigmoid(y·x) − 1)·g."""
+    t = _sigmoid_inplace(_new(np.multiply, y, x))
+    t -= 1
+    t *= y
+    t *= _upstream(g, scale)
+    return t
+
+
+def hinge(x: np.ndarray, y: np.ndarray, margin: float) -> np.ndarray:
+    """Per-element hinge loss max(0, margin − y·x) (NaN stays NaN)."""
+    t = _new(np.multiply, y, x)
+    np.subtract(margin, t, out=t)
+    return np.clip(t, 0.0, None, out=t)
+
+
+def hinge_grad(x: np.ndarray, y: np.ndarray, g, scale, margin: float) -> np.ndarray:
+    """dL/dx of hinge: −y where margin − y·x ≥ 0 (the kink included, as clip's gradient), else 0;
+    times g."""
+    t = _new(np.multiply, y, x)
+    np.subtract(margin, t, out=t)
+    gx = np.negative(y, out=np.empty_like(t))
+    gx *= t >= 0
+    gx *= _upstream(g, scale)
+    return gx
+
+
+def bce_logits(z: np.ndarray, y: np.ndarray, pos_weight: float = 1.0) -> np.ndarray:
+    """Per-element binary cross-entropy of logits z and targets y: softplus(z) − z·y; with a
+    ``pos_weight``, pos_weight·y·softplus(−z) + (1 − y)·softplus(z)."""
+    with np.errstate(invalid="ignore"):  # a NaN logit gives a NaN loss, which the run reports
+        if pos_weight == 1.0:
+            return np.logaddexp(0, z) - z * y  # logaddexp(0, z) = log(1 + e^z), stable in one pass
+        loss = np.logaddexp(0, -z)
+        loss *= y
+        loss *= pos_weight
+        rest = 1 - y
+        rest *= np.logaddexp(0, z)
+    loss += rest
+    return loss
+
+
+def bce_logits_grad(z: np.ndarray, y: np.ndarray, g, scale, pos_weight: float = 1.0) -> np.ndarray:
     """dL/dz of bce_logits: (sigmoid(z) − y) · g (per element when ``scale`` is None, else the
-    0-d upstream gradient times ``scale``)."""
+    0-d upstream gradient times ``scale``); with a ``pos_weight``,
+    ((1 − y)·sigmoid(z) − pos_weight·y·sigmoid(−z)) · g."""
     gz = sigmoid(z)  # a fresh array: finish the gradient in place
-    gz -= y
-    gz *= g if scale is None else g * scale
+    if pos_weight == 1.0:
+        gz -= y
+    else:
+        positive = 1 - gz  # sigmoid(−z)
+        positive *= y
+        positive *= pos_weight
+        gz *= 1 - y
+        gz -= positive
+    gz *= _upstream(g, scale)
     return gz
 
 

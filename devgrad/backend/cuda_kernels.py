@@ -97,7 +97,7 @@ def launch_counts() -> dict:
 # devgrad's module for ``sm_<arch>`` into the kernel cache folder (a Docker build, a login
 # node), named by the source's digest, so a GPU of that architecture later loads it instead of
 # compiling: nothing to compile on a fresh machine for a step that runs only devgrad's kernels
-# (an MLP's training step with cross-entropy, BCE or mse does).
+# (an MLP's training step with any of the runner's losses does).
 
 NVRTC_OPTIONS = ("-std=c++17",)
 
@@ -236,18 +236,19 @@ def bias_act_(out, bias, act: str):
     return out
 
 
-def _pair_loss(name: str, x, y):
-    """A per-element loss kernel of (input, target): the target takes the input's dtype first
-    (one dtype per T placeholder; NumPy would promote)."""
-    return launch(name, x, y.astype(x.dtype, copy=False))
+def _pair_loss(name: str, x, y, *params):
+    """A per-element loss kernel of (input, target) and its float ``params`` (Huber's delta, the
+    hinge's margin): the target takes the input's dtype first (one dtype per T placeholder;
+    NumPy would promote)."""
+    return launch(name, x, y.astype(x.dtype, copy=False), *map(float, params))
 
 
-def _pair_loss_grad(name: str, x, y, g, scale):
+def _pair_loss_grad(name: str, x, y, g, scale, *params):
     """Its gradient kernel: g is per element when ``scale`` is None, else the 0-d upstream
     gradient, multiplied by ``scale``."""
     per_element = scale is None
     return launch(name, x, y.astype(x.dtype, copy=False), _contiguous(g.astype(x.dtype, copy=False)),
-                  1.0 if per_element else scale, int(per_element))
+                  1.0 if per_element else scale, int(per_element), *map(float, params))
 
 
 def sq_err(x, y):
@@ -258,12 +259,44 @@ def sq_err_grad(x, y, g, scale):
     return _pair_loss_grad("sq_err_grad", x, y, g, scale)
 
 
-def bce_logits(z, y):
-    return _pair_loss("bce_logits", z, y)
+def abs_err(x, y):
+    return _pair_loss("abs_err", x, y)
 
 
-def bce_logits_grad(z, y, g, scale):
-    return _pair_loss_grad("bce_logits_grad", z, y, g, scale)
+def abs_err_grad(x, y, g, scale):
+    return _pair_loss_grad("abs_err_grad", x, y, g, scale)
+
+
+def huber_err(x, y, delta: float):
+    return _pair_loss("huber_err", x, y, delta)
+
+
+def huber_err_grad(x, y, g, scale, delta: float):
+    return _pair_loss_grad("huber_err_grad", x, y, g, scale, delta)
+
+
+def logistic(x, y):
+    return _pair_loss("logistic", x, y)
+
+
+def logistic_grad(x, y, g, scale):
+    return _pair_loss_grad("logistic_grad", x, y, g, scale)
+
+
+def hinge(x, y, margin: float):
+    return _pair_loss("hinge", x, y, margin)
+
+
+def hinge_grad(x, y, g, scale, margin: float):
+    return _pair_loss_grad("hinge_grad", x, y, g, scale, margin)
+
+
+def bce_logits(z, y, pos_weight: float = 1.0):
+    return _pair_loss("bce_logits", z, y, pos_weight)
+
+
+def bce_logits_grad(z, y, g, scale, pos_weight: float = 1.0):
+    return _pair_loss_grad("bce_logits_grad", z, y, g, scale, pos_weight)
 
 
 def _contiguous(array):

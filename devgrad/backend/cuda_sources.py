@@ -79,16 +79,77 @@ ELEMENTWISE = {
         const double upstream = per_element ? (double)g[i] : (double)g[0];
         gx = (T)(2.0 * ((double)x - (double)y) * upstream * scale);
         """),
-    # Binary cross-entropy from logits, softplus(z) - z·y written to never overflow, and its
-    # gradient (sigmoid(z) - y) times the upstream gradient (per element, or a scalar) and scale.
-    "bce_logits": (
-        "T z, T y", "T loss",
-        "loss = (T)(fmax((double)z, 0.0) - (double)z * (double)y + log1p(exp(-fabs((double)z))))"),
-    "bce_logits_grad": (
-        "T z, T y, raw T g, float64 scale, int32 per_element", "T gz",
+    # The other per-element losses of (input x, target y), each with its gradient written the
+    # same way (times the upstream gradient and the reduction's scale). Comparisons are written
+    # so that a NaN input gives a NaN loss, as the op-by-op NumPy formula does (a run must see it).
+    "abs_err": ("T x, T y", "T loss", "loss = (T)fabs((double)x - (double)y)"),
+    "abs_err_grad": (
+        "T x, T y, raw T g, float64 scale, int32 per_element", "T gx",
         """
         const double upstream = per_element ? (double)g[i] : (double)g[0];
-        gz = (T)((1.0 / (1.0 + exp(-(double)z)) - (double)y) * upstream * scale);
+        const double d = (double)x - (double)y;
+        const double sign = d > 0.0 ? 1.0 : (d < 0.0 ? -1.0 : d);  // 0 at 0 (PyTorch's), NaN stays
+        gx = (T)(sign * upstream * scale);
+        """),
+    "huber_err": (
+        "T x, T y, float64 delta", "T loss",
+        """
+        const double a = fabs((double)x - (double)y);
+        loss = (T)(a > delta ? delta * (a - 0.5 * delta) : 0.5 * a * a);
+        """),
+    "huber_err_grad": (
+        "T x, T y, raw T g, float64 scale, int32 per_element, float64 delta", "T gx",
+        """
+        const double upstream = per_element ? (double)g[i] : (double)g[0];
+        const double d = (double)x - (double)y;
+        const double clipped = d > delta ? delta : (d < -delta ? -delta : d);
+        gx = (T)(clipped * upstream * scale);
+        """),
+    # The lecture's logistic loss log(1 + exp(-y·x)) for labels ±1, and the linear SVM's hinge.
+    "logistic": (
+        "T x, T y", "T loss",
+        """
+        const double t = -((double)y * (double)x);
+        loss = (T)(fmax(t, 0.0) + log1p(exp(-fabs(t))));
+        """),
+    "logistic_grad": (
+        "T x, T y, raw T g, float64 scale, int32 per_element", "T gx",
+        """
+        const double upstream = per_element ? (double)g[i] : (double)g[0];
+        const double yi = (double)y;
+        gx = (T)(-yi / (1.0 + exp(yi * (double)x)) * upstream * scale);
+        """),
+    "hinge": (
+        "T x, T y, float64 margin", "T loss",
+        """
+        const double t = margin - (double)y * (double)x;
+        loss = (T)(t < 0.0 ? 0.0 : t);
+        """),
+    "hinge_grad": (
+        "T x, T y, raw T g, float64 scale, int32 per_element, float64 margin", "T gx",
+        """
+        const double upstream = per_element ? (double)g[i] : (double)g[0];
+        const double yi = (double)y;
+        gx = (T)(margin - yi * (double)x >= 0.0 ? -yi * upstream * scale : 0.0);
+        """),
+    # Binary cross-entropy from logits, softplus(z) - z·y written to never overflow, and its
+    # gradient (sigmoid(z) - y) times the upstream gradient (per element, or a scalar) and scale.
+    # With a pos_weight other than 1: pos_weight·y·softplus(-z) + (1 - y)·softplus(z), and the
+    # gradient (1 - y)·sigmoid(z) - pos_weight·y·sigmoid(-z).
+    "bce_logits": (
+        "T z, T y, float64 pos_weight", "T loss",
+        """
+        const double zi = (double)z, yi = (double)y, tail = log1p(exp(-fabs(zi)));
+        loss = (T)(pos_weight == 1.0 ? fmax(zi, 0.0) - zi * yi + tail
+                                     : pos_weight * yi * (fmax(-zi, 0.0) + tail) + (1.0 - yi) * (fmax(zi, 0.0) + tail));
+        """),
+    "bce_logits_grad": (
+        "T z, T y, raw T g, float64 scale, int32 per_element, float64 pos_weight", "T gz",
+        """
+        const double upstream = per_element ? (double)g[i] : (double)g[0];
+        const double yi = (double)y, s = 1.0 / (1.0 + exp(-(double)z));
+        const double d = pos_weight == 1.0 ? s - yi : (1.0 - yi) * s - pos_weight * yi * (1.0 - s);
+        gz = (T)(d * upstream * scale);
         """),
     # Softmax cross-entropy, one thread per row of n_classes logits: the row's max, the sum of exps,
     # the probabilities (kept for backward) and the row's loss, with label smoothing.

@@ -57,33 +57,47 @@ def _same_shape(pred: Tensor, target: Tensor, name: str) -> None:
                          "devgrad does not broadcast losses, as that silently computes the wrong thing")
 
 
-def mse_loss(pred: Tensor, target, reduction: str = "mean") -> Tensor:
-    """Mean squared error (pred - target)²."""
-    target = _as_target(target, pred, "mse_loss")
-    _same_shape(pred, target, "mse_loss")
-    if target.dtype == pred.dtype:  # one node: the device's fused kernels
-        return SquaredError.apply(pred, target, scale=_reduction_scale(reduction, pred.size))
-    diff = pred - target  # mixed dtypes: NumPy's promotion, op by op
-    return _reduce(diff * diff, reduction)
-
-
 class _PairLoss(Function):
-    """A per-element loss of (input, target) computed by the device kernel ``KERNEL``, its
-    reduction (mean or sum: a sum scaled by ``scale``, one GEMM on a GPU) part of the op: one
-    node, and a backward that scales in place."""
+    """A per-element loss of (input, target) computed by the device kernel ``KERNEL`` (with the
+    float ``params`` a loss has: Huber's delta, the hinge's margin), its reduction (mean or sum:
+    a sum scaled by ``scale``, one GEMM on a GPU) part of the op: one node.
 
-    __slots__ = ("scale",)
+    Backward runs the kernel ``KERNEL + "_grad"`` on arrays (one launch on a GPU), or, for a
+    higher-order graph, the subclass's ``grad_formula(x, y)`` (dloss/dx per element) on Tensors.
+    The target's gradient comes from the same formula: for a loss of x − y it is minus the
+    input's; for a ``SYMMETRIC`` loss (loss(x, y) = loss(y, x), as y·x is) it is the formula
+    with the two swapped.
+    """
+
+    __slots__ = ("scale", "params")
     save_inputs = True
     array_backward = True
     KERNEL = ""
+    SYMMETRIC = False
 
-    def forward(self, x, y, scale):
-        self.scale = scale
-        loss = getattr(self.device.kernels, self.KERNEL)(x, y)
+    def forward(self, x, y, scale, params=()):
+        self.scale, self.params = scale, params
+        loss = getattr(self.device.kernels, self.KERNEL)(x, y, *params)
         return loss if scale is None else self.device.kernels.sum_axes(loss, tuple(range(loss.ndim)), scale)
 
     def _scaled(self, g):
         return g if self.scale is None else g * self.scale
+
+    def backward(self, g):
+        x, y = self.operands(g)
+        need_x, need_y = self.needs_input_grad
+        if isinstance(g, Tensor):  # create_graph: Tensor ops, themselves differentiable
+            def grad(a, b):
+                return self._scaled(g) * self.grad_formula(a, b)
+        else:  # first order: one fused kernel
+            kernel = getattr(self.device.kernels, self.KERNEL + "_grad")
+
+            def grad(a, b):
+                return kernel(a, b, g, self.scale, *self.params)
+        gx = grad(x, y) if need_x or (need_y and not self.SYMMETRIC) else None
+        if not need_y:
+            return gx, None
+        return (gx if need_x else None), (grad(y, x) if self.SYMMETRIC else -gx)
 
 
 class SquaredError(_PairLoss):
@@ -92,21 +106,73 @@ class SquaredError(_PairLoss):
     __slots__ = ()
     KERNEL = "sq_err"
 
-    def backward(self, g):
-        x, y = self.operands(g)
-        need_x, need_y = self.needs_input_grad
-        if not isinstance(g, Tensor):  # first order: 2·(x - y)·g in one fused kernel
-            gx = self.device.kernels.sq_err_grad(x, y, g, self.scale)
-        else:
-            gx = self._scaled(g) * (x - y) * 2.0
-        return (gx if need_x else None), (-gx if need_y else None)
+    def grad_formula(self, x, y):
+        return (x - y) * 2.0
+
+
+class AbsoluteError(_PairLoss):
+    """|x - y| per element; gradient sign(x - y) (0 where x = y, as PyTorch's l1_loss)."""
+
+    __slots__ = ()
+    KERNEL = "abs_err"
+
+    def grad_formula(self, x, y):
+        return self.const(self.device.xp.sign(x.data - y.data))  # piecewise constant: no second derivative
+
+
+class HuberError(_PairLoss):
+    """½d² where |d| ≤ delta, else delta·(|d| − ½delta), d = x - y; gradient d clipped to ±delta."""
+
+    __slots__ = ()
+    KERNEL = "huber_err"
+
+    def grad_formula(self, x, y):
+        delta = self.params[0]
+        return clip(x - y, -delta, delta)
+
+
+class Logistic(_PairLoss):
+    """log(1 + exp(-y·x)) per element; gradient -y·sigmoid(-y·x)."""
+
+    __slots__ = ()
+    KERNEL = "logistic"
+    SYMMETRIC = True
+
+    def grad_formula(self, x, y):
+        return -y * sigmoid(-(y * x))
+
+
+class Hinge(_PairLoss):
+    """max(0, margin - y·x) per element; gradient -y where margin - y·x ≥ 0 (clip's convention
+    at the kink), else 0."""
+
+    __slots__ = ()
+    KERNEL = "hinge"
+    SYMMETRIC = True
+
+    def grad_formula(self, x, y):
+        active = self.params[0] - y.data * x.data >= 0
+        return -y * self.const(active.astype(x.dtype))
+
+
+def _pair_loss(cls, name: str, pred: Tensor, target, reduction: str, params: tuple, formula) -> Tensor:
+    """Loss ``cls`` of pred and target as one fused node; for a target of another dtype,
+    ``formula(pred, target)`` op by op, which keeps NumPy's promotion."""
+    target = _as_target(target, pred, name)
+    _same_shape(pred, target, name)
+    if target.dtype == pred.dtype:
+        return cls.apply(pred, target, scale=_reduction_scale(reduction, pred.size), params=params)
+    return _reduce(formula(pred, target), reduction)
+
+
+def mse_loss(pred: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Mean squared error (pred - target)²."""
+    return _pair_loss(SquaredError, "mse_loss", pred, target, reduction, (), lambda p, t: (p - t) * (p - t))
 
 
 def l1_loss(pred: Tensor, target, reduction: str = "mean") -> Tensor:
     """Mean absolute error |pred - target| (the ``mae`` of a regression spec)."""
-    target = _as_target(target, pred, "l1_loss")
-    _same_shape(pred, target, "l1_loss")
-    return _reduce((pred - target).abs(), reduction)
+    return _pair_loss(AbsoluteError, "l1_loss", pred, target, reduction, (), lambda p, t: (p - t).abs())
 
 
 def huber_loss(pred: Tensor, target, reduction: str = "mean", delta: float = 1.0) -> Tensor:
@@ -114,11 +180,12 @@ def huber_loss(pred: Tensor, target, reduction: str = "mean", delta: float = 1.0
     PyTorch's): quadratic near the target, linear (robust to outliers) far from it."""
     if not delta > 0:
         raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
-    target = _as_target(target, pred, "huber_loss")
-    _same_shape(pred, target, "huber_loss")
-    a = (pred - target).abs()
-    q = a.clip(None, delta)  # |d| capped at delta: ½q² + delta·(|d| − q) is the piecewise form
-    return _reduce(0.5 * q * q + delta * (a - q), reduction)
+
+    def formula(p, t):
+        a = (p - t).abs()
+        q = a.clip(None, delta)  # |d| capped at delta: ½q² + delta·(|d| − q) is the piecewise form
+        return 0.5 * q * q + delta * (a - q)
+    return _pair_loss(HuberError, "huber_loss", pred, target, reduction, (float(delta),), formula)
 
 
 def _reduction_scale(reduction: str, count: int):
@@ -131,20 +198,36 @@ def _reduction_scale(reduction: str, count: int):
 
 
 class BCEWithLogits(_PairLoss):
-    """softplus(z) - z·y per element (= max(z, 0) - z·y + log1p(exp(-|z|))); gradient sigmoid(z) - y."""
+    """softplus(z) - z·y per element (= max(z, 0) - z·y + log1p(exp(-|z|))); gradient sigmoid(z) - y.
+    With a pos_weight w (``params``): w·y·softplus(-z) + (1 - y)·softplus(z), gradient
+    (1 - y)·sigmoid(z) - w·y·sigmoid(-z)."""
 
     __slots__ = ()
     KERNEL = "bce_logits"
 
+    def _pos_weight(self) -> float:
+        return self.params[0] if self.params else 1.0
+
+    def grad_formula(self, z, y):
+        w = self._pos_weight()
+        return sigmoid(z) - y if w == 1.0 else (1.0 - y) * sigmoid(z) - w * y * sigmoid(-z)
+
     def backward(self, g):
         z, y = self.operands(g)
         need_z, need_y = self.needs_input_grad
-        gy = -self._scaled(g) * z if need_y else None
+        gy = None
+        if need_y:  # dL/dy = (w - 1)·softplus(z) - w·z: -z without a pos_weight
+            w = self._pos_weight()
+            if w == 1.0:
+                gy = -self._scaled(g) * z
+            else:
+                soft = softplus(z) if isinstance(z, Tensor) else self.device.xp.logaddexp(0, z)
+                gy = self._scaled(g) * ((w - 1.0) * soft - w * z)
         if not need_z:
             return None, gy
-        if not isinstance(g, Tensor):  # first order: (sigmoid(z) - y)·g in one fused kernel
-            return self.device.kernels.bce_logits_grad(z, y, g, self.scale), gy
-        return self._scaled(g) * (sigmoid(z) - y), gy
+        if not isinstance(g, Tensor):  # first order: one fused kernel
+            return self.device.kernels.bce_logits_grad(z, y, g, self.scale, *self.params), gy
+        return self._scaled(g) * self.grad_formula(z, y), gy
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: str = "mean",
@@ -153,27 +236,26 @@ def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: str = "m
 
     ``pos_weight`` scales the loss of positive examples (for imbalanced data).
     """
-    target = _as_target(target, logits, "binary_cross_entropy_with_logits")
-    _same_shape(logits, target, "binary_cross_entropy_with_logits")
-    if pos_weight is None:
-        return BCEWithLogits.apply(logits, target, scale=_reduction_scale(reduction, logits.size))
-    # pos_weight·y·softplus(-z) + (1-y)·softplus(z)
-    loss = softplus(-logits) * target * float(pos_weight) + softplus(logits) * (1.0 - target)
-    return _reduce(loss, reduction)
+    w = None if pos_weight is None else float(pos_weight)
+
+    def formula(z, y):
+        if w is None:
+            return softplus(z) - z * y
+        return softplus(-z) * y * w + softplus(z) * (1.0 - y)  # w·y·softplus(-z) + (1-y)·softplus(z)
+    return _pair_loss(BCEWithLogits, "binary_cross_entropy_with_logits", logits, target, reduction,
+                      () if w is None else (w,), formula)
 
 
 def logistic_loss(scores: Tensor, target, reduction: str = "mean") -> Tensor:
     """The lecture's logistic loss log(1 + exp(-y·d)) for labels y ∈ {-1, +1}."""
-    target = _as_target(target, scores, "logistic_loss")
-    _same_shape(scores, target, "logistic_loss")
-    return _reduce(softplus(-(target * scores)), reduction)
+    return _pair_loss(Logistic, "logistic_loss", scores, target, reduction, (),
+                      lambda d, y: softplus(-(y * d)))
 
 
 def hinge_loss(scores: Tensor, target, reduction: str = "mean", margin: float = 1.0) -> Tensor:
     """max(0, margin - y·d) for labels y ∈ {-1, +1} (the linear SVM's loss)."""
-    target = _as_target(target, scores, "hinge_loss")
-    _same_shape(scores, target, "hinge_loss")
-    return _reduce(clip(margin - target * scores, lo=0.0), reduction)
+    return _pair_loss(Hinge, "hinge_loss", scores, target, reduction, (float(margin),),
+                      lambda d, y: clip(margin - y * d, lo=0.0))
 
 
 def _check_class_labels(logits: Tensor, labels: Tensor, name: str) -> None:

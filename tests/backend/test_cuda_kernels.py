@@ -168,20 +168,32 @@ def test_softmax_cross_entropy_kernels(host, dtype, smoothing):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_binary_cross_entropy_kernels(host, dtype):
+@pytest.mark.parametrize("pos_weight", [1.0, 2.5])
+def test_binary_cross_entropy_kernels(host, dtype, pos_weight):
+    """The fused BCE (with and without a pos_weight) on the host build: finite for logits of
+    ±1e4, and what the CPU kernels and the formula pos_weight·y·softplus(−z) + (1 − y)·softplus(z)
+    give, its gradient too."""
     rng = np.random.default_rng(4)
     z = (rng.standard_normal((6, 4)) * 4).astype(dtype)
     z[0, :2] = [1e4, -1e4]
     y = (rng.random((6, 4)) > 0.5).astype(dtype)
+    y[5] = [0.25, 0.5, 0.75, 1.0]  # probabilities as targets
     loss = np.zeros_like(z)
-    harness.run_on_host("bce_logits", z=z, y=y, loss=loss)
+    harness.run_on_host("bce_logits", z=z, y=y, pos_weight=pos_weight, loss=loss)
     assert np.isfinite(loss).all()
-    np.testing.assert_allclose(loss, cpu_backend.bce_logits(z, y), **_tol(dtype))
+    z64, y64 = z.astype(np.float64), y.astype(np.float64)
+    want = pos_weight * y64 * np.logaddexp(0, -z64) + (1 - y64) * np.logaddexp(0, z64)
+    np.testing.assert_allclose(loss, want, **_tol(dtype))
+    np.testing.assert_allclose(cpu_backend.bce_logits(z, y, pos_weight), want, **_tol(dtype))
+    sig = 1 / (1 + np.exp(-np.clip(z64, -700, 700)))
+    dz = (1 - y64) * sig - pos_weight * y64 * (1 - sig)
     for g, scale in ((np.asarray(1.3, dtype=dtype), 1 / 24), (rng.standard_normal(z.shape).astype(dtype), None)):
         gz = np.zeros_like(z)
         harness.run_on_host("bce_logits_grad", z=z, y=y, g=g, scale=1.0 if scale is None else scale,
-                            per_element=scale is None, gz=gz)
-        np.testing.assert_allclose(gz, cpu_backend.bce_logits_grad(z, y, g, scale), **_tol(dtype))
+                            per_element=scale is None, pos_weight=pos_weight, gz=gz)
+        want_g = dz * (g if scale is None else g * scale)
+        np.testing.assert_allclose(gz, want_g, **_tol(dtype))
+        np.testing.assert_allclose(cpu_backend.bce_logits_grad(z, y, g, scale, pos_weight), want_g, **_tol(dtype))
 
 
 def test_softmax_cross_entropy_kernel_turns_a_bad_label_into_nan(host):
@@ -571,18 +583,45 @@ def test_targets_from_labels_and_values_as_numpy_forms_them(host_cuda_backend, m
     np.testing.assert_array_equal(cuda.targets(ints, "sign", 4, dtype), (ints * 2 - 1).astype(dtype))
 
 
+# name: (params, loss formula, dloss/dx formula) in NumPy, op by op
+PAIR_LOSSES = {
+    "sq_err": ((), lambda x, y: (x - y) ** 2, lambda x, y: 2 * (x - y)),
+    "abs_err": ((), lambda x, y: np.abs(x - y), lambda x, y: np.sign(x - y)),
+    "huber_err": ((0.6,), lambda x, y: np.where(np.abs(x - y) <= 0.6, 0.5 * (x - y) ** 2, 0.6 * (np.abs(x - y) - 0.3)),
+                  lambda x, y: np.clip(x - y, -0.6, 0.6)),
+    "logistic": ((), lambda x, y: np.logaddexp(0, -y * x), lambda x, y: -y / (1 + np.exp(y * x))),
+    "hinge": ((1.5,), lambda x, y: np.maximum(1.5 - y * x, 0), lambda x, y: -y * (1.5 - y * x >= 0)),
+}
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_squared_error_kernels(host_cuda_backend, dtype):
-    """mse as one node: (x − y)² per element and 2·(x − y) times a per-element or scalar upstream
-    gradient and scale, through the CUDA launcher (targets of another float dtype cast first),
-    equal to the CPU kernels and to the formula."""
+@pytest.mark.parametrize("name", list(PAIR_LOSSES))
+def test_pair_loss_kernels(host_cuda_backend, dtype, name):
+    """Each per-element loss (mse, mae, Huber, logistic, hinge) as one kernel, and its gradient
+    times a per-element or scalar upstream gradient and scale, through the CUDA launcher (targets
+    of another float dtype cast first): equal to the CPU kernels and to NumPy's formula, on the
+    kinks (x = y, |x − y| = delta, margin − y·x = 0) too, and a NaN gives a NaN loss."""
     cuda, rng = host_cuda_backend, np.random.default_rng(6)
+    params, loss_formula, grad_formula = PAIR_LOSSES[name]
     x = (rng.standard_normal((6, 4)) * 3).astype(dtype)
     y = rng.standard_normal((6, 4)).astype(dtype)
+    if name in ("logistic", "hinge"):
+        y = np.where(y > 0, 1, -1).astype(dtype)
+        x[0, :2] = 1.5 * y[0, :2]  # on the hinge's kink
+    x[1, 0], x[1, 1] = y[1, 0], y[1, 1] + dtype(0.5)  # x = y, and |x − y| a power of two away
+    x[1, 2] = y[1, 2] + dtype(0.6)  # |x − y| at delta (up to rounding)
     for target in (y, y.astype(np.float32 if dtype == np.float64 else np.float64)):
-        np.testing.assert_allclose(cuda.sq_err(x, target), (x - target.astype(dtype)) ** 2, **_tol(dtype))
-    np.testing.assert_allclose(cpu_backend.sq_err(x, y), (x - y) ** 2, **_tol(dtype))
+        np.testing.assert_allclose(getattr(cuda, name)(x, target, *params), loss_formula(x, target.astype(dtype)),
+                                   **_tol(dtype))
+    np.testing.assert_allclose(getattr(cpu_backend, name)(x, y, *params), loss_formula(x, y), **_tol(dtype))
     for g, scale in ((np.asarray(1.3, dtype=dtype), 1 / 24), (rng.standard_normal(x.shape).astype(dtype), None)):
-        want = 2 * (x - y) * (g if scale is None else g * scale)
-        np.testing.assert_allclose(cuda.sq_err_grad(x, y, g, scale), want, **_tol(dtype))
-        np.testing.assert_allclose(cpu_backend.sq_err_grad(x, y, g, scale), want, **_tol(dtype))
+        want = grad_formula(x, y) * (g if scale is None else g * scale)
+        for kernels in (cuda, cpu_backend):
+            got = getattr(kernels, name + "_grad")(x, y, g, scale, *params)
+            assert got.dtype == dtype and got.shape == x.shape
+            np.testing.assert_allclose(got, want, **_tol(dtype))
+    bad = x.copy()
+    bad[2, 3] = np.nan
+    for kernels in (cuda, cpu_backend):
+        loss = getattr(kernels, name)(bad, y, *params)
+        assert np.isnan(loss[2, 3]) and np.isfinite(np.delete(loss.ravel(), 11)).all()

@@ -301,12 +301,15 @@ def test_a_classification_steps_array_work_is_all_devgrads_kernels_and_cublas(cu
     assert [op for op in recorded if op not in allowed] == []
 
 
-@pytest.mark.parametrize(("source", "loss", "optimizer"), [("spirals", "cross_entropy", "adam"),
-                                                           ("xor", "bce", "sgd"), ("sklearn:diabetes", "mse", "adam")])
+@pytest.mark.parametrize(("source", "loss", "optimizer"), [
+    ("spirals", "cross_entropy", "adam"), ("xor", "bce", "sgd"), ("xor", {"name": "bce", "pos_weight": 2.0}, "adam"),
+    ("xor", "logistic", "adam"), ("xor", "hinge", "sgd"),
+    ("sklearn:diabetes", "mse", "adam"), ("sklearn:diabetes", "mae", "sgd"), ("sklearn:diabetes", "huber", "adam")])
 def test_the_runners_step_runs_no_array_op_of_its_own(cuda_path, tmp_path, source, loss, optimizer):
     """The runner's step itself (its targets, the fused loss and its mean, backward, the
-    capturable optimizer, the epoch sums), for a multi-class, a binary and a regression task:
-    every array operation is a devgrad kernel, a GEMM or an allocation."""
+    capturable optimizer, the epoch sums), for a multi-class task, a binary one with each of its
+    losses and a regression one with each of its losses: every array operation is a devgrad
+    kernel, a GEMM or an allocation."""
     data = {"source": source} if source.startswith("sklearn:") else {"source": source, "n_samples": 200}
     if source.startswith("sklearn:"):
         pytest.importorskip("sklearn")
@@ -330,7 +333,10 @@ def test_the_runners_step_runs_no_array_op_of_its_own(cuda_path, tmp_path, sourc
         return recorded
 
     recorded, launches, _ = cuda_path(steps, record_arrays=True)
-    assert launches["devgrad_reg_errors" if loss == "mse" else "devgrad_class_sums"] == 3
+    assert launches["devgrad_reg_errors" if source == "sklearn:diabetes" else "devgrad_class_sums"] == 3
+    fused = {"cross_entropy": "softmax_xent", "bce": "bce_logits", "mse": "sq_err", "mae": "abs_err",
+             "huber": "huber_err"}.get(loss if isinstance(loss, str) else loss["name"], loss)
+    assert launches[f"devgrad_{fused}"] == launches[f"devgrad_{fused}_grad"] == 3  # the loss: one node
     allowed = {"empty", "empty_like", "zeros", "asarray", "reshape", "ascontiguousarray"}  # no kernel
     assert [op for op in recorded if op not in allowed] == []
 

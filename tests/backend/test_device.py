@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+
 import pickle
 
 import numpy as np
@@ -180,3 +183,29 @@ def test_copy_and_gather_rows_make_new_arrays_on_the_device(device):
     np.testing.assert_array_equal(device.to_host(picked), [50, 0, 0, 30])
     step = device.put(np.asarray(7.0))  # a 0-d step count
     assert float(device.to_host(device.copy(step))) == 7.0
+
+
+def _public_functions(module) -> dict:
+    return {name: fn for name, fn in vars(module).items()
+            if inspect.isfunction(fn) and not name.startswith("_") and fn.__module__ == module.__name__}
+
+
+@pytest.mark.parametrize(("host", "gpu"), [("numpy", "cupy"), ("cpu_kernels", "cuda_kernels")],
+                         ids=["backend", "kernels"])
+def test_the_device_modules_are_one_protocol(host, gpu):
+    """Device delegates to one module per device (and reaches kernels as device.kernels.<name>):
+    every function the CPU's module offers, the CUDA one offers with the same parameters, so code
+    written against one device runs on the other. (The CUDA modules may have more: their launch
+    and handle helpers.)"""
+    host_module = importlib.import_module(f"devgrad.backend.{host}")
+    gpu_module = importlib.import_module(f"devgrad.backend.{gpu}")
+    host_fns, gpu_fns = _public_functions(host_module), _public_functions(gpu_module)
+    assert len(host_fns) > 10
+    missing = sorted(set(host_fns) - set(gpu_fns))
+    assert missing == [], f"{gpu} lacks {missing}"
+    for name, fn in host_fns.items():
+        want = [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+        got = [(p.name, p.kind, p.default) for p in inspect.signature(gpu_fns[name]).parameters.values()]
+        assert got == want, name
+    if host == "numpy":  # the backends: exactly the same functions
+        assert sorted(gpu_fns) == sorted(host_fns)

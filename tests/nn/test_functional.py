@@ -156,3 +156,97 @@ def test_loss_fast_path_equals_the_tensor_formula(device, smoothing):
         for f, g in zip(fast, graph):
             if f is not None:
                 np.testing.assert_allclose(f.numpy(), g.numpy(), rtol=1e-12)
+
+
+# The fused per-element losses against the op-by-op Tensor formula they replace (the formula is
+# also what a target of another dtype gets). Inputs sit on every kink: x = y (mae), |x − y| = delta
+# (Huber), margin − y·x = 0 (hinge), plus a NaN.
+KINKS = np.array([0.3, -1.0, 1.0, 1.2, -0.2, 2.5, 0.7, np.nan])
+PAIR_TARGETS = np.array([0.3, 1.0, 1.0, 0.7, -1.0, -1.0, 0.2, 1.0])  # ±1 where a ±1 loss reads them
+PAIR_LOSSES = {  # name: (fused loss, the same formula op by op)
+    "mse": (F.mse_loss, lambda x, y: (x - y) * (x - y)),
+    "mae": (F.l1_loss, lambda x, y: (x - y).abs()),
+    "huber": (lambda x, y, r: F.huber_loss(x, y, r, delta=0.5),
+              lambda x, y: 0.5 * (x - y).abs().clip(None, 0.5) ** 2
+              + 0.5 * ((x - y).abs() - (x - y).abs().clip(None, 0.5))),
+    "logistic": (F.logistic_loss, lambda x, y: dg.ops.softplus(-(y * x))),
+    "hinge": (lambda x, y, r: F.hinge_loss(x, y, r, margin=1.0), lambda x, y: (1.0 - y * x).clip(0.0, None)),
+    "bce": (F.binary_cross_entropy_with_logits, lambda x, y: dg.ops.softplus(x) - x * y),
+    "bce_pos_weight": (lambda x, y, r: F.binary_cross_entropy_with_logits(x, y, r, pos_weight=3.0),
+                       lambda x, y: 3.0 * y * dg.ops.softplus(-x) + (1.0 - y) * dg.ops.softplus(x)),
+}
+
+
+def _pair_inputs(device, name, dtype):
+    y = {"logistic": np.sign, "hinge": np.sign, "bce": lambda t: np.clip(t, 0, 1),
+         "bce_pos_weight": lambda t: np.clip(t, 0, 1)}.get(name, np.asarray)(PAIR_TARGETS)
+    return (dg.tensor(KINKS, device=device, dtype=dtype, requires_grad=True),
+            dg.tensor(y, device=device, dtype=dtype, requires_grad=True))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in logaddexp")  # the formula's softplus of NaN
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", list(PAIR_LOSSES))
+def test_fused_pair_losses_equal_their_op_by_op_formula(device, name, reduction, dtype):
+    """One node, one kernel each way: the same loss and the same gradients (input and target,
+    on the kinks, NaN propagated) as the formula built from Tensor ops, and the same second
+    derivatives through create_graph."""
+    fused, formula = PAIR_LOSSES[name]
+    ys = _pair_inputs("cpu", name, "float64")[1].numpy()
+    d = KINKS - ys
+    smooth = (d != 0) & (np.abs(d) != 0.5) & (1 - ys * KINKS != 0) & np.isfinite(KINKS)
+    tol = {"rtol": 1e-6, "atol": 1e-6} if dtype == "float32" else {"rtol": 1e-12, "atol": 1e-14}
+    results = []
+    for make in (lambda x, y: fused(x, y, reduction), lambda x, y: F._reduce(formula(x, y), reduction)):
+        x, y = _pair_inputs(device, name, dtype)
+        out = make(x, y)
+        assert out.dtype == x.dtype
+        weights = dg.tensor(np.linspace(-1, 2, out.size).reshape(out.shape), device=device, dtype=dtype)
+        first = dg.grad((out * weights).sum(), [x, y], create_graph=True)
+        # second order: d/dx of sum(dL/dx · v) where the formula is twice differentiable (off
+        # the kinks and the NaN; at x = y Huber's formula, through abs, says 0 where the fused op
+        # says 1, as PyTorch's huber_loss does)
+        v = dg.tensor((np.arange(8.0) - 3) * smooth, device=device, dtype=dtype)
+        h = (first[0] * v).sum()
+        second = dg.grad(h, [x], allow_unused=True)[0] if h.requires_grad else None  # mae: piecewise constant
+        results.append([out.numpy(), *(g.numpy() for g in first), None if second is None else second.numpy()])
+    (value, gx, gy, hx), (want_value, want_gx, want_gy, want_hx) = results
+    np.testing.assert_allclose(value, want_value, **tol)
+    assert np.isnan(value).any()  # the NaN input reaches the loss
+    np.testing.assert_allclose(gx, want_gx, **tol)
+    np.testing.assert_allclose(gy, want_gy, **tol)
+    zeros = np.zeros(8, dtype=dtype)
+    hx, want_hx = (zeros if h is None else h[smooth] for h in (hx, want_hx))
+    np.testing.assert_allclose(hx, want_hx, **tol)
+
+
+def test_a_fused_pair_loss_is_one_node_with_one_kernel_each_way(device, monkeypatch):
+    """Huber on a batch: one kernel forward and one backward, and the same gradients as the
+    op-by-op formula (which launches one op per term)."""
+    calls = []
+    kernels = dg.device(device).kernels
+    for name in ("huber_err", "huber_err_grad"):
+        original = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
+    x = dg.tensor(rng.standard_normal(16), device=device, requires_grad=True)
+    loss = F.huber_loss(x, dg.zeros(16, device=device, dtype=x.dtype), delta=0.8)
+    assert loss.grad_fn.next == (x, None)  # one node, straight to the leaf
+    loss.backward()
+    assert calls == ["huber_err", "huber_err_grad"]
+    np.testing.assert_allclose(x.grad.numpy(), np.clip(x.numpy(), -0.8, 0.8) / 16, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(PAIR_LOSSES))
+def test_a_target_of_another_dtype_promotes_as_numpy_does(device, name):
+    """float32 scores with a float64 target Tensor: the loss and its gradients in float64, as the
+    formula op by op gives them (the fused kernels take one dtype)."""
+    fused, formula = PAIR_LOSSES[name]
+    x = dg.tensor(KINKS[:-1], device=device, dtype="float32", requires_grad=True)
+    y = dg.tensor(_pair_inputs("cpu", name, "float64")[1].numpy()[:-1], device=device, requires_grad=True)
+    loss = fused(x, y, "mean")
+    assert loss.dtype == np.float64
+    want = formula(x.detach(), y.detach()).numpy()  # op by op: each op promotes as NumPy does
+    loss.backward()
+    np.testing.assert_allclose(loss.item(), np.mean(want), rtol=1e-12)
+    assert x.grad.dtype == np.float32 and y.grad.dtype == np.float64

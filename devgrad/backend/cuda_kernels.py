@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import math
 import warnings
 from pathlib import Path
 
@@ -148,57 +149,87 @@ def _trailing(shape: tuple, full: tuple) -> bool:
     return not shape or tuple(full[len(full) - len(shape):]) == tuple(shape)
 
 
+# Each kernel's parameters, in order, as (kind, name, scalar type): kind "in" / "out" (an element
+# array), "rawT" (a pointer to T), "raw" (a pointer to another type), "f64" (a number or a 0-d
+# device array), "scalar" (a number of the given NumPy type). Worked out once, so that a launch
+# only walks the list.
+def _kind(raw: bool, typ: str, is_input: bool) -> str:
+    if typ == "T":
+        return "rawT" if raw else "in" if is_input else "out"
+    return "raw" if raw else "f64" if typ == "float64" else "scalar"
+
+
+_KINDS = {name: [(_kind(raw, typ, i < len(ins)), pname, None if raw or typ in ("T", "float64") else np.dtype(typ).type)
+                 for i, (raw, typ, pname) in enumerate(ins + outs)]
+          for name, (ins, outs) in PARAMS.items()}
+_ELEMENTS, _TYPED, _POINTERS = frozenset({"in", "out"}), frozenset({"in", "out", "rawT"}), frozenset({"raw", "rawT"})
+_READS_OUTPUT = frozenset(name for name in ELEMENTWISE if name.startswith(("bias_", "sgd", "adam")))
+
+
 def launch(name: str, *args):
     """Run kernel ``name`` of ``ELEMENTWISE`` with ``cupy.ElementwiseKernel``'s binding rules:
     arguments bind to the in-params then the out-params by position; element arrays broadcast
     together; out-params not given are allocated (and returned); every ``T`` array must have
-    one dtype (a TypeError otherwise); a float64 scalar takes a number or a 0-d device array."""
+    one dtype (a TypeError otherwise); a float64 scalar takes a number or a 0-d device array.
+
+    This runs once per launch on the host's time (a GPU step is bound by it for small models),
+    so the common case (element arrays of one shape, contiguous) takes the shortest path."""
     cp = module()
-    ins, outs = PARAMS[name]
-    plist = ins + outs
-    if len(args) not in (len(ins), len(plist)):
-        raise TypeError(f"{name}: {len(args)} arguments for {len(ins)} inputs and {len(outs)} outputs")
-    t_dtype, shapes = None, []
-    for (raw, typ, pname), value in zip(plist, args):
-        if typ == "T":
-            if t_dtype is not None and value.dtype != t_dtype:
+    kinds = _KINDS[name]
+    n_ins = len(PARAMS[name][0])
+    if len(args) != n_ins and len(args) != len(kinds):
+        raise TypeError(f"{name}: {len(args)} arguments for {n_ins} inputs and {len(kinds) - n_ins} outputs")
+    t_dtype, shape, same = None, None, True
+    for (kind, pname, _), value in zip(kinds, args):
+        if kind in _TYPED:
+            if t_dtype is None:
+                t_dtype = value.dtype
+            elif value.dtype != t_dtype:
                 raise TypeError(f"{name}: Type is mismatched. {pname} {value.dtype} {t_dtype} T")
-            t_dtype = value.dtype
-            if not raw:
-                shapes.append(value.shape)
-    shape = np.broadcast_shapes(*shapes)
-    n = int(np.prod(shape, dtype=np.int64))
-    args = list(args) + [cp.empty(shape, dtype=t_dtype) for _ in outs[len(args) - len(ins):]]
+            if kind != "rawT":
+                if shape is None:
+                    shape = value.shape
+                elif value.shape != shape:
+                    same = False
+    if not same:
+        shape = np.broadcast_shapes(*(value.shape for (kind, _, _), value in zip(kinds, args)
+                                      if kind in _ELEMENTS))
+    n = math.prod(shape)
+    if len(args) == n_ins:
+        args = (*args, *(cp.empty(shape, dtype=t_dtype) for _ in kinds[n_ins:]))
     kargs, copy_back = [], []
-    for (raw, typ, pname), value in zip(plist, args):
-        if raw:
+    for (kind, pname, scalar), value in zip(kinds, args):
+        if kind in _ELEMENTS:
+            if not value.flags.c_contiguous or value.shape != shape:
+                if kind == "out":
+                    scratch = cp.empty(shape, dtype=t_dtype)  # computed here, copied into place after
+                    if name in _READS_OUTPUT:  # in-place kernels read their output
+                        scratch[...] = value
+                    copy_back.append((value, scratch))
+                    value = scratch
+                elif not (value.flags.c_contiguous and _trailing(value.shape, shape)):
+                    value = cp.ascontiguousarray(cp.broadcast_to(value, shape))
+            kargs += [value, np.int64(value.size)]
+        elif kind == "f64":
+            if isinstance(value, cp.ndarray):  # a 0-d device array (a host number, NumPy's too, is a value)
+                kargs += [value if value.dtype == np.float64 else value.astype(np.float64), _ZERO_F64]
+            else:
+                kargs += [_NULL, np.float64(value)]
+        elif kind in _POINTERS:
             if not value.flags.c_contiguous:
                 raise ValueError(f"{name}: {pname} must be C-contiguous")
             kargs.append(value)
-        elif typ == "T":
-            is_out = (raw, typ, pname) in outs
-            if is_out and (value.shape != shape or not value.flags.c_contiguous):
-                scratch = cp.empty(shape, dtype=t_dtype)  # computed here, copied into place after
-                if name.startswith(("bias_", "sgd", "adam")):  # in-place kernels read their output
-                    scratch[...] = value
-                copy_back.append((value, scratch))
-                value = scratch
-            elif not (value.flags.c_contiguous and _trailing(value.shape, shape)):
-                value = cp.ascontiguousarray(cp.broadcast_to(value, shape))
-            kargs += [value, np.int64(value.size)]
-        elif typ == "float64":
-            if isinstance(value, cp.ndarray):  # a 0-d device array (a host number, NumPy's too, is a value)
-                kargs += [value if value.dtype == np.float64 else value.astype(np.float64), np.float64(0.0)]
-            else:
-                kargs += [np.uint64(0), np.float64(value)]
         else:
-            kargs.append(np.dtype(typ).type(value))
+            kargs.append(scalar(value))
     if n:
         _run(name, _CTYPE[t_dtype], n, *kargs)
     for target, scratch in copy_back:
         target[...] = scratch
-    results = args[len(ins):]
+    results = args[n_ins:]
     return results[0] if len(results) == 1 else tuple(results)
+
+
+_NULL, _ZERO_F64 = np.uint64(0), np.float64(0.0)
 
 
 def sigmoid(x):
@@ -346,27 +377,43 @@ def adam_update(p, g, m, v, vmax, tmp, lr, step, b1, b2, eps, weight_decay, deco
 
 # -- multi-tensor updates: one launch for every parameter of a group ----------------------------
 
+_TABLE_WORDS = TABLE_DTYPE.itemsize // 8  # every field is 8 bytes: the table is a row of words
+_FIELD_AT = {name: i * TABLE_CAPACITY for i, (name, _) in enumerate(TABLE_FIELDS)}  # first word of each field
+_START_AT = len(TABLE_FIELDS) * TABLE_CAPACITY
+assert TABLE_DTYPE.itemsize == 8 * (_START_AT + TABLE_CAPACITY + 2), "the table must be all 8-byte words"
+
+
 def _tables(items, fields):
     """Yield (table, element count) for ``items`` in chunks of TABLE_CAPACITY: each item is a
     tuple of arrays (in ``fields`` order, None for unused) and a step count (a number, a 0-d
-    float64 device array, or None)."""
+    float64 device array, or None). The table is written as one list of words (an optimizer step
+    builds one per launch, on the host's time), then viewed as the struct."""
+    offsets = [_FIELD_AT[f] for f in fields]
+    step_at, step_value = _FIELD_AT["step_at"], _FIELD_AT["step"]
+    ndarray = module().ndarray
     for first in range(0, len(items), TABLE_CAPACITY):
         chunk = items[first:first + TABLE_CAPACITY]
-        table = np.zeros(1, dtype=TABLE_DTYPE)
+        words = [0] * _TABLE_WORDS
+        values = []  # (word, float) for numeric step counts
         total = 0
         for k, (arrays, step) in enumerate(chunk):
-            for field, array in zip(fields, arrays):
+            for at, array in zip(offsets, arrays):
                 if array is not None:
-                    table[field][0, k] = address(array)
-            if isinstance(step, module().ndarray):  # a capturable count: read on the device
-                table["step_at"][0, k] = address(step)
+                    words[at + k] = address(array)
+            if isinstance(step, ndarray):  # a capturable count: read on the device
+                words[step_at + k] = address(step)
             elif step is not None:
-                table["step"][0, k] = float(step)
-            table["start"][0, k] = total
+                values.append((step_value + k, float(step)))
+            words[_START_AT + k] = total
             total += 0 if arrays[0] is None else arrays[0].size
-        table["start"][0, len(chunk)] = total
-        table["count"][0] = len(chunk)
-        yield table, total
+        words[_START_AT + len(chunk)] = total
+        words[-1] = len(chunk)  # count
+        table = np.array(words, dtype=np.uint64)
+        if values:
+            as_float = table.view(np.float64)
+            for at, value in values:
+                as_float[at] = value
+        yield table.view(TABLE_DTYPE), total
 
 
 def _same_dtype_contiguous(items, name):
@@ -451,7 +498,7 @@ def class_sums(z, labels, loss, weight: float, threshold: float, loss_sum, hits)
     if loss_sum.dtype != np.float64 or hits.dtype != np.int64:
         raise TypeError(f"class_sums: the sums must be float64 and int64, got {loss_sum.dtype} and {hits.dtype}")
     rows = int(z.shape[0])
-    z = _contiguous(z.reshape(rows, int(np.prod(z.shape[1:], dtype=np.int64))))  # (rows, outputs)
+    z = _contiguous(z.reshape(rows, math.prod(z.shape[1:])))  # (rows, outputs)
     loss = module().asarray(loss, dtype=z.dtype)  # a 0-d array the kernel reads (as is when it already is)
     if rows:
         _run("class_sums", ctype, rows, z, _contiguous(labels.reshape(-1).astype(np.int64, copy=False)),
@@ -510,7 +557,7 @@ def gather_rows(src, index):
     (float features, int64 labels), in a module this device already compiled when there is
     one; CuPy's ``take`` (one more compilation per dtype) otherwise."""
     cp = module()
-    row_bytes = src.itemsize * int(np.prod(src.shape[1:], dtype=np.int64))
+    row_bytes = src.itemsize * math.prod(src.shape[1:])
     if not (src.ndim and src.flags.c_contiguous and row_bytes % 4 == 0 and index.ndim == 1) or not index.size:
         return src[index]
     out = cp.empty((index.size, *src.shape[1:]), dtype=src.dtype)
@@ -558,23 +605,30 @@ def capturing() -> bool:
 def _plan(x, y):
     """The GEMM plan for 2-D-or-more x @ y, making an operand contiguous when its layout cannot
     be passed to cuBLAS as it is (a copy: a kernel, so capturable too)."""
+    found = _layout_plan(x.shape, x.strides, y.shape, y.strides, x.itemsize)
+    if found is not None:
+        return found, x, y
     cp = module()
-    for attempt in range(3):
-        found = gemm.plan(x.shape, _element_strides(x), y.shape, _element_strides(y))
-        if found is not None:
-            return found, x, y
-        if attempt == 0:
-            x, y = cp.ascontiguousarray(x), cp.ascontiguousarray(y)
-        else:  # batch dimensions broadcast in a way no single stride walks: materialise them
-            batch = gemm.result_shape(x.shape, y.shape)[:-2]
-            x = cp.ascontiguousarray(cp.broadcast_to(x, (*batch, *x.shape[-2:])))
-            y = cp.ascontiguousarray(cp.broadcast_to(y, (*batch, *y.shape[-2:])))
-    raise RuntimeError(f"matmul: no cuBLAS layout for {x.shape} @ {y.shape}")  # contiguous operands always have one
+    x, y = cp.ascontiguousarray(x), cp.ascontiguousarray(y)
+    found = _layout_plan(x.shape, x.strides, y.shape, y.strides, x.itemsize)
+    if found is not None:
+        return found, x, y
+    # batch dimensions broadcast in a way no single stride walks: materialise them
+    batch = gemm.result_shape(x.shape, y.shape)[:-2]
+    x = cp.ascontiguousarray(cp.broadcast_to(x, (*batch, *x.shape[-2:])))
+    y = cp.ascontiguousarray(cp.broadcast_to(y, (*batch, *y.shape[-2:])))
+    found = _layout_plan(x.shape, x.strides, y.shape, y.strides, x.itemsize)
+    if found is None:  # contiguous operands always have one
+        raise RuntimeError(f"matmul: no cuBLAS layout for {x.shape} @ {y.shape}")
+    return found, x, y
 
 
-def _element_strides(array) -> tuple:
-    size = array.itemsize
-    return tuple(s // size for s in array.strides)
+@functools.lru_cache(maxsize=1024)
+def _layout_plan(x_shape: tuple, x_strides: tuple, y_shape: tuple, y_strides: tuple, itemsize: int):
+    """``gemm.plan`` for operands with these shapes and byte strides, remembered: a training step
+    asks for the same few layouts every time, and planning is pure Python on the host's time."""
+    return gemm.plan(x_shape, tuple(s // itemsize for s in x_strides),
+                     y_shape, tuple(s // itemsize for s in y_strides))
 
 
 def matmul(x, y, precision: str | None = None, alpha: float = 1.0):
@@ -610,7 +664,7 @@ def matmul(x, y, precision: str | None = None, alpha: float = 1.0):
 
 def _gemm(x, y, precision, cp, alpha=1.0, out=None):
     """x @ y (2-D or more) into ``out`` (a C-contiguous array of the result's shape), or a new array."""
-    shape = gemm.result_shape(x.shape, y.shape)
+    shape = (x.shape[0], y.shape[1]) if x.ndim == 2 == y.ndim else gemm.result_shape(x.shape, y.shape)
     if out is None:
         out = cp.empty(shape, dtype=x.dtype)
     if out.size == 0:
@@ -676,13 +730,13 @@ def sum_axes(a, axes: tuple, scale: float | None = None):
         # The result is a fresh array the GEMM writes into (not a view of a 2-D product): a
         # gradient that owns its memory is stored as it is, where a view would be copied.
         if axes == list(range(k)):  # leading axes: ones(1, m) @ a(m, rest)
-            m = int(np.prod(shape[:k]))
+            m = math.prod(shape[:k])
             out = cp.empty(shape[k:], dtype=a.dtype)
             _gemm(_ones_vector(m, a.dtype).reshape(1, m), a.reshape(m, -1), "highest", cp, alpha,
                   out=out.reshape(1, -1))
             return out
         if axes == list(range(nd - k, nd)):  # trailing axes: a(rest, m) @ ones(m, 1)
-            m = int(np.prod(shape[nd - k:]))
+            m = math.prod(shape[nd - k:])
             out = cp.empty(shape[:nd - k], dtype=a.dtype)
             _gemm(a.reshape(-1, m), _ones_vector(m, a.dtype).reshape(m, 1), "highest", cp, alpha,
                   out=out.reshape(-1, 1))

@@ -12,7 +12,11 @@ GPU every launch costs host time, so the count is a budget.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -352,3 +356,16 @@ def test_bench_reports_the_launches_of_one_eager_step(cuda_path):
     table = bench.format_table({"configs": [result], "device_description": "test", "numpy": np.__version__,
                                 "torch": None, "matmul_peak_gflops": 1.0})
     assert "launches per eager devgrad step (devgrad's kernels, cuBLAS): small 9 kernels + 12 GEMMs" in table
+
+
+def test_the_host_overhead_script_runs_the_budgeted_step(tmp_path):
+    """.ci/host-overhead (the host time of a GPU step, measured without a GPU) still runs, and
+    the step it times is the budgeted one: 9 kernel launches and 12 GEMMs."""
+    if harness.compiler() is None:
+        pytest.skip("no C++ compiler to build the host cuBLAS stand-in")
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "DEVGRAD_OVERHEAD_BLOCKS": "1", "DEVGRAD_OVERHEAD_STEPS": "5"}
+    done = subprocess.run([sys.executable, str(root / ".ci" / "host-overhead")], check=False, capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "us of host time per eager step (9 kernel launches, 12 GEMMs; min of 1 blocks of 5 steps)" in done.stdout

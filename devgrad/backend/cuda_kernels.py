@@ -192,8 +192,10 @@ def launch(name: str, *args):
                 elif value.shape != shape:
                     same = False
     if not same:
-        shape = np.broadcast_shapes(*(value.shape for (kind, _, _), value in zip(kinds, args)
-                                      if kind in _ELEMENTS))
+        shapes = [value.shape for (kind, _, _), value in zip(kinds, args) if kind in _ELEMENTS]
+        shape = max(shapes, key=len)
+        if not all(_trailing(other, shape) for other in shapes):  # not just a bias along the last axes
+            shape = np.broadcast_shapes(*shapes)
     n = math.prod(shape)
     if len(args) == n_ins:
         args = (*args, *(cp.empty(shape, dtype=t_dtype) for _ in kinds[n_ins:]))

@@ -141,6 +141,7 @@ def bench_config(config: Config, dev, repeat: int, torch=None, min_block_s: floa
         ours.step(Xd, yd)
         after = dev.kernels.launch_counts()
         result["launches_per_step"] = {k: after[k] - before[k] for k in after}
+        result["host_ms_per_step"] = _host_ms_per_step(lambda: ours.step(Xd, yd), sync)
     hand = HandWritten(config, weights, dev.xp)
     Xh, yh = dev.put(X), dev.put(y)
     impls = {"devgrad": (lambda: ours.step(Xd, yd), sync), "handwritten": (lambda: hand.step(Xh, yh), sync)}
@@ -167,6 +168,21 @@ def bench_config(config: Config, dev, repeat: int, torch=None, min_block_s: floa
         result[name] = entry
     _ratios(result)
     return result
+
+
+def _host_ms_per_step(step, sync, steps: int = 20, rounds: int = 5) -> float:
+    """The host's time to issue one step (ms): ``steps`` steps queued back to back, timed without
+    waiting for the GPU (its queue holds them), best of ``rounds``. Beside the step's time it says
+    whether a step is bound by the host's Python (about equal) or by the GPU (much smaller)."""
+    best = float("inf")
+    for _ in range(rounds):
+        sync()
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        best = min(best, (time.perf_counter() - start) / steps)
+        sync()
+    return best * 1e3
 
 
 def _torch_impls(torch, config, weights, X, y, dev, unavailable: dict) -> dict:

@@ -63,6 +63,11 @@ def format_table(results: dict) -> str:
                if (c := r.get("launches_per_step"))]
     if counted:
         lines.append("launches per eager devgrad step (devgrad's kernels, cuBLAS): " + "; ".join(counted))
+    host = [f"{r['config']} {r['host_ms_per_step']:.3f} of {r['devgrad']['median_ms']:.3f} ms" for r in rows_in
+            if r.get("host_ms_per_step") is not None and "devgrad" in r]
+    if host:
+        lines.append("host time to issue one eager devgrad step, of the step's time (about equal: bound by "
+                     "the host's Python; much less: by the GPU): " + "; ".join(host))
     return "\n".join(lines + notes)
 
 

@@ -347,7 +347,8 @@ def test_the_runners_step_runs_no_array_op_of_its_own(cuda_path, tmp_path, sourc
 
 def test_bench_reports_the_launches_of_one_eager_step(cuda_path):
     """On a GPU, devgrad bench says how many of devgrad's kernels and cuBLAS GEMMs one eager step
-    launches (counted by the CUDA backend itself), and prints it under its table."""
+    launches (counted by the CUDA backend itself) and the host time it takes to issue one, and
+    prints both under its table."""
     result, _, _ = cuda_path(lambda: bench.bench_config(bench.CONFIGS["small"], dg.device("cpu"),
                                                                    repeat=1, min_block_s=0.001))
     counted = result["launches_per_step"]
@@ -356,6 +357,10 @@ def test_bench_reports_the_launches_of_one_eager_step(cuda_path):
     table = bench.format_table({"configs": [result], "device_description": "test", "numpy": np.__version__,
                                 "torch": None, "matmul_peak_gflops": 1.0})
     assert "launches per eager devgrad step (devgrad's kernels, cuBLAS): small 9 kernels + 12 GEMMs" in table
+    # and how much of a step's time the host spends issuing it (here the "GPU" is the host too)
+    assert 0 < result["host_ms_per_step"]
+    assert "host time to issue one eager devgrad step, of the step's time" in table
+    assert f"small {result['host_ms_per_step']:.3f} of {result['devgrad']['median_ms']:.3f} ms" in table
 
 
 def test_the_host_overhead_script_runs_the_budgeted_step(tmp_path):

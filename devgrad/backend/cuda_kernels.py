@@ -164,6 +164,7 @@ _KINDS = {name: [(_kind(raw, typ, i < len(ins)), pname, None if raw or typ in ("
           for name, (ins, outs) in PARAMS.items()}
 _ELEMENTS, _TYPED, _POINTERS = frozenset({"in", "out"}), frozenset({"in", "out", "rawT"}), frozenset({"raw", "rawT"})
 _READS_OUTPUT = frozenset(name for name in ELEMENTWISE if name.startswith(("bias_", "sgd", "adam")))
+_NULL, _ZERO_F64 = np.uint64(0), np.float64(0.0)  # a float64 scalar given as a number: no pointer
 
 
 def launch(name: str, *args):
@@ -229,9 +230,6 @@ def launch(name: str, *args):
         target[...] = scratch
     results = args[n_ins:]
     return results[0] if len(results) == 1 else tuple(results)
-
-
-_NULL, _ZERO_F64 = np.uint64(0), np.float64(0.0)
 
 
 def sigmoid(x):

@@ -155,12 +155,15 @@ class Hinge(_PairLoss):
         return -y * self.const(active.astype(x.dtype))
 
 
+_FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _pair_loss(cls, name: str, pred: Tensor, target, reduction: str, params: tuple, formula) -> Tensor:
-    """Loss ``cls`` of pred and target as one fused node; for a target of another dtype,
-    ``formula(pred, target)`` op by op, which keeps NumPy's promotion."""
+    """Loss ``cls`` of pred and target as one fused node (float32/float64, one dtype: what the
+    kernels take); otherwise ``formula(pred, target)`` op by op, which keeps NumPy's promotion."""
     target = _as_target(target, pred, name)
     _same_shape(pred, target, name)
-    if target.dtype == pred.dtype:
+    if target.dtype == pred.dtype and pred.dtype in _FUSED_DTYPES:
         return cls.apply(pred, target, scale=_reduction_scale(reduction, pred.size), params=params)
     return _reduce(formula(pred, target), reduction)
 

@@ -250,3 +250,17 @@ def test_a_target_of_another_dtype_promotes_as_numpy_does(device, name):
     loss.backward()
     np.testing.assert_allclose(loss.item(), np.mean(want), rtol=1e-12)
     assert x.grad.dtype == np.float32 and y.grad.dtype == np.float64
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int64"])
+@pytest.mark.parametrize("name", ["mse", "mae", "huber", "hinge"])
+def test_a_loss_of_a_dtype_the_kernels_do_not_take_is_computed_op_by_op(device, name, dtype):
+    """float16 or integer inputs (no fused kernel for them) give the formula's value, in the
+    inputs' dtype, on every device."""
+    fused, formula = PAIR_LOSSES[name]
+    x = dg.tensor(np.array([3, -1, 2, 0]), device=device, dtype=dtype)
+    y = dg.tensor(np.array([1, 1, -1, 0]), device=device, dtype=dtype)
+    loss = fused(x, y, "sum")
+    want = formula(x, y).sum()
+    assert loss.dtype == want.dtype
+    np.testing.assert_allclose(loss.numpy().astype(float), want.numpy().astype(float))

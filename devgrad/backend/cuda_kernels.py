@@ -192,6 +192,8 @@ def launch(name: str, *args):
                     shape = value.shape
                 elif value.shape != shape:
                     same = False
+    if t_dtype is not None and t_dtype not in _CTYPE:
+        return _launch_widened(name, t_dtype, args)
     if not same:
         shapes = [value.shape for (kind, _, _), value in zip(kinds, args) if kind in _ELEMENTS]
         shape = max(shapes, key=len)
@@ -230,6 +232,23 @@ def launch(name: str, *args):
         target[...] = scratch
     results = args[n_ins:]
     return results[0] if len(results) == 1 else tuple(results)
+
+
+def _launch_widened(name: str, dtype, args):
+    """``launch`` for T arrays of a dtype the module is not built for (float16, integers): the
+    kernel runs on float64 copies (its arithmetic is in double anyway) and each result is rounded
+    once into ``dtype``: outputs that were given are written back in place, the others returned."""
+    kinds = _KINDS[name]
+    n_ins = len(PARAMS[name][0])
+    wide = [value.astype(np.float64) if kind in _TYPED else value for (kind, _, _), value in zip(kinds, args)]
+    results = launch(name, *wide)
+    if len(args) == len(kinds):  # the outputs were given: write them back
+        for target, value in zip(args[n_ins:], wide[n_ins:]):
+            target[...] = value
+        return args[n_ins] if len(kinds) - n_ins == 1 else tuple(args[n_ins:])
+    if isinstance(results, tuple):
+        return tuple(r.astype(dtype) for r in results)
+    return results.astype(dtype)
 
 
 def sigmoid(x):
@@ -432,8 +451,10 @@ def _same_dtype_contiguous(items, name):
 
 
 def _in_place_ready(arrays) -> bool:
-    """True when every array a multi-tensor update writes (all but the gradient) is contiguous."""
-    return all(a is None or a.flags.c_contiguous for i, a in enumerate(arrays) if i != 1)
+    """True when the module has a build for the parameter's dtype and every array a multi-tensor
+    update writes (all but the gradient) is contiguous. Otherwise the one-tensor update copies
+    back (a strided view) or widens (float16)."""
+    return arrays[0].dtype in _CTYPE and all(a is None or a.flags.c_contiguous for i, a in enumerate(arrays) if i != 1)
 
 
 def _lr_args(lr):
@@ -455,7 +476,7 @@ def adam_update_many(items, lr, b1, b2, eps, weight_decay, decoupled, maximize) 
     launch per dtype (and per TABLE_CAPACITY tensors) for the whole group."""
     groups: dict = {}
     for p, g, m, v, vmax, tmp, step in items:
-        if not _in_place_ready((p, g, m, v, vmax)):  # a strided view: the one-tensor path copies back
+        if not _in_place_ready((p, g, m, v, vmax)):  # strided, or float16: the one-tensor path
             adam_update(p, g, m, v, vmax, tmp, lr, step, b1, b2, eps, weight_decay, decoupled, maximize)
             continue
         groups.setdefault((p.dtype, vmax is not None), []).append(((p, g, m, v, vmax), step))
@@ -474,7 +495,7 @@ def sgd_update_many(items, lr, momentum, dampening, weight_decay, nesterov, maxi
     one launch per dtype, buffer use and first step (and per TABLE_CAPACITY tensors)."""
     groups: dict = {}
     for p, g, buf, tmp, first in items:
-        if not _in_place_ready((p, g, buf)):  # a strided view: the one-tensor path copies back
+        if not _in_place_ready((p, g, buf)):  # strided, or float16: the one-tensor path
             sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize, first)
             continue
         groups.setdefault((p.dtype, buf is not None, bool(first)), []).append(((p, g, buf), None))

@@ -374,3 +374,45 @@ def test_the_host_overhead_script_runs_the_budgeted_step(tmp_path):
                           text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "us of host time per eager step (9 kernel launches, 12 GEMMs; min of 1 blocks of 5 steps)" in done.stdout
+
+
+def test_float16_runs_through_the_cuda_path_as_on_the_cpu(cuda_path):
+    """The kernel module is built for float32 and float64. float16 tensors (which devgrad takes
+    on any device) run each fused kernel on float64 copies, rounded back once into float16: the
+    activations, both cross-entropies and a pair loss give the NumPy backend's loss and gradients
+    (to float16's precision: NumPy rounds after every op), and one step of SGD with momentum and
+    of Adam (the one-tensor updates, not the multi-tensor launch) is the update computed in
+    float64 and rounded once."""
+    def step():
+        rng = np.random.default_rng(3)
+        x = dg.tensor(rng.standard_normal((16, 3)), dtype="float16")
+        labels = dg.tensor(rng.integers(0, 4, 16))
+        flags = dg.tensor(rng.integers(0, 2, (16, 1)), dtype="float16")
+        results = []
+        for act in ("relu", "tanh", "sigmoid"):
+            model = dg.nn.MLP([3, 8, 4], activation=act, generator=1, dtype="float16")
+            params = list(model.parameters())
+            for opt in (dg.optim.SGD(params, lr=0.01, momentum=0.9), dg.optim.Adam(params, lr=1e-3, eps=1e-3)):
+                out = model(x)
+                loss = (F.cross_entropy(out, labels) + F.binary_cross_entropy_with_logits(out[:, :1], flags)
+                        + F.huber_loss(out[:, 1:2], flags) + out.sigmoid().mean())
+                opt.zero_grad()
+                loss.backward()
+                before = [p.numpy().copy() for p in params]
+                opt.step()
+                results.append((loss.numpy(), [p.grad.numpy() for p in params], before, [p.numpy() for p in params]))
+        return results
+
+    want = step()
+    got, launches, _ = cuda_path(step)
+    assert launches["devgrad_adam"] and launches["devgrad_sgd_momentum"] and launches["devgrad_softmax_xent"]
+    assert not launches["devgrad_adam_many"] and not launches["devgrad_sgd_many"]  # the one-tensor updates
+    for i, ((loss, grads, before, after), (want_loss, want_grads, _, _)) in enumerate(zip(got, want)):
+        for g, w in zip([loss, *grads], [want_loss, *want_grads]):
+            assert g.dtype == np.float16
+            np.testing.assert_allclose(g.astype(np.float64), w.astype(np.float64), rtol=2e-2, atol=2e-3)
+        for p, g, new in zip(before, grads, after):  # first steps: SGD p − lr·g; Adam p − lr·g/(|g| + eps)
+            p, g = p.astype(np.float64), g.astype(np.float64)
+            update = p - 0.01 * g if i % 2 == 0 else p - 1e-3 * g / (np.abs(g) + 1e-3)
+            assert new.dtype == np.float16
+            np.testing.assert_array_equal(new, update.astype(np.float16))

@@ -156,7 +156,7 @@ def cuda_path(monkeypatch):
                                 "address": harness.host_address,
                                 "device_index": lambda a: 0, "current_stream": lambda: 0x5000,
                                 "capturing": lambda: False, "_modules": {}, "_functions": {},
-                                "_launched": set()}.items():
+                                "_launched": set(), "scatter_add": np.add.at}.items():  # cupyx's, on NumPy
                 patch.setattr(cuda_kernels, name, value)
             launches: list = []
             real = cuda_kernels.function
@@ -416,3 +416,101 @@ def test_float16_runs_through_the_cuda_path_as_on_the_cpu(cuda_path):
             update = p - 0.01 * g if i % 2 == 0 else p - 1e-3 * g / (np.abs(g) + 1e-3)
             assert new.dtype == np.float16
             np.testing.assert_array_equal(new, update.astype(np.float16))
+
+
+def _op_and_gradients(case, dtype):
+    """An op's output and the gradients of its float inputs for a fixed cotangent (first order,
+    then second order through create_graph), as host arrays."""
+    _, fn, _, arrays = case
+    xs = [dg.tensor(np.asarray(a).astype(dtype if np.asarray(a).dtype.kind == "f" else np.asarray(a).dtype),
+                    requires_grad=np.asarray(a).dtype.kind == "f") for a in arrays]
+    out = fn(*xs)
+    wanted = [x for x in xs if x.requires_grad]
+    results = [out.numpy()]
+    if wanted and out.dtype.kind == "f":
+        cot = dg.tensor(np.random.default_rng(0).standard_normal(out.shape).astype(dtype))
+        results += [None if g is None else g.numpy()
+                    for g in dg.grad(out, wanted, cot, allow_unused=True, retain_graph=True)]
+        graph = dg.grad(out, wanted, cot, allow_unused=True, create_graph=True)
+        results += [None if g is None else g.numpy() for g in graph]
+    return results
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_every_op_through_the_cuda_path_equals_the_numpy_backend(cuda_path, dtype):
+    """Every op of the op table (tests/test_ops.py: arithmetic, broadcasting, reductions,
+    matmul in every layout, indexing, activations), forward and backward, through the CUDA
+    backend's kernels and GEMM seam (on their host builds): the NumPy backend's values, to
+    rounding. This is most of what the suite checks with DEVGRAD_TEST_DEVICES=cuda on a GPU."""
+    from tests.test_ops import CASES
+
+    tol = {"rtol": 1e-10, "atol": 1e-12} if dtype == np.float64 else {"rtol": 2e-5, "atol": 2e-6}
+    want = {case[0]: _op_and_gradients(case, dtype) for case in CASES}
+    got, launches, gemms = cuda_path(lambda: {case[0]: _op_and_gradients(case, dtype) for case in CASES})
+    assert gemms  # the matmul cases went through cuBLAS's stand-in
+    assert {"devgrad_relu_grad", "devgrad_sigmoid", "devgrad_bias_relu"} <= set(launches), launches
+    for name, values in want.items():
+        assert len(got[name]) == len(values), name
+        for g, w in zip(got[name], values):
+            assert (g is None) == (w is None), name
+            if w is not None:
+                assert g.dtype == w.dtype and g.shape == w.shape, name
+                np.testing.assert_allclose(g, w, **tol, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_every_loss_through_the_cuda_path_equals_the_numpy_backend(cuda_path, dtype):
+    """Every loss of tests/nn/test_functional.py (each reduction), its value and its gradient
+    first order and through create_graph, through the CUDA backend's fused loss kernels: the
+    NumPy backend's values, to rounding."""
+    from tests.nn.test_functional import LOGITS, LOSS_CASES
+
+    tol = {"rtol": 1e-10, "atol": 1e-12} if dtype == np.float64 else {"rtol": 2e-5, "atol": 2e-6}
+
+    def losses():
+        results = {}
+        for name, make in LOSS_CASES.items():
+            for reduction in ("mean", "sum", "none"):
+                z = dg.tensor(LOGITS + 0.05, dtype=dtype, requires_grad=True)
+                out = make(z, "cpu", reduction)
+                cot = dg.tensor(np.linspace(-1, 1, out.size).reshape(out.shape).astype(dtype))
+                first = dg.grad(out, [z], cot, retain_graph=True)[0]
+                second = dg.grad(out, [z], cot, create_graph=True)[0]
+                results[name, reduction] = [out.numpy(), first.numpy(), second.numpy()]
+        return results
+
+    want = losses()
+    got, launches, _ = cuda_path(losses)
+    assert {"devgrad_softmax_xent", "devgrad_bce_logits_grad", "devgrad_huber_err", "devgrad_hinge_grad"} <= set(
+        launches), launches
+    for key, values in want.items():
+        for g, w in zip(got[key], values):
+            assert g.dtype == w.dtype and g.shape == w.shape, key
+            np.testing.assert_allclose(g, w, **tol, err_msg=str(key))
+
+
+@pytest.mark.parametrize("act", ["leaky_relu", "softplus", "identity"])
+def test_the_other_activations_dropout_clipping_and_adamw_through_the_cuda_path(cuda_path, act):
+    """An MLP with an activation that has no fused kernel, dropout, gradient clipping, AdamW and
+    a cosine schedule trains through the CUDA path to the NumPy backend's weights."""
+    def train():
+        dg.manual_seed(7)  # the dropout masks' stream
+        rng = np.random.default_rng(5)
+        x, y = dg.tensor(rng.standard_normal((32, 4))), dg.tensor(rng.integers(0, 3, 32))
+        model = dg.nn.MLP([4, 16, 16, 3], activation=act, dropout=0.2, generator=2)
+        opt = dg.optim.AdamW(model.parameters(), lr=0.02, weight_decay=0.1)
+        schedule = dg.optim.CosineAnnealingLR(opt, T_max=5)
+        for _ in range(5):
+            loss = F.cross_entropy(model(x), y, label_smoothing=0.1)
+            opt.zero_grad()
+            loss.backward()
+            dg.optim.clip_grad_norm_(model.parameters(), 0.5)
+            opt.step()
+            schedule.step()
+        return {k: v.numpy() for k, v in model.state_dict().items()}
+
+    want = train()
+    got, launches, gemms = cuda_path(train)
+    assert launches["devgrad_adam_many"] == 5 and gemms
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=2e-5, atol=2e-6, err_msg=name)  # float32

@@ -515,3 +515,24 @@ def test_the_other_activations_dropout_clipping_and_adamw_through_the_cuda_path(
     assert launches["devgrad_adam_many"] == 5 and gemms
     for name in want:
         np.testing.assert_allclose(got[name], want[name], rtol=2e-5, atol=2e-6, err_msg=name)  # float32
+
+
+EXPERIMENTS = sorted(p.name for p in (Path(__file__).resolve().parents[2] / "experiments").glob("*.yaml")
+                     if p.name != "gpu_large.yaml")  # gpu_large: minutes on a CPU
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_shipped_experiment_trains_through_the_cuda_path_to_the_cpu_metrics(cuda_path, tmp_path, name):
+    """Each spec in experiments/ (3 epochs, no plots) through the CUDA backend's kernels and GEMM
+    seam ends with the NumPy backend's metrics: every loss, task and model the lecture uses."""
+    spec = Path(__file__).resolve().parents[2] / "experiments" / name
+    if "sklearn:" in spec.read_text():
+        pytest.importorskip("sklearn")
+    overrides = ["device=cpu", "plots.enabled=false", "train.epochs=3"]
+    want = run(str(spec), overrides=overrides, out=tmp_path / "numpy", quiet=True).summary["final"]
+    result, launches, _ = cuda_path(lambda: run(str(spec), overrides=overrides, out=tmp_path / "cuda", quiet=True))
+    assert launches, "the run did not go through the CUDA backend"
+    got = result.summary["final"]
+    assert got.keys() == want.keys()
+    for key in want:
+        assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6), key

@@ -193,6 +193,8 @@ def launch(name: str, *args):
                 elif value.shape != shape:
                     same = False
     if t_dtype is not None and t_dtype not in _CTYPE:
+        if t_dtype.kind != "f":
+            raise TypeError(f"{name}: devgrad's kernels take floating-point arrays, got {t_dtype}")
         return _launch_widened(name, t_dtype, args)
     if not same:
         shapes = [value.shape for (kind, _, _), value in zip(kinds, args) if kind in _ELEMENTS]
@@ -235,7 +237,7 @@ def launch(name: str, *args):
 
 
 def _launch_widened(name: str, dtype, args):
-    """``launch`` for T arrays of a dtype the module is not built for (float16, integers): the
+    """``launch`` for T arrays of a float dtype the module is not built for (float16): the
     kernel runs on float64 copies (its arithmetic is in double anyway) and each result is rounded
     once into ``dtype``: outputs that were given are written back in place, the others returned."""
     kinds = _KINDS[name]

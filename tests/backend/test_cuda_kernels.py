@@ -215,6 +215,7 @@ def host_cuda_backend(host, monkeypatch):
     monkeypatch.setattr(cuda_backend, "_modules", {})
     monkeypatch.setattr(cuda_backend, "_functions", {})
     monkeypatch.setattr(cuda_backend, "_launched", set())
+    monkeypatch.setattr(cuda_backend, "_ones", {})  # host ones vectors stay out of a GPU run's cache
     return cuda_backend
 
 

@@ -156,7 +156,8 @@ def cuda_path(monkeypatch):
                                 "address": harness.host_address,
                                 "device_index": lambda a: 0, "current_stream": lambda: 0x5000,
                                 "capturing": lambda: False, "_modules": {}, "_functions": {},
-                                "_launched": set(), "scatter_add": np.add.at}.items():  # cupyx's, on NumPy
+                                "_launched": set(), "_ones": {},  # host arrays never meet a GPU run's cache
+                                "scatter_add": np.add.at}.items():  # cupyx's, on NumPy
                 patch.setattr(cuda_kernels, name, value)
             launches: list = []
             real = cuda_kernels.function
@@ -536,3 +537,14 @@ def test_every_shipped_experiment_trains_through_the_cuda_path_to_the_cpu_metric
     assert got.keys() == want.keys()
     for key in want:
         assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6), key
+
+
+def test_the_host_runs_leave_the_gpu_caches_alone(cuda_path):
+    """The CUDA path's host arrays (its cached ones vectors, its loaded host kernels) live only
+    while it runs: a GPU run in the same process (DEVGRAD_TEST_DEVICES=cuda with xdist) must
+    never be handed a NumPy array as a device pointer."""
+    caches = {name: dict(getattr(cuda_kernels, name)) for name in ("_ones", "_modules", "_functions")}
+    _, launches, gemms = cuda_path(lambda: _train("relu", "cross_entropy", "adam", False, np.float32))
+    assert launches and gemms
+    for name, before in caches.items():
+        assert getattr(cuda_kernels, name) == before, name

@@ -57,6 +57,7 @@ def host_gemm(monkeypatch):
     monkeypatch.setattr(cuda_kernels, "device_index", lambda a: 0)
     monkeypatch.setattr(cuda_kernels, "current_stream", lambda: 0x5000)
     monkeypatch.setattr(cuda_kernels, "capturing", lambda: False)
+    monkeypatch.setattr(cuda_kernels, "_ones", {})  # host ones vectors stay out of a GPU run's cache
     return cublas_harness.Recorder(path)
 
 

@@ -64,16 +64,16 @@ class _PairLoss(Function):
 
     Backward runs the kernel ``KERNEL + "_grad"`` on arrays (one launch on a GPU), or, for a
     higher-order graph, the subclass's ``grad_formula(x, y)`` (dloss/dx per element) on Tensors.
-    The target's gradient comes from the same formula: for a loss of x − y it is minus the
-    input's; for a ``SYMMETRIC`` loss (loss(x, y) = loss(y, x), as y·x is) it is the formula
-    with the two swapped.
+    The target's gradient (``TARGET``): "negate", minus the input's (a loss of x − y); "swap",
+    the same formula with the two swapped (a symmetric loss of y·x); "own", the subclass's
+    ``target_grad(g, x, y)``.
     """
 
     __slots__ = ("scale", "params")
     save_inputs = True
     array_backward = True
     KERNEL = ""
-    SYMMETRIC = False
+    TARGET = "negate"
 
     def forward(self, x, y, scale, params=()):
         self.scale, self.params = scale, params
@@ -94,10 +94,16 @@ class _PairLoss(Function):
 
             def grad(a, b):
                 return kernel(a, b, g, self.scale, *self.params)
-        gx = grad(x, y) if need_x or (need_y and not self.SYMMETRIC) else None
+        gx = grad(x, y) if need_x or (need_y and self.TARGET == "negate") else None
         if not need_y:
             return gx, None
-        return (gx if need_x else None), (grad(y, x) if self.SYMMETRIC else -gx)
+        if self.TARGET == "negate":
+            gy = -gx
+        elif self.TARGET == "swap":
+            gy = grad(y, x)
+        else:
+            gy = self.target_grad(g, x, y)
+        return (gx if need_x else None), gy
 
 
 class SquaredError(_PairLoss):
@@ -136,7 +142,7 @@ class Logistic(_PairLoss):
 
     __slots__ = ()
     KERNEL = "logistic"
-    SYMMETRIC = True
+    TARGET = "swap"
 
     def grad_formula(self, x, y):
         return -y * sigmoid(-(y * x))
@@ -148,7 +154,7 @@ class Hinge(_PairLoss):
 
     __slots__ = ()
     KERNEL = "hinge"
-    SYMMETRIC = True
+    TARGET = "swap"
 
     def grad_formula(self, x, y):
         active = self.params[0] - y.data * x.data >= 0
@@ -207,6 +213,7 @@ class BCEWithLogits(_PairLoss):
 
     __slots__ = ()
     KERNEL = "bce_logits"
+    TARGET = "own"
 
     def _pos_weight(self) -> float:
         return self.params[0] if self.params else 1.0
@@ -215,22 +222,13 @@ class BCEWithLogits(_PairLoss):
         w = self._pos_weight()
         return sigmoid(z) - y if w == 1.0 else (1.0 - y) * sigmoid(z) - w * y * sigmoid(-z)
 
-    def backward(self, g):
-        z, y = self.operands(g)
-        need_z, need_y = self.needs_input_grad
-        gy = None
-        if need_y:  # dL/dy = (w - 1)·softplus(z) - w·z: -z without a pos_weight
-            w = self._pos_weight()
-            if w == 1.0:
-                gy = -self._scaled(g) * z
-            else:
-                soft = softplus(z) if isinstance(z, Tensor) else self.device.xp.logaddexp(0, z)
-                gy = self._scaled(g) * ((w - 1.0) * soft - w * z)
-        if not need_z:
-            return None, gy
-        if not isinstance(g, Tensor):  # first order: one fused kernel
-            return self.device.kernels.bce_logits_grad(z, y, g, self.scale, *self.params), gy
-        return self._scaled(g) * self.grad_formula(z, y), gy
+    def target_grad(self, g, z, y):
+        """dL/dy = (w - 1)·softplus(z) - w·z: -z without a pos_weight."""
+        w = self._pos_weight()
+        if w == 1.0:
+            return -self._scaled(g) * z
+        soft = softplus(z) if isinstance(z, Tensor) else self.device.xp.logaddexp(0, z)
+        return self._scaled(g) * ((w - 1.0) * soft - w * z)
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: str = "mean",

@@ -151,6 +151,9 @@ def _bench(args) -> int:
     unknown = [c for c in configs if c not in bench.CONFIGS]
     if unknown:
         raise UserError(f"unknown --configs {', '.join(unknown)}; choose from {', '.join(bench.CONFIGS)}")
+    if args.repeat is not None and args.repeat < 1:
+        raise UserError(f"--repeat {args.repeat}: give a positive number of timed blocks (rounds with --checkpoints)")
+    repeat = 15 if args.repeat is None else args.repeat
     if args.sweep:
         from devgrad.bench.sweep_bench import format_sweep, sweep_bench  # noqa: PLC0415
 
@@ -159,6 +162,14 @@ def _bench(args) -> int:
         if args.json:
             bench.write_json({"sweep": rows}, args.json)
         return 0
+    if args.checkpoints:
+        from devgrad.bench.checkpoint_bench import checkpoint_bench, format_checkpoints  # noqa: PLC0415
+
+        rows = checkpoint_bench(rounds=5 if args.repeat is None else args.repeat, device=args.device)
+        print(format_checkpoints(rows))
+        if args.json:
+            bench.write_json({"checkpoints": rows}, args.json)
+        return 0
     if args.e2e:
         row = bench.e2e(args.e2e, args.device, None if args.no_torch else bench.import_torch())
         print(bench.format_e2e(row))
@@ -166,12 +177,12 @@ def _bench(args) -> int:
             bench.write_json({"e2e": row}, args.json)
         return 0
     if args.overhead:
-        o = bench.op_overhead(args.device, args.repeat)
+        o = bench.op_overhead(args.device, repeat)
         print(f"(a * b + c).sum().backward() on 2x2 float32 ({o['device']}): devgrad {o['devgrad_us']:.1f} us, "
               f"same arithmetic by hand {o['handwritten_us']:.1f} us, ratio {o['ratio']:.2f}x")
         return 0
     try:
-        results = bench.run(args.device, configs, repeat=args.repeat, use_torch=not args.no_torch)
+        results = bench.run(args.device, configs, repeat=repeat, use_torch=not args.no_torch)
     except bench.BenchError as exc:  # a wrong step: a bug to report, not a user mistake
         print(f"devgrad bench: {exc}", file=sys.stderr)
         return 1
@@ -270,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="time an MLP training step: devgrad vs hand-written NumPy/CuPy and PyTorch")
     bench.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: cpu)")
     bench.add_argument("--configs", default="tiny,small,medium,large", help="comma-separated: tiny,small,medium,large")
-    bench.add_argument("--repeat", type=int, default=15, help="timed blocks per implementation (default 15)")
+    bench.add_argument("--repeat", type=int, default=None,
+                       help="timed blocks per implementation (default 15); with --checkpoints, rounds (default 5)")
     bench.add_argument("--json", help="also write the results as JSON to this path")
     bench.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     bench.add_argument("--e2e", choices=("small", "full"),
@@ -279,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sweep", action="store_true",
                        help="time 8 small runs as a sweep with 1 vs 2 workers (local pool and Dask): the speed-up, "
                             "and each run's time beside another against alone")
+    bench.add_argument("--checkpoints", action="store_true",
+                       help="time wine, digits and spirals runs with the default checkpoint policy, without "
+                            "checkpoints and writing every epoch: what the policy costs a run")
     bench.add_argument("--overhead", action="store_true",
                        help="only measure per-op overhead: (a*b+c).sum().backward() on 2x2 tensors vs NumPy")
     bench.set_defaults(func=_bench)

@@ -110,3 +110,58 @@ def test_end_to_end_row_trains_the_same_problem_in_devgrad_and_pytorch(torch, ca
         assert 0.3 < row[side]["test_accuracy"] <= 1.0  # 10 classes (chance 0.1): both learned
     assert row["ratio_vs_pytorch"] == row["devgrad"]["seconds"] / row["pytorch"]["seconds"]
     assert "devgrad / PyTorch" in end_to_end.format_e2e(row)
+
+
+_CKPT_SPEC = {"name": "ckpt_bench", "seed": 0, "data": {"source": "spirals", "n_samples": 300, "n_classes": 3},
+              "model": {"hidden": [8]}, "optimizer": {"name": "adam", "lr": 0.01},
+              "train": {"epochs": 4, "batch_size": 64}}
+
+
+def test_checkpoint_bench_variants_do_what_they_say():
+    """default: the policy (one write of each file, at the end of a short run), timed on the
+    training thread; without: nothing kept or written; every epoch: last.npz after each epoch.
+    The bench's stand-ins are gone afterwards."""
+    from devgrad.bench import checkpoint_bench as cb
+    from devgrad.experiment import checkpoint as ckpt
+    from devgrad.experiment.trainer import Trainer
+
+    before = (ckpt.Checkpointer, Trainer.snapshot, ckpt.Checkpointer._write, ckpt.Checkpointer.flush)
+    default = cb.run_variant(_CKPT_SPEC, "default")
+    assert default["status"] == "completed" and default["epochs"] == 4
+    assert default["files"] == ["best.npz", "last.npz"] and default["writes"] == {"last.npz": 1, "best.npz": 1}
+    assert 0 < default["checkpoint_seconds"] < default["wall_seconds"]
+    without = cb.run_variant(_CKPT_SPEC, "without")
+    assert without["status"] == "completed" and without["files"] == [] and without["writes"] == {}
+    assert without["checkpoint_seconds"] == 0
+    every = cb.run_variant(_CKPT_SPEC, "every_epoch")
+    assert every["writes"]["last.npz"] == 4 and "last.npz" in every["files"]
+    assert (ckpt.Checkpointer, Trainer.snapshot, ckpt.Checkpointer._write, ckpt.Checkpointer.flush) == before
+
+
+def test_checkpoint_bench_rows_and_table(monkeypatch):
+    from devgrad.bench import checkpoint_bench as cb
+
+    monkeypatch.setattr(cb, "_have_sklearn", lambda: False)
+    rows = cb.checkpoint_bench({"tiny": _CKPT_SPEC, "wine": cb.SPECS["wine"]}, rounds=2)
+    row = rows[0]
+    assert row["spec"] == "tiny" and row["rounds"] == 2 and row["status"] == ["completed"]
+    assert row["default_ratio"] == pytest.approx(row["default_seconds"] / row["without_seconds"], rel=1e-2)
+    lo, hi = row["default_ratio_range"]
+    assert lo <= hi and 0 < row["default_training_thread_share"] < 1
+    assert row["every_epoch_writes"]["last.npz"] == 4 and row["default_writes"] == {"last.npz": 1, "best.npz": 1}
+    assert rows[1] == {"spec": "wine", "skipped": cb.SKLEARN_NEEDED}
+    table = cb.format_checkpoints(rows)
+    assert "tiny" in table and "wine     skipped: needs scikit-learn" in table
+
+
+def test_cli_bench_checkpoints(monkeypatch, tmp_path, capsys):
+    from devgrad.bench import checkpoint_bench as cb
+    from devgrad.cli import main
+
+    monkeypatch.setattr(cb, "SPECS", {"tiny": _CKPT_SPEC})
+    out = tmp_path / "ckpt.json"
+    assert main(["bench", "--checkpoints", "--repeat", "1", "--json", str(out)]) == 0
+    assert "default/without" in capsys.readouterr().out
+    assert json.loads(out.read_text())["checkpoints"][0]["spec"] == "tiny"
+    assert main(["bench", "--checkpoints", "--repeat", "0"]) == 2
+    assert "--repeat 0: give a positive number" in capsys.readouterr().err

@@ -79,6 +79,21 @@ def test_auto_device_falls_back_to_cpu_with_a_notice(tmp_path):
     assert "Traceback" not in forced.stderr and not (tmp_path / "runs2").exists()
 
 
+def _sigint_state() -> str:
+    """SIGINT's handler and whether it is blocked, in this process (a child inherits both)."""
+    blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    return f"SIGINT handler {signal.getsignal(signal.SIGINT)!r}, blocked {blocked}"
+
+
+# ``devgrad ARGS`` with SIGINT as a shell started from a terminal leaves it (Python's Ctrl-C
+# handler, not blocked). A child inherits an ignored or blocked SIGINT, and the test process can
+# be in that state: seen under pytest-xdist, where something an earlier test in the same worker
+# ran had left SIGINT ignored, so the run never saw the Ctrl-C.
+_AS_FROM_A_TERMINAL = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                       "signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT]); "
+                       "from devgrad.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
 def _wait_for_rows(run_root: Path, name: str, count: int, proc, timeout=120) -> Path:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -98,14 +113,15 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, how):
     assert cli("run", spec, "--out", tmp_path / "straight", "-q").returncode == 0
     reference = only_run_dir(tmp_path / "straight", "long")
 
-    proc = subprocess.Popen([sys.executable, "-m", "devgrad", "run", str(spec), "--out", str(tmp_path / "cut"), "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    inherited = _sigint_state()
+    command = [sys.executable, "-c", _AS_FROM_A_TERMINAL, "run", str(spec), "--out", str(tmp_path / "cut"), "-q"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run_dir = _wait_for_rows(tmp_path / "cut", "long", 8, proc)
     proc.send_signal(signal.SIGKILL if how == "kill -9" else signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     meta = json.loads((run_dir / "meta.json").read_text())
     if how == "ctrl-c":
-        assert proc.returncode == 130 and meta["status"] == "stopped", err
+        assert proc.returncode == 130 and meta["status"] == "stopped", f"{err} (in the test process: {inherited})"
         assert "devgrad resume" in err or "devgrad resume" in (run_dir / "train.log").read_text()
     else:
         assert meta["status"] == "running"  # killed: nobody could write anything

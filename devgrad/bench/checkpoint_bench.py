@@ -28,6 +28,7 @@ import statistics
 import tempfile
 import time
 
+from devgrad.bench.report import rows_table
 from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment import run
 from devgrad.experiment.trainer import Trainer
@@ -167,22 +168,21 @@ def _row(name: str, samples: dict) -> dict:
             "default_writes": default[0]["writes"], "every_epoch_writes": samples["every_epoch"][0]["writes"]}
 
 
+def _format_row(r: dict) -> str:
+    lo, hi = r["default_ratio_range"]
+    elo, ehi = r["every_epoch_ratio_range"]
+    return (f"{r['spec']:<8} {r['epochs']:>6} {r['without_seconds']:>8.3f}s {r['default_seconds']:>8.3f}s "
+            f"{r['default_ratio']:>6.3f}x ({lo:.2f}-{hi:.2f}) {r['default_training_thread_share']:>18.1%} "
+            f"{r['every_epoch_seconds']:>11.3f}s {r['every_epoch_ratio']:>6.2f}x ({elo:.2f}-{ehi:.2f})")
+
+
 def format_checkpoints(rows: list[dict]) -> str:
     rounds = next((r["rounds"] for r in rows if "rounds" in r), 0)
-    lines = [f"the checkpoint policy's cost: wall_seconds (training, without start-up, test evaluation and plots), "
-             f"median of {rounds} rounds; default = train.checkpoint defaults, without = no checkpoint work, "
-             "every epoch = train.checkpoint.seconds: 0",
-             f"{'run':<8} {'epochs':>6} {'without':>9} {'default':>9} {'default/without':>22} "
-             f"{'on training thread':>19} {'every epoch':>12} {'every/without':>20}"]
-    for r in rows:
-        if "skipped" in r:
-            lines.append(f"{r['spec']:<8} skipped: {r['skipped']}")
-            continue
-        lo, hi = r["default_ratio_range"]
-        elo, ehi = r["every_epoch_ratio_range"]
-        lines.append(f"{r['spec']:<8} {r['epochs']:>6} {r['without_seconds']:>8.3f}s {r['default_seconds']:>8.3f}s "
-                     f"{r['default_ratio']:>6.3f}x ({lo:.2f}-{hi:.2f}) {r['default_training_thread_share']:>18.1%} "
-                     f"{r['every_epoch_seconds']:>11.3f}s {r['every_epoch_ratio']:>6.2f}x ({elo:.2f}-{ehi:.2f})")
-    lines.append("on training thread: the default policy's per-epoch copy, bookkeeping and final flush, as a share "
-                 "of its wall_seconds (the exact cost; the ratios also carry the machine's noise)")
-    return "\n".join(lines)
+    heading = [f"the checkpoint policy's cost: wall_seconds (training, without start-up, test evaluation and plots), "
+               f"median of {rounds} rounds; default = train.checkpoint defaults, without = no checkpoint work, "
+               "every epoch = train.checkpoint.seconds: 0",
+               f"{'run':<8} {'epochs':>6} {'without':>9} {'default':>9} {'default/without':>22} "
+               f"{'on training thread':>19} {'every epoch':>12} {'every/without':>20}"]
+    return rows_table(heading, rows, "spec", 8, _format_row) + (
+        "\non training thread: the default policy's per-epoch copy, bookkeeping and final flush, as a share of its "
+        "wall_seconds (the exact cost; the ratios also carry the machine's noise)")

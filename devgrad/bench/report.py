@@ -71,5 +71,14 @@ def format_table(results: dict) -> str:
     return "\n".join(lines + notes)
 
 
+def rows_table(heading: list[str], rows: list[dict], name: str, width: int, format_row) -> str:
+    """``heading`` lines, then one line per row: ``format_row(row)``, or for a row that was
+    skipped (``"skipped"``: why) its ``name`` column and the reason."""
+    lines = list(heading)
+    for r in rows:
+        lines.append(f"{r[name]:<{width}} skipped: {r['skipped']}" if "skipped" in r else format_row(r))
+    return "\n".join(lines)
+
+
 def write_json(results: dict, path) -> None:
     atomic_write_text(Path(path), json.dumps(results, indent=2) + "\n")

@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from devgrad.bench.report import rows_table
+
 SPEC = {
     "name": "bench_sweep", "seed": 0, "device": "cpu",
     "data": {"source": "spirals", "n_samples": 3000, "n_classes": 3, "noise": 0.02},
@@ -72,14 +74,10 @@ def _train_seconds(line: dict) -> float:
 
 
 def format_sweep(rows: list[dict]) -> str:
-    lines = ["8 spirals runs (60 epochs, 3x64 ReLU) as one sweep, 1 worker vs 2 (wall: the whole sweep; "
-             "run: one run's training time)",
-             f"{'executor':<9} {'1 worker':>9} {'2 workers':>10} {'speed-up':>9} {'run, 1':>8} {'run, 2':>8} "
-             f"{'run 2/1':>8}"]
-    for r in rows:
-        if "skipped" in r:
-            lines.append(f"{r['executor']:<9} skipped: {r['skipped']}")
-            continue
-        lines.append(f"{r['executor']:<9} {r['wall_1']:>8.2f}s {r['wall_2']:>9.2f}s {r['speedup']:>8.2f}x "
-                     f"{r['run_1']:>7.3f}s {r['run_2']:>7.3f}s {r['run_ratio']:>7.2f}x")
-    return "\n".join(lines)
+    heading = ["8 spirals runs (60 epochs, 3x64 ReLU) as one sweep, 1 worker vs 2 (wall: the whole sweep; "
+               "run: one run's training time)",
+               f"{'executor':<9} {'1 worker':>9} {'2 workers':>10} {'speed-up':>9} {'run, 1':>8} {'run, 2':>8} "
+               f"{'run 2/1':>8}"]
+    return rows_table(heading, rows, "executor", 9, lambda r: (
+        f"{r['executor']:<9} {r['wall_1']:>8.2f}s {r['wall_2']:>9.2f}s {r['speedup']:>8.2f}x "
+        f"{r['run_1']:>7.3f}s {r['run_2']:>7.3f}s {r['run_ratio']:>7.2f}x"))

@@ -165,3 +165,21 @@ def test_cli_bench_checkpoints(monkeypatch, tmp_path, capsys):
     assert json.loads(out.read_text())["checkpoints"][0]["spec"] == "tiny"
     assert main(["bench", "--checkpoints", "--repeat", "0"]) == 2
     assert "--repeat 0: give a positive number" in capsys.readouterr().err
+
+
+def test_sweep_bench_row_and_table(monkeypatch):
+    """bench --sweep: the same grid as one sweep with 1 and 2 workers (a tiny one here)."""
+    from devgrad.bench import sweep_bench as sb
+
+    monkeypatch.setattr(sb, "SPEC", {**_CKPT_SPEC, "train": {"epochs": 2, "batch_size": 64}})
+    monkeypatch.setattr(sb, "GRID", {"optimizer.lr": [0.01]})
+    monkeypatch.setattr(sb, "SEEDS", 2)
+    monkeypatch.setattr(sb, "_have_dask", lambda: False)
+    rows = sb.sweep_bench()
+    local, dask = rows
+    assert local["executor"] == "local" and local["runs"] == 2
+    assert local["status_1"] == local["status_2"] == "completed"
+    assert local["speedup"] == round(local["wall_1"] / local["wall_2"], 2) and local["run_1"] > 0
+    assert dask == {"executor": "dask", "skipped": "Dask distributed is not installed (devgrad[dask])"}
+    table = sb.format_sweep(rows)
+    assert "dask      skipped: Dask distributed is not installed" in table and "local" in table

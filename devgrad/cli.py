@@ -285,17 +285,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="timed blocks per implementation (default 15); with --checkpoints, rounds (default 5)")
     bench.add_argument("--json", help="also write the results as JSON to this path")
     bench.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
-    bench.add_argument("--e2e", choices=("small", "full"),
-                       help="time a whole gpu_large-like run instead, devgrad vs plain PyTorch (full: the GPU "
-                            "workload of experiments/gpu_large.yaml; small: a CPU-sized one)")
-    bench.add_argument("--sweep", action="store_true",
-                       help="time 8 small runs as a sweep with 1 vs 2 workers (local pool and Dask): the speed-up, "
-                            "and each run's time beside another against alone")
-    bench.add_argument("--checkpoints", action="store_true",
-                       help="time wine, digits and spirals runs with the default checkpoint policy, without "
-                            "checkpoints and writing every epoch: what the policy costs a run")
-    bench.add_argument("--overhead", action="store_true",
-                       help="only measure per-op overhead: (a*b+c).sum().backward() on 2x2 tensors vs NumPy")
+    mode = bench.add_mutually_exclusive_group()  # what to time instead of the step table: one at a time
+    mode.add_argument("--e2e", choices=("small", "full"),
+                      help="time a whole gpu_large-like run instead, devgrad vs plain PyTorch (full: the GPU "
+                           "workload of experiments/gpu_large.yaml; small: a CPU-sized one)")
+    mode.add_argument("--sweep", action="store_true",
+                      help="time 8 small runs as a sweep with 1 vs 2 workers (local pool and Dask): the speed-up, "
+                           "and each run's time beside another against alone")
+    mode.add_argument("--checkpoints", action="store_true",
+                      help="time wine, digits and spirals runs with the default checkpoint policy, without "
+                           "checkpoints and writing every epoch: what the policy costs a run")
+    mode.add_argument("--overhead", action="store_true",
+                      help="only measure per-op overhead: (a*b+c).sum().backward() on 2x2 tensors vs NumPy")
     bench.set_defaults(func=_bench)
     return parser
 

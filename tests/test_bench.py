@@ -165,6 +165,9 @@ def test_cli_bench_checkpoints(monkeypatch, tmp_path, capsys):
     assert json.loads(out.read_text())["checkpoints"][0]["spec"] == "tiny"
     assert main(["bench", "--checkpoints", "--repeat", "0"]) == 2
     assert "--repeat 0: give a positive number" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:  # one thing to time instead of the step table
+        main(["bench", "--checkpoints", "--sweep"])
+    assert exited.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
 
 
 def test_sweep_bench_row_and_table(monkeypatch):

@@ -146,6 +146,11 @@ def _warmup(args) -> int:
     return 0
 
 
+def _say_bench(line: str) -> None:
+    """What a long bench mode is timing now, on stderr (stdout keeps the table)."""
+    print(f"devgrad bench: {line}", file=sys.stderr, flush=True)
+
+
 def _bench(args) -> int:
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in configs if c not in bench.CONFIGS]
@@ -157,7 +162,7 @@ def _bench(args) -> int:
     if args.sweep:
         from devgrad.bench.sweep_bench import format_sweep, sweep_bench  # noqa: PLC0415
 
-        rows = sweep_bench()
+        rows = sweep_bench(say=_say_bench)
         print(format_sweep(rows))
         if args.json:
             bench.write_json({"sweep": rows}, args.json)
@@ -165,7 +170,7 @@ def _bench(args) -> int:
     if args.checkpoints:
         from devgrad.bench.checkpoint_bench import checkpoint_bench, format_checkpoints  # noqa: PLC0415
 
-        rows = checkpoint_bench(rounds=5 if args.repeat is None else args.repeat, device=args.device)
+        rows = checkpoint_bench(rounds=5 if args.repeat is None else args.repeat, device=args.device, say=_say_bench)
         print(format_checkpoints(rows))
         if args.json:
             bench.write_json({"checkpoints": rows}, args.json)

@@ -161,7 +161,8 @@ def test_cli_bench_checkpoints(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(cb, "SPECS", {"tiny": _CKPT_SPEC})
     out = tmp_path / "ckpt.json"
     assert main(["bench", "--checkpoints", "--repeat", "1", "--json", str(out)]) == 0
-    assert "default/without" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "default/without" in printed.out and "devgrad bench: timing tiny: 3 variants x 1 rounds" in printed.err
     assert json.loads(out.read_text())["checkpoints"][0]["spec"] == "tiny"
     assert main(["bench", "--checkpoints", "--repeat", "0"]) == 2
     assert "--repeat 0: give a positive number" in capsys.readouterr().err
@@ -178,7 +179,9 @@ def test_sweep_bench_row_and_table(monkeypatch):
     monkeypatch.setattr(sb, "GRID", {"optimizer.lr": [0.01]})
     monkeypatch.setattr(sb, "SEEDS", 2)
     monkeypatch.setattr(sb, "_have_dask", lambda: False)
-    rows = sb.sweep_bench()
+    said = []
+    rows = sb.sweep_bench(say=said.append)
+    assert said == [f"timing the sweep on the local executor with {jobs} worker(s)" for jobs in (1, 2)]
     local, dask = rows
     assert local["executor"] == "local" and local["runs"] == 2
     assert local["status_1"] == local["status_2"] == "completed"

@@ -132,15 +132,18 @@ def _have_sklearn() -> bool:
     return True
 
 
-def checkpoint_bench(specs=None, rounds: int = 5, device: str = "cpu") -> list[dict]:
+def checkpoint_bench(specs=None, rounds: int = 5, device: str = "cpu", say=None) -> list[dict]:
     """One row per run in ``specs`` (name -> spec dict; default ``SPECS``) on ``device``, each
-    variant run ``rounds`` times in rotating order (see the module doc)."""
+    variant run ``rounds`` times in rotating order (see the module doc); ``say`` (a function of
+    one line) hears which run is being timed."""
     specs = SPECS if specs is None else specs
     rows = []
     for name, spec in specs.items():
         if str(spec["data"]["source"]).startswith("sklearn:") and not _have_sklearn():
             rows.append({"spec": name, "skipped": SKLEARN_NEEDED})
             continue
+        if say is not None:
+            say(f"timing {name}: {len(VARIANTS)} variants x {rounds} rounds, after one untimed run")
         run_variant(spec, "without", device)  # untimed: the first run in a process pays one-time costs
         samples: dict = {v: [] for v in VARIANTS}
         for r in range(rounds):

@@ -38,8 +38,9 @@ def _have_dask() -> bool:
     return True
 
 
-def sweep_bench(executors=("local", "dask")) -> list[dict]:
-    """One row per executor: wall seconds with 1 and 2 workers, the speed-up, per-run times."""
+def sweep_bench(executors=("local", "dask"), say=None) -> list[dict]:
+    """One row per executor: wall seconds with 1 and 2 workers, the speed-up, per-run times;
+    ``say`` (a function of one line) hears which sweep is being timed."""
     from devgrad.experiment.sweeps import sweep  # noqa: PLC0415
 
     rows = []
@@ -49,6 +50,8 @@ def sweep_bench(executors=("local", "dask")) -> list[dict]:
             continue
         row = {"executor": executor, "runs": len(GRID["optimizer.lr"]) * SEEDS, "cores": os.cpu_count()}
         for jobs in (1, 2):
+            if say is not None:
+                say(f"timing the sweep on the {executor} executor with {jobs} worker(s)")
             with tempfile.TemporaryDirectory() as out:
                 start = time.perf_counter()
                 with contextlib.redirect_stdout(io.StringIO()):  # the sweep's summary table

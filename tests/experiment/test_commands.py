@@ -87,8 +87,9 @@ def _sigint_state() -> str:
 
 # ``devgrad ARGS`` with SIGINT as a shell started from a terminal leaves it (Python's Ctrl-C
 # handler, not blocked). A child inherits an ignored or blocked SIGINT, and the test process can
-# be in that state: seen under pytest-xdist, where something an earlier test in the same worker
-# ran had left SIGINT ignored, so the run never saw the Ctrl-C.
+# be in that state: pytest started as a background job of a non-interactive shell (`pytest &`,
+# as some CI runners and scripts do) has SIGINT ignored, its xdist workers and their children
+# too, and the run then never saw the Ctrl-C.
 _AS_FROM_A_TERMINAL = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
                        "signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT]); "
                        "from devgrad.cli import main; sys.exit(main(sys.argv[1:]))")

@@ -168,9 +168,10 @@ def cache_state() -> str:
              if arches else "")
     if record is None:
         entries = sum(1 for _ in folder.iterdir()) if folder.is_dir() else 0
-        then = "a GPU of another architecture, and CuPy's own kernels," if arches else "the first GPU run"
-        return (f"{folder}: not warmed by devgrad on a GPU ({entries} files){ready}; {then} compile on first use "
-                "(seconds): run 'devgrad warmup' once per machine")
+        then = ("devgrad's kernels for other architectures, and CuPy's own, compile on first use" if arches
+                else "the first GPU run compiles its kernels")
+        return (f"{folder}: not warmed by devgrad on a GPU ({entries} files){ready}; {then} (seconds): run "
+                "'devgrad warmup' once per machine")
     state = "warm" if _current(record) else "stale (made by another devgrad or CuPy version: run 'devgrad warmup')"
     return (f"{folder}: {state}; devgrad warmup {record.get('date')} on {record.get('device')} "
             f"(devgrad {record.get('devgrad')}, CuPy {record.get('cupy')}, {record.get('seconds')} s){ready}")

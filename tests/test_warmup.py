@@ -21,7 +21,8 @@ class _StandInGPU(dg.Device):
 
 def test_warmup_runs_every_kernel_family_and_records_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CUPY_CACHE_DIR", str(tmp_path / "cache"))
-    assert "not warmed by devgrad" in warmup.cache_state()
+    assert warmup.cache_state().endswith("not warmed by devgrad on a GPU (0 files); the first GPU run compiles its "
+                                         "kernels (seconds): run 'devgrad warmup' once per machine")
     monkeypatch.setattr(warmup, "resolve_device", lambda spec: _StandInGPU())
     result = warmup.warmup("cuda")
     assert result["compiled"] and (tmp_path / "cache" / warmup.RECORD).exists()
@@ -82,6 +83,8 @@ def test_warmup_arch_builds_devgrads_kernels_without_a_gpu(tmp_path, monkeypatch
     assert all(f.read_bytes()[:4] == b"\x7fELF" for f in files)  # device code, not text
     assert warmup.prebuilt_arches() == ["80"]
     assert main(["info"]) == 0 and "ready-made for sm_80" in capsys.readouterr().out
+    assert "(devgrad warmup --arch); devgrad's kernels for other architectures, and CuPy's own, compile on first use " \
+           "(seconds)" in warmup.cache_state()
 
     class _Ampere(_StandInGPU):
         def architecture(self):

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import devgrad as dg
 from devgrad import bench
+from tests.run_helpers import ROOT
 
 
 @pytest.mark.parametrize("name", ["tiny", "small"])
@@ -189,3 +193,20 @@ def test_sweep_bench_row_and_table(monkeypatch):
     assert dask == {"executor": "dask", "skipped": "Dask distributed is not installed (devgrad[dask])"}
     table = sb.format_sweep(rows)
     assert "dask      skipped: Dask distributed is not installed" in table and "local" in table
+
+
+def test_gpu_check_runs_only_the_steps_it_is_given(tmp_path):
+    """.ci/gpu-check with GPU_CHECK_STEPS naming no step (a second call that needs only the
+    summary): nothing is run, every step's file says so, the summary is written, at most 8 files
+    come back (the device tool returns 8)."""
+    out = tmp_path / "out"
+    env = {**os.environ, "OUT": str(out), "GPU_CHECK_STEPS": "none", "PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(ROOT / ".ci" / "gpu-check")], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    files = sorted(p.name for p in out.iterdir())
+    assert "summary.txt" in files and len(files) <= 8
+    for name in ("pytest-cuda.txt", "bench-cuda.txt", "runs.txt"):
+        assert (out / name).read_text().startswith("not run: GPU_CHECK_STEPS=none"), name
+    summary = (out / "summary.txt").read_text()
+    assert "gpu-check done in" in summary and "not run: GPU_CHECK_STEPS=none" in summary

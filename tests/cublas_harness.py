@@ -14,11 +14,8 @@ which entry point) so tests can check the handle follows the stream and TF32 is 
 from __future__ import annotations
 
 import ctypes
-import subprocess
-import tempfile
-from pathlib import Path
 
-from tests.kernel_harness import compiler
+from tests.kernel_harness import compile_library
 
 SOURCE = r"""
 #include <cstdint>
@@ -118,11 +115,7 @@ _built: dict = {}
 def library_path() -> str:
     """Compile (once per test session) the host library and return its path."""
     if "path" not in _built:
-        folder = Path(tempfile.mkdtemp(prefix="devgrad-cublas-"))
-        (folder / "cublas.cpp").write_text(SOURCE)
-        subprocess.run([compiler(), "-O1", "-shared", "-fPIC", "-o", str(folder / "libcublas_host.so"),
-                        str(folder / "cublas.cpp")], check=True, capture_output=True, text=True)
-        _built["path"] = str(folder / "libcublas_host.so")
+        _built["path"] = str(compile_library(SOURCE, "cublas_host"))
     return _built["path"]
 
 

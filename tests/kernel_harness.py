@@ -11,6 +11,7 @@ tables) runs unchanged on NumPy arrays.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import hashlib
 import shutil
@@ -37,17 +38,25 @@ def compiler() -> str | None:
     return shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
 
 
+def compile_library(text: str, name: str) -> Path:
+    """C++ ``text`` compiled into a shared library ``lib{name}.so`` in a temporary folder, which
+    is removed when the test process exits (a loaded library stays mapped after that)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"devgrad-{name}-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    (folder / f"{name}.cpp").write_text(text)
+    library = folder / f"lib{name}.so"
+    subprocess.run([compiler(), "-O1", "-shared", "-fPIC", "-o", str(library), str(folder / f"{name}.cpp")],
+                   check=True, capture_output=True, text=True)
+    return library
+
+
 _library: dict = {}
 
 
 def _build(text: str):
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
     if key not in _library:
-        folder = Path(tempfile.mkdtemp(prefix="devgrad-kernels-"))
-        (folder / "kernels.cpp").write_text(text)
-        subprocess.run([compiler(), "-O1", "-shared", "-fPIC", "-o", str(folder / "kernels.so"),
-                        str(folder / "kernels.cpp")], check=True, capture_output=True, text=True)
-        _library[key] = ctypes.CDLL(str(folder / "kernels.so"))
+        _library[key] = ctypes.CDLL(str(compile_library(text, "kernels")))
     return _library[key]
 
 

@@ -164,36 +164,55 @@ def read_jsonl(path: Path, after_torn: str = "stop") -> list[dict]:
 
 
 class MetricsLog:
-    """metrics.jsonl and metrics.csv: one row per epoch, appended as epochs finish."""
+    """metrics.jsonl and metrics.csv: one row per epoch, appended as epochs finish.
+
+    While a run appends, both files stay open (one write and one flush per file and epoch: each
+    row is in the files, as far as the operating system is concerned, when ``append`` returns);
+    ``close`` ends that, and ``rewrite`` and ``rows`` see the files as they are on disk."""
 
     def __init__(self, run_dir: Path, columns=METRIC_COLUMNS):
         self.jsonl = Path(run_dir) / "metrics.jsonl"
         self.csv = Path(run_dir) / "metrics.csv"
         self.columns = tuple(columns)  # metrics.csv's header: the run's task's metrics
+        self._open: tuple | None = None  # (jsonl file, csv file, csv writer) while appending
 
     def rows(self) -> list[dict]:
         return read_jsonl(self.jsonl)
 
     def rewrite(self, rows: list[dict]) -> None:
         """Replace both files with exactly ``rows`` (used when a resumed run rewinds)."""
+        self.close()  # the files are replaced: later rows go to the new ones
         atomic_write_text(self.jsonl, "".join(json.dumps(r, default=_json_default) + "\n" for r in rows))
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
+        writer = self._writer(buffer)
         writer.writeheader()
         for r in rows:
             writer.writerow({k: _csv_value(r.get(k)) for k in self.columns})
         atomic_write_text(self.csv, buffer.getvalue())
 
     def append(self, row: dict) -> None:
-        with open(self.jsonl, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row, default=_json_default) + "\n")
-            fh.flush()
-        new_csv = not self.csv.exists()
-        with open(self.csv, "a", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
+        if self._open is None:
+            new_csv = not self.csv.exists()
+            jsonl = open(self.jsonl, "a", encoding="utf-8")  # open until close()
+            table = open(self.csv, "a", encoding="utf-8", newline="")  # open until close()
+            self._open = (jsonl, table, self._writer(table))
             if new_csv:
-                writer.writeheader()
-            writer.writerow({k: _csv_value(row.get(k)) for k in self.columns})
+                self._open[2].writeheader()
+        jsonl, table, writer = self._open
+        jsonl.write(json.dumps(row, default=_json_default) + "\n")
+        jsonl.flush()
+        writer.writerow({k: _csv_value(row.get(k)) for k in self.columns})
+        table.flush()
+
+    def close(self) -> None:
+        """Close the files ``append`` keeps open (appending again opens them again)."""
+        if self._open is not None:
+            files, self._open = self._open[:2], None
+            for fh in files:
+                fh.close()
+
+    def _writer(self, fh):
+        return csv.DictWriter(fh, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
 
 
 def _csv_value(value):

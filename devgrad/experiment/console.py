@@ -77,8 +77,10 @@ def format_row(row: dict, epochs: int) -> str:
 
 
 def run_logger(run_dir: Path) -> logging.Logger:
-    log = logging.getLogger(f"devgrad.run.{run_dir.name}.{id(run_dir)}")
-    log.setLevel(logging.INFO)
+    """The logger of one run, writing train.log. It is not registered with ``logging`` (nothing
+    needs to find it by name, and a process running thousands of runs, a sweep, keeps none of
+    them) and does not propagate: a run's lines go to its train.log and its console only."""
+    log = logging.Logger(f"devgrad.run.{run_dir.name}", logging.INFO)
     log.propagate = False
     handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))

@@ -3,11 +3,17 @@ and the run-folder files, with a controlled clock."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 import devgrad as dg
 from devgrad.experiment import run
-from devgrad.experiment.checkpoint import Checkpointer
+from devgrad.experiment.checkpoint import Checkpointer, MetricsLog
 from tests.run_helpers import SMALL, only_run_dir
 
 
@@ -125,3 +131,67 @@ def test_an_epochs_snapshot_stays_on_the_device_until_a_file_is_written(tmp_path
         counts[epochs] = [s for s in copies if s]  # the state's arrays (not 0-d numbers)
         assert dg.load(result.run_dir / "checkpoints" / "last.npz")["epoch"] == epochs
     assert len(counts[6]) == len(counts[2]) > 0, counts
+
+
+def _rows(log):
+    return [r["epoch"] for r in log.rows()], log.csv.read_text().splitlines()
+
+
+def test_each_metrics_row_is_in_both_files_when_append_returns(tmp_path):
+    """The metrics files stay open while a run appends (one write and flush per epoch): a
+    reader sees every finished epoch at once, the CSV header once, and after a rewrite (a
+    resume that rewinds) the rows go to the new files, not the replaced ones."""
+    log = MetricsLog(tmp_path, ("epoch", "train_loss"))
+    for epoch in (1, 2, 3):
+        log.append({"epoch": epoch, "train_loss": 1.0 / epoch})
+        epochs, lines = _rows(log)
+        assert epochs == list(range(1, epoch + 1))
+        assert lines[0] == "epoch,train_loss" and len(lines) == epoch + 1
+    log.rewrite([{"epoch": 1, "train_loss": 1.0}])
+    log.append({"epoch": 2, "train_loss": 0.25})
+    assert _rows(log) == ([1, 2], ["epoch,train_loss", "1,1.0", "2,0.25"])
+    log.close()
+    log.append({"epoch": 3, "train_loss": 0.125})  # appending again opens them again, no second header
+    log.close()
+    assert _rows(log) == ([1, 2, 3], ["epoch,train_loss", "1,1.0", "2,0.25", "3,0.125"])
+
+
+def _open_in_this_process(folder) -> list[str]:
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        pytest.skip("needs /proc/self/fd (Linux) to list this process's open files")
+    links = []
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            links.append(os.readlink(fd))
+    return [link for link in links if link.startswith(str(folder))]
+
+
+@pytest.mark.parametrize("ending", ["completed", "diverged", "stopped"])
+def test_a_run_leaves_no_file_of_its_folder_open(tmp_path, ending, monkeypatch):
+    """However a run ends, the files it kept open (metrics, train.log) are closed: a process that
+    runs many (a sweep, a notebook) does not collect file handles, nor loggers."""
+    loggers = {name for name in logging.Logger.manager.loggerDict if name.startswith("devgrad.run")}
+    spec = {**SMALL, "train": {**SMALL["train"], "epochs": 3}}
+    if ending == "diverged":
+        spec = {**spec, "loss": "mse", "optimizer": {"name": "sgd", "lr": 0.01},
+                "schedule": {"name": "exponential", "gamma": 10.0}, "model": {"hidden": [16], "activation": "relu"},
+                "train": {"epochs": 40, "batch_size": 8}}
+    if ending == "stopped":
+        from devgrad.experiment.trainer import Trainer
+
+        real = Trainer._train_epoch
+
+        def interrupted(self, epoch):
+            if epoch == 2:
+                raise KeyboardInterrupt
+            return real(self, epoch)
+
+        monkeypatch.setattr(Trainer, "_train_epoch", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run(spec, out=tmp_path, quiet=True)
+    else:
+        result = run(spec, out=tmp_path, quiet=True)
+        assert result.summary["status"] == ("completed" if ending == "completed" else "failed")
+    assert _open_in_this_process(tmp_path) == []
+    assert {name for name in logging.Logger.manager.loggerDict if name.startswith("devgrad.run")} == loggers

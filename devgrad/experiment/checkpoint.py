@@ -166,18 +166,42 @@ def read_jsonl(path: Path, after_torn: str = "stop") -> list[dict]:
     return rows
 
 
-class MetricsLog:
-    """metrics.jsonl and metrics.csv: one row per epoch, appended as epochs finish.
+class Appender:
+    """A text file that a run appends lines to, kept open between appends: each ``write`` is in
+    the file, as far as the operating system is concerned, when it returns (one write and one
+    flush, no open and close per epoch). ``header`` is written first when the file is new or
+    empty. ``close`` ends that; writing again opens the file again."""
 
-    While a run appends, both files stay open (one write and one flush per file and epoch: each
-    row is in the files, as far as the operating system is concerned, when ``append`` returns);
-    ``close`` ends that, and ``rewrite`` and ``rows`` see the files as they are on disk."""
+    def __init__(self, path: Path, header: str = ""):
+        self.path = Path(path)
+        self.header = header
+        self._fh = None
+
+    def write(self, text: str) -> None:
+        if self._fh is None:
+            self._fh = open(self.path, "a", encoding="utf-8", newline="")  # open until close()
+            if self.header and self._fh.tell() == 0:
+                self._fh.write(self.header)
+        self._fh.write(text)
+        self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            fh, self._fh = self._fh, None
+            fh.close()
+
+
+class MetricsLog:
+    """metrics.jsonl and metrics.csv: one row per epoch, appended as epochs finish (the files
+    stay open while a run appends; ``close`` closes them)."""
 
     def __init__(self, run_dir: Path, columns=METRIC_COLUMNS):
         self.jsonl = Path(run_dir) / "metrics.jsonl"
         self.csv = Path(run_dir) / "metrics.csv"
         self.columns = tuple(columns)  # metrics.csv's header: the run's task's metrics
-        self._open: tuple | None = None  # (jsonl file, csv file, csv writer) while appending
+        self._jsonl = Appender(self.jsonl)
+        self._csv = Appender(self.csv, header=self._table_text([]))
+        self._rows = self._table(self._csv)  # writes each row with one write() call
 
     def rows(self) -> list[dict]:
         return read_jsonl(self.jsonl)
@@ -186,36 +210,28 @@ class MetricsLog:
         """Replace both files with exactly ``rows`` (used when a resumed run rewinds)."""
         self.close()  # the files are replaced: later rows go to the new ones
         atomic_write_text(self.jsonl, "".join(json.dumps(r, default=_json_default) + "\n" for r in rows))
+        atomic_write_text(self.csv, self._table_text(rows))
+
+    def append(self, row: dict) -> None:
+        self._jsonl.write(json.dumps(row, default=_json_default) + "\n")
+        self._rows.writerow({k: _csv_value(row.get(k)) for k in self.columns})
+
+    def close(self) -> None:
+        """Close the files ``append`` keeps open."""
+        self._jsonl.close()
+        self._csv.close()
+
+    def _table(self, fh) -> csv.DictWriter:
+        return csv.DictWriter(fh, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
+
+    def _table_text(self, rows: list[dict]) -> str:
+        """metrics.csv's whole text for ``rows``: the header, then a line per row."""
         buffer = io.StringIO()
-        writer = self._writer(buffer)
+        writer = self._table(buffer)
         writer.writeheader()
         for r in rows:
             writer.writerow({k: _csv_value(r.get(k)) for k in self.columns})
-        atomic_write_text(self.csv, buffer.getvalue())
-
-    def append(self, row: dict) -> None:
-        if self._open is None:
-            new_csv = not self.csv.exists()
-            jsonl = open(self.jsonl, "a", encoding="utf-8")  # open until close()
-            table = open(self.csv, "a", encoding="utf-8", newline="")  # open until close()
-            self._open = (jsonl, table, self._writer(table))
-            if new_csv:
-                self._open[2].writeheader()
-        jsonl, table, writer = self._open
-        jsonl.write(json.dumps(row, default=_json_default) + "\n")
-        jsonl.flush()
-        writer.writerow({k: _csv_value(row.get(k)) for k in self.columns})
-        table.flush()
-
-    def close(self) -> None:
-        """Close the files ``append`` keeps open (appending again opens them again)."""
-        if self._open is not None:
-            files, self._open = self._open[:2], None
-            for fh in files:
-                fh.close()
-
-    def _writer(self, fh):
-        return csv.DictWriter(fh, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
+        return buffer.getvalue()
 
 
 def _csv_value(value):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from devgrad import nn
-from devgrad.experiment.checkpoint import read_jsonl
+from devgrad.experiment.checkpoint import Appender, read_jsonl
 from devgrad.io import atomic_write_text
 
 MAX_UNITS = 16  # first layers wider than this are not drawn unit by unit
@@ -108,16 +108,21 @@ class UnitHistory:
 
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / "hidden_units.jsonl"
+        self._file = Appender(self.path)
 
     def append(self, epoch: int, weight: np.ndarray, bias: np.ndarray) -> None:
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"epoch": epoch, "weight": weight.tolist(), "bias": bias.tolist()}) + "\n")
+        self._file.write(json.dumps({"epoch": epoch, "weight": weight.tolist(), "bias": bias.tolist()}) + "\n")
+
+    def close(self) -> None:
+        """Close the file ``append`` keeps open."""
+        self._file.close()
 
     def rows(self) -> list[dict]:
         return read_jsonl(self.path)
 
     def keep_before(self, epoch: int) -> None:
         """Drop the epochs from ``epoch`` on (a resumed run trains them again)."""
+        self.close()  # the file is replaced: later rows go to the new one
         if self.path.exists():
             kept = [r for r in self.rows() if r["epoch"] < epoch]
             atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))

@@ -246,6 +246,8 @@ class Trainer:
             # run evaluates the test split and draws its plots; the run's command waits for it
             # (checkpoints.close()) before it calls the run completed.
             self.metrics.close()
+            if self.units is not None:
+                self.units.close()
             self.checkpoints.flush(wait=False)
 
     def _epochs(self, start_epoch: int, console: Console) -> str:

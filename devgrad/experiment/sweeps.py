@@ -561,16 +561,19 @@ class _Progress:
     def record(self, line: dict) -> None:
         name, mode = self.monitor
         v = _value(line, name) if line["status"] == "completed" else None
-        if v is not None and (self.best is None or (v > self.best if mode == "max" else v < self.best)):
-            self.best = v
+        if v is not None and (self.best is None or (v > self.best[0] if mode == "max" else v < self.best[0])):
+            self.best = (v, line["index"])
         if self.quiet:
             return
-        best = f"best {name} {self.best:.4f}" if self.best is not None else "no completed run yet"
+        best = (f"best so far {self.best[0]:.4f}, run {self.best[1]}" if self.best is not None
+                else "no completed run yet")
         if self.bar is not None:
-            self.bar.set_postfix_str(best)
+            self.bar.set_postfix_str(f"best {name} {self.best[0]:.4f} (run {self.best[1]})" if self.best is not None
+                                     else best)
             self.bar.update(1)
         else:
-            print(f"run {line['index']} {line['status']} in {line['wall_seconds'] or 0:.1f}s ({best})", flush=True)
+            own = f": {name} {v:.4f}" if v is not None else ""
+            print(f"run {line['index']} {line['status']} in {line['wall_seconds'] or 0:.1f}s{own} ({best})", flush=True)
 
     def say(self, message: str) -> None:
         if not self.quiet:

@@ -241,3 +241,19 @@ def test_a_results_line_cut_short_by_a_kill_does_not_swallow_the_next(tmp_path):
     (tmp_path / "results.jsonl").write_text('{"index": 0, "status": "completed"}\n{"index": 1, "sta')
     _append(tmp_path / "results.jsonl", {"index": 2, "status": "completed"})
     assert [r["index"] for r in read_results(tmp_path)] == [0, 2]
+
+
+def test_each_progress_line_gives_the_runs_own_value_and_the_best_so_far(capsys):
+    """A finished run's line says what that run reached, then the best so far and which run
+    holds it: 'best val_loss 0.07' after a run that reached 0.11 read as that run's value."""
+    from devgrad.experiment.sweeps import _Progress
+
+    progress = _Progress(total=3, initial=0, quiet=False, monitor=("val_loss", "min"), where="test")
+    for index, status, value in ((0, "failed", None), (1, "completed", 0.0677), (2, "completed", 0.1125)):
+        progress.record({"index": index, "status": status, "wall_seconds": 1.5,
+                         "best": {"val_loss": value} if value is not None else None,
+                         "final": {"val_loss": value} if value is not None else None})
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert lines == ["run 0 failed in 1.5s (no completed run yet)",
+                     "run 1 completed in 1.5s: val_loss 0.0677 (best so far 0.0677, run 1)",
+                     "run 2 completed in 1.5s: val_loss 0.1125 (best so far 0.0677, run 1)"]

@@ -28,6 +28,7 @@ from devgrad.backend import cublas, cuda_kernels
 from devgrad.backend import numpy as cpu_module
 from devgrad.data import build_splits
 from devgrad.experiment import resolve, run
+from devgrad.experiment.console import close_logger
 from devgrad.experiment.trainer import Trainer
 
 from tests import cublas_harness
@@ -328,12 +329,15 @@ def test_the_runners_step_runs_no_array_op_of_its_own(cuda_path, tmp_path, sourc
         trainer = Trainer(spec, tmp_path, dg.device("cpu"), True, splits)
         batches = list(trainer.train_loader)
         recorded = []
-        for i, (xb, yb) in enumerate(batches[:3]):
-            _Recorded.ops = recorded if i == 2 else None
-            try:
-                trainer._step(xb, yb)
-            finally:
-                _Recorded.ops = None
+        try:
+            for i, (xb, yb) in enumerate(batches[:3]):
+                _Recorded.ops = recorded if i == 2 else None
+                try:
+                    trainer._step(xb, yb)
+                finally:
+                    _Recorded.ops = None
+        finally:
+            close_logger(trainer.log)  # its train.log
         assert isinstance(batches[0][0].data, _Recorded)
         return recorded
 

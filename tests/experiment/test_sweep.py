@@ -144,7 +144,7 @@ def test_kill_9_then_resume_trains_every_point_exactly_once(tmp_path):
         time.sleep(0.05)
     assert folder is not None, "the sweep finished no run in time"
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc.communicate()  # waits, and closes its stderr pipe
     time.sleep(1.0)  # the pool's workers die with their parent (PR_SET_PDEATHSIG)
     before = {r["index"] for r in _lines(folder)}
     assert 1 <= len(before) < 5, "kill -9 came too late to interrupt the sweep"

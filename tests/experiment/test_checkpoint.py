@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -170,7 +171,7 @@ def _open_in_this_process(folder) -> list[str]:
 @pytest.mark.parametrize("ending", ["completed", "diverged", "stopped"])
 def test_a_run_leaves_no_file_of_its_folder_open(tmp_path, ending, monkeypatch):
     """However a run ends, the files it kept open (metrics, train.log) are closed: a process that
-    runs many (a sweep, a notebook) does not collect file handles, nor loggers."""
+    runs many (a sweep, a notebook) does not collect file handles, loggers or writer threads."""
     loggers = {name for name in logging.Logger.manager.loggerDict if name.startswith("devgrad.run")}
     spec = {**SMALL, "train": {**SMALL["train"], "epochs": 3}}
     if ending == "diverged":
@@ -195,3 +196,4 @@ def test_a_run_leaves_no_file_of_its_folder_open(tmp_path, ending, monkeypatch):
         assert result.summary["status"] == ("completed" if ending == "completed" else "failed")
     assert _open_in_this_process(tmp_path) == []
     assert {name for name in logging.Logger.manager.loggerDict if name.startswith("devgrad.run")} == loggers
+    assert [t.name for t in threading.enumerate() if t.name.startswith("devgrad-checkpoint")] == []

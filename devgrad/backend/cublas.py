@@ -104,15 +104,29 @@ def mapped_library() -> str | None:
     return None
 
 
+def pathfinder_library() -> str | None:
+    """libcublas as NVIDIA's cuda-pathfinder finds and loads it (a CuPy 14 dependency: it knows
+    the pip wheels' layouts, e.g. nvidia/cu13/lib, which the dynamic loader does not search)."""
+    try:
+        from cuda.pathfinder import load_nvidia_dynamic_lib  # noqa: PLC0415 - comes with CuPy 14
+    except ImportError:
+        return None
+    try:
+        return load_nvidia_dynamic_lib("cublas").abs_path
+    except Exception:  # not installed where pathfinder looks (DynamicLibNotFoundError)
+        return None
+
+
 def find_library() -> str:
     """Where libcublas is: the one mapped into this process (after asking CuPy for its cuBLAS
-    handle, which makes CuPy load it from wherever its wheel keeps it), else the first of its
-    usual names that loads."""
+    handle, which makes CuPy load it from wherever its wheel keeps it), else the one NVIDIA's
+    cuda-pathfinder finds, else the first of its usual names that loads."""
     path = mapped_library()
     if path is None and cupy_import.available():
-        with contextlib.suppress(Exception):  # a CuPy without cuBLAS: fall back to the names
+        with contextlib.suppress(Exception):  # a CuPy without cuBLAS: look further
             cupy_import.module().cuda.device.get_cublas_handle()
         path = mapped_library()
+    path = path or pathfinder_library()
     if path:
         return path
     for name in ("libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"):

@@ -260,3 +260,71 @@ def test_a_graph_keeps_the_ones_vectors_it_read_alive(host_gemm, monkeypatch):
     gc.collect()
     assert read() is not None and unread() is None
     assert cuda_kernels._recording is None
+
+
+# -- finding libcublas ----------------------------------------------------------------------------
+
+def test_the_library_this_process_mapped_is_the_one_found(tmp_path):
+    """CuPy's wheel decides where libcublas lives (nvidia/cu13/lib for cupy-cuda13x): the GEMM
+    path takes the one the process has mapped, by its path. A copy of the host build named like
+    cuBLAS, loaded by a fresh process, is what that process finds (in a child process: mapped
+    into this one, it would be found by the GPU tests of this worker instead of the real one)."""
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "lib" / "libcublas.so.99"
+    copy.parent.mkdir()
+    shutil.copy(cublas_harness.library_path(), copy)
+    probe = ("import ctypes, sys; from devgrad.backend import cublas; before = cublas.mapped_library(); "
+             "ctypes.CDLL(sys.argv[1]); print(before); print(cublas.mapped_library())")
+    out = subprocess.run([sys.executable, "-c", probe, str(copy)], capture_output=True, text=True, check=True)
+    before, found = out.stdout.splitlines()
+    assert before == "None" and found == str(copy)
+
+
+class _Found:
+    def __init__(self, abs_path):
+        self.abs_path = abs_path
+
+
+def test_without_a_mapped_library_cuda_pathfinder_is_asked_then_the_usual_names(monkeypatch):
+    """Before CuPy has loaded cuBLAS (or when its handle cannot be had), NVIDIA's cuda-pathfinder,
+    which CuPy 14 depends on and which knows the pip wheels' layouts, finds it; without it (or
+    when it finds nothing) the usual sonames are tried; with none of them, one clear error."""
+    import sys
+    import types
+
+    monkeypatch.setattr(cublas, "mapped_library", lambda: None)
+    monkeypatch.setattr(cublas.cupy_import, "available", lambda: False)
+    asked = []
+
+    def load_nvidia_dynamic_lib(name):
+        asked.append(name)
+        return _Found("/opt/wheels/nvidia/cu13/lib/libcublas.so.13")
+
+    pathfinder = types.ModuleType("cuda.pathfinder")
+    pathfinder.load_nvidia_dynamic_lib = load_nvidia_dynamic_lib
+    monkeypatch.setitem(sys.modules, "cuda", types.ModuleType("cuda"))
+    monkeypatch.setitem(sys.modules, "cuda.pathfinder", pathfinder)
+    assert cublas.find_library() == "/opt/wheels/nvidia/cu13/lib/libcublas.so.13" and asked == ["cublas"]
+
+    def not_found(name):
+        raise RuntimeError(f'Failure finding "lib{name}.so.13"')  # pathfinder's DynamicLibNotFoundError
+
+    pathfinder.load_nvidia_dynamic_lib = not_found
+    tried = []
+
+    def cdll(name, *args, **kwargs):
+        tried.append(name)
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(cublas.ctypes, "CDLL", cdll)
+    with pytest.raises(cublas.CublasError, match="none of its usual names loads"):
+        cublas.find_library()
+    assert tried == ["libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"]
+    monkeypatch.setitem(sys.modules, "cuda.pathfinder", None)  # not installed: import fails
+    tried.clear()
+    with pytest.raises(cublas.CublasError):
+        cublas.find_library()
+    assert len(tried) == 4

@@ -51,8 +51,11 @@ def test_completed_run_folder_has_every_file(tmp_path):
     assert "epoch 6/6" in (run_dir / "train.log").read_text()
 
 
+NO_PLOTS = {**SMALL, "plots": {"enabled": False}}  # for CLI runs whose pictures no test looks at
+
+
 def test_same_seed_gives_identical_metrics_on_cpu(tmp_path):
-    spec = write_spec(tmp_path, SMALL)
+    spec = write_spec(tmp_path, NO_PLOTS)
     for out in ("a", "b"):
         assert cli("run", spec, "--out", tmp_path / out, "-q").returncode == 0
     a, b = only_run_dir(tmp_path / "a", "small"), only_run_dir(tmp_path / "b", "small")
@@ -63,11 +66,11 @@ def test_same_seed_gives_identical_metrics_on_cpu(tmp_path):
 
 @pytest.mark.skipif(dg.cuda_available(), reason="checks the no-GPU fallback")
 def test_auto_device_falls_back_to_cpu_with_a_notice(tmp_path):
-    result = cli("run", write_spec(tmp_path, {**SMALL, "device": "auto"}), "--out", tmp_path / "runs",
+    result = cli("run", write_spec(tmp_path, {**NO_PLOTS, "device": "auto"}), "--out", tmp_path / "runs",
                  "--set", "train.epochs=1")
     assert result.returncode == 0
     assert "device auto: CUDA is not available" in result.stderr and "running on the CPU" in result.stderr
-    quiet = cli("run", write_spec(tmp_path, {**SMALL, "device": "auto"}), "--out", tmp_path / "quiet", "-q",
+    quiet = cli("run", write_spec(tmp_path, {**NO_PLOTS, "device": "auto"}), "--out", tmp_path / "quiet", "-q",
                 "--set", "train.epochs=1")
     assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""  # --quiet means quiet
     run_dir = only_run_dir(tmp_path / "runs", "small")

@@ -11,13 +11,14 @@ from tests.run_helpers import SMALL, cli, write_spec
 
 
 def test_non_tty_output_is_plain_lines_without_progress_bar_noise(tmp_path):
-    result = cli("run", write_spec(tmp_path, SMALL), "--out", tmp_path / "runs")
+    small = {**SMALL, "plots": {"enabled": False}}  # the console is tested, not the pictures
+    result = cli("run", write_spec(tmp_path, small), "--out", tmp_path / "runs")
     assert "\r" not in result.stdout and "it/s" not in result.stdout and "%|" not in result.stdout
     epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
     assert len(epoch_lines) == 6 and "train_loss" in epoch_lines[0]
-    quiet = cli("run", write_spec(tmp_path, SMALL), "--out", tmp_path / "runs", "--quiet")
+    quiet = cli("run", write_spec(tmp_path, small), "--out", tmp_path / "runs", "--quiet")
     assert quiet.returncode == 0 and "epoch " not in quiet.stdout
-    long = cli("run", write_spec(tmp_path, {**SMALL, "train": {**SMALL["train"], "epochs": 190}}), "--out",
+    long = cli("run", write_spec(tmp_path, {**small, "train": {**SMALL["train"], "epochs": 190}}), "--out",
                tmp_path / "runs")
     lines = [line for line in long.stdout.splitlines() if line.startswith("epoch ")]
     assert 10 <= len(lines) <= 22 and lines[0].startswith("epoch   1/190") and lines[-1].startswith("epoch 190/190")

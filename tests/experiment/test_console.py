@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.run_helpers import SMALL, cli, write_spec
+from tests.run_helpers import SMALL, cli, only_run_dir, write_spec
 
 
 def test_non_tty_output_is_plain_lines_without_progress_bar_noise(tmp_path):
@@ -19,10 +19,10 @@ def test_non_tty_output_is_plain_lines_without_progress_bar_noise(tmp_path):
     quiet = cli("run", write_spec(tmp_path, small), "--out", tmp_path / "runs", "--quiet")
     assert quiet.returncode == 0 and "epoch " not in quiet.stdout
     long = cli("run", write_spec(tmp_path, {**small, "train": {**SMALL["train"], "epochs": 190}}), "--out",
-               tmp_path / "runs")
+               tmp_path / "long")
     lines = [line for line in long.stdout.splitlines() if line.startswith("epoch ")]
     assert 10 <= len(lines) <= 22 and lines[0].startswith("epoch   1/190") and lines[-1].startswith("epoch 190/190")
-    run_dir = sorted((tmp_path / "runs" / "small").iterdir())[-1]
+    run_dir = only_run_dir(tmp_path / "long", "small")
     assert (run_dir / "train.log").read_text().count("epoch ") >= 190  # the log keeps every epoch
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -168,7 +167,7 @@ def _free_port() -> int:
 
 def test_an_external_dask_scheduler_and_worker_through_address(tmp_path):
     pytest.importorskip("dask.distributed")
-    dask_cli = [shutil.which("dask")] if shutil.which("dask") else [sys.executable, "-m", "dask"]
+    dask_cli = [sys.executable, "-m", "dask"]  # this interpreter's Dask (a `dask` on PATH may be another one's)
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -245,10 +245,10 @@ class Trainer:
             # written now (from the last finished, finite epoch), by the writer thread while the
             # run evaluates the test split and draws its plots; the run's command waits for it
             # (checkpoints.close()) before it calls the run completed.
-            self.metrics.close()
+            self.checkpoints.flush(wait=False)
+            self.metrics.close()  # the files appended to every epoch
             if self.units is not None:
                 self.units.close()
-            self.checkpoints.flush(wait=False)
 
     def _epochs(self, start_epoch: int, console: Console) -> str:
         t = self.spec.train

@@ -7,10 +7,16 @@ import logging
 import sys
 from pathlib import Path
 
-try:  # optional: the progress bar
-    from tqdm.auto import tqdm
-except ImportError:
-    tqdm = None
+
+def _tqdm():
+    """tqdm's terminal bar, or None without the progress extra. Imported only when a bar is
+    drawn (a terminal): tqdm.auto would also import asyncio and notebook support, and a notebook
+    is not a terminal, so it gets plain lines anyway."""
+    try:
+        from tqdm import tqdm  # noqa: PLC0415 - optional (the progress extra), only for a terminal
+    except ImportError:
+        return None
+    return tqdm
 
 
 class Console:
@@ -25,7 +31,8 @@ class Console:
         self.total = total
         self.every = max(1, -(-total // self.PLAIN_LINES))  # ceil(total / PLAIN_LINES)
         self.bar = None
-        if not quiet and sys.stdout.isatty() and tqdm is not None:
+        tqdm = _tqdm() if not quiet and sys.stdout.isatty() else None
+        if tqdm is not None:
             # A fixed, short bar so the numbers fit an 80-column terminal.
             self.bar = tqdm(total=total, initial=initial, unit="epoch", dynamic_ncols=True, leave=True,
                             bar_format="epoch {n_fmt}/{total_fmt} |{bar:10}| {elapsed}<{remaining}{postfix}")

@@ -568,8 +568,7 @@ class _Progress:
         best = (f"best so far {self.best[0]:.4f}, run {self.best[1]}" if self.best is not None
                 else "no completed run yet")
         if self.bar is not None:
-            self.bar.set_postfix_str(f"best {name} {self.best[0]:.4f} (run {self.best[1]})" if self.best is not None
-                                     else best)
+            self.bar.set_postfix_str(f"{name} {best}")
             self.bar.update(1)
         else:
             own = f": {name} {v:.4f}" if v is not None else ""

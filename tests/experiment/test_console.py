@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -55,3 +56,12 @@ def test_progress_bar_on_a_terminal(tmp_path):
     last = [line for line in text.replace("\r", "\n").splitlines() if "3/3" in line][-1]
     # at 80 columns the bar stays legible: the loss, the validation metric and the best, uncut
     assert len(last.strip()) <= 80 and "loss " in last and "val_acc " in last and "best " in last, last
+
+
+def test_importing_the_runner_loads_no_progress_bar_library():
+    """tqdm (and, through tqdm.auto, asyncio) is imported only when a bar is drawn on a terminal:
+    importing the runner, or running with output to a pipe, costs none of it."""
+    probe = ("import sys, devgrad.experiment; "
+             "print(sorted(m for m in ('tqdm', 'asyncio') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -720,9 +720,14 @@ def _ones_vector(n: int, dtype):
     key = (current_device(), np.dtype(dtype), n)
     ones = _ones.get(key)
     if ones is None:
-        if len(_ones) >= _ONES_KEEP:
-            _ones.pop(next(iter(_ones)))
-        ones = _ones[key] = full(n, 1.0, dtype)
+        ones = full(n, 1.0, dtype)
+        # One made while a graph is recorded is the graph's alone (kept below): its memory comes
+        # from the graph's pool and its fill runs only on replays, so an eager sum reading it from
+        # the cache would see it unfilled, and once the graph is gone, freed.
+        if not capturing():
+            if len(_ones) >= _ONES_KEEP:
+                _ones.pop(next(iter(_ones)))
+            _ones[key] = ones
     if _recording is not None:
         _recording.append(ones)
     return ones

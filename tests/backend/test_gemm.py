@@ -262,6 +262,25 @@ def test_a_graph_keeps_the_ones_vectors_it_read_alive(host_gemm, monkeypatch):
     assert cuda_kernels._recording is None
 
 
+def test_a_ones_vector_first_made_during_a_capture_is_the_graphs_alone(host_gemm, monkeypatch):
+    """A sum of a length no eager step has summed, met while a graph is recorded: its ones vector
+    comes from the graph's memory pool and is filled only when the graph replays, so it must not
+    enter the cache (an eager sum would read it unfilled, and freed once the graph is gone); the
+    graph keeps it, and the next eager sum of that length makes and caches its own."""
+    monkeypatch.setattr(cuda_kernels, "current_device", lambda: 0)
+    monkeypatch.setattr(cuda_kernels, "_ones", {})
+    a = np.arange(15, dtype=np.float32).reshape(5, 3)
+    monkeypatch.setattr(cuda_kernels, "capturing", lambda: True)
+    with cuda_kernels.keep_alive_for_graph() as kept:
+        np.testing.assert_array_equal(cuda_kernels.sum_axes(a, (0,)), a.sum(axis=0))
+    assert len(kept) == 1 and kept[0].shape == (5,)
+    assert cuda_kernels._ones == {}
+    monkeypatch.setattr(cuda_kernels, "capturing", lambda: False)
+    np.testing.assert_array_equal(cuda_kernels.sum_axes(a, (0,)), a.sum(axis=0))
+    assert list(cuda_kernels._ones) == [(0, np.dtype(np.float32), 5)]
+    assert cuda_kernels._ones[(0, np.dtype(np.float32), 5)] is not kept[0]
+
+
 # -- finding libcublas ----------------------------------------------------------------------------
 
 def test_the_library_this_process_mapped_is_the_one_found(tmp_path):

@@ -143,6 +143,26 @@ def test_a_step_that_reads_the_host_runs_eagerly_with_a_warning(device):
     assert step.failure is not None and step.replays == 0 and step.graphs == 0
 
 
+def test_a_sum_first_met_during_capture_leaves_eager_sums_right(device):
+    """A sum whose ones vector is first needed while a graph is recorded (a length no eager step
+    summed): the graph's replays give the sum, and an eager sum of that length, before and after
+    a replay and once the graph is gone, gives it too (it must not read the graph's unfilled or
+    freed vector)."""
+    if not device.supports_graphs:
+        pytest.skip("needs a GPU: the CPU never captures")
+    n = 4099  # a length nothing else in this process sums
+    host = np.arange(n * 2, dtype=np.float32).reshape(n, 2) / n
+    a = dg.tensor(host, device=device)
+    want = host.sum(axis=0)
+    device.kernels.sum_axes(a.data[:3], (0,))  # an eager sum of another length: its kernels are loaded
+    graph = device.capture(lambda: device.kernels.sum_axes(a.data, (0,)))
+    np.testing.assert_allclose(device.to_host(device.kernels.sum_axes(a.data, (0,))), want, rtol=1e-5)
+    graph.replay()
+    np.testing.assert_allclose(device.to_host(graph.result), want, rtol=1e-5)
+    del graph
+    np.testing.assert_allclose(device.to_host(device.kernels.sum_axes(a.data * 2, (0,))), 2 * want, rtol=1e-5)
+
+
 def test_readme_cuda_graph_example_runs():
     """README's CapturedStep example, as written (on this machine's 'auto' device)."""
     import pathlib

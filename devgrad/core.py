@@ -351,7 +351,7 @@ def _set_leaf_grads_from_arrays(leaf_grads: dict) -> None:
         # A view (e.g. of a broadcast) or one array reaching two leaves (a + b) is copied, so
         # in-place clipping or zeroing of one gradient never touches another array.
         if g.base is not None or id(g) in seen or not getattr(g.flags, "writeable", True):
-            g = g.copy()
+            g = leaf.device.copy(g)
         seen.add(id(g))
         leaf.grad = Tensor._make(g, leaf.device)
 
@@ -359,7 +359,7 @@ def _set_leaf_grads_from_arrays(leaf_grads: dict) -> None:
 def _wrap_owned(array, device):
     """A gradient array as a Tensor that owns writable memory (views, e.g. of broadcasts, are copied)."""
     if array.base is not None or not getattr(array.flags, "writeable", True):
-        array = array.copy()
+        array = device.copy(array)
     return Tensor._make(array, device)
 
 
@@ -710,13 +710,13 @@ def _to_array(data, device, dtype):
     if isinstance(data, Tensor):
         dev = resolve_device(device) if device is not None else data.device
         array = dev.put(data.data)
-        array = array.astype(dt) if dt is not None and array.dtype != dt else array.copy()
+        array = array.astype(dt) if dt is not None and array.dtype != dt else dev.copy(array)
         return dev, array
     if is_device_array(data) and not isinstance(data, np.ndarray):
         src = device_of(data)
         dev = resolve_device(device) if device is not None else src
         array = dev.put(data)
-        return dev, (array.astype(dt) if dt is not None else array.copy())
+        return dev, (array.astype(dt) if dt is not None and array.dtype != dt else dev.copy(array))
     dev = resolve_device(device) if device is not None else default_device()
     if isinstance(data, np.ndarray | np.generic):
         host = np.asarray(data, dtype=dt)
@@ -731,7 +731,7 @@ def _to_array(data, device, dtype):
     if host.dtype.kind == "O":
         raise TypeError(f"cannot make a tensor from {type(data).__name__}: it is not numeric")
     array = dev.put(host)
-    return dev, (array.copy() if array is data else array)  # never share memory with the caller's array
+    return dev, (dev.copy(array) if array is data else array)  # never share memory with the caller's array
 
 
 def tensor(data, requires_grad: bool = False, device=None, dtype=None, name: str | None = None) -> Tensor:

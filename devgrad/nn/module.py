@@ -19,7 +19,8 @@ class Parameter(Tensor):
 
     def __init__(self, data, requires_grad: bool = True, device=None, dtype=None, name: str | None = None):
         if isinstance(data, Tensor) and device is None and dtype is None:
-            super().__init__(data.data.copy(), requires_grad=requires_grad, device=data.device, name=name)
+            super().__init__(data.device.copy(data.data), requires_grad=requires_grad, device=data.device,
+                             name=name)
         else:
             super().__init__(data, requires_grad=requires_grad, device=device, dtype=dtype, name=name)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 import devgrad as dg
 import devgrad.nn.functional as F
@@ -35,6 +36,7 @@ from tests import cublas_harness
 from tests import kernel_harness as harness
 
 STEPS = 4
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Recorded(np.ndarray):
@@ -79,8 +81,8 @@ class _Recorded(np.ndarray):
         return _recorded(_plain(self).copy(order=order))
 
     def fill(self, value):
-        if _Recorded.ops is not None:
-            _Recorded.ops.append("fill")
+        if _Recorded.ops is not None:  # CuPy fills a contiguous array with zeros by a memset
+            _Recorded.ops.append("memset" if value == 0 and self.flags.c_contiguous else "fill")
         _plain(self).fill(value)
 
     def __getitem__(self, key):
@@ -109,6 +111,14 @@ def _recorded(value):
     view = value.view(_Recorded)
     view._owner_base = value.base
     return view
+
+
+def _device_copy(array, index):
+    """``Device.copy`` as the CUDA backend does it: a memcpy for a contiguous array (no kernel),
+    CuPy's copy kernel otherwise."""
+    if _Recorded.ops is not None:
+        _Recorded.ops.append("memcpy" if array.flags.c_contiguous else "copy")
+    return _recorded(_plain(array).copy())
 
 
 class _RecordingNumpy:
@@ -150,6 +160,7 @@ def cuda_path(monkeypatch):
                 patch.setattr(harness, "host_cupy", lambda: host)
                 patch.setattr(cpu, "xp", _RecordingNumpy())
                 patch.setattr(cpu_module, "to_device", lambda array, index: _recorded(np.asarray(array)))
+                patch.setattr(cpu_module, "copy", _device_copy)  # the CUDA backend's: a memcpy when contiguous
                 patch.setattr(cpu, "host_reads_are_free", False)  # as on a GPU: no label range check
             patch.setattr(cublas, "_state", {"library": None, "handles": {}})
             cublas.load(library)
@@ -348,6 +359,36 @@ def test_the_runners_step_runs_no_array_op_of_its_own(cuda_path, tmp_path, sourc
     assert launches[f"devgrad_{fused}"] == launches[f"devgrad_{fused}_grad"] == 3  # the loss: one node
     allowed = {"empty", "empty_like", "zeros", "asarray", "reshape", "ascontiguousarray"}  # no kernel
     assert [op for op in recorded if op not in allowed] == []
+
+
+def test_a_whole_run_launches_no_kernel_of_cupys(cuda_path, tmp_path):
+    """Not just the step: a whole run of the gpu_large spec (shrunk) — the model's construction
+    and initial weights, the data put on the device, each epoch's shuffle, the steps, validation,
+    the test split, the schedule, the per-epoch snapshots and checkpoints, the hidden-unit log —
+    runs devgrad's kernels, GEMMs, allocations, memsets and memcpys only: on a machine that never
+    ran devgrad, CuPy compiles nothing of its own for it (each CuPy kernel would be an NVRTC
+    compilation of 0.1-0.4 s there)."""
+    spec = yaml.safe_load((ROOT / "experiments" / "gpu_large.yaml").read_text(encoding="utf-8"))
+    spec.update(device="cpu", plots={"enabled": False})
+    spec["data"].update(n_samples=600, n_features=16)
+    spec["model"]["hidden"] = [32, 32]
+    spec["train"].update(epochs=3, batch_size=64)
+
+    def whole_run():
+        recorded = []
+        _Recorded.ops = recorded
+        try:
+            result = run(spec, out=tmp_path, quiet=True)
+        finally:
+            _Recorded.ops = None
+        return recorded, result
+
+    (recorded, result), launches, gemms = cuda_path(whole_run, record_arrays=True)
+    assert result.summary["status"] == "completed" and launches["devgrad_adam_many"] and gemms
+    assert "memcpy" in recorded  # the snapshots: device copies, seen by this recording
+    allowed = {"empty", "empty_like", "zeros", "zeros_like", "asarray", "reshape", "ascontiguousarray", "memset",
+               "memcpy"}
+    assert sorted({op for op in recorded if op not in allowed}) == []
 
 
 def test_bench_reports_the_launches_of_one_eager_step(cuda_path):

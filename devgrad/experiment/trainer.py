@@ -305,12 +305,15 @@ class Trainer:
         return self.splits.target_values(self.device.to_host(out.data).reshape(-1))
 
     def predict_proba(self, X_raw: np.ndarray) -> np.ndarray:
-        """Class-1 probability for raw (unstandardised) inputs, on the host."""
+        """Class probabilities (n, classes) for raw (unstandardised) inputs, on the host. The
+        outputs come to the host first and their softmax (or sigmoid) is NumPy's: the same bytes
+        travel, and on a GPU no CuPy kernel runs (each would be one more compilation on a fresh
+        machine, for a plot)."""
         X = self.splits.standardize_input(X_raw).astype(self.dtype)
         with no_grad(), self.device.activate():
             self.model.eval()
             out = self.model(Tensor._make(self.device.put(X), self.device))
-        return self.device.to_host(self.task.probabilities(out.data, self.device.xp))
+        return self.task.probabilities(self.device.to_host(out.data), np)
 
 
 def summary_of(trainer: Trainer, history: list, status: str, wall: float) -> dict:

@@ -60,7 +60,7 @@ class _Recorded(np.ndarray):
 
     def __array_function__(self, func, types, args, kwargs):
         if _Recorded.ops is not None:
-            _Recorded.ops.append(func.__name__)
+            _Recorded.ops.append("memcpy" if func is np.copyto and _is_memcpy(*args) else func.__name__)
         return _recorded(func(*_plain(args), **{k: _plain(v) for k, v in kwargs.items()}))
 
     @property
@@ -95,6 +95,12 @@ class _Recorded(np.ndarray):
         if _Recorded.ops is not None:
             _Recorded.ops.append("setitem")
         _plain(self)[_plain(key)] = _plain(value)
+
+
+def _is_memcpy(dst, src, *_) -> bool:
+    """Whether CuPy's copyto(dst, src) is a memcpy: one dtype and shape, both C-contiguous."""
+    return (isinstance(src, np.ndarray) and dst.dtype == src.dtype and dst.shape == src.shape
+            and dst.flags.c_contiguous and src.flags.c_contiguous)
 
 
 def _plain(value):
@@ -361,18 +367,25 @@ def test_the_runners_step_runs_no_array_op_of_its_own(cuda_path, tmp_path, sourc
     assert [op for op in recorded if op not in allowed] == []
 
 
-def test_a_whole_run_launches_no_kernel_of_cupys(cuda_path, tmp_path):
-    """Not just the step: a whole run of the gpu_large spec (shrunk) — the model's construction
-    and initial weights, the data put on the device, each epoch's shuffle, the steps, validation,
-    the test split, the schedule, the per-epoch snapshots and checkpoints, the hidden-unit log —
-    runs devgrad's kernels, GEMMs, allocations, memsets and memcpys only: on a machine that never
-    ran devgrad, CuPy compiles nothing of its own for it (each CuPy kernel would be an NVRTC
+@pytest.mark.parametrize("name", ["gpu_large", "spirals"])
+def test_a_whole_run_launches_no_kernel_of_cupys(cuda_path, tmp_path, name):
+    """Not just the step: a whole run — the model's construction and initial weights, the data
+    put on the device, each epoch's shuffle, the steps, validation, the test split, the schedule,
+    the per-epoch snapshots and checkpoints, the hidden-unit log, restoring the best epoch, and
+    for spirals the plots' probabilities over a grid and the decision-boundary frames — runs
+    devgrad's kernels, GEMMs, allocations, memsets and memcpys only: on a machine that never ran
+    devgrad, CuPy compiles nothing of its own for it (each CuPy kernel would be an NVRTC
     compilation of 0.1-0.4 s there)."""
-    spec = yaml.safe_load((ROOT / "experiments" / "gpu_large.yaml").read_text(encoding="utf-8"))
-    spec.update(device="cpu", plots={"enabled": False})
-    spec["data"].update(n_samples=600, n_features=16)
-    spec["model"]["hidden"] = [32, 32]
-    spec["train"].update(epochs=3, batch_size=64)
+    spec = yaml.safe_load((ROOT / "experiments" / f"{name}.yaml").read_text(encoding="utf-8"))
+    spec["device"] = "cpu"
+    if name == "gpu_large":  # shrunk, without plots (it has no 2-D picture to draw)
+        spec["plots"] = {"enabled": False}
+        spec["data"].update(n_samples=600, n_features=16)
+        spec["model"]["hidden"] = [32, 32]
+        spec["train"].update(epochs=3, batch_size=64)
+    else:
+        pytest.importorskip("matplotlib")
+        spec["train"]["epochs"] = 2
 
     def whole_run():
         recorded = []
@@ -386,8 +399,8 @@ def test_a_whole_run_launches_no_kernel_of_cupys(cuda_path, tmp_path):
     (recorded, result), launches, gemms = cuda_path(whole_run, record_arrays=True)
     assert result.summary["status"] == "completed" and launches["devgrad_adam_many"] and gemms
     assert "memcpy" in recorded  # the snapshots: device copies, seen by this recording
-    allowed = {"empty", "empty_like", "zeros", "zeros_like", "asarray", "reshape", "ascontiguousarray", "memset",
-               "memcpy"}
+    allowed = {"empty", "empty_like", "zeros", "zeros_like", "asarray", "reshape", "ascontiguousarray", "shape",
+               "memset", "memcpy"}
     assert sorted({op for op in recorded if op not in allowed}) == []
 
 

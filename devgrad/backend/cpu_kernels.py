@@ -74,6 +74,19 @@ def full(shape, value: float, dtype) -> np.ndarray:
     return np.full(shape, value, dtype=dtype)
 
 
+def dropout_mask_(u: np.ndarray, p: float) -> np.ndarray:
+    """Uniform draws ``u`` turned into a dropout mask in place: 1/(1-p) where u >= p, else 0."""
+    keep = u >= p
+    u[...] = keep
+    u *= 1.0 / (1.0 - p)
+    return u
+
+
+def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a × b into a new array of a's dtype and shape (an array also for 0-d a)."""
+    return np.multiply(a, b, out=np.empty_like(a))
+
+
 def _new(ufunc, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """ufunc(x, y) into a fresh array of x's dtype and shape (an array also for 0-d inputs), for
     the in-place steps that follow."""

@@ -280,6 +280,19 @@ def full(shape, value: float, dtype):
     return fill_(module().empty(shape, dtype=dtype), value)
 
 
+def dropout_mask_(u, p: float):
+    """Uniform draws ``u`` turned into a dropout mask in place: 1/(1-p) where u >= p, else 0."""
+    launch("dropout_mask", float(p), 1.0 / (1.0 - p), u)
+    return u
+
+
+def mul(a, b):
+    """a × b, one kernel (a and b of one shape, or b broadcasting along a's leading axes)."""
+    if b.dtype != a.dtype:
+        b = b.astype(a.dtype)
+    return launch("mul", a, b)
+
+
 def bias_act_(out, bias, act: str):
     if bias is None:
         bias = module().zeros((), dtype=out.dtype)

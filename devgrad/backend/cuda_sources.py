@@ -42,6 +42,11 @@ ELEMENTWISE = {
     # A constant into every element (a backward's seed, a ones vector, a 0-d rate or step count):
     # CuPy's fill is one more kernel to compile per dtype.
     "fill": ("float64 value", "T y", "y = (T)value"),
+    # Dropout: the mask from uniform draws u (in place: 1/(1-p) where u >= p, compared in T as NumPy
+    # compares a float32 array with a Python float, else 0), and the product with it, forward and
+    # backward: CuPy would compile a comparison, a cast and a multiply for it.
+    "dropout_mask": ("float64 p, float64 scale", "T u", "u = u >= (T)p ? (T)scale : (T)0"),
+    "mul": ("T a, T b", "T c", "c = a * b"),
     "sgd": (
         "T g, float64 lr, float64 wd, int32 maximize", "T p",
         """

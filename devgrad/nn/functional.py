@@ -342,9 +342,26 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator=None) ->
         return x
     if generator is None:
         generator = x.device.generator(int(default_generator().integers(2**63)))
-    keep = x.device.uniform(generator, x.shape, x.dtype) >= p
-    mask = keep.astype(x.dtype) * (1.0 / (1.0 - p))
-    return x * Tensor._make(mask, x.device)
+    mask = x.device.kernels.dropout_mask_(x.device.uniform(generator, x.shape, x.dtype), p)
+    return _Dropout.apply(x, mask=mask)
+
+
+class _Dropout(Function):
+    """x × mask, the mask (0 or 1/(1−p) per element) given: one kernel forward and one backward
+    (g × mask) on a GPU, where a product of Tensors was CuPy's multiply, compiled on a fresh
+    machine. A second-order graph multiplies Tensors."""
+
+    __slots__ = ("mask",)
+    array_backward = True
+
+    def forward(self, x, mask):
+        self.mask = mask
+        return self.device.kernels.mul(x, mask)
+
+    def backward(self, g):
+        if isinstance(g, Tensor):  # create_graph: differentiable in g
+            return g * Tensor._make(self.mask, self.device)
+        return self.device.kernels.mul(g, self.mask)
 
 
 # Loss functions by the names specs use (``loss: cross_entropy``). The first three take two

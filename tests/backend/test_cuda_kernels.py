@@ -489,6 +489,25 @@ def test_fill_and_full_write_the_value_in_every_dtype(host_cuda_backend, monkeyp
     assert launches.count("devgrad_fill_float") == 1 and launches.count("devgrad_fill_double") == 2
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_mask_and_product_kernels_give_the_numpy_backends_bits(host_cuda_backend, monkeypatch, dtype):
+    """The dropout mask from uniform draws (draws equal to p, rounded to the dtype as NumPy
+    compares with a Python float, are kept) and the products with it, forward and backward: one
+    launch each, bit for bit what the NumPy backend gives."""
+    cuda = host_cuda_backend
+    launches = _count_launches(monkeypatch, cuda)
+    p = 0.7  # float32(0.7) < 0.7: a draw equal to it is kept in float32, would be dropped in double
+    u = np.random.default_rng(4).random((9, 8)).astype(dtype)
+    u[0, :3] = [dtype(p), np.nextafter(dtype(p), dtype(0)), 0.0]
+    got, want = cuda.dropout_mask_(u.copy(), p), cpu_backend.dropout_mask_(u.copy(), p)
+    np.testing.assert_array_equal(got, want)
+    assert got[0, 0] == dtype(1 / (1 - p)) and got[0, 1] == got[0, 2] == 0
+    x = np.random.default_rng(5).standard_normal(u.shape).astype(dtype)
+    np.testing.assert_array_equal(cuda.mul(x, got), cpu_backend.mul(x, want))
+    ctype = "float" if dtype == np.float32 else "double"
+    assert launches == [f"devgrad_dropout_mask_{ctype}", f"devgrad_mul_{ctype}"]
+
+
 def test_a_ready_made_module_for_the_gpus_architecture_is_loaded_instead_of_compiled(tmp_path, monkeypatch):
     """With 'devgrad warmup --arch 80' output in the kernel cache, a GPU of compute capability 8.0
     loads that module; without it, or when the file does not load, the source is compiled (the

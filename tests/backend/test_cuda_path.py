@@ -367,12 +367,13 @@ def test_the_runners_step_runs_no_array_op_of_its_own(cuda_path, tmp_path, sourc
     assert [op for op in recorded if op not in allowed] == []
 
 
-@pytest.mark.parametrize("name", ["gpu_large", "spirals"])
+@pytest.mark.parametrize("name", ["gpu_large", "spirals", "digits"])
 def test_a_whole_run_launches_no_kernel_of_cupys(cuda_path, tmp_path, name):
     """Not just the step: a whole run — the model's construction and initial weights, the data
     put on the device, each epoch's shuffle, the steps, validation, the test split, the schedule,
     the per-epoch snapshots and checkpoints, the hidden-unit log, restoring the best epoch, and
-    for spirals the plots' probabilities over a grid and the decision-boundary frames — runs
+    for spirals the plots' probabilities over a grid and the decision-boundary frames, for digits
+    the dropout masks and products (the draws themselves are cuRAND's on a GPU) — runs
     devgrad's kernels, GEMMs, allocations, memsets and memcpys only: on a machine that never ran
     devgrad, CuPy compiles nothing of its own for it (each CuPy kernel would be an NVRTC
     compilation of 0.1-0.4 s there)."""
@@ -385,6 +386,8 @@ def test_a_whole_run_launches_no_kernel_of_cupys(cuda_path, tmp_path, name):
         spec["train"].update(epochs=3, batch_size=64)
     else:
         pytest.importorskip("matplotlib")
+        if name == "digits":
+            pytest.importorskip("sklearn")
         spec["train"]["epochs"] = 2
 
     def whole_run():

@@ -264,3 +264,26 @@ def test_a_loss_of_a_dtype_the_kernels_do_not_take_is_computed_op_by_op(device, 
     want = formula(x, y).sum()
     assert loss.dtype == want.dtype
     np.testing.assert_allclose(loss.numpy().astype(float), want.numpy().astype(float))
+
+
+def _dropped(device, p=0.3, seed=11):
+    """Dropout with a fresh generator of a fixed seed: the same mask on every call."""
+    return lambda t: F.dropout(t, p, generator=device.generator(seed))
+
+
+def test_dropout_gradient_matches_float64_finite_differences(device):
+    """Dropout is one node (x × its mask): its gradient, and the gradient of its gradient."""
+    x = dg.tensor(rng.standard_normal((5, 7)), dtype="float64", requires_grad=True, device=device)
+    assert dg.gradcheck(_dropped(device), [x])
+    assert dg.gradcheck(lambda t: dg.grad((_dropped(device)(t) ** 2).sum(), t, create_graph=True), [x])
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dropout_matches_torch_with_its_mask(torch, device, dtype):
+    """With the mask it drew (0 or 1/(1-p), read off by dropping ones), dropout's value and
+    gradient are PyTorch's x × mask."""
+    mask = _dropped(device)(dg.ones(5, 7, device=device, dtype=dtype)).numpy()
+    assert set(np.unique(mask)) == {0.0, dtype(1 / 0.7)}
+    check_op(torch, _dropped(device), lambda t: t * torch.tensor(mask), [rng.standard_normal((5, 7))], device,
+             dtype=dtype)

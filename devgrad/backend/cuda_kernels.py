@@ -286,6 +286,12 @@ def dropout_mask_(u, p: float):
     return u
 
 
+def unit_interval_(u):
+    """cuRAND's uniform draws, in (0, 1], moved into [0, 1) in place: 1 becomes 0."""
+    launch("wrap_top", 1.0, u)
+    return u
+
+
 def mul(a, b):
     """a × b, one kernel (a and b of one shape, or b broadcasting along a's leading axes)."""
     if b.dtype != a.dtype:

@@ -47,6 +47,9 @@ ELEMENTWISE = {
     # backward: CuPy would compile a comparison, a cast and a multiply for it.
     "dropout_mask": ("float64 p, float64 scale", "T u", "u = u >= (T)p ? (T)scale : (T)0"),
     "mul": ("T a, T b", "T c", "c = a * b"),
+    # cuRAND's uniform draws lie in (0, 1]: a draw of 1 becomes 0, as CuPy's random_sample makes it
+    # with a kernel of its own (``top`` is 1)
+    "wrap_top": ("float64 top", "T u", "u = u >= (T)top ? (T)0 : u"),
     "sgd": (
         "T g, float64 lr, float64 wd, int32 maximize", "T p",
         """

@@ -73,11 +73,16 @@ def generator(seed: int, index: int):
 
 
 def uniform(gen, shape, dtype, index: int):
+    """Uniform draws in [0, 1): cuRAND's, moved from its (0, 1] by devgrad's kernel where CuPy's
+    random_sample uses one of its own (one more compilation on a fresh machine, for dropout)."""
     cp = module()
     dtype = np.dtype(dtype)
     with cp.cuda.Device(index):
         if dtype in (np.float32, np.float64):
-            return gen.random_sample(shape, dtype=dtype)
+            raw = getattr(gen, "_random_sample_raw", None)  # CuPy's cuRAND call, before that kernel
+            if raw is None:  # a CuPy without it: its own sampler
+                return gen.random_sample(shape, dtype=dtype)
+            return kernels.unit_interval_(raw(shape, dtype))
         return gen.random_sample(shape).astype(dtype)
 
 

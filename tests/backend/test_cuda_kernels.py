@@ -508,6 +508,47 @@ def test_dropout_mask_and_product_kernels_give_the_numpy_backends_bits(host_cuda
     assert launches == [f"devgrad_dropout_mask_{ctype}", f"devgrad_mul_{ctype}"]
 
 
+def test_uniform_draws_come_from_curand_into_zero_one_through_devgrads_kernel(host_cuda_backend, monkeypatch):
+    """The CUDA backend's uniform draws (dropout's): cuRAND's raw draws, in (0, 1], with a draw
+    of 1 made 0 by devgrad's kernel (as CuPy's random_sample does with a kernel of its own, one
+    more compilation on a fresh machine); a CuPy without the raw call uses its own sampler."""
+    import contextlib
+    import types
+
+    from devgrad.backend import cupy as cuda_module
+
+    launches = _count_launches(monkeypatch, host_cuda_backend)
+    stand_in = host_cuda_backend.module()
+    stand_in.cuda = types.SimpleNamespace(Device=lambda index: contextlib.nullcontext())
+    monkeypatch.setattr(cuda_module, "module", lambda: stand_in)
+    raw = np.array([[1.0, 0.25, 1.0], [0.5, 1e-7, 0.999]])
+
+    class Generator:
+        def _random_sample_raw(self, shape, dtype):
+            return raw.astype(dtype).reshape(shape)
+
+        def random_sample(self, shape, dtype=np.float64):
+            return np.full(shape, 0.125, dtype=dtype)
+
+    for dtype in (np.float32, np.float64):
+        got = cuda_module.uniform(Generator(), (2, 3), dtype, 0)
+        assert got.dtype == dtype and ((got >= 0) & (got < 1)).all()
+        np.testing.assert_array_equal(got, np.where(raw == 1, 0, raw).astype(dtype))
+    assert launches == ["devgrad_wrap_top_float", "devgrad_wrap_top_double"]
+
+    class OtherCupysGenerator:
+        random_sample = Generator.random_sample
+
+    np.testing.assert_array_equal(cuda_module.uniform(OtherCupysGenerator(), (4,), np.float32, 0), [0.125] * 4)
+    assert cuda_module.uniform(OtherCupysGenerator(), (4,), np.float16, 0).dtype == np.float16
+    assert len(launches) == 2
+    try:  # where CuPy is installed (a GPU or not): its generator still has the raw call
+        import cupy
+    except ImportError:
+        return
+    assert callable(getattr(cupy.random.RandomState, "_random_sample_raw", None))
+
+
 def test_a_ready_made_module_for_the_gpus_architecture_is_loaded_instead_of_compiled(tmp_path, monkeypatch):
     """With 'devgrad warmup --arch 80' output in the kernel cache, a GPU of compute capability 8.0
     loads that module; without it, or when the file does not load, the source is compiled (the

@@ -260,6 +260,7 @@ def _elementwise(name: str, ctype: str) -> str:
             args.append(f"const {c} {pname}")
     return (f"namespace {function_name(name, ctype)}_ns {{\ntypedef {ctype} T;\n"
             f"extern \"C\" __global__ void {function_name(name, ctype)}({', '.join(args)}, const long long n) {{\n"
+            "    DEVGRAD_NO_UNROLL\n"
             "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;\n"
             "         i += (long long)blockDim.x * gridDim.x) {\n        "
             + "\n        ".join(lines) + f"\n{ELEMENTWISE[name][2]};\n    }}\n}}\n}}\n")
@@ -315,12 +316,14 @@ def _multi(name: str, ctype: str) -> str:
     return (f"extern \"C\" __global__ void {function_name(name, ctype)}(const devgrad_table t, {scalars}, "
             "const long long n) {\n"
             f"    typedef {ctype} T;\n    const double lr = lr_at ? *lr_at : lr_value;\n"
+            "    DEVGRAD_NO_UNROLL\n"
             "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;\n"
             f"         i += (long long)blockDim.x * gridDim.x) {{{body}    }}\n}}\n")
 
 
 # Capturable step counts: one launch adds 1 to every tensor's 0-d float64 step array.
 _INCREMENT = ("extern \"C\" __global__ void devgrad_increment_steps(const devgrad_table t) {\n"
+              "    DEVGRAD_NO_UNROLL\n"
               "    for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < t.count;\n"
               "         k += (long long)blockDim.x * gridDim.x)\n"
               "        *(double*)t.step_at[k] += 1.0;\n}\n")
@@ -399,6 +402,7 @@ def _looped(name: str, ctype: str) -> str:
     params, body = _LOOPED[name]
     return (f"namespace {function_name(name, ctype)}_ns {{\ntypedef {ctype} T;\n"
             f"extern \"C\" __global__ void {function_name(name, ctype)}({params}, const long long n) {{\n"
+            "    DEVGRAD_NO_UNROLL\n"
             "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;\n"
             f"         i += (long long)blockDim.x * gridDim.x) {{{body}    }}\n}}\n}}\n")
 
@@ -409,6 +413,7 @@ HOST_PRELUDE = """#include <cmath>
 #include <cstddef>
 using namespace std;
 #define __global__
+#define DEVGRAD_NO_UNROLL
 struct devgrad_dim3 { unsigned int x; };
 static const devgrad_dim3 blockIdx = {0}, threadIdx = {0}, blockDim = {1}, gridDim = {1};
 static unsigned long long atomicAdd(unsigned long long* at, unsigned long long v) {
@@ -419,11 +424,21 @@ static unsigned long long atomicAdd(unsigned long long* at, unsigned long long v
 """
 
 
+# Grid-stride loops stay rolled: a thread of an elementwise kernel runs one iteration, or a few
+# (memory-bound either way), and letting NVRTC unroll them made the module take 2-3 times as
+# long to compile (4.1-4.4 s instead of 1.8 s for float32 on a 2-core CPU, to sm_90): the cost
+# of a cold start.
+_NO_UNROLL = """#ifndef DEVGRAD_NO_UNROLL
+#define DEVGRAD_NO_UNROLL _Pragma("unroll 1")
+#endif
+"""
+
+
 def module_source(ctypes=("float", "double"), host: bool = False) -> str:
     """The one CUDA source of every devgrad kernel for the element types ``ctypes`` (the CUDA
     backend compiles one module per dtype it meets: float32 training compiles half);
     ``host``: with the prelude that lets a host C++ compiler build the very same text."""
-    parts = [HOST_PRELUDE if host else "", TABLE_STRUCT, _INCREMENT]
+    parts = [HOST_PRELUDE if host else "", _NO_UNROLL, TABLE_STRUCT, _INCREMENT]
     for ctype in ctypes:
         parts += [_elementwise(name, ctype) for name in ELEMENTWISE]
         parts += [_multi(name, ctype) for name in MULTI_KERNELS]

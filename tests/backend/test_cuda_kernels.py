@@ -60,6 +60,25 @@ def test_the_kernel_module_compiles_for_the_gpu_with_nvrtc_in_one_compilation(ct
     assert ".entry devgrad_increment_steps(" in ptx
 
 
+def test_every_grid_stride_loop_of_the_module_stays_rolled():
+    """NVRTC unrolling the grid-stride loops made the module take 2-3 times as long to compile
+    (the cold start of a fresh machine) for nothing: each thread runs one iteration or a few.
+    Every such loop carries the no-unroll pragma on the GPU; the host build ignores it."""
+    import re
+
+    from devgrad.backend import cuda_sources
+
+    for ctype in ("float", "double"):
+        code = module_source((ctype,))
+        loops = re.findall(r"(\S+)\s*\n\s*for \(long long \w+ = \(long long\)blockIdx\.x", code)
+        # the elementwise, multi-tensor and looped kernels, and the step counts' increment
+        assert len(loops) == len(ELEMENTWISE) + len(MULTI_KERNELS) + len(cuda_sources._LOOPED) + 1
+        assert set(loops) == {"DEVGRAD_NO_UNROLL"}
+        assert '#define DEVGRAD_NO_UNROLL _Pragma("unroll 1")' in code
+    host = module_source(("float",), host=True)
+    assert host.index("#define DEVGRAD_NO_UNROLL\n") < host.index("#ifndef DEVGRAD_NO_UNROLL")
+
+
 def _data(dtype, shape=(7, 5), seed=0):
     rng = np.random.default_rng(seed)
     return [rng.standard_normal(shape).astype(dtype) for _ in range(4)]

@@ -89,6 +89,8 @@ def _c_arg(value):
         return ctypes.c_int64(int(value))
     if isinstance(value, np.uint64):
         return ctypes.c_uint64(int(value))
+    if isinstance(value, np.uint32):
+        return ctypes.c_uint32(int(value))
     raise TypeError(f"kernel argument of type {type(value).__name__}: pass NumPy scalars with an explicit dtype "
                     "(CuPy would guess a C type for a Python number)")
 

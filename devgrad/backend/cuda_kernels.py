@@ -266,10 +266,13 @@ def act_grad(act: str, g, y):
 
 def fill_(out, value: float):
     """Every element of ``out`` set to ``value``, in place; returns ``out``. A float32/float64
-    array takes one kernel of devgrad's module; zero, or another dtype, CuPy's fill (a memset
-    for zero)."""
+    array takes one kernel of devgrad's module (the one this GPU already compiled, whichever its
+    dtype: the value is written as words); zero, or another dtype, CuPy's fill (a memset for
+    zero)."""
     if out.size and value != 0 and out.dtype in _CTYPE and out.flags.c_contiguous:
-        launch("fill", float(value), out)
+        words = np.array(value, dtype=out.dtype).reshape(1).view(np.uint32)
+        lo, hi = words[0], words[-1]  # a float32's one word twice; a float64's low and high halves
+        _run("fill", _compiled_ctype(_CTYPE[out.dtype]), out.nbytes // 4, lo, hi, out)
     else:
         out.fill(value)
     return out
@@ -490,7 +493,7 @@ def increment_steps(steps) -> None:
     if not steps:
         return
     for table, _ in _tables([((None,), s) for s in steps], ("p",)):
-        function("devgrad_increment_steps", "float")(_blocks(len(steps)), (BLOCK,), (table,))
+        function("devgrad_increment_steps", _compiled_ctype())(_blocks(len(steps)), (BLOCK,), (table,))
 
 
 def adam_update_many(items, lr, b1, b2, eps, weight_decay, decoupled, maximize) -> None:
@@ -612,13 +615,14 @@ def gather_rows(src, index):
     return out
 
 
-def _compiled_ctype() -> str:
-    """The element type of a kernel module already built for the current GPU (float first)."""
+def _compiled_ctype(preferred: str = "float") -> str:
+    """For a kernel that works on words (the same in either module): the element type of a kernel
+    module already built for the current GPU (``preferred`` first), else ``preferred``."""
     device = current_device()
-    for ctype in ("float", "double"):
+    for ctype in (preferred, "double" if preferred == "float" else "float"):
         if (device, ctype) in _modules:
             return ctype
-    return "float"
+    return preferred
 
 
 # -- the GEMM seam ---------------------------------------------------------------------------

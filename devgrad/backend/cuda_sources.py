@@ -39,9 +39,6 @@ ELEMENTWISE = {
     "bias_sigmoid": ("T b", "T y", "y = (T)(1.0 / (1.0 + exp(-(double)(y + b))))"),
     "bias_tanh": ("T b", "T y", "y = tanh(y + b)"),
     "bias_identity": ("T b", "T y", "y = y + b"),  # a Linear without activation: the output layer
-    # A constant into every element (a backward's seed, a ones vector, a 0-d rate or step count):
-    # CuPy's fill is one more kernel to compile per dtype.
-    "fill": ("float64 value", "T y", "y = (T)value"),
     # Dropout: the mask from uniform draws u (in place: 1/(1-p) where u >= p, compared in T as NumPy
     # compares a float32 array with a Python float, else 0), and the product with it, forward and
     # backward: CuPy would compile a comparison, a cast and a multiply for it.
@@ -381,6 +378,17 @@ _LOOPED = {
         """
         const long long row = i / words;
         dst[i] = src[index[row] * words + (i - row * words)];
+"""),
+    # A constant into every element of a float32 or float64 array (a backward's seed, a ones vector,
+    # a capturable optimizer's float64 rate and step counts), written as its 32-bit words: ``lo`` into
+    # the even words and ``hi`` into the odd ones (the two halves of a float64, one float32 twice),
+    # so one kernel serves both dtypes in the module already compiled (a float32 run's float64
+    # scalars need no float64 module: one NVRTC compilation less on a fresh machine), where CuPy's
+    # fill would be one more kernel to compile per dtype.
+    "fill": (
+        "const unsigned int lo, const unsigned int hi, unsigned int* out",
+        """
+        out[i] = (i & 1) ? hi : lo;
 """),
     # A loss's targets from a batch's labels (int64) or values (double), in the run's dtype:
     # mode 0 the value itself, 1 the ±1 margin label 2·y − 1, 2 one-hot rows of ``classes`` columns.

@@ -493,19 +493,27 @@ def test_gather_rows_picks_rows_of_any_dtype_as_numpy_indexing_does(host_cuda_ba
 def test_fill_and_full_write_the_value_in_every_dtype(host_cuda_backend, monkeypatch):
     """The backward's seed, the ones vector of the GEMM sums and a capturable optimizer's rate and
     step counts come from ``full``/``fill_``: devgrad's kernel for float arrays (a value that is
-    not zero), CuPy's fill otherwise, the same values as NumPy's either way."""
+    not zero), CuPy's fill otherwise, the same values as NumPy's either way. The kernel writes the
+    value's words, so the module this GPU already built serves both float dtypes: a float32 run's
+    float64 scalars compile no float64 module."""
     cuda = host_cuda_backend
     launches = _count_launches(monkeypatch, cuda)
+    cases = [((3, 4), 1.0, np.float32), ((), 0.001, np.float64), (7, -2.5, np.float64), ((5,), 1e300, np.float64),
+             ((3,), -1.5e-40, np.float32), ((2, 2), 3, np.int64), ((0,), 1.0, np.float32), ((5,), 0.0, np.float32)]
     for kernels in (cuda, cpu_backend):
-        for shape, value, dtype in [((3, 4), 1.0, np.float32), ((), 0.001, np.float64), (7, -2.5, np.float64),
-                                    ((2, 2), 3, np.int64), ((0,), 1.0, np.float32), ((5,), 0.0, np.float32)]:
+        for shape, value, dtype in cases:
             got = kernels.full(shape, value, dtype)
             np.testing.assert_array_equal(got, np.full(shape, value, dtype=dtype))
             assert got.dtype == dtype
         strided = np.zeros((4, 6))[:, ::2]
         kernels.fill_(strided, 0.5)
         assert (strided == 0.5).all()
-    assert launches.count("devgrad_fill_float") == 1 and launches.count("devgrad_fill_double") == 2
+    # the first fill built the float module; the float64 ones ran on it
+    assert launches == ["devgrad_fill_float"] * 5 and list(cuda._modules) == [(0, "float")]
+    cuda._modules.clear()
+    cuda._functions.clear()
+    np.testing.assert_array_equal(cuda.full(3, 0.1, np.float64), np.full(3, 0.1))
+    assert launches[-1] == "devgrad_fill_double" and list(cuda._modules) == [(0, "double")]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -258,6 +258,21 @@ def test_an_mlp_step_is_a_fixed_small_number_of_launches(cuda_path, capturable):
     assert gemms == STEPS * (3 + 3 + 2 + 3 + 1)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_a_capturable_step_compiles_one_kernel_module(cuda_path, optimizer, dtype):
+    """A capturable optimizer keeps its rate and step counts as float64 scalars on the device;
+    writing and advancing them must not make a run compile the module of the other dtype too
+    (one more NVRTC compilation on a fresh machine): only the run's own is built."""
+    def modules():
+        _train("relu", "cross_entropy", optimizer, True, dtype)
+        return sorted(cuda_kernels._modules)
+
+    built, launches, _ = cuda_path(modules)
+    assert launches["devgrad_increment_steps"] or optimizer == "sgd"
+    assert built == [(0, "float" if dtype == np.float32 else "double")]
+
+
 @pytest.mark.parametrize("spec", [
     {"data": {"source": "spirals", "n_samples": 300}, "model": {"hidden": [16, 16], "activation": "tanh"},
      "optimizer": {"name": "adam", "lr": 0.02}, "train": {"epochs": 3, "batch_size": 32, "clip_grad_norm": 1.0}},

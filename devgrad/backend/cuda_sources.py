@@ -14,9 +14,7 @@ for the host and with NVRTC, without a GPU.
 # array alike, so the same kernel serves eager steps and steps captured in a CUDA graph (which
 # must read them from device memory). Arithmetic is in double and rounded once to T.
 
-# Adam's inputs, and its body up to the new moments mi, vi (decay applied to pi or gi).
-ADAM_IN = ("T g, float64 lr, float64 step, float64 b1, float64 b2, float64 eps, float64 wd, int32 decoupled, "
-            "int32 maximize")
+# Adam's body up to the new moments mi, vi (decay applied to pi or gi), for adam_many.
 ADAM_MOMENTS = """
         double gi = maximize ? -(double)g : (double)g;
         double pi = (double)p;
@@ -47,34 +45,6 @@ ELEMENTWISE = {
     # cuRAND's uniform draws lie in (0, 1]: a draw of 1 becomes 0, as CuPy's random_sample makes it
     # with a kernel of its own (``top`` is 1)
     "wrap_top": ("float64 top", "T u", "u = u >= (T)top ? (T)0 : u"),
-    "sgd": (
-        "T g, float64 lr, float64 wd, int32 maximize", "T p",
-        """
-        double gi = maximize ? -(double)g : (double)g;
-        if (wd != 0.0) gi += wd * (double)p;
-        p = (T)((double)p - lr * gi);
-        """),
-    "sgd_momentum": (
-        "T g, float64 lr, float64 momentum, float64 dampening, float64 wd, int32 nesterov, int32 maximize, "
-        "int32 first", "T p, T buf",
-        """
-        double gi = maximize ? -(double)g : (double)g;
-        if (wd != 0.0) gi += wd * (double)p;
-        double b = first ? gi : momentum * (double)buf + (1.0 - dampening) * gi;
-        buf = (T)b;
-        double d = nesterov ? gi + momentum * b : b;
-        p = (T)((double)p - lr * d);
-        """),
-    "adam": (ADAM_IN, "T p, T m, T v", ADAM_MOMENTS + """
-        double denom = sqrt(vi) / sqrt(1.0 - pow(b2, step)) + eps;
-        p = (T)(pi - lr / (1.0 - pow(b1, step)) * mi / denom);
-        """),
-    "adam_amsgrad": (ADAM_IN, "T p, T m, T v, T vmax", ADAM_MOMENTS + """
-        double vm = fmax((double)vmax, (double)(T)vi);
-        vmax = (T)vm;
-        double denom = sqrt(vm) / sqrt(1.0 - pow(b2, step)) + eps;
-        p = (T)(pi - lr / (1.0 - pow(b1, step)) * mi / denom);
-        """),
     # Squared error (x - y)² and its gradient 2·(x - y) times the upstream gradient (per element,
     # or a scalar) and the reduction's scale: mse as one node.
     "sq_err": ("T x, T y", "T loss", "const double d = (double)x - (double)y; loss = (T)(d * d)"),

@@ -20,7 +20,7 @@ import numpy as np
 from devgrad import nn, optim
 from devgrad.backend import cupy_version, kernel_cache_dir
 from devgrad.backend.cuda_kernels import NVRTC_OPTIONS, prebuilt_path
-from devgrad.backend.cuda_sources import module_source
+from devgrad.backend.cuda_sources import GROUPS, module_source
 from devgrad.backend import device as resolve_device
 from devgrad.core import tensor
 from devgrad.io import atomic_write, atomic_write_text
@@ -84,10 +84,11 @@ def parse_arches(text: str) -> list[str]:
     return arches
 
 
-def build_module(ctype: str, arch: str, folder=None) -> Path:
-    """Compile devgrad's kernel module for ``ctype`` ("float" or "double") and compute capability
-    ``arch`` ("90") with NVRTC — no GPU needed — into ``folder`` (the kernel cache folder by
-    default), where a GPU of that architecture loads it instead of compiling; returns its path."""
+def build_module(ctype: str, arch: str, folder=None, group: str = "step") -> Path:
+    """Compile devgrad's kernel module of ``group`` for ``ctype`` ("float" or "double") and compute
+    capability ``arch`` ("90") with NVRTC — no GPU needed — into ``folder`` (the kernel cache
+    folder by default), where a GPU of that architecture loads it instead of compiling; returns
+    its path."""
     try:
         from cupy_backends.cuda.libs import nvrtc  # noqa: PLC0415 - CuPy's NVRTC binding, with CuPy only
         nvrtc.getVersion()
@@ -95,7 +96,7 @@ def build_module(ctype: str, arch: str, folder=None) -> Path:
         raise RuntimeError(f"building the GPU kernels needs CuPy and its NVRTC library ({type(exc).__name__}: "
                            f"{exc}); install the extra of your CUDA version: pip install 'devgrad[cuda12]' "
                            "(or cuda13)") from None
-    program = nvrtc.createProgram(module_source((ctype,)), "devgrad_kernels.cu", [], [])
+    program = nvrtc.createProgram(module_source((ctype,), group=group), "devgrad_kernels.cu", [], [])
     try:
         try:
             nvrtc.compileProgram(program, [f"-arch=sm_{arch}", *NVRTC_OPTIONS])
@@ -105,24 +106,25 @@ def build_module(ctype: str, arch: str, folder=None) -> Path:
         cubin = nvrtc.getCUBIN(program)
     finally:
         nvrtc.destroyProgram(program)
-    path = prebuilt_path(folder if folder is not None else kernel_cache_dir(), ctype, arch)
+    path = prebuilt_path(folder if folder is not None else kernel_cache_dir(), ctype, arch, group)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, cubin)
     return path
 
 
 def build_modules(arches: list[str]) -> dict:
-    """``devgrad warmup --arch``: devgrad's kernel modules, float and double, for each architecture,
-    into the kernel cache folder, without a GPU; returns what was written."""
+    """``devgrad warmup --arch``: devgrad's kernel modules, both groups in float and double, for
+    each architecture, into the kernel cache folder, without a GPU; returns what was written."""
     start = time.perf_counter()
-    files = [str(build_module(ctype, arch)) for arch in arches for ctype in ("float", "double")]
+    files = [str(build_module(ctype, arch, group=group)) for arch in arches for ctype in ("float", "double")
+             for group in GROUPS]
     return {"files": files, "seconds": round(time.perf_counter() - start, 2), "cache": str(kernel_cache_dir())}
 
 
 def prebuilt_arches() -> list[str]:
     """The architectures this devgrad's kernel modules are ready-made for in the cache folder."""
     folder = Path(kernel_cache_dir())
-    stem = prebuilt_path(folder, "float", "ARCH").name.split("ARCH")[0]  # devgrad-kernels-<digest>-float-sm_
+    stem = prebuilt_path(folder, "float", "ARCH").name.split("ARCH")[0]  # devgrad-kernels-<digest>-float-step-sm_
     return sorted(p.name[len(stem):-len(".cubin")] for p in folder.glob(f"{stem}*.cubin")) if folder.is_dir() else []
 
 

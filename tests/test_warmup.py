@@ -72,14 +72,16 @@ def _nvrtc_or_skip():
 
 def test_warmup_arch_builds_devgrads_kernels_without_a_gpu(tmp_path, monkeypatch, capsys):
     """'devgrad warmup --arch 80' (a Docker build, a login node) compiles the float and double
-    modules into the kernel cache with NVRTC alone; info names the architecture; a GPU of it is
-    then told nothing about a cold cache; a wrong --arch is one clear error."""
+    modules of both kernel groups into the kernel cache with NVRTC alone; info names the
+    architecture; a GPU of it is then told nothing about a cold cache; a wrong --arch is one clear
+    error."""
     _nvrtc_or_skip()
     monkeypatch.setenv("CUPY_CACHE_DIR", str(tmp_path / "cache"))
     assert main(["warmup", "--arch", "sm_80"]) == 0
     assert "sm_80" in capsys.readouterr().out
     files = sorted((tmp_path / "cache").glob("devgrad-kernels-*-sm_80.cubin"))
-    assert sorted(f.name.split("-")[3] for f in files) == ["double", "float"]
+    assert sorted(f.name.split("-")[3:5] for f in files) == [["double", "more"], ["double", "step"],
+                                                              ["float", "more"], ["float", "step"]]
     assert all(f.read_bytes()[:4] == b"\x7fELF" for f in files)  # device code, not text
     assert warmup.prebuilt_arches() == ["80"]
     assert main(["info"]) == 0 and "ready-made for sm_80" in capsys.readouterr().out

@@ -2,9 +2,10 @@
 
 Reached as ``device.kernels.<name>`` on a GPU; ``devgrad.backend.cpu_kernels`` has the same
 functions for the CPU. The kernel bodies are in ``cuda_sources``, generated into one CUDA
-source per dtype: one ``cupy.RawModule`` (one NVRTC compilation, cached on disk by CuPy) per
-GPU and dtype holds every kernel; ``launch`` calls them with ElementwiseKernel's binding rules,
-and the ``*_many`` updates run a whole parameter group in one launch.
+source per group ("step", "more") and dtype: one ``cupy.RawModule`` (one NVRTC compilation,
+cached on disk by CuPy) per GPU, group and dtype, built when one of its kernels first runs;
+``launch`` calls them with ElementwiseKernel's binding rules, and the ``*_many`` updates run a
+whole parameter group in one launch.
 
 One elementwise kernel where NumPy needs a chain of in-place calls: on a GPU each call is a
 launch (several microseconds of host time) and a pass over memory. Scalars that change from
@@ -28,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from devgrad.backend import cublas, gemm, generic
-from devgrad.backend.cuda_sources import (ELEMENTWISE, TABLE_CAPACITY, TABLE_FIELDS, function_name,
-                                           module_source, params)
+from devgrad.backend.cuda_sources import (ELEMENTWISE, KERNELS, TABLE_CAPACITY, TABLE_FIELDS, function_name,
+                                           group_of, module_source, params)
 from devgrad.backend.cupy_import import kernel_cache_dir, module
 
 
@@ -40,7 +41,7 @@ def scatter_add(target, index, values) -> None:
     cupyx.scatter_add(target, index, values)
 
 
-# -- one module of kernels per device and dtype -------------------------------------------------
+# -- one module of kernels per device, group and dtype ------------------------------------------
 
 BLOCK = 256  # threads per block; grid-stride loops cover any n with at most MAX_BLOCKS blocks
 MAX_BLOCKS = 8192
@@ -48,7 +49,7 @@ PARAMS = {name: params(name) for name in ELEMENTWISE}
 TABLE_DTYPE = np.dtype([(name, kind, (TABLE_CAPACITY,)) for name, kind in TABLE_FIELDS]
                        + [("start", "i8", (TABLE_CAPACITY + 1,)), ("count", "i8")])
 _CTYPE = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
-_modules: dict = {}  # (device id, ctype) -> the RawModule of every kernel for that ctype
+_modules: dict = {}  # (device id, ctype, group) -> the RawModule of that group's kernels for that ctype
 _functions: dict = {}  # (device id, function name) -> the loaded kernel
 _launched: set = set()  # kernel names launched in this process (for tests and diagnostics)
 
@@ -57,16 +58,22 @@ def current_device() -> int:
     return module().cuda.runtime.getDevice()
 
 
+# The group each kernel function is compiled in (the step counts' increment is the step group's).
+_GROUP = {function_name(name, ctype): group_of(name) for name in KERNELS for ctype in ("float", "double")}
+
+
 def function(fname: str, ctype: str):
-    """Kernel ``fname`` of the module for ``ctype`` on the current GPU: the module is compiled by
-    NVRTC once (one compilation for every kernel; CuPy keeps the binary in its disk cache), or
-    loaded ready-made when ``devgrad warmup --arch`` built it for this GPU's architecture."""
+    """Kernel ``fname`` of its group's module for ``ctype`` on the current GPU: the module is
+    compiled by NVRTC once (one compilation for all of the group's kernels; CuPy keeps the binary
+    in its disk cache), or loaded ready-made when ``devgrad warmup --arch`` built it for this GPU's
+    architecture."""
     key = (current_device(), fname)
     fn = _functions.get(key)
     if fn is None:
-        mod = _modules.get((key[0], ctype))
+        module_key = (key[0], ctype, _GROUP.get(fname, "step"))
+        mod = _modules.get(module_key)
         if mod is None:
-            mod = _modules[(key[0], ctype)] = _load_module(ctype)
+            mod = _modules[module_key] = _load_module(ctype, module_key[2])
         fn = _functions[key] = _Counted(mod.get_function(fname))
     return fn
 
@@ -105,31 +112,34 @@ NVRTC_OPTIONS = ("-std=c++17",)
 
 
 @functools.cache
-def source_digest(ctype: str) -> str:
-    """A digest of the module's source for ``ctype`` and its compile options: a ready-made module
-    is used only by the devgrad whose kernels it holds."""
-    return hashlib.sha256((module_source((ctype,)) + " ".join(NVRTC_OPTIONS)).encode()).hexdigest()[:16]
+def source_digest(ctype: str, group: str = "step") -> str:
+    """A digest of a group's module source for ``ctype`` and its compile options: a ready-made
+    module is used only by the devgrad whose kernels it holds."""
+    text = module_source((ctype,), group=group) + " ".join(NVRTC_OPTIONS)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def prebuilt_path(folder, ctype: str, arch: str) -> Path:
-    """Where the ready-made module for ``ctype`` and compute capability ``arch`` ("90") lives."""
-    return Path(folder) / f"devgrad-kernels-{source_digest(ctype)}-{ctype}-sm_{arch}.cubin"
+def prebuilt_path(folder, ctype: str, arch: str, group: str = "step") -> Path:
+    """Where the ready-made module of ``group`` for ``ctype`` and compute capability ``arch``
+    ("90") lives."""
+    return Path(folder) / f"devgrad-kernels-{source_digest(ctype, group)}-{ctype}-{group}-sm_{arch}.cubin"
 
 
-def _load_module(ctype: str):
-    """The RawModule of every kernel for ``ctype`` on the current GPU: the ready-made one for its
-    architecture when there is one (and it loads), else compiled from the source."""
+def _load_module(ctype: str, group: str = "step"):
+    """The RawModule of ``group``'s kernels for ``ctype`` on the current GPU: the ready-made one
+    for its architecture when there is one (and it loads), else compiled from the source."""
     cp = module()
-    path = prebuilt_path(kernel_cache_dir(), ctype, str(cp.cuda.Device().compute_capability))
+    path = prebuilt_path(kernel_cache_dir(), ctype, str(cp.cuda.Device().compute_capability), group)
     if path.exists():
         try:
             mod = cp.RawModule(path=str(path))
-            mod.get_function(function_name("fill", ctype))  # loads it now: a bad file fails here
+            first = next(name for name in KERNELS if group_of(name) == group)
+            mod.get_function(function_name(first, ctype))  # loads it now: a bad file fails here
             return mod
         except Exception as exc:  # a truncated or foreign file: compile instead, and say so
             warnings.warn(f"devgrad: could not load the ready-made kernels {path} ({type(exc).__name__}: {exc}); "
                           "compiling them instead", RuntimeWarning, stacklevel=3)
-    return cp.RawModule(code=module_source((ctype,)), options=NVRTC_OPTIONS)
+    return cp.RawModule(code=module_source((ctype,), group=group), options=NVRTC_OPTIONS)
 
 
 def _blocks(n: int) -> tuple:
@@ -641,7 +651,7 @@ def _compiled_ctype(preferred: str = "float") -> str:
     module already built for the current GPU (``preferred`` first), else ``preferred``."""
     device = current_device()
     for ctype in (preferred, "double" if preferred == "float" else "float"):
-        if (device, ctype) in _modules:
+        if (device, ctype, "step") in _modules:
             return ctype
     return preferred
 

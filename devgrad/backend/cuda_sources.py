@@ -1,8 +1,9 @@
 """The CUDA kernel sources of devgrad's fused kernels.
 
 ``ELEMENTWISE[name]`` is (in params, out params, body) in ``cupy.ElementwiseKernel``'s
-notation; ``module_source()`` turns every one of them, and the multi-tensor optimizer updates,
-into one CUDA source per dtype (grid-stride ``extern "C"`` kernels). Kept apart from the Python
+notation; ``module_source()`` turns every one of them, the multi-tensor optimizer updates and
+the hand-written kernels into one CUDA source per group (``GROUPS``) and dtype (grid-stride
+``extern "C"`` kernels). Kept apart from the Python
 that launches them (``cuda_kernels``) so that the test harness can compile the very same source
 for the host and with NVRTC, without a GPU.
 """
@@ -165,10 +166,11 @@ ELEMENTWISE = {
 }
 
 
-# -- one module for every kernel ---------------------------------------------------------------
-# Every kernel above, for float and double, plus the multi-tensor optimizer updates, in one CUDA
-# source: one NVRTC compilation per device (cached on disk by CuPy) instead of one per kernel
-# and dtype. ``cuda_kernels`` launches them; the test harness compiles the same text for the host.
+# -- a few modules for every kernel ----------------------------------------------------------
+# Every kernel above, plus the multi-tensor optimizer updates and the hand-written kernels, in a
+# CUDA source per group (``module_source``, below) and dtype: one NVRTC compilation each per
+# device (cached on disk by CuPy) instead of one per kernel and dtype. ``cuda_kernels`` launches
+# them; the test harness compiles the same text, every group at once, for the host.
 
 CTYPES = {"float32": "float", "float64": "double"}
 SCALAR_C = {"float64": "double", "int32": "int", "int64": "long long"}
@@ -404,21 +406,42 @@ static unsigned long long atomicAdd(unsigned long long* at, unsigned long long v
 
 # Grid-stride loops stay rolled: a thread of an elementwise kernel runs one iteration, or a few
 # (memory-bound either way), and letting NVRTC unroll them made the module take 2-3 times as
-# long to compile (4.1-4.4 s instead of 1.8 s for float32 on a 2-core CPU, to sm_90): the cost
-# of a cold start.
+# long to compile (4.4 s instead of 1.6 s for float32 on a 2-core CPU, to sm_90): the cost of a
+# cold start.
 _NO_UNROLL = """#ifndef DEVGRAD_NO_UNROLL
 #define DEVGRAD_NO_UNROLL _Pragma("unroll 1")
 #endif
 """
 
 
-def module_source(ctypes=("float", "double"), host: bool = False) -> str:
-    """The one CUDA source of every devgrad kernel for the element types ``ctypes`` (the CUDA
-    backend compiles one module per dtype it meets: float32 training compiles half);
-    ``host``: with the prelude that lets a host C++ compiler build the very same text."""
-    parts = [HOST_PRELUDE if host else "", _NO_UNROLL, TABLE_STRUCT, _INCREMENT]
+# The kernels come in two groups, each one module per dtype, compiled the first time one of its
+# kernels runs: "step", what a classification run launches (the activations, both cross-entropies,
+# the optimizers, the loader's gather, the epoch sums, fill and the step counts), and "more", the
+# rest (the regression and margin losses, dropout). A classification run compiles only the first,
+# in about half the time of one module of everything; a run that needs both compiles both, in
+# about the time of that one module.
+MORE = frozenset({"sq_err", "sq_err_grad", "abs_err", "abs_err_grad", "huber_err", "huber_err_grad", "logistic",
+                  "logistic_grad", "hinge", "hinge_grad", "dropout_mask", "mul", "wrap_top", "reg_errors"})
+GROUPS = ("step", "more")
+KERNELS = (*ELEMENTWISE, *MULTI_KERNELS, *_LOOPED)
+
+
+def group_of(name: str) -> str:
+    """The group (module) kernel ``name`` of ``KERNELS`` is compiled in."""
+    return "more" if name in MORE else "step"
+
+
+def module_source(ctypes=("float", "double"), host: bool = False, group: str | None = None) -> str:
+    """The CUDA source of devgrad's kernels of ``group`` ("step" or "more"; None: every kernel)
+    for the element types ``ctypes`` (the CUDA backend compiles one module per group and dtype it
+    meets: float32 training compiles no float64 one); ``host``: with the prelude that lets a host
+    C++ compiler build the very same text."""
+    parts = [HOST_PRELUDE if host else "", _NO_UNROLL, TABLE_STRUCT]
+    if group in (None, "step"):
+        parts.append(_INCREMENT)
     for ctype in ctypes:
-        parts += [_elementwise(name, ctype) for name in ELEMENTWISE]
-        parts += [_multi(name, ctype) for name in MULTI_KERNELS]
-        parts += [_looped(name, ctype) for name in _LOOPED]
+        for name in KERNELS:
+            if group is None or group_of(name) == group:
+                build = _elementwise if name in ELEMENTWISE else _multi if name in _MULTI else _looped
+                parts.append(build(name, ctype))
     return "\n".join(parts)

@@ -11,6 +11,7 @@ are checked too. On a GPU the op and optimizer tests check the kernels as CuPy r
 
 from __future__ import annotations
 
+import re
 import types
 
 import numpy as np
@@ -39,33 +40,40 @@ def host():
 
 
 @pytest.mark.parametrize("ctype", ["float", "double"])
-def test_the_kernel_module_compiles_for_the_gpu_with_nvrtc_in_one_compilation(ctype):
-    """Every kernel of one dtype is in one source: one NVRTC compilation (per device and dtype)
-    is all a cold start pays for devgrad's own kernels."""
+def test_the_kernel_modules_compile_for_the_gpu_with_nvrtc_one_compilation_each(ctype):
+    """Every kernel of one dtype is in one of two sources, the step's and the rest: one NVRTC
+    compilation each (per device and dtype), the first all a classification run's cold start
+    pays for devgrad's own kernels. Each group's source compiles on its own, and together they
+    hold every kernel once."""
     try:
         from cupy_backends.cuda.libs import nvrtc
 
         nvrtc.getVersion()
     except Exception as exc:  # CuPy or its NVRTC library missing
         pytest.skip(f"NVRTC not available: {exc}")
-    code = module_source((ctype,))
-    program = nvrtc.createProgram(code, "devgrad.cu", [], [])
-    try:
-        nvrtc.compileProgram(program, ["-arch=compute_80", "-std=c++17"])
-    except Exception:
-        pytest.fail(f"the {ctype} kernel module does not compile:\n{nvrtc.getProgramLog(program)}")
-    ptx = nvrtc.getPTX(program).decode(errors="replace")
-    for name in [*ELEMENTWISE, *MULTI_KERNELS, "class_sums", "reg_errors", "gather_rows", "targets"]:
-        assert f".entry {function_name(name, ctype)}(" in ptx, name
-    assert ".entry devgrad_increment_steps(" in ptx
+    from devgrad.backend.cuda_sources import GROUPS, KERNELS, group_of
+
+    entries = {}
+    for group in GROUPS:
+        program = nvrtc.createProgram(module_source((ctype,), group=group), "devgrad.cu", [], [])
+        try:
+            nvrtc.compileProgram(program, ["-arch=compute_80", "-std=c++17"])
+        except Exception:
+            pytest.fail(f"the {ctype} {group} kernel module does not compile:\n{nvrtc.getProgramLog(program)}")
+        ptx = nvrtc.getPTX(program).decode(errors="replace")
+        entries[group] = set(re.findall(r"\.entry (\w+)\(", ptx))
+    assert entries["step"].isdisjoint(entries["more"])
+    for name in [*ELEMENTWISE, *MULTI_KERNELS, "class_sums", "reg_errors", "gather_rows", "targets", "fill"]:
+        assert function_name(name, ctype) in entries[group_of(name)], name
+    assert len(entries["step"]) + len(entries["more"]) == len(KERNELS) + 1
+    assert "devgrad_increment_steps" in entries["step"]
+    assert {"devgrad_mul_" + ctype, "devgrad_sq_err_" + ctype} <= entries["more"]
 
 
 def test_every_grid_stride_loop_of_the_module_stays_rolled():
     """NVRTC unrolling the grid-stride loops made the module take 2-3 times as long to compile
     (the cold start of a fresh machine) for nothing: each thread runs one iteration or a few.
     Every such loop carries the no-unroll pragma on the GPU; the host build ignores it."""
-    import re
-
     from devgrad.backend import cuda_sources
 
     for ctype in ("float", "double"):
@@ -504,11 +512,11 @@ def test_fill_and_full_write_the_value_in_every_dtype(host_cuda_backend, monkeyp
         kernels.fill_(strided, 0.5)
         assert (strided == 0.5).all()
     # the first fill built the float module; the float64 ones ran on it
-    assert launches == ["devgrad_fill_float"] * 5 and list(cuda._modules) == [(0, "float")]
+    assert launches == ["devgrad_fill_float"] * 5 and list(cuda._modules) == [(0, "float", "step")]
     cuda._modules.clear()
     cuda._functions.clear()
     np.testing.assert_array_equal(cuda.full(3, 0.1, np.float64), np.full(3, 0.1))
-    assert launches[-1] == "devgrad_fill_double" and list(cuda._modules) == [(0, "double")]
+    assert launches[-1] == "devgrad_fill_double" and list(cuda._modules) == [(0, "double", "step")]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

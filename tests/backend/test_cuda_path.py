@@ -270,7 +270,28 @@ def test_a_capturable_step_compiles_one_kernel_module(cuda_path, optimizer, dtyp
 
     built, launches, _ = cuda_path(modules)
     assert launches["devgrad_increment_steps"] or optimizer == "sgd"
-    assert built == [(0, "float" if dtype == np.float32 else "double")]
+    assert built == [(0, "float" if dtype == np.float32 else "double", "step")]
+
+
+def test_a_regression_or_dropout_step_compiles_the_second_kernel_group_too(cuda_path):
+    """The regression and margin losses and dropout are in the second group ("more"): a step that
+    uses one builds both modules of its dtype; classification steps (above) build only the first."""
+    def modules(loss):
+        rng = np.random.default_rng(0)
+        model = dg.nn.MLP([3, 8, 1], activation="relu", generator=1, dropout=0.0 if loss else 0.5)
+        opt = dg.optim.Adam(model.parameters(), lr=0.01)
+        x = dg.tensor(rng.standard_normal((8, 3)), dtype=np.float32)
+        y = dg.tensor(rng.standard_normal((8, 1)), dtype=np.float32)
+        out = model(x)
+        value = getattr(F, loss)(out, y) if loss else F.binary_cross_entropy_with_logits(out, (y > 0).to(dg.float32))
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+        return sorted(cuda_kernels._modules)
+
+    for loss in ("mse_loss", "huber_loss", "hinge_loss", None):
+        built, _, _ = cuda_path(lambda loss=loss: modules(loss))
+        assert built == [(0, "float", "more"), (0, "float", "step")], loss
 
 
 @pytest.mark.parametrize("spec", [

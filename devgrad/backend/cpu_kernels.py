@@ -297,6 +297,44 @@ def sgd_update_many(items, lr, momentum, dampening, weight_decay, nesterov, maxi
         sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize, first)
 
 
+def rmsprop_update_many(items, lr, alpha, eps, weight_decay, momentum, centered, maximize) -> None:
+    """RMSprop, as PyTorch's, for each item (p, g, square_avg, momentum buffer or None, grad_avg
+    or None), in place."""
+    for p, grad, sq, buf, ga in items:
+        g = -grad if maximize else grad
+        if weight_decay:
+            g = g + weight_decay * p
+        sq *= alpha
+        sq += (1.0 - alpha) * (g * g)
+        if centered:
+            ga *= alpha
+            ga += (1.0 - alpha) * g
+            avg = np.sqrt(sq - ga * ga)
+        else:
+            avg = np.sqrt(sq)
+        avg += eps
+        if momentum > 0:
+            buf *= momentum
+            buf += g / avg
+            p -= lr * buf
+        else:
+            p -= lr * (g / avg)
+
+
+def adagrad_update_many(items, lr, lr_decay, weight_decay, eps, maximize) -> None:
+    """Adagrad, as PyTorch's, for each item (p, g, sum of squared gradients, step count: already
+    advanced), in place."""
+    for p, grad, total, step in items:
+        g = -grad if maximize else grad
+        if weight_decay:
+            g = g + weight_decay * p
+        clr = lr / (1.0 + (step - 1) * lr_decay)
+        total += g * g
+        std = np.sqrt(total)
+        std += eps
+        p -= clr * (g / std)
+
+
 def class_sums(z: np.ndarray, labels: np.ndarray, loss: np.ndarray, weight: float, threshold: float,
                loss_sum: np.ndarray, hits: np.ndarray) -> None:
     """Add a classification batch to its epoch's sums: ``hits`` += rows whose prediction (argmax

@@ -565,6 +565,58 @@ def sgd_update_many(items, lr, momentum, dampening, weight_decay, nesterov, maxi
                      np.int32(has_buf))
 
 
+def _one_by_one(arrays, update) -> None:
+    """``update(work)`` on contiguous working copies of ``arrays`` (p first; None stays None) in the
+    module's dtype, written back: one tensor that a multi-tensor launch cannot take in place."""
+    work = _working(arrays, _work_dtype(arrays[0]))
+    update(work)
+    _write_back(arrays, work)
+
+
+def rmsprop_update_many(items, lr, alpha, eps, weight_decay, momentum, centered, maximize) -> None:
+    """RMSprop for each item (p, g, square_avg, momentum buffer or None, grad_avg or None): one
+    launch per dtype (and per TABLE_CAPACITY tensors)."""
+    def launch_group(group):
+        group, ctype = _same_dtype_contiguous(group, "rmsprop")
+        for table, total in _tables(group, ("p", "g", "a", "b", "c")):
+            if total:
+                _run("rmsprop_many", ctype, total, table, *_lr_args(lr), np.float64(alpha), np.float64(eps),
+                     np.float64(weight_decay), np.float64(momentum), np.int32(centered), np.int32(maximize))
+
+    groups: dict = {}
+    for p, g, sq, buf, ga in items:
+        if _in_place_ready((p, g, sq, buf, ga)):
+            groups.setdefault(p.dtype, []).append(((p, g, sq, buf, ga), None))
+        else:  # strided, or float16
+            dtype = _work_dtype(p)
+            _one_by_one((p, sq, buf, ga), lambda w, g=g, dtype=dtype: launch_group(
+                [((w[0], g.astype(dtype, copy=False), *w[1:]), None)]))
+    for group in groups.values():
+        launch_group(group)
+
+
+def adagrad_update_many(items, lr, lr_decay, weight_decay, eps, maximize) -> None:
+    """Adagrad for each item (p, g, sum, step count: a number or a 0-d float64 device array, already
+    advanced): one launch per dtype (and per TABLE_CAPACITY tensors)."""
+    def launch_group(group):
+        group, ctype = _same_dtype_contiguous(group, "adagrad")
+        for table, total in _tables(group, ("p", "g", "a")):
+            if total:
+                _run("adagrad_many", ctype, total, table, *_lr_args(lr), np.float64(lr_decay),
+                     np.float64(weight_decay), np.float64(eps), np.int32(maximize))
+
+    groups: dict = {}
+    for p, g, total, step in items:
+        if _in_place_ready((p, g, total)):
+            groups.setdefault(p.dtype, []).append(((p, g, total), step))
+        else:  # strided, or float16
+            dtype = _work_dtype(p)
+            _one_by_one((p, total), lambda w, g=g, step=step, dtype=dtype: launch_group(
+                [((w[0], g.astype(dtype, copy=False), w[1]), step)]))
+    for group in groups.values():
+        launch_group(group)
+
+
 def class_sums(z, labels, loss, weight: float, threshold: float, loss_sum, hits) -> None:
     """Add a classification batch to its epoch's device sums, in one launch: ``hits`` (0-d
     int64) += rows whose prediction from the outputs ``z`` (n, cols) is their label (argmax; for

@@ -277,6 +277,45 @@ _MULTI = {
         }
         p = (T)((double)p - lr * d);
 """),
+    # a = square_avg, b = momentum buffer (when momentum > 0), c = grad_avg (centered); as PyTorch
+    "rmsprop_many": ("const double* lr_at, const double lr_value, const double alpha, const double eps, "
+                     "const double wd, const double momentum, const int centered, const int maximize",
+                     _FIND + """
+        T& sq = ((T*)t.a[k])[j];
+        double gi = maximize ? -(double)g : (double)g;
+        if (wd != 0.0) gi += wd * (double)p;
+        const double s = alpha * (double)sq + (1.0 - alpha) * gi * gi;
+        sq = (T)s;
+        double avg;
+        if (centered) {
+            T& ga = ((T*)t.c[k])[j];
+            const double a = alpha * (double)ga + (1.0 - alpha) * gi;
+            ga = (T)a;
+            avg = sqrt(s - a * a) + eps;
+        } else {
+            avg = sqrt(s) + eps;
+        }
+        if (momentum > 0.0) {
+            T& buf = ((T*)t.b[k])[j];
+            const double b = momentum * (double)buf + gi / avg;
+            buf = (T)b;
+            p = (T)((double)p - lr * b);
+        } else {
+            p = (T)((double)p - lr * (gi / avg));
+        }
+"""),
+    # a = sum of squared gradients; the step count (already advanced) decays the rate
+    "adagrad_many": ("const double* lr_at, const double lr_value, const double lr_decay, const double wd, "
+                     "const double eps, const int maximize", _FIND + """
+        T& sum = ((T*)t.a[k])[j];
+        const double step = t.step_at[k] ? *(const double*)t.step_at[k] : t.step[k];
+        double gi = maximize ? -(double)g : (double)g;
+        if (wd != 0.0) gi += wd * (double)p;
+        const double total = (double)sum + gi * gi;
+        sum = (T)total;
+        const double clr = lr / (1.0 + (step - 1.0) * lr_decay);
+        p = (T)((double)p - clr * (gi / (sqrt(total) + eps)));
+"""),
 }
 
 
@@ -417,11 +456,13 @@ _NO_UNROLL = """#ifndef DEVGRAD_NO_UNROLL
 # The kernels come in two groups, each one module per dtype, compiled the first time one of its
 # kernels runs: "step", what a classification run launches (the activations, both cross-entropies,
 # the optimizers, the loader's gather, the epoch sums, fill and the step counts), and "more", the
-# rest (the regression and margin losses, dropout). A classification run compiles only the first,
+# rest (the regression and margin losses, dropout, RMSprop and Adagrad). A classification run with
+# Adam or SGD compiles only the first,
 # in about half the time of one module of everything; a run that needs both compiles both, in
 # about the time of that one module.
 MORE = frozenset({"sq_err", "sq_err_grad", "abs_err", "abs_err_grad", "huber_err", "huber_err_grad", "logistic",
-                  "logistic_grad", "hinge", "hinge_grad", "dropout_mask", "mul", "wrap_top", "reg_errors"})
+                  "logistic_grad", "hinge", "hinge_grad", "dropout_mask", "mul", "wrap_top", "reg_errors",
+                  "rmsprop_many", "adagrad_many"})
 GROUPS = ("step", "more")
 KERNELS = (*ELEMENTWISE, *MULTI_KERNELS, *_LOOPED)
 

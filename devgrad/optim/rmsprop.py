@@ -23,36 +23,24 @@ class RMSprop(Optimizer):
             raise ValueError(f"RMSprop: momentum must be >= 0, got {group['momentum']}")
 
     def update(self, param, grad, group, state, device, lr):
+        self.update_group([(param, grad, state)], group, device, lr)
+
+    def update_group(self, entries, group, device, lr):
+        """Every parameter of the group in one fused update (one launch per dtype on a GPU)."""
         xp = device.xp
-        alpha, eps, momentum = group["alpha"], group["eps"], group["momentum"]
-        g = -grad if group["maximize"] else grad
-        if group["weight_decay"]:
-            g = g + group["weight_decay"] * param
-        if "square_avg" not in state:
-            state["square_avg"] = xp.zeros_like(param)
-            if momentum > 0:
-                state["momentum_buffer"] = xp.zeros_like(param)
-            if group["centered"]:
-                state["grad_avg"] = xp.zeros_like(param)
-        self._step_count(state, device)
-        sq = state["square_avg"]
-        sq *= alpha
-        sq += (1.0 - alpha) * (g * g)
-        if group["centered"]:
-            ga = state["grad_avg"]
-            ga *= alpha
-            ga += (1.0 - alpha) * g
-            avg = xp.sqrt(sq - ga * ga)
-        else:
-            avg = xp.sqrt(sq)
-        avg += eps
-        if momentum > 0:
-            buf = state["momentum_buffer"]
-            buf *= momentum
-            buf += g / avg
-            param -= lr * buf
-        else:
-            param -= lr * (g / avg)
+        momentum, centered = group["momentum"], group["centered"]
+        for param, _, state in entries:
+            if "square_avg" not in state:
+                state["square_avg"] = xp.zeros_like(param)
+                if momentum > 0:
+                    state["momentum_buffer"] = xp.zeros_like(param)
+                if centered:
+                    state["grad_avg"] = xp.zeros_like(param)
+        self._step_counts([state for _, _, state in entries], device)
+        items = [(param, grad, state["square_avg"], state.get("momentum_buffer"), state.get("grad_avg"))
+                 for param, grad, state in entries]
+        device.kernels.rmsprop_update_many(items, lr, group["alpha"], group["eps"], group["weight_decay"], momentum,
+                                           centered, group["maximize"])
 
 
 class Adagrad(Optimizer):
@@ -66,16 +54,14 @@ class Adagrad(Optimizer):
                                   "maximize": maximize}, capturable=capturable)
 
     def update(self, param, grad, group, state, device, lr):
-        xp = device.xp
-        g = -grad if group["maximize"] else grad
-        if "sum" not in state:
-            state["sum"] = xp.full_like(param, group["initial_accumulator_value"])
-        step = self._step_count(state, device)
-        if group["weight_decay"]:
-            g = g + group["weight_decay"] * param
-        clr = lr / (1.0 + (step - 1) * group["lr_decay"])
-        total = state["sum"]
-        total += g * g
-        std = xp.sqrt(total)
-        std += group["eps"]
-        param -= clr * (g / std)
+        self.update_group([(param, grad, state)], group, device, lr)
+
+    def update_group(self, entries, group, device, lr):
+        """Every parameter of the group in one fused update (one launch per dtype on a GPU)."""
+        for param, _, state in entries:
+            if "sum" not in state:
+                state["sum"] = device.kernels.full(param.shape, group["initial_accumulator_value"], param.dtype)
+        steps = self._step_counts([state for _, _, state in entries], device)
+        items = [(param, grad, state["sum"], step) for (param, grad, state), step in zip(entries, steps)]
+        device.kernels.adagrad_update_many(items, lr, group["lr_decay"], group["weight_decay"], group["eps"],
+                                           group["maximize"])

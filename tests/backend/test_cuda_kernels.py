@@ -396,6 +396,47 @@ def test_multi_tensor_adam_updates_every_tensor_as_the_one_tensor_update_does(ho
     assert len(launches) <= 5 and set(launches) <= {"devgrad_adam_many_float", "devgrad_adam_many_double"}, launches
 
 
+@pytest.mark.parametrize("name", ["rmsprop", "adagrad"])
+def test_rmsprop_and_adagrad_multi_tensor_updates_take_strided_and_float16_tensors(host_cuda_backend, monkeypatch,
+                                                                                    name):
+    """A group of float32 and float64 tensors, one strided parameter and one float16 one: the
+    contiguous float ones in one launch per dtype, the other two each through a working copy in
+    the module's dtype (float16 computed in double, rounded once), against the NumPy backend."""
+    cuda, rng = host_cuda_backend, np.random.default_rng(13)
+    launches = _count_launches(monkeypatch, cuda)
+    dtypes = [np.float32, np.float64, np.float32, np.float16, np.float64]
+    mine, theirs = [], []
+    for k, dtype in enumerate(dtypes):
+        p, g, a, b, c = (rng.standard_normal((3, 4)).astype(dtype) for _ in range(5))
+        a = (np.abs(a) + c * c).astype(dtype)  # a mean of squares >= the mean's square (centered RMSprop)
+        state = [a, b, c] if name == "rmsprop" else [a, 1 + k % 3]
+        mine.append([p.copy(), g, *(s.copy() if isinstance(s, np.ndarray) else s for s in state)])
+        wide = np.float64 if dtype == np.float16 else dtype  # float16: the update computed in double
+        theirs.append([p.astype(wide), g.astype(wide), *(s.astype(wide) if isinstance(s, np.ndarray) else s
+                                                          for s in state)])
+    strided = np.zeros((6, 8), dtype=np.float32)[::2, ::2]
+    strided[...] = mine[2][0]
+    mine[2][0] = strided
+    if name == "rmsprop":
+        args = (0.01, 0.9, 1e-8, 0.01, 0.5, True, False)
+        cuda.rmsprop_update_many([tuple(i) for i in mine], *args)
+        cpu_backend.rmsprop_update_many([tuple(i) for i in theirs], *args)
+    else:
+        args = (0.01, 0.1, 0.01, 1e-10, True)
+        cuda.adagrad_update_many([tuple(i) for i in mine], *args)
+        cpu_backend.adagrad_update_many([tuple(i) for i in theirs], *args)
+    for got, want, dtype in zip(mine, theirs, dtypes):
+        for a, b in zip(got, want):
+            if isinstance(a, np.ndarray):
+                assert a.dtype == dtype
+                if dtype == np.float16:  # rounded once from the double computation
+                    np.testing.assert_allclose(a, b.astype(np.float16), rtol=1e-3, atol=1e-4)
+                else:
+                    np.testing.assert_allclose(a, b, **_tol(dtype))
+    # float32 and float64 groups, then the strided and the float16 tensor one by one
+    assert len(launches) == 4 and set(launches) == {f"devgrad_{name}_many_float", f"devgrad_{name}_many_double"}
+
+
 def test_multi_tensor_sgd_and_device_step_counts(host_cuda_backend, monkeypatch):
     cuda, rng = host_cuda_backend, np.random.default_rng(12)
     launches = _count_launches(monkeypatch, cuda)

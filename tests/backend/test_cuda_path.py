@@ -206,7 +206,7 @@ def _train(act: str, loss: str, optimizer: str, capturable: bool, dtype, steps: 
         opt = dg.optim.Adam(model.parameters(), lr=0.01, weight_decay=0.01, capturable=capturable)
     elif optimizer == "sgd":
         opt = dg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, capturable=capturable)
-    else:  # the optimizers without a multi-tensor kernel: their updates are NumPy-style chains
+    else:  # RMSprop, Adagrad: their fused multi-tensor kernels, from the second group
         opt = dg.optim.OPTIMIZERS[optimizer](model.parameters(), lr=0.01, capturable=capturable)
     xb, yb = dg.tensor(X, dtype=dtype), dg.tensor(y)
     for _ in range(steps):
@@ -292,6 +292,47 @@ def test_a_regression_or_dropout_step_compiles_the_second_kernel_group_too(cuda_
     for loss in ("mse_loss", "huber_loss", "hinge_loss", None):
         built, _, _ = cuda_path(lambda loss=loss: modules(loss))
         assert built == [(0, "float", "more"), (0, "float", "step")], loss
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("name", "options"), [
+    ("rmsprop", {}), ("rmsprop", {"momentum": 0.9, "centered": True, "weight_decay": 0.01}),
+    ("rmsprop", {"maximize": True, "momentum": 0.5}), ("adagrad", {}),
+    ("adagrad", {"lr_decay": 0.1, "weight_decay": 0.01, "initial_accumulator_value": 0.1}),
+    ("adagrad", {"maximize": True})])
+@pytest.mark.parametrize("capturable", [False, True], ids=["eager-optimizer", "capturable-optimizer"])
+def test_rmsprop_and_adagrad_update_a_group_in_one_launch(cuda_path, name, options, capturable, dtype):
+    """RMSprop and Adagrad (every option) update all of a group's parameters in one launch of a
+    fused kernel, as Adam and SGD do, to the NumPy backend's weights; their state starts with
+    devgrad's fill (a memset for zeros): no CuPy kernel in their steps."""
+    def train():
+        rng = np.random.default_rng(0)
+        model = dg.nn.MLP([5, 16, 4], activation="relu", generator=1, dtype=dtype)
+        opt = dg.optim.OPTIMIZERS[name](model.parameters(), lr=0.01, capturable=capturable, **options)
+        xb, yb = dg.tensor(rng.standard_normal((20, 5)), dtype=dtype), dg.tensor(rng.integers(0, 4, 20))
+        recorded = []
+        for step in range(STEPS):
+            _Recorded.ops = recorded if step else None  # the first step creates the state
+            try:
+                loss = F.cross_entropy(model(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            finally:
+                _Recorded.ops = None
+        return {k: v.numpy() for k, v in model.state_dict().items()}, recorded
+
+    want, _ = train()
+    (got, recorded), launches, _ = cuda_path(train, record_arrays=True)
+    assert launches[f"devgrad_{name}_many"] == STEPS
+    assert [op for op in recorded if op not in {"empty", "empty_like", "zeros", "asarray", "reshape",
+                                                 "ascontiguousarray"}] == []
+    # The kernel computes in double and rounds once, NumPy's float32 chain after every op; RMSprop
+    # divides a gradient by its own running RMS, so where a gradient is tiny (near eps) that
+    # rounding moves a step of up to ~10·lr by parts in 1e3: float32 within 5e-5 of lr = 0.01.
+    tol = {"rtol": 1e-12, "atol": 1e-12} if dtype == np.float64 else {"rtol": 1e-4, "atol": 5e-5}
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], err_msg=key, **tol)
 
 
 @pytest.mark.parametrize("spec", [

@@ -434,20 +434,24 @@ def _work_dtype(p):
     return p.dtype if p.dtype in _CTYPE else np.dtype(np.float64)
 
 
+def _one_by_one(arrays, update) -> None:
+    """``update(work)`` on contiguous working copies of ``arrays`` (p first; None stays None) in the
+    module's dtype, written back: one tensor that a multi-tensor launch cannot take in place."""
+    work = _working(arrays, _work_dtype(arrays[0]))
+    update(work)
+    _write_back(arrays, work)
+
+
 def sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize, first) -> None:
-    dtype = _work_dtype(p)
-    work = _working((p, buf), dtype)
-    sgd_update_many([(work[0], g.astype(dtype, copy=False), work[1], None, first)], lr, momentum, dampening,
-                    weight_decay, nesterov, maximize)
-    _write_back((p, buf), work)
+    g = g.astype(_work_dtype(p), copy=False)
+    _one_by_one((p, buf), lambda w: sgd_update_many([(w[0], g, w[1], None, first)], lr, momentum, dampening,
+                                                    weight_decay, nesterov, maximize))
 
 
 def adam_update(p, g, m, v, vmax, tmp, lr, step, b1, b2, eps, weight_decay, decoupled, maximize) -> None:
-    dtype = _work_dtype(p)
-    work = _working((p, m, v, vmax), dtype)
-    adam_update_many([(work[0], g.astype(dtype, copy=False), *work[1:], None, step)], lr, b1, b2, eps, weight_decay,
-                     decoupled, maximize)
-    _write_back((p, m, v, vmax), work)
+    g = g.astype(_work_dtype(p), copy=False)
+    _one_by_one((p, m, v, vmax), lambda w: adam_update_many([(w[0], g, *w[1:], None, step)], lr, b1, b2, eps,
+                                                            weight_decay, decoupled, maximize))
 
 
 # -- multi-tensor updates: one launch for every parameter of a group ----------------------------
@@ -563,14 +567,6 @@ def sgd_update_many(items, lr, momentum, dampening, weight_decay, nesterov, maxi
                 _run("sgd_many", ctype, total, table, lr_at, lr_value, np.float64(momentum), np.float64(dampening),
                      np.float64(weight_decay), np.int32(nesterov), np.int32(maximize), np.int32(first),
                      np.int32(has_buf))
-
-
-def _one_by_one(arrays, update) -> None:
-    """``update(work)`` on contiguous working copies of ``arrays`` (p first; None stays None) in the
-    module's dtype, written back: one tensor that a multi-tensor launch cannot take in place."""
-    work = _working(arrays, _work_dtype(arrays[0]))
-    update(work)
-    _write_back(arrays, work)
 
 
 def rmsprop_update_many(items, lr, alpha, eps, weight_decay, momentum, centered, maximize) -> None:

@@ -419,27 +419,21 @@ def softmax_xent_grad(probs, labels, smoothing: float, g, scale):
 # contiguous working copy in the module's dtype (float16 widened to float64, its arithmetic in
 # double anyway), written back once, rounded once.
 
-def _working(arrays, dtype):
-    return [None if a is None else a if a.dtype == dtype and a.flags.c_contiguous else a.astype(dtype, order="C")
-            for a in arrays]
-
-
-def _write_back(arrays, work) -> None:
-    for target, value in zip(arrays, work):
-        if target is not None and value is not target:
-            target[...] = value
-
-
 def _work_dtype(p):
     return p.dtype if p.dtype in _CTYPE else np.dtype(np.float64)
 
 
 def _one_by_one(arrays, update) -> None:
-    """``update(work)`` on contiguous working copies of ``arrays`` (p first; None stays None) in the
-    module's dtype, written back: one tensor that a multi-tensor launch cannot take in place."""
-    work = _working(arrays, _work_dtype(arrays[0]))
+    """``update(work)`` on ``arrays`` (p first; None stays None) as contiguous arrays of the
+    module's dtype (working copies where they are not, written back after): one tensor that a
+    multi-tensor launch cannot take in place."""
+    dtype = _work_dtype(arrays[0])
+    work = [a if a is None or (a.dtype == dtype and a.flags.c_contiguous) else a.astype(dtype, order="C")
+            for a in arrays]
     update(work)
-    _write_back(arrays, work)
+    for target, value in zip(arrays, work):
+        if target is not None and value is not target:
+            target[...] = value
 
 
 def sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize, first) -> None:

@@ -22,7 +22,7 @@ from devgrad.creation import (
 )
 from devgrad import ops
 from devgrad.backend import (
-    Device, DeviceError, cuda_available, cuda_unavailable_reason, default_device, device, devices,
+    CaptureError, Device, DeviceError, cuda_available, cuda_unavailable_reason, default_device, device, devices,
     get_float32_matmul_precision, set_default_device, set_float32_matmul_precision,
 )
 from devgrad.gradcheck import GradcheckError, gradcheck

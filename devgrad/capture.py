@@ -13,7 +13,8 @@ What ``fn`` must obey, because a replay runs no Python: work only on the device 
 ``.item()``, ``float()``, printing values or data-dependent Python branches); take what
 changes from step to step from device memory (use an optimizer with ``capturable=True`` and
 pass it as ``optimizer=``, so its learning rate is refreshed before each replay); draw no
-random numbers (dropout masks would repeat). Its outputs are overwritten by each replay, and
+random numbers (a dropout mask would repeat: drawing one while capturing raises
+``CaptureError``, so such a step runs eagerly, with the warning below). Its outputs are overwritten by each replay, and
 its Python side effects happen during capture, not on replays. The graph keeps working on the
 arrays it recorded: ``load_state_dict`` (model or optimizer) writes into those very arrays
 and is safe between calls; replacing arrays (``p.data = ...``, ``model.to(...)``) is not —

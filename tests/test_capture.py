@@ -143,6 +143,55 @@ def test_a_step_that_reads_the_host_runs_eagerly_with_a_warning(device):
     assert step.failure is not None and step.replays == 0 and step.graphs == 0
 
 
+class _CapturingModule:
+    """The CPU's device module with a ``capture`` that runs ``fn`` once (recording nothing): enough to
+    see what ``Device.capture`` refuses while a step is being recorded."""
+
+    def __getattr__(self, name):
+        return getattr(dg.device("cpu").module, name)
+
+    @staticmethod
+    def capture(fn, index):
+        class Graph:
+            result = fn()
+
+            @staticmethod
+            def replay():
+                fn()
+
+        return Graph
+
+
+def _graph_device(device):
+    """``device`` itself on a GPU; on the CPU a CPU device that captures through ``_CapturingModule``."""
+    if device.supports_graphs:
+        return device
+    dev = dg.Device("cpu")
+    dev.module = _CapturingModule()
+    dev.supports_graphs = True
+    return dev
+
+
+def test_a_dropout_mask_drawn_while_capturing_is_refused(device):
+    """A replayed step would reuse the one dropout mask drawn during capture, silently: drawing it
+    raises CaptureError instead, CapturedStep warns and runs the step eagerly (a fresh mask each
+    call), and random draws work again once the capture is over."""
+    dev = _graph_device(device)
+    x = dg.ones((64, 32), device=dev)
+    with pytest.raises(dg.CaptureError, match="dropout mask.*every replay would reuse"):
+        dev.capture(lambda: F.dropout(x, 0.5))
+    assert F.dropout(x, 0.5).shape == (64, 32)  # eager draws are fine after the failed capture
+
+    drop = nn.Dropout(0.5, seed=1)
+    step = CapturedStep(lambda xb: drop(xb) * 1.0, dev)
+    with pytest.warns(RuntimeWarning, match="could not capture the step.*CaptureError"):
+        first = step(x).numpy()
+    second, third = step(x).numpy(), step(x).numpy()
+    assert step.replays == 0 and step.graphs == 0 and "dropout" in step.failure
+    assert not np.array_equal(first, second) and not np.array_equal(second, third)  # a new mask per call
+    assert set(np.unique(third)) <= {0.0, 2.0}
+
+
 def test_a_sum_first_met_during_capture_leaves_eager_sums_right(device):
     """A sum whose ones vector is first needed while a graph is recorded (a length no eager step
     summed): the graph's replays give the sum, and an eager sum of that length, before and after

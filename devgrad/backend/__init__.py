@@ -34,6 +34,13 @@ class DeviceError(RuntimeError):
     """A device was asked for that does not exist here, or tensors on two devices met."""
 
 
+class CaptureError(RuntimeError):
+    """A step being captured into a CUDA graph did something a replay cannot repeat."""
+
+
+_capturing = threading.local()  # .device: the Device whose capture this thread is running, if any
+
+
 class Device:
     """A place where arrays live: ``cpu`` (NumPy) or ``cuda:N`` (CuPy on GPU N).
 
@@ -124,10 +131,13 @@ class Device:
     # -- compute -----------------------------------------------------------------------
     def generator(self, seed: int):
         """A random generator that draws directly on this device (for dropout masks)."""
+        _refuse_random_draws_while_capturing()
         return self.module.generator(seed, self.index)
 
     def uniform(self, generator, shape, dtype):
-        """Uniform [0, 1) samples of ``shape``/``dtype`` from a generator of this device."""
+        """Uniform [0, 1) samples of ``shape``/``dtype`` from a generator of this device.
+        Refused while a step is being captured: a replay would repeat the same numbers."""
+        _refuse_random_draws_while_capturing()
         return self.module.uniform(generator, shape, dtype, self.index)
 
     def capture(self, fn):
@@ -135,7 +145,16 @@ class Device:
         ``result`` (what fn returned) and ``replay()``. Check ``supports_graphs`` first."""
         if not self.supports_graphs:
             raise DeviceError(f"CUDA graphs need a GPU; {self} has none (check device.supports_graphs first)")
-        return self.module.capture(fn, self.index)
+        previous = getattr(_capturing, "device", None)
+
+        def recorded():
+            _capturing.device = self  # what must not happen while recording checks this (uniform)
+            try:
+                return fn()
+            finally:
+                _capturing.device = previous
+
+        return self.module.capture(recorded, self.index)
 
     def synchronize(self) -> None:
         """Wait until all queued work on this device has finished."""
@@ -170,6 +189,15 @@ def set_float32_matmul_precision(precision: str) -> None:
 def get_float32_matmul_precision() -> str:
     """The current float32 matmul precision ("highest" or "high")."""
     return cublas.precision()
+
+
+def _refuse_random_draws_while_capturing() -> None:
+    capturing = getattr(_capturing, "device", None)
+    if capturing is not None:
+        raise CaptureError(f"random numbers (a dropout mask) were drawn while a step was being captured into a "
+                           f"CUDA graph on {capturing}: every replay would reuse that one mask. Capture a step "
+                           "without dropout (p=0 or model.eval()), or run it eagerly (CapturedStep(..., "
+                           "enabled=False))")
 
 
 _NO_CONTEXT = contextlib.nullcontext()
@@ -314,6 +342,7 @@ def cupy_version() -> str | None:
 
 
 __all__ = [
+    "CaptureError",
     "Device",
     "DeviceError",
     "cuda_available",

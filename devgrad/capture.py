@@ -17,9 +17,12 @@ random numbers (a dropout mask would repeat: drawing one while capturing raises
 ``CaptureError``, so such a step runs eagerly, with the warning below). Its outputs are overwritten by each replay, and
 its Python side effects happen during capture, not on replays. The graph keeps working on the
 arrays it recorded: ``load_state_dict`` (model or optimizer) writes into those very arrays
-and is safe between calls; replacing arrays (``p.data = ...``, ``model.to(...)``) is not —
-make a new CapturedStep after that. Pass the optimizer as ``optimizer=``: CapturedStep
-then checks that it is capturable and refreshes its learning rate before each replay.
+and is safe between calls. Replacing arrays (``p.data = ...``, ``model.to(...)``) would leave
+a graph updating arrays nobody uses any more (or memory since given to others): pass the
+optimizer as ``optimizer=`` and CapturedStep notices that a parameter's array changed and
+records the step afresh; without it, make a new CapturedStep after such a change. With
+``optimizer=``, CapturedStep also checks that it is capturable and refreshes its learning
+rate before each replay.
 
 On the CPU (where there are no graphs) and with ``enabled=False`` the step simply calls
 ``fn``, so the same code runs everywhere. If capturing fails (``fn`` broke one of the rules
@@ -41,7 +44,8 @@ class CapturedStep:
     ``optimizer``: the optimizer ``fn`` steps, if any. It must be ``capturable=True`` (its
     learning rate and step counts must be read from device memory), and its ``refresh_lr``
     then runs before every replay. ``before_replay`` (optional) is another callable to run
-    before every replay. ``replays`` counts the steps that ran as graph replays.
+    before every replay. ``replays`` counts the steps that ran as graph replays, ``captures``
+    the graphs recorded (more than ``graphs`` once a parameter's array was replaced).
     """
 
     def __init__(self, fn, device=None, *, optimizer=None, enabled: bool = True, before_replay=None):
@@ -53,7 +57,10 @@ class CapturedStep:
         self.device = resolve_device(device)
         self.enabled = bool(enabled) and self.device.supports_graphs
         self._hooks = [h for h in (getattr(optimizer, "refresh_lr", None), before_replay) if h is not None]
+        self._optimizer = optimizer
+        self._bound: tuple = ()  # (parameter, the array the graphs were recorded on), for each parameter
         self.replays = 0
+        self.captures = 0  # graphs recorded, re-recordings after a parameter's array changed included
         self.failure: str | None = None  # why capturing failed, when it did
         self._graphs: dict = {}
 
@@ -71,6 +78,8 @@ class CapturedStep:
             if t.device is not self.device:
                 raise ValueError(f"CapturedStep: an input is on {t.device}, the step on {self.device}")
         key = tuple((t.shape, t.dtype.str) for t in inputs)
+        if self._bound and any(p.data is not array for p, array in self._bound):
+            self._graphs.clear()  # recorded on arrays a parameter no longer uses: record afresh
         entry = self._graphs.get(key)
         if entry is None:
             out = self.fn(*inputs)  # a real step; kernels compile and optimizer state appears here
@@ -102,4 +111,7 @@ class CapturedStep:
         for hook in self._hooks:
             hook()  # so that nothing a hook would change gets recorded into the graph
         graph = self.device.capture(lambda: self.fn(*static))
+        self.captures += 1
+        if self._optimizer is not None:
+            self._bound = tuple((p, p.data) for group in self._optimizer.param_groups for p in group["params"])
         return static, graph

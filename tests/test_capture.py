@@ -373,6 +373,69 @@ def test_every_part_of_a_training_step_can_be_captured(activation, loss, optimiz
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
 
 
+def _replace_parameter_arrays(model):
+    """What ``model.to(...)`` or ``p.data = ...`` does: each parameter gets a new array, same values."""
+    for p in model.parameters():
+        p.data = p.data.copy()
+
+
+def test_a_replaced_parameter_array_makes_the_step_record_afresh():
+    """A graph updates the arrays it was recorded on; once a parameter has a new array, a replay
+    would train arrays nobody uses. With optimizer=, the next call runs eagerly and records again."""
+    holder: dict = {}
+
+    def every_array():
+        return [p.data for p in holder["model"].parameters()] + [
+            v for entry in holder["opt"].state.values() for v in entry.values() if isinstance(v, np.ndarray)]
+
+    dev = _NoHostReadsDevice(every_array)
+    model = nn.MLP([5, 8, 3], device=dev, generator=np.random.default_rng(0))
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, capturable=True)
+    holder.update(model=model, opt=opt)
+
+    def step(xb, yb):
+        opt.zero_grad()
+        F.cross_entropy(model(xb), yb).backward()
+        opt.step()
+
+    captured = CapturedStep(step, dev, optimizer=opt)
+    batch = (Tensor._make(X[:16], dev), Tensor._make(Y[:16], dev))
+    captured(*batch)
+    captured(*batch)
+    assert (captured.captures, captured.replays) == (1, 1)
+    _replace_parameter_arrays(model)
+    captured(*batch)  # eager, then recorded on the new arrays
+    assert (captured.captures, captured.replays, captured.graphs) == (2, 1, 1)
+    captured(*batch)
+    assert (captured.captures, captured.replays) == (2, 2)
+
+
+def test_training_goes_on_after_parameter_arrays_are_replaced(device):
+    """On a GPU: after ``p.data = ...`` the captured step trains the new arrays, exactly as an
+    eager step does."""
+    if not device.supports_graphs:
+        pytest.skip("needs a GPU: the CPU never captures")
+    weights = []
+    for graphed in (False, True):
+        model = nn.MLP([5, 8, 3], device=device, generator=np.random.default_rng(0))
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, capturable=graphed)
+
+        def step(xb, yb, model=model, opt=opt):
+            opt.zero_grad()
+            F.cross_entropy(model(xb), yb).backward()
+            opt.step()
+
+        captured = CapturedStep(step, device, optimizer=opt if graphed else None, enabled=graphed)
+        for i in range(6):
+            if i == 3:
+                _replace_parameter_arrays(model)
+            captured(dg.tensor(X[:16], device=device), dg.tensor(Y[:16], device=device))
+        weights.append([p.numpy() for p in model.parameters()])
+    assert captured.captures == 2 and captured.replays == 4
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize(("setting", "dropout", "why"), [
     ("auto", 0.0, None), ("auto", 0.2, "model.dropout > 0: a replayed step would reuse one dropout mask"),
     (False, 0.0, "train.cuda_graph is false"), (True, 0.0, None),

@@ -19,7 +19,8 @@ its Python side effects happen during capture, not on replays. The graph keeps w
 arrays it recorded: ``load_state_dict`` (model or optimizer) writes into those very arrays
 and is safe between calls. Replacing arrays (``p.data = ...``, ``model.to(...)``) would leave
 a graph updating arrays nobody uses any more (or memory since given to others): pass the
-optimizer as ``optimizer=`` and CapturedStep notices that a parameter's array changed and
+optimizer as ``optimizer=`` and CapturedStep notices that a parameter's array changed (or an
+optimizer setting other than the learning rate, which a replay would keep as recorded) and
 records the step afresh; without it, make a new CapturedStep after such a change. With
 ``optimizer=``, CapturedStep also checks that it is capturable and refreshes its learning
 rate before each replay.
@@ -59,6 +60,7 @@ class CapturedStep:
         self._hooks = [h for h in (getattr(optimizer, "refresh_lr", None), before_replay) if h is not None]
         self._optimizer = optimizer
         self._bound: tuple = ()  # (parameter, the array the graphs were recorded on), for each parameter
+        self._settings: tuple = ()  # (group, a copy of it as recorded), for each of the optimizer's groups
         self.replays = 0
         self.captures = 0  # graphs recorded, re-recordings after a parameter's array changed included
         self.failure: str | None = None  # why capturing failed, when it did
@@ -78,8 +80,8 @@ class CapturedStep:
             if t.device is not self.device:
                 raise ValueError(f"CapturedStep: an input is on {t.device}, the step on {self.device}")
         key = tuple((t.shape, t.dtype.str) for t in inputs)
-        if self._bound and any(p.data is not array for p, array in self._bound):
-            self._graphs.clear()  # recorded on arrays a parameter no longer uses: record afresh
+        if self._bound and self._stale():
+            self._graphs.clear()  # recorded on arrays a parameter no longer uses, or other settings: afresh
         entry = self._graphs.get(key)
         if entry is None:
             out = self.fn(*inputs)  # a real step; kernels compile and optimizer state appears here
@@ -113,5 +115,21 @@ class CapturedStep:
         graph = self.device.capture(lambda: self.fn(*static))
         self.captures += 1
         if self._optimizer is not None:
-            self._bound = tuple((p, p.data) for group in self._optimizer.param_groups for p in group["params"])
+            groups = self._optimizer.param_groups
+            self._bound = tuple((p, p.data) for group in groups for p in group["params"])
+            self._settings = tuple((group, dict(group)) for group in groups)
         return static, graph
+
+    def _stale(self) -> bool:
+        """Whether the graphs were recorded on what the optimizer no longer has: a parameter's array
+        was replaced, or a setting other than the learning rate changed (momentum, weight decay,
+        betas...: a replay would keep the recorded value)."""
+        for p, array in self._bound:
+            if p.data is not array:
+                return True
+        for group, recorded in self._settings:
+            if group != recorded:  # the common case, equal, costs one dict comparison
+                if {k: v for k, v in group.items() if k != "lr"} != {k: v for k, v in recorded.items() if k != "lr"}:
+                    return True
+                recorded["lr"] = group["lr"]  # a schedule's new rate: refresh_lr passes it on
+        return False

@@ -379,9 +379,10 @@ def _replace_parameter_arrays(model):
         p.data = p.data.copy()
 
 
-def test_a_replaced_parameter_array_makes_the_step_record_afresh():
+def test_a_replaced_parameter_array_or_setting_makes_the_step_record_afresh():
     """A graph updates the arrays it was recorded on; once a parameter has a new array, a replay
-    would train arrays nobody uses. With optimizer=, the next call runs eagerly and records again."""
+    would train arrays nobody uses. With optimizer=, the next call runs eagerly and records again;
+    so it does when a setting other than the learning rate changed."""
     holder: dict = {}
 
     def every_array():
@@ -408,6 +409,13 @@ def test_a_replaced_parameter_array_makes_the_step_record_afresh():
     assert (captured.captures, captured.replays, captured.graphs) == (2, 1, 1)
     captured(*batch)
     assert (captured.captures, captured.replays) == (2, 2)
+    opt.param_groups[0]["lr"] = 0.05  # a schedule's work: refresh_lr hands it to the graph
+    captured(*batch)
+    assert (captured.captures, captured.replays) == (2, 3)
+    opt.param_groups[0]["momentum"] = 0.5  # frozen into the recorded kernels' arguments: record again
+    captured(*batch)
+    captured(*batch)
+    assert (captured.captures, captured.replays) == (3, 4)
 
 
 def test_training_goes_on_after_parameter_arrays_are_replaced(device):

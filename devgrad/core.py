@@ -107,6 +107,7 @@ class Function:
         requires = False
         arrays = []
         nexts = []
+        versions = []  # each saved Tensor's version (for save_inputs ops): in-place changes are errors
         for arg in args:
             if isinstance(arg, Tensor):
                 if dev is None:
@@ -121,6 +122,7 @@ class Function:
                 else:
                     nexts.append(None)
                 arrays.append(arg.data)
+                versions.append((arg, arg._version))
             else:
                 arrays.append(arg)
                 nexts.append(None)
@@ -138,11 +140,11 @@ class Function:
         if cls.save_inputs:
             node.inputs = args
             node.input_arrays = arrays  # the same arrays, for formulas running on arrays (operands)
-            # each saved Tensor's version now: an in-place change before backward is an error
-            node.versions = [a._version if isinstance(a, Tensor) else 0 for a in args]
+            node.versions = versions  # (Tensor, its version now): an in-place change before backward is an error
         else:
             node.inputs = node.input_arrays = node.versions = None
         node.out_data = out if cls.save_output else None
+        node.output_modified = False
         node.shape = out.shape
         node.released = False
         return Tensor._make(out, dev, node)
@@ -182,10 +184,10 @@ class Function:
 
     def check_saved(self) -> None:
         """Raise when a tensor this node saved for backward was changed in place since."""
-        inputs = self.inputs
-        if inputs is not None:
-            for t, version in zip(inputs, self.versions):
-                if isinstance(t, Tensor) and t._version != version:
+        versions = self.versions
+        if versions is not None and self.inputs is not None:
+            for t, version in versions:
+                if t._version != version:
                     self._modified(f"its input {t._describe()} was changed in place (version {version} when "
                                    f"saved, {t._version} now)")
         if getattr(self, "output_modified", False):
@@ -205,7 +207,7 @@ class Function:
     def release(self) -> None:
         """Drop what backward needed; a later backward through this node raises."""
         if self.inputs is not None or self.saved is not None or self.out_data is not None:
-            self.inputs = self.input_arrays = self.saved = self.out_data = None
+            self.inputs = self.input_arrays = self.versions = self.saved = self.out_data = None
             self.released = True
 
     @property
@@ -266,7 +268,13 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
                     f"backward through {node.name} a second time: its saved values were freed by the "
                     "first backward. Pass retain_graph=True to the first backward() (or dg.grad) "
                     "to keep them.")
-            node.check_saved()
+            versions = node.versions  # check_saved, inlined for the hot path: raises on an in-place change
+            if versions:
+                for t, version in versions:
+                    if t._version != version:
+                        node.check_saved()
+            if node.output_modified:
+                node.check_saved()
             if node.device.index:  # a second GPU: Device.run makes it current for the kernels
                 in_grads = node.device.run(_node_backward, node, g, fast)
             else:
@@ -370,7 +378,7 @@ def _accumulate(leaf_grads: dict, key: int, entry) -> None:
 
 def _root_grad(out, g):
     if g is None:
-        if out.size != 1:
+        if out.data.size != 1:
             raise RuntimeError(
                 f"backward: grad can be implied only for a single-element output, this one has shape "
                 f"{out.shape}. Reduce it first (e.g. .sum() or .mean()) or pass grad=...")

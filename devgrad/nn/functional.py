@@ -170,7 +170,7 @@ def _pair_loss(cls, name: str, pred: Tensor, target, reduction: str, params: tup
     target = _as_target(target, pred, name)
     _same_shape(pred, target, name)
     if target.dtype == pred.dtype and pred.dtype in _FUSED_DTYPES:
-        return cls.apply(pred, target, scale=_reduction_scale(reduction, pred.size), params=params)
+        return cls.apply(pred, target, scale=_reduction_scale(reduction, pred.data.size), params=params)
     return _reduce(formula(pred, target), reduction)
 
 

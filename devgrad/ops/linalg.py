@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from devgrad.core import Function
-from devgrad.ops._util import operand, sum_axes, sum_to
+from devgrad.ops._util import operand, sum_to
 from devgrad.ops.activation import activation_grad
 from devgrad.core import Tensor
 
@@ -100,16 +100,22 @@ class Linear(Function):
         return out
 
     def backward(self, g):
-        x, w, _ = self.operands(g)
-        need_x, need_w, need_b = self.needs_input_grad
+        # One formula for Tensors and arrays; g's kind is asked once (every layer of every step).
+        if isinstance(g, Tensor):
+            (x, w, _), mm, device = self.inputs, matmul, None
+        else:
+            (x, w, _), mm, device = self.input_arrays, self.device.matmul, self.device
+        need_x, need_w, need_b = self.next
         if g.ndim != 2:  # a batch of rows of any shape: the weight gradient sums over all of them
             g2, x = g.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1])
         else:
             g2 = g
-        mm = _matmul_for(g, self.device)
-        gx = mm(g, w) if need_x else None
-        gw = mm(g2.T, x) if need_w else None
-        gb = sum_axes(g2, (0,), self.device) if need_b else None
+        gx = mm(g, w) if need_x is not None else None
+        gw = mm(g2.T, x) if need_w is not None else None
+        if need_b is None:
+            gb = None
+        else:  # the bias gradient: the rows' sum (a Tensor op, or the device's reduction)
+            gb = g2.sum(axis=(0,)) if device is None else device.kernels.sum_axes(g2, (0,))
         return gx, gw, gb
 
 
@@ -136,7 +142,9 @@ class LinearAct(Linear):
         return self.device.kernels.bias_act_(_times_weight(self.device, x, w), b, act)
 
     def backward(self, g):
-        return super().backward(activation_grad(self.act, g, self.result(g), self.device))
+        if isinstance(g, Tensor):
+            return super().backward(activation_grad(self.act, g, self.output(), self.device))
+        return super().backward(self.device.kernels.act_grad(self.act, g, self.out_data))  # activation_grad on arrays
 
 
 def linear_act(x: Tensor, weight: Tensor, bias: Tensor | None, activation: str) -> Tensor:

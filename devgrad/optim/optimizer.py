@@ -100,20 +100,37 @@ class Optimizer:
         capturable = self.capturable
         with no_grad():
             for index, group in enumerate(self.param_groups):
-                by_device: dict = {}
+                # The parameters' entries by device: a list for the first device met (the usual
+                # case, and no hashing of devices per parameter), a dict only for more.
+                first_dev, first, others = None, [], None
                 for p in group["params"]:
                     grad = p.grad
                     if grad is None:
                         continue
-                    if grad.device is not p.device:
+                    dev = p.device
+                    if grad.device is not dev:
                         raise RuntimeError(f"{type(self).__name__}: gradient on {grad.device} but parameter on "
-                                           f"{p.device}")
+                                           f"{dev}")
                     state = states.get(p)
                     if state is None:
                         state = states[p] = {}
-                    by_device.setdefault(p.device, []).append((p.data, grad.data, state))
-                    p._bump_version()  # updated in place: a graph that saved it can no longer backprop
-                for dev, entries in by_device.items():
+                    if first_dev is None:
+                        first_dev = dev
+                    if dev is first_dev:
+                        first.append((p.data, grad.data, state))
+                    else:
+                        others = others or {}
+                        others.setdefault(dev, []).append((p.data, grad.data, state))
+                    # updated in place: a graph that saved it can no longer backprop (a leaf's
+                    # version count is all there is to bump)
+                    if p.grad_fn is None:
+                        p._version += 1
+                    else:
+                        p._bump_version()
+                by_device = [(first_dev, first)] if first_dev is not None else []
+                if others:
+                    by_device += others.items()
+                for dev, entries in by_device:
                     if dev.index:  # a second GPU: update there
                         with dev.activate():
                             self.update_group(entries, group, dev, self._device_lr(index, group, dev)

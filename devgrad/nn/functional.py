@@ -173,7 +173,8 @@ def _pair_loss(cls, name: str, pred: Tensor, target, reduction: str, params: tup
     kernels take); otherwise ``formula(pred, target)`` op by op, which keeps NumPy's promotion."""
     target = _as_target(target, pred, name)
     _same_shape(pred, target, name)
-    if target.dtype == pred.dtype and pred.dtype in _FUSED_DTYPES:
+    dtype = pred.data.dtype
+    if target.data.dtype == dtype and dtype in _FUSED_DTYPES:
         return cls.apply(pred, target, scale=_reduction_scale(reduction, pred.data.size), params=params)
     return _reduce(formula(pred, target), reduction)
 

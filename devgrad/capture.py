@@ -128,8 +128,17 @@ class CapturedStep:
             if p.data is not array:
                 return True
         for group, recorded in self._settings:
-            if group != recorded:  # the common case, equal, costs one dict comparison
-                if {k: v for k, v in group.items() if k != "lr"} != {k: v for k, v in recorded.items() if k != "lr"}:
+            if _differs(group, recorded):  # the common case, equal, costs one dict comparison
+                if _differs({k: v for k, v in group.items() if k != "lr"},
+                            {k: v for k, v in recorded.items() if k != "lr"}):
                     return True
                 recorded["lr"] = group["lr"]  # a schedule's new rate: refresh_lr passes it on
         return False
+
+
+def _differs(a: dict, b: dict) -> bool:
+    """a != b for settings dicts; a value replaced by an array (whose == is elementwise) differs."""
+    try:
+        return bool(a != b)
+    except (ValueError, TypeError):
+        return True

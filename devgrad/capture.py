@@ -12,9 +12,11 @@ them with a single call. ``CapturedStep(fn, device)`` wraps a step function:
 What ``fn`` must obey, because a replay runs no Python: work only on the device (no
 ``.item()``, ``float()``, printing values or data-dependent Python branches); take what
 changes from step to step from device memory (use an optimizer with ``capturable=True`` and
-pass it as ``optimizer=``, so its learning rate is refreshed before each replay); draw no
-random numbers (a dropout mask would repeat: drawing one while capturing raises
-``CaptureError``, so such a step runs eagerly, with the warning below). Its outputs are overwritten by each replay, and
+pass it as ``optimizer=``, so its learning rate is refreshed before each replay; step a
+schedule outside ``fn``); draw no random numbers. What a replay would silently freeze — a
+dropout mask, a non-capturable optimizer's rate and step count, a schedule's step — raises
+``CaptureError`` while ``fn`` is being recorded, so such a step runs eagerly, with the warning
+below. Its outputs are overwritten by each replay, and
 its Python side effects happen during capture, not on replays. The graph keeps working on the
 arrays it recorded: ``load_state_dict`` (model or optimizer) writes into those very arrays
 and is safe between calls. Replacing arrays (``p.data = ...``, ``model.to(...)``) would leave

@@ -373,6 +373,35 @@ def test_every_part_of_a_training_step_can_be_captured(activation, loss, optimiz
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("frozen", ["adam", "sgd", "schedule"])
+def test_what_a_replay_would_freeze_is_refused_while_capturing(device, frozen):
+    """A non-capturable optimizer's rate and step count, or a schedule stepped inside the step,
+    would be recorded once and replayed unchanged: stepping either while capturing raises
+    CaptureError, so CapturedStep warns and runs the step eagerly (where they are right)."""
+    dev = _graph_device(device)
+    model = nn.MLP([5, 8, 3], device=dev, generator=np.random.default_rng(0))
+    opt = (optim.Adam(model.parameters(), lr=0.01) if frozen == "adam" else
+           optim.SGD(model.parameters(), lr=0.1, capturable=frozen == "schedule"))
+    sched = optim.StepLR(opt, step_size=1, gamma=0.5)
+
+    def step(xb, yb):
+        opt.zero_grad()
+        F.cross_entropy(model(xb), yb).backward()
+        opt.step()
+        if frozen == "schedule":
+            sched.step()
+
+    captured = CapturedStep(step, dev)
+    batch = (Tensor._make(dev.put(X[:16]), dev), Tensor._make(dev.put(Y[:16]), dev))
+    with pytest.warns(RuntimeWarning, match="could not capture the step.*CaptureError"):
+        captured(*batch)
+    assert ("StepLR" if frozen == "schedule" else "not capturable") in captured.failure
+    captured(*batch)
+    assert captured.replays == 0 and captured.graphs == 0
+    opt.step()  # eager steps are fine once the capture is over
+    sched.step()
+
+
 def _replace_parameter_arrays(model):
     """What ``model.to(...)`` or ``p.data = ...`` does: each parameter gets a new array, same values."""
     for p in model.parameters():

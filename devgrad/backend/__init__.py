@@ -191,13 +191,18 @@ def get_float32_matmul_precision() -> str:
     return cublas.precision()
 
 
-def _refuse_random_draws_while_capturing() -> None:
+def refuse_while_capturing(what: str, why_and_fix: str) -> None:
+    """Raise CaptureError when this thread is recording a step into a CUDA graph: for work whose
+    effect a replay would silently freeze (``what`` happened; ``why_and_fix`` says the rest)."""
     capturing = getattr(_capturing, "device", None)
     if capturing is not None:
-        raise CaptureError(f"random numbers (a dropout mask) were drawn while a step was being captured into a "
-                           f"CUDA graph on {capturing}: every replay would reuse that one mask. Capture a step "
-                           "without dropout (p=0 or model.eval()), or run it eagerly (CapturedStep(..., "
-                           "enabled=False))")
+        raise CaptureError(f"{what} while a step was being captured into a CUDA graph on {capturing}: {why_and_fix}")
+
+
+def _refuse_random_draws_while_capturing() -> None:
+    refuse_while_capturing("random numbers (a dropout mask) were drawn",
+                           "every replay would reuse that one mask. Capture a step without dropout (p=0 or "
+                           "model.eval()), or run it eagerly (CapturedStep(..., enabled=False))")
 
 
 _NO_CONTEXT = contextlib.nullcontext()

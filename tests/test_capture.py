@@ -12,6 +12,7 @@ import pytest
 
 import devgrad as dg
 from devgrad import nn, optim
+from devgrad import backend
 from devgrad.capture import CapturedStep
 from devgrad.experiment import commands
 from devgrad.nn import functional as F
@@ -295,10 +296,12 @@ class _NoHostReadsDevice(dg.Device):
     def capture(self, fn):
         saved = [(a, a.copy()) for a in self.state()]
         self.capturing = True
+        backend._capturing.device = self  # what Device.capture marks: devgrad's own refusals apply too
         try:
             result = fn()
         finally:
             self.capturing = False
+            backend._capturing.device = None
             for array, copy in saved:
                 np.copyto(array, copy)
 
@@ -311,14 +314,23 @@ class _NoHostReadsDevice(dg.Device):
         return Graph
 
 
+_CLASSES: dict = {}  # device -> dg.arange(3) there, made by the first (eager) step: not while capturing
+
+
+def _one_hot(y):
+    classes = _CLASSES.get(y.device)
+    if classes is None:  # a host array copied to the device: refused while a step is recorded
+        classes = _CLASSES[y.device] = dg.arange(3, device=y.device)
+    return (y.reshape(-1, 1) == classes).astype("float32")
+
+
 _LOSSES = {
     "bce": lambda out, y: F.binary_cross_entropy_with_logits(out[:, 0], (y == 1).astype("float32")),
     "logistic": lambda out, y: F.logistic_loss(out[:, 0], (y == 1).astype("float32") * 2 - 1),
     "hinge": lambda out, y: F.hinge_loss(out[:, 0], (y == 1).astype("float32") * 2 - 1),
     "cross_entropy": lambda out, y: F.cross_entropy(out, y, label_smoothing=0.1),
     "nll": lambda out, y: F.nll_loss(out.log_softmax(axis=-1), y),
-    "mse": lambda out, y: F.mse_loss(out.softmax(axis=-1), (y.reshape(-1, 1) == dg.arange(3, device=y.device))
-                                     .astype("float32")),
+    "mse": lambda out, y: F.mse_loss(out.softmax(axis=-1), _one_hot(y)),
 }
 _OPTIMIZERS = {
     "sgd": lambda p: optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3, capturable=True),
@@ -373,20 +385,24 @@ def test_every_part_of_a_training_step_can_be_captured(activation, loss, optimiz
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("frozen", ["adam", "sgd", "schedule"])
+@pytest.mark.parametrize("frozen", ["adam", "sgd", "schedule", "host data"])
 def test_what_a_replay_would_freeze_is_refused_while_capturing(device, frozen):
-    """A non-capturable optimizer's rate and step count, or a schedule stepped inside the step,
-    would be recorded once and replayed unchanged: stepping either while capturing raises
-    CaptureError, so CapturedStep warns and runs the step eagerly (where they are right)."""
+    """A non-capturable optimizer's rate and step count, a schedule stepped inside the step, or
+    host data copied to the device would be recorded once and replayed unchanged (the copy from
+    a staging buffer since reused): each raises CaptureError while capturing, so CapturedStep
+    warns and runs the step eagerly (where they are right)."""
     dev = _graph_device(device)
     model = nn.MLP([5, 8, 3], device=dev, generator=np.random.default_rng(0))
     opt = (optim.Adam(model.parameters(), lr=0.01) if frozen == "adam" else
-           optim.SGD(model.parameters(), lr=0.1, capturable=frozen == "schedule"))
+           optim.SGD(model.parameters(), lr=0.1, capturable=frozen in ("schedule", "host data")))
     sched = optim.StepLR(opt, step_size=1, gamma=0.5)
 
     def step(xb, yb):
         opt.zero_grad()
-        F.cross_entropy(model(xb), yb).backward()
+        out = model(xb)
+        if frozen == "host data":  # copied from host memory: a replay would not copy it again
+            out = out * dg.tensor([1.0, 2.0, 3.0], device=dev, dtype=out.dtype)
+        F.cross_entropy(out, yb).backward()
         opt.step()
         if frozen == "schedule":
             sched.step()
@@ -395,7 +411,7 @@ def test_what_a_replay_would_freeze_is_refused_while_capturing(device, frozen):
     batch = (Tensor._make(dev.put(X[:16]), dev), Tensor._make(dev.put(Y[:16]), dev))
     with pytest.warns(RuntimeWarning, match="could not capture the step.*CaptureError"):
         captured(*batch)
-    assert ("StepLR" if frozen == "schedule" else "not capturable") in captured.failure
+    assert {"schedule": "StepLR", "host data": "host data was copied"}.get(frozen, "not capturable") in captured.failure
     captured(*batch)
     assert captured.replays == 0 and captured.graphs == 0
     opt.step()  # eager steps are fine once the capture is over
@@ -497,3 +513,32 @@ def test_the_runner_says_whether_it_captures_the_step_and_why_not(tmp_path, sett
     result = commands.run(resolved, overrides=["train.epochs=2", "device=cpu"], out=tmp_path, quiet=True)
     log = (result.run_dir / "train.log").read_text()
     assert f"train.cuda_graph {setting}: steps run eagerly" in log
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "bce", "logistic", "hinge", "mse", "mae", "huber"])
+def test_the_runners_step_does_nothing_a_capture_refuses(tmp_path, monkeypatch, loss):
+    """What would silently freeze in a replay raises CaptureError while a step is recorded (above);
+    the runner's own step must trip none of it, or a GPU run would quietly train eagerly. Its step
+    runs here on the CPU as a GPU run's would be recorded: capturable optimizer, schedule
+    outside, the recording mark set around every step."""
+    from devgrad.experiment import run, trainer
+    from tests.run_helpers import SMALL
+
+    monkeypatch.setattr(trainer, "_graph_choice", lambda spec, device: None)  # as on a GPU: capture it
+    real_step, steps = trainer.Trainer._step, []
+
+    def recorded(self, xb, yb):
+        backend._capturing.device = self.device
+        try:
+            steps.append(real_step(self, xb, yb))
+        finally:
+            backend._capturing.device = None
+
+    monkeypatch.setattr(trainer.Trainer, "_step", recorded)
+    spec = {**SMALL, "loss": loss, "schedule": {"name": "cosine"}, "plots": {"enabled": False},
+            "train": {**SMALL["train"], "epochs": 2, "clip_grad_norm": 1.0}}
+    if loss in ("mse", "mae", "huber"):
+        spec["task"] = "regression"
+    result = run(spec, out=tmp_path, quiet=True)
+    assert result.summary["status"] == "completed" and len(steps) > 10
+    assert result.summary["cuda_graph"]["setting"] == "auto"

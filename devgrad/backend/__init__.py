@@ -100,6 +100,8 @@ class Device:
             if source is self:
                 return array
             array = source.to_host(array)
+        refuse_while_capturing("host data was copied to the device", "a replay would not copy it again. Make it a "
+                               "device tensor before the step, or an input of the step")
         return self.module.to_device(array, self.index)
 
     def to_host(self, array) -> np.ndarray:

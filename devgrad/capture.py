@@ -15,10 +15,9 @@ changes from step to step from device memory (use an optimizer with ``capturable
 pass it as ``optimizer=``, so its learning rate is refreshed before each replay; step a
 schedule outside ``fn``); draw no random numbers. What a replay would silently freeze — a
 dropout mask, a non-capturable optimizer's rate and step count, a schedule's step, host data
-copied to the device — raises
-``CaptureError`` while ``fn`` is being recorded, so such a step runs eagerly, with the warning
-below. Its outputs are overwritten by each replay, and
-its Python side effects happen during capture, not on replays. The graph keeps working on the
+copied to the device — raises ``CaptureError`` while ``fn`` is being recorded, so such a step
+runs eagerly, with the warning below. Its outputs are overwritten by each replay, and its
+Python side effects happen during capture, not on replays. The graph keeps working on the
 arrays it recorded: ``load_state_dict`` (model or optimizer) writes into those very arrays
 and is safe between calls. Replacing arrays (``p.data = ...``, ``model.to(...)``) would leave
 a graph updating arrays nobody uses any more (or memory since given to others): pass the

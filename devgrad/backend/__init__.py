@@ -38,7 +38,11 @@ class CaptureError(RuntimeError):
     """A step being captured into a CUDA graph did something a replay cannot repeat."""
 
 
-_capturing = threading.local()  # .device: the Device whose capture this thread is running, if any
+class _Capturing(threading.local):
+    device = None  # the Device whose capture this thread is running, if any (a class default: no lookup miss)
+
+
+_capturing = _Capturing()
 
 
 class Device:
@@ -147,7 +151,7 @@ class Device:
         ``result`` (what fn returned) and ``replay()``. Check ``supports_graphs`` first."""
         if not self.supports_graphs:
             raise DeviceError(f"CUDA graphs need a GPU; {self} has none (check device.supports_graphs first)")
-        previous = getattr(_capturing, "device", None)
+        previous = _capturing.device
 
         def recorded():
             _capturing.device = self  # what must not happen while recording checks this (uniform)
@@ -193,10 +197,15 @@ def get_float32_matmul_precision() -> str:
     return cublas.precision()
 
 
+def is_capturing() -> bool:
+    """True while this thread is recording a step into a CUDA graph (``Device.capture``)."""
+    return _capturing.device is not None
+
+
 def refuse_while_capturing(what: str, why_and_fix: str) -> None:
     """Raise CaptureError when this thread is recording a step into a CUDA graph: for work whose
     effect a replay would silently freeze (``what`` happened; ``why_and_fix`` says the rest)."""
-    capturing = getattr(_capturing, "device", None)
+    capturing = _capturing.device
     if capturing is not None:
         raise CaptureError(f"{what} while a step was being captured into a CUDA graph on {capturing}: {why_and_fix}")
 

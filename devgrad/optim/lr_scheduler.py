@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from devgrad.backend import refuse_while_capturing
+from devgrad.backend import is_capturing, refuse_while_capturing
 
 
 class LRScheduler:
@@ -23,10 +23,11 @@ class LRScheduler:
         raise NotImplementedError
 
     def step(self) -> None:
-        refuse_while_capturing(f"the schedule {type(self).__name__} stepped",
-                               "replays run no Python, so the rate would stop changing. Call the schedule's "
-                               "step() outside the captured function (a capturable optimizer passes the new "
-                               "rate on to the graph)")
+        if is_capturing():
+            refuse_while_capturing(f"the schedule {type(self).__name__} stepped",
+                                   "replays run no Python, so the rate would stop changing. Call the schedule's "
+                                   "step() outside the captured function (a capturable optimizer passes the new "
+                                   "rate on to the graph)")
         self.last_epoch += 1
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = self.lr_at(base, self.last_epoch)

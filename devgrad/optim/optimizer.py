@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from devgrad.backend import device_of, refuse_while_capturing
+from devgrad.backend import device_of, is_capturing, refuse_while_capturing
 from devgrad.core import no_grad
 from devgrad.core import Tensor
 
@@ -98,7 +98,7 @@ class Optimizer:
             loss = closure()
         states = self.state
         capturable = self.capturable
-        if not capturable:
+        if not capturable and is_capturing():
             refuse_while_capturing(f"{type(self).__name__} (not capturable) stepped",
                                    "every replay would reuse the learning rate and step count it had then. Create "
                                    f"it with {type(self).__name__}(..., capturable=True) and pass it to "

@@ -99,13 +99,18 @@ class Device:
     # -- data movement ---------------------------------------------------------------
     def put(self, array):
         """Return ``array`` (host data, or an array of any device) as an array on this device."""
+        source = None
         if not isinstance(array, np.ndarray | np.generic) and is_device_array(array):
             source = device_of(array)
             if source is self:
                 return array
+        # before any transfer: reading another GPU's array back would itself break the capture
+        if is_capturing():
+            refuse_while_capturing("host data was copied to the device" if source is None else
+                                   f"data of {source} was copied to the device", "a replay would not copy it again. "
+                                   "Make it a tensor of this device before the step, or an input of the step")
+        if source is not None:
             array = source.to_host(array)
-        refuse_while_capturing("host data was copied to the device", "a replay would not copy it again. Make it a "
-                               "device tensor before the step, or an input of the step")
         return self.module.to_device(array, self.index)
 
     def to_host(self, array) -> np.ndarray:

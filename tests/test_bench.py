@@ -210,3 +210,22 @@ def test_gpu_check_runs_only_the_steps_it_is_given(tmp_path):
         assert (out / name).read_text().startswith("not run: GPU_CHECK_STEPS=none"), name
     summary = (out / "summary.txt").read_text()
     assert "gpu-check done in" in summary and "not run: GPU_CHECK_STEPS=none" in summary
+
+
+def test_gpu_check_reports_the_tests_that_ran_when_the_suite_runs_out_of_time(tmp_path):
+    """A suite that outlives its limit gets Ctrl-C, not SIGKILL: pytest still prints its counts
+    and failures so far, and the summary shows them (a killed pytest would print nothing)."""
+    tests = tmp_path / "test_slow.py"
+    tests.write_text("import time\n\n"
+                     "def test_quick():\n    assert True\n\n"
+                     "def test_wrong():\n    assert 1 == 2\n\n"
+                     "def test_zz_slow():\n    time.sleep(120)\n")
+    out = tmp_path / "out"
+    env = {**os.environ, "OUT": str(out), "GPU_CHECK_STEPS": "tests", "GPU_CHECK_TEST_SECONDS": "10",
+           "GPU_CHECK_PYTEST": str(tests), "PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(ROOT / ".ci" / "gpu-check")], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    summary = (out / "summary.txt").read_text()
+    assert "1 failed, 1 passed" in summary and "pytest exit 124" in summary, summary
+    assert "test_slow.py::test_wrong" in summary, summary

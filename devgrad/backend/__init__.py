@@ -145,11 +145,13 @@ class Device:
         _refuse_random_draws_while_capturing()
         return self.module.generator(seed, self.index)
 
-    def uniform(self, generator, shape, dtype):
+    def uniform(self, generator, shape, dtype, half_open: bool = True):
         """Uniform [0, 1) samples of ``shape``/``dtype`` from a generator of this device.
+        ``half_open=False`` lets the draws also be exactly 1 (a GPU then hands over cuRAND's
+        (0, 1] draws as they come, one kernel fewer: dropout's mask kernel counts a 1 as a 0).
         Refused while a step is being captured: a replay would repeat the same numbers."""
         _refuse_random_draws_while_capturing()
-        return self.module.uniform(generator, shape, dtype, self.index)
+        return self.module.uniform(generator, shape, dtype, self.index, half_open)
 
     def capture(self, fn):
         """Record the kernels ``fn()`` launches into a CUDA graph; returns an object with

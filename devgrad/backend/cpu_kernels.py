@@ -74,12 +74,13 @@ def full(shape, value: float, dtype) -> np.ndarray:
     return np.full(shape, value, dtype=dtype)
 
 
-def dropout_mask_(u: np.ndarray, p: float) -> np.ndarray:
-    """Uniform draws ``u`` turned into a dropout mask in place: 1/(1-p) where u >= p, else 0."""
+def dropout_(u: np.ndarray, x: np.ndarray, p: float):
+    """Dropout of ``x`` from uniform draws ``u`` in [0, 1): ``u`` becomes the mask in place
+    (1/(1-p) where u >= p, else 0); returns (mask, x × mask)."""
     keep = u >= p
     u[...] = keep
     u *= 1.0 / (1.0 - p)
-    return u
+    return u, mul(x, u)
 
 
 def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:

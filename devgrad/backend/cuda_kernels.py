@@ -174,7 +174,7 @@ _KINDS = {name: [(_kind(raw, typ, i < len(ins)), pname, None if raw or typ in ("
                  for i, (raw, typ, pname) in enumerate(ins + outs)]
           for name, (ins, outs) in PARAMS.items()}
 _ELEMENTS, _TYPED, _POINTERS = frozenset({"in", "out"}), frozenset({"in", "out", "rawT"}), frozenset({"raw", "rawT"})
-_READS_OUTPUT = frozenset(name for name in ELEMENTWISE if name.startswith(("bias_", "dropout_mask", "wrap_top")))
+_READS_OUTPUT = frozenset(name for name in ELEMENTWISE if name.startswith(("bias_", "dropout", "wrap_top")))
 _NULL, _ZERO_F64 = np.uint64(0), np.float64(0.0)  # a float64 scalar given as a number: no pointer
 
 
@@ -293,10 +293,14 @@ def full(shape, value: float, dtype):
     return fill_(module().empty(shape, dtype=dtype), value)
 
 
-def dropout_mask_(u, p: float):
-    """Uniform draws ``u`` turned into a dropout mask in place: 1/(1-p) where u >= p, else 0."""
-    launch("dropout_mask", float(p), 1.0 / (1.0 - p), u)
-    return u
+def dropout_(u, x, p: float):
+    """Dropout of ``x`` from uniform draws ``u`` (in [0, 1), or cuRAND's (0, 1] as they come: a
+    draw of 1 counts as 0), one launch: ``u`` becomes the mask in place (1/(1-p) where u >= p,
+    else 0); returns (mask, x × mask)."""
+    y = module().empty(x.shape, dtype=x.dtype)
+    if u.dtype != x.dtype:
+        u = u.astype(x.dtype)
+    return launch("dropout", float(p), 1.0 / (1.0 - p), x, u, y)
 
 
 def unit_interval_(u):

@@ -38,10 +38,13 @@ ELEMENTWISE = {
     "bias_sigmoid": ("T b", "T y", "y = (T)(1.0 / (1.0 + exp(-(double)(y + b))))"),
     "bias_tanh": ("T b", "T y", "y = tanh(y + b)"),
     "bias_identity": ("T b", "T y", "y = y + b"),  # a Linear without activation: the output layer
-    # Dropout: the mask from uniform draws u (in place: 1/(1-p) where u >= p, compared in T as NumPy
-    # compares a float32 array with a Python float, else 0), and the product with it, forward and
-    # backward: CuPy would compile a comparison, a cast and a multiply for it.
-    "dropout_mask": ("float64 p, float64 scale", "T u", "u = u >= (T)p ? (T)scale : (T)0"),
+    # Dropout forward in one launch: the mask from uniform draws u (in place: 1/(1-p) where u >= p,
+    # compared in T as NumPy compares a float32 array with a Python float, else 0) and x times it.
+    # The draws may be cuRAND's, in (0, 1], as they come: a draw of 1 counts as 0 (what moving them
+    # into [0, 1) would make of it), so no kernel runs between cuRAND and this one. Backward is mul
+    # (g times the mask). CuPy would compile a comparison, a cast and a multiply for it.
+    "dropout": ("float64 p, float64 scale, T x", "T u, T y",
+                "const T w = u >= (T)1 ? (T)0 : u; u = w >= (T)p ? (T)scale : (T)0; y = x * u"),
     "mul": ("T a, T b", "T c", "c = a * b"),
     # cuRAND's uniform draws lie in (0, 1]: a draw of 1 becomes 0, as CuPy's random_sample makes it
     # with a kernel of its own (``top`` is 1)
@@ -461,7 +464,7 @@ _NO_UNROLL = """#ifndef DEVGRAD_NO_UNROLL
 # in about half the time of one module of everything; a run that needs both compiles both, in
 # about the time of that one module.
 MORE = frozenset({"sq_err", "sq_err_grad", "abs_err", "abs_err_grad", "huber_err", "huber_err_grad", "logistic",
-                  "logistic_grad", "hinge", "hinge_grad", "dropout_mask", "mul", "wrap_top", "reg_errors",
+                  "logistic_grad", "hinge", "hinge_grad", "dropout", "mul", "wrap_top", "reg_errors",
                   "rmsprop_many", "adagrad_many"})
 GROUPS = ("step", "more")
 KERNELS = (*ELEMENTWISE, *MULTI_KERNELS, *_LOOPED)

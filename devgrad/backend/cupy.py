@@ -72,9 +72,10 @@ def generator(seed: int, index: int):
         return cp.random.RandomState(seed)
 
 
-def uniform(gen, shape, dtype, index: int):
+def uniform(gen, shape, dtype, index: int, half_open: bool = True):
     """Uniform draws in [0, 1): cuRAND's, moved from its (0, 1] by devgrad's kernel where CuPy's
-    random_sample uses one of its own (one more compilation on a fresh machine, for dropout)."""
+    random_sample uses one of its own (one more compilation on a fresh machine). With
+    ``half_open=False``, cuRAND's draws as they come (dropout's: its kernel counts a 1 as a 0)."""
     cp = module()
     dtype = np.dtype(dtype)
     with cp.cuda.Device(index):
@@ -82,7 +83,8 @@ def uniform(gen, shape, dtype, index: int):
             raw = getattr(gen, "_random_sample_raw", None)  # CuPy's cuRAND call, before that kernel
             if raw is None:  # a CuPy without it: its own sampler
                 return gen.random_sample(shape, dtype=dtype)
-            return kernels.unit_interval_(raw(shape, dtype))
+            draws = raw(shape, dtype)
+            return kernels.unit_interval_(draws) if half_open else draws
         return gen.random_sample(shape).astype(dtype)
 
 

@@ -61,7 +61,8 @@ def generator(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def uniform(gen: np.random.Generator, shape, dtype, index: int) -> np.ndarray:
+def uniform(gen: np.random.Generator, shape, dtype, index: int, half_open: bool = True) -> np.ndarray:
+    """Uniform draws in [0, 1) (NumPy's are, whatever ``half_open`` allows)."""
     dtype = np.dtype(dtype)
     if dtype in (np.float32, np.float64):
         return gen.random(shape, dtype=dtype)

@@ -347,21 +347,21 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator=None) ->
         return x
     if generator is None:
         generator = x.device.generator(int(default_generator().integers(2**63)))
-    mask = x.device.kernels.dropout_mask_(x.device.uniform(generator, x.shape, x.dtype), p)
-    return _Dropout.apply(x, mask=mask)
+    draws = x.device.uniform(generator, x.shape, x.dtype, half_open=False)  # a draw of 1 counts as 0
+    return _Dropout.apply(x, draws, p=p)
 
 
 class _Dropout(Function):
-    """x × mask, the mask (0 or 1/(1−p) per element) given: one kernel forward and one backward
-    (g × mask) on a GPU, where a product of Tensors was CuPy's multiply, compiled on a fresh
-    machine. A second-order graph multiplies Tensors."""
+    """x × mask, the mask (0 or 1/(1−p) per element) made from uniform draws: one kernel forward
+    (mask and product) and one backward (g × mask) on a GPU, where CuPy would compile a
+    comparison, a cast and a multiply. A second-order graph multiplies Tensors."""
 
     __slots__ = ("mask",)
     array_backward = True
 
-    def forward(self, x, mask):
-        self.mask = mask
-        return self.device.kernels.mul(x, mask)
+    def forward(self, x, draws, p):
+        self.mask, y = self.device.kernels.dropout_(draws, x, p)
+        return y
 
     def backward(self, g):
         if isinstance(g, Tensor):  # create_graph: differentiable in g

@@ -561,22 +561,31 @@ def test_fill_and_full_write_the_value_in_every_dtype(host_cuda_backend, monkeyp
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_dropout_mask_and_product_kernels_give_the_numpy_backends_bits(host_cuda_backend, monkeypatch, dtype):
-    """The dropout mask from uniform draws (draws equal to p, rounded to the dtype as NumPy
-    compares with a Python float, are kept) and the products with it, forward and backward: one
-    launch each, bit for bit what the NumPy backend gives."""
+def test_dropout_is_one_kernel_forward_and_one_backward_with_the_numpy_backends_bits(host_cuda_backend, monkeypatch,
+                                                                                    dtype):
+    """Dropout's mask from uniform draws (draws equal to p, rounded to the dtype as NumPy compares
+    with a Python float, are kept) and the product with it in one launch, the product with the
+    mask backward in another: bit for bit what the NumPy backend gives. cuRAND's draws are taken
+    as they come, in (0, 1]: a draw of exactly 1 counts as 0 (dropped), as it would once moved
+    into [0, 1)."""
     cuda = host_cuda_backend
     launches = _count_launches(monkeypatch, cuda)
     p = 0.7  # float32(0.7) < 0.7: a draw equal to it is kept in float32, would be dropped in double
     u = np.random.default_rng(4).random((9, 8)).astype(dtype)
     u[0, :3] = [dtype(p), np.nextafter(dtype(p), dtype(0)), 0.0]
-    got, want = cuda.dropout_mask_(u.copy(), p), cpu_backend.dropout_mask_(u.copy(), p)
-    np.testing.assert_array_equal(got, want)
-    assert got[0, 0] == dtype(1 / (1 - p)) and got[0, 1] == got[0, 2] == 0
     x = np.random.default_rng(5).standard_normal(u.shape).astype(dtype)
-    np.testing.assert_array_equal(cuda.mul(x, got), cpu_backend.mul(x, want))
+    (mask, y), (want_mask, want_y) = cuda.dropout_(u.copy(), x, p), cpu_backend.dropout_(u.copy(), x, p)
+    np.testing.assert_array_equal(mask, want_mask)
+    np.testing.assert_array_equal(y, want_y)
+    assert mask[0, 0] == dtype(1 / (1 - p)) and mask[0, 1] == mask[0, 2] == 0
+    g = np.random.default_rng(6).standard_normal(u.shape).astype(dtype)
+    np.testing.assert_array_equal(cuda.mul(g, mask), cpu_backend.mul(g, want_mask))
     ctype = "float" if dtype == np.float32 else "double"
-    assert launches == [f"devgrad_dropout_mask_{ctype}", f"devgrad_mul_{ctype}"]
+    assert launches == [f"devgrad_dropout_{ctype}", f"devgrad_mul_{ctype}"]
+    top = np.array([1.0, 1.0, 0.75], dtype=dtype)  # cuRAND's top draw, twice, and one that is kept
+    mask, y = cuda.dropout_(top, np.full(3, 2.0, dtype=dtype), 0.5)
+    np.testing.assert_array_equal(mask, [0, 0, 2])
+    np.testing.assert_array_equal(y, [0, 0, 4])
 
 
 def test_uniform_draws_come_from_curand_into_zero_one_through_devgrads_kernel(host_cuda_backend, monkeypatch):
@@ -605,6 +614,10 @@ def test_uniform_draws_come_from_curand_into_zero_one_through_devgrads_kernel(ho
         got = cuda_module.uniform(Generator(), (2, 3), dtype, 0)
         assert got.dtype == dtype and ((got >= 0) & (got < 1)).all()
         np.testing.assert_array_equal(got, np.where(raw == 1, 0, raw).astype(dtype))
+    assert launches == ["devgrad_wrap_top_float", "devgrad_wrap_top_double"]
+    # dropout's draws: cuRAND's as they come (its kernel counts a 1 as a 0), no launch
+    np.testing.assert_array_equal(cuda_module.uniform(Generator(), (2, 3), np.float32, 0, half_open=False),
+                                  raw.astype(np.float32))
     assert launches == ["devgrad_wrap_top_float", "devgrad_wrap_top_double"]
 
     class OtherCupysGenerator:

@@ -656,6 +656,39 @@ def test_the_other_activations_dropout_clipping_and_adamw_through_the_cuda_path(
         np.testing.assert_allclose(got[name], want[name], rtol=2e-5, atol=2e-6, err_msg=name)  # float32
 
 
+def test_dropout_on_a_gpu_is_curands_draws_then_one_kernel_forward_and_one_backward(cuda_path, monkeypatch):
+    """On a GPU, dropout takes cuRAND's draws as they come, in (0, 1], and launches one kernel
+    forward (mask and product) and one backward (the product with the mask): no kernel moves the
+    draws into [0, 1) first, and the mask kernel drops a draw of exactly 1 as it would drop the 0
+    that moving it would have made."""
+    import contextlib
+    import types
+
+    from devgrad.backend import cupy as cuda_module
+
+    stand_in = harness.host_cupy()
+    stand_in.cuda = types.SimpleNamespace(Device=lambda index: contextlib.nullcontext())
+    monkeypatch.setattr(cuda_module, "module", lambda: stand_in)
+    monkeypatch.setattr(cpu_module, "uniform", cuda_module.uniform)  # the CPU device draws as the GPU's does
+    draws = np.array([[1.0, 0.25, 0.75, 1.0, 0.5]])
+
+    class CuRand:  # CuPy's generator: its raw cuRAND call
+        def _random_sample_raw(self, shape, dtype):
+            return draws.astype(dtype).reshape(shape)
+
+    def forward_backward():
+        x = dg.tensor(np.full((1, 5), 3.0, dtype=np.float32), requires_grad=True)
+        y = F.dropout(x, 0.5, generator=CuRand())
+        y.backward(dg.ones((1, 5)))
+        return y.numpy(), x.grad.numpy()
+
+    (y, gx), launches, _ = cuda_path(forward_backward)
+    np.testing.assert_array_equal(y, [[0, 0, 6, 0, 6]])
+    np.testing.assert_array_equal(gx, [[0, 0, 2, 0, 2]])
+    # and the fill of the ones given to backward: nothing else
+    assert launches == Counter({"devgrad_dropout": 1, "devgrad_mul": 1, "devgrad_fill": 1}), launches
+
+
 EXPERIMENTS = sorted(p.name for p in (Path(__file__).resolve().parents[2] / "experiments").glob("*.yaml")
                      if p.name != "gpu_large.yaml")  # gpu_large: minutes on a CPU
 

@@ -297,9 +297,7 @@ def dropout_(u, x, p: float):
     """Dropout of ``x`` from uniform draws ``u`` (in [0, 1), or cuRAND's (0, 1] as they come: a
     draw of 1 counts as 0), one launch: ``u`` becomes the mask in place (1/(1-p) where u >= p,
     else 0); returns (mask, x × mask)."""
-    y = module().empty(x.shape, dtype=x.dtype)
-    if u.dtype != x.dtype:
-        u = u.astype(x.dtype)
+    y = module().empty(x.shape, dtype=x.dtype)  # u is drawn in x's dtype (F.dropout)
     return launch("dropout", float(p), 1.0 / (1.0 - p), x, u, y)
 
 

@@ -229,3 +229,47 @@ def test_gpu_check_reports_the_tests_that_ran_when_the_suite_runs_out_of_time(tm
     summary = (out / "summary.txt").read_text()
     assert "1 failed, 1 passed" in summary and "pytest exit 124" in summary, summary
     assert "test_slow.py::test_wrong" in summary, summary
+    # The test still running near the limit had its stack printed, and the summary shows it.
+    stacks = summary.split("stacks of a hang or crash:")[1]
+    assert "Timeout (" in stacks and "in test_zz_slow" in stacks, summary
+
+
+def _watchdog(tmp_path, seconds, module, *args, limit=60):
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    return subprocess.run(["timeout", "-s", "INT", "-k", "10", str(limit), sys.executable,
+                           str(ROOT / ".ci" / "watchdog.py"), str(seconds), module, *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=limit + 30, check=False)
+
+
+def test_watchdog_prints_where_a_hung_command_waits(tmp_path):
+    """.ci/watchdog.py (gpu-check runs every devgrad command through it): a command still running
+    after its seconds prints every thread's stack, down to the call it waits in, and keeps running
+    until the limit's Ctrl-C."""
+    (tmp_path / "hangs.py").write_text("import time\n\ndef wait_for_the_gpu():\n    time.sleep(60)\n\n"
+                                       "wait_for_the_gpu()\n")
+    done = _watchdog(tmp_path, 1, "hangs", limit=4)
+    assert done.returncode == 124
+    dump = done.stderr.split("Timeout (0:00:01)!")[1]
+    assert "line 4 in wait_for_the_gpu" in dump and "KeyboardInterrupt" in dump, done.stderr
+
+
+def test_watchdog_shows_the_stack_of_a_native_crash(tmp_path):
+    """A segfault inside a native call (a ctypes call into cuBLAS with a bad pointer, say) prints
+    the Python stack that made the call, not only the shell's "Segmentation fault"."""
+    (tmp_path / "crashes.py").write_text("import ctypes\n\ndef call_into_native_code():\n"
+                                         "    ctypes.string_at(0)\n\ncall_into_native_code()\n")
+    done = _watchdog(tmp_path, 30, "crashes")
+    assert done.returncode != 0
+    assert "Fatal Python error: Segmentation fault" in done.stderr
+    assert "line 4 in call_into_native_code" in done.stderr, done.stderr
+
+
+def test_watchdog_runs_a_module_as_python_m_does(tmp_path):
+    """Same arguments, output and exit status as ``python -m devgrad``: a user mistake still exits
+    2 with its one-line message, and a module that finishes in time prints no stack."""
+    missing = str(tmp_path / "missing.yaml")
+    done = _watchdog(tmp_path, 30, "devgrad", "run", missing)
+    plain = subprocess.run([sys.executable, "-m", "devgrad", "run", missing], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60, check=False)
+    assert done.returncode == plain.returncode == 2
+    assert done.stderr == plain.stderr and missing in done.stderr and "Timeout" not in done.stderr

@@ -24,6 +24,21 @@ def _test_devices() -> list[str]:
 DEVICES = _test_devices()
 
 
+def pytest_configure(config) -> None:
+    """A device named in DEVGRAD_TEST_DEVICES that cannot be used stops the suite at once with
+    one message, instead of an error in every test that takes ``device``."""
+    if not os.environ.get("DEVGRAD_TEST_DEVICES", "").strip():
+        return
+    for name in DEVICES:
+        try:
+            dg.device(name)
+        except (dg.DeviceError, ValueError) as exc:
+            raise pytest.UsageError(
+                f"DEVGRAD_TEST_DEVICES={os.environ['DEVGRAD_TEST_DEVICES']} names {name!r}, which this "
+                f"machine cannot use: {exc}\nUnset DEVGRAD_TEST_DEVICES to test every device this "
+                f"machine has, or name only those (cpu, cuda, cuda:N).") from exc
+
+
 @pytest.fixture(params=DEVICES)
 def device(request) -> dg.Device:
     """Each test that takes ``device`` runs once per available device."""

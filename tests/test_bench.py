@@ -273,3 +273,23 @@ def test_watchdog_runs_a_module_as_python_m_does(tmp_path):
                            text=True, timeout=60, check=False)
     assert done.returncode == plain.returncode == 2
     assert done.stderr == plain.stderr and missing in done.stderr and "Timeout" not in done.stderr
+
+
+@pytest.mark.parametrize("devices", ["cpu,tpu", "cuda"])
+def test_the_suite_stops_at_once_when_told_to_test_a_device_it_cannot_use(tmp_path, devices):
+    """DEVGRAD_TEST_DEVICES naming a device this machine cannot use (a typo; cuda where no GPU is
+    usable, as on a machine whose driver is missing) ends pytest before any test with one message
+    naming the variable, the device and the fix, instead of an error in every device test."""
+    if devices == "cuda" and dg.cuda_available():
+        pytest.skip("this machine can use CUDA")
+    (tmp_path / "test_one.py").write_text("def test_device(device):\n    assert device is not None\n")
+    env = {**os.environ, "DEVGRAD_TEST_DEVICES": devices}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
+                           "-c", str(ROOT / "pyproject.toml"), "--confcutdir", str(ROOT),
+                           "-p", "tests.conftest", str(tmp_path / "test_one.py")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 4, output
+    name = devices.split(",")[-1]
+    assert f"DEVGRAD_TEST_DEVICES={devices} names {name!r}" in output and "Unset DEVGRAD_TEST_DEVICES" in output
+    assert output.count("ERROR:") == 1 and "passed" not in output and "at setup" not in output, output

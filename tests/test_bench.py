@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -232,6 +233,31 @@ def test_gpu_check_reports_the_tests_that_ran_when_the_suite_runs_out_of_time(tm
     # The test still running near the limit had its stack printed, and the summary shows it.
     stacks = summary.split("stacks of a hang or crash:")[1]
     assert "Timeout (" in stacks and "in test_zz_slow" in stacks, summary
+
+
+def test_gpu_check_counts_the_tests_that_ran_even_when_the_suite_is_killed(tmp_path):
+    """A suite that does not end on Ctrl-C (a test ignoring it) is killed after the grace and
+    prints no counts of its own; the summary counts pytest -v's line per test instead and names
+    the failed test. The check's budget cuts the suite's limit to what is left and skips a step
+    that would not fit, so the whole check still ends in time with its summary."""
+    tests = tmp_path / "test_stuck.py"
+    tests.write_text("import signal, time\n\n"
+                     "def test_quick():\n    assert True\n\n"
+                     "def test_wrong():\n    assert 1 == 2\n\n"
+                     "def test_zz_stuck():\n    signal.signal(signal.SIGINT, signal.SIG_IGN)\n    time.sleep(120)\n")
+    out = tmp_path / "out"
+    env = {**os.environ, "OUT": str(out), "GPU_CHECK_STEPS": "tests,bench", "GPU_CHECK_BUDGET": "24",
+           "GPU_CHECK_TEST_GRACE": "2", "GPU_CHECK_PYTEST": str(tests), "PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(ROOT / ".ci" / "gpu-check")], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    summary = (out / "summary.txt").read_text()
+    assert int(re.search(r"gpu-check done in (\d+)s", summary).group(1)) <= 24, summary
+    assert "skipped: the check's 24 s (GPU_CHECK_BUDGET) are spent" in (out / "bench-cuda.txt").read_text()
+    assert "pytest exit 137" in summary and " passed in " not in summary, summary  # killed: no counts of its own
+    assert "counted from the per-test lines: 1 passed, 1 failed" in summary, summary
+    assert "FAILED" in summary and "test_stuck.py::test_wrong" in summary, summary
+    assert "in test_zz_stuck" in summary.split("stacks of a hang or crash:")[1], summary  # where it hung
 
 
 def _watchdog(tmp_path, seconds, module, *args, limit=60):

@@ -27,8 +27,8 @@ DEVICES = _test_devices()
 def pytest_configure(config) -> None:
     """A device named in DEVGRAD_TEST_DEVICES that cannot be used stops the suite at once with
     one message, instead of an error in every test that takes ``device``."""
-    if not os.environ.get("DEVGRAD_TEST_DEVICES", "").strip():
-        return
+    if not os.environ.get("DEVGRAD_TEST_DEVICES", "").strip() or hasattr(config, "workerinput"):
+        return  # nothing named; or an xdist worker: the main process checked (a worker starts CUDA lazily)
     for name in DEVICES:
         try:
             dg.device(name)

@@ -213,26 +213,32 @@ def test_gpu_check_runs_only_the_steps_it_is_given(tmp_path):
     assert "gpu-check done in" in summary and "not run: GPU_CHECK_STEPS=none" in summary
 
 
-def test_gpu_check_reports_the_tests_that_ran_when_the_suite_runs_out_of_time(tmp_path):
-    """A suite that outlives its limit gets Ctrl-C, not SIGKILL: pytest still prints its counts
-    and failures so far, and the summary shows them (a killed pytest would print nothing)."""
-    tests = tmp_path / "test_slow.py"
-    tests.write_text("import time\n\n"
+def _gpu_check_on_a_small_suite(tmp_path, last_test: str, **settings) -> tuple:
+    """Run .ci/gpu-check's test step (and whatever ``settings`` add) on a suite of a passing test,
+    a failing one and ``last_test`` (a body, run last); returns (the output folder, summary.txt)."""
+    tests = tmp_path / "test_small.py"
+    tests.write_text("import signal, time\n\n"
                      "def test_quick():\n    assert True\n\n"
                      "def test_wrong():\n    assert 1 == 2\n\n"
-                     "def test_zz_slow():\n    time.sleep(120)\n")
+                     f"def test_zz_last():\n{last_test}")
     out = tmp_path / "out"
-    env = {**os.environ, "OUT": str(out), "GPU_CHECK_STEPS": "tests", "GPU_CHECK_TEST_SECONDS": "10",
-           "GPU_CHECK_PYTEST": str(tests), "PYTHON": sys.executable}
+    env = {**os.environ, "OUT": str(out), "GPU_CHECK_STEPS": "tests", "GPU_CHECK_PYTEST": str(tests),
+           "PYTHON": sys.executable, **settings}
     done = subprocess.run(["bash", str(ROOT / ".ci" / "gpu-check")], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     summary = (out / "summary.txt").read_text()
-    assert "1 failed, 1 passed" in summary and "pytest exit 124" in summary, summary
-    assert "test_slow.py::test_wrong" in summary, summary
+    assert "test_small.py::test_wrong" in summary, summary
     # The test still running near the limit had its stack printed, and the summary shows it.
-    stacks = summary.split("stacks of a hang or crash:")[1]
-    assert "Timeout (" in stacks and "in test_zz_slow" in stacks, summary
+    assert "in test_zz_last" in summary.split("stacks of a hang or crash:")[1], summary
+    return out, summary
+
+
+def test_gpu_check_reports_the_tests_that_ran_when_the_suite_runs_out_of_time(tmp_path):
+    """A suite that outlives its limit gets Ctrl-C, not SIGKILL: pytest still prints its counts
+    and failures so far, and the summary shows them (a killed pytest would print nothing)."""
+    _, summary = _gpu_check_on_a_small_suite(tmp_path, "    time.sleep(120)\n", GPU_CHECK_TEST_SECONDS="10")
+    assert "1 failed, 1 passed" in summary and "pytest exit 124" in summary, summary
 
 
 def test_gpu_check_counts_the_tests_that_ran_even_when_the_suite_is_killed(tmp_path):
@@ -240,24 +246,14 @@ def test_gpu_check_counts_the_tests_that_ran_even_when_the_suite_is_killed(tmp_p
     prints no counts of its own; the summary counts pytest -v's line per test instead and names
     the failed test. The check's budget cuts the suite's limit to what is left and skips a step
     that would not fit, so the whole check still ends in time with its summary."""
-    tests = tmp_path / "test_stuck.py"
-    tests.write_text("import signal, time\n\n"
-                     "def test_quick():\n    assert True\n\n"
-                     "def test_wrong():\n    assert 1 == 2\n\n"
-                     "def test_zz_stuck():\n    signal.signal(signal.SIGINT, signal.SIG_IGN)\n    time.sleep(120)\n")
-    out = tmp_path / "out"
-    env = {**os.environ, "OUT": str(out), "GPU_CHECK_STEPS": "tests,bench", "GPU_CHECK_BUDGET": "24",
-           "GPU_CHECK_TEST_GRACE": "2", "GPU_CHECK_PYTEST": str(tests), "PYTHON": sys.executable}
-    done = subprocess.run(["bash", str(ROOT / ".ci" / "gpu-check")], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    summary = (out / "summary.txt").read_text()
+    out, summary = _gpu_check_on_a_small_suite(
+        tmp_path, "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n    time.sleep(120)\n",
+        GPU_CHECK_STEPS="tests,bench", GPU_CHECK_BUDGET="24", GPU_CHECK_TEST_GRACE="2")
     assert int(re.search(r"gpu-check done in (\d+)s", summary).group(1)) <= 24, summary
     assert "skipped: the check's 24 s (GPU_CHECK_BUDGET) are spent" in (out / "bench-cuda.txt").read_text()
     assert "pytest exit 137" in summary and " passed in " not in summary, summary  # killed: no counts of its own
     assert "counted from the per-test lines: 1 passed, 1 failed" in summary, summary
-    assert "FAILED" in summary and "test_stuck.py::test_wrong" in summary, summary
-    assert "in test_zz_stuck" in summary.split("stacks of a hang or crash:")[1], summary  # where it hung
+    assert "FAILED" in summary
 
 
 def _watchdog(tmp_path, seconds, module, *args, limit=60):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -315,3 +316,74 @@ def test_the_suite_stops_at_once_when_told_to_test_a_device_it_cannot_use(tmp_pa
     name = devices.split(",")[-1]
     assert f"DEVGRAD_TEST_DEVICES={devices} names {name!r}" in output and "Unset DEVGRAD_TEST_DEVICES" in output
     assert output.count("ERROR:") == 1 and "passed" not in output and "at setup" not in output, output
+
+
+def _gpu_summary():
+    """.ci/gpu_summary.py (a script of .ci/, not a package module) loaded as a module."""
+    spec = importlib.util.spec_from_file_location("gpu_summary", ROOT / ".ci" / "gpu_summary.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _bench_row(config, eager, graph, replays, weights=1e-7, unavailable=None):
+    return {"config": config, "ratio_vs_pytorch": eager, "graph_ratio_vs_pytorch_graph": graph,
+            "agreement": {"devgrad_graph": {"replays": replays, "weights_rel_err": weights}},
+            "unavailable": unavailable or {}}
+
+
+def test_gpu_summary_says_which_targets_a_gpu_check_met(tmp_path):
+    """The GPU check's summary opens with issues 12 and 13's targets, each met, NOT met or
+    unmeasured from what the check wrote: the suite's per-test lines, the bench and end-to-end
+    JSON and the spirals runs' summary.json files (here made up, one target missed on purpose)."""
+    out, work = tmp_path / "out", tmp_path / "work"
+    out.mkdir()
+    (out / "pytest-cuda.txt").write_text("[gw0] [ 33%] PASSED tests/a.py::test_x[cuda]\n"
+                                         "[gw1] [ 66%] SKIPPED tests/a.py::test_y[cuda]\n"
+                                         "[gw0] [100%] PASSED tests/b.py::test_z\n"
+                                         "======== 2 passed, 1 skipped in 3.21s ========\npytest exit 0 after 5s\n")
+    bench_rows = [_bench_row("tiny", 0.6, 1.05, 30), _bench_row("small", 0.7, 1.02, 30),
+                  _bench_row("medium", 0.9, 1.08, 30), _bench_row("large", 1.12, 1.04, 30)]
+    (out / "bench-cuda.json").write_text(json.dumps({"configs": bench_rows}))
+    (out / "e2e.json").write_text(json.dumps({"e2e": {
+        "devgrad": {"seconds": 0.52, "first_seconds": 2.6, "cuda_graph": True, "test_accuracy": 0.9},
+        "pytorch": {"seconds": 1.35, "first_seconds": 1.9, "test_accuracy": 0.9}, "ratio_vs_pytorch": 0.52 / 1.35}}))
+    for name, seconds, graph in (("spirals-cpu", 1.05, False), ("spirals-graph", 0.34, True)):
+        run_dir = work / name / "spirals" / "run-1"
+        run_dir.mkdir(parents=True)
+        (run_dir / "summary.json").write_text(json.dumps({"wall_seconds": seconds, "cuda_graph": {"active": graph}}))
+    text = _gpu_summary().summarize(out, work)
+    targets = text.split("targets of issues 12 and 13")[1].split("\ntests (")[0]
+    lines = dict(line.strip().split(": ", 1) for line in targets.strip().splitlines()[1:])
+    assert lines["suite passes with DEVGRAD_TEST_DEVICES=cuda"] == "2 passed, 1 skipped, 0 failed - met"
+    assert lines["CapturedStep replays > 0 (else it ran eagerly)"].endswith("large 30 - met")
+    assert lines["CapturedStep <= 1.1x PyTorch's CUDA-graph step"].endswith("large 1.04x - met")
+    assert lines["eager step <= 1.0x PyTorch eager"] == "tiny 0.60x, small 0.70x, medium 0.90x, large 1.12x - NOT met"
+    assert lines["gpu_large warm <= 1.0x plain PyTorch"] == "0.39x (0.52 s vs 1.35 s) - met"
+    assert lines["gpu_large <= 0.6 s with the captured step"] == "0.52 s, captured - met"
+    assert lines["gpu_large on a fresh kernel cache <= 3 s"] == "first run 2.60 s - met"
+    assert lines["spirals with the captured step faster than on the CPU"].startswith("0.34 s (graph on) vs 1.05 s")
+    assert lines["spirals with the captured step faster than on the CPU"].endswith(" - met")
+    assert json.loads((out / "runs.json").read_text())["spirals-graph"]["wall_seconds"] == 0.34
+
+
+def test_gpu_summary_never_calls_a_target_met_that_was_not_measured(tmp_path):
+    """A check cut short (a killed suite, a capture that fell back, no bench or end-to-end numbers)
+    reports those targets as NOT met or unmeasured, never as met."""
+    out, work = tmp_path / "out", tmp_path / "work"
+    out.mkdir()
+    (out / "pytest-cuda.txt").write_text("[gw0] [ 10%] PASSED tests/a.py::test_x[cuda]\npytest exit 137 after 230s\n")
+    rows = [_bench_row(c, 0.5, None, 0, unavailable={"devgrad_graph": "capture failed"}) for c in
+            ("tiny", "small", "medium")]
+    (out / "bench-cuda.json").write_text(json.dumps({"configs": rows}))
+    text = _gpu_summary().summarize(out, work)
+    targets = text.split("targets of issues 12 and 13")[1].split("\ntests (")[0]
+    assert " - met" not in targets, targets
+    lines = dict(line.strip().split(": ", 1) for line in targets.strip().splitlines()[1:])
+    assert lines["suite passes with DEVGRAD_TEST_DEVICES=cuda"].endswith("(the suite did not finish: more tests "
+                                                                          "were to run) - unmeasured")
+    assert lines["CapturedStep replays > 0 (else it ran eagerly)"].endswith("large - (not in the bench) - NOT met")
+    assert "tiny - ({'devgrad_graph': 'capture failed'})" in lines["CapturedStep <= 1.1x PyTorch's CUDA-graph step"]
+    assert lines["eager step <= 1.0x PyTorch eager"].endswith("large - (not in the bench) - unmeasured")
+    assert lines["gpu_large warm <= 1.0x plain PyTorch"] == "unmeasured"
+    assert lines["spirals with the captured step faster than on the CPU"] == "unmeasured"

@@ -133,7 +133,7 @@ def summarize(out: Path, work: Path, devices: str = "cuda") -> str:
     tests = read(out / "pytest-cuda.txt").strip().splitlines()
     outcomes = per_test_outcomes(tests)
     finished = any(re.search(r"=+ .*\d+ (passed|failed|errors?)\b.* in [\d.]+s", line) for line in tests)
-    interrupted = any("KeyboardInterrupt" in line or "Interrupted" in line for line in tests)
+    interrupted = any(re.match(r"!+ (KeyboardInterrupt|Interrupted)", line) for line in tests)  # pytest's banner
     runs = {}
     for name in RUNS:
         found = sorted((work / name).glob("*/*/summary.json"))

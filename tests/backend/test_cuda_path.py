@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import devgrad as dg
 import devgrad.nn.functional as F
@@ -112,7 +114,9 @@ def _plain(value):
 
 
 def _recorded(value):
-    if type(value) is not np.ndarray:
+    if isinstance(value, np.generic):  # CuPy: an op on 0-d arrays gives a 0-d array, never a NumPy scalar
+        value = np.asarray(value)
+    elif type(value) is not np.ndarray:
         return value
     view = value.view(_Recorded)
     view._owner_base = value.base
@@ -513,6 +517,179 @@ def test_the_host_overhead_script_runs_the_budgeted_step(tmp_path):
                           text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "us of host time per eager step (9 kernel launches, 12 GEMMs; min of 1 blocks of 5 steps)" in done.stdout
+
+
+# -- random configurations: whatever a user combines, the CUDA path computes what NumPy does ------
+# The tests above walk fixed grids; these draw the combinations (hypothesis, derandomized so CI
+# sees the same ones every run): random MLPs with any activation, loss, reduction, optimizer and
+# its options, clipping and a schedule, odd sizes and batches of one; and random chains of ops
+# (views, transposes, slices, broadcasts, reductions, matmuls in both layouts) differentiated.
+
+_RANDOM = settings(max_examples=40, deadline=None, derandomize=True,
+                   suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+_OPTIONS = {
+    "sgd": lambda draw: {"momentum": draw(st.sampled_from([0.0, 0.9])), "dampening": draw(st.sampled_from([0.0, 0.1])),
+                         "weight_decay": draw(st.sampled_from([0.0, 0.01])), "maximize": draw(st.booleans())},
+    "nesterov": lambda draw: {"momentum": 0.9, "nesterov": True, "weight_decay": draw(st.sampled_from([0.0, 0.01]))},
+    "adam": lambda draw: {"amsgrad": draw(st.booleans()), "weight_decay": draw(st.sampled_from([0.0, 0.01])),
+                          "maximize": draw(st.booleans())},
+    "adamw": lambda draw: {"amsgrad": draw(st.booleans()), "weight_decay": draw(st.sampled_from([0.0, 0.05]))},
+    "rmsprop": lambda draw: {"momentum": draw(st.sampled_from([0.0, 0.5])), "centered": draw(st.booleans()),
+                             "weight_decay": draw(st.sampled_from([0.0, 0.01]))},
+    "adagrad": lambda draw: {"lr_decay": draw(st.sampled_from([0.0, 0.01])),
+                             "initial_accumulator_value": draw(st.sampled_from([0.0, 0.1]))},
+}
+
+
+@st.composite
+def _mlp_configs(draw):
+    optimizer = draw(st.sampled_from(sorted(_OPTIONS)))
+    return {"seed": draw(st.integers(0, 1000)), "dtype": draw(st.sampled_from([np.float32, np.float64])),
+            "batch": draw(st.integers(1, 40)), "sizes": draw(st.lists(st.integers(1, 12), min_size=2, max_size=4)),
+            "act": draw(st.sampled_from(["relu", "tanh", "sigmoid", "leaky_relu", "softplus", "identity"])),
+            "loss": draw(st.sampled_from(["cross_entropy", "bce", "mse", "huber"])),
+            "reduction": draw(st.sampled_from(["mean", "sum", "none"])), "smoothing": draw(st.sampled_from([0.0, 0.1])),
+            "bias": draw(st.booleans()), "clip": draw(st.booleans()), "schedule": draw(st.booleans()),
+            "capturable": draw(st.booleans()), "optimizer": optimizer, "options": _OPTIONS[optimizer](draw)}
+
+
+def _train_config(cfg: dict, dtype) -> dict:
+    rng = np.random.default_rng(cfg["seed"])
+    n, sizes, loss = cfg["batch"], cfg["sizes"], cfg["loss"]
+    X = rng.standard_normal((n, sizes[0])).astype(dtype)
+    if loss == "cross_entropy":
+        y = rng.integers(0, sizes[-1], n)
+    else:
+        y = ((rng.random((n, sizes[-1])) > 0.5) if loss == "bce" else rng.standard_normal((n, sizes[-1]))).astype(dtype)
+    model = dg.nn.MLP(sizes, activation=cfg["act"], generator=cfg["seed"], dtype=dtype, bias=cfg["bias"])
+    name = cfg["optimizer"]
+    opt = dg.optim.OPTIMIZERS["sgd" if name == "nesterov" else name](model.parameters(), lr=0.05,
+                                                                     capturable=cfg["capturable"], **cfg["options"])
+    schedule = dg.optim.CosineAnnealingLR(opt, t_max=4) if cfg["schedule"] else None
+    xb, yb = dg.tensor(X, dtype=dtype), dg.tensor(y)
+    for _ in range(3):
+        out = model(xb)
+        if loss == "cross_entropy":
+            value = F.cross_entropy(out, yb, label_smoothing=cfg["smoothing"], reduction=cfg["reduction"])
+        else:
+            value = {"bce": F.binary_cross_entropy_with_logits, "mse": F.mse_loss, "huber": F.huber_loss}[loss](
+                out, yb, reduction=cfg["reduction"])
+        value = value.mean() if cfg["reduction"] == "none" else value
+        opt.zero_grad()
+        value.backward()
+        if cfg["clip"]:
+            dg.optim.clip_grad_norm_(model.parameters(), 0.5)
+        opt.step()
+        if schedule is not None:
+            schedule.step()
+    return {k: v.numpy() for k, v in model.state_dict().items()}
+
+
+@_RANDOM
+@given(cfg=_mlp_configs())
+def test_random_mlp_configurations_train_through_the_cuda_path_to_the_numpy_weights(cuda_path, cfg):
+    """float64: the NumPy backend's weights to rounding. float32: the kernels compute in double and
+    round once, NumPy rounds after every operation, and an optimizer's first steps (Adam's, RMSprop's
+    g/√v) magnify that where a gradient is tiny; so both float32 runs are measured against the
+    float64 run, and the CUDA path must be about as close to it as NumPy's float32 is."""
+    dtype = cfg["dtype"]
+    want = _train_config(cfg, dtype)
+    got, launches, gemms = cuda_path(lambda: _train_config(cfg, dtype), record_arrays=True)
+    assert gemms and sum(launches.values()), "the run did not go through the CUDA backend"
+    truth = want if dtype == np.float64 else _train_config(cfg, np.float64)
+    for name, value in want.items():
+        assert got[name].dtype == value.dtype == dtype and got[name].shape == value.shape, name
+        if dtype == np.float64:
+            np.testing.assert_allclose(got[name], value, rtol=1e-9, atol=1e-11, err_msg=name)
+        else:
+            numpy_error = np.abs(value - truth[name]).max()
+            ours = np.abs(got[name] - truth[name]).max()
+            assert ours <= max(10 * numpy_error, 1e-4 * max(1.0, np.abs(truth[name]).max())), (name, ours, numpy_error)
+
+
+def _random_op_chain(draw, rng):
+    """A random differentiable chain from a (m, k) leaf; returns (leaves as arrays, fn(*tensors))."""
+    shape = [draw(st.integers(1, 5)), draw(st.integers(1, 5))]
+    leaves = [rng.standard_normal(shape)]
+    steps = []
+    for _ in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(["unary", "matmul", "matmul_t", "bias", "column", "binary", "softmax",
+                                     "transpose", "slice", "reduce"]))
+        if kind in ("matmul", "matmul_t", "bias", "column", "binary"):
+            r = draw(st.integers(1, 5))
+            leaf_shape = {"matmul": (shape[1], r), "matmul_t": (r, shape[1]), "bias": (shape[1],),
+                          "column": (shape[0], 1), "binary": tuple(shape)}[kind]
+            leaves.append(rng.standard_normal(leaf_shape))
+            if kind.startswith("matmul"):
+                shape = [shape[0], r]
+            steps.append((kind, len(leaves) - 1))
+        elif kind == "unary":
+            steps.append((draw(st.sampled_from(["relu", "tanh", "sigmoid", "softplus", "leaky_relu", "exp", "abs",
+                                                "square"])), None))
+        elif kind == "transpose":
+            shape = shape[::-1]
+            steps.append((kind, None))
+        elif kind == "slice":
+            axis = draw(st.integers(0, 1))
+            shape[axis] = (shape[axis] + 1) // 2
+            steps.append((f"slice{axis}", None))
+        elif kind == "reduce":
+            axis = draw(st.integers(0, 1))
+            shape[axis] = 1
+            steps.append((draw(st.sampled_from(["sum", "mean", "max"])) + str(axis), None))
+        else:
+            steps.append((draw(st.sampled_from(["softmax", "log_softmax"])), None))
+    leaves.append(rng.standard_normal(shape))  # the cotangent
+
+    def fn(*tensors):
+        h = tensors[0]
+        for kind, leaf in steps:
+            other = tensors[leaf] if leaf is not None else None
+            if kind == "matmul":
+                h = h @ other
+            elif kind == "matmul_t":
+                h = h @ other.T  # a transposed view: the other cuBLAS layout
+            elif kind in ("bias", "column", "binary"):
+                h = h + other if kind != "binary" else h * other
+            elif kind in ("relu", "tanh", "sigmoid", "softplus", "leaky_relu", "abs"):
+                h = getattr(h, kind)()
+            elif kind == "exp":
+                h = (h * 0.3).exp()
+            elif kind == "square":
+                h = h * h
+            elif kind == "transpose":
+                h = h.T
+            elif kind == "slice0":
+                h = h[::2]
+            elif kind == "slice1":
+                h = h[:, ::2]
+            elif kind[:-1] in ("sum", "mean", "max"):
+                h = getattr(h, kind[:-1])(axis=int(kind[-1]), keepdims=True)
+            else:
+                h = getattr(h, kind)(axis=-1)
+        return h
+    return leaves, fn
+
+
+def _chain_results(leaves, fn) -> list:
+    tensors = [dg.tensor(a, requires_grad=True) for a in leaves[:-1]]
+    out = fn(*tensors)
+    (out * dg.tensor(leaves[-1])).sum().backward()
+    return [out.numpy()] + [t.grad.numpy() for t in tensors]
+
+
+@_RANDOM
+@given(data=st.data())
+def test_random_op_chains_through_the_cuda_path_equal_the_numpy_backend(cuda_path, data):
+    """A random chain of ops (views, slices, transposes, broadcasts, reductions, matmuls in both
+    layouts, activations, softmax) and its gradients, through the CUDA backend's kernels and GEMM
+    seam: the NumPy backend's values, to float64 rounding."""
+    leaves, fn = _random_op_chain(data.draw, np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))))
+    want = _chain_results(leaves, fn)
+    got, _, _ = cuda_path(lambda: _chain_results(leaves, fn), record_arrays=True)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
 
 
 def test_float16_runs_through_the_cuda_path_as_on_the_cpu(cuda_path):

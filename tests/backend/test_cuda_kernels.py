@@ -770,3 +770,31 @@ def test_pair_loss_kernels(host_cuda_backend, dtype, name):
     for kernels in (cuda, cpu_backend):
         loss = getattr(kernels, name)(bad, y, *params)
         assert np.isnan(loss[2, 3]) and np.isfinite(np.delete(loss.ravel(), 11)).all()
+
+
+@pytest.mark.parametrize("group", ["step", "more"])
+@pytest.mark.parametrize("ctype", ["float", "double"])
+def test_every_kernel_compiles_for_an_h100_without_local_memory(ctype, group):
+    """NVRTC (no GPU needed) compiles each module for sm_90 and ptxas reports, for every kernel, no
+    stack frame and no spills: nothing goes through local memory. The multi-tensor updates take their
+    table of tensors (2 KB) by value and index it per element; had the compiler copied it to a stack
+    frame, every thread would copy 2 KB before its first element."""
+    from tests.test_warmup import _nvrtc_or_skip
+
+    _nvrtc_or_skip()
+    from cupy_backends.cuda.libs import nvrtc
+
+    source = module_source((ctype,), group=group)
+    program = nvrtc.createProgram(source, "devgrad_kernels.cu", [], [])
+    try:
+        nvrtc.compileProgram(program, ["-arch=sm_90", "--ptxas-options=-v", *cuda_backend.NVRTC_OPTIONS])
+        log = nvrtc.getProgramLog(program)
+    finally:
+        nvrtc.destroyProgram(program)
+    entries = re.findall(r"Compiling entry function '(\w+)'", log)
+    # every function's properties: the kernels' and those of the device functions they call (pow's)
+    frames = dict(re.findall(r"Function properties for (\w+)\n.*?(\d+ bytes stack frame, \d+ bytes spill stores, "
+                             r"\d+ bytes spill loads)", log))
+    assert len(entries) == source.count("__global__") > 10 and set(entries) <= set(frames), log[-2000:]
+    assert {name: frame for name, frame in frames.items()
+            if frame != "0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads"} == {}, log

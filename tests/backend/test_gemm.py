@@ -11,6 +11,7 @@ ctypes argument order, the stream the handle is set to, TF32 — runs and is com
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import itertools
 import weakref
@@ -347,3 +348,80 @@ def test_without_a_mapped_library_cuda_pathfinder_is_asked_then_the_usual_names(
     with pytest.raises(cublas.CublasError):
         cublas.find_library()
     assert len(tried) == 4
+
+
+def test_every_fast_gemm_call_passes_what_its_c_signature_takes(host_gemm, monkeypatch):
+    """The GEMMs are called without ctypes ``argtypes`` (cheaper), so nothing converts their
+    arguments: each must already be what the C signature takes, or cuBLAS reads garbage. A Python
+    int is passed as a 32-bit C int (right for int, wrong for a pointer or a batch stride), so
+    every pointer must be a c_void_p, every stride a c_longlong, every int a Python int in range.
+    Each entry point (float32, float64, TF32, and their strided-batched forms) is checked against
+    the signature its declared ``argtypes`` copy from cuBLAS's header."""
+    lib = cublas.library()
+    seen = set()
+
+    def checked(name, fn):
+        signature = cublas._SIGNATURES[name]
+
+        def call(*args):  # checked before the C function runs: a wrong kind could crash it
+            seen.add(name)
+            assert len(args) == len(signature), name
+            for i, (arg, kind) in enumerate(zip(args, signature)):
+                if kind is ctypes.c_int:
+                    assert type(arg) is int and -(2**31) <= arg < 2**31, (name, i, arg)
+                else:
+                    assert type(arg) is kind, (name, i, type(arg).__name__, kind.__name__)
+            return fn(*args)
+        return call
+
+    monkeypatch.setattr(lib, "fast", {name: checked(name, fn) for name, fn in lib.fast.items()})
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        for precision in ("highest", "high"):
+            x, y = rng.standard_normal((3, 4)).astype(dtype), rng.standard_normal((4, 2)).astype(dtype)
+            np.testing.assert_allclose(cuda_kernels.matmul(x, y, precision), x @ y, **_tol(dtype))
+            xb, yb = np.stack([x, x + 1]), np.stack([y, y - 1])
+            np.testing.assert_allclose(cuda_kernels.matmul(xb, yb, precision), xb @ yb, **_tol(dtype))
+    assert seen == set(cublas._GEMMS)
+
+
+def _cublas_header():
+    """cuBLAS's own cublas_api.h where the installed CUDA has it: beside the libcublas devgrad
+    finds (pip wheels keep lib/ and include/ side by side), or in a CUDA toolkit."""
+    import os
+    from pathlib import Path
+
+    places = []
+    try:
+        places.append(Path(cublas.find_library()).resolve().parent.parent / "include")
+    except Exception:  # no libcublas here: look in a toolkit
+        pass
+    places += [Path(os.environ[v]) / "include" for v in ("CUDA_HOME", "CUDA_PATH") if os.environ.get(v)]
+    places.append(Path("/usr/local/cuda/include"))
+    return next((p / "cublas_api.h" for p in places if (p / "cublas_api.h").is_file()), None)
+
+
+def test_the_ctypes_signatures_are_cublas_own():
+    """Every function devgrad calls through ctypes, parameter by parameter (pointer, int or 64-bit
+    int), as cuBLAS's header declares it: the host stand-in of the other tests was written from
+    the same documentation, so only the real header can show a parameter both got wrong. Runs where
+    the CUDA installation has the header (cupy-cuda13x's nvidia-cublas wheel does)."""
+    import re
+
+    header = _cublas_header()
+    if header is None:
+        pytest.skip("cuBLAS's cublas_api.h is not installed here")
+    text = header.read_text()
+    for name, signature in cublas._SIGNATURES.items():
+        found = re.search(r"CUBLASAPI\s[^;{]*?CUBLASWINAPI\s+" + name + r"\s*\(([^)]*)\)", text)
+        assert found, f"{name} is not declared in {header}"
+        params = [p.strip() for p in found.group(1).split(",")]
+
+        def kind(param: str):
+            if "*" in param or param.split(maxsplit=1)[0] in ("cublasHandle_t", "cudaStream_t"):
+                return ctypes.c_void_p
+            return ctypes.c_longlong if "long long" in param or "int64_t" in param else ctypes.c_int
+
+        declared = [kind(p) for p in params]
+        ours = [ctypes.c_void_p if a is not ctypes.c_int and a is not ctypes.c_longlong else a for a in signature]
+        assert ours == declared, (name, params)

@@ -6,7 +6,8 @@ very text compiles for the host CPU: one block of one thread, so each loop walks
 serially. This harness builds it with the host C++ compiler (does it compute what the NumPy
 backend computes?) and offers a stand-in for ``cupy`` whose ``RawModule`` runs the host build,
 so that the CUDA backend's launcher (argument binding, broadcasting, dtypes, the multi-tensor
-tables) runs unchanged on NumPy arrays.
+tables) runs unchanged on NumPy arrays. Every launch of the host build is first checked against
+the kernel's declared parameters the way a GPU would read them (``check_arguments``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import hashlib
+import re
 import shutil
 import subprocess
 import tempfile
@@ -95,16 +97,68 @@ def _c_arg(value):
                     "(CuPy would guess a C type for a Python number)")
 
 
-class HostFunction:
-    """A kernel of the host build, called as CuPy calls a RawModule function."""
+# A kernel's C parameter types, and what CuPy must be given for each. CuPy packs a launch's
+# arguments by their own types (a NumPy scalar by its size, an array by its address), never by
+# the kernel's declaration: an np.int32 where the kernel takes a long long, or a float64 array
+# where it takes float*, runs on the GPU and reads garbage. The host build, called through ctypes,
+# would often not notice, so every launch of the host build is checked against the declaration.
+_KERNEL = re.compile(r'extern "C" __global__ void (\w+)\(([^)]*)\)')
+_BY_VALUE = {"double": np.float64, "float": np.float32, "int": np.int32, "long long": np.int64,
+             "unsigned int": np.uint32, "unsigned long long": np.uint64}
+# What an array given for a pointer parameter may hold: typed data must be of that very type;
+# "unsigned int*" is raw 4-byte words (fill and gather_rows move any dtype's bytes as words), an
+# "unsigned long long*" counter any 8-byte integer, "void*" anything.
+_POINTEE = {"double": lambda d: d == np.float64, "float": lambda d: d == np.float32,
+            "int": lambda d: d == np.int32, "long long": lambda d: d == np.int64,
+            "unsigned int": lambda d: d.itemsize % 4 == 0,
+            "unsigned long long": lambda d: d.kind in "iu" and d.itemsize == 8, "void": lambda d: True}
 
-    def __init__(self, library, name: str):
+
+def signatures(code: str) -> dict:
+    """{kernel name: [(parameter name, C type without const), ...]} of a module's source."""
+    found = {}
+    for name, declared in _KERNEL.findall(code):
+        found[name] = [(param.split()[-1], " ".join(param.split()[:-1]).replace("const ", "").strip())
+                       for param in declared.split(",")]
+    return found
+
+
+def check_arguments(kernel: str, params: list, args) -> None:
+    """TypeError unless ``args`` are what CuPy must be given for ``params`` (see above)."""
+    if len(args) != len(params):
+        raise TypeError(f"{kernel}: {len(args)} arguments for {len(params)} parameters")
+    element = C_TYPES.get(kernel.rsplit("_", 1)[-1])  # T: the module's element type
+    for (name, ctype), arg in zip(params, args):
+        if ctype.endswith("*"):
+            base = ctype[:-1].strip()
+            fits = (lambda d: d == element) if base == "T" else _POINTEE[base]
+            if isinstance(arg, np.uint64):  # a pointer given by value: devgrad's NULL
+                continue
+            if not (isinstance(arg, np.ndarray) and not arg.dtype.names and fits(arg.dtype)):
+                raise TypeError(f"{kernel}: parameter {ctype} {name} ({np.dtype(element) if base == 'T' else base} "
+                                f"data) got {type(arg).__name__} {getattr(arg, 'dtype', '')}")
+        elif ctype == "devgrad_table":
+            if not (isinstance(arg, np.ndarray) and arg.dtype.names and arg.size == 1):
+                raise TypeError(f"{kernel}: parameter {name} is a devgrad_table passed by value: a 1-element "
+                                f"structured array, got {type(arg).__name__}")
+        elif type(arg) is not _BY_VALUE[ctype]:
+            raise TypeError(f"{kernel}: parameter {ctype} {name} needs a {_BY_VALUE[ctype].__name__} (CuPy passes a "
+                            f"scalar by its own size), got {type(arg).__name__}")
+
+
+class HostFunction:
+    """A kernel of the host build, called as CuPy calls a RawModule function; each launch's
+    arguments are checked against the kernel's declaration (``check_arguments``)."""
+
+    def __init__(self, library, name: str, params: list | None = None):
         self.name = name
         self.fn = getattr(library, name)
+        self.params = params if params is not None else signatures(module_source(host=True))[name]
         self.calls = 0
 
     def __call__(self, grid, block, args):
         assert len(grid) >= 1 and len(block) >= 1 and grid[0] >= 1 and block[0] >= 1, (grid, block)
+        check_arguments(self.name, self.params, args)
         self.calls += 1
         self.fn(*[_c_arg(a) for a in args])
 
@@ -114,9 +168,10 @@ class HostRawModule:
 
     def __init__(self, code: str, options=()):
         self.library = _build(HOST_PRELUDE + code)
+        self.signatures = signatures(code)
 
     def get_function(self, name: str) -> HostFunction:
-        return HostFunction(self.library, name)
+        return HostFunction(self.library, name, self.signatures[name])
 
 
 def run_on_host(name: str, **values) -> None:

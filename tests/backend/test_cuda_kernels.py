@@ -798,3 +798,34 @@ def test_every_kernel_compiles_for_an_h100_without_local_memory(ctype, group):
     assert len(entries) == source.count("__global__") > 10 and set(entries) <= set(frames), log[-2000:]
     assert {name: frame for name, frame in frames.items()
             if frame != "0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads"} == {}, log
+
+
+def test_the_host_build_refuses_arguments_a_gpu_would_misread():
+    """CuPy packs a launch's arguments by their own types, not the kernel's declaration, so the host
+    build checks every launch against the declaration (the host's C calling convention would
+    often hide a mismatch: an int64 where an int is declared arrives intact on the host and shifts
+    every later parameter on a GPU). Each kernel's parameters are known, and the usual mistakes
+    are refused by name."""
+    source = module_source(("float",), group="step") + module_source(("float",), group="more")
+    declared = harness.signatures(source)
+    assert len(declared) == source.count("__global__") and declared["devgrad_fill_float"] == [
+        ("lo", "unsigned int"), ("hi", "unsigned int"), ("out", "unsigned int*"), ("n", "long long")]
+    params = declared["devgrad_sigmoid_float"]  # x_data, x_size, y_data, y_size, n
+    x, y = np.ones(4, np.float32), np.zeros(4, np.float32)
+    harness.check_arguments("devgrad_sigmoid_float", params, (x, np.int64(4), y, np.int64(4), np.int64(4)))
+    for args, message in [
+        ((x, np.int32(4), y, np.int64(4), np.int64(4)), "long long x_size needs a int64"),
+        ((x.astype(np.float64), np.int64(4), y, np.int64(4), np.int64(4)), "T\\* x_data \\(float32 data\\) got"),
+        ((x, 4, y, np.int64(4), np.int64(4)), "needs a int64 .* got int"),
+        ((x, np.int64(4), y, np.int64(4)), "4 arguments for 5 parameters"),
+    ]:
+        with pytest.raises(TypeError, match=message):
+            harness.check_arguments("devgrad_sigmoid_float", params, args)
+    adam = declared["devgrad_adam_many_float"]
+    table = np.zeros(1, dtype=cuda_backend.TABLE_DTYPE)
+    good = [table, np.uint64(0), np.float64(0.1), *[np.float64(0.9)] * 4, *[np.int32(0)] * 3, np.int64(4)]
+    harness.check_arguments("devgrad_adam_many_float", adam, good)
+    with pytest.raises(TypeError, match="devgrad_table passed by value"):
+        harness.check_arguments("devgrad_adam_many_float", adam, [table.view(np.uint64), *good[1:]])
+    with pytest.raises(TypeError, match="int decoupled needs a int32"):
+        harness.check_arguments("devgrad_adam_many_float", adam, [*good[:7], np.int64(0), *good[8:]])

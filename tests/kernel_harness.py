@@ -123,6 +123,12 @@ def signatures(code: str) -> dict:
     return found
 
 
+# The array type that stands for device memory, when a test tells host and device arrays apart
+# (tests/backend/test_cuda_path.py's recording arrays): a pointer parameter then refuses any other
+# array. On a GPU a NumPy array given for a pointer is passed by value, not as device memory.
+device_array: dict = {"type": None}
+
+
 def check_arguments(kernel: str, params: list, args) -> None:
     """TypeError unless ``args`` are what CuPy must be given for ``params`` (see above)."""
     if len(args) != len(params):
@@ -137,6 +143,9 @@ def check_arguments(kernel: str, params: list, args) -> None:
             if not (isinstance(arg, np.ndarray) and not arg.dtype.names and fits(arg.dtype)):
                 raise TypeError(f"{kernel}: parameter {ctype} {name} ({np.dtype(element) if base == 'T' else base} "
                                 f"data) got {type(arg).__name__} {getattr(arg, 'dtype', '')}")
+            if device_array["type"] is not None and not isinstance(arg, device_array["type"]):
+                raise TypeError(f"{kernel}: parameter {ctype} {name} got a host array where the GPU reads device "
+                                "memory (move it with the device's put/to_device first)")
         elif ctype == "devgrad_table":
             if not (isinstance(arg, np.ndarray) and arg.dtype.names and arg.size == 1):
                 raise TypeError(f"{kernel}: parameter {name} is a devgrad_table passed by value: a 1-element "

@@ -172,6 +172,9 @@ def cuda_path(monkeypatch):
                 patch.setattr(cpu_module, "to_device", lambda array, index: _recorded(np.asarray(array)))
                 patch.setattr(cpu_module, "copy", _device_copy)  # the CUDA backend's: a memcpy when contiguous
                 patch.setattr(cpu, "host_reads_are_free", False)  # as on a GPU: no label range check
+                patch.setitem(harness.device_array, "type", _Recorded)  # a kernel refuses host arrays
+                draw = cpu_module.uniform  # random draws are made on the device (cuRAND's) on a GPU
+                patch.setattr(cpu_module, "uniform", lambda *args, **kwargs: _recorded(draw(*args, **kwargs)))
             patch.setattr(cublas, "_state", {"library": None, "handles": {}})
             cublas.load(library)
             for name, value in {"module": harness.host_cupy if not record_arrays else (lambda: host),

@@ -123,6 +123,15 @@ def _recorded(value):
     return view
 
 
+def _device_address(array) -> int:
+    """``cuda_kernels.address`` in the recording runs: the address of device memory only (a cuBLAS
+    operand, an array a multi-tensor table points to); a host array's would be meaningless on a GPU."""
+    if not isinstance(array, _Recorded):
+        raise TypeError(f"the address of a host array ({type(array).__name__} {array.dtype} {array.shape}) was taken "
+                        "for the GPU: cuBLAS and the kernels' tables read device memory")
+    return harness.host_address(array)
+
+
 def _device_copy(array, index):
     """``Device.copy`` as the CUDA backend does it: a memcpy for a contiguous array (no kernel),
     CuPy's copy kernel otherwise."""
@@ -178,7 +187,7 @@ def cuda_path(monkeypatch):
             patch.setattr(cublas, "_state", {"library": None, "handles": {}})
             cublas.load(library)
             for name, value in {"module": harness.host_cupy if not record_arrays else (lambda: host),
-                                "address": harness.host_address,
+                                "address": harness.host_address if not record_arrays else _device_address,
                                 "device_index": lambda a: 0, "current_stream": lambda: 0x5000,
                                 "capturing": lambda: False, "_modules": {}, "_functions": {},
                                 "_launched": set(), "_ones": {},  # host arrays never meet a GPU run's cache

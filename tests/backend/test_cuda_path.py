@@ -48,6 +48,32 @@ class _Recorded(np.ndarray):
     returned as itself, so in-place operators keep their target."""
 
     ops: list | None = None
+    capturing = False  # while a step is "captured" (see the capture audit), reading a value is refused
+
+    def _host_read(self, what: str):
+        if _Recorded.capturing:
+            raise AssertionError(f"{what} of a device array while a step was captured: on a GPU a host sync, "
+                                 "which breaks the capture")
+
+    def __float__(self):
+        self._host_read("float()")
+        return float(_plain(self))
+
+    def __int__(self):
+        self._host_read("int()")
+        return int(_plain(self))
+
+    def __bool__(self):
+        self._host_read("bool()")
+        return bool(_plain(self))
+
+    def item(self, *args):
+        self._host_read(".item()")
+        return _plain(self).item(*args)
+
+    def tolist(self):
+        self._host_read(".tolist()")
+        return _plain(self).tolist()
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if _Recorded.ops is not None:
@@ -702,6 +728,77 @@ def test_random_op_chains_through_the_cuda_path_equal_the_numpy_backend(cuda_pat
     for g, w in zip(got, want):
         assert g.shape == w.shape and g.dtype == w.dtype
         np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(("activation", "loss", "optimizer"), [
+    ("relu", "cross_entropy", "adam"), ("tanh", "bce", "sgd"), ("sigmoid", "nll", "rmsprop"),
+    ("leaky_relu", "hinge", "adagrad"), ("softplus", "logistic", "adamw"), ("identity", "cross_entropy", "sgd")])
+def test_a_step_through_the_cuda_path_is_captured_without_reading_back_and_replays_the_eager_weights(
+        cuda_path, activation, loss, optimizer):
+    """The capture audit of tests/test_capture.py, through the CUDA backend's own Python (its
+    kernels, GEMM seam, multi-tensor updates, sums as GEMMs): while the step is "captured" the
+    backend says it is capturing (so its capture-only branches run), a device array read back to
+    the host (float(), bool(), .item(), a copy to the host) fails the test, and the capture
+    executes nothing (every array it changed is put back); replays then give the eager weights."""
+    import types
+
+    from devgrad.capture import CapturedStep
+    from tests.test_capture import _LOSSES, _OPTIMIZERS, X, Y
+
+    def train(graphed: bool):
+        cpu = dg.device("cpu")
+        model = dg.nn.MLP([5, 8, 3], activation=activation, generator=np.random.default_rng(0))
+        opt = _OPTIMIZERS[optimizer](model.parameters())
+        total = dg.zeros((), dtype="float64")
+
+        def step(xb, yb):
+            value = _LOSSES[loss](model(xb), yb)
+            opt.zero_grad()
+            value.backward()
+            dg.optim.clip_grad_norm_(model.parameters(), 0.5)
+            opt.step()
+            total.data += value.data  # the metric sum, on the device
+
+        def state():  # what a step changes
+            return ([p.data for p in model.parameters()] + [total.data]
+                    + [v for entry in opt.state.values() for v in entry.values() if isinstance(v, np.ndarray)])
+
+        with pytest.MonkeyPatch.context() as patch:
+            on = {"capturing": False}
+            if graphed:
+                patch.setattr(cpu, "supports_graphs", True)
+                patch.setattr(cuda_kernels, "capturing", lambda: on["capturing"])
+                to_host = cpu_module.to_host
+
+                def refusing_to_host(array):
+                    assert not on["capturing"], "a device array was copied to the host while the step was captured"
+                    return to_host(array)
+
+                def capture(fn, index):
+                    saved = [(array, array.copy()) for array in state()]
+                    on["capturing"] = _Recorded.capturing = True
+                    try:
+                        result = fn()
+                    finally:
+                        on["capturing"] = _Recorded.capturing = False
+                        for array, copy in saved:  # a capture executes nothing
+                            np.copyto(array, copy)
+                    return types.SimpleNamespace(result=result, replay=fn)
+
+                patch.setattr(cpu_module, "to_host", refusing_to_host)
+                patch.setattr(cpu_module, "capture", capture)
+            captured = CapturedStep(step, cpu, optimizer=opt if graphed else None, enabled=graphed)
+            for start in (0, 16, 32):
+                captured(dg.tensor(X[start:start + 16]), dg.tensor(Y[start:start + 16]))
+        return [p.numpy() for p in model.parameters()], float(total.data), captured
+
+    (eager, eager_total, _), _, _ = cuda_path(lambda: train(False), record_arrays=True)
+    (graph, graph_total, captured), launches, gemms = cuda_path(lambda: train(True), record_arrays=True)
+    assert captured.failure is None and captured.graphs == 1 and captured.replays == 2
+    assert launches and gemms
+    assert graph_total == pytest.approx(eager_total, rel=1e-6)
+    for a, b in zip(eager, graph):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
 
 
 def test_float16_runs_through_the_cuda_path_as_on_the_cpu(cuda_path):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import functools
 import hashlib
 import re
 import shutil
@@ -123,6 +124,11 @@ def signatures(code: str) -> dict:
     return found
 
 
+@functools.cache
+def _host_signatures() -> dict:
+    return signatures(module_source(host=True))
+
+
 # The array type that stands for device memory, when a test tells host and device arrays apart
 # (tests/backend/test_cuda_path.py's recording arrays): a pointer parameter then refuses any other
 # array. On a GPU a NumPy array given for a pointer is passed by value, not as device memory.
@@ -150,6 +156,9 @@ def check_arguments(kernel: str, params: list, args) -> None:
             if not (isinstance(arg, np.ndarray) and arg.dtype.names and arg.size == 1):
                 raise TypeError(f"{kernel}: parameter {name} is a devgrad_table passed by value: a 1-element "
                                 f"structured array, got {type(arg).__name__}")
+        elif ctype not in _BY_VALUE:
+            raise TypeError(f"{kernel}: parameter {ctype} {name}: a C type the harness does not know; add it to "
+                            "_BY_VALUE (by value) or _POINTEE (pointed to)")
         elif type(arg) is not _BY_VALUE[ctype]:
             raise TypeError(f"{kernel}: parameter {ctype} {name} needs a {_BY_VALUE[ctype].__name__} (CuPy passes a "
                             f"scalar by its own size), got {type(arg).__name__}")
@@ -162,7 +171,7 @@ class HostFunction:
     def __init__(self, library, name: str, params: list | None = None):
         self.name = name
         self.fn = getattr(library, name)
-        self.params = params if params is not None else signatures(module_source(host=True))[name]
+        self.params = params if params is not None else _host_signatures()[name]
         self.calls = 0
 
     def __call__(self, grid, block, args):

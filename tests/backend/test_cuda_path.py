@@ -739,17 +739,37 @@ def test_a_step_through_the_cuda_path_is_captured_without_reading_back_and_repla
     kernels, GEMM seam, multi-tensor updates, sums as GEMMs): while the step is "captured" the
     backend says it is capturing (so its capture-only branches run), a device array read back to
     the host (float(), bool(), .item(), a copy to the host) fails the test, and the capture
-    executes nothing (every array it changed is put back); replays then give the eager weights."""
-    import types
-
+    executes nothing (every array it changed is put back); replays then give the eager weights.
+    The device is that audit's own stand-in GPU, given the CUDA path's kernels and GEMM seam."""
     from devgrad.capture import CapturedStep
-    from tests.test_capture import _LOSSES, _OPTIMIZERS, X, Y
+    from tests.test_capture import _LOSSES, _OPTIMIZERS, X, Y, _NoHostReadsDevice
+
+    class CudaPathCapture(_NoHostReadsDevice):
+        def __init__(self, state):
+            super().__init__(state)
+            cpu = dg.device("cpu")  # the CUDA path's kernels, GEMM seam and device arrays (cuda_path)
+            self.xp, self.kernels, self.matmul = cpu.xp, cpu.kernels, cpu.matmul
+            self.updates_need_scratch = cpu.updates_need_scratch
+
+        def capture(self, fn):
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(cuda_kernels, "capturing", lambda: True)  # the backend's capture-only branches
+                patch.setattr(_Recorded, "capturing", True)  # float(), bool(), .item() of a device array refused
+                return super().capture(fn)
 
     def train(graphed: bool):
-        cpu = dg.device("cpu")
-        model = dg.nn.MLP([5, 8, 3], activation=activation, generator=np.random.default_rng(0))
+        holder: dict = {}
+
+        def state():  # what a step changes
+            model, opt, total = holder["model"], holder["opt"], holder["total"]
+            return ([p.data for p in model.parameters()] + [total.data]
+                    + [v for entry in opt.state.values() for v in entry.values() if isinstance(v, np.ndarray)])
+
+        dev = CudaPathCapture(state) if graphed else dg.device("cpu")
+        model = dg.nn.MLP([5, 8, 3], activation=activation, device=dev, generator=np.random.default_rng(0))
         opt = _OPTIMIZERS[optimizer](model.parameters())
-        total = dg.zeros((), dtype="float64")
+        total = dg.zeros((), dtype="float64", device=dev)
+        holder.update(model=model, opt=opt, total=total)
 
         def step(xb, yb):
             value = _LOSSES[loss](model(xb), yb)
@@ -759,37 +779,9 @@ def test_a_step_through_the_cuda_path_is_captured_without_reading_back_and_repla
             opt.step()
             total.data += value.data  # the metric sum, on the device
 
-        def state():  # what a step changes
-            return ([p.data for p in model.parameters()] + [total.data]
-                    + [v for entry in opt.state.values() for v in entry.values() if isinstance(v, np.ndarray)])
-
-        with pytest.MonkeyPatch.context() as patch:
-            on = {"capturing": False}
-            if graphed:
-                patch.setattr(cpu, "supports_graphs", True)
-                patch.setattr(cuda_kernels, "capturing", lambda: on["capturing"])
-                to_host = cpu_module.to_host
-
-                def refusing_to_host(array):
-                    assert not on["capturing"], "a device array was copied to the host while the step was captured"
-                    return to_host(array)
-
-                def capture(fn, index):
-                    saved = [(array, array.copy()) for array in state()]
-                    on["capturing"] = _Recorded.capturing = True
-                    try:
-                        result = fn()
-                    finally:
-                        on["capturing"] = _Recorded.capturing = False
-                        for array, copy in saved:  # a capture executes nothing
-                            np.copyto(array, copy)
-                    return types.SimpleNamespace(result=result, replay=fn)
-
-                patch.setattr(cpu_module, "to_host", refusing_to_host)
-                patch.setattr(cpu_module, "capture", capture)
-            captured = CapturedStep(step, cpu, optimizer=opt if graphed else None, enabled=graphed)
-            for start in (0, 16, 32):
-                captured(dg.tensor(X[start:start + 16]), dg.tensor(Y[start:start + 16]))
+        captured = CapturedStep(step, dev, optimizer=opt if graphed else None, enabled=graphed)
+        for start in (0, 16, 32):
+            captured(dg.tensor(X[start:start + 16], device=dev), dg.tensor(Y[start:start + 16], device=dev))
         return [p.numpy() for p in model.parameters()], float(total.data), captured
 
     (eager, eager_total, _), _, _ = cuda_path(lambda: train(False), record_arrays=True)

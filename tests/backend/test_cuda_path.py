@@ -239,25 +239,13 @@ def cuda_path(monkeypatch):
 
 
 def _train(act: str, loss: str, optimizer: str, capturable: bool, dtype, steps: int = STEPS) -> dict:
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((40, 5)).astype(dtype)
-    n_out = 4 if loss == "cross_entropy" else 1
-    y = rng.integers(0, n_out, 40) if loss == "cross_entropy" else (rng.random((40, 1)) > 0.5).astype(dtype)
-    model = dg.nn.MLP([5, 16, 8, n_out], activation=act, generator=1, dtype=dtype)
-    if optimizer == "adam":
-        opt = dg.optim.Adam(model.parameters(), lr=0.01, weight_decay=0.01, capturable=capturable)
-    elif optimizer == "sgd":
-        opt = dg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, capturable=capturable)
-    else:  # RMSprop, Adagrad: their fused multi-tensor kernels, from the second group
-        opt = dg.optim.OPTIMIZERS[optimizer](model.parameters(), lr=0.01, capturable=capturable)
-    xb, yb = dg.tensor(X, dtype=dtype), dg.tensor(y)
-    for _ in range(steps):
-        out = model(xb)
-        value = F.cross_entropy(out, yb) if loss == "cross_entropy" else F.binary_cross_entropy_with_logits(out, yb)
-        opt.zero_grad()
-        value.backward()
-        opt.step()
-    return {k: v.numpy() for k, v in model.state_dict().items()}
+    """A 5-16-8 MLP trained ``steps`` steps on 40 rows (``_train_config`` with this grid's settings)."""
+    options = {"adam": (0.01, {"weight_decay": 0.01}), "sgd": (0.1, {"momentum": 0.9, "nesterov": True})}
+    lr, kwargs = options.get(optimizer, (0.01, {}))  # RMSprop, Adagrad: their kernels, from the second group
+    return _train_config({"seed": 0, "model_seed": 1, "batch": 40, "steps": steps, "lr": lr, "dtype": dtype,
+                          "sizes": [5, 16, 8, 4 if loss == "cross_entropy" else 1], "act": act, "loss": loss,
+                          "reduction": "mean", "smoothing": 0.0, "bias": True, "clip": False, "schedule": False,
+                          "capturable": capturable, "optimizer": optimizer, "options": kwargs}, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -599,13 +587,14 @@ def _train_config(cfg: dict, dtype) -> dict:
         y = rng.integers(0, sizes[-1], n)
     else:
         y = ((rng.random((n, sizes[-1])) > 0.5) if loss == "bce" else rng.standard_normal((n, sizes[-1]))).astype(dtype)
-    model = dg.nn.MLP(sizes, activation=cfg["act"], generator=cfg["seed"], dtype=dtype, bias=cfg["bias"])
+    model = dg.nn.MLP(sizes, activation=cfg["act"], generator=cfg.get("model_seed", cfg["seed"]), dtype=dtype,
+                      bias=cfg["bias"])
     name = cfg["optimizer"]
-    opt = dg.optim.OPTIMIZERS["sgd" if name == "nesterov" else name](model.parameters(), lr=0.05,
+    opt = dg.optim.OPTIMIZERS["sgd" if name == "nesterov" else name](model.parameters(), lr=cfg.get("lr", 0.05),
                                                                      capturable=cfg["capturable"], **cfg["options"])
     schedule = dg.optim.CosineAnnealingLR(opt, t_max=4) if cfg["schedule"] else None
     xb, yb = dg.tensor(X, dtype=dtype), dg.tensor(y)
-    for _ in range(3):
+    for _ in range(cfg.get("steps", 3)):
         out = model(xb)
         if loss == "cross_entropy":
             value = F.cross_entropy(out, yb, label_smoothing=cfg["smoothing"], reduction=cfg["reduction"])

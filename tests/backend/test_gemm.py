@@ -411,17 +411,16 @@ def test_the_ctypes_signatures_are_cublas_own():
     header = _cublas_header()
     if header is None:
         pytest.skip("cuBLAS's cublas_api.h is not installed here")
+    def kind(param: str):  # a declared parameter as ctypes passes it: pointer, 64-bit int or int
+        if "*" in param or param.split(maxsplit=1)[0] in ("cublasHandle_t", "cudaStream_t"):
+            return ctypes.c_void_p
+        return ctypes.c_longlong if "long long" in param or "int64_t" in param else ctypes.c_int
+
     text = header.read_text()
     for name, signature in cublas._SIGNATURES.items():
         found = re.search(r"CUBLASAPI\s[^;{]*?CUBLASWINAPI\s+" + name + r"\s*\(([^)]*)\)", text)
         assert found, f"{name} is not declared in {header}"
         params = [p.strip() for p in found.group(1).split(",")]
-
-        def kind(param: str):
-            if "*" in param or param.split(maxsplit=1)[0] in ("cublasHandle_t", "cudaStream_t"):
-                return ctypes.c_void_p
-            return ctypes.c_longlong if "long long" in param or "int64_t" in param else ctypes.c_int
-
         declared = [kind(p) for p in params]
         ours = [ctypes.c_void_p if a is not ctypes.c_int and a is not ctypes.c_longlong else a for a in signature]
         assert ours == declared, (name, params)

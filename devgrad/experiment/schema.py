@@ -264,7 +264,9 @@ def apply_overrides(loaded: Loaded, overrides, top_keys, name_blocks=()) -> Load
 
     Unknown top-level keys (not in ``top_keys``) are rejected here; unknown keys inside known
     sections are caught by validation like any other unknown key. ``name_blocks`` are keys
-    that may be written as a bare name (``optimizer: adam``) and take options under it. An
+    that may be written as a bare name (``optimizer: adam``) and take options under it; a block
+    the spec leaves out starts from its Field's default (``optimizer.lr=0.1`` sets the default
+    optimizer's lr), so a misspelt option is judged, with a suggestion, like one in a file. An
     override may be ``(origin, "key=value")`` to name where it came from in messages (e.g.
     ``--device``); plain strings come from ``--set``.
     """
@@ -289,15 +291,19 @@ def apply_overrides(loaded: Loaded, overrides, top_keys, name_blocks=()) -> Load
         if parts[0] not in top_keys:
             problems.append(f"{origin} {key}: unknown key '{parts[0]}'{did_you_mean(parts[0], top_keys)}")
             continue
-        node = data
+        node, schema = data, top_keys
         for part in parts[:-1]:
             child = node.get(part)
+            entry = schema.get(part) if isinstance(schema, dict) else None
             if isinstance(child, str) and part in name_blocks:
                 child = {"name": child}
+            if child is None and isinstance(entry, Field) and isinstance(entry.default, dict):
+                # A block the spec leaves out has its default ({name: adam}): an option set on it joins that
+                child = copy.deepcopy(entry.default)
             if not isinstance(child, dict):
                 child = {}
             node[part] = child
-            node = child
+            node, schema = child, entry
         node[parts[-1]] = value
         overridden[tuple(parts)] = origin
     if problems:

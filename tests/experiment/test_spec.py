@@ -31,6 +31,28 @@ def test_set_overrides_and_print_config(tmp_path):
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["optimizer"]["lr"] == 0.01
 
 
+def test_an_override_merges_into_the_default_of_a_block_the_spec_leaves_out(tmp_path):
+    no_optimizer = {k: v for k, v in SMALL.items() if k != "optimizer"}
+    spec = resolve(no_optimizer, ["optimizer.lr=0.1"])
+    assert spec.optimizer.name == "adam" and spec.optimizer.options["lr"] == 0.1
+    grid_point = resolve(no_optimizer, [("--grid", "optimizer.lr=0.01"), ("--grid", "schedule.name=step")])
+    assert grid_point.optimizer.options["lr"] == 0.01 and grid_point.schedule.name == "step"
+    printed = cli("run", write_spec(tmp_path, no_optimizer), "--set", "optimizer.lr=0.1", "--print-config")
+    assert printed.returncode == 0, printed.stderr
+    assert yaml.safe_load(printed.stdout)["optimizer"]["lr"] == 0.1
+
+
+def test_a_misspelt_override_of_a_defaulted_block_is_an_unknown_key_with_a_suggestion(tmp_path):
+    no_optimizer = {k: v for k, v in SMALL.items() if k != "optimizer"}
+    with pytest.raises(SpecError) as info:
+        resolve(no_optimizer, ["optimizer.lrr=0.1"])
+    assert info.value.problems == ["optimizer.lrr (from --set): unknown option for optimizer 'adam'; "
+                                   "did you mean 'lr'?"]
+    result = cli("run", write_spec(tmp_path, no_optimizer), "--set", "optimizer.lrr=0.1", "--out", tmp_path / "runs")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "did you mean 'lr'?" in result.stderr and not (tmp_path / "runs").exists()
+
+
 BAD_SPECS = [
     ("unknown key", "name: x\ndata: {source: triangle}\nmodle: {hidden: [3]}\n",
      ["modle (line 3): unknown key; did you mean 'model'?"]),

@@ -102,7 +102,7 @@ def _sweep(args) -> int:
     else:
         if not args.spec:
             raise UserError("devgrad sweep needs a SPEC (or --resume SWEEP_DIR); see devgrad sweep --help")
-        grid = dict(sweeps.parse_grid_option(g) for g in args.grid)
+        grid = sweeps.parse_grid_options(args.grid)
         result = sweeps.sweep(args.spec, grid=grid, seeds=args.seeds, out=args.out, **common)
     return 0 if result.status == "completed" else 1
 

@@ -44,7 +44,8 @@ from devgrad.experiment.schema import Loaded, did_you_mean, load_yaml, parse_val
 from devgrad.experiment.spec import SpecError, resolve, to_yaml
 from devgrad.io import atomic_write_text
 
-__all__ = ["EXECUTORS", "SweepResult", "parse_grid_option", "resume_sweep", "run_point", "sweep"]
+__all__ = ["EXECUTORS", "SweepResult", "parse_grid_option", "parse_grid_options", "resume_sweep", "run_point",
+           "sweep"]
 
 EXECUTORS = ("local", "dask")
 DASK_HINT = "pip install 'devgrad[dask]' (Dask distributed)"
@@ -96,6 +97,24 @@ def parse_grid_option(text: str) -> tuple[str, list]:
     if not key.strip() or not parts or any(p.strip() == "" for p in parts):
         raise SpecError([f"--grid {text!r}: every value must be non-empty, e.g. --grid optimizer.lr=0.1,0.01"])
     return key.strip(), out
+
+
+def parse_grid_options(texts) -> dict:
+    """Every ``--grid`` option as one grid {key: [values]}. A key given twice is refused: which
+    of its value lists was meant cannot be guessed."""
+    grid: dict = {}
+    problems = []
+    for text in texts:
+        key, values = parse_grid_option(text)
+        if key in grid:
+            joined = ",".join(json.dumps(v) for v in [*grid[key], *values])
+            problems.append(f"--grid {key} is given twice ({text!r} repeats it); give a key once with all its "
+                            f"values, e.g. --grid {key}={joined}")
+            continue
+        grid[key] = values
+    if problems:
+        raise SpecError(problems, "--grid")
+    return grid
 
 
 def _short(overrides: dict) -> str:

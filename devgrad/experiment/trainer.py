@@ -287,7 +287,10 @@ class Trainer:
                 console.say(f"early stopping at epoch {epoch}: {self.monitor} has not improved for "
                             f"{es.patience} epochs (best {self.best_value:.4g} at epoch {self.best_epoch})")
                 break
-        if es.restore_best:
+        if es.restore_best and not es.enabled:
+            self.log.info("train.early_stopping.restore_best is ignored: early stopping is off (enabled: false), "
+                          "so the run ends with its last epoch's weights")
+        elif es.restore_best:
             best = self.checkpoints.best
             if best is None and (self.run_dir / "checkpoints" / "best.npz").exists():  # from before a resume
                 best = ckpt.load_checkpoint(self.run_dir / "checkpoints" / "best.npz")

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from devgrad.experiment import SpecError, run
-from devgrad.experiment.sweeps import parse_grid_option, resume_sweep, sweep
+from devgrad.experiment.sweeps import parse_grid_option, parse_grid_options, resume_sweep, sweep
 from tests.run_helpers import HAVE_MATPLOTLIB, ROOT, SMALL, cli, write_spec
 
 # 8 features: no 2-D pictures to draw, so each run is mostly its training (the sweeps are what is tested)
@@ -105,6 +105,17 @@ def test_bad_grids_exit_2_before_anything_runs(tmp_path):
     with_block = write_spec(tmp_path, {**BASE, "sweep": {"grid": GRID}}, "block.yaml")
     result = cli("run", with_block, "--out", tmp_path / "runs")
     assert result.returncode == 2 and "devgrad sweep" in result.stderr
+
+
+def test_a_grid_key_given_twice_is_refused_not_overwritten(tmp_path):
+    with pytest.raises(SpecError, match=r"--grid train.epochs is given twice.*--grid train.epochs=2,3,4"):
+        parse_grid_options(["train.epochs=2,3", "optimizer.lr=0.1", "train.epochs=4"])
+    assert parse_grid_options(["train.epochs=2,3", "optimizer.lr=0.1"]) == {"train.epochs": [2, 3],
+                                                                           "optimizer.lr": [0.1]}
+    result = cli("sweep", write_spec(tmp_path, BASE), "--grid", "train.epochs=2,3", "--grid", "train.epochs=4",
+                 "--out", tmp_path / "sweeps")
+    assert result.returncode == 2 and "given twice" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "sweeps").exists()
 
 
 def test_grid_options_split_at_top_level_commas():

@@ -56,3 +56,15 @@ def test_small_models_train_with_one_blas_thread(tmp_path, monkeypatch):
         assert seen[0] == 1
     with pytest.raises(dg.experiment.SpecError, match="must be auto or a positive whole number"):
         run({**SMALL, "train": {"threads": 0}}, out=tmp_path, quiet=True)
+
+
+def test_restore_best_applies_only_when_early_stopping_is_on(tmp_path):
+    def restored(enabled: bool) -> bool:
+        es = {"enabled": enabled, "patience": 100, "restore_best": True}
+        spec = {**SMALL, "train": {**SMALL["train"], "epochs": 3, "early_stopping": es}}
+        result = run(spec, out=tmp_path / str(enabled), quiet=True)
+        assert result.status == "completed"
+        return "restored the weights of the best epoch" in (result.run_dir / "train.log").read_text()
+
+    assert restored(True)
+    assert not restored(False)

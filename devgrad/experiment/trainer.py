@@ -19,7 +19,7 @@ from devgrad.capture import CapturedStep
 from devgrad.core import Tensor, no_grad
 from devgrad.data import DataLoader, build_splits
 from devgrad.experiment import checkpoint as ckpt
-from devgrad.experiment import neurons
+from devgrad.experiment import model_info, neurons
 from devgrad.experiment.build import build_model, build_optimizer, build_scheduler
 from devgrad.experiment.console import Console, format_row, run_logger
 from devgrad.experiment.errors import RunError
@@ -42,6 +42,8 @@ class Trainer:
         self.log = run_logger(run_dir)
         self.log.info("task: %s (%s)", self.task.kind, self.splits.task_reason)
         self.model = build_model(spec, self.splits.n_features, self.task, device)
+        # What prediction needs beside the weights (features, scalings, class values), before any checkpoint
+        model_info.write(run_dir, model_info.describe(spec, self.splits, self.task))
         self._named_parameters = list(self.model.named_parameters())  # fixed for the run: walked once
         self.checkpoints: ckpt.Checkpointer | None = None  # made by fit()
         self.stopped_at: int | None = None  # the epoch early stopping ended the run at

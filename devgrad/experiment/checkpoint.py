@@ -18,10 +18,13 @@ import csv
 import io
 import json
 import time
+import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from devgrad.backend import device_of
+from devgrad.experiment.errors import RunError
 from devgrad.io import atomic_write_text, load, save
 from devgrad.optim.optimizer import state_dict_to_host
 
@@ -125,9 +128,22 @@ class Checkpointer:
         self._pending = []
 
 
+class DamagedCheckpointError(RunError):
+    """A checkpoint file that cannot be read back (cut short by a full disk, overwritten, corrupted)."""
+
+
 def load_checkpoint(path: Path) -> dict:
-    """A checkpoint's contents with arrays on the CPU (load_state_dict moves them)."""
-    return load(path, device="cpu")
+    """A checkpoint's contents with arrays on the CPU (load_state_dict moves them); a file that
+    cannot be read as one is a DamagedCheckpointError naming it."""
+    path = Path(path)
+    try:
+        state = load(path, device="cpu")
+    except (ValueError, OSError, EOFError, KeyError, TypeError, zipfile.BadZipFile, zlib.error) as exc:
+        # np.load and zipfile say what broke in their own words (BadZipFile, a bad CRC, a short read)
+        raise DamagedCheckpointError(f"{path} is damaged and cannot be read ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or "epoch" not in state:
+        raise DamagedCheckpointError(f"{path} is not a devgrad run checkpoint (no model weights and epoch in it)")
+    return state
 
 
 def write_json(path: Path, payload: dict) -> None:

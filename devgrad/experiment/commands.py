@@ -159,12 +159,11 @@ def resume(run_dir, device: str | None = None, quiet: bool = False) -> RunResult
                        "(Ctrl-C) before resuming, or two processes would write the same folder")
     spec = resolve(config, [("--device", f"device={device}")] if device is not None else [])
     dev = resolve_device(spec.device)
+    last = run_dir / "checkpoints" / "last.npz"
+    state = _resume_state(last, run_dir) if last.exists() else None  # read before anything in the folder changes
     started, wall = now(), time.perf_counter()
     trainer = Trainer(spec, run_dir, dev, quiet)
-    last = run_dir / "checkpoints" / "last.npz"
-    start = 1
-    if last.exists():
-        start = trainer.restore(ckpt.load_checkpoint(last)) + 1
+    start = trainer.restore(state) + 1 if state is not None else 1
     kept = [r for r in trainer.metrics.rows() if r["epoch"] < start]
     trainer.metrics.rewrite(kept)  # epochs after the checkpoint are trained again: no duplicates
     if trainer.units is not None:
@@ -177,6 +176,17 @@ def resume(run_dir, device: str | None = None, quiet: bool = False) -> RunResult
     if not quiet:
         print(message, flush=True)
     return execute(trainer, start, meta, spec, wall, started)
+
+
+def _resume_state(last: Path, run_dir: Path) -> dict:
+    """The state in last.npz, or a RunError that says what to do when the file is damaged."""
+    try:
+        return ckpt.load_checkpoint(last)
+    except ckpt.DamagedCheckpointError as exc:
+        raise RunError(f"cannot resume {run_dir}: {exc}. Move the damaged file aside (mv {last} {last}.damaged) "
+                       f"and run 'devgrad resume {run_dir}' again to retrain it from the first epoch (the same "
+                       f"seeds give the same run), or start afresh with 'devgrad run {run_dir / 'config.yaml'}'"
+                       ) from None
 
 
 def _finish(trainer: Trainer, summary: dict, history: list, console: Console) -> None:

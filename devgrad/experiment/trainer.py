@@ -47,6 +47,7 @@ class Trainer:
         self._named_parameters = list(self.model.named_parameters())  # fixed for the run: walked once
         self.checkpoints: ckpt.Checkpointer | None = None  # made by fit()
         self.stopped_at: int | None = None  # the epoch early stopping ended the run at
+        self.checkpoint_problems: list[str] = []  # a damaged checkpoint the run went on without
         self.graph_reason = _graph_choice(spec, device)  # None: capture the step
         graphed = self.graph_reason is None
         self.log.info("train.cuda_graph %s: %s", spec.train.cuda_graph,
@@ -293,13 +294,26 @@ class Trainer:
             self.log.info("train.early_stopping.restore_best is ignored: early stopping is off (enabled: false), "
                           "so the run ends with its last epoch's weights")
         elif es.restore_best:
-            best = self.checkpoints.best
-            if best is None and (self.run_dir / "checkpoints" / "best.npz").exists():  # from before a resume
-                best = ckpt.load_checkpoint(self.run_dir / "checkpoints" / "best.npz")
-            if best is not None:
-                self.model.load_state_dict(best["model"])
-                console.say(f"restored the weights of the best epoch ({self.best_epoch})")
+            self._restore_best(console)
         return "completed"
+
+    def _restore_best(self, console: Console) -> None:
+        """The best epoch's weights into the model: the snapshot in memory, else (its best epoch came
+        before a resume) best.npz. A damaged best.npz is reported and the run keeps its last weights."""
+        best = self.checkpoints.best
+        file = self.run_dir / "checkpoints" / "best.npz"
+        if best is None and file.exists():
+            try:
+                best = ckpt.load_checkpoint(file)
+            except ckpt.DamagedCheckpointError as exc:
+                problem = (f"{exc}; the best epoch's weights ({self.best_epoch}) cannot be restored, so the run "
+                           f"ends with its last epoch's weights, as in checkpoints/last.npz")
+                self.checkpoint_problems.append(problem)
+                console.say(problem)
+                return
+        if best is not None:
+            self.model.load_state_dict(best["model"])
+            console.say(f"restored the weights of the best epoch ({self.best_epoch})")
 
     def predict_values(self, X_raw: np.ndarray) -> np.ndarray:
         """Regression predictions for raw (unstandardised) inputs, in the target's units, on the host."""
@@ -331,6 +345,8 @@ def summary_of(trainer: Trainer, history: list, status: str, wall: float) -> dic
                "train_samples_per_second": round(samples / wall, 1) if wall > 0 else None,
                "device": trainer.device.name, "n_parameters": trainer.model.num_parameters(),
                "task": trainer.task.kind, "task_reason": trainer.splits.task_reason}
+    if trainer.checkpoint_problems:
+        summary["checkpoint_problems"] = list(trainer.checkpoint_problems)
     step = trainer.step  # what train.cuda_graph did: graphs captured, steps replayed, or why not
     summary["cuda_graph"] = {"setting": trainer.spec.train.cuda_graph, "active": step.graphs > 0,
                              "graphs": step.graphs, "replays": step.replays,

@@ -4,6 +4,7 @@ and the run-folder files, with a controlled clock."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -197,3 +198,67 @@ def test_a_run_leaves_no_file_of_its_folder_open(tmp_path, ending, monkeypatch):
     assert _open_in_this_process(tmp_path) == []
     assert {name for name in logging.Logger.manager.loggerDict if name.startswith("devgrad.run")} == loggers
     assert [t.name for t in threading.enumerate() if t.name.startswith("devgrad-checkpoint")] == []
+
+
+def _stopped_after_the_last_epoch(tmp_path, monkeypatch, spec: dict) -> Path:
+    """A run whose epochs all finished, stopped by Ctrl-C while drawing its plots: resume finishes it."""
+    from devgrad.experiment import commands
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "_draw", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(spec, out=tmp_path, quiet=True)
+    monkeypatch.undo()
+    return only_run_dir(tmp_path, spec["name"])
+
+
+def _damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "empty":
+        path.write_bytes(b"")
+    else:  # bytes flipped inside the archive: a bad CRC
+        middle = len(data) // 2
+        path.write_bytes(data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 64]) + data[middle + 64:])
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty", "flipped"])
+def test_a_damaged_checkpoint_is_named_as_such(tmp_path, how):
+    from devgrad.experiment.checkpoint import DamagedCheckpointError, load_checkpoint
+
+    path = tmp_path / "last.npz"
+    dg.save({"model": {"w": np.arange(4000.0)}, "epoch": 3}, path)
+    _damage(path, how)
+    with pytest.raises(DamagedCheckpointError, match=f"{path} is damaged and cannot be read"):
+        load_checkpoint(path)
+
+
+def test_resume_from_a_damaged_last_checkpoint_says_what_to_do_and_changes_nothing(tmp_path, monkeypatch):
+    from tests.run_helpers import cli
+
+    run_dir = _stopped_after_the_last_epoch(tmp_path, monkeypatch, {**SMALL, "train": {**SMALL["train"], "epochs": 2}})
+    _damage(run_dir / "checkpoints" / "last.npz", "truncated")
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    result = cli("resume", run_dir)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"{run_dir / 'checkpoints' / 'last.npz'} is damaged" in result.stderr
+    assert "mv " in result.stderr and f"devgrad resume {run_dir}" in result.stderr
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+
+
+def test_a_damaged_best_checkpoint_is_reported_and_the_run_still_finishes(tmp_path, monkeypatch):
+    from devgrad.experiment import commands
+
+    es = {"enabled": True, "patience": 100, "restore_best": True}
+    spec = {**SMALL, "train": {**SMALL["train"], "epochs": 3, "early_stopping": es}}
+    run_dir = _stopped_after_the_last_epoch(tmp_path, monkeypatch, spec)
+    _damage(run_dir / "checkpoints" / "best.npz", "truncated")
+    finished = commands.resume(run_dir, quiet=True)
+    assert finished.status == "completed" and "test" in finished.summary
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (problem,) = summary["checkpoint_problems"]
+    assert "best.npz is damaged" in problem and "last epoch's weights" in problem
+    assert "best.npz is damaged" in (run_dir / "train.log").read_text()

@@ -19,6 +19,8 @@ from devgrad.backend import (
 from devgrad.data import build_splits
 from devgrad.data.files import DataError
 from devgrad.experiment import commands, spec
+from devgrad.experiment.export import FORMATS, export_run
+from devgrad.experiment.predict import predict_file
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.spec import SpecError
 from devgrad.experiment.task import Task
@@ -198,6 +200,51 @@ def _bench(args) -> int:
     return 0
 
 
+def _predict(args) -> int:
+    out, metrics = predict_file(args.run_dir, args.data, out=args.out, proba=args.proba,
+                                checkpoint=args.checkpoint, device=args.device, quiet=args.quiet)
+    if metrics is not None:
+        shown = "  ".join(f"{k} {v:.6g}" if v is not None else f"{k} undefined" for k, v in metrics.items()
+                          if k != "rows")
+        print(f"{metrics['rows']} rows with their target: {shown}  ({out.with_name(out.stem + '.metrics.json')})")
+    print(out)
+    return 0
+
+
+def _export(args) -> int:
+    print(export_run(args.run_dir, args.format, out=args.out, checkpoint=args.checkpoint, opset=args.opset,
+                     quiet=args.quiet))
+    return 0
+
+
+def _use_parsers(sub) -> None:
+    """``predict`` and ``export``: use a run's trained model."""
+    pred = sub.add_parser("predict", help="predict with a run's model: a CSV of predictions (and metrics when the "
+                                          "data holds the target)")
+    pred.add_argument("run_dir", help="a run folder (runs/<name>/<date-time>-<id>)")
+    pred.add_argument("data", help="a CSV with a header row (columns matched by name) or an NPZ (X, optional y)")
+    pred.add_argument("--out", help="the CSV to write (default: RUN_DIR/predictions/<data-stem>.csv; never "
+                                    "overwritten)")
+    pred.add_argument("--proba", action="store_true", help="also one probability column per class (classification)")
+    pred.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                      help="which weights: best (default; last when the run has no best) or last")
+    pred.add_argument("--device", help="cpu | cuda | cuda:N (default: devgrad's default device)")
+    pred.add_argument("--quiet", "-q", action="store_true", help="no notices")
+    pred.set_defaults(func=_predict)
+
+    exp = sub.add_parser("export", help="write a run's model as ONNX (standardisation and head included) or its "
+                                        "weights as safetensors")
+    exp.add_argument("run_dir", help="a run folder (runs/<name>/<date-time>-<id>)")
+    exp.add_argument("--format", choices=tuple(FORMATS), default="onnx", help="onnx (default) | safetensors")
+    exp.add_argument("--out", help="the file to write (default: RUN_DIR/export/model.onnx or model.safetensors; "
+                                   "never overwritten)")
+    exp.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                     help="which weights: best (default; last when the run has no best) or last")
+    exp.add_argument("--opset", type=int, help="the ONNX opset (default 17)")
+    exp.add_argument("--quiet", "-q", action="store_true", help="no notices")
+    exp.set_defaults(func=_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="devgrad", description="devgrad: reverse-mode autodiff on NumPy/CuPy, and an MLP experiment runner.")
@@ -275,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="(re)draw the plots of a run folder")
     plot.add_argument("run_dir", help="a run folder; its plots/ are drawn again from its best (else last) checkpoint")
     plot.set_defaults(func=_plot)
+
+    _use_parsers(sub)
 
     warm = sub.add_parser("warmup", help="compile devgrad's GPU kernels once (into CuPy's kernel cache)")
     warm.add_argument("--device", default="cuda", help="cuda | cuda:N (default: cuda; on the CPU nothing to do)")

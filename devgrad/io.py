@@ -6,6 +6,8 @@ import io
 import json
 import os
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -123,10 +125,14 @@ def save(state, path) -> Path:
 
     Arrays are stored under dotted keys (``model.net.0.weight``), readable by plain
     ``numpy.load``; the nesting is kept as a JSON string, so no pickle is ever involved.
+    A ``.safetensors`` path writes a flat name -> tensor mapping (a ``state_dict``) in that
+    format instead (the ``safetensors`` extra).
     """
     path = Path(path)
+    if path.suffix == ".safetensors":
+        return _save_safetensors(state, path)
     if path.suffix != ".npz":
-        raise ValueError(f"save: use a .npz file name, got {path}")
+        raise ValueError(f"save: use a .npz or .safetensors file name, got {path}")
     arrays: dict = {}
     layout = _encode(state, arrays, "")
     if _LAYOUT_KEY in arrays:
@@ -146,6 +152,12 @@ def load(path, device=None):
     if not path.exists():
         raise FileNotFoundError(f"load: no such file: {path}")
     dev = resolve_device(device) if device is not None else default_device()
+
+    def wrap(array):
+        return Tensor._make(dev.put(array), dev)
+
+    if path.suffix == ".safetensors":
+        return {name: wrap(array) for name, array in _load_safetensors(path).items()}
     with open(path, "rb") as fh:
         if fh.read(2) != b"PK":
             raise ValueError(f"load: {path} is not a readable .npz file (not a zip archive)")
@@ -157,11 +169,10 @@ def load(path, device=None):
             raise UnsafeFileError(f"load: refusing {path}: it contains pickled Python objects, which can run "
                                   "arbitrary code when loaded; devgrad files never do") from None
         raise ValueError(f"load: {path} is not a readable .npz file ({exc})") from None
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"load: {path} is not a readable .npz file ({exc})") from None
-
-    def wrap(array):
-        return Tensor._make(dev.put(array), dev)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        # A file cut short (a full disk, a copy interrupted) or damaged: the archive or a member fails to read.
+        raise ValueError(f"load: {path} is truncated or corrupted, not a readable .npz file "
+                         f"({type(exc).__name__}: {exc})") from None
 
     if _LAYOUT_KEY in arrays:
         layout = json.loads(str(arrays.pop(_LAYOUT_KEY)))
@@ -174,3 +185,46 @@ def load(path, device=None):
             node = node.setdefault(part, {})
         node[leaf] = wrap(array)
     return nested
+
+
+# -- safetensors (the optional ``safetensors`` extra) ----------------------------------------
+
+SAFETENSORS_HINT = "pip install 'devgrad[safetensors]' (or pip install safetensors)"
+
+
+def _safetensors_numpy():
+    try:
+        import safetensors.numpy as st  # noqa: PLC0415 - optional dependency (the safetensors extra)
+    except ImportError:
+        raise ImportError(f".safetensors files need the safetensors package: {SAFETENSORS_HINT}") from None
+    return st
+
+
+def _save_safetensors(state, path: Path) -> Path:
+    """A flat name -> tensor/array mapping as a .safetensors file, atomically (contiguous host copies)."""
+    if not isinstance(state, dict) or not state:
+        raise TypeError("save: a .safetensors file holds a non-empty mapping of names to tensors (a "
+                        "module's state_dict()); use .npz for other state")
+    arrays = {}
+    for name, value in state.items():
+        if not isinstance(name, str):
+            raise TypeError(f"save: .safetensors names must be strings, got {name!r}")
+        if isinstance(value, Tensor):
+            value = value.device.to_host(value.data)
+        elif hasattr(value, "__cuda_array_interface__"):
+            value = value.get()
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
+            raise TypeError(f"save: '{name}' is a {type(value).__name__}; a .safetensors file holds only numeric "
+                            "tensors (flat, as module.state_dict() gives them); use .npz for nested state")
+        arrays[name] = np.ascontiguousarray(value)
+    return atomic_write(path, _safetensors_numpy().save(arrays))
+
+
+def _load_safetensors(path: Path) -> dict:
+    """The arrays of a .safetensors file, by name; a damaged file is a ValueError naming it."""
+    st = _safetensors_numpy()
+    try:
+        return st.load(path.read_bytes())
+    except Exception as exc:  # the Rust reader raises its own SafetensorError (not a ValueError subclass)
+        raise ValueError(f"load: {path} is truncated or corrupted, not a readable .safetensors file "
+                         f"({type(exc).__name__}: {exc})") from None

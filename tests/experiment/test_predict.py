@@ -1,62 +1,130 @@
 """Using a trained run: model.json, ``devgrad.experiment.load`` and ``devgrad predict``.
 
 Every task (binary, multiclass with text labels from a CSV, regression) with every hidden
-activation: the loaded model's predictions on the test split give exactly the metrics the
-trainer computed on it, from Python and from the command line.
+activation: the loaded model's predictions on the test split give the metrics the trainer
+computed on it, from Python and from the command line (a CSV with its columns shuffled and
+the target present, and an NPZ).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
 import pytest
 
-from devgrad.experiment import model_info, run
-
-ANIMALS = ("cat", "dog", "eel")
-
-
-def animals_csv(folder, n=240, seed=0):
-    """Three text classes from three features (plus a 'weight' on its own scale)."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, 3)) * [1.0, 2.0, 50.0] + [0.0, 5.0, 300.0]
-    score = np.stack([X[:, 0], (X[:, 1] - 5) / 2, (X[:, 2] - 300) / 50], axis=1)
-    y = np.array(ANIMALS)[score.argmax(axis=1)]
-    path = folder / "animals.csv"
-    lines = ["length,height,species,weight"] + [f"{a!r},{b!r},{s},{w!r}" for (a, b, w), s in zip(X.tolist(), y)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+from devgrad import cli
+from devgrad.data import DataError
+from devgrad.experiment import RunError, TrainedModel, load, model_info, run
+from tests.trained_runs import ACTIVATIONS, ANIMALS, TASKS, held_out, spec_for, trained
 
 
-def spec_for(task: str, folder, activation: str = "tanh", epochs: int = 4) -> dict:
-    """A tiny run of each task: binary (a generator), multiclass (text labels from a CSV), regression."""
-    spec = {"name": task, "seed": 2, "device": "cpu", "model": {"hidden": [5], "activation": activation},
-            "optimizer": {"name": "adam", "lr": 0.05}, "plots": {"enabled": False},
-            "train": {"epochs": epochs, "batch_size": 32}}
-    if task == "binary":
-        spec["data"] = {"source": "moons", "n_samples": 200, "noise": 0.1}
-    elif task == "multiclass":
-        spec["data"] = {"source": "csv", "path": str(animals_csv(folder)), "target": "species"}
-    else:
-        spec["data"] = {"source": "sklearn:diabetes"}
-        spec["loss"] = "mse"
-    return spec
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return tmp_path_factory.mktemp("trained")
 
 
-def test_model_json_holds_features_scalings_and_class_values_of_their_own_type(tmp_path):
-    result = run(spec_for("multiclass", tmp_path), out=tmp_path / "runs", quiet=True)
-    info = model_info.read(result.run_dir)
+def metrics_from(trained_model: TrainedModel, X, y) -> dict:
+    predictions = trained_model.predict(X)
+    if trained_model.task == "classification":
+        return {"accuracy": float(np.mean(predictions.astype(str) == y.astype(str)))}
+    error = predictions - y
+    return {"mse": float(np.mean(error**2)), "mae": float(np.mean(np.abs(error))),
+            "r2": 1 - float(error @ error) / float(((y - y.mean()) ** 2).sum())}
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("task", TASKS)
+def test_loaded_model_gives_the_trainers_test_metrics(task, activation, root):
+    result = trained(task, activation, root)
+    best = load(result.run_dir)
+    assert best.epoch == result.summary["best_epoch"] and best.checkpoint.name == "best.npz"
+    model = load(result.run_dir, checkpoint="last")  # the test split was evaluated with the last weights
+    assert model.task == ("regression" if task == "regression" else "classification")
+    assert model.epoch == result.summary["epochs_run"] and model.checkpoint.name == "last.npz"
+    assert not model.model.training and model.device.name == "cpu" and model.spec.model.activation == activation
+    X, y = held_out(model.spec)
+    expected = {k.removeprefix("test_"): v for k, v in result.summary["test"].items() if k != "test_loss"}
+    assert metrics_from(model, X, y) == pytest.approx(expected, rel=1e-6, abs=1e-9)
+
+
+def test_predictions_are_class_values_of_their_own_type_and_probabilities_in_class_order(root):
+    model = load(trained("multiclass", "relu", root).run_dir)
+    assert model.classes.tolist() == list(ANIMALS) and model.feature_names == ["length", "height", "weight"]
+    X, _ = held_out(model.spec)
+    predicted = model.predict(X)
+    assert predicted.dtype.kind == "U" and set(predicted) <= set(ANIMALS)
+    proba = model.predict_proba(X)
+    assert proba.shape == (len(X), 3) and np.allclose(proba.sum(axis=1), 1)
+    assert (model.classes[proba.argmax(axis=1)] == predicted).all()
+    assert model.predict(X[0]).shape == (1,) and model.predict(X[0])[0] == predicted[0]  # one row (features,)
+    binary = load(trained("binary", "relu", root).run_dir)
+    assert binary.predict(np.zeros((3, 2))).dtype == np.int64 and binary.classes.tolist() == [0, 1]
+    p = binary.predict_proba(held_out(binary.spec)[0])
+    assert np.allclose(p.sum(axis=1), 1) and ((p[:, 1] > 0.5) == (binary.predict(held_out(binary.spec)[0]) == 1)).all()
+    regression = load(trained("regression", "relu", root).run_dir)
+    assert regression.classes is None
+    with pytest.raises(RunError, match="regression.*no class probabilities"):
+        regression.predict_proba(np.zeros((1, 10)))
+
+
+class Table:
+    """A table object as pandas' DataFrame looks to devgrad: ``.columns`` and ``.to_numpy()``."""
+
+    def __init__(self, columns, rows):
+        self.columns = list(columns)
+        self.rows = rows
+
+    def to_numpy(self):
+        return np.array(self.rows, dtype=object)
+
+
+def test_inputs_may_be_tensors_tables_and_files_with_columns_matched_by_name(root, tmp_path):
+    import devgrad as dg
+
+    model = load(trained("multiclass", "tanh", root).run_dir)
+    X, y = held_out(model.spec)
+    expected = model.predict(X)
+    assert (model.predict(dg.tensor(X, dtype="float64")) == expected).all()
+    # a table in another column order, with the target and an unrelated column in it
+    rows = [[label, w, "note", h, length] for (length, h, w), label in zip(X.tolist(), y)]
+    assert (model.predict(Table(["species", "weight", "remark", "height", "length"], rows)) == expected).all()
+    path = tmp_path / "rows.csv"
+    path.write_text("weight,length,height\n" + "".join(f"{w!r},{a!r},{h!r}\n" for a, h, w in X.tolist()))
+    assert (model.predict(path) == expected).all() and (model.predict(str(path)) == expected).all()
+    np.savez(tmp_path / "rows.npz", X=X)
+    assert (model.predict(tmp_path / "rows.npz") == expected).all()
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (lambda X: Table(["length", "weight"], X[:, [0, 2]].tolist()), r"no column 'height'.*takes length, height, "
+                                                                    r"weight.*has length, weight"),
+    (lambda X: X[:, :2], r"shape \(\d+x2\).*takes 3 features per row \(length, height, weight\)"),
+    (lambda X: Table(["length", "height", "weight"], [[1.0, "tall", 3.0]]), r"row 0, column 'height': 'tall' is "
+                                                                            "not a number"),
+    (lambda X: np.array([[1.0, 2.0, 3.0], [1.0, np.nan, 3.0]]), r"row 1, column 'height': nan is not a finite"),
+    (lambda X: X[:0], "no rows"),
+])
+def test_bad_inputs_are_errors_naming_the_column_and_row(data, message, root):
+    model = load(trained("multiclass", "tanh", root).run_dir)
+    X, _ = held_out(model.spec)
+    with pytest.raises(DataError, match=message):
+        model.predict(data(X))
+
+
+def test_model_json_holds_features_scalings_and_class_values_of_their_own_type(root):
+    info = model_info.read(trained("multiclass", "tanh", root).run_dir)
     assert info["task"] == "classification" and info["dtype"] == "float32"
     assert info["architecture"] == {"type": "MLP", "sizes": [3, 5, 3], "activation": "tanh", "bias": True,
                                     "dropout": 0.0}
     assert info["features"] == {"names": ["length", "height", "weight"], "target": "species"}
     assert info["output"]["classes"] == {"type": "str", "values": list(ANIMALS)}
     assert 250 < info["standardize"]["mean"][2] < 350 and 30 < info["standardize"]["std"][2] < 70
-    binary = model_info.read(run(spec_for("binary", tmp_path), out=tmp_path / "runs", quiet=True).run_dir)
+    binary = model_info.read(trained("binary", "tanh", root).run_dir)
     assert binary["output"]["classes"] == {"type": "int", "values": [0, 1]}
     assert binary["features"]["names"] == ["x0", "x1"]
-    reg = model_info.read(run(spec_for("regression", tmp_path), out=tmp_path / "runs", quiet=True).run_dir)
+    reg = model_info.read(trained("regression", "tanh", root).run_dir)
     assert reg["task"] == "regression" and reg["output"]["kind"] == "value"
     assert 140 < reg["output"]["target_mean"] < 170 and 60 < reg["output"]["target_std"] < 90  # diabetes target
 
@@ -72,8 +140,108 @@ def test_class_values_round_trip_through_json_with_their_type(classes, kind, dty
     assert values.dtype == np.dtype(dtype) and [str(v) for v in values] == [str(c) for c in classes]
 
 
-def test_a_run_folder_without_model_json_says_what_is_missing_and_to_resume_or_rerun(tmp_path):
+# -- devgrad predict ----------------------------------------------------------------------------
+
+def write_shuffled_csv(path, model: TrainedModel, X, y) -> None:
+    """The rows as a CSV whose columns are in another order than the model's, the target among them."""
+    names = [*model.feature_names[::-1], model.target]
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([names[-1], *names[:-1]])
+        for row, label in zip(X[:, ::-1].tolist(), y.tolist()):
+            writer.writerow([label, *(repr(v) for v in row)])
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_devgrad_predict_writes_predictions_and_the_trainers_metrics(task, root, tmp_path, capsys):
+    result = trained(task, "relu", root)
+    model = load(result.run_dir, checkpoint="last")  # the weights the trainer measured the test split with
+    X, y = held_out(model.spec)
+    data = tmp_path / "held_out.csv"
+    write_shuffled_csv(data, model, X, y)
+    proba = ["--proba"] if task != "regression" else []
+    assert cli.main(["predict", str(result.run_dir), str(data), *proba, "--checkpoint", "last", "--quiet"]) == 0
+    out = result.run_dir / "predictions" / "held_out.csv"
+    assert str(out) in capsys.readouterr().out
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    expected = model.predict(X)
+    assert len(rows) == len(X) and [r["prediction"] for r in rows] == [str(v) for v in expected.tolist()]
+    if proba:
+        assert list(rows[0]) == ["prediction", *map(str, model.classes.tolist())]
+    metrics = json.loads(out.with_name("held_out.metrics.json").read_text())
+    wanted = {k.removeprefix("test_"): v for k, v in result.summary["test"].items() if k != "test_loss"}
+    assert {k: v for k, v in metrics.items() if k != "rows"} == pytest.approx(wanted, rel=1e-6, abs=1e-9)
+    # the same rows as an NPZ (X, y), written where --out says; the first file is never overwritten
+    np.savez(tmp_path / "held_out.npz", X=X, y=y)
+    assert cli.main(["predict", str(result.run_dir), str(tmp_path / "held_out.npz"), "--out",
+                     str(tmp_path / "npz.csv"), "--checkpoint", "last", "--quiet"]) == 0
+    assert (tmp_path / "npz.csv").read_text().splitlines()[1:] == [str(v) for v in expected.tolist()]
+    assert json.loads((tmp_path / "npz.metrics.json").read_text())["rows"] == len(X)
+    before = out.read_text()
+    assert cli.main(["predict", str(result.run_dir), str(data), "--quiet"]) == 2
+    assert "already exists" in capsys.readouterr().err and out.read_text() == before
+
+
+def expect_exit_2(capsys, args, message):
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("devgrad: error: ") and "Traceback" not in err
+    assert message in err, err
+
+
+def test_devgrad_predict_errors_exit_2_and_write_nothing(root, tmp_path, capsys):
+    run_dir = trained("multiclass", "relu", root).run_dir
+    model = load(run_dir, quiet=True)
+    X, y = held_out(model.spec)
+    good = tmp_path / "good.csv"
+    write_shuffled_csv(good, model, X, y)
+    regression = trained("regression", "relu", root).run_dir
+    files_before = sorted(run_dir.rglob("*")) + sorted(regression.rglob("*"))
+    cases = {
+        "missing.csv": ("species,length,weight\ncat,1,2\n", "no column 'height'"),
+        "text.csv": ("length,height,weight\n1,2,3\n1,tall,3\n", "line 3, column 'height': 'tall' is not a number"),
+        "nan.csv": ("length,height,weight\n1,nan,3\n", "line 2, column 'height': nan is not a finite number"),
+    }
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        expect_exit_2(capsys, ["predict", str(run_dir), str(tmp_path / name)], message)
+    np.savez(tmp_path / "wide.npz", X=np.zeros((2, 4)))
+    expect_exit_2(capsys, ["predict", str(run_dir), str(tmp_path / "wide.npz")], "takes 3 features per row")
+    expect_exit_2(capsys, ["predict", str(tmp_path), str(good)], "is not a run folder")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    expect_exit_2(capsys, ["predict", str(run_dir), str(good), "--out", str(blocker / "p.csv")], "not a folder")
+    expect_exit_2(capsys, ["predict", str(regression), str(good), "--proba"], "--proba")
+    assert sorted(run_dir.rglob("*")) + sorted(regression.rglob("*")) == files_before  # nothing written
+
+
+def test_best_falls_back_to_last_and_says_so(tmp_path, capsys):
+    spec = spec_for("binary", tmp_path)
+    spec["train"]["checkpoint"] = {"save_best": False}
+    result = run(spec, out=tmp_path / "runs", quiet=True)
+    model = load(result.run_dir)
+    assert model.checkpoint.name == "last.npz" and model.epoch == 4
+    assert "no best checkpoint; using the last one" in capsys.readouterr().err.replace(" (train.checkpoint.save_best "
+                                                                                       "off, or no epoch was measured)",
+                                                                                       "")
+    assert load(result.run_dir, checkpoint="last").epoch == 4
+
+
+def test_a_run_without_checkpoint_or_model_json_or_with_a_damaged_checkpoint_is_a_clear_error(root, tmp_path,
+                                                                                            capsys):
     result = run(spec_for("binary", tmp_path), out=tmp_path / "runs", quiet=True)
-    (result.run_dir / "model.json").unlink()
-    with pytest.raises(model_info.RunError, match=r"no model\.json.*class values.*devgrad resume"):
-        model_info.read(result.run_dir)
+    run_dir = result.run_dir
+    best = run_dir / "checkpoints" / "best.npz"
+    best.write_bytes(best.read_bytes()[:300])  # cut short, as by a full disk
+    with pytest.raises(RunError, match=r"best\.npz cannot be read.*truncated or corrupted.*--checkpoint last"):
+        load(run_dir)
+    expect_exit_2(capsys, ["export", str(run_dir)], "truncated or corrupted")
+    assert load(run_dir, checkpoint="last").epoch == 4
+    for name in ("best.npz", "last.npz"):
+        (run_dir / "checkpoints" / name).unlink()
+    with pytest.raises(RunError, match="has no checkpoint: the run stopped before its first one"):
+        load(run_dir)
+    (run_dir / "model.json").unlink()
+    with pytest.raises(RunError, match=r"no model\.json.*class values.*devgrad resume"):
+        load(run_dir)

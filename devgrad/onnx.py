@@ -1,0 +1,203 @@
+"""Export an MLP to ONNX: a graph any ONNX runtime serves with devgrad's numbers.
+
+Built with the ``onnx`` package's helpers (the optional ``onnx`` extra) and checked with
+``onnx.checker.check_model(full_check=True)`` before it is written. One float32 input named
+``input`` of shape [N, n_features] (N symbolic); optionally the input standardisation in front
+and a task head behind: ``label`` (int64 index into the class list kept in the model's
+metadata_props) and ``probabilities``, or ``value`` in the target's units.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from devgrad import nn
+from devgrad.io import atomic_write
+from devgrad.version import __version__
+
+DEFAULT_OPSET = 17
+MIN_OPSET = 13  # Softmax/LogSoftmax over one axis (not "flatten from axis") and Squeeze/Clip inputs
+ONNX_HINT = "pip install 'devgrad[onnx]' (or pip install onnx onnxruntime)"
+# devgrad activation modules -> (ONNX operator, attributes from the module)
+_ACTIVATIONS = {
+    nn.ReLU: ("Relu", lambda m: {}),
+    nn.LeakyReLU: ("LeakyRelu", lambda m: {"alpha": float(m.negative_slope)}),
+    nn.Sigmoid: ("Sigmoid", lambda m: {}),
+    nn.Tanh: ("Tanh", lambda m: {}),
+    nn.Softplus: ("Softplus", lambda m: {}),
+    nn.Softmax: ("Softmax", lambda m: {"axis": int(m.axis)}),
+    nn.LogSoftmax: ("LogSoftmax", lambda m: {"axis": int(m.axis)}),
+}
+_SKIPPED = (nn.Identity, nn.Dropout)  # inference: dropout is the identity
+
+
+class ExportError(ValueError):
+    """A module, option or opset that cannot be exported, with what to change."""
+
+
+def _onnx():
+    try:
+        import onnx  # noqa: PLC0415 - optional dependency (the onnx extra)
+    except ImportError:
+        raise ImportError(f"ONNX export needs the onnx package: {ONNX_HINT}") from None
+    return onnx
+
+
+def export(module: nn.Module, path, n_features: int, *, standardize=None, output="logits", opset=None,
+           metadata: dict | None = None) -> Path:
+    """Write ``module`` (an ``nn.MLP`` or ``nn.Sequential`` of Linear, activations, Dropout,
+    Identity) as an ONNX model at ``path``, atomically; returns the path.
+
+    ``standardize``: ``(mean, std)`` per feature, applied to the input first. ``output``:
+    ``"logits"`` (the module's outputs, named ``logits``); a classification head
+    ``{"classes": [...], "probabilities": "softmax" | "sigmoid" | "clip", "threshold": t}``
+    (outputs ``label`` and ``probabilities``; one-output models: class 1 where the output is
+    above ``threshold``); or a regression head ``{"target_mean": m, "target_std": s}`` (output
+    ``value``, shape [N]). ``metadata``: extra strings for the model's metadata_props.
+    """
+    onnx = _onnx()
+    opset = check_opset(opset)
+    layers = flatten(module)
+    linears = [m for m in layers if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ExportError("export: the module has no Linear layer; export an nn.MLP or an nn.Sequential of layers")
+    if linears[0].in_features != n_features:
+        raise ExportError(f"export: n_features is {n_features}, but the first Linear takes "
+                          f"{linears[0].in_features} inputs")
+    dtype = np.dtype(linears[0].weight.dtype)
+    graph = _Graph(onnx, dtype)
+    x = graph.input(n_features)
+    if standardize is not None:
+        mean, std = (np.asarray(v, dtype=np.float64).reshape(-1) for v in standardize)
+        if len(mean) != n_features or len(std) != n_features:
+            raise ExportError(f"export: standardize needs {n_features} means and stds, got {len(mean)} and {len(std)}")
+        x = graph.node("Div", [graph.node("Sub", [x, graph.const("mean", mean)]), graph.const("std", std)])
+    for i, layer in enumerate(layers):
+        x = graph.layer(layer, x, i)
+    meta = dict(metadata or {})
+    if output == "logits":
+        graph.output("Identity", [x], "logits", [None, linears[-1].out_features])
+    elif isinstance(output, dict) and "classes" in output:
+        graph.classification_head(x, linears[-1].out_features, output)
+        meta["classes"] = json.dumps(list(output["classes"]))
+    elif isinstance(output, dict) and "target_mean" in output:
+        scaled = graph.node("Mul", [x, graph.const("target_std", np.array([output["target_std"]]))])
+        shifted = graph.node("Add", [scaled, graph.const("target_mean", np.array([output["target_mean"]]))])
+        graph.output("Reshape", [shifted, graph.const("flat", np.array([-1]), np.int64)], "value", [None])
+    else:
+        raise ExportError(f"export: output must be 'logits', a classification head {{'classes': ...}} or a "
+                          f"regression head {{'target_mean': ..., 'target_std': ...}}; got {output!r}")
+    model = graph.model(opset, {k: str(v) for k, v in meta.items()})
+    onnx.checker.check_model(model, full_check=True)
+    return atomic_write(Path(path), model.SerializeToString())
+
+
+def flatten(module: nn.Module) -> list:
+    """The layers of an MLP or (nested) Sequential, in the order they run."""
+    if isinstance(module, nn.MLP):
+        return flatten(module.net)
+    if isinstance(module, nn.Sequential):
+        return [layer for child in module for layer in flatten(child)]
+    return [module]
+
+
+def check_opset(opset) -> int:
+    """``opset`` (None: the default) checked against what the installed onnx package knows."""
+    if opset is None:
+        return DEFAULT_OPSET
+    newest = _onnx().defs.onnx_opset_version()
+    if not isinstance(opset, int) or isinstance(opset, bool) or not MIN_OPSET <= opset <= newest:
+        raise ExportError(f"opset {opset!r} cannot be used: give an ONNX opset from {MIN_OPSET} to {newest} "
+                          f"(the installed onnx package's newest; default {DEFAULT_OPSET})")
+    return opset
+
+
+class _Graph:
+    """The nodes, constants and outputs of the graph being built, with fresh names for each."""
+
+    def __init__(self, onnx, dtype: np.dtype):
+        self.onnx = onnx
+        self.helper = onnx.helper
+        self.dtype = dtype
+        self.elem = self.helper.np_dtype_to_tensor_dtype(dtype)
+        self.nodes: list = []
+        self.initializers: list = []
+        self.inputs: list = []
+        self.outputs: list = []
+        self.count = 0
+
+    def _name(self, base: str) -> str:
+        self.count += 1
+        return f"{base}_{self.count}"
+
+    def input(self, n_features: int) -> str:
+        float32 = self.onnx.TensorProto.FLOAT
+        self.inputs.append(self.helper.make_tensor_value_info("input", float32, ["N", n_features]))
+        return self.node("Cast", ["input"], to=self.elem) if self.elem != float32 else "input"
+
+    def const(self, base: str, value, dtype=None) -> str:
+        name = self._name(base)
+        array = np.asarray(value, dtype=dtype or self.dtype)
+        self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
+        return name
+
+    def node(self, op: str, inputs: list, name: str | None = None, **attrs) -> str:
+        out = name or self._name(op.lower())
+        self.nodes.append(self.helper.make_node(op, inputs, [out], name=self._name(op), **attrs))
+        return out
+
+    def output(self, op: str, inputs: list, name: str, shape: list, elem=None, **attrs) -> None:
+        self.node(op, inputs, name, **attrs)
+        dims = ["N" if d is None else d for d in shape]
+        self.outputs.append(self.helper.make_tensor_value_info(name, elem or self.elem, dims))
+
+    def layer(self, layer, x: str, index: int) -> str:
+        if isinstance(layer, nn.Linear):
+            weight = layer.weight.numpy()  # (out, in), as Gemm's B with transB
+            inputs = [x, self.const(f"linear{index}_weight", weight)]
+            if layer.bias is not None:
+                inputs.append(self.const(f"linear{index}_bias", layer.bias.numpy()))
+            return self.node("Gemm", inputs, transB=1)
+        if isinstance(layer, _SKIPPED):
+            return x
+        kind = _ACTIVATIONS.get(type(layer))
+        if kind is None:
+            raise ExportError(f"export: layer {index} is a {type(layer).__name__}, which ONNX export does not "
+                              f"support; it exports Linear, {', '.join(t.__name__ for t in _ACTIVATIONS)}, "
+                              "Dropout and Identity")
+        op, attrs = kind
+        return self.node(op, [x], **attrs(layer))
+
+    def classification_head(self, z: str, width: int, head: dict) -> None:
+        """``label`` (int64 [N]) and ``probabilities`` ([N, classes]) from the outputs ``z``."""
+        int64 = self.onnx.TensorProto.INT64
+        classes = len(head["classes"])
+        mode = head.get("probabilities", "softmax")
+        if width > 1:
+            self.output("ArgMax", [z], "label", [None], int64, axis=1, keepdims=0)
+            self.output("Softmax", [z], "probabilities", [None, classes], axis=1)
+            return
+        flat = self.node("Reshape", [z, self.const("flat", np.array([-1]), np.int64)])
+        above = self.node("Greater", [flat, self.const("threshold", np.array(head.get("threshold", 0.0)))])
+        self.output("Cast", [above], "label", [None], int64, to=int64)
+        if mode == "clip":  # an mse fit to 0/1: the output clipped to [0, 1] is P(class 1)
+            p1 = self.node("Clip", [z, self.const("zero", np.array(0.0)), self.const("one", np.array(1.0))])
+            p0 = self.node("Sub", [self.const("one", np.array([[1.0]])), p1])
+        else:  # sigmoid, as the softmax of [0, z]: each probability to full relative precision
+            p0, p1 = self.node("Sub", [z, z]), z
+        pair = self.node("Concat", [p0, p1], axis=1)
+        self.output("Softmax" if mode != "clip" else "Identity", [pair], "probabilities", [None, classes],
+                    **({"axis": 1} if mode != "clip" else {}))
+
+    def model(self, opset: int, metadata: dict):
+        graph = self.helper.make_graph(self.nodes, "devgrad_mlp", self.inputs, self.outputs, self.initializers)
+        opsets = [self.helper.make_opsetid("", opset)]
+        model = self.helper.make_model(graph, opset_imports=opsets, producer_name="devgrad",
+                                       producer_version=__version__)
+        # The oldest IR version that carries this opset, so runtimes older than the onnx package load it
+        model.ir_version = self.helper.find_min_ir_version_for(opsets)
+        self.helper.set_model_props(model, metadata)
+        return model

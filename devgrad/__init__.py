@@ -37,6 +37,7 @@ from devgrad import viz
 from devgrad import nn, optim
 from devgrad.capture import CapturedStep
 from devgrad.io import load, save
+from devgrad.interop import from_dlpack
 
 cat = concatenate  # PyTorch's name
 float32 = _np.float32

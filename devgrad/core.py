@@ -656,6 +656,20 @@ class Tensor:
                               "call .numpy() to copy it to the host")
         return self.data if dtype is None else self.data.astype(dtype)
 
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """The data as a DLPack capsule, shared without a copy (``np.from_dlpack``,
+        ``torch.from_dlpack``, ``cupy.from_dlpack``). A tensor that requires grad refuses, as in
+        PyTorch: its consumer would not be part of the graph; export ``t.detach()``."""
+        if self.requires_grad:
+            raise RuntimeError("a tensor that requires grad cannot be exported through DLPack (the graph would not "
+                               "see what is done with it); use t.detach()")
+        options = {"stream": stream, "max_version": max_version, "dl_device": dl_device, "copy": copy}
+        return self.data.__dlpack__(**{k: v for k, v in options.items() if v is not None})
+
+    def __dlpack_device__(self) -> tuple:
+        """(DLPack device type, device index) of the data: (1, 0) for the CPU, (2, N) for cuda:N."""
+        return self.data.__dlpack_device__()
+
     def _inplace(self, other, name: str, fallback):
         """``x op= y``: in place on the data when no graph is being recorded, else out of place.
 

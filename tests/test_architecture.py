@@ -18,9 +18,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "devgrad"
 LAYERS = [
     ("backend", ["devgrad.version", "devgrad.backend"]),
     ("core", ["devgrad.core", "devgrad.creation", "devgrad.random", "devgrad.io", "devgrad.gradcheck",
-              "devgrad.capture", "devgrad.viz"]),
+              "devgrad.capture", "devgrad.viz", "devgrad.interop"]),
     ("ops", ["devgrad.ops"]),
-    ("nn", ["devgrad.nn"]),
+    ("nn", ["devgrad.nn", "devgrad.onnx"]),
     ("optim", ["devgrad.optim"]),
     ("data", ["devgrad.data"]),
     ("experiment", ["devgrad.experiment", "devgrad.bench", "devgrad.warmup", "devgrad.lecture"]),

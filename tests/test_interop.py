@@ -1,0 +1,126 @@
+"""Sharing with other libraries: DLPack both ways with NumPy and PyTorch (zero-copy, so a write
+through one side is seen by the other), and weights as safetensors that PyTorch loads."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+import devgrad as dg
+
+needs_safetensors = pytest.mark.skipif(importlib.util.find_spec("safetensors") is None,
+                                       reason="the safetensors extra (pip install 'devgrad[safetensors]')")
+
+
+def test_numpy_sees_devgrad_memory_and_devgrad_sees_numpys():
+    t = dg.tensor(np.arange(6.0).reshape(2, 3))
+    shared = np.from_dlpack(t)
+    assert shared.dtype == t.dtype and shared.shape == t.shape
+    shared[0, 1] = 40.0
+    assert t[0, 1].item() == 40.0
+    assert np.shares_memory(np.asarray(t), t.data)
+    a = np.zeros((3, 2), dtype=np.float32)
+    back = dg.from_dlpack(a)
+    back.data[2, 1] = 7.0
+    assert a[2, 1] == 7.0 and back.dtype == np.float32 and back.device.name == "cpu" and not back.requires_grad
+    assert t.__dlpack_device__() == (1, 0)
+
+
+def test_non_contiguous_views_travel_with_their_strides_or_are_copied_when_asked():
+    base = np.arange(24.0).reshape(4, 6)
+    view = dg.from_dlpack(base[:, ::2])  # strided: shared as it is
+    assert view.shape == (4, 3) and np.shares_memory(view.data, base)
+    assert (np.from_dlpack(view) == base[:, ::2]).all()
+    t = dg.tensor(base).T  # a transposed view of a devgrad tensor
+    assert (np.from_dlpack(t) == base.T).all()
+    copied = np.from_dlpack(t, copy=True)
+    copied[0, 0] = -1.0
+    assert t[0, 0].item() == 0.0
+
+
+def test_a_tensor_that_requires_grad_refuses_and_detach_shares_memory():
+    w = dg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"requires grad.*use t\.detach\(\)"):
+        np.from_dlpack(w)
+    detached = w.detach()
+    np.from_dlpack(detached)[0] = 5.0
+    assert w[0].item() == 5.0
+
+
+def test_from_dlpack_refuses_what_is_not_a_producer_and_moves_on_request():
+    with pytest.raises(TypeError, match="not a DLPack producer"):
+        dg.from_dlpack([1.0, 2.0])
+    t = dg.tensor([1.0, 2.0])
+    assert dg.from_dlpack(t).data is t.data
+    assert dg.from_dlpack(np.ones(2), device="cpu").device.name == "cpu"
+
+
+@pytest.mark.oracle
+def test_pytorch_shares_memory_both_ways(torch):
+    t = dg.tensor(np.arange(6.0, dtype=np.float32).reshape(2, 3))
+    for shared in (torch.from_dlpack(t), torch.as_tensor(t)):
+        assert shared.dtype == torch.float32 and tuple(shared.shape) == (2, 3)
+        shared[1, 2] += 100.0
+    assert t[1, 2].item() == 205.0  # both views wrote into devgrad's memory
+    source = torch.arange(8, dtype=torch.float64).reshape(2, 4)
+    view = dg.from_dlpack(source.T)  # a non-contiguous PyTorch view
+    assert view.shape == (4, 2) and view.dtype == np.float64
+    source[0, 3] = -3.0
+    assert view[3, 0].item() == -3.0
+    with pytest.raises(RuntimeError, match="requires grad"):
+        torch.from_dlpack(dg.tensor([1.0], requires_grad=True))
+    ints = dg.from_dlpack(torch.tensor([1, 2, 3]))
+    assert ints.dtype == np.int64 and ints.tolist() == [1, 2, 3]
+
+
+# -- safetensors -------------------------------------------------------------------------------
+
+@needs_safetensors
+def test_save_and_load_by_extension_round_trip_a_state_dict(tmp_path):
+    mlp = dg.nn.MLP([3, 4, 2], generator=0)
+    path = dg.save(mlp.state_dict(), tmp_path / "w.safetensors")
+    loaded = dg.load(path)
+    assert set(loaded) == set(mlp.state_dict())
+    for name, value in mlp.state_dict().items():
+        assert loaded[name].dtype == value.dtype and (loaded[name].numpy() == value.numpy()).all()
+    from safetensors.numpy import load_file
+
+    assert set(load_file(str(path))) == set(loaded)  # a plain safetensors file
+    with pytest.raises(TypeError, match=r"holds only numeric tensors.*use \.npz"):
+        dg.save({"model": mlp.state_dict()}, tmp_path / "nested.safetensors")
+    (tmp_path / "cut.safetensors").write_bytes(path.read_bytes()[:40])
+    with pytest.raises(ValueError, match="cut.safetensors is truncated or corrupted"):
+        dg.load(tmp_path / "cut.safetensors")
+
+
+@needs_safetensors
+@pytest.mark.oracle
+def test_pytorch_loads_a_devgrad_mlp_from_safetensors_with_the_same_outputs(torch, tmp_path):
+    from safetensors.torch import load_file
+
+    mlp = dg.nn.MLP([4, 8, 8, 3], activation="tanh", generator=1)
+    dg.save(mlp.state_dict(), tmp_path / "mlp.safetensors")
+    # the lines docs/use-a-trained-model.md shows: nn.Linear keeps PyTorch's (out, in) layout
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8), torch.nn.Tanh(),
+                              torch.nn.Linear(8, 3))
+    state = load_file(tmp_path / "mlp.safetensors")
+    net.load_state_dict({k.removeprefix("net."): v for k, v in state.items()})
+    X = np.random.default_rng(0).standard_normal((16, 4)).astype(np.float32)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(mlp(dg.tensor(X)).numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+@needs_safetensors
+def test_devgrad_export_writes_a_runs_weights_as_safetensors(tmp_path):
+    from devgrad import cli
+    from devgrad.experiment import load, run
+    from tests.trained_runs import spec_for
+
+    result = run(spec_for("binary", tmp_path), out=tmp_path / "runs", quiet=True)
+    assert cli.main(["export", str(result.run_dir), "--format", "safetensors", "--quiet"]) == 0
+    weights = dg.load(result.run_dir / "export" / "model.safetensors")
+    model = load(result.run_dir, quiet=True).model
+    assert {k: v.tolist() for k, v in weights.items()} == {k: v.tolist() for k, v in model.state_dict().items()}

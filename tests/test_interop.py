@@ -28,6 +28,18 @@ def test_numpy_sees_devgrad_memory_and_devgrad_sees_numpys():
     assert t.__dlpack_device__() == (1, 0)
 
 
+def test_dlpack_shares_memory_with_the_array_library_of_each_device(device):
+    array = device.xp.arange(6.0).reshape(2, 3)
+    t = dg.from_dlpack(array)
+    assert t.device is device and t.dtype == np.float64 and t.shape == (2, 3)
+    t += 1.0  # in place, through devgrad
+    back = device.xp.from_dlpack(t)
+    back[1, 2] = -1.0  # through the array library
+    assert t.tolist() == [[1.0, 2.0, 3.0], [4.0, 5.0, -1.0]] and device.to_host(array).tolist() == t.tolist()
+    kind, index = t.__dlpack_device__()
+    assert (int(kind), int(index)) == ((1, 0) if device.is_host else (2, device.index))
+
+
 def test_non_contiguous_views_travel_with_their_strides_or_are_copied_when_asked():
     base = np.arange(24.0).reshape(4, 6)
     view = dg.from_dlpack(base[:, ::2])  # strided: shared as it is

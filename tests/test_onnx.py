@@ -12,7 +12,10 @@ import pytest
 import devgrad as dg
 from devgrad import cli
 from devgrad import onnx as dg_onnx
-from devgrad.experiment import load
+from devgrad.experiment import load, run
+from devgrad.experiment.export import export_run
+from devgrad.lecture import EXPERIMENTS
+from devgrad.lecture import SPECS as LECTURE_SPECS
 from tests.trained_runs import ACTIVATIONS, TASKS, trained
 
 onnx = pytest.importorskip("onnx", reason="ONNX export needs the onnx extra (pip install 'devgrad[onnx]')")
@@ -109,3 +112,20 @@ def test_unsupported_layers_options_and_opsets_are_clear_errors(tmp_path, root, 
     assert onnx.load(str(tmp_path / "y.onnx")).opset_import[0].version == 13
     assert cli.main(["export", str(run_dir), "--out", str(tmp_path / "y.onnx")]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", LECTURE_SPECS)
+def test_every_lecture_spec_exports_and_onnxruntime_serves_it(name, tmp_path):
+    result = run(EXPERIMENTS / f"{name}.yaml", overrides=["train.epochs=2", "plots.enabled=false"],
+                 out=tmp_path / "runs", device="cpu", quiet=True)
+    path = export_run(result.run_dir, quiet=True)
+    model = load(result.run_dir, quiet=True)
+    X = random_rows(model, 1000)
+    outputs = session(path).run(None, {"input": X})
+    rows = X.astype(np.float64)
+    if model.task == "regression":
+        np.testing.assert_allclose(outputs[0], model.predict(rows), rtol=1e-5,
+                                   atol=1e-5 * model.info["output"]["target_std"])
+    else:
+        assert (model.classes[outputs[0]] == model.predict(rows)).all()
+        np.testing.assert_allclose(outputs[1], model.predict_proba(rows), rtol=1e-5)

@@ -152,9 +152,10 @@ def write_shuffled_csv(path, model: TrainedModel, X, y) -> None:
             writer.writerow([label, *(repr(v) for v in row)])
 
 
+@pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("task", TASKS)
-def test_devgrad_predict_writes_predictions_and_the_trainers_metrics(task, root, tmp_path, capsys):
-    result = trained(task, "relu", root)
+def test_devgrad_predict_writes_predictions_and_the_trainers_metrics(task, activation, root, tmp_path, capsys):
+    result = trained(task, activation, root)
     model = load(result.run_dir, checkpoint="last")  # the weights the trainer measured the test split with
     X, y = held_out(model.spec)
     data = tmp_path / "held_out.csv"

@@ -651,10 +651,15 @@ class Tensor:
         return int(self.item())
 
     def __array__(self, dtype=None, copy=None):
+        """The data for NumPy (``np.asarray(t)`` shares it; ``np.array(t)`` and ``copy=True`` copy)."""
         if not self.device.is_host:
             raise DeviceError(f"a tensor on {self.device} cannot turn into a NumPy array implicitly; "
                               "call .numpy() to copy it to the host")
-        return self.data if dtype is None else self.data.astype(dtype)
+        if dtype is not None and np.dtype(dtype) != self.data.dtype:
+            if copy is False:
+                raise ValueError(f"a {self.data.dtype} tensor cannot become a {np.dtype(dtype)} array without a copy")
+            return self.data.astype(dtype)
+        return self.data.copy() if copy else self.data
 
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
         """The data as a DLPack capsule, shared without a copy (``np.from_dlpack``,

@@ -4,6 +4,7 @@ through one side is seen by the other), and weights as safetensors that PyTorch 
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import numpy as np
 import pytest
@@ -38,6 +39,19 @@ def test_dlpack_shares_memory_with_the_array_library_of_each_device(device):
     assert t.tolist() == [[1.0, 2.0, 3.0], [4.0, 5.0, -1.0]] and device.to_host(array).tolist() == t.tolist()
     kind, index = t.__dlpack_device__()
     assert (int(kind), int(index)) == ((1, 0) if device.is_host else (2, device.index))
+
+
+def test_numpy_array_copies_and_asarray_shares_as_numpy_promises():
+    t = dg.tensor([1.0, 2.0])
+    np.array(t)[0] = 5.0  # np.array copies by default
+    np.asarray(t, copy=True)[1] = 7.0
+    assert t.tolist() == [1.0, 2.0]
+    np.asarray(t, copy=False)[0] = 3.0
+    np.asarray(t)[1] = 4.0
+    assert t.tolist() == [3.0, 4.0]
+    assert np.asarray(t, dtype=np.float64).dtype == np.float64
+    with pytest.raises(ValueError, match="without a copy"):
+        np.asarray(t, dtype=np.float64, copy=False)
 
 
 def test_non_contiguous_views_travel_with_their_strides_or_are_copied_when_asked():
@@ -136,3 +150,22 @@ def test_devgrad_export_writes_a_runs_weights_as_safetensors(tmp_path):
     weights = dg.load(result.run_dir / "export" / "model.safetensors")
     model = load(result.run_dir, quiet=True).model
     assert {k: v.tolist() for k, v in weights.items()} == {k: v.tolist() for k, v in model.state_dict().items()}
+
+
+def test_without_the_optional_packages_the_errors_name_the_extra(monkeypatch, tmp_path, capsys):
+    from devgrad import cli
+    from devgrad import onnx as dg_onnx
+    from devgrad.experiment import run
+    from tests.trained_runs import spec_for
+
+    result = run(spec_for("binary", tmp_path), out=tmp_path / "runs", quiet=True)
+    for name in ("onnx", "safetensors", "safetensors.numpy"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed: importing it raises ImportError
+    with pytest.raises(ImportError, match=r"pip install 'devgrad\[onnx\]'"):
+        dg_onnx.export(dg.nn.MLP([2, 1]), tmp_path / "m.onnx", 2)
+    with pytest.raises(ImportError, match=r"pip install 'devgrad\[safetensors\]'"):
+        dg.save({"w": dg.ones(2)}, tmp_path / "w.safetensors")
+    for fmt, extra in (("onnx", "devgrad[onnx]"), ("safetensors", "devgrad[safetensors]")):
+        assert cli.main(["export", str(result.run_dir), "--format", fmt, "--quiet"]) == 2
+        assert extra in capsys.readouterr().err
+    assert not (result.run_dir / "export").exists() and not (tmp_path / "m.onnx").exists()

@@ -149,6 +149,7 @@ def _numeric(values: np.ndarray, names: list[str], where: str, first_row: int, r
     bad = ~np.isfinite(X)
     if bad.any():
         i, j = (int(k) for k in np.argwhere(bad)[0])
+        count = int(bad.sum())
         raise DataError(f"{where}, {row_word} {i + first_row}, column {names[j]!r}: {X[i, j]} is not a finite "
-                        f"number ({int(bad.sum())} such values); fill in or drop those rows")
+                        f"number ({count} such value{'s' if count > 1 else ''} in all); fill in or drop those rows")
     return X

@@ -1,5 +1,5 @@
-"""The summary of a `.ci/gpu-check` run: what it measured, and whether issues 12 and 13's GPU
-targets are met, first.
+"""The summary of a `.ci/gpu-check` run: first whether each GPU target is met, then what it
+measured.
 
     python .ci/gpu_summary.py OUT WORK > OUT/summary.txt
 
@@ -55,7 +55,7 @@ def verdict(ok) -> str:
 
 
 def targets(tests: dict, counted_all: bool, bench, e2e, runs: dict) -> list[str]:
-    """One line per GPU target of issues 12 and 13: the numbers, then met / NOT met / unmeasured."""
+    """One line per GPU target: the numbers, then met / NOT met / unmeasured."""
     lines = []
     failed = sorted(t for t, o in tests.items() if o in ("FAILED", "ERROR"))
     if not tests:
@@ -117,7 +117,7 @@ def targets(tests: dict, counted_all: bool, bench, e2e, runs: dict) -> list[str]
         ok = gpu["wall_seconds"] < cpu["wall_seconds"] and bool(active)
         lines.append(f"spirals with the captured step faster than on the CPU: {gpu['wall_seconds']:.2f} s "
                      f"(graph {'on' if active else 'OFF'}) vs {cpu['wall_seconds']:.2f} s on this machine's CPU "
-                     f"(README: 1.1 s on a 2-core VM) - {verdict(ok)}")
+                     f"- {verdict(ok)}")
     else:
         lines.append("spirals with the captured step faster than on the CPU: unmeasured")
     return lines
@@ -142,7 +142,7 @@ def summarize(out: Path, work: Path, devices: str = "cuda") -> str:
     (out / "runs.json").write_text(json.dumps(runs, indent=2))
     bench, e2e = read_json(out / "bench-cuda.json"), read_json(out / "e2e.json")
 
-    say("\ntargets of issues 12 and 13 (met / NOT met / unmeasured):")
+    say("\nGPU targets (met / NOT met / unmeasured):")
     for line in targets(outcomes, finished and not interrupted, bench, e2e, runs):
         say(f"  {line}")
 

@@ -27,7 +27,7 @@ SPECS = ("linear_classifier", "logistic_regression", "triangle", "xor", "triangl
 
 def _spec_path(name: str) -> Path:
     """A lecture spec from an ``experiments/`` folder: the current directory's (a clone of the
-    repository, as README installs it), else the one beside the package (an editable install)."""
+    repository, as docs/install.md installs it), else the one beside the package (an editable install)."""
     for folder in (Path.cwd() / "experiments", EXPERIMENTS):
         path = folder / f"{name}.yaml"
         if path.exists():

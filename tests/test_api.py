@@ -1,4 +1,4 @@
-"""The public API of DESIGN.md is a contract: every name exists and behaves as written there."""
+"""devgrad's public API is a contract: every name exists and behaves as documented."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The layers of devgrad, checked from the imports themselves.
 
 Each module imports only modules of its own layer or of the layers below it, in the order
-README's Architecture section gives: backend → core → ops → nn → optim → data → experiment →
+docs/architecture.md gives: backend → core → ops → nn → optim → data → experiment →
 cli; and there is no import cycle, inside a layer or across. The package façade
 (devgrad/__init__.py) imports everything and is imported by nothing inside devgrad. Imports
 inside functions are not allowed (ruff PLC0415), except of optional third-party packages.
@@ -40,7 +40,7 @@ def layer_of(module: str) -> int:
     for index, (_, prefixes) in enumerate(LAYERS):
         if module in prefixes or any(module.startswith(p + ".") for p in prefixes if p != "devgrad"):
             return index
-    raise AssertionError(f"{module} belongs to no layer: add it to LAYERS (and to README's Architecture)")
+    raise AssertionError(f"{module} belongs to no layer: add it to LAYERS (and to docs/architecture.md)")
 
 
 def imports_of(module: str) -> set[str]:

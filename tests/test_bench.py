@@ -198,9 +198,9 @@ def test_sweep_bench_row_and_table(monkeypatch):
 
 
 def test_gpu_check_runs_only_the_steps_it_is_given(tmp_path):
-    """.ci/gpu-check with GPU_CHECK_STEPS naming no step (a second call that needs only the
-    summary): nothing is run, every step's file says so, the summary is written, at most 8 files
-    come back (the device tool returns 8)."""
+    """.ci/gpu-check with GPU_CHECK_STEPS naming no step (a rerun that needs only the summary):
+    nothing is run, every step's file says so, the summary is written, and it writes at most 8
+    files."""
     out = tmp_path / "out"
     env = {**os.environ, "OUT": str(out), "GPU_CHECK_STEPS": "none", "PYTHON": sys.executable}
     done = subprocess.run(["bash", str(ROOT / ".ci" / "gpu-check")], cwd=ROOT, env=env, capture_output=True,
@@ -333,7 +333,7 @@ def _bench_row(config, eager, graph, replays, weights=1e-7, unavailable=None):
 
 
 def test_gpu_summary_says_which_targets_a_gpu_check_met(tmp_path):
-    """The GPU check's summary opens with issues 12 and 13's targets, each met, NOT met or
+    """The GPU check's summary opens with the GPU targets, each met, NOT met or
     unmeasured from what the check wrote: the suite's per-test lines, the bench and end-to-end
     JSON and the spirals runs' summary.json files (here made up, one target missed on purpose)."""
     out, work = tmp_path / "out", tmp_path / "work"
@@ -353,7 +353,7 @@ def test_gpu_summary_says_which_targets_a_gpu_check_met(tmp_path):
         run_dir.mkdir(parents=True)
         (run_dir / "summary.json").write_text(json.dumps({"wall_seconds": seconds, "cuda_graph": {"active": graph}}))
     text = _gpu_summary().summarize(out, work)
-    targets = text.split("targets of issues 12 and 13")[1].split("\ntests (")[0]
+    targets = text.split("GPU targets")[1].split("\ntests (")[0]
     lines = dict(line.strip().split(": ", 1) for line in targets.strip().splitlines()[1:])
     assert lines["suite passes with DEVGRAD_TEST_DEVICES=cuda"] == "2 passed, 1 skipped, 0 failed - met"
     assert lines["CapturedStep replays > 0 (else it ran eagerly)"].endswith("large 30 - met")
@@ -377,7 +377,7 @@ def test_gpu_summary_never_calls_a_target_met_that_was_not_measured(tmp_path):
             ("tiny", "small", "medium")]
     (out / "bench-cuda.json").write_text(json.dumps({"configs": rows}))
     text = _gpu_summary().summarize(out, work)
-    targets = text.split("targets of issues 12 and 13")[1].split("\ntests (")[0]
+    targets = text.split("GPU targets")[1].split("\ntests (")[0]
     assert " - met" not in targets, targets
     lines = dict(line.strip().split(": ", 1) for line in targets.strip().splitlines()[1:])
     assert lines["suite passes with DEVGRAD_TEST_DEVICES=cuda"].endswith("(the suite did not finish: more tests "

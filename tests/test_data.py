@@ -137,7 +137,7 @@ def test_missing_scikit_learn_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_non_finite_values_in_data_files_are_data_errors_naming_the_place(tmp_path):
-    """A 'nan' cell used to be accepted and the run then 'diverged' with a NumPy warning."""
+    """A 'nan' cell is refused where it is, rather than a run that 'diverges' with a NumPy warning."""
     csv_path = tmp_path / "d.csv"
     csv_path.write_text("a,b,label\n1.0,2.0,x\n3.0,nan,y\n")
     with pytest.raises(DataError, match=r"d.csv, line 3, column 'b': 'nan' is not a finite number"):

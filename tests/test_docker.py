@@ -1,4 +1,4 @@
-"""The Dockerfiles cannot be built here (no Docker engine): lint them and keep them in step with README."""
+"""The Dockerfiles cannot be built here (no Docker engine): lint them and keep them in step with docs/install.md."""
 
 from __future__ import annotations
 
@@ -21,14 +21,14 @@ def test_hadolint_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_install_lines_are_the_ones_readme_shows():
-    readme = (ROOT / "README.md").read_text()
+def test_install_lines_are_the_ones_the_docs_show():
+    page = (ROOT / "docs" / "install.md").read_text()
     for dockerfile in DOCKERFILES:
         text = dockerfile.read_text()
         installs = re.findall(r"^RUN (pip install .+)$", text, re.M)
         assert installs, dockerfile
         for line in installs:
-            assert line in readme, f"{dockerfile.name}: '{line}' is not in README"
+            assert line in page, f"{dockerfile.name}: '{line}' is not in docs/install.md"
 
 
 def test_images_run_devgrad_as_a_non_root_user():

@@ -108,69 +108,90 @@ def _split_fraction(v):
 
 
 SCHEMA: dict = {
-    "name": Field((str,), None, doc="run name (default: the spec file's name)", nullable=True),
+    "name": Field((str,), None, doc="run name: runs go to runs/<name>/ (default: the spec file's name)", nullable=True),
     "description": Field((str,), "", doc="free text shown in reports"),
-    "seed": Field((int,), 0, doc="seeds data, initial weights, shuffling and dropout"),
-    "device": Field((str,), "auto", doc="auto | cpu | cuda | cuda:N"),
-    "dtype": Field((str,), "float32", choices=("float32", "float64")),
+    "seed": Field((int,), 0, doc="seeds the data, the initial weights (drawn on the host: the same on CPU and GPU), "
+                                 "shuffling and dropout"),
+    "device": Field((str,), "auto", doc="auto (CUDA when usable, else the CPU with a notice), cpu, cuda or cuda:N; "
+                                        "a spec without it takes $DEVGRAD_DEVICE when set; --device overrides it"),
+    "dtype": Field((str,), "float32", choices=("float32", "float64"), doc="the dtype of the data and the weights"),
     "task": Field((str,), "auto", choices=TASKS,
-                  doc="classification | regression | auto (regression when the loss is mse, mae or huber and "
-                      "the target is continuous)"),
+                  doc="classification (the target's values are classes), regression (a continuous target: a linear "
+                      "output, metrics in the target's units), or auto: regression when the loss is mse, mae or "
+                      "huber and the target is continuous, else classification; train.log and summary.json "
+                      "(task_reason) say which and why"),
     "data": {
-        "source": Field((str,), REQUIRED, doc="a synthetic generator, csv, npz, idx, or sklearn:<name>"),
-        "n_samples": Field((int,), 1000, check=_positive, doc="synthetic: number of points"),
-        "noise": Field(NUM, 0.0, check=_non_negative, doc="synthetic: std of Gaussian jitter"),
-        "n_classes": Field((int,), None, check=_positive, nullable=True, doc="spirals/blobs/classification"),
-        "n_features": Field((int,), None, check=_positive, nullable=True, doc="classification: input size"),
-        "path": Field((str,), None, nullable=True, doc="csv/npz: file path (relative to the spec)"),
-        "target": Field((str,), None, nullable=True, doc="csv: name of the label column"),
-        "images": Field((str,), None, nullable=True, doc="idx: images file (.gz ok)"),
-        "labels": Field((str,), None, nullable=True, doc="idx: labels file (.gz ok)"),
+        "source": Field((str,), REQUIRED, doc="a synthetic generator, csv, npz, idx, or sklearn:<name> (see the "
+                                              "data sources below)"),
+        "n_samples": Field((int,), 1000, check=_positive, doc="synthetic data: number of points"),
+        "noise": Field(NUM, 0.0, check=_non_negative, doc="synthetic data: std of Gaussian jitter added after "
+                                                           "labelling"),
+        "n_classes": Field((int,), None, check=_positive, nullable=True,
+                           doc="spirals, blobs, classification: number of classes (null: the generator's default)"),
+        "n_features": Field((int,), None, check=_positive, nullable=True,
+                            doc="classification: input size (null: the generator's default, 64)"),
+        "path": Field((str,), None, nullable=True, doc="csv, npz: the file (relative to the spec file)"),
+        "target": Field((str,), None, nullable=True, doc="csv: the label column's name (the header row names the "
+                                                         "columns)"),
+        "images": Field((str,), None, nullable=True, doc="idx: the MNIST-format images file (.gz accepted)"),
+        "labels": Field((str,), None, nullable=True, doc="idx: the MNIST-format labels file (.gz accepted)"),
         "split": {
-            "train": Field(NUM, 0.7, check=_split_fraction),
-            "val": Field(NUM, 0.15, check=_split_fraction),
-            "test": Field(NUM, 0.15, check=_split_fraction),
+            "train": Field(NUM, 0.7, check=_split_fraction, doc="fraction of the rows for training (> 0)"),
+            "val": Field(NUM, 0.15, check=_split_fraction, doc="fraction for validation (0 is allowed)"),
+            "test": Field(NUM, 0.15, check=_split_fraction, doc="fraction for the test; the three sum to 1"),
         },
-        "standardize": Field((bool,), True, doc="scale features with train-set mean/std"),
+        "standardize": Field((bool,), True, doc="scale the features by the train split's mean and std"),
         "standardize_target": Field((bool,), True,
                                     doc="regression: train on (y - mean) / std of the train split (predictions and "
                                         "metrics are in the target's units)"),
     },
     "model": {
-        "hidden": Field((list,), [16], check=_int_list, doc="hidden layer sizes, [] = logistic regression"),
-        "activation": Field((str,), "relu", choices=ACTIVATIONS),
-        "init": Field((str,), "default", choices=INITS),
-        "dropout": Field(NUM, 0.0, check=_fraction),
-        "bias": Field((bool,), True),
+        "hidden": Field((list,), [16], check=_int_list, doc="hidden layer sizes; [] is a linear model"),
+        "activation": Field((str,), "relu", choices=ACTIVATIONS, doc="the hidden layers' activation"),
+        "init": Field((str,), "default", choices=INITS,
+                      doc="weight initialisation; default is PyTorch's U(±1/sqrt(fan_in))"),
+        "dropout": Field(NUM, 0.0, check=_fraction, doc="dropout probability after each hidden activation"),
+        "bias": Field((bool,), True, doc="a bias in every layer"),
     },
-    "loss": Field((str, dict), "auto", doc="auto | bce | logistic | cross_entropy | hinge | mse | mae | huber, or "
-                                            "{name: ..., label_smoothing: ..., pos_weight: ..., delta: ...}"),
-    "optimizer": Field((str, dict), {"name": "adam"}, doc="{name: sgd|adam|adamw|rmsprop|adagrad, lr: ..., ...}"),
+    "loss": Field((str, dict), "auto", doc="a loss name or {name: ..., label_smoothing: ..., pos_weight: ..., "
+                                            "delta: ...} (see the losses below)"),
+    "optimizer": Field((str, dict), {"name": "adam"}, doc="an optimizer name or {name: ..., lr: ..., ...} (see the "
+                                                         "optimizers below)"),
     "schedule": Field((str, dict, type(None)), {"name": "none"}, nullable=True,
-                      doc="{name: none|step|exponential|cosine|linear, warmup_epochs: 0, ...}"),
+                      doc="a learning-rate schedule name or {name: ..., warmup_epochs: 0, ...} (see the schedules "
+                          "below)"),
     "train": {
-        "epochs": Field((int,), 100, check=_positive),
-        "batch_size": Field((int,), 32, check=_positive, nullable=True, doc="null: full batch"),
-        "shuffle": Field((bool,), True),
-        "clip_grad_norm": Field(NUM, None, check=_positive, nullable=True),
+        "epochs": Field((int,), 100, check=_positive, doc="number of epochs"),
+        "batch_size": Field((int,), 32, check=_positive, nullable=True, doc="rows per batch; null: full batch"),
+        "shuffle": Field((bool,), True, doc="reshuffle the training rows every epoch"),
+        "clip_grad_norm": Field(NUM, None, check=_positive, nullable=True,
+                                doc="clip the global gradient norm to this value (null: no clipping)"),
         "cuda_graph": Field((bool, str), "auto", choices=(True, False, "auto"),
                             doc="replay each training step as one captured CUDA graph: auto (on a GPU when the "
-                                "step allows it), true, false"),
+                                "step allows it: not with model.dropout), true (insist: an error with dropout, a "
+                                "notice on the CPU), false; summary.json and train.log say what it did and why"),
         "threads": Field((int, str), "auto", check=_threads,
-                         doc="BLAS threads on the CPU: auto (1 for small models, else all), or a number"),
+                         doc="BLAS threads on the CPU: auto (1 when every layer has at most 512x512 weights, else "
+                             "all), or a number; needs threadpoolctl (the progress extra)"),
         "matmul_precision": Field((str,), "highest", choices=PRECISIONS,
-                                  doc="float32 GEMMs on a GPU: highest (float32) or high (TF32)"),
+                                  doc="float32 GEMMs on a GPU: highest (true float32) or high (TF32 tensor cores: "
+                                      "faster on large layers, relative error near 1e-3); the CPU ignores it"),
         "early_stopping": {
-            "enabled": Field((bool,), False),
-            "monitor": Field((str,), "val_loss", choices=MONITORS),
-            "mode": Field((str,), "auto", choices=("auto", "min", "max")),
-            "patience": Field((int,), 10, check=_non_negative),
-            "min_delta": Field(NUM, 0.0, check=_non_negative),
-            "restore_best": Field((bool,), False),
+            "enabled": Field((bool,), False, doc="off by default; writing an early_stopping block (or true) turns "
+                                                 "it on"),
+            "monitor": Field((str,), "val_loss", choices=MONITORS, doc="the metric watched"),
+            "mode": Field((str,), "auto", choices=("auto", "min", "max"),
+                          doc="auto: max for accuracy and r2, min for the others"),
+            "patience": Field((int,), 10, check=_non_negative,
+                              doc="stop after this many epochs without an improvement larger than min_delta"),
+            "min_delta": Field(NUM, 0.0, check=_non_negative, doc="the smallest change that counts as an "
+                                                                   "improvement"),
+            "restore_best": Field((bool,), False, doc="end with the weights of the best monitored epoch"),
         },
         "checkpoint": {
             "seconds": Field(NUM, 30.0, check=_non_negative,
-                             doc="write checkpoints/last.npz (and best.npz) at most every N seconds; 0: every epoch"),
+                             doc="write checkpoints/last.npz (and best.npz) at most every N seconds, and always at "
+                                 "the end, on Ctrl-C and on divergence; 0: every epoch"),
             "every": Field((int,), None, check=_positive, nullable=True,
                            doc="also write checkpoints/last.npz every N epochs"),
             "save_best": Field((bool,), True, doc="keep checkpoints/best.npz of the best monitored epoch"),
@@ -183,7 +204,7 @@ SCHEMA: dict = {
                                              "after every epoch (at most 120 frames)"),
     },
     "metrics": Field((list, str), "auto", doc="metrics besides the loss: accuracy (classification); mse, mae, r2 "
-                                              "(regression); auto: those of the task"),
+                                              "(regression, in the target's units); auto: those of the task"),
 }
 
 

@@ -115,7 +115,7 @@ def get(name: str):
     return INITIALIZERS[name]
 
 
-# Names without the trailing underscore, as DESIGN lists them.
+# Names without the trailing underscore, as the public API lists them.
 zeros, constant, ones, normal, uniform = zeros_, constant_, ones_, normal_, uniform_
 xavier_uniform, xavier_normal, kaiming_uniform, kaiming_normal = (
     xavier_uniform_, xavier_normal_, kaiming_uniform_, kaiming_normal_)

@@ -241,7 +241,7 @@ def test_without_a_validation_split_the_monitor_falls_back_to_train(tmp_path):
 
 @pytest.mark.skipif(dg.cuda_available(), reason="checks the no-GPU error")
 def test_devgrad_device_is_honoured_by_the_cli_as_by_the_library(tmp_path):
-    """DEVGRAD_DEVICE=cuda on a machine without a GPU used to run on the CPU silently."""
+    """DEVGRAD_DEVICE=cuda on a machine without a GPU is an error, never a silent run on the CPU."""
     spec = {k: v for k, v in SMALL.items() if k != "device"}
     result = cli("run", write_spec(tmp_path, spec), "--out", tmp_path / "runs", env={"DEVGRAD_DEVICE": "cuda"})
     assert result.returncode == 2 and "'cuda' was requested but CUDA is not available" in result.stderr

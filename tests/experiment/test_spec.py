@@ -128,7 +128,7 @@ def test_every_shipped_experiment_validates():
         assert spec.name == path.stem
 
 
-ISSUE_EXAMPLE = """
+FULL_EXAMPLE = """
 name: triangle
 seed: 0
 device: auto              # auto | cpu | cuda | cuda:N
@@ -155,9 +155,9 @@ metrics: [accuracy]
 """
 
 
-def test_the_spec_from_the_issue_validates_and_means_what_it_says(tmp_path):
+def test_a_spec_with_every_section_validates_and_means_what_it_says(tmp_path):
     path = tmp_path / "example.yaml"
-    path.write_text(ISSUE_EXAMPLE)
+    path.write_text(FULL_EXAMPLE)
     spec = resolve(path)
     es = spec.train.early_stopping
     assert es.enabled and es.patience == 30 and es.mode == "min"  # writing the block turns it on

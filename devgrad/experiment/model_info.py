@@ -98,8 +98,9 @@ def read(run_dir: Path) -> dict:
     RunError that says what is missing and how to get it."""
     run_dir = Path(run_dir)
     path = run_dir / FILE_NAME
-    redo = (f"resume it (devgrad resume {run_dir}) or run its spec again (devgrad run {run_dir / 'config.yaml'}) "
-            "with this devgrad, which writes it")
+    redo = f"run its spec again with this devgrad, which writes it: devgrad run {run_dir / 'config.yaml'}"
+    if not _completed(run_dir):  # an unfinished run can be resumed, which writes it too
+        redo = f"resume it (devgrad resume {run_dir}) or {redo}"
     if not path.exists():
         raise RunError(f"{run_dir} has no {FILE_NAME}: the architecture, feature names, input standardisation, "
                        f"class values and target scaling that prediction needs are not stored; {redo}")
@@ -116,3 +117,10 @@ def read(run_dir: Path) -> dict:
     if scale is not None and not all(math.isfinite(v) and v != 0 for v in scale["std"]):
         raise RunError(f"{path}: the input standardisation has a zero or non-finite std; {redo}")
     return info
+
+
+def _completed(run_dir: Path) -> bool:
+    try:
+        return json.loads((run_dir / "meta.json").read_text(encoding="utf-8")).get("status") == "completed"
+    except (OSError, ValueError, AttributeError):
+        return False

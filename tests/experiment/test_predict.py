@@ -244,5 +244,10 @@ def test_a_run_without_checkpoint_or_model_json_or_with_a_damaged_checkpoint_is_
     with pytest.raises(RunError, match="has no checkpoint: the run stopped before its first one"):
         load(run_dir)
     (run_dir / "model.json").unlink()
-    with pytest.raises(RunError, match=r"no model\.json.*class values.*devgrad resume"):
+    with pytest.raises(RunError, match=r"no model\.json.*class values.*run its spec again.*devgrad run .*config"):
+        load(run_dir)
+    expect_exit_2(capsys, ["predict", str(run_dir), str(tmp_path / "any.csv")], "no model.json")
+    meta = json.loads((run_dir / "meta.json").read_text())
+    (run_dir / "meta.json").write_text(json.dumps({**meta, "status": "stopped"}))
+    with pytest.raises(RunError, match=r"no model\.json.*resume it \(devgrad resume"):
         load(run_dir)

@@ -162,10 +162,11 @@ def _checkpoint_file(run_dir: Path, checkpoint: str) -> tuple[Path, str | None]:
 def _read_state(path: Path, run_dir: Path) -> dict:
     try:
         state = ckpt.load_checkpoint(path)
-    except (RunError, ValueError) as exc:
+    except (RunError, ValueError) as exc:  # RunError names the file; a bare load error is named here
         other = "best" if path.stem == "last" else "last"
-        raise RunError(f"the checkpoint {path} cannot be read: {exc}. Try --checkpoint {other} (checkpoint="
-                       f"'{other}'), or resume the run (devgrad resume {run_dir}) to write it again") from None
+        what = str(exc) if str(path) in str(exc) else f"the checkpoint {path} cannot be read: {exc}"
+        raise RunError(f"{what}. Use the other one (--checkpoint {other}, or checkpoint='{other}'), or run the "
+                       f"spec again (devgrad run {run_dir / 'config.yaml'})") from None
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
         raise RunError(f"{path} is not a devgrad run checkpoint (no model weights in it)")
     return state

@@ -7,6 +7,7 @@ exit with status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import platform
 import sys
 
@@ -97,15 +98,16 @@ def _sweep(args) -> int:
     common = {"jobs": args.jobs, "executor": args.executor, "address": args.address, "quiet": args.quiet,
               "fail_fast": args.fail_fast, "gpus_per_run": args.gpus_per_run}
     if args.resume:
-        if args.spec or args.grid or args.seeds is not None or args.out:
-            raise UserError("--resume continues a sweep folder as it was defined: give no SPEC, --grid, --seeds "
-                            "or --out with it")
+        if args.spec or args.grid or args.seeds is not None or args.out or args.set or args.device:
+            raise UserError("--resume continues a sweep folder as it was defined: give no SPEC, --grid, --seeds, "
+                            "--set, --device or --out with it")
         result = sweeps.resume_sweep(args.resume, **common)
     else:
         if not args.spec:
             raise UserError("devgrad sweep needs a SPEC (or --resume SWEEP_DIR); see devgrad sweep --help")
         grid = sweeps.parse_grid_options(args.grid)
-        result = sweeps.sweep(args.spec, grid=grid, seeds=args.seeds, out=args.out, **common)
+        result = sweeps.sweep(args.spec, grid=grid, seeds=args.seeds, out=args.out, overrides=args.set,
+                              device=args.device, **common)
     return 0 if result.status == "completed" else 1
 
 
@@ -296,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("spec", nargs="?", help="path to the YAML spec (not with --resume)")
     sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                        help="a grid axis, values parsed as YAML and split at top-level commas (repeatable)")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a key of the base spec for every run, as 'run' does (repeatable)")
+    sweep.add_argument("--device", help="auto | cpu | cuda | cuda:N for every run (overrides the spec)")
     sweep.add_argument("--seeds", type=int, help="repeats of every grid point, seeds base, base+1, ... (default 1)")
     sweep.add_argument("--jobs", type=int, help="runs at once (default: the number of cores)")
     sweep.add_argument("--executor", choices=("local", "dask"), default="local",
@@ -369,8 +374,10 @@ def main(argv=None) -> int:
     except OSError as exc:
         # A folder that cannot be created, a full disk, a missing permission: the user's to fix.
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
-        print(f"devgrad: error: cannot access{where}: {exc.strerror or exc}", file=sys.stderr)
+        hint = "; free some space on that disk (or give --out on another one)" if exc.errno == errno.ENOSPC else ""
+        print(f"devgrad: error: cannot access{where}: {exc.strerror or exc}{hint}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("devgrad: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        # A run or a sweep says how to continue it (devgrad resume / devgrad sweep --resume).
+        print(f"devgrad: interrupted{'; ' + str(exc) if str(exc) else ''}", file=sys.stderr, flush=True)
         return 130

@@ -24,16 +24,23 @@ def atomic_write(path, payload: bytes) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: a normal file honours the user's umask
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
+        _write_durably(fd, payload)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # a full disk says "No space left on device": say where
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _write_durably(fd: int, payload: bytes) -> None:
+    """Write ``payload`` to the open file ``fd``, on disk (fsync) before it returns; closes ``fd``."""
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(payload)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _umask() -> int:

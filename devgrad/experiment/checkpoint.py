@@ -116,11 +116,19 @@ class Checkpointer:
             self._host = (state, to_host(state))
         state = self._host[1]
         if background:
-            self._pending = [f for f in self._pending if not f.done()]
+            self._raise_failed()
             self._pending.append(self._writer.submit(save, state, self.folder / name))
         else:
             self._wait()  # an older background write of the same file must not land after this one
             save(state, self.folder / name)
+
+    def _raise_failed(self) -> None:
+        """A background write that failed (a full disk) stops the run here, on the training thread,
+        at the next write: it is never dropped unseen."""
+        failed = [f.exception() for f in self._pending if f.done() and f.exception() is not None]
+        self._pending = [f for f in self._pending if not f.done()]
+        if failed:
+            raise failed[0]
 
     def _wait(self) -> None:
         for future in self._pending:
@@ -198,8 +206,13 @@ class Appender:
             self._fh = open(self.path, "a", encoding="utf-8", newline="")  # open until close()
             if self.header and self._fh.tell() == 0:
                 self._fh.write(self.header)
-        self._fh.write(text)
-        self._fh.flush()
+        try:
+            self._fh.write(text)
+            self._fh.flush()
+        except OSError as exc:
+            if exc.filename is None:
+                exc.filename = str(self.path)  # "No space left on device" alone does not say where
+            raise
 
     def close(self) -> None:
         if self._fh is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 from devgrad.backend import cuda_available, cuda_unavailable_reason
@@ -19,7 +20,9 @@ from devgrad.experiment import neurons, report
 from devgrad.experiment.html_report import write_run_report
 from devgrad.experiment.console import Console, close_logger
 from devgrad.experiment.errors import RunError
-from devgrad.experiment.rundir import RunResult, new_run_dir, now, run_meta, still_running
+from devgrad.experiment.rundir import (
+    RunResult, missing_parents, new_run_dir, now, remove_half_made, run_meta, still_running,
+)
 from devgrad.experiment.spec import Spec, resolve, to_yaml
 from devgrad.experiment.task import Task
 from devgrad.experiment.trainer import Trainer, summary_of
@@ -46,20 +49,15 @@ def execute(trainer: Trainer, start_epoch: int, meta_base: dict | None, spec: Sp
             status = "stopped"
             console.say(f"interrupted: status 'stopped'; continue with: devgrad resume {run_dir}")
         except Exception as exc:
-            # An unexpected error (out of memory, a bug): the folder must not claim 'running'.
-            trainer.log.exception("run failed")
-            if trainer.checkpoints is not None:
-                with contextlib.suppress(Exception):  # the last good state, if it can still be written
-                    trainer.checkpoints.close()
-            meta = run_meta(spec, trainer.device, run_dir, "failed", started, now(), meta_base)
-            meta["error"] = f"{type(exc).__name__}: {exc}"
-            ckpt.write_json(run_dir / "meta.json", meta)
-            _report(trainer)
+            # An unexpected error (out of memory, a full disk, a bug): the folder must not claim 'running'.
+            _record_failure(trainer, exc, spec, meta_base, started, started_wall)
+            if isinstance(exc, OSError):
+                raise RunError(_write_failed_message(exc, run_dir)) from exc
             raise
         finally:
             console.close()
         history = trainer.metrics.rows()
-        summary = summary_of(trainer, history, status, time.perf_counter() - started_wall)
+        summary = summary_of(trainer, history, status, time.perf_counter() - started_wall, _earlier(meta_base))
         if status == "completed":
             try:
                 _finish(trainer, summary, history, console)
@@ -67,11 +65,15 @@ def execute(trainer: Trainer, start_epoch: int, meta_base: dict | None, spec: Sp
                 status = summary["status"] = "stopped"
                 console.say(f"interrupted after the last epoch (during the test evaluation or the plots): status "
                             f"'stopped'; finish it with: devgrad resume {run_dir}")
-        if trainer.checkpoints is not None:
-            trainer.checkpoints.close()  # the final checkpoints are on disk before the run says it ended
-        ckpt.write_json(run_dir / "summary.json", summary)
-        meta = run_meta(spec, trainer.device, run_dir, status, started, now(), meta_base)
-        ckpt.write_json(run_dir / "meta.json", meta)
+        try:
+            if trainer.checkpoints is not None:
+                trainer.checkpoints.close()  # the final checkpoints are on disk before the run says it ended
+            ckpt.write_json(run_dir / "summary.json", summary)
+            meta = run_meta(spec, trainer.device, run_dir, status, started, now(), meta_base)
+            ckpt.write_json(run_dir / "meta.json", _with_segment(meta, meta_base, started, summary))
+        except OSError as exc:
+            _record_failure(trainer, exc, spec, meta_base, started, started_wall, summary)
+            raise RunError(_write_failed_message(exc, run_dir)) from exc
         _report(trainer)
         if status == "completed":
             line = f"completed in {summary['wall_seconds']:.1f}s: {run_dir}"
@@ -79,10 +81,66 @@ def execute(trainer: Trainer, start_epoch: int, meta_base: dict | None, spec: Sp
                 line += "  " + "  ".join(f"{k} {v:.4f}" for k, v in summary["test"].items())
             console.say(line)
         if status == "stopped":
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt(f"continue with: devgrad resume {run_dir}")
         return RunResult(run_dir, history, summary)
     finally:
         close_logger(trainer.log)
+
+
+def _record_failure(trainer: Trainer, exc: BaseException, spec: Spec, meta_base: dict | None, started: str,
+                    started_wall: float, summary: dict | None = None) -> None:
+    """A failed run's files, as many as can still be written (the disk may be full): the
+    checkpoints of the last good epoch, summary.json and meta.json with the error, report.html."""
+    trainer.log.exception("run failed")
+    error = f"{type(exc).__name__}: {exc}"
+    if trainer.checkpoints is not None:
+        with contextlib.suppress(Exception):  # the last good state, if it can still be written
+            trainer.checkpoints.close()
+    if summary is None:
+        summary = summary_of(trainer, trainer.metrics.rows(), "failed", time.perf_counter() - started_wall,
+                             _earlier(meta_base))
+    summary.update(status="failed", error=error)
+    meta = _with_segment(run_meta(spec, trainer.device, trainer.run_dir, "failed", started, now(), meta_base),
+                         meta_base, started, summary)
+    meta["error"] = error
+    for name, payload in (("summary.json", summary), ("meta.json", meta)):
+        try:
+            ckpt.write_json(trainer.run_dir / name, payload)
+        except OSError as problem:
+            trainer.log.error("could not write %s: %s", problem.filename or name, problem.strerror or problem)
+    _report(trainer)
+
+
+def _earlier(meta_base: dict | None) -> list:
+    """The segments of the run before this one (meta.json's "segments"): a resume starts a new one."""
+    return list((meta_base or {}).get("segments", []))
+
+
+def _with_segment(meta: dict, meta_base: dict | None, started: str, summary: dict) -> dict:
+    """``meta`` with this segment (its start and wall time) added to the run's segments."""
+    segment = {"started": started, "wall_seconds": summary["wall_seconds_this_segment"]}
+    meta["segments"] = [*_earlier(meta_base), segment]
+    return meta
+
+
+def _killed_segment(run_dir: Path, meta: dict) -> dict:
+    """The segment of a killed run, which could not write its time: from its start to the last
+    file it wrote (an epoch's metrics, a checkpoint, a log line)."""
+    started = (meta.get("resumed") or [meta.get("started")])[-1]
+    files = [run_dir / "train.log", run_dir / "metrics.jsonl", run_dir / "checkpoints" / "last.npz"]
+    last_write = max((f.stat().st_mtime for f in files if f.exists()), default=None)
+    try:
+        wall = max(0.0, last_write - datetime.fromisoformat(started).timestamp()) if last_write else 0.0
+    except (TypeError, ValueError):  # a meta.json without a readable start
+        wall = 0.0
+    return {"started": started, "wall_seconds": round(wall, 3), "ended": "killed (timed to its last write)"}
+
+
+def _write_failed_message(exc: OSError, run_dir: Path) -> str:
+    """What to say when a run's file could not be written (a full disk, a lost permission)."""
+    return (f"cannot write {exc.filename or 'a file of the run'}: {exc.strerror or exc}. The run stopped with "
+            f"status 'failed' and keeps its last good checkpoint: make room (or fix the permission), then "
+            f"continue with: devgrad resume {run_dir}")
 
 
 def _report(trainer: Trainer) -> None:
@@ -111,14 +169,14 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
     dev = resolve_device(spec.device)  # fails here, before any folder exists, if CUDA is missing
     splits = build_splits(spec.data.to_dict(), spec.seed, spec.task, spec.loss.name)  # bad data fails here too
     Task.from_spec(spec, splits)
+    parents = missing_parents(root / spec.name if run_dir is None else Path(run_dir).parent)
     run_dir = new_run_dir(root, spec.name) if run_dir is None else _named_run_dir(Path(run_dir))
-    atomic_write_text(run_dir / "config.yaml", to_yaml(spec.to_dict()))
     started, wall = now(), time.perf_counter()
-    ckpt.write_json(run_dir / "meta.json", run_meta(spec, dev, run_dir, "running", started))
-    (run_dir / "checkpoints").mkdir()
-    (run_dir / "plots").mkdir()
-    trainer = Trainer(spec, run_dir, dev, quiet, splits)
-    trainer.metrics.rewrite([])  # the files exist (with a CSV header) from the start
+    try:
+        trainer = _set_up(spec, run_dir, dev, quiet, splits, started)
+    except BaseException:
+        remove_half_made(run_dir, parents)  # nothing ran: no half-made folder is left behind
+        raise
     notices = [auto_device_notice(spec.device), cold_cache_notice(dev)]
     if spec.train.cuda_graph is True and not dev.supports_graphs:
         notices.append(f"train.cuda_graph is ignored on {dev}: CUDA graphs need a GPU (the steps run eagerly)")
@@ -133,6 +191,21 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
         print(f"run folder: {run_dir}  device: {dev.description()}  parameters: "
               f"{trainer.model.num_parameters()}", flush=True)
     return execute(trainer, 1, None, spec, wall, started)
+
+
+def _set_up(spec: Spec, run_dir: Path, dev, quiet: bool, splits, started: str) -> Trainer:
+    """A new run folder's first files and the run's Trainer."""
+    atomic_write_text(run_dir / "config.yaml", to_yaml(spec.to_dict()))
+    ckpt.write_json(run_dir / "meta.json", run_meta(spec, dev, run_dir, "running", started))
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "plots").mkdir()
+    trainer = Trainer(spec, run_dir, dev, quiet, splits)
+    try:
+        trainer.metrics.rewrite([])  # the files exist (with a CSV header) from the start
+    except BaseException:
+        close_logger(trainer.log)
+        raise
+    return trainer
 
 
 def _named_run_dir(run_dir: Path) -> Path:
@@ -169,6 +242,8 @@ def resume(run_dir, device: str | None = None, quiet: bool = False) -> RunResult
     if trainer.units is not None:
         trainer.units.keep_before(start)
     trainer.history = list(kept)
+    if meta.get("status") == "running":  # killed: its segment never wrote its time
+        meta["segments"] = [*_earlier(meta), _killed_segment(run_dir, meta)]
     meta["resumed"] = [*meta.get("resumed", []), started]
     ckpt.write_json(run_dir / "meta.json", run_meta(spec, dev, run_dir, "running", started, None, meta))
     message = f"resuming {run_dir} at epoch {start} on {dev.description()}"

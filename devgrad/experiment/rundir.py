@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import secrets
+import shutil
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,28 @@ def new_run_dir(root: Path, name: str) -> Path:
             continue
         return candidate
     raise RunError(f"could not create a new run folder under {parent}")
+
+
+def missing_parents(path: Path) -> list[Path]:
+    """The folders above and including ``path`` that do not exist yet, nearest first: what making
+    ``path`` creates, so that a setup that fails can take exactly those away again."""
+    missing = []
+    for folder in (Path(path), *Path(path).parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def remove_half_made(folder: Path, parents: list[Path] = ()) -> None:
+    """Take away a run or sweep folder whose setup failed before anything ran in it, and the
+    parents made for it (``missing_parents``, before it was made) once they are empty."""
+    shutil.rmtree(folder, ignore_errors=True)
+    for parent in parents:
+        try:
+            parent.rmdir()
+        except OSError:  # not empty (another run is there) or already gone
+            break
 
 
 def now() -> str:

@@ -311,6 +311,13 @@ def apply_overrides(loaded: Loaded, overrides, top_keys, name_blocks=()) -> Load
     return Loaded(data, loaded.lines, loaded.path, overridden)
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """YAML for people: a value used twice is written twice, never as an anchor (``&id001``) and alias."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
 def to_yaml(data: dict) -> str:
-    """A resolved spec as YAML."""
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+    """A resolved spec (or any plain data) as YAML, without anchors."""
+    return yaml.dump(data, Dumper=_PlainDumper, sort_keys=False, default_flow_style=None)

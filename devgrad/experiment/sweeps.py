@@ -27,8 +27,10 @@ import math
 import multiprocessing
 import os
 import re
+import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -39,15 +41,17 @@ import yaml
 from devgrad.backend import cuda_started
 from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment.errors import RunError
-from devgrad.experiment.rundir import new_run_dir, now, why_not_completed
-from devgrad.experiment.schema import Loaded, did_you_mean, load_yaml, parse_value
-from devgrad.experiment.spec import SpecError, resolve, to_yaml
+from devgrad.experiment.rundir import missing_parents, new_run_dir, now, remove_half_made, why_not_completed
+from devgrad.experiment.schema import Loaded, apply_overrides, did_you_mean, load_yaml, parse_value
+from devgrad.experiment.spec import NAME_BLOCKS, SCHEMA, SpecError, resolve, to_yaml
 from devgrad.io import atomic_write_text
 
 __all__ = ["EXECUTORS", "SweepResult", "parse_grid_option", "parse_grid_options", "resume_sweep", "run_point",
            "sweep"]
 
 EXECUTORS = ("local", "dask")
+STOP_FILE = ".stop"  # in a sweep folder while a Ctrl-C stops it: a queued run that sees it does not start
+NOT_STARTED = "not started"
 DASK_HINT = "pip install 'devgrad[dask]' (Dask distributed)"
 
 
@@ -204,6 +208,21 @@ def run_point(point: dict) -> dict:
     line = {"index": point["index"], "overrides": point["overrides"], "seed": point["seed"], "status": "failed",
             "final": None, "best": None, "test": None, "run_dir": str(run_dir),
             "worker": f"{socket.gethostname()}:{os.getpid()}", "wall_seconds": None, "error": None}
+    if point.get("stop_file") and Path(point["stop_file"]).exists():
+        return {**line, "status": NOT_STARTED}  # the sweep was interrupted before this run began
+    with _interruptible():
+        _run_point(point, run_dir, line, run, resume)
+    summary = ckpt.read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
+    line["wall_seconds"] = summary.get("wall_seconds")  # the run's own total over its segments, when it has one
+    if line["status"] == "stopped":  # how far it got
+        line.update(final=summary.get("final"), best=summary.get("best"))
+    if line["wall_seconds"] is None:
+        line["wall_seconds"] = round(time.perf_counter() - started, 3)
+    return line
+
+
+def _run_point(point: dict, run_dir: Path, line: dict, run, resume) -> None:
+    """Train, resume or record one point, filling in ``line``; a failure is recorded, never raised."""
     try:
         meta = ckpt.read_json(run_dir / "meta.json") if (run_dir / "meta.json").exists() else None
         if meta is not None and meta.get("status") in ("completed", "failed") and (run_dir / "summary.json").exists():
@@ -224,8 +243,27 @@ def run_point(point: dict) -> dict:
             atomic_write_text(run_dir / "error.txt", traceback.format_exc())
         if isinstance(exc, KeyboardInterrupt):
             line["status"] = "stopped"
-    line["wall_seconds"] = round(time.perf_counter() - started, 3)
-    return line
+            line["error"] = "interrupted (Ctrl-C); devgrad sweep --resume continues it from its checkpoint"
+
+
+@contextlib.contextmanager
+def _interruptible():
+    """A local pool's worker ignores Ctrl-C between runs (an idle worker killed by it would break
+    the pool); during a run the first Ctrl-C stops the run, which checkpoints, and later ones
+    are ignored so that it can. Elsewhere (a Dask worker's thread) nothing changes."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
+        yield
+        return
+
+    def stop_once(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop_once)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _clear_unstarted(run_dir: Path) -> None:
@@ -251,10 +289,10 @@ def _clear_unstarted(run_dir: Path) -> None:
 def _worker_init() -> None:
     """A local pool worker: die with the sweep (Linux), one BLAS thread unless told otherwise."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # see _interruptible: a run takes Ctrl-C, an idle worker not
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             import ctypes  # noqa: PLC0415
-            import signal  # noqa: PLC0415
 
             ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no orphan keeps training
 
@@ -278,8 +316,24 @@ class _Local:
         for f in futures:
             f.cancel()
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def interrupt(self) -> None:
+        """Ctrl-C to every worker: a run in flight stops and checkpoints; an idle worker ignores it."""
+        for process in list((getattr(self.pool, "_processes", None) or {}).values()):
+            with contextlib.suppress(OSError, AttributeError):
+                os.kill(process.pid, signal.SIGINT)
+
+    def collect(self, futures, timeout: float) -> list:
+        """The result lines of ``futures`` that finish within ``timeout`` seconds."""
+        concurrent.futures.wait(futures, timeout=timeout)
+        return [f.result() for f in futures if f.done() and not f.cancelled() and f.exception() is None]
+
+    def close(self, wait: bool = True) -> None:
+        processes = list((getattr(self.pool, "_processes", None) or {}).values())
+        self.pool.shutdown(wait=wait, cancel_futures=True)
+        if not wait:  # interrupted: a worker that did not stop in time is ended (its run resumes later)
+            for process in processes:
+                with contextlib.suppress(Exception):
+                    process.terminate()
 
 
 class _Dask:
@@ -299,7 +353,7 @@ class _Dask:
         elif address:
             try:
                 self.client = Client(address, timeout="20s")
-            except OSError as exc:
+            except (OSError, ValueError, TimeoutError) as exc:
                 raise RunError(f"--address {address}: no Dask scheduler answered ({exc}); start one with "
                                f"'dask scheduler' and workers with 'dask worker {address}'") from None
             where = f"Dask scheduler {address}"
@@ -321,9 +375,20 @@ class _Dask:
         return as_completed(futures)
 
     def cancel(self, futures) -> None:
-        self.client.cancel(list(futures))
+        self.client.cancel([f for f in futures if f.status == "pending"])
 
-    def close(self) -> None:
+    def interrupt(self) -> None:
+        """Runs in flight on Dask workers cannot be sent Ctrl-C: they are stopped when a cluster of
+        our own closes, or run on (an external cluster); either way --resume continues them."""
+
+    def collect(self, futures, timeout: float) -> list:
+        from dask.distributed import wait  # noqa: PLC0415 - optional (the dask extra)
+
+        with contextlib.suppress(Exception):  # a timeout: take what has finished
+            wait(futures, timeout=timeout)
+        return [f.result() for f in futures if f.status == "finished"]
+
+    def close(self, wait: bool = True) -> None:
         if self.own_client:
             self.client.close()
         if self.cluster is not None:
@@ -343,9 +408,27 @@ def _check_executor(executor, address: str | None, gpus: int | None) -> None:
             import dask.distributed  # noqa: F401, PLC0415 - optional (the dask extra)
         except ImportError:
             raise RunError(f"--executor dask needs Dask distributed, which is not installed: {DASK_HINT}") from None
+        if address:
+            _check_address(address)
     elif not (hasattr(executor, "submit") and hasattr(executor, "scheduler")):
         raise RunError(f"executor must be one of {', '.join(EXECUTORS)} or a dask.distributed.Client, "
                        f"got {executor!r}")
+
+
+def _check_address(address: str) -> None:
+    """A Dask scheduler address Dask can dial (tcp://HOST:PORT, tls://, ...), not a web address."""
+    from distributed.comm import parse_address  # noqa: PLC0415 - optional (the dask extra)
+    from distributed.comm.registry import backends  # noqa: PLC0415
+
+    try:
+        scheme, _ = parse_address(address)
+    except ValueError as exc:
+        scheme, reason = None, str(exc)
+    else:
+        reason = f"Dask does not speak {scheme}://"
+    if scheme not in backends:
+        raise RunError(f"--address {address}: {reason}; give the scheduler's address as 'dask scheduler' prints it, "
+                       f"e.g. tcp://HOST:8786 (schemes: {', '.join(sorted(backends))})")
 
 
 def _executor(executor, jobs: int, address: str | None, gpus: int | None):
@@ -363,17 +446,21 @@ def _executor(executor, jobs: int, address: str | None, gpus: int | None):
 
 def sweep(spec_or_path, grid: dict | None = None, seeds: int | None = None, jobs: int | None = None,
           executor="local", address: str | None = None, out=None, quiet: bool = False, fail_fast: bool = False,
-          gpus_per_run: int | None = None) -> SweepResult:
+          gpus_per_run: int | None = None, overrides=(), device: str | None = None) -> SweepResult:
     """Run every point of a grid (times ``seeds`` repeats) of ``spec_or_path``.
 
-    ``grid`` ({key.path: [values]}) and ``seeds`` add to / replace the spec's ``sweep:`` block.
+    ``grid`` ({key.path: [values]}) and ``seeds`` add to / replace the spec's ``sweep:`` block;
+    ``overrides`` (``key.path=value``) and ``device`` change the base spec, as ``run``'s do.
     ``executor``: ``local`` (a process pool of ``jobs`` workers, default = cores), ``dask``
     (``address`` of a running scheduler, else a LocalCluster of ``jobs`` single-threaded
     workers), or a ``dask.distributed.Client``. Returns a SweepResult (results as in
-    results.jsonl). Invalid points raise SpecError, listing every problem, before anything runs.
+    results.jsonl). Invalid points raise SpecError, listing every problem, before anything runs;
+    an executor that cannot start raises RunError before the sweep folder exists.
     """
     _check_executor(executor, address, gpus_per_run)
     base, block, path = _load_base(spec_or_path)
+    base = apply_overrides(base, [*overrides, *([("--device", f"device={device}")] if device is not None else [])],
+                           SCHEMA, NAME_BLOCKS)
     full_grid = dict(block.get("grid") or {})
     full_grid.update(grid or {})
     seeds = seeds if seeds is not None else block.get("seeds", 1)
@@ -385,40 +472,65 @@ def sweep(spec_or_path, grid: dict | None = None, seeds: int | None = None, jobs
     threads_given = isinstance(base.data.get("train"), dict) and "threads" in base.data["train"]
     points = _resolve_points(base, points, threads_given)
     name = points[0]["spec"]["name"]
-    sweep_dir = new_run_dir(Path(out) if out is not None else Path("sweeps"), name)
-    for point in points:
-        point["run_dir"] = str(sweep_dir / "runs" / point["name"])
     jobs = jobs or os.cpu_count() or 1
-    resolved = {"name": name, "spec": str(path.resolve()) if path else None, "grid": full_grid, "seeds": seeds,
-                "created": now(), "monitor": list(_monitor(points[0]["spec"])),
-                "points": [{k: p[k] for k in ("index", "name", "overrides", "seed", "run_dir")} for p in points]}
-    atomic_write_text(sweep_dir / "sweep.yaml", to_yaml(resolved))
-    # every point's resolved spec, for the workers and for --resume (paths in them are absolute)
-    ckpt.write_json(sweep_dir / "points.json", [{"index": p["index"], "spec": p["spec"]} for p in points])
-    (sweep_dir / "results.jsonl").touch()
-    return _execute(sweep_dir, points, [], jobs, executor, address, quiet, fail_fast, gpus_per_run)
+    runner = _executor(executor, min(jobs, len(points)) if executor in ("local", None) else jobs, address,
+                       gpus_per_run)  # a scheduler that does not answer fails here, before any folder
+    try:
+        sweep_dir = _make_sweep_dir(Path(out) if out is not None else Path("sweeps"), name, path, full_grid, seeds,
+                                    points)
+    except BaseException:
+        runner.close()
+        raise
+    return _execute(sweep_dir, points, [], runner, quiet, fail_fast, gpus_per_run)
+
+
+def _make_sweep_dir(root: Path, name: str, path: Path | None, grid: dict, seeds: int, points: list) -> Path:
+    """The sweep folder with sweep.yaml, points.json and an empty results.jsonl; nothing is left
+    of it (or of the parents made for it) when one of them cannot be written."""
+    parents = missing_parents(root / name)
+    sweep_dir = new_run_dir(root, name)
+    try:
+        for point in points:
+            point["run_dir"] = str(sweep_dir / "runs" / point["name"])
+            point["stop_file"] = str(sweep_dir / STOP_FILE)
+        resolved = {"name": name, "spec": str(path.resolve()) if path else None, "grid": grid, "seeds": seeds,
+                    "created": now(), "monitor": list(_monitor(points[0]["spec"])),
+                    "points": [{k: p[k] for k in ("index", "name", "overrides", "seed", "run_dir")} for p in points]}
+        atomic_write_text(sweep_dir / "sweep.yaml", to_yaml(resolved))
+        # every point's resolved spec, for the workers and for --resume (paths in them are absolute)
+        ckpt.write_json(sweep_dir / "points.json", [{"index": p["index"], "spec": p["spec"]} for p in points])
+        atomic_write_text(sweep_dir / "results.jsonl", "")
+    except BaseException:
+        remove_half_made(sweep_dir, parents)
+        raise
+    return sweep_dir
 
 
 def resume_sweep(sweep_dir, jobs: int | None = None, executor="local", address: str | None = None,
                  quiet: bool = False, fail_fast: bool = False, gpus_per_run: int | None = None) -> SweepResult:
-    """Run the points of ``sweep_dir`` that have no line in results.jsonl (interrupted runs
-    resume from their checkpoints; runs that finished after the sweep died are only recorded)."""
+    """Run the points of ``sweep_dir`` that have not finished: never started, or stopped by a
+    Ctrl-C or a kill (those resume from their checkpoints); runs that finished after the sweep
+    died are only recorded."""
     sweep_dir = Path(sweep_dir)
     _check_executor(executor, address, gpus_per_run)
     if not (sweep_dir / "sweep.yaml").exists():
         raise RunError(f"{sweep_dir} is not a sweep folder (no sweep.yaml); pass the folder 'devgrad sweep' printed")
     resolved = yaml.safe_load((sweep_dir / "sweep.yaml").read_text())
     specs = {p["index"]: p["spec"] for p in ckpt.read_json(sweep_dir / "points.json")}
-    done = read_results(sweep_dir)
+    done = [r for r in read_results(sweep_dir) if r["status"] != "stopped"]
     finished = {r["index"] for r in done}
-    points = [{**p, "spec": specs[p["index"]]} for p in resolved["points"] if p["index"] not in finished]
-    return _execute(sweep_dir, points, done, jobs or os.cpu_count() or 1, executor, address, quiet, fail_fast,
-                    gpus_per_run)
+    points = [{**p, "spec": specs[p["index"]], "stop_file": str(sweep_dir / STOP_FILE)}
+              for p in resolved["points"] if p["index"] not in finished]
+    runner = None
+    if points:
+        jobs = jobs or os.cpu_count() or 1
+        runner = _executor(executor, min(jobs, len(points)) if executor in ("local", None) else jobs, address,
+                           gpus_per_run)
+        (sweep_dir / STOP_FILE).unlink(missing_ok=True)  # left by the Ctrl-C that stopped it
+    return _execute(sweep_dir, points, done, runner, quiet, fail_fast, gpus_per_run, resumed=True)
 
 
 def _check_grid(grid: dict, seeds) -> list[str]:
-    from devgrad.experiment.spec import SCHEMA  # noqa: PLC0415
-
     problems = []
     if not isinstance(grid, dict):
         return [f"sweep.grid must map key.path to a list of values, got {grid!r}"]
@@ -436,18 +548,18 @@ def _check_grid(grid: dict, seeds) -> list[str]:
     return problems
 
 
-def _execute(sweep_dir: Path, points: list, done: list, jobs: int, executor, address, quiet: bool,
-             fail_fast: bool, gpus: int | None) -> SweepResult:
+def _execute(sweep_dir: Path, points: list, done: list, runner, quiet: bool, fail_fast: bool,
+             gpus: int | None, resumed: bool = False) -> SweepResult:
     results = list(done)
     total = len(points) + len(done)
     monitor = _monitor_of(sweep_dir)
     status = "completed"
     if points:
-        runner = _executor(executor, min(jobs, len(points)) if executor in ("local", None) else jobs, address, gpus)
-        progress = _Progress(total, len(done), quiet, monitor, runner.description)
+        progress = _Progress(total, len(done), quiet, monitor, runner.description, resumed)
         for r in done:
-            progress.record(r)
-        futures = []
+            progress.record(r, new=False)
+        futures: list = []
+        interrupted = False
         try:
             futures = [runner.submit(p, gpus) for p in points]
             for future in runner.as_completed(futures):
@@ -460,18 +572,18 @@ def _execute(sweep_dir: Path, points: list, done: list, jobs: int, executor, add
                     progress.say(f"--fail-fast: run {line['index']} {line['status']} ({line['error']}); stopping")
                     runner.cancel(futures)
                     break
+        except KeyboardInterrupt:
+            interrupted = True
+            _interrupt(sweep_dir, runner, futures, results)
         finally:
-            runner.close()
+            runner.close(wait=not interrupted)
             progress.close()
+        if interrupted:
+            _write_tables(sweep_dir, results, total, monitor, "interrupted")
+            raise KeyboardInterrupt(_interrupted_message(sweep_dir, results, total))
     if status == "completed" and results and all(r["status"] != "completed" for r in results):
         status = "failed"
-    _write_csv(sweep_dir, results, monitor)
-    plots = _plots(sweep_dir, results, monitor)
-    summary = _summary_table(results, monitor)
-    atomic_write_text(sweep_dir / "summary.txt", summary + "\n")
-    ckpt.write_json(sweep_dir / "sweep.json", {"status": status, "runs": total, "finished": len(results),
-                                               "completed": sum(r["status"] == "completed" for r in results),
-                                               "ended": now(), "plots": plots})
+    summary = _write_tables(sweep_dir, results, total, monitor, status, _plots(sweep_dir, results, monitor))
     from devgrad.experiment.html_report import write_sweep_report  # noqa: PLC0415
 
     write_sweep_report(sweep_dir)
@@ -480,6 +592,45 @@ def _execute(sweep_dir: Path, points: list, done: list, jobs: int, executor, add
         print(f"sweep {status}: {len(results)}/{total} runs finished, "
               f"{sum(r['status'] == 'completed' for r in results)} completed: {sweep_dir}", flush=True)
     return SweepResult(sweep_dir, sorted(results, key=lambda r: r["index"]), status)
+
+
+# How long a Ctrl-C'd sweep waits for its runs in flight to checkpoint and report.
+INTERRUPT_GRACE_SECONDS = 1.5
+
+
+def _interrupt(sweep_dir: Path, runner, futures: list, results: list) -> None:
+    """Ctrl-C: no queued run starts (cancelled, and the stop file turns away any a worker already
+    holds), runs in flight are stopped (they checkpoint), and the lines of those that report
+    within the grace period are written, with their real wall time."""
+    with contextlib.suppress(OSError):
+        (sweep_dir / STOP_FILE).touch()
+    runner.cancel(futures)
+    runner.interrupt()
+    recorded = {r["index"] for r in results}
+    for line in runner.collect(futures, INTERRUPT_GRACE_SECONDS):
+        if line["status"] == NOT_STARTED or line["index"] in recorded:
+            continue
+        _append(sweep_dir / "results.jsonl", line)
+        results.append(line)
+
+
+def _interrupted_message(sweep_dir: Path, results: list, total: int) -> str:
+    """What an interrupted sweep says: what it finished, what stopped, and the command that continues it."""
+    stopped = sum(r["status"] == "stopped" for r in results)
+    return (f"sweep interrupted: {len(results) - stopped}/{total} runs finished, {stopped} stopped with a checkpoint, "
+            f"{total - len(results)} not started; continue with: devgrad sweep --resume {sweep_dir}")
+
+
+def _write_tables(sweep_dir: Path, results: list, total: int, monitor: tuple, status: str,
+                  plots: list | None = None) -> str:
+    """results.csv, summary.txt and sweep.json for ``results`` (the newest line of each run)."""
+    _write_csv(sweep_dir, results, monitor)
+    summary = _summary_table(results, monitor)
+    atomic_write_text(sweep_dir / "summary.txt", summary + "\n")
+    ckpt.write_json(sweep_dir / "sweep.json", {"status": status, "runs": total, "finished": len(results),
+                                               "completed": sum(r["status"] == "completed" for r in results),
+                                               "ended": now(), "plots": plots or []})
+    return summary
 
 
 def _append(path: Path, line: dict) -> None:
@@ -499,8 +650,12 @@ def _append(path: Path, line: dict) -> None:
 
 
 def read_results(sweep_dir: Path) -> list[dict]:
-    """results.jsonl's complete lines (a line torn by a kill is passed over)."""
-    return ckpt.read_jsonl(Path(sweep_dir) / "results.jsonl", after_torn="skip")
+    """results.jsonl's newest complete line of each run (a line torn by a kill is passed over; a
+    run stopped by Ctrl-C and resumed later has two lines, its stop and its end)."""
+    newest = {}
+    for line in ckpt.read_jsonl(Path(sweep_dir) / "results.jsonl", after_torn="skip"):
+        newest[line["index"]] = line
+    return list(newest.values())
 
 
 # -- reporting -------------------------------------------------------------------------------------
@@ -564,12 +719,16 @@ def _summary_table(results: list, monitor: tuple) -> str:
 class _Progress:
     """One bar over the runs with the best monitored value so far (tqdm when installed)."""
 
-    def __init__(self, total: int, initial: int, quiet: bool, monitor: tuple, where: str):
+    def __init__(self, total: int, initial: int, quiet: bool, monitor: tuple, where: str, resumed: bool = False):
         self.quiet, self.monitor, self.best = quiet, monitor, None
         self.bar = None
         if quiet:
             return
-        print(f"sweep: {total} runs on {where}", flush=True)
+        if resumed:  # what it will run now, not the whole grid again
+            print(f"sweep --resume: {total - initial} of {total} runs to run ({initial} finished before) on {where}",
+                  flush=True)
+        else:
+            print(f"sweep: {total} runs on {where}", flush=True)
         try:
             from tqdm import tqdm  # noqa: PLC0415 - optional (the progress extra)
         except ImportError:
@@ -577,12 +736,14 @@ class _Progress:
         if sys.stderr.isatty():
             self.bar = tqdm(total=total, initial=initial, unit="run", dynamic_ncols=True)
 
-    def record(self, line: dict) -> None:
+    def record(self, line: dict, new: bool = True) -> None:
+        """A run's result line: counted towards the best so far, and shown when ``new`` (a line
+        written before a resume only counts)."""
         name, mode = self.monitor
         v = _value(line, name) if line["status"] == "completed" else None
         if v is not None and (self.best is None or (v > self.best[0] if mode == "max" else v < self.best[0])):
             self.best = (v, line["index"])
-        if self.quiet:
+        if self.quiet or not new:
             return
         best = (f"best so far {self.best[0]:.4f}, run {self.best[1]}" if self.best is not None
                 else "no completed run yet")

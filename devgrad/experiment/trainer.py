@@ -335,14 +335,18 @@ class Trainer:
         return self.task.probabilities(self.device.to_host(out.data), np)
 
 
-def summary_of(trainer: Trainer, history: list, status: str, wall: float) -> dict:
+def summary_of(trainer: Trainer, history: list, status: str, wall: float, earlier: list = ()) -> dict:
+    """summary.json of a run: ``wall`` is this segment's time (a resume starts a new segment), and
+    ``earlier`` the segments before it (meta.json's), so wall_seconds is the run's total."""
     epochs_run = len(history)
     best = next((r for r in history if r["epoch"] == trainer.best_epoch), None)
     samples = trainer.train_loader.n * max(epochs_run, 0)
+    total = wall + sum(segment["wall_seconds"] for segment in earlier)
     summary = {"status": status, "name": trainer.spec.name, "epochs_run": epochs_run,
                "final": history[-1] if history else None, "best": best, "monitor": trainer.monitor,
-               "best_epoch": trainer.best_epoch or None, "wall_seconds": round(wall, 3),
-               "train_samples_per_second": round(samples / wall, 1) if wall > 0 else None,
+               "best_epoch": trainer.best_epoch or None, "wall_seconds": round(total, 3),
+               "wall_seconds_this_segment": round(wall, 3), "segments": len(earlier) + 1,
+               "train_samples_per_second": round(samples / total, 1) if total > 0 else None,
                "device": trainer.device.name, "n_parameters": trainer.model.num_parameters(),
                "task": trainer.task.kind, "task_reason": trainer.splits.task_reason}
     if trainer.checkpoint_problems:

@@ -304,3 +304,71 @@ def test_a_killed_process_left_as_a_zombie_is_not_still_running():
         assert still_running({"pid": os.getppid(), "host": socket.gethostname()})  # a live process is
     finally:
         os.waitpid(pid, 0)
+
+
+def _disk_full_for_checkpoints(monkeypatch):
+    """Every .npz write fails as on a full disk, before the file is named (the writer names it)."""
+    import errno
+
+    from devgrad import io as devgrad_io
+
+    real = devgrad_io._write_durably
+
+    def full(fd, payload):
+        if payload[:2] == b"PK":  # a checkpoint (an NPZ is a zip archive)
+            os.close(fd)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd, payload)
+
+    monkeypatch.setattr(devgrad_io, "_write_durably", full)
+
+
+def test_a_full_disk_names_the_file_and_the_run_still_writes_its_summary(tmp_path, monkeypatch):
+    _disk_full_for_checkpoints(monkeypatch)
+    with pytest.raises(RunError) as info:
+        run({**SMALL, "train": {**SMALL["train"], "epochs": 6, "checkpoint": {"every": 1}}}, out=tmp_path,
+            quiet=True)
+    run_dir = only_run_dir(tmp_path, "small")
+    message = str(info.value)
+    assert f"cannot write {run_dir / 'checkpoints'}" in message and "No space left on device" in message
+    assert f"devgrad resume {run_dir}" in message
+    summary = json.loads((run_dir / "summary.json").read_text())
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert summary["status"] == meta["status"] == "failed" and "No space left on device" in summary["error"]
+    assert not list((run_dir / "checkpoints").iterdir()), "no half-written checkpoint is left"
+
+
+def test_a_run_whose_folder_cannot_be_set_up_leaves_nothing_behind(tmp_path, monkeypatch):
+    import errno
+
+    from devgrad import io as devgrad_io
+
+    def full(fd, payload):
+        os.close(fd)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(devgrad_io, "_write_durably", full)
+    with pytest.raises(OSError) as info:
+        run(SMALL, out=tmp_path / "runs", quiet=True)
+    assert info.value.filename.endswith("config.yaml")
+    assert not (tmp_path / "runs").exists(), "no empty or half-made run folder, nor the folders made for it"
+
+
+def test_after_a_resume_wall_seconds_is_the_total_and_this_segment_is_separate(tmp_path, monkeypatch):
+    from devgrad.experiment import commands
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "_draw", interrupted)
+    with pytest.raises(KeyboardInterrupt, match="continue with: devgrad resume"):
+        run({**SMALL, "train": {**SMALL["train"], "epochs": 3}}, out=tmp_path, quiet=True)
+    run_dir = only_run_dir(tmp_path, "small")
+    first = json.loads((run_dir / "summary.json").read_text())
+    monkeypatch.undo()
+    finished = commands.resume(run_dir, quiet=True).summary
+    segments = json.loads((run_dir / "meta.json").read_text())["segments"]
+    assert finished["segments"] == len(segments) == 2 and segments[0]["wall_seconds"] == first["wall_seconds"]
+    assert finished["wall_seconds_this_segment"] == segments[1]["wall_seconds"]
+    assert finished["wall_seconds"] == pytest.approx(first["wall_seconds"] + finished["wall_seconds_this_segment"],
+                                                     abs=2e-3)

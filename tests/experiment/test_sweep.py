@@ -15,11 +15,12 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 
-from devgrad.experiment import SpecError, run
+from devgrad.experiment import RunError, SpecError, run
 from devgrad.experiment.sweeps import parse_grid_option, parse_grid_options, resume_sweep, sweep
 from tests.run_helpers import HAVE_MATPLOTLIB, ROOT, SMALL, cli, write_spec
 
@@ -267,3 +268,105 @@ def test_each_progress_line_gives_the_runs_own_value_and_the_best_so_far(capsys)
     assert lines == ["run 0 failed in 1.5s (no completed run yet)",
                      "run 1 completed in 1.5s: val_loss 0.0677 (best so far 0.0677, run 1)",
                      "run 2 completed in 1.5s: val_loss 0.1125 (best so far 0.0677, run 1)"]
+
+
+def test_a_web_address_for_dask_is_refused_before_any_folder(tmp_path):
+    pytest.importorskip("dask.distributed")
+    result = cli("sweep", write_spec(tmp_path, BASE), "--executor", "dask", "--address", "http://x",
+                 "--out", tmp_path / "sweeps")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "--address http://x: Dask does not speak http://" in result.stderr and "tcp://HOST:8786" in result.stderr
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_an_unreachable_scheduler_leaves_no_sweep_folder(tmp_path, monkeypatch):
+    distributed = pytest.importorskip("dask.distributed")
+
+    def no_answer(address, timeout=None):
+        raise OSError(f"Timed out trying to connect to {address}")
+
+    monkeypatch.setattr(distributed, "Client", no_answer)
+    with pytest.raises(RunError, match="no Dask scheduler answered"):
+        sweep(BASE, grid=GRID, executor="dask", address="tcp://127.0.0.1:9", out=tmp_path / "sweeps", quiet=True)
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_a_sweep_folder_that_cannot_be_written_is_taken_away(tmp_path, monkeypatch):
+    import errno
+
+    from devgrad import io as devgrad_io
+
+    def full(fd, payload):
+        os.close(fd)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(devgrad_io, "_write_durably", full)
+    with pytest.raises(OSError, match="No space left on device") as info:
+        sweep(BASE, grid=GRID, out=tmp_path / "sweeps", quiet=True)
+    assert info.value.filename.endswith("sweep.yaml")
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_sweep_yaml_has_no_anchors_and_sweep_takes_set_and_device(tmp_path):
+    tiny = {**BASE, "data": {**BASE["data"], "n_samples": 200}}
+    spec = write_spec(tmp_path, tiny)
+    result = cli("sweep", spec, "--grid", "optimizer.lr=0.05", "--seeds", "2", "--set", "train.epochs=1",
+                 "--device", "cpu", "--jobs", "1", "--out", tmp_path / "sweeps", "--quiet")
+    assert result.returncode == 0, result.stderr
+    folder = next((tmp_path / "sweeps" / "grid").iterdir())
+    text = (folder / "sweep.yaml").read_text()
+    assert "&id" not in text and "*id" not in text, text  # the seeds' shared overrides are written out
+    for line in _lines(folder):
+        config = yaml.safe_load((Path(line["run_dir"]) / "config.yaml").read_text())
+        assert config["train"]["epochs"] == 1 and config["device"] == "cpu"
+    refused = cli("sweep", "--resume", folder, "--set", "train.epochs=2")
+    assert refused.returncode == 2 and "--resume continues a sweep folder as it was defined" in refused.stderr
+
+
+def test_a_resumed_sweep_says_what_it_will_run_and_does_not_list_old_results(capsys):
+    from devgrad.experiment.sweeps import _Progress
+
+    old = {"index": 0, "status": "completed", "best": {"val_loss": 0.5}, "final": None, "wall_seconds": 1.0}
+    progress = _Progress(4, 1, quiet=False, monitor=("val_loss", "min"), where="a pool", resumed=True)
+    progress.record(old, new=False)
+    out = capsys.readouterr().out
+    assert out == "sweep --resume: 3 of 4 runs to run (1 finished before) on a pool\n"
+    progress.record({**old, "index": 2, "best": {"val_loss": 0.7}})
+    assert "run 2 completed" in capsys.readouterr().out and progress.best == (0.5, 0)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_sweep_at_once_and_resume_finishes_it(tmp_path):
+    long = {**BASE, "data": {**BASE["data"], "n_samples": 2000}, "plots": {"enabled": False},
+            "train": {"epochs": 30, "batch_size": 16, "checkpoint": {"seconds": 0}}}
+    spec = write_spec(tmp_path, long)
+    terminal = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                "from devgrad.cli import main; sys.exit(main(sys.argv[1:]))")  # Ctrl-C as from a terminal
+    proc = subprocess.Popen([sys.executable, "-c", terminal, "sweep", str(spec), "--grid",
+                             "optimizer.lr=0.05,0.04,0.03,0.02", "--jobs", "2", "--out", str(tmp_path / "sweeps")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        metrics = list((tmp_path / "sweeps").glob("grid/*/runs/*/metrics.jsonl"))
+        if len(metrics) == 2 and all(len(m.read_text().splitlines()) >= 2 for m in metrics):
+            break
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # to the sweep's process only: it stops its workers itself
+    _, err = proc.communicate(timeout=60)
+    folder = next((tmp_path / "sweeps" / "grid").iterdir())
+    assert proc.returncode == 130 and f"continue with: devgrad sweep --resume {folder}" in err, err
+    stopped = _lines(folder)
+    assert sorted(r["index"] for r in stopped) == [0, 1] and all(r["status"] == "stopped" for r in stopped)
+    assert all(r["wall_seconds"] > 0 and r["final"]["epoch"] >= 2 for r in stopped)
+    assert sorted(p.name for p in (folder / "runs").iterdir()) == sorted(Path(r["run_dir"]).name for r in stopped), \
+        "the queued runs never started"
+    resumed = cli("sweep", "--resume", folder, "--jobs", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "sweep --resume: 4 of 4 runs to run" in resumed.stdout
+    newest = {r["index"]: r for r in _lines(folder)}
+    assert sorted(newest) == [0, 1, 2, 3] and all(r["status"] == "completed" for r in newest.values())
+    for before in stopped:  # the time of both segments, not only the resumed one
+        summary = json.loads((Path(before["run_dir"]) / "summary.json").read_text())
+        assert summary["segments"] == 2 and newest[before["index"]]["wall_seconds"] == summary["wall_seconds"]
+        assert summary["wall_seconds"] > before["wall_seconds"]

@@ -160,6 +160,22 @@ def test_every_relative_link_resolves():
     assert not broken, broken
 
 
+def test_every_table_row_has_its_header_s_cells():
+    """A row with a stray | (GitHub splits cells at | even inside code) renders as a broken table."""
+    bad = []
+    for page in PAGES:
+        width = None
+        for line in _prose(page.read_text(encoding="utf-8")).splitlines():
+            cells = len(re.findall(r"(?<!\\)\|", line)) if line.startswith("|") else None
+            if cells is None:
+                width = None
+            elif width is None:
+                width = cells
+            elif cells != width:
+                bad.append(f"{page.relative_to(ROOT)}: '{line[:60]}...' has {cells - 1} cells, its header {width - 1}")
+    assert not bad, bad
+
+
 def test_every_page_is_reachable_from_the_index():
     index = (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
     readme = (ROOT / "README.md").read_text(encoding="utf-8")

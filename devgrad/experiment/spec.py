@@ -110,8 +110,9 @@ def _split_fraction(v):
 SCHEMA: dict = {
     "name": Field((str,), None, doc="run name: runs go to runs/<name>/ (default: the spec file's name)", nullable=True),
     "description": Field((str,), "", doc="free text shown in reports"),
-    "seed": Field((int,), 0, doc="seeds the data, the initial weights (drawn on the host: the same on CPU and GPU), "
-                                 "shuffling and dropout"),
+    "seed": Field((int,), 0, check=_non_negative,
+                  doc="seeds the data, the initial weights (drawn on the host: the same on CPU and GPU), "
+                      "shuffling and dropout"),
     "device": Field((str,), "auto", doc="auto (CUDA when usable, else the CPU with a notice), cpu, cuda or cuda:N; "
                                         "a spec without it takes $DEVGRAD_DEVICE when set; --device overrides it"),
     "dtype": Field((str,), "float32", choices=("float32", "float64"), doc="the dtype of the data and the weights"),

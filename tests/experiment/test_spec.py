@@ -79,6 +79,7 @@ BAD_SPECS = [
     ("missing source", "model: {hidden: [3]}\n", ["data.source: is required"]),
     ("bad hidden", "data: {source: triangle}\nmodel: {hidden: [3, -1]}\n",
      ["model.hidden (line 2): must be a list of positive integers"]),
+    ("negative seed", "data: {source: triangle}\nseed: -1\n", ["seed (line 2): must be >= 0, got -1"]),
     ("bad device", "data: {source: triangle}\ndevice: gpu7\n", ["device (line 2): unknown device 'gpu7'"]),
     ("wrong optimizer option", "data: {source: triangle}\noptimizer: {name: sgd, betas: [0.9, 0.99]}\n",
      ["optimizer.betas (line 2): unknown option for optimizer 'sgd'"]),

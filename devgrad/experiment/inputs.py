@@ -85,6 +85,8 @@ def _read_npz(path: Path, names: list[str]) -> Inputs:
     except Exception as exc:  # a pickled object array, a damaged archive: np.load says which in its words
         raise DataError(f"{path}: cannot read it as an .npz file without pickle ({type(exc).__name__}: {exc})") \
             from None
+    if X.ndim > 2:  # images (n, height, width): one row of pixels each, as the training data was read
+        X = X.reshape(len(X), -1)
     inputs = _checked(X, names, f"{path} array X")
     if y is not None:
         y = y.reshape(-1)

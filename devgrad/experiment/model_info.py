@@ -9,6 +9,7 @@ read by ``devgrad.experiment.load``.
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import math
 from pathlib import Path
@@ -71,8 +72,13 @@ def describe(spec, splits, task) -> dict:
     m = spec.model
     sizes = [splits.n_features, *m.hidden, task.out_features]
     standardize = None
+    # IDX pixels were divided by 255 before the standardisation: (raw/255 - mean)/std is
+    # (raw - 255·mean)/(255·std), so new rows are given in the file's own pixel values.
+    pixels = _pixel_scale(spec.data.to_dict())
     if splits.mean is not None:
-        standardize = {"mean": [float(v) for v in splits.mean], "std": [float(v) for v in splits.std]}
+        standardize = {"mean": [float(v) * pixels for v in splits.mean], "std": [float(v) * pixels for v in splits.std]}
+    elif pixels != 1.0:
+        standardize = {"mean": [0.0] * splits.n_features, "std": [pixels] * splits.n_features}
     if task.regression:
         output = {"kind": "value", "target_mean": float(splits.y_mean), "target_std": float(splits.y_std)}
     else:
@@ -86,6 +92,16 @@ def describe(spec, splits, task) -> dict:
                      "target": spec.data.target if spec.data.source == "csv" else None},
         "standardize": standardize, "output": output,
     }
+
+
+def _pixel_scale(data: dict) -> float:
+    """255 for IDX images of unsigned bytes (which the data reader scales to [0, 1]), else 1."""
+    if data.get("source") != "idx":
+        return 1.0
+    opener = gzip.open if str(data["images"]).endswith(".gz") else open
+    with opener(data["images"], "rb") as fh:
+        header = fh.read(3)
+    return 255.0 if len(header) == 3 and header[2] == 0x08 else 1.0
 
 
 def write(run_dir: Path, info: dict) -> None:

@@ -277,3 +277,37 @@ def test_the_installed_command_predicts_and_refuses_bad_data_without_a_traceback
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "bad.csv, line 2, column 'x0': '' is not a number" in refused.stderr
     assert not (tmp_path / "q.csv").exists()
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_a_run_on_idx_images_predicts_from_the_files_own_pixel_values(standardize, tmp_path):
+    import gzip
+    import struct
+
+    from devgrad.data import build_splits
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 200).astype(np.uint8)
+    images = (rng.integers(0, 120, (200, 3, 3)) + 120 * labels[:, None, None] * (rng.random((200, 3, 3)) < 0.5))
+    for name, array in (("img.idx.gz", images.astype(np.uint8)), ("lab.idx.gz", labels)):
+        header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+        with gzip.open(tmp_path / name, "wb") as fh:
+            fh.write(header + array.tobytes())
+    spec = {"name": "pixels", "seed": 1, "device": "cpu", "plots": {"enabled": False},
+            "data": {"source": "idx", "images": str(tmp_path / "img.idx.gz"), "labels": str(tmp_path / "lab.idx.gz"),
+                     "standardize": standardize},
+            "model": {"hidden": [4]}, "train": {"epochs": 3, "batch_size": 32}}
+    result = run(spec, out=tmp_path / "runs", quiet=True)
+    model = load(result.run_dir, checkpoint="last")
+    splits = build_splits(model.spec.data.to_dict(), 1, "auto", "auto")
+    raw = np.rint(splits.raw_input(splits.X_test) * 255).reshape(-1, 3, 3).astype(np.uint8)  # the file's bytes
+    np.savez(tmp_path / "test.npz", X=raw, y=splits.y_test.astype(np.uint8))
+    assert cli.main(["predict", str(result.run_dir), str(tmp_path / "test.npz"), "--checkpoint", "last",
+                     "--out", str(tmp_path / "p.csv"), "--quiet"]) == 0
+    accuracy = json.loads((tmp_path / "p.metrics.json").read_text())["accuracy"]
+    assert accuracy == pytest.approx(result.summary["test"]["test_accuracy"], abs=1e-9)
+    import devgrad as dg
+
+    trainer_view = model.model(dg.tensor(splits.X_test.astype(np.float32))).numpy().astype(np.float64)
+    np.testing.assert_allclose(model.predict_proba(raw.reshape(len(raw), -1)), model.proba_outputs(trainer_view),
+                               rtol=1e-5, atol=1e-7)

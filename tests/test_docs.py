@@ -205,7 +205,8 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("page", [p for p in PAGES if p.name in EXPECTED], ids=lambda p: p.name)
+@pytest.mark.parametrize("page", [pytest.param(p, marks=[pytest.mark.slow] if p.name == "gpu.md" else [])
+                                  for p in PAGES if p.name in EXPECTED], ids=lambda p: p.name)
 def test_python_examples_run(page, tmp_path, monkeypatch):
     """A page's Python blocks run in order, in one namespace, as a reader would paste them."""
     monkeypatch.chdir(tmp_path)  # examples that write files write them here

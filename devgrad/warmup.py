@@ -19,10 +19,10 @@ import numpy as np
 
 from devgrad import nn, optim
 from devgrad.backend import cupy_version, kernel_cache_dir
-from devgrad.backend.cuda_kernels import NVRTC_OPTIONS, prebuilt_path
-from devgrad.backend.cuda_sources import GROUPS, module_source
+from devgrad.backend.cuda_sources import GROUPS, NVRTC_OPTIONS, module_source, prebuilt_path
 from devgrad.backend import device as resolve_device
 from devgrad.core import tensor
+from devgrad.experiment import _kernels  # noqa: F401 - registers class_sums, warmed below
 from devgrad.io import atomic_write, atomic_write_text
 from devgrad.nn import functional as F
 from devgrad.version import __version__

@@ -10,6 +10,9 @@ inside functions are not allowed (ruff PLC0415), except of optional third-party 
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "devgrad"
@@ -103,3 +106,40 @@ def test_the_check_sees_a_wrong_import():
     assert layer_of("devgrad.ops.linalg") > layer_of("devgrad.core")
     assert layer_of("devgrad.experiment.trainer") > layer_of("devgrad.optim")
     assert "devgrad.backend.cublas" in imports_of("devgrad.backend.cuda_kernels")
+
+
+# What a CPU-only process never needs: CuPy, the cuBLAS binding (ctypes), the GEMM planner, the
+# CUDA kernel sources and launchers, and subprocess (Graphviz, which only the pictures use).
+_CUDA_ONLY = ("cupy", "cupyx", "devgrad.backend.cublas", "devgrad.backend.gemm", "devgrad.backend.cupy",
+              "devgrad.backend.cuda_kernels", "devgrad.backend.cuda_sources", "devgrad.nn._cuda_kernels",
+              "devgrad.optim._cuda_kernels", "devgrad.experiment._cuda_kernels", "subprocess")
+
+_CPU_PROCESS = """
+import json, sys
+import numpy  # its own imports (ctypes among them) are not devgrad's
+before = set(sys.modules)
+import devgrad as dg
+import devgrad.experiment._kernels
+x = dg.tensor([[1.0, 2.0], [3.0, 4.0]])
+model = dg.nn.MLP([2, 4, 2], dropout=0.1)
+opt = dg.optim.Adam(model.parameters())
+loss = dg.nn.functional.cross_entropy(model(x), dg.tensor([0, 1])) + dg.nn.functional.mse_loss(x, x)
+loss.backward()
+opt.step()
+cpu = dg.device("cpu")
+cpu.kernels.class_sums(x.data, dg.tensor([0, 1]).data, loss.data, 2, 0.0, numpy.zeros(()), numpy.zeros((), int))
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_a_cpu_only_process_imports_no_cuda_code():
+    """``import devgrad`` and a training step on the CPU (a loss, dropout, Adam, the runner's sums)
+    load no CUDA module: each device kind's code, and each layer's CUDA kernels, are imported
+    when a CUDA device first uses them."""
+    done = subprocess.run([sys.executable, "-c", _CPU_PROCESS], capture_output=True, text=True, check=False,
+                          cwd=PACKAGE.parent, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout)
+    assert "devgrad.nn._kernels" in loaded and "devgrad.optim._kernels" in loaded  # the check sees imports
+    wrong = [m for m in loaded if m in _CUDA_ONLY or m.split(".")[0] in ("cupy", "cupyx", "cupy_backends")]
+    assert not wrong, f"a CPU-only process imported {wrong}"

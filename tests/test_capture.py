@@ -152,7 +152,7 @@ class _CapturingModule:
         return getattr(dg.device("cpu").module, name)
 
     @staticmethod
-    def capture(fn, index):
+    def capture(fn):
         class Graph:
             result = fn()
 

@@ -1,17 +1,21 @@
 """Devices: where arrays live and which array module (NumPy or CuPy) computes on them.
 
 Everything that differs between NumPy and CuPy lives in this package, one *device module*
-per kind of device — ``numpy`` (the CPU) and ``cupy`` (CUDA GPUs) — with the same functions
-and constants: the array module, host<->device copies, RNG, synchronisation, memory
-statistics, graph capture, the GEMM seam (``matmul``) and the fused kernels (``kernels``).
-``Device`` delegates to its module and never asks which kind it is; ops ask a tensor's
-``Device`` for ``xp``, ``matmul`` and ``kernels``. A new device is one more module in
-``_MODULES``.
+per kind of device — ``numpy`` (the CPU) and ``cupy`` (CUDA GPUs) — each giving, per device,
+an object of the protocol written in ``protocol.DeviceModule``: the array module,
+host<->device copies, RNG, streams and synchronisation, memory statistics, graph capture, the
+GEMM seam (``matmul``) and a launcher of compiled kernels. ``Device`` delegates to it and never
+asks which kind it is; ops ask a tensor's ``Device`` for ``xp``, ``matmul`` and ``kernels``.
+Kernels are registered by name and device kind (``registry``): the backend's primitives here,
+each layer's own (losses, optimizer updates, metric sums) next to the code that uses them. A
+new device kind is one more module in ``_DEVICE_MODULES``; CUDA's is imported when a CUDA
+device is first made, so a CPU-only process loads no CUDA code.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import re
@@ -19,15 +23,26 @@ import threading
 
 import numpy as np
 
-from devgrad.backend import cublas
-from devgrad.backend import cupy as _cuda
-from devgrad.backend import cupy_import
+from devgrad.backend import cpu_kernels, cupy_import
+from devgrad.backend import precision as _precision
 from devgrad.backend import numpy as _cpu
+from devgrad.backend.protocol import DeviceModule
+from devgrad.backend.registry import KernelTable, kernel_table, register_kernel, register_kernels
 
 log = logging.getLogger("devgrad")
 
 DEVICE_HELP = "use 'auto', 'cpu', 'cuda' or 'cuda:N'"
-_MODULES = {"cpu": _cpu, "cuda": _cuda}
+# Each kind's device module: the module, or its dotted path, imported when a device of the kind
+# is first made (CuPy, cuBLAS through ctypes and the kernel sources come with CUDA's).
+_DEVICE_MODULES: dict = {"cpu": _cpu, "cuda": "devgrad.backend.cupy"}
+
+# The backend's own kernels: array primitives every layer uses (fills, sums, the activations the
+# fused Linear applies, scatter/gather, launch counts). CUDA's are imported on first use.
+PRIMITIVES = ("scatter_add", "sigmoid", "act_grad", "bias_act_", "fill_", "full", "mul", "gather_rows",
+              "launch_counts", "sum_axes")
+for _name in PRIMITIVES:
+    register_kernel(_name, "cpu", getattr(cpu_kernels, _name))
+    register_kernel(_name, "cuda", "devgrad.backend.cuda_kernels")
 
 
 class DeviceError(RuntimeError):
@@ -49,20 +64,21 @@ class Device:
     """A place where arrays live: ``cpu`` (NumPy) or ``cuda:N`` (CuPy on GPU N).
 
     Devices are interned: ``device("cuda") is device("cuda:0")``, so identity comparison
-    is a valid (and fast) equality test. ``kernels`` is the device's module of fused kernels
-    (``device.kernels.adam_update(...)``); the capability flags come from the device module.
+    is a valid (and fast) equality test. ``kernels`` holds the kernels registered for the
+    device's kind (``device.kernels.adam_update_many(...)``, ``device.kernel(name)``); the
+    capability flags come from the device module.
     """
 
     __slots__ = ("type", "index", "module", "xp", "kernels", "matmul", "supports_graphs", "host_reads_are_free",
                  "is_host", "updates_need_scratch", "name", "__weakref__")
 
     def __init__(self, kind: str, index: int = 0):
-        module = _MODULES[kind]
+        module = _open_device(kind, index)
         self.type = kind
         self.index = index
-        self.module = module
+        self.module: DeviceModule = module
         self.xp = module.array_module()
-        self.kernels = module.kernels
+        self.kernels: KernelTable = kernel_table(kind)
         # x @ y with NumPy's matmul rules: the one GEMM seam every matrix product goes through
         # (cuBLAS through ctypes on a GPU, capturable into CUDA graphs); the module's function
         # itself, so the CPU pays no wrapper.
@@ -96,6 +112,10 @@ class Device:
         # Pickles as its name so devices travel to worker processes.
         return (device, (self.name,))
 
+    def kernel(self, name: str):
+        """The kernel registered as ``name`` for this device's kind (``devgrad.backend.register_kernel``)."""
+        return getattr(self.kernels, name)
+
     # -- data movement ---------------------------------------------------------------
     def put(self, array):
         """Return ``array`` (host data, or an array of any device) as an array on this device."""
@@ -111,7 +131,7 @@ class Device:
                                    "Make it a tensor of this device before the step, or an input of the step")
         if source is not None:
             array = source.to_host(array)
-        return self.module.to_device(array, self.index)
+        return self.module.to_device(array)
 
     def to_host(self, array) -> np.ndarray:
         """Copy an array of this device to a host NumPy array."""
@@ -120,18 +140,18 @@ class Device:
     def copy(self, array):
         """A copy of an array of this device, on this device (on a GPU a memcpy when the array is
         contiguous: no kernel to launch or compile)."""
-        return self.module.copy(array, self.index)
+        return self.module.copy(array)
 
     def holds(self, array) -> bool:
         """True when ``array`` is an array of this very device (no transfer needed to use it)."""
-        return self.module.holds(array, self.index)
+        return self.module.holds(array)
 
     def activate(self):
         """Context manager that makes this device current (where new arrays and kernels go).
         A no-op for the CPU and for cuda:0, CuPy's default device."""
         if self.index == 0:
             return _NO_CONTEXT
-        return self.module.activate(self.index)
+        return self.module.activate()
 
     def run(self, fn, *args, **kwargs):
         """``fn(*args, **kwargs)`` with this device current: where ops and the backward walk send the
@@ -143,7 +163,7 @@ class Device:
     def generator(self, seed: int):
         """A random generator that draws directly on this device (for dropout masks)."""
         _refuse_random_draws_while_capturing()
-        return self.module.generator(seed, self.index)
+        return self.module.generator(seed)
 
     def uniform(self, generator, shape, dtype, half_open: bool = True):
         """Uniform [0, 1) samples of ``shape``/``dtype`` from a generator of this device.
@@ -151,7 +171,7 @@ class Device:
         (0, 1] draws as they come, one kernel fewer: dropout's mask kernel counts a 1 as a 0).
         Refused while a step is being captured: a replay would repeat the same numbers."""
         _refuse_random_draws_while_capturing()
-        return self.module.uniform(generator, shape, dtype, self.index, half_open)
+        return self.module.uniform(generator, shape, dtype, half_open)
 
     def capture(self, fn):
         """Record the kernels ``fn()`` launches into a CUDA graph; returns an object with
@@ -167,28 +187,36 @@ class Device:
             finally:
                 _capturing.device = previous
 
-        return self.module.capture(recorded, self.index)
+        return self.module.capture(recorded)
 
     def synchronize(self) -> None:
         """Wait until all queued work on this device has finished."""
-        self.module.synchronize(self.index)
+        self.module.synchronize()
 
     def memory_info(self) -> dict:
         """Memory statistics: host peak RSS on the CPU, pool/device bytes on a GPU."""
-        return self.module.memory_info(self.index)
+        return self.module.memory_info()
 
     def peak_bytes(self, fn) -> int:
         """Extra memory one call of ``fn`` needs at its peak (host allocations on the CPU, memory
         pool growth on a GPU)."""
-        return self.module.peak_bytes(fn, self.index)
+        return self.module.peak_bytes(fn)
 
     def architecture(self) -> str | None:
         """The compute capability kernels are compiled for ("90" for an H100); None on the CPU."""
-        return self.module.architecture(self.index)
+        return self.module.architecture()
 
     def description(self) -> str:
         """Human-readable name, with the GPU model for CUDA devices."""
-        return self.module.description(self.index)
+        return self.module.description()
+
+
+def _open_device(kind: str, index: int) -> DeviceModule:
+    """Device ``index`` of ``kind``, from its device module (imported now if it is not yet)."""
+    module = _DEVICE_MODULES[kind]
+    if isinstance(module, str):
+        module = _DEVICE_MODULES[kind] = importlib.import_module(module)
+    return module.open_device(index)
 
 
 def set_float32_matmul_precision(precision: str) -> None:
@@ -196,12 +224,12 @@ def set_float32_matmul_precision(precision: str) -> None:
     is true float32; ``"high"`` lets cuBLAS use TF32 tensor cores (about 10 mantissa bits per
     product, float32 accumulation: several times faster on large GEMMs of Ampere and later GPUs,
     relative errors near 1e-3 instead of 1e-6). float64 and the CPU are unaffected."""
-    cublas.set_precision(precision)
+    _precision.set_precision(precision)
 
 
 def get_float32_matmul_precision() -> str:
     """The current float32 matmul precision ("highest" or "high")."""
-    return cublas.precision()
+    return _precision.precision()
 
 
 def is_capturing() -> bool:
@@ -365,9 +393,12 @@ def cupy_version() -> str | None:
 
 
 __all__ = [
+    "PRIMITIVES",
     "CaptureError",
     "Device",
     "DeviceError",
+    "DeviceModule",
+    "KernelTable",
     "cuda_available",
     "cuda_started",
     "cuda_unavailable_reason",
@@ -379,7 +410,10 @@ __all__ = [
     "get_float32_matmul_precision",
     "is_device_array",
     "kernel_cache_dir",
+    "kernel_table",
     "parse_device",
+    "register_kernel",
+    "register_kernels",
     "set_default_device",
     "set_float32_matmul_precision",
 ]

@@ -22,27 +22,13 @@ import threading
 from pathlib import Path
 
 from devgrad.backend import cupy_import
+from devgrad.backend import precision as _settings
 from devgrad.backend.gemm import GemmPlan
 
 OP = (0, 1)  # CUBLAS_OP_N, CUBLAS_OP_T
 CUDA_R_32F, CUDA_R_64F = 0, 1
 COMPUTE_32F, COMPUTE_32F_FAST_TF32, COMPUTE_64F = 68, 77, 70
 GEMM_DEFAULT = -1
-PRECISIONS = ("highest", "high")  # highest: true float32; high: TF32 tensor cores for float32
-_precision = ["highest"]  # the process-wide float32 setting (set_float32_matmul_precision)
-
-
-def set_precision(precision: str) -> None:
-    """Set how float32 GEMMs are computed from now on: "highest" or "high" (TF32)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"float32 matmul precision must be one of {', '.join(map(repr, PRECISIONS))}, "
-                         f"got {precision!r}")
-    _precision[0] = precision
-
-
-def precision() -> str:
-    return _precision[0]
-
 _H, _P, _I, _L = ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_longlong
 _SIGNATURES = {
     "cublasCreate_v2": [ctypes.POINTER(ctypes.c_void_p)],
@@ -212,7 +198,7 @@ def gemm(plan: GemmPlan, itemsize: int, a_ptr: int, b_ptr: int, c_ptr: int, *, i
             zero = ctypes.cast(ctypes.pointer(beta_value), ctypes.c_void_p)
     ta, tb = OP[plan.trans_a], OP[plan.trans_b]
     a, b, c = ctypes.c_void_p(a_ptr), ctypes.c_void_p(b_ptr), ctypes.c_void_p(c_ptr)
-    tf32 = itemsize == 4 and (precision or _precision[0]) == "high"
+    tf32 = itemsize == 4 and (precision or _settings.precision()) == "high"
     fast = lib.fast  # no argtypes: ints as Python ints (C int), pointers and long longs wrapped
     if plan.batch == 1:
         if tf32:

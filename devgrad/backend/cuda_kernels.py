@@ -20,17 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import math
 import warnings
-from array import array as _words
-from pathlib import Path
 
 import numpy as np
 
-from devgrad.backend import cublas, gemm, generic
-from devgrad.backend.cuda_sources import (ELEMENTWISE, KERNELS, TABLE_CAPACITY, TABLE_FIELDS, function_name,
-                                           group_of, module_source, params)
+from devgrad.backend import cublas, gemm
+from devgrad.backend.cuda_sources import (NVRTC_OPTIONS, ELEMENTWISE, KERNELS, function_name, group_of, module_source,
+                                           params, prebuilt_path)
 from devgrad.backend.cupy_import import kernel_cache_dir, module
 
 
@@ -46,9 +43,7 @@ def scatter_add(target, index, values) -> None:
 BLOCK = 256  # threads per block; grid-stride loops cover any n with at most MAX_BLOCKS blocks
 MAX_BLOCKS = 8192
 PARAMS = {name: params(name) for name in ELEMENTWISE}
-TABLE_DTYPE = np.dtype([(name, kind, (TABLE_CAPACITY,)) for name, kind in TABLE_FIELDS]
-                       + [("start", "i8", (TABLE_CAPACITY + 1,)), ("count", "i8")])
-_CTYPE = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+CTYPE = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 _modules: dict = {}  # (device id, ctype, group) -> the RawModule of that group's kernels for that ctype
 _functions: dict = {}  # (device id, function name) -> the loaded kernel
 _launched: set = set()  # kernel names launched in this process (for tests and diagnostics)
@@ -100,31 +95,6 @@ def launch_counts() -> dict:
     return {"kernels": _launches[0], "gemms": cublas.calls()}
 
 
-# -- ready-made modules: compiled without a GPU, for a named architecture ----------------------
-# NVRTC needs no GPU, only the architecture to compile for; CuPy's own compile-and-cache path
-# asks the GPU for it. ``devgrad warmup --arch`` (``devgrad.warmup.build_module``) compiles
-# devgrad's module for ``sm_<arch>`` into the kernel cache folder (a Docker build, a login
-# node), named by the source's digest, so a GPU of that architecture later loads it instead of
-# compiling: nothing to compile on a fresh machine for a step that runs only devgrad's kernels
-# (an MLP's training step with any of the runner's losses does).
-
-NVRTC_OPTIONS = ("-std=c++17",)
-
-
-@functools.cache
-def source_digest(ctype: str, group: str = "step") -> str:
-    """A digest of a group's module source for ``ctype`` and its compile options: a ready-made
-    module is used only by the devgrad whose kernels it holds."""
-    text = module_source((ctype,), group=group) + " ".join(NVRTC_OPTIONS)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def prebuilt_path(folder, ctype: str, arch: str, group: str = "step") -> Path:
-    """Where the ready-made module of ``group`` for ``ctype`` and compute capability ``arch``
-    ("90") lives."""
-    return Path(folder) / f"devgrad-kernels-{source_digest(ctype, group)}-{ctype}-{group}-sm_{arch}.cubin"
-
-
 def _load_module(ctype: str, group: str = "step"):
     """The RawModule of ``group``'s kernels for ``ctype`` on the current GPU: the ready-made one
     for its architecture when there is one (and it loads), else compiled from the source."""
@@ -142,14 +112,14 @@ def _load_module(ctype: str, group: str = "step"):
     return cp.RawModule(code=module_source((ctype,), group=group), options=NVRTC_OPTIONS)
 
 
-def _blocks(n: int) -> tuple:
+def blocks(n: int) -> tuple:
     return (min((n + BLOCK - 1) // BLOCK, MAX_BLOCKS),)
 
 
-def _run(name: str, ctype: str, n: int, *args) -> None:
+def run_kernel(name: str, ctype: str, n: int, *args) -> None:
     """Launch kernel ``name`` of the ``ctype`` module over ``n`` elements (its last parameter)."""
     _launched.add(name)
-    function(function_name(name, ctype), ctype)(_blocks(n), (BLOCK,), (*args, np.int64(n)))
+    function(function_name(name, ctype), ctype)(blocks(n), (BLOCK,), (*args, np.int64(n)))
 
 
 def _trailing(shape: tuple, full: tuple) -> bool:
@@ -203,7 +173,7 @@ def launch(name: str, *args):
                     shape = value.shape
                 elif value.shape != shape:
                     same = False
-    if t_dtype is not None and t_dtype not in _CTYPE:
+    if t_dtype is not None and t_dtype not in CTYPE:
         if t_dtype.kind != "f":
             raise TypeError(f"{name}: devgrad's kernels take floating-point arrays, got {t_dtype}")
         return _launch_widened(name, t_dtype, args)
@@ -240,7 +210,7 @@ def launch(name: str, *args):
         else:
             kargs.append(scalar(value))
     if n:
-        _run(name, _CTYPE[t_dtype], n, *kargs)
+        run_kernel(name, CTYPE[t_dtype], n, *kargs)
     for target, scratch in copy_back:
         target[...] = scratch
     results = args[n_ins:]
@@ -279,10 +249,10 @@ def fill_(out, value: float):
     array takes one kernel of devgrad's module (the one this GPU already compiled, whichever its
     dtype: the value is written as words); zero, or another dtype, CuPy's fill (a memset for
     zero)."""
-    if out.size and value != 0 and out.dtype in _CTYPE and out.flags.c_contiguous:
+    if out.size and value != 0 and out.dtype in CTYPE and out.flags.c_contiguous:
         words = np.array(value, dtype=out.dtype).reshape(1).view(np.uint32)
         lo, hi = words[0], words[-1]  # a float32's one word twice; a float64's low and high halves
-        _run("fill", _compiled_ctype(_CTYPE[out.dtype]), out.nbytes // 4, lo, hi, out)
+        run_kernel("fill", compiled_ctype(CTYPE[out.dtype]), out.nbytes // 4, lo, hi, out)
     else:
         out.fill(value)
     return out
@@ -291,14 +261,6 @@ def fill_(out, value: float):
 def full(shape, value: float, dtype):
     """A new array of ``shape`` and ``dtype`` filled with ``value`` (``fill_``)."""
     return fill_(module().empty(shape, dtype=dtype), value)
-
-
-def dropout_(u, x, p: float):
-    """Dropout of ``x`` from uniform draws ``u`` (in [0, 1), or cuRAND's (0, 1] as they come: a
-    draw of 1 counts as 0), one launch: ``u`` becomes the mask in place (1/(1-p) where u >= p,
-    else 0); returns (mask, x × mask)."""
-    y = module().empty(x.shape, dtype=x.dtype)  # u is drawn in x's dtype (F.dropout)
-    return launch("dropout", float(p), 1.0 / (1.0 - p), x, u, y)
 
 
 def unit_interval_(u):
@@ -323,353 +285,8 @@ def bias_act_(out, bias, act: str):
     return out
 
 
-def _pair_loss(name: str, x, y, *params):
-    """A per-element loss kernel of (input, target) and its float ``params`` (Huber's delta, the
-    hinge's margin): the target takes the input's dtype first (one dtype per T placeholder;
-    NumPy would promote)."""
-    return launch(name, x, y.astype(x.dtype, copy=False), *map(float, params))
-
-
-def _pair_loss_grad(name: str, x, y, g, scale, *params):
-    """Its gradient kernel: g is per element when ``scale`` is None, else the 0-d upstream
-    gradient, multiplied by ``scale``."""
-    per_element = scale is None
-    return launch(name, x, y.astype(x.dtype, copy=False), _contiguous(g.astype(x.dtype, copy=False)),
-                  1.0 if per_element else scale, int(per_element), *map(float, params))
-
-
-def sq_err(x, y):
-    return _pair_loss("sq_err", x, y)
-
-
-def sq_err_grad(x, y, g, scale):
-    return _pair_loss_grad("sq_err_grad", x, y, g, scale)
-
-
-def abs_err(x, y):
-    return _pair_loss("abs_err", x, y)
-
-
-def abs_err_grad(x, y, g, scale):
-    return _pair_loss_grad("abs_err_grad", x, y, g, scale)
-
-
-def huber_err(x, y, delta: float):
-    return _pair_loss("huber_err", x, y, delta)
-
-
-def huber_err_grad(x, y, g, scale, delta: float):
-    return _pair_loss_grad("huber_err_grad", x, y, g, scale, delta)
-
-
-def logistic(x, y):
-    return _pair_loss("logistic", x, y)
-
-
-def logistic_grad(x, y, g, scale):
-    return _pair_loss_grad("logistic_grad", x, y, g, scale)
-
-
-def hinge(x, y, margin: float):
-    return _pair_loss("hinge", x, y, margin)
-
-
-def hinge_grad(x, y, g, scale, margin: float):
-    return _pair_loss_grad("hinge_grad", x, y, g, scale, margin)
-
-
-def bce_logits(z, y, pos_weight: float = 1.0):
-    return _pair_loss("bce_logits", z, y, pos_weight)
-
-
-def bce_logits_grad(z, y, g, scale, pos_weight: float = 1.0):
-    return _pair_loss_grad("bce_logits_grad", z, y, g, scale, pos_weight)
-
-
-def _contiguous(array):
+def contiguous(array):
     return array if array.flags.c_contiguous else module().ascontiguousarray(array)
-
-
-# Above this many classes a row is too long for one thread: the vectorised form (a few more
-# launches, each using the whole GPU) is faster.
-ROW_KERNEL_MAX_CLASSES = 1024
-
-
-def softmax_xent(z, labels, smoothing: float):
-    cp = module()
-    n, c = z.shape
-    if c > ROW_KERNEL_MAX_CLASSES:
-        return generic.softmax_xent(z, labels, smoothing, cp)
-    loss = cp.empty(n, dtype=z.dtype)
-    probs = cp.empty(z.shape, dtype=z.dtype)
-    launch("softmax_xent", _contiguous(z), _contiguous(labels.astype(np.int64, copy=False)), c, smoothing, loss, probs)
-    return loss, probs
-
-
-def softmax_xent_grad(probs, labels, smoothing: float, g, scale):
-    if probs.shape[1] > ROW_KERNEL_MAX_CLASSES:
-        return generic.softmax_xent_grad(probs, labels, smoothing, g, scale, module())
-    per_row = scale is None
-    return launch("softmax_xent_grad", probs, _contiguous(labels.astype(np.int64, copy=False)),
-                  _contiguous(g.astype(probs.dtype, copy=False)), probs.shape[1], smoothing,
-                  1.0 if per_row else scale, int(per_row))
-
-
-# One tensor's update is the multi-tensor kernel over a table of one: the module needs no second
-# copy of each optimizer (four kernels less for NVRTC to compile on a fresh machine). A tensor
-# that is not a contiguous float32/float64 array (a strided view, float16) is updated through a
-# contiguous working copy in the module's dtype (float16 widened to float64, its arithmetic in
-# double anyway), written back once, rounded once.
-
-def _work_dtype(p):
-    return p.dtype if p.dtype in _CTYPE else np.dtype(np.float64)
-
-
-def _one_by_one(arrays, update) -> None:
-    """``update(work)`` on ``arrays`` (p first; None stays None) as contiguous arrays of the
-    module's dtype (working copies where they are not, written back after): one tensor that a
-    multi-tensor launch cannot take in place."""
-    dtype = _work_dtype(arrays[0])
-    work = [a if a is None or (a.dtype == dtype and a.flags.c_contiguous) else a.astype(dtype, order="C")
-            for a in arrays]
-    update(work)
-    for target, value in zip(arrays, work):
-        if target is not None and value is not target:
-            target[...] = value
-
-
-def sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize, first) -> None:
-    g = g.astype(_work_dtype(p), copy=False)
-    _one_by_one((p, buf), lambda w: sgd_update_many([(w[0], g, w[1], None, first)], lr, momentum, dampening,
-                                                    weight_decay, nesterov, maximize))
-
-
-def adam_update(p, g, m, v, vmax, tmp, lr, step, b1, b2, eps, weight_decay, decoupled, maximize) -> None:
-    g = g.astype(_work_dtype(p), copy=False)
-    _one_by_one((p, m, v, vmax), lambda w: adam_update_many([(w[0], g, *w[1:], None, step)], lr, b1, b2, eps,
-                                                            weight_decay, decoupled, maximize))
-
-
-# -- multi-tensor updates: one launch for every parameter of a group ----------------------------
-
-_TABLE_WORDS = TABLE_DTYPE.itemsize // 8  # every field is 8 bytes: the table is a row of words
-_FIELD_AT = {name: i * TABLE_CAPACITY for i, (name, _) in enumerate(TABLE_FIELDS)}  # first word of each field
-_START_AT = len(TABLE_FIELDS) * TABLE_CAPACITY
-assert TABLE_DTYPE.itemsize == 8 * (_START_AT + TABLE_CAPACITY + 2), "the table must be all 8-byte words"
-
-
-def _tables(items, fields):
-    """Yield (table, element count) for ``items`` in chunks of TABLE_CAPACITY: each item is a
-    tuple of arrays (in ``fields`` order, None for unused) and a step count (a number, a 0-d
-    float64 device array, or None). The table is written as one list of words (an optimizer step
-    builds one per launch, on the host's time), then viewed as the struct."""
-    offsets = [_FIELD_AT[f] for f in fields]
-    step_at, step_value = _FIELD_AT["step_at"], _FIELD_AT["step"]
-    ndarray = module().ndarray
-    for first in range(0, len(items), TABLE_CAPACITY):
-        chunk = items[first:first + TABLE_CAPACITY]
-        words = [0] * _TABLE_WORDS
-        values = []  # (word, float) for numeric step counts
-        total = 0
-        for k, (arrays, step) in enumerate(chunk):
-            for at, array in zip(offsets, arrays):
-                if array is not None:
-                    words[at + k] = address(array)
-            if isinstance(step, ndarray):  # a capturable count: read on the device
-                words[step_at + k] = address(step)
-            elif step is not None:
-                values.append((step_value + k, float(step)))
-            words[_START_AT + k] = total
-            total += 0 if arrays[0] is None else arrays[0].size
-        words[_START_AT + len(chunk)] = total
-        words[-1] = len(chunk)  # count
-        table = np.frombuffer(_words("Q", words), dtype=np.uint64)  # half np.array's time for a list
-        if values:
-            as_float = table.view(np.float64)
-            for at, value in values:
-                as_float[at] = value
-        yield table.view(TABLE_DTYPE), total
-
-
-def _same_dtype_contiguous(items, name):
-    """The items' arrays with each gradient (the second array) made contiguous, checked to share
-    one float dtype; the other arrays are updated in place and must already be contiguous."""
-    dtype = items[0][0][0].dtype
-    if dtype not in _CTYPE:
-        raise TypeError(f"{name}: parameters of dtype {dtype}: the fused update takes float32 or float64")
-    fixed = []
-    for arrays, step in items:
-        for array in arrays:
-            if array is not None and array.dtype != dtype:
-                raise TypeError(f"{name}: one launch takes one dtype, got {array.dtype} and {dtype}")
-        fixed.append(([arrays[0], _contiguous(arrays[1]), *arrays[2:]], step))
-    return fixed, _CTYPE[dtype]
-
-
-def _in_place_ready(arrays) -> bool:
-    """True when the module has a build for the parameter's dtype and every array a multi-tensor
-    update writes (all but the gradient) is contiguous. Otherwise the one-tensor update copies
-    back (a strided view) or widens (float16)."""
-    return arrays[0].dtype in _CTYPE and all(a is None or a.flags.c_contiguous for i, a in enumerate(arrays) if i != 1)
-
-
-def _lr_args(lr):
-    if isinstance(lr, module().ndarray):  # a capturable lr: read on the device
-        return lr if lr.dtype == np.float64 else lr.astype(np.float64), np.float64(0.0)
-    return np.uint64(0), np.float64(lr)
-
-
-def increment_steps(steps) -> None:
-    """Add 1 to each 0-d float64 step array (a capturable optimizer's counts), in one launch."""
-    if not steps:
-        return
-    for table, _ in _tables([((None,), s) for s in steps], ("p",)):
-        function("devgrad_increment_steps", _compiled_ctype())(_blocks(len(steps)), (BLOCK,), (table,))
-
-
-def adam_update_many(items, lr, b1, b2, eps, weight_decay, decoupled, maximize) -> None:
-    """``adam_update`` for each item (p, g, m, v, vmax or None, scratch (unused), step): one
-    launch per dtype (and per TABLE_CAPACITY tensors) for the whole group."""
-    groups: dict = {}
-    for p, g, m, v, vmax, tmp, step in items:
-        if not _in_place_ready((p, g, m, v, vmax)):  # strided, or float16: the one-tensor path
-            adam_update(p, g, m, v, vmax, tmp, lr, step, b1, b2, eps, weight_decay, decoupled, maximize)
-            continue
-        groups.setdefault((p.dtype, vmax is not None), []).append(((p, g, m, v, vmax), step))
-    lr_at, lr_value = _lr_args(lr)
-    for (_, amsgrad), group in groups.items():
-        group, ctype = _same_dtype_contiguous(group, "adam")
-        for table, total in _tables(group, ("p", "g", "a", "b", "c")):
-            if total:
-                _run("adam_many", ctype, total, table, lr_at, lr_value, np.float64(b1), np.float64(b2),
-                     np.float64(eps), np.float64(weight_decay), np.int32(decoupled), np.int32(maximize),
-                     np.int32(amsgrad))
-
-
-def sgd_update_many(items, lr, momentum, dampening, weight_decay, nesterov, maximize) -> None:
-    """``sgd_update`` for each item (p, g, momentum buffer or None, scratch (unused), first):
-    one launch per dtype, buffer use and first step (and per TABLE_CAPACITY tensors)."""
-    groups: dict = {}
-    for p, g, buf, tmp, first in items:
-        if not _in_place_ready((p, g, buf)):  # strided, or float16: the one-tensor path
-            sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize, first)
-            continue
-        groups.setdefault((p.dtype, buf is not None, bool(first)), []).append(((p, g, buf), None))
-    lr_at, lr_value = _lr_args(lr)
-    for (_, has_buf, first), group in groups.items():
-        group, ctype = _same_dtype_contiguous(group, "sgd")
-        for table, total in _tables(group, ("p", "g", "a")):
-            if total:
-                _run("sgd_many", ctype, total, table, lr_at, lr_value, np.float64(momentum), np.float64(dampening),
-                     np.float64(weight_decay), np.int32(nesterov), np.int32(maximize), np.int32(first),
-                     np.int32(has_buf))
-
-
-def rmsprop_update_many(items, lr, alpha, eps, weight_decay, momentum, centered, maximize) -> None:
-    """RMSprop for each item (p, g, square_avg, momentum buffer or None, grad_avg or None): one
-    launch per dtype (and per TABLE_CAPACITY tensors)."""
-    def launch_group(group):
-        group, ctype = _same_dtype_contiguous(group, "rmsprop")
-        for table, total in _tables(group, ("p", "g", "a", "b", "c")):
-            if total:
-                _run("rmsprop_many", ctype, total, table, *_lr_args(lr), np.float64(alpha), np.float64(eps),
-                     np.float64(weight_decay), np.float64(momentum), np.int32(centered), np.int32(maximize))
-
-    groups: dict = {}
-    for p, g, sq, buf, ga in items:
-        if _in_place_ready((p, g, sq, buf, ga)):
-            groups.setdefault(p.dtype, []).append(((p, g, sq, buf, ga), None))
-        else:  # strided, or float16
-            dtype = _work_dtype(p)
-            _one_by_one((p, sq, buf, ga), lambda w, g=g, dtype=dtype: launch_group(
-                [((w[0], g.astype(dtype, copy=False), *w[1:]), None)]))
-    for group in groups.values():
-        launch_group(group)
-
-
-def adagrad_update_many(items, lr, lr_decay, weight_decay, eps, maximize) -> None:
-    """Adagrad for each item (p, g, sum, step count: a number or a 0-d float64 device array, already
-    advanced): one launch per dtype (and per TABLE_CAPACITY tensors)."""
-    def launch_group(group):
-        group, ctype = _same_dtype_contiguous(group, "adagrad")
-        for table, total in _tables(group, ("p", "g", "a")):
-            if total:
-                _run("adagrad_many", ctype, total, table, *_lr_args(lr), np.float64(lr_decay),
-                     np.float64(weight_decay), np.float64(eps), np.int32(maximize))
-
-    groups: dict = {}
-    for p, g, total, step in items:
-        if _in_place_ready((p, g, total)):
-            groups.setdefault(p.dtype, []).append(((p, g, total), step))
-        else:  # strided, or float16
-            dtype = _work_dtype(p)
-            _one_by_one((p, total), lambda w, g=g, step=step, dtype=dtype: launch_group(
-                [((w[0], g.astype(dtype, copy=False), w[1]), step)]))
-    for group in groups.values():
-        launch_group(group)
-
-
-def class_sums(z, labels, loss, weight: float, threshold: float, loss_sum, hits) -> None:
-    """Add a classification batch to its epoch's device sums, in one launch: ``hits`` (0-d
-    int64) += rows whose prediction from the outputs ``z`` (n, cols) is their label (argmax; for
-    one output, z > threshold); ``loss_sum`` (0-d float64) += ``loss`` (0-d) × ``weight``."""
-    ctype = _CTYPE.get(np.dtype(z.dtype))
-    if ctype is None:
-        raise TypeError(f"class_sums: outputs of dtype {z.dtype}: the kernel takes float32 or float64")
-    if loss_sum.dtype != np.float64 or hits.dtype != np.int64:
-        raise TypeError(f"class_sums: the sums must be float64 and int64, got {loss_sum.dtype} and {hits.dtype}")
-    rows = int(z.shape[0])
-    z = _contiguous(z.reshape(rows, math.prod(z.shape[1:])))  # (rows, outputs)
-    loss = module().asarray(loss, dtype=z.dtype)  # a 0-d array the kernel reads (as is when it already is)
-    if rows:
-        _run("class_sums", ctype, rows, z, _contiguous(labels.reshape(-1).astype(np.int64, copy=False)),
-             np.int32(z.shape[1]), np.float64(threshold), loss, np.float64(weight), loss_sum, hits)
-
-
-def reg_sums(out, y, loss, weight: float, loss_sum, sse, sae) -> None:
-    """Add a regression batch to its epoch's device sums (0-d float64): ``loss_sum`` += loss ×
-    ``weight``, ``sse`` += Σ(out − y)², ``sae`` += Σ|out − y|. One kernel writes the errors and
-    their signs (and adds the loss), two cuBLAS dot products add e·e and e·sign(e) into the sums:
-    deterministic, and nothing for CuPy to compile."""
-    ctype = _CTYPE.get(np.dtype(out.dtype))
-    if ctype is None or any(a.dtype != np.float64 for a in (loss_sum, sse, sae)):
-        raise TypeError(f"reg_sums: float32/float64 outputs and float64 sums, got {out.dtype}, "
-                        f"{loss_sum.dtype}, {sse.dtype}, {sae.dtype}")
-    cp = module()
-    out = _contiguous(out.reshape(-1))
-    n = out.size
-    if not n:
-        return
-    y = _contiguous(y.reshape(-1).astype(np.float64, copy=False))
-    loss = cp.asarray(loss, dtype=out.dtype)
-    e, s = cp.empty(n, dtype=np.float64), cp.empty(n, dtype=np.float64)
-    _run("reg_errors", ctype, n, out, y, loss, np.float64(weight), loss_sum, e, s)
-    for other, total in ((e, sse), (s, sae)):
-        found, row, column = _plan(e.reshape(1, n), other.reshape(n, 1))
-        cublas.gemm(found, 8, address(column), address(row), address(total), index=device_index(total),
-                    stream=current_stream(), precision="highest", beta=1.0)
-
-
-TARGET_MODES = {"value": 0, "sign": 1, "one_hot": 2}
-
-
-def targets(y, mode: str, n_classes: int, dtype):
-    """A loss's targets in ``dtype`` from labels (int64) or values (float64), in one launch:
-    ``mode`` "value" (y itself), "sign" (2·y − 1, the ±1 margin labels) or "one_hot" (rows of
-    ``n_classes``). Other dtypes take CuPy's (and NumPy's) formula."""
-    dtype = np.dtype(dtype)
-    ctype = _CTYPE.get(dtype)
-    is_int = y.dtype == np.int64
-    if ctype is None or not (is_int or y.dtype == np.float64) or (mode == "one_hot" and not is_int):
-        return generic.targets(y, mode, n_classes, dtype, module())
-    if mode == "value" and y.dtype == dtype:
-        return y
-    shape = (*y.shape, n_classes) if mode == "one_hot" else y.shape
-    out = module().empty(shape, dtype=dtype)
-    if out.size:
-        _run("targets", ctype, out.size, _contiguous(y), np.int32(is_int), out, np.int32(TARGET_MODES[mode]),
-             np.int32(n_classes))
-    return out
 
 
 def gather_rows(src, index):
@@ -685,12 +302,12 @@ def gather_rows(src, index):
     words = row_bytes // 4
     n = index.size * words
     if n:
-        ctype = _CTYPE.get(np.dtype(src.dtype)) or _compiled_ctype()
-        _run("gather_rows", ctype, n, src, _contiguous(index.astype(np.int64, copy=False)), out, np.int64(words))
+        ctype = CTYPE.get(np.dtype(src.dtype)) or compiled_ctype()
+        run_kernel("gather_rows", ctype, n, src, contiguous(index.astype(np.int64, copy=False)), out, np.int64(words))
     return out
 
 
-def _compiled_ctype(preferred: str = "float") -> str:
+def compiled_ctype(preferred: str = "float") -> str:
     """For a kernel that works on words (the same in either module): the element type of a kernel
     module already built for the current GPU (``preferred`` first), else ``preferred``."""
     device = current_device()
@@ -724,7 +341,7 @@ def capturing() -> bool:
     return bool(module().cuda.get_current_stream().is_capturing())
 
 
-def _plan(x, y):
+def plan(x, y):
     """The GEMM plan for 2-D-or-more x @ y, making an operand contiguous when its layout cannot
     be passed to cuBLAS as it is (a copy: a kernel, so capturable too)."""
     found = _layout_plan(x.shape, x.strides, y.shape, y.strides, x.itemsize)
@@ -794,7 +411,7 @@ def _gemm(x, y, precision, cp, alpha=1.0, out=None):
     if x.shape[-1] == 0:  # an empty sum
         out.fill(0)
         return out
-    found, x, y = _plan(x, y)
+    found, x, y = plan(x, y)
     cublas.gemm(found, x.itemsize, address(y), address(x), address(out), index=device_index(out),
                 stream=current_stream(), precision=precision, alpha=alpha)
     return out

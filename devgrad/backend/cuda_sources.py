@@ -1,172 +1,76 @@
-"""The CUDA kernel sources of devgrad's fused kernels.
+"""The CUDA sources of devgrad's kernels, generated from the kernel files ``cuda/*.cu``.
 
-``ELEMENTWISE[name]`` is (in params, out params, body) in ``cupy.ElementwiseKernel``'s
-notation; ``module_source()`` turns every one of them, the multi-tensor optimizer updates and
-the hand-written kernels into one CUDA source per group (``GROUPS``) and dtype (grid-stride
-``extern "C"`` kernels). Kept apart from the Python
-that launches them (``cuda_kernels``) so that the test harness can compile the very same source
-for the host and with NVRTC, without a GPU.
+The files hold each kernel's body under a ``//@`` header (their opening comment gives the
+notation); ``ELEMENTWISE[name]`` is (in params, out params, body) in ``cupy.ElementwiseKernel``'s
+notation, and ``module_source()`` turns every kernel into one CUDA source per group
+(``GROUPS``) and dtype (grid-stride ``extern "C"`` kernels). Plain text, no CuPy: the test
+harness compiles the very same source for the host, and ``devgrad warmup --arch`` with NVRTC,
+without a GPU. ``cuda_kernels`` launches the kernels.
 """
 
-# -- fused kernels ---------------------------------------------------------------------------
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from pathlib import Path
+
+# -- the kernel bodies: devgrad/backend/cuda/*.cu ---------------------------------------------
 # One elementwise kernel where NumPy needs a chain of in-place calls: on a GPU each call is a
 # launch (several microseconds of host time) and a pass over memory. Scalars that change from
 # step to step (lr, the Adam step count) are parameters that take a number or a 0-d device
 # array alike, so the same kernel serves eager steps and steps captured in a CUDA graph (which
 # must read them from device memory). Arithmetic is in double and rounded once to T.
 
-# Adam's body up to the new moments mi, vi (decay applied to pi or gi), for adam_many.
-ADAM_MOMENTS = """
-        double gi = maximize ? -(double)g : (double)g;
-        double pi = (double)p;
-        if (wd != 0.0) {
-            if (decoupled) pi *= 1.0 - lr * wd; else gi += wd * pi;
-        }
-        double mi = b1 * (double)m + (1.0 - b1) * gi;
-        double vi = b2 * (double)v + (1.0 - b2) * gi * gi;
-        m = (T)mi;
-        v = (T)vi;
-"""
+SOURCE_DIR = Path(__file__).resolve().parent / "cuda"
+SOURCE_FILES = ("primitives.cu", "losses.cu", "optimizers.cu", "metrics.cu")
+_HEADER = re.compile(r"^//@(elementwise|looped|multi|snippet|kernel) (\w+)(.*)$")
+_ELEMENTWISE_PARAMS = re.compile(r"^\((.*)\) -> \((.*)\)$")
+_PARAMS = re.compile(r"^\((.*)\)$")
 
-ELEMENTWISE = {
-    # exp overflowing to inf for x < -709 gives exactly 0, without any warning
-    "sigmoid": ("T x", "T y", "y = (T)(1.0 / (1.0 + exp(-(double)x)))"),
-    "relu_grad": ("T g, T y", "T gz", "gz = y > (T)0 ? g : (T)0"),
-    "sigmoid_grad": ("T g, T y", "T gz", "gz = g * (y * ((T)1 - y))"),
-    "tanh_grad": ("T g, T y", "T gz", "gz = g * ((T)1 - y * y)"),
-    "bias_relu": ("T b", "T y", "T z = y + b; y = z > (T)0 ? z : (T)0"),
-    "bias_sigmoid": ("T b", "T y", "y = (T)(1.0 / (1.0 + exp(-(double)(y + b))))"),
-    "bias_tanh": ("T b", "T y", "y = tanh(y + b)"),
-    "bias_identity": ("T b", "T y", "y = y + b"),  # a Linear without activation: the output layer
-    # Dropout forward in one launch: the mask from uniform draws u (in place: 1/(1-p) where u >= p,
-    # compared in T as NumPy compares a float32 array with a Python float, else 0) and x times it.
-    # The draws may be cuRAND's, in (0, 1], as they come: a draw of 1 counts as 0 (what moving them
-    # into [0, 1) would make of it), so no kernel runs between cuRAND and this one. Backward is mul
-    # (g times the mask). CuPy would compile a comparison, a cast and a multiply for it.
-    "dropout": ("float64 p, float64 scale, T x", "T u, T y",
-                "const T w = u >= (T)1 ? (T)0 : u; u = w >= (T)p ? (T)scale : (T)0; y = x * u"),
-    "mul": ("T a, T b", "T c", "c = a * b"),
-    # cuRAND's uniform draws lie in (0, 1]: a draw of 1 becomes 0, as CuPy's random_sample makes it
-    # with a kernel of its own (``top`` is 1)
-    "wrap_top": ("float64 top", "T u", "u = u >= (T)top ? (T)0 : u"),
-    # Squared error (x - y)² and its gradient 2·(x - y) times the upstream gradient (per element,
-    # or a scalar) and the reduction's scale: mse as one node.
-    "sq_err": ("T x, T y", "T loss", "const double d = (double)x - (double)y; loss = (T)(d * d)"),
-    "sq_err_grad": (
-        "T x, T y, raw T g, float64 scale, int32 per_element", "T gx",
-        """
-        const double upstream = per_element ? (double)g[i] : (double)g[0];
-        gx = (T)(2.0 * ((double)x - (double)y) * upstream * scale);
-        """),
-    # The other per-element losses of (input x, target y), each with its gradient written the
-    # same way (times the upstream gradient and the reduction's scale). Comparisons are written
-    # so that a NaN input gives a NaN loss, as the op-by-op NumPy formula does (a run must see it).
-    "abs_err": ("T x, T y", "T loss", "loss = (T)fabs((double)x - (double)y)"),
-    "abs_err_grad": (
-        "T x, T y, raw T g, float64 scale, int32 per_element", "T gx",
-        """
-        const double upstream = per_element ? (double)g[i] : (double)g[0];
-        const double d = (double)x - (double)y;
-        const double sign = d > 0.0 ? 1.0 : (d < 0.0 ? -1.0 : d);  // 0 at 0 (PyTorch's), NaN stays
-        gx = (T)(sign * upstream * scale);
-        """),
-    "huber_err": (
-        "T x, T y, float64 delta", "T loss",
-        """
-        const double a = fabs((double)x - (double)y);
-        loss = (T)(a > delta ? delta * (a - 0.5 * delta) : 0.5 * a * a);
-        """),
-    "huber_err_grad": (
-        "T x, T y, raw T g, float64 scale, int32 per_element, float64 delta", "T gx",
-        """
-        const double upstream = per_element ? (double)g[i] : (double)g[0];
-        const double d = (double)x - (double)y;
-        const double clipped = d > delta ? delta : (d < -delta ? -delta : d);
-        gx = (T)(clipped * upstream * scale);
-        """),
-    # The lecture's logistic loss log(1 + exp(-y·x)) for labels ±1, and the linear SVM's hinge.
-    "logistic": (
-        "T x, T y", "T loss",
-        """
-        const double t = -((double)y * (double)x);
-        loss = (T)(fmax(t, 0.0) + log1p(exp(-fabs(t))));
-        """),
-    "logistic_grad": (
-        "T x, T y, raw T g, float64 scale, int32 per_element", "T gx",
-        """
-        const double upstream = per_element ? (double)g[i] : (double)g[0];
-        const double yi = (double)y;
-        gx = (T)(-yi / (1.0 + exp(yi * (double)x)) * upstream * scale);
-        """),
-    "hinge": (
-        "T x, T y, float64 margin", "T loss",
-        """
-        const double t = margin - (double)y * (double)x;
-        loss = (T)(t < 0.0 ? 0.0 : t);
-        """),
-    "hinge_grad": (
-        "T x, T y, raw T g, float64 scale, int32 per_element, float64 margin", "T gx",
-        """
-        const double upstream = per_element ? (double)g[i] : (double)g[0];
-        const double yi = (double)y;
-        gx = (T)(margin - yi * (double)x >= 0.0 ? -yi * upstream * scale : 0.0);
-        """),
-    # Binary cross-entropy from logits, softplus(z) - z·y written to never overflow, and its
-    # gradient (sigmoid(z) - y) times the upstream gradient (per element, or a scalar) and scale.
-    # With a pos_weight other than 1: pos_weight·y·softplus(-z) + (1 - y)·softplus(z), and the
-    # gradient (1 - y)·sigmoid(z) - pos_weight·y·sigmoid(-z).
-    "bce_logits": (
-        "T z, T y, float64 pos_weight", "T loss",
-        """
-        const double zi = (double)z, yi = (double)y, tail = log1p(exp(-fabs(zi)));
-        loss = (T)(pos_weight == 1.0 ? fmax(zi, 0.0) - zi * yi + tail
-                                     : pos_weight * yi * (fmax(-zi, 0.0) + tail) + (1.0 - yi) * (fmax(zi, 0.0) + tail));
-        """),
-    "bce_logits_grad": (
-        "T z, T y, raw T g, float64 scale, int32 per_element, float64 pos_weight", "T gz",
-        """
-        const double upstream = per_element ? (double)g[i] : (double)g[0];
-        const double yi = (double)y, s = 1.0 / (1.0 + exp(-(double)z));
-        const double d = pos_weight == 1.0 ? s - yi : (1.0 - yi) * s - pos_weight * yi * (1.0 - s);
-        gz = (T)(d * upstream * scale);
-        """),
-    # Softmax cross-entropy, one thread per row of n_classes logits: the row's max, the sum of exps,
-    # the probabilities (kept for backward) and the row's loss, with label smoothing.
-    "softmax_xent": (
-        "raw T z, raw int64 labels, int32 n_classes, float64 smoothing", "T loss, raw T probs",
-        """
-        const ptrdiff_t row = (ptrdiff_t)i * n_classes;
-        double mx = (double)z[row];
-        for (int j = 1; j < n_classes; ++j) mx = fmax(mx, (double)z[row + j]);
-        double total = 0.0, shifted_sum = 0.0;
-        for (int j = 0; j < n_classes; ++j) {
-            const double s = (double)z[row + j] - mx;
-            total += exp(s);
-            shifted_sum += s;
-        }
-        const double inv = 1.0 / total;
-        for (int j = 0; j < n_classes; ++j) probs[row + j] = (T)(exp((double)z[row + j] - mx) * inv);
-        const double log_total = log(total);
-        // A label outside [0, n_classes) gives a NaN loss (the run reports it) rather than a
-        // read outside the row; labels are not range-checked on the GPU (that would sync).
-        const long long label = labels[i];
-        double value = (label >= 0 && label < n_classes) ? log_total - ((double)z[row + label] - mx) : nan("");
-        if (smoothing != 0.0) value = (1.0 - smoothing) * value + smoothing * (log_total - shifted_sum / n_classes);
-        loss = (T)value;
-        """),
-    # Its gradient: (probabilities - smoothed one-hot) times the upstream gradient (one per row
-    # for reduction 'none', else a scalar) times the reduction's scale.
-    "softmax_xent_grad": (
-        "T p, raw int64 labels, raw T g, int32 n_classes, float64 smoothing, float64 scale, int32 per_row", "T gz",
-        """
-        const ptrdiff_t row = (ptrdiff_t)i / n_classes;
-        const int col = (int)((ptrdiff_t)i - row * n_classes);
-        double target = smoothing / n_classes;
-        if (col == labels[row]) target += 1.0 - smoothing;
-        const double upstream = per_row ? (double)g[row] : (double)g[0];
-        gz = (T)(((double)p - target) * upstream * scale);
-        """),
-}
+
+def _blocks(text: str, where: str) -> list[tuple[str, str, str, str]]:
+    """(kind, name, parameters, body) of each ``//@`` block of a kernel file; the comment lines
+    that close a block describe the next one and are not part of its body."""
+    found: list = []
+    for line in text.splitlines():
+        match = _HEADER.match(line)
+        if match:
+            found.append([match.group(1), match.group(2), match.group(3).strip(), []])
+        elif found:
+            found[-1][3].append(line)
+    blocks = []
+    for kind, name, rest, lines in found:
+        while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith("//")):
+            lines.pop()
+        if not lines:
+            raise ValueError(f"{where}: kernel {name!r} has no body")
+        blocks.append((kind, name, rest, "\n".join(lines)))
+    return blocks
+
+
+def _read_sources() -> tuple[dict, dict, dict, dict]:
+    """The kernel files' blocks by kind: elementwise {name: (in, out, body)}, looped and multi
+    {name: (parameters, body)}, text {name: body} for snippets and whole kernels."""
+    elementwise, looped, multi, text = {}, {}, {}, {}
+    for file in SOURCE_FILES:
+        for kind, name, rest, body in _blocks((SOURCE_DIR / file).read_text(encoding="utf-8"), file):
+            if kind == "elementwise":
+                match = _ELEMENTWISE_PARAMS.match(rest)
+                if match is None:
+                    raise ValueError(f"{file}: {name}: want '//@elementwise NAME(IN) -> (OUT)', got {rest!r}")
+                elementwise[name] = (match.group(1), match.group(2), body)
+            elif kind in ("looped", "multi"):
+                match = _PARAMS.match(rest)
+                if match is None:
+                    raise ValueError(f"{file}: {name}: want '//@{kind} NAME(PARAMETERS)', got {rest!r}")
+                (looped if kind == "looped" else multi)[name] = (match.group(1), body)
+            else:
+                text[name] = body
+    return elementwise, looped, multi, text
+
+
+ELEMENTWISE, _LOOPED, _MULTI_BODIES, _TEXT = _read_sources()
 
 
 # -- a few modules for every kernel ----------------------------------------------------------
@@ -240,86 +144,8 @@ def _elementwise(name: str, ctype: str) -> str:
 
 # Multi-tensor updates: thread i finds its tensor k by binary search over t.start, then runs the
 # very body of the one-tensor kernel on element j of tensor k.
-_FIND = """
-        int lo = 0, hi = (int)t.count - 1;
-        while (lo < hi) { const int mid = (lo + hi + 1) / 2; if (t.start[mid] <= i) lo = mid; else hi = mid - 1; }
-        const int k = lo;
-        const long long j = i - t.start[k];
-        T& p = ((T*)t.p[k])[j];
-        const T& g = ((const T*)t.g[k])[j];
-"""
-_MULTI = {
-    # a = exp_avg, b = exp_avg_sq, c = max_exp_avg_sq (AMSGrad) or unused
-    "adam_many": ("const double* lr_at, const double lr_value, const double b1, const double b2, const double eps, "
-                  "const double wd, const int decoupled, const int maximize, const int amsgrad", _FIND + """
-        T& m = ((T*)t.a[k])[j];
-        T& v = ((T*)t.b[k])[j];
-        const double step = t.step_at[k] ? *(const double*)t.step_at[k] : t.step[k];
-""" + ADAM_MOMENTS + """
-        double vm = vi;
-        if (amsgrad) {
-            T& vmax = ((T*)t.c[k])[j];
-            vm = fmax((double)vmax, (double)(T)vi);
-            vmax = (T)vm;
-        }
-        const double denom = sqrt(vm) / sqrt(1.0 - pow(b2, step)) + eps;
-        p = (T)(pi - lr / (1.0 - pow(b1, step)) * mi / denom);
-"""),
-    # a = momentum buffer (when momentum != 0)
-    "sgd_many": ("const double* lr_at, const double lr_value, const double momentum, const double dampening, "
-                 "const double wd, const int nesterov, const int maximize, const int first, const int has_buf",
-                 _FIND + """
-        double gi = maximize ? -(double)g : (double)g;
-        if (wd != 0.0) gi += wd * (double)p;
-        double d = gi;
-        if (has_buf) {
-            T& buf = ((T*)t.a[k])[j];
-            const double b = first ? gi : momentum * (double)buf + (1.0 - dampening) * gi;
-            buf = (T)b;
-            d = nesterov ? gi + momentum * b : b;
-        }
-        p = (T)((double)p - lr * d);
-"""),
-    # a = square_avg, b = momentum buffer (when momentum > 0), c = grad_avg (centered); as PyTorch
-    "rmsprop_many": ("const double* lr_at, const double lr_value, const double alpha, const double eps, "
-                     "const double wd, const double momentum, const int centered, const int maximize",
-                     _FIND + """
-        T& sq = ((T*)t.a[k])[j];
-        double gi = maximize ? -(double)g : (double)g;
-        if (wd != 0.0) gi += wd * (double)p;
-        const double s = alpha * (double)sq + (1.0 - alpha) * gi * gi;
-        sq = (T)s;
-        double avg;
-        if (centered) {
-            T& ga = ((T*)t.c[k])[j];
-            const double a = alpha * (double)ga + (1.0 - alpha) * gi;
-            ga = (T)a;
-            avg = sqrt(s - a * a) + eps;
-        } else {
-            avg = sqrt(s) + eps;
-        }
-        if (momentum > 0.0) {
-            T& buf = ((T*)t.b[k])[j];
-            const double b = momentum * (double)buf + gi / avg;
-            buf = (T)b;
-            p = (T)((double)p - lr * b);
-        } else {
-            p = (T)((double)p - lr * (gi / avg));
-        }
-"""),
-    # a = sum of squared gradients; the step count (already advanced) decays the rate
-    "adagrad_many": ("const double* lr_at, const double lr_value, const double lr_decay, const double wd, "
-                     "const double eps, const int maximize", _FIND + """
-        T& sum = ((T*)t.a[k])[j];
-        const double step = t.step_at[k] ? *(const double*)t.step_at[k] : t.step[k];
-        double gi = maximize ? -(double)g : (double)g;
-        if (wd != 0.0) gi += wd * (double)p;
-        const double total = (double)sum + gi * gi;
-        sum = (T)total;
-        const double clr = lr / (1.0 + (step - 1.0) * lr_decay);
-        p = (T)((double)p - clr * (gi / (sqrt(total) + eps)));
-"""),
-}
+_FIND = "\n" + _TEXT["find_tensor"] + "\n"
+_MULTI = {name: (scalars, _FIND + body + "\n") for name, (scalars, body) in _MULTI_BODIES.items()}
 
 
 def _multi(name: str, ctype: str) -> str:
@@ -333,92 +159,9 @@ def _multi(name: str, ctype: str) -> str:
 
 
 # Capturable step counts: one launch adds 1 to every tensor's 0-d float64 step array.
-_INCREMENT = ("extern \"C\" __global__ void devgrad_increment_steps(const devgrad_table t) {\n"
-              "    DEVGRAD_NO_UNROLL\n"
-              "    for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < t.count;\n"
-              "         k += (long long)blockDim.x * gridDim.x)\n"
-              "        *(double*)t.step_at[k] += 1.0;\n}\n")
+_INCREMENT = _TEXT["increment_steps"] + "\n"
 
 MULTI_KERNELS = tuple(_MULTI)
-
-# Kernels written out by hand, each (parameters, body of the grid-stride loop over i < n), with
-# T the element type of the module; ``_looped`` gives each its header and loop.
-_LOOPED = {
-    # A classification step's contribution to its epoch's sums, in one launch where CuPy needs six
-    # (argmax, ==, sum, +=, and the loss's * and +=), each also one more NVRTC compilation on a
-    # fresh machine: thread i predicts row i (the first largest of its ``cols`` outputs, a NaN
-    # counting as largest as in NumPy's argmax; for one output, output > threshold) and counts a
-    # hit when that is its label (an integer atomic add: the same count in any order); thread 0
-    # adds the batch's mean loss times ``weight`` (its row count) to the float64 loss sum.
-    "class_sums": (
-        "const T* z, const long long* labels, const int cols, const double threshold, const T* loss, "
-        "const double weight, double* loss_sum, unsigned long long* hits",
-        """
-        const T* zi = z + i * (long long)cols;
-        long long pred;
-        if (cols == 1) {
-            pred = (double)zi[0] > threshold ? 1 : 0;
-        } else {
-            pred = 0;
-            T best = zi[0];
-            if (best == best) {
-                for (int j = 1; j < cols; ++j) {
-                    const T v = zi[j];
-                    if (v != v) { pred = j; break; }
-                    if (v > best) { best = v; pred = j; }
-                }
-            }
-        }
-        if (pred == labels[i]) atomicAdd(hits, 1ULL);
-        if (i == 0) *loss_sum += (double)loss[0] * weight;
-"""),
-    # A regression step's part of its epoch's sums, deterministically: thread i writes row i's
-    # error e = output - target and its sign s (in double), thread 0 adds the loss × ``weight``;
-    # the sums of e·e and e·s (= |e|) are then two cuBLAS dot products that add into the float64
-    # sums (beta = 1): no float atomics, so the same sums in any launch order.
-    "reg_errors": (
-        "const T* out, const double* y, const T* loss, const double weight, double* loss_sum, double* e, double* s",
-        """
-        const double d = (double)out[i] - y[i];
-        e[i] = d;
-        s[i] = d > 0.0 ? 1.0 : (d < 0.0 ? -1.0 : (d == 0.0 ? 0.0 : d));  // a NaN stays NaN
-        if (i == 0) *loss_sum += (double)loss[0] * weight;
-"""),
-    # Rows of any array picked by an index (the data loader's shuffle), copied as 32-bit words,
-    # so one kernel serves float features and int64 labels alike, in the module already compiled
-    # for the run's dtype: dst row r is src row index[r], each ``words`` words long.
-    "gather_rows": (
-        "const unsigned int* src, const long long* index, unsigned int* dst, const long long words",
-        """
-        const long long row = i / words;
-        dst[i] = src[index[row] * words + (i - row * words)];
-"""),
-    # A constant into every element of a float32 or float64 array (a backward's seed, a ones vector,
-    # a capturable optimizer's float64 rate and step counts), written as its 32-bit words: ``lo`` into
-    # the even words and ``hi`` into the odd ones (the two halves of a float64, one float32 twice),
-    # so one kernel serves both dtypes in the module already compiled (a float32 run's float64
-    # scalars need no float64 module: one NVRTC compilation less on a fresh machine), where CuPy's
-    # fill would be one more kernel to compile per dtype.
-    "fill": (
-        "const unsigned int lo, const unsigned int hi, unsigned int* out",
-        """
-        out[i] = (i & 1) ? hi : lo;
-"""),
-    # A loss's targets from a batch's labels (int64) or values (double), in the run's dtype:
-    # mode 0 the value itself, 1 the ±1 margin label 2·y − 1, 2 one-hot rows of ``classes`` columns.
-    "targets": (
-        "const void* src, const int src_is_int, T* out, const int mode, const int classes",
-        """
-        if (mode == 2) {
-            const long long row = i / classes;
-            out[i] = (T)(((const long long*)src)[row] == i - row * classes ? 1 : 0);
-        } else {
-            const double v = src_is_int ? (double)((const long long*)src)[i] : ((const double*)src)[i];
-            out[i] = (T)(mode == 1 ? 2.0 * v - 1.0 : v);
-        }
-"""),
-}
-
 
 def _looped(name: str, ctype: str) -> str:
     params, body = _LOOPED[name]
@@ -426,7 +169,7 @@ def _looped(name: str, ctype: str) -> str:
             f"extern \"C\" __global__ void {function_name(name, ctype)}({params}, const long long n) {{\n"
             "    DEVGRAD_NO_UNROLL\n"
             "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;\n"
-            f"         i += (long long)blockDim.x * gridDim.x) {{{body}    }}\n}}\n}}\n")
+            f"         i += (long long)blockDim.x * gridDim.x) {{\n{body}\n    }}\n}}\n}}\n")
 
 
 # What the host build needs to compile CUDA source: the math library, and one block of one
@@ -489,3 +232,28 @@ def module_source(ctypes=("float", "double"), host: bool = False, group: str | N
                 build = _elementwise if name in ELEMENTWISE else _multi if name in _MULTI else _looped
                 parts.append(build(name, ctype))
     return "\n".join(parts)
+
+
+# -- ready-made modules: compiled without a GPU, for a named architecture ----------------------
+# NVRTC needs no GPU, only the architecture to compile for; CuPy's own compile-and-cache path
+# asks the GPU for it. ``devgrad warmup --arch`` (``devgrad.warmup.build_module``) compiles
+# devgrad's module for ``sm_<arch>`` into the kernel cache folder (a Docker build, a login
+# node), named by the source's digest, so a GPU of that architecture later loads it instead of
+# compiling: nothing to compile on a fresh machine for a step that runs only devgrad's kernels
+# (an MLP's training step with any of the runner's losses does).
+
+NVRTC_OPTIONS = ("-std=c++17",)
+
+
+@functools.cache
+def source_digest(ctype: str, group: str = "step") -> str:
+    """A digest of a group's module source for ``ctype`` and its compile options: a ready-made
+    module is used only by the devgrad whose kernels it holds."""
+    text = module_source((ctype,), group=group) + " ".join(NVRTC_OPTIONS)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def prebuilt_path(folder, ctype: str, arch: str, group: str = "step") -> Path:
+    """Where the ready-made module of ``group`` for ``ctype`` and compute capability ``arch``
+    ("90") lives."""
+    return Path(folder) / f"devgrad-kernels-{source_digest(ctype, group)}-{ctype}-{group}-sm_{arch}.cubin"

@@ -5,14 +5,47 @@ Modules, in the order they build on each other: ``schema`` (generic YAML schema 
 schedule), ``checkpoint``, ``console``, ``rundir``, ``trainer``, ``report`` (plots),
 ``commands`` (run, resume, redraw), ``model_info``/``inputs``/``predict``/``export`` (use a
 trained run: load, predict, export), ``sweeps`` (grids of runs on a process pool or Dask).
+The names below are imported on first use, so that importing one module of this package (the
+runner's task, a checkpoint reader) does not import the commands, sweeps and reports.
 """
 
-from devgrad.experiment.commands import redraw, resume, run
-from devgrad.experiment.errors import RunError
-from devgrad.experiment.predict import TrainedModel, load
-from devgrad.experiment.rundir import RunResult
-from devgrad.experiment.spec import SpecError, resolve
-from devgrad.experiment.sweeps import SweepResult, resume_sweep, sweep
+from __future__ import annotations
+
+import importlib as _importlib
+from typing import TYPE_CHECKING
+
+from devgrad.experiment import _kernels  # noqa: F401 - registers the training loop's device kernels
+
+if TYPE_CHECKING:
+    from devgrad.experiment.commands import redraw, resume, run
+    from devgrad.experiment.errors import RunError
+    from devgrad.experiment.predict import TrainedModel, load
+    from devgrad.experiment.rundir import RunResult
+    from devgrad.experiment.spec import SpecError, resolve
+    from devgrad.experiment.sweeps import SweepResult, resume_sweep, sweep
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "RunError": "devgrad.experiment.errors", "RunResult": "devgrad.experiment.rundir",
+    "SpecError": "devgrad.experiment.spec", "SweepResult": "devgrad.experiment.sweeps",
+    "TrainedModel": "devgrad.experiment.predict", "load": "devgrad.experiment.predict",
+    "redraw": "devgrad.experiment.commands", "resolve": "devgrad.experiment.spec",
+    "resume": "devgrad.experiment.commands", "resume_sweep": "devgrad.experiment.sweeps",
+    "run": "devgrad.experiment.commands", "sweep": "devgrad.experiment.sweeps",
+}
 
 __all__ = ["RunError", "RunResult", "SpecError", "SweepResult", "TrainedModel", "load", "redraw", "resolve", "resume",
            "resume_sweep", "run", "sweep"]
+
+
+def __getattr__(name: str):
+    where = _EXPORTS.get(name)
+    if where is None:
+        raise AttributeError(f"module 'devgrad.experiment' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(where), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from devgrad import nn, optim
 from devgrad.backend import parse_device
-from devgrad.backend.cublas import PRECISIONS
+from devgrad.backend.precision import PRECISIONS
 from devgrad.core import Tensor
 from devgrad.data.files import SKLEARN_CLASSIFICATION, SKLEARN_REGRESSION
 from devgrad.data.synthetic import GENERATORS

@@ -15,6 +15,7 @@ from devgrad.core import Function, is_grad_enabled
 from devgrad.ops import leaky_relu, linear, log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus, tanh
 from devgrad.ops.elementwise import clip
 from devgrad.core import Tensor
+from devgrad.nn import _kernels  # noqa: F401 - registers the loss kernels looked up below (device.kernels)
 from devgrad.random import default_generator
 
 REDUCTIONS = ("mean", "sum", "none")

@@ -7,6 +7,7 @@ import numpy as np
 from devgrad.backend import device_of, is_capturing, refuse_while_capturing
 from devgrad.core import no_grad
 from devgrad.core import Tensor
+from devgrad.optim import _kernels  # noqa: F401 - registers the update kernels the optimizers look up
 
 
 def scratch(state: dict, param, device):

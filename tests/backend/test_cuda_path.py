@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 import devgrad as dg
 import devgrad.nn.functional as F
 from devgrad import bench
-from devgrad.backend import cublas, cuda_kernels
+from devgrad.backend import cublas, cuda_kernels, registry
 from devgrad.backend import numpy as cpu_module
 from devgrad.data import build_splits
 from devgrad.experiment import resolve, run
@@ -158,7 +158,7 @@ def _device_address(array) -> int:
     return harness.host_address(array)
 
 
-def _device_copy(array, index):
+def _device_copy(array):
     """``Device.copy`` as the CUDA backend does it: a memcpy for a contiguous array (no kernel),
     CuPy's copy kernel otherwise."""
     if _Recorded.ops is not None:
@@ -204,7 +204,7 @@ def cuda_path(monkeypatch):
                 host = _RecordingNumpy(harness.host_cupy().cuda)
                 patch.setattr(harness, "host_cupy", lambda: host)
                 patch.setattr(cpu, "xp", _RecordingNumpy())
-                patch.setattr(cpu_module, "to_device", lambda array, index: _recorded(np.asarray(array)))
+                patch.setattr(cpu_module, "to_device", lambda array: _recorded(np.asarray(array)))
                 patch.setattr(cpu_module, "copy", _device_copy)  # the CUDA backend's: a memcpy when contiguous
                 patch.setattr(cpu, "host_reads_are_free", False)  # as on a GPU: no label range check
                 patch.setitem(harness.device_array, "type", _Recorded)  # a kernel refuses host arrays
@@ -228,7 +228,7 @@ def cuda_path(monkeypatch):
                 return lambda grid, block, args: (launches.append(name_), fn_(grid, block, args))
 
             patch.setattr(cuda_kernels, "function", counting)
-            patch.setattr(cpu, "kernels", cuda_kernels)
+            patch.setattr(cpu, "kernels", registry.KernelTable("cuda"))  # resolved now: the patches above hold
             patch.setattr(cpu, "matmul", cuda_kernels.matmul)
             patch.setattr(cpu, "updates_need_scratch", False)  # a GPU's fused updates keep no scratch
             calls = recorder.calls
@@ -936,7 +936,7 @@ def test_dropout_on_a_gpu_is_curands_draws_then_one_kernel_forward_and_one_backw
     stand_in = harness.host_cupy()
     stand_in.cuda = types.SimpleNamespace(Device=lambda index: contextlib.nullcontext())
     monkeypatch.setattr(cuda_module, "module", lambda: stand_in)
-    monkeypatch.setattr(cpu_module, "uniform", cuda_module.uniform)  # the CPU device draws as the GPU's does
+    monkeypatch.setattr(cpu_module, "uniform", cuda_module.open_device(0).uniform)  # the CPU draws as a GPU does
     draws = np.array([[1.0, 0.25, 0.75, 1.0, 0.5]])
 
     class CuRand:  # CuPy's generator: its raw cuRAND call

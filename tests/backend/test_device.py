@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 
 import pickle
@@ -146,8 +145,8 @@ def test_work_on_a_second_gpu_runs_with_that_gpu_current(monkeypatch):
     entered = []
 
     @contextlib.contextmanager
-    def recording(index):
-        entered.append(index)
+    def recording():  # the CPU's module is called only for a device of index != 0
+        entered.append(1)
         yield
 
     monkeypatch.setattr(cpu_module, "activate", recording)  # the stand-in second device is a CPU one
@@ -185,27 +184,56 @@ def test_copy_and_gather_rows_make_new_arrays_on_the_device(device):
     assert float(device.to_host(device.copy(step))) == 7.0
 
 
-def _public_functions(module) -> dict:
-    return {name: fn for name, fn in vars(module).items()
-            if inspect.isfunction(fn) and not name.startswith("_") and fn.__module__ == module.__name__}
+def _parameters(fn) -> list:
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values() if p.name != "self"]
 
 
-@pytest.mark.parametrize(("host", "gpu"), [("numpy", "cupy"), ("cpu_kernels", "cuda_kernels")],
-                         ids=["backend", "kernels"])
-def test_the_device_modules_are_one_protocol(host, gpu):
-    """Device delegates to one module per device (and reaches kernels as device.kernels.<name>):
-    every function the CPU's module offers, the CUDA one offers with the same parameters, so code
-    written against one device runs on the other. (The CUDA modules may have more: their launch
-    and handle helpers.)"""
-    host_module = importlib.import_module(f"devgrad.backend.{host}")
-    gpu_module = importlib.import_module(f"devgrad.backend.{gpu}")
-    host_fns, gpu_fns = _public_functions(host_module), _public_functions(gpu_module)
-    assert len(host_fns) > 10
-    missing = sorted(set(host_fns) - set(gpu_fns))
-    assert missing == [], f"{gpu} lacks {missing}"
-    for name, fn in host_fns.items():
-        want = [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
-        got = [(p.name, p.kind, p.default) for p in inspect.signature(gpu_fns[name]).parameters.values()]
-        assert got == want, name
-    if host == "numpy":  # the backends: exactly the same functions
-        assert sorted(gpu_fns) == sorted(host_fns)
+def test_each_device_module_is_the_written_protocol():
+    """Device delegates to one module per device: the CPU's module and a GPU's CudaDevice are
+    both ``DeviceModule``s, with every method of the protocol taking the protocol's parameters
+    (no device index: a GPU's object knows its own), so code written against one device runs
+    on the other."""
+    from devgrad.backend import cupy as cuda_module
+    from devgrad.backend.protocol import DeviceModule
+
+    gpu = cuda_module.open_device(0)
+    assert isinstance(cpu_module, DeviceModule) and isinstance(gpu, DeviceModule)
+    assert cpu_module.open_device(0) is cpu_module
+    methods = [name for name, member in vars(DeviceModule).items()
+               if inspect.isfunction(member) and not name.startswith("_")]
+    assert len(methods) >= 15
+    for name in methods:
+        want = _parameters(getattr(DeviceModule, name))
+        if name != "matmul":  # NumPy's matmul is a ufunc: no Python signature to read
+            assert _parameters(getattr(cpu_module, name)) == want, name
+        got = _parameters(getattr(gpu, name))  # may take more, each with a default (matmul's precision)
+        assert got[:len(want)] == want and all(p[2] is not inspect.Parameter.empty for p in got[len(want):]), name
+    for module in (cpu_module, gpu):
+        for flag in ("SUPPORTS_GRAPHS", "HOST_READS_ARE_FREE", "IS_HOST", "UPDATES_NEED_SCRATCH"):
+            assert isinstance(getattr(module, flag), bool), flag
+
+
+def test_every_kernel_of_the_cpu_is_registered_for_cuda_with_the_same_parameters():
+    """Each kernel registered for the CPU (the backend's primitives, the losses', the
+    optimizers', the training loop's) has a CUDA twin with the same parameters, so a layer
+    that calls ``device.kernels.<name>`` runs on either device."""
+    import devgrad.experiment  # noqa: F401 - registers the training loop's kernels
+    from devgrad.backend import registry
+
+    cpu, cuda = registry.registered("cpu"), registry.registered("cuda")
+    assert len(cpu) > 30 and {"sq_err", "adam_update_many", "class_sums", "fill_"} <= set(cpu)
+    assert sorted(cpu) == sorted(cuda)
+    for name in cpu:
+        assert _parameters(registry.resolve(name, "cpu")) == _parameters(registry.resolve(name, "cuda")), name
+
+
+def test_a_kernel_name_has_one_owner_and_a_missing_one_says_how_to_register_it():
+    from devgrad.backend import registry
+
+    table = registry.KernelTable("cpu")
+    with pytest.raises(AttributeError, match="register_kernel"):
+        table.no_such_kernel  # noqa: B018
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register_kernel("sq_err", "cpu", lambda x, y: x)
+    registry.register_kernel("sq_err", "cpu", registry.resolve("sq_err", "cpu"))  # the same one again: fine
+    assert dg.device("cpu").kernel("sq_err") is registry.resolve("sq_err", "cpu")

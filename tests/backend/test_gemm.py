@@ -21,6 +21,7 @@ import pytest
 
 import devgrad as dg
 from devgrad.backend import cublas, cuda_kernels, gemm
+from devgrad.backend import precision as backend_precision
 
 from tests import cublas_harness
 from tests import kernel_harness as harness
@@ -229,7 +230,7 @@ def test_sums_over_leading_or_trailing_axes_are_gemms_with_ones(host_gemm, monke
     with TF32 even when float32 matmuls may use it; a middle axis falls back to CuPy's sum."""
     monkeypatch.setattr(cuda_kernels, "current_device", lambda: 0)
     monkeypatch.setattr(cuda_kernels, "_ones", {})
-    monkeypatch.setattr(cublas, "_precision", ["high"])
+    monkeypatch.setattr(backend_precision, "_precision", ["high"])
     a = np.random.default_rng(5).standard_normal(shape).astype(dtype)
     before = host_gemm.calls
     got = cuda_kernels.sum_axes(a, axes)

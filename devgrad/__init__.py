@@ -6,9 +6,8 @@
     y.backward()          # x.grad == 2 * x
 """
 
-from __future__ import annotations
-
 import importlib as _importlib
+import sys as _sys
 
 import numpy as _np
 
@@ -33,7 +32,6 @@ from devgrad.ops import (
     softplus, sqrt, squeeze, stack, std, sub, sum, swapaxes, tanh, transpose, unsqueeze, var, where,
 )
 from devgrad.random import manual_seed, rand, rand_like, randint, randn, randn_like
-from devgrad import viz
 from devgrad import nn, optim
 from devgrad.capture import CapturedStep
 from devgrad.io import load, save
@@ -43,12 +41,37 @@ cat = concatenate  # PyTorch's name
 float32 = _np.float32
 float64 = _np.float64
 
-# Subpackages a user is shown (``devgrad.experiment.run(...)``, ``devgrad.data.DataLoader``)
-# are reachable after ``import devgrad``, imported on first use so that import stays fast.
-_LAZY_SUBMODULES = ("bench", "cli", "data", "experiment")
+# Subpackages a user is shown (``devgrad.experiment.run(...)``, ``devgrad.data.DataLoader``,
+# ``devgrad.viz.to_dot``) are reachable after ``import devgrad``, imported on first use so that
+# import stays fast (the pictures need subprocess for Graphviz; the runner, YAML and reports).
+_LAZY_SUBMODULES = ("bench", "cli", "data", "experiment", "onnx", "viz")
+
+__all__ = [
+    "CaptureError", "CapturedStep", "Device", "DeviceError", "Function", "GradcheckError", "Tensor", "__version__",
+    "abs", "add", "arange", "argmax", "argmin", "as_dtype", "as_tensor", "broadcast_to", "cat", "clip", "concatenate",
+    "cuda_available", "cuda_unavailable_reason", "data", "default_device", "device", "devices", "div", "dot",
+    "enable_grad", "equal", "exp", "expand", "expand_dims", "experiment", "eye", "flatten", "float32", "float64",
+    "from_dlpack", "from_numpy", "full", "full_like", "get_float32_matmul_precision", "grad", "gradcheck", "greater",
+    "greater_equal", "is_grad_enabled", "leaky_relu", "less", "less_equal", "linear", "linspace", "load", "log",
+    "log_sigmoid", "log_softmax", "logsumexp", "manual_seed", "matmul", "max", "maximum", "mean", "min", "minimum",
+    "mul", "neg", "nn", "no_grad", "not_equal", "ones", "ones_like", "ops", "optim", "pow", "rand", "rand_like",
+    "randint", "randn", "randn_like", "relu", "reshape", "save", "set_default_device",
+    "set_float32_matmul_precision", "set_grad_enabled", "sigmoid", "softmax", "softplus", "sqrt", "squeeze", "stack",
+    "std", "sub", "sum", "swapaxes", "tanh", "tensor", "transpose", "unsqueeze", "var", "viz", "where", "zeros",
+    "zeros_like",
+]
+
+# The modules imported above are attributes of this package as a side effect of importing them;
+# they are not its API (``devgrad.core`` and the rest stay importable, and reachable below).
+for _module in ("backend", "capture", "core", "creation", "interop", "io", "random", "version"):
+    globals().pop(_module, None)
 
 
 def __getattr__(name: str):
-    if name in _LAZY_SUBMODULES:
+    if name in _LAZY_SUBMODULES or f"devgrad.{name}" in _sys.modules:
         return _importlib.import_module(f"devgrad.{name}")
     raise AttributeError(f"module 'devgrad' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*__all__, *(n for n in globals() if n.startswith("__"))})

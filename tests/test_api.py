@@ -106,3 +106,21 @@ def test_module_containers_buffers_and_apply():
     assert dg.nn.functional.leaky_relu(dg.tensor([-1.0]), 0.1).numpy().tolist() == [pytest.approx(-0.1)]
     with pytest.raises(KeyError, match="already has an attribute"):
         net.register_buffer("blocks", dg.zeros(1))
+
+
+def test_the_public_surface_is_explicit():
+    """``devgrad`` and each public subpackage list their names in ``__all__``; every listed name
+    exists; ``dir(devgrad)`` shows exactly those (no module imported along the way, such as
+    ``core`` or ``annotations``), while ``devgrad.core`` and the rest stay reachable."""
+    import importlib
+
+    public = {n for n in dir(dg) if not n.startswith("_")}
+    assert public == set(dg.__all__) - {"__version__"}
+    assert not public & {"annotations", "core", "creation", "version", "capture", "backend", "io", "random"}
+    assert dg.core.Tensor is dg.Tensor and dg.backend.device is dg.device
+    for name in ("devgrad", "devgrad.nn", "devgrad.nn.functional", "devgrad.optim", "devgrad.ops", "devgrad.data",
+                 "devgrad.experiment"):
+        module = importlib.import_module(name)
+        assert module.__all__, name
+        missing = [n for n in module.__all__ if not hasattr(module, n)]
+        assert not missing, f"{name}.__all__ lists names it lacks: {missing}"

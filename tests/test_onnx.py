@@ -129,3 +129,12 @@ def test_every_lecture_spec_exports_and_onnxruntime_serves_it(name, tmp_path):
     else:
         assert (model.classes[outputs[0]] == model.predict(rows)).all()
         np.testing.assert_allclose(outputs[1], model.predict_proba(rows), rtol=1e-5)
+
+
+def test_devgrad_onnx_is_reachable_after_import_devgrad():
+    import subprocess
+    import sys
+
+    code = "import devgrad; print(devgrad.onnx.export.__name__, devgrad.experiment.load.__name__)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0 and done.stdout.split() == ["export", "load"], done.stderr

@@ -311,3 +311,31 @@ def test_a_run_on_idx_images_predicts_from_the_files_own_pixel_values(standardiz
     trainer_view = model.model(dg.tensor(splits.X_test.astype(np.float32))).numpy().astype(np.float64)
     np.testing.assert_allclose(model.predict_proba(raw.reshape(len(raw), -1)), model.proba_outputs(trainer_view),
                                rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.oracle
+def test_the_pages_python_examples_run_on_a_real_run_folder(root, tmp_path, monkeypatch, torch):
+    """docs/use-a-trained-model.md's Python blocks, in order, with its example run folder replaced
+    by a real one and the names it leaves to the reader (rows, mlp, mean, std) given."""
+    import re
+
+    import devgrad as dg
+    from devgrad.experiment.export import export_run
+    from tests.run_helpers import ROOT
+
+    pytest.importorskip("onnxruntime")
+    run_dir = trained("multiclass", "relu", root).run_dir
+    if not (run_dir / "export" / "model.onnx").exists():
+        export_run(run_dir, quiet=True)
+    monkeypatch.chdir(tmp_path)
+    model = load(run_dir, quiet=True)
+    X, y = held_out(model.spec)
+    write_shuffled_csv(tmp_path / "new_animals.csv", model, X, y)
+    dg.save(dg.nn.MLP([4, 8, 3], activation="tanh", generator=0).state_dict(), tmp_path / "model.safetensors")
+    page = (ROOT / "docs" / "use-a-trained-model.md").read_text(encoding="utf-8")
+    page = page.replace("runs/animals/20261207-101500-a1b2c3", str(run_dir))
+    namespace = {"rows": X, "mlp": dg.nn.MLP([4, 6, 2], generator=0), "mean": np.zeros(4), "std": np.ones(4)}
+    for block in re.findall(r"^```python\n(.*?)^```", page, re.S | re.M):
+        exec(compile(block, "use-a-trained-model.md", "exec"), namespace)
+    assert (namespace["classes"][namespace["label"]] == model.predict(X)).all()
+    assert namespace["t"][0, 0].item() == 10.0 and (tmp_path / "mlp.onnx").exists()

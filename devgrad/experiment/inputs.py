@@ -55,7 +55,7 @@ def read_file(path: Path, names: list[str], target: str | None) -> Inputs:
 
 def _read_csv(path: Path, names: list[str], target: str | None) -> Inputs:
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:  # a BOM is not part of the first name
             rows = [row for row in csv.reader(fh) if row and any(cell.strip() for cell in row)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{path}: cannot read it as CSV text ({exc})") from None

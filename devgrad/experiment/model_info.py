@@ -30,7 +30,7 @@ def feature_names(data: dict, n_features: int) -> list[str]:
     """The input columns a run was trained on, in order: a CSV's header without the target
     column, else ``x0 .. x{n-1}``."""
     if data.get("source") == "csv":
-        with open(data["path"], newline="", encoding="utf-8") as fh:
+        with open(data["path"], newline="", encoding="utf-8-sig") as fh:  # a BOM is not part of a name
             header = [h.strip() for h in next(csv.reader(fh))]
         names = [h for h in header if h != data["target"]]
         if len(names) == n_features:

@@ -93,6 +93,8 @@ def test_inputs_may_be_tensors_tables_and_files_with_columns_matched_by_name(roo
     path = tmp_path / "rows.csv"
     path.write_text("weight,length,height\n" + "".join(f"{w!r},{a!r},{h!r}\n" for a, h, w in X.tolist()))
     assert (model.predict(path) == expected).all() and (model.predict(str(path)) == expected).all()
+    path.write_text("\ufeff" + path.read_text(), encoding="utf-8")  # as spreadsheet programs save CSV
+    assert (model.predict(path) == expected).all()
     np.savez(tmp_path / "rows.npz", X=X)
     assert (model.predict(tmp_path / "rows.npz") == expected).all()
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
+import re
 import struct
+import warnings
 
 import numpy as np
 import pytest
 
-from devgrad.data import DataError, DataLoader, build_splits, synthetic
+from devgrad.data import DataError, DataLoader, build_splits, describe, synthetic
+from devgrad.data.dataset import split_sizes
+from devgrad.data.files import read_csv, read_idx, read_idx_pair, read_npz
+from devgrad.cli import main as cli_main
 from devgrad.experiment import run
 from tests.helpers import block_import
-from tests.run_helpers import SMALL
-from devgrad.data.files import read_csv, read_idx, read_idx_pair, read_npz
+from tests.run_helpers import SMALL, cli, write_spec
 
 GENERATORS = sorted(synthetic.GENERATORS)
 
@@ -53,7 +58,7 @@ def test_csv_reader(tmp_path):
     with pytest.raises(DataError, match="no column named 'target'.*a, label, b"):
         read_csv(path, "target")
     path.write_text("a,label\n1,x\nfoo,y\n")
-    with pytest.raises(DataError, match=r"line 3: 'foo' is not a number"):
+    with pytest.raises(DataError, match=r"line 3, column 'a': 'foo' is not a number"):
         read_csv(path, "label")
 
 
@@ -167,3 +172,236 @@ def test_validate_runs_the_data_checks_run_does(tmp_path):
     result = subprocess.run([sys.executable, "-m", "devgrad", "validate", str(spec)], capture_output=True,
                             text=True, check=False)
     assert result.returncode == 2 and "no column named 'lbl'" in result.stderr
+
+
+# -- labels given as a 2-D y -------------------------------------------------------------------
+
+def _three_blobs(n: int = 240) -> tuple[np.ndarray, np.ndarray]:
+    X, y = synthetic.blobs(n, seed=2, n_classes=3)
+    return X, y
+
+
+def _npz_spec(path) -> dict:
+    return {**SMALL, "name": "npz", "data": {"source": "npz", "path": str(path)}, "plots": {"enabled": False},
+            "train": {"epochs": 3, "batch_size": 32}}
+
+
+def test_one_hot_y_trains_exactly_like_integer_labels(tmp_path):
+    """A one-hot (n, k) y used to be flattened into n·k labels, misaligned with the rows of X."""
+    X, y = _three_blobs()
+    np.savez(tmp_path / "labels.npz", X=X, y=y)
+    np.savez(tmp_path / "one_hot.npz", X=X, y=np.eye(3)[y])
+    by_label = run(_npz_spec(tmp_path / "labels.npz"), out=tmp_path / "a", quiet=True)
+    by_one_hot = run(_npz_spec(tmp_path / "one_hot.npz"), out=tmp_path / "b", quiet=True)
+    assert by_label.summary["test"]["test_accuracy"] > 0.9
+    assert by_one_hot.summary["test"] == by_label.summary["test"]
+    assert by_one_hot.history == by_label.history
+    log = (by_one_hot.run_dir / "train.log").read_text()
+    assert "one_hot.npz: y is one-hot (240, 3): each row's class is the column of its 1" in log
+
+
+def test_a_single_column_y_is_flattened_and_said(tmp_path):
+    X, y = _three_blobs(30)
+    np.savez(tmp_path / "d.npz", X=X, y=y[:, None].astype(np.float32))
+    notes: list = []
+    _, labels, classes = read_npz(tmp_path / "d.npz", notes)
+    assert labels.tolist() == y.tolist() and classes == [0.0, 1.0, 2.0]
+    assert notes == [f"{tmp_path / 'd.npz'}: y is a single column (30, 1): read as 30 labels"]
+
+
+@pytest.mark.parametrize(("y", "shown"), [
+    (np.array([[1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]]), r"row 0 is \[1 1 0\]"),  # multi-label
+    (np.array([[0.7, 0.3], [0.2, 0.8], [1.0, 0.0], [0.0, 1.0]]), r"row 0 is \[0\.7 0\.3\]"),  # soft labels
+    (np.zeros((4, 2, 2)), r"shape \(4, 2, 2\)"),
+])
+def test_other_2d_labels_are_refused_naming_file_shape_and_what_is_accepted(tmp_path, y, shown):
+    np.savez(tmp_path / "d.npz", X=np.ones((4, 3)), y=y)
+    with pytest.raises(DataError, match=r"d\.npz: y has shape .*") as info:
+        read_npz(tmp_path / "d.npz")
+    message = str(info.value)
+    assert re.search(shown, message) and "one-hot (n, k) rows of 0s with exactly one 1" in message
+    assert "multi-label" in message
+
+
+# -- what a data file may hold ----------------------------------------------------------------
+
+def test_an_empty_target_cell_is_an_error_not_a_class(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,label\n1,2,x\n\n3,4, \n5,6,y\n")
+    with pytest.raises(DataError, match=r"d\.csv, line 4, column 'label': the target is empty"):
+        read_csv(path, "label")
+
+
+def test_an_empty_feature_cell_names_its_column(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,label\n1,2,x\n3,,y\n")
+    with pytest.raises(DataError, match=r"d\.csv, line 3, column 'b': is empty; feature columns must be numeric"):
+        read_csv(path, "label")
+
+
+def test_repeated_header_names_are_refused_naming_them(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,a,label,b\n1,2,3,x,4\n5,6,7,y,8\n")
+    with pytest.raises(DataError, match=r"d\.csv: the header names 'a', 'b' more than once"):
+        read_csv(path, "label")
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("\ufefflabel,a\nx,1\ny,2\n".encode())
+    X, y, classes = read_csv(path, "label")
+    assert X.tolist() == [[1.0], [2.0]] and y.tolist() == [0, 1] and classes == ["x", "y"]
+
+
+def test_a_csv_of_only_the_target_column_is_refused_before_a_run_folder(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("label\nx\ny\nx\n")
+    spec = {**SMALL, "data": {"source": "csv", "path": str(path), "target": "label"}}
+    with pytest.raises(DataError, match=r"d\.csv: the only column is the target 'label'; the model needs at least "
+                                        "one feature column"):
+        run(spec, out=tmp_path / "runs", quiet=True)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_complex_features_are_refused_without_a_numpy_warning(tmp_path):
+    np.savez(tmp_path / "d.npz", X=np.ones((4, 2)) + 1j, y=np.array([0, 1, 0, 1]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DataError, match=r"d\.npz: X is complex \(complex128\); devgrad trains on real features"):
+            read_npz(tmp_path / "d.npz")
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"a,b,label\n1,2,x\n", r"not an NPZ file \(an \.npz is a zip archive of arrays"),
+    (b"\x93NUMPY\x01\x00", r"a single \.npy array, not an NPZ archive"),
+    (b"PK\x03\x04broken", r"a damaged NPZ file"),
+])
+def test_a_file_named_npz_that_is_not_one_says_so(tmp_path, content, message):
+    path = tmp_path / "d.npz"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message) as info:
+        read_npz(path)
+    assert "pickle" not in str(info.value)
+
+
+def test_labels_that_are_nan_are_refused(tmp_path):
+    np.savez(tmp_path / "d.npz", X=np.ones((3, 2)), y=np.array([0.0, np.nan, 1.0]))
+    with pytest.raises(DataError, match=r"d\.npz: y\[1\] is nan, not a label"):
+        read_npz(tmp_path / "d.npz")
+
+
+# -- targets that are not classes, and classes too rare to learn ----------------------------------
+
+def _csv_data(path, target: str = "label") -> dict:
+    return {"source": "csv", "path": str(path), "target": target, "split": {"train": 0.7, "val": 0.15, "test": 0.15},
+            "standardize": True}
+
+
+def test_classification_of_a_continuous_looking_target_is_refused(tmp_path):
+    path = tmp_path / "glass.csv"
+    rng = np.random.default_rng(0)
+    path.write_text("Id,a\n" + "".join(f"{i},{rng.random()}\n" for i in range(1, 215)))
+    with pytest.raises(DataError, match=r"column 'Id': 214 distinct numbers in 214 rows look like a continuous "
+                                        r"quantity, not classes; to predict it set task: regression"):
+        build_splits(_csv_data(path, "Id"), seed=0, task="classification")
+    assert build_splits(_csv_data(path, "Id"), seed=0, task="regression").regression
+
+
+def test_as_many_classes_as_rows_is_refused(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("label,a\n" + "".join(f"k{i},{i}\n" for i in range(30)))
+    with pytest.raises(DataError, match=r"30 classes in 30 rows, 30 of them with a single row: .* training would "
+                                        "be meaningless"):
+        build_splits(_csv_data(path), seed=0)
+
+
+def test_few_rows_per_class_and_rare_classes_are_warned_about(tmp_path):
+    path = tmp_path / "d.csv"
+    rows = [f"k{i % 12},{i}" for i in range(60)] + ["rare,1"]
+    path.write_text("label,a\n" + "\n".join(rows) + "\n")
+    s = build_splits(_csv_data(path), seed=0)
+    assert len(s.warnings) >= 2
+    assert "13 classes in 61 rows, about 4.7 rows per class (fewer than 10)" in s.warnings[0]
+    assert "class 'rare' (1 row) has fewer rows than the 3 splits, so cannot be in every split" in s.warnings[1]
+    common = tmp_path / "common.csv"
+    common.write_text("label,a\n" + "".join(f"k{i % 2},{i}\n" for i in range(60)))
+    assert build_splits(_csv_data(common), seed=0).warnings == []
+
+
+def test_class_warnings_reach_stderr_and_train_log(tmp_path, capsys):
+    path = tmp_path / "d.csv"
+    path.write_text("label,a\n" + "".join(f"k{i % 12},{i}\n" for i in range(60)))
+    spec = {**SMALL, "data": {"source": "csv", "path": str(path), "target": "label"}, "train": {"epochs": 1},
+            "plots": {"enabled": False}}
+    result = run(spec, out=tmp_path / "runs")
+    assert "devgrad: warning: " in capsys.readouterr().err
+    log = (result.run_dir / "train.log").read_text()
+    assert "data: " in log and "12 classes in 60 rows, about 5.0 rows per class" in log
+
+
+# -- split sizes --------------------------------------------------------------------------------
+
+def test_an_empty_test_split_gives_the_counts_of_every_split(tmp_path, capsys):
+    spec = {**SMALL, "seed": 1, "data": {"source": "blobs", "n_samples": 5, "n_classes": 2},
+            "train": {"epochs": 1}, "plots": {"enabled": False}}
+    result = run(spec, out=tmp_path)
+    out = capsys.readouterr().out
+    assert "test" not in result.summary
+    assert "the test split is empty (5 rows: 4 train, 1 val, 0 test by data.split 0.7/0.15/0.15)" in out
+    assert "data.split.test is 0" not in out
+    assert "data: 5 rows: 4 train, 1 val, 0 test" in (result.run_dir / "train.log").read_text()
+
+
+def test_split_sizes_never_exceed_the_rows():
+    assert split_sizes(3, {"train": 0.5, "val": 0.5, "test": 0.0}) == (2, 1, 0)
+    assert split_sizes(1000, {"train": 0.7, "val": 0.15, "test": 0.15}) == (700, 150, 150)
+
+
+# -- validate checks big synthetic data without generating it -------------------------------------
+
+def test_describe_a_large_synthetic_set_without_generating_it(monkeypatch):
+    @functools.wraps(synthetic.spirals)  # the same options, so its defaults are still known
+    def refuse(**kwargs):
+        raise AssertionError("generated")
+
+    monkeypatch.setitem(synthetic.GENERATORS, "spirals", refuse)
+    data = {"source": "spirals", "n_samples": 50_000_000, "noise": 0.0, "n_classes": 4, "n_features": None,
+            "split": {"train": 0.7, "val": 0.15, "test": 0.15}, "standardize": True}
+    summary = describe(data, seed=0, task="auto", loss="auto")
+    assert (summary.n_samples, summary.n_features, summary.n_classes, summary.task) == (50_000_000, 2, 4,
+                                                                                       "classification")
+    small = {**data, "n_samples": 100}
+    with pytest.raises(AssertionError, match="generated"):  # a small set is generated and checked for real
+        describe(small, seed=0)
+
+
+# -- the command line: exit 2, one message, nothing left on disk -------------------------------------
+
+BAD_DATA = [
+    ({"seed": -1}, "seed (line 2): must be >= 0, got -1"),
+    ({"data": {"source": "npz", "path": "text.npz"}}, "text.npz: not an NPZ file"),
+    ({"data": {"source": "csv", "path": "only_target.csv", "target": "label"}}, "the only column is the target"),
+]
+
+
+def _bad_data_spec(folder, spec: dict):
+    (folder / "text.npz").write_text("X,y\n1,2\n")
+    (folder / "only_target.csv").write_text("label\nx\ny\n")
+    return write_spec(folder, {"name": "bad", **{k: v for k, v in SMALL.items() if k != "name"}, **spec})
+
+
+@pytest.mark.parametrize(("spec", "message"), BAD_DATA)
+def test_bad_data_in_the_cli_is_one_message_and_no_run_folder(tmp_path, capsys, spec, message):
+    path = _bad_data_spec(tmp_path, spec)
+    for command in (["validate", str(path)], ["run", str(path), "--out", str(tmp_path / "runs")]):
+        assert cli_main(command) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("devgrad: error: ") and message in err and "allow_pickle" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_data_in_a_cli_process_exits_2_without_a_traceback(tmp_path):
+    spec, message = BAD_DATA[1]
+    result = cli("run", _bad_data_spec(tmp_path, spec), "--out", tmp_path / "runs")
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()

@@ -6,12 +6,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from devgrad.data import files, synthetic
+from devgrad.data import files, shapes, synthetic
 
 
 REGRESSION_LOSSES = ("mse", "mae", "huber")
 # An integer-valued target with more distinct values than this is a quantity, not classes.
 CONTINUOUS_DISTINCT = 100
+# Fewer rows per class than this on average: a warning (too few examples to learn each class).
+ROWS_PER_CLASS = 10
+# A synthetic set up to this many values (rows × features) is generated to check it; a larger
+# one is checked from what its spec says (``describe``).
+CHEAP_VALUES = 2_000_000
+SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -34,6 +40,13 @@ class Splits:
     task_reason: str = ""
     y_mean: float = 0.0  # regression: targets are (value - y_mean) / y_std in every split
     y_std: float = 1.0
+    notes: list = field(default_factory=list)  # how the data was read, for the run's log
+    warnings: list = field(default_factory=list)  # what may make the run meaningless, for the user
+    fractions: tuple = ()  # data.split's (train, val, test)
+
+    def sizes_text(self) -> str:
+        """The rows of each split, e.g. '5 rows: 4 train, 1 val, 0 test by data.split 0.7/0.15/0.15'."""
+        return split_text((len(self.X_train), len(self.X_val), len(self.X_test)), self.fractions)
 
     @property
     def regression(self) -> bool:
@@ -64,9 +77,9 @@ class Splits:
         return (X - self.mean) / self.std
 
 
-def raw_dataset(data: dict, seed: int):
+def raw_dataset(data: dict, seed: int, notes: list | None = None):
     """(X, y, classes) for the data section of a resolved spec: y indexes ``classes``, the
-    target's distinct values in sorted order."""
+    target's distinct values in sorted order. ``notes`` receives how a file's labels were read."""
     source = data["source"]
     if source in synthetic.GENERATORS:
         kwargs = {"n_samples": data["n_samples"], "noise": data["noise"], "seed": seed}
@@ -79,9 +92,9 @@ def raw_dataset(data: dict, seed: int):
     if source == "csv":
         return files.read_csv(data["path"], data["target"])
     if source == "npz":
-        return files.read_npz(data["path"])
+        return files.read_npz(data["path"], notes)
     if source == "idx":
-        return files.read_idx_pair(data["images"], data["labels"])
+        return files.read_idx_pair(data["images"], data["labels"], notes)
     if source.startswith("sklearn:"):
         return files.load_sklearn(source.split(":", 1)[1])
     raise files.DataError(f"unknown data.source {source!r}")
@@ -145,24 +158,50 @@ def _std(X: np.ndarray, mean: np.ndarray) -> np.ndarray:
 _NUMPY_2 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
 
 
+def split_sizes(n: int, split: dict) -> tuple[int, int, int]:
+    """Rows of the train, val and test splits of ``n`` rows for data.split's fractions."""
+    n_train = min(round(split["train"] * n), n)
+    n_val = min(round(split["val"] * n), n - n_train)
+    return n_train, n_val, n - n_train - n_val
+
+
+def split_text(sizes: tuple, fractions: tuple = ()) -> str:
+    """'5 rows: 4 train, 1 val, 0 test by data.split 0.7/0.15/0.15'."""
+    text = f"{sum(sizes)} rows: " + ", ".join(f"{k} {name}" for k, name in zip(sizes, SPLITS))
+    return text + (f" by data.split {'/'.join(f'{f:g}' for f in fractions)}" if fractions else "")
+
+
+def _fractions(data: dict) -> tuple:
+    return tuple(data["split"][name] for name in SPLITS)
+
+
+def _train_not_empty(n: int, data: dict) -> tuple[int, int, int]:
+    """The split sizes of ``n`` rows; an empty train split is an error that gives them."""
+    sizes = split_sizes(n, data["split"])
+    if sizes[0] < 1:
+        raise files.DataError(f"the train split is empty ({split_text(sizes, _fractions(data))}); "
+                              "use more samples or a larger data.split.train")
+    return sizes
+
+
 def build_splits(data: dict, seed: int, task: str = "classification", loss: str = "auto") -> Splits:
     """Shuffle with the run's seed, split, and standardise with statistics of the train split
     only: the features, and for regression the target (``data.standardize_target``)."""
-    X, y, classes = raw_dataset(data, seed)
-    task, reason = choose_task(task, loss, y, classes, _target_name(data))
+    notes: list[str] = []
+    X, y, classes = raw_dataset(data, seed, notes)
+    where = _target_name(data)
+    task, reason = choose_task(task, loss, y, classes, where)
     if task == "regression":
         y = _numeric(classes)[y]
     elif len(classes) < 2:
-        raise files.DataError(f"{_target_name(data)}: the target has a single class ({classes[0]!r}); "
+        raise files.DataError(f"{where}: the target has a single class ({classes[0]!r}); "
                               "classification needs two or more")
     n = len(X)
+    sizes = _train_not_empty(n, data)
     order = np.random.default_rng([seed, 1]).permutation(n)
-    n_train = round(data["split"]["train"] * n)
-    n_val = round(data["split"]["val"] * n)
-    if n_train < 1:
-        raise files.DataError(f"the train split is empty ({n} samples × {data['split']['train']}); "
-                              "use more samples or a larger data.split.train")
-    parts = np.split(order, [n_train, n_train + n_val])
+    parts = np.split(order, [sizes[0], sizes[0] + sizes[1]])
+    warnings = [] if task == "regression" else class_warnings(y, classes, [y[p] for p in parts], where)
+    notes.append(f"{split_text(sizes, _fractions(data))}; {X.shape[1]} features")
     X = np.asarray(X, dtype=np.float64)  # features are float64 (no copy when they already are)
     X_tr, X_va, X_te = (X[p] for p in parts)  # copies (fancy indexing): ours to change in place
     y_tr, y_va, y_te = (y[p] for p in parts)
@@ -174,12 +213,83 @@ def build_splits(data: dict, seed: int, task: str = "classification", loss: str 
         for part in (X_tr, X_va, X_te):  # (part - mean) / std, without two temporaries per split
             part -= mean
             part /= std
+    known = {"notes": notes, "warnings": warnings, "fractions": _fractions(data)}
     if task == "regression":
         y_mean, y_std = 0.0, 1.0
         if data.get("standardize_target", True):
             y_mean, y_std = float(y_tr.mean()), float(y_tr.std())
             y_std = y_std if y_std > 1e-12 else 1.0
         y_tr, y_va, y_te = ((part - y_mean) / y_std for part in (y_tr, y_va, y_te))
-        return Splits(X_tr, y_tr, X_va, y_va, X_te, y_te, 0, [], mean, std, task, reason, y_mean, y_std)
+        return Splits(X_tr, y_tr, X_va, y_va, X_te, y_te, 0, [], mean, std, task, reason, y_mean, y_std, **known)
     n_classes = max(int(y.max()) + 1, 2)
-    return Splits(X_tr, y_tr, X_va, y_va, X_te, y_te, n_classes, list(classes), mean, std, task, reason)
+    return Splits(X_tr, y_tr, X_va, y_va, X_te, y_te, n_classes, list(classes), mean, std, task, reason, **known)
+
+
+def _names(indices, classes: list, counts: np.ndarray, limit: int = 5) -> str:
+    shown = ", ".join(f"{classes[i]!r} ({counts[i]} row{'s' if counts[i] != 1 else ''})" for i in indices[:limit])
+    return shown + (f" and {len(indices) - limit} more" if len(indices) > limit else "")
+
+
+def class_warnings(y: np.ndarray, classes: list, parts: list, where: str) -> list[str]:
+    """What makes a classification doubtful, as warnings: few rows per class, classes too rare
+    to be in every split, classes the train split lacks. A target where training would be
+    meaningless (a quantity or an identifier: most values seen once) is an error."""
+    n, k = len(y), len(classes)
+    counts = np.bincount(y, minlength=k)
+    numeric = _numeric(classes) is not None
+    if numeric and k > CONTINUOUS_DISTINCT and k * ROWS_PER_CLASS > n:
+        raise files.DataError(
+            f"{where}: {k} distinct numbers in {n} rows look like a continuous quantity, not classes; to predict "
+            "it set task: regression (with loss: mse, mae or huber), or choose the class column as data.target")
+    singles = int((counts == 1).sum())
+    if 2 * singles > k:
+        hint = ("if it is a quantity set task: regression; if it is an identifier choose another data.target"
+                if numeric else "check that data.target names the class column")
+        raise files.DataError(f"{where}: {k} classes in {n} rows, {singles} of them with a single row: a class seen "
+                              f"once cannot be both learned and measured, so training would be meaningless; {hint}")
+    warnings = []
+    if k * ROWS_PER_CLASS > n:
+        warnings.append(f"{where}: {k} classes in {n} rows, about {n / k:.1f} rows per class (fewer than "
+                        f"{ROWS_PER_CLASS}): too few to learn each class well; use more rows or fewer classes")
+    used = sum(1 for part in parts if len(part))
+    rare = np.flatnonzero(counts < used)
+    if len(rare):
+        warnings.append(f"{where}: class{'es' if len(rare) > 1 else ''} {_names(rare, classes, counts)} "
+                        f"{'have' if len(rare) > 1 else 'has'} fewer rows than the {used} splits, so cannot be in "
+                        "every split: a class missing from train is never learned, one missing from val or test "
+                        "is never measured; add rows of it or drop it")
+    unseen = np.setdiff1d(np.flatnonzero(np.bincount(parts[0], minlength=k) == 0), rare)
+    if len(unseen):
+        warnings.append(f"{where}: class{'es' if len(unseen) > 1 else ''} {_names(unseen, classes, counts)} "
+                        f"{'have' if len(unseen) > 1 else 'has'} no rows in the train split, so the model never "
+                        "learns it; use more rows of it or a larger data.split.train")
+    return warnings
+
+
+@dataclass
+class DataSummary:
+    """What ``devgrad validate`` knows of a large synthetic set from its spec alone (the fields
+    of ``Splits`` that a run's checks read)."""
+
+    n_samples: int
+    n_features: int
+    n_classes: int
+    task: str
+    task_reason: str
+    notes: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+
+
+def describe(data: dict, seed: int, task: str = "classification", loss: str = "auto") -> Splits | DataSummary:
+    """The data as far as checking a spec needs it: the splits when they are cheap to make
+    (files are read: their checks need their values), else, for a large synthetic set, what its
+    spec says about it, without generating it."""
+    shape = shapes.data_shape(data)
+    if data["source"] not in synthetic.GENERATORS or shape.n_samples * shape.n_features <= CHEAP_VALUES:
+        return build_splits(data, seed, task, loss)
+    classes = [str(c) for c in range(shape.n_classes)]
+    task, reason = choose_task(task, loss, np.arange(shape.n_classes), classes, _target_name(data))
+    sizes = _train_not_empty(shape.n_samples, data)
+    notes = [f"{split_text(sizes, _fractions(data))}; {shape.n_features} features (not generated to check)"]
+    return DataSummary(shape.n_samples, shape.n_features, 0 if task == "regression" else shape.n_classes, task,
+                       reason, notes)

@@ -169,6 +169,9 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
     dev = resolve_device(spec.device)  # fails here, before any folder exists, if CUDA is missing
     splits = build_splits(spec.data.to_dict(), spec.seed, spec.task, spec.loss.name)  # bad data fails here too
     Task.from_spec(spec, splits)
+    if not quiet:
+        for warning in splits.warnings:
+            print(f"devgrad: warning: {warning}", file=sys.stderr, flush=True)
     parents = missing_parents(root / spec.name if run_dir is None else Path(run_dir).parent)
     run_dir = new_run_dir(root, spec.name) if run_dir is None else _named_run_dir(Path(run_dir))
     started, wall = now(), time.perf_counter()
@@ -272,10 +275,11 @@ def _finish(trainer: Trainer, summary: dict, history: list, console: Console) ->
         summary["test"] = {f"test_{k}": v for k, v in trainer.evaluate(test_loader).items()}
     else:
         missing = ", ".join(f"test_{m}" for m in ("loss", *trainer.task.metrics))
-        console.say(f"the test split is empty (data.split.test is 0): no test metrics ({missing}) for this run")
+        console.say(f"the test split is empty ({trainer.splits.sizes_text()}): no test metrics ({missing}) for "
+                    "this run")
     if trainer.val_loader is None:
-        console.say("the validation split is empty (data.split.val is 0): no val_ metrics; early stopping and "
-                    f"best.npz watch {trainer.monitor}")
+        console.say(f"the validation split is empty ({trainer.splits.sizes_text()}): no val_ metrics; early "
+                    f"stopping and best.npz watch {trainer.monitor}")
     linear = _linear_map(trainer)
     if linear is not None:
         summary["linear_map"] = linear

@@ -41,6 +41,10 @@ class Trainer:
         self.task = Task.from_spec(spec, self.splits)
         self.log = run_logger(run_dir)
         self.log.info("task: %s (%s)", self.task.kind, self.splits.task_reason)
+        for note in self.splits.notes:
+            self.log.info("data: %s", note)
+        for warning in self.splits.warnings:
+            self.log.warning("data: %s", warning)
         self.model = build_model(spec, self.splits.n_features, self.task, device)
         # What prediction needs beside the weights (features, scalings, class values), before any checkpoint
         model_info.write(run_dir, model_info.describe(spec, self.splits, self.task))

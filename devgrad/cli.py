@@ -17,9 +17,9 @@ from devgrad import bench
 from devgrad.backend import (
     DeviceError, cuda_available, cuda_unavailable_reason, cupy_version, default_device, device, devices,
 )
-from devgrad.data import build_splits
+from devgrad.data import describe
 from devgrad.data.files import DataError
-from devgrad.experiment import commands, spec
+from devgrad.experiment import commands, memory, spec
 from devgrad.experiment.export import FORMATS, export_run
 from devgrad.experiment.predict import predict_file
 from devgrad.experiment.errors import RunError
@@ -80,9 +80,13 @@ def _resume(args) -> int:
 
 def _validate(args) -> int:
     resolved = spec.resolve(args.spec, args.set)
-    # "valid" means the run will start: the data loads and fits the loss, as run checks before its folder
-    splits = build_splits(resolved.data.to_dict(), resolved.seed, resolved.task, resolved.loss.name)
+    # "valid" means the run will start: it fits in memory, the data loads and fits the loss, as run
+    # checks before its folder; a large synthetic set is checked from its spec, never generated
+    memory.check_fits(resolved)
+    splits = describe(resolved.data.to_dict(), resolved.seed, resolved.task, resolved.loss.name)
     task = Task.from_spec(resolved, splits)
+    for warning in splits.warnings:
+        print(f"devgrad: warning: {warning}", file=sys.stderr)
     print(f"{args.spec}: valid ({resolved.name}: {resolved.data.source} data, {task.kind} with loss {task.loss}, "
           f"hidden {resolved.model.hidden}, {resolved.optimizer.name}, {resolved.train.epochs} epochs)")
     return 0

@@ -16,7 +16,7 @@ from devgrad.backend import cuda_available, cuda_unavailable_reason
 from devgrad.backend import device as resolve_device
 from devgrad.data import DataLoader, build_splits
 from devgrad.experiment import checkpoint as ckpt
-from devgrad.experiment import neurons, report
+from devgrad.experiment import memory, neurons, report
 from devgrad.experiment.html_report import write_run_report
 from devgrad.experiment.console import Console, close_logger
 from devgrad.experiment.errors import RunError
@@ -167,6 +167,7 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
         raise RunError(f"--out {root} is a file, not a folder: give the folder the run folders go into "
                        "(it is created if it does not exist)")
     dev = resolve_device(spec.device)  # fails here, before any folder exists, if CUDA is missing
+    memory.check_fits(spec)  # so does a run too large for this machine, before anything is allocated
     splits = build_splits(spec.data.to_dict(), spec.seed, spec.task, spec.loss.name)  # bad data fails here too
     Task.from_spec(spec, splits)
     if not quiet:
@@ -235,6 +236,7 @@ def resume(run_dir, device: str | None = None, quiet: bool = False) -> RunResult
                        "(Ctrl-C) before resuming, or two processes would write the same folder")
     spec = resolve(config, [("--device", f"device={device}")] if device is not None else [])
     dev = resolve_device(spec.device)
+    memory.check_fits(spec)
     last = run_dir / "checkpoints" / "last.npz"
     state = _resume_state(last, run_dir) if last.exists() else None  # read before anything in the folder changes
     started, wall = now(), time.perf_counter()

@@ -138,3 +138,18 @@ def test_devgrad_onnx_is_reachable_after_import_devgrad():
     code = "import devgrad; print(devgrad.onnx.export.__name__, devgrad.experiment.load.__name__)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120)
     assert done.returncode == 0 and done.stdout.split() == ["export", "load"], done.stderr
+
+
+@pytest.mark.parametrize("loss", ["mse", "hinge", "logistic"])
+def test_one_output_classifiers_of_every_loss_keep_their_decision_rule(loss, tmp_path):
+    from tests.trained_runs import spec_for
+
+    spec = {**spec_for("binary", tmp_path), "loss": loss, "task": "classification"}
+    result = run(spec, out=tmp_path / "runs", quiet=True)
+    model = load(result.run_dir, quiet=True)
+    assert model.model.sizes[-1] == 1
+    label, proba = session(export_run(result.run_dir, quiet=True)).run(None, {"input": random_rows(model, 1000)})
+    rows = random_rows(model, 1000).astype(np.float64)
+    assert (model.classes[label] == model.predict(rows)).all()
+    # an mse fit's P(class 0) is 1 − output, which cancels near 1: compared to 1e-6 there
+    np.testing.assert_allclose(proba, model.predict_proba(rows), rtol=1e-5, atol=1e-6 if loss == "mse" else 0)

@@ -265,6 +265,7 @@ def test_loading_onto_each_device_predicts_the_same(device, root):
     np.testing.assert_allclose(on_device.predict_proba(X), on_cpu.predict_proba(X), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow  # two fresh Python processes
 def test_the_installed_command_predicts_and_refuses_bad_data_without_a_traceback(root, tmp_path):
     from tests.run_helpers import cli as command
 

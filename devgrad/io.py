@@ -1,4 +1,5 @@
-"""Files: atomic writes (a crash never leaves a half-written file) and pickle-free save/load."""
+"""Files: atomic writes (a crash never leaves a half-written file) and pickle-free save/load
+(``.npz``, or ``.safetensors`` through the optional safetensors package)."""
 
 from __future__ import annotations
 
@@ -153,7 +154,9 @@ def load(path, device=None):
     """Load what ``save`` wrote; arrays come back as Tensors on ``device`` (default device if None).
 
     Files holding pickled objects are refused (they can run arbitrary code). A plain
-    ``.npz`` without devgrad's layout loads as a nested dict split on the dots of its keys.
+    ``.npz`` without devgrad's layout loads as a nested dict split on the dots of its keys; a
+    ``.safetensors`` file as a flat dict of name -> Tensor (the ``safetensors`` extra). A file
+    that is cut short or damaged is a ValueError naming it.
     """
     path = Path(path)
     if not path.exists():

@@ -20,6 +20,7 @@ from devgrad.creation import (
     arange, as_tensor, eye, from_numpy, full, full_like, linspace, ones, ones_like, zeros, zeros_like,
 )
 from devgrad import ops
+from devgrad import func
 from devgrad.backend import (
     CaptureError, Device, DeviceError, cuda_available, cuda_unavailable_reason, default_device, device, devices,
     get_float32_matmul_precision, set_default_device, set_float32_matmul_precision,
@@ -51,11 +52,11 @@ __all__ = [
     "abs", "add", "arange", "argmax", "argmin", "as_dtype", "as_tensor", "broadcast_to", "cat", "clip", "concatenate",
     "cuda_available", "cuda_unavailable_reason", "data", "default_device", "device", "devices", "div", "dot",
     "enable_grad", "equal", "exp", "expand", "expand_dims", "experiment", "eye", "flatten", "float32", "float64",
-    "from_dlpack", "from_numpy", "full", "full_like", "get_float32_matmul_precision", "grad", "gradcheck", "greater",
-    "greater_equal", "is_grad_enabled", "leaky_relu", "less", "less_equal", "linear", "linspace", "load", "log",
-    "log_sigmoid", "log_softmax", "logsumexp", "manual_seed", "matmul", "max", "maximum", "mean", "min", "minimum",
-    "mul", "neg", "nn", "no_grad", "not_equal", "ones", "ones_like", "ops", "optim", "pow", "rand", "rand_like",
-    "randint", "randn", "randn_like", "relu", "reshape", "save", "set_default_device",
+    "from_dlpack", "from_numpy", "full", "full_like", "func", "get_float32_matmul_precision", "grad", "gradcheck",
+    "greater", "greater_equal", "is_grad_enabled", "leaky_relu", "less", "less_equal", "linear", "linspace", "load",
+    "log", "log_sigmoid", "log_softmax", "logsumexp", "manual_seed", "matmul", "max", "maximum", "mean", "min",
+    "minimum", "mul", "neg", "nn", "no_grad", "not_equal", "ones", "ones_like", "ops", "optim", "pow", "rand",
+    "rand_like", "randint", "randn", "randn_like", "relu", "reshape", "save", "set_default_device",
     "set_float32_matmul_precision", "set_grad_enabled", "sigmoid", "softmax", "softplus", "sqrt", "squeeze", "stack",
     "std", "sub", "sum", "swapaxes", "tanh", "tensor", "transpose", "unsqueeze", "var", "viz", "where", "zeros",
     "zeros_like",

@@ -119,7 +119,7 @@ def test_the_public_surface_is_explicit():
     assert not public & {"annotations", "core", "creation", "version", "capture", "backend", "io", "random"}
     assert dg.core.Tensor is dg.Tensor and dg.backend.device is dg.device
     for name in ("devgrad", "devgrad.nn", "devgrad.nn.functional", "devgrad.optim", "devgrad.ops", "devgrad.data",
-                 "devgrad.experiment"):
+                 "devgrad.experiment", "devgrad.func"):
         module = importlib.import_module(name)
         assert module.__all__, name
         missing = [n for n in module.__all__ if not hasattr(module, n)]

@@ -1,7 +1,7 @@
 """The layers of devgrad, checked from the imports themselves.
 
 Each module imports only modules of its own layer or of the layers below it, in the order
-docs/architecture.md gives: backend → core → ops → nn → optim → data → experiment →
+docs/architecture.md gives: backend → core → ops → func → nn → optim → data → experiment →
 cli; and there is no import cycle, inside a layer or across. The package façade
 (devgrad/__init__.py) imports everything and is imported by nothing inside devgrad. Imports
 inside functions are not allowed (ruff PLC0415), except of optional third-party packages.
@@ -23,6 +23,7 @@ LAYERS = [
     ("core", ["devgrad.core", "devgrad.creation", "devgrad.random", "devgrad.io", "devgrad.gradcheck",
               "devgrad.capture", "devgrad.viz", "devgrad.interop"]),
     ("ops", ["devgrad.ops"]),
+    ("func", ["devgrad.func"]),
     ("nn", ["devgrad.nn", "devgrad.onnx"]),
     ("optim", ["devgrad.optim"]),
     ("data", ["devgrad.data"]),

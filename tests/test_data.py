@@ -187,7 +187,7 @@ def _npz_spec(path) -> dict:
 
 
 def test_one_hot_y_trains_exactly_like_integer_labels(tmp_path):
-    """A one-hot (n, k) y used to be flattened into n·k labels, misaligned with the rows of X."""
+    """A one-hot (n, k) y is read as each row's class, never flattened into n·k labels misaligned with X."""
     X, y = _three_blobs()
     np.savez(tmp_path / "labels.npz", X=X, y=y)
     np.savez(tmp_path / "one_hot.npz", X=X, y=np.eye(3)[y])

@@ -29,8 +29,10 @@ def atomic_write(path, payload: bytes) -> Path:
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename is None:
-            exc.filename = str(path)  # a full disk says "No space left on device": say where
+        if isinstance(exc, OSError) and exc.filename is None and exc.strerror is not None:
+            # A full disk says "No space left on device": say where. (An OSError made from one
+            # message has no strerror; a file name would replace that message in its str().)
+            exc.filename = str(path)
         raise
     _fsync_dir(path.parent)
     return path

@@ -70,3 +70,16 @@ def test_save_errors(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a readable .npz"):
         dg.load(tmp_path / "junk.npz")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped"])
+def test_a_cut_short_or_damaged_npz_is_a_value_error_naming_the_file(tmp_path, damage):
+    path = dg.save({"w": dg.randn(64, 64, generator=0)}, tmp_path / "w.npz")
+    data = bytearray(path.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    else:  # bytes inside the array's data: the archive's checksum no longer matches
+        data[200:216] = bytes(16)
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"w\.npz is truncated or corrupted"):
+        dg.load(path)

@@ -13,6 +13,9 @@ import pytest
 
 import devgrad as dg
 
+# NumPy floating-point warnings from any op are errors here: inf and NaN are values, not events.
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
+
 
 def test_shared_subexpression_accumulates(device):
     x = dg.tensor([1.0, 2.0, 3.0], requires_grad=True, device=device)

@@ -10,6 +10,9 @@ import pytest
 import devgrad as dg
 from tests.helpers import check_op
 
+# NumPy floating-point warnings from any op are errors here: inf and NaN are values, not events.
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
+
 rng = np.random.default_rng(1234)
 
 

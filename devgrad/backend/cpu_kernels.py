@@ -39,8 +39,8 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 def act_grad(act: str, g: np.ndarray, y: np.ndarray) -> np.ndarray:
     """dL/dz from dL/dy = g for y = act(z), written from the activation's output y."""
-    if act == "relu":
-        return g * (y > 0)
+    if act == "relu":  # selected, not multiplied by a mask: inf·0 would be NaN; a NaN output passes g
+        return np.where(y <= 0, 0, g)
     # Operators rather than out= calls: for 0-d y they give NumPy scalars, which *= rebinds.
     out = 1.0 - y if act == "sigmoid" else 1.0 - y * y
     if act == "sigmoid":

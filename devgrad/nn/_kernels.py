@@ -58,9 +58,10 @@ def abs_err(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def abs_err_grad(x: np.ndarray, y: np.ndarray, g, scale) -> np.ndarray:
-    """dL/dx of abs_err: sign(x − y)·g (0 where x = y, as PyTorch's l1_loss)."""
-    gx = _new(np.subtract, x, y)
-    np.sign(gx, out=gx)
+    """dL/dx of abs_err: sign(x − y)·g, with sign 0 where x = y and at NaN (PyTorch's l1_loss)."""
+    d = _new(np.subtract, x, y)
+    gx = np.asarray(d > 0, dtype=d.dtype)
+    gx -= d < 0
     gx *= _upstream(g, scale)
     return gx
 
@@ -123,16 +124,23 @@ def hinge_grad(x: np.ndarray, y: np.ndarray, g, scale, margin: float) -> np.ndar
 
 def bce_logits(z: np.ndarray, y: np.ndarray, pos_weight: float = 1.0) -> np.ndarray:
     """Per-element binary cross-entropy of logits z and targets y: softplus(z) − z·y; with a
-    ``pos_weight``, pos_weight·y·softplus(−z) + (1 − y)·softplus(z)."""
+    ``pos_weight``, pos_weight·y·softplus(−z) + (1 − y)·softplus(z). At z = ±inf the limit: inf
+    where the infinite term's weight is nonzero, else 0 (never inf·0 = NaN)."""
     with np.errstate(invalid="ignore"):  # a NaN logit gives a NaN loss, which the run reports
         if pos_weight == 1.0:
-            return np.logaddexp(0, z) - z * y  # logaddexp(0, z) = log(1 + e^z), stable in one pass
-        loss = np.logaddexp(0, -z)
-        loss *= y
-        loss *= pos_weight
-        rest = 1 - y
-        rest *= np.logaddexp(0, z)
-    loss += rest
+            loss = np.asarray(np.logaddexp(0, z) - z * y)  # logaddexp(0, z) = log(1 + e^z), stable in one pass
+        else:
+            loss = np.logaddexp(0, -z)
+            loss *= y
+            loss *= pos_weight
+            rest = 1 - y
+            rest *= np.logaddexp(0, z)
+            loss += rest
+        infinite = np.isinf(z)
+        if infinite.any():
+            zi, yi = z[infinite], y[infinite]
+            weight = np.where(zi > 0, 1 - yi, pos_weight * yi)  # the weight of the term that is infinite
+            loss[infinite] = np.where(weight == 0, 0, weight * np.inf)
     return loss
 
 
@@ -144,7 +152,7 @@ def bce_logits_grad(z: np.ndarray, y: np.ndarray, g, scale, pos_weight: float = 
     if pos_weight == 1.0:
         gz -= y
     else:
-        positive = 1 - gz  # sigmoid(−z)
+        positive = sigmoid(-z)  # not 1 − sigmoid(z), which is 0 in float32 from z ≈ 17 on
         positive *= y
         positive *= pos_weight
         gz *= 1 - y

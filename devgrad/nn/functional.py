@@ -12,8 +12,11 @@ import numpy as np
 
 from devgrad.backend import DeviceError
 from devgrad.core import Function, is_grad_enabled
-from devgrad.ops import leaky_relu, linear, log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus, tanh
-from devgrad.ops.elementwise import clip
+from devgrad.ops import (
+    leaky_relu, linear, log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus, tanh, where,
+)
+from devgrad.ops.elementwise import Where, clip, link_zero
+from devgrad.ops.shape import IndexAdd
 from devgrad.core import Tensor
 from devgrad.nn import _kernels  # noqa: F401 - registers the loss kernels looked up below (device.kernels)
 from devgrad.random import default_generator
@@ -122,24 +125,29 @@ class SquaredError(_PairLoss):
 
 
 class AbsoluteError(_PairLoss):
-    """|x - y| per element; gradient sign(x - y) (0 where x = y, as PyTorch's l1_loss)."""
+    """|x - y| per element; gradient sign(x - y) (0 where x = y and at NaN, as PyTorch's l1_loss)."""
 
     __slots__ = ()
     KERNEL = "abs_err"
 
     def grad_formula(self, x, y):
-        return self.const(self.device.xp.sign(x.data - y.data))  # piecewise constant: no second derivative
+        # piecewise constant: its derivative is 0 (linked, so a second grad gives zeros)
+        d = x.data - y.data
+        return link_zero(self.const((d > 0).astype(d.dtype) - (d < 0).astype(d.dtype)), x)
 
 
 class HuberError(_PairLoss):
-    """½d² where |d| ≤ delta, else delta·(|d| − ½delta), d = x - y; gradient d clipped to ±delta."""
+    """½d² where |d| ≤ delta, else delta·(|d| − ½delta), d = x - y; gradient d clipped to ±delta.
+    The second derivative is 1 where |d| < delta and 0 elsewhere, at |d| = delta too (PyTorch's)."""
 
     __slots__ = ()
     KERNEL = "huber_err"
 
     def grad_formula(self, x, y):
         delta = self.params[0]
-        return clip(x - y, -delta, delta)
+        d = x - y
+        inside = self.device.xp.abs(d.data) < delta
+        return Where.apply(d, self.const(self.device.xp.sign(d.data) * delta), cond=inside)
 
 
 class Logistic(_PairLoss):
@@ -163,7 +171,7 @@ class Hinge(_PairLoss):
 
     def grad_formula(self, x, y):
         active = self.params[0] - y.data * x.data >= 0
-        return -y * self.const(active.astype(x.dtype))
+        return -y * link_zero(self.const(active.astype(x.dtype)), x)
 
 
 _FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -197,9 +205,9 @@ def huber_loss(pred: Tensor, target, reduction: str = "mean", delta: float = 1.0
         raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
 
     def formula(p, t):
-        a = (p - t).abs()
-        q = a.clip(None, delta)  # |d| capped at delta: ½q² + delta·(|d| − q) is the piecewise form
-        return 0.5 * q * q + delta * (a - q)
+        d = p - t
+        a = d.abs()
+        return where(a >= delta, (a - 0.5 * delta) * delta, d * d * 0.5)  # NaN takes the square: NaN gradient
     return _pair_loss(HuberError, "huber_loss", pred, target, reduction, (float(delta),), formula)
 
 
@@ -326,14 +334,35 @@ def cross_entropy(logits: Tensor, labels, reduction: str = "mean", label_smoothi
                               scale=_reduction_scale(reduction, logits.shape[0]))
 
 
+class NLL(Function):
+    """-log_probs[row, label] per row. Its gradient (-g at each row's label) does not depend on
+    the log-probabilities: linked with derivative 0, so a second grad gives zeros (PyTorch's)."""
+
+    __slots__ = ("index", "in_shape")
+    save_inputs = True  # for the link only
+    array_backward = True
+
+    def forward(self, log_probs, index):
+        self.index, self.in_shape = index, log_probs.shape
+        return -log_probs[index]
+
+    def backward(self, g):
+        if isinstance(g, Tensor):
+            scattered = IndexAdd.apply(-g, index=self.index, shape=self.in_shape, accumulate=False)
+            return link_zero(scattered, self.inputs[0])
+        out = self.device.xp.zeros(self.in_shape, dtype=g.dtype)
+        out[self.index] = -g  # one label per row: no index repeats
+        return out
+
+
 def nll_loss(log_probs: Tensor, labels, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of integer labels given log-probabilities (N, C)."""
     labels = _as_target(labels, log_probs, "nll_loss", dtype=np.int64)
     _check_class_labels(log_probs, labels, "nll_loss")
     _check_label_range(labels, log_probs.shape[1], "nll_loss")
     with log_probs.device.activate():
-        rows = Tensor._make(log_probs.device.xp.arange(log_probs.shape[0]), log_probs.device)
-    return _reduce(-log_probs[rows, labels], reduction)
+        rows = log_probs.device.xp.arange(log_probs.shape[0])
+    return _reduce(NLL.apply(log_probs, index=(rows, labels.data)), reduction)
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator=None) -> Tensor:

@@ -18,8 +18,8 @@ from devgrad.ops.elementwise import (
 from devgrad.ops.linalg import dot, linear, matmul
 from devgrad.ops.reduce import logsumexp, max, mean, min, std, sum, var
 from devgrad.ops.shape import (
-    broadcast_to, concatenate, expand, expand_dims, flatten, getitem, reshape, setitem, squeeze, stack,
-    swapaxes, to, transpose, unsqueeze,
+    broadcast_to, concatenate, expand, expand_dims, flatten, getitem, permute, reshape, setitem, squeeze, stack,
+    swapaxes, to, transpose, transpose_method, unsqueeze,
 )
 
 
@@ -129,7 +129,8 @@ register_tensor_methods({
     "sum": sum, "mean": mean, "max": max, "min": min, "logsumexp": logsumexp, "var": var, "std": std,
     "relu": relu, "leaky_relu": leaky_relu, "sigmoid": sigmoid, "tanh": tanh, "softplus": softplus,
     "log_sigmoid": log_sigmoid, "softmax": softmax, "log_softmax": log_softmax,
-    "reshape": reshape, "transpose": transpose, "swapaxes": swapaxes, "broadcast_to": broadcast_to,
+    "reshape": reshape, "transpose": transpose_method, "permute": permute, "swapaxes": swapaxes,
+    "broadcast_to": broadcast_to,
     "expand": expand, "squeeze": squeeze, "unsqueeze": unsqueeze, "flatten": flatten,
     "matmul": matmul, "argmax": argmax, "argmin": argmin, "any": _any, "all": _all,
     "maximum": maximum, "minimum": minimum,
@@ -144,6 +145,6 @@ __all__ = [
     "abs", "add", "argmax", "argmin", "broadcast_to", "cast", "clip", "concatenate", "div", "dot", "equal",
     "exp", "expand", "expand_dims", "flatten", "getitem", "greater", "greater_equal", "leaky_relu", "less",
     "less_equal", "linear", "log", "log_sigmoid", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min",
-    "minimum", "mul", "neg", "not_equal", "pow", "relu", "reshape", "sigmoid", "softmax", "softplus", "sqrt",
+    "minimum", "mul", "neg", "not_equal", "permute", "pow", "relu", "reshape", "sigmoid", "softmax", "softplus", "sqrt",
     "squeeze", "stack", "std", "sub", "sum", "swapaxes", "tanh", "transpose", "unsqueeze", "var", "where",
 ]

@@ -70,15 +70,18 @@ def data_of(x):
 
 
 def normalize_axis(axis, ndim: int) -> tuple:
-    """Axis argument (None, int or sequence, negatives allowed) as a sorted tuple of ints."""
+    """Axis argument (None, int or sequence, negatives allowed) as a sorted tuple of ints; on a
+    0-d tensor axis 0 or -1 gives () (PyTorch accepts them)."""
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
     out = []
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
+        if not -max(ndim, 1) <= a < max(ndim, 1):
             raise np.exceptions.AxisError(f"axis {a} is out of bounds for a tensor of dimension {ndim}")
         out.append(int(a) % max(ndim, 1))
+    if ndim == 0:  # PyTorch's rule: a 0-d tensor takes axis 0 or -1, which names no axis to reduce
+        return ()
     if len(set(out)) != len(out):
         raise ValueError(f"repeated axis in {axis}")
     return tuple(sorted(out))

@@ -8,8 +8,9 @@ through the same stable outputs.
 
 from __future__ import annotations
 
-from devgrad.core import Function, Tensor
+from devgrad.core import Function, Tensor, quiet
 from devgrad.ops._util import axis_arg, normalize_axis
+from devgrad.ops.elementwise import Where, link_zero
 
 
 def activation_grad(act: str, g, out, device):
@@ -21,8 +22,8 @@ def activation_grad(act: str, g, out, device):
     """
     if not isinstance(g, Tensor):
         return device.kernels.act_grad(act, g, out)
-    if act == "relu":
-        return g * Tensor._make((out.data > 0).astype(g.dtype), out.device)
+    if act == "relu":  # PyTorch's threshold: 0 where out <= 0, else g (a NaN output passes g)
+        return link_zero(Where.apply(0.0, g, cond=out.data <= 0), out)
     if act == "sigmoid":
         return g * out * (1.0 - out)
     return g * (1.0 - out * out)
@@ -34,6 +35,9 @@ def _sigmoid(g, x, device):
 
 
 class ReLU(Function):
+    """max(x, 0). The gradient is 0 where the output is <= 0 (at 0 too), g elsewhere, also at NaN
+    (PyTorch's threshold convention); an infinite g where x < 0 gives 0, not NaN."""
+
     __slots__ = ()
     array_backward = True
     save_output = True
@@ -46,6 +50,8 @@ class ReLU(Function):
 
 
 class LeakyReLU(Function):
+    """x for x > 0, slope·x otherwise; the gradient is slope at 0 and at NaN (PyTorch's)."""
+
     __slots__ = ("slope",)
     array_backward = True
     save_inputs = True
@@ -55,8 +61,11 @@ class LeakyReLU(Function):
         return self.device.xp.where(a > 0, a, a * slope)
 
     def backward(self, g):
-        slopes = self.device.xp.where(self.inputs[0].data > 0, 1.0, self.slope).astype(g.dtype)
-        return g * self.constant(g, slopes)
+        x = self.inputs[0]
+        positive = x.data > 0
+        if isinstance(g, Tensor):
+            return link_zero(Where.apply(g, g * self.slope, cond=positive), x)
+        return self.device.xp.where(positive, g, g * self.slope)
 
 
 class Sigmoid(Function):
@@ -90,6 +99,7 @@ class Softplus(Function):
     array_backward = True
     save_inputs = True
 
+    @quiet
     def forward(self, a):
         return self.device.xp.logaddexp(0, a)  # stable in one pass
 
@@ -104,6 +114,7 @@ class LogSigmoid(Function):
     array_backward = True
     save_inputs = True
 
+    @quiet
     def forward(self, a):
         return -self.device.xp.logaddexp(0, -a)
 
@@ -116,9 +127,12 @@ class Softmax(Function):
     array_backward = True
     save_output = True
 
+    @quiet
     def forward(self, a, axis):
         xp = self.device.xp
         self.axis = axis
+        if a.size == 0:  # no maximum to shift by: the empty result
+            return a.copy()
         e = xp.exp(a - xp.max(a, axis=axis, keepdims=True))
         return e / xp.sum(e, axis=axis, keepdims=True)
 
@@ -132,9 +146,12 @@ class LogSoftmax(Function):
     array_backward = True
     save_output = True
 
+    @quiet
     def forward(self, a, axis):
         xp = self.device.xp
         self.axis = axis
+        if a.size == 0:
+            return a.copy()
         shifted = a - xp.max(a, axis=axis, keepdims=True)
         return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
 
@@ -173,13 +190,20 @@ def log_sigmoid(x: Tensor) -> Tensor:
     return LogSigmoid.apply(x)
 
 
+def _along(cls, x: Tensor, axis, dim, name: str) -> Tensor:
+    """``cls`` along one axis; a 0-d tensor is a single element along axis 0 or -1 (as in PyTorch)."""
+    axis = axis_arg(axis, dim, name)
+    axes = normalize_axis(-1 if axis is None else axis, x.ndim)
+    if x.ndim == 0:
+        return cls.apply(x.reshape(1), axis=0).reshape(())
+    return cls.apply(x, axis=axes[0])
+
+
 def softmax(x: Tensor, axis: int | None = None, *, dim=None) -> Tensor:
     """exp(x) / sum(exp(x)) along ``axis``, shifted by the max for stability."""
-    axis = axis_arg(axis, dim, "softmax")
-    return Softmax.apply(x, axis=normalize_axis(-1 if axis is None else axis, x.ndim)[0])
+    return _along(Softmax, x, axis, dim, "softmax")
 
 
 def log_softmax(x: Tensor, axis: int | None = None, *, dim=None) -> Tensor:
     """x - logsumexp(x) along ``axis``, stable for large |x|."""
-    axis = axis_arg(axis, dim, "log_softmax")
-    return LogSoftmax.apply(x, axis=normalize_axis(-1 if axis is None else axis, x.ndim)[0])
+    return _along(LogSoftmax, x, axis, dim, "log_softmax")

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import math
 
-from devgrad.core import Function
 from devgrad.backend import DeviceError
+from devgrad.core import Function, Tensor, as_dtype, quiet
 from devgrad.ops._util import operand, shape_of, sum_to
-from devgrad.core import Tensor, as_dtype
 
 
 class _Binary(Function):
@@ -22,10 +21,51 @@ class _Binary(Function):
         self.b_shape = shape_of(b)
 
 
+def select(g, cond, a, b, xp):
+    """``where(cond, a, b)`` in ``g``'s kind: the Where op on Tensors, ``xp.where`` on arrays.
+
+    Gradients are masked by selecting, never by multiplying with a 0/1 mask: an infinite
+    upstream gradient where the mask is 0 gives 0 (inf·0 would be NaN), as in PyTorch.
+    """
+    if isinstance(g, Tensor):
+        return Where.apply(a, b, cond=cond)
+    return xp.where(cond, a, b)
+
+
+class ZeroLink(Function):
+    """``value`` unchanged, with ``source`` as a second input whose derivative is zero.
+
+    The first derivative of relu, abs, clip, max, ... is piecewise constant in x: its own
+    derivative is 0, not absent. Linking the mask's source keeps a second ``grad`` from
+    raising "does not require grad" and gives zeros, as PyTorch does.
+    """
+
+    __slots__ = ("source_shape", "source_dtype")
+
+    def forward(self, value, source):
+        self.source_shape, self.source_dtype = source.shape, source.dtype
+        return value
+
+    def backward(self, g):
+        zero = None
+        if self.needs_input_grad[1]:
+            zero = self.const(self.device.xp.zeros(self.source_shape, dtype=self.source_dtype))
+        return g, zero
+
+
+def link_zero(value, source):
+    """``value`` (a gradient) linked to ``source`` with derivative 0 while a graph of the
+    gradient is built (a Tensor ``value``); an array ``value`` as it is."""
+    if isinstance(value, Tensor) and isinstance(source, Tensor) and source.requires_grad:
+        return ZeroLink.apply(value, source)
+    return value
+
+
 class Add(_Binary):
     __slots__ = ()
     array_backward = True
 
+    @quiet
     def forward(self, a, b):
         self._shapes(a, b)
         return a + b
@@ -38,6 +78,7 @@ class Sub(_Binary):
     __slots__ = ()
     array_backward = True
 
+    @quiet
     def forward(self, a, b):
         self._shapes(a, b)
         return a - b
@@ -53,6 +94,7 @@ class Mul(_Binary):
     save_inputs = True
     array_backward = True
 
+    @quiet
     def forward(self, a, b):
         self._shapes(a, b)
         return a * b
@@ -65,10 +107,14 @@ class Mul(_Binary):
 
 
 class Div(_Binary):
+    """a / b. The denominator's gradient is -g·((a/b)/b), PyTorch's formula: never b·b, which
+    overflows or underflows long before a/b does (a = b = 1e-200, or 1e30/1e20 in float32)."""
+
     __slots__ = ()
     save_inputs = True
     array_backward = True
 
+    @quiet
     def forward(self, a, b):
         self._shapes(a, b)
         return a / b
@@ -77,43 +123,54 @@ class Div(_Binary):
         a, b = self.operands(g)
         need_a, need_b = self.needs_input_grad
         return (sum_to(g / b, self.a_shape) if need_a else None,
-                sum_to(-g * a / (b * b), self.b_shape) if need_b else None)
+                sum_to(-g * (a / b / b), self.b_shape) if need_b else None)
 
 
 class Pow(_Binary):
+    """a ** b. Where smooth, the exact derivatives (both orders of the mixed second derivative
+    agree, 1/a at b = 0). PyTorch's conventions at the edges: d(0**0)/da = 0 (where b·a**(b-1)
+    is 0·inf), and d(0**b)/db = 0 for b >= 0 (where a**b·log a is 0·(-inf)); 0**b for b < 0
+    has d/db = -inf. The edge masks select (a where) on inputs made safe first, so no inf·0
+    reaches a gradient, and the formula stays differentiable everywhere else."""
+
     __slots__ = ()
     save_inputs = True
     save_output = True
 
+    @quiet
     def forward(self, a, b):
         self._shapes(a, b)
         return a**b
 
     def backward(self, g):
-        # PyTorch's conventions at the edges: d(x**0)/dx = 0 (also at x = 0, where x**-1 is inf), and
-        # d(0**e)/de = 0 for e >= 0 (where log 0 is -inf). The masks are constants added where they
-        # apply, so no inf or NaN is ever formed, and the formula stays differentiable elsewhere.
         a, b = self.inputs
         need_a, need_b = self.needs_input_grad
         ga = gb = None
         if need_a:
-            if isinstance(b, Tensor):
-                zero_exponent = self.const((b.data == 0).astype(b.dtype))
-                ga = sum_to(g * b * a ** (b - 1 + zero_exponent), self.a_shape)
-            elif b == 0:
-                ga = g * 0.0
-            elif b == 2:
-                ga = g * (a * 2.0)
-            else:
-                ga = g * (a ** (b - 1) * b)
+            ga = sum_to(g * self._base_derivative(a, b), self.a_shape)
         if need_b:
-            if isinstance(a, Tensor):
-                at_zero = (a.data == 0).astype(a.dtype)
-                log_a = log(a + self.const(at_zero)) * self.const(1.0 - at_zero)
-            else:
-                log_a = math.log(a) if a > 0 else (0.0 if a == 0 else math.nan)
-            gb = sum_to(g * self.output() * log_a, self.b_shape)
+            gb = sum_to(g * self._exponent_derivative(a, b), self.b_shape)
         return ga, gb
+
+    def _base_derivative(self, a, b):
+        """d(a**b)/da = b·a**(b-1), 0 where a = b = 0 (``a`` is a Tensor: only then is it needed)."""
+        if not isinstance(b, Tensor):
+            if b == 0:
+                return self.const(self.xp.zeros(a.shape, dtype=a.dtype))
+            return a * 2.0 if b == 2 else a ** (b - 1) * b
+        edge = (b.data == 0) & (a.data == 0)
+        return Where.apply(0.0, b * Where.apply(1.0, a, cond=edge) ** (b - 1), cond=edge)
+
+    def _exponent_derivative(self, a, b):
+        """d(a**b)/db = a**b·log a, 0 where a = 0 and b >= 0."""
+        b_data = b.data if isinstance(b, Tensor) else b
+        if isinstance(a, Tensor):
+            edge = (a.data == 0) & (b_data >= 0)
+            return self.output() * log(Where.apply(1.0, a, cond=edge))  # log 1 = 0 where masked
+        if a == 0:
+            return self.output() * self.const(self.xp.where(self.xp.asarray(b_data) >= 0, 0.0, -math.inf)
+                                              .astype(self.out_data.dtype))
+        return self.output() * (math.log(a) if a > 0 else math.nan)
 
 
 class Neg(Function):
@@ -132,6 +189,7 @@ class Exp(Function):
     save_output = True
     array_backward = True
 
+    @quiet
     def forward(self, a):
         return self.device.xp.exp(a)
 
@@ -144,6 +202,7 @@ class Log(Function):
     save_inputs = True
     array_backward = True
 
+    @quiet
     def forward(self, a):
         return self.device.xp.log(a)
 
@@ -156,6 +215,7 @@ class Sqrt(Function):
     save_output = True
     array_backward = True
 
+    @quiet
     def forward(self, a):
         return self.device.xp.sqrt(a)
 
@@ -164,6 +224,9 @@ class Sqrt(Function):
 
 
 class Abs(Function):
+    """|a|. Its gradient is g·sign(a), with sign(0) = sign(NaN) = 0, PyTorch's convention
+    (so an infinite g at a = 0 gives NaN, as in PyTorch)."""
+
     __slots__ = ()
     save_inputs = True
     array_backward = True
@@ -173,11 +236,13 @@ class Abs(Function):
 
     def backward(self, g):
         x = self.inputs[0]
-        return g * self.constant(g, self.device.xp.sign(x.data))
+        sign = (x.data > 0).astype(g.dtype) - (x.data < 0).astype(g.dtype)
+        return link_zero(g * self.constant(g, sign), x)
 
 
 class Maximum(_Binary):
-    """Elementwise maximum; at ties the gradient is split evenly (as PyTorch does)."""
+    """Elementwise maximum, with PyTorch's gradient conventions: at ties it is split evenly; where
+    either side is NaN the whole gradient goes to both (neither is smaller); masked by select."""
 
     __slots__ = ()
     save_inputs = True
@@ -192,12 +257,18 @@ class Maximum(_Binary):
         a, b = self.inputs
         a_data = a.data if isinstance(a, Tensor) else a
         b_data = b.data if isinstance(b, Tensor) else b
-        wins = (a_data > b_data) if self.pick == "maximum" else (a_data < b_data)
-        share = wins.astype(g.dtype) + (a_data == b_data).astype(g.dtype) * 0.5
-        share_t = self.constant(g, share)  # already the output's shape: the comparison broadcast it
+        a_loses, b_loses = (a_data < b_data, a_data > b_data) if self.pick == "maximum" else (
+            a_data > b_data, a_data < b_data)
+        xp = self.device.xp
+        tie = xp.asarray(a_data == b_data)
+        shared = select(g, tie, g * 0.5, g, xp)  # the output's shape: the comparisons broadcast
         need_a, need_b = self.needs_input_grad
-        return (sum_to(g * share_t, self.a_shape) if need_a else None,
-                sum_to(g * (1.0 - share_t), self.b_shape) if need_b else None)
+        ga = gb = None
+        if need_a:
+            ga = link_zero(sum_to(select(g, xp.asarray(a_loses), 0.0, shared, xp), self.a_shape), a)
+        if need_b:
+            gb = link_zero(sum_to(select(g, xp.asarray(b_loses), 0.0, shared, xp), self.b_shape), b)
+        return ga, gb
 
 
 class Minimum(Maximum):
@@ -220,7 +291,8 @@ class Where(_Binary):
 
 
 class Clip(Function):
-    """Clamp to [lo, hi]; the gradient passes where lo <= x <= hi (PyTorch's convention)."""
+    """Clamp to [lo, hi]; the gradient passes where lo <= x <= hi, both bounds included, and is 0
+    elsewhere and at NaN (PyTorch's convention), selected rather than multiplied by a mask."""
 
     __slots__ = ("lo", "hi")
     save_inputs = True
@@ -231,19 +303,20 @@ class Clip(Function):
         return self.device.xp.clip(a, lo, hi)
 
     def backward(self, g):
-        x = self.inputs[0].data
+        x = self.inputs[0]
         inside = self.device.xp.ones(x.shape, dtype=bool)
         if self.lo is not None:
-            inside &= x >= self.lo
+            inside &= x.data >= self.lo
         if self.hi is not None:
-            inside &= x <= self.hi
-        return g * self.constant(g, inside.astype(g.dtype))
+            inside &= x.data <= self.hi
+        return link_zero(select(g, inside, g, 0.0, self.device.xp), x)
 
 
 class Cast(Function):
     __slots__ = ("in_dtype",)
     array_backward = True
 
+    @quiet
     def forward(self, a, dtype):
         self.in_dtype = a.dtype
         return a.astype(dtype)
@@ -337,8 +410,12 @@ def where(cond, a, b) -> Tensor:
     return Where.apply(a, b, cond=cond_data)
 
 
-def clip(a: Tensor, lo=None, hi=None) -> Tensor:
-    """Clamp values to [lo, hi] (either bound may be None)."""
+def clip(a: Tensor, lo=None, hi=None, *, a_min=None, a_max=None) -> Tensor:
+    """Clamp values to [lo, hi] (either bound may be None; ``a_min``/``a_max`` are NumPy's names)."""
+    if a_min is not None or a_max is not None:
+        if lo is not None or hi is not None:
+            raise TypeError("clip: give the bounds as lo, hi or as a_min=, a_max= (NumPy's names), not both")
+        lo, hi = a_min, a_max
     if lo is None and hi is None:
         raise ValueError("clip: give at least one of lo, hi")
     return Clip.apply(a, lo=lo, hi=hi)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from devgrad.core import Function
+from devgrad.core import Function, Tensor, quiet
 from devgrad.ops._util import operand, sum_to
 from devgrad.ops.activation import activation_grad
-from devgrad.core import Tensor
+from devgrad.ops.shape import transpose
 
 
 def _check_matmul_shapes(a_shape, b_shape) -> None:
@@ -25,6 +25,7 @@ class MatMul(Function):
     save_inputs = True
     array_backward = True
 
+    @quiet
     def forward(self, a, b):
         _check_matmul_shapes(a.shape, b.shape)
         try:
@@ -71,9 +72,24 @@ def matmul(a, b) -> Tensor:
     return MatMul.apply(a, b)
 
 
-def dot(a: Tensor, b: Tensor) -> Tensor:
-    """Inner product of two 1-D tensors (or matmul for higher dims)."""
-    return matmul(a, b)
+def dot(a, b) -> Tensor:
+    """``numpy.dot``: a product with a scalar (0-d) side, the inner product of 1-D tensors, the
+    matrix product of 2-D ones, and for N-D ``a`` and M-D ``b`` (M >= 2) the sum over a's last
+    axis and b's second-to-last, of shape ``a.shape[:-1] + b.shape[:-2] + b.shape[-1:]``."""
+    if not isinstance(a, Tensor):
+        a = operand(a, b, "dot")
+    elif not isinstance(b, Tensor):
+        b = operand(b, a, "dot")
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor) or a.ndim == 0 or b.ndim == 0:
+        return a * b
+    if b.ndim <= 2 or a.ndim == 1:  # numpy.dot and numpy.matmul agree here
+        return matmul(a, b)
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"dot: shapes {a.shape} and {b.shape} are not aligned: {a.shape[-1]} (last dim of the "
+                         f"first) != {b.shape[-2]} (dim -2 of the second)")
+    k = b.ndim - 2
+    b_rows = transpose(b, (k, *range(k), b.ndim - 1)).reshape(b.shape[k], -1)  # the contracted axis first
+    return matmul(a.reshape(-1, a.shape[-1]), b_rows).reshape(a.shape[:-1] + b.shape[:-2] + b.shape[-1:])
 
 
 def _times_weight(device, x, w):
@@ -93,6 +109,7 @@ class Linear(Function):
     save_inputs = True
     array_backward = True
 
+    @quiet
     def forward(self, x, w, b):
         out = _times_weight(self.device, x, w)
         if b is not None:
@@ -137,6 +154,7 @@ class LinearAct(Linear):
     save_output = True
     ACTIVATIONS = ("relu", "sigmoid", "tanh")
 
+    @quiet
     def forward(self, x, w, b, act):
         self.act = act
         return self.device.kernels.bias_act_(_times_weight(self.device, x, w), b, act)

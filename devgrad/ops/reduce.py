@@ -7,8 +7,9 @@ import warnings
 
 import numpy as np
 
-from devgrad.core import Function, Tensor
+from devgrad.core import Function, Tensor, quiet
 from devgrad.ops._util import axis_arg, keepdims_arg, keepdims_shape, normalize_axis
+from devgrad.ops.elementwise import link_zero, select
 
 
 class MinMax(tuple):
@@ -63,6 +64,7 @@ class Sum(_Reduce):
     __slots__ = ()
     array_backward = True
 
+    @quiet
     def forward(self, a, axis=None, keepdims=False):
         axes = self._setup(a, axis, keepdims)
         return self.device.xp.sum(a, axis=axes, keepdims=keepdims)
@@ -75,6 +77,7 @@ class Mean(_Reduce):
     __slots__ = ("count",)
     array_backward = True
 
+    @quiet
     def forward(self, a, axis=None, keepdims=False):
         axes = self._setup(a, axis, keepdims)
         count = 1
@@ -89,7 +92,8 @@ class Mean(_Reduce):
 
 
 class Max(_Reduce):
-    """Maximum over axes; tied maxima share the gradient evenly (like ``torch.amax``)."""
+    """Maximum over axes; tied maxima share the gradient evenly (like ``torch.amax``); a NaN
+    maximum gives NaN gradients (no element equals it), as there."""
 
     __slots__ = ()
     save_inputs = True
@@ -109,7 +113,7 @@ class Max(_Reduce):
         kshape = keepdims_shape(self.in_shape, self.axes)
         winners = (x == self.out_data.reshape(kshape)).astype(g.dtype)
         winners /= xp.sum(winners, axis=self.axes, keepdims=True)
-        return self._expand(g) * self.constant(g, winners)
+        return link_zero(self._expand(g) * self.constant(g, winners), self.inputs[0])
 
 
 class Min(Max):
@@ -117,19 +121,45 @@ class Min(Max):
     pick = "min"
 
 
+class IndexedExtreme(Function):
+    """The values of ``max``/``min`` with PyTorch's ``dim=``: a[index] along one axis. The whole
+    gradient goes to the index returned (PyTorch's rule at ties), selected, not multiplied."""
+
+    __slots__ = ("chosen", "keep_shape")
+    save_inputs = True
+    array_backward = True
+
+    def forward(self, a, index, axis, keepdims):
+        xp = self.device.xp
+        picked = xp.expand_dims(index, axis) if not keepdims else index
+        self.keep_shape = picked.shape
+        positions = xp.arange(a.shape[axis]).reshape([-1 if i == axis else 1 for i in range(a.ndim)])
+        self.chosen = positions == picked  # True at the returned index of each slice
+        out = xp.take_along_axis(a, picked, axis)
+        return out if keepdims else out.reshape(index.shape)
+
+    def backward(self, g):
+        g = g.reshape(self.keep_shape)
+        return link_zero(select(g, self.chosen, g, 0.0, self.device.xp), self.inputs[0])
+
+
 class LogSumExp(_Reduce):
-    """log(sum(exp(a))) over axes, computed with the max shifted out (no overflow)."""
+    """log(sum(exp(a))) over axes, computed with the max shifted out (no overflow); -inf over an
+    empty or all -inf slice."""
 
     __slots__ = ()
     save_inputs = True
     save_output = True
 
+    @quiet
     def forward(self, a, axis=None, keepdims=False):
         xp = self.device.xp
         axes = self._setup(a, axis, keepdims)
-        m = xp.max(a, axis=axes, keepdims=True)
-        m = xp.where(xp.isfinite(m), m, 0)
-        with np.errstate(divide="ignore"):  # an all -inf slice: log 0 = -inf, the right value, silently
+        if a.size == 0:  # log of an empty sum: -inf (no maximum to shift by)
+            out = xp.full(keepdims_shape(a.shape, axes), -math.inf, dtype=a.dtype)
+        else:
+            m = xp.max(a, axis=axes, keepdims=True)
+            m = xp.where(xp.isfinite(m), m, 0)
             out = xp.log(xp.sum(xp.exp(a - m), axis=axes, keepdims=True)) + m
         return out if keepdims else out.reshape([s for i, s in enumerate(out.shape) if i not in axes])
 
@@ -162,11 +192,18 @@ def min(a: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None)
 
 def _extreme(cls, arg: str, a: Tensor, axis, keepdims, dim, keepdim):
     keep = keepdims_arg(keepdims, keepdim)
-    values = cls.apply(a, axis=axis_arg(axis, dim, cls.pick), keepdims=keep)
     if dim is None:
-        return values
-    indices = Tensor._make(getattr(a.xp, arg)(a.data, axis=dim, keepdims=keep), a.device)
-    return MinMax(values, indices)
+        return cls.apply(a, axis=axis, keepdims=keep)
+    if axis is not None:
+        raise TypeError(f"{cls.pick}: give axis or dim (PyTorch's name for it), not both")
+    if a.ndim == 0:  # PyTorch: dim 0 or -1 of a 0-d tensor is the tensor itself, at index 0
+        values, indices = _extreme(cls, arg, a.reshape(1), None, False, 0, False)
+        normalize_axis(dim, 0)  # the same range check as any axis
+        return MinMax(values, indices)
+    (axis,) = normalize_axis(dim, a.ndim)
+    index = getattr(a.xp, arg)(a.data, axis=axis, keepdims=keep)
+    values = IndexedExtreme.apply(a, index=index, axis=axis, keepdims=keep)
+    return MinMax(values, Tensor._make(index, a.device))
 
 
 def logsumexp(a: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
@@ -174,13 +211,23 @@ def logsumexp(a: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim
     return LogSumExp.apply(a, axis=axis_arg(axis, dim, "logsumexp"), keepdims=keepdims_arg(keepdims, keepdim))
 
 
+def _ddof(ddof: int, unbiased, correction, op: str) -> int:
+    """NumPy's ``ddof`` from it or PyTorch's ``unbiased=`` / ``correction=`` (one of the three)."""
+    given = [name for name, v in (("unbiased", unbiased), ("correction", correction)) if v is not None]
+    if len(given) == 2 or (given and ddof):
+        raise TypeError(f"{op}: give one of ddof, unbiased (PyTorch) or correction (PyTorch), not several")
+    if unbiased is not None:
+        return 1 if unbiased else 0
+    return ddof if correction is None else correction
+
+
 def var(a: Tensor, axis=None, keepdims: bool = False, ddof: int = 0, *, dim=None, keepdim=None,
-        correction=None) -> Tensor:
-    """Variance over ``axis`` (ddof=0: population variance, like NumPy; PyTorch's ``correction``
-    is ddof)."""
+        unbiased: bool | None = None, correction=None) -> Tensor:
+    """Variance over ``axis``: NumPy's, ddof=0 (the population variance) by default, also as a
+    method. PyTorch's keywords are accepted: ``unbiased=True`` is ddof=1, ``correction`` is ddof."""
     axes = normalize_axis(axis_arg(axis, dim, "var"), a.ndim)
     keepdims = keepdims_arg(keepdims, keepdim)
-    ddof = ddof if correction is None else correction
+    ddof = _ddof(ddof, unbiased, correction, "var")
     count = 1
     for ax in axes:
         count *= a.shape[ax]
@@ -197,16 +244,18 @@ def var(a: Tensor, axis=None, keepdims: bool = False, ddof: int = 0, *, dim=None
 
 
 def std(a: Tensor, axis=None, keepdims: bool = False, ddof: int = 0, *, dim=None, keepdim=None,
-        correction=None) -> Tensor:
-    """Standard deviation over ``axis``."""
-    return StdRoot.apply(var(a, axis=axis, keepdims=keepdims, ddof=ddof, dim=dim, keepdim=keepdim,
-                             correction=correction))
+        unbiased: bool | None = None, correction=None) -> Tensor:
+    """Standard deviation over ``axis``: NumPy's (ddof=0 by default); ``unbiased``/``correction``
+    as in :func:`var`."""
+    return StdRoot.apply(var(a, axis=axis, keepdims=keepdims, ddof=_ddof(ddof, unbiased, correction, "std"),
+                             dim=dim, keepdim=keepdim))
 
 
 class StdRoot(Function):
     """The square root that turns a variance into a standard deviation. Its gradient is 0 where the
-    deviation is 0 (every element equal), PyTorch's convention for std, instead of inf·0 = NaN;
-    the mask is a constant added to the denominator, so no inf is formed."""
+    deviation is 0 (every element equal), PyTorch's convention for std, instead of inf·0 = NaN:
+    selected (an infinite g there gives 0), with the denominator made safe first, so no inf is
+    formed."""
 
     __slots__ = ()
     save_output = True
@@ -216,5 +265,6 @@ class StdRoot(Function):
         return self.device.xp.sqrt(v)
 
     def backward(self, g):
-        zero = (self.out_data == 0).astype(self.out_data.dtype)
-        return g * self.constant(g, 1.0 - zero) / ((self.result(g) + self.constant(g, zero)) * 2.0)
+        zero = self.out_data == 0
+        safe = self.result(g) + self.constant(g, zero.astype(self.out_data.dtype))
+        return select(g, zero, 0.0, g / (safe * 2.0), self.device.xp)

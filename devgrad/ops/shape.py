@@ -202,9 +202,33 @@ def transpose(a: Tensor, *axes) -> Tensor:
     return Transpose.apply(a, axes=tuple(int(x) % max(a.ndim, 1) for x in axes))
 
 
+def transpose_method(a: Tensor, *axes) -> Tensor:
+    """``Tensor.transpose``: exactly two axes swap them, PyTorch's meaning, on any tensor
+    (``x.transpose(0, 1)`` of a 2-D tensor is its transpose; NumPy's identity permutation is
+    never written on purpose); otherwise NumPy's: no axes reverse them, a full permutation
+    permutes them."""
+    perm = shape_from_args(axes)
+    if len(perm) == 2:
+        return swapaxes(a, *perm)
+    return transpose(a, perm)
+
+
+def permute(a: Tensor, *dims) -> Tensor:
+    """PyTorch's ``x.permute(*dims)``: the axes in the order given (a full permutation)."""
+    dims = shape_from_args(dims)
+    if len(dims) != a.ndim:
+        raise ValueError(f"permute: {len(dims)} dims given for a tensor of {a.ndim} dimensions; name each once")
+    return transpose(a, dims)
+
+
 def swapaxes(a: Tensor, axis1: int, axis2: int) -> Tensor:
+    """Swap two axes (PyTorch's ``transpose(dim0, dim1)``); a 0-d tensor takes axes 0 and -1."""
+    if a.ndim == 0:
+        normalize_axis(axis1, 0), normalize_axis(axis2, 0)  # the range check
+        return a
+    i, j = normalize_axis(axis1, a.ndim)[0], normalize_axis(axis2, a.ndim)[0]
     perm = list(range(a.ndim))
-    perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
+    perm[i], perm[j] = perm[j], perm[i]
     return transpose(a, tuple(perm))
 
 
@@ -231,6 +255,8 @@ def concatenate(tensors, axis: int | None = None, *, dim=None) -> Tensor:
     tensors = list(tensors)
     if not tensors:
         raise ValueError("concatenate: need at least one tensor")
+    if tensors[0].ndim == 0:
+        raise ValueError("concatenate: 0-d tensors have no axis to join along; use dg.stack")
     axis = normalize_axis(axis, tensors[0].ndim)[0]
     return Concatenate.apply(*tensors, axis=axis)
 

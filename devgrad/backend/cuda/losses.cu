@@ -40,7 +40,7 @@ loss = (T)fabs((double)x - (double)y)
 //@elementwise abs_err_grad(T x, T y, raw T g, float64 scale, int32 per_element) -> (T gx)
 const double upstream = per_element ? (double)g[i] : (double)g[0];
 const double d = (double)x - (double)y;
-const double sign = d > 0.0 ? 1.0 : (d < 0.0 ? -1.0 : d);  // 0 at 0 (PyTorch's), NaN stays
+const double sign = d > 0.0 ? 1.0 : (d < 0.0 ? -1.0 : 0.0);  // 0 at 0 and at NaN (PyTorch's)
 gx = (T)(sign * upstream * scale);
 
 //@elementwise huber_err(T x, T y, float64 delta) -> (T loss)

@@ -19,7 +19,7 @@
 y = (T)(1.0 / (1.0 + exp(-(double)x)))
 
 //@elementwise relu_grad(T g, T y) -> (T gz)
-gz = y > (T)0 ? g : (T)0
+gz = y <= (T)0 ? (T)0 : g
 
 //@elementwise sigmoid_grad(T g, T y) -> (T gz)
 gz = g * (y * ((T)1 - y))

@@ -5,6 +5,7 @@ written beside the run."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -199,13 +200,17 @@ def predict_file(run_dir, data, out=None, proba: bool = False, checkpoint: str =
         for name, column in zip(trained.classes.tolist(), trained.proba_outputs(z).T):
             table[str(name)] = column
     metrics = metrics_of(trained, predictions, rows) if rows.y is not None else None
-    atomic_write_text(out, _csv_text(table))
-    if metrics is not None:
-        try:
+    made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]  # folders this call creates
+    try:
+        atomic_write_text(out, _csv_text(table))
+        if metrics is not None:
             atomic_write(metrics_path, (json.dumps(metrics, indent=2) + "\n").encode("utf-8"))
-        except OSError:
-            out.unlink(missing_ok=True)  # both files or neither
-            raise
+    except OSError:
+        out.unlink(missing_ok=True)  # both files or neither, and no folder left behind empty
+        for folder in made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     return out, metrics
 
 

@@ -342,3 +342,22 @@ def test_the_pages_python_examples_run_on_a_real_run_folder(root, tmp_path, monk
         exec(compile(block, "use-a-trained-model.md", "exec"), namespace)
     assert (namespace["classes"][namespace["label"]] == model.predict(X)).all()
     assert namespace["t"][0, 0].item() == 10.0 and (tmp_path / "mlp.onnx").exists()
+
+
+def test_a_failed_write_leaves_neither_file_nor_the_folders_it_made(root, tmp_path, monkeypatch, capsys):
+    run_dir = trained("binary", "tanh", root).run_dir
+    model = load(run_dir, quiet=True)
+    X, y = held_out(model.spec)
+    np.savez(tmp_path / "rows.npz", X=X, y=y.astype(np.int64))
+    from devgrad.io import atomic_write as real
+
+    def full_disk(path, payload):
+        if str(path).endswith(".json"):
+            raise OSError(28, "No space left on device", str(path))
+        return real(path, payload)
+
+    monkeypatch.setattr("devgrad.experiment.predict.atomic_write", full_disk)
+    out = tmp_path / "new" / "deeper" / "p.csv"
+    assert cli.main(["predict", str(run_dir), str(tmp_path / "rows.npz"), "--out", str(out), "--quiet"]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()

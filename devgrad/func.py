@@ -27,7 +27,7 @@ import numpy as np
 from devgrad.core import DEFAULT_FLOAT, Function, Tensor, enable_grad, is_grad_enabled, tensor
 from devgrad.core import grad as autograd
 from devgrad.creation import eye, zeros, zeros_like
-from devgrad.ops import cast, stack
+from devgrad.ops import cast, reshape, stack
 from devgrad.ops.shape import Reshape
 
 __all__ = ["grad", "hessian", "hvp", "jacfwd", "jacrev", "jvp", "value_and_grad", "vjp"]
@@ -103,7 +103,7 @@ def _lift(leaf: Any, device: Any, where: str) -> Tensor:
         raise TypeError(f"{where}: cannot differentiate with respect to {type(leaf).__name__} {leaf!r}: "
                         "pass Tensors, NumPy arrays or numbers (in tuples, lists or dicts)")
     lifted = tensor(leaf, device=device)  # devgrad's dtype rules: a Python float is float32
-    lifted = lifted if lifted.dtype.kind == "f" else lifted.astype(DEFAULT_FLOAT)
+    lifted = lifted if lifted.dtype.kind == "f" else cast(lifted, DEFAULT_FLOAT)
     return lifted.requires_grad_(True)
 
 
@@ -352,7 +352,7 @@ def _assemble(pieces: list, out_shape: tuple, x: Tensor, axis: int) -> Tensor:
     """Stack per-element derivatives (rows at axis 0, columns at -1) into ``out_shape + x.shape``."""
     if not pieces:  # an empty output or input: an empty Jacobian
         return zeros((*out_shape, *x.shape), device=x.device, dtype=x.dtype)
-    return stack(pieces, axis=axis).reshape(*out_shape, *x.shape)
+    return reshape(stack(pieces, axis=axis), *out_shape, *x.shape)
 
 
 def jacfwd(f: Callable, argnums: int | tuple = 0, has_aux: bool = False) -> Callable:

@@ -214,6 +214,24 @@ def test_transforms_compose_like_torch_func(torch, device):
                  torch.func.jacfwd(torch.func.jacrev(torch.func.jacrev(g)))(vts[0]))
     assert_close(func.vjp(func.grad(g), vs[0])[1](vs[0]),
                  torch.func.vjp(torch.func.grad(g), vts[0])[1](vts[0]))
+    expected = torch.func.hessian(g)(vts[0])
+    for outer_t in (func.jacfwd, func.jacrev):
+        for inner_t in (func.jacfwd, func.jacrev):
+            assert_close(outer_t(inner_t(g))(vs[0]), expected)
+    assert_close(func.jvp(func.grad(g), (vs[0],), (vs[0],)),
+                 torch.func.jvp(torch.func.grad(g), (vts[0],), (vts[0],)))
+    assert_close(func.jvp(lambda x: func.jvp(dg.tanh, (x,), (x,))[1], (vs[0],), (vs[0],)),
+                 torch.func.jvp(lambda x: torch.func.jvp(torch.tanh, (x,), (x,))[1], (vts[0],), (vts[0],)))
+
+
+@pytest.mark.oracle
+def test_identity_and_jvp_with_aux_match_torch_func(torch, device):
+    xs, ts = both(torch, [U(3)], device)
+    for transform in ("jacrev", "jacfwd", "hessian"):
+        f = (lambda x: (x * x).sum()) if transform == "hessian" else (lambda x: x)
+        assert_close(getattr(func, transform)(f)(xs[0]), getattr(torch.func, transform)(f)(ts[0]))
+    assert_close(func.jvp(lambda x: (x.exp(), {"n": x.sum()}), (xs[0],), (xs[0],), has_aux=True),
+                 torch.func.jvp(lambda x: (x.exp(), {"n": x.sum()}), (ts[0],), (ts[0],), has_aux=True))
 
 
 @pytest.mark.oracle

@@ -8,6 +8,7 @@
 
 import importlib as _importlib
 import sys as _sys
+from typing import TYPE_CHECKING
 
 import numpy as _np
 
@@ -33,7 +34,6 @@ from devgrad.ops import (
     softplus, sqrt, squeeze, stack, std, sub, sum, swapaxes, tanh, transpose, unsqueeze, var, where,
 )
 from devgrad.random import manual_seed, rand, rand_like, randint, randn, randn_like
-from devgrad import nn, optim
 from devgrad.capture import CapturedStep
 from devgrad.io import load, save
 from devgrad.interop import from_dlpack
@@ -42,10 +42,14 @@ cat = concatenate  # PyTorch's name
 float32 = _np.float32
 float64 = _np.float64
 
-# Subpackages a user is shown (``devgrad.experiment.run(...)``, ``devgrad.data.DataLoader``,
+# Subpackages a user is shown (``devgrad.nn.Linear``, ``devgrad.experiment.run(...)``,
 # ``devgrad.viz.to_dot``) are reachable after ``import devgrad``, imported on first use so that
-# import stays fast (the pictures need subprocess for Graphviz; the runner, YAML and reports).
-_LAZY_SUBMODULES = ("bench", "cli", "data", "experiment", "onnx", "viz")
+# ``import devgrad`` loads the autodiff core only (the pictures need subprocess for Graphviz; the
+# runner YAML and its reports; layers and optimizers their kernels).
+_LAZY_SUBMODULES = ("bench", "cli", "data", "experiment", "nn", "onnx", "optim", "viz")
+
+if TYPE_CHECKING:
+    from devgrad import data, experiment, nn, optim, viz
 
 __all__ = [
     "CaptureError", "CapturedStep", "Device", "DeviceError", "Function", "GradcheckError", "Tensor", "__version__",

@@ -202,6 +202,8 @@ EXPECTED = {
     "README.md": lambda ns: ns["w"].grad.shape == (2,) and ns["loss"].item() < 0.5,
     "library.md": lambda ns: ns["accuracy"] > 0.95,
     "gpu.md": lambda ns: ns["mean_loss"] < 0.5,  # the spirals are learned
+    "pytorch.md": lambda ns: (round(ns["population"], 3), round(ns["unbiased"], 3)) == (1.479, 1.708)
+    and ns["swapped"].numpy().tolist() == [[1.0, 3.0], [2.0, 5.0]] and str(ns["half"].dtype) == "float64",
     "func.md": lambda ns: ns["hessian_b1"].shape == (4, 4) and abs(ns["second"].item() + 0.72686) < 1e-4,
 }
 

@@ -153,3 +153,18 @@ def test_one_output_classifiers_of_every_loss_keep_their_decision_rule(loss, tmp
     assert (model.classes[label] == model.predict(rows)).all()
     # an mse fit's P(class 0) is 1 − output, which cancels near 1: compared to 1e-6 there
     np.testing.assert_allclose(proba, model.predict_proba(rows), rtol=1e-5, atol=1e-6 if loss == "mse" else 0)
+
+
+def test_a_failed_export_leaves_no_file_or_folder_behind(root, tmp_path, monkeypatch, capsys):
+    import os
+
+    run_dir = trained("binary", "relu", root).run_dir
+
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)  # the last step of every atomic write
+    for fmt in ("onnx", "safetensors"):
+        deep = tmp_path / "a" / "b" / f"model.{fmt}"
+        assert cli.main(["export", str(run_dir), "--format", fmt, "--out", str(deep), "--quiet"]) == 2
+        assert "No space left on device" in capsys.readouterr().err and not (tmp_path / "a").exists()

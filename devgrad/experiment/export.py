@@ -3,6 +3,7 @@ included) or its weights as safetensors, written beside the run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -43,6 +44,17 @@ def export_run(run_dir, fmt: str = "onnx", out=None, checkpoint: str = "best", o
         raise RunError(f"{out} already exists; export never overwrites a file: choose another --out")
     if out.parent.exists() and not out.parent.is_dir():
         raise RunError(f"--out {out}: {out.parent} is a file, not a folder")
+    made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]  # folders this export creates
+    try:
+        return _write(trained, fmt, out, opset)
+    except BaseException:
+        for folder in made:  # a failed export leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _write(trained: TrainedModel, fmt: str, out: Path, opset: int) -> Path:
     if fmt == "safetensors":
         try:
             return save(trained.model.state_dict(), out)
@@ -51,7 +63,7 @@ def export_run(run_dir, fmt: str = "onnx", out=None, checkpoint: str = "best", o
     info = trained.info
     scale = info["standardize"]
     metadata = {"task": trained.task, "feature_names": json.dumps(trained.feature_names),
-                "devgrad_run": str(Path(run_dir).resolve()), "epoch": str(trained.epoch)}
+                "devgrad_run": str(trained.run_dir.resolve()), "epoch": str(trained.epoch)}
     if trained.classes is not None:
         metadata["classes_type"] = info["output"]["classes"]["type"]
     try:

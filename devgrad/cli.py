@@ -10,6 +10,7 @@ import argparse
 import errno
 import platform
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from devgrad.backend import (
 )
 from devgrad.data import describe
 from devgrad.data.files import DataError
-from devgrad.experiment import commands, memory, spec
+from devgrad.experiment import commands, examples, memory, spec
 from devgrad.experiment.export import FORMATS, export_run
 from devgrad.experiment.predict import predict_file
 from devgrad.experiment.errors import RunError
@@ -119,6 +120,19 @@ def _report(args) -> int:
     from devgrad.experiment.html_report import write_report  # noqa: PLC0415 - only this command needs it
 
     print(write_report(args.folder))
+    return 0
+
+
+def _examples(args) -> int:
+    if args.copy:
+        written = examples.copy_to(args.copy)
+        print(f"copied {len(written)} specs into {args.copy}: run one with devgrad run {Path(args.copy) / 'NAME.yaml'}")
+        return 0
+    rows = examples.describe()
+    width = max(len(name) for name, _ in rows)
+    print("\n".join(f"{name:<{width}}  {text}" for name, text in rows))
+    print("\nrun one with: devgrad run NAME (e.g. devgrad run triangle); "
+          "copy them to edit: devgrad examples --copy DIR")
     return 0
 
 
@@ -263,11 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="train the MLP a YAML spec describes, into a new run folder",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
+               "  devgrad run triangle                       # a spec devgrad ships (devgrad examples)\n"
                "  devgrad run experiments/triangle.yaml\n"
                "  devgrad run experiments/spirals.yaml --device cuda --set train.epochs=20 --set optimizer.lr=3e-3\n"
                "  devgrad run my_spec.yaml --print-config        # the spec with every default filled in\n"
                "  DEVGRAD_DEVICE=cpu devgrad run experiments/digits.yaml --quiet --out /tmp/runs")
-    run.add_argument("spec", help="path to the YAML spec (see experiments/)")
+    run.add_argument("spec", help="path to a YAML spec, or the name of one devgrad ships (devgrad examples)")
     run.add_argument("--device", help="auto | cpu | cuda | cuda:N (overrides the spec)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a spec key, value parsed as YAML: --set optimizer.lr=0.1 (repeatable)")
@@ -283,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.set_defaults(func=_resume)
 
     validate = sub.add_parser("validate", help="check a spec and report every problem at once")
-    validate.add_argument("spec", help="path to the YAML spec")
+    validate.add_argument("spec", help="path to a YAML spec, or the name of one devgrad ships")
     validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                           help="override a spec key as 'run' would (repeatable)")
     validate.set_defaults(func=_validate)
@@ -299,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  devgrad sweep spec.yaml --executor dask --address tcp://scheduler:8786 --gpus-per-run 1\n"
                "  devgrad sweep --resume sweeps/spirals/20261127-101500-a1b2c3\n"
                "A spec may hold the grid itself: sweep: {grid: {optimizer.lr: [0.1, 0.01]}, seeds: 3}")
-    sweep.add_argument("spec", nargs="?", help="path to the YAML spec (not with --resume)")
+    sweep.add_argument("spec", nargs="?", help="path to a YAML spec, or the name of one devgrad ships (not with "
+                                               "--resume)")
     sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                        help="a grid axis, values parsed as YAML and split at top-level commas (repeatable)")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -320,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="(re)write a run's or a sweep's self-contained report.html")
     rep.add_argument("folder", help="a run folder (runs/<name>/<date-time>-<id>) or a sweep folder")
     rep.set_defaults(func=_report)
+
+    examples = sub.add_parser("examples", help="list the example specs devgrad ships (devgrad run NAME runs one)")
+    examples.add_argument("--copy", metavar="DIR", help="copy them into DIR to edit them (made if missing)")
+    examples.set_defaults(func=_examples)
 
     lecture = sub.add_parser("lecture", help="run the lecture's experiments and write one HTML page walking "
                                              "through it (seconds on a CPU)")

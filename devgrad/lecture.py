@@ -17,26 +17,19 @@ from pathlib import Path
 
 from devgrad import viz
 from devgrad.core import grad, tensor
+from devgrad.experiment.examples import EXAMPLES
 from devgrad.experiment.html_report import figure, page, table
 from devgrad.io import atomic_write_text
 
-EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 SPECS = ("linear_classifier", "logistic_regression", "triangle", "xor", "triangle_linear_activation",
          "zero_init_symmetry", "random_init")
 
 
 def _spec_path(name: str) -> Path:
-    """A lecture spec from an ``experiments/`` folder: the current directory's (a clone of the
-    repository, as docs/install.md installs it), else the one beside the package (an editable install)."""
-    for folder in (Path.cwd() / "experiments", EXPERIMENTS):
-        path = folder / f"{name}.yaml"
-        if path.exists():
-            return path
-    from devgrad.experiment import RunError  # noqa: PLC0415
-
-    raise RunError(f"devgrad lecture runs the lecture's specs from the repository's experiments/ folder, and "
-                   f"{name}.yaml is in neither {Path.cwd() / 'experiments'} nor {EXPERIMENTS}: run it from the "
-                   "devgrad folder you cloned")
+    """A lecture spec: the current directory's experiments/ copy (a clone of the repository, where
+    it may have been edited), else the one devgrad ships (any install, a wheel's too)."""
+    local = Path.cwd() / "experiments" / f"{name}.yaml"
+    return local if local.exists() else EXAMPLES / f"{name}.yaml"
 
 
 def one_neuron(x1: float = 1.5, x2: float = -0.5, alpha: float = 0.8, beta: float = 0.3):

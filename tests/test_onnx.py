@@ -14,7 +14,7 @@ from devgrad import cli
 from devgrad import onnx as dg_onnx
 from devgrad.experiment import load, run
 from devgrad.experiment.export import export_run
-from devgrad.lecture import EXPERIMENTS
+from devgrad.experiment.examples import EXAMPLES
 from devgrad.lecture import SPECS as LECTURE_SPECS
 from tests.trained_runs import ACTIVATIONS, TASKS, trained
 
@@ -116,7 +116,7 @@ def test_unsupported_layers_options_and_opsets_are_clear_errors(tmp_path, root, 
 
 @pytest.mark.parametrize("name", LECTURE_SPECS)
 def test_every_lecture_spec_exports_and_onnxruntime_serves_it(name, tmp_path):
-    result = run(EXPERIMENTS / f"{name}.yaml", overrides=["train.epochs=2", "plots.enabled=false"],
+    result = run(EXAMPLES / f"{name}.yaml", overrides=["train.epochs=2", "plots.enabled=false"],
                  out=tmp_path / "runs", device="cpu", quiet=True)
     path = export_run(result.run_dir, quiet=True)
     model = load(result.run_dir, quiet=True)

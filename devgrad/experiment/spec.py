@@ -24,6 +24,7 @@ from devgrad.backend.precision import PRECISIONS
 from devgrad.core import Tensor
 from devgrad.data.files import SKLEARN_CLASSIFICATION, SKLEARN_REGRESSION
 from devgrad.data.synthetic import GENERATORS
+from devgrad.experiment.examples import spec_file
 from devgrad.experiment.schema import (
     NUM, REQUIRED, Field, Loaded, SpecError, Validator, apply_overrides, did_you_mean, is_kind, like_default,
     load_yaml, options_of, to_yaml,
@@ -576,7 +577,7 @@ def resolve(spec_or_path, overrides=(), check_files: bool = True) -> Spec:
         loaded = Loaded(copy.deepcopy(spec_or_path))
         source = "spec"
     else:
-        path = Path(spec_or_path)
+        path = spec_file(spec_or_path)  # a path, else a spec devgrad ships, by name
         loaded = load_yaml(path)
         source = str(path)
     loaded = apply_overrides(loaded, overrides, SCHEMA, NAME_BLOCKS)

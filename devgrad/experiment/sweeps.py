@@ -41,6 +41,7 @@ import yaml
 from devgrad.backend import cuda_started
 from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment.errors import RunError
+from devgrad.experiment.examples import spec_file
 from devgrad.experiment.rundir import missing_parents, new_run_dir, now, remove_half_made, why_not_completed
 from devgrad.experiment.schema import Loaded, apply_overrides, did_you_mean, load_yaml, parse_value
 from devgrad.experiment.spec import NAME_BLOCKS, SCHEMA, SpecError, resolve, to_yaml
@@ -181,7 +182,7 @@ def _load_base(spec_or_path) -> tuple[Loaded, dict, Path | None]:
         loaded = Loaded(data)
         path = None
     else:
-        path = Path(spec_or_path)
+        path = spec_file(spec_or_path)  # a path, else a spec devgrad ships, by name
         loaded = load_yaml(path)
         data = loaded.data
     block = data.pop("sweep", None) or {}

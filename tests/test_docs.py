@@ -126,6 +126,15 @@ def test_cli_reference_lists_every_command_and_option():
                 assert option in {"-h", "--help"} or f"`{option}`" in page, (name, option)
 
 
+def test_architecture_page_places_every_module_of_the_package():
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    package = ROOT / "devgrad"
+    names = [f"{p.name}" for p in package.glob("*.py") if p.stem not in ("__init__", "__main__", "version")]
+    names += [f"devgrad/{p.name}/" for p in package.iterdir() if (p / "__init__.py").exists()]
+    missing = [name for name in names if not re.search(rf"[`/]{re.escape(name)}", page)]
+    assert not missing, f"docs/architecture.md's table of layers does not say where these belong: {missing}"
+
+
 # -- links -----------------------------------------------------------------------------------------
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")

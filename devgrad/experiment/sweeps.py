@@ -213,7 +213,10 @@ def run_point(point: dict) -> dict:
         return {**line, "status": NOT_STARTED}  # the sweep was interrupted before this run began
     with _interruptible():
         _run_point(point, run_dir, line, run, resume)
-    summary = ckpt.read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
+    try:
+        summary = ckpt.read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
+    except (OSError, ValueError):  # unreadable: the line keeps what the run returned
+        summary = {}
     line["wall_seconds"] = summary.get("wall_seconds")  # the run's own total over its segments, when it has one
     if line["status"] == "stopped":  # how far it got
         line.update(final=summary.get("final"), best=summary.get("best"))

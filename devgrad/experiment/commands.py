@@ -25,7 +25,7 @@ from devgrad.experiment.rundir import (
 )
 from devgrad.experiment.spec import Spec, resolve, to_yaml
 from devgrad.experiment.task import Task
-from devgrad.experiment.trainer import Trainer, summary_of
+from devgrad.experiment.trainer import StopFile, Trainer, summary_of
 from devgrad.io import atomic_write_text
 from devgrad.warmup import cold_cache_notice
 
@@ -152,13 +152,14 @@ def _report(trainer: Trainer) -> None:
 
 
 def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: bool = False,
-        run_dir=None) -> RunResult:
+        run_dir=None, stop_file=None) -> RunResult:
     """Validate a spec, create a fresh run folder and train; returns a RunResult.
 
     ``spec_or_path``: a YAML file path or a spec dict; ``overrides``: ``key.path=value``
     strings; ``out``: the runs root (default ./runs); ``device`` overrides the spec's;
     ``run_dir``: this exact folder instead of a fresh one under ``out`` (created; it must not
-    hold files yet: a sweep names its runs' folders).
+    hold files yet: a sweep names its runs' folders); ``stop_file``: a file whose appearance
+    stops the run after an epoch, as Ctrl-C would (a sweep's Ctrl-C reaching its Dask workers).
     """
     overrides = [*overrides, ("--device", f"device={device}")] if device is not None else list(overrides)
     spec = resolve(spec_or_path, overrides)
@@ -194,6 +195,7 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
     if not quiet:
         print(f"run folder: {run_dir}  device: {dev.description()}  parameters: "
               f"{trainer.model.num_parameters()}", flush=True)
+    trainer.stop_requested = StopFile(stop_file) if stop_file else None
     return execute(trainer, 1, None, spec, wall, started)
 
 
@@ -221,8 +223,9 @@ def _named_run_dir(run_dir: Path) -> Path:
     return run_dir
 
 
-def resume(run_dir, device: str | None = None, quiet: bool = False) -> RunResult:
-    """Continue a stopped, killed or failed run from its last checkpoint, in the same folder."""
+def resume(run_dir, device: str | None = None, quiet: bool = False, stop_file=None) -> RunResult:
+    """Continue a stopped, killed or failed run from its last checkpoint, in the same folder
+    (``stop_file`` as for ``run``)."""
     run_dir = Path(run_dir)
     config = run_dir / "config.yaml"
     if not config.exists():
@@ -255,6 +258,7 @@ def resume(run_dir, device: str | None = None, quiet: bool = False) -> RunResult
     trainer.log.info(message)
     if not quiet:
         print(message, flush=True)
+    trainer.stop_requested = StopFile(stop_file) if stop_file else None
     return execute(trainer, start, meta, spec, wall, started)
 
 

@@ -232,10 +232,10 @@ def _run_point(point: dict, run_dir: Path, line: dict, run, resume) -> None:
         if meta is not None and meta.get("status") in ("completed", "failed") and (run_dir / "summary.json").exists():
             summary = ckpt.read_json(run_dir / "summary.json")  # ended after its sweep died: record it
         elif meta is not None:
-            summary = resume(run_dir, quiet=True).summary
+            summary = resume(run_dir, quiet=True, stop_file=point.get("stop_file")).summary
         else:
             _clear_unstarted(run_dir)
-            summary = run(point["spec"], quiet=True, run_dir=run_dir).summary
+            summary = run(point["spec"], quiet=True, run_dir=run_dir, stop_file=point.get("stop_file")).summary
         line.update(status=summary.get("status", "failed"), final=summary.get("final"), best=summary.get("best"),
                     test=summary.get("test"))
         if line["status"] != "completed":
@@ -320,8 +320,10 @@ class _Local:
         for f in futures:
             f.cancel()
 
-    def interrupt(self) -> None:
-        """Ctrl-C to every worker: a run in flight stops and checkpoints; an idle worker ignores it."""
+    def interrupt(self, futures) -> None:
+        """Ctrl-C: queued runs are cancelled; every worker is sent SIGINT, so a run in flight stops
+        and checkpoints (an idle worker ignores it)."""
+        self.cancel(futures)
         for process in list((getattr(self.pool, "_processes", None) or {}).values()):
             with contextlib.suppress(OSError, AttributeError):
                 os.kill(process.pid, signal.SIGINT)
@@ -381,9 +383,10 @@ class _Dask:
     def cancel(self, futures) -> None:
         self.client.cancel([f for f in futures if f.status == "pending"])
 
-    def interrupt(self) -> None:
-        """Runs in flight on Dask workers cannot be sent Ctrl-C: they are stopped when a cluster of
-        our own closes, or run on (an external cluster); either way --resume continues them."""
+    def interrupt(self, futures) -> None:
+        """Ctrl-C: no signal reaches a run on a Dask worker, and a Dask future does not tell a queued
+        task from a running one, so nothing is cancelled here: a run in flight sees the sweep's stop
+        file after its epoch and stops with a checkpoint, a queued one sees it and does not start."""
 
     def collect(self, futures, timeout: float) -> list:
         from dask.distributed import wait  # noqa: PLC0415 - optional (the dask extra)
@@ -584,7 +587,7 @@ def _execute(sweep_dir: Path, points: list, done: list, runner, quiet: bool, fai
             progress.close()
         if interrupted:
             _write_tables(sweep_dir, results, total, monitor, "interrupted")
-            raise KeyboardInterrupt(_interrupted_message(sweep_dir, results, total))
+            raise KeyboardInterrupt(_interrupted_message(sweep_dir, results, points, total))
     if status == "completed" and results and all(r["status"] != "completed" for r in results):
         status = "failed"
     summary = _write_tables(sweep_dir, results, total, monitor, status, _plots(sweep_dir, results, monitor))
@@ -608,8 +611,7 @@ def _interrupt(sweep_dir: Path, runner, futures: list, results: list) -> None:
     within the grace period are written, with their real wall time."""
     with contextlib.suppress(OSError):
         (sweep_dir / STOP_FILE).touch()
-    runner.cancel(futures)
-    runner.interrupt()
+    runner.interrupt(futures)
     recorded = {r["index"] for r in results}
     for line in runner.collect(futures, INTERRUPT_GRACE_SECONDS):
         if line["status"] == NOT_STARTED or line["index"] in recorded:
@@ -618,11 +620,16 @@ def _interrupt(sweep_dir: Path, runner, futures: list, results: list) -> None:
         results.append(line)
 
 
-def _interrupted_message(sweep_dir: Path, results: list, total: int) -> str:
-    """What an interrupted sweep says: what it finished, what stopped, and the command that continues it."""
+def _interrupted_message(sweep_dir: Path, results: list, points: list, total: int) -> str:
+    """What an interrupted sweep says: what finished, what stopped, what never started, and the
+    command that continues it."""
     stopped = sum(r["status"] == "stopped" for r in results)
-    return (f"sweep interrupted: {len(results) - stopped}/{total} runs finished, {stopped} stopped with a checkpoint, "
-            f"{total - len(results)} not started; continue with: devgrad sweep --resume {sweep_dir}")
+    recorded = {r["index"] for r in results}
+    unrecorded = [p for p in points if p["index"] not in recorded]
+    started = sum(Path(p["run_dir"]).exists() for p in unrecorded)  # still stopping: no line yet
+    cut = f", {started} cut short without a line (they resume from their last checkpoint)" if started else ""
+    return (f"sweep interrupted: {len(results) - stopped}/{total} runs finished, {stopped} stopped with a checkpoint"
+            f"{cut}, {len(unrecorded) - started} not started; continue with: devgrad sweep --resume {sweep_dir}")
 
 
 def _write_tables(sweep_dir: Path, results: list, total: int, monitor: tuple, status: str,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,7 @@ class Trainer:
         self.checkpoints: ckpt.Checkpointer | None = None  # made by fit()
         self.stopped_at: int | None = None  # the epoch early stopping ended the run at
         self.checkpoint_problems: list[str] = []  # a damaged checkpoint the run went on without
+        self.stop_requested: StopFile | None = None  # asked after every epoch: stop as on Ctrl-C
         self.graph_reason = _graph_choice(spec, device)  # None: capture the step
         graphed = self.graph_reason is None
         self.log.info("train.cuda_graph %s: %s", spec.train.cuda_graph,
@@ -287,6 +289,8 @@ class Trainer:
                 self.wait += 1
             console.epoch(row, format_row(row, t.epochs), best=(self.monitor, self.best_value, self.best_epoch))
             self.checkpoints.epoch_done(self.snapshot(epoch), improved)
+            if self.stop_requested is not None and self.stop_requested():
+                raise KeyboardInterrupt(f"stop asked for by {self.stop_requested.path}")  # handled as Ctrl-C
             if es.enabled and self.wait >= es.patience:
                 self.stopped_at = epoch
                 if self.frames is not None:
@@ -337,6 +341,24 @@ class Trainer:
             self.model.eval()
             out = self.model(Tensor._make(self.device.put(X), self.device))
         return self.task.probabilities(self.device.to_host(out.data), np)
+
+
+class StopFile:
+    """A file whose appearance asks a run to stop after its current epoch, as Ctrl-C would: how a
+    sweep's Ctrl-C reaches runs on Dask workers, which no signal reaches. Looked for at most
+    every ``every`` seconds, so a run of short epochs does not pay a file-system call for each."""
+
+    def __init__(self, path, every: float = 0.25):
+        self.path = Path(path)
+        self.every = every
+        self._looked = -math.inf
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self._looked < self.every:
+            return False
+        self._looked = now
+        return self.path.exists()
 
 
 def summary_of(trainer: Trainer, history: list, status: str, wall: float, earlier: list = ()) -> dict:

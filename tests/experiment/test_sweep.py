@@ -370,3 +370,13 @@ def test_ctrl_c_stops_a_sweep_at_once_and_resume_finishes_it(tmp_path):
         summary = json.loads((Path(before["run_dir"]) / "summary.json").read_text())
         assert summary["segments"] == 2 and newest[before["index"]]["wall_seconds"] == summary["wall_seconds"]
         assert summary["wall_seconds"] > before["wall_seconds"]
+
+
+def test_a_queued_run_does_not_start_once_the_sweep_is_stopping(tmp_path):
+    from devgrad.experiment.sweeps import NOT_STARTED, run_point
+
+    (tmp_path / ".stop").touch()
+    point = {"index": 3, "overrides": {}, "seed": 0, "spec": {}, "run_dir": str(tmp_path / "runs" / "003"),
+             "stop_file": str(tmp_path / ".stop")}
+    assert run_point(point)["status"] == NOT_STARTED
+    assert not (tmp_path / "runs").exists()

@@ -68,3 +68,20 @@ def test_restore_best_applies_only_when_early_stopping_is_on(tmp_path):
 
     assert restored(True)
     assert not restored(False)
+
+
+def test_a_stop_file_stops_a_run_after_its_epoch_as_ctrl_c_would(tmp_path):
+    import json
+
+    from devgrad.experiment import resume
+
+    stop = tmp_path / "stop"
+    stop.touch()
+    with pytest.raises(KeyboardInterrupt, match="continue with: devgrad resume"):
+        run({**SMALL, "train": {**SMALL["train"], "epochs": 4}}, out=tmp_path / "runs", quiet=True, stop_file=stop)
+    (run_dir,) = (tmp_path / "runs" / "small").iterdir()
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "stopped"
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 1  # it stopped after its first epoch
+    stop.unlink()
+    finished = resume(run_dir, quiet=True, stop_file=stop)
+    assert finished.status == "completed" and [r["epoch"] for r in finished.history] == [1, 2, 3, 4]

@@ -244,7 +244,13 @@ def resume(run_dir, device: str | None = None, quiet: bool = False, stop_file=No
     state = _resume_state(last, run_dir) if last.exists() else None  # read before anything in the folder changes
     started, wall = now(), time.perf_counter()
     trainer = Trainer(spec, run_dir, dev, quiet)
-    start = trainer.restore(state) + 1 if state is not None else 1
+    try:
+        start = trainer.restore(state) + 1 if state is not None else 1
+    except (ValueError, KeyError, TypeError) as exc:  # the weights of another model than config.yaml's
+        close_logger(trainer.log)
+        raise RunError(f"cannot resume {run_dir}: {last} does not fit the run that its config.yaml describes "
+                       f"({exc}); was config.yaml edited after the run started? Put it back as it was, or start "
+                       "a new run with devgrad run") from None
     kept = [r for r in trainer.metrics.rows() if r["epoch"] < start]
     trainer.metrics.rewrite(kept)  # epochs after the checkpoint are trained again: no duplicates
     if trainer.units is not None:

@@ -262,3 +262,17 @@ def test_a_damaged_best_checkpoint_is_reported_and_the_run_still_finishes(tmp_pa
     (problem,) = summary["checkpoint_problems"]
     assert "best.npz is damaged" in problem and "last epoch's weights" in problem
     assert "best.npz is damaged" in (run_dir / "train.log").read_text()
+
+
+def test_resume_with_a_config_that_no_longer_fits_its_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
+    import yaml
+
+    from devgrad.experiment import RunError, resume
+
+    run_dir = _stopped_after_the_last_epoch(tmp_path, monkeypatch, {**SMALL, "train": {**SMALL["train"], "epochs": 2}})
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["model"]["hidden"] = [5]
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(RunError, match=r"last.npz does not fit the run that its config.yaml describes .*shape"):
+        resume(run_dir, quiet=True)
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "stopped"

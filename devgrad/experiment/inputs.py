@@ -16,6 +16,7 @@ import numpy as np
 
 from devgrad.core import Tensor
 from devgrad.data import DataError
+from devgrad.data.files import check_npz_file, label_column
 
 
 @dataclass
@@ -73,6 +74,7 @@ def _read_csv(path: Path, names: list[str], target: str | None) -> Inputs:
 
 
 def _read_npz(path: Path, names: list[str]) -> Inputs:
+    check_npz_file(path)  # a text file or a single .npy named .npz: said so, before NumPy guesses pickle
     try:
         with np.load(path, allow_pickle=False) as data:
             if "X" not in data.files:
@@ -89,7 +91,9 @@ def _read_npz(path: Path, names: list[str]) -> Inputs:
         X = X.reshape(len(X), -1)
     inputs = _checked(X, names, f"{path} array X")
     if y is not None:
-        y = y.reshape(-1)
+        # y as training reads it: (n,), a single column, or one-hot rows (their class indices); never
+        # flattened row by row, which would misalign n*k values against n rows
+        y = label_column(y, f"{path} array y")
         if len(y) != len(inputs.X):
             raise DataError(f"{path}: X has {len(inputs.X)} rows but y has {len(y)}; they must match")
     inputs.y = y

@@ -361,3 +361,19 @@ def test_a_failed_write_leaves_neither_file_nor_the_folders_it_made(root, tmp_pa
     assert cli.main(["predict", str(run_dir), str(tmp_path / "rows.npz"), "--out", str(out), "--quiet"]) == 2
     assert "No space left on device" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
+
+
+def test_an_npz_target_is_read_as_training_reads_it_one_hot_included(root, tmp_path, capsys):
+    run_dir = trained("binary", "tanh", root).run_dir
+    model = load(run_dir, checkpoint="last")
+    X, y = held_out(model.spec)
+    labels = y.astype(np.int64)
+    np.savez(tmp_path / "labels.npz", X=X, y=labels)
+    np.savez(tmp_path / "onehot.npz", X=X, y=np.eye(2, dtype=np.float32)[labels])
+    for name in ("labels", "onehot"):
+        assert cli.main(["predict", str(run_dir), str(tmp_path / f"{name}.npz"), "--checkpoint", "last",
+                         "--out", str(tmp_path / f"{name}.csv"), "--quiet"]) == 0
+    scored = [json.loads((tmp_path / f"{name}.metrics.json").read_text()) for name in ("labels", "onehot")]
+    assert scored[0] == scored[1] and scored[0]["rows"] == len(X)  # not 2n misaligned labels
+    (tmp_path / "text.npz").write_text("x0,x1\n1,2\n")
+    expect_exit_2(capsys, ["predict", str(run_dir), str(tmp_path / "text.npz")], "not an NPZ file")

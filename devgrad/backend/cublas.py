@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from devgrad.backend import cupy_import
 from devgrad.backend import precision as _settings
@@ -65,6 +66,9 @@ class _Library:
     strides, ``c_void_p`` for pointers. With the lookups trimmed too, ``gemm`` costs 2.3 µs of
     host time where it cost 5.4 µs (a 1×1 GEMM of the host stand-in, 2-core VM).
     """
+
+    if TYPE_CHECKING:  # the C functions are set as attributes when the library loads
+        def __getattr__(self, name: str) -> Any: ...
 
     def __init__(self, path: str):
         self.path = path

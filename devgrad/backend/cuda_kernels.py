@@ -22,6 +22,7 @@ import contextlib
 import functools
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -140,9 +141,10 @@ def _kind(raw: bool, typ: str, is_input: bool) -> str:
     return "raw" if raw else "f64" if typ == "float64" else "scalar"
 
 
-_KINDS = {name: [(_kind(raw, typ, i < len(ins)), pname, None if raw or typ in ("T", "float64") else np.dtype(typ).type)
-                 for i, (raw, typ, pname) in enumerate(ins + outs)]
-          for name, (ins, outs) in PARAMS.items()}
+_KINDS: dict[str, list[tuple[str, str, Any]]] = {
+    name: [(_kind(raw, typ, i < len(ins)), pname, None if raw or typ in ("T", "float64") else np.dtype(typ).type)
+           for i, (raw, typ, pname) in enumerate(ins + outs)]
+    for name, (ins, outs) in PARAMS.items()}
 _ELEMENTS, _TYPED, _POINTERS = frozenset({"in", "out"}), frozenset({"in", "out", "rawT"}), frozenset({"raw", "rawT"})
 _READS_OUTPUT = frozenset(name for name in ELEMENTWISE if name.startswith(("bias_", "dropout", "wrap_top")))
 _NULL, _ZERO_F64 = np.uint64(0), np.float64(0.0)  # a float64 scalar given as a number: no pointer
@@ -161,7 +163,8 @@ def launch(name: str, *args):
     n_ins = len(PARAMS[name][0])
     if len(args) != n_ins and len(args) != len(kinds):
         raise TypeError(f"{name}: {len(args)} arguments for {n_ins} inputs and {len(kinds) - n_ins} outputs")
-    t_dtype, shape, same = None, None, True
+    t_dtype, same = None, True
+    shape: Any = None  # the first element array's, then the launch's
     for (kind, pname, _), value in zip(kinds, args):
         if kind in _TYPED:
             if t_dtype is None:
@@ -465,25 +468,25 @@ def sum_axes(a, axes: tuple, scale: float | None = None):
     GEMM with a ones vector, the scale its alpha, when the axes are the leading or the trailing
     ones of a contiguous float32/float64 array, else CuPy's sum."""
     nd = a.ndim
-    axes = sorted({ax % nd for ax in axes}) if nd else []
-    k = len(axes)
+    order = sorted({ax % nd for ax in axes}) if nd else []
+    k = len(order)
     alpha = 1.0 if scale is None else float(scale)
     if a.dtype in GEMM_DTYPES and a.size and k and a.flags.c_contiguous:
         shape = a.shape
         cp = module()
         # The result is a fresh array the GEMM writes into (not a view of a 2-D product): a
         # gradient that owns its memory is stored as it is, where a view would be copied.
-        if axes == list(range(k)):  # leading axes: ones(1, m) @ a(m, rest)
+        if order == list(range(k)):  # leading axes: ones(1, m) @ a(m, rest)
             m = math.prod(shape[:k])
             out = cp.empty(shape[k:], dtype=a.dtype)
             _gemm(_ones_vector(m, a.dtype).reshape(1, m), a.reshape(m, -1), "highest", cp, alpha,
                   out=out.reshape(1, -1))
             return out
-        if axes == list(range(nd - k, nd)):  # trailing axes: a(rest, m) @ ones(m, 1)
+        if order == list(range(nd - k, nd)):  # trailing axes: a(rest, m) @ ones(m, 1)
             m = math.prod(shape[nd - k:])
             out = cp.empty(shape[:nd - k], dtype=a.dtype)
             _gemm(a.reshape(-1, m), _ones_vector(m, a.dtype).reshape(m, 1), "highest", cp, alpha,
                   out=out.reshape(-1, 1))
             return out
-    out = module().sum(a, axis=tuple(axes))
+    out = module().sum(a, axis=tuple(order))
     return out if scale is None else out * scale

@@ -52,7 +52,10 @@ def _blocks(text: str, where: str) -> list[tuple[str, str, str, str]]:
 def _read_sources() -> tuple[dict, dict, dict, dict]:
     """The kernel files' blocks by kind: elementwise {name: (in, out, body)}, looped and multi
     {name: (parameters, body)}, text {name: body} for snippets and whole kernels."""
-    elementwise, looped, multi, text = {}, {}, {}, {}
+    elementwise: dict = {}
+    looped: dict = {}
+    multi: dict = {}
+    text: dict = {}
     for file in SOURCE_FILES:
         for kind, name, rest, body in _blocks((SOURCE_DIR / file).read_text(encoding="utf-8"), file):
             if kind == "elementwise":

@@ -114,7 +114,8 @@ def _zero_(a: Tensor) -> Tensor:
 
 
 # Tensor's operators and op methods: each is the op function above (core imports no op).
-register_tensor_methods({
+# devgrad/core.pyi declares them on Tensor for type checkers and IDEs (tests/core_stub.py writes it).
+TENSOR_METHODS = {
     "__add__": add, "__radd__": lambda a, b: add(b, a),
     "__sub__": sub, "__rsub__": lambda a, b: sub(b, a),
     "__mul__": mul, "__rmul__": lambda a, b: mul(b, a),
@@ -139,7 +140,8 @@ register_tensor_methods({
     "int": _cast_to(np.int32), "bool": _cast_to(np.bool_), "zero_": _zero_,
     "add_": _inplace_op("__iadd__", add), "sub_": _inplace_op("__isub__", sub), "mul_": _inplace_op("__imul__", mul),
     "div_": _inplace_op("__itruediv__", div),
-})
+}
+register_tensor_methods(TENSOR_METHODS)
 
 __all__ = [
     "abs", "add", "argmax", "argmin", "broadcast_to", "cast", "clip", "concatenate", "div", "dot", "equal",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from devgrad.backend import device_of, is_capturing, refuse_while_capturing
@@ -307,7 +309,7 @@ def _into_existing(restored: dict, current: dict, device) -> dict:
         if k.startswith("_"):
             restored.setdefault(k, cur)
             continue
-        value = restored.get(k)
+        value: Any = restored.get(k)
         with device.activate():
             if hasattr(value, "shape") and value.shape == cur.shape and value.dtype == cur.dtype:
                 device.xp.copyto(cur, value)

@@ -173,6 +173,20 @@ def _say_bench(line: str) -> None:
     print(f"devgrad bench: {line}", file=sys.stderr, flush=True)
 
 
+def _bench_command(args) -> str:
+    """The bench's command line, as a user would retype it (for the results page)."""
+    parts = ["devgrad bench", f"--configs {args.configs}"]
+    if args.device != "cpu":
+        parts.append(f"--device {args.device}")
+    if args.repeat is not None:
+        parts.append(f"--repeat {args.repeat}")
+    parts += [flag for flag, on in (("--no-torch", args.no_torch), ("--no-jax", args.no_jax),
+                                     ("--torch-compile", args.torch_compile)) if on]
+    if args.pause != 0.2:
+        parts.append(f"--pause {args.pause}")
+    return " ".join(parts + [f"--write {args.write}"])
+
+
 def _bench(args) -> int:
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in configs if c not in bench.CONFIGS]
@@ -181,6 +195,11 @@ def _bench(args) -> int:
     if args.repeat is not None and args.repeat < 1:
         raise UserError(f"--repeat {args.repeat}: give a positive number of timed blocks (rounds with --checkpoints)")
     repeat = 15 if args.repeat is None else args.repeat
+    if args.pause < 0:
+        raise UserError(f"--pause {args.pause}: give the seconds to sleep before each timed block (0 or more)")
+    if args.write and not Path(args.write).resolve().parent.is_dir():
+        raise UserError(f"--write {args.write}: the folder {Path(args.write).resolve().parent} does not exist; "
+                        "create it or write elsewhere")
     if args.sweep:
         from devgrad.bench.sweep_bench import format_sweep, sweep_bench  # noqa: PLC0415
 
@@ -209,7 +228,8 @@ def _bench(args) -> int:
               f"same arithmetic by hand {o['handwritten_us']:.1f} us, ratio {o['ratio']:.2f}x")
         return 0
     try:
-        results = bench.run(args.device, configs, repeat=repeat, use_torch=not args.no_torch)
+        results = bench.run(args.device, configs, repeat=repeat, use_torch=not args.no_torch, use_jax=not args.no_jax,
+                            torch_compile=args.torch_compile, pause_s=args.pause)
     except bench.BenchError as exc:  # a wrong step: a bug to report, not a user mistake
         print(f"devgrad bench: {exc}", file=sys.stderr)
         return 1
@@ -217,6 +237,9 @@ def _bench(args) -> int:
     if args.json:
         bench.write_json(results, args.json)
         print(f"wrote {args.json}")
+    if args.write:
+        bench.write_markdown(results, args.write, _bench_command(args))
+        print(f"wrote {args.write}")
     return 0
 
 
@@ -368,6 +391,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="timed blocks per implementation (default 15); with --checkpoints, rounds (default 5)")
     bench.add_argument("--json", help="also write the results as JSON to this path")
     bench.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    bench.add_argument("--no-jax", action="store_true", help="skip the JAX jit column (shown when JAX is installed)")
+    bench.add_argument("--torch-compile", action="store_true",
+                       help="also time PyTorch's step under torch.compile (compiling takes a while)")
+    bench.add_argument("--pause", type=float, default=0.2, metavar="SECONDS",
+                       help="sleep before each timed block, so BLAS threads still spinning from the previous "
+                            "block steal no core (default 0.2)")
+    bench.add_argument("--write", metavar="FILE.md",
+                       help="also write the table as a Markdown page (machine, date, command, load) to this path")
     mode = bench.add_mutually_exclusive_group()  # what to time instead of the step table: one at a time
     mode.add_argument("--e2e", choices=("small", "full"),
                       help="time a whole gpu_large-like run instead, devgrad vs plain PyTorch (full: the GPU "

@@ -52,8 +52,9 @@ class HandWritten:
     def __init__(self, config: Config, weights: list, xp):
         self.config = config
         self.xp = xp
-        self.W = [xp.asarray(w) for w, _ in weights]
-        self.b = [xp.asarray(b) for _, b in weights]
+        # copies: every implementation trains arrays of its own, never the caller's or another's
+        self.W = [xp.array(w, copy=True) for w, _ in weights]
+        self.b = [xp.array(b, copy=True) for _, b in weights]
 
     def _act(self, z):
         xp = self.xp
@@ -107,9 +108,9 @@ class DevgradStep:
     def __init__(self, config: Config, weights: list, device, capturable: bool = False):
         self.config = config
         self.model = nn.MLP(config.sizes, activation=config.activation, device=device)
-        for layer, (w, b) in zip(self.model.linears, weights):
-            layer.weight.data = device.put(w)
-            layer.bias.data = device.put(b)
+        for layer, (w, b) in zip(self.model.linears, weights):  # copies: arrays of its own
+            layer.weight.data = device.put(w.copy())
+            layer.bias.data = device.put(b.copy())
         self.opt = optim.SGD(self.model.parameters(), lr=LR, capturable=capturable)
 
     def weights(self) -> list:

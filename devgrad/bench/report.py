@@ -12,49 +12,81 @@ def _ms(entry) -> str:
     return f"{entry['median_ms']:.3f}"
 
 
-def format_table(results: dict) -> str:
-    """One row per config: devgrad eager, the hand-written step, PyTorch eager, and on a GPU the
-    captured step beside PyTorch's CUDA graph; columns that could not be measured are '-', and
-    why is said under the table."""
+# (result key, column head): the timed columns, in the order shown
+_TIMES = (("devgrad", "devgrad ms"), ("devgrad_graph", "captured ms"), ("handwritten", "hand ms"),
+          ("tight", "tight ms"), ("jax", "jax ms"), ("pytorch", "torch ms"), ("torch_compile", "compiled ms"),
+          ("pytorch_graph", "torch graph ms"))
+
+
+def _has(rows: list, key: str) -> bool:
+    return any(key in r or key in r.get("unavailable", {}) for r in rows)
+
+
+def _columns(results: dict) -> list:
+    """(head, cell(row)) for every column these results have."""
     rows_in = results["configs"]
-    has_torch = any("pytorch" in r for r in rows_in)
-    has_graph = any("devgrad_graph" in r or "devgrad_graph" in r.get("unavailable", {}) for r in rows_in)
-    has_torch_graph = has_graph and any("pytorch_graph" in r or "pytorch_graph" in r.get("unavailable", {})
-                                        for r in rows_in)
-    head = ["config", "devgrad ms", "hand ms", "vs hand"]
-    if has_torch:
-        head += ["torch ms", "vs torch"]
-    if has_graph:
-        head += ["graph ms"] + (["graph vs torch"] if has_torch else ["graph vs hand"])
-    if has_torch_graph:
-        head += ["torch graph ms", "graph vs torch graph"]
-    head += ["GFLOP/s", "% peak", "peak MiB dg/hand"]
-    rows = [head]
-    notes = []
-    for r in rows_in:
-        d, h = r["devgrad"], r["handwritten"]
-        row = [r["config"], f"{_ms(d)} ±{d['iqr_ms']:.3f}", _ms(h), f"{r['ratio_vs_handwritten']:.2f}×"]
-        if has_torch:
-            row += [_ms(r["pytorch"]), f"{r['ratio_vs_pytorch']:.2f}×"] if "pytorch" in r else ["-", "-"]
-        if has_graph:
-            ratio = r.get("graph_ratio_vs_pytorch" if has_torch else "graph_ratio_vs_handwritten")
-            row += ([_ms(r["devgrad_graph"]), f"{ratio:.2f}×" if ratio is not None else "-"]
-                    if "devgrad_graph" in r else ["-", "-"])
-        if has_torch_graph:
-            ratio = r.get("graph_ratio_vs_pytorch_graph")
-            row += ([_ms(r["pytorch_graph"]), f"{ratio:.2f}×" if ratio is not None else "-"]
-                    if "pytorch_graph" in r else ["-", "-"])
-        row += [f"{d['gflops']:.1f}", f"{100 * d['gflops'] / results['matmul_peak_gflops']:.0f}%"]
-        if d.get("peak_step_bytes") is not None:
-            row.append(f"{d['peak_step_bytes'] / 2**20:.2f}/{h['peak_step_bytes'] / 2**20:.2f}")
-        else:
-            row.append("-")
-        rows.append(row)
-        notes += [f"{r['config']}: {column} not measured: {why}" for column, why in r.get("unavailable", {}).items()]
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
-    lines = [f"devgrad bench on {results['device_description']}, numpy {results['numpy']}, "
-             f"torch {results['torch'] or 'not installed'}; float32 matmul peak "
-             f"{results['matmul_peak_gflops']:.1f} GFLOP/s"]
+    cols = [("config", lambda r: r["config"]),
+            ("devgrad ms", lambda r: f"{_ms(r['devgrad'])} ±{r['devgrad']['iqr_ms']:.3f}")]
+    for key, head in _TIMES[1:]:
+        if _has(rows_in, key):
+            cols.append((head, lambda r, key=key: _ms(r[key]) if key in r else "-"))
+    cols.append(("vs hand", lambda r: f"{r['ratio_vs_handwritten']:.2f}×"))
+    if any("vs_tight" in r for r in rows_in):
+        cols.append(("vs tight", lambda r: f"{r['vs_tight']['devgrad']:.2f}×" if "vs_tight" in r else "-"))
+        if _has(rows_in, "devgrad_graph"):
+            cols.append(("captured vs tight", lambda r: f"{r['vs_tight']['devgrad_graph']:.2f}×"
+                         if "devgrad_graph" in r.get("vs_tight", {}) else "-"))
+    if any("pytorch" in r for r in rows_in):
+        cols.append(("vs torch", lambda r: f"{r['ratio_vs_pytorch']:.2f}×" if "pytorch" in r else "-"))
+    if _has(rows_in, "devgrad_graph") and any("pytorch" in r for r in rows_in):
+        cols.append(("graph vs torch", lambda r: f"{r['graph_ratio_vs_pytorch']:.2f}×"
+                     if "graph_ratio_vs_pytorch" in r else "-"))
+    if _has(rows_in, "pytorch_graph"):
+        cols.append(("graph vs torch graph", lambda r: f"{r['graph_ratio_vs_pytorch_graph']:.2f}×"
+                     if "graph_ratio_vs_pytorch_graph" in r else "-"))
+    peak = results["matmul_peak_gflops"]
+    cols += [("GFLOP/s", lambda r: f"{r['devgrad']['gflops']:.1f}"),
+             ("% peak", lambda r: f"{100 * r['devgrad']['gflops'] / peak:.0f}%"),
+             ("peak MiB dg/hand", _peak_mib)]
+    return cols
+
+
+def _peak_mib(r: dict) -> str:
+    d, h = r["devgrad"], r["handwritten"]
+    if d.get("peak_step_bytes") is None:
+        return "-"
+    return f"{d['peak_step_bytes'] / 2**20:.2f}/{h['peak_step_bytes'] / 2**20:.2f}"
+
+
+def _title(results: dict) -> str:
+    load = results.get("load_average")
+    return (f"devgrad bench on {results['device_description']}, numpy {results['numpy']}, "
+            f"torch {results['torch'] or 'not installed'}, jax {results.get('jax') or 'not installed'}; "
+            f"float32 matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s"
+            + (f"; load average {load[0]:.2f} at the start" if load else ""))
+
+
+def _notes(results: dict) -> list[str]:
+    rows_in = results["configs"]
+    notes = [f"{r['config']}: {column} not measured: {why}" for r in rows_in
+             for column, why in r.get("unavailable", {}).items()]
+    compiled = [f"{r['config']} {name} {seconds:.2f} s" for r in rows_in
+                for name, seconds in r.get("compile_s", {}).items()]
+    if compiled:
+        notes.append("compile time (apart from the step times): " + "; ".join(compiled))
+    if results.get("peak_note"):
+        notes.append(results["peak_note"])
+    return notes
+
+
+def format_table(results: dict) -> str:
+    """One row per config: devgrad eager (and captured), the hand-written steps, the peers; a
+    column that could not be measured is '-', and why is said under the table."""
+    rows_in = results["configs"]
+    cols = _columns(results)
+    rows = [[head for head, _ in cols]] + [[cell(r) for _, cell in cols] for r in rows_in]
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(cols))]
+    lines = [_title(results)]
     for i, row in enumerate(rows):
         lines.append("  ".join(str(c).rjust(w) if j else str(c).ljust(w) for j, (c, w) in enumerate(zip(row, widths))))
         if i == 0:
@@ -68,7 +100,36 @@ def format_table(results: dict) -> str:
     if host:
         lines.append("host time to issue one eager devgrad step, of the step's time (about equal: bound by "
                      "the host's Python; much less: by the GPU): " + "; ".join(host))
-    return "\n".join(lines + notes)
+    return "\n".join(lines + _notes(results))
+
+
+def format_markdown(results: dict, command: str) -> str:
+    """The results as a Markdown page: the machine, the date, the command, the table, the notes."""
+    cols = _columns(results)
+    lines = ["# devgrad bench results", "",
+             f"Measured with `{command}` on {results['device_description']} ({results.get('cpus')} CPUs, "
+             f"{results['machine']}), {results['date']}; Python {results['python']}, devgrad {results['devgrad']}, "
+             f"NumPy {results['numpy']}, PyTorch {results['torch'] or 'not installed'}, "
+             f"JAX {results.get('jax') or 'not installed'}.", ""]
+    load, after = results.get("load_average"), results.get("load_average_after")
+    if load:
+        lines += [f"Load average (1, 5, 15 min) at the start {load}, at the end {after}: other programs shared "
+                  "the machine, so absolute times wobble; the ratios come from interleaved blocks and hold "
+                  "better.", ""]
+    lines += [f"Medians of timed blocks in milliseconds per step, float32, a pause of {results.get('pause_s')} s "
+              f"before each block; float32 matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s.", ""]
+    lines.append("| " + " | ".join(head for head, _ in cols) + " |")
+    lines.append("|" + "---|" * len(cols))
+    lines += ["| " + " | ".join(str(cell(r)) for _, cell in cols) + " |" for r in results["configs"]]
+    notes = _notes(results)
+    if notes:
+        lines += [""] + [f"- {note}" for note in notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(results: dict, path, command: str) -> None:
+    """Write ``format_markdown`` to ``path`` (atomically)."""
+    atomic_write_text(Path(path), format_markdown(results, command))
 
 
 def rows_table(heading: list[str], rows: list[dict], name: str, width: int, format_row) -> str:

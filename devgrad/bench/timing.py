@@ -41,12 +41,15 @@ def time_calls(fn, sync, repeat: int, min_block_s: float) -> list[float]:
     return [block(fn, sync, inner) for _ in range(repeat)]
 
 
-def time_interleaved(impls: dict, repeat: int, min_block_s: float, inner: dict | None = None) -> dict:
+def time_interleaved(impls: dict, repeat: int, min_block_s: float, inner: dict | None = None,
+                     pause_s: float = 0.0) -> dict:
     """Like ``time_calls`` for several implementations, taking turns block by block.
 
     On a shared machine the available CPU drifts; interleaving exposes every implementation
     to the same drift, so their ratio stays meaningful even when absolute times wobble.
     ``inner`` (calls per block, by name) is calibrated when not given, and filled in.
+    ``pause_s``: a sleep before every block, so that the worker threads of the previous block's
+    BLAS (OpenBLAS spins for a while after each call) have gone idle and steal no core from it.
     """
     if inner is None:
         inner = {}
@@ -56,18 +59,20 @@ def time_interleaved(impls: dict, repeat: int, min_block_s: float, inner: dict |
     samples: dict = {name: [] for name in impls}
     for _ in range(repeat):
         for name, (fn, sync) in impls.items():
+            if pause_s:
+                time.sleep(pause_s)
             samples[name].append(block(fn, sync, inner[name]))
     return samples
 
 
 def time_in_rounds(ours: dict, theirs: dict, repeat: int, min_block_s: float, rounds: int = 3,
-                    settle_s: float = 0.3) -> dict:
+                   settle_s: float = 0.3, pause_s: float = 0.0) -> dict:
     """Time ``ours`` interleaved block by block, and ``theirs`` (PyTorch) in phases of its own,
     alternating over ``rounds`` so a drift of the machine's speed reaches both alike.
 
     PyTorch runs its own thread pool; interleaved with NumPy's, the two fight for the cores
     (OpenMP workers spin for a while after each op), hence separate phases, each followed
-    by a pause that lets the spinning threads go idle.
+    by a pause that lets the spinning threads go idle; ``pause_s`` is the pause before each block.
     """
     inner: dict = {}
     samples: dict = {name: [] for name in (*ours, *theirs)}
@@ -76,7 +81,7 @@ def time_in_rounds(ours: dict, theirs: dict, repeat: int, min_block_s: float, ro
         if not count:
             continue
         for group in (ours, theirs):
-            for name, values in time_interleaved(group, count, min_block_s, inner).items():
+            for name, values in time_interleaved(group, count, min_block_s, inner, pause_s).items():
                 samples[name] += values
             time.sleep(settle_s)
     return samples

@@ -181,7 +181,7 @@ def test_the_jax_column_is_skipped_with_its_reason_when_jax_is_missing(monkeypat
     monkeypatch.setattr(bench, "import_jax", lambda: None)
     results = bench.run("cpu", ["tiny"], repeat=1, use_torch=False, min_block_s=0.0, pause_s=0.0)
     row = results["configs"][0]
-    assert "jax" not in row and row["unavailable"]["jax"] == "JAX is not installed (pip install jax jaxlib)"
+    assert "jax" not in row and row["unavailable"]["jax"] == "JAX is not installed (pip install 'devgrad[bench]')"
     assert results["jax"] is None
     assert "tiny: jax not measured: JAX is not installed" in bench.format_table(results)
 

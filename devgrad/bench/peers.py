@@ -14,7 +14,7 @@ import numpy as np
 
 from devgrad.bench.references import LR, Config, TorchStep
 
-JAX_NEEDED = "JAX is not installed (pip install jax jaxlib)"
+JAX_NEEDED = "JAX is not installed (pip install 'devgrad[bench]')"
 
 
 def import_jax():

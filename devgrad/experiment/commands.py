@@ -310,7 +310,9 @@ def _linear_map(trainer: Trainer) -> dict | None:
     if spec.model.hidden and spec.model.activation != "identity":
         return None
     weight, bias = neurons.composed_map(neurons.linear_layers(trainer.model))
-    return {"weight": weight.tolist(), "bias": bias.tolist(), "text": neurons.describe_map(weight, bias)}
+    raw = neurons.input_coordinates(weight, bias, trainer.splits.mean, trainer.splits.std)
+    return {"weight": weight.tolist(), "bias": bias.tolist(), "text": neurons.describe_map(weight, bias),
+            "input_text": neurons.describe_map(*raw, variable="x")}
 
 
 def _draw(trainer: Trainer, history: list, say) -> list[str]:
@@ -334,7 +336,7 @@ def _draw(trainer: Trainer, history: list, say) -> list[str]:
             if len(weight) == 1:  # one output: the boundary is the line where it crosses 0 (or 0.5 for mse)
                 offset = 0.5 if trainer.task.loss == "mse" else 0.0
                 (line,) = neurons.raw_lines(weight, bias - offset, splits.mean, splits.std)
-                lines = [(line, "the composed affine map")]
+                lines = [(line, "the composed affine map" if spec.model.hidden else "the learned line w·x + b = 0")]
     if splits.n_features == 2 and spec.model.hidden:
         # each first-layer unit (the first MAX_UNITS of a wider layer) with its line, beside the output
         weight, bias = neurons.first_layer(trainer.model)
@@ -354,11 +356,14 @@ def _draw(trainer: Trainer, history: list, say) -> list[str]:
         else:
             output = trainer.predict_proba
         neuron_view = (X_all, y_all, units, unit_lines, output, spec.model.activation, len(weight))
+    unit_history = None
+    if trainer.units is not None:  # in the data's own coordinates, like the lines of neurons.png
+        unit_history = neurons.unit_history_in_input_coordinates(trainer.units.rows(), splits.mean, splits.std)
     return report.draw(trainer.run_dir, spec.name, history, say, boundary,
                        best_epoch=trainer.best_epoch or None, stopped_at=trainer.stopped_at,
                        class_names=splits.classes, predictions=predictions, neuron_view=neuron_view,
-                       unit_history=trainer.units.rows() if trainer.units is not None else None, lines=lines,
-                       frames=trainer.frames)
+                       unit_history=unit_history, lines=lines, frames=trainer.frames,
+                       margin=trainer.task.loss == "hinge")
 
 
 def redraw(run_dir, quiet: bool = False) -> list[str]:

@@ -64,27 +64,45 @@ def first_layer(model) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError("the model has no Linear layer")
 
 
-def describe_map(weight: np.ndarray, bias: np.ndarray) -> str:
-    """An affine map of standardised inputs z as text: 'out = 1.2·z₁ − 0.4·z₂ + 0.1' per output."""
+def describe_map(weight: np.ndarray, bias: np.ndarray, variable: str = "z") -> str:
+    """An affine map as text, 'out = 1.2·z₁ − 0.4·z₂ + 0.1' per output: of the standardised inputs
+    z, or with ``variable="x"`` of the data's own (see ``input_coordinates``)."""
     subscripts = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
     rows = []
     for k, (w, b) in enumerate(zip(np.atleast_2d(weight), np.atleast_1d(bias))):
         if len(w) > 8:
-            terms = f"({len(w)} weights, |w| ≤ {np.abs(w).max():.3g})·z"
+            terms = f"({len(w)} weights, |w| ≤ {np.abs(w).max():.3g})·{variable}"
         else:
-            terms = " ".join(f"{'−' if v < 0 else '+'} {abs(v):.4g}·z{str(j + 1).translate(subscripts)}"
+            terms = " ".join(f"{'−' if v < 0 else '+'} {abs(v):.4g}·{variable}{str(j + 1).translate(subscripts)}"
                              for j, v in enumerate(w)).removeprefix("+ ")
         name = "out" if len(np.atleast_2d(weight)) == 1 else f"out{str(k + 1).translate(subscripts)}"
         rows.append(f"{name} = {terms} {'−' if b < 0 else '+'} {abs(b):.4g}")
     return "; ".join(rows)
 
 
-def raw_lines(weight: np.ndarray, bias: np.ndarray, mean, std) -> list[tuple[np.ndarray, float]]:
-    """Each unit's line w·z + b = 0, where z = (x − mean)/std, written for the raw input x:
-    a·x + c = 0 with a = w/std, c = b − Σ w·mean/std."""
+def input_coordinates(weight: np.ndarray, bias: np.ndarray, mean, std) -> tuple[np.ndarray, np.ndarray]:
+    """An affine map w·z + b of the standardised inputs z = (x − mean)/std, written for the data's
+    own x: a·x + c with a = w/std, c = b − Σ w·mean/std (the coordinates every picture is drawn in)."""
+    weight = np.atleast_2d(np.asarray(weight, dtype=np.float64))
     mean = np.zeros(weight.shape[1]) if mean is None else np.asarray(mean, dtype=np.float64)
     std = np.ones(weight.shape[1]) if std is None else np.asarray(std, dtype=np.float64)
-    return [(w / std, float(b - np.sum(w * mean / std))) for w, b in zip(weight, bias)]
+    return weight / std, np.asarray(bias, dtype=np.float64) - weight @ (mean / std)
+
+
+def unit_history_in_input_coordinates(rows: list[dict], mean, std) -> list[dict]:
+    """hidden_units.jsonl's rows (weights of standardised inputs) in the data's own coordinates."""
+    converted = []
+    for row in rows:
+        weight, bias = input_coordinates(row["weight"], row["bias"], mean, std)
+        converted.append({**row, "weight": weight.tolist(), "bias": bias.tolist()})
+    return converted
+
+
+def raw_lines(weight: np.ndarray, bias: np.ndarray, mean, std) -> list[tuple[np.ndarray, float]]:
+    """Each unit's line w·z + b = 0, where z = (x − mean)/std, written for the raw input x:
+    a·x + c = 0 (``input_coordinates``)."""
+    a, c = input_coordinates(weight, bias, mean, std)
+    return [(row, float(offset)) for row, offset in zip(a, c)]
 
 
 def composed_map(layers) -> tuple[np.ndarray, np.ndarray]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-
 from devgrad.experiment import run
 from tests.helpers import block_import
 from tests.run_helpers import SMALL, cli, needs_matplotlib
@@ -32,8 +30,9 @@ def test_runs_without_matplotlib_say_plots_were_skipped(tmp_path, monkeypatch):
 
 @needs_matplotlib
 def test_plots_mark_the_best_epoch_an_early_stop_and_name_the_classes(tmp_path, monkeypatch):
-    from devgrad.experiment import report
+    from devgrad.experiment import figures, report
 
+    monkeypatch.setattr(figures, "_cores", lambda: 1)  # drawn in this process, where ``drawn`` is seen
     drawn = {}
     real_curves, real_boundary = report.learning_curves, report.decision_boundary
 
@@ -41,9 +40,9 @@ def test_plots_mark_the_best_epoch_an_early_stop_and_name_the_classes(tmp_path, 
         drawn["curves"] = (len(history), best_epoch, stopped_at)
         return real_curves(plt, history, path, title, best_epoch, stopped_at)
 
-    def boundary(plt, X, y, proba, path, name, class_names=None, lines=None):
+    def boundary(plt, X, y, proba, path, name, class_names=None, **options):
         drawn["classes"] = list(class_names)
-        return real_boundary(plt, X, y, proba, path, name, class_names)
+        return real_boundary(plt, X, y, proba, path, name, class_names, **options)
 
     monkeypatch.setattr(report, "learning_curves", curves)
     monkeypatch.setattr(report, "decision_boundary", boundary)

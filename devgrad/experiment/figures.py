@@ -1,0 +1,142 @@
+"""The plumbing under a run's pictures: matplotlib (optional, imported on first use), the fonts,
+the colours shared by every picture, PNG writing, and drawing independent figures side by side
+on the machine's cores.
+
+Nothing here knows what a picture shows; ``report`` draws them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from devgrad.io import atomic_write
+
+PLOT_HINT = "pip install 'devgrad[plot]' (matplotlib) to get plots"
+
+# Fonts tried after DejaVu Sans (matplotlib's own) for characters it lacks, such as a run named in
+# Chinese; matplotlib's "Last Resort" font ends the list: a glyph it draws as a labelled box is
+# better than a "Glyph missing" warning per character and an empty square.
+_FALLBACK_FONTS = ("Noto Sans", "Noto Sans CJK JP", "Noto Sans CJK SC", "WenQuanYi Zen Hei", "Droid Sans Fallback",
+                   "Arial Unicode MS", "Noto Color Emoji", "Noto Emoji", "Symbola", "Last Resort High-Efficiency")
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend, or None when matplotlib is not installed."""
+    try:
+        import matplotlib  # noqa: PLC0415 - optional dependency (the plot extra)
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415 - optional dependency
+    except ImportError:
+        return None
+    return plt
+
+
+@functools.cache
+def font_family() -> tuple[str, ...]:
+    """DejaVu Sans, then the installed fonts of ``_FALLBACK_FONTS`` (matplotlib's font fallback)."""
+    from matplotlib import font_manager  # noqa: PLC0415 - optional dependency
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return ("DejaVu Sans", *(name for name in _FALLBACK_FONTS if name in installed))
+
+
+@contextlib.contextmanager
+def style(plt):
+    """The settings every picture of a run is drawn with: the font fallback list, and no
+    "Glyph missing" warning where no installed font has a character (older matplotlib without
+    its Last Resort font): the box drawn in its place says as much."""
+    with plt.rc_context({"font.family": list(font_family())}), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
+        yield
+
+
+def unit_colour(plt, i: int):
+    """Hidden unit ``i``'s colour, the same in every picture of a run (units Dark2, classes tab10)."""
+    return plt.get_cmap("Dark2")(i % 8)
+
+
+def save(fig, path: Path, dpi: int = 110) -> None:
+    """Write the figure as an RGB PNG. The figures are opaque: without the alpha channel, zlib's
+    level 3 gives files about as small as matplotlib's RGBA at level 6, in half the time."""
+    from PIL import Image  # noqa: PLC0415 - optional: matplotlib's own dependency
+
+    fig.set_dpi(dpi)
+    canvas = fig.canvas
+    canvas.draw()
+    width, height = canvas.get_width_height(physical=True)
+    image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format="png", compress_level=3, dpi=(dpi, dpi))
+    atomic_write(path, buffer.getvalue())
+
+
+def precomputed(fn, points: np.ndarray):
+    """``fn`` evaluated once on ``points``, here: the returned function gives that result for the
+    same points (and calls ``fn`` for others). A forked drawing process must not run the model,
+    which may live on a GPU; it gets the values computed before the fork."""
+    values = fn(points)
+
+    def lookup(query: np.ndarray) -> np.ndarray:
+        if query.shape == points.shape and np.array_equal(query, points):
+            return values
+        return fn(query)
+
+    return lookup
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def render(jobs: list) -> list[Path]:
+    """Draw independent figures: ``jobs`` are (weight, path, draw: () -> None writing path). On
+    Linux with several cores they are split over forked processes (the heaviest first, each to
+    the least loaded group; this process draws one group), which share everything already
+    imported and computed; elsewhere one by one. A group whose process failed is drawn again
+    here, so that its error is raised as usual. Returns the paths in the order of ``jobs``."""
+    workers = min(_cores(), len(jobs))
+    if workers < 2 or not sys.platform.startswith("linux"):
+        for _, _, draw in jobs:
+            draw()
+        return [path for _, path, _ in jobs]
+    groups: list[list[int]] = [[] for _ in range(workers)]
+    loads = [0.0] * workers
+    for i in sorted(range(len(jobs)), key=lambda i: -jobs[i][0]):
+        least = loads.index(min(loads))
+        groups[least].append(i)
+        loads[least] += jobs[i][0]
+    children = {}
+    sys.stdout.flush()  # a child must not inherit (and print again) buffered output
+    sys.stderr.flush()
+    try:
+        for group in groups[1:]:
+            pid = os.fork()
+            if pid == 0:  # the child: draw, then leave without the parent's exit handlers
+                code = 1
+                try:
+                    for i in group:
+                        jobs[i][2]()
+                    code = 0
+                finally:
+                    os._exit(code)
+            children[pid] = group
+        for i in groups[0]:
+            jobs[i][2]()
+    finally:
+        failed = [group for pid, group in children.items() if os.waitpid(pid, 0)[1] != 0]
+    for group in failed:
+        for i in group:
+            jobs[i][2]()
+    return [path for _, path, _ in jobs]

@@ -1,0 +1,231 @@
+"""Pictures of a model over its 2-D input plane: the decision boundary (or a hinge-loss model's
+score and margin), each first-layer unit's activation and line beside the network's output, and
+the boundary epoch by epoch. Drawn from plain data; ``report.draw`` says which and where.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from devgrad.experiment.figures import save, unit_colour
+from devgrad.experiment.neurons import plane_grid
+
+
+def decision_boundary(plt, X_all: np.ndarray, y_all: np.ndarray, predict_proba, path: Path, name: str,
+                      class_names=None, resolution: int = 200, lines=None, margin: bool = False) -> Path:
+    """P(class) over a grid of the input space (with ``margin``: a hinge-loss model's score,
+    which is no probability), the data points on top, and ``lines`` ([((a, c), label), ...]:
+    a·x + c = 0) drawn over it. The grid is an image, not filled contours: the same picture,
+    drawn in a fraction of the time."""
+    gx, gy = plane_grid(X_all, resolution)
+    probs = predict_proba(np.stack([gx.ravel(), gy.ravel()], axis=1))
+    extent = (gx.min(), gx.max(), gy.min(), gy.max())
+    fig, ax = plt.subplots(figsize=(6.6 if probs.shape[1] == 2 else 6, 5.2))
+    if probs.shape[1] == 2 and margin:
+        _score_and_margin(plt, fig, ax, probs[:, 1].reshape(gx.shape), gx, gy, extent)
+    elif probs.shape[1] == 2:
+        p1 = probs[:, 1].reshape(gx.shape)
+        image = ax.imshow(p1, origin="lower", extent=extent, aspect="auto", cmap=plt.get_cmap("RdBu_r", 20),
+                          vmin=0, vmax=1, alpha=0.8, interpolation="bilinear", interpolation_stage="data")
+        ax.contour(gx, gy, p1, levels=[0.5], colors="k", linewidths=1)
+        fig.colorbar(image, ax=ax, label="P(class 1)", fraction=0.05, pad=0.03)
+    else:
+        from matplotlib.colors import ListedColormap  # noqa: PLC0415 - optional dependency
+
+        k = probs.shape[1]
+        colours = [plt.get_cmap("tab10")(i % 10) for i in range(k)]
+        ax.imshow(probs.argmax(axis=1).reshape(gx.shape), origin="lower", extent=extent, aspect="auto",
+                  cmap=ListedColormap(colours), vmin=-0.5, vmax=k - 0.5, alpha=0.3, interpolation="nearest")
+    _class_points(plt, ax, X_all, y_all, probs.shape[1], class_names)
+    for i, ((a, c), label) in enumerate(lines or []):
+        _draw_line(ax, a, c, gx, gy, color=unit_colour(plt, i), linewidth=1.5, linestyle="--", label=label)
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    if lines and len(lines) <= 8 and probs.shape[1] == 2:
+        ax.legend(fontsize=8, loc="best")
+    ax.set_xlabel("x₁")
+    ax.set_ylabel("x₂")
+    ax.set_title(f"{name}: decision boundary", y=1.0, pad=6)
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.1, top=0.93)
+    save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def _class_points(plt, ax, X_all, y_all, k: int, class_names) -> None:
+    """The data, coloured by class: two classes on the probability colours, more with a legend."""
+    if k == 2:
+        ax.scatter(X_all[:, 0], X_all[:, 1], c=y_all, cmap="RdBu_r", vmin=0, vmax=1, s=9, edgecolors="w",
+                   linewidths=0.3)
+        return
+    colours = [plt.get_cmap("tab10")(i % 10) for i in range(k)]
+    ax.scatter(X_all[:, 0], X_all[:, 1], c=[colours[i] for i in y_all], s=9, edgecolors="w", linewidths=0.3)
+    names = class_names if class_names is not None and len(class_names) == k else range(k)
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=colours[i], label=str(names[i])) for i in range(k)]
+    ax.add_artist(ax.legend(handles=handles, title="class", loc="upper right", fontsize=8))
+
+
+def _score_and_margin(plt, fig, ax, p1: np.ndarray, gx, gy, extent) -> None:
+    """A hinge-loss classifier's score d(x) (its output: the plot's class-1 'probability' is only
+    σ(d), undone here), the boundary d = 0 and the margin d = ±1 that the loss asks for."""
+    p1 = np.clip(p1.astype(np.float64), 1e-15, 1 - 1e-15)
+    score = np.log(p1) - np.log1p(-p1)
+    image = ax.imshow(np.clip(score, -3, 3), origin="lower", extent=extent, aspect="auto",
+                      cmap=plt.get_cmap("RdBu_r", 24), vmin=-3, vmax=3, alpha=0.8, interpolation="bilinear",
+                      interpolation_stage="data")
+    ax.contour(gx, gy, score, levels=[-1, 0, 1], colors="k", linewidths=[1, 1.4, 1],
+               linestyles=["--", "-", "--"])
+    ax.plot([], [], color="k", linewidth=1.4, label="boundary d(x) = 0")
+    ax.plot([], [], color="k", linewidth=1, linestyle="--", label="margin d(x) = ±1")
+    fig.colorbar(image, ax=ax, label="score d(x) (class 1 where d > 0)", fraction=0.05, pad=0.03, extend="both")
+
+
+def _draw_line(ax, a: np.ndarray, c: float, gx: np.ndarray, gy: np.ndarray, **style) -> bool:
+    """The line a·x + c = 0, clipped to the grid's extent; False when it misses that extent."""
+    x0, x1 = gx.min(), gx.max()
+    y0, y1 = gy.min(), gy.max()
+    drawn = False
+    if abs(a[1]) > 1e-12:
+        xs = np.linspace(x0, x1, 400)
+        ys = -(a[0] * xs + c) / a[1]
+        keep = (ys >= y0) & (ys <= y1)
+        drawn = bool(keep.any())
+        if drawn:
+            ax.plot(xs[keep], ys[keep], **style)
+    elif abs(a[0]) > 1e-12 and x0 <= -c / a[0] <= x1:
+        ax.plot([-c / a[0]] * 2, [y0, y1], **style)
+        drawn = True
+    if not drawn and "label" in style:  # say so in the legend rather than drop it silently
+        ax.plot([], [], **{**style, "label": f"{style['label']} (outside this view)"})
+    return drawn
+
+
+def neurons(plt, X_all: np.ndarray, y_all: np.ndarray, units, lines, predict_proba, path: Path, name: str,
+            activation_name: str, resolution: int = 100, total_units: int | None = None) -> Path:
+    """One panel per first-layer unit: its activation over the input plane (``units``: raw
+    points -> (n, units)) with its line a·x + c = 0 (``lines``, in the data's own coordinates),
+    then the network's output with the lines on it. Every panel shows the same plane, so they
+    share their axes and only the outer ones carry tick labels; images, not contours, and a
+    fixed layout in inches (no empty band under the title)."""
+    gx, gy = plane_grid(X_all, resolution)
+    points = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    acts = units(points)
+    k = acts.shape[1]
+    cols = min(k + 1, 4)
+    rows = (k + 1 + cols - 1) // cols
+    width, height = 2.75 * cols + 0.6, 2.75 * rows + 0.75
+    fig = plt.figure(figsize=(width, height))
+    fig.subplots_adjust(left=0.55 / width, right=1 - 0.1 / width, bottom=0.45 / height, top=1 - 0.75 / height,
+                        wspace=0.1, hspace=0.3)
+    extent = (gx.min(), gx.max(), gy.min(), gy.max())
+    axes = _panels(fig, rows, cols, k + 1, extent)
+    for i in range(k):
+        ax = axes[i]
+        a_i = acts[:, i].reshape(gx.shape)
+        ax.imshow(a_i, origin="lower", extent=extent, aspect="auto", cmap="viridis", interpolation="bilinear")
+        _draw_line(ax, *lines[i], gx, gy, color="w", linewidth=1.6)
+        a, c = lines[i]
+        ax.set_title(f"unit {i + 1}: {activation_name}({a[0]:.2g}·x₁ {a[1]:+.2g}·x₂ {c:+.2g})\n"
+                     f"from {a_i.min():.2g} (dark) to {a_i.max():.2g} (light)", fontsize=8.5, y=1.0, pad=3)
+        for spine in ax.spines.values():  # the unit's colour, as in the other pictures
+            spine.set(color=unit_colour(plt, i), linewidth=2.5)
+    ax = axes[k]
+    _output_panel(plt, ax, X_all, y_all, predict_proba(points), gx, extent)
+    for i in range(min(k, 8)):  # beyond 8 lines the output is hidden under them
+        _draw_line(ax, *lines[i], gx, gy, color=unit_colour(plt, i), linewidth=1.4, label=f"unit {i + 1}")
+    ax.set_title("the network's output, with " + ("every unit's line" if k <= 8 else "the first 8 units' lines"),
+                 fontsize=8.5, y=1.0, pad=3)
+    if k <= 8:
+        ax.legend(fontsize=7, loc="best")
+    shown = f"{k} units" if not total_units or total_units == k else f"the first {k} of {total_units} units"
+    fig.suptitle(f"{name}: what each hidden unit computes (the first layer: {shown})\n"
+                 f"x₁, x₂: the data's own (unstandardised) coordinates", y=1 - 0.08 / height, va="top", fontsize=10.5)
+    save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def _output_panel(plt, ax, X_all, y_all, probs, gx, extent) -> None:
+    """The network's output over the plane: the predicted value (a regression, the targets in the
+    same colours), P(class 1), or the predicted class, with the data on top."""
+    if probs.shape[1] == 1:
+        lo, hi = float(min(probs.min(), np.min(y_all))), float(max(probs.max(), np.max(y_all)))
+        ax.imshow(probs[:, 0].reshape(gx.shape), origin="lower", extent=extent, aspect="auto", cmap="viridis",
+                  vmin=lo, vmax=hi, alpha=0.85)
+        ax.scatter(X_all[:, 0], X_all[:, 1], c=y_all, cmap="viridis", vmin=lo, vmax=hi, s=5, edgecolors="w",
+                   linewidths=0.2)
+    elif probs.shape[1] == 2:
+        ax.imshow(probs[:, 1].reshape(gx.shape), origin="lower", extent=extent, aspect="auto", cmap="RdBu_r",
+                  vmin=0, vmax=1, alpha=0.8)
+        ax.scatter(X_all[:, 0], X_all[:, 1], c=y_all, cmap="RdBu_r", s=3, linewidths=0, vmin=0, vmax=1)
+    else:
+        ax.imshow(probs.argmax(axis=1).reshape(gx.shape), origin="lower", extent=extent, aspect="auto",
+                  cmap="tab10", vmin=0, vmax=9, alpha=0.35, interpolation="nearest")
+        ax.scatter(X_all[:, 0], X_all[:, 1], c=y_all, cmap="tab10", s=3, linewidths=0, vmin=0, vmax=9)
+
+
+def _panels(fig, rows: int, cols: int, used: int, extent) -> list:
+    """``used`` panels of a rows × cols grid sharing their axes: one plane, ``extent``, its limits
+    set once (autoscaling each panel's images and lines would update every sibling each time).
+    Tick work only where it shows: x ticks under a panel with no panel below it, y ticks in the
+    first column; the inner panels have no axis to lay out at all."""
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415 - optional dependency
+
+    axes: list = []
+    for index in range(used):
+        col = index % cols
+        ax = fig.add_subplot(rows, cols, index + 1, sharex=axes[0] if axes else None,
+                             sharey=axes[0] if axes else None)
+        if not axes:
+            ax.set_xlim(extent[0], extent[1])
+            ax.set_ylim(extent[2], extent[3])
+        ax.set_autoscale_on(False)
+        bottom = index + cols >= used
+        if not axes:
+            ax.xaxis.set_major_locator(MaxNLocator(5, steps=[1, 2, 2.5, 5, 10]))  # shared by every panel
+            ax.yaxis.set_major_locator(MaxNLocator(5, steps=[1, 2, 2.5, 5, 10]))
+        if bottom:
+            ax.set_xlabel("x₁", fontsize=8.5, labelpad=1)
+            ax.tick_params(axis="x", labelsize=7.5)
+        else:
+            ax.xaxis.set_visible(False)
+        if col == 0:
+            ax.set_ylabel("x₂", fontsize=8.5, labelpad=1)
+            ax.tick_params(axis="y", labelsize=7.5)
+        else:
+            ax.yaxis.set_visible(False)
+        axes.append(ax)
+    return axes
+
+
+def animation(plt, frames, X_all: np.ndarray, y_all: np.ndarray, path: Path, name: str, fps: int = 8) -> Path:
+    """plots/training.gif: the decision boundary epoch by epoch (matplotlib's Pillow writer)."""
+    from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: PLC0415 - optional dependency
+
+    binary = int(np.max(y_all)) <= 1  # two classes: P(class 1); more: the predicted class
+    fig, ax = plt.subplots(figsize=(5, 4.6))
+    first = frames.frames[0][1]
+    image = ax.imshow(first, origin="lower", extent=frames.extent, aspect="auto",
+                      cmap="RdBu_r" if binary else "tab10", vmin=0, vmax=1 if binary else 9,
+                      alpha=0.8 if binary else 0.4)
+    ax.scatter(X_all[:, 0], X_all[:, 1], c=y_all, cmap="RdBu_r" if binary else "tab10", vmin=0,
+               vmax=1 if binary else 9, s=5, edgecolors="w", linewidths=0.2)
+    title = ax.set_title("")
+    ax.set_xlabel("x₁")
+    ax.set_ylabel("x₂")
+    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.11, top=0.92)
+
+    def show(i):
+        epoch, frame = frames.frames[i]
+        image.set_data(frame)
+        title.set_text(f"{name}: decision boundary after epoch {epoch}")
+        return image, title
+
+    movie = FuncAnimation(fig, show, frames=len(frames.frames), blit=False)
+    tmp = path.with_name(path.name + ".partial.gif")
+    movie.save(str(tmp), writer=PillowWriter(fps=fps), dpi=80)
+    plt.close(fig)
+    tmp.replace(path)  # the finished file appears at once
+    return path

@@ -18,7 +18,7 @@ from devgrad.data import DataLoader, build_splits
 from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment import memory, neurons, report
 from devgrad.experiment.html_report import write_run_report
-from devgrad.experiment.console import Console, close_logger
+from devgrad.experiment.console import Console, close_logger, fit_terminal
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.rundir import (
     RunResult, missing_parents, new_run_dir, now, remove_half_made, run_meta, still_running,
@@ -188,13 +188,13 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
     notice = "; ".join(n for n in notices if n)
     if notice:
         if not quiet:  # --quiet means quiet: the notice is in train.log either way
-            print(f"devgrad: notice: {notice}", file=sys.stderr, flush=True)
+            print(fit_terminal(f"devgrad: notice: {notice}", sys.stderr), file=sys.stderr, flush=True)
         trainer.log.info(notice)
     trainer.log.info("run %s started on %s (%s parameters)", run_dir, dev.description(),
                      trainer.model.num_parameters())
     if not quiet:
-        print(f"run folder: {run_dir}  device: {dev.description()}  parameters: "
-              f"{trainer.model.num_parameters()}", flush=True)
+        print(f"run folder: {run_dir}\ndevice: {dev.description()}, {trainer.model.num_parameters()} parameters",
+              flush=True)
     trainer.stop_requested = StopFile(stop_file) if stop_file else None
     return execute(trainer, 1, None, spec, wall, started)
 

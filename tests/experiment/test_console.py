@@ -27,19 +27,18 @@ def test_non_tty_output_is_plain_lines_without_progress_bar_noise(tmp_path):
     assert (run_dir / "train.log").read_text().count("epoch ") >= 190  # the log keeps every epoch
 
 
-def test_progress_bar_on_a_terminal(tmp_path):
-    pytest.importorskip("tqdm")
+def _on_a_terminal(args: list, columns: int) -> tuple[int, str]:
+    """The CLI on a pseudo-terminal ``columns`` wide; its exit code and what it wrote."""
     import pty
 
-    spec = write_spec(tmp_path, {**SMALL, "train": {"epochs": 3}})
     pid, fd = pty.fork()
-    if pid == 0:  # child: the CLI with a terminal (100 columns) as stdout
+    if pid == 0:  # child: the CLI with a terminal as stdout and stderr
         import fcntl
         import struct
         import termios
 
-        fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # a classic 80-column terminal
-        os.execv(sys.executable, [sys.executable, "-m", "devgrad", "run", str(spec), "--out", str(tmp_path / "r")])
+        fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+        os.execv(sys.executable, [sys.executable, "-m", "devgrad", *map(str, args)])
     output = b""
     while True:
         try:
@@ -50,12 +49,37 @@ def test_progress_bar_on_a_terminal(tmp_path):
             break
         output += chunk
     _, status = os.waitpid(pid, 0)
-    text = output.decode(errors="replace")
-    assert os.waitstatus_to_exitcode(status) == 0, text
-    assert "epoch" in text and "3/3" in text and "\r" in text, text  # tqdm redraws its bar in place
-    last = [line for line in text.replace("\r", "\n").splitlines() if "3/3" in line][-1]
-    # at 80 columns the bar stays legible: the loss, the validation metric and the best, uncut
-    assert len(last.strip()) <= 80 and "loss " in last and "val_acc " in last and "best " in last, last
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("columns", [80, 120])
+def test_progress_bar_on_a_terminal_fits_and_reads_clearly(tmp_path, columns):
+    pytest.importorskip("tqdm")
+    spec = write_spec(tmp_path, {**SMALL, "plots": {"enabled": False}, "train": {
+        "epochs": 40, "batch_size": 32,
+        "early_stopping": {"patience": 2, "min_delta": 0.5, "restore_best": True}}})
+    code, text = _on_a_terminal(["run", spec, "--out", tmp_path / "r"], columns)
+    assert code == 0, text
+    assert "\r" in text  # tqdm redraws its bar in place
+    # every state of every line fits (nothing wraps, nothing is cut) but a path longer than a line
+    shown = [part for line in text.split("\n") for part in line.split("\r") if part.strip()]
+    too_long = [p for p in shown if len(p.rstrip()) >= columns and len(p.removeprefix("run folder:").split()) > 1]
+    assert not too_long, too_long
+    bars = [part for part in shown if part.startswith("epoch ") and "|" in part]
+    last = bars[-1]
+    # the numbers in words: the loss, the validation metric, the best with its epoch
+    assert "val_loss " in last and "(best " in last and " at epoch " in last, last
+    if columns >= 120:
+        assert "loss " in last and "<" in last, last  # room for the training loss and the time too
+    bar_width = len(last.split("|")[1])
+    assert bar_width >= 8 and (columns < 120 or bar_width > 20), last  # the bar grows with the terminal
+    # the bar's final line, then what happened after the last epoch, in that order
+    lines = [line.split("\r")[-1] for line in text.replace("\r\n", "\n").split("\n")]
+    final_bar = max(i for i, line in enumerate(lines) if line.startswith("epoch ") and "|" in line)
+    stop = next(i for i, line in enumerate(lines) if line.startswith("early stopping at epoch"))
+    restored = next(i for i, line in enumerate(lines) if line.startswith("restored the weights"))
+    assert final_bar < stop < restored, lines
 
 
 def test_importing_the_runner_loads_no_progress_bar_library():

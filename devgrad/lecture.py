@@ -10,8 +10,12 @@ numbers devgrad measured. The page embeds its images; each run's own report is l
 
 from __future__ import annotations
 
+import concurrent.futures
 import html
 import math
+import multiprocessing
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -69,11 +73,7 @@ def build(out, device: str = "cpu", quiet: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     replaced = (out / "index.html").exists()
     started = time.perf_counter()
-    runs = {}
-    for name in SPECS:
-        if not quiet:
-            print(f"lecture: {name}", flush=True)
-        runs[name] = run(_spec_path(name), out=out / "runs", device=device, quiet=True)
+    runs = _run_specs(run, out / "runs", device, quiet)
     neuron = one_neuron()
     names = {k: v for k, v in neuron.items()}
     graph_png = viz.derivative_graph(neuron["L"], names=names).render(out / "one_neuron.png")
@@ -115,6 +115,35 @@ def build(out, device: str = "cpu", quiet: bool = False) -> Path:
     return index
 
 
+def _run_specs(run, runs_dir: Path, device: str, quiet: bool) -> dict:
+    """The lecture's runs, each in its own folder under ``runs_dir``. They are independent: on a
+    CPU of several cores (Linux), forked processes train them side by side, the longest first;
+    elsewhere, or on a GPU, one after the other."""
+    paths = {name: _spec_path(name) for name in SPECS}  # a missing spec fails before any run starts
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    if cores < 2 or device != "cpu" or not sys.platform.startswith("linux"):
+        results = {}
+        for name in SPECS:
+            if not quiet:
+                print(f"lecture: {name}", flush=True)
+            results[name] = run(paths[name], out=runs_dir, device=device, quiet=True)
+        return results
+    context = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(cores, len(SPECS)), mp_context=context) as pool:
+        futures = {pool.submit(run, paths[name], out=runs_dir, device=device, quiet=True): name
+                   for name in sorted(SPECS, key=lambda n: -_EFFORT.get(n, 1))}
+        results = {}
+        for future in concurrent.futures.as_completed(futures):
+            results[futures[future]] = future.result()
+            if not quiet:
+                print(f"lecture: {futures[future]} done", flush=True)
+    return {name: results[name] for name in SPECS}
+
+
+# How long each spec trains, relative to the others (the longest start first).
+_EFFORT = {"zero_init_symmetry": 3, "random_init": 3, "triangle": 3, "triangle_linear_activation": 2, "xor": 2}
+
+
 def _metric(result, key="test_accuracy"):
     value = (result.summary.get("test") or {}).get(key)
     return f"{value:.3f}" if isinstance(value, float) else "—"
@@ -133,7 +162,8 @@ def _link(result, out: Path, label: str = "the run's report") -> str:
 
 def _page(out, runs, graph_png, path_rows, checks, backprop, forward, node_grads, growth) -> str:
     r = runs
-    linear_map = r["triangle_linear_activation"].summary.get("linear_map", {}).get("text", "")
+    collapsed = r["triangle_linear_activation"].summary.get("linear_map", {})
+    linear_map = collapsed.get("input_text") or collapsed.get("text", "")
     check_text = "; ".join(f"∂L/∂{leaf}: path sum {total:.6f}, backprop {backprop[leaf]:.6f}" for leaf, total in checks)
     agree = all(math.isclose(total, backprop[leaf], rel_tol=1e-12, abs_tol=1e-15) for leaf, total in checks)
     sections = [
@@ -145,14 +175,17 @@ def _page(out, runs, graph_png, path_rows, checks, backprop, forward, node_grads
         "is one class, the other side the other. Trained with the hinge loss max(0, 1 − y·d(x)) on labels y = ±1, "
         f"it separates linearly separable data: test accuracy {_metric(r['linear_classifier'])}."
         f"{_link(r['linear_classifier'], out)}</p>"
-        + _plot(r["linear_classifier"], "decision_boundary.png", "The learned line and the two classes."),
+        + _plot(r["linear_classifier"], "decision_boundary.png",
+                "The learned line d(x) = 0 (solid), its margin d(x) = ±1 (dashed) and the two classes; the "
+                "colours are the score d(x): a hinge-loss classifier gives no probabilities."),
 
         "<h2>2. Logistic regression</h2><p>Logistic regression reads the same score as a probability: "
         "P(y = 1 | x) = σ(w·x + b) with σ(d) = 1/(1 + e^(−d)). With labels ±1 its loss is log(1 + e^(−y·d)), "
         "small when the score has the right sign and a large margin. On noisy data it still draws one line, "
         f"with a soft band of uncertainty: test accuracy {_metric(r['logistic_regression'])}."
         f"{_link(r['logistic_regression'], out)}</p>"
-        + _plot(r["logistic_regression"], "decision_boundary.png", "P(class 1) over the plane."),
+        + _plot(r["logistic_regression"], "decision_boundary.png",
+                "P(class 1) = σ(w·x + b) over the plane, with the learned line w·x + b = 0 where it is ½."),
 
         "<h2>3. The triangle: three logistic regressions and a fourth</h2><p>Inside versus outside a triangle "
         "is not linearly separable: no single line does it. Three logistic regressions each learn one side "
@@ -160,7 +193,8 @@ def _page(out, runs, graph_png, path_rows, checks, backprop, forward, node_grads
         f"hidden layer of three sigmoid units: test accuracy {_metric(r['triangle'])}."
         f"{_link(r['triangle'], out)}</p>"
         + _plot(r["triangle"], "neurons.png", "Each hidden unit: its activation over the plane and its line "
-                "w·x + b = 0; last, the output with the three lines.")
+                "w·x + b = 0; last, the output with the three lines. Every formula and axis on this page is in "
+                "the data's own coordinates x₁, x₂ (the network itself sees them standardised).")
         + _plot(r["triangle"], "decision_boundary.png", "The decision boundary with the three hidden units' lines."),
 
         "<h2>4. MLPs</h2><p>A multilayer perceptron stacks such layers: h = act(W₁x + b₁), then out = W₂h + b₂, "
@@ -171,7 +205,8 @@ def _page(out, runs, graph_png, path_rows, checks, backprop, forward, node_grads
         "<h2>5. Why nonlinearities matter</h2><p>Without a nonlinearity every layer is affine, and a composition "
         "of affine maps is affine: W₂(W₁x + b₁) + b₂ = (W₂W₁)x + (W₂b₁ + b₂). The same triangle network with "
         "identity activations (two hidden layers) is one linear classifier, whatever its depth. devgrad "
-        f"multiplied its trained layers out: <code>{html.escape(linear_map)}</code>; test accuracy "
+        f"multiplied its trained layers out (in x₁, x₂, the plots' coordinates): <code>{html.escape(linear_map)}"
+        "</code>; test accuracy "
         f"{_metric(r['triangle_linear_activation'])} against {_metric(r['triangle'])} with sigmoids."
         f"{_link(r['triangle_linear_activation'], out)}</p>"
         + _plot(r["triangle_linear_activation"], "decision_boundary.png",

@@ -223,12 +223,18 @@ class DerivativeGraph:
 
     def _walk(self) -> None:
         out = self.output
-        self.nodes["out"] = (f"L = {self._value(out)}" if out.size == 1 else f"output\n{_shape(out.shape)}", "out")
+        # A named output (``names={"L": loss}``) is its op's node, drawn as the output: a second
+        # "L" box after it would say the same thing again.
+        named_out = out.grad_fn is not None and id(out.grad_fn) in self.results
+        if not named_out:
+            self.nodes["out"] = (f"L = {self._value(out)}" if out.size == 1 else f"output\n{_shape(out.shape)}",
+                                 "out")
         if out.grad_fn is None:
             self.nodes[f"t{id(out)}"] = (self._leaf(out), "leaf")
             self.edges.append((f"t{id(out)}", "out", "1", 1.0))
             return
-        self.edges.append((f"f{id(out.grad_fn)}", "out", "1", 1.0))
+        if not named_out:
+            self.edges.append((f"f{id(out.grad_fn)}", "out", "1", 1.0))
         for node in _graph_nodes(out):
             value = node.out_data
             named = self.results.get(id(node))
@@ -239,7 +245,7 @@ class DerivativeGraph:
             else:
                 text = node.name + (f"\n= {float(np.reshape(node.device.to_host(value), -1)[0]):.4g}"
                                     if value is not None and np.size(value) == 1 else f"\n{_shape(node.shape)}")
-            self.nodes[f"f{id(node)}"] = (text, "op")
+            self.nodes[f"f{id(node)}"] = (text, "out" if named_out and node is out.grad_fn else "op")
             local = _local_derivatives(node)
             rules = _RULES.get(node.name, ())
             inputs = node.inputs if node.inputs is not None else (None,) * len(node.next)

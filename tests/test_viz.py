@@ -125,3 +125,13 @@ def test_derivative_graph_edges_carry_the_local_derivatives(tmp_path):
     tensor_graph = dg.viz.derivative_graph((dg.tensor([[1.0, 2.0]]) @ dg.tensor([[1.0], [2.0]], requires_grad=True))
                                            .sum())
     assert "aᵀ·g" in tensor_graph.to_dot()  # tensor edges show the op's rule
+
+
+def test_a_named_output_is_drawn_once():
+    loss, alpha, beta = _one_neuron()
+    graph = dg.viz.derivative_graph(loss, names={"L": loss, "α": alpha, "β": beta})
+    shown = [text for text, _ in graph.nodes.values()]
+    assert sum("L =" in text for text in shown) == 1, shown  # its op's box says L = ..., no second "L" box
+    assert [kind for _, kind in graph.nodes.values()].count("out") == 1
+    unnamed = dg.viz.derivative_graph(loss)
+    assert [kind for _, kind in unnamed.nodes.values()].count("out") == 1 and "out" in unnamed.nodes

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 from pathlib import Path
 
 import yaml
@@ -26,11 +27,12 @@ h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #d
 .stopped, .running { background: #fff2cc; color: #7a5a00; }
 table { border-collapse: collapse; font-size: 0.9em; margin: 0.6em 0; }
 th, td { border: 1px solid #dde; padding: 0.25em 0.6em; text-align: right; }
+td:not(.text) { white-space: nowrap; font-variant-numeric: tabular-nums; }
 th { background: #f3f4f8; cursor: pointer; user-select: none; } td.text, th.text { text-align: left; }
 .scroll { max-height: 28em; overflow: auto; display: inline-block; }
 pre { background: #f6f7fa; padding: 0.8em; overflow: auto; font-size: 0.85em; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { color: #556; font-size: 0.9em; }
+figcaption { color: #445; font-size: 0.95em; }
 .note { color: #556; }
 """
 
@@ -55,11 +57,12 @@ document.querySelectorAll('table.sortable th').forEach(function (th, col) {
 """
 
 CAPTIONS = {
-    "learning_curves.png": "Loss and metrics per epoch, train and validation; the best epoch and an early stop marked.",
+    "learning_curves.png": "Loss and metrics per epoch, train and validation.",
     "decision_boundary.png": "The model's class probabilities over the input plane, with the data on top.",
-    "neurons.png": "Each first-layer unit's activation over the input plane, with its line w·x + b = 0, "
-                   "beside the network's output.",
-    "hidden_units.png": "The first layer's weights and biases, unit by unit, after every epoch.",
+    "neurons.png": "Each first-layer unit's activation over the input plane, with its line w·x + b = 0 in the "
+                   "data's own coordinates x₁, x₂, beside the network's output.",
+    "hidden_units.png": "The first layer's weights and biases, unit by unit, after every epoch (in the data's own "
+                        "coordinates, as in neurons.png).",
     "predictions.png": "Predicted against true values (the diagonal is a perfect model).",
     "training.gif": "The decision boundary epoch by epoch (plots.animate).",
 }
@@ -84,6 +87,7 @@ def _fmt(value) -> str:
 
 
 def table(rows: list[dict], columns: list[str], sortable: bool = True) -> str:
+    """An HTML table of ``rows`` (a row's ``_links``, {column: href}, makes those cells links)."""
     head = "".join(f'<th class="{"text" if c in ("status", "overrides", "run", "error") else ""}">'
                    f"{html.escape(c)}</th>" for c in columns)
     body = []
@@ -93,7 +97,9 @@ def table(rows: list[dict], columns: list[str], sortable: bool = True) -> str:
             v = r.get(c)
             value = f' data-value="{v}"' if isinstance(v, (int, float)) and not isinstance(v, bool) else ""
             css = ' class="text"' if not isinstance(v, (int, float)) or isinstance(v, bool) else ""
-            cells.append(f"<td{css}{value}>{_fmt(v)}</td>")
+            link = (r.get("_links") or {}).get(c)
+            text = f'<a href="{html.escape(link)}">{_fmt(v)}</a>' if link else _fmt(v)
+            cells.append(f"<td{css}{value}>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     cls = "sortable" if sortable else ""
     return (f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead>'
@@ -152,7 +158,8 @@ def write_run_report(run_dir) -> Path:
     plots = sorted([*(run_dir / "plots").glob("*.png"), *(run_dir / "plots").glob("*.gif")]) \
         if (run_dir / "plots").is_dir() else []
     if plots:
-        parts.append("<h2>Plots</h2>" + "".join(figure(p, CAPTIONS.get(p.name, p.stem.replace("_", " ")))
+        captions = {**CAPTIONS, "learning_curves.png": _curves_caption(summary, config)}
+        parts.append("<h2>Plots</h2>" + "".join(figure(p, captions.get(p.name, p.stem.replace("_", " ")))
                                                  for p in plots))
     rows = MetricsLog(run_dir).rows()
     if rows:
@@ -165,6 +172,19 @@ def write_run_report(run_dir) -> Path:
     return path
 
 
+def _curves_caption(summary: dict, config: dict) -> str:
+    """learning_curves.png's caption: what the picture marks for this run, and only that."""
+    caption = CAPTIONS["learning_curves.png"]
+    marks = []
+    if summary.get("best_epoch"):
+        marks.append(f"the best epoch ({summary['best_epoch']}) marked")
+    planned = (config.get("train") or {}).get("epochs")
+    run = summary.get("epochs_run")
+    if summary.get("status") == "completed" and planned and run and run < planned:
+        marks.append(f"training stopped early at epoch {run} of {planned} (early stopping)")
+    return caption[:-1] + "; " + ", ".join(marks) + "." if marks else caption
+
+
 def write_sweep_report(sweep_dir) -> Path:
     """Write ``SWEEP_DIR/report.html``: every run in a table sortable by any metric, the comparison plots."""
     sweep_dir = Path(sweep_dir)
@@ -172,8 +192,8 @@ def write_sweep_report(sweep_dir) -> Path:
     state = _read_json(sweep_dir / "sweep.json")
     from devgrad.experiment.sweeps import read_results  # noqa: PLC0415 - sweeps writes this page
 
-    results = read_results(sweep_dir)
-    monitor = resolved["monitor"][0]
+    monitor, mode = resolved["monitor"][0], resolved["monitor"][1]
+    results = _by_metric(read_results(sweep_dir), monitor, mode)
     rows = []
     for r in results:
         best = r.get("best") or r.get("final") or {}
@@ -181,9 +201,10 @@ def write_sweep_report(sweep_dir) -> Path:
                "overrides": ", ".join(f"{k}={json.dumps(v)}" for k, v in r["overrides"].items()) or "(base)",
                "seed": r["seed"], monitor: best.get(monitor), **(r.get("test") or {}),
                "seconds": r.get("wall_seconds"), "error": r.get("error") or ""}
-        report = Path(r["run_dir"]) / "report.html"
-        row["run"] = Path(r["run_dir"]).name
-        row["_link"] = str(report.relative_to(sweep_dir)) if report.exists() else None
+        run_dir = Path(r["run_dir"])
+        row["run"] = run_dir.name
+        if (run_dir / "report.html").exists():
+            row["_links"] = {"run": _relative(run_dir / "report.html", sweep_dir)}
         rows.append(row)
     columns = ["index", "status", "overrides", "seed", monitor,
                *sorted({k for r in results for k in (r.get("test") or {})}), "seconds", "run", "error"]
@@ -193,7 +214,9 @@ def write_sweep_report(sweep_dir) -> Path:
              f"{len(results)} of {len(resolved['points'])} runs finished; grid "
              f"<code>{html.escape(json.dumps(resolved['grid']))}</code> × {resolved['seeds']} seed(s). "
              f"<span class=\"note\">{html.escape(str(sweep_dir))}</span></p>",
-             f"<h2>Runs</h2><p class=\"note\">Click a column to sort (by {html.escape(monitor)}, for instance).</p>",
+             f"<h2>Runs</h2><p class=\"note\">Best {html.escape(monitor)} first "
+             f"({'highest' if mode == 'max' else 'lowest'} is best); click a column to sort by it, a run's name to "
+             "open its report.</p>",
              table(rows, columns)]
     plots = sorted((sweep_dir / "plots").glob("*.png")) if (sweep_dir / "plots").is_dir() else []
     if plots:
@@ -201,6 +224,26 @@ def write_sweep_report(sweep_dir) -> Path:
     path = sweep_dir / "report.html"
     atomic_write_text(path, page(f"devgrad sweep {resolved['name']}", "".join(parts)))
     return path
+
+
+def _by_metric(results: list, monitor: str, mode: str) -> list:
+    """The sweep's runs, the best by ``monitor`` first (``mode`` max or min), then the runs without
+    a value (failed, or not finished)."""
+    def key(r):
+        best = r.get("best") or r.get("final") or {}
+        value = best.get(monitor)
+        missing = not isinstance(value, (int, float)) or math.isnan(value)
+        return (missing, 0.0 if missing else (-value if mode == "max" else value), r["index"])
+
+    return sorted(results, key=key)
+
+
+def _relative(path: Path, start: Path) -> str:
+    """``path`` relative to ``start`` as a link (a run folder given elsewhere keeps its full path)."""
+    try:
+        return Path(path).relative_to(start).as_posix()
+    except ValueError:
+        return Path(path).resolve().as_uri()
 
 
 def write_report(folder) -> Path:

@@ -24,7 +24,7 @@ def decision_boundary(plt, X_all: np.ndarray, y_all: np.ndarray, predict_proba, 
     extent = (gx.min(), gx.max(), gy.min(), gy.max())
     fig, ax = plt.subplots(figsize=(6.6 if probs.shape[1] == 2 else 6, 5.2))
     if probs.shape[1] == 2 and margin:
-        _score_and_margin(plt, fig, ax, probs[:, 1].reshape(gx.shape), gx, gy, extent)
+        _score_and_margin(plt, fig, ax, probs[:, 1].reshape(gx.shape), gx, gy, extent, boundary=not lines)
     elif probs.shape[1] == 2:
         p1 = probs[:, 1].reshape(gx.shape)
         image = ax.imshow(p1, origin="lower", extent=extent, aspect="auto", cmap=plt.get_cmap("RdBu_r", 20),
@@ -48,7 +48,8 @@ def decision_boundary(plt, X_all: np.ndarray, y_all: np.ndarray, predict_proba, 
     ax.set_xlabel("x₁")
     ax.set_ylabel("x₂")
     ax.set_title(f"{name}: decision boundary", y=1.0, pad=6)
-    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.1, top=0.93)
+    # fixed margins (tight_layout is slow); room on the right for a colour bar's labels
+    fig.subplots_adjust(left=0.12, right=0.9 if probs.shape[1] == 2 else 0.97, bottom=0.1, top=0.93)
     save(fig, path)
     plt.close(fig)
     return path
@@ -67,17 +68,19 @@ def _class_points(plt, ax, X_all, y_all, k: int, class_names) -> None:
     ax.add_artist(ax.legend(handles=handles, title="class", loc="upper right", fontsize=8))
 
 
-def _score_and_margin(plt, fig, ax, p1: np.ndarray, gx, gy, extent) -> None:
+def _score_and_margin(plt, fig, ax, p1: np.ndarray, gx, gy, extent, boundary: bool = True) -> None:
     """A hinge-loss classifier's score d(x) (its output: the plot's class-1 'probability' is only
-    σ(d), undone here), the boundary d = 0 and the margin d = ±1 that the loss asks for."""
+    σ(d), undone here), the margin d = ±1 that the loss asks for, and the boundary d = 0 unless
+    the caller draws it as a line."""
     p1 = np.clip(p1.astype(np.float64), 1e-15, 1 - 1e-15)
     score = np.log(p1) - np.log1p(-p1)
     image = ax.imshow(np.clip(score, -3, 3), origin="lower", extent=extent, aspect="auto",
                       cmap=plt.get_cmap("RdBu_r", 24), vmin=-3, vmax=3, alpha=0.8, interpolation="bilinear",
                       interpolation_stage="data")
-    ax.contour(gx, gy, score, levels=[-1, 0, 1], colors="k", linewidths=[1, 1.4, 1],
-               linestyles=["--", "-", "--"])
-    ax.plot([], [], color="k", linewidth=1.4, label="boundary d(x) = 0")
+    ax.contour(gx, gy, score, levels=[-1, 1], colors="k", linewidths=1, linestyles="--")
+    if boundary:
+        ax.contour(gx, gy, score, levels=[0], colors="k", linewidths=1.4)
+        ax.plot([], [], color="k", linewidth=1.4, label="boundary d(x) = 0")
     ax.plot([], [], color="k", linewidth=1, linestyle="--", label="margin d(x) = ±1")
     fig.colorbar(image, ax=ax, label="score d(x) (class 1 where d > 0)", fraction=0.05, pad=0.03, extend="both")
 
@@ -115,10 +118,10 @@ def neurons(plt, X_all: np.ndarray, y_all: np.ndarray, units, lines, predict_pro
     k = acts.shape[1]
     cols = min(k + 1, 4)
     rows = (k + 1 + cols - 1) // cols
-    width, height = 2.75 * cols + 0.6, 2.75 * rows + 0.75
+    width, height = 3.0 * cols + 0.6, 2.95 * rows + 0.95
     fig = plt.figure(figsize=(width, height))
-    fig.subplots_adjust(left=0.55 / width, right=1 - 0.1 / width, bottom=0.45 / height, top=1 - 0.75 / height,
-                        wspace=0.1, hspace=0.3)
+    fig.subplots_adjust(left=0.6 / width, right=1 - 0.1 / width, bottom=0.5 / height, top=1 - 0.95 / height,
+                        wspace=0.08, hspace=0.34)
     extent = (gx.min(), gx.max(), gy.min(), gy.max())
     axes = _panels(fig, rows, cols, k + 1, extent)
     for i in range(k):
@@ -128,20 +131,20 @@ def neurons(plt, X_all: np.ndarray, y_all: np.ndarray, units, lines, predict_pro
         _draw_line(ax, *lines[i], gx, gy, color="w", linewidth=1.6)
         a, c = lines[i]
         ax.set_title(f"unit {i + 1}: {activation_name}({a[0]:.2g}·x₁ {a[1]:+.2g}·x₂ {c:+.2g})\n"
-                     f"from {a_i.min():.2g} (dark) to {a_i.max():.2g} (light)", fontsize=8.5, y=1.0, pad=3)
+                     f"from {a_i.min():.2g} (dark) to {a_i.max():.2g} (light)", fontsize=10, y=1.0, pad=3)
         for spine in ax.spines.values():  # the unit's colour, as in the other pictures
             spine.set(color=unit_colour(plt, i), linewidth=2.5)
     ax = axes[k]
     _output_panel(plt, ax, X_all, y_all, predict_proba(points), gx, extent)
     for i in range(min(k, 8)):  # beyond 8 lines the output is hidden under them
         _draw_line(ax, *lines[i], gx, gy, color=unit_colour(plt, i), linewidth=1.4, label=f"unit {i + 1}")
-    ax.set_title("the network's output, with " + ("every unit's line" if k <= 8 else "the first 8 units' lines"),
-                 fontsize=8.5, y=1.0, pad=3)
+    ax.set_title("the network's output,\nwith " + ("every unit's line" if k <= 8 else "the first 8 units' lines"),
+                 fontsize=10, y=1.0, pad=3)
     if k <= 8:
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=8, loc="best")
     shown = f"{k} units" if not total_units or total_units == k else f"the first {k} of {total_units} units"
     fig.suptitle(f"{name}: what each hidden unit computes (the first layer: {shown})\n"
-                 f"x₁, x₂: the data's own (unstandardised) coordinates", y=1 - 0.08 / height, va="top", fontsize=10.5)
+                 f"x₁, x₂: the data's own (unstandardised) coordinates", y=1 - 0.08 / height, va="top", fontsize=12)
     save(fig, path)
     plt.close(fig)
     return path
@@ -187,13 +190,13 @@ def _panels(fig, rows: int, cols: int, used: int, extent) -> list:
             ax.xaxis.set_major_locator(MaxNLocator(5, steps=[1, 2, 2.5, 5, 10]))  # shared by every panel
             ax.yaxis.set_major_locator(MaxNLocator(5, steps=[1, 2, 2.5, 5, 10]))
         if bottom:
-            ax.set_xlabel("x₁", fontsize=8.5, labelpad=1)
-            ax.tick_params(axis="x", labelsize=7.5)
+            ax.set_xlabel("x₁", fontsize=10, labelpad=1)
+            ax.tick_params(axis="x", labelsize=9)
         else:
             ax.xaxis.set_visible(False)
         if col == 0:
-            ax.set_ylabel("x₂", fontsize=8.5, labelpad=1)
-            ax.tick_params(axis="y", labelsize=7.5)
+            ax.set_ylabel("x₂", fontsize=10, labelpad=1)
+            ax.tick_params(axis="y", labelsize=9)
         else:
             ax.yaxis.set_visible(False)
         axes.append(ax)

@@ -803,7 +803,7 @@ def _plots(sweep_dir: Path, results: list, monitor: tuple) -> list[str]:
         ax.set_xticks(range(len(labels)), labels, rotation=20)
         ax.set_xlabel(key)
         ax.set_ylabel(f"{name} ({'higher' if mode == 'max' else 'lower'} is better)")
-        ax.set_title(f"{name} by {key}: every run, mean ± std over the rest of the grid and seeds", fontsize=9)
+        ax.set_title(f"{name} by {key}\n(every run; mean ± std over the rest of the grid and seeds)", fontsize=9)
         ax.grid(alpha=0.3)
         fig.tight_layout()
         path = folder / f"metric_by_{re.sub(r'[^A-Za-z0-9_.-]', '_', key)}.png"

@@ -137,6 +137,7 @@ def test_every_run_folder_has_a_self_contained_report_and_devgrad_report_rewrite
     assert "http://" not in text and "https://" not in text  # nothing fetched from the network
     if HAVE_MATPLOTLIB:
         assert text.count("data:image/png;base64,") == 4
+        assert "early stop" not in text and "stopped early" not in text  # 12 epochs of 12: none happened
     page.unlink()
     result = cli("report", triangle_run.run_dir)
     assert result.returncode == 0 and page.exists(), result.stderr
@@ -151,10 +152,31 @@ def test_every_run_folder_has_a_self_contained_report_and_devgrad_report_rewrite
 
 
 def test_a_sweep_has_a_report_with_a_sortable_table(tmp_path):
-    result = sweep({**SMALL, "train": {"epochs": 2}}, grid={"optimizer.lr": [0.05, 0.01]}, jobs=2, out=tmp_path,
-                   quiet=True)
+    result = sweep({**SMALL, "train": {"epochs": 2}}, grid={"optimizer.lr": [0.0005, 0.05, 0.01]}, jobs=2,
+                   out=tmp_path, quiet=True)
     text = (result.sweep_dir / "report.html").read_text()
-    assert 'class="sortable"' in text and text.count("<tr>") >= 3 and "val_loss" in text
+    assert 'class="sortable"' in text and text.count("<tr>") >= 4 and "val_loss" in text
+    # the best run first (val_loss: lowest first), each run's name a link to its own report
+    head = re.search(r"<thead><tr>(.*?)</tr></thead>", text).group(1)
+    column = re.findall(r"<th[^>]*>(.*?)</th>", head).index("val_loss")
+    body = re.search(r"<tbody>(.*?)</tbody>", text).group(1)
+    rows = re.findall(r"<tr>(.*?)</tr>", body)
+    values = [float(re.findall(r"<td[^>]*>(.*?)</td>", row)[column]) for row in rows]
+    assert values == sorted(values) and len(values) == 3, values
+    links = re.findall(r'<a href="([^"]+)">', body)
+    assert len(links) == 3 and all((result.sweep_dir / link).name == "report.html" for link in links)
+    assert all((result.sweep_dir / link).exists() for link in links)
+
+
+def test_the_learning_curves_caption_says_what_the_picture_marks():
+    from devgrad.experiment.html_report import _curves_caption
+
+    config = {"train": {"epochs": 50}}
+    full = _curves_caption({"status": "completed", "epochs_run": 50, "best_epoch": 31}, config)
+    assert "early" not in full and "best epoch (31)" in full
+    stopped = _curves_caption({"status": "completed", "epochs_run": 12, "best_epoch": 4}, config)
+    assert "stopped early at epoch 12 of 50" in stopped
+    assert "early" not in _curves_caption({"status": "stopped", "epochs_run": 12}, config)  # Ctrl-C is no early stop
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +197,10 @@ def test_devgrad_lecture_writes_one_page_through_the_lecture(lecture_page):
         "The chain rule as a sum over paths", "Backpropagation", "Why weights must not start at zero"]
     assert "∂L/∂α: path sum" in text and ": equal." in text and "NOT equal" not in text
     assert "refused" in text  # 2^14 paths: path_sum refuses, backprop does not care
+    collapse = text.split("5. Why nonlinearities matter")[1].split("<h2>")[0]
+    formula = re.search(r"<code>(out = .*?)</code>", collapse).group(1)
+    assert "x₁" in formula and "z₁" not in collapse  # the plots' coordinates, not the standardised ones
+    assert "td:not(.text) { white-space: nowrap" in text  # a number stays on one line (9.74282e-05)
     assert "http://" not in text and "https://" not in text
     for link in re.findall(r'href="([^"]+)"', text):
         assert (lecture_page.parent / link).exists(), link

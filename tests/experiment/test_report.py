@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from devgrad.experiment import run
 from tests.helpers import block_import
-from tests.run_helpers import SMALL, cli, needs_matplotlib
+from tests.run_helpers import SMALL, cli, needs_matplotlib, write_spec
 
 
 @needs_matplotlib
@@ -53,3 +57,121 @@ def test_plots_mark_the_best_epoch_an_early_stop_and_name_the_classes(tmp_path, 
     assert stopped == result.summary["epochs_run"] == history_len < 60 and best == result.summary["best_epoch"]
     assert drawn["classes"] == ["0", "1", "2"]
     assert (result.run_dir / "plots" / "learning_curves.png").stat().st_size > 0
+
+
+@pytest.fixture
+def drawn_figures(monkeypatch):
+    """Every figure a run draws, by file name, drawn in this process (no forked drawing) and kept
+    open for inspection."""
+    from devgrad.experiment import figures, plane_plots, report
+
+    monkeypatch.setattr(figures, "_cores", lambda: 1)
+    kept: dict = {}
+
+    def keep(fig, path, dpi=110):
+        kept[Path(path).name] = fig
+        figures.save(fig, path, dpi)
+
+    for module, name in ((report, "save"), (report, "_save"), (plane_plots, "save")):
+        monkeypatch.setattr(module, name, keep)
+    return kept
+
+
+def _renderer(fig):
+    """A renderer of ``fig`` as drawn (a closed figure has lost its pyplot canvas)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _cut_off(fig) -> list[str]:
+    """The titles, axis labels, colour-bar and legend texts of ``fig`` that do not lie inside it."""
+    from matplotlib.legend import Legend
+
+    renderer = _renderer(fig)
+    texts = [fig._suptitle] if fig._suptitle is not None else []
+    for ax in fig.axes:
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
+        texts += [t for legend in ax.findobj(Legend) for t in legend.get_texts()]
+    texts += [t for legend in fig.legends for t in legend.get_texts()]
+    box = fig.bbox
+    cut = []
+    for text in texts:
+        if not text.get_visible() or not text.get_text().strip():
+            continue
+        bb = text.get_window_extent(renderer)
+        if bb.x0 < box.x0 - 1 or bb.x1 > box.x1 + 1 or bb.y0 < box.y0 - 1 or bb.y1 > box.y1 + 1:
+            cut.append(text.get_text())
+    return cut
+
+
+@needs_matplotlib
+def test_every_picture_has_its_axis_names_and_nothing_cut_off(tmp_path, drawn_figures):
+    spec = {**SMALL, "name": "ünïcode 螺旋", "model": {"hidden": [3], "activation": "sigmoid"},
+            "train": {"epochs": 8, "batch_size": 32, "early_stopping": {"patience": 2, "min_delta": 0.5}}}
+    result = run(spec, out=tmp_path, quiet=True)
+    assert set(drawn_figures) == {"learning_curves.png", "decision_boundary.png", "neurons.png", "hidden_units.png"}
+    for name, fig in drawn_figures.items():
+        assert not _cut_off(fig), (name, _cut_off(fig))
+    curves = drawn_figures["learning_curves.png"].axes
+    assert [ax.get_ylabel() for ax in curves] == ["loss (log scale)", "accuracy"]
+    assert all(ax.get_xlabel() == "epoch" for ax in curves)
+    # one legend above the panels: none inside them, over the curves
+    assert not any(ax.get_legend() for ax in curves) and len(drawn_figures["learning_curves.png"].legends) == 1
+    stopped = result.summary["epochs_run"]
+    assert any(f"early stop (epoch {stopped})" == t.get_text()
+               for t in drawn_figures["learning_curves.png"].legends[0].get_texts())
+
+
+@needs_matplotlib
+def test_units_keep_one_colour_and_one_coordinate_system_across_pictures(tmp_path, drawn_figures):
+    import re
+
+    spec = {**SMALL, "model": {"hidden": [3], "activation": "sigmoid"}, "train": {"epochs": 6, "batch_size": 32}}
+    run(spec, out=tmp_path, quiet=True)
+    panels = drawn_figures["neurons.png"].axes[:3]
+    history_lines = drawn_figures["hidden_units.png"].axes[0].get_lines()
+    boundary = {line.get_label(): line for line in drawn_figures["decision_boundary.png"].axes[0].get_lines()}
+    for i, panel in enumerate(panels):
+        colour = panel.spines["left"].get_edgecolor()
+        assert history_lines[i].get_color() == colour and boundary[f"unit {i + 1}"].get_color() == colour
+        # the unit's line in neurons.png's title is the last epoch of hidden_units.png: one convention
+        a1, a2, c = map(float, re.search(r"\(([-+\d.e]+)·x₁ ([-+\d.e]+)·x₂ ([-+\d.e]+)\)", panel.get_title()).groups())
+        w1, w2, b = (ax.get_lines()[i].get_ydata()[-1] for ax in drawn_figures["hidden_units.png"].axes)
+        assert (a1, a2, c) == pytest.approx((w1, w2, b), rel=0.06, abs=0.006), (panel.get_title(), w1, w2, b)
+    title = drawn_figures["neurons.png"]._suptitle.get_text()
+    assert "the data's own" in title and "the data's own" in drawn_figures["hidden_units.png"]._suptitle.get_text()
+
+
+@needs_matplotlib
+def test_neurons_title_sits_on_its_panels(tmp_path, drawn_figures):
+    spec = {**SMALL, "model": {"hidden": [16], "activation": "relu"}, "train": {"epochs": 2, "batch_size": 32}}
+    run(spec, out=tmp_path, quiet=True)
+    fig = drawn_figures["neurons.png"]
+    renderer = _renderer(fig)
+    title_bottom = fig._suptitle.get_window_extent(renderer).y0
+    panels_top = max(ax.title.get_window_extent(renderer).y1 for ax in fig.axes)
+    assert 0 <= title_bottom - panels_top < 0.3 * fig.dpi, (title_bottom, panels_top)  # no empty band
+
+
+@needs_matplotlib
+def test_a_hinge_loss_classifier_is_drawn_with_its_score_and_margin(tmp_path, drawn_figures):
+    spec = {**SMALL, "data": {"source": "linear", "n_samples": 300}, "model": {"hidden": []}, "loss": "hinge",
+            "train": {"epochs": 3, "batch_size": 32}}
+    run(spec, out=tmp_path, quiet=True)
+    fig = drawn_figures["decision_boundary.png"]
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    assert not any("P(class" in label for label in labels) and any(label.startswith("score d(x)") for label in labels)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "margin d(x) = ±1" in legend and "the learned line w·x + b = 0" in legend
+    assert not any("composed" in text for text in legend)  # no hidden layer: nothing was composed
+
+
+@needs_matplotlib
+def test_a_unicode_run_name_prints_no_glyph_warnings(tmp_path):
+    spec = write_spec(tmp_path, {**SMALL, "name": "螺旋 ünïcode 🚀", "train": {"epochs": 2}})
+    result = cli("run", spec, "--out", tmp_path / "runs")
+    assert result.returncode == 0, result.stderr
+    assert "Glyph" not in result.stderr and "missing from" not in result.stderr, result.stderr

@@ -16,13 +16,17 @@ from devgrad.experiment.plane_plots import animation, decision_boundary, neurons
 
 __all__ = ["PLOT_HINT", "animation", "can_plot", "decision_boundary", "draw", "neurons"]
 
-_pyplot = pyplot  # the sweep's plots draw with the same matplotlib and writer
-_save = save
+_save = save  # the sweep's plots draw with the same writer
+
+
+def _pyplot():
+    """matplotlib's pyplot, or None without matplotlib: what every picture of a run or sweep uses."""
+    return pyplot()
 
 
 def can_plot() -> bool:
     """Is matplotlib there to draw with?"""
-    return pyplot() is not None
+    return _pyplot() is not None
 
 
 def draw(run_dir: Path, name: str, history: list, say, boundary=None, best_epoch: int | None = None,
@@ -40,7 +44,7 @@ def draw(run_dir: Path, name: str, history: list, say, boundary=None, best_epoch
     decision boundary; training.gif from ``frames`` (a ``neurons.BoundaryFrames``) with the points
     of ``boundary``. The model is evaluated here, then the figures are drawn side by side on the
     machine's cores (``figures.render``). Returns the files written, relative to ``run_dir``."""
-    plt = pyplot()
+    plt = _pyplot()
     if plt is None:
         say(f"plots skipped: matplotlib is not installed; {PLOT_HINT}")
         return []

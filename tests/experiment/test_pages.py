@@ -271,16 +271,14 @@ def test_the_lecture_neuron_matches_backprop_by_path_sums():
     assert float(g.item()) == pytest.approx(-0.3 * (1 - 1 / (1 + np.exp(-z))))
 
 
-def test_the_lecture_finds_its_specs_from_the_clone_or_says_where_it_looked(tmp_path, monkeypatch):
+def test_the_lecture_runs_the_clones_specs_else_the_ones_devgrad_ships(tmp_path, monkeypatch):
     from devgrad import lecture
-    from devgrad.experiment import RunError
+    from devgrad.experiment.examples import EXAMPLES
 
-    monkeypatch.chdir(ROOT)  # a clone: README installs from it, non-editable, and runs from there
-    monkeypatch.setattr(lecture, "EXPERIMENTS", tmp_path / "site-packages" / "experiments")
+    monkeypatch.chdir(ROOT)  # a clone, where a spec may have been edited
     assert lecture._spec_path("triangle") == ROOT / "experiments" / "triangle.yaml"
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(RunError, match="run it from the devgrad folder you cloned"):
-        lecture._spec_path("triangle")
+    monkeypatch.chdir(tmp_path)  # anywhere else: the copy inside the package
+    assert lecture._spec_path("triangle") == EXAMPLES / "triangle.yaml" and (EXAMPLES / "triangle.yaml").exists()
 
 
 def test_lecture_and_report_mistakes_are_clean_errors(tmp_path):

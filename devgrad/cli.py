@@ -94,7 +94,7 @@ def _validate(args) -> int:
 
 
 def _sweep(args) -> int:
-    from devgrad.experiment import sweeps  # noqa: PLC0415 - only this command needs it
+    from devgrad.experiment import search, space, sweeps  # noqa: PLC0415 - only this command needs them
 
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
@@ -102,17 +102,27 @@ def _sweep(args) -> int:
         raise UserError(f"--gpus-per-run must be >= 1, got {args.gpus_per_run}")
     common = {"jobs": args.jobs, "executor": args.executor, "address": args.address, "quiet": args.quiet,
               "fail_fast": args.fail_fast, "gpus_per_run": args.gpus_per_run}
+    searching = {"search": args.search, "trials": args.trials, "space": args.space, "pruner": args.pruner,
+                 "storage": args.storage}
+    if args.trials is not None and args.trials < 1:
+        raise UserError(f"--trials must be >= 1, got {args.trials}")
     if args.resume:
-        if args.spec or args.grid or args.seeds is not None or args.out or args.set or args.device:
+        if args.spec or args.grid or args.seeds is not None or args.out or args.set or args.device or \
+                any(v for v in searching.values()):
             raise UserError("--resume continues a sweep folder as it was defined: give no SPEC, --grid, --seeds, "
-                            "--set, --device or --out with it")
-        result = sweeps.resume_sweep(args.resume, **common)
+                            "--set, --device, --out, --search, --trials, --space, --pruner or --storage with it")
+        result = search.resume_sweep(args.resume, **common)
     else:
         if not args.spec:
             raise UserError("devgrad sweep needs a SPEC (or --resume SWEEP_DIR); see devgrad sweep --help")
         grid = sweeps.parse_grid_options(args.grid)
-        result = sweeps.sweep(args.spec, grid=grid, seeds=args.seeds, out=args.out, overrides=args.set,
-                              device=args.device, **common)
+        extra = {}
+        if any(v for v in searching.values()):
+            extra = {**searching, "space": space.parse_space_options(args.space) or None}
+            if args.pruner is None:
+                del extra["pruner"]  # the spec's, else median
+        result = search.sweep(args.spec, grid=grid, seeds=args.seeds, out=args.out, overrides=args.set,
+                              device=args.device, **extra, **common)
     return 0 if result.status == "completed" else 1
 
 
@@ -336,7 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
                "  devgrad sweep spec.yaml --grid 'model.hidden=[16],[64,64]' --jobs 2\n"
                "  devgrad sweep spec.yaml --executor dask --address tcp://scheduler:8786 --gpus-per-run 1\n"
                "  devgrad sweep --resume sweeps/spirals/20261127-101500-a1b2c3\n"
-               "A spec may hold the grid itself: sweep: {grid: {optimizer.lr: [0.1, 0.01]}, seeds: 3}")
+               "  devgrad sweep spec.yaml --search tpe --trials 40 --space 'optimizer.lr=loguniform(1e-4,1e-1)' \\\n"
+               "      --space 'model.hidden=choice([32],[64,64])' --pruner median --jobs 2\n"
+               "A spec may hold the grid itself: sweep: {grid: {optimizer.lr: [0.1, 0.01]}, seeds: 3}, or a search:\n"
+               "sweep: {search: {trials: 40, sampler: tpe, pruner: median, space: {optimizer.lr: {loguniform: "
+               "[1.0e-4, 0.1]}}}} (see docs/search.md)")
     sweep.add_argument("spec", nargs="?", help="path to a YAML spec, or the name of one devgrad ships (not with "
                                                "--resume)")
     sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
@@ -352,7 +366,19 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--gpus-per-run", type=int, help="Dask worker resource GPU needed by each run")
     sweep.add_argument("--out", help="root folder for sweep folders (default: ./sweeps)")
     sweep.add_argument("--fail-fast", action="store_true", help="stop the sweep at the first run that fails")
-    sweep.add_argument("--resume", metavar="SWEEP_DIR", help="run what a sweep folder has not finished")
+    sweep.add_argument("--resume", metavar="SWEEP_DIR", help="run what a sweep folder has not finished (a search: "
+                                                             "continue its study to its trial count)")
+    sweep.add_argument("--search", choices=("tpe", "random", "cmaes", "grid"),
+                       help="run an Optuna study with this sampler instead of a grid (pip install 'devgrad[optuna]')")
+    sweep.add_argument("--trials", type=int, help="how many trials the search runs")
+    sweep.add_argument("--space", action="append", default=[], metavar="KEY=KIND(ARGS)",
+                       help="a searched key: uniform(a,b), loguniform(a,b), int(a,b[,log]) or choice(v1,v2,...), "
+                            "values parsed as YAML (repeatable)")
+    sweep.add_argument("--pruner", choices=("median", "hyperband", "none"),
+                       help="stop hopeless trials early on the monitored metric per epoch (default: median)")
+    sweep.add_argument("--storage", metavar="URL",
+                       help="the study in this Optuna RDB storage (e.g. sqlite:///study.db) instead of the sweep "
+                            "folder's journal file")
     sweep.add_argument("--quiet", "-q", action="store_true", help="print only the summary table")
     sweep.set_defaults(func=_sweep)
 

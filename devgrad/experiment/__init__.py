@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from devgrad.experiment.predict import TrainedModel, load
     from devgrad.experiment.rundir import RunResult
     from devgrad.experiment.spec import SpecError, resolve
-    from devgrad.experiment.sweeps import SweepResult, resume_sweep, sweep
+    from devgrad.experiment.search import resume_sweep, sweep
+    from devgrad.experiment.sweeps import SweepResult
 
 # public name -> the module that defines it
 _EXPORTS = {
@@ -30,8 +31,9 @@ _EXPORTS = {
     "SpecError": "devgrad.experiment.spec", "SweepResult": "devgrad.experiment.sweeps",
     "TrainedModel": "devgrad.experiment.predict", "load": "devgrad.experiment.predict",
     "redraw": "devgrad.experiment.commands", "resolve": "devgrad.experiment.spec",
-    "resume": "devgrad.experiment.commands", "resume_sweep": "devgrad.experiment.sweeps",
-    "run": "devgrad.experiment.commands", "sweep": "devgrad.experiment.sweeps",
+    # a sweep is a grid (sweeps) or a search (search, which hands grids to sweeps)
+    "resume": "devgrad.experiment.commands", "resume_sweep": "devgrad.experiment.search",
+    "run": "devgrad.experiment.commands", "sweep": "devgrad.experiment.search",
 }
 
 __all__ = ["RunError", "RunResult", "SpecError", "SweepResult", "TrainedModel", "load", "redraw", "resolve", "resume",

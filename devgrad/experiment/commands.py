@@ -58,7 +58,7 @@ def execute(trainer: Trainer, start_epoch: int, meta_base: dict | None, spec: Sp
             console.close()
         history = trainer.metrics.rows()
         summary = summary_of(trainer, history, status, time.perf_counter() - started_wall, _earlier(meta_base))
-        if status == "completed":
+        if status in ("completed", "pruned"):  # a pruned run ended early on purpose: it gets its results too
             try:
                 _finish(trainer, summary, history, console)
             except KeyboardInterrupt:  # after the last epoch: the run is not done until its results are
@@ -152,7 +152,7 @@ def _report(trainer: Trainer) -> None:
 
 
 def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: bool = False,
-        run_dir=None, stop_file=None) -> RunResult:
+        run_dir=None, stop_file=None, callbacks=()) -> RunResult:
     """Validate a spec, create a fresh run folder and train; returns a RunResult.
 
     ``spec_or_path``: a YAML file path or a spec dict; ``overrides``: ``key.path=value``
@@ -160,6 +160,7 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
     ``run_dir``: this exact folder instead of a fresh one under ``out`` (created; it must not
     hold files yet: a sweep names its runs' folders); ``stop_file``: a file whose appearance
     stops the run after an epoch, as Ctrl-C would (a sweep's Ctrl-C reaching its Dask workers).
+    ``callbacks``: called after every epoch (see ``Trainer.callbacks``).
     """
     overrides = [*overrides, ("--device", f"device={device}")] if device is not None else list(overrides)
     spec = resolve(spec_or_path, overrides)
@@ -179,6 +180,7 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
     started, wall = now(), time.perf_counter()
     try:
         trainer = _set_up(spec, run_dir, dev, quiet, splits, started)
+        trainer.callbacks = list(callbacks)
     except BaseException:
         remove_half_made(run_dir, parents)  # nothing ran: no half-made folder is left behind
         raise
@@ -223,17 +225,17 @@ def _named_run_dir(run_dir: Path) -> Path:
     return run_dir
 
 
-def resume(run_dir, device: str | None = None, quiet: bool = False, stop_file=None) -> RunResult:
+def resume(run_dir, device: str | None = None, quiet: bool = False, stop_file=None, callbacks=()) -> RunResult:
     """Continue a stopped, killed or failed run from its last checkpoint, in the same folder
-    (``stop_file`` as for ``run``)."""
+    (``stop_file`` and ``callbacks`` as for ``run``)."""
     run_dir = Path(run_dir)
     config = run_dir / "config.yaml"
     if not config.exists():
         raise RunError(f"{run_dir} is not a run folder (no config.yaml); pass the folder that "
                        "'devgrad run' printed")
     meta = ckpt.read_json(run_dir / "meta.json") if (run_dir / "meta.json").exists() else {}
-    if meta.get("status") == "completed":
-        raise RunError(f"{run_dir} already completed; start a new run with 'devgrad run' instead")
+    if meta.get("status") in ("completed", "pruned"):
+        raise RunError(f"{run_dir} already {meta['status']}; start a new run with 'devgrad run' instead")
     if meta.get("status") == "running" and still_running(meta):
         raise RunError(f"{run_dir} is still being trained by process {meta['pid']} on this host; stop it "
                        "(Ctrl-C) before resuming, or two processes would write the same folder")
@@ -244,6 +246,7 @@ def resume(run_dir, device: str | None = None, quiet: bool = False, stop_file=No
     state = _resume_state(last, run_dir) if last.exists() else None  # read before anything in the folder changes
     started, wall = now(), time.perf_counter()
     trainer = Trainer(spec, run_dir, dev, quiet)
+    trainer.callbacks = list(callbacks)
     try:
         start = trainer.restore(state) + 1 if state is not None else 1
     except (ValueError, KeyError, TypeError) as exc:  # the weights of another model than config.yaml's

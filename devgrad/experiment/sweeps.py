@@ -20,6 +20,7 @@ import concurrent.futures
 import contextlib
 import copy
 import csv
+import functools
 import io
 import itertools
 import json
@@ -198,7 +199,7 @@ def _load_base(spec_or_path) -> tuple[Loaded, dict, Path | None]:
 
 # -- one run on a worker ---------------------------------------------------------------------------
 
-def run_point(point: dict) -> dict:
+def run_point(point: dict, callbacks=()) -> dict:
     """Train one grid point in ``point["run_dir"]`` (or resume it there) and return its result
     line. Runs on a worker: a local pool process or a Dask worker. Never raises: a failure is
     recorded (status, error; the traceback in the run folder's error.txt)."""
@@ -212,7 +213,8 @@ def run_point(point: dict) -> dict:
     if point.get("stop_file") and Path(point["stop_file"]).exists():
         return {**line, "status": NOT_STARTED}  # the sweep was interrupted before this run began
     with _interruptible():
-        _run_point(point, run_dir, line, run, resume)
+        _run_point(point, run_dir, line, functools.partial(run, callbacks=callbacks),
+                   functools.partial(resume, callbacks=callbacks))
     try:
         summary = ckpt.read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
     except (OSError, ValueError):  # unreadable: the line keeps what the run returned
@@ -229,7 +231,8 @@ def _run_point(point: dict, run_dir: Path, line: dict, run, resume) -> None:
     """Train, resume or record one point, filling in ``line``; a failure is recorded, never raised."""
     try:
         meta = ckpt.read_json(run_dir / "meta.json") if (run_dir / "meta.json").exists() else None
-        if meta is not None and meta.get("status") in ("completed", "failed") and (run_dir / "summary.json").exists():
+        ended = meta is not None and meta.get("status") in ("completed", "failed", "pruned")
+        if ended and (run_dir / "summary.json").exists():
             summary = ckpt.read_json(run_dir / "summary.json")  # ended after its sweep died: record it
         elif meta is not None:
             summary = resume(run_dir, quiet=True, stop_file=point.get("stop_file")).summary
@@ -310,8 +313,8 @@ class _Local:
             max_workers=jobs, mp_context=multiprocessing.get_context(method), initializer=_worker_init)
         self.description = f"local process pool, {jobs} workers ({method})"
 
-    def submit(self, point: dict, gpus: int | None):
-        return self.pool.submit(run_point, point)
+    def submit(self, point: dict, gpus: int | None, fn=run_point):
+        return self.pool.submit(fn, point)
 
     def as_completed(self, futures):
         return concurrent.futures.as_completed(futures)
@@ -370,9 +373,9 @@ class _Dask:
             where = f"Dask LocalCluster on 127.0.0.1, {jobs} single-threaded workers"
         self.description = where
 
-    def submit(self, point: dict, gpus: int | None):
+    def submit(self, point: dict, gpus: int | None, fn=run_point):
         resources = {"GPU": gpus} if gpus else None
-        return self.client.submit(run_point, point, pure=False, resources=resources,
+        return self.client.submit(fn, point, pure=False, resources=resources,
                                   key=f"devgrad-{point['name']}-{os.getpid()}-{time.time_ns()}")
 
     def as_completed(self, futures):

@@ -54,6 +54,9 @@ class Trainer:
         self.stopped_at: int | None = None  # the epoch early stopping ended the run at
         self.checkpoint_problems: list[str] = []  # a damaged checkpoint the run went on without
         self.stop_requested: StopFile | None = None  # asked after every epoch: stop as on Ctrl-C
+        # Called after every epoch as callback(trainer, epoch, row) (a search's pruning, tracking);
+        # one that returns "pruned" ends the run there, with that status.
+        self.callbacks: list = []
         self.graph_reason = _graph_choice(spec, device)  # None: capture the step
         graphed = self.graph_reason is None
         self.log.info("train.cuda_graph %s: %s", spec.train.cuda_graph,
@@ -291,6 +294,10 @@ class Trainer:
             self.checkpoints.epoch_done(self.snapshot(epoch), improved)
             if self.stop_requested is not None and self.stop_requested():
                 raise KeyboardInterrupt(f"stop asked for by {self.stop_requested.path}")  # handled as Ctrl-C
+            if "pruned" in [callback(self, epoch, row) for callback in self.callbacks]:
+                self.stopped_at = epoch
+                console.say(f"pruned at epoch {epoch} by the search's pruner ({self.monitor} {value})")
+                return "pruned"
             if es.enabled and self.wait >= es.patience:
                 self.stopped_at = epoch
                 if self.frames is not None:

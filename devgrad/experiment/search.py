@@ -1,0 +1,368 @@
+"""Hyperparameter search: an Optuna study whose trials are runs on the sweep's executors.
+
+The sweep's own process owns the study (Optuna's ask-and-tell): it asks for a trial, turns its
+parameters into ``key.path=value`` overrides of the base spec, ships the run to the local pool
+or Dask like a grid point, and tells the study the run's monitored value (or ``pruned`` /
+``fail``). With a pruner, each trial's run reports its monitored value after every epoch through
+a small file channel in its run folder (``.pruning/report-<epoch>.json``); the sweep's process
+reports it to the study, asks the pruner, and answers ``.pruning/decision-<epoch>``; a run told
+to prune stops there with status ``pruned`` and keeps its checkpoint.
+
+The study lives in the sweep folder (``study.journal``: Optuna's JournalStorage on a file) or at
+``--storage URL``. ``results.jsonl`` holds one line per finished trial (``trial``, ``params``
+added to a grid's line). ``resume_search`` continues a study to its trial count: trials asked
+but never told (a kill -9) are finished from results.jsonl or run again from their checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import yaml
+
+from devgrad.experiment import checkpoint as ckpt
+from devgrad.experiment.pruning import POLL_SECONDS, Running, run_trial
+from devgrad.experiment import search_plots
+from devgrad.experiment import sweeps
+from devgrad.experiment.errors import RunError
+from devgrad.experiment.examples import spec_file
+from devgrad.experiment.html_report import write_sweep_report
+from devgrad.experiment.rundir import missing_parents, new_run_dir, now, remove_half_made
+from devgrad.experiment.schema import Loaded, apply_overrides, load_yaml
+from devgrad.experiment.space import Dimension, check_grid_space, check_space, grid_size
+from devgrad.experiment.spec import NAME_BLOCKS, SCHEMA, SpecError, resolve, to_yaml
+from devgrad.io import atomic_write_text
+
+__all__ = ["PRUNERS", "SAMPLERS", "resume_search", "resume_sweep", "run_search", "sweep"]
+
+SAMPLERS = ("tpe", "random", "cmaes", "grid")
+PRUNERS = ("median", "hyperband", "none")
+OPTUNA_HINT = "pip install 'devgrad[optuna]'"
+
+
+def import_optuna():
+    """Optuna, or a RunError naming the extra that installs it."""
+    try:
+        import optuna  # noqa: PLC0415 - optional (the optuna extra)
+    except ImportError:
+        raise RunError(f"a hyperparameter search uses Optuna, which is not installed: {OPTUNA_HINT}") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+# -- the study -------------------------------------------------------------------------------------
+
+def _sampler(optuna, name: str, seed: int, dims: list[Dimension]):
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        try:
+            import cmaes  # noqa: F401, PLC0415 - Optuna's CMA-ES sampler needs it (the optuna extra)
+        except ImportError:
+            raise RunError(f"sampler cmaes needs the cmaes package, which is not installed: {OPTUNA_HINT}") from None
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    return optuna.samplers.GridSampler({d.key: d.grid_values() for d in dims}, seed=seed)
+
+
+def _pruner(optuna, name: str):
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    return optuna.pruners.NopPruner()
+
+
+def _storage(optuna, sweep_dir: Path, url: str | None):
+    if url:
+        return url
+    journal = optuna.storages.journal
+    return journal.JournalStorage(journal.JournalFileBackend(str(sweep_dir / "study.journal")))
+
+
+def _open_study(optuna, sweep_dir: Path, config: dict, dims: list[Dimension]):
+    return optuna.create_study(
+        study_name=config["study"], storage=_storage(optuna, sweep_dir, config.get("storage")),
+        sampler=_sampler(optuna, config["sampler"], config["seed"], dims), pruner=_pruner(optuna, config["pruner"]),
+        direction="maximize" if config["monitor"][1] == "max" else "minimize", load_if_exists=True)
+
+
+def _dims(config: dict) -> list[Dimension]:
+    return [Dimension(d["key"], d["kind"], d.get("low"), d.get("high"), d.get("log", False),
+                      tuple(d.get("choices", ()))) for d in config["dimensions"]]
+
+
+# -- the sweep's side ------------------------------------------------------------------------------
+
+def _load(spec_or_path) -> tuple[Loaded, dict, Path | None]:
+    """The base spec without its ``sweep:`` block, and that block."""
+    if isinstance(spec_or_path, dict):
+        loaded, path = Loaded(json.loads(json.dumps(spec_or_path))), None
+    else:
+        path = spec_file(spec_or_path)
+        loaded = load_yaml(path)
+    block = loaded.data.pop("sweep", None) or {}
+    if not isinstance(block, dict):
+        raise SpecError([f"sweep: must be a block like {{search: {{trials: 20, space: {{...}}}}}}, got {block!r}"],
+                        str(path or "spec"))
+    return loaded, block, path
+
+
+def _settings(block: dict, search, trials, space, pruner, source: str) -> dict:
+    """The search's settings: the spec's ``sweep.search`` block, with the arguments over it."""
+    given = block.get("search") or {}
+    problems = []
+    if not isinstance(given, dict):
+        raise SpecError([f"sweep.search: must be a block {{trials, sampler, pruner, space}}, got {given!r}"], source)
+    problems += [f"sweep.search.{k}: unknown key; a search takes trials, sampler, pruner and space"
+                 for k in given if k not in ("trials", "sampler", "pruner", "space")]
+    problems += [f"sweep.{k}: a search does not combine with a grid sweep's {k} (one sweep is a grid or a search)"
+                 for k in ("grid", "seeds") if k in block]
+    problems += [f"sweep.{k}: unknown key; a sweep block takes grid and seeds, or search"
+                 for k in block if k not in ("grid", "seeds", "search")]
+    settings = {"sampler": search or given.get("sampler", "tpe"), "pruner": pruner or given.get("pruner", "median"),
+                "trials": trials if trials is not None else given.get("trials"),
+                "space": {**(given.get("space") or {}), **(space or {})}}
+    if settings["sampler"] not in SAMPLERS:
+        problems.append(f"sweep.search.sampler: unknown sampler {settings['sampler']!r}; choose one of "
+                        f"{', '.join(SAMPLERS)}")
+    if settings["pruner"] not in PRUNERS:
+        problems.append(f"sweep.search.pruner: unknown pruner {settings['pruner']!r}; choose one of "
+                        f"{', '.join(PRUNERS)}")
+    count = settings["trials"]
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        problems.append(f"sweep.search.trials: must be a whole number >= 1, got {count!r}")
+    if problems:
+        raise SpecError(problems, source)
+    return settings
+
+
+def run_search(spec_or_path, search: str | None = None, trials: int | None = None, space: dict | None = None,
+           pruner: str | None = None, storage: str | None = None, jobs: int | None = None, executor="local",
+           address: str | None = None, out=None, quiet: bool = False, fail_fast: bool = False,
+           gpus_per_run: int | None = None, overrides=(), device: str | None = None) -> sweeps.SweepResult:
+    """Run an Optuna study over ``spec_or_path``: ``trials`` runs of the spec with parameters from
+    ``space`` ({key.path: {loguniform: [a, b]} ...}), sampled by ``search`` (tpe | random | cmaes |
+    grid) and pruned by ``pruner`` (median | hyperband | none); these add to the spec's
+    ``sweep.search`` block. Executors as in ``sweeps.sweep``. Every problem is a SpecError or
+    RunError before the sweep folder exists."""
+    sweeps._check_executor(executor, address, gpus_per_run)
+    optuna = import_optuna()
+    base, block, path = _load(spec_or_path)
+    source = str(path or "sweep")
+    settings = _settings(block, search, trials, space, pruner, source)
+    base = apply_overrides(base, [*overrides, *([("--device", f"device={device}")] if device is not None else [])],
+                           SCHEMA, NAME_BLOCKS)
+    spec = resolve(base).to_dict()  # the base spec's own problems, with their lines
+    dims = check_space(settings["space"], base)
+    if settings["sampler"] == "grid":
+        check_grid_space(dims)
+        settings["trials"] = settings["trials"] or grid_size(dims)
+    if settings["trials"] is None:
+        raise SpecError(["sweep.search.trials: how many trials to run is required (e.g. --trials 20)"], source)
+    if not (isinstance(base.data.get("train"), dict) and "threads" in base.data["train"]):
+        spec["train"]["threads"] = 1  # several runs share the cores: one BLAS thread each
+    jobs = jobs or os.cpu_count() or 1
+    runner = sweeps._executor(executor, min(jobs, settings["trials"]) if executor in ("local", None) else jobs,
+                              address, gpus_per_run)
+    try:
+        sweep_dir, config = _make_search_dir(Path(out) if out is not None else Path("sweeps"), spec, path, settings,
+                                             dims, storage)
+        study = _open_study(optuna, sweep_dir, config, dims)
+    except BaseException:
+        runner.close()
+        raise
+    return _execute(optuna, study, sweep_dir, config, spec, [], [], runner, jobs, quiet, fail_fast, gpus_per_run)
+
+
+def _make_search_dir(root: Path, spec: dict, path: Path | None, settings: dict, dims: list, storage) -> tuple:
+    """The sweep folder with sweep.yaml (the search's settings), base.json and an empty results.jsonl."""
+    name = spec["name"]
+    parents = missing_parents(root / name)
+    sweep_dir = new_run_dir(root, name)
+    try:
+        config = {"name": name, "spec": str(path.resolve()) if path else None, "created": now(),
+                  "search": {k: settings[k] for k in ("sampler", "pruner", "trials")},
+                  "sampler": settings["sampler"], "pruner": settings["pruner"], "trials": settings["trials"],
+                  "seed": spec["seed"], "storage": storage, "study": f"{name}-{sweep_dir.name}",
+                  "monitor": list(sweeps._monitor(spec)),
+                  "dimensions": [{"key": d.key, "kind": d.kind, "low": d.low, "high": d.high, "log": d.log,
+                                  "choices": list(d.choices)} for d in dims],
+                  # what the sweep page shows: the space as the grid, one planned run per trial
+                  "grid": {d.key: d.describe() for d in dims}, "seeds": 1,
+                  "points": [{"index": i} for i in range(settings["trials"])]}
+        atomic_write_text(sweep_dir / "sweep.yaml", to_yaml(config))
+        ckpt.write_json(sweep_dir / "base.json", spec)
+        atomic_write_text(sweep_dir / "results.jsonl", "")
+    except BaseException:
+        remove_half_made(sweep_dir, parents)
+        raise
+    return sweep_dir, config
+
+
+def _point(trial, dims: list[Dimension], spec: dict, sweep_dir: Path, pruning: bool) -> dict:
+    """A trial as a sweep point: its number, parameters as overrides, its run folder."""
+    params = {d.key: d.value(trial.params[d.key]) for d in dims if d.key in trial.params}
+    name = f"trial-{trial.number:03d}"
+    run_dir = sweep_dir / "runs" / name
+    point = {"index": trial.number, "name": name, "overrides": params, "seed": spec["seed"],
+             "run_dir": str(run_dir), "stop_file": str(sweep_dir / sweeps.STOP_FILE),
+             "pruning": str(run_dir / ".pruning") if pruning else None}
+    point["spec"] = resolve(spec, [("--space", f"{k}={json.dumps(v)}") for k, v in params.items()]).to_dict()
+    return point
+
+
+def _tell(optuna, study, line: dict, monitor: tuple) -> None:
+    """The study learns how a finished trial ended (a stopped one is not finished: it runs again)."""
+    states = optuna.trial.TrialState
+    status = line["status"]
+    if status in ("stopped", sweeps.NOT_STARTED):
+        return
+    value = sweeps._value(line, monitor[0]) if status == "completed" else None
+    if status == "completed" and value is not None:
+        told = {"values": value}
+    else:
+        told = {"state": states.PRUNED if status == "pruned" else states.FAIL}
+    try:
+        study.tell(line["index"], skip_if_finished=True, **told)
+    except RuntimeError as exc:
+        # The grid sampler calls study.stop() once its grid is covered, which only an optimize()
+        # loop may do; the trial's result is stored before that (Optuna stores it in a finally).
+        if "Study.stop" not in str(exc):
+            raise
+
+
+def _execute(optuna, study, sweep_dir: Path, config: dict, spec: dict, waiting: list, done: list, runner,
+             jobs: int, quiet: bool, fail_fast: bool, gpus, resumed: bool = False) -> sweeps.SweepResult:
+    """Ask, run and tell until the study has its trial count; then the tables, plots and page."""
+    dims, monitor, total = _dims(config), tuple(config["monitor"]), config["trials"]
+    pruning = config["pruner"] != "none"
+    distributions = {d.key: d.distribution(optuna) for d in dims}
+    results = list(done)
+    progress = sweeps._Progress(total, len(done), quiet, monitor, runner.description, resumed)
+    for line in done:
+        progress.record(line, new=False)
+    inflight: dict = {}  # future -> _Running
+    status, interrupted, stopping = "completed", False, False
+    try:
+        while True:
+            while not stopping and len(inflight) < jobs and (waiting or len(study.trials) < total):
+                trial = waiting.pop(0) if waiting else study.ask(distributions)
+                point = _point(trial, dims, spec, sweep_dir, pruning)
+                running = Running(optuna, study, trial, Path(point["run_dir"]) / ".pruning")
+                inflight[runner.submit(point, gpus, run_trial)] = running
+            if not inflight:
+                break
+            for future, running in list(inflight.items()):
+                if pruning:
+                    running.answer()
+                if future.done():
+                    del inflight[future]
+                    line = future.result()
+                    shutil.rmtree(running.folder, ignore_errors=True)  # the channel is done with
+                    sweeps._append(sweep_dir / "results.jsonl", line)  # before tell: a kill between loses nothing
+                    _tell(optuna, study, line, monitor)
+                    results.append(line)
+                    progress.record(line)
+                    if fail_fast and line["status"] not in ("completed", "pruned"):
+                        status, stopping = "stopped", True
+                        progress.say(f"--fail-fast: trial {line['index']} {line['status']} ({line['error']})")
+            time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        interrupted = True
+        told = {r["index"] for r in results}
+        sweeps._interrupt(sweep_dir, runner, list(inflight), results)
+        for line in results:
+            if line["index"] not in told:
+                _tell(optuna, study, line, monitor)
+    finally:
+        runner.close(wait=not interrupted)
+        progress.close()
+    if interrupted:
+        sweeps._write_tables(sweep_dir, results, total, monitor, "interrupted")
+        raise KeyboardInterrupt(sweeps._interrupted_message(sweep_dir, results, total))
+    return _finish(optuna, study, sweep_dir, results, total, monitor, status, quiet, pruning)
+
+
+def _finish(optuna, study, sweep_dir: Path, results: list, total: int, monitor: tuple, status: str,
+            quiet: bool, pruning: bool) -> sweeps.SweepResult:
+    if status == "completed" and results and all(r["status"] not in ("completed", "pruned") for r in results):
+        status = "failed"
+    # best_runs.png (a grid's per-value plots would put every sampled value on its own tick)
+    plots = sweeps._plots(sweep_dir, [{**r, "overrides": {}} for r in results], monitor)
+    plots += search_plots.draw(optuna, study, sweep_dir, monitor, pruning)
+    summary = sweeps._write_tables(sweep_dir, results, total, monitor, status, plots)
+    write_sweep_report(sweep_dir)
+    print(summary, flush=True)
+    if not quiet:
+        counts = {s: sum(r["status"] == s for r in results) for s in ("completed", "pruned")}
+        print(f"search {status}: {len(results)}/{total} trials finished, {counts['completed']} completed, "
+              f"{counts['pruned']} pruned: {sweep_dir}", flush=True)
+    return sweeps.SweepResult(sweep_dir, sorted(results, key=lambda r: r["index"]), status)
+
+
+def resume_search(sweep_dir, jobs: int | None = None, executor="local", address: str | None = None,
+                  quiet: bool = False, fail_fast: bool = False, gpus_per_run: int | None = None) -> sweeps.SweepResult:
+    """Continue a search to its trial count: trials the study gave out but never heard back from
+    are recorded from results.jsonl, or run again from their checkpoints; then new ones are asked."""
+    sweep_dir = Path(sweep_dir)
+    sweeps._check_executor(executor, address, gpus_per_run)
+    optuna = import_optuna()
+    if not (sweep_dir / "sweep.yaml").exists():
+        raise RunError(f"{sweep_dir} is not a sweep folder (no sweep.yaml); pass the folder 'devgrad sweep' printed")
+    config = _read_yaml(sweep_dir / "sweep.yaml")
+    spec = ckpt.read_json(sweep_dir / "base.json")
+    study = _open_study(optuna, sweep_dir, config, _dims(config))
+    monitor = tuple(config["monitor"])
+    lines = {r["index"]: r for r in sweeps.read_results(sweep_dir)}
+    running = optuna.trial.TrialState.RUNNING
+    for trial in study.get_trials(deepcopy=False, states=(running,)):
+        if trial.number in lines:  # it ended and was written down, but the study never heard
+            _tell(optuna, study, lines[trial.number], monitor)
+    waiting = [t for t in study.get_trials(deepcopy=False, states=(running,))]
+    done = [r for r in lines.values() if r["status"] not in ("stopped", sweeps.NOT_STARTED)]
+    jobs = jobs or os.cpu_count() or 1
+    runner = sweeps._executor(executor, min(jobs, max(1, config["trials"] - len(done)))
+                              if executor in ("local", None) else jobs, address, gpus_per_run)
+    (sweep_dir / sweeps.STOP_FILE).unlink(missing_ok=True)
+    return _execute(optuna, study, sweep_dir, config, spec, waiting, done, runner, jobs, quiet, fail_fast,
+                    gpus_per_run, resumed=True)
+
+
+def _read_yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def is_search(sweep_dir) -> bool:
+    """Whether a sweep folder holds a search (its sweep.yaml has the search's settings)."""
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        return "search" in _read_yaml(Path(sweep_dir) / "sweep.yaml")
+    return False
+
+
+def sweep(spec_or_path, grid: dict | None = None, seeds: int | None = None, jobs: int | None = None,
+          executor="local", address: str | None = None, out=None, quiet: bool = False, search=None,
+          trials: int | None = None, space: dict | None = None, **options) -> sweeps.SweepResult:
+    """``devgrad.experiment.sweep``: a grid sweep (``sweeps.sweep``), or a search when ``search``,
+    ``trials`` or ``space`` is given or the spec's ``sweep:`` block holds ``search:``."""
+    block = _load(spec_or_path)[1]
+    if search is None and trials is None and space is None and "search" not in block:
+        return sweeps.sweep(spec_or_path, grid=grid, seeds=seeds, jobs=jobs, executor=executor, address=address,
+                            out=out, quiet=quiet, **options)
+    if grid or seeds is not None:
+        raise SpecError(["--grid/--seeds do not combine with a search: one sweep is a grid or a search"], "sweep")
+    return run_search(spec_or_path, search=search, trials=trials, space=space, jobs=jobs, executor=executor,
+                      address=address, out=out, quiet=quiet, **options)
+
+
+def resume_sweep(sweep_dir, **options) -> sweeps.SweepResult:
+    """``devgrad.experiment.resume_sweep``: continue a grid sweep or a search."""
+    if is_search(sweep_dir):
+        return resume_search(sweep_dir, **options)
+    return sweeps.resume_sweep(sweep_dir, **options)

@@ -1,0 +1,202 @@
+"""Hyperparameter search: an Optuna study of runs on the local pool or Dask, with pruning and resume.
+
+All on 127.0.0.1. A seeded random search gives the same trials on two workers (local pool or
+a Dask LocalCluster) as serially; the median pruner stops trials with a hopeless learning rate
+before their last epoch, each keeping its checkpoint; kill -9 of a search then --resume ends
+with exactly its trial count; bad spaces exit 2 before anything runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+optuna = pytest.importorskip("optuna")
+
+from devgrad.experiment import RunError, SpecError, resume_sweep, sweep  # noqa: E402
+from devgrad.experiment.space import check_space, parse_space_option  # noqa: E402
+from devgrad.experiment.sweeps import read_results  # noqa: E402
+from devgrad.experiment.schema import Loaded  # noqa: E402
+from tests.run_helpers import HAVE_MATPLOTLIB, ROOT, cli, write_spec  # noqa: E402
+
+BASE = {"name": "search", "seed": 3, "device": "cpu",
+        "data": {"source": "classification", "n_samples": 300, "n_features": 8, "n_classes": 2},
+        "model": {"hidden": [6], "activation": "tanh"}, "optimizer": {"name": "adam", "lr": 0.05},
+        "train": {"epochs": 3, "batch_size": 32}, "plots": {"enabled": False}}
+LR = {"optimizer.lr": {"loguniform": [1.0e-3, 1.0]}}
+
+
+def _study(sweep_dir):
+    config = yaml.safe_load((sweep_dir / "sweep.yaml").read_text())
+    storage = optuna.storages.journal.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(sweep_dir / "study.journal")))
+    return optuna.load_study(study_name=config["study"], storage=storage)
+
+
+def _trials(result):
+    return [(r["trial"], r["params"], r["status"], r["final"]) for r in result.results]
+
+
+# -- the space ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("optimizer.lr=loguniform(1e-4,1e-1)", ("optimizer.lr", {"loguniform": [1e-4, 1e-1]})),
+    ("model.hidden=choice([32],[64,64])", ("model.hidden", {"choice": [[32], [64, 64]]})),
+    ("train.batch_size=int(16,256,log)", ("train.batch_size", {"int": [16, 256], "log": True})),
+    ("model.dropout=uniform(0, 0.5)", ("model.dropout", {"uniform": [0, 0.5]})),
+])
+def test_a_space_option_reads_as_the_spec_writes_it(text, expected):
+    assert parse_space_option(text) == expected
+
+
+@pytest.mark.parametrize(("space", "message"), [
+    ({"optimizer.lr": {"loguniform": [0.1, 0.001]}}, "wrong order"),
+    ({"optimizer.lr": {"loguniform": [0.0, 0.1]}}, "positive low bound"),
+    ({"optimizer.lr": {"normal": [0.0, 0.1]}}, "unknown distribution 'normal'"),
+    ({"optimiser.lr": {"uniform": [0.0, 0.1]}}, "unknown spec key 'optimiser'; did you mean 'optimizer'"),
+    ({"model.hidden": {"choice": [[32], [-1]]}}, "value [-1]: model.hidden"),
+    ({"model.hiden": {"choice": [[32]]}}, "unknown key; did you mean 'hidden'"),
+    ({"train.batch_size": {"int": [16.5, 32]}}, "whole numbers"),
+    ({"model.dropout": {"uniform": [0.0, 0.5], "log": True}}, "goes with int only"),
+    ({"model.hidden": {"choice": []}}, "non-empty list"),
+])
+def test_a_bad_space_is_one_clear_problem(space, message):
+    with pytest.raises(SpecError) as caught:
+        check_space(space, Loaded(json.loads(json.dumps(BASE))))
+    assert len(caught.value.problems) == 1 and message in caught.value.problems[0]
+
+
+def test_bad_spaces_exit_2_before_anything_runs(tmp_path):
+    spec = write_spec(tmp_path, BASE)
+    out = tmp_path / "sweeps"
+    done = cli("sweep", spec, "--search", "random", "--trials", "3", "--space", "optimizer.lr=loguniform(1,0.1)",
+               "--space", "model.hidden=choice([4],[0])", "--out", out)
+    assert done.returncode == 2 and "2 problems" in done.stderr and "wrong order" in done.stderr
+    assert "model.hidden value [0]" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not out.exists()
+
+
+def test_a_grid_sampler_needs_a_finite_grid(tmp_path):
+    with pytest.raises(SpecError, match="grid sampler needs choice or int"):
+        sweep(BASE, search="grid", space={"optimizer.lr": {"uniform": [0.1, 0.2]}}, out=tmp_path)
+    with pytest.raises(SpecError, match="unknown distribution 'normal'"):
+        sweep(BASE, search="random", trials=2, space={"optimizer.lr": {"normal": [0.1, 0.2]}}, out=tmp_path)
+    assert not (tmp_path / "search").exists()
+
+
+def test_a_search_block_without_trials_is_refused_with_the_fix(tmp_path):
+    with pytest.raises(SpecError, match="trials: how many trials"):
+        sweep({**BASE, "sweep": {"search": {"space": LR}}}, out=tmp_path)
+    with pytest.raises(SpecError, match="does not combine with a grid"):
+        sweep({**BASE, "sweep": {"grid": {"optimizer.lr": [0.1]}, "search": {"trials": 2, "space": LR}}},
+              out=tmp_path)
+    assert not (tmp_path / "search").exists()
+
+
+# -- the study ---------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_search_records_trials_params_and_the_study(tmp_path):
+    spec = {**BASE, "sweep": {"search": {"trials": 3, "sampler": "random", "pruner": "none",
+                                         "space": {**LR, "model.hidden": {"choice": [[4], [8, 8]]}}}}}
+    result = sweep(spec, jobs=1, out=tmp_path, quiet=True)
+    assert result.status == "completed" and [r["trial"] for r in result.results] == [0, 1, 2]
+    study = _study(result.sweep_dir)
+    assert len(study.trials) == 3 and all(t.state.name == "COMPLETE" for t in study.trials)
+    for line, trial in zip(result.results, study.trials):
+        assert line["params"]["optimizer.lr"] == trial.params["optimizer.lr"]
+        assert line["params"]["model.hidden"] == json.loads(trial.params["model.hidden"])
+        config = yaml.safe_load(open(os.path.join(line["run_dir"], "config.yaml")))
+        assert config["model"]["hidden"] == line["params"]["model.hidden"]
+        assert trial.value == line["best"]["val_loss"]
+    assert result.best["trial"] == study.best_trial.number
+    header = (result.sweep_dir / "results.csv").read_text().splitlines()[0]
+    assert "optimizer.lr" in header and "model.hidden" in header
+    if HAVE_MATPLOTLIB:
+        assert (result.sweep_dir / "plots" / "optuna_history.png").exists()
+        assert "optuna history" in (result.sweep_dir / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_the_median_pruner_stops_hopeless_learning_rates_early(tmp_path):
+    space = {"optimizer.lr": {"choice": [0.05, 0.02, 30.0, 80.0, 50.0]}}
+    spec = {**BASE, "train": {"epochs": 4, "batch_size": 32}}
+    result = sweep(spec, search="grid", space=space, pruner="median", jobs=1, out=tmp_path, quiet=True)
+    study = _study(result.sweep_dir)
+    finished_good = 0
+    for line, trial in zip(result.results, study.trials):
+        lr = line["params"]["optimizer.lr"]
+        summary = json.loads(open(os.path.join(line["run_dir"], "summary.json")).read())
+        if lr < 1:
+            assert line["status"] == "completed"
+            finished_good += 1
+        elif finished_good >= 2:  # the median pruner judges a trial once two have finished
+            assert line["status"] == "pruned" and trial.state.name == "PRUNED"
+            assert summary["status"] == "pruned" and summary["epochs_run"] < 4
+            assert os.path.exists(os.path.join(line["run_dir"], "checkpoints", "last.npz"))
+    assert sum(r["status"] == "pruned" for r in result.results) >= 1
+
+
+@pytest.mark.slow
+def test_a_seeded_random_search_gives_the_serial_trials_on_two_workers(tmp_path):
+    options = {"search": "random", "trials": 10, "space": LR, "pruner": "none", "quiet": True}
+    serial = sweep(BASE, jobs=1, out=tmp_path / "serial", **options)
+    pool = sweep(BASE, jobs=2, out=tmp_path / "pool", **options)
+    assert len({r["worker"] for r in pool.results}) >= 2
+    assert _trials(pool) == _trials(serial) and len(serial.results) == 10
+
+
+@pytest.mark.slow
+def test_a_random_search_on_a_dask_local_cluster_gives_the_serial_trials(tmp_path):
+    pytest.importorskip("dask.distributed")
+    options = {"search": "random", "trials": 6, "space": LR, "pruner": "none", "quiet": True}
+    serial = sweep(BASE, jobs=1, out=tmp_path / "serial", **options)
+    dask = sweep(BASE, jobs=2, executor="dask", out=tmp_path / "dask", **options)
+    assert _trials(dask) == _trials(serial)
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_ends_with_exactly_the_trial_count(tmp_path):
+    spec = write_spec(tmp_path, {**BASE, "data": {**BASE["data"], "n_samples": 1500}, "train": {"epochs": 6}})
+    out = tmp_path / "sweeps"
+    command = [sys.executable, "-m", "devgrad", "sweep", spec, "--search", "random", "--trials", "6", "--space",
+               "optimizer.lr=loguniform(1e-3,1)", "--pruner", "median", "--jobs", "2", "--out", out, "-q"]
+    process = subprocess.Popen(list(map(str, command)), cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        results = None
+        while time.monotonic() < deadline:
+            found = list(out.glob("search/*/results.jsonl"))
+            if found and len(found[0].read_text().splitlines()) >= 2:
+                results = found[0]
+                break
+            time.sleep(0.05)
+        assert results is not None, "the search wrote no results in time"
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+    sweep_dir = results.parent
+    assert len(read_results(sweep_dir)) < 6
+    result = resume_sweep(sweep_dir, jobs=2, quiet=True)
+    study = _study(sweep_dir)
+    assert len(study.trials) == 6 and all(t.state.is_finished() for t in study.trials)
+    assert sorted(r["trial"] for r in read_results(sweep_dir)) == list(range(6)) == [r["trial"] for r in result.results]
+    for line in result.results:  # every epoch of every trial trained and recorded once
+        epochs = [json.loads(t)["epoch"] for t in open(os.path.join(line["run_dir"], "metrics.jsonl"))]
+        assert epochs == list(range(1, len(epochs) + 1))
+
+
+def test_without_optuna_the_error_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna raises ImportError
+    with pytest.raises(RunError, match=r"pip install 'devgrad\[optuna\]'"):
+        sweep(BASE, search="random", trials=2, space=LR, out=tmp_path)
+    assert not tmp_path.joinpath("search").exists()

@@ -327,6 +327,7 @@ class _Local:
         """Ctrl-C: queued runs are cancelled; every worker is sent SIGINT, so a run in flight stops
         and checkpoints (an idle worker ignores it)."""
         self.cancel(futures)
+        # The pool has no public list of its processes; without it, the stop file still stops each run
         for process in list((getattr(self.pool, "_processes", None) or {}).values()):
             with contextlib.suppress(OSError, AttributeError):
                 os.kill(process.pid, signal.SIGINT)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from devgrad.backend import DeviceError
-from devgrad.core import Function, is_grad_enabled
+from devgrad.core import Function, is_grad_enabled, quiet
 from devgrad.ops import (
     leaky_relu, linear, log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus, tanh, where,
 )
@@ -79,6 +79,7 @@ class _PairLoss(Function):
     KERNEL = ""
     TARGET = "negate"
 
+    @quiet
     def forward(self, x, y, scale, params=()):
         self.scale, self.params = scale, params
         loss = getattr(self.device.kernels, self.KERNEL)(x, y, *params)

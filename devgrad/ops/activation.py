@@ -43,7 +43,7 @@ class ReLU(Function):
     save_output = True
 
     def forward(self, a):
-        return self.device.xp.maximum(a, 0)
+        return self.device.xp.where(a < 0, 0, a)  # PyTorch's clamp_min: -0.0 and NaN pass as they are
 
     def backward(self, g):
         return activation_grad("relu", g, self.result(g), self.device)

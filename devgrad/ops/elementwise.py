@@ -140,6 +140,8 @@ class Pow(_Binary):
     @quiet
     def forward(self, a, b):
         self._shapes(a, b)
+        if b.__class__ is float and b == -0.5:  # PyTorch's rsqrt: the same values at -0.0 and -inf
+            return 1.0 / self.device.xp.sqrt(a)
         return a**b
 
     def backward(self, g):
@@ -157,7 +159,9 @@ class Pow(_Binary):
         if not isinstance(b, Tensor):
             if b == 0:
                 return self.const(self.xp.zeros(a.shape, dtype=a.dtype))
-            return a * 2.0 if b == 2 else a ** (b - 1) * b
+            if b == 2:
+                return a * 2.0
+            return (1.0 / sqrt(a) if b == 0.5 else a ** (b - 1)) * b  # sqrt: x**0.5 is sqrt's twin
         edge = (b.data == 0) & (a.data == 0)
         return Where.apply(0.0, b * Where.apply(1.0, a, cond=edge) ** (b - 1), cond=edge)
 

@@ -51,7 +51,7 @@ def _argument_row(action: argparse.Action) -> str | None:
     about = (action.help or "").replace("|", "\\|")
     if action.choices is not None and not isinstance(action, argparse._SubParsersAction):
         about += f" (one of {', '.join(f'`{c}`' for c in action.choices)})"
-    if action.default not in (None, False, [], argparse.SUPPRESS) and action.option_strings:
+    if action.default not in (None, False, [], argparse.SUPPRESS) and action.option_strings and "default" not in about:
         about += f" (default: `{action.default}`)"
     return f"| {name} | {about} |"
 
@@ -201,6 +201,13 @@ def test_install_page_lists_every_extra():
     page = (ROOT / "docs" / "install.md").read_text(encoding="utf-8")
     missing = [extra for extra in extras if f"`{extra}`" not in page]
     assert extras and not missing, f"docs/install.md's table of extras lacks {missing}"
+
+
+def test_install_commands_install_from_the_clone():
+    """devgrad is not on a package index: `pip install 'devgrad[x]'` fails where '.[x]' works."""
+    wrong = [f"{page.relative_to(ROOT)}: {line.strip()}" for page in PAGES if page.name != "cli.md"
+             for line in page.read_text(encoding="utf-8").splitlines() if re.search(r"pip install\s+'?devgrad\[", line)]
+    assert not wrong, wrong
 
 
 # -- examples --------------------------------------------------------------------------------------

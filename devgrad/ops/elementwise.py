@@ -130,8 +130,8 @@ class Pow(_Binary):
     """a ** b. Where smooth, the exact derivatives (both orders of the mixed second derivative
     agree, 1/a at b = 0). PyTorch's conventions at the edges: d(0**0)/da = 0 (where b·a**(b-1)
     is 0·inf), and d(0**b)/db = 0 for b >= 0 (where a**b·log a is 0·(-inf)); 0**b for b < 0
-    has d/db = -inf. The edge masks select (a where) on inputs made safe first, so no inf·0
-    reaches a gradient, and the formula stays differentiable everywhere else."""
+    has d/db = -inf. The masks select (a where), so their first derivatives are finite; their
+    second derivatives at those edges are PyTorch's (NaN where its masked formula meets 0·inf)."""
 
     __slots__ = ()
     save_inputs = True
@@ -163,14 +163,14 @@ class Pow(_Binary):
                 return a * 2.0
             return (1.0 / sqrt(a) if b == 0.5 else a ** (b - 1)) * b  # sqrt: x**0.5 is sqrt's twin
         edge = (b.data == 0) & (a.data == 0)
-        return Where.apply(0.0, b * Where.apply(1.0, a, cond=edge) ** (b - 1), cond=edge)
+        return Where.apply(0.0, b * a ** (b - 1), cond=edge)
 
     def _exponent_derivative(self, a, b):
         """d(a**b)/db = a**b·log a, 0 where a = 0 and b >= 0."""
         b_data = b.data if isinstance(b, Tensor) else b
         if isinstance(a, Tensor):
             edge = (a.data == 0) & (b_data >= 0)
-            return self.output() * log(Where.apply(1.0, a, cond=edge))  # log 1 = 0 where masked
+            return Where.apply(0.0, self.output() * log(a), cond=edge)
         if a == 0:
             return self.output() * self.const(self.xp.where(self.xp.asarray(b_data) >= 0, 0.0, -math.inf)
                                               .astype(self.out_data.dtype))

@@ -61,6 +61,21 @@ def test_pow_at_base_zero_matches_torch(torch, device):
     assert grads(lambda e: 0.0**e, [t64([-0.3], device)])[0][0] == -INF
 
 
+def _pow_hessian(grad, x, y):
+    gx, gy = grad(x**y, [x, y], create_graph=True)
+    return [[float(v) for v in grad(g, [x, y])] for g in (gx, gy)]
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("exponent", [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, -0.3, -1.0])
+def test_pow_second_derivatives_at_base_zero_match_torch(torch, device, exponent):
+    """At base 0, where x**y is not smooth, the second derivatives are PyTorch's (NaN included)."""
+    ours = _pow_hessian(dg.grad, t64(0.0, device), t64(exponent, device))
+    theirs = _pow_hessian(torch.autograd.grad, *(torch.tensor(v, dtype=torch.float64, requires_grad=True)
+                                                 for v in (0.0, exponent)))
+    same(np.array(ours), np.array(theirs))
+
+
 # -- division ---------------------------------------------------------------------------------
 
 @pytest.mark.oracle

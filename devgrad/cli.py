@@ -14,14 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-from devgrad import bench
+from devgrad import bench, lecture
+from devgrad.backend import cupy_import
+from devgrad.bench.checkpoint_bench import checkpoint_bench, format_checkpoints
+from devgrad.bench.sweep_bench import format_sweep, sweep_bench
 from devgrad.backend import (
     DeviceError, cuda_available, cuda_unavailable_reason, cupy_version, default_device, device, devices,
 )
 from devgrad.data import describe
 from devgrad.data.files import DataError
-from devgrad.experiment import commands, examples, memory, spec
+from devgrad.experiment import commands, examples, memory, search, space, spec, sweeps
 from devgrad.experiment.export import FORMATS, export_run
+from devgrad.experiment.html_report import write_report
 from devgrad.experiment.predict import predict_file
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.spec import SpecError
@@ -56,9 +60,7 @@ def _info(args) -> int:
     lines.append(f"default device: {default}  (set DEVGRAD_DEVICE=cpu|cuda|cuda:N to change)")
     lines.append(f"kernel cache: {warmup.cache_state()}")
     if cuda_available():
-        from devgrad.backend.cupy_import import state  # noqa: PLC0415 - only with a GPU
-
-        lines.append(f"CuPy reduction accelerators: {state().get('accelerators')}")
+        lines.append(f"CuPy reduction accelerators: {cupy_import.state().get('accelerators')}")
     auto = device("auto")
     lines.append(f"'auto' resolves to: {auto}")
     print("\n".join(lines))
@@ -94,8 +96,6 @@ def _validate(args) -> int:
 
 
 def _sweep(args) -> int:
-    from devgrad.experiment import search, space, sweeps  # noqa: PLC0415 - only this command needs them
-
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
     if args.gpus_per_run is not None and args.gpus_per_run < 1:
@@ -127,8 +127,6 @@ def _sweep(args) -> int:
 
 
 def _report(args) -> int:
-    from devgrad.experiment.html_report import write_report  # noqa: PLC0415 - only this command needs it
-
     print(write_report(args.folder))
     return 0
 
@@ -147,8 +145,6 @@ def _examples(args) -> int:
 
 
 def _lecture(args) -> int:
-    from devgrad import lecture  # noqa: PLC0415 - only this command needs it
-
     lecture.build(args.out, device=args.device, quiet=args.quiet)
     return 0
 
@@ -211,16 +207,12 @@ def _bench(args) -> int:
         raise UserError(f"--write {args.write}: the folder {Path(args.write).resolve().parent} does not exist; "
                         "create it or write elsewhere")
     if args.sweep:
-        from devgrad.bench.sweep_bench import format_sweep, sweep_bench  # noqa: PLC0415
-
         rows = sweep_bench(say=_say_bench)
         print(format_sweep(rows))
         if args.json:
             bench.write_json({"sweep": rows}, args.json)
         return 0
     if args.checkpoints:
-        from devgrad.bench.checkpoint_bench import checkpoint_bench, format_checkpoints  # noqa: PLC0415
-
         rows = checkpoint_bench(rounds=5 if args.repeat is None else args.repeat, device=args.device, say=_say_bench)
         print(format_checkpoints(rows))
         if args.json:

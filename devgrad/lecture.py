@@ -21,8 +21,11 @@ from pathlib import Path
 
 from devgrad import viz
 from devgrad.core import grad, tensor
+from devgrad.experiment.commands import run
+from devgrad.experiment.errors import RunError
 from devgrad.experiment.examples import EXAMPLES
 from devgrad.experiment.html_report import figure, page, table
+from devgrad.experiment.report import PLOT_HINT, can_plot
 from devgrad.io import atomic_write_text
 
 SPECS = ("linear_classifier", "logistic_regression", "triangle", "xor", "triangle_linear_activation",
@@ -62,9 +65,6 @@ def _diamonds(depth: int):
 
 def build(out, device: str = "cpu", quiet: bool = False) -> Path:
     """Run the lecture's specs into ``out/runs`` and write ``out/index.html``; returns its path."""
-    from devgrad.experiment import RunError, run  # noqa: PLC0415
-    from devgrad.experiment.report import PLOT_HINT, can_plot  # noqa: PLC0415
-
     if not can_plot():
         raise RunError(f"devgrad lecture draws its pictures with matplotlib, which is not installed: {PLOT_HINT}")
     out = Path(out)

@@ -2,9 +2,10 @@
 
 Each module imports only modules of its own layer or of the layers below it, in the order
 docs/architecture.md gives: backend → core → ops → func → nn → optim → data → experiment →
-cli; and there is no import cycle, inside a layer or across. The package façade
-(devgrad/__init__.py) imports everything and is imported by nothing inside devgrad. Imports
-inside functions are not allowed (ruff PLC0415), except of optional third-party packages.
+cli; and there is no import cycle, inside a layer or across. Every import statement counts, at
+module level or not. The package façade (devgrad/__init__.py) imports everything and is imported
+by nothing inside devgrad. Imports inside functions are not allowed (ruff PLC0415), except of
+optional third-party packages.
 """
 
 from __future__ import annotations
@@ -47,11 +48,11 @@ def layer_of(module: str) -> int:
     raise AssertionError(f"{module} belongs to no layer: add it to LAYERS (and to docs/architecture.md)")
 
 
-def imports_of(module: str) -> set[str]:
-    """The devgrad modules ``module`` imports at module level."""
-    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+def _devgrad_imports(tree: ast.AST, module: str) -> set[str]:
+    """The devgrad modules the import statements under ``tree`` name (a package's ``from P import m``
+    is module ``P.m`` when that is a module)."""
     found = set()
-    for node in tree.body:
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == "devgrad"}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "devgrad":
@@ -59,6 +60,23 @@ def imports_of(module: str) -> set[str]:
                 sub = f"{node.module}.{alias.name}"
                 found.add(sub if sub in MODULES else node.module)
     return found - {module}
+
+
+def imports_of(module: str) -> set[str]:
+    """The devgrad modules ``module`` imports: every import statement, at module level, inside a
+    function or under ``if TYPE_CHECKING``."""
+    return _devgrad_imports(ast.parse(MODULES[module].read_text(encoding="utf-8")), module)
+
+
+def test_no_function_imports_a_devgrad_module():
+    """Imports inside functions are for optional third-party packages only: one of a devgrad
+    module would hide a layer crossed the wrong way or a circle (ruff's PLC0415 says the same)."""
+    inside = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                inside += [f"{module}.{node.name} imports {t}" for t in sorted(_devgrad_imports(node, module))]
+    assert not inside, "\n".join(inside)
 
 
 def test_every_module_imports_only_its_own_layer_or_lower():

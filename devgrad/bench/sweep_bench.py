@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
 from devgrad.bench.report import rows_table
+from devgrad.experiment.sweeps import sweep
 
 SPEC = {
     "name": "bench_sweep", "seed": 0, "device": "cpu",
@@ -41,8 +43,6 @@ def _have_dask() -> bool:
 def sweep_bench(executors=("local", "dask"), say=None) -> list[dict]:
     """One row per executor: wall seconds with 1 and 2 workers, the speed-up, per-run times;
     ``say`` (a function of one line) hears which sweep is being timed."""
-    from devgrad.experiment.sweeps import sweep  # noqa: PLC0415
-
     rows = []
     for executor in executors:
         if executor == "dask" and not _have_dask():
@@ -70,8 +70,6 @@ def sweep_bench(executors=("local", "dask"), say=None) -> list[dict]:
 
 def _train_seconds(line: dict) -> float:
     """A run's own training time (summary.json's wall_seconds), read from its folder."""
-    import json  # noqa: PLC0415
-
     summary = json.loads((Path(line["run_dir"]) / "summary.json").read_text())
     return float(summary["wall_seconds"])
 

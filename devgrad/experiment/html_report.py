@@ -15,7 +15,10 @@ from pathlib import Path
 
 import yaml
 
+from devgrad.experiment.checkpoint import MetricsLog
+from devgrad.experiment.errors import RunError
 from devgrad.experiment.rundir import why_not_completed
+from devgrad.experiment.sweepdir import read_results
 from devgrad.io import atomic_write_text
 
 STYLE = """
@@ -121,8 +124,6 @@ def _read_json(path: Path) -> dict:
 
 def write_run_report(run_dir) -> Path:
     """Write ``RUN_DIR/report.html`` from the run folder's files; returns its path."""
-    from devgrad.experiment.checkpoint import MetricsLog  # noqa: PLC0415
-
     run_dir = Path(run_dir)
     meta = _read_json(run_dir / "meta.json")
     summary = _read_json(run_dir / "summary.json")
@@ -190,8 +191,6 @@ def write_sweep_report(sweep_dir) -> Path:
     sweep_dir = Path(sweep_dir)
     resolved = yaml.safe_load((sweep_dir / "sweep.yaml").read_text(encoding="utf-8"))
     state = _read_json(sweep_dir / "sweep.json")
-    from devgrad.experiment.sweeps import read_results  # noqa: PLC0415 - sweeps writes this page
-
     monitor, mode = resolved["monitor"][0], resolved["monitor"][1]
     results = _by_metric(read_results(sweep_dir), monitor, mode)
     rows = []
@@ -253,6 +252,4 @@ def write_report(folder) -> Path:
         return write_sweep_report(folder)
     if (folder / "config.yaml").exists():
         return write_run_report(folder)
-    from devgrad.experiment.errors import RunError  # noqa: PLC0415
-
     raise RunError(f"{folder} is neither a run folder (config.yaml) nor a sweep folder (sweep.yaml)")

@@ -41,11 +41,15 @@ import yaml
 
 from devgrad.backend import cuda_started
 from devgrad.experiment import checkpoint as ckpt
+from devgrad.experiment.commands import resume, run
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.examples import spec_file
+from devgrad.experiment.html_report import write_sweep_report
+from devgrad.experiment.report import _pyplot, _save
 from devgrad.experiment.rundir import missing_parents, new_run_dir, now, remove_half_made, why_not_completed
 from devgrad.experiment.schema import Loaded, apply_overrides, did_you_mean, load_yaml, parse_value
 from devgrad.experiment.spec import NAME_BLOCKS, SCHEMA, SpecError, resolve, to_yaml
+from devgrad.experiment.sweepdir import read_results
 from devgrad.io import atomic_write_text
 
 __all__ = ["EXECUTORS", "SweepResult", "parse_grid_option", "parse_grid_options", "resume_sweep", "run_point",
@@ -203,7 +207,6 @@ def run_point(point: dict, callbacks=()) -> dict:
     """Train one grid point in ``point["run_dir"]`` (or resume it there) and return its result
     line. Runs on a worker: a local pool process or a Dask worker. Never raises: a failure is
     recorded (status, error; the traceback in the run folder's error.txt)."""
-    from devgrad.experiment.commands import resume, run  # noqa: PLC0415 - light import on the scheduler
 
     started = time.perf_counter()
     run_dir = Path(point["run_dir"])
@@ -595,7 +598,6 @@ def _execute(sweep_dir: Path, points: list, done: list, runner, quiet: bool, fai
     if status == "completed" and results and all(r["status"] != "completed" for r in results):
         status = "failed"
     summary = _write_tables(sweep_dir, results, total, monitor, status, _plots(sweep_dir, results, monitor))
-    from devgrad.experiment.html_report import write_sweep_report  # noqa: PLC0415
 
     write_sweep_report(sweep_dir)
     print(summary, flush=True)
@@ -662,15 +664,6 @@ def _append(path: Path, line: dict) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def read_results(sweep_dir: Path) -> list[dict]:
-    """results.jsonl's newest complete line of each run (a line torn by a kill is passed over; a
-    run stopped by Ctrl-C and resumed later has two lines, its stop and its end)."""
-    newest = {}
-    for line in ckpt.read_jsonl(Path(sweep_dir) / "results.jsonl", after_torn="skip"):
-        newest[line["index"]] = line
-    return list(newest.values())
 
 
 # -- reporting -------------------------------------------------------------------------------------
@@ -781,7 +774,6 @@ class _Progress:
 def _plots(sweep_dir: Path, results: list, monitor: tuple) -> list[str]:
     """plots/metric_by_<key>.png (the monitored metric per grid value, mean and seed spread)
     and plots/best_runs.png (the learning curves of the three best runs)."""
-    from devgrad.experiment.report import _pyplot, _save  # noqa: PLC0415
 
     plt = _pyplot()
     done = [r for r in results if r["status"] == "completed" and _value(r, monitor[0]) is not None]

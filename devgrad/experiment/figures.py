@@ -11,7 +11,9 @@ import contextlib
 import functools
 import io
 import os
+import signal
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -135,8 +137,34 @@ def render(jobs: list) -> list[Path]:
         for i in groups[0]:
             jobs[i][2]()
     finally:
-        failed = [group for pid, group in children.items() if os.waitpid(pid, 0)[1] != 0]
+        failed = _reap(children)
     for group in failed:
         for i in group:
             jobs[i][2]()
     return [path for _, path, _ in jobs]
+
+
+CHILD_TIMEOUT = 120.0  # seconds: far beyond any figure; a child stuck on a lock is ended, not waited for
+
+
+def _reap(children: dict) -> list:
+    """Wait for the drawing processes; the groups of those that failed, or hung past
+    ``CHILD_TIMEOUT`` (killed), to be drawn again here."""
+    failed, pending = [], dict(children)
+    deadline = time.monotonic() + CHILD_TIMEOUT
+    while pending:
+        for pid in list(pending):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                group = pending.pop(pid)
+                if status != 0:
+                    failed.append(group)
+        if pending and time.monotonic() > deadline:
+            for pid, group in pending.items():
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                failed.append(group)
+            pending = {}
+        if pending:
+            time.sleep(0.005)
+    return failed

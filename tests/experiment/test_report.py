@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,37 @@ def test_a_unicode_run_name_prints_no_glyph_warnings(tmp_path):
     result = cli("run", spec, "--out", tmp_path / "runs")
     assert result.returncode == 0, result.stderr
     assert "Glyph" not in result.stderr and "missing from" not in result.stderr, result.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="figures are drawn in forked processes on Linux")
+def test_figures_drawn_side_by_side_and_again_here_when_a_drawing_process_fails_or_hangs(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from devgrad.experiment import figures
+
+    monkeypatch.setattr(figures, "_cores", lambda: 3)
+    monkeypatch.setattr(figures, "CHILD_TIMEOUT", 1.0)
+    parent = os.getpid()
+
+    def job(name, trouble=None):
+        def draw():
+            if os.getpid() != parent and trouble == "fails":
+                raise RuntimeError("a drawing process failed")
+            if os.getpid() != parent and trouble == "hangs":
+                time.sleep(60)
+            (tmp_path / name).write_text(f"drawn by {'this process' if os.getpid() == parent else 'a child'}")
+        return draw
+
+    jobs = [(3.0, tmp_path / "a", job("a")), (2.0, tmp_path / "b", job("b", "fails")),
+            (1.0, tmp_path / "c", job("c", "hangs"))]
+    started = time.monotonic()
+    assert figures.render(jobs) == [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
+    assert time.monotonic() - started < 30  # the hung child was ended, not waited for
+    drawn = {name: (tmp_path / name).read_text() for name in "abc"}
+    assert drawn["a"] == "drawn by this process"  # the heaviest group is this process's own
+    assert drawn["b"] == drawn["c"] == "drawn by this process"  # a failed or hung child's: drawn again here
+    monkeypatch.setattr(figures, "_cores", lambda: 1)
+    (tmp_path / "a").unlink()
+    figures.render(jobs[:1])
+    assert (tmp_path / "a").read_text() == "drawn by this process"  # one core: no fork at all

@@ -63,7 +63,12 @@ def style(plt):
 
 def unit_colour(plt, i: int):
     """Hidden unit ``i``'s colour, the same in every picture of a run (units Dark2, classes tab10)."""
-    return plt.get_cmap("Dark2")(i % 8)
+    return _dark2(plt)[i % 8]
+
+
+@functools.cache
+def _dark2(plt) -> tuple:
+    return tuple(plt.get_cmap("Dark2")(j) for j in range(8))  # get_cmap copies the colour map each call
 
 
 def save(fig, path: Path, dpi: int = 110) -> None:

@@ -6,6 +6,7 @@ probabilities — so this module knows nothing of trainers or run folders' other
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -50,33 +51,29 @@ def draw(run_dir: Path, name: str, history: list, say, boundary=None, best_epoch
         return []
     plots = Path(run_dir) / "plots"
     plots.mkdir(exist_ok=True)
-    jobs = []  # (weight: about how long it takes, the file, how to draw it)
+    jobs = []  # (weight: about how long it takes, the file, how to draw it); partial binds the values now
+
+    def job(weight: float, file: str, function, *args, **kwargs) -> None:
+        jobs.append((weight, plots / file, functools.partial(function, plt, *args, plots / file, name, **kwargs)))
+
     if history:
-        jobs.append((1.0, plots / "learning_curves.png",
-                     lambda: learning_curves(plt, history, plots / "learning_curves.png", name, best_epoch,
-                                             stopped_at)))
+        job(1.0, "learning_curves.png", learning_curves, history, best_epoch=best_epoch, stopped_at=stopped_at)
     if boundary is not None:
         X_all, y_all, predict_proba = boundary
         proba = precomputed(predict_proba, _plane_points(X_all, BOUNDARY_RESOLUTION))
-        jobs.append((1.0, plots / "decision_boundary.png",
-                     lambda: decision_boundary(plt, X_all, y_all, proba, plots / "decision_boundary.png", name,
-                                               class_names, lines=lines, margin=margin)))
+        job(1.0, "decision_boundary.png", decision_boundary, X_all, y_all, proba, class_names=class_names,
+            lines=lines, margin=margin)
     if neuron_view is not None:
-        X_all, y_all, units, unit_lines, output, activation_name, total_units = neuron_view
-        points = _plane_points(X_all, NEURON_RESOLUTION)
-        units, output = precomputed(units, points), precomputed(output, points)
-        jobs.append((1.0 + 0.25 * len(unit_lines), plots / "neurons.png",
-                     lambda: neurons(plt, X_all, y_all, units, unit_lines, output, plots / "neurons.png", name,
-                                     activation_name, total_units=total_units)))
+        X_points, targets, units, unit_lines, output, activation_name, total_units = neuron_view
+        points = _plane_points(X_points, NEURON_RESOLUTION)
+        job(1.0 + 0.25 * len(unit_lines), "neurons.png", neurons, X_points, targets, precomputed(units, points),
+            unit_lines, precomputed(output, points), activation_name=activation_name, total_units=total_units)
     if unit_history:
-        jobs.append((1.2, plots / "hidden_units.png",
-                     lambda: hidden_units(plt, unit_history, plots / "hidden_units.png", name)))
+        job(1.2, "hidden_units.png", hidden_units, unit_history)
     if frames is not None and frames.frames and boundary is not None:
-        jobs.append((0.5 * len(frames.frames), plots / "training.gif",
-                     lambda: animation(plt, frames, boundary[0], boundary[1], plots / "training.gif", name)))
+        job(0.5 * len(frames.frames), "training.gif", animation, frames, boundary[0], boundary[1])
     if predictions is not None:
-        jobs.append((1.0, plots / "predictions.png",
-                     lambda: predicted_vs_true(plt, *predictions, plots / "predictions.png", name)))
+        job(1.0, "predictions.png", predicted_vs_true, *predictions)
     with style(plt):
         written = render(jobs)
     return [str(Path(p).relative_to(run_dir)) for p in written]

@@ -174,7 +174,8 @@ def load(path, device=None):
         if fh.read(2) != b"PK":
             raise ValueError(f"load: {path} is not a readable .npz file (not a zip archive)")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # np.load given a path leaks its file handle when the archive is damaged: hand it ours
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except ValueError as exc:
         if "pickle" in str(exc).lower():

@@ -231,8 +231,8 @@ def resume(run_dir, device: str | None = None, quiet: bool = False, stop_file=No
     run_dir = Path(run_dir)
     config = run_dir / "config.yaml"
     if not config.exists():
-        raise RunError(f"{run_dir} is not a run folder (no config.yaml); pass the folder that "
-                       "'devgrad run' printed")
+        what = "no such folder" if not run_dir.exists() else "no config.yaml in it"
+        raise RunError(f"{run_dir} is not a run folder ({what}); pass the folder that 'devgrad run' printed")
     meta = ckpt.read_json(run_dir / "meta.json") if (run_dir / "meta.json").exists() else {}
     if meta.get("status") in ("completed", "pruned"):
         raise RunError(f"{run_dir} already {meta['status']}; start a new run with 'devgrad run' instead")

@@ -252,4 +252,6 @@ def write_report(folder) -> Path:
         return write_sweep_report(folder)
     if (folder / "config.yaml").exists():
         return write_run_report(folder)
+    if not folder.exists():
+        raise RunError(f"{folder}: no such folder; give a run folder (runs/<name>/<date-time>-<id>) or a sweep folder")
     raise RunError(f"{folder} is neither a run folder (config.yaml) nor a sweep folder (sweep.yaml)")

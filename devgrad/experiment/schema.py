@@ -188,7 +188,12 @@ class Validator:
         return sorted(self.problems, key=line_of)
 
     def unknown(self, path: tuple, key, known) -> None:
-        hint = did_you_mean(key, known) or f"; known keys: {', '.join(sorted(map(str, known)))}"
+        inside = [f"{name}.{key}" for name, child in known.items() if isinstance(child, dict) and key in child] \
+            if isinstance(known, dict) else []
+        if inside:  # `epochs: 3` at the top of a spec belongs in train:
+            hint = f"; did you mean {' or '.join(repr(k) for k in inside)} (under {inside[0].split('.')[0]}:)?"
+        else:
+            hint = did_you_mean(key, known) or f"; known keys: {', '.join(sorted(map(str, known)))}"
         self.add((*path, key), f"unknown key{hint}")
 
     def section(self, schema: dict, data, path: tuple) -> dict:

@@ -402,6 +402,8 @@ def _check_data(v: Validator, data: dict, spec_path: Path | None, check_files: b
                 file = (base / data[key]) if not Path(data[key]).is_absolute() else Path(data[key])
                 if not file.exists():
                     v.add(("data", key), f"file not found: {file} (paths are relative to the spec file's folder)")
+                elif file.is_dir():
+                    v.add(("data", key), f"{file} is a folder; give the {source} file in it")
     elif source not in SYNTHETIC:
         options = [*SYNTHETIC, *FILE_SOURCES, "sklearn:<name>"]
         v.add(("data", "source"), f"unknown dataset {source!r}; choose one of {', '.join(options)}"

@@ -27,16 +27,26 @@ records the step afresh; without it, make a new CapturedStep after such a change
 ``optimizer=``, CapturedStep also checks that it is capturable and refreshes its learning
 rate before each replay.
 
-On the CPU (where there are no graphs) and with ``enabled=False`` the step simply calls
-``fn``, so the same code runs everywhere. If capturing fails (``fn`` broke one of the rules
-above), a warning says why and the steps go on eagerly: capture executes nothing, so no
-update is lost or applied twice.
+With ``enabled=False`` the step simply calls ``fn``. If capturing fails (``fn`` broke one of
+the rules above), a warning says why and the steps go on eagerly: capture executes nothing, so
+no update is lost or applied twice.
+
+On the CPU the step is recorded as a flat plan of NumPy calls into preallocated buffers
+(``devgrad.cpu_plan``), under the same rules and refusals: the first call with a new input
+signature runs ``fn`` eagerly (it creates the optimizer's state), the second runs it once more
+while recording it (a real step), the third replays the plan and checks it bit for bit against
+an eager step from the same state (a mismatch: a warning, and eager steps from then on), and
+later calls replay it. Results are bit-identical to eager steps. A data-dependent branch the
+recording went one way (``if mask.any():``) is checked on every replay; a replay where it goes
+the other way is dropped before it changed anything and that step runs eagerly (``diverged``
+counts them).
 """
 
 from __future__ import annotations
 
 import warnings
 
+from devgrad import cpu_plan
 from devgrad.backend import device as resolve_device
 from devgrad.core import Tensor
 
@@ -58,7 +68,7 @@ class CapturedStep:
                              "step would keep the learning rate and step count it had when it was captured")
         self.fn = fn
         self.device = resolve_device(device)
-        self.enabled = bool(enabled) and self.device.supports_graphs
+        self.enabled = bool(enabled) and (self.device.supports_graphs or self.device.is_host)
         self._hooks = [h for h in (getattr(optimizer, "refresh_lr", None), before_replay) if h is not None]
         self._optimizer = optimizer
         self._bound: tuple = ()  # (parameter, the array the graphs were recorded on), for each parameter
@@ -66,7 +76,9 @@ class CapturedStep:
         self.replays = 0
         self.captures = 0  # graphs recorded, re-recordings after a parameter's array changed included
         self.failure: str | None = None  # why capturing failed, when it did
+        self.diverged = 0  # CPU: replays dropped for an eager step (a recorded branch went the other way)
         self._graphs: dict = {}
+        self._seen: set = set()  # CPU: input signatures whose first (eager) call has run
 
     @property
     def graphs(self) -> int:
@@ -84,6 +96,9 @@ class CapturedStep:
         key = tuple((t.shape, t.dtype.str) for t in inputs)
         if self._bound and self._stale():
             self._graphs.clear()  # recorded on arrays a parameter no longer uses, or other settings: afresh
+            self._seen.clear()
+        if not self.device.supports_graphs:
+            return self._cpu_call(key, inputs)
         entry = self._graphs.get(key)
         if entry is None:
             out = self.fn(*inputs)  # a real step; kernels compile and optimizer state appears here
@@ -106,6 +121,91 @@ class CapturedStep:
             graph.replay()
         self.replays += 1
         return graph.result
+
+    def _cpu_call(self, key, inputs):
+        """One call on the CPU: eager, recording, the checked first replay, or a replay."""
+        entry = self._graphs.get(key)
+        if entry is None:
+            if key not in self._seen:
+                self._seen.add(key)
+                return self.fn(*inputs)  # creates the optimizer's state: the recorded step is a steady one
+            return self._cpu_record(key, inputs)
+        static, plan = entry
+        for buf, t in zip(static, inputs):
+            if buf.data is not t.data:
+                buf.data[...] = t.data
+        for hook in self._hooks:
+            hook()
+        if not getattr(plan, "checked", False):
+            return self._cpu_check(plan, inputs)
+        try:
+            out = plan.replay()
+        except cpu_plan.DivergedError:
+            self.diverged += 1
+            return self.fn(*inputs)
+        self.replays += 1
+        return out
+
+    def _cpu_record(self, key, inputs):
+        static = tuple(Tensor._make(self.device.copy(t.data), self.device) for t in inputs)
+        for hook in self._hooks:
+            hook()
+        try:
+            plan = cpu_plan.record(self.fn, static, self.device, self._params(), self._optimizer)
+        except Exception as exc:  # recorded nothing and changed nothing: this step runs eagerly
+            self._fail(exc)
+            return self.fn(*inputs)
+        self._graphs[key] = (static, plan)
+        self.captures += 1
+        self._bind()
+        return plan.result
+
+    def _cpu_check(self, plan, inputs):
+        """The first replay, checked bit for bit against an eager step from the same state."""
+        params = self._params()
+        before, grads_before = cpu_plan.snapshot(plan), [p.grad for p in params]
+        out = self.fn(*inputs)
+        after, grads_after = cpu_plan.snapshot(plan), [p.grad for p in params]
+        expected = [(p.grad.data.copy() if p.grad is not None else None) for p in params]
+        cpu_plan.restore(plan, before)
+        for p, g in zip(params, grads_before):
+            p.grad = g
+        diverged = False
+        try:
+            replayed = plan.replay()
+            differs = cpu_plan.first_difference(plan, after, params, expected, out, replayed)
+        except cpu_plan.DivergedError:  # a branch went the other way: this step stays the eager one
+            diverged, differs = True, None
+            self.diverged += 1
+        if not diverged and differs is None:
+            plan.checked = True
+            self.replays += 1
+            return replayed
+        cpu_plan.restore(plan, after)
+        for p, g in zip(params, grads_after):
+            p.grad = g
+        if differs is not None:
+            self._fail(RuntimeError(f"the replayed step differs from the eager step: {differs}"))
+        return out
+
+    def _params(self) -> list:
+        if self._optimizer is None:
+            return []
+        return [p for group in self._optimizer.param_groups for p in group["params"]]
+
+    def _fail(self, exc: BaseException) -> None:
+        self.enabled = False
+        self.failure = f"{type(exc).__name__}: {exc}"
+        how = "into a CUDA graph" if self.device.supports_graphs else "for replay on the CPU"
+        warnings.warn(f"CapturedStep: could not capture the step {how} ({self.failure}); running it eagerly "
+                      "from now on", RuntimeWarning, stacklevel=3)
+
+    def _bind(self) -> None:
+        """Remember the arrays and settings the recording was made on (see ``_stale``)."""
+        if self._optimizer is not None:
+            groups = self._optimizer.param_groups
+            self._bound = tuple((p, p.data) for group in groups for p in group["params"])
+            self._settings = tuple((group, dict(group)) for group in groups)
 
     def _capture(self, inputs):
         with self.device.activate():

@@ -414,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also time PyTorch's step under torch.compile (compiling takes a while)")
     bench.add_argument("--pause", type=float, default=0.2, metavar="SECONDS",
                        help="sleep before each timed block, so BLAS threads still spinning from the previous "
-                            "block steal no core (default 0.2)")
+                            "block steal no core")
     bench.add_argument("--write", metavar="FILE.md",
                        help="also write the table as a Markdown page (machine, date, command, load) to this path")
     mode = bench.add_mutually_exclusive_group()  # what to time instead of the step table: one at a time

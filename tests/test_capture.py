@@ -71,11 +71,14 @@ def test_captured_training_equals_eager_training(device, optimizer):
     epoch (refreshed before replays) and a short last batch (its own graph)."""
     w_eager, loss_eager, total_eager, _ = _train(device, False, optimizer)
     w_graph, loss_graph, total_graph, captured = _train(device, True, optimizer)
+    assert captured.graphs == 2  # batches of 32 and of 6
     if device.supports_graphs:
-        assert captured.graphs == 2  # batches of 32 and of 6
         assert captured.replays == 9 - 2  # every step but the first of each shape
-    else:
-        assert captured.graphs == 0 and captured.replays == 0
+    else:  # the CPU: the first step of each shape eager, the second recorded as it runs
+        assert captured.replays == 9 - 2 * 2
+        assert loss_graph == loss_eager and total_graph == total_eager  # bit for bit
+        for a, b in zip(w_graph, w_eager):
+            assert a.tobytes() == b.tobytes()
     np.testing.assert_allclose(loss_graph, loss_eager, rtol=1e-5)
     assert total_graph == pytest.approx(total_eager, rel=1e-6)
     for a, b in zip(w_graph, w_eager):
@@ -101,29 +104,37 @@ def test_captured_step_checks_its_inputs(device):
         captured(dg.tensor([1.0], device="cpu"))
 
 
-def test_runner_cuda_graph_gives_the_eager_results(device, tmp_path, capsys):
+def test_runner_capture_gives_the_eager_results(device, tmp_path, capsys):
+    """train.capture (train.cuda_graph, its older name, still works): the captured run gives the
+    eager run's results — bit for bit on the CPU, whose replays repeat the very NumPy calls."""
     spec = {"name": "g", "device": device.name, "seed": 1, "data": {"source": "xor", "n_samples": 300},
             "model": {"hidden": [8], "activation": "tanh"}, "optimizer": {"name": "adam", "lr": 0.05},
             "schedule": {"name": "step", "step_size": 1, "gamma": 0.7},
-            "train": {"epochs": 3, "batch_size": 64, "clip_grad_norm": 5.0}}
-    eager = commands.run(spec, out=tmp_path / "eager", quiet=True)
+            "train": {"epochs": 3, "batch_size": 64, "clip_grad_norm": 5.0}, "plots": {"enabled": False}}
+    eager = commands.run(spec, overrides=["train.capture=false"], out=tmp_path / "eager", quiet=True)
     graphed = commands.run(spec, overrides=["train.cuda_graph=true"], out=tmp_path / "graph", quiet=True)
-    err = capsys.readouterr().err
-    report = graphed.summary["cuda_graph"]
+    default = commands.run(spec, out=tmp_path / "default", quiet=True)
+    assert "capture" not in capsys.readouterr().err
+    report = graphed.summary["capture"]
+    assert report["setting"] is True and report["active"] and report["recorded"] == 2  # batches of 64 and 44
+    assert report["replays"] > 0 and report["why_not"] is None and report["eager_fallbacks"] == 0
+    assert eager.summary["capture"]["active"] is False and eager.summary["capture"]["why_not"] == (
+        "train.capture is false")
+    assert default.summary["capture"]["setting"] == "auto" and default.summary["capture"]["active"]
+    assert graphed.summary["cuda_graph"]["active"] == device.supports_graphs
+    log = (graphed.run_dir / "train.log").read_text()
+    assert "train.capture True: the training step is captured and replayed as " in log
     if device.supports_graphs:
-        assert "cuda_graph" not in err
-        assert report["active"] and report["graphs"] == 2 and report["replays"] > 0 and report["why_not"] is None
-    else:
-        assert "train.cuda_graph is ignored on cpu" in (graphed.run_dir / "train.log").read_text()
-        assert report == {"setting": True, "active": False, "graphs": 0, "replays": 0,
-                          "why_not": "cpu has no CUDA graphs (they need a GPU)"}
-    # the default, auto: captured on a GPU, eager on the CPU without a notice
-    assert eager.summary["cuda_graph"]["setting"] == "auto"
-    assert eager.summary["cuda_graph"]["active"] == device.supports_graphs
-    for a, b in zip(eager.history, graphed.history):
-        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-5)
-        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5)
-        assert b["lr"] == a["lr"]
+        for a, b in zip(eager.history, graphed.history):
+            assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-5)
+            assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5)
+            assert b["lr"] == a["lr"]
+        return
+    assert report["as"] == "plans of NumPy calls"
+    assert graphed.history == eager.history == default.history  # every metric of every epoch, exactly
+    weights = [np.load(r.run_dir / "checkpoints" / "last.npz") for r in (eager, graphed)]
+    for key in weights[0].files:
+        assert weights[0][key].tobytes() == weights[1][key].tobytes(), key
 
 
 def test_a_step_that_reads_the_host_runs_eagerly_with_a_warning(device):
@@ -483,23 +494,36 @@ def test_training_goes_on_after_parameter_arrays_are_replaced(device):
 
 @pytest.mark.parametrize(("setting", "dropout", "why"), [
     ("auto", 0.0, None), ("auto", 0.2, "model.dropout > 0: a replayed step would reuse one dropout mask"),
-    (False, 0.0, "train.cuda_graph is false"), (True, 0.0, None),
+    (False, 0.0, "train.capture is false"), (True, 0.0, None),
 ])
 def test_the_runner_says_whether_it_captures_the_step_and_why_not(tmp_path, setting, dropout, why):
-    """On a GPU, auto captures whenever the step allows it; the choice and its reason go to
-    summary.json and train.log (checked with a stand-in GPU: the choice, not the capture)."""
+    """auto captures whenever the step allows it, on a GPU (a stand-in here: the choice, not the
+    capture) and on the CPU alike; the choice and its reason go to summary.json and train.log."""
     from devgrad.experiment import spec as spec_module
     from devgrad.experiment import trainer as trainer_module
 
     resolved = spec_module.resolve({"data": {"source": "xor"}, "model": {"dropout": dropout},
-                                    "train": {"cuda_graph": setting}})
+                                    "train": {"capture": setting}})
     gpu_like = _NoHostReadsDevice(lambda: [])
     assert trainer_module._graph_choice(resolved, gpu_like) == why
-    assert trainer_module._graph_choice(resolved, dg.device("cpu")) == (
-        "train.cuda_graph is false" if setting is False else "cpu has no CUDA graphs (they need a GPU)")
+    assert trainer_module._graph_choice(resolved, dg.device("cpu")) == why
     result = commands.run(resolved, overrides=["train.epochs=2", "device=cpu"], out=tmp_path, quiet=True)
     log = (result.run_dir / "train.log").read_text()
-    assert f"train.cuda_graph {setting}: steps run eagerly" in log
+    report = result.summary["capture"]
+    if why is None:
+        assert f"train.capture {setting}: the training step is captured and replayed as plans of NumPy calls" in log
+        assert report["active"] and report["why_not"] is None
+    else:
+        assert f"train.capture {setting}: steps run eagerly ({why})" in log
+        assert not report["active"] and report["why_not"] == why
+
+
+def test_the_older_name_cuda_graph_is_the_same_setting_and_not_both():
+    from devgrad.experiment import spec as spec_module
+
+    assert spec_module.resolve({"data": {"source": "xor"}, "train": {"cuda_graph": False}}).train.capture is False
+    with pytest.raises(spec_module.SpecError, match="older name of train.capture"):
+        spec_module.resolve({"data": {"source": "xor"}, "train": {"cuda_graph": False, "capture": True}})
 
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "bce", "logistic", "hinge", "mse", "mae", "huber"])
@@ -527,5 +551,6 @@ def test_the_runners_step_does_nothing_a_capture_refuses(tmp_path, monkeypatch, 
     if loss in ("mse", "mae", "huber"):
         spec["task"] = "regression"
     result = run(spec, out=tmp_path, quiet=True)
-    assert result.summary["status"] == "completed" and len(steps) > 10
-    assert result.summary["cuda_graph"]["setting"] == "auto"
+    assert result.summary["status"] == "completed" and len(steps) >= 3
+    # on the CPU the step itself is captured too (replays call no _step): with nothing refused
+    assert result.summary["capture"]["setting"] == "auto" and result.summary["capture"]["why_not"] is None

@@ -242,7 +242,20 @@ def refuse_while_capturing(what: str, why_and_fix: str) -> None:
     effect a replay would silently freeze (``what`` happened; ``why_and_fix`` says the rest)."""
     capturing = _capturing.device
     if capturing is not None:
-        raise CaptureError(f"{what} while a step was being captured into a CUDA graph on {capturing}: {why_and_fix}")
+        how = "captured into a CUDA graph" if capturing.supports_graphs else "recorded for replay"
+        raise CaptureError(f"{what} while a step was being {how} on {capturing}: {why_and_fix}")
+
+
+@contextlib.contextmanager
+def recording_for_replay(dev: Device):
+    """While the body runs, work a replay could not repeat raises CaptureError, as inside
+    ``Device.capture``: the CPU's recorder of a step (``devgrad.cpu_plan``) runs the step in it."""
+    previous = _capturing.device
+    _capturing.device = dev
+    try:
+        yield
+    finally:
+        _capturing.device = previous
 
 
 def _refuse_random_draws_while_capturing() -> None:
@@ -412,6 +425,7 @@ __all__ = [
     "kernel_cache_dir",
     "kernel_table",
     "parse_device",
+    "recording_for_replay",
     "register_kernel",
     "register_kernels",
     "set_default_device",

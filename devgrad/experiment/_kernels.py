@@ -20,14 +20,14 @@ def class_sums(z: np.ndarray, labels: np.ndarray, loss: np.ndarray, weight: floa
         z = z.reshape(z.shape[0], int(np.prod(z.shape[1:], dtype=np.int64)))  # (rows, outputs)
     pred = (z[:, 0] > threshold) if z.shape[1] == 1 else z.argmax(axis=1)
     hits += np.count_nonzero(pred == labels.reshape(-1))
-    loss_sum += np.float64(loss) * weight
+    loss_sum += np.asarray(loss, dtype=np.float64) * weight  # an array, not np.float64(): a recorded step sees it
 
 
 def reg_sums(out: np.ndarray, y: np.ndarray, loss, weight: float, loss_sum: np.ndarray, sse: np.ndarray,
              sae: np.ndarray) -> None:
     """Add a regression batch to its epoch's sums: loss × weight, Σ(out − y)² and Σ|out − y|."""
     error = out.reshape(-1) - y.reshape(-1).astype(np.float64, copy=False)
-    loss_sum += np.float64(loss) * weight
+    loss_sum += np.asarray(loss, dtype=np.float64) * weight  # an array, not np.float64(): a recorded step sees it
     sse += error @ error
     sae += np.abs(error).sum()
 

@@ -185,8 +185,6 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
         remove_half_made(run_dir, parents)  # nothing ran: no half-made folder is left behind
         raise
     notices = [auto_device_notice(spec.device), cold_cache_notice(dev)]
-    if spec.train.cuda_graph is True and not dev.supports_graphs:
-        notices.append(f"train.cuda_graph is ignored on {dev}: CUDA graphs need a GPU (the steps run eagerly)")
     notice = "; ".join(n for n in notices if n)
     if notice:
         if not quiet:  # --quiet means quiet: the notice is in train.log either way

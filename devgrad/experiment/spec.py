@@ -168,10 +168,12 @@ SCHEMA: dict = {
         "shuffle": Field((bool,), True, doc="reshuffle the training rows every epoch"),
         "clip_grad_norm": Field(NUM, None, check=_positive, nullable=True,
                                 doc="clip the global gradient norm to this value (null: no clipping)"),
-        "cuda_graph": Field((bool, str), "auto", choices=(True, False, "auto"),
-                            doc="replay each training step as one captured CUDA graph: auto (on a GPU when the "
-                                "step allows it: not with model.dropout), true (insist: an error with dropout, a "
-                                "notice on the CPU), false; summary.json and train.log say what it did and why"),
+        "capture": Field((bool, str), "auto", choices=(True, False, "auto"),
+                         doc="record the training step once and replay it: as one CUDA graph on a GPU, as a flat "
+                             "plan of NumPy calls into preallocated buffers on the CPU (bit-identical to eager "
+                             "steps); auto (when the step allows it: not with model.dropout), true (insist: an "
+                             "error with dropout), false; summary.json and train.log say what it did and why "
+                             "(train.cuda_graph is the same setting's older name)"),
         "threads": Field((int, str), "auto", check=_threads,
                          doc="BLAS threads on the CPU: auto (1 when every layer has at most 512x512 weights, else "
                              "all), or a number; needs threadpoolctl (the progress extra)"),
@@ -304,7 +306,7 @@ def _loss(v: Validator, raw, path: tuple) -> dict:
 def validate(loaded: Loaded, source: str = "spec", check_files: bool = True) -> dict:
     """The resolved spec (defaults filled in), or SpecError listing every problem."""
     v = Validator(loaded.lines, loaded.overridden)
-    raw = _early_stopping_shorthand(loaded.data)
+    raw = _capture_alias(v, _early_stopping_shorthand(loaded.data))
     top = {k: s for k, s in SCHEMA.items() if k not in ("loss", "optimizer", "schedule")}
     for key in raw:
         if key == "sweep":
@@ -328,11 +330,27 @@ def validate(loaded: Loaded, source: str = "spec", check_files: bool = True) -> 
     _check_device(v, spec["device"])
     _check_data(v, spec["data"], loaded.path, check_files)
     _check_metrics(v, spec["metrics"], spec["task"], spec["loss"]["name"])
-    _check_cuda_graph(v, spec)
+    train = loaded.data.get("train")
+    _check_capture(v, spec, "cuda_graph" if isinstance(train, dict) and "cuda_graph" in train else "capture")
     _check_by_building(v, spec)
     if v.problems:
         raise SpecError(v.sorted_problems(), source)
     return {key: spec[key] for key in SCHEMA}
+
+
+def _capture_alias(v: Validator, raw: dict) -> dict:
+    """``train.cuda_graph`` (the older name) means ``train.capture``; both at once is a mistake."""
+    train = raw.get("train")
+    if not isinstance(train, dict) or "cuda_graph" not in train:
+        return raw
+    train = dict(train)
+    old = train.pop("cuda_graph")
+    if "capture" in train:
+        v.add(("train", "cuda_graph"), "is the older name of train.capture, which is given too: keep only "
+                                       "train.capture")
+    else:
+        train["capture"] = old
+    return {**raw, "train": train}
 
 
 def _early_stopping_shorthand(raw: dict) -> dict:
@@ -362,12 +380,13 @@ def _block(v: Validator, raw: dict, key: str, default):
     return value
 
 
-def _check_cuda_graph(v: Validator, spec: dict) -> None:
+def _check_capture(v: Validator, spec: dict, written: str) -> None:
+    """``written``: the key the spec used (capture, or its older name cuda_graph), named in the message."""
     dropout = spec["model"]["dropout"]
-    if spec["train"]["cuda_graph"] is True and isinstance(dropout, int | float) and dropout > 0:
-        v.add(("train", "cuda_graph"), f"cannot be used with model.dropout = {dropout}: a captured step would "
-                                       "replay the same dropout mask every time; set model.dropout: 0 or "
-                                       "train.cuda_graph: false")
+    if spec["train"]["capture"] is True and isinstance(dropout, int | float) and dropout > 0:
+        v.add(("train", written), f"cannot be used with model.dropout = {dropout}: a captured step would "
+                                  "replay the same dropout mask every time; set model.dropout: 0 or "
+                                  f"train.{written}: false")
 
 
 def _check_name(v: Validator, name: str) -> None:
@@ -523,7 +542,7 @@ class TrainSpec(_Section):
     batch_size: int | None
     shuffle: bool
     clip_grad_norm: float | None
-    cuda_graph: bool | str
+    capture: bool | str
     threads: int | str
     matmul_precision: str
     early_stopping: EarlyStopping

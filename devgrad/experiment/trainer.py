@@ -59,9 +59,9 @@ class Trainer:
         self.callbacks: list = []
         self.graph_reason = _graph_choice(spec, device)  # None: capture the step
         graphed = self.graph_reason is None
-        self.log.info("train.cuda_graph %s: %s", spec.train.cuda_graph,
-                      "the training step is captured and replayed as CUDA graphs" if graphed
-                      else f"steps run eagerly ({self.graph_reason})")
+        self.log.info("train.capture %s: %s", spec.train.capture,
+                      f"the training step is captured and replayed as {_CAPTURED_AS[device.supports_graphs]}"
+                      if graphed else f"steps run eagerly ({self.graph_reason})")
         self.optimizer = build_optimizer(spec, self.model.parameters(), capturable=graphed)
         self.scheduler = build_scheduler(spec, self.optimizer)
         t = spec.train
@@ -384,11 +384,20 @@ def summary_of(trainer: Trainer, history: list, status: str, wall: float, earlie
                "task": trainer.task.kind, "task_reason": trainer.splits.task_reason}
     if trainer.checkpoint_problems:
         summary["checkpoint_problems"] = list(trainer.checkpoint_problems)
-    step = trainer.step  # what train.cuda_graph did: graphs captured, steps replayed, or why not
-    summary["cuda_graph"] = {"setting": trainer.spec.train.cuda_graph, "active": step.graphs > 0,
-                             "graphs": step.graphs, "replays": step.replays,
-                             "why_not": trainer.graph_reason or step.failure}
+    step = trainer.step  # what train.capture did: steps recorded, steps replayed, or why not
+    gpu = trainer.device.supports_graphs
+    summary["capture"] = {"setting": trainer.spec.train.capture, "active": step.replays > 0,
+                          "as": _CAPTURED_AS[gpu], "recorded": step.graphs, "replays": step.replays,
+                          "eager_fallbacks": step.diverged, "why_not": trainer.graph_reason or step.failure}
+    # the CUDA graph's own entry, as GPU checks read it
+    summary["cuda_graph"] = {"setting": trainer.spec.train.capture, "active": gpu and step.graphs > 0,
+                             "graphs": step.graphs if gpu else 0, "replays": step.replays if gpu else 0,
+                             "why_not": (trainer.graph_reason or step.failure) if gpu else
+                             f"{trainer.device} has no CUDA graphs (its steps were captured as NumPy plans)"}
     return summary
+
+
+_CAPTURED_AS = {True: "CUDA graphs", False: "plans of NumPy calls"}
 
 
 def _total_sum_of_squares(y: np.ndarray) -> float:
@@ -398,12 +407,13 @@ def _total_sum_of_squares(y: np.ndarray) -> float:
 
 
 def _graph_choice(spec: Spec, device) -> str | None:
-    """Whether the run captures its step into a CUDA graph: None for yes, else why not."""
-    setting = spec.train.cuda_graph
+    """Whether the run captures its step (a CUDA graph; a NumPy plan on the CPU): None for yes,
+    else why not."""
+    setting = spec.train.capture
     if setting is False:
-        return "train.cuda_graph is false"
-    if not device.supports_graphs:
-        return f"{device} has no CUDA graphs (they need a GPU)"
+        return "train.capture is false"
+    if not (device.supports_graphs or device.is_host):
+        return f"{device} cannot capture a step"
     if spec.model.dropout > 0:  # with true, the spec already refused this
         return "model.dropout > 0: a replayed step would reuse one dropout mask"
     return None

@@ -12,6 +12,15 @@ import numpy as np
 from devgrad.backend import register_kernel
 
 
+def _weak(value, like: np.ndarray):
+    """A capturable optimizer's 0-d (float64) learning-rate factor in ``like``'s dtype, so that it
+    scales ``like`` exactly as the Python float of a non-capturable optimizer does (NumPy rounds a
+    Python float to the array's dtype; a float64 array would make the product float64)."""
+    if isinstance(value, np.ndarray | np.generic) and value.dtype != like.dtype:
+        return value.astype(like.dtype)
+    return value
+
+
 def sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize, first) -> None:
     """PyTorch's SGD on one parameter, in place: buf ← momentum·buf + (1 − dampening)·g
     (buf ← g on the ``first`` step), p ← p − lr·(g + momentum·buf if nesterov else buf)."""
@@ -27,7 +36,7 @@ def sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, 
             np.multiply(g, 1.0 - dampening, out=tmp)
             buf += tmp
         g = g + momentum * buf if nesterov else buf
-    np.multiply(g, lr, out=tmp)
+    np.multiply(g, _weak(lr, tmp), out=tmp)
     p -= tmp
 
 
@@ -38,7 +47,7 @@ def adam_update(p, g, m, v, vmax, tmp, lr, step, b1, b2, eps, weight_decay, deco
         g = -g
     if weight_decay:
         if decoupled:
-            p *= 1.0 - lr * weight_decay
+            p *= _weak(1.0 - lr * weight_decay, p)
         else:
             g = g + weight_decay * p
     m *= b1
@@ -57,7 +66,7 @@ def adam_update(p, g, m, v, vmax, tmp, lr, step, b1, b2, eps, weight_decay, deco
     tmp /= bias2_sqrt
     tmp += eps
     np.divide(m, tmp, out=tmp)
-    tmp *= lr / bias1
+    tmp *= _weak(lr / bias1, tmp)
     p -= tmp
 
 
@@ -97,12 +106,13 @@ def rmsprop_update_many(items, lr, alpha, eps, weight_decay, momentum, centered,
         else:
             avg = np.sqrt(sq)
         avg += eps
+        rate = _weak(lr, p)
         if momentum > 0:
             buf *= momentum
             buf += g / avg
-            p -= lr * buf
+            p -= rate * buf
         else:
-            p -= lr * (g / avg)
+            p -= rate * (g / avg)
 
 
 def adagrad_update_many(items, lr, lr_decay, weight_decay, eps, maximize) -> None:
@@ -112,7 +122,7 @@ def adagrad_update_many(items, lr, lr_decay, weight_decay, eps, maximize) -> Non
         g = -grad if maximize else grad
         if weight_decay:
             g = g + weight_decay * p
-        clr = lr / (1.0 + (step - 1) * lr_decay)
+        clr = _weak(lr / (1.0 + (step - 1) * lr_decay), p)
         total += g * g
         std = np.sqrt(total)
         std += eps

@@ -1,0 +1,250 @@
+"""Record a training step on the CPU as a ``Plan`` and replay it (``CapturedStep`` on the CPU).
+
+``record`` runs the step once for real with every array it touches traced
+(``devgrad.cpu_capture``): its inputs, the parameters and their gradients, and the optimizer's
+state (moments, step counts, learning-rate buffers) are handed to the step as ``Tracer`` views
+of their own memory, so the calls that read and update them land in the plan. Afterwards the
+parameters and the state hold their own arrays again, now updated: the recording was a step.
+A step that cannot be replayed raises ``CaptureError`` and leaves nothing half-done: every array
+outside the plan it had written gets its old contents back, and the gradients their old arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from devgrad.backend import CaptureError, recording_for_replay
+from devgrad.core import Tensor
+from devgrad.cpu_capture import DivergedError, Tracer, _buffer, _local, _plain, _Recording
+
+__all__ = ["DivergedError", "Plan", "record"]
+
+_NUMPY_CONVERTERS = ("asarray", "asanyarray", "array", "ascontiguousarray")
+
+
+class Plan:
+    """A recorded step: ``replay()`` repeats its NumPy calls and returns what the step returned."""
+
+    def __init__(self, calls: list, result, grads: list, written: list, buffers: list):
+        self.calls = calls
+        self.result = result  # what the step returned, its arrays now the plan's buffers
+        self.grads = grads  # (parameter, its gradient as a Tensor on the plan's buffer)
+        self.written = written  # arrays outside the plan's buffers that a replay writes (parameters, state)
+        self.buffers = buffers  # the plan's own arrays (kept alive with it)
+
+    def replay(self):
+        """Run the recorded calls; raises ``DivergedError`` (before writing anything outside the plan's
+        buffers) when a recorded data-dependent branch goes the other way."""
+        for fn, args, kwargs in self.calls:
+            if kwargs is None:
+                fn(*args)
+            else:
+                fn(*args, **kwargs)
+        for p, g in self.grads:
+            p.grad = g
+        return self.result
+
+
+def _converters():
+    """np.asarray & co. that keep a traced array traced (a conversion that copies is recorded),
+    and np.zeros & co. that make traced buffers (refilled on every replay, so that the writes
+    a step makes into them are recorded, and repeated on clean buffers)."""
+    originals = {name: getattr(np, name) for name in _NUMPY_CONVERTERS + _NUMPY_CREATIONS}
+
+    def convert(name):
+        original = originals[name]
+
+        def traced(a, dtype=None, *args, **kwargs):
+            if isinstance(a, Tracer):
+                copy = kwargs.get("copy", name == "array")
+                same = dtype is None or np.dtype(dtype) == a.dtype
+                contiguous = name != "ascontiguousarray" or a.flags.c_contiguous
+                if same and contiguous and not copy:
+                    return a
+                return a.astype(a.dtype if dtype is None else dtype, order="C" if not contiguous else "K")
+            if isinstance(a, list | tuple) and any(isinstance(v, Tracer) for v in a):
+                return np.stack(a) if dtype is None else np.stack(a).astype(dtype)
+            return original(a, dtype, *args, **kwargs)
+
+        return traced
+
+    def create(name):
+        original = originals[name]
+        fill = _FILLS.get(name)
+
+        def traced(*args, **kwargs):
+            rec = getattr(_local, "recording", None)
+            if rec is None:  # another thread, not the one recording: NumPy's own
+                return original(*args, **kwargs)
+            buf = _buffer(rec, original(*_plain(args), **_plain(kwargs)))
+            if fill is not None:
+                rec.plan.append((np.copyto, (buf, _plain(fill(args, kwargs))), None))
+            return buf.view(Tracer)
+
+        return traced
+
+    traced = {name: convert(name) for name in _NUMPY_CONVERTERS}
+    traced.update({name: create(name) for name in _NUMPY_CREATIONS})
+    return originals, traced
+
+
+_NUMPY_CREATIONS = ("zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like", "full_like")
+# how each creation fills its array (the value given its arguments); empty ones are not filled
+_FILLS = {"zeros": lambda a, k: 0, "zeros_like": lambda a, k: 0, "ones": lambda a, k: 1, "ones_like": lambda a, k: 1,
+          "full": lambda a, k: a[1] if len(a) > 1 else k["fill_value"],
+          "full_like": lambda a, k: a[1] if len(a) > 1 else k["fill_value"]}
+
+
+def _state_arrays(optimizer) -> list:
+    """(dict or list, key) of every array in the optimizer's per-parameter state and its device
+    learning rates: what the step updates besides the parameters."""
+    slots = []
+    if optimizer is None:
+        return slots
+    for state in optimizer.state.values():
+        slots += [(state, k) for k, v in state.items() if isinstance(v, np.ndarray)]
+    for entry in optimizer._lr_buffers.values():
+        if isinstance(entry[1], np.ndarray):
+            slots.append((entry, 1))
+    return slots
+
+
+def record(fn, inputs: tuple, device, params: list, optimizer) -> Plan:
+    """Run ``fn(*inputs)`` once (a real step) and return its plan; ``inputs`` are Tensors whose
+    arrays the caller refills before each replay. Raises CaptureError (state restored) when the
+    step cannot be replayed."""
+    rec = _Recording()
+    slots = _state_arrays(optimizer)
+    originals = [slot[k] for slot, k in slots]
+    datas = [p.data for p in params]
+    param_views = [d.view(Tracer) for d in datas]
+    old_grads = [p.grad for p in params]
+    traced_inputs = tuple(Tensor._make(t.data.view(Tracer), device) for t in inputs)
+    plain_np, traced_np = _converters()
+    views = []
+    try:
+        for slot, k in slots:
+            slot[k] = slot[k].view(Tracer)
+            views.append(slot[k])
+        for p, view in zip(params, param_views):
+            p.data = view
+            if p.grad is not None:
+                p.grad = Tensor._make(p.grad.data.view(Tracer), device)
+        _local.recording = rec
+        for name, f in traced_np.items():
+            setattr(np, name, f)
+        with recording_for_replay(device):
+            result = fn(*traced_inputs)
+    except BaseException:
+        _undo(rec, params, old_grads)
+        raise
+    finally:
+        _local.recording = None
+        for name, f in plain_np.items():
+            setattr(np, name, f)
+        replaced = _put_back(slots, originals, views, params, datas, param_views)
+    try:
+        _check(rec, replaced)
+        result = _untraced(result, device)
+        grads = []
+        for p in params:
+            if p.grad is not None:
+                p.grad = Tensor._make(_plain_array(p.grad.data), device)
+                grads.append((p, p.grad))
+    except BaseException:
+        _undo(rec, params, old_grads)
+        raise
+    written = [target for target, _ in rec.saved]
+    return Plan(rec.plan, result, grads, written, rec.buffers)
+
+
+def _put_back(slots, originals, views, params, datas, param_views) -> list:
+    """Give the state and the parameters their own arrays back; returns what the step replaced
+    (rebound instead of updating in place), which a replay could not follow."""
+    replaced = []
+    for (slot, k), original, view in zip(slots, originals, views):
+        if slot[k] is not view:
+            replaced.append(f"optimizer state '{k}'" if isinstance(slot, dict) else "a learning-rate buffer")
+        slot[k] = original
+    for i, (p, data, view) in enumerate(zip(params, datas, param_views)):
+        if p.data is not view:
+            replaced.append(f"parameter {i}'s array")
+        p.data = data
+    return replaced
+
+
+def _check(rec: _Recording, replaced: list) -> None:
+    if replaced:
+        raise CaptureError(f"the step replaced {', '.join(replaced)} instead of updating it in place: a replay "
+                           "would keep updating the old array")
+    if rec.problems:
+        raise CaptureError(f"{rec.problems[0]} while the step was being recorded: a replay could not repeat it")
+
+
+def _undo(rec: _Recording, params: list, old_grads: list) -> None:
+    """Undo a recording that failed: old contents back into every array it wrote, old gradients."""
+    for target, before in reversed(rec.saved):
+        np.copyto(target, before)
+    for p, g in zip(params, old_grads):
+        p.grad = g
+
+
+def _plain_array(a):
+    return a.view(np.ndarray) if isinstance(a, Tracer) else a
+
+
+def _untraced(result, device):
+    """The step's return value with its arrays as the plan's (plain) buffers."""
+    if isinstance(result, Tensor):
+        return Tensor._make(_plain_array(result.data), device)
+    if isinstance(result, tuple | list):
+        return type(result)(_untraced(r, device) for r in result)
+    if isinstance(result, dict):
+        return {k: _untraced(v, device) for k, v in result.items()}
+    if isinstance(result, np.ndarray):
+        return _plain_array(result)
+    return result
+
+
+def snapshot(plan: Plan) -> list:
+    """Copies of what a replay writes outside its buffers (to compare or restore)."""
+    return [a.copy() for a in plan.written]
+
+
+def restore(plan: Plan, copies: list) -> None:
+    for a, c in zip(plan.written, copies):
+        np.copyto(a, c)
+
+
+def same_bits(a, b) -> bool:
+    """Bit-for-bit equality of two arrays (NaNs with the same bits are equal)."""
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+
+def _arrays_of(value) -> list:
+    if isinstance(value, Tensor):
+        return [value.data]
+    if isinstance(value, np.ndarray):
+        return [value]
+    if isinstance(value, tuple | list):
+        return [a for v in value for a in _arrays_of(v)]
+    if isinstance(value, dict):
+        return [a for v in value.values() for a in _arrays_of(v)]
+    return []
+
+
+def first_difference(plan: Plan, after: list, params: list, grads: list, eager_out, replayed) -> str | None:
+    """Where a replay's results differ from an eager step's, bit for bit (None: nowhere). ``after``:
+    ``snapshot`` after the eager step; ``grads``: copies of its gradients."""
+    for i, (a, expected) in enumerate(zip(plan.written, after)):
+        if not same_bits(a, expected):
+            return f"array {i} of {len(after)} the step updates in place (shape {a.shape}, {a.dtype})"
+    for i, (p, expected) in enumerate(zip(params, grads)):
+        if expected is not None and (p.grad is None or not same_bits(p.grad.data, expected)):
+            return f"the gradient of parameter {i}"
+    ours, theirs = _arrays_of(replayed), _arrays_of(eager_out)
+    if len(ours) != len(theirs) or not all(same_bits(a, b) for a, b in zip(ours, theirs)):
+        return "what the step returned"
+    return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import platform
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ from devgrad.backend import (
 )
 from devgrad.data import describe
 from devgrad.data.files import DataError
-from devgrad.experiment import commands, examples, memory, search, space, spec, sweeps
+from devgrad.experiment import commands, examples, memory, search, space, spec, sweeps, tracking
 from devgrad.experiment.export import FORMATS, export_run
 from devgrad.experiment.html_report import write_report
 from devgrad.experiment.predict import predict_file
@@ -72,12 +73,27 @@ def _run(args) -> int:
         overrides = [*args.set, ("--device", f"device={args.device}")] if args.device else args.set
         print(spec.to_yaml(spec.resolve(args.spec, overrides).to_dict()), end="")
         return 0
-    result = commands.run(args.spec, overrides=args.set, out=args.out, device=args.device, quiet=args.quiet)
+    result = commands.run(args.spec, overrides=[*args.set, *_track(args)], out=args.out, device=args.device,
+                          quiet=args.quiet)
     return 0 if result.status == "completed" else 1
 
 
+def _track(args) -> list:
+    """``--track mlflow[=URI]`` as the override it stands for: ``tracking.mlflow.uri=URI`` (null: the default)."""
+    if not getattr(args, "track", None):
+        return []
+    uri = tracking.parse_track_option(args.track)["mlflow"]["uri"]
+    return [("--track", f"tracking.mlflow.uri={json.dumps(uri)}")]
+
+
+def _track_command(args) -> int:
+    run_id = tracking.track(args.folder, uri=args.uri)
+    print(f"logged {args.folder} to MLflow: run {run_id}")
+    return 0
+
+
 def _resume(args) -> int:
-    result = commands.resume(args.run_dir, device=args.device, quiet=args.quiet)
+    result = commands.resume(args.run_dir, device=args.device, quiet=args.quiet, overrides=_track(args))
     return 0 if result.status == "completed" else 1
 
 
@@ -108,9 +124,10 @@ def _sweep(args) -> int:
         raise UserError(f"--trials must be >= 1, got {args.trials}")
     if args.resume:
         if args.spec or args.grid or args.seeds is not None or args.out or args.set or args.device or \
-                any(v for v in searching.values()):
+                args.track or any(v for v in searching.values()):
             raise UserError("--resume continues a sweep folder as it was defined: give no SPEC, --grid, --seeds, "
-                            "--set, --device, --out, --search, --trials, --space, --pruner or --storage with it")
+                            "--set, --device, --out, --track, --search, --trials, --space, --pruner or --storage "
+                            "with it")
         result = search.resume_sweep(args.resume, **common)
     else:
         if not args.spec:
@@ -121,8 +138,8 @@ def _sweep(args) -> int:
             extra = {**searching, "space": space.parse_space_options(args.space) or None}
             if args.pruner is None:
                 del extra["pruner"]  # the spec's, else median
-        result = search.sweep(args.spec, grid=grid, seeds=args.seeds, out=args.out, overrides=args.set,
-                              device=args.device, **extra, **common)
+        result = search.sweep(args.spec, grid=grid, seeds=args.seeds, out=args.out,
+                              overrides=[*args.set, *_track(args)], device=args.device, **extra, **common)
     return 0 if result.status == "completed" else 1
 
 
@@ -314,12 +331,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="root folder for run folders (default: ./runs)")
     run.add_argument("--print-config", action="store_true", help="print the resolved spec and exit")
     run.add_argument("--quiet", "-q", action="store_true", help="no per-epoch output")
+    run.add_argument("--track", metavar="mlflow[=URI]",
+                     help="log to MLflow (pip install 'devgrad[mlflow]'); URI: the tracking server (default: "
+                          "$MLFLOW_TRACKING_URI, else MLflow's default); see docs/tracking.md")
     run.set_defaults(func=_run)
 
     resume = sub.add_parser("resume", help="continue a stopped or killed run from its last checkpoint")
     resume.add_argument("run_dir", help="the run folder 'devgrad run' printed (runs/<name>/<date-time>-<id>)")
     resume.add_argument("--device", help="run on another device than the original run")
     resume.add_argument("--quiet", "-q", action="store_true")
+    resume.add_argument("--track", metavar="mlflow[=URI]",
+                        help="log to MLflow (pip install 'devgrad[mlflow]'), continuing the run's MLflow run; URI: "
+                             "the tracking server (default: $MLFLOW_TRACKING_URI, else MLflow's default)")
     resume.set_defaults(func=_resume)
 
     validate = sub.add_parser("validate", help="check a spec and report every problem at once")
@@ -372,7 +395,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the study in this Optuna RDB storage (e.g. sqlite:///study.db) instead of the sweep "
                             "folder's journal file")
     sweep.add_argument("--quiet", "-q", action="store_true", help="print only the summary table")
+    sweep.add_argument("--track", metavar="mlflow[=URI]",
+                       help="log every run to MLflow (pip install 'devgrad[mlflow]'), a search's trials nested in a "
+                            "run of the sweep; URI: the tracking server (default: $MLFLOW_TRACKING_URI, else "
+                            "MLflow's default); see docs/tracking.md")
     sweep.set_defaults(func=_sweep)
+
+    trk = sub.add_parser("track", help="log a finished run folder or sweep folder to MLflow (again: only what is "
+                                       "missing is added)")
+    trk.add_argument("folder", help="a run folder or a sweep folder")
+    trk.add_argument("--uri", help="the MLflow tracking URI (default: the spec's tracking.mlflow.uri, else "
+                                   "$MLFLOW_TRACKING_URI, else MLflow's default)")
+    trk.set_defaults(func=_track_command)
 
     rep = sub.add_parser("report", help="(re)write a run's or a sweep's self-contained report.html")
     rep.add_argument("folder", help="a run folder (runs/<name>/<date-time>-<id>) or a sweep folder")

@@ -16,7 +16,7 @@ from devgrad.backend import cuda_available, cuda_unavailable_reason
 from devgrad.backend import device as resolve_device
 from devgrad.data import DataLoader, build_splits
 from devgrad.experiment import checkpoint as ckpt
-from devgrad.experiment import memory, neurons, report
+from devgrad.experiment import memory, neurons, report, tracking
 from devgrad.experiment.html_report import write_run_report
 from devgrad.experiment.console import Console, close_logger, fit_terminal
 from devgrad.experiment.errors import RunError
@@ -170,6 +170,9 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
                        "(it is created if it does not exist)")
     dev = resolve_device(spec.device)  # fails here, before any folder exists, if CUDA is missing
     memory.check_fits(spec)  # so does a run too large for this machine, before anything is allocated
+    chosen = tracking.settings(spec.to_dict())
+    if chosen is not None:
+        tracking.import_mlflow()  # a missing client is the user's to fix, before any folder
     splits = build_splits(spec.data.to_dict(), spec.seed, spec.task, spec.loss.name)  # bad data fails here too
     Task.from_spec(spec, splits)
     if not quiet:
@@ -196,7 +199,19 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
         print(f"run folder: {run_dir}\ndevice: {dev.description()}, {trainer.model.num_parameters()} parameters",
               flush=True)
     trainer.stop_requested = StopFile(stop_file) if stop_file else None
-    return execute(trainer, 1, None, spec, wall, started)
+    return _tracked(trainer, chosen, lambda: execute(trainer, 1, None, spec, wall, started))
+
+
+def _tracked(trainer: Trainer, chosen: dict | None, train) -> RunResult:
+    """``train()`` with the run logged to MLflow when ``chosen`` says where (see ``tracking``)."""
+    if chosen is None:
+        return train()
+    tracker = tracking.MlflowTracker(trainer.run_dir, chosen, trainer.quiet)
+    trainer.callbacks.append(tracker)
+    try:
+        return train()
+    finally:
+        tracker.close()
 
 
 def _set_up(spec: Spec, run_dir: Path, dev, quiet: bool, splits, started: str) -> Trainer:
@@ -223,9 +238,10 @@ def _named_run_dir(run_dir: Path) -> Path:
     return run_dir
 
 
-def resume(run_dir, device: str | None = None, quiet: bool = False, stop_file=None, callbacks=()) -> RunResult:
+def resume(run_dir, device: str | None = None, quiet: bool = False, stop_file=None, callbacks=(),
+           overrides=()) -> RunResult:
     """Continue a stopped, killed or failed run from its last checkpoint, in the same folder
-    (``stop_file`` and ``callbacks`` as for ``run``)."""
+    (``stop_file`` and ``callbacks`` as for ``run``; ``overrides`` such as ``--track``'s)."""
     run_dir = Path(run_dir)
     config = run_dir / "config.yaml"
     if not config.exists():
@@ -237,9 +253,12 @@ def resume(run_dir, device: str | None = None, quiet: bool = False, stop_file=No
     if meta.get("status") == "running" and still_running(meta):
         raise RunError(f"{run_dir} is still being trained by process {meta['pid']} on this host; stop it "
                        "(Ctrl-C) before resuming, or two processes would write the same folder")
-    spec = resolve(config, [("--device", f"device={device}")] if device is not None else [])
+    spec = resolve(config, [*overrides, *([("--device", f"device={device}")] if device is not None else [])])
     dev = resolve_device(spec.device)
     memory.check_fits(spec)
+    chosen = tracking.settings(spec.to_dict())
+    if chosen is not None:
+        tracking.import_mlflow()
     last = run_dir / "checkpoints" / "last.npz"
     state = _resume_state(last, run_dir) if last.exists() else None  # read before anything in the folder changes
     started, wall = now(), time.perf_counter()
@@ -266,7 +285,7 @@ def resume(run_dir, device: str | None = None, quiet: bool = False, stop_file=No
     if not quiet:
         print(message, flush=True)
     trainer.stop_requested = StopFile(stop_file) if stop_file else None
-    return execute(trainer, start, meta, spec, wall, started)
+    return _tracked(trainer, chosen, lambda: execute(trainer, start, meta, spec, wall, started))
 
 
 def _resume_state(last: Path, run_dir: Path) -> dict:

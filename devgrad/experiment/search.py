@@ -28,7 +28,7 @@ import yaml
 from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment.pruning import POLL_SECONDS, Running, run_trial
 from devgrad.experiment import search_plots
-from devgrad.experiment import sweeps
+from devgrad.experiment import sweeps, tracking
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.examples import spec_file
 from devgrad.experiment.html_report import write_sweep_report
@@ -175,6 +175,9 @@ def run_search(spec_or_path, search: str | None = None, trials: int | None = Non
         sweep_dir, config = _make_search_dir(Path(out) if out is not None else Path("sweeps"), spec, path, settings,
                                              dims, storage)
         study = _open_study(optuna, sweep_dir, config, dims)
+        parent = tracking.start_parent(sweep_dir, spec)  # tracked: the trials nest in the sweep's MLflow run
+        if parent is not None:
+            ckpt.write_json(sweep_dir / "base.json", tracking.nest(spec, parent))
     except BaseException:
         runner.close()
         raise
@@ -287,11 +290,11 @@ def _execute(optuna, study, sweep_dir: Path, config: dict, spec: dict, waiting: 
     if interrupted:
         sweeps._write_tables(sweep_dir, results, total, monitor, "interrupted")
         raise KeyboardInterrupt(sweeps._interrupted_message(sweep_dir, results, total))
-    return _finish(optuna, study, sweep_dir, results, total, monitor, status, quiet, pruning)
+    return _finish(optuna, study, sweep_dir, results, total, monitor, status, quiet, pruning, spec)
 
 
 def _finish(optuna, study, sweep_dir: Path, results: list, total: int, monitor: tuple, status: str,
-            quiet: bool, pruning: bool) -> sweeps.SweepResult:
+            quiet: bool, pruning: bool, spec: dict) -> sweeps.SweepResult:
     if status == "completed" and results and all(r["status"] not in ("completed", "pruned") for r in results):
         status = "failed"
     # best_runs.png (a grid's per-value plots would put every sampled value on its own tick)
@@ -299,6 +302,7 @@ def _finish(optuna, study, sweep_dir: Path, results: list, total: int, monitor: 
     plots += search_plots.draw(optuna, study, sweep_dir, monitor, pruning)
     summary = sweeps._write_tables(sweep_dir, results, total, monitor, status, plots)
     write_sweep_report(sweep_dir)
+    tracking.finish_parent(sweep_dir, spec)  # the tables, page and plots to the sweep's MLflow run
     print(summary, flush=True)
     if not quiet:
         counts = {s: sum(r["status"] == s for r in results) for s in ("completed", "pruned")}

@@ -108,6 +108,19 @@ def _split_fraction(v):
 
 
 
+def _tracking(value) -> str | None:
+    """The spec's ``tracking`` block: {} (off) or {mlflow: {uri, experiment, parent_run_id}}."""
+    if not value:
+        return None
+    if set(value) != {"mlflow"} or not isinstance(value["mlflow"], (dict, type(None))):
+        return "must be {mlflow: {uri: ..., experiment: ...}} (MLflow is the tracker devgrad logs to)"
+    unknown = set(value["mlflow"] or {}) - {"uri", "experiment", "parent_run_id"}
+    if unknown:
+        return f"mlflow: unknown key {sorted(unknown)[0]!r}; it takes uri, experiment and parent_run_id"
+    bad = [k for k, v in (value["mlflow"] or {}).items() if v is not None and not isinstance(v, str)]
+    return f"mlflow.{bad[0]}: must be a string or null" if bad else None
+
+
 SCHEMA: dict = {
     "name": Field((str,), None, doc="run name: runs go to runs/<name>/ (default: the spec file's name)", nullable=True),
     "description": Field((str,), "", doc="free text shown in reports"),
@@ -209,6 +222,10 @@ SCHEMA: dict = {
     },
     "metrics": Field((list, str), "auto", doc="metrics besides the loss: accuracy (classification); mse, mae, r2 "
                                               "(regression, in the target's units); auto: those of the task"),
+    "tracking": Field((dict,), {}, check=_tracking,
+                      doc="{mlflow: {uri: null, experiment: null}} logs the run to MLflow (uri null: "
+                          "$MLFLOW_TRACKING_URI, else MLflow's default; experiment null: the spec's name); "
+                          "--track mlflow[=URI] sets it (docs/tracking.md)"),
 }
 
 
@@ -567,6 +584,7 @@ class Spec(_Section):
     metrics: list | str
     task: str = "auto"
     plots: PlotsSpec = PlotsSpec()
+    tracking: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -584,7 +602,7 @@ class Spec(_Section):
                    optimizer=Choice(optimizer.pop("name"), optimizer), schedule=Choice(schedule.pop("name"), schedule),
                    train=TrainSpec(**train),
                    metrics=d["metrics"] if isinstance(d["metrics"], str) else list(d["metrics"]), task=d["task"],
-                   plots=PlotsSpec(**d["plots"]))
+                   plots=PlotsSpec(**d["plots"]), tracking=copy.deepcopy(d.get("tracking") or {}))
 
 
 def resolve(spec_or_path, overrides=(), check_files: bool = True) -> Spec:

@@ -1,0 +1,358 @@
+"""Tracking in MLflow: a run's params, per-epoch metrics, tags and artifacts, from its run folder.
+
+The run folder stays the source of truth; MLflow gets a copy. ``sync`` logs whatever of a run
+folder the MLflow run does not hold yet (params, every epoch of metrics.jsonl with ``step`` =
+epoch, the test metrics, tags, artifacts), so it can be called again and again: ``devgrad track``
+and the end of a run both use it. During training ``MlflowTracker`` (a trainer callback) logs
+each epoch from a background thread, in batches: training never waits for the server, and a
+server that fails costs one warning, after which the run goes on untracked (``devgrad track``
+logs it later). Which MLflow run belongs to a run folder is kept in its ``tracking.json``, per
+tracking URI, so a resumed run continues its MLflow run and skips the steps it already holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+from devgrad.experiment import checkpoint as ckpt
+from devgrad.experiment.errors import RunError
+from devgrad.version import __version__
+
+MLFLOW_HINT = "pip install 'devgrad[mlflow]'"
+STATE_FILE = "tracking.json"
+ARTIFACTS = ("config.yaml", "summary.json", "metrics.csv", "report.html", "model.json")
+CLOSE_SECONDS = 30.0  # the most the end of a run waits for its last uploads
+
+
+def import_mlflow():
+    """MLflow's client, or a RunError naming the extra that installs it."""
+    try:
+        import mlflow  # noqa: PLC0415 - optional (the mlflow extra)
+    except ImportError:
+        raise RunError(f"tracking in MLflow needs the mlflow client, which is not installed: {MLFLOW_HINT}") from None
+    return mlflow
+
+
+def parse_track_option(text: str) -> dict:
+    """``--track mlflow`` or ``--track mlflow=URI`` -> the spec's ``tracking`` block."""
+    name, _, uri = text.partition("=")
+    if name.strip() != "mlflow":
+        raise RunError(f"--track {text}: devgrad tracks in MLflow; give --track mlflow or --track mlflow=URI")
+    return {"mlflow": {"uri": uri.strip() or None}}
+
+
+def settings(spec: dict) -> dict | None:
+    """Where a resolved spec's run is tracked: {uri, experiment, parent_run_id}, or None (not tracked)."""
+    block = (spec.get("tracking") or {})
+    if "mlflow" not in block:
+        return None
+    given = block["mlflow"] or {}
+    return {"uri": given.get("uri") or os.environ.get("MLFLOW_TRACKING_URI") or None,
+            "experiment": given.get("experiment") or spec["name"], "parent_run_id": given.get("parent_run_id")}
+
+
+def flatten(data: dict, prefix: str = "") -> dict:
+    """A nested spec as ``a.b.c`` keys with text values (MLflow's params)."""
+    out = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = json.dumps(value) if not isinstance(value, str) else value
+    return out
+
+
+def _client(mlflow, uri: str | None):
+    # A server that does not answer must fail fast (MLflow retries for minutes by default); a
+    # user's own settings of these win.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    return client, client._tracking_client.tracking_uri
+
+
+def _experiment(client, name: str) -> str:
+    found = client.get_experiment_by_name(name)
+    return found.experiment_id if found is not None else client.create_experiment(name)
+
+
+def _state(folder: Path) -> dict:
+    path = folder / STATE_FILE
+    return ckpt.read_json(path) if path.exists() else {}
+
+
+def mlflow_run(client, uri: str, folder: Path, experiment: str, parent: str | None, name: str) -> str:
+    """The MLflow run of a run or sweep folder at ``uri``: the one tracking.json names, else a new one."""
+    state = _state(folder)
+    known = state.get("mlflow", {}).get(uri)
+    if known:
+        try:
+            client.get_run(known["run_id"])
+            return known["run_id"]
+        except Exception:  # deleted on the server, or another server at the same URI: start afresh
+            pass
+    tags = {"mlflow.runName": name, "devgrad.folder": str(folder.resolve())}
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    run_id = client.create_run(_experiment(client, experiment), tags=tags, run_name=name).info.run_id
+    state.setdefault("mlflow", {})[uri] = {"run_id": run_id, "experiment": experiment}
+    ckpt.write_json(folder / STATE_FILE, state)
+    return run_id
+
+
+def _logged_steps(client, run_id: str, key: str) -> set:
+    return {m.step for m in client.get_metric_history(run_id, key)}
+
+
+def log_epochs(client, run_id: str, rows: list, skip: dict | None = None) -> None:
+    """Per-epoch metrics (``step`` = epoch) in batches; steps already in MLflow are skipped."""
+    mlflow = import_mlflow()
+    metrics, now = [], int(time.time() * 1000)
+    for row in rows:
+        for key, value in row.items():
+            if key == "epoch" or not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            if skip is not None:
+                if key not in skip:
+                    skip[key] = _logged_steps(client, run_id, key)
+                if row["epoch"] in skip[key]:
+                    continue
+                skip[key].add(row["epoch"])
+            metrics.append(mlflow.entities.Metric(key, float(value), now, int(row["epoch"])))
+    for start in range(0, len(metrics), 1000):  # MLflow's limit per batch
+        client.log_batch(run_id, metrics=metrics[start:start + 1000], synchronous=True)
+
+
+def _params(client, run_id: str, params: dict) -> None:
+    mlflow = import_mlflow()
+    held = client.get_run(run_id).data.params
+    new = [mlflow.entities.Param(k, str(v)[:6000]) for k, v in params.items() if k not in held]
+    for start in range(0, len(new), 100):  # MLflow's limit per batch
+        client.log_batch(run_id, params=new[start:start + 100], synchronous=True)
+
+
+def _artifacts(client, run_id: str, folder: Path, names) -> None:
+    """Upload the files of ``folder`` named in ``names`` (a sub-folder: its files) that MLflow lacks."""
+    held = {f.path for f in client.list_artifacts(run_id)}
+    for name in names:
+        path = folder / name
+        if path.is_file() and name not in held:
+            client.log_artifact(run_id, str(path), str(Path(name).parent) if "/" in name else None)
+        elif path.is_dir() and any(path.iterdir()):
+            inside = {f.path for f in client.list_artifacts(run_id, name)}
+            for file in sorted(p for p in path.iterdir() if p.is_file()):
+                if f"{name}/{file.name}" not in inside:
+                    client.log_artifact(run_id, str(file), name)
+
+
+def sync_run(client, uri: str, run_dir: Path, experiment: str | None = None, parent: str | None = None) -> str:
+    """Log whatever of a finished (or stopped) run folder the MLflow run does not hold yet."""
+    run_dir = Path(run_dir)
+    spec = _read_yaml(run_dir / "config.yaml")
+    chosen = settings(spec) or {}
+    experiment = experiment or chosen.get("experiment") or spec["name"]
+    parent = parent or chosen.get("parent_run_id")
+    run_id = mlflow_run(client, uri, run_dir, experiment, parent, _run_name(run_dir))
+    _params(client, run_id, flatten({k: v for k, v in spec.items() if k != "tracking"}))
+    log_epochs(client, run_id, ckpt.MetricsLog(run_dir).rows(), skip={})
+    summary = ckpt.read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
+    _final(client, run_id, summary)
+    _artifacts(client, run_id, run_dir, [*ARTIFACTS, "plots", *_best_checkpoint(run_dir), *_onnx(run_dir)])
+    status = summary.get("status", "running")
+    client.set_terminated(run_id, "FINISHED" if status in ("completed", "pruned") else
+                          "KILLED" if status == "stopped" else "FAILED")
+    return run_id
+
+
+def _final(client, run_id: str, summary: dict) -> None:
+    """The test metrics and the best monitored value (step: the last epoch), and the tags."""
+    mlflow = import_mlflow()
+    step = int(summary.get("epochs_run") or 0)
+    values = dict(summary.get("test") or {})
+    monitor, best = summary.get("monitor"), summary.get("best") or {}
+    if monitor and isinstance(best.get(monitor), (int, float)):
+        values[f"best_{monitor}"] = best[monitor]
+    if isinstance(summary.get("wall_seconds"), (int, float)):
+        values["wall_seconds"] = summary["wall_seconds"]
+    held = client.get_run(run_id).data.metrics
+    now = int(time.time() * 1000)
+    metrics = [mlflow.entities.Metric(k, float(v), now, step) for k, v in values.items()
+               if k not in held and isinstance(v, (int, float))]
+    tags = {"devgrad.version": __version__, "devgrad.device": str(summary.get("device")),
+            "devgrad.status": str(summary.get("status")), "devgrad.task": str(summary.get("task"))}
+    client.log_batch(run_id, metrics=metrics, tags=[mlflow.entities.RunTag(k, v) for k, v in tags.items()],
+                     synchronous=True)
+
+
+def _best_checkpoint(run_dir: Path) -> list[str]:
+    for name in ("best.npz", "last.npz"):
+        if (run_dir / "checkpoints" / name).exists():
+            return [f"checkpoints/{name}"]
+    return []
+
+
+def _onnx(run_dir: Path) -> list[str]:
+    return [f"export/{p.name}" for p in sorted((run_dir / "export").glob("*.onnx"))] if (run_dir / "export").is_dir() \
+        else []
+
+
+def _run_name(folder: Path) -> str:
+    return f"{folder.parent.name}/{folder.name}" if folder.parent.name not in ("runs", "") else folder.name
+
+
+def _read_yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+class MlflowTracker:
+    """A trainer callback that logs a run to MLflow from a background thread, in batches.
+
+    ``start`` opens (or, for a resumed run, reopens) the MLflow run and logs params and tags;
+    each epoch's row is queued; ``close`` logs the rest of the run folder (``sync_run``) and
+    waits for it at most ``CLOSE_SECONDS``. The first failure prints one warning; the run goes on
+    and the tracker drops what is left."""
+
+    def __init__(self, run_dir: Path, chosen: dict, quiet: bool = False):
+        self.run_dir, self.chosen, self.quiet = Path(run_dir), chosen, quiet
+        self.jobs: queue.Queue = queue.Queue()
+        self.failed: str | None = None
+        self.client = self.uri = self.run_id = None
+        self.skip: dict = {}
+        self.thread = threading.Thread(target=self._work, name="devgrad-mlflow", daemon=True)
+        self.thread.start()
+        self.jobs.put(("start", None))
+
+    def __call__(self, trainer, epoch: int, row: dict) -> None:
+        self.jobs.put(("epoch", dict(row)))
+
+    def close(self) -> None:
+        """Log the rest of the run folder and stop the thread (waiting at most CLOSE_SECONDS)."""
+        self.jobs.put(("close", None))
+        self.thread.join(CLOSE_SECONDS)
+        if self.thread.is_alive():
+            self._warn(f"the MLflow server at {self.uri} did not take the run's last uploads within "
+                       f"{CLOSE_SECONDS:.0f} s")
+
+    def _work(self) -> None:
+        while True:
+            kind, payload = self.jobs.get()
+            rows = [payload] if kind == "epoch" else []
+            while kind == "epoch" and not self.jobs.empty():  # a batch of whatever has queued up
+                kind, payload = self.jobs.get()
+                rows += [payload] if kind == "epoch" else []
+            if self.failed is None:
+                try:
+                    self._do(kind, rows)
+                except Exception as exc:  # the server's failure is never the run's
+                    self._warn(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            if kind == "close":
+                return
+
+    def _do(self, kind: str, rows: list) -> None:
+        if kind == "start":
+            self.client, self.uri = _client(import_mlflow(), self.chosen.get("uri"))
+            self.run_id = mlflow_run(self.client, self.uri, self.run_dir, self.chosen["experiment"],
+                                     self.chosen.get("parent_run_id"), _run_name(self.run_dir))
+            spec = _read_yaml(self.run_dir / "config.yaml")
+            _params(self.client, self.run_id, flatten({k: v for k, v in spec.items() if k != "tracking"}))
+        if rows:
+            log_epochs(self.client, self.run_id, rows, self.skip)
+        if kind == "close":
+            sync_run(self.client, self.uri, self.run_dir, self.chosen["experiment"], self.chosen.get("parent_run_id"))
+
+    def _warn(self, why: str) -> None:
+        if self.failed is None:
+            self.failed = why
+            print(f"devgrad: warning: MLflow tracking stopped ({why}); the run goes on and its folder is complete: "
+                  f"log it later with: devgrad track {self.run_dir}", file=sys.stderr, flush=True)
+
+
+# -- sweeps: a parent run with the runs nested in it -------------------------------------------------
+
+SWEEP_ARTIFACTS = ("sweep.yaml", "results.csv", "results.jsonl", "summary.txt", "report.html", "sweep.json")
+
+
+def start_parent(sweep_dir: Path, spec: dict) -> str | None:
+    """The MLflow run of a sweep (its runs nest in it), when ``spec`` is tracked; a failing server
+    costs one warning and the sweep goes on untracked."""
+    chosen = settings(spec)
+    if chosen is None:
+        return None
+    try:
+        client, uri = _client(import_mlflow(), chosen["uri"])
+        return mlflow_run(client, uri, Path(sweep_dir), chosen["experiment"], None, _run_name(Path(sweep_dir)))
+    except Exception as exc:  # the server's failure is never the sweep's
+        _warn_sweep(sweep_dir, exc)
+        return None
+
+
+def nest(spec: dict, parent_run_id: str | None) -> dict:
+    """``spec`` (a resolved spec dict) with its MLflow run nested under ``parent_run_id``."""
+    if parent_run_id and "mlflow" in (spec.get("tracking") or {}):
+        spec["tracking"]["mlflow"] = {**(spec["tracking"]["mlflow"] or {}), "parent_run_id": parent_run_id}
+    return spec
+
+
+def finish_parent(sweep_dir: Path, spec: dict) -> None:
+    """Log a tracked sweep's tables, page and plots to its parent run, and end that run."""
+    chosen = settings(spec)
+    if chosen is None:
+        return
+    try:
+        client, uri = _client(import_mlflow(), chosen["uri"])
+        sync_sweep(client, uri, Path(sweep_dir), chosen["experiment"], runs=False)
+    except Exception as exc:  # the server's failure is never the sweep's
+        _warn_sweep(sweep_dir, exc)
+
+
+def sync_sweep(client, uri: str, sweep_dir: Path, experiment: str | None = None, runs: bool = True) -> str:
+    """Log a sweep folder: its parent run (tables, page, plots) and, with ``runs``, every run in it."""
+    config = _read_yaml(sweep_dir / "sweep.yaml")
+    experiment = experiment or config["name"]
+    parent = mlflow_run(client, uri, sweep_dir, experiment, None, _run_name(sweep_dir))
+    _artifacts(client, parent, sweep_dir, [*SWEEP_ARTIFACTS, "plots"])
+    client.set_tag(parent, "devgrad.kind", "search" if "search" in config else "grid")
+    if runs and (sweep_dir / "runs").is_dir():
+        for run_dir in sorted(p for p in (sweep_dir / "runs").iterdir() if (p / "config.yaml").exists()):
+            sync_run(client, uri, run_dir, experiment, parent)
+    state = ckpt.read_json(sweep_dir / "sweep.json") if (sweep_dir / "sweep.json").exists() else {}
+    if state.get("status") in ("completed", "failed", "stopped"):
+        client.set_terminated(parent, "FINISHED" if state["status"] == "completed" else "FAILED")
+    return parent
+
+
+def track(folder, uri: str | None = None) -> str:
+    """``devgrad track``: log a finished run folder or sweep folder to MLflow (again: it adds only
+    what is missing). Returns the MLflow run id (the parent's, for a sweep)."""
+    folder = Path(folder)
+    is_sweep = (folder / "sweep.yaml").exists()
+    if not is_sweep and not (folder / "config.yaml").exists():
+        raise RunError(f"{folder} is neither a run folder (config.yaml) nor a sweep folder (sweep.yaml)")
+    mlflow = import_mlflow()
+    chosen = settings(_read_yaml(folder / ("base.json" if (folder / "base.json").exists() else "config.yaml"))) \
+        if not is_sweep or (folder / "base.json").exists() else None
+    uri = uri or (chosen or {}).get("uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        client, uri = _client(mlflow, uri)
+        return sync_sweep(client, uri, folder) if is_sweep else sync_run(client, uri, folder)
+    except RunError:
+        raise
+    except Exception as exc:
+        raise RunError(f"cannot log {folder} to MLflow at {uri}: {type(exc).__name__}: "
+                       f"{str(exc).splitlines()[0] if str(exc) else ''}; check that the tracking server is up "
+                       "(or give --uri), then run devgrad track again: it adds only what is missing") from None
+
+
+def _warn_sweep(sweep_dir, exc: Exception) -> None:
+    print(f"devgrad: warning: MLflow tracking of the sweep failed ({type(exc).__name__}: "
+          f"{str(exc).splitlines()[0] if str(exc) else ''}); the sweep goes on and its folder is complete: log it "
+          f"later with: devgrad track {sweep_dir}", file=sys.stderr, flush=True)

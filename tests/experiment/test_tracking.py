@@ -1,0 +1,212 @@
+"""Tracking in MLflow: what a run logs equals its run folder, read back with MlflowClient.
+
+All on 127.0.0.1. Against a local SQLite store and a real ``mlflow server`` (SQLite backend, a
+local artifact root) started here: params, every epoch's metrics exactly once (also after kill -9
+and resume), tags and artifacts; a search as a parent run with its trials nested; a server that
+is down or dies mid-run never stops the run (one warning), and ``devgrad track`` uploads the
+run afterwards, a second call adding nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+mlflow = pytest.importorskip("mlflow")
+
+from devgrad.experiment import RunError, resume, run, sweep  # noqa: E402
+from devgrad.experiment import checkpoint as ckpt  # noqa: E402
+from devgrad.experiment.tracking import flatten, track  # noqa: E402
+from tests.run_helpers import ROOT, cli, write_spec  # noqa: E402
+
+BASE = {"name": "tracked", "seed": 3, "device": "cpu",
+        "data": {"source": "classification", "n_samples": 300, "n_features": 8, "n_classes": 2},
+        "model": {"hidden": [6], "activation": "tanh"}, "train": {"epochs": 3, "batch_size": 32},
+        "plots": {"enabled": False}}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``mlflow server`` on 127.0.0.1 with a SQLite backend and a local artifact root."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.port = folder, _free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+                   f"sqlite:///{self.folder / 'mlflow.db'}", "--artifacts-destination", str(self.folder / "artifacts"),
+                   "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        start_new_session=True, cwd=self.folder)  # what it writes stays there
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError("mlflow server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=60)
+            self.process = None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    started = Server(tmp_path_factory.mktemp("mlflow"))
+    started.start()
+    yield started
+    started.stop()
+
+
+def _run_id(run_dir: Path, uri: str) -> str:
+    return ckpt.read_json(run_dir / "tracking.json")["mlflow"][uri]["run_id"]
+
+
+def _client(uri: str):
+    return mlflow.tracking.MlflowClient(tracking_uri=uri)
+
+
+def _assert_equal_to_folder(client, run_id: str, run_dir: Path) -> None:
+    """Params, every epoch's metrics once, tags and artifacts as the run folder holds them."""
+    logged = client.get_run(run_id)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    expected = {k: v for k, v in flatten({k: v for k, v in config.items() if k != "tracking"}).items()}
+    assert logged.data.params == expected
+    rows = ckpt.MetricsLog(run_dir).rows()
+    for key in ("train_loss", "val_loss", "val_accuracy", "lr"):
+        history = sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+        assert history == [(r["epoch"], pytest.approx(r[key])) for r in rows]
+    summary = ckpt.read_json(run_dir / "summary.json")
+    for key, value in summary["test"].items():
+        assert logged.data.metrics[key] == pytest.approx(value)
+    assert logged.data.tags["devgrad.status"] == summary["status"]
+    assert logged.data.tags["devgrad.device"] == summary["device"]
+    artifacts = {f.path for f in client.list_artifacts(run_id)}
+    assert {"config.yaml", "summary.json", "metrics.csv", "report.html", "checkpoints"} <= artifacts
+
+
+def test_without_mlflow_the_error_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlflow", None)
+    with pytest.raises(RunError, match=r"pip install 'devgrad\[mlflow\]'"):
+        run({**BASE, "tracking": {"mlflow": {"uri": "sqlite:///x.db"}}}, out=tmp_path, quiet=True)
+    assert not (tmp_path / "tracked").exists()
+
+
+def test_a_bad_tracking_block_is_a_spec_problem(tmp_path):
+    done = cli("validate", write_spec(tmp_path, {**BASE, "tracking": {"wandb": {}}}))
+    assert done.returncode == 2 and "tracking" in done.stderr and "mlflow" in done.stderr
+
+
+@pytest.mark.slow
+def test_an_unreachable_server_costs_one_warning_and_the_run_completes(tmp_path):
+    uri = f"http://127.0.0.1:{_free_port()}"  # nobody listens there
+    done = cli("run", write_spec(tmp_path, BASE), "--out", tmp_path / "runs", "--quiet", "--track", f"mlflow={uri}",
+               timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("MLflow tracking stopped") == 1 and "devgrad track" in done.stderr
+    (run_dir,) = (tmp_path / "runs" / "tracked").iterdir()
+    assert ckpt.read_json(run_dir / "summary.json")["status"] == "completed"
+
+
+@pytest.mark.slow
+def test_a_run_and_its_resume_log_every_epoch_once_to_a_local_store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a local store keeps its artifacts in ./mlruns
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec = write_spec(tmp_path, {**BASE, "data": {**BASE["data"], "n_samples": 3000}, "train": {
+        "epochs": 40, "batch_size": 16, "checkpoint": {"every": 2, "seconds": 0}}})
+    command = [sys.executable, "-m", "devgrad", "run", spec, "--out", tmp_path / "runs", "--quiet", "--track",
+               f"mlflow={uri}"]
+    process = subprocess.Popen(list(map(str, command)), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            logs = list((tmp_path / "runs").glob("tracked/*/metrics.jsonl"))
+            if logs and len(logs[0].read_text().splitlines()) >= 8:
+                break
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+    run_dir = logs[0].parent
+    result = resume(run_dir, quiet=True)
+    assert result.status == "completed"
+    _assert_equal_to_folder(_client(uri), _run_id(run_dir, uri), run_dir)
+    assert len(_client(uri).search_runs([_client(uri).get_experiment_by_name("tracked").experiment_id])) == 1
+
+
+@pytest.mark.slow
+def test_a_run_on_a_server_then_track_again_adds_nothing(tmp_path, server):
+    result = run({**BASE, "tracking": {"mlflow": {"uri": server.uri, "experiment": "runs"}}}, out=tmp_path,
+                 quiet=True)
+    client = _client(server.uri)
+    run_id = _run_id(result.run_dir, server.uri)
+    _assert_equal_to_folder(client, run_id, result.run_dir)
+    assert client.get_experiment(client.get_run(run_id).info.experiment_id).name == "runs"
+    before = (client.get_run(run_id).data, {f.path for f in client.list_artifacts(run_id)})
+    assert track(result.run_dir) == run_id
+    after = client.get_run(run_id).data
+    assert (after.params, after.metrics) == (before[0].params, before[0].metrics)
+    assert len(client.get_metric_history(run_id, "val_loss")) == 3
+    assert {f.path for f in client.list_artifacts(run_id)} == before[1]
+
+
+@pytest.mark.slow
+def test_a_search_is_a_parent_run_with_its_trials_nested(tmp_path, server):
+    pytest.importorskip("optuna")
+    spec = {**BASE, "tracking": {"mlflow": {"uri": server.uri, "experiment": "search"}}}
+    result = sweep(spec, search="random", trials=2, space={"optimizer.lr": {"loguniform": [1e-3, 1e-1]}},
+                   pruner="none", jobs=1, out=tmp_path, quiet=True)
+    client = _client(server.uri)
+    parent = _run_id(result.sweep_dir, server.uri)
+    for line in result.results:
+        child = client.get_run(_run_id(Path(line["run_dir"]), server.uri))
+        assert child.data.tags["mlflow.parentRunId"] == parent
+        assert child.data.params["optimizer.lr"] == json.dumps(line["params"]["optimizer.lr"])
+    assert "results.csv" in {f.path for f in client.list_artifacts(parent)}
+
+
+@pytest.mark.slow
+def test_a_server_that_dies_mid_run_then_devgrad_track_uploads_the_run(tmp_path, server):
+    spec = write_spec(tmp_path, {**BASE, "data": {**BASE["data"], "n_samples": 3000},
+                                 "train": {"epochs": 30, "batch_size": 16}})
+    command = [sys.executable, "-m", "devgrad", "run", spec, "--out", tmp_path / "runs", "--quiet", "--track",
+               f"mlflow={server.uri}"]
+    process = subprocess.Popen(list(map(str, command)), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not list((tmp_path / "runs").glob("tracked/*/tracking.json")):
+        time.sleep(0.05)
+    server.stop()
+    try:
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        server.start()
+    assert process.returncode == 0
+    assert stderr.count("MLflow tracking stopped") == 1
+    (run_dir,) = (tmp_path / "runs" / "tracked").iterdir()
+    done = cli("track", run_dir, "--uri", server.uri, timeout=300)
+    assert done.returncode == 0, done.stderr
+    _assert_equal_to_folder(_client(server.uri), _run_id(run_dir, server.uri), run_dir)

@@ -15,7 +15,6 @@ import html
 import math
 import multiprocessing
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from devgrad.core import grad, tensor
 from devgrad.experiment.commands import run
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.examples import EXAMPLES
+from devgrad.experiment.figures import fork_is_safe
 from devgrad.experiment.html_report import figure, page, table
 from devgrad.experiment.report import PLOT_HINT, can_plot
 from devgrad.io import atomic_write_text
@@ -117,11 +117,11 @@ def build(out, device: str = "cpu", quiet: bool = False) -> Path:
 
 def _run_specs(run, runs_dir: Path, device: str, quiet: bool) -> dict:
     """The lecture's runs, each in its own folder under ``runs_dir``. They are independent: on a
-    CPU of several cores (Linux), forked processes train them side by side, the longest first;
-    elsewhere, or on a GPU, one after the other."""
+    CPU of several cores, where ``fork_is_safe`` (Linux, no other thread, no CUDA context), forked
+    processes train them side by side, the longest first; elsewhere one after the other."""
     paths = {name: _spec_path(name) for name in SPECS}  # a missing spec fails before any run starts
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    if cores < 2 or device != "cpu" or not sys.platform.startswith("linux"):
+    if cores < 2 or device != "cpu" or not fork_is_safe():
         results = {}
         for name in SPECS:
             if not quiet:

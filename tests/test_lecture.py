@@ -96,3 +96,31 @@ def test_lecture_experiments_show_what_the_lecture_says(tmp_path, name, minimum,
     result = run(ROOT / "experiments" / f"{name}.yaml", out=tmp_path, quiet=True, device="cpu")
     accuracy = result.summary["test"]["test_accuracy"]
     assert minimum <= accuracy <= maximum, (name, accuracy)
+
+
+_RUNS_IN_THIS_PROCESS: list = []
+
+
+def _record_run(path, **kwargs):
+    _RUNS_IN_THIS_PROCESS.append(path.stem)
+    return path.stem
+
+
+def test_the_lecture_trains_its_runs_here_while_another_thread_runs(tmp_path, monkeypatch):
+    """Forked workers would inherit a lock another thread holds; with a thread alive the runs go
+    one after the other in this process."""
+    import threading
+
+    from devgrad import lecture
+
+    monkeypatch.setattr(lecture.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        results = lecture._run_specs(_record_run, tmp_path, "cpu", quiet=True)
+    finally:
+        release.set()
+        other.join()
+    assert results == {name: name for name in lecture.SPECS}
+    assert _RUNS_IN_THIS_PROCESS == list(lecture.SPECS)

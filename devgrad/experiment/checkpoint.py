@@ -20,7 +20,7 @@ import json
 import time
 import zipfile
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 from devgrad.backend import device_of
@@ -100,6 +100,12 @@ class Checkpointer:
 
     def close(self) -> None:
         self._wait()
+        self._writer.shutdown(wait=True)
+
+    def end_writer(self) -> None:
+        """Let the writes under way finish and end the writer thread, so that the process has no
+        other thread when it forks to draw the plots; a failed write is still raised by ``close``."""
+        wait(self._pending)
         self._writer.shutdown(wait=True)
 
     def _write(self, name: str, background: bool) -> None:

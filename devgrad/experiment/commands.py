@@ -317,6 +317,8 @@ def _finish(trainer: Trainer, summary: dict, history: list, console: Console) ->
         summary["linear_map"] = linear
         console.say(f"without a nonlinearity the model is one affine map of the standardised inputs: {linear['text']}")
     if trainer.spec.plots.enabled:
+        if trainer.checkpoints is not None:
+            trainer.checkpoints.end_writer()  # the plots are drawn in forked processes only without threads
         summary["plots"] = _draw(trainer, history, console.say)
     else:
         summary["plots"] = []

@@ -13,12 +13,14 @@ import io
 import os
 import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from devgrad.backend import cuda_started
 from devgrad.io import atomic_write
 
 PLOT_HINT = "pip install 'devgrad[plot]' (matplotlib) to get plots"
@@ -107,14 +109,21 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+def fork_is_safe() -> bool:
+    """May this process fork workers that only compute on the host? Only on Linux, with no other
+    thread (a lock another thread holds — matplotlib's renderer, an import, a Dask worker's
+    queues — stays held forever in the child) and no CUDA context (a child cannot use it)."""
+    return sys.platform.startswith("linux") and threading.active_count() == 1 and not cuda_started()
+
+
 def render(jobs: list) -> list[Path]:
-    """Draw independent figures: ``jobs`` are (weight, path, draw: () -> None writing path). On
-    Linux with several cores they are split over forked processes (the heaviest first, each to
-    the least loaded group; this process draws one group), which share everything already
-    imported and computed; elsewhere one by one. A group whose process failed is drawn again
-    here, so that its error is raised as usual. Returns the paths in the order of ``jobs``."""
+    """Draw independent figures: ``jobs`` are (weight, path, draw: () -> None writing path). With
+    several cores, where ``fork_is_safe``, they are split over forked processes (the heaviest
+    first, each to the least loaded group; this process draws one group), which share everything
+    already imported and computed; elsewhere one by one. A group whose process failed is drawn
+    again here, so that its error is raised as usual. Returns the paths in the order of ``jobs``."""
     workers = min(_cores(), len(jobs))
-    if workers < 2 or not sys.platform.startswith("linux"):
+    if workers < 2 or not fork_is_safe():
         for _, _, draw in jobs:
             draw()
         return [path for _, path, _ in jobs]

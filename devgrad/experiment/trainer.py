@@ -255,7 +255,7 @@ class Trainer:
         finally:
             # The end of the run, Ctrl-C, divergence or an error: what is newer than the files is
             # written now (from the last finished, finite epoch), by the writer thread while the
-            # run evaluates the test split and draws its plots; the run's command waits for it
+            # run evaluates the test split (it ends before the plots); the run's command waits for it
             # (checkpoints.close()) before it calls the run completed.
             self.checkpoints.flush(wait=False)
             self.metrics.close()  # the files appended to every epoch

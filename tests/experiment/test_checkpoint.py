@@ -276,3 +276,23 @@ def test_resume_with_a_config_that_no_longer_fits_its_checkpoint_is_a_clear_erro
     with pytest.raises(RunError, match=r"last.npz does not fit the run that its config.yaml describes .*shape"):
         resume(run_dir, quiet=True)
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "stopped"
+
+
+def _writer_threads() -> list:
+    return [t for t in threading.enumerate() if t.name.startswith("devgrad-checkpoint")]
+
+
+def test_end_writer_ends_the_thread_and_close_still_raises_a_failed_write(tmp_path, monkeypatch):
+    policy = Checkpointer(tmp_path, seconds=30, clock=Clock())
+    assert _writer_threads()
+    policy.epoch_done(_state(1), improved=True)
+
+    def full_disk(state, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("devgrad.experiment.checkpoint.save", full_disk)
+    policy.flush(wait=False)
+    policy.end_writer()
+    assert not _writer_threads(), "no writer thread is left for a fork to copy"
+    with pytest.raises(OSError, match="No space left"):
+        policy.close()

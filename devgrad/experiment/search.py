@@ -86,6 +86,22 @@ def _storage(optuna, sweep_dir: Path, url: str | None):
     return journal.JournalStorage(journal.JournalFileBackend(str(sweep_dir / "study.journal")))
 
 
+def check_storage(url: str | None) -> None:
+    """An Optuna RDB storage URL whose database kind and driver are installed, checked before the
+    sweep folder exists (Optuna would fail only when it opens the study, inside the folder)."""
+    if not url:
+        return
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - optional (Optuna's dependency)
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError  # noqa: PLC0415 - optional (as above)
+
+    try:
+        make_url(url).get_dialect().import_dbapi()
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise RunError(f"--storage {url}: not a database URL Optuna can open ({type(exc).__name__}: {exc}); give "
+                       "e.g. sqlite:///study.db, or leave --storage out to keep the study in the sweep "
+                       "folder") from None
+
+
 def _open_study(optuna, sweep_dir: Path, config: dict, dims: list[Dimension]):
     return optuna.create_study(
         study_name=config["study"], storage=_storage(optuna, sweep_dir, config.get("storage")),
@@ -154,6 +170,7 @@ def run_search(spec_or_path, search: str | None = None, trials: int | None = Non
     RunError before the sweep folder exists."""
     sweeps._check_executor(executor, address, gpus_per_run)
     optuna = import_optuna()
+    check_storage(storage)
     base, block, path = _load(spec_or_path)
     source = str(path or "sweep")
     settings = _settings(block, search, trials, space, pruner, source)

@@ -11,6 +11,7 @@ building the object, so its own validation is the spec's.
 from __future__ import annotations
 
 import copy
+import math
 import dataclasses
 import os
 import inspect
@@ -256,6 +257,9 @@ def _options(v: Validator, raw, path: tuple, table, kind: str, defaults_of, alia
             continue
         if not like_default(value, defaults[opt]):
             v.add((*path, opt), f"must be like {defaults[opt]!r}, got {value!r}")
+            continue
+        if isinstance(value, float) and not math.isfinite(value):  # lr: .inf trains to NaN
+            v.add((*path, opt), f"must be a finite number, got {value}")
             continue
         out[opt] = value
     for opt, default in defaults.items():

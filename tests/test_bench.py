@@ -557,3 +557,11 @@ def test_gpu_summary_never_calls_a_target_met_that_was_not_measured(tmp_path):
     assert lines["eager step <= 1.0x PyTorch eager"].endswith("large - (not in the bench) - unmeasured")
     assert lines["gpu_large warm <= 1.0x plain PyTorch"] == "unmeasured"
     assert lines["spirals with the captured step faster than on the CPU"] == "unmeasured"
+
+
+@pytest.mark.parametrize("name", ["tiny", "small"])
+def test_the_captured_cpu_step_replays_bit_for_bit(name):
+    """On the CPU the bench's captured column is CapturedStep's recorded plan: after one eager and
+    one recorded step, its replays give exactly the eager step's weights."""
+    report = bench.check_graph_replay(bench.CONFIGS[name], dg.device("cpu"))
+    assert report == {"replays": 3, "weights_rel_err": 0.0, "ok": True}

@@ -220,8 +220,7 @@ def metrics_of(trained: TrainedModel, predictions: np.ndarray, rows: inputs.Inpu
     y = rows.y
     n = len(predictions)
     if trained.task == "classification":
-        # A CSV's target is text, as the classes were read from it: compare the text of both
-        hits = (np.char.strip(y.astype(str)) == predictions.astype(str)) if y.dtype.kind in "US" else (y == predictions)
+        hits = _class_hits(y, predictions, trained.classes, rows.where)
         return {"rows": n, "accuracy": float(np.count_nonzero(hits)) / n}
     try:
         values = y.astype(np.float64)
@@ -233,6 +232,25 @@ def metrics_of(trained: TrainedModel, predictions: np.ndarray, rows: inputs.Inpu
     sse = float(error @ error)
     return {"rows": n, "mse": sse / n, "mae": float(np.abs(error).mean()),
             "r2": 1.0 - sse / sst if sst > 0 else None}  # None: constant targets, r2 undefined
+
+
+def _class_hits(y: np.ndarray, predictions: np.ndarray, classes: np.ndarray, where: str) -> np.ndarray:
+    """Which ``predictions`` equal the target ``y``, read as the model's ``classes`` are: text
+    against text (or bool) classes; numbers against numeric classes, a CSV's text parsed (its "0"
+    is the class 0.0). A target that cannot hold the classes is an error, not an accuracy of 0."""
+    if classes.dtype.kind in "USb":
+        if classes.dtype.kind != "b" and y.dtype.kind not in "USO":
+            raise DataError(f"{where}: the target holds numbers ({y[0]!r}, ...), but the model's classes are "
+                            f"{', '.join(map(str, classes.tolist()))}; give the target as those class names")
+        return np.char.strip(y.astype(str)) == predictions.astype(str)
+    if y.dtype.kind in "USO":
+        text = np.char.strip(y.astype(str))
+        try:
+            return text.astype(np.float64) == predictions
+        except ValueError:
+            raise DataError(f"{where}: the target column holds text, but the model's classes are the numbers "
+                            f"{', '.join(map(str, classes.tolist()))}; give the target as those numbers") from None
+    return y == predictions
 
 
 def _csv_text(table: dict) -> str:

@@ -377,3 +377,24 @@ def test_an_npz_target_is_read_as_training_reads_it_one_hot_included(root, tmp_p
     assert scored[0] == scored[1] and scored[0]["rows"] == len(X)  # not 2n misaligned labels
     (tmp_path / "text.npz").write_text("x0,x1\n1,2\n")
     expect_exit_2(capsys, ["predict", str(run_dir), str(tmp_path / "text.npz")], "not an NPZ file")
+
+
+def test_the_target_is_compared_as_the_models_classes_are_never_scored_zero_by_type(root):
+    """A CSV's "0" is the class 0.0 of a model trained on float labels; numbers given for text
+    classes are an error, not an accuracy of 0."""
+    from types import SimpleNamespace
+
+    from devgrad.experiment import predict
+    from devgrad.experiment.inputs import Inputs
+
+    float_model = SimpleNamespace(task="classification", classes=np.array([0.0, 1.0]))
+    predicted = np.array([0.0, 1.0, 1.0])
+    rows = Inputs(np.zeros((3, 1)), np.array(["0", " 1", "0"]), "data.csv")
+    assert predict.metrics_of(float_model, predicted, rows)["accuracy"] == pytest.approx(2 / 3)
+    with pytest.raises(DataError, match="holds text, but the model's classes are the numbers 0.0, 1.0"):
+        predict.metrics_of(float_model, predicted, Inputs(np.zeros((3, 1)), np.array(["0", "cat", "1"]), "data.csv"))
+    model = load(trained("multiclass", "relu", root).run_dir)
+    X, y = held_out(model.spec)
+    with pytest.raises(DataError, match="the target holds numbers"):
+        predict.metrics_of(model, model.predict(X), Inputs(X, np.zeros(len(X), dtype=np.int64), "data.npz"))
+    assert predict.metrics_of(model, model.predict(X), Inputs(X, y, "data.csv"))["accuracy"] > 0.5

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devgrad.core import Function, Tensor, quiet
+from devgrad.core import Function, Tensor
 from devgrad.ops._util import operand, sum_to
 from devgrad.ops.activation import activation_grad
 from devgrad.ops.shape import transpose
@@ -25,7 +25,6 @@ class MatMul(Function):
     save_inputs = True
     array_backward = True
 
-    @quiet
     def forward(self, a, b):
         _check_matmul_shapes(a.shape, b.shape)
         try:
@@ -109,7 +108,6 @@ class Linear(Function):
     save_inputs = True
     array_backward = True
 
-    @quiet
     def forward(self, x, w, b):
         out = _times_weight(self.device, x, w)
         if b is not None:
@@ -154,7 +152,6 @@ class LinearAct(Linear):
     save_output = True
     ACTIVATIONS = ("relu", "sigmoid", "tanh")
 
-    @quiet
     def forward(self, x, w, b, act):
         self.act = act
         return self.device.kernels.bias_act_(_times_weight(self.device, x, w), b, act)

@@ -64,7 +64,6 @@ class Sum(_Reduce):
     __slots__ = ()
     array_backward = True
 
-    @quiet
     def forward(self, a, axis=None, keepdims=False):
         axes = self._setup(a, axis, keepdims)
         return self.device.xp.sum(a, axis=axes, keepdims=keepdims)
@@ -77,7 +76,6 @@ class Mean(_Reduce):
     __slots__ = ("count",)
     array_backward = True
 
-    @quiet
     def forward(self, a, axis=None, keepdims=False):
         axes = self._setup(a, axis, keepdims)
         count = 1

@@ -1,0 +1,247 @@
+"""CapturedStep on the CPU: a step recorded as a plan of NumPy calls replays bit for bit.
+
+Each test trains twice from the same start, once eagerly and once through CapturedStep with
+the same (capturable) optimizer, and compares every weight, every returned loss and a metric
+sum accumulated in place, byte for byte. Steps that a replay could not repeat run eagerly,
+with the reason; so do single replays whose recorded branch goes the other way.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import devgrad as dg
+from devgrad import cpu_plan, nn, optim
+from devgrad.capture import CapturedStep
+from devgrad.core import Tensor
+from devgrad.nn import functional as F
+
+rng = np.random.default_rng(5)
+X = rng.standard_normal((60, 5)).astype(np.float32)
+Y = rng.integers(0, 3, 60)
+BATCHES = (0, 20, 40, 0, 20, 40, 0, 20)  # 8 steps of 20 rows: eager, recorded, checked, 5 replays
+
+LOSSES = {
+    "cross_entropy": lambda out, y: F.cross_entropy(out, y),
+    "cross_entropy_smoothed": lambda out, y: F.cross_entropy(out, y, label_smoothing=0.1),
+    "bce": lambda out, y: F.binary_cross_entropy_with_logits(out[:, 0], (y == 1).astype("float32")),
+    "logistic": lambda out, y: F.logistic_loss(out[:, 0], (y == 1).astype("float32") * 2 - 1),
+    "hinge": lambda out, y: F.hinge_loss(out[:, 0], (y == 1).astype("float32") * 2 - 1),
+    "mse": lambda out, y: F.mse_loss(out[:, 0], y.astype("float32")),
+    "mae": lambda out, y: F.l1_loss(out[:, 0], y.astype("float32")),
+    "huber": lambda out, y: F.huber_loss(out[:, 0], y.astype("float32")),
+    "nll": lambda out, y: F.nll_loss(out.log_softmax(axis=-1), y),
+}
+OPTIMIZERS = {
+    "sgd": lambda p: optim.SGD(p, lr=0.1, capturable=True),
+    "sgd_nesterov": lambda p: optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3, capturable=True),
+    "adam": lambda p: optim.Adam(p, lr=0.01, weight_decay=1e-3, capturable=True),
+    "adam_amsgrad": lambda p: optim.Adam(p, lr=0.01, amsgrad=True, capturable=True),
+    "adamw": lambda p: optim.AdamW(p, lr=0.01, capturable=True),
+    "rmsprop": lambda p: optim.RMSprop(p, lr=0.01, momentum=0.5, centered=True, capturable=True),
+    "adagrad": lambda p: optim.Adagrad(p, lr=0.05, lr_decay=0.01, capturable=True),
+}
+SCHEDULES = {
+    "step": lambda o: optim.StepLR(o, step_size=1, gamma=0.5),
+    "exponential": lambda o: optim.ExponentialLR(o, gamma=0.9),
+    "cosine": lambda o: optim.CosineAnnealingLR(o, t_max=4),
+    "linear": lambda o: optim.LinearLR(o, total_iters=3),
+}
+
+
+def _train(captured: bool, activation="tanh", loss="cross_entropy", optimizer="adam", clip=None, schedule=None,
+           dropout=0.0, batches=BATCHES, x=X):
+    """The weights, the losses each call returned and a float64 sum kept in place by the step."""
+    model = nn.MLP([5, 8, 8, 3], activation=activation, dropout=dropout, generator=np.random.default_rng(0))
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.reseed(7)
+    opt = OPTIMIZERS[optimizer](model.parameters())
+    sched = SCHEDULES[schedule](opt) if schedule else None
+    total = Tensor._make(np.zeros((), dtype=np.float64), dg.device("cpu"))
+
+    def step(xb, yb):
+        value = LOSSES[loss](model(xb), yb)
+        opt.zero_grad()
+        value.backward()
+        if clip == "norm":
+            optim.clip_grad_norm_(model.parameters(), 0.5)
+        elif clip == "value":
+            optim.clip_grad_value_(model.parameters(), 0.05)
+        opt.step()
+        total.data += value.data
+        return value
+
+    run = CapturedStep(step, "cpu", optimizer=opt, enabled=captured)
+    losses = []
+    for i, start in enumerate(batches):
+        losses.append(run(dg.tensor(x[start:start + 20]), dg.tensor(Y[start:start + 20])).numpy().tobytes())
+        if sched is not None and i % 2:
+            sched.step()
+    weights = [p.numpy().tobytes() for p in model.parameters()]
+    return weights, losses, total.data.tobytes(), run
+
+
+def _same_as_eager(**kwargs):
+    eager = _train(False, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a capture that fell back would warn: it must not here
+        captured = _train(True, **kwargs)
+    assert captured[3].replays == len(BATCHES) - 2 and captured[3].failure is None
+    assert captured[:3] == eager[:3]  # weights, every returned loss, the in-place sum: byte for byte
+
+
+@pytest.mark.parametrize("activation", nn.HIDDEN_ACTIVATIONS)
+def test_every_activation_replays_bit_for_bit(activation):
+    _same_as_eager(activation=activation)
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_every_loss_replays_bit_for_bit(loss):
+    _same_as_eager(loss=loss, activation="relu")
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_every_optimizer_replays_bit_for_bit(optimizer):
+    _same_as_eager(optimizer=optimizer)
+
+
+@pytest.mark.parametrize("schedule", list(SCHEDULES))
+@pytest.mark.parametrize("clip", [None, "norm", "value"])
+def test_clipping_and_schedules_replay_bit_for_bit(schedule, clip):
+    """A schedule changes the rate between calls (refreshed before each replay); clipping scales
+    the gradients inside the step."""
+    _same_as_eager(schedule=schedule, clip=clip, optimizer="sgd_nesterov")
+
+
+def test_a_capturable_optimizer_steps_exactly_as_a_plain_one():
+    """The runner makes its optimizer capturable when it captures; its eager steps (the first ones,
+    or all when capture is refused) must be the plain optimizer's, bit for bit."""
+    for name, make in OPTIMIZERS.items():
+        results = []
+        for capturable in (False, True):
+            model = nn.MLP([5, 8, 3], activation="tanh", generator=np.random.default_rng(0))
+            opt = make(model.parameters())
+            opt.capturable = capturable
+            for start in (0, 20, 40):
+                loss = F.cross_entropy(model(dg.tensor(X[start:start + 20])), dg.tensor(Y[start:start + 20]))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            results.append([p.numpy().tobytes() for p in model.parameters()])
+        assert results[0] == results[1], name
+
+
+def test_dropout_is_refused_and_its_mask_stream_is_the_eager_one():
+    """Dropout draws are refused while recording (a replay would reuse one mask), before anything
+    is drawn: the steps run eagerly and draw exactly the eager run's masks."""
+    eager = _train(False, dropout=0.3)
+    with pytest.warns(RuntimeWarning, match="random numbers .a dropout mask. were drawn"):
+        captured = _train(True, dropout=0.3)
+    assert captured[3].replays == 0 and "recorded for replay on cpu" in captured[3].failure
+    assert captured[:3] == eager[:3]
+
+
+def _branching_run(captured: bool, x):
+    """A step with a branch on its batch: rows with a value above 3 halve the loss."""
+    model = nn.MLP([5, 8, 3], activation="relu", generator=np.random.default_rng(0))
+    opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
+
+    def step(xb, yb):
+        loss = F.cross_entropy(model(xb), yb)
+        if (xb.data > 3).any():
+            loss = loss * 0.5
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    run = CapturedStep(step, "cpu", optimizer=opt, enabled=captured)
+    losses = [run(dg.tensor(x[s:s + 20]), dg.tensor(Y[s:s + 20])).numpy().tobytes() for s in BATCHES]
+    return [p.numpy().tobytes() for p in model.parameters()], losses, run
+
+
+def test_a_replay_whose_branch_goes_the_other_way_runs_that_step_eagerly():
+    """A value the step reads into Python (here a branch on the batch) is checked on every replay.
+    A batch that makes it differ drops that replay before it changed anything; the step runs
+    eagerly, and training goes on with replays after it, still equal to eager training."""
+    x = np.clip(X, -2.5, 2.5)
+    x[45, 0] = 4.0  # rows 40..59: the third step (the checked first replay) and the sixth go the other way
+    eager = _branching_run(False, x)
+    captured = _branching_run(True, x)
+    assert captured[2].diverged == 2 and captured[2].replays == len(BATCHES) - 4
+    assert captured[:2] == eager[:2]
+
+
+def test_an_unrecordable_step_is_caught_before_it_replays_wrongly():
+    """A step that computes outside NumPy's protocols (here: a value taken through the buffer
+    protocol, which no tracer sees) would replay a frozen value; the first replay is checked
+    against an eager step, differs, and the run goes on eagerly with the eager results."""
+    model = nn.MLP([5, 3], generator=np.random.default_rng(0))
+    opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
+
+    def step(xb, yb):
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        frozen = np.frombuffer(memoryview(np.ascontiguousarray(xb.data.view(np.ndarray))), dtype=np.float32)
+        model.linears[0].bias.grad.data[0] += frozen[0]  # the batch's first value, read outside NumPy calls
+        opt.step()
+        return loss
+
+    run = CapturedStep(step, "cpu", optimizer=opt)
+    with pytest.warns(RuntimeWarning, match="differs from the eager step"):
+        for start in (0, 20, 40, 0):
+            run(dg.tensor(X[start:start + 20]), dg.tensor(Y[start:start + 20]))
+    assert run.replays == 0 and not run.enabled
+
+
+def test_a_value_read_after_the_update_is_refused():
+    model = nn.MLP([5, 3], generator=np.random.default_rng(0))
+    opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
+
+    def step(xb, yb):
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return float(loss.data)  # after the update: a replay could not be dropped cleanly here
+
+    run = CapturedStep(step, "cpu", optimizer=opt)
+    xb, yb = dg.tensor(X[:20]), dg.tensor(Y[:20])
+    run(xb, yb)
+    before = [p.numpy().copy() for p in model.parameters()]
+    with pytest.warns(RuntimeWarning, match="after it had changed its parameters"):
+        run(xb, yb)  # the failed recording is undone, then the step runs eagerly: one update
+    again = nn.MLP([5, 3], generator=np.random.default_rng(0))
+    again_opt = optim.SGD(again.parameters(), lr=0.1, capturable=True)
+    for _ in range(2):
+        loss = F.cross_entropy(again(xb), yb)
+        again_opt.zero_grad()
+        loss.backward()
+        again_opt.step()
+    assert [p.numpy().tobytes() for p in model.parameters()] == [p.numpy().tobytes() for p in again.parameters()]
+    assert any(not np.array_equal(a, p.numpy()) for a, p in zip(before, model.parameters()))
+
+
+def test_a_plan_is_a_flat_list_of_numpy_calls_into_its_own_buffers():
+    model = nn.MLP([5, 8, 3], activation="relu", generator=np.random.default_rng(0))
+    opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
+
+    def step(xb, yb):
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    xb, yb = dg.tensor(X[:20]), dg.tensor(Y[:20])
+    step(xb, yb)
+    plan = cpu_plan.record(step, (xb, yb), dg.device("cpu"), list(model.parameters()), opt)
+    assert all(callable(fn) and isinstance(args, tuple) for fn, args, _ in plan.calls)
+    assert not any(isinstance(a, Tensor) for _, args, _ in plan.calls for a in args)
+    assert len(plan.written) == 2 * len(list(model.parameters()))  # each parameter and its update's scratch
+    assert type(plan.result.data) is np.ndarray  # the plan's buffer, no tracer left

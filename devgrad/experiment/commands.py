@@ -11,6 +11,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 
 from devgrad.backend import cuda_available, cuda_unavailable_reason
 from devgrad.backend import device as resolve_device
@@ -50,10 +51,7 @@ def execute(trainer: Trainer, start_epoch: int, meta_base: dict | None, spec: Sp
             console.say(f"interrupted: status 'stopped'; continue with: devgrad resume {run_dir}")
         except Exception as exc:
             # An unexpected error (out of memory, a full disk, a bug): the folder must not claim 'running'.
-            _record_failure(trainer, exc, spec, meta_base, started, started_wall)
-            if isinstance(exc, OSError):
-                raise RunError(_write_failed_message(exc, run_dir)) from exc
-            raise
+            _fail(trainer, exc, spec, meta_base, started, started_wall)
         finally:
             console.close()
         history = trainer.metrics.rows()
@@ -65,6 +63,8 @@ def execute(trainer: Trainer, start_epoch: int, meta_base: dict | None, spec: Sp
                 status = summary["status"] = "stopped"
                 console.say(f"interrupted after the last epoch (during the test evaluation or the plots): status "
                             f"'stopped'; finish it with: devgrad resume {run_dir}")
+            except Exception as exc:  # a plot that cannot be written (a full disk), a bug: not 'running'
+                _fail(trainer, exc, spec, meta_base, started, started_wall, summary)
         try:
             if trainer.checkpoints is not None:
                 trainer.checkpoints.close()  # the final checkpoints are on disk before the run says it ended
@@ -72,8 +72,7 @@ def execute(trainer: Trainer, start_epoch: int, meta_base: dict | None, spec: Sp
             meta = run_meta(spec, trainer.device, run_dir, status, started, now(), meta_base)
             ckpt.write_json(run_dir / "meta.json", _with_segment(meta, meta_base, started, summary))
         except OSError as exc:
-            _record_failure(trainer, exc, spec, meta_base, started, started_wall, summary)
-            raise RunError(_write_failed_message(exc, run_dir)) from exc
+            _fail(trainer, exc, spec, meta_base, started, started_wall, summary)
         _report(trainer)
         if status == "completed":
             line = f"completed in {summary['wall_seconds']:.1f}s: {run_dir}"
@@ -85,6 +84,16 @@ def execute(trainer: Trainer, start_epoch: int, meta_base: dict | None, spec: Sp
         return RunResult(run_dir, history, summary)
     finally:
         close_logger(trainer.log)
+
+
+def _fail(trainer: Trainer, exc: Exception, spec: Spec, meta_base: dict | None, started: str,
+          started_wall: float, summary: dict | None = None) -> NoReturn:
+    """Record the failed run (``_record_failure``) and raise: a file that could not be written as
+    a RunError saying what to do, anything else as it is."""
+    _record_failure(trainer, exc, spec, meta_base, started, started_wall, summary)
+    if isinstance(exc, OSError):
+        raise RunError(_write_failed_message(exc, trainer.run_dir)) from exc
+    raise exc
 
 
 def _record_failure(trainer: Trainer, exc: BaseException, spec: Spec, meta_base: dict | None, started: str,

@@ -372,3 +372,24 @@ def test_after_a_resume_wall_seconds_is_the_total_and_this_segment_is_separate(t
     assert finished["wall_seconds_this_segment"] == segments[1]["wall_seconds"]
     assert finished["wall_seconds"] == pytest.approx(first["wall_seconds"] + finished["wall_seconds_this_segment"],
                                                      abs=2e-3)
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device", "plots/learning_curves.png"),
+                                   RuntimeError("a plotting bug")])
+def test_a_failure_after_the_last_epoch_leaves_a_failed_run_not_a_running_one(tmp_path, monkeypatch, error):
+    from devgrad.experiment import commands
+
+    def fails(*args):
+        raise error
+
+    monkeypatch.setattr(commands, "_draw", fails)
+    with pytest.raises(RunError if isinstance(error, OSError) else RuntimeError) as info:
+        run({**SMALL, "train": {**SMALL["train"], "epochs": 2}}, out=tmp_path, quiet=True)
+    run_dir = only_run_dir(tmp_path, "small")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert summary["status"] == meta["status"] == "failed" and str(error.args[-1]) in summary["error"]
+    assert summary["epochs_run"] == 2 and (run_dir / "checkpoints" / "last.npz").exists()
+    if isinstance(error, OSError):
+        assert "cannot write plots/learning_curves.png" in str(info.value) and f"devgrad resume {run_dir}" in str(
+            info.value)

@@ -240,8 +240,9 @@ def _save_safetensors(state, path: Path) -> Path:
 def _load_safetensors(path: Path) -> dict:
     """The arrays of a .safetensors file, by name; a damaged file is a ValueError naming it."""
     st = _safetensors_numpy()
+    payload = path.read_bytes()  # a folder or a lost permission is said as such, not as a damaged file
     try:
-        return st.load(path.read_bytes())
+        return st.load(payload)
     except Exception as exc:  # the Rust reader raises its own SafetensorError (not a ValueError subclass)
         raise ValueError(f"load: {path} is truncated or corrupted, not a readable .safetensors file "
                          f"({type(exc).__name__}: {exc})") from None

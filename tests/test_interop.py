@@ -119,6 +119,9 @@ def test_save_and_load_by_extension_round_trip_a_state_dict(tmp_path):
     (tmp_path / "cut.safetensors").write_bytes(path.read_bytes()[:40])
     with pytest.raises(ValueError, match="cut.safetensors is truncated or corrupted"):
         dg.load(tmp_path / "cut.safetensors")
+    (tmp_path / "folder.safetensors").mkdir()
+    with pytest.raises(IsADirectoryError):  # a folder is not called a damaged file
+        dg.load(tmp_path / "folder.safetensors")
 
 
 @needs_safetensors

@@ -57,9 +57,10 @@ def import_optuna():
 
 # -- the study -------------------------------------------------------------------------------------
 
-def _sampler(optuna, name: str, seed: int, dims: list[Dimension]):
+def _sampler(optuna, name: str, seed: int, dims: list[Dimension], trials: int):
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
+        # Optuna's TPE samples at random for its first 10 trials: in a small study, a third of it
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, trials // 3)))
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":
@@ -105,7 +106,8 @@ def check_storage(url: str | None) -> None:
 def _open_study(optuna, sweep_dir: Path, config: dict, dims: list[Dimension]):
     return optuna.create_study(
         study_name=config["study"], storage=_storage(optuna, sweep_dir, config.get("storage")),
-        sampler=_sampler(optuna, config["sampler"], config["seed"], dims), pruner=_pruner(optuna, config["pruner"]),
+        sampler=_sampler(optuna, config["sampler"], config["seed"], dims, config["trials"]),
+        pruner=_pruner(optuna, config["pruner"]),
         direction="maximize" if config["monitor"][1] == "max" else "minimize", load_if_exists=True)
 
 
@@ -177,7 +179,7 @@ def run_search(spec_or_path, search: str | None = None, trials: int | None = Non
     base = apply_overrides(base, [*overrides, *([("--device", f"device={device}")] if device is not None else [])],
                            SCHEMA, NAME_BLOCKS)
     spec = resolve(base).to_dict()  # the base spec's own problems, with their lines
-    dims = check_space(settings["space"], base)
+    dims = check_space(settings["space"], base, given=set(space or {}), source=source)
     if settings["sampler"] == "grid":
         check_grid_space(dims)
         settings["trials"] = settings["trials"] or grid_size(dims)
@@ -238,6 +240,15 @@ def _point(trial, dims: list[Dimension], spec: dict, sweep_dir: Path, pruning: b
     return point
 
 
+def _refused(trial, dims: list[Dimension], spec: dict, sweep_dir: Path, exc: SpecError) -> dict:
+    """The result line of a trial whose parameters together make a spec that is refused."""
+    params = {d.key: d.value(trial.params[d.key]) for d in dims if d.key in trial.params}
+    return {"index": trial.number, "overrides": params, "seed": spec["seed"], "status": "failed", "final": None,
+            "best": None, "test": None, "run_dir": str(sweep_dir / "runs" / f"trial-{trial.number:03d}"),
+            "worker": None, "wall_seconds": 0.0, "error": "; ".join(exc.problems), "trial": trial.number,
+            "params": params}
+
+
 def _tell(optuna, study, line: dict, monitor: tuple) -> None:
     """The study learns how a finished trial ended (a stopped one is not finished: it runs again)."""
     states = optuna.trial.TrialState
@@ -274,7 +285,15 @@ def _execute(optuna, study, sweep_dir: Path, config: dict, spec: dict, waiting: 
         while True:
             while not stopping and len(inflight) < jobs and (waiting or len(study.trials) < total):
                 trial = waiting.pop(0) if waiting else study.ask(distributions)
-                point = _point(trial, dims, spec, sweep_dir, pruning)
+                try:
+                    point = _point(trial, dims, spec, sweep_dir, pruning)
+                except SpecError as exc:  # a combination of values the spec refuses: a failed trial
+                    line = _refused(trial, dims, spec, sweep_dir, exc)
+                    sweeps._append(sweep_dir / "results.jsonl", line)
+                    _tell(optuna, study, line, monitor)
+                    results.append(line)
+                    progress.record(line)
+                    continue
                 running = Running(optuna, study, trial, Path(point["run_dir"]) / ".pruning")
                 inflight[runner.submit(point, gpus, run_trial)] = running
             if not inflight:

@@ -171,13 +171,16 @@ def _spec_values(dim: Dimension) -> list:
     return list(dim.choices) if dim.kind == "choice" else [dim.low, dim.high]
 
 
-def check_space(space, base: Loaded, origin: str = "sweep.search.space") -> list[Dimension]:
-    """The dimensions of ``space``, each checked against ``base`` (SpecError with every problem)."""
+def check_space(space, base: Loaded, origin: str = "sweep.search.space", given=(), source: str | None = None
+                ) -> list[Dimension]:
+    """The dimensions of ``space``, each checked against ``base`` (SpecError with every problem).
+    ``given``: the keys that came from ``--space`` (the others name their line in the spec file)."""
     if not isinstance(space, dict) or not space:
         raise SpecError([f"{origin}: must map key.path to a distribution ({EXAMPLE})"], origin)
     dims, problems = [], []
     for key, raw in space.items():
-        where = f"{origin}.{key}"
+        line = base.lines.get(("sweep", "search", "space", key))
+        where = f"--space {key}" if key in given else f"{origin}.{key}" + (f" (line {line})" if line else "")
         top = key.split(".")[0] if isinstance(key, str) else None
         if not isinstance(key, str) or not key or top not in SCHEMA or top == "name":
             problems.append(f"{where}: unknown spec key '{top}'{did_you_mean(top, SCHEMA)} (a search varies keys "
@@ -194,7 +197,7 @@ def check_space(space, base: Loaded, origin: str = "sweep.search.space") -> list
                 problems += [f"{where} value {json.dumps(value)}: {p}" for p in exc.problems]
         dims.append(dim)
     if problems:
-        raise SpecError(problems, origin)
+        raise SpecError(problems, source or origin)
     return dims
 
 

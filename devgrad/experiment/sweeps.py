@@ -41,6 +41,7 @@ import yaml
 
 from devgrad.backend import cuda_started
 from devgrad.experiment import checkpoint as ckpt
+from devgrad.experiment import tracking
 from devgrad.experiment.commands import resume, run
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.examples import spec_file
@@ -504,7 +505,9 @@ def _make_sweep_dir(root: Path, name: str, path: Path | None, grid: dict, seeds:
     parents = missing_parents(root / name)
     sweep_dir = new_run_dir(root, name)
     try:
+        parent = tracking.start_parent(sweep_dir, points[0]["spec"])  # tracked: the runs nest in the sweep's run
         for point in points:
+            tracking.nest(point["spec"], parent)
             point["run_dir"] = str(sweep_dir / "runs" / point["name"])
             point["stop_file"] = str(sweep_dir / STOP_FILE)
         resolved = {"name": name, "spec": str(path.resolve()) if path else None, "grid": grid, "seeds": seeds,
@@ -600,6 +603,7 @@ def _execute(sweep_dir: Path, points: list, done: list, runner, quiet: bool, fai
     summary = _write_tables(sweep_dir, results, total, monitor, status, _plots(sweep_dir, results, monitor))
 
     write_sweep_report(sweep_dir)
+    tracking.finish_parent(sweep_dir, ckpt.read_json(sweep_dir / "points.json")[0]["spec"])
     print(summary, flush=True)
     if not quiet:  # --quiet: the summary table only
         print(f"sweep {status}: {len(results)}/{total} runs finished, "

@@ -200,3 +200,23 @@ def test_without_optuna_the_error_names_the_extra(tmp_path, monkeypatch):
     with pytest.raises(RunError, match=r"pip install 'devgrad\[optuna\]'"):
         sweep(BASE, search="random", trials=2, space=LR, out=tmp_path)
     assert not tmp_path.joinpath("search").exists()
+
+
+def test_parameters_the_spec_refuses_together_make_a_failed_trial(tmp_path):
+    spec = {**BASE, "optimizer": {"name": "sgd", "lr": 0.1}}
+    space = {"optimizer.name": {"choice": ["adam"]}, "optimizer.momentum": {"uniform": [0.0, 0.9]}}
+    result = sweep(spec, search="random", trials=2, space=space, pruner="none", jobs=1, out=tmp_path, quiet=True)
+    assert result.status == "failed" and [r["status"] for r in result.results] == ["failed", "failed"]
+    assert all("momentum" in r["error"] for r in result.results)
+    assert [t.state.name for t in _study(result.sweep_dir).trials] == ["FAIL", "FAIL"]
+
+
+@pytest.mark.slow
+def test_a_tpe_search_finds_at_least_the_grids_best_over_the_same_budget(tmp_path):
+    # two keys, three values each on the grid: nine runs either way
+    grid = sweep(BASE, grid={"optimizer.lr": [0.001, 0.03, 1.0], "model.dropout": [0.0, 0.25, 0.5]}, jobs=2,
+                 out=tmp_path / "grid", quiet=True)
+    space = {"optimizer.lr": {"loguniform": [0.001, 1.0]}, "model.dropout": {"uniform": [0.0, 0.5]}}
+    search = sweep(BASE, search="tpe", trials=9, space=space, pruner="none", jobs=1, out=tmp_path / "search",
+                   quiet=True)
+    assert search.best["best"]["val_loss"] <= grid.best["best"]["val_loss"]

@@ -210,3 +210,17 @@ def test_a_server_that_dies_mid_run_then_devgrad_track_uploads_the_run(tmp_path,
     done = cli("track", run_dir, "--uri", server.uri, timeout=300)
     assert done.returncode == 0, done.stderr
     _assert_equal_to_folder(_client(server.uri), _run_id(run_dir, server.uri), run_dir)
+
+
+@pytest.mark.slow
+def test_a_grid_sweep_is_a_parent_run_with_its_runs_nested(tmp_path, server):
+    spec = {**BASE, "tracking": {"mlflow": {"uri": server.uri, "experiment": "grid"}}}
+    result = sweep(spec, grid={"optimizer.lr": [0.05, 0.01]}, jobs=1, out=tmp_path, quiet=True)
+    client = _client(server.uri)
+    parent = _run_id(result.sweep_dir, server.uri)
+    for line in result.results:
+        child = client.get_run(_run_id(Path(line["run_dir"]), server.uri))
+        assert child.data.tags["mlflow.parentRunId"] == parent
+        assert child.data.params["optimizer.lr"] == json.dumps(line["overrides"]["optimizer.lr"])
+    assert {"results.csv", "report.html"} <= {f.path for f in client.list_artifacts(parent)}
+    assert client.get_run(parent).info.status == "FINISHED"

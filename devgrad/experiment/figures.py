@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import io
 import os
 import signal
@@ -154,8 +155,15 @@ def render(jobs: list) -> list[Path]:
         failed = _reap(children)
     for group in failed:
         for i in group:
+            _remove_partial_writes(Path(jobs[i][1]))
             jobs[i][2]()
     return [path for _, path, _ in jobs]
+
+
+def _remove_partial_writes(path: Path) -> None:
+    """The temporary file ``atomic_write`` was writing for ``path`` when its process was killed."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 CHILD_TIMEOUT = 120.0  # seconds: far beyond any figure; a child stuck on a lock is ended, not waited for

@@ -195,6 +195,7 @@ def test_figures_drawn_side_by_side_and_again_here_when_a_drawing_process_fails_
             if os.getpid() != parent and trouble == "fails":
                 raise RuntimeError("a drawing process failed")
             if os.getpid() != parent and trouble == "hangs":
+                (tmp_path / f".{name}.k2j4x.tmp").write_text("half")  # killed while atomic_write writes
                 time.sleep(60)
             (tmp_path / name).write_text(f"drawn by {'this process' if os.getpid() == parent else 'a child'}")
         return draw
@@ -206,6 +207,7 @@ def test_figures_drawn_side_by_side_and_again_here_when_a_drawing_process_fails_
     assert drawn["a"] == "drawn by this process"  # the heaviest group is this process's own
     # a failed or hung child's group is drawn again here (a child not ended would write "a child" after 60 s)
     assert drawn["b"] == drawn["c"] == "drawn by this process"
+    assert not list(tmp_path.glob(".*.tmp")), "the killed child's half-written file is removed"
     monkeypatch.setattr(figures, "_cores", lambda: 1)
     (tmp_path / "a").unlink()
     figures.render(jobs[:1])

@@ -46,6 +46,8 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
+
 from devgrad import cpu_plan
 from devgrad.backend import device as resolve_device
 from devgrad.core import Tensor
@@ -70,6 +72,8 @@ class CapturedStep:
         self.device = resolve_device(device)
         self.enabled = bool(enabled) and (self.device.supports_graphs or self.device.is_host)
         self._hooks = [h for h in (getattr(optimizer, "refresh_lr", None), before_replay) if h is not None]
+        self._before_replay = before_replay
+        self._rates: list | None = None  # CPU: the learning rates the optimizer's device buffers hold
         self._optimizer = optimizer
         self._bound: tuple = ()  # (parameter, the array the graphs were recorded on), for each parameter
         self._settings: tuple = ()  # (group, a copy of it as recorded), for each of the optimizer's groups
@@ -93,7 +97,7 @@ class CapturedStep:
                 raise TypeError(f"CapturedStep: inputs must be Tensors, got {type(t).__name__}")
             if t.device is not self.device:
                 raise ValueError(f"CapturedStep: an input is on {t.device}, the step on {self.device}")
-        key = tuple((t.shape, t.dtype.str) for t in inputs)
+        key = tuple([(t.data.shape, t.data.dtype.str) for t in inputs])
         if self._bound and self._stale():
             self._graphs.clear()  # recorded on arrays a parameter no longer uses, or other settings: afresh
             self._seen.clear()
@@ -133,9 +137,14 @@ class CapturedStep:
         static, plan = entry
         for buf, t in zip(static, inputs):
             if buf.data is not t.data:
-                buf.data[...] = t.data
-        for hook in self._hooks:
-            hook()
+                np.copyto(buf.data, t.data)
+        if self._optimizer is not None:  # refresh_lr only when a rate changed: a replay's cost is Python's
+            rates = [group["lr"] for group in self._optimizer.param_groups]
+            if rates != self._rates:
+                self._optimizer.refresh_lr()
+                self._rates = rates
+        if self._before_replay is not None:
+            self._before_replay()
         if not getattr(plan, "checked", False):
             return self._cpu_check(plan, inputs)
         try:
@@ -158,6 +167,8 @@ class CapturedStep:
         self._graphs[key] = (static, plan)
         self.captures += 1
         self._bind()
+        if self._optimizer is not None:
+            self._rates = [group["lr"] for group in self._optimizer.param_groups]
         return plan.result
 
     def _cpu_check(self, plan, inputs):

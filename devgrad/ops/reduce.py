@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 
 import numpy as np
@@ -194,6 +195,9 @@ def _extreme(cls, arg: str, a: Tensor, axis, keepdims, dim, keepdim):
         return cls.apply(a, axis=axis, keepdims=keep)
     if axis is not None:
         raise TypeError(f"{cls.pick}: give axis or dim (PyTorch's name for it), not both")
+    if not isinstance(dim, numbers.Integral):
+        raise TypeError(f"{cls.pick}: dim= takes one axis and returns (values, indices), as in PyTorch; "
+                        f"for the {cls.pick} over several axes use axis={dim!r}")
     if a.ndim == 0:  # PyTorch: dim 0 or -1 of a 0-d tensor is the tensor itself, at index 0
         values, indices = _extreme(cls, arg, a.reshape(1), None, False, 0, False)
         normalize_axis(dim, 0)  # the same range check as any axis

@@ -246,6 +246,11 @@ def test_max_with_dim_sends_the_gradient_to_the_returned_index(torch, device, pi
         same(g.numpy(), torch.autograd.grad(tv, t, torch.tensor(cot), retain_graph=True)[0].numpy())
 
 
+def test_max_with_several_dims_points_to_axis(device):
+    with pytest.raises(TypeError, match=r"dim= takes one axis .* use axis=\(0, 1\)"):
+        dg.zeros(2, 3, device=device).max(dim=(0, 1))
+
+
 def test_max_over_an_axis_still_splits_ties_evenly(device):
     x = t64([1.0, 1.0, 0.0], device)
     assert grads(lambda v: v.max(axis=0), [x])[0].tolist() == [0.5, 0.5, 0.0]

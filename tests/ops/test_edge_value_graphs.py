@@ -104,6 +104,7 @@ def _same(actual, expected, what):
     np.testing.assert_array_equal(np.isneginf(actual), np.isneginf(expected), err_msg=what)
 
 
+@pytest.mark.slow  # 250 graphs: about 10 s on a 2-core CPU
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(graph=graphs())
 def test_edge_value_graphs_match_pytorch(torch, device, graph):

@@ -54,13 +54,15 @@ from devgrad.core import Tensor
 
 
 class CapturedStep:
-    """Call ``fn(*tensors)`` through CUDA graphs, one per input signature (see the module doc).
+    """Call ``fn(*tensors)`` through CUDA graphs (on the CPU, recorded plans of NumPy calls), one
+    per input signature (see the module doc).
 
     ``optimizer``: the optimizer ``fn`` steps, if any. It must be ``capturable=True`` (its
     learning rate and step counts must be read from device memory), and its ``refresh_lr``
-    then runs before every replay. ``before_replay`` (optional) is another callable to run
-    before every replay. ``replays`` counts the steps that ran as graph replays, ``captures``
-    the graphs recorded (more than ``graphs`` once a parameter's array was replaced).
+    then runs before every replay (on the CPU, when a rate changed). ``before_replay``
+    (optional) is another callable to run before every replay. ``replays`` counts the steps
+    that ran as replays, ``captures`` the graphs or plans recorded (more than ``graphs`` once a
+    parameter's array was replaced), ``diverged`` (CPU) the replays dropped for eager steps.
     """
 
     def __init__(self, fn, device=None, *, optimizer=None, enabled: bool = True, before_replay=None):

@@ -187,7 +187,7 @@ SCHEMA: dict = {
                              "plan of NumPy calls into preallocated buffers on the CPU (bit-identical to eager "
                              "steps); auto (when the step allows it: not with model.dropout), true (insist: an "
                              "error with dropout), false; summary.json and train.log say what it did and why "
-                             "(train.cuda_graph is the same setting's older name)"),
+                             "(train.cuda_graph is accepted as another name for it)"),
         "threads": Field((int, str), "auto", check=_threads,
                          doc="BLAS threads on the CPU: auto (1 when every layer has at most 512x512 weights, else "
                              "all), or a number; needs threadpoolctl (the progress extra)"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import gzip
 import math
 import struct
@@ -61,11 +62,22 @@ def _header(reader, path: Path, target: str) -> list[str]:
         raise DataError(f"{path}: the header names {', '.join(repr(h) for h in repeated)} more than once; "
                         "give every column a unique name (which one is meant would otherwise be a guess)")
     if target not in header:
-        raise DataError(f"{path}: no column named {target!r} for data.target; columns are: {', '.join(header)}")
+        raise DataError(f"{path}: no column named {target!r} for data.target; columns are: {', '.join(header)}"
+                        f"{_missing_target_hint(header, target)}")
     if len(header) == 1:
         raise DataError(f"{path}: the only column is the target {target!r}; the model needs at least one "
                         "feature column besides it")
     return header
+
+
+def _missing_target_hint(header: list[str], target: str) -> str:
+    """The likely reason a header lacks the target: another separator (one column), or a typo."""
+    separators = [sep for sep in (";", "\t", "|") if len(header) == 1 and sep in header[0]]
+    if separators:
+        return (f"; the header is one column: the file looks separated by {separators[0]!r}, and devgrad reads "
+                "comma-separated values (save it as CSV with commas)")
+    close = difflib.get_close_matches(target, header, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _csv_row(row: list, line_no: int, header: list, t: int, path: Path, features: array) -> str:
@@ -138,6 +150,9 @@ def read_npz(path, notes: list | None = None):
                         "(or, for y, text) arrays") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: a damaged NPZ file ({exc}); write it again with numpy.savez") from None
+    if X.ndim == 0 or len(X) == 0 or y_raw.ndim == 0 or len(y_raw) == 0:
+        raise DataError(f"{path}: X has shape {X.shape} and y {y_raw.shape}: no samples to train on; write the "
+                        "file again with one row of X and one value of y per sample")
     _check_features(X, path)
     y_raw = label_column(y_raw, f"{path}: y", notes)
     if len(X) != len(y_raw):

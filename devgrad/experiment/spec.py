@@ -448,12 +448,30 @@ def _check_data(v: Validator, data: dict, spec_path: Path | None, check_files: b
         options = [*SYNTHETIC, *FILE_SOURCES, "sklearn:<name>"]
         v.add(("data", "source"), f"unknown dataset {source!r}; choose one of {', '.join(options)}"
                                   f"{did_you_mean(source, [*SYNTHETIC, *FILE_SOURCES])}")
+    _check_data_sizes(v, data, source)
     split = data["split"]
     total = sum(split.values())
     if abs(total - 1.0) > 1e-6:
         v.add(("data", "split"), f"train + val + test must sum to 1, got {total:g}")
     if split["train"] <= 0:
         v.add(("data", "split", "train"), "must be > 0")
+
+
+def _check_data_sizes(v: Validator, data: dict, source: str) -> None:
+    """data.n_classes / n_features only where the source makes them (never silently ignored), and
+    enough generated rows for every class to be learned and measured."""
+    takes = inspect.signature(GENERATORS[source]).parameters if source in GENERATORS else {}
+    for key in ("n_classes", "n_features"):
+        if data.get(key) is not None and key not in takes:
+            users = [name for name, make in GENERATORS.items() if key in inspect.signature(make).parameters]
+            v.add(("data", key), f"data.source {source} does not take {key} (its data decides it); it is for "
+                                 f"{', '.join(users)}: remove it")
+    if "n_classes" in takes and isinstance(data.get("n_samples"), int):
+        classes = data.get("n_classes") or takes["n_classes"].default
+        if isinstance(classes, int) and 2 * classes > data["n_samples"]:
+            v.add(("data", "n_classes"), f"{classes} classes in {data['n_samples']} rows (data.n_samples): fewer "
+                                         "than 2 rows per class cannot be both learned and measured; use fewer "
+                                         "classes or more samples")
 
 
 def _check_metrics(v: Validator, metrics, task: str, loss: str) -> None:

@@ -192,7 +192,9 @@ def build_splits(data: dict, seed: int, task: str = "classification", loss: str 
     where = _target_name(data)
     task, reason = choose_task(task, loss, y, classes, where)
     if task == "regression":
-        y = _numeric(classes)[y]
+        values = _numeric(classes)
+        assert values is not None, "choose_task refuses regression on a target that is not numeric"
+        y = values[y]
     elif len(classes) < 2:
         raise files.DataError(f"{where}: the target has a single class ({classes[0]!r}); "
                               "classification needs two or more")
@@ -213,16 +215,17 @@ def build_splits(data: dict, seed: int, task: str = "classification", loss: str 
         for part in (X_tr, X_va, X_te):  # (part - mean) / std, without two temporaries per split
             part -= mean
             part /= std
-    known = {"notes": notes, "warnings": warnings, "fractions": _fractions(data)}
     if task == "regression":
         y_mean, y_std = 0.0, 1.0
         if data.get("standardize_target", True):
             y_mean, y_std = float(y_tr.mean()), float(y_tr.std())
             y_std = y_std if y_std > 1e-12 else 1.0
         y_tr, y_va, y_te = ((part - y_mean) / y_std for part in (y_tr, y_va, y_te))
-        return Splits(X_tr, y_tr, X_va, y_va, X_te, y_te, 0, [], mean, std, task, reason, y_mean, y_std, **known)
+        return Splits(X_tr, y_tr, X_va, y_va, X_te, y_te, 0, [], mean, std, task, reason, y_mean, y_std,
+                      notes=notes, warnings=warnings, fractions=_fractions(data))
     n_classes = max(int(y.max()) + 1, 2)
-    return Splits(X_tr, y_tr, X_va, y_va, X_te, y_te, n_classes, list(classes), mean, std, task, reason, **known)
+    return Splits(X_tr, y_tr, X_va, y_va, X_te, y_te, n_classes, list(classes), mean, std, task, reason,
+                  notes=notes, warnings=warnings, fractions=_fractions(data))
 
 
 def _names(indices, classes: list, counts: np.ndarray, limit: int = 5) -> str:
@@ -285,7 +288,8 @@ def describe(data: dict, seed: int, task: str = "classification", loss: str = "a
     (files are read: their checks need their values), else, for a large synthetic set, what its
     spec says about it, without generating it."""
     shape = shapes.data_shape(data)
-    if data["source"] not in synthetic.GENERATORS or shape.n_samples * shape.n_features <= CHEAP_VALUES:
+    if (data["source"] not in synthetic.GENERATORS or shape is None or shape.n_classes is None
+            or shape.n_samples * shape.n_features <= CHEAP_VALUES):
         return build_splits(data, seed, task, loss)
     classes = [str(c) for c in range(shape.n_classes)]
     task, reason = choose_task(task, loss, np.arange(shape.n_classes), classes, _target_name(data))

@@ -174,9 +174,9 @@ def _check_features(X: np.ndarray, path: Path) -> None:
     if math.prod(X.shape[1:]) == 0:
         raise DataError(f"{path}: X has shape {X.shape}, with no features; the model needs at least one")
     if X.dtype.kind == "f" and not np.isfinite(X).all():
-        row, *feature = (int(i) for i in np.argwhere(~np.isfinite(X))[0])
-        where = ", ".join(map(str, (row, *feature)))
-        raise DataError(f"{path}: X[{where}] is {float(X[(row, *feature)])}, not a finite number (first of them); "
+        first = tuple(int(i) for i in np.argwhere(~np.isfinite(X))[0])
+        where = ", ".join(map(str, first))
+        raise DataError(f"{path}: X[{where}] is {float(X[first])}, not a finite number (first of them); "
                         "fill in or drop those rows (training on NaN or infinity only produces NaN)")
 
 
@@ -217,7 +217,8 @@ def label_column(y: np.ndarray, where: str, notes: list | None = None) -> np.nda
                     "rows, soft (probability) rows and multi-output targets are not supported")
 
 
-IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+IDX_TYPES: dict[int, np.dtype] = {code: np.dtype(kind) for code, kind in (
+    (0x08, "u1"), (0x09, "i1"), (0x0B, ">i2"), (0x0C, ">i4"), (0x0D, ">f4"), (0x0E, ">f8"))}
 
 
 def read_idx(path) -> np.ndarray:

@@ -8,6 +8,8 @@ were labelled, so a larger noise blurs the class boundary.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 TRIANGLE = np.array([[-0.8, -0.6], [0.8, -0.6], [0.0, 0.8]])
@@ -117,7 +119,8 @@ def classification(n_samples: int = 10000, n_features: int = 64, n_classes: int 
     return _jitter(rng, X, noise), y
 
 
-GENERATORS = {
+# Their options differ (spirals has turns, linear a margin): callers pass them by name.
+GENERATORS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
     "triangle": triangle, "linear": linear, "xor": xor, "circles": circles, "moons": moons,
     "spirals": spirals, "blobs": blobs, "classification": classification,
 }

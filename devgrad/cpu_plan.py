@@ -98,7 +98,7 @@ _FILLS = {"zeros": lambda a, k: 0, "zeros_like": lambda a, k: 0, "ones": lambda 
 def _state_arrays(optimizer) -> list:
     """(dict or list, key) of every array in the optimizer's per-parameter state and its device
     learning rates: what the step updates besides the parameters."""
-    slots = []
+    slots: list[tuple] = []
     if optimizer is None:
         return slots
     for state in optimizer.state.values():

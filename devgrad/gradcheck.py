@@ -31,7 +31,8 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     """
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     checked_any = any(isinstance(t, Tensor) and t.requires_grad for t in inputs)
-    xs, checked = [], []
+    xs: list = []  # Tensors, and the other inputs as given
+    checked: list[int] = []
     for t in inputs:
         if isinstance(t, Tensor) and t.dtype.kind == "f":
             x = Tensor._make(t.data.astype(np.float64), t.device)

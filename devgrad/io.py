@@ -152,7 +152,8 @@ def save(state, path) -> Path:
     if _LAYOUT_KEY in arrays:
         raise ValueError(f"save: the key {_LAYOUT_KEY} is reserved")
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays, **{_LAYOUT_KEY: np.array(json.dumps(layout))})
+    arrays[_LAYOUT_KEY] = np.array(json.dumps(layout))
+    np.savez(buffer, **arrays)
     return atomic_write(path, buffer.getvalue())
 
 

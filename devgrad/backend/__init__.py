@@ -54,7 +54,7 @@ class CaptureError(RuntimeError):
 
 
 class _Capturing(threading.local):
-    device = None  # the Device whose capture this thread is running, if any (a class default: no lookup miss)
+    device: Device | None = None  # the Device whose capture this thread is running, if any (a class default: no lookup miss)
 
 
 _capturing = _Capturing()

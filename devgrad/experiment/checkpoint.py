@@ -22,6 +22,7 @@ import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import TextIO
 
 from devgrad.backend import device_of
 from devgrad.experiment.errors import RunError
@@ -205,7 +206,7 @@ class Appender:
     def __init__(self, path: Path, header: str = ""):
         self.path = Path(path)
         self.header = header
-        self._fh = None
+        self._fh: TextIO | None = None
 
     def write(self, text: str) -> None:
         if self._fh is None:

@@ -7,10 +7,12 @@ import logging
 import os
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
-def _tqdm():
+def _tqdm() -> Callable[..., Any] | None:
     """tqdm's terminal bar, or None without the progress extra. Imported only when a bar is
     drawn (a terminal): tqdm.auto would also import asyncio and notebook support, and a notebook
     is not a terminal, so it gets plain lines anyway."""
@@ -62,11 +64,11 @@ class Console:
         self._epochs_shown = 0
         self._tqdm = _tqdm() if not quiet and sys.stdout.isatty() else None
         if self._tqdm is not None:
-            self._open()
+            self._open(self._tqdm)
 
-    def _open(self) -> None:
+    def _open(self, tqdm: Callable[..., Any]) -> None:
         columns = (terminal_columns() or 80) - 1  # the last column would wrap on some terminals
-        self.bar = self._tqdm(total=self.total, initial=self.done, unit="epoch", file=sys.stdout, leave=True,
+        self.bar = tqdm(total=self.total, initial=self.done, unit="epoch", file=sys.stdout, leave=True,
                               ncols=columns, bar_format=bar_format({}, None, columns, self.total))
         self._epochs_shown = 0
 
@@ -86,7 +88,7 @@ class Console:
         (monitored metric, best value, its epoch) for the bar."""
         self.log.info(line)
         if self._tqdm is not None and self.bar is None:
-            self._open()  # an epoch after a message that ended the bar: a fresh bar below it
+            self._open(self._tqdm)  # an epoch after a message that ended the bar: a fresh bar below it
         if self.bar is not None:
             columns = (terminal_columns() or 80) - 1
             self.bar.ncols = columns  # laid out again for a resized terminal
@@ -122,7 +124,7 @@ def bar_stats(row: dict, best: tuple | None) -> list[str]:
     loss = f"loss {row['train_loss']:.4g}"
     metric = f"{_short(shown)} {row[shown]:.4g}" if shown else ""
     main = f"{loss}  {metric}" if metric else loss
-    if monitor is None:
+    if monitor is None or best is None:
         return [main, metric or loss]
     # the best is of the monitored metric: named, unless it is the one shown beside it
     same = monitor == shown or (monitor == "train_loss" and not shown)

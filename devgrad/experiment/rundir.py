@@ -9,6 +9,7 @@ import platform
 import secrets
 import shutil
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def missing_parents(path: Path) -> list[Path]:
     return missing
 
 
-def remove_half_made(folder: Path, parents: list[Path] = ()) -> None:
+def remove_half_made(folder: Path, parents: Sequence[Path] = ()) -> None:
     """Take away a run or sweep folder whose setup failed before anything ran in it, and the
     parents made for it (``missing_parents``, before it was made) once they are empty."""
     shutil.rmtree(folder, ignore_errors=True)

@@ -233,12 +233,12 @@ class MLP(Module):
 
 
 _activation = activation
-_FUSABLE = {ReLU: "relu", Sigmoid: "sigmoid", Tanh: "tanh"}
+_FUSABLE: dict[type, str] = {ReLU: "relu", Sigmoid: "sigmoid", Tanh: "tanh"}
 
 
 def _fusion_plan(layers: list) -> list:
     """(linear, activation name, None) for fusable pairs, (None, None, module) for the rest."""
-    plan = []
+    plan: list[tuple[Linear | None, str | None, Module | None]] = []
     i = 0
     while i < len(layers):
         layer = layers[i]

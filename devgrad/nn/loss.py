@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from devgrad.core import Tensor
 from devgrad.nn import functional as F
 from devgrad.nn.module import Module
 
 
 class _Loss(Module):
-    fn = None
+    fn: Callable[..., Tensor]  # each loss class sets it to its functional form
 
     def __init__(self, reduction: str = "mean", **options):
         super().__init__()

@@ -54,7 +54,8 @@ class CaptureError(RuntimeError):
 
 
 class _Capturing(threading.local):
-    device: Device | None = None  # the Device whose capture this thread is running, if any (a class default: no lookup miss)
+    # the Device whose capture this thread is running, if any (a class default: no lookup miss)
+    device: Device | None = None
 
 
 _capturing = _Capturing()

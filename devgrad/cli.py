@@ -28,6 +28,7 @@ from devgrad.experiment import commands, examples, memory, search, space, spec, 
 from devgrad.experiment.export import FORMATS, export_run
 from devgrad.experiment.html_report import write_report
 from devgrad.experiment.predict import predict_file
+from devgrad.experiment.rundir import why_not_completed
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.spec import SpecError
 from devgrad.experiment.task import Task
@@ -75,7 +76,7 @@ def _run(args) -> int:
         return 0
     result = commands.run(args.spec, overrides=[*args.set, *_track(args)], out=args.out, device=args.device,
                           quiet=args.quiet)
-    return 0 if result.status == "completed" else 1
+    return _ended(result, args.quiet)
 
 
 def _track(args) -> list:
@@ -94,7 +95,17 @@ def _track_command(args) -> int:
 
 def _resume(args) -> int:
     result = commands.resume(args.run_dir, device=args.device, quiet=args.quiet, overrides=_track(args))
-    return 0 if result.status == "completed" else 1
+    return _ended(result, args.quiet)
+
+
+def _ended(result, quiet: bool) -> int:
+    """0 for a completed run, else 1; --quiet hides a run's progress, never why it failed."""
+    if result.status == "completed":
+        return 0
+    if quiet:
+        why = why_not_completed(result.run_dir) or "see its train.log"
+        print(f"devgrad: {result.run_dir}: {result.status}: {why}", file=sys.stderr)
+    return 1
 
 
 def _validate(args) -> int:

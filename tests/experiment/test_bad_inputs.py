@@ -382,3 +382,14 @@ def test_a_bad_input_is_refused_cleanly(case: Case, runs, tmp_path, monkeypatch,
 
 def test_the_table_covers_sixty_distinct_bad_inputs():
     assert len({case.id for case in CASES}) == len(CASES) >= 60
+
+
+def test_a_run_that_fails_under_quiet_still_says_why(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path, {"s.yaml": spec_text()})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = cli.main(["run", "s.yaml", "--quiet", "--set", "optimizer.lr=1e30"])
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == "" and not [str(w.message) for w in caught]
+    assert "failed: " in captured.err and "diverged" in captured.err and "optimizer.lr" in captured.err

@@ -39,12 +39,12 @@ from pathlib import Path
 
 import yaml
 
-from devgrad.backend import cuda_started
 from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment import tracking
 from devgrad.experiment.commands import resume, run
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.examples import spec_file
+from devgrad.experiment.figures import fork_is_safe
 from devgrad.experiment.html_report import write_sweep_report
 from devgrad.experiment.report import _pyplot, _save
 from devgrad.experiment.rundir import missing_parents, new_run_dir, now, remove_half_made, why_not_completed
@@ -312,7 +312,7 @@ class _Local:
     """A process pool of ``jobs`` workers (fork on Linux: no re-import; spawn elsewhere)."""
 
     def __init__(self, jobs: int):
-        method = "fork" if sys.platform.startswith("linux") and not cuda_started() else "spawn"
+        method = "fork" if fork_is_safe() else "spawn"  # Linux, no other thread, no CUDA context
         self.pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=jobs, mp_context=multiprocessing.get_context(method), initializer=_worker_init)
         self.description = f"local process pool, {jobs} workers ({method})"

@@ -380,3 +380,26 @@ def test_a_queued_run_does_not_start_once_the_sweep_is_stopping(tmp_path):
              "stop_file": str(tmp_path / ".stop")}
     assert run_point(point)["status"] == NOT_STARTED
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_local_pool_spawns_its_workers_where_a_fork_is_unsafe(monkeypatch):
+    """A forked worker keeps only the forking thread: a lock another thread holds stays held in it."""
+    import threading
+
+    from devgrad.experiment import figures, sweeps
+
+    monkeypatch.setattr(figures.threading, "active_count", lambda: 1)
+    pool = sweeps._Local(2)
+    pool.close()
+    assert pool.description.endswith("(fork)") == sys.platform.startswith("linux")
+    monkeypatch.undo()
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        pool = sweeps._Local(2)
+        pool.close()
+    finally:
+        release.set()
+        other.join()
+    assert pool.description.endswith("(spawn)")

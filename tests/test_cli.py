@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import json
 import os
 import subprocess
 import sys
 
 import devgrad as dg
+from devgrad.bench.references import CONFIGS
+from devgrad.cli import COMMANDS, build_parser
+from devgrad.experiment import export, search, sweeps
 
 
 def run_cli(*args, env=None):
@@ -74,3 +80,56 @@ def test_subcommands_have_help_and_run_has_examples(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     assert "examples:" in capsys.readouterr().out
+
+
+_HELP_PROCESS = """
+import json, sys
+import devgrad
+core = set(sys.modules)
+from devgrad.cli import main
+for argv in (["--help"], ["sweep", "--help"], ["export", "--help"]):
+    try:
+        main(argv)
+    except SystemExit:
+        pass
+print(json.dumps(sorted(set(sys.modules) - core)))
+"""
+
+# What the parser may import on top of ``import devgrad``: itself and the light names it offers.
+_HELP_MODULES = {"devgrad.cli", "devgrad.cli_parser", "devgrad.experiment", "devgrad.experiment._kernels",
+                 "devgrad.experiment.choices"}
+
+
+def test_help_imports_the_parser_alone_not_the_commands():
+    """``devgrad --help`` (and a command's help) builds the parser without importing any command's
+    implementation: no runner, data, layers, bench, YAML or matplotlib on top of ``import devgrad``."""
+    done = subprocess.run([sys.executable, "-c", _HELP_PROCESS], capture_output=True, text=True, check=False,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "usage: devgrad sweep" in done.stdout and "--search {tpe,random,cmaes,grid}" in done.stdout
+    loaded = json.loads(done.stdout.splitlines()[-1])
+    wrong = [m for m in loaded if (m.startswith("devgrad") and m not in _HELP_MODULES)
+             or m.split(".")[0] in ("yaml", "matplotlib", "optuna", "onnx", "torch")]
+    assert not wrong, f"devgrad --help imported {wrong}"
+
+
+def test_every_command_names_the_function_that_runs_it():
+    """The parser's commands and ``COMMANDS`` agree, and each "module:function" resolves."""
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(subparsers.choices) == list(COMMANDS)
+    for command, target in COMMANDS.items():
+        module_name, function = target.split(":")
+        module = importlib.import_module(module_name)
+        assert callable(getattr(module, function)), command
+        assert all(issubclass(e, Exception) for e in module.USER_ERRORS), command
+
+
+def test_the_parser_offers_the_names_the_library_accepts():
+    """Choices kept in a light module for the parser are the ones the implementations check."""
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    options = {(name, o): a for name, sub in subparsers.choices.items() for a in sub._actions for o in a.option_strings}
+    assert tuple(options["sweep", "--search"].choices) == search.SAMPLERS
+    assert tuple(options["sweep", "--pruner"].choices) == search.PRUNERS
+    assert tuple(options["sweep", "--executor"].choices) == sweeps.EXECUTORS
+    assert tuple(options["export", "--format"].choices) == tuple(export.FORMATS)
+    assert options["bench", "--configs"].default == ",".join(CONFIGS)

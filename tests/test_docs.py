@@ -62,7 +62,7 @@ def cli_markdown(parser: argparse.ArgumentParser | None = None) -> str:
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     helps = {a.dest: a.help for a in subparsers._choices_actions}
     lines = ["# Command line", "",
-             "<!-- Generated from devgrad/cli.py's parser: run `python tests/test_docs.py` after changing a "
+             "<!-- Generated from devgrad/cli_parser.py's parser: run `python tests/test_docs.py` after changing a "
              "command. -->", "",
              f"{parser.description} `devgrad COMMAND --help` prints the same as this page. A mistake in a spec, "
              "a path or a device prints one clear message and exits with status 2, without a traceback.", "",
@@ -91,7 +91,7 @@ def test_spec_reference_is_the_one_the_schema_gives():
 
 def test_cli_reference_is_the_one_the_parser_gives():
     page = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
-    assert page == cli_markdown(), f"docs/cli.md differs from devgrad/cli.py: {REGENERATE}"
+    assert page == cli_markdown(), f"docs/cli.md differs from devgrad/cli_parser.py's parser: {REGENERATE}"
 
 
 def _fields(schema: dict, prefix: str = ""):

@@ -8,11 +8,10 @@ import json
 from pathlib import Path
 
 from devgrad import onnx as dg_onnx
+from devgrad.experiment.choices import EXPORT_FORMATS as FORMATS
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.predict import TrainedModel, load
 from devgrad.io import SAFETENSORS_HINT, save
-
-FORMATS = {"onnx": "model.onnx", "safetensors": "model.safetensors"}
 
 
 def onnx_head(trained: TrainedModel) -> dict:

@@ -29,6 +29,7 @@ from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment.pruning import POLL_SECONDS, Running, run_trial
 from devgrad.experiment import search_plots
 from devgrad.experiment import sweeps, tracking
+from devgrad.experiment.choices import PRUNERS, SAMPLERS
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.examples import spec_file
 from devgrad.experiment.html_report import write_sweep_report
@@ -40,8 +41,6 @@ from devgrad.io import atomic_write_text
 
 __all__ = ["PRUNERS", "SAMPLERS", "resume_search", "resume_sweep", "run_search", "sweep"]
 
-SAMPLERS = ("tpe", "random", "cmaes", "grid")
-PRUNERS = ("median", "hyperband", "none")
 OPTUNA_HINT = "pip install 'devgrad[optuna]'"
 
 

@@ -41,6 +41,7 @@ import yaml
 
 from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment import tracking
+from devgrad.experiment.choices import EXECUTORS
 from devgrad.experiment.commands import resume, run
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.examples import spec_file
@@ -56,7 +57,6 @@ from devgrad.io import atomic_write_text
 __all__ = ["EXECUTORS", "SweepResult", "parse_grid_option", "parse_grid_options", "resume_sweep", "run_point",
            "sweep"]
 
-EXECUTORS = ("local", "dask")
 STOP_FILE = ".stop"  # in a sweep folder while a Ctrl-C stops it: a queued run that sees it does not start
 NOT_STARTED = "not started"
 DASK_HINT = "pip install 'devgrad[dask]' (Dask distributed)"

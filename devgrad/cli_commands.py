@@ -1,0 +1,302 @@
+"""What each ``devgrad`` command does: the functions ``devgrad.cli`` dispatches to by name.
+
+Imported only when a command runs, so that ``devgrad --help`` reads the parser alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from devgrad import bench, lecture, warmup
+from devgrad.backend import (
+    DeviceError, cuda_available, cuda_unavailable_reason, cupy_import, cupy_version, default_device, device, devices,
+)
+from devgrad.bench.checkpoint_bench import checkpoint_bench, format_checkpoints
+from devgrad.bench.sweep_bench import format_sweep, sweep_bench
+from devgrad.data import describe
+from devgrad.data.files import DataError
+from devgrad.experiment import commands, examples, memory, search, space, spec, sweeps, tracking
+from devgrad.experiment.errors import RunError
+from devgrad.experiment.export import export_run
+from devgrad.experiment.html_report import write_report
+from devgrad.experiment.predict import predict_file
+from devgrad.experiment.rundir import why_not_completed
+from devgrad.experiment.spec import SpecError
+from devgrad.experiment.task import Task
+from devgrad.io import UnsafeFileError
+from devgrad.version import __version__
+
+
+class UserError(Exception):
+    """A mistake the user can fix; the CLI prints it without a traceback and exits 2."""
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """``devgrad info``: versions, the devices found, and why CUDA is unavailable if it is."""
+    lines = [
+        f"devgrad {__version__}",
+        f"python  {platform.python_version()} ({sys.executable})",
+        f"numpy   {np.__version__}",
+        f"cupy    {cupy_version() or 'not installed'}",
+        "devices:",
+    ]
+    for dev in devices():
+        lines.append(f"  {dev.description()}")
+    if not cuda_available():
+        lines.append(f"CUDA unavailable: {cuda_unavailable_reason()}")
+    try:
+        default = default_device()
+    except DeviceError as exc:
+        raise UserError(str(exc)) from None
+    lines.append(f"default device: {default}  (set DEVGRAD_DEVICE=cpu|cuda|cuda:N to change)")
+    lines.append(f"kernel cache: {warmup.cache_state()}")
+    if cuda_available():
+        lines.append(f"CuPy reduction accelerators: {cupy_import.state().get('accelerators')}")
+    auto = device("auto")
+    lines.append(f"'auto' resolves to: {auto}")
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``devgrad run``: train the model a spec describes (or print the resolved spec)."""
+    if args.print_config:
+        overrides = [*args.set, ("--device", f"device={args.device}")] if args.device else args.set
+        print(spec.to_yaml(spec.resolve(args.spec, overrides).to_dict()), end="")
+        return 0
+    result = commands.run(args.spec, overrides=[*args.set, *_track(args)], out=args.out, device=args.device,
+                          quiet=args.quiet)
+    return _ended(result, args.quiet)
+
+
+def _track(args) -> list:
+    """``--track mlflow[=URI]`` as the override it stands for: ``tracking.mlflow.uri=URI`` (null: the default)."""
+    if not getattr(args, "track", None):
+        return []
+    uri = tracking.parse_track_option(args.track)["mlflow"]["uri"]
+    return [("--track", f"tracking.mlflow.uri={json.dumps(uri)}")]
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    """``devgrad track``: log a finished run or sweep folder to MLflow."""
+    run_id = tracking.track(args.folder, uri=args.uri)
+    print(f"logged {args.folder} to MLflow: run {run_id}")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """``devgrad resume``: continue a stopped run from its last checkpoint."""
+    result = commands.resume(args.run_dir, device=args.device, quiet=args.quiet, overrides=_track(args))
+    return _ended(result, args.quiet)
+
+
+def _ended(result, quiet: bool) -> int:
+    """0 for a completed run, else 1; --quiet hides a run's progress, never why it failed."""
+    if result.status == "completed":
+        return 0
+    if quiet:
+        why = why_not_completed(result.run_dir) or "see its train.log"
+        print(f"devgrad: {result.run_dir}: {result.status}: {why}", file=sys.stderr)
+    return 1
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """``devgrad validate``: check that a spec's run will start, without running it."""
+    resolved = spec.resolve(args.spec, args.set)
+    # "valid" means the run will start: it fits in memory, the data loads and fits the loss, as run
+    # checks before its folder; a large synthetic set is checked from its spec, never generated
+    memory.check_fits(resolved)
+    splits = describe(resolved.data.to_dict(), resolved.seed, resolved.task, resolved.loss.name)
+    task = Task.from_spec(resolved, splits)
+    for warning in splits.warnings:
+        print(f"devgrad: warning: {warning}", file=sys.stderr)
+    print(f"{args.spec}: valid ({resolved.name}: {resolved.data.source} data, {task.kind} with loss {task.loss}, "
+          f"hidden {resolved.model.hidden}, {resolved.optimizer.name}, {resolved.train.epochs} epochs)")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``devgrad sweep``: a grid or a search of runs of one spec, or the rest of a sweep folder."""
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.gpus_per_run is not None and args.gpus_per_run < 1:
+        raise UserError(f"--gpus-per-run must be >= 1, got {args.gpus_per_run}")
+    common = {"jobs": args.jobs, "executor": args.executor, "address": args.address, "quiet": args.quiet,
+              "fail_fast": args.fail_fast, "gpus_per_run": args.gpus_per_run}
+    searching = {"search": args.search, "trials": args.trials, "space": args.space, "pruner": args.pruner,
+                 "storage": args.storage}
+    if args.trials is not None and args.trials < 1:
+        raise UserError(f"--trials must be >= 1, got {args.trials}")
+    if args.resume:
+        if args.spec or args.grid or args.seeds is not None or args.out or args.set or args.device or \
+                args.track or any(v for v in searching.values()):
+            raise UserError("--resume continues a sweep folder as it was defined: give no SPEC, --grid, --seeds, "
+                            "--set, --device, --out, --track, --search, --trials, --space, --pruner or --storage "
+                            "with it")
+        result = search.resume_sweep(args.resume, **common)
+    else:
+        if not args.spec:
+            raise UserError("devgrad sweep needs a SPEC (or --resume SWEEP_DIR); see devgrad sweep --help")
+        grid = sweeps.parse_grid_options(args.grid)
+        extra = {}
+        if any(v for v in searching.values()):
+            extra = {**searching, "space": space.parse_space_options(args.space) or None}
+            if args.pruner is None:
+                del extra["pruner"]  # the spec's, else median
+        result = search.sweep(args.spec, grid=grid, seeds=args.seeds, out=args.out,
+                              overrides=[*args.set, *_track(args)], device=args.device, **extra, **common)
+    return 0 if result.status == "completed" else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``devgrad report``: (re)write a run's or a sweep's report.html."""
+    print(write_report(args.folder))
+    return 0
+
+
+def cmd_examples(args: argparse.Namespace) -> int:
+    """``devgrad examples``: list the shipped example specs, or copy them into a folder."""
+    if args.copy:
+        written = examples.copy_to(args.copy)
+        print(f"copied {len(written)} specs into {args.copy}: run one with devgrad run {Path(args.copy) / 'NAME.yaml'}")
+        return 0
+    rows = examples.describe()
+    width = max(len(name) for name, _ in rows)
+    print("\n".join(f"{name:<{width}}  {text}" for name, text in rows))
+    print("\nrun one with: devgrad run NAME (e.g. devgrad run triangle); "
+          "copy them to edit: devgrad examples --copy DIR")
+    return 0
+
+
+def cmd_lecture(args: argparse.Namespace) -> int:
+    """``devgrad lecture``: run the lecture's experiments and write its HTML page."""
+    lecture.build(args.out, device=args.device, quiet=args.quiet)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """``devgrad plot``: redraw a run folder's plots."""
+    commands.redraw(args.run_dir)
+    return 0
+
+
+def cmd_warmup(args: argparse.Namespace) -> int:
+    """``devgrad warmup``: compile devgrad's GPU kernels into the kernel cache."""
+    if args.arch is not None:
+        try:
+            arches = warmup.parse_arches(args.arch)
+            result = warmup.build_modules(arches)
+        except (ValueError, RuntimeError) as exc:
+            raise UserError(str(exc)) from None
+        print(f"devgrad warmup: built devgrad's kernels for {', '.join(f'sm_{a}' for a in arches)} (no GPU needed) "
+              f"in {result['seconds']} s into {result['cache']}; a GPU of that architecture loads them instead of "
+              "compiling")
+        return 0
+    result = warmup.warmup(args.device)
+    if not result["compiled"]:
+        print(f"devgrad warmup: {result['why']}")
+        return 0
+    print(f"devgrad warmup: compiled devgrad's kernels on {result['device']} in {result['seconds']} s into "
+          f"{result['cache']}")
+    return 0
+
+
+def _say_bench(line: str) -> None:
+    """What a long bench mode is timing now, on stderr (stdout keeps the table)."""
+    print(f"devgrad bench: {line}", file=sys.stderr, flush=True)
+
+
+def _bench_command(args) -> str:
+    """The bench's command line, as a user would retype it (for the results page)."""
+    parts = ["devgrad bench", f"--configs {args.configs}"]
+    if args.device != "cpu":
+        parts.append(f"--device {args.device}")
+    if args.repeat is not None:
+        parts.append(f"--repeat {args.repeat}")
+    parts += [flag for flag, on in (("--no-torch", args.no_torch), ("--no-jax", args.no_jax),
+                                     ("--torch-compile", args.torch_compile)) if on]
+    if args.pause != 0.2:
+        parts.append(f"--pause {args.pause}")
+    return " ".join(parts + [f"--write {args.write}"])
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``devgrad bench``: time training steps (or a whole run, a sweep, checkpoints, per-op overhead)."""
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = [c for c in configs if c not in bench.CONFIGS]
+    if unknown:
+        raise UserError(f"unknown --configs {', '.join(unknown)}; choose from {', '.join(bench.CONFIGS)}")
+    if args.repeat is not None and args.repeat < 1:
+        raise UserError(f"--repeat {args.repeat}: give a positive number of timed blocks (rounds with --checkpoints)")
+    repeat = 15 if args.repeat is None else args.repeat
+    if args.pause < 0:
+        raise UserError(f"--pause {args.pause}: give the seconds to sleep before each timed block (0 or more)")
+    if args.write and not Path(args.write).resolve().parent.is_dir():
+        raise UserError(f"--write {args.write}: the folder {Path(args.write).resolve().parent} does not exist; "
+                        "create it or write elsewhere")
+    if args.sweep:
+        rows = sweep_bench(say=_say_bench)
+        print(format_sweep(rows))
+        if args.json:
+            bench.write_json({"sweep": rows}, args.json)
+        return 0
+    if args.checkpoints:
+        rows = checkpoint_bench(rounds=5 if args.repeat is None else args.repeat, device=args.device, say=_say_bench)
+        print(format_checkpoints(rows))
+        if args.json:
+            bench.write_json({"checkpoints": rows}, args.json)
+        return 0
+    if args.e2e:
+        row = bench.e2e(args.e2e, args.device, None if args.no_torch else bench.import_torch())
+        print(bench.format_e2e(row))
+        if args.json:
+            bench.write_json({"e2e": row}, args.json)
+        return 0
+    if args.overhead:
+        o = bench.op_overhead(args.device, repeat)
+        print(f"(a * b + c).sum().backward() on 2x2 float32 ({o['device']}): devgrad {o['devgrad_us']:.1f} us, "
+              f"same arithmetic by hand {o['handwritten_us']:.1f} us, ratio {o['ratio']:.2f}x")
+        return 0
+    try:
+        results = bench.run(args.device, configs, repeat=repeat, use_torch=not args.no_torch, use_jax=not args.no_jax,
+                            torch_compile=args.torch_compile, pause_s=args.pause)
+    except bench.BenchError as exc:  # a wrong step: a bug to report, not a user mistake
+        print(f"devgrad bench: {exc}", file=sys.stderr)
+        return 1
+    print(bench.format_table(results))
+    if args.json:
+        bench.write_json(results, args.json)
+        print(f"wrote {args.json}")
+    if args.write:
+        bench.write_markdown(results, args.write, _bench_command(args))
+        print(f"wrote {args.write}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """``devgrad predict``: predictions of a run's model on a data file, as a CSV."""
+    out, metrics = predict_file(args.run_dir, args.data, out=args.out, proba=args.proba,
+                                checkpoint=args.checkpoint, device=args.device, quiet=args.quiet)
+    if metrics is not None:
+        shown = "  ".join(f"{k} {v:.6g}" if v is not None else f"{k} undefined" for k, v in metrics.items()
+                          if k != "rows")
+        print(f"{metrics['rows']} rows with their target: {shown}  ({out.with_name(out.stem + '.metrics.json')})")
+    print(out)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``devgrad export``: a run's model as ONNX or its weights as safetensors."""
+    print(export_run(args.run_dir, args.format, out=args.out, checkpoint=args.checkpoint, opset=args.opset,
+                     quiet=args.quiet))
+    return 0
+
+
+# The mistakes a user can fix: ``devgrad.cli`` prints them in one line and exits 2, without a traceback.
+USER_ERRORS = (UserError, SpecError, DataError, RunError, DeviceError, UnsafeFileError)

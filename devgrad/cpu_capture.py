@@ -73,16 +73,30 @@ def _root(a: np.ndarray):
 
 
 def _buffer(rec: _Recording, value) -> np.ndarray:
-    """A fresh result as one of the plan's buffers (a NumPy scalar becomes a 0-d array)."""
+    """A fresh result as one of the plan's buffers (a NumPy scalar becomes a 0-d array), as a plain
+    view; ``_traced`` gives the step the Tracer that owns it. Owning its memory like the eager
+    step's fresh array (``base`` None), it takes the same paths (nothing copies it "because it
+    is a view"); a C- or F-ordered result keeps its layout (others stay the result itself)."""
     buf = value if isinstance(value, np.ndarray) else np.array(value)
     if type(buf) is not np.ndarray:
         buf = buf.view(np.ndarray)
+    order = "C" if buf.flags.c_contiguous else "F" if buf.flags.f_contiguous else None
+    if order is not None:
+        owner = np.ndarray.__new__(Tracer, buf.shape, buf.dtype, order=order)
+        plain = owner.view(np.ndarray)
+        np.copyto(plain, buf)
+        buf = plain
     rec.internal.add(id(_root(buf)))
     rec.buffers.append(buf)
     return buf
 
 
 def _traced(buf: np.ndarray) -> Tracer:
+    """``buf`` as a Tracer: the owning Tracer of a buffer ``_buffer`` made, else a view."""
+    owner = buf.base
+    if (type(owner) is Tracer and owner.shape == buf.shape and owner.strides == buf.strides
+            and owner.ctypes.data == buf.ctypes.data):
+        return owner
     return buf.view(Tracer)
 
 

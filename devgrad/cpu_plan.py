@@ -15,7 +15,7 @@ import numpy as np
 
 from devgrad.backend import CaptureError, recording_for_replay
 from devgrad.core import Tensor
-from devgrad.cpu_capture import DivergedError, Tracer, _buffer, _local, _plain, _Recording
+from devgrad.cpu_capture import DivergedError, Tracer, _buffer, _local, _plain, _Recording, _traced
 
 __all__ = ["DivergedError", "Plan", "record"]
 
@@ -79,7 +79,7 @@ def _converters():
             buf = _buffer(rec, original(*_plain(args), **_plain(kwargs)))
             if fill is not None:
                 rec.plan.append((np.copyto, (buf, _plain(fill(args, kwargs))), None))
-            return buf.view(Tracer)
+            return _traced(buf)
 
         return traced
 

@@ -49,7 +49,7 @@ def devgrad_e2e(size: str, device: str) -> dict:
             result = run(spec_for(size, device), out=out, quiet=True)
         times.append(result.summary["wall_seconds"])
     return {"seconds": times[1], "first_seconds": times[0], "test_accuracy": result.summary["test"]["test_accuracy"],
-            "cuda_graph": result.summary["cuda_graph"]["active"]}
+            "cuda_graph": result.summary["cuda_graph"]["active"], "captured": result.summary["capture"]["active"]}
 
 
 def torch_e2e(torch, size: str, device: str) -> dict:
@@ -116,7 +116,8 @@ def format_e2e(row: dict) -> str:
     d = row["devgrad"]
     text = (f"end to end ({row['size']} gpu_large-like run, warm; first run in the process in brackets): "
             f"devgrad {d['seconds']:.2f} s ({d['first_seconds']:.2f} s), test accuracy {d['test_accuracy']:.3f}, "
-            f"CUDA graph {'on' if d['cuda_graph'] else 'off'}")
+            f"step {'captured' if d.get('captured', d['cuda_graph']) else 'eager'}"
+            f"{' (CUDA graph)' if d['cuda_graph'] else ''}")
     if "pytorch" in row:
         p = row["pytorch"]
         text += (f"; plain PyTorch {p['seconds']:.2f} s ({p['first_seconds']:.2f} s), test accuracy "

@@ -109,6 +109,32 @@ def write(run_dir: Path, info: dict) -> None:
     atomic_write_text(Path(run_dir) / FILE_NAME, json.dumps(info, indent=2, allow_nan=False) + "\n")
 
 
+def record(run_dir: Path, info: dict) -> None:
+    """model.json for a run folder: written when the folder has none; when it has one (a resumed
+    or redrawn run), kept as it is, since it describes the data the saved weights were trained on.
+    A folder whose data now reads differently (a data file edited since the run started) is a
+    RunError naming what changed, never a silent rewrite beside the old weights."""
+    run_dir = Path(run_dir)
+    path = run_dir / FILE_NAME
+    if not path.exists():
+        write(run_dir, info)
+        return
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        kept = None  # damaged: the first segment's record is lost, so this one is written again
+    if not isinstance(kept, dict):
+        write(run_dir, info)
+        return
+    now = json.loads(json.dumps(info, allow_nan=False))
+    changed = [key for key in sorted(set(now) | set(kept)) if now.get(key) != kept.get(key)]
+    if changed:
+        raise RunError(f"{path} no longer matches this run's data and spec ({', '.join(changed)} differ): the data "
+                       "file or config.yaml changed since the run started, so its saved weights would be paired "
+                       "with other features, scalings or classes. Restore the original data, or train a new run "
+                       "on the new data (devgrad run SPEC)")
+
+
 def read(run_dir: Path) -> dict:
     """model.json of a run folder, checked; a folder without it (or with a damaged one) is a
     RunError that says what is missing and how to get it."""

@@ -47,8 +47,9 @@ class Trainer:
         for warning in self.splits.warnings:
             self.log.warning("data: %s", warning)
         self.model = build_model(spec, self.splits.n_features, self.task, device)
-        # What prediction needs beside the weights (features, scalings, class values), before any checkpoint
-        model_info.write(run_dir, model_info.describe(spec, self.splits, self.task))
+        # What prediction needs beside the weights (features, scalings, class values), before any checkpoint;
+        # a resumed or redrawn run keeps the record its weights were trained with
+        model_info.record(run_dir, model_info.describe(spec, self.splits, self.task))
         self._named_parameters = list(self.model.named_parameters())  # fixed for the run: walked once
         self.checkpoints: ckpt.Checkpointer | None = None  # made by fit()
         self.stopped_at: int | None = None  # the epoch early stopping ended the run at

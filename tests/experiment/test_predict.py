@@ -398,3 +398,18 @@ def test_the_target_is_compared_as_the_models_classes_are_never_scored_zero_by_t
     with pytest.raises(DataError, match="the target holds numbers"):
         predict.metrics_of(model, model.predict(X), Inputs(X, np.zeros(len(X), dtype=np.int64), "data.npz"))
     assert predict.metrics_of(model, model.predict(X), Inputs(X, y, "data.csv"))["accuracy"] > 0.5
+
+
+def test_model_json_is_never_rewritten_beside_old_weights_when_the_data_changed(tmp_path, capsys):
+    from tests.trained_runs import animals_csv
+
+    spec = spec_for("multiclass", tmp_path, epochs=2)
+    run_dir = run(spec, out=tmp_path / "runs", quiet=True).run_dir
+    record = (run_dir / "model.json").read_bytes()
+    assert cli.main(["plot", str(run_dir)]) == 0  # redrawing builds the run's trainer again
+    assert (run_dir / "model.json").read_bytes() == record
+    animals_csv(tmp_path, seed=1)  # the data file edited since: other standardisation
+    capsys.readouterr()
+    assert cli.main(["plot", str(run_dir)]) == 2
+    assert "model.json no longer matches" in capsys.readouterr().err
+    assert (run_dir / "model.json").read_bytes() == record

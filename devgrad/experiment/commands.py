@@ -171,7 +171,8 @@ def run(spec_or_path, overrides=(), out=None, device: str | None = None, quiet: 
     stops the run after an epoch, as Ctrl-C would (a sweep's Ctrl-C reaching its Dask workers).
     ``callbacks``: called after every epoch (see ``Trainer.callbacks``).
     """
-    overrides = [*overrides, ("--device", f"device={device}")] if device is not None else list(overrides)
+    overrides = [overrides] if isinstance(overrides, str) else list(overrides)  # one "key=value", not its letters
+    overrides = [*overrides, ("--device", f"device={device}")] if device is not None else overrides
     spec = resolve(spec_or_path, overrides)
     root = Path(out) if out is not None else Path("runs")
     if root.exists() and not root.is_dir():

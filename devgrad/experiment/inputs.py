@@ -9,6 +9,7 @@ in a numeric column or a value that is not finite is a ``DataError`` naming the 
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,19 @@ def read(data, names: list[str], target: str | None) -> Inputs:
     if hasattr(data, "columns") and hasattr(data, "to_numpy"):
         columns = [str(c) for c in data.columns]
         return _from_columns(columns, np.asarray(data.to_numpy()), names, target, "the table")
+    if isinstance(data, Mapping):  # {column: values}, the dict a DataFrame is built from
+        return _from_columns([str(c) for c in data], _mapping_values(data), names, target, "the dict")
     return _checked(np.asarray(data), names, "X")
+
+
+def _mapping_values(data: Mapping) -> np.ndarray:
+    """The columns of a {name: values} dict side by side (one value per name: one row)."""
+    columns = [np.asarray(v).reshape(-1) for v in data.values()]
+    lengths = sorted({len(c) for c in columns})
+    if len(lengths) > 1:
+        raise DataError(f"the dict's columns have different lengths ({', '.join(map(str, lengths))}); give every "
+                        "column one value per row")
+    return np.column_stack(columns) if columns else np.zeros((0, 0))
 
 
 def read_file(path: Path, names: list[str], target: str | None) -> Inputs:

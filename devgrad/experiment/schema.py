@@ -278,6 +278,8 @@ def apply_overrides(loaded: Loaded, overrides, top_keys, name_blocks=()) -> Load
     data = copy.deepcopy(loaded.data)
     problems = []
     overridden = dict(loaded.overridden)
+    if isinstance(overrides, str):  # run(spec, overrides="optimizer.lr=0.1"): one override, not its letters
+        overrides = [overrides]
     for item in overrides or ():
         origin, item = item if isinstance(item, tuple) else ("--set", item)
         if "=" not in item:

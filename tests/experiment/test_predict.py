@@ -90,6 +90,9 @@ def test_inputs_may_be_tensors_tables_and_files_with_columns_matched_by_name(roo
     # a table in another column order, with the target and an unrelated column in it
     rows = [[label, w, "note", h, length] for (length, h, w), label in zip(X.tolist(), y)]
     assert (model.predict(Table(["species", "weight", "remark", "height", "length"], rows)) == expected).all()
+    # a dict of columns, as a DataFrame is built from; one value per column is one row
+    assert (model.predict({"weight": X[:, 2], "length": X[:, 0], "height": X[:, 1]}) == expected).all()
+    assert (model.predict(dict(zip(["length", "height", "weight"], X[0]))) == expected[:1]).all()
     path = tmp_path / "rows.csv"
     path.write_text("weight,length,height\n" + "".join(f"{w!r},{a!r},{h!r}\n" for a, h, w in X.tolist()))
     assert (model.predict(path) == expected).all() and (model.predict(str(path)) == expected).all()

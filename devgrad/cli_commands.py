@@ -18,6 +18,7 @@ from devgrad.backend import (
     DeviceError, cuda_available, cuda_unavailable_reason, cupy_import, cupy_version, default_device, device, devices,
 )
 from devgrad.bench.checkpoint_bench import checkpoint_bench, format_checkpoints
+from devgrad.bench.search_bench import format_search, search_bench
 from devgrad.bench.sweep_bench import format_sweep, sweep_bench
 from devgrad.data import describe
 from devgrad.data.files import DataError
@@ -240,6 +241,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.write and not Path(args.write).resolve().parent.is_dir():
         raise UserError(f"--write {args.write}: the folder {Path(args.write).resolve().parent} does not exist; "
                         "create it or write elsewhere")
+    if args.search:
+        rows = search_bench(say=_say_bench)
+        print(format_search(rows))
+        if args.json:
+            bench.write_json({"search": rows}, args.json)
+        return 0
     if args.sweep:
         rows = sweep_bench(say=_say_bench)
         print(format_sweep(rows))

@@ -71,9 +71,12 @@ def _sampler(optuna, name: str, seed: int, dims: list[Dimension], trials: int):
     return optuna.samplers.GridSampler({d.key: d.grid_values() for d in dims}, seed=seed)
 
 
-def _pruner(optuna, name: str):
+def _pruner(optuna, name: str, trials: int, epochs: int):
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+        # Optuna's defaults (5 trials before any pruning, none in the first epochs) scaled to the study:
+        # a fifth of its trials (2 to 5), and no pruning in the first fifth of a run's epochs (at least 1)
+        return optuna.pruners.MedianPruner(n_startup_trials=max(2, min(5, trials // 5)),
+                                           n_warmup_steps=max(1, epochs // 5))
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner()
     return optuna.pruners.NopPruner()
@@ -106,7 +109,7 @@ def _open_study(optuna, sweep_dir: Path, config: dict, dims: list[Dimension]):
     return optuna.create_study(
         study_name=config["study"], storage=_storage(optuna, sweep_dir, config.get("storage")),
         sampler=_sampler(optuna, config["sampler"], config["seed"], dims, config["trials"]),
-        pruner=_pruner(optuna, config["pruner"]),
+        pruner=_pruner(optuna, config["pruner"], config["trials"], config.get("epochs") or 1),
         direction="maximize" if config["monitor"][1] == "max" else "minimize", load_if_exists=True)
 
 
@@ -211,7 +214,8 @@ def _make_search_dir(root: Path, spec: dict, path: Path | None, settings: dict, 
         config = {"name": name, "spec": str(path.resolve()) if path else None, "created": now(),
                   "search": {k: settings[k] for k in ("sampler", "pruner", "trials")},
                   "sampler": settings["sampler"], "pruner": settings["pruner"], "trials": settings["trials"],
-                  "seed": spec["seed"], "storage": storage, "study": f"{name}-{sweep_dir.name}",
+                  "seed": spec["seed"], "epochs": spec["train"]["epochs"], "storage": storage,
+                  "study": f"{name}-{sweep_dir.name}",
                   "monitor": list(sweeps._monitor(spec)),
                   "dimensions": [{"key": d.key, "kind": d.kind, "low": d.low, "high": d.high, "log": d.log,
                                   "choices": list(d.choices)} for d in dims],

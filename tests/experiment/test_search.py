@@ -220,3 +220,21 @@ def test_a_tpe_search_finds_at_least_the_grids_best_over_the_same_budget(tmp_pat
     search = sweep(BASE, search="tpe", trials=9, space=space, pruner="none", jobs=1, out=tmp_path / "search",
                    quiet=True)
     assert search.best["best"]["val_loss"] <= grid.best["best"]["val_loss"]
+
+
+@pytest.mark.slow
+def test_the_search_bench_compares_a_study_with_a_grid_and_times_tracking(monkeypatch):
+    pytest.importorskip("mlflow")
+    from devgrad.bench import search_bench as sb
+
+    monkeypatch.setattr(sb, "DIGITS", BASE)
+    monkeypatch.setattr(sb, "LRS", [0.01, 0.1])
+    monkeypatch.setattr(sb, "HIDDEN", [[4]])
+    monkeypatch.setattr(sb, "SPIRALS", {**BASE, "train": {"epochs": 2, "batch_size": 64}})
+    rows = sb.search_bench()
+    grid, study, tracked = rows
+    assert (grid["sweep"], grid["runs"], study["sweep"], study["runs"]) == ("grid", 2, "tpe+median", 2)
+    assert 0 < grid["picked_test_accuracy"] <= grid["best_test_accuracy"] <= 1
+    assert tracked["per_epoch_on"] > 0 and tracked["per_epoch_off"] > 0
+    table = sb.format_search(rows)
+    assert "tpe+median" in table and "ms/epoch" in table

@@ -176,7 +176,7 @@ def load(path, device=None):
     if path.suffix == ".safetensors":
         return {name: wrap(array) for name, array in _load_safetensors(path).items()}
     with open(path, "rb") as fh:
-        if fh.read(2) != b"PK":
+        if fh.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip's first entry, or an empty zip
             raise ValueError(f"load: {path} is not a readable .npz file (not a zip archive)")
     try:
         # np.load given a path leaks its file handle when the archive is damaged: hand it ours

@@ -257,7 +257,7 @@ def resume(run_dir, device: str | None = None, quiet: bool = False, stop_file=No
     if not config.exists():
         what = "no such folder" if not run_dir.exists() else "no config.yaml in it"
         raise RunError(f"{run_dir} is not a run folder ({what}); pass the folder that 'devgrad run' printed")
-    meta = ckpt.read_json(run_dir / "meta.json") if (run_dir / "meta.json").exists() else {}
+    meta = _resume_meta(run_dir)
     if meta.get("status") in ("completed", "pruned"):
         raise RunError(f"{run_dir} already {meta['status']}; start a new run with 'devgrad run' instead")
     if meta.get("status") == "running" and still_running(meta):
@@ -296,6 +296,17 @@ def resume(run_dir, device: str | None = None, quiet: bool = False, stop_file=No
         print(message, flush=True)
     trainer.stop_requested = StopFile(stop_file) if stop_file else None
     return _tracked(trainer, chosen, lambda: execute(trainer, start, meta, spec, wall, started))
+
+
+def _resume_meta(run_dir: Path) -> dict:
+    """meta.json (empty when missing), or a RunError when it cannot be read."""
+    path = run_dir / "meta.json"
+    try:
+        return ckpt.read_json(path) if path.exists() else {}
+    except (ValueError, OSError) as exc:
+        raise RunError(f"cannot resume {run_dir}: {path} is damaged ({exc}); it records whether a process is "
+                       f"still training the run. If none is, move it aside (mv {path} {path}.damaged) and resume "
+                       "again") from None
 
 
 def _resume_state(last: Path, run_dir: Path) -> dict:

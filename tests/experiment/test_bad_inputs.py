@@ -255,6 +255,8 @@ CASES = [
     Case("resume-completed", "already completed", ["resume", "{run}"]),
     Case("resume-damaged-last", "last.npz", ["resume", "{tmp}/r"], prepare=copy_run("r", _damaged_last)),
     Case("resume-truncated-last", "last.npz", ["resume", "{tmp}/r"], prepare=copy_run("r", _truncated_last)),
+    Case("resume-damaged-meta", "meta.json is damaged", ["resume", "{tmp}/r"],
+         prepare=copy_run("r", lambda folder: (folder / "meta.json").write_text("{"))),
     Case("resume-running", "still being trained", ["resume", "{tmp}/r"], prepare=copy_run("r", _running)),
     # predict
     Case("predict-missing-column", "'b'", ["predict", "{run}", "{tmp}/x.csv"], {"x.csv": "a,c\n1,2\n"}),
@@ -272,6 +274,9 @@ CASES = [
          {"x.csv": "a,label\n1,0\n"}),
     Case("predict-no-checkpoint", "checkpoint", ["predict", "{tmp}/r", "{tmp}/x.csv"],
          {"x.csv": "a,b\n1,2\n"}, prepare=copy_run("r", _no_checkpoints)),
+    Case("predict-damaged-best", "best.npz is not a readable .npz file (not a zip archive)",
+         ["predict", "{tmp}/r", "{tmp}/x.csv"], {"x.csv": "a,b\n1,2\n"},
+         prepare=copy_run("r", lambda folder: (folder / "checkpoints" / "best.npz").write_bytes(b"PK garbage"))),
     Case("predict-not-a-run", "not a run folder", ["predict", "{tmp}/d", "{tmp}/x.csv"],
          {"x.csv": "a,b\n1,2\n", "d/x.txt": "x"}),
     # export, report, examples

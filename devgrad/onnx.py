@@ -10,6 +10,7 @@ metadata_props) and ``probabilities``, or ``value`` in the target's units.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,8 @@ DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Softmax/LogSoftmax over one axis (not "flatten from axis") and Squeeze/Clip inputs
 ONNX_HINT = "pip install 'devgrad[onnx]' (or pip install onnx onnxruntime)"
 # devgrad activation modules -> (ONNX operator, attributes from the module)
-_ACTIVATIONS = {
+# layer class -> (ONNX op, the node's attributes from the layer)
+_ACTIVATIONS: dict[type, tuple[str, Callable[[nn.Module], dict]]] = {
     nn.ReLU: ("Relu", lambda m: {}),
     nn.LeakyReLU: ("LeakyRelu", lambda m: {"alpha": float(m.negative_slope)}),
     nn.Sigmoid: ("Sigmoid", lambda m: {}),

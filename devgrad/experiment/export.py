@@ -21,7 +21,7 @@ def onnx_head(trained: TrainedModel) -> dict:
         return {"target_mean": out["target_mean"], "target_std": out["target_std"]}
     rule = "clip" if out["loss"] == "mse" and trained.model.sizes[-1] == 1 else (
         "softmax" if trained.model.sizes[-1] > 1 else "sigmoid")
-    return {"classes": trained.classes.tolist(), "probabilities": rule, "threshold": out["threshold"]}
+    return {"classes": trained.class_values().tolist(), "probabilities": rule, "threshold": out["threshold"]}
 
 
 def export_run(run_dir, fmt: str = "onnx", out=None, checkpoint: str = "best", opset=None,

@@ -11,6 +11,7 @@ Everything here is NumPy on host copies; the plots are in ``report``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from devgrad.io import atomic_write_text
 
 MAX_UNITS = 16  # first layers wider than this are not drawn unit by unit
 
-_ACTIVATIONS = {
+_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "relu": lambda z: np.maximum(z, 0.0),
     "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
     "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60))),

@@ -5,6 +5,7 @@ the boundary epoch by epoch. Drawn from plain data; ``report.draw`` says which a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -105,8 +106,9 @@ def _draw_line(ax, a: np.ndarray, c: float, gx: np.ndarray, gy: np.ndarray, **st
     return drawn
 
 
-def neurons(plt, X_all: np.ndarray, y_all: np.ndarray, units, lines, predict_proba, path: Path, name: str,
-            activation_name: str, resolution: int = 100, total_units: int | None = None) -> Path:
+def neurons(plt, X_all: np.ndarray, y_all: np.ndarray, units, lines: Sequence[tuple[np.ndarray, float]],
+            predict_proba, path: Path, name: str, activation_name: str, resolution: int = 100,
+            total_units: int | None = None) -> Path:
     """One panel per first-layer unit: its activation over the input plane (``units``: raw
     points -> (n, units)) with its line a·x + c = 0 (``lines``, in the data's own coordinates),
     then the network's output with the lines on it. Every panel shows the same plane, so they

@@ -49,6 +49,12 @@ class TrainedModel:
         self.mean = np.array(scale["mean"], dtype=np.float64) if scale else None
         self.std = np.array(scale["std"], dtype=np.float64) if scale else None
 
+    def class_values(self) -> np.ndarray:
+        """The classes, in the order of the model's outputs (a classification's only)."""
+        if self.classes is None:
+            raise RunError(f"{self.run_dir} is a regression, which has no classes")
+        return self.classes
+
     def __repr__(self) -> str:
         return (f"TrainedModel({self.task}, {len(self.feature_names)} features, epoch {self.epoch}, "
                 f"{self.checkpoint.name} of {self.run_dir}, on {self.device})")
@@ -70,7 +76,7 @@ class TrainedModel:
 
     @no_grad()
     def _forward(self, X: np.ndarray) -> np.ndarray:
-        if self.mean is not None:
+        if self.mean is not None and self.std is not None:  # both or neither: the run's standardize
             X = (X - self.mean) / self.std
         X = X.astype(self.info["dtype"])
         out = []
@@ -91,7 +97,7 @@ class TrainedModel:
         if self.task == "regression":
             return z[:, 0] * out["target_std"] + out["target_mean"]
         index = z.argmax(axis=1) if z.shape[1] > 1 else (z[:, 0] > out["threshold"]).astype(np.int64)
-        return self.classes[index]
+        return self.class_values()[index]
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (n, n_classes), columns in the order of ``classes``."""
@@ -197,7 +203,7 @@ def predict_file(run_dir, data, out=None, proba: bool = False, checkpoint: str =
     predictions = trained.predict_outputs(z)
     table = {"prediction": predictions}
     if proba:
-        for name, column in zip(trained.classes.tolist(), trained.proba_outputs(z).T):
+        for name, column in zip(trained.class_values().tolist(), trained.proba_outputs(z).T):
             table[str(name)] = column
     metrics = metrics_of(trained, predictions, rows) if rows.y is not None else None
     made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]  # folders this call creates
@@ -218,8 +224,10 @@ def metrics_of(trained: TrainedModel, predictions: np.ndarray, rows: inputs.Inpu
     """The task's metrics of ``predictions`` against the target that came with the data: accuracy;
     or mse, mae and r2 in the target's units."""
     y = rows.y
+    if y is None:
+        raise DataError(f"{rows.where}: no target column, so there is nothing to score the predictions against")
     n = len(predictions)
-    if trained.task == "classification":
+    if trained.task == "classification" and trained.classes is not None:  # a classification has its classes
         hits = _class_hits(y, predictions, trained.classes, rows.where)
         return {"rows": n, "accuracy": float(np.count_nonzero(hits)) / n}
     try:

@@ -18,6 +18,7 @@ import inspect
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 from devgrad import nn, optim
 from devgrad.backend import parse_device
@@ -53,8 +54,8 @@ OPTIMIZER_SKIP = ("params", "capturable", "maximize")
 SCHEDULE_SKIP = ("optimizer", "last_epoch")
 # A schedule in a run: None means "the run's length" (its epochs after warm-up), and a linear
 # schedule decays to 0 over the run unless told otherwise (the class's defaults are PyTorch's).
-SCHEDULE_RUN_DEFAULTS = {"cosine": {"t_max": None},
-                         "linear": {"start_factor": 1.0, "end_factor": 0.0, "total_iters": None}}
+SCHEDULE_RUN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "cosine": {"t_max": None}, "linear": {"start_factor": 1.0, "end_factor": 0.0, "total_iters": None}}
 # Other spellings users write for an option, kept working: name -> {alias: option}.
 SCHEDULE_ALIASES = {"cosine": {"T_max": "t_max"}, "linear": {"total_epochs": "total_iters"}}
 RUN_LENGTH = object()  # stands for "the run's length" while checking a schedule's options
@@ -299,8 +300,8 @@ def _check_by_building(v: Validator, spec: dict) -> None:
 def _named_option(message: str, options: dict) -> str:
     """The option an error message is about (the first option name it mentions), else 'name'."""
     text = message.split(": ", 1)[-1]  # past the class name
-    mentioned = [opt for opt in options if re.search(rf"\b{re.escape(opt)}\b", text)]
-    return min(mentioned, key=lambda opt: re.search(rf"\b{re.escape(opt)}\b", text).start()) if mentioned else "name"
+    at = {opt: m.start() for opt in options if (m := re.search(rf"\b{re.escape(opt)}\b", text))}
+    return min(at, key=at.__getitem__) if at else "name"
 
 
 def _loss(v: Validator, raw, path: tuple) -> dict:
@@ -496,6 +497,8 @@ def _check_metrics(v: Validator, metrics, task: str, loss: str) -> None:
 # -- the resolved spec, typed ----------------------------------------------------------------
 
 class _Section:
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # each section is a dataclass (for asdict)
+
     def to_dict(self) -> dict:
         """The section as plain data (what config.yaml holds)."""
         return dataclasses.asdict(self)

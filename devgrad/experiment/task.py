@@ -80,7 +80,7 @@ class Task:
 
     def loss_value(self, out: Tensor, target: Tensor) -> Tensor:
         """The loss of raw outputs against ``targets(...)``: the loss function named by the spec."""
-        options = {}
+        options: dict[str, float | None] = {}
         if self.loss == "cross_entropy":
             options["label_smoothing"] = self.label_smoothing
         elif self.out_features == 1:

@@ -416,3 +416,15 @@ def test_model_json_is_never_rewritten_beside_old_weights_when_the_data_changed(
     assert cli.main(["plot", str(run_dir)]) == 2
     assert "model.json no longer matches" in capsys.readouterr().err
     assert (run_dir / "model.json").read_bytes() == record
+
+
+def test_metrics_of_rows_without_a_target_is_a_clear_error():
+    """Scoring rows that carry no target says so instead of failing inside the comparison."""
+    from types import SimpleNamespace
+
+    from devgrad.experiment import predict
+    from devgrad.experiment.inputs import Inputs
+
+    model = SimpleNamespace(task="classification", classes=np.array([0.0, 1.0]))
+    with pytest.raises(DataError, match="data.csv: no target column"):
+        predict.metrics_of(model, np.array([0.0, 1.0]), Inputs(np.zeros((2, 1)), None, "data.csv"))

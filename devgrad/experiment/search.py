@@ -283,6 +283,7 @@ def _execute(optuna, study, sweep_dir: Path, config: dict, spec: dict, waiting: 
     for line in done:
         progress.record(line, new=False)
     inflight: dict = {}  # future -> _Running
+    submitted: list[dict] = []  # every point handed to the runner, for an interruption's message
     status, interrupted, stopping = "completed", False, False
     try:
         while True:
@@ -299,6 +300,7 @@ def _execute(optuna, study, sweep_dir: Path, config: dict, spec: dict, waiting: 
                     continue
                 running = Running(optuna, study, trial, Path(point["run_dir"]) / ".pruning")
                 inflight[runner.submit(point, gpus, run_trial)] = running
+                submitted.append(point)
             if not inflight:
                 break
             for future, running in list(inflight.items()):
@@ -328,7 +330,7 @@ def _execute(optuna, study, sweep_dir: Path, config: dict, spec: dict, waiting: 
         progress.close()
     if interrupted:
         sweeps._write_tables(sweep_dir, results, total, monitor, "interrupted")
-        raise KeyboardInterrupt(sweeps._interrupted_message(sweep_dir, results, total))
+        raise KeyboardInterrupt(sweeps._interrupted_message(sweep_dir, results, submitted, total))
     return _finish(optuna, study, sweep_dir, results, total, monitor, status, quiet, pruning, spec)
 
 

@@ -238,3 +238,19 @@ def test_the_search_bench_compares_a_study_with_a_grid_and_times_tracking(monkey
     assert tracked["per_epoch_on"] > 0 and tracked["per_epoch_off"] > 0
     table = sb.format_search(rows)
     assert "tpe+median" in table and "ms/epoch" in table
+
+
+@pytest.mark.slow
+def test_an_interrupted_search_says_what_finished_and_how_to_continue(tmp_path, monkeypatch):
+    """Ctrl-C during a search ends in the sweep's own message (with the --resume command)."""
+    from types import SimpleNamespace
+
+    from devgrad.experiment import search
+
+    def interrupt(seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(search, "time", SimpleNamespace(sleep=interrupt))
+    spec = {**BASE, "sweep": {"search": {"trials": 2, "sampler": "random", "pruner": "none", "space": LR}}}
+    with pytest.raises(KeyboardInterrupt, match="sweep interrupted: .*devgrad sweep --resume"):
+        sweep(spec, jobs=1, out=tmp_path, quiet=True)

@@ -308,6 +308,7 @@ def run(device="cpu", configs=("tiny", "small", "medium", "large"), repeat: int 
         "jax": getattr(jax, "__version__", None), "python": platform.python_version(),
         "machine": platform.machine(), "cpus": os.cpu_count(), "load_average": _load_average(),
         "date": time.strftime("%Y-%m-%d"), "pause_s": pause_s, "configs": [],
+        "thread_settings": {k: os.environ[k] for k in _THREAD_VARIABLES if k in os.environ},
     }
     for name in configs:
         results["configs"].append(bench_config(CONFIGS[name], dev, repeat, torch, min_block_s, jax=jax,
@@ -324,6 +325,7 @@ def run(device="cpu", configs=("tiny", "small", "medium", "large"), repeat: int 
     return results
 
 
+_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 TIMED = ("devgrad", "devgrad_graph", "handwritten", "tight", "pytorch", "pytorch_graph", "torch_compile", "jax")
 
 

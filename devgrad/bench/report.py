@@ -39,10 +39,10 @@ def _columns(results: dict) -> list:
     if any("pytorch" in r for r in rows_in):
         cols.append(("vs torch", lambda r: f"{r['ratio_vs_pytorch']:.2f}×" if "pytorch" in r else "-"))
     if _has(rows_in, "devgrad_graph") and any("pytorch" in r for r in rows_in):
-        cols.append(("graph vs torch", lambda r: f"{r['graph_ratio_vs_pytorch']:.2f}×"
+        cols.append(("captured vs torch", lambda r: f"{r['graph_ratio_vs_pytorch']:.2f}×"
                      if "graph_ratio_vs_pytorch" in r else "-"))
     if _has(rows_in, "pytorch_graph"):
-        cols.append(("graph vs torch graph", lambda r: f"{r['graph_ratio_vs_pytorch_graph']:.2f}×"
+        cols.append(("captured vs torch graph", lambda r: f"{r['graph_ratio_vs_pytorch_graph']:.2f}×"
                      if "graph_ratio_vs_pytorch_graph" in r else "-"))
     peak = results["matmul_peak_gflops"]
     cols += [("GFLOP/s", lambda r: f"{r['devgrad']['gflops']:.1f}"),
@@ -116,8 +116,11 @@ def format_markdown(results: dict, command: str) -> str:
         lines += [f"Load average (1, 5, 15 min) at the start {load}, at the end {after}: other programs shared "
                   "the machine, so absolute times wobble; the ratios come from interleaved blocks and hold "
                   "better.", ""]
+    threads = results.get("thread_settings") or {}
     lines += [f"Medians of timed blocks in milliseconds per step, float32, a pause of {results.get('pause_s')} s "
-              f"before each block; float32 matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s.", ""]
+              f"before each block; float32 matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s"
+              + (f"; thread settings {', '.join(f'{k}={v}' for k, v in threads.items())}" if threads else "")
+              + ".", ""]
     lines.append("| " + " | ".join(head for head, _ in cols) + " |")
     lines.append("|" + "---|" * len(cols))
     lines += ["| " + " | ".join(str(cell(r)) for _, cell in cols) + " |" for r in results["configs"]]

@@ -273,7 +273,8 @@ def test_resume_with_a_config_that_no_longer_fits_its_checkpoint_is_a_clear_erro
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     config["model"]["hidden"] = [5]
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
-    with pytest.raises(RunError, match=r"last.npz does not fit the run that its config.yaml describes .*shape"):
+    # model.json, which records the architecture the weights were trained with, is the first to disagree
+    with pytest.raises(RunError, match=r"model.json no longer matches .*\(architecture differ\).*config.yaml changed"):
         resume(run_dir, quiet=True)
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "stopped"
 

@@ -130,8 +130,9 @@ def test_the_check_sees_a_wrong_import():
 # What a CPU-only process never needs: CuPy, the cuBLAS binding (ctypes), the GEMM planner, the
 # CUDA kernel sources and launchers, and subprocess (Graphviz, which only the pictures use).
 _CUDA_ONLY = ("cupy", "cupyx", "devgrad.backend.cublas", "devgrad.backend.gemm", "devgrad.backend.cupy",
-              "devgrad.backend.cuda_kernels", "devgrad.backend.cuda_sources", "devgrad.nn._cuda_kernels",
-              "devgrad.optim._cuda_kernels", "devgrad.experiment._cuda_kernels", "subprocess")
+              "devgrad.backend.cuda_kernels", "devgrad.backend.cuda_gemm", "devgrad.backend.cuda_sources",
+              "devgrad.nn._cuda_kernels", "devgrad.optim._cuda_kernels", "devgrad.experiment._cuda_kernels",
+              "subprocess")
 
 _CPU_PROCESS = """
 import json, sys

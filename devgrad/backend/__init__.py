@@ -42,7 +42,8 @@ PRIMITIVES = ("scatter_add", "sigmoid", "act_grad", "bias_act_", "fill_", "full"
               "launch_counts", "sum_axes")
 for _name in PRIMITIVES:
     register_kernel(_name, "cpu", getattr(cpu_kernels, _name))
-    register_kernel(_name, "cuda", "devgrad.backend.cuda_kernels")
+    # a sum is a GEMM with a ones vector on a GPU: CUDA's GEMM seam has it
+    register_kernel(_name, "cuda", f"devgrad.backend.{'cuda_gemm' if _name == 'sum_axes' else 'cuda_kernels'}")
 
 
 class DeviceError(RuntimeError):

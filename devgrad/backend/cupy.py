@@ -13,7 +13,7 @@ import contextlib
 
 import numpy as np
 
-from devgrad.backend import cublas, cuda_kernels
+from devgrad.backend import cublas, cuda_gemm, cuda_kernels
 from devgrad.backend.cupy_import import module
 
 NAME = "cuda"
@@ -31,7 +31,7 @@ class CudaDevice:
     HOST_READS_ARE_FREE = False  # reading a value back waits for the GPU
     IS_HOST = False
     UPDATES_NEED_SCRATCH = False  # one fused kernel per update: no scratch buffer
-    matmul = staticmethod(cuda_kernels.matmul)  # the GEMM seam: cuBLAS through ctypes, capturable
+    matmul = staticmethod(cuda_gemm.matmul)  # the GEMM seam: cuBLAS through ctypes, capturable
     launch = staticmethod(cuda_kernels.launch)  # devgrad's compiled kernels, by name
 
     def __init__(self, index: int):
@@ -155,7 +155,7 @@ class CapturedGraph:
             cublas.handle(index)  # created outside the capture: creating it allocates device memory
             stream = cp.cuda.Stream(non_blocking=True)  # capture needs a stream other than the default
             cp.cuda.Device(index).synchronize()  # eager work queued before capture is finished
-            with stream, cp.cuda.using_allocator(self.pool.malloc), cuda_kernels.keep_alive_for_graph() as kept:
+            with stream, cp.cuda.using_allocator(self.pool.malloc), cuda_gemm.keep_alive_for_graph() as kept:
                 # kept: the cached ones vectors the graph reads, alive as long as the graph
                 self.kept = kept
                 stream.begin_capture()

@@ -50,7 +50,7 @@ def _plain_reductions(cupy) -> str:
     CUB's sum kernels take 2-3 s each to compile on a machine that never ran them (10 s of an
     18 s first run, measured on an H100); CuPy's plain reduction kernels compile in ~0.15 s.
     devgrad's hot sums (bias gradients, broadcast gradients) are GEMMs with a ones vector
-    (``cuda_kernels.sum_axes``) and never reach either; what remains (loss and metric sums,
+    (``cuda_gemm.sum_axes``) and never reach either; what remains (loss and metric sums,
     norms) is small. This is a process-wide CuPy setting; ``devgrad info`` reports it."""
     if "CUPY_ACCELERATORS" in os.environ:
         return f"CUPY_ACCELERATORS={os.environ['CUPY_ACCELERATORS']!r} (as set by the user)"

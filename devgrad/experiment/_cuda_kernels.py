@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from devgrad.backend import cublas
+from devgrad.backend import cublas, cuda_gemm
 from devgrad.backend import cuda_kernels as cuda
 from devgrad.experiment._kernels import targets_xp
 
@@ -49,9 +49,10 @@ def reg_sums(out, y, loss, weight: float, loss_sum, sse, sae) -> None:
     e, s = cp.empty(n, dtype=np.float64), cp.empty(n, dtype=np.float64)
     cuda.run_kernel("reg_errors", ctype, n, out, y, loss, np.float64(weight), loss_sum, e, s)
     for other, total in ((e, sse), (s, sae)):
-        found, row, column = cuda.plan(e.reshape(1, n), other.reshape(n, 1))
+        found, row, column = cuda_gemm.plan(e.reshape(1, n), other.reshape(n, 1))
         cublas.gemm(found, 8, cuda.address(column), cuda.address(row), cuda.address(total),
-                    index=cuda.device_index(total), stream=cuda.current_stream(), precision="highest", beta=1.0)
+                    index=cuda_gemm.device_index(total), stream=cuda_gemm.current_stream(), precision="highest",
+                    beta=1.0)
 
 
 TARGET_MODES = {"value": 0, "sign": 1, "one_hot": 2}

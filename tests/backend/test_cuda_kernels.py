@@ -19,6 +19,7 @@ import pytest
 
 import devgrad.experiment  # noqa: F401 - registers the training loop's kernels
 from devgrad.backend import cublas, registry
+from devgrad.backend import cuda_gemm
 from devgrad.backend import cuda_kernels as cuda_backend
 from devgrad.nn import _cuda_kernels as nn_cuda
 from devgrad.optim import _cuda_kernels as optim_cuda
@@ -254,7 +255,8 @@ def host_cuda_backend(host, monkeypatch):
     monkeypatch.setattr(cuda_backend, "_modules", {})
     monkeypatch.setattr(cuda_backend, "_functions", {})
     monkeypatch.setattr(cuda_backend, "_launched", set())
-    monkeypatch.setattr(cuda_backend, "_ones", {})  # host ones vectors stay out of a GPU run's cache
+    monkeypatch.setattr(cuda_gemm, "module", harness.host_cupy)
+    monkeypatch.setattr(cuda_gemm, "_ones", {})  # host ones vectors stay out of a GPU run's cache
     return _CudaSide()
 
 
@@ -704,7 +706,7 @@ def test_reg_sums_add_the_loss_and_the_squared_and_absolute_errors(host_cuda_bac
     cublas.load(cublas_harness.library_path())
     for name, value in {"device_index": lambda a: 0, "current_stream": lambda: 0x5000,
                         "capturing": lambda: False}.items():
-        monkeypatch.setattr(cuda_backend, name, value)
+        monkeypatch.setattr(cuda_gemm, name, value)
     out = rng.standard_normal((33, 1)).astype(dtype)
     y = rng.standard_normal(33)
     loss = np.asarray(0.25, dtype=dtype)

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 import devgrad as dg
 import devgrad.nn.functional as F
 from devgrad import bench
-from devgrad.backend import cublas, cuda_kernels, registry
+from devgrad.backend import cublas, cuda_gemm, cuda_kernels, registry
 from devgrad.backend import numpy as cpu_module
 from devgrad.data import build_splits
 from devgrad.experiment import memory, resolve, run
@@ -218,7 +218,9 @@ def cuda_path(monkeypatch):
                                 "capturing": lambda: False, "_modules": {}, "_functions": {},
                                 "_launched": set(), "_ones": {},  # host arrays never meet a GPU run's cache
                                 "scatter_add": np.add.at}.items():  # cupyx's, on NumPy
-                patch.setattr(cuda_kernels, name, value)
+                for side in (cuda_kernels, cuda_gemm):  # the kernels and the GEMM seam
+                    if hasattr(side, name):
+                        patch.setattr(side, name, value)
             launches: list = []
             real = cuda_kernels.function
 
@@ -229,7 +231,7 @@ def cuda_path(monkeypatch):
 
             patch.setattr(cuda_kernels, "function", counting)
             patch.setattr(cpu, "kernels", registry.KernelTable("cuda"))  # resolved now: the patches above hold
-            patch.setattr(cpu, "matmul", cuda_kernels.matmul)
+            patch.setattr(cpu, "matmul", cuda_gemm.matmul)
             patch.setattr(cpu, "updates_need_scratch", False)  # a GPU's fused updates keep no scratch
             calls = recorder.calls
             result = fn()
@@ -755,7 +757,7 @@ def test_a_step_through_the_cuda_path_is_captured_without_reading_back_and_repla
 
         def capture(self, fn):
             with pytest.MonkeyPatch.context() as patch:
-                patch.setattr(cuda_kernels, "capturing", lambda: True)  # the backend's capture-only branches
+                patch.setattr(cuda_gemm, "capturing", lambda: True)  # the backend's capture-only branches
                 patch.setattr(_Recorded, "capturing", True)  # float(), bool(), .item() of a device array refused
                 return super().capture(fn)
 
@@ -994,8 +996,9 @@ def test_the_host_runs_leave_the_gpu_caches_alone(cuda_path):
     """The CUDA path's host arrays (its cached ones vectors, its loaded host kernels) live only
     while it runs: a GPU run in the same process (DEVGRAD_TEST_DEVICES=cuda with xdist) must
     never be handed a NumPy array as a device pointer."""
-    caches = {name: dict(getattr(cuda_kernels, name)) for name in ("_ones", "_modules", "_functions")}
+    caches = {(side, name): dict(getattr(side, name))
+              for side, name in ((cuda_gemm, "_ones"), (cuda_kernels, "_modules"), (cuda_kernels, "_functions"))}
     _, launches, gemms = cuda_path(lambda: _train("relu", "cross_entropy", "adam", False, np.float32))
     assert launches and gemms
-    for name, before in caches.items():
-        assert getattr(cuda_kernels, name) == before, name
+    for (side, name), before in caches.items():
+        assert getattr(side, name) == before, name

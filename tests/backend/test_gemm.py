@@ -1,7 +1,7 @@
 """The GEMM seam, checked without a GPU.
 
 ``devgrad.backend.gemm`` maps a row-major ``x @ y`` with arbitrary strides to one column-major
-(strided-batched) BLAS call; ``devgrad.backend.cuda_kernels.matmul`` drives that mapping and
+(strided-batched) BLAS call; ``devgrad.backend.cuda_gemm.matmul`` drives that mapping and
 calls cuBLAS through ``devgrad.backend.cublas`` (ctypes). Here the cuBLAS library is a host
 build with cuBLAS's C ABI (``tests/cublas_harness.py``) and CuPy is NumPy (the kernel
 harness's stand-in), so the whole path — layouts, leading dimensions, batch strides, the
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import devgrad as dg
-from devgrad.backend import cublas, cuda_kernels, gemm
+from devgrad.backend import cublas, cuda_gemm, cuda_kernels, gemm
 from devgrad.backend import precision as backend_precision
 
 from tests import cublas_harness
@@ -54,12 +54,13 @@ def host_gemm(monkeypatch):
     path = cublas_harness.library_path()
     monkeypatch.setattr(cublas, "_state", {"library": None, "handles": {}})
     cublas.load(path)
-    monkeypatch.setattr(cuda_kernels, "module", harness.host_cupy)
+    monkeypatch.setattr(cuda_gemm, "module", harness.host_cupy)
+    monkeypatch.setattr(cuda_kernels, "module", harness.host_cupy)  # the ones vectors' fill
     monkeypatch.setattr(cuda_kernels, "address", lambda a: a.ctypes.data)
-    monkeypatch.setattr(cuda_kernels, "device_index", lambda a: 0)
-    monkeypatch.setattr(cuda_kernels, "current_stream", lambda: 0x5000)
-    monkeypatch.setattr(cuda_kernels, "capturing", lambda: False)
-    monkeypatch.setattr(cuda_kernels, "_ones", {})  # host ones vectors stay out of a GPU run's cache
+    monkeypatch.setattr(cuda_gemm, "device_index", lambda a: 0)
+    monkeypatch.setattr(cuda_gemm, "current_stream", lambda: 0x5000)
+    monkeypatch.setattr(cuda_gemm, "capturing", lambda: False)
+    monkeypatch.setattr(cuda_gemm, "_ones", {})  # host ones vectors stay out of a GPU run's cache
     return cublas_harness.Recorder(path)
 
 
@@ -77,7 +78,7 @@ def test_2d_products_in_every_layout_match_numpy(host_gemm, x_layout, y_layout, 
     for m, k, n in [(5, 3, 4), (1, 3, 4), (5, 1, 4), (5, 3, 1), (1, 1, 1), (7, 6, 2)]:
         x = _operand(rng, (m, k), x_layout, dtype)
         y = _operand(rng, (k, n), y_layout, dtype)
-        out = cuda_kernels.matmul(x, y)
+        out = cuda_gemm.matmul(x, y)
         assert out.shape == (m, n) and out.dtype == dtype
         np.testing.assert_allclose(out, np.matmul(x, y), **_tol(dtype))
     assert host_gemm.entry == ("cublasSgemm_v2" if dtype == np.float32 else "cublasDgemm_v2")
@@ -97,7 +98,7 @@ def test_batched_and_1d_products_match_numpy(host_gemm, x_shape, y_shape, layout
         return _operand(rng, shape, lay, np.float32)
 
     x, y = make(x_shape, layout), make(y_shape, "c")
-    out = cuda_kernels.matmul(x, y)
+    out = cuda_gemm.matmul(x, y)
     want = np.matmul(x, y)
     assert out.shape == want.shape
     np.testing.assert_allclose(out, want, **_tol(np.float32))
@@ -107,7 +108,7 @@ def test_a_batch_uses_one_strided_batched_call(host_gemm):
     rng = np.random.default_rng(2)
     x, y = rng.standard_normal((6, 4, 3)), rng.standard_normal((6, 3, 5))
     calls = host_gemm.calls
-    np.testing.assert_allclose(cuda_kernels.matmul(x, y), x @ y, **_tol(np.float64))
+    np.testing.assert_allclose(cuda_gemm.matmul(x, y), x @ y, **_tol(np.float64))
     assert host_gemm.calls == calls + 1 and host_gemm.entry == "cublasDgemmStridedBatched"
 
 
@@ -115,14 +116,14 @@ def test_rows_of_a_3d_input_times_a_weight_are_one_gemm(host_gemm):
     """Linear on (batch, time, features): one GEMM over all rows, not a batch of small ones."""
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((4, 7, 3)).astype(np.float32), rng.standard_normal((5, 3)).astype(np.float32)
-    np.testing.assert_allclose(cuda_kernels.matmul(x, w.T), x @ w.T, **_tol(np.float32))
+    np.testing.assert_allclose(cuda_gemm.matmul(x, w.T), x @ w.T, **_tol(np.float32))
     assert host_gemm.entry == "cublasSgemm_v2"
 
 
 def test_empty_products(host_gemm):
     for x_shape, y_shape in [((0, 3), (3, 4)), ((5, 0), (0, 4)), ((5, 3), (3, 0)), ((0, 5, 3), (3, 2))]:
         x, y = np.ones(x_shape, dtype=np.float32), np.ones(y_shape, dtype=np.float32)
-        out = cuda_kernels.matmul(x, y)
+        out = cuda_gemm.matmul(x, y)
         assert out.shape == np.matmul(x, y).shape and (out == 0).all()
 
 
@@ -130,37 +131,37 @@ def test_the_handle_follows_the_current_stream(host_gemm, monkeypatch):
     """cuBLAS must run on the current stream — the capturing one during capture — and the
     stream is set only when it changed (each set is a call into the library)."""
     x = np.ones((2, 2), dtype=np.float32)
-    cuda_kernels.matmul(x, x)
+    cuda_gemm.matmul(x, x)
     assert host_gemm.stream == 0x5000
     before = host_gemm.set_stream_calls
-    cuda_kernels.matmul(x, x)
+    cuda_gemm.matmul(x, x)
     assert host_gemm.set_stream_calls == before
-    monkeypatch.setattr(cuda_kernels, "current_stream", lambda: 0x7000)
-    cuda_kernels.matmul(x, x)
+    monkeypatch.setattr(cuda_gemm, "current_stream", lambda: 0x7000)
+    cuda_gemm.matmul(x, x)
     assert host_gemm.stream == 0x7000 and host_gemm.set_stream_calls == before + 1
 
 
 def test_high_precision_asks_cublas_for_tf32_on_float32_only(host_gemm):
     rng = np.random.default_rng(4)
     x, y = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((4, 2)).astype(np.float32)
-    np.testing.assert_allclose(cuda_kernels.matmul(x, y, "high"), x @ y, **_tol(np.float32))
+    np.testing.assert_allclose(cuda_gemm.matmul(x, y, "high"), x @ y, **_tol(np.float32))
     assert host_gemm.entry == "cublasGemmEx" and host_gemm.compute == cublas.COMPUTE_32F_FAST_TF32
     xb, yb = np.stack([x, x]), np.stack([y, y])
-    np.testing.assert_allclose(cuda_kernels.matmul(xb, yb, "high"), xb @ yb, **_tol(np.float32))
+    np.testing.assert_allclose(cuda_gemm.matmul(xb, yb, "high"), xb @ yb, **_tol(np.float32))
     assert host_gemm.entry == "cublasGemmStridedBatchedEx"
-    cuda_kernels.matmul(x.astype(np.float64), y.astype(np.float64), "high")
+    cuda_gemm.matmul(x.astype(np.float64), y.astype(np.float64), "high")
     assert host_gemm.entry == "cublasDgemm_v2"  # TF32 is a float32 matter
 
 
 def test_other_dtypes_fall_back_except_during_capture(host_gemm, monkeypatch):
     a = np.arange(6).reshape(2, 3)
-    np.testing.assert_array_equal(cuda_kernels.matmul(a, a.T), a @ a.T)
+    np.testing.assert_array_equal(cuda_gemm.matmul(a, a.T), a @ a.T)
     calls = host_gemm.calls
-    cuda_kernels.matmul(a.astype(np.float32), a.T.astype(np.float64))  # mixed: CuPy's matmul promotes
+    cuda_gemm.matmul(a.astype(np.float32), a.T.astype(np.float64))  # mixed: CuPy's matmul promotes
     assert host_gemm.calls == calls
-    monkeypatch.setattr(cuda_kernels, "capturing", lambda: True)
+    monkeypatch.setattr(cuda_gemm, "capturing", lambda: True)
     with pytest.raises(RuntimeError, match=r"int64 \(2, 3\) @ int64 \(3, 2\) cannot be captured"):
-        cuda_kernels.matmul(a, a.T)
+        cuda_gemm.matmul(a, a.T)
 
 
 def test_a_failing_cublas_call_raises_with_its_status(host_gemm):
@@ -229,17 +230,17 @@ def test_sums_over_leading_or_trailing_axes_are_gemms_with_ones(host_gemm, monke
     """Bias and broadcast gradients are summed by cuBLAS (nothing to compile, capturable), never
     with TF32 even when float32 matmuls may use it; a middle axis falls back to CuPy's sum."""
     monkeypatch.setattr(cuda_kernels, "current_device", lambda: 0)
-    monkeypatch.setattr(cuda_kernels, "_ones", {})
+    monkeypatch.setattr(cuda_gemm, "_ones", {})
     monkeypatch.setattr(backend_precision, "_precision", ["high"])
     a = np.random.default_rng(5).standard_normal(shape).astype(dtype)
     before = host_gemm.calls
-    got = cuda_kernels.sum_axes(a, axes)
+    got = cuda_gemm.sum_axes(a, axes)
     np.testing.assert_allclose(got, a.sum(axis=axes), **_tol(dtype))
     assert got.shape == a.sum(axis=axes).shape
     through_gemm = host_gemm.calls > before
     # a mean: the same sum scaled, in the same one call (the scale is the GEMM's alpha)
     calls = host_gemm.calls
-    scaled = cuda_kernels.sum_axes(a, axes, 0.125)
+    scaled = cuda_gemm.sum_axes(a, axes, 0.125)
     np.testing.assert_allclose(scaled, a.sum(axis=axes) * 0.125, **_tol(dtype))
     assert host_gemm.calls - calls == int(through_gemm)
     middle = shape == (2, 3, 4) and axes == (1,)
@@ -252,16 +253,16 @@ def test_a_graph_keeps_the_ones_vectors_it_read_alive(host_gemm, monkeypatch):
     """A captured graph reads the cached ones vectors of its sums by address: dropped from the
     cache (it holds 16), one the graph read must stay allocated, so the recording keeps it."""
     monkeypatch.setattr(cuda_kernels, "current_device", lambda: 0)
-    monkeypatch.setattr(cuda_kernels, "_ones", {})
-    with cuda_kernels.keep_alive_for_graph() as kept:
-        cuda_kernels.sum_axes(np.ones((5, 3), dtype=np.float32), (0,))
+    monkeypatch.setattr(cuda_gemm, "_ones", {})
+    with cuda_gemm.keep_alive_for_graph() as kept:
+        cuda_gemm.sum_axes(np.ones((5, 3), dtype=np.float32), (0,))
     read = weakref.ref(kept[0])
-    unread = weakref.ref(cuda_kernels._ones_vector(7, np.float32))
-    for n in range(100, 100 + cuda_kernels._ONES_KEEP):  # push both out of the cache
-        cuda_kernels._ones_vector(n, np.float32)
+    unread = weakref.ref(cuda_gemm._ones_vector(7, np.float32))
+    for n in range(100, 100 + cuda_gemm._ONES_KEEP):  # push both out of the cache
+        cuda_gemm._ones_vector(n, np.float32)
     gc.collect()
     assert read() is not None and unread() is None
-    assert cuda_kernels._recording is None
+    assert cuda_gemm._recording is None
 
 
 def test_a_ones_vector_first_made_during_a_capture_is_the_graphs_alone(host_gemm, monkeypatch):
@@ -270,17 +271,17 @@ def test_a_ones_vector_first_made_during_a_capture_is_the_graphs_alone(host_gemm
     enter the cache (an eager sum would read it unfilled, and freed once the graph is gone); the
     graph keeps it, and the next eager sum of that length makes and caches its own."""
     monkeypatch.setattr(cuda_kernels, "current_device", lambda: 0)
-    monkeypatch.setattr(cuda_kernels, "_ones", {})
+    monkeypatch.setattr(cuda_gemm, "_ones", {})
     a = np.arange(15, dtype=np.float32).reshape(5, 3)
-    monkeypatch.setattr(cuda_kernels, "capturing", lambda: True)
-    with cuda_kernels.keep_alive_for_graph() as kept:
-        np.testing.assert_array_equal(cuda_kernels.sum_axes(a, (0,)), a.sum(axis=0))
+    monkeypatch.setattr(cuda_gemm, "capturing", lambda: True)
+    with cuda_gemm.keep_alive_for_graph() as kept:
+        np.testing.assert_array_equal(cuda_gemm.sum_axes(a, (0,)), a.sum(axis=0))
     assert len(kept) == 1 and kept[0].shape == (5,)
-    assert cuda_kernels._ones == {}
-    monkeypatch.setattr(cuda_kernels, "capturing", lambda: False)
-    np.testing.assert_array_equal(cuda_kernels.sum_axes(a, (0,)), a.sum(axis=0))
-    assert list(cuda_kernels._ones) == [(0, np.dtype(np.float32), 5)]
-    assert cuda_kernels._ones[(0, np.dtype(np.float32), 5)] is not kept[0]
+    assert cuda_gemm._ones == {}
+    monkeypatch.setattr(cuda_gemm, "capturing", lambda: False)
+    np.testing.assert_array_equal(cuda_gemm.sum_axes(a, (0,)), a.sum(axis=0))
+    assert list(cuda_gemm._ones) == [(0, np.dtype(np.float32), 5)]
+    assert cuda_gemm._ones[(0, np.dtype(np.float32), 5)] is not kept[0]
 
 
 # -- finding libcublas ----------------------------------------------------------------------------
@@ -380,9 +381,9 @@ def test_every_fast_gemm_call_passes_what_its_c_signature_takes(host_gemm, monke
     for dtype in (np.float32, np.float64):
         for precision in ("highest", "high"):
             x, y = rng.standard_normal((3, 4)).astype(dtype), rng.standard_normal((4, 2)).astype(dtype)
-            np.testing.assert_allclose(cuda_kernels.matmul(x, y, precision), x @ y, **_tol(dtype))
+            np.testing.assert_allclose(cuda_gemm.matmul(x, y, precision), x @ y, **_tol(dtype))
             xb, yb = np.stack([x, x + 1]), np.stack([y, y - 1])
-            np.testing.assert_allclose(cuda_kernels.matmul(xb, yb, precision), xb @ yb, **_tol(dtype))
+            np.testing.assert_allclose(cuda_gemm.matmul(xb, yb, precision), xb @ yb, **_tol(dtype))
     assert seen == set(cublas._GEMMS)
 
 

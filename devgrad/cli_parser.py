@@ -40,14 +40,8 @@ def _use_parsers(sub: argparse._SubParsersAction) -> None:
     exp.add_argument("--quiet", "-q", action="store_true", help="no notices")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of every ``devgrad`` command and option (nothing imported to run them)."""
-    parser = argparse.ArgumentParser(
-        prog="devgrad", description="devgrad: reverse-mode autodiff on NumPy/CuPy, and an MLP experiment runner.")
-    parser.add_argument("--version", action="version", version=f"devgrad {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("info", help="versions, devices found, and why CUDA is unavailable if it is")
-
+def _run_parsers(sub: argparse._SubParsersAction) -> None:
+    """``run``, ``resume`` and ``validate``: one spec, one run."""
     run = sub.add_parser(
         "run", help="train the MLP a YAML spec describes, into a new run folder",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -81,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                           help="override a spec key as 'run' would (repeatable)")
 
+
+def _sweep_parsers(sub: argparse._SubParsersAction) -> None:
+    """``sweep`` (a grid or a search of runs) and ``track`` (log folders to MLflow)."""
     sweep = sub.add_parser(
         "sweep", help="run a grid of runs of one spec in parallel (a local process pool, or Dask)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -136,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     trk.add_argument("--uri", help="the MLflow tracking URI (default: the spec's tracking.mlflow.uri, else "
                                    "$MLFLOW_TRACKING_URI, else MLflow's default)")
 
+
+def _folder_parsers(sub: argparse._SubParsersAction) -> None:
+    """``report``, ``examples``, ``lecture`` and ``plot``: folders of runs and pages."""
     rep = sub.add_parser("report", help="(re)write a run's or a sweep's self-contained report.html")
     rep.add_argument("folder", help="a run folder (runs/<name>/<date-time>-<id>) or a sweep folder")
 
@@ -151,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="(re)draw the plots of a run folder")
     plot.add_argument("run_dir", help="a run folder; its plots/ are drawn again from its best (else last) checkpoint")
 
-    _use_parsers(sub)
 
+def _tool_parsers(sub: argparse._SubParsersAction) -> None:
+    """``warmup`` and ``bench``: compile the GPU kernels, time the steps."""
     warm = sub.add_parser("warmup", help="compile devgrad's GPU kernels once (into CuPy's kernel cache)")
     warm.add_argument("--device", default="cuda", help="cuda | cuda:N (default: cuda; on the CPU nothing to do)")
     warm.add_argument("--arch", default=None,
@@ -189,4 +190,18 @@ def build_parser() -> argparse.ArgumentParser:
                            "checkpoints and writing every epoch: what the policy costs a run")
     mode.add_argument("--overhead", action="store_true",
                       help="only measure per-op overhead: (a*b+c).sum().backward() on 2x2 tensors vs NumPy")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every ``devgrad`` command and option (nothing imported to run them)."""
+    parser = argparse.ArgumentParser(
+        prog="devgrad", description="devgrad: reverse-mode autodiff on NumPy/CuPy, and an MLP experiment runner.")
+    parser.add_argument("--version", action="version", version=f"devgrad {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("info", help="versions, devices found, and why CUDA is unavailable if it is")
+    _run_parsers(sub)
+    _sweep_parsers(sub)
+    _folder_parsers(sub)
+    _use_parsers(sub)
+    _tool_parsers(sub)
     return parser

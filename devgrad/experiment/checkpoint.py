@@ -161,7 +161,7 @@ def load_checkpoint(path: Path) -> dict:
     return state
 
 
-def write_json(path: Path, payload: dict) -> None:
+def write_json(path: Path, payload: dict | list) -> None:
     atomic_write_text(path, json.dumps(payload, indent=2, default=_json_default) + "\n")
 
 

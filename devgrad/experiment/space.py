@@ -67,7 +67,13 @@ class Dimension:
         """Every value, for Optuna's GridSampler (choices, or every whole number of an int range)."""
         if self.kind == "choice":
             return [json.dumps(c) for c in self.choices] if self.encoded() else list(self.choices)
-        return list(range(int(self.low), int(self.high) + 1))
+        return list(self.int_range())
+
+    def int_range(self) -> range:
+        """Every whole number from ``low`` to ``high`` (both included)."""
+        if self.low is None or self.high is None:
+            raise ValueError(f"{self.key}: a {self.kind} dimension has no range")
+        return range(int(self.low), int(self.high) + 1)
 
     def describe(self) -> dict:
         """The dimension as the spec writes it."""
@@ -215,4 +221,4 @@ def check_grid_space(dims: list[Dimension]) -> None:
 
 def grid_size(dims: list[Dimension]) -> int:
     """How many points the grid sampler's grid has."""
-    return math.prod(len(d.choices) if d.kind == "choice" else int(d.high) - int(d.low) + 1 for d in dims)
+    return math.prod(len(d.choices) if d.kind == "choice" else len(d.int_range()) for d in dims)

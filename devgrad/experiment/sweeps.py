@@ -142,7 +142,7 @@ def _short(overrides: dict) -> str:
 def _points(grid: dict, seeds: int, base_seed: int) -> list[dict]:
     """Every (grid point, seed): index, overrides {key: value} and seed."""
     keys = list(grid)
-    points = []
+    points: list[dict] = []
     for combo in itertools.product(*(grid[k] for k in keys)) if keys else [()]:
         overrides = dict(zip(keys, combo))
         for repeat in range(seeds):
@@ -732,7 +732,8 @@ class _Progress:
     """One bar over the runs with the best monitored value so far (tqdm when installed)."""
 
     def __init__(self, total: int, initial: int, quiet: bool, monitor: tuple, where: str, resumed: bool = False):
-        self.quiet, self.monitor, self.best = quiet, monitor, None
+        self.quiet, self.monitor = quiet, monitor
+        self.best: tuple[float, int] | None = None  # (best monitored value, its run's index)
         self.bar = None
         if quiet:
             return

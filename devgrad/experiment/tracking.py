@@ -225,7 +225,9 @@ class MlflowTracker:
         self.run_dir, self.chosen, self.quiet = Path(run_dir), chosen, quiet
         self.jobs: queue.Queue = queue.Queue()
         self.failed: str | None = None
-        self.client = self.uri = self.run_id = None
+        self.client = None  # the MlflowClient, once the thread has started the run
+        self.uri: str | None = None
+        self.run_id: str | None = None
         self.skip: dict = {}
         self.thread = threading.Thread(target=self._work, name="devgrad-mlflow", daemon=True)
         self.thread.start()
@@ -264,6 +266,8 @@ class MlflowTracker:
                                      self.chosen.get("parent_run_id"), _run_name(self.run_dir))
             spec = _read_yaml(self.run_dir / "config.yaml")
             _params(self.client, self.run_id, flatten({k: v for k, v in spec.items() if k != "tracking"}))
+        # "start" is the queue's first job, and a failure ends the work: the run exists from here on
+        assert self.uri is not None and self.run_id is not None, "the MLflow run is made by the start job"
         if rows:
             log_epochs(self.client, self.run_id, rows, self.skip)
         if kind == "close":

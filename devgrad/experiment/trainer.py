@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -263,6 +264,12 @@ class Trainer:
             if self.units is not None:
                 self.units.close()
 
+    def _checkpointer(self) -> ckpt.Checkpointer:
+        """The run's checkpointer, which ``fit`` makes before the first epoch."""
+        if self.checkpoints is None:
+            raise RuntimeError("the trainer's checkpoints are made by fit(): call fit() first")
+        return self.checkpoints
+
     def _epochs(self, start_epoch: int, console: Console) -> str:
         t = self.spec.train
         es = t.early_stopping
@@ -272,8 +279,8 @@ class Trainer:
                 val = self.evaluate(self.val_loader)
                 row.update({f"val_{k}": v for k, v in val.items()})
             if not math.isfinite(row["train_loss"]):
-                last = self.checkpoints.latest["epoch"] if self.checkpoints.latest else \
-                    self.checkpoints.epoch_written["last.npz"]
+                checkpoints = self._checkpointer()
+                last = checkpoints.latest["epoch"] if checkpoints.latest else checkpoints.epoch_written["last.npz"]
                 where = f"epoch {last}" if last else "none yet"
                 console.say(f"the training loss became {row['train_loss']} at epoch {epoch}: the run diverged. "
                             f"The last good checkpoint ({where}) is kept. Try a lower optimizer.lr, "
@@ -292,7 +299,7 @@ class Trainer:
             else:
                 self.wait += 1
             console.epoch(row, format_row(row, t.epochs), best=(self.monitor, self.best_value, self.best_epoch))
-            self.checkpoints.epoch_done(self.snapshot(epoch), improved)
+            self._checkpointer().epoch_done(self.snapshot(epoch), improved)
             if self.stop_requested is not None and self.stop_requested():
                 raise KeyboardInterrupt(f"stop asked for by {self.stop_requested.path}")  # handled as Ctrl-C
             if "pruned" in [callback(self, epoch, row) for callback in self.callbacks]:
@@ -316,7 +323,7 @@ class Trainer:
     def _restore_best(self, console: Console) -> None:
         """The best epoch's weights into the model: the snapshot in memory, else (its best epoch came
         before a resume) best.npz. A damaged best.npz is reported and the run keeps its last weights."""
-        best = self.checkpoints.best
+        best = self._checkpointer().best
         file = self.run_dir / "checkpoints" / "best.npz"
         if best is None and file.exists():
             try:
@@ -369,7 +376,7 @@ class StopFile:
         return self.path.exists()
 
 
-def summary_of(trainer: Trainer, history: list, status: str, wall: float, earlier: list = ()) -> dict:
+def summary_of(trainer: Trainer, history: list, status: str, wall: float, earlier: Sequence[dict] = ()) -> dict:
     """summary.json of a run: ``wall`` is this segment's time (a resume starts a new segment), and
     ``earlier`` the segments before it (meta.json's), so wall_seconds is the run's total."""
     epochs_run = len(history)

@@ -254,3 +254,17 @@ def test_an_interrupted_search_says_what_finished_and_how_to_continue(tmp_path, 
     spec = {**BASE, "sweep": {"search": {"trials": 2, "sampler": "random", "pruner": "none", "space": LR}}}
     with pytest.raises(KeyboardInterrupt, match="sweep interrupted: .*devgrad sweep --resume"):
         sweep(spec, jobs=1, out=tmp_path, quiet=True)
+
+
+@pytest.mark.slow
+def test_a_study_in_an_rdb_storage_with_the_hyperband_pruner_resumes_there(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    result = sweep(BASE, search="random", trials=3, space=LR, pruner="hyperband", storage=url, jobs=1,
+                   out=tmp_path / "sweeps", quiet=True)
+    assert not (result.sweep_dir / "study.journal").exists()
+    name = yaml.safe_load((result.sweep_dir / "sweep.yaml").read_text())["study"]
+    study = optuna.load_study(study_name=name, storage=url)
+    assert [t.number for t in study.trials] == [r["trial"] for r in result.results] == [0, 1, 2]
+    resumed = resume_sweep(result.sweep_dir, jobs=1, quiet=True)  # nothing left to run: the same three trials
+    assert [r["trial"] for r in resumed.results] == [0, 1, 2] and len(optuna.load_study(
+        study_name=name, storage=url).trials) == 3

@@ -36,87 +36,11 @@ from devgrad.experiment.html_report import write_sweep_report
 from devgrad.experiment.rundir import missing_parents, new_run_dir, now, remove_half_made
 from devgrad.experiment.schema import Loaded, apply_overrides, load_yaml
 from devgrad.experiment.space import Dimension, check_grid_space, check_space, grid_size
+from devgrad.experiment.study import check_storage, dims_of, import_optuna, open_study, tell
 from devgrad.experiment.spec import NAME_BLOCKS, SCHEMA, SpecError, resolve, to_yaml
 from devgrad.io import atomic_write_text
 
 __all__ = ["PRUNERS", "SAMPLERS", "resume_search", "resume_sweep", "run_search", "sweep"]
-
-OPTUNA_HINT = "pip install 'devgrad[optuna]'"
-
-
-def import_optuna():
-    """Optuna, or a RunError naming the extra that installs it."""
-    try:
-        import optuna  # noqa: PLC0415 - optional (the optuna extra)
-    except ImportError:
-        raise RunError(f"a hyperparameter search uses Optuna, which is not installed: {OPTUNA_HINT}") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna
-
-
-# -- the study -------------------------------------------------------------------------------------
-
-def _sampler(optuna, name: str, seed: int, dims: list[Dimension], trials: int):
-    if name == "tpe":
-        # Optuna's TPE samples at random for its first 10 trials: in a small study, a third of it
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, trials // 3)))
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "cmaes":
-        try:
-            import cmaes  # noqa: F401, PLC0415 - Optuna's CMA-ES sampler needs it (the optuna extra)
-        except ImportError:
-            raise RunError(f"sampler cmaes needs the cmaes package, which is not installed: {OPTUNA_HINT}") from None
-        return optuna.samplers.CmaEsSampler(seed=seed)
-    return optuna.samplers.GridSampler({d.key: d.grid_values() for d in dims}, seed=seed)
-
-
-def _pruner(optuna, name: str, trials: int, epochs: int):
-    if name == "median":
-        # Optuna's defaults (5 trials before any pruning, none in the first epochs) scaled to the study:
-        # a fifth of its trials (2 to 5), and no pruning in the first fifth of a run's epochs (at least 1)
-        return optuna.pruners.MedianPruner(n_startup_trials=max(2, min(5, trials // 5)),
-                                           n_warmup_steps=max(1, epochs // 5))
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner()
-    return optuna.pruners.NopPruner()
-
-
-def _storage(optuna, sweep_dir: Path, url: str | None):
-    if url:
-        return url
-    journal = optuna.storages.journal
-    return journal.JournalStorage(journal.JournalFileBackend(str(sweep_dir / "study.journal")))
-
-
-def check_storage(url: str | None) -> None:
-    """An Optuna RDB storage URL whose database kind and driver are installed, checked before the
-    sweep folder exists (Optuna would fail only when it opens the study, inside the folder)."""
-    if not url:
-        return
-    from sqlalchemy.engine import make_url  # noqa: PLC0415 - optional (Optuna's dependency)
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError  # noqa: PLC0415 - optional (as above)
-
-    try:
-        make_url(url).get_dialect().import_dbapi()
-    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-        raise RunError(f"--storage {url}: not a database URL Optuna can open ({type(exc).__name__}: {exc}); give "
-                       "e.g. sqlite:///study.db, or leave --storage out to keep the study in the sweep "
-                       "folder") from None
-
-
-def _open_study(optuna, sweep_dir: Path, config: dict, dims: list[Dimension]):
-    return optuna.create_study(
-        study_name=config["study"], storage=_storage(optuna, sweep_dir, config.get("storage")),
-        sampler=_sampler(optuna, config["sampler"], config["seed"], dims, config["trials"]),
-        pruner=_pruner(optuna, config["pruner"], config["trials"], config.get("epochs") or 1),
-        direction="maximize" if config["monitor"][1] == "max" else "minimize", load_if_exists=True)
-
-
-def _dims(config: dict) -> list[Dimension]:
-    return [Dimension(d["key"], d["kind"], d.get("low"), d.get("high"), d.get("log", False),
-                      tuple(d.get("choices", ()))) for d in config["dimensions"]]
-
 
 # -- the sweep's side ------------------------------------------------------------------------------
 
@@ -195,7 +119,7 @@ def run_search(spec_or_path, search: str | None = None, trials: int | None = Non
     try:
         sweep_dir, config = _make_search_dir(Path(out) if out is not None else Path("sweeps"), spec, path, settings,
                                              dims, storage)
-        study = _open_study(optuna, sweep_dir, config, dims)
+        study = open_study(optuna, sweep_dir, config, dims)
         parent = tracking.start_parent(sweep_dir, spec)  # tracked: the trials nest in the sweep's MLflow run
         if parent is not None:
             ckpt.write_json(sweep_dir / "base.json", tracking.nest(spec, parent))
@@ -252,30 +176,10 @@ def _refused(trial, dims: list[Dimension], spec: dict, sweep_dir: Path, exc: Spe
             "params": params}
 
 
-def _tell(optuna, study, line: dict, monitor: tuple) -> None:
-    """The study learns how a finished trial ended (a stopped one is not finished: it runs again)."""
-    states = optuna.trial.TrialState
-    status = line["status"]
-    if status in ("stopped", sweeps.NOT_STARTED):
-        return
-    value = sweeps._value(line, monitor[0]) if status == "completed" else None
-    if status == "completed" and value is not None:
-        told = {"values": value}
-    else:
-        told = {"state": states.PRUNED if status == "pruned" else states.FAIL}
-    try:
-        study.tell(line["index"], skip_if_finished=True, **told)
-    except RuntimeError as exc:
-        # The grid sampler calls study.stop() once its grid is covered, which only an optimize()
-        # loop may do; the trial's result is stored before that (Optuna stores it in a finally).
-        if "Study.stop" not in str(exc):
-            raise
-
-
 def _execute(optuna, study, sweep_dir: Path, config: dict, spec: dict, waiting: list, done: list, runner,
              jobs: int, quiet: bool, fail_fast: bool, gpus, resumed: bool = False) -> sweeps.SweepResult:
     """Ask, run and tell until the study has its trial count; then the tables, plots and page."""
-    dims, monitor, total = _dims(config), tuple(config["monitor"]), config["trials"]
+    dims, monitor, total = dims_of(config), tuple(config["monitor"]), config["trials"]
     pruning = config["pruner"] != "none"
     distributions = {d.key: d.distribution(optuna) for d in dims}
     results = list(done)
@@ -285,16 +189,21 @@ def _execute(optuna, study, sweep_dir: Path, config: dict, spec: dict, waiting: 
     inflight: dict = {}  # future -> _Running
     submitted: list[dict] = []  # every point handed to the runner, for an interruption's message
     status, interrupted, stopping = "completed", False, False
+    asked = len(study.get_trials(deepcopy=False))  # every trial the study has given out, finished or not
     try:
         while True:
-            while not stopping and len(inflight) < jobs and (waiting or len(study.trials) < total):
-                trial = waiting.pop(0) if waiting else study.ask(distributions)
+            while not stopping and len(inflight) < jobs and (waiting or asked < total):
+                if waiting:
+                    trial = waiting.pop(0)
+                else:
+                    trial = study.ask(distributions)
+                    asked += 1
                 try:
                     point = _point(trial, dims, spec, sweep_dir, pruning)
                 except SpecError as exc:  # a combination of values the spec refuses: a failed trial
                     line = _refused(trial, dims, spec, sweep_dir, exc)
                     sweeps._append(sweep_dir / "results.jsonl", line)
-                    _tell(optuna, study, line, monitor)
+                    tell(optuna, study, line, monitor)
                     results.append(line)
                     progress.record(line)
                     continue
@@ -311,7 +220,7 @@ def _execute(optuna, study, sweep_dir: Path, config: dict, spec: dict, waiting: 
                     line = future.result()
                     shutil.rmtree(running.folder, ignore_errors=True)  # the channel is done with
                     sweeps._append(sweep_dir / "results.jsonl", line)  # before tell: a kill between loses nothing
-                    _tell(optuna, study, line, monitor)
+                    tell(optuna, study, line, monitor)
                     results.append(line)
                     progress.record(line)
                     if fail_fast and line["status"] not in ("completed", "pruned"):
@@ -324,7 +233,7 @@ def _execute(optuna, study, sweep_dir: Path, config: dict, spec: dict, waiting: 
         sweeps._interrupt(sweep_dir, runner, list(inflight), results)
         for line in results:
             if line["index"] not in told:
-                _tell(optuna, study, line, monitor)
+                tell(optuna, study, line, monitor)
     finally:
         runner.close(wait=not interrupted)
         progress.close()
@@ -363,13 +272,13 @@ def resume_search(sweep_dir, jobs: int | None = None, executor="local", address:
         raise RunError(f"{sweep_dir} is not a sweep folder (no sweep.yaml); pass the folder 'devgrad sweep' printed")
     config = _read_yaml(sweep_dir / "sweep.yaml")
     spec = ckpt.read_json(sweep_dir / "base.json")
-    study = _open_study(optuna, sweep_dir, config, _dims(config))
+    study = open_study(optuna, sweep_dir, config, dims_of(config))
     monitor = tuple(config["monitor"])
     lines = {r["index"]: r for r in sweeps.read_results(sweep_dir)}
     running = optuna.trial.TrialState.RUNNING
     for trial in study.get_trials(deepcopy=False, states=(running,)):
         if trial.number in lines:  # it ended and was written down, but the study never heard
-            _tell(optuna, study, lines[trial.number], monitor)
+            tell(optuna, study, lines[trial.number], monitor)
     waiting = [t for t in study.get_trials(deepcopy=False, states=(running,))]
     done = [r for r in lines.values() if r["status"] not in ("stopped", sweeps.NOT_STARTED)]
     jobs = jobs or os.cpu_count() or 1

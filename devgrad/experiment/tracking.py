@@ -76,8 +76,8 @@ def _client(mlflow, uri: str | None):
     # user's own settings of these win.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
-    return client, client._tracking_client.tracking_uri
+    uri = uri or mlflow.get_tracking_uri()  # $MLFLOW_TRACKING_URI, else MLflow's default
+    return mlflow.tracking.MlflowClient(tracking_uri=uri), uri
 
 
 def _experiment(client, name: str) -> str:
@@ -255,7 +255,7 @@ class MlflowTracker:
                 try:
                     self._do(kind, rows)
                 except Exception as exc:  # the server's failure is never the run's
-                    self._warn(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                    self._warn(_why(exc))
             if kind == "close":
                 return
 
@@ -351,12 +351,16 @@ def track(folder, uri: str | None = None) -> str:
     except RunError:
         raise
     except Exception as exc:
-        raise RunError(f"cannot log {folder} to MLflow at {uri}: {type(exc).__name__}: "
-                       f"{str(exc).splitlines()[0] if str(exc) else ''}; check that the tracking server is up "
+        raise RunError(f"cannot log {folder} to MLflow at {uri}: {_why(exc)}; check that the tracking server is up "
                        "(or give --uri), then run devgrad track again: it adds only what is missing") from None
 
 
+def _why(exc: Exception) -> str:
+    """An exception in one short line (MLflow's messages run to paragraphs)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:240]}{'...' if len(text) > 240 else ''}"
+
+
 def _warn_sweep(sweep_dir, exc: Exception) -> None:
-    print(f"devgrad: warning: MLflow tracking of the sweep failed ({type(exc).__name__}: "
-          f"{str(exc).splitlines()[0] if str(exc) else ''}); the sweep goes on and its folder is complete: log it "
-          f"later with: devgrad track {sweep_dir}", file=sys.stderr, flush=True)
+    print(f"devgrad: warning: MLflow tracking of the sweep failed ({_why(exc)}); the sweep goes on and its folder "
+          f"is complete: log it later with: devgrad track {sweep_dir}", file=sys.stderr, flush=True)

@@ -1,0 +1,108 @@
+"""A search's Optuna study: its seeded sampler, its pruner, its storage, and how a trial's result
+line is told to it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from devgrad.experiment import sweeps
+from devgrad.experiment.errors import RunError
+from devgrad.experiment.space import Dimension
+
+__all__ = ["OPTUNA_HINT", "check_storage", "dims_of", "import_optuna", "open_study", "tell"]
+
+OPTUNA_HINT = "pip install 'devgrad[optuna]'"
+
+
+def import_optuna():
+    """Optuna, or a RunError naming the extra that installs it."""
+    try:
+        import optuna  # noqa: PLC0415 - optional (the optuna extra)
+    except ImportError:
+        raise RunError(f"a hyperparameter search uses Optuna, which is not installed: {OPTUNA_HINT}") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def _sampler(optuna, name: str, seed: int, dims: list[Dimension], trials: int):
+    if name == "tpe":
+        # Optuna's TPE samples at random for its first 10 trials: in a small study, a third of it
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, trials // 3)))
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        try:
+            import cmaes  # noqa: F401, PLC0415 - Optuna's CMA-ES sampler needs it (the optuna extra)
+        except ImportError:
+            raise RunError(f"sampler cmaes needs the cmaes package, which is not installed: {OPTUNA_HINT}") from None
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    return optuna.samplers.GridSampler({d.key: d.grid_values() for d in dims}, seed=seed)
+
+
+def _pruner(optuna, name: str, trials: int, epochs: int):
+    if name == "median":
+        # Optuna's defaults (5 trials before any pruning, none in the first epochs) scaled to the study:
+        # a fifth of its trials (2 to 5), and no pruning in the first fifth of a run's epochs (at least 1)
+        return optuna.pruners.MedianPruner(n_startup_trials=max(2, min(5, trials // 5)),
+                                           n_warmup_steps=max(1, epochs // 5))
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    return optuna.pruners.NopPruner()
+
+
+def _storage(optuna, sweep_dir: Path, url: str | None):
+    if url:
+        return url
+    journal = optuna.storages.journal
+    return journal.JournalStorage(journal.JournalFileBackend(str(sweep_dir / "study.journal")))
+
+
+def check_storage(url: str | None) -> None:
+    """An Optuna RDB storage URL whose database kind and driver are installed, checked before the
+    sweep folder exists (Optuna would fail only when it opens the study, inside the folder)."""
+    if not url:
+        return
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - optional (Optuna's dependency)
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError  # noqa: PLC0415 - optional (as above)
+
+    try:
+        make_url(url).get_dialect().import_dbapi()
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise RunError(f"--storage {url}: not a database URL Optuna can open ({type(exc).__name__}: {exc}); give "
+                       "e.g. sqlite:///study.db, or leave --storage out to keep the study in the sweep "
+                       "folder") from None
+
+
+def open_study(optuna, sweep_dir: Path, config: dict, dims: list[Dimension]):
+    """The search's study (made, or loaded when it exists) with its seeded sampler and its pruner."""
+    return optuna.create_study(
+        study_name=config["study"], storage=_storage(optuna, sweep_dir, config.get("storage")),
+        sampler=_sampler(optuna, config["sampler"], config["seed"], dims, config["trials"]),
+        pruner=_pruner(optuna, config["pruner"], config["trials"], config.get("epochs") or 1),
+        direction="maximize" if config["monitor"][1] == "max" else "minimize", load_if_exists=True)
+
+
+def dims_of(config: dict) -> list[Dimension]:
+    """The space's dimensions as sweep.yaml records them."""
+    return [Dimension(d["key"], d["kind"], d.get("low"), d.get("high"), d.get("log", False),
+                      tuple(d.get("choices", ()))) for d in config["dimensions"]]
+
+
+def tell(optuna, study, line: dict, monitor: tuple) -> None:
+    """The study learns how a finished trial ended (a stopped one is not finished: it runs again)."""
+    states = optuna.trial.TrialState
+    status = line["status"]
+    if status in ("stopped", sweeps.NOT_STARTED):
+        return
+    value = sweeps._value(line, monitor[0]) if status == "completed" else None
+    if status == "completed" and value is not None:
+        told = {"values": value}
+    else:
+        told = {"state": states.PRUNED if status == "pruned" else states.FAIL}
+    try:
+        study.tell(line["index"], skip_if_finished=True, **told)
+    except RuntimeError as exc:
+        # The grid sampler calls study.stop() once its grid is covered, which only an optimize()
+        # loop may do; the trial's result is stored before that (Optuna stores it in a finally).
+        if "Study.stop" not in str(exc):
+            raise

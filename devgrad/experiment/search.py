@@ -190,6 +190,10 @@ def _execute(optuna, study, sweep_dir: Path, config: dict, spec: dict, waiting: 
     submitted: list[dict] = []  # every point handed to the runner, for an interruption's message
     status, interrupted, stopping = "completed", False, False
     asked = len(study.get_trials(deepcopy=False))  # every trial the study has given out, finished or not
+
+    def record(line: dict) -> dict:
+        return _record(optuna, study, sweep_dir, monitor, results, progress, line)
+
     try:
         while True:
             while not stopping and len(inflight) < jobs and (waiting or asked < total):
@@ -201,11 +205,7 @@ def _execute(optuna, study, sweep_dir: Path, config: dict, spec: dict, waiting: 
                 try:
                     point = _point(trial, dims, spec, sweep_dir, pruning)
                 except SpecError as exc:  # a combination of values the spec refuses: a failed trial
-                    line = _refused(trial, dims, spec, sweep_dir, exc)
-                    sweeps._append(sweep_dir / "results.jsonl", line)
-                    tell(optuna, study, line, monitor)
-                    results.append(line)
-                    progress.record(line)
+                    record(_refused(trial, dims, spec, sweep_dir, exc))
                     continue
                 running = Running(optuna, study, trial, Path(point["run_dir"]) / ".pruning")
                 inflight[runner.submit(point, gpus, run_trial)] = running
@@ -217,23 +217,15 @@ def _execute(optuna, study, sweep_dir: Path, config: dict, spec: dict, waiting: 
                     running.answer()
                 if future.done():
                     del inflight[future]
-                    line = future.result()
+                    line = record(future.result())
                     shutil.rmtree(running.folder, ignore_errors=True)  # the channel is done with
-                    sweeps._append(sweep_dir / "results.jsonl", line)  # before tell: a kill between loses nothing
-                    tell(optuna, study, line, monitor)
-                    results.append(line)
-                    progress.record(line)
                     if fail_fast and line["status"] not in ("completed", "pruned"):
                         status, stopping = "stopped", True
                         progress.say(f"--fail-fast: trial {line['index']} {line['status']} ({line['error']})")
             time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
         interrupted = True
-        told = {r["index"] for r in results}
-        sweeps._interrupt(sweep_dir, runner, list(inflight), results)
-        for line in results:
-            if line["index"] not in told:
-                tell(optuna, study, line, monitor)
+        _stop(optuna, study, sweep_dir, runner, list(inflight), results, monitor)
     finally:
         runner.close(wait=not interrupted)
         progress.close()
@@ -241,6 +233,24 @@ def _execute(optuna, study, sweep_dir: Path, config: dict, spec: dict, waiting: 
         sweeps._write_tables(sweep_dir, results, total, monitor, "interrupted")
         raise KeyboardInterrupt(sweeps._interrupted_message(sweep_dir, results, submitted, total))
     return _finish(optuna, study, sweep_dir, results, total, monitor, status, quiet, pruning, spec)
+
+
+def _record(optuna, study, sweep_dir: Path, monitor: tuple, results: list, progress, line: dict) -> dict:
+    """A finished trial: its line in results.jsonl, then the study told (a kill between loses nothing)."""
+    sweeps._append(sweep_dir / "results.jsonl", line)
+    tell(optuna, study, line, monitor)
+    results.append(line)
+    progress.record(line)
+    return line
+
+
+def _stop(optuna, study, sweep_dir: Path, runner, futures: list, results: list, monitor: tuple) -> None:
+    """Ctrl-C: the trials in flight stop (they checkpoint); those that report in time are told."""
+    told = {r["index"] for r in results}
+    sweeps._interrupt(sweep_dir, runner, futures, results)
+    for line in results:
+        if line["index"] not in told:
+            tell(optuna, study, line, monitor)
 
 
 def _finish(optuna, study, sweep_dir: Path, results: list, total: int, monitor: tuple, status: str,

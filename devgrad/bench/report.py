@@ -114,8 +114,8 @@ def format_markdown(results: dict, command: str) -> str:
     load, after = results.get("load_average"), results.get("load_average_after")
     if load:
         lines += [f"Load average (1, 5, 15 min) at the start {load}, at the end {after}: other programs shared "
-                  "the machine, so absolute times wobble; the ratios come from interleaved blocks and hold "
-                  "better.", ""]
+                  "the machine: times wobble from block to block (devgrad's ± is the interquartile range), and "
+                  "on a busy machine the ratios between columns do too, though the blocks were interleaved.", ""]
     threads = results.get("thread_settings") or {}
     lines += [f"Medians of timed blocks in milliseconds per step, float32, a pause of {results.get('pause_s')} s "
               f"before each block; float32 matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s"

@@ -117,9 +117,8 @@ def run_search(spec_or_path, search: str | None = None, trials: int | None = Non
     runner = sweeps._executor(executor, min(jobs, settings["trials"]) if executor in ("local", None) else jobs,
                               address, gpus_per_run)
     try:
-        sweep_dir, config = _make_search_dir(Path(out) if out is not None else Path("sweeps"), spec, path, settings,
-                                             dims, storage)
-        study = open_study(optuna, sweep_dir, config, dims)
+        sweep_dir, config, study = _make_search_dir(Path(out) if out is not None else Path("sweeps"), spec, path,
+                                                    settings, dims, storage, optuna)
         parent = tracking.start_parent(sweep_dir, spec)  # tracked: the trials nest in the sweep's MLflow run
         if parent is not None:
             ckpt.write_json(sweep_dir / "base.json", tracking.nest(spec, parent))
@@ -129,8 +128,10 @@ def run_search(spec_or_path, search: str | None = None, trials: int | None = Non
     return _execute(optuna, study, sweep_dir, config, spec, [], [], runner, jobs, quiet, fail_fast, gpus_per_run)
 
 
-def _make_search_dir(root: Path, spec: dict, path: Path | None, settings: dict, dims: list, storage) -> tuple:
-    """The sweep folder with sweep.yaml (the search's settings), base.json and an empty results.jsonl."""
+def _make_search_dir(root: Path, spec: dict, path: Path | None, settings: dict, dims: list, storage, optuna
+                     ) -> tuple:
+    """The sweep folder with sweep.yaml (the search's settings), base.json, an empty results.jsonl and
+    the study; nothing is left of it (or of the parents made for it) when one of them cannot be made."""
     name = spec["name"]
     parents = missing_parents(root / name)
     sweep_dir = new_run_dir(root, name)
@@ -149,10 +150,11 @@ def _make_search_dir(root: Path, spec: dict, path: Path | None, settings: dict, 
         atomic_write_text(sweep_dir / "sweep.yaml", to_yaml(config))
         ckpt.write_json(sweep_dir / "base.json", spec)
         atomic_write_text(sweep_dir / "results.jsonl", "")
+        study = open_study(optuna, sweep_dir, config, dims)
     except BaseException:
         remove_half_made(sweep_dir, parents)
         raise
-    return sweep_dir, config
+    return sweep_dir, config, study
 
 
 def _point(trial, dims: list[Dimension], spec: dict, sweep_dir: Path, pruning: bool) -> dict:

@@ -268,3 +268,10 @@ def test_a_study_in_an_rdb_storage_with_the_hyperband_pruner_resumes_there(tmp_p
     resumed = resume_sweep(result.sweep_dir, jobs=1, quiet=True)  # nothing left to run: the same three trials
     assert [r["trial"] for r in resumed.results] == [0, 1, 2] and len(optuna.load_study(
         study_name=name, storage=url).trials) == 3
+
+
+def test_the_cmaes_sampler_without_its_package_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cmaes", None)  # import cmaes raises ImportError
+    with pytest.raises(RunError, match=r"sampler cmaes needs the cmaes package.*devgrad\[optuna\]"):
+        sweep(BASE, search="cmaes", trials=2, space=LR, out=tmp_path / "sweeps")
+    assert not (tmp_path / "sweeps").exists()  # nothing half-made is left

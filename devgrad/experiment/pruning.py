@@ -32,10 +32,11 @@ class PruningReporter:
     def __init__(self, folder: str, timeout: float = DECISION_TIMEOUT_SECONDS):
         self.folder = Path(folder)
         self.timeout = timeout
+        self.unanswered = False  # the sweep did not answer once: the run trains on without asking again
 
     def __call__(self, trainer, epoch: int, row: dict) -> str | None:
         value = row.get(trainer.monitor)
-        if value is None:
+        if value is None or self.unanswered:
             return None
         self.folder.mkdir(parents=True, exist_ok=True)
         ckpt.write_json(self.folder / f"report-{epoch}.json", {"epoch": epoch, "value": float(value)})
@@ -43,8 +44,9 @@ class PruningReporter:
         deadline = time.monotonic() + self.timeout
         while not decision.exists():
             if time.monotonic() > deadline:
-                trainer.log.warning("no pruning decision for epoch %d within %.0f s: training on", epoch,
-                                    self.timeout)
+                trainer.log.warning("no pruning decision for epoch %d within %.0f s (is the sweep folder shared "
+                                    "with this worker?): the run trains to its end unpruned", epoch, self.timeout)
+                self.unanswered = True
                 return None
             time.sleep(POLL_SECONDS / 2)
         return "pruned" if decision.read_text().strip() == "prune" else None

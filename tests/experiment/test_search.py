@@ -275,3 +275,19 @@ def test_the_cmaes_sampler_without_its_package_names_the_extra(tmp_path, monkeyp
     with pytest.raises(RunError, match=r"sampler cmaes needs the cmaes package.*devgrad\[optuna\]"):
         sweep(BASE, search="cmaes", trials=2, space=LR, out=tmp_path / "sweeps")
     assert not (tmp_path / "sweeps").exists()  # nothing half-made is left
+
+
+def test_a_trial_whose_sweep_never_answers_trains_on_and_asks_only_once(tmp_path):
+    from types import SimpleNamespace
+
+    from devgrad.experiment.pruning import PruningReporter
+
+    warnings = []
+    trainer = SimpleNamespace(monitor="val_loss", log=SimpleNamespace(warning=lambda *a: warnings.append(a)))
+    reporter = PruningReporter(str(tmp_path / ".pruning"), timeout=0.05)
+    assert [reporter(trainer, epoch, {"val_loss": 1.0}) for epoch in (1, 2, 3)] == [None, None, None]
+    assert len(warnings) == 1 and sorted(p.name for p in (tmp_path / ".pruning").iterdir()) == ["report-1.json"]
+    answered = PruningReporter(str(tmp_path / "answered"), timeout=5)
+    (tmp_path / "answered").mkdir()
+    (tmp_path / "answered" / "decision-1").write_text("prune")
+    assert answered(trainer, 1, {"val_loss": 1.0}) == "pruned"

@@ -20,13 +20,15 @@ import platform
 import statistics
 import time
 import warnings
+from typing import Any
 
 import numpy as np
 
 from devgrad.backend import device as resolve_device
 from devgrad.bench.end_to_end import e2e, format_e2e
 from devgrad.bench.peers import JAX_NEEDED, JaxStep, TorchCompiledStep, import_jax
-from devgrad.bench.references import CONFIGS, LR, Config, DevgradStep, HandWritten, TorchGraphStep, TorchStep, initial
+from devgrad.bench.references import (
+    CONFIGS, LR, Config, DevgradStep, HandWritten, TorchGraphStep, TorchStep, bias_of, initial)
 from devgrad.bench.report import format_markdown, format_table, write_json, write_markdown
 from devgrad.bench.tight import TightHandWritten
 from devgrad.bench.timing import stats, time_calls, time_in_rounds, time_interleaved
@@ -72,7 +74,7 @@ def check_agreement(config: Config, dev, torch=None, torch_device: str = "cpu", 
     t_loss, t_grads = truth.step(X.astype(np.float64), y, update=False)
     ours = DevgradStep(config, weights, dev)
     loss = ours.step(tensor(X, device=dev), tensor(y, device=dev), update=False)
-    ours_grads = [(lin.weight.grad.numpy(), lin.bias.grad.numpy()) for lin in ours.model.linears]
+    ours_grads = [(lin.weight.grad.numpy(), bias_of(lin).grad.numpy()) for lin in ours.model.linears]
     hand = HandWritten(config, weights, dev.xp)
     h_loss, h_grads = hand.step(dev.put(X), dev.put(y), update=False)
     report = {"devgrad": _compare(loss.item(), float(t_loss), ours_grads, t_grads),
@@ -117,7 +119,7 @@ def check_graph_replay(config: Config, dev, steps: int = 5) -> dict:
             worst = max(worst, float(np.abs(a - b).max()) / max(float(np.abs(a).max()), 1e-12))
     expected = steps - (2 if dev.is_host else 1)
     tolerance = 0.0 if dev.is_host else 1e-5
-    report = {"replays": step.replays, "weights_rel_err": worst,
+    report: dict[str, Any] = {"replays": step.replays, "weights_rel_err": worst,
               "ok": bool(worst <= tolerance and step.replays == expected)}
     if step.replays != expected:
         report["why"] = f"capturing the step failed ({step.failure})"

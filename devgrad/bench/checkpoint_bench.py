@@ -103,7 +103,8 @@ def _counted(function, counts: dict):
 def run_variant(spec: dict, variant: str, device: str = "cpu") -> dict:
     """One run of ``spec`` (a spec dict) under ``variant``: its wall_seconds, the seconds its
     checkpoint work took on the training thread, the files written, and what is in checkpoints/."""
-    spent, writes = [0.0], {}
+    spent = [0.0]
+    writes: dict[str, int] = {}
     overrides = ["plots.enabled=false"]
     if variant == "every_epoch":
         overrides.append("train.checkpoint.seconds=0")

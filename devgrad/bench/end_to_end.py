@@ -17,6 +17,7 @@ import itertools
 import math
 import tempfile
 import time
+from typing import Any
 
 import numpy as np
 
@@ -76,7 +77,7 @@ def _torch_once(torch, size: str, device: str) -> dict:
             layers.append(torch.nn.ReLU())
     model = torch.nn.Sequential(*layers).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    epochs, batch = spec.train.epochs, spec.train.batch_size
+    epochs, batch = spec.train.epochs, spec.train.batch_size or len(X_tr)  # null: one batch, as devgrad's loader
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     sync()
@@ -105,7 +106,7 @@ def _torch_once(torch, size: str, device: str) -> dict:
 
 def e2e(size: str, device: str, torch=None) -> dict:
     """devgrad's run and, when PyTorch is there, PyTorch's: seconds, test accuracy and the ratio."""
-    row = {"size": size, "devgrad": devgrad_e2e(size, device)}
+    row: dict[str, Any] = {"size": size, "devgrad": devgrad_e2e(size, device)}
     if torch is not None:
         row["pytorch"] = torch_e2e(torch, size, device)
         row["ratio_vs_pytorch"] = row["devgrad"]["seconds"] / row["pytorch"]["seconds"]

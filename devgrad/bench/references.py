@@ -104,17 +104,24 @@ class HandWritten:
 
 # -- devgrad and PyTorch ---------------------------------------------------------------------
 
+def bias_of(layer: nn.Linear) -> nn.Parameter:
+    """A benchmark model's layer's bias (every layer of the benchmarks' MLPs has one)."""
+    if layer.bias is None:
+        raise ValueError("the benchmarks' layers have biases")
+    return layer.bias
+
+
 class DevgradStep:
     def __init__(self, config: Config, weights: list, device, capturable: bool = False):
         self.config = config
         self.model = nn.MLP(config.sizes, activation=config.activation, device=device)
         for layer, (w, b) in zip(self.model.linears, weights):  # copies: arrays of its own
             layer.weight.data = device.put(w.copy())
-            layer.bias.data = device.put(b.copy())
+            bias_of(layer).data = device.put(b.copy())
         self.opt = optim.SGD(self.model.parameters(), lr=LR, capturable=capturable)
 
     def weights(self) -> list:
-        return [(lin.weight.numpy(), lin.bias.numpy()) for lin in self.model.linears]
+        return [(lin.weight.numpy(), bias_of(lin).numpy()) for lin in self.model.linears]
 
     def step(self, X, y, update: bool = True):
         out = self.model(X)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from devgrad.io import atomic_write_text
@@ -10,6 +11,11 @@ from devgrad.io import atomic_write_text
 
 def _ms(entry) -> str:
     return f"{entry['median_ms']:.3f}"
+
+
+def _time_cell(key: str) -> Callable[[dict], str]:
+    """A row's median for ``key``, or '-' where the row has none."""
+    return lambda r: _ms(r[key]) if key in r else "-"
 
 
 # (result key, column head): the timed columns, in the order shown
@@ -25,11 +31,11 @@ def _has(rows: list, key: str) -> bool:
 def _columns(results: dict) -> list:
     """(head, cell(row)) for every column these results have."""
     rows_in = results["configs"]
-    cols = [("config", lambda r: r["config"]),
+    cols: list[tuple[str, Callable[[dict], str]]] = [("config", lambda r: r["config"]),
             ("devgrad ms", lambda r: f"{_ms(r['devgrad'])} ±{r['devgrad']['iqr_ms']:.3f}")]
     for key, head in _TIMES[1:]:
         if _has(rows_in, key):
-            cols.append((head, lambda r, key=key: _ms(r[key]) if key in r else "-"))
+            cols.append((head, _time_cell(key)))
     cols.append(("vs hand", lambda r: f"{r['ratio_vs_handwritten']:.2f}×"))
     if any("vs_tight" in r for r in rows_in):
         cols.append(("vs tight", lambda r: f"{r['vs_tight']['devgrad']:.2f}×" if "vs_tight" in r else "-"))

@@ -18,12 +18,13 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from devgrad.bench.report import rows_table
 from devgrad.experiment.commands import run
 from devgrad.experiment.search import sweep
 
-DIGITS = {
+DIGITS: dict[str, Any] = {
     "name": "bench_search", "seed": 0, "device": "cpu",
     "data": {"source": "sklearn:digits", "split": {"train": 0.7, "val": 0.15, "test": 0.15}},
     "model": {"hidden": [128], "activation": "relu", "init": "kaiming_uniform"},
@@ -32,7 +33,7 @@ DIGITS = {
 }
 LRS = [3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
 HIDDEN = [[32], [64], [128], [256]]
-SPIRALS = {
+SPIRALS: dict[str, Any] = {
     "name": "bench_tracking", "seed": 0, "device": "cpu",
     "data": {"source": "spirals", "n_samples": 3000, "n_classes": 3, "noise": 0.02},
     "model": {"hidden": [64, 64], "activation": "relu"}, "loss": "cross_entropy",
@@ -52,7 +53,7 @@ def _picked(result) -> tuple[float | None, float | None]:
 def search_bench(say=None) -> list[dict]:
     """One row for the grid and one for the TPE study (2 workers each), one for tracking."""
     rows = []
-    studies = {"grid": {"grid": {"optimizer.lr": LRS, "model.hidden": HIDDEN}},
+    studies: dict[str, dict[str, Any]] = {"grid": {"grid": {"optimizer.lr": LRS, "model.hidden": HIDDEN}},
                "tpe+median": {"search": "tpe", "trials": len(LRS) * len(HIDDEN), "pruner": "median",
                               "space": {"optimizer.lr": {"loguniform": [LRS[0], LRS[-1]]},
                                         "model.hidden": {"choice": HIDDEN}}}}

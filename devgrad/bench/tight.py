@@ -24,7 +24,10 @@ class TightHandWritten:
         total = sum(w.size + b.size for w, b in weights)
         self.theta = np.empty(total, dtype=np.float32)  # every weight and bias, one vector
         self.grad = np.empty(total, dtype=np.float32)
-        self.W, self.b, self.dW, self.db = [], [], [], []
+        self.W: list[np.ndarray] = []  # views into theta (weights, biases) and grad (their gradients)
+        self.b: list[np.ndarray] = []
+        self.dW: list[np.ndarray] = []
+        self.db: list[np.ndarray] = []
         start = 0
         for w, b in weights:  # copies into the flat vector: arrays of its own
             for src, params, grads in ((w, self.W, self.dW), (b, self.b, self.db)):

@@ -190,6 +190,8 @@ class CapturedStep:
         except cpu_plan.DivergedError:  # a branch went the other way: this step stays the eager one
             diverged, differs = True, None
             self.diverged += 1
+        except Exception as exc:  # a recorded call that cannot run again: the eager step stands
+            differs = f"the replay raised {type(exc).__name__}: {exc}"
         if not diverged and differs is None:
             plan.checked = True
             self.replays += 1

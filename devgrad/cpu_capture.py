@@ -196,7 +196,13 @@ class Tracer(np.ndarray):
             if func in _CREATIONS:
                 return _traced(_buffer(rec, result))  # contents set by later (recorded) calls
             buf = _buffer(rec, result)
-            rec.plan.append((_assign, (buf, func, pargs, pkwargs), None))
+            if (func is np.where and len(pargs) == 3 and not pkwargs and isinstance(pargs[0], np.ndarray)
+                    and pargs[0].dtype == np.bool_):  # a selection into the buffer: no temporary
+                cond, x, y = pargs
+                rec.plan.append((np.copyto, (buf, y), {"casting": "unsafe"}))
+                rec.plan.append((np.copyto, (buf, x), {"casting": "unsafe", "where": cond}))
+            else:
+                rec.plan.append((_assign, (buf, func, pargs, pkwargs), None))
             return _traced(buf)
         if func in _METADATA:
             return result

@@ -291,3 +291,16 @@ def test_a_trial_whose_sweep_never_answers_trains_on_and_asks_only_once(tmp_path
     (tmp_path / "answered").mkdir()
     (tmp_path / "answered" / "decision-1").write_text("prune")
     assert answered(trainer, 1, {"val_loss": 1.0}) == "pruned"
+
+
+@pytest.mark.slow
+def test_the_median_pruner_reaches_trials_on_a_dask_local_cluster(tmp_path):
+    pytest.importorskip("dask.distributed")
+    space = {"optimizer.lr": {"choice": [0.05, 0.02, 30.0, 80.0, 50.0]}}
+    spec = {**BASE, "train": {"epochs": 4, "batch_size": 32}}
+    result = sweep(spec, search="grid", space=space, pruner="median", jobs=1, executor="dask", out=tmp_path,
+                   quiet=True)
+    pruned = [r for r in result.results if r["status"] == "pruned"]
+    assert pruned and all(r["params"]["optimizer.lr"] > 1 for r in pruned)
+    for line in pruned:
+        assert json.loads(open(os.path.join(line["run_dir"], "summary.json")).read())["epochs_run"] < 4

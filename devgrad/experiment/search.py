@@ -16,7 +16,6 @@ but never told (a kill -9) are finished from results.jsonl or run again from the
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -37,6 +36,7 @@ from devgrad.experiment.rundir import missing_parents, new_run_dir, now, remove_
 from devgrad.experiment.schema import Loaded, apply_overrides, load_yaml
 from devgrad.experiment.space import Dimension, check_grid_space, check_space, grid_size
 from devgrad.experiment.study import check_storage, dims_of, import_optuna, open_study, tell
+from devgrad.experiment.sweepdir import read_sweep_yaml
 from devgrad.experiment.spec import NAME_BLOCKS, SCHEMA, SpecError, resolve, to_yaml
 from devgrad.io import atomic_write_text
 
@@ -282,7 +282,7 @@ def resume_search(sweep_dir, jobs: int | None = None, executor="local", address:
     optuna = import_optuna()
     if not (sweep_dir / "sweep.yaml").exists():
         raise RunError(f"{sweep_dir} is not a sweep folder (no sweep.yaml); pass the folder 'devgrad sweep' printed")
-    config = _read_yaml(sweep_dir / "sweep.yaml")
+    config = read_sweep_yaml(sweep_dir)
     spec = ckpt.read_json(sweep_dir / "base.json")
     study = open_study(optuna, sweep_dir, config, dims_of(config))
     monitor = tuple(config["monitor"])
@@ -306,10 +306,9 @@ def _read_yaml(path: Path) -> dict:
 
 
 def is_search(sweep_dir) -> bool:
-    """Whether a sweep folder holds a search (its sweep.yaml has the search's settings)."""
-    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
-        return "search" in _read_yaml(Path(sweep_dir) / "sweep.yaml")
-    return False
+    """Whether a sweep folder holds a search (its sweep.yaml has the search's settings); a folder
+    that is not a sweep, or whose sweep.yaml is damaged, is a RunError, not a grid sweep."""
+    return "search" in read_sweep_yaml(Path(sweep_dir))
 
 
 def sweep(spec_or_path, grid: dict | None = None, seeds: int | None = None, jobs: int | None = None,

@@ -51,7 +51,7 @@ from devgrad.experiment.report import _pyplot, _save
 from devgrad.experiment.rundir import missing_parents, new_run_dir, now, remove_half_made, why_not_completed
 from devgrad.experiment.schema import Loaded, apply_overrides, did_you_mean, load_yaml, parse_value
 from devgrad.experiment.spec import NAME_BLOCKS, SCHEMA, SpecError, resolve, to_yaml
-from devgrad.experiment.sweepdir import read_results
+from devgrad.experiment.sweepdir import read_results, read_sweep_yaml
 from devgrad.io import atomic_write_text
 
 __all__ = ["EXECUTORS", "SweepResult", "parse_grid_option", "parse_grid_options", "resume_sweep", "run_point",
@@ -530,9 +530,7 @@ def resume_sweep(sweep_dir, jobs: int | None = None, executor="local", address: 
     died are only recorded."""
     sweep_dir = Path(sweep_dir)
     _check_executor(executor, address, gpus_per_run)
-    if not (sweep_dir / "sweep.yaml").exists():
-        raise RunError(f"{sweep_dir} is not a sweep folder (no sweep.yaml); pass the folder 'devgrad sweep' printed")
-    resolved = yaml.safe_load((sweep_dir / "sweep.yaml").read_text())
+    resolved = read_sweep_yaml(sweep_dir)
     specs = {p["index"]: p["spec"] for p in ckpt.read_json(sweep_dir / "points.json")}
     done = [r for r in read_results(sweep_dir) if r["status"] != "stopped"]
     finished = {r["index"] for r in done}

@@ -403,3 +403,19 @@ def test_the_local_pool_spawns_its_workers_where_a_fork_is_unsafe(monkeypatch):
         release.set()
         other.join()
     assert pool.description.endswith("(spawn)")
+
+
+@pytest.mark.parametrize("damage", ["[unclosed", "just text", ""])
+def test_a_damaged_sweep_yaml_is_a_clear_error_never_resumed_as_another_kind_of_sweep(tmp_path, damage, capsys):
+    from devgrad import cli as devgrad_cli
+    from devgrad.experiment import search
+
+    spec = {**SMALL, "train": {**SMALL["train"], "epochs": 1}, "plots": {"enabled": False}}
+    result = sweep(spec, grid={"optimizer.lr": [0.05]}, jobs=1, out=tmp_path, quiet=True)
+    (result.sweep_dir / "sweep.yaml").write_text(damage)
+    before = sorted(p.name for p in result.sweep_dir.iterdir())
+    with pytest.raises(RunError, match=r"sweep\.yaml (cannot be read|is damaged)"):
+        search.is_search(result.sweep_dir)
+    assert devgrad_cli.main(["sweep", "--resume", str(result.sweep_dir), "--quiet"]) == 2
+    assert "sweep.yaml" in capsys.readouterr().err
+    assert sorted(p.name for p in result.sweep_dir.iterdir()) == before

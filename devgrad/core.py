@@ -18,6 +18,7 @@ import functools
 import heapq
 import itertools
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -130,6 +131,18 @@ class Function:
 
     __slots__ = ("next", "inputs", "input_arrays", "versions", "saved", "out_data", "device", "shape", "released",
                  "seq", "output_modified")
+    # what apply() records on a node (declared for type checkers; the slots above hold them)
+    next: tuple
+    inputs: tuple | None
+    input_arrays: list | None
+    versions: list | None
+    saved: Any
+    out_data: Any
+    device: Device  # a recorded node's (forward on no Tensor at all runs with None and records nothing)
+    shape: tuple
+    released: bool
+    seq: int
+    output_modified: bool
 
     save_inputs = False
     save_output = False
@@ -185,10 +198,10 @@ class Function:
         node.released = False
         return Tensor._make(out, dev, node)
 
-    def forward(self, *arrays, **params):  # pragma: no cover - abstract
+    def forward(self, *arrays, **params) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement forward")
 
-    def backward(self, grad_output):  # pragma: no cover - abstract
+    def backward(self, grad_output) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement backward")
 
     @property

@@ -5,6 +5,7 @@ import numpy as np
 import types
 from _typeshed import Incomplete
 from devgrad.backend import Device as Device, DeviceError as DeviceError, default_device as default_device, device_of as device_of, is_device_array as is_device_array
+from typing import Any
 
 _mode: Incomplete
 _QUIET_STATE: Incomplete
@@ -12,8 +13,11 @@ _QUIET_STATE: Incomplete
 def quiet(forward):
     """Decorate an op's ``forward`` so NumPy's floating-point warnings stay off inside it.
 
-    Overflow, 0/0, log of a negative number and inf - inf give inf or NaN, which are values,
-    not events (PyTorch is silent too); no devgrad op emits a NumPy RuntimeWarning.
+    Division by 0, log or sqrt of a negative number and exp's overflow give inf or NaN, which
+    are values, not events (PyTorch is silent too). It costs about a microsecond a call, so
+    the cheapest arithmetic (+, -, *, sum, mean, matmul, linear) goes without: there an
+    infinite or overflowing input can still raise NumPy's warning in the forward. Every
+    backward runs under one error state for the whole walk and is silent.
     """
 
 _sequence: Incomplete
@@ -56,14 +60,25 @@ class Function:
     first-order path wraps the gradient in a Tensor and unwraps the result.
     """
     __slots__: Incomplete
+    next: tuple
+    inputs: tuple | None
+    input_arrays: list | None
+    versions: list | None
+    saved: Any
+    out_data: Any
+    device: Device
+    shape: tuple
+    released: bool
+    seq: int
+    output_modified: bool
     save_inputs: bool
     save_output: bool
     array_backward: bool
     @classmethod
     def apply(cls, *args, **params):
         """Run forward on the inputs' arrays and, when needed, record the node."""
-    def forward(self, *arrays, **params) -> None: ...
-    def backward(self, grad_output) -> None: ...
+    def forward(self, *arrays, **params) -> Any: ...
+    def backward(self, grad_output) -> Any: ...
     @property
     def xp(self):
         """The array module (numpy or cupy) of this op's device."""
@@ -84,8 +99,6 @@ class Function:
     def _modified(self, what: str): ...
     def constant(self, g, array):
         """An array computed from saved data, in ``g``'s kind (a constant Tensor, or itself)."""
-    inputs: Incomplete
-    released: bool
     def release(self) -> None:
         """Drop what backward needed; a later backward through this node raises."""
     @property

@@ -24,6 +24,7 @@ from __future__ import annotations
 import operator
 import sys
 import threading
+from typing import Literal
 
 import numpy as np
 
@@ -80,7 +81,7 @@ def _buffer(rec: _Recording, value) -> np.ndarray:
     buf = value if isinstance(value, np.ndarray) else np.array(value)
     if type(buf) is not np.ndarray:
         buf = buf.view(np.ndarray)
-    order = "C" if buf.flags.c_contiguous else "F" if buf.flags.f_contiguous else None
+    order: Literal["C", "F"] | None = "C" if buf.flags.c_contiguous else "F" if buf.flags.f_contiguous else None
     if order is not None:
         owner = np.ndarray.__new__(Tracer, buf.shape, buf.dtype, order=order)
         plain = owner.view(np.ndarray)

@@ -314,3 +314,9 @@ def test_std_and_pow_edge_gradients_match_torch(torch, device):
     a = np.array([[1.0, 1.0, 1.0], [1.0, 2.0, 4.0]])
     check_op(torch, lambda t: t.std(axis=1), lambda t: t.std(dim=1, correction=0), [a], device, gradcheck=False)
     check_op(torch, lambda t: t**0, lambda t: t**0, [np.array([0.0, 1.5])], device, gradcheck=False)
+
+
+def test_astype_none_names_the_missing_dtype():
+    x = dg.tensor([1.0, 2.0])
+    with pytest.raises(TypeError, match="astype: dtype is None"):
+        x.astype(None)

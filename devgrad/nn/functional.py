@@ -8,6 +8,8 @@ log_softmax and indexing, and exact for any logit size (no log(0), no overflow).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from devgrad.backend import DeviceError
@@ -402,7 +404,8 @@ class _Dropout(Function):
 
 # Loss functions by the names specs use (``loss: cross_entropy``). The first three take two
 # classes: labels 0/1 for bce, ±1 for logistic and hinge.
-LOSSES = {"bce": binary_cross_entropy_with_logits, "logistic": logistic_loss, "hinge": hinge_loss,
-          "cross_entropy": cross_entropy, "mse": mse_loss, "mae": l1_loss, "huber": huber_loss}
+LOSSES: dict[str, Callable[..., Tensor]] = {
+    "bce": binary_cross_entropy_with_logits, "logistic": logistic_loss, "hinge": hinge_loss,
+    "cross_entropy": cross_entropy, "mse": mse_loss, "mae": l1_loss, "huber": huber_loss}
 REGRESSION_LOSSES = ("mse", "mae", "huber")
 BINARY_LOSSES = ("bce", "logistic", "hinge")

@@ -425,6 +425,8 @@ def clip(a: Tensor, lo=None, hi=None, *, a_min=None, a_max=None) -> Tensor:
 def cast(a: Tensor, dtype) -> Tensor:
     """Convert to ``dtype``; differentiable between floating types."""
     dt = as_dtype(dtype)
+    if dt is None:
+        raise TypeError("astype: dtype is None; give the dtype to convert to, e.g. 'float32' or np.float64")
     if a.dtype == dt:
         return a
     if dt.kind not in "fc":

@@ -395,8 +395,9 @@ def _gpu_check_on_a_small_suite(tmp_path, last_test: str, **settings) -> tuple:
                      "def test_wrong():\n    assert 1 == 2\n\n"
                      f"def test_zz_last():\n{last_test}")
     out = tmp_path / "out"
+    # three tests in one process: xdist workers starting on a busy 2-core machine would eat the time limits
     env = {**os.environ, "OUT": str(out), "GPU_CHECK_STEPS": "tests", "GPU_CHECK_PYTEST": str(tests),
-           "PYTHON": sys.executable, **settings}
+           "GPU_CHECK_WORKERS": "0", "PYTHON": sys.executable, **settings}
     done = subprocess.run(["bash", str(ROOT / ".ci" / "gpu-check")], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr

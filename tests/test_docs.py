@@ -11,6 +11,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from devgrad.cli import build_parser
@@ -215,7 +216,9 @@ def test_install_commands_install_from_the_clone():
 # The pages whose Python blocks run as written, and what they must have computed. (An example that
 # needs a run folder of the reader's, as in use-a-trained-model.md, is exercised by its own tests.)
 EXPECTED = {
-    "README.md": lambda ns: ns["w"].grad.shape == (2,) and ns["loss"].item() < 0.5,
+    "README.md": lambda ns: ns["w"].grad.shape == (2,) and ns["loss"].item() < 0.5
+    and (ns["label"] == ns["proba"].argmax(axis=1)).all() and np.allclose(ns["onnx_proba"], ns["proba"], rtol=1e-5)
+    and np.allclose(ns["logits"].detach().numpy(), ns["model"].outputs(ns["rows"]), rtol=1e-5, atol=1e-6),
     "library.md": lambda ns: ns["accuracy"] > 0.95,
     "gpu.md": lambda ns: ns["mean_loss"] < 0.5,  # the spirals are learned
     "pytorch.md": lambda ns: (round(ns["population"], 3), round(ns["unbiased"], 3)) == (1.479, 1.708)

@@ -59,7 +59,7 @@ def _run_parsers(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--print-config", action="store_true", help="print the resolved spec and exit")
     run.add_argument("--quiet", "-q", action="store_true", help="no per-epoch output")
     run.add_argument("--track", metavar="mlflow[=URI]",
-                     help="log to MLflow (pip install 'devgrad[mlflow]'); URI: the tracking server (default: "
+                     help="log to MLflow (the mlflow extra); URI: the tracking server (default: "
                           "$MLFLOW_TRACKING_URI, else MLflow's default); see docs/tracking.md")
 
     resume = sub.add_parser("resume", help="continue a stopped or killed run from its last checkpoint")
@@ -67,7 +67,7 @@ def _run_parsers(sub: argparse._SubParsersAction) -> None:
     resume.add_argument("--device", help="run on another device than the original run")
     resume.add_argument("--quiet", "-q", action="store_true")
     resume.add_argument("--track", metavar="mlflow[=URI]",
-                        help="log to MLflow (pip install 'devgrad[mlflow]'), continuing the run's MLflow run; URI: "
+                        help="log to MLflow (the mlflow extra), continuing the run's MLflow run; URI: "
                              "the tracking server (default: $MLFLOW_TRACKING_URI, else MLflow's default)")
 
     validate = sub.add_parser("validate", help="check a spec and report every problem at once")
@@ -103,7 +103,7 @@ def _sweep_parsers(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--seeds", type=int, help="repeats of every grid point, seeds base, base+1, ... (default 1)")
     sweep.add_argument("--jobs", type=int, help="runs at once (default: the number of cores)")
     sweep.add_argument("--executor", choices=choices.EXECUTORS, default="local",
-                       help="local: a process pool (default); dask: Dask distributed (pip install 'devgrad[dask]')")
+                       help="local: a process pool (default); dask: Dask distributed (the dask extra)")
     sweep.add_argument("--address", help="a running Dask scheduler, e.g. tcp://HOST:8786 (default: a LocalCluster)")
     sweep.add_argument("--gpus-per-run", type=int, help="Dask worker resource GPU needed by each run")
     sweep.add_argument("--out", help="root folder for sweep folders (default: ./sweeps)")
@@ -111,7 +111,7 @@ def _sweep_parsers(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--resume", metavar="SWEEP_DIR", help="run what a sweep folder has not finished (a search: "
                                                              "continue its study to its trial count)")
     sweep.add_argument("--search", choices=choices.SAMPLERS,
-                       help="run an Optuna study with this sampler instead of a grid (pip install 'devgrad[optuna]')")
+                       help="run an Optuna study with this sampler instead of a grid (the optuna extra)")
     sweep.add_argument("--trials", type=int, help="how many trials the search runs")
     sweep.add_argument("--space", action="append", default=[], metavar="KEY=KIND(ARGS)",
                        help="a searched key: uniform(a,b), loguniform(a,b), int(a,b[,log]) or choice(v1,v2,...), "
@@ -123,7 +123,7 @@ def _sweep_parsers(sub: argparse._SubParsersAction) -> None:
                             "folder's journal file")
     sweep.add_argument("--quiet", "-q", action="store_true", help="print only the summary table")
     sweep.add_argument("--track", metavar="mlflow[=URI]",
-                       help="log every run to MLflow (pip install 'devgrad[mlflow]'), a search's trials nested in a "
+                       help="log every run to MLflow (the mlflow extra), a search's trials nested in a "
                             "run of the sweep; URI: the tracking server (default: $MLFLOW_TRACKING_URI, else "
                             "MLflow's default); see docs/tracking.md")
 

@@ -207,7 +207,7 @@ def load(path, device=None):
 
 # -- safetensors (the optional ``safetensors`` extra) ----------------------------------------
 
-SAFETENSORS_HINT = "pip install 'devgrad[safetensors]' (or pip install safetensors)"
+SAFETENSORS_HINT = "pip install '.[safetensors]' from the devgrad folder (or pip install safetensors)"
 
 
 def _safetensors_numpy():

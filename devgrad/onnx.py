@@ -21,7 +21,7 @@ from devgrad.version import __version__
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Softmax/LogSoftmax over one axis (not "flatten from axis") and Squeeze/Clip inputs
-ONNX_HINT = "pip install 'devgrad[onnx]' (or pip install onnx onnxruntime)"
+ONNX_HINT = "pip install '.[onnx]' from the devgrad folder (or pip install onnx onnxruntime)"
 # devgrad activation modules -> (ONNX operator, attributes from the module)
 # layer class -> (ONNX op, the node's attributes from the layer)
 _ACTIVATIONS: dict[type, tuple[str, Callable[[nn.Module], dict]]] = {

@@ -307,7 +307,8 @@ class DerivativeGraph:
             matplotlib.use("Agg")
             import matplotlib.pyplot as plt  # noqa: PLC0415 - optional dependency
         except ImportError:
-            raise RuntimeError(f"cannot render {path}: {DOT_HINT}; or pip install 'devgrad[plot]'") from None
+            raise RuntimeError(f"cannot render {path}: {DOT_HINT}; or pip install '.[plot]' from the devgrad "
+                               "folder") from None
         parents: dict = {}
         for parent, child, _, _ in self.edges:
             parents.setdefault(child, []).append(parent)

@@ -94,8 +94,8 @@ def build_module(ctype: str, arch: str, folder=None, group: str = "step") -> Pat
         nvrtc.getVersion()
     except Exception as exc:
         raise RuntimeError(f"building the GPU kernels needs CuPy and its NVRTC library ({type(exc).__name__}: "
-                           f"{exc}); install the extra of your CUDA version: pip install 'devgrad[cuda12]' "
-                           "(or cuda13)") from None
+                           f"{exc}); install CuPy for your CUDA version: pip install cupy-cuda12x "
+                           "(or cupy-cuda13x)") from None
     program = nvrtc.createProgram(module_source((ctype,), group=group), "devgrad_kernels.cu", [], [])
     try:
         try:

@@ -52,4 +52,4 @@ def torch():
         import torch as _torch
 
         return _torch
-    return pytest.importorskip("torch", reason="PyTorch oracle not installed (pip install 'devgrad[oracle]')")
+    return pytest.importorskip("torch", reason="PyTorch oracle not installed (pip install torch==2.13.0)")

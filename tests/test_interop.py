@@ -12,7 +12,7 @@ import pytest
 import devgrad as dg
 
 needs_safetensors = pytest.mark.skipif(importlib.util.find_spec("safetensors") is None,
-                                       reason="the safetensors extra (pip install 'devgrad[safetensors]')")
+                                       reason="the safetensors extra (pip install safetensors)")
 
 
 def test_numpy_sees_devgrad_memory_and_devgrad_sees_numpys():
@@ -164,11 +164,11 @@ def test_without_the_optional_packages_the_errors_name_the_extra(monkeypatch, tm
     result = run(spec_for("binary", tmp_path), out=tmp_path / "runs", quiet=True)
     for name in ("onnx", "safetensors", "safetensors.numpy"):
         monkeypatch.setitem(sys.modules, name, None)  # as if not installed: importing it raises ImportError
-    with pytest.raises(ImportError, match=r"pip install 'devgrad\[onnx\]'"):
+    with pytest.raises(ImportError, match=r"pip install '\.\[onnx\]' from the devgrad folder"):
         dg_onnx.export(dg.nn.MLP([2, 1]), tmp_path / "m.onnx", 2)
-    with pytest.raises(ImportError, match=r"pip install 'devgrad\[safetensors\]'"):
+    with pytest.raises(ImportError, match=r"pip install '\.\[safetensors\]' from the devgrad folder"):
         dg.save({"w": dg.ones(2)}, tmp_path / "w.safetensors")
-    for fmt, extra in (("onnx", "devgrad[onnx]"), ("safetensors", "devgrad[safetensors]")):
+    for fmt, extra in (("onnx", "'.[onnx]'"), ("safetensors", "'.[safetensors]'")):
         assert cli.main(["export", str(result.run_dir), "--format", fmt, "--quiet"]) == 2
         assert extra in capsys.readouterr().err
     assert not (result.run_dir / "export").exists() and not (tmp_path / "m.onnx").exists()

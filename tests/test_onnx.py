@@ -18,7 +18,7 @@ from devgrad.experiment.examples import EXAMPLES
 from devgrad.lecture import SPECS as LECTURE_SPECS
 from tests.trained_runs import ACTIVATIONS, TASKS, trained
 
-onnx = pytest.importorskip("onnx", reason="ONNX export needs the onnx extra (pip install 'devgrad[onnx]')")
+onnx = pytest.importorskip("onnx", reason="ONNX export needs the onnx extra (pip install onnx onnxruntime)")
 ort = pytest.importorskip("onnxruntime", reason="the exported models are run by onnxruntime (the onnx extra)")
 
 

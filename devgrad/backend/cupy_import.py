@@ -13,7 +13,7 @@ from pathlib import Path
 
 INSTALL_HINT = (
     "install the CuPy extra that matches your CUDA toolkit: "
-    "pip install 'devgrad[cuda12]' (CUDA 12.x) or 'devgrad[cuda13]' (CUDA 13.x)"
+    "pip install cupy-cuda12x (CUDA 12.x) or cupy-cuda13x (CUDA 13.x): devgrad's cuda12 and cuda13 extras"
 )
 
 _lock = threading.Lock()

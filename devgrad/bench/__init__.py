@@ -238,7 +238,8 @@ def _peer_impls(torch, jax, torch_compile: bool, config, weights, X, y, dev, res
                 sync = torch.cuda.synchronize if dev.supports_graphs else (lambda: None)
                 theirs["torch_compile"] = (lambda: compiled.step(Xt, yt), sync)
     elif "pytorch" not in unavailable:
-        unavailable["pytorch"] = "PyTorch is not installed (pip install 'devgrad[bench]'), or --no-torch was given"
+        unavailable["pytorch"] = ("PyTorch is not installed (pip install '.[bench]' from the devgrad folder), "
+                                  "or --no-torch was given")
     if not dev.is_host:
         unavailable["jax"] = "the JAX column runs on the CPU only"
     elif jax is None:

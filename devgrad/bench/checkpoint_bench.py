@@ -33,7 +33,7 @@ from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment import run
 from devgrad.experiment.trainer import Trainer
 
-SKLEARN_NEEDED = "needs scikit-learn (pip install 'devgrad[sklearn]')"
+SKLEARN_NEEDED = "needs scikit-learn (pip install '.[sklearn]' from the devgrad folder)"
 _SPLIT = {"train": 0.7, "val": 0.15, "test": 0.15}
 # The shipped specs' contents (experiments/digits.yaml, spirals.yaml), inline: a pip-installed
 # devgrad has no experiments/ folder.

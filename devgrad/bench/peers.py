@@ -14,7 +14,7 @@ import numpy as np
 
 from devgrad.bench.references import LR, Config, TorchStep
 
-JAX_NEEDED = "JAX is not installed (pip install 'devgrad[bench]')"
+JAX_NEEDED = "JAX is not installed (pip install '.[bench]' from the devgrad folder)"
 
 
 def import_jax():

@@ -46,7 +46,7 @@ def sweep_bench(executors=("local", "dask"), say=None) -> list[dict]:
     rows = []
     for executor in executors:
         if executor == "dask" and not _have_dask():
-            rows.append({"executor": "dask", "skipped": "Dask distributed is not installed (devgrad[dask])"})
+            rows.append({"executor": "dask", "skipped": "Dask distributed is not installed (the dask extra)"})
             continue
         row = {"executor": executor, "runs": len(GRID["optimizer.lr"]) * SEEDS, "cores": os.cpu_count()}
         for jobs in (1, 2):

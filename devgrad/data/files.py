@@ -259,8 +259,8 @@ def load_sklearn(name: str):
     try:
         from sklearn import datasets  # noqa: PLC0415 - optional dependency (the sklearn extra)
     except ImportError:
-        raise DataError(f"data.source sklearn:{name} needs scikit-learn: pip install 'devgrad[sklearn]' "
-                        "(or pip install scikit-learn)") from None
+        raise DataError(f"data.source sklearn:{name} needs scikit-learn: pip install '.[sklearn]' from the devgrad "
+                        "folder (or pip install scikit-learn)") from None
     loader = getattr(datasets, f"load_{name}")
     bunch = loader()
     if name in SKLEARN_REGRESSION:  # a quantity: its values, sorted, are what y indexes

@@ -24,7 +24,7 @@ import numpy as np
 from devgrad.backend import cuda_started
 from devgrad.io import atomic_write
 
-PLOT_HINT = "pip install 'devgrad[plot]' (matplotlib) to get plots"
+PLOT_HINT = "pip install '.[plot]' from the devgrad folder (matplotlib) to get plots"
 
 # Fonts tried after DejaVu Sans (matplotlib's own) for characters it lacks, such as a run named in
 # Chinese; matplotlib's "Last Resort" font ends the list: a glyph it draws as a labelled box is

@@ -11,7 +11,7 @@ from devgrad.experiment.space import Dimension
 
 __all__ = ["OPTUNA_HINT", "check_storage", "dims_of", "import_optuna", "open_study", "tell"]
 
-OPTUNA_HINT = "pip install 'devgrad[optuna]'"
+OPTUNA_HINT = "pip install '.[optuna]' from the devgrad folder"
 
 
 def import_optuna():

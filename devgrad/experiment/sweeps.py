@@ -5,7 +5,7 @@ A sweep is the cartesian product of a grid (``{optimizer.lr: [0.1, 0.01], model.
 starts. The unit shipped to a worker is ``run_point``: ``devgrad.experiment.run`` on a plain spec
 dict (importable on any worker), returning a small picklable dict. Scheduling is never devgrad's
 own: the local executor is ``concurrent.futures.ProcessPoolExecutor``, the cluster executor is
-Dask distributed (``devgrad[dask]``), GPU-aware through Dask worker resources.
+Dask distributed (the ``dask`` extra), GPU-aware through Dask worker resources.
 
 The sweep folder ``sweeps/<name>/<date-time>-<id>/`` holds ``sweep.yaml`` (the resolved grid
 and every point), ``results.jsonl`` (one line per finished run, appended as it finishes),
@@ -59,7 +59,7 @@ __all__ = ["EXECUTORS", "SweepResult", "parse_grid_option", "parse_grid_options"
 
 STOP_FILE = ".stop"  # in a sweep folder while a Ctrl-C stops it: a queued run that sees it does not start
 NOT_STARTED = "not started"
-DASK_HINT = "pip install 'devgrad[dask]' (Dask distributed)"
+DASK_HINT = "pip install '.[dask]' from the devgrad folder (Dask distributed)"
 
 
 @dataclass

@@ -26,7 +26,7 @@ from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment.errors import RunError
 from devgrad.version import __version__
 
-MLFLOW_HINT = "pip install 'devgrad[mlflow]'"
+MLFLOW_HINT = "pip install '.[mlflow]' from the devgrad folder"
 STATE_FILE = "tracking.json"
 ARTIFACTS = ("config.yaml", "summary.json", "metrics.csv", "report.html", "model.json")
 CLOSE_SECONDS = 30.0  # the most the end of a run waits for its last uploads

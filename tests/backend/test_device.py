@@ -57,7 +57,7 @@ def test_unavailable_reason_distinguishes_missing_cupy_from_missing_driver():
     try:
         import cupy  # noqa: F401
     except ImportError:
-        assert "not installed" in reason and "devgrad[cuda12]" in reason
+        assert "not installed" in reason and "cupy-cuda12x" in reason
     except Exception:
         assert "failed to import" in reason
     else:
@@ -68,7 +68,7 @@ def test_probe_reports_missing_cupy(monkeypatch):
     block_import(monkeypatch, "cupy")
     state = cupy_import._probe()
     assert state["module"] is None
-    assert "not installed" in state["reason"] and "devgrad[cuda12]" in state["reason"]
+    assert "not installed" in state["reason"] and "cupy-cuda12x" in state["reason"]
 
 
 def test_probe_survives_any_exception_at_import(monkeypatch):

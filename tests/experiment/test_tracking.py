@@ -109,7 +109,7 @@ def _assert_equal_to_folder(client, run_id: str, run_dir: Path) -> None:
 
 def test_without_mlflow_the_error_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "mlflow", None)
-    with pytest.raises(RunError, match=r"pip install 'devgrad\[mlflow\]'"):
+    with pytest.raises(RunError, match=r"pip install '\.\[mlflow\]' from the devgrad folder"):
         run({**BASE, "tracking": {"mlflow": {"uri": "sqlite:///x.db"}}}, out=tmp_path, quiet=True)
     assert not (tmp_path / "tracked").exists()
 

@@ -45,8 +45,8 @@ def device(request) -> dg.Device:
     return dg.device(request.param)
 
 
-@pytest.fixture(scope="session")
-def torch():
+@pytest.fixture
+def torch():  # the module itself is imported once; sys.modules keeps it
     """PyTorch, the independent oracle; skipped when absent unless CI requires it."""
     if os.environ.get("DEVGRAD_REQUIRE_ORACLE") == "1":
         import torch as _torch

@@ -9,6 +9,8 @@ import argparse
 import json
 import platform
 import sys
+from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -241,30 +243,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.write and not Path(args.write).resolve().parent.is_dir():
         raise UserError(f"--write {args.write}: the folder {Path(args.write).resolve().parent} does not exist; "
                         "create it or write elsewhere")
-    if args.search:
-        rows = search_bench(say=_say_bench)
-        print(format_search(rows))
-        if args.json:
-            bench.write_json({"search": rows}, args.json)
-        return 0
-    if args.sweep:
-        rows = sweep_bench(say=_say_bench)
-        print(format_sweep(rows))
-        if args.json:
-            bench.write_json({"sweep": rows}, args.json)
-        return 0
-    if args.checkpoints:
-        rows = checkpoint_bench(rounds=5 if args.repeat is None else args.repeat, device=args.device, say=_say_bench)
-        print(format_checkpoints(rows))
-        if args.json:
-            bench.write_json({"checkpoints": rows}, args.json)
-        return 0
-    if args.e2e:
-        row = bench.e2e(args.e2e, args.device, None if args.no_torch else bench.import_torch())
-        print(bench.format_e2e(row))
-        if args.json:
-            bench.write_json({"e2e": row}, args.json)
-        return 0
+    modes: dict[str, Callable[[], tuple[Any, Callable[[Any], str]]]] = {
+        "search": lambda: (search_bench(say=_say_bench), format_search),
+        "sweep": lambda: (sweep_bench(say=_say_bench), format_sweep),
+        "checkpoints": lambda: (checkpoint_bench(rounds=5 if args.repeat is None else args.repeat,
+                                                 device=args.device, say=_say_bench), format_checkpoints),
+        "e2e": lambda: (bench.e2e(args.e2e, args.device, None if args.no_torch else bench.import_torch()),
+                        bench.format_e2e),
+    }
+    for mode, measure in modes.items():
+        if getattr(args, mode):  # one measurement instead of the step table: printed, and as JSON on request
+            rows, formatted = measure()
+            print(formatted(rows))
+            if args.json:
+                bench.write_json({mode: rows}, args.json)
+            return 0
     if args.overhead:
         o = bench.op_overhead(args.device, repeat)
         print(f"(a * b + c).sum().backward() on 2x2 float32 ({o['device']}): devgrad {o['devgrad_us']:.1f} us, "

@@ -29,9 +29,45 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     cotangent, so every element of every output's Jacobian takes part. The error names
     the input and element with the worst mismatch.
     """
+    xs, checked = _float64_inputs(inputs)
+    outs = _as_outputs(fn(*xs))
+    rng = np.random.default_rng(seed)
+    cotangents = [Tensor._make(o.device.put(rng.standard_normal(o.shape)).astype(o.dtype), o.device)
+                  for o in outs]
+    differentiable = [i for i, o in enumerate(outs) if o.requires_grad]
+    targets = [xs[i] for i in checked]
+    if differentiable:
+        analytic = grad([outs[i] for i in differentiable], targets,
+                        [cotangents[i] for i in differentiable], allow_unused=True)
+    else:
+        analytic = [None] * len(targets)
+
+    def contracted() -> float:
+        # Grad mode stays on: fn may itself differentiate (gradcheck of a gradient).
+        values = _as_outputs(fn(*xs))
+        return float(sum(float((v.data * c.data).sum()) for v, c in zip(values, cotangents)))
+
+    for k, i in enumerate(checked):
+        x = xs[i]
+        numeric = _central_differences(x, contracted, eps)
+        got = analytic[k]
+        got = np.zeros(x.shape) if got is None else got.numpy().astype(np.float64)
+        excess = np.abs(got - numeric) - (atol + rtol * np.abs(numeric))
+        if excess.size and (excess.max() > 0 or not np.all(np.isfinite(got))):
+            worst = np.unravel_index(int(np.nanargmax(np.where(np.isfinite(got), excess, np.inf))), x.shape)
+            raise GradcheckError(
+                f"gradcheck failed for input {i} (shape {x.shape}) at element {tuple(int(w) for w in worst)}: "
+                f"backward gives {got[worst]!r}, finite differences give {numeric[worst]!r} "
+                f"(atol={atol}, rtol={rtol}, eps={eps})")
+    return True
+
+
+def _float64_inputs(inputs) -> tuple[list, list[int]]:
+    """float64 copies of the floating-point Tensor inputs (the others as given) and the indices
+    of those to check: the ones that require grad, or every floating one if none does."""
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     checked_any = any(isinstance(t, Tensor) and t.requires_grad for t in inputs)
-    xs: list = []  # Tensors, and the other inputs as given
+    xs: list = []
     checked: list[int] = []
     for t in inputs:
         if isinstance(t, Tensor) and t.dtype.kind == "f":
@@ -44,44 +80,19 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
             xs.append(t)
     if not checked:
         raise ValueError("gradcheck: no floating-point tensor input to check")
+    return xs, checked
 
-    outs = _as_outputs(fn(*xs))
-    rng = np.random.default_rng(seed)
-    cotangents = [Tensor._make(o.device.put(rng.standard_normal(o.shape)).astype(o.dtype), o.device)
-                  for o in outs]
-    differentiable = [i for i, o in enumerate(outs) if o.requires_grad]
-    targets = [xs[i] for i in checked]
-    if differentiable:
-        analytic = grad([outs[i] for i in differentiable], targets,
-                                 [cotangents[i] for i in differentiable], allow_unused=True)
-    else:
-        analytic = [None] * len(targets)
 
-    def contracted() -> float:
-        # Grad mode stays on: fn may itself differentiate (gradcheck of a gradient).
-        values = _as_outputs(fn(*xs))
-        return float(sum(float((v.data * c.data).sum()) for v, c in zip(values, cotangents)))
-
-    for k, i in enumerate(checked):
-        x = xs[i]
-        flat = x.data.reshape(-1)  # a view: perturbing it perturbs x
-        host_numeric = np.empty(flat.size)
-        for j in range(flat.size):
-            orig = float(flat[j])
-            flat[j] = orig + eps
-            plus = contracted()
-            flat[j] = orig - eps
-            minus = contracted()
-            flat[j] = orig
-            host_numeric[j] = (plus - minus) / (2 * eps)
-        numeric = host_numeric.reshape(x.shape)
-        got = analytic[k]
-        got = np.zeros(x.shape) if got is None else got.numpy().astype(np.float64)
-        excess = np.abs(got - numeric) - (atol + rtol * np.abs(numeric))
-        if excess.size and (excess.max() > 0 or not np.all(np.isfinite(got))):
-            worst = np.unravel_index(int(np.nanargmax(np.where(np.isfinite(got), excess, np.inf))), x.shape)
-            raise GradcheckError(
-                f"gradcheck failed for input {i} (shape {x.shape}) at element {tuple(int(w) for w in worst)}: "
-                f"backward gives {got[worst]!r}, finite differences give {numeric[worst]!r} "
-                f"(atol={atol}, rtol={rtol}, eps={eps})")
-    return True
+def _central_differences(x: Tensor, contracted, eps: float) -> np.ndarray:
+    """d contracted / d x by central differences, one element of ``x`` at a time (in place)."""
+    flat = x.data.reshape(-1)  # a view: perturbing it perturbs x
+    numeric = np.empty(flat.size)
+    for j in range(flat.size):
+        orig = float(flat[j])
+        flat[j] = orig + eps
+        plus = contracted()
+        flat[j] = orig - eps
+        minus = contracted()
+        flat[j] = orig
+        numeric[j] = (plus - minus) / (2 * eps)
+    return numeric.reshape(x.shape)

@@ -161,6 +161,26 @@ def launch(name: str, *args):
     n_ins = len(PARAMS[name][0])
     if len(args) != n_ins and len(args) != len(kinds):
         raise TypeError(f"{name}: {len(args)} arguments for {n_ins} inputs and {len(kinds) - n_ins} outputs")
+    t_dtype, shape = _dtype_and_shape(name, kinds, args)
+    if t_dtype is not None and t_dtype not in CTYPE:
+        if t_dtype.kind != "f":
+            raise TypeError(f"{name}: devgrad's kernels take floating-point arrays, got {t_dtype}")
+        return _launch_widened(name, t_dtype, args)
+    n = math.prod(shape)
+    if len(args) == n_ins:
+        args = (*args, *(cp.empty(shape, dtype=t_dtype) for _ in kinds[n_ins:]))
+    kargs, copy_back = _bind(cp, name, kinds, args, shape, t_dtype)
+    if n:
+        run_kernel(name, CTYPE[t_dtype], n, *kargs)
+    for target, scratch in copy_back:
+        target[...] = scratch
+    results = args[n_ins:]
+    return results[0] if len(results) == 1 else tuple(results)
+
+
+def _dtype_and_shape(name: str, kinds, args):
+    """The launch's ``T`` dtype (every typed array must share it) and its element shape: the
+    common shape, else the longest when the others trail it (a bias), else the broadcast."""
     t_dtype, same = None, True
     shape: Any = None  # the first element array's, then the launch's
     for (kind, pname, _), value in zip(kinds, args):
@@ -174,19 +194,19 @@ def launch(name: str, *args):
                     shape = value.shape
                 elif value.shape != shape:
                     same = False
-    if t_dtype is not None and t_dtype not in CTYPE:
-        if t_dtype.kind != "f":
-            raise TypeError(f"{name}: devgrad's kernels take floating-point arrays, got {t_dtype}")
-        return _launch_widened(name, t_dtype, args)
     if not same:
         shapes = [value.shape for (kind, _, _), value in zip(kinds, args) if kind in _ELEMENTS]
         shape = max(shapes, key=len)
         if not all(_trailing(other, shape) for other in shapes):  # not just a bias along the last axes
             shape = np.broadcast_shapes(*shapes)
-    n = math.prod(shape)
-    if len(args) == n_ins:
-        args = (*args, *(cp.empty(shape, dtype=t_dtype) for _ in kinds[n_ins:]))
-    kargs, copy_back = [], []
+    return t_dtype, shape
+
+
+def _bind(cp, name: str, kinds, args, shape, t_dtype):
+    """The kernel's argument list (element arrays with their sizes, scalars, pointers) and the
+    (target, scratch) pairs whose results are copied into non-contiguous outputs after the run."""
+    kargs: list = []
+    copy_back: list = []
     for (kind, pname, scalar), value in zip(kinds, args):
         if kind in _ELEMENTS:
             if not value.flags.c_contiguous or value.shape != shape:
@@ -210,12 +230,7 @@ def launch(name: str, *args):
             kargs.append(value)
         else:
             kargs.append(scalar(value))
-    if n:
-        run_kernel(name, CTYPE[t_dtype], n, *kargs)
-    for target, scratch in copy_back:
-        target[...] = scratch
-    results = args[n_ins:]
-    return results[0] if len(results) == 1 else tuple(results)
+    return kargs, copy_back
 
 
 def _launch_widened(name: str, dtype, args):

@@ -105,7 +105,7 @@ def _fields(schema: dict, prefix: str = ""):
 
 def test_every_spec_key_says_what_it_means():
     undocumented = [path for path, field in _fields(spec.SCHEMA) if isinstance(field, Field) and not field.doc]
-    assert not undocumented, f"give these keys a doc= in devgrad/experiment/spec.py: {undocumented}"
+    assert not undocumented, f"give these keys a doc= in devgrad/experiment/spec_keys.py: {undocumented}"
 
 
 def test_spec_reference_lists_every_key_and_name():

@@ -25,8 +25,8 @@ from devgrad.nn import _cuda_kernels as nn_cuda
 from devgrad.optim import _cuda_kernels as optim_cuda
 from devgrad.backend.cuda_sources import ELEMENTWISE, MULTI_KERNELS, function_name, module_source
 
-from tests import cublas_harness
-from tests import kernel_harness as harness
+from tests.support import cublas_harness
+from tests.support import kernel_harness as harness
 
 DTYPES = [np.float32, np.float64]
 cpu_backend = registry.KernelTable("cpu")  # every kernel registered for the CPU, by name
@@ -799,7 +799,7 @@ def test_every_kernel_compiles_for_an_h100_without_local_memory(ctype, group):
     stack frame and no spills: nothing goes through local memory. The multi-tensor updates take their
     table of tensors (2 KB) by value and index it per element; had the compiler copied it to a stack
     frame, every thread would copy 2 KB before its first element."""
-    from tests.test_warmup import _nvrtc_or_skip
+    from tests.experiment.test_warmup import _nvrtc_or_skip
 
     _nvrtc_or_skip()
     from cupy_backends.cuda.libs import nvrtc

@@ -12,9 +12,6 @@ GPU every launch costs host time, so the count is a budget.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -34,8 +31,8 @@ from devgrad.experiment import memory, resolve, run
 from devgrad.experiment.console import close_logger
 from devgrad.experiment.trainer import Trainer
 
-from tests import cublas_harness
-from tests import kernel_harness as harness
+from tests.support import cublas_harness
+from tests.support import kernel_harness as harness
 
 STEPS = 4
 ROOT = Path(__file__).resolve().parents[2]
@@ -547,19 +544,6 @@ def test_bench_reports_the_launches_of_one_eager_step(cuda_path):
     assert f"small {result['host_ms_per_step']:.3f} of {result['devgrad']['median_ms']:.3f} ms" in table
 
 
-def test_the_host_overhead_script_runs_the_budgeted_step(tmp_path):
-    """.ci/host-overhead (the host time of a GPU step, measured without a GPU) still runs, and
-    the step it times is the budgeted one: 9 kernel launches and 12 GEMMs."""
-    if harness.compiler() is None:
-        pytest.skip("no C++ compiler to build the host cuBLAS stand-in")
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "DEVGRAD_OVERHEAD_BLOCKS": "1", "DEVGRAD_OVERHEAD_STEPS": "5"}
-    done = subprocess.run([sys.executable, str(root / ".ci" / "host-overhead")], check=False, capture_output=True,
-                          text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert "us of host time per eager step (9 kernel launches, 12 GEMMs; min of 1 blocks of 5 steps)" in done.stdout
-
-
 # -- random configurations: whatever a user combines, the CUDA path computes what NumPy does ------
 # The tests above walk fixed grids; these draw the combinations (hypothesis, derandomized so CI
 # sees the same ones every run): random MLPs with any activation, loss, reduction, optimizer and
@@ -739,14 +723,14 @@ def test_random_op_chains_through_the_cuda_path_equal_the_numpy_backend(cuda_pat
     ("leaky_relu", "hinge", "adagrad"), ("softplus", "logistic", "adamw"), ("identity", "cross_entropy", "sgd")])
 def test_a_step_through_the_cuda_path_is_captured_without_reading_back_and_replays_the_eager_weights(
         cuda_path, activation, loss, optimizer):
-    """The capture audit of tests/test_capture.py, through the CUDA backend's own Python (its
+    """The capture audit of tests/core/test_capture.py, through the CUDA backend's own Python (its
     kernels, GEMM seam, multi-tensor updates, sums as GEMMs): while the step is "captured" the
     backend says it is capturing (so its capture-only branches run), a device array read back to
     the host (float(), bool(), .item(), a copy to the host) fails the test, and the capture
     executes nothing (every array it changed is put back); replays then give the eager weights.
     The device is that audit's own stand-in GPU, given the CUDA path's kernels and GEMM seam."""
     from devgrad.capture import CapturedStep
-    from tests.test_capture import _LOSSES, _OPTIMIZERS, X, Y, _NoHostReadsDevice
+    from tests.core.test_capture import _LOSSES, _OPTIMIZERS, X, Y, _NoHostReadsDevice
 
     class CudaPathCapture(_NoHostReadsDevice):
         def __init__(self, state):
@@ -859,11 +843,11 @@ def _op_and_gradients(case, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16], ids=["f64", "f32", "f16"])
 def test_every_op_through_the_cuda_path_equals_the_numpy_backend(cuda_path, dtype):
-    """Every op of the op table (tests/test_ops.py: arithmetic, broadcasting, reductions,
+    """Every op of the op table (tests/ops/test_ops.py: arithmetic, broadcasting, reductions,
     matmul in every layout, indexing, activations), forward and backward, through the CUDA
     backend's kernels and GEMM seam (on their host builds): the NumPy backend's values, to
     rounding. This is most of what the suite checks with DEVGRAD_TEST_DEVICES=cuda on a GPU."""
-    from tests.test_ops import CASES
+    from tests.ops.test_ops import CASES
 
     tol = {np.float64: {"rtol": 1e-10, "atol": 1e-12}, np.float32: {"rtol": 2e-5, "atol": 2e-6},
            np.float16: {"rtol": 2e-2, "atol": 2e-2}}[dtype]  # float16: NumPy rounds after every op

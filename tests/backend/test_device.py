@@ -12,7 +12,7 @@ import pytest
 import devgrad as dg
 from devgrad.backend import cupy_import
 from devgrad.backend import numpy as cpu_module
-from tests.helpers import block_import
+from tests.support.helpers import block_import
 
 needs_no_cuda = pytest.mark.skipif(dg.cuda_available(), reason="checks the CUDA-unavailable path")
 
@@ -110,6 +110,7 @@ def test_mixing_devices_raises_naming_both_and_the_op():
         cpu * other
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(len(dg.devices()) < 2, reason="needs a GPU")
 def test_mixing_cpu_and_cuda_raises():
     a = dg.tensor([1.0], device="cpu")

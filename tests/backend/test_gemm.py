@@ -3,7 +3,7 @@
 ``devgrad.backend.gemm`` maps a row-major ``x @ y`` with arbitrary strides to one column-major
 (strided-batched) BLAS call; ``devgrad.backend.cuda_gemm.matmul`` drives that mapping and
 calls cuBLAS through ``devgrad.backend.cublas`` (ctypes). Here the cuBLAS library is a host
-build with cuBLAS's C ABI (``tests/cublas_harness.py``) and CuPy is NumPy (the kernel
+build with cuBLAS's C ABI (``tests/support/cublas_harness.py``) and CuPy is NumPy (the kernel
 harness's stand-in), so the whole path — layouts, leading dimensions, batch strides, the
 ctypes argument order, the stream the handle is set to, TF32 — runs and is compared with
 ``numpy.matmul``.
@@ -23,8 +23,8 @@ import devgrad as dg
 from devgrad.backend import cublas, cuda_gemm, cuda_kernels, gemm
 from devgrad.backend import precision as backend_precision
 
-from tests import cublas_harness
-from tests import kernel_harness as harness
+from tests.support import cublas_harness
+from tests.support import kernel_harness as harness
 
 
 def _operand(rng, shape, layout, dtype):

@@ -16,7 +16,7 @@ import pytest
 import devgrad as dg
 from devgrad.experiment import run
 from devgrad.experiment.checkpoint import Checkpointer, MetricsLog
-from tests.run_helpers import SMALL, only_run_dir
+from tests.support.run_helpers import SMALL, only_run_dir
 
 
 class Clock:
@@ -237,7 +237,7 @@ def test_a_damaged_checkpoint_is_named_as_such(tmp_path, how):
 
 
 def test_resume_from_a_damaged_last_checkpoint_says_what_to_do_and_changes_nothing(tmp_path, monkeypatch):
-    from tests.run_helpers import cli
+    from tests.support.run_helpers import cli
 
     run_dir = _stopped_after_the_last_epoch(tmp_path, monkeypatch, {**SMALL, "train": {**SMALL["train"], "epochs": 2}})
     _damage(run_dir / "checkpoints" / "last.npz", "truncated")

@@ -17,7 +17,7 @@ import yaml
 
 import devgrad as dg
 from devgrad.experiment import RunError, SpecError, resolve, run
-from tests.run_helpers import HAVE_MATPLOTLIB, LONG, SMALL, cli, only_run_dir, weights, write_spec
+from tests.support.run_helpers import HAVE_MATPLOTLIB, LONG, SMALL, cli, only_run_dir, weights, write_spec
 
 
 def test_completed_run_folder_has_every_file(tmp_path):

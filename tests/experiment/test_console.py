@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.run_helpers import SMALL, cli, only_run_dir, write_spec
+from tests.support.run_helpers import SMALL, cli, only_run_dir, write_spec
 
 
 def test_non_tty_output_is_plain_lines_without_progress_bar_noise(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from devgrad.experiment import SpecError, resolve
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.examples import EXAMPLES, copy_to, names, spec_file
-from tests.run_helpers import ROOT, cli
+from tests.support.run_helpers import ROOT, cli
 
 
 def test_the_package_ships_exactly_the_specs_of_experiments():

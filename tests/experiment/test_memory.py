@@ -15,7 +15,7 @@ from devgrad.data import build_splits, shapes, synthetic
 from devgrad.experiment import RunError, memory, resolve, run
 from devgrad.experiment.build import build_model
 from devgrad.experiment.task import Task
-from tests.run_helpers import SMALL, write_spec
+from tests.support.run_helpers import SMALL, write_spec
 
 GIB = 2**30
 

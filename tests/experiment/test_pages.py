@@ -18,7 +18,7 @@ import pytest
 
 import devgrad as dg
 from devgrad.experiment import neurons, run, sweep
-from tests.run_helpers import HAVE_MATPLOTLIB, ROOT, SMALL, cli
+from tests.support.run_helpers import HAVE_MATPLOTLIB, ROOT, SMALL, cli
 
 needs_plots = pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="plots need matplotlib (the plot extra)")
 
@@ -244,6 +244,7 @@ def _open_in_chromium(page: Path, tmp_path: Path) -> tuple[str, Path, str]:
     return (title.group(1) if title else f"(no title; chromium said: {dom.stderr[-2000:]})"), shot, dom.stderr
 
 
+@pytest.mark.browser
 @needs_plots
 @pytest.mark.parametrize("which", ["run report", "lecture page"])
 def test_the_pages_in_a_real_browser(which, triangle_run, lecture_page, tmp_path):

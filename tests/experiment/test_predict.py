@@ -17,7 +17,7 @@ import pytest
 from devgrad import cli
 from devgrad.data import DataError
 from devgrad.experiment import RunError, TrainedModel, load, model_info, run
-from tests.trained_runs import ACTIVATIONS, ANIMALS, TASKS, held_out, spec_for, trained
+from tests.support.trained_runs import ACTIVATIONS, ANIMALS, TASKS, held_out, spec_for, trained
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +270,7 @@ def test_loading_onto_each_device_predicts_the_same(device, root):
 
 @pytest.mark.slow  # two fresh Python processes
 def test_the_installed_command_predicts_and_refuses_bad_data_without_a_traceback(root, tmp_path):
-    from tests.run_helpers import cli as command
+    from tests.support.run_helpers import cli as command
 
     run_dir = trained("binary", "tanh", root).run_dir
     (tmp_path / "rows.csv").write_text("x1,x0\n0.5,1.0\n-1,0\n")
@@ -327,7 +327,7 @@ def test_the_pages_python_examples_run_on_a_real_run_folder(root, tmp_path, monk
 
     import devgrad as dg
     from devgrad.experiment.export import export_run
-    from tests.run_helpers import ROOT
+    from tests.support.run_helpers import ROOT
 
     pytest.importorskip("onnxruntime")
     run_dir = trained("multiclass", "relu", root).run_dir
@@ -404,7 +404,7 @@ def test_the_target_is_compared_as_the_models_classes_are_never_scored_zero_by_t
 
 
 def test_model_json_is_never_rewritten_beside_old_weights_when_the_data_changed(tmp_path, capsys):
-    from tests.trained_runs import animals_csv
+    from tests.support.trained_runs import animals_csv
 
     spec = spec_for("multiclass", tmp_path, epochs=2)
     run_dir = run(spec, out=tmp_path / "runs", quiet=True).run_dir

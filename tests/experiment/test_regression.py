@@ -15,7 +15,7 @@ import pytest
 
 from devgrad.data import build_splits
 from devgrad.experiment import resolve, run
-from tests.run_helpers import HAVE_MATPLOTLIB, cli, only_run_dir, write_spec
+from tests.support.run_helpers import HAVE_MATPLOTLIB, cli, only_run_dir, write_spec
 
 
 def _linear_csv(folder, n=300, seed=0, noise=0.0):

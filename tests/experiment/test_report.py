@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from devgrad.experiment import run
-from tests.helpers import block_import
-from tests.run_helpers import SMALL, cli, needs_matplotlib, write_spec
+from tests.support.helpers import block_import
+from tests.support.run_helpers import SMALL, cli, needs_matplotlib, write_spec
 
 
 @needs_matplotlib

@@ -24,7 +24,7 @@ from devgrad.experiment import RunError, SpecError, resume_sweep, sweep  # noqa:
 from devgrad.experiment.space import check_space, parse_space_option  # noqa: E402
 from devgrad.experiment.sweeps import read_results  # noqa: E402
 from devgrad.experiment.schema import Loaded  # noqa: E402
-from tests.run_helpers import HAVE_MATPLOTLIB, ROOT, cli, write_spec  # noqa: E402
+from tests.support.run_helpers import HAVE_MATPLOTLIB, ROOT, cli, write_spec  # noqa: E402
 
 BASE = {"name": "search", "seed": 3, "device": "cpu",
         "data": {"source": "classification", "n_samples": 300, "n_features": 8, "n_classes": 2},

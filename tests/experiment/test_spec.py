@@ -12,7 +12,7 @@ import devgrad as dg
 from devgrad import optim
 from devgrad.experiment import SpecError, resolve
 from devgrad.experiment import spec as devgrad_spec
-from tests.run_helpers import ROOT, SMALL, cli, only_run_dir, write_spec
+from tests.support.run_helpers import ROOT, SMALL, cli, only_run_dir, write_spec
 
 
 def test_set_overrides_and_print_config(tmp_path):

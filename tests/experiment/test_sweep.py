@@ -22,7 +22,7 @@ import yaml
 
 from devgrad.experiment import RunError, SpecError, run
 from devgrad.experiment.sweeps import parse_grid_option, parse_grid_options, resume_sweep, sweep
-from tests.run_helpers import HAVE_MATPLOTLIB, ROOT, SMALL, cli, write_spec
+from tests.support.run_helpers import HAVE_MATPLOTLIB, ROOT, SMALL, cli, write_spec
 
 # 8 features: no 2-D pictures to draw, so each run is mostly its training (the sweeps are what is tested)
 BASE = {**SMALL, "name": "grid", "data": {"source": "classification", "n_samples": 400, "n_features": 8,

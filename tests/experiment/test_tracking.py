@@ -27,7 +27,7 @@ mlflow = pytest.importorskip("mlflow")
 from devgrad.experiment import RunError, resume, run, sweep  # noqa: E402
 from devgrad.experiment import checkpoint as ckpt  # noqa: E402
 from devgrad.experiment.tracking import flatten, track  # noqa: E402
-from tests.run_helpers import ROOT, cli, write_spec  # noqa: E402
+from tests.support.run_helpers import ROOT, cli, write_spec  # noqa: E402
 
 BASE = {"name": "tracked", "seed": 3, "device": "cpu",
         "data": {"source": "classification", "n_samples": 300, "n_features": 8, "n_classes": 2},

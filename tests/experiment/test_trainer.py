@@ -7,7 +7,7 @@ import pytest
 import devgrad as dg
 from devgrad.experiment import run
 from devgrad.experiment import trainer as trainer_module
-from tests.run_helpers import SMALL
+from tests.support.run_helpers import SMALL
 
 
 def test_matmul_precision_applies_during_the_run_and_is_put_back(tmp_path, monkeypatch):

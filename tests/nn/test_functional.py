@@ -7,7 +7,7 @@ import pytest
 
 import devgrad as dg
 from devgrad.nn import functional as F
-from tests.helpers import check_op
+from tests.support.helpers import check_op
 
 # NumPy floating-point warnings from any op are errors here: inf and NaN are values, not events.
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")

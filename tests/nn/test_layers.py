@@ -9,7 +9,7 @@ import pytest
 
 import devgrad as dg
 from devgrad import nn
-from tests.helpers import check_op
+from tests.support.helpers import check_op
 
 
 class Block(nn.Module):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import devgrad as dg
-from tests.helpers import check_op
+from tests.support.helpers import check_op
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 

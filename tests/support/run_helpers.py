@@ -12,7 +12,7 @@ import yaml
 
 import devgrad as dg
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 try:
     import matplotlib  # noqa: F401
 except ImportError:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "devgrad"
+PACKAGE = Path(__file__).resolve().parents[2] / "devgrad"
 
 # Module-name prefixes by layer, lowest first; the first matching prefix wins.
 LAYERS = [

@@ -8,7 +8,7 @@ import json
 import re
 
 from devgrad.cli import build_parser
-from tests.run_helpers import HAVE_MATPLOTLIB, ROOT, cli, only_run_dir
+from tests.support.run_helpers import HAVE_MATPLOTLIB, ROOT, cli, only_run_dir
 
 README = ROOT / "README.md"
 NEWCOMER = "pip install '.[plot,progress]' && devgrad run experiments/triangle.yaml"

@@ -302,6 +302,7 @@ def test_to_same_device_is_identity_and_dtype_change_is_differentiable(device):
     (y * y).sum().backward()
     assert x.grad.dtype == np.float32 and x.grad.numpy().tolist() == [2.0, 4.0]
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not dg.cuda_available(), reason="needs a GPU")
 def test_to_cuda_and_back_carries_gradient():
     x = dg.tensor([1.0, 2.0], requires_grad=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ctypes
 
-from tests.kernel_harness import compile_library
+from tests.support.kernel_harness import compile_library
 
 SOURCE = r"""
 #include <cstdint>

@@ -146,7 +146,7 @@ def test_pytorch_loads_a_devgrad_mlp_from_safetensors_with_the_same_outputs(torc
 def test_devgrad_export_writes_a_runs_weights_as_safetensors(tmp_path):
     from devgrad import cli
     from devgrad.experiment import load, run
-    from tests.trained_runs import spec_for
+    from tests.support.trained_runs import spec_for
 
     result = run(spec_for("binary", tmp_path), out=tmp_path / "runs", quiet=True)
     assert cli.main(["export", str(result.run_dir), "--format", "safetensors", "--quiet"]) == 0
@@ -159,7 +159,7 @@ def test_without_the_optional_packages_the_errors_name_the_extra(monkeypatch, tm
     from devgrad import cli
     from devgrad import onnx as dg_onnx
     from devgrad.experiment import run
-    from tests.trained_runs import spec_for
+    from tests.support.trained_runs import spec_for
 
     result = run(spec_for("binary", tmp_path), out=tmp_path / "runs", quiet=True)
     for name in ("onnx", "safetensors", "safetensors.numpy"):

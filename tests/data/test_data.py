@@ -16,8 +16,8 @@ from devgrad.data.dataset import split_sizes
 from devgrad.data.files import read_csv, read_idx, read_idx_pair, read_npz
 from devgrad.cli import main as cli_main
 from devgrad.experiment import run
-from tests.helpers import block_import
-from tests.run_helpers import SMALL, cli, write_spec
+from tests.support.helpers import block_import
+from tests.support.run_helpers import SMALL, cli, write_spec
 
 GENERATORS = sorted(synthetic.GENERATORS)
 

@@ -533,7 +533,7 @@ def test_the_runners_step_does_nothing_a_capture_refuses(tmp_path, monkeypatch, 
     runs here on the CPU as a GPU run's would be recorded: capturable optimizer, schedule
     outside, the recording mark set around every step."""
     from devgrad.experiment import run, trainer
-    from tests.run_helpers import SMALL
+    from tests.support.run_helpers import SMALL
 
     monkeypatch.setattr(trainer, "_graph_choice", lambda spec, device: None)  # as on a GPU: capture it
     real_step, steps = trainer.Trainer._step, []

@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-ROOT = pathlib.Path(__file__).parents[1]
+pytestmark = pytest.mark.tooling
+ROOT = pathlib.Path(__file__).parents[2]
 
 
 def test_ruff_is_clean():

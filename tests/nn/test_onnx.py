@@ -16,7 +16,7 @@ from devgrad.experiment import load, run
 from devgrad.experiment.export import export_run
 from devgrad.experiment.examples import EXAMPLES
 from devgrad.lecture import SPECS as LECTURE_SPECS
-from tests.trained_runs import ACTIVATIONS, TASKS, trained
+from tests.support.trained_runs import ACTIVATIONS, TASKS, trained
 
 onnx = pytest.importorskip("onnx", reason="ONNX export needs the onnx extra (pip install onnx onnxruntime)")
 ort = pytest.importorskip("onnxruntime", reason="the exported models are run by onnxruntime (the onnx extra)")
@@ -142,7 +142,7 @@ def test_devgrad_onnx_is_reachable_after_import_devgrad():
 
 @pytest.mark.parametrize("loss", ["mse", "hinge", "logistic"])
 def test_one_output_classifiers_of_every_loss_keep_their_decision_rule(loss, tmp_path):
-    from tests.trained_runs import spec_for
+    from tests.support.trained_runs import spec_for
 
     spec = {**spec_for("binary", tmp_path), "loss": loss, "task": "classification"}
     result = run(spec, out=tmp_path / "runs", quiet=True)

@@ -10,7 +10,7 @@ from devgrad import nn
 from devgrad.data.synthetic import triangle
 from devgrad.experiment import run
 from devgrad.nn import functional as F
-from tests.run_helpers import ROOT
+from tests.support.run_helpers import ROOT
 
 
 def _train(model, X, y, steps=1500, lr=0.05):

@@ -130,7 +130,7 @@ def test_the_core_stub_declares_what_the_runtime_has():
     """devgrad/core.pyi (what type checkers and IDEs read for devgrad.core) declares every class
     and function core.py defines and every Tensor method and property, the ones the op layer
     registers at import included, with their parameters; and nothing the runtime lacks. After a
-    change to either, ``python -m tests.core_stub`` writes it again."""
+    change to either, ``python -m tests.support.core_stub`` writes it again."""
     import ast
     import inspect
     from pathlib import Path

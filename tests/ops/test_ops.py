@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import devgrad as dg
-from tests.helpers import check_op
+from tests.support.helpers import check_op
 
 # NumPy floating-point warnings from any op are errors here: inf and NaN are values, not events.
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")

@@ -13,7 +13,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.run_helpers import ROOT, cli, write_spec
+from tests.support.run_helpers import ROOT, cli, write_spec
+
+pytestmark = pytest.mark.gpu
 
 
 @pytest.mark.parametrize(("name", "modules"), [("spirals", 1), ("digits", 2)])

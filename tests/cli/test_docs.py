@@ -1,7 +1,7 @@
 """The documentation tells the truth: the reference pages are the code's own, every link
 resolves, every Python example runs, and no text narrates how the project was developed.
 
-``python tests/test_docs.py`` writes docs/spec.md and docs/cli.md again from the code.
+``python tests/cli/test_docs.py`` writes docs/spec.md and docs/cli.md again from the code.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from devgrad.experiment import spec
 from devgrad.experiment.schema import Field
 from devgrad.experiment.specdoc import spec_markdown
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-REGENERATE = "run `python tests/test_docs.py` to write docs/spec.md and docs/cli.md again"
+REGENERATE = "run `python tests/cli/test_docs.py` to write docs/spec.md and docs/cli.md again"
 
 # -- the command-line reference, rendered from the parser -----------------------------------------
 
@@ -63,7 +63,7 @@ def cli_markdown(parser: argparse.ArgumentParser | None = None) -> str:
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     helps = {a.dest: a.help for a in subparsers._choices_actions}
     lines = ["# Command line", "",
-             "<!-- Generated from devgrad/cli_parser.py's parser: run `python tests/test_docs.py` after changing a "
+             "<!-- Generated from devgrad/cli_parser.py's parser: run `python tests/cli/test_docs.py` after changing a "
              "command. -->", "",
              f"{parser.description} `devgrad COMMAND --help` prints the same as this page. A mistake in a spec, "
              "a path or a device prints one clear message and exits with status 2, without a traceback.", "",

@@ -26,12 +26,16 @@ from devgrad.backend import (
     CaptureError, Device, DeviceError, cuda_available, cuda_unavailable_reason, default_device, device, devices,
     get_float32_matmul_precision, set_default_device, set_float32_matmul_precision,
 )
-from devgrad.gradcheck import GradcheckError, gradcheck
+from devgrad.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from devgrad.ops import (
     abs, add, argmax, argmin, broadcast_to, clip, concatenate, div, dot, equal, exp, expand, expand_dims,
     flatten, greater, greater_equal, leaky_relu, less, less_equal, linear, log, log_sigmoid, log_softmax, logsumexp,
     matmul, max, maximum, mean, min, minimum, mul, neg, not_equal, pow, relu, reshape, sigmoid, softmax,
     softplus, sqrt, squeeze, stack, std, sub, sum, swapaxes, tanh, transpose, unsqueeze, var, where,
+)
+from devgrad.ops import (
+    arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, cos, cosh, deg2rad, degrees, exp2, expm1, hypot,
+    log1p, log2, log10, logaddexp, logaddexp2, rad2deg, radians, sin, sinc, sinh, tan,
 )
 from devgrad.random import manual_seed, rand, rand_like, randint, randn, randn_like
 from devgrad.capture import CapturedStep
@@ -53,17 +57,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CaptureError", "CapturedStep", "Device", "DeviceError", "Function", "GradcheckError", "Tensor", "__version__",
-    "abs", "add", "arange", "argmax", "argmin", "as_dtype", "as_tensor", "broadcast_to", "cat", "clip", "concatenate",
-    "cuda_available", "cuda_unavailable_reason", "data", "default_device", "device", "devices", "div", "dot",
-    "enable_grad", "equal", "exp", "expand", "expand_dims", "experiment", "eye", "flatten", "float32", "float64",
-    "from_dlpack", "from_numpy", "full", "full_like", "func", "get_float32_matmul_precision", "grad", "gradcheck",
-    "greater", "greater_equal", "is_grad_enabled", "leaky_relu", "less", "less_equal", "linear", "linspace", "load",
-    "log", "log_sigmoid", "log_softmax", "logsumexp", "manual_seed", "matmul", "max", "maximum", "mean", "min",
-    "minimum", "mul", "neg", "nn", "no_grad", "not_equal", "ones", "ones_like", "ops", "optim", "pow", "rand",
+    "abs", "add", "arange", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "argmax",
+    "argmin", "as_dtype", "as_tensor", "broadcast_to", "cat", "clip", "concatenate", "cos", "cosh", "cuda_available",
+    "cuda_unavailable_reason", "data", "default_device", "deg2rad", "degrees", "device", "devices", "div", "dot",
+    "enable_grad", "equal", "exp", "exp2", "expand", "expand_dims", "experiment", "expm1", "eye", "flatten", "float32",
+    "float64", "from_dlpack", "from_numpy", "full", "full_like", "func", "get_float32_matmul_precision", "grad",
+    "gradcheck", "gradgradcheck", "greater", "greater_equal", "hypot", "is_grad_enabled", "leaky_relu", "less",
+    "less_equal", "linear", "linspace", "load", "log", "log1p", "log2", "log10", "log_sigmoid", "log_softmax",
+    "logaddexp", "logaddexp2", "logsumexp", "manual_seed", "matmul", "max", "maximum", "mean", "min", "minimum", "mul",
+    "neg", "nn", "no_grad", "not_equal", "ones", "ones_like", "ops", "optim", "pow", "rad2deg", "radians", "rand",
     "rand_like", "randint", "randn", "randn_like", "relu", "reshape", "save", "set_default_device",
-    "set_float32_matmul_precision", "set_grad_enabled", "sigmoid", "softmax", "softplus", "sqrt", "squeeze", "stack",
-    "std", "sub", "sum", "swapaxes", "tanh", "tensor", "transpose", "unsqueeze", "var", "viz", "where", "zeros",
-    "zeros_like",
+    "set_float32_matmul_precision", "set_grad_enabled", "sigmoid", "sin", "sinc", "sinh", "softmax", "softplus",
+    "sqrt", "squeeze", "stack", "std", "sub", "sum", "swapaxes", "tan", "tanh", "tensor", "transpose", "unsqueeze",
+    "var", "viz", "where", "zeros", "zeros_like",
 ]
 
 # The modules imported above are attributes of this package as a side effect of importing them;

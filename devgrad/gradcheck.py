@@ -96,3 +96,30 @@ def _central_differences(x: Tensor, contracted, eps: float) -> np.ndarray:
         flat[j] = orig
         numeric[j] = (plus - minus) / (2 * eps)
     return numeric.reshape(x.shape)
+
+
+def gradgradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-4,
+                  seed: int = 0) -> bool:
+    """Second-order gradcheck: ``fn``'s vector-Jacobian product (a fixed random cotangent,
+    built with ``create_graph=True``) is itself checked against float64 central differences.
+
+    The arguments are ``gradcheck``'s. An input that ``fn`` does not use gets a zero gradient.
+    """
+    rng = np.random.default_rng(seed + 1)
+    cotangents: list = []
+
+    def vjp(*xs):
+        targets = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
+        outs = _as_outputs(fn(*xs))
+        if not cotangents:  # drawn once: every call of vjp contracts with the same vector
+            cotangents.extend(Tensor._make(o.device.put(rng.standard_normal(o.shape)).astype(o.dtype), o.device)
+                              for o in outs)
+        pairs = [(o, c) for o, c in zip(outs, cotangents) if o.requires_grad]
+        grads = [None] * len(targets)
+        if pairs:
+            grads = grad([o for o, _ in pairs], targets, [c for _, c in pairs], create_graph=True,
+                         allow_unused=True)
+        return tuple(Tensor._make(x.xp.zeros(x.shape, dtype=x.dtype), x.device) if g is None else g
+                     for x, g in zip(targets, grads))
+
+    return gradcheck(vjp, inputs, eps=eps, atol=atol, rtol=rtol, seed=seed)

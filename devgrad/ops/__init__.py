@@ -15,11 +15,16 @@ from devgrad.ops.activation import (
 from devgrad.ops.elementwise import (
     abs, add, cast, clip, div, exp, log, maximum, minimum, mul, neg, pow, sqrt, sub, where,
 )
+from devgrad.ops.exponential import exp2, expm1, log1p, log2, log10, logaddexp, logaddexp2
 from devgrad.ops.linalg import dot, linear, matmul
 from devgrad.ops.reduce import logsumexp, max, mean, min, std, sum, var
 from devgrad.ops.shape import (
     broadcast_to, concatenate, expand, expand_dims, flatten, getitem, permute, reshape, setitem, squeeze, stack,
     swapaxes, to, transpose, transpose_method, unsqueeze,
+)
+from devgrad.ops.trig import (
+    arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, cos, cosh, deg2rad, degrees, hypot, rad2deg, radians,
+    sin, sinc, sinh, tan,
 )
 
 
@@ -140,13 +145,23 @@ TENSOR_METHODS = {
     "int": _cast_to(np.int32), "bool": _cast_to(np.bool_), "zero_": _zero_,
     "add_": _inplace_op("__iadd__", add), "sub_": _inplace_op("__isub__", sub), "mul_": _inplace_op("__imul__", mul),
     "div_": _inplace_op("__itruediv__", div),
+    # NumPy's functions that PyTorch also has as methods (x.sin(), x.log1p(), x.hypot(y), ...)
+    "sin": sin, "cos": cos, "tan": tan, "arcsin": arcsin, "arccos": arccos, "arctan": arctan, "arctan2": arctan2,
+    "sinh": sinh, "cosh": cosh, "arcsinh": arcsinh, "arccosh": arccosh, "arctanh": arctanh, "sinc": sinc,
+    "deg2rad": deg2rad, "rad2deg": rad2deg, "hypot": hypot, "exp2": exp2, "expm1": expm1, "log1p": log1p,
+    "log2": log2, "log10": log10, "logaddexp": logaddexp, "logaddexp2": logaddexp2,
+    "asin": arcsin, "acos": arccos, "atan": arctan, "atan2": arctan2, "asinh": arcsinh, "acosh": arccosh,
+    "atanh": arctanh,
 }
 register_tensor_methods(TENSOR_METHODS)
 
 __all__ = [
-    "abs", "add", "argmax", "argmin", "broadcast_to", "cast", "clip", "concatenate", "div", "dot", "equal",
-    "exp", "expand", "expand_dims", "flatten", "getitem", "greater", "greater_equal", "leaky_relu", "less",
-    "less_equal", "linear", "log", "log_sigmoid", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min",
-    "minimum", "mul", "neg", "not_equal", "permute", "pow", "relu", "reshape", "sigmoid", "softmax", "softplus", "sqrt",
-    "squeeze", "stack", "std", "sub", "sum", "swapaxes", "tanh", "transpose", "unsqueeze", "var", "where",
+    "abs", "add", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "argmax", "argmin",
+    "broadcast_to", "cast", "clip", "concatenate", "cos", "cosh", "deg2rad", "degrees", "div", "dot", "equal", "exp",
+    "exp2", "expand", "expand_dims", "expm1", "flatten", "getitem", "greater", "greater_equal", "hypot", "leaky_relu",
+    "less", "less_equal", "linear", "log", "log1p", "log2", "log10", "log_sigmoid", "log_softmax", "logaddexp",
+    "logaddexp2", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "neg", "not_equal",
+    "permute", "pow", "rad2deg", "radians", "relu", "reshape", "sigmoid", "sin", "sinc", "sinh", "softmax", "softplus",
+    "sqrt", "squeeze", "stack", "std", "sub", "sum", "swapaxes", "tan", "tanh", "transpose", "unsqueeze", "var",
+    "where",
 ]

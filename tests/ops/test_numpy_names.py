@@ -1,0 +1,32 @@
+"""The NumPy functions devgrad differentiates (docs/numpy.md): each is ``dg.<name>``, and a Tensor
+method where NumPy's ndarray has one. One list per group of the page."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import devgrad as dg
+
+TRIGONOMETRIC = ["sin", "cos", "tan", "arcsin", "arccos", "arctan", "arctan2", "sinh", "cosh", "arcsinh", "arccosh",
+                 "arctanh", "sinc", "deg2rad", "rad2deg", "degrees", "radians", "hypot"]
+EXPONENTIAL = ["exp2", "expm1", "log1p", "log2", "log10", "logaddexp", "logaddexp2"]
+
+GROUPS = {"trigonometric": TRIGONOMETRIC, "exponential": EXPONENTIAL}
+NAMES = [name for group in GROUPS.values() for name in group]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_name_is_a_devgrad_function(name):
+    assert callable(getattr(dg, name, None)), f"dg.{name} is missing"
+    assert name in dg.__all__
+    assert hasattr(np, name), f"{name} is not a NumPy function: this list names NumPy's"
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if hasattr(np.ndarray, n)])
+def test_ndarray_methods_are_tensor_methods(name):
+    assert callable(getattr(dg.Tensor, name, None)), f"Tensor.{name} is missing (ndarray has it)"
+
+
+def test_each_group_is_listed_once():
+    assert len(NAMES) == len(set(NAMES))

@@ -68,3 +68,28 @@ def test_gradcheck_catches_a_gradient_that_ignores_broadcasting():
     b = dg.tensor(np.ones(2), requires_grad=True, dtype="float64")
     with pytest.raises(dg.GradcheckError, match="input 1"):
         dg.gradcheck(lambda x, y: BadAdd.apply(x, y), [a, b])
+
+
+class DetachedSquare(dg.Function):
+    """x**2 whose backward is right to first order but detached from x (so second order is wrong)."""
+
+    save_inputs = True
+
+    def forward(self, a):
+        return a * a
+
+    def backward(self, g):
+        return g * self.inputs[0].detach() * 2.0
+
+
+def test_gradgradcheck_passes_correct_second_derivatives(device):
+    x = dg.tensor(np.random.default_rng(1).standard_normal((2, 3)), requires_grad=True, device=device)
+    assert dg.gradgradcheck(lambda t: (t * t).tanh(), [x])
+    assert dg.gradgradcheck(lambda t: t * 3.0, [x])  # a gradient that does not depend on x: zeros
+
+
+def test_gradgradcheck_catches_a_wrong_second_derivative(device):
+    x = dg.tensor([0.5, -1.5], requires_grad=True, device=device)
+    assert dg.gradcheck(lambda t: DetachedSquare.apply(t), [x])
+    with pytest.raises(dg.GradcheckError, match="input 0"):
+        dg.gradgradcheck(lambda t: DetachedSquare.apply(t), [x])

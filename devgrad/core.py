@@ -601,6 +601,11 @@ class Tensor:
         return self.grad_fn is None
 
     @property
+    def is_cuda(self) -> bool:
+        """True for a tensor on a CUDA device (PyTorch's attribute)."""
+        return self.device.type == "cuda"
+
+    @property
     def T(self) -> Tensor:  # noqa: N802 - NumPy's name
         return self.transpose()
 

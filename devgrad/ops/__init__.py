@@ -18,6 +18,12 @@ from devgrad.ops.elementwise import (
 from devgrad.ops.exponential import exp2, expm1, log1p, log2, log10, logaddexp, logaddexp2
 from devgrad.ops.linalg import dot, linear, matmul
 from devgrad.ops.reduce import logsumexp, max, mean, min, std, sum, var
+from devgrad.ops.torch_inplace import INPLACE_METHODS
+from devgrad.ops.torch_methods import (
+    add_method, allclose, bmm, chunk, contiguous, div_method, expand_as, gather, index_select, isclose, masked_fill,
+    nonzero, norm, repeat, split, sub_method, tile, type_as, unique,
+)
+from devgrad.ops.torch_methods import flatten as torch_flatten
 from devgrad.ops.shape import (
     broadcast_to, concatenate, expand, expand_dims, flatten, getitem, permute, reshape, setitem, squeeze, stack,
     swapaxes, to, transpose, transpose_method, unsqueeze,
@@ -98,16 +104,6 @@ def _cast_to(dtype):
     return method
 
 
-def _inplace_op(name: str, fn):
-    """``x.add_(y)`` etc.: ``x op= y`` in place (under no_grad for a tensor that requires grad)."""
-
-    def method(a: Tensor, other) -> Tensor:
-        return a._inplace(other, name, fn)
-
-    method.__name__ = name.strip("_") + "_"
-    return method
-
-
 def _zero_(a: Tensor) -> Tensor:
     """Fill with zeros in place (inside no_grad for a tensor that requires grad, as any in-place op)."""
     if a.requires_grad and is_grad_enabled():
@@ -137,14 +133,12 @@ TENSOR_METHODS = {
     "log_sigmoid": log_sigmoid, "softmax": softmax, "log_softmax": log_softmax,
     "reshape": reshape, "transpose": transpose_method, "permute": permute, "swapaxes": swapaxes,
     "broadcast_to": broadcast_to,
-    "expand": expand, "squeeze": squeeze, "unsqueeze": unsqueeze, "flatten": flatten,
+    "expand": expand, "squeeze": squeeze, "unsqueeze": unsqueeze,
     "matmul": matmul, "argmax": argmax, "argmin": argmin, "any": _any, "all": _all,
     "maximum": maximum, "minimum": minimum,
     # PyTorch's spellings
     "view": _view, "t": _t, "pow": pow, "mm": matmul, "clamp": _clamp, "long": _cast_to(np.int64),
     "int": _cast_to(np.int32), "bool": _cast_to(np.bool_), "zero_": _zero_,
-    "add_": _inplace_op("__iadd__", add), "sub_": _inplace_op("__isub__", sub), "mul_": _inplace_op("__imul__", mul),
-    "div_": _inplace_op("__itruediv__", div),
     # NumPy's functions that PyTorch also has as methods (x.sin(), x.log1p(), x.hypot(y), ...)
     "sin": sin, "cos": cos, "tan": tan, "arcsin": arcsin, "arccos": arccos, "arctan": arctan, "arctan2": arctan2,
     "sinh": sinh, "cosh": cosh, "arcsinh": arcsinh, "arccosh": arccosh, "arctanh": arctanh, "sinc": sinc,
@@ -152,6 +146,12 @@ TENSOR_METHODS = {
     "log2": log2, "log10": log10, "logaddexp": logaddexp, "logaddexp2": logaddexp2,
     "asin": arcsin, "acos": arccos, "atan": arctan, "atan2": arctan2, "asinh": arcsinh, "acosh": arccosh,
     "atanh": arctanh,
+    # PyTorch's methods whose names NumPy's arrays lack or give another meaning (torch_methods.py)
+    "gather": gather, "index_select": index_select, "masked_fill": masked_fill, "chunk": chunk, "split": split,
+    "repeat": repeat, "tile": tile, "norm": norm, "nonzero": nonzero, "unique": unique, "isclose": isclose,
+    "allclose": allclose, "bmm": bmm, "expand_as": expand_as, "type_as": type_as, "contiguous": contiguous,
+    "flatten": torch_flatten, "add": add_method, "sub": sub_method, "mul": mul, "div": div_method, "neg": neg,
+    **INPLACE_METHODS,
 }
 register_tensor_methods(TENSOR_METHODS)
 

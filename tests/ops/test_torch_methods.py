@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import devgrad as dg
-from tests.helpers import check_op
+from tests.support.helpers import check_op
 
 RNG = np.random.default_rng(7)
 A = RNG.standard_normal((3, 4))

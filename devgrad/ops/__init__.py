@@ -24,6 +24,8 @@ from devgrad.ops.torch_methods import (
     nonzero, norm, repeat, split, sub_method, tile, type_as, unique,
 )
 from devgrad.ops.torch_methods import flatten as torch_flatten
+from devgrad.ops.scan import argsort, cumprod, cumsum, diff, prod, sort, sort_method, topk
+from devgrad.ops.statistics import amax, amin, average, median, nanmean, nansum
 from devgrad.ops.shape import (
     broadcast_to, concatenate, expand, expand_dims, flatten, getitem, permute, reshape, setitem, squeeze, stack,
     swapaxes, to, transpose, transpose_method, unsqueeze,
@@ -136,6 +138,7 @@ TENSOR_METHODS = {
     "expand": expand, "squeeze": squeeze, "unsqueeze": unsqueeze,
     "matmul": matmul, "argmax": argmax, "argmin": argmin, "any": _any, "all": _all,
     "maximum": maximum, "minimum": minimum,
+    "prod": prod, "cumsum": cumsum, "cumprod": cumprod, "sort": sort_method, "argsort": argsort, "topk": topk,
     # PyTorch's spellings
     "view": _view, "t": _t, "pow": pow, "mm": matmul, "clamp": _clamp, "long": _cast_to(np.int64),
     "int": _cast_to(np.int32), "bool": _cast_to(np.bool_), "zero_": _zero_,
@@ -156,12 +159,13 @@ TENSOR_METHODS = {
 register_tensor_methods(TENSOR_METHODS)
 
 __all__ = [
-    "abs", "add", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "argmax", "argmin",
-    "broadcast_to", "cast", "clip", "concatenate", "cos", "cosh", "deg2rad", "degrees", "div", "dot", "equal", "exp",
-    "exp2", "expand", "expand_dims", "expm1", "flatten", "getitem", "greater", "greater_equal", "hypot", "leaky_relu",
-    "less", "less_equal", "linear", "log", "log1p", "log2", "log10", "log_sigmoid", "log_softmax", "logaddexp",
-    "logaddexp2", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "neg", "not_equal",
-    "permute", "pow", "rad2deg", "radians", "relu", "reshape", "sigmoid", "sin", "sinc", "sinh", "softmax", "softplus",
-    "sqrt", "squeeze", "stack", "std", "sub", "sum", "swapaxes", "tan", "tanh", "transpose", "unsqueeze", "var",
+    "abs", "add", "amax", "amin", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "argmax",
+    "argmin", "argsort", "average", "broadcast_to", "cast", "clip", "concatenate", "cos", "cosh", "cumprod", "cumsum",
+    "deg2rad", "degrees", "diff", "div", "dot", "equal", "exp", "exp2", "expand", "expand_dims", "expm1", "flatten",
+    "getitem", "greater", "greater_equal", "hypot", "leaky_relu", "less", "less_equal", "linear", "log", "log1p",
+    "log2", "log10", "log_sigmoid", "log_softmax", "logaddexp", "logaddexp2", "logsumexp", "matmul", "max", "maximum",
+    "mean", "median", "min", "minimum", "mul", "nanmean", "nansum", "neg", "not_equal", "permute", "pow", "prod",
+    "rad2deg", "radians", "relu", "reshape", "sigmoid", "sin", "sinc", "sinh", "softmax", "softplus", "sort", "sqrt",
+    "squeeze", "stack", "std", "sub", "sum", "swapaxes", "tan", "tanh", "topk", "transpose", "unsqueeze", "var",
     "where",
 ]

@@ -39,7 +39,9 @@ class Transpose(Function):
         return a.transpose(axes)
 
     def backward(self, g):
-        return g.transpose(tuple(int(i) for i in np.argsort(self.axes)))
+        axes = tuple(int(i) for i in np.argsort(self.axes))
+        # Tensor.transpose with two axes is PyTorch's swap: the op itself keeps NumPy's permutation
+        return Transpose.apply(g, axes=axes) if isinstance(g, Tensor) else g.transpose(axes)
 
 
 class BroadcastTo(Function):

@@ -1,0 +1,306 @@
+"""Scans and orderings: cumsum, cumprod, prod, diff, sort, argsort and PyTorch's topk.
+
+Sorting is a permutation: its values are the input gathered at the sorted indices (an indexing
+op, so the gradient of each sorted value goes back to the element that landed there, at any
+order). Ties are ordered by a stable sort, first occurrence first, as ``torch.sort(stable=True)``.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from devgrad.core import Function, Tensor, quiet
+from devgrad.ops._util import axis_arg, keepdims_arg, keepdims_shape, normalize_axis, operand
+from devgrad.ops.elementwise import Where
+from devgrad.ops.shape import concatenate, getitem, reshape, transpose
+
+
+class ValuesIndices(tuple):
+    """``(values, indices)``, as PyTorch's ``sort``/``topk``/``median(dim=)`` return them."""
+
+    __slots__ = ()
+
+    def __new__(cls, values, indices):
+        return super().__new__(cls, (values, indices))
+
+    @property
+    def values(self):
+        return self[0]
+
+    @property
+    def indices(self):
+        return self[1]
+
+
+class CumSum(Function):
+    """Running sum along one axis; ``reverse`` sums from the end (the gradient of a running sum
+    is the reversed running sum of its gradient)."""
+
+    __slots__ = ("axis", "reverse")
+    array_backward = True
+
+    def forward(self, a, axis, reverse):
+        self.axis, self.reverse = axis, reverse
+        return _cumsum(self.device.xp, a, axis, reverse)
+
+    def backward(self, g):
+        if isinstance(g, Tensor):
+            return CumSum.apply(g, axis=self.axis, reverse=not self.reverse)
+        return _cumsum(self.device.xp, g, self.axis, not self.reverse)
+
+
+def _cumsum(xp, a, axis: int, reverse: bool):
+    if not reverse:
+        return xp.cumsum(a, axis=axis)
+    return xp.flip(xp.cumsum(xp.flip(a, axis), axis=axis), axis)
+
+
+class CumProd(Function):
+    """Running product along one axis. Without zeros the gradient is revcumsum(g·out) / x; with
+    a zero in a slice it is the exact sum of products of the other factors (O(n²) memory)."""
+
+    __slots__ = ("axis",)
+    save_inputs = True
+    save_output = True
+
+    @quiet
+    def forward(self, a, axis):
+        self.axis = axis
+        return self.device.xp.cumprod(a, axis=axis)
+
+    def backward(self, g):
+        x = self.inputs[0]
+        if not bool((x.data == 0).any()):
+            return CumSum.apply(g * self.output(), axis=self.axis, reverse=True) / x
+        return _moved(_cumprod_grad_with_zeros, self.axis, g, x)
+
+
+def _moved(fn, axis: int, *tensors):
+    """``fn`` applied with ``axis`` moved last, and the result's last axis moved back."""
+    ndim = tensors[0].ndim
+    perm = [i for i in range(ndim) if i != axis] + [axis]
+    back = [perm.index(i) for i in range(ndim)]
+    return transpose(fn(*(transpose(t, perm) for t in tensors)), back)
+
+
+def _cumprod_grad_with_zeros(g, x):
+    """d(sum_k g_k·prod_{j<=k} x_j)/dx_i = sum_{k>=i} g_k·prod_{j<=k, j!=i} x_j, over the last axis."""
+    xp, n = x.xp, x.shape[-1]
+    eye = xp.eye(n, dtype=bool)
+    others = x.reshape(*x.shape[:-1], 1, n).broadcast_to((*x.shape, n))
+    others = _where(eye, 1.0, others)  # row i: x with x_i replaced by 1
+    partial = cumprod(others, axis=-1)  # [..., i, k] = prod_{j<=k, j!=i} x_j
+    after = xp.triu(xp.ones((n, n), dtype=bool))  # k >= i
+    return _where(after, partial * g.reshape(*g.shape[:-1], 1, n), 0.0).sum(axis=-1)
+
+
+def _where(cond, a, b):
+    """where(cond, a, b) with a raw boolean array ``cond`` (never differentiated)."""
+    return Where.apply(a, b, cond=cond)
+
+
+class Prod(Function):
+    """Product over axes. Its gradient is the product of the other elements: g·out/x without
+    zeros, else the exclusive running products from both sides (exact with any zeros)."""
+
+    __slots__ = ("axes", "keepdims")
+    save_inputs = True
+    save_output = True
+
+    @quiet
+    def forward(self, a, axes, keepdims):
+        self.axes, self.keepdims = axes, keepdims
+        return self.device.xp.prod(a, axis=axes, keepdims=keepdims)
+
+    def backward(self, g):
+        x = self.inputs[0]
+        shape = keepdims_shape(x.shape, self.axes)
+        g = g.reshape(shape)
+        if not bool((x.data == 0).any()):
+            return g * self.output().reshape(shape) / x
+        return g * _over_axes(_product_of_others, x, self.axes)
+
+
+def _over_axes(fn, x, axes):
+    """``fn`` (which works along the last axis) applied to ``axes`` of ``x`` flattened into one."""
+    rest = [i for i in range(x.ndim) if i not in axes]
+    perm = [*rest, *axes]
+    moved = transpose(x, perm)
+    out = fn(moved.reshape(*moved.shape[:len(rest)], -1)).reshape(moved.shape)
+    return transpose(out, [perm.index(i) for i in range(x.ndim)])
+
+
+def _product_of_others(x):
+    """prod_{j != i} x_j for each i along the last axis, from exclusive running products."""
+    one = Tensor._make(x.xp.ones((*x.shape[:-1], 1), dtype=x.dtype), x.device)
+    left = cumprod(concatenate([one, x[..., :-1]], axis=-1), axis=-1)
+    right = cumprod(concatenate([one, _flip_last(x)[..., :-1]], axis=-1), axis=-1)
+    return left * _flip_last(right)
+
+
+def _flip_last(x):
+    return getitem(x, (Ellipsis, slice(None, None, -1)))
+
+
+def cumsum(a: Tensor, axis=None, dtype=None, *, dim=None) -> Tensor:
+    """Running sum along ``axis`` (None: of the flattened tensor), as ``numpy.cumsum``."""
+    a, axis = _scan_args(a, axis_arg(axis, dim, "cumsum"), dtype)
+    return CumSum.apply(a, axis=axis, reverse=False)
+
+
+def cumprod(a: Tensor, axis=None, dtype=None, *, dim=None) -> Tensor:
+    """Running product along ``axis`` (None: of the flattened tensor), as ``numpy.cumprod``."""
+    a, axis = _scan_args(a, axis_arg(axis, dim, "cumprod"), dtype)
+    return CumProd.apply(a, axis=axis)
+
+
+def _scan_args(a: Tensor, axis, dtype):
+    if dtype is not None:
+        a = a.astype(dtype)
+    if axis is None or a.ndim == 0:
+        if axis is not None:
+            normalize_axis(axis, 0)
+        return reshape(a, (-1,)), 0
+    if not isinstance(axis, numbers.Integral):
+        raise TypeError(f"a scan takes one axis (an int), got {axis!r}")
+    return a, normalize_axis(axis, a.ndim)[0]
+
+
+def prod(a: Tensor, axis=None, keepdims: bool = False, dtype=None, *, dim=None, keepdim=None) -> Tensor:
+    """Product over ``axis`` (None: all), as ``numpy.prod``; the gradient is exact with zeros."""
+    if dtype is not None:
+        a = a.astype(dtype)
+    axes = normalize_axis(axis_arg(axis, dim, "prod"), a.ndim)
+    return Prod.apply(a, axes=axes, keepdims=keepdims_arg(keepdims, keepdim))
+
+
+def diff(a: Tensor, n: int = 1, axis: int = -1, prepend=None, append=None) -> Tensor:
+    """The n-th discrete difference along ``axis``, as ``numpy.diff`` (prepend/append included)."""
+    if n < 0:
+        raise ValueError(f"diff: order n must be non-negative, got {n}")
+    if a.ndim == 0:
+        raise ValueError("diff requires a tensor of at least one dimension")
+    (axis,) = normalize_axis(axis, a.ndim)
+    parts = [_edge(v, a, axis) for v in (prepend,) if v is not None]
+    parts += [a] + [_edge(v, a, axis) for v in (append,) if v is not None]
+    out = concatenate(parts, axis=axis) if len(parts) > 1 else a
+    lead = (slice(None),) * axis
+    for _ in range(n):
+        out = out[lead + (slice(1, None),)] - out[lead + (slice(None, -1),)]
+    return out
+
+
+def _edge(value, a: Tensor, axis: int) -> Tensor:
+    """A prepend/append value as a tensor that joins ``a`` along ``axis`` (a scalar is one slice)."""
+    value = operand(value, a, "diff")
+    if not isinstance(value, Tensor):
+        value = Tensor._make(a.xp.asarray(value, dtype=a.dtype), a.device)
+    if value.ndim == 0:
+        shape = list(a.shape)
+        shape[axis] = 1
+        value = value.broadcast_to(tuple(shape))
+    return value
+
+
+def _sort_indices(a: Tensor, axis: int, descending: bool):
+    """Stable sort order along ``axis`` (NaN last ascending, first descending, as PyTorch)."""
+    xp, data = a.xp, a.data
+    if not descending:
+        return xp.argsort(data, axis=axis, kind="stable")
+    order = xp.argsort(-data, axis=axis, kind="stable")
+    nan_last = ~xp.isnan(xp.take_along_axis(data, order, axis=axis))
+    return xp.take_along_axis(order, xp.argsort(nan_last, axis=axis, kind="stable"), axis=axis)
+
+
+def gather(a: Tensor, index, axis: int) -> Tensor:
+    """``a`` picked at ``index`` along ``axis`` (``numpy.take_along_axis``), differentiable."""
+    xp = a.xp
+    parts = []
+    for d in range(a.ndim):
+        if d == axis:
+            parts.append(index)
+        else:
+            shape = [1] * a.ndim
+            shape[d] = a.shape[d]
+            parts.append(xp.arange(a.shape[d]).reshape(shape))
+    return getitem(a, tuple(parts))
+
+
+def _axis_or_dim(axis, dim, op: str):
+    """``axis`` (default -1), or PyTorch's ``dim`` for it."""
+    if dim is None:
+        return axis
+    if axis != -1:
+        raise TypeError(f"{op}: give axis or dim (PyTorch's name for it), not both")
+    return dim
+
+
+def _flat_or_axis(a: Tensor, axis, op: str):
+    if axis is None:
+        return reshape(a, (-1,)), 0
+    if a.ndim == 0:
+        normalize_axis(axis, 0)
+        return reshape(a, (1,)), 0
+    if not isinstance(axis, numbers.Integral):
+        raise TypeError(f"{op}: axis must be an int or None, got {axis!r}")
+    return a, normalize_axis(axis, a.ndim)[0]
+
+
+def sort(a: Tensor, axis=-1, kind=None, order=None, *, dim=None, descending: bool = False,
+         stable: bool | None = None) -> Tensor:
+    """The sorted values along ``axis`` (None: flattened), as ``numpy.sort``; ties keep their
+    order (stable), so each tied element gets the gradient of the place it lands in."""
+    if order is not None:
+        raise TypeError("sort: order= sorts structured arrays, which tensors are not")
+    x, ax = _flat_or_axis(a, _axis_or_dim(axis, dim, "sort"), "sort")
+    if x.ndim == 0 or x.shape[ax] == 0:
+        return x
+    return gather(x, _sort_indices(x, ax, descending), ax)
+
+
+def argsort(a: Tensor, axis=-1, kind=None, order=None, *, dim=None, descending: bool = False,
+            stable: bool | None = None) -> Tensor:
+    """Indices that sort ``a`` along ``axis`` (int64, stable, not differentiable), as ``numpy.argsort``;
+    PyTorch's ``dim=``/``descending=`` are accepted."""
+    if order is not None:
+        raise TypeError("argsort: order= sorts structured arrays, which tensors are not")
+    x, ax = _flat_or_axis(a, _axis_or_dim(axis, dim, "argsort"), "argsort")
+    return Tensor._make(_sort_indices(x, ax, descending), a.device)
+
+
+def topk(a: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> ValuesIndices:  # noqa: A002
+    """PyTorch's ``topk``: the ``k`` largest (``largest=False``: smallest) values along ``dim`` and
+    their indices, largest first; the gradient goes to the elements picked."""
+    x, ax = _flat_or_axis(a, dim, "topk") if a.ndim == 0 else (a, normalize_axis(dim, a.ndim)[0])
+    size = x.shape[ax]
+    if not isinstance(k, numbers.Integral) or not 0 <= k <= size:
+        raise ValueError(f"topk: k={k!r} is out of range for dimension {dim} of size {size} (0 <= k <= {size})")
+    order = _sort_indices(x, ax, descending=largest)
+    picked = order[(slice(None),) * ax + (slice(0, int(k)),)]
+    values = gather(x, picked, ax)
+    if a.ndim == 0:
+        values, picked = values.reshape(()), picked.reshape(())
+    return ValuesIndices(values, Tensor._make(picked, a.device))
+
+
+def sort_method(a: Tensor, *args, dim=None, descending: bool = False, stable: bool = False, axis=None,
+                kind=None) -> ValuesIndices:
+    """``Tensor.sort``: PyTorch's meaning, ``(values, indices)`` along ``dim`` (default the last).
+
+    NumPy's ``ndarray.sort`` sorts in place and returns None; a tensor is never sorted in place,
+    so NumPy's keywords are an error that names both spellings.
+    """
+    if axis is not None or kind is not None:
+        raise TypeError("Tensor.sort is PyTorch's (values, indices) = x.sort(dim=..., descending=...); NumPy's "
+                        "in-place ndarray.sort(axis=...) has no tensor form: use dg.sort(x, axis=...) for the "
+                        "sorted values")
+    if len(args) > 1 or (args and dim is not None):
+        raise TypeError("Tensor.sort takes one dim (positional or dim=), descending= and stable=")
+    dim = args[0] if args else (-1 if dim is None else dim)
+    x, ax = (reshape(a, (1,)), 0) if a.ndim == 0 else (a, normalize_axis(dim, a.ndim)[0])
+    order = _sort_indices(x, ax, descending)
+    values = gather(x, order, ax)
+    if a.ndim == 0:
+        values, order = values.reshape(()), order.reshape(())
+    return ValuesIndices(values, Tensor._make(order, a.device))
+

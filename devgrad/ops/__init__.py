@@ -117,7 +117,7 @@ def _zero_(a: Tensor) -> Tensor:
 
 
 # Tensor's operators and op methods: each is the op function above (core imports no op).
-# devgrad/core.pyi declares them on Tensor for type checkers and IDEs (tests/support/core_stub.py writes it).
+# devgrad/core/_tensor.pyi declares them on Tensor for type checkers and IDEs (tests/support/core_stub.py writes it).
 TENSOR_METHODS = {
     "__add__": add, "__radd__": lambda a, b: add(b, a),
     "__sub__": sub, "__rsub__": lambda a, b: sub(b, a),

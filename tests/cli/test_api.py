@@ -127,29 +127,30 @@ def test_the_public_surface_is_explicit():
 
 
 def test_the_core_stub_declares_what_the_runtime_has():
-    """devgrad/core.pyi (what type checkers and IDEs read for devgrad.core) declares every class
-    and function core.py defines and every Tensor method and property, the ones the op layer
-    registers at import included, with their parameters; and nothing the runtime lacks. After a
-    change to either, ``python -m tests.support.core_stub`` writes it again."""
+    """devgrad/core/_tensor.pyi (what type checkers and IDEs read for Tensor's module) declares every
+    class and function _tensor.py defines and every Tensor method and property, the ones registered
+    at import (the walk's ``backward``, the op layer's operators and methods) included, with their
+    parameters; and nothing the runtime lacks. After a change to either, ``python -m tests.support.core_stub``
+    writes it again."""
     import ast
     import inspect
     from pathlib import Path
 
-    from devgrad import core
-    from devgrad.ops import TENSOR_METHODS
+    from devgrad.core import _tensor as tensor_module
+    from tests.support.core_stub import registered_methods
 
-    tree = ast.parse((Path(core.__file__).parent / "core.pyi").read_text(encoding="utf-8"))
+    tree = ast.parse(Path(tensor_module.__file__).with_suffix(".pyi").read_text(encoding="utf-8"))
     top = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
-    defined = {name for name, obj in vars(core).items()
-               if inspect.isfunction(obj) | inspect.isclass(obj) and obj.__module__ == "devgrad.core"}
-    assert defined == top, f"regenerate devgrad/core.pyi: missing {defined - top}, stale {top - defined}"
+    defined = {name for name, obj in vars(tensor_module).items()
+               if inspect.isfunction(obj) | inspect.isclass(obj) and obj.__module__ == tensor_module.__name__}
+    assert defined == top, f"regenerate devgrad/core/_tensor.pyi: missing {defined - top}, stale {top - defined}"
     stub_tensor = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Tensor")
     declared = {n.name: n for n in stub_tensor.body if isinstance(n, ast.FunctionDef)}
     runtime = {name for name, obj in vars(dg.Tensor).items()
                if inspect.isfunction(obj) or isinstance(obj, property | staticmethod | classmethod)}
-    assert runtime == set(declared), (f"regenerate devgrad/core.pyi: missing {runtime - set(declared)}, "
+    assert runtime == set(declared), (f"regenerate devgrad/core/_tensor.pyi: missing {runtime - set(declared)}, "
                                       f"stale {set(declared) - runtime}")
-    for name, fn in TENSOR_METHODS.items():
+    for name, fn in registered_methods().items():
         want = [p.name for p in inspect.signature(fn).parameters.values()][1:]
         args = declared[name].args
         got = [a.arg for a in [*args.args, *args.kwonlyargs]][1:]

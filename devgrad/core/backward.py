@@ -1,0 +1,248 @@
+"""The backward walk: ``run_backward`` (behind ``Tensor.backward``) and ``grad``.
+
+The walk is iterative: nodes are visited from the most recently created down (creation order
+is a topological order), gradients of shared subexpressions accumulate, each gradient's shape
+is checked against its target, and a node frees what it saved unless ``retain_graph=True``.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+
+from devgrad.backend import DeviceError
+from devgrad.core.function import Function
+from devgrad.core.grad_mode import mode
+from devgrad.core._tensor import Tensor, register_tensor_methods
+
+
+def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False, inputs=None):
+    """Propagate ``grad_outputs`` from ``outputs`` through the graph.
+
+    With ``inputs=None`` gradients accumulate into ``.grad`` of every leaf reached
+    (``Tensor.backward``). Otherwise the gradients for ``inputs`` are returned as a list
+    (None where an input is not reached) and no ``.grad`` is touched (``dg.grad``).
+
+    First-order gradients (``create_graph=False``) flow as raw arrays through every op whose
+    backward formula runs on arrays (``array_backward``): no graph is being built, so wrapping
+    every intermediate gradient in a Tensor would be pure overhead. The tests check, for every
+    op, that the first-order and the graph-building gradients agree.
+    """
+    if retain_graph is None:
+        retain_graph = create_graph
+    fast = not create_graph
+    node_grads: dict = {}  # node -> gradient of its output; a node is in `heap` iff it is here
+    leaf_grads: dict = {}
+    heap: list = []
+    for out, given in zip(outputs, grad_outputs):
+        if not out.requires_grad:
+            raise RuntimeError(
+                "backward: this tensor does not require grad and has no graph. Create its inputs "
+                "with requires_grad=True, and do not compute it inside dg.no_grad()")
+        g = _root_grad(out, given)
+        if fast:
+            g = g.data
+        if out.grad_fn is None:
+            _accumulate(leaf_grads, id(out), (out, g))
+        else:
+            node = out.grad_fn
+            if node in node_grads:
+                node_grads[node] = node_grads[node] + g
+            else:
+                node_grads[node] = g
+                heapq.heappush(heap, (-node.seq, node))
+
+    wanted = None
+    if inputs is not None:
+        wanted = {id(t.grad_fn): None for t in inputs if t.grad_fn is not None}
+
+    prev_mode = mode.enabled
+    mode.enabled = create_graph
+    # One error state for the whole walk: a backward formula meeting inf or 0/0 gives inf or NaN
+    # silently, as the forward did.
+    errors = np.errstate(all="ignore")
+    errors.__enter__()
+    try:
+        while heap:
+            node = heapq.heappop(heap)[1]
+            g = node_grads.pop(node)
+            if wanted is not None and id(node) in wanted:
+                wanted[id(node)] = g
+            if node.released:
+                raise RuntimeError(
+                    f"backward through {node.name} a second time: its saved values were freed by the "
+                    "first backward. Pass retain_graph=True to the first backward() (or dg.grad) "
+                    "to keep them.")
+            versions = node.versions  # check_saved, inlined for the hot path: raises on an in-place change
+            if versions:
+                for t, version in versions:
+                    if t._version != version:
+                        node.check_saved()
+            if node.output_modified:
+                node.check_saved()
+            if node.device.index:  # a second GPU: Device.run makes it current for the kernels
+                in_grads = node.device.run(_node_backward, node, g, fast)
+            else:
+                in_grads = _node_backward(node, g, fast)
+            if not isinstance(in_grads, tuple):
+                in_grads = (in_grads,)
+            if not retain_graph:
+                node.release()
+            for target, gi in zip(node.next, in_grads):
+                if target is None or gi is None:
+                    continue
+                if isinstance(target, Function):
+                    if gi.shape != target.shape:
+                        _bad_shape(node, target.name, gi.shape, target.shape)
+                    prev = node_grads.get(target)
+                    if prev is None:
+                        node_grads[target] = gi
+                        heapq.heappush(heap, (-target.seq, target))
+                    else:
+                        node_grads[target] = prev + gi
+                else:
+                    if gi.shape != target.shape:
+                        _bad_shape(node, "a leaf tensor", gi.shape, target.shape)
+                    _accumulate(leaf_grads, id(target), (target, gi))
+    finally:
+        mode.enabled = prev_mode
+        errors.__exit__(None, None, None)
+
+    if inputs is None:
+        if fast:
+            _set_leaf_grads_from_arrays(leaf_grads)
+        else:
+            for leaf, g in leaf_grads.values():
+                g = g if g.dtype == leaf.dtype else g.astype(leaf.dtype)
+                leaf.grad = g if leaf.grad is None else leaf.grad + g
+        return None
+    if fast:
+        leaf_grads = {k: (leaf, _wrap_owned(g, leaf.device)) for k, (leaf, g) in leaf_grads.items()}
+        devices = {id(t.grad_fn): t.device for t in inputs if t.grad_fn is not None}
+        wanted = {k: None if g is None else _wrap_owned(g, devices[k]) for k, g in wanted.items()}
+    result = []
+    for t in inputs:
+        if t.grad_fn is not None:
+            result.append(wanted.get(id(t.grad_fn)))
+        else:
+            entry = leaf_grads.get(id(t))
+            result.append(None if entry is None else entry[1])
+    return result
+
+
+def _node_backward(node, g, fast: bool):
+    """One node's input gradients: Tensor formulas, or arrays on the first-order fast path."""
+    if not fast:
+        in_grads = node.backward(g)
+        _check_devices(node, in_grads)
+        return in_grads
+    if node.array_backward:
+        return node.backward(g)
+    in_grads = node.backward(Tensor._make(g, node.device))
+    if isinstance(in_grads, tuple):
+        return tuple(None if t is None else t.data for t in in_grads)
+    return in_grads.data
+
+
+def _check_devices(node, in_grads) -> None:
+    """Gradients (Tensor path) must live where their inputs live: ops never move data."""
+    grads = in_grads if isinstance(in_grads, tuple) else (in_grads,)
+    for target, gi in zip(node.next, grads):
+        if target is not None and gi is not None and gi.device is not target.device:
+            raise RuntimeError(f"internal error: {node.name}.backward produced a gradient on {gi.device} for an "
+                               f"input on {target.device}")
+
+
+def _set_leaf_grads_from_arrays(leaf_grads: dict) -> None:
+    """Store first-order gradient arrays in ``.grad``: each leaf owns its own writable array."""
+    seen: set = set()
+    for leaf, g in leaf_grads.values():
+        if g.dtype != leaf.data.dtype:
+            g = g.astype(leaf.data.dtype)
+        if leaf.grad is not None:
+            leaf.grad = Tensor._make(leaf.grad.data + g, leaf.device)
+            continue
+        # A view (e.g. of a broadcast) or one array reaching two leaves (a + b) is copied, so
+        # in-place clipping or zeroing of one gradient never touches another array.
+        if g.base is not None or id(g) in seen or not getattr(g.flags, "writeable", True):
+            g = leaf.device.copy(g)
+        seen.add(id(g))
+        leaf.grad = Tensor._make(g, leaf.device)
+
+
+def _wrap_owned(array, device):
+    """A gradient array as a Tensor that owns writable memory (views, e.g. of broadcasts, are copied)."""
+    if array.base is not None or not getattr(array.flags, "writeable", True):
+        array = device.copy(array)
+    return Tensor._make(array, device)
+
+
+def _accumulate(leaf_grads: dict, key: int, entry) -> None:
+    prev = leaf_grads.get(key)
+    leaf_grads[key] = entry if prev is None else (prev[0], prev[1] + entry[1])
+
+
+def _root_grad(out, g):
+    if g is None:
+        if out.data.size != 1:
+            raise RuntimeError(
+                f"backward: grad can be implied only for a single-element output, this one has shape "
+                f"{out.shape}. Reduce it first (e.g. .sum() or .mean()) or pass grad=...")
+        with out.device.activate():
+            return Tensor._make(out.device.kernels.full(out.shape, 1.0, out.dtype), out.device)
+    if not isinstance(g, Tensor):
+        g = Tensor._make(out.device.put(out.device.xp.asarray(g, dtype=out.dtype)), out.device)
+    if g.device is not out.device:
+        raise DeviceError(f"backward: grad is on {g.device} but the output is on {out.device}")
+    if g.shape != out.shape:
+        raise RuntimeError(f"backward: grad has shape {g.shape} but the output has shape {out.shape}")
+    return g
+
+
+def _bad_shape(node, target, got, expected):
+    raise RuntimeError(
+        f"internal error: {node.name}.backward produced a gradient of shape {got} for {target} "
+        f"of shape {expected}")
+
+
+def grad(outputs, inputs, grad_outputs=None, *, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned as a tuple of Tensors.
+
+    Leaves' ``.grad`` is left untouched. With ``create_graph=True`` the returned gradients
+    have a graph of their own, so they can be differentiated again (second derivatives).
+    """
+    single_out = isinstance(outputs, Tensor)
+    outputs = [outputs] if single_out else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor) or not t.requires_grad:
+            raise RuntimeError(f"grad: input {i} does not require grad")
+    result = run_backward(outputs, list(grad_outputs), retain_graph=retain_graph,
+                          create_graph=create_graph, inputs=inputs)
+    for i, g in enumerate(result):
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"grad: input {i} (shape {inputs[i].shape}) is not used to compute the outputs; "
+                "pass allow_unused=True to get None for it")
+    return tuple(result)
+
+
+
+def backward(self: Tensor, grad=None, retain_graph: bool | None = None, create_graph: bool = False) -> None:
+    """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf that requires grad.
+
+    ``grad`` may be omitted for one-element tensors. The graph's saved values are freed
+    afterwards unless ``retain_graph=True`` (default: the value of ``create_graph``).
+    """
+    run_backward([self], [grad], retain_graph=retain_graph, create_graph=create_graph)
+
+
+# Tensor's methods that are the walk (Tensor's module cannot import this one: the walk needs Tensor).
+TENSOR_METHODS = {"backward": backward}
+register_tensor_methods(TENSOR_METHODS)

@@ -1,0 +1,173 @@
+"""Function: one differentiable op (forward on arrays, one backward formula) and the graph node.
+
+Graph bookkeeping happens in exactly two places, ``Function.apply`` (forward: record the
+node) and the backward walk (devgrad.core.backward): op classes contain only math. Each node
+remembers, per input, where that input's gradient goes (``next``): another node, a leaf
+tensor, or None. Nodes hold only what their backward needs, so an addition keeps no arrays
+alive at all.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from devgrad.backend import Device, DeviceError
+from devgrad.core.grad_mode import is_grad_enabled, mode
+from devgrad.core._tensor import Tensor
+
+# Creation order of graph nodes: a node is always created after the nodes of its inputs, so
+# visiting nodes from the highest number down is a topological order (no recursion, no sort).
+_sequence = itertools.count()
+
+
+class Function:
+    """One differentiable op.
+
+    Subclasses implement ``forward(*arrays, **params) -> array`` on raw NumPy/CuPy arrays
+    and ``backward(grad_output) -> grad or tuple of grads``: one formula, which gives first
+    and higher-order gradients. Set ``save_inputs`` / ``save_output`` to have ``apply`` keep
+    the input Tensors or the output for backward; keep any other array backward needs in
+    ``self.saved``. Metadata (axes, shapes) goes in the subclass's own ``__slots__``.
+
+    ``grad_output`` is a Tensor while a graph of the gradient is being built
+    (``create_graph=True``), and a raw array on the first-order path when the class sets
+    ``array_backward = True``: its formula then uses only what arrays and Tensors share
+    (operators, ``.sum``, ``.reshape``, ``sum_to``) and reads saved values with
+    ``operands(g)`` / ``result(g)``, which give them in ``g``'s kind. Without the flag, the
+    first-order path wraps the gradient in a Tensor and unwraps the result.
+    """
+
+    __slots__ = ("next", "inputs", "input_arrays", "versions", "saved", "out_data", "device", "shape", "released",
+                 "seq", "output_modified")
+    # what apply() records on a node (declared for type checkers; the slots above hold them)
+    next: tuple
+    inputs: tuple | None
+    input_arrays: list | None
+    versions: list | None
+    saved: Any
+    out_data: Any
+    device: Device  # a recorded node's (forward on no Tensor at all runs with None and records nothing)
+    shape: tuple
+    released: bool
+    seq: int
+    output_modified: bool
+
+    save_inputs = False
+    save_output = False
+    array_backward = False  # backward's formula also runs on raw arrays (see the class doc)
+
+    @classmethod
+    def apply(cls, *args, **params):
+        """Run forward on the inputs' arrays and, when needed, record the node."""
+        # The hot path of every op: kept to plain loops and attribute access on purpose.
+        dev = None
+        requires = False
+        arrays = []
+        nexts = []
+        versions = []  # each saved Tensor's version (for save_inputs ops): in-place changes are errors
+        for arg in args:
+            if isinstance(arg, Tensor):
+                if dev is None:
+                    dev = arg.device
+                elif arg.device is not dev:
+                    raise DeviceError(
+                        f"{cls.__name__}: tensors are on different devices, {dev} and {arg.device}. "
+                        "devgrad never moves data implicitly: move one with .to(...)")
+                if arg.requires_grad:
+                    requires = True
+                    nexts.append(arg.grad_fn if arg.grad_fn is not None else arg)
+                else:
+                    nexts.append(None)
+                arrays.append(arg.data)
+                versions.append((arg, arg._version))
+            else:
+                arrays.append(arg)
+                nexts.append(None)
+        node = object.__new__(cls)
+        node.device = dev
+        node.saved = None
+        if dev is None or not dev.index:  # the hot path: a direct call
+            out = node.forward(*arrays, **params)
+        else:  # a second GPU: Device.run makes it current for the kernels
+            out = dev.run(node.forward, *arrays, **params)
+        if not requires or not mode.enabled:
+            return Tensor._make(out, dev)
+        node.next = tuple(nexts)
+        node.seq = next(_sequence)
+        if cls.save_inputs:
+            node.inputs = args
+            node.input_arrays = arrays  # the same arrays, for formulas running on arrays (operands)
+            node.versions = versions  # (Tensor, its version now): an in-place change before backward is an error
+        else:
+            node.inputs = node.input_arrays = node.versions = None
+        node.out_data = out if cls.save_output else None
+        node.output_modified = False
+        node.shape = out.shape
+        node.released = False
+        return Tensor._make(out, dev, node)
+
+    def forward(self, *arrays, **params) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement forward")
+
+    def backward(self, grad_output) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement backward")
+
+    @property
+    def xp(self):
+        """The array module (numpy or cupy) of this op's device."""
+        return self.device.xp
+
+    @property
+    def needs_input_grad(self) -> list:
+        """Per input: does its gradient go anywhere? Backward may skip the others."""
+        return [n is not None for n in self.next]
+
+    def output(self):
+        """The op's output as a Tensor linked to this node (for backward formulas)."""
+        return Tensor._make(self.out_data, self.device, self if is_grad_enabled() else None)
+
+    def const(self, array):
+        """Wrap an array computed in forward as a constant (no-gradient) Tensor."""
+        return Tensor._make(array, self.device)
+
+    def operands(self, g):
+        """The saved inputs in ``g``'s kind: Tensors when ``g`` is a Tensor, else raw arrays
+        (Python scalars stay as they are)."""
+        return self.inputs if isinstance(g, Tensor) else self.input_arrays
+
+    def result(self, g):
+        """The op's output in ``g``'s kind (``output()`` for a Tensor ``g``, else the raw array)."""
+        return self.output() if isinstance(g, Tensor) else self.out_data
+
+    def check_saved(self) -> None:
+        """Raise when a tensor this node saved for backward was changed in place since."""
+        versions = self.versions
+        if versions is not None and self.inputs is not None:
+            for t, version in versions:
+                if t._version != version:
+                    self._modified(f"its input {t._describe()} was changed in place (version {version} when "
+                                   f"saved, {t._version} now)")
+        if getattr(self, "output_modified", False):
+            self._modified("its output was changed in place")
+
+    def _modified(self, what: str):
+        raise RuntimeError(
+            f"one of the tensors needed for the gradient was modified by an in-place operation: {self.name} saved "
+            f"it for backward, then {what}. The gradient "
+            "would silently use the new values. Change it out of place (y = x + 1 instead of x += 1), or use a "
+            ".clone() in the graph, or run backward before modifying it.")
+
+    def constant(self, g, array):
+        """An array computed from saved data, in ``g``'s kind (a constant Tensor, or itself)."""
+        return Tensor._make(array, self.device) if isinstance(g, Tensor) else array
+
+    def release(self) -> None:
+        """Drop what backward needed; a later backward through this node raises."""
+        if self.inputs is not None or self.saved is not None or self.out_data is not None:
+            self.inputs = self.input_arrays = self.versions = self.saved = self.out_data = None
+            self.released = True
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__

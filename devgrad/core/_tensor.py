@@ -133,7 +133,10 @@ class Tensor:
         """Mark a leaf tensor as needing gradients (in place); returns self."""
         if self.grad_fn is not None and not requires_grad:
             raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use .detach() instead")
-        if requires_grad and self.data.dtype.kind not in "fc":
+        if requires_grad and self.data.dtype.kind == "c":
+            raise TypeError(f"a complex tensor ({self.data.dtype}) cannot require grad: devgrad does not support "
+                            "complex numbers (docs/numpy.md); keep the real and imaginary parts as two real tensors")
+        if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require grad, this one is {self.data.dtype}; "
                             "create it with dtype='float32' (or float64)")
         self.requires_grad = bool(requires_grad)

@@ -93,6 +93,9 @@ class Function:
             out = dev.run(node.forward, *arrays, **params)
         if not requires or not mode.enabled:
             return Tensor._make(out, dev)
+        if out.dtype.kind == "c":
+            raise TypeError(f"{cls.__name__}: its result is complex ({out.dtype}) and would need a gradient: devgrad "
+                            "does not support complex numbers (docs/numpy.md); keep real and imaginary parts apart")
         node.next = tuple(nexts)
         node.seq = next(_sequence)
         if cls.save_inputs:

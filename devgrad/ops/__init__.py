@@ -17,6 +17,10 @@ from devgrad.ops.elementwise import (
 )
 from devgrad.ops.exponential import exp2, expm1, log1p, log2, log10, logaddexp, logaddexp2
 from devgrad.ops.linalg import dot, linear, matmul
+from devgrad.ops.piecewise import (
+    ceil, floor, fmax, fmin, fmod, mod, nan_to_num, remainder, rint, round, sign, trunc,
+)
+from devgrad.ops.powers import cbrt, reciprocal, square
 from devgrad.ops.reduce import logsumexp, max, mean, min, std, sum, var
 from devgrad.ops.torch_inplace import INPLACE_METHODS
 from devgrad.ops.torch_methods import (
@@ -81,6 +85,12 @@ def argmin(a: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=No
                                     keepdims=keepdims_arg(keepdims, keepdim)), a.device)
 
 
+# NumPy's other names of existing ops
+absolute = fabs = abs
+negative = neg
+true_divide = div
+
+
 # -- PyTorch spellings of NumPy-style methods (NumPy's names stay primary) --------------------
 
 def _view(a: Tensor, *shape) -> Tensor:
@@ -126,6 +136,7 @@ TENSOR_METHODS = {
     "__pow__": pow, "__rpow__": lambda a, b: pow(b, a),
     "__matmul__": matmul, "__rmatmul__": lambda a, b: matmul(b, a),
     "__neg__": neg, "__pos__": lambda a: a, "__abs__": abs,
+    "__mod__": mod, "__rmod__": lambda a, b: mod(b, a),
     "__getitem__": getitem, "__setitem__": setitem, "to": to, "astype": cast,
     "__lt__": less, "__le__": less_equal, "__gt__": greater, "__ge__": greater_equal,
     "__eq__": equal, "__ne__": not_equal,
@@ -155,17 +166,21 @@ TENSOR_METHODS = {
     "allclose": allclose, "bmm": bmm, "expand_as": expand_as, "type_as": type_as, "contiguous": contiguous,
     "flatten": torch_flatten, "add": add_method, "sub": sub_method, "mul": mul, "div": div_method, "neg": neg,
     **INPLACE_METHODS,
+    "round": round, "sign": sign, "floor": floor, "ceil": ceil, "trunc": trunc, "fmod": fmod, "remainder": remainder,
+    "fmax": fmax, "fmin": fmin, "nan_to_num": nan_to_num, "square": square, "reciprocal": reciprocal,
+    "absolute": abs, "negative": neg, "true_divide": div,
 }
 register_tensor_methods(TENSOR_METHODS)
 
 __all__ = [
-    "abs", "add", "amax", "amin", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "argmax",
-    "argmin", "argsort", "average", "broadcast_to", "cast", "clip", "concatenate", "cos", "cosh", "cumprod", "cumsum",
-    "deg2rad", "degrees", "diff", "div", "dot", "equal", "exp", "exp2", "expand", "expand_dims", "expm1", "flatten",
-    "getitem", "greater", "greater_equal", "hypot", "leaky_relu", "less", "less_equal", "linear", "log", "log1p",
-    "log2", "log10", "log_sigmoid", "log_softmax", "logaddexp", "logaddexp2", "logsumexp", "matmul", "max", "maximum",
-    "mean", "median", "min", "minimum", "mul", "nanmean", "nansum", "neg", "not_equal", "permute", "pow", "prod",
-    "rad2deg", "radians", "relu", "reshape", "sigmoid", "sin", "sinc", "sinh", "softmax", "softplus", "sort", "sqrt",
-    "squeeze", "stack", "std", "sub", "sum", "swapaxes", "tan", "tanh", "topk", "transpose", "unsqueeze", "var",
-    "where",
+    "abs", "absolute", "add", "amax", "amin", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh",
+    "argmax", "argmin", "argsort", "average", "broadcast_to", "cast", "cbrt", "ceil", "clip", "concatenate", "cos",
+    "cosh", "cumprod", "cumsum", "deg2rad", "degrees", "diff", "div", "dot", "equal", "exp", "exp2", "expand",
+    "expand_dims", "expm1", "fabs", "flatten", "floor", "fmax", "fmin", "fmod", "getitem", "greater", "greater_equal",
+    "hypot", "leaky_relu", "less", "less_equal", "linear", "log", "log1p", "log2", "log10", "log_sigmoid",
+    "log_softmax", "logaddexp", "logaddexp2", "logsumexp", "matmul", "max", "maximum", "mean", "median", "min",
+    "minimum", "mod", "mul", "nan_to_num", "nanmean", "nansum", "neg", "negative", "not_equal", "permute", "pow",
+    "prod", "rad2deg", "radians", "reciprocal", "relu", "remainder", "reshape", "rint", "round", "sigmoid", "sign",
+    "sin", "sinc", "sinh", "softmax", "softplus", "sort", "sqrt", "square", "squeeze", "stack", "std", "sub", "sum",
+    "swapaxes", "tan", "tanh", "topk", "transpose", "true_divide", "trunc", "unsqueeze", "var", "where",
 ]

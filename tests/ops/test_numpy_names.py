@@ -11,11 +11,13 @@ import devgrad as dg
 TRIGONOMETRIC = ["sin", "cos", "tan", "arcsin", "arccos", "arctan", "arctan2", "sinh", "cosh", "arcsinh", "arccosh",
                  "arctanh", "sinc", "deg2rad", "rad2deg", "degrees", "radians", "hypot"]
 EXPONENTIAL = ["exp2", "expm1", "log1p", "log2", "log10", "logaddexp", "logaddexp2"]
+ROUNDING = ["sign", "floor", "ceil", "round", "rint", "trunc", "mod", "remainder", "fmod", "fmax", "fmin", "nan_to_num",
+            "absolute", "fabs", "square", "reciprocal", "negative", "true_divide", "cbrt"]
 
 REDUCTIONS = ["prod", "cumsum", "cumprod", "diff", "sort", "argsort", "amax", "amin", "nansum", "nanmean", "average",
               "median"]
 
-GROUPS = {"trigonometric": TRIGONOMETRIC, "exponential": EXPONENTIAL, "reductions": REDUCTIONS}
+GROUPS = {"trigonometric": TRIGONOMETRIC, "exponential": EXPONENTIAL, "rounding": ROUNDING, "reductions": REDUCTIONS}
 NAMES = [name for group in GROUPS.values() for name in group]
 
 

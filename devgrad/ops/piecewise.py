@@ -1,0 +1,174 @@
+"""Rounding and other piecewise functions of NumPy's: sign, floor, ceil, round, rint, trunc, mod
+(remainder, ``%``), fmod, fmax, fmin, nan_to_num.
+
+Where a function is constant its gradient is 0, also at the jumps (PyTorch's convention), and
+zero again at every higher order. mod and fmod pass the gradient to the dividend and give the
+divisor -g·(the quotient), as PyTorch's remainder and fmod; fmax and fmin give a tie's gradient
+to the first argument and pick the non-NaN side, as PyTorch's.
+"""
+
+from __future__ import annotations
+
+from devgrad.core import Function, Tensor, quiet
+from devgrad.ops._util import data_of
+from devgrad.ops.elementwise import Where, link_zero, select
+from devgrad.ops.ufunc import Binary, Flat, apply_binary
+
+
+class Sign(Flat):
+    __slots__ = ()
+    ufunc = "sign"
+
+
+class Floor(Flat):
+    __slots__ = ()
+    ufunc = "floor"
+
+
+class Ceil(Flat):
+    __slots__ = ()
+    ufunc = "ceil"
+
+
+class Round(Flat):
+    """Half to even, like NumPy (and PyTorch); ``decimals`` as NumPy's."""
+
+    __slots__ = ()
+    ufunc = "round"
+
+
+class Rint(Flat):
+    __slots__ = ()
+    ufunc = "rint"
+
+
+class Trunc(Flat):
+    __slots__ = ()
+    ufunc = "trunc"
+
+
+class Mod(Binary):
+    """a - b·floor(a / b): the sign of b, as Python's ``%`` (NumPy's remainder)."""
+
+    __slots__ = ()
+    ufunc = "remainder"
+
+    def quotient(self, a, b):
+        return self.xp.floor_divide(a, b)
+
+    def derivatives(self, g, a, b, need_a, need_b):
+        db = None
+        if need_b:
+            db = -g * self.const(self.xp.asarray(self.quotient(data_of(a), data_of(b)), dtype=g.dtype))
+        return g if need_a else None, db
+
+
+class Fmod(Mod):
+    """a - b·trunc(a / b): the sign of a, as C's fmod."""
+
+    __slots__ = ()
+    ufunc = "fmod"
+
+    def quotient(self, a, b):
+        return self.xp.trunc(a / b)
+
+
+class Fmax(Binary):
+    """The larger of a and b, the non-NaN one where one is NaN."""
+
+    __slots__ = ()
+    ufunc = "fmax"
+
+    def first_wins(self, a, b):
+        return (a >= b) | self.xp.isnan(b)
+
+    def derivatives(self, g, a, b, need_a, need_b):
+        first = self.xp.asarray(self.first_wins(data_of(a), data_of(b)))
+        return (Where.apply(g, 0.0, cond=first) if need_a else None,
+                Where.apply(0.0, g, cond=first) if need_b else None)
+
+
+class Fmin(Fmax):
+    """The smaller of a and b, the non-NaN one where one is NaN."""
+
+    __slots__ = ()
+    ufunc = "fmin"
+
+    def first_wins(self, a, b):
+        return (a <= b) | self.xp.isnan(b)
+
+
+class NanToNum(Function):
+    """NaN and ±inf replaced by finite numbers; the gradient passes where x is finite, else 0."""
+
+    __slots__ = ()
+    save_inputs = True
+    array_backward = True
+
+    @quiet
+    def forward(self, a, nan, posinf, neginf):
+        return self.device.xp.nan_to_num(a, nan=nan, posinf=posinf, neginf=neginf)
+
+    def backward(self, g):
+        x = self.inputs[0]
+        return link_zero(select(g, self.xp.isfinite(x.data), g, 0.0, self.xp), x)
+
+
+def sign(x: Tensor) -> Tensor:
+    """-1, 0 or 1 by the sign of x (NaN stays NaN); zero gradient."""
+    return Sign.apply(x)
+
+
+def floor(x: Tensor) -> Tensor:
+    """The largest integer <= x; zero gradient."""
+    return Floor.apply(x)
+
+
+def ceil(x: Tensor) -> Tensor:
+    """The smallest integer >= x; zero gradient."""
+    return Ceil.apply(x)
+
+
+def round(x: Tensor, decimals: int = 0) -> Tensor:  # noqa: A001 - NumPy's name
+    """Round half to even to ``decimals`` places (NumPy's ``round``); zero gradient."""
+    return Round.apply(x, decimals=int(decimals))
+
+
+def rint(x: Tensor) -> Tensor:
+    """Round half to even to an integer; zero gradient."""
+    return Rint.apply(x)
+
+
+def trunc(x: Tensor) -> Tensor:
+    """x rounded toward zero; zero gradient."""
+    return Trunc.apply(x)
+
+
+def mod(x1, x2) -> Tensor:
+    """x1 - x2·floor(x1/x2), with the sign of x2 (``%``; NumPy's remainder, PyTorch's remainder)."""
+    return apply_binary(Mod, x1, x2)
+
+
+remainder = mod
+
+
+def fmod(x1, x2) -> Tensor:
+    """x1 - x2·trunc(x1/x2), with the sign of x1 (C's fmod)."""
+    return apply_binary(Fmod, x1, x2)
+
+
+def fmax(x1, x2) -> Tensor:
+    """Elementwise maximum that ignores NaN (NaN only where both are NaN)."""
+    return apply_binary(Fmax, x1, x2)
+
+
+def fmin(x1, x2) -> Tensor:
+    """Elementwise minimum that ignores NaN (NaN only where both are NaN)."""
+    return apply_binary(Fmin, x1, x2)
+
+
+def nan_to_num(x: Tensor, copy: bool = True, nan: float = 0.0, posinf: float | None = None,
+               neginf: float | None = None) -> Tensor:
+    """NaN -> ``nan``, inf -> ``posinf``, -inf -> ``neginf`` (default: the dtype's largest finite
+    values), as NumPy's; ``copy`` is accepted for NumPy's signature (the result is always new)."""
+    return NanToNum.apply(x, nan=nan, posinf=posinf, neginf=neginf)

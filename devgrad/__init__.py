@@ -37,6 +37,9 @@ from devgrad.ops import (
     arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, cos, cosh, deg2rad, degrees, exp2, expm1, hypot,
     log1p, log2, log10, logaddexp, logaddexp2, rad2deg, radians, sin, sinc, sinh, tan,
 )
+from devgrad.ops import (
+    cross, diag, diagflat, diagonal, einsum, identity, inner, kron, outer, tensordot, trace, tri, tril, triu, vdot,
+)
 from devgrad.ops import amax, amin, argsort, average, cumprod, cumsum, diff, median, nanmean, nansum, prod, sort, topk
 from devgrad.ops import (
     absolute, cbrt, ceil, fabs, floor, fmax, fmin, fmod, mod, nan_to_num, negative, reciprocal, remainder, rint,
@@ -63,21 +66,22 @@ if TYPE_CHECKING:
 __all__ = [
     "CaptureError", "CapturedStep", "Device", "DeviceError", "Function", "GradcheckError", "Tensor", "__version__",
     "abs", "absolute", "add", "amax", "amin", "arange", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2",
-    "arctanh", "argmax", "argmin", "argsort", "as_dtype", "as_tensor", "average", "broadcast_to", "cat", "cbrt",
-    "ceil", "clip", "concatenate", "cos", "cosh", "cuda_available", "cuda_unavailable_reason", "cumprod", "cumsum",
-    "data", "default_device", "deg2rad", "degrees", "device", "devices", "diff", "div", "dot", "enable_grad", "equal",
-    "exp", "exp2", "expand", "expand_dims", "experiment", "expm1", "eye", "fabs", "flatten", "float32", "float64",
-    "floor", "fmax", "fmin", "fmod", "from_dlpack", "from_numpy", "full", "full_like", "func",
-    "get_float32_matmul_precision", "grad", "gradcheck", "gradgradcheck", "greater", "greater_equal", "hypot",
-    "is_grad_enabled", "leaky_relu", "less", "less_equal", "linear", "linspace", "load", "log", "log1p", "log2",
-    "log10", "log_sigmoid", "log_softmax", "logaddexp", "logaddexp2", "logsumexp", "manual_seed", "matmul", "max",
-    "maximum", "mean", "median", "min", "minimum", "mod", "mul", "nan_to_num", "nanmean", "nansum", "neg", "negative",
-    "nn", "no_grad", "not_equal", "ones", "ones_like", "ops", "optim", "pow", "prod", "rad2deg", "radians", "rand",
-    "rand_like", "randint", "randn", "randn_like", "reciprocal", "relu", "remainder", "reshape", "rint", "round",
-    "save", "set_default_device", "set_float32_matmul_precision", "set_grad_enabled", "sigmoid", "sign", "sin", "sinc",
-    "sinh", "softmax", "softplus", "sort", "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "swapaxes",
-    "tan", "tanh", "tensor", "topk", "transpose", "true_divide", "trunc", "unsqueeze", "var", "viz", "where", "zeros",
-    "zeros_like",
+    "arctanh", "argmax", "argmin", "argsort", "as_dtype", "as_tensor", "average", "broadcast_to", "cat", "cbrt", "ceil",
+    "clip", "concatenate", "cos", "cosh", "cross", "cuda_available", "cuda_unavailable_reason", "cumprod", "cumsum",
+    "data", "default_device", "deg2rad", "degrees", "device", "devices", "diag", "diagflat", "diagonal", "diff", "div",
+    "dot", "einsum", "enable_grad", "equal", "exp", "exp2", "expand", "expand_dims", "experiment", "expm1", "eye",
+    "fabs", "flatten", "float32", "float64", "floor", "fmax", "fmin", "fmod", "from_dlpack", "from_numpy", "full",
+    "full_like", "func", "get_float32_matmul_precision", "grad", "gradcheck", "gradgradcheck", "greater",
+    "greater_equal", "hypot", "identity", "inner", "is_grad_enabled", "kron", "leaky_relu", "less", "less_equal",
+    "linear", "linspace", "load", "log", "log1p", "log2", "log10", "log_sigmoid", "log_softmax", "logaddexp",
+    "logaddexp2", "logsumexp", "manual_seed", "matmul", "max", "maximum", "mean", "median", "min", "minimum", "mod",
+    "mul", "nan_to_num", "nanmean", "nansum", "neg", "negative", "nn", "no_grad", "not_equal", "ones", "ones_like",
+    "ops", "optim", "outer", "pow", "prod", "rad2deg", "radians", "rand", "rand_like", "randint", "randn", "randn_like",
+    "reciprocal", "relu", "remainder", "reshape", "rint", "round", "save", "set_default_device",
+    "set_float32_matmul_precision", "set_grad_enabled", "sigmoid", "sign", "sin", "sinc", "sinh", "softmax", "softplus",
+    "sort", "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "swapaxes", "tan", "tanh", "tensor", "tensordot",
+    "topk", "trace", "transpose", "tri", "tril", "triu", "true_divide", "trunc", "unsqueeze", "var", "vdot", "viz",
+    "where", "zeros", "zeros_like",
 ]
 
 # The modules imported above are attributes of this package as a side effect of importing them;

@@ -28,6 +28,8 @@ from devgrad.ops.torch_methods import (
     nonzero, norm, repeat, split, sub_method, tile, type_as, unique,
 )
 from devgrad.ops.torch_methods import flatten as torch_flatten
+from devgrad.ops.matrix import diag, diagflat, diagonal, identity, tri, tril, trace, triu
+from devgrad.ops.products import cross, einsum, inner, kron, outer, tensordot, vdot
 from devgrad.ops.scan import argsort, cumprod, cumsum, diff, prod, sort, sort_method, topk
 from devgrad.ops.statistics import amax, amin, average, median, nanmean, nansum
 from devgrad.ops.shape import (
@@ -149,6 +151,7 @@ TENSOR_METHODS = {
     "expand": expand, "squeeze": squeeze, "unsqueeze": unsqueeze,
     "matmul": matmul, "argmax": argmax, "argmin": argmin, "any": _any, "all": _all,
     "maximum": maximum, "minimum": minimum,
+    "trace": trace, "diagonal": diagonal, "dot": dot, "outer": outer,
     "prod": prod, "cumsum": cumsum, "cumprod": cumprod, "sort": sort_method, "argsort": argsort, "topk": topk,
     # PyTorch's spellings
     "view": _view, "t": _t, "pow": pow, "mm": matmul, "clamp": _clamp, "long": _cast_to(np.int64),
@@ -175,12 +178,13 @@ register_tensor_methods(TENSOR_METHODS)
 __all__ = [
     "abs", "absolute", "add", "amax", "amin", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh",
     "argmax", "argmin", "argsort", "average", "broadcast_to", "cast", "cbrt", "ceil", "clip", "concatenate", "cos",
-    "cosh", "cumprod", "cumsum", "deg2rad", "degrees", "diff", "div", "dot", "equal", "exp", "exp2", "expand",
-    "expand_dims", "expm1", "fabs", "flatten", "floor", "fmax", "fmin", "fmod", "getitem", "greater", "greater_equal",
-    "hypot", "leaky_relu", "less", "less_equal", "linear", "log", "log1p", "log2", "log10", "log_sigmoid",
-    "log_softmax", "logaddexp", "logaddexp2", "logsumexp", "matmul", "max", "maximum", "mean", "median", "min",
-    "minimum", "mod", "mul", "nan_to_num", "nanmean", "nansum", "neg", "negative", "not_equal", "permute", "pow",
-    "prod", "rad2deg", "radians", "reciprocal", "relu", "remainder", "reshape", "rint", "round", "sigmoid", "sign",
-    "sin", "sinc", "sinh", "softmax", "softplus", "sort", "sqrt", "square", "squeeze", "stack", "std", "sub", "sum",
-    "swapaxes", "tan", "tanh", "topk", "transpose", "true_divide", "trunc", "unsqueeze", "var", "where",
+    "cosh", "cross", "cumprod", "cumsum", "deg2rad", "degrees", "diag", "diagflat", "diagonal", "diff", "div", "dot",
+    "einsum", "equal", "exp", "exp2", "expand", "expand_dims", "expm1", "fabs", "flatten", "floor", "fmax", "fmin",
+    "fmod", "getitem", "greater", "greater_equal", "hypot", "identity", "inner", "kron", "leaky_relu", "less",
+    "less_equal", "linear", "log", "log1p", "log2", "log10", "log_sigmoid", "log_softmax", "logaddexp", "logaddexp2",
+    "logsumexp", "matmul", "max", "maximum", "mean", "median", "min", "minimum", "mod", "mul", "nan_to_num", "nanmean",
+    "nansum", "neg", "negative", "not_equal", "outer", "permute", "pow", "prod", "rad2deg", "radians", "reciprocal",
+    "relu", "remainder", "reshape", "rint", "round", "sigmoid", "sign", "sin", "sinc", "sinh", "softmax", "softplus",
+    "sort", "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "swapaxes", "tan", "tanh", "tensordot", "topk",
+    "trace", "transpose", "tri", "tril", "triu", "true_divide", "trunc", "unsqueeze", "var", "vdot", "where",
 ]

@@ -16,8 +16,11 @@ ROUNDING = ["sign", "floor", "ceil", "round", "rint", "trunc", "mod", "remainder
 
 REDUCTIONS = ["prod", "cumsum", "cumprod", "diff", "sort", "argsort", "amax", "amin", "nansum", "nanmean", "average",
               "median"]
+PRODUCTS = ["outer", "inner", "tensordot", "einsum", "kron", "cross", "vdot", "dot"]
+MATRIX = ["trace", "diag", "diagonal", "diagflat", "tril", "triu", "eye", "identity", "tri"]
 
-GROUPS = {"trigonometric": TRIGONOMETRIC, "exponential": EXPONENTIAL, "rounding": ROUNDING, "reductions": REDUCTIONS}
+GROUPS = {"trigonometric": TRIGONOMETRIC, "exponential": EXPONENTIAL, "rounding": ROUNDING, "reductions": REDUCTIONS,
+          "products": PRODUCTS, "matrix": MATRIX}
 NAMES = [name for group in GROUPS.values() for name in group]
 
 

@@ -24,8 +24,12 @@ import threading
 import numpy as np
 
 from devgrad.backend import cpu_kernels, cupy_import
-from devgrad.backend import precision as _precision
 from devgrad.backend import numpy as _cpu
+from devgrad.backend.capturing import (
+    CaptureError, is_capturing, recording_for_replay, refuse_random_draws, refuse_while_capturing,
+)
+from devgrad.backend.capturing import state as capture_state
+from devgrad.backend.precision import get_float32_matmul_precision, set_float32_matmul_precision
 from devgrad.backend.protocol import DeviceModule
 from devgrad.backend.registry import KernelTable, kernel_table, register_kernel, register_kernels
 
@@ -49,17 +53,6 @@ for _name in PRIMITIVES:
 class DeviceError(RuntimeError):
     """A device was asked for that does not exist here, or tensors on two devices met."""
 
-
-class CaptureError(RuntimeError):
-    """A step being captured into a CUDA graph did something a replay cannot repeat."""
-
-
-class _Capturing(threading.local):
-    # the Device whose capture this thread is running, if any (a class default: no lookup miss)
-    device: Device | None = None
-
-
-_capturing = _Capturing()
 
 
 class Device:
@@ -164,7 +157,7 @@ class Device:
     # -- compute -----------------------------------------------------------------------
     def generator(self, seed: int):
         """A random generator that draws directly on this device (for dropout masks)."""
-        _refuse_random_draws_while_capturing()
+        refuse_random_draws()
         return self.module.generator(seed)
 
     def uniform(self, generator, shape, dtype, half_open: bool = True):
@@ -172,7 +165,7 @@ class Device:
         ``half_open=False`` lets the draws also be exactly 1 (a GPU then hands over cuRAND's
         (0, 1] draws as they come, one kernel fewer: dropout's mask kernel counts a 1 as a 0).
         Refused while a step is being captured: a replay would repeat the same numbers."""
-        _refuse_random_draws_while_capturing()
+        refuse_random_draws()
         return self.module.uniform(generator, shape, dtype, half_open)
 
     def capture(self, fn):
@@ -180,14 +173,14 @@ class Device:
         ``result`` (what fn returned) and ``replay()``. Check ``supports_graphs`` first."""
         if not self.supports_graphs:
             raise DeviceError(f"CUDA graphs need a GPU; {self} has none (check device.supports_graphs first)")
-        previous = _capturing.device
+        previous = capture_state.device
 
         def recorded():
-            _capturing.device = self  # what must not happen while recording checks this (uniform)
+            capture_state.device = self  # what must not happen while recording checks this (uniform)
             try:
                 return fn()
             finally:
-                _capturing.device = previous
+                capture_state.device = previous
 
         return self.module.capture(recorded)
 
@@ -219,51 +212,6 @@ def _open_device(kind: str, index: int) -> DeviceModule:
     if isinstance(module, str):
         module = _DEVICE_MODULES[kind] = importlib.import_module(module)
     return module.open_device(index)
-
-
-def set_float32_matmul_precision(precision: str) -> None:
-    """How float32 matrix products are computed on GPUs, as in PyTorch: ``"highest"`` (default)
-    is true float32; ``"high"`` lets cuBLAS use TF32 tensor cores (about 10 mantissa bits per
-    product, float32 accumulation: several times faster on large GEMMs of Ampere and later GPUs,
-    relative errors near 1e-3 instead of 1e-6). float64 and the CPU are unaffected."""
-    _precision.set_precision(precision)
-
-
-def get_float32_matmul_precision() -> str:
-    """The current float32 matmul precision ("highest" or "high")."""
-    return _precision.precision()
-
-
-def is_capturing() -> bool:
-    """True while this thread is recording a step into a CUDA graph (``Device.capture``)."""
-    return _capturing.device is not None
-
-
-def refuse_while_capturing(what: str, why_and_fix: str) -> None:
-    """Raise CaptureError when this thread is recording a step into a CUDA graph: for work whose
-    effect a replay would silently freeze (``what`` happened; ``why_and_fix`` says the rest)."""
-    capturing = _capturing.device
-    if capturing is not None:
-        how = "captured into a CUDA graph" if capturing.supports_graphs else "recorded for replay"
-        raise CaptureError(f"{what} while a step was being {how} on {capturing}: {why_and_fix}")
-
-
-@contextlib.contextmanager
-def recording_for_replay(dev: Device):
-    """While the body runs, work a replay could not repeat raises CaptureError, as inside
-    ``Device.capture``: the CPU's recorder of a step (``devgrad.cpu_plan``) runs the step in it."""
-    previous = _capturing.device
-    _capturing.device = dev
-    try:
-        yield
-    finally:
-        _capturing.device = previous
-
-
-def _refuse_random_draws_while_capturing() -> None:
-    refuse_while_capturing("random numbers (a dropout mask) were drawn",
-                           "every replay would reuse that one mask. Capture a step without dropout (p=0 or "
-                           "model.eval()), or run it eagerly (CapturedStep(..., enabled=False))")
 
 
 _NO_CONTEXT = contextlib.nullcontext()

@@ -12,7 +12,7 @@ import pytest
 
 import devgrad as dg
 from devgrad import nn, optim
-from devgrad import backend
+from devgrad.backend import capturing
 from devgrad.capture import CapturedStep
 from devgrad.experiment import commands
 from devgrad.nn import functional as F
@@ -294,12 +294,12 @@ class _NoHostReadsDevice(dg.Device):
     def capture(self, fn):
         saved = [(a, a.copy()) for a in self.state()]
         self.capturing = True
-        backend._capturing.device = self  # what Device.capture marks: devgrad's own refusals apply too
+        capturing.state.device = self  # what Device.capture marks: devgrad's own refusals apply too
         try:
             result = fn()
         finally:
             self.capturing = False
-            backend._capturing.device = None
+            capturing.state.device = None
             for array, copy in saved:
                 np.copyto(array, copy)
 
@@ -539,11 +539,11 @@ def test_the_runners_step_does_nothing_a_capture_refuses(tmp_path, monkeypatch, 
     real_step, steps = trainer.Trainer._step, []
 
     def recorded(self, xb, yb):
-        backend._capturing.device = self.device
+        capturing.state.device = self.device
         try:
             steps.append(real_step(self, xb, yb))
         finally:
-            backend._capturing.device = None
+            capturing.state.device = None
 
     monkeypatch.setattr(trainer.Trainer, "_step", recorded)
     spec = {**SMALL, "loss": loss, "schedule": {"name": "cosine"}, "plots": {"enabled": False},

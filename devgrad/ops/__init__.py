@@ -13,9 +13,10 @@ from devgrad.ops.activation import (
     leaky_relu, log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus, tanh,
 )
 from devgrad.ops.elementwise import (
-    abs, add, cast, clip, div, exp, log, maximum, minimum, mul, neg, pow, sqrt, sub, where,
+    abs, add, cast, clip, div, exp, log, maximum, minimum, mul, neg, sqrt, sub, where,
 )
 from devgrad.ops.exponential import exp2, expm1, log1p, log2, log10, logaddexp, logaddexp2
+from devgrad.ops.power import pow
 from devgrad.ops.linalg import dot, linear, matmul
 from devgrad.ops.piecewise import (
     ceil, floor, fmax, fmin, fmod, mod, nan_to_num, remainder, rint, round, sign, trunc,

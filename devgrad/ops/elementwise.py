@@ -1,4 +1,4 @@
-"""Elementwise arithmetic: + - * / **, exp, log, sqrt, abs, maximum/minimum, where, clip, cast.
+"""Elementwise arithmetic: + - * /, exp, log, sqrt, abs, maximum/minimum, where, clip, cast.
 
 Binary ops broadcast like NumPy and accept Python scalars on either side; their backward
 sums the gradient back to each input's shape.
@@ -6,14 +6,14 @@ sums the gradient back to each input's shape.
 
 from __future__ import annotations
 
-import math
-
 from devgrad.backend import DeviceError
 from devgrad.core import Function, Tensor, as_dtype, quiet
 from devgrad.ops._util import operand, shape_of, sum_to
 
 
-class _Binary(Function):
+class BroadcastBinary(Function):
+    """A binary op with NumPy broadcasting: it keeps both input shapes, for ``sum_to`` in backward."""
+
     __slots__ = ("a_shape", "b_shape")
 
     def _shapes(self, a, b):
@@ -61,7 +61,7 @@ def link_zero(value, source):
     return value
 
 
-class Add(_Binary):
+class Add(BroadcastBinary):
     __slots__ = ()
     array_backward = True
 
@@ -73,7 +73,7 @@ class Add(_Binary):
         return sum_to(g, self.a_shape, self.device), sum_to(g, self.b_shape, self.device)
 
 
-class Sub(_Binary):
+class Sub(BroadcastBinary):
     __slots__ = ()
     array_backward = True
 
@@ -87,7 +87,7 @@ class Sub(_Binary):
                 sum_to(-g, self.b_shape, self.device) if need_b else None)
 
 
-class Mul(_Binary):
+class Mul(BroadcastBinary):
     __slots__ = ()
     save_inputs = True
     array_backward = True
@@ -103,7 +103,7 @@ class Mul(_Binary):
                 sum_to(g * a, self.b_shape) if need_b else None)
 
 
-class Div(_Binary):
+class Div(BroadcastBinary):
     """a / b. The denominator's gradient is -g·((a/b)/b), PyTorch's formula: never b·b, which
     overflows or underflows long before a/b does (a = b = 1e-200, or 1e30/1e20 in float32)."""
 
@@ -121,57 +121,6 @@ class Div(_Binary):
         need_a, need_b = self.needs_input_grad
         return (sum_to(g / b, self.a_shape) if need_a else None,
                 sum_to(-g * (a / b / b), self.b_shape) if need_b else None)
-
-
-class Pow(_Binary):
-    """a ** b. Where smooth, the exact derivatives (both orders of the mixed second derivative
-    agree, 1/a at b = 0). PyTorch's conventions at the edges: d(0**0)/da = 0 (where b·a**(b-1)
-    is 0·inf), and d(0**b)/db = 0 for b >= 0 (where a**b·log a is 0·(-inf)); 0**b for b < 0
-    has d/db = -inf. The masks select (a where), so their first derivatives are finite; their
-    second derivatives at those edges are PyTorch's (NaN where its masked formula meets 0·inf)."""
-
-    __slots__ = ()
-    save_inputs = True
-    save_output = True
-
-    @quiet
-    def forward(self, a, b):
-        self._shapes(a, b)
-        if b.__class__ is float and b == -0.5:  # PyTorch's rsqrt: the same values at -0.0 and -inf
-            return 1.0 / self.device.xp.sqrt(a)
-        return a**b
-
-    def backward(self, g):
-        a, b = self.inputs
-        need_a, need_b = self.needs_input_grad
-        ga = gb = None
-        if need_a:
-            ga = sum_to(g * self._base_derivative(a, b), self.a_shape)
-        if need_b:
-            gb = sum_to(g * self._exponent_derivative(a, b), self.b_shape)
-        return ga, gb
-
-    def _base_derivative(self, a, b):
-        """d(a**b)/da = b·a**(b-1), 0 where a = b = 0 (``a`` is a Tensor: only then is it needed)."""
-        if not isinstance(b, Tensor):
-            if b == 0:
-                return self.const(self.xp.zeros(a.shape, dtype=a.dtype))
-            if b == 2:
-                return a * 2.0
-            return (1.0 / sqrt(a) if b == 0.5 else a ** (b - 1)) * b  # sqrt: x**0.5 is sqrt's twin
-        edge = (b.data == 0) & (a.data == 0)
-        return Where.apply(0.0, b * a ** (b - 1), cond=edge)
-
-    def _exponent_derivative(self, a, b):
-        """d(a**b)/db = a**b·log a, 0 where a = 0 and b >= 0."""
-        b_data = b.data if isinstance(b, Tensor) else b
-        if isinstance(a, Tensor):
-            edge = (a.data == 0) & (b_data >= 0)
-            return Where.apply(0.0, self.output() * log(a), cond=edge)
-        if a == 0:
-            return self.output() * self.const(self.xp.where(self.xp.asarray(b_data) >= 0, 0.0, -math.inf)
-                                              .astype(self.out_data.dtype))
-        return self.output() * (math.log(a) if a > 0 else math.nan)
 
 
 class Neg(Function):
@@ -241,7 +190,7 @@ class Abs(Function):
         return link_zero(g * self.constant(g, sign), x)
 
 
-class Maximum(_Binary):
+class Maximum(BroadcastBinary):
     """Elementwise maximum, with PyTorch's gradient conventions: at ties it is split evenly; where
     either side is NaN the whole gradient goes to both (neither is smaller); masked by select."""
 
@@ -277,7 +226,7 @@ class Minimum(Maximum):
     pick = "minimum"
 
 
-class Where(_Binary):
+class Where(BroadcastBinary):
     __slots__ = ("cond",)
 
     def forward(self, a, b, cond):
@@ -328,7 +277,8 @@ class Cast(Function):
 
 # -- function forms ---------------------------------------------------------------------
 
-def _binary(cls, a, b):
+def binary_op(cls, a, b) -> Tensor:
+    """``cls`` applied to a and b, either of which may be a scalar or array (the other a Tensor)."""
     if isinstance(a, Tensor):
         return cls.apply(a, operand(b, a, cls.__name__))
     return cls.apply(operand(a, b, cls.__name__), b)
@@ -336,27 +286,22 @@ def _binary(cls, a, b):
 
 def add(a, b) -> Tensor:
     """a + b with NumPy broadcasting."""
-    return _binary(Add, a, b)
+    return binary_op(Add, a, b)
 
 
 def sub(a, b) -> Tensor:
     """a - b with NumPy broadcasting."""
-    return _binary(Sub, a, b)
+    return binary_op(Sub, a, b)
 
 
 def mul(a, b) -> Tensor:
     """a * b with NumPy broadcasting."""
-    return _binary(Mul, a, b)
+    return binary_op(Mul, a, b)
 
 
 def div(a, b) -> Tensor:
     """a / b with NumPy broadcasting."""
-    return _binary(Div, a, b)
-
-
-def pow(a, b) -> Tensor:  # noqa: A001 - mirrors the operator's name
-    """a ** b; either side may be a scalar."""
-    return _binary(Pow, a, b)
+    return binary_op(Div, a, b)
 
 
 def neg(a: Tensor) -> Tensor:
@@ -384,12 +329,12 @@ def abs(a: Tensor) -> Tensor:  # noqa: A001
 
 def maximum(a, b) -> Tensor:
     """Elementwise maximum of two tensors (or a tensor and a scalar)."""
-    return _binary(Maximum, a, b)
+    return binary_op(Maximum, a, b)
 
 
 def minimum(a, b) -> Tensor:
     """Elementwise minimum of two tensors (or a tensor and a scalar)."""
-    return _binary(Minimum, a, b)
+    return binary_op(Minimum, a, b)
 
 
 def where(cond, a, b) -> Tensor:

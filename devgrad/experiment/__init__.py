@@ -4,7 +4,8 @@ Modules, in the order they build on each other: ``schema`` (generic YAML schema 
 ``spec`` (devgrad's spec), ``task`` (labels, outputs, loss), ``build`` (model, optimizer,
 schedule), ``checkpoint``, ``console``, ``rundir``, ``trainer``, ``report`` (plots),
 ``commands`` (run, resume, redraw), ``model_info``/``inputs``/``predict``/``export`` (use a
-trained run: load, predict, export), ``sweeps`` (grids of runs on a process pool or Dask).
+trained run: load, predict, export), ``sweeps`` (grids of runs on a process pool or Dask, with
+``grid``, ``sweep_point``, ``executors``, ``ranking``), ``search`` (an Optuna study over the same executors).
 The names below are imported on first use, so that importing one module of this package (the
 runner's task, a checkpoint reader) does not import the commands, sweeps and reports.
 """

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from devgrad.experiment import checkpoint as ckpt
-from devgrad.experiment import sweeps
+from devgrad.experiment.sweep_point import run_point
 from devgrad.io import atomic_write_text
 
 __all__ = ["PruningReporter", "Running", "run_trial"]
@@ -53,9 +53,9 @@ class PruningReporter:
 
 
 def run_trial(point: dict) -> dict:
-    """Train one trial (``sweeps.run_point`` with the pruning channel) and return its result line."""
+    """Train one trial (``run_point`` with the pruning channel) and return its result line."""
     callbacks = [PruningReporter(point["pruning"])] if point.get("pruning") else []
-    line = sweeps.run_point(point, callbacks)
+    line = run_point(point, callbacks)
     if line["status"] == "pruned":
         line["error"] = None
     return {**line, "trial": point["index"], "params": point["overrides"]}

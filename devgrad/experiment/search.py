@@ -28,6 +28,12 @@ from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment.pruning import POLL_SECONDS, Running, run_trial
 from devgrad.experiment import search_plots
 from devgrad.experiment import sweeps, tracking
+from devgrad.experiment.executors import check_executor, make_executor
+from devgrad.experiment.ranking import monitor_of_spec, write_tables
+from devgrad.experiment.sweep_plots import draw
+from devgrad.experiment.sweep_point import NOT_STARTED, STOP_FILE
+from devgrad.experiment.sweep_progress import Progress
+from devgrad.experiment.sweep_stop import interrupt, interrupted_message
 from devgrad.experiment.choices import PRUNERS, SAMPLERS
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.examples import spec_file
@@ -36,7 +42,7 @@ from devgrad.experiment.rundir import missing_parents, new_run_dir, now, remove_
 from devgrad.experiment.schema import Loaded, apply_overrides, load_yaml
 from devgrad.experiment.space import Dimension, check_grid_space, check_space, grid_size
 from devgrad.experiment.study import check_storage, dims_of, import_optuna, open_study, tell
-from devgrad.experiment.sweepdir import read_sweep_yaml
+from devgrad.experiment.sweepdir import append_line, read_results, read_sweep_yaml
 from devgrad.experiment.spec import NAME_BLOCKS, SCHEMA, SpecError, resolve, to_yaml
 from devgrad.io import atomic_write_text
 
@@ -96,7 +102,7 @@ def run_search(spec_or_path, search: str | None = None, trials: int | None = Non
     grid) and pruned by ``pruner`` (median | hyperband | none); these add to the spec's
     ``sweep.search`` block. Executors as in ``sweeps.sweep``. Every problem is a SpecError or
     RunError before the sweep folder exists."""
-    sweeps._check_executor(executor, address, gpus_per_run)
+    check_executor(executor, address, gpus_per_run)
     optuna = import_optuna()
     check_storage(storage)
     base, block, path = _load(spec_or_path)
@@ -114,8 +120,7 @@ def run_search(spec_or_path, search: str | None = None, trials: int | None = Non
     if not (isinstance(base.data.get("train"), dict) and "threads" in base.data["train"]):
         spec["train"]["threads"] = 1  # several runs share the cores: one BLAS thread each
     jobs = jobs or os.cpu_count() or 1
-    runner = sweeps._executor(executor, min(jobs, settings["trials"]) if executor in ("local", None) else jobs,
-                              address, gpus_per_run)
+    runner = make_executor(executor, jobs, settings["trials"], address, gpus_per_run)
     try:
         sweep_dir, config, study = _make_search_dir(Path(out) if out is not None else Path("sweeps"), spec, path,
                                                     settings, dims, storage, optuna)
@@ -141,7 +146,7 @@ def _make_search_dir(root: Path, spec: dict, path: Path | None, settings: dict, 
                   "sampler": settings["sampler"], "pruner": settings["pruner"], "trials": settings["trials"],
                   "seed": spec["seed"], "epochs": spec["train"]["epochs"], "storage": storage,
                   "study": f"{name}-{sweep_dir.name}",
-                  "monitor": list(sweeps._monitor(spec)),
+                  "monitor": list(monitor_of_spec(spec)),
                   "dimensions": [{"key": d.key, "kind": d.kind, "low": d.low, "high": d.high, "log": d.log,
                                   "choices": list(d.choices)} for d in dims],
                   # what the sweep page shows: the space as the grid, one planned run per trial
@@ -163,7 +168,7 @@ def _point(trial, dims: list[Dimension], spec: dict, sweep_dir: Path, pruning: b
     name = f"trial-{trial.number:03d}"
     run_dir = sweep_dir / "runs" / name
     point = {"index": trial.number, "name": name, "overrides": params, "seed": spec["seed"],
-             "run_dir": str(run_dir), "stop_file": str(sweep_dir / sweeps.STOP_FILE),
+             "run_dir": str(run_dir), "stop_file": str(sweep_dir / STOP_FILE),
              "pruning": str(run_dir / ".pruning") if pruning else None}
     point["spec"] = resolve(spec, [("--space", f"{k}={json.dumps(v)}") for k, v in params.items()]).to_dict()
     return point
@@ -185,7 +190,7 @@ def _execute(optuna, study, sweep_dir: Path, config: dict, spec: dict, waiting: 
     pruning = config["pruner"] != "none"
     distributions = {d.key: d.distribution(optuna) for d in dims}
     results = list(done)
-    progress = sweeps._Progress(total, len(done), quiet, monitor, runner.description, resumed)
+    progress = Progress(total, len(done), quiet, monitor, runner.description, resumed)
     for line in done:
         progress.record(line, new=False)
     inflight: dict = {}  # future -> _Running
@@ -232,14 +237,14 @@ def _execute(optuna, study, sweep_dir: Path, config: dict, spec: dict, waiting: 
         runner.close(wait=not interrupted)
         progress.close()
     if interrupted:
-        sweeps._write_tables(sweep_dir, results, total, monitor, "interrupted")
-        raise KeyboardInterrupt(sweeps._interrupted_message(sweep_dir, results, submitted, total))
+        write_tables(sweep_dir, results, total, monitor, "interrupted")
+        raise KeyboardInterrupt(interrupted_message(sweep_dir, results, submitted, total))
     return _finish(optuna, study, sweep_dir, results, total, monitor, status, quiet, pruning, spec)
 
 
 def _record(optuna, study, sweep_dir: Path, monitor: tuple, results: list, progress, line: dict) -> dict:
     """A finished trial: its line in results.jsonl, then the study told (a kill between loses nothing)."""
-    sweeps._append(sweep_dir / "results.jsonl", line)
+    append_line(sweep_dir / "results.jsonl", line)
     tell(optuna, study, line, monitor)
     results.append(line)
     progress.record(line)
@@ -249,7 +254,7 @@ def _record(optuna, study, sweep_dir: Path, monitor: tuple, results: list, progr
 def _stop(optuna, study, sweep_dir: Path, runner, futures: list, results: list, monitor: tuple) -> None:
     """Ctrl-C: the trials in flight stop (they checkpoint); those that report in time are told."""
     told = {r["index"] for r in results}
-    sweeps._interrupt(sweep_dir, runner, futures, results)
+    interrupt(sweep_dir, runner, futures, results)
     for line in results:
         if line["index"] not in told:
             tell(optuna, study, line, monitor)
@@ -260,9 +265,9 @@ def _finish(optuna, study, sweep_dir: Path, results: list, total: int, monitor: 
     if status == "completed" and results and all(r["status"] not in ("completed", "pruned") for r in results):
         status = "failed"
     # best_runs.png (a grid's per-value plots would put every sampled value on its own tick)
-    plots = sweeps._plots(sweep_dir, [{**r, "overrides": {}} for r in results], monitor)
+    plots = draw(sweep_dir, [{**r, "overrides": {}} for r in results], monitor)
     plots += search_plots.draw(optuna, study, sweep_dir, monitor, pruning)
-    summary = sweeps._write_tables(sweep_dir, results, total, monitor, status, plots)
+    summary = write_tables(sweep_dir, results, total, monitor, status, plots)
     write_sweep_report(sweep_dir)
     tracking.finish_parent(sweep_dir, spec)  # the tables, page and plots to the sweep's MLflow run
     print(summary, flush=True)
@@ -278,7 +283,7 @@ def resume_search(sweep_dir, jobs: int | None = None, executor="local", address:
     """Continue a search to its trial count: trials the study gave out but never heard back from
     are recorded from results.jsonl, or run again from their checkpoints; then new ones are asked."""
     sweep_dir = Path(sweep_dir)
-    sweeps._check_executor(executor, address, gpus_per_run)
+    check_executor(executor, address, gpus_per_run)
     optuna = import_optuna()
     if not (sweep_dir / "sweep.yaml").exists():
         raise RunError(f"{sweep_dir} is not a sweep folder (no sweep.yaml); pass the folder 'devgrad sweep' printed")
@@ -286,17 +291,16 @@ def resume_search(sweep_dir, jobs: int | None = None, executor="local", address:
     spec = ckpt.read_json(sweep_dir / "base.json")
     study = open_study(optuna, sweep_dir, config, dims_of(config))
     monitor = tuple(config["monitor"])
-    lines = {r["index"]: r for r in sweeps.read_results(sweep_dir)}
+    lines = {r["index"]: r for r in read_results(sweep_dir)}
     running = optuna.trial.TrialState.RUNNING
     for trial in study.get_trials(deepcopy=False, states=(running,)):
         if trial.number in lines:  # it ended and was written down, but the study never heard
             tell(optuna, study, lines[trial.number], monitor)
     waiting = [t for t in study.get_trials(deepcopy=False, states=(running,))]
-    done = [r for r in lines.values() if r["status"] not in ("stopped", sweeps.NOT_STARTED)]
+    done = [r for r in lines.values() if r["status"] not in ("stopped", NOT_STARTED)]
     jobs = jobs or os.cpu_count() or 1
-    runner = sweeps._executor(executor, min(jobs, max(1, config["trials"] - len(done)))
-                              if executor in ("local", None) else jobs, address, gpus_per_run)
-    (sweep_dir / sweeps.STOP_FILE).unlink(missing_ok=True)
+    runner = make_executor(executor, jobs, max(1, config["trials"] - len(done)), address, gpus_per_run)
+    (sweep_dir / STOP_FILE).unlink(missing_ok=True)
     return _execute(optuna, study, sweep_dir, config, spec, waiting, done, runner, jobs, quiet, fail_fast,
                     gpus_per_run, resumed=True)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from devgrad.experiment.schema import Loaded, NUM, did_you_mean, is_kind
 from devgrad.experiment.spec import SCHEMA, SpecError, resolve
-from devgrad.experiment.sweeps import parse_grid_option
+from devgrad.experiment.grid import parse_grid_option
 
 KINDS = ("uniform", "loguniform", "int", "choice")
 EXAMPLE = "e.g. optimizer.lr: {loguniform: [1.0e-4, 1.0e-1]} or model.hidden: {choice: [[32], [64, 64]]}"

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devgrad.experiment import sweeps
 from devgrad.experiment.errors import RunError
+from devgrad.experiment.ranking import value as monitored_value
 from devgrad.experiment.space import Dimension
+from devgrad.experiment.sweep_point import NOT_STARTED
 
 __all__ = ["OPTUNA_HINT", "check_storage", "dims_of", "import_optuna", "open_study", "tell"]
 
@@ -92,9 +93,9 @@ def tell(optuna, study, line: dict, monitor: tuple) -> None:
     """The study learns how a finished trial ended (a stopped one is not finished: it runs again)."""
     states = optuna.trial.TrialState
     status = line["status"]
-    if status in ("stopped", sweeps.NOT_STARTED):
+    if status in ("stopped", NOT_STARTED):
         return
-    value = sweeps._value(line, monitor[0]) if status == "completed" else None
+    value = monitored_value(line, monitor[0]) if status == "completed" else None
     if status == "completed" and value is not None:
         told = {"values": value}
     else:

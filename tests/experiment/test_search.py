@@ -22,7 +22,7 @@ optuna = pytest.importorskip("optuna")
 
 from devgrad.experiment import RunError, SpecError, resume_sweep, sweep  # noqa: E402
 from devgrad.experiment.space import check_space, parse_space_option  # noqa: E402
-from devgrad.experiment.sweeps import read_results  # noqa: E402
+from devgrad.experiment.sweepdir import read_results  # noqa: E402
 from devgrad.experiment.schema import Loaded  # noqa: E402
 from tests.support.run_helpers import HAVE_MATPLOTLIB, ROOT, cli, write_spec  # noqa: E402
 

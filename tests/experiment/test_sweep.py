@@ -229,37 +229,37 @@ def test_without_dask_the_error_names_the_extra(tmp_path, monkeypatch):
 
 
 def test_a_run_folder_killed_before_its_run_started_is_reused_and_nothing_else_is(tmp_path):
-    from devgrad.experiment.sweeps import _clear_unstarted
+    from devgrad.experiment.sweep_point import clear_unstarted
 
     killed = tmp_path / "killed"
     killed.mkdir()
     (killed / ".config.yaml.ab12cd.tmp").write_text("")  # an atomic write cut short by kill -9
     (killed / "config.yaml").write_text("name: x\n")
     (killed / "plots").mkdir()
-    _clear_unstarted(killed)
+    clear_unstarted(killed)
     assert not any(killed.iterdir())
     trained = tmp_path / "trained"
     (trained / "checkpoints").mkdir(parents=True)
     (trained / "checkpoints" / "last.npz").write_bytes(b"weights")
     (trained / "config.yaml").write_text("name: x\n")
-    _clear_unstarted(trained)
+    clear_unstarted(trained)
     assert (trained / "checkpoints" / "last.npz").read_bytes() == b"weights"
 
 
 def test_a_results_line_cut_short_by_a_kill_does_not_swallow_the_next(tmp_path):
-    from devgrad.experiment.sweeps import _append, read_results
+    from devgrad.experiment.sweepdir import append_line, read_results
 
     (tmp_path / "results.jsonl").write_text('{"index": 0, "status": "completed"}\n{"index": 1, "sta')
-    _append(tmp_path / "results.jsonl", {"index": 2, "status": "completed"})
+    append_line(tmp_path / "results.jsonl", {"index": 2, "status": "completed"})
     assert [r["index"] for r in read_results(tmp_path)] == [0, 2]
 
 
 def test_each_progress_line_gives_the_runs_own_value_and_the_best_so_far(capsys):
     """A finished run's line says what that run reached, then the best so far and which run
     holds it: 'best val_loss 0.07' after a run that reached 0.11 read as that run's value."""
-    from devgrad.experiment.sweeps import _Progress
+    from devgrad.experiment.sweep_progress import Progress
 
-    progress = _Progress(total=3, initial=0, quiet=False, monitor=("val_loss", "min"), where="test")
+    progress = Progress(total=3, initial=0, quiet=False, monitor=("val_loss", "min"), where="test")
     for index, status, value in ((0, "failed", None), (1, "completed", 0.0677), (2, "completed", 0.1125)):
         progress.record({"index": index, "status": status, "wall_seconds": 1.5,
                          "best": {"val_loss": value} if value is not None else None,
@@ -324,10 +324,10 @@ def test_sweep_yaml_has_no_anchors_and_sweep_takes_set_and_device(tmp_path):
 
 
 def test_a_resumed_sweep_says_what_it_will_run_and_does_not_list_old_results(capsys):
-    from devgrad.experiment.sweeps import _Progress
+    from devgrad.experiment.sweep_progress import Progress
 
     old = {"index": 0, "status": "completed", "best": {"val_loss": 0.5}, "final": None, "wall_seconds": 1.0}
-    progress = _Progress(4, 1, quiet=False, monitor=("val_loss", "min"), where="a pool", resumed=True)
+    progress = Progress(4, 1, quiet=False, monitor=("val_loss", "min"), where="a pool", resumed=True)
     progress.record(old, new=False)
     out = capsys.readouterr().out
     assert out == "sweep --resume: 3 of 4 runs to run (1 finished before) on a pool\n"
@@ -373,7 +373,7 @@ def test_ctrl_c_stops_a_sweep_at_once_and_resume_finishes_it(tmp_path):
 
 
 def test_a_queued_run_does_not_start_once_the_sweep_is_stopping(tmp_path):
-    from devgrad.experiment.sweeps import NOT_STARTED, run_point
+    from devgrad.experiment.sweep_point import NOT_STARTED, run_point
 
     (tmp_path / ".stop").touch()
     point = {"index": 3, "overrides": {}, "seed": 0, "spec": {}, "run_dir": str(tmp_path / "runs" / "003"),
@@ -386,10 +386,11 @@ def test_the_local_pool_spawns_its_workers_where_a_fork_is_unsafe(monkeypatch):
     """A forked worker keeps only the forking thread: a lock another thread holds stays held in it."""
     import threading
 
-    from devgrad.experiment import figures, sweeps
+    from devgrad.experiment import figures
+    from devgrad.experiment.local_pool import LocalPool
 
     monkeypatch.setattr(figures.threading, "active_count", lambda: 1)
-    pool = sweeps._Local(2)
+    pool = LocalPool(2)
     pool.close()
     assert pool.description.endswith("(fork)") == sys.platform.startswith("linux")
     monkeypatch.undo()
@@ -397,7 +398,7 @@ def test_the_local_pool_spawns_its_workers_where_a_fork_is_unsafe(monkeypatch):
     other = threading.Thread(target=release.wait)
     other.start()
     try:
-        pool = sweeps._Local(2)
+        pool = LocalPool(2)
         pool.close()
     finally:
         release.set()

@@ -18,7 +18,7 @@ from devgrad.core import (
     Function, Tensor, as_dtype, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled, tensor,
 )
 from devgrad.creation import (
-    arange, as_tensor, eye, from_numpy, full, full_like, linspace, ones, ones_like, zeros, zeros_like,
+    arange, as_tensor, eye, from_numpy, full, full_like, ones, ones_like, zeros, zeros_like,
 )
 from devgrad import ops
 from devgrad import func
@@ -45,6 +45,11 @@ from devgrad.ops import (
     absolute, cbrt, ceil, fabs, floor, fmax, fmin, fmod, mod, nan_to_num, negative, reciprocal, remainder, rint,
     round, sign, square, true_divide, trunc,
 )
+from devgrad.ops import (
+    append, array, array_split, atleast_1d, atleast_2d, atleast_3d, column_stack, dsplit, dstack, flip, fliplr,
+    flipud, hsplit, hstack, linspace, moveaxis, nonzero, pad, ravel, repeat, roll, rollaxis, rot90, select, split,
+    take, take_along_axis, tile, vsplit, vstack,
+)
 from devgrad.random import manual_seed, rand, rand_like, randint, randn, randn_like
 from devgrad.capture import CapturedStep
 from devgrad.io import load, save
@@ -65,23 +70,26 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CaptureError", "CapturedStep", "Device", "DeviceError", "Function", "GradcheckError", "Tensor", "__version__",
-    "abs", "absolute", "add", "amax", "amin", "arange", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2",
-    "arctanh", "argmax", "argmin", "argsort", "as_dtype", "as_tensor", "average", "broadcast_to", "cat", "cbrt", "ceil",
-    "clip", "concatenate", "cos", "cosh", "cross", "cuda_available", "cuda_unavailable_reason", "cumprod", "cumsum",
-    "data", "default_device", "deg2rad", "degrees", "device", "devices", "diag", "diagflat", "diagonal", "diff", "div",
-    "dot", "einsum", "enable_grad", "equal", "exp", "exp2", "expand", "expand_dims", "experiment", "expm1", "eye",
-    "fabs", "flatten", "float32", "float64", "floor", "fmax", "fmin", "fmod", "from_dlpack", "from_numpy", "full",
-    "full_like", "func", "get_float32_matmul_precision", "grad", "gradcheck", "gradgradcheck", "greater",
-    "greater_equal", "hypot", "identity", "inner", "is_grad_enabled", "kron", "leaky_relu", "less", "less_equal",
-    "linear", "linspace", "load", "log", "log1p", "log2", "log10", "log_sigmoid", "log_softmax", "logaddexp",
-    "logaddexp2", "logsumexp", "manual_seed", "matmul", "max", "maximum", "mean", "median", "min", "minimum", "mod",
-    "mul", "nan_to_num", "nanmean", "nansum", "neg", "negative", "nn", "no_grad", "not_equal", "ones", "ones_like",
-    "ops", "optim", "outer", "pow", "prod", "rad2deg", "radians", "rand", "rand_like", "randint", "randn", "randn_like",
-    "reciprocal", "relu", "remainder", "reshape", "rint", "round", "save", "set_default_device",
-    "set_float32_matmul_precision", "set_grad_enabled", "sigmoid", "sign", "sin", "sinc", "sinh", "softmax", "softplus",
-    "sort", "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "swapaxes", "tan", "tanh", "tensor", "tensordot",
-    "topk", "trace", "transpose", "tri", "tril", "triu", "true_divide", "trunc", "unsqueeze", "var", "vdot", "viz",
-    "where", "zeros", "zeros_like",
+    "abs", "absolute", "add", "amax", "amin", "append", "arange", "arccos", "arccosh", "arcsin", "arcsinh", "arctan",
+    "arctan2", "arctanh", "argmax", "argmin", "argsort", "array", "array_split", "as_dtype", "as_tensor", "atleast_1d",
+    "atleast_2d", "atleast_3d", "average", "broadcast_to", "cat", "cbrt", "ceil", "clip", "column_stack",
+    "concatenate", "cos", "cosh", "cross", "cuda_available", "cuda_unavailable_reason", "cumprod", "cumsum", "data",
+    "default_device", "deg2rad", "degrees", "device", "devices", "diag", "diagflat", "diagonal", "diff", "div", "dot",
+    "dsplit", "dstack", "einsum", "enable_grad", "equal", "exp", "exp2", "expand", "expand_dims", "experiment",
+    "expm1", "eye", "fabs", "flatten", "flip", "fliplr", "flipud", "float32", "float64", "floor", "fmax", "fmin",
+    "fmod", "from_dlpack", "from_numpy", "full", "full_like", "func", "get_float32_matmul_precision", "grad",
+    "gradcheck", "gradgradcheck", "greater", "greater_equal", "hsplit", "hstack", "hypot", "identity", "inner",
+    "is_grad_enabled", "kron", "leaky_relu", "less", "less_equal", "linear", "linspace", "load", "log", "log1p",
+    "log2", "log10", "log_sigmoid", "log_softmax", "logaddexp", "logaddexp2", "logsumexp", "manual_seed", "matmul",
+    "max", "maximum", "mean", "median", "min", "minimum", "mod", "moveaxis", "mul", "nan_to_num", "nanmean", "nansum",
+    "neg", "negative", "nn", "no_grad", "nonzero", "not_equal", "ones", "ones_like", "ops", "optim", "outer", "pad",
+    "pow", "prod", "rad2deg", "radians", "rand", "rand_like", "randint", "randn", "randn_like", "ravel", "reciprocal",
+    "relu", "remainder", "repeat", "reshape", "rint", "roll", "rollaxis", "rot90", "round", "save", "select",
+    "set_default_device", "set_float32_matmul_precision", "set_grad_enabled", "sigmoid", "sign", "sin", "sinc", "sinh",
+    "softmax", "softplus", "sort", "split", "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "swapaxes",
+    "take", "take_along_axis", "tan", "tanh", "tensor", "tensordot", "tile", "topk", "trace", "transpose", "tri",
+    "tril", "triu", "true_divide", "trunc", "unsqueeze", "var", "vdot", "viz", "vsplit", "vstack", "where", "zeros",
+    "zeros_like",
 ]
 
 # The modules imported above are attributes of this package as a side effect of importing them;

@@ -13,7 +13,7 @@ from devgrad.ops.activation import (
     leaky_relu, log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus, tanh,
 )
 from devgrad.ops.elementwise import (
-    abs, add, cast, clip, div, exp, log, maximum, minimum, mul, neg, sqrt, sub, where,
+    abs, add, cast, clip, div, exp, log, maximum, minimum, mul, neg, sqrt, sub,
 )
 from devgrad.ops.exponential import exp2, expm1, log1p, log2, log10, logaddexp, logaddexp2
 from devgrad.ops.power import pow
@@ -24,10 +24,22 @@ from devgrad.ops.piecewise import (
 from devgrad.ops.powers import cbrt, reciprocal, square
 from devgrad.ops.reduce import logsumexp, max, mean, min, std, sum, var
 from devgrad.ops.torch_inplace import INPLACE_METHODS
+from devgrad.ops.joining import (
+    array, array_split, column_stack, dsplit, dstack, hsplit, hstack, linspace, nonzero, select, split, vsplit, vstack,
+    where,
+)
+from devgrad.ops.layout import (
+    append, atleast_1d, atleast_2d, atleast_3d, flip, fliplr, flipud, moveaxis, pad, ravel, repeat, roll, rollaxis,
+    rot90, take, take_along_axis, tile,
+)
 from devgrad.ops.torch_methods import (
     add_method, allclose, bmm, chunk, contiguous, div_method, expand_as, gather, index_select, isclose, masked_fill,
-    nonzero, norm, repeat, split, sub_method, tile, type_as, unique,
+    norm, sub_method, type_as, unique,
 )
+from devgrad.ops.torch_methods import nonzero as nonzero_method
+from devgrad.ops.torch_methods import repeat as repeat_method
+from devgrad.ops.torch_methods import split as split_method
+from devgrad.ops.torch_methods import tile as tile_method
 from devgrad.ops.torch_methods import flatten as torch_flatten
 from devgrad.ops.matrix import diag, diagflat, diagonal, identity, tri, tril, trace, triu
 from devgrad.ops.products import cross, einsum, inner, kron, outer, tensordot, vdot
@@ -165,27 +177,34 @@ TENSOR_METHODS = {
     "asin": arcsin, "acos": arccos, "atan": arctan, "atan2": arctan2, "asinh": arcsinh, "acosh": arccosh,
     "atanh": arctanh,
     # PyTorch's methods whose names NumPy's arrays lack or give another meaning (torch_methods.py)
-    "gather": gather, "index_select": index_select, "masked_fill": masked_fill, "chunk": chunk, "split": split,
-    "repeat": repeat, "tile": tile, "norm": norm, "nonzero": nonzero, "unique": unique, "isclose": isclose,
+    "gather": gather, "index_select": index_select, "masked_fill": masked_fill, "chunk": chunk,
+    "split": split_method, "repeat": repeat_method, "tile": tile_method, "norm": norm, "nonzero": nonzero_method,
+    "unique": unique, "isclose": isclose,
     "allclose": allclose, "bmm": bmm, "expand_as": expand_as, "type_as": type_as, "contiguous": contiguous,
     "flatten": torch_flatten, "add": add_method, "sub": sub_method, "mul": mul, "div": div_method, "neg": neg,
     **INPLACE_METHODS,
     "round": round, "sign": sign, "floor": floor, "ceil": ceil, "trunc": trunc, "fmod": fmod, "remainder": remainder,
     "fmax": fmax, "fmin": fmin, "nan_to_num": nan_to_num, "square": square, "reciprocal": reciprocal,
     "absolute": abs, "negative": neg, "true_divide": div,
+    "ravel": ravel, "take": take, "flip": flip, "roll": roll, "rot90": rot90, "moveaxis": moveaxis,
+    "take_along_axis": take_along_axis,
 }
 register_tensor_methods(TENSOR_METHODS)
 
 __all__ = [
-    "abs", "absolute", "add", "amax", "amin", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh",
-    "argmax", "argmin", "argsort", "average", "broadcast_to", "cast", "cbrt", "ceil", "clip", "concatenate", "cos",
-    "cosh", "cross", "cumprod", "cumsum", "deg2rad", "degrees", "diag", "diagflat", "diagonal", "diff", "div", "dot",
-    "einsum", "equal", "exp", "exp2", "expand", "expand_dims", "expm1", "fabs", "flatten", "floor", "fmax", "fmin",
-    "fmod", "getitem", "greater", "greater_equal", "hypot", "identity", "inner", "kron", "leaky_relu", "less",
-    "less_equal", "linear", "log", "log1p", "log2", "log10", "log_sigmoid", "log_softmax", "logaddexp", "logaddexp2",
-    "logsumexp", "matmul", "max", "maximum", "mean", "median", "min", "minimum", "mod", "mul", "nan_to_num", "nanmean",
-    "nansum", "neg", "negative", "not_equal", "outer", "permute", "pow", "prod", "rad2deg", "radians", "reciprocal",
-    "relu", "remainder", "reshape", "rint", "round", "sigmoid", "sign", "sin", "sinc", "sinh", "softmax", "softplus",
-    "sort", "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "swapaxes", "tan", "tanh", "tensordot", "topk",
-    "trace", "transpose", "tri", "tril", "triu", "true_divide", "trunc", "unsqueeze", "var", "vdot", "where",
+    "abs", "absolute", "add", "amax", "amin", "append", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2",
+    "arctanh", "argmax", "argmin", "argsort", "array", "array_split", "atleast_1d", "atleast_2d", "atleast_3d",
+    "average", "broadcast_to", "cast", "cbrt", "ceil", "clip", "column_stack", "concatenate", "cos", "cosh", "cross",
+    "cumprod", "cumsum", "deg2rad", "degrees", "diag", "diagflat", "diagonal", "diff", "div", "dot", "dsplit",
+    "dstack", "einsum", "equal", "exp", "exp2", "expand", "expand_dims", "expm1", "fabs", "flatten", "flip", "fliplr",
+    "flipud", "floor", "fmax", "fmin", "fmod", "getitem", "greater", "greater_equal", "hsplit", "hstack", "hypot",
+    "identity", "inner", "kron", "leaky_relu", "less", "less_equal", "linear", "linspace", "log", "log1p", "log2",
+    "log10", "log_sigmoid", "log_softmax", "logaddexp", "logaddexp2", "logsumexp", "matmul", "max", "maximum", "mean",
+    "median", "min", "minimum", "mod", "moveaxis", "mul", "nan_to_num", "nanmean", "nansum", "neg", "negative",
+    "nonzero", "not_equal", "outer", "pad", "permute", "pow", "prod", "rad2deg", "radians", "ravel", "reciprocal",
+    "relu", "remainder", "repeat", "reshape", "rint", "roll", "rollaxis", "rot90", "round", "select", "sigmoid",
+    "sign", "sin", "sinc", "sinh", "softmax", "softplus", "sort", "split", "sqrt", "square", "squeeze", "stack", "std",
+    "sub", "sum", "swapaxes", "take", "take_along_axis", "tan", "tanh", "tensordot", "tile", "topk", "trace",
+    "transpose", "tri", "tril", "triu", "true_divide", "trunc", "unsqueeze", "var", "vdot", "vsplit", "vstack",
+    "where",
 ]

@@ -226,7 +226,9 @@ EXPECTED = {
     "pytorch.md": lambda ns: (round(ns["population"], 3), round(ns["unbiased"], 3)) == (1.479, 1.708)
     and ns["swapped"].numpy().tolist() == [[1.0, 3.0], [2.0, 5.0]] and str(ns["half"].dtype) == "float64",
     "numpy.md": lambda ns: np.allclose(ns["d1"].numpy(), [1.0, 2 / 3**0.5, np.inf])
-    and np.allclose(ns["d2"].numpy(), [0.0, 0.5 / 0.75**1.5, np.inf]),
+    and np.allclose(ns["d2"].numpy(), [0.0, 0.5 / 0.75**1.5, np.inf])
+    and ns["x"].grad.numpy().tolist() == [[6.0, 3.0], [3.0, 6.0]] and ns["grid"].shape == (5,)
+    and ns["point"].shape == (2,),
     "func.md": lambda ns: ns["hessian_b1"].shape == (4, 4) and abs(ns["second"].item() + 0.72686) < 1e-4,
 }
 

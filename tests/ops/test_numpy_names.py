@@ -13,14 +13,18 @@ TRIGONOMETRIC = ["sin", "cos", "tan", "arcsin", "arccos", "arctan", "arctan2", "
 EXPONENTIAL = ["exp2", "expm1", "log1p", "log2", "log10", "logaddexp", "logaddexp2"]
 ROUNDING = ["sign", "floor", "ceil", "round", "rint", "trunc", "mod", "remainder", "fmod", "fmax", "fmin", "nan_to_num",
             "absolute", "fabs", "square", "reciprocal", "negative", "true_divide", "cbrt"]
+LAYOUT = ["repeat", "tile", "roll", "rot90", "flip", "flipud", "fliplr", "moveaxis", "rollaxis", "ravel", "append",
+          "pad", "split", "array_split", "hsplit", "vsplit", "hstack", "vstack", "column_stack", "dstack", "atleast_1d",
+          "atleast_2d", "atleast_3d", "take", "take_along_axis", "where", "nonzero", "select", "array", "stack",
+          "linspace"]
 
 REDUCTIONS = ["prod", "cumsum", "cumprod", "diff", "sort", "argsort", "amax", "amin", "nansum", "nanmean", "average",
               "median"]
 PRODUCTS = ["outer", "inner", "tensordot", "einsum", "kron", "cross", "vdot", "dot"]
 MATRIX = ["trace", "diag", "diagonal", "diagflat", "tril", "triu", "eye", "identity", "tri"]
 
-GROUPS = {"trigonometric": TRIGONOMETRIC, "exponential": EXPONENTIAL, "rounding": ROUNDING, "reductions": REDUCTIONS,
-          "products": PRODUCTS, "matrix": MATRIX}
+GROUPS = {"trigonometric": TRIGONOMETRIC, "exponential": EXPONENTIAL, "rounding": ROUNDING, "layout": LAYOUT,
+          "reductions": REDUCTIONS, "products": PRODUCTS, "matrix": MATRIX}
 NAMES = [name for group in GROUPS.values() for name in group]
 
 

@@ -16,12 +16,11 @@ from devgrad.ops.elementwise import (
     abs, add, cast, clip, div, exp, log, maximum, minimum, mul, neg, sqrt, sub,
 )
 from devgrad.ops.exponential import exp2, expm1, log1p, log2, log10, logaddexp, logaddexp2
-from devgrad.ops.power import pow
+from devgrad.ops.power import cbrt, pow, reciprocal, square
 from devgrad.ops.linalg import dot, linear, matmul
 from devgrad.ops.piecewise import (
     ceil, floor, fmax, fmin, fmod, mod, nan_to_num, remainder, rint, round, sign, trunc,
 )
-from devgrad.ops.powers import cbrt, reciprocal, square
 from devgrad.ops.reduce import logsumexp, max, mean, min, std, sum, var
 from devgrad.ops.torch_inplace import INPLACE_METHODS
 from devgrad.ops.joining import (

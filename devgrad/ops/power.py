@@ -1,4 +1,5 @@
-"""Powers: ``a ** b`` with either side a tensor or a scalar, differentiable to any order."""
+"""Powers: ``a ** b`` with either side a tensor or a scalar, and NumPy's square, reciprocal and cbrt,
+differentiable to any order."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 from devgrad.core import Tensor, quiet
 from devgrad.ops._util import sum_to
 from devgrad.ops.elementwise import BroadcastBinary, Where, binary_op, log, sqrt
+from devgrad.ops.ufunc import Unary
 
 
 class Pow(BroadcastBinary):
@@ -63,3 +65,51 @@ class Pow(BroadcastBinary):
 def pow(a, b) -> Tensor:  # noqa: A001 - mirrors the operator's name
     """a ** b; either side may be a scalar."""
     return binary_op(Pow, a, b)
+
+
+class Square(Unary):
+    __slots__ = ()
+    ufunc = "square"
+    array_backward = True
+
+    def backward(self, g):
+        return g * (self.operands(g)[0] * 2.0)
+
+
+class Reciprocal(Unary):
+    __slots__ = ()
+    ufunc = "reciprocal"
+    save_inputs = False
+    save_output = True
+    array_backward = True
+
+    def backward(self, g):
+        y = self.result(g)
+        return -g * (y * y)
+
+
+class Cbrt(Unary):
+    """The real cube root (negative for negative x); the derivative 1/(3·cbrt(x)²) is inf at 0."""
+
+    __slots__ = ()
+    ufunc = "cbrt"
+    save_inputs = False
+    save_output = True
+
+    def derivative(self, x, y):
+        return 1.0 / (y * y * 3.0)
+
+
+def square(x: Tensor) -> Tensor:
+    """x², elementwise."""
+    return Square.apply(x)
+
+
+def reciprocal(x: Tensor) -> Tensor:
+    """1/x, elementwise."""
+    return Reciprocal.apply(x)
+
+
+def cbrt(x: Tensor) -> Tensor:
+    """The real cube root, elementwise."""
+    return Cbrt.apply(x)

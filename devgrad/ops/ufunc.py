@@ -6,8 +6,8 @@ device's array module, backward multiplies the gradient by a derivative written 
 from __future__ import annotations
 
 from devgrad.core import Function, Tensor, quiet
-from devgrad.ops._util import operand, shape_of, sum_to
-from devgrad.ops.elementwise import link_zero
+from devgrad.ops._util import operand, sum_to
+from devgrad.ops.elementwise import BroadcastBinary, link_zero
 
 
 class Unary(Function):
@@ -63,17 +63,17 @@ class Flat(Function):
         return link_zero(self.const(self.xp.zeros(x.shape, dtype=x.dtype)), x)
 
 
-class Binary(Function):
-    """``xp.<ufunc>(a, b)`` with broadcasting; the gradients are g·``derivatives(a, b, y)``
-    summed back to each input's shape. ``a`` or ``b`` may be a Python scalar."""
+class Binary(BroadcastBinary):
+    """``xp.<ufunc>(a, b)`` with broadcasting; the gradients, from ``derivatives``, are summed
+    back to each input's shape. ``a`` or ``b`` may be a Python scalar."""
 
-    __slots__ = ("a_shape", "b_shape")
+    __slots__ = ()
     ufunc = ""
     save_inputs = True
 
     @quiet
     def forward(self, a, b):
-        self.a_shape, self.b_shape = shape_of(a), shape_of(b)
+        self._shapes(a, b)
         return getattr(self.device.xp, self.ufunc)(a, b)
 
     def backward(self, g):

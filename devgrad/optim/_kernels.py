@@ -21,35 +21,76 @@ def _weak(value, like: np.ndarray):
     return value
 
 
+def _pair(tmp):
+    """The scratch buffers an update was given: one array, or a pair when it needs two (a second one
+    is made here when a caller passed only one)."""
+    if isinstance(tmp, tuple):
+        return tmp
+    return tmp, None
+
+
+def _effective_grad(g, p, weight_decay, maximize, out):
+    """The gradient the update follows: −g when maximizing, plus weight_decay·p, written into ``out``
+    (``g`` itself, untouched, when neither applies). Bitwise the old ``g = -g; g = g + wd·p``:
+    IEEE addition commutes, and x − g is x + (−g)."""
+    if weight_decay:
+        np.multiply(p, weight_decay, out=out)
+        if maximize:
+            out -= g
+        else:
+            out += g
+        return out
+    if maximize:
+        return np.negative(g, out=out)
+    return g
+
+
 def sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize, first) -> None:
     """PyTorch's SGD on one parameter, in place: buf ← momentum·buf + (1 − dampening)·g
-    (buf ← g on the ``first`` step), p ← p − lr·(g + momentum·buf if nesterov else buf)."""
-    if maximize:
-        g = -g
-    if weight_decay:
-        g = g + weight_decay * p
-    if buf is not None:
-        if first:
-            np.copyto(buf, g)
-        else:
-            buf *= momentum
-            np.multiply(g, 1.0 - dampening, out=tmp)
+    (buf ← g on the ``first`` step), p ← p − lr·(g + momentum·buf if nesterov else buf).
+
+    Every temporary goes through the scratch ``tmp`` (a pair of buffers when maximizing or
+    decaying with Nesterov momentum): two passes over p-sized arrays for plain SGD.
+    """
+    tmp, second = _pair(tmp)
+    rate = _weak(lr, p)
+    if buf is None:
+        d = _effective_grad(g, p, weight_decay, maximize, tmp)
+        np.multiply(d, rate, out=tmp)
+        p -= tmp
+        return
+    if (weight_decay or maximize) and nesterov and second is None:
+        second = np.empty_like(p)
+    d = _effective_grad(g, p, weight_decay, maximize, second if nesterov else tmp)
+    if first:
+        np.copyto(buf, d)
+    else:
+        buf *= momentum
+        if dampening:
+            np.multiply(d, 1.0 - dampening, out=tmp)
             buf += tmp
-        g = g + momentum * buf if nesterov else buf
-    np.multiply(g, _weak(lr, tmp), out=tmp)
+        else:  # d·1.0 is d, bit for bit
+            buf += d
+    if nesterov:
+        np.multiply(buf, momentum, out=tmp)
+        tmp += d
+        tmp *= rate
+    else:
+        np.multiply(buf, rate, out=tmp)
     p -= tmp
 
 
 def adam_update(p, g, m, v, vmax, tmp, lr, step, b1, b2, eps, weight_decay, decoupled, maximize) -> None:
     """Adam/AdamW (AMSGrad when ``vmax`` is given) on one parameter, in place; every temporary
-    goes through ``tmp``. ``lr`` and ``step`` may be numbers or 0-d arrays."""
-    if maximize:
-        g = -g
-    if weight_decay:
-        if decoupled:
-            p *= _weak(1.0 - lr * weight_decay, p)
-        else:
-            g = g + weight_decay * p
+    goes through the scratch ``tmp`` (a pair of buffers when maximizing or with L2 decay).
+    ``lr`` and ``step`` may be numbers or 0-d arrays."""
+    tmp, second = _pair(tmp)
+    if weight_decay and decoupled:
+        p *= _weak(1.0 - lr * weight_decay, p)
+        weight_decay = 0.0
+    if (weight_decay or maximize) and second is None:
+        second = np.empty_like(p)
+    g = _effective_grad(g, p, weight_decay, maximize, second)
     m *= b1
     np.multiply(g, 1.0 - b1, out=tmp)
     m += tmp
@@ -85,48 +126,76 @@ def adam_update_many(items, lr, b1, b2, eps, weight_decay, decoupled, maximize) 
 
 
 def sgd_update_many(items, lr, momentum, dampening, weight_decay, nesterov, maximize) -> None:
-    """``sgd_update`` for each item (p, g, momentum buffer or None, scratch, first)."""
-    for p, g, buf, tmp, first in items:
-        sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize, first)
+    """``sgd_update`` for each item (p, g, momentum buffer or None, scratch, first); plain SGD (the
+    common case) as two in-place calls per parameter, the learning rate cast once per dtype."""
+    if momentum or weight_decay or maximize:
+        for p, g, buf, tmp, first in items:
+            sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, maximize, first)
+        return
+    rates: dict = {}
+    multiply = np.multiply
+    for p, g, _, tmp, _ in items:
+        rate = rates.get(p.dtype)
+        if rate is None:
+            rate = rates[p.dtype] = _weak(lr, p)
+        if isinstance(tmp, tuple):
+            tmp = tmp[0]
+        multiply(g, rate, out=tmp)
+        p -= tmp
 
 
 def rmsprop_update_many(items, lr, alpha, eps, weight_decay, momentum, centered, maximize) -> None:
     """RMSprop, as PyTorch's, for each item (p, g, square_avg, momentum buffer or None, grad_avg
-    or None), in place."""
-    for p, grad, sq, buf, ga in items:
-        g = -grad if maximize else grad
-        if weight_decay:
-            g = g + weight_decay * p
+    or None[, scratch]), in place; the temporaries go through the scratch (a pair of buffers when
+    maximizing or decaying), made here when an item has none."""
+    for item in items:
+        p, grad, sq, buf, ga = item[:5]
+        tmp, second = _pair(item[5]) if len(item) > 5 else (np.empty_like(p), None)
+        if (weight_decay or maximize) and second is None:
+            second = np.empty_like(p)
+        g = _effective_grad(grad, p, weight_decay, maximize, second)
         sq *= alpha
-        sq += (1.0 - alpha) * (g * g)
+        np.multiply(g, g, out=tmp)
+        tmp *= 1.0 - alpha
+        sq += tmp
         if centered:
             ga *= alpha
-            ga += (1.0 - alpha) * g
-            avg = np.sqrt(sq - ga * ga)
+            np.multiply(g, 1.0 - alpha, out=tmp)
+            ga += tmp
+            np.multiply(ga, ga, out=tmp)
+            np.subtract(sq, tmp, out=tmp)
+            np.sqrt(tmp, out=tmp)
         else:
-            avg = np.sqrt(sq)
-        avg += eps
+            np.sqrt(sq, out=tmp)
+        tmp += eps
+        np.divide(g, tmp, out=tmp)
         rate = _weak(lr, p)
         if momentum > 0:
             buf *= momentum
-            buf += g / avg
-            p -= rate * buf
+            buf += tmp
+            np.multiply(buf, rate, out=tmp)
         else:
-            p -= rate * (g / avg)
+            tmp *= rate
+        p -= tmp
 
 
 def adagrad_update_many(items, lr, lr_decay, weight_decay, eps, maximize) -> None:
     """Adagrad, as PyTorch's, for each item (p, g, sum of squared gradients, step count: already
-    advanced), in place."""
-    for p, grad, total, step in items:
-        g = -grad if maximize else grad
-        if weight_decay:
-            g = g + weight_decay * p
+    advanced[, scratch]), in place, through the scratch as RMSprop's."""
+    for item in items:
+        p, grad, total, step = item[:4]
+        tmp, second = _pair(item[4]) if len(item) > 4 else (np.empty_like(p), None)
+        if (weight_decay or maximize) and second is None:
+            second = np.empty_like(p)
+        g = _effective_grad(grad, p, weight_decay, maximize, second)
         clr = _weak(lr / (1.0 + (step - 1) * lr_decay), p)
-        total += g * g
-        std = np.sqrt(total)
-        std += eps
-        p -= clr * (g / std)
+        np.multiply(g, g, out=tmp)
+        total += tmp
+        np.sqrt(total, out=tmp)
+        tmp += eps
+        np.divide(g, tmp, out=tmp)
+        tmp *= clr
+        p -= tmp
 
 
 KERNELS = ("sgd_update", "adam_update", "increment_steps", "adam_update_many", "sgd_update_many",

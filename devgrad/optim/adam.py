@@ -41,8 +41,9 @@ class Adam(Optimizer):
                     state["max_exp_avg_sq"] = xp.zeros_like(param)
         steps = self._step_counts([state for _, _, state in entries], device)
         b1, b2 = group["betas"]
+        count = 2 if group["maximize"] or (group["weight_decay"] and not self.decoupled) else 1
         items = [(param, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
-                  scratch(state, param, device), step) for (param, grad, state), step in zip(entries, steps)]
+                  scratch(state, param, device, count), step) for (param, grad, state), step in zip(entries, steps)]
         device.kernels.adam_update_many(items, lr, b1, b2, group["eps"], group["weight_decay"], self.decoupled,
                                         group["maximize"])
 

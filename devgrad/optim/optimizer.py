@@ -12,18 +12,26 @@ from devgrad.core import Tensor
 from devgrad.optim import _kernels  # noqa: F401 - registers the update kernels the optimizers look up
 
 
-def scratch(state: dict, param, device):
-    """A reusable buffer shaped like ``param`` for the device's update kernels, or None where
-    they need none (a GPU's fused kernels). Kept in the state under a private key, never saved.
+def scratch(state: dict, param, device, count: int = 1):
+    """A reusable buffer shaped like ``param`` for the device's update kernels (a pair of them for
+    ``count=2``), or None where they need none (a GPU's fused kernels). Kept in the state under
+    private keys, never saved.
 
     Updates write their temporaries into it instead of allocating fresh arrays every step:
     for large layers a fresh allocation means page faults, which cost as much as the math.
     """
     if not device.updates_need_scratch:
         return None
-    buf = state.get("_scratch")
+    buf = _scratch_buffer(state, "_scratch", param, device)
+    if count == 1:
+        return buf
+    return buf, _scratch_buffer(state, "_scratch2", param, device)
+
+
+def _scratch_buffer(state: dict, key: str, param, device):
+    buf = state.get(key)
     if buf is None or buf.shape != param.shape or buf.dtype != param.dtype or type(buf) is not type(param):
-        buf = state["_scratch"] = device.xp.empty_like(param)
+        buf = state[key] = device.xp.empty_like(param)
     return buf
 
 

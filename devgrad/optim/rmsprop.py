@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devgrad.optim.optimizer import Optimizer
+from devgrad.optim.optimizer import Optimizer, scratch
 
 
 class RMSprop(Optimizer):
@@ -37,8 +37,9 @@ class RMSprop(Optimizer):
                 if centered:
                     state["grad_avg"] = xp.zeros_like(param)
         self._step_counts([state for _, _, state in entries], device)
-        items = [(param, grad, state["square_avg"], state.get("momentum_buffer"), state.get("grad_avg"))
-                 for param, grad, state in entries]
+        count = 2 if group["weight_decay"] or group["maximize"] else 1
+        items = [_with_scratch((param, grad, state["square_avg"], state.get("momentum_buffer"), state.get("grad_avg")),
+                               state, param, device, count) for param, grad, state in entries]
         device.kernels.rmsprop_update_many(items, lr, group["alpha"], group["eps"], group["weight_decay"], momentum,
                                            centered, group["maximize"])
 
@@ -62,6 +63,15 @@ class Adagrad(Optimizer):
             if "sum" not in state:
                 state["sum"] = device.kernels.full(param.shape, group["initial_accumulator_value"], param.dtype)
         steps = self._step_counts([state for _, _, state in entries], device)
-        items = [(param, grad, state["sum"], step) for (param, grad, state), step in zip(entries, steps)]
+        count = 2 if group["weight_decay"] or group["maximize"] else 1
+        items = [_with_scratch((param, grad, state["sum"], step), state, param, device, count)
+                 for (param, grad, state), step in zip(entries, steps)]
         device.kernels.adagrad_update_many(items, lr, group["lr_decay"], group["weight_decay"], group["eps"],
                                            group["maximize"])
+
+
+def _with_scratch(item: tuple, state: dict, param, device, count: int) -> tuple:
+    """``item`` with the parameter's scratch buffer(s) appended where the device's kernels want them
+    (the CPU's); a GPU's fused kernels take the item as it is."""
+    buf = scratch(state, param, device, count)
+    return item if buf is None else (*item, buf)

@@ -30,6 +30,8 @@ class SGD(Optimizer):
 
     def update_group(self, entries, group, device, lr):
         momentum = group["momentum"]
+        # a second scratch buffer where the update keeps the decayed or negated gradient beside another temporary
+        count = 2 if group["nesterov"] and (group["weight_decay"] or group["maximize"]) else 1
         items = []
         for param, grad, state in entries:
             buf = None
@@ -39,6 +41,6 @@ class SGD(Optimizer):
                 if buf is None:
                     buf = state["momentum_buffer"] = device.xp.empty_like(param)
                     first = True  # the buffer starts as the gradient
-            items.append((param, grad, buf, scratch(state, param, device), first))
+            items.append((param, grad, buf, scratch(state, param, device, count), first))
         device.kernels.sgd_update_many(items, lr, momentum, group["dampening"], group["weight_decay"],
                                        group["nesterov"], group["maximize"])

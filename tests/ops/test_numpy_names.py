@@ -49,3 +49,13 @@ def test_pytorch_names_of_the_list(name):
     """PyTorch's names the list asks for where NumPy has none: a function and a Tensor method."""
     assert callable(getattr(dg, name, None)) and name in dg.__all__
     assert callable(getattr(dg.Tensor, name, None))
+
+
+LINALG = ["inv", "pinv", "solve", "det", "slogdet", "cholesky", "eigh", "svd", "qr", "norm", "matrix_power", "lstsq"]
+
+
+@pytest.mark.parametrize("name", LINALG)
+def test_each_linalg_name_is_in_dg_linalg(name):
+    assert callable(getattr(dg.linalg, name, None)), f"dg.linalg.{name} is missing"
+    assert name in dg.linalg.__all__
+    assert hasattr(np.linalg, name), f"{name} is not a numpy.linalg function: this list names NumPy's"

@@ -1008,3 +1008,27 @@ def test_numpy_functions_differentiate_through_the_cuda_path_as_on_the_cpu(cuda_
     got, _, _ = cuda_path(_numpy_function_gradients)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+
+
+def _reduction_product_linalg_gradients() -> list:
+    """Gradients through the reductions, products and dg.linalg: scatter-add (sorting, diagonals),
+    the GEMM seam (einsum, tensordot, the decompositions' backward) and broadcast sums."""
+    rng = np.random.default_rng(6)
+    x = dg.tensor(rng.standard_normal((3, 3)) + 3 * np.eye(3), requires_grad=True)
+    v = dg.tensor([1.0, 0.0, 2.0, -1.0], requires_grad=True)
+    s = (x + x.T) * 0.5
+    parts = [dg.sort(x, axis=0) ** 2, dg.topk(x, 2).values, dg.median(x, axis=1), dg.prod(v), dg.cumprod(v),
+             dg.einsum("ij,jk->ki", x, x), dg.tensordot(x, x, axes=1), dg.kron(x, v) * 0.1, dg.trace(x),
+             dg.tril(x, -1) ** 2, dg.diag(v), dg.linalg.inv(x), dg.linalg.det(x), dg.linalg.solve(x, v[:3]),
+             dg.linalg.eigh(s).eigenvectors ** 2, dg.linalg.svd(x).S, dg.linalg.qr(x).R, dg.linalg.norm(x, "nuc")]
+    total = parts[0].sum()
+    for part in parts[1:]:
+        total = total + part.sum()
+    return [g.numpy() for g in dg.grad(total, [x, v])]
+
+
+def test_reductions_products_and_linalg_differentiate_through_the_cuda_path_as_on_the_cpu(cuda_path):
+    want = _reduction_product_linalg_gradients()
+    got, _, _ = cuda_path(_reduction_product_linalg_gradients)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-13)

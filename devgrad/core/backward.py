@@ -35,24 +35,7 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
     node_grads: dict = {}  # node -> gradient of its output; a node is in `heap` iff it is here
     leaf_grads: dict = {}
     heap: list = []
-    for out, given in zip(outputs, grad_outputs):
-        if not out.requires_grad:
-            raise RuntimeError(
-                "backward: this tensor does not require grad and has no graph. Create its inputs "
-                "with requires_grad=True, and do not compute it inside dg.no_grad()")
-        g = _root_grad(out, given)
-        if fast:
-            g = g.data
-        if out.grad_fn is None:
-            _accumulate(leaf_grads, id(out), (out, g))
-        else:
-            node = out.grad_fn
-            if node in node_grads:
-                node_grads[node] = node_grads[node] + g
-            else:
-                node_grads[node] = g
-                heapq.heappush(heap, (-node.seq, node))
-
+    _seed(outputs, grad_outputs, fast, node_grads, leaf_grads, heap)
     wanted = None
     if inputs is not None:
         wanted = {id(t.grad_fn): None for t in inputs if t.grad_fn is not None}
@@ -109,6 +92,32 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
         mode.enabled = prev_mode
         errors.__exit__(None, None, None)
 
+    return _finish(inputs, leaf_grads, wanted, fast)
+
+
+def _seed(outputs, grad_outputs, fast: bool, node_grads: dict, leaf_grads: dict, heap: list) -> None:
+    """The walk's start: each output's gradient, given or implied, at its node (or leaf)."""
+    for out, given in zip(outputs, grad_outputs):
+        if not out.requires_grad:
+            raise RuntimeError(
+                "backward: this tensor does not require grad and has no graph. Create its inputs "
+                "with requires_grad=True, and do not compute it inside dg.no_grad()")
+        g = _root_grad(out, given)
+        if fast:
+            g = g.data
+        if out.grad_fn is None:
+            _accumulate(leaf_grads, id(out), (out, g))
+        else:
+            node = out.grad_fn
+            if node in node_grads:
+                node_grads[node] = node_grads[node] + g
+            else:
+                node_grads[node] = g
+                heapq.heappush(heap, (-node.seq, node))
+
+
+def _finish(inputs, leaf_grads: dict, wanted, fast: bool):
+    """Store leaf gradients in ``.grad`` (``inputs`` None), or return those of ``inputs``."""
     if inputs is None:
         if fast:
             _set_leaf_grads_from_arrays(leaf_grads)

@@ -34,8 +34,11 @@ class Function:
     (``create_graph=True``), and a raw array on the first-order path when the class sets
     ``array_backward = True``: its formula then uses only what arrays and Tensors share
     (operators, ``.sum``, ``.reshape``, ``sum_to``) and reads saved values with
-    ``operands(g)`` / ``result(g)``, which give them in ``g``'s kind. Without the flag, the
-    first-order path wraps the gradient in a Tensor and unwraps the result.
+    ``operands(g)`` / ``result(g)`` / ``constant(g, array)``, which give them in ``g``'s kind.
+    Where the two kinds need different calls (an op, differentiable again, on Tensors; a fused
+    kernel on arrays), ``pick(g, on_tensors, on_arrays)`` chooses: formulas never ask ``g``'s
+    kind themselves. Without the flag, the first-order path wraps the gradient in a Tensor and
+    unwraps the result.
     """
 
     __slots__ = ("next", "inputs", "input_arrays", "versions", "saved", "out_data", "device", "shape", "released",
@@ -133,6 +136,13 @@ class Function:
     def const(self, array):
         """Wrap an array computed in forward as a constant (no-gradient) Tensor."""
         return Tensor._make(array, self.device)
+
+    @staticmethod
+    def pick(g, on_tensors, on_arrays):
+        """``on_tensors`` when ``g`` is a Tensor (a graph of the gradient is being built), else
+        ``on_arrays`` (the first-order path): the one place a formula's two kinds part, e.g.
+        ``self.pick(g, matmul, self.device.matmul)(a, b)``. Give both the same signature."""
+        return on_tensors if isinstance(g, Tensor) else on_arrays
 
     def operands(self, g):
         """The saved inputs in ``g``'s kind: Tensors when ``g`` is a Tensor, else raw arrays

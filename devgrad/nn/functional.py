@@ -8,6 +8,7 @@ log_softmax and indexing, and exact for any logit size (no log(0), no overflow).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 
 import numpy as np
@@ -205,9 +206,8 @@ class _Dropout(Function):
         return y
 
     def backward(self, g):
-        if isinstance(g, Tensor):  # create_graph: differentiable in g
-            return g * Tensor._make(self.mask, self.device)
-        return self.device.kernels.mul(g, self.mask)
+        # create_graph: the product op, differentiable in g; first order: the device's kernel
+        return self.pick(g, operator.mul, self.device.kernels.mul)(g, self.constant(g, self.mask))
 
 
 # Loss functions by the names specs use (``loss: cross_entropy``). The first three take two

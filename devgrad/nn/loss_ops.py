@@ -8,6 +8,8 @@ and the negative log-likelihood are nodes of their own.
 
 from __future__ import annotations
 
+import functools
+
 from devgrad.core import Function, Tensor, is_grad_enabled, quiet
 from devgrad.nn import _kernels  # noqa: F401 - registers the loss kernels looked up below (device.kernels)
 from devgrad.ops import sigmoid, softmax, softplus
@@ -45,28 +47,25 @@ class PairLoss(Function):
     def backward(self, g):
         need_x, need_y = self.next
         need_x, need_y = need_x is not None, need_y is not None
-        if not need_y and not isinstance(g, Tensor):  # the usual case, first order (every step): one kernel
-            x, y = self.input_arrays
-            return getattr(self.device.kernels, self.KERNEL + "_grad")(x, y, g, self.scale, *self.params), None
         x, y = self.operands(g)
-        if isinstance(g, Tensor):  # create_graph: Tensor ops, themselves differentiable
-            def grad(a, b):
-                return self._scaled(g) * self.grad_formula(a, b)
-        else:  # first order: one fused kernel
-            kernel = getattr(self.device.kernels, self.KERNEL + "_grad")
-
-            def grad(a, b):
-                return kernel(a, b, g, self.scale, *self.params)
-        gx = grad(x, y) if need_x or (need_y and self.TARGET == "negate") else None
-        if not need_y:
+        # create_graph: Tensor ops, themselves differentiable; first order: one fused kernel
+        grad = self.pick(g, self._graph_grad, self._kernel_grad)
+        gx = grad(g, x, y) if need_x or (need_y and self.TARGET == "negate") else None
+        if not need_y:  # the usual case (every step)
             return gx, None
         if self.TARGET == "negate":
             gy = -gx
         elif self.TARGET == "swap":
-            gy = grad(y, x)
+            gy = grad(g, y, x)
         else:
             gy = self.target_grad(g, x, y)
         return (gx if need_x else None), gy
+
+    def _graph_grad(self, g, a, b):
+        return self._scaled(g) * self.grad_formula(a, b)
+
+    def _kernel_grad(self, g, a, b):
+        return getattr(self.device.kernels, self.KERNEL + "_grad")(a, b, g, self.scale, *self.params)
 
 
 class SquaredError(PairLoss):
@@ -150,7 +149,7 @@ class BCEWithLogits(PairLoss):
         w = self._pos_weight()
         if w == 1.0:
             return -self._scaled(g) * z
-        soft = softplus(z) if isinstance(z, Tensor) else self.device.xp.logaddexp(0, z)
+        soft = self.pick(g, softplus, functools.partial(self.device.xp.logaddexp, 0))(z)
         return self._scaled(g) * ((w - 1.0) * soft - w * z)
 
 
@@ -171,8 +170,13 @@ class CrossEntropy(Function):
         return loss if scale is None else self.device.kernels.sum_axes(loss, (0,), scale)
 
     def backward(self, g):
-        if not isinstance(g, Tensor):  # first order: (probabilities - smoothed one-hot)·g in one fused kernel
-            return self.device.kernels.softmax_xent_grad(self.saved, self.labels, self.smoothing, g, self.scale)
+        # first order: (probabilities - smoothed one-hot)·g in one fused kernel
+        return self.pick(g, self._graph_grad, self._kernel_grad)(g)
+
+    def _kernel_grad(self, g):
+        return self.device.kernels.softmax_xent_grad(self.saved, self.labels, self.smoothing, g, self.scale)
+
+    def _graph_grad(self, g: Tensor) -> Tensor:
         xp = self.device.xp
         z = self.inputs[0]
         n, c = z.shape
@@ -199,9 +203,13 @@ class NLL(Function):
         return -log_probs[index]
 
     def backward(self, g):
-        if isinstance(g, Tensor):
-            scattered = IndexAdd.apply(-g, index=self.index, shape=self.in_shape, accumulate=False)
-            return link_zero(scattered, self.inputs[0])
+        return self.pick(g, self._graph_grad, self._array_grad)(g)
+
+    def _graph_grad(self, g: Tensor) -> Tensor:
+        scattered = IndexAdd.apply(-g, index=self.index, shape=self.in_shape, accumulate=False)
+        return link_zero(scattered, self.inputs[0])
+
+    def _array_grad(self, g):
         out = self.device.xp.zeros(self.in_shape, dtype=g.dtype)
         out[self.index] = -g  # one label per row: no index repeats
         return out

@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from devgrad.backend import DeviceError
-from devgrad.core import Tensor
+from devgrad.core import Function, Tensor
 
 
 def operand(x, like: Tensor, op: str):
@@ -47,9 +47,13 @@ def sum_axes(x, axes: tuple, device=None):
     """``x`` summed over ``axes``: a Tensor through the graph; a raw array through the device's
     reduction (``device.kernels.sum_axes``: NumPy's sum on the CPU, a GEMM with a ones vector
     on a GPU, which needs no kernel compilation and is capturable) when ``device`` is given."""
-    if device is None or isinstance(x, Tensor):
+    if device is None:
         return x.sum(axis=axes)
-    return device.kernels.sum_axes(x, axes)
+    return Function.pick(x, _sum_op, device.kernels.sum_axes)(x, axes)
+
+
+def _sum_op(x: Tensor, axes: tuple) -> Tensor:
+    return x.sum(axis=axes)
 
 
 def sum_to(grad, shape: tuple, device=None):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from devgrad.core import Function, Tensor, quiet
 from devgrad.ops._util import axis_arg, normalize_axis
-from devgrad.ops.elementwise import Where, link_zero
+from devgrad.ops.elementwise import Where, link_zero, select
 
 
 def activation_grad(act: str, g, out, device):
@@ -20,8 +20,11 @@ def activation_grad(act: str, g, out, device):
     differentiable again (relu's mask is a constant); on the first-order path it is the
     device's fused kernel (one launch on a GPU) computing the same formula.
     """
-    if not isinstance(g, Tensor):
-        return device.kernels.act_grad(act, g, out)
+    return Function.pick(g, _activation_grad_graph, device.kernels.act_grad)(act, g, out)
+
+
+def _activation_grad_graph(act: str, g: Tensor, out: Tensor) -> Tensor:
+    """``activation_grad`` with Tensor ops (the device kernel ``act_grad``'s formula)."""
     if act == "relu":  # PyTorch's threshold: 0 where out <= 0, else g (a NaN output passes g)
         return link_zero(Where.apply(0.0, g, cond=out.data <= 0), out)
     if act == "sigmoid":
@@ -31,7 +34,7 @@ def activation_grad(act: str, g, out, device):
 
 def _sigmoid(g, x, device):
     """sigmoid(x) in ``g``'s kind: the op on a Tensor, the device's kernel on an array."""
-    return sigmoid(x) if isinstance(g, Tensor) else device.kernels.sigmoid(x)
+    return Function.pick(g, sigmoid, device.kernels.sigmoid)(x)
 
 
 class ReLU(Function):
@@ -63,9 +66,7 @@ class LeakyReLU(Function):
     def backward(self, g):
         x = self.inputs[0]
         positive = x.data > 0
-        if isinstance(g, Tensor):
-            return link_zero(Where.apply(g, g * self.slope, cond=positive), x)
-        return self.device.xp.where(positive, g, g * self.slope)
+        return link_zero(select(g, positive, g, g * self.slope, self.device.xp), x)
 
 
 class Sigmoid(Function):

@@ -27,9 +27,12 @@ def select(g, cond, a, b, xp):
     Gradients are masked by selecting, never by multiplying with a 0/1 mask: an infinite
     upstream gradient where the mask is 0 gives 0 (inf·0 would be NaN), as in PyTorch.
     """
-    if isinstance(g, Tensor):
-        return Where.apply(a, b, cond=cond)
-    return xp.where(cond, a, b)
+    return Function.pick(g, _where_op, xp.where)(cond, a, b)
+
+
+def _where_op(cond, a, b) -> Tensor:
+    """``where(cond, a, b)`` as the Where op (``xp.where``'s signature)."""
+    return Where.apply(a, b, cond=cond)
 
 
 class ZeroLink(Function):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from devgrad.core import Function, Tensor
-from devgrad.ops._util import operand, sum_to
+from devgrad.ops._util import operand, sum_axes, sum_to
 from devgrad.ops.activation import activation_grad
 from devgrad.ops.shape import transpose
 
@@ -45,19 +45,13 @@ class MatMul(Function):
             g2 = g2.reshape(*g2.shape[:-1], 1, g2.shape[-1])
         if b.ndim == 1:
             g2 = g2.reshape(*g2.shape, 1)
-        mm = _matmul_for(g, self.device)
+        mm = self.pick(g, matmul, self.device.matmul)  # the op (differentiable again), or the GEMM seam
         ga = gb = None
         if need_a:
             ga = sum_to(mm(g2, b2.swapaxes(-1, -2)), a2.shape).reshape(a.shape)
         if need_b:
             gb = sum_to(mm(a2.swapaxes(-1, -2), g2), b2.shape).reshape(b.shape)
         return ga, gb
-
-
-def _matmul_for(g, device):
-    """The matrix product in ``g``'s kind: the matmul op for Tensors (differentiable again), the
-    device's GEMM seam for arrays (the first-order path)."""
-    return matmul if isinstance(g, Tensor) else device.matmul
 
 
 def matmul(a, b) -> Tensor:
@@ -115,11 +109,10 @@ class Linear(Function):
         return out
 
     def backward(self, g):
-        # One formula for Tensors and arrays; g's kind is asked once (every layer of every step).
-        if isinstance(g, Tensor):
-            (x, w, _), mm, device = self.inputs, matmul, None
-        else:
-            (x, w, _), mm, device = self.input_arrays, self.device.matmul, self.device
+        # One formula for Tensors and arrays: the matmul op or the GEMM seam, the sum op or the
+        # device's reduction (a GEMM with a ones vector on a GPU)
+        x, w, _ = self.operands(g)
+        mm = self.pick(g, matmul, self.device.matmul)
         need_x, need_w, need_b = self.next
         if g.ndim != 2:  # a batch of rows of any shape: the weight gradient sums over all of them
             g2, x = g.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1])
@@ -127,10 +120,7 @@ class Linear(Function):
             g2 = g
         gx = mm(g, w) if need_x is not None else None
         gw = mm(g2.T, x) if need_w is not None else None
-        if need_b is None:
-            gb = None
-        else:  # the bias gradient: the rows' sum (a Tensor op, or the device's reduction)
-            gb = g2.sum(axis=(0,)) if device is None else device.kernels.sum_axes(g2, (0,))
+        gb = sum_axes(g2, (0,), self.device) if need_b is not None else None  # the bias gradient: the rows' sum
         return gx, gw, gb
 
 
@@ -157,9 +147,7 @@ class LinearAct(Linear):
         return self.device.kernels.bias_act_(_times_weight(self.device, x, w), b, act)
 
     def backward(self, g):
-        if isinstance(g, Tensor):
-            return super().backward(activation_grad(self.act, g, self.output(), self.device))
-        return super().backward(self.device.kernels.act_grad(self.act, g, self.out_data))  # activation_grad on arrays
+        return super().backward(activation_grad(self.act, g, self.result(g), self.device))
 
 
 def linear_act(x: Tensor, weight: Tensor, bias: Tensor | None, activation: str) -> Tensor:

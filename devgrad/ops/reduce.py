@@ -49,12 +49,15 @@ class _Reduce(Function):
         """The output-shaped gradient spread over the input's shape: the broadcast op on a Tensor,
         a freshly filled array on the first-order path (cheaper than broadcast + copy)."""
         g = self._expand(g)
-        if isinstance(g, Tensor):
-            return g.broadcast_to(self.in_shape)
-        return _filled(self.device.xp, self.in_shape, g)
+        return self.pick(g, _broadcast, _filled)(g, self.in_shape, self.device.xp)
 
 
-def _filled(xp, shape, values):
+def _broadcast(values: Tensor, shape: tuple, xp) -> Tensor:
+    """``values`` broadcast to ``shape``: the op, differentiable again."""
+    return values.broadcast_to(shape)
+
+
+def _filled(values, shape: tuple, xp):
     """A new array of ``shape`` holding ``values`` broadcast (cheaper than broadcast_to + copy)."""
     out = xp.empty(shape, dtype=values.dtype)
     out[...] = values

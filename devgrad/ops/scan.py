@@ -44,9 +44,11 @@ class CumSum(Function):
         return _cumsum(self.device.xp, a, axis, reverse)
 
     def backward(self, g):
-        if isinstance(g, Tensor):
-            return CumSum.apply(g, axis=self.axis, reverse=not self.reverse)
-        return _cumsum(self.device.xp, g, self.axis, not self.reverse)
+        return self.pick(g, _cumsum_op, _cumsum)(self.device.xp, g, self.axis, not self.reverse)
+
+
+def _cumsum_op(xp, a: Tensor, axis: int, reverse: bool) -> Tensor:
+    return CumSum.apply(a, axis=axis, reverse=reverse)
 
 
 def _cumsum(xp, a, axis: int, reverse: bool):

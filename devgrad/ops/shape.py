@@ -41,7 +41,15 @@ class Transpose(Function):
     def backward(self, g):
         axes = tuple(int(i) for i in np.argsort(self.axes))
         # Tensor.transpose with two axes is PyTorch's swap: the op itself keeps NumPy's permutation
-        return Transpose.apply(g, axes=axes) if isinstance(g, Tensor) else g.transpose(axes)
+        return self.pick(g, _transpose_op, _transpose_array)(g, axes)
+
+
+def _transpose_op(a: Tensor, axes: tuple) -> Tensor:
+    return Transpose.apply(a, axes=axes)
+
+
+def _transpose_array(a, axes: tuple):
+    return a.transpose(axes)
 
 
 class BroadcastTo(Function):
@@ -122,9 +130,14 @@ class GetItem(Function):
         return a[index]
 
     def backward(self, g):
-        if isinstance(g, Tensor):  # a graph of the gradient: the scatter as an op, differentiable again
-            return IndexAdd.apply(g, index=self.index, shape=self.in_shape, accumulate=self.accumulate)
-        return _index_add(self.device, g, self.index, self.in_shape, self.accumulate)
+        # a graph of the gradient: the scatter as an op, differentiable again
+        scatter = self.pick(g, _index_add_op, _index_add)
+        return scatter(self.device, g, self.index, self.in_shape, self.accumulate)
+
+
+def _index_add_op(device, g: Tensor, index, shape: tuple, accumulate: bool) -> Tensor:
+    """zeros(shape)[index] += g as the IndexAdd op (``_index_add``'s signature)."""
+    return IndexAdd.apply(g, index=index, shape=shape, accumulate=accumulate)
 
 
 class IndexAdd(Function):

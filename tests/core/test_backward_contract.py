@@ -1,0 +1,64 @@
+"""The backward contract is written once, in core: a formula gets its saved values in the
+gradient's kind (``operands``, ``result``, ``constant``) and chooses between an op and an array
+kernel with ``Function.pick``; no formula in the op or nn layers asks the gradient's kind itself."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+
+import devgrad as dg
+from devgrad.core import Function
+
+PACKAGE = Path(__file__).resolve().parents[2] / "devgrad"
+GRADIENT_NAMES = {"g", "gg", "grad", "grad_output", "grad_out"}
+
+
+def kind_checks(source: str) -> list[int]:
+    """Lines of ``source`` that test a gradient's kind: ``isinstance(g, Tensor)`` and the like."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance"
+                and len(node.args) == 2 and isinstance(node.args[0], ast.Name) and node.args[0].id in GRADIENT_NAMES
+                and "Tensor" in ast.unparse(node.args[1])):
+            found.append(node.lineno)
+    return found
+
+
+def test_no_formula_outside_core_asks_the_gradients_kind():
+    files = sorted((PACKAGE / "ops").rglob("*.py")) + sorted((PACKAGE / "nn").rglob("*.py"))
+    assert len(files) > 10
+    offenders = [f"{path.relative_to(PACKAGE.parent)}:{line}" for path in files
+                 for line in kind_checks(path.read_text(encoding="utf-8"))]
+    assert not offenders, "use Function.pick / operands / result / constant instead: " + ", ".join(offenders)
+
+
+def test_the_check_sees_a_kind_test():
+    planted = "def backward(self, g):\n    if isinstance(g, Tensor):\n        return g\n    return -g\n"
+    assert kind_checks(planted) == [2]
+    assert kind_checks("def f(x):\n    return isinstance(x, Tensor)\n") == []
+
+
+def test_pick_gives_the_tensor_form_for_a_tensor_and_the_array_form_for_an_array():
+    on_tensors, on_arrays = object(), object()
+    assert Function.pick(dg.tensor([1.0]), on_tensors, on_arrays) is on_tensors
+    assert Function.pick(np.ones(1), on_tensors, on_arrays) is on_arrays
+
+
+def test_both_kinds_of_a_picked_formula_agree(device):
+    """Linear's backward picks matmul or the GEMM seam, the sum op or the device's reduction."""
+    x = dg.tensor(np.arange(6.0).reshape(2, 3), device=device, dtype="float64", requires_grad=True)
+    w = dg.tensor(np.arange(12.0).reshape(4, 3) / 7, device=device, dtype="float64", requires_grad=True)
+    b = dg.tensor(np.ones(4), device=device, dtype="float64", requires_grad=True)
+
+    def loss():
+        return (dg.nn.functional.linear(x, w, b).sigmoid() * dg.tensor(np.arange(8.0).reshape(2, 4),
+                                                                        device=device, dtype="float64")).sum()
+
+    first = dg.grad(loss(), [x, w, b])
+    graph = dg.grad(loss(), [x, w, b], create_graph=True)
+    for a, g in zip(first, graph):
+        assert not a.requires_grad and g.requires_grad
+        np.testing.assert_allclose(a.numpy(), g.numpy(), rtol=1e-12)

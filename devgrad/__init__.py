@@ -15,7 +15,7 @@ import numpy as _np
 from devgrad.version import __version__
 
 from devgrad.core import (
-    Function, Tensor, as_dtype, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled, tensor,
+    Function, Tensor, as_dtype, enable_grad, grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled, tensor,
 )
 from devgrad.creation import (
     arange, as_tensor, eye, from_numpy, full, full_like, ones, ones_like, zeros, zeros_like,
@@ -29,7 +29,7 @@ from devgrad.backend import (
 )
 from devgrad.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from devgrad.ops import (
-    abs, add, argmax, argmin, broadcast_to, clip, concatenate, div, dot, equal, exp, expand, expand_dims,
+    abs, add, argmax, argmin, broadcast_to, clip, concatenate, div, dot, equal, erf, exp, expand, expand_dims,
     flatten, greater, greater_equal, leaky_relu, less, less_equal, linear, log, log_sigmoid, log_softmax, logsumexp,
     matmul, max, maximum, mean, min, minimum, mul, neg, not_equal, pow, relu, reshape, sigmoid, softmax,
     softplus, sqrt, squeeze, stack, std, sub, sum, swapaxes, tanh, transpose, unsqueeze, var, where,
@@ -71,26 +71,27 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CaptureError", "CapturedStep", "Device", "DeviceError", "Function", "GradcheckError", "Tensor", "__version__",
-    "abs", "absolute", "add", "amax", "amin", "append", "arange", "arccos", "arccosh", "arcsin", "arcsinh", "arctan",
-    "arctan2", "arctanh", "argmax", "argmin", "argsort", "array", "array_split", "as_dtype", "as_tensor", "atleast_1d",
-    "atleast_2d", "atleast_3d", "average", "broadcast_to", "cat", "cbrt", "ceil", "clip", "column_stack", "concatenate",
-    "cos", "cosh", "cross", "cuda_available", "cuda_unavailable_reason", "cumprod", "cumsum", "data", "default_device",
-    "deg2rad", "degrees", "device", "devices", "diag", "diagflat", "diagonal", "diff", "div", "dot", "dsplit", "dstack",
-    "einsum", "enable_grad", "equal", "exp", "exp2", "expand", "expand_dims", "experiment", "expm1", "eye", "fabs",
-    "flatten", "flip", "fliplr", "flipud", "float32", "float64", "floor", "fmax", "fmin", "fmod", "from_dlpack",
-    "from_numpy", "full", "full_like", "func", "get_float32_matmul_precision", "grad", "gradcheck", "gradgradcheck",
-    "greater", "greater_equal", "hsplit", "hstack", "hypot", "identity", "inner", "is_grad_enabled", "kron",
-    "leaky_relu", "less", "less_equal", "linalg", "linear", "linspace", "load", "log", "log1p", "log2", "log10",
-    "log_sigmoid", "log_softmax", "logaddexp", "logaddexp2", "logsumexp", "manual_seed", "matmul", "max", "maximum",
-    "mean", "median", "min", "minimum", "mod", "moveaxis", "mul", "nan_to_num", "nanmean", "nansum", "neg", "negative",
+    "abs", "absolute", "add", "amax", "amin", "append", "arange", "arccos", "arccosh", "arcsin", "arcsinh",
+    "arctan", "arctan2", "arctanh", "argmax", "argmin", "argsort", "array", "array_split", "as_dtype", "as_tensor",
+    "atleast_1d", "atleast_2d", "atleast_3d", "average", "broadcast_to", "cat", "cbrt", "ceil", "clip",
+    "column_stack", "concatenate", "cos", "cosh", "cross", "cuda_available", "cuda_unavailable_reason", "cumprod",
+    "cumsum", "data", "default_device", "deg2rad", "degrees", "device", "devices", "diag", "diagflat", "diagonal",
+    "diff", "div", "dot", "dsplit", "dstack", "einsum", "enable_grad", "equal", "erf", "exp", "exp2", "expand",
+    "expand_dims", "experiment", "expm1", "eye", "fabs", "flatten", "flip", "fliplr", "flipud", "float32",
+    "float64", "floor", "fmax", "fmin", "fmod", "from_dlpack", "from_numpy", "full", "full_like", "func",
+    "get_float32_matmul_precision", "grad", "gradcheck", "gradgradcheck", "greater", "greater_equal", "hsplit",
+    "hstack", "hypot", "identity", "inference_mode", "inner", "is_grad_enabled", "kron", "leaky_relu", "less",
+    "less_equal", "linalg", "linear", "linspace", "load", "log", "log1p", "log2", "log10", "log_sigmoid",
+    "log_softmax", "logaddexp", "logaddexp2", "logsumexp", "manual_seed", "matmul", "max", "maximum", "mean",
+    "median", "min", "minimum", "mod", "moveaxis", "mul", "nan_to_num", "nanmean", "nansum", "neg", "negative",
     "nn", "no_grad", "nonzero", "not_equal", "ones", "ones_like", "ops", "optim", "outer", "pad", "pow", "prod",
     "rad2deg", "radians", "rand", "rand_like", "randint", "randn", "randn_like", "ravel", "reciprocal", "relu",
     "remainder", "repeat", "reshape", "rint", "roll", "rollaxis", "rot90", "round", "save", "select",
-    "set_default_device", "set_float32_matmul_precision", "set_grad_enabled", "sigmoid", "sign", "sin", "sinc", "sinh",
-    "softmax", "softplus", "sort", "split", "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "swapaxes",
-    "take", "take_along_axis", "tan", "tanh", "tensor", "tensordot", "tile", "topk", "trace", "transpose", "tri",
-    "tril", "triu", "true_divide", "trunc", "unsqueeze", "var", "vdot", "viz", "vsplit", "vstack", "where", "zeros",
-    "zeros_like",
+    "set_default_device", "set_float32_matmul_precision", "set_grad_enabled", "sigmoid", "sign", "sin", "sinc",
+    "sinh", "softmax", "softplus", "sort", "split", "sqrt", "square", "squeeze", "stack", "std", "sub", "sum",
+    "swapaxes", "take", "take_along_axis", "tan", "tanh", "tensor", "tensordot", "tile", "topk", "trace",
+    "transpose", "tri", "tril", "triu", "true_divide", "trunc", "unsqueeze", "var", "vdot", "viz", "vsplit",
+    "vstack", "where", "zeros", "zeros_like",
 ]
 
 # The modules imported above are attributes of this package as a side effect of importing them;

@@ -10,6 +10,7 @@ metadata_props) and ``probabilities``, or ``value`` in the target's units.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,11 +30,39 @@ _ACTIVATIONS: dict[type, tuple[str, Callable[[nn.Module], dict]]] = {
     nn.LeakyReLU: ("LeakyRelu", lambda m: {"alpha": float(m.negative_slope)}),
     nn.Sigmoid: ("Sigmoid", lambda m: {}),
     nn.Tanh: ("Tanh", lambda m: {}),
-    nn.Softplus: ("Softplus", lambda m: {}),
+    nn.ELU: ("Elu", lambda m: {"alpha": float(m.alpha)}),
     nn.Softmax: ("Softmax", lambda m: {"axis": int(m.axis)}),
     nn.LogSoftmax: ("LogSoftmax", lambda m: {"axis": int(m.axis)}),
 }
 _SKIPPED = (nn.Identity, nn.Dropout)  # inference: dropout is the identity
+
+
+def _gelu(g, x: str, layer) -> str:
+    half = g.const("half", 0.5)
+    if layer.approximate == "tanh":  # 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+        cube = g.node("Mul", [g.node("Mul", [x, x]), x])
+        inner = g.node("Add", [x, g.node("Mul", [cube, g.const("c", 0.044715)])])
+        curve = g.node("Tanh", [g.node("Mul", [inner, g.const("k", math.sqrt(2.0 / math.pi))])])
+    else:  # 0.5·x·(1 + erf(x/√2))
+        curve = g.node("Erf", [g.node("Mul", [x, g.const("k", 1.0 / math.sqrt(2.0))])])
+    return g.node("Mul", [g.node("Mul", [x, g.node("Add", [curve, g.const("one", 1.0)])]), half])
+
+
+def _softplus(g, x: str, layer) -> str:
+    if layer.beta == 1.0:
+        return g.node("Softplus", [x])
+    scaled = g.node("Mul", [x, g.const("beta", layer.beta)])
+    return g.node("Div", [g.node("Softplus", [scaled]), g.const("beta", layer.beta)])
+
+
+# Activations ONNX's opset 13 has no single operator for, as a few nodes: (graph, input, layer) -> output
+_COMPOSED: dict[type, Callable] = {
+    nn.GELU: _gelu,
+    nn.SiLU: lambda g, x, m: g.node("Mul", [x, g.node("Sigmoid", [x])]),
+    nn.Mish: lambda g, x, m: g.node("Mul", [x, g.node("Tanh", [g.node("Softplus", [x])])]),
+    nn.Hardtanh: lambda g, x, m: g.node("Clip", [x, g.const("lo", m.min_val), g.const("hi", m.max_val)]),
+    nn.Softplus: _softplus,
+}
 
 
 class ExportError(ValueError):
@@ -165,11 +194,14 @@ class _Graph:
             return self.node("Gemm", inputs, transB=1)
         if isinstance(layer, _SKIPPED):
             return x
+        composed = _COMPOSED.get(type(layer))
+        if composed is not None:
+            return composed(self, x, layer)
         kind = _ACTIVATIONS.get(type(layer))
         if kind is None:
+            names = ", ".join(t.__name__ for t in [*_ACTIVATIONS, *_COMPOSED])
             raise ExportError(f"export: layer {index} is a {type(layer).__name__}, which ONNX export does not "
-                              f"support; it exports Linear, {', '.join(t.__name__ for t in _ACTIVATIONS)}, "
-                              "Dropout and Identity")
+                              f"support; it exports Linear, {names}, Dropout and Identity")
         op, attrs = kind
         return self.node(op, [x], **attrs(layer))
 

@@ -19,10 +19,11 @@ from devgrad.core.backward import grad, run_backward
 from devgrad.core.dtypes import DEFAULT_FLOAT, as_dtype
 from devgrad.core.fp_errors import quiet
 from devgrad.core.function import Function
-from devgrad.core.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from devgrad.core.grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from devgrad.core._tensor import Tensor, register_tensor_methods, tensor
 
 __all__ = [
-    "DEFAULT_FLOAT", "Function", "Tensor", "as_dtype", "enable_grad", "grad", "is_grad_enabled", "no_grad", "quiet",
+    "DEFAULT_FLOAT", "Function", "Tensor", "as_dtype", "enable_grad", "grad", "inference_mode", "is_grad_enabled",
+    "no_grad", "quiet",
     "register_tensor_methods", "run_backward", "set_grad_enabled", "tensor",
 ]

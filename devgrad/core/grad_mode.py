@@ -59,3 +59,21 @@ class enable_grad(_GradMode):  # noqa: N801
     """Re-enable graph recording inside a ``no_grad`` block."""
 
     enabled = True
+
+
+class inference_mode(_GradMode):  # noqa: N801 - named like PyTorch's on purpose
+    """PyTorch's ``inference_mode``: ``no_grad`` (devgrad's graph costs nothing more to skip);
+    ``inference_mode(False)`` records as usual."""
+
+    def __init__(self, mode: bool = True):
+        self.enabled = not mode
+
+    def __call__(self, fn):
+        inference = not self.enabled
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with inference_mode(inference):
+                return fn(*args, **kwargs)
+
+        return wrapper

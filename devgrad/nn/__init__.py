@@ -6,13 +6,19 @@ from devgrad.nn.layers import (
     Softmax, Softplus, Tanh, activation,
 )
 from devgrad.nn.loss import (
-    BCEWithLogitsLoss, CrossEntropyLoss, HingeLoss, HuberLoss, L1Loss, LogisticLoss, MSELoss, NLLLoss,
+    BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HingeLoss, HuberLoss, L1Loss, LogisticLoss, MSELoss, NLLLoss,
 )
 from devgrad.nn.module import Module, ModuleDict, ModuleList, Parameter
+from devgrad.nn.activations import ELU, GELU, Hardtanh, Mish, SiLU
+from devgrad.nn.embedding import Embedding
+from devgrad.nn.hooks import RemovableHandle
+from devgrad.nn.norm import BatchNorm1d, LayerNorm
+from devgrad.nn.reshape import Flatten, Unflatten
 
 __all__ = [
-    "ACTIVATIONS", "HIDDEN_ACTIVATIONS", "MLP", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "HingeLoss",
-    "HuberLoss", "Identity", "L1Loss", "LeakyReLU", "Linear", "LogSoftmax", "LogisticLoss", "MSELoss", "Module",
-    "ModuleDict", "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "Softplus",
-    "Tanh", "activation", "functional", "init", "utils",
+    "ACTIVATIONS", "ELU", "GELU", "HIDDEN_ACTIVATIONS", "MLP", "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d",
+    "CrossEntropyLoss", "Dropout", "Embedding", "Flatten", "Hardtanh", "HingeLoss", "HuberLoss", "Identity",
+    "L1Loss", "LayerNorm", "LeakyReLU", "Linear", "LogSoftmax", "LogisticLoss", "MSELoss", "Mish", "Module",
+    "ModuleDict", "ModuleList", "NLLLoss", "Parameter", "ReLU", "RemovableHandle", "Sequential", "SiLU", "Sigmoid",
+    "Softmax", "Softplus", "Tanh", "Unflatten", "activation", "functional", "init", "utils",
 ]

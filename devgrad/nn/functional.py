@@ -19,17 +19,52 @@ from devgrad.nn.loss_ops import (
     NLL, AbsoluteError, BCEWithLogits, CrossEntropy, Hinge, HuberError, Logistic, SquaredError,
 )
 from devgrad.ops import (
-    leaky_relu, linear, log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus, tanh, where,
+    leaky_relu, linear, log_sigmoid, log_softmax, relu, sigmoid, softmax, tanh, where,
 )
 from devgrad.ops.elementwise import clip
+from devgrad.ops.activation import softplus as _softplus  # exact, for the losses' formulas
+from devgrad.ops.activation_torch import elu, gelu, hardtanh, mish, silu
+from devgrad.ops.activation_torch import softplus_beta as softplus
+from devgrad.nn import class_losses
+from devgrad.nn.class_losses import binary_cross_entropy
+from devgrad.nn.embedding import embedding, one_hot
+from devgrad.nn.norm import batch_norm, layer_norm
 from devgrad.random import default_generator
 
 REDUCTIONS = ("mean", "sum", "none")
 
 __all__ = [
-    "BINARY_LOSSES", "LOSSES", "REGRESSION_LOSSES", "binary_cross_entropy_with_logits", "cross_entropy", "dropout",
-    "hinge_loss", "huber_loss", "l1_loss", "leaky_relu", "linear", "log_sigmoid", "log_softmax", "logistic_loss",
-    "mse_loss", "nll_loss", "relu", "sigmoid", "softmax", "softplus", "tanh",
+    "BINARY_LOSSES",
+    "LOSSES",
+    "REGRESSION_LOSSES",
+    "batch_norm",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "dropout",
+    "elu",
+    "embedding",
+    "gelu",
+    "hardtanh",
+    "hinge_loss",
+    "huber_loss",
+    "l1_loss",
+    "layer_norm",
+    "leaky_relu",
+    "linear",
+    "log_sigmoid",
+    "log_softmax",
+    "logistic_loss",
+    "mish",
+    "mse_loss",
+    "nll_loss",
+    "one_hot",
+    "relu",
+    "sigmoid",
+    "silu",
+    "softmax",
+    "softplus",
+    "tanh",
 ]
 
 
@@ -111,17 +146,20 @@ def _reduction_scale(reduction: str, count: int):
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: str = "mean",
-                                     pos_weight: float | None = None) -> Tensor:
+                                     pos_weight=None, *, weight=None) -> Tensor:
     """Binary cross-entropy of labels 0/1 (or probabilities) given logits, stable for any |logit|.
 
-    ``pos_weight`` scales the loss of positive examples (for imbalanced data).
+    ``pos_weight`` scales the loss of positive examples (for imbalanced data): a number, or one
+    value per class (a tensor broadcast along the last axis); ``weight`` scales each element.
     """
+    if weight is not None or (pos_weight is not None and np.ndim(getattr(pos_weight, "data", pos_weight)) > 0):
+        return class_losses.weighted_bce_with_logits(logits, target, weight, pos_weight, reduction)
     w = None if pos_weight is None else float(pos_weight)
 
     def formula(z, y):
         if w is None:
-            return softplus(z) - z * y
-        return softplus(-z) * y * w + softplus(z) * (1.0 - y)  # w·y·softplus(-z) + (1-y)·softplus(z)
+            return _softplus(z) - z * y
+        return _softplus(-z) * y * w + _softplus(z) * (1.0 - y)  # w·y·softplus(-z) + (1-y)·softplus(z)
     return _pair_loss(BCEWithLogits, "binary_cross_entropy_with_logits", logits, target, reduction,
                       () if w is None else (w,), formula)
 
@@ -129,7 +167,7 @@ def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: str = "m
 def logistic_loss(scores: Tensor, target, reduction: str = "mean") -> Tensor:
     """The lecture's logistic loss log(1 + exp(-y·d)) for labels y ∈ {-1, +1}."""
     return _pair_loss(Logistic, "logistic_loss", scores, target, reduction, (),
-                      lambda d, y: softplus(-(y * d)))
+                      lambda d, y: _softplus(-(y * d)))
 
 
 def hinge_loss(scores: Tensor, target, reduction: str = "mean", margin: float = 1.0) -> Tensor:
@@ -156,8 +194,35 @@ def _check_label_range(labels: Tensor, n_classes: int, name: str) -> None:
         raise ValueError(f"{name}: labels must be in [0, {n_classes - 1}], got values from {lo} to {hi}")
 
 
-def cross_entropy(logits: Tensor, labels, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
-    """Softmax cross-entropy from logits (N, C) and integer labels (N,), stable for any logits."""
+def _plain_labels(logits: Tensor, labels, weight, ignore_index, reduction) -> bool:
+    """Can the fused kernel compute it: (N, C) logits, integer labels of shape (N,), no weight,
+    no label to ignore (checked on a CPU; on a GPU an ignore_index given by the caller counts)?"""
+    if weight is not None or logits.ndim != 2 or isinstance(reduction, Tensor):
+        return False
+    data = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+    if data.dtype.kind not in "iub" or data.shape != logits.shape[:1]:
+        return False
+    if ignore_index is None:
+        return not (logits.device.host_reads_are_free and data.size and bool((data == -100).any()))
+    return logits.device.host_reads_are_free and not (data.size and bool((data == ignore_index).any()))
+
+
+def _check_reduction(reduction, name: str) -> None:
+    if isinstance(reduction, Tensor):
+        raise TypeError(f"{name}: the third argument is the reduction; pass the class weights as weight=")
+
+
+def cross_entropy(logits: Tensor, labels, reduction: str = "mean", label_smoothing: float = 0.0, *,
+                  weight=None, ignore_index: int | None = None) -> Tensor:
+    """Softmax cross-entropy from logits (N, C) and integer labels (N,), stable for any logits.
+
+    PyTorch's other forms work too (``nn.class_losses``): class ``weight=``, ``ignore_index=``
+    (default -100), probability targets of the logits' shape, (C,) and (N, C, d...) logits.
+    """
+    _check_reduction(reduction, "cross_entropy")
+    if not _plain_labels(logits, labels, weight, ignore_index, reduction):
+        return class_losses.cross_entropy(logits, labels, weight, -100 if ignore_index is None else ignore_index,
+                                          reduction, label_smoothing)
     labels = _as_target(labels, logits, "cross_entropy", dtype=np.int64)
     _check_class_labels(logits, labels, "cross_entropy")
     if not 0.0 <= label_smoothing < 1.0:
@@ -167,8 +232,14 @@ def cross_entropy(logits: Tensor, labels, reduction: str = "mean", label_smoothi
                               scale=_reduction_scale(reduction, logits.shape[0]))
 
 
-def nll_loss(log_probs: Tensor, labels, reduction: str = "mean") -> Tensor:
-    """Negative log-likelihood of integer labels given log-probabilities (N, C)."""
+def nll_loss(log_probs: Tensor, labels, reduction: str = "mean", *, weight=None,
+             ignore_index: int | None = None) -> Tensor:
+    """Negative log-likelihood of integer labels given log-probabilities (N, C); class ``weight=``,
+    ``ignore_index=`` (default -100) and (N, C, d...) inputs as PyTorch's (``nn.class_losses``)."""
+    _check_reduction(reduction, "nll_loss")
+    if not _plain_labels(log_probs, labels, weight, ignore_index, reduction):
+        return class_losses.nll_loss(log_probs, labels, weight, -100 if ignore_index is None else ignore_index,
+                                     reduction)
     labels = _as_target(labels, log_probs, "nll_loss", dtype=np.int64)
     _check_class_labels(log_probs, labels, "nll_loss")
     _check_label_range(labels, log_probs.shape[1], "nll_loss")

@@ -6,6 +6,8 @@ import itertools
 
 from devgrad.nn import functional as F
 from devgrad.nn import init as init_
+from devgrad.nn.activations import ELU, GELU, Hardtanh, Mish, SiLU
+from devgrad.nn.hooks import live as live_hooks
 from devgrad.nn.module import Module, Parameter
 from devgrad.ops.linalg import linear_act
 from devgrad.random import get_generator
@@ -53,17 +55,25 @@ class Linear(Module):
 
 
 class Sequential(Module):
-    """Modules applied in order; index, iterate and len() like a list."""
+    """Modules applied in order; index, iterate and len() like a list. ``Sequential(OrderedDict(
+    [("fc", Linear(2, 3)), ...]))`` names them (``model.fc``, state_dict keys ``fc.weight``)."""
 
     def __init__(self, *modules: Module):
         super().__init__()
-        if len(modules) == 1 and isinstance(modules[0], list | tuple):
-            modules = tuple(modules[0])
-        for i, m in enumerate(modules):
+        if len(modules) == 1 and isinstance(modules[0], dict):
+            named = [(str(k), m) for k, m in modules[0].items()]
+        else:
+            if len(modules) == 1 and isinstance(modules[0], list | tuple):
+                modules = tuple(modules[0])
+            named = [(str(i), m) for i, m in enumerate(modules)]
+        for name, m in named:
             if not isinstance(m, Module):
-                raise TypeError(f"Sequential: item {i} is a {type(m).__name__}, not a Module")
-            setattr(self, str(i), m)
-        self._modules = tuple(modules)  # the same modules, in order, for fast iteration
+                raise TypeError(f"Sequential: item {name} is a {type(m).__name__}, not a Module")
+            if name.startswith("_") or name in ("training",) or hasattr(type(self), name):
+                raise ValueError(f"Sequential: {name!r} cannot name a module (it is private or an attribute of "
+                                 "Sequential); choose another name")
+            setattr(self, name, m)
+        self._modules = tuple(m for _, m in named)  # the same modules, in order, for fast iteration
 
     def __getitem__(self, i: int) -> Module:
         if not -len(self._modules) <= i < len(self._modules):
@@ -78,7 +88,7 @@ class Sequential(Module):
 
     def forward(self, x):
         for m in self._modules:
-            x = m.forward(x)
+            x = m(x)
         return x
 
 
@@ -110,8 +120,17 @@ class Tanh(Module):
 
 
 class Softplus(Module):
+    """log(1 + exp(beta·x)) / beta, and x where beta·x > threshold (PyTorch's defaults: 1, 20)."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
     def forward(self, x):
-        return x.softplus()
+        return F.softplus(x, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
 
 
 class Identity(Module):
@@ -169,6 +188,7 @@ class Dropout(Module):
 ACTIVATIONS = {
     "relu": ReLU, "leaky_relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh, "softplus": Softplus,
     "identity": Identity, "linear": Identity, "none": Identity, "softmax": Softmax, "log_softmax": LogSoftmax,
+    "gelu": GELU, "silu": SiLU, "elu": ELU, "hardtanh": Hardtanh, "mish": Mish,
 }
 # The ones that act elementwise, so a hidden layer can use them (softmax normalises a whole row):
 # the activations a spec's model.activation may name. Aliases (linear, none) are left out.
@@ -220,7 +240,10 @@ class MLP(Module):
         return [m for m in self.net if isinstance(m, Linear)]
 
     def forward(self, x):
-        # Same result as self.net(x); a Linear followed by relu/sigmoid/tanh runs as one fused op.
+        # Same result as self.net(x); a Linear followed by relu/sigmoid/tanh runs as one fused op
+        # (while no forward hook is registered anywhere: then every layer is called, and its hooks run).
+        if live_hooks():
+            return self.net(x)
         for linear, act, module in self._plan:
             if act is not None:
                 x = linear_act(x, linear.weight, linear.bias, act)

@@ -44,7 +44,22 @@ class HuberLoss(_Loss):
 
 
 class BCEWithLogitsLoss(_Loss):
+    """``nn.BCEWithLogitsLoss(weight=None, reduction='mean', pos_weight=None)``, as PyTorch's
+    (``pos_weight`` a number or one value per class)."""
+
     fn = staticmethod(F.binary_cross_entropy_with_logits)
+
+    def __init__(self, weight=None, reduction: str = "mean", pos_weight=None):
+        super().__init__(reduction, **_given(weight=weight, pos_weight=pos_weight))
+
+
+class BCELoss(_Loss):
+    """``nn.BCELoss(weight=None, reduction='mean')``: binary cross-entropy of probabilities."""
+
+    fn = staticmethod(F.binary_cross_entropy)
+
+    def __init__(self, weight=None, reduction: str = "mean"):
+        super().__init__(reduction, **_given(weight=weight))
 
 
 class LogisticLoss(_Loss):
@@ -52,11 +67,28 @@ class LogisticLoss(_Loss):
 
 
 class CrossEntropyLoss(_Loss):
+    """``nn.CrossEntropyLoss(weight=None, ignore_index=-100, reduction='mean', label_smoothing=0.0)``."""
+
     fn = staticmethod(F.cross_entropy)
+
+    def __init__(self, weight=None, ignore_index: int | None = None, reduction: str = "mean",
+                 label_smoothing: float = 0.0):
+        super().__init__(reduction, **_given(weight=weight, ignore_index=ignore_index),
+                         **({"label_smoothing": label_smoothing} if label_smoothing else {}))
 
 
 class NLLLoss(_Loss):
+    """``nn.NLLLoss(weight=None, ignore_index=-100, reduction='mean')``."""
+
     fn = staticmethod(F.nll_loss)
+
+    def __init__(self, weight=None, ignore_index: int | None = None, reduction: str = "mean"):
+        super().__init__(reduction, **_given(weight=weight, ignore_index=ignore_index))
+
+
+def _given(**options) -> dict:
+    """The options that were given (not None), so the functional defaults apply to the rest."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 class HingeLoss(_Loss):

@@ -10,6 +10,7 @@ import numpy as np
 from devgrad.backend import device as resolve_device
 from devgrad.backend import is_device_array
 from devgrad.core import Tensor
+from devgrad.nn import hooks as _hooks
 
 
 class Parameter(Tensor):
@@ -90,7 +91,37 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
     def __call__(self, *args, **kwargs):
+        if "_forward_hooks" in self.__dict__ or "_forward_pre_hooks" in self.__dict__:
+            return _hooks.call_with_hooks(self, args, kwargs)
         return self.forward(*args, **kwargs)
+
+    def register_forward_hook(self, hook, *, prepend: bool = False) -> _hooks.RemovableHandle:
+        """Call ``hook(module, args, output)`` after each forward; a non-None result replaces the
+        output. Returns a handle whose ``remove()`` unregisters it."""
+        return _hooks.add_hook(self.__dict__.setdefault("_forward_hooks", {}), hook, prepend)
+
+    def register_forward_pre_hook(self, hook, *, prepend: bool = False) -> _hooks.RemovableHandle:
+        """Call ``hook(module, args)`` before each forward; a non-None result (a tuple, or one
+        value) replaces the inputs. Returns a handle whose ``remove()`` unregisters it."""
+        return _hooks.add_hook(self.__dict__.setdefault("_forward_pre_hooks", {}), hook, prepend)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Set ``requires_grad`` of every parameter (``False`` freezes the module); returns self."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def double(self) -> Module:
+        """Every floating parameter and buffer as float64, in place; returns self."""
+        return self.to(dtype=np.float64)
+
+    def float(self) -> Module:
+        """Every floating parameter and buffer as float32, in place; returns self."""
+        return self.to(dtype=np.float32)
+
+    def half(self) -> Module:
+        """Every floating parameter and buffer as float16, in place; returns self."""
+        return self.to(dtype=np.float16)
 
     # -- walking -----------------------------------------------------------------------
     def _children_items(self) -> Iterator[tuple[str, object]]:

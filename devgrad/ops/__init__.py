@@ -22,6 +22,7 @@ from devgrad.ops.piecewise import (
     ceil, floor, fmax, fmin, fmod, mod, nan_to_num, remainder, rint, round, sign, trunc,
 )
 from devgrad.ops.reduce import logsumexp, max, mean, min, std, sum, var
+from devgrad.ops.activation_torch import erf
 from devgrad.ops.torch_inplace import INPLACE_METHODS
 from devgrad.ops.joining import (
     array, array_split, column_stack, dsplit, dstack, hsplit, hstack, linspace, nonzero, select, split, vsplit, vstack,
@@ -180,7 +181,8 @@ TENSOR_METHODS = {
     "split": split_method, "repeat": repeat_method, "tile": tile_method, "norm": norm, "nonzero": nonzero_method,
     "unique": unique, "isclose": isclose,
     "allclose": allclose, "bmm": bmm, "expand_as": expand_as, "type_as": type_as, "contiguous": contiguous,
-    "flatten": torch_flatten, "add": add_method, "sub": sub_method, "mul": mul, "div": div_method, "neg": neg,
+    "erf": erf, "flatten": torch_flatten, "add": add_method, "sub": sub_method, "mul": mul, "div": div_method,
+    "neg": neg,
     **INPLACE_METHODS,
     "round": round, "sign": sign, "floor": floor, "ceil": ceil, "trunc": trunc, "fmod": fmod, "remainder": remainder,
     "fmax": fmax, "fmin": fmin, "nan_to_num": nan_to_num, "square": square, "reciprocal": reciprocal,
@@ -191,19 +193,19 @@ TENSOR_METHODS = {
 register_tensor_methods(TENSOR_METHODS)
 
 __all__ = [
-    "abs", "absolute", "add", "amax", "amin", "append", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2",
-    "arctanh", "argmax", "argmin", "argsort", "array", "array_split", "atleast_1d", "atleast_2d", "atleast_3d",
-    "average", "broadcast_to", "cast", "cbrt", "ceil", "clip", "column_stack", "concatenate", "cos", "cosh", "cross",
-    "cumprod", "cumsum", "deg2rad", "degrees", "diag", "diagflat", "diagonal", "diff", "div", "dot", "dsplit",
-    "dstack", "einsum", "equal", "exp", "exp2", "expand", "expand_dims", "expm1", "fabs", "flatten", "flip", "fliplr",
-    "flipud", "floor", "fmax", "fmin", "fmod", "getitem", "greater", "greater_equal", "hsplit", "hstack", "hypot",
-    "identity", "inner", "kron", "leaky_relu", "less", "less_equal", "linear", "linspace", "log", "log1p", "log2",
-    "log10", "log_sigmoid", "log_softmax", "logaddexp", "logaddexp2", "logsumexp", "matmul", "max", "maximum", "mean",
-    "median", "min", "minimum", "mod", "moveaxis", "mul", "nan_to_num", "nanmean", "nansum", "neg", "negative",
-    "nonzero", "not_equal", "outer", "pad", "permute", "pow", "prod", "rad2deg", "radians", "ravel", "reciprocal",
-    "relu", "remainder", "repeat", "reshape", "rint", "roll", "rollaxis", "rot90", "round", "select", "sigmoid",
-    "sign", "sin", "sinc", "sinh", "softmax", "softplus", "sort", "split", "sqrt", "square", "squeeze", "stack", "std",
-    "sub", "sum", "swapaxes", "take", "take_along_axis", "tan", "tanh", "tensordot", "tile", "topk", "trace",
-    "transpose", "tri", "tril", "triu", "true_divide", "trunc", "unsqueeze", "var", "vdot", "vsplit", "vstack",
-    "where",
+    "abs", "absolute", "add", "amax", "amin", "append", "arccos", "arccosh", "arcsin", "arcsinh", "arctan",
+    "arctan2", "arctanh", "argmax", "argmin", "argsort", "array", "array_split", "atleast_1d", "atleast_2d",
+    "atleast_3d", "average", "broadcast_to", "cast", "cbrt", "ceil", "clip", "column_stack", "concatenate", "cos",
+    "cosh", "cross", "cumprod", "cumsum", "deg2rad", "degrees", "diag", "diagflat", "diagonal", "diff", "div",
+    "dot", "dsplit", "dstack", "einsum", "equal", "erf", "exp", "exp2", "expand", "expand_dims", "expm1", "fabs",
+    "flatten", "flip", "fliplr", "flipud", "floor", "fmax", "fmin", "fmod", "getitem", "greater", "greater_equal",
+    "hsplit", "hstack", "hypot", "identity", "inner", "kron", "leaky_relu", "less", "less_equal", "linear",
+    "linspace", "log", "log1p", "log2", "log10", "log_sigmoid", "log_softmax", "logaddexp", "logaddexp2",
+    "logsumexp", "matmul", "max", "maximum", "mean", "median", "min", "minimum", "mod", "moveaxis", "mul",
+    "nan_to_num", "nanmean", "nansum", "neg", "negative", "nonzero", "not_equal", "outer", "pad", "permute", "pow",
+    "prod", "rad2deg", "radians", "ravel", "reciprocal", "relu", "remainder", "repeat", "reshape", "rint", "roll",
+    "rollaxis", "rot90", "round", "select", "sigmoid", "sign", "sin", "sinc", "sinh", "softmax", "softplus", "sort",
+    "split", "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "swapaxes", "take", "take_along_axis",
+    "tan", "tanh", "tensordot", "tile", "topk", "trace", "transpose", "tri", "tril", "triu", "true_divide", "trunc",
+    "unsqueeze", "var", "vdot", "vsplit", "vstack", "where",
 ]

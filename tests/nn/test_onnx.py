@@ -74,7 +74,10 @@ def test_exported_run_gives_trained_models_numbers_in_onnxruntime(task, activati
 def test_export_of_any_sequential_with_every_activation_and_dropout(tmp_path):
     layers = [dg.nn.Linear(4, 6), dg.nn.ReLU(), dg.nn.Dropout(0.3), dg.nn.Linear(6, 6), dg.nn.LeakyReLU(0.2),
               dg.nn.Linear(6, 6), dg.nn.Sigmoid(), dg.nn.Linear(6, 6), dg.nn.Tanh(), dg.nn.Identity(),
-              dg.nn.Linear(6, 6), dg.nn.Softplus(), dg.nn.Linear(6, 3, bias=False), dg.nn.LogSoftmax()]
+              dg.nn.Linear(6, 6), dg.nn.Softplus(), dg.nn.Linear(6, 6), dg.nn.Softplus(beta=2.0), dg.nn.Linear(6, 6),
+              dg.nn.GELU(), dg.nn.Linear(6, 6), dg.nn.GELU("tanh"), dg.nn.Linear(6, 6), dg.nn.SiLU(),
+              dg.nn.Linear(6, 6), dg.nn.Mish(), dg.nn.Linear(6, 6), dg.nn.ELU(0.5), dg.nn.Linear(6, 6),
+              dg.nn.Hardtanh(-0.5, 0.5), dg.nn.Linear(6, 3, bias=False), dg.nn.LogSoftmax()]
     module = dg.nn.Sequential(dg.nn.Sequential(*layers[:5]), *layers[5:]).eval()
     X = np.random.default_rng(1).standard_normal((50, 4)).astype(np.float32)
     mean, std = np.array([1.0, -2.0, 0.5, 3.0]), np.array([2.0, 0.5, 1.0, 4.0])

@@ -1,0 +1,70 @@
+"""Forward hooks of modules (``register_forward_hook``, ``register_forward_pre_hook``) and the
+handles that remove them, as PyTorch's.
+
+A module keeps its hooks in a private dict that exists only once one is registered, so calling
+a module without hooks costs one dict lookup. ``live()`` counts the hooks registered anywhere:
+a layer with a fast path that skips its sub-modules' calls (MLP's fused Linear + activation)
+takes the plain path while any hook is live, so that every hook runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+_ids = itertools.count()
+_live = [0]
+
+
+def live() -> int:
+    """How many hooks are registered on any module now."""
+    return _live[0]
+
+
+class RemovableHandle:
+    """What ``register_forward_hook`` returns: ``handle.remove()`` unregisters the hook (also as a
+    context manager: ``with module.register_forward_hook(fn): ...``)."""
+
+    def __init__(self, hooks: dict, key: int):
+        self._hooks, self.id = hooks, key
+
+    def remove(self) -> None:
+        """Unregister the hook (a second call does nothing)."""
+        if self._hooks.pop(self.id, None) is not None:
+            _live[0] -= 1
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+def add_hook(hooks: dict, hook: Callable, prepend: bool) -> RemovableHandle:
+    """Register ``hook`` in ``hooks`` (first when ``prepend``); its handle."""
+    if not callable(hook):
+        raise TypeError(f"a hook must be callable, got {type(hook).__name__}")
+    key = next(_ids)
+    hooks[key] = hook
+    if prepend:
+        items = [(key, hook)] + [(k, v) for k, v in hooks.items() if k != key]
+        hooks.clear()
+        hooks.update(items)
+    _live[0] += 1
+    return RemovableHandle(hooks, key)
+
+
+def call_with_hooks(module, args: tuple, kwargs: dict) -> Any:
+    """``module.forward(*args, **kwargs)`` with its pre-hooks first (a hook's non-None result
+    replaces the inputs) and its forward hooks after (a non-None result replaces the output)."""
+    for hook in list(module.__dict__.get("_forward_pre_hooks", {}).values()):
+        result = hook(module, args)
+        if result is not None:
+            args = result if isinstance(result, tuple) else (result,)
+    output = module.forward(*args, **kwargs)
+    for hook in list(module.__dict__.get("_forward_hooks", {}).values()):
+        result = hook(module, args, output)
+        if result is not None:
+            output = result
+    return output

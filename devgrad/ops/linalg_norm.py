@@ -34,11 +34,12 @@ def _vector_norm(x: Tensor, order, axis: int, keepdims: bool) -> Tensor:
         return link_zero(Tensor._make(count, x.device), x)
     if order == 1:
         return _sum(_abs(x), axis=axes, keepdims=keepdims)
-    if isinstance(order, str) or not isinstance(order, numbers.Number):
+    if isinstance(order, str) or not isinstance(order, numbers.Real):
         raise ValueError(f"dg.linalg.norm: invalid norm order {order!r} for vectors")
-    if order > 1:
-        return PNorm.apply(x, p=float(order), axes=axes, keepdims=keepdims)
-    return _sum(_abs(x) ** float(order), axis=axes, keepdims=keepdims) ** (1.0 / float(order))
+    p = float(order)
+    if p > 1:
+        return PNorm.apply(x, p=p, axes=axes, keepdims=keepdims)
+    return _sum(_abs(x) ** p, axis=axes, keepdims=keepdims) ** (1.0 / p)
 
 
 def _matrix_norm(x: Tensor, order, axes: tuple, keepdims: bool) -> Tensor:

@@ -65,9 +65,9 @@ def tensordot(a, b, axes=2) -> Tensor:
             raise ValueError(f"tensordot: axes={axes} does not fit operands of {a.ndim} and {b.ndim} dimensions")
         axes_a, axes_b = list(range(a.ndim - axes, a.ndim)), list(range(axes))
     else:
-        axes_a, axes_b = ([x] if isinstance(x, numbers.Integral) else list(x) for x in axes)
-        axes_a = [normalize_axis(x, a.ndim)[0] for x in axes_a]
-        axes_b = [normalize_axis(x, b.ndim)[0] for x in axes_b]
+        given_a, given_b = ([x] if isinstance(x, numbers.Integral) else list(x) for x in axes)
+        axes_a = [normalize_axis(x, a.ndim)[0] for x in given_a]
+        axes_b = [normalize_axis(x, b.ndim)[0] for x in given_b]
     if len(axes_a) != len(axes_b) or any(a.shape[i] != b.shape[j] for i, j in zip(axes_a, axes_b)):
         raise ValueError(f"tensordot: shape-mismatch for sum: axes {axes_a} of {a.shape} and {axes_b} of {b.shape}")
     free_a = [i for i in range(a.ndim) if i not in axes_a]
@@ -177,12 +177,13 @@ class Einsum(Function):
 
     def _operand_grad(self, g, i: int):
         subs, sizes = self.inputs_subs[i], self.sizes
-        others = [self.inputs[j] for j in range(len(self.inputs)) if j != i]
-        seen = set(self.output_subs).union(*(self.inputs_subs[j] for j in range(len(self.inputs)) if j != i))
+        inputs = self.inputs or ()  # saved by apply (save_inputs)
+        others = [inputs[j] for j in range(len(inputs)) if j != i]
+        seen = set(self.output_subs).union(*(self.inputs_subs[j] for j in range(len(inputs)) if j != i))
         unique = "".join(dict.fromkeys(subs))
         kept = "".join(c for c in unique if c in seen)
         solo = "".join(c for c in unique if c not in seen)
-        spec = ",".join([self.output_subs, *(self.inputs_subs[j] for j in range(len(self.inputs)) if j != i)])
+        spec = ",".join([self.output_subs, *(self.inputs_subs[j] for j in range(len(inputs)) if j != i)])
         grad = _einsum_explicit([g, *others], [self.output_subs, *(s for j, s in enumerate(self.inputs_subs)
                                                                     if j != i)], kept, sizes, spec + "->" + kept)
         if solo:  # summed inside this operand alone: every element got the same gradient
@@ -195,7 +196,7 @@ class Einsum(Function):
 
 def _on_diagonal(grad: Tensor, subs: str, sizes: dict, xp) -> Tensor:
     """The gradient of an operand with a repeated letter ('ii'): ``grad`` on the diagonal, 0 elsewhere."""
-    first = {}
+    first: dict[str, int] = {}
     for p, c in enumerate(subs):
         first.setdefault(c, p)
     spread = broadcast_to(reshape(grad, tuple(sizes[c] if first[c] == p else 1 for p, c in enumerate(subs))),
@@ -259,8 +260,8 @@ def _sublist(items) -> str:
     for item in items:
         if item is Ellipsis:
             out.append("...")
-        elif isinstance(item, numbers.Integral) and 0 <= item < 52:
-            out.append(_LETTERS[item])
+        elif isinstance(item, numbers.Integral) and 0 <= int(item) < 52:
+            out.append(_LETTERS[int(item)])
         else:
             raise ValueError(f"einsum: a sublist holds integers 0..51 and Ellipsis, got {item!r}")
     return "".join(out)

@@ -6,6 +6,7 @@ import numpy as np
 
 from devgrad.backend import device as resolve_device
 from devgrad.core import Tensor
+from devgrad.data.map_loader import MapLoader
 
 
 class DataLoader:
@@ -14,7 +15,18 @@ class DataLoader:
     The arrays are copied to the device once. Each epoch, a permutation drawn from the
     host generator (seeded per epoch, so a resumed run shuffles exactly as an uninterrupted
     one) reorders the data with one gather on the device; batches are then plain slices.
+
+    PyTorch's form, ``DataLoader(dataset, batch_size=1, shuffle=False, collate_fn=None,
+    drop_last=False, generator=None)`` over any map-style dataset (``__len__`` and
+    ``__getitem__``, e.g. a ``TensorDataset``), gives a ``MapLoader`` (devgrad/data/map_loader.py).
     """
+
+    def __new__(cls, X=None, y=None, *args, **kwargs):
+        if "dataset" in kwargs:
+            return MapLoader(*(a for a in (X, y) if a is not None), *args, **kwargs)
+        if y is None or isinstance(y, int):  # no labels array: PyTorch's DataLoader(dataset, batch_size, ...)
+            return MapLoader(X, *((y,) if y is not None else ()), *args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, X, y, batch_size: int | None = None, shuffle: bool = True, device=None,
                  dtype=np.float32, seed: int = 0, drop_last: bool = False):

@@ -5,22 +5,27 @@ from __future__ import annotations
 
 from devgrad.core import no_grad
 from devgrad.core import Tensor
+from devgrad.creation import zeros
+
+
+def _params(parameters) -> list[Tensor]:
+    return [parameters] if isinstance(parameters, Tensor) else list(parameters)
 
 
 def _grads(parameters) -> list[Tensor]:
-    params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
-    return [p.grad for p in params if p.grad is not None]
+    return [p.grad for p in _params(parameters) if p.grad is not None]
 
 
 def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0) -> Tensor:
     """Scale all gradients together so their global norm is at most ``max_norm``.
 
     Returns the norm before clipping as a 0-d tensor on the gradients' device (reading it
-    with ``.item()`` is the only sync).
+    with ``.item()`` is the only sync); 0 when no parameter has a gradient, as PyTorch.
     """
-    grads = _grads(parameters)
+    params = _params(parameters)
+    grads = [p.grad for p in params if p.grad is not None]
     if not grads:
-        raise ValueError("clip_grad_norm_: no parameter has a gradient (call backward() first)")
+        return zeros((), device=params[0].device if params else None)
     dev = grads[0].device
     xp = dev.xp
     with no_grad(), dev.activate():

@@ -9,6 +9,7 @@ from devgrad.optim.lr_scheduler import (
     CosineAnnealingLR, ExponentialLR, LinearLR, LRScheduler, StepLR, WarmupScheduler,
 )
 from devgrad.optim.sgd import SGD
+from devgrad.optim.adaptive_schedules import OneCycleLR, ReduceLROnPlateau
 
 # The names specs use (``optimizer: {name: adam}``, ``schedule: {name: cosine}``); a spec's
 # options and their defaults are the constructors' keyword parameters.
@@ -17,6 +18,6 @@ SCHEDULES = {"step": StepLR, "exponential": ExponentialLR, "cosine": CosineAnnea
 
 __all__ = [
     "OPTIMIZERS", "SCHEDULES", "SGD", "Adagrad", "Adam", "AdamW", "CosineAnnealingLR", "ExponentialLR",
-    "LRScheduler", "LinearLR", "Optimizer", "RMSprop", "StepLR", "WarmupScheduler", "clip_grad_norm_",
-    "clip_grad_value_", "lr_scheduler",
+    "LRScheduler", "LinearLR", "OneCycleLR", "Optimizer", "RMSprop", "ReduceLROnPlateau", "StepLR",
+    "WarmupScheduler", "clip_grad_norm_", "clip_grad_value_", "lr_scheduler",
 ]

@@ -6,6 +6,10 @@ from __future__ import annotations
 import math
 
 from devgrad.backend import is_capturing, refuse_while_capturing
+from devgrad.optim.adaptive_schedules import OneCycleLR, ReduceLROnPlateau
+
+__all__ = ["CosineAnnealingLR", "ExponentialLR", "LRScheduler", "LinearLR", "OneCycleLR", "ReduceLROnPlateau",
+           "StepLR", "WarmupScheduler"]
 
 
 class LRScheduler:

@@ -141,16 +141,17 @@ class Svd(_Packed):
     __slots__ = ("full",)
 
     @staticmethod
-    def part_shapes(shape, full_matrices=False):
+    def part_shapes(shape, full_matrices=False, hermitian=False):
         m, n = shape[-2:]
         k = min(m, n)
         return [(m, m if full_matrices else k), (k,), (n if full_matrices else k, n)]
 
-    def forward(self, a, full_matrices):
+    def forward(self, a, full_matrices, hermitian=False):
         if a.ndim < 2:
             raise np.linalg.LinAlgError(f"dg.linalg.svd: expects matrices in the last two axes, got shape {a.shape}")
         self.full = full_matrices
-        u, s, vh = xp_linalg(self.device, "svd")(a, full_matrices=full_matrices)
+        options = {"hermitian": True} if hermitian else {}  # NumPy's eigh route (CuPy's svd has no such option)
+        u, s, vh = xp_linalg(self.device, "svd")(a, full_matrices=full_matrices, **options)
         return self.pack([u, s, vh], a.shape[:-2])
 
     def backward(self, g):
@@ -260,8 +261,8 @@ def svd(a: Tensor, full_matrices: bool = True, compute_uv: bool = True, hermitia
     """``numpy.linalg.svd``: (U, S, Vh), or only S with ``compute_uv=False``. The gradient through U or
     Vh needs distinct singular values (and full_matrices=False for a non-square matrix)."""
     if not compute_uv:
-        return _parts(Svd, a, full_matrices=False)[1]
-    return SVDResult(*_parts(Svd, a, full_matrices=bool(full_matrices)))
+        return _parts(Svd, a, full_matrices=False, hermitian=hermitian)[1]
+    return SVDResult(*_parts(Svd, a, full_matrices=bool(full_matrices), hermitian=hermitian))
 
 
 def qr(a: Tensor, mode: str = "reduced"):

@@ -159,12 +159,14 @@ class Pinv(Function):
     save_inputs = True
     save_output = True
 
-    def forward(self, a, rcond, hermitian):
+    def forward(self, a, rcond, hermitian, rtol):
         if a.ndim < 2:
             raise np.linalg.LinAlgError(f"dg.linalg.pinv: expects matrices in the last two axes, got shape {a.shape}")
         options = {"hermitian": hermitian} if hermitian else {}
         if rcond is not None:
             options["rcond"] = rcond
+        if rtol is not None:
+            options["rtol"] = rtol
         return xp_linalg(self.device, "pinv")(a, **options)
 
     def backward(self, g):
@@ -207,10 +209,10 @@ def slogdet(a: Tensor) -> SlogdetResult:
     return SlogdetResult(Tensor._make(sign, a.device), logabsdet)
 
 
-def pinv(a: Tensor, rcond=None, hermitian: bool = False) -> Tensor:
-    """``numpy.linalg.pinv``: the pseudo-inverse (singular values below rcond·largest cut);
-    its gradient assumes the rank stays constant, as autograd's and JAX's."""
-    return Pinv.apply(_tensor(a, "pinv"), rcond=rcond, hermitian=hermitian)
+def pinv(a: Tensor, rcond=None, hermitian: bool = False, *, rtol=None) -> Tensor:
+    """``numpy.linalg.pinv``: the pseudo-inverse (singular values below rcond·largest, or NumPy 2's
+    rtol·largest, cut); its gradient assumes the rank stays constant, as autograd's and JAX's."""
+    return Pinv.apply(_tensor(a, "pinv"), rcond=rcond, hermitian=hermitian, rtol=rtol)
 
 
 def matrix_power(a: Tensor, n: int) -> Tensor:

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 rng = np.random.default_rng(34)
 A = rng.standard_normal((3, 4))
 WITH_ZEROS = np.array([[1.5, 0.0, 2.0, -1.0], [0.0, 3.0, 0.0, 0.5], [1.0, -2.0, 0.5, 2.0]])
+NAN_ROWS = np.array([[1.0, np.nan, 0.0, 2.0], [np.nan, 3.0, np.nan, -1.0]])
 TIES = np.array([[1.0, 3.0, 3.0, -2.0, 1.0], [2.0, 2.0, 2.0, 0.5, 0.5]])
 
 # name: (devgrad call, NumPy call); each runs on A and on the array with zeros
@@ -148,6 +149,9 @@ ORACLE = {
     "sort_ties": (lambda x: dg.sort(x), lambda t: t.sort(stable=True).values, TIES),
     "sort_desc_ties": (lambda x: x.sort(dim=1, descending=True).values,
                        lambda t: t.sort(dim=1, descending=True, stable=True).values, TIES),
+    "sort_nan": (lambda x: dg.sort(x, axis=1), lambda t: t.sort(dim=1, stable=True).values, NAN_ROWS),
+    "sort_nan_desc": (lambda x: x.sort(dim=1, descending=True).values,
+                      lambda t: t.sort(dim=1, descending=True, stable=True).values, NAN_ROWS),
     "topk": (lambda x: dg.topk(x, 2).values, lambda t: t.topk(2).values, A),
     "topk_smallest": (lambda x: dg.topk(x, 3, dim=0, largest=False).values,
                       lambda t: t.topk(3, dim=0, largest=False).values, A),

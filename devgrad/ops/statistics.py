@@ -118,6 +118,8 @@ def median(a: Tensor, axis=None, out=None, overwrite_input: bool = False, keepdi
     """
     if out is not None:
         raise TypeError("median: out= is not supported (tensors are not written in place)")
+    if a.dtype.kind not in "fc":  # NumPy's median of integers is float64, as its mean
+        a = a.astype("float64")
     axes = normalize_axis(axis, a.ndim)
     rest = [i for i in range(a.ndim) if i not in axes]
     moved = transpose(a, [*rest, *axes]) if a.ndim and axes != tuple(range(len(rest), a.ndim)) else a

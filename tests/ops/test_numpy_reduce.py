@@ -82,6 +82,16 @@ def test_nan_handling_as_numpy(device, axis):
     assert np.all(g.numpy()[np.isnan(a)] == 0) and np.all(np.isfinite(g.numpy()))
 
 
+def test_integer_inputs_give_numpys_dtypes(device):
+    ints = np.array([[3, 1, 2], [4, 4, 0]])
+    x = dg.tensor(ints, device=device)
+    for ours, numpys in ((dg.median, np.median), (dg.prod, np.prod), (dg.cumsum, np.cumsum), (dg.sort, np.sort),
+                         (dg.nanmean, np.nanmean), (dg.average, np.average)):
+        out, expected = ours(x), numpys(ints)
+        assert out.dtype == expected.dtype, ours.__name__
+        np.testing.assert_allclose(out.numpy(), expected, rtol=1e-15)
+
+
 def test_nanmean_of_an_all_nan_slice_is_nan_silently(device):
     x = dg.tensor([[np.nan, np.nan], [1.0, 2.0]], device=device, requires_grad=True)
     out = dg.nanmean(x, axis=1)

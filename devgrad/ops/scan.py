@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numbers
 
-from devgrad.core import Function, Tensor, quiet
+from devgrad.core import Function, Tensor, is_grad_enabled, quiet
 from devgrad.ops._util import axis_arg, keepdims_arg, keepdims_shape, normalize_axis, operand
 from devgrad.ops.elementwise import Where
 from devgrad.ops.shape import concatenate, getitem, reshape, transpose
@@ -209,7 +209,7 @@ def _sort_indices(a: Tensor, axis: int, descending: bool):
     xp, data = a.xp, a.data
     if not descending:
         return xp.argsort(data, axis=axis, kind="stable")
-    order = xp.argsort(-data, axis=axis, kind="stable")
+    order = xp.argsort(-data if data.dtype.kind in "fi" else -data.astype("int64"), axis=axis, kind="stable")
     nan_last = ~xp.isnan(xp.take_along_axis(data, order, axis=axis))
     return xp.take_along_axis(order, xp.argsort(nan_last, axis=axis, kind="stable"), axis=axis)
 
@@ -285,24 +285,32 @@ def topk(a: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = 
     return ValuesIndices(values, Tensor._make(picked, a.device))
 
 
-def sort_method(a: Tensor, *args, dim=None, descending: bool = False, stable: bool = False, axis=None,
-                kind=None) -> ValuesIndices:
-    """``Tensor.sort``: PyTorch's meaning, ``(values, indices)`` along ``dim`` (default the last).
-
-    NumPy's ``ndarray.sort`` sorts in place and returns None; a tensor is never sorted in place,
-    so NumPy's keywords are an error that names both spellings.
-    """
-    if axis is not None or kind is not None:
-        raise TypeError("Tensor.sort is PyTorch's (values, indices) = x.sort(dim=..., descending=...); NumPy's "
-                        "in-place ndarray.sort(axis=...) has no tensor form: use dg.sort(x, axis=...) for the "
-                        "sorted values")
-    if len(args) > 1 or (args and dim is not None):
-        raise TypeError("Tensor.sort takes one dim (positional or dim=), descending= and stable=")
-    dim = args[0] if args else (-1 if dim is None else dim)
+def sort_method(a: Tensor, *args, dim=None, descending=None, stable=None, axis=None, kind=None):
+    """``Tensor.sort``: PyTorch's ``x.sort(dim=-1, descending=False)`` returns ``(values, indices)``;
+    NumPy's ``x.sort(axis=-1)`` sorts the data in place and returns None (inside ``dg.no_grad()``
+    for a tensor that requires grad). A call that could be either (no keyword) is an error that
+    shows both spellings."""
+    torch_style = dim is not None or descending is not None or stable is not None
+    numpy_style = axis is not None or kind is not None
+    if torch_style == numpy_style or args:
+        raise TypeError("x.sort(...) means two things: PyTorch's returns (values, indices) and leaves x as it is, "
+                        "NumPy's sorts x in place. Write x.sort(dim=-1) (or descending=) for PyTorch's, "
+                        "x.sort(axis=-1) for NumPy's, or dg.sort(x, axis=-1) for NumPy's sorted copy")
+    if numpy_style:
+        _sort_in_place(a, -1 if axis is None else axis)
+        return None
     x, ax = (reshape(a, (1,)), 0) if a.ndim == 0 else (a, normalize_axis(dim, a.ndim)[0])
-    order = _sort_indices(x, ax, descending)
+    order = _sort_indices(x, ax, bool(descending))
     values = gather(x, order, ax)
     if a.ndim == 0:
         values, order = values.reshape(()), order.reshape(())
     return ValuesIndices(values, Tensor._make(order, a.device))
 
+
+def _sort_in_place(a: Tensor, axis) -> None:
+    if a.requires_grad and is_grad_enabled():
+        raise RuntimeError("x.sort(axis=...) sorts in place (NumPy's), which a tensor that requires grad allows only "
+                           "inside dg.no_grad(); for a sorted copy in the graph use dg.sort(x, axis=...)")
+    if a.ndim:
+        a.data.sort(axis=normalize_axis(axis, a.ndim)[0], kind="stable")
+        a._bump_version()

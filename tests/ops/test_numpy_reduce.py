@@ -125,10 +125,24 @@ def test_scan_and_sort_errors(device):
         dg.topk(x, 5)
     with pytest.raises(TypeError, match="one axis"):
         dg.cumsum(x, axis=(0, 1))
-    with pytest.raises(TypeError, match=r"dg.sort\(x, axis=...\)"):
-        x.sort(axis=0)
     with pytest.raises(ValueError, match="empty"):
         dg.median(dg.zeros(0, device=device))
+
+
+def test_tensor_sort_is_pytorchs_with_its_keywords_numpys_with_axis_and_else_an_error(device):
+    x = dg.tensor(A, device=device, requires_grad=True)
+    values, indices = x.sort(dim=1)
+    np.testing.assert_array_equal(values.numpy(), np.sort(A, axis=1))
+    np.testing.assert_array_equal(indices.numpy(), np.argsort(A, axis=1))
+    for ambiguous in ((), (0,)):
+        with pytest.raises(TypeError, match=r"x.sort\(dim=-1\) .* x.sort\(axis=-1\)"):
+            x.sort(*ambiguous)
+    with pytest.raises(RuntimeError, match="inside dg.no_grad"):
+        x.sort(axis=0)
+    with dg.no_grad():
+        assert x.sort(axis=0) is None
+    np.testing.assert_array_equal(x.numpy(), np.sort(A, axis=0))
+    assert dg.tensor([3, 1, 2], device=device).sort(dim=0, descending=True).values.numpy().tolist() == [3, 2, 1]
 
 
 def test_pytorch_keywords_on_methods(device):

@@ -55,6 +55,35 @@ def _softplus(g, x: str, layer) -> str:
     return g.node("Div", [g.node("Softplus", [scaled]), g.const("beta", layer.beta)])
 
 
+def _batch_norm(g, x: str, layer) -> str:
+    """BatchNorm1d in eval(): per feature x·scale + shift from the running statistics."""
+    if not layer.track_running_stats:
+        raise ExportError("export: a BatchNorm1d without running statistics normalises by each batch's own, which "
+                          "a served model cannot do; train it with track_running_stats=True")
+    var, mean = layer.running_var.numpy().astype(np.float64), layer.running_mean.numpy().astype(np.float64)
+    scale = 1.0 / np.sqrt(var + layer.eps)
+    if layer.weight is not None:
+        scale = scale * layer.weight.numpy()
+    shift = -mean * scale + (layer.bias.numpy() if layer.bias is not None else 0.0)
+    return g.node("Add", [g.node("Mul", [x, g.const("bn_scale", scale)]), g.const("bn_shift", shift)])
+
+
+def _layer_norm(g, x: str, layer) -> str:
+    """LayerNorm over the last axis: LayerNormalization from opset 17, a few nodes before."""
+    if len(layer.normalized_shape) != 1:
+        raise ExportError("export: a LayerNorm over more than the last axis is not exported (an MLP's is over one)")
+    width = layer.normalized_shape[0]
+    scale = layer.weight.numpy() if layer.weight is not None else np.ones(width)
+    bias = layer.bias.numpy() if layer.bias is not None else np.zeros(width)
+    if g.opset >= 17:
+        return g.node("LayerNormalization", [x, g.const("ln_scale", scale), g.const("ln_bias", bias)], axis=-1,
+                      epsilon=float(layer.eps))
+    centred = g.node("Sub", [x, g.node("ReduceMean", [x], axes=[-1], keepdims=1)])
+    var = g.node("ReduceMean", [g.node("Mul", [centred, centred])], axes=[-1], keepdims=1)
+    normed = g.node("Div", [centred, g.node("Sqrt", [g.node("Add", [var, g.const("eps", layer.eps)])])])
+    return g.node("Add", [g.node("Mul", [normed, g.const("ln_scale", scale)]), g.const("ln_bias", bias)])
+
+
 # Activations ONNX's opset 13 has no single operator for, as a few nodes: (graph, input, layer) -> output
 _COMPOSED: dict[type, Callable] = {
     nn.GELU: _gelu,
@@ -62,6 +91,8 @@ _COMPOSED: dict[type, Callable] = {
     nn.Mish: lambda g, x, m: g.node("Mul", [x, g.node("Tanh", [g.node("Softplus", [x])])]),
     nn.Hardtanh: lambda g, x, m: g.node("Clip", [x, g.const("lo", m.min_val), g.const("hi", m.max_val)]),
     nn.Softplus: _softplus,
+    nn.BatchNorm1d: _batch_norm,
+    nn.LayerNorm: _layer_norm,
 }
 
 
@@ -100,6 +131,7 @@ def export(module: nn.Module, path, n_features: int, *, standardize=None, output
                           f"{linears[0].in_features} inputs")
     dtype = np.dtype(linears[0].weight.dtype)
     graph = _Graph(onnx, dtype)
+    graph.opset = opset
     x = graph.input(n_features)
     if standardize is not None:
         mean, std = (np.asarray(v, dtype=np.float64).reshape(-1) for v in standardize)

@@ -2,8 +2,8 @@
 
 from devgrad.nn import functional, init, utils
 from devgrad.nn.layers import (
-    ACTIVATIONS, HIDDEN_ACTIVATIONS, MLP, Dropout, Identity, LeakyReLU, Linear, LogSoftmax, ReLU, Sequential, Sigmoid,
-    Softmax, Softplus, Tanh, activation,
+    ACTIVATIONS, HIDDEN_ACTIVATIONS, MLP, NORMS, Dropout, Identity, LeakyReLU, Linear, LogSoftmax, ReLU, Sequential,
+    Sigmoid, Softmax, Softplus, Tanh, activation,
 )
 from devgrad.nn.loss import (
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HingeLoss, HuberLoss, L1Loss, LogisticLoss, MSELoss, NLLLoss,
@@ -16,7 +16,7 @@ from devgrad.nn.norm import BatchNorm1d, LayerNorm
 from devgrad.nn.reshape import Flatten, Unflatten
 
 __all__ = [
-    "ACTIVATIONS", "ELU", "GELU", "HIDDEN_ACTIVATIONS", "MLP", "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d",
+    "ACTIVATIONS", "ELU", "GELU", "HIDDEN_ACTIVATIONS", "MLP", "NORMS", "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d",
     "CrossEntropyLoss", "Dropout", "Embedding", "Flatten", "Hardtanh", "HingeLoss", "HuberLoss", "Identity",
     "L1Loss", "LayerNorm", "LeakyReLU", "Linear", "LogSoftmax", "LogisticLoss", "MSELoss", "Mish", "Module",
     "ModuleDict", "ModuleList", "NLLLoss", "Parameter", "ReLU", "RemovableHandle", "Sequential", "SiLU", "Sigmoid",

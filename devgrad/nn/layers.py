@@ -8,6 +8,7 @@ from devgrad.nn import functional as F
 from devgrad.nn import init as init_
 from devgrad.nn.activations import ELU, GELU, Hardtanh, Mish, SiLU
 from devgrad.nn.hooks import live as live_hooks
+from devgrad.nn.norm import BatchNorm1d, LayerNorm
 from devgrad.nn.module import Module, Parameter
 from devgrad.ops.linalg import linear_act
 from devgrad.random import get_generator
@@ -213,20 +214,28 @@ class MLP(Module):
 
     ``sizes`` = [in_features, hidden..., out_features], e.g. ``MLP([2, 3, 1], activation="sigmoid")``
     is the lecture's triangle net: three 'lines' combined by a fourth logistic regression.
+    ``norm`` ('none', 'layer' or 'batch') puts a LayerNorm or BatchNorm1d after each hidden
+    Linear, before its activation.
     """
 
     def __init__(self, sizes, activation: str = "relu", output_activation=None, init: str = "default",
-                 dropout: float = 0.0, bias: bool = True, generator=None, device=None, dtype=None):
+                 dropout: float = 0.0, bias: bool = True, generator=None, device=None, dtype=None,
+                 norm: str | None = "none"):
         super().__init__()
         sizes = list(sizes)
         if len(sizes) < 2 or any(not isinstance(s, int) or s <= 0 for s in sizes):
             raise ValueError(f"MLP: sizes must be at least [in, out] positive integers, got {sizes}")
-        self.sizes = sizes
+        norm = "none" if norm is None else norm
+        if norm not in NORMS:
+            raise ValueError(f"MLP: norm must be one of {', '.join(NORMS)}, got {norm!r}")
+        self.sizes, self.norm = sizes, norm
         generator = get_generator(generator)  # one stream across layers, even from an int seed
         layers: list[Module] = []
         for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
             layers.append(Linear(n_in, n_out, bias=bias, init=init, generator=generator, device=device, dtype=dtype))
             if i < len(sizes) - 2:
+                if norm != "none":
+                    layers.append(NORMS[norm](n_out, device=device, dtype=dtype))
                 layers.append(_activation(activation))
                 if dropout:
                     layers.append(Dropout(dropout))
@@ -252,10 +261,12 @@ class MLP(Module):
         return x
 
     def extra_repr(self) -> str:
-        return f"sizes={self.sizes}"
+        return f"sizes={self.sizes}" + ("" if self.norm == "none" else f", norm={self.norm!r}")
 
 
 _activation = activation
+# What model.norm names: a normalisation after each hidden Linear, before the activation.
+NORMS: dict = {"none": None, "layer": LayerNorm, "batch": BatchNorm1d}
 _FUSABLE: dict[type, str] = {ReLU: "relu", Sigmoid: "sigmoid", Tanh: "tanh"}
 
 

@@ -171,3 +171,17 @@ def test_a_failed_export_leaves_no_file_or_folder_behind(root, tmp_path, monkeyp
         deep = tmp_path / "a" / "b" / f"model.{fmt}"
         assert cli.main(["export", str(run_dir), "--format", fmt, "--out", str(deep), "--quiet"]) == 2
         assert "No space left on device" in capsys.readouterr().err and not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("opset", [13, 17])
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_mlps_with_a_norm_export_their_eval_form(tmp_path, norm, opset):
+    """BatchNorm1d as its running statistics' scale and shift; LayerNorm as LayerNormalization
+    (opset 17) or its few nodes (before)."""
+    mlp = dg.nn.MLP([3, 6, 2], norm=norm, activation="silu", generator=0)
+    for step in range(3):  # running statistics away from their 0 and 1
+        mlp(dg.tensor(np.random.default_rng(step).standard_normal((8, 3)) * 2 + 1, dtype="float32"))
+    mlp.eval()
+    X = np.random.default_rng(9).standard_normal((20, 3)).astype(np.float32)
+    (logits,) = session(dg_onnx.export(mlp, tmp_path / "m.onnx", 3, opset=opset)).run(None, {"input": X})
+    np.testing.assert_allclose(logits, mlp(dg.tensor(X)).numpy(), rtol=1e-5, atol=1e-6)

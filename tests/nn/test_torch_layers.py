@@ -204,3 +204,15 @@ def test_inference_mode_records_no_graph():
         return (x * w).sum()
 
     assert not predict(dg.tensor([1.0, 1.0])).requires_grad and dg.is_grad_enabled()
+
+
+@pytest.mark.parametrize("norm", ["layer", "batch"])
+def test_mlp_norm_sits_after_each_hidden_linear_before_the_activation(norm):
+    mlp = dg.nn.MLP([5, 4, 3, 2], norm=norm, activation="tanh", generator=0, dtype="float64")
+    kinds = [type(m).__name__ for m in mlp.net]
+    layer = "LayerNorm" if norm == "layer" else "BatchNorm1d"
+    assert kinds == ["Linear", layer, "Tanh", "Linear", layer, "Tanh", "Linear"]
+    x = dg.tensor(X, dtype="float64")
+    np.testing.assert_allclose(mlp(x).numpy(), mlp.net(x).numpy(), rtol=1e-12)
+    with pytest.raises(ValueError, match="norm must be one of none, layer, batch, got 'group'"):
+        dg.nn.MLP([2, 3, 1], norm="group")

@@ -75,8 +75,13 @@ class Solve(Function):
     def forward(self, a, b):
         check_square(a, "solve")
         vector = b.ndim == 1
+        columns = b[:, None] if vector else b
         try:
-            x = xp_linalg(self.device, "solve")(a, b[:, None] if vector else b)
+            # the batch axes broadcast here, so every array library sees equal stacks
+            batch = np.broadcast_shapes(a.shape[:-2], columns.shape[:-2])
+            xp = self.device.xp
+            x = xp_linalg(self.device, "solve")(xp.broadcast_to(a, batch + a.shape[-2:]),
+                                                xp.broadcast_to(columns, batch + columns.shape[-2:]))
         except np.linalg.LinAlgError:
             raise _singular("solve") from None
         except ValueError as exc:

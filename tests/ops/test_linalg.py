@@ -44,6 +44,7 @@ CASES = {
     "solve": (L.solve, np.linalg.solve, [SQUARE, rng.standard_normal((3, 2))]),
     "solve_vector": (L.solve, np.linalg.solve, [STACK, rng.standard_normal(3)]),
     "solve_broadcast": (L.solve, np.linalg.solve, [SQUARE, rng.standard_normal((2, 3, 2))]),
+    "solve_broadcast_a": (L.solve, np.linalg.solve, [STACK, rng.standard_normal((3, 2))]),
     "pinv_tall": (L.pinv, np.linalg.pinv, [TALL]),
     "pinv_wide_stack": (L.pinv, np.linalg.pinv, [WIDE]),
     "matrix_power_3": (lambda a: L.matrix_power(a, 3), lambda a: np.linalg.matrix_power(a, 3), [STACK]),
@@ -137,6 +138,8 @@ def test_errors_at_singular_and_degenerate_inputs(device):
         L.cholesky(dg.tensor(-np.eye(2), device=device))
     with pytest.raises(np.linalg.LinAlgError, match="square matrices"):
         L.det(dg.tensor(TALL, device=device))
+    with pytest.raises(ValueError, match=r"a of shape \(2, 3, 3\) and b of shape \(3, 3, 1\) do not fit"):
+        L.solve(dg.tensor(STACK, device=device), dg.zeros(3, 3, 1, device=device))
     identity = dg.tensor(np.eye(3), device=device, requires_grad=True)
     values = L.eigh(identity).eigenvalues
     assert dg.grad(values.sum(), identity)[0].numpy().tolist() == np.eye(3).tolist()  # values alone: defined

@@ -59,7 +59,8 @@ def _cumsum(xp, a, axis: int, reverse: bool):
 
 class CumProd(Function):
     """Running product along one axis. Without zeros the gradient is revcumsum(g·out) / x; with
-    a zero in a slice it is the exact sum of products of the other factors (O(n²) memory)."""
+    zeros it is exact too: O(n) for a first-order gradient, O(n²) memory per slice when a graph
+    of the gradient is built (its derivatives need every product of the other factors)."""
 
     __slots__ = ("axis",)
     save_inputs = True
@@ -74,7 +75,8 @@ class CumProd(Function):
         x = self.inputs[0]
         if not bool((x.data == 0).any()):
             return CumSum.apply(g * self.output(), axis=self.axis, reverse=True) / x
-        return _moved(_cumprod_grad_with_zeros, self.axis, g, x)
+        exact_graph = is_grad_enabled()  # a graph of this gradient is being built (create_graph=True)
+        return _moved(_cumprod_grad_graph if exact_graph else _cumprod_grad_with_zeros, self.axis, g, x, self.output())
 
 
 def _moved(fn, axis: int, *tensors):
@@ -85,12 +87,30 @@ def _moved(fn, axis: int, *tensors):
     return transpose(fn(*(transpose(t, perm) for t in tensors)), back)
 
 
-def _cumprod_grad_with_zeros(g, x):
-    """d(sum_k g_k·prod_{j<=k} x_j)/dx_i = sum_{k>=i} g_k·prod_{j<=k, j!=i} x_j, over the last axis."""
+def _cumprod_grad_with_zeros(g, x, out):
+    """d(sum_k g_k·out_k)/dx_i over the last axis, exact with zeros, in O(n) memory: with z the
+    first zero of a slice, i < z has sum_{k>=i} g_k·out_k / x_i (no zero divides), i = z has
+    prod_{j<z} x_j · sum_{k>=z} g_k·prod_{z<j<=k} x_j, and i > z has 0 (x_z is in every product).
+    Its value is exact; as a graph it would miss the terms that x_z = 0 cancels, so a graph of
+    the gradient uses :func:`_cumprod_grad_graph`."""
     xp, n = x.xp, x.shape[-1]
-    eye = xp.eye(n, dtype=bool)
-    others = x.reshape(*x.shape[:-1], 1, n).broadcast_to((*x.shape, n))
-    others = _where(eye, 1.0, others)  # row i: x with x_i replaced by 1
+    zero = x.data == 0
+    first = xp.where(zero.any(axis=-1, keepdims=True), xp.argmax(zero, axis=-1)[..., None], n)
+    position = xp.arange(n)
+    before = position < first
+    safe = _where(before, x, 1.0)  # x before the first zero, 1 from it on
+    reaching = CumSum.apply(g * out, axis=x.ndim - 1, reverse=True)
+    head = cumprod(safe, axis=-1)[..., -1:]  # prod_{j<z} x_j
+    tail = cumprod(_where(position <= first, 1.0, x), axis=-1)  # [k] = prod_{z<j<=k} x_j for k >= z
+    at_zero = head * _where(position >= first, g * tail, 0.0).sum(axis=-1, keepdims=True)
+    return _where(before, reaching / safe, _where(position == first, at_zero, 0.0))
+
+
+def _cumprod_grad_graph(g, x, _out):
+    """The same gradient as every product of the other factors, sum_{k>=i} g_k·prod_{j<=k, j!=i} x_j,
+    a polynomial in x, so its own derivatives are exact too (O(n²) memory per slice)."""
+    xp, n = x.xp, x.shape[-1]
+    others = _where(xp.eye(n, dtype=bool), 1.0, x.reshape(*x.shape[:-1], 1, n).broadcast_to((*x.shape, n)))
     partial = cumprod(others, axis=-1)  # [..., i, k] = prod_{j<=k, j!=i} x_j
     after = xp.triu(xp.ones((n, n), dtype=bool))  # k >= i
     return _where(after, partial * g.reshape(*g.shape[:-1], 1, n), 0.0).sum(axis=-1)

@@ -62,6 +62,17 @@ def test_values_as_numpy_and_gradients_of_two_orders(device, name, values):
     check_orders(ours, [a], device)
 
 
+def test_cumprod_gradient_of_a_long_slice_with_a_zero_takes_linear_memory(device):
+    n, z = 100_001, 50_000  # every product of the other factors would be n² = 10^10 numbers
+    ones = np.ones(n)
+    ones[z] = 0.0
+    x = dg.tensor(ones, device=device, requires_grad=True)
+    (g,) = dg.grad(dg.cumprod(x).sum(), x)
+    expected = np.where(np.arange(n) < z, z - np.arange(n), 0.0)
+    expected[z] = n - z
+    np.testing.assert_array_equal(g.numpy(), expected)
+
+
 def test_float32_stays_float32(device):
     x = dg.tensor(A.astype(np.float32), device=device, requires_grad=True)
     for fn in (dg.prod, dg.cumsum, dg.cumprod, dg.diff, dg.sort, dg.median, dg.nanmean, dg.average):

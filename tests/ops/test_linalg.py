@@ -106,6 +106,15 @@ def test_norm_as_numpy_with_gradients(device, order, axis, keepdims):
     check_orders(fn, [a], device)
 
 
+@pytest.mark.oracle
+@pytest.mark.parametrize("order,axis", NORMS, ids=[f"{o}-{a}" for o, a in NORMS])
+def test_norm_against_pytorch(torch, device, order, axis):
+    a = TALL if axis is not None else TALL[:, 0]
+    check_op(torch, lambda x: dg.linalg.norm(x, order, axis),
+             lambda t: torch.linalg.norm(t, order, axis if axis is None or isinstance(axis, tuple) else (axis,)),
+             [a], device, gradcheck=False)
+
+
 def test_norm_kinks_follow_pytorch(device):
     zero = dg.tensor(np.zeros(3), device=device, requires_grad=True)
     assert dg.grad(dg.linalg.norm(zero), zero)[0].numpy().tolist() == [0.0, 0.0, 0.0]

@@ -164,7 +164,8 @@ TENSOR_METHODS = {
     "expand": expand, "squeeze": squeeze, "unsqueeze": unsqueeze,
     "matmul": matmul, "argmax": argmax, "argmin": argmin, "any": _any, "all": _all,
     "maximum": maximum, "minimum": minimum,
-    "trace": trace, "diagonal": diagonal, "dot": dot, "outer": outer,
+    "trace": trace, "diagonal": diagonal, "dot": dot, "outer": outer, "inner": inner, "kron": kron, "tril": tril,
+    "triu": triu, "diag": diag, "amax": amax, "amin": amin, "nansum": nansum, "nanmean": nanmean,
     "prod": prod, "cumsum": cumsum, "cumprod": cumprod, "sort": sort_method, "argsort": argsort, "topk": topk,
     # PyTorch's spellings
     "view": _view, "t": _t, "pow": pow, "mm": matmul, "clamp": _clamp, "long": _cast_to(np.int64),

@@ -102,6 +102,12 @@ def test_creation_helpers_and_methods(device):
     np.testing.assert_array_equal(x.diagonal(dim1=1, dim2=0).numpy(), np.diagonal(x.numpy(), 0, 1, 0))
     np.testing.assert_allclose(x.dot(x).numpy(), x.numpy() @ x.numpy(), rtol=1e-6)
     np.testing.assert_allclose(x[0].outer(x[1]).numpy(), np.outer(x.numpy()[0], x.numpy()[1]), rtol=1e-6)
+    # PyTorch's methods of the same meaning
+    np.testing.assert_array_equal(x.tril(-1).numpy(), np.tril(x.numpy(), -1))
+    np.testing.assert_array_equal(x.triu().numpy(), np.triu(x.numpy()))
+    np.testing.assert_array_equal(x.diag(1).numpy(), np.diag(x.numpy(), 1))
+    np.testing.assert_allclose(x.kron(x).numpy(), np.kron(x.numpy(), x.numpy()), rtol=1e-6)
+    np.testing.assert_allclose(x.inner(x).numpy(), np.inner(x.numpy(), x.numpy()), rtol=1e-6)
 
 
 def test_errors_name_the_problem(device):

@@ -166,6 +166,9 @@ def test_pytorch_keywords_on_methods(device):
     np.testing.assert_allclose(x.prod(dim=1, keepdim=True).numpy(), np.prod(A, axis=1, keepdims=True))
     np.testing.assert_allclose(x.cumprod(1).numpy(), np.cumprod(A, axis=1))
     np.testing.assert_allclose(dg.amax(x, dim=1, keepdim=True).numpy(), A.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(x.amin(dim=(0, 1)).numpy(), A.min())
+    np.testing.assert_allclose(x.nansum(1).numpy(), np.nansum(A, axis=1))
+    np.testing.assert_allclose(x.nanmean(dim=0).numpy(), np.nanmean(A, axis=0))
     assert x.topk(2).values.shape == (3, 2)
 
 

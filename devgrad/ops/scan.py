@@ -12,6 +12,7 @@ import numbers
 from devgrad.core import Function, Tensor, is_grad_enabled, quiet
 from devgrad.ops._util import axis_arg, keepdims_arg, keepdims_shape, normalize_axis, operand
 from devgrad.ops.elementwise import Where
+from devgrad.ops.layout import take_along_axis
 from devgrad.ops.shape import concatenate, getitem, reshape, transpose
 
 
@@ -234,20 +235,6 @@ def _sort_indices(a: Tensor, axis: int, descending: bool):
     return xp.take_along_axis(order, xp.argsort(nan_last, axis=axis, kind="stable"), axis=axis)
 
 
-def gather(a: Tensor, index, axis: int) -> Tensor:
-    """``a`` picked at ``index`` along ``axis`` (``numpy.take_along_axis``), differentiable."""
-    xp = a.xp
-    parts = []
-    for d in range(a.ndim):
-        if d == axis:
-            parts.append(index)
-        else:
-            shape = [1] * a.ndim
-            shape[d] = a.shape[d]
-            parts.append(xp.arange(a.shape[d]).reshape(shape))
-    return getitem(a, tuple(parts))
-
-
 def _axis_or_dim(axis, dim, op: str):
     """``axis`` (default -1), or PyTorch's ``dim`` for it."""
     if dim is None:
@@ -277,7 +264,7 @@ def sort(a: Tensor, axis=-1, kind=None, order=None, *, dim=None, descending: boo
     x, ax = _flat_or_axis(a, _axis_or_dim(axis, dim, "sort"), "sort")
     if x.ndim == 0 or x.shape[ax] == 0:
         return x
-    return gather(x, _sort_indices(x, ax, descending), ax)
+    return take_along_axis(x, _sort_indices(x, ax, descending), ax)
 
 
 def argsort(a: Tensor, axis=-1, kind=None, order=None, *, dim=None, descending: bool = False,
@@ -299,7 +286,7 @@ def topk(a: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = 
         raise ValueError(f"topk: k={k!r} is out of range for dimension {dim} of size {size} (0 <= k <= {size})")
     order = _sort_indices(x, ax, descending=largest)
     picked = order[(slice(None),) * ax + (slice(0, int(k)),)]
-    values = gather(x, picked, ax)
+    values = take_along_axis(x, picked, ax)
     if a.ndim == 0:
         values, picked = values.reshape(()), picked.reshape(())
     return ValuesIndices(values, Tensor._make(picked, a.device))
@@ -321,7 +308,7 @@ def sort_method(a: Tensor, *args, dim=None, descending=None, stable=None, axis=N
         return None
     x, ax = (reshape(a, (1,)), 0) if a.ndim == 0 else (a, normalize_axis(dim, a.ndim)[0])
     order = _sort_indices(x, ax, bool(descending))
-    values = gather(x, order, ax)
+    values = take_along_axis(x, order, ax)
     if a.ndim == 0:
         values, order = values.reshape(()), order.reshape(())
     return ValuesIndices(values, Tensor._make(order, a.device))

@@ -45,12 +45,17 @@ class _Packed(Function):
 
     def unpack(self, packed) -> list:
         """The parts of a packed tensor (the output, or its gradient), as slices reshaped."""
-        out, start = [], 0
-        for shape in self.shapes:
-            size = _size(shape)
-            out.append(packed[..., start:start + size].reshape(*self.batch, *shape))
-            start += size
-        return out
+        return _unpack(packed, self.batch, self.shapes)
+
+
+def _unpack(packed, batch: tuple, shapes: list) -> list:
+    """Slices of the last axis of ``packed`` (a Tensor or an array), reshaped to ``batch + shape``."""
+    out, start = [], 0
+    for shape in shapes:
+        size = _size(shape)
+        out.append(packed[..., start:start + size].reshape(*batch, *shape))
+        start += size
+    return out
 
 
 def _off_diagonal(n: int, xp):
@@ -251,10 +256,8 @@ def _parts(cls, a: Tensor, **params) -> list:
     node = out.grad_fn if isinstance(out.grad_fn, cls) else None
     if node is not None:
         return node.unpack(out)
-    probe = object.__new__(cls)  # nothing recorded: slice the arrays with the same layout
-    probe.batch = a.shape[:-2]
-    probe.shapes = cls.part_shapes(a.shape, **params)
-    return [Tensor._make(p, a.device) for p in probe.unpack(out.data)]
+    parts = _unpack(out.data, a.shape[:-2], cls.part_shapes(a.shape, **params))  # nothing recorded: arrays
+    return [Tensor._make(p, a.device) for p in parts]
 
 
 def svd(a: Tensor, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool = False):

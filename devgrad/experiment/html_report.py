@@ -10,13 +10,13 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 from pathlib import Path
 
 import yaml
 
 from devgrad.experiment.checkpoint import MetricsLog
 from devgrad.experiment.errors import RunError
+from devgrad.experiment.ranking import unmeasured_note, value
 from devgrad.experiment.rundir import why_not_completed
 from devgrad.experiment.sweepdir import read_results
 from devgrad.io import atomic_write_text
@@ -195,10 +195,9 @@ def write_sweep_report(sweep_dir) -> Path:
     results = _by_metric(read_results(sweep_dir), monitor, mode)
     rows = []
     for r in results:
-        best = r.get("best") or r.get("final") or {}
         row = {"index": r["index"], "status": r["status"],
                "overrides": ", ".join(f"{k}={json.dumps(v)}" for k, v in r["overrides"].items()) or "(base)",
-               "seed": r["seed"], monitor: best.get(monitor), **(r.get("test") or {}),
+               "seed": r["seed"], monitor: value(r, monitor), **(r.get("test") or {}),
                "seconds": r.get("wall_seconds"), "error": r.get("error") or ""}
         run_dir = Path(r["run_dir"])
         row["run"] = run_dir.name
@@ -217,6 +216,9 @@ def write_sweep_report(sweep_dir) -> Path:
              f"({'highest' if mode == 'max' else 'lowest'} is best); click a column to sort by it, a run's name to "
              "open its report.</p>",
              table(rows, columns)]
+    note = unmeasured_note(results, monitor, "an empty cell")
+    if note:
+        parts.append(f'<p class="note">{html.escape(note)}</p>')
     plots = sorted((sweep_dir / "plots").glob("*.png")) if (sweep_dir / "plots").is_dir() else []
     if plots:
         parts.append("<h2>Plots</h2>" + "".join(figure(p, p.stem.replace("_", " ")) for p in plots))
@@ -229,10 +231,8 @@ def _by_metric(results: list, monitor: str, mode: str) -> list:
     """The sweep's runs, the best by ``monitor`` first (``mode`` max or min), then the runs without
     a value (failed, or not finished)."""
     def key(r):
-        best = r.get("best") or r.get("final") or {}
-        value = best.get(monitor)
-        missing = not isinstance(value, (int, float)) or math.isnan(value)
-        return (missing, 0.0 if missing else (-value if mode == "max" else value), r["index"])
+        found = value(r, monitor)
+        return (found is None, 0.0 if found is None else (-found if mode == "max" else found), r["index"])
 
     return sorted(results, key=key)
 

@@ -15,13 +15,17 @@ from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment.rundir import now
 from devgrad.io import atomic_write_text
 
-__all__ = ["monitor_of", "monitor_of_spec", "ranked", "summary_table", "value", "write_tables"]
+__all__ = ["monitor_of", "monitor_of_spec", "ranked", "summary_table", "unmeasured", "unmeasured_note", "value",
+           "write_tables"]
 
 
 def monitor_of_spec(spec: dict) -> tuple[str, str]:
-    """The metric a spec's runs are judged by and its direction (max or min)."""
+    """The metric a spec's runs are judged by and its direction (max or min): the one its runs
+    watch, so a spec without a validation split is judged by the train metric, and says so."""
     es = spec["train"]["early_stopping"]
     monitor = es["monitor"]
+    if monitor.startswith("val_") and not (spec.get("data") or {}).get("split", {}).get("val", 0.15):
+        monitor = "train_" + monitor[len("val_"):]  # as the trainer does: there is no validation metric
     mode = es["mode"] if es["mode"] != "auto" else ("max" if monitor.endswith(("accuracy", "r2")) else "min")
     return monitor, mode
 
@@ -33,12 +37,30 @@ def monitor_of(sweep_dir: Path) -> tuple[str, str]:
 
 
 def value(line: dict, monitor: str):
-    """The run's monitored value at its best epoch (its final epoch when none was best)."""
+    """The run's value of ``monitor`` at its best epoch (its final epoch when none was best); None
+    when it has none, never another metric in its place (a train value is not a val one)."""
     row = line.get("best") or line.get("final") or {}
     found = row.get(monitor)
-    if found is None and monitor.startswith("val_"):
-        found = row.get("train_" + monitor[4:])
     return found if isinstance(found, (int, float)) and math.isfinite(found) else None
+
+
+def unmeasured(results: list, monitor: str) -> list[int]:
+    """The runs that trained (they have an epoch's row) but never measured ``monitor``: a run
+    without a validation split has no val_ metrics."""
+    return [r["index"] for r in results if (r.get("best") or r.get("final")) and
+            monitor not in (r.get("best") or r.get("final"))]
+
+
+def unmeasured_note(results: list, monitor: str, shown_as: str) -> str | None:
+    """The note that explains the runs without a value under the ``monitor`` heading (``shown_as``
+    says how a table shows them), or None when every run that trained measured it."""
+    runs = sorted(unmeasured(results, monitor))
+    if not runs:
+        return None
+    which = ", ".join(str(i) for i in runs)
+    why = " (no validation split)" if monitor.startswith("val_") else ""
+    return (f"note: run{'s' if len(runs) > 1 else ''} {which} measured no {monitor}{why}, shown as {shown_as}: "
+            f"listed after the ranked runs, never ranked by another metric")
 
 
 def ranked(results: list, monitor: str, mode: str) -> list:
@@ -75,7 +97,8 @@ def summary_table(results: list, monitor: tuple) -> str:
         overrides = ", ".join(f"{k}={json.dumps(x)}" for k, x in r["overrides"].items()) or "(base)"
         lines.append(f"{r['index']:>4}  {r['status']:<9} {'-' if v is None else f'{v:.4f}':>12}  "
                      f"{r['wall_seconds'] or 0:>7.2f}  {overrides} (seed {r['seed']})")
-    return "\n".join(lines)
+    note = unmeasured_note(results, name, "-")
+    return "\n".join([*lines, *([note] if note else [])])
 
 
 def write_tables(sweep_dir: Path, results: list, total: int, monitor: tuple, status: str,

@@ -62,8 +62,7 @@ def _best_runs(plt, folder: Path, done: list, monitor: tuple) -> Path:
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for r in ranked(done, name, mode)[:3]:
         rows = ckpt.MetricsLog(Path(r["run_dir"])).rows()
-        series = [(row["epoch"], row.get(name, row.get("train_" + name[4:]))) for row in rows]
-        series = [(e, v) for e, v in series if v is not None]
+        series = [(row["epoch"], row[name]) for row in rows if row.get(name) is not None]
         if series:
             overrides = ", ".join(f"{k.split('.')[-1]}={json.dumps(x)}" for k, x in r["overrides"].items())
             ax.plot(*zip(*series), marker="o" if len(series) <= 30 else None, markersize=3,

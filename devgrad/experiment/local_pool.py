@@ -13,12 +13,21 @@ import sys
 from devgrad.experiment.figures import fork_is_safe
 from devgrad.experiment.sweep_point import run_point
 
+try:  # optional (the progress extra): BLAS threads limited in a process where BLAS is already loaded
+    from threadpoolctl import threadpool_limits
+except ImportError:
+    threadpool_limits = None
+
 __all__ = ["LocalPool"]
 
 
-def _worker_init() -> None:
-    """A local pool worker: die with the sweep (Linux), one BLAS thread unless told otherwise."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+def _worker_init(blas_threads: int) -> None:
+    """A local pool worker: ``blas_threads`` BLAS threads, ignores Ctrl-C between runs, dies with
+    the sweep (Linux)."""
+    # OMP_NUM_THREADS would come too late: a forked worker has its parent's BLAS, already started.
+    # The limit holds for the worker's life; a run's train.threads sets its own while it trains.
+    if threadpool_limits is not None:
+        threadpool_limits(limits=blas_threads, user_api="blas")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # see sweep_point: a run takes Ctrl-C, an idle worker not
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
@@ -28,12 +37,14 @@ def _worker_init() -> None:
 
 
 class LocalPool:
-    """A process pool of ``jobs`` workers (fork on Linux: no re-import; spawn elsewhere)."""
+    """A process pool of ``jobs`` workers (fork on Linux: no re-import; spawn elsewhere), each with
+    ``blas_threads`` BLAS threads (several runs share the cores)."""
 
-    def __init__(self, jobs: int):
+    def __init__(self, jobs: int, blas_threads: int = 1):
         method = "fork" if fork_is_safe() else "spawn"  # Linux, no other thread, no CUDA context
         self.pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=jobs, mp_context=multiprocessing.get_context(method), initializer=_worker_init)
+            max_workers=jobs, mp_context=multiprocessing.get_context(method), initializer=_worker_init,
+            initargs=(blas_threads,))
         self.description = f"local process pool, {jobs} workers ({method})"
 
     def submit(self, point: dict, gpus: int | None, fn=run_point):

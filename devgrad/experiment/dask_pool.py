@@ -3,17 +3,25 @@ user gives, or a ``LocalCluster`` on 127.0.0.1 with single-threaded worker proce
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import importlib
 import os
+import signal
 import time
 
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.sweep_point import run_point
 
+try:  # optional (the progress extra): BLAS threads limited in a process where BLAS is already loaded
+    from threadpoolctl import threadpool_limits
+except ImportError:
+    threadpool_limits = None
+
 __all__ = ["DASK_HINT", "DaskPool", "check_address", "import_distributed"]
 
 DASK_HINT = "pip install '.[dask]' from the devgrad folder (Dask distributed)"
+CLOSE_SECONDS = 0.3  # how long an interrupted sweep gives Dask to close its client, then its cluster
 
 
 def import_distributed():
@@ -41,6 +49,17 @@ def check_address(address: str) -> None:
                        f"e.g. tcp://HOST:8786 (schemes: {', '.join(sorted(backends))})")
 
 
+def prepare_worker(blas_threads: int) -> int:
+    """On a worker of the sweep's own LocalCluster (in its main thread): a terminal's Ctrl-C, which
+    reaches every process of the sweep, is left to the sweep's process, which stops the runs
+    through its stop file (a worker killed by it would lose its run's line and its last epochs);
+    ``blas_threads`` BLAS threads. Returns the worker's process id."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if threadpool_limits is not None:
+        threadpool_limits(limits=blas_threads, user_api="blas")
+    return os.getpid()
+
+
 class DaskPool:
     """Dask distributed: a running scheduler at ``address``, a Client given by the user, or a
     LocalCluster on 127.0.0.1 with ``jobs`` single-threaded worker processes."""
@@ -49,6 +68,7 @@ class DaskPool:
         distributed = import_distributed()
         self.distributed = distributed
         self.cluster = None
+        self.worker_pids: list[int] = []  # the processes of the sweep's own LocalCluster
         self.own_client = client is None
         if client is not None:
             self.client = client
@@ -65,6 +85,7 @@ class DaskPool:
                                                     host="127.0.0.1", dashboard_address=None,
                                                     env={"OMP_NUM_THREADS": "1"})
             self.client = distributed.Client(self.cluster)
+            self.worker_pids = sorted(self.client.run(prepare_worker, 1).values())
             where = f"Dask LocalCluster on 127.0.0.1, {jobs} single-threaded workers"
         self.description = where
 
@@ -83,19 +104,40 @@ class DaskPool:
         self.client.cancel([f for f in futures if f.status == "pending"])
 
     def interrupt(self, futures) -> None:
-        """Ctrl-C: no signal reaches a run on a Dask worker, and a Dask future does not tell a queued
-        task from a running one, so nothing is cancelled here: a run in flight sees the sweep's stop
-        file after its epoch and stops with a checkpoint, a queued one sees it and does not start."""
+        """Ctrl-C: no signal reaches a run on a Dask worker (the sweep's own workers ignore the
+        terminal's), and a Dask future does not tell a queued task from a running one, so nothing is
+        cancelled here: a run in flight sees the sweep's stop file after its epoch and stops with a
+        checkpoint, a queued one sees it and does not start."""
 
     def collect(self, futures, timeout: float) -> list:
         """The result lines of ``futures`` that finish within ``timeout`` seconds."""
-        with contextlib.suppress(Exception):  # a timeout: take what has finished
+        try:
             self.distributed.wait(futures, timeout=timeout)
+        except TimeoutError:  # runs still stopping: their lines are not waited for
+            pass
+        except concurrent.futures.CancelledError:  # a cancelled run has no line
+            pass
+        except OSError as exc:  # the scheduler's connection closed under the sweep
+            raise RunError(f"the Dask scheduler stopped answering while the sweep was stopping "
+                           f"({type(exc).__name__}: {exc}); the runs that did not report resume with "
+                           "devgrad sweep --resume") from None
         return [f.result() for f in futures if f.status == "finished"]
 
     def close(self, wait: bool = True) -> None:
-        """Close the client this sweep opened, and its LocalCluster."""
-        if self.own_client:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        """Close the client this sweep opened, and its LocalCluster. When not waiting (an interrupted
+        sweep: its runs have stopped with a checkpoint, or had their time), the cluster's workers
+        are ended at once rather than shut down one by one, and Dask gets CLOSE_SECONDS to close."""
+        if wait:
+            if self.own_client:
+                self.client.close()
+            if self.cluster is not None:
+                self.cluster.close()
+            return
+        for pid in self.worker_pids:
+            with contextlib.suppress(OSError):  # already gone
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(TimeoutError):  # what is left of it ends with this process
+            if self.own_client:
+                self.client.close(timeout=CLOSE_SECONDS)
+            if self.cluster is not None:
+                self.cluster.close(timeout=CLOSE_SECONDS)

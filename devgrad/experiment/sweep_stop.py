@@ -11,8 +11,10 @@ from devgrad.experiment.sweepdir import append_line
 
 __all__ = ["INTERRUPT_GRACE_SECONDS", "interrupt", "interrupted_message"]
 
-# How long a Ctrl-C'd sweep waits for its runs in flight to checkpoint and report.
-INTERRUPT_GRACE_SECONDS = 1.5
+# How long a Ctrl-C'd sweep waits for its runs in flight to checkpoint and report: a run on Dask
+# stops at the end of its epoch, one on the local pool at once. What has not reported by then is
+# ended, and resumes from its last checkpoint; the sweep is gone within 2 s of the Ctrl-C.
+INTERRUPT_GRACE_SECONDS = 1.0
 
 
 def interrupt(sweep_dir: Path, runner, futures: list, results: list) -> None:

@@ -336,15 +336,22 @@ def test_a_resumed_sweep_says_what_it_will_run_and_does_not_list_old_results(cap
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_a_sweep_at_once_and_resume_finishes_it(tmp_path):
+@pytest.mark.parametrize("executor", ["local", "dask"])
+def test_ctrl_c_stops_a_sweep_at_once_and_resume_finishes_it(tmp_path, executor):
+    """The local pool's Ctrl-C goes to the sweep's process only (it stops its workers itself); the
+    Dask sweep's goes to every process of the sweep, as a terminal's does: the LocalCluster's
+    workers are not killed by it, and their runs stop with a checkpoint and a line."""
+    if executor == "dask":
+        pytest.importorskip("dask.distributed")
     long = {**BASE, "data": {**BASE["data"], "n_samples": 2000}, "plots": {"enabled": False},
             "train": {"epochs": 30, "batch_size": 16, "checkpoint": {"seconds": 0}}}
     spec = write_spec(tmp_path, long)
     terminal = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
                 "from devgrad.cli import main; sys.exit(main(sys.argv[1:]))")  # Ctrl-C as from a terminal
     proc = subprocess.Popen([sys.executable, "-c", terminal, "sweep", str(spec), "--grid",
-                             "optimizer.lr=0.05,0.04,0.03,0.02", "--jobs", "2", "--out", str(tmp_path / "sweeps")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "optimizer.lr=0.05,0.04,0.03,0.02", "--jobs", "2", "--executor", executor,
+                             "--out", str(tmp_path / "sweeps")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline:
         metrics = list((tmp_path / "sweeps").glob("grid/*/runs/*/metrics.jsonl"))
@@ -352,7 +359,10 @@ def test_ctrl_c_stops_a_sweep_at_once_and_resume_finishes_it(tmp_path):
             break
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)  # to the sweep's process only: it stops its workers itself
+    if executor == "dask":
+        os.killpg(proc.pid, signal.SIGINT)  # the sweep's whole process group, as a terminal's Ctrl-C
+    else:
+        proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     folder = next((tmp_path / "sweeps" / "grid").iterdir())
     assert proc.returncode == 130 and f"continue with: devgrad sweep --resume {folder}" in err, err
@@ -361,6 +371,10 @@ def test_ctrl_c_stops_a_sweep_at_once_and_resume_finishes_it(tmp_path):
     assert all(r["wall_seconds"] > 0 and r["final"]["epoch"] >= 2 for r in stopped)
     assert sorted(p.name for p in (folder / "runs").iterdir()) == sorted(Path(r["run_dir"]).name for r in stopped), \
         "the queued runs never started"
+    assert all((Path(r["run_dir"]) / "checkpoints" / "last.npz").exists() for r in stopped)
+    if executor == "dask":  # the workers went with the sweep; resuming is the same on either executor
+        _assert_gone({int(r["worker"].split(":")[1]) for r in stopped})
+        return
     resumed = cli("sweep", "--resume", folder, "--jobs", "2")
     assert resumed.returncode == 0, resumed.stderr
     assert "sweep --resume: 4 of 4 runs to run" in resumed.stdout
@@ -370,6 +384,19 @@ def test_ctrl_c_stops_a_sweep_at_once_and_resume_finishes_it(tmp_path):
         summary = json.loads((Path(before["run_dir"]) / "summary.json").read_text())
         assert summary["segments"] == 2 and newest[before["index"]]["wall_seconds"] == summary["wall_seconds"]
         assert summary["wall_seconds"] > before["wall_seconds"]
+
+
+def _assert_gone(pids: set, patience: float = 30.0) -> None:
+    deadline = time.monotonic() + patience  # an ended process may take a moment to be reaped
+    alive = set(pids)
+    while alive and time.monotonic() < deadline:
+        for pid in list(alive):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                alive.discard(pid)
+        time.sleep(0.1)
+    assert not alive, f"worker processes {sorted(alive)} outlived the sweep"
 
 
 def test_a_queued_run_does_not_start_once_the_sweep_is_stopping(tmp_path):
@@ -404,6 +431,53 @@ def test_the_local_pool_spawns_its_workers_where_a_fork_is_unsafe(monkeypatch):
         release.set()
         other.join()
     assert pool.description.endswith("(spawn)")
+
+
+def test_waiting_for_stopping_dask_runs_hides_only_a_timeout_or_a_cancelled_run():
+    """A Ctrl-C'd sweep waits for its Dask runs' lines: a timeout (runs still stopping) or a
+    cancelled run is expected; a scheduler gone is a clear RunError; anything else is not hidden."""
+    import concurrent.futures
+    from types import SimpleNamespace
+
+    from devgrad.experiment.dask_pool import DaskPool
+
+    finished = SimpleNamespace(status="finished", result=lambda: {"index": 0})
+    stopping = SimpleNamespace(status="pending")
+    pool = DaskPool.__new__(DaskPool)  # no cluster: only its wait is exercised
+
+    def waiting_raises(exc):
+        def wait(futures, timeout):
+            raise exc
+        return SimpleNamespace(wait=wait)
+
+    for expected in (TimeoutError(), concurrent.futures.CancelledError()):
+        pool.distributed = waiting_raises(expected)
+        assert pool.collect([finished, stopping], 0.1) == [{"index": 0}]
+    pool.distributed = waiting_raises(ConnectionResetError("the scheduler closed the connection"))
+    with pytest.raises(RunError, match="the Dask scheduler stopped answering while the sweep was stopping"):
+        pool.collect([finished, stopping], 0.1)
+    pool.distributed = waiting_raises(ValueError("a bug"))
+    with pytest.raises(ValueError, match="a bug"):
+        pool.collect([finished, stopping], 0.1)
+
+
+def _blas_threads(info: list) -> list:
+    return sorted({lib["num_threads"] for lib in info if lib["user_api"] == "blas"})
+
+
+def test_each_worker_has_the_blas_threads_it_was_asked_for():
+    """A forked worker has its parent's BLAS, already started: OMP_NUM_THREADS set in it would
+    change nothing, so the limit is set with threadpoolctl (the sweep's default: one thread)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from devgrad.experiment.local_pool import LocalPool
+
+    for asked in (1, 2):
+        pool = LocalPool(1, blas_threads=asked)
+        try:
+            got = _blas_threads(pool.pool.submit(threadpoolctl.threadpool_info).result(timeout=60))
+        finally:
+            pool.close()
+        assert got == [min(asked, os.cpu_count() or 1)], (asked, got)
 
 
 @pytest.mark.parametrize("damage", ["[unclosed", "just text", ""])

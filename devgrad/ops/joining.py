@@ -198,8 +198,8 @@ def linspace(start, stop, num: int = 50, device=None, dtype=None, *, steps=None,
         if endpoint and axis == 0 and np.ndim(start) == 0 and np.ndim(stop) == 0:
             return constant_linspace(start, stop, count, device=device, dtype=dtype)
         dev = resolve_device(device) if device is not None else default_device()
-        values = np.linspace(start, stop, count, endpoint=endpoint, axis=axis)
-        return Tensor._make(dev.put(values.astype(as_dtype(dtype) or np.dtype(DEFAULT_FLOAT))), dev)
+        grid = np.linspace(start, stop, count, endpoint=endpoint, axis=axis)
+        return Tensor._make(dev.put(grid.astype(as_dtype(dtype) or np.dtype(DEFAULT_FLOAT))), dev)
     start, stop = _tensors([start, stop], "linspace")
     if dtype is not None:
         start, stop = cast(start, dtype), cast(stop, dtype)

@@ -101,12 +101,12 @@ def roll(a: Tensor, shift, axis=None, *, shifts=None, dims=None) -> Tensor:
 
 def moveaxis(a: Tensor, source, destination) -> Tensor:
     """Move axes to new positions; the others keep their order."""
-    src = [source] if isinstance(source, numbers.Integral) else list(source)
-    dst = [destination] if isinstance(destination, numbers.Integral) else list(destination)
-    if len(src) != len(dst):
+    given_src = [source] if isinstance(source, numbers.Integral) else list(source)
+    given_dst = [destination] if isinstance(destination, numbers.Integral) else list(destination)
+    if len(given_src) != len(given_dst):
         raise ValueError(f"moveaxis: source {source} and destination {destination} must name as many axes")
-    src = [_axis(s, a.ndim) for s in src]
-    dst = [_axis(d, a.ndim) for d in dst]
+    src = [_axis(s, a.ndim) for s in given_src]
+    dst = [_axis(d, a.ndim) for d in given_dst]
     if len(set(src)) != len(src) or len(set(dst)) != len(dst):
         raise ValueError(f"moveaxis: repeated axis in source {source} or destination {destination}")
     order = [i for i in range(a.ndim) if i not in src]
@@ -264,7 +264,7 @@ def pad(array: Tensor, pad_width, mode: str = "constant", constant_values=0) -> 
             continue
         if array.shape[axis] == 0:
             raise ValueError(f"pad: axis {axis} is empty, so mode {mode!r} has nothing to repeat; use 'constant'")
-        order = np.pad(np.arange(array.shape[axis]), (lo, hi), mode=mode)
+        order = np.pad(np.arange(array.shape[axis]), (lo, hi), mode=mode)  # type: ignore[call-overload]
         out = take(out, array.device.put(order), axis)
     return out
 

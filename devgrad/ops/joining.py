@@ -122,6 +122,19 @@ def select(condlist, choicelist, default=0) -> Tensor:
         raise ValueError(f"select: {len(condlist)} conditions but {len(choicelist)} choices; give one per condition")
     if not condlist:
         raise ValueError("select: the list of conditions is empty")
+    for i, cond in enumerate(condlist):
+        kind = (cond.dtype if isinstance(cond, Tensor) else np.asarray(cond).dtype).kind
+        if kind != "b":  # NumPy refuses them too: a float or int list is no mask
+            raise TypeError(f"select: condition {i} must be boolean, got dtype "
+                            f"{cond.dtype if isinstance(cond, Tensor) else np.asarray(cond).dtype}; compare first, "
+                            "e.g. x > 0")
+    like = next((c for c in choicelist if isinstance(c, Tensor)), None)
+    if like is None:
+        raise TypeError("select: needs at least one Tensor among the choices")
+    # the default as a constant of the choices' dtype, so that each step has a Tensor to pick with
+    if not isinstance(default, Tensor):
+        dtype = np.result_type(like.dtype, default) if isinstance(default, int | float) else like.dtype
+        default = Tensor._make(like.xp.asarray(default, dtype=dtype), like.device)
     out = default
     for cond, choice in zip(reversed(condlist), reversed(choicelist)):
         out = where3(cond, choice, out)

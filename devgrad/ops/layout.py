@@ -251,6 +251,8 @@ def pad(array: Tensor, pad_width, mode: str = "constant", constant_values=0) -> 
     repeating the edge values ('edge'), mirroring without ('reflect') or with the edge
     ('symmetric'), or wrapping around ('wrap'), as NumPy's pad."""
     widths = _pad_widths(pad_width, array.ndim)
+    if array.ndim == 0:  # no axis to pad: NumPy returns a copy
+        return reshape(array, ())
     if mode == "constant":
         values = np.asarray(constant_values)
         if values.dtype.kind not in "biuf":

@@ -36,10 +36,7 @@ def _vector_norm(x: Tensor, order, axis: int, keepdims: bool) -> Tensor:
         return _sum(_abs(x), axis=axes, keepdims=keepdims)
     if isinstance(order, str) or not isinstance(order, numbers.Real):
         raise ValueError(f"dg.linalg.norm: invalid norm order {order!r} for vectors")
-    p = float(order)
-    if p > 1:
-        return PNorm.apply(x, p=p, axes=axes, keepdims=keepdims)
-    return _sum(_abs(x) ** p, axis=axes, keepdims=keepdims) ** (1.0 / p)
+    return PNorm.apply(x, p=float(order), axes=axes, keepdims=keepdims)
 
 
 def _matrix_norm(x: Tensor, order, axes: tuple, keepdims: bool) -> Tensor:

@@ -9,6 +9,8 @@ to the first argument and pick the non-NaN side, as PyTorch's.
 
 from __future__ import annotations
 
+import numbers
+
 from devgrad.core import Function, Tensor, quiet
 from devgrad.ops._util import data_of
 from devgrad.ops.elementwise import Where, link_zero, select
@@ -131,6 +133,8 @@ def ceil(x: Tensor) -> Tensor:
 
 def round(x: Tensor, decimals: int = 0) -> Tensor:  # noqa: A001 - NumPy's name
     """Round half to even to ``decimals`` places (NumPy's ``round``); zero gradient."""
+    if not isinstance(decimals, numbers.Integral):
+        raise TypeError(f"round: decimals must be an integer, got {decimals!r}")
     return Round.apply(x, decimals=int(decimals))
 
 

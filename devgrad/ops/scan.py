@@ -209,7 +209,9 @@ def diff(a: Tensor, n: int = 1, axis: int = -1, prepend=None, append=None) -> Te
     out = concatenate(parts, axis=axis) if len(parts) > 1 else a
     lead = (slice(None),) * axis
     for _ in range(n):
-        out = out[lead + (slice(1, None),)] - out[lead + (slice(None, -1),)]
+        later, earlier = out[lead + (slice(1, None),)], out[lead + (slice(None, -1),)]
+        # booleans have no subtraction: NumPy's diff of them is "not equal"
+        out = later != earlier if out.dtype.kind == "b" else later - earlier
     return out
 
 

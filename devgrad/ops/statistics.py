@@ -8,6 +8,7 @@ from devgrad.core import Function, Tensor
 from devgrad.ops._util import axis_arg, keepdims_arg, keepdims_shape, normalize_axis, operand
 from devgrad.ops.elementwise import Where, link_zero, select
 from devgrad.ops.reduce import Max, Min
+from devgrad.ops.reduce import mean
 from devgrad.ops.reduce import sum as _sum
 from devgrad.ops.shape import reshape, transpose
 
@@ -31,7 +32,8 @@ def _without_nan(a: Tensor):
 
 def nansum(a: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
     """Sum over ``axis`` treating NaN as 0 (``numpy.nansum``); NaN elements get gradient 0."""
-    clean, _ = _without_nan(a)
+    # an integer or bool tensor holds no NaN, and replacing them with 0.0 would make its sum float
+    clean = _without_nan(a)[0] if a.dtype.kind in "fc" else a
     return _sum(clean, axis=axis_arg(axis, dim, "nansum"), keepdims=keepdims_arg(keepdims, keepdim))
 
 
@@ -40,6 +42,8 @@ def nanmean(a: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=N
     none (silently, as ``torch.nanmean``)."""
     axis = axis_arg(axis, dim, "nanmean")
     keepdims = keepdims_arg(keepdims, keepdim)
+    if a.dtype.kind not in "fc":  # no NaN to skip (and a count in a bool's dtype would be True, not n)
+        return mean(a, axis=normalize_axis(axis, a.ndim), keepdims=keepdims)
     clean, nan = _without_nan(a)
     axes = normalize_axis(axis, a.ndim)
     count = a.xp.sum(~nan, axis=axes, keepdims=keepdims).astype(a.dtype)
@@ -128,6 +132,8 @@ def median(a: Tensor, axis=None, out=None, overwrite_input: bool = False, keepdi
     if n == 0:
         raise ValueError("median of an empty tensor has no value")
     xp = a.xp
+    if a.dtype.kind not in "fc":  # NumPy's median of integers is float64, for odd counts too
+        rows = rows.astype("float64")
     ordered = xp.sort(rows.data, axis=-1)
     has_nan = xp.isnan(ordered[..., -1])  # NaN sorts last
     low = xp.where(has_nan, ordered[..., -1], ordered[..., (n - 1) // 2])

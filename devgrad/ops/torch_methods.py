@@ -17,9 +17,10 @@ import numpy as np
 
 from devgrad.core import Function, Tensor
 from devgrad.creation import shape_from_args
-from devgrad.ops._util import normalize_axis
+from devgrad.ops._util import normalize_axis, operand
 from devgrad.ops.elementwise import Where, abs, add, cast, div, mul, sub, where
 from devgrad.ops.linalg import matmul
+from devgrad.ops.piecewise import sign
 from devgrad.ops.reduce import max as amax
 from devgrad.ops.reduce import min as amin
 from devgrad.ops.reduce import sum as asum
@@ -85,6 +86,8 @@ def masked_fill(a: Tensor, mask, value) -> Tensor:
         if value.ndim:
             raise ValueError(f"masked_fill: value must be a number or a 0-d tensor, got shape {value.shape}")
         value = cast(value, a.dtype)
+    elif a.dtype.kind in "biu":  # PyTorch keeps the tensor's dtype: 2.5 fills an integer tensor with 2
+        value = np.asarray(value).astype(a.dtype).item()
     return where(Tensor._make(mask_data, a.device), value, a)
 
 
@@ -206,9 +209,9 @@ def repeat(a: Tensor, *sizes, axis=_NO_AXIS) -> Tensor:
 
 
 class PNorm(Function):
-    """(Σ|x|^p)^(1/p) over ``axes``, p > 1; the gradient x·|x|^(p−2) / norm^(p−1) is 0 where the
-    norm is 0 (PyTorch's choice at the kink of the 2-norm), written with Tensor ops so that it is
-    differentiable again."""
+    """(Σ|x|^p)^(1/p) over ``axes`` for any p but 0 and ±inf; the gradient sign(x)·|x|^(p−1) /
+    norm^(p−1) is 0 where the norm is 0 and, for p ≠ 2, where x is 0 (PyTorch's choices at the
+    kinks), written with Tensor ops on safe values so that it is differentiable again."""
 
     __slots__ = ("p", "axes", "keepdims")
     save_inputs = True
@@ -228,11 +231,17 @@ class PNorm(Function):
         if not self.keepdims:
             kept = tuple(1 if i in self.axes else s for i, s in enumerate(x.shape))
             norm, g = norm.reshape(kept), g.reshape(kept)
+        xp = self.device.xp
+        zero = xp.broadcast_to(norm.data == 0, x.shape)
         if self.p == 2.0:
-            ratio = x / norm
-        else:
-            ratio = x * abs(x) ** (self.p - 2.0) / norm ** (self.p - 1.0)
-        return g * Where.apply(0.0, ratio, cond=self.device.xp.broadcast_to(norm.data == 0, x.shape))
+            return g * Where.apply(0.0, x / norm, cond=zero)
+        # |x|^(p-1) is inf at x = 0 for p < 1 and its derivative for p < 2: the formula runs on
+        # safe values, so no inf·0 = NaN reaches the selected entries, at this order or the next
+        zero = zero | (x.data == 0)
+        safe_x = Where.apply(1.0, x, cond=zero)
+        safe_norm = Where.apply(1.0, norm, cond=norm.data == 0)
+        ratio = sign(safe_x) * abs(safe_x) ** (self.p - 1.0) / safe_norm ** (self.p - 1.0)
+        return g * Where.apply(0.0, ratio, cond=zero)
 
 
 def norm(a: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
@@ -328,14 +337,22 @@ def contiguous(a: Tensor) -> Tensor:
     return a
 
 
+def _scaled(a: Tensor, other, alpha, op: str):
+    """alpha·other, ``other`` first made an operand of ``a`` (a list times an int would repeat it)."""
+    if alpha == 1:
+        return other
+    other = operand(other, a, op)
+    return mul(other, alpha) if isinstance(other, Tensor) else other * alpha
+
+
 def add_method(a: Tensor, other, *, alpha=1) -> Tensor:
     """``x.add(other, alpha=2)``: x + alpha·other (PyTorch's)."""
-    return add(a, other if alpha == 1 else mul(other, alpha) if isinstance(other, Tensor) else other * alpha)
+    return add(a, _scaled(a, other, alpha, "add"))
 
 
 def sub_method(a: Tensor, other, *, alpha=1) -> Tensor:
     """``x.sub(other, alpha=2)``: x − alpha·other (PyTorch's)."""
-    return sub(a, other if alpha == 1 else mul(other, alpha) if isinstance(other, Tensor) else other * alpha)
+    return sub(a, _scaled(a, other, alpha, "sub"))
 
 
 def div_method(a: Tensor, other, *, rounding_mode=None) -> Tensor:

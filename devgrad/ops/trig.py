@@ -120,9 +120,12 @@ class Sinc(Unary):
         near_zero = abs(x.data) < _SINC_SERIES
         safe = Where.apply(1.0, x, cond=near_zero)  # the closed form only where it is used
         closed = (cos(safe * math.pi) - sinc(safe)) / safe
+        # and the polynomial only where it is used: x⁴ overflows (float32 from |x| ~ 1e10) and its
+        # inf·0 in the unused branch's gradient would be NaN
+        small = Where.apply(x, 0.0, cond=near_zero)
         p2 = math.pi * math.pi
-        x2 = x * x
-        series = x * (-p2 / 3.0 + x2 * (p2 * p2 / 30.0 - x2 * (p2 * p2 * p2 / 840.0)))
+        x2 = small * small
+        series = small * (-p2 / 3.0 + x2 * (p2 * p2 / 30.0 - x2 * (p2 * p2 * p2 / 840.0)))
         return Where.apply(series, closed, cond=near_zero)
 
 

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
@@ -163,29 +162,35 @@ def test_a_random_search_on_a_dask_local_cluster_gives_the_serial_trials(tmp_pat
     assert _trials(dask) == _trials(serial)
 
 
+# The search's process, killed (SIGKILL) right after it wrote its second trial's line and before it
+# told the study: a kill at a known point, not at whatever moment a timer falls on.
+KILLED_AFTER_TWO_LINES = """
+import os, signal, sys
+from devgrad.experiment import search
+from devgrad.cli import main
+written = []
+def append_then_die(path, line, append=search.append_line):
+    append(path, line)
+    written.append(line)
+    if len(written) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+search.append_line = append_then_die
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 @pytest.mark.slow
 def test_kill_9_then_resume_ends_with_exactly_the_trial_count(tmp_path):
     spec = write_spec(tmp_path, {**BASE, "data": {**BASE["data"], "n_samples": 1500}, "train": {"epochs": 6}})
     out = tmp_path / "sweeps"
-    command = [sys.executable, "-m", "devgrad", "sweep", spec, "--search", "random", "--trials", "6", "--space",
-               "optimizer.lr=loguniform(1e-3,1)", "--pruner", "median", "--jobs", "2", "--out", out, "-q"]
-    process = subprocess.Popen(list(map(str, command)), cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        results = None
-        while time.monotonic() < deadline:
-            found = list(out.glob("search/*/results.jsonl"))
-            if found and len(found[0].read_text().splitlines()) >= 2:
-                results = found[0]
-                break
-            time.sleep(0.05)
-        assert results is not None, "the search wrote no results in time"
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.wait(timeout=60)
-    sweep_dir = results.parent
-    assert len(read_results(sweep_dir)) < 6
+    command = [sys.executable, "-c", KILLED_AFTER_TWO_LINES, "sweep", spec, "--search", "random", "--trials", "6",
+               "--space", "optimizer.lr=loguniform(1e-3,1)", "--pruner", "median", "--jobs", "2", "--out", out, "-q"]
+    killed = subprocess.run(list(map(str, command)), cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    sweep_dir = next(out.glob("search/*"))
+    assert len(read_results(sweep_dir)) == 2
+    assert sum(t.state.is_finished() for t in _study(sweep_dir).trials) == 1  # the second was never told
     result = resume_sweep(sweep_dir, jobs=2, quiet=True)
     study = _study(sweep_dir)
     assert len(study.trials) == 6 and all(t.state.is_finished() for t in study.trials)

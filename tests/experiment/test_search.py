@@ -282,6 +282,22 @@ def test_the_cmaes_sampler_without_its_package_names_the_extra(tmp_path, monkeyp
     assert not (tmp_path / "sweeps").exists()  # nothing half-made is left
 
 
+@pytest.mark.slow
+def test_a_cmaes_search_runs_end_to_end_and_picks_the_studys_best_trial(tmp_path):
+    pytest.importorskip("cmaes")
+    space = {"optimizer.lr": {"loguniform": [1.0e-3, 0.3]}, "model.dropout": {"uniform": [0.0, 0.5]}}
+    spec = {**BASE, "data": {**BASE["data"], "n_samples": 200}, "train": {"epochs": 1, "batch_size": 64},
+            "sweep": {"search": {"trials": 3, "sampler": "cmaes", "pruner": "none", "space": space}}}
+    result = sweep(spec, jobs=1, out=tmp_path, quiet=True)
+    assert result.status == "completed" and [r["trial"] for r in result.results] == [0, 1, 2]
+    study = _study(result.sweep_dir)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    # after its one random start, CMA-ES itself proposed the trials (it marks them with its generation)
+    assert all(any(k.startswith("cma:") for k in t.system_attrs) for t in study.trials[1:])
+    assert result.best["trial"] == study.best_trial.number
+    assert result.best["best"]["val_loss"] == study.best_value
+
+
 def test_a_trial_whose_sweep_never_answers_trains_on_and_asks_only_once(tmp_path):
     from types import SimpleNamespace
 

@@ -30,6 +30,9 @@ MLFLOW_HINT = "pip install '.[mlflow]' from the devgrad folder"
 STATE_FILE = "tracking.json"
 ARTIFACTS = ("config.yaml", "summary.json", "metrics.csv", "report.html", "model.json")
 CLOSE_SECONDS = 30.0  # the most the end of a run waits for its last uploads
+# Epochs are logged at most this often, in one batch: each batch costs the training thread some
+# milliseconds of Python (MLflow's client, SQLAlchemy) under the GIL, too much for every epoch.
+FLUSH_SECONDS = 2.0
 
 
 def import_mlflow():
@@ -245,17 +248,25 @@ class MlflowTracker:
                        f"{CLOSE_SECONDS:.0f} s")
 
     def _work(self) -> None:
+        rows: list = []
+        logged = -FLUSH_SECONDS  # when epochs were last logged (the first epoch goes at once)
         while True:
-            kind, payload = self.jobs.get()
-            rows = [payload] if kind == "epoch" else []
-            while kind == "epoch" and not self.jobs.empty():  # a batch of whatever has queued up
-                kind, payload = self.jobs.get()
-                rows += [payload] if kind == "epoch" else []
+            wait = max(0.0, logged + FLUSH_SECONDS - time.monotonic()) if rows else None
+            try:
+                kind, payload = self.jobs.get(timeout=wait)
+            except queue.Empty:  # the rows held back are due
+                kind, payload = "epoch", None
+            if payload is not None:
+                rows.append(payload)
+            if kind == "epoch" and time.monotonic() - logged < FLUSH_SECONDS:
+                continue  # held back: one batch per FLUSH_SECONDS
             if self.failed is None:
                 try:
                     self._do(kind, rows)
                 except Exception as exc:  # the server's failure is never the run's
                     self._warn(_why(exc))
+            if rows:
+                rows, logged = [], time.monotonic()
             if kind == "close":
                 return
 

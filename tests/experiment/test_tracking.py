@@ -224,3 +224,21 @@ def test_a_grid_sweep_is_a_parent_run_with_its_runs_nested(tmp_path, server):
         assert child.data.params["optimizer.lr"] == json.dumps(line["overrides"]["optimizer.lr"])
     assert {"results.csv", "report.html"} <= {f.path for f in client.list_artifacts(parent)}
     assert client.get_run(parent).info.status == "FINISHED"
+
+
+def test_the_tracker_logs_epochs_in_batches_not_one_call_per_epoch(tmp_path, monkeypatch):
+    """Each call into MLflow's client costs the training thread milliseconds under the GIL: the
+    tracker logs the first epoch at once, then what has queued at most once per FLUSH_SECONDS,
+    and the rest when the run closes; no epoch is lost or reordered."""
+    from devgrad.experiment import tracking
+
+    calls = []
+    monkeypatch.setattr(tracking, "FLUSH_SECONDS", 60.0, raising=False)
+    monkeypatch.setattr(tracking.MlflowTracker, "_do", lambda self, kind, rows: calls.append((kind, list(rows))))
+    tracker = tracking.MlflowTracker(tmp_path, {"uri": None, "experiment": "x"})
+    for epoch in range(1, 21):
+        tracker(None, epoch, {"epoch": epoch, "train_loss": 1.0 / epoch})
+        time.sleep(0.005)  # epochs arrive one by one, as a run's do
+    tracker.close()
+    assert [kind for kind, _ in calls] == ["start", "epoch", "close"]
+    assert [row["epoch"] for _, rows in calls for row in rows] == list(range(1, 21))

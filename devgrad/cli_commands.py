@@ -20,7 +20,7 @@ from devgrad.backend import (
     DeviceError, cuda_available, cuda_unavailable_reason, cupy_import, cupy_version, default_device, device, devices,
 )
 from devgrad.bench.checkpoint_bench import checkpoint_bench, format_checkpoints
-from devgrad.bench.search_bench import format_search, search_bench
+from devgrad.bench.search_bench import format_search, format_tracking, search_bench, tracking_overhead
 from devgrad.bench.sweep_bench import format_sweep, sweep_bench
 from devgrad.data import describe
 from devgrad.data.files import DataError
@@ -245,6 +245,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                         "create it or write elsewhere")
     modes: dict[str, Callable[[], tuple[Any, Callable[[Any], str]]]] = {
         "search": lambda: (search_bench(say=_say_bench), format_search),
+        "tracking": lambda: ([tracking_overhead(5 if args.repeat is None else args.repeat, say=_say_bench)],
+                             format_tracking),
         "sweep": lambda: (sweep_bench(say=_say_bench), format_sweep),
         "checkpoints": lambda: (checkpoint_bench(rounds=5 if args.repeat is None else args.repeat,
                                                  device=args.device, say=_say_bench), format_checkpoints),

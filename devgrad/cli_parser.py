@@ -164,7 +164,8 @@ def _tool_parsers(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: cpu)")
     bench.add_argument("--configs", default="tiny,small,medium,large", help="comma-separated: tiny,small,medium,large")
     bench.add_argument("--repeat", type=int, default=None,
-                       help="timed blocks per implementation (default 15); with --checkpoints, rounds (default 5)")
+                       help="timed blocks per implementation (default 15); with --checkpoints, rounds (default 5); "
+                            "with --tracking, pairs of runs (default 5)")
     bench.add_argument("--json", help="also write the results as JSON to this path")
     bench.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     bench.add_argument("--no-jax", action="store_true", help="skip the JAX jit column (shown when JAX is installed)")
@@ -185,6 +186,9 @@ def _tool_parsers(sub: argparse._SubParsersAction) -> None:
     mode.add_argument("--search", action="store_true",
                       help="on digits, a 24-trial TPE study with the median pruner vs a 24-point grid (2 workers): "
                            "best test accuracy and wall time; and MLflow tracking's cost per epoch on a spirals run")
+    mode.add_argument("--tracking", action="store_true",
+                      help="what MLflow tracking costs a spirals run: untracked and tracked runs in interleaved "
+                           "pairs (--repeat pairs, default 5), medians and the range of the pairs' ratios")
     mode.add_argument("--checkpoints", action="store_true",
                       help="time wine, digits and spirals runs with the default checkpoint policy, without "
                            "checkpoints and writing every epoch: what the policy costs a run")

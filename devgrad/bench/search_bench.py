@@ -5,9 +5,16 @@ On ``digits`` (scikit-learn's 8x8 images, 30 epochs, plots off): a 24-point grid
 learning rate (6 values) and the hidden width (4) against a 24-trial TPE study over the same
 ranges with the median pruner, both with 2 workers on the local pool. Reported: the test
 accuracy of the run each picks (best ``val_loss``), the best test accuracy of any of its runs,
-the pruned trials, and the wall time of the whole sweep. Then one ``spirals`` run without and with
-``--track mlflow`` (a local SQLite store in a temporary folder): seconds per epoch of each, and
-the overhead in percent of the untracked run's ``wall_seconds``.
+the pruned trials, and the wall time of the whole sweep.
+
+``devgrad bench --tracking`` (and the end of ``--search``): what MLflow tracking (a local SQLite
+store in a temporary folder) costs a ``spirals`` run. One machine's noise (other processes, CPU
+frequency, BLAS threads) moves a run's time by more than the cost, so one pair of runs tells
+nothing: the same spec runs untracked and tracked in pairs, in one process, the order alternating
+(off-on, on-off, ...) so that a drift in speed falls on both, after a warm-up pair that is not
+counted (imports, MLflow's database made). Reported: the median seconds per epoch of each, the
+median of the pairs' ratios (tracked / untracked ``wall_seconds``) as the overhead, and the
+lowest and highest pair's ratio.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -50,7 +58,7 @@ def _picked(result) -> tuple[float | None, float | None]:
             max((a for a in accuracy if a is not None), default=None))
 
 
-def search_bench(say=None) -> list[dict]:
+def search_bench(say=None, tracking_rounds: int = 3) -> list[dict]:
     """One row for the grid and one for the TPE study (2 workers each), one for tracking."""
     rows = []
     studies: dict[str, dict[str, Any]] = {"grid": {"grid": {"optimizer.lr": LRS, "model.hidden": HIDDEN}},
@@ -68,30 +76,61 @@ def search_bench(say=None) -> list[dict]:
         rows.append({"sweep": name, "runs": len(result.results), "picked_test_accuracy": picked,
                      "best_test_accuracy": best, "pruned": sum(r["status"] == "pruned" for r in result.results),
                      "wall_seconds": round(wall, 1), "cores": os.cpu_count()})
-    rows.append(tracking_overhead(say))
+    rows.append(tracking_overhead(tracking_rounds, say))
     return rows
 
 
-def tracking_overhead(say=None) -> dict:
-    """One spirals run without and with MLflow tracking (a local SQLite store): seconds per epoch."""
+def tracking_overhead(rounds: int = 5, say=None) -> dict:
+    """The spirals spec untracked and tracked, ``rounds`` pairs after a warm-up pair, the order
+    alternating: median seconds per epoch of each, and the pairs' ratios (tracked / untracked)."""
     epochs = SPIRALS["train"]["epochs"]
-    times = {}
+    pairs = []
     with tempfile.TemporaryDirectory() as out:
-        for tracked in (False, True):
+        for index in range(rounds + 1):  # the first pair warms up and is not counted
             if say is not None:
-                say(f"timing a spirals run {'with' if tracked else 'without'} MLflow tracking")
-            spec = dict(SPIRALS)
-            if tracked:
-                spec["tracking"] = {"mlflow": {"uri": f"sqlite:///{Path(out) / 'mlflow.db'}", "experiment": "bench"}}
-            here = os.getcwd()
-            os.chdir(out)  # a local store keeps its artifacts in ./mlruns
-            try:
-                times[tracked] = run(spec, out=Path(out) / "runs", quiet=True).summary["wall_seconds"]
-            finally:
-                os.chdir(here)
-    return {"sweep": "tracking", "per_epoch_off": round(times[False] / epochs, 4),
-            "per_epoch_on": round(times[True] / epochs, 4),
-            "overhead_percent": round(100 * (times[True] - times[False]) / times[False], 1)}
+                say(f"timing spirals runs without and with MLflow tracking: "
+                    f"{'warm-up pair' if index == 0 else f'pair {index} of {rounds}'}")
+            order = (False, True) if index % 2 == 0 else (True, False)
+            seconds = {tracked: _timed_run(Path(out), tracked) for tracked in order}
+            if index:
+                pairs.append((seconds[False], seconds[True]))
+    ratios = [on[0] / off[0] for off, on in pairs]
+    calls = [on[1] / off[1] for off, on in pairs]
+    return {"sweep": "tracking", "rounds": rounds,
+            "per_epoch_off": round(statistics.median(off[0] for off, _ in pairs) / epochs, 4),
+            "per_epoch_on": round(statistics.median(on[0] for _, on in pairs) / epochs, 4),
+            "overhead_percent": round(100 * (statistics.median(ratios) - 1), 1),
+            "ratio_low": round(min(ratios), 3), "ratio_high": round(max(ratios), 3),
+            "call_overhead_percent": round(100 * (statistics.median(calls) - 1), 1)}
+
+
+def _timed_run(out: Path, tracked: bool) -> tuple[float, float]:
+    """One spirals run, tracked to a SQLite store in ``out`` or not: its ``wall_seconds`` (the
+    training), and the whole call's seconds (with the MLflow run opened and its uploads finished)."""
+    spec = dict(SPIRALS)
+    if tracked:
+        spec["tracking"] = {"mlflow": {"uri": f"sqlite:///{out / 'mlflow.db'}", "experiment": "bench"}}
+    here = os.getcwd()
+    os.chdir(out)  # a local store keeps its artifacts in ./mlruns
+    try:
+        start = time.perf_counter()
+        wall = run(spec, out=out / "runs", quiet=True).summary["wall_seconds"]
+        return wall, time.perf_counter() - start
+    finally:
+        os.chdir(here)
+
+
+def format_tracking(rows: list[dict]) -> str:
+    """The tracking row as a line of text."""
+    lines = []
+    for r in rows:
+        if r["sweep"] == "tracking":
+            lines.append(f"spirals run, {SPIRALS['train']['epochs']} epochs, {r['rounds']} interleaved pairs: "
+                         f"{r['per_epoch_off'] * 1000:.1f} ms/epoch untracked, {r['per_epoch_on'] * 1000:.1f} ms/epoch "
+                         f"with MLflow tracking (medians); tracked/untracked wall_seconds: median "
+                         f"{r['overhead_percent']:+.1f}%, pairs {r['ratio_low']:.3f}-{r['ratio_high']:.3f}; "
+                         f"the whole run call, uploads included: median {r['call_overhead_percent']:+.1f}%")
+    return "\n".join(lines)
 
 
 def format_search(rows: list[dict]) -> str:
@@ -101,12 +140,8 @@ def format_search(rows: list[dict]) -> str:
     table = rows_table(heading, [r for r in rows if r["sweep"] != "tracking"], "sweep", 11, lambda r: (
         f"{r['sweep']:<11} {r['runs']:>5} {r['pruned']:>7} {_pct(r['picked_test_accuracy']):>8} "
         f"{_pct(r['best_test_accuracy']):>8} {r['wall_seconds']:>8.1f}s"))
-    for r in rows:
-        if r["sweep"] == "tracking":
-            table += (f"\nspirals run, {SPIRALS['train']['epochs']} epochs: {r['per_epoch_off'] * 1000:.1f} ms/epoch "
-                      f"untracked, {r['per_epoch_on'] * 1000:.1f} ms/epoch with MLflow tracking "
-                      f"({r['overhead_percent']:+.1f}% of wall_seconds)")
-    return table
+    tracking = format_tracking(rows)
+    return table + ("\n" + tracking if tracking else "")
 
 
 def _pct(value) -> str:

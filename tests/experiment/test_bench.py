@@ -375,3 +375,27 @@ def test_the_captured_cpu_step_replays_bit_for_bit(name):
     one recorded step, its replays give exactly the eager step's weights."""
     report = bench.check_graph_replay(bench.CONFIGS[name], dg.device("cpu"))
     assert report == {"replays": 3, "weights_rel_err": 0.0, "ok": True}
+
+
+def test_the_tracking_bench_interleaves_pairs_after_a_warm_up_and_takes_medians(monkeypatch, tmp_path):
+    """Untracked and tracked runs of one spec alternate their order pair by pair, a warm-up pair is
+    not counted, and the overhead is the median of the pairs' ratios (no run is timed here)."""
+    from types import SimpleNamespace
+
+    from devgrad.bench import search_bench as sb
+
+    order, walls = [], iter([9.0, 9.0, 1.1, 1.0, 1.2, 1.3, 1.0, 1.02])  # warm-up pair, then three pairs
+
+    def fake_run(spec, out, quiet):
+        order.append("tracking" in spec)
+        return SimpleNamespace(summary={"wall_seconds": next(walls)})
+
+    monkeypatch.setattr(sb, "run", fake_run)
+    monkeypatch.chdir(tmp_path)
+    row = sb.tracking_overhead(rounds=3)
+    assert order == [False, True, True, False, False, True, True, False]
+    # pairs (off, on): (1.0, 1.1), (1.2, 1.3), (1.02, 1.0): ratios 1.1, 1.083, 0.980
+    assert row["overhead_percent"] == 8.3 and (row["ratio_low"], row["ratio_high"]) == (0.98, 1.1)
+    epochs = sb.SPIRALS["train"]["epochs"]
+    assert row["per_epoch_off"] == round(1.02 / epochs, 4) and row["per_epoch_on"] == round(1.1 / epochs, 4)
+    assert "3 interleaved pairs" in sb.format_tracking([row])

@@ -236,7 +236,7 @@ def test_the_search_bench_compares_a_study_with_a_grid_and_times_tracking(monkey
     monkeypatch.setattr(sb, "LRS", [0.01, 0.1])
     monkeypatch.setattr(sb, "HIDDEN", [[4]])
     monkeypatch.setattr(sb, "SPIRALS", {**BASE, "train": {"epochs": 2, "batch_size": 64}})
-    rows = sb.search_bench()
+    rows = sb.search_bench(tracking_rounds=1)
     grid, study, tracked = rows
     assert (grid["sweep"], grid["runs"], study["sweep"], study["runs"]) == ("grid", 2, "tpe+median", 2)
     assert 0 < grid["picked_test_accuracy"] <= grid["best_test_accuracy"] <= 1

@@ -22,16 +22,15 @@ from devgrad.backend import (
 from devgrad.bench.checkpoint_bench import checkpoint_bench, format_checkpoints
 from devgrad.bench.search_bench import format_search, format_tracking, search_bench, tracking_overhead
 from devgrad.bench.sweep_bench import format_sweep, sweep_bench
-from devgrad.data import describe
 from devgrad.data.files import DataError
-from devgrad.experiment import commands, examples, memory, search, space, spec, sweeps, tracking
+from devgrad.experiment import commands, examples, search, space, spec, sweeps, tracking
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.export import export_run
+from devgrad.experiment.plan import make_plan, with_device
 from devgrad.experiment.html_report import write_report
 from devgrad.experiment.predict import predict_file
 from devgrad.experiment.rundir import why_not_completed
 from devgrad.experiment.spec import SpecError
-from devgrad.experiment.task import Task
 from devgrad.io import UnsafeFileError
 from devgrad.version import __version__
 
@@ -70,8 +69,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """``devgrad run``: train the model a spec describes (or print the resolved spec)."""
     if args.print_config:
-        overrides = [*args.set, ("--device", f"device={args.device}")] if args.device else args.set
-        print(spec.to_yaml(spec.resolve(args.spec, overrides).to_dict()), end="")
+        print(spec.to_yaml(with_device(spec.resolve(args.spec, args.set), args.device).to_dict()), end="")
         return 0
     result = commands.run(args.spec, overrides=[*args.set, *_track(args)], out=args.out, device=args.device,
                           quiet=args.quiet)
@@ -113,14 +111,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """``devgrad validate``: check that a spec's run will start, without running it."""
     resolved = spec.resolve(args.spec, args.set)
     # "valid" means the run will start: it fits in memory, the data loads and fits the loss, as run
-    # checks before its folder; a large synthetic set is checked from its spec, never generated
-    memory.check_fits(resolved)
-    splits = describe(resolved.data.to_dict(), resolved.seed, resolved.task, resolved.loss.name)
-    task = Task.from_spec(resolved, splits)
-    for warning in splits.warnings:
+    # checks before its folder (the same plan, check-only: a large synthetic set is never generated)
+    plan = make_plan(resolved, check_only=True)
+    for warning in plan.splits.warnings:
         print(f"devgrad: warning: {warning}", file=sys.stderr)
-    print(f"{args.spec}: valid ({resolved.name}: {resolved.data.source} data, {task.kind} with loss {task.loss}, "
-          f"hidden {resolved.model.hidden}, {resolved.optimizer.name}, {resolved.train.epochs} epochs)")
+    print(f"{args.spec}: valid ({resolved.name}: {resolved.data.source} data, {plan.task.kind} with loss "
+          f"{plan.task.loss}, hidden {resolved.model.hidden}, {resolved.optimizer.name}, "
+          f"{resolved.train.epochs} epochs)")
     return 0
 
 

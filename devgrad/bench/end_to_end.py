@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from devgrad.data import build_splits
+from devgrad.experiment.plan import load_splits
 from devgrad.experiment import resolve, run
 
 SIZES = {
@@ -61,7 +61,7 @@ def torch_e2e(torch, size: str, device: str) -> dict:
 
 def _torch_once(torch, size: str, device: str) -> dict:
     spec = resolve(spec_for(size, device if device != "auto" else "cpu"))
-    splits = build_splits(spec.data.to_dict(), spec.seed, spec.task, spec.loss.name)
+    splits = load_splits(spec)
     dev = torch.device(device)
     tensors = [torch.from_numpy(a).to(dev) for a in (splits.X_train.astype(np.float32), splits.y_train,
                                                       splits.X_val.astype(np.float32), splits.y_val,

@@ -1,11 +1,14 @@
 """Experiments: specs, the trainer, run folders, checkpoints, reports, and the run/resume commands.
 
-Modules, in the order they build on each other: ``schema`` (generic YAML schema engine),
-``spec`` (devgrad's spec), ``task`` (labels, outputs, loss), ``build`` (model, optimizer,
-schedule), ``checkpoint``, ``console``, ``rundir``, ``trainer``, ``report`` (plots),
-``commands`` (run, resume, redraw), ``model_info``/``inputs``/``predict``/``export`` (use a
-trained run: load, predict, export), ``sweeps`` (grids of runs on a process pool or Dask, with
-``grid``, ``sweep_point``, ``executors``, ``ranking``), ``search`` (an Optuna study over the same executors).
+A run goes Spec -> Plan -> Trainer + callbacks. Modules, in the order they build on each other:
+``schema`` (generic YAML schema engine), ``spec`` (devgrad's spec: ``spec_keys``, ``spec_checks``,
+``spec_types``), ``task`` (labels, outputs, loss), ``build`` (model, optimizer, schedule),
+``plan`` (what a run is made of, computed once from its spec), ``checkpoint``, ``console``,
+``rundir``, ``trainer`` (the epoch loop), ``callbacks`` (what happens around it), ``results``
+(summary.json, test metrics, plots), ``resuming``, ``commands`` (run, resume, redraw),
+``model_info``/``inputs``/``predict``/``export`` (use a trained run: load, predict, export),
+``sweeps`` (grids of runs on a process pool or Dask, with ``grid``, ``sweep_point``,
+``executors``, ``ranking``), ``search`` (an Optuna study over the same executors).
 The names below are imported on first use, so that importing one module of this package (the
 runner's task, a checkpoint reader) does not import the commands, sweeps and reports.
 """
@@ -18,7 +21,9 @@ from typing import TYPE_CHECKING
 from devgrad.experiment import _kernels  # noqa: F401 - registers the training loop's device kernels
 
 if TYPE_CHECKING:
+    from devgrad.experiment.callbacks import Callback
     from devgrad.experiment.commands import redraw, resume, run
+    from devgrad.experiment.plan import Plan, make_plan
     from devgrad.experiment.errors import RunError
     from devgrad.experiment.predict import TrainedModel, load
     from devgrad.experiment.rundir import RunResult
@@ -28,6 +33,8 @@ if TYPE_CHECKING:
 
 # public name -> the module that defines it
 _EXPORTS = {
+    "Callback": "devgrad.experiment.callbacks", "Plan": "devgrad.experiment.plan",
+    "make_plan": "devgrad.experiment.plan",
     "RunError": "devgrad.experiment.errors", "RunResult": "devgrad.experiment.rundir",
     "SpecError": "devgrad.experiment.spec", "SweepResult": "devgrad.experiment.sweeps",
     "TrainedModel": "devgrad.experiment.predict", "load": "devgrad.experiment.predict",
@@ -37,8 +44,8 @@ _EXPORTS = {
     "run": "devgrad.experiment.commands", "sweep": "devgrad.experiment.search",
 }
 
-__all__ = ["RunError", "RunResult", "SpecError", "SweepResult", "TrainedModel", "load", "redraw", "resolve", "resume",
-           "resume_sweep", "run", "sweep"]
+__all__ = ["Callback", "Plan", "RunError", "RunResult", "SpecError", "SweepResult", "TrainedModel", "load", "make_plan",
+           "redraw", "resolve", "resume", "resume_sweep", "run", "sweep"]
 
 
 def __getattr__(name: str):

@@ -76,7 +76,8 @@ def now() -> str:
 
 def run_meta(spec, dev, run_dir: Path, status: str, started: str, ended: str | None = None,
           previous: dict | None = None) -> dict:
-    """meta.json: versions, device, seed, host, times and status (earlier fields kept on resume)."""
+    """meta.json: versions, device, seed, host, times and status (earlier fields kept on resume),
+    and the spec the run started with (what a resume checks config.yaml against)."""
     meta = dict(previous or {})
     meta.update({
         "name": spec.name, "run_dir": str(run_dir), "status": status, "seed": spec.seed,
@@ -85,6 +86,7 @@ def run_meta(spec, dev, run_dir: Path, status: str, started: str, ended: str | N
         "host": socket.gethostname(), "pid": os.getpid(), "started": meta.get("started", started),
         "ended": ended,
     })
+    meta.setdefault("spec", spec.to_dict())
     return meta
 
 

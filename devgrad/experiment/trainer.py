@@ -1,10 +1,11 @@
-"""The Trainer: everything one run needs, built from a resolved spec, and the epoch loop."""
+"""The Trainer: a run's epoch loop, over what its ``Plan`` built; everything around the loop
+(metrics files, checkpoints, progress, early stopping, ...) is a callback (``callbacks.py``)."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,94 +20,67 @@ except ImportError:
 from devgrad.backend import get_float32_matmul_precision, set_float32_matmul_precision
 from devgrad.capture import CapturedStep
 from devgrad.core import Tensor, no_grad
-from devgrad.data import DataLoader, build_splits
+from devgrad.data import DataLoader
 from devgrad.experiment import checkpoint as ckpt
-from devgrad.experiment import model_info, neurons
-from devgrad.experiment.build import build_model, build_optimizer, build_scheduler
-from devgrad.experiment.console import Console, format_row, run_logger
-from devgrad.experiment.errors import RunError
-from devgrad.experiment.spec import Spec
-from devgrad.experiment.task import Task
+from devgrad.experiment.plan import Plan
 
 
 class Trainer:
-    """Everything one run needs, built from a resolved spec; ``fit`` trains epoch by epoch."""
+    """The epoch loop of one run: trains the plan's model with its optimizer and schedule, keeps
+    the best value of the monitored metric, and calls its callbacks (see ``callbacks.Callback``)."""
 
-    def __init__(self, spec: Spec, run_dir: Path, device, quiet: bool, splits=None):
-        self.spec = spec
-        self.run_dir = run_dir
-        self.quiet = quiet
-        self.device = device
-        self.dtype = np.dtype(spec.dtype)
-        self.splits = splits if splits is not None else build_splits(spec.data.to_dict(), spec.seed, spec.task,
-                                                                     spec.loss.name)
-        self.task = Task.from_spec(spec, self.splits)
-        self.log = run_logger(run_dir)
-        self.log.info("task: %s (%s)", self.task.kind, self.splits.task_reason)
-        for note in self.splits.notes:
-            self.log.info("data: %s", note)
-        for warning in self.splits.warnings:
-            self.log.warning("data: %s", warning)
-        self.model = build_model(spec, self.splits.n_features, self.task, device)
-        # What prediction needs beside the weights (features, scalings, class values), before any checkpoint;
-        # a resumed or redrawn run keeps the record its weights were trained with
-        model_info.record(run_dir, model_info.describe(spec, self.splits, self.task))
+    def __init__(self, plan: Plan, run_dir: Path, log: logging.Logger, callbacks: Sequence = ()):
+        assert plan.model is not None and plan.device is not None, "a check-only plan trains nothing"
+        self.plan, self.spec, self.run_dir, self.log = plan, plan.spec, run_dir, log
+        self.device, self.splits, self.task, self.dtype = plan.device, plan.splits, plan.task, plan.dtype
+        self.model, self.optimizer, self.scheduler = plan.model, plan.optimizer, plan.scheduler
+        self.monitor, self.mode = plan.monitor, plan.mode
+        self.callbacks = list(callbacks)
         self._named_parameters = list(self.model.named_parameters())  # fixed for the run: walked once
-        self.checkpoints: ckpt.Checkpointer | None = None  # made by fit()
-        self.stopped_at: int | None = None  # the epoch early stopping ended the run at
-        self.checkpoint_problems: list[str] = []  # a damaged checkpoint the run went on without
-        self.stop_requested: StopFile | None = None  # asked after every epoch: stop as on Ctrl-C
-        # Called after every epoch as callback(trainer, epoch, row) (a search's pruning, tracking);
-        # one that returns "pruned" ends the run there, with that status.
-        self.callbacks: list = []
-        self.graph_reason = _graph_choice(spec, device)  # None: capture the step
-        graphed = self.graph_reason is None
-        self.log.info("train.capture %s: %s", spec.train.capture,
-                      f"the training step is captured and replayed as {_CAPTURED_AS[device.supports_graphs]}"
-                      if graphed else f"steps run eagerly ({self.graph_reason})")
-        self.optimizer = build_optimizer(spec, self.model.parameters(), capturable=graphed)
-        self.scheduler = build_scheduler(spec, self.optimizer)
-        t = spec.train
+        t = self.spec.train
         self.train_loader = DataLoader(self.splits.X_train, self.splits.y_train, t.batch_size, t.shuffle,
-                                       device, self.dtype, seed=spec.seed)
+                                       self.device, self.dtype, seed=plan.seed)
         eval_batch = max(t.batch_size or 0, 4096)
-        self.val_loader = (DataLoader(self.splits.X_val, self.splits.y_val, eval_batch, False, device, self.dtype)
-                           if len(self.splits.X_val) else None)
-        es = t.early_stopping
-        monitor = es.monitor
-        if self.val_loader is None and monitor.startswith("val_"):
-            monitor = "train_" + monitor[len("val_"):]  # no validation split: watch the train metric
-        measured = {"loss", *self.task.metrics}
-        if monitor.split("_", 1)[1] not in measured:
-            raise RunError(f"train.early_stopping.monitor is {es.monitor}, which this {self.task.kind} run does not "
-                           f"measure; choose from {', '.join(f'val_{m}' for m in sorted(measured))} (or train_...)")
-        self.monitor = monitor
-        self.mode = es.mode if es.mode != "auto" else ("max" if monitor.endswith(("accuracy", "r2")) else "min")
+        self.val_loader = (DataLoader(self.splits.X_val, self.splits.y_val, eval_batch, False, self.device,
+                                      self.dtype) if len(self.splits.X_val) else None)
         self.best_value: float | None = None
         self.best_epoch = 0
-        self.wait = 0
-        metrics = self.task.metrics
-        self.metrics = ckpt.MetricsLog(run_dir, ("epoch", "lr", "train_loss", *(f"train_{m}" for m in metrics),
-                                                 "val_loss", *(f"val_{m}" for m in metrics)))
+        self.wait = 0  # epochs since the monitored metric last improved
+        self.improved = False  # whether it improved in the epoch that just ended
         self.history: list[dict] = []
-        # 2-D inputs and a narrow first layer: its weights after every epoch (hidden_units.jsonl),
-        # the picture of all-zero initialisation keeping every unit identical.
-        hidden = spec.model.hidden
-        self.units = (neurons.UnitHistory(run_dir) if self.splits.n_features == 2 and hidden
-                      and hidden[0] <= neurons.MAX_UNITS else None)
-        self.frames = (neurons.BoundaryFrames(self.splits.all_points()[0], spec.train.epochs)
-                       if spec.plots.enabled and spec.plots.animate and self.splits.n_features == 2
-                       and not self.task.regression else None)
+        self.console = None  # where callbacks' messages go while fit() runs
+        self.checkpoints: ckpt.Checkpointer | None = None  # made by the Checkpoints callback
+        self.checkpoint_problems: list[str] = []  # a damaged checkpoint the run went on without
+        self.stop_status: str | None = None  # set by a callback that ends the run (request_stop)
+        self.stopped_at: int | None = None  # the epoch it ended at
+        self.epoch = 0
         # Per-epoch sums, accumulated on the device by every step (one sync per epoch). They are
         # allocated once: a captured step keeps adding into these very arrays.
-        with device.activate():
-            self._loss_sum = device.xp.zeros((), dtype=np.float64)
-            self._correct = device.xp.zeros((), dtype=np.int64)
-            self._sse = device.xp.zeros((), dtype=np.float64)  # regression: squared and absolute errors
-            self._sae = device.xp.zeros((), dtype=np.float64)
+        with self.device.activate():
+            xp = self.device.xp
+            self._loss_sum, self._correct = xp.zeros((), dtype=np.float64), xp.zeros((), dtype=np.int64)
+            self._sse, self._sae = xp.zeros((), dtype=np.float64), xp.zeros((), dtype=np.float64)
         self._train_sst = _total_sum_of_squares(self.splits.y_train) if self.task.regression else None
-        self.step = CapturedStep(self._step, device, optimizer=self.optimizer if graphed else None,
-                                 enabled=graphed)
+        self.step = CapturedStep(self._step, self.device, optimizer=self.optimizer if plan.captured else None,
+                                 enabled=plan.captured)
+
+    def say(self, message: str) -> None:
+        """A message for the console and train.log (train.log alone outside ``fit``)."""
+        if self.console is not None:
+            self.console.say(message)
+        else:
+            self.log.info(message)
+
+    def request_stop(self, status: str, message: str) -> None:
+        """End the run after this epoch with ``status`` ("completed", "pruned"), saying why."""
+        self.stop_status, self.stopped_at = status, self.epoch
+        self.say(message)
+
+    def checkpointer(self) -> ckpt.Checkpointer:
+        """The run's checkpointer, which the Checkpoints callback makes before the first epoch."""
+        if self.checkpoints is None:
+            raise RuntimeError("the trainer's checkpoints are made by its Checkpoints callback when fit() begins")
+        return self.checkpoints
 
     # -- one epoch ---------------------------------------------------------------------------
     def _step(self, xb: Tensor, yb: Tensor) -> None:
@@ -189,6 +163,14 @@ class Trainer:
             return value < self.best_value - delta
         return value > self.best_value + delta
 
+    def _track_best(self, epoch: int, row: dict) -> None:
+        value = row.get(self.monitor)
+        self.improved = value is not None and self._improved(value)
+        if self.improved:
+            self.best_value, self.best_epoch, self.wait = value, epoch, 0
+        else:
+            self.wait += 1
+
     # -- checkpoints ---------------------------------------------------------------------------
     def _extra_state(self) -> dict:
         return {"best_value": self.best_value, "best_epoch": self.best_epoch, "wait": self.wait,
@@ -202,6 +184,7 @@ class Trainer:
                              epoch=epoch, extra=self._extra_state())
 
     def restore(self, state: dict) -> int:
+        """The state of a checkpoint into the model, optimizer, schedule and monitor; its epoch."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler"):
@@ -212,16 +195,18 @@ class Trainer:
         return int(state["epoch"])
 
     # -- the loop -----------------------------------------------------------------------------
-    def fit(self, start_epoch: int, console: Console) -> str:
-        """Train from ``start_epoch`` (1-based) to the end; returns the final status."""
+    def fit(self, start_epoch: int, console) -> str:
+        """Train from ``start_epoch`` (1-based) to the end; returns the final status. ``console``
+        shows the callbacks' messages (a ``console.Console``)."""
         # Every array of the run lives on the run's device. Overflow and NaN are the run's to
         # report (a non-finite loss stops it as diverged, with advice), not NumPy warnings.
+        self.console = console
         previous = get_float32_matmul_precision()
         set_float32_matmul_precision(self.spec.train.matmul_precision)  # process-wide: put back after
         try:
             with self.device.activate(), np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
                     self._blas_threads():
-                return self._fit(start_epoch, console)
+                return self._fit(start_epoch)
         finally:
             set_float32_matmul_precision(previous)
 
@@ -245,98 +230,42 @@ class Trainer:
         self.log.info("train.threads %s: %d BLAS thread(s) (largest layer %d weights)", setting, limit, largest)
         return threadpool_limits(limits=limit, user_api="blas")
 
-    def _fit(self, start_epoch: int, console: Console) -> str:
-        t = self.spec.train
-        policy = t.checkpoint
-        self.checkpoints = ckpt.Checkpointer(self.run_dir / "checkpoints", seconds=policy.seconds,
-                                             every=policy.every, save_best=policy.save_best)
-        if start_epoch > 1:
-            self.checkpoints.epoch_written["last.npz"] = start_epoch - 1  # the file this run resumed from
+    def _fit(self, start_epoch: int) -> str:
+        status = None
+        for callback in self.callbacks:
+            callback.on_train_begin(self, start_epoch)
         try:
-            return self._epochs(start_epoch, console)
+            status = self._epochs(start_epoch)
+            return status
         finally:
-            # The end of the run, Ctrl-C, divergence or an error: what is newer than the files is
-            # written now (from the last finished, finite epoch), by the writer thread while the
-            # run evaluates the test split (it ends before the plots); the run's command waits for it
-            # (checkpoints.close()) before it calls the run completed.
-            self.checkpoints.flush(wait=False)
-            self.metrics.close()  # the files appended to every epoch
-            if self.units is not None:
-                self.units.close()
+            for callback in reversed(self.callbacks):
+                callback.on_train_end(self, status)
 
-    def _checkpointer(self) -> ckpt.Checkpointer:
-        """The run's checkpointer, which ``fit`` makes before the first epoch."""
-        if self.checkpoints is None:
-            raise RuntimeError("the trainer's checkpoints are made by fit(): call fit() first")
-        return self.checkpoints
-
-    def _epochs(self, start_epoch: int, console: Console) -> str:
-        t = self.spec.train
-        es = t.early_stopping
-        for epoch in range(start_epoch, t.epochs + 1):
+    def _epochs(self, start_epoch: int) -> str:
+        for epoch in range(start_epoch, self.spec.train.epochs + 1):
+            self.epoch = epoch
             row = self._train_epoch(epoch)
             if self.val_loader is not None:
-                val = self.evaluate(self.val_loader)
-                row.update({f"val_{k}": v for k, v in val.items()})
+                row.update({f"val_{k}": v for k, v in self.evaluate(self.val_loader).items()})
             if not math.isfinite(row["train_loss"]):
-                checkpoints = self._checkpointer()
-                last = checkpoints.latest["epoch"] if checkpoints.latest else checkpoints.epoch_written["last.npz"]
-                where = f"epoch {last}" if last else "none yet"
-                console.say(f"the training loss became {row['train_loss']} at epoch {epoch}: the run diverged. "
-                            f"The last good checkpoint ({where}) is kept. Try a lower optimizer.lr, "
-                            "train.clip_grad_norm, or standardized inputs.")
+                self._diverged(epoch, row["train_loss"])
                 return "failed"
-            self.metrics.append(row)
             self.history.append(row)
-            if self.units is not None:
-                self.units.append(epoch, *neurons.first_layer(self.model))
-            if self.frames is not None:
-                self.frames.capture(epoch, self.predict_proba, force=epoch == t.epochs)
-            value = row.get(self.monitor)
-            improved = value is not None and self._improved(value)
-            if improved:
-                self.best_value, self.best_epoch, self.wait = value, epoch, 0
-            else:
-                self.wait += 1
-            console.epoch(row, format_row(row, t.epochs), best=(self.monitor, self.best_value, self.best_epoch))
-            self._checkpointer().epoch_done(self.snapshot(epoch), improved)
-            if self.stop_requested is not None and self.stop_requested():
-                raise KeyboardInterrupt(f"stop asked for by {self.stop_requested.path}")  # handled as Ctrl-C
-            if "pruned" in [callback(self, epoch, row) for callback in self.callbacks]:
-                self.stopped_at = epoch
-                console.say(f"pruned at epoch {epoch} by the search's pruner ({self.monitor} {value})")
-                return "pruned"
-            if es.enabled and self.wait >= es.patience:
-                self.stopped_at = epoch
-                if self.frames is not None:
-                    self.frames.capture(epoch, self.predict_proba, force=True)
-                console.say(f"early stopping at epoch {epoch}: {self.monitor} has not improved for "
-                            f"{es.patience} epochs (best {self.best_value:.4g} at epoch {self.best_epoch})")
-                break
-        if es.restore_best and not es.enabled:
-            self.log.info("train.early_stopping.restore_best is ignored: early stopping is off (enabled: false), "
-                          "so the run ends with its last epoch's weights")
-        elif es.restore_best:
-            self._restore_best(console)
+            self._track_best(epoch, row)
+            for callback in self.callbacks:
+                callback.on_epoch_end(self, epoch, row)
+            if self.stop_status is not None:
+                return self.stop_status
         return "completed"
 
-    def _restore_best(self, console: Console) -> None:
-        """The best epoch's weights into the model: the snapshot in memory, else (its best epoch came
-        before a resume) best.npz. A damaged best.npz is reported and the run keeps its last weights."""
-        best = self._checkpointer().best
-        file = self.run_dir / "checkpoints" / "best.npz"
-        if best is None and file.exists():
-            try:
-                best = ckpt.load_checkpoint(file)
-            except ckpt.DamagedCheckpointError as exc:
-                problem = (f"{exc}; the best epoch's weights ({self.best_epoch}) cannot be restored, so the run "
-                           f"ends with its last epoch's weights, as in checkpoints/last.npz")
-                self.checkpoint_problems.append(problem)
-                console.say(problem)
-                return
-        if best is not None:
-            self.model.load_state_dict(best["model"])
-            console.say(f"restored the weights of the best epoch ({self.best_epoch})")
+    def _diverged(self, epoch: int, loss: float) -> None:
+        checkpoints = self.checkpoints
+        last = None
+        if checkpoints is not None:
+            last = checkpoints.latest["epoch"] if checkpoints.latest else checkpoints.epoch_written["last.npz"]
+        where = f"epoch {last}" if last else "none yet"
+        self.say(f"the training loss became {loss} at epoch {epoch}: the run diverged. The last good checkpoint "
+                 f"({where}) is kept. Try a lower optimizer.lr, train.clip_grad_norm, or standardized inputs.")
 
     def predict_values(self, X_raw: np.ndarray) -> np.ndarray:
         """Regression predictions for raw (unstandardised) inputs, in the target's units, on the host."""
@@ -358,70 +287,7 @@ class Trainer:
         return self.task.probabilities(self.device.to_host(out.data), np)
 
 
-class StopFile:
-    """A file whose appearance asks a run to stop after its current epoch, as Ctrl-C would: how a
-    sweep's Ctrl-C reaches runs on Dask workers, which no signal reaches. Looked for at most
-    every ``every`` seconds, so a run of short epochs does not pay a file-system call for each."""
-
-    def __init__(self, path, every: float = 0.25):
-        self.path = Path(path)
-        self.every = every
-        self._looked = -math.inf
-
-    def __call__(self) -> bool:
-        now = time.monotonic()
-        if now - self._looked < self.every:
-            return False
-        self._looked = now
-        return self.path.exists()
-
-
-def summary_of(trainer: Trainer, history: list, status: str, wall: float, earlier: Sequence[dict] = ()) -> dict:
-    """summary.json of a run: ``wall`` is this segment's time (a resume starts a new segment), and
-    ``earlier`` the segments before it (meta.json's), so wall_seconds is the run's total."""
-    epochs_run = len(history)
-    best = next((r for r in history if r["epoch"] == trainer.best_epoch), None)
-    samples = trainer.train_loader.n * max(epochs_run, 0)
-    total = wall + sum(segment["wall_seconds"] for segment in earlier)
-    summary = {"status": status, "name": trainer.spec.name, "epochs_run": epochs_run,
-               "final": history[-1] if history else None, "best": best, "monitor": trainer.monitor,
-               "best_epoch": trainer.best_epoch or None, "wall_seconds": round(total, 3),
-               "wall_seconds_this_segment": round(wall, 3), "segments": len(earlier) + 1,
-               "train_samples_per_second": round(samples / total, 1) if total > 0 else None,
-               "device": trainer.device.name, "n_parameters": trainer.model.num_parameters(),
-               "task": trainer.task.kind, "task_reason": trainer.splits.task_reason}
-    if trainer.checkpoint_problems:
-        summary["checkpoint_problems"] = list(trainer.checkpoint_problems)
-    step = trainer.step  # what train.capture did: steps recorded, steps replayed, or why not
-    gpu = trainer.device.supports_graphs
-    summary["capture"] = {"setting": trainer.spec.train.capture, "active": step.replays > 0,
-                          "as": _CAPTURED_AS[gpu], "recorded": step.graphs, "replays": step.replays,
-                          "eager_fallbacks": step.diverged, "why_not": trainer.graph_reason or step.failure}
-    # the CUDA graph's own entry, as GPU checks read it
-    summary["cuda_graph"] = {"setting": trainer.spec.train.capture, "active": gpu and step.graphs > 0,
-                             "graphs": step.graphs if gpu else 0, "replays": step.replays if gpu else 0,
-                             "why_not": (trainer.graph_reason or step.failure) if gpu else
-                             f"{trainer.device} has no CUDA graphs (its steps were captured as NumPy plans)"}
-    return summary
-
-
-_CAPTURED_AS = {True: "CUDA graphs", False: "plans of NumPy calls"}
-
-
 def _total_sum_of_squares(y: np.ndarray) -> float:
     """Σ (y − mean)² of one split's targets: r2's denominator."""
     y = np.asarray(y, dtype=np.float64)
     return float(((y - y.mean()) ** 2).sum()) if len(y) else 0.0
-
-
-def _graph_choice(spec: Spec, device) -> str | None:
-    """Whether the run captures its step (a CUDA graph; a NumPy plan on the CPU): None for yes,
-    else why not."""
-    setting = spec.train.capture
-    if setting is False:
-        return "train.capture is false"
-    if not (device.supports_graphs or device.is_host):
-        return f"{device} cannot capture a step"
-    if spec.model.dropout > 0:  # with true, the spec already refused this
-        return "model.dropout > 0: a replayed step would reuse one dropout mask"
-    return None

@@ -26,9 +26,9 @@ import devgrad.nn.functional as F
 from devgrad import bench
 from devgrad.backend import cublas, cuda_gemm, cuda_kernels, registry
 from devgrad.backend import numpy as cpu_module
-from devgrad.data import build_splits
 from devgrad.experiment import memory, resolve, run
-from devgrad.experiment.console import close_logger
+from devgrad.experiment.console import close_logger, run_logger
+from devgrad.experiment.plan import make_plan
 from devgrad.experiment.trainer import Trainer
 
 from tests.support import cublas_harness
@@ -448,8 +448,7 @@ def test_the_runners_step_runs_no_array_op_of_its_own(cuda_path, tmp_path, sourc
                         "model": {"hidden": [16, 16], "activation": "relu"}, "loss": loss,
                         "optimizer": {"name": optimizer, "lr": 0.05},
                         "train": {"epochs": 1, "batch_size": 32, "cuda_graph": True}})
-        splits = build_splits(spec.data.to_dict(), spec.seed, spec.task, spec.loss.name)
-        trainer = Trainer(spec, tmp_path, dg.device("cpu"), True, splits)
+        trainer = Trainer(make_plan(spec, "cpu"), tmp_path, run_logger(tmp_path))
         batches = list(trainer.train_loader)
         recorded = []
         try:

@@ -500,13 +500,13 @@ def test_the_runner_says_whether_it_captures_the_step_and_why_not(tmp_path, sett
     """auto captures whenever the step allows it, on a GPU (a stand-in here: the choice, not the
     capture) and on the CPU alike; the choice and its reason go to summary.json and train.log."""
     from devgrad.experiment import spec as spec_module
-    from devgrad.experiment import trainer as trainer_module
+    from devgrad.experiment import plan as plan_module
 
     resolved = spec_module.resolve({"data": {"source": "xor"}, "model": {"dropout": dropout},
                                     "train": {"capture": setting}})
     gpu_like = _NoHostReadsDevice(lambda: [])
-    assert trainer_module._graph_choice(resolved, gpu_like) == why
-    assert trainer_module._graph_choice(resolved, dg.device("cpu")) == why
+    assert plan_module.graph_choice(resolved, gpu_like) == why
+    assert plan_module.graph_choice(resolved, dg.device("cpu")) == why
     result = commands.run(resolved, overrides=["train.epochs=2", "device=cpu"], out=tmp_path, quiet=True)
     log = (result.run_dir / "train.log").read_text()
     report = result.summary["capture"]
@@ -532,10 +532,10 @@ def test_the_runners_step_does_nothing_a_capture_refuses(tmp_path, monkeypatch, 
     the runner's own step must trip none of it, or a GPU run would quietly train eagerly. Its step
     runs here on the CPU as a GPU run's would be recorded: capturable optimizer, schedule
     outside, the recording mark set around every step."""
-    from devgrad.experiment import run, trainer
+    from devgrad.experiment import plan, run, trainer
     from tests.support.run_helpers import SMALL
 
-    monkeypatch.setattr(trainer, "_graph_choice", lambda spec, device: None)  # as on a GPU: capture it
+    monkeypatch.setattr(plan, "graph_choice", lambda spec, device: None)  # as on a GPU: capture it
     real_step, steps = trainer.Trainer._step, []
 
     def recorded(self, xb, yb):

@@ -202,12 +202,12 @@ def test_a_run_leaves_no_file_of_its_folder_open(tmp_path, ending, monkeypatch):
 
 def _stopped_after_the_last_epoch(tmp_path, monkeypatch, spec: dict) -> Path:
     """A run whose epochs all finished, stopped by Ctrl-C while drawing its plots: resume finishes it."""
-    from devgrad.experiment import commands
+    from devgrad.experiment import results
 
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(commands, "_draw", interrupted)
+    monkeypatch.setattr(results, "draw", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run(spec, out=tmp_path, quiet=True)
     monkeypatch.undo()
@@ -273,7 +273,12 @@ def test_resume_with_a_config_that_no_longer_fits_its_checkpoint_is_a_clear_erro
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     config["model"]["hidden"] = [5]
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
-    # model.json, which records the architecture the weights were trained with, is the first to disagree
+    # the spec the run started with (meta.json's) is the first to disagree, naming the key
+    with pytest.raises(RunError, match=r"config.yaml was edited .*\(model.hidden: \[6\] -> \[5\]\)"):
+        resume(run_dir, quiet=True)
+    # without that record, model.json, which records the architecture the weights were trained with
+    meta = json.loads((run_dir / "meta.json").read_text())
+    (run_dir / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "spec"}))
     with pytest.raises(RunError, match=r"model.json no longer matches .*\(architecture differ\).*config.yaml changed"):
         resume(run_dir, quiet=True)
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "stopped"

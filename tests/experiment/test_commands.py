@@ -264,12 +264,12 @@ def test_run_files_follow_the_umask(tmp_path):
 
 
 def test_ctrl_c_after_the_last_epoch_leaves_a_stopped_run_that_resume_finishes(tmp_path, monkeypatch):
-    from devgrad.experiment import commands
+    from devgrad.experiment import commands, results
 
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(commands, "_draw", interrupted)
+    monkeypatch.setattr(results, "draw", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run({**SMALL, "train": {**SMALL["train"], "epochs": 2}}, out=tmp_path, quiet=True)
     run_dir = only_run_dir(tmp_path, "small")
@@ -355,12 +355,12 @@ def test_a_run_whose_folder_cannot_be_set_up_leaves_nothing_behind(tmp_path, mon
 
 
 def test_after_a_resume_wall_seconds_is_the_total_and_this_segment_is_separate(tmp_path, monkeypatch):
-    from devgrad.experiment import commands
+    from devgrad.experiment import commands, results
 
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(commands, "_draw", interrupted)
+    monkeypatch.setattr(results, "draw", interrupted)
     with pytest.raises(KeyboardInterrupt, match="continue with: devgrad resume"):
         run({**SMALL, "train": {**SMALL["train"], "epochs": 3}}, out=tmp_path, quiet=True)
     run_dir = only_run_dir(tmp_path, "small")
@@ -377,12 +377,12 @@ def test_after_a_resume_wall_seconds_is_the_total_and_this_segment_is_separate(t
 @pytest.mark.parametrize("error", [OSError(28, "No space left on device", "plots/learning_curves.png"),
                                    RuntimeError("a plotting bug")])
 def test_a_failure_after_the_last_epoch_leaves_a_failed_run_not_a_running_one(tmp_path, monkeypatch, error):
-    from devgrad.experiment import commands
+    from devgrad.experiment import results
 
     def fails(*args):
         raise error
 
-    monkeypatch.setattr(commands, "_draw", fails)
+    monkeypatch.setattr(results, "draw", fails)
     with pytest.raises(RunError if isinstance(error, OSError) else RuntimeError) as info:
         run({**SMALL, "train": {**SMALL["train"], "epochs": 2}}, out=tmp_path, quiet=True)
     run_dir = only_run_dir(tmp_path, "small")

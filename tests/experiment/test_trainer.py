@@ -40,10 +40,10 @@ def test_small_models_train_with_one_blas_thread(tmp_path, monkeypatch):
     seen = []
     real_fit = trainer_module.Trainer._fit
 
-    def recording(self, start_epoch, console):
+    def recording(self, start_epoch):
         seen.append(max((p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"),
                         default=None))
-        return real_fit(self, start_epoch, console)
+        return real_fit(self, start_epoch)
 
     monkeypatch.setattr(trainer_module.Trainer, "_fit", recording)
     small = run({**SMALL, "train": {**SMALL["train"], "epochs": 1}}, out=tmp_path, quiet=True)

@@ -42,7 +42,7 @@ def test_warmup_on_the_cpu_has_nothing_to_do(capsys):
 def test_a_gpu_run_on_a_cold_cache_says_it_will_compile_first(tmp_path, monkeypatch, capsys):
     """Before the first GPU run on a machine the user is told why it starts slowly and how to
     avoid that; after 'devgrad warmup' (for this devgrad and CuPy), and on the CPU, nothing."""
-    from devgrad.experiment import commands, run
+    from devgrad.experiment import plan, run
 
     monkeypatch.setenv("CUPY_CACHE_DIR", str(tmp_path / "cache"))
     gpu = _StandInGPU()
@@ -50,7 +50,7 @@ def test_a_gpu_run_on_a_cold_cache_says_it_will_compile_first(tmp_path, monkeypa
     assert warmup.cold_cache_notice(dg.device("cpu")) is None
     spec = {"name": "cold", "seed": 0, "device": "cpu", "data": {"source": "xor", "n_samples": 64},
             "model": {"hidden": [4]}, "train": {"epochs": 1, "cuda_graph": False}}
-    monkeypatch.setattr(commands, "resolve_device", lambda spec: gpu)
+    monkeypatch.setattr(plan, "resolve_device", lambda spec: gpu)
     result = run(spec, out=tmp_path / "runs")
     assert "was not warmed by this devgrad and CuPy" in capsys.readouterr().err
     assert "devgrad warmup" in (result.run_dir / "train.log").read_text()

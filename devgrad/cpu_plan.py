@@ -15,6 +15,7 @@ import numpy as np
 
 from devgrad.backend import CaptureError, recording_for_replay
 from devgrad.core import Tensor
+from devgrad.backend.fp_errors import ERRORS, QUIET
 from devgrad.cpu_capture import DivergedError, Tracer, _buffer, _local, _plain, _Recording, _traced
 
 __all__ = ["DivergedError", "Plan", "record"]
@@ -35,11 +36,15 @@ class Plan:
     def replay(self):
         """Run the recorded calls; raises ``DivergedError`` (before writing anything outside the plan's
         buffers) when a recorded data-dependent branch goes the other way."""
-        for fn, args, kwargs in self.calls:
-            if kwargs is None:
-                fn(*args)
-            else:
-                fn(*args, **kwargs)
+        token = ERRORS.set(QUIET)  # as the recorded ops' forwards and backward ran: inf and NaN are values
+        try:
+            for fn, args, kwargs in self.calls:
+                if kwargs is None:
+                    fn(*args)
+                else:
+                    fn(*args, **kwargs)
+        finally:
+            ERRORS.reset(token)
         for p, g in self.grads:
             p.grad = g
         return self.result

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from devgrad.backend.fp_errors import quiet
+
 
 
 def scatter_add(target: np.ndarray, index, values) -> None:
@@ -17,23 +19,26 @@ def scatter_add(target: np.ndarray, index, values) -> None:
     np.add.at(target, index, values)
 
 
+# exp overflowing to inf gives exactly 0, silently (``quiet``: inside an op's forward or the
+# backward walk, where NumPy's floating-point errors are ignored already, it only reads the state).
+
+@quiet
 def _sigmoid_inplace(x: np.ndarray) -> np.ndarray:
     """The logistic function in place."""
-    with np.errstate(over="ignore"):
-        np.negative(x, out=x)
-        np.exp(x, out=x)
-        x += 1
-        np.reciprocal(x, out=x)
+    np.negative(x, out=x)
+    np.exp(x, out=x)
+    x += 1
+    np.reciprocal(x, out=x)
     return x
 
 
+@quiet
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """1 / (1 + exp(-x)) in place on one buffer; exp overflowing to inf gives exactly 0, silently."""
-    with np.errstate(over="ignore"):
-        out = np.negative(x, out=np.empty_like(x))  # an array even for 0-d input
-        np.exp(out, out=out)
-        out += 1
-        np.reciprocal(out, out=out)
+    """1 / (1 + exp(-x)) in place on one buffer; exp overflowing to inf gives exactly 0."""
+    out = np.negative(x, out=np.empty_like(x))  # an array even for 0-d input
+    np.exp(out, out=out)
+    out += 1
+    np.reciprocal(out, out=out)
     return out
 
 

@@ -7,7 +7,7 @@ Everything about the graph lives in this package, one job per module:
 - ``_tensor``: ``Tensor`` (an array on a device plus the node that produced it) and ``tensor()``;
 - ``function``: ``Function``, one op and its graph node (``Function.apply`` records it);
 - ``backward``: the iterative walk (``Tensor.backward``, ``grad``);
-- ``fp_errors``: NumPy's floating-point error state for devgrad's arithmetic.
+- NumPy's floating-point error state for the ops and the walk is ``devgrad.backend.fp_errors``.
 
 Tensor's operators and op methods are the functions of ``devgrad.ops``, registered by that
 layer at import (``register_tensor_methods``), so the core imports nothing above backend.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from devgrad.core.backward import grad, run_backward
 from devgrad.core.dtypes import DEFAULT_FLOAT, as_dtype
-from devgrad.core.fp_errors import quiet
+from devgrad.backend.fp_errors import quiet
 from devgrad.core.function import Function
 from devgrad.core.grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from devgrad.core._tensor import Tensor, register_tensor_methods, tensor

@@ -15,6 +15,7 @@ import numpy as np
 from devgrad.backend import Device, DeviceError, default_device, device_of, is_device_array
 from devgrad.backend import device as resolve_device
 from devgrad.core.dtypes import DEFAULT_FLOAT, as_dtype
+from devgrad.backend.fp_errors import ERRORS, QUIET, quiet
 from devgrad.core.grad_mode import is_grad_enabled
 
 
@@ -273,7 +274,11 @@ class Tensor:
             other = other.data
         elif isinstance(other, np.generic):
             other = other.item()
-        getattr(self.data, name)(other)
+        token = ERRORS.set(QUIET)  # as an op's forward: overflow gives inf, no NumPy warning
+        try:
+            getattr(self.data, name)(other)
+        finally:
+            ERRORS.reset(token)
         self._bump_version()
         return self
 
@@ -307,8 +312,10 @@ def register_tensor_methods(methods: dict) -> None:
         setattr(Tensor, name, fn)
 
 
+@quiet
 def _to_array(data, device, dtype):
-    """Turn user data into (Device, array) following devgrad's dtype rules."""
+    """Turn user data into (Device, array) following devgrad's dtype rules (a value beyond the
+    dtype's range becomes ±inf silently, as in PyTorch)."""
     dt = as_dtype(dtype)
     if isinstance(data, Tensor):
         dev = resolve_device(device) if device is not None else data.device

@@ -5,6 +5,7 @@ import builtins
 import numpy as np
 from _typeshed import Incomplete
 from devgrad.backend import Device as Device, DeviceError as DeviceError, default_device as default_device, device_of as device_of, is_device_array as is_device_array
+from devgrad.backend.fp_errors import ERRORS as ERRORS, QUIET as QUIET, quiet as quiet
 from devgrad.core.dtypes import DEFAULT_FLOAT as DEFAULT_FLOAT, as_dtype as as_dtype
 from devgrad.core.grad_mode import is_grad_enabled as is_grad_enabled
 
@@ -305,8 +306,10 @@ def register_tensor_methods(methods: dict) -> None:
     this keeps core free of any import of ops. The backward walk registers ``backward`` the
     same way (it needs Tensor, so Tensor's module cannot import it).
     """
+@quiet
 def _to_array(data, device, dtype):
-    """Turn user data into (Device, array) following devgrad's dtype rules."""
+    """Turn user data into (Device, array) following devgrad's dtype rules (a value beyond the
+    dtype's range becomes ±inf silently, as in PyTorch)."""
 def tensor(data, requires_grad: bool = False, device=None, dtype=None, name: str | None = None) -> Tensor:
     """Create a tensor from data (nested lists, scalars, NumPy/CuPy arrays or a Tensor).
 

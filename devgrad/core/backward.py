@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import heapq
 
-import numpy as np
 
 from devgrad.backend import DeviceError
+from devgrad.backend.fp_errors import ERRORS, QUIET
 from devgrad.core.function import Function
 from devgrad.core.grad_mode import mode
 from devgrad.core._tensor import Tensor, register_tensor_methods
@@ -44,8 +44,7 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
     mode.enabled = create_graph
     # One error state for the whole walk: a backward formula meeting inf or 0/0 gives inf or NaN
     # silently, as the forward did.
-    errors = np.errstate(all="ignore")
-    errors.__enter__()
+    token = ERRORS.set(QUIET)
     try:
         while heap:
             node = heapq.heappop(heap)[1]
@@ -90,7 +89,7 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
                     _accumulate(leaf_grads, id(target), (target, gi))
     finally:
         mode.enabled = prev_mode
-        errors.__exit__(None, None, None)
+        ERRORS.reset(token)
 
     return _finish(inputs, leaf_grads, wanted, fast)
 

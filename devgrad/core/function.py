@@ -13,6 +13,7 @@ import itertools
 from typing import Any
 
 from devgrad.backend import Device, DeviceError
+from devgrad.backend.fp_errors import ERRORS, QUIET
 from devgrad.core.grad_mode import is_grad_enabled, mode
 from devgrad.core._tensor import Tensor
 
@@ -36,7 +37,7 @@ class Function:
     (operators, ``.sum``, ``.reshape``, ``sum_to``) and reads saved values with
     ``operands(g)`` / ``result(g)`` / ``constant(g, array)``, which give them in ``g``'s kind.
     Where the two kinds need different calls (an op, differentiable again, on Tensors; a fused
-    kernel on arrays), ``pick(g, on_tensors, on_arrays)`` chooses: formulas never ask ``g``'s
+    kernel on arrays), ``for_kind(g, on_tensors, on_arrays)`` chooses: formulas never ask ``g``'s
     kind themselves. Without the flag, the first-order path wraps the gradient in a Tensor and
     unwraps the result.
     """
@@ -90,10 +91,17 @@ class Function:
         node = object.__new__(cls)
         node.device = dev
         node.saved = None
-        if dev is None or not dev.index:  # the hot path: a direct call
-            out = node.forward(*arrays, **params)
-        else:  # a second GPU: Device.run makes it current for the kernels
-            out = dev.run(node.forward, *arrays, **params)
+        # inf and NaN are values, not NumPy warnings (fp_errors): the error state is set unless the
+        # caller (the backward walk, a replay, an op's own forward) has set it already
+        token = None if ERRORS.get() is QUIET else ERRORS.set(QUIET)
+        try:
+            if dev is None or not dev.index:  # the hot path: a direct call
+                out = node.forward(*arrays, **params)
+            else:  # a second GPU: Device.run makes it current for the kernels
+                out = dev.run(node.forward, *arrays, **params)
+        finally:
+            if token is not None:
+                ERRORS.reset(token)
         if not requires or not mode.enabled:
             return Tensor._make(out, dev)
         if out.dtype.kind == "c":
@@ -138,10 +146,10 @@ class Function:
         return Tensor._make(array, self.device)
 
     @staticmethod
-    def pick(g, on_tensors, on_arrays):
+    def for_kind(g, on_tensors, on_arrays):
         """``on_tensors`` when ``g`` is a Tensor (a graph of the gradient is being built), else
         ``on_arrays`` (the first-order path): the one place a formula's two kinds part, e.g.
-        ``self.pick(g, matmul, self.device.matmul)(a, b)``. Give both the same signature."""
+        ``self.for_kind(g, matmul, self.device.matmul)(a, b)``. Give both the same signature."""
         return on_tensors if isinstance(g, Tensor) else on_arrays
 
     def operands(self, g):

@@ -4,7 +4,9 @@ Each loss is one node in the graph: a per-element (or per-row) kernel forward an
 gradient. The CPU's are short chains of in-place NumPy calls, defined here; CUDA's launch
 devgrad's fused kernels (``devgrad.nn._cuda_kernels``, imported when a GPU first runs one).
 ``softmax_xent_xp``/``softmax_xent_grad_xp`` are written against any array module: the CPU's
-kernel, and CUDA's for rows too long for its one-thread-per-row kernel.
+kernel, and CUDA's for rows too long for its one-thread-per-row kernel. Those that can meet
+inf - inf or 0·inf are ``quiet`` (devgrad.backend.fp_errors): inside a loss node's forward or
+the backward walk they only read NumPy's error state, which is set already.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 
 from devgrad.backend import register_kernel
 from devgrad.backend.cpu_kernels import mul, sigmoid
+from devgrad.backend.fp_errors import quiet
 
 
 def dropout_(u: np.ndarray, x: np.ndarray, p: float):
@@ -87,12 +90,12 @@ def huber_err_grad(x: np.ndarray, y: np.ndarray, g, scale, delta: float) -> np.n
     return gx
 
 
+@quiet
 def logistic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Per-element logistic loss log(1 + exp(−y·x)) of scores x and labels y ∈ {−1, +1}."""
     t = _new(np.multiply, y, x)
     np.negative(t, out=t)
-    with np.errstate(invalid="ignore"):  # a NaN score gives a NaN loss, which the run reports
-        return np.logaddexp(0, t, out=t)
+    return np.logaddexp(0, t, out=t)  # a NaN score gives a NaN loss, which the run reports
 
 
 def logistic_grad(x: np.ndarray, y: np.ndarray, g, scale) -> np.ndarray:
@@ -122,25 +125,26 @@ def hinge_grad(x: np.ndarray, y: np.ndarray, g, scale, margin: float) -> np.ndar
     return gx
 
 
+@quiet
 def bce_logits(z: np.ndarray, y: np.ndarray, pos_weight: float = 1.0) -> np.ndarray:
     """Per-element binary cross-entropy of logits z and targets y: softplus(z) − z·y; with a
     ``pos_weight``, pos_weight·y·softplus(−z) + (1 − y)·softplus(z). At z = ±inf the limit: inf
-    where the infinite term's weight is nonzero, else 0 (never inf·0 = NaN)."""
-    with np.errstate(invalid="ignore"):  # a NaN logit gives a NaN loss, which the run reports
-        if pos_weight == 1.0:
-            loss = np.asarray(np.logaddexp(0, z) - z * y)  # logaddexp(0, z) = log(1 + e^z), stable in one pass
-        else:
-            loss = np.logaddexp(0, -z)
-            loss *= y
-            loss *= pos_weight
-            rest = 1 - y
-            rest *= np.logaddexp(0, z)
-            loss += rest
-        infinite = np.isinf(z)
-        if infinite.any():
-            zi, yi = z[infinite], y[infinite]
-            weight = np.where(zi > 0, 1 - yi, pos_weight * yi)  # the weight of the term that is infinite
-            loss[infinite] = np.where(weight == 0, 0, weight * np.inf)
+    where the infinite term's weight is nonzero, else 0 (never inf·0 = NaN); a NaN logit gives a
+    NaN loss, which the run reports."""
+    if pos_weight == 1.0:
+        loss = np.asarray(np.logaddexp(0, z) - z * y)  # logaddexp(0, z) = log(1 + e^z), stable in one pass
+    else:
+        loss = np.logaddexp(0, -z)
+        loss *= y
+        loss *= pos_weight
+        rest = 1 - y
+        rest *= np.logaddexp(0, z)
+        loss += rest
+    infinite = np.isinf(z)
+    if infinite.any():
+        zi, yi = z[infinite], y[infinite]
+        weight = np.where(zi > 0, 1 - yi, pos_weight * yi)  # the weight of the term that is infinite
+        loss[infinite] = np.where(weight == 0, 0, weight * np.inf)
     return loss
 
 

@@ -278,7 +278,7 @@ class _Dropout(Function):
 
     def backward(self, g):
         # create_graph: the product op, differentiable in g; first order: the device's kernel
-        return self.pick(g, operator.mul, self.device.kernels.mul)(g, self.constant(g, self.mask))
+        return self.for_kind(g, operator.mul, self.device.kernels.mul)(g, self.constant(g, self.mask))
 
 
 # Loss functions by the names specs use (``loss: cross_entropy``). The first three take two

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 
-from devgrad.core import Function, Tensor, is_grad_enabled, quiet
+from devgrad.core import Function, is_grad_enabled
 from devgrad.nn import _kernels  # noqa: F401 - registers the loss kernels looked up below (device.kernels)
 from devgrad.ops import sigmoid, softmax, softplus
 from devgrad.ops.elementwise import Where, link_zero
@@ -35,7 +35,6 @@ class PairLoss(Function):
     KERNEL = ""
     TARGET = "negate"
 
-    @quiet
     def forward(self, x, y, scale, params=()):
         self.scale, self.params = scale, params
         loss = getattr(self.device.kernels, self.KERNEL)(x, y, *params)
@@ -49,7 +48,7 @@ class PairLoss(Function):
         need_x, need_y = need_x is not None, need_y is not None
         x, y = self.operands(g)
         # create_graph: Tensor ops, themselves differentiable; first order: one fused kernel
-        grad = self.pick(g, self._graph_grad, self._kernel_grad)
+        grad = self.for_kind(g, self._graph_grad, self._kernel_grad)
         gx = grad(g, x, y) if need_x or (need_y and self.TARGET == "negate") else None
         if not need_y:  # the usual case (every step)
             return gx, None
@@ -149,7 +148,7 @@ class BCEWithLogits(PairLoss):
         w = self._pos_weight()
         if w == 1.0:
             return -self._scaled(g) * z
-        soft = self.pick(g, softplus, functools.partial(self.device.xp.logaddexp, 0))(z)
+        soft = self.for_kind(g, softplus, functools.partial(self.device.xp.logaddexp, 0))(z)
         return self._scaled(g) * ((w - 1.0) * soft - w * z)
 
 
@@ -171,12 +170,12 @@ class CrossEntropy(Function):
 
     def backward(self, g):
         # first order: (probabilities - smoothed one-hot)·g in one fused kernel
-        return self.pick(g, self._graph_grad, self._kernel_grad)(g)
+        return self.for_kind(g, self._graph_grad, self._kernel_grad)(g)
 
     def _kernel_grad(self, g):
         return self.device.kernels.softmax_xent_grad(self.saved, self.labels, self.smoothing, g, self.scale)
 
-    def _graph_grad(self, g: Tensor) -> Tensor:
+    def _graph_grad(self, g):
         xp = self.device.xp
         z = self.inputs[0]
         n, c = z.shape
@@ -203,9 +202,9 @@ class NLL(Function):
         return -log_probs[index]
 
     def backward(self, g):
-        return self.pick(g, self._graph_grad, self._array_grad)(g)
+        return self.for_kind(g, self._graph_grad, self._array_grad)(g)
 
-    def _graph_grad(self, g: Tensor) -> Tensor:
+    def _graph_grad(self, g):
         scattered = IndexAdd.apply(-g, index=self.index, shape=self.in_shape, accumulate=False)
         return link_zero(scattered, self.inputs[0])
 

@@ -49,7 +49,7 @@ def sum_axes(x, axes: tuple, device=None):
     on a GPU, which needs no kernel compilation and is capturable) when ``device`` is given."""
     if device is None:
         return x.sum(axis=axes)
-    return Function.pick(x, _sum_op, device.kernels.sum_axes)(x, axes)
+    return Function.for_kind(x, _sum_op, device.kernels.sum_axes)(x, axes)
 
 
 def _sum_op(x: Tensor, axes: tuple) -> Tensor:

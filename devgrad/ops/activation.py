@@ -8,7 +8,7 @@ through the same stable outputs.
 
 from __future__ import annotations
 
-from devgrad.core import Function, Tensor, quiet
+from devgrad.core import Function, Tensor
 from devgrad.ops._util import axis_arg, normalize_axis
 from devgrad.ops.elementwise import Where, link_zero, select
 
@@ -20,7 +20,7 @@ def activation_grad(act: str, g, out, device):
     differentiable again (relu's mask is a constant); on the first-order path it is the
     device's fused kernel (one launch on a GPU) computing the same formula.
     """
-    return Function.pick(g, _activation_grad_graph, device.kernels.act_grad)(act, g, out)
+    return Function.for_kind(g, _activation_grad_graph, device.kernels.act_grad)(act, g, out)
 
 
 def _activation_grad_graph(act: str, g: Tensor, out: Tensor) -> Tensor:
@@ -34,7 +34,7 @@ def _activation_grad_graph(act: str, g: Tensor, out: Tensor) -> Tensor:
 
 def _sigmoid(g, x, device):
     """sigmoid(x) in ``g``'s kind: the op on a Tensor, the device's kernel on an array."""
-    return Function.pick(g, sigmoid, device.kernels.sigmoid)(x)
+    return Function.for_kind(g, sigmoid, device.kernels.sigmoid)(x)
 
 
 class ReLU(Function):
@@ -100,7 +100,6 @@ class Softplus(Function):
     array_backward = True
     save_inputs = True
 
-    @quiet
     def forward(self, a):
         return self.device.xp.logaddexp(0, a)  # stable in one pass
 
@@ -115,7 +114,6 @@ class LogSigmoid(Function):
     array_backward = True
     save_inputs = True
 
-    @quiet
     def forward(self, a):
         return -self.device.xp.logaddexp(0, -a)
 
@@ -128,7 +126,6 @@ class Softmax(Function):
     array_backward = True
     save_output = True
 
-    @quiet
     def forward(self, a, axis):
         xp = self.device.xp
         self.axis = axis
@@ -147,7 +144,6 @@ class LogSoftmax(Function):
     array_backward = True
     save_output = True
 
-    @quiet
     def forward(self, a, axis):
         xp = self.device.xp
         self.axis = axis

@@ -27,7 +27,7 @@ def select(g, cond, a, b, xp):
     Gradients are masked by selecting, never by multiplying with a 0/1 mask: an infinite
     upstream gradient where the mask is 0 gives 0 (inf·0 would be NaN), as in PyTorch.
     """
-    return Function.pick(g, _where_op, xp.where)(cond, a, b)
+    return Function.for_kind(g, _where_op, xp.where)(cond, a, b)
 
 
 def _where_op(cond, a, b) -> Tensor:
@@ -114,7 +114,6 @@ class Div(BroadcastBinary):
     save_inputs = True
     array_backward = True
 
-    @quiet
     def forward(self, a, b):
         self._shapes(a, b)
         return a / b
@@ -142,7 +141,6 @@ class Exp(Function):
     save_output = True
     array_backward = True
 
-    @quiet
     def forward(self, a):
         return self.device.xp.exp(a)
 
@@ -155,7 +153,6 @@ class Log(Function):
     save_inputs = True
     array_backward = True
 
-    @quiet
     def forward(self, a):
         return self.device.xp.log(a)
 
@@ -168,7 +165,6 @@ class Sqrt(Function):
     save_output = True
     array_backward = True
 
-    @quiet
     def forward(self, a):
         return self.device.xp.sqrt(a)
 
@@ -245,7 +241,9 @@ class Where(BroadcastBinary):
 
 class Clip(Function):
     """Clamp to [lo, hi]; the gradient passes where lo <= x <= hi, both bounds included, and is 0
-    elsewhere and at NaN (PyTorch's convention), selected rather than multiplied by a mask."""
+    elsewhere and at NaN (PyTorch's convention), selected rather than multiplied by a mask. As
+    PyTorch's clamp, a value equal to a bound passes as it is (-0.0 stays -0.0 at lo = 0, where
+    NumPy's clip with one bound gives 0.0), and so does NaN."""
 
     __slots__ = ("lo", "hi")
     save_inputs = True
@@ -253,7 +251,9 @@ class Clip(Function):
 
     def forward(self, a, lo, hi):
         self.lo, self.hi = lo, hi
-        return self.device.xp.clip(a, lo, hi)
+        xp = self.device.xp
+        out = a if lo is None else xp.where(a < lo, lo, a)
+        return out if hi is None else xp.where(out > hi, hi, out)
 
     def backward(self, g):
         x = self.inputs[0]
@@ -269,7 +269,6 @@ class Cast(Function):
     __slots__ = ("in_dtype",)
     array_backward = True
 
-    @quiet
     def forward(self, a, dtype):
         self.in_dtype = a.dtype
         return a.astype(dtype)
@@ -370,6 +369,13 @@ def clip(a: Tensor, lo=None, hi=None, *, a_min=None, a_max=None) -> Tensor:
     return Clip.apply(a, lo=lo, hi=hi)
 
 
+@quiet
+def _convert(data, dtype):
+    """``data.astype(dtype)`` outside the graph (an integer or bool type): inf and NaN convert
+    silently, as in an op's forward (to the integer NumPy gives)."""
+    return data.astype(dtype)
+
+
 def cast(a: Tensor, dtype) -> Tensor:
     """Convert to ``dtype``; differentiable between floating types."""
     dt = as_dtype(dtype)
@@ -378,5 +384,5 @@ def cast(a: Tensor, dtype) -> Tensor:
     if a.dtype == dt:
         return a
     if dt.kind not in "fc":
-        return Tensor._make(a.data.astype(dt), a.device)
+        return Tensor._make(_convert(a.data, dt), a.device)
     return Cast.apply(a, dtype=dt)

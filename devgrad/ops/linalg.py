@@ -45,7 +45,7 @@ class MatMul(Function):
             g2 = g2.reshape(*g2.shape[:-1], 1, g2.shape[-1])
         if b.ndim == 1:
             g2 = g2.reshape(*g2.shape, 1)
-        mm = self.pick(g, matmul, self.device.matmul)  # the op (differentiable again), or the GEMM seam
+        mm = self.for_kind(g, matmul, self.device.matmul)  # the op (differentiable again), or the GEMM seam
         ga = gb = None
         if need_a:
             ga = sum_to(mm(g2, b2.swapaxes(-1, -2)), a2.shape).reshape(a.shape)
@@ -112,7 +112,7 @@ class Linear(Function):
         # One formula for Tensors and arrays: the matmul op or the GEMM seam, the sum op or the
         # device's reduction (a GEMM with a ones vector on a GPU)
         x, w, _ = self.operands(g)
-        mm = self.pick(g, matmul, self.device.matmul)
+        mm = self.for_kind(g, matmul, self.device.matmul)
         need_x, need_w, need_b = self.next
         if g.ndim != 2:  # a batch of rows of any shape: the weight gradient sums over all of them
             g2, x = g.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1])

@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 
 from devgrad.backend import DeviceError
-from devgrad.core import Function, Tensor, quiet
+from devgrad.core import Function, Tensor
 from devgrad.ops._util import sum_to
 from devgrad.ops.elementwise import link_zero
 from devgrad.ops.linalg import matmul
@@ -142,7 +142,6 @@ class LogAbsDet(Function):
     __slots__ = ()
     save_inputs = True
 
-    @quiet
     def forward(self, a):
         check_square(a, "slogdet")
         sign, logabsdet = xp_linalg(self.device, "slogdet")(a)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numbers
 
-from devgrad.core import Function, Tensor, quiet
+from devgrad.core import Function, Tensor
 from devgrad.ops._util import data_of
 from devgrad.ops.elementwise import Where, link_zero, select
 from devgrad.ops.ufunc import Binary, Flat, apply_binary
@@ -107,7 +107,6 @@ class NanToNum(Function):
     save_inputs = True
     array_backward = True
 
-    @quiet
     def forward(self, a, nan, posinf, neginf):
         return self.device.xp.nan_to_num(a, nan=nan, posinf=posinf, neginf=neginf)
 

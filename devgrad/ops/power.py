@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from devgrad.core import Tensor, quiet
+from devgrad.core import Tensor
 from devgrad.ops._util import sum_to
 from devgrad.ops.elementwise import BroadcastBinary, Where, binary_op, log, sqrt
 from devgrad.ops.ufunc import Unary
@@ -22,7 +22,6 @@ class Pow(BroadcastBinary):
     save_inputs = True
     save_output = True
 
-    @quiet
     def forward(self, a, b):
         self._shapes(a, b)
         if b.__class__ is float and b == -0.5:  # PyTorch's rsqrt: the same values at -0.0 and -inf

@@ -6,9 +6,8 @@ import math
 import numbers
 import warnings
 
-import numpy as np
 
-from devgrad.core import Function, Tensor, quiet
+from devgrad.core import Function, Tensor
 from devgrad.ops._util import axis_arg, keepdims_arg, keepdims_shape, normalize_axis
 from devgrad.ops.elementwise import link_zero, select
 
@@ -49,7 +48,7 @@ class _Reduce(Function):
         """The output-shaped gradient spread over the input's shape: the broadcast op on a Tensor,
         a freshly filled array on the first-order path (cheaper than broadcast + copy)."""
         g = self._expand(g)
-        return self.pick(g, _broadcast, _filled)(g, self.in_shape, self.device.xp)
+        return self.for_kind(g, _broadcast, _filled)(g, self.in_shape, self.device.xp)
 
 
 def _broadcast(values: Tensor, shape: tuple, xp) -> Tensor:
@@ -153,7 +152,6 @@ class LogSumExp(_Reduce):
     save_inputs = True
     save_output = True
 
-    @quiet
     def forward(self, a, axis=None, keepdims=False):
         xp = self.device.xp
         axes = self._setup(a, axis, keepdims)
@@ -244,8 +242,7 @@ def var(a: Tensor, axis=None, keepdims: bool = False, ddof: int = 0, *, dim=None
     # with devgrad's own warning instead of a division error or a negative variance.
     warnings.warn(f"var/std: ddof={ddof} leaves no degrees of freedom for {count} element(s); the result is inf "
                   "or NaN", RuntimeWarning, stacklevel=2)
-    with np.errstate(invalid="ignore"):
-        return squares * math.inf
+    return squares * math.inf
 
 
 def std(a: Tensor, axis=None, keepdims: bool = False, ddof: int = 0, *, dim=None, keepdim=None,

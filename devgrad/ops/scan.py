@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numbers
 
-from devgrad.core import Function, Tensor, is_grad_enabled, quiet
+from devgrad.core import Function, Tensor, is_grad_enabled
 from devgrad.ops._util import axis_arg, keepdims_arg, keepdims_shape, normalize_axis, operand
 from devgrad.ops.elementwise import Where
 from devgrad.ops.layout import take_along_axis
@@ -45,7 +45,7 @@ class CumSum(Function):
         return _cumsum(self.device.xp, a, axis, reverse)
 
     def backward(self, g):
-        return self.pick(g, _cumsum_op, _cumsum)(self.device.xp, g, self.axis, not self.reverse)
+        return self.for_kind(g, _cumsum_op, _cumsum)(self.device.xp, g, self.axis, not self.reverse)
 
 
 def _cumsum_op(xp, a: Tensor, axis: int, reverse: bool) -> Tensor:
@@ -67,7 +67,6 @@ class CumProd(Function):
     save_inputs = True
     save_output = True
 
-    @quiet
     def forward(self, a, axis):
         self.axis = axis
         return self.device.xp.cumprod(a, axis=axis)
@@ -130,7 +129,6 @@ class Prod(Function):
     save_inputs = True
     save_output = True
 
-    @quiet
     def forward(self, a, axes, keepdims):
         self.axes, self.keepdims = axes, keepdims
         return self.device.xp.prod(a, axis=axes, keepdims=keepdims)

@@ -41,7 +41,7 @@ class Transpose(Function):
     def backward(self, g):
         axes = tuple(int(i) for i in np.argsort(self.axes))
         # Tensor.transpose with two axes is PyTorch's swap: the op itself keeps NumPy's permutation
-        return self.pick(g, _transpose_op, _transpose_array)(g, axes)
+        return self.for_kind(g, _transpose_op, _transpose_array)(g, axes)
 
 
 def _transpose_op(a: Tensor, axes: tuple) -> Tensor:
@@ -131,7 +131,7 @@ class GetItem(Function):
 
     def backward(self, g):
         # a graph of the gradient: the scatter as an op, differentiable again
-        scatter = self.pick(g, _index_add_op, _index_add)
+        scatter = self.for_kind(g, _index_add_op, _index_add)
         return scatter(self.device, g, self.index, self.in_shape, self.accumulate)
 
 

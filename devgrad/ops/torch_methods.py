@@ -222,8 +222,7 @@ class PNorm(Function):
         xp = self.device.xp
         if p == 2.0:
             return xp.sqrt(xp.sum(a * a, axis=axes, keepdims=keepdims))
-        with np.errstate(all="ignore"):
-            return xp.sum(xp.abs(a) ** p, axis=axes, keepdims=keepdims) ** (1.0 / p)
+        return xp.sum(xp.abs(a) ** p, axis=axes, keepdims=keepdims) ** (1.0 / p)
 
     def backward(self, g):
         x = self.inputs[0]

@@ -5,7 +5,7 @@ device's array module, backward multiplies the gradient by a derivative written 
 
 from __future__ import annotations
 
-from devgrad.core import Function, Tensor, quiet
+from devgrad.core import Function, Tensor
 from devgrad.ops._util import operand, sum_to
 from devgrad.ops.elementwise import BroadcastBinary, link_zero
 
@@ -18,7 +18,6 @@ class Unary(Function):
     ufunc = ""
     save_inputs = True
 
-    @quiet
     def forward(self, a):
         return getattr(self.device.xp, self.ufunc)(a)
 
@@ -54,7 +53,6 @@ class Flat(Function):
     ufunc = ""
     save_inputs = True
 
-    @quiet
     def forward(self, a, **params):
         return getattr(self.device.xp, self.ufunc)(a, **params)
 
@@ -71,7 +69,6 @@ class Binary(BroadcastBinary):
     ufunc = ""
     save_inputs = True
 
-    @quiet
     def forward(self, a, b):
         self._shapes(a, b)
         return getattr(self.device.xp, self.ufunc)(a, b)

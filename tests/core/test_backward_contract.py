@@ -1,6 +1,6 @@
 """The backward contract is written once, in core: a formula gets its saved values in the
 gradient's kind (``operands``, ``result``, ``constant``) and chooses between an op and an array
-kernel with ``Function.pick``; no formula in the op or nn layers asks the gradient's kind itself."""
+kernel with ``Function.for_kind``; no formula in the op or nn layers asks the gradient's kind itself."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def test_no_formula_outside_core_asks_the_gradients_kind():
     assert len(files) > 10
     offenders = [f"{path.relative_to(PACKAGE.parent)}:{line}" for path in files
                  for line in kind_checks(path.read_text(encoding="utf-8"))]
-    assert not offenders, "use Function.pick / operands / result / constant instead: " + ", ".join(offenders)
+    assert not offenders, "use Function.for_kind / operands / result / constant instead: " + ", ".join(offenders)
 
 
 def test_the_check_sees_a_kind_test():
@@ -41,10 +41,10 @@ def test_the_check_sees_a_kind_test():
     assert kind_checks("def f(x):\n    return isinstance(x, Tensor)\n") == []
 
 
-def test_pick_gives_the_tensor_form_for_a_tensor_and_the_array_form_for_an_array():
+def test_for_kind_gives_the_tensor_form_for_a_tensor_and_the_array_form_for_an_array():
     on_tensors, on_arrays = object(), object()
-    assert Function.pick(dg.tensor([1.0]), on_tensors, on_arrays) is on_tensors
-    assert Function.pick(np.ones(1), on_tensors, on_arrays) is on_arrays
+    assert Function.for_kind(dg.tensor([1.0]), on_tensors, on_arrays) is on_tensors
+    assert Function.for_kind(np.ones(1), on_tensors, on_arrays) is on_arrays
 
 
 def test_both_kinds_of_a_picked_formula_agree(device):

@@ -48,6 +48,14 @@ def test_clip_takes_numpys_keywords(device):
         dg.clip(x, -1.0, a_max=1.0)
 
 
+@pytest.mark.parametrize("lo,hi", [(0.0, None), (0.0, 1.0), (None, -0.0)])
+def test_clip_passes_a_value_at_its_bound_as_pytorchs_clamp(device, lo, hi):
+    """-0.0 clipped at 0 stays -0.0 (NumPy's one-bound clip gives 0.0), and NaN stays NaN."""
+    x = dg.tensor([-0.0, 0.0, np.nan], device=device, dtype="float64")
+    out = x.clip(lo, hi).numpy()
+    assert np.signbit(out[:2]).tolist() == [True, False] and np.isnan(out[2])
+
+
 @pytest.mark.oracle
 @pytest.mark.parametrize("shape,axes", [((2, 3), (0, 1)), ((2, 3), (1, 0)), ((2, 3), (-1, 0)), ((2, 3, 4), (1, 2)),
                                         ((2, 3, 4), (0, -1)), ((3,), (0, -1))])

@@ -364,6 +364,7 @@ def test_rmsprop_and_adagrad_update_a_group_in_one_launch(cuda_path, name, optio
         np.testing.assert_allclose(got[key], want[key], err_msg=key, **tol)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", [
     {"data": {"source": "spirals", "n_samples": 300}, "model": {"hidden": [16, 16], "activation": "tanh"},
      "optimizer": {"name": "adam", "lr": 0.02}, "train": {"epochs": 3, "batch_size": 32, "clip_grad_norm": 1.0}},
@@ -472,6 +473,7 @@ def test_the_runners_step_runs_no_array_op_of_its_own(cuda_path, tmp_path, sourc
     assert [op for op in recorded if op not in allowed] == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["gpu_large", "spirals", "digits"])
 def test_a_whole_run_launches_no_kernel_of_cupys(cuda_path, tmp_path, name, monkeypatch):
     """Not just the step: a whole run — the model's construction and initial weights, the data
@@ -525,6 +527,7 @@ def test_a_whole_run_launches_no_kernel_of_cupys(cuda_path, tmp_path, name, monk
     assert sorted({op for op in recorded if op not in allowed}) == []
 
 
+@pytest.mark.slow
 def test_bench_reports_the_launches_of_one_eager_step(cuda_path):
     """On a GPU, devgrad bench says how many of devgrad's kernels and cuBLAS GEMMs one eager step
     launches (counted by the CUDA backend itself) and the host time it takes to issue one, and

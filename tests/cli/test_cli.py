@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import devgrad as dg
 from devgrad.bench.references import CONFIGS
 from devgrad.cli import COMMANDS, build_parser
@@ -21,6 +23,7 @@ def run_cli(*args, env=None):
                           env=full_env, timeout=120, check=False)
 
 
+@pytest.mark.slow
 def test_info_lists_versions_devices_and_why_cuda_is_unavailable():
     result = run_cli("info")
     assert result.returncode == 0, result.stderr
@@ -30,6 +33,7 @@ def test_info_lists_versions_devices_and_why_cuda_is_unavailable():
         assert "CUDA unavailable:" in out and "'auto' resolves to: cpu" in out
 
 
+@pytest.mark.slow
 def test_info_with_bad_default_device_is_a_clean_error():
     result = run_cli("info", env={"DEVGRAD_DEVICE": "tpu"})
     assert result.returncode == 2
@@ -60,8 +64,8 @@ def test_plot_without_matplotlib_is_an_error_not_a_silent_success(tmp_path, monk
     from devgrad.cli import main
     from devgrad.experiment import report, run
 
-    result = run({"data": {"source": "xor", "n_samples": 100}, "train": {"epochs": 1}, "device": "cpu"},
-                 out=tmp_path, quiet=True)
+    result = run({"data": {"source": "xor", "n_samples": 100}, "train": {"epochs": 1}, "device": "cpu",
+                  "plots": {"enabled": False}}, out=tmp_path, quiet=True)  # the plot command draws them
     monkeypatch.setattr(report, "_pyplot", lambda: None)
     assert main(["plot", str(result.run_dir)]) == 2
     assert "matplotlib, which is not installed" in capsys.readouterr().err

@@ -233,7 +233,7 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("page", [pytest.param(p, marks=[pytest.mark.slow] if p.name == "gpu.md" else [])
+@pytest.mark.parametrize("page", [pytest.param(p, marks=[pytest.mark.slow] if p.name in ("gpu.md", "README.md") else [])
                                   for p in PAGES if p.name in EXPECTED], ids=lambda p: p.name)
 def test_python_examples_run(page, tmp_path, monkeypatch):
     """A page's Python blocks run in order, in one namespace, as a reader would paste them."""

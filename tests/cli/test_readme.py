@@ -7,6 +7,8 @@ import argparse
 import json
 import re
 
+import pytest
+
 from devgrad.cli import build_parser
 from tests.support.run_helpers import HAVE_MATPLOTLIB, ROOT, cli, only_run_dir
 
@@ -37,6 +39,7 @@ def test_ci_runs_the_test_command_readme_shows():
     assert run in ci, f".ci/run does not run README's test command {run!r}"
 
 
+@pytest.mark.slow
 def test_readme_newcomer_command_runs_the_triangle(tmp_path):
     assert _bash_blocks()[0] == NEWCOMER
     result = cli("run", ROOT / "experiments" / "triangle.yaml", "--out", tmp_path, "-q", "--device", "cpu")

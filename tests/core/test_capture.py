@@ -492,6 +492,7 @@ def test_training_goes_on_after_parameter_arrays_are_replaced(device):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("setting", "dropout", "why"), [
     ("auto", 0.0, None), ("auto", 0.2, "model.dropout > 0: a replayed step would reuse one dropout mask"),
     (False, 0.0, "train.capture is false"), (True, 0.0, None),

@@ -155,6 +155,7 @@ def test_non_finite_values_in_data_files_are_data_errors_naming_the_place(tmp_pa
         read_npz(npz_path)
 
 
+@pytest.mark.slow
 def test_validate_runs_the_data_checks_run_does(tmp_path):
     """'valid' means the run will start: a missing column or a loss that does not fit the classes
     is reported by validate, not only by run."""

@@ -279,6 +279,7 @@ def test_cli_bench_writes_a_results_page(tmp_path, capsys, quick_peak, monkeypat
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_end_to_end_row_trains_the_same_problem_in_devgrad_and_pytorch(torch, capsys):
     from devgrad.bench import end_to_end
 
@@ -349,6 +350,7 @@ def test_cli_bench_checkpoints(monkeypatch, tmp_path, capsys):
     assert exited.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sweep_bench_row_and_table(monkeypatch):
     """bench --sweep: the same grid as one sweep with 1 and 2 workers (a tiny one here)."""
     from devgrad.bench import sweep_bench as sb

@@ -76,6 +76,7 @@ def test_every_n_epochs_and_seconds_zero_write_on_their_own_schedules(tmp_path):
     assert every_epoch.writes["last.npz"] == 3
 
 
+@pytest.mark.slow
 def test_the_snapshot_is_a_copy_training_cannot_change(tmp_path):
     """Files are written from host copies, off the training thread: the next epoch's updates must
     not leak into the previous epoch's file."""
@@ -169,6 +170,7 @@ def _open_in_this_process(folder) -> list[str]:
     return [link for link in links if link.startswith(str(folder))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ending", ["completed", "diverged", "stopped"])
 def test_a_run_leaves_no_file_of_its_folder_open(tmp_path, ending, monkeypatch):
     """However a run ends, the files it kept open (metrics, train.log) are closed: a process that
@@ -249,6 +251,7 @@ def test_resume_from_a_damaged_last_checkpoint_says_what_to_do_and_changes_nothi
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
 
 
+@pytest.mark.slow
 def test_a_damaged_best_checkpoint_is_reported_and_the_run_still_finishes(tmp_path, monkeypatch):
     from devgrad.experiment import commands
 

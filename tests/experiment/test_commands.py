@@ -20,6 +20,7 @@ from devgrad.experiment import RunError, SpecError, resolve, run
 from tests.support.run_helpers import HAVE_MATPLOTLIB, LONG, SMALL, cli, only_run_dir, weights, write_spec
 
 
+@pytest.mark.slow
 def test_completed_run_folder_has_every_file(tmp_path):
     spec = write_spec(tmp_path, SMALL)
     result = cli("run", spec, "--out", tmp_path / "runs")
@@ -54,6 +55,7 @@ def test_completed_run_folder_has_every_file(tmp_path):
 NO_PLOTS = {**SMALL, "plots": {"enabled": False}}  # for CLI runs whose pictures no test looks at
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_metrics_on_cpu(tmp_path):
     spec = write_spec(tmp_path, NO_PLOTS)
     for out in ("a", "b"):
@@ -64,6 +66,7 @@ def test_same_seed_gives_identical_metrics_on_cpu(tmp_path):
     assert all(np.array_equal(wa[k], wb[k]) for k in wa)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(dg.cuda_available(), reason="checks the no-GPU fallback")
 def test_auto_device_falls_back_to_cpu_with_a_notice(tmp_path):
     result = cli("run", write_spec(tmp_path, {**NO_PLOTS, "device": "auto"}), "--out", tmp_path / "runs",
@@ -111,11 +114,19 @@ def _wait_for_rows(run_root: Path, name: str, count: int, proc, timeout=120) -> 
     raise AssertionError("the run made no progress")
 
 
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(the spec of a long run, its run folder trained straight through), shared by the interruptions."""
+    folder = tmp_path_factory.mktemp("long")
+    spec = write_spec(folder, {**LONG, "plots": {"enabled": False}})  # weights and metrics are compared
+    assert cli("run", spec, "--out", folder / "straight", "-q").returncode == 0
+    return spec, only_run_dir(folder / "straight", "long")
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["kill -9", "ctrl-c"])
-def test_interrupted_run_resumes_to_the_same_weights(tmp_path, how):
-    spec = write_spec(tmp_path, {**LONG, "plots": {"enabled": False}})  # weights and metrics are compared
-    assert cli("run", spec, "--out", tmp_path / "straight", "-q").returncode == 0
-    reference = only_run_dir(tmp_path / "straight", "long")
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, how, long_run):
+    spec, reference = long_run
 
     inherited = _sigint_state()
     command = [sys.executable, "-c", _AS_FROM_A_TERMINAL, "run", str(spec), "--out", str(tmp_path / "cut"), "-q"]
@@ -162,6 +173,7 @@ def test_divergence_fails_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):
         assert all(np.isfinite(v.numpy()).all() for v in state["model"].values())
 
 
+@pytest.mark.slow
 def test_early_stopping_and_restore_best(tmp_path):
     spec = {**SMALL, "train": {"epochs": 200, "batch_size": 32,
                                "early_stopping": {"enabled": True, "monitor": "val_loss", "patience": 3,
@@ -173,6 +185,7 @@ def test_early_stopping_and_restore_best(tmp_path):
     assert result.summary["epochs_run"] == best + 3, "stops exactly `patience` epochs after the best"
 
 
+@pytest.mark.slow
 def test_library_run_result_is_picklable_and_folders_never_collide(tmp_path):
     first = run({**SMALL, "train": {"epochs": 1}}, out=tmp_path, quiet=True)
     second = run({**SMALL, "train": {"epochs": 1}}, out=tmp_path, quiet=True)
@@ -188,6 +201,7 @@ def test_library_errors_are_typed():
         dg.experiment.resume("/nonexistent/run")
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_run_that_is_still_training(tmp_path):
     result = run({**SMALL, "train": {"epochs": 2}}, out=tmp_path, quiet=True)
     meta_path = result.run_dir / "meta.json"
@@ -231,6 +245,7 @@ def test_unreadable_spec_and_unwritable_out_are_clean_errors(tmp_path):
     assert result.returncode == 2 and "cannot access" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_without_a_validation_split_the_monitor_falls_back_to_train(tmp_path):
     spec = {**SMALL, "data": {"source": "xor", "n_samples": 300, "split": {"train": 0.8, "val": 0.0, "test": 0.2}},
             "train": {"epochs": 3, "early_stopping": {"patience": 1}}}
@@ -239,6 +254,7 @@ def test_without_a_validation_split_the_monitor_falls_back_to_train(tmp_path):
     assert all("val_loss" not in row for row in result.history)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(dg.cuda_available(), reason="checks the no-GPU error")
 def test_devgrad_device_is_honoured_by_the_cli_as_by_the_library(tmp_path):
     """DEVGRAD_DEVICE=cuda on a machine without a GPU is an error, never a silent run on the CPU."""
@@ -251,6 +267,7 @@ def test_devgrad_device_is_honoured_by_the_cli_as_by_the_library(tmp_path):
     assert explicit.returncode == 0  # --device (or device: in the spec) wins over the environment
 
 
+@pytest.mark.slow
 def test_run_files_follow_the_umask(tmp_path):
     old = os.umask(0o027)
     try:
@@ -263,6 +280,7 @@ def test_run_files_follow_the_umask(tmp_path):
 
 
 
+@pytest.mark.slow
 def test_ctrl_c_after_the_last_epoch_leaves_a_stopped_run_that_resume_finishes(tmp_path, monkeypatch):
     from devgrad.experiment import commands, results
 
@@ -280,6 +298,7 @@ def test_ctrl_c_after_the_last_epoch_leaves_a_stopped_run_that_resume_finishes(t
     assert [r["epoch"] for r in finished.history] == [1, 2]
 
 
+@pytest.mark.slow
 def test_an_empty_test_split_is_said_not_silent(tmp_path, capsys):
     spec = {**SMALL, "data": {**SMALL["data"], "split": {"train": 0.8, "val": 0.2, "test": 0.0}},
             "train": {**SMALL["train"], "epochs": 1}}
@@ -354,6 +373,7 @@ def test_a_run_whose_folder_cannot_be_set_up_leaves_nothing_behind(tmp_path, mon
     assert not (tmp_path / "runs").exists(), "no empty or half-made run folder, nor the folders made for it"
 
 
+@pytest.mark.slow
 def test_after_a_resume_wall_seconds_is_the_total_and_this_segment_is_separate(tmp_path, monkeypatch):
     from devgrad.experiment import commands, results
 

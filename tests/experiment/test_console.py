@@ -11,6 +11,7 @@ import pytest
 from tests.support.run_helpers import SMALL, cli, only_run_dir, write_spec
 
 
+@pytest.mark.slow
 def test_non_tty_output_is_plain_lines_without_progress_bar_noise(tmp_path):
     small = {**SMALL, "plots": {"enabled": False}}  # the console is tested, not the pictures
     result = cli("run", write_spec(tmp_path, small), "--out", tmp_path / "runs")

@@ -39,6 +39,7 @@ def test_copy_writes_every_spec_and_never_overwrites_other_content(tmp_path):
     assert (tmp_path / "specs" / "xor.yaml").read_text() == "edited"
 
 
+@pytest.mark.slow
 def test_devgrad_examples_lists_and_copies_and_run_takes_a_name(tmp_path):
     listed = cli("examples")
     assert listed.returncode == 0 and "triangle  " in listed.stdout and "devgrad run NAME" in listed.stdout

@@ -33,6 +33,7 @@ def triangle_data():
     return dg.tensor(X, dtype="float32"), dg.tensor(y, dtype="float32")
 
 
+@pytest.mark.slow
 def test_triangle_needs_a_hidden_layer(triangle_data):
     """Inside vs outside a triangle is not linearly separable; 3 sigmoid units + 1 output solve it."""
     X, y = triangle_data
@@ -42,6 +43,7 @@ def test_triangle_needs_a_hidden_layer(triangle_data):
     assert three_lines >= 0.97, f"the 3-unit MLP should reach >= 97%, got {three_lines:.3f}"
 
 
+@pytest.mark.slow
 def test_without_nonlinearity_an_mlp_collapses_to_one_linear_map(triangle_data):
     X, y = triangle_data
     deep_linear = _train(nn.MLP([2, 3, 3, 1], activation="identity", generator=1), X, y)
@@ -88,6 +90,7 @@ def test_single_neuron_chain_rule_by_hand():
     assert beta.grad.item() == pytest.approx(dL_dz * dz_ds * x2, rel=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,minimum,maximum", [
     ("triangle", 0.97, 1.0), ("triangle_linear_activation", 0.0, 0.85), ("zero_init_symmetry", 0.0, 0.85),
     ("xor", 0.9, 1.0), ("logistic_regression", 0.85, 1.0), ("linear_classifier", 0.95, 1.0),

@@ -40,6 +40,7 @@ def triangle_run(tmp_path_factory):
     return run(TRIANGLE, out=tmp_path_factory.mktemp("runs"), quiet=True)
 
 
+@pytest.mark.slow
 @needs_plots
 def test_a_2d_run_draws_each_hidden_unit_with_its_line(triangle_run):
     plots = Path(triangle_run.run_dir) / "plots"
@@ -55,6 +56,7 @@ def test_a_2d_run_draws_each_hidden_unit_with_its_line(triangle_run):
         np.testing.assert_allclose(x @ a + c, ((x - mean) / std) @ wi + bi, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.slow
 @needs_plots
 def test_a_2d_regression_draws_its_units_beside_the_predicted_surface(tmp_path):
     rng = np.random.default_rng(3)
@@ -72,6 +74,7 @@ def test_a_2d_regression_draws_its_units_beside_the_predicted_surface(tmp_path):
     assert not (plots / "decision_boundary.png").exists()
 
 
+@pytest.mark.slow
 @needs_plots
 def test_plots_animate_writes_the_boundary_epoch_by_epoch(tmp_path):
     from PIL import Image
@@ -88,6 +91,7 @@ def test_plots_animate_writes_the_boundary_epoch_by_epoch(tmp_path):
     assert frames.every == 9  # 1000 epochs: every 9th, at most 120 frames
 
 
+@pytest.mark.slow
 def test_plots_can_be_left_for_later(tmp_path):
     result = run({**TRIANGLE, "train": {"epochs": 2}, "plots": {"enabled": False}}, out=tmp_path, quiet=True)
     assert result.summary["plots"] == [] and not any((Path(result.run_dir) / "plots").iterdir())
@@ -98,6 +102,7 @@ def test_plots_can_be_left_for_later(tmp_path):
         assert (Path(result.run_dir) / "plots" / "neurons.png").exists()
 
 
+@pytest.mark.slow
 def test_hidden_unit_history_shows_zero_init_symmetry(tmp_path):
     """All-zero start: every unit has the same weights at every epoch; a random start breaks it."""
     for init, identical in (("zeros", True), ("xavier_uniform", False)):
@@ -108,6 +113,7 @@ def test_hidden_unit_history_shows_zero_init_symmetry(tmp_path):
         assert (spread == 0.0) == identical, (init, spread)
 
 
+@pytest.mark.slow
 def test_without_a_nonlinearity_the_run_reports_its_composed_linear_map(tmp_path):
     spec = {**TRIANGLE, "model": {"hidden": [3, 3], "activation": "identity"}}
     result = run(spec, out=tmp_path, quiet=True)
@@ -130,6 +136,7 @@ def test_unit_history_rewinds_with_a_resumed_run(tmp_path):
     assert [r["epoch"] for r in history.rows()] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_every_run_folder_has_a_self_contained_report_and_devgrad_report_rewrites_it(tmp_path, triangle_run):
     page = Path(triangle_run.run_dir) / "report.html"
     text = page.read_text()
@@ -151,6 +158,7 @@ def test_every_run_folder_has_a_self_contained_report_and_devgrad_report_rewrite
     assert result.returncode == 2 and "neither a run folder" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_sweep_has_a_report_with_a_sortable_table(tmp_path):
     result = sweep({**SMALL, "train": {"epochs": 2}}, grid={"optimizer.lr": [0.0005, 0.05, 0.01]}, jobs=2,
                    out=tmp_path, quiet=True)
@@ -187,6 +195,7 @@ def lecture_page(tmp_path_factory):
     return out / "index.html"
 
 
+@pytest.mark.slow
 @needs_plots
 def test_devgrad_lecture_writes_one_page_through_the_lecture(lecture_page):
     text = lecture_page.read_text()
@@ -244,6 +253,7 @@ def _open_in_chromium(page: Path, tmp_path: Path) -> tuple[str, Path, str]:
     return (title.group(1) if title else f"(no title; chromium said: {dom.stderr[-2000:]})"), shot, dom.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 @needs_plots
 @pytest.mark.parametrize("which", ["run report", "lecture page"])
@@ -282,6 +292,7 @@ def test_the_lecture_runs_the_clones_specs_else_the_ones_devgrad_ships(tmp_path,
     assert lecture._spec_path("triangle") == EXAMPLES / "triangle.yaml" and (EXAMPLES / "triangle.yaml").exists()
 
 
+@pytest.mark.slow
 def test_lecture_and_report_mistakes_are_clean_errors(tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("mine")

@@ -38,6 +38,7 @@ def _spec(path, target="price", **extra):
     return spec
 
 
+@pytest.mark.slow
 def test_a_continuous_target_with_mse_runs_as_regression_in_the_targets_units(tmp_path):
     spec = write_spec(tmp_path, _spec(_linear_csv(tmp_path, noise=30.0)))
     result = cli("run", spec, "--out", tmp_path / "runs")
@@ -66,6 +67,7 @@ def test_a_continuous_target_with_mse_runs_as_regression_in_the_targets_units(tm
         assert not (run_dir / "plots" / "decision_boundary.png").exists()
 
 
+@pytest.mark.slow
 def test_huber_and_mae_losses_train_a_regression(tmp_path):
     path = _linear_csv(tmp_path, noise=20.0)
     for loss in ("mae", {"name": "huber", "delta": 0.5}):
@@ -74,6 +76,7 @@ def test_huber_and_mae_losses_train_a_regression(tmp_path):
         assert result.summary["test"]["test_r2"] > 0.98, loss
 
 
+@pytest.mark.slow
 def test_a_continuous_target_given_to_classification_is_an_error_that_suggests_regression(tmp_path):
     path = _linear_csv(tmp_path)
     for extra in ({"loss": "auto"}, {"loss": "mse", "task": "classification"}, {"loss": "cross_entropy"}):
@@ -86,6 +89,7 @@ def test_a_continuous_target_given_to_classification_is_an_error_that_suggests_r
     assert not (tmp_path / "runs").exists()  # nothing was started
 
 
+@pytest.mark.slow
 def test_integer_classes_with_mse_stay_classification_and_regression_specs_are_checked(tmp_path):
     rng = np.random.default_rng(2)
     X = rng.standard_normal((200, 2))
@@ -108,6 +112,7 @@ def test_integer_classes_with_mse_stay_classification_and_regression_specs_are_c
     assert result.returncode == 2 and "needs a numeric target" in result.stderr and "'cat'" in result.stderr
 
 
+@pytest.mark.slow
 def test_sklearn_diabetes_is_a_regression_source(tmp_path):
     pytest.importorskip("sklearn")
     spec = write_spec(tmp_path, {"name": "d", "device": "cpu", "data": {"source": "sklearn:diabetes"},

@@ -12,6 +12,7 @@ from tests.support.helpers import block_import
 from tests.support.run_helpers import SMALL, cli, needs_matplotlib, write_spec
 
 
+@pytest.mark.slow
 @needs_matplotlib
 def test_plot_command_redraws(tmp_path):
     result = run(SMALL, out=tmp_path, quiet=True)
@@ -33,6 +34,7 @@ def test_runs_without_matplotlib_say_plots_were_skipped(tmp_path, monkeypatch):
     assert "plots skipped" in (result.run_dir / "train.log").read_text()
 
 
+@pytest.mark.slow
 @needs_matplotlib
 def test_plots_mark_the_best_epoch_an_early_stop_and_name_the_classes(tmp_path, monkeypatch):
     from devgrad.experiment import figures, report
@@ -108,6 +110,7 @@ def _cut_off(fig) -> list[str]:
     return cut
 
 
+@pytest.mark.slow
 @needs_matplotlib
 def test_every_picture_has_its_axis_names_and_nothing_cut_off(tmp_path, drawn_figures):
     spec = {**SMALL, "name": "ünïcode 螺旋", "model": {"hidden": [3], "activation": "sigmoid"},
@@ -146,6 +149,7 @@ def test_units_keep_one_colour_and_one_coordinate_system_across_pictures(tmp_pat
     assert "the data's own" in title and "the data's own" in drawn_figures["hidden_units.png"]._suptitle.get_text()
 
 
+@pytest.mark.slow
 @needs_matplotlib
 def test_neurons_title_sits_on_its_panels(tmp_path, drawn_figures):
     spec = {**SMALL, "model": {"hidden": [16], "activation": "relu"}, "train": {"epochs": 2, "batch_size": 32}}
@@ -157,6 +161,7 @@ def test_neurons_title_sits_on_its_panels(tmp_path, drawn_figures):
     assert 0 <= title_bottom - panels_top < 0.3 * fig.dpi, (title_bottom, panels_top)  # no empty band
 
 
+@pytest.mark.slow
 @needs_matplotlib
 def test_a_hinge_loss_classifier_is_drawn_with_its_score_and_margin(tmp_path, drawn_figures):
     spec = {**SMALL, "data": {"source": "linear", "n_samples": 300}, "model": {"hidden": []}, "loss": "hinge",
@@ -170,6 +175,7 @@ def test_a_hinge_loss_classifier_is_drawn_with_its_score_and_margin(tmp_path, dr
     assert not any("composed" in text for text in legend)  # no hidden layer: nothing was composed
 
 
+@pytest.mark.slow
 @needs_matplotlib
 def test_a_unicode_run_name_prints_no_glyph_warnings(tmp_path):
     spec = write_spec(tmp_path, {**SMALL, "name": "螺旋 ünïcode 🚀", "train": {"epochs": 2}})
@@ -256,6 +262,7 @@ def test_figures_are_drawn_here_while_another_thread_runs_or_cuda_is_started(mon
     assert _pids_of_render(figures, 3) == [os.getpid()] * 3
 
 
+@pytest.mark.slow
 @needs_matplotlib
 def test_a_run_has_ended_its_checkpoint_writer_when_it_draws(tmp_path, monkeypatch):
     import threading

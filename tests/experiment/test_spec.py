@@ -15,6 +15,7 @@ from devgrad.experiment import spec as devgrad_spec
 from tests.support.run_helpers import ROOT, SMALL, cli, only_run_dir, write_spec
 
 
+@pytest.mark.slow
 def test_set_overrides_and_print_config(tmp_path):
     spec = write_spec(tmp_path, SMALL)
     printed = cli("run", spec, "--set", "train.epochs=2", "--set", "model.hidden=[4, 4]", "--print-config",
@@ -88,6 +89,7 @@ BAD_SPECS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("label,text,expected", BAD_SPECS, ids=[b[0] for b in BAD_SPECS])
 def test_bad_specs_exit_2_with_a_clear_message(tmp_path, label, text, expected):
     spec = tmp_path / "bad.yaml"
@@ -109,6 +111,7 @@ def test_all_problems_are_reported_at_once(tmp_path):
     assert result.returncode == 2 and "4 problems" in result.stderr
 
 
+@pytest.mark.slow
 def test_unknown_override_key_and_incompatible_loss(tmp_path):
     spec = write_spec(tmp_path, SMALL)
     result = cli("run", spec, "--set", "optimiser.lr=0.1")

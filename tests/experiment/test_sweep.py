@@ -47,6 +47,7 @@ def _same_metrics(results, serial):
         assert line["status"] == "completed" and line["final"] == alone["final"] and line["test"] == alone["test"]
 
 
+@pytest.mark.slow
 def test_a_local_pool_gives_the_serial_runs_metrics_on_two_workers(tmp_path):
     result = sweep(BASE, grid=GRID, seeds=2, jobs=2, out=tmp_path / "sweeps", quiet=True)
     assert result.status == "completed" and len(result.results) == 4
@@ -70,6 +71,7 @@ def test_a_local_pool_gives_the_serial_runs_metrics_on_two_workers(tmp_path):
         assert (folder / "plots" / "best_runs.png").stat().st_size > 5000
 
 
+@pytest.mark.slow
 def test_a_dask_local_cluster_gives_the_same_metrics(tmp_path):
     pytest.importorskip("dask.distributed")
     result = sweep(BASE, grid=GRID, jobs=2, executor="dask", out=tmp_path / "sweeps", quiet=True)
@@ -78,6 +80,7 @@ def test_a_dask_local_cluster_gives_the_same_metrics(tmp_path):
     _same_metrics(result.results, _serial(result.sweep_dir, tmp_path))
 
 
+@pytest.mark.slow
 def test_a_failing_point_is_recorded_and_the_others_complete(tmp_path):
     spec = {**BASE, "model": {"hidden": [6], "activation": "relu"}, "optimizer": {"name": "sgd", "lr": 0.1}}
     result = sweep(spec, grid={"optimizer.lr": [0.1, 1e20, 0.05]}, jobs=2, out=tmp_path, quiet=True)
@@ -90,6 +93,7 @@ def test_a_failing_point_is_recorded_and_the_others_complete(tmp_path):
     assert stopped.status == "stopped" and len(stopped.results) < 4
 
 
+@pytest.mark.slow
 def test_bad_grids_exit_2_before_anything_runs(tmp_path):
     spec = write_spec(tmp_path, BASE)
     for args, message in ((["--grid", "optimizer.lr=0.1,abc"], "optimizer.lr (from --grid): must be like 0.001"),
@@ -125,6 +129,7 @@ def test_grid_options_split_at_top_level_commas():
     assert parse_grid_option("model.activation=relu,'tanh'") == ("model.activation", ["relu", "tanh"])
 
 
+@pytest.mark.slow
 def test_a_spec_sweep_block_and_the_cli(tmp_path):
     spec = write_spec(tmp_path, {**BASE, "sweep": {"grid": {"model.hidden": [[4], [8, 8]]}, "seeds": 1}})
     result = cli("sweep", spec, "--grid", "optimizer.lr=0.05,0.01", "--jobs", "2", "--out", tmp_path / "sweeps",
@@ -138,6 +143,7 @@ def test_a_spec_sweep_block_and_the_cli(tmp_path):
         json.dumps(w, sort_keys=True) for w in want}
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_trains_every_point_exactly_once(tmp_path):
     long = {**BASE, "data": {**BASE["data"], "n_samples": 3000},
             "train": {"epochs": 25, "batch_size": 16, "checkpoint": {"seconds": 0}}}
@@ -177,6 +183,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_an_external_dask_scheduler_and_worker_through_address(tmp_path):
     pytest.importorskip("dask.distributed")
     dask_cli = [sys.executable, "-m", "dask"]  # this interpreter's Dask (a `dask` on PATH may be another one's)
@@ -207,6 +214,7 @@ def test_an_external_dask_scheduler_and_worker_through_address(tmp_path):
                 proc.kill()
 
 
+@pytest.mark.slow
 def test_a_dask_client_given_by_the_user_runs_the_sweep(tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -270,6 +278,7 @@ def test_each_progress_line_gives_the_runs_own_value_and_the_best_so_far(capsys)
                      "run 2 completed in 1.5s: val_loss 0.1125 (best so far 0.0677, run 1)"]
 
 
+@pytest.mark.slow
 def test_a_web_address_for_dask_is_refused_before_any_folder(tmp_path):
     pytest.importorskip("dask.distributed")
     result = cli("sweep", write_spec(tmp_path, BASE), "--executor", "dask", "--address", "http://x",
@@ -307,6 +316,7 @@ def test_a_sweep_folder_that_cannot_be_written_is_taken_away(tmp_path, monkeypat
     assert not (tmp_path / "sweeps").exists()
 
 
+@pytest.mark.slow
 def test_sweep_yaml_has_no_anchors_and_sweep_takes_set_and_device(tmp_path):
     tiny = {**BASE, "data": {**BASE["data"], "n_samples": 200}}
     spec = write_spec(tmp_path, tiny)
@@ -480,6 +490,7 @@ def test_each_worker_has_the_blas_threads_it_was_asked_for():
         assert got == [min(asked, os.cpu_count() or 1)], (asked, got)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["[unclosed", "just text", ""])
 def test_a_damaged_sweep_yaml_is_a_clear_error_never_resumed_as_another_kind_of_sweep(tmp_path, damage, capsys):
     from devgrad import cli as devgrad_cli

@@ -9,6 +9,7 @@ run afterwards, a second call adding nothing.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -22,12 +23,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-mlflow = pytest.importorskip("mlflow")
+from devgrad.experiment import RunError, resume, run, sweep
+from devgrad.experiment import checkpoint as ckpt
+from devgrad.experiment.tracking import flatten, track
+from tests.support.run_helpers import ROOT, cli, write_spec
 
-from devgrad.experiment import RunError, resume, run, sweep  # noqa: E402
-from devgrad.experiment import checkpoint as ckpt  # noqa: E402
-from devgrad.experiment.tracking import flatten, track  # noqa: E402
-from tests.support.run_helpers import ROOT, cli, write_spec  # noqa: E402
+# mlflow itself is imported by the first test that talks to a store (seconds of CPU), not when the
+# suite is collected
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("mlflow") is None,
+                                reason="mlflow not installed (pip install '.[mlflow]' from the devgrad folder)")
 
 BASE = {"name": "tracked", "seed": 3, "device": "cpu",
         "data": {"source": "classification", "n_samples": 300, "n_features": 8, "n_classes": 2},
@@ -85,6 +89,8 @@ def _run_id(run_dir: Path, uri: str) -> str:
 
 
 def _client(uri: str):
+    import mlflow  # optional: the mlflow extra
+
     return mlflow.tracking.MlflowClient(tracking_uri=uri)
 
 

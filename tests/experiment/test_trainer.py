@@ -10,6 +10,7 @@ from devgrad.experiment import trainer as trainer_module
 from tests.support.run_helpers import SMALL
 
 
+@pytest.mark.slow
 def test_matmul_precision_applies_during_the_run_and_is_put_back(tmp_path, monkeypatch):
     seen = []
     real = trainer_module.set_float32_matmul_precision
@@ -33,6 +34,7 @@ def test_numeric_overflow_in_a_run_is_reported_as_divergence_not_as_numpy_warnin
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
+@pytest.mark.slow
 def test_small_models_train_with_one_blas_thread(tmp_path, monkeypatch):
     """Several small runs at once on a few cores fight over BLAS threads (each run several times
     slower); train.threads: auto gives a small model one thread, a large one all of them."""
@@ -58,6 +60,7 @@ def test_small_models_train_with_one_blas_thread(tmp_path, monkeypatch):
         run({**SMALL, "train": {"threads": 0}}, out=tmp_path, quiet=True)
 
 
+@pytest.mark.slow
 def test_restore_best_applies_only_when_early_stopping_is_on(tmp_path):
     def restored(enabled: bool) -> bool:
         es = {"enabled": enabled, "patience": 100, "restore_best": True}

@@ -39,6 +39,7 @@ def test_warmup_on_the_cpu_has_nothing_to_do(capsys):
     assert "nothing to compile" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_gpu_run_on_a_cold_cache_says_it_will_compile_first(tmp_path, monkeypatch, capsys):
     """Before the first GPU run on a machine the user is told why it starts slowly and how to
     avoid that; after 'devgrad warmup' (for this devgrad and CuPy), and on the CPU, nothing."""

@@ -19,6 +19,7 @@ from tests.support.run_helpers import ROOT
 pytestmark = pytest.mark.tooling
 
 
+@pytest.mark.slow  # the check's info step and summary: several Python processes
 def test_gpu_check_runs_only_the_steps_it_is_given(tmp_path):
     """.ci/gpu-check with GPU_CHECK_STEPS naming no step (a rerun that needs only the summary):
     nothing is run, every step's file says so, the summary is written, and it writes at most 8
@@ -58,6 +59,7 @@ def _gpu_check_on_a_small_suite(tmp_path, last_test: str, **settings) -> tuple:
     return out, summary
 
 
+@pytest.mark.slow  # waits out the time limits it checks
 def test_gpu_check_reports_the_tests_that_ran_when_the_suite_runs_out_of_time(tmp_path):
     """A suite that outlives its limit gets Ctrl-C, not SIGKILL: pytest still prints its counts
     and failures so far, and the summary shows them (a killed pytest would print nothing)."""
@@ -65,6 +67,7 @@ def test_gpu_check_reports_the_tests_that_ran_when_the_suite_runs_out_of_time(tm
     assert "1 failed, 1 passed" in summary and "pytest exit 124" in summary, summary
 
 
+@pytest.mark.slow  # waits out the time limits it checks
 def test_gpu_check_counts_the_tests_that_ran_even_when_the_suite_is_killed(tmp_path):
     """A suite that does not end on Ctrl-C (a test ignoring it) is killed after the grace and
     prints no counts of its own; the summary counts pytest -v's line per test instead and names
@@ -87,6 +90,7 @@ def _watchdog(tmp_path, seconds, module, *args, limit=60):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=limit + 30, check=False)
 
 
+@pytest.mark.slow  # waits out the time limits it checks
 def test_watchdog_prints_where_a_hung_command_waits(tmp_path):
     """.ci/watchdog.py (gpu-check runs every devgrad command through it): a command still running
     after its seconds prints every thread's stack, down to the call it waits in, and keeps running
@@ -121,6 +125,7 @@ def test_watchdog_runs_a_module_as_python_m_does(tmp_path):
     assert done.stderr == plain.stderr and missing in done.stderr and "Timeout" not in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("devices", ["cpu,tpu", "cuda"])
 def test_the_suite_stops_at_once_when_told_to_test_a_device_it_cannot_use(tmp_path, devices):
     """DEVGRAD_TEST_DEVICES naming a device this machine cannot use (a typo; cuda where no GPU is

@@ -114,8 +114,9 @@ class Progress(Callback):
     """The console's line (or bar) for every epoch, with the best monitored value so far."""
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, row: dict) -> None:
-        trainer.console.epoch(row, format_row(row, trainer.spec.train.epochs),
-                              best=(trainer.monitor, trainer.best_value, trainer.best_epoch))
+        if trainer.console is not None:  # fit() gives it one
+            trainer.console.epoch(row, format_row(row, trainer.spec.train.epochs),
+                                  best=(trainer.monitor, trainer.best_value, trainer.best_epoch))
 
 
 class Checkpoints(Callback):

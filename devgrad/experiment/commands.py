@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from devgrad.backend import Device
+from devgrad.data import Splits
 from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment import model_info, report, resuming, tracking
 from devgrad.experiment.callbacks import (
@@ -88,6 +89,7 @@ def run_trainer(plan: Plan, run_dir: Path, stop_file=None, callbacks=()) -> Trai
         close_logger(log)
         raise
     spec, splits = plan.spec, plan.splits
+    assert isinstance(splits, Splits), "a check-only plan trains nothing"
     metrics = MetricsFile(run_dir, plan.task.metrics)
     units = NeuronHistory(run_dir) if NeuronHistory.wanted(splits.n_features, spec.model.hidden) else None
     animation = (BoundaryAnimation(splits.all_points()[0], spec.train.epochs) if spec.plots.enabled
@@ -328,7 +330,7 @@ def resume(run_dir, device: str | Device | None = None, quiet: bool = False, sto
     meta["resumed"] = [*meta.get("resumed", []), segment.started]
     ckpt.write_json(run_dir / "meta.json", run_meta(plan.spec, plan.device, run_dir, "running", segment.started,
                                                     None, meta))
-    message = f"resuming {run_dir} at epoch {start} on {plan.device.description()}"
+    message = f"resuming {run_dir} at epoch {start} on {trainer.device.description()}"
     trainer.log.info(message)
     if not quiet:
         print(message, flush=True)

@@ -17,11 +17,12 @@ try:  # optional: limiting BLAS threads (train.threads)
     from threadpoolctl import threadpool_limits
 except ImportError:
     threadpool_limits = None
-from devgrad.backend import get_float32_matmul_precision, set_float32_matmul_precision
+from devgrad.backend import Device, get_float32_matmul_precision, set_float32_matmul_precision
 from devgrad.capture import CapturedStep
 from devgrad.core import Tensor, no_grad
-from devgrad.data import DataLoader
+from devgrad.data import DataLoader, Splits
 from devgrad.experiment import checkpoint as ckpt
+from devgrad.experiment.console import Console
 from devgrad.experiment.plan import Plan
 
 
@@ -30,10 +31,16 @@ class Trainer:
     the best value of the monitored metric, and calls its callbacks (see ``callbacks.Callback``)."""
 
     def __init__(self, plan: Plan, run_dir: Path, log: logging.Logger, callbacks: Sequence = ()):
-        assert plan.model is not None and plan.device is not None, "a check-only plan trains nothing"
+        splits, model, optimizer, device = plan.splits, plan.model, plan.optimizer, plan.device
+        assert isinstance(splits, Splits) and model is not None and optimizer is not None and device is not None, \
+            "a check-only plan trains nothing"
         self.plan, self.spec, self.run_dir, self.log = plan, plan.spec, run_dir, log
-        self.device, self.splits, self.task, self.dtype = plan.device, plan.splits, plan.task, plan.dtype
-        self.model, self.optimizer, self.scheduler = plan.model, plan.optimizer, plan.scheduler
+        self.device: Device = device
+        self.splits: Splits = splits
+        self.task, self.dtype = plan.task, plan.dtype
+        self.model: nn.MLP = model
+        self.optimizer: optim.Optimizer = optimizer
+        self.scheduler = plan.scheduler
         self.monitor, self.mode = plan.monitor, plan.mode
         self.callbacks = list(callbacks)
         self._named_parameters = list(self.model.named_parameters())  # fixed for the run: walked once
@@ -48,7 +55,7 @@ class Trainer:
         self.wait = 0  # epochs since the monitored metric last improved
         self.improved = False  # whether it improved in the epoch that just ended
         self.history: list[dict] = []
-        self.console = None  # where callbacks' messages go while fit() runs
+        self.console: Console | None = None  # where callbacks' messages go while fit() runs
         self.checkpoints: ckpt.Checkpointer | None = None  # made by the Checkpoints callback
         self.checkpoint_problems: list[str] = []  # a damaged checkpoint the run went on without
         self.stop_status: str | None = None  # set by a callback that ends the run (request_stop)
@@ -195,7 +202,7 @@ class Trainer:
         return int(state["epoch"])
 
     # -- the loop -----------------------------------------------------------------------------
-    def fit(self, start_epoch: int, console) -> str:
+    def fit(self, start_epoch: int, console: Console) -> str:
         """Train from ``start_epoch`` (1-based) to the end; returns the final status. ``console``
         shows the callbacks' messages (a ``console.Console``)."""
         # Every array of the run lives on the run's device. Overflow and NaN are the run's to

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment.errors import RunError
-from devgrad.experiment.spec import Spec
+from devgrad.experiment.schema import REQUIRED, Field
+from devgrad.experiment.spec import SCHEMA, Spec, optimizer_options, schedule_options
 
 __all__ = ["changed_training", "check_unchanged", "killed_segment", "read_meta", "read_state"]
 
@@ -52,9 +53,33 @@ def changed_training(started: dict, now: dict) -> list[tuple[str, object, object
     changed = []
     for key in sorted(set(before) | set(after)):
         old, new = before.get(key, _MISSING), after.get(key, _MISSING)
+        if old is _MISSING and new == _default(key, now):
+            continue  # a key this devgrad added since the run started, at the default it trains with
         if old != new and not _free(key):
             changed.append((key, old, new))
     return changed
+
+
+def _default(key: str, spec: dict):
+    """The default of dotted ``key`` in a spec like ``spec`` (an option of its optimizer or
+    schedule by that block's name), or _MISSING."""
+    block, _, option = key.partition(".")
+    if block in ("optimizer", "schedule") and option and "." not in option:
+        name = spec[block]["name"]
+        if block == "optimizer":
+            defaults = optimizer_options(name)
+        else:
+            defaults = {} if name == "none" else schedule_options(name)
+        if option not in defaults:
+            return _MISSING
+        return json.loads(json.dumps(defaults[option]))
+    node = SCHEMA
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return json.loads(json.dumps(node.default)) if isinstance(node, Field) and node.default is not REQUIRED \
+        else _MISSING
 
 
 def _shown(value) -> str:

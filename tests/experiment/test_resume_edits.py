@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from devgrad.cli import main
-from devgrad.experiment import run
+from devgrad.experiment import resolve, run
+from devgrad.experiment.resuming import changed_training
 from tests.support.run_helpers import SMALL, only_run_dir
 
 SPEC = {**SMALL, "plots": {"enabled": False}, "train": {**SMALL["train"], "epochs": 2}}
@@ -87,3 +88,13 @@ def test_edits_that_change_nothing_computed_resume_as_before(stopped_run, tmp_pa
         config["train"]["checkpoint"]["seconds"] = 5.0
     _edit(run_dir, edit)
     assert main(["resume", str(run_dir), "--quiet"]) == 0
+
+
+def test_a_key_added_to_devgrad_since_the_run_started_counts_only_when_set_away_from_its_default():
+    now = resolve(SPEC).to_dict()
+    started = resolve(SPEC).to_dict()
+    del started["train"]["clip_grad_norm"], started["optimizer"]["amsgrad"]  # as an older devgrad recorded it
+    assert changed_training(started, now) == []
+    now["train"]["clip_grad_norm"] = 1.0
+    now["optimizer"]["amsgrad"] = True
+    assert [key for key, _, _ in changed_training(started, now)] == ["optimizer.amsgrad", "train.clip_grad_norm"]

@@ -161,7 +161,7 @@ class Tracer(np.ndarray):
             for target in plain_out:
                 _before_write(rec, target)
             fn(*args, out=plain_out, **kwargs)
-            rec.plan.append((fn, args, {**kwargs, "out": plain_out}))
+            rec.plan.append(_step(ufunc, method, fn, args, kwargs, plain_out))
             return out[0] if len(out) == 1 else out
         result = fn(*args, **kwargs)
         if isinstance(result, tuple):
@@ -169,10 +169,7 @@ class Tracer(np.ndarray):
             rec.plan.append((fn, args, {**kwargs, "out": bufs}))
             return tuple(_traced(b) for b in bufs)
         buf = _buffer(rec, result)
-        if method == "__call__" and not kwargs and ufunc not in _KEYWORD_OUT:
-            rec.plan.append((fn, (*args, buf), None))  # out= given positionally: the fastest call
-        else:
-            rec.plan.append((fn, args, {**kwargs, "out": (buf,)}))
+        rec.plan.append(_step(ufunc, method, fn, args, kwargs, (buf,)))
         return _traced(buf)
 
     def __array_function__(self, func, types, args, kwargs):
@@ -327,6 +324,22 @@ class Tracer(np.ndarray):
                            "recorded: the recorder cannot repeat it")
 
     sort = partition = put = resize = _unsupported
+
+
+_REDUCE_KEYWORDS = frozenset({"axis", "dtype", "keepdims", "where", "out"})
+
+
+def _step(ufunc, method: str, fn, args: tuple, kwargs: dict, outs: tuple) -> tuple:
+    """The plan's entry for a ufunc call writing ``outs``: with its arguments positional where NumPy
+    takes them so (a keyword call costs a dict per replay: on a tiny step, a tenth of the call)."""
+    if len(outs) == 1 and not kwargs and method == "__call__" and ufunc.nout == 1 and len(args) == ufunc.nin \
+            and ufunc not in _KEYWORD_OUT:
+        return fn, (*args, outs[0]), None
+    if (method == "reduce" and len(outs) == 1 and len(args) == 1 and kwargs.keys() <= _REDUCE_KEYWORDS
+            and kwargs.get("where", True) is True):
+        # reduce(array, axis, dtype, out, keepdims): axis 0 is reduce's own default
+        return fn, (args[0], kwargs.get("axis", 0), kwargs.get("dtype"), outs[0], kwargs.get("keepdims", False)), None
+    return fn, args, {**kwargs, "out": outs}
 
 
 def _has_tracer(key) -> bool:

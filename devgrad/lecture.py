@@ -161,12 +161,18 @@ def _link(result, out: Path, label: str = "the run's report") -> str:
 
 
 def _page(out, runs, graph_png, path_rows, checks, backprop, forward, node_grads, growth) -> str:
-    r = runs
+    """The lecture's HTML page: the runs' sections (1-5), the derivative graph's (6-8), initialisation's (9)."""
+    sections = (_run_sections(runs, out) + _graph_sections(graph_png, path_rows, checks, backprop, forward,
+                                                              node_grads, growth) + [_init_section(runs, out)])
+    return page("devgrad: the lecture", "".join(sections))
+
+
+def _run_sections(r: dict, out: Path) -> list[str]:
+    """Sections 1-5: the linear classifier, logistic regression, the triangle, MLPs, the collapse
+    without a nonlinearity, each with its run's picture and numbers."""
     collapsed = r["triangle_linear_activation"].summary.get("linear_map", {})
     linear_map = collapsed.get("input_text") or collapsed.get("text", "")
-    check_text = "; ".join(f"∂L/∂{leaf}: path sum {total:.6f}, backprop {backprop[leaf]:.6f}" for leaf, total in checks)
-    agree = all(math.isclose(total, backprop[leaf], rel_tol=1e-12, abs_tol=1e-15) for leaf, total in checks)
-    sections = [
+    return [
         "<h1>The lecture, runnable</h1><p>Every picture and number on this page was produced by devgrad "
         "just now (<code>devgrad lecture</code>). Each section links to the run that made it.</p>",
 
@@ -212,6 +218,14 @@ def _page(out, runs, graph_png, path_rows, checks, backprop, forward, node_grads
         + _plot(r["triangle_linear_activation"], "decision_boundary.png",
                 "The collapsed network: its boundary is the one line of the composed map."),
 
+    ]
+
+
+def _graph_sections(graph_png, path_rows, checks, backprop, forward, node_grads, growth) -> list[str]:
+    """Sections 6-8: the one-neuron derivative graph, the chain rule as path sums, backpropagation."""
+    check_text = "; ".join(f"∂L/∂{leaf}: path sum {total:.6f}, backprop {backprop[leaf]:.6f}" for leaf, total in checks)
+    agree = all(math.isclose(total, backprop[leaf], rel_tol=1e-12, abs_tol=1e-15) for leaf, total in checks)
+    return [
         "<h2>6. The computational graph and its derivative graph</h2><p>One neuron, as the lecture draws it: "
         "inputs x₁, x₂ (placeholders), weights α, β (variables), z = αx₁ + βx₂, σ(z), and the loss "
         "L = −log σ(z) for the label y = 1 (logistic regression's loss). Every edge carries the local "
@@ -239,7 +253,12 @@ def _page(out, runs, graph_png, path_rows, checks, backprop, forward, node_grads
         + "<p>A stack of 'diamonds' (each layer feeds the next through two branches) doubles the paths at "
         "every layer; path_sum refuses beyond 10,000 paths, backprop does not care:</p>"
         + table(growth, ["depth", "paths", "listed by path_sum", "path sum", "backprop", "note"], sortable=False),
+    ]
 
+
+def _init_section(r: dict, out: Path) -> str:
+    """Section 9: zero against random initialisation."""
+    return (
         "<h2>9. Why weights must not start at zero</h2><p>If every weight starts at zero, every hidden unit "
         "computes the same function and receives the same gradient, so they stay identical forever: the "
         "network has, in effect, one hidden unit. Random initialisation breaks the symmetry. Same network, "
@@ -248,8 +267,5 @@ def _page(out, runs, graph_png, path_rows, checks, backprop, forward, node_grads
         f"{_link(r['random_init'], out, 'the random-start run')}.</p>"
         + _plot(r["zero_init_symmetry"], "hidden_units.png", "Zero start: the three units' weights over training "
                 "(one line: they never differ).")
-        + _plot(r["random_init"], "hidden_units.png", "Random start: the units go their own ways."),
-    ]
-    return page("devgrad: the lecture", "".join(sections))
-
-
+        + _plot(r["random_init"], "hidden_units.png", "Random start: the units go their own ways.")
+    )

@@ -165,6 +165,42 @@ def _local_derivatives(node: Function) -> list:
     return [None if g is None else node.device.to_host(g.data) for g in grads]
 
 
+def _edges(node, cache: dict) -> list:
+    """(parent, local derivative as a number) for each input of ``node`` that has a derivative; the
+    derivatives are computed once per node (``cache``)."""
+    if id(node) not in cache:
+        cache[id(node)] = _local_derivatives(node)
+    edges = []
+    for parent, local in zip(node.next, cache[id(node)]):
+        if parent is None or local is None:
+            continue
+        if np.size(local) != 1:
+            raise ValueError(f"path_sum works on graphs of single numbers; {node.name} has an input of shape "
+                             f"{np.shape(local)}: use backward() for tensors")
+        edges.append((parent, float(np.reshape(local, -1)[0])))
+    return edges
+
+
+def _count_paths(start, target, cache: dict) -> int:
+    """How many paths lead from ``target`` to ``start`` (a node), counted once per node in reverse
+    topological order: as many steps as the graph has edges, however many paths there are."""
+    counts: dict = {}
+    stack = [(start, False)]
+    while stack:
+        node, ready = stack.pop()
+        if id(node) in counts:
+            continue
+        edges = _edges(node, cache)
+        if ready:
+            counts[id(node)] = sum(1 if parent is target else counts.get(id(parent), 0)
+                                   for parent, _ in edges if parent is target or isinstance(parent, Function))
+            continue
+        stack.append((node, True))
+        stack += [(parent, False) for parent, _ in edges
+                  if parent is not target and isinstance(parent, Function) and id(parent) not in counts]
+    return counts[id(start)]
+
+
 def path_sum(output: Tensor, wrt: Tensor, limit: int = PATH_LIMIT, names: dict | None = None):
     """The lecture's chain rule on a graph of scalars: ∂output/∂wrt as the sum, over every path from
     ``wrt`` to ``output``, of the product of the local derivatives on its edges.
@@ -181,26 +217,19 @@ def path_sum(output: Tensor, wrt: Tensor, limit: int = PATH_LIMIT, names: dict |
                          f"wrt {wrt.shape}: use backward() for tensors")
     target = wrt.grad_fn if wrt.grad_fn is not None else wrt
     cache: dict = {}
+    if _count_paths(output.grad_fn, target, cache) > limit:  # counted node by node: refused before listing any
+        raise ValueError(f"path_sum: more than {limit} paths from {_name_of(wrt, labels)} to the output (their "
+                         "number grows exponentially with depth, which is why backprop accumulates products node "
+                         "by node instead); use backward()")
     paths = []
     # Depth-first from the output back to wrt; each stack entry is (node, product so far, names so far).
     stack = [(output.grad_fn, 1.0, [output.grad_fn.name])]
     while stack:
         node, product, trail = stack.pop()
-        if id(node) not in cache:
-            cache[id(node)] = _local_derivatives(node)
-        for parent, local in zip(node.next, cache[id(node)]):
-            if parent is None or local is None:
-                continue
-            if np.size(local) != 1:
-                raise ValueError(f"path_sum works on graphs of single numbers; {node.name} has an input of shape "
-                                 f"{np.shape(local)}: use backward() for tensors")
-            step = product * float(np.reshape(local, -1)[0])
+        for parent, local in _edges(node, cache):
+            step = product * local
             if parent is target:
                 paths.append(([_name_of(wrt, labels), *reversed(trail)], step))
-                if len(paths) > limit:
-                    raise ValueError(f"path_sum: more than {limit} paths from {_name_of(wrt, labels)} to the output "
-                                     "(their number grows exponentially with depth, which is why backprop "
-                                     "accumulates products node by node instead); use backward()")
             elif isinstance(parent, Function):
                 stack.append((parent, step, [*trail, parent.name]))
     paths.reverse()

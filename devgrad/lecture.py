@@ -73,7 +73,21 @@ def build(out, device: str = "cpu", quiet: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     replaced = (out / "index.html").exists()
     started = time.perf_counter()
-    runs = _run_specs(run, out / "runs", device, quiet)
+    graph: dict = {}  # the derivative graph's picture and numbers, made here while the runs train
+    runs = _run_specs(run, out / "runs", device, quiet, meanwhile=lambda: graph.update(_neuron_and_paths(out)))
+    html_text = _page(out, runs, **graph)
+    index = out / "index.html"
+    atomic_write_text(index, html_text)
+    if not quiet:
+        what = "replaced the page of an earlier run of devgrad lecture" if replaced else "wrote"
+        print(f"lecture: {what} {index} in {time.perf_counter() - started:.1f}s (the runs are kept under "
+              f"{out / 'runs'})", flush=True)
+    return index
+
+
+def _neuron_and_paths(out: Path) -> dict:
+    """The one-neuron derivative graph (drawn into ``out``), its paths and backprop's numbers, and the
+    diamonds' path counts: what sections 6-8 show (``_page``'s keyword arguments)."""
     neuron = one_neuron()
     names = {k: v for k, v in neuron.items()}
     graph_png = viz.derivative_graph(neuron["L"], names=names).render(out / "one_neuron.png")
@@ -105,20 +119,16 @@ def build(out, device: str = "cpu", quiet: bool = False) -> Path:
         (g,) = grad(h, [x])
         growth.append({"depth": depth, "paths": 2 ** depth, "listed by path_sum": listed or "refused",
                        "path sum": total, "backprop": float(g.item()), "note": refused})
-    html_text = _page(out, runs, graph_png, path_rows, checks, backprop, forward, node_grads, growth)
-    index = out / "index.html"
-    atomic_write_text(index, html_text)
-    if not quiet:
-        what = "replaced the page of an earlier run of devgrad lecture" if replaced else "wrote"
-        print(f"lecture: {what} {index} in {time.perf_counter() - started:.1f}s (the runs are kept under "
-              f"{out / 'runs'})", flush=True)
-    return index
+    return {"graph_png": graph_png, "path_rows": path_rows, "checks": checks, "backprop": backprop,
+            "forward": forward, "node_grads": node_grads, "growth": growth}
 
 
-def _run_specs(run, runs_dir: Path, device: str, quiet: bool) -> dict:
+def _run_specs(run, runs_dir: Path, device: str, quiet: bool, meanwhile=None) -> dict:
     """The lecture's runs, each in its own folder under ``runs_dir``. They are independent: on a
     CPU of several cores, where ``fork_is_safe`` (Linux, no other thread, no CUDA context), forked
-    processes train them side by side, the longest first; elsewhere one after the other."""
+    processes train them side by side, the longest first, while this process calls ``meanwhile``
+    (if given: work of its own, which fills a core the last runs leave idle); elsewhere one after
+    the other, then ``meanwhile``."""
     paths = {name: _spec_path(name) for name in SPECS}  # a missing spec fails before any run starts
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     if cores < 2 or device != "cpu" or not fork_is_safe():
@@ -127,11 +137,15 @@ def _run_specs(run, runs_dir: Path, device: str, quiet: bool) -> dict:
             if not quiet:
                 print(f"lecture: {name}", flush=True)
             results[name] = run(paths[name], out=runs_dir, device=device, quiet=True)
+        if meanwhile is not None:
+            meanwhile()
         return results
     context = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(cores, len(SPECS)), mp_context=context) as pool:
         futures = {pool.submit(run, paths[name], out=runs_dir, device=device, quiet=True): name
                    for name in sorted(SPECS, key=lambda n: -_EFFORT.get(n, 1))}
+        if meanwhile is not None:
+            meanwhile()
         results = {}
         for future in concurrent.futures.as_completed(futures):
             results[futures[future]] = future.result()

@@ -127,3 +127,28 @@ def test_the_lecture_trains_its_runs_here_while_another_thread_runs(tmp_path, mo
         other.join()
     assert results == {name: name for name in lecture.SPECS}
     assert _RUNS_IN_THIS_PROCESS == list(lecture.SPECS)
+
+
+@pytest.mark.parametrize("threads", [1, 2], ids=["forked-runs", "runs-here"])
+def test_the_lecture_draws_its_own_pictures_while_the_runs_train(tmp_path, monkeypatch, threads):
+    """The page's own work (the derivative graph, the path sums) runs once, in this process, beside
+    the runs: while forked workers train them, or after them where they train here."""
+    import threading
+
+    from devgrad import lecture
+
+    monkeypatch.setattr(lecture.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    calls = []
+    release = threading.Event()
+    other = threading.Thread(target=release.wait) if threads == 2 else None
+    if other is not None:
+        other.start()
+    try:
+        results = lecture._run_specs(_record_run, tmp_path, "cpu", quiet=True,
+                                     meanwhile=lambda: calls.append(threading.current_thread().name))
+    finally:
+        release.set()
+        if other is not None:
+            other.join()
+    assert results == {name: name for name in lecture.SPECS}
+    assert calls == [threading.main_thread().name]

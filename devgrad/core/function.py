@@ -88,6 +88,8 @@ class Function:
             else:
                 arrays.append(arg)
                 nexts.append(None)
+        if dev is None:
+            raise TypeError(_no_tensor_message(cls, args))
         node = object.__new__(cls)
         node.device = dev
         node.saved = None
@@ -192,3 +194,11 @@ class Function:
     @property
     def name(self) -> str:
         return type(self).__name__
+
+
+def _no_tensor_message(cls, args) -> str:
+    """The error for an op called on plain data only (dg.sin(array)): it has no device to run on."""
+    name = getattr(cls, "ufunc", "") or cls.__name__.lower()
+    kinds = ", ".join(type(a).__name__ for a in args) or "nothing"
+    return (f"{name}: needs a Tensor argument, got {kinds}; wrap the data with dg.tensor(...) "
+            "(with requires_grad=True to differentiate it)")

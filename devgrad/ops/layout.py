@@ -76,9 +76,11 @@ def rot90(m: Tensor, k: int = 1, axes=(0, 1), *, dims=None) -> Tensor:
     return flip(transpose(m, order), second)
 
 
-def roll(a: Tensor, shift, axis=None, *, shifts=None, dims=None) -> Tensor:
+def roll(a: Tensor, shift=None, axis=None, *, shifts=None, dims=None) -> Tensor:
     """Shift elements cyclically by ``shift`` along ``axis`` (of the flattened tensor for None);
     PyTorch's ``shifts``/``dims`` are accepted too."""
+    if (shift is None) == (shifts is None):
+        raise TypeError("roll: give the shift once, as shift (NumPy's) or shifts= (PyTorch's)")
     shift = shift if shifts is None else shifts
     axis = axis_arg(axis, dims, "roll")
     if axis is None:

@@ -292,3 +292,18 @@ def test_select_diff_and_pad_take_what_numpy_takes():
         _same(dg.diff(dg.tensor(flags), n), np.diff(flags, n))
     for mode in ("constant", "edge"):
         _same(dg.pad(dg.tensor(1.5), 2, mode), np.pad(np.array(1.5, np.float32), 2, mode))
+
+
+def test_roll_method_takes_pytorchs_keywords_alone():
+    x = dg.tensor(np.arange(6.0).reshape(2, 3))
+    _same(x.roll(shifts=1, dims=1), np.roll(np.arange(6.0).reshape(2, 3), 1, 1))
+    _same(x.roll(shifts=(1, -1), dims=(0, 1)), np.roll(np.arange(6.0).reshape(2, 3), (1, -1), (0, 1)))
+    with pytest.raises(TypeError, match="shift once"):
+        dg.roll(x, 1, shifts=2)
+
+
+@pytest.mark.parametrize("name", ["sin", "exp2", "floor", "cbrt", "nan_to_num", "sum", "tanh"])
+@pytest.mark.parametrize("data", [np.ones(2), [1.0, 2.0], 2.0])
+def test_a_function_given_plain_data_says_to_make_a_tensor(name, data):
+    with pytest.raises(TypeError, match=r"needs a Tensor argument, got (ndarray|list|float); wrap the data"):
+        getattr(dg, name)(data)

@@ -17,7 +17,7 @@ from devgrad.core.grad_mode import mode
 from devgrad.core._tensor import Tensor, register_tensor_methods
 
 
-def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False, inputs=None):
+def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False, inputs=None):  # noqa: C901, PLR0912 - one loop over the graph, read top to bottom
     """Propagate ``grad_outputs`` from ``outputs`` through the graph.
 
     With ``inputs=None`` gradients accumulate into ``.grad`` of every leaf reached

@@ -56,6 +56,16 @@ def _write(a: Tensor, values) -> Tensor:
     return a
 
 
+def _write_result(a: Tensor, result, name: str) -> Tensor:
+    """Store an arithmetic result into ``a`` where PyTorch would: a float result into an integer
+    tensor is an error there (it would be truncated silently), not a write."""
+    dtype = getattr(result, "dtype", None)
+    if dtype is not None and not np.can_cast(dtype, a.dtype, casting="same_kind"):
+        raise TypeError(f"{name}: the result is {dtype}, which a {a.dtype} tensor cannot hold without "
+                        f"truncating it; use the out-of-place x.{name.rstrip('_')}(...), or x.astype(...) first")
+    return _write(a, result)
+
+
 def _unary_(name: str, fn, floating: bool = True):
     def method(a: Tensor) -> Tensor:
         _check(a, name)
@@ -74,7 +84,7 @@ def _binary_(name: str, fn):
     def method(a: Tensor, other) -> Tensor:
         _check(a, name, other)
         with np.errstate(all="ignore"), a.device.activate():
-            return _write(a, fn(a.data, _value(a, other, name)))
+            return _write_result(a, fn(a.data, _value(a, other, name)), name)
 
     method.__name__ = name
     method.__doc__ = f"In place: ``x.{name}(y)`` is ``x = x.{name[:-1]}(y)`` on x's own memory."
@@ -86,7 +96,7 @@ def add_(a: Tensor, other, *, alpha=1) -> Tensor:
     _check(a, "add_", other)
     value = _value(a, other, "add_")
     with a.device.activate():
-        return _write(a, a.data + (value if alpha == 1 else value * alpha))
+        return _write_result(a, a.data + (value if alpha == 1 else value * alpha), "add_")
 
 
 def sub_(a: Tensor, other, *, alpha=1) -> Tensor:
@@ -94,7 +104,7 @@ def sub_(a: Tensor, other, *, alpha=1) -> Tensor:
     _check(a, "sub_", other)
     value = _value(a, other, "sub_")
     with a.device.activate():
-        return _write(a, a.data - (value if alpha == 1 else value * alpha))
+        return _write_result(a, a.data - (value if alpha == 1 else value * alpha), "sub_")
 
 
 def clamp_(a: Tensor, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
@@ -103,7 +113,7 @@ def clamp_(a: Tensor, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's n
     if min is None and max is None:
         raise ValueError("clamp_: give at least one of min, max")
     with a.device.activate():
-        return _write(a, a.xp.clip(a.data, _value(a, min, "clamp_"), _value(a, max, "clamp_")))
+        return _write_result(a, a.xp.clip(a.data, _value(a, min, "clamp_"), _value(a, max, "clamp_")), "clamp_")
 
 
 def copy_(a: Tensor, src) -> Tensor:

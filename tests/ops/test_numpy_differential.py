@@ -307,3 +307,15 @@ def test_roll_method_takes_pytorchs_keywords_alone():
 def test_a_function_given_plain_data_says_to_make_a_tensor(name, data):
     with pytest.raises(TypeError, match=r"needs a Tensor argument, got (ndarray|list|float); wrap the data"):
         getattr(dg, name)(data)
+
+
+@pytest.mark.parametrize("change", [lambda x: x.div_(2), lambda x: x.mul_(2.5), lambda x: x.add_(0.5),
+                                    lambda x: x.sub_(dg.tensor([0.5] * 4)), lambda x: x.clamp_(0.5, 2.5)])
+def test_in_place_arithmetic_never_truncates_into_an_integer_tensor(change):
+    """PyTorch refuses a float result in an integer tensor; a silent truncation would be a wrong value."""
+    x = dg.tensor(np.arange(4))
+    with pytest.raises(TypeError, match="cannot hold without truncating"):
+        change(x)
+    np.testing.assert_array_equal(x.numpy(), [0, 1, 2, 3])
+    x.add_(1, alpha=2).mul_(3)  # integer results stay allowed
+    np.testing.assert_array_equal(x.numpy(), [6, 9, 12, 15])

@@ -104,7 +104,7 @@ class Max(_Reduce):
 
     def forward(self, a, axis=None, keepdims=False):
         axes = self._setup(a, axis, keepdims)
-        if a.size == 0:
+        if any(a.shape[ax] == 0 for ax in axes):  # an empty slice has no extreme (NumPy's rule too)
             raise ValueError(f"{self.pick}() of an empty tensor has no value")
         return getattr(self.device.xp, self.pick)(a, axis=axes, keepdims=keepdims)
 

@@ -319,3 +319,14 @@ def test_in_place_arithmetic_never_truncates_into_an_integer_tensor(change):
     np.testing.assert_array_equal(x.numpy(), [0, 1, 2, 3])
     x.add_(1, alpha=2).mul_(3)  # integer results stay allowed
     np.testing.assert_array_equal(x.numpy(), [6, 9, 12, 15])
+
+
+@pytest.mark.parametrize("shape, axis", [((3, 0), 0), ((0, 3), 1), ((2, 0, 3), (0, 2))])
+def test_extremes_over_non_empty_axes_of_an_empty_tensor_are_empty(shape, axis):
+    x = dg.tensor(np.zeros(shape), requires_grad=True)
+    for name in ("amax", "amin", "max"):
+        _same(getattr(dg, name)(x, axis=axis), np.amax(np.zeros(shape), axis=axis))
+    (g,) = dg.grad(dg.amax(x, axis=axis).sum(), x)
+    assert g.shape == shape
+    with pytest.raises(ValueError, match="empty tensor has no value"):
+        dg.amax(x, axis=None)  # an empty slice has no maximum, as in NumPy

@@ -7,7 +7,11 @@ raised when a user asks for ``cuda`` can say why the GPU is unavailable.
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
 import os
+import re
+import sys
 import threading
 from pathlib import Path
 
@@ -20,8 +24,49 @@ _lock = threading.Lock()
 _state: dict = {}
 
 
+# The CUDA driver's library per platform: CuPy sees no GPU without it. Loading it (or failing
+# to) takes about a millisecond; importing CuPy takes 1-2 s, which a CPU-only run should not pay.
+_DRIVER_LIBRARIES = {"linux": ("libcuda.so.1", "libcuda.so"), "win32": ("nvcuda.dll",)}
+
+
+def _driver_missing() -> str | None:
+    """Why no CUDA driver loads here, or None when one does (or the platform has no known name)."""
+    names = _DRIVER_LIBRARIES.get(sys.platform)
+    if not names:
+        return None
+    errors = []
+    for name in names:
+        try:
+            ctypes.CDLL(name)
+        except OSError as exc:
+            errors.append(str(exc))
+        else:
+            return None
+    return f"the CUDA driver library did not load ({errors[0]})"
+
+
+def _installed_version(spec) -> str:
+    """CuPy's version read from its package without importing it ('?' when unreadable)."""
+    try:
+        text = (Path(spec.origin).parent / "_version.py").read_text()
+    except (OSError, TypeError):
+        return "?"
+    found = re.search(r"__version__\s*=\s*['\"]([^'\"]+)['\"]", text)
+    return found.group(1) if found else "?"
+
+
 def _probe() -> dict:
-    """Import CuPy and count devices once; remember the module or the reason it failed."""
+    """Import CuPy and count devices once; remember the module or the reason it failed. Where
+    CuPy is installed but no CUDA driver loads, CuPy is not imported at all (it could see no GPU)."""
+    try:
+        spec = importlib.util.find_spec("cupy")
+    except (ImportError, ValueError):
+        spec = None
+    missing = _driver_missing() if spec is not None else None
+    if missing is not None:
+        version = _installed_version(spec)
+        return {"module": None, "count": 0, "version": version,
+                "reason": f"CuPy {version} is installed but no CUDA driver or GPU is usable: {missing}"}
     try:
         import cupy  # noqa: PLC0415 - optional dependency, imported on first use
     except ImportError as exc:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import inspect
-
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -66,6 +66,7 @@ def test_unavailable_reason_distinguishes_missing_cupy_from_missing_driver():
 
 def test_probe_reports_missing_cupy(monkeypatch):
     block_import(monkeypatch, "cupy")
+    monkeypatch.setattr(cupy_import.importlib.util, "find_spec", lambda name: None)
     state = cupy_import._probe()
     assert state["module"] is None
     assert "not installed" in state["reason"] and "cupy-cuda12x" in state["reason"]
@@ -73,8 +74,26 @@ def test_probe_reports_missing_cupy(monkeypatch):
 
 def test_probe_survives_any_exception_at_import(monkeypatch):
     block_import(monkeypatch, "cupy", OSError("libcudart.so.12: cannot open shared object file"))
+    monkeypatch.setattr(cupy_import, "_driver_missing", lambda: None)  # a machine with a CUDA driver
     state = cupy_import._probe()
     assert state["module"] is None and "failed to import" in state["reason"] and "libcudart" in state["reason"]
+
+
+def test_without_a_cuda_driver_cupy_is_not_imported(monkeypatch, tmp_path):
+    """CuPy installed but no driver library: the probe says so (with CuPy's version, read from its
+    package) and never imports CuPy, which costs a CPU-only run 1-2 s of its start."""
+    package = tmp_path / "cupy"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "_version.py").write_text("__version__ = '13.6.0'\n")
+    monkeypatch.setattr(cupy_import.importlib.util, "find_spec",
+                        lambda name: type("Spec", (), {"origin": str(package / "__init__.py")})())
+    monkeypatch.setattr(cupy_import, "_DRIVER_LIBRARIES", {sys.platform: ("libdevgrad-no-such-driver.so.1",)})
+    block_import(monkeypatch, "cupy", AssertionError("CuPy was imported without a CUDA driver"))
+    state = cupy_import._probe()
+    assert state["module"] is None and state["version"] == "13.6.0"
+    assert state["reason"].startswith("CuPy 13.6.0 is installed but no CUDA driver or GPU is usable: the CUDA "
+                                      "driver library did not load (libdevgrad-no-such-driver.so.1")
 
 
 def test_default_device_from_environment(monkeypatch):

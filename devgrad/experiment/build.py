@@ -15,7 +15,7 @@ def build_model(spec: Spec, n_features: int, task: Task, device) -> nn.MLP:
     m = spec.model
     generator = np.random.default_rng([spec.seed, 0])
     return nn.MLP([n_features, *m.hidden, task.out_features], activation=m.activation, init=m.init,
-                  dropout=m.dropout, bias=m.bias, generator=generator, device=device, dtype=spec.dtype)
+                  dropout=m.dropout, bias=m.bias, generator=generator, device=device, dtype=spec.dtype, norm=m.norm)
 
 
 def build_optimizer(spec: Spec, params, capturable: bool = False) -> optim.Optimizer:

@@ -87,7 +87,7 @@ def describe(spec, splits, task) -> dict:
     return {
         "format": FORMAT, "task": task.kind, "dtype": str(np.dtype(spec.dtype)),
         "architecture": {"type": "MLP", "sizes": sizes, "activation": m.activation, "bias": m.bias,
-                         "dropout": m.dropout},
+                         "dropout": m.dropout, "norm": m.norm},
         "features": {"names": feature_names(spec.data.to_dict(), splits.n_features),
                      "target": spec.data.target if spec.data.source == "csv" else None},
         "standardize": standardize, "output": output,

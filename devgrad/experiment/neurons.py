@@ -11,25 +11,17 @@ Everything here is NumPy on host copies; the plots are in ``report``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from devgrad import nn
+from devgrad.core import Tensor, no_grad
 from devgrad.experiment.checkpoint import Appender, read_jsonl
 from devgrad.io import atomic_write_text
 
 MAX_UNITS = 16  # first layers wider than this are not drawn unit by unit
 
-_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "relu": lambda z: np.maximum(z, 0.0),
-    "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
-    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60))),
-    "tanh": np.tanh,
-    "softplus": lambda z: np.logaddexp(0.0, z),
-    "identity": lambda z: z,
-}
 
 
 def plane_grid(X_all: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +34,9 @@ def plane_grid(X_all: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarr
 
 
 def activation(name: str, z: np.ndarray) -> np.ndarray:
-    return _ACTIVATIONS[name](z)
+    """The hidden activation ``name`` (devgrad.nn's, by the names specs use) of host values ``z``."""
+    with no_grad():
+        return nn.activation(name)(Tensor(np.asarray(z, dtype=np.float64), device="cpu")).numpy()
 
 
 def _host_layer(m) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +112,29 @@ def composed_map(layers) -> tuple[np.ndarray, np.ndarray]:
 def hidden_activations(model, activation_name: str, X_std: np.ndarray) -> np.ndarray:
     """The first hidden layer's activations (n, units) for standardised inputs."""
     w, b = first_layer(model)
-    return activation(activation_name, X_std @ w.T + b)
+    z = X_std @ w.T + b
+    norm = next((m for m in model.modules() if isinstance(m, nn.LayerNorm | nn.BatchNorm1d)), None)
+    if norm is not None:  # the first hidden layer's normalisation (model.norm), as in inference (eval)
+        z = _normalised(norm, z)
+    return activation(activation_name, z)
+
+
+def _host(t) -> np.ndarray:
+    return np.asarray(t.numpy(), dtype=np.float64)
+
+
+def _normalised(norm, z: np.ndarray) -> np.ndarray:
+    """``norm`` (a LayerNorm, or a BatchNorm1d with its running statistics) of host values ``z``."""
+    if isinstance(norm, nn.LayerNorm):
+        centred = z - z.mean(axis=-1, keepdims=True)
+        z = centred / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + norm.eps)
+    elif norm.track_running_stats:
+        z = (z - _host(norm.running_mean)) / np.sqrt(_host(norm.running_var) + norm.eps)
+    else:
+        z = (z - z.mean(axis=0)) / np.sqrt(z.var(axis=0) + norm.eps)
+    if norm.weight is not None:
+        z = z * _host(norm.weight)
+    return z if norm.bias is None else z + _host(norm.bias)
 
 
 class UnitHistory:

@@ -162,6 +162,8 @@ def graph_choice(spec: Spec, device: Device) -> str | None:
         return f"{device} cannot capture a step"
     if spec.model.dropout > 0:  # with true, the spec already refused this
         return "model.dropout > 0: a replayed step would reuse one dropout mask"
+    if spec.model.norm == "batch":  # with true, the spec already refused this
+        return "model.norm is batch: its running statistics change inside the forward pass"
     return None
 
 

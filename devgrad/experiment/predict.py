@@ -138,6 +138,7 @@ def load(run_dir, checkpoint: str = "best", device=None, quiet: bool = False) ->
     dev = resolve_device(device) if device is not None else default_device()
     arch = info["architecture"]
     model = nn.MLP(arch["sizes"], activation=arch["activation"], dropout=arch["dropout"], bias=arch["bias"],
+                   norm=arch.get("norm", "none"),
                    device=dev, dtype=info["dtype"])
     try:
         model.load_state_dict(state["model"])

@@ -241,6 +241,8 @@ def like_default(value, default) -> bool:
     """Is ``value`` of the kind of an option whose default is ``default``?"""
     if isinstance(default, bool):
         return isinstance(value, bool)
+    if isinstance(default, str):  # a word, e.g. plateau's mode: the schedule checks which
+        return isinstance(value, str)
     if isinstance(default, list):
         return isinstance(value, list) and all(is_kind(x, NUM) for x in value)
     if default is None:  # optional number, e.g. cosine's t_max

@@ -22,8 +22,8 @@ from devgrad.core import Tensor
 from devgrad.data.synthetic import GENERATORS
 from devgrad.experiment.schema import NUM, REQUIRED, Loaded, SpecError, Validator, did_you_mean, is_kind, like_default
 from devgrad.experiment.spec_keys import (
-    CLASSIFICATION_METRICS, FILE_SOURCES, LOSSES, METRICS, REGRESSION_METRICS, SCHEDULE_ALIASES, SCHEMA, SKLEARN,
-    SYNTHETIC, loss_options, optimizer_options, schedule_options,
+    CLASSIFICATION_METRICS, FILE_SOURCES, LOSSES, METRICS, NO_WARMUP_SCHEDULES, REGRESSION_METRICS, SCHEDULE_ALIASES,
+    SCHEMA, SKLEARN, SYNTHETIC, loss_options, optimizer_options, schedule_options,
 )
 from devgrad.nn import functional as F
 
@@ -154,9 +154,45 @@ def validate(loaded: Loaded, source: str = "spec", check_files: bool = True) -> 
     train = loaded.data.get("train")
     _check_capture(v, spec, "cuda_graph" if isinstance(train, dict) and "cuda_graph" in train else "capture")
     _check_by_building(v, spec)
+    _check_norm(v, spec)
+    _check_run_schedule(v, spec)
     if v.problems:
         raise SpecError(v.sorted_problems(), source)
     return {key: spec[key] for key in SCHEMA}
+
+
+def _check_norm(v: Validator, spec: dict) -> None:
+    """model.norm normalises hidden layers: there must be some, and a batch norm needs batches of
+    at least two rows to take statistics of."""
+    norm = spec["model"]["norm"]
+    if norm == "none":
+        return
+    if not spec["model"]["hidden"]:
+        v.add(("model", "norm"), f"{norm} normalises the hidden layers, and model.hidden is empty (a linear model); "
+                                 "add hidden layers or set model.norm: none")
+    if norm == "batch" and spec["train"]["batch_size"] == 1:
+        v.add(("model", "norm"), "batch takes each batch's mean and variance, and train.batch_size is 1 (one row "
+                                 "has no variance); use train.batch_size >= 2 or model.norm: layer")
+
+
+def _check_run_schedule(v: Validator, spec: dict) -> None:
+    """plateau and onecycle step on their own terms (no warm-up in front); plateau's mode must
+    match the direction of the metric it watches (train.early_stopping.monitor)."""
+    schedule = spec["schedule"]
+    name = schedule.get("name")
+    if name not in NO_WARMUP_SCHEDULES or any(p.startswith("schedule") for p in v.problems):
+        return
+    if schedule.get("warmup_epochs"):
+        v.add(("schedule", "warmup_epochs"), f"{name} sets the rate from the first epoch on its own and takes no "
+                                             "warm-up; set warmup_epochs: 0" +
+              (" (onecycle's pct_start is its warm-up)" if name == "onecycle" else ""))
+    if name == "plateau":
+        monitor = spec["train"]["early_stopping"]["monitor"]
+        rising = monitor.endswith(("accuracy", "r2"))
+        if schedule["mode"] != ("max" if rising else "min"):
+            v.add(("schedule", "mode"), f"{schedule['mode']!r} would lower the rate while the watched metric "
+                                        f"{monitor} (train.early_stopping.monitor) improves; set mode: "
+                                        f"{'max' if rising else 'min'}")
 
 
 def _capture_alias(v: Validator, raw: dict) -> dict:
@@ -203,6 +239,9 @@ def _block(v: Validator, raw: dict, key: str, default):
 
 def _check_capture(v: Validator, spec: dict, written: str) -> None:
     """``written``: the key the spec used (capture, or its older name cuda_graph), named in the message."""
+    if spec["train"]["capture"] is True and spec["model"]["norm"] == "batch":
+        v.add(("train", written), "cannot be used with model.norm: batch, whose running statistics change inside "
+                                  "the forward pass; set train.capture: auto (or false), or model.norm: layer")
     dropout = spec["model"]["dropout"]
     if spec["train"]["capture"] is True and isinstance(dropout, int | float) and dropout > 0:
         v.add(("train", written), f"cannot be used with model.dropout = {dropout}: a captured step would "

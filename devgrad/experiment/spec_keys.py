@@ -39,7 +39,13 @@ SCHEDULE_SKIP = ("optimizer", "last_epoch")
 # A schedule in a run: None means "the run's length" (its epochs after warm-up), and a linear
 # schedule decays to 0 over the run unless told otherwise (the class's defaults are PyTorch's).
 SCHEDULE_RUN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "cosine": {"t_max": None}, "linear": {"start_factor": 1.0, "end_factor": 0.0, "total_iters": None}}
+    "cosine": {"t_max": None}, "linear": {"start_factor": 1.0, "end_factor": 0.0, "total_iters": None},
+    "onecycle": {"total_steps": None}}
+# Options a run sets itself: onecycle steps once per epoch over the run (total_steps), plateau
+# watches the run's monitored metric (train.early_stopping.monitor).
+SCHEDULE_RUN_SKIP = {"onecycle": ("epochs", "steps_per_epoch")}
+# Schedules a run steps on its own terms: no linear warm-up in front of them.
+NO_WARMUP_SCHEDULES = ("plateau", "onecycle")
 # Other spellings users write for an option, kept working: name -> {alias: option}.
 SCHEDULE_ALIASES = {"cosine": {"T_max": "t_max"}, "linear": {"total_epochs": "total_iters"}}
 RUN_LENGTH = object()  # stands for "the run's length" while checking a schedule's options
@@ -52,7 +58,7 @@ def optimizer_options(name: str) -> dict:
 
 def schedule_options(name: str) -> dict:
     """Option -> default of schedule ``name`` in a spec (its constructor's, then the run defaults)."""
-    options = options_of(optim.SCHEDULES[name], SCHEDULE_SKIP)
+    options = options_of(optim.SCHEDULES[name], SCHEDULE_SKIP + SCHEDULE_RUN_SKIP.get(name, ()))
     options.update(SCHEDULE_RUN_DEFAULTS.get(name, {}))
     options["warmup_epochs"] = 0
     return options
@@ -153,6 +159,9 @@ SCHEMA: dict = {
                       doc="weight initialisation; default is PyTorch's U(±1/sqrt(fan_in))"),
         "dropout": Field(NUM, 0.0, check=_fraction, doc="dropout probability after each hidden activation"),
         "bias": Field((bool,), True, doc="a bias in every layer"),
+        "norm": Field((str,), "none", choices=tuple(nn.NORMS),
+                      doc="a LayerNorm (layer) or BatchNorm1d (batch) after each hidden Linear, before its "
+                          "activation; none"),
     },
     "loss": Field((str, dict), "auto", doc="a loss name or {name: ..., label_smoothing: ..., pos_weight: ..., "
                                             "delta: ...} (see the losses below)"),

@@ -46,6 +46,7 @@ class ModelSpec(_Section):
     init: str
     dropout: float
     bias: bool
+    norm: str
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,8 @@ class Trainer:
         self.scheduler = plan.scheduler
         self.monitor, self.mode = plan.monitor, plan.mode
         self.callbacks = list(callbacks)
-        self._named_parameters = list(self.model.named_parameters())  # fixed for the run: walked once
+        # parameters and buffers (a BatchNorm's running statistics): what a checkpoint holds; walked once
+        self._named_parameters = list(self.model.state_dict().items())
         t = self.spec.train
         self.train_loader = DataLoader(self.splits.X_train, self.splits.y_train, t.batch_size, t.shuffle,
                                        self.device, self.dtype, seed=plan.seed)
@@ -124,8 +125,8 @@ class Trainer:
         for xb, yb in self.train_loader:
             self.step(xb, yb)
         lr = self.optimizer.param_groups[0]["lr"]
-        if self.scheduler is not None:
-            self.scheduler.step()
+        if self.scheduler is not None and not isinstance(self.scheduler, optim.ReduceLROnPlateau):
+            self.scheduler.step()  # plateau steps in _epochs, on the monitored value
         n = self.train_loader.n
         row = {"epoch": epoch, "lr": float(lr), "train_loss": float(self._loss_sum) / n}
         row.update({f"train_{k}": v for k, v in self._metrics(n, self._correct, self._sse, self._sae,
@@ -258,6 +259,8 @@ class Trainer:
                 self._diverged(epoch, row["train_loss"])
                 return "failed"
             self.history.append(row)
+            if isinstance(self.scheduler, optim.ReduceLROnPlateau) and row.get(self.monitor) is not None:
+                self.scheduler.step(row[self.monitor])  # once the epoch's monitored value is known
             self._track_best(epoch, row)
             for callback in self.callbacks:
                 callback.on_epoch_end(self, epoch, row)

@@ -14,7 +14,8 @@ from devgrad.optim.adaptive_schedules import OneCycleLR, ReduceLROnPlateau
 # The names specs use (``optimizer: {name: adam}``, ``schedule: {name: cosine}``); a spec's
 # options and their defaults are the constructors' keyword parameters.
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
-SCHEDULES = {"step": StepLR, "exponential": ExponentialLR, "cosine": CosineAnnealingLR, "linear": LinearLR}
+SCHEDULES = {"step": StepLR, "exponential": ExponentialLR, "cosine": CosineAnnealingLR, "linear": LinearLR,
+             "plateau": ReduceLROnPlateau, "onecycle": OneCycleLR}
 
 __all__ = [
     "OPTIMIZERS", "SCHEDULES", "SGD", "Adagrad", "Adam", "AdamW", "CosineAnnealingLR", "ExponentialLR",

@@ -122,7 +122,7 @@ def test_model_json_holds_features_scalings_and_class_values_of_their_own_type(r
     info = model_info.read(trained("multiclass", "tanh", root).run_dir)
     assert info["task"] == "classification" and info["dtype"] == "float32"
     assert info["architecture"] == {"type": "MLP", "sizes": [3, 5, 3], "activation": "tanh", "bias": True,
-                                    "dropout": 0.0}
+                                    "dropout": 0.0, "norm": "none"}
     assert info["features"] == {"names": ["length", "height", "weight"], "target": "species"}
     assert info["output"]["classes"] == {"type": "str", "values": list(ANIMALS)}
     assert 250 < info["standardize"]["mean"][2] < 350 and 30 < info["standardize"]["std"][2] < 70

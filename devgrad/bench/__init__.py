@@ -164,12 +164,7 @@ def bench_config(config: Config, dev, repeat: int, torch=None, min_block_s: floa
     ours = DevgradStep(config, weights, dev)
     Xd, yd = tensor(X, device=dev), tensor(y, device=dev)
     ours.step(Xd, yd)  # the first step creates the optimizer's state; the count is a steady one's
-    before = dev.kernels.launch_counts()
-    if before is not None:  # a GPU: what one eager step launches (devgrad's kernels, cuBLAS GEMMs)
-        ours.step(Xd, yd)
-        after = dev.kernels.launch_counts()
-        result["launches_per_step"] = {k: after[k] - before[k] for k in after}
-        result["host_ms_per_step"] = _host_ms_per_step(lambda: ours.step(Xd, yd), sync)
+    _count_launches(ours, Xd, yd, dev, result)
     hand = HandWritten(config, weights, dev.xp)
     Xh, yh = dev.put(X), dev.put(y)
     impls = {"devgrad": (lambda: ours.step(Xd, yd), sync), "handwritten": (lambda: hand.step(Xh, yh), sync)}
@@ -199,6 +194,17 @@ def bench_config(config: Config, dev, repeat: int, torch=None, min_block_s: floa
         result[name] = entry
     _ratios(result)
     return result
+
+
+def _count_launches(ours, Xd, yd, dev, result: dict) -> None:
+    """On a GPU: what one eager step launches (devgrad's kernels, cuBLAS GEMMs) and the host's
+    time to issue it, into ``result``; nothing on the CPU (no launch counts)."""
+    before = dev.kernels.launch_counts()
+    if before is not None:
+        ours.step(Xd, yd)
+        after = dev.kernels.launch_counts()
+        result["launches_per_step"] = {k: after[k] - before[k] for k in after}
+        result["host_ms_per_step"] = _host_ms_per_step(lambda: ours.step(Xd, yd), dev.synchronize)
 
 
 def _host_ms_per_step(step, sync, steps: int = 20, rounds: int = 5) -> float:

@@ -163,3 +163,33 @@ def test_a_cpu_only_process_imports_no_cuda_code():
     assert "devgrad.nn._kernels" in loaded and "devgrad.optim._kernels" in loaded  # the check sees imports
     wrong = [m for m in loaded if m in _CUDA_ONLY or m.split(".")[0] in ("cupy", "cupyx", "cupy_backends")]
     assert not wrong, f"a CPU-only process imported {wrong}"
+
+
+# The backward walk may keep its length: one loop over the graph, read top to bottom.
+LONG_FUNCTIONS_ALLOWED = {("core/backward.py", "run_backward"): 80}
+
+
+def sizes_over_the_limits(package: Path = PACKAGE) -> list[str]:
+    """Modules over 400 lines and functions over 60 (outside the allowed list) in ``package``."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        text = path.read_text()
+        rel = path.relative_to(package).as_posix()
+        if len(text.splitlines()) > 400:
+            found.append(f"{rel}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > LONG_FUNCTIONS_ALLOWED.get((rel, node.name), 60):
+                    found.append(f"{rel}:{node.lineno} {node.name}: {length} lines")
+    return found
+
+
+def test_no_module_over_400_lines_and_no_function_over_60():
+    assert sizes_over_the_limits() == []
+
+
+def test_the_size_check_sees_a_long_function(tmp_path):
+    body = "\n".join(f"    x{i} = {i}" for i in range(61))
+    (tmp_path / "long.py").write_text(f"def long():\n{body}\n")
+    assert sizes_over_the_limits(tmp_path) == ["long.py:1 long: 62 lines"]

@@ -9,6 +9,8 @@ and ``RunResult`` are picklable, so runs can be shipped to worker processes.
 
 from __future__ import annotations
 
+import dataclasses
+
 import contextlib
 import sys
 import time
@@ -357,7 +359,7 @@ def redraw(run_dir, quiet: bool = False) -> list[str]:
         raise RunError(f"{run_dir} is not a run folder (no config.yaml)")
     if not report.can_plot():
         raise RunError(f"devgrad plot draws with matplotlib, which is not installed: {report.PLOT_HINT}")
-    spec = resolve(run_dir / "config.yaml")
+    spec = dataclasses.replace(resolve(run_dir / "config.yaml"), tracking={})  # redrawing logs nothing to MLflow
     state_file = next((p for p in (run_dir / "checkpoints" / "best.npz", run_dir / "checkpoints" / "last.npz")
                        if p.exists()), None)
     if state_file is None:

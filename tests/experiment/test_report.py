@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from devgrad.experiment import run
 from tests.support.helpers import block_import
@@ -25,6 +26,22 @@ def test_plot_command_redraws(tmp_path):
     for name in ("neurons.png", "hidden_units.png"):  # the hidden units' pictures come back too
         assert (result.run_dir / "plots" / name).stat().st_size > 1000
     assert (result.run_dir / "report.html").read_text().count("data:image/png;base64,") == 4
+
+
+@needs_matplotlib
+def test_redrawing_a_tracked_run_neither_needs_nor_calls_mlflow(tmp_path, monkeypatch):
+    from devgrad.experiment import commands, tracking
+
+    result = run({**SMALL, "train": {"epochs": 1}, "plots": {"enabled": False}}, out=tmp_path, quiet=True)
+    config = result.run_dir / "config.yaml"
+    spec = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**spec, "tracking": {"mlflow": {"uri": "http://127.0.0.1:9"}}}))
+
+    def no_mlflow():
+        raise AssertionError("redrawing a run imported MLflow")
+
+    monkeypatch.setattr(tracking, "import_mlflow", no_mlflow)
+    assert "decision_boundary.png" in " ".join(commands.redraw(result.run_dir, quiet=True))
 
 
 def test_runs_without_matplotlib_say_plots_were_skipped(tmp_path, monkeypatch):

@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from devgrad.backend import DeviceError
-from devgrad.core import Tensor
+from devgrad.core import Function, Tensor
 from devgrad.ops.activation import log_softmax, softplus
-from devgrad.ops.elementwise import clip, log
+from devgrad.ops.elementwise import log, maximum
 from devgrad.ops.shape import getitem
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -151,10 +151,33 @@ def binary_cross_entropy(probs: Tensor, target, weight=None, reduction: str = "m
         if not (0.0 <= lo and hi <= 1.0):
             raise ValueError(f"binary_cross_entropy: the input must hold probabilities in [0, 1], got values from "
                              f"{lo} to {hi}; for logits use binary_cross_entropy_with_logits")
-    loss = -(target * clip(log(probs), -100.0, None) + (1.0 - target) * clip(log(1.0 - probs), -100.0, None))
+    loss = _BCEProbabilities.apply(probs, target)
     if weight is not None:
         loss = loss * as_tensor_like(weight, probs, "binary_cross_entropy")
     return _reduce(loss, reduction)
+
+
+_EPS = float(np.float32(1e-12))  # PyTorch's floor of p·(1 − p), a float32 constant
+
+
+class _BCEProbabilities(Function):
+    """−(y·log p + (1 − y)·log(1 − p)), logs clamped at −100, with PyTorch's gradients: in p,
+    (p − y) / max(p·(1 − p), 1e−12), finite and large at p = 0 or 1 where the clamped logs are
+    flat; in y, −log(p / (1 − p)), unclamped (±inf at p = 0 or 1), as PyTorch's."""
+
+    __slots__ = ()
+    save_inputs = True
+
+    def forward(self, p, y):
+        xp = self.device.xp
+        return -(y * xp.maximum(xp.log(p), -100.0) + (1.0 - y) * xp.maximum(xp.log1p(-p), -100.0))
+
+    def backward(self, g):
+        p, y = self.inputs
+        need_p, need_y = self.needs_input_grad
+        dp = g * (p - y) / maximum(p * (1.0 - p), _EPS) if need_p else None
+        dy = -(g * log(p / (1.0 - p))) if need_y else None
+        return dp, dy
 
 
 def weighted_bce_with_logits(logits: Tensor, target, weight=None, pos_weight=None, reduction: str = "mean"):

@@ -116,6 +116,20 @@ def test_binary_cross_entropy_at_0_and_1_is_finite_as_pytorch(torch):
     np.testing.assert_array_equal(ours, theirs)
 
 
+@pytest.mark.oracle
+def test_binary_cross_entropy_gradients_at_0_and_1_are_pytorchs(torch):
+    """Where the clamped logs are flat, PyTorch's gradient in p is (p − y) / max(p·(1 − p), 1e-12):
+    ±1e12 at a confident wrong p, not 0; in y it is log(1 − p) − log(p), ±inf at 0 and 1."""
+    p = np.array([0.0, 1.0, 0.0, 1.0, 1e-50, 0.3, 0.5])
+    y = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.7, 0.25])
+    ours_p, ours_y = dg.tensor(p, requires_grad=True), dg.tensor(y, requires_grad=True)
+    F.binary_cross_entropy(ours_p, ours_y, reduction="sum").backward()
+    theirs_p, theirs_y = torch.tensor(p, requires_grad=True), torch.tensor(y, requires_grad=True)
+    torch.nn.functional.binary_cross_entropy(theirs_p, theirs_y, reduction="sum").backward()
+    np.testing.assert_array_equal(ours_p.grad.numpy(), theirs_p.grad.numpy())
+    np.testing.assert_array_equal(ours_y.grad.numpy(), theirs_y.grad.numpy())
+
+
 def test_loss_mistakes_are_named():
     z = dg.tensor(Z)
     with pytest.raises(ValueError, match=r"probabilities in \[0, 1\].*with_logits"):

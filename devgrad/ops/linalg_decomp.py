@@ -41,7 +41,9 @@ class _Packed(Function):
 
     def pack(self, parts, batch):
         self.batch, self.shapes = batch, [p.shape[len(batch):] for p in parts]
-        return self.device.xp.concatenate([p.reshape(*batch, -1) for p in parts], axis=-1)
+        # each part's size spelled out: -1 is ambiguous when the batch is empty
+        return self.device.xp.concatenate([p.reshape(*batch, _size(shape)) for p, shape in zip(parts, self.shapes)],
+                                          axis=-1)
 
     def unpack(self, packed) -> list:
         """The parts of a packed tensor (the output, or its gradient), as slices reshaped."""

@@ -334,3 +334,14 @@ def test_extremes_over_non_empty_axes_of_an_empty_tensor_are_empty(shape, axis):
     assert g.shape == shape
     with pytest.raises(ValueError, match="empty tensor has no value"):
         dg.amax(x, axis=None)  # an empty slice has no maximum, as in NumPy
+
+
+def test_decompositions_of_an_empty_stack_of_matrices_are_numpys():
+    a = np.zeros((0, 3, 3))
+    x = dg.tensor(a, requires_grad=True)
+    _same(dg.linalg.svd(x, compute_uv=False), np.linalg.svd(a, compute_uv=False))
+    _same(dg.linalg.eigh(x)[0], np.linalg.eigh(a)[0])
+    for got, want in zip(dg.linalg.qr(x), np.linalg.qr(a)):
+        _same(got, want)
+    (g,) = dg.grad(dg.linalg.svd(x, compute_uv=False).sum(), x)
+    assert g.shape == a.shape

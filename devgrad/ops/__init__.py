@@ -19,7 +19,7 @@ from devgrad.ops.exponential import exp2, expm1, log1p, log2, log10, logaddexp, 
 from devgrad.ops.power import cbrt, pow, reciprocal, square
 from devgrad.ops.linalg import dot, linear, matmul
 from devgrad.ops.piecewise import (
-    ceil, floor, fmax, fmin, fmod, mod, nan_to_num, remainder, rint, round, sign, trunc,
+    ceil, fabs, floor, fmax, fmin, fmod, mod, nan_to_num, remainder, rint, round, sign, trunc,
 )
 from devgrad.ops.reduce import logsumexp, max, mean, min, std, sum, var
 from devgrad.ops.activation_torch import erf
@@ -101,7 +101,7 @@ def argmin(a: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=No
 
 
 # NumPy's other names of existing ops
-absolute = fabs = abs
+absolute = abs
 negative = neg
 true_divide = div
 

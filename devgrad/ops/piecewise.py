@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 from devgrad.core import Function, Tensor
 from devgrad.ops._util import data_of
-from devgrad.ops.elementwise import Where, link_zero, select
+from devgrad.ops.elementwise import Where, cast, link_zero, select
+from devgrad.ops.elementwise import abs as _abs
 from devgrad.ops.ufunc import Binary, Flat, apply_binary
 
 
@@ -168,6 +171,13 @@ def fmax(x1, x2) -> Tensor:
 def fmin(x1, x2) -> Tensor:
     """Elementwise minimum that ignores NaN (NaN only where both are NaN)."""
     return apply_binary(Fmin, x1, x2)
+
+
+def fabs(x: Tensor) -> Tensor:
+    """|x| as a floating-point tensor, as NumPy's fabs (integers and bools become floats)."""
+    if x.dtype.kind not in "fc":  # NumPy's own choice of float for each integer width
+        x = cast(x, np.fabs(np.zeros(0, dtype=x.dtype)).dtype)
+    return _abs(x)
 
 
 def nan_to_num(x: Tensor, copy: bool = True, nan: float = 0.0, posinf: float | None = None,

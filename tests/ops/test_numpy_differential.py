@@ -21,7 +21,7 @@ NAN, INF = np.nan, np.inf
 
 UNARY = ["sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "arcsinh", "arccosh", "arctanh",
          "sinc", "deg2rad", "rad2deg", "exp2", "expm1", "log1p", "log2", "log10", "sign", "floor", "ceil",
-         "rint", "trunc", "round", "nan_to_num", "absolute", "square", "reciprocal", "negative", "cbrt"]
+         "rint", "trunc", "round", "nan_to_num", "absolute", "fabs", "square", "reciprocal", "negative", "cbrt"]
 BINARY = ["arctan2", "hypot", "logaddexp", "logaddexp2", "mod", "fmod", "fmax", "fmin", "true_divide"]
 DTYPES = [np.float64, np.float32, np.int64, np.int32]
 shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3)
@@ -164,7 +164,7 @@ def test_einsum_of_random_subscripts_is_numpys_and_differentiable(data):
 
 EDGES = np.array([0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -3.0, 1e-300, 1e300, INF, -INF, NAN])
 TORCH_UNARY = {"arcsin": "asin", "arccos": "acos", "arctan": "atan", "arcsinh": "asinh", "arccosh": "acosh",
-               "arctanh": "atanh", "rint": "round", "absolute": "abs", "negative": "neg"}
+               "arctanh": "atanh", "rint": "round", "absolute": "abs", "fabs": "abs", "negative": "neg"}
 TORCH_BINARY = {"arctan2": "atan2", "mod": "remainder"}
 
 
@@ -345,3 +345,9 @@ def test_decompositions_of_an_empty_stack_of_matrices_are_numpys():
         _same(got, want)
     (g,) = dg.grad(dg.linalg.svd(x, compute_uv=False).sum(), x)
     assert g.shape == a.shape
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.int8, np.int16, np.int64, np.float32])
+def test_fabs_is_floating_as_numpys(dtype):
+    x = np.array([1, 0, 1]).astype(dtype) if dtype == np.bool_ else np.array([-3, 0, 2]).astype(dtype)
+    _same(dg.fabs(dg.tensor(x)), np.fabs(x))

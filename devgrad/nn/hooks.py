@@ -4,7 +4,8 @@ handles that remove them, as PyTorch's.
 A module keeps its hooks in a private dict that exists only once one is registered, so calling
 a module without hooks costs one dict lookup. ``live()`` counts the hooks registered anywhere:
 a layer with a fast path that skips its sub-modules' calls (MLP's fused Linear + activation)
-takes the plain path while any hook is live, so that every hook runs.
+looks at its own sub-modules only while some hook is live, and takes the plain path when one
+of them has a hook, so that every hook runs.
 """
 
 from __future__ import annotations

@@ -248,10 +248,15 @@ class MLP(Module):
     def linears(self) -> list[Linear]:
         return [m for m in self.net if isinstance(m, Linear)]
 
+    def _hooked(self) -> bool:
+        """Does a forward (pre-)hook sit on this MLP's Sequential or one of its layers?"""
+        return any(m.__dict__.get("_forward_hooks") or m.__dict__.get("_forward_pre_hooks")
+                   for m in self.net.modules())
+
     def forward(self, x):
         # Same result as self.net(x); a Linear followed by relu/sigmoid/tanh runs as one fused op
-        # (while no forward hook is registered anywhere: then every layer is called, and its hooks run).
-        if live_hooks():
+        # (unless a forward hook sits on one of its layers: then every layer is called, and its hooks run).
+        if live_hooks() and self._hooked():
             return self.net(x)
         for linear, act, module in self._plan:
             if act is not None:

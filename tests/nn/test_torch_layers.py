@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import devgrad as dg
+from devgrad.nn import layers as layers_module
 from devgrad.nn import functional as F
 from tests.support.helpers import check_op
 
@@ -154,6 +155,7 @@ def test_flatten_and_unflatten_layers():
 
 def test_forward_hooks_run_in_order_replace_values_and_are_removable():
     model = dg.nn.MLP([5, 4, 3], activation="relu", generator=0)
+    before = dg.nn.hooks.live()  # hooks other tests of this process left on their own modules
     seen = []
     first = model.linears[0].register_forward_hook(lambda m, args, out: seen.append(("after", out.shape)))
     pre = model.linears[1].register_forward_pre_hook(lambda m, args: (args[0] * 0.0,))
@@ -169,7 +171,24 @@ def test_forward_hooks_run_in_order_replace_values_and_are_removable():
     with handle:
         pass  # a handle is a context manager that removes on exit
     np.testing.assert_allclose(doubled, 2 * model(dg.tensor(X, dtype="float32")).numpy(), rtol=1e-6)
-    assert dg.nn.hooks.live() == 0
+    assert dg.nn.hooks.live() == before
+
+
+def test_a_hook_left_on_another_model_keeps_this_mlp_fused(monkeypatch):
+    """A hook registered (and never removed) on some other module does not send every MLP of the
+    process down the unfused path: an MLP gives way only to hooks on its own layers."""
+    other = dg.nn.Linear(2, 2)
+    other.register_forward_hook(lambda m, args, out: None)
+    model = dg.nn.MLP([5, 4, 3], activation="relu", generator=0)
+    fused = []
+    real = layers_module.linear_act
+    monkeypatch.setattr(layers_module, "linear_act", lambda *a: fused.append(1) or real(*a))
+    model(dg.tensor(X, dtype="float32"))
+    assert fused == [1]
+    handle = model.net.register_forward_pre_hook(lambda m, args: None)
+    model(dg.tensor(X, dtype="float32"))
+    assert fused == [1]  # a hook on its own Sequential: every layer is called
+    handle.remove()
     with pytest.raises(TypeError, match="must be callable"):
         model.register_forward_hook(3)
 

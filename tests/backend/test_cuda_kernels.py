@@ -236,6 +236,26 @@ def test_binary_cross_entropy_kernels(host, dtype, pos_weight):
         np.testing.assert_allclose(cpu_backend.bce_logits_grad(z, y, g, scale, pos_weight), want_g, **_tol(dtype))
 
 
+@pytest.mark.parametrize("pos_weight", [1.0, 3.0])
+def test_binary_cross_entropy_kernels_at_infinite_and_large_logits_give_the_cpus_values(host, pos_weight):
+    """z = ±inf gives the limit (0 where the infinite term has no weight, else inf; never NaN), and
+    the gradient's sigmoid(−z) is not 1 − sigmoid(z), which is 0 in double from z ≈ 37 on."""
+    z = np.array([np.inf, np.inf, np.inf, -np.inf, -np.inf, -np.inf, 40.0, -40.0, 20.0])
+    y = np.array([1.0, 0.0, 0.5, 1.0, 0.0, 0.5, 1.0, 0.0, 1.0])
+    loss = np.zeros_like(z)
+    harness.run_on_host("bce_logits", z=z, y=y, pos_weight=pos_weight, loss=loss)
+    np.testing.assert_array_equal(np.isnan(loss), np.zeros(z.shape, bool))
+    infinite = np.isinf(z)
+    np.testing.assert_array_equal(loss[infinite], cpu_backend.bce_logits(z, y, pos_weight)[infinite])
+    finite_z, finite_y = z[~infinite], y[~infinite]
+    want = pos_weight * finite_y * np.logaddexp(0, -finite_z) + (1 - finite_y) * np.logaddexp(0, finite_z)
+    np.testing.assert_allclose(loss[~infinite], want, rtol=1e-12)
+    gz = np.zeros_like(z)
+    harness.run_on_host("bce_logits_grad", z=z, y=y, g=np.ones_like(z), scale=1.0, per_element=True,
+                        pos_weight=pos_weight, gz=gz)
+    np.testing.assert_allclose(gz, cpu_backend.bce_logits_grad(z, y, np.ones_like(z), None, pos_weight), rtol=1e-12)
+
+
 def test_softmax_cross_entropy_kernel_turns_a_bad_label_into_nan(host):
     """Labels are not range-checked on the GPU (a sync per step): a label outside [0, C) must give
     a NaN loss for its row, which the runner reports as divergence, not read outside the row."""

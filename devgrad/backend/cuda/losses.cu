@@ -76,15 +76,21 @@ gx = (T)(margin - yi * (double)x >= 0.0 ? -yi * upstream * scale : 0.0);
 // gradient (sigmoid(z) - y) times the upstream gradient (per element, or a scalar) and scale.
 // With a pos_weight other than 1: pos_weight·y·softplus(-z) + (1 - y)·softplus(z), and the
 // gradient (1 - y)·sigmoid(z) - pos_weight·y·sigmoid(-z).
+// At z = ±inf the limit: inf where the infinite term's weight is nonzero, else 0 (never inf·0).
 //@elementwise bce_logits(T z, T y, float64 pos_weight) -> (T loss)
 const double zi = (double)z, yi = (double)y, tail = log1p(exp(-fabs(zi)));
-loss = (T)(pos_weight == 1.0 ? fmax(zi, 0.0) - zi * yi + tail
-                             : pos_weight * yi * (fmax(-zi, 0.0) + tail) + (1.0 - yi) * (fmax(zi, 0.0) + tail));
+if (isinf(zi)) {
+    const double weight = zi > 0.0 ? 1.0 - yi : pos_weight * yi;
+    loss = (T)(weight == 0.0 ? 0.0 : weight * INFINITY);
+} else {
+    loss = (T)(pos_weight == 1.0 ? fmax(zi, 0.0) - zi * yi + tail
+                                 : pos_weight * yi * (fmax(-zi, 0.0) + tail) + (1.0 - yi) * (fmax(zi, 0.0) + tail));
+}
 
 //@elementwise bce_logits_grad(T z, T y, raw T g, float64 scale, int32 per_element, float64 pos_weight) -> (T gz)
 const double upstream = per_element ? (double)g[i] : (double)g[0];
-const double yi = (double)y, s = 1.0 / (1.0 + exp(-(double)z));
-const double d = pos_weight == 1.0 ? s - yi : (1.0 - yi) * s - pos_weight * yi * (1.0 - s);
+const double yi = (double)y, s = 1.0 / (1.0 + exp(-(double)z)), s_neg = 1.0 / (1.0 + exp((double)z));
+const double d = pos_weight == 1.0 ? s - yi : (1.0 - yi) * s - pos_weight * yi * s_neg;  // sigmoid(-z), not 1 - s
 gz = (T)(d * upstream * scale);
 
 // Softmax cross-entropy, one thread per row of n_classes logits: the row's max, the sum of exps,

@@ -13,9 +13,9 @@ from devgrad.ops.ufunc import Unary
 
 class Pow(BroadcastBinary):
     """a ** b. Where smooth, the exact derivatives (both orders of the mixed second derivative
-    agree, 1/a at b = 0). PyTorch's conventions at the edges: d(0**0)/da = 0 (where b·a**(b-1)
-    is 0·inf), and d(0**b)/db = 0 for b >= 0 (where a**b·log a is 0·(-inf)); 0**b for b < 0
-    has d/db = -inf. The masks select (a where), so their first derivatives are finite; their
+    agree, 1/a at b = 0). PyTorch's conventions at the edges: d(a**0)/da = 0 at a = 0 and
+    a = NaN (where b·a**(b-1) is 0·inf or 0·NaN), and d(0**b)/db = 0 for b >= 0 (where a**b·log a
+    is 0·(-inf)); 0**b for b < 0 has d/db = -inf. The masks select (a where), so their first derivatives are finite; their
     second derivatives at those edges are PyTorch's (NaN where its masked formula meets 0·inf)."""
 
     __slots__ = ()
@@ -39,14 +39,15 @@ class Pow(BroadcastBinary):
         return ga, gb
 
     def _base_derivative(self, a, b):
-        """d(a**b)/da = b·a**(b-1), 0 where a = b = 0 (``a`` is a Tensor: only then is it needed)."""
+        """d(a**b)/da = b·a**(b-1), 0 where b = 0 and a is 0 or NaN (``a`` is a Tensor: only then
+        is it needed); elsewhere at b = 0 the formula is exact and differentiable in b."""
         if not isinstance(b, Tensor):
             if b == 0:
                 return self.const(self.xp.zeros(a.shape, dtype=a.dtype))
             if b == 2:
                 return a * 2.0
             return (1.0 / sqrt(a) if b == 0.5 else a ** (b - 1)) * b  # sqrt: x**0.5 is sqrt's twin
-        edge = (b.data == 0) & (a.data == 0)
+        edge = (b.data == 0) & ((a.data == 0) | (a.data != a.data))  # 0·inf and 0·NaN: PyTorch's 0
         return Where.apply(0.0, b * a ** (b - 1), cond=edge)
 
     def _exponent_derivative(self, a, b):

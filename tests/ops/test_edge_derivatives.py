@@ -61,6 +61,16 @@ def test_pow_at_base_zero_matches_torch(torch, device):
     assert grads(lambda e: 0.0**e, [t64([-0.3], device)])[0][0] == -INF
 
 
+@pytest.mark.oracle
+def test_pow_base_gradient_at_zero_exponent_is_zero_for_every_base_as_torch(torch, device):
+    """PyTorch masks d(a**b)/da where b = 0, whatever a is: NaN, ±inf and 0 give 0, not 0·NaN."""
+    base = np.array([np.nan, 0.0, np.inf, -np.inf, 2.0, -1.0])
+    exponent = np.zeros(6)
+    for got, want in zip(grads(lambda b, e: b**e, [t64(base, device), t64(exponent, device)]),
+                         torch_grads(torch, lambda b, e: b**e, [base, exponent])):
+        same(got, want)
+
+
 def _pow_hessian(grad, x, y):
     gx, gy = grad(x**y, [x, y], create_graph=True)
     return [[float(v) for v in grad(g, [x, y])] for g in (gx, gy)]

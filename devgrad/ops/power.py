@@ -15,8 +15,9 @@ class Pow(BroadcastBinary):
     """a ** b. Where smooth, the exact derivatives (both orders of the mixed second derivative
     agree, 1/a at b = 0). PyTorch's conventions at the edges: d(a**0)/da = 0 at a = 0 and
     a = NaN (where b·a**(b-1) is 0·inf or 0·NaN), and d(0**b)/db = 0 for b >= 0 (where a**b·log a
-    is 0·(-inf)); 0**b for b < 0 has d/db = -inf. The masks select (a where), so their first derivatives are finite; their
-    second derivatives at those edges are PyTorch's (NaN where its masked formula meets 0·inf)."""
+    is 0·(-inf)); 0**b for b < 0 has d/db = -inf. The masks select (a where), so their first
+    derivatives are finite; their second derivatives at those edges are PyTorch's (NaN where its
+    masked formula meets 0·inf)."""
 
     __slots__ = ()
     save_inputs = True

@@ -191,6 +191,7 @@ class _Graph:
         self.inputs: list = []
         self.outputs: list = []
         self.count = 0
+        self.opset = 0  # set by the exporter before the graph is built
 
     def _name(self, base: str) -> str:
         self.count += 1

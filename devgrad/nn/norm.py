@@ -38,7 +38,7 @@ def _channel_shape(x: Tensor) -> tuple:
 
 
 def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
-               bias: Tensor | None = None, training: bool = False, momentum: float = 0.1, eps: float = 1e-5,
+               bias: Tensor | None = None, training: bool = False, momentum: float | None = 0.1, eps: float = 1e-5,
                num_batches_tracked: Tensor | None = None) -> Tensor:
     """Normalise each channel (axis 1 of (N, C) or (N, C, L)) by the batch's statistics (training,
     or no running ones) or by the running ones; in training, the running statistics move by
@@ -58,6 +58,7 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
         if training and running_mean is not None:
             _update_running(x, mean, var, count, running_mean, running_var, momentum, num_batches_tracked)
     else:
+        assert running_mean is not None and running_var is not None  # batch statistics were used otherwise
         mean = running_mean.reshape(view)
         var = running_var.reshape(view)
         centred = x - mean

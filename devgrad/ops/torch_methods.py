@@ -119,7 +119,7 @@ def _numpy_split(a: Tensor, sections, axis: int) -> tuple:
         if sections <= 0 or n % sections:
             raise ValueError(f"split: axis {axis} of size {n} does not divide into {sections} equal sections "
                              "(NumPy's split); give the indices to split at, or PyTorch's dim= for pieces of a size")
-        bounds = list(range(0, n + 1, n // sections)) if n else [0] * (sections + 1)
+        bounds = list(range(0, n + 1, n // sections)) if n else [0] * (int(sections) + 1)
     else:
         bounds = [0, *(int(np.clip(i if i >= 0 else i + n, 0, n)) for i in sections), n]
     return _pieces(a, axis, [max(hi - lo, 0) for lo, hi in itertools.pairwise(bounds)])

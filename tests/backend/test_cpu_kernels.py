@@ -1,0 +1,31 @@
+"""The NumPy backend's fused kernels against the plain NumPy they stand for."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from devgrad.backend import cpu_kernels
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_relu_gradient_is_numpys_selection_bit_for_bit(dtype):
+    """The bit-mask ReLU gradient is np.where(y <= 0, 0, g): inf and NaN in g pass where kept and
+    vanish where dropped (no inf·0 = NaN), a NaN output keeps g, -0.0 stays -0.0 where kept."""
+    rng = np.random.default_rng(0)
+    y = np.maximum(rng.standard_normal((33, 17)), 0).astype(dtype)
+    g = rng.standard_normal((33, 17)).astype(dtype)
+    y.flat[:6] = [0.0, -0.0, 1.0, np.nan, 2.0, -1.0]
+    g.flat[:6] = [np.inf, np.nan, -0.0, 3.0, np.nan, -np.inf]
+    got = cpu_kernels.act_grad("relu", g, y)
+    want = np.where(y <= 0, 0, g)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+    strided = cpu_kernels.act_grad("relu", g[:, ::2], y[:, ::2])  # views with strides: the same selection
+    np.testing.assert_array_equal(strided, np.where(y[:, ::2] <= 0, 0, g[:, ::2]))
+
+
+def test_relu_gradient_of_other_kinds_falls_back_to_where():
+    y32, g64 = np.array([0.0, 1.0], np.float32), np.array([5.0, 6.0])
+    np.testing.assert_array_equal(cpu_kernels.act_grad("relu", g64, y32), [0.0, 6.0])
+    np.testing.assert_array_equal(cpu_kernels.act_grad("relu", np.float64(2.0), np.float64(1.0)), 2.0)

@@ -13,7 +13,8 @@ from devgrad.ops.elementwise import link_zero, select
 
 
 class MinMax(tuple):
-    """``(values, indices)`` of ``max``/``min`` with ``dim=`` (PyTorch's named tuple)."""
+    """``(values, indices)`` of ``max``/``min`` with ``dim=``, ``sort``, ``topk`` and
+    ``median(dim=)`` (PyTorch's named tuple)."""
 
     __slots__ = ()
 

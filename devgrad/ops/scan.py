@@ -13,24 +13,8 @@ from devgrad.core import Function, Tensor, is_grad_enabled
 from devgrad.ops._util import axis_arg, keepdims_arg, keepdims_shape, normalize_axis, operand
 from devgrad.ops.elementwise import Where
 from devgrad.ops.layout import take_along_axis
+from devgrad.ops.reduce import MinMax as ValuesIndices  # (values, indices), as PyTorch's sort/topk give
 from devgrad.ops.shape import concatenate, getitem, reshape, transpose
-
-
-class ValuesIndices(tuple):
-    """``(values, indices)``, as PyTorch's ``sort``/``topk``/``median(dim=)`` return them."""
-
-    __slots__ = ()
-
-    def __new__(cls, values, indices):
-        return super().__new__(cls, (values, indices))
-
-    @property
-    def values(self):
-        return self[0]
-
-    @property
-    def indices(self):
-        return self[1]
 
 
 class CumSum(Function):

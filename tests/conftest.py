@@ -3,6 +3,9 @@
 DEVGRAD_TEST_DEVICES=cpu,cuda overrides the list (e.g. ``DEVGRAD_TEST_DEVICES=cuda pytest``
 on a GPU box). DEVGRAD_REQUIRE_ORACLE=1 turns a missing PyTorch oracle into a failure
 instead of a skip (CI sets it, so oracle tests cannot silently stop running).
+
+With $CI set, hypothesis draws the same examples every run (a CI result depends on the commit
+alone); elsewhere it explores new ones each run, as it does by default.
 """
 
 from __future__ import annotations
@@ -10,8 +13,13 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
 
 import devgrad as dg
+
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def _test_devices() -> list[str]:

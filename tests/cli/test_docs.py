@@ -247,13 +247,16 @@ def test_python_examples_run(page, tmp_path, monkeypatch):
 # -- the text rule ---------------------------------------------------------------------------------
 
 # Phrases that narrate development rather than describe the software. Each is specific enough not
-# to match ordinary words: "issue" alone is a verb ("the host time to issue one step").
+# to match ordinary words: "issue" alone is a verb ("the host time to issue one step"). The words
+# are put together from pieces, so that this file passes the rule it states.
+_TICKET, _PERIOD, _REDO = "iss" + "ue", "sess" + "ion", "re" + "work"
+_CHECKOUT = "(commit|work" + "tree of|check" + "out of)"
 HISTORY = [
-    re.compile(r"\bissues?\s+#?\d+", re.I),                                      # issue 12, issues 12 and 13
-    re.compile(r"\b(next|previous|earlier|later|last|this|gpu|development|work)\s+sessions?\b", re.I),
-    re.compile(r"\bsessions\s+(with|without)\b", re.I),
-    re.compile(r"\b(commit|worktree of|checkout of)\s+`?[0-9a-f]{7,40}\b", re.I),  # a commit hash as history
-    re.compile(r"\brework(ed|s)?\b", re.I),
+    re.compile(rf"\b{_TICKET}s?\s+#?\d+", re.I),
+    re.compile(rf"\b(next|previous|earlier|later|last|this|gpu|development|work)\s+{_PERIOD}s?\b", re.I),
+    re.compile(rf"\b{_PERIOD}s\s+(with|without)\b", re.I),
+    re.compile(rf"\b{_CHECKOUT}\s+`?[0-9a-f]{{7,40}}\b", re.I),  # a commit hash as history
+    re.compile(rf"\b{_REDO}(ed|s)?\b", re.I),
 ]
 SCANNED = ["README.md", "docs", "devgrad", "tests", ".ci", "docker", "experiments", "pyproject.toml"]
 TEXT_SUFFIXES = {".md", ".py", ".yaml", ".yml", ".toml", ".txt", ".cu", ".sh", ""}
@@ -264,8 +267,7 @@ def _scanned_files():
         path = ROOT / name
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
         for file in files:
-            # This file is skipped: it holds examples of what the rule forbids.
-            if file.suffix in TEXT_SUFFIXES and "__pycache__" not in file.parts and file != Path(__file__).resolve():
+            if file.suffix in TEXT_SUFFIXES and "__pycache__" not in file.parts:
                 yield file
 
 
@@ -282,8 +284,9 @@ def test_no_text_narrates_how_the_project_was_developed():
     assert not found, "describe the software, not its development:\n" + "\n".join(found)
 
 
-@pytest.mark.parametrize("line", ["see issue 12", "the next GPU session measures it", "a worktree of `4ff9ecd`",
-                                  "after the rework of the backend", "targets of issues 12 and 13"])
+@pytest.mark.parametrize("line", [f"see {_TICKET} 12", f"the next GPU {_PERIOD} measures it",
+                                  f"a work{'tree'} of `4ff9ecd`", f"after the {_REDO} of the backend",
+                                  f"targets of {_TICKET}s 12 and 13"])
 def test_the_text_rule_catches_history(line):
     assert any(pattern.search(line) for pattern in HISTORY)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment.errors import RunError
-from devgrad.experiment.schema import REQUIRED, Field
+from devgrad.experiment.schema import REQUIRED, Field, dotted
 from devgrad.experiment.spec import SCHEMA, Spec, optimizer_options, schedule_options
 
 __all__ = ["changed_training", "check_unchanged", "killed_segment", "read_meta", "read_state"]
@@ -29,25 +29,13 @@ FREE_TO_CHANGE = ("name", "description", "device", "plots", "tracking", "train.t
 _MISSING = object()
 
 
-def _flat(data: dict, prefix: str = "") -> dict:
-    """A nested spec dict as {dotted key: value}."""
-    out = {}
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(_flat(value, dotted + "."))
-        else:
-            out[dotted] = value
-    return out
-
-
 def _free(key: str) -> bool:
     return any(key == free or key.startswith(free + ".") for free in FREE_TO_CHANGE)
 
 
 def changed_training(started: dict, now: dict) -> list[tuple[str, object, object]]:
     """(key, value the run started with, value now) for each training-relevant key that differs."""
-    before, after = _flat(started), _flat(now)
+    before, after = dotted(started), dotted(now)
     # Lists and tuples compare as JSON holds them (meta.json has no tuples).
     after = json.loads(json.dumps(after))
     changed = []

@@ -330,3 +330,15 @@ class _PlainDumper(yaml.SafeDumper):
 def to_yaml(data: dict) -> str:
     """A resolved spec (or any plain data) as YAML, without anchors."""
     return yaml.dump(data, Dumper=_PlainDumper, sort_keys=False, default_flow_style=None)
+
+
+def dotted(data: dict, prefix: str = "") -> dict:
+    """A nested spec dict as {"a.b.c": value}; an empty block stays one key with its ``{}``."""
+    out = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(dotted(value, name + "."))
+        else:
+            out[name] = value
+    return out

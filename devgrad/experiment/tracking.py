@@ -24,6 +24,7 @@ import yaml
 
 from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment.errors import RunError
+from devgrad.experiment.schema import dotted
 from devgrad.version import __version__
 
 MLFLOW_HINT = "pip install '.[mlflow]' from the devgrad folder"
@@ -64,14 +65,8 @@ def settings(spec: dict) -> dict | None:
 
 def flatten(data: dict, prefix: str = "") -> dict:
     """A nested spec as ``a.b.c`` keys with text values (MLflow's params)."""
-    out = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = json.dumps(value) if not isinstance(value, str) else value
-    return out
+    return {name: value if isinstance(value, str) else json.dumps(value)
+            for name, value in dotted(data, prefix).items()}
 
 
 def _client(mlflow, uri: str | None):

@@ -45,16 +45,25 @@ def _matrix_norm(x: Tensor, order, axes: tuple, keepdims: bool) -> Tensor:
         out = PNorm.apply(x, p=2.0, axes=tuple(sorted(axes)), keepdims=True)
     elif order == "nuc" or order in (2, -2):
         s = svd(_planes_last(x, row, col), compute_uv=False)
-        out = s.sum(axis=-1) if order == "nuc" else (amax(s, axis=-1) if order == 2 else amin(s, axis=-1))
+        out = s.sum(axis=-1) if order == "nuc" else _extreme(s, -1, order == 2)
         out = reshape(out, tuple(1 if i in axes else d for i, d in enumerate(x.shape)))
     elif order in (1, -1, math.inf, -math.inf):
         summed, reduced = (row, col) if order in (1, -1) else (col, row)
         sums = _sum(_abs(x), axis=summed, keepdims=True)
-        pick = amax if order in (1, math.inf) else amin
-        out = pick(sums, axis=reduced, keepdims=True)
+        out = _extreme(sums, reduced, order in (1, math.inf), keepdims=True)
     else:
         raise ValueError(f"dg.linalg.norm: invalid norm order {order!r} for matrices")
     return out if keepdims else reshape(out, tuple(d for i, d in enumerate(x.shape) if i not in axes))
+
+
+def _extreme(x: Tensor, axis: int, largest: bool, keepdims: bool = False) -> Tensor:
+    """The largest (or smallest) value along ``axis``; the largest of nothing is 0 for a norm, as in
+    NumPy and PyTorch (an empty matrix has norm 0), while the smallest of nothing has no value."""
+    if x.shape[axis] == 0 and largest:
+        return _sum(x, axis=axis, keepdims=keepdims)  # zeros, connected to x (a zero gradient)
+    if x.shape[axis] == 0:
+        raise ValueError("dg.linalg.norm: a negative matrix order (-1, -2, -inf) of an empty matrix has no value")
+    return (amax if largest else amin)(x, axis=axis, keepdims=keepdims)
 
 
 def _planes_last(x: Tensor, row: int, col: int) -> Tensor:

@@ -129,8 +129,10 @@ def median(a: Tensor, axis=None, out=None, overwrite_input: bool = False, keepdi
     moved = transpose(a, [*rest, *axes]) if a.ndim and axes != tuple(range(len(rest), a.ndim)) else a
     rows = reshape(moved, (*[a.shape[i] for i in rest], -1))
     n = rows.shape[-1]
+    if n == 0 and axis is None and not keepdims:  # PyTorch: the median of nothing is NaN
+        return _sum(rows) * float("nan")
     if n == 0:
-        raise ValueError("median of an empty tensor has no value")
+        raise ValueError(f"median: axis {axis} is empty, so its median has no value (as in PyTorch)")
     xp = a.xp
     if a.dtype.kind not in "fc":  # NumPy's median of integers is float64, for odd counts too
         rows = rows.astype("float64")

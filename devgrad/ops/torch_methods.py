@@ -148,7 +148,9 @@ def chunk(a: Tensor, chunks: int, dim: int = 0) -> tuple:
         raise ValueError(f"chunk: chunks must be a positive integer, got {chunks!r}")
     dim = _dim(a, dim, "chunk")
     n = a.shape[dim]
-    return _torch_split(a, max(-(-n // int(chunks)), 1), dim)
+    if n == 0:  # PyTorch gives ``chunks`` empty pieces of an empty dimension
+        return _pieces(a, dim, [0] * int(chunks))
+    return _torch_split(a, -(-n // int(chunks)), dim)
 
 
 def _tile(a: Tensor, reps: tuple) -> Tensor:

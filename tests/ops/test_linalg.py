@@ -226,3 +226,20 @@ def test_against_pytorch(torch, device, name):
         return call
 
     check_op(torch, first(ours), first(theirs), arrays, device, gradcheck=False)
+
+
+@pytest.mark.parametrize("shape", [(0, 0), (0, 3), (3, 0), (2, 0, 3)])
+@pytest.mark.parametrize("order", ["fro", "nuc", 1, -1, 2, -2, np.inf, -np.inf])
+def test_matrix_norms_of_empty_matrices_are_numpys(shape, order):
+    a = np.zeros(shape)
+    x = dg.tensor(a, requires_grad=True)
+    try:
+        want = np.linalg.norm(a, order, axis=(-2, -1))
+    except ValueError:  # the smallest of nothing: NumPy and PyTorch refuse, and so does devgrad
+        with pytest.raises(ValueError, match="empty matrix has no value"):
+            dg.linalg.norm(x, order, axis=(-2, -1))
+        return
+    got = dg.linalg.norm(x, order, axis=(-2, -1))
+    np.testing.assert_array_equal(got.numpy(), want)
+    (g,) = dg.grad(got.sum(), x)
+    assert g.shape == shape

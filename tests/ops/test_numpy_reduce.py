@@ -137,7 +137,7 @@ def test_scan_and_sort_errors(device):
     with pytest.raises(TypeError, match="one axis"):
         dg.cumsum(x, axis=(0, 1))
     with pytest.raises(ValueError, match="empty"):
-        dg.median(dg.zeros(0, device=device))
+        dg.median(dg.zeros(0, 2, device=device), axis=0)
 
 
 def test_tensor_sort_is_pytorchs_with_its_keywords_numpys_with_axis_and_else_an_error(device):
@@ -221,3 +221,13 @@ def test_median_of_an_even_count_shares_between_the_two_middles_and_their_ties(d
     assert g.numpy().tolist() == [0.0, 1 / 3, 0.0, 1 / 3, 0.0, 1 / 3]
     x = dg.tensor([4.0, 1.0, 2.0, 3.0], device=device, requires_grad=True)
     assert dg.grad(dg.median(x), x)[0].numpy().tolist() == [0.0, 0.0, 0.5, 0.5]
+
+
+def test_median_of_an_empty_tensor_is_nan_and_of_an_empty_axis_refused():
+    x = dg.tensor(np.zeros((0, 3)), requires_grad=True)
+    m = dg.median(x)  # torch.median(torch.zeros(0, 3)) is nan
+    assert np.isnan(m.numpy()) and m.shape == ()
+    (g,) = dg.grad(m, x)
+    assert g.shape == (0, 3)
+    with pytest.raises(ValueError, match="axis 0 is empty"):
+        dg.median(x, axis=0)  # PyTorch refuses an empty reduction dim

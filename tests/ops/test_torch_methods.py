@@ -213,3 +213,11 @@ def test_dtype_device_and_format_methods(device):
     assert x.type() == "float32" and x.type(dg.float64).dtype == np.float64
     assert x.type("torch.LongTensor").dtype == np.int64 and x.type("float16").dtype == np.float16
     assert x.contiguous() is x
+
+
+@pytest.mark.parametrize("shape, chunks, dim, sizes", [((0,), 3, 0, [0, 0, 0]), ((0, 4), 2, 0, [0, 0]),
+                                                       ((2, 0), 1, 1, [0]), ((5,), 3, 0, [2, 2, 1]),
+                                                       ((6,), 4, 0, [2, 2, 2]), ((1,), 3, 0, [1])])
+def test_chunk_gives_pytorchs_pieces_also_of_an_empty_dimension(shape, chunks, dim, sizes):
+    pieces = dg.tensor(np.zeros(shape)).chunk(chunks, dim)
+    assert [p.shape[dim] for p in pieces] == sizes  # torch.zeros(shape).chunk(chunks, dim)

@@ -8,16 +8,13 @@ from devgrad.core import DEFAULT_FLOAT, Tensor
 from devgrad.creation import zeros
 from devgrad.nn import init as init_
 from devgrad.nn.module import Module, Parameter
+from devgrad.ops._util import index_array
 from devgrad.ops.elementwise import Where
 from devgrad.ops.shape import getitem
 
 
 def _indices(index, weight: Tensor, name: str):
-    data = index.data if isinstance(index, Tensor) else weight.device.put(np.asarray(index))
-    if isinstance(index, Tensor) and index.device is not weight.device:
-        raise ValueError(f"{name}: the indices are on {index.device} but the weight on {weight.device}")
-    if data.dtype.kind not in "iu":
-        raise TypeError(f"{name}: indices must be integers, got dtype {data.dtype}")
+    data = index_array(index, weight, name)
     rows = weight.shape[0]
     if weight.device.host_reads_are_free and data.size and (data.min() < -rows or data.max() >= rows):
         raise IndexError(f"{name}: indices must be in [0, {rows - 1}], got values from {int(data.min())} to "

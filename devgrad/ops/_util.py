@@ -109,3 +109,13 @@ def keepdims_arg(keepdims: bool, keepdim) -> bool:
     """``keepdims``, or PyTorch's ``keepdim`` for it."""
     return bool(keepdim) if keepdim is not None else keepdims
 
+
+def index_array(index, a: Tensor, op: str):
+    """An integer index (Tensor, list or array) as an array on ``a``'s device, refused with the op's
+    name when it is on another device or does not hold integers."""
+    data = index.data if isinstance(index, Tensor) else a.device.put(np.asarray(index))
+    if isinstance(index, Tensor) and index.device is not a.device:
+        raise ValueError(f"{op}: the index is on {index.device} but the tensor on {a.device}")
+    if data.dtype.kind not in "iu":
+        raise TypeError(f"{op}: the index must hold integers, got dtype {data.dtype}")
+    return data

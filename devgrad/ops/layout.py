@@ -14,7 +14,7 @@ import numbers
 import numpy as np
 
 from devgrad.core import Function, Tensor
-from devgrad.ops._util import axis_arg, normalize_axis, operand
+from devgrad.ops._util import axis_arg, index_array, normalize_axis, operand
 from devgrad.ops.shape import concatenate, getitem, reshape, transpose
 from devgrad.ops.torch_methods import tile as tile_method
 
@@ -161,20 +161,17 @@ def atleast_3d(*arys: Tensor):
     return _at_least(arys, 3)
 
 
-def _index(indices, device):
-    """An index argument as an integer array on ``device`` (an int stays an int)."""
+def _index(indices, a: Tensor, op: str):
+    """An index argument as an integer array on ``a``'s device (an int stays an int)."""
     if isinstance(indices, numbers.Integral) and not isinstance(indices, bool):
         return int(indices)
-    data = indices.data if isinstance(indices, Tensor) else device.put(np.asarray(indices))
-    if data.dtype.kind not in "iu":
-        raise TypeError(f"indices must be integers, got dtype {data.dtype}")
-    return data
+    return index_array(indices, a, op)
 
 
 def take(a: Tensor, indices, axis=None) -> Tensor:
     """Elements at ``indices`` along ``axis`` (of the flattened tensor for None); repeated
     indices add their gradients."""
-    index = _index(indices, a.device)
+    index = _index(indices, a, "take")
     if axis is None:
         return getitem(ravel(a), index)
     return getitem(a, (slice(None),) * _axis(axis, a.ndim) + (index,))
@@ -184,7 +181,7 @@ def take_along_axis(arr: Tensor, indices, axis=-1, *, dim=None) -> Tensor:
     """Pick one element per index along ``axis``, the indices shaped like ``arr`` elsewhere
     (NumPy's take_along_axis, PyTorch's take_along_dim with ``dim``)."""
     axis = axis if dim is None else dim
-    index = _index(indices, arr.device)
+    index = _index(indices, arr, "take_along_axis")
     if axis is None:
         return getitem(ravel(arr), index)
     if getattr(index, "ndim", 0) != arr.ndim:

@@ -17,7 +17,7 @@ import numpy as np
 
 from devgrad.core import Function, Tensor
 from devgrad.creation import shape_from_args
-from devgrad.ops._util import normalize_axis, operand
+from devgrad.ops._util import index_array, normalize_axis, operand
 from devgrad.ops.elementwise import Where, abs, add, cast, div, mul, sub, where
 from devgrad.ops.linalg import matmul
 from devgrad.ops.piecewise import sign
@@ -33,21 +33,11 @@ def _dim(a: Tensor, dim, op: str) -> int:
     return normalize_axis(int(dim), a.ndim)[0] if a.ndim else 0
 
 
-def _index_array(index, a: Tensor, op: str):
-    """An integer index (Tensor, list or array) as an array on ``a``'s device."""
-    data = index.data if isinstance(index, Tensor) else a.device.put(np.asarray(index))
-    if isinstance(index, Tensor) and index.device is not a.device:
-        raise ValueError(f"{op}: the index is on {index.device} but the tensor on {a.device}")
-    if data.dtype.kind not in "iu":
-        raise TypeError(f"{op}: the index must hold integers, got dtype {data.dtype}")
-    return data
-
-
 def gather(a: Tensor, dim: int, index) -> Tensor:
     """PyTorch's ``gather``: out[i][j] = a[index[i][j]][j] for dim=0 (NumPy's take_along_axis);
     ``index`` has ``a``'s number of dimensions and may be smaller in the others."""
     dim = _dim(a, dim, "gather")
-    idx = _index_array(index, a, "gather")
+    idx = index_array(index, a, "gather")
     if idx.ndim != a.ndim:
         raise ValueError(f"gather: index has {idx.ndim} dimensions, the tensor {a.ndim}; they must match")
     if any(i > s for d, (i, s) in enumerate(zip(idx.shape, a.shape)) if d != dim):
@@ -67,7 +57,7 @@ def gather(a: Tensor, dim: int, index) -> Tensor:
 def index_select(a: Tensor, dim: int, index) -> Tensor:
     """The entries at ``index`` (1-D integers) along ``dim``; repeated indices accumulate gradients."""
     dim = _dim(a, dim, "index_select")
-    idx = _index_array(index, a, "index_select")
+    idx = index_array(index, a, "index_select")
     if idx.ndim > 1:
         raise ValueError(f"index_select: index must be 1-D, got shape {idx.shape}")
     return getitem(a, (slice(None),) * dim + (idx.reshape(-1),))

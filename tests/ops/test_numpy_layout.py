@@ -150,7 +150,7 @@ def test_dg_repeat_is_numpys_and_the_method_is_pytorchs(device):
     (lambda x: dg.rot90(x, 1, (0, 0)), ValueError, "name the same axis twice"),
     (lambda x: dg.moveaxis(x, [0, 1], [0]), ValueError, "must name as many axes"),
     (lambda x: dg.take_along_axis(x, [1, 2], 1), ValueError, "indices have 1 dimensions, the tensor 2"),
-    (lambda x: dg.take(x, [0.5]), TypeError, "indices must be integers"),
+    (lambda x: dg.take(x, [0.5]), TypeError, "take: the index must hold integers"),
     (lambda x: dg.repeat(x, [1, 2], axis=0), ValueError, "2 counts for an axis of size 3"),
     (lambda x: dg.select([x > 0], []), ValueError, "1 conditions but 0 choices"),
     (lambda x: dg.fliplr(x[0]), ValueError, "at least 2 dimensions"),

@@ -18,6 +18,13 @@ def build_model(spec: Spec, n_features: int, task: Task, device) -> nn.MLP:
                   dropout=m.dropout, bias=m.bias, generator=generator, device=device, dtype=spec.dtype, norm=m.norm)
 
 
+def model_from_info(arch: dict, dtype: str, device) -> nn.MLP:
+    """The MLP a run folder's model.json describes (``architecture``), weights still to be loaded:
+    how ``load`` rebuilds a trained model without the spec's data."""
+    return nn.MLP(arch["sizes"], activation=arch["activation"], dropout=arch["dropout"], bias=arch["bias"],
+                  norm=arch.get("norm", "none"), device=device, dtype=dtype)
+
+
 def build_optimizer(spec: Spec, params, capturable: bool = False) -> optim.Optimizer:
     """The spec's optimizer; ``capturable`` keeps its per-step values on the device (for CUDA graphs)."""
     cls = optim.OPTIMIZERS[spec.optimizer.name]

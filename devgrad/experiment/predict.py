@@ -21,6 +21,7 @@ from devgrad.core import Tensor, no_grad
 from devgrad.data import DataError
 from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment import inputs, model_info
+from devgrad.experiment.build import model_from_info
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.rundir import why_not_completed
 from devgrad.experiment.spec import resolve
@@ -136,10 +137,7 @@ def load(run_dir, checkpoint: str = "best", device=None, quiet: bool = False) ->
         print(f"devgrad: notice: {note}", file=sys.stderr, flush=True)
     state = _read_state(path, run_dir)
     dev = resolve_device(device) if device is not None else default_device()
-    arch = info["architecture"]
-    model = nn.MLP(arch["sizes"], activation=arch["activation"], dropout=arch["dropout"], bias=arch["bias"],
-                   norm=arch.get("norm", "none"),
-                   device=dev, dtype=info["dtype"])
+    model = model_from_info(info["architecture"], info["dtype"], dev)
     try:
         model.load_state_dict(state["model"])
     except (KeyError, ValueError, TypeError) as exc:

@@ -11,12 +11,14 @@ outside the plan it had written gets its old contents back, and the gradients th
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from devgrad.backend import CaptureError, recording_for_replay
 from devgrad.core import Tensor
 from devgrad.backend.fp_errors import ERRORS, QUIET
-from devgrad.cpu_capture import DivergedError, Tracer, _buffer, _local, _plain, _Recording, _traced
+from devgrad.cpu_capture import DivergedError, Tracer, _buffer, _local, _owner, _plain, _Recording, _traced
 
 __all__ = ["DivergedError", "Plan", "record"]
 
@@ -26,8 +28,9 @@ _NUMPY_CONVERTERS = ("asarray", "asanyarray", "array", "ascontiguousarray")
 class Plan:
     """A recorded step: ``replay()`` repeats its NumPy calls and returns what the step returned."""
 
-    def __init__(self, calls: list, result, grads: list, written: list, buffers: list):
-        self.calls = calls
+    def __init__(self, calls: list, result, grads: list, written: list, buffers: list, steps: list | None = None):
+        self.calls = calls  # as recorded: (function, args, kwargs or None)
+        self.steps = steps if steps is not None else [_pair(*call) for call in calls]  # what a replay calls
         self.result = result  # what the step returned, its arrays now the plan's buffers
         self.grads = grads  # (parameter, its gradient as a Tensor on the plan's buffer)
         self.written = written  # arrays outside the plan's buffers that a replay writes (parameters, state)
@@ -38,16 +41,65 @@ class Plan:
         buffers) when a recorded data-dependent branch goes the other way."""
         token = ERRORS.set(QUIET)  # as the recorded ops' forwards and backward ran: inf and NaN are values
         try:
-            for fn, args, kwargs in self.calls:
-                if kwargs is None:
-                    fn(*args)
-                else:
-                    fn(*args, **kwargs)
+            for fn, args in self.steps:
+                fn(*args)
         finally:
             ERRORS.reset(token)
         for p, g in self.grads:
             p.grad = g
         return self.result
+
+
+def _pair(fn, args: tuple, kwargs: dict | None) -> tuple:
+    """A recorded call as the replay's (function, positional arguments): keywords bound once, here."""
+    if not kwargs:
+        return fn, args
+    if (fn is np.copyto and kwargs == {"casting": "unsafe"} and isinstance(args[1], np.ndarray)
+            and args[1].dtype == args[0].dtype):
+        return fn, args  # no cast to allow: the default casting rule passes
+    return functools.partial(fn, **kwargs), args
+
+
+_SAME_SIZE_INT = {2: np.int16, 4: np.int32, 8: np.int64}
+
+
+def _compile(rec: _Recording) -> list:
+    """The replay's (function, args) pairs for the recorded calls; a selection ``np.where(cond, 0, g)``
+    (recorded as a copy and a masked copy) becomes a mask of bits (``_as_mask``)."""
+    calls, steps, i = rec.plan, [], 0
+    while i < len(calls):
+        fused = _as_mask(rec, calls[i], calls[i + 1]) if i + 1 < len(calls) else None
+        if fused is not None:
+            steps += fused
+            i += 2
+        else:
+            steps.append(_pair(*calls[i]))
+            i += 1
+    return steps
+
+
+def _as_mask(rec: _Recording, first: tuple, second: tuple) -> list | None:
+    """``copyto(buf, g); copyto(buf, 0, where=cond)`` for a float buffer and an array g of its dtype
+    (a ReLU's gradient) as two vectorised passes: a mask of all bits where g is kept and none where 0
+    goes, and g's bits and-ed with it. The same bits (inf, NaN and -0.0 pass as they are), without a
+    masked copy's branch per element (about 10x slower on a ReLU layer's random masks). None: no match."""
+    (f1, args1, k1), (f2, args2, k2) = first, second
+    if f1 is not np.copyto or f2 is not np.copyto or k1 != {"casting": "unsafe"} or not k2 or args2[0] is not args1[0]:
+        return None
+    buf, g = args1
+    cond = k2.get("where")
+    kind = _SAME_SIZE_INT.get(buf.dtype.itemsize) if buf.dtype.kind == "f" else None
+    if (kind is None or k2.keys() != {"casting", "where"} or not isinstance(cond, np.ndarray) or cond.dtype != np.bool_
+            or not _is_zero(args2[1]) or not isinstance(g, np.ndarray) or g.dtype != buf.dtype):
+        return None
+    keep = _owner(rec, buf.shape, np.dtype(kind), "C", np.ndarray)
+    rec.buffers.append(keep)
+    return [(np.add, (cond, kind(-1), keep)), (np.bitwise_and, (g.view(kind), keep, buf.view(kind)))]
+
+
+def _is_zero(value) -> bool:
+    """Whether ``value`` is the number +0 (whose bits, in any float format, are all zero)."""
+    return type(value) in (int, float, np.float32, np.float64) and value == 0 and not np.signbit(value)
 
 
 def _converters():
@@ -160,7 +212,7 @@ def record(fn, inputs: tuple, device, params: list, optimizer) -> Plan:
         _undo(rec, params, old_grads)
         raise
     written = [target for target, _ in rec.saved]
-    return Plan(rec.plan, result, grads, written, rec.buffers)
+    return Plan(rec.plan, result, grads, written, rec.buffers, _compile(rec))
 
 
 def _put_back(slots, originals, views, params, datas, param_views) -> list:

@@ -8,6 +8,7 @@ with the reason; so do single replays whose recorded branch goes the other way.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
@@ -245,3 +246,56 @@ def test_a_plan_is_a_flat_list_of_numpy_calls_into_its_own_buffers():
     assert not any(isinstance(a, Tensor) for _, args, _ in plan.calls for a in args)
     assert len(plan.written) == 2 * len(list(model.parameters()))  # each parameter and its update's scratch
     assert type(plan.result.data) is np.ndarray  # the plan's buffer, no tracer left
+
+
+def _relu_special_run(captured: bool):
+    """A ReLU whose upstream gradient holds inf, -inf, NaN and -0.0 where the gradient is kept and
+    where it is dropped: the replayed selection must give the eager bits for each."""
+    weights = nn.Parameter(dg.tensor(np.array([[1.5, -2.0, 0.0, 3.0], [-1.0, 2.5, -0.5, 0.25]], np.float32)))
+    scale = dg.tensor(np.array([[np.inf, -np.inf, np.nan, -0.0], [np.nan, -0.0, np.inf, 1.0]], np.float32))
+    opt = optim.SGD([weights], lr=0.1, capturable=True)
+
+    def step(xb):
+        loss = (F.relu(weights * xb) * scale).sum()
+        opt.zero_grad()
+        loss.backward()
+        grad = weights.grad.data.copy()
+        weights.grad.data[...] = 0  # the update stays finite, the next steps' masks as in the first
+        opt.step()
+        return loss, Tensor._make(grad, weights.device)
+
+    run = CapturedStep(step, "cpu", optimizer=opt, enabled=captured)
+    grads = [run(dg.tensor(np.float32(s)))[1].numpy().tobytes() for s in (1, -1, 1, -1, 1)]
+    return grads, run
+
+
+def test_a_relu_gradient_of_inf_nan_and_negative_zero_replays_bit_for_bit():
+    eager, _ = _relu_special_run(False)
+    captured, run = _relu_special_run(True)
+    plan = next(iter(run._graphs.values()))[1]
+    assert any(fn is np.bitwise_and for fn, _ in plan.steps)  # the selection as a mask of bits
+    assert run.replays == 3 and captured == eager
+
+
+def test_the_plans_buffers_start_on_cache_lines_at_staggered_page_offsets():
+    """Arrays malloc hands out for one size tend to share their offset within a page, where a call
+    reading one and writing the next (4K aliasing) runs many times slower: the plan places each
+    buffer itself, on a 64-byte line, the neighbours at different offsets."""
+    model = nn.MLP([5, 64, 64, 3], activation="relu", generator=np.random.default_rng(0))
+    opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
+
+    def step(xb, yb):
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    xb, yb = dg.tensor(X[:20]), dg.tensor(Y[:20])
+    step(xb, yb)
+    plan = cpu_plan.record(step, (xb, yb), dg.device("cpu"), list(model.parameters()), opt)
+    starts = [b.ctypes.data for b in plan.buffers]
+    assert len(starts) > 20 and all(s % 64 == 0 for s in starts)
+    offsets = [s % 4096 for s in starts]
+    assert all(a != b for a, b in itertools.pairwise(offsets))
+    assert all(p.grad.data.base is not None for p in model.parameters())  # the plan's buffers, not copies

@@ -20,7 +20,14 @@ def _tqdm() -> Callable[..., Any] | None:
         from tqdm import tqdm  # noqa: PLC0415 - optional (the progress extra), only for a terminal
     except ImportError:
         return None
-    return tqdm
+
+    class Bar(tqdm):
+        # No monitor thread (it only nudges bars that stall between updates, and ours update every
+        # epoch): a run forks its plot worker when training starts, which a process with another
+        # thread must not do.
+        monitor_interval = 0
+
+    return Bar
 
 
 def terminal_columns(stream=None) -> int | None:

@@ -90,3 +90,22 @@ def test_importing_the_runner_loads_no_progress_bar_library():
              "print(sorted(m for m in ('tqdm', 'asyncio') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_terminal_bar_starts_no_thread(monkeypatch):
+    """A run forks its plot worker when training starts (after the bar is drawn), which a process
+    with another thread must not do: the bar has no monitor thread."""
+    import logging
+    import threading
+
+    pytest.importorskip("tqdm")
+    from devgrad.experiment.console import Console
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    before = set(threading.enumerate())
+    console = Console(quiet=False, total=3, initial=0, log=logging.getLogger("test-bar"))
+    try:
+        assert console.bar is not None
+        assert set(threading.enumerate()) == before
+    finally:
+        console.close()

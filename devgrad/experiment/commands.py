@@ -21,7 +21,7 @@ from typing import NoReturn
 from devgrad.backend import Device
 from devgrad.data import Splits
 from devgrad.experiment import checkpoint as ckpt
-from devgrad.experiment import model_info, report, resuming, tracking
+from devgrad.experiment import model_info, report, resuming
 from devgrad.experiment.callbacks import (
     BoundaryAnimation, Checkpoints, EarlyStopping, MetricsFile, NeuronHistory, Progress, StopFile, as_callback,
 )
@@ -34,6 +34,7 @@ from devgrad.experiment.rundir import (
     RunResult, missing_parents, new_run_dir, now, remove_half_made, run_meta, still_running,
 )
 from devgrad.experiment.spec import resolve, to_yaml
+from devgrad.experiment.tracking_service import MlflowTracker
 from devgrad.experiment.trainer import Trainer
 from devgrad.io import atomic_write_text
 from devgrad.warmup import cold_cache_notice
@@ -264,8 +265,7 @@ def _tracked(trainer: Trainer, quiet: bool, train) -> RunResult:
     chosen = trainer.plan.tracking
     if chosen is None:
         return train()
-    tracker = tracking.MlflowTracker(trainer.run_dir, chosen, quiet)
-    trainer.callbacks.append(as_callback(tracker))
+    tracker = MlflowTracker(trainer.run_dir, chosen, quiet)
     try:
         return train()
     finally:

@@ -20,7 +20,7 @@ from devgrad import nn, optim
 from devgrad.backend import Device, cuda_available, cuda_unavailable_reason, parse_device
 from devgrad.backend import device as resolve_device
 from devgrad.data import DataSummary, Splits, build_splits, describe
-from devgrad.experiment import memory, tracking
+from devgrad.experiment import memory, tracking, tracking_service
 from devgrad.experiment.build import build_model, build_optimizer, build_scheduler
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.schema import SpecError
@@ -117,7 +117,8 @@ def make_plan(spec: Spec, device: str | Device | None = None, check_only: bool =
     memory.check_fits(spec)  # a run too large for this machine fails before anything is allocated
     chosen = tracking.settings(spec.to_dict())
     if chosen is not None and not check_only:
-        tracking.import_mlflow()  # a missing client is the user's to fix, before any folder
+        tracking.available()  # a missing client is the user's to fix, before any folder
+        tracking_service.prepare()  # MLflow is imported by the tracker while the data loads
     data = spec.data.to_dict()
     splits = describe(data, spec.seed, spec.task, spec.loss.name) if check_only else load_splits(spec)
     task = Task.from_spec(spec, splits)

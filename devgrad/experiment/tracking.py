@@ -3,22 +3,27 @@
 The run folder stays the source of truth; MLflow gets a copy. ``sync`` logs whatever of a run
 folder the MLflow run does not hold yet (params, every epoch of metrics.jsonl with ``step`` =
 epoch, the test metrics, tags, artifacts), so it can be called again and again: ``devgrad track``
-and the end of a run both use it. During training ``MlflowTracker`` (a trainer callback) logs
-each epoch from a background thread, in batches: training never waits for the server, and a
-server that fails costs one warning, after which the run goes on untracked (``devgrad track``
-logs it later). Which MLflow run belongs to a run folder is kept in its ``tracking.json``, per
-tracking URI, so a resumed run continues its MLflow run and skips the steps it already holds.
+and the end of a run both use it. During training, a tracker process logs the run as it goes
+(``tracking_service``): training never waits for MLflow, and a server that fails costs one
+warning, after which the run goes on untracked (``devgrad track`` logs it later). Which MLflow
+run belongs to a run folder is kept in its ``tracking.json``, per tracking URI, so a resumed run
+continues its MLflow run and skips the steps it already holds.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import queue
 import sys
-import threading
+import contextlib
+import importlib.util
 import time
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 import yaml
 
@@ -30,10 +35,6 @@ from devgrad.version import __version__
 MLFLOW_HINT = "pip install '.[mlflow]' from the devgrad folder"
 STATE_FILE = "tracking.json"
 ARTIFACTS = ("config.yaml", "summary.json", "metrics.csv", "report.html", "model.json")
-CLOSE_SECONDS = 30.0  # the most the end of a run waits for its last uploads
-# Epochs are logged at most this often, in one batch: each batch costs the training thread some
-# milliseconds of Python (MLflow's client, SQLAlchemy) under the GIL, too much for every epoch.
-FLUSH_SECONDS = 2.0
 
 
 def import_mlflow():
@@ -69,7 +70,19 @@ def flatten(data: dict, prefix: str = "") -> dict:
             for name, value in dotted(data, prefix).items()}
 
 
-def _client(mlflow, uri: str | None):
+def available() -> None:
+    """Nothing when MLflow's client is installed, else a RunError naming the extra (without
+    importing MLflow: that takes seconds, and a training process never needs it)."""
+    try:
+        found = sys.modules["mlflow"] is not None if "mlflow" in sys.modules else \
+            importlib.util.find_spec("mlflow") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise RunError(f"tracking in MLflow needs the mlflow client, which is not installed: {MLFLOW_HINT}")
+
+
+def open_client(mlflow, uri: str | None):
     # A server that does not answer must fail fast (MLflow retries for minutes by default); a
     # user's own settings of these win.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -86,6 +99,27 @@ def _experiment(client, name: str) -> str:
 def _state(folder: Path) -> dict:
     path = folder / STATE_FILE
     return ckpt.read_json(path) if path.exists() else {}
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path):
+    """``folder`` locked against other trackers (waiting for the one that holds it): one process
+    at a time logs a run folder, so that no step is logged twice and no store's tables are made
+    by two at once. A lock of the operating system: it ends with the process that holds it."""
+    if fcntl is None:  # Windows: folders cannot be locked this way, and no kill -9 leaves a tracker behind
+        yield
+        return
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
+
+
+def held_runs(folder: Path) -> dict:
+    """The MLflow runs of a run or sweep folder, by tracking URI (its tracking.json)."""
+    return _state(Path(folder)).get("mlflow", {})
 
 
 def mlflow_run(client, uri: str, folder: Path, experiment: str, parent: str | None, name: str) -> str:
@@ -138,6 +172,12 @@ def _params(client, run_id: str, params: dict) -> None:
         client.log_batch(run_id, params=new[start:start + 100], synchronous=True)
 
 
+def log_params(client, run_id: str, run_dir: Path) -> None:
+    """The run's resolved spec (config.yaml, less its tracking block) as flattened params."""
+    spec = _read_yaml(Path(run_dir) / "config.yaml")
+    _params(client, run_id, flatten({k: v for k, v in spec.items() if k != "tracking"}))
+
+
 def _artifacts(client, run_id: str, folder: Path, names) -> None:
     """Upload the files of ``folder`` named in ``names`` (a sub-folder: its files) that MLflow lacks."""
     held = {f.path for f in client.list_artifacts(run_id)}
@@ -152,16 +192,18 @@ def _artifacts(client, run_id: str, folder: Path, names) -> None:
                     client.log_artifact(run_id, str(file), name)
 
 
-def sync_run(client, uri: str, run_dir: Path, experiment: str | None = None, parent: str | None = None) -> str:
-    """Log whatever of a finished (or stopped) run folder the MLflow run does not hold yet."""
+def sync_run(client, uri: str, run_dir: Path, experiment: str | None = None, parent: str | None = None,
+             skip: dict | None = None) -> str:
+    """Log whatever of a finished (or stopped) run folder the MLflow run does not hold yet
+    (``skip``: the steps of each metric known to be held, as ``log_epochs`` keeps them)."""
     run_dir = Path(run_dir)
     spec = _read_yaml(run_dir / "config.yaml")
     chosen = settings(spec) or {}
     experiment = experiment or chosen.get("experiment") or spec["name"]
     parent = parent or chosen.get("parent_run_id")
-    run_id = mlflow_run(client, uri, run_dir, experiment, parent, _run_name(run_dir))
-    _params(client, run_id, flatten({k: v for k, v in spec.items() if k != "tracking"}))
-    log_epochs(client, run_id, ckpt.MetricsLog(run_dir).rows(), skip={})
+    run_id = mlflow_run(client, uri, run_dir, experiment, parent, run_name(run_dir))
+    log_params(client, run_id, run_dir)
+    log_epochs(client, run_id, ckpt.MetricsLog(run_dir).rows(), skip={} if skip is None else skip)
     summary = ckpt.read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
     _final(client, run_id, summary)
     _artifacts(client, run_id, run_dir, [*ARTIFACTS, "plots", *_best_checkpoint(run_dir), *_onnx(run_dir)])
@@ -203,87 +245,12 @@ def _onnx(run_dir: Path) -> list[str]:
         else []
 
 
-def _run_name(folder: Path) -> str:
+def run_name(folder: Path) -> str:
     return f"{folder.parent.name}/{folder.name}" if folder.parent.name not in ("runs", "") else folder.name
 
 
 def _read_yaml(path: Path) -> dict:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
-
-
-class MlflowTracker:
-    """A trainer callback that logs a run to MLflow from a background thread, in batches.
-
-    ``start`` opens (or, for a resumed run, reopens) the MLflow run and logs params and tags;
-    each epoch's row is queued; ``close`` logs the rest of the run folder (``sync_run``) and
-    waits for it at most ``CLOSE_SECONDS``. The first failure prints one warning; the run goes on
-    and the tracker drops what is left."""
-
-    def __init__(self, run_dir: Path, chosen: dict, quiet: bool = False):
-        self.run_dir, self.chosen, self.quiet = Path(run_dir), chosen, quiet
-        self.jobs: queue.Queue = queue.Queue()
-        self.failed: str | None = None
-        self.client = None  # the MlflowClient, once the thread has started the run
-        self.uri: str | None = None
-        self.run_id: str | None = None
-        self.skip: dict = {}
-        self.thread = threading.Thread(target=self._work, name="devgrad-mlflow", daemon=True)
-        self.thread.start()
-        self.jobs.put(("start", None))
-
-    def __call__(self, trainer, epoch: int, row: dict) -> None:
-        self.jobs.put(("epoch", dict(row)))
-
-    def close(self) -> None:
-        """Log the rest of the run folder and stop the thread (waiting at most CLOSE_SECONDS)."""
-        self.jobs.put(("close", None))
-        self.thread.join(CLOSE_SECONDS)
-        if self.thread.is_alive():
-            self._warn(f"the MLflow server at {self.uri} did not take the run's last uploads within "
-                       f"{CLOSE_SECONDS:.0f} s")
-
-    def _work(self) -> None:
-        rows: list = []
-        logged = -FLUSH_SECONDS  # when epochs were last logged (the first epoch goes at once)
-        while True:
-            wait = max(0.0, logged + FLUSH_SECONDS - time.monotonic()) if rows else None
-            try:
-                kind, payload = self.jobs.get(timeout=wait)
-            except queue.Empty:  # the rows held back are due
-                kind, payload = "epoch", None
-            if payload is not None:
-                rows.append(payload)
-            if kind == "epoch" and time.monotonic() - logged < FLUSH_SECONDS:
-                continue  # held back: one batch per FLUSH_SECONDS
-            if self.failed is None:
-                try:
-                    self._do(kind, rows)
-                except Exception as exc:  # the server's failure is never the run's
-                    self._warn(_why(exc))
-            if rows:
-                rows, logged = [], time.monotonic()
-            if kind == "close":
-                return
-
-    def _do(self, kind: str, rows: list) -> None:
-        if kind == "start":
-            self.client, self.uri = _client(import_mlflow(), self.chosen.get("uri"))
-            self.run_id = mlflow_run(self.client, self.uri, self.run_dir, self.chosen["experiment"],
-                                     self.chosen.get("parent_run_id"), _run_name(self.run_dir))
-            spec = _read_yaml(self.run_dir / "config.yaml")
-            _params(self.client, self.run_id, flatten({k: v for k, v in spec.items() if k != "tracking"}))
-        # "start" is the queue's first job, and a failure ends the work: the run exists from here on
-        assert self.uri is not None and self.run_id is not None, "the MLflow run is made by the start job"
-        if rows:
-            log_epochs(self.client, self.run_id, rows, self.skip)
-        if kind == "close":
-            sync_run(self.client, self.uri, self.run_dir, self.chosen["experiment"], self.chosen.get("parent_run_id"))
-
-    def _warn(self, why: str) -> None:
-        if self.failed is None:
-            self.failed = why
-            print(f"devgrad: warning: MLflow tracking stopped ({why}); the run goes on and its folder is complete: "
-                  f"log it later with: devgrad track {self.run_dir}", file=sys.stderr, flush=True)
 
 
 # -- sweeps: a parent run with the runs nested in it -------------------------------------------------
@@ -298,8 +265,8 @@ def start_parent(sweep_dir: Path, spec: dict) -> str | None:
     if chosen is None:
         return None
     try:
-        client, uri = _client(import_mlflow(), chosen["uri"])
-        return mlflow_run(client, uri, Path(sweep_dir), chosen["experiment"], None, _run_name(Path(sweep_dir)))
+        client, uri = open_client(import_mlflow(), chosen["uri"])
+        return mlflow_run(client, uri, Path(sweep_dir), chosen["experiment"], None, run_name(Path(sweep_dir)))
     except Exception as exc:  # the server's failure is never the sweep's
         _warn_sweep(sweep_dir, exc)
         return None
@@ -318,7 +285,7 @@ def finish_parent(sweep_dir: Path, spec: dict) -> None:
     if chosen is None:
         return
     try:
-        client, uri = _client(import_mlflow(), chosen["uri"])
+        client, uri = open_client(import_mlflow(), chosen["uri"])
         sync_sweep(client, uri, Path(sweep_dir), chosen["experiment"], runs=False)
     except Exception as exc:  # the server's failure is never the sweep's
         _warn_sweep(sweep_dir, exc)
@@ -328,12 +295,13 @@ def sync_sweep(client, uri: str, sweep_dir: Path, experiment: str | None = None,
     """Log a sweep folder: its parent run (tables, page, plots) and, with ``runs``, every run in it."""
     config = _read_yaml(sweep_dir / "sweep.yaml")
     experiment = experiment or config["name"]
-    parent = mlflow_run(client, uri, sweep_dir, experiment, None, _run_name(sweep_dir))
+    parent = mlflow_run(client, uri, sweep_dir, experiment, None, run_name(sweep_dir))
     _artifacts(client, parent, sweep_dir, [*SWEEP_ARTIFACTS, "plots"])
     client.set_tag(parent, "devgrad.kind", "search" if "search" in config else "grid")
     if runs and (sweep_dir / "runs").is_dir():
         for run_dir in sorted(p for p in (sweep_dir / "runs").iterdir() if (p / "config.yaml").exists()):
-            sync_run(client, uri, run_dir, experiment, parent)
+            with folder_lock(run_dir):
+                sync_run(client, uri, run_dir, experiment, parent)
     state = ckpt.read_json(sweep_dir / "sweep.json") if (sweep_dir / "sweep.json").exists() else {}
     if state.get("status") in ("completed", "failed", "stopped"):
         client.set_terminated(parent, "FINISHED" if state["status"] == "completed" else "FAILED")
@@ -352,21 +320,24 @@ def track(folder, uri: str | None = None) -> str:
         if not is_sweep or (folder / "base.json").exists() else None
     uri = uri or (chosen or {}).get("uri") or os.environ.get("MLFLOW_TRACKING_URI")
     try:
-        client, uri = _client(mlflow, uri)
-        return sync_sweep(client, uri, folder) if is_sweep else sync_run(client, uri, folder)
+        client, uri = open_client(mlflow, uri)
+        if is_sweep:
+            return sync_sweep(client, uri, folder)
+        with folder_lock(folder):
+            return sync_run(client, uri, folder)
     except RunError:
         raise
     except Exception as exc:
-        raise RunError(f"cannot log {folder} to MLflow at {uri}: {_why(exc)}; check that the tracking server is up "
+        raise RunError(f"cannot log {folder} to MLflow at {uri}: {why(exc)}; check that the tracking server is up "
                        "(or give --uri), then run devgrad track again: it adds only what is missing") from None
 
 
-def _why(exc: Exception) -> str:
+def why(exc: Exception) -> str:
     """An exception in one short line (MLflow's messages run to paragraphs)."""
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text[:240]}{'...' if len(text) > 240 else ''}"
 
 
 def _warn_sweep(sweep_dir, exc: Exception) -> None:
-    print(f"devgrad: warning: MLflow tracking of the sweep failed ({_why(exc)}); the sweep goes on and its folder "
+    print(f"devgrad: warning: MLflow tracking of the sweep failed ({why(exc)}); the sweep goes on and its folder "
           f"is complete: log it later with: devgrad track {sweep_dir}", file=sys.stderr, flush=True)

@@ -30,7 +30,7 @@ def test_plot_command_redraws(tmp_path):
 
 @needs_matplotlib
 def test_redrawing_a_tracked_run_neither_needs_nor_calls_mlflow(tmp_path, monkeypatch):
-    from devgrad.experiment import commands, tracking
+    from devgrad.experiment import commands, tracking, tracking_service
 
     result = run({**SMALL, "train": {"epochs": 1}, "plots": {"enabled": False}}, out=tmp_path, quiet=True)
     config = result.run_dir / "config.yaml"
@@ -40,7 +40,8 @@ def test_redrawing_a_tracked_run_neither_needs_nor_calls_mlflow(tmp_path, monkey
     def no_mlflow():
         raise AssertionError("redrawing a run imported MLflow")
 
-    monkeypatch.setattr(tracking, "import_mlflow", no_mlflow)
+    for module, name in ((tracking, "import_mlflow"), (tracking, "available"), (tracking_service, "prepare")):
+        monkeypatch.setattr(module, name, no_mlflow)
     assert "decision_boundary.png" in " ".join(commands.redraw(result.run_dir, quiet=True))
 
 

@@ -6,68 +6,24 @@
     y.backward()          # x.grad == 2 * x
 """
 
+# ruff: noqa: F405 - __all__'s names come from devgrad._api, star-imported for type checkers only
 import importlib as _importlib
-import sys as _sys
 from typing import TYPE_CHECKING
-
-import numpy as _np
 
 from devgrad.version import __version__
 
-from devgrad.core import (
-    Function, Tensor, as_dtype, enable_grad, grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled, tensor,
-)
-from devgrad.creation import (
-    arange, as_tensor, eye, from_numpy, full, full_like, ones, ones_like, zeros, zeros_like,
-)
-from devgrad import ops
-from devgrad import func
-from devgrad import linalg
-from devgrad.backend import (
-    CaptureError, Device, DeviceError, cuda_available, cuda_unavailable_reason, default_device, device, devices,
-    get_float32_matmul_precision, set_default_device, set_float32_matmul_precision,
-)
-from devgrad.gradcheck import GradcheckError, gradcheck, gradgradcheck
-from devgrad.ops import (
-    abs, add, argmax, argmin, broadcast_to, clip, concatenate, div, dot, equal, erf, exp, expand, expand_dims,
-    flatten, greater, greater_equal, leaky_relu, less, less_equal, linear, log, log_sigmoid, log_softmax, logsumexp,
-    matmul, max, maximum, mean, min, minimum, mul, neg, not_equal, pow, relu, reshape, sigmoid, softmax,
-    softplus, sqrt, squeeze, stack, std, sub, sum, swapaxes, tanh, transpose, unsqueeze, var, where,
-)
-from devgrad.ops import (
-    arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, cos, cosh, deg2rad, degrees, exp2, expm1, hypot,
-    log1p, log2, log10, logaddexp, logaddexp2, rad2deg, radians, sin, sinc, sinh, tan,
-)
-from devgrad.ops import (
-    cross, diag, diagflat, diagonal, einsum, identity, inner, kron, outer, tensordot, trace, tri, tril, triu, vdot,
-)
-from devgrad.ops import amax, amin, argsort, average, cumprod, cumsum, diff, median, nanmean, nansum, prod, sort, topk
-from devgrad.ops import (
-    absolute, cbrt, ceil, fabs, floor, fmax, fmin, fmod, mod, nan_to_num, negative, reciprocal, remainder, rint,
-    round, sign, square, true_divide, trunc,
-)
-from devgrad.ops import (
-    append, array, array_split, atleast_1d, atleast_2d, atleast_3d, column_stack, dsplit, dstack, flip, fliplr,
-    flipud, hsplit, hstack, linspace, moveaxis, nonzero, pad, ravel, repeat, roll, rollaxis, rot90, select, split,
-    take, take_along_axis, tile, vsplit, vstack,
-)
-from devgrad.random import manual_seed, rand, rand_like, randint, randn, randn_like
-from devgrad.capture import CapturedStep
-from devgrad.io import load, save
-from devgrad.interop import from_dlpack
-
-cat = concatenate  # PyTorch's name
-float32 = _np.float32
-float64 = _np.float64
-
-# Subpackages a user is shown (``devgrad.nn.Linear``, ``devgrad.experiment.run(...)``,
-# ``devgrad.viz.to_dot``) are reachable after ``import devgrad``, imported on first use so that
-# ``import devgrad`` loads the autodiff core only (the pictures need subprocess for Graphviz; the
-# runner YAML and its reports; layers and optimizers their kernels).
-_LAZY_SUBMODULES = ("bench", "cli", "data", "experiment", "nn", "onnx", "optim", "viz")
+# The names are imported on first use (PEP 562), all at once from devgrad._api: ``import
+# devgrad`` and ``devgrad --help`` load neither NumPy nor the core. Subpackages a user is shown
+# (``devgrad.nn.Linear``, ``devgrad.experiment.run(...)``, ``devgrad.viz.to_dot``) are imported
+# when first reached, each alone (the pictures need subprocess for Graphviz; the runner YAML and
+# its reports; layers and optimizers their kernels); so are the layers' own modules
+# (``devgrad.core``, ``devgrad.backend``, ...), which are not the API but stay reachable.
+_SUBMODULES = ("backend", "bench", "capture", "cli", "core", "creation", "data", "experiment", "func", "gradcheck",
+               "interop", "io", "linalg", "nn", "onnx", "ops", "optim", "random", "version", "viz")
 
 if TYPE_CHECKING:
     from devgrad import data, experiment, nn, optim, viz
+    from devgrad._api import *  # noqa: F403 - what type checkers and IDEs read for every name
 
 __all__ = [
     "CaptureError", "CapturedStep", "Device", "DeviceError", "Function", "GradcheckError", "Tensor", "__version__",
@@ -94,16 +50,15 @@ __all__ = [
     "vstack", "where", "zeros", "zeros_like",
 ]
 
-# The modules imported above are attributes of this package as a side effect of importing them;
-# they are not its API (``devgrad.core`` and the rest stay importable, and reachable below).
-for _module in ("backend", "capture", "core", "creation", "interop", "io", "random", "version"):
-    globals().pop(_module, None)
-
 
 def __getattr__(name: str):
-    if name in _LAZY_SUBMODULES or f"devgrad.{name}" in _sys.modules:
+    if name in _SUBMODULES:
         return _importlib.import_module(f"devgrad.{name}")
-    raise AttributeError(f"module 'devgrad' has no attribute {name!r}")
+    if name not in __all__:
+        raise AttributeError(f"module 'devgrad' has no attribute {name!r}")
+    names = vars(_importlib.import_module("devgrad._api"))
+    globals().update({n: v for n, v in names.items() if not n.startswith("_")})  # found directly from now on
+    return names[name]
 
 
 def __dir__() -> list[str]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib as _importlib
 from typing import TYPE_CHECKING
 
-from devgrad.experiment import _kernels  # noqa: F401 - registers the training loop's device kernels
 
 if TYPE_CHECKING:
     from devgrad.experiment.callbacks import Callback

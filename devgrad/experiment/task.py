@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 
 from devgrad.core import Tensor
+from devgrad.experiment import _kernels  # noqa: F401 - registers the `targets` kernel used below
 from devgrad.experiment.errors import RunError
 from devgrad.nn import functional as F
 

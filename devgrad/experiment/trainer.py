@@ -21,6 +21,7 @@ from devgrad.backend import Device, get_float32_matmul_precision, set_float32_ma
 from devgrad.capture import CapturedStep
 from devgrad.core import Tensor, no_grad
 from devgrad.data import DataLoader, Splits
+from devgrad.experiment import _kernels  # noqa: F401 - registers the epoch's sums kernels used below
 from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment.console import Console
 from devgrad.experiment.plan import Plan

@@ -108,6 +108,15 @@ def test_module_containers_buffers_and_apply():
         net.register_buffer("blocks", dg.zeros(1))
 
 
+def test_a_star_import_gives_every_public_name():
+    """``from devgrad import *`` binds every name of ``__all__`` (the top level resolves its names
+    when first used), the same objects ``devgrad.<name>`` gives."""
+    namespace: dict = {}
+    exec("from devgrad import *", namespace)
+    assert set(dg.__all__) <= set(namespace)
+    assert namespace["tensor"] is dg.tensor and namespace["cat"] is dg.concatenate and namespace["nn"] is dg.nn
+
+
 def test_the_public_surface_is_explicit():
     """``devgrad`` and each public subpackage list their names in ``__all__``; every listed name
     exists; ``dir(devgrad)`` shows exactly those (no module imported along the way, such as

@@ -86,11 +86,15 @@ def input_coordinates(weight: np.ndarray, bias: np.ndarray, mean, std) -> tuple[
 
 def unit_history_in_input_coordinates(rows: list[dict], mean, std) -> list[dict]:
     """hidden_units.jsonl's rows (weights of standardised inputs) in the data's own coordinates."""
-    converted = []
-    for row in rows:
-        weight, bias = input_coordinates(row["weight"], row["bias"], mean, std)
-        converted.append({**row, "weight": weight.tolist(), "bias": bias.tolist()})
-    return converted
+    if not rows:
+        return []
+    # every epoch at once (the same arithmetic as ``input_coordinates``, row by row)
+    weight = np.asarray([row["weight"] for row in rows], dtype=np.float64)  # (epochs, units, inputs)
+    bias = np.asarray([row["bias"] for row in rows], dtype=np.float64)
+    mean = np.zeros(weight.shape[2]) if mean is None else np.asarray(mean, dtype=np.float64)
+    std = np.ones(weight.shape[2]) if std is None else np.asarray(std, dtype=np.float64)
+    a, c = (weight / std).tolist(), (bias - weight @ (mean / std)).tolist()
+    return [{**row, "weight": a[i], "bias": c[i]} for i, row in enumerate(rows)]
 
 
 def raw_lines(weight: np.ndarray, bias: np.ndarray, mean, std) -> list[tuple[np.ndarray, float]]:

@@ -300,3 +300,15 @@ def test_lecture_and_report_mistakes_are_clean_errors(tmp_path):
     assert result.returncode == 2 and "is a file, not a folder" in result.stderr and a_file.read_text() == "mine"
     result = cli("report", tmp_path / "missing")
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_the_unit_history_in_the_datas_coordinates_is_each_epoch_converted_alone():
+    rng = np.random.default_rng(1)
+    rows = [{"epoch": e, "weight": rng.normal(size=(3, 2)).tolist(), "bias": rng.normal(size=3).tolist()}
+            for e in range(1, 5)]
+    for mean, std in ((None, None), (rng.normal(size=2), rng.uniform(0.5, 2.0, size=2))):
+        converted = neurons.unit_history_in_input_coordinates(rows, mean, std)
+        for row, out in zip(rows, converted, strict=True):
+            weight, bias = neurons.input_coordinates(row["weight"], row["bias"], mean, std)
+            assert out == {"epoch": row["epoch"], "weight": weight.tolist(), "bias": bias.tolist()}
+    assert neurons.unit_history_in_input_coordinates([], None, None) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copyreg
 import operator
 
 import numpy as np
@@ -192,6 +193,24 @@ TENSOR_METHODS = {
     "take_along_axis": take_along_axis,
 }
 register_tensor_methods(TENSOR_METHODS)
+
+
+def _rebuild_tensor(cls: type[Tensor], slots: dict) -> Tensor:
+    """A pickled Tensor, rebuilt in a process where this module (its methods) is imported first:
+    ``import devgrad`` loads the op layer on first use, so unpickling must not rely on it."""
+    t = cls.__new__(cls)
+    for name, value in slots.items():
+        setattr(t, name, value)
+    return t
+
+
+def _reduce_tensor(t: Tensor):
+    """Pickle a Tensor as its slots, rebuilt by ``_rebuild_tensor`` (importing the op layer)."""
+    state = t.__reduce_ex__(2)[2]  # (None, the slots' values): a Tensor has no __dict__
+    return _rebuild_tensor, (type(t), state[1])
+
+
+copyreg.pickle(Tensor, _reduce_tensor)
 
 __all__ = [
     "abs", "absolute", "add", "amax", "amin", "append", "arccos", "arccosh", "arcsin", "arcsinh", "arctan",

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -165,3 +170,15 @@ def test_the_core_stub_declares_what_the_runtime_has():
         got = [a.arg for a in [*args.args, *args.kwonlyargs]][1:]
         got += [f.arg for f in (args.vararg, args.kwarg) if f is not None]
         assert sorted(got) == sorted(want), name
+
+
+def test_a_tensor_unpickled_in_a_fresh_process_has_its_methods():
+    # ``import devgrad`` loads the op layer (Tensor's methods) on first use; unpickling a Tensor in
+    # a process that never touched devgrad must load it too (a pool's or Dask's worker does that).
+    t = dg.tensor([1.0, 2.0], requires_grad=True)
+    code = ("import pickle, sys; t = pickle.loads(sys.stdin.buffer.read()); "
+            "print(t.requires_grad, (t + t).exp().sum().item())")
+    out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(t), capture_output=True, check=True)
+    requires_grad, value = out.stdout.decode().split()
+    assert requires_grad == "True" and float(value) == pytest.approx(np.exp([2.0, 4.0]).sum(), rel=1e-6)
+    assert copy.deepcopy(t).numpy().tolist() == [1.0, 2.0]

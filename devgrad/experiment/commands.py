@@ -266,6 +266,7 @@ def _tracked(trainer: Trainer, quiet: bool, train) -> RunResult:
     if chosen is None:
         return train()
     tracker = MlflowTracker(trainer.run_dir, chosen, quiet)
+    trainer.callbacks.append(as_callback(tracker))
     try:
         return train()
     finally:

@@ -20,9 +20,11 @@ import contextlib
 import json
 import os
 import queue
+import select
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,25 +43,29 @@ SERVE = "from devgrad.experiment.tracking_service import serve; serve()"
 
 
 class MlflowTracker:
-    """A run's MLflow tracking, done by this process's tracker process.
+    """A run's MLflow tracking, done by this process's tracker process (a trainer callback).
 
     Opening it tells the tracker to open (or, for a resumed run, reopen) the run's MLflow run;
-    ``close`` tells it to log the rest of the run folder and waits for that at most
-    ``CLOSE_SECONDS``. The first failure prints one warning; the run goes on untracked."""
+    each epoch it reads whatever the tracker has answered (without waiting); ``close`` tells the
+    tracker to log the rest of the run folder and waits for that (see OPEN_SECONDS). The first
+    failure prints one warning; the run goes on untracked."""
 
     def __init__(self, run_dir: Path, chosen: dict, quiet: bool = False):
         self.run_dir, self.chosen, self.quiet = Path(run_dir).resolve(), chosen, quiet
         self.failed: str | None = None
-        self.opened, self.closed = threading.Event(), threading.Event()
+        self.opened = self.closed = False
         self.service = _service()
         self.service.send(self, {"do": "open", "run": str(self.run_dir), "chosen": chosen, "cwd": os.getcwd()})
+
+    def __call__(self, trainer, epoch: int, row: dict) -> None:
+        self.service.poll(0.0)  # a failure's warning when it happens, not at the end
 
     def close(self) -> None:
         """Have the tracker log the rest of the run folder, and wait for it (see OPEN_SECONDS)."""
         self.service.send(self, {"do": "close", "run": str(self.run_dir)})
-        if not self.opened.wait(OPEN_SECONDS):
+        if not self.service.wait(lambda: self.opened, OPEN_SECONDS):
             self._give_up(f"the MLflow run was not opened within {OPEN_SECONDS:.0f} s")
-        elif not self.closed.wait(CLOSE_SECONDS):
+        elif not self.service.wait(lambda: self.closed, CLOSE_SECONDS):
             self._give_up(f"the MLflow server did not take the run's last uploads within {CLOSE_SECONDS:.0f} s")
 
     def _give_up(self, why: str) -> None:
@@ -77,33 +83,34 @@ class MlflowTracker:
 
 
 class _Service:
-    """The training process's side of its tracker process: starts it, sends it lines, and a
-    thread that reads its answers (blocked on the pipe, it takes no time from training)."""
+    """The training process's side of its tracker process: starts it, sends it lines and reads
+    its answers when asked, with no thread of its own (a run forks its plot worker only from a
+    process without other threads)."""
 
     def __init__(self):
         package = Path(tracking.__file__).resolve().parents[2]  # the tracker runs this devgrad
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(package), *filter(None, [os.environ.get(
             "PYTHONPATH")])])}
         self.process = subprocess.Popen([sys.executable, "-c", SERVE], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         self.trackers: dict[str, MlflowTracker] = {}
         self.owner = os.getpid()
-        self.lock = threading.Lock()
-        threading.Thread(target=self._read, name="devgrad-mlflow", daemon=True).start()
+        self.lock = threading.RLock()
+        self.pending = b""  # the start of an answer not read to its end yet
+        self.ended = False
 
     def alive(self) -> bool:
-        """Whether this process can use the tracker (a forked child has its own: the reader thread
-        is its parent's)."""
-        return self.owner == os.getpid() and self.process.poll() is None
+        """Whether this process can use the tracker (a forked child starts its own)."""
+        return self.owner == os.getpid() and not self.ended and self.process.poll() is None
 
     def send(self, tracker: MlflowTracker, message: dict) -> None:
         with self.lock:
             self.trackers[message["run"]] = tracker
             try:
                 assert self.process.stdin is not None
-                self.process.stdin.write(json.dumps(message) + "\n")
+                self.process.stdin.write((json.dumps(message) + "\n").encode())
                 self.process.stdin.flush()
-            except (OSError, ValueError):  # the tracker has ended: the reader says so to every run
+            except (OSError, ValueError):  # the tracker has ended: reading says so to every run
                 pass
 
     def stop(self) -> None:
@@ -112,29 +119,58 @@ class _Service:
             assert self.process.stdin is not None
             self.process.stdin.close()
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            answer = json.loads(line)
-            with self.lock:
-                tracker = self.trackers.get(answer["run"])
-            if tracker is None:
-                continue
-            if answer.get("failed"):
-                tracker.warn(answer["failed"])
-            if answer.get("opened"):
-                tracker.opened.set()
-            if answer.get("closed"):
-                with self.lock:
-                    self.trackers.pop(answer["run"], None)
-                tracker.closed.set()
-        code = self.process.wait()
+    def wait(self, done, seconds: float) -> bool:
+        """Read answers until ``done()`` (True) or for ``seconds`` (False)."""
+        deadline = time.monotonic() + seconds
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.poll(min(left, 0.1))  # in slices: another thread's run may be waiting too
+        return True
+
+    def poll(self, timeout: float) -> None:
+        """Handle the answers that arrive within ``timeout`` seconds (0: those already there)."""
         with self.lock:
-            left, self.trackers = list(self.trackers.values()), {}
+            if self.ended:
+                return
+            assert self.process.stdout is not None
+            if not _readable(self.process.stdout, timeout):
+                return
+            chunk = os.read(self.process.stdout.fileno(), 1 << 16)
+            if not chunk:
+                self._end()
+                return
+            *lines, self.pending = (self.pending + chunk).split(b"\n")
+            for line in lines:
+                self._handle(json.loads(line))
+
+    def _handle(self, answer: dict) -> None:
+        tracker = self.trackers.get(answer["run"])
+        if tracker is None:
+            return
+        if answer.get("failed"):
+            tracker.warn(answer["failed"])
+        tracker.opened = tracker.opened or bool(answer.get("opened"))
+        if answer.get("closed"):
+            self.trackers.pop(answer["run"], None)
+            tracker.closed = True
+
+    def _end(self) -> None:
+        self.ended = True
+        code = self.process.wait()
+        left, self.trackers = list(self.trackers.values()), {}
         for tracker in left:
             tracker.warn(f"the MLflow tracker process ended (exit status {code})")
-            tracker.opened.set()
-            tracker.closed.set()
+            tracker.opened = tracker.closed = True
+
+
+def _readable(pipe, timeout: float) -> bool:
+    """Whether ``pipe`` has something to read (or has ended) within ``timeout`` seconds."""
+    if os.name == "nt":  # select takes no pipes there: read what was answered at the end
+        time.sleep(timeout)
+        return timeout > 0
+    return bool(select.select([pipe], [], [], timeout)[0])
 
 
 _SERVICE: list[_Service] = []  # this process's tracker, once a tracked run has started one

@@ -256,3 +256,39 @@ def test_the_tracker_logs_each_epoch_of_the_growing_folder_once(tmp_path, monkey
         fh.write('{"epoch": 5, "train_')  # the run is writing epoch 5
     run.flush()
     assert [[row["epoch"] for row in rows] for rows in batches] == [[1, 2, 3], [4]]
+
+
+# A stand-in for the tracker process: it answers each open with a failure, each close with its end.
+_FAILING_TRACKER = """
+import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    answer = {"run": message["run"], "opened" if message["do"] == "open" else "closed": True}
+    if message["do"] == "open":
+        answer["failed"] = "ConnectionError: refused"
+    print(json.dumps(answer), flush=True)
+"""
+
+
+def test_a_failing_tracker_costs_one_warning_and_no_thread_of_the_training_process(tmp_path, monkeypatch, capsys):
+    """The training process reads the tracker's answers each epoch and at the end, with no thread
+    of its own (a run forks its plot worker only from a process without other threads)."""
+    import threading
+
+    from devgrad.experiment import tracking_service
+
+    monkeypatch.setattr(tracking_service, "SERVE", _FAILING_TRACKER)
+    monkeypatch.setattr(tracking_service, "_SERVICE", [])
+    threads = threading.active_count()
+    tracker = tracking_service.MlflowTracker(tmp_path, {"uri": None, "experiment": "x"})
+    try:
+        assert threading.active_count() == threads
+        for epoch in (1, 2, 3):
+            tracker(None, epoch, {"epoch": epoch})
+        tracker.close()
+    finally:
+        tracker.service.stop()
+        tracker.service.process.wait(timeout=60)
+    assert tracker.closed and threading.active_count() == threads
+    err = capsys.readouterr().err
+    assert err.count("MLflow tracking stopped (ConnectionError: refused)") == 1 and "devgrad track" in err

@@ -65,9 +65,9 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
                 node.check_saved()
             if node.device.index:  # a second GPU: Device.run makes it current for the kernels
                 in_grads = node.device.run(_node_backward, node, g, fast)
-            else:
-                in_grads = _node_backward(node, g, fast)
-            if not isinstance(in_grads, tuple):
+            else:  # the first-order hot path: the formula on arrays, called directly
+                in_grads = node.backward(g) if fast and node.array_backward else _node_backward(node, g, fast)
+            if type(in_grads) is not tuple:
                 in_grads = (in_grads,)
             if not retain_graph:
                 node.release()
@@ -84,8 +84,8 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
                     else:
                         node_grads[target] = prev + gi
                 else:
-                    if gi.shape != target.shape:
-                        _bad_shape(node, "a leaf tensor", gi.shape, target.shape)
+                    if gi.shape != target.data.shape:
+                        _bad_shape(node, "a leaf tensor", gi.shape, target.data.shape)
                     _accumulate(leaf_grads, id(target), (target, gi))
     finally:
         mode.enabled = prev_mode
@@ -165,18 +165,22 @@ def _check_devices(node, in_grads) -> None:
 def _set_leaf_grads_from_arrays(leaf_grads: dict) -> None:
     """Store first-order gradient arrays in ``.grad``: each leaf owns its own writable array."""
     seen: set = set()
+    make = Tensor._make
     for leaf, g in leaf_grads.values():
+        device = leaf.device
         if g.dtype != leaf.data.dtype:
             g = g.astype(leaf.data.dtype)
         if leaf.grad is not None:
-            leaf.grad = Tensor._make(leaf.grad.data + g, leaf.device)
+            leaf.grad = make(leaf.grad.data + g, device)
             continue
         # A view (e.g. of a broadcast) or one array reaching two leaves (a + b) is copied, so
         # in-place clipping or zeroing of one gradient never touches another array.
-        if g.base is not None or id(g) in seen or not getattr(g.flags, "writeable", True):
-            g = leaf.device.copy(g)
-        seen.add(id(g))
-        leaf.grad = Tensor._make(g, leaf.device)
+        key = id(g)
+        if g.base is not None or key in seen or not getattr(g.flags, "writeable", True):
+            g = device.copy(g)
+            key = id(g)
+        seen.add(key)
+        leaf.grad = make(g, device)
 
 
 def _wrap_owned(array, device):

@@ -41,6 +41,10 @@ class SGD(Optimizer):
                 if buf is None:
                     buf = state["momentum_buffer"] = device.xp.empty_like(param)
                     first = True  # the buffer starts as the gradient
-            items.append((param, grad, buf, scratch(state, param, device, count), first))
+            # the scratch buffer of the step before, when it still fits (scratch(), inlined: every step)
+            tmp = state.get("_scratch") if count == 1 else None
+            if tmp is None or tmp.shape != param.shape or tmp.dtype != param.dtype or type(tmp) is not type(param):
+                tmp = scratch(state, param, device, count)
+            items.append((param, grad, buf, tmp, first))
         device.kernels.sgd_update_many(items, lr, momentum, group["dampening"], group["weight_decay"],
                                        group["nesterov"], group["maximize"])

@@ -140,6 +140,16 @@ def bce_logits(z: np.ndarray, y: np.ndarray, pos_weight: float = 1.0) -> np.ndar
         rest = 1 - y
         rest *= np.logaddexp(0, z)
         loss += rest
+    # An infinite logit makes the formula's loss NaN exactly where its limit differs (inf - inf,
+    # inf·0), so one sum finds them: a NaN-free total needs no fix (one reduction, not two passes).
+    # The branch reads a flag, not the total: a recorded step (cpu_capture) guards on the bytes read.
+    if np.isnan(np.add.reduce(loss, axis=None)):
+        return _infinite_logits(np.asarray(loss), z, y, pos_weight)
+    return loss
+
+
+def _infinite_logits(loss: np.ndarray, z: np.ndarray, y: np.ndarray, pos_weight: float) -> np.ndarray:
+    """``loss`` with bce_logits's limits where a logit is ±inf."""
     infinite = np.isinf(z)
     if infinite.any():
         zi, yi = z[infinite], y[infinite]

@@ -185,6 +185,16 @@ def test_bce_with_infinite_logits_is_the_limit(device, pos_weight):
                                                                           pos_weight=pos_weight), [z])[0]).all()
 
 
+
+@pytest.mark.parametrize("pos_weight", [None, 3.0])
+def test_bce_of_one_infinite_logit_is_the_limit(device, pos_weight):
+    y = t64([0.0, 1.0], device, requires_grad=False)
+    z = t64([INF, -INF], device)
+    losses = [F.binary_cross_entropy_with_logits(z[i], y[i], reduction="none", pos_weight=pos_weight).item()
+              for i in range(2)]  # 0-d logits and targets
+    assert losses == [INF, INF]
+    assert F.binary_cross_entropy_with_logits(z[0], y[1], pos_weight=pos_weight).item() == 0.0
+
 # -- second derivatives of piecewise-linear functions: zeros, not an error ---------------------
 
 PIECEWISE = {

@@ -144,6 +144,21 @@ def test_loss_mistakes_are_named():
         F.cross_entropy(z, dg.tensor(SOFT[:, :3]))
 
 
+@pytest.mark.parametrize("dtype", ["int64", "int32", "uint8"])
+def test_label_checks_of_every_integer_kind(dtype):
+    z = dg.tensor(Z[:3])
+    plain = F.cross_entropy(z, dg.tensor(np.array([0, 3, 1], dtype=dtype))).item()
+    assert plain == F.cross_entropy(z, dg.tensor(np.array([0, 3, 1]))).item()
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\]"):
+        F.cross_entropy(z, dg.tensor(np.array([0, 4, 1], dtype=dtype)))
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\]"):
+        F.nll_loss(z, dg.tensor(np.array([0, 4, 1], dtype=dtype)))
+    if dtype != "uint8":
+        ignored = F.cross_entropy(z, dg.tensor(np.array([0, -100, 1], dtype=dtype))).item()
+        assert ignored == pytest.approx(F.cross_entropy(dg.tensor(Z[[0, 2]]), dg.tensor([0, 1])).item(), rel=1e-6)
+        with pytest.raises(ValueError, match=r"labels must be in \[0, 3\]"):
+            F.cross_entropy(z, dg.tensor(np.array([0, -1, 1], dtype=dtype)))
+
 def test_every_label_ignored_gives_nan_as_pytorch():
     loss = F.cross_entropy(dg.tensor(Z[:2]), dg.tensor([-100, -100]))
     assert np.isnan(loss.item())

@@ -52,8 +52,9 @@ def _relu_grad(g, y):
     if (type(g) is np.ndarray and type(y) is np.ndarray and g.dtype == y.dtype and g.shape == y.shape
             and g.dtype.kind == "f" and g.dtype.itemsize in _SAME_SIZE_INT):
         as_int = _SAME_SIZE_INT[g.dtype.itemsize]
-        mask = np.less_equal(y, 0).view(np.uint8).astype(as_int)  # 1 where the gradient is dropped
-        mask -= 1  # all bits set where kept, none where dropped
+        dropped = np.less_equal(y, 0).view(np.int8)  # 1 where the gradient is dropped
+        mask = np.empty_like(g, dtype=as_int)
+        np.subtract(dropped, 1, out=mask, casting="unsafe")  # all bits set where kept, none where dropped
         np.bitwise_and(mask, g.view(as_int), out=mask)
         return mask.view(g.dtype)
     return np.where(y <= 0, 0, g)

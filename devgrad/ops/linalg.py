@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from devgrad.core import Function, Tensor
-from devgrad.ops._util import operand, sum_axes, sum_to
+from devgrad.ops._util import operand, sum_to
 from devgrad.ops.activation import activation_grad
 from devgrad.ops.shape import transpose
 
@@ -110,9 +110,9 @@ class Linear(Function):
 
     def backward(self, g):
         # One formula for Tensors and arrays: the matmul op or the GEMM seam, the sum op or the
-        # device's reduction (a GEMM with a ones vector on a GPU)
-        x, w, _ = self.operands(g)
-        mm = self.for_kind(g, matmul, self.device.matmul)
+        # device's reduction (a GEMM with a ones vector on a GPU), chosen once (every layer of every step)
+        (x, w, _), mm, total = self.for_kind(g, (self.inputs, matmul, _sum_rows), (
+            self.input_arrays, self.device.matmul, self.device.kernels.sum_axes))
         need_x, need_w, need_b = self.next
         if g.ndim != 2:  # a batch of rows of any shape: the weight gradient sums over all of them
             g2, x = g.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1])
@@ -120,8 +120,13 @@ class Linear(Function):
             g2 = g
         gx = mm(g, w) if need_x is not None else None
         gw = mm(g2.T, x) if need_w is not None else None
-        gb = sum_axes(g2, (0,), self.device) if need_b is not None else None  # the bias gradient: the rows' sum
+        gb = total(g2, (0,)) if need_b is not None else None  # the bias gradient: the rows' sum
         return gx, gw, gb
+
+
+def _sum_rows(g: Tensor, axes: tuple) -> Tensor:
+    """``g`` summed over ``axes`` (a Tensor op): Linear's bias gradient when a graph is being built."""
+    return g.sum(axis=axes)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

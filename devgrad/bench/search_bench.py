@@ -31,6 +31,7 @@ from typing import Any
 from devgrad.bench.report import rows_table
 from devgrad.experiment.commands import run
 from devgrad.experiment.search import sweep
+from devgrad.experiment.tracking_service import tracker_cpu_seconds
 
 DIGITS: dict[str, Any] = {
     "name": "bench_search", "seed": 0, "device": "cpu",
@@ -96,26 +97,36 @@ def tracking_overhead(rounds: int = 5, say=None) -> dict:
                 pairs.append((seconds[False], seconds[True]))
     ratios = [on[0] / off[0] for off, on in pairs]
     calls = [on[1] / off[1] for off, on in pairs]
+    cpu = [on[2] / off[2] for off, on in pairs if off[2] > 0]
+    tracker = [on[3] for _, on in pairs if on[3] is not None]
     return {"sweep": "tracking", "rounds": rounds,
             "per_epoch_off": round(statistics.median(off[0] for off, _ in pairs) / epochs, 4),
             "per_epoch_on": round(statistics.median(on[0] for _, on in pairs) / epochs, 4),
             "overhead_percent": round(100 * (statistics.median(ratios) - 1), 1),
             "ratio_low": round(min(ratios), 3), "ratio_high": round(max(ratios), 3),
-            "call_overhead_percent": round(100 * (statistics.median(calls) - 1), 1)}
+            "call_overhead_percent": round(100 * (statistics.median(calls) - 1), 1),
+            "cpu_overhead_percent": round(100 * (statistics.median(cpu) - 1), 1) if cpu else None,
+            "tracker_cpu_seconds": round(statistics.median(tracker), 3) if tracker else None}
 
 
-def _timed_run(out: Path, tracked: bool) -> tuple[float, float]:
+def _timed_run(out: Path, tracked: bool) -> tuple[float, float, float, float | None]:
     """One spirals run, tracked to a SQLite store in ``out`` or not: its ``wall_seconds`` (the
-    training), and the whole call's seconds (with the MLflow run opened and its uploads finished)."""
+    training), the whole call's seconds (with the MLflow run opened and its uploads finished), the
+    CPU seconds of this process in the call, and those of the tracker process (None: not known).
+    On a machine whose cores are all busy, a run's seconds move with the others' work; its CPU
+    seconds much less."""
     spec = dict(SPIRALS)
     if tracked:
         spec["tracking"] = {"mlflow": {"uri": f"sqlite:///{out / 'mlflow.db'}", "experiment": "bench"}}
     here = os.getcwd()
     os.chdir(out)  # a local store keeps its artifacts in ./mlruns
     try:
-        start = time.perf_counter()
+        tracker = tracker_cpu_seconds()
+        start, cpu = time.perf_counter(), time.process_time()
         wall = run(spec, out=out / "runs", quiet=True).summary["wall_seconds"]
-        return wall, time.perf_counter() - start
+        call, cpu = time.perf_counter() - start, time.process_time() - cpu
+        after = tracker_cpu_seconds()
+        return wall, call, cpu, (after - (tracker or 0.0) if tracked and after is not None else None)
     finally:
         os.chdir(here)
 
@@ -129,8 +140,18 @@ def format_tracking(rows: list[dict]) -> str:
                          f"{r['per_epoch_off'] * 1000:.1f} ms/epoch untracked, {r['per_epoch_on'] * 1000:.1f} ms/epoch "
                          f"with MLflow tracking (medians); tracked/untracked wall_seconds: median "
                          f"{r['overhead_percent']:+.1f}%, pairs {r['ratio_low']:.3f}-{r['ratio_high']:.3f}; "
-                         f"the whole run call, uploads included: median {r['call_overhead_percent']:+.1f}%")
+                         f"the whole run call, uploads included: median {r['call_overhead_percent']:+.1f}%"
+                         + _cpu_text(r))
     return "\n".join(lines)
+
+
+def _cpu_text(row: dict) -> str:
+    text = ""
+    if row.get("cpu_overhead_percent") is not None:
+        text += f"; CPU seconds of the training process: median {row['cpu_overhead_percent']:+.1f}%"
+    if row.get("tracker_cpu_seconds") is not None:
+        text += f"; the tracker process: {row['tracker_cpu_seconds']:.2f} s of CPU per run (median)"
+    return text
 
 
 def format_search(rows: list[dict]) -> str:

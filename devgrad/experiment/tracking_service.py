@@ -7,10 +7,9 @@ things per run, over the tracker's stdin, one JSON line each: ``open`` (the run 
 to log it) and ``close``. The tracker reads the run folder's ``metrics.jsonl`` itself (the folder
 is the source of truth), logs the new epochs in one batch every ``FLUSH_SECONDS``, and on
 ``close`` logs the rest of the folder with ``tracking.sync_run``. It answers on its stdout: a
-run's failure (the training process prints one warning; the run goes on untracked and ``devgrad
-track`` logs it later) and a run's end. The tracker serves every run of its training process (a
-pool worker's runs one after another) and ends when that process does, or after
-``IDLE_SECONDS`` without a run.
+run opened, a run's failure (the training process prints one warning; the run goes on untracked
+and ``devgrad track`` logs it later), a run's end. The tracker serves every run of its training
+process (a pool worker's runs one after another) and ends when that process does.
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment import tracking
 
 FLUSH_SECONDS = 1.0  # how often the tracker looks for new epochs (one batch per look)
-IDLE_SECONDS = 60.0  # a tracker without a run ends after this; the next run starts another
 # The end of a run waits for the tracker at most OPEN_SECONDS to have opened the MLflow run (its
 # start: importing MLflow, a new store's tables; slow on a busy machine), then CLOSE_SECONDS for
 # the last uploads.
@@ -191,6 +189,17 @@ def _stop_service() -> None:
         _SERVICE[0].stop()
 
 
+def tracker_cpu_seconds() -> float | None:
+    """The CPU seconds this process's tracker has used so far (None: no tracker, or not on Linux)."""
+    if not _SERVICE or not _SERVICE[0].alive():
+        return None
+    try:
+        fields = Path(f"/proc/{_SERVICE[0].process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def prepare() -> None:
     """Start this process's tracker now, so that it imports MLflow while the run loads its data."""
     _service()
@@ -250,10 +259,8 @@ def serve() -> None:
     runs: dict[str, _Run] = {}
     while True:
         try:
-            message = lines.get(timeout=FLUSH_SECONDS if runs else IDLE_SECONDS)
+            message = lines.get(timeout=FLUSH_SECONDS if runs else None)
         except queue.Empty:
-            if not runs:
-                return
             message = {"do": "flush"}
         if ended.is_set():
             return

@@ -94,12 +94,7 @@ class CapturedStep:
     def __call__(self, *inputs: Tensor):
         if not self.enabled:
             return self.fn(*inputs)
-        for t in inputs:
-            if not isinstance(t, Tensor):
-                raise TypeError(f"CapturedStep: inputs must be Tensors, got {type(t).__name__}")
-            if t.device is not self.device:
-                raise ValueError(f"CapturedStep: an input is on {t.device}, the step on {self.device}")
-        key = tuple([(t.data.shape, t.data.dtype.str) for t in inputs])
+        key = self._signature(inputs)
         if self._bound and self._stale():
             self._graphs.clear()  # recorded on arrays a parameter no longer uses, or other settings: afresh
             self._seen.clear()
@@ -127,6 +122,18 @@ class CapturedStep:
             graph.replay()
         self.replays += 1
         return graph.result
+
+    def _signature(self, inputs) -> tuple:
+        """The inputs' (shape, dtype)s: which graph or plan serves them; checks that they are this device's Tensors."""
+        key = []
+        for t in inputs:
+            if not isinstance(t, Tensor):
+                raise TypeError(f"CapturedStep: inputs must be Tensors, got {type(t).__name__}")
+            if t.device is not self.device:
+                raise ValueError(f"CapturedStep: an input is on {t.device}, the step on {self.device}")
+            data = t.data
+            key.append((data.shape, data.dtype))
+        return tuple(key)
 
     def _cpu_call(self, key, inputs):
         """One call on the CPU: eager, recording, the checked first replay, or a replay."""

@@ -54,7 +54,7 @@ SCHEDULES = {
 
 
 def _train(captured: bool, activation="tanh", loss="cross_entropy", optimizer="adam", clip=None, schedule=None,
-           dropout=0.0, batches=BATCHES, x=X):
+           dropout=0.0, batches=BATCHES, x=X, y=Y):
     """The weights, the losses each call returned and a float64 sum kept in place by the step."""
     model = nn.MLP([5, 8, 8, 3], activation=activation, dropout=dropout, generator=np.random.default_rng(0))
     for m in model.modules():
@@ -79,7 +79,7 @@ def _train(captured: bool, activation="tanh", loss="cross_entropy", optimizer="a
     run = CapturedStep(step, "cpu", optimizer=opt, enabled=captured)
     losses = []
     for i, start in enumerate(batches):
-        losses.append(run(dg.tensor(x[start:start + 20]), dg.tensor(Y[start:start + 20])).numpy().tobytes())
+        losses.append(run(dg.tensor(x[start:start + 20]), dg.tensor(y[start:start + 20])).numpy().tobytes())
         if sched is not None and i % 2:
             sched.step()
     weights = [p.numpy().tobytes() for p in model.parameters()]
@@ -299,3 +299,16 @@ def test_the_plans_buffers_start_on_cache_lines_at_staggered_page_offsets():
     offsets = [s % 4096 for s in starts]
     assert all(a != b for a, b in itertools.pairwise(offsets))
     assert all(p.grad.data.base is not None for p in model.parameters())  # the plan's buffers, not copies
+
+
+def test_batches_with_other_label_ranges_replay():
+    """The loss checks that the labels are in range by reading one value back (whether they all are),
+    not the smallest and largest label: a batch without the first or the last class replays too."""
+    labels = np.tile([0, 1, 2, 1], 15)
+    labels[20:40] = 1  # the second batch holds class 1 only
+    eager = _train(False, activation="relu", y=labels)
+    captured = _train(True, activation="relu", y=labels)
+    assert captured[3].diverged == 0 and captured[3].replays == len(BATCHES) - 2
+    assert captured[:3] == eager[:3]
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 2\], got values from 0 to 3"):
+        _train(True, activation="relu", y=np.where(np.arange(60) == 45, 3, labels))

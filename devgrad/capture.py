@@ -60,12 +60,14 @@ class CapturedStep:
     ``optimizer``: the optimizer ``fn`` steps, if any. It must be ``capturable=True`` (its
     learning rate and step counts must be read from device memory), and its ``refresh_lr``
     then runs before every replay (on the CPU, when a rate changed). ``before_replay``
-    (optional) is another callable to run before every replay. ``replays`` counts the steps
+    (optional) is another callable to run before every replay; ``on_failure`` (optional) is
+    called with the reason when capturing fails, instead of a RuntimeWarning. ``replays`` counts the steps
     that ran as replays, ``captures`` the graphs or plans recorded (more than ``graphs`` once a
     parameter's array was replaced), ``diverged`` (CPU) the replays dropped for eager steps.
     """
 
-    def __init__(self, fn, device=None, *, optimizer=None, enabled: bool = True, before_replay=None):
+    def __init__(self, fn, device=None, *, optimizer=None, enabled: bool = True, before_replay=None,
+                 on_failure=None):
         if optimizer is not None and not getattr(optimizer, "capturable", False):
             raise ValueError(f"CapturedStep: the optimizer must be created with capturable=True "
                              f"(e.g. {type(optimizer).__name__}(params, ..., capturable=True)); otherwise a replayed "
@@ -75,6 +77,7 @@ class CapturedStep:
         self.enabled = bool(enabled) and (self.device.supports_graphs or self.device.is_host)
         self._hooks = [h for h in (getattr(optimizer, "refresh_lr", None), before_replay) if h is not None]
         self._before_replay = before_replay
+        self._on_failure = on_failure  # called with the message instead of a RuntimeWarning
         self._rates: list | None = None  # CPU: the learning rates the optimizer's device buffers hold
         self._optimizer = optimizer
         self._bound: tuple = ()  # (parameter, the array the graphs were recorded on), for each parameter
@@ -106,10 +109,7 @@ class CapturedStep:
             try:
                 self._graphs[key] = self._capture(inputs)
             except Exception as exc:
-                self.enabled = False
-                self.failure = f"{type(exc).__name__}: {exc}"
-                warnings.warn(f"CapturedStep: could not capture the step into a CUDA graph ({self.failure}); "
-                              "running it eagerly from now on", RuntimeWarning, stacklevel=2)
+                self._fail(exc)
             return out
         static, graph = entry
         xp = self.device.xp
@@ -219,8 +219,11 @@ class CapturedStep:
         self.enabled = False
         self.failure = f"{type(exc).__name__}: {exc}"
         how = "into a CUDA graph" if self.device.supports_graphs else "for replay on the CPU"
-        warnings.warn(f"CapturedStep: could not capture the step {how} ({self.failure}); running it eagerly "
-                      "from now on", RuntimeWarning, stacklevel=3)
+        message = f"could not capture the step {how} ({self.failure}); running it eagerly from now on"
+        if self._on_failure is not None:
+            self._on_failure(message)
+        else:
+            warnings.warn(f"CapturedStep: {message}", RuntimeWarning, stacklevel=3)
 
     def _bind(self) -> None:
         """Remember the arrays and settings the recording was made on (see ``_stale``)."""

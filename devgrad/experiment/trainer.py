@@ -71,7 +71,12 @@ class Trainer:
             self._sse, self._sae = xp.zeros((), dtype=np.float64), xp.zeros((), dtype=np.float64)
         self._train_sst = _total_sum_of_squares(self.splits.y_train) if self.task.regression else None
         self.step = CapturedStep(self._step, self.device, optimizer=self.optimizer if plan.captured else None,
-                                 enabled=plan.captured)
+                                 enabled=plan.captured, on_failure=self._capture_failed)
+
+    def _capture_failed(self, message: str) -> None:
+        """A step that could not be captured runs eagerly: the console and train.log say why
+        (summary.json's ``capture`` records it too)."""
+        self.say(f"train.capture {self.spec.train.capture}: {message}")
 
     def say(self, message: str) -> None:
         """A message for the console and train.log (train.log alone outside ``fit``)."""

@@ -555,3 +555,15 @@ def test_the_runners_step_does_nothing_a_capture_refuses(tmp_path, monkeypatch, 
     assert result.summary["status"] == "completed" and len(steps) >= 3
     # on the CPU the step itself is captured too (replays call no _step): with nothing refused
     assert result.summary["capture"]["setting"] == "auto" and result.summary["capture"]["why_not"] is None
+
+
+def test_a_failed_capture_is_told_to_on_failure_instead_of_a_warning(device, recwarn):
+    """The experiment runner passes ``on_failure`` to say why in its log: no RuntimeWarning then."""
+    dev = _graph_device(device)
+    told: list[str] = []
+    drop = nn.Dropout(0.5, seed=1)
+    step = CapturedStep(lambda xb: drop(xb) * 1.0, dev, on_failure=told.append)
+    for _ in range(3):
+        step(dg.ones((8, 4), device=dev))
+    assert len(told) == 1 and told[0].startswith("could not capture the step") and "dropout" in told[0]
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

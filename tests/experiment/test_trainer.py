@@ -88,3 +88,21 @@ def test_a_stop_file_stops_a_run_after_its_epoch_as_ctrl_c_would(tmp_path):
     stop.unlink()
     finished = resume(run_dir, quiet=True, stop_file=stop)
     assert finished.status == "completed" and [r["epoch"] for r in finished.history] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(("source", "loss"), [
+    ("triangle", "bce"), ("triangle", "logistic"), ("triangle", "hinge"), ("triangle", "mse"),
+    ("triangle", "mae"), ("triangle", "huber"), ("triangle", "cross_entropy"),
+    ("spirals", "cross_entropy"), ("spirals", "mse")])
+def test_the_cpu_step_of_every_loss_is_captured_and_replays_the_eager_run(tmp_path, recwarn, source, loss):
+    # The loss's targets (labels, ±1 signs, one-hot rows) are made inside the step: a captured
+    # step must replay them from each new batch, not keep the first batch's.
+    spec = {**SMALL, "data": {"source": source, "n_samples": 240}, "loss": loss,
+            "train": {"epochs": 2, "batch_size": 32}, "plots": {"enabled": False}}
+    runs = [run({**spec, "train": {**spec["train"], "capture": c}}, out=tmp_path / str(c), quiet=True)
+            for c in ("auto", False)]
+    captured, eager = (r.summary["capture"] for r in runs)
+    assert captured["active"] and "failure" not in str(captured), captured
+    assert not eager["active"]
+    assert [row["train_loss"] for row in runs[0].history] == [row["train_loss"] for row in runs[1].history]
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

@@ -12,9 +12,11 @@ from devgrad.data.map_loader import MapLoader
 class DataLoader:
     """Mini-batches of (X, y) tensors that live on ``device``.
 
-    The arrays are copied to the device once. Each epoch, a permutation drawn from the
-    host generator (seeded per epoch, so a resumed run shuffles exactly as an uninterrupted
-    one) reorders the data with one gather on the device; batches are then plain slices.
+    The arrays are copied to the device once. Each iteration, a permutation drawn from
+    ``(seed, epoch)`` reorders the data with one gather on the device; batches are then plain
+    slices. The epoch counts up by one per iteration, so each pass has a new order;
+    ``set_epoch(e)`` pins the next pass to epoch ``e``'s order (what makes a resumed run
+    shuffle exactly as an uninterrupted one).
 
     PyTorch's form, ``DataLoader(dataset, batch_size=1, shuffle=False, collate_fn=None,
     drop_last=False, generator=None)`` over any map-style dataset (``__len__`` and
@@ -43,7 +45,7 @@ class DataLoader:
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch whose shuffle order the next iteration uses."""
+        """Choose the epoch whose shuffle order the next iteration uses (later ones count up from it)."""
         self.epoch = epoch
 
     def __len__(self) -> int:
@@ -52,9 +54,14 @@ class DataLoader:
         return (self.n + self.batch_size - 1) // self.batch_size
 
     def __iter__(self):
+        # The order is drawn (and the epoch advanced) when iter() is called, not at the first batch.
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        return self._batches(epoch)
+
+    def _batches(self, epoch: int):
         X, y = self.X.data, self.y.data
         if self.shuffle and self.n > 1:
-            perm = np.random.default_rng([self.seed, 2, self.epoch]).permutation(self.n)
+            perm = np.random.default_rng([self.seed, 2, epoch]).permutation(self.n)
             perm_dev = self.device.put(perm)
             with self.device.activate():
                 gather = self.device.kernels.gather_rows

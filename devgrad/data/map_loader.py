@@ -86,6 +86,8 @@ class MapLoader:
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
         self.collate_fn = collate_fn
         self.generator = generator
+        # An int seed starts one generator that advances pass after pass, as PyTorch's does.
+        self._rng = np.random.default_rng(int(generator)) if isinstance(generator, int | np.integer) else None
         self.device = resolve_device(device) if device is not None else None
 
     def __len__(self) -> int:
@@ -96,7 +98,9 @@ class MapLoader:
 
     def _order(self) -> np.ndarray:
         n = len(self.dataset)
-        return get_generator(self.generator).permutation(n) if self.shuffle else np.arange(n)
+        if not self.shuffle:
+            return np.arange(n)
+        return (self._rng if self._rng is not None else get_generator(self.generator)).permutation(n)
 
     def _batch(self, indices: np.ndarray):
         dataset = self.dataset

@@ -65,3 +65,19 @@ def test_collate_fn_and_mistakes():
 def test_the_device_resident_loader_of_arrays_is_unchanged():
     loader = DataLoader(np.ones((6, 2)), np.arange(6), batch_size=4, shuffle=False)
     assert not isinstance(loader, MapLoader) and [b[0].shape[0] for b in loader] == [4, 2]
+
+
+def test_each_pass_draws_a_new_order_and_set_epoch_pins_one():
+    # A seed is applied once and the order advances per pass, as PyTorch's generator does.
+    maps = DataLoader(TensorDataset(dg.arange(10)), batch_size=10, shuffle=True, generator=0)
+    first, second = (next(iter(maps))[0].numpy() for _ in range(2))
+    assert sorted(first.tolist()) == list(range(10)) and not (first == second).all()
+    again = DataLoader(TensorDataset(dg.arange(10)), batch_size=10, shuffle=True, generator=0)
+    assert (next(iter(again))[0].numpy() == first).all()
+    arrays = DataLoader(np.arange(10.0)[:, None], np.arange(10), batch_size=10, shuffle=True, seed=0)
+    a, b = (next(iter(arrays))[1].numpy() for _ in range(2))
+    assert not (a == b).all()
+    arrays.set_epoch(1)
+    assert (next(iter(arrays))[1].numpy() == b).all()
+    arrays.set_epoch(0)
+    assert (next(iter(arrays))[1].numpy() == a).all() and (next(iter(arrays))[1].numpy() == b).all()

@@ -221,7 +221,8 @@ def _labels_fit(logits: Tensor, labels, weight, ignore_index, reduction) -> bool
             or isinstance(reduction, Tensor) or not logits.device.host_reads_are_free):
         return False
     unsigned = data if data.dtype.kind == "u" else data.view(f"u{data.dtype.itemsize}")
-    return int(np.maximum.reduce(unsigned, axis=None)) < logits.shape[1]
+    # the comparison read back, not the largest label: a captured CPU step's replays check that value
+    return bool(np.maximum.reduce(unsigned, axis=None) < logits.shape[1])
 
 
 def _check_reduction(reduction, name: str) -> None:

@@ -284,7 +284,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                 checkpoint=args.checkpoint, device=args.device, quiet=args.quiet)
     if metrics is not None:
         shown = "  ".join(f"{k} {v:.6g}" if v is not None else f"{k} undefined" for k, v in metrics.items()
-                          if k != "rows")
+                          if k not in ("rows", "rows_without_target", "unseen_classes"))
         print(f"{metrics['rows']} rows with their target: {shown}  ({out.with_name(out.stem + '.metrics.json')})")
     print(out)
     return 0

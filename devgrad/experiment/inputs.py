@@ -116,14 +116,18 @@ def _read_npz(path: Path, names: list[str]) -> Inputs:
 def _from_columns(columns: list[str], values: np.ndarray, names: list[str], target: str | None, where: str,
                   first_row: int = 0, row_word: str = "row") -> Inputs:
     """Select the model's features from named columns (by name; by position when the model's names
-    are the generated x0..x{n-1} and the table has exactly that many other columns)."""
+    are the generated x0..x{n-1}, the table has exactly that many other columns and none of them
+    is named like a feature)."""
     if values.ndim != 2 or values.shape[1] != len(columns):
         raise DataError(f"{where}: {len(columns)} column names but values of shape {values.shape}")
     y = values[:, columns.index(target)] if target is not None and target in columns else None
     missing = [n for n in names if n not in columns]
     if missing:
         rest = [i for i, c in enumerate(columns) if c != target]
-        if not _generated(names) or len(rest) != len(names):
+        # by position only when no column is named like a feature: a header naming some of them
+        # ("x1,z") means the columns are named, and reading it by position would shift them
+        named = any(columns[i] in names for i in rest)
+        if not _generated(names) or len(rest) != len(names) or named:
             raise DataError(f"{where}: no column {missing[0]!r}"
                             f"{f' (nor {len(missing) - 1} more)' if len(missing) > 1 else ''}; the model takes "
                             f"{', '.join(names)}; the data has {', '.join(columns)}")

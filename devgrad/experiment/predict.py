@@ -205,6 +205,8 @@ def predict_file(run_dir, data, out=None, proba: bool = False, checkpoint: str =
         for name, column in zip(trained.class_values().tolist(), trained.proba_outputs(z).T):
             table[str(name)] = column
     metrics = metrics_of(trained, predictions, rows) if rows.y is not None else None
+    for note in metric_notices(metrics, str(data)) if metrics is not None and not quiet else ():
+        print(f"devgrad: notice: {note}", file=sys.stderr, flush=True)
     made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]  # folders this call creates
     try:
         atomic_write_text(out, _csv_text(table))
@@ -221,43 +223,74 @@ def predict_file(run_dir, data, out=None, proba: bool = False, checkpoint: str =
 
 def metrics_of(trained: TrainedModel, predictions: np.ndarray, rows: inputs.Inputs) -> dict:
     """The task's metrics of ``predictions`` against the target that came with the data: accuracy;
-    or mse, mae and r2 in the target's units."""
+    or mse, mae and r2 in the target's units. Rows whose target is empty are left out (their count
+    is ``rows_without_target``); a classification's target classes the model never saw in training
+    are listed in ``unseen_classes`` and count as wrong, as scikit-learn's accuracy counts them."""
     y = rows.y
     if y is None:
         raise DataError(f"{rows.where}: no target column, so there is nothing to score the predictions against")
-    n = len(predictions)
+    scored = ~_empty_targets(y)
+    n = int(np.count_nonzero(scored))
+    if n == 0:
+        raise DataError(f"{rows.where}: every row's target is empty, so there is nothing to score the predictions "
+                        "against; fill in the target column or leave it out")
+    left_out = {"rows_without_target": len(y) - n} if n < len(y) else {}
+    y, predictions = y[scored], predictions[scored]
     if trained.task == "classification" and trained.classes is not None:  # a classification has its classes
-        hits = _class_hits(y, predictions, trained.classes, rows.where)
-        return {"rows": n, "accuracy": float(np.count_nonzero(hits)) / n}
+        values, known = _as_classes(y, trained.classes, rows.where)
+        hits = values == (predictions.astype(str) if known.dtype.kind == "U" else predictions)
+        unseen = sorted(set(values[~np.isin(values, known)].tolist()))
+        return {"rows": n, "accuracy": float(np.count_nonzero(hits)) / n, **left_out,
+                **({"unseen_classes": unseen} if unseen else {})}
     try:
         values = y.astype(np.float64)
     except ValueError:
         raise DataError(f"{rows.where}: the target column holds text; a regression's target must be numbers") \
             from None
     error = predictions - values
-    sst = float(((values - values.mean()) ** 2).sum()) if n else 0.0
+    sst = float(((values - values.mean()) ** 2).sum())
     sse = float(error @ error)
     return {"rows": n, "mse": sse / n, "mae": float(np.abs(error).mean()),
-            "r2": 1.0 - sse / sst if sst > 0 else None}  # None: constant targets, r2 undefined
+            "r2": 1.0 - sse / sst if sst > 0 else None, **left_out}  # None: constant targets, r2 undefined
 
 
-def _class_hits(y: np.ndarray, predictions: np.ndarray, classes: np.ndarray, where: str) -> np.ndarray:
-    """Which ``predictions`` equal the target ``y``, read as the model's ``classes`` are: text
-    against text (or bool) classes; numbers against numeric classes, a CSV's text parsed (its "0"
-    is the class 0.0). A target that cannot hold the classes is an error, not an accuracy of 0."""
+def metric_notices(metrics: dict, where: str) -> list[str]:
+    """What the metrics left out or counted as wrong, in words (nothing when every row was scored)."""
+    notes = []
+    if metrics.get("rows_without_target"):
+        notes.append(f"{where}: {metrics['rows_without_target']} rows have an empty target; they are left out of "
+                     f"the metrics, which score the other {metrics['rows']}")
+    if metrics.get("unseen_classes"):
+        notes.append(f"{where}: the target holds classes the model never saw in training "
+                     f"({', '.join(map(str, metrics['unseen_classes']))}); their rows count as wrong predictions")
+    return notes
+
+
+def _empty_targets(y: np.ndarray) -> np.ndarray:
+    """Which rows have no target: an empty (or blank) cell of text, or a NaN."""
+    if y.dtype.kind in "USO":
+        return np.char.strip(y.astype(str)) == ""
+    if y.dtype.kind == "f":
+        return np.isnan(y)
+    return np.zeros(len(y), dtype=bool)
+
+
+def _as_classes(y: np.ndarray, classes: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """The target ``y`` and the model's ``classes`` in one form to compare: text against text (or
+    bool) classes; numbers against numeric classes, a CSV's text parsed (its "0" is the class 0.0).
+    A target that cannot hold the classes is an error, not an accuracy of 0."""
     if classes.dtype.kind in "USb":
         if classes.dtype.kind != "b" and y.dtype.kind not in "USO":
             raise DataError(f"{where}: the target holds numbers ({y[0]!r}, ...), but the model's classes are "
                             f"{', '.join(map(str, classes.tolist()))}; give the target as those class names")
-        return np.char.strip(y.astype(str)) == predictions.astype(str)
+        return np.char.strip(y.astype(str)), classes.astype(str)
     if y.dtype.kind in "USO":
-        text = np.char.strip(y.astype(str))
         try:
-            return text.astype(np.float64) == predictions
+            return np.char.strip(y.astype(str)).astype(np.float64), classes
         except ValueError:
             raise DataError(f"{where}: the target column holds text, but the model's classes are the numbers "
                             f"{', '.join(map(str, classes.tolist()))}; give the target as those numbers") from None
-    return y == predictions
+    return y, classes
 
 
 def _csv_text(table: dict) -> str:

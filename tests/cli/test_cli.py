@@ -1,4 +1,5 @@
-"""The command line, run as a user would: in a subprocess."""
+"""The command line: in this process (tests.support.run_helpers.cli), and as a user runs it, in a
+subprocess, where the process itself is what is checked."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import devgrad as dg
 from devgrad.bench.references import CONFIGS
 from devgrad.cli import COMMANDS, build_parser
 from devgrad.experiment import export, search, sweeps
+from tests.support.run_helpers import cli
 
 
 def run_cli(*args, env=None):
@@ -25,7 +27,7 @@ def run_cli(*args, env=None):
 
 @pytest.mark.slow
 def test_info_lists_versions_devices_and_why_cuda_is_unavailable():
-    result = run_cli("info")
+    result = cli("info")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert f"devgrad {dg.__version__}" in out and "numpy" in out and "cpu (NumPy)" in out
@@ -35,7 +37,7 @@ def test_info_lists_versions_devices_and_why_cuda_is_unavailable():
 
 @pytest.mark.slow
 def test_info_with_bad_default_device_is_a_clean_error():
-    result = run_cli("info", env={"DEVGRAD_DEVICE": "tpu"})
+    result = cli("info", env={"DEVGRAD_DEVICE": "tpu"})
     assert result.returncode == 2
     assert "DEVGRAD_DEVICE='tpu'" in result.stderr and "Traceback" not in result.stderr
 

@@ -27,7 +27,7 @@ from devgrad.backend import DeviceError
 from devgrad.data import DataError
 from devgrad.experiment import RunError, load, run, sweep
 from devgrad.experiment.spec import SpecError
-from tests.support.run_helpers import cli as cli_process
+from tests.support.run_helpers import cli_process
 
 USER_ERRORS = (SpecError, DataError, RunError, DeviceError)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.support.run_helpers import ROOT, cli, write_spec
+from tests.support.run_helpers import ROOT, cli_process, write_spec
 
 pytestmark = pytest.mark.gpu
 
@@ -29,8 +29,8 @@ def test_a_fresh_machines_run_compiles_only_devgrads_modules(device, tmp_path, n
     spec = yaml.safe_load((ROOT / "experiments" / f"{name}.yaml").read_text(encoding="utf-8"))
     spec["train"]["epochs"] = 2
     cache = tmp_path / "kernel-cache"
-    done = cli("run", write_spec(tmp_path, spec), "--device", "cuda", "--out", tmp_path / "runs", "--quiet",
-               env={"CUPY_CACHE_DIR": str(cache)}, timeout=300)
+    done = cli_process("run", write_spec(tmp_path, spec), "--device", "cuda", "--out", tmp_path / "runs",
+                       "--quiet", env={"CUPY_CACHE_DIR": str(cache)}, timeout=300)  # a fresh process: a cold cache
     assert done.returncode == 0, done.stderr
     files = sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file())
     assert len(files) == modules, f"a fresh kernel cache after one {name} run holds {len(files)} files: {files}"

@@ -7,7 +7,7 @@ import pytest
 from devgrad.experiment import SpecError, resolve
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.examples import EXAMPLES, copy_to, names, spec_file
-from tests.support.run_helpers import ROOT, cli
+from tests.support.run_helpers import ROOT, cli, cli_process
 
 
 def test_the_package_ships_exactly_the_specs_of_experiments():
@@ -45,9 +45,10 @@ def test_devgrad_examples_lists_and_copies_and_run_takes_a_name(tmp_path):
     assert listed.returncode == 0 and "triangle  " in listed.stdout and "devgrad run NAME" in listed.stdout
     copied = cli("examples", "--copy", tmp_path / "specs")
     assert copied.returncode == 0 and (tmp_path / "specs" / "triangle.yaml").exists()
-    ran = cli("run", "xor", "--set", "train.epochs=1", "--set", "plots.enabled=false", "--out", tmp_path / "runs",
-              "-q", cwd=tmp_path)
+    # a fresh process in another working folder: the name is found among the shipped specs from anywhere
+    ran = cli_process("run", "xor", "--set", "train.epochs=1", "--set", "plots.enabled=false", "--out",
+                      tmp_path / "runs", "-q", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert len(list((tmp_path / "runs" / "xor").iterdir())) == 1
-    missing = cli("run", "triangel", "--out", tmp_path / "runs", cwd=tmp_path)
+    missing = cli("run", "triangel", "--out", tmp_path / "runs")
     assert missing.returncode == 2 and "did you mean 'triangle'" in missing.stderr and "Traceback" not in missing.stderr

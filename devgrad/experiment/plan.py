@@ -20,6 +20,7 @@ from devgrad import nn, optim
 from devgrad.backend import Device, cuda_available, cuda_unavailable_reason, parse_device
 from devgrad.backend import device as resolve_device
 from devgrad.data import DataSummary, Splits, build_splits, describe
+from devgrad.data.dataset import split_sizes
 from devgrad.experiment import memory, tracking, tracking_service
 from devgrad.experiment.build import build_model, build_optimizer, build_scheduler
 from devgrad.experiment.errors import RunError
@@ -121,6 +122,7 @@ def make_plan(spec: Spec, device: str | Device | None = None, check_only: bool =
         tracking_service.prepare()  # MLflow is imported by the tracker while the data loads
     data = spec.data.to_dict()
     splits = describe(data, spec.seed, spec.task, spec.loss.name) if check_only else load_splits(spec)
+    _check_last_batch(spec, splits)
     task = Task.from_spec(spec, splits)
     monitor, mode = _monitor(spec, task, _has_validation(spec, splits))
     reason = graph_choice(spec, dev) if dev is not None else None
@@ -131,6 +133,23 @@ def make_plan(spec: Spec, device: str | Device | None = None, check_only: bool =
     model = build_model(spec, splits.n_features, task, dev)
     optimizer = build_optimizer(spec, model.parameters(), capturable=reason is None)
     return dataclasses.replace(plan, model=model, optimizer=optimizer, scheduler=build_scheduler(spec, optimizer))
+
+
+def _check_last_batch(spec: Spec, splits: Splits | DataSummary) -> None:
+    """A batch norm takes each training batch's variance: a last batch of one row has none."""
+    if spec.model.norm != "batch":
+        return
+    n = len(splits.X_train) if isinstance(splits, Splits) else split_sizes(splits.n_samples,
+                                                                          spec.data.split.to_dict())[0]
+    size = spec.train.batch_size or n
+    if n % size != 1 and n != 1:
+        return
+    near = (b for d in range(1, n) for b in (size + d, size - d) if 2 <= b <= n and n % b != 1)
+    fit = next(near, None)  # the nearest batch size that leaves no single row over
+    fix = f"choose another train.batch_size (e.g. {fit}) or " if fit else "use more training rows or "
+    raise SpecError([f"train.batch_size: {size} leaves a last batch of 1 row of the {n} training rows, and "
+                     f"model.norm batch cannot take the variance of one row; {fix}set model.norm: layer"],
+                    spec.name)
 
 
 def _has_validation(spec: Spec, splits: Splits | DataSummary) -> bool:

@@ -56,6 +56,10 @@ class Task:
         if name in F.BINARY_LOSSES and n_classes != 2:
             raise RunError(f"loss '{name}' is for two classes but the data has {n_classes}; "
                            "use loss: cross_entropy (or mse)")
+        if name in F.REGRESSION_LOSSES and name != "mse":  # mse alone fits one-hot or 0/1 targets
+            usable = "bce, logistic, hinge, cross_entropy or mse" if n_classes == 2 else "cross_entropy or mse"
+            raise RunError(f"loss '{name}' is a regression loss, but the task is classification "
+                           f"({getattr(splits, 'task_reason', '')}); use loss: {usable}, or set task: regression")
         metrics = CLASSIFICATION_METRICS if metrics == "auto" else tuple(metrics)
         wrong = [m for m in metrics if m not in CLASSIFICATION_METRICS]
         if wrong:

@@ -225,3 +225,23 @@ def test_a_device_spelling_the_backend_accepts_is_a_valid_spec():
     assert resolve({**SMALL, "device": "gpu:1"}).device == "gpu:1"  # checked for spelling, not presence
     with pytest.raises(SpecError, match="unknown device 'tpu'"):
         resolve({**SMALL, "device": "tpu"})
+
+
+def test_losses_and_batch_sizes_a_run_cannot_train_with_are_refused_before_any_folder(tmp_path, capsys):
+    from devgrad import cli as devgrad_cli
+
+    def refused(spec: dict) -> str:
+        path = write_spec(tmp_path, spec, "s.yaml")
+        capsys.readouterr()
+        assert devgrad_cli.main(["validate", str(path)]) == 2
+        assert devgrad_cli.main(["run", str(path), "--out", str(tmp_path / "runs"), "-q"]) == 2
+        assert not (tmp_path / "runs").exists()
+        return capsys.readouterr().err
+
+    three = {**SMALL, "data": {"source": "blobs", "n_samples": 60, "n_classes": 3}}
+    assert "loss 'mae' is a regression loss, but the task is classification" in refused({**three, "loss": "mae"})
+    assert "use loss: bce, logistic, hinge, cross_entropy or mse" in refused({**SMALL, "loss": "huber"})
+    # 400 rows, 70% for training: 280 = 3 * 93 + 1 leaves a batch of one row, which has no variance
+    err = refused({**SMALL, "model": {"hidden": [6], "norm": "batch"}, "train": {"epochs": 1, "batch_size": 93}})
+    assert "train.batch_size: 93 leaves a last batch of 1 row of the 280 training rows" in err
+    assert "(e.g. 94)" in err and "model.norm: layer" in err

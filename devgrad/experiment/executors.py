@@ -3,12 +3,13 @@ executor made (the local process pool, or Dask)."""
 
 from __future__ import annotations
 
+from devgrad.backend import device as resolve_device
 from devgrad.experiment.choices import EXECUTORS
 from devgrad.experiment.dask_pool import DaskPool, check_address, import_distributed
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.local_pool import LocalPool
 
-__all__ = ["EXECUTORS", "check_executor", "make_executor"]
+__all__ = ["EXECUTORS", "check_devices", "check_executor", "make_executor"]
 
 
 def _is_client(executor) -> bool:
@@ -30,6 +31,14 @@ def check_executor(executor, address: str | None, gpus: int | None) -> None:
     elif not _is_client(executor):
         raise RunError(f"executor must be one of {', '.join(EXECUTORS)} or a dask.distributed.Client, "
                        f"got {executor!r}")
+
+
+def check_devices(executor, address: str | None, devices) -> None:
+    """Each device the runs ask for exists on this machine, when they run on it (the local pool,
+    or a Dask cluster started here): a DeviceError, as ``devgrad run`` gives, before any folder."""
+    if executor in ("local", None) or (executor == "dask" and not address):
+        for name in sorted(set(devices)):
+            resolve_device(name)
 
 
 def make_executor(executor, jobs: int, runs: int, address: str | None, gpus: int | None):

@@ -28,7 +28,7 @@ from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment.pruning import POLL_SECONDS, Running, run_trial
 from devgrad.experiment import search_plots
 from devgrad.experiment import sweeps, tracking
-from devgrad.experiment.executors import check_executor, make_executor
+from devgrad.experiment.executors import check_devices, check_executor, make_executor
 from devgrad.experiment.ranking import monitor_of_spec, write_tables
 from devgrad.experiment.sweep_plots import draw
 from devgrad.experiment.sweep_point import NOT_STARTED, STOP_FILE
@@ -119,6 +119,7 @@ def run_search(spec_or_path, search: str | None = None, trials: int | None = Non
         raise SpecError(["sweep.search.trials: how many trials to run is required (e.g. --trials 20)"], source)
     if not (isinstance(base.data.get("train"), dict) and "threads" in base.data["train"]):
         spec["train"]["threads"] = 1  # several runs share the cores: one BLAS thread each
+    check_devices(executor, address, [spec["device"]])
     jobs = jobs or os.cpu_count() or 1
     runner = make_executor(executor, jobs, settings["trials"], address, gpus_per_run)
     try:

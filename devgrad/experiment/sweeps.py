@@ -24,7 +24,7 @@ from pathlib import Path
 from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment import tracking
 from devgrad.experiment.choices import EXECUTORS
-from devgrad.experiment.executors import check_executor, make_executor
+from devgrad.experiment.executors import check_devices, check_executor, make_executor
 from devgrad.experiment.grid import check_grid, expand, load_base, parse_grid_option, parse_grid_options, \
     resolve_points
 from devgrad.experiment.html_report import write_sweep_report
@@ -84,6 +84,7 @@ def sweep(spec_or_path, grid: dict | None = None, seeds: int | None = None, jobs
     base_seed = base.data.get("seed", 0) if isinstance(base.data.get("seed", 0), int) else 0
     threads_given = isinstance(base.data.get("train"), dict) and "threads" in base.data["train"]
     points = resolve_points(base, expand(full_grid, seeds, base_seed), threads_given)
+    check_devices(executor, address, (point["spec"]["device"] for point in points))
     # a scheduler that does not answer fails here, before any folder
     runner = make_executor(executor, jobs or os.cpu_count() or 1, len(points), address, gpus_per_run)
     try:

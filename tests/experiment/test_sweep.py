@@ -515,3 +515,17 @@ def test_a_damaged_sweep_yaml_is_a_clear_error_never_resumed_as_another_kind_of_
     assert devgrad_cli.main(["sweep", "--resume", str(result.sweep_dir), "--quiet"]) == 2
     assert "sweep.yaml" in capsys.readouterr().err
     assert sorted(p.name for p in result.sweep_dir.iterdir()) == before
+
+
+def test_a_device_this_machine_lacks_is_refused_before_any_sweep_folder(tmp_path, capsys):
+    from devgrad import cli as devgrad_cli
+
+    spec = write_spec(tmp_path, SMALL)
+    out = tmp_path / "sweeps"
+    for how in (["--grid", "optimizer.lr=0.1,0.01"], ["--search", "random", "--trials", "2",
+                                                       "--space", "optimizer.lr=loguniform(0.001,0.1)"]):
+        capsys.readouterr()
+        assert devgrad_cli.main(["sweep", str(spec), *how, "--device", "cuda:99", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "device 'cuda:99'" in err and "Traceback" not in err
+        assert not out.exists()

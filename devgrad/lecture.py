@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from devgrad import viz
+from devgrad.backend import device as resolve_device
 from devgrad.core import grad, tensor
 from devgrad.experiment.commands import run
 from devgrad.experiment.errors import RunError
@@ -67,6 +68,10 @@ def build(out, device: str = "cpu", quiet: bool = False) -> Path:
     """Run the lecture's specs into ``out/runs`` and write ``out/index.html``; returns its path."""
     if not can_plot():
         raise RunError(f"devgrad lecture draws its pictures with matplotlib, which is not installed: {PLOT_HINT}")
+    try:
+        resolve_device(device)  # a device this machine lacks is refused before any folder or line is made
+    except ValueError as exc:
+        raise RunError(f"--device: {exc}") from None
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out} is a file, not a folder: give the folder for index.html and the runs")

@@ -152,3 +152,13 @@ def test_the_lecture_draws_its_own_pictures_while_the_runs_train(tmp_path, monke
             other.join()
     assert results == {name: name for name in lecture.SPECS}
     assert calls == [threading.main_thread().name]
+
+
+@pytest.mark.parametrize("device", ["cuda:99", "tpu"])
+def test_a_device_this_machine_lacks_makes_no_folder_and_no_line(tmp_path, capsys, device):
+    from devgrad import cli as devgrad_cli
+
+    assert devgrad_cli.main(["lecture", "--out", str(tmp_path / "lec"), "--device", device]) == 2
+    printed = capsys.readouterr()
+    assert printed.out == "" and "Traceback" not in printed.err and device in printed.err
+    assert not (tmp_path / "lec").exists()

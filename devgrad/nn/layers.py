@@ -142,9 +142,19 @@ class Identity(Module):
 
 
 class Softmax(Module):
-    def __init__(self, axis: int = -1):
+    """exp(x) / sum(exp(x)) along one axis: ``Softmax(dim=1)`` or ``Softmax(1)`` as PyTorch's,
+    ``axis=`` as NumPy's name (default: the last axis)."""
+
+    def __init__(self, dim: int | None = None, *, axis: int | None = None):
         super().__init__()
-        self.axis = axis
+        if dim is not None and axis is not None:
+            raise TypeError(f"{type(self).__name__}: give dim (PyTorch's name) or axis, not both")
+        self.axis: int = dim if dim is not None else (axis if axis is not None else -1)
+
+    @property
+    def dim(self) -> int:
+        """PyTorch's name of the axis."""
+        return self.axis
 
     def forward(self, x):
         return x.softmax(axis=self.axis)
@@ -154,6 +164,8 @@ class Softmax(Module):
 
 
 class LogSoftmax(Softmax):
+    """x − logsumexp(x) along one axis; ``dim=``, positional or ``axis=`` as :class:`Softmax`."""
+
     def forward(self, x):
         return x.log_softmax(axis=self.axis)
 

@@ -235,3 +235,15 @@ def test_mlp_norm_sits_after_each_hidden_linear_before_the_activation(norm):
     np.testing.assert_allclose(mlp(x).numpy(), mlp.net(x).numpy(), rtol=1e-12)
     with pytest.raises(ValueError, match="norm must be one of none, layer, batch, got 'group'"):
         dg.nn.MLP([2, 3, 1], norm="group")
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name", ["Softmax", "LogSoftmax"])
+def test_softmax_modules_take_pytorchs_dim(torch, device, name):
+    for make in (lambda nn: getattr(nn, name)(dim=0), lambda nn: getattr(nn, name)(0)):
+        check_op(torch, make(dg.nn), make(torch.nn), [X], device)
+    np.testing.assert_array_equal(getattr(dg.nn, name)(axis=0)(dg.tensor(X, device=device)).numpy(),
+                                  make(dg.nn)(dg.tensor(X, device=device)).numpy())
+    assert getattr(dg.nn, name)(dim=0).dim == 0 and getattr(dg.nn, name)().axis == -1
+    with pytest.raises(TypeError, match="not both"):
+        getattr(dg.nn, name)(dim=0, axis=0)

@@ -35,8 +35,8 @@ from devgrad.ops import (
 )
 from devgrad.ops import amax, amin, argsort, average, cumprod, cumsum, diff, median, nanmean, nansum, prod, sort, topk
 from devgrad.ops import (
-    absolute, cbrt, ceil, fabs, floor, fmax, fmin, fmod, mod, nan_to_num, negative, reciprocal, remainder, rint,
-    round, sign, square, true_divide, trunc,
+    absolute, cbrt, ceil, fabs, floor, floor_divide, fmax, fmin, fmod, mod, nan_to_num, negative, reciprocal,
+    remainder, rint, round, sign, square, true_divide, trunc,
 )
 from devgrad.ops import (
     append, array, array_split, atleast_1d, atleast_2d, atleast_3d, column_stack, dsplit, dstack, flip, fliplr,

@@ -20,7 +20,7 @@ from devgrad.ops.exponential import exp2, expm1, log1p, log2, log10, logaddexp, 
 from devgrad.ops.power import cbrt, pow, reciprocal, square
 from devgrad.ops.linalg import dot, linear, matmul
 from devgrad.ops.piecewise import (
-    ceil, fabs, floor, fmax, fmin, fmod, mod, nan_to_num, remainder, rint, round, sign, trunc,
+    ceil, fabs, floor, floor_divide, fmax, fmin, fmod, mod, nan_to_num, remainder, rint, round, sign, trunc,
 )
 from devgrad.ops.reduce import logsumexp, max, mean, min, std, sum, var
 from devgrad.ops.activation_torch import erf
@@ -153,6 +153,7 @@ TENSOR_METHODS = {
     "__matmul__": matmul, "__rmatmul__": lambda a, b: matmul(b, a),
     "__neg__": neg, "__pos__": lambda a: a, "__abs__": abs,
     "__mod__": mod, "__rmod__": lambda a, b: mod(b, a),
+    "__floordiv__": floor_divide, "__rfloordiv__": lambda a, b: floor_divide(b, a),
     "__getitem__": getitem, "__setitem__": setitem, "to": to, "astype": cast,
     "__lt__": less, "__le__": less_equal, "__gt__": greater, "__ge__": greater_equal,
     "__eq__": equal, "__ne__": not_equal,
@@ -187,6 +188,7 @@ TENSOR_METHODS = {
     "neg": neg,
     **INPLACE_METHODS,
     "round": round, "sign": sign, "floor": floor, "ceil": ceil, "trunc": trunc, "fmod": fmod, "remainder": remainder,
+    "floor_divide": floor_divide,
     "fmax": fmax, "fmin": fmin, "nan_to_num": nan_to_num, "square": square, "reciprocal": reciprocal,
     "absolute": abs, "negative": neg, "true_divide": div,
     "ravel": ravel, "take": take, "flip": flip, "roll": roll, "rot90": rot90, "moveaxis": moveaxis,
@@ -218,7 +220,8 @@ __all__ = [
     "atleast_3d", "average", "broadcast_to", "cast", "cbrt", "ceil", "clip", "column_stack", "concatenate", "cos",
     "cosh", "cross", "cumprod", "cumsum", "deg2rad", "degrees", "diag", "diagflat", "diagonal", "diff", "div",
     "dot", "dsplit", "dstack", "einsum", "equal", "erf", "exp", "exp2", "expand", "expand_dims", "expm1", "fabs",
-    "flatten", "flip", "fliplr", "flipud", "floor", "fmax", "fmin", "fmod", "getitem", "greater", "greater_equal",
+    "flatten", "flip", "fliplr", "flipud", "floor", "floor_divide", "fmax", "fmin", "fmod", "getitem", "greater",
+    "greater_equal",
     "hsplit", "hstack", "hypot", "identity", "inner", "kron", "leaky_relu", "less", "less_equal", "linear",
     "linspace", "log", "log1p", "log2", "log10", "log_sigmoid", "log_softmax", "logaddexp", "logaddexp2",
     "logsumexp", "matmul", "max", "maximum", "mean", "median", "min", "minimum", "mod", "moveaxis", "mul",

@@ -1,10 +1,12 @@
 """Rounding and other piecewise functions of NumPy's: sign, floor, ceil, round, rint, trunc, mod
-(remainder, ``%``), fmod, fmax, fmin, nan_to_num.
+(remainder, ``%``), floor_divide (``//``), fmod, fmax, fmin, nan_to_num.
 
 Where a function is constant its gradient is 0, also at the jumps (PyTorch's convention), and
-zero again at every higher order. mod and fmod pass the gradient to the dividend and give the
-divisor -g·(the quotient), as PyTorch's remainder and fmod; fmax and fmin give a tie's gradient
-to the first argument and pick the non-NaN side, as PyTorch's.
+zero again at every higher order; floor_divide is piecewise constant too, so both its inputs get
+0 (PyTorch's ``floor_divide`` has no derivative and refuses ``backward``). mod and fmod pass
+the gradient to the dividend and give the divisor -g·(the quotient), as PyTorch's remainder and
+fmod; fmax and fmin give a tie's gradient to the first argument and pick the non-NaN side, as
+PyTorch's.
 """
 
 from __future__ import annotations
@@ -66,6 +68,18 @@ class Mod(Binary):
         if need_b:
             db = -g * self.const(self.xp.asarray(self.quotient(data_of(a), data_of(b)), dtype=g.dtype))
         return g if need_a else None, db
+
+
+class FloorDivide(Binary):
+    """floor(a / b), NumPy's ``floor_divide`` and Python's ``//`` (PyTorch's too): piecewise
+    constant, so the gradient is 0 for both inputs."""
+
+    __slots__ = ()
+    ufunc = "floor_divide"
+
+    def derivatives(self, g, a, b, need_a, need_b):
+        return (self.const(self.xp.zeros(self.a_shape, dtype=a.dtype)) if need_a else None,
+                self.const(self.xp.zeros(self.b_shape, dtype=b.dtype)) if need_b else None)
 
 
 class Fmod(Mod):
@@ -156,6 +170,12 @@ def mod(x1, x2) -> Tensor:
 
 
 remainder = mod
+
+
+def floor_divide(x1, x2) -> Tensor:
+    """floor(x1 / x2) (``//``), as NumPy's ``floor_divide`` and PyTorch's; integers stay integers
+    (x // 0 is 0 for integers, ±inf or NaN for floats, as NumPy); zero gradient."""
+    return apply_binary(FloorDivide, x1, x2)
 
 
 def fmod(x1, x2) -> Tensor:

@@ -179,19 +179,37 @@ def mean(a: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None
     return Mean.apply(a, axis=axis_arg(axis, dim, "mean"), keepdims=keepdims_arg(keepdims, keepdim))
 
 
-def max(a: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):  # noqa: A001
-    """Maximum over ``axis`` (NumPy: the values). With PyTorch's ``dim=`` it returns
-    ``(values, indices)`` as PyTorch does."""
-    return _extreme(Max, "argmax", a, axis, keepdims, dim, keepdim)
+def max(a: Tensor, axis=None, *extra, keepdims: bool = False, dim=None, keepdim=None):  # noqa: A001
+    """Maximum over ``axis`` (NumPy: the values). With PyTorch's ``dim=`` or ``keepdim=`` it returns
+    ``(values, indices)`` as PyTorch does; options after the axis are keywords."""
+    return _extreme(Max, "argmax", a, axis, extra, keepdims, dim, keepdim)
 
 
-def min(a: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):  # noqa: A001
-    """Minimum over ``axis`` (NumPy: the values). With PyTorch's ``dim=`` it returns
-    ``(values, indices)`` as PyTorch does."""
-    return _extreme(Min, "argmin", a, axis, keepdims, dim, keepdim)
+def min(a: Tensor, axis=None, *extra, keepdims: bool = False, dim=None, keepdim=None):  # noqa: A001
+    """Minimum over ``axis`` (NumPy: the values). With PyTorch's ``dim=`` or ``keepdim=`` it returns
+    ``(values, indices)`` as PyTorch does; options after the axis are keywords."""
+    return _extreme(Min, "argmin", a, axis, extra, keepdims, dim, keepdim)
 
 
-def _extreme(cls, arg: str, a: Tensor, axis, keepdims, dim, keepdim):
+def _refuse_ambiguous(op: str, axis, extra: tuple) -> None:
+    """PyTorch's ``max(x, y)`` (elementwise) and ``x.max(1, True)`` (keepdim) would silently mean
+    something else here: refused, with both spellings."""
+    if isinstance(axis, Tensor) or (hasattr(axis, "shape") and not isinstance(axis, numbers.Integral)):
+        raise TypeError(f"{op}(x, y) with a tensor or array y: devgrad's {op} reduces x over an axis (NumPy's "
+                        f"{op}); for PyTorch's elementwise torch.{op}(x, y) write dg.{op}imum(x, y) or "
+                        f"x.{op}imum(y)")
+    if extra:
+        spelled = ", ".join(repr(v) for v in (axis, *extra))
+        raise TypeError(f"x.{op}({spelled}): PyTorch reads the argument after the axis as keepdim and returns "
+                        f"(values, indices); devgrad takes it by keyword. Write x.{op}(dim={axis!r}, keepdim=True) "
+                        f"for PyTorch's (values, indices), x.{op}(axis={axis!r}, keepdims=True) for the values "
+                        "(NumPy's)")
+
+
+def _extreme(cls, arg: str, a: Tensor, axis, extra: tuple, keepdims, dim, keepdim):
+    _refuse_ambiguous(cls.pick, axis, extra)
+    if dim is None and keepdim is not None and isinstance(axis, numbers.Integral) and not isinstance(axis, bool):
+        dim, axis = axis, None  # keepdim= is PyTorch's keyword: x.max(1, keepdim=True) is PyTorch's call
     keep = keepdims_arg(keepdims, keepdim)
     if dim is None:
         return cls.apply(a, axis=axis, keepdims=keep)
@@ -201,7 +219,7 @@ def _extreme(cls, arg: str, a: Tensor, axis, keepdims, dim, keepdim):
         raise TypeError(f"{cls.pick}: dim= takes one axis and returns (values, indices), as in PyTorch; "
                         f"for the {cls.pick} over several axes use axis={dim!r}")
     if a.ndim == 0:  # PyTorch: dim 0 or -1 of a 0-d tensor is the tensor itself, at index 0
-        values, indices = _extreme(cls, arg, a.reshape(1), None, False, 0, False)
+        values, indices = _extreme(cls, arg, a.reshape(1), None, (), False, 0, False)
         normalize_axis(dim, 0)  # the same range check as any axis
         return MinMax(values, indices)
     (axis,) = normalize_axis(dim, a.ndim)
@@ -215,23 +233,53 @@ def logsumexp(a: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim
     return LogSumExp.apply(a, axis=axis_arg(axis, dim, "logsumexp"), keepdims=keepdims_arg(keepdims, keepdim))
 
 
-def _ddof(ddof: int, unbiased, correction, op: str) -> int:
-    """NumPy's ``ddof`` from it or PyTorch's ``unbiased=`` / ``correction=`` (one of the three)."""
-    given = [name for name, v in (("unbiased", unbiased), ("correction", correction)) if v is not None]
-    if len(given) == 2 or (given and ddof):
+def _ddof(ddof, unbiased, correction, op: str, torch_style: bool) -> int:
+    """NumPy's ``ddof`` from it or PyTorch's ``unbiased=`` / ``correction=`` (one of the three);
+    none given: PyTorch's unbiased default where PyTorch's keywords (dim=, keepdim=) were used,
+    NumPy's ddof=0 otherwise."""
+    given = [name for name, v in (("ddof", ddof), ("unbiased", unbiased), ("correction", correction)) if v is not None]
+    if len(given) > 1:
         raise TypeError(f"{op}: give one of ddof, unbiased (PyTorch) or correction (PyTorch), not several")
     if unbiased is not None:
         return 1 if unbiased else 0
-    return ddof if correction is None else correction
+    if correction is not None:
+        return correction
+    if ddof is not None:
+        return ddof
+    return 1 if torch_style else 0
 
 
-def var(a: Tensor, axis=None, keepdims: bool = False, ddof: int = 0, *, dim=None, keepdim=None,
+def _refuse_positional_options(op: str, axis, extra: tuple) -> None:
+    """``x.std(1, True)``: PyTorch's second argument is ``unbiased``, NumPy's ``dtype``; refused."""
+    if extra:
+        spelled = ", ".join(repr(v) for v in (axis, *extra))
+        raise TypeError(f"x.{op}({spelled}): PyTorch reads the argument after the axis as unbiased, NumPy as dtype; "
+                        f"devgrad takes it by keyword. Write x.{op}(dim={axis!r}) for PyTorch's unbiased statistic "
+                        f"(or unbiased=False / correction=0), x.{op}(axis={axis!r}) for NumPy's population statistic "
+                        "(keepdims=, ddof= by keyword)")
+
+
+def var(a: Tensor, axis=None, *extra, keepdims: bool = False, ddof: int | None = None, dim=None, keepdim=None,
         unbiased: bool | None = None, correction=None) -> Tensor:
     """Variance over ``axis``: NumPy's, ddof=0 (the population variance) by default, also as a
-    method. PyTorch's keywords are accepted: ``unbiased=True`` is ddof=1, ``correction`` is ddof."""
-    axes = normalize_axis(axis_arg(axis, dim, "var"), a.ndim)
-    keepdims = keepdims_arg(keepdims, keepdim)
-    ddof = _ddof(ddof, unbiased, correction, "var")
+    method; with PyTorch's ``dim=``/``keepdim=`` PyTorch's, unbiased (correction=1) by default.
+    ``unbiased=True`` is ddof=1, ``correction`` is ddof; options after the axis are keywords."""
+    _refuse_positional_options("var", axis, extra)
+    ddof = _ddof(ddof, unbiased, correction, "var", dim is not None or keepdim is not None)
+    return _variance(a, axis_arg(axis, dim, "var"), keepdims_arg(keepdims, keepdim), ddof)
+
+
+def std(a: Tensor, axis=None, *extra, keepdims: bool = False, ddof: int | None = None, dim=None, keepdim=None,
+        unbiased: bool | None = None, correction=None) -> Tensor:
+    """Standard deviation over ``axis``: NumPy's (ddof=0) by default, PyTorch's (unbiased) with
+    ``dim=``/``keepdim=``; ``unbiased``/``correction`` as in :func:`var`."""
+    _refuse_positional_options("std", axis, extra)
+    ddof = _ddof(ddof, unbiased, correction, "std", dim is not None or keepdim is not None)
+    return StdRoot.apply(_variance(a, axis_arg(axis, dim, "std"), keepdims_arg(keepdims, keepdim), ddof))
+
+
+def _variance(a: Tensor, axis, keepdims: bool, ddof) -> Tensor:
+    axes = normalize_axis(axis, a.ndim)
     count = 1
     for ax in axes:
         count *= a.shape[ax]
@@ -242,16 +290,8 @@ def var(a: Tensor, axis=None, keepdims: bool = False, ddof: int = 0, *, dim=None
     # No degrees of freedom left: inf (NaN where the squares are 0), as NumPy and PyTorch give,
     # with devgrad's own warning instead of a division error or a negative variance.
     warnings.warn(f"var/std: ddof={ddof} leaves no degrees of freedom for {count} element(s); the result is inf "
-                  "or NaN", RuntimeWarning, stacklevel=2)
+                  "or NaN", RuntimeWarning, stacklevel=3)
     return squares * math.inf
-
-
-def std(a: Tensor, axis=None, keepdims: bool = False, ddof: int = 0, *, dim=None, keepdim=None,
-        unbiased: bool | None = None, correction=None) -> Tensor:
-    """Standard deviation over ``axis``: NumPy's (ddof=0 by default); ``unbiased``/``correction``
-    as in :func:`var`."""
-    return StdRoot.apply(var(a, axis=axis, keepdims=keepdims, ddof=_ddof(ddof, unbiased, correction, "std"),
-                             dim=dim, keepdim=keepdim))
 
 
 class StdRoot(Function):

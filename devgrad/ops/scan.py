@@ -239,10 +239,26 @@ def _flat_or_axis(a: Tensor, axis, op: str):
     return a, normalize_axis(axis, a.ndim)[0]
 
 
+_KINDS = ("quicksort", "mergesort", "heapsort", "stable")
+
+
+def _check_kind(kind, axis, op: str) -> None:
+    """NumPy's ``kind`` is a string; PyTorch's second argument is ``descending``, so a bool (or any
+    other non-string) there is refused with both spellings rather than ignored."""
+    if kind is None or kind in _KINDS:
+        return
+    if not isinstance(kind, str):
+        raise TypeError(f"{op}({axis!r}, {kind!r}): PyTorch reads the argument after the axis as descending, NumPy "
+                        f"as kind (a sort algorithm's name). Write {op}(dim={axis!r}, descending={kind!r}) for "
+                        f"PyTorch's order, {op}(axis={axis!r}, kind='stable') for NumPy's")
+    raise ValueError(f"{op}: kind must be one of {', '.join(map(repr, _KINDS))}, got {kind!r} (every sort is stable)")
+
+
 def sort(a: Tensor, axis=-1, kind=None, order=None, *, dim=None, descending: bool = False,
          stable: bool | None = None) -> Tensor:
     """The sorted values along ``axis`` (None: flattened), as ``numpy.sort``; ties keep their
     order (stable), so each tied element gets the gradient of the place it lands in."""
+    _check_kind(kind, axis, "sort")
     if order is not None:
         raise TypeError("sort: order= sorts structured arrays, which tensors are not")
     x, ax = _flat_or_axis(a, _axis_or_dim(axis, dim, "sort"), "sort")
@@ -255,6 +271,7 @@ def argsort(a: Tensor, axis=-1, kind=None, order=None, *, dim=None, descending: 
             stable: bool | None = None) -> Tensor:
     """Indices that sort ``a`` along ``axis`` (int64, stable, not differentiable), as ``numpy.argsort``;
     PyTorch's ``dim=``/``descending=`` are accepted."""
+    _check_kind(kind, axis, "argsort")
     if order is not None:
         raise TypeError("argsort: order= sorts structured arrays, which tensors are not")
     x, ax = _flat_or_axis(a, _axis_or_dim(axis, dim, "argsort"), "argsort")
@@ -288,6 +305,7 @@ def sort_method(a: Tensor, *args, dim=None, descending=None, stable=None, axis=N
                         "NumPy's sorts x in place. Write x.sort(dim=-1) (or descending=) for PyTorch's, "
                         "x.sort(axis=-1) for NumPy's, or dg.sort(x, axis=-1) for NumPy's sorted copy")
     if numpy_style:
+        _check_kind(kind, axis, "x.sort")
         _sort_in_place(a, -1 if axis is None else axis)
         return None
     x, ax = (reshape(a, (1,)), 0) if a.ndim == 0 else (a, normalize_axis(dim, a.ndim)[0])

@@ -224,7 +224,8 @@ EXPECTED = {
     "library.md": lambda ns: ns["accuracy"] > 0.95,
     "gpu.md": lambda ns: ns["mean_loss"] < 0.5,  # the spirals are learned
     "pytorch.md": lambda ns: (round(ns["population"], 3), round(ns["unbiased"], 3)) == (1.479, 1.708)
-    and ns["swapped"].numpy().tolist() == [[1.0, 3.0], [2.0, 5.0]] and str(ns["half"].dtype) == "float64",
+    and ns["swapped"].numpy().tolist() == [[1.0, 3.0], [2.0, 5.0]] and str(ns["half"].dtype) == "float64"
+    and ns["pred"].numpy().tolist() == [1, 1],
     "numpy.md": lambda ns: np.allclose(ns["d1"].numpy(), [1.0, 2 / 3**0.5, np.inf])
     and np.allclose(ns["d2"].numpy(), [0.0, 0.5 / 0.75**1.5, np.inf])
     and ns["x"].grad.numpy().tolist() == [[6.0, 3.0], [3.0, 6.0]] and ns["grid"].shape == (5,)

@@ -41,6 +41,19 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``devgrad`` command ``argv`` (default: ``sys.argv[1:]``) and return its exit status."""
+    try:
+        return _dispatch(argv)
+    except KeyboardInterrupt as exc:
+        # Wherever Ctrl-C lands (parsing, importing the command, running it): one line, status 130.
+        # A run or a sweep says how to continue it (devgrad resume / devgrad sweep --resume).
+        print(f"devgrad: interrupted{'; ' + str(exc) if str(exc) else ''}", file=sys.stderr, flush=True)
+        # Exit at once: the collector's pass over every object left at exit (Dask's and pandas'
+        # modules among them) takes about half a second; what must be written has been, and closed.
+        gc.freeze()
+        return 130
+
+
+def _dispatch(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -59,10 +72,3 @@ def main(argv: list[str] | None = None) -> int:
         hint = "; free some space on that disk (or give --out on another one)" if exc.errno == errno.ENOSPC else ""
         print(f"devgrad: error: cannot access{where}: {exc.strerror or exc}{hint}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt as exc:
-        # A run or a sweep says how to continue it (devgrad resume / devgrad sweep --resume).
-        print(f"devgrad: interrupted{'; ' + str(exc) if str(exc) else ''}", file=sys.stderr, flush=True)
-        # Exit at once: the collector's pass over every object left at exit (Dask's and pandas'
-        # modules among them) takes about half a second; what must be written has been, and closed.
-        gc.freeze()
-        return 130

@@ -141,3 +141,16 @@ def test_the_parser_offers_the_names_the_library_accepts():
     assert tuple(options["sweep", "--executor"].choices) == sweeps.EXECUTORS
     assert tuple(options["export", "--format"].choices) == tuple(export.FORMATS)
     assert options["bench", "--configs"].default == ",".join(CONFIGS)
+
+
+@pytest.mark.parametrize("where", ["build_parser", "import_module"])
+def test_ctrl_c_while_the_command_starts_is_one_line_and_status_130(monkeypatch, capsys, where):
+    from devgrad import cli as devgrad_cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    target = devgrad_cli.importlib if where == "import_module" else devgrad_cli
+    monkeypatch.setattr(target, where, interrupted)
+    assert devgrad_cli.main(["info"]) == 130
+    assert capsys.readouterr().err == "devgrad: interrupted\n"

@@ -197,12 +197,15 @@ def _accumulate(leaf_grads: dict, key: int, entry) -> None:
 
 def _root_grad(out, g):
     if g is None:
-        if out.data.size != 1:
+        data, device = out.data, out.device
+        if data.size != 1:
             raise RuntimeError(
                 f"backward: grad can be implied only for a single-element output, this one has shape "
-                f"{out.shape}. Reduce it first (e.g. .sum() or .mean()) or pass grad=...")
-        with out.device.activate():
-            return Tensor._make(out.device.kernels.full(out.shape, 1.0, out.dtype), out.device)
+                f"{data.shape}. Reduce it first (e.g. .sum() or .mean()) or pass grad=...")
+        if not device.index:  # the CPU or cuda:0, current already (activate() would be a no-op)
+            return Tensor._make(device.kernels.full(data.shape, 1.0, data.dtype), device)
+        with device.activate():
+            return Tensor._make(device.kernels.full(data.shape, 1.0, data.dtype), device)
     if not isinstance(g, Tensor):
         g = Tensor._make(out.device.put(out.device.xp.asarray(g, dtype=out.dtype)), out.device)
     if g.device is not out.device:

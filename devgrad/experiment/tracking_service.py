@@ -185,8 +185,11 @@ def _service() -> _Service:
 
 
 def _stop_service() -> None:
+    """At exit: the tracker ends (at once when idle; after its MLflow call when busy, then not waited for)."""
     if _SERVICE and _SERVICE[0].owner == os.getpid():
         _SERVICE[0].stop()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            _SERVICE[0].process.wait(timeout=5)
 
 
 def tracker_cpu_seconds() -> float | None:

@@ -64,7 +64,7 @@ def _dispatch(argv: list[str] | None) -> int:
     try:
         return int(getattr(module, function)(args) or 0)
     except module.USER_ERRORS as exc:
-        print(f"devgrad: error: {exc}", file=sys.stderr)
+        print(f"devgrad: error: {getattr(module, 'error_text', str)(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except OSError as exc:
         # A folder that cannot be created, a full disk, a missing permission: the user's to fix.

@@ -17,7 +17,8 @@ import numpy as np
 
 from devgrad import bench, lecture, warmup
 from devgrad.backend import (
-    DeviceError, cuda_available, cuda_unavailable_reason, cupy_import, cupy_version, default_device, device, devices,
+    CPU_ADVICE, DeviceError, cuda_available, cuda_unavailable_reason, cupy_import, cupy_version, default_device, device,
+    devices,
 )
 from devgrad.bench.checkpoint_bench import checkpoint_bench, format_checkpoints
 from devgrad.bench.search_bench import format_search, format_tracking, search_bench, tracking_overhead
@@ -299,3 +300,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # The mistakes a user can fix: ``devgrad.cli`` prints them in one line and exits 2, without a traceback.
 USER_ERRORS = (UserError, SpecError, DataError, RunError, DeviceError, UnsafeFileError)
+
+
+def error_text(exc: Exception) -> str:
+    """A user error's message in the command line's words (``--device cpu``, not ``device='cpu'``)."""
+    return str(exc).replace(CPU_ADVICE, "Use --device cpu (or --device auto) to run on the CPU.")

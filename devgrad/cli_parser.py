@@ -155,7 +155,8 @@ def _folder_parsers(sub: argparse._SubParsersAction) -> None:
 def _tool_parsers(sub: argparse._SubParsersAction) -> None:
     """``warmup`` and ``bench``: compile the GPU kernels, time the steps."""
     warm = sub.add_parser("warmup", help="compile devgrad's GPU kernels once (into CuPy's kernel cache)")
-    warm.add_argument("--device", default="cuda", help="cuda | cuda:N (default: cuda; on the CPU nothing to do)")
+    warm.add_argument("--device", default=None,
+                      help="cuda | cuda:N (default: cuda where CUDA works; on the CPU nothing to do)")
     warm.add_argument("--arch", default=None,
                       help="build devgrad's kernels for these GPU architectures without a GPU (compute "
                            "capability: 90 for H100/H200, 80 for A100; several as 80,90), e.g. in a Docker build")

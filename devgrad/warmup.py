@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from devgrad import nn, optim
-from devgrad.backend import cupy_version, kernel_cache_dir
+from devgrad.backend import cuda_available, cuda_unavailable_reason, cupy_version, kernel_cache_dir
 from devgrad.backend.cuda_sources import GROUPS, NVRTC_OPTIONS, module_source, prebuilt_path
 from devgrad.backend import device as resolve_device
 from devgrad.core import tensor
@@ -54,9 +54,14 @@ def _steps(dev, dtype) -> None:
     dev.synchronize()
 
 
-def warmup(device="cuda") -> dict:
-    """Compile devgrad's GPU kernels on ``device`` into CuPy's kernel cache; returns what was done."""
-    dev = resolve_device(device)
+def warmup(device: str | None = None) -> dict:
+    """Compile devgrad's GPU kernels on ``device`` (default: cuda where CUDA works, else nothing to
+    do) into CuPy's kernel cache; returns what was done."""
+    if device is None and not cuda_available():
+        return {"device": "cpu", "compiled": False,
+                "why": f"CUDA is not available here ({cuda_unavailable_reason()}); on the CPU there is nothing "
+                       "to compile"}
+    dev = resolve_device(device or "cuda")
     if not dev.supports_graphs:  # the CPU: NumPy compiles nothing
         return {"device": dev.name, "compiled": False, "why": f"{dev} runs NumPy: there is nothing to compile"}
     start = time.perf_counter()

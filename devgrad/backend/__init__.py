@@ -54,6 +54,10 @@ class DeviceError(RuntimeError):
     """A device was asked for that does not exist here, or tensors on two devices met."""
 
 
+# How a library call runs on the CPU instead (the command line says it in its own words: --device cpu).
+CPU_ADVICE = "Use device='cpu' (or 'auto') to run on the CPU."
+
+
 
 class Device:
     """A place where arrays live: ``cpu`` (NumPy) or ``cuda:N`` (CuPy on GPU N).
@@ -269,7 +273,7 @@ def device(spec: str | Device | None = None) -> Device:
         return _intern("cpu", 0)
     if not cuda_available():
         raise DeviceError(f"device {spec!r} was requested but CUDA is not available: "
-                          f"{cuda_unavailable_reason()}. Use device='cpu' (or 'auto') to run on the CPU.")
+                          f"{cuda_unavailable_reason()}. {CPU_ADVICE}")
     count = cupy_import.device_count()
     if index >= count:
         raise DeviceError(f"device {spec!r} does not exist: {count} CUDA device(s) found "
@@ -356,6 +360,7 @@ def cupy_version() -> str | None:
 
 
 __all__ = [
+    "CPU_ADVICE",
     "PRIMITIVES",
     "CaptureError",
     "Device",

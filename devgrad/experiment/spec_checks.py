@@ -138,6 +138,7 @@ def validate(loaded: Loaded, source: str = "spec", check_files: bool = True) -> 
     if "device" not in raw and os.environ.get("DEVGRAD_DEVICE"):
         # No device in the spec: the default device of the library ($DEVGRAD_DEVICE), as dg.device() does.
         raw = {**raw, "device": os.environ["DEVGRAD_DEVICE"]}
+        v.overridden = {**v.overridden, ("device",): "the environment variable DEVGRAD_DEVICE"}
     spec = v.section(top, {k: raw[k] for k in raw if k in top}, ())
     spec["loss"] = _loss(v, _block(v, raw, "loss", "auto"), ("loss",))
     spec["optimizer"] = _options(v, _block(v, raw, "optimizer", {"name": "adam"}), ("optimizer",),

@@ -245,3 +245,12 @@ def test_losses_and_batch_sizes_a_run_cannot_train_with_are_refused_before_any_f
     err = refused({**SMALL, "model": {"hidden": [6], "norm": "batch"}, "train": {"epochs": 1, "batch_size": 93}})
     assert "train.batch_size: 93 leaves a last batch of 1 row of the 280 training rows" in err
     assert "(e.g. 94)" in err and "model.norm: layer" in err
+
+
+def test_a_misspelt_devgrad_device_is_named_as_the_environment_variable(tmp_path, monkeypatch, capsys):
+    from devgrad import cli as devgrad_cli
+
+    monkeypatch.setenv("DEVGRAD_DEVICE", "cpux")
+    spec = write_spec(tmp_path, {k: v for k, v in SMALL.items() if k != "device"})
+    assert devgrad_cli.main(["validate", str(spec)]) == 2
+    assert "device (from the environment variable DEVGRAD_DEVICE): unknown device 'cpux'" in capsys.readouterr().err

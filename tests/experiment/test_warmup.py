@@ -7,7 +7,7 @@ import json
 import pytest
 
 import devgrad as dg
-from devgrad import warmup
+from devgrad import backend, warmup
 from devgrad.cli import main
 
 
@@ -37,6 +37,18 @@ def test_warmup_runs_every_kernel_family_and_records_it(tmp_path, monkeypatch, c
 def test_warmup_on_the_cpu_has_nothing_to_do(capsys):
     assert main(["warmup", "--device", "cpu"]) == 0
     assert "nothing to compile" in capsys.readouterr().out
+
+
+def test_warmup_without_a_device_on_a_machine_without_cuda_has_nothing_to_do(monkeypatch, capsys):
+    monkeypatch.setattr(warmup, "cuda_available", lambda: False)
+    assert main(["warmup"]) == 0
+    assert "CUDA is not available here" in capsys.readouterr().out
+    assert main(["warmup", "--device", "cuda:99"]) == 2  # asked for by name: a device that is not here
+    monkeypatch.setattr(backend, "cuda_available", lambda: False)
+    capsys.readouterr()
+    assert main(["warmup", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err  # the command line's words, not the library's device='cpu'
+    assert "Use --device cpu (or --device auto) to run on the CPU." in err and "device='cpu'" not in err
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ import pytest
 import devgrad as dg
 from devgrad.experiment import run
 from devgrad.experiment.checkpoint import Checkpointer, MetricsLog
-from tests.support.run_helpers import SMALL, only_run_dir
+from tests.support.run_helpers import SMALL, SMALL_NO_PLOTS, only_run_dir
 
 
 class Clock:
@@ -80,11 +80,11 @@ def test_every_n_epochs_and_seconds_zero_write_on_their_own_schedules(tmp_path):
 def test_the_snapshot_is_a_copy_training_cannot_change(tmp_path):
     """Files are written from host copies, off the training thread: the next epoch's updates must
     not leak into the previous epoch's file."""
-    result = run({**SMALL, "train": {**SMALL["train"], "epochs": 3}}, out=tmp_path, quiet=True)
+    result = run({**SMALL_NO_PLOTS, "train": {**SMALL["train"], "epochs": 3}}, out=tmp_path, quiet=True)
     run_dir = result.run_dir
     last = dg.load(run_dir / "checkpoints" / "last.npz")
     assert last["epoch"] == 3
-    rerun = run({**SMALL, "train": {**SMALL["train"], "epochs": 3, "checkpoint": {"seconds": 0}}},
+    rerun = run({**SMALL_NO_PLOTS, "train": {**SMALL["train"], "epochs": 3, "checkpoint": {"seconds": 0}}},
                 out=tmp_path / "again", quiet=True)
     again = dg.load(only_run_dir(tmp_path / "again", "small") / "checkpoints" / "last.npz")
     for key, value in last["model"].items():
@@ -94,7 +94,7 @@ def test_the_snapshot_is_a_copy_training_cannot_change(tmp_path):
 
 def test_a_diverging_run_keeps_the_last_finite_epoch(tmp_path):
     # lr grows tenfold each epoch (0.01, 0.1, 1, ...): a few finite epochs, then divergence
-    spec = {**SMALL, "loss": "mse", "optimizer": {"name": "sgd", "lr": 0.01},
+    spec = {**SMALL_NO_PLOTS, "loss": "mse", "optimizer": {"name": "sgd", "lr": 0.01},
             "schedule": {"name": "exponential", "gamma": 10.0},
             "model": {"hidden": [16], "activation": "relu"}, "train": {"epochs": 40, "batch_size": 8}}
     result = run(spec, out=tmp_path, quiet=True)
@@ -114,7 +114,7 @@ def test_an_epochs_snapshot_stays_on_the_device_until_a_file_is_written(tmp_path
     disk."""
     from devgrad.backend import numpy as cpu_module
 
-    spec = {**SMALL, "data": {"source": "classification", "n_samples": 300, "n_features": 4, "n_classes": 3},
+    spec = {**SMALL_NO_PLOTS, "data": {"source": "classification", "n_samples": 300, "n_features": 4, "n_classes": 3},
             "loss": "cross_entropy", "model": {"hidden": [8], "activation": "relu"},
             "train": {"epochs": 2, "batch_size": 64, "checkpoint": {"seconds": 1e9}}}
     real = cpu_module.to_host

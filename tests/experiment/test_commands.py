@@ -19,7 +19,7 @@ import yaml
 import devgrad as dg
 from devgrad.experiment import RunError, SpecError, resolve, run
 from tests.support.run_helpers import (
-    HAVE_MATPLOTLIB, LONG, SMALL, cli, cli_process, only_run_dir, wait_until, weights, write_spec,
+    HAVE_MATPLOTLIB, LONG, SMALL, SMALL_NO_PLOTS, cli, cli_process, only_run_dir, wait_until, weights, write_spec,
 )
 
 
@@ -160,7 +160,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, how, long_run):
 
 
 def test_divergence_fails_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):
-    spec = write_spec(tmp_path, {**SMALL, "loss": "mse", "optimizer": {"name": "sgd", "lr": 1e8},
+    spec = write_spec(tmp_path, {**SMALL_NO_PLOTS, "loss": "mse", "optimizer": {"name": "sgd", "lr": 1e8},
                                  "model": {"hidden": [16], "activation": "relu"},
                                  "train": {"epochs": 30, "batch_size": 8, "checkpoint": {"every": 1}}})
     result = cli("run", spec, "--out", tmp_path / "runs")
@@ -176,7 +176,7 @@ def test_divergence_fails_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):
 
 @pytest.mark.slow
 def test_early_stopping_and_restore_best(tmp_path):
-    spec = {**SMALL, "train": {"epochs": 200, "batch_size": 32,
+    spec = {**SMALL_NO_PLOTS, "train": {"epochs": 200, "batch_size": 32,
                                "early_stopping": {"enabled": True, "monitor": "val_loss", "patience": 3,
                                                   "restore_best": True}},
             "optimizer": {"name": "sgd", "lr": 2.0}}
@@ -188,8 +188,8 @@ def test_early_stopping_and_restore_best(tmp_path):
 
 @pytest.mark.slow
 def test_library_run_result_is_picklable_and_folders_never_collide(tmp_path):
-    first = run({**SMALL, "train": {"epochs": 1}}, out=tmp_path, quiet=True)
-    second = run({**SMALL, "train": {"epochs": 1}}, out=tmp_path, quiet=True)
+    first = run({**SMALL_NO_PLOTS, "train": {"epochs": 1}}, out=tmp_path, quiet=True)
+    second = run({**SMALL_NO_PLOTS, "train": {"epochs": 1}}, out=tmp_path, quiet=True)
     assert first.run_dir != second.run_dir and first.run_dir.parent == second.run_dir.parent
     clone = pickle.loads(pickle.dumps(first))
     assert clone.summary == first.summary and clone.history == first.history and clone.status == "completed"
@@ -204,7 +204,7 @@ def test_library_errors_are_typed():
 
 @pytest.mark.slow
 def test_resume_refuses_a_run_that_is_still_training(tmp_path):
-    result = run({**SMALL, "train": {"epochs": 2}}, out=tmp_path, quiet=True)
+    result = run({**SMALL_NO_PLOTS, "train": {"epochs": 2}}, out=tmp_path, quiet=True)
     meta_path = result.run_dir / "meta.json"
     meta = json.loads(meta_path.read_text())
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -228,7 +228,7 @@ def test_an_unexpected_error_marks_the_run_failed(tmp_path, monkeypatch):
 
     monkeypatch.setattr(trainer.Trainer, "_train_epoch", explode)
     with pytest.raises(MemoryError):
-        run(SMALL, out=tmp_path, quiet=True)
+        run(SMALL_NO_PLOTS, out=tmp_path, quiet=True)
     run_dir = only_run_dir(tmp_path, "small")
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["status"] == "failed" and "out of device memory" in meta["error"]
@@ -248,7 +248,8 @@ def test_unreadable_spec_and_unwritable_out_are_clean_errors(tmp_path):
 
 @pytest.mark.slow
 def test_without_a_validation_split_the_monitor_falls_back_to_train(tmp_path):
-    spec = {**SMALL, "data": {"source": "xor", "n_samples": 300, "split": {"train": 0.8, "val": 0.0, "test": 0.2}},
+    spec = {**SMALL_NO_PLOTS,
+            "data": {"source": "xor", "n_samples": 300, "split": {"train": 0.8, "val": 0.0, "test": 0.2}},
             "train": {"epochs": 3, "early_stopping": {"patience": 1}}}
     result = run(spec, out=tmp_path, quiet=True)
     assert result.status == "completed" and result.summary["monitor"] == "train_loss"
@@ -259,7 +260,7 @@ def test_without_a_validation_split_the_monitor_falls_back_to_train(tmp_path):
 @pytest.mark.skipif(dg.cuda_available(), reason="checks the no-GPU error")
 def test_devgrad_device_is_honoured_by_the_cli_as_by_the_library(tmp_path):
     """DEVGRAD_DEVICE=cuda on a machine without a GPU is an error, never a silent run on the CPU."""
-    spec = {k: v for k, v in SMALL.items() if k != "device"}
+    spec = {k: v for k, v in SMALL_NO_PLOTS.items() if k != "device"}
     result = cli("run", write_spec(tmp_path, spec), "--out", tmp_path / "runs", env={"DEVGRAD_DEVICE": "cuda"})
     assert result.returncode == 2 and "'cuda' was requested but CUDA is not available" in result.stderr
     assert not (tmp_path / "runs").exists()
@@ -272,7 +273,7 @@ def test_devgrad_device_is_honoured_by_the_cli_as_by_the_library(tmp_path):
 def test_run_files_follow_the_umask(tmp_path):
     old = os.umask(0o027)
     try:
-        result = run({**SMALL, "train": {**SMALL["train"], "epochs": 1}}, out=tmp_path, quiet=True)
+        result = run({**SMALL_NO_PLOTS, "train": {**SMALL["train"], "epochs": 1}}, out=tmp_path, quiet=True)
     finally:
         os.umask(old)
     for name in ("config.yaml", "meta.json", "summary.json", "checkpoints/last.npz"):
@@ -301,7 +302,7 @@ def test_ctrl_c_after_the_last_epoch_leaves_a_stopped_run_that_resume_finishes(t
 
 @pytest.mark.slow
 def test_an_empty_test_split_is_said_not_silent(tmp_path, capsys):
-    spec = {**SMALL, "data": {**SMALL["data"], "split": {"train": 0.8, "val": 0.2, "test": 0.0}},
+    spec = {**SMALL_NO_PLOTS, "data": {**SMALL["data"], "split": {"train": 0.8, "val": 0.2, "test": 0.0}},
             "train": {**SMALL["train"], "epochs": 1}}
     result = run(spec, out=tmp_path)
     assert "test" not in result.summary
@@ -346,7 +347,7 @@ def _disk_full_for_checkpoints(monkeypatch):
 def test_a_full_disk_names_the_file_and_the_run_still_writes_its_summary(tmp_path, monkeypatch):
     _disk_full_for_checkpoints(monkeypatch)
     with pytest.raises(RunError) as info:
-        run({**SMALL, "train": {**SMALL["train"], "epochs": 6, "checkpoint": {"every": 1}}}, out=tmp_path,
+        run({**SMALL_NO_PLOTS, "train": {**SMALL["train"], "epochs": 6, "checkpoint": {"every": 1}}}, out=tmp_path,
             quiet=True)
     run_dir = only_run_dir(tmp_path, "small")
     message = str(info.value)

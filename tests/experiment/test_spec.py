@@ -12,12 +12,12 @@ import devgrad as dg
 from devgrad import optim
 from devgrad.experiment import SpecError, resolve
 from devgrad.experiment import spec as devgrad_spec
-from tests.support.run_helpers import ROOT, SMALL, cli, only_run_dir, write_spec
+from tests.support.run_helpers import ROOT, SMALL, SMALL_NO_PLOTS, cli, only_run_dir, write_spec
 
 
 @pytest.mark.slow
 def test_set_overrides_and_print_config(tmp_path):
-    spec = write_spec(tmp_path, SMALL)
+    spec = write_spec(tmp_path, SMALL_NO_PLOTS)
     printed = cli("run", spec, "--set", "train.epochs=2", "--set", "model.hidden=[4, 4]", "--print-config",
                   "--out", tmp_path / "runs")
     assert printed.returncode == 0
@@ -113,10 +113,11 @@ def test_all_problems_are_reported_at_once(tmp_path):
 
 @pytest.mark.slow
 def test_unknown_override_key_and_incompatible_loss(tmp_path):
-    spec = write_spec(tmp_path, SMALL)
+    spec = write_spec(tmp_path, SMALL_NO_PLOTS)
     result = cli("run", spec, "--set", "optimiser.lr=0.1")
     assert result.returncode == 2 and "did you mean 'optimizer'?" in result.stderr
-    multi = write_spec(tmp_path, {**SMALL, "data": {"source": "blobs", "n_classes": 3}, "loss": "hinge"}, "m.yaml")
+    multi = write_spec(tmp_path, {**SMALL_NO_PLOTS, "data": {"source": "blobs", "n_classes": 3}, "loss": "hinge"},
+                       "m.yaml")
     result = cli("run", multi, "--out", tmp_path / "runs")
     assert result.returncode == 2 and "loss 'hinge' is for two classes but the data has 3" in result.stderr
     assert not (tmp_path / "runs").exists()

@@ -82,7 +82,8 @@ def test_a_dask_local_cluster_gives_the_same_metrics(tmp_path):
 
 @pytest.mark.slow
 def test_a_failing_point_is_recorded_and_the_others_complete(tmp_path):
-    spec = {**BASE, "model": {"hidden": [6], "activation": "relu"}, "optimizer": {"name": "sgd", "lr": 0.1}}
+    spec = {**BASE, "model": {"hidden": [6], "activation": "relu"}, "optimizer": {"name": "sgd", "lr": 0.1},
+            "plots": {"enabled": False}}
     result = sweep(spec, grid={"optimizer.lr": [0.1, 1e20, 0.05]}, jobs=2, out=tmp_path, quiet=True)
     by_lr = {r["overrides"]["optimizer.lr"]: r for r in result.results}
     assert by_lr[1e20]["status"] == "failed" and "diverged" in by_lr[1e20]["error"]
@@ -131,7 +132,8 @@ def test_grid_options_split_at_top_level_commas():
 
 @pytest.mark.slow
 def test_a_spec_sweep_block_and_the_cli(tmp_path):
-    spec = write_spec(tmp_path, {**BASE, "sweep": {"grid": {"model.hidden": [[4], [8, 8]]}, "seeds": 1}})
+    spec = write_spec(tmp_path, {**BASE, "plots": {"enabled": False},
+                                 "sweep": {"grid": {"model.hidden": [[4], [8, 8]]}, "seeds": 1}})
     result = cli("sweep", spec, "--grid", "optimizer.lr=0.05,0.01", "--jobs", "2", "--out", tmp_path / "sweeps",
                  "--quiet")
     assert result.returncode == 0, result.stderr
@@ -143,23 +145,21 @@ def test_a_spec_sweep_block_and_the_cli(tmp_path):
         json.dumps(w, sort_keys=True) for w in want}
 
 
+KILLED_EPOCHS = 100
+
+
 @pytest.mark.slow
 def test_kill_9_then_resume_trains_every_point_exactly_once(tmp_path):
-    long = {**BASE, "data": {**BASE["data"], "n_samples": 3000},
-            "train": {"epochs": 25, "batch_size": 16, "checkpoint": {"seconds": 0}}}
+    # many short epochs: when the first run has finished, the others are surely still training
+    long = {**BASE, "plots": {"enabled": False},
+            "train": {"epochs": KILLED_EPOCHS, "batch_size": 32, "checkpoint": {"seconds": 0}}}
     spec = write_spec(tmp_path, long)
     proc = subprocess.Popen([sys.executable, "-m", "devgrad", "sweep", str(spec), "--grid",
                              "optimizer.lr=0.05,0.04,0.03,0.02,0.01", "--jobs", "2", "--out", str(tmp_path / "sweeps"),
-                             "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    folder = None
-    while time.time() < deadline:
-        found = list((tmp_path / "sweeps" / "grid").glob("*/results.jsonl"))
-        if found and found[0].read_text().count("\n") >= 1:
-            folder = found[0].parent
-            break
-        time.sleep(0.05)
-    assert folder is not None, "the sweep finished no run in time"
+                             "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    folder = wait_until("a finished run of the sweep", lambda: next(
+        (f.parent for f in (tmp_path / "sweeps" / "grid").glob("*/results.jsonl") if f.read_text().count("\n")),
+        None), proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()  # waits, and closes its stderr pipe
     time.sleep(1.0)  # the pool's workers die with their parent (PR_SET_PDEATHSIG)
@@ -173,7 +173,7 @@ def test_kill_9_then_resume_trains_every_point_exactly_once(tmp_path):
     for r in lines:  # and trained once: every epoch exactly once in its run's metrics
         with open(f"{r['run_dir']}/metrics.jsonl") as fh:
             epochs = [json.loads(t)["epoch"] for t in fh]
-        assert epochs == list(range(1, 26)), (r["index"], epochs)
+        assert epochs == list(range(1, KILLED_EPOCHS + 1)), (r["index"], epochs)
     assert {r["index"] for r in resume_sweep(folder, quiet=True).results} == {0, 1, 2, 3, 4}  # nothing left to run
 
 
@@ -318,7 +318,7 @@ def test_a_sweep_folder_that_cannot_be_written_is_taken_away(tmp_path, monkeypat
 
 @pytest.mark.slow
 def test_sweep_yaml_has_no_anchors_and_sweep_takes_set_and_device(tmp_path):
-    tiny = {**BASE, "data": {**BASE["data"], "n_samples": 200}}
+    tiny = {**BASE, "data": {**BASE["data"], "n_samples": 200}, "plots": {"enabled": False}}
     spec = write_spec(tmp_path, tiny)
     result = cli("sweep", spec, "--grid", "optimizer.lr=0.05", "--seeds", "2", "--set", "train.epochs=1",
                  "--device", "cpu", "--jobs", "1", "--out", tmp_path / "sweeps", "--quiet")

@@ -9,11 +9,11 @@ import pytest
 
 from devgrad import nn
 from devgrad.experiment import SpecError, load, resolve, run
-from tests.support.run_helpers import SMALL
+from tests.support.run_helpers import SMALL, SMALL_NO_PLOTS
 
 
 def test_a_batch_norm_gelu_run_with_plateau_trains_saves_and_loads(tmp_path):
-    spec = {**SMALL, "model": {"hidden": [6], "activation": "gelu", "norm": "batch"},
+    spec = {**SMALL_NO_PLOTS, "model": {"hidden": [6], "activation": "gelu", "norm": "batch"},
             "schedule": {"name": "plateau", "patience": 0, "factor": 0.5, "threshold": 0.5},
             "train": {"epochs": 4, "batch_size": 32}}
     result = run(spec, out=tmp_path, quiet=True)
@@ -32,7 +32,7 @@ def test_a_batch_norm_gelu_run_with_plateau_trains_saves_and_loads(tmp_path):
 
 
 def test_a_layer_norm_silu_run_with_onecycle_follows_the_cycle(tmp_path):
-    spec = {**SMALL, "model": {"hidden": [6], "activation": "silu", "norm": "layer"},
+    spec = {**SMALL_NO_PLOTS, "model": {"hidden": [6], "activation": "silu", "norm": "layer"},
             "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
             "schedule": {"name": "onecycle", "max_lr": 0.2}, "train": {"epochs": 5, "batch_size": 64}}
     result = run(spec, out=tmp_path, quiet=True)

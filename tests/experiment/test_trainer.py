@@ -7,7 +7,7 @@ import pytest
 import devgrad as dg
 from devgrad.experiment import run
 from devgrad.experiment import trainer as trainer_module
-from tests.support.run_helpers import SMALL
+from tests.support.run_helpers import SMALL, SMALL_NO_PLOTS
 
 
 @pytest.mark.slow
@@ -20,14 +20,14 @@ def test_matmul_precision_applies_during_the_run_and_is_put_back(tmp_path, monke
         real(value)
 
     monkeypatch.setattr(trainer_module, "set_float32_matmul_precision", recording)
-    result = run({**SMALL, "train": {**SMALL["train"], "epochs": 1, "matmul_precision": "high"}}, out=tmp_path,
+    result = run({**SMALL_NO_PLOTS, "train": {**SMALL["train"], "epochs": 1, "matmul_precision": "high"}}, out=tmp_path,
                  quiet=True)
     assert result.status == "completed"
     assert seen == ["high", "highest"] and dg.get_float32_matmul_precision() == "highest"
 
 
 def test_numeric_overflow_in_a_run_is_reported_as_divergence_not_as_numpy_warnings(tmp_path, recwarn):
-    spec = {**SMALL, "loss": "mse", "optimizer": {"name": "sgd", "lr": 1e8},
+    spec = {**SMALL_NO_PLOTS, "loss": "mse", "optimizer": {"name": "sgd", "lr": 1e8},
             "model": {"hidden": [16], "activation": "relu"}, "train": {"epochs": 3, "batch_size": 8}}
     result = run(spec, out=tmp_path, quiet=True)
     assert result.status == "failed"
@@ -48,23 +48,23 @@ def test_small_models_train_with_one_blas_thread(tmp_path, monkeypatch):
         return real_fit(self, start_epoch)
 
     monkeypatch.setattr(trainer_module.Trainer, "_fit", recording)
-    small = run({**SMALL, "train": {**SMALL["train"], "epochs": 1}}, out=tmp_path, quiet=True)
+    small = run({**SMALL_NO_PLOTS, "train": {**SMALL["train"], "epochs": 1}}, out=tmp_path, quiet=True)
     assert "train.threads auto: 1 BLAS thread(s)" in (small.run_dir / "train.log").read_text()
-    large = run({**SMALL, "model": {"hidden": [600]}, "data": {"source": "classification", "n_samples": 200,
+    large = run({**SMALL_NO_PLOTS, "model": {"hidden": [600]}, "data": {"source": "classification", "n_samples": 200,
                                                                "n_features": 600},
                  "train": {**SMALL["train"], "epochs": 1, "threads": "auto"}}, out=tmp_path, quiet=True)
     assert "every BLAS thread" in (large.run_dir / "train.log").read_text()
     if seen[0] is not None:
         assert seen[0] == 1
     with pytest.raises(dg.experiment.SpecError, match="must be auto or a positive whole number"):
-        run({**SMALL, "train": {"threads": 0}}, out=tmp_path, quiet=True)
+        run({**SMALL_NO_PLOTS, "train": {"threads": 0}}, out=tmp_path, quiet=True)
 
 
 @pytest.mark.slow
 def test_restore_best_applies_only_when_early_stopping_is_on(tmp_path):
     def restored(enabled: bool) -> bool:
         es = {"enabled": enabled, "patience": 100, "restore_best": True}
-        spec = {**SMALL, "train": {**SMALL["train"], "epochs": 3, "early_stopping": es}}
+        spec = {**SMALL_NO_PLOTS, "train": {**SMALL["train"], "epochs": 3, "early_stopping": es}}
         result = run(spec, out=tmp_path / str(enabled), quiet=True)
         assert result.status == "completed"
         return "restored the weights of the best epoch" in (result.run_dir / "train.log").read_text()
@@ -81,7 +81,8 @@ def test_a_stop_file_stops_a_run_after_its_epoch_as_ctrl_c_would(tmp_path):
     stop = tmp_path / "stop"
     stop.touch()
     with pytest.raises(KeyboardInterrupt, match="continue with: devgrad resume"):
-        run({**SMALL, "train": {**SMALL["train"], "epochs": 4}}, out=tmp_path / "runs", quiet=True, stop_file=stop)
+        run({**SMALL_NO_PLOTS, "train": {**SMALL["train"], "epochs": 4}}, out=tmp_path / "runs", quiet=True,
+            stop_file=stop)
     (run_dir,) = (tmp_path / "runs" / "small").iterdir()
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "stopped"
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 1  # it stopped after its first epoch

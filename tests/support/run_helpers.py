@@ -42,6 +42,8 @@ SMALL = {
     "optimizer": {"name": "adam", "lr": 0.05},
     "train": {"epochs": 6, "batch_size": 32, "checkpoint": {"every": 2}},
 }
+# for the runs whose pictures no test looks at: drawing them costs a run of SMALL thirty times its training
+SMALL_NO_PLOTS = {**SMALL, "plots": {"enabled": False}}
 
 
 def write_spec(folder: Path, spec: dict, name: str = "spec.yaml") -> Path:

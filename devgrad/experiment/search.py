@@ -290,6 +290,7 @@ def resume_search(sweep_dir, jobs: int | None = None, executor="local", address:
         raise RunError(f"{sweep_dir} is not a sweep folder (no sweep.yaml); pass the folder 'devgrad sweep' printed")
     config = read_sweep_yaml(sweep_dir)
     spec = ckpt.read_json(sweep_dir / "base.json")
+    check_devices(executor, address, [spec["device"]])
     study = open_study(optuna, sweep_dir, config, dims_of(config))
     monitor = tuple(config["monitor"])
     lines = {r["index"]: r for r in read_results(sweep_dir)}

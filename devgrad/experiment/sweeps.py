@@ -134,6 +134,7 @@ def resume_sweep(sweep_dir, jobs: int | None = None, executor="local", address: 
     finished = {r["index"] for r in done}
     points = [{**p, "spec": specs[p["index"]], "stop_file": str(sweep_dir / STOP_FILE)}
               for p in resolved["points"] if p["index"] not in finished]
+    check_devices(executor, address, (point["spec"]["device"] for point in points))
     runner = None
     if points:
         runner = make_executor(executor, jobs or os.cpu_count() or 1, len(points), address, gpus_per_run)

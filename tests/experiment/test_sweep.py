@@ -529,3 +529,24 @@ def test_a_device_this_machine_lacks_is_refused_before_any_sweep_folder(tmp_path
         err = capsys.readouterr().err
         assert "device 'cuda:99'" in err and "Traceback" not in err
         assert not out.exists()
+
+
+def test_resuming_a_sweep_on_a_machine_without_its_device_changes_nothing(tmp_path, monkeypatch, capsys):
+    from devgrad import cli as devgrad_cli
+    from devgrad.experiment import sweeps
+
+    def made_only(sweep_dir, points, done, runner, *rest, **options):  # the folder, none of its runs
+        runner.close()
+        return sweep_dir
+
+    with monkeypatch.context() as patched:
+        patched.setattr(sweeps, "_execute", made_only)
+        sweep_dir = sweep(SMALL, grid={"optimizer.lr": [0.05, 0.01]}, jobs=1, out=tmp_path, quiet=True)
+    points = json.loads((sweep_dir / "points.json").read_text())
+    for point in points:
+        point["spec"]["device"] = "cuda:99"  # as if the sweep was made on a machine with that GPU
+    (sweep_dir / "points.json").write_text(json.dumps(points))
+    before = sorted(p.name for p in sweep_dir.rglob("*"))
+    assert devgrad_cli.main(["sweep", "--resume", str(sweep_dir), "--quiet"]) == 2
+    assert "device 'cuda:99'" in capsys.readouterr().err
+    assert sorted(p.name for p in sweep_dir.rglob("*")) == before

@@ -258,8 +258,9 @@ def metric_notices(metrics: dict, where: str) -> list[str]:
     """What the metrics left out or counted as wrong, in words (nothing when every row was scored)."""
     notes = []
     if metrics.get("rows_without_target"):
-        notes.append(f"{where}: {metrics['rows_without_target']} rows have an empty target; they are left out of "
-                     f"the metrics, which score the other {metrics['rows']}")
+        k = metrics["rows_without_target"]
+        notes.append(f"{where}: {k} {'row has' if k == 1 else 'rows have'} an empty target, left out of the "
+                     f"metrics, which score the other {metrics['rows']}")
     if metrics.get("unseen_classes"):
         notes.append(f"{where}: the target holds classes the model never saw in training "
                      f"({', '.join(map(str, metrics['unseen_classes']))}); their rows count as wrong predictions")

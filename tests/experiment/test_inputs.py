@@ -32,7 +32,7 @@ def test_rows_with_an_empty_target_are_left_out_and_unseen_classes_are_named():
     metrics = predict.metrics_of(model, np.array(["cat", "dog", "dog", "dog"]), rows)
     assert metrics == {"rows": 2, "accuracy": 1.0, "rows_without_target": 2}
     assert predict.metric_notices(metrics, "data.csv") == [
-        "data.csv: 2 rows have an empty target; they are left out of the metrics, which score the other 2"]
+        "data.csv: 2 rows have an empty target, left out of the metrics, which score the other 2"]
     rows = inputs.Inputs(np.zeros((3, 1)), np.array(["cat", "fox", "dog"]), "data.csv")
     metrics = predict.metrics_of(model, np.array(["cat", "cat", "dog"]), rows)
     assert metrics["accuracy"] == pytest.approx(2 / 3) and metrics["unseen_classes"] == ["fox"]

@@ -280,9 +280,12 @@ def test_cli_bench_writes_a_results_page(tmp_path, capsys, quick_peak, monkeypat
 
 
 @pytest.mark.slow
-def test_end_to_end_row_trains_the_same_problem_in_devgrad_and_pytorch(torch, capsys):
+def test_end_to_end_row_trains_the_same_problem_in_devgrad_and_pytorch(torch, capsys, monkeypatch):
     from devgrad.bench import end_to_end
 
+    spec_for = end_to_end.spec_for  # the row is checked, not the runs' pictures (seconds of drawing)
+    monkeypatch.setattr(end_to_end, "spec_for", lambda size, device: {**spec_for(size, device),
+                                                                      "plots": {"enabled": False}})
     row = end_to_end.e2e("tiny", "cpu", torch)
     for side in ("devgrad", "pytorch"):
         assert row[side]["seconds"] > 0 and row[side]["first_seconds"] > 0
@@ -355,7 +358,8 @@ def test_sweep_bench_row_and_table(monkeypatch):
     """bench --sweep: the same grid as one sweep with 1 and 2 workers (a tiny one here)."""
     from devgrad.bench import sweep_bench as sb
 
-    monkeypatch.setattr(sb, "SPEC", {**_CKPT_SPEC, "train": {"epochs": 2, "batch_size": 64}})
+    monkeypatch.setattr(sb, "SPEC", {**_CKPT_SPEC, "train": {"epochs": 2, "batch_size": 64},
+                                     "plots": {"enabled": False}})  # the row is checked, not the runs' pictures
     monkeypatch.setattr(sb, "GRID", {"optimizer.lr": [0.01]})
     monkeypatch.setattr(sb, "SEEDS", 2)
     monkeypatch.setattr(sb, "_have_dask", lambda: False)

@@ -29,6 +29,9 @@ def _linear_csv(folder, n=300, seed=0, noise=0.0):
     return path
 
 
+NO_PLOTS = {"enabled": False}  # for the runs whose pictures no test here looks at
+
+
 def _spec(path, target="price", **extra):
     spec = {"name": "houses", "seed": 1, "device": "cpu",
             "data": {"source": "csv", "path": str(path), "target": target},
@@ -71,7 +74,7 @@ def test_a_continuous_target_with_mse_runs_as_regression_in_the_targets_units(tm
 def test_huber_and_mae_losses_train_a_regression(tmp_path):
     path = _linear_csv(tmp_path, noise=20.0)
     for loss in ("mae", {"name": "huber", "delta": 0.5}):
-        result = run(_spec(path, loss=loss, task="regression"), out=tmp_path / "runs", quiet=True)
+        result = run(_spec(path, loss=loss, task="regression", plots=NO_PLOTS), out=tmp_path / "runs", quiet=True)
         assert result.status == "completed"
         assert result.summary["test"]["test_r2"] > 0.98, loss
 
@@ -96,7 +99,7 @@ def test_integer_classes_with_mse_stay_classification_and_regression_specs_are_c
     y = (X[:, 0] > 0).astype(int)
     path = tmp_path / "c.csv"
     path.write_text("a,b,label\n" + "".join(f"{a},{b},{t}\n" for (a, b), t in zip(X, y)))
-    result = run(_spec(path, "label"), out=tmp_path / "runs", quiet=True)
+    result = run(_spec(path, "label", plots=NO_PLOTS), out=tmp_path / "runs", quiet=True)
     assert result.summary["task"] == "classification" and "test_accuracy" in result.summary["test"]
     # task: regression with a classification loss or metric: exit 2 before anything runs
     for extra, message in (({"task": "regression", "loss": "bce"}, "bce is a classification loss"),

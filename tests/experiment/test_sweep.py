@@ -24,9 +24,11 @@ from devgrad.experiment import RunError, SpecError, run
 from devgrad.experiment.sweeps import parse_grid_option, parse_grid_options, resume_sweep, sweep
 from tests.support.run_helpers import HAVE_MATPLOTLIB, ROOT, SMALL, cli, wait_until, write_spec
 
-# 8 features: no 2-D pictures to draw, so each run is mostly its training (the sweeps are what is tested)
+# no run's pictures (a sweep's own are drawn all the same): each run is mostly its training, and the
+# sweeps are what is tested
 BASE = {**SMALL, "name": "grid", "data": {"source": "classification", "n_samples": 400, "n_features": 8,
-                                         "n_classes": 2}, "train": {"epochs": 3, "batch_size": 32}}
+                                         "n_classes": 2}, "train": {"epochs": 3, "batch_size": 32},
+        "plots": {"enabled": False}}
 GRID = {"optimizer.lr": [0.05, 0.01]}
 
 
@@ -82,8 +84,7 @@ def test_a_dask_local_cluster_gives_the_same_metrics(tmp_path):
 
 @pytest.mark.slow
 def test_a_failing_point_is_recorded_and_the_others_complete(tmp_path):
-    spec = {**BASE, "model": {"hidden": [6], "activation": "relu"}, "optimizer": {"name": "sgd", "lr": 0.1},
-            "plots": {"enabled": False}}
+    spec = {**BASE, "model": {"hidden": [6], "activation": "relu"}, "optimizer": {"name": "sgd", "lr": 0.1}}
     result = sweep(spec, grid={"optimizer.lr": [0.1, 1e20, 0.05]}, jobs=2, out=tmp_path, quiet=True)
     by_lr = {r["overrides"]["optimizer.lr"]: r for r in result.results}
     assert by_lr[1e20]["status"] == "failed" and "diverged" in by_lr[1e20]["error"]
@@ -132,8 +133,7 @@ def test_grid_options_split_at_top_level_commas():
 
 @pytest.mark.slow
 def test_a_spec_sweep_block_and_the_cli(tmp_path):
-    spec = write_spec(tmp_path, {**BASE, "plots": {"enabled": False},
-                                 "sweep": {"grid": {"model.hidden": [[4], [8, 8]]}, "seeds": 1}})
+    spec = write_spec(tmp_path, {**BASE, "sweep": {"grid": {"model.hidden": [[4], [8, 8]]}, "seeds": 1}})
     result = cli("sweep", spec, "--grid", "optimizer.lr=0.05,0.01", "--jobs", "2", "--out", tmp_path / "sweeps",
                  "--quiet")
     assert result.returncode == 0, result.stderr
@@ -151,7 +151,7 @@ KILLED_EPOCHS = 100
 @pytest.mark.slow
 def test_kill_9_then_resume_trains_every_point_exactly_once(tmp_path):
     # many short epochs: when the first run has finished, the others are surely still training
-    long = {**BASE, "plots": {"enabled": False},
+    long = {**BASE,
             "train": {"epochs": KILLED_EPOCHS, "batch_size": 32, "checkpoint": {"seconds": 0}}}
     spec = write_spec(tmp_path, long)
     proc = subprocess.Popen([sys.executable, "-m", "devgrad", "sweep", str(spec), "--grid",
@@ -318,7 +318,7 @@ def test_a_sweep_folder_that_cannot_be_written_is_taken_away(tmp_path, monkeypat
 
 @pytest.mark.slow
 def test_sweep_yaml_has_no_anchors_and_sweep_takes_set_and_device(tmp_path):
-    tiny = {**BASE, "data": {**BASE["data"], "n_samples": 200}, "plots": {"enabled": False}}
+    tiny = {**BASE, "data": {**BASE["data"], "n_samples": 200}}
     spec = write_spec(tmp_path, tiny)
     result = cli("sweep", spec, "--grid", "optimizer.lr=0.05", "--seeds", "2", "--set", "train.epochs=1",
                  "--device", "cpu", "--jobs", "1", "--out", tmp_path / "sweeps", "--quiet")
@@ -369,7 +369,7 @@ def test_ctrl_c_stops_a_sweep_at_once_and_resume_finishes_it(tmp_path, executor)
     # Many short epochs: a run lasts hundreds of times as long as the 2 epochs waited for, so both
     # are surely still training when the Ctrl-C comes, on a loaded machine too; a stopped run's
     # checkpoint is written as it stops (no checkpoint every epoch needed)
-    long = {**BASE, "data": {**BASE["data"], "n_samples": 200}, "plots": {"enabled": False},
+    long = {**BASE, "data": {**BASE["data"], "n_samples": 200},
             "train": {"epochs": EPOCHS_PAST_THE_SIGNAL, "batch_size": 32}}
     spec = write_spec(tmp_path, long)
     terminal = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "

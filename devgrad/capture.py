@@ -36,7 +36,9 @@ On the CPU the step is recorded as a flat plan of NumPy calls into preallocated 
 signature runs ``fn`` eagerly (it creates the optimizer's state), the second runs it once more
 while recording it (a real step), the third replays the plan and checks it bit for bit against
 an eager step from the same state (a mismatch: a warning, and eager steps from then on), and
-later calls replay it. Results are bit-identical to eager steps. A data-dependent branch the
+later calls replay it. Results are bit-identical to eager steps. An input that the plan's calls
+take only whole is read from the caller's array itself when its layout is the recorded one (no
+copy into a static buffer); any other input is copied in. A data-dependent branch the
 recording went one way (``if mask.any():``) is checked on every replay; a replay where it goes
 the other way is dropped before it changed anything and that step runs eagerly (``diverged``
 counts them).
@@ -45,8 +47,6 @@ counts them).
 from __future__ import annotations
 
 import warnings
-
-import numpy as np
 
 from devgrad import cpu_plan
 from devgrad.backend import device as resolve_device
@@ -143,10 +143,8 @@ class CapturedStep:
                 self._seen.add(key)
                 return self.fn(*inputs)  # creates the optimizer's state: the recorded step is a steady one
             return self._cpu_record(key, inputs)
-        static, plan = entry
-        for buf, t in zip(static, inputs):
-            if buf.data is not t.data:
-                np.copyto(buf.data, t.data)
+        plan = entry[1]
+        plan.feed([t.data for t in inputs])
         if self._optimizer is not None:  # refresh_lr only when a rate changed: a replay's cost is Python's
             rates = [group["lr"] for group in self._optimizer.param_groups]
             if rates != self._rates:

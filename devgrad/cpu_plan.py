@@ -35,6 +35,36 @@ class Plan:
         self.grads = grads  # (parameter, its gradient as a Tensor on the plan's buffer)
         self.written = written  # arrays outside the plan's buffers that a replay writes (parameters, state)
         self.buffers = buffers  # the plan's own arrays (kept alive with it)
+        self.inputs: list = []  # the static buffers of the step's inputs (see ``feed``)
+        self._slots: list = []  # for each input: the (call, argument) places that read it whole, or None
+        self._fed: list = []  # for each input: the array the calls read it from now
+
+    def take_inputs(self, static: list) -> None:
+        """Tell the plan which of its arrays are the step's inputs (``feed`` fills them)."""
+        self.inputs, self._fed = list(static), list(static)
+        self._slots = _input_slots(self, self.inputs)
+
+    def feed(self, arrays) -> None:
+        """This call's input arrays. One that the plan's calls read only whole, given with its static
+        buffer's layout, is read from where it is (the calls are pointed at it: no copy); any other
+        is copied into its static buffer. The same array as in the last call costs nothing."""
+        for k, array in enumerate(arrays):
+            if array is self._fed[k]:
+                continue
+            static = self.inputs[k]
+            if self._slots[k] is not None and _same_layout(array, static):
+                self._point(k, array)
+                continue
+            if self._fed[k] is not static:
+                self._point(k, static)
+            if array is not static:
+                np.copyto(static, array)
+
+    def _point(self, k: int, array) -> None:
+        for i, j in self._slots[k]:
+            fn, args = self.steps[i]
+            self.steps[i] = (fn, (*args[:j], array, *args[j + 1:]))
+        self._fed[k] = array
 
     def replay(self):
         """Run the recorded calls; raises ``DivergedError`` (before writing anything outside the plan's
@@ -48,6 +78,49 @@ class Plan:
         for p, g in self.grads:
             p.grad = g
         return self.result
+
+
+def _same_layout(a, b) -> bool:
+    return (type(a) is np.ndarray and a.shape == b.shape and a.dtype == b.dtype and a.strides == b.strides
+            and a.flags.aligned)
+
+
+def _whole(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.ctypes.data == b.ctypes.data and a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype
+
+
+def _nested_arrays(value) -> list:
+    if isinstance(value, np.ndarray):
+        return [value]
+    if isinstance(value, tuple | list):
+        return [a for v in value for a in _nested_arrays(v)]
+    if isinstance(value, dict):
+        return [a for v in value.values() for a in _nested_arrays(v)]
+    return []
+
+
+def _input_slots(plan: Plan, static: list) -> list:
+    """For each input: where the replay's calls take it as a whole argument, or None where the plan
+    holds it otherwise too (a view, inside another argument, a keyword, its results or writes),
+    which only a copy into its static buffer serves."""
+    slots: list = [[] for _ in static]
+    others = _nested_arrays([plan.written, [g.data for _, g in plan.grads], _arrays_of(plan.result)])
+    for i, (fn, args) in enumerate(plan.steps):
+        others += _nested_arrays([getattr(fn, "keywords", None), getattr(fn, "args", None)])
+        for j, a in enumerate(args):
+            if not isinstance(a, np.ndarray):
+                others += _nested_arrays(a)
+                continue
+            for k, buf in enumerate(static):
+                if np.may_share_memory(a, buf):
+                    if _whole(a, buf) and slots[k] is not None:
+                        slots[k].append((i, j))
+                    else:
+                        slots[k] = None
+    for k, buf in enumerate(static):
+        if any(np.may_share_memory(a, buf) for a in others):
+            slots[k] = None
+    return slots
 
 
 def _pair(fn, args: tuple, kwargs: dict | None) -> tuple:
@@ -212,7 +285,9 @@ def record(fn, inputs: tuple, device, params: list, optimizer) -> Plan:
         _undo(rec, params, old_grads)
         raise
     written = [target for target, _ in rec.saved]
-    return Plan(rec.plan, result, grads, written, rec.buffers, _compile(rec))
+    plan = Plan(rec.plan, result, grads, written, rec.buffers, _compile(rec))
+    plan.take_inputs([t.data for t in inputs])
+    return plan
 
 
 def _put_back(slots, originals, views, params, datas, param_views) -> list:

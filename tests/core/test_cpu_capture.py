@@ -312,3 +312,39 @@ def test_batches_with_other_label_ranges_replay():
     assert captured[:3] == eager[:3]
     with pytest.raises(ValueError, match=r"labels must be in \[0, 2\], got values from 0 to 3"):
         _train(True, activation="relu", y=np.where(np.arange(60) == 45, 3, labels))
+
+
+def _refilled_run(captured: bool):
+    """Steps on one input array refilled in place between calls, then one of another layout."""
+    model = nn.MLP([5, 8, 3], activation="relu", generator=np.random.default_rng(0))
+    opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
+
+    def step(xb, yb):
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    run = CapturedStep(step, "cpu", optimizer=opt, enabled=captured)
+    xb, yb = dg.tensor(X[:20]), dg.tensor(Y[:20])
+    losses = []
+    for start in (0, 20, 40, 0, 20, 40):
+        xb.data[...] = X[start:start + 20]
+        losses.append(run(xb, yb).numpy().tobytes())
+    fortran = Tensor._make(np.asfortranarray(X[20:40]), dg.device("cpu"))
+    losses.append(run(fortran, yb).numpy().tobytes())
+    losses.append(run(xb, yb).numpy().tobytes())
+    return [p.numpy().tobytes() for p in model.parameters()], losses, run, xb
+
+
+def test_a_replay_reads_an_input_where_it_is_or_copies_it_in():
+    """An input the plan's calls take only whole is read from the caller's array itself, without a
+    copy into the static buffer: an array refilled in place is read afresh. Another layout (here
+    Fortran order) is copied in, and the next call points the calls at the caller's array again."""
+    eager = _refilled_run(False)
+    captured = _refilled_run(True)
+    run, xb = captured[2], captured[3]
+    plan = next(iter(run._graphs.values()))[1]
+    assert any(a is xb.data for _, args in plan.steps for a in args)
+    assert run.replays == 6 and captured[:2] == eager[:2]

@@ -150,6 +150,7 @@ def _process_state_kept(env: dict | None):
     umask = os.umask(0o022)
     os.umask(umask)
     rc = _matplotlib_settings()
+    frozen = gc.get_freeze_count()
     os.environ.update({k: str(v) for k, v in (env or {}).items()})
     try:
         with warnings.catch_warnings():
@@ -167,7 +168,8 @@ def _process_state_kept(env: dict | None):
         os.umask(umask)
         if rc is not None:
             _restore_matplotlib(rc)
-        gc.unfreeze()  # the CLI freezes the collector when it exits on Ctrl-C
+        if not frozen:
+            gc.unfreeze()  # the CLI freezes the collector's objects when it exits on Ctrl-C
         assert os.getcwd() == cwd, f"devgrad changed the working folder to {os.getcwd()}"
 
 

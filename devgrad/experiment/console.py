@@ -23,8 +23,8 @@ def _tqdm() -> Callable[..., Any] | None:
 
     class Bar(tqdm):
         # No monitor thread (it only nudges bars that stall between updates, and ours update every
-        # epoch): a run forks its plot worker when training starts, which a process with another
-        # thread must not do.
+        # epoch): a run forks processes to draw its figures side by side, which a process with
+        # another thread must not do.
         monitor_interval = 0
 
     return Bar

@@ -82,8 +82,8 @@ class MlflowTracker:
 
 class _Service:
     """The training process's side of its tracker process: starts it, sends it lines and reads
-    its answers when asked, with no thread of its own (a run forks its plot worker only from a
-    process without other threads)."""
+    its answers when asked, with no thread of its own (a run forks processes to draw its figures
+    only from a process without other threads)."""
 
     def __init__(self):
         package = Path(tracking.__file__).resolve().parents[2]  # the tracker runs this devgrad

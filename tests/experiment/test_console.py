@@ -93,8 +93,8 @@ def test_importing_the_runner_loads_no_progress_bar_library():
 
 
 def test_the_terminal_bar_starts_no_thread(monkeypatch):
-    """A run forks its plot worker when training starts (after the bar is drawn), which a process
-    with another thread must not do: the bar has no monitor thread."""
+    """A run forks processes to draw its figures side by side (while its bar is still open), which
+    a process with another thread must not do: the bar has no monitor thread."""
     import logging
     import threading
 

@@ -197,7 +197,7 @@ def test_a_hinge_loss_classifier_is_drawn_with_its_score_and_margin(tmp_path, dr
 @needs_matplotlib
 def test_a_unicode_run_name_prints_no_glyph_warnings(tmp_path):
     spec = write_spec(tmp_path, {**SMALL, "name": "螺旋 ünïcode 🚀", "train": {"epochs": 2}})
-    # a process of its own: its plot worker's warnings reach the same stderr (a fork of this one's would not)
+    # a process of its own: the warnings of the processes drawing its figures reach the same stderr
     result = cli_process("run", spec, "--out", tmp_path / "runs")
     assert result.returncode == 0, result.stderr
     assert "Glyph" not in result.stderr and "missing from" not in result.stderr, result.stderr

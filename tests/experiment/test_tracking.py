@@ -273,7 +273,7 @@ for line in sys.stdin:
 
 def test_a_failing_tracker_costs_one_warning_and_no_thread_of_the_training_process(tmp_path, monkeypatch, capsys):
     """The training process reads the tracker's answers each epoch and at the end, with no thread
-    of its own (a run forks its plot worker only from a process without other threads)."""
+    of its own (a run forks processes to draw its figures only from a process without other threads)."""
     import threading
 
     from devgrad.experiment import tracking_service

@@ -74,7 +74,7 @@ def cli(*args, env=None, timeout=None) -> Finished:
     interpreter shows them, a SystemExit's status returned. ``env`` is set for the call only; the
     process-wide state a command may change (environment, warning filters, NumPy's error state,
     the random generators, signal handlers, logging, the umask, matplotlib's settings) is put back
-    after it. What a process the command forks prints (a run's plot worker) does not come back here:
+    after it. What a process the command forks prints (one drawing a run's figures) does not come back here:
     a test of that output uses ``cli_process``. ``timeout`` is accepted for the calls that also run
     as a process and is not enforced."""
     del timeout

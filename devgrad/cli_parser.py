@@ -65,7 +65,7 @@ def _run_parsers(sub: argparse._SubParsersAction) -> None:
     resume = sub.add_parser("resume", help="continue a stopped or killed run from its last checkpoint")
     resume.add_argument("run_dir", help="the run folder 'devgrad run' printed (runs/<name>/<date-time>-<id>)")
     resume.add_argument("--device", help="run on another device than the original run")
-    resume.add_argument("--quiet", "-q", action="store_true")
+    resume.add_argument("--quiet", "-q", action="store_true", help="no per-epoch output")
     resume.add_argument("--track", metavar="mlflow[=URI]",
                         help="log to MLflow (the mlflow extra), continuing the run's MLflow run; URI: "
                              "the tracking server (default: $MLFLOW_TRACKING_URI, else MLflow's default)")
@@ -146,7 +146,7 @@ def _folder_parsers(sub: argparse._SubParsersAction) -> None:
                                              "through it (seconds on a CPU)")
     lecture.add_argument("--out", default="lecture", help="folder for index.html and the runs (default: ./lecture)")
     lecture.add_argument("--device", default="cpu", help="cpu (default) | cuda | auto")
-    lecture.add_argument("--quiet", "-q", action="store_true")
+    lecture.add_argument("--quiet", "-q", action="store_true", help="print nothing (no line per experiment)")
 
     plot = sub.add_parser("plot", help="(re)draw the plots of a run folder")
     plot.add_argument("run_dir", help="a run folder; its plots/ are drawn again from its best (else last) checkpoint")

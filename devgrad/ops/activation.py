@@ -8,6 +8,7 @@ through the same stable outputs.
 
 from __future__ import annotations
 
+from devgrad.backend.cpu_kernels import relu as host_relu
 from devgrad.core import Function, Tensor
 from devgrad.ops._util import axis_arg, normalize_axis
 from devgrad.ops.elementwise import Where, link_zero, select
@@ -46,6 +47,8 @@ class ReLU(Function):
     save_output = True
 
     def forward(self, a):
+        if self.device.is_host:
+            return host_relu(a)
         return self.device.xp.where(a < 0, 0, a)  # PyTorch's clamp_min: -0.0 and NaN pass as they are
 
     def backward(self, g):

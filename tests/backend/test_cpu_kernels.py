@@ -29,3 +29,17 @@ def test_relu_gradient_of_other_kinds_falls_back_to_where():
     y32, g64 = np.array([0.0, 1.0], np.float32), np.array([5.0, 6.0])
     np.testing.assert_array_equal(cpu_kernels.act_grad("relu", g64, y32), [0.0, 6.0])
     np.testing.assert_array_equal(cpu_kernels.act_grad("relu", np.float64(2.0), np.float64(1.0)), 2.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int32, np.int64])
+def test_relu_is_pytorchs_bit_for_bit_on_every_lane(dtype):
+    # np.maximum is used where it keeps -0.0 and NaN as where(a < 0, 0, a) does (PyTorch's relu)
+    specials = [-0.0, np.nan, -np.nan, -1.0, 1.0, 0.0, np.inf, -np.inf] if np.dtype(dtype).kind == "f" else [-3, 0, 2]
+    for n in (1, 7, 16, 33, 257):
+        for shift in range(len(specials)):
+            a = np.resize(np.roll(np.array(specials), shift), n).astype(dtype)
+            want = np.where(a < 0, 0, a)
+            got = cpu_kernels.relu(a)
+            assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (dtype, n, shift)
+    a = np.random.default_rng(0).standard_normal((64, 128)).astype(dtype)
+    assert cpu_kernels.relu(a[:, ::3]).tobytes() == np.where(a[:, ::3] < 0, 0, a[:, ::3]).tobytes()

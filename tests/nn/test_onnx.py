@@ -27,7 +27,7 @@ def root(tmp_path_factory):
     return tmp_path_factory.mktemp("trained")
 
 
-def session(path):
+def runtime(path):
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
@@ -50,7 +50,7 @@ def test_exported_run_gives_trained_models_numbers_in_onnxruntime(task, activati
     assert graph_input.name == "input" and graph_input.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert dims[0].dim_param and not dims[0].dim_value  # a symbolic batch dimension
     model = load(run_dir, quiet=True)
-    served = session(path)
+    served = runtime(path)
     X = random_rows(model, 1000)
     outputs = dict(zip([o.name for o in served.get_outputs()], served.run(None, {"input": X})))
     rows = X.astype(np.float64)
@@ -82,7 +82,7 @@ def test_export_of_any_sequential_with_every_activation_and_dropout(tmp_path):
     X = np.random.default_rng(1).standard_normal((50, 4)).astype(np.float32)
     mean, std = np.array([1.0, -2.0, 0.5, 3.0]), np.array([2.0, 0.5, 1.0, 4.0])
     path = dg_onnx.export(module, tmp_path / "seq.onnx", 4, standardize=(mean, std))
-    (logits,) = session(path).run(None, {"input": X})
+    (logits,) = runtime(path).run(None, {"input": X})
     expected = module(dg.tensor((X - mean) / std, dtype="float32")).numpy()
     np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-6)
 
@@ -91,7 +91,7 @@ def test_float64_models_compute_in_float64(tmp_path):
     mlp = dg.nn.MLP([3, 5, 2], activation="tanh", dtype="float64", generator=0)
     X = np.random.default_rng(2).standard_normal((20, 3))
     path = dg_onnx.export(mlp, tmp_path / "f64.onnx", 3)
-    (logits,) = session(path).run(None, {"input": X.astype(np.float32)})
+    (logits,) = runtime(path).run(None, {"input": X.astype(np.float32)})
     assert logits.dtype == np.float64
     np.testing.assert_allclose(logits, mlp(dg.tensor(X.astype(np.float32).astype(np.float64))).numpy(), rtol=1e-12)
 
@@ -124,7 +124,7 @@ def test_every_lecture_spec_exports_and_onnxruntime_serves_it(name, tmp_path):
     path = export_run(result.run_dir, quiet=True)
     model = load(result.run_dir, quiet=True)
     X = random_rows(model, 1000)
-    outputs = session(path).run(None, {"input": X})
+    outputs = runtime(path).run(None, {"input": X})
     rows = X.astype(np.float64)
     if model.task == "regression":
         np.testing.assert_allclose(outputs[0], model.predict(rows), rtol=1e-5,
@@ -151,7 +151,7 @@ def test_one_output_classifiers_of_every_loss_keep_their_decision_rule(loss, tmp
     result = run(spec, out=tmp_path / "runs", quiet=True)
     model = load(result.run_dir, quiet=True)
     assert model.model.sizes[-1] == 1
-    label, proba = session(export_run(result.run_dir, quiet=True)).run(None, {"input": random_rows(model, 1000)})
+    label, proba = runtime(export_run(result.run_dir, quiet=True)).run(None, {"input": random_rows(model, 1000)})
     rows = random_rows(model, 1000).astype(np.float64)
     assert (model.classes[label] == model.predict(rows)).all()
     # an mse fit's P(class 0) is 1 − output, which cancels near 1: compared to 1e-6 there
@@ -183,5 +183,5 @@ def test_mlps_with_a_norm_export_their_eval_form(tmp_path, norm, opset):
         mlp(dg.tensor(np.random.default_rng(step).standard_normal((8, 3)) * 2 + 1, dtype="float32"))
     mlp.eval()
     X = np.random.default_rng(9).standard_normal((20, 3)).astype(np.float32)
-    (logits,) = session(dg_onnx.export(mlp, tmp_path / "m.onnx", 3, opset=opset)).run(None, {"input": X})
+    (logits,) = runtime(dg_onnx.export(mlp, tmp_path / "m.onnx", 3, opset=opset)).run(None, {"input": X})
     np.testing.assert_allclose(logits, mlp(dg.tensor(X)).numpy(), rtol=1e-5, atol=1e-6)

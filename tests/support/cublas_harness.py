@@ -113,7 +113,7 @@ _built: dict = {}
 
 
 def library_path() -> str:
-    """Compile (once per test session) the host library and return its path."""
+    """Compile (once per test run) the host library and return its path."""
     if "path" not in _built:
         _built["path"] = str(compile_library(SOURCE, "cublas_host"))
     return _built["path"]

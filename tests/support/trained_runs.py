@@ -1,4 +1,4 @@
-"""Tiny trained runs of every task with every hidden activation, trained once per test session
+"""Tiny trained runs of every task with every hidden activation, trained once per test run
 and shared by the tests that use them (prediction, ONNX export)."""
 
 from __future__ import annotations

@@ -228,8 +228,9 @@ def test_a_value_read_after_the_update_is_refused():
     assert any(not np.array_equal(a, p.numpy()) for a, p in zip(before, model.parameters()))
 
 
-def test_a_plan_is_a_flat_list_of_numpy_calls_into_its_own_buffers():
-    model = nn.MLP([5, 8, 3], activation="relu", generator=np.random.default_rng(0))
+def _recorded_sgd_plan(sizes: list) -> tuple:
+    """The plan of one SGD step of a ReLU MLP of ``sizes`` on 20 rows (recorded after an eager step)."""
+    model = nn.MLP(sizes, activation="relu", generator=np.random.default_rng(0))
     opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
 
     def step(xb, yb):
@@ -241,7 +242,11 @@ def test_a_plan_is_a_flat_list_of_numpy_calls_into_its_own_buffers():
 
     xb, yb = dg.tensor(X[:20]), dg.tensor(Y[:20])
     step(xb, yb)
-    plan = cpu_plan.record(step, (xb, yb), dg.device("cpu"), list(model.parameters()), opt)
+    return cpu_plan.record(step, (xb, yb), dg.device("cpu"), list(model.parameters()), opt), model
+
+
+def test_a_plan_is_a_flat_list_of_numpy_calls_into_its_own_buffers():
+    plan, model = _recorded_sgd_plan([5, 8, 3])
     assert all(callable(fn) and isinstance(args, tuple) for fn, args, _ in plan.calls)
     assert not any(isinstance(a, Tensor) for _, args, _ in plan.calls for a in args)
     assert len(plan.written) == 2 * len(list(model.parameters()))  # each parameter and its update's scratch
@@ -281,19 +286,7 @@ def test_the_plans_buffers_start_on_cache_lines_at_staggered_page_offsets():
     """Arrays malloc hands out for one size tend to share their offset within a page, where a call
     reading one and writing the next (4K aliasing) runs many times slower: the plan places each
     buffer itself, on a 64-byte line, the neighbours at different offsets."""
-    model = nn.MLP([5, 64, 64, 3], activation="relu", generator=np.random.default_rng(0))
-    opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
-
-    def step(xb, yb):
-        loss = F.cross_entropy(model(xb), yb)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-
-    xb, yb = dg.tensor(X[:20]), dg.tensor(Y[:20])
-    step(xb, yb)
-    plan = cpu_plan.record(step, (xb, yb), dg.device("cpu"), list(model.parameters()), opt)
+    plan, model = _recorded_sgd_plan([5, 64, 64, 3])
     starts = [b.ctypes.data for b in plan.buffers]
     assert len(starts) > 20 and all(s % 64 == 0 for s in starts)
     offsets = [s % 4096 for s in starts]

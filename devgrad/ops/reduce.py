@@ -198,12 +198,18 @@ def _refuse_ambiguous(op: str, axis, extra: tuple) -> None:
         raise TypeError(f"{op}(x, y) with a tensor or array y: devgrad's {op} reduces x over an axis (NumPy's "
                         f"{op}); for PyTorch's elementwise torch.{op}(x, y) write dg.{op}imum(x, y) or "
                         f"x.{op}imum(y)")
+    _refuse_after_axis(op, axis, extra, "as keepdim and returns (values, indices)",
+                       f"x.{op}(dim={axis!r}, keepdim=True) for PyTorch's (values, indices), "
+                       f"x.{op}(axis={axis!r}, keepdims=True) for the values (NumPy's)")
+
+
+def _refuse_after_axis(op: str, axis, extra: tuple, torch_reads: str, write: str) -> None:
+    """``x.op(axis, v)``: a positional ``v`` PyTorch reads otherwise than devgrad, refused with
+    what PyTorch reads it ``as`` and the spellings to ``write`` instead."""
     if extra:
         spelled = ", ".join(repr(v) for v in (axis, *extra))
-        raise TypeError(f"x.{op}({spelled}): PyTorch reads the argument after the axis as keepdim and returns "
-                        f"(values, indices); devgrad takes it by keyword. Write x.{op}(dim={axis!r}, keepdim=True) "
-                        f"for PyTorch's (values, indices), x.{op}(axis={axis!r}, keepdims=True) for the values "
-                        "(NumPy's)")
+        raise TypeError(f"x.{op}({spelled}): PyTorch reads the argument after the axis {torch_reads}; devgrad "
+                        f"takes it by keyword. Write {write}")
 
 
 def _extreme(cls, arg: str, a: Tensor, axis, extra: tuple, keepdims, dim, keepdim):
@@ -251,12 +257,9 @@ def _ddof(ddof, unbiased, correction, op: str, torch_style: bool) -> int:
 
 def _refuse_positional_options(op: str, axis, extra: tuple) -> None:
     """``x.std(1, True)``: PyTorch's second argument is ``unbiased``, NumPy's ``dtype``; refused."""
-    if extra:
-        spelled = ", ".join(repr(v) for v in (axis, *extra))
-        raise TypeError(f"x.{op}({spelled}): PyTorch reads the argument after the axis as unbiased, NumPy as dtype; "
-                        f"devgrad takes it by keyword. Write x.{op}(dim={axis!r}) for PyTorch's unbiased statistic "
-                        f"(or unbiased=False / correction=0), x.{op}(axis={axis!r}) for NumPy's population statistic "
-                        "(keepdims=, ddof= by keyword)")
+    _refuse_after_axis(op, axis, extra, "as unbiased, NumPy as dtype",
+                       f"x.{op}(dim={axis!r}) for PyTorch's unbiased statistic (or unbiased=False / correction=0), "
+                       f"x.{op}(axis={axis!r}) for NumPy's population statistic (keepdims=, ddof= by keyword)")
 
 
 def var(a: Tensor, axis=None, *extra, keepdims: bool = False, ddof: int | None = None, dim=None, keepdim=None,

@@ -28,9 +28,9 @@ _NUMPY_CONVERTERS = ("asarray", "asanyarray", "array", "ascontiguousarray")
 class Plan:
     """A recorded step: ``replay()`` repeats its NumPy calls and returns what the step returned."""
 
-    def __init__(self, calls: list, result, grads: list, written: list, buffers: list, steps: list | None = None):
+    def __init__(self, calls: list, result, grads: list, written: list, buffers: list, steps: list):
         self.calls = calls  # as recorded: (function, args, kwargs or None)
-        self.steps = steps if steps is not None else [_pair(*call) for call in calls]  # what a replay calls
+        self.steps = steps  # what a replay calls: (function, args) pairs, see ``_compile``
         self.result = result  # what the step returned, its arrays now the plan's buffers
         self.grads = grads  # (parameter, its gradient as a Tensor on the plan's buffer)
         self.written = written  # arrays outside the plan's buffers that a replay writes (parameters, state)

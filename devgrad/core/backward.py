@@ -202,9 +202,7 @@ def _root_grad(out, g):
             raise RuntimeError(
                 f"backward: grad can be implied only for a single-element output, this one has shape "
                 f"{data.shape}. Reduce it first (e.g. .sum() or .mean()) or pass grad=...")
-        if not device.index:  # the CPU or cuda:0, current already (activate() would be a no-op)
-            return Tensor._make(device.kernels.full(data.shape, 1.0, data.dtype), device)
-        with device.activate():
+        with device.activate():  # no context at all for the CPU and cuda:0
             return Tensor._make(device.kernels.full(data.shape, 1.0, data.dtype), device)
     if not isinstance(g, Tensor):
         g = Tensor._make(out.device.put(out.device.xp.asarray(g, dtype=out.dtype)), out.device)

@@ -241,7 +241,7 @@ def run(spec_or_path, overrides=(), out=None, device: str | Device | None = None
         remove_half_made(run_dir, parents)  # nothing ran: no half-made folder is left behind
         raise
     _announce(trainer, quiet)
-    return _tracked(trainer, quiet, lambda: execute(trainer, 1, segment, quiet))
+    return _tracked(trainer, lambda: execute(trainer, 1, segment, quiet))
 
 
 def _announce(trainer: Trainer, quiet: bool) -> None:
@@ -259,12 +259,12 @@ def _announce(trainer: Trainer, quiet: bool) -> None:
               "parameters", flush=True)
 
 
-def _tracked(trainer: Trainer, quiet: bool, train) -> RunResult:
+def _tracked(trainer: Trainer, train) -> RunResult:
     """``train()`` with the run logged to MLflow when its plan says where (see ``tracking``)."""
     chosen = trainer.plan.tracking
     if chosen is None:
         return train()
-    tracker = MlflowTracker(trainer.run_dir, chosen, quiet)
+    tracker = MlflowTracker(trainer.run_dir, chosen)
     trainer.callbacks.append(as_callback(tracker))
     try:
         return train()
@@ -337,7 +337,7 @@ def resume(run_dir, device: str | Device | None = None, quiet: bool = False, sto
     trainer.log.info(message)
     if not quiet:
         print(message, flush=True)
-    return _tracked(trainer, quiet, lambda: execute(trainer, start, segment, quiet))
+    return _tracked(trainer, lambda: execute(trainer, start, segment, quiet))
 
 
 def _rewind(trainer: Trainer, start: int) -> None:

@@ -73,9 +73,8 @@ def flatten(data: dict, prefix: str = "") -> dict:
 def available() -> None:
     """Nothing when MLflow's client is installed, else a RunError naming the extra (without
     importing MLflow: that takes seconds, and a training process never needs it)."""
-    try:
-        found = sys.modules["mlflow"] is not None if "mlflow" in sys.modules else \
-            importlib.util.find_spec("mlflow") is not None
+    try:  # find_spec reads sys.modules first (None there: not installed)
+        found = importlib.util.find_spec("mlflow") is not None
     except (ImportError, ValueError):
         found = False
     if not found:

@@ -48,8 +48,8 @@ class MlflowTracker:
     tracker to log the rest of the run folder and waits for that (see OPEN_SECONDS). The first
     failure prints one warning; the run goes on untracked."""
 
-    def __init__(self, run_dir: Path, chosen: dict, quiet: bool = False):
-        self.run_dir, self.chosen, self.quiet = Path(run_dir).resolve(), chosen, quiet
+    def __init__(self, run_dir: Path, chosen: dict):
+        self.run_dir, self.chosen = Path(run_dir).resolve(), chosen
         self.failed: str | None = None
         self.opened = self.closed = False
         self.service = _service()

@@ -235,10 +235,11 @@ class _Run:
 
     def flush(self) -> None:
         rows = ckpt.read_jsonl(self.run_dir / "metrics.jsonl")
-        if len(rows) > self.seen:
+        new = rows[self.seen:]
+        if new:
             if self.fresh:
-                self.skip.update({key: set() for row in rows for key in row if key not in self.skip})
-            tracking.log_epochs(self.client, self.run_id, rows[self.seen:], self.skip)
+                self.skip.update({key: set() for row in new for key in row if key not in self.skip})
+            tracking.log_epochs(self.client, self.run_id, new, self.skip)
             self.seen = len(rows)
 
     def close(self) -> None:

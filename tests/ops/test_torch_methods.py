@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 import devgrad as dg
+from devgrad import nn
+from devgrad.core import Tensor
 from tests.support.helpers import check_op
 
 RNG = np.random.default_rng(7)
@@ -221,3 +223,23 @@ def test_dtype_device_and_format_methods(device):
 def test_chunk_gives_pytorchs_pieces_also_of_an_empty_dimension(shape, chunks, dim, sizes):
     pieces = dg.tensor(np.zeros(shape)).chunk(chunks, dim)
     assert [p.shape[dim] for p in pieces] == sizes  # torch.zeros(shape).chunk(chunks, dim)
+
+
+def _twin_of_the_cpu():
+    """A second Device computing like the CPU: an index on it is on another device than x."""
+    cpu = dg.device("cpu")
+    twin = object.__new__(type(cpu))
+    for name in type(cpu).__slots__:
+        if name != "__weakref__":
+            object.__setattr__(twin, name, getattr(cpu, name))
+    return twin
+
+
+@pytest.mark.parametrize("call", [lambda x, i: dg.take(x, i), lambda x, i: dg.take_along_axis(x, i, 0),
+                                  lambda x, i: x.gather(0, i), lambda x, i: x.index_select(0, i),
+                                  lambda x, i: nn.functional.embedding(i, x.reshape(3, 1))])
+def test_an_index_on_another_device_is_refused(call):
+    x = dg.tensor([1.0, 2.0, 3.0])
+    index = Tensor._make(np.array([0, 2]), _twin_of_the_cpu())
+    with pytest.raises(ValueError, match="the index is on"):
+        call(x, index)

@@ -228,8 +228,8 @@ def test_a_value_read_after_the_update_is_refused():
     assert any(not np.array_equal(a, p.numpy()) for a, p in zip(before, model.parameters()))
 
 
-def _recorded_sgd_plan(sizes: list) -> tuple:
-    """The plan of one SGD step of a ReLU MLP of ``sizes`` on 20 rows (recorded after an eager step)."""
+def _sgd_relu_step(sizes: list) -> tuple:
+    """A ReLU MLP of ``sizes``, its capturable SGD and one cross-entropy training step of it."""
     model = nn.MLP(sizes, activation="relu", generator=np.random.default_rng(0))
     opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
 
@@ -240,6 +240,12 @@ def _recorded_sgd_plan(sizes: list) -> tuple:
         opt.step()
         return loss
 
+    return model, opt, step
+
+
+def _recorded_sgd_plan(sizes: list) -> tuple:
+    """The plan of one SGD step of a ReLU MLP of ``sizes`` on 20 rows (recorded after an eager step)."""
+    model, opt, step = _sgd_relu_step(sizes)
     xb, yb = dg.tensor(X[:20]), dg.tensor(Y[:20])
     step(xb, yb)
     return cpu_plan.record(step, (xb, yb), dg.device("cpu"), list(model.parameters()), opt), model
@@ -309,16 +315,7 @@ def test_batches_with_other_label_ranges_replay():
 
 def _refilled_run(captured: bool):
     """Steps on one input array refilled in place between calls, then one of another layout."""
-    model = nn.MLP([5, 8, 3], activation="relu", generator=np.random.default_rng(0))
-    opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
-
-    def step(xb, yb):
-        loss = F.cross_entropy(model(xb), yb)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-
+    model, opt, step = _sgd_relu_step([5, 8, 3])
     run = CapturedStep(step, "cpu", optimizer=opt, enabled=captured)
     xb, yb = dg.tensor(X[:20]), dg.tensor(Y[:20])
     losses = []

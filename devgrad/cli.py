@@ -35,7 +35,7 @@ COMMANDS = {
     "predict": "devgrad.cli_commands:cmd_predict",
     "export": "devgrad.cli_commands:cmd_export",
     "warmup": "devgrad.cli_commands:cmd_warmup",
-    "bench": "devgrad.cli_commands:cmd_bench",
+    "bench": "devgrad.cli_bench:cmd_bench",
 }
 
 

@@ -115,9 +115,10 @@ def export(module: nn.Module, path, n_features: int, *, standardize=None, output
 
     ``standardize``: ``(mean, std)`` per feature, applied to the input first. ``output``:
     ``"logits"`` (the module's outputs, named ``logits``); a classification head
-    ``{"classes": [...], "probabilities": "softmax" | "sigmoid" | "clip", "threshold": t}``
+    ``{"classes": [...], "probabilities": "softmax" | "sigmoid" | "clip" | "margin", "threshold": t}``
     (outputs ``label`` and ``probabilities``; one-output models: class 1 where the output is
-    above ``threshold``); or a regression head ``{"target_mean": m, "target_std": s}`` (output
+    above ``threshold``; ``"margin"``, a hinge-loss model: ``scores`` [-d, d] instead of
+    probabilities); or a regression head ``{"target_mean": m, "target_std": s}`` (output
     ``value``, shape [N]). ``metadata``: extra strings for the model's metadata_props.
     """
     onnx = _onnx()
@@ -239,7 +240,8 @@ class _Graph:
         return self.node(op, [x], **attrs(layer))
 
     def classification_head(self, z: str, width: int, head: dict) -> None:
-        """``label`` (int64 [N]) and ``probabilities`` ([N, classes]) from the outputs ``z``."""
+        """``label`` (int64 [N]) and ``probabilities`` ([N, classes]; a hinge-loss model's ``scores``)
+        from the outputs ``z``."""
         int64 = self.onnx.TensorProto.INT64
         classes = len(head["classes"])
         mode = head.get("probabilities", "softmax")
@@ -250,6 +252,9 @@ class _Graph:
         flat = self.node("Reshape", [z, self.const("flat", np.array([-1]), np.int64)])
         above = self.node("Greater", [flat, self.const("threshold", np.array(head.get("threshold", 0.0)))])
         self.output("Cast", [above], "label", [None], int64, to=int64)
+        if mode == "margin":  # a hinge-loss model: its margins, not probabilities ([-d, d], per class)
+            self.output("Concat", [self.node("Neg", [z]), z], "scores", [None, classes], axis=1)
+            return
         if mode == "clip":  # an mse fit to 0/1: the output clipped to [0, 1] is P(class 1)
             p1 = self.node("Clip", [z, self.const("zero", np.array(0.0)), self.const("one", np.array(1.0))])
             p0 = self.node("Sub", [self.const("one", np.array([[1.0]])), p1])

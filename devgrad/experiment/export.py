@@ -19,8 +19,8 @@ def onnx_head(trained: TrainedModel) -> dict:
     out = trained.info["output"]
     if trained.task == "regression":
         return {"target_mean": out["target_mean"], "target_std": out["target_std"]}
-    rule = "clip" if out["loss"] == "mse" and trained.model.sizes[-1] == 1 else (
-        "softmax" if trained.model.sizes[-1] > 1 else "sigmoid")
+    one = trained.model.sizes[-1] == 1
+    rule = "softmax" if not one else {"mse": "clip", "hinge": "margin"}.get(out["loss"], "sigmoid")
     return {"classes": trained.class_values().tolist(), "probabilities": rule, "threshold": out["threshold"]}
 
 

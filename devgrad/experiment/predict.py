@@ -105,7 +105,16 @@ class TrainedModel:
         if self.task != "classification":
             raise RunError(f"predict_proba: {self.run_dir} is a regression, which has no class probabilities; "
                            "use predict (values in the target's units)")
+        self._refuse_margins("predict_proba")
         return self.proba_outputs(self.outputs(X))
+
+    def _refuse_margins(self, what: str, instead: str = "use outputs(X) for the margins") -> None:
+        """A hinge-loss model's outputs are margins, not calibrated probabilities (as scikit-learn's
+        hinge-loss classifiers have no ``predict_proba``): refused, rather than a sigmoid of a margin."""
+        if self.info["output"]["loss"] == "hinge":
+            raise RunError(f"{what}: {self.run_dir} was trained with loss: hinge, whose outputs are margins, not "
+                           f"probabilities (class 1 where the margin is above 0); {instead}, or train with "
+                           "loss: logistic or bce for probabilities")
 
     def proba_outputs(self, z: np.ndarray) -> np.ndarray:
         """``predict_proba`` from raw outputs, in float64 (softmax; one output: its sigmoid, or the
@@ -113,6 +122,7 @@ class TrainedModel:
         if z.shape[1] > 1:
             e = np.exp(z - z.max(axis=1, keepdims=True))
             return e / e.sum(axis=1, keepdims=True)
+        self._refuse_margins("predict_proba")
         flat = z[:, 0]
         if self.info["output"]["loss"] == "mse":
             p1 = np.clip(flat, 0.0, 1.0)
@@ -190,6 +200,8 @@ def predict_file(run_dir, data, out=None, proba: bool = False, checkpoint: str =
     if proba and trained.task != "classification":
         raise RunError(f"--proba: {trained.run_dir} is a regression, which has no class probabilities; "
                        "leave out --proba (predictions are values in the target's units)")
+    if proba:
+        trained._refuse_margins("--proba", "leave out --proba")
     rows = trained.inputs(data)  # every check on the data before anything is written
     out = Path(out) if out is not None else Path(run_dir) / "predictions" / f"{data.stem}.csv"
     metrics_path = out.with_name(out.stem + ".metrics.json")

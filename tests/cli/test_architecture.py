@@ -29,8 +29,8 @@ LAYERS = [
     ("optim", ["devgrad.optim"]),
     ("data", ["devgrad.data"]),
     ("experiment", ["devgrad.experiment", "devgrad.bench", "devgrad.warmup", "devgrad.lecture"]),
-    ("cli", ["devgrad.cli", "devgrad.cli_parser", "devgrad.cli_commands", "devgrad.cli_bench", "devgrad.__main__", "devgrad._api",
-             "devgrad"]),
+    ("cli", ["devgrad.cli", "devgrad.cli_parser", "devgrad.cli_commands", "devgrad.cli_bench", "devgrad.__main__",
+             "devgrad._api", "devgrad"]),
 ]
 
 

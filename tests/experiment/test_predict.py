@@ -428,3 +428,19 @@ def test_metrics_of_rows_without_a_target_is_a_clear_error():
     model = SimpleNamespace(task="classification", classes=np.array([0.0, 1.0]))
     with pytest.raises(DataError, match="data.csv: no target column"):
         predict.metrics_of(model, np.array([0.0, 1.0]), Inputs(np.zeros((2, 1)), None, "data.csv"))
+
+
+def test_a_hinge_loss_models_margins_are_never_given_as_probabilities(tmp_path, capsys):
+    spec = {**spec_for("binary", tmp_path), "loss": "hinge", "task": "classification"}
+    result = run(spec, out=tmp_path / "runs", quiet=True)
+    model = load(result.run_dir, quiet=True)
+    rows = np.array([[0.5, 0.2], [-1.0, 0.8]])
+    with pytest.raises(RunError, match="loss: hinge, whose outputs are margins, not probabilities"):
+        model.predict_proba(rows)
+    np.testing.assert_array_equal(model.predict(rows), model.classes[(model.outputs(rows)[:, 0] > 0).astype(int)])
+    data = tmp_path / "rows.npz"
+    np.savez(data, X=rows)
+    out = tmp_path / "p.csv"
+    assert cli.main(["predict", str(result.run_dir), str(data), "--proba", "--out", str(out)]) == 2
+    assert "leave out --proba" in capsys.readouterr().err and not out.exists()
+    assert cli.main(["predict", str(result.run_dir), str(data), "--out", str(out)]) == 0 and out.exists()

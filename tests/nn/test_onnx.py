@@ -37,6 +37,15 @@ def random_rows(model, n: int, seed: int = 0) -> np.ndarray:
     return (rng.standard_normal((n, len(model.feature_names))) * 2 * model.std + model.mean).astype(np.float32)
 
 
+def second_output(model, rows: np.ndarray) -> np.ndarray:
+    """What the export's second output must hold: the probabilities, or a hinge-loss model's
+    margins as scores [-d, d] (it has no probabilities)."""
+    if model.info["output"]["loss"] != "hinge":
+        return model.predict_proba(rows)
+    d = model.outputs(rows)[:, 0]
+    return np.stack([-d, d], axis=1)
+
+
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("task", TASKS)
 def test_exported_run_gives_trained_models_numbers_in_onnxruntime(task, activation, root, tmp_path):
@@ -131,7 +140,7 @@ def test_every_lecture_spec_exports_and_onnxruntime_serves_it(name, tmp_path):
                                    atol=1e-5 * model.info["output"]["target_std"])
     else:
         assert (model.classes[outputs[0]] == model.predict(rows)).all()
-        np.testing.assert_allclose(outputs[1], model.predict_proba(rows), rtol=1e-5)
+        np.testing.assert_allclose(outputs[1], second_output(model, rows), rtol=1e-5, atol=1e-6)
 
 
 def test_devgrad_onnx_is_reachable_after_import_devgrad():
@@ -151,11 +160,14 @@ def test_one_output_classifiers_of_every_loss_keep_their_decision_rule(loss, tmp
     result = run(spec, out=tmp_path / "runs", quiet=True)
     model = load(result.run_dir, quiet=True)
     assert model.model.sizes[-1] == 1
-    label, proba = runtime(export_run(result.run_dir, quiet=True)).run(None, {"input": random_rows(model, 1000)})
+    served = runtime(export_run(result.run_dir, quiet=True))
+    label, second = served.run(None, {"input": random_rows(model, 1000)})
     rows = random_rows(model, 1000).astype(np.float64)
     assert (model.classes[label] == model.predict(rows)).all()
+    names = [o.name for o in served.get_outputs()]
+    assert names == ["label", "scores" if loss == "hinge" else "probabilities"]
     # an mse fit's P(class 0) is 1 − output, which cancels near 1: compared to 1e-6 there
-    np.testing.assert_allclose(proba, model.predict_proba(rows), rtol=1e-5, atol=1e-6 if loss == "mse" else 0)
+    np.testing.assert_allclose(second, second_output(model, rows), rtol=1e-5, atol=1e-6 if loss != "logistic" else 0)
 
 
 def test_a_failed_export_leaves_no_file_or_folder_behind(root, tmp_path, monkeypatch, capsys):

@@ -10,6 +10,7 @@ the registries the spec itself validates against.
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 
 from devgrad import optim
@@ -84,7 +85,9 @@ def _rows(schema: dict, prefix: str = "") -> list[str]:
     return rows
 
 
-def _options_table(title: str, names: dict, options_of, aliases: dict) -> list[str]:
+def _options_table(title: str, names: dict, options_of, aliases: dict, in_a_run: dict | None = None) -> list[str]:
+    """A row per class: its docstring's summary (a sentence on how to call it from Python replaced by
+    ``in_a_run``'s words for that name, where a run steps it its own way), and its options."""
     lines = [f"| {title} | what it does | options (default) |", "|---|---|---|"]
     for name, cls in names.items():
         options = ", ".join(f"`{opt}` ({_value(default) if default is not REQUIRED else 'required'})"
@@ -92,7 +95,10 @@ def _options_table(title: str, names: dict, options_of, aliases: dict) -> list[s
         also = aliases.get(name, {})
         if also:
             options += "; also accepted: " + ", ".join(f"`{a}` for `{o}`" for a, o in also.items())
-        lines.append(f"| `{name}` | {_cell(_summary(cls))} | {options} |")
+        summary = _summary(cls)
+        if in_a_run and name in in_a_run:
+            summary = re.sub(r" Call `step\(\)`[^.]*\.", "", summary) + " " + in_a_run[name]
+        lines.append(f"| `{name}` | {_cell(summary)} | {options} |")
     return lines
 
 
@@ -140,7 +146,9 @@ def spec_markdown() -> str:
               "`schedule` is a name or a mapping `{name: ..., option: value}`, stepped once per epoch; `none` "
               "keeps the learning rate. Every schedule takes `warmup_epochs` (a linear warm-up first); a "
               "`null` length means the run's length after the warm-up.", "",
-              *_options_table("name", optim.SCHEDULES, spec.schedule_options, spec.SCHEDULE_ALIASES), ""]
+              *_options_table("name", optim.SCHEDULES, spec.schedule_options, spec.SCHEDULE_ALIASES,
+                             {"onecycle": "In a run it steps once per epoch; `total_steps` null: the run's epochs."}),
+              ""]
     return "\n".join(lines)
 
 

@@ -77,11 +77,10 @@ def _relu_grad(g, y):
     element (about 10x faster on the random masks a ReLU layer gives)."""
     if (type(g) is np.ndarray and type(y) is np.ndarray and g.dtype == y.dtype and g.shape == y.shape
             and g.dtype.kind == "f" and g.dtype.itemsize in _SAME_SIZE_INT):
-        as_int = _SAME_SIZE_INT[g.dtype.itemsize]
-        dropped = np.less_equal(y, 0).view(np.int8)  # 1 where the gradient is dropped
-        mask = np.empty_like(g, dtype=as_int)
-        np.subtract(dropped, 1, out=mask, casting="unsafe")  # all bits set where kept, none where dropped
-        np.bitwise_and(mask, g.view(as_int), out=mask)
+        keep = np.less_equal(y, 0).view(np.int8)  # 1 where the gradient is dropped
+        keep -= 1  # -1 (all bits) where kept, 0 where dropped: one pass over bytes
+        mask = keep.astype(_SAME_SIZE_INT[g.dtype.itemsize])  # sign-extended to g's width
+        mask &= g.view(mask.dtype)
         return mask.view(g.dtype)
     return np.where(y <= 0, 0, g)
 

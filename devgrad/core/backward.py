@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 
+import numpy as np
 
 from devgrad.backend import DeviceError
 from devgrad.backend.fp_errors import ERRORS, QUIET
@@ -86,7 +87,8 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
                 else:
                     if gi.shape != target.data.shape:
                         _bad_shape(node, "a leaf tensor", gi.shape, target.data.shape)
-                    _accumulate(leaf_grads, id(target), (target, gi))
+                    prev = leaf_grads.get(id(target))  # _accumulate, inlined: every parameter of every step
+                    leaf_grads[id(target)] = (target, gi) if prev is None else (target, prev[1] + gi)
     finally:
         mode.enabled = prev_mode
         ERRORS.reset(token)
@@ -101,9 +103,12 @@ def _seed(outputs, grad_outputs, fast: bool, node_grads: dict, leaf_grads: dict,
             raise RuntimeError(
                 "backward: this tensor does not require grad and has no graph. Create its inputs "
                 "with requires_grad=True, and do not compute it inside dg.no_grad()")
-        g = _root_grad(out, given)
-        if fast:
-            g = g.data
+        if given is None and fast:
+            g = _implied_root_array(out)
+        else:
+            g = _root_grad(out, given)
+            if fast:
+                g = g.data
         if out.grad_fn is None:
             _accumulate(leaf_grads, id(out), (out, g))
         else:
@@ -193,6 +198,24 @@ def _wrap_owned(array, device):
 def _accumulate(leaf_grads: dict, key: int, entry) -> None:
     prev = leaf_grads.get(key)
     leaf_grads[key] = entry if prev is None else (prev[0], prev[1] + entry[1])
+
+
+# The implied root gradient (1) of a 0-d output on the host, per dtype: read-only, so a formula
+# can never change it in place, and a leaf that receives it gets a copy (_set_leaf_grads_from_arrays).
+_ONES: dict = {}
+
+
+def _implied_root_array(out):
+    """The first-order walk's root gradient of ``out`` when none is given: ones of its shape."""
+    data = out.data
+    if type(data) is not np.ndarray or data.ndim or not out.device.is_host:
+        return _root_grad(out, None).data  # anything but a host 0-d array (a GPU, a traced step)
+    one = _ONES.get(data.dtype)
+    if one is None:
+        one = np.ones((), data.dtype)
+        one.flags.writeable = False
+        _ONES[data.dtype] = one
+    return one
 
 
 def _root_grad(out, g):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+from devgrad.backend.fp_errors import quiet
 from devgrad.nn import functional as F
 from devgrad.nn import init as init_
 from devgrad.nn.activations import ELU, GELU, Hardtanh, Mish, SiLU
@@ -270,6 +271,10 @@ class MLP(Module):
         # (unless a forward hook sits on one of its layers: then every layer is called, and its hooks run).
         if live_hooks() and self._hooked():
             return self.net(x)
+        return self._fused(x)
+
+    @quiet  # NumPy's error state set once for the layers, not once per op (each op would set it)
+    def _fused(self, x):
         for linear, act, module in self._plan:
             if act is not None:
                 x = linear_act(x, linear.weight, linear.bias, act)

@@ -279,6 +279,18 @@ def test_leaf_gradients_are_owned_and_writable(device):
     assert a.grad.numpy().tolist() == [10.0, 10.0]
 
 
+def test_the_implied_root_gradient_is_never_shared(device):
+    """A 0-d leaf's own implied gradient (1) is its own writable array: changing it in place
+    changes nothing that a later backward implies, on a scalar leaf or through a graph."""
+    x = dg.tensor(2.0, requires_grad=True, device=device)
+    x.backward()
+    x.grad.data *= 5
+    y = dg.tensor(3.0, requires_grad=True, device=device)
+    y.backward()
+    (y * 1.0).backward()
+    assert (x.grad.item(), y.grad.item()) == (5.0, 2.0)
+
+
 def test_numpy_item_detach_copy_semantics(device):
     x = dg.tensor([[1.0, 2.0]], requires_grad=True, device=device)
     host = x.numpy()

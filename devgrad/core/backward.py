@@ -37,9 +37,7 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
     leaf_grads: dict = {}
     heap: list = []
     _seed(outputs, grad_outputs, fast, node_grads, leaf_grads, heap)
-    wanted = None
-    if inputs is not None:
-        wanted = {id(t.grad_fn): None for t in inputs if t.grad_fn is not None}
+    wanted = None if inputs is None else {id(t.grad_fn): None for t in inputs if t.grad_fn is not None}
 
     prev_mode = mode.enabled
     mode.enabled = create_graph

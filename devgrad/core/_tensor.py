@@ -17,6 +17,7 @@ from devgrad.backend import device as resolve_device
 from devgrad.core.dtypes import DEFAULT_FLOAT, as_dtype
 from devgrad.backend.fp_errors import ERRORS, QUIET, quiet
 from devgrad.core.grad_mode import is_grad_enabled
+from devgrad.core.writes import note_write
 
 
 class _Size(int):
@@ -75,8 +76,10 @@ class Tensor:
 
     def _bump_version(self) -> None:
         """Record an in-place change of the data (PyTorch's version counter): a node that saved
-        this tensor for backward, or produced it and saved its output, then refuses to use it."""
+        this tensor for backward, or produced it and saved its output, then refuses to use it; so
+        does one that saved a view, a detached copy or the base of the same memory (``note_write``)."""
         self._version += 1
+        note_write(self.data)
         fn = self.grad_fn
         if fn is not None and fn.out_data is not None and fn.out_data is self.data:
             fn.output_modified = True

@@ -8,6 +8,7 @@ from devgrad.backend import Device as Device, DeviceError as DeviceError, defaul
 from devgrad.backend.fp_errors import ERRORS as ERRORS, QUIET as QUIET, quiet as quiet
 from devgrad.core.dtypes import DEFAULT_FLOAT as DEFAULT_FLOAT, as_dtype as as_dtype
 from devgrad.core.grad_mode import is_grad_enabled as is_grad_enabled
+from devgrad.core.writes import note_write as note_write
 
 class _Size(int):
     """``Tensor.size``: an int (NumPy: the number of elements) that can be called like PyTorch's
@@ -39,7 +40,8 @@ class Tensor:
         the node that produced it (None for a constant)."""
     def _bump_version(self) -> None:
         """Record an in-place change of the data (PyTorch's version counter): a node that saved
-        this tensor for backward, or produced it and saved its output, then refuses to use it."""
+        this tensor for backward, or produced it and saved its output, then refuses to use it; so
+        does one that saved a view, a detached copy or the base of the same memory (``note_write``)."""
     def _describe(self) -> builtins.str: ...
     @property
     def shape(self) -> builtins.tuple: ...

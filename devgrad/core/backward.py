@@ -16,6 +16,7 @@ from devgrad.backend.fp_errors import ERRORS, QUIET
 from devgrad.core.function import Function
 from devgrad.core.grad_mode import mode
 from devgrad.core._tensor import Tensor, register_tensor_methods
+from devgrad.core.writes import WRITES
 
 
 def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False, inputs=None):  # noqa: C901, PLR0912 - one loop over the graph, read top to bottom
@@ -60,7 +61,7 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
                 for t, version in versions:
                     if t._version != version:
                         node.check_saved()
-            if node.output_modified:
+            if node.output_modified or node.writes != WRITES.count:
                 node.check_saved()
             if node.device.index:  # a second GPU: Device.run makes it current for the kernels
                 in_grads = node.device.run(_node_backward, node, g, fast)

@@ -16,6 +16,7 @@ from devgrad.backend import Device, DeviceError
 from devgrad.backend.fp_errors import ERRORS, QUIET
 from devgrad.core.grad_mode import is_grad_enabled, mode
 from devgrad.core._tensor import Tensor
+from devgrad.core.writes import WRITES, written_since
 
 # Creation order of graph nodes: a node is always created after the nodes of its inputs, so
 # visiting nodes from the highest number down is a topological order (no recursion, no sort).
@@ -43,7 +44,7 @@ class Function:
     """
 
     __slots__ = ("next", "inputs", "input_arrays", "versions", "saved", "out_data", "device", "shape", "released",
-                 "seq", "output_modified")
+                 "seq", "output_modified", "writes")
     # what apply() records on a node (declared for type checkers; the slots above hold them)
     next: tuple
     inputs: tuple | None
@@ -56,6 +57,7 @@ class Function:
     released: bool
     seq: int
     output_modified: bool
+    writes: int  # WRITES.count when recorded: a later in-place write into what it saved is an error
 
     save_inputs = False
     save_output = False
@@ -107,8 +109,7 @@ class Function:
         if not requires or not mode.enabled:
             return Tensor._make(out, dev)
         if out.dtype.kind == "c":
-            raise TypeError(f"{cls.__name__}: its result is complex ({out.dtype}) and would need a gradient: devgrad "
-                            "does not support complex numbers (docs/numpy.md); keep real and imaginary parts apart")
+            raise _complex_error(cls, out)
         node.next = tuple(nexts)
         node.seq = next(_sequence)
         if cls.save_inputs:
@@ -119,6 +120,7 @@ class Function:
             node.inputs = node.input_arrays = node.versions = None
         node.out_data = out if cls.save_output else None
         node.output_modified = False
+        node.writes = WRITES.count
         node.shape = out.shape
         node.released = False
         return Tensor._make(out, dev, node)
@@ -173,6 +175,15 @@ class Function:
                                    f"saved, {t._version} now)")
         if getattr(self, "output_modified", False):
             self._modified("its output was changed in place")
+        if self.writes != WRITES.count:
+            saved = list(self.input_arrays or ())
+            if self.out_data is not None:
+                saved.append(self.out_data)
+            for array in saved:
+                if written_since(array, self.writes):
+                    self._modified("memory it shares with a view, a reshape or a detached tensor (or their base) "
+                                   "was changed in place")
+            self.writes = WRITES.count  # checked up to here: a second backward checks only later writes
 
     def _modified(self, what: str):
         raise RuntimeError(
@@ -194,6 +205,12 @@ class Function:
     @property
     def name(self) -> str:
         return type(self).__name__
+
+
+def _complex_error(cls, out) -> TypeError:
+    """The error for a complex result that would need a gradient."""
+    return TypeError(f"{cls.__name__}: its result is complex ({out.dtype}) and would need a gradient: devgrad "
+                     "does not support complex numbers (docs/numpy.md); keep real and imaginary parts apart")
 
 
 def _no_tensor_message(cls, args) -> str:

@@ -268,6 +268,7 @@ class Module:
                 loaded = p.device.put(value if is_device_array(value) else np.asarray(value))
                 with p.device.activate():
                     p.device.xp.copyto(p.data, loaded, casting="unsafe")  # into p's dtype, as astype did
+                p._bump_version()  # a graph that saved it (or a view of it) can no longer backprop
         return {"missing": missing, "unexpected": unexpected}
 
     # -- display ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import numpy as np
 from devgrad.backend import device_of, is_capturing, refuse_while_capturing
 from devgrad.core import no_grad
 from devgrad.core import Tensor
+from devgrad.core.writes import note_write
 from devgrad.optim import _kernels  # noqa: F401 - registers the update kernels the optimizers look up
 
 
@@ -141,6 +142,7 @@ class Optimizer:
                     # version count is all there is to bump)
                     if p.grad_fn is None:
                         p._version += 1
+                        note_write(p.data)  # and one that saved a view of it (x @ W.T)
                     else:
                         p._bump_version()
                 by_device = [(first_dev, first)] if first_dev is not None else []

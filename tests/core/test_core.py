@@ -428,6 +428,47 @@ def test_changing_a_tensor_a_graph_saved_makes_backward_raise(device):
         loss.backward()
 
 
+def test_a_change_through_shared_memory_makes_backward_raise(device):
+    """A view, a reshape, a transpose or a detached tensor shares its base's memory: changing
+    one in place changes what a node saved through another (PyTorch counts versions per
+    storage), so backward raises instead of using the new values."""
+    changes = [
+        lambda y: y[:2].mul_(3.0),                   # a view of the saved tensor
+        lambda y: y.detach().__setitem__(0, 9.0),    # a detached tensor of it
+        lambda y: y.reshape(2, 2).__iadd__(1.0),     # a reshape of it
+        lambda y: y.T.__setitem__(1, 0.0),           # a transpose of it
+    ]
+    for change in changes:
+        w = dg.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True, device=device)
+        y = w * 1.0
+        z = y * y                                    # saves y
+        with dg.no_grad():
+            change(y)
+        with pytest.raises(RuntimeError, match="shares with a view"):
+            z.sum().backward()
+    # a view of a saved output, and a saved view of a parameter changed by an update
+    w = dg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    s = w.sigmoid()
+    with dg.no_grad():
+        s[:1].mul_(2.0)
+    with pytest.raises(RuntimeError, match="shares with a view"):
+        s.sum().backward()
+    lin_w = dg.tensor(np.ones((2, 3)), requires_grad=True, device=device)
+    x = dg.tensor(np.ones((4, 3)), requires_grad=True, device=device)
+    out = (x @ lin_w.T).sum()                        # MatMul saves the view lin_w.T
+    lin_w.grad = dg.ones((2, 3), dtype="float64", device=device)
+    dg.optim.SGD([lin_w], lr=1.0).step()
+    with pytest.raises(RuntimeError, match="shares with a view"):
+        out.backward()
+    # loading weights into a model whose graph is still to be differentiated
+    lin = dg.nn.Linear(3, 2, device=device)
+    state = {k: v.numpy() * 2 for k, v in lin.state_dict().items()}
+    out = lin(dg.tensor(np.ones((4, 3), np.float32), requires_grad=True, device=device)).sum()
+    lin.load_state_dict(state)
+    with pytest.raises(RuntimeError, match="changed in place"):
+        out.backward()
+
+
 def test_changes_that_cannot_affect_a_gradient_are_allowed(device):
     """Changing a tensor after its backward, or one no recorded op saved (Add saves nothing),
     is fine; gradients are those of the values at forward time."""

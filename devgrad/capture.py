@@ -152,7 +152,7 @@ class CapturedStep:
                 self._rates = rates
         if self._before_replay is not None:
             self._before_replay()
-        if not getattr(plan, "checked", False):
+        if not plan.checked:
             return self._cpu_check(plan, inputs)
         try:
             out = plan.replay()

@@ -15,6 +15,7 @@ import functools
 
 import numpy as np
 
+from devgrad import cpu_fuse
 from devgrad.backend import CaptureError, recording_for_replay
 from devgrad.core import Tensor
 from devgrad.backend.fp_errors import ERRORS, QUIET
@@ -38,6 +39,7 @@ class Plan:
         self.inputs: list = []  # the static buffers of the step's inputs (see ``feed``)
         self._slots: list = []  # for each input: the (call, argument) places that read it whole, or None
         self._fed: list = []  # for each input: the array the calls read it from now
+        self.checked = False  # whether a replay has been checked against an eager step (``CapturedStep``)
 
     def take_inputs(self, static: list) -> None:
         """Tell the plan which of its arrays are the step's inputs (``feed`` fills them)."""
@@ -130,6 +132,9 @@ def _pair(fn, args: tuple, kwargs: dict | None) -> tuple:
     if (fn is np.copyto and kwargs == {"casting": "unsafe"} and isinstance(args[1], np.ndarray)
             and args[1].dtype == args[0].dtype):
         return fn, args  # no cast to allow: the default casting rule passes
+    if fn is np.copyto and kwargs.keys() <= {"casting", "where"} and len(args) == 2:
+        # copyto(dst, src, casting, where) takes them positionally, a third cheaper than a partial's keywords
+        return fn, (*args, kwargs.get("casting", "same_kind"), kwargs.get("where", True))
     return functools.partial(fn, **kwargs), args
 
 
@@ -148,7 +153,7 @@ def _compile(rec: _Recording) -> list:
         else:
             steps.append(_pair(*calls[i]))
             i += 1
-    return steps
+    return cpu_fuse.constants(steps)
 
 
 def _as_mask(rec: _Recording, first: tuple, second: tuple) -> list | None:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import devgrad as dg
-from devgrad import cpu_plan, nn, optim
+from devgrad import cpu_fuse, cpu_plan, nn, optim
 from devgrad.capture import CapturedStep
 from devgrad.core import Tensor
 from devgrad.nn import functional as F
@@ -338,3 +338,16 @@ def test_a_replay_reads_an_input_where_it_is_or_copies_it_in():
     plan = next(iter(run._graphs.values()))[1]
     assert any(a is xb.data for _, args in plan.steps for a in args)
     assert run.replays == 6 and captured[:2] == eager[:2]
+
+
+def test_the_replayed_calls_take_exact_numbers_as_arrays_made_once():
+    """``x + 1`` and ``1.0 - a`` replay with the number as a 0-d array of the operands' dtype (NumPy
+    converts a Python number on every call); a number the dtype cannot hold exactly stays as it is."""
+    plan, _ = _recorded_sgd_plan([5, 8, 3])
+    assert cpu_fuse.constants([(np.add, (np.ones(2, np.float32), 1, np.empty(2, np.float32)))])[0][1][1].shape == ()
+    kept = cpu_fuse.constants([(np.multiply, (np.ones(2, np.float32), 0.1, np.empty(2, np.float32)))])[0][1]
+    assert kept[1] == 0.1 and type(kept[1]) is float
+    floats = [args for fn, args in plan.steps
+              if type(fn) is np.ufunc and any(getattr(a, "dtype", None) == np.float32 for a in args[:-1])]
+    assert any(fn is np.less_equal for fn, _ in plan.steps)  # the ReLU's x <= 0, with 0 as a float32 array
+    assert all(float(np.float32(a)) != a for args in floats for a in args if type(a) in (int, float))

@@ -72,16 +72,15 @@ def relu(a):
 
 
 def _relu_grad(g, y):
-    """``np.where(y <= 0, 0, g)``, as a mask of bits when g and y are float arrays alike: the
-    same values (inf, NaN and -0.0 included), in vectorised passes instead of where's branch per
-    element (about 10x faster on the random masks a ReLU layer gives)."""
+    """``np.where(y <= 0, 0, g)`` as integers when g and y are float arrays alike: g's bits times 1
+    where kept, times 0 (the bits of +0.0) where dropped. The same values (inf, NaN and -0.0
+    included), in vectorised passes instead of where's branch per element (about 10x faster on
+    the random masks a ReLU layer gives)."""
     if (type(g) is np.ndarray and type(y) is np.ndarray and g.dtype == y.dtype and g.shape == y.shape
             and g.dtype.kind == "f" and g.dtype.itemsize in _SAME_SIZE_INT):
-        keep = np.less_equal(y, 0).view(np.int8)  # 1 where the gradient is dropped
-        keep -= 1  # -1 (all bits) where kept, 0 where dropped: one pass over bytes
-        mask = keep.astype(_SAME_SIZE_INT[g.dtype.itemsize])  # sign-extended to g's width
-        mask &= g.view(mask.dtype)
-        return mask.view(g.dtype)
+        keep = np.less_equal(y, 0)
+        np.logical_not(keep, out=keep)  # kept where y > 0 or NaN
+        return np.multiply(g.view(_SAME_SIZE_INT[g.dtype.itemsize]), keep).view(g.dtype)
     return np.where(y <= 0, 0, g)
 
 

@@ -214,15 +214,20 @@ def _labels_fit(logits: Tensor, labels, weight, ignore_index, reduction) -> bool
     ignore_index given, and a Tensor of N integer labels all in [0, C). Viewed as unsigned, a
     negative label (-100 included) is huge, so the largest one alone says it; otherwise the full
     checks (``_plain_labels``, ``_check_label_range``) decide, and word any error."""
-    if weight is not None or ignore_index is not None or not isinstance(labels, Tensor) or logits.ndim != 2:
+    if weight is not None or ignore_index is not None or not isinstance(labels, Tensor):
         return False
-    data = labels.data
-    if (data.dtype.kind not in "iu" or not data.dtype.isnative or data.shape != logits.shape[:1] or not data.size
+    data, shape = labels.data, logits.data.shape
+    unsigned = _UNSIGNED.get(data.dtype)  # native-order integers only
+    if (unsigned is None or len(shape) != 2 or data.shape != shape[:1] or not data.size
             or isinstance(reduction, Tensor) or not logits.device.host_reads_are_free):
         return False
-    unsigned = data if data.dtype.kind == "u" else data.view(f"u{data.dtype.itemsize}")
     # the comparison read back, not the largest label: a captured CPU step's replays check that value
-    return bool(np.maximum.reduce(unsigned, axis=None) < logits.shape[1])
+    return bool(np.maximum.reduce(data.view(unsigned), axis=None) < shape[1])
+
+
+# Each native integer dtype's unsigned twin of its width (a label check views labels through it).
+_UNSIGNED = {np.dtype(f"{kind}{bits}"): np.dtype(f"uint{bits}")
+             for kind in ("int", "uint") for bits in (8, 16, 32, 64)}
 
 
 def _check_reduction(reduction, name: str) -> None:

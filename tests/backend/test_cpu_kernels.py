@@ -15,8 +15,8 @@ def test_relu_gradient_is_numpys_selection_bit_for_bit(dtype):
     rng = np.random.default_rng(0)
     y = np.maximum(rng.standard_normal((33, 17)), 0).astype(dtype)
     g = rng.standard_normal((33, 17)).astype(dtype)
-    y.flat[:6] = [0.0, -0.0, 1.0, np.nan, 2.0, -1.0]
-    g.flat[:6] = [np.inf, np.nan, -0.0, 3.0, np.nan, -np.inf]
+    y.flat[:7] = [0.0, -0.0, 1.0, np.nan, 2.0, -1.0, -np.nan]
+    g.flat[:7] = [np.inf, np.nan, -0.0, 3.0, np.nan, -np.inf, -np.inf]
     got = cpu_kernels.act_grad("relu", g, y)
     want = np.where(y <= 0, 0, g)
     assert got.dtype == want.dtype and got.shape == want.shape

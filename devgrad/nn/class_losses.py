@@ -15,7 +15,7 @@ import numpy as np
 from devgrad.backend import DeviceError
 from devgrad.core import Function, Tensor
 from devgrad.ops.activation import log_softmax, softplus
-from devgrad.ops.elementwise import log, maximum
+from devgrad.ops.elementwise import Where, log, maximum
 from devgrad.ops.shape import getitem
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -87,7 +87,9 @@ def _picked_nll(log_probs: Tensor, target, weight, ignore_index: int, reduction:
     picked = getitem(rows, (xp.arange(flat.size), safe))
     w = _class_weight(weight, log_probs, n_classes, name)
     row_weight = keep.astype(log_probs.dtype) if w is None else xp.where(keep, w.data[safe], 0).astype(w.dtype)
-    loss = -picked * Tensor._make(row_weight, log_probs.device)
+    # selected, not multiplied by 0: with every label ignored the mean is 0/0 = NaN, and an
+    # ignored position's gradient must stay 0 (PyTorch's), not 0·inf
+    loss = Where.apply(-picked * Tensor._make(row_weight, log_probs.device), 0.0, cond=keep)
     return _reduce(loss.reshape(back), reduction, Tensor._make(row_weight.sum(), log_probs.device))
 
 
@@ -116,7 +118,7 @@ def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
     smooth = -(rows if w is None else rows * w).sum(axis=1)
     flat = as_tensor_like(target, logits, "cross_entropy", dtype=np.int64).data.reshape(-1)
     keep = flat != ignore_index
-    smooth = smooth * Tensor._make(keep.astype(logits.dtype), logits.device)
+    smooth = Where.apply(smooth, 0.0, cond=keep)
     xp = logits.xp
     counted = keep.sum() if w is None else xp.where(keep, w.data[xp.where(keep, flat, 0)], 0).sum()
     smooth = _reduce(smooth.reshape(back), reduction, Tensor._make(xp.asarray(counted, dtype=logits.dtype),

@@ -162,3 +162,24 @@ def test_label_checks_of_every_integer_kind(dtype):
 def test_every_label_ignored_gives_nan_as_pytorch():
     loss = F.cross_entropy(dg.tensor(Z[:2]), dg.tensor([-100, -100]))
     assert np.isnan(loss.item())
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.2}, {"weight": WEIGHT}],
+                         ids=["plain", "smoothing", "weight"])
+def test_a_batch_of_ignored_labels_has_zero_gradient(torch, device, options):
+    """Every label ignored: the mean is 0/0 = NaN, as PyTorch's, but the gradient is PyTorch's 0,
+    not NaN (a NaN gradient would silently ruin the weights at the next step)."""
+    ignored = np.full(6, -100)
+    ours_options = {k: dg.tensor(v, device=device) if k == "weight" else v for k, v in options.items()}
+    theirs_options = {k: torch.tensor(v) if k == "weight" else v for k, v in options.items()}
+    z = dg.tensor(Z, requires_grad=True, device=device)
+    zt = torch.tensor(Z, requires_grad=True)
+    loss = F.cross_entropy(z, _lab(device, ignored), **ours_options)
+    expected = torch.nn.functional.cross_entropy(zt, torch.tensor(ignored), **theirs_options)
+    loss.backward()
+    expected.backward()
+    assert np.isnan(loss.item()) and np.isnan(expected.item())
+    np.testing.assert_array_equal(z.grad.numpy(), zt.grad.numpy())
+    nll = F.nll_loss(z.log_softmax(axis=1), _lab(device, ignored), weight=ours_options.get("weight"))
+    assert dg.grad(nll, [z])[0].numpy().tolist() == np.zeros_like(Z).tolist()

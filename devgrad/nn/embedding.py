@@ -14,9 +14,11 @@ from devgrad.ops.shape import getitem
 
 
 def _indices(index, weight: Tensor, name: str):
+    # a negative index is refused, as PyTorch's: a padding value of -1 would otherwise silently
+    # read the table's last row
     data = index_array(index, weight, name)
     rows = weight.shape[0]
-    if weight.device.host_reads_are_free and data.size and (data.min() < -rows or data.max() >= rows):
+    if weight.device.host_reads_are_free and data.size and (data.min() < 0 or data.max() >= rows):
         raise IndexError(f"{name}: indices must be in [0, {rows - 1}], got values from {int(data.min())} to "
                          f"{int(data.max())}")
     return data

@@ -143,8 +143,9 @@ def test_embedding_and_one_hot_match_pytorch(torch, device):
     assert F.one_hot(dg.tensor([0, 2]), num_classes=5).shape == (2, 5) and F.one_hot([1]).dtype == np.int64
     with pytest.raises(ValueError, match=r"class values must be in \[0, 1\]"):
         F.one_hot(dg.tensor([0, 2]), num_classes=2)
-    with pytest.raises(IndexError, match=r"indices must be in \[0, 3\]"):
-        layer(dg.tensor([4], device=device))
+    for bad in ([4], [0, -1]):
+        with pytest.raises(IndexError, match=r"indices must be in \[0, 3\]"):
+            layer(dg.tensor(bad, device=device))
 
 
 def test_flatten_and_unflatten_layers():

@@ -35,6 +35,13 @@ def fans(shape) -> tuple[int, int]:
     return int(shape[1]) * receptive, int(shape[0]) * receptive
 
 
+def _fan(tensor: Tensor, mode: str, name: str) -> int:
+    """fan_in or fan_out of ``tensor`` as ``mode`` says (any other mode is an error, not fan_out)."""
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"{name}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    return fans(tensor.shape)[0 if mode == "fan_in" else 1]
+
+
 def _fill(tensor: Tensor, host: np.ndarray) -> Tensor:
     tensor.data = tensor.device.put(host.astype(tensor.dtype))
     return tensor
@@ -76,14 +83,14 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
 
 def kaiming_uniform_(tensor: Tensor, nonlinearity: str = "relu", mode: str = "fan_in", generator=None) -> Tensor:
     """He uniform: U(-b, b), b = gain·√(3 / fan)."""
-    fan = fans(tensor.shape)[0 if mode == "fan_in" else 1]
+    fan = _fan(tensor, mode, "kaiming_uniform_")
     bound = calculate_gain(nonlinearity) * math.sqrt(3.0 / fan)
     return uniform_(tensor, -bound, bound, generator=generator)
 
 
 def kaiming_normal_(tensor: Tensor, nonlinearity: str = "relu", mode: str = "fan_in", generator=None) -> Tensor:
     """He normal: N(0, gain² / fan)."""
-    fan = fans(tensor.shape)[0 if mode == "fan_in" else 1]
+    fan = _fan(tensor, mode, "kaiming_normal_")
     return normal_(tensor, 0.0, calculate_gain(nonlinearity) / math.sqrt(fan), generator=generator)
 
 

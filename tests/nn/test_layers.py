@@ -198,3 +198,12 @@ def test_fused_layer_second_derivatives(device, activation):
 
     x = dg.tensor(np.random.default_rng(2).standard_normal((5, 3)), requires_grad=True, device=device)
     assert dg.gradcheck(grad_fn, [x])
+
+
+def test_kaiming_mode_picks_the_fan_and_refuses_other_names():
+    wide = dg.zeros((300, 400))
+    fan_out = nn.init.kaiming_uniform_(wide, mode="fan_out", generator=0).numpy()
+    assert math.sqrt(6 / 400) < np.abs(fan_out).max() <= math.sqrt(6 / 300)
+    for init in (nn.init.kaiming_uniform_, nn.init.kaiming_normal_):
+        with pytest.raises(ValueError, match="mode must be 'fan_in' or 'fan_out', got 'fan_avg'"):
+            init(wide, mode="fan_avg")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 
+from devgrad import viz_draw
 from devgrad.core import Function, Tensor, no_grad
 from devgrad.io import atomic_write
 
@@ -314,8 +314,8 @@ class DerivativeGraph:
         return "\n".join(lines)
 
     def render(self, path) -> Path:
-        """Write the picture (.svg/.png/.pdf with Graphviz's dot when installed, else .svg/.png with a
-        layered matplotlib drawing; .dot writes the text)."""
+        """Write the picture (.svg/.png/.pdf with Graphviz's dot when installed, else with a layered
+        matplotlib drawing; .dot writes the text)."""
         path = Path(path)
         fmt = path.suffix.lstrip(".").lower() or "svg"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -329,52 +329,13 @@ class DerivativeGraph:
         return self._draw(path, fmt)
 
     def _draw(self, path: Path, fmt: str) -> Path:
-        """A layered drawing without Graphviz: columns by distance from the inputs."""
-        try:
-            import matplotlib  # noqa: PLC0415 - optional dependency (the plot extra)
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt  # noqa: PLC0415 - optional dependency
-        except ImportError:
+        """A layered drawing without Graphviz (``viz_draw``): columns by distance from the inputs."""
+        if fmt not in {"svg", "png", "pdf"}:
+            raise ValueError(f"cannot render {path} without Graphviz: use .png, .svg, .pdf or .dot ({DOT_HINT})")
+        if not viz_draw.available():
             raise RuntimeError(f"cannot render {path}: {DOT_HINT}; or pip install '.[plot]' from the devgrad "
-                               "folder") from None
-        parents: dict = {}
-        for parent, child, _, _ in self.edges:
-            parents.setdefault(child, []).append(parent)
-        depth: dict = {}
-
-        def level(key):  # longest distance from a leaf (the graph is acyclic)
-            if key not in depth:
-                depth[key] = 0
-                depth[key] = 1 + max((level(p) for p in parents.get(key, [])), default=-1)
-            return depth[key]
-
-        for key in self.nodes:
-            level(key)
-        columns: dict = {}
-        for key in self.nodes:
-            columns.setdefault(depth[key], []).append(key)
-        position = {key: (d, -i + (len(keys) - 1) / 2) for d, keys in columns.items() for i, key in enumerate(keys)}
-        width = max(4.0, 2.4 * (max(columns) + 1))
-        height = max(2.5, 1.3 * max(len(k) for k in columns.values()))
-        fig, ax = plt.subplots(figsize=(width, height))
-        colours = {"leaf": "#d5e8d4", "op": "#dae8fc", "out": "#fde0c5"}
-        for parent, child, label, _ in self.edges:
-            (x0, y0), (x1, y1) = position[parent], position[child]
-            ax.annotate("", xy=(x1 - 0.25, y1), xytext=(x0 + 0.25, y0),
-                        arrowprops={"arrowstyle": "->", "color": "#555555"})
-            ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.12, label, color="#b85450", fontsize=9, ha="center")
-        for key, (text, kind) in self.nodes.items():
-            x, y = position[key]
-            ax.text(x, y, text, ha="center", va="center", fontsize=9,
-                    bbox={"boxstyle": "round", "facecolor": colours[kind], "edgecolor": "#555555"})
-        ax.set_xlim(-0.6, max(columns) + 0.6)
-        ax.set_ylim(min(y for _, y in position.values()) - 0.8, max(y for _, y in position.values()) + 0.8)
-        ax.axis("off")
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="svg" if fmt == "svg" else "png", dpi=120, bbox_inches="tight")
-        plt.close(fig)
-        return atomic_write(path, buffer.getvalue())
+                               "folder")
+        return atomic_write(path, viz_draw.layered_picture(self.nodes, self.edges, fmt))
 
 
 def derivative_graph(output: Tensor, inputs=None, names: dict | None = None) -> DerivativeGraph:

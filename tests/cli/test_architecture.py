@@ -23,7 +23,7 @@ LAYERS = [
     ("backend", ["devgrad.version", "devgrad.backend"]),
     ("core", ["devgrad.core", "devgrad.creation", "devgrad.random", "devgrad.io", "devgrad.gradcheck",
               "devgrad.capture", "devgrad.cpu_capture", "devgrad.cpu_fuse", "devgrad.cpu_plan", "devgrad.viz",
-              "devgrad.interop"]),
+              "devgrad.viz_draw", "devgrad.interop"]),
     ("ops", ["devgrad.ops", "devgrad.linalg"]),
     ("func", ["devgrad.func"]),
     ("nn", ["devgrad.nn", "devgrad.onnx"]),

@@ -135,3 +135,31 @@ def test_a_named_output_is_drawn_once():
     assert [kind for _, kind in graph.nodes.values()].count("out") == 1
     unnamed = dg.viz.derivative_graph(loss)
     assert [kind for _, kind in unnamed.nodes.values()].count("out") == 1 and "out" in unnamed.nodes
+
+
+def test_the_matplotlib_picture_is_drawn_once_and_cropped_as_savefig_would(tmp_path, monkeypatch):
+    """Without Graphviz: one drawing of the figure (savefig's tight bounding box draws it twice), cut
+    to the same box as savefig's (its picture, within a pixel of rounding); a PDF is a PDF; a
+    picture type it cannot write is refused."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    draws = []
+    original = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda self, renderer: draws.append(1) or original(self, renderer))
+    loss, alpha, beta = _one_neuron()
+    graph = dg.viz.derivative_graph(loss, names={"L": loss, "α": alpha, "β": beta})
+    once = np.asarray(Image.open(graph.render(tmp_path / "neuron.png")).convert("L"), dtype=float)
+    assert len(draws) == 1
+    monkeypatch.setattr(dg.viz_draw, "_tight_pixels", lambda fig, canvas: None)  # savefig's own tight box
+    tight = np.asarray(Image.open(graph.render(tmp_path / "tight.png")).convert("L"), dtype=float)
+    assert abs(once.shape[0] - tight.shape[0]) <= 2 and abs(once.shape[1] - tight.shape[1]) <= 2
+    rows, cols = min(once.shape[0], tight.shape[0]) - 2, min(once.shape[1], tight.shape[1]) - 2
+    best = min(np.abs(once[dy:dy + rows, dx:dx + cols] - tight[:rows, :cols]).mean()
+               for dy in range(3) for dx in range(3))
+    assert best < 2.0, best  # grey levels out of 255: the same picture, up to anti-aliasing
+    assert graph.render(tmp_path / "neuron.pdf").read_bytes().startswith(b"%PDF")
+    with pytest.raises(ValueError, match=r"\.jpg without Graphviz: use \.png"):
+        graph.render(tmp_path / "neuron.jpg")

@@ -8,15 +8,24 @@ work NumPy does for each argument, never arithmetic:
   (``copyto(buf, 1.0)``) becomes a 0-d array of the other operands' float dtype, made once. NumPy
   converts a Python number on every call (half the cost of a small call); it converts it to that
   same dtype, so where the number is exact in it the loop and the values are the same.
+- ``merge_sgd``: plain SGD updates each parameter with two calls (scale its gradient into a
+  scratch array, subtract that); the gradients of consecutive updates are moved into one array
+  of the plan, so that one call scales them all (elementwise: the same products) and only the
+  subtractions stay one per parameter.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
+
+from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["constants"]
+from devgrad.core import Tensor
+
+__all__ = ["constants", "merge_sgd", "moved_result"]
 
 
 def constants(steps: list) -> list:
@@ -58,3 +67,125 @@ def _exact(value, dtype: np.dtype):
     if not np.isfinite(array) or float(array) != value:
         return None
     return array
+
+
+def merge_sgd(steps: list, buffers: list, private: list, alloc) -> tuple[list, list, Callable]:
+    """Plain SGD's ``multiply(g, rate, tmp); subtract(p, tmp, p)`` for consecutive parameters as
+    one ``multiply`` over all their gradients and one ``subtract`` each: the gradients move into
+    one array of the plan (views of it, each starting on a cache line), the scratch into another.
+
+    ``buffers``: the plan's own arrays; ``private``: optimizer state that nothing outside the
+    step reads (its scratch: a replay need not write it); ``alloc(n, dtype)``: a new array of
+    the plan. Returns the steps, the private arrays no longer written, and ``moved(value)``,
+    which gives a value holding arrays (a Tensor's data) its arrays where they now are."""
+    owned = {(b.ctypes.data, b.nbytes) for b in buffers if b.flags.c_contiguous}
+    scratch = {(a.ctypes.data, a.nbytes) for a in private if a.flags.c_contiguous}
+    out, moves, freed, i = [], [], [], 0
+    while i < len(steps):
+        run = _sgd_run(steps, i, owned, scratch)
+        if len(run) < 2:
+            out.append(steps[i])
+            i += 1
+            continue
+        grads, rate, scratches, params = zip(*run)
+        dtype = params[0].dtype
+        starts = list(itertools.accumulate((-(-g.size // _LINE_ITEMS) * _LINE_ITEMS for g in grads), initial=0))
+        flat_g, flat_t = alloc(starts[-1], dtype), alloc(starts[-1], dtype)
+        flat_g[...] = 0  # the padding between gradients: multiplied like the rest, read by nobody
+        for g, start in zip(grads, starts):
+            flat_g[start:start + g.size] = g.ravel()
+            moves.append((g.ctypes.data, g.nbytes, flat_g, start * dtype.itemsize))
+        out.append((np.multiply, (flat_g, rate[0], flat_t)))
+        for p, start, t in zip(params, starts, scratches):
+            tmp = flat_t[start:start + p.size].reshape(p.shape)
+            out.append((np.subtract, (p, tmp, p)))
+            freed.append(t)
+        i += 2 * len(run)
+    if not moves:
+        return steps, [], _unmoved
+    moved = functools.partial(_moved, moves=moves)
+    return [(moved(fn), moved(args)) for fn, args in out], freed, moved
+
+
+_LINE_ITEMS = 16  # float32s per 64-byte cache line: each gradient starts on a line (SIMD loads stay aligned)
+
+
+def _sgd_run(steps: list, i: int, owned: set, scratch: set) -> list:
+    """The (gradient, rate, scratch, parameter) of each SGD update pair from ``steps[i]`` on, for one
+    rate array and dtype; a scratch array read anywhere else ends the run."""
+    run: list = []
+    while i + 1 < len(steps):
+        (f1, a1), (f2, a2) = steps[i], steps[i + 1]
+        if f1 is not np.multiply or f2 is not np.subtract or len(a1) != 3 or len(a2) != 3:
+            break
+        (g, rate, t), (p, t2, p2) = a1, a2
+        if not all(isinstance(a, np.ndarray) for a in (g, rate, t, p, t2, p2)):
+            break
+        if (rate.shape != () or (g.ctypes.data, g.nbytes) not in owned or (t.ctypes.data, t.nbytes) not in scratch
+                or not _same(t, t2) or not _same(p, p2) or not p.flags.c_contiguous or p.dtype.kind != "f"
+                or not (g.shape == t.shape == p.shape) or not (g.dtype == t.dtype == p.dtype == rate.dtype)
+                or (run and (not _same(rate, run[0][1]) or p.dtype != run[0][3].dtype))
+                or _used_elsewhere(steps, t, (i, i + 1))):
+            break
+        run.append((g, rate, t, p))
+        i += 2
+    return run
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.ctypes.data == b.ctypes.data and a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype
+
+
+def _used_elsewhere(steps: list, array: np.ndarray, skip: tuple) -> bool:
+    return any(np.may_share_memory(a, array) for k, (fn, args) in enumerate(steps) if k not in skip
+               for a in _arrays(fn, args))
+
+
+def _arrays(*values) -> list:
+    found: list = []
+    for v in values:
+        if isinstance(v, np.ndarray):
+            found.append(v)
+        elif isinstance(v, tuple | list):
+            found += _arrays(*v)
+        elif isinstance(v, dict):
+            found += _arrays(*v.values())
+        elif isinstance(v, functools.partial):
+            found += _arrays(v.args, v.keywords)
+    return found
+
+
+def _unmoved(value):
+    return value
+
+
+def moved_result(result, moved: Callable):
+    """A step's result with its Tensors' arrays (changed in place) and other arrays as ``moved`` gives them."""
+    if isinstance(result, Tensor):
+        result.data = moved(result.data)
+        return result
+    if isinstance(result, tuple | list):
+        return type(result)(moved_result(r, moved) for r in result)
+    if isinstance(result, dict):
+        return {k: moved_result(v, moved) for k, v in result.items()}
+    return moved(result)
+
+
+def _moved(value, moves: list):
+    """``value`` with every array inside it (tuples, lists, dicts, a partial's arguments) that lies
+    in a moved buffer made again, with the same shape, strides and dtype, where that buffer went."""
+    if isinstance(value, np.ndarray):
+        if value.size:
+            address = value.ctypes.data
+            for start, nbytes, target, offset in moves:
+                if start <= address < start + nbytes:
+                    return np.ndarray(value.shape, value.dtype, buffer=target, offset=offset + address - start,
+                                      strides=value.strides)
+        return value
+    if isinstance(value, tuple | list):
+        return type(value)(_moved(v, moves) for v in value)
+    if isinstance(value, dict):
+        return {k: _moved(v, moves) for k, v in value.items()}
+    if isinstance(value, functools.partial):
+        return functools.partial(value.func, *_moved(value.args, moves), **_moved(value.keywords, moves))
+    return value

@@ -134,7 +134,8 @@ def _pair(fn, args: tuple, kwargs: dict | None) -> tuple:
         return fn, args  # no cast to allow: the default casting rule passes
     if fn is np.copyto and kwargs.keys() <= {"casting", "where"} and len(args) == 2:
         # copyto(dst, src, casting, where) takes them positionally, a third cheaper than a partial's keywords
-        return fn, (*args, kwargs.get("casting", "same_kind"), kwargs.get("where", True))
+        casting = kwargs.get("casting", "same_kind")
+        return fn, (*args, casting, kwargs["where"]) if "where" in kwargs else (*args, casting)
     return functools.partial(fn, **kwargs), args
 
 
@@ -289,10 +290,21 @@ def record(fn, inputs: tuple, device, params: list, optimizer) -> Plan:
     except BaseException:
         _undo(rec, params, old_grads)
         raise
-    written = [target for target, _ in rec.saved]
-    plan = Plan(rec.plan, result, grads, written, rec.buffers, _compile(rec))
+    private = [original for (slot, k), original in zip(slots, originals) if isinstance(k, str) and k.startswith("_")]
+    steps, freed, moved = cpu_fuse.merge_sgd(_compile(rec), rec.buffers, private, functools.partial(_flat, rec))
+    for _, g in grads:
+        g.data = moved(g.data)
+    unwritten = {(a.ctypes.data, a.nbytes) for a in freed}  # scratch the merged update no longer writes
+    written = [target for target, _ in rec.saved if (target.ctypes.data, target.nbytes) not in unwritten]
+    plan = Plan(rec.plan, cpu_fuse.moved_result(result, moved), grads, written, rec.buffers, steps)
     plan.take_inputs([t.data for t in inputs])
     return plan
+
+
+def _flat(rec: _Recording, size: int, dtype) -> np.ndarray:
+    """A new one-dimensional buffer of the plan (placed by ``_owner``)."""
+    rec.buffers.append(_owner(rec, (size,), np.dtype(dtype), "C", np.ndarray))
+    return rec.buffers[-1]
 
 
 def _put_back(slots, originals, views, params, datas, param_views) -> list:

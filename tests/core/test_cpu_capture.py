@@ -118,6 +118,30 @@ def test_clipping_and_schedules_replay_bit_for_bit(schedule, clip):
     _same_as_eager(schedule=schedule, clip=clip, optimizer="sgd_nesterov")
 
 
+@pytest.mark.parametrize("clip", [None, "norm", "value"])
+def test_plain_sgd_merged_into_one_multiply_replays_bit_for_bit(clip):
+    """Plain SGD scales every gradient with one call over one array that holds them all; clipping
+    (which scales them in place first) and a schedule (a new rate each time) see the same arrays."""
+    _same_as_eager(schedule="step", clip=clip, optimizer="sgd")
+
+
+def _sgd_grads(captured: bool) -> tuple:
+    model, opt, step = _sgd_relu_step([5, 8, 8, 3])
+    run = CapturedStep(step, "cpu", optimizer=opt, enabled=captured)
+    for start in BATCHES:
+        run(dg.tensor(X[start:start + 20]), dg.tensor(Y[start:start + 20]))
+    return [p.grad.numpy().tobytes() for p in model.parameters()], run
+
+
+def test_the_merged_sgd_update_keeps_each_gradient_where_its_parameter_shows_it():
+    eager, _ = _sgd_grads(False)
+    captured, run = _sgd_grads(True)
+    plan = next(iter(run._graphs.values()))[1]
+    flat = [args[0] for fn, args in plan.steps if fn is np.multiply and args[0].ndim == 1 and args[0].size > 80]
+    assert len(flat) == 1 and all(np.shares_memory(p.grad.data, flat[0]) for p, _ in plan.grads)
+    assert run.replays == len(BATCHES) - 2 and captured == eager
+
+
 def test_a_capturable_optimizer_steps_exactly_as_a_plain_one():
     """The runner makes its optimizer capturable when it captures; its eager steps (the first ones,
     or all when capture is refused) must be the plain optimizer's, bit for bit."""
@@ -255,7 +279,7 @@ def test_a_plan_is_a_flat_list_of_numpy_calls_into_its_own_buffers():
     plan, model = _recorded_sgd_plan([5, 8, 3])
     assert all(callable(fn) and isinstance(args, tuple) for fn, args, _ in plan.calls)
     assert not any(isinstance(a, Tensor) for _, args, _ in plan.calls for a in args)
-    assert len(plan.written) == 2 * len(list(model.parameters()))  # each parameter and its update's scratch
+    assert len(plan.written) == len(list(model.parameters()))  # each parameter (the update's scratch: the plan's)
     assert type(plan.result.data) is np.ndarray  # the plan's buffer, no tracer left
 
 

@@ -219,11 +219,12 @@ def test_gpu_summary_never_calls_a_target_met_that_was_not_measured(tmp_path):
 
 def test_the_host_overhead_script_runs_the_budgeted_step(tmp_path):
     """.ci/host-overhead (the host time of a GPU step, measured without a GPU) still runs, and
-    the step it times is the budgeted one: 9 kernel launches and 12 GEMMs."""
+    the step it times is the budgeted one: 8 kernel launches and 12 GEMMs (on a GPU a ninth, the
+    backward's seed, is a fill; the host device here uses its cached read-only 1)."""
     if harness.compiler() is None:
         pytest.skip("no C++ compiler to build the host cuBLAS stand-in")
     env = {**os.environ, "DEVGRAD_OVERHEAD_BLOCKS": "1", "DEVGRAD_OVERHEAD_STEPS": "5"}
     done = subprocess.run([sys.executable, str(ROOT / ".ci" / "host-overhead")], check=False, capture_output=True,
                           text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "us of host time per eager step (9 kernel launches, 12 GEMMs; min of 1 blocks of 5 steps)" in done.stdout
+    assert "us of host time per eager step (8 kernel launches, 12 GEMMs; min of 1 blocks of 5 steps)" in done.stdout

@@ -24,7 +24,7 @@ class Writes:
 
     def __init__(self) -> None:
         self.count = 0
-        self.blocks: dict = {}  # id(block) -> (weak reference to the block or None, count at its last write)
+        self.blocks: dict = {}  # id(block) -> [weak reference to the block or None, count at its last write]
 
 
 WRITES = Writes()
@@ -42,13 +42,38 @@ def block_of(array):
 def note_write(array) -> None:
     """Record an in-place write into ``array``'s memory."""
     WRITES.count += 1
-    block = block_of(array)
+    _mark(block_of(array), WRITES.count)
+
+
+def note_writes(arrays) -> None:
+    """Record in-place writes into each of ``arrays`` (an optimizer's update of its parameters),
+    all under one write number: each is after every node recorded before them."""
+    if not arrays:
+        return
+    WRITES.count += 1
+    count = WRITES.count
+    blocks = WRITES.blocks
+    for array in arrays:
+        block = array if array.base is None else block_of(array)
+        entry = blocks.get(id(block))
+        if entry is not None and entry[0] is not None and entry[0]() is block:
+            entry[1] = count  # _mark's usual case, inlined: the same parameters every step
+        else:
+            _mark(block, count)
+
+
+def _mark(block, count: int) -> None:
+    """``block`` was written by write number ``count``."""
+    blocks = WRITES.blocks
+    entry = blocks.get(id(block))
+    if entry is not None and entry[0] is not None and entry[0]() is block:
+        entry[1] = count  # the block seen before (a parameter, every step): no new weak reference
+        return
     try:
         ref = weakref.ref(block)
     except TypeError:  # a block that takes no weak reference (bytes): matched by id alone
         ref = None
-    blocks = WRITES.blocks
-    blocks[id(block)] = (ref, WRITES.count)
+    blocks[id(block)] = [ref, count]
     if len(blocks) > _PRUNE_AT:
         for key in [k for k, (r, _) in blocks.items() if r is None or r() is None]:
             del blocks[key]

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 
 from devgrad.backend import device_of, is_capturing, refuse_while_capturing
-from devgrad.core import no_grad
+from devgrad.core.grad_mode import mode
 from devgrad.core import Tensor
-from devgrad.core.writes import note_write
+from devgrad.core.writes import note_writes
 from devgrad.optim import _kernels  # noqa: F401 - registers the update kernels the optimizers look up
 
 
@@ -108,55 +108,62 @@ class Optimizer:
         loss = None
         if closure is not None:
             loss = closure()
-        states = self.state
-        capturable = self.capturable
-        if not capturable and is_capturing():
+        if not self.capturable and is_capturing():
             refuse_while_capturing(f"{type(self).__name__} (not capturable) stepped",
                                    "every replay would reuse the learning rate and step count it had then. Create "
                                    f"it with {type(self).__name__}(..., capturable=True) and pass it to "
                                    "CapturedStep(..., optimizer=...)")
-        with no_grad():
+        enabled = mode.enabled  # no_grad(), without a context object: every step of every run
+        mode.enabled = False
+        try:
             for index, group in enumerate(self.param_groups):
-                # The parameters' entries by device: a list for the first device met (the usual
-                # case, and no hashing of devices per parameter), a dict only for more.
-                first_dev, first, others = None, [], None
-                for p in group["params"]:
-                    grad = p.grad
-                    if grad is None:
-                        continue
-                    dev = p.device
-                    if grad.device is not dev:
-                        raise RuntimeError(f"{type(self).__name__}: gradient on {grad.device} but parameter on "
-                                           f"{dev}")
-                    state = states.get(p)
-                    if state is None:
-                        state = states[p] = {}
-                    if first_dev is None:
-                        first_dev = dev
-                    if dev is first_dev:
-                        first.append((p.data, grad.data, state))
-                    else:
-                        others = others or {}
-                        others.setdefault(dev, []).append((p.data, grad.data, state))
-                    # updated in place: a graph that saved it can no longer backprop (a leaf's
-                    # version count is all there is to bump)
-                    if p.grad_fn is None:
-                        p._version += 1
-                        note_write(p.data)  # and one that saved a view of it (x @ W.T)
-                    else:
-                        p._bump_version()
-                by_device = [(first_dev, first)] if first_dev is not None else []
-                if others:
-                    by_device += others.items()
-                for dev, entries in by_device:
+                for dev, entries in self._entries_by_device(group):
+                    lr = self._device_lr(index, group, dev) if self.capturable else group["lr"]
                     if dev.index:  # a second GPU: update there
                         with dev.activate():
-                            self.update_group(entries, group, dev, self._device_lr(index, group, dev)
-                                              if capturable else group["lr"])
+                            self.update_group(entries, group, dev, lr)
                     else:
-                        self.update_group(entries, group, dev, self._device_lr(index, group, dev)
-                                          if capturable else group["lr"])
+                        self.update_group(entries, group, dev, lr)
+        finally:
+            mode.enabled = enabled
         return loss
+
+    def _entries_by_device(self, group: dict) -> list:
+        """(device, [(param array, grad array, state)]) for the parameters of ``group`` that have a
+        gradient, each counted as written in place (its version, and its memory's, advance)."""
+        # A list for the first device met (the usual case, and no hashing of devices per parameter),
+        # a dict only for more.
+        states = self.state
+        first_dev, first, others, written = None, [], None, []
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None:
+                continue
+            dev = p.device
+            if grad.device is not dev:
+                raise RuntimeError(f"{type(self).__name__}: gradient on {grad.device} but parameter on {dev}")
+            state = states.get(p)
+            if state is None:
+                state = states[p] = {}
+            if first_dev is None:
+                first_dev = dev
+            if dev is first_dev:
+                first.append((p.data, grad.data, state))
+            else:
+                others = others or {}
+                others.setdefault(dev, []).append((p.data, grad.data, state))
+            # updated in place: a graph that saved it can no longer backprop (a leaf's version
+            # count is all there is to bump, and its memory's, for one that saved a view: x @ W.T)
+            if p.grad_fn is None:
+                p._version += 1
+                written.append(p.data)
+            else:
+                p._bump_version()
+        note_writes(written)
+        by_device = [(first_dev, first)] if first_dev is not None else []
+        if others:
+            by_device += others.items()
+        return by_device
 
     def update_group(self, entries: list, group: dict, device, lr) -> None:
         """Update every (param array, grad array, state) of one group on one device, in place.

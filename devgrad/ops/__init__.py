@@ -35,7 +35,7 @@ from devgrad.ops.layout import (
 )
 from devgrad.ops.torch_methods import (
     add_method, allclose, bmm, chunk, contiguous, div_method, expand_as, gather, index_select, isclose, masked_fill,
-    norm, sub_method, type_as, unique,
+    norm, reciprocal_method, sub_method, type_as, unique,
 )
 from devgrad.ops.torch_methods import nonzero as nonzero_method
 from devgrad.ops.torch_methods import repeat as repeat_method
@@ -189,7 +189,7 @@ TENSOR_METHODS = {
     **INPLACE_METHODS,
     "round": round, "sign": sign, "floor": floor, "ceil": ceil, "trunc": trunc, "fmod": fmod, "remainder": remainder,
     "floor_divide": floor_divide,
-    "fmax": fmax, "fmin": fmin, "nan_to_num": nan_to_num, "square": square, "reciprocal": reciprocal,
+    "fmax": fmax, "fmin": fmin, "nan_to_num": nan_to_num, "square": square, "reciprocal": reciprocal_method,
     "absolute": abs, "negative": neg, "true_divide": div,
     "ravel": ravel, "take": take, "flip": flip, "roll": roll, "rot90": rot90, "moveaxis": moveaxis,
     "take_along_axis": take_along_axis,

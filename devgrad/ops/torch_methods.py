@@ -21,6 +21,7 @@ from devgrad.ops._util import index_array, normalize_axis, operand
 from devgrad.ops.elementwise import Where, abs, add, cast, div, mul, sub, where
 from devgrad.ops.linalg import matmul
 from devgrad.ops.piecewise import sign
+from devgrad.ops.power import reciprocal
 from devgrad.ops.reduce import max as amax
 from devgrad.ops.reduce import min as amin
 from devgrad.ops.reduce import sum as asum
@@ -33,6 +34,20 @@ def _dim(a: Tensor, dim, op: str) -> int:
     return normalize_axis(int(dim), a.ndim)[0] if a.ndim else 0
 
 
+def _refuse_negative(idx, a: Tensor, op: str) -> None:
+    """PyTorch's ``gather`` and ``index_select`` refuse a negative index, where NumPy's indexing
+    would silently count from the end (an ignore label of -1 would pick the last entry)."""
+    if a.device.host_reads_are_free and idx.size and idx.min() < 0:
+        raise IndexError(f"{op}: indices must be >= 0 (PyTorch's {op}), got {int(idx.min())}; a negative index "
+                         f"does not count from the end here")
+
+
+def reciprocal_method(a: Tensor) -> Tensor:
+    """PyTorch's ``x.reciprocal()``: 1/x in floating point also for an integer or bool tensor,
+    where NumPy's integer reciprocal truncates (1/2 gives 0); float64, as ``1 / x`` gives."""
+    return reciprocal(cast(a, np.float64) if a.dtype.kind in "biu" else a)
+
+
 def gather(a: Tensor, dim: int, index) -> Tensor:
     """PyTorch's ``gather``: out[i][j] = a[index[i][j]][j] for dim=0 (NumPy's take_along_axis);
     ``index`` has ``a``'s number of dimensions and may be smaller in the others."""
@@ -42,6 +57,7 @@ def gather(a: Tensor, dim: int, index) -> Tensor:
         raise ValueError(f"gather: index has {idx.ndim} dimensions, the tensor {a.ndim}; they must match")
     if any(i > s for d, (i, s) in enumerate(zip(idx.shape, a.shape)) if d != dim):
         raise ValueError(f"gather: index shape {idx.shape} exceeds the tensor's {a.shape} outside dim {dim}")
+    _refuse_negative(idx, a, "gather")
     xp = a.xp
     parts = []
     for d, size in enumerate(idx.shape):
@@ -60,6 +76,7 @@ def index_select(a: Tensor, dim: int, index) -> Tensor:
     idx = index_array(index, a, "index_select")
     if idx.ndim > 1:
         raise ValueError(f"index_select: index must be 1-D, got shape {idx.shape}")
+    _refuse_negative(idx, a, "index_select")
     return getitem(a, (slice(None),) * dim + (idx.reshape(-1),))
 
 

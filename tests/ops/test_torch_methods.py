@@ -155,6 +155,22 @@ def test_bad_arguments_name_the_problem():
         x.norm(p="nuc")
     with pytest.raises(TypeError, match=r"has shape \(2, 2\)"):
         f"{x:.3f}"
+    # PyTorch refuses a negative index here; NumPy's indexing would read from the end
+    with pytest.raises(IndexError, match="indices must be >= 0"):
+        x.gather(1, dg.tensor([[-1], [0]]))
+    with pytest.raises(IndexError, match="indices must be >= 0"):
+        x.index_select(0, dg.tensor([-1]))
+
+
+@pytest.mark.oracle
+def test_reciprocal_method_of_an_integer_tensor_is_pytorchs_not_a_truncation(torch):
+    """``x.reciprocal()`` is PyTorch's (NumPy's arrays have no such method): 1/2 is 0.5, not NumPy's
+    integer 0; float64, as ``1 / x`` of an integer tensor (NumPy's promotion)."""
+    for values in ([1, -2, 3, 4], [True, False]):
+        got = dg.tensor(values).reciprocal()
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got.numpy(), torch.tensor(values).reciprocal().numpy(), rtol=1e-7)
+    assert dg.reciprocal(dg.tensor([1, 2])).numpy().tolist() == [1, 0]  # the function is NumPy's
 
 
 @pytest.mark.oracle

@@ -10,10 +10,8 @@ numbers devgrad measured. The page embeds its images; each run's own report is l
 
 from __future__ import annotations
 
-import concurrent.futures
 import html
 import math
-import multiprocessing
 import os
 import time
 from pathlib import Path
@@ -28,6 +26,7 @@ from devgrad.experiment.figures import fork_is_safe
 from devgrad.experiment.html_report import figure, page, table
 from devgrad.experiment.report import PLOT_HINT, can_plot
 from devgrad.io import atomic_write_text
+from devgrad.lecture_pool import train_side_by_side
 
 SPECS = ("linear_classifier", "logistic_regression", "triangle", "xor", "triangle_linear_activation",
          "zero_init_symmetry", "random_init")
@@ -79,7 +78,11 @@ def build(out, device: str = "cpu", quiet: bool = False) -> Path:
     replaced = (out / "index.html").exists()
     started = time.perf_counter()
     graph: dict = {}  # the derivative graph's picture and numbers, made here while the runs train
-    runs = _run_specs(run, out / "runs", device, quiet, meanwhile=lambda: graph.update(_neuron_and_paths(out)))
+    try:
+        runs = _run_specs(run, out / "runs", device, quiet, meanwhile=lambda: graph.update(_neuron_and_paths(out)))
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"the lecture stopped before writing its page ({out / 'index.html'}); run devgrad "
+                                f"lecture again (the runs it trained stay under {out / 'runs'})") from None
     html_text = _page(out, runs, **graph)
     index = out / "index.html"
     atomic_write_text(index, html_text)
@@ -133,29 +136,21 @@ def _run_specs(run, runs_dir: Path, device: str, quiet: bool, meanwhile=None) ->
     CPU of several cores, where ``fork_is_safe`` (Linux, no other thread, no CUDA context), forked
     processes train them side by side, the longest first, while this process calls ``meanwhile``
     (if given: work of its own, which fills a core the last runs leave idle); elsewhere one after
-    the other, then ``meanwhile``."""
+    the other, then ``meanwhile``. A Ctrl-C stops the run in flight and starts no other."""
     paths = {name: _spec_path(name) for name in SPECS}  # a missing spec fails before any run starts
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    kwargs = {"out": runs_dir, "device": device, "quiet": True}
     if cores < 2 or device != "cpu" or not fork_is_safe():
         results = {}
         for name in SPECS:
             if not quiet:
                 print(f"lecture: {name}", flush=True)
-            results[name] = run(paths[name], out=runs_dir, device=device, quiet=True)
+            results[name] = run(paths[name], **kwargs)
         if meanwhile is not None:
             meanwhile()
         return results
-    context = multiprocessing.get_context("fork")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=min(cores, len(SPECS)), mp_context=context) as pool:
-        futures = {pool.submit(run, paths[name], out=runs_dir, device=device, quiet=True): name
-                   for name in sorted(SPECS, key=lambda n: -_EFFORT.get(n, 1))}
-        if meanwhile is not None:
-            meanwhile()
-        results = {}
-        for future in concurrent.futures.as_completed(futures):
-            results[futures[future]] = future.result()
-            if not quiet:
-                print(f"lecture: {futures[future]} done", flush=True)
+    jobs = [(name, paths[name], kwargs) for name in sorted(SPECS, key=lambda n: -_EFFORT.get(n, 1))]
+    results = train_side_by_side(run, jobs, min(cores, len(SPECS)), quiet, meanwhile)
     return {name: results[name] for name in SPECS}
 
 

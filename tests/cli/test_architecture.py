@@ -29,7 +29,8 @@ LAYERS = [
     ("nn", ["devgrad.nn", "devgrad.onnx"]),
     ("optim", ["devgrad.optim"]),
     ("data", ["devgrad.data"]),
-    ("experiment", ["devgrad.experiment", "devgrad.bench", "devgrad.warmup", "devgrad.lecture"]),
+    ("experiment", ["devgrad.experiment", "devgrad.bench", "devgrad.warmup", "devgrad.lecture",
+                    "devgrad.lecture_pool"]),
     ("cli", ["devgrad.cli", "devgrad.cli_parser", "devgrad.cli_commands", "devgrad.cli_bench", "devgrad.__main__",
              "devgrad._api", "devgrad"]),
 ]

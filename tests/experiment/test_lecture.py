@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -9,6 +13,7 @@ import devgrad as dg
 from devgrad import nn
 from devgrad.data.synthetic import triangle
 from devgrad.experiment import run
+from devgrad.experiment.errors import RunError
 from devgrad.nn import functional as F
 from tests.support.run_helpers import ROOT
 
@@ -153,6 +158,57 @@ def test_the_lecture_draws_its_own_pictures_while_the_runs_train(tmp_path, monke
             other.join()
     assert results == {name: name for name in lecture.SPECS}
     assert calls == [threading.main_thread().name]
+
+
+def _interrupted_run(path, out, **kwargs):
+    """The first run started is Ctrl-C'd; any other takes a moment and leaves a mark that it ran."""
+    if path.stem == "zero_init_symmetry":
+        raise KeyboardInterrupt("continue with: devgrad resume ...")
+    time.sleep(0.3)
+    (Path(out) / f"{path.stem}.ran").touch()
+    return path.stem
+
+
+def _failed_run(path, out, **kwargs):
+    if path.stem == "zero_init_symmetry":
+        raise RunError("cannot write metrics.csv: No space left on device")
+    return _interrupted_run(path, out)
+
+
+def _dead_worker(path, out, **kwargs):
+    if path.stem == "zero_init_symmetry":
+        os._exit(1)  # as if killed from outside
+    return _interrupted_run(path, out)
+
+
+@pytest.mark.parametrize("run_fn,raised,message", [
+    (_interrupted_run, KeyboardInterrupt, "devgrad resume"),
+    (_failed_run, RunError, "No space left on device"),
+    (_dead_worker, RunError, "a worker process of devgrad lecture died before its runs were done"),
+], ids=["ctrl-c", "failed-run", "dead-worker"])
+def test_a_stopped_or_failed_run_ends_the_lecture_before_any_queued_run_starts(tmp_path, monkeypatch, run_fn, raised,
+                                                                                message):
+    """Forked workers: at most the run that was already training beside it finishes; the error says
+    what happened (the worker pool hands out runs ahead of time: each checks the stop flag first)."""
+    from devgrad import lecture
+
+    monkeypatch.setattr(lecture.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert lecture.fork_is_safe()
+    with pytest.raises(raised, match=message):
+        lecture._run_specs(run_fn, tmp_path, "cpu", quiet=True)
+    assert len(list(tmp_path.glob("*.ran"))) <= 1
+
+
+def test_an_interrupted_lecture_says_so_and_writes_no_page(tmp_path, monkeypatch):
+    from devgrad import lecture
+
+    monkeypatch.setattr(lecture.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(lecture, "run", _interrupted_run)
+    monkeypatch.setattr(lecture, "_neuron_and_paths", lambda out: {})
+    with pytest.raises(KeyboardInterrupt, match="the lecture stopped before writing its page .*run devgrad lecture "
+                                                "again"):
+        lecture.build(tmp_path / "lec", quiet=True)
+    assert not (tmp_path / "lec" / "index.html").exists()
 
 
 @pytest.mark.parametrize("device", ["cuda:99", "tpu"])

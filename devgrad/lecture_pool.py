@@ -34,7 +34,8 @@ def train_side_by_side(run, jobs: list[tuple[str, Path, dict]], workers: int, qu
     pool = LocalPool(workers)  # fork here (no other thread), one BLAS thread per worker, Ctrl-C ignored when idle
     futures: dict = {}
     try:
-        futures = {pool.submit((run, path, kwargs), None, fn=_train): name for name, path, kwargs in jobs}
+        futures = {pool.submit({"run": run, "path": path, "kwargs": kwargs}, None, fn=_train): name
+                   for name, path, kwargs in jobs}
         if meanwhile is not None:
             meanwhile()
         results = {}
@@ -55,10 +56,11 @@ def train_side_by_side(run, jobs: list[tuple[str, Path, dict]], workers: int, qu
     return results
 
 
-def _train(job: tuple):
-    """One run in a worker, unless the lecture is stopping; the first Ctrl-C during it stops it and
-    later ones are ignored, so that it can write its files."""
-    run, path, kwargs = job
+def _train(job: dict):
+    """One run in a worker (``job``: its run function, spec path and keyword arguments), unless the
+    lecture is stopping; the first Ctrl-C during it stops it and later ones are ignored, so that it
+    can write its files."""
+    run, path, kwargs = job["run"], job["path"], job["kwargs"]
 
     def stop_once(signum, frame):
         signal.signal(signal.SIGINT, signal.SIG_IGN)

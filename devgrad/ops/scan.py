@@ -254,17 +254,21 @@ def _check_kind(kind, axis, op: str) -> None:
     raise ValueError(f"{op}: kind must be one of {', '.join(map(repr, _KINDS))}, got {kind!r} (every sort is stable)")
 
 
-def sort(a: Tensor, axis=-1, kind=None, order=None, *, dim=None, descending: bool = False,
-         stable: bool | None = None) -> Tensor:
+def sort(a: Tensor, axis=-1, kind=None, order=None, *, dim=None, descending: bool | None = None,
+         stable: bool | None = None) -> Tensor | ValuesIndices:
     """The sorted values along ``axis`` (None: flattened), as ``numpy.sort``; ties keep their
-    order (stable), so each tied element gets the gradient of the place it lands in."""
+    order (stable), so each tied element gets the gradient of the place it lands in. With
+    PyTorch's keywords (``dim=``, ``descending=``, ``stable=``) it is ``torch.sort``: ``(values,
+    indices)`` (as ``dg.max(x, dim=1)``), so ``_, order = dg.sort(x, dim=1)`` means what it does there."""
     _check_kind(kind, axis, "sort")
     if order is not None:
         raise TypeError("sort: order= sorts structured arrays, which tensors are not")
     x, ax = _flat_or_axis(a, _axis_or_dim(axis, dim, "sort"), "sort")
-    if x.ndim == 0 or x.shape[ax] == 0:
-        return x
-    return take_along_axis(x, _sort_indices(x, ax, descending), ax)
+    indices = _sort_indices(x, ax, bool(descending))
+    values = take_along_axis(x, indices, ax) if x.shape[ax] else x
+    if dim is None and descending is None and stable is None:
+        return values
+    return ValuesIndices(values, Tensor._make(indices, a.device))
 
 
 def argsort(a: Tensor, axis=-1, kind=None, order=None, *, dim=None, descending: bool = False,
@@ -308,6 +312,7 @@ def sort_method(a: Tensor, *args, dim=None, descending=None, stable=None, axis=N
         _check_kind(kind, axis, "x.sort")
         _sort_in_place(a, -1 if axis is None else axis)
         return None
+    dim = -1 if dim is None else dim  # descending= or stable= alone: PyTorch's last dimension
     x, ax = (reshape(a, (1,)), 0) if a.ndim == 0 else (a, normalize_axis(dim, a.ndim)[0])
     order = _sort_indices(x, ax, bool(descending))
     values = take_along_axis(x, order, ax)

@@ -208,7 +208,10 @@ def reshape(a: Tensor, *shape) -> Tensor:
 
 
 def transpose(a: Tensor, *axes) -> Tensor:
-    """Permute axes (reverse them when none are given), like ``numpy.transpose``."""
+    """Permute axes (reverse them when none are given), like ``numpy.transpose``; two separate
+    axes swap them, as ``torch.transpose(x, 0, 1)`` (NumPy's takes its axes as one sequence)."""
+    if len(axes) == 2 and all(isinstance(ax, numbers.Integral) for ax in axes):
+        return swapaxes(a, *axes)
     axes = shape_from_args(axes)
     if not axes:
         axes = tuple(range(a.ndim - 1, -1, -1))

@@ -115,3 +115,33 @@ def test_floor_divide_has_zero_gradient(device):
     assert dg.gradcheck(lambda u, v: u // v, [a, b])
     (ga, gb) = dg.grad((a // b).sum(), [a, b], create_graph=True)
     assert not ga.numpy().any() and not gb.numpy().any() and ga.shape == a.shape and gb.shape == b.shape
+
+
+SORTS = {
+    "method_descending": (lambda x: x.sort(descending=True), lambda t: t.sort(descending=True, stable=True)),
+    "method_stable": (lambda x: x.sort(stable=True), lambda t: t.sort(stable=True)),
+    "function_dim": (lambda x: dg.sort(x, dim=0), lambda t: t.sort(dim=0, stable=True)),
+    "function_descending": (lambda x: dg.sort(x, descending=True), lambda t: t.sort(descending=True, stable=True)),
+}
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name", SORTS)
+def test_sort_with_pytorchs_keywords_is_torch_sort(torch, device, name):
+    """PyTorch's keywords give torch.sort: (values, indices) along the last dimension unless dim=
+    says otherwise (``_, order = dg.sort(x, dim=1)`` unpacks what it does in PyTorch)."""
+    ours, theirs = SORTS[name]
+    _, indices = ours(dg.tensor(A, device=device))
+    np.testing.assert_array_equal(indices.numpy(), theirs(torch.tensor(A)).indices.numpy())
+    check_op(torch, lambda t: ours(t).values, lambda t: theirs(t).values, [A], device)
+    assert dg.sort(dg.tensor(A, device=device), axis=0).shape == A.shape  # NumPy's: the values alone
+
+
+@pytest.mark.oracle
+def test_transpose_function_with_two_axes_swaps_them(torch, device):
+    """``dg.transpose(x, 0, 1)`` is torch.transpose (NumPy's takes its axes as one sequence, so it
+    cannot mean the identity permutation); ``dg.transpose(x, (0, 1))`` stays NumPy's."""
+    b3 = RNG.standard_normal((2, 3, 4))
+    for dims in ((0, 1), (2, 0), (-1, -2)):
+        check_op(torch, lambda t, d=dims: dg.transpose(t, *d), lambda t, d=dims: torch.transpose(t, *d), [b3], device)
+    assert dg.transpose(dg.tensor(A, device=device), (0, 1)).shape == A.shape

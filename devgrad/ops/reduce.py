@@ -255,6 +255,11 @@ def _ddof(ddof, unbiased, correction, op: str, torch_style: bool) -> int:
     return 1 if torch_style else 0
 
 
+# std/var's dim when not given: dim=None, given, is PyTorch's call over every axis (unbiased), as
+# a function passing its own dim=None on expects
+_NO_DIM = object()
+
+
 def _refuse_positional_options(op: str, axis, extra: tuple) -> None:
     """``x.std(1, True)``: PyTorch's second argument is ``unbiased``, NumPy's ``dtype``; refused."""
     _refuse_after_axis(op, axis, extra, "as unbiased, NumPy as dtype",
@@ -262,22 +267,27 @@ def _refuse_positional_options(op: str, axis, extra: tuple) -> None:
                        f"x.{op}(axis={axis!r}) for NumPy's population statistic (keepdims=, ddof= by keyword)")
 
 
-def var(a: Tensor, axis=None, *extra, keepdims: bool = False, ddof: int | None = None, dim=None, keepdim=None,
+def var(a: Tensor, axis=None, *extra, keepdims: bool = False, ddof: int | None = None, dim=_NO_DIM, keepdim=None,
         unbiased: bool | None = None, correction=None) -> Tensor:
     """Variance over ``axis``: NumPy's, ddof=0 (the population variance) by default, also as a
-    method; with PyTorch's ``dim=``/``keepdim=`` PyTorch's, unbiased (correction=1) by default.
+    method; with PyTorch's ``dim=`` (``dim=None`` too) or ``keepdim=`` PyTorch's, unbiased
+    (correction=1) by default.
     ``unbiased=True`` is ddof=1, ``correction`` is ddof; options after the axis are keywords."""
     _refuse_positional_options("var", axis, extra)
-    ddof = _ddof(ddof, unbiased, correction, "var", dim is not None or keepdim is not None)
+    torch_style = dim is not _NO_DIM or keepdim is not None
+    dim = None if dim is _NO_DIM else dim
+    ddof = _ddof(ddof, unbiased, correction, "var", torch_style)
     return _variance(a, axis_arg(axis, dim, "var"), keepdims_arg(keepdims, keepdim), ddof)
 
 
-def std(a: Tensor, axis=None, *extra, keepdims: bool = False, ddof: int | None = None, dim=None, keepdim=None,
+def std(a: Tensor, axis=None, *extra, keepdims: bool = False, ddof: int | None = None, dim=_NO_DIM, keepdim=None,
         unbiased: bool | None = None, correction=None) -> Tensor:
     """Standard deviation over ``axis``: NumPy's (ddof=0) by default, PyTorch's (unbiased) with
     ``dim=``/``keepdim=``; ``unbiased``/``correction`` as in :func:`var`."""
     _refuse_positional_options("std", axis, extra)
-    ddof = _ddof(ddof, unbiased, correction, "std", dim is not None or keepdim is not None)
+    torch_style = dim is not _NO_DIM or keepdim is not None
+    dim = None if dim is _NO_DIM else dim
+    ddof = _ddof(ddof, unbiased, correction, "std", torch_style)
     return StdRoot.apply(_variance(a, axis_arg(axis, dim, "std"), keepdims_arg(keepdims, keepdim), ddof))
 
 

@@ -53,7 +53,7 @@ def test_max_refuses_keepdim_given_by_position(device):
 @pytest.mark.oracle
 @pytest.mark.parametrize("name", ["std", "var"])
 @pytest.mark.parametrize("kwargs", [{"dim": 1}, {"dim": 0, "keepdim": True}, {"dim": 1, "correction": 0},
-                                    {"dim": 1, "unbiased": False}], ids=str)
+                                    {"dim": 1, "unbiased": False}, {"dim": None}], ids=str)
 def test_std_var_with_dim_are_pytorchs_unbiased(torch, device, name, kwargs):
     check_op(torch, lambda t: getattr(t, name)(**kwargs), lambda t: getattr(t, name)(**kwargs), [A], device)
 

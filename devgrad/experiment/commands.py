@@ -29,7 +29,7 @@ from devgrad.experiment.console import Console, close_logger, fit_terminal, run_
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.html_report import write_run_report
 from devgrad.experiment.plan import Plan, auto_device_notice, make_plan
-from devgrad.experiment.results import RunReport, draw, summary_of
+from devgrad.experiment.results import PlotWorkerStart, RunReport, draw, summary_of
 from devgrad.experiment.rundir import (
     RunResult, missing_parents, new_run_dir, now, remove_half_made, run_meta, still_running,
 )
@@ -73,9 +73,9 @@ class Segment:
 
 
 def run_trainer(plan: Plan, run_dir: Path, stop_file=None, callbacks=()) -> Trainer:
-    """The Trainer of a run folder, with the run's callbacks in their order: metrics files,
-    neuron history, progress, checkpoints, the stop file, ``callbacks`` (a search's pruning,
-    tracking), early stopping, the boundary animation, the report. Writes model.json (or checks
+    """The Trainer of a run folder, with the run's callbacks in their order: the plot worker's
+    start, metrics files, neuron history, progress, checkpoints, the stop file, ``callbacks`` (a
+    search's pruning, tracking), early stopping, the boundary animation, the report. Writes model.json (or checks
     that the folder's still describes this data)."""
     log = run_logger(run_dir)
     try:
@@ -97,9 +97,10 @@ def run_trainer(plan: Plan, run_dir: Path, stop_file=None, callbacks=()) -> Trai
     units = NeuronHistory(run_dir) if NeuronHistory.wanted(splits.n_features, spec.model.hidden) else None
     animation = (BoundaryAnimation(splits.all_points()[0], spec.train.epochs) if spec.plots.enabled
                  and spec.plots.animate and splits.n_features == 2 and not plan.task.regression else None)
-    chain = [metrics, units, Progress(), Checkpoints(), StopFile(stop_file) if stop_file else None,
-             *(as_callback(c) for c in callbacks), EarlyStopping(spec.train.early_stopping), animation,
-             RunReport(metrics, units, animation)]
+    report = RunReport(metrics, units, animation)
+    chain = [PlotWorkerStart(report), metrics, units, Progress(), Checkpoints(),
+             StopFile(stop_file) if stop_file else None, *(as_callback(c) for c in callbacks),
+             EarlyStopping(spec.train.early_stopping), animation, report]
     return Trainer(plan, run_dir, log, [c for c in chain if c is not None])
 
 

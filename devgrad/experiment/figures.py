@@ -75,7 +75,12 @@ def _dark2(plt) -> tuple:
 
 
 def save(fig, path: Path, dpi: int = 110) -> None:
-    """Write the figure as an RGB PNG. The figures are opaque: without the alpha channel, zlib's
+    """Write the figure as an RGB PNG (``png_bytes``), whole or not at all."""
+    atomic_write(path, png_bytes(fig, dpi))
+
+
+def png_bytes(fig, dpi: int = 110) -> bytes:
+    """The figure drawn as an RGB PNG. The figures are opaque: without the alpha channel, zlib's
     level 3 gives files about as small as matplotlib's RGBA at level 6, in half the time."""
     from PIL import Image  # noqa: PLC0415 - optional: matplotlib's own dependency
 
@@ -86,21 +91,41 @@ def save(fig, path: Path, dpi: int = 110) -> None:
     image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
     buffer = io.BytesIO()
     image.save(buffer, format="png", compress_level=3, dpi=(dpi, dpi))
-    atomic_write(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
-def precomputed(fn, points: np.ndarray):
-    """``fn`` evaluated once on ``points``, here: the returned function gives that result for the
-    same points (and calls ``fn`` for others). A forked drawing process must not run the model,
-    which may live on a GPU; it gets the values computed before the fork."""
-    values = fn(points)
+class Drawing:
+    """One figure to draw: ``function(plt, *args, **kwargs)`` in the run's style, called with no
+    arguments (``render``'s jobs). Plain data and a module-level function: it can be sent to a
+    ``plot_worker``."""
 
-    def lookup(query: np.ndarray) -> np.ndarray:
-        if query.shape == points.shape and np.array_equal(query, points):
-            return values
-        return fn(query)
+    def __init__(self, function, *args, **kwargs):
+        self.function, self.args, self.kwargs = function, args, kwargs
 
-    return lookup
+    def __call__(self):
+        plt = pyplot()
+        with style(plt):
+            return self.function(plt, *self.args, **self.kwargs)
+
+
+class precomputed:  # noqa: N801 - used as a function: it stands for ``fn``
+    """``fn`` evaluated once on ``points``, here: calling it gives that result for the same
+    points (and calls ``fn`` for others). A drawing process must not run the model, which may
+    live on a GPU; it gets the values computed before. Sent to another process, it keeps only
+    the values."""
+
+    def __init__(self, fn, points: np.ndarray):
+        self.fn, self.points, self.values = fn, points, fn(points)
+
+    def __call__(self, query: np.ndarray) -> np.ndarray:
+        if query.shape == self.points.shape and np.array_equal(query, self.points):
+            return self.values
+        if self.fn is None:
+            raise ValueError("these values were computed for other points (the model stayed in the run's process)")
+        return self.fn(query)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "fn": None}
 
 
 def _cores() -> int:
@@ -155,15 +180,17 @@ def render(jobs: list) -> list[Path]:
         failed = _reap(children)
     for group in failed:
         for i in group:
-            _remove_partial_writes(Path(jobs[i][1]))
+            remove_partial_writes(Path(jobs[i][1]))
             jobs[i][2]()
     return [path for _, path, _ in jobs]
 
 
-def _remove_partial_writes(path: Path) -> None:
-    """The temporary file ``atomic_write`` was writing for ``path`` when its process was killed."""
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        tmp.unlink(missing_ok=True)
+def remove_partial_writes(path: Path) -> None:
+    """The temporary file ``atomic_write`` (or the animation's writer) was writing for ``path``
+    when its process was killed."""
+    for pattern in (f".{glob.escape(path.name)}.*.tmp", f"{glob.escape(path.name)}.partial.*"):
+        for tmp in path.parent.glob(pattern):
+            tmp.unlink(missing_ok=True)
 
 
 CHILD_TIMEOUT = 120.0  # seconds: far beyond any figure; a child stuck on a lock is ended, not waited for

@@ -6,12 +6,11 @@ probabilities — so this module knows nothing of trainers or run folders' other
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import numpy as np
 
-from devgrad.experiment.figures import PLOT_HINT, precomputed, pyplot, render, save, style, unit_colour
+from devgrad.experiment.figures import PLOT_HINT, Drawing, precomputed, pyplot, render, save, unit_colour
 from devgrad.experiment.neurons import plane_grid
 from devgrad.experiment.plane_plots import animation, decision_boundary, neurons
 
@@ -32,7 +31,7 @@ def can_plot() -> bool:
 
 def draw(run_dir: Path, name: str, history: list, say, boundary=None, best_epoch: int | None = None,
          stopped_at: int | None = None, class_names=None, predictions=None, neuron_view=None,
-         unit_history=None, lines=None, frames=None, margin: bool = False) -> list[str]:
+         unit_history=None, lines=None, frames=None, margin: bool = False, worker=None) -> list[str]:
     """Write plots/learning_curves.png (marking ``best_epoch`` and an early stop at ``stopped_at``),
     decision_boundary.png when ``boundary`` is given as (points (n, 2), labels (n,),
     predict_proba: points -> (n, classes)), its classes named by ``class_names`` (with ``margin``,
@@ -44,17 +43,16 @@ def draw(run_dir: Path, name: str, history: list, say, boundary=None, best_epoch
     bias, in the data's own coordinates); ``lines`` ((a, c) for a·x + c = 0, label) are drawn on the
     decision boundary; training.gif from ``frames`` (a ``neurons.BoundaryFrames``) with the points
     of ``boundary``. The model is evaluated here, then the figures are drawn side by side on the
-    machine's cores (``figures.render``). Returns the files written, relative to ``run_dir``."""
-    plt = _pyplot()
-    if plt is None:
-        say(f"plots skipped: matplotlib is not installed; {PLOT_HINT}")
-        return []
+    machine's cores (``figures.render``), by ``worker`` (a ``plot_worker.PlotWorker``) when one is
+    given and can. Returns the files written, relative to ``run_dir``."""
+    if worker is None and _pyplot() is None:
+        return _skipped(say)
     plots = Path(run_dir) / "plots"
     plots.mkdir(exist_ok=True)
-    jobs = []  # (weight: about how long it takes, the file, how to draw it); partial binds the values now
+    jobs = []  # (weight: about how long it takes, the file, how to draw it), with the values bound now
 
     def job(weight: float, file: str, function, *args, **kwargs) -> None:
-        jobs.append((weight, plots / file, functools.partial(function, plt, *args, plots / file, name, **kwargs)))
+        jobs.append((weight, plots / file, Drawing(function, *args, plots / file, name, **kwargs)))
 
     if history:
         job(1.0, "learning_curves.png", learning_curves, history, best_epoch=best_epoch, stopped_at=stopped_at)
@@ -74,9 +72,17 @@ def draw(run_dir: Path, name: str, history: list, say, boundary=None, best_epoch
         job(0.5 * len(frames.frames), "training.gif", animation, frames, boundary[0], boundary[1])
     if predictions is not None:
         job(1.0, "predictions.png", predicted_vs_true, *predictions)
-    with style(plt):
+    written = worker.render(jobs) if worker is not None else None
+    if written is None:  # no worker, or one that could not draw them: drawn here (its errors raised here)
+        if _pyplot() is None:
+            return _skipped(say)
         written = render(jobs)
     return [str(Path(p).relative_to(run_dir)) for p in written]
+
+
+def _skipped(say) -> list[str]:
+    say(f"plots skipped: matplotlib is not installed; {PLOT_HINT}")
+    return []
 
 
 BOUNDARY_RESOLUTION = 200

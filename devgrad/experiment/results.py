@@ -9,23 +9,47 @@ from devgrad.data import DataLoader
 from devgrad.experiment import neurons, report
 from devgrad.experiment.callbacks import BoundaryAnimation, Callback, MetricsFile, NeuronHistory
 from devgrad.experiment.plan import CAPTURED_AS
+from devgrad.experiment.plot_worker import PlotWorker
 from devgrad.experiment.trainer import Trainer
 
-__all__ = ["RunReport", "draw", "linear_map", "summary_of"]
+__all__ = ["PlotWorkerStart", "RunReport", "draw", "linear_map", "summary_of"]
 
 
 class RunReport(Callback):
     """After a completed or pruned run: the test split's metrics, the linear map of a model
     without nonlinearities, and the plots, into summary.json; ``metrics``, ``units`` and
-    ``animation`` are the run's metrics files, neuron history and boundary animation callbacks."""
+    ``animation`` are the run's metrics files, neuron history and boundary animation callbacks.
+    A ``plot_worker.PlotWorker`` started with the training imports matplotlib meanwhile, and
+    draws the plots at the end (where one helps)."""
 
     def __init__(self, metrics: MetricsFile, units: NeuronHistory | None = None,
                  animation: BoundaryAnimation | None = None):
         self.metrics = metrics
         self.units = units
         self.animation = animation
+        self.worker: PlotWorker | None = None
+
+    def start_worker(self, trainer: Trainer) -> None:
+        """Fork the plot worker (``PlotWorkerStart``: before any callback starts a thread)."""
+        if trainer.spec.plots.enabled and self.worker is None:
+            self.worker = PlotWorker.start()
+
+    def on_train_end(self, trainer: Trainer, status: str | None) -> None:
+        if status not in ("completed", "pruned"):  # no plots (Ctrl-C, an error, divergence): no worker
+            self._end_worker()
+
+    def _end_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
 
     def on_run_end(self, trainer: Trainer, summary: dict) -> None:
+        try:
+            self._results(trainer, summary)
+        finally:
+            self._end_worker()
+
+    def _results(self, trainer: Trainer, summary: dict) -> None:
         splits = trainer.splits
         if len(splits.X_test):
             test_loader = DataLoader(splits.X_test, splits.y_test, 4096, False, trainer.device, trainer.dtype)
@@ -49,7 +73,18 @@ class RunReport(Callback):
             trainer.checkpoints.end_writer()  # the plots are drawn in forked processes only without threads
         unit_rows = self.units.units.rows() if self.units is not None else None
         frames = self.animation.frames if self.animation is not None else None
-        summary["plots"] = draw(trainer, self.metrics.log.rows(), trainer.say, unit_rows, frames)
+        summary["plots"] = draw(trainer, self.metrics.log.rows(), trainer.say, unit_rows, frames, self.worker)
+
+
+class PlotWorkerStart(Callback):
+    """The first of a run's callbacks: starts ``report``'s plot worker with the training, before
+    the others start threads (a process with another thread must not fork)."""
+
+    def __init__(self, report: RunReport):
+        self.report = report
+
+    def on_train_begin(self, trainer: Trainer, start_epoch: int) -> None:
+        self.report.start_worker(trainer)
 
 
 def linear_map(trainer: Trainer) -> dict | None:
@@ -64,12 +99,13 @@ def linear_map(trainer: Trainer) -> dict | None:
             "input_text": neurons.describe_map(*raw, variable="x")}
 
 
-def draw(trainer: Trainer, history: list, say, unit_rows: list | None = None, frames=None) -> list[str]:
+def draw(trainer: Trainer, history: list, say, unit_rows: list | None = None, frames=None,
+         worker: PlotWorker | None = None) -> list[str]:
     """The run's plots, from plain data: its history; for 2-D classification inputs, the data in
     its own coordinates with the model's class probabilities, each first-layer unit's activation
     and line, and the first layer's weights over the epochs (``unit_rows``, hidden_units.jsonl's);
     for a regression, predicted against true values on the test split (else validation, else
-    train); the boundary animation's ``frames``."""
+    train); the boundary animation's ``frames``; drawn by ``worker`` when given (and able)."""
     splits, spec = trainer.splits, trainer.spec
     predictions = _predictions(trainer) if trainer.task.regression else None
     boundary = lines = neuron_view = None
@@ -87,7 +123,7 @@ def draw(trainer: Trainer, history: list, say, unit_rows: list | None = None, fr
                        best_epoch=trainer.best_epoch or None, stopped_at=trainer.stopped_at,
                        class_names=splits.classes, predictions=predictions, neuron_view=neuron_view,
                        unit_history=unit_history, lines=lines, frames=frames,
-                       margin=trainer.task.loss == "hinge")
+                       margin=trainer.task.loss == "hinge", worker=worker)
 
 
 def _predictions(trainer: Trainer) -> tuple | None:

@@ -1,0 +1,152 @@
+"""A process that imports matplotlib while a run trains, then draws the run's figures.
+
+A tiny network trains on one core; importing matplotlib takes about half a second, and the first
+figure of a process loads its fonts. Forked when the training starts, the worker does both on
+another core meanwhile; at the end the run sends it the figures' data (``figures.Drawing`` jobs)
+and it draws them side by side (``figures.render``), as the run's own process would have.
+
+Only where that helps and is safe: matplotlib installed, two cores or more, forking safe
+(``figures.fork_is_safe``: Linux, no other thread, no CUDA context), matplotlib's pyplot not
+imported yet (a process that has it gains nothing) and this process no pool's worker (the pool's
+other runs keep the cores busy). Everywhere else, and whenever the worker cannot draw (a broken
+matplotlib, a figure failed, it died), the run draws its figures itself, so that an error is
+raised there as usual.
+
+The worker never outlives the run: Ctrl-C is the run's (the worker ignores it), and the run ends
+the worker with its own drawing processes (one process group) however the run ends; a worker
+whose run died sees its pipe close and leaves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+import weakref
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from devgrad.experiment import figures
+
+__all__ = ["PlotWorker", "wanted"]
+
+
+def wanted() -> bool:
+    """Would a worker forked now draw this process's figures sooner (see the module's docstring)?"""
+    return (figures._cores() >= 2 and "matplotlib.pyplot" not in sys.modules and figures.fork_is_safe()
+            and multiprocessing.parent_process() is None and importlib.util.find_spec("matplotlib") is not None)
+
+
+WORKER_TIMEOUT = 300.0  # seconds from the run's last epoch: far beyond its figures; a hung worker is ended
+
+
+class PlotWorker:
+    """The forked worker: ``start`` it when the training starts, ``render`` the figures at the
+    end (None: draw them here), ``close`` it whatever happened."""
+
+    def __init__(self, process, connection: Connection):
+        self.process = process
+        self.connection = connection
+        self._finalizer = weakref.finalize(self, _end, process, connection)
+
+    @classmethod
+    def start(cls) -> PlotWorker | None:
+        """A worker importing matplotlib from now on, or None where one is not ``wanted``."""
+        if not wanted():
+            return None
+        context = multiprocessing.get_context("fork")
+        ours, theirs = context.Pipe()
+        process = context.Process(target=_serve, args=(theirs, ours), name="devgrad-plots", daemon=True)
+        # A Ctrl-C between the fork and the worker's own handler would give the worker a traceback:
+        # the signal waits (blocked) until the worker ignores it, and is delivered here after the fork.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            process.start()
+            pid = process.pid
+            assert pid is not None, "a started process has an id"
+            with contextlib.suppress(OSError):  # also set by the worker: whichever runs first
+                os.setpgid(pid, pid)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        theirs.close()
+        return cls(process, ours)
+
+    def render(self, jobs: list) -> list[Path] | None:
+        """Draw ``jobs`` (as ``figures.render`` takes them) in the worker; their paths, or None
+        where the worker could not draw them all. Interrupted (Ctrl-C), the worker is ended and
+        its half-written files are removed."""
+        try:
+            self.connection.send(jobs)
+            reply = self.connection.recv() if self.connection.poll(WORKER_TIMEOUT) else None
+        except (OSError, EOFError, ValueError, TypeError, AttributeError, pickle.PicklingError):
+            reply = None  # died, or a job that cannot be sent: drawn here
+        except BaseException:
+            self._abandon(jobs)
+            raise
+        if reply is None:
+            self._abandon(jobs)  # hung, it would go on drawing while the run draws the same files
+        return reply
+
+    def _abandon(self, jobs: list) -> None:
+        """End the worker, and remove the files it was writing when it was ended."""
+        self.close()
+        for _, path, _ in jobs:
+            figures.remove_partial_writes(Path(path))
+
+    def close(self) -> None:
+        """End the worker and its drawing processes (at once: what they draw is no longer wanted)."""
+        self._finalizer()
+
+
+def _end(process, connection: Connection) -> None:
+    connection.close()
+    if process.exitcode is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except OSError:  # its group not made yet (or gone): the worker alone
+            with contextlib.suppress(OSError):
+                process.kill()
+    process.join()
+
+
+def _serve(connection: Connection, ours: Connection) -> None:
+    """The worker's life: import matplotlib, warm it up, draw what it is sent, reply, leave."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run handles Ctrl-C, and ends this process
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)  # its drawing processes in its group: ended together with it
+    ours.close()  # the run's end of the pipe: when the run dies, the worker sees the pipe close
+    plt = figures.pyplot()
+    if plt is not None:
+        _warm_up(plt)
+    try:
+        jobs = connection.recv()
+    except (EOFError, OSError):
+        return  # the run ended without plots
+    reply = None
+    if plt is not None:
+        try:
+            reply = figures.render(jobs)
+        except Exception:  # the run draws the figures again, and raises the error there
+            reply = None
+    with contextlib.suppress(OSError):
+        connection.send(reply)
+
+
+def _warm_up(plt) -> None:
+    """Draw a small figure with what the run's figures use (text in the run's fonts, an image,
+    points, lines, a legend, a colour bar, a PNG), so that the real ones find it all loaded."""
+    with figures.style(plt):
+        fig, ax = plt.subplots(figsize=(2, 2))
+        image = ax.imshow([[0.0, 1.0], [1.0, 0.0]], cmap="RdBu_r", interpolation="bilinear")
+        ax.scatter([0, 1], [0, 1], c=[0, 1], cmap="tab10", edgecolors="w", linewidths=0.3)
+        ax.plot([0, 1], [1, 0], color=figures.unit_colour(plt, 0), label="x₁ −0.5·x₂")
+        ax.legend(fontsize=8)
+        ax.set_title("x₁, x₂: (0.5) σ", fontsize=10)
+        fig.colorbar(image, ax=ax, label="P(class 1)")
+        figures.png_bytes(fig, dpi=30)
+        plt.close(fig)

@@ -1,0 +1,156 @@
+"""devgrad.experiment.plot_worker: the process that imports matplotlib while a run trains and
+draws its figures at the end; and the picklable jobs it is sent."""
+
+from __future__ import annotations
+
+import importlib.util
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from devgrad.experiment import figures, plot_worker, run
+from devgrad.io import atomic_write
+from tests.support.run_helpers import SMALL, needs_matplotlib
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the worker is forked (Linux only)")
+
+
+def test_precomputed_values_travel_without_the_model():
+    points = np.arange(6.0).reshape(3, 2)
+    calls = []
+
+    def model(query):
+        calls.append(len(query))
+        return query.sum(axis=1, keepdims=True)
+
+    lookup = figures.precomputed(model, points)
+    sent = pickle.loads(pickle.dumps(lookup))
+    assert np.array_equal(sent(points.copy()), [[1.0], [5.0], [9.0]]) and calls == [3]
+    assert np.array_equal(lookup(points[:1]), [[1.0]]) and calls == [3, 1]  # here: other points ask the model
+    with pytest.raises(ValueError, match="other points"):
+        sent(points[:1])
+
+
+def test_a_worker_is_wanted_only_where_it_can_help(monkeypatch):
+    monkeypatch.setattr(figures, "fork_is_safe", lambda: True)
+    monkeypatch.setattr(figures, "_cores", lambda: 2)
+    monkeypatch.delitem(sys.modules, "matplotlib.pyplot", raising=False)
+    assert plot_worker.wanted()
+    monkeypatch.setattr(figures, "_cores", lambda: 1)
+    assert not plot_worker.wanted()  # no core to import matplotlib on beside the training
+    monkeypatch.setattr(figures, "_cores", lambda: 2)
+    monkeypatch.setattr(multiprocessing, "parent_process", lambda: object())
+    assert not plot_worker.wanted()  # a pool's worker: the other runs keep the cores busy
+    monkeypatch.setattr(multiprocessing, "parent_process", lambda: None)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name: None if name == "matplotlib" else real_find_spec(name))
+    assert not plot_worker.wanted()  # no matplotlib: nothing to import, no process forked for it
+    monkeypatch.undo()
+    monkeypatch.setattr(figures, "fork_is_safe", lambda: False)
+    assert plot_worker.wanted() is False and plot_worker.PlotWorker.start() is None
+
+
+def _write_pid(plt, path: Path, trouble: str = "") -> Path:
+    """A figure that writes the drawing process's id (a module-level function: it can be sent)."""
+    if trouble == "fails" and os.getpid() != int(os.environ["TEST_PARENT_PID"]):
+        raise RuntimeError("a figure failed in the worker")
+    if trouble == "hangs":
+        atomic_write(path.with_suffix(".pid"), str(os.getpid()).encode())
+        (path.parent / f".{path.name}.x1y2.tmp").write_text("half")  # killed while atomic_write writes
+        time.sleep(60)
+    atomic_write(path, str(os.getpid()).encode())
+    return path
+
+
+@pytest.fixture
+def worker(monkeypatch):
+    figures.pyplot()  # imported once here, not by every worker forked in these tests
+    monkeypatch.setattr(plot_worker, "wanted", lambda: True)
+    monkeypatch.setattr(figures, "_cores", lambda: 2)
+    monkeypatch.setenv("TEST_PARENT_PID", str(os.getpid()))
+    started = plot_worker.PlotWorker.start()
+    yield started
+    started.close()
+
+
+def _state(pid: int) -> str:
+    """A process's state letter ("Z": dead, not yet reaped), "gone" when there is none."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return "gone"
+
+
+@linux_only
+@needs_matplotlib
+def test_the_worker_draws_the_figures_it_is_sent_then_a_failure_is_left_to_the_run(tmp_path, worker):
+    jobs = [(1.0, tmp_path / "a.png", figures.Drawing(_write_pid, tmp_path / "a.png"))]
+    assert worker.render(jobs) == [tmp_path / "a.png"]
+    assert int((tmp_path / "a.png").read_text()) == worker.process.pid
+    worker.close()
+    assert worker.process.exitcode is not None
+    failing = [(1.0, tmp_path / "b.png", figures.Drawing(_write_pid, tmp_path / "b.png", trouble="fails"))]
+    unsendable = [(1.0, tmp_path / "c.png", lambda: None)]
+    for jobs in (failing, unsendable):  # the run draws them again itself, and raises their errors there
+        again = plot_worker.PlotWorker.start()
+        try:
+            assert again.render(jobs) is None
+        finally:
+            again.close()
+        assert again.process.exitcode is not None
+
+
+@linux_only
+@needs_matplotlib
+def test_ctrl_c_while_the_worker_draws_ends_it_and_its_drawing_processes(tmp_path, worker, monkeypatch):
+    jobs = [(1.0, tmp_path / f"{name}.png", figures.Drawing(_write_pid, tmp_path / f"{name}.png", trouble="hangs"))
+            for name in "ab"]  # two figures: the worker forks a second process for one of them
+
+    def interrupt(signum, frame):
+        if all((tmp_path / f"{name}.pid").exists() for name in "ab"):
+            raise KeyboardInterrupt
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.05)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            worker.render(jobs)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    pids = {int((tmp_path / f"{name}.pid").read_text()) for name in "ab"}
+    assert len(pids) == 2 and worker.process.exitcode is not None
+    deadline = time.monotonic() + 5
+    while any(_state(pid) not in ("Z", "gone") for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert all(_state(pid) in ("Z", "gone") for pid in pids), "a drawing process outlived the run's Ctrl-C"
+    assert not list(tmp_path.glob(".*.tmp")) and not list(tmp_path.glob("*.png"))
+
+
+@linux_only
+def test_a_run_stopped_by_ctrl_c_leaves_no_worker(tmp_path, monkeypatch):
+    monkeypatch.setattr(plot_worker, "wanted", lambda: True)
+    started = []
+    real_start = plot_worker.PlotWorker.start.__func__
+
+    def start(cls):
+        started.append(real_start(cls))
+        return started[-1]
+
+    monkeypatch.setattr(plot_worker.PlotWorker, "start", classmethod(start))
+
+    def ctrl_c(trainer, epoch, row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run({**SMALL, "train": {"epochs": 3}}, out=tmp_path, quiet=True, callbacks=[ctrl_c])
+    assert len(started) == 1 and started[0].process.exitcode is not None

@@ -7,10 +7,12 @@ and it draws them side by side (``figures.render``), as the run's own process wo
 
 Only where that helps and is safe: matplotlib installed, two cores or more, forking safe
 (``figures.fork_is_safe``: Linux, no other thread, no CUDA context), matplotlib's pyplot not
-imported yet (a process that has it gains nothing) and this process no pool's worker (the pool's
-other runs keep the cores busy). Everywhere else, and whenever the worker cannot draw (a broken
-matplotlib, a figure failed, it died), the run draws its figures itself, so that an error is
-raised there as usual.
+imported yet (a process that has it gains nothing), this process no pool's worker (the pool's
+other runs keep the cores busy), and a core idle when the training starts (``idle_core``): with
+every core busy the worker only takes turns with the training, and its copied pages and pipe
+only add CPU time (docs/performance.md). Everywhere else, and whenever the worker cannot draw (a
+broken matplotlib, a figure failed, it died), the run draws its figures itself, so that an error
+is raised there as usual.
 
 The worker never outlives the run: Ctrl-C is the run's (the worker ignores it), and the run ends
 the worker with its own drawing processes (one process group) however the run ends; a worker
@@ -20,6 +22,7 @@ whose run died sees its pipe close and leaves.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.util
 import multiprocessing
 import os
@@ -32,13 +35,24 @@ from pathlib import Path
 
 from devgrad.experiment import figures
 
-__all__ = ["PlotWorker", "wanted"]
+__all__ = ["PlotWorker", "idle_core", "wanted"]
 
 
 def wanted() -> bool:
     """Would a worker forked now draw this process's figures sooner (see the module's docstring)?"""
     return (figures._cores() >= 2 and "matplotlib.pyplot" not in sys.modules and figures.fork_is_safe()
-            and multiprocessing.parent_process() is None and importlib.util.find_spec("matplotlib") is not None)
+            and multiprocessing.parent_process() is None and importlib.util.find_spec("matplotlib") is not None
+            and idle_core())
+
+
+def idle_core(loadavg: Path = Path("/proc/loadavg")) -> bool:
+    """Is a core idle beside this process now? Fewer runnable tasks than cores (``loadavg``'s
+    fourth field counts this process too); True where that cannot be read."""
+    try:
+        runnable = int(loadavg.read_text().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return True
+    return runnable < figures._cores()
 
 
 WORKER_TIMEOUT = 300.0  # seconds from the run's last epoch: far beyond its figures; a hung worker is ended
@@ -64,6 +78,7 @@ class PlotWorker:
         # A Ctrl-C between the fork and the worker's own handler would give the worker a traceback:
         # the signal waits (blocked) until the worker ignores it, and is delivered here after the fork.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        gc.freeze()  # the worker's garbage collections leave the run's objects, and their pages, alone
         try:
             process.start()
             pid = process.pid
@@ -71,6 +86,7 @@ class PlotWorker:
             with contextlib.suppress(OSError):  # also set by the worker: whichever runs first
                 os.setpgid(pid, pid)
         finally:
+            gc.unfreeze()
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         theirs.close()
         return cls(process, ours)

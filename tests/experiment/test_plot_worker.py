@@ -41,6 +41,9 @@ def test_precomputed_values_travel_without_the_model():
 def test_a_worker_is_wanted_only_where_it_can_help(monkeypatch):
     monkeypatch.setattr(figures, "fork_is_safe", lambda: True)
     monkeypatch.setattr(figures, "_cores", lambda: 2)
+    monkeypatch.setattr(plot_worker, "idle_core", lambda: False)
+    assert not plot_worker.wanted()  # every core busy: the worker would only take turns with the training
+    monkeypatch.setattr(plot_worker, "idle_core", lambda: True)
     monkeypatch.delitem(sys.modules, "matplotlib.pyplot", raising=False)
     assert plot_worker.wanted()
     monkeypatch.setattr(figures, "_cores", lambda: 1)
@@ -56,6 +59,16 @@ def test_a_worker_is_wanted_only_where_it_can_help(monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(figures, "fork_is_safe", lambda: False)
     assert plot_worker.wanted() is False and plot_worker.PlotWorker.start() is None
+
+
+def test_a_core_is_idle_when_fewer_tasks_than_cores_can_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(figures, "_cores", lambda: 2)
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text("1.52 1.10 0.90 1/412 9876\n")  # runnable now: this process alone
+    assert plot_worker.idle_core(loadavg)
+    loadavg.write_text("1.52 1.10 0.90 2/412 9876\n")  # this process and another: both cores taken
+    assert not plot_worker.idle_core(loadavg)
+    assert plot_worker.idle_core(tmp_path / "missing")  # cannot tell (not Linux): as if idle
 
 
 def _write_pid(plt, path: Path, trouble: str = "") -> Path:

@@ -74,24 +74,48 @@ def _dark2(plt) -> tuple:
     return tuple(plt.get_cmap("Dark2")(j) for j in range(8))  # get_cmap copies the colour map each call
 
 
-def save(fig, path: Path, dpi: int = 110) -> None:
+def save(fig, path: Path, dpi: int = 110, repeated: Repeated | None = None) -> None:
     """Write the figure as an RGB PNG (``png_bytes``), whole or not at all."""
-    atomic_write(path, png_bytes(fig, dpi))
+    atomic_write(path, png_bytes(fig, dpi, repeated))
 
 
-def png_bytes(fig, dpi: int = 110) -> bytes:
-    """The figure drawn as an RGB PNG. The figures are opaque: without the alpha channel, zlib's
-    level 3 gives files about as small as matplotlib's RGBA at level 6, in half the time."""
+def png_bytes(fig, dpi: int = 110, repeated: Repeated | None = None) -> bytes:
+    """The figure drawn (with its ``repeated`` panels) as an RGB PNG. The figures are opaque:
+    without the alpha channel, zlib's level 3 gives files about as small as matplotlib's RGBA at
+    level 6, in half the time."""
     from PIL import Image  # noqa: PLC0415 - optional: matplotlib's own dependency
 
     fig.set_dpi(dpi)
     canvas = fig.canvas
-    canvas.draw()
+    if repeated is None:
+        canvas.draw()
+    else:
+        repeated.draw(canvas)
     width, height = canvas.get_width_height(physical=True)
     image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
     buffer = io.BytesIO()
     image.save(buffer, format="png", compress_level=3, dpi=(dpi, dpi))
     return buffer.getvalue()
+
+
+class Repeated:
+    """One Axes drawn as many panels of a kind: each of ``set_ups`` makes ``axes`` one panel (its
+    place, image, lines, title), and the axes is drawn after each, over the rest of the figure.
+    Building an Axes with its ticks costs more than drawing it; the pixels are those of an Axes
+    per panel, as long as no panel overlaps another."""
+
+    def __init__(self, axes, set_ups: list):
+        self.axes, self.set_ups = axes, set_ups
+
+    def draw(self, canvas) -> None:
+        """The figure on ``canvas``, then every panel on it."""
+        self.axes.set_visible(False)
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        self.axes.set_visible(True)
+        for set_up in self.set_ups:
+            set_up(self.axes)
+            self.axes.draw(renderer)
 
 
 class Drawing:

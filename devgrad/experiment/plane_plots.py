@@ -5,12 +5,13 @@ the boundary epoch by epoch. Drawn from plain data; ``report.draw`` says which a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from devgrad.experiment.figures import save, unit_colour
+from devgrad.experiment.figures import Repeated, save, unit_colour
 from devgrad.experiment.neurons import plane_grid
 
 
@@ -113,7 +114,8 @@ def neurons(plt, X_all: np.ndarray, y_all: np.ndarray, units, lines: Sequence[tu
     points -> (n, units)) with its line a·x + c = 0 (``lines``, in the data's own coordinates),
     then the network's output with the lines on it. Every panel shows the same plane, so they
     share their axes and only the outer ones carry tick labels; images, not contours, and a
-    fixed layout in inches (no empty band under the title)."""
+    fixed layout in inches (no empty band under the title). The unit panels are one Axes drawn
+    once per unit (``figures.Repeated``)."""
     gx, gy = plane_grid(X_all, resolution)
     points = np.stack([gx.ravel(), gy.ravel()], axis=1)
     acts = units(points)
@@ -125,18 +127,10 @@ def neurons(plt, X_all: np.ndarray, y_all: np.ndarray, units, lines: Sequence[tu
     fig.subplots_adjust(left=0.6 / width, right=1 - 0.1 / width, bottom=0.5 / height, top=1 - 0.95 / height,
                         wspace=0.08, hspace=0.34)
     extent = (gx.min(), gx.max(), gy.min(), gy.max())
-    axes = _panels(fig, rows, cols, k + 1, extent)
-    for i in range(k):
-        ax = axes[i]
-        a_i = acts[:, i].reshape(gx.shape)
-        ax.imshow(a_i, origin="lower", extent=extent, aspect="auto", cmap="viridis", interpolation="bilinear")
-        _draw_line(ax, *lines[i], gx, gy, color="w", linewidth=1.6)
-        a, c = lines[i]
-        ax.set_title(f"unit {i + 1}: {activation_name}({a[0]:.2g}·x₁ {a[1]:+.2g}·x₂ {c:+.2g})\n"
-                     f"from {a_i.min():.2g} (dark) to {a_i.max():.2g} (light)", fontsize=10, y=1.0, pad=3)
-        for spine in ax.spines.values():  # the unit's colour, as in the other pictures
-            spine.set(color=unit_colour(plt, i), linewidth=2.5)
-    ax = axes[k]
+    grid = fig.add_gridspec(rows, cols)
+    unit_axes = _panel(fig, grid[0], extent)
+    ax = _panel(fig, grid[k // cols, k % cols], extent, shared=unit_axes)
+    _outer_axes(ax, bottom=True, left=k % cols == 0)
     _output_panel(plt, ax, X_all, y_all, predict_proba(points), gx, extent)
     for i in range(min(k, 8)):  # beyond 8 lines the output is hidden under them
         _draw_line(ax, *lines[i], gx, gy, color=unit_colour(plt, i), linewidth=1.4, label=f"unit {i + 1}")
@@ -147,9 +141,30 @@ def neurons(plt, X_all: np.ndarray, y_all: np.ndarray, units, lines: Sequence[tu
     shown = f"{k} units" if not total_units or total_units == k else f"the first {k} of {total_units} units"
     fig.suptitle(f"{name}: what each hidden unit computes (the first layer: {shown})\n"
                  f"x₁, x₂: the data's own (unstandardised) coordinates", y=1 - 0.08 / height, va="top", fontsize=12)
-    save(fig, path)
+    panels = [functools.partial(_unit_panel, plt, grid[i], i, acts[:, i].reshape(gx.shape), lines[i], gx, gy,
+                                activation_name, bottom=i + cols > k, left=i % cols == 0) for i in range(k)]
+    save(fig, path, repeated=Repeated(unit_axes, panels))
     plt.close(fig)
     return path
+
+
+def _unit_panel(plt, place, i: int, a_i: np.ndarray, line, gx, gy, activation_name: str, ax, bottom: bool,
+                left: bool) -> None:
+    """Make ``ax`` unit ``i``'s panel at ``place``: its activation ``a_i`` over the plane, its
+    ``line`` (a, c), a title with both, its colour on the frame, tick labels where it is an outer
+    panel."""
+    ax.set_position(place.get_position(ax.figure))
+    for artist in [*ax.images, *ax.lines]:  # the previous unit's
+        artist.remove()
+    extent = (gx.min(), gx.max(), gy.min(), gy.max())
+    ax.imshow(a_i, origin="lower", extent=extent, aspect="auto", cmap="viridis", interpolation="bilinear")
+    _draw_line(ax, *line, gx, gy, color="w", linewidth=1.6)
+    a, c = line
+    ax.set_title(f"unit {i + 1}: {activation_name}({a[0]:.2g}·x₁ {a[1]:+.2g}·x₂ {c:+.2g})\n"
+                 f"from {a_i.min():.2g} (dark) to {a_i.max():.2g} (light)", fontsize=10, y=1.0, pad=3)
+    for spine in ax.spines.values():  # the unit's colour, as in the other pictures
+        spine.set(color=unit_colour(plt, i), linewidth=2.5)
+    _outer_axes(ax, bottom, left)
 
 
 def _output_panel(plt, ax, X_all, y_all, probs, gx, extent) -> None:
@@ -171,38 +186,30 @@ def _output_panel(plt, ax, X_all, y_all, probs, gx, extent) -> None:
         ax.scatter(X_all[:, 0], X_all[:, 1], c=y_all, cmap="tab10", s=3, linewidths=0, vmin=0, vmax=9)
 
 
-def _panels(fig, rows: int, cols: int, used: int, extent) -> list:
-    """``used`` panels of a rows × cols grid sharing their axes: one plane, ``extent``, its limits
-    set once (autoscaling each panel's images and lines would update every sibling each time).
-    Tick work only where it shows: x ticks under a panel with no panel below it, y ticks in the
-    first column; the inner panels have no axis to lay out at all."""
+def _panel(fig, place, extent, shared=None):
+    """An Axes at ``place`` showing the plane ``extent`` (its limits set once: autoscaling each
+    image and line would update the axes it shares), with ticks at the same values as ``shared``'s."""
     from matplotlib.ticker import MaxNLocator  # noqa: PLC0415 - optional dependency
 
-    axes: list = []
-    for index in range(used):
-        col = index % cols
-        ax = fig.add_subplot(rows, cols, index + 1, sharex=axes[0] if axes else None,
-                             sharey=axes[0] if axes else None)
-        if not axes:
-            ax.set_xlim(extent[0], extent[1])
-            ax.set_ylim(extent[2], extent[3])
-        ax.set_autoscale_on(False)
-        bottom = index + cols >= used
-        if not axes:
-            ax.xaxis.set_major_locator(MaxNLocator(5, steps=[1, 2, 2.5, 5, 10]))  # shared by every panel
-            ax.yaxis.set_major_locator(MaxNLocator(5, steps=[1, 2, 2.5, 5, 10]))
-        if bottom:
-            ax.set_xlabel("x₁", fontsize=10, labelpad=1)
-            ax.tick_params(axis="x", labelsize=9)
-        else:
-            ax.xaxis.set_visible(False)
-        if col == 0:
-            ax.set_ylabel("x₂", fontsize=10, labelpad=1)
-            ax.tick_params(axis="y", labelsize=9)
-        else:
-            ax.yaxis.set_visible(False)
-        axes.append(ax)
-    return axes
+    ax = fig.add_subplot(place, sharex=shared, sharey=shared)
+    if shared is None:
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[2], extent[3])
+        ax.xaxis.set_major_locator(MaxNLocator(5, steps=[1, 2, 2.5, 5, 10]))
+        ax.yaxis.set_major_locator(MaxNLocator(5, steps=[1, 2, 2.5, 5, 10]))
+    ax.set_autoscale_on(False)
+    ax.set_xlabel("x₁", fontsize=10, labelpad=1)
+    ax.tick_params(axis="x", labelsize=9)
+    ax.set_ylabel("x₂", fontsize=10, labelpad=1)
+    ax.tick_params(axis="y", labelsize=9)
+    return ax
+
+
+def _outer_axes(ax, bottom: bool, left: bool) -> None:
+    """Tick labels only where they show: x under a panel with no panel below it, y in the first
+    column; an inner panel has no axis to lay out at all."""
+    ax.xaxis.set_visible(bottom)
+    ax.yaxis.set_visible(left)
 
 
 def animation(plt, frames, X_all: np.ndarray, y_all: np.ndarray, path: Path, name: str, fps: int = 8) -> Path:

@@ -80,18 +80,40 @@ def test_plots_mark_the_best_epoch_an_early_stop_and_name_the_classes(tmp_path, 
     assert (result.run_dir / "plots" / "learning_curves.png").stat().st_size > 0
 
 
+class Drawn(dict):
+    """The figures a run drew, by file name; ``repeated[name]``: a figure's ``figures.Repeated``
+    panels, if it has any."""
+
+    def __init__(self):
+        super().__init__()
+        self.repeated: dict = {}
+
+    def panels(self, name: str):
+        """Each repeated panel of figure ``name`` in turn, as drawn: its Axes set up and drawn
+        again for each (a renderer of the figure drawn)."""
+        repeated = self.repeated[name]
+        renderer = _renderer(self[name])
+        for set_up in repeated.set_ups:
+            set_up(repeated.axes)
+            repeated.axes.draw(renderer)
+            yield repeated.axes, renderer
+
+
 @pytest.fixture
 def drawn_figures(monkeypatch):
     """Every figure a run draws, by file name, drawn in this process (no forked drawing) and kept
     open for inspection."""
-    from devgrad.experiment import figures, plane_plots, report
+    from devgrad.experiment import figures, plane_plots, plot_worker, report
 
     monkeypatch.setattr(figures, "_cores", lambda: 1)
-    kept: dict = {}
+    monkeypatch.setattr(plot_worker, "wanted", lambda: False)
+    kept = Drawn()
 
-    def keep(fig, path, dpi=110):
+    def keep(fig, path, dpi=110, repeated=None):
         kept[Path(path).name] = fig
-        figures.save(fig, path, dpi)
+        if repeated is not None:
+            kept.repeated[Path(path).name] = repeated
+        figures.save(fig, path, dpi, repeated)
 
     for module, name in ((report, "save"), (report, "_save"), (plane_plots, "save")):
         monkeypatch.setattr(module, name, keep)
@@ -107,16 +129,17 @@ def _renderer(fig):
     return canvas.get_renderer()
 
 
-def _cut_off(fig) -> list[str]:
-    """The titles, axis labels, colour-bar and legend texts of ``fig`` that do not lie inside it."""
+def _cut_off(fig, axes=None, renderer=None) -> list[str]:
+    """The titles, axis labels (of the axes drawn), colour-bar and legend texts of ``fig`` (or of
+    ``axes`` alone, drawn by ``renderer``) that do not lie inside it."""
     from matplotlib.legend import Legend
 
-    renderer = _renderer(fig)
-    texts = [fig._suptitle] if fig._suptitle is not None else []
-    for ax in fig.axes:
-        texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
+    renderer = renderer or _renderer(fig)
+    texts = [fig._suptitle] if fig._suptitle is not None and axes is None else []
+    for ax in fig.axes if axes is None else [axes]:
+        texts += [ax.title] + [axis.label for axis in (ax.xaxis, ax.yaxis) if axis.get_visible()]
         texts += [t for legend in ax.findobj(Legend) for t in legend.get_texts()]
-    texts += [t for legend in fig.legends for t in legend.get_texts()]
+    texts += [t for legend in fig.legends for t in legend.get_texts()] if axes is None else []
     box = fig.bbox
     cut = []
     for text in texts:
@@ -137,6 +160,8 @@ def test_every_picture_has_its_axis_names_and_nothing_cut_off(tmp_path, drawn_fi
     assert set(drawn_figures) == {"learning_curves.png", "decision_boundary.png", "neurons.png", "hidden_units.png"}
     for name, fig in drawn_figures.items():
         assert not _cut_off(fig), (name, _cut_off(fig))
+    for panel, renderer in drawn_figures.panels("neurons.png"):  # each unit's panel: one Axes drawn again
+        assert not _cut_off(panel.figure, panel, renderer), (panel.get_title(), _cut_off(panel.figure, panel, renderer))
     curves = drawn_figures["learning_curves.png"].axes
     assert [ax.get_ylabel() for ax in curves] == ["loss (log scale)", "accuracy"]
     assert all(ax.get_xlabel() == "epoch" for ax in curves)
@@ -153,16 +178,18 @@ def test_units_keep_one_colour_and_one_coordinate_system_across_pictures(tmp_pat
 
     spec = {**SMALL, "model": {"hidden": [3], "activation": "sigmoid"}, "train": {"epochs": 6, "batch_size": 32}}
     run(spec, out=tmp_path, quiet=True)
-    panels = drawn_figures["neurons.png"].axes[:3]
     history_lines = drawn_figures["hidden_units.png"].axes[0].get_lines()
     boundary = {line.get_label(): line for line in drawn_figures["decision_boundary.png"].axes[0].get_lines()}
-    for i, panel in enumerate(panels):
+    seen = 0
+    for i, (panel, _) in enumerate(drawn_figures.panels("neurons.png")):
+        seen += 1
         colour = panel.spines["left"].get_edgecolor()
         assert history_lines[i].get_color() == colour and boundary[f"unit {i + 1}"].get_color() == colour
         # the unit's line in neurons.png's title is the last epoch of hidden_units.png: one convention
         a1, a2, c = map(float, re.search(r"\(([-+\d.e]+)·x₁ ([-+\d.e]+)·x₂ ([-+\d.e]+)\)", panel.get_title()).groups())
         w1, w2, b = (ax.get_lines()[i].get_ydata()[-1] for ax in drawn_figures["hidden_units.png"].axes)
         assert (a1, a2, c) == pytest.approx((w1, w2, b), rel=0.06, abs=0.006), (panel.get_title(), w1, w2, b)
+    assert seen == 3
     title = drawn_figures["neurons.png"]._suptitle.get_text()
     assert "the data's own" in title and "the data's own" in drawn_figures["hidden_units.png"]._suptitle.get_text()
 
@@ -175,7 +202,9 @@ def test_neurons_title_sits_on_its_panels(tmp_path, drawn_figures):
     fig = drawn_figures["neurons.png"]
     renderer = _renderer(fig)
     title_bottom = fig._suptitle.get_window_extent(renderer).y0
-    panels_top = max(ax.title.get_window_extent(renderer).y1 for ax in fig.axes)
+    tops = [ax.title.get_window_extent(drawn).y1 for ax, drawn in drawn_figures.panels("neurons.png")]
+    assert len(tops) == 16
+    panels_top = max(tops)
     assert 0 <= title_bottom - panels_top < 0.3 * fig.dpi, (title_bottom, panels_top)  # no empty band
 
 
@@ -201,6 +230,41 @@ def test_a_unicode_run_name_prints_no_glyph_warnings(tmp_path):
     result = cli_process("run", spec, "--out", tmp_path / "runs")
     assert result.returncode == 0, result.stderr
     assert "Glyph" not in result.stderr and "missing from" not in result.stderr, result.stderr
+
+
+@needs_matplotlib
+def test_one_axes_drawn_once_per_panel_gives_the_pixels_of_an_axes_per_panel():
+    import functools
+
+    import numpy as np
+
+    from devgrad.experiment import figures
+
+    plt = figures.pyplot()
+    images = [np.arange(6.0).reshape(2, 3) ** (i + 1) for i in range(3)]
+
+    def panel(grid, i, ax):
+        ax.set_position(grid[i].get_position(ax.figure))
+        for image in ax.images:
+            image.remove()
+        ax.imshow(images[i], cmap="viridis")
+        ax.set_title(f"panel {i + 1}")
+        ax.yaxis.set_visible(i == 0)
+
+    pictures = []
+    for repeat in (False, True):
+        fig = plt.figure(figsize=(4, 1.6))
+        fig.suptitle("three panels")
+        grid = fig.add_gridspec(1, 3, wspace=0.3)
+        if repeat:
+            drawn = figures.Repeated(fig.add_subplot(grid[0]), [functools.partial(panel, grid, i) for i in range(3)])
+            pictures.append(figures.png_bytes(fig, dpi=40, repeated=drawn))
+        else:
+            for i in range(3):
+                panel(grid, i, fig.add_subplot(grid[i]))
+            pictures.append(figures.png_bytes(fig, dpi=40))
+        plt.close(fig)
+    assert pictures[0] == pictures[1]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="figures are drawn in forked processes on Linux")

@@ -152,6 +152,7 @@ def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: str = "m
     ``pos_weight`` scales the loss of positive examples (for imbalanced data): a number, or one
     value per class (a tensor broadcast along the last axis); ``weight`` scales each element.
     """
+    _check_reduction(reduction, "binary_cross_entropy_with_logits")
     if weight is not None or (pos_weight is not None and np.ndim(getattr(pos_weight, "data", pos_weight)) > 0):
         return class_losses.weighted_bce_with_logits(logits, target, weight, pos_weight, reduction)
     w = None if pos_weight is None else float(pos_weight)

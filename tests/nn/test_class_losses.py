@@ -140,6 +140,8 @@ def test_loss_mistakes_are_named():
         F.cross_entropy(z, dg.tensor([0, 1, 2, 3, 4, -100]))
     with pytest.raises(TypeError, match="pass the class weights as weight="):
         F.cross_entropy(z, dg.tensor(LABELS), dg.tensor(WEIGHT))
+    with pytest.raises(TypeError, match="binary_cross_entropy_with_logits: the third argument is the reduction"):
+        F.binary_cross_entropy_with_logits(z[:, :3], dg.tensor(BINARY), dg.tensor(WEIGHT[:3]))  # PyTorch's weight
     with pytest.raises(TypeError, match="labels must be integer class indices"):
         F.cross_entropy(z, dg.tensor(SOFT[:, :3]))
 

@@ -338,7 +338,8 @@ def _to_array(data, device, dtype):
         if dt is not None:
             host = host.astype(dt)
         elif host.dtype.kind == "f":
-            host = host.astype(DEFAULT_FLOAT)
+            if not hasattr(data, "__dlpack__"):  # an array of another library (a torch tensor) keeps its dtype
+                host = host.astype(DEFAULT_FLOAT)
         elif host.dtype.kind not in "biuc":
             raise TypeError(f"cannot make a tensor from {type(data).__name__} (dtype {host.dtype})")
     if host.dtype.kind == "O":
@@ -350,7 +351,8 @@ def _to_array(data, device, dtype):
 def tensor(data, requires_grad: bool = False, device=None, dtype=None, name: str | None = None) -> Tensor:
     """Create a tensor from data (nested lists, scalars, NumPy/CuPy arrays or a Tensor).
 
-    Python floats become float32 (the default dtype); NumPy arrays keep their dtype;
+    Python floats become float32 (the default dtype); NumPy arrays (and other libraries' arrays,
+    such as a PyTorch tensor) keep their dtype;
     ``device`` is 'auto', 'cpu', 'cuda', 'cuda:N' or a Device (default: ``dg.default_device()``).
     """
     return Tensor(data, requires_grad=requires_grad, device=device, dtype=dtype, name=name)

@@ -318,6 +318,7 @@ def _to_array(data, device, dtype):
 def tensor(data, requires_grad: bool = False, device=None, dtype=None, name: str | None = None) -> Tensor:
     """Create a tensor from data (nested lists, scalars, NumPy/CuPy arrays or a Tensor).
 
-    Python floats become float32 (the default dtype); NumPy arrays keep their dtype;
+    Python floats become float32 (the default dtype); NumPy arrays (and other libraries' arrays,
+    such as a PyTorch tensor) keep their dtype;
     ``device`` is 'auto', 'cpu', 'cuda', 'cuda:N' or a Device (default: ``dg.default_device()``).
     """

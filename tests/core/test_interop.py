@@ -101,6 +101,18 @@ def test_pytorch_shares_memory_both_ways(torch):
     assert ints.dtype == np.int64 and ints.tolist() == [1, 2, 3]
 
 
+
+@pytest.mark.oracle
+def test_a_pytorch_tensor_keeps_its_dtype_in_dg_tensor(torch):
+    """dg.tensor copies another library's array with its dtype, as a NumPy array's: a float64
+    PyTorch tensor is not rounded to float32 (lists and Python floats still give float32)."""
+    exact = torch.tensor([1.0 + 1e-12, 2.0], dtype=torch.float64)
+    copied = dg.tensor(exact)
+    assert copied.dtype == np.float64 and copied.numpy()[0] == 1.0 + 1e-12
+    assert dg.tensor(torch.tensor([1.5])).dtype == np.float32 and dg.tensor([1.5]).dtype == np.float32
+    assert dg.tensor(exact, dtype="float32").dtype == np.float32
+
+
 # -- safetensors -------------------------------------------------------------------------------
 
 @needs_safetensors

@@ -44,7 +44,12 @@ def ones(*shape, device=None, dtype=None, requires_grad: bool = False) -> Tensor
 
 
 def full(shape, fill_value, device=None, dtype=None, requires_grad: bool = False) -> Tensor:
-    """A tensor filled with ``fill_value``."""
+    """A tensor filled with ``fill_value``; without ``dtype``, the value's kind decides, as in NumPy
+    and PyTorch: bool for a bool, int64 for an integer (never rounded to float32), else float32."""
+    if dtype is None and isinstance(fill_value, bool | np.bool_):
+        dtype = np.bool_
+    elif dtype is None and isinstance(fill_value, numbers.Integral):
+        dtype = np.int64
     shape, dev, dt = _creation_args((shape,), device, dtype)
     with dev.activate():
         data = dev.kernels.full(shape, fill_value, dt)

@@ -22,6 +22,10 @@ def test_creation_functions(device):
     assert dg.zeros((2, 3), device=device).numpy().sum() == 0
     assert dg.ones((4,), device=device, dtype="float64").dtype == np.float64
     assert dg.full((2, 2), 7.0, device=device).numpy().tolist() == [[7.0, 7.0], [7.0, 7.0]]
+    # the fill value's kind decides the dtype, as in NumPy and PyTorch: 2**24 + 1 stays exact
+    assert dg.full((2,), 2**24 + 1, device=device).numpy().tolist() == [2**24 + 1] * 2
+    assert dg.full((2,), 3, device=device).dtype == np.int64 and dg.full((1,), True, device=device).dtype == np.bool_
+    assert dg.full((1,), 3, dtype="float64", device=device).dtype == np.float64
     assert dg.arange(4, device=device).numpy().tolist() == [0, 1, 2, 3]
     assert dg.arange(0.0, 1.0, 0.5, device=device).dtype == np.float32
     assert dg.eye(2, device=device).numpy().tolist() == [[1, 0], [0, 1]]

@@ -191,9 +191,14 @@ def softmax_xent_xp(z, labels, smoothing: float, xp):
     """Softmax cross-entropy of each row of logits ``z`` (N, C) with integer ``labels``, label
     smoothing included; returns (per-row losses, softmax probabilities). The CPU's kernel, and
     the CUDA backend's for rows too long for its one-thread-per-row kernel."""
-    shifted = z - z.max(axis=1, keepdims=True)
-    probs = xp.exp(shifted)
-    total = probs.sum(axis=1)
+    if xp is np:  # the ufuncs' reductions themselves: .max and .sum add a Python wrapper each (every step)
+        shifted = z - np.maximum.reduce(z, axis=1, keepdims=True)
+        probs = np.exp(shifted)
+        total = np.add.reduce(probs, axis=1)
+    else:
+        shifted = z - z.max(axis=1, keepdims=True)
+        probs = xp.exp(shifted)
+        total = probs.sum(axis=1)
     probs /= total[:, None]
     log_total = xp.log(total)
     loss = log_total - shifted[xp.arange(len(labels)), labels]

@@ -59,7 +59,7 @@ def train_side_by_side(run, jobs: list[tuple[str, Path, dict]], workers: int, qu
 def _train(job: dict):
     """One run in a worker (``job``: its run function, spec path and keyword arguments), unless the
     lecture is stopping; the first Ctrl-C during it stops it and later ones are ignored, so that it
-    can write its files."""
+    can write its files. A run that fails or stops stops the lecture."""
     run, path, kwargs = job["run"], job["path"], job["kwargs"]
 
     def stop_once(signum, frame):
@@ -71,5 +71,9 @@ def _train(job: dict):
         if _stop is not None and _stop.is_set():
             return None
         return run(path, **kwargs)
+    except BaseException:
+        if _stop is not None:  # at once, here: this worker's next run must not start before the lecture hears
+            _stop.set()
+        raise
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)

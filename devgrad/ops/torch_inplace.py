@@ -50,6 +50,9 @@ def _write(a: Tensor, values) -> Tensor:
     try:
         a.data[...] = values
     except ValueError:
+        if not getattr(getattr(a.data, "flags", None), "writeable", True):
+            raise ValueError("in-place: the tensor is read-only, a broadcast view (expand, broadcast_to) whose "
+                             "elements share memory; write into a copy (x.expand(...).clone())") from None
         raise ValueError(f"in-place: a result of shape {getattr(values, 'shape', ())} does not fit the tensor's "
                          f"shape {a.shape} (an in-place op cannot grow a tensor by broadcasting)") from None
     a._bump_version()

@@ -194,6 +194,8 @@ def test_in_place_methods_under_no_grad_match_pytorch(torch, device):
         x.fill_(1.5)
         x.copy_(dg.tensor([1.0, 2.0], device=device))
         assert x.numpy().tolist() == [[1.0, 2.0], [1.0, 2.0]]
+        with pytest.raises(ValueError, match="read-only, a broadcast view"):
+            x[0].expand(2, 2).add_(1.0)  # its four elements are two in memory
     assert x.requires_grad and x.dtype == np.float64
 
 

@@ -62,6 +62,9 @@ class Function:
     save_inputs = False
     save_output = False
     array_backward = False  # backward's formula also runs on raw arrays (see the class doc)
+    # forward computes with floats, so NumPy may flag inf/NaN: it runs under fp_errors' state. An op
+    # that only moves or views data (a reshape) sets False and skips setting it (every step's reshapes)
+    arithmetic = True
 
     @classmethod
     def apply(cls, *args, **params):
@@ -97,7 +100,7 @@ class Function:
         node.saved = None
         # inf and NaN are values, not NumPy warnings (fp_errors): the error state is set unless the
         # caller (the backward walk, a replay, an op's own forward) has set it already
-        token = None if ERRORS.get() is QUIET else ERRORS.set(QUIET)
+        token = None if not cls.arithmetic or ERRORS.get() is QUIET else ERRORS.set(QUIET)
         try:
             if dev is None or not dev.index:  # the hot path: a direct call
                 out = node.forward(*arrays, **params)

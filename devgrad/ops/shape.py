@@ -17,6 +17,7 @@ from devgrad.ops.elementwise import cast
 class Reshape(Function):
     __slots__ = ("in_shape",)
     array_backward = True
+    arithmetic = False
 
     def forward(self, a, shape):
         self.in_shape = a.shape
@@ -33,6 +34,7 @@ class Reshape(Function):
 class Transpose(Function):
     __slots__ = ("axes",)
     array_backward = True
+    arithmetic = False
 
     def forward(self, a, axes):
         self.axes = axes
@@ -55,6 +57,7 @@ def _transpose_array(a, axes: tuple):
 class BroadcastTo(Function):
     __slots__ = ("in_shape",)
     array_backward = True
+    arithmetic = False
 
     def forward(self, a, shape):
         self.in_shape = a.shape

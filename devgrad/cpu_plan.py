@@ -154,7 +154,7 @@ def _compile(rec: _Recording) -> list:
         else:
             steps.append(_pair(*calls[i]))
             i += 1
-    return cpu_fuse.constants(steps)
+    return cpu_fuse.dots(cpu_fuse.constants(steps))
 
 
 def _as_mask(rec: _Recording, first: tuple, second: tuple) -> list | None:

@@ -375,3 +375,25 @@ def test_the_replayed_calls_take_exact_numbers_as_arrays_made_once():
               if type(fn) is np.ufunc and any(getattr(a, "dtype", None) == np.float32 for a in args[:-1])]
     assert any(fn is np.less_equal for fn, _ in plan.steps)  # the ReLU's x <= 0, with 0 as a float32 array
     assert all(float(np.float32(a)) != a for args in floats for a in args if type(a) in (int, float))
+
+
+def test_small_matrix_products_replay_through_dot_with_matmuls_bits():
+    """A matmul of two matrices with no side of 1 replays as np.dot (the same BLAS call, less
+    overhead); a side of 1 or a matrix times its own transpose stays a matmul."""
+    a, b = rng.standard_normal((6, 3)).astype(np.float32), rng.standard_normal((3, 5)).astype(np.float32)
+    col = np.ones((3, 1), np.float32)
+    steps = cpu_fuse.dots([(np.matmul, (a, b, np.empty((6, 5), np.float32))),
+                           (np.matmul, (a, col, np.empty((6, 1), np.float32))),
+                           (np.matmul, (a, a.T, np.empty((6, 6), np.float32)))])
+    assert [fn for fn, _ in steps] == [np.dot, np.matmul, np.matmul]
+    for (m, n, p), (ta, tb), dtype in itertools.product([(2, 2, 2), (20, 5, 8), (33, 17, 9)],
+                                                        itertools.product([False, True], repeat=2),
+                                                        [np.float32, np.float64]):
+        x = rng.standard_normal((n, m) if ta else (m, n)).astype(dtype)
+        y = rng.standard_normal((p, n) if tb else (n, p)).astype(dtype)
+        x, y = x.T if ta else x, y.T if tb else y
+        by_dot, by_matmul = np.full((m, p), np.nan, dtype), np.empty((m, p), dtype)
+        [(fn, args)] = cpu_fuse.dots([(np.matmul, (x, y, by_dot))])
+        fn(*args)
+        np.matmul(x, y, by_matmul)
+        assert fn is np.dot and by_dot.tobytes() == by_matmul.tobytes()

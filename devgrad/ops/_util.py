@@ -97,9 +97,13 @@ def keepdims_shape(shape: tuple, axes: tuple) -> tuple:
 
 
 def axis_arg(axis, dim, op: str):
-    """``axis``, or PyTorch's ``dim`` for it (accepted as an alias; not both)."""
+    """``axis``, or PyTorch's ``dim`` for it (accepted as an alias; not both). An empty ``dim``
+    is refused: PyTorch reduces every axis for ``dim=()``, NumPy none for ``axis=()``."""
     if dim is None:
         return axis
+    if isinstance(dim, tuple | list) and not dim:
+        raise TypeError(f"{op}: dim={dim!r} reduces every axis in PyTorch but none in NumPy (axis=()); write "
+                        f"dim=None for every axis or axis=() for none")
     if axis is not None:
         raise TypeError(f"{op}: give axis or dim (PyTorch's name for it), not both")
     return dim

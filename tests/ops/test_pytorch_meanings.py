@@ -145,3 +145,13 @@ def test_transpose_function_with_two_axes_swaps_them(torch, device):
     for dims in ((0, 1), (2, 0), (-1, -2)):
         check_op(torch, lambda t, d=dims: dg.transpose(t, *d), lambda t, d=dims: torch.transpose(t, *d), [b3], device)
     assert dg.transpose(dg.tensor(A, device=device), (0, 1)).shape == A.shape
+
+
+@pytest.mark.parametrize("call", [lambda x: x.sum(dim=()), lambda x: x.mean(dim=[]), lambda x: x.std(dim=()),
+                                  lambda x: x.amax(dim=()), lambda x: dg.logsumexp(x, dim=())],
+                         ids=["sum", "mean", "std", "amax", "logsumexp"])
+def test_an_empty_dim_is_refused_with_both_meanings(device, call):
+    """PyTorch reduces every axis for dim=() (and dim=[]); NumPy's axis=() reduces none."""
+    with pytest.raises(TypeError, match=r"reduces every axis in PyTorch but none in NumPy"):
+        call(dg.tensor(A, device=device))
+    assert dg.tensor(A, device=device).sum(axis=()).shape == A.shape

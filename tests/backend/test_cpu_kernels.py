@@ -10,13 +10,15 @@ from devgrad.backend import cpu_kernels
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_relu_gradient_is_numpys_selection_bit_for_bit(dtype):
-    """The bit-mask ReLU gradient is np.where(y <= 0, 0, g): inf and NaN in g pass where kept and
-    vanish where dropped (no inf·0 = NaN), a NaN output keeps g, -0.0 stays -0.0 where kept."""
+    """The ReLU gradient from its output y is np.where(y <= 0, 0, g): inf and NaN in g pass where kept
+    and vanish where dropped (no inf·0 = NaN), a NaN output (of either sign) keeps g, an output of
+    +0.0 or -0.0 drops it, -0.0 in g stays -0.0 where kept."""
     rng = np.random.default_rng(0)
-    y = np.maximum(rng.standard_normal((33, 17)), 0).astype(dtype)
+    x = rng.standard_normal((33, 17)).astype(dtype)
     g = rng.standard_normal((33, 17)).astype(dtype)
-    y.flat[:7] = [0.0, -0.0, 1.0, np.nan, 2.0, -1.0, -np.nan]
-    g.flat[:7] = [np.inf, np.nan, -0.0, 3.0, np.nan, -np.inf, -np.inf]
+    x.flat[:8] = [0.0, -0.0, 1.0, np.nan, 2.0, -1.0, -np.nan, -np.inf]
+    g.flat[:8] = [np.inf, np.nan, -0.0, 3.0, np.nan, -np.inf, -np.inf, np.nan]
+    y = cpu_kernels.relu(x)  # what act_grad is given: the activation's output
     got = cpu_kernels.act_grad("relu", g, y)
     want = np.where(y <= 0, 0, g)
     assert got.dtype == want.dtype and got.shape == want.shape

@@ -54,7 +54,21 @@ class Trunc(Flat):
     ufunc = "trunc"
 
 
-class Mod(Binary):
+class _Division(Binary):
+    """A ufunc that divides: with integers, a zero divisor raises ZeroDivisionError, as in Python
+    and PyTorch, where NumPy silently gives 0 (the warning devgrad would swallow)."""
+
+    __slots__ = ()
+
+    def forward(self, a, b):
+        out = super().forward(a, b)
+        if out.dtype.kind in "iu" and self.device.host_reads_are_free and self.device.xp.any(b == 0):
+            raise ZeroDivisionError(f"{self.ufunc}: integer division by zero (Python and PyTorch raise, NumPy "
+                                    "would give 0); divide floats for inf or NaN, or leave out the zero divisors")
+        return out
+
+
+class Mod(_Division):
     """a - b·floor(a / b): the sign of b, as Python's ``%`` (NumPy's remainder)."""
 
     __slots__ = ()
@@ -70,7 +84,7 @@ class Mod(Binary):
         return g if need_a else None, db
 
 
-class FloorDivide(Binary):
+class FloorDivide(_Division):
     """floor(a / b), NumPy's ``floor_divide`` and Python's ``//`` (PyTorch's too): piecewise
     constant, so the gradient is 0 for both inputs."""
 
@@ -174,7 +188,8 @@ remainder = mod
 
 def floor_divide(x1, x2) -> Tensor:
     """floor(x1 / x2) (``//``), as NumPy's ``floor_divide`` and PyTorch's; integers stay integers
-    (x // 0 is 0 for integers, ±inf or NaN for floats, as NumPy); zero gradient."""
+    (x // 0 raises ZeroDivisionError for integers, as Python and PyTorch; ±inf or NaN for
+    floats); zero gradient."""
     return apply_binary(FloorDivide, x1, x2)
 
 

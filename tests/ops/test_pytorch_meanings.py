@@ -107,6 +107,13 @@ def test_floor_divide_matches_pytorch_and_numpy(torch, device):
         [2, 2, -2, 3])).tolist()
     assert (dg.tensor([5, -5], device=device) // 2.5).dtype == np.float64  # NumPy's promotion
     assert (dg.tensor([5.0], device=device, dtype="float32") // 2).dtype == np.float32
+    # an integer division by zero raises, as in Python and PyTorch (NumPy's silent 0 is no answer)
+    for divide in (lambda x, y: x // y, lambda x, y: x % y, dg.fmod, lambda x, y: x.floor_divide(y)):
+        with pytest.raises(ZeroDivisionError, match="integer division by zero"):
+            divide(dg.tensor([5, -5], device=device), dg.tensor([2, 0], device=device))
+        with pytest.raises(ZeroDivisionError, match="integer division by zero"):
+            divide(dg.tensor([5, -5], device=device), 0)
+    assert np.isinf((dg.tensor([5.0], device=device) // 0.0).numpy()).all()  # floats: inf, as both libraries
 
 
 def test_floor_divide_has_zero_gradient(device):

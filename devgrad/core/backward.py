@@ -86,8 +86,9 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
                 else:
                     if gi.shape != target.data.shape:
                         _bad_shape(node, "a leaf tensor", gi.shape, target.data.shape)
-                    prev = leaf_grads.get(id(target))  # _accumulate, inlined: every parameter of every step
-                    leaf_grads[id(target)] = (target, gi) if prev is None else (target, prev[1] + gi)
+                    key = id(target)  # _accumulate, inlined: every parameter of every step
+                    prev = leaf_grads.get(key)
+                    leaf_grads[key] = (target, gi) if prev is None else (target, prev[1] + gi)
     finally:
         mode.enabled = prev_mode
         ERRORS.reset(token)

@@ -137,7 +137,7 @@ def _serve(connection: Connection, ours: Connection) -> None:
         os.setpgid(0, 0)  # its drawing processes in its group: ended together with it
     ours.close()  # the run's end of the pipe: when the run dies, the worker sees the pipe close
     plt = figures.pyplot()
-    if plt is not None:
+    if plt is not None and not connection.poll(0):  # the figures are not there yet: time to warm up
         _warm_up(plt)
     try:
         jobs = connection.recv()

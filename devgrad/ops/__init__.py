@@ -22,7 +22,7 @@ from devgrad.ops.linalg import dot, linear, matmul
 from devgrad.ops.piecewise import (
     ceil, fabs, floor, floor_divide, fmax, fmin, fmod, mod, nan_to_num, remainder, rint, round, sign, trunc,
 )
-from devgrad.ops.reduce import logsumexp, max, mean, min, std, sum, var
+from devgrad.ops.reduce import logsumexp, max, max_method, mean, min, min_method, std, sum, var
 from devgrad.ops.activation_torch import erf
 from devgrad.ops.torch_inplace import INPLACE_METHODS
 from devgrad.ops.joining import (
@@ -158,7 +158,7 @@ TENSOR_METHODS = {
     "__lt__": less, "__le__": less_equal, "__gt__": greater, "__ge__": greater_equal,
     "__eq__": equal, "__ne__": not_equal,
     "exp": exp, "log": log, "sqrt": sqrt, "abs": abs, "clip": clip,
-    "sum": sum, "mean": mean, "max": max, "min": min, "logsumexp": logsumexp, "var": var, "std": std,
+    "sum": sum, "mean": mean, "max": max_method, "min": min_method, "logsumexp": logsumexp, "var": var, "std": std,
     "relu": relu, "leaky_relu": leaky_relu, "sigmoid": sigmoid, "tanh": tanh, "softplus": softplus,
     "log_sigmoid": log_sigmoid, "softmax": softmax, "log_softmax": log_softmax,
     "reshape": reshape, "transpose": transpose_method, "permute": permute, "swapaxes": swapaxes,

@@ -191,6 +191,33 @@ def min(a: Tensor, axis=None, *extra, keepdims: bool = False, dim=None, keepdim=
     return _extreme(Min, "argmin", a, axis, extra, keepdims, dim, keepdim)
 
 
+def max_method(a: Tensor, *args, axis=None, keepdims: bool | None = None, dim=None, keepdim=None):
+    """``Tensor.max``: :func:`max`, except that one axis given alone by position (``x.max(1)``),
+    which PyTorch reads as ``(values, indices)`` and NumPy as the values, is an error that shows
+    both spellings (``_, pred = out.max(1)`` would otherwise unpack the values)."""
+    _refuse_bare_axis("max", args, keepdims, dim, keepdim)
+    return max(a, *args, **_axis_keywords(axis), keepdims=bool(keepdims), dim=dim, keepdim=keepdim)
+
+
+def min_method(a: Tensor, *args, axis=None, keepdims: bool | None = None, dim=None, keepdim=None):
+    """``Tensor.min``: :func:`min`, with ``x.min(1)`` refused as in :func:`max_method`."""
+    _refuse_bare_axis("min", args, keepdims, dim, keepdim)
+    return min(a, *args, **_axis_keywords(axis), keepdims=bool(keepdims), dim=dim, keepdim=keepdim)
+
+
+def _axis_keywords(axis) -> dict:
+    return {} if axis is None else {"axis": axis}
+
+
+def _refuse_bare_axis(op: str, args: tuple, keepdims, dim, keepdim) -> None:
+    if (len(args) == 1 and isinstance(args[0], numbers.Integral) and not isinstance(args[0], bool)
+            and keepdims is None and dim is None and keepdim is None):
+        ax = int(args[0])
+        raise TypeError(f"x.{op}({ax}) means two things: PyTorch's returns (values, indices) along dim {ax}, "
+                        f"NumPy's the values alone. Write x.{op}(dim={ax}) for PyTorch's (_, pred = out.{op}(dim="
+                        f"{ax})), x.{op}(axis={ax}) or x.a{op}({ax}) for the values, x.arg{op}({ax}) for the indices")
+
+
 def _refuse_ambiguous(op: str, axis, extra: tuple) -> None:
     """PyTorch's ``max(x, y)`` (elementwise) and ``x.max(1, True)`` (keepdim) would silently mean
     something else here: refused, with both spellings."""

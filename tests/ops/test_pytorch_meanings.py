@@ -1,7 +1,7 @@
 """PyTorch idioms whose NumPy reading would differ silently: with PyTorch's keywords they get
 PyTorch's meaning (max/min with keepdim=, std/var with dim=), and a positional call both libraries
-read differently (x.max(1, True), x.std(1, True), x.argsort(1, True), dg.max(x, y)) is an error that
-shows both spellings. Also ``//`` (floor division, zero gradient)."""
+read differently (x.max(1), x.max(1, True), x.std(1, True), x.argsort(1, True), dg.max(x, y)) is an
+error that shows both spellings. Also ``//`` (floor division, zero gradient)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,20 @@ def test_max_function_with_dim_gives_values_and_indices(device):
     values, indices = dg.max(dg.tensor(A, device=device), dim=1)
     np.testing.assert_array_equal(values.numpy(), A.max(axis=1))
     np.testing.assert_array_equal(indices.numpy(), A.argmax(axis=1))
-    assert dg.tensor(A, device=device).min(1).shape == (3,)  # positional axis: NumPy's values
+    assert dg.max(dg.tensor(A, device=device), 1).shape == (3,)  # the function is NumPy's: the values
+
+
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_max_min_method_with_one_positional_axis_is_refused(device, op):
+    """``x.max(1)``: PyTorch's (values, indices), NumPy's values; ``_, pred = out.max(1)`` or
+    ``out.max(1)[1]`` would silently take the values apart. Refused with both spellings; each
+    spelling that says which is meant works."""
+    x = dg.tensor(A, device=device)
+    for axis in (1, -1, np.int64(0)):
+        with pytest.raises(TypeError, match=rf"x\.{op}\({int(axis)}\) means two things.*x\.{op}\(dim={int(axis)}\)"):
+            getattr(x, op)(axis)
+    assert getattr(x, op)(axis=1).shape == (3,) and getattr(x, op)(1, keepdims=True).shape == (3, 1)
+    assert getattr(x, op)(dim=1).indices.shape == (3,) and getattr(x, op)((0, 1)).shape == ()
 
 
 @pytest.mark.parametrize("op", ["max", "min"])

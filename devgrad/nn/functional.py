@@ -212,10 +212,12 @@ def _plain_labels(logits: Tensor, labels, weight, ignore_index, reduction) -> bo
 
 def _labels_fit(logits: Tensor, labels, weight, ignore_index, reduction) -> bool:
     """The common case, answered with one reduction: (N, C) logits on the host, no weight, no
-    ignore_index given, and a Tensor of N integer labels all in [0, C). Viewed as unsigned, a
+    ignore_index given, and a Tensor of N integer labels on their device, all in [0, C): what
+    ``_as_target`` and ``_check_class_labels`` check, so a caller skips them. Viewed as unsigned, a
     negative label (-100 included) is huge, so the largest one alone says it; otherwise the full
     checks (``_plain_labels``, ``_check_label_range``) decide, and word any error."""
-    if weight is not None or ignore_index is not None or not isinstance(labels, Tensor):
+    if (weight is not None or ignore_index is not None or not isinstance(labels, Tensor)
+            or labels.device is not logits.device):
         return False
     data, shape = labels.data, logits.data.shape
     unsigned = _UNSIGNED.get(data.dtype)  # native-order integers only
@@ -244,16 +246,15 @@ def cross_entropy(logits: Tensor, labels, reduction: str = "mean", label_smoothi
     (default -100), probability targets of the logits' shape, (C,) and (N, C, d...) logits.
     """
     _check_reduction(reduction, "cross_entropy")
-    fits = _labels_fit(logits, labels, weight, ignore_index, reduction)
-    if not fits and not _plain_labels(logits, labels, weight, ignore_index, reduction):
-        return class_losses.cross_entropy(logits, labels, weight, -100 if ignore_index is None else ignore_index,
-                                          reduction, label_smoothing)
-    labels = _as_target(labels, logits, "cross_entropy", dtype=np.int64)
-    _check_class_labels(logits, labels, "cross_entropy")
+    if not _labels_fit(logits, labels, weight, ignore_index, reduction):
+        if not _plain_labels(logits, labels, weight, ignore_index, reduction):
+            return class_losses.cross_entropy(logits, labels, weight, -100 if ignore_index is None else ignore_index,
+                                              reduction, label_smoothing)
+        labels = _as_target(labels, logits, "cross_entropy", dtype=np.int64)
+        _check_class_labels(logits, labels, "cross_entropy")
+        _check_label_range(labels, logits.shape[1], "cross_entropy")
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1), got {label_smoothing}")
-    if not fits:
-        _check_label_range(labels, logits.shape[1], "cross_entropy")
     return CrossEntropy.apply(logits, labels=labels.data, smoothing=float(label_smoothing),
                               scale=_reduction_scale(reduction, logits.shape[0]))
 
@@ -263,13 +264,12 @@ def nll_loss(log_probs: Tensor, labels, reduction: str = "mean", *, weight=None,
     """Negative log-likelihood of integer labels given log-probabilities (N, C); class ``weight=``,
     ``ignore_index=`` (default -100) and (N, C, d...) inputs as PyTorch's (``nn.class_losses``)."""
     _check_reduction(reduction, "nll_loss")
-    fits = _labels_fit(log_probs, labels, weight, ignore_index, reduction)
-    if not fits and not _plain_labels(log_probs, labels, weight, ignore_index, reduction):
-        return class_losses.nll_loss(log_probs, labels, weight, -100 if ignore_index is None else ignore_index,
-                                     reduction)
-    labels = _as_target(labels, log_probs, "nll_loss", dtype=np.int64)
-    _check_class_labels(log_probs, labels, "nll_loss")
-    if not fits:
+    if not _labels_fit(log_probs, labels, weight, ignore_index, reduction):
+        if not _plain_labels(log_probs, labels, weight, ignore_index, reduction):
+            return class_losses.nll_loss(log_probs, labels, weight, -100 if ignore_index is None else ignore_index,
+                                         reduction)
+        labels = _as_target(labels, log_probs, "nll_loss", dtype=np.int64)
+        _check_class_labels(log_probs, labels, "nll_loss")
         _check_label_range(labels, log_probs.shape[1], "nll_loss")
     with log_probs.device.activate():
         rows = log_probs.device.xp.arange(log_probs.shape[0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from devgrad.backend.fp_errors import quiet
+from devgrad.backend.fp_errors import ERRORS, QUIET
 from devgrad.nn import functional as F
 from devgrad.nn import init as init_
 from devgrad.nn.activations import ELU, GELU, Hardtanh, Mish, SiLU
@@ -267,19 +267,24 @@ class MLP(Module):
                    for m in self.net.modules())
 
     def forward(self, x):
-        # Same result as self.net(x); a Linear followed by relu/sigmoid/tanh runs as one fused op
-        # (unless a forward hook sits on one of its layers: then every layer is called, and its hooks run).
+        # Same result as self.net(x); a Linear followed by relu/sigmoid/tanh runs as one fused op, a
+        # Linear alone as its op (unless a forward hook sits on one of its layers: then every layer
+        # is called, and its hooks run).
         if live_hooks() and self._hooked():
             return self.net(x)
-        return self._fused(x)
-
-    @quiet  # NumPy's error state set once for the layers, not once per op (each op would set it)
-    def _fused(self, x):
-        for linear, act, module in self._plan:
-            if act is not None:
-                x = linear_act(x, linear.weight, linear.bias, act)
-            else:
-                x = module(x)
+        # NumPy's error state set once for the layers, not once per op (each op would set it)
+        token = None if ERRORS.get() is QUIET else ERRORS.set(QUIET)
+        try:
+            for linear, act, module in self._plan:
+                if module is not None:
+                    x = module(x)
+                elif act is not None:
+                    x = linear_act(x, linear.weight, linear.bias, act)
+                else:
+                    x = F.linear(x, linear.weight, linear.bias)
+        finally:
+            if token is not None:
+                ERRORS.reset(token)
         return x
 
     def extra_repr(self) -> str:
@@ -293,7 +298,8 @@ _FUSABLE: dict[type, str] = {ReLU: "relu", Sigmoid: "sigmoid", Tanh: "tanh"}
 
 
 def _fusion_plan(layers: list) -> list:
-    """(linear, activation name, None) for fusable pairs, (None, None, module) for the rest."""
+    """(linear, activation name, None) for fusable pairs, (linear, None, None) for a plain Linear,
+    (None, None, module) for the rest."""
     plan: list[tuple[Linear | None, str | None, Module | None]] = []
     i = 0
     while i < len(layers):
@@ -302,6 +308,9 @@ def _fusion_plan(layers: list) -> list:
         if isinstance(layer, Linear) and type(follower) in _FUSABLE:
             plan.append((layer, _FUSABLE[type(follower)], None))
             i += 2
+        elif type(layer) is Linear:  # Linear.forward itself: its op, called directly
+            plan.append((layer, None, None))
+            i += 1
         else:
             plan.append((None, None, layer))
             i += 1

@@ -292,6 +292,8 @@ def _ratios(result: dict) -> None:
             result["graph_ratio_vs_pytorch"] = graph / result["pytorch"]["median_ms"]
         if "pytorch_graph" in result:
             result["graph_ratio_vs_pytorch_graph"] = graph / result["pytorch_graph"]["median_ms"]
+        if "jax" in result:
+            result["graph_ratio_vs_jax"] = graph / result["jax"]["median_ms"]
 
 
 def run(device="cpu", configs=("tiny", "small", "medium", "large"), repeat: int = 15,

@@ -47,6 +47,9 @@ def _columns(results: dict) -> list:
     if _has(rows_in, "devgrad_graph") and any("pytorch" in r for r in rows_in):
         cols.append(("captured vs torch", lambda r: f"{r['graph_ratio_vs_pytorch']:.2f}×"
                      if "graph_ratio_vs_pytorch" in r else "-"))
+    if any("graph_ratio_vs_jax" in r for r in rows_in):
+        cols.append(("captured vs jax", lambda r: f"{r['graph_ratio_vs_jax']:.2f}×"
+                     if "graph_ratio_vs_jax" in r else "-"))
     if _has(rows_in, "pytorch_graph"):
         cols.append(("captured vs torch graph", lambda r: f"{r['graph_ratio_vs_pytorch_graph']:.2f}×"
                      if "graph_ratio_vs_pytorch_graph" in r else "-"))

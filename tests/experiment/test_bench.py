@@ -258,6 +258,18 @@ def test_ratios_to_the_tight_step():
     row = _timed_row(devgrad=3.0, handwritten=2.0, tight=1.0, devgrad_graph=1.5, jax=0.5)
     bench._ratios(row)
     assert row["vs_tight"] == {"devgrad": 3.0, "devgrad_graph": 1.5, "handwritten": 2.0, "jax": 0.5}
+    assert row["graph_ratio_vs_jax"] == 3.0
+
+
+def test_table_shows_the_captured_step_against_jax():
+    row = _timed_row(devgrad=3.0, handwritten=2.0, tight=1.0, devgrad_graph=1.5, jax=0.5)
+    bench._ratios(row)
+    results = {"device_description": "cpu", "numpy": "x", "torch": None, "matmul_peak_gflops": 100.0,
+               "configs": [row]}
+    head, _, cells = bench.format_table(results).splitlines()[1:4]
+    columns = [h.strip() for h in head.split("  ") if h.strip()]
+    values = cells.replace(" ±", "±").split()  # devgrad's cell is "median ±iqr"
+    assert dict(zip(columns, values))["captured vs jax"] == "3.00×"
 
 
 @pytest.mark.slow

@@ -83,6 +83,10 @@ def _notes(results: dict) -> list[str]:
                 for name, seconds in r.get("compile_s", {}).items()]
     if compiled:
         notes.append("compile time (apart from the step times): " + "; ".join(compiled))
+    if any("jax" in r for r in rows_in):
+        notes.append("jax: its calls return before the step has run (asynchronous dispatch), so within a block "
+                     "it issues one step while the previous one computes, on another core where one is free; "
+                     "each block ends with block_until_ready")
     if results.get("peak_note"):
         notes.append(results["peak_note"])
     return notes

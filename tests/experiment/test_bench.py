@@ -270,6 +270,7 @@ def test_table_shows_the_captured_step_against_jax():
     columns = [h.strip() for h in head.split("  ") if h.strip()]
     values = cells.replace(" ±", "±").split()  # devgrad's cell is "median ±iqr"
     assert dict(zip(columns, values))["captured vs jax"] == "3.00×"
+    assert "jax: its calls return before the step has run" in bench.format_table(results)
 
 
 @pytest.mark.slow

@@ -142,8 +142,10 @@ def bce_logits(z: np.ndarray, y: np.ndarray, pos_weight: float = 1.0) -> np.ndar
         loss += rest
     # An infinite logit makes the formula's loss NaN exactly where its limit differs (inf - inf,
     # inf·0), so one sum finds them: a NaN-free total needs no fix (one reduction, not two passes).
-    # The branch reads a flag, not the total: a recorded step (cpu_capture) guards on the bytes read.
-    if np.isnan(np.add.reduce(loss, axis=None)):
+    # The branch reads a flag (total != total: NaN), not the total: a recorded step (cpu_capture)
+    # guards on the bytes read. On a NumPy scalar the comparison is scalar math, not another ufunc call.
+    total = np.add.reduce(loss, axis=None)
+    if total != total:  # noqa: PLR0124 - NaN is the one value unequal to itself
         return _infinite_logits(np.asarray(loss), z, y, pos_weight)
     return loss
 

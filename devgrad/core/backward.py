@@ -137,10 +137,13 @@ def _finish(inputs, leaf_grads: dict, wanted, fast: bool):
     result = []
     for t in inputs:
         if t.grad_fn is not None:
-            result.append(wanted.get(id(t.grad_fn)))
+            g = wanted.get(id(t.grad_fn))
         else:
             entry = leaf_grads.get(id(t))
-            result.append(None if entry is None else entry[1])
+            g = None if entry is None else entry[1]
+        # in the input's dtype, as .grad is (a float64 grad_output must not make a float32 input's
+        # gradient float64)
+        result.append(g if g is None or g.dtype == t.dtype else g.astype(t.dtype))
     return result
 
 

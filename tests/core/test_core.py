@@ -224,6 +224,19 @@ def test_grad_with_multiple_outputs_and_grad_outputs(device):
     assert g.numpy().tolist() == [3.0, 4.0]
 
 
+def test_grad_gives_each_input_its_own_dtype(device):
+    """dg.grad's gradients have their inputs' dtypes, as .grad and PyTorch's: a float64
+    grad_output or a float64 graph above a float32 input gives a float32 gradient."""
+    x = dg.tensor([1.0, 2.0], requires_grad=True, device=device)  # float32
+    y = x * 3.0
+    for create_graph in (False, True):
+        gx, gy = dg.grad(y.astype("float64").sum(), [x, y], create_graph=create_graph, retain_graph=True)
+        assert gx.dtype == gy.dtype == np.float32 and gx.numpy().tolist() == [3.0, 3.0]
+        (gx,) = dg.grad(y, [x], dg.tensor(np.ones(2), device=device), create_graph=create_graph,
+                        retain_graph=True)
+        assert gx.dtype == np.float32
+
+
 def test_backward_order_is_deterministic(device):
     def run():
         rng = np.random.default_rng(0)

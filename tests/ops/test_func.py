@@ -202,7 +202,7 @@ def test_transforms_compose_like_torch_func(torch, device):
                  torch.func.grad(torch.func.grad(torch.func.grad(f)))(ts[0]))
     # The inner transform closes over the outer one's input: its result must stay differentiable.
     def outer(x):
-        return x * func.grad(lambda y: (x * y).tanh())(1.0).astype(np.float64)
+        return x * func.grad(lambda y: (x * y).tanh())(dg.tensor(1.0, dtype=np.float64, device=x.device))
 
     def outer_torch(x):
         return x * torch.func.grad(lambda y: (x * y).tanh())(torch.tensor(1.0, dtype=torch.float64))

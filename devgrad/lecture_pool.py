@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import sys
+import threading
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -61,12 +63,8 @@ def _train(job: dict):
     lecture is stopping; the first Ctrl-C during it stops it and later ones are ignored, so that it
     can write its files. A run that fails or stops stops the lecture."""
     run, path, kwargs = job["run"], job["path"], job["kwargs"]
-
-    def stop_once(signum, frame):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, stop_once)
+    signal.signal(signal.SIGINT, _stop_once)
+    sys.unraisablehook = _raise_interrupt_again
     try:
         if _stop is not None and _stop.is_set():
             return None
@@ -77,3 +75,33 @@ def _train(job: dict):
         raise
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        sys.unraisablehook = sys.__unraisablehook__
+        _no_interrupt_pending()
+
+
+def _stop_once(signum, frame) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _raise_interrupt_again(unraisable) -> None:
+    """The Ctrl-C that landed where Python cannot raise it (a weakref's callback or a ``__del__``,
+    which matplotlib's drawing runs often): it would be printed and lost, and the run would go on;
+    it is raised again in the run a millisecond later (a timer: a signal sent now would land in this
+    hook). Anything else is printed as Python prints it."""
+    if (unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt)
+            and threading.current_thread() is threading.main_thread()):
+        signal.signal(signal.SIGALRM, _interrupt_now)
+        signal.setitimer(signal.ITIMER_REAL, 0.001)
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def _interrupt_now(signum, frame) -> None:
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    raise KeyboardInterrupt
+
+
+def _no_interrupt_pending() -> None:
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)

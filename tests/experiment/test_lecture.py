@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +199,29 @@ def test_a_stopped_or_failed_run_ends_the_lecture_before_any_queued_run_starts(t
     with pytest.raises(raised, match=message):
         lecture._run_specs(run_fn, tmp_path, "cpu", quiet=True)
     assert len(list(tmp_path.glob("*.ran"))) <= 1
+
+
+def test_a_ctrl_c_lost_in_a_weakref_callback_is_raised_again_in_the_run(monkeypatch):
+    """matplotlib's drawing runs weakref callbacks all the time; a Ctrl-C landing in one would be
+    printed ("Exception ignored in ...") and lost, and the run would draw on to its end."""
+    from devgrad import lecture_pool
+
+    class Figure:
+        pass
+
+    def callback(ref):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys, "unraisablehook", lecture_pool._raise_interrupt_again)
+    drawn = Figure()
+    watched = weakref.ref(drawn, callback)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            del drawn
+            time.sleep(1.0)  # the run going on: the interrupt comes a millisecond later
+    finally:
+        lecture_pool._no_interrupt_pending()
+    assert watched() is None
 
 
 def test_an_interrupted_lecture_says_so_and_writes_no_page(tmp_path, monkeypatch):

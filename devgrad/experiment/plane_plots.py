@@ -158,8 +158,8 @@ def _unit_panel(plt, place, i: int, a_i: np.ndarray, line, gx, gy, activation_na
         artist.remove()
     extent = (gx.min(), gx.max(), gy.min(), gy.max())
     ax.imshow(a_i, origin="lower", extent=extent, aspect="auto", cmap="viridis", interpolation="bilinear")
-    _draw_line(ax, *line, gx, gy, color="w", linewidth=1.6)
     a, c = line
+    _draw_line(ax, a, c, gx, gy, color="w", linewidth=1.6)
     ax.set_title(f"unit {i + 1}: {activation_name}({a[0]:.2g}·x₁ {a[1]:+.2g}·x₂ {c:+.2g})\n"
                  f"from {a_i.min():.2g} (dark) to {a_i.max():.2g} (light)", fontsize=10, y=1.0, pad=3)
     for spine in ax.spines.values():  # the unit's colour, as in the other pictures

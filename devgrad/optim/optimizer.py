@@ -134,7 +134,8 @@ class Optimizer:
         # A list for the first device met (the usual case, and no hashing of devices per parameter),
         # a dict only for more.
         states = self.state
-        first_dev, first, others, written = None, [], None, []
+        first_dev, first, written = None, [], []
+        others: dict | None = None
         for p in group["params"]:
             grad = p.grad
             if grad is None:

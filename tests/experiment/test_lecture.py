@@ -167,6 +167,7 @@ def _interrupted_run(path, out, **kwargs):
     if path.stem == "zero_init_symmetry":
         raise KeyboardInterrupt("continue with: devgrad resume ...")
     time.sleep(0.3)
+    Path(out).mkdir(parents=True, exist_ok=True)  # as a run makes its folder (the first one, in one process)
     (Path(out) / f"{path.stem}.ran").touch()
     return path.stem
 
@@ -225,10 +226,15 @@ def test_a_ctrl_c_lost_in_a_weakref_callback_is_raised_again_in_the_run(monkeypa
     assert watched() is None
 
 
-def test_an_interrupted_lecture_says_so_and_writes_no_page(tmp_path, monkeypatch):
+@pytest.mark.parametrize("forked", [True, False], ids=["forked-workers", "one-process"])
+def test_an_interrupted_lecture_says_so_and_writes_no_page(tmp_path, monkeypatch, forked):
     from devgrad import lecture
 
     monkeypatch.setattr(lecture.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    if not forked:
+        monkeypatch.setattr(lecture, "fork_is_safe", lambda: False)
+    elif not lecture.fork_is_safe():
+        pytest.skip("another thread lives in this test process (an earlier test's): the lecture would not fork")
     monkeypatch.setattr(lecture, "run", _interrupted_run)
     monkeypatch.setattr(lecture, "_neuron_and_paths", lambda out: {})
     with pytest.raises(KeyboardInterrupt, match="the lecture stopped before writing its page .*run devgrad lecture "

@@ -50,11 +50,12 @@ def _same_metrics(results, serial):
 
 
 @pytest.mark.slow
-def test_a_local_pool_gives_the_serial_runs_metrics_on_two_workers(tmp_path):
-    result = sweep(BASE, grid=GRID, seeds=2, jobs=2, out=tmp_path / "sweeps", quiet=True)
+def test_a_local_pool_gives_the_serial_runs_metrics_on_two_workers(tmp_path, capsys):
+    result = sweep(BASE, grid=GRID, seeds=2, jobs=2, out=tmp_path / "sweeps", quiet=False)
+    assert "local process pool, 2 workers" in capsys.readouterr().out
     assert result.status == "completed" and len(result.results) == 4
     assert [r["seed"] for r in result.results] == [3, 4, 3, 4]  # seeds derived from the base seed
-    assert len({r["worker"] for r in result.results}) >= 2
+    # which worker takes which run is the scheduler's: one may finish these short runs before the other starts
     assert all(r["worker"].split(":")[1] != str(os.getpid()) for r in result.results)  # not in this process
     _same_metrics(result.results, _serial(result.sweep_dir, tmp_path))
     folder = result.sweep_dir

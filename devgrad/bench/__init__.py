@@ -139,16 +139,17 @@ def _compare(loss, true_loss, grads, true_grads) -> dict:
 
 
 def bench_config(config: Config, dev, repeat: int, torch=None, min_block_s: float = 0.05, *, jax=None,
-                 torch_compile: bool = False, pause_s: float = 0.2, jax_off: str | None = None) -> dict:
+                 torch_compile: bool = False, pause_s: float = 0.2, jax_off: str | None = None,
+                 torch_off: bool = False) -> dict:
     """Check, then time, one config on ``dev``: a JSON-ready dict (see ``run``). ``jax_off``: why
-    the JAX column was not asked for (its note), when it was not."""
+    the JAX column was not asked for (its note), when it was not; ``torch_off``: PyTorch's was not."""
     weights, X, y = initial(config)
     sync = dev.synchronize
     agreement = check_agreement(config, dev, torch, dev.name, jax)
     result = {"config": config.name, "sizes": list(config.sizes), "batch": config.batch, "agreement": agreement}
     if jax_off:
         result["jax_off"] = jax_off
-    unavailable = result["unavailable"] = {}
+    unavailable = result["unavailable"] = {"pytorch": "--no-torch was given"} if torch_off else {}
     wrong = {k: v for k, v in agreement.items() if k in ("devgrad", "handwritten", "tight") and not v["ok"]}
     if wrong:
         raise BenchError(f"bench {config.name}: {' and '.join(wrong)} disagree with the float64 truth: {wrong}")
@@ -244,8 +245,7 @@ def _peer_impls(torch, jax, torch_compile: bool, config, weights, X, y, dev, res
                 sync = torch.cuda.synchronize if dev.supports_graphs else (lambda: None)
                 theirs["torch_compile"] = (lambda: compiled.step(Xt, yt), sync)
     elif "pytorch" not in unavailable:
-        unavailable["pytorch"] = ("PyTorch is not installed (pip install '.[bench]' from the devgrad folder), "
-                                  "or --no-torch was given")
+        unavailable["pytorch"] = "PyTorch is not installed (pip install '.[bench]' from the devgrad folder)"
     if not dev.is_host:
         unavailable["jax"] = "the JAX column runs on the CPU only"
     elif jax is None:
@@ -316,7 +316,9 @@ def run(device="cpu", configs=("tiny", "small", "medium", "large"), repeat: int 
     results = {
         "device": dev.name, "device_description": dev.description(), "devgrad": __version__,
         "numpy": np.__version__, "torch": getattr(torch, "__version__", None),
-        "jax": getattr(jax, "__version__", None), "python": platform.python_version(),
+        "jax": getattr(jax, "__version__", None), "skipped": [k for k, on in (("torch", use_torch), ("jax", use_jax))
+                                                              if not on],
+        "python": platform.python_version(),
         "machine": platform.machine(), "cpus": os.cpu_count(), "load_average": _load_average(),
         "date": time.strftime("%Y-%m-%d"), "pause_s": pause_s, "configs": [],
         "thread_settings": {k: os.environ[k] for k in _THREAD_VARIABLES if k in os.environ},
@@ -324,7 +326,8 @@ def run(device="cpu", configs=("tiny", "small", "medium", "large"), repeat: int 
     for name in configs:
         results["configs"].append(bench_config(CONFIGS[name], dev, repeat, torch, min_block_s, jax=jax,
                                                torch_compile=torch_compile, pause_s=pause_s,
-                                               jax_off=None if use_jax else "--no-jax was given"))
+                                               jax_off=None if use_jax else "--no-jax was given",
+                                               torch_off=not use_torch))
     peak = max(peak, matmul_peak_gflops(dev, pause_s=pause_s))
     fastest = max((r[k]["gflops"] for r in results["configs"] for k in TIMED if k in r), default=0.0)
     if fastest > peak:

@@ -67,10 +67,17 @@ def _peak_mib(r: dict) -> str:
     return f"{d['peak_step_bytes'] / 2**20:.2f}/{h['peak_step_bytes'] / 2**20:.2f}"
 
 
+def _peer(results: dict, name: str) -> str:
+    """A peer's version, or why it has none: left out on the command line, or not installed."""
+    if results.get(name):
+        return results[name]
+    return f"not measured (--no-{name})" if name in results.get("skipped", ()) else "not installed"
+
+
 def _title(results: dict) -> str:
     load = results.get("load_average")
     return (f"devgrad bench on {results['device_description']}, numpy {results['numpy']}, "
-            f"torch {results['torch'] or 'not installed'}, jax {results.get('jax') or 'not installed'}; "
+            f"torch {_peer(results, 'torch')}, jax {_peer(results, 'jax')}; "
             f"float32 matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s"
             + (f"; load average {load[0]:.2f} at the start" if load else ""))
 
@@ -122,8 +129,8 @@ def format_markdown(results: dict, command: str) -> str:
     lines = ["# devgrad bench results", "",
              f"Measured with `{command}` on {results['device_description']} ({results.get('cpus')} CPUs, "
              f"{results['machine']}), {results['date']}; Python {results['python']}, devgrad {results['devgrad']}, "
-             f"NumPy {results['numpy']}, PyTorch {results['torch'] or 'not installed'}, "
-             f"JAX {results.get('jax') or 'not installed'}.", ""]
+             f"NumPy {results['numpy']}, PyTorch {_peer(results, 'torch')}, "
+             f"JAX {_peer(results, 'jax')}.", ""]
     load, after = results.get("load_average"), results.get("load_average_after")
     if load:
         lines += [f"Load average (1, 5, 15 min) at the start {load}, at the end {after}: other programs shared "

@@ -183,7 +183,10 @@ def test_the_jax_column_is_skipped_with_its_reason_when_jax_is_missing(monkeypat
     assert "jax" not in row
     assert row["unavailable"]["jax"] == "JAX is not installed (pip install '.[bench]' from the devgrad folder)"
     assert results["jax"] is None
-    assert "tiny: jax not measured: JAX is not installed" in bench.format_table(results)
+    table = bench.format_table(results)
+    assert "tiny: jax not measured: JAX is not installed" in table and ", jax not installed;" in table
+    # PyTorch is left out on request, which the table says as such (installed or not)
+    assert row["unavailable"]["pytorch"] == "--no-torch was given" and "torch not measured (--no-torch)" in table
 
 
 _JAX_CHECK = """

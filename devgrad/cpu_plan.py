@@ -91,27 +91,17 @@ def _whole(a: np.ndarray, b: np.ndarray) -> bool:
     return a.ctypes.data == b.ctypes.data and a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype
 
 
-def _nested_arrays(value) -> list:
-    if isinstance(value, np.ndarray):
-        return [value]
-    if isinstance(value, tuple | list):
-        return [a for v in value for a in _nested_arrays(v)]
-    if isinstance(value, dict):
-        return [a for v in value.values() for a in _nested_arrays(v)]
-    return []
-
-
 def _input_slots(plan: Plan, static: list) -> list:
     """For each input: where the replay's calls take it as a whole argument, or None where the plan
     holds it otherwise too (a view, inside another argument, a keyword, its results or writes),
     which only a copy into its static buffer serves."""
     slots: list = [[] for _ in static]
-    others = _nested_arrays([plan.written, [g.data for _, g in plan.grads], _arrays_of(plan.result)])
+    others = _arrays_of([plan.written, [g.data for _, g in plan.grads], plan.result])
     for i, (fn, args) in enumerate(plan.steps):
-        others += _nested_arrays([getattr(fn, "keywords", None), getattr(fn, "args", None)])
+        others += _arrays_of([getattr(fn, "keywords", None), getattr(fn, "args", None)])
         for j, a in enumerate(args):
             if not isinstance(a, np.ndarray):
-                others += _nested_arrays(a)
+                others += _arrays_of(a)
                 continue
             for k, buf in enumerate(static):
                 if np.may_share_memory(a, buf):
@@ -373,6 +363,7 @@ def same_bits(a, b) -> bool:
 
 
 def _arrays_of(value) -> list:
+    """Every array in ``value``: itself, a Tensor's data, or inside tuples, lists and dicts."""
     if isinstance(value, Tensor):
         return [value.data]
     if isinstance(value, np.ndarray):

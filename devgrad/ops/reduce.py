@@ -300,22 +300,26 @@ def var(a: Tensor, axis=None, *extra, keepdims: bool = False, ddof: int | None =
     method; with PyTorch's ``dim=`` (``dim=None`` too) or ``keepdim=`` PyTorch's, unbiased
     (correction=1) by default.
     ``unbiased=True`` is ddof=1, ``correction`` is ddof; options after the axis are keywords."""
-    _refuse_positional_options("var", axis, extra)
-    torch_style = dim is not _NO_DIM or keepdim is not None
-    dim = None if dim is _NO_DIM else dim
-    ddof = _ddof(ddof, unbiased, correction, "var", torch_style)
-    return _variance(a, axis_arg(axis, dim, "var"), keepdims_arg(keepdims, keepdim), ddof)
+    return _variance_of_call("var", a, axis, extra, keepdims, ddof, dim, keepdim, unbiased, correction)
 
 
 def std(a: Tensor, axis=None, *extra, keepdims: bool = False, ddof: int | None = None, dim=_NO_DIM, keepdim=None,
         unbiased: bool | None = None, correction=None) -> Tensor:
     """Standard deviation over ``axis``: NumPy's (ddof=0) by default, PyTorch's (unbiased) with
     ``dim=``/``keepdim=``; ``unbiased``/``correction`` as in :func:`var`."""
-    _refuse_positional_options("std", axis, extra)
+    return StdRoot.apply(_variance_of_call("std", a, axis, extra, keepdims, ddof, dim, keepdim, unbiased,
+                                           correction))
+
+
+def _variance_of_call(op: str, a: Tensor, axis, extra: tuple, keepdims, ddof, dim, keepdim, unbiased,
+                      correction) -> Tensor:
+    """The variance ``op`` (var, or std before its root) asks for: its arguments read as NumPy's or,
+    with ``dim=``/``keepdim=``, PyTorch's call."""
+    _refuse_positional_options(op, axis, extra)
     torch_style = dim is not _NO_DIM or keepdim is not None
     dim = None if dim is _NO_DIM else dim
-    ddof = _ddof(ddof, unbiased, correction, "std", torch_style)
-    return StdRoot.apply(_variance(a, axis_arg(axis, dim, "std"), keepdims_arg(keepdims, keepdim), ddof))
+    ddof = _ddof(ddof, unbiased, correction, op, torch_style)
+    return _variance(a, axis_arg(axis, dim, op), keepdims_arg(keepdims, keepdim), ddof)
 
 
 def _variance(a: Tensor, axis, keepdims: bool, ddof) -> Tensor:
@@ -330,7 +334,7 @@ def _variance(a: Tensor, axis, keepdims: bool, ddof) -> Tensor:
     # No degrees of freedom left: inf (NaN where the squares are 0), as NumPy and PyTorch give,
     # with devgrad's own warning instead of a division error or a negative variance.
     warnings.warn(f"var/std: ddof={ddof} leaves no degrees of freedom for {count} element(s); the result is inf "
-                  "or NaN", RuntimeWarning, stacklevel=3)
+                  "or NaN", RuntimeWarning, stacklevel=4)
     return squares * math.inf
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from devgrad.optim import _adam_flat
 from devgrad.optim.optimizer import Optimizer, scratch
 
 
@@ -19,6 +20,8 @@ class Adam(Optimizer):
                  capturable: bool = False):
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
                                   "amsgrad": amsgrad, "maximize": maximize}, capturable=capturable)
+        # id(group) -> the group's flat layout on the CPU (see _adam_flat), or False where it has none
+        self._flat_layouts: dict = {}
 
     def validate(self, group):
         super().validate(group)
@@ -32,6 +35,10 @@ class Adam(Optimizer):
         self.update_group([(param, grad, state)], group, device, lr)
 
     def update_group(self, entries, group, device, lr):
+        if device.updates_need_scratch:  # NumPy: the group's small parameters in one flat update
+            entries = self._update_flat(entries, group, lr)
+            if not entries:
+                return
         xp = device.xp
         for param, _, state in entries:
             if "exp_avg" not in state:
@@ -46,6 +53,39 @@ class Adam(Optimizer):
                   scratch(state, param, device, count), step) for (param, grad, state), step in zip(entries, steps)]
         device.kernels.adam_update_many(items, lr, b1, b2, group["eps"], group["weight_decay"], self.decoupled,
                                         group["maximize"])
+
+    def _update_flat(self, entries: list, group: dict, lr) -> list:
+        """Update the parameters of the group's flat layout (made with their state: every parameter
+        of the group has a gradient and none has state yet); returns the entries left."""
+        layout = self._flat_layouts.get(id(group))
+        if layout is None:
+            if any("exp_avg" in state for _, _, state in entries):
+                self._flat_layouts[id(group)] = False  # state made one by one: it stays so
+                return entries
+            if len(entries) != len(group["params"]):
+                return entries
+            layout = self._flat_layouts[id(group)] = _adam_flat.layout(
+                [p for p, _, _ in entries], [state for _, _, state in entries], group["amsgrad"],
+                self.capturable) or False
+        if not isinstance(layout, _adam_flat.Layout) or not layout.matches(entries):
+            return entries
+        return layout.update(entries, lr, group, self.decoupled)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """As ``Optimizer.load_state_dict``; a group whose parameters had no state before gets its
+        flat layout from the loaded arrays (nothing else holds them yet)."""
+        had = [any(p in self.state for p in group["params"]) for group in self.param_groups]
+        super().load_state_dict(state_dict)
+        for group, before in zip(self.param_groups, had):
+            params = group["params"]
+            if before or not params or not all(p in self.state and p.device.updates_need_scratch for p in params):
+                continue
+            self._flat_layouts[id(group)] = _adam_flat.layout(
+                [p.data for p in params], [self.state[p] for p in params], group["amsgrad"], self.capturable) or False
+
+    def __getstate__(self) -> dict:
+        # a copy's state arrays are copies, no longer views of the layouts' flat arrays
+        return {**self.__dict__, "_flat_layouts": {}}
 
 
 class AdamW(Adam):

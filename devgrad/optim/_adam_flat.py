@@ -1,0 +1,244 @@
+"""Adam/AdamW over a whole parameter group on the CPU, in a near-constant number of NumPy calls.
+
+On a small network each NumPy call costs about a microsecond whatever its size, and the
+per-parameter update (``_kernels.adam_update``) makes about twenty of them per parameter. Here
+the moments of a group's small parameters of one float dtype are views of one flat array each,
+made with the state: the gradients are gathered into another flat array with one call, the
+moment updates and the step run once over the flat arrays, and only ``p -= step`` (and AdamW's
+``p *= 1 - lr·weight_decay``) stays one call per parameter: parameters are the user's arrays.
+``state["exp_avg"]`` and the others stay per-parameter arrays (the views), so ``state_dict``,
+checkpoints and ``load_state_dict`` (which writes into existing arrays in place) see no change.
+
+Bit for bit the per-parameter update: every element goes through the same IEEE operations in
+the same order, and the bias corrections it is divided or multiplied by are the very values its
+parameter's own update uses (float64 for √(1 − β₂ᵗ), the learning rate's dtype rule for the
+rate): one scalar when all step counts agree, else each parameter's value copied to its
+elements. A capturable optimizer's step counts are views of one float64 vector per block, its
+corrections computed on the vector (NumPy's power gives each element what it gives a 0-d count).
+
+A layout that no longer matches the state (an array replaced, a parameter without a gradient
+this step, another dtype) hands the group back to the per-parameter update, which works on the
+same views; it is never rebuilt under arrays something may hold (a recorded CPU plan).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from devgrad.optim._kernels import _weak
+
+# Elements: a larger parameter keeps its own update. Gathering its gradient is one more pass over
+# memory, which for big layers costs more than the calls saved.
+FLAT_MAX = 1 << 14
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+
+class _Block:
+    """One dtype's small parameters of a group: their flat moments, scratch and (capturable) step
+    counts, and each parameter's views of them."""
+
+    def __init__(self, index: list, shapes: list, dtype, amsgrad: bool, capturable: bool):
+        self.index = index  # positions in the group's entries
+        self.shapes = shapes
+        sizes = [int(np.prod(s)) for s in shapes]
+        self.starts = list(itertools.accumulate(sizes, initial=0))
+        total = self.starts[-1]
+        self.m, self.v = np.zeros(total, dtype), np.zeros(total, dtype)
+        vmax = np.zeros(total, dtype) if amsgrad else None
+        self.vmax = vmax
+        self.grad, self.tmp = np.empty(total, dtype), np.empty(total, dtype)
+        self.second: np.ndarray | None = None  # the L2-decayed gradient, made when first needed
+        steps = np.zeros(len(index), np.float64) if capturable else None
+        self.steps = steps
+        self.owner = np.repeat(np.arange(len(index), dtype=np.intp), sizes)  # each element's parameter
+        self.spread: tuple | None = None  # per-element corrections, made when first needed
+        self.views = {"exp_avg": self._views(self.m), "exp_avg_sq": self._views(self.v),
+                      "max_exp_avg_sq": self._views(vmax) if vmax is not None else [None] * len(index)}
+        self.tmps = self._views(self.tmp)
+        self.step_views = [steps[k:k + 1].reshape(()) for k in range(len(index))] if steps is not None else None
+
+    def _views(self, flat: np.ndarray) -> list:
+        return [flat[a:b].reshape(s) for a, b, s in zip(self.starts, self.starts[1:], self.shapes)]
+
+    def adopt(self, states: list) -> None:
+        """Copy each state's moments (and capturable step count) into the flat arrays and make the
+        state's entries the views."""
+        for k, state in enumerate(states):
+            for key in _MOMENTS:
+                view = self.views[key][k]
+                if view is not None:
+                    if key in state:
+                        np.copyto(view, state[key])
+                    state[key] = view
+            if self.steps is not None and self.step_views is not None:
+                self.steps[k] = float(state.get("step", 0))
+                state["step"] = self.step_views[k]
+
+    def matches(self, entries: list) -> bool:
+        """Whether each member's gradient fits its views and its state still holds them (a step being
+        recorded for replay holds them through views of its own: their ``base``)."""
+        views, steps, dtype = self.views, self.step_views, self.m.dtype
+        for k, i in enumerate(self.index):
+            _, g, state = entries[i]
+            if g.shape != self.shapes[k] or g.dtype != dtype:
+                return False
+            for key in _MOMENTS:
+                if not _holds(state.get(key), views[key][k]):
+                    return False
+            if steps is not None and not _holds(state.get("step"), steps[k]):
+                return False
+        return True
+
+    def arrays(self, like) -> tuple:
+        """(m, v, vmax, grad, tmp, steps) as arrays of ``like``'s class: a recording for replay traces
+        the calls of the arrays it handed to the step, so the flat arrays go through the same class."""
+        arrays = (self.m, self.v, self.vmax, self.grad, self.tmp, self.steps)
+        cls = type(like)
+        if cls is np.ndarray:
+            return arrays
+        return tuple(None if a is None else a.view(cls) for a in arrays)
+
+    def second_buffer(self, like) -> np.ndarray:
+        if self.second is None:
+            self.second = np.empty_like(self.tmp)
+        return self.second if type(like) is np.ndarray else self.second.view(type(like))
+
+    def spread_out(self, bias2, rate, like) -> tuple:
+        """Per-parameter corrections (vectors) copied to each parameter's elements."""
+        if self.spread is None:
+            self.spread = (np.empty(self.tmp.size, np.float64), np.empty_like(self.tmp))
+        out = self.spread if type(like) is np.ndarray else tuple(a.view(type(like)) for a in self.spread)
+        np.take(bias2, self.owner, out=out[0], mode="clip")
+        np.take(rate, self.owner, out=out[1], mode="clip")
+        return out
+
+
+def _holds(value, view) -> bool:
+    return value is view or (value is not None and type(value) is not np.ndarray
+                             and getattr(value, "base", None) is view)
+
+
+class Layout:
+    """The blocks of one parameter group, and the positions of the parameters left to the
+    per-parameter update (too large, another dtype)."""
+
+    def __init__(self, count: int, blocks: list, rest: list):
+        self.count = count
+        self.blocks = blocks
+        self.rest = rest
+
+    def matches(self, entries: list) -> bool:
+        """Whether ``entries`` (every parameter of the group, in order) fit the layout."""
+        return len(entries) == self.count and all(block.matches(entries) for block in self.blocks)
+
+    def update(self, entries: list, lr, group: dict, decoupled: bool) -> list:
+        """One Adam step of every block's parameters; returns the entries left to the per-parameter update."""
+        for block in self.blocks:
+            _update_block(block, [entries[i] for i in block.index], lr, group, decoupled)
+        return [entries[i] for i in self.rest]
+
+
+def layout(params: list, states: list, amsgrad: bool, capturable: bool) -> Layout | None:
+    """A layout for a group's parameter arrays (plain NumPy arrays) whose states are all fresh (then
+    ``amsgrad`` decides the third moment) or all hold the same moments (loaded: whether they hold
+    it decides), their states made views of it; None when no dtype has two small parameters."""
+    by_dtype: dict = {}
+    for i, p in enumerate(params):
+        if type(p) is np.ndarray and p.size <= FLAT_MAX and p.dtype in _DTYPES:
+            by_dtype.setdefault(p.dtype, []).append(i)
+    blocks = []
+    for dtype, index in by_dtype.items():
+        members = [states[i] for i in index]
+        keys = _held(members, [params[i] for i in index])
+        if len(index) < 2 or keys is None:
+            continue
+        third = "max_exp_avg_sq" in keys if keys else amsgrad
+        block = _Block(index, [params[i].shape for i in index], dtype, third, capturable)
+        block.adopt(members)
+        blocks.append(block)
+    if not blocks:
+        return None
+    placed = {i for block in blocks for i in block.index}
+    return Layout(len(params), blocks, [i for i in range(len(params)) if i not in placed])
+
+
+def _held(states: list, params: list) -> tuple | None:
+    """The moments that every one of these states holds, each an array like its parameter (none for
+    fresh states); None when they differ."""
+    held = {tuple(k for k in _MOMENTS if k in state) for state in states}
+    if len(held) != 1:
+        return None
+    keys = held.pop()
+    if keys and keys[:2] != _MOMENTS[:2]:
+        return None
+    for state, p in zip(states, params):
+        for k in keys:
+            if type(state[k]) is not np.ndarray or state[k].shape != p.shape or state[k].dtype != p.dtype:
+                return None
+    return keys
+
+
+def _update_block(block: _Block, members: list, lr, group: dict, decoupled: bool) -> None:
+    """``_kernels.adam_update`` of each member (param array, grad array, state), over the flat arrays."""
+    b1, b2 = group["betas"]
+    weight_decay, maximize = group["weight_decay"], group["maximize"]
+    params = [p for p, _, _ in members]
+    like = members[0][2]["exp_avg"]
+    m, v, vmax, grad, tmp, steps = block.arrays(like)
+    if weight_decay and decoupled:
+        factor = _weak(1.0 - lr * weight_decay, tmp)
+        for p in params:
+            p *= factor
+        weight_decay = 0.0
+    np.concatenate([g for _, g, _ in members], axis=None, out=grad)
+    g = grad
+    if weight_decay:  # L2: weight_decay·p ± g, as _kernels._effective_grad
+        g = block.second_buffer(like)
+        np.concatenate(params, axis=None, out=g)
+        np.multiply(g, weight_decay, out=g)
+        if maximize:
+            g -= grad
+        else:
+            g += grad
+    elif maximize:
+        np.negative(grad, out=grad)
+    m *= b1
+    np.multiply(g, 1.0 - b1, out=tmp)
+    m += tmp
+    v *= b2
+    np.multiply(g, g, out=tmp)
+    tmp *= 1.0 - b2
+    v += tmp
+    if vmax is not None:
+        np.maximum(vmax, v, out=vmax)
+        v = vmax
+    bias2_sqrt, rate = _corrections(block, members, steps, lr, b1, b2, tmp)
+    np.sqrt(v, out=tmp)
+    tmp /= bias2_sqrt
+    tmp += group["eps"]
+    np.divide(m, tmp, out=tmp)
+    tmp *= rate
+    for p, t in zip(params, block.tmps):
+        p -= t
+
+
+def _corrections(block: _Block, members: list, steps, lr, b1: float, b2: float, tmp) -> tuple:
+    """Advance the members' step counts; (√(1 − β₂ᵗ), lr/(1 − β₁ᵗ) in ``tmp``'s dtype) for the flat
+    update: the numbers ``adam_update`` computes for one count, or per-element copies of each
+    member's."""
+    if steps is not None:  # capturable: 0-d views of one vector
+        steps += 1
+        return block.spread_out(np.sqrt(1.0 - b2**steps), _weak(lr / (1.0 - b1**steps), tmp), tmp)
+    counts = []
+    for _, _, state in members:
+        state["step"] = count = state.get("step", 0) + 1
+        counts.append(count)
+    first = counts[0]
+    if counts.count(first) == len(counts):
+        return np.sqrt(1.0 - b2**first), _weak(lr / (1.0 - b1**first), tmp)
+    bias2 = np.array([np.sqrt(1.0 - b2**c) for c in counts], np.float64)
+    rate = np.array([_weak(lr / (1.0 - b1**c), tmp) for c in counts], tmp.dtype)
+    return block.spread_out(bias2, rate, tmp)

@@ -1,0 +1,182 @@
+"""Adam over a group's flat arrays on the CPU gives, bit for bit, what the per-parameter update gives.
+
+The reference is the same optimizer with no flat layout (``FLAT_MAX`` 0: every parameter
+updated on its own); both run from the same start with the same gradients, and every byte of
+the parameters and of the saved state must agree: eager and captured for replay, with steps
+where a parameter has no gradient (its step count falls behind the others'), after
+``load_state_dict``, in float32 and float64, with a Python and a capturable learning rate.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+import devgrad as dg
+from devgrad import nn, optim
+from devgrad.capture import CapturedStep
+from devgrad.optim import _adam_flat
+
+SHAPES = [(4, 3), (3,), (1,), (2, 2, 2)]
+STEPS = 5
+SKIPPED = (2, 1)  # on step 2, parameter 1 has no gradient
+
+VARIANTS = [
+    ("Adam", {"lr": 0.01}),
+    ("Adam", {"lr": 0.01, "amsgrad": True, "betas": (0.8, 0.99), "maximize": True}),
+    ("Adam", {"lr": 0.01, "weight_decay": 0.1, "eps": 1e-6}),
+    ("Adam", {"lr": 0.02, "weight_decay": 0.05, "maximize": True, "amsgrad": True}),
+    ("AdamW", {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True}),
+    ("AdamW", {"lr": 0.01, "maximize": True}),
+]
+
+
+def _start(dtypes, seed=3):
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(s).astype(d) for s, d in zip(SHAPES, dtypes)]
+    arrays[0] = np.asfortranarray(arrays[0])  # a parameter in another memory order than its flat views
+    grads = [[rng.standard_normal(s).astype(d) for s, d in zip(SHAPES, dtypes)] for _ in range(STEPS)]
+    grads[1][0] = grads[1][0].T.copy().T  # a gradient that is not C-ordered
+    return arrays, grads
+
+
+def _run(name, options, dtypes, capturable, flat_max, steps=range(STEPS), before=None):
+    """The parameters and optimizer after ``steps`` (``before(params, opt)`` first, if given)."""
+    arrays, grads = _start(dtypes)
+    params = [dg.tensor(a.copy(), requires_grad=True) for a in arrays]
+    saved = _adam_flat.FLAT_MAX
+    _adam_flat.FLAT_MAX = flat_max
+    try:
+        opt = getattr(optim, name)(params, capturable=capturable, **options)
+        if before is not None:
+            before(params, opt)
+        for step in steps:
+            for i, (p, g) in enumerate(zip(params, grads[step])):
+                p.grad = None if (step, i) == SKIPPED else dg.tensor(g.copy())
+            opt.step()
+    finally:
+        _adam_flat.FLAT_MAX = saved
+    return params, opt
+
+
+def _bytes(params, opt):
+    state = opt.state_dict()["state"]
+    return ([p.data.tobytes() for p in params],
+            {i: {k: np.asarray(v).tobytes() for k, v in entry.items()} for i, entry in state.items()})
+
+
+def _flat_members(params, opt) -> int:
+    """How many parameters keep their first moment in one shared flat array."""
+    bases = [opt.state[p]["exp_avg"].base for p in params]
+    return max(sum(b is base for b in bases) for base in bases if base is not None) if any(
+        b is not None for b in bases) else 0
+
+
+@pytest.mark.parametrize("capturable", [False, True], ids=["number-lr", "device-lr"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name,options", VARIANTS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(VARIANTS)])
+def test_flat_update_matches_the_per_parameter_update_bit_for_bit(name, options, dtype, capturable):
+    dtypes = [dtype] * len(SHAPES)
+    flat = _run(name, options, dtypes, capturable, _adam_flat.FLAT_MAX)
+    ref = _run(name, options, dtypes, capturable, 0)
+    assert _flat_members(*flat) == len(SHAPES) and _flat_members(*ref) == 0
+    assert _bytes(*flat) == _bytes(*ref)
+    steps = [opt_state["step"] for opt_state in flat[1].state_dict()["state"].values()]
+    assert steps == [STEPS, STEPS - 1, STEPS, STEPS]  # the skipped parameter's count fell behind
+
+
+@pytest.mark.parametrize("capturable", [False, True], ids=["number-lr", "device-lr"])
+def test_large_parameters_and_other_dtypes_keep_their_own_update(capturable, monkeypatch):
+    """Above FLAT_MAX a parameter is updated on its own; each dtype's small ones get a flat block."""
+    dtypes = ["float32", "float64", "float32", "float64"]
+    options = {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True}
+    flat = _run("Adam", options, dtypes, capturable, 3)  # (3,) and (1,) flat: one of each dtype, no block
+    assert _flat_members(*flat) == 0
+    flat = _run("Adam", options, ["float32", "float32", "float32", "float64"], capturable, 3)
+    assert _flat_members(*flat) == 2  # (3,) and (1,) in float32; (4, 3) too large, (2, 2, 2) alone
+    ref = _run("Adam", options, ["float32", "float32", "float32", "float64"], capturable, 0)
+    assert _bytes(*flat) == _bytes(*ref)
+
+
+@pytest.mark.parametrize("capturable", [False, True], ids=["number-lr", "device-lr"])
+def test_load_state_dict_keeps_or_makes_the_layout_and_the_same_bits(capturable):
+    """Loaded into existing state (written in place: the layout stays) or into a fresh optimizer
+    (its arrays adopted into a layout), the next steps are the per-parameter ones."""
+    name, options, dtypes = "AdamW", {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True}, ["float32"] * 4
+    source, source_opt = _run(name, options, dtypes, capturable, 0, steps=range(3))
+    saved = source_opt.state_dict()
+    values = [p.data.copy() for p in source]
+
+    def load(params, opt):
+        for p, v in zip(params, values):
+            p.data[...] = v
+        opt.load_state_dict(saved)
+
+    def step_then_load(params, opt):
+        for p in params:
+            p.grad = dg.tensor(np.ones_like(p.data))
+        opt.step()
+        load(params, opt)
+
+    later = range(3, STEPS)
+    into_existing = _run(name, options, dtypes, capturable, _adam_flat.FLAT_MAX, later, step_then_load)
+    into_fresh = _run(name, options, dtypes, capturable, _adam_flat.FLAT_MAX, later, load)
+    ref = _run(name, options, dtypes, capturable, 0, later, load)
+    assert _flat_members(*into_existing) == _flat_members(*into_fresh) == len(SHAPES)
+    assert _bytes(*into_existing) == _bytes(*ref) == _bytes(*into_fresh)
+    assert saved.keys() == into_fresh[1].state_dict().keys()
+
+
+def test_a_copy_of_the_optimizer_updates_its_own_arrays():
+    params, opt = _run("Adam", {"lr": 0.01}, ["float32"] * 4, False, _adam_flat.FLAT_MAX, range(2))
+    params2, opt2 = copy.deepcopy((params, opt))
+    for p, p2 in zip(params, params2):
+        p.grad, p2.grad = dg.tensor(np.full(p.shape, 0.5, np.float32)), dg.tensor(np.full(p.shape, 0.5, np.float32))
+    opt.step()
+    opt2.step()
+    assert _bytes(params, opt) == _bytes(params2, opt2)
+
+
+CAPTURED = {
+    "adam_l2": lambda p: optim.Adam(p, lr=0.01, weight_decay=1e-3, capturable=True),
+    "adam_amsgrad_maximize": lambda p: optim.Adam(p, lr=0.01, amsgrad=True, maximize=True, capturable=True),
+    "adamw": lambda p: optim.AdamW(p, lr=0.01, capturable=True),
+}
+
+
+def _captured(optimizer, dtype, flat_max, captured=True):
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((40, 3)).astype(dtype), rng.integers(0, 2, 40)
+    saved = _adam_flat.FLAT_MAX
+    _adam_flat.FLAT_MAX = flat_max
+    try:
+        model = nn.MLP([3, 4, 2], activation="tanh", generator=np.random.default_rng(0), dtype=dtype)
+        opt = CAPTURED[optimizer](model.parameters())
+
+        def step(xb, yb):
+            loss = nn.functional.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+
+        run = CapturedStep(step, "cpu", optimizer=opt, enabled=captured)
+        for start in (0, 20, 0, 20, 0, 20):
+            run(dg.tensor(x[start:start + 20]), dg.tensor(y[start:start + 20]))
+    finally:
+        _adam_flat.FLAT_MAX = saved
+    return list(model.parameters()), opt, run
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("optimizer", list(CAPTURED))
+def test_a_captured_flat_update_replays_the_per_parameter_bits(optimizer, dtype):
+    flat = _captured(optimizer, dtype, _adam_flat.FLAT_MAX)
+    ref = _captured(optimizer, dtype, 0)
+    eager = _captured(optimizer, dtype, 0, captured=False)
+    assert flat[2].replays == ref[2].replays == 4 and flat[2].failure is None
+    assert _bytes(*flat[:2]) == _bytes(*ref[:2]) == _bytes(*eager[:2])
+    plans = [next(iter(run._graphs.values()))[1] for run in (flat[2], ref[2])]
+    assert len(plans[0].steps) < len(plans[1].steps) - 20  # 4 parameters, ~20 calls each, now a few

@@ -32,6 +32,10 @@ from devgrad.optim._kernels import _weak
 # Elements: a larger parameter keeps its own update. Gathering its gradient is one more pass over
 # memory, which for big layers costs more than the calls saved.
 FLAT_MAX = 1 << 14
+# Mean elements per parameter up to which per-parameter corrections (steps that differ, or any
+# capturable step) are copied onto the elements (one call each) rather than applied parameter by
+# parameter (one call per parameter each, no pass over a vector of copies).
+SPREAD_MAX = 1 << 8
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
@@ -54,7 +58,8 @@ class _Block:
         steps = np.zeros(len(index), np.float64) if capturable else None
         self.steps = steps
         self.owner = np.repeat(np.arange(len(index), dtype=np.intp), sizes)  # each element's parameter
-        self.spread: tuple | None = None  # per-element corrections, made when first needed
+        self.spread: dict = {}  # dtype -> a buffer of per-element corrections, made when first needed
+        self.spreads = total <= SPREAD_MAX * len(index)
         self.views = {"exp_avg": self._views(self.m), "exp_avg_sq": self._views(self.v),
                       "max_exp_avg_sq": self._views(vmax) if vmax is not None else [None] * len(index)}
         self.tmps = self._views(self.tmp)
@@ -106,14 +111,21 @@ class _Block:
             self.second = np.empty_like(self.tmp)
         return self.second if type(like) is np.ndarray else self.second.view(type(like))
 
-    def spread_out(self, bias2, rate, like) -> tuple:
-        """Per-parameter corrections (vectors) copied to each parameter's elements."""
-        if self.spread is None:
-            self.spread = (np.empty(self.tmp.size, np.float64), np.empty_like(self.tmp))
-        out = self.spread if type(like) is np.ndarray else tuple(a.view(type(like)) for a in self.spread)
-        np.take(bias2, self.owner, out=out[0], mode="clip")
-        np.take(rate, self.owner, out=out[1], mode="clip")
-        return out
+    def scale(self, op, tmp, value) -> None:
+        """``op(tmp, value, out=tmp)`` (divide or multiply) with ``value`` a number, or a vector of
+        one number per parameter, each applied to that parameter's elements. (Such a vector comes
+        from the step counts: where a recording traces those, it traces these calls too.)"""
+        if getattr(value, "ndim", 0) == 0:
+            op(tmp, value, out=tmp)
+        elif self.spreads:
+            buf = self.spread.get(value.dtype)
+            if buf is None:
+                buf = self.spread[value.dtype] = np.empty(self.tmp.size, value.dtype)
+            np.take(value, self.owner, out=buf, mode="clip")
+            op(tmp, buf, out=tmp)
+        else:
+            for k, t in enumerate(self.tmps):
+                op(t, value[k, ...], out=t)
 
 
 def _holds(value, view) -> bool:
@@ -215,23 +227,22 @@ def _update_block(block: _Block, members: list, lr, group: dict, decoupled: bool
     if vmax is not None:
         np.maximum(vmax, v, out=vmax)
         v = vmax
-    bias2_sqrt, rate = _corrections(block, members, steps, lr, b1, b2, tmp)
+    bias2_sqrt, rate = _corrections(members, steps, lr, b1, b2, tmp)
     np.sqrt(v, out=tmp)
-    tmp /= bias2_sqrt
+    block.scale(np.divide, tmp, bias2_sqrt)
     tmp += group["eps"]
     np.divide(m, tmp, out=tmp)
-    tmp *= rate
+    block.scale(np.multiply, tmp, rate)
     for p, t in zip(params, block.tmps):
         p -= t
 
 
-def _corrections(block: _Block, members: list, steps, lr, b1: float, b2: float, tmp) -> tuple:
-    """Advance the members' step counts; (√(1 − β₂ᵗ), lr/(1 − β₁ᵗ) in ``tmp``'s dtype) for the flat
-    update: the numbers ``adam_update`` computes for one count, or per-element copies of each
-    member's."""
+def _corrections(members: list, steps, lr, b1: float, b2: float, tmp) -> tuple:
+    """Advance the members' step counts; (√(1 − β₂ᵗ), lr/(1 − β₁ᵗ) in ``tmp``'s dtype): the numbers
+    ``adam_update`` computes when all counts agree, else vectors of each member's."""
     if steps is not None:  # capturable: 0-d views of one vector
         steps += 1
-        return block.spread_out(np.sqrt(1.0 - b2**steps), _weak(lr / (1.0 - b1**steps), tmp), tmp)
+        return np.sqrt(1.0 - b2**steps), _weak(lr / (1.0 - b1**steps), tmp)
     counts = []
     for _, _, state in members:
         state["step"] = count = state.get("step", 0) + 1
@@ -240,5 +251,4 @@ def _corrections(block: _Block, members: list, steps, lr, b1: float, b2: float, 
     if counts.count(first) == len(counts):
         return np.sqrt(1.0 - b2**first), _weak(lr / (1.0 - b1**first), tmp)
     bias2 = np.array([np.sqrt(1.0 - b2**c) for c in counts], np.float64)
-    rate = np.array([_weak(lr / (1.0 - b1**c), tmp) for c in counts], tmp.dtype)
-    return block.spread_out(bias2, rate, tmp)
+    return bias2, np.array([_weak(lr / (1.0 - b1**c), tmp) for c in counts], tmp.dtype)

@@ -42,12 +42,13 @@ def _start(dtypes, seed=3):
     return arrays, grads
 
 
-def _run(name, options, dtypes, capturable, flat_max, steps=range(STEPS), before=None):
-    """The parameters and optimizer after ``steps`` (``before(params, opt)`` first, if given)."""
+def _run(name, options, dtypes, capturable, flat_max, steps=range(STEPS), before=None, spread=True):
+    """The parameters and optimizer after ``steps`` (``before(params, opt)`` first, if given);
+    ``spread``: per-parameter corrections copied onto the elements, else applied one by one."""
     arrays, grads = _start(dtypes)
     params = [dg.tensor(a.copy(), requires_grad=True) for a in arrays]
-    saved = _adam_flat.FLAT_MAX
-    _adam_flat.FLAT_MAX = flat_max
+    saved = _adam_flat.FLAT_MAX, _adam_flat.SPREAD_MAX
+    _adam_flat.FLAT_MAX, _adam_flat.SPREAD_MAX = flat_max, saved[1] if spread else 0
     try:
         opt = getattr(optim, name)(params, capturable=capturable, **options)
         if before is not None:
@@ -57,7 +58,7 @@ def _run(name, options, dtypes, capturable, flat_max, steps=range(STEPS), before
                 p.grad = None if (step, i) == SKIPPED else dg.tensor(g.copy())
             opt.step()
     finally:
-        _adam_flat.FLAT_MAX = saved
+        _adam_flat.FLAT_MAX, _adam_flat.SPREAD_MAX = saved
     return params, opt
 
 
@@ -74,12 +75,13 @@ def _flat_members(params, opt) -> int:
         b is not None for b in bases) else 0
 
 
+@pytest.mark.parametrize("spread", [True, False], ids=["spread", "one-by-one"])
 @pytest.mark.parametrize("capturable", [False, True], ids=["number-lr", "device-lr"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name,options", VARIANTS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(VARIANTS)])
-def test_flat_update_matches_the_per_parameter_update_bit_for_bit(name, options, dtype, capturable):
+def test_flat_update_matches_the_per_parameter_update_bit_for_bit(name, options, dtype, capturable, spread):
     dtypes = [dtype] * len(SHAPES)
-    flat = _run(name, options, dtypes, capturable, _adam_flat.FLAT_MAX)
+    flat = _run(name, options, dtypes, capturable, _adam_flat.FLAT_MAX, spread=spread)
     ref = _run(name, options, dtypes, capturable, 0)
     assert _flat_members(*flat) == len(SHAPES) and _flat_members(*ref) == 0
     assert _bytes(*flat) == _bytes(*ref)
@@ -146,11 +148,11 @@ CAPTURED = {
 }
 
 
-def _captured(optimizer, dtype, flat_max, captured=True):
+def _captured(optimizer, dtype, flat_max, captured=True, spread=True):
     rng = np.random.default_rng(5)
     x, y = rng.standard_normal((40, 3)).astype(dtype), rng.integers(0, 2, 40)
-    saved = _adam_flat.FLAT_MAX
-    _adam_flat.FLAT_MAX = flat_max
+    saved = _adam_flat.FLAT_MAX, _adam_flat.SPREAD_MAX
+    _adam_flat.FLAT_MAX, _adam_flat.SPREAD_MAX = flat_max, saved[1] if spread else 0
     try:
         model = nn.MLP([3, 4, 2], activation="tanh", generator=np.random.default_rng(0), dtype=dtype)
         opt = CAPTURED[optimizer](model.parameters())
@@ -166,14 +168,14 @@ def _captured(optimizer, dtype, flat_max, captured=True):
         for start in (0, 20, 0, 20, 0, 20):
             run(dg.tensor(x[start:start + 20]), dg.tensor(y[start:start + 20]))
     finally:
-        _adam_flat.FLAT_MAX = saved
+        _adam_flat.FLAT_MAX, _adam_flat.SPREAD_MAX = saved
     return list(model.parameters()), opt, run
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype,spread", [("float32", True), ("float64", True), ("float32", False)])
 @pytest.mark.parametrize("optimizer", list(CAPTURED))
-def test_a_captured_flat_update_replays_the_per_parameter_bits(optimizer, dtype):
-    flat = _captured(optimizer, dtype, _adam_flat.FLAT_MAX)
+def test_a_captured_flat_update_replays_the_per_parameter_bits(optimizer, dtype, spread):
+    flat = _captured(optimizer, dtype, _adam_flat.FLAT_MAX, spread=spread)
     ref = _captured(optimizer, dtype, 0)
     eager = _captured(optimizer, dtype, 0, captured=False)
     assert flat[2].replays == ref[2].replays == 4 and flat[2].failure is None

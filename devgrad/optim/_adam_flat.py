@@ -58,8 +58,8 @@ class _Block:
         steps = np.zeros(len(index), np.float64) if capturable else None
         self.steps = steps
         self.owner = np.repeat(np.arange(len(index), dtype=np.intp), sizes)  # each element's parameter
-        self.spread: dict = {}  # dtype -> a buffer of per-element corrections, made when first needed
-        self.spreads = total <= SPREAD_MAX * len(index)
+        self.spreads = total <= SPREAD_MAX * len(index)  # see SPREAD_MAX
+        self.copies: dict = {}  # dtype -> the per-element copies of a correction, made when first needed
         self.views = {"exp_avg": self._views(self.m), "exp_avg_sq": self._views(self.v),
                       "max_exp_avg_sq": self._views(vmax) if vmax is not None else [None] * len(index)}
         self.tmps = self._views(self.tmp)
@@ -85,16 +85,19 @@ class _Block:
     def matches(self, entries: list) -> bool:
         """Whether each member's gradient fits its views and its state still holds them (a step being
         recorded for replay holds them through views of its own: their ``base``)."""
-        views, steps, dtype = self.views, self.step_views, self.m.dtype
+        views, dtype = self.views, self.m.dtype
+        ms, vs, vmaxs = views["exp_avg"], views["exp_avg_sq"], views["max_exp_avg_sq"]
+        steps: list = self.step_views or [None] * len(self.index)
         for k, i in enumerate(self.index):
             _, g, state = entries[i]
             if g.shape != self.shapes[k] or g.dtype != dtype:
                 return False
-            for key in _MOMENTS:
-                if not _holds(state.get(key), views[key][k]):
+            if (state.get("exp_avg") is not ms[k] or state.get("exp_avg_sq") is not vs[k]
+                    or state.get("max_exp_avg_sq") is not vmaxs[k]
+                    or (steps[k] is not None and state.get("step") is not steps[k])):
+                held = [_holds(state.get(key), views[key][k]) for key in _MOMENTS]
+                if not all(held) or (steps[k] is not None and not _holds(state.get("step"), steps[k])):
                     return False
-            if steps is not None and not _holds(state.get("step"), steps[k]):
-                return False
         return True
 
     def arrays(self, like) -> tuple:
@@ -107,6 +110,7 @@ class _Block:
         return tuple(None if a is None else a.view(cls) for a in arrays)
 
     def second_buffer(self, like) -> np.ndarray:
+        """The scratch for the L2-decayed gradient, as ``like``'s class (see ``arrays``)."""
         if self.second is None:
             self.second = np.empty_like(self.tmp)
         return self.second if type(like) is np.ndarray else self.second.view(type(like))
@@ -118,9 +122,9 @@ class _Block:
         if getattr(value, "ndim", 0) == 0:
             op(tmp, value, out=tmp)
         elif self.spreads:
-            buf = self.spread.get(value.dtype)
+            buf = self.copies.get(value.dtype)
             if buf is None:
-                buf = self.spread[value.dtype] = np.empty(self.tmp.size, value.dtype)
+                buf = self.copies[value.dtype] = np.empty(self.tmp.size, value.dtype)
             np.take(value, self.owner, out=buf, mode="clip")
             op(tmp, buf, out=tmp)
         else:

@@ -160,7 +160,10 @@ class Layout:
 def layout(params: list, states: list, amsgrad: bool, capturable: bool) -> Layout | None:
     """A layout for a group's parameter arrays (plain NumPy arrays) whose states are all fresh (then
     ``amsgrad`` decides the third moment) or all hold the same moments (loaded: whether they hold
-    it decides), their states made views of it; None when no dtype has two small parameters."""
+    it decides), their states made views of it; None when no dtype has two small parameters, or
+    when parameters share memory (each must see the updates before it in the group's order)."""
+    if not _disjoint(params):
+        return None
     by_dtype: dict = {}
     for i, p in enumerate(params):
         if type(p) is np.ndarray and p.size <= FLAT_MAX and p.dtype in _DTYPES:
@@ -179,6 +182,12 @@ def layout(params: list, states: list, amsgrad: bool, capturable: bool) -> Layou
         return None
     placed = {i for block in blocks for i in block.index}
     return Layout(len(params), blocks, [i for i in range(len(params)) if i not in placed])
+
+
+def _disjoint(arrays: list) -> bool:
+    """Whether no two of these arrays' memory extents overlap."""
+    bounds = sorted(np.lib.array_utils.byte_bounds(a) for a in arrays if a.size)
+    return all(end <= start for (_, end), (start, _) in itertools.pairwise(bounds))
 
 
 def _held(states: list, params: list) -> tuple | None:

@@ -182,3 +182,26 @@ def test_a_captured_flat_update_replays_the_per_parameter_bits(optimizer, dtype,
     assert _bytes(*flat[:2]) == _bytes(*ref[:2]) == _bytes(*eager[:2])
     plans = [next(iter(run._graphs.values()))[1] for run in (flat[2], ref[2])]
     assert len(plans[0].steps) < len(plans[1].steps) - 20  # 4 parameters, ~20 calls each, now a few
+
+
+def test_parameters_that_share_memory_keep_the_per_parameter_order():
+    """A parameter tied to another's memory (a transposed view) sees the other's decayed update first."""
+    def run(flat_max):
+        base = np.random.default_rng(1).standard_normal((3, 2)).astype(np.float32)
+        w = dg.tensor(base.copy(), requires_grad=True)
+        tied = dg.tensor(np.zeros((2, 3), np.float32), requires_grad=True)
+        tied.data = w.data.T
+        params = [w, dg.tensor(np.ones(3, np.float32), requires_grad=True), tied]
+        saved = _adam_flat.FLAT_MAX
+        _adam_flat.FLAT_MAX = flat_max
+        try:
+            opt = optim.AdamW(params, lr=0.1, weight_decay=0.5)
+            for step in range(3):
+                for p in params:
+                    p.grad = dg.tensor(np.full(p.shape, 0.1 * step + 0.3, np.float32))
+                opt.step()
+        finally:
+            _adam_flat.FLAT_MAX = saved
+        return _bytes(params, opt)
+
+    assert run(_adam_flat.FLAT_MAX) == run(0)

@@ -127,6 +127,8 @@ def test_load_state_dict_keeps_or_makes_the_layout_and_the_same_bits(capturable)
     into_fresh = _run(name, options, dtypes, capturable, _adam_flat.FLAT_MAX, later, load)
     ref = _run(name, options, dtypes, capturable, 0, later, load)
     assert _flat_members(*into_existing) == _flat_members(*into_fresh) == len(SHAPES)
+    for _, opt in (into_existing, into_fresh):  # every step after the load took the flat path (no scratch made)
+        assert not any("_scratch" in state for state in opt.state.values())
     assert _bytes(*into_existing) == _bytes(*ref) == _bytes(*into_fresh)
     assert saved.keys() == into_fresh[1].state_dict().keys()
 

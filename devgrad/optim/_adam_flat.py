@@ -253,9 +253,10 @@ def _update_block(block: _Block, members: list, lr, group: dict, decoupled: bool
 def _corrections(members: list, steps, lr, b1: float, b2: float, tmp) -> tuple:
     """Advance the members' step counts; (√(1 − β₂ᵗ), lr/(1 − β₁ᵗ) in ``tmp``'s dtype): the numbers
     ``adam_update`` computes when all counts agree, else vectors of each member's."""
-    if steps is not None:  # capturable: 0-d views of one vector
+    if steps is not None:  # capturable: 0-d views of one vector; β₁ᵗ and β₂ᵗ as the rows of one power
         steps += 1
-        return np.sqrt(1.0 - b2**steps), _weak(lr / (1.0 - b1**steps), tmp)
+        bias = 1.0 - np.power(np.array([[b1], [b2]]), steps)
+        return np.sqrt(bias[1]), _weak(lr / bias[0], tmp)
     counts = []
     for _, _, state in members:
         state["step"] = count = state.get("step", 0) + 1

@@ -97,12 +97,12 @@ class CapturedStep:
     def __call__(self, *inputs: Tensor):
         if not self.enabled:
             return self.fn(*inputs)
-        key = self._signature(inputs)
+        key, arrays = self._signature(inputs)
         if self._bound and self._stale():
             self._graphs.clear()  # recorded on arrays a parameter no longer uses, or other settings: afresh
             self._seen.clear()
         if not self.device.supports_graphs:
-            return self._cpu_call(key, inputs)
+            return self._cpu_call(key, inputs, arrays)
         entry = self._graphs.get(key)
         if entry is None:
             out = self.fn(*inputs)  # a real step; kernels compile and optimizer state appears here
@@ -124,8 +124,9 @@ class CapturedStep:
         return graph.result
 
     def _signature(self, inputs) -> tuple:
-        """The inputs' (shape, dtype)s: which graph or plan serves them; checks that they are this device's Tensors."""
-        key = []
+        """The inputs' (shape, dtype)s, which say the graph or plan that serves them, and their arrays;
+        checks that they are this device's Tensors."""
+        key, arrays = [], []
         for t in inputs:
             if not isinstance(t, Tensor):
                 raise TypeError(f"CapturedStep: inputs must be Tensors, got {type(t).__name__}")
@@ -133,9 +134,10 @@ class CapturedStep:
                 raise ValueError(f"CapturedStep: an input is on {t.device}, the step on {self.device}")
             data = t.data
             key.append((data.shape, data.dtype))
-        return tuple(key)
+            arrays.append(data)
+        return tuple(key), arrays
 
-    def _cpu_call(self, key, inputs):
+    def _cpu_call(self, key, inputs, arrays: list):
         """One call on the CPU: eager, recording, the checked first replay, or a replay."""
         entry = self._graphs.get(key)
         if entry is None:
@@ -144,11 +146,12 @@ class CapturedStep:
                 return self.fn(*inputs)  # creates the optimizer's state: the recorded step is a steady one
             return self._cpu_record(key, inputs)
         plan = entry[1]
-        plan.feed([t.data for t in inputs])
-        if self._optimizer is not None:  # refresh_lr only when a rate changed: a replay's cost is Python's
-            rates = [group["lr"] for group in self._optimizer.param_groups]
+        plan.feed(arrays)
+        optimizer = self._optimizer
+        if optimizer is not None:  # refresh_lr only when a rate changed: a replay's cost is Python's
+            rates = [group["lr"] for group in optimizer.param_groups]
             if rates != self._rates:
-                self._optimizer.refresh_lr()
+                optimizer.refresh_lr()
                 self._rates = rates
         if self._before_replay is not None:
             self._before_replay()

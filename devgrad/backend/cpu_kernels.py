@@ -128,7 +128,7 @@ def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def gather_rows(src: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``src[index]``: the rows of ``src`` that ``index`` picks (the loader's shuffle)."""
-    return src[index]
+    return src.take(index, axis=0)  # the same copy as src[index], several times faster for narrow rows
 
 
 def launch_counts() -> None:

@@ -18,6 +18,12 @@ class DataLoader:
     ``set_epoch(e)`` pins the next pass to epoch ``e``'s order (what makes a resumed run
     shuffle exactly as an uninterrupted one).
 
+    ``reuse_arrays=True`` (the runner's training loader, on the CPU): every batch of a size is
+    copied into the same pair of arrays instead of being a new slice, so a captured step's plan
+    keeps reading its inputs where they are (``Plan.feed``: the same array costs nothing, a new
+    one re-points the plan). A batch then holds its values only until the next one is drawn. On
+    other devices the batches stay slices.
+
     PyTorch's form, ``DataLoader(dataset, batch_size=1, shuffle=False, collate_fn=None,
     drop_last=False, generator=None)`` over any map-style dataset (``__len__`` and
     ``__getitem__``, e.g. a ``TensorDataset``), gives a ``MapLoader`` (devgrad/data/map_loader.py).
@@ -31,7 +37,8 @@ class DataLoader:
         return super().__new__(cls)
 
     def __init__(self, X, y, batch_size: int | None = None, shuffle: bool = True, device=None,
-                 dtype=np.float32, seed: int = 0, drop_last: bool = False):
+                 dtype=np.float32, seed: int = 0, drop_last: bool = False,
+                 reuse_arrays: bool = False):
         self.device = resolve_device(device)
         self.X = Tensor._make(self.device.put(np.asarray(X, dtype=dtype)), self.device)
         self.y = Tensor._make(self.device.put(np.asarray(y)), self.device)
@@ -43,6 +50,8 @@ class DataLoader:
         self.seed = seed
         self.drop_last = drop_last
         self.epoch = 0
+        self.reuse_arrays = reuse_arrays and self.device.is_host
+        self._reused: dict = {}  # batch rows -> the (X, y) arrays its batches are copied into
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose shuffle order the next iteration uses (later ones count up from it)."""
@@ -70,4 +79,16 @@ class DataLoader:
             stop = start + self.batch_size
             if stop > self.n and self.drop_last:
                 break
-            yield Tensor._make(X[start:stop], self.device), Tensor._make(y[start:stop], self.device)
+            xb, yb = X[start:stop], y[start:stop]
+            if self.reuse_arrays:
+                xb, yb = self._copied(xb, yb)
+            yield Tensor._make(xb, self.device), Tensor._make(yb, self.device)
+
+    def _copied(self, xb: np.ndarray, yb: np.ndarray) -> tuple:
+        """A batch copied into the arrays kept for its number of rows (``reuse_arrays``)."""
+        arrays = self._reused.get(len(xb))
+        if arrays is None:
+            arrays = self._reused[len(xb)] = (np.empty_like(xb), np.empty_like(yb))
+        np.copyto(arrays[0], xb)
+        np.copyto(arrays[1], yb)
+        return arrays

@@ -46,9 +46,14 @@ class Trainer:
         self.callbacks = list(callbacks)
         # parameters and buffers (a BatchNorm's running statistics): what a checkpoint holds; walked once
         self._named_parameters = list(self.model.state_dict().items())
+        # Its modules, walked once too: every epoch switches them to training and back to evaluation
+        # (a walk of the tree each time costs as much as a small model's step) and reseeds dropout.
+        self._modules = tuple(self.model.modules())
+        self._dropouts = tuple((i, m) for i, m in enumerate(self._modules) if isinstance(m, nn.Dropout))
         t = self.spec.train
+        # reuse_arrays: the captured step's plan reads every batch from the same arrays (no re-pointing)
         self.train_loader = DataLoader(self.splits.X_train, self.splits.y_train, t.batch_size, t.shuffle,
-                                       self.device, self.dtype, seed=plan.seed)
+                                       self.device, self.dtype, seed=plan.seed, reuse_arrays=True)
         eval_batch = max(t.batch_size or 0, 4096)
         self.val_loader = (DataLoader(self.splits.X_val, self.splits.y_val, eval_batch, False, self.device,
                                       self.dtype) if len(self.splits.X_val) else None)
@@ -120,12 +125,16 @@ class Trainer:
         else:
             self.device.kernels.class_sums(out, y, loss, rows, self.task.threshold, loss_sum, correct)
 
+    def _set_training(self, mode: bool) -> None:
+        """``model.train(mode)`` over the modules walked once."""
+        for m in self._modules:
+            m.training = mode
+
     def _train_epoch(self, epoch: int) -> dict:
-        self.model.train()
+        self._set_training(True)
         self.train_loader.set_epoch(epoch)
-        for i, m in enumerate(self.model.modules()):
-            if isinstance(m, nn.Dropout):
-                m.reseed(int(np.random.default_rng([self.spec.seed, 3, epoch, i]).integers(2**62)))
+        for i, m in self._dropouts:  # i: the module's place in model.modules(), as a resumed run counts it
+            m.reseed(int(np.random.default_rng([self.spec.seed, 3, epoch, i]).integers(2**62)))
         for total in (self._loss_sum, self._correct, self._sse, self._sae):
             total.fill(0)
         for xb, yb in self.train_loader:
@@ -157,7 +166,7 @@ class Trainer:
 
     def _evaluate(self, loader) -> dict:
         xp = self.device.xp
-        self.model.eval()
+        self._set_training(False)
         loss_sum = xp.zeros((), dtype=np.float64)
         correct = xp.zeros((), dtype=np.int64)
         sse = xp.zeros((), dtype=np.float64)

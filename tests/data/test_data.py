@@ -127,6 +127,26 @@ def test_dataloader_keeps_data_on_device_and_shuffles_per_epoch(device):
     assert not np.array_equal(np.concatenate([b[1].numpy() for b in loader]), seen)
 
 
+
+@pytest.mark.parametrize(("shuffle", "drop_last"), [(True, False), (False, False), (True, True)])
+def test_a_loader_reusing_its_arrays_gives_the_batches_of_one_that_slices(shuffle, drop_last):
+    """reuse_arrays (the runner's training loader): each batch is written into the same arrays for
+    its size, and holds what the slicing loader's batch holds, in the same order, every epoch."""
+    X = np.arange(22, dtype=np.float64).reshape(11, 2)
+    y = np.arange(11)
+    kwargs = dict(batch_size=4, shuffle=shuffle, device="cpu", seed=5, drop_last=drop_last)
+    sliced, reused = DataLoader(X, y, **kwargs), DataLoader(X, y, **kwargs, reuse_arrays=True)
+    for epoch in (1, 2):
+        sliced.set_epoch(epoch)
+        reused.set_epoch(epoch)
+        arrays = set()
+        for (xs, ys), (xr, yr) in zip(sliced, reused, strict=True):
+            np.testing.assert_array_equal(xr.numpy(), xs.numpy())
+            np.testing.assert_array_equal(yr.numpy(), ys.numpy())
+            assert xr.dtype == xs.dtype and yr.dtype == ys.dtype
+            arrays.add((id(xr.data), id(yr.data)))
+        assert len(arrays) == (1 if drop_last else 2), "one pair of arrays per batch size"
+
 def test_sklearn_digits_loads_without_download():
     pytest.importorskip("sklearn")
     data = {"source": "sklearn:digits", "split": {"train": 0.7, "val": 0.15, "test": 0.15}, "standardize": True}

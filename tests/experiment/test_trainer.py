@@ -7,6 +7,7 @@ import pytest
 import devgrad as dg
 from devgrad.experiment import run
 from devgrad.experiment import trainer as trainer_module
+from devgrad.experiment.callbacks import Callback
 from tests.support.run_helpers import SMALL, SMALL_NO_PLOTS
 
 
@@ -109,3 +110,24 @@ def test_the_cpu_step_of_every_loss_is_captured_and_replays_the_eager_run(tmp_pa
     assert not eager["active"]
     assert [row["train_loss"] for row in runs[0].history] == [row["train_loss"] for row in runs[1].history]
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_dropout_is_on_in_every_training_step_and_off_in_every_evaluation(tmp_path):
+    """The trainer switches its model's modules (walked once) to training for each epoch's steps and
+    to evaluation for its validation, every epoch."""
+    seen: list = []
+
+    class Watch(Callback):
+        def on_train_begin(self, trainer, start_epoch):
+            for m in trainer.model.modules():
+                if isinstance(m, dg.nn.Dropout):
+                    m.register_forward_pre_hook(lambda module, args: seen.append((len(args[0]), module.training)))
+
+        def on_epoch_end(self, trainer, epoch, row):
+            seen.append(("epoch", epoch))
+
+    spec = {**SMALL_NO_PLOTS, "model": {"hidden": [6], "dropout": 0.5}, "train": {"epochs": 2, "batch_size": 100}}
+    result = run(spec, out=tmp_path, quiet=True, callbacks=[Watch()])
+    assert result.status == "completed"
+    one_epoch = [(100, True), (100, True), (80, True), (60, False)]  # 280 training rows, then 60 validation rows
+    assert seen == [*one_epoch, ("epoch", 1), *one_epoch, ("epoch", 2), (60, False)]  # and the test split

@@ -8,6 +8,10 @@ import pytest
 import devgrad as dg
 from devgrad import func
 
+# torch.func scripts helpers of its own with torch.jit.script, which torch itself deprecates: its
+# warning says nothing about devgrad
+pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.script` is deprecated:DeprecationWarning")
+
 TOL = {"rtol": 1e-9, "atol": 1e-10}
 RNG = np.random.default_rng(0)
 

@@ -75,13 +75,30 @@ class Trainer:
             self._loss_sum, self._correct = xp.zeros((), dtype=np.float64), xp.zeros((), dtype=np.int64)
             self._sse, self._sae = xp.zeros((), dtype=np.float64), xp.zeros((), dtype=np.float64)
         self._train_sst = _total_sum_of_squares(self.splits.y_train) if self.task.regression else None
+        self._val_sst = (_total_sum_of_squares(self.splits.y_val) if self.task.regression and self.val_loader
+                         else None)
         self.step = CapturedStep(self._step, self.device, optimizer=self.optimizer if plan.captured else None,
                                  enabled=plan.captured, on_failure=self._capture_failed)
+        # Evaluation batches are replayed as plans too (on the CPU, for a model without buffers, whose
+        # arrays all belong to the optimizer, which tells a replay when one is replaced); their sums
+        # live as long as the trainer, as the training step's do.
+        with self.device.activate():
+            self._eval_sums = tuple(self.device.xp.zeros((), dtype=total.dtype) for total in
+                                    (self._loss_sum, self._correct, self._sse, self._sae))
+        plain = len(self._named_parameters) == len(self.model.parameters())
+        self.eval_step = CapturedStep(self._eval_batch, self.device,
+                                      optimizer=self.optimizer if plan.captured else None,
+                                      enabled=plan.captured and self.device.is_host and plain,
+                                      on_failure=self._eval_capture_failed)
 
     def _capture_failed(self, message: str) -> None:
         """A step that could not be captured runs eagerly: the console and train.log say why
         (summary.json's ``capture`` records it too)."""
         self.say(f"train.capture {self.spec.train.capture}: {message}")
+
+    def _eval_capture_failed(self, message: str) -> None:
+        """Evaluation batches that cannot be replayed run eagerly: train.log says why."""
+        self.log.info(f"evaluation: {message}")
 
     def say(self, message: str) -> None:
         """A message for the console and train.log (train.log alone outside ``fit``)."""
@@ -165,18 +182,23 @@ class Trainer:
             return self._evaluate(loader)
 
     def _evaluate(self, loader) -> dict:
-        xp = self.device.xp
         self._set_training(False)
-        loss_sum = xp.zeros((), dtype=np.float64)
-        correct = xp.zeros((), dtype=np.int64)
-        sse = xp.zeros((), dtype=np.float64)
-        sae = xp.zeros((), dtype=np.float64)
+        for total in self._eval_sums:
+            total.fill(0)
         for xb, yb in loader:
-            out = self.model(xb)
-            loss = self.task.loss_value(out, self.task.targets(yb, self.dtype))
-            self._add_to_sums(out.data, yb.data, loss.data, loss_sum, correct, sse, sae)
-        sst = _total_sum_of_squares(self.device.to_host(loader.y.data)) if self.task.regression else None
+            self.eval_step(xb, yb)
+        loss_sum, correct, sse, sae = self._eval_sums
+        sst = None
+        if self.task.regression:
+            sst = (self._val_sst if loader is self.val_loader else
+                   _total_sum_of_squares(self.device.to_host(loader.y.data)))
         return {"loss": float(loss_sum) / loader.n, **self._metrics(loader.n, correct, sse, sae, sst)}
+
+    def _eval_batch(self, xb: Tensor, yb: Tensor) -> None:
+        """One evaluation batch's loss and hits, added to the evaluation sums on the device."""
+        out = self.model(xb)
+        loss = self.task.loss_value(out, self.task.targets(yb, self.dtype))
+        self._add_to_sums(out.data, yb.data, loss.data, *self._eval_sums)
 
     def _improved(self, value: float) -> bool:
         if self.best_value is None:

@@ -131,3 +131,23 @@ def test_dropout_is_on_in_every_training_step_and_off_in_every_evaluation(tmp_pa
     assert result.status == "completed"
     one_epoch = [(100, True), (100, True), (80, True), (60, False)]  # 280 training rows, then 60 validation rows
     assert seen == [*one_epoch, ("epoch", 1), *one_epoch, ("epoch", 2), (60, False)]  # and the test split
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_replayed_evaluations_give_the_eager_evaluations_numbers(tmp_path, task):
+    """On the CPU the validation batches are replayed as a plan too: every epoch's validation
+    metrics and the test split's are those of eager evaluation, bit for bit."""
+    trainers = []
+
+    class Keep(Callback):
+        def on_train_end(self, trainer, status):
+            trainers.append(trainer)
+
+    spec = {**SMALL_NO_PLOTS, "train": {"epochs": 4, "batch_size": 64}}
+    if task == "regression":
+        spec = {**spec, "task": "regression", "loss": "mse"}
+    runs = [run({**spec, "train": {**spec["train"], "capture": c}}, out=tmp_path / str(c), quiet=True,
+                callbacks=[Keep()]) for c in ("auto", False)]
+    assert trainers[0].eval_step.replays >= 2 and trainers[1].eval_step.replays == 0
+    assert runs[0].history == runs[1].history
+    assert runs[0].summary["test"] == runs[1].summary["test"]

@@ -90,8 +90,11 @@ class NeuronHistory(Callback):
         """Whether a run records it: 2-D inputs and a first layer of at most ``MAX_UNITS`` units."""
         return n_features == 2 and bool(hidden) and hidden[0] <= neurons.MAX_UNITS
 
+    def on_train_begin(self, trainer: Trainer, start_epoch: int) -> None:
+        self._layer = neurons.first_linear(trainer.model)  # found once: the run's model keeps its layers
+
     def on_epoch_end(self, trainer: Trainer, epoch: int, row: dict) -> None:
-        self.units.append(epoch, *neurons.first_layer(trainer.model))
+        self.units.append(epoch, *neurons.host_layer(self._layer))
 
     def on_train_end(self, trainer: Trainer, status: str | None) -> None:
         self.units.close()

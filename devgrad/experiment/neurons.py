@@ -39,7 +39,7 @@ def activation(name: str, z: np.ndarray) -> np.ndarray:
         return nn.activation(name)(Tensor(np.asarray(z, dtype=np.float64), device="cpu")).numpy()
 
 
-def _host_layer(m) -> tuple[np.ndarray, np.ndarray]:
+def host_layer(m) -> tuple[np.ndarray, np.ndarray]:
     """Host copies of one Linear layer's weight (out, in) and bias (zeros without one)."""
     w = np.asarray(m.weight.numpy(), dtype=np.float64)
     return w, (np.asarray(m.bias.numpy(), dtype=np.float64) if m.bias is not None else np.zeros(w.shape[0]))
@@ -47,16 +47,21 @@ def _host_layer(m) -> tuple[np.ndarray, np.ndarray]:
 
 def linear_layers(model) -> list[tuple[np.ndarray, np.ndarray]]:
     """Host copies (weight (out, in), bias (out,) or zeros) of the model's Linear layers, in order."""
-    return [_host_layer(m) for m in model.modules() if isinstance(m, nn.Linear)]
+    return [host_layer(m) for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+def first_linear(model) -> nn.Linear:
+    """The model's first Linear layer."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            return m
+    raise ValueError("the model has no Linear layer")
 
 
 def first_layer(model) -> tuple[np.ndarray, np.ndarray]:
     """Host copies of the first Linear layer's weight (units, inputs) and bias (zeros without one):
     one layer's copy, once an epoch."""
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            return _host_layer(m)
-    raise ValueError("the model has no Linear layer")
+    return host_layer(first_linear(model))
 
 
 def describe_map(weight: np.ndarray, bias: np.ndarray, variable: str = "z") -> str:

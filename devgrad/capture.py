@@ -27,6 +27,11 @@ records the step afresh; without it, make a new CapturedStep after such a change
 ``optimizer=``, CapturedStep also checks that it is capturable and refreshes its learning
 rate before each replay.
 
+A recording remembers the training modes (``train()``/``eval()``) of the modules the step
+called and of their sub-modules: a call after one of them changed mode is not served by that
+recording (it would repeat the other mode's work, dropout or none) but runs as a new signature
+would, and is recorded afresh.
+
 With ``enabled=False`` the step simply calls ``fn``. If capturing fails (``fn`` broke one of
 the rules above), a warning says why and the steps go on eagerly: capture executes nothing, so
 no update is lost or applied twice.
@@ -51,6 +56,38 @@ import warnings
 from devgrad import cpu_plan
 from devgrad.backend import device as resolve_device
 from devgrad.core import Tensor
+
+
+class _ModeWatch:
+    """What nn's modules tell recordings (nn sits above this layer): ``changes`` counts the times a
+    module's training flag changed; ``called`` collects the modules a step calls while it is recorded."""
+
+    def __init__(self):
+        self.changes = 0
+        self.called: list | None = None
+
+
+_modes = _ModeWatch()
+
+
+def mode_changed() -> None:
+    """A module's training flag changed (``nn.Module`` calls this): recordings check their modules' flags."""
+    _modes.changes += 1
+
+
+def module_called(module) -> None:
+    """``module`` runs while a step is recorded (``nn.Module`` calls this): the recording depends on its mode."""
+    if _modes.called is not None:
+        _modes.called.append(module)
+
+
+def _modes_of(called: list) -> tuple:
+    """(module, its training flag) for the modules a recording called and their sub-modules."""
+    seen: dict = {}
+    for module in called:
+        for m in module.modules():
+            seen.setdefault(id(m), m)
+    return tuple((m, m.training) for m in seen.values())
 
 
 class CapturedStep:
@@ -88,6 +125,8 @@ class CapturedStep:
         self.diverged = 0  # CPU: replays dropped for an eager step (a recorded branch went the other way)
         self._graphs: dict = {}
         self._seen: set = set()  # CPU: input signatures whose first (eager) call has run
+        self._modes: dict = {}  # signature -> (module, training flag) its recording depends on
+        self._modes_checked = _modes.changes  # module mode changes up to the last check of ``_modes``
 
     @property
     def graphs(self) -> int:
@@ -101,15 +140,21 @@ class CapturedStep:
         if self._bound and self._stale():
             self._graphs.clear()  # recorded on arrays a parameter no longer uses, or other settings: afresh
             self._seen.clear()
+        if self._modes_checked != _modes.changes:
+            self._drop_other_modes()
         if not self.device.supports_graphs:
             return self._cpu_call(key, inputs, arrays)
         entry = self._graphs.get(key)
         if entry is None:
             out = self.fn(*inputs)  # a real step; kernels compile and optimizer state appears here
+            _modes.called = []
             try:
                 self._graphs[key] = self._capture(inputs)
             except Exception as exc:
                 self._fail(exc)
+            finally:
+                called, _modes.called = _modes.called, None
+            self._modes[key] = _modes_of(called)
             return out
         static, graph = entry
         xp = self.device.xp
@@ -169,11 +214,15 @@ class CapturedStep:
         static = tuple(Tensor._make(self.device.copy(t.data), self.device) for t in inputs)
         for hook in self._hooks:
             hook()
+        _modes.called = []
         try:
             plan = cpu_plan.record(self.fn, static, self.device, self._params(), self._optimizer)
         except Exception as exc:  # recorded nothing and changed nothing: this step runs eagerly
             self._fail(exc)
             return self.fn(*inputs)
+        finally:
+            called, _modes.called = _modes.called, None
+        self._modes[key] = _modes_of(called)
         self._graphs[key] = (static, plan)
         self.captures += 1
         self._bind()
@@ -210,6 +259,16 @@ class CapturedStep:
         if differs is not None:
             self._fail(RuntimeError(f"the replayed step differs from the eager step: {differs}"))
         return out
+
+    def _drop_other_modes(self) -> None:
+        """Forget the recordings whose modules' training modes changed since (a module switched between
+        train() and eval()): the next call with their signature runs as a new one would."""
+        self._modes_checked = _modes.changes
+        for key, modes in list(self._modes.items()):
+            if any(m.training != training for m, training in modes):
+                del self._modes[key]
+                self._graphs.pop(key, None)
+                self._seen.discard(key)
 
     def _params(self) -> list:
         if self._optimizer is None:

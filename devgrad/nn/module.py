@@ -7,8 +7,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from devgrad import capture
 from devgrad.backend import device as resolve_device
 from devgrad.backend import is_device_array
+from devgrad.backend.capturing import state as _capturing
 from devgrad.core import Tensor
 from devgrad.nn import hooks as _hooks
 
@@ -68,6 +70,8 @@ class Module:
         if buffers is not None and name in buffers:
             buffers[name] = value
         else:
+            if name == "training" and value != self.__dict__.get("training", value):
+                capture.mode_changed()  # a recorded step that called this module no longer fits it
             object.__setattr__(self, name, value)
 
     def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
@@ -91,6 +95,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
     def __call__(self, *args, **kwargs):
+        if _capturing.device is not None:  # a step being recorded depends on this module's mode
+            capture.module_called(self)
         if "_forward_hooks" in self.__dict__ or "_forward_pre_hooks" in self.__dict__:
             return _hooks.call_with_hooks(self, args, kwargs)
         return self.forward(*args, **kwargs)

@@ -397,3 +397,42 @@ def test_small_matrix_products_replay_through_dot_with_matmuls_bits():
         fn(*args)
         np.matmul(x, y, by_matmul)
         assert fn is np.dot and by_dot.tobytes() == by_matmul.tobytes()
+
+
+class _Doubled(nn.Module):
+    """A Linear whose output is doubled while a sub-module of it (which it never calls) is in training mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(5, 3, generator=np.random.default_rng(1))
+        self.switch = nn.Identity()
+
+    def forward(self, x):
+        out = self.linear(x)
+        return out * 2.0 if self.switch.training else out
+
+
+def test_a_module_switched_between_train_and_eval_between_replays_gets_its_new_mode():
+    """A recording repeats the mode it was made in: a step after a module (here one the step never
+    calls, only reads) switched mode runs in the new mode, as eagerly, and is recorded afresh."""
+    modes = ["train"] * 4 + ["eval"] * 5 + ["train"] * 5
+    results = []
+    for captured in (False, True):
+        model = _Doubled()
+        opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
+
+        def fn(xb, yb, model=model, opt=opt):
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+
+        step = CapturedStep(fn, "cpu", optimizer=opt, enabled=captured)
+        losses = []
+        for mode, start in zip(modes, itertools.cycle((0, 20, 40))):
+            model.switch.train(mode == "train")
+            losses.append(step(dg.tensor(X[start:start + 20]), dg.tensor(Y[start:start + 20])).numpy().tobytes())
+        results.append((losses, [p.numpy().tobytes() for p in model.parameters()]))
+    assert results[0] == results[1]
+    assert step.captures == 3 and step.replays >= 6 and step.failure is None

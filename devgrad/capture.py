@@ -51,6 +51,7 @@ counts them).
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 from devgrad import cpu_plan
@@ -58,21 +59,20 @@ from devgrad.backend import device as resolve_device
 from devgrad.core import Tensor
 
 
-class _ModeWatch:
-    """What nn's modules tell recordings (nn sits above this layer): ``changes`` counts the times a
-    module's training flag changed; ``called`` collects the modules a step calls while it is recorded."""
+class _ModeWatch(threading.local):
+    """What nn's modules tell recordings (nn sits above this layer): ``called`` collects the modules a
+    step calls while this thread records it (a class default: no lookup miss)."""
 
-    def __init__(self):
-        self.changes = 0
-        self.called: list | None = None
+    called: list | None = None
 
 
 _modes = _ModeWatch()
+_mode_changes = [0]  # how many times a module's training flag changed, in any thread
 
 
 def mode_changed() -> None:
     """A module's training flag changed (``nn.Module`` calls this): recordings check their modules' flags."""
-    _modes.changes += 1
+    _mode_changes[0] += 1
 
 
 def module_called(module) -> None:
@@ -126,7 +126,7 @@ class CapturedStep:
         self._graphs: dict = {}
         self._seen: set = set()  # CPU: input signatures whose first (eager) call has run
         self._modes: dict = {}  # signature -> (module, training flag) its recording depends on
-        self._modes_checked = _modes.changes  # module mode changes up to the last check of ``_modes``
+        self._modes_checked = _mode_changes[0]  # module mode changes up to the last check of ``_modes``
 
     @property
     def graphs(self) -> int:
@@ -140,7 +140,7 @@ class CapturedStep:
         if self._bound and self._stale():
             self._graphs.clear()  # recorded on arrays a parameter no longer uses, or other settings: afresh
             self._seen.clear()
-        if self._modes_checked != _modes.changes:
+        if self._modes_checked != _mode_changes[0]:
             self._drop_other_modes()
         if not self.device.supports_graphs:
             return self._cpu_call(key, inputs, arrays)
@@ -263,7 +263,7 @@ class CapturedStep:
     def _drop_other_modes(self) -> None:
         """Forget the recordings whose modules' training modes changed since (a module switched between
         train() and eval()): the next call with their signature runs as a new one would."""
-        self._modes_checked = _modes.changes
+        self._modes_checked = _mode_changes[0]
         for key, modes in list(self._modes.items()):
             if any(m.training != training for m, training in modes):
                 del self._modes[key]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from devgrad.experiment.figures import Repeated, save, unit_colour
+from devgrad.experiment.figures import Repeated, reused, save, unit_colour
 from devgrad.experiment.neurons import plane_grid
 
 
@@ -24,36 +24,36 @@ def decision_boundary(plt, X_all: np.ndarray, y_all: np.ndarray, predict_proba, 
     gx, gy = plane_grid(X_all, resolution)
     probs = predict_proba(np.stack([gx.ravel(), gy.ravel()], axis=1))
     extent = (gx.min(), gx.max(), gy.min(), gy.max())
-    fig, ax = plt.subplots(figsize=(6.6 if probs.shape[1] == 2 else 6, 5.2))
-    if probs.shape[1] == 2 and margin:
-        _score_and_margin(plt, fig, ax, probs[:, 1].reshape(gx.shape), gx, gy, extent, boundary=not lines)
-    elif probs.shape[1] == 2:
-        p1 = probs[:, 1].reshape(gx.shape)
-        image = ax.imshow(p1, origin="lower", extent=extent, aspect="auto", cmap=plt.get_cmap("RdBu_r", 20),
-                          vmin=0, vmax=1, alpha=0.8, interpolation="bilinear", interpolation_stage="data")
-        ax.contour(gx, gy, p1, levels=[0.5], colors="k", linewidths=1)
-        fig.colorbar(image, ax=ax, label="P(class 1)", fraction=0.05, pad=0.03)
-    else:
-        from matplotlib.colors import ListedColormap  # noqa: PLC0415 - optional dependency
+    size = (6.6 if probs.shape[1] == 2 else 6, 5.2)
+    with reused(plt, ("decision_boundary", size), lambda: plt.subplots(figsize=size)) as (fig, ax):
+        if probs.shape[1] == 2 and margin:
+            _score_and_margin(plt, fig, ax, probs[:, 1].reshape(gx.shape), gx, gy, extent, boundary=not lines)
+        elif probs.shape[1] == 2:
+            p1 = probs[:, 1].reshape(gx.shape)
+            image = ax.imshow(p1, origin="lower", extent=extent, aspect="auto", cmap=plt.get_cmap("RdBu_r", 20),
+                              vmin=0, vmax=1, alpha=0.8, interpolation="bilinear", interpolation_stage="data")
+            ax.contour(gx, gy, p1, levels=[0.5], colors="k", linewidths=1)
+            fig.colorbar(image, ax=ax, label="P(class 1)", fraction=0.05, pad=0.03)
+        else:
+            from matplotlib.colors import ListedColormap  # noqa: PLC0415 - optional dependency
 
-        k = probs.shape[1]
-        colours = [plt.get_cmap("tab10")(i % 10) for i in range(k)]
-        ax.imshow(probs.argmax(axis=1).reshape(gx.shape), origin="lower", extent=extent, aspect="auto",
-                  cmap=ListedColormap(colours), vmin=-0.5, vmax=k - 0.5, alpha=0.3, interpolation="nearest")
-    _class_points(plt, ax, X_all, y_all, probs.shape[1], class_names)
-    for i, ((a, c), label) in enumerate(lines or []):
-        _draw_line(ax, a, c, gx, gy, color=unit_colour(plt, i), linewidth=1.5, linestyle="--", label=label)
-    ax.set_xlim(extent[0], extent[1])
-    ax.set_ylim(extent[2], extent[3])
-    if lines and len(lines) <= 8 and probs.shape[1] == 2:
-        ax.legend(fontsize=8, loc="best")
-    ax.set_xlabel("x₁")
-    ax.set_ylabel("x₂")
-    ax.set_title(f"{name}: decision boundary", y=1.0, pad=6)
-    # fixed margins (tight_layout is slow); room on the right for a colour bar's labels
-    fig.subplots_adjust(left=0.12, right=0.9 if probs.shape[1] == 2 else 0.97, bottom=0.1, top=0.93)
-    save(fig, path)
-    plt.close(fig)
+            k = probs.shape[1]
+            colours = [plt.get_cmap("tab10")(i % 10) for i in range(k)]
+            ax.imshow(probs.argmax(axis=1).reshape(gx.shape), origin="lower", extent=extent, aspect="auto",
+                      cmap=ListedColormap(colours), vmin=-0.5, vmax=k - 0.5, alpha=0.3, interpolation="nearest")
+        _class_points(plt, ax, X_all, y_all, probs.shape[1], class_names)
+        for i, ((a, c), label) in enumerate(lines or []):
+            _draw_line(ax, a, c, gx, gy, color=unit_colour(plt, i), linewidth=1.5, linestyle="--", label=label)
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[2], extent[3])
+        if lines and len(lines) <= 8 and probs.shape[1] == 2:
+            ax.legend(fontsize=8, loc="best")
+        ax.set_xlabel("x₁")
+        ax.set_ylabel("x₂")
+        ax.set_title(f"{name}: decision boundary", y=1.0, pad=6)
+        # fixed margins (tight_layout is slow); room on the right for a colour bar's labels
+        fig.subplots_adjust(left=0.12, right=0.9 if probs.shape[1] == 2 else 0.97, bottom=0.1, top=0.93)
+        save(fig, path)
     return path
 
 
@@ -123,28 +123,27 @@ def neurons(plt, X_all: np.ndarray, y_all: np.ndarray, units, lines: Sequence[tu
     cols = min(k + 1, 4)
     rows = (k + 1 + cols - 1) // cols
     width, height = 3.0 * cols + 0.6, 2.95 * rows + 0.95
-    fig = plt.figure(figsize=(width, height))
-    fig.subplots_adjust(left=0.6 / width, right=1 - 0.1 / width, bottom=0.5 / height, top=1 - 0.95 / height,
-                        wspace=0.08, hspace=0.34)
     extent = (gx.min(), gx.max(), gy.min(), gy.max())
-    grid = fig.add_gridspec(rows, cols)
-    unit_axes = _panel(fig, grid[0], extent)
-    ax = _panel(fig, grid[k // cols, k % cols], extent, shared=unit_axes)
-    _outer_axes(ax, bottom=True, left=k % cols == 0)
-    _output_panel(plt, ax, X_all, y_all, predict_proba(points), gx, extent)
-    for i in range(min(k, 8)):  # beyond 8 lines the output is hidden under them
-        _draw_line(ax, *lines[i], gx, gy, color=unit_colour(plt, i), linewidth=1.4, label=f"unit {i + 1}")
-    ax.set_title("the network's output,\nwith " + ("every unit's line" if k <= 8 else "the first 8 units' lines"),
-                 fontsize=10, y=1.0, pad=3)
-    if k <= 8:
-        ax.legend(fontsize=8, loc="best")
-    shown = f"{k} units" if not total_units or total_units == k else f"the first {k} of {total_units} units"
-    fig.suptitle(f"{name}: what each hidden unit computes (the first layer: {shown})\n"
-                 f"x₁, x₂: the data's own (unstandardised) coordinates", y=1 - 0.08 / height, va="top", fontsize=12)
-    panels = [functools.partial(_unit_panel, plt, grid[i], i, acts[:, i].reshape(gx.shape), lines[i], gx, gy,
-                                activation_name, bottom=i + cols > k, left=i % cols == 0) for i in range(k)]
-    save(fig, path, repeated=Repeated(unit_axes, panels))
-    plt.close(fig)
+    with reused(plt, ("neurons", k), functools.partial(_neuron_axes, plt, k, cols, rows, width, height)) as (
+            fig, (grid, unit_axes, ax)):
+        fig.subplots_adjust(left=0.6 / width, right=1 - 0.1 / width, bottom=0.5 / height, top=1 - 0.95 / height,
+                            wspace=0.08, hspace=0.34)
+        _panel(unit_axes, extent)
+        _panel(ax, extent, shared=True)
+        _outer_axes(ax, bottom=True, left=k % cols == 0)
+        _output_panel(plt, ax, X_all, y_all, predict_proba(points), gx, extent)
+        for i in range(min(k, 8)):  # beyond 8 lines the output is hidden under them
+            _draw_line(ax, *lines[i], gx, gy, color=unit_colour(plt, i), linewidth=1.4, label=f"unit {i + 1}")
+        ax.set_title("the network's output,\nwith " + ("every unit's line" if k <= 8 else "the first 8 units' lines"),
+                     fontsize=10, y=1.0, pad=3)
+        if k <= 8:
+            ax.legend(fontsize=8, loc="best")
+        shown = f"{k} units" if not total_units or total_units == k else f"the first {k} of {total_units} units"
+        fig.suptitle(f"{name}: what each hidden unit computes (the first layer: {shown})\n"
+                     f"x₁, x₂: the data's own (unstandardised) coordinates", y=1 - 0.08 / height, va="top", fontsize=12)
+        panels = [functools.partial(_unit_panel, plt, grid[i], i, acts[:, i].reshape(gx.shape), lines[i], gx, gy,
+                                    activation_name, bottom=i + cols > k, left=i % cols == 0) for i in range(k)]
+        save(fig, path, repeated=Repeated(unit_axes, panels))
     return path
 
 
@@ -186,13 +185,22 @@ def _output_panel(plt, ax, X_all, y_all, probs, gx, extent) -> None:
         ax.scatter(X_all[:, 0], X_all[:, 1], c=y_all, cmap="tab10", s=3, linewidths=0, vmin=0, vmax=9)
 
 
-def _panel(fig, place, extent, shared=None):
-    """An Axes at ``place`` showing the plane ``extent`` (its limits set once: autoscaling each
-    image and line would update the axes it shares), with ticks at the same values as ``shared``'s."""
+def _neuron_axes(plt, k: int, cols: int, rows: int, width: float, height: float):
+    """neurons.png's figure: its grid, the Axes drawn as every unit's panel, and the output's
+    Axes sharing its plane."""
+    fig = plt.figure(figsize=(width, height))
+    grid = fig.add_gridspec(rows, cols)
+    unit_axes = fig.add_subplot(grid[0])
+    return fig, (grid, unit_axes, fig.add_subplot(grid[k // cols, k % cols], sharex=unit_axes, sharey=unit_axes))
+
+
+def _panel(ax, extent, shared: bool = False) -> None:
+    """Make ``ax`` show the plane ``extent`` (its limits set once: autoscaling each image and
+    line would update the axes it shares), with ticks at the same values as the Axes it
+    shares (``shared``: set there)."""
     from matplotlib.ticker import MaxNLocator  # noqa: PLC0415 - optional dependency
 
-    ax = fig.add_subplot(place, sharex=shared, sharey=shared)
-    if shared is None:
+    if not shared:
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(extent[2], extent[3])
         ax.xaxis.set_major_locator(MaxNLocator(5, steps=[1, 2, 2.5, 5, 10]))
@@ -202,7 +210,6 @@ def _panel(fig, place, extent, shared=None):
     ax.tick_params(axis="x", labelsize=9)
     ax.set_ylabel("x₂", fontsize=10, labelpad=1)
     ax.tick_params(axis="y", labelsize=9)
-    return ax
 
 
 def _outer_axes(ax, bottom: bool, left: bool) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from devgrad.experiment.figures import PLOT_HINT, Drawing, precomputed, pyplot, render, save, unit_colour
+from devgrad.experiment.figures import PLOT_HINT, Drawing, precomputed, pyplot, render, reused, save, unit_colour
 from devgrad.experiment.neurons import plane_grid
 from devgrad.experiment.plane_plots import animation, decision_boundary, neurons
 
@@ -102,34 +102,35 @@ def learning_curves(plt, history: list, path: Path, title: str, best_epoch: int 
     marker = "o" if len(epochs) <= 30 else None  # a single epoch is a point: it needs a marker to show
     metrics = [m for m in ("loss", "accuracy", "r2", "mae") if any(r.get(f"train_{m}") is not None for r in history)]
     width = 4.6 * len(metrics) + 0.4
-    fig, axes = plt.subplots(1, len(metrics), figsize=(width, 4), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
-        for split, line_style in (("train", "-"), ("val", "--")):
-            values = [r.get(f"{split}_{metric}") for r in history]
-            if any(v is not None for v in values):
-                ax.plot(epochs, [np.nan if v is None else v for v in values], line_style, marker=marker,
-                        markersize=3, label=split, color="tab:blue" if split == "train" else "tab:orange")
-        if best_epoch:
-            ax.axvline(best_epoch, color="tab:green", linestyle=":", linewidth=1.2, label=f"best (epoch {best_epoch})")
-        if stopped_at:
-            ax.axvline(stopped_at, color="tab:red", linestyle="-.", linewidth=1.2,
-                       label=f"early stop (epoch {stopped_at})")
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # epochs are whole numbers
-        ax.set_ylabel(metric)
-        if metric == "loss" and all((r.get("train_loss") or 1) > 0 for r in history):
-            _plain_log_scale(ax)
-            ax.set_ylabel("loss (log scale)")
-        ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=9, frameon=False,
-               bbox_to_anchor=(0.5, 1 - 0.42 / 4))
-    fig.suptitle(f"{title}: learning curves", y=1 - 0.08 / 4, va="top")
-    # fixed margins in inches (tight_layout costs a quarter of a second); the y labels fit in 0.8 in
-    fig.subplots_adjust(left=0.8 / width, right=1 - 0.15 / width, bottom=0.5 / 4, top=1 - 0.8 / 4,
-                        wspace=0.8 / 4.6)
-    save(fig, path)
-    plt.close(fig)
+    with reused(plt, ("learning_curves", len(metrics)),
+                lambda: plt.subplots(1, len(metrics), figsize=(width, 4), squeeze=False)) as (fig, axes):
+        for ax, metric in zip(axes[0], metrics):
+            for split, line_style in (("train", "-"), ("val", "--")):
+                values = [r.get(f"{split}_{metric}") for r in history]
+                if any(v is not None for v in values):
+                    ax.plot(epochs, [np.nan if v is None else v for v in values], line_style, marker=marker,
+                            markersize=3, label=split, color="tab:blue" if split == "train" else "tab:orange")
+            if best_epoch:
+                ax.axvline(best_epoch, color="tab:green", linestyle=":", linewidth=1.2,
+                           label=f"best (epoch {best_epoch})")
+            if stopped_at:
+                ax.axvline(stopped_at, color="tab:red", linestyle="-.", linewidth=1.2,
+                           label=f"early stop (epoch {stopped_at})")
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # epochs are whole numbers
+            ax.set_ylabel(metric)
+            if metric == "loss" and all((r.get("train_loss") or 1) > 0 for r in history):
+                _plain_log_scale(ax)
+                ax.set_ylabel("loss (log scale)")
+            ax.grid(alpha=0.3)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=9, frameon=False,
+                   bbox_to_anchor=(0.5, 1 - 0.42 / 4))
+        fig.suptitle(f"{title}: learning curves", y=1 - 0.08 / 4, va="top")
+        # fixed margins in inches (tight_layout costs a quarter of a second); the y labels fit in 0.8 in
+        fig.subplots_adjust(left=0.8 / width, right=1 - 0.15 / width, bottom=0.5 / 4, top=1 - 0.8 / 4,
+                            wspace=0.8 / 4.6)
+        save(fig, path)
     return path
 
 
@@ -182,26 +183,26 @@ def hidden_units(plt, history: list, path: Path, name: str) -> Path:
     series = [(f"w{str(j + 1).translate(subscripts)} (weight of x{str(j + 1).translate(subscripts)})",
                weight[:, :, j]) for j in range(n_in)] + [("b (bias)", bias)]
     width = 3.9 * len(series) + 0.4
-    fig, axes = plt.subplots(1, len(series), figsize=(width, 3.6), squeeze=False)
-    marker = "o" if len(epochs) <= 30 else None
-    for ax, (label, values) in zip(axes[0], series):
-        for i in range(k):
-            ax.plot(epochs, values[:, i], marker=marker, markersize=3, linewidth=1.4, alpha=0.85,
-                    color=unit_colour(plt, i), label=f"unit {i + 1}")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    if k <= 8:
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="upper center", ncol=k, fontsize=8, frameon=False,
-                   bbox_to_anchor=(0.5, 1 - 0.55 / 3.6))
-    spread = float(np.max(np.ptp(np.concatenate([weight, bias[:, :, None]], axis=2), axis=1)))
-    verdict = ("every unit has the same weights at every epoch: the symmetry was never broken" if spread < 1e-9
-               else f"the units differ (largest spread between units {spread:.3g})")
-    fig.suptitle(f"{name}: first-layer weights over training; {verdict}\n"
-                 "in the data's own coordinates x₁, x₂, as in neurons.png", fontsize=10, y=1 - 0.06 / 3.6, va="top")
-    fig.subplots_adjust(left=0.7 / width, right=1 - 0.15 / width, bottom=0.5 / 3.6, top=1 - 0.85 / 3.6,
-                        wspace=0.8 / 3.9)
-    save(fig, path)
-    plt.close(fig)
+    with reused(plt, ("hidden_units", len(series)),
+                lambda: plt.subplots(1, len(series), figsize=(width, 3.6), squeeze=False)) as (fig, axes):
+        marker = "o" if len(epochs) <= 30 else None
+        for ax, (label, values) in zip(axes[0], series):
+            for i in range(k):
+                ax.plot(epochs, values[:, i], marker=marker, markersize=3, linewidth=1.4, alpha=0.85,
+                        color=unit_colour(plt, i), label=f"unit {i + 1}")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+        if k <= 8:
+            handles, labels = axes[0][0].get_legend_handles_labels()
+            fig.legend(handles, labels, loc="upper center", ncol=k, fontsize=8, frameon=False,
+                       bbox_to_anchor=(0.5, 1 - 0.55 / 3.6))
+        spread = float(np.max(np.ptp(np.concatenate([weight, bias[:, :, None]], axis=2), axis=1)))
+        verdict = ("every unit has the same weights at every epoch: the symmetry was never broken" if spread < 1e-9
+                   else f"the units differ (largest spread between units {spread:.3g})")
+        fig.suptitle(f"{name}: first-layer weights over training; {verdict}\n"
+                     "in the data's own coordinates x₁, x₂, as in neurons.png", fontsize=10, y=1 - 0.06 / 3.6, va="top")
+        fig.subplots_adjust(left=0.7 / width, right=1 - 0.15 / width, bottom=0.5 / 3.6, top=1 - 0.85 / 3.6,
+                            wspace=0.8 / 3.9)
+        save(fig, path)
     return path

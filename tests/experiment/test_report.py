@@ -107,6 +107,7 @@ def drawn_figures(monkeypatch):
 
     monkeypatch.setattr(figures, "_cores", lambda: 1)
     monkeypatch.setattr(plot_worker, "wanted", lambda: False)
+    monkeypatch.setattr(figures.reused, "kept", {})  # this run's figures, none another test inspects
     kept = Drawn()
 
     def keep(fig, path, dpi=110, repeated=None):

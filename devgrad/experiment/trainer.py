@@ -79,17 +79,27 @@ class Trainer:
                          else None)
         self.step = CapturedStep(self._step, self.device, optimizer=self.optimizer if plan.captured else None,
                                  enabled=plan.captured, on_failure=self._capture_failed)
-        # Evaluation batches are replayed as plans too (on the CPU, for a model without buffers, whose
-        # arrays all belong to the optimizer, which tells a replay when one is replaced); their sums
-        # live as long as the trainer, as the training step's do.
-        with self.device.activate():
+        with self.device.activate():  # the evaluation's sums, kept for the run as the training step's are
             self._eval_sums = tuple(self.device.xp.zeros((), dtype=total.dtype) for total in
                                     (self._loss_sum, self._correct, self._sse, self._sae))
-        plain = len(self._named_parameters) == len(self.model.parameters())
         self.eval_step = CapturedStep(self._eval_batch, self.device,
                                       optimizer=self.optimizer if plan.captured else None,
-                                      enabled=plan.captured and self.device.is_host and plain,
+                                      enabled=plan.captured and self._eval_replayable(eval_batch),
                                       on_failure=self._eval_capture_failed)
+
+    # What a replayed evaluation's plan may keep for the run (its batch's activations), beside the
+    # training step's: the memory estimate (memory.py) counts one evaluation's activations, not kept.
+    EVAL_PLAN_BYTES = 16 * 2**20
+
+    def _eval_replayable(self, eval_batch: int) -> bool:
+        """Whether evaluation batches are replayed as plans too: on the CPU, for a model without buffers
+        (its arrays all belong to the optimizer, which tells a replay when one is replaced) whose
+        evaluation batch's layer outputs are small."""
+        rows = min(eval_batch, max(len(self.splits.X_val), len(self.splits.X_test)))
+        outputs = sum(p.shape[0] for p in self.model.parameters() if p.ndim == 2)  # weights are (out, in)
+        itemsize = np.dtype(self.dtype).itemsize
+        return (self.device.is_host and len(self._named_parameters) == len(self.model.parameters())
+                and 2 * rows * outputs * itemsize <= self.EVAL_PLAN_BYTES)
 
     def _capture_failed(self, message: str) -> None:
         """A step that could not be captured runs eagerly: the console and train.log say why

@@ -134,9 +134,10 @@ def test_dropout_is_on_in_every_training_step_and_off_in_every_evaluation(tmp_pa
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
-def test_replayed_evaluations_give_the_eager_evaluations_numbers(tmp_path, task):
+def test_replayed_evaluations_give_the_eager_evaluations_numbers(tmp_path, task, monkeypatch):
     """On the CPU the validation batches are replayed as a plan too: every epoch's validation
-    metrics and the test split's are those of eager evaluation, bit for bit."""
+    metrics and the test split's are those of eager evaluation, bit for bit. An evaluation whose
+    plan would keep more than EVAL_PLAN_BYTES of layer outputs runs eagerly."""
     trainers = []
 
     class Keep(Callback):
@@ -151,3 +152,9 @@ def test_replayed_evaluations_give_the_eager_evaluations_numbers(tmp_path, task)
     assert trainers[0].eval_step.replays >= 2 and trainers[1].eval_step.replays == 0
     assert runs[0].history == runs[1].history
     assert runs[0].summary["test"] == runs[1].summary["test"]
+    if task == "classification":
+        # one byte less than this run's evaluation keeps: 60 rows × 7 layer outputs, float32, twice
+        monkeypatch.setattr(trainer_module.Trainer, "EVAL_PLAN_BYTES", 2 * 60 * 7 * 4 - 1)
+        large = run(spec, out=tmp_path / "large", quiet=True, callbacks=[Keep()])
+        assert not trainers[2].eval_step.enabled and trainers[2].step.replays > 0
+        assert large.history == runs[0].history

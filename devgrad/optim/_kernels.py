@@ -57,11 +57,19 @@ def sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, 
     if buf is None:
         d = _effective_grad(g, p, weight_decay, maximize, tmp)
         np.multiply(d, rate, out=tmp)
-        p -= tmp
-        return
-    if (weight_decay or maximize) and nesterov and second is None:
-        second = np.empty_like(p)
-    d = _effective_grad(g, p, weight_decay, maximize, second if nesterov else tmp)
+    else:
+        if (weight_decay or maximize) and nesterov and second is None:
+            second = np.empty_like(p)
+        d = _effective_grad(g, p, weight_decay, maximize, second if nesterov else tmp)
+        sgd_momentum_step(d, buf, tmp, rate, momentum, dampening, nesterov, first)
+    p -= tmp
+
+
+def sgd_momentum_step(d, buf, tmp, rate, momentum, dampening, nesterov, first) -> None:
+    """SGD's momentum update of ``buf`` from the followed gradient ``d`` (``tmp`` only when ``d``
+    is not ``tmp`` itself, which Nesterov needs), and the step lr·(d + momentum·buf or buf) into
+    ``tmp``: elementwise, so one call over many parameters' concatenated arrays gives each
+    element what its own parameter's update gives it."""
     if first:
         np.copyto(buf, d)
     else:
@@ -77,7 +85,6 @@ def sgd_update(p, g, buf, tmp, lr, momentum, dampening, weight_decay, nesterov, 
         tmp *= rate
     else:
         np.multiply(buf, rate, out=tmp)
-    p -= tmp
 
 
 def adam_update(p, g, m, v, vmax, tmp, lr, step, b1, b2, eps, weight_decay, decoupled, maximize) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from devgrad.optim import _sgd_flat
 from devgrad.optim.optimizer import Optimizer, scratch
 
 
@@ -17,6 +20,8 @@ class SGD(Optimizer):
                  capturable: bool = False):
         super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening, "nesterov": nesterov,
                                   "weight_decay": weight_decay, "maximize": maximize}, capturable=capturable)
+        # id(group) -> the group's flat layout on the CPU (see _sgd_flat), or False where it has none
+        self._flat_layouts: dict = {}
 
     def validate(self, group):
         super().validate(group)
@@ -29,6 +34,8 @@ class SGD(Optimizer):
         self.update_group([(param, grad, state)], group, device, lr)
 
     def update_group(self, entries, group, device, lr):
+        if device.updates_need_scratch and self._update_flat(entries, group, lr):
+            return  # NumPy: a group of small parameters in one flat update
         momentum = group["momentum"]
         # a second scratch buffer where the update keeps the decayed or negated gradient beside another temporary
         count = 2 if group["nesterov"] and (group["weight_decay"] or group["maximize"]) else 1
@@ -48,3 +55,38 @@ class SGD(Optimizer):
             items.append((param, grad, buf, tmp, first))
         device.kernels.sgd_update_many(items, lr, momentum, group["dampening"], group["weight_decay"],
                                        group["nesterov"], group["maximize"])
+
+    def _update_flat(self, entries: list, group: dict, lr) -> bool:
+        """Update the group through its flat layout (made at a step where every parameter of the
+        group has a gradient, and with momentum, none has a buffer yet); False when it has none
+        or this step does not fit it (nothing done)."""
+        layout = self._flat_layouts.get(id(group))
+        if layout is None:
+            if len(entries) != len(group["params"]) or any(type(p) is not np.ndarray for p, _, _ in entries):
+                return False  # decided at a full eager step (a recording for replay traces views)
+            momentum = bool(group["momentum"])
+            if momentum and any("momentum_buffer" in state for _, _, state in entries):
+                self._flat_layouts[id(group)] = False  # buffers made one by one: they stay so
+                return False
+            layout = self._flat_layouts[id(group)] = _sgd_flat.layout(
+                [p for p, _, _ in entries], [g for _, g, _ in entries], [state for _, _, state in entries],
+                momentum) or False
+        return isinstance(layout, _sgd_flat.Layout) and layout.update(entries, lr, group)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """As ``Optimizer.load_state_dict``; a momentum group whose parameters had no state before
+        gets its flat layout from the loaded buffers (nothing else holds them yet)."""
+        had = [any(p in self.state for p in group["params"]) for group in self.param_groups]
+        super().load_state_dict(state_dict)
+        for group, before in zip(self.param_groups, had):
+            params = group["params"]
+            if before or not group["momentum"] or not params or not all(
+                    p in self.state and p.device.updates_need_scratch for p in params):
+                continue
+            datas = [p.data for p in params]
+            self._flat_layouts[id(group)] = _sgd_flat.layout(
+                datas, datas, [self.state[p] for p in params], True) or False
+
+    def __getstate__(self) -> dict:
+        # a copy's momentum buffers are copies, no longer views of the layouts' flat arrays
+        return {**self.__dict__, "_flat_layouts": {}}

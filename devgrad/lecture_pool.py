@@ -15,6 +15,7 @@ import threading
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from devgrad.experiment import figures
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.local_pool import LocalPool
 
@@ -63,6 +64,7 @@ def _train(job: dict):
     lecture is stopping; the first Ctrl-C during it stops it and later ones are ignored, so that it
     can write its files. A run that fails or stops stops the lecture."""
     run, path, kwargs = job["run"], job["path"], job["kwargs"]
+    figures.cores_busy()  # the lecture's workers fill the cores: each draws its runs' figures itself
     signal.signal(signal.SIGINT, _stop_once)
     sys.unraisablehook = _raise_interrupt_again
     try:

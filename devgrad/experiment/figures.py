@@ -235,14 +235,26 @@ def fork_is_safe() -> bool:
     return sys.platform.startswith("linux") and threading.active_count() == 1 and not cuda_started()
 
 
+_busy = False  # set by ``cores_busy``
+
+
+def cores_busy() -> None:
+    """Say that this process is one of as many busy processes as cores (a lecture's worker):
+    ``render`` draws its figures here, one by one. A forked drawing process would only take turns
+    with the others, and the figures it drew could not be ``reused`` by this process's next run."""
+    global _busy
+    _busy = True
+
+
 def render(jobs: list) -> list[Path]:
     """Draw independent figures: ``jobs`` are (weight, path, draw: () -> None writing path). With
-    several cores, where ``fork_is_safe``, they are split over forked processes (the heaviest
-    first, each to the least loaded group; this process draws one group), which share everything
-    already imported and computed; elsewhere one by one. A group whose process failed is drawn
-    again here, so that its error is raised as usual. Returns the paths in the order of ``jobs``."""
+    several cores, where ``fork_is_safe`` and the cores are not all busy (``cores_busy``), they
+    are split over forked processes (the heaviest first, each to the least loaded group; this
+    process draws one group), which share everything already imported and computed; elsewhere
+    one by one. A group whose process failed is drawn again here, so that its error is raised as
+    usual. Returns the paths in the order of ``jobs``."""
     workers = min(_cores(), len(jobs))
-    if workers < 2 or not fork_is_safe():
+    if workers < 2 or _busy or not fork_is_safe():
         for _, _, draw in jobs:
             draw()
         return [path for _, path, _ in jobs]

@@ -84,3 +84,18 @@ def test_a_figure_drawn_again_on_its_kinds_last_figure_has_the_bytes_of_a_new_on
             pictures[again, i] = path.read_bytes()
     assert figures.reused.kept, "the figures are kept for the next drawing"
     assert all(pictures[True, i] == pictures[False, i] for i in range(len(drawings)))
+
+
+def test_a_process_among_as_many_busy_ones_as_cores_draws_its_figures_itself(tmp_path, monkeypatch):
+    monkeypatch.setattr(figures, "_cores", lambda: 4)
+    monkeypatch.setattr(figures, "_busy", False)
+    figures.cores_busy()
+
+    def no_fork():
+        raise AssertionError("a drawing process was forked")
+
+    monkeypatch.setattr(figures.os, "fork", no_fork)
+    drawn = []
+    jobs = [(1.0, tmp_path / f"{i}.png", lambda i=i: drawn.append(i)) for i in range(3)]
+    assert figures.render(jobs) == [tmp_path / f"{i}.png" for i in range(3)]
+    assert drawn == [0, 1, 2]

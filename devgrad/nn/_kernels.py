@@ -160,11 +160,18 @@ def _infinite_logits(loss: np.ndarray, z: np.ndarray, y: np.ndarray, pos_weight:
     return loss
 
 
+@quiet  # exp may overflow (to inf: a gradient of exactly -y·g)
 def bce_logits_grad(z: np.ndarray, y: np.ndarray, g, scale, pos_weight: float = 1.0) -> np.ndarray:
     """dL/dz of bce_logits: (sigmoid(z) − y) · g (per element when ``scale`` is None, else the
     0-d upstream gradient times ``scale``); with a ``pos_weight``,
     ((1 − y)·sigmoid(z) − pos_weight·y·sigmoid(−z)) · g."""
-    gz = sigmoid(z)  # a fresh array: finish the gradient in place
+    if z.ndim:  # sigmoid(z) inlined, the same calls (every step of a binary classifier)
+        gz = np.negative(z)  # a fresh array: finish the gradient in place
+        np.exp(gz, out=gz)
+        gz += 1
+        np.reciprocal(gz, out=gz)
+    else:
+        gz = sigmoid(z)
     if pos_weight == 1.0:
         gz -= y
     else:

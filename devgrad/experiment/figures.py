@@ -123,12 +123,13 @@ class reused:  # noqa: N801 - used as a function: a context manager
     """``make()``'s (figure, axes) — or, in a process that drew a figure of the same ``key``
     before (its kind and all that shapes its skeleton: panels, size) with the same rcParams,
     that figure again: its Axes, Axis and Tick objects kept, all drawn on it removed and its
-    Axes set back as new (``_cleared``). Building the Axes and their ticks costs a third of
-    drawing such a figure; the pixels are those of a new one. A drawing that goes through
-    without an error leaves its figure for the next one (pyplot never holds it); one that fails
-    leaves nothing. ``with reused(plt, key, make) as (fig, axes): ...``"""
+    Axes set back as new (``_cleared``), or a new figure where that fails. Building the Axes and
+    their ticks costs up to a quarter of drawing such a figure (docs/performance.md); the pixels
+    are those of a new one. A drawing that goes through without an error leaves its figure for
+    the next one (pyplot never holds it); one that fails leaves nothing.
+    ``with reused(plt, key, make) as (fig, axes): ...``"""
 
-    kept: ClassVar[dict] = {}  # key -> (figure, axes, its Axes as made, its canvas, the rcParams it was made with)
+    kept: ClassVar[dict] = {}  # key -> (figure, axes, its Axes as made, its canvas, the rcParams it had)
     LIMIT = 8  # kinds of figure kept at most (a few MiB each)
 
     def __init__(self, plt, key: tuple, make):
@@ -137,7 +138,7 @@ class reused:  # noqa: N801 - used as a function: a context manager
     def __enter__(self):
         rc = dict(self.plt.rcParams)
         entry = reused.kept.pop(self.key, None)
-        if entry is not None and entry[4] == rc and _cleared(entry[0], entry[2]):
+        if entry is not None and entry[4] == rc and _cleared_or_not(entry[0], entry[2]):
             entry[0].set_canvas(entry[3])  # pyplot's close left it a bare canvas
             self.entry = entry
         else:
@@ -149,6 +150,14 @@ class reused:  # noqa: N801 - used as a function: a context manager
         self.plt.close(self.entry[0])
         if kind is None and len(reused.kept) < reused.LIMIT:
             reused.kept[self.key] = self.entry
+
+
+def _cleared_or_not(fig, axes: tuple) -> bool:
+    """``_cleared``, False where matplotlib refuses to remove something drawn on it."""
+    try:
+        return _cleared(fig, axes)
+    except (NotImplementedError, ValueError, AttributeError):  # an artist with no way to be removed
+        return False
 
 
 def _cleared(fig, axes: tuple) -> bool:

@@ -99,3 +99,32 @@ def test_a_process_among_as_many_busy_ones_as_cores_draws_its_figures_itself(tmp
     jobs = [(1.0, tmp_path / f"{i}.png", lambda i=i: drawn.append(i)) for i in range(3)]
     assert figures.render(jobs) == [tmp_path / f"{i}.png" for i in range(3)]
     assert drawn == [0, 1, 2]
+
+
+@needs_matplotlib
+def test_a_figure_that_cannot_be_cleared_or_was_drawn_in_other_rc_params_is_made_again(monkeypatch):
+    monkeypatch.setattr(figures.reused, "kept", {})
+    plt = figures.pyplot()
+    made = []
+
+    def make():
+        made.append(plt.figure(figsize=(1, 1)))
+        return made[-1], made[-1].add_subplot()
+
+    def draw():
+        with figures.reused(plt, ("test",), make) as (_, ax):
+            ax.plot([0, 1], [1, 0])
+
+    draw()
+    draw()
+    assert len(made) == 1
+    with plt.rc_context({"lines.linewidth": 3}):
+        draw()
+    assert len(made) == 2
+
+    def refuse(fig, axes):
+        raise NotImplementedError("cannot remove artist")
+
+    monkeypatch.setattr(figures, "_cleared", refuse)
+    draw()
+    assert len(made) == 3

@@ -27,7 +27,7 @@ import itertools
 
 import numpy as np
 
-from devgrad.optim._kernels import _weak
+from devgrad.optim._kernels import _weak, adam_moments
 
 # Elements: a larger parameter keeps its own update. Gathering its gradient is one more pass over
 # memory, which for big layers costs more than the calls saved.
@@ -219,27 +219,9 @@ def _update_block(block: _Block, members: list, lr, group: dict, decoupled: bool
             p *= factor
         weight_decay = 0.0
     np.concatenate([g for _, g, _ in members], axis=None, out=grad)
-    g = grad
-    if weight_decay:  # L2: weight_decay·p ± g, as _kernels._effective_grad
-        g = block.second_buffer(like)
-        np.concatenate(params, axis=None, out=g)
-        np.multiply(g, weight_decay, out=g)
-        if maximize:
-            g -= grad
-        else:
-            g += grad
-    elif maximize:
-        np.negative(grad, out=grad)
-    m *= b1
-    np.multiply(g, 1.0 - b1, out=tmp)
-    m += tmp
-    v *= b2
-    np.multiply(g, g, out=tmp)
-    tmp *= 1.0 - b2
-    v += tmp
-    if vmax is not None:
-        np.maximum(vmax, v, out=vmax)
-        v = vmax
+    g = followed_gradient(params, grad, block.second_buffer(like) if weight_decay else grad, weight_decay,
+                          maximize)
+    v = adam_moments(g, m, v, vmax, tmp, b1, b2)
     bias2_sqrt, rate = _corrections(members, steps, lr, b1, b2, tmp)
     np.sqrt(v, out=tmp)
     block.scale(np.divide, tmp, bias2_sqrt)
@@ -248,6 +230,23 @@ def _update_block(block: _Block, members: list, lr, group: dict, decoupled: bool
     block.scale(np.multiply, tmp, rate)
     for p, t in zip(params, block.tmps):
         p -= t
+
+
+def followed_gradient(params: list, grad: np.ndarray, out: np.ndarray, weight_decay: float, maximize: bool):
+    """The gradient an update follows, over a block's flat arrays, as ``_kernels._effective_grad``
+    gives it per parameter: weight_decay·p ± g written into ``out`` (the parameters gathered into it
+    first), −g into ``out`` when maximizing (``out`` may be ``grad`` itself), else ``grad``."""
+    if weight_decay:
+        np.concatenate(params, axis=None, out=out)
+        np.multiply(out, weight_decay, out=out)
+        if maximize:
+            out -= grad
+        else:
+            out += grad
+        return out
+    if maximize:
+        return np.negative(grad, out=out)
+    return grad
 
 
 def _corrections(members: list, steps, lr, b1: float, b2: float, tmp) -> tuple:

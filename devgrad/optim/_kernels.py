@@ -98,16 +98,7 @@ def adam_update(p, g, m, v, vmax, tmp, lr, step, b1, b2, eps, weight_decay, deco
     if (weight_decay or maximize) and second is None:
         second = np.empty_like(p)
     g = _effective_grad(g, p, weight_decay, maximize, second)
-    m *= b1
-    np.multiply(g, 1.0 - b1, out=tmp)
-    m += tmp
-    v *= b2
-    np.multiply(g, g, out=tmp)
-    tmp *= 1.0 - b2
-    v += tmp
-    if vmax is not None:
-        np.maximum(vmax, v, out=vmax)
-        v = vmax
+    v = adam_moments(g, m, v, vmax, tmp, b1, b2)
     bias1 = 1.0 - b1**step
     bias2_sqrt = np.sqrt(1.0 - b2**step)
     np.sqrt(v, out=tmp)
@@ -117,6 +108,25 @@ def adam_update(p, g, m, v, vmax, tmp, lr, step, b1, b2, eps, weight_decay, deco
     tmp *= _weak(lr / bias1, tmp)
     p -= tmp
 
+
+
+def adam_moments(g, m, v, vmax, tmp, b1: float, b2: float):
+    """Adam's moving averages from the followed gradient ``g``, in place: m ← β₁m + (1 − β₁)g,
+    v ← β₂v + (1 − β₂)g² (through the scratch ``tmp``), and with AMSGrad vmax ← max(vmax, v).
+    Returns the second moment the step divides by (``vmax`` with AMSGrad, else ``v``).
+    Elementwise: one call over many parameters' concatenated arrays gives each element what its
+    own parameter's update gives it."""
+    m *= b1
+    np.multiply(g, 1.0 - b1, out=tmp)
+    m += tmp
+    v *= b2
+    np.multiply(g, g, out=tmp)
+    tmp *= 1.0 - b2
+    v += tmp
+    if vmax is not None:
+        np.maximum(vmax, v, out=vmax)
+        return vmax
+    return v
 
 # -- every parameter of a group at once (the CUDA backend launches one kernel; NumPy loops) ------
 

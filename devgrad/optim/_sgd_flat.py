@@ -28,7 +28,7 @@ import itertools
 
 import numpy as np
 
-from devgrad.optim._adam_flat import _disjoint
+from devgrad.optim._adam_flat import _disjoint, followed_gradient
 from devgrad.optim._kernels import _weak, sgd_momentum_step
 
 # Elements: a group with a larger parameter keeps the per-parameter update. Gathering a gradient is
@@ -105,17 +105,7 @@ class _Block:
             if self.second is None:
                 self.second = np.empty_like(tmp)
             out = self.second
-        d = grad
-        if weight_decay:  # weight_decay·p ± g, as _kernels._effective_grad
-            d = out
-            np.concatenate(self.params, axis=None, out=d)
-            np.multiply(d, weight_decay, out=d)
-            if maximize:
-                d -= grad
-            else:
-                d += grad
-        elif maximize:
-            d = np.negative(grad, out=out)
+        d = followed_gradient(self.params, grad, out, weight_decay, maximize)
         rate = _weak(lr, tmp)
         if buf is None:
             np.multiply(d, rate, out=tmp)

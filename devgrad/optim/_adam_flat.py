@@ -27,7 +27,7 @@ import itertools
 
 import numpy as np
 
-from devgrad.optim._kernels import _weak, adam_moments
+from devgrad.optim._kernels import _effective_grad, _weak, adam_moments
 
 # Elements: a larger parameter keeps its own update. Gathering its gradient is one more pass over
 # memory, which for big layers costs more than the calls saved.
@@ -233,20 +233,12 @@ def _update_block(block: _Block, members: list, lr, group: dict, decoupled: bool
 
 
 def followed_gradient(params: list, grad: np.ndarray, out: np.ndarray, weight_decay: float, maximize: bool):
-    """The gradient an update follows, over a block's flat arrays, as ``_kernels._effective_grad``
-    gives it per parameter: weight_decay·p ± g written into ``out`` (the parameters gathered into it
-    first), −g into ``out`` when maximizing (``out`` may be ``grad`` itself), else ``grad``."""
+    """The gradient an update follows, over a block's flat arrays: ``_kernels._effective_grad`` with
+    the parameters gathered into ``out`` first where it reads them (weight decay); ``out`` may be
+    ``grad`` itself when there is none."""
     if weight_decay:
         np.concatenate(params, axis=None, out=out)
-        np.multiply(out, weight_decay, out=out)
-        if maximize:
-            out -= grad
-        else:
-            out += grad
-        return out
-    if maximize:
-        return np.negative(grad, out=out)
-    return grad
+    return _effective_grad(grad, out, weight_decay, maximize, out)
 
 
 def _corrections(members: list, steps, lr, b1: float, b2: float, tmp) -> tuple:

@@ -9,15 +9,15 @@ where a parameter has no gradient (its step count falls behind the others'), aft
 
 from __future__ import annotations
 
-import copy
 
 import numpy as np
 import pytest
 
 import devgrad as dg
-from devgrad import nn, optim
-from devgrad.capture import CapturedStep
+from devgrad import optim
 from devgrad.optim import _adam_flat
+from tests.support.optim_flat import (captured_mlp, start, state_bytes, state_loaders, stepped,
+                                      stepped_with_its_copy)
 
 SHAPES = [(4, 3), (3,), (1,), (2, 2, 2)]
 STEPS = 5
@@ -33,39 +33,17 @@ VARIANTS = [
 ]
 
 
-def _start(dtypes, seed=3):
-    rng = np.random.default_rng(seed)
-    arrays = [rng.standard_normal(s).astype(d) for s, d in zip(SHAPES, dtypes)]
-    arrays[0] = np.asfortranarray(arrays[0])  # a parameter in another memory order than its flat views
-    grads = [[rng.standard_normal(s).astype(d) for s, d in zip(SHAPES, dtypes)] for _ in range(STEPS)]
-    grads[1][0] = grads[1][0].T.copy().T  # a gradient that is not C-ordered
-    return arrays, grads
-
-
 def _run(name, options, dtypes, capturable, flat_max, steps=range(STEPS), before=None, spread=True):
     """The parameters and optimizer after ``steps`` (``before(params, opt)`` first, if given);
     ``spread``: per-parameter corrections copied onto the elements, else applied one by one."""
-    arrays, grads = _start(dtypes)
-    params = [dg.tensor(a.copy(), requires_grad=True) for a in arrays]
+    arrays, grads = start(SHAPES, dtypes, STEPS)
     saved = _adam_flat.FLAT_MAX, _adam_flat.SPREAD_MAX
     _adam_flat.FLAT_MAX, _adam_flat.SPREAD_MAX = flat_max, saved[1] if spread else 0
     try:
-        opt = getattr(optim, name)(params, capturable=capturable, **options)
-        if before is not None:
-            before(params, opt)
-        for step in steps:
-            for i, (p, g) in enumerate(zip(params, grads[step])):
-                p.grad = None if (step, i) == SKIPPED else dg.tensor(g.copy())
-            opt.step()
+        return stepped(lambda params: getattr(optim, name)(params, capturable=capturable, **options), arrays, grads,
+                       steps, before, SKIPPED)
     finally:
         _adam_flat.FLAT_MAX, _adam_flat.SPREAD_MAX = saved
-    return params, opt
-
-
-def _bytes(params, opt):
-    state = opt.state_dict()["state"]
-    return ([p.data.tobytes() for p in params],
-            {i: {k: np.asarray(v).tobytes() for k, v in entry.items()} for i, entry in state.items()})
 
 
 def _flat_members(params, opt) -> int:
@@ -84,7 +62,7 @@ def test_flat_update_matches_the_per_parameter_update_bit_for_bit(name, options,
     flat = _run(name, options, dtypes, capturable, _adam_flat.FLAT_MAX, spread=spread)
     ref = _run(name, options, dtypes, capturable, 0)
     assert _flat_members(*flat) == len(SHAPES) and _flat_members(*ref) == 0
-    assert _bytes(*flat) == _bytes(*ref)
+    assert state_bytes(*flat) == state_bytes(*ref)
     steps = [opt_state["step"] for opt_state in flat[1].state_dict()["state"].values()]
     assert steps == [STEPS, STEPS - 1, STEPS, STEPS]  # the skipped parameter's count fell behind
 
@@ -99,7 +77,7 @@ def test_large_parameters_and_other_dtypes_keep_their_own_update(capturable, mon
     flat = _run("Adam", options, ["float32", "float32", "float32", "float64"], capturable, 3)
     assert _flat_members(*flat) == 2  # (3,) and (1,) in float32; (4, 3) too large, (2, 2, 2) alone
     ref = _run("Adam", options, ["float32", "float32", "float32", "float64"], capturable, 0)
-    assert _bytes(*flat) == _bytes(*ref)
+    assert state_bytes(*flat) == state_bytes(*ref)
 
 
 @pytest.mark.parametrize("capturable", [False, True], ids=["number-lr", "device-lr"])
@@ -111,17 +89,7 @@ def test_load_state_dict_keeps_or_makes_the_layout_and_the_same_bits(capturable)
     saved = source_opt.state_dict()
     values = [p.data.copy() for p in source]
 
-    def load(params, opt):
-        for p, v in zip(params, values):
-            p.data[...] = v
-        opt.load_state_dict(saved)
-
-    def step_then_load(params, opt):
-        for p in params:
-            p.grad = dg.tensor(np.ones_like(p.data))
-        opt.step()
-        load(params, opt)
-
+    load, step_then_load = state_loaders(values, saved)
     later = range(3, STEPS)
     into_existing = _run(name, options, dtypes, capturable, _adam_flat.FLAT_MAX, later, step_then_load)
     into_fresh = _run(name, options, dtypes, capturable, _adam_flat.FLAT_MAX, later, load)
@@ -129,18 +97,14 @@ def test_load_state_dict_keeps_or_makes_the_layout_and_the_same_bits(capturable)
     assert _flat_members(*into_existing) == _flat_members(*into_fresh) == len(SHAPES)
     for _, opt in (into_existing, into_fresh):  # every step after the load took the flat path (no scratch made)
         assert not any("_scratch" in state for state in opt.state.values())
-    assert _bytes(*into_existing) == _bytes(*ref) == _bytes(*into_fresh)
+    assert state_bytes(*into_existing) == state_bytes(*ref) == state_bytes(*into_fresh)
     assert saved.keys() == into_fresh[1].state_dict().keys()
 
 
 def test_a_copy_of_the_optimizer_updates_its_own_arrays():
     params, opt = _run("Adam", {"lr": 0.01}, ["float32"] * 4, False, _adam_flat.FLAT_MAX, range(2))
-    params2, opt2 = copy.deepcopy((params, opt))
-    for p, p2 in zip(params, params2):
-        p.grad, p2.grad = dg.tensor(np.full(p.shape, 0.5, np.float32)), dg.tensor(np.full(p.shape, 0.5, np.float32))
-    opt.step()
-    opt2.step()
-    assert _bytes(params, opt) == _bytes(params2, opt2)
+    original, copied = stepped_with_its_copy(params, opt)
+    assert original == copied
 
 
 CAPTURED = {
@@ -151,27 +115,12 @@ CAPTURED = {
 
 
 def _captured(optimizer, dtype, flat_max, captured=True, spread=True):
-    rng = np.random.default_rng(5)
-    x, y = rng.standard_normal((40, 3)).astype(dtype), rng.integers(0, 2, 40)
     saved = _adam_flat.FLAT_MAX, _adam_flat.SPREAD_MAX
     _adam_flat.FLAT_MAX, _adam_flat.SPREAD_MAX = flat_max, saved[1] if spread else 0
     try:
-        model = nn.MLP([3, 4, 2], activation="tanh", generator=np.random.default_rng(0), dtype=dtype)
-        opt = CAPTURED[optimizer](model.parameters())
-
-        def step(xb, yb):
-            loss = nn.functional.cross_entropy(model(xb), yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            return loss
-
-        run = CapturedStep(step, "cpu", optimizer=opt, enabled=captured)
-        for start in (0, 20, 0, 20, 0, 20):
-            run(dg.tensor(x[start:start + 20]), dg.tensor(y[start:start + 20]))
+        return captured_mlp(CAPTURED[optimizer], dtype, captured, (0, 20, 0, 20, 0, 20))
     finally:
         _adam_flat.FLAT_MAX, _adam_flat.SPREAD_MAX = saved
-    return list(model.parameters()), opt, run
 
 
 @pytest.mark.parametrize("dtype,spread", [("float32", True), ("float64", True), ("float32", False)])
@@ -181,7 +130,7 @@ def test_a_captured_flat_update_replays_the_per_parameter_bits(optimizer, dtype,
     ref = _captured(optimizer, dtype, 0)
     eager = _captured(optimizer, dtype, 0, captured=False)
     assert flat[2].replays == ref[2].replays == 4 and flat[2].failure is None
-    assert _bytes(*flat[:2]) == _bytes(*ref[:2]) == _bytes(*eager[:2])
+    assert state_bytes(*flat[:2]) == state_bytes(*ref[:2]) == state_bytes(*eager[:2])
     plans = [next(iter(run._graphs.values()))[1] for run in (flat[2], ref[2])]
     assert len(plans[0].steps) < len(plans[1].steps) - 20  # 4 parameters, ~20 calls each, now a few
 
@@ -204,6 +153,6 @@ def test_parameters_that_share_memory_keep_the_per_parameter_order():
                 opt.step()
         finally:
             _adam_flat.FLAT_MAX = saved
-        return _bytes(params, opt)
+        return state_bytes(params, opt)
 
     assert run(_adam_flat.FLAT_MAX) == run(0)

@@ -9,15 +9,13 @@ and captured for replay.
 
 from __future__ import annotations
 
-import copy
 
-import numpy as np
 import pytest
 
-import devgrad as dg
-from devgrad import nn, optim
-from devgrad.capture import CapturedStep
+from devgrad import optim
 from devgrad.optim import _sgd_flat
+from tests.support.optim_flat import (captured_mlp, start, state_bytes, state_loaders, stepped,
+                                      stepped_with_its_copy)
 
 SHAPES = [(4, 3), (3,), (1,), (2, 2, 2)]
 STEPS = 4
@@ -36,30 +34,13 @@ VARIANTS = [
 
 def _run(options, dtype, capturable, flat_max, steps=range(STEPS), before=None):
     """The parameters and optimizer after ``steps`` (``before(params, opt)`` first, if given)."""
-    rng = np.random.default_rng(3)
-    arrays = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
-    arrays[0] = np.asfortranarray(arrays[0])  # a parameter in another memory order than its flat views
-    grads = [[rng.standard_normal(s).astype(dtype) for s in SHAPES] for _ in range(STEPS)]
-    grads[1][0] = grads[1][0].T.copy().T  # a gradient that is not C-ordered
-    params = [dg.tensor(a.copy(), requires_grad=True) for a in arrays]
+    arrays, grads = start(SHAPES, [dtype] * len(SHAPES), STEPS)
     saved, _sgd_flat.FLAT_MAX = _sgd_flat.FLAT_MAX, flat_max
     try:
-        opt = optim.SGD(params, capturable=capturable, **options)
-        if before is not None:
-            before(params, opt)
-        for step in steps:
-            for i, (p, g) in enumerate(zip(params, grads[step])):
-                p.grad = None if (step, i) == SKIPPED else dg.tensor(g.copy())
-            opt.step()
+        return stepped(lambda params: optim.SGD(params, capturable=capturable, **options), arrays, grads, steps,
+                       before, SKIPPED)
     finally:
         _sgd_flat.FLAT_MAX = saved
-    return params, opt
-
-
-def _bytes(params, opt):
-    state = opt.state_dict()["state"]
-    return ([p.data.tobytes() for p in params],
-            {i: {k: np.asarray(v).tobytes() for k, v in entry.items()} for i, entry in state.items()})
 
 
 def _flat(opt) -> bool:
@@ -73,7 +54,7 @@ def test_flat_update_matches_the_per_parameter_update_bit_for_bit(options, dtype
     flat = _run(options, dtype, capturable, _sgd_flat.FLAT_MAX)
     ref = _run(options, dtype, capturable, 0)
     assert _flat(flat[1]) and not _flat(ref[1])
-    assert _bytes(*flat) == _bytes(*ref)
+    assert state_bytes(*flat) == state_bytes(*ref)
 
 
 def test_a_group_with_a_large_parameter_keeps_the_per_parameter_update():
@@ -89,17 +70,7 @@ def test_load_state_dict_keeps_or_makes_the_layout_and_the_same_bits(options):
     saved = source_opt.state_dict()
     values = [p.data.copy() for p in source]
 
-    def load(params, opt):
-        for p, v in zip(params, values):
-            p.data[...] = v
-        opt.load_state_dict(saved)
-
-    def step_then_load(params, opt):
-        for p in params:
-            p.grad = dg.tensor(np.ones_like(p.data))
-        opt.step()
-        load(params, opt)
-
+    load, step_then_load = state_loaders(values, saved)
     later = range(2, STEPS)
     into_existing = _run(options, "float32", False, _sgd_flat.FLAT_MAX, later, step_then_load)
     into_fresh = _run(options, "float32", False, _sgd_flat.FLAT_MAX, later, load)
@@ -108,40 +79,22 @@ def test_load_state_dict_keeps_or_makes_the_layout_and_the_same_bits(options):
         assert _flat(opt)
         bases = {id(state["momentum_buffer"].base) for state in opt.state.values()}
         assert len(bases) == 1  # every buffer a view of one flat array
-    assert _bytes(*into_existing) == _bytes(*ref) == _bytes(*into_fresh)
+    assert state_bytes(*into_existing) == state_bytes(*ref) == state_bytes(*into_fresh)
 
 
 def test_a_copy_of_the_optimizer_updates_its_own_arrays():
     params, opt = _run(VARIANTS[3], "float32", False, _sgd_flat.FLAT_MAX, range(2))
-    params2, opt2 = copy.deepcopy((params, opt))
-    for p, p2 in zip(params, params2):
-        p.grad, p2.grad = dg.tensor(np.full(p.shape, 0.5, np.float32)), dg.tensor(np.full(p.shape, 0.5, np.float32))
-    opt.step()
-    opt2.step()
-    assert _bytes(params, opt) == _bytes(params2, opt2)
+    original, copied = stepped_with_its_copy(params, opt)
+    assert original == copied
 
 
 def _captured(options, flat_max, captured=True):
-    rng = np.random.default_rng(5)
-    x, y = rng.standard_normal((40, 3)).astype(np.float32), rng.integers(0, 2, 40)
     saved, _sgd_flat.FLAT_MAX = _sgd_flat.FLAT_MAX, flat_max
     try:
-        model = nn.MLP([3, 4, 2], activation="tanh", generator=np.random.default_rng(0), dtype="float32")
-        opt = optim.SGD(model.parameters(), capturable=True, **options)
-
-        def step(xb, yb):
-            loss = nn.functional.cross_entropy(model(xb), yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            return loss
-
-        run = CapturedStep(step, "cpu", optimizer=opt, enabled=captured)
-        for start in (0, 20, 0, 20, 0):
-            run(dg.tensor(x[start:start + 20]), dg.tensor(y[start:start + 20]))
+        return captured_mlp(lambda params: optim.SGD(params, capturable=True, **options), "float32", captured,
+                            (0, 20, 0, 20, 0))
     finally:
         _sgd_flat.FLAT_MAX = saved
-    return list(model.parameters()), opt, run
 
 
 @pytest.mark.parametrize("options", [VARIANTS[0], VARIANTS[6]], ids=["plain", "nesterov"])
@@ -153,6 +106,6 @@ def test_a_captured_step_replays_the_eager_bits_with_the_per_parameter_plan(opti
     ref = _captured(options, 0)
     eager = _captured(options, 0, captured=False)
     assert flat[2].replays == ref[2].replays == 3 and flat[2].failure is None
-    assert _bytes(*flat[:2]) == _bytes(*ref[:2]) == _bytes(*eager[:2])
+    assert state_bytes(*flat[:2]) == state_bytes(*ref[:2]) == state_bytes(*eager[:2])
     plans = [next(iter(run._graphs.values()))[1] for run in (flat[2], ref[2])]
     assert len(plans[0].steps) == len(plans[1].steps)

@@ -65,6 +65,7 @@ DRAWINGS = {
 
 
 @needs_matplotlib
+@pytest.mark.slow  # about 1 s each: every drawing twice, new and reused
 @pytest.mark.parametrize("kind", DRAWINGS)
 def test_a_figure_drawn_again_on_its_kinds_last_figure_has_the_bytes_of_a_new_one(kind, tmp_path, monkeypatch):
     monkeypatch.setattr(figures.reused, "kept", {})

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 
+from devgrad.experiment import figures
 from devgrad.experiment.figures import fork_is_safe
 from devgrad.experiment.sweep_point import run_point
 
@@ -21,9 +22,13 @@ except ImportError:
 __all__ = ["LocalPool"]
 
 
-def _worker_init(blas_threads: int) -> None:
+def _worker_init(blas_threads: int, busy: bool = False) -> None:
     """A local pool worker: ``blas_threads`` BLAS threads, ignores Ctrl-C between runs, dies with
-    the sweep (Linux)."""
+    the sweep (Linux); one of as many workers as cores (``busy``) draws its runs' figures itself
+    (``figures.cores_busy``: a forked drawing process would only take turns with the other
+    workers, and its figures could not be reused by the worker's next run)."""
+    if busy:
+        figures.cores_busy()
     # OMP_NUM_THREADS would come too late: a forked worker has its parent's BLAS, already started.
     # The limit holds for the worker's life; a run's train.threads sets its own while it trains.
     if threadpool_limits is not None:
@@ -44,7 +49,7 @@ class LocalPool:
         method = "fork" if fork_is_safe() else "spawn"  # Linux, no other thread, no CUDA context
         self.pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=jobs, mp_context=multiprocessing.get_context(method), initializer=_worker_init,
-            initargs=(blas_threads,))
+            initargs=(blas_threads, jobs >= figures._cores()))
         self.description = f"local process pool, {jobs} workers ({method})"
 
     def submit(self, point: dict, gpus: int | None, fn=run_point):

@@ -454,6 +454,26 @@ def test_the_local_pool_spawns_its_workers_where_a_fork_is_unsafe(monkeypatch):
     assert pool.description.endswith("(spawn)")
 
 
+def _draws_in_process() -> bool:
+    from devgrad.experiment import figures
+
+    return figures._busy
+
+
+def test_a_pool_with_a_worker_per_core_draws_each_runs_figures_in_its_worker():
+    """As many workers as cores: each draws its runs' figures itself (no forked drawing process
+    beside busy workers); fewer workers leave a core for one."""
+    from devgrad.experiment import figures
+    from devgrad.experiment.local_pool import LocalPool
+
+    for jobs, busy in ((figures._cores(), True), (1, figures._cores() < 2)):
+        pool = LocalPool(jobs)
+        try:
+            assert pool.pool.submit(_draws_in_process).result(timeout=60) is busy, jobs
+        finally:
+            pool.close()
+
+
 def test_waiting_for_stopping_dask_runs_hides_only_a_timeout_or_a_cancelled_run():
     """A Ctrl-C'd sweep waits for its Dask runs' lines: a timeout (runs still stopping) or a
     cancelled run is expected; a scheduler gone is a clear RunError; anything else is not hidden."""

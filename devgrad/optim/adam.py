@@ -20,8 +20,6 @@ class Adam(Optimizer):
                  capturable: bool = False):
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
                                   "amsgrad": amsgrad, "maximize": maximize}, capturable=capturable)
-        # id(group) -> the group's flat layout on the CPU (see _adam_flat), or False where it has none
-        self._flat_layouts: dict = {}
 
     def validate(self, group):
         super().validate(group)
@@ -71,21 +69,10 @@ class Adam(Optimizer):
             return entries
         return layout.update(entries, lr, group, self.decoupled)
 
-    def load_state_dict(self, state_dict: dict) -> None:
-        """As ``Optimizer.load_state_dict``; a group whose parameters had no state before gets its
-        flat layout from the loaded arrays (nothing else holds them yet)."""
-        had = [any(p in self.state for p in group["params"]) for group in self.param_groups]
-        super().load_state_dict(state_dict)
-        for group, before in zip(self.param_groups, had):
-            params = group["params"]
-            if before or not params or not all(p in self.state and p.device.updates_need_scratch for p in params):
-                continue
-            self._flat_layouts[id(group)] = _adam_flat.layout(
-                [p.data for p in params], [self.state[p] for p in params], group["amsgrad"], self.capturable) or False
-
-    def __getstate__(self) -> dict:
-        # a copy's state arrays are copies, no longer views of the layouts' flat arrays
-        return {**self.__dict__, "_flat_layouts": {}}
+    def _loaded_layout(self, group: dict):
+        params = group["params"]
+        return _adam_flat.layout([p.data for p in params], [self.state[p] for p in params], group["amsgrad"],
+                                 self.capturable) or False
 
 
 class AdamW(Adam):

@@ -55,6 +55,9 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.capturable = bool(capturable)
         self._lr_buffers: dict = {}  # (group index, device) -> [lr as a number, lr as a 0-d array]
+        # id(group) -> the group's flat layout on the CPU, or False where it has none (optimizers that
+        # update a group over flat arrays: Adam, SGD)
+        self._flat_layouts: dict = {}
         self.param_groups: list[dict] = []
         self.state: dict = {}
         params = list(params)
@@ -276,6 +279,7 @@ class Optimizer:
             for k, v in saved.items():
                 if k != "params":
                     mine[k] = v
+        had = [any(p in self.state for p in group["params"]) for group in self.param_groups]
         previous, self.state = self.state, {}
         for key, entry in state_dict["state"].items():
             p = params[int(key)]
@@ -291,6 +295,27 @@ class Optimizer:
                     value = value.item()
                 restored[k] = value
             self.state[p] = _into_existing(restored, previous.get(p, {}), p.device)
+        self._adopt_loaded(had)
+
+    def _adopt_loaded(self, had: list) -> None:
+        """Give each group whose parameters had no state before the load, all on the host, the flat
+        layout its optimizer makes from the loaded arrays (nothing else holds them yet)."""
+        for group, before in zip(self.param_groups, had):
+            params = group["params"]
+            if before or not params or not all(p in self.state and p.device.updates_need_scratch for p in params):
+                continue
+            layout = self._loaded_layout(group)
+            if layout is not None:
+                self._flat_layouts[id(group)] = layout
+
+    def _loaded_layout(self, group: dict):
+        """The flat layout (or False: none) of a group whose state was just loaded; None where this
+        optimizer makes no flat layouts, or makes this one at its first step."""
+        return None
+
+    def __getstate__(self) -> dict:
+        # a copy's state arrays are copies, no longer views of the layouts' flat arrays
+        return {**self.__dict__, "_flat_layouts": {}}
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]

@@ -20,8 +20,6 @@ class SGD(Optimizer):
                  capturable: bool = False):
         super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening, "nesterov": nesterov,
                                   "weight_decay": weight_decay, "maximize": maximize}, capturable=capturable)
-        # id(group) -> the group's flat layout on the CPU (see _sgd_flat), or False where it has none
-        self._flat_layouts: dict = {}
 
     def validate(self, group):
         super().validate(group)
@@ -73,20 +71,8 @@ class SGD(Optimizer):
                 momentum) or False
         return isinstance(layout, _sgd_flat.Layout) and layout.update(entries, lr, group)
 
-    def load_state_dict(self, state_dict: dict) -> None:
-        """As ``Optimizer.load_state_dict``; a momentum group whose parameters had no state before
-        gets its flat layout from the loaded buffers (nothing else holds them yet)."""
-        had = [any(p in self.state for p in group["params"]) for group in self.param_groups]
-        super().load_state_dict(state_dict)
-        for group, before in zip(self.param_groups, had):
-            params = group["params"]
-            if before or not group["momentum"] or not params or not all(
-                    p in self.state and p.device.updates_need_scratch for p in params):
-                continue
-            datas = [p.data for p in params]
-            self._flat_layouts[id(group)] = _sgd_flat.layout(
-                datas, datas, [self.state[p] for p in params], True) or False
-
-    def __getstate__(self) -> dict:
-        # a copy's momentum buffers are copies, no longer views of the layouts' flat arrays
-        return {**self.__dict__, "_flat_layouts": {}}
+    def _loaded_layout(self, group: dict):
+        if not group["momentum"]:
+            return None  # no buffers to adopt: the first full step makes the layout
+        datas = [p.data for p in group["params"]]
+        return _sgd_flat.layout(datas, datas, [self.state[p] for p in group["params"]], True) or False

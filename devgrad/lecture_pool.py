@@ -15,7 +15,6 @@ import threading
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from devgrad.experiment import figures
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.local_pool import LocalPool
 
@@ -34,7 +33,9 @@ def train_side_by_side(run, jobs: list[tuple[str, Path, dict]], workers: int, qu
     stopped, and before any queued one starts."""
     global _stop
     _stop = multiprocessing.get_context("fork").Event()
-    pool = LocalPool(workers)  # fork here (no other thread), one BLAS thread per worker, Ctrl-C ignored when idle
+    # fork here (no other thread), one BLAS thread per worker, Ctrl-C ignored when idle, and with a
+    # worker per core each draws its runs' figures itself (LocalPool: figures.cores_busy)
+    pool = LocalPool(workers)
     futures: dict = {}
     try:
         futures = {pool.submit({"run": run, "path": path, "kwargs": kwargs}, None, fn=_train): name
@@ -64,7 +65,6 @@ def _train(job: dict):
     lecture is stopping; the first Ctrl-C during it stops it and later ones are ignored, so that it
     can write its files. A run that fails or stops stops the lecture."""
     run, path, kwargs = job["run"], job["path"], job["kwargs"]
-    figures.cores_busy()  # the lecture's workers fill the cores: each draws its runs' figures itself
     signal.signal(signal.SIGINT, _stop_once)
     sys.unraisablehook = _raise_interrupt_again
     try:

@@ -51,9 +51,10 @@ class Trainer:
         self._modules = tuple(self.model.modules())
         self._dropouts = tuple((i, m) for i, m in enumerate(self._modules) if isinstance(m, nn.Dropout))
         t = self.spec.train
-        # reuse_arrays: the captured step's plan reads every batch from the same arrays (no re-pointing)
+        # reuse_arrays: a captured step's plan reads every batch from the same arrays (no re-pointing);
+        # an eager step gains nothing from the copy
         self.train_loader = DataLoader(self.splits.X_train, self.splits.y_train, t.batch_size, t.shuffle,
-                                       self.device, self.dtype, seed=plan.seed, reuse_arrays=True)
+                                       self.device, self.dtype, seed=plan.seed, reuse_arrays=plan.captured)
         eval_batch = max(t.batch_size or 0, 4096)
         self.val_loader = (DataLoader(self.splits.X_val, self.splits.y_val, eval_batch, False, self.device,
                                       self.dtype) if len(self.splits.X_val) else None)

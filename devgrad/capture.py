@@ -51,6 +51,7 @@ counts them).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import warnings
 
@@ -79,6 +80,17 @@ def module_called(module) -> None:
     """``module`` runs while a step is recorded (``nn.Module`` calls this): the recording depends on its mode."""
     if _modes.called is not None:
         _modes.called.append(module)
+
+
+@contextlib.contextmanager
+def _modules_called():
+    """The modules called within the block (this thread's, reported by ``module_called``): the list
+    it yields fills as they run."""
+    called = _modes.called = []
+    try:
+        yield called
+    finally:
+        _modes.called = None
 
 
 def _modes_of(called: list) -> tuple:
@@ -147,13 +159,11 @@ class CapturedStep:
         entry = self._graphs.get(key)
         if entry is None:
             out = self.fn(*inputs)  # a real step; kernels compile and optimizer state appears here
-            _modes.called = []
-            try:
-                self._graphs[key] = self._capture(inputs)
-            except Exception as exc:
-                self._fail(exc)
-            finally:
-                called, _modes.called = _modes.called, None
+            with _modules_called() as called:
+                try:
+                    self._graphs[key] = self._capture(inputs)
+                except Exception as exc:
+                    self._fail(exc)
             self._modes[key] = _modes_of(called)
             return out
         static, graph = entry
@@ -214,14 +224,12 @@ class CapturedStep:
         static = tuple(Tensor._make(self.device.copy(t.data), self.device) for t in inputs)
         for hook in self._hooks:
             hook()
-        _modes.called = []
         try:
-            plan = cpu_plan.record(self.fn, static, self.device, self._params(), self._optimizer)
+            with _modules_called() as called:
+                plan = cpu_plan.record(self.fn, static, self.device, self._params(), self._optimizer)
         except Exception as exc:  # recorded nothing and changed nothing: this step runs eagerly
             self._fail(exc)
             return self.fn(*inputs)
-        finally:
-            called, _modes.called = _modes.called, None
         self._modes[key] = _modes_of(called)
         self._graphs[key] = (static, plan)
         self.captures += 1

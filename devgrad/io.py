@@ -1,11 +1,13 @@
-"""Files: atomic writes (a crash never leaves a half-written file) and pickle-free save/load
-(``.npz``, or ``.safetensors`` through the optional safetensors package)."""
+"""Files: atomic writes (a crash never leaves a half-written file), pickle-free save/load
+(``.npz``, or ``.safetensors`` through the optional safetensors package), and PNG bytes of an
+opaque image."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+import struct
 import tempfile
 import zipfile
 import zlib
@@ -63,6 +65,31 @@ def _umask() -> int:
     current = os.umask(0o022)
     os.umask(current)
     return current
+
+
+PNG_LEVEL = 3  # zlib level of png_rgb (docs/performance.md: time against size)
+
+
+def png_rgb(pixels: np.ndarray, dpi: float | None = None, level: int = PNG_LEVEL) -> bytes:
+    """An opaque picture's pixels, (height, width, 3 or 4) uint8 (a 4th channel, alpha, is
+    dropped), as RGB PNG bytes, with ``dpi`` recorded when given. Every row is stored unfiltered
+    (PNG filter 0): the flat colours and text of a plot compress as well that way as with
+    per-row adaptive filters, which take longer than zlib itself."""
+    if pixels.ndim != 3 or pixels.shape[2] not in (3, 4) or pixels.dtype != np.uint8:
+        raise ValueError(f"png_rgb takes (height, width, 3 or 4) uint8 pixels, not {pixels.shape} {pixels.dtype}")
+    height, width = pixels.shape[:2]
+    if height == 0 or width == 0:
+        raise ValueError(f"a PNG has at least one pixel, not {height}x{width}")
+    rows = np.empty((height, 1 + 3 * width), np.uint8)
+    rows[:, 0] = 0  # each row's filter type: none
+    rows[:, 1:].reshape(height, width, 3)[...] = pixels[:, :, :3]
+    chunks = [(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))]  # 8 bits, RGB
+    if dpi is not None:
+        per_metre = int(dpi / 0.0254 + 0.5)
+        chunks.append((b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)))
+    chunks += [(b"IDAT", zlib.compress(rows.data, level)), (b"IEND", b"")]
+    return b"\x89PNG\r\n\x1a\n" + b"".join(struct.pack(">I", len(data)) + kind + data
+                                            + struct.pack(">I", zlib.crc32(kind + data)) for kind, data in chunks)
 
 
 def atomic_write_text(path, text: str) -> Path:

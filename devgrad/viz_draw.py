@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from devgrad.io import png_rgb
+
 PAD_INCHES = 0.1  # around what is drawn, as savefig's tight bounding box
 DPI = 120
 _COLOURS = {"leaf": "#d5e8d4", "op": "#dae8fc", "out": "#fde0c5"}
@@ -103,10 +105,5 @@ def _tight_pixels(fig, canvas) -> tuple | None:
 
 
 def _png(rgba: np.ndarray) -> bytes:
-    """An opaque RGBA image as RGB PNG bytes (zlib level 3: about as small, in half the time)."""
-    from PIL import Image  # noqa: PLC0415 - optional: matplotlib's own dependency
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgba[..., :3])).save(buffer, format="png", compress_level=3,
-                                                              dpi=(DPI, DPI))
-    return buffer.getvalue()
+    """An opaque RGBA image as RGB PNG bytes."""
+    return png_rgb(rgba, DPI)

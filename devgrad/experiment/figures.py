@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import glob
-import io
 import os
 import signal
 import sys
@@ -23,7 +22,7 @@ from typing import ClassVar
 import numpy as np
 
 from devgrad.backend import cuda_started
-from devgrad.io import atomic_write
+from devgrad.io import atomic_write, png_rgb
 
 PLOT_HINT = "pip install '.[plot]' from the devgrad folder (matplotlib) to get plots"
 
@@ -81,22 +80,16 @@ def save(fig, path: Path, dpi: int = 110, repeated: Repeated | None = None) -> N
 
 
 def png_bytes(fig, dpi: int = 110, repeated: Repeated | None = None) -> bytes:
-    """The figure drawn (with its ``repeated`` panels) as an RGB PNG. The figures are opaque:
-    without the alpha channel, zlib's level 3 gives files about as small as matplotlib's RGBA at
-    level 6, in half the time."""
-    from PIL import Image  # noqa: PLC0415 - optional: matplotlib's own dependency
-
+    """The figure drawn (with its ``repeated`` panels) as an RGB PNG (``io.png_rgb``: the
+    figures are opaque, and unfiltered rows compress them as well as adaptive filters, in a
+    third of the time)."""
     fig.set_dpi(dpi)
     canvas = fig.canvas
     if repeated is None:
         canvas.draw()
     else:
         repeated.draw(canvas)
-    width, height = canvas.get_width_height(physical=True)
-    image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
-    buffer = io.BytesIO()
-    image.save(buffer, format="png", compress_level=3, dpi=(dpi, dpi))
-    return buffer.getvalue()
+    return png_rgb(np.asarray(canvas.buffer_rgba()), dpi)
 
 
 class Repeated:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 
 import devgrad as dg
-from devgrad.io import UnsafeFileError
+from devgrad.io import UnsafeFileError, png_rgb
 
 
 def test_round_trip_nested_state(tmp_path, device):
@@ -83,3 +85,22 @@ def test_a_cut_short_or_damaged_npz_is_a_value_error_naming_the_file(tmp_path, d
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=r"w\.npz is truncated or corrupted"):
         dg.load(path)
+
+
+def test_png_rgb_decodes_to_the_same_pixels_with_its_dpi():
+    image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, size=(7, 5, 4), dtype=np.uint8)
+    for pixels in (rgba, np.ascontiguousarray(rgba[:, :, :3]), rgba[1:6, 2:4]):  # alpha dropped; a cropped view
+        with image.open(io.BytesIO(png_rgb(pixels, dpi=110))) as decoded:
+            assert decoded.mode == "RGB" and decoded.info["dpi"] == pytest.approx((110, 110), abs=0.01)
+            np.testing.assert_array_equal(np.asarray(decoded), pixels[:, :, :3])
+    with image.open(io.BytesIO(png_rgb(rgba))) as decoded:
+        assert "dpi" not in decoded.info
+
+
+def test_png_rgb_refuses_what_is_no_rgb_picture():
+    for bad in (np.zeros((4, 4), np.uint8), np.zeros((4, 4, 2), np.uint8), np.zeros((4, 4, 3), np.float32),
+                np.zeros((0, 4, 3), np.uint8)):
+        with pytest.raises(ValueError, match="png_rgb|at least one pixel"):
+            png_rgb(bad)

@@ -12,6 +12,11 @@ work NumPy does for each argument, never arithmetic:
   ``np.dot``: for such operands both hand BLAS the very same ``gemm`` call (row-major, each
   operand transposed or not by its layout), but ``dot`` skips the generalised-ufunc machinery
   around it, a third of a small product's cost.
+- ``shared_views``: the arrays of the replay's calls, one object for each view (memory, shape,
+  strides, dtype). The recording hands NumPy a fresh view of a buffer for every argument, so an
+  in-place call (``x += 1``: ``add(x, 1, x)``) gets two objects for one array; NumPy then proves
+  they overlap only elementwise (a Diophantine solve, half a microsecond), where one object
+  passes its identity check at once. Same memory, same layout: the same call.
 - ``merge_sgd``: plain SGD updates each parameter with two calls (scale its gradient into a
   scratch array, subtract that); the gradients of consecutive updates are moved into one array
   of the plan, so that one call scales them all (elementwise: the same products) and only the
@@ -29,7 +34,7 @@ import numpy as np
 
 from devgrad.core import Tensor
 
-__all__ = ["constants", "dots", "merge_sgd", "moved_result"]
+__all__ = ["constants", "dots", "merge_sgd", "moved_result", "shared_views"]
 
 
 def constants(steps: list) -> list:
@@ -132,6 +137,26 @@ def merge_sgd(steps: list, buffers: list, private: list, alloc) -> tuple[list, l
         return steps, [], _unmoved
     moved = functools.partial(_moved, moves=moves)
     return [(moved(fn), moved(args)) for fn, args in out], freed, moved
+
+
+def shared_views(steps: list) -> list:
+    """``steps`` with equal views of one memory (address, shape, strides, dtype, writability) as one
+    ndarray object, in their positional arguments and in a partial's ``out=``."""
+    seen: dict = {}
+
+    def one(a):
+        if type(a) is not np.ndarray:
+            return a
+        key = (a.__array_interface__["data"], a.shape, a.strides, a.dtype)
+        return seen.setdefault(key, a)
+
+    out = []
+    for fn, args in steps:
+        outs = fn.keywords.get("out") if type(fn) is functools.partial else None
+        if isinstance(outs, tuple):
+            fn = functools.partial(fn.func, *fn.args, **{**fn.keywords, "out": tuple(one(a) for a in outs)})
+        out.append((fn, tuple(one(a) for a in args)))
+    return out
 
 
 _LINE_ITEMS = 16  # float32s per 64-byte cache line: each gradient starts on a line (SIMD loads stay aligned)

@@ -286,6 +286,7 @@ def record(fn, inputs: tuple, device, params: list, optimizer) -> Plan:
         g.data = moved(g.data)
     unwritten = {(a.ctypes.data, a.nbytes) for a in freed}  # scratch the merged update no longer writes
     written = [target for target, _ in rec.saved if (target.ctypes.data, target.nbytes) not in unwritten]
+    steps = cpu_fuse.shared_views(steps)
     plan = Plan(rec.plan, cpu_fuse.moved_result(result, moved), grads, written, rec.buffers, steps)
     plan.take_inputs([t.data for t in inputs])
     return plan

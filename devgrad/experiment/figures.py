@@ -22,6 +22,7 @@ from typing import ClassVar
 import numpy as np
 
 from devgrad.backend import cuda_started
+from devgrad.experiment import panel_split
 from devgrad.io import atomic_write, png_rgb
 
 PLOT_HINT = "pip install '.[plot]' from the devgrad folder (matplotlib) to get plots"
@@ -101,13 +102,17 @@ class Repeated:
     def __init__(self, axes, set_ups: list):
         self.axes, self.set_ups = axes, set_ups
 
-    def draw(self, canvas) -> None:
-        """The figure on ``canvas``, then every panel on it."""
+    def draw(self, canvas, stop: int | None = None) -> None:
+        """The figure on ``canvas``, then every panel (those before ``stop``) on it."""
         self.axes.set_visible(False)
         canvas.draw()
-        renderer = canvas.get_renderer()
         self.axes.set_visible(True)
-        for set_up in self.set_ups:
+        self.draw_more(canvas, 0, stop)
+
+    def draw_more(self, canvas, start: int, stop: int | None = None) -> None:
+        """Panels ``start`` to ``stop`` on what ``canvas`` holds."""
+        renderer = canvas.get_renderer()
+        for set_up in self.set_ups[start:stop]:
             set_up(self.axes)
             self.axes.draw(renderer)
 
@@ -252,9 +257,10 @@ def render(jobs: list) -> list[Path]:
     """Draw independent figures: ``jobs`` are (weight, path, draw: () -> None writing path). With
     several cores, where ``fork_is_safe`` and the cores are not all busy (``cores_busy``), they
     are split over forked processes (the heaviest first, each to the least loaded group; this
-    process draws one group), which share everything already imported and computed; elsewhere
-    one by one. A group whose process failed is drawn again here, so that its error is raised as
-    usual. Returns the paths in the order of ``jobs``."""
+    process draws one group; a ``panel_split.PanelDrawing`` shares its panels with another
+    group), which share everything already imported and computed; elsewhere one by one. A group
+    whose process failed is drawn again here, so that its error is raised as usual. Returns the
+    paths in the order of ``jobs``."""
     workers = min(_cores(), len(jobs))
     if workers < 2 or _busy or not fork_is_safe():
         for _, _, draw in jobs:
@@ -266,30 +272,42 @@ def render(jobs: list) -> list[Path]:
         least = loads.index(min(loads))
         groups[least].append(i)
         loads[least] += jobs[i][0]
+    drawn, groups, pipes = panel_split.split(jobs, groups, loads)
+    failed = _forked(drawn, groups, pipes)
+    for group in failed:
+        for i in group:
+            remove_partial_writes(Path(drawn[i][1]))
+            again = drawn[i][3] if len(drawn[i]) > 3 else drawn[i][2]  # a split figure: all of it, or none
+            if again is not None:
+                again()
+    return [path for _, path, _ in jobs]
+
+
+def _forked(jobs: list, groups: list[list[int]], pipes: list) -> list:
+    """Draw ``groups[0]`` here and the others in forked processes; the groups that failed."""
     children = {}
     sys.stdout.flush()  # a child must not inherit (and print again) buffered output
     sys.stderr.flush()
     try:
-        for group in groups[1:]:
+        for g, group in enumerate(groups[1:], start=1):
             pid = os.fork()
             if pid == 0:  # the child: draw, then leave without the parent's exit handlers
                 code = 1
                 try:
+                    panel_split.keep(pipes, g)
                     for i in group:
                         jobs[i][2]()
                     code = 0
                 finally:
                     os._exit(code)
             children[pid] = group
+        panel_split.keep(pipes, 0)
         for i in groups[0]:
             jobs[i][2]()
     finally:
+        panel_split.keep(pipes, -1)  # this process's ends, whatever happened: a helper blocked on one is freed
         failed = _reap(children)
-    for group in failed:
-        for i in group:
-            remove_partial_writes(Path(jobs[i][1]))
-            jobs[i][2]()
-    return [path for _, path, _ in jobs]
+    return failed
 
 
 def remove_partial_writes(path: Path) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from devgrad.experiment.figures import Repeated, reused, save, unit_colour
 from devgrad.experiment.neurons import plane_grid
+from devgrad.experiment.panel_split import Part
 
 
 def decision_boundary(plt, X_all: np.ndarray, y_all: np.ndarray, predict_proba, path: Path, name: str,
@@ -109,13 +110,14 @@ def _draw_line(ax, a: np.ndarray, c: float, gx: np.ndarray, gy: np.ndarray, **st
 
 def neurons(plt, X_all: np.ndarray, y_all: np.ndarray, units, lines: Sequence[tuple[np.ndarray, float]],
             predict_proba, path: Path, name: str, activation_name: str, resolution: int = 100,
-            total_units: int | None = None) -> Path:
+            total_units: int | None = None, part: Part | None = None) -> Path:
     """One panel per first-layer unit: its activation over the input plane (``units``: raw
     points -> (n, units)) with its line a·x + c = 0 (``lines``, in the data's own coordinates),
     then the network's output with the lines on it. Every panel shows the same plane, so they
     share their axes and only the outer ones carry tick labels; images, not contours, and a
     fixed layout in inches (no empty band under the title). The unit panels are one Axes drawn
-    once per unit (``figures.Repeated``)."""
+    once per unit (``figures.Repeated``); with ``part``, only that part of them is drawn here
+    (``panel_split``)."""
     gx, gy = plane_grid(X_all, resolution)
     points = np.stack([gx.ravel(), gy.ravel()], axis=1)
     acts = units(points)
@@ -143,7 +145,10 @@ def neurons(plt, X_all: np.ndarray, y_all: np.ndarray, units, lines: Sequence[tu
                      f"x₁, x₂: the data's own (unstandardised) coordinates", y=1 - 0.08 / height, va="top", fontsize=12)
         panels = [functools.partial(_unit_panel, plt, grid[i], i, acts[:, i].reshape(gx.shape), lines[i], gx, gy,
                                     activation_name, bottom=i + cols > k, left=i % cols == 0) for i in range(k)]
-        save(fig, path, repeated=Repeated(unit_axes, panels))
+        if part is None:
+            save(fig, path, repeated=Repeated(unit_axes, panels))
+        else:
+            part.finish(fig, path, Repeated(unit_axes, panels))
     return path
 
 

@@ -59,6 +59,8 @@ def _dispatch(argv: list[str] | None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR
+    if args.command == "run" and not args.print_config:  # before the run's modules are imported
+        importlib.import_module("devgrad.experiment.plot_worker").start_early(args.set)
     module_name, function = COMMANDS[args.command].split(":")
     module = importlib.import_module(module_name)
     try:

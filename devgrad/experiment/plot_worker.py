@@ -1,9 +1,11 @@
 """A process that imports matplotlib while a run trains, then draws the run's figures.
 
 A tiny network trains on one core; importing matplotlib takes about half a second, and the first
-figure of a process loads its fonts. Forked when the training starts, the worker does both on
-another core meanwhile; at the end the run sends it the figures' data (``figures.Drawing`` jobs)
-and it draws them side by side (``figures.render``), as the run's own process would have.
+figure of a process loads its fonts. Forked when the training starts, or earlier where
+``devgrad run`` starts (``start_early``: before the run imports its modules and makes its data),
+the worker does both on another core meanwhile; at the end the run sends it the figures' data
+(``figures.Drawing`` jobs) and it draws them side by side (``figures.render``), as the run's own
+process would have.
 
 Only where that helps and is safe: matplotlib installed, two cores or more, forking safe
 (``figures.fork_is_safe``: Linux, no other thread, no CUDA context), matplotlib's pyplot not
@@ -30,12 +32,13 @@ import pickle
 import signal
 import sys
 import weakref
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from devgrad.experiment import figures
 
-__all__ = ["PlotWorker", "idle_core", "wanted"]
+__all__ = ["PlotWorker", "discard_early", "idle_core", "start_early", "wanted"]
 
 
 def wanted() -> bool:
@@ -58,6 +61,28 @@ def idle_core(loadavg: Path = Path("/proc/loadavg")) -> bool:
 WORKER_TIMEOUT = 300.0  # seconds from the run's last epoch: far beyond its figures; a hung worker is ended
 
 
+_early: PlotWorker | None = None  # forked by ``start_early``, for the next ``PlotWorker.start``
+
+
+def start_early(overrides: Sequence[str] = ()) -> None:
+    """Fork the worker now, where ``devgrad run`` starts (the spec's ``overrides`` not turning
+    the plots off): before the run imports its modules and makes its data and model, so that
+    matplotlib is imported, and warmed up, by the time the training ends. ``PlotWorker.start``
+    takes it; a run without plots ends it (``discard_early``), and so does the process's exit."""
+    global _early
+    off = {f"plots.enabled={word}" for word in ("false", "no", "off", "0")}
+    if _early is None and not off & {o.replace(" ", "").lower() for o in overrides}:
+        _early = PlotWorker.fork()
+
+
+def discard_early() -> None:
+    """End the worker ``start_early`` forked, where the run draws no plots."""
+    global _early
+    if _early is not None:
+        _early.close()
+        _early = None
+
+
 class PlotWorker:
     """The forked worker: ``start`` it when the training starts, ``render`` the figures at the
     end (None: draw them here), ``close`` it whatever happened."""
@@ -69,7 +94,19 @@ class PlotWorker:
 
     @classmethod
     def start(cls) -> PlotWorker | None:
-        """A worker importing matplotlib from now on, or None where one is not ``wanted``."""
+        """The worker ``start_early`` forked, else one importing matplotlib from now on; None
+        where one is not ``wanted``."""
+        global _early
+        early, _early = _early, None
+        if early is not None and early.process.is_alive():
+            return early
+        if early is not None:
+            early.close()
+        return cls.fork()
+
+    @classmethod
+    def fork(cls) -> PlotWorker | None:
+        """A new worker, or None where one is not ``wanted``."""
         if not wanted():
             return None
         context = multiprocessing.get_context("fork")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from devgrad.data import DataLoader
-from devgrad.experiment import neurons, report
+from devgrad.experiment import neurons, plot_worker, report
 from devgrad.experiment.callbacks import BoundaryAnimation, Callback, MetricsFile, NeuronHistory
 from devgrad.experiment.plan import CAPTURED_AS
 from devgrad.experiment.plot_worker import PlotWorker
@@ -33,6 +33,8 @@ class RunReport(Callback):
         """Fork the plot worker (``PlotWorkerStart``: before any callback starts a thread)."""
         if trainer.spec.plots.enabled and self.worker is None:
             self.worker = PlotWorker.start()
+        elif not trainer.spec.plots.enabled:
+            plot_worker.discard_early()
 
     def on_train_end(self, trainer: Trainer, status: str | None) -> None:
         if status not in ("completed", "pruned"):  # no plots (Ctrl-C, an error, divergence): no worker

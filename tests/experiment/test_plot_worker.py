@@ -17,7 +17,7 @@ import pytest
 
 from devgrad.experiment import figures, plot_worker, run
 from devgrad.io import atomic_write
-from tests.support.run_helpers import SMALL, needs_matplotlib
+from tests.support.run_helpers import SMALL, SMALL_NO_PLOTS, cli, needs_matplotlib, write_spec
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the worker is forked (Linux only)")
 
@@ -167,3 +167,35 @@ def test_a_run_stopped_by_ctrl_c_leaves_no_worker(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run({**SMALL, "train": {"epochs": 3}}, out=tmp_path, quiet=True, callbacks=[ctrl_c])
     assert len(started) == 1 and started[0].process.exitcode is not None
+
+
+@linux_only
+def test_a_worker_forked_where_devgrad_run_starts_is_the_runs_or_ended_without_plots(tmp_path, monkeypatch):
+    monkeypatch.setattr(plot_worker, "wanted", lambda: True)
+    monkeypatch.setattr(plot_worker, "_early", None)
+    plot_worker.start_early(["train.epochs=3", "plots.enabled = False"])
+    assert plot_worker._early is None  # the command line turns the plots off: nothing forked
+    plot_worker.start_early([])
+    early = plot_worker._early
+    try:
+        assert early is not None and plot_worker.PlotWorker.start() is early and plot_worker._early is None
+    finally:
+        early.close()
+    plot_worker.start_early([])
+    early = plot_worker._early
+    run({**SMALL, "train": {"epochs": 1}, "plots": {"enabled": False}}, out=tmp_path, quiet=True)
+    assert plot_worker._early is None and early.process.exitcode is not None  # the spec's own "no plots"
+    plot_worker.start_early([])
+    dead = plot_worker._early
+    dead.close()
+    monkeypatch.setattr(plot_worker, "wanted", lambda: False)
+    assert plot_worker.PlotWorker.start() is None  # one that died is not taken; none wanted now
+
+
+def test_devgrad_run_forks_its_worker_before_it_imports_the_run(tmp_path, monkeypatch):
+    called = []
+    monkeypatch.setattr(plot_worker, "start_early", lambda overrides: called.append(list(overrides)))
+    spec = write_spec(tmp_path, {**SMALL_NO_PLOTS, "train": {"epochs": 1}})
+    assert cli("run", spec, "--print-config").returncode == 0 and called == []  # no run: no worker
+    assert cli("run", spec, "--set", "train.epochs=1", "--out", tmp_path / "runs", "--quiet").returncode == 0
+    assert called == [["train.epochs=1"]]

@@ -127,7 +127,6 @@ class CapturedStep:
         self._hooks = [h for h in (getattr(optimizer, "refresh_lr", None), before_replay) if h is not None]
         self._before_replay = before_replay
         self._on_failure = on_failure  # called with the message instead of a RuntimeWarning
-        self._rates: list | None = None  # CPU: the learning rates the optimizer's device buffers hold
         self._optimizer = optimizer
         self._bound: tuple = ()  # (parameter, the array the graphs were recorded on), for each parameter
         self._settings: tuple = ()  # (group, a copy of it as recorded), for each of the optimizer's groups
@@ -205,9 +204,10 @@ class CapturedStep:
         optimizer = self._optimizer
         if optimizer is not None:  # refresh_lr only when a rate changed: a replay's cost is Python's
             rates = [group["lr"] for group in optimizer.param_groups]
-            if rates != self._rates:
+            if rates != plan.rates:
                 optimizer.refresh_lr()
-                self._rates = rates
+                plan.refresh()  # the plan's calls that read only the rates (their cast to float32)
+                plan.rates = rates
         if self._before_replay is not None:
             self._before_replay()
         if not plan.checked:
@@ -234,8 +234,8 @@ class CapturedStep:
         self._graphs[key] = (static, plan)
         self.captures += 1
         self._bind()
-        if self._optimizer is not None:
-            self._rates = [group["lr"] for group in self._optimizer.param_groups]
+        if self._optimizer is not None:  # the rates the plan was made with (its refresh ran then)
+            plan.rates = [group["lr"] for group in self._optimizer.param_groups]
         return plan.result
 
     def _cpu_check(self, plan, inputs):

@@ -15,7 +15,7 @@ import functools
 
 import numpy as np
 
-from devgrad import cpu_fuse
+from devgrad import cpu_fold, cpu_fuse
 from devgrad.backend import CaptureError, recording_for_replay
 from devgrad.core import Tensor
 from devgrad.backend.fp_errors import ERRORS, QUIET
@@ -40,6 +40,8 @@ class Plan:
         self._slots: list = []  # for each input: the (call, argument) places that read it whole, or None
         self._fed: list = []  # for each input: the array the calls read it from now
         self.checked = False  # whether a replay has been checked against an eager step (``CapturedStep``)
+        self.steady: list = []  # calls that leave the same bytes every time: run by ``refresh``, not by replays
+        self.rates: list | None = None  # the learning rates the plan's steady calls last saw (``CapturedStep``)
 
     def take_inputs(self, static: list) -> None:
         """Tell the plan which of its arrays are the step's inputs (``feed`` fills them)."""
@@ -61,6 +63,16 @@ class Plan:
                 self._point(k, static)
             if array is not static:
                 np.copyto(static, array)
+
+    def refresh(self) -> None:
+        """Run the calls whose results change only with the learning-rate buffers (after
+        ``refresh_lr``: a new rate); the plan runs them once when it is made."""
+        token = ERRORS.set(QUIET)
+        try:
+            for fn, args in self.steady:
+                fn(*args)
+        finally:
+            ERRORS.reset(token)
 
     def _point(self, k: int, array) -> None:
         for i, j in self._slots[k]:
@@ -113,62 +125,6 @@ def _input_slots(plan: Plan, static: list) -> list:
         if any(np.may_share_memory(a, buf) for a in others):
             slots[k] = None
     return slots
-
-
-def _pair(fn, args: tuple, kwargs: dict | None) -> tuple:
-    """A recorded call as the replay's (function, positional arguments): keywords bound once, here."""
-    if not kwargs:
-        return fn, args
-    if (fn is np.copyto and kwargs == {"casting": "unsafe"} and isinstance(args[1], np.ndarray)
-            and args[1].dtype == args[0].dtype):
-        return fn, args  # no cast to allow: the default casting rule passes
-    if fn is np.copyto and kwargs.keys() <= {"casting", "where"} and len(args) == 2:
-        # copyto(dst, src, casting, where) takes them positionally, a third cheaper than a partial's keywords
-        casting = kwargs.get("casting", "same_kind")
-        return fn, (*args, casting, kwargs["where"]) if "where" in kwargs else (*args, casting)
-    return functools.partial(fn, **kwargs), args
-
-
-_SAME_SIZE_INT = {2: np.int16, 4: np.int32, 8: np.int64}
-
-
-def _compile(rec: _Recording) -> list:
-    """The replay's (function, args) pairs for the recorded calls; a selection ``np.where(cond, 0, g)``
-    (recorded as a copy and a masked copy) becomes a mask of bits (``_as_mask``)."""
-    calls, steps, i = rec.plan, [], 0
-    while i < len(calls):
-        fused = _as_mask(rec, calls[i], calls[i + 1]) if i + 1 < len(calls) else None
-        if fused is not None:
-            steps += fused
-            i += 2
-        else:
-            steps.append(_pair(*calls[i]))
-            i += 1
-    return cpu_fuse.dots(cpu_fuse.constants(steps))
-
-
-def _as_mask(rec: _Recording, first: tuple, second: tuple) -> list | None:
-    """``copyto(buf, g); copyto(buf, 0, where=cond)`` for a float buffer and an array g of its dtype
-    (a ReLU's gradient) as two vectorised passes: a mask of all bits where g is kept and none where 0
-    goes, and g's bits and-ed with it. The same bits (inf, NaN and -0.0 pass as they are), without a
-    masked copy's branch per element (about 10x slower on a ReLU layer's random masks). None: no match."""
-    (f1, args1, k1), (f2, args2, k2) = first, second
-    if f1 is not np.copyto or f2 is not np.copyto or k1 != {"casting": "unsafe"} or not k2 or args2[0] is not args1[0]:
-        return None
-    buf, g = args1
-    cond = k2.get("where")
-    kind = _SAME_SIZE_INT.get(buf.dtype.itemsize) if buf.dtype.kind == "f" else None
-    if (kind is None or k2.keys() != {"casting", "where"} or not isinstance(cond, np.ndarray) or cond.dtype != np.bool_
-            or not _is_zero(args2[1]) or not isinstance(g, np.ndarray) or g.dtype != buf.dtype):
-        return None
-    keep = _owner(rec, buf.shape, np.dtype(kind), "C", np.ndarray)
-    rec.buffers.append(keep)
-    return [(np.add, (cond, kind(-1), keep)), (np.bitwise_and, (g.view(kind), keep, buf.view(kind)))]
-
-
-def _is_zero(value) -> bool:
-    """Whether ``value`` is the number +0 (whose bits, in any float format, are all zero)."""
-    return type(value) in (int, float, np.float32, np.float64) and value == 0 and not np.signbit(value)
 
 
 def _converters():
@@ -281,14 +237,29 @@ def record(fn, inputs: tuple, device, params: list, optimizer) -> Plan:
         _undo(rec, params, old_grads)
         raise
     private = [original for (slot, k), original in zip(slots, originals) if isinstance(k, str) and k.startswith("_")]
-    steps, freed, moved = cpu_fuse.merge_sgd(_compile(rec), rec.buffers, private, functools.partial(_flat, rec))
+    rates = [original for (slot, _), original in zip(slots, originals) if isinstance(slot, list)]
+    return _plan(rec, result, grads, [t.data for t in inputs], private, rates)
+
+
+def _plan(rec: _Recording, result, grads: list, inputs: list, private: list, rates: list) -> Plan:
+    """The plan of a recording: its calls compiled (``_compile``) and passed through ``cpu_fuse``'s
+    and ``cpu_fold``'s passes. ``private``: optimizer state nothing outside the step reads;
+    ``rates``: the learning-rate buffers (rewritten only by ``refresh_lr``)."""
+    made: set = set()
+    steps = cpu_fuse.compiled(rec, made)
+    steps, freed, moved = cpu_fuse.merge_sgd(steps, rec.buffers, private, functools.partial(_flat, rec))
     for _, g in grads:
         g.data = moved(g.data)
     unwritten = {(a.ctypes.data, a.nbytes) for a in freed}  # scratch the merged update no longer writes
     written = [target for target, _ in rec.saved if (target.ctypes.data, target.nbytes) not in unwritten]
-    steps = cpu_fuse.shared_views(steps)
-    plan = Plan(rec.plan, cpu_fuse.moved_result(result, moved), grads, written, rec.buffers, steps)
-    plan.take_inputs([t.data for t in inputs])
+    result = cpu_fuse.moved_result(result, moved)
+    visible = [*inputs, *written, *(g.data for _, g in grads), *_arrays_of(result)]
+    steps = cpu_fold.repeats(cpu_fold.guards(cpu_fuse.shared_views(steps)), rec.buffers, visible)
+    steps, steady = cpu_fold.hoist(steps, rec.buffers, visible, rates, made)
+    plan = Plan(rec.plan, result, grads, written, rec.buffers, steps)
+    plan.steady = steady
+    plan.refresh()
+    plan.take_inputs(inputs)
     return plan
 
 

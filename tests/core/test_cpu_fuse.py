@@ -10,9 +10,10 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 
 import devgrad as dg
-from devgrad import cpu_fuse, cpu_plan, nn, optim
+from devgrad import cpu_capture, cpu_fold, cpu_fuse, cpu_plan, nn, optim
 from devgrad.capture import CapturedStep
 from devgrad.nn import functional as F
 
@@ -36,10 +37,17 @@ def _binary_step(lr: float = 0.1):
     return model, opt, step
 
 
-def _train(captured: bool, starts=(0, 32, 0, 32, 0, 32)):
+def _train(captured: bool, starts=(0, 32, 0, 32, 0, 32), rows=(32,), x=X, schedule=False):
+    """Steps on the rows from each of ``starts`` (the number of rows cycling through ``rows``), with a
+    rate halved after every step when ``schedule``: weights, gradients, losses and the CapturedStep."""
     model, opt, step = _binary_step()
+    sched = optim.StepLR(opt, step_size=1, gamma=0.5) if schedule else None
     run = CapturedStep(step, "cpu", optimizer=opt, enabled=captured)
-    losses = [run(dg.tensor(X[s:s + 32]), dg.tensor(Y[s:s + 32])).numpy().tobytes() for s in starts]
+    losses = []
+    for s, n in zip(starts, itertools.cycle(rows)):
+        losses.append(run(dg.tensor(x[s:s + n]), dg.tensor(Y[s:s + n])).numpy().tobytes())
+        if sched is not None:
+            sched.step()
     params = list(model.parameters())
     return [p.numpy().tobytes() for p in params], [p.grad.numpy().tobytes() for p in params], losses, run
 
@@ -69,3 +77,83 @@ def test_each_view_is_one_array_object_in_the_replayed_calls():
     x = np.zeros(3, np.float32)
     [(_, args)] = cpu_fuse.shared_views([(np.add, (x.view(np.ndarray), 1, x.view(np.ndarray)))])
     assert args[0] is args[2] and args[1] == 1
+
+
+def test_calls_a_replay_need_not_make_are_left_out_and_the_bits_stay():
+    """The loss's NaN check is one Python comparison, its second sum (for the mean) is the first
+    one's, and the seed gradient (1 times 1/n) and the rate cast to float32 are made once."""
+    plan = _plan_of(_train(True)[3])
+    functions = [fn for fn, _ in plan.steps]
+    assert cpu_fold._compared in functions and np.not_equal not in functions
+    sums = [args for fn, args in plan.steps if getattr(fn, "__name__", "") == "reduce" and args[0].shape == (32,)]
+    assert len(sums) == 1
+    assert not any(fn is np.copyto for fn in functions)
+    assert any(fn is np.copyto and args[1].dtype == np.float64 for fn, args in plan.steady)  # the rate
+
+
+def test_a_new_rate_reaches_every_plan_of_the_step():
+    """Two batch sizes (two plans), the rate halved after every step: each plan casts the rate it
+    replays with afresh, also when the other plan saw the change first."""
+    starts = (0, 32, 0, 32, 0, 32, 0, 32, 0, 32)
+    eager = _train(False, starts=starts, rows=(32, 16), schedule=True)
+    captured = _train(True, starts=starts, rows=(32, 16), schedule=True)
+    assert captured[3].replays == 6 and captured[:3] == eager[:3]
+
+
+def test_a_nan_loss_total_takes_the_eager_branch():
+    """A logit of inf (an input of inf) makes the loss's sum NaN, where the eager step takes its
+    branch for infinite logits: that replay is dropped and the step runs eagerly."""
+    x = X.copy()
+    x[40, 0] = np.inf  # in the rows 32..63: the checked first replay and the later ones starting at 32
+    eager = _train(False, x=x, starts=(0, 0, 0, 32, 0, 0))
+    captured = _train(True, x=x, starts=(0, 0, 0, 32, 0, 0))
+    assert captured[3].diverged >= 1 and captured[3].replays + captured[3].diverged == 4
+    assert captured[:3] == eager[:3]
+
+
+def test_a_comparison_guard_raises_when_the_outcome_changes():
+    x, flag = np.array(1.5, np.float32), np.zeros((), np.bool_)
+    [(fn, args)] = cpu_fold.guards([(np.not_equal, (x, x, flag)), (cpu_capture._same_bytes, (flag, b"\x00"))])
+    fn(*args)
+    x[()] = np.nan
+    with pytest.raises(cpu_plan.DivergedError):
+        fn(*args)
+    labels = np.array(3, np.int64)
+    [(fn, args)] = cpu_fold.guards([(np.less, (labels, 10, flag)), (cpu_capture._same_bytes, (flag, b"\x01"))])
+    fn(*args)
+    labels[()] = 10
+    with pytest.raises(cpu_plan.DivergedError):
+        fn(*args)
+    kept = [(np.less, (x, 0.1, flag)), (cpu_capture._same_bytes, (flag, b"\x00"))]  # 0.1 rounds in float32
+    assert cpu_fold.guards(kept) == kept
+
+
+def _buffers(n: int) -> list:
+    return [np.zeros(4, np.float32) for _ in range(n)]
+
+
+def test_only_calls_on_unchanging_inputs_into_buffers_no_one_else_writes_are_hoisted():
+    one, half = np.array(1, np.float32), np.array(0.5, np.float32)
+    seed, scaled, other = _buffers(3)
+    steps = [(np.copyto, (seed, one)), (np.multiply, (seed, half, scaled)), (np.add, (scaled, other, other))]
+    kept, steady = cpu_fold.hoist(steps, [seed, scaled, other], [], [], {id(one), id(half)})
+    assert steady == steps[:2] and kept == steps[2:]
+    kept, steady = cpu_fold.hoist(steps, [seed, scaled, other], [scaled], [], {id(one), id(half)})
+    assert steady == steps[:1]  # the caller sees ``scaled``: it is written on every replay
+    again = [*steps, (np.copyto, (seed, other))]
+    assert cpu_fold.hoist(again, [seed, scaled, other], [], [], {id(one), id(half)})[1] == []
+    rate = np.array(0.1)
+    kept, steady = cpu_fold.hoist([(np.copyto, (seed, rate, "unsafe"))], [seed], [], [rate], set())
+    assert steady and not kept  # a learning rate: rewritten only by refresh_lr
+    assert cpu_fold.hoist([(np.copyto, (seed, rate, "unsafe"))], [seed], [], [], set())[1] == []
+
+
+def test_a_repeated_call_is_dropped_only_while_its_inputs_are_unchanged():
+    x, first, again, out = _buffers(4)
+    total, total2 = np.zeros((), np.float32), np.zeros((), np.float32)
+    steps = [(np.add.reduce, (x, None, None, total, False)), (np.negative, (first, first)),
+             (np.add.reduce, (x, (0,), None, total2, False)), (np.multiply, (total2, x, out))]
+    folded = cpu_fold.repeats(steps, [x, first, again, out, total, total2], [out])
+    assert len(folded) == 3 and folded[2] == (np.multiply, (total, x, out))
+    steps[1] = (np.negative, (x, x))  # the input changes in between: the sums differ
+    assert cpu_fold.repeats(steps, [x, first, again, out, total, total2], [out]) == steps

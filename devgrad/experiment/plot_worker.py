@@ -84,12 +84,14 @@ def discard_early() -> None:
 
 
 class PlotWorker:
-    """The forked worker: ``start`` it when the training starts, ``render`` the figures at the
-    end (None: draw them here), ``close`` it whatever happened."""
+    """The forked worker: ``start`` it when the training starts, ``begin`` with the figures that
+    need no model evaluated and ``render`` them all at the end (None: draw them here), ``close``
+    it whatever happened."""
 
     def __init__(self, process, connection: Connection):
         self.process = process
         self.connection = connection
+        self.begun: list = []  # the jobs ``begin`` sent
         self._finalizer = weakref.finalize(self, _end, process, connection)
 
     @classmethod
@@ -128,12 +130,22 @@ class PlotWorker:
         theirs.close()
         return cls(process, ours)
 
-    def render(self, jobs: list) -> list[Path] | None:
-        """Draw ``jobs`` (as ``figures.render`` takes them) in the worker; their paths, or None
-        where the worker could not draw them all. Interrupted (Ctrl-C), the worker is ended and
-        its half-written files are removed."""
+    def begin(self, jobs: list) -> None:
+        """Send ``jobs`` (as ``figures.render`` takes them) whose data is ready while the run
+        computes the others' (the model evaluated over the plane): the worker draws them now, one
+        by one. ``render`` is given them again, first."""
         try:
-            self.connection.send(jobs)
+            self.connection.send(("begin", jobs))
+        except (OSError, ValueError, TypeError, AttributeError, pickle.PicklingError):
+            return  # not sent: ``render`` sends them with the others
+        self.begun = list(jobs)
+
+    def render(self, jobs: list) -> list[Path] | None:
+        """Draw ``jobs`` (as ``figures.render`` takes them; those ``begin`` sent first) in the
+        worker; their paths, or None where the worker could not draw them all. Interrupted
+        (Ctrl-C), the worker is ended and its half-written files are removed."""
+        try:
+            self.connection.send(("render", jobs[len(self.begun):]))
             reply = self.connection.recv() if self.connection.poll(WORKER_TIMEOUT) else None
         except (OSError, EOFError, ValueError, TypeError, AttributeError, pickle.PicklingError):
             reply = None  # died, or a job that cannot be sent: drawn here
@@ -151,8 +163,11 @@ class PlotWorker:
             figures.remove_partial_writes(Path(path))
 
     def close(self) -> None:
-        """End the worker and its drawing processes (at once: what they draw is no longer wanted)."""
+        """End the worker and its drawing processes (at once: what they draw is no longer wanted),
+        and remove what it was writing of the jobs ``begin`` sent."""
         self._finalizer()
+        for _, path, _ in self.begun:
+            figures.remove_partial_writes(Path(path))
 
 
 def _end(process, connection: Connection) -> None:
@@ -177,17 +192,31 @@ def _serve(connection: Connection, ours: Connection) -> None:
     if plt is not None and not connection.poll(0):  # the figures are not there yet: time to warm up
         _warm_up(plt)
     try:
-        jobs = connection.recv()
+        kind, jobs = connection.recv()
+        begun = jobs if kind == "begin" else []
+        drawn = plt is not None and _drawn(begun)  # while the run computes the data of the others
+        if kind == "begin":
+            kind, jobs = connection.recv()
     except (EOFError, OSError):
         return  # the run ended without plots
     reply = None
-    if plt is not None:
+    if drawn:
         try:
-            reply = figures.render(jobs)
+            reply = [path for _, path, _ in begun] + figures.render(jobs)
         except Exception:  # the run draws the figures again, and raises the error there
             reply = None
     with contextlib.suppress(OSError):
         connection.send(reply)
+
+
+def _drawn(jobs: list) -> bool:
+    """Draw ``jobs`` here, one by one; False where one failed (the run draws them again)."""
+    try:
+        for _, _, draw in jobs:
+            draw()
+    except Exception:
+        return False
+    return True
 
 
 def _warm_up(plt) -> None:

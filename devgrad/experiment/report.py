@@ -57,6 +57,8 @@ def draw(run_dir: Path, name: str, history: list, say, boundary=None, best_epoch
 
     if history:
         job(1.0, "learning_curves.png", learning_curves, history, best_epoch=best_epoch, stopped_at=stopped_at)
+    if worker is not None:
+        worker.begin(jobs)  # drawn while the model is evaluated for the others
     if boundary is not None:
         X_all, y_all, predict_proba = boundary
         proba = precomputed(predict_proba, _plane_points(X_all, BOUNDARY_RESOLUTION))

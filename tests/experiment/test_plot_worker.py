@@ -123,6 +123,31 @@ def test_the_worker_draws_the_figures_it_is_sent_then_a_failure_is_left_to_the_r
 
 @linux_only
 @needs_matplotlib
+def test_figures_begun_before_the_others_are_drawn_by_the_worker_meanwhile(tmp_path, worker, monkeypatch):
+    begun = [(1.0, tmp_path / "a.png", figures.Drawing(_write_pid, tmp_path / "a.png"))]
+    rest = [(1.0, tmp_path / f"{name}.png", figures.Drawing(_write_pid, tmp_path / f"{name}.png")) for name in "bc"]
+    worker.begin(begun)
+    assert worker.render(begun + rest) == [tmp_path / f"{name}.png" for name in "abc"]
+    assert int((tmp_path / "a.png").read_text()) == worker.process.pid  # drawn at once, by the worker itself
+    worker.close()
+    hangs = [(1.0, tmp_path / "d.png", figures.Drawing(_write_pid, tmp_path / "d.png", trouble="hangs"))]
+    fails = [(1.0, tmp_path / "e.png", figures.Drawing(_write_pid, tmp_path / "e.png", trouble="fails"))]
+    for jobs in (hangs, fails):
+        again = plot_worker.PlotWorker.start()
+        again.begin(jobs)
+        if jobs is hangs:  # the run ends (Ctrl-C, an error) while the worker draws what it began
+            deadline = time.monotonic() + 60
+            while not (tmp_path / "d.pid").exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            again.close()
+            assert again.process.exitcode is not None and not list(tmp_path.glob(".*.tmp"))
+        else:  # a begun figure failed: the run draws them all itself, and raises the error there
+            assert again.render(jobs + rest) is None
+            again.close()
+
+
+@linux_only
+@needs_matplotlib
 def test_ctrl_c_while_the_worker_draws_ends_it_and_its_drawing_processes(tmp_path, worker, monkeypatch):
     jobs = [(1.0, tmp_path / f"{name}.png", figures.Drawing(_write_pid, tmp_path / f"{name}.png", trouble="hangs"))
             for name in "ab"]  # two figures: the worker forks a second process for one of them

@@ -14,6 +14,9 @@ work NumPy does for each argument, never arithmetic:
   ``np.dot``: for such operands both hand BLAS the very same ``gemm`` call (row-major, each
   operand transposed or not by its layout), but ``dot`` skips the generalised-ufunc machinery
   around it, a third of a small product's cost.
+- ``scalars``: a one-element input of a larger elementwise call (a bias of one unit) as a 0-d
+  view. NumPy sends a one-element operand that is broadcast through its general iterator,
+  about a microsecond; a 0-d one takes its fast path, with the same inner loop and values.
 - ``shared_views``: the arrays of the replay's calls, one object for each view (memory, shape,
   strides, dtype). The recording hands NumPy a fresh view of a buffer for every argument, so an
   in-place call (``x += 1``: ``add(x, 1, x)``) gets two objects for one array; NumPy then proves
@@ -37,7 +40,7 @@ import numpy as np
 from devgrad.core import Tensor
 from devgrad.cpu_capture import _owner, _Recording
 
-__all__ = ["arrays_in", "compiled", "constants", "dots", "merge_sgd", "moved_result", "shared_views"]
+__all__ = ["arrays_in", "compiled", "constants", "dots", "merge_sgd", "moved_result", "scalars", "shared_views"]
 
 
 def _pair(fn, args: tuple, kwargs: dict | None) -> tuple:
@@ -126,6 +129,23 @@ def _constant_step(fn, args: tuple) -> tuple:
     if any(c is None for c in converted) or all(isinstance(a, np.ndarray) for a in inputs):
         return fn, args  # a number not exact in the dtype (NumPy's rounding decides), or none at all
     return fn, (*converted, *args[len(inputs):])
+
+
+def scalars(steps: list) -> list:
+    """``steps`` with each one-element input of a larger elementwise call as a 0-d view (broadcast
+    like a scalar, on NumPy's fast path)."""
+    return [_scalar_step(fn, args) for fn, args in steps]
+
+
+def _scalar_step(fn, args: tuple) -> tuple:
+    if type(fn) is not np.ufunc or fn.nout != 1 or len(args) != fn.nin + 1 or not isinstance(args[-1], np.ndarray):
+        return fn, args
+    out = args[-1]
+    if out.size <= 1:
+        return fn, args
+    # the same value against every element; an input on the output's bytes stays as it is (NumPy copies it)
+    return fn, (*(a.reshape(()) if isinstance(a, np.ndarray) and a.size == 1 and a.ndim
+                  and not np.may_share_memory(a, out) else a for a in args[:-1]), out)
 
 
 _DOT_MAX = 1 << 20  # multiply-adds: above this the call's overhead is noise, and matmul stays as recorded

@@ -256,6 +256,7 @@ def _plan(rec: _Recording, result, grads: list, inputs: list, private: list, rat
     visible = [*inputs, *written, *(g.data for _, g in grads), *_arrays_of(result)]
     steps = cpu_fold.repeats(cpu_fold.guards(cpu_fuse.shared_views(steps)), rec.buffers, visible)
     steps, steady = cpu_fold.hoist(steps, rec.buffers, visible, rates, made)
+    steps = cpu_fuse.shared_views(cpu_fuse.scalars(steps))
     plan = Plan(rec.plan, result, grads, written, rec.buffers, steps)
     plan.steady = steady
     plan.refresh()

@@ -157,3 +157,24 @@ def test_a_repeated_call_is_dropped_only_while_its_inputs_are_unchanged():
     assert len(folded) == 3 and folded[2] == (np.multiply, (total, x, out))
     steps[1] = (np.negative, (x, x))  # the input changes in between: the sums differ
     assert cpu_fold.repeats(steps, [x, first, again, out, total, total2], [out]) == steps
+
+
+SPECIAL = np.array([0.0, -0.0, 1.0, -1.5, np.inf, -np.inf, np.nan, -np.nan, 1e-40, -3e-39, 3.4e38, 1e-7, 7.0])
+
+
+def test_a_one_element_input_of_a_larger_call_replays_as_a_0d_view_with_the_ufuncs_bits():
+    """A one-element input broadcast over a larger output becomes a 0-d view: the same bits for
+    inf, NaN (of either sign), -0.0 and subnormals on both sides."""
+    for dtype, fn in itertools.product([np.float32, np.float64], [np.add, np.subtract, np.multiply, np.true_divide]):
+        values = SPECIAL.astype(dtype)
+        col = np.repeat(values, 2).reshape(-1, 1)
+        for k, first in itertools.product(range(len(values)), [False, True]):
+            one, by_ufunc, by_view = values[k:k + 1], np.empty_like(col), np.empty_like(col)
+            operands = (one, col) if first else (col, one)
+            [(step, args)] = cpu_fuse.scalars([(fn, (*operands, by_view))])
+            with np.errstate(all="ignore"):
+                fn(*operands, by_ufunc)
+                step(*args)
+            assert args[1 - first].shape == () and by_view.tobytes() == by_ufunc.tobytes()
+    x = np.zeros(1, np.float32)
+    assert cpu_fuse.scalars([(np.add, (x, x, x))]) == [(np.add, (x, x, x))]  # one element in place: as it is

@@ -15,6 +15,24 @@ import numpy as np
 from devgrad.backend.fp_errors import quiet
 
 
+def _constants(value: int) -> dict:
+    """``value`` as a read-only 0-d array of each float dtype."""
+    table = {}
+    for dtype in (np.float16, np.float32, np.float64):
+        array = np.full((), value, dtype)
+        array.flags.writeable = False
+        table[array.dtype] = array
+    return table
+
+
+# 0 and 1 as 0-d arrays of each float dtype, for the kernels' ufunc calls on every step: a ufunc
+# converts a Python number on every call (about as much work as the call itself on a small array).
+# Looked up by the other operand's dtype, the array holds the same exact number in the dtype NumPy
+# would convert it to, so the call runs the same loop and gives the same bits. Other dtypes get
+# the Python number (``ZERO.get(a.dtype, 0)``).
+ZERO = _constants(0)
+ONE = _constants(1)
+
 
 def scatter_add(target: np.ndarray, index, values) -> None:
     """target[index] += values, accumulating repeated indices."""
@@ -29,7 +47,7 @@ def _sigmoid_inplace(x: np.ndarray) -> np.ndarray:
     """The logistic function in place."""
     np.negative(x, out=x)
     np.exp(x, out=x)
-    x += 1
+    x += ONE.get(x.dtype, 1)
     np.reciprocal(x, out=x)
     return x
 
@@ -39,7 +57,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-x)) in place on one buffer; exp overflowing to inf gives exactly 0."""
     out = np.negative(x, out=np.empty_like(x))  # an array even for 0-d input
     np.exp(out, out=out)
-    out += 1
+    out += ONE.get(out.dtype, 1)
     np.reciprocal(out, out=out)
     return out
 
@@ -79,7 +97,7 @@ def _relu_grad(g, y):
     not where's branch per element (about 10x slower on the random masks a ReLU layer gives)."""
     as_int = _AS_INT.get(g.dtype) if type(g) is np.ndarray and type(y) is np.ndarray else None
     if as_int is not None and y.dtype == g.dtype and y.shape == g.shape:
-        return np.multiply(g.view(as_int), np.not_equal(y, 0)).view(g.dtype)
+        return np.multiply(g.view(as_int), np.not_equal(y, ZERO[y.dtype])).view(g.dtype)
     return np.where(y <= 0, 0, g)
 
 
@@ -88,7 +106,8 @@ def act_grad(act: str, g: np.ndarray, y: np.ndarray) -> np.ndarray:
     if act == "relu":  # selected, not multiplied by a mask: inf·0 would be NaN; a NaN output passes g
         return _relu_grad(g, y)
     # Operators rather than out= calls: for 0-d y they give NumPy scalars, which *= rebinds.
-    out = 1.0 - y if act == "sigmoid" else 1.0 - y * y
+    one = ONE.get(y.dtype, 1.0)
+    out = one - y if act == "sigmoid" else one - y * y
     if act == "sigmoid":
         out *= y
     out *= g
@@ -100,7 +119,7 @@ def bias_act_(out: np.ndarray, bias, act: str) -> np.ndarray:
     if bias is not None:
         out += bias
     if act == "relu":
-        np.maximum(out, 0, out=out)
+        np.maximum(out, ZERO.get(out.dtype, 0), out=out)
     elif act == "sigmoid":
         _sigmoid_inplace(out)
     elif act == "tanh":

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from devgrad.backend import register_kernel
-from devgrad.backend.cpu_kernels import mul, sigmoid
+from devgrad.backend.cpu_kernels import ONE, ZERO, mul, sigmoid
 from devgrad.backend.fp_errors import quiet
 
 
@@ -132,7 +132,8 @@ def bce_logits(z: np.ndarray, y: np.ndarray, pos_weight: float = 1.0) -> np.ndar
     where the infinite term's weight is nonzero, else 0 (never inf·0 = NaN); a NaN logit gives a
     NaN loss, which the run reports."""
     if pos_weight == 1.0:
-        loss = np.asarray(np.logaddexp(0, z) - z * y)  # logaddexp(0, z) = log(1 + e^z), stable in one pass
+        # logaddexp(0, z) = log(1 + e^z), stable in one pass (0 as an array of z's dtype: cpu_kernels.ZERO)
+        loss = np.asarray(np.logaddexp(ZERO.get(z.dtype, 0), z) - z * y)
     else:
         loss = np.logaddexp(0, -z)
         loss *= y
@@ -168,7 +169,7 @@ def bce_logits_grad(z: np.ndarray, y: np.ndarray, g, scale, pos_weight: float = 
     if z.ndim:  # sigmoid(z) inlined, the same calls (every step of a binary classifier)
         gz = np.negative(z)  # a fresh array: finish the gradient in place
         np.exp(gz, out=gz)
-        gz += 1
+        gz += ONE.get(gz.dtype, 1)
         np.reciprocal(gz, out=gz)
     else:
         gz = sigmoid(z)
@@ -226,7 +227,7 @@ def softmax_xent_grad_xp(probs, labels, smoothing: float, g, scale, xp):
         delta[rows, labels] -= 1.0 - smoothing
     else:
         delta = probs.copy()
-        delta[rows, labels] -= 1.0
+        delta[rows, labels] -= ONE.get(delta.dtype, 1.0) if xp is np else 1.0
     if scale is None:
         return g.reshape(-1, 1) * delta
     delta *= g * scale  # delta is ours: scale in place

@@ -45,3 +45,23 @@ def test_relu_is_pytorchs_bit_for_bit_on_every_lane(dtype):
             assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (dtype, n, shift)
     a = np.random.default_rng(0).standard_normal((64, 128)).astype(dtype)
     assert cpu_kernels.relu(a[:, ::3]).tobytes() == np.where(a[:, ::3] < 0, 0, a[:, ::3]).tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_kernels_constants_give_the_bits_of_python_numbers(dtype):
+    """The kernels pass 0 and 1 to ufuncs as read-only 0-d arrays of the operand's dtype: the same
+    bits as the Python numbers NumPy would convert (-0.0, inf and NaN included), never writable."""
+    for table, value in ((cpu_kernels.ZERO, 0), (cpu_kernels.ONE, 1)):
+        const = table[np.dtype(dtype)]
+        assert const.shape == () and const.dtype == dtype and const == value and not const.flags.writeable
+    a = np.array([-0.0, 0.0, np.nan, -np.inf, np.inf, -3.5, 2.0, 1e4], dtype)
+    sigmoid = a.copy()
+    cpu_kernels.bias_act_(sigmoid, None, "sigmoid")
+    relu = a.copy()
+    cpu_kernels.bias_act_(relu, None, "relu")
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(sigmoid.view(np.uint8), (1 / (np.exp(-a) + 1)).view(np.uint8))
+        np.testing.assert_array_equal(relu.view(np.uint8), np.maximum(a, 0).view(np.uint8))
+        g = a[::-1].copy()
+        for act, formula in (("sigmoid", (1 - a) * a * g), ("tanh", (1 - a * a) * g)):
+            np.testing.assert_array_equal(cpu_kernels.act_grad(act, g, a).view(np.uint8), formula.view(np.uint8))

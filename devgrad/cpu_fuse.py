@@ -10,10 +10,11 @@ work NumPy does for each argument, never arithmetic:
   (``copyto(buf, 1.0)``) becomes a 0-d array of the other operands' float dtype, made once. NumPy
   converts a Python number on every call (half the cost of a small call); it converts it to that
   same dtype, so where the number is exact in it the loop and the values are the same.
-- ``dots``: a small ``matmul`` of two matrices (no side of 1) into a C-ordered buffer becomes
-  ``np.dot``: for such operands both hand BLAS the very same ``gemm`` call (row-major, each
-  operand transposed or not by its layout), but ``dot`` skips the generalised-ufunc machinery
-  around it, a third of a small product's cost.
+- ``dots``: a small ``matmul`` of two matrices (no side of 1), or of a matrix and a column or a
+  row and a matrix, into a C-ordered buffer becomes ``np.dot``: for such operands both hand BLAS
+  the very same ``gemm`` (row-major, each operand transposed or not by its layout) or ``gemv``
+  call, but ``dot`` skips the generalised-ufunc machinery around it, a third to a half of a small
+  product's cost. (A column times a row stays: matmul computes it without BLAS.)
 - ``scalars``: a one-element input of a larger elementwise call (a bias of one unit) as a 0-d
   view. NumPy sends a one-element operand that is broadcast through its general iterator,
   about a microsecond; a 0-d one takes its fast path, with the same inner loop and values.
@@ -152,8 +153,10 @@ _DOT_MAX = 1 << 20  # multiply-adds: above this the call's overhead is noise, an
 
 
 def dots(steps: list) -> list:
-    """``steps`` with each small matrix-matrix ``matmul(a, b, out)`` as ``np.dot(a, b, out)``."""
-    return [(np.dot, args) if fn is np.matmul and _same_gemm(*args) else (fn, args) for fn, args in steps]
+    """``steps`` with each small matrix-matrix, matrix-column and row-matrix ``matmul(a, b, out)`` as
+    ``np.dot(a, b, out)``."""
+    return [(np.dot, args) if fn is np.matmul and (_same_gemm(*args) or _same_gemv(*args)) else (fn, args)
+            for fn, args in steps]
 
 
 def _same_gemm(*args) -> bool:
@@ -168,6 +171,30 @@ def _same_gemm(*args) -> bool:
     return (a.dtype == b.dtype == out.dtype and a.dtype in (np.float32, np.float64) and n == n2
             and min(m, n, p) > 1 and m * n * p <= _DOT_MAX and out.shape == (m, p) and out.flags.c_contiguous
             and all(x.flags.c_contiguous or x.flags.f_contiguous for x in (a, b)) and out.flags.aligned
+            and not (np.may_share_memory(a, b) or np.may_share_memory(a, out) or np.may_share_memory(b, out)))
+
+
+def _same_gemv(*args) -> bool:
+    """Whether NumPy's dot and matmul make one and the same BLAS gemv call for ``matmul(a, b, out)``:
+    a matrix (C- or F-ordered, both sides above 1) times a column, or a row times such a matrix,
+    of one float dtype, the vector's strides positive multiples of its item size, a C-ordered
+    ``out``, no memory shared. Both name the matrix's layout to cblas the other way round (matmul
+    as column-major and transposed where dot says row-major), which is the same call to gemv."""
+    if len(args) != 3 or not all(isinstance(a, np.ndarray) and a.ndim == 2 for a in args):
+        return False
+    a, b, out = args
+    (m, n), (n2, p) = a.shape, b.shape
+    if p == 1 and m > 1:
+        matrix, vector = a, b
+    elif m == 1 and p > 1:
+        matrix, vector = b, a
+    else:
+        return False
+    size = vector.itemsize
+    return (a.dtype == b.dtype == out.dtype and a.dtype in (np.float32, np.float64) and n == n2 and n > 1
+            and m * n * p <= _DOT_MAX and out.shape == (m, p) and out.flags.c_contiguous and out.flags.aligned
+            and (matrix.flags.c_contiguous or matrix.flags.f_contiguous) and vector.flags.aligned
+            and all(st > 0 and st % size == 0 for st in vector.strides)
             and not (np.may_share_memory(a, b) or np.may_share_memory(a, out) or np.may_share_memory(b, out)))
 
 

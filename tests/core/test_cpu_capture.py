@@ -378,20 +378,24 @@ def test_the_replayed_calls_take_exact_numbers_as_arrays_made_once():
 
 
 def test_small_matrix_products_replay_through_dot_with_matmuls_bits():
-    """A matmul of two matrices with no side of 1 replays as np.dot (the same BLAS call, less
-    overhead); a side of 1 or a matrix times its own transpose stays a matmul."""
+    """A matmul of two matrices with no side of 1, of a matrix and a column or of a row and a matrix
+    replays as np.dot (the same BLAS call, less overhead); a column times a row (no BLAS in
+    matmul) or a matrix times its own transpose stays a matmul."""
     a, b = rng.standard_normal((6, 3)).astype(np.float32), rng.standard_normal((3, 5)).astype(np.float32)
-    col = np.ones((3, 1), np.float32)
+    col, row = np.ones((3, 1), np.float32), np.ones((1, 5), np.float32)
     steps = cpu_fuse.dots([(np.matmul, (a, b, np.empty((6, 5), np.float32))),
                            (np.matmul, (a, col, np.empty((6, 1), np.float32))),
+                           (np.matmul, (a[:, :1], row, np.empty((6, 5), np.float32))),
                            (np.matmul, (a, a.T, np.empty((6, 6), np.float32)))])
-    assert [fn for fn, _ in steps] == [np.dot, np.matmul, np.matmul]
-    for (m, n, p), (ta, tb), dtype in itertools.product([(2, 2, 2), (20, 5, 8), (33, 17, 9)],
+    assert [fn for fn, _ in steps] == [np.dot, np.dot, np.matmul, np.matmul]
+    shapes = [(2, 2, 2), (20, 5, 8), (33, 17, 9), (2, 2, 1), (32, 16, 1), (1, 2, 2), (1, 32, 16), (1, 40, 3)]
+    for (m, n, p), (ta, tb), dtype in itertools.product(shapes,
                                                         itertools.product([False, True], repeat=2),
                                                         [np.float32, np.float64]):
         x = rng.standard_normal((n, m) if ta else (m, n)).astype(dtype)
         y = rng.standard_normal((p, n) if tb else (n, p)).astype(dtype)
         x, y = x.T if ta else x, y.T if tb else y
+        x[0, 0], y[-1, -1] = -0.0, np.inf if n > 2 else np.nan
         by_dot, by_matmul = np.full((m, p), np.nan, dtype), np.empty((m, p), dtype)
         [(fn, args)] = cpu_fuse.dots([(np.matmul, (x, y, by_dot))])
         fn(*args)

@@ -128,6 +128,7 @@ class CapturedStep:
         self._before_replay = before_replay
         self._on_failure = on_failure  # called with the message instead of a RuntimeWarning
         self._optimizer = optimizer
+        self._rate_changes = 0  # learning-rate changes seen by ``_stale``: a CPU plan refreshes when it missed one
         self._bound: tuple = ()  # (parameter, the array the graphs were recorded on), for each parameter
         self._settings: tuple = ()  # (group, a copy of it as recorded), for each of the optimizer's groups
         self.replays = 0
@@ -201,13 +202,10 @@ class CapturedStep:
             return self._cpu_record(key, inputs)
         plan = entry[1]
         plan.feed(arrays)
-        optimizer = self._optimizer
-        if optimizer is not None:  # refresh_lr only when a rate changed: a replay's cost is Python's
-            rates = [group["lr"] for group in optimizer.param_groups]
-            if rates != plan.rates:
-                optimizer.refresh_lr()
-                plan.refresh()  # the plan's calls that read only the rates (their cast to float32)
-                plan.rates = rates
+        if plan.rates != self._rate_changes:  # a rate changed since this plan last refreshed (``_stale`` saw it)
+            self._optimizer.refresh_lr()
+            plan.refresh()  # the plan's calls that read only the rates (their cast to float32)
+            plan.rates = self._rate_changes
         if self._before_replay is not None:
             self._before_replay()
         if not plan.checked:
@@ -234,8 +232,7 @@ class CapturedStep:
         self._graphs[key] = (static, plan)
         self.captures += 1
         self._bind()
-        if self._optimizer is not None:  # the rates the plan was made with (its refresh ran then)
-            plan.rates = [group["lr"] for group in self._optimizer.param_groups]
+        plan.rates = self._rate_changes  # the rates the plan was made with (its refresh ran then)
         return plan.result
 
     def _cpu_check(self, plan, inputs):
@@ -328,6 +325,7 @@ class CapturedStep:
                             {k: v for k, v in recorded.items() if k != "lr"}):
                     return True
                 recorded["lr"] = group["lr"]  # a schedule's new rate: refresh_lr passes it on
+                self._rate_changes += 1  # (on the CPU, to each plan before its next replay)
         return False
 
 

@@ -41,7 +41,7 @@ class Plan:
         self._fed: list = []  # for each input: the array the calls read it from now
         self.checked = False  # whether a replay has been checked against an eager step (``CapturedStep``)
         self.steady: list = []  # calls that leave the same bytes every time: run by ``refresh``, not by replays
-        self.rates: list | None = None  # the learning rates the plan's steady calls last saw (``CapturedStep``)
+        self.rates = 0  # which change of the learning rates its steady calls last saw (``CapturedStep``)
 
     def take_inputs(self, static: list) -> None:
         """Tell the plan which of its arrays are the step's inputs (``feed`` fills them)."""

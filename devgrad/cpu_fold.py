@@ -79,6 +79,13 @@ def _compared(op, x, y, expected: bool) -> None:
         raise DivergedError
 
 
+def _same_nan(x, nan: bool) -> None:
+    """Replay step for ``x != x`` read into Python: x is NaN as recorded (``nan``), or stop."""
+    value = x()
+    if (value != value) is not nan:  # noqa: PLR0124 - NaN is the one value unequal to itself
+        raise DivergedError
+
+
 def _exact_value(a, dtype: np.dtype):
     """A callable giving ``a``'s value exactly as a Python number (an array's ``item``), or None."""
     if isinstance(a, np.ndarray):
@@ -118,7 +125,10 @@ def _guard(steps: list, i: int) -> tuple | None:
     if x is None or y is None or any(np.may_share_memory(flag, a) for k, (f, a_) in enumerate(steps)
                                      if k not in (i, i + 1) for a in arrays_in(f, a_)):
         return None
-    return _compared, (_COMPARISONS[fn], x, y, checked[1] == b"\x01")
+    outcome = checked[1] == b"\x01"
+    if args[0] is args[1] and fn in (np.equal, np.not_equal) and dtype.kind == "f":  # x != x: is x NaN
+        return _same_nan, (x, outcome if fn is np.not_equal else not outcome)
+    return _compared, (_COMPARISONS[fn], x, y, outcome)
 
 
 # -- repeats ---------------------------------------------------------------------------------

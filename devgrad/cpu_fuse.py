@@ -18,6 +18,7 @@ work NumPy does for each argument, never arithmetic:
 - ``scalars``: a one-element input of a larger elementwise call (a bias of one unit) as a 0-d
   view. NumPy sends a one-element operand that is broadcast through its general iterator,
   about a microsecond; a 0-d one takes its fast path, with the same inner loop and values.
+  Likewise a column's sum (the gradient of a bias of one unit) reduces its 1-d view.
 - ``shared_views``: the arrays of the replay's calls, one object for each view (memory, shape,
   strides, dtype). The recording hands NumPy a fresh view of a buffer for every argument, so an
   in-place call (``x += 1``: ``add(x, 1, x)``) gets two objects for one array; NumPy then proves
@@ -134,11 +135,20 @@ def _constant_step(fn, args: tuple) -> tuple:
 
 def scalars(steps: list) -> list:
     """``steps`` with each one-element input of a larger elementwise call as a 0-d view (broadcast
-    like a scalar, on NumPy's fast path)."""
+    like a scalar, on NumPy's fast path), and each reduction of a column (N, 1) down its length
+    as that of its (N,) view into a 0-d view of the output."""
     return [_scalar_step(fn, args) for fn, args in steps]
 
 
 def _scalar_step(fn, args: tuple) -> tuple:
+    if (getattr(fn, "__name__", "") == "reduce" and isinstance(getattr(fn, "__self__", None), np.ufunc)
+            and len(args) == 5 and isinstance(args[0], np.ndarray) and isinstance(args[3], np.ndarray)):
+        a, axis, dtype, out, keepdims = args
+        # the iterator drops the length-1 axis either way: one run of N elements (pairwise for add)
+        if (a.ndim == 2 and a.shape[0] > 1 and a.shape[1] == 1 and axis in (0, -2, (0,), (-2,))
+                and keepdims is False and out.shape == (1,)):
+            return fn, (a[:, 0], 0, dtype, out.reshape(()), False)
+        return fn, args
     if type(fn) is not np.ufunc or fn.nout != 1 or len(args) != fn.nin + 1 or not isinstance(args[-1], np.ndarray):
         return fn, args
     out = args[-1]

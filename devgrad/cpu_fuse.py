@@ -203,8 +203,8 @@ def _same_gemv(*args) -> bool:
     size = vector.itemsize
     return (a.dtype == b.dtype == out.dtype and a.dtype in (np.float32, np.float64) and n == n2 and n > 1
             and m * n * p <= _DOT_MAX and out.shape == (m, p) and out.flags.c_contiguous and out.flags.aligned
-            and (matrix.flags.c_contiguous or matrix.flags.f_contiguous) and vector.flags.aligned
-            and all(st > 0 and st % size == 0 for st in vector.strides)
+            and (matrix.flags.c_contiguous or matrix.flags.f_contiguous) and matrix.flags.aligned
+            and vector.flags.aligned and all(st > 0 and st % size == 0 for st in vector.strides)
             and not (np.may_share_memory(a, b) or np.may_share_memory(a, out) or np.may_share_memory(b, out)))
 
 

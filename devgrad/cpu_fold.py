@@ -16,6 +16,7 @@ them), found from the memory each call reads and writes; the bytes every call le
 
 from __future__ import annotations
 
+import bisect
 import functools
 import operator
 
@@ -156,16 +157,21 @@ def _signature(fn, args: tuple):
 def repeats(steps: list, buffers: list, visible: list) -> list:
     """``steps`` without calls that repeat an earlier one whose inputs and output nothing wrote since."""
     steps = list(steps)
-    inside, seen = [_span(b) for b in buffers], [_span(a) for a in visible]
+    where, seen = _Map(buffers), visible
+    keys = [_signature(*step) for step in steps]
     j = 0
     while j < len(steps):
-        i = _earlier(steps, j, inside, seen)
+        i = _earlier(steps, keys, j, where, seen)
         if i is None:
             j += 1
             continue
         first, again = _output(steps[i]), _output(steps[j])
-        del steps[j]
-        steps[j:] = [(fn, tuple(first if a is again else a for a in args)) for fn, args in steps[j:]]
+        del steps[j], keys[j]
+        for k in range(j, len(steps)):
+            fn, args = steps[k]
+            if any(a is again for a in args):
+                steps[k] = (fn, tuple(first if a is again else a for a in args))
+                keys[k] = _signature(*steps[k])
     return steps
 
 
@@ -189,28 +195,53 @@ def _only_read_after(steps: list, j: int, again: np.ndarray) -> bool:
     return True
 
 
-def _earlier(steps: list, j: int, inside: list, seen: list) -> int | None:
+def _earlier(steps: list, keys: list, j: int, where: _Map, seen: list) -> int | None:
     """The step before ``steps[j]`` that it repeats, where dropping ``steps[j]`` is safe; or None."""
-    key = _signature(*steps[j])
+    key = keys[j]
     if key is None:
         return None
-    again = _output(steps[j])
-    if not _within(again, inside) or _meets(again, seen) or not _only_read_after(steps, j, again):
+    i = next((i for i in range(j - 1, -1, -1) if keys[i] == key), None)
+    if i is None:
         return None
-    for i in range(j - 1, -1, -1):
-        if _signature(*steps[i]) != key:
-            continue
-        first, inputs = _output(steps[i]), _io(*steps[i])[0]
-        between = [_span(w) for fn, args in steps[i + 1:j] for w in _io(fn, args)[1]]
-        others = [_span(w) for k, (fn, args) in enumerate(steps) if k != i for w in _io(fn, args)[1]]
-        if (any(np.may_share_memory(a, first) for a in inputs) or _meets(first, others)
-                or any(_meets(a, between) for a in inputs)):
-            return None
-        return i
-    return None
+    again, first, inputs = _output(steps[j]), _output(steps[i]), _io(*steps[i])[0]
+    if where.home(again) is None or _meets(again, [_span(a) for a in seen]) or not _only_read_after(steps, j, again):
+        return None
+    between = [_span(w) for fn, args in steps[i + 1:j] for w in _io(fn, args)[1]]
+    others = [_span(w) for k, (fn, args) in enumerate(steps) if k != i for w in _io(fn, args)[1]]
+    if (any(np.may_share_memory(a, first) for a in inputs) or _meets(first, others)
+            or any(_meets(a, between) for a in inputs)):
+        return None
+    return i
 
 
 # -- hoist -----------------------------------------------------------------------------------
+
+class _Map:
+    """Which of the plan's buffers holds an array (``home``), and spans (of writes, of what the
+    caller sees) filed by that buffer, so that a question about an array looks at its own buffer's
+    few entries (arrays outside every buffer: one list of their own)."""
+
+    def __init__(self, buffers: list):
+        self.spans: list = []
+        for lo, hi in sorted(_span(b) for b in buffers if b.size):
+            if self.spans and lo < self.spans[-1][1]:  # buffers that share bytes count as one
+                self.spans[-1] = (self.spans[-1][0], max(hi, self.spans[-1][1]))
+            else:
+                self.spans.append((lo, hi))
+        self.starts = [lo for lo, _ in self.spans]
+
+    def home(self, a: np.ndarray) -> int | None:
+        lo, hi = _span(a)
+        k = bisect.bisect_right(self.starts, lo) - 1
+        return k if k >= 0 and hi <= self.spans[k][1] else None
+
+    def filed(self, arrays) -> dict:
+        """{home: [(tag, span)]} for (tag, array) pairs."""
+        out: dict = {}
+        for tag, a in arrays:
+            out.setdefault(self.home(a), []).append((tag, _span(a)))
+        return out
+
 
 def hoist(steps: list, buffers: list, visible: list, sources: list, made: set) -> tuple[list, list]:
     """(the steps a replay runs, the steps that give the same bytes every time, in their order).
@@ -220,30 +251,38 @@ def hoist(steps: list, buffers: list, visible: list, sources: list, made: set) -
     change only between ``Plan.refresh`` calls (learning rates); ``made``: ids of arrays made
     by the compiler that nothing else holds (constants)."""
     io = [_io(fn, args) for fn, args in steps]
-    inside, seen, fed = [_span(b) for b in buffers], [_span(a) for a in visible], [_span(a) for a in sources]
-    written = [[_span(w) for w in ws] for _, ws, _ in io]
-    every = [(k, s) for k, spans in enumerate(written) for s in spans]
+    where = _Map(buffers)
+    writes = where.filed((k, w) for k, (_, ws, _) in enumerate(io) for w in ws)
+    seen = where.filed((None, a) for a in visible)
+    fed = [_span(a) for a in sources]
     steady: set[int] = set()
+
+    def writers(a, home) -> set:
+        return {k for k, span in writes.get(home, ()) if _meets(a, [span])}
 
     def fixed(a) -> bool:
         if id(a) in made:
             return True
-        writers = {k for k, (s, h) in every if _meets(a, [(s, h)])}
-        if _within(a, fed) and not writers:
-            return True
-        return _within(a, inside) and not _meets(a, seen) and writers <= steady
+        home = where.home(a)
+        if home is None:
+            return _within(a, fed) and not writers(a, None)
+        return not _meets(a, [span for _, span in seen.get(home, ())]) and writers(a, home) <= steady
+
+    def hoistable(i: int) -> bool:
+        reads, ws, known = io[i]
+        if not known or not ws:
+            return False
+        for w in ws:
+            home = where.home(w)
+            if home is None or _meets(w, [span for _, span in seen.get(home, ())]) or writers(w, home) != {i}:
+                return False  # outside the plan's buffers, seen by the caller, or written by another call too
+        return all(fixed(r) for r in reads)
 
     changed = True
     while changed:
         changed = False
-        for i, (reads, writes, known) in enumerate(io):
-            if i in steady or not known or not writes:
-                continue
-            if not all(_within(w, inside) and not _meets(w, seen) for w in writes):
-                continue
-            if any(k != i and _meets(w, [s]) for w in writes for k, s in every):
-                continue  # another call writes there too
-            if all(fixed(r) for r in reads):
+        for i in range(len(steps)):
+            if i not in steady and hoistable(i):
                 steady.add(i)
                 changed = True
     return ([s for k, s in enumerate(steps) if k not in steady], [s for k, s in enumerate(steps) if k in steady])

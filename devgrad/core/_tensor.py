@@ -20,6 +20,11 @@ from devgrad.core.grad_mode import is_grad_enabled
 from devgrad.core.writes import note_write
 
 
+# The hot constructors' calls, bound once (every op of every step makes a tensor).
+_new = object.__new__
+_ndarray = np.ndarray
+
+
 class _Size(int):
     """``Tensor.size``: an int (NumPy: the number of elements) that can be called like PyTorch's
     ``size()`` (the shape) and ``size(d)``."""
@@ -62,10 +67,11 @@ class Tensor:
     def _make(cls, data, device: Device, grad_fn=None):
         """Internal fast constructor: wraps an array of ``device`` without checks; ``grad_fn`` is
         the node that produced it (None for a constant)."""
-        t = object.__new__(cls)
+        t = _new(cls)
         # A NumPy op on 0-d arrays returns a NumPy scalar: a tensor's data is always an array,
-        # so in-place use (t += 1, t[...] = 0, out=) works at any shape.
-        t.data = np.asarray(data) if isinstance(data, np.generic) else data
+        # so in-place use (t += 1, t[...] = 0, out=) works at any shape. (An ndarray is asked
+        # first: its type check costs a fraction of isinstance's walk for a type it is not.)
+        t.data = data if type(data) is _ndarray or not isinstance(data, np.generic) else np.asarray(data)
         t.device = device
         t.grad = None
         t.grad_fn = grad_fn

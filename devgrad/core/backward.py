@@ -19,7 +19,7 @@ from devgrad.core._tensor import Tensor, register_tensor_methods
 from devgrad.core.writes import WRITES
 
 
-def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False, inputs=None):  # noqa: C901, PLR0912 - one loop over the graph, read top to bottom
+def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False, inputs=None):  # noqa: C901, PLR0912, PLR0915 - one loop over the graph, read top to bottom
     """Propagate ``grad_outputs`` from ``outputs`` through the graph.
 
     With ``inputs=None`` gradients accumulate into ``.grad`` of every leaf reached
@@ -42,12 +42,13 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
 
     prev_mode = mode.enabled
     mode.enabled = create_graph
+    pop, push, writes, is_leaf_type = heapq.heappop, heapq.heappush, WRITES, _IS_LEAF
     # One error state for the whole walk: a backward formula meeting inf or 0/0 gives inf or NaN
     # silently, as the forward did.
     token = ERRORS.set(QUIET)
     try:
         while heap:
-            node = heapq.heappop(heap)[1]
+            node = pop(heap)[1]
             g = node_grads.pop(node)
             if wanted is not None and id(node) in wanted:
                 wanted[id(node)] = g
@@ -61,7 +62,7 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
                 for t, version in versions:
                     if t._version != version:
                         node.check_saved()
-            if node.output_modified or node.writes != WRITES.count:
+            if node.output_modified or node.writes != writes.count:
                 node.check_saved()
             if node.device.index:  # a second GPU: Device.run makes it current for the kernels
                 in_grads = node.device.run(_node_backward, node, g, fast)
@@ -69,31 +70,46 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
                 in_grads = node.backward(g) if fast and node.array_backward else _node_backward(node, g, fast)
             if type(in_grads) is not tuple:
                 in_grads = (in_grads,)
-            if not retain_graph:
-                node.release()
+            if not retain_graph and (node.inputs is not None or node.saved is not None or node.out_data is not None):
+                # Function.release, inlined: drop what backward needed; a later backward through it raises
+                node.inputs = node.input_arrays = node.versions = node.saved = node.out_data = None
+                node.released = True
             for target, gi in zip(node.next, in_grads):
                 if target is None or gi is None:
                     continue
-                if isinstance(target, Function):
-                    if gi.shape != target.shape:
-                        _bad_shape(node, target.name, gi.shape, target.shape)
-                    prev = node_grads.get(target)
-                    if prev is None:
-                        node_grads[target] = gi
-                        heapq.heappush(heap, (-target.seq, target))
-                    else:
-                        node_grads[target] = prev + gi
-                else:
+                is_leaf = is_leaf_type.get(type(target))
+                if is_leaf is None:
+                    is_leaf = _is_leaf_type(type(target))
+                if is_leaf:
                     if gi.shape != target.data.shape:
                         _bad_shape(node, "a leaf tensor", gi.shape, target.data.shape)
                     key = id(target)  # _accumulate, inlined: every parameter of every step
                     prev = leaf_grads.get(key)
                     leaf_grads[key] = (target, gi) if prev is None else (target, prev[1] + gi)
+                else:
+                    if gi.shape != target.shape:
+                        _bad_shape(node, target.name, gi.shape, target.shape)
+                    prev = node_grads.get(target)
+                    if prev is None:
+                        node_grads[target] = gi
+                        push(heap, (-target.seq, target))
+                    else:
+                        node_grads[target] = prev + gi
     finally:
         mode.enabled = prev_mode
         ERRORS.reset(token)
 
     return _finish(inputs, leaf_grads, wanted, fast)
+
+
+# Per type met as a graph target: is it a leaf (a Tensor, a Parameter) rather than a node? Asked once
+# per type, then a dict lookup: isinstance's walk of a subclass's bases costs more, on every edge.
+_IS_LEAF: dict = {}
+
+
+def _is_leaf_type(kind: type) -> bool:
+    is_leaf = _IS_LEAF[kind] = not issubclass(kind, Function)
+    return is_leaf
 
 
 def _seed(outputs, grad_outputs, fast: bool, node_grads: dict, leaf_grads: dict, heap: list) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import numpy as np
+
 from devgrad.backend import Device, DeviceError
 from devgrad.backend.fp_errors import ERRORS, QUIET
 from devgrad.core.grad_mode import is_grad_enabled, mode
@@ -21,6 +23,9 @@ from devgrad.core.writes import WRITES, written_since
 # Creation order of graph nodes: a node is always created after the nodes of its inputs, so
 # visiting nodes from the highest number down is a topological order (no recursion, no sort).
 _sequence = itertools.count()
+_new = object.__new__  # bound once: every op of every step makes a node and a tensor
+_make = Tensor._make
+_ndarray = np.ndarray
 
 
 class Function:
@@ -85,7 +90,8 @@ class Function:
                         "devgrad never moves data implicitly: move one with .to(...)")
                 if arg.requires_grad:
                     requires = True
-                    nexts.append(arg.grad_fn if arg.grad_fn is not None else arg)
+                    fn = arg.grad_fn
+                    nexts.append(arg if fn is None else fn)
                 else:
                     nexts.append(None)
                 arrays.append(arg.data)
@@ -95,14 +101,14 @@ class Function:
                 nexts.append(None)
         if dev is None:
             raise TypeError(_no_tensor_message(cls, args))
-        node = object.__new__(cls)
+        node = _new(cls)
         node.device = dev
         node.saved = None
         # inf and NaN are values, not NumPy warnings (fp_errors): the error state is set unless the
         # caller (the backward walk, a replay, an op's own forward) has set it already
         token = None if not cls.arithmetic or ERRORS.get() is QUIET else ERRORS.set(QUIET)
         try:
-            if dev is None or not dev.index:  # the hot path: a direct call
+            if not dev.index:  # the hot path: a direct call
                 out = node.forward(*arrays, **params)
             else:  # a second GPU: Device.run makes it current for the kernels
                 out = dev.run(node.forward, *arrays, **params)
@@ -110,7 +116,7 @@ class Function:
             if token is not None:
                 ERRORS.reset(token)
         if not requires or not mode.enabled:
-            return Tensor._make(out, dev)
+            return _make(out, dev)
         if out.dtype.kind == "c":
             raise _complex_error(cls, out)
         node.next = tuple(nexts)
@@ -126,7 +132,7 @@ class Function:
         node.writes = WRITES.count
         node.shape = out.shape
         node.released = False
-        return Tensor._make(out, dev, node)
+        return _make(out, dev, node)
 
     def forward(self, *arrays, **params) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement forward")
@@ -157,16 +163,17 @@ class Function:
         """``on_tensors`` when ``g`` is a Tensor (a graph of the gradient is being built), else
         ``on_arrays`` (the first-order path): the one place a formula's two kinds part, e.g.
         ``self.for_kind(g, matmul, self.device.matmul)(a, b)``. Give both the same signature."""
-        return on_tensors if isinstance(g, Tensor) else on_arrays
+        # a host array asked first (the first-order path of every step): cheaper than isinstance's walk
+        return on_arrays if type(g) is _ndarray or not isinstance(g, Tensor) else on_tensors
 
     def operands(self, g):
         """The saved inputs in ``g``'s kind: Tensors when ``g`` is a Tensor, else raw arrays
         (Python scalars stay as they are)."""
-        return self.inputs if isinstance(g, Tensor) else self.input_arrays
+        return self.input_arrays if type(g) is _ndarray or not isinstance(g, Tensor) else self.inputs
 
     def result(self, g):
         """The op's output in ``g``'s kind (``output()`` for a Tensor ``g``, else the raw array)."""
-        return self.output() if isinstance(g, Tensor) else self.out_data
+        return self.out_data if type(g) is _ndarray or not isinstance(g, Tensor) else self.output()
 
     def check_saved(self) -> None:
         """Raise when a tensor this node saved for backward was changed in place since."""

@@ -45,6 +45,34 @@ def test_for_kind_gives_the_tensor_form_for_a_tensor_and_the_array_form_for_an_a
     on_tensors, on_arrays = object(), object()
     assert Function.for_kind(dg.tensor([1.0]), on_tensors, on_arrays) is on_tensors
     assert Function.for_kind(np.ones(1), on_tensors, on_arrays) is on_arrays
+    subclass_array = np.ones(1).view(type("Traced", (np.ndarray,), {}))  # an ndarray subclass is an array
+    assert Function.for_kind(subclass_array, on_tensors, on_arrays) is on_arrays
+    subclass_tensor = dg.nn.Parameter(np.ones(1))  # a Tensor subclass is a Tensor
+    assert Function.for_kind(subclass_tensor, on_tensors, on_arrays) is on_tensors
+
+
+def test_the_walk_tells_leaves_from_nodes_of_any_subclass():
+    """Gradients reach leaves of Tensor subclasses and pass through nodes of Function subclasses
+    made after the walk has seen other types (it remembers per type which one it is)."""
+
+    class Leaf(dg.Tensor):
+        __slots__ = ()
+
+    class Twice(Function):
+        __slots__ = ()
+        array_backward = True
+
+        def forward(self, a):
+            return a * 2
+
+        def backward(self, g):
+            return g * 2
+
+    leaf = Leaf(np.array([1.0, 2.0]), requires_grad=True)
+    param = dg.nn.Parameter(np.array([3.0, 4.0]))
+    (Twice.apply(Twice.apply(leaf)) * param).sum().backward()
+    np.testing.assert_array_equal(leaf.grad.numpy(), [12.0, 16.0])
+    np.testing.assert_array_equal(param.grad.numpy(), [4.0, 8.0])
 
 
 def test_both_kinds_of_a_picked_formula_agree(device):

@@ -191,3 +191,35 @@ def test_a_column_reduced_down_its_length_replays_on_its_1d_view_with_the_same_b
         fn(*args)
         ufunc.reduce(column, (0,), None, by_ufunc, False)
         assert args[0].shape == (n,) and by_view.tobytes() == by_ufunc.tobytes()
+
+
+def _relu_run(captured: bool, rows: int):
+    """A ReLU on ``rows`` x 64 values times an upstream gradient holding inf, -inf, NaN and -0.0
+    where the ReLU keeps and drops its input: the weight's gradient after each step."""
+    draw = np.random.default_rng(rows)
+    values, scale = draw.standard_normal((2, rows, 64)).astype(np.float32)
+    scale.flat[::7], scale.flat[1::7], scale.flat[2::7], scale.flat[3::7] = np.inf, -np.inf, np.nan, -0.0
+    weights = nn.Parameter(dg.tensor(values))
+    upstream = dg.tensor(scale)
+    opt = optim.SGD([weights], lr=0.1, capturable=True)
+
+    def step(xb):
+        loss = (F.relu(weights * xb) * upstream).sum()
+        opt.zero_grad()
+        loss.backward()
+        grad = weights.grad.data.copy()
+        weights.grad.data[...] = 0  # the weights stay as they are: the masks repeat
+        opt.step()
+        return loss, dg.Tensor._make(grad, weights.device)
+
+    run = CapturedStep(step, "cpu", optimizer=opt, enabled=captured)
+    grads = [run(dg.tensor(np.float32(s)))[1].numpy().tobytes() for s in (1, -1, 1, -1, 1)]
+    return grads, run
+
+
+def test_a_large_relu_mask_is_made_in_bytes_and_widened_with_the_same_bits():
+    for rows in (8, 128):  # 512 values: one add with a cast; 8192: a byte pass and a widening copy
+        eager, _ = _relu_run(False, rows)
+        captured, run = _relu_run(True, rows)
+        bytes_mask = any(fn is np.subtract and args[0].dtype == np.int8 for fn, args in _plan_of(run).steps)
+        assert bytes_mask == (rows == 128) and run.replays == 3 and captured == eager

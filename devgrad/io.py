@@ -82,7 +82,9 @@ def png_rgb(pixels: np.ndarray, dpi: float | None = None, level: int = PNG_LEVEL
         raise ValueError(f"a PNG has at least one pixel, not {height}x{width}")
     rows = np.empty((height, 1 + 3 * width), np.uint8)
     rows[:, 0] = 0  # each row's filter type: none
-    rows[:, 1:].reshape(height, width, 3)[...] = pixels[:, :, :3]
+    rgb = rows[:, 1:].reshape(height, width, 3)
+    for channel in range(3):  # a channel at a time: NumPy copies 3-byte pieces 10 times slower
+        rgb[:, :, channel] = pixels[:, :, channel]
     chunks = [(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))]  # 8 bits, RGB
     if dpi is not None:
         per_metre = int(dpi / 0.0254 + 0.5)

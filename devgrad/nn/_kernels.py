@@ -36,7 +36,13 @@ def _new(ufunc, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _upstream(g, scale):
     """The factor a pair loss's gradient ends with: g per element (``scale`` None), else the 0-d
     upstream gradient times ``scale``."""
-    return g if scale is None else g * scale
+    if scale is None:
+        return g
+    if type(g) is np.ndarray and not g.ndim:
+        # NumPy's scalar arithmetic on its value: the same product (the float rounded to g's dtype,
+        # then one multiplication in it) and the same NumPy scalar as the ufunc's, without its call
+        g = g[()]
+    return g * scale
 
 
 def sq_err(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -230,7 +236,7 @@ def softmax_xent_grad_xp(probs, labels, smoothing: float, g, scale, xp):
         delta[rows, labels] -= ONE.get(delta.dtype, 1.0) if xp is np else 1.0
     if scale is None:
         return g.reshape(-1, 1) * delta
-    delta *= g * scale  # delta is ours: scale in place
+    delta *= _upstream(g, scale) if xp is np else g * scale  # delta is ours: scale in place
     return delta
 
 

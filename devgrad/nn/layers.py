@@ -11,7 +11,8 @@ from devgrad.nn.activations import ELU, GELU, Hardtanh, Mish, SiLU
 from devgrad.nn.hooks import live as live_hooks
 from devgrad.nn.norm import BatchNorm1d, LayerNorm
 from devgrad.nn.module import Module, Parameter
-from devgrad.ops.linalg import linear_act
+from devgrad.ops.linalg import Linear as LinearOp
+from devgrad.ops.linalg import LinearAct
 from devgrad.random import get_generator
 from devgrad.core import DEFAULT_FLOAT, Tensor
 from devgrad.creation import zeros
@@ -278,10 +279,10 @@ class MLP(Module):
             for linear, act, module in self._plan:
                 if module is not None:
                     x = module(x)
-                elif act is not None:
-                    x = linear_act(x, linear.weight, linear.bias, act)
+                elif act is not None:  # the ops themselves: the plan's activations are LinearAct's
+                    x = LinearAct.apply(x, linear.weight, linear.bias, act=act)
                 else:
-                    x = F.linear(x, linear.weight, linear.bias)
+                    x = LinearOp.apply(x, linear.weight, linear.bias)
         finally:
             if token is not None:
                 ERRORS.reset(token)

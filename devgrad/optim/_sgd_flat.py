@@ -57,6 +57,8 @@ class _Block:
         self.tmps = self._views(self.tmp)
         self.bufs = self._views(self.buf) if self.buf is not None else None
         self.first = True  # the momentum buffers start as the followed gradient
+        self.lr: float | None = None  # the last Python float rate, and it as a 0-d array (_rate)
+        self.rate = np.zeros((), self.dtype)
 
     def _views(self, flat: np.ndarray) -> list:
         return [flat[a:b].reshape(s) for a, b, s in zip(self.starts, self.starts[1:], self.shapes)]
@@ -89,13 +91,23 @@ class _Block:
             grads.append(g)
         return grads
 
+    def _rate(self, lr):
+        """The learning rate as the update's ufuncs take it: a Python float as a 0-d array of the
+        block's dtype, made when the rate changes (NumPy would convert the float on every call,
+        rounding it to that dtype in the same way); a capturable optimizer's 0-d array by ``_weak``."""
+        if type(lr) is not float:
+            return _weak(lr, self.tmp)
+        if lr != self.lr:  # a NaN rate never equals itself: converted each time, as NumPy would
+            self.lr, self.rate = lr, np.asarray(lr, self.dtype)
+        return self.rate
+
     def update(self, grads: list, lr, group: dict) -> None:
         """``_kernels.sgd_update`` of each member, over the flat arrays."""
         grad, tmp, buf = self.grad, self.tmp, self.buf
         np.concatenate(grads, axis=None, out=grad)
         weight_decay, maximize = group["weight_decay"], group["maximize"]
         if not (weight_decay or maximize or buf is not None):  # plain SGD, the common case
-            np.multiply(grad, _weak(lr, tmp), out=tmp)
+            np.multiply(grad, self._rate(lr), out=tmp)
             for p, t in zip(self.params, self.tmps):
                 p -= t
             return
@@ -106,7 +118,7 @@ class _Block:
                 self.second = np.empty_like(tmp)
             out = self.second
         d = followed_gradient(self.params, grad, out, weight_decay, maximize)
-        rate = _weak(lr, tmp)
+        rate = self._rate(lr)
         if buf is None:
             np.multiply(d, rate, out=tmp)
         else:

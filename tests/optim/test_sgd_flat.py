@@ -10,8 +10,10 @@ and captured for replay.
 from __future__ import annotations
 
 
+import numpy as np
 import pytest
 
+import devgrad as dg
 from devgrad import optim
 from devgrad.optim import _sgd_flat
 from tests.support.optim_flat import (captured_mlp, start, state_bytes, state_loaders, stepped,
@@ -109,3 +111,27 @@ def test_a_captured_step_replays_the_eager_bits_with_the_per_parameter_plan(opti
     assert state_bytes(*flat[:2]) == state_bytes(*ref[:2]) == state_bytes(*eager[:2])
     plans = [next(iter(run._graphs.values()))[1] for run in (flat[2], ref[2])]
     assert len(plans[0].steps) == len(plans[1].steps)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_a_changed_learning_rate_is_the_next_steps_rate(momentum):
+    """The flat update keeps its rate as an array of the parameters' dtype between steps: a rate
+    set on the group (a schedule's) is the one the next step uses, bit for bit the per-parameter one."""
+    def run(flat_max):
+        saved, _sgd_flat.FLAT_MAX = _sgd_flat.FLAT_MAX, flat_max
+        try:
+            params = [dg.tensor(np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3), requires_grad=True),
+                      dg.tensor(np.ones(3, np.float32), requires_grad=True)]
+            opt = optim.SGD(params, lr=0.1, momentum=momentum)
+            for lr in (0.1, 0.1, 0.037, 0.037, 1e-3):
+                opt.param_groups[0]["lr"] = lr
+                for p in params:
+                    p.grad = dg.tensor(p.data * 0.5 + 0.25)
+                opt.step()
+            return opt, [p.data.tobytes() for p in params]
+        finally:
+            _sgd_flat.FLAT_MAX = saved
+
+    (flat_opt, flat), (ref_opt, ref) = run(_sgd_flat.FLAT_MAX), run(0)
+    assert _flat(flat_opt) and not _flat(ref_opt)
+    assert flat == ref

@@ -192,8 +192,9 @@ def _set_leaf_grads_from_arrays(leaf_grads: dict) -> None:
     make = Tensor._make
     for leaf, g in leaf_grads.values():
         device = leaf.device
-        if g.dtype != leaf.data.dtype:
-            g = g.astype(leaf.data.dtype)
+        dtype = leaf.data.dtype
+        if g.dtype is not dtype and g.dtype != dtype:  # the same dtype object, the usual case: no comparison
+            g = g.astype(dtype)
         if leaf.grad is not None:
             leaf.grad = make(leaf.grad.data + g, device)
             continue

@@ -21,6 +21,15 @@ def _weak(value, like: np.ndarray):
     return value
 
 
+def _rate(lr, p: np.ndarray):
+    """``lr`` as plain SGD's ufuncs take it for ``p``: a Python float as a 0-d array of p's dtype
+    (rounded as NumPy rounds it on each call, once instead of per parameter), when p is a plain
+    host float array; anything else (a recording's traced arrays, a capturable 0-d rate) by ``_weak``."""
+    if type(lr) is float and type(p) is np.ndarray and p.dtype.kind == "f":
+        return np.asarray(lr, p.dtype)
+    return _weak(lr, p)
+
+
 def _pair(tmp):
     """The scratch buffers an update was given: one array, or a pair when it needs two (a second one
     is made here when a caller passed only one)."""
@@ -154,7 +163,7 @@ def sgd_update_many(items, lr, momentum, dampening, weight_decay, nesterov, maxi
     for p, g, _, tmp, _ in items:
         rate = rates.get(p.dtype)
         if rate is None:
-            rate = rates[p.dtype] = _weak(lr, p)
+            rate = rates[p.dtype] = _rate(lr, p)
         if isinstance(tmp, tuple):
             tmp = tmp[0]
         multiply(g, rate, out=tmp)

@@ -148,3 +148,22 @@ def test_kernels_given_one_scratch_buffer_make_the_second_they_need(maximize, we
                                  False, maximize)
     _ref_rmsprop(ref, g, st, {"weight_decay": weight_decay, "maximize": maximize})
     assert ours.tobytes() == ref.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_plain_sgd_takes_a_python_rate_as_the_dtypes_0d_array_with_the_same_bits(dtype):
+    """Plain SGD hands its ufuncs a Python rate as a 0-d array of the parameter's dtype (made once per
+    dtype, not converted by NumPy per parameter): the same products as the Python float gives; a
+    recording's traced arrays (an ndarray subclass) keep the float, which a captured plan refreshes."""
+    rng = np.random.default_rng(3)
+    p, g = rng.standard_normal(257).astype(dtype), rng.standard_normal(257).astype(dtype)
+    for lr in (0.1, 1 / 3, 0.0123456789, 7.0):
+        rate = _kernels._rate(lr, p)
+        assert type(rate) is np.ndarray and rate.shape == () and rate.dtype == dtype
+        np.testing.assert_array_equal((g * rate).view(np.uint8), (g * lr).view(np.uint8))
+        items = [(q, g.copy(), None, np.empty_like(q), False) for q in (p.copy(), p[::-1].copy())]
+        _kernels.sgd_update_many(items, lr, 0.0, 0.0, 0.0, False, False)
+        for (q, _, _, _, _), start in zip(items, (p, p[::-1])):
+            np.testing.assert_array_equal(q.view(np.uint8), (start - g * lr).view(np.uint8))
+    traced = p.view(type("Traced", (np.ndarray,), {}))
+    assert _kernels._rate(0.1, traced) == 0.1 and type(_kernels._rate(0.1, traced)) is float

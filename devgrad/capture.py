@@ -149,9 +149,10 @@ class CapturedStep:
         if not self.enabled:
             return self.fn(*inputs)
         key, arrays = self._signature(inputs)
-        if self._bound and self._stale():
+        if self._settings and self._stale():
             self._graphs.clear()  # recorded on arrays a parameter no longer uses, or other settings: afresh
             self._seen.clear()
+            self._bind()  # what the next recording will be made on: not stale again until it changes
         if self._modes_checked != _mode_changes[0]:
             self._drop_other_modes()
         if not self.device.supports_graphs:
@@ -306,20 +307,26 @@ class CapturedStep:
             hook()  # so that nothing a hook would change gets recorded into the graph
         graph = self.device.capture(lambda: self.fn(*static))
         self.captures += 1
-        if self._optimizer is not None:
-            groups = self._optimizer.param_groups
-            self._bound = tuple((p, p.data) for group in groups for p in group["params"])
-            self._settings = tuple((group, dict(group)) for group in groups)
+        self._bind()
         return static, graph
 
     def _stale(self) -> bool:
-        """Whether the graphs were recorded on what the optimizer no longer has: a parameter's array
-        was replaced, or a setting other than the learning rate changed (momentum, weight decay,
-        betas...: a replay would keep the recorded value)."""
-        for p, array in self._bound:
-            if p.data is not array:
+        """Whether the graphs were recorded on what the optimizer no longer has: a parameter group or
+        a parameter was added, removed or replaced, a parameter's array was replaced, or a setting
+        other than the learning rate changed (momentum, weight decay, betas...: a replay would keep
+        the recorded value, and would not update a parameter added since)."""
+        groups = self._optimizer.param_groups
+        if len(groups) != len(self._settings):  # a group added (add_param_group) or removed
+            return True
+        params = [p for group in groups for p in group["params"]]
+        if len(params) != len(self._bound):  # a parameter added to a group, or taken out
+            return True
+        for p, (q, array) in zip(params, self._bound):
+            if p is not q or p.data is not array:
                 return True
-        for group, recorded in self._settings:
+        for g, (group, recorded) in zip(groups, self._settings):
+            if g is not group:
+                return True
             if _differs(group, recorded):  # the common case, equal, costs one dict comparison
                 if _differs({k: v for k, v in group.items() if k != "lr"},
                             {k: v for k, v in recorded.items() if k != "lr"}):

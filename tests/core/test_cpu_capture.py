@@ -440,3 +440,42 @@ def test_a_module_switched_between_train_and_eval_between_replays_gets_its_new_m
         results.append((losses, [p.numpy().tobytes() for p in model.parameters()]))
     assert results[0] == results[1]
     assert step.captures == 3 and step.replays >= 6 and step.failure is None
+
+
+@pytest.mark.parametrize("change", ["add_param_group", "appended to a group", "group replaced", "arrays replaced"])
+def test_a_parameter_the_optimizer_gains_between_replays_is_trained_as_eagerly(change):
+    """A plan updates the parameters the optimizer had when it was recorded, on the arrays they had:
+    one added since (a new group, or appended to a group's list) would be left as it is by a
+    replay, and a parameter given a new array would not be trained. Such a change makes the
+    next calls run eagerly once and record afresh, and the weights stay those of the eager steps."""
+    results = []
+    for captured in (False, True):
+        model = nn.MLP([5, 8, 3], generator=np.random.default_rng(0))
+        first, *rest = model.parameters()
+        opt = optim.SGD(rest, lr=0.1, momentum=0.9, capturable=True)
+
+        def fn(xb, yb, model=model, opt=opt, first=first):
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            first.grad = None  # not the optimizer's until the change: its gradient is not accumulated
+            loss.backward()
+            opt.step()
+            return loss
+
+        step = CapturedStep(fn, "cpu", optimizer=opt, enabled=captured)
+        losses = []
+        for i, start in enumerate(BATCHES * 2):
+            if i == len(BATCHES):
+                if change == "add_param_group":
+                    opt.add_param_group({"params": [first], "lr": 0.05})
+                elif change == "appended to a group":
+                    opt.param_groups[0]["params"].append(first)
+                elif change == "group replaced":
+                    opt.param_groups[0] = {**opt.param_groups[0], "params": [first, *rest]}
+                else:  # what model.to(...) or p.data = ... does: new arrays, the same values
+                    for p in model.parameters():
+                        p.data = p.data.copy()
+            losses.append(step(dg.tensor(X[start:start + 20]), dg.tensor(Y[start:start + 20])).numpy().tobytes())
+        results.append((losses, [p.numpy().tobytes() for p in model.parameters()]))
+    assert results[0] == results[1]
+    assert (step.captures, step.replays, step.failure, step.diverged) == (2, 12, None, 0)

@@ -53,10 +53,7 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
             if wanted is not None and id(node) in wanted:
                 wanted[id(node)] = g
             if node.released:
-                raise RuntimeError(
-                    f"backward through {node.name} a second time: its saved values were freed by the "
-                    "first backward. Pass retain_graph=True to the first backward() (or dg.grad) "
-                    "to keep them.")
+                raise _second_backward(node)
             versions = node.versions  # check_saved, inlined for the hot path: raises on an in-place change
             if versions:
                 for t, version in versions:
@@ -100,6 +97,11 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
         ERRORS.reset(token)
 
     return _finish(inputs, leaf_grads, wanted, fast)
+
+
+def _second_backward(node) -> RuntimeError:
+    return RuntimeError(f"backward through {node.name} a second time: its saved values were freed by the "
+                        "first backward. Pass retain_graph=True to the first backward() (or dg.grad) to keep them.")
 
 
 # Per type met as a graph target: is it a leaf (a Tensor, a Parameter) rather than a node? Asked once

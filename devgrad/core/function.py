@@ -85,9 +85,7 @@ class Function:
                 if dev is None:
                     dev = arg.device
                 elif arg.device is not dev:
-                    raise DeviceError(
-                        f"{cls.__name__}: tensors are on different devices, {dev} and {arg.device}. "
-                        "devgrad never moves data implicitly: move one with .to(...)")
+                    raise _mixed_devices(cls, dev, arg.device)
                 if arg.requires_grad:
                     requires = True
                     fn = arg.grad_fn
@@ -221,6 +219,11 @@ def _complex_error(cls, out) -> TypeError:
     """The error for a complex result that would need a gradient."""
     return TypeError(f"{cls.__name__}: its result is complex ({out.dtype}) and would need a gradient: devgrad "
                      "does not support complex numbers (docs/numpy.md); keep real and imaginary parts apart")
+
+
+def _mixed_devices(cls, first, other) -> DeviceError:
+    return DeviceError(f"{cls.__name__}: tensors are on different devices, {first} and {other}. "
+                       "devgrad never moves data implicitly: move one with .to(...)")
 
 
 def _no_tensor_message(cls, args) -> str:

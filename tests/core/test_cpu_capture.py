@@ -19,6 +19,7 @@ from devgrad import cpu_fuse, cpu_plan, nn, optim
 from devgrad.capture import CapturedStep
 from devgrad.core import Tensor
 from devgrad.nn import functional as F
+from tests.support.relu_steps import relu_gradient_run
 
 rng = np.random.default_rng(5)
 X = rng.standard_normal((60, 5)).astype(np.float32)
@@ -286,22 +287,9 @@ def test_a_plan_is_a_flat_list_of_numpy_calls_into_its_own_buffers():
 def _relu_special_run(captured: bool):
     """A ReLU whose upstream gradient holds inf, -inf, NaN and -0.0 where the gradient is kept and
     where it is dropped: the replayed selection must give the eager bits for each."""
-    weights = nn.Parameter(dg.tensor(np.array([[1.5, -2.0, 0.0, 3.0], [-1.0, 2.5, -0.5, 0.25]], np.float32)))
-    scale = dg.tensor(np.array([[np.inf, -np.inf, np.nan, -0.0], [np.nan, -0.0, np.inf, 1.0]], np.float32))
-    opt = optim.SGD([weights], lr=0.1, capturable=True)
-
-    def step(xb):
-        loss = (F.relu(weights * xb) * scale).sum()
-        opt.zero_grad()
-        loss.backward()
-        grad = weights.grad.data.copy()
-        weights.grad.data[...] = 0  # the update stays finite, the next steps' masks as in the first
-        opt.step()
-        return loss, Tensor._make(grad, weights.device)
-
-    run = CapturedStep(step, "cpu", optimizer=opt, enabled=captured)
-    grads = [run(dg.tensor(np.float32(s)))[1].numpy().tobytes() for s in (1, -1, 1, -1, 1)]
-    return grads, run
+    return relu_gradient_run(np.array([[1.5, -2.0, 0.0, 3.0], [-1.0, 2.5, -0.5, 0.25]], np.float32),
+                             np.array([[np.inf, -np.inf, np.nan, -0.0], [np.nan, -0.0, np.inf, 1.0]], np.float32),
+                             captured)
 
 
 def test_a_relu_gradient_of_inf_nan_and_negative_zero_replays_bit_for_bit():

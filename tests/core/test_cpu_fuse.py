@@ -16,6 +16,7 @@ import devgrad as dg
 from devgrad import cpu_capture, cpu_fold, cpu_fuse, cpu_plan, nn, optim
 from devgrad.capture import CapturedStep
 from devgrad.nn import functional as F
+from tests.support.relu_steps import relu_gradient_run
 
 rng = np.random.default_rng(11)
 X = rng.standard_normal((64, 2)).astype(np.float32)
@@ -199,22 +200,7 @@ def _relu_run(captured: bool, rows: int):
     draw = np.random.default_rng(rows)
     values, scale = draw.standard_normal((2, rows, 64)).astype(np.float32)
     scale.flat[::7], scale.flat[1::7], scale.flat[2::7], scale.flat[3::7] = np.inf, -np.inf, np.nan, -0.0
-    weights = nn.Parameter(dg.tensor(values))
-    upstream = dg.tensor(scale)
-    opt = optim.SGD([weights], lr=0.1, capturable=True)
-
-    def step(xb):
-        loss = (F.relu(weights * xb) * upstream).sum()
-        opt.zero_grad()
-        loss.backward()
-        grad = weights.grad.data.copy()
-        weights.grad.data[...] = 0  # the weights stay as they are: the masks repeat
-        opt.step()
-        return loss, dg.Tensor._make(grad, weights.device)
-
-    run = CapturedStep(step, "cpu", optimizer=opt, enabled=captured)
-    grads = [run(dg.tensor(np.float32(s)))[1].numpy().tobytes() for s in (1, -1, 1, -1, 1)]
-    return grads, run
+    return relu_gradient_run(values, scale, captured)
 
 
 def test_a_large_relu_mask_is_made_in_bytes_and_widened_with_the_same_bits():

@@ -438,6 +438,7 @@ def test_a_classification_steps_array_work_is_all_devgrads_kernels_and_cublas(cu
     assert [op for op in recorded if op not in allowed] == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("source", "loss", "optimizer"), [
     ("spirals", "cross_entropy", "adam"), ("xor", "bce", "sgd"), ("xor", {"name": "bce", "pos_weight": 2.0}, "adam"),
     ("xor", "logistic", "adam"), ("xor", "hinge", "sgd"),

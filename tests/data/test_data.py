@@ -147,6 +147,7 @@ def test_a_loader_reusing_its_arrays_gives_the_batches_of_one_that_slices(shuffl
             arrays.add((id(xr.data), id(yr.data)))
         assert len(arrays) == (1 if drop_last else 2), "one pair of arrays per batch size"
 
+@pytest.mark.slow
 def test_sklearn_digits_loads_without_download():
     pytest.importorskip("sklearn")
     data = {"source": "sklearn:digits", "split": {"train": 0.7, "val": 0.15, "test": 0.15}, "standardize": True}

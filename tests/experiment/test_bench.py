@@ -49,6 +49,7 @@ def test_flop_count_of_a_config():
     assert c.flops() == 10 * (2 * (12 + 6) * 2 + 2 * 6)
 
 
+@pytest.mark.slow
 def test_cli_bench_writes_table_and_json(tmp_path, capsys, quick_peak):
     from devgrad.cli import main
 

@@ -193,6 +193,7 @@ def _again_in_a_fresh_process(request) -> None:
     assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run_fn,raised,message", [
     (_interrupted_run, KeyboardInterrupt, "devgrad resume"),
     (_failed_run, RunError, "No space left on device"),
@@ -235,6 +236,7 @@ def test_a_ctrl_c_lost_in_a_weakref_callback_is_raised_again_in_the_run(monkeypa
     assert watched() is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("forked", [True, False], ids=["forked-workers", "one-process"])
 def test_an_interrupted_lecture_says_so_and_writes_no_page(tmp_path, monkeypatch, request, forked):
     from devgrad import lecture

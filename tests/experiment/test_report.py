@@ -28,6 +28,7 @@ def test_plot_command_redraws(tmp_path):
     assert (result.run_dir / "report.html").read_text().count("data:image/png;base64,") == 4
 
 
+@pytest.mark.slow
 @needs_matplotlib
 def test_redrawing_a_tracked_run_neither_needs_nor_calls_mlflow(tmp_path, monkeypatch):
     from devgrad.experiment import commands, tracking, tracking_service
@@ -173,6 +174,7 @@ def test_every_picture_has_its_axis_names_and_nothing_cut_off(tmp_path, drawn_fi
                for t in drawn_figures["learning_curves.png"].legends[0].get_texts())
 
 
+@pytest.mark.slow
 @needs_matplotlib
 def test_units_keep_one_colour_and_one_coordinate_system_across_pictures(tmp_path, drawn_figures):
     import re

@@ -29,7 +29,7 @@ import itertools
 import numpy as np
 
 from devgrad.optim._adam_flat import _disjoint, followed_gradient
-from devgrad.optim._kernels import _weak, sgd_momentum_step
+from devgrad.optim._kernels import _rate, sgd_momentum_step
 
 # Elements: a group with a larger parameter keeps the per-parameter update. Gathering a gradient is
 # one more pass over its memory, which past a few thousand elements costs more than the call it
@@ -92,14 +92,14 @@ class _Block:
         return grads
 
     def _rate(self, lr):
-        """The learning rate as the update's ufuncs take it: a Python float as a 0-d array of the
-        block's dtype, made when the rate changes (NumPy would convert the float on every call,
-        rounding it to that dtype in the same way); a capturable optimizer's 0-d array by ``_weak``."""
-        if type(lr) is not float:
-            return _weak(lr, self.tmp)
-        if lr != self.lr:  # a NaN rate never equals itself: converted each time, as NumPy would
-            self.lr, self.rate = lr, np.asarray(lr, self.dtype)
-        return self.rate
+        """The learning rate as the update's ufuncs take it (``_kernels._rate``), a Python float's
+        0-d array kept until the rate changes."""
+        if type(lr) is float and lr == self.lr:  # a NaN rate never equals itself: converted each time
+            return self.rate
+        rate = _rate(lr, self.tmp)
+        if type(lr) is float:
+            self.lr, self.rate = lr, rate
+        return rate
 
     def update(self, grads: list, lr, group: dict) -> None:
         """``_kernels.sgd_update`` of each member, over the flat arrays."""

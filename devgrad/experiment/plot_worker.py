@@ -48,14 +48,25 @@ def wanted() -> bool:
             and idle_core())
 
 
-def idle_core(loadavg: Path = Path("/proc/loadavg")) -> bool:
-    """Is a core idle beside this process now? Fewer runnable tasks than cores (``loadavg``'s
-    fourth field counts this process too); True where that cannot be read."""
+def idle_core(loadavg: Path = Path("/proc/loadavg"), threads: Path = Path("/proc/self/task")) -> bool:
+    """Is a core idle beside this process now? Fewer runnable tasks than cores, this process
+    counted once: ``loadavg``'s fourth field counts each of its running ``threads``, and NumPy's
+    BLAS threads, just started when ``devgrad run`` forks its worker, are often running then.
+    True where that cannot be read."""
     try:
         runnable = int(loadavg.read_text().split()[3].split("/")[0])
     except (OSError, ValueError, IndexError):
         return True
-    return runnable < figures._cores()
+    return runnable - max(_running(threads), 1) + 1 < figures._cores()
+
+
+def _running(threads: Path) -> int:
+    """How many of this process's ``threads`` are running or runnable now (0 where unreadable)."""
+    count = 0
+    for stat in threads.glob("*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            count += stat.read_text().rpartition(")")[2].split()[0] == "R"
+    return count
 
 
 WORKER_TIMEOUT = 300.0  # seconds from the run's last epoch: far beyond its figures; a hung worker is ended
@@ -194,6 +205,9 @@ def _serve(connection: Connection, ours: Connection) -> None:
     try:
         kind, jobs = connection.recv()
         begun = jobs if kind == "begin" else []
+        if begun and connection.poll(0):  # the others came meanwhile: all drawn side by side
+            kind, others = connection.recv()
+            begun, jobs = [], [*begun, *others]
         drawn = plt is not None and _drawn(begun)  # while the run computes the data of the others
         if kind == "begin":
             kind, jobs = connection.recv()

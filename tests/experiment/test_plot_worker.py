@@ -64,11 +64,33 @@ def test_a_worker_is_wanted_only_where_it_can_help(monkeypatch):
 def test_a_core_is_idle_when_fewer_tasks_than_cores_can_run(tmp_path, monkeypatch):
     monkeypatch.setattr(figures, "_cores", lambda: 2)
     loadavg = tmp_path / "loadavg"
+    alone = _threads(tmp_path / "threads", "RS")  # this process: one thread running, one asleep
     loadavg.write_text("1.52 1.10 0.90 1/412 9876\n")  # runnable now: this process alone
-    assert plot_worker.idle_core(loadavg)
+    assert plot_worker.idle_core(loadavg, alone)
     loadavg.write_text("1.52 1.10 0.90 2/412 9876\n")  # this process and another: both cores taken
-    assert not plot_worker.idle_core(loadavg)
+    assert not plot_worker.idle_core(loadavg, alone)
     assert plot_worker.idle_core(tmp_path / "missing")  # cannot tell (not Linux): as if idle
+
+
+def _threads(folder: Path, states: str) -> Path:
+    """A /proc/self/task of threads in ``states`` (R: running or runnable, S: sleeping)."""
+    for tid, state in enumerate(states, start=100):
+        (folder / str(tid)).mkdir(parents=True)
+        (folder / str(tid) / "stat").write_text(f"{tid} (python (run)) {state} 1 2 3 4\n")
+    return folder
+
+
+def test_a_core_is_idle_when_only_this_processs_threads_run_beside_it(tmp_path, monkeypatch):
+    """NumPy's BLAS threads, just started where devgrad run forks its worker, count in the
+    runnable tasks: this process is one task however many of its threads run."""
+    monkeypatch.setattr(figures, "_cores", lambda: 2)
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text("1.52 1.10 0.90 2/412 9876\n")  # this process's two threads, nothing else
+    assert plot_worker.idle_core(loadavg, _threads(tmp_path / "a", "RR"))
+    assert not plot_worker.idle_core(loadavg, _threads(tmp_path / "b", "RS"))  # another process runs
+    loadavg.write_text("1.52 1.10 0.90 3/412 9876\n")  # and one more task
+    assert not plot_worker.idle_core(loadavg, _threads(tmp_path / "c", "RR"))
+    assert not plot_worker.idle_core(loadavg, tmp_path / "unreadable")  # this process counted once
 
 
 def _write_pid(plt, path: Path, trouble: str = "") -> Path:

@@ -27,10 +27,12 @@ records the step afresh; without it, make a new CapturedStep after such a change
 ``optimizer=``, CapturedStep also checks that it is capturable and refreshes its learning
 rate before each replay.
 
-A recording remembers the training modes (``train()``/``eval()``) of the modules the step
-called and of their sub-modules: a call after one of them changed mode is not served by that
-recording (it would repeat the other mode's work, dropout or none) but runs as a new signature
-would, and is recorded afresh.
+A recording remembers the state of the modules the step called and of their sub-modules: their
+training modes (``train()``/``eval()``), their attributes (a parameter, buffer, sub-module or
+setting such as a slope replaced), their forward hooks, and their parameters' ``requires_grad``
+(a frozen layer). A call after one of them changed is not served by that recording (it would
+repeat what the step did before the change) but runs as a new signature would, and is recorded
+afresh; so is every call after an optimizer's parameter was frozen or unfrozen.
 
 With ``enabled=False`` the step simply calls ``fn``. If capturing fails (``fn`` broke one of
 the rules above), a warning says why and the steps go on eagerly: capture executes nothing, so
@@ -72,7 +74,8 @@ _mode_changes = [0]  # how many times a module's training flag changed, in any t
 
 
 def mode_changed() -> None:
-    """A module's training flag changed (``nn.Module`` calls this): recordings check their modules' flags."""
+    """A module's training flag, an attribute or its hooks changed (``nn.Module`` calls this):
+    recordings check their modules' state."""
     _mode_changes[0] += 1
 
 
@@ -94,12 +97,44 @@ def _modules_called():
 
 
 def _modes_of(called: list) -> tuple:
-    """(module, its training flag) for the modules a recording called and their sub-modules."""
+    """(module, its ``_state``) for the modules a recording called and their sub-modules."""
     seen: dict = {}
     for module in called:
         for m in module.modules():
             seen.setdefault(id(m), m)
-    return tuple((m, m.training) for m in seen.values())
+    return tuple((m, _state(m)) for m in seen.values())
+
+
+_HOOKS = ("_forward_hooks", "_forward_pre_hooks")
+
+
+def _state(m) -> tuple:
+    """What a replay would keep of module ``m`` as recorded: its training flag, its attributes and
+    buffers (compared by identity, a list's items too: a parameter, sub-module or setting
+    replaced), its hooks, and its parameters' ``requires_grad``."""
+    attributes = m.__dict__
+    values = tuple((k, tuple(v) if type(v) is list else v) for k, v in attributes.items()
+                   if k != "_buffers" and k not in _HOOKS)
+    buffers = tuple(attributes.get("_buffers", {}).items())
+    hooks = tuple(tuple(attributes.get(name, ())) for name in _HOOKS)
+    tensors = [t for _, v in values for t in (v if type(v) is tuple else (v,)) if isinstance(t, Tensor)]
+    return m.training, values, buffers, hooks, tuple(t.requires_grad for t in tensors)
+
+
+def _same_state(m, recorded: tuple) -> bool:
+    training, values, buffers, hooks, flags = _state(m)
+    return (training == recorded[0] and hooks == recorded[3] and flags == recorded[4]
+            and _identical(values, recorded[1]) and _identical(buffers, recorded[2]))
+
+
+def _identical(items: tuple, recorded: tuple) -> bool:
+    """The same names with the same objects (a tuple made of a list: the same items)."""
+    return len(items) == len(recorded) and all(k == j and (v is w or _same_items(v, w))
+                                               for (k, v), (j, w) in zip(items, recorded))
+
+
+def _same_items(v, w) -> bool:
+    return type(v) is tuple and type(w) is tuple and len(v) == len(w) and all(a is b for a, b in zip(v, w))
 
 
 class CapturedStep:
@@ -129,7 +164,7 @@ class CapturedStep:
         self._on_failure = on_failure  # called with the message instead of a RuntimeWarning
         self._optimizer = optimizer
         self._rate_changes = 0  # learning-rate changes seen by ``_stale``: a CPU plan refreshes when it missed one
-        self._bound: tuple = ()  # (parameter, the array the graphs were recorded on), for each parameter
+        self._bound: tuple = ()  # (parameter, the array the graphs were recorded on, requires_grad), for each
         self._settings: tuple = ()  # (group, a copy of it as recorded), for each of the optimizer's groups
         self.replays = 0
         self.captures = 0  # graphs recorded, re-recordings after a parameter's array changed included
@@ -267,11 +302,12 @@ class CapturedStep:
         return out
 
     def _drop_other_modes(self) -> None:
-        """Forget the recordings whose modules' training modes changed since (a module switched between
-        train() and eval()): the next call with their signature runs as a new one would."""
+        """Forget the recordings whose modules' state changed since (a module switched between train()
+        and eval(), an attribute replaced, a hook added): the next call with their signature runs as a
+        new one would."""
         self._modes_checked = _mode_changes[0]
         for key, modes in list(self._modes.items()):
-            if any(m.training != training for m, training in modes):
+            if not all(_same_state(m, state) for m, state in modes):
                 del self._modes[key]
                 self._graphs.pop(key, None)
                 self._seen.discard(key)
@@ -295,7 +331,7 @@ class CapturedStep:
         """Remember the arrays and settings the recording was made on (see ``_stale``)."""
         if self._optimizer is not None:
             groups = self._optimizer.param_groups
-            self._bound = tuple((p, p.data) for group in groups for p in group["params"])
+            self._bound = tuple((p, p.data, p.requires_grad) for group in groups for p in group["params"])
             self._settings = tuple((group, dict(group)) for group in groups)
 
     def _capture(self, inputs):
@@ -312,7 +348,8 @@ class CapturedStep:
 
     def _stale(self) -> bool:
         """Whether the graphs were recorded on what the optimizer no longer has: a parameter group or
-        a parameter was added, removed or replaced, a parameter's array was replaced, or a setting
+        a parameter was added, removed or replaced, a parameter's array was replaced, a parameter
+        was frozen or unfrozen (``requires_grad``), or a setting
         other than the learning rate changed (momentum, weight decay, betas...: a replay would keep
         the recorded value, and would not update a parameter added since)."""
         groups = self._optimizer.param_groups
@@ -321,8 +358,8 @@ class CapturedStep:
         params = [p for group in groups for p in group["params"]]
         if len(params) != len(self._bound):  # a parameter added to a group, or taken out
             return True
-        for p, (q, array) in zip(params, self._bound):
-            if p is not q or p.data is not array:
+        for p, (q, array, wanted) in zip(params, self._bound):
+            if p is not q or p.data is not array or p.requires_grad is not wanted:
                 return True
         for g, (group, recorded) in zip(groups, self._settings):
             if g is not group:

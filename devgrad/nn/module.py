@@ -14,6 +14,8 @@ from devgrad.backend.capturing import state as _capturing
 from devgrad.core import Tensor
 from devgrad.nn import hooks as _hooks
 
+_UNSET = object()  # an attribute a module does not have yet (``__setattr__``)
+
 
 class Parameter(Tensor):
     """A tensor that is a trainable weight of a Module (``requires_grad=True``)."""
@@ -67,11 +69,12 @@ class Module:
 
     def __setattr__(self, name: str, value) -> None:
         buffers = self.__dict__.get("_buffers")
-        if buffers is not None and name in buffers:
+        held = buffers if buffers is not None and name in buffers else self.__dict__
+        if held.get(name, _UNSET) is not value:
+            capture.mode_changed()  # a recorded step that called this module may no longer fit it
+        if held is buffers:
             buffers[name] = value
         else:
-            if name == "training" and value != self.__dict__.get("training", value):
-                capture.mode_changed()  # a recorded step that called this module no longer fits it
             object.__setattr__(self, name, value)
 
     def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:

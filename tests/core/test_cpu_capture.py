@@ -430,6 +430,54 @@ def test_a_module_switched_between_train_and_eval_between_replays_gets_its_new_m
     assert step.captures == 3 and step.replays >= 6 and step.failure is None
 
 
+def _change_the_model(model: nn.Sequential, change: str, hook_handle) -> None:
+    if change == "layer frozen":
+        model[0].weight.requires_grad_(False)
+    elif change == "layer unfrozen":
+        model[2].weight.requires_grad_(True)
+    elif change == "forward hook added":
+        model[2].register_forward_hook(lambda module, args, out: out * 0.5)
+    elif change == "forward hook removed":
+        hook_handle.remove()
+    elif change == "setting changed":
+        model[1].negative_slope = 0.5
+    else:  # a parameter replaced on its module; the optimizer keeps the old one, as it would eagerly
+        model[0].bias = nn.Parameter(model[0].bias.data * 0.5)
+
+
+@pytest.mark.parametrize("change", ["layer frozen", "layer unfrozen", "forward hook added", "forward hook removed",
+                                    "setting changed", "parameter replaced"])
+def test_a_model_changed_between_replays_trains_as_eagerly(change):
+    """A replay repeats the recorded step: a parameter frozen or unfrozen, a forward hook added or
+    removed, a module's setting or parameter replaced since would be ignored by it. Such a change
+    makes the next call run as a new one and record afresh; losses and weights stay the eager ones."""
+    results = []
+    for captured in (False, True):
+        generator = np.random.default_rng(0)
+        model = nn.Sequential(nn.Linear(5, 8, generator=generator), nn.LeakyReLU(0.1),
+                              nn.Linear(8, 3, generator=generator))
+        handle = model[2].register_forward_hook(lambda module, args, out: out + 1.0)
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, capturable=True)
+        model[2].weight.requires_grad_(change != "layer unfrozen")  # frozen from the start, to be unfrozen
+
+        def fn(xb, yb, model=model, opt=opt):
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+
+        step = CapturedStep(fn, "cpu", optimizer=opt, enabled=captured)
+        losses = []
+        for i, start in enumerate(BATCHES * 2):
+            if i == len(BATCHES):
+                _change_the_model(model, change, handle)
+            losses.append(step(dg.tensor(X[start:start + 20]), dg.tensor(Y[start:start + 20])).numpy().tobytes())
+        results.append((losses, [p.numpy().tobytes() for p in model.parameters()]))
+    assert results[0] == results[1]
+    assert (step.captures, step.replays, step.failure, step.diverged) == (2, 12, None, 0)
+
+
 @pytest.mark.parametrize("change", ["add_param_group", "appended to a group", "group replaced", "arrays replaced"])
 def test_a_parameter_the_optimizer_gains_between_replays_is_trained_as_eagerly(change):
     """A plan updates the parameters the optimizer had when it was recorded, on the arrays they had:

@@ -43,7 +43,10 @@ On the CPU the step is recorded as a flat plan of NumPy calls into preallocated 
 signature runs ``fn`` eagerly (it creates the optimizer's state), the second runs it once more
 while recording it (a real step), the third replays the plan and checks it bit for bit against
 an eager step from the same state (a mismatch: a warning, and eager steps from then on), and
-later calls replay it. Results are bit-identical to eager steps. An input that the plan's calls
+later calls replay it. Results are bit-identical to eager steps. A step that adds to the
+gradients its parameters had when it began (``backward`` without ``zero_grad`` before it) is
+refused: a replay would add to the recording's; one recorded where gradients were None (set
+to None before each call) is recorded afresh when a call finds one. An input that the plan's calls
 take only whole is read from the caller's array itself when its layout is the recorded one (no
 copy into a static buffer); any other input is copied in. A data-dependent branch the
 recording went one way (``if mask.any():``) is checked on every replay; a replay where it goes
@@ -237,6 +240,10 @@ class CapturedStep:
                 return self.fn(*inputs)  # creates the optimizer's state: the recorded step is a steady one
             return self._cpu_record(key, inputs)
         plan = entry[1]
+        if plan.gradless and any(p.grad is not None for p in plan.gradless):
+            # recorded where these had no gradient: this call may add to theirs, as a new one would
+            del self._graphs[key]
+            return self._cpu_record(key, inputs)
         plan.feed(arrays)
         if plan.rates != self._rate_changes:  # a rate changed since this plan last refreshed (``_stale`` saw it)
             self._optimizer.refresh_lr()
@@ -256,6 +263,7 @@ class CapturedStep:
 
     def _cpu_record(self, key, inputs):
         static = tuple(Tensor._make(self.device.copy(t.data), self.device) for t in inputs)
+        gradless = [p for p in self._params() if p.grad is None]
         for hook in self._hooks:
             hook()
         try:
@@ -265,6 +273,7 @@ class CapturedStep:
             self._fail(exc)
             return self.fn(*inputs)
         self._modes[key] = _modes_of(called)
+        plan.gradless = gradless  # (the plan reads no gradient a parameter had before: cpu_plan refuses that)
         self._graphs[key] = (static, plan)
         self.captures += 1
         self._bind()

@@ -19,7 +19,7 @@ from devgrad import cpu_fold, cpu_fuse
 from devgrad.backend import CaptureError, recording_for_replay
 from devgrad.core import Tensor
 from devgrad.backend.fp_errors import ERRORS, QUIET
-from devgrad.cpu_capture import DivergedError, Tracer, _buffer, _local, _owner, _plain, _Recording, _traced
+from devgrad.cpu_capture import DivergedError, Tracer, _buffer, _local, _owner, _plain, _Recording, _root, _traced
 
 __all__ = ["DivergedError", "Plan", "record"]
 
@@ -34,6 +34,7 @@ class Plan:
         self.steps = steps  # what a replay calls: (function, args) pairs, see ``_compile``
         self.result = result  # what the step returned, its arrays now the plan's buffers
         self.grads = grads  # (parameter, its gradient as a Tensor on the plan's buffer)
+        self.gradless: list = []  # parameters without a gradient when the step was recorded (CapturedStep)
         self.written = written  # arrays outside the plan's buffers that a replay writes (parameters, state)
         self.buffers = buffers  # the plan's own arrays (kept alive with it)
         self.inputs: list = []  # the static buffers of the step's inputs (see ``feed``)
@@ -201,6 +202,7 @@ def record(fn, inputs: tuple, device, params: list, optimizer) -> Plan:
     datas = [p.data for p in params]
     param_views = [d.view(Tracer) for d in datas]
     old_grads = [p.grad for p in params]
+    entry = [g.data for g in old_grads if g is not None]  # the gradients the step starts with
     traced_inputs = tuple(Tensor._make(t.data.view(Tracer), device) for t in inputs)
     plain_np, traced_np = _converters()
     views = []
@@ -227,6 +229,7 @@ def record(fn, inputs: tuple, device, params: list, optimizer) -> Plan:
         replaced = _put_back(slots, originals, views, params, datas, param_views)
     try:
         _check(rec, replaced)
+        _check_entry_gradients(rec, entry)
         result = _untraced(result, device)
         grads = []
         for p in params:
@@ -291,6 +294,20 @@ def _check(rec: _Recording, replaced: list) -> None:
                            "would keep updating the old array")
     if rec.problems:
         raise CaptureError(f"{rec.problems[0]} while the step was being recorded: a replay could not repeat it")
+
+
+def _check_entry_gradients(rec: _Recording, entry: list) -> None:
+    """Refuse a step that reads the gradients its parameters had when it began (it adds to them):
+    a replay would read those of the recording, not the ones the parameters have then."""
+    roots: dict = {}
+    for e in entry:
+        roots.setdefault(id(_root(e)), []).append(e)
+    for fn, args, kwargs in rec.plan:
+        for a in _arrays_of([args, kwargs, getattr(fn, "args", None), getattr(fn, "keywords", None)]):
+            if any(np.may_share_memory(a, e) for e in roots.get(id(_root(a)), ())):
+                raise CaptureError("the step adds to the gradients the parameters had when it began (backward "
+                                   "without zero_grad before it): a replay would add to the recording's instead; "
+                                   "set them to None first (opt.zero_grad() in the step)")
 
 
 def _undo(rec: _Recording, params: list, old_grads: list) -> None:

@@ -478,6 +478,38 @@ def test_a_model_changed_between_replays_trains_as_eagerly(change):
     assert (step.captures, step.replays, step.failure, step.diverged) == (2, 12, None, 0)
 
 
+@pytest.mark.parametrize("outside", ["set to None", "set to None, then kept", "filled with zeros", "kept"])
+def test_gradients_the_step_did_not_compute_are_added_to_as_eagerly(outside):
+    """A step without zero_grad adds to the gradients it finds. Set to None before every call (the
+    step computes them afresh) it replays; a call that finds gradients after all (the caller
+    stopped clearing them) is recorded afresh, and a step that adds to gradients it finds is
+    refused (a replay would add to the recording's), with the reason: the weights stay the eager ones."""
+    results = []
+    for captured in (False, True):
+        model = nn.MLP([5, 8, 3], generator=np.random.default_rng(0))
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, capturable=True)
+
+        def fn(xb, yb, model=model, opt=opt):
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            opt.step()
+            return loss
+
+        failures = []
+        step = CapturedStep(fn, "cpu", optimizer=opt, enabled=captured, on_failure=failures.append)
+        losses = []
+        for i, start in enumerate(BATCHES * 2):
+            if outside in ("set to None", "filled with zeros") or (outside == "set to None, then kept" and i < 6):
+                opt.zero_grad(set_to_none=outside != "filled with zeros")
+            losses.append(step(dg.tensor(X[start:start + 20]), dg.tensor(Y[start:start + 20])).numpy().tobytes())
+        results.append((losses, [p.numpy().tobytes() for p in model.parameters()]))
+    assert results[0] == results[1]
+    if outside == "set to None":
+        assert (step.captures, step.replays, failures) == (1, 14, [])
+    else:
+        assert len(failures) == 1 and "adds to the gradients the parameters had when it began" in failures[0]
+
+
 @pytest.mark.parametrize("change", ["add_param_group", "appended to a group", "group replaced", "arrays replaced"])
 def test_a_parameter_the_optimizer_gains_between_replays_is_trained_as_eagerly(change):
     """A plan updates the parameters the optimizer had when it was recorded, on the arrays they had:

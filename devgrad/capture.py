@@ -74,12 +74,18 @@ class _ModeWatch(threading.local):
 
 _modes = _ModeWatch()
 _mode_changes = [0]  # how many times a module's training flag changed, in any thread
+_state_changes = [0]  # how many times a module's attribute or hooks changed, in any thread
 
 
 def mode_changed() -> None:
-    """A module's training flag, an attribute or its hooks changed (``nn.Module`` calls this):
-    recordings check their modules' state."""
+    """A module's training flag changed (``nn.Module`` calls this): recordings check their modules' flags."""
     _mode_changes[0] += 1
+
+
+def state_changed() -> None:
+    """A module's attribute or its hooks changed (``nn.Module`` calls this): recordings check their
+    modules' whole state (``_state``)."""
+    _state_changes[0] += 1
 
 
 def module_called(module) -> None:
@@ -177,6 +183,7 @@ class CapturedStep:
         self._seen: set = set()  # CPU: input signatures whose first (eager) call has run
         self._modes: dict = {}  # signature -> (module, training flag) its recording depends on
         self._modes_checked = _mode_changes[0]  # module mode changes up to the last check of ``_modes``
+        self._states_checked = _state_changes[0]  # other module changes up to then
 
     @property
     def graphs(self) -> int:
@@ -191,7 +198,7 @@ class CapturedStep:
             self._graphs.clear()  # recorded on arrays a parameter no longer uses, or other settings: afresh
             self._seen.clear()
             self._bind()  # what the next recording will be made on: not stale again until it changes
-        if self._modes_checked != _mode_changes[0]:
+        if self._modes_checked != _mode_changes[0] or self._states_checked != _state_changes[0]:
             self._drop_other_modes()
         if not self.device.supports_graphs:
             return self._cpu_call(key, inputs, arrays)
@@ -314,9 +321,10 @@ class CapturedStep:
         """Forget the recordings whose modules' state changed since (a module switched between train()
         and eval(), an attribute replaced, a hook added): the next call with their signature runs as a
         new one would."""
-        self._modes_checked = _mode_changes[0]
+        whole = self._states_checked != _state_changes[0]  # else only training flags changed (each epoch)
+        self._modes_checked, self._states_checked = _mode_changes[0], _state_changes[0]
         for key, modes in list(self._modes.items()):
-            if not all(_same_state(m, state) for m, state in modes):
+            if not all(_same_state(m, state) if whole else m.training == state[0] for m, state in modes):
                 del self._modes[key]
                 self._graphs.pop(key, None)
                 self._seen.discard(key)

@@ -36,7 +36,7 @@ class RemovableHandle:
         """Unregister the hook (a second call does nothing)."""
         if self._hooks.pop(self.id, None) is not None:
             _live[0] -= 1
-            capture.mode_changed()  # a recorded step that ran the hook no longer fits its module
+            capture.state_changed()  # a recorded step that ran the hook no longer fits its module
 
     def __enter__(self) -> RemovableHandle:
         return self
@@ -56,7 +56,7 @@ def add_hook(hooks: dict, hook: Callable, prepend: bool) -> RemovableHandle:
         hooks.clear()
         hooks.update(items)
     _live[0] += 1
-    capture.mode_changed()  # a recorded step that called the module did not run the hook
+    capture.state_changed()  # a recorded step that called the module did not run the hook
     return RemovableHandle(hooks, key)
 
 

@@ -70,8 +70,11 @@ class Module:
     def __setattr__(self, name: str, value) -> None:
         buffers = self.__dict__.get("_buffers")
         held = buffers if buffers is not None and name in buffers else self.__dict__
-        if held.get(name, _UNSET) is not value:
-            capture.mode_changed()  # a recorded step that called this module may no longer fit it
+        if held.get(name, _UNSET) is not value:  # a recorded step that called this module may no longer fit it
+            if name == "training":
+                capture.mode_changed()
+            else:
+                capture.state_changed()
         if held is buffers:
             buffers[name] = value
         else:

@@ -29,10 +29,10 @@ rate before each replay.
 
 A recording remembers the state of the modules the step called and of their sub-modules: their
 training modes (``train()``/``eval()``), their attributes (a parameter, buffer, sub-module or
-setting such as a slope replaced), their forward hooks, and their parameters' ``requires_grad``
-(a frozen layer). A call after one of them changed is not served by that recording (it would
-repeat what the step did before the change) but runs as a new signature would, and is recorded
-afresh; so is every call after an optimizer's parameter was frozen or unfrozen.
+setting such as a slope replaced) and their forward hooks. A call after one of them changed is
+not served by that recording (it would repeat what the step did before the change) but runs as
+a new signature would, and is recorded afresh; so is every call after one of the optimizer's
+parameters was frozen or unfrozen (``requires_grad``).
 
 With ``enabled=False`` the step simply calls ``fn``. If capturing fails (``fn`` broke one of
 the rules above), a warning says why and the steps go on eagerly: capture executes nothing, so

@@ -253,19 +253,24 @@ def test_a_value_read_after_the_update_is_refused():
     assert any(not np.array_equal(a, p.numpy()) for a, p in zip(before, model.parameters()))
 
 
-def _sgd_relu_step(sizes: list) -> tuple:
-    """A ReLU MLP of ``sizes``, its capturable SGD and one cross-entropy training step of it."""
-    model = nn.MLP(sizes, activation="relu", generator=np.random.default_rng(0))
-    opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
+def _plain_step(model, opt):
+    """The step these tests train with: cross entropy, zero_grad, backward, the optimizer's step."""
 
-    def step(xb, yb):
+    def fn(xb, yb):
         loss = F.cross_entropy(model(xb), yb)
         opt.zero_grad()
         loss.backward()
         opt.step()
         return loss
 
-    return model, opt, step
+    return fn
+
+
+def _sgd_relu_step(sizes: list) -> tuple:
+    """A ReLU MLP of ``sizes``, its capturable SGD and one cross-entropy training step of it."""
+    model = nn.MLP(sizes, activation="relu", generator=np.random.default_rng(0))
+    opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
+    return model, opt, _plain_step(model, opt)
 
 
 def _recorded_sgd_plan(sizes: list) -> tuple:
@@ -404,6 +409,10 @@ class _Doubled(nn.Module):
         return out * 2.0 if self.switch.training else out
 
 
+def _batch(start: int) -> tuple:
+    return dg.tensor(X[start:start + 20]), dg.tensor(Y[start:start + 20])
+
+
 def test_a_module_switched_between_train_and_eval_between_replays_gets_its_new_mode():
     """A recording repeats the mode it was made in: a step after a module (here one the step never
     calls, only reads) switched mode runs in the new mode, as eagerly, and is recorded afresh."""
@@ -413,18 +422,11 @@ def test_a_module_switched_between_train_and_eval_between_replays_gets_its_new_m
         model = _Doubled()
         opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
 
-        def fn(xb, yb, model=model, opt=opt):
-            loss = F.cross_entropy(model(xb), yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            return loss
-
-        step = CapturedStep(fn, "cpu", optimizer=opt, enabled=captured)
+        step = CapturedStep(_plain_step(model, opt), "cpu", optimizer=opt, enabled=captured)
         losses = []
         for mode, start in zip(modes, itertools.cycle((0, 20, 40))):
             model.switch.train(mode == "train")
-            losses.append(step(dg.tensor(X[start:start + 20]), dg.tensor(Y[start:start + 20])).numpy().tobytes())
+            losses.append(step(*_batch(start)).numpy().tobytes())
         results.append((losses, [p.numpy().tobytes() for p in model.parameters()]))
     assert results[0] == results[1]
     assert step.captures == 3 and step.replays >= 6 and step.failure is None
@@ -460,19 +462,12 @@ def test_a_model_changed_between_replays_trains_as_eagerly(change):
         opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, capturable=True)
         model[2].weight.requires_grad_(change != "layer unfrozen")  # frozen from the start, to be unfrozen
 
-        def fn(xb, yb, model=model, opt=opt):
-            loss = F.cross_entropy(model(xb), yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            return loss
-
-        step = CapturedStep(fn, "cpu", optimizer=opt, enabled=captured)
+        step = CapturedStep(_plain_step(model, opt), "cpu", optimizer=opt, enabled=captured)
         losses = []
         for i, start in enumerate(BATCHES * 2):
             if i == len(BATCHES):
                 _change_the_model(model, change, handle)
-            losses.append(step(dg.tensor(X[start:start + 20]), dg.tensor(Y[start:start + 20])).numpy().tobytes())
+            losses.append(step(*_batch(start)).numpy().tobytes())
         results.append((losses, [p.numpy().tobytes() for p in model.parameters()]))
     assert results[0] == results[1]
     assert (step.captures, step.replays, step.failure, step.diverged) == (2, 12, None, 0)
@@ -501,7 +496,7 @@ def test_gradients_the_step_did_not_compute_are_added_to_as_eagerly(outside):
         for i, start in enumerate(BATCHES * 2):
             if outside in ("set to None", "filled with zeros") or (outside == "set to None, then kept" and i < 6):
                 opt.zero_grad(set_to_none=outside != "filled with zeros")
-            losses.append(step(dg.tensor(X[start:start + 20]), dg.tensor(Y[start:start + 20])).numpy().tobytes())
+            losses.append(step(*_batch(start)).numpy().tobytes())
         results.append((losses, [p.numpy().tobytes() for p in model.parameters()]))
     assert results[0] == results[1]
     if outside == "set to None":
@@ -543,7 +538,7 @@ def test_a_parameter_the_optimizer_gains_between_replays_is_trained_as_eagerly(c
                 else:  # what model.to(...) or p.data = ... does: new arrays, the same values
                     for p in model.parameters():
                         p.data = p.data.copy()
-            losses.append(step(dg.tensor(X[start:start + 20]), dg.tensor(Y[start:start + 20])).numpy().tobytes())
+            losses.append(step(*_batch(start)).numpy().tobytes())
         results.append((losses, [p.numpy().tobytes() for p in model.parameters()]))
     assert results[0] == results[1]
     assert (step.captures, step.replays, step.failure, step.diverged) == (2, 12, None, 0)

@@ -181,7 +181,7 @@ class CapturedStep:
         self.diverged = 0  # CPU: replays dropped for an eager step (a recorded branch went the other way)
         self._graphs: dict = {}
         self._seen: set = set()  # CPU: input signatures whose first (eager) call has run
-        self._modes: dict = {}  # signature -> (module, training flag) its recording depends on
+        self._modes: dict = {}  # signature -> (module, its ``_state``) for the modules its recording depends on
         self._modes_checked = _mode_changes[0]  # module mode changes up to the last check of ``_modes``
         self._states_checked = _state_changes[0]  # other module changes up to then
 
@@ -270,7 +270,6 @@ class CapturedStep:
 
     def _cpu_record(self, key, inputs):
         static = tuple(Tensor._make(self.device.copy(t.data), self.device) for t in inputs)
-        gradless = [p for p in self._params() if p.grad is None]
         for hook in self._hooks:
             hook()
         try:
@@ -280,7 +279,6 @@ class CapturedStep:
             self._fail(exc)
             return self.fn(*inputs)
         self._modes[key] = _modes_of(called)
-        plan.gradless = gradless  # (the plan reads no gradient a parameter had before: cpu_plan refuses that)
         self._graphs[key] = (static, plan)
         self.captures += 1
         self._bind()

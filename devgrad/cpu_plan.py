@@ -34,7 +34,7 @@ class Plan:
         self.steps = steps  # what a replay calls: (function, args) pairs, see ``_compile``
         self.result = result  # what the step returned, its arrays now the plan's buffers
         self.grads = grads  # (parameter, its gradient as a Tensor on the plan's buffer)
-        self.gradless: list = []  # parameters without a gradient when the step was recorded (CapturedStep)
+        self.gradless: list = []  # parameters without a gradient when the step began (it reads no other's)
         self.written = written  # arrays outside the plan's buffers that a replay writes (parameters, state)
         self.buffers = buffers  # the plan's own arrays (kept alive with it)
         self.inputs: list = []  # the static buffers of the step's inputs (see ``feed``)
@@ -241,7 +241,9 @@ def record(fn, inputs: tuple, device, params: list, optimizer) -> Plan:
         raise
     private = [original for (slot, k), original in zip(slots, originals) if isinstance(k, str) and k.startswith("_")]
     rates = [original for (slot, _), original in zip(slots, originals) if isinstance(slot, list)]
-    return _plan(rec, result, grads, [t.data for t in inputs], private, rates)
+    plan = _plan(rec, result, grads, [t.data for t in inputs], private, rates)
+    plan.gradless = [p for p, g in zip(params, old_grads) if g is None]
+    return plan
 
 
 def _plan(rec: _Recording, result, grads: list, inputs: list, private: list, rates: list) -> Plan:

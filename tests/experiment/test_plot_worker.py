@@ -246,3 +246,30 @@ def test_devgrad_run_forks_its_worker_before_it_imports_the_run(tmp_path, monkey
     assert cli("run", spec, "--print-config").returncode == 0 and called == []  # no run: no worker
     assert cli("run", spec, "--set", "train.epochs=1", "--out", tmp_path / "runs", "--quiet").returncode == 0
     assert called == [["train.epochs=1"]]
+
+
+@pytest.mark.slow
+@linux_only
+@needs_matplotlib
+def test_a_worker_that_finds_every_job_waiting_draws_them_side_by_side(tmp_path, monkeypatch):
+    """The learning curves are sent first (``begin``) so that a ready worker draws them while the
+    run computes the others' data; a worker still importing matplotlib when the others come draws
+    them all at once, side by side, instead of the first one alone first."""
+    real_pyplot = figures.pyplot()
+
+    def slow_pyplot():
+        time.sleep(0.3)  # the worker's import: both messages are sent meanwhile
+        return real_pyplot
+
+    monkeypatch.setattr(figures, "pyplot", slow_pyplot)
+    monkeypatch.setattr(plot_worker, "wanted", lambda: True)
+    monkeypatch.setattr(figures, "_cores", lambda: 2)
+    jobs = [(1.0, tmp_path / f"{name}.png", figures.Drawing(_write_pid, tmp_path / f"{name}.png")) for name in "ab"]
+    worker = plot_worker.PlotWorker.start()
+    try:
+        worker.begin(jobs[:1])
+        assert worker.render(jobs) == [path for _, path, _ in jobs]
+    finally:
+        worker.close()
+    pids = {int((tmp_path / f"{name}.png").read_text()) for name in "ab"}
+    assert worker.process.pid in pids and len(pids) == 2  # the worker and a process it forked

@@ -1,4 +1,4 @@
-"""Layers: Linear (the lecture's dense layer), Sequential, MLP, Dropout and activations."""
+"""Layers: Linear (the lecture's dense layer), MLP, Dropout and activations (Sequential: ``sequential``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from devgrad.nn import init as init_
 from devgrad.nn.activations import ELU, GELU, Hardtanh, Mish, SiLU
 from devgrad.nn.hooks import live as live_hooks
 from devgrad.nn.norm import BatchNorm1d, LayerNorm
+from devgrad.nn.sequential import Sequential
 from devgrad.nn.module import Module, Parameter
 from devgrad.ops.linalg import Linear as LinearOp
 from devgrad.ops.linalg import LinearAct
@@ -55,44 +56,6 @@ class Linear(Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
-
-
-class Sequential(Module):
-    """Modules applied in order; index, iterate and len() like a list. ``Sequential(OrderedDict(
-    [("fc", Linear(2, 3)), ...]))`` names them (``model.fc``, state_dict keys ``fc.weight``)."""
-
-    def __init__(self, *modules: Module):
-        super().__init__()
-        if len(modules) == 1 and isinstance(modules[0], dict):
-            named = [(str(k), m) for k, m in modules[0].items()]
-        else:
-            if len(modules) == 1 and isinstance(modules[0], list | tuple):
-                modules = tuple(modules[0])
-            named = [(str(i), m) for i, m in enumerate(modules)]
-        for name, m in named:
-            if not isinstance(m, Module):
-                raise TypeError(f"Sequential: item {name} is a {type(m).__name__}, not a Module")
-            if name.startswith("_") or name in ("training",) or hasattr(type(self), name):
-                raise ValueError(f"Sequential: {name!r} cannot name a module (it is private or an attribute of "
-                                 "Sequential); choose another name")
-            setattr(self, name, m)
-        self._modules = tuple(m for _, m in named)  # the same modules, in order, for fast iteration
-
-    def __getitem__(self, i: int) -> Module:
-        if not -len(self._modules) <= i < len(self._modules):
-            raise IndexError(f"Sequential has {len(self._modules)} modules, no index {i}")
-        return self._modules[i]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules)
-
-    def forward(self, x):
-        for m in self._modules:
-            x = m(x)
-        return x
 
 
 class ReLU(Module):
@@ -256,7 +219,7 @@ class MLP(Module):
         if output_activation is not None:
             layers.append(_activation(output_activation))
         self.net = Sequential(*layers)
-        self._plan = _fusion_plan(layers)
+        self._fuse(self.net)
 
     @property
     def linears(self) -> list[Linear]:
@@ -267,12 +230,21 @@ class MLP(Module):
         return any(m.__dict__.get("_forward_hooks") or m.__dict__.get("_forward_pre_hooks")
                    for m in self.net.modules())
 
+    def _fuse(self, net) -> None:
+        # The fused plan of ``net``'s layers as they are now (a private cache: no module state)
+        object.__setattr__(self, "_plan", _fusion_plan(list(net)))
+        object.__setattr__(self, "_planned", net._modules)
+
     def forward(self, x):
         # Same result as self.net(x); a Linear followed by relu/sigmoid/tanh runs as one fused op, a
         # Linear alone as its op (unless a forward hook sits on one of its layers: then every layer
-        # is called, and its hooks run).
-        if live_hooks() and self._hooked():
-            return self.net(x)
+        # is called, and its hooks run). A layer replaced, added or deleted (``model.net[1] =
+        # nn.Tanh()``) makes a new tuple of the Sequential's modules: the plan is made again.
+        net = self.net
+        if type(net) is not Sequential or (live_hooks() and self._hooked()):
+            return net(x)
+        if net._modules is not self._planned:
+            self._fuse(net)
         # NumPy's error state set once for the layers, not once per op (each op would set it)
         token = None if ERRORS.get() is QUIET else ERRORS.set(QUIET)
         try:
@@ -306,7 +278,7 @@ def _fusion_plan(layers: list) -> list:
     while i < len(layers):
         layer = layers[i]
         follower = layers[i + 1] if i + 1 < len(layers) else None
-        if isinstance(layer, Linear) and type(follower) in _FUSABLE:
+        if type(layer) is Linear and type(follower) in _FUSABLE:  # a subclass runs its own forward
             plan.append((layer, _FUSABLE[type(follower)], None))
             i += 2
         elif type(layer) is Linear:  # Linear.forward itself: its op, called directly

@@ -13,8 +13,9 @@ Bit for bit the per-parameter update: every element goes through the same IEEE o
 the same order, and the bias corrections it is divided or multiplied by are the very values its
 parameter's own update uses (float64 for √(1 − β₂ᵗ), the learning rate's dtype rule for the
 rate): one scalar when all step counts agree, else each parameter's value copied to its
-elements. A capturable optimizer's step counts are views of one float64 vector per block, its
-corrections computed on the vector (NumPy's power gives each element what it gives a 0-d count).
+elements. A capturable optimizer's step counts are views of one float64 vector per block,
+advanced with one call; β₁ᵗ and β₂ᵗ are one 0-d power per count (``_kernels.bias_power``), as the
+per-parameter update computes them: NumPy's power of a vector can differ by an ulp.
 
 A layout that no longer matches the state (an array replaced, a parameter without a gradient
 this step, another dtype) hands the group back to the per-parameter update, which works on the
@@ -27,7 +28,7 @@ import itertools
 
 import numpy as np
 
-from devgrad.optim._kernels import _effective_grad, _weak, adam_moments
+from devgrad.optim._kernels import _effective_grad, _weak, adam_moments, bias_power
 
 # Elements: a larger parameter keeps its own update. Gathering its gradient is one more pass over
 # memory, which for big layers costs more than the calls saved.
@@ -244,9 +245,13 @@ def followed_gradient(params: list, grad: np.ndarray, out: np.ndarray, weight_de
 def _corrections(members: list, steps, lr, b1: float, b2: float, tmp) -> tuple:
     """Advance the members' step counts; (√(1 − β₂ᵗ), lr/(1 − β₁ᵗ) in ``tmp``'s dtype): the numbers
     ``adam_update`` computes when all counts agree, else vectors of each member's."""
-    if steps is not None:  # capturable: 0-d views of one vector; β₁ᵗ and β₂ᵗ as the rows of one power
+    if steps is not None:  # capturable: the counts are 0-d views of one vector
         steps += 1
-        bias = 1.0 - np.power(np.array([[b1], [b2]]), steps)
+        # β₁ᵗ and β₂ᵗ as ``adam_update`` computes them, a power of each 0-d count: NumPy's power of a
+        # vector may round an element otherwise (its SIMD loops: an ulp on AVX-512 machines)
+        counts = [state["step"] for _, _, state in members]
+        powers = [bias_power(b1, c) for c in counts] + [bias_power(b2, c) for c in counts]
+        bias = 1.0 - np.stack(powers).reshape(2, len(counts))
         return np.sqrt(bias[1]), _weak(lr / bias[0], tmp)
     counts = []
     for _, _, state in members:
@@ -254,6 +259,6 @@ def _corrections(members: list, steps, lr, b1: float, b2: float, tmp) -> tuple:
         counts.append(count)
     first = counts[0]
     if counts.count(first) == len(counts):
-        return np.sqrt(1.0 - b2**first), _weak(lr / (1.0 - b1**first), tmp)
-    bias2 = np.array([np.sqrt(1.0 - b2**c) for c in counts], np.float64)
-    return bias2, np.array([_weak(lr / (1.0 - b1**c), tmp) for c in counts], tmp.dtype)
+        return np.sqrt(1.0 - bias_power(b2, first)), _weak(lr / (1.0 - bias_power(b1, first)), tmp)
+    bias2 = np.array([np.sqrt(1.0 - bias_power(b2, c)) for c in counts], np.float64)
+    return bias2, np.array([_weak(lr / (1.0 - bias_power(b1, c)), tmp) for c in counts], tmp.dtype)

@@ -30,6 +30,14 @@ def _rate(lr, p: np.ndarray):
     return _weak(lr, p)
 
 
+def bias_power(beta: float, step):
+    """βᵗ for Adam's bias corrections, the same bits whether ``step`` is a number or (capturable)
+    a 0-d float64 array: NumPy's power of a 0-d count in both cases. Python's ``**`` (the C
+    library's pow) and NumPy's power (SIMD loops of its own where the CPU has them, AVX-512) can
+    differ by an ulp, and an update must not depend on where its count is kept."""
+    return np.power(beta, step if isinstance(step, np.ndarray) else np.float64(step))
+
+
 def _pair(tmp):
     """The scratch buffers an update was given: one array, or a pair when it needs two (a second one
     is made here when a caller passed only one)."""
@@ -108,8 +116,8 @@ def adam_update(p, g, m, v, vmax, tmp, lr, step, b1, b2, eps, weight_decay, deco
         second = np.empty_like(p)
     g = _effective_grad(g, p, weight_decay, maximize, second)
     v = adam_moments(g, m, v, vmax, tmp, b1, b2)
-    bias1 = 1.0 - b1**step
-    bias2_sqrt = np.sqrt(1.0 - b2**step)
+    bias1 = 1.0 - bias_power(b1, step)
+    bias2_sqrt = np.sqrt(1.0 - bias_power(b2, step))
     np.sqrt(v, out=tmp)
     tmp /= bias2_sqrt
     tmp += eps

@@ -19,7 +19,8 @@ STEPS = 4
 
 
 def _weak(value, like):
-    return value.astype(like.dtype) if isinstance(value, np.ndarray) and value.dtype != like.dtype else value
+    return value.astype(like.dtype) if isinstance(value, np.ndarray | np.generic) and value.dtype != like.dtype \
+        else value
 
 
 def _ref_sgd(p, g, st, o):
@@ -51,9 +52,11 @@ def _ref_adam(p, g, st, o, decoupled):
     v = st["v"] = st.get("v", np.zeros_like(p)) * b2 + (g * g) * (1.0 - b2)
     if o.get("amsgrad"):
         v = st["vmax"] = np.maximum(st.get("vmax", np.zeros_like(p)), v)
-    # the bias correction is a float64 NumPy scalar: the division runs in float64, rounded to p's dtype
-    denom = (np.sqrt(v) / np.sqrt(1.0 - b2 ** st["step"])).astype(p.dtype) + eps
-    p -= (m / denom) * _weak(lr / (1.0 - b1 ** st["step"]), p)
+    # βᵗ is NumPy's power of the count as a float64, capturable or not (the C library's pow may differ
+    # from it by an ulp); √(1 − β₂ᵗ) a float64 NumPy scalar: the division runs in float64, rounded to
+    # p's dtype; the rate lr/(1 − β₁ᵗ) is rounded to p's dtype first
+    denom = (np.sqrt(v) / np.sqrt(1.0 - np.power(b2, np.float64(st["step"])))).astype(p.dtype) + eps
+    p -= (m / denom) * _weak(lr / (1.0 - np.power(b1, np.float64(st["step"]))), p)
 
 
 def _ref_rmsprop(p, g, st, o):

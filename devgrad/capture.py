@@ -29,10 +29,13 @@ rate before each replay.
 
 A recording remembers the state of the modules the step called and of their sub-modules: their
 training modes (``train()``/``eval()``), their attributes (a parameter, buffer, sub-module or
-setting such as a slope replaced) and their forward hooks. A call after one of them changed is
-not served by that recording (it would repeat what the step did before the change) but runs as
-a new signature would, and is recorded afresh; so is every call after one of the optimizer's
-parameters was frozen or unfrozen (``requires_grad``).
+setting such as a slope replaced) and their forward hooks (``capture_deps``). A call after one of
+them changed is not served by that recording (it would repeat what the step did before the
+change) but runs as a new signature would, and is recorded afresh; so is every call after one of
+the optimizer's parameters was frozen or unfrozen (``requires_grad``), its state cleared or
+replaced, or a list among its settings changed in place. On the CPU the recording traces every
+tensor of those modules too (their arrays compared on every call: ``t.data = ...`` records
+afresh), and hands the parameters outside the optimizer their gradients on each replay.
 
 With ``enabled=False`` the step simply calls ``fn``. If capturing fails (``fn`` broke one of
 the rules above), a warning says why and the steps go on eagerly: capture executes nothing, so
@@ -60,8 +63,10 @@ import contextlib
 import threading
 import warnings
 
+from devgrad import capture_deps as deps
 from devgrad import cpu_plan
 from devgrad.backend import device as resolve_device
+from devgrad.backend.capturing import state as _capturing
 from devgrad.core import Tensor
 
 
@@ -99,51 +104,12 @@ def _modules_called():
     """The modules called within the block (this thread's, reported by ``module_called``): the list
     it yields fills as they run."""
     called = _modes.called = []
+    _capturing.watch = True
     try:
         yield called
     finally:
         _modes.called = None
-
-
-def _modes_of(called: list) -> tuple:
-    """(module, its ``_state``) for the modules a recording called and their sub-modules."""
-    seen: dict = {}
-    for module in called:
-        for m in module.modules():
-            seen.setdefault(id(m), m)
-    return tuple((m, _state(m)) for m in seen.values())
-
-
-_HOOKS = ("_forward_hooks", "_forward_pre_hooks")
-
-
-def _state(m) -> tuple:
-    """What a replay would keep of module ``m`` as recorded: its training flag, its attributes and
-    buffers (compared by identity, a list's items too: a parameter, sub-module or setting
-    replaced), its hooks, and its parameters' ``requires_grad``."""
-    attributes = m.__dict__
-    values = tuple((k, tuple(v) if type(v) is list else v) for k, v in attributes.items()
-                   if k != "_buffers" and k not in _HOOKS)
-    buffers = tuple(attributes.get("_buffers", {}).items())
-    hooks = tuple(tuple(attributes.get(name, ())) for name in _HOOKS)
-    tensors = [t for _, v in values for t in (v if type(v) is tuple else (v,)) if isinstance(t, Tensor)]
-    return m.training, values, buffers, hooks, tuple(t.requires_grad for t in tensors)
-
-
-def _same_state(m, recorded: tuple) -> bool:
-    training, values, buffers, hooks, flags = _state(m)
-    return (training == recorded[0] and hooks == recorded[3] and flags == recorded[4]
-            and _identical(values, recorded[1]) and _identical(buffers, recorded[2]))
-
-
-def _identical(items: tuple, recorded: tuple) -> bool:
-    """The same names with the same objects (a tuple made of a list: the same items)."""
-    return len(items) == len(recorded) and all(k == j and (v is w or _same_items(v, w))
-                                               for (k, v), (j, w) in zip(items, recorded))
-
-
-def _same_items(v, w) -> bool:
-    return type(v) is tuple and type(w) is tuple and len(v) == len(w) and all(a is b for a, b in zip(v, w))
+        _capturing.watch = False
 
 
 class CapturedStep:
@@ -173,7 +139,7 @@ class CapturedStep:
         self._on_failure = on_failure  # called with the message instead of a RuntimeWarning
         self._optimizer = optimizer
         self._rate_changes = 0  # learning-rate changes seen by ``_stale``: a CPU plan refreshes when it missed one
-        self._bound: tuple = ()  # (parameter, the array the graphs were recorded on, requires_grad), for each
+        self._bound: tuple = ()  # (parameter, its array, requires_grad, its state) as recorded, for each
         self._settings: tuple = ()  # (group, a copy of it as recorded), for each of the optimizer's groups
         self.replays = 0
         self.captures = 0  # graphs recorded, re-recordings after a parameter's array changed included
@@ -181,7 +147,8 @@ class CapturedStep:
         self.diverged = 0  # CPU: replays dropped for an eager step (a recorded branch went the other way)
         self._graphs: dict = {}
         self._seen: set = set()  # CPU: input signatures whose first (eager) call has run
-        self._modes: dict = {}  # signature -> (module, its ``_state``) for the modules its recording depends on
+        self._modes: dict = {}  # signature -> (module, its ``deps.state``) for the modules its recording depends on
+        self._held: dict = {}  # CPU: signature -> the arrays of the modules' other tensors (``deps.arrays_of``)
         self._modes_checked = _mode_changes[0]  # module mode changes up to the last check of ``_modes``
         self._states_checked = _state_changes[0]  # other module changes up to then
 
@@ -210,7 +177,7 @@ class CapturedStep:
                     self._graphs[key] = self._capture(inputs)
                 except Exception as exc:
                     self._fail(exc)
-            self._modes[key] = _modes_of(called)
+            self._modes[key] = deps.modes_of(called)
             return out
         static, graph = entry
         xp = self.device.xp
@@ -244,11 +211,16 @@ class CapturedStep:
         if entry is None:
             if key not in self._seen:
                 self._seen.add(key)
-                return self.fn(*inputs)  # creates the optimizer's state: the recorded step is a steady one
+                with _modules_called() as called:  # the modules whose tensors the recording will trace
+                    out = self.fn(*inputs)  # creates the optimizer's state: the recorded step is a steady one
+                self._modes[key] = deps.modes_of(called)
+                return out
             return self._cpu_record(key, inputs)
         plan = entry[1]
-        if plan.gradless and any(p.grad is not None for p in plan.gradless):
-            # recorded where these had no gradient: this call may add to theirs, as a new one would
+        held = self._held[key]
+        if (plan.gradless and any(p.grad is not None for p in plan.gradless)) or (held and deps.arrays_changed(held)):
+            # recorded where these had no gradient (this call may add to theirs, as a new one would), or
+            # on an array a tensor of its modules no longer uses
             del self._graphs[key]
             return self._cpu_record(key, inputs)
         plan.feed(arrays)
@@ -272,13 +244,16 @@ class CapturedStep:
         static = tuple(Tensor._make(self.device.copy(t.data), self.device) for t in inputs)
         for hook in self._hooks:
             hook()
+        params = self._params()
+        takes, others = deps.tensors_of(self._modes.get(key, ()), params)  # the other tensors of its modules
         try:
             with _modules_called() as called:
-                plan = cpu_plan.record(self.fn, static, self.device, self._params(), self._optimizer)
+                plan = cpu_plan.record(self.fn, static, self.device, params + takes, self._optimizer, others)
         except Exception as exc:  # recorded nothing and changed nothing: this step runs eagerly
             self._fail(exc)
             return self.fn(*inputs)
-        self._modes[key] = _modes_of(called)
+        self._modes[key] = deps.modes_of(called)
+        self._held[key] = deps.arrays_of(takes + others)
         self._graphs[key] = (static, plan)
         self.captures += 1
         self._bind()
@@ -287,7 +262,7 @@ class CapturedStep:
 
     def _cpu_check(self, plan, inputs):
         """The first replay, checked bit for bit against an eager step from the same state."""
-        params = self._params()
+        params = plan.params
         before, grads_before = cpu_plan.snapshot(plan), [p.grad for p in params]
         out = self.fn(*inputs)
         after, grads_after = cpu_plan.snapshot(plan), [p.grad for p in params]
@@ -322,7 +297,7 @@ class CapturedStep:
         whole = self._states_checked != _state_changes[0]  # else only training flags changed (each epoch)
         self._modes_checked, self._states_checked = _mode_changes[0], _state_changes[0]
         for key, modes in list(self._modes.items()):
-            if not all(_same_state(m, state) if whole else m.training == state[0] for m, state in modes):
+            if not all(deps.same_state(m, state) if whole else m.training == state[0] for m, state in modes):
                 del self._modes[key]
                 self._graphs.pop(key, None)
                 self._seen.discard(key)
@@ -346,8 +321,10 @@ class CapturedStep:
         """Remember the arrays and settings the recording was made on (see ``_stale``)."""
         if self._optimizer is not None:
             groups = self._optimizer.param_groups
-            self._bound = tuple((p, p.data, p.requires_grad) for group in groups for p in group["params"])
-            self._settings = tuple((group, dict(group)) for group in groups)
+            params = tuple(p for group in groups for p in group["params"])
+            state = self._optimizer.state  # each one's state: cleared or replaced, a replay would update the old
+            self._bound = tuple((p, p.data, p.requires_grad, state.get(p)) for p in params)
+            self._settings = tuple((group, *deps.settings(group)) for group in groups)
 
     def _capture(self, inputs):
         with self.device.activate():
@@ -373,24 +350,19 @@ class CapturedStep:
         params = [p for group in groups for p in group["params"]]
         if len(params) != len(self._bound):  # a parameter added to a group, or taken out
             return True
-        for p, (q, array, wanted) in zip(params, self._bound):
+        state = self._optimizer.state.get
+        for p, (q, array, wanted, held) in zip(params, self._bound):
             if p is not q or p.data is not array or p.requires_grad is not wanted:
                 return True
-        for g, (group, recorded) in zip(groups, self._settings):
-            if g is not group:
+            if held is not None and state(p) is not held:  # its state cleared or replaced
                 return True
-            if _differs(group, recorded):  # the common case, equal, costs one dict comparison
-                if _differs({k: v for k, v in group.items() if k != "lr"},
+        for g, (group, recorded, lists) in zip(groups, self._settings):
+            if g is not group or (lists and deps.lists_changed(group, lists)):
+                return True
+            if deps.differs(group, recorded):  # the common case, equal, costs one dict comparison
+                if deps.differs({k: v for k, v in group.items() if k != "lr"},
                             {k: v for k, v in recorded.items() if k != "lr"}):
                     return True
                 recorded["lr"] = group["lr"]  # a schedule's new rate: refresh_lr passes it on
                 self._rate_changes += 1  # (on the CPU, to each plan before its next replay)
         return False
-
-
-def _differs(a: dict, b: dict) -> bool:
-    """a != b for settings dicts; a value replaced by an array (whose == is elementwise) differs."""
-    try:
-        return bool(a != b)
-    except (ValueError, TypeError):
-        return True

@@ -34,7 +34,8 @@ class Plan:
         self.steps = steps  # what a replay calls: (function, args) pairs, see ``_compile``
         self.result = result  # what the step returned, its arrays now the plan's buffers
         self.grads = grads  # (parameter, its gradient as a Tensor on the plan's buffer)
-        self.gradless: list = []  # parameters without a gradient when the step began (it reads no other's)
+        self.params: list = []  # the tensors whose gradients it computes (``record``'s ``params``)
+        self.gradless: list = []  # those without a gradient when the step began (it reads no other's)
         self.written = written  # arrays outside the plan's buffers that a replay writes (parameters, state)
         self.buffers = buffers  # the plan's own arrays (kept alive with it)
         self.inputs: list = []  # the static buffers of the step's inputs (see ``feed``)
@@ -192,13 +193,16 @@ def _state_arrays(optimizer) -> list:
     return slots
 
 
-def record(fn, inputs: tuple, device, params: list, optimizer) -> Plan:
+def record(fn, inputs: tuple, device, params: list, optimizer, others: tuple | list = ()) -> Plan:
     """Run ``fn(*inputs)`` once (a real step) and return its plan; ``inputs`` are Tensors whose
-    arrays the caller refills before each replay. Raises CaptureError (state restored) when the
-    step cannot be replayed."""
+    arrays the caller refills before each replay. ``params``: the tensors whose gradients the plan
+    computes (a replay hands them theirs); ``others``: more tensors it may read or write (frozen
+    parameters, buffers). Raises CaptureError (state restored) when the step cannot be replayed."""
     rec = _Recording()
     slots = _state_arrays(optimizer)
     originals = [slot[k] for slot, k in slots]
+    params, held = list(params), len(params)
+    params += others  # traced alike; only the first ``held`` take gradients
     datas = [p.data for p in params]
     param_views = [d.view(Tracer) for d in datas]
     old_grads = [p.grad for p in params]
@@ -210,9 +214,9 @@ def record(fn, inputs: tuple, device, params: list, optimizer) -> Plan:
         for slot, k in slots:
             slot[k] = slot[k].view(Tracer)
             views.append(slot[k])
-        for p, view in zip(params, param_views):
+        for i, (p, view) in enumerate(zip(params, param_views)):
             p.data = view
-            if p.grad is not None:
+            if i < held and p.grad is not None:
                 p.grad = Tensor._make(p.grad.data.view(Tracer), device)
         _local.recording = rec
         for name, f in traced_np.items():
@@ -226,13 +230,13 @@ def record(fn, inputs: tuple, device, params: list, optimizer) -> Plan:
         _local.recording = None
         for name, f in plain_np.items():
             setattr(np, name, f)
-        replaced = _put_back(slots, originals, views, params, datas, param_views)
+        replaced = _put_back(slots, originals, views, params, datas, param_views, held)
     try:
         _check(rec, replaced)
         _check_entry_gradients(rec, entry)
         result = _untraced(result, device)
         grads = []
-        for p in params:
+        for p in params[:held]:
             if p.grad is not None:
                 p.grad = Tensor._make(_plain_array(p.grad.data), device)
                 grads.append((p, p.grad))
@@ -242,7 +246,8 @@ def record(fn, inputs: tuple, device, params: list, optimizer) -> Plan:
     private = [original for (slot, k), original in zip(slots, originals) if isinstance(k, str) and k.startswith("_")]
     rates = [original for (slot, _), original in zip(slots, originals) if isinstance(slot, list)]
     plan = _plan(rec, result, grads, [t.data for t in inputs], private, rates)
-    plan.gradless = [p for p, g in zip(params, old_grads) if g is None]
+    plan.params = params[:held]
+    plan.gradless = [p for p, g in zip(plan.params, old_grads) if g is None]
     return plan
 
 
@@ -275,7 +280,7 @@ def _flat(rec: _Recording, size: int, dtype) -> np.ndarray:
     return rec.buffers[-1]
 
 
-def _put_back(slots, originals, views, params, datas, param_views) -> list:
+def _put_back(slots, originals, views, params, datas, param_views, held: int) -> list:
     """Give the state and the parameters their own arrays back; returns what the step replaced
     (rebound instead of updating in place), which a replay could not follow."""
     replaced = []
@@ -285,7 +290,7 @@ def _put_back(slots, originals, views, params, datas, param_views) -> list:
         slot[k] = original
     for i, (p, data, view) in enumerate(zip(params, datas, param_views)):
         if p.data is not view:
-            replaced.append(f"parameter {i}'s array")
+            replaced.append(f"parameter {i}'s array" if i < held else "a buffer's or a frozen parameter's array")
         p.data = data
     return replaced
 

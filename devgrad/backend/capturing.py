@@ -19,6 +19,9 @@ class CaptureError(RuntimeError):
 class _Capturing(threading.local):
     # the Device whose capture this thread is running, if any (a class default: no lookup miss)
     device: Any = None
+    # whether modules called now report themselves (``devgrad.capture``: a step being recorded, or
+    # the eager step before its recording, learns which modules it depends on)
+    watch: bool = False
 
 
 state = _Capturing()

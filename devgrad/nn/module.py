@@ -101,7 +101,7 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
     def __call__(self, *args, **kwargs):
-        if _capturing.device is not None:  # a step being recorded depends on this module's mode
+        if _capturing.watch:  # a step being recorded (or about to be) depends on this module's state
             capture.module_called(self)
         if "_forward_hooks" in self.__dict__ or "_forward_pre_hooks" in self.__dict__:
             return _hooks.call_with_hooks(self, args, kwargs)

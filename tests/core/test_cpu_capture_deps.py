@@ -1,0 +1,160 @@
+"""A CPU ``CapturedStep`` follows what its step depends on beyond its inputs and its optimizer's
+parameters: the other tensors of the modules it calls (parameters another optimizer updates,
+frozen ones, buffers), the optimizer's state and its settings. Each scenario runs the same steps
+eagerly and captured, with the same change between calls, and every loss, parameter, gradient
+and buffer must be the eager one, bit for bit."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import devgrad as dg
+from devgrad import nn, optim
+from devgrad.capture import CapturedStep
+from devgrad.nn import functional as F
+
+CALLS = 9
+
+
+def _batch(i: int):
+    r = np.random.default_rng(i)
+    return dg.tensor(r.standard_normal((8, 4)).astype(np.float32) + 1), dg.tensor(r.integers(0, 3, 8))
+
+
+class RunningNorm(nn.Module):
+    """Subtracts a running mean of its inputs, kept in buffers it updates through ``.data``."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.register_buffer("count", dg.zeros((), dtype="float32"))
+        self.register_buffer("mean", dg.zeros(n, dtype="float32"))
+
+    def forward(self, x):
+        if self.training:
+            with dg.no_grad():
+                self.count.data += 1
+                self.mean.data[...] = self.mean.data + (x.data.mean(axis=0) - self.mean.data) / self.count.data
+        return x - self.mean
+
+
+def _gradients_only():
+    """Forward and backward in the step, no optimizer given: the caller steps it outside."""
+    model = nn.MLP([4, 16, 3], generator=1)
+    opt = optim.SGD(model.parameters(), lr=0.05)
+
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        model.zero_grad()
+        loss.backward()
+        return loss
+    return model, step, None, lambda i: opt.step()
+
+
+def _second_optimizer():
+    """The step updates the head; another optimizer updates the body from the gradients it computes."""
+    model = nn.MLP([4, 16, 3], generator=1)
+    head = optim.SGD(model.net[2].parameters(), lr=0.1, capturable=True)
+    body = optim.SGD(model.net[0].parameters(), lr=0.05)
+
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        model.zero_grad()
+        loss.backward()
+        head.step()
+        return loss
+    return model, step, head, lambda i: body.step()
+
+
+def _teacher():
+    """A frozen copy of the student whose arrays are replaced by the student's every 4 calls."""
+    student, teacher = nn.MLP([4, 8, 3], generator=1), nn.MLP([4, 8, 3], generator=2).requires_grad_(False)
+    opt = optim.SGD(student.parameters(), lr=0.1, capturable=True)
+
+    def step(x, y):
+        loss = F.mse_loss(student(x), teacher(x))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    def refresh(i):
+        if i % 4 == 3:
+            for s, t in zip(student.parameters(), teacher.parameters()):
+                t.data = s.data.copy()
+    return nn.Sequential(student, teacher), step, opt, refresh
+
+
+def _with(model, opt, between=lambda i: None):
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    return model, step, opt, between
+
+
+def _running_norm():
+    model = nn.Sequential(RunningNorm(4), nn.MLP([4, 16, 3], generator=1))
+    return _with(model, optim.SGD(model.parameters(), lr=0.1, capturable=True))
+
+
+def _state_cleared():
+    model = nn.MLP([4, 16, 3], generator=1)
+    opt = optim.Adam(model.parameters(), lr=0.01, capturable=True)
+    return _with(model, opt, lambda i: opt.state.clear() if i == 5 else None)
+
+
+def _betas_changed_in_place():
+    model = nn.MLP([4, 16, 3], generator=1)
+    opt = optim.Adam(model.parameters(), lr=0.01, capturable=True)
+    opt.param_groups[0]["betas"] = [0.9, 0.999]  # a list, as many scripts write it
+
+    def between(i):
+        if i == 5:
+            opt.param_groups[0]["betas"][0] = 0.5
+    return _with(model, opt, between)
+
+
+def _batch_norm():
+    """Training batch norm: a step this recorder refuses; its refused recording must leave no trace."""
+    model = nn.MLP([4, 16, 3], generator=1, norm="batch")
+    return _with(model, optim.SGD(model.parameters(), lr=0.1, capturable=True))
+
+
+SCENARIOS = {"gradients only, the optimizer stepped outside": _gradients_only,
+             "a second optimizer outside the step": _second_optimizer,
+             "a frozen teacher's arrays replaced": _teacher,
+             "buffers a module updates in forward before the loss reads labels, refused": _running_norm,
+             "the optimizer's state cleared": _state_cleared,
+             "betas changed in place": _betas_changed_in_place,
+             "training batch norm, refused": _batch_norm}
+
+
+def _run(make, captured: bool):
+    model, fn, opt, between = make()
+    step = CapturedStep(fn, "cpu", optimizer=opt) if captured else fn
+    seen = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(CALLS):
+            seen.append(step(*_batch(i)).numpy().tobytes())
+            between(i)
+            seen += [p.numpy().tobytes() for p in model.parameters()]
+            seen += [None if p.grad is None else p.grad.numpy().tobytes() for p in model.parameters()]
+            seen += [b.numpy().tobytes() for b in model.buffers()]
+    return seen, step, [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS), ids=list(SCENARIOS))
+def test_what_a_step_depends_on_beyond_its_optimizer_replays_as_eagerly(scenario):
+    eager, _, _ = _run(SCENARIOS[scenario], captured=False)
+    captured, step, caught = _run(SCENARIOS[scenario], captured=True)
+    assert captured == eager
+    if scenario.endswith("refused"):
+        assert step.replays == 0 and len(caught) == 1 and "running it eagerly" in caught[0]
+    else:
+        assert step.replays >= 3 and not caught

@@ -309,6 +309,9 @@ class Tracer(np.ndarray):
         rec = _rec()
         if rec is None:
             return _traced(self.view(np.ndarray)[_plain(key)]) if _has_tracer(key) else super().__getitem__(key)
+        for part in key if type(key) is tuple else (key,):
+            if isinstance(part, Tracer) and part.dtype == np.bool_:  # the result's length is the mask's count:
+                int(np.count_nonzero(part))  # read, and so checked on every replay (another count: eager)
         rec.quiet += 1
         try:
             return self._record_method("__getitem__", key)

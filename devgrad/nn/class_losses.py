@@ -16,7 +16,7 @@ from devgrad.backend import DeviceError
 from devgrad.core import Function, Tensor
 from devgrad.ops.activation import log_softmax, softplus
 from devgrad.ops.elementwise import Where, log, maximum
-from devgrad.ops.shape import getitem
+from devgrad.ops.shape import getitem, indexed
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -86,7 +86,9 @@ def _picked_nll(log_probs: Tensor, target, weight, ignore_index: int, reduction:
     safe = xp.where(keep, flat, 0)
     picked = getitem(rows, (xp.arange(flat.size), safe))
     w = _class_weight(weight, log_probs, n_classes, name)
-    row_weight = keep.astype(log_probs.dtype) if w is None else xp.where(keep, w.data[safe], 0).astype(w.dtype)
+    # indexed: a step recorded for replay sees the lookup by the batch's labels (w.data[safe] would be
+    # frozen at the recording's labels: the recording does not trace a weight given to the loss)
+    row_weight = keep.astype(log_probs.dtype) if w is None else xp.where(keep, indexed(w.data, safe), 0).astype(w.dtype)
     # selected, not multiplied by 0: with every label ignored the mean is 0/0 = NaN, and an
     # ignored position's gradient must stay 0 (PyTorch's), not 0·inf
     loss = Where.apply(-picked * Tensor._make(row_weight, log_probs.device), 0.0, cond=keep)
@@ -120,7 +122,7 @@ def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
     keep = flat != ignore_index
     smooth = Where.apply(smooth, 0.0, cond=keep)
     xp = logits.xp
-    counted = keep.sum() if w is None else xp.where(keep, w.data[xp.where(keep, flat, 0)], 0).sum()
+    counted = keep.sum() if w is None else xp.where(keep, indexed(w.data, xp.where(keep, flat, 0)), 0).sum()
     smooth = _reduce(smooth.reshape(back), reduction, Tensor._make(xp.asarray(counted, dtype=logits.dtype),
                                                                     logits.device))
     return nll * (1.0 - label_smoothing) + smooth * (label_smoothing / n_classes)

@@ -120,6 +120,18 @@ def _index_add(device, g, index, shape, accumulate: bool):
     return out
 
 
+def indexed(a, index):
+    """a[index]. A plain NumPy array indexed by an array of a subclass of ndarray (a step recorded for
+    replay traces its arrays: ``devgrad.cpu_capture``) is looked at as that subclass, so that the
+    lookup is recorded with the step rather than frozen at the recording's index."""
+    if type(a) is np.ndarray:
+        for part in index if type(index) is tuple else (index,):
+            kind = type(part)
+            if kind is not np.ndarray and isinstance(part, np.ndarray):
+                return a.view(kind)[index]
+    return a[index]
+
+
 class GetItem(Function):
     """x[index] with NumPy semantics: ints, slices, None, Ellipsis, integer and boolean arrays."""
 
@@ -130,7 +142,7 @@ class GetItem(Function):
         self.in_shape = a.shape
         self.index = index
         self.accumulate = accumulate
-        return a[index]
+        return indexed(a, index)
 
     def backward(self, g):
         # a graph of the gradient: the scatter as an op, differentiable again

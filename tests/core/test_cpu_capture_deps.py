@@ -125,23 +125,96 @@ def _batch_norm():
     return _with(model, optim.SGD(model.parameters(), lr=0.1, capturable=True))
 
 
+def _repeated_first(i: int):
+    """The first three calls (eager, recorded, checked) see one batch; later calls others: a lookup the
+    recording froze would pass the check."""
+    return _batch(max(i, 2))
+
+
+def _ignored(i: int):
+    """Labels with one ignored position in the first calls, three later (padding)."""
+    x, y = _batch(i)
+    labels = y.numpy().copy()
+    labels[: 1 if i < 4 else 3] = -100
+    return x, dg.tensor(labels)
+
+
+CLASS_WEIGHT = dg.tensor(np.array([0.2, 1.0, 3.0], np.float32))
+TABLE = dg.tensor(np.array([[1.0, 0.0, 0.5], [0.0, 2.0, 0.0], [0.3, 0.0, 1.0]], np.float32))
+
+
+def _class_weights():
+    model = nn.MLP([4, 16, 3], generator=1)
+    opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
+
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y, weight=CLASS_WEIGHT)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    return model, step, opt, lambda i: None, _repeated_first
+
+
+def _table_lookup():
+    """Targets looked up in a tensor outside every module by the batch's labels."""
+    model = nn.MLP([4, 16, 3], generator=1)
+    opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
+
+    def step(x, y):
+        loss = F.mse_loss(model(x), TABLE[y])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    return model, step, opt, lambda i: None, _repeated_first
+
+
+def _frozen_embedding():
+    model = nn.Sequential(nn.Embedding(10, 5, generator=3), nn.Linear(5, 3, generator=1))
+    model[0].weight.requires_grad_(False)
+    opt = optim.SGD(model[1].parameters(), lr=0.1, capturable=True)
+
+    def step(tokens, y):
+        loss = F.cross_entropy(model(tokens), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    def batch(i):
+        r = np.random.default_rng(max(i, 2))
+        return dg.tensor(r.integers(0, 10, 8)), dg.tensor(r.integers(0, 3, 8))
+    return model, step, opt, lambda i: None, batch
+
+
+def _more_ignored():
+    model = nn.MLP([4, 16, 3], generator=1)
+    return (*_with(model, optim.SGD(model.parameters(), lr=0.1, capturable=True)), _ignored)
+
+
 SCENARIOS = {"gradients only, the optimizer stepped outside": _gradients_only,
              "a second optimizer outside the step": _second_optimizer,
              "a frozen teacher's arrays replaced": _teacher,
              "buffers a module updates in forward before the loss reads labels, refused": _running_norm,
              "the optimizer's state cleared": _state_cleared,
              "betas changed in place": _betas_changed_in_place,
-             "training batch norm, refused": _batch_norm}
+             "training batch norm, refused": _batch_norm,
+             "class weights looked up by the labels": _class_weights,
+             "a table outside the modules looked up by the labels": _table_lookup,
+             "a frozen embedding": _frozen_embedding,
+             "more labels ignored than when recorded": _more_ignored}
 
 
 def _run(make, captured: bool):
-    model, fn, opt, between = make()
+    model, fn, opt, between, *batch = make()
+    batch = batch[0] if batch else _batch
     step = CapturedStep(fn, "cpu", optimizer=opt) if captured else fn
     seen = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for i in range(CALLS):
-            seen.append(step(*_batch(i)).numpy().tobytes())
+            seen.append(step(*batch(i)).numpy().tobytes())
             between(i)
             seen += [p.numpy().tobytes() for p in model.parameters()]
             seen += [None if p.grad is None else p.grad.numpy().tobytes() for p in model.parameters()]
@@ -156,5 +229,7 @@ def test_what_a_step_depends_on_beyond_its_optimizer_replays_as_eagerly(scenario
     assert captured == eager
     if scenario.endswith("refused"):
         assert step.replays == 0 and len(caught) == 1 and "running it eagerly" in caught[0]
+    elif scenario.startswith("more labels ignored"):  # another length selected: those calls run eagerly
+        assert step.replays == 2 and step.diverged == CALLS - 4 and not caught
     else:
         assert step.replays >= 3 and not caught

@@ -162,7 +162,10 @@ def _converters():
                 return original(*args, **kwargs)
             buf = _buffer(rec, original(*_plain(args), **_plain(kwargs)))
             if fill is not None:
-                rec.plan.append((np.copyto, (buf, _plain(fill(args, kwargs))), None))
+                value = _plain(fill(args, kwargs))
+                if not isinstance(value, np.ndarray):  # in the buffer's dtype, cast as NumPy's own fill casts it
+                    value = originals["array"](value, dtype=buf.dtype)  # (np.ones(n, bool): copyto refuses 1)
+                rec.plan.append((np.copyto, (buf, value), None))
             return _traced(buf)
 
         return traced
@@ -313,8 +316,9 @@ def _check_entry_gradients(rec: _Recording, entry: list) -> None:
         for a in _arrays_of([args, kwargs, getattr(fn, "args", None), getattr(fn, "keywords", None)]):
             if any(np.may_share_memory(a, e) for e in roots.get(id(_root(a)), ())):
                 raise CaptureError("the step adds to the gradients the parameters had when it began (backward "
-                                   "without zero_grad before it): a replay would add to the recording's instead; "
-                                   "set them to None first (opt.zero_grad() in the step)")
+                                   "without zero_grad before it, or after zero_grad(set_to_none=False), which keeps "
+                                   "their arrays): a replay would add to the recording's arrays instead; set them to "
+                                   "None first (opt.zero_grad() in the step)")
 
 
 def _undo(rec: _Recording, params: list, old_grads: list) -> None:

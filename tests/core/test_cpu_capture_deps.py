@@ -233,3 +233,23 @@ def test_what_a_step_depends_on_beyond_its_optimizer_replays_as_eagerly(scenario
         assert step.replays == 2 and step.diverged == CALLS - 4 and not caught
     else:
         assert step.replays >= 3 and not caught
+
+
+def _clipped():
+    """dg.clip's gradient fills a boolean mask made with ones (a fill a replay must cast as NumPy does)."""
+    model = nn.Linear(4, 3, generator=1)
+    opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
+
+    def step(x, y):
+        loss = F.cross_entropy(dg.clip(model(x), -0.5, 0.5), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    return model, step, opt, lambda i: None
+
+
+def test_a_step_that_clips_replays_as_eagerly():
+    eager, _, _ = _run(_clipped, captured=False)
+    captured, step, caught = _run(_clipped, captured=True)
+    assert captured == eager and step.replays == CALLS - 2 and not caught

@@ -162,10 +162,7 @@ def _converters():
                 return original(*args, **kwargs)
             buf = _buffer(rec, original(*_plain(args), **_plain(kwargs)))
             if fill is not None:
-                value = _plain(fill(args, kwargs))
-                if not isinstance(value, np.ndarray):  # in the buffer's dtype, cast as NumPy's own fill casts it
-                    value = originals["array"](value, dtype=buf.dtype)  # (np.ones(n, bool): copyto refuses 1)
-                rec.plan.append((np.copyto, (buf, value), None))
+                rec.plan.append((np.copyto, (buf, _fill_value(_plain(fill(args, kwargs)), buf.dtype)), None))
             return _traced(buf)
 
         return traced
@@ -173,6 +170,17 @@ def _converters():
     traced = {name: convert(name) for name in _NUMPY_CONVERTERS}
     traced.update({name: create(name) for name in _NUMPY_CREATIONS})
     return originals, traced
+
+
+def _fill_value(value, dtype: np.dtype):
+    """A creation's fill as ``copyto`` takes it into a buffer of ``dtype``: NumPy's fill casts it
+    unsafely (np.ones(n, bool)), where copyto refuses 1 into bools and 2.0 into integers."""
+    if isinstance(value, bool | int | float):
+        if dtype == np.bool_:
+            return bool(value)
+        if dtype.kind in "iu" and isinstance(value, float) and value.is_integer():
+            return int(value)
+    return value
 
 
 _NUMPY_CREATIONS = ("zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like", "full_like")

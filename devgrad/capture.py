@@ -68,6 +68,7 @@ from devgrad import cpu_plan
 from devgrad.backend import device as resolve_device
 from devgrad.backend.capturing import state as _capturing
 from devgrad.core import Tensor
+from devgrad.core.backward import leaf_watch
 
 
 class _ModeWatch(threading.local):
@@ -97,6 +98,16 @@ def module_called(module) -> None:
     """``module`` runs while a step is recorded (``nn.Module`` calls this): the recording depends on its mode."""
     if _modes.called is not None:
         _modes.called.append(module)
+
+
+@contextlib.contextmanager
+def _leaves_given_gradients():
+    """(leaf, its gradient before) for each leaf the block's backward walks (this thread's) give one."""
+    given = leaf_watch.leaves = []
+    try:
+        yield given
+    finally:
+        leaf_watch.leaves = None
 
 
 @contextlib.contextmanager
@@ -149,6 +160,7 @@ class CapturedStep:
         self._seen: set = set()  # CPU: input signatures whose first (eager) call has run
         self._modes: dict = {}  # signature -> (module, its ``deps.state``) for the modules its recording depends on
         self._held: dict = {}  # CPU: signature -> the arrays of the modules' other tensors (``deps.arrays_of``)
+        self._leaves: dict = {}  # CPU: signature -> the tensors its eager call gave gradients
         self._modes_checked = _mode_changes[0]  # module mode changes up to the last check of ``_modes``
         self._states_checked = _state_changes[0]  # other module changes up to then
 
@@ -211,9 +223,10 @@ class CapturedStep:
         if entry is None:
             if key not in self._seen:
                 self._seen.add(key)
-                with _modules_called() as called:  # the modules whose tensors the recording will trace
+                with _modules_called() as called, _leaves_given_gradients() as leaves:  # what the recording traces
                     out = self.fn(*inputs)  # creates the optimizer's state: the recorded step is a steady one
                 self._modes[key] = deps.modes_of(called)
+                self._leaves[key] = list({id(leaf): leaf for leaf, _ in leaves}.values())
                 return out
             return self._cpu_record(key, inputs)
         plan = entry[1]
@@ -246,6 +259,8 @@ class CapturedStep:
             hook()
         params = self._params()
         takes, others = deps.tensors_of(self._modes.get(key, ()), params)  # the other tensors of its modules
+        known = {id(t) for t in (*params, *takes, *others)}
+        takes += [t for t in self._leaves.get(key, ()) if id(t) not in known]  # and those given gradients
         try:
             with _modules_called() as called:
                 plan = cpu_plan.record(self.fn, static, self.device, params + takes, self._optimizer, others)

@@ -16,15 +16,14 @@ import functools
 import numpy as np
 
 from devgrad import cpu_fold, cpu_fuse
+from devgrad.cpu_numpy import converters
 from devgrad.backend import CaptureError, recording_for_replay
 from devgrad.core import Tensor
+from devgrad.core.backward import leaf_watch
 from devgrad.backend.fp_errors import ERRORS, QUIET
-from devgrad.cpu_capture import DivergedError, Tracer, _buffer, _local, _owner, _plain, _Recording, _root, _traced
+from devgrad.cpu_capture import DivergedError, Tracer, _local, _owner, _Recording, _root
 
 __all__ = ["DivergedError", "Plan", "record"]
-
-_NUMPY_CONVERTERS = ("asarray", "asanyarray", "array", "ascontiguousarray")
-
 
 class Plan:
     """A recorded step: ``replay()`` repeats its NumPy calls and returns what the step returned."""
@@ -129,67 +128,6 @@ def _input_slots(plan: Plan, static: list) -> list:
     return slots
 
 
-def _converters():
-    """np.asarray & co. that keep a traced array traced (a conversion that copies is recorded),
-    and np.zeros & co. that make traced buffers (refilled on every replay, so that the writes
-    a step makes into them are recorded, and repeated on clean buffers)."""
-    originals = {name: getattr(np, name) for name in _NUMPY_CONVERTERS + _NUMPY_CREATIONS}
-
-    def convert(name):
-        original = originals[name]
-
-        def traced(a, dtype=None, *args, **kwargs):
-            if isinstance(a, Tracer):
-                copy = kwargs.get("copy", name == "array")
-                same = dtype is None or np.dtype(dtype) == a.dtype
-                contiguous = name != "ascontiguousarray" or a.flags.c_contiguous
-                if same and contiguous and not copy:
-                    return a
-                return a.astype(a.dtype if dtype is None else dtype, order="C" if not contiguous else "K")
-            if isinstance(a, list | tuple) and any(isinstance(v, Tracer) for v in a):
-                return np.stack(a) if dtype is None else np.stack(a).astype(dtype)
-            return original(a, dtype, *args, **kwargs)
-
-        return traced
-
-    def create(name):
-        original = originals[name]
-        fill = _FILLS.get(name)
-
-        def traced(*args, **kwargs):
-            rec = getattr(_local, "recording", None)
-            if rec is None:  # another thread, not the one recording: NumPy's own
-                return original(*args, **kwargs)
-            buf = _buffer(rec, original(*_plain(args), **_plain(kwargs)))
-            if fill is not None:
-                rec.plan.append((np.copyto, (buf, _fill_value(_plain(fill(args, kwargs)), buf.dtype)), None))
-            return _traced(buf)
-
-        return traced
-
-    traced = {name: convert(name) for name in _NUMPY_CONVERTERS}
-    traced.update({name: create(name) for name in _NUMPY_CREATIONS})
-    return originals, traced
-
-
-def _fill_value(value, dtype: np.dtype):
-    """A creation's fill as ``copyto`` takes it into a buffer of ``dtype``: NumPy's fill casts it
-    unsafely (np.ones(n, bool)), where copyto refuses 1 into bools and 2.0 into integers."""
-    if isinstance(value, bool | int | float):
-        if dtype == np.bool_:
-            return bool(value)
-        if dtype.kind in "iu" and isinstance(value, float) and value.is_integer():
-            return int(value)
-    return value
-
-
-_NUMPY_CREATIONS = ("zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like", "full_like")
-# how each creation fills its array (the value given its arguments); empty ones are not filled
-_FILLS = {"zeros": lambda a, k: 0, "zeros_like": lambda a, k: 0, "ones": lambda a, k: 1, "ones_like": lambda a, k: 1,
-          "full": lambda a, k: a[1] if len(a) > 1 else k["fill_value"],
-          "full_like": lambda a, k: a[1] if len(a) > 1 else k["fill_value"]}
-
-
 def _state_arrays(optimizer) -> list:
     """(dict or list, key) of every array in the optimizer's per-parameter state and its device
     learning rates: what the step updates besides the parameters."""
@@ -219,8 +157,9 @@ def record(fn, inputs: tuple, device, params: list, optimizer, others: tuple | l
     old_grads = [p.grad for p in params]
     entry = [g.data for g in old_grads if g is not None]  # the gradients the step starts with
     traced_inputs = tuple(Tensor._make(t.data.view(Tracer), device) for t in inputs)
-    plain_np, traced_np = _converters()
-    views = []
+    plain_np, traced_np = converters()
+    views: list = []
+    watch: list = []  # (leaf, its gradient before) for each leaf a backward walk of the step gave one
     try:
         for slot, k in slots:
             slot[k] = slot[k].view(Tracer)
@@ -229,16 +168,16 @@ def record(fn, inputs: tuple, device, params: list, optimizer, others: tuple | l
             p.data = view
             if i < held and p.grad is not None:
                 p.grad = Tensor._make(p.grad.data.view(Tracer), device)
-        _local.recording = rec
+        _local.recording, leaf_watch.leaves = rec, watch
         for name, f in traced_np.items():
             setattr(np, name, f)
         with recording_for_replay(device):
             result = fn(*traced_inputs)
     except BaseException:
-        _undo(rec, params, old_grads)
+        _undo(rec, params, old_grads, watch)
         raise
     finally:
-        _local.recording = None
+        _local.recording = leaf_watch.leaves = None
         for name, f in plain_np.items():
             setattr(np, name, f)
         replaced = _put_back(slots, originals, views, params, datas, param_views, held)
@@ -246,13 +185,14 @@ def record(fn, inputs: tuple, device, params: list, optimizer, others: tuple | l
         _check(rec, replaced)
         _check_entry_gradients(rec, entry)
         result = _untraced(result, device)
+        _check_leaves(watch, params)
         grads = []
         for p in params[:held]:
             if p.grad is not None:
                 p.grad = Tensor._make(_plain_array(p.grad.data), device)
                 grads.append((p, p.grad))
     except BaseException:
-        _undo(rec, params, old_grads)
+        _undo(rec, params, old_grads, watch)
         raise
     private = [original for (slot, k), original in zip(slots, originals) if isinstance(k, str) and k.startswith("_")]
     rates = [original for (slot, _), original in zip(slots, originals) if isinstance(slot, list)]
@@ -260,6 +200,15 @@ def record(fn, inputs: tuple, device, params: list, optimizer, others: tuple | l
     plan.params = params[:held]
     plan.gradless = [p for p, g in zip(plan.params, old_grads) if g is None]
     return plan
+
+
+def _check_leaves(watch: list, params: list) -> None:
+    """Refuse a step that gave a gradient to a tensor outside ``params``: a replay would not hand
+    it its gradient. (``CapturedStep`` passes every leaf the step's eager call gave one.)"""
+    known = {id(p) for p in params}
+    if any(id(leaf) not in known for leaf, _ in watch):
+        raise CaptureError("the step gave a gradient to a tensor it had not given one in its first, eager call: "
+                           "a replay would not hand it its gradient")
 
 
 def _plan(rec: _Recording, result, grads: list, inputs: list, private: list, rates: list) -> Plan:
@@ -329,10 +278,13 @@ def _check_entry_gradients(rec: _Recording, entry: list) -> None:
                                    "None first (opt.zero_grad() in the step)")
 
 
-def _undo(rec: _Recording, params: list, old_grads: list) -> None:
-    """Undo a recording that failed: old contents back into every array it wrote, old gradients."""
+def _undo(rec: _Recording, params: list, old_grads: list, watch: list) -> None:
+    """Undo a recording that failed: old contents back into every array it wrote, old gradients
+    (``watch``: those of the other leaves the step gave one)."""
     for target, before in reversed(rec.saved):
         np.copyto(target, before)
+    for leaf, before in reversed(watch):
+        leaf.grad = before
     for p, g in zip(params, old_grads):
         p.grad = g
 

@@ -8,6 +8,7 @@ is checked against its target, and a node frees what it saved unless ``retain_gr
 from __future__ import annotations
 
 import heapq
+import threading
 
 import numpy as np
 
@@ -138,9 +139,23 @@ def _seed(outputs, grad_outputs, fast: bool, node_grads: dict, leaf_grads: dict,
                 heapq.heappush(heap, (-node.seq, node))
 
 
+class _LeafWatch(threading.local):
+    """``leaves``: while a step is recorded for replay (``devgrad.cpu_plan``), a list that each
+    backward walk of this thread extends with (leaf, its ``.grad`` before) for every leaf it gives a
+    gradient (a class default: no lookup miss)."""
+
+    leaves: list | None = None
+
+
+leaf_watch = _LeafWatch()
+
+
 def _finish(inputs, leaf_grads: dict, wanted, fast: bool):
     """Store leaf gradients in ``.grad`` (``inputs`` None), or return those of ``inputs``."""
     if inputs is None:
+        watched = leaf_watch.leaves
+        if watched is not None:
+            watched += [(leaf, leaf.grad) for leaf, _ in leaf_grads.values()]
         if fast:
             _set_leaf_grads_from_arrays(leaf_grads)
         else:

@@ -23,7 +23,7 @@ LAYERS = [
     ("backend", ["devgrad.version", "devgrad.backend"]),
     ("core", ["devgrad.core", "devgrad.creation", "devgrad.random", "devgrad.io", "devgrad.gradcheck",
               "devgrad.capture", "devgrad.capture_deps", "devgrad.cpu_capture", "devgrad.cpu_fold", "devgrad.cpu_fuse",
-              "devgrad.cpu_plan",
+              "devgrad.cpu_numpy", "devgrad.cpu_plan",
               "devgrad.viz",
               "devgrad.viz_draw", "devgrad.interop"]),
     ("ops", ["devgrad.ops", "devgrad.linalg"]),

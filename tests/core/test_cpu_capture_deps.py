@@ -193,6 +193,29 @@ def _more_ignored():
     return (*_with(model, optim.SGD(model.parameters(), lr=0.1, capturable=True)), _ignored)
 
 
+def _closure(clears_inside: bool):
+    """Tensors in a closure (no module), updated outside the step by an optimizer it is not given;
+    their gradients cleared in the step, or by the caller until call 5 (then they add up)."""
+    w = dg.tensor(np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32), requires_grad=True)
+    b = dg.zeros(3, requires_grad=True)
+    opt = optim.SGD([w, b], lr=0.1)
+    holder = nn.Module()
+    holder.w, holder.b = w, b  # for _run, which reads the parameters from a module
+
+    def step(x, y):
+        if clears_inside:
+            w.grad = b.grad = None
+        loss = F.cross_entropy(x @ w + b, y)
+        loss.backward()
+        return loss
+
+    def between(i):
+        opt.step()
+        if not clears_inside and i < 5:
+            w.grad = b.grad = None
+    return holder, step, None, between
+
+
 SCENARIOS = {"gradients only, the optimizer stepped outside": _gradients_only,
              "a second optimizer outside the step": _second_optimizer,
              "a frozen teacher's arrays replaced": _teacher,
@@ -203,7 +226,9 @@ SCENARIOS = {"gradients only, the optimizer stepped outside": _gradients_only,
              "class weights looked up by the labels": _class_weights,
              "a table outside the modules looked up by the labels": _table_lookup,
              "a frozen embedding": _frozen_embedding,
-             "more labels ignored than when recorded": _more_ignored}
+             "more labels ignored than when recorded": _more_ignored,
+             "tensors in a closure, cleared in the step": lambda: _closure(True),
+             "tensors in a closure, cleared by the caller until it stops": lambda: _closure(False)}
 
 
 def _run(make, captured: bool):
@@ -229,6 +254,8 @@ def test_what_a_step_depends_on_beyond_its_optimizer_replays_as_eagerly(scenario
     assert captured == eager
     if scenario.endswith("refused"):
         assert step.replays == 0 and len(caught) == 1 and "running it eagerly" in caught[0]
+    elif scenario.endswith("until it stops"):  # then the step adds to the gradients: recorded afresh, refused
+        assert step.replays >= 2 and len(caught) == 1 and "adds to the gradients" in caught[0]
     elif scenario.startswith("more labels ignored"):  # another length selected: those calls run eagerly
         assert step.replays == 2 and step.diverged == CALLS - 4 and not caught
     else:

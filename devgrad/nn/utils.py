@@ -32,7 +32,10 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0) -> Tens
         if norm_type == float("inf"):
             total = xp.max(xp.stack([xp.max(xp.abs(g.data)) for g in grads]))
         else:
-            total = xp.sum(xp.stack([xp.sum(xp.abs(g.data) ** norm_type) for g in grads])) ** (1.0 / norm_type)
+            # a 0-d array's power, as a replayed step computes it (a NumPy scalar's ** is the C library's
+            # pow, and ** 0.5 not sqrt: an ulp apart at times)
+            total = xp.asarray(xp.sum(xp.stack([xp.sum(xp.abs(g.data) ** norm_type) for g in grads])))
+            total = xp.power(total, 1.0 / norm_type)
         coef = xp.minimum(max_norm / (total + 1e-6), 1.0).astype(grads[0].dtype)
         for g in grads:
             g.data *= coef

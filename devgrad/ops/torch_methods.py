@@ -231,7 +231,9 @@ class PNorm(Function):
         xp = self.device.xp
         if p == 2.0:
             return xp.sqrt(xp.sum(a * a, axis=axes, keepdims=keepdims))
-        return xp.sum(xp.abs(a) ** p, axis=axes, keepdims=keepdims) ** (1.0 / p)
+        # the power of an array, also for a whole sum (NumPy's scalar ** is the C library's pow, which a
+        # step replayed on arrays would not repeat bit for bit)
+        return xp.power(xp.asarray(xp.sum(xp.abs(a) ** p, axis=axes, keepdims=keepdims)), 1.0 / p)
 
     def backward(self, g):
         x = self.inputs[0]

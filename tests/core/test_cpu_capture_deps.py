@@ -280,3 +280,32 @@ def test_a_step_that_clips_replays_as_eagerly():
     eager, _, _ = _run(_clipped, captured=False)
     captured, step, caught = _run(_clipped, captured=True)
     assert captured == eager and step.replays == CALLS - 2 and not caught
+
+
+# gradients whose squared sum s has NumPy's scalar s ** 0.5 (the C library's pow) an ulp away from sqrt(s)
+AWKWARD = [[1.3150897378349449, 1.214557620937242], [1.21924719376231, 0.5793640167062328],
+           [1.1468939097035395, 0.9829226547323913], [0.6339649507748883, 1.5918119103126322]]
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 3.0])
+def test_a_clipping_norm_replays_the_eager_bits(norm_type):
+    """clip_grad_norm_'s norm is a power of the gradients' total: a replay, which computes it on
+    0-d arrays, must round it as the eager step does."""
+    def run(captured: bool):
+        w = nn.Parameter(dg.zeros(2, dtype="float64"))
+        opt = optim.SGD([w], lr=0.1, capturable=True)
+
+        def step(x):
+            loss = (w * x).sum()  # w's gradient is x
+            opt.zero_grad()
+            loss.backward()
+            norm = nn.utils.clip_grad_norm_([w], max_norm=0.5, norm_type=norm_type)
+            opt.step()
+            return norm
+        fn = CapturedStep(step, "cpu", optimizer=opt) if captured else step
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            norms = [fn(dg.tensor(np.array(AWKWARD[i % 4]))).numpy().tobytes() for i in range(CALLS)]
+        return norms, w.numpy().tobytes(), getattr(fn, "replays", None)
+    eager, captured = run(False), run(True)
+    assert captured[:2] == eager[:2] and captured[2] == CALLS - 2

@@ -159,7 +159,8 @@ def _scalar_step(fn, args: tuple) -> tuple:
                 and keepdims is False and out.shape == (1,)):
             return fn, (a[:, 0], 0, dtype, out.reshape(()), False)
         return fn, args
-    if type(fn) is not np.ufunc or fn.nout != 1 or len(args) != fn.nin + 1 or not isinstance(args[-1], np.ndarray):
+    if (type(fn) is not np.ufunc or fn.signature is not None  # a gufunc (matmul) is not elementwise
+            or fn.nout != 1 or len(args) != fn.nin + 1 or not isinstance(args[-1], np.ndarray)):
         return fn, args
     out = args[-1]
     if out.size <= 1:

@@ -192,12 +192,13 @@ def summary_of(trainer: Trainer, history: list, status: str, wall: float, earlie
 
 
 def _capture_summary(trainer: Trainer) -> dict:
-    """What train.capture did: steps recorded, steps replayed, or why not; and the CUDA graph's
-    own entry, as GPU checks read it."""
+    """What train.capture did: steps recorded, steps replayed, or why not (``active``: replayed, and
+    still at the end: a step that stopped replaying, its ``why_not`` says why, ran eagerly from
+    then on); and the CUDA graph's own entry, as GPU checks read it."""
     step, setting = trainer.step, trainer.spec.train.capture
     gpu = trainer.device.supports_graphs
     why_not = trainer.plan.graph_reason or step.failure
-    return {"capture": {"setting": setting, "active": step.replays > 0, "as": CAPTURED_AS[gpu],
+    return {"capture": {"setting": setting, "active": step.replays > 0 and step.failure is None, "as": CAPTURED_AS[gpu],
                         "recorded": step.graphs, "replays": step.replays, "eager_fallbacks": step.diverged,
                         "why_not": why_not},
             "cuda_graph": {"setting": setting, "active": gpu and step.graphs > 0, "graphs": step.graphs if gpu else 0,

@@ -216,6 +216,18 @@ def _closure(clears_inside: bool):
     return holder, step, None, between
 
 
+def _nesterov_two_batch_sizes():
+    """Small parameters (the eager steps' flat SGD update) and a last partial batch (two recordings):
+    the recorded per-parameter update writes scratch the eager one leaves alone."""
+    model = nn.MLP([4, 16, 16, 3], generator=1)
+    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01, capturable=True)
+
+    def batch(i):
+        x, y = _batch(i)
+        return (x, y) if i % 2 == 0 else (x[:5], y[:5])
+    return (*_with(model, opt), batch)
+
+
 SCENARIOS = {"gradients only, the optimizer stepped outside": _gradients_only,
              "a second optimizer outside the step": _second_optimizer,
              "a frozen teacher's arrays replaced": _teacher,
@@ -227,6 +239,7 @@ SCENARIOS = {"gradients only, the optimizer stepped outside": _gradients_only,
              "a table outside the modules looked up by the labels": _table_lookup,
              "a frozen embedding": _frozen_embedding,
              "more labels ignored than when recorded": _more_ignored,
+             "Nesterov with weight decay, two batch sizes": _nesterov_two_batch_sizes,
              "tensors in a closure, cleared in the step": lambda: _closure(True),
              "tensors in a closure, cleared by the caller until it stops": lambda: _closure(False)}
 
@@ -309,3 +322,29 @@ def test_a_clipping_norm_replays_the_eager_bits(norm_type):
         return norms, w.numpy().tobytes(), getattr(fn, "replays", None)
     eager, captured = run(False), run(True)
     assert captured[:2] == eager[:2] and captured[2] == CALLS - 2
+
+
+@pytest.mark.parametrize("sizes,rows", [([4, 1, 1], 8), ([1, 1], 8), ([4, 5, 3], 1), ([4, 5, 1], 1)],
+                         ids=["one unit", "one feature", "one row", "one row, one output"])
+def test_products_with_a_side_of_one_replay_as_eagerly(sizes, rows):
+    """matmul is a generalised ufunc: its one-element operands are matrices, not scalars to broadcast."""
+    def make():
+        model = nn.MLP(sizes, generator=1)
+        opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
+
+        def step(x, y):
+            out = model(x)
+            loss = F.mse_loss(out, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+
+        def batch(i):
+            r = np.random.default_rng(i)
+            return (dg.tensor(r.standard_normal((rows, sizes[0])).astype(np.float32)),
+                    dg.tensor(r.standard_normal((rows, sizes[-1])).astype(np.float32)))
+        return model, step, opt, lambda i: None, batch
+    eager, _, _ = _run(make, captured=False)
+    captured, step, caught = _run(make, captured=True)
+    assert captured == eager and step.replays == CALLS - 2 and not caught

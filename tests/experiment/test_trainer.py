@@ -112,6 +112,23 @@ def test_the_cpu_step_of_every_loss_is_captured_and_replays_the_eager_run(tmp_pa
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
+def test_a_step_that_stopped_replaying_is_not_reported_as_captured():
+    """summary.json's capture.active: replayed and still replaying at the end of the run."""
+    from types import SimpleNamespace
+
+    from devgrad.experiment.results import _capture_summary
+
+    def report(replays: int, failure):
+        step = SimpleNamespace(replays=replays, failure=failure, graphs=1, diverged=0)
+        trainer = SimpleNamespace(step=step, spec=SimpleNamespace(train=SimpleNamespace(capture="auto")),
+                                  device=dg.device("cpu"), plan=SimpleNamespace(graph_reason=None))
+        return _capture_summary(trainer)["capture"]
+    assert report(12, None)["active"]
+    stopped = report(12, "RuntimeError: the replayed step differs from the eager step")
+    assert not stopped["active"] and stopped["replays"] == 12 and stopped["why_not"].startswith("RuntimeError")
+    assert not report(0, None)["active"]
+
+
 def test_dropout_is_on_in_every_training_step_and_off_in_every_evaluation(tmp_path):
     """The trainer switches its model's modules (walked once) to training for each epoch's steps and
     to evaluation for its validation, every epoch."""

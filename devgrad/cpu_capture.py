@@ -48,6 +48,7 @@ class _Recording:
         self.written_outside = False
         self.problems: list[str] = []
         self.quiet = 0  # > 0 while the recorder itself calls NumPy (its arrays are no escapes)
+        self.rng: tuple = ()  # (devgrad's default generator, its state when the recording began)
 
 
 _local = threading.local()

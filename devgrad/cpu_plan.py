@@ -20,6 +20,7 @@ from devgrad.cpu_numpy import converters
 from devgrad.backend import CaptureError, recording_for_replay
 from devgrad.core import Tensor
 from devgrad.core.backward import leaf_watch
+from devgrad.random import default_generator
 from devgrad.backend.fp_errors import ERRORS, QUIET
 from devgrad.cpu_capture import DivergedError, Tracer, _local, _owner, _Recording, _root
 
@@ -149,6 +150,7 @@ def record(fn, inputs: tuple, device, params: list, optimizer, others: tuple | l
     computes (a replay hands them theirs); ``others``: more tensors it may read or write (frozen
     parameters, buffers). Raises CaptureError (state restored) when the step cannot be replayed."""
     rec = _Recording()
+    rec.rng = default_generator(), default_generator().bit_generator.state  # put back by ``_undo``
     slots = _state_arrays(optimizer)
     originals = [slot[k] for slot, k in slots]
     params, held = list(params), len(params)
@@ -286,6 +288,8 @@ def _undo(rec: _Recording, params: list, old_grads: list, watch: list) -> None:
     (``watch``: those of the other leaves the step gave one)."""
     for target, before in reversed(rec.saved):
         np.copyto(target, before)
+    generator, state = rec.rng  # the random numbers the step drew (before a refusal) are drawn again
+    generator.bit_generator.state = state
     for leaf, before in reversed(watch):
         leaf.grad = before
     for p, g in zip(params, old_grads):

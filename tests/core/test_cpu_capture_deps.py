@@ -348,3 +348,23 @@ def test_products_with_a_side_of_one_replay_as_eagerly(sizes, rows):
     eager, _, _ = _run(make, captured=False)
     captured, step, caught = _run(make, captured=True)
     assert captured == eager and step.replays == CALLS - 2 and not caught
+
+
+def test_a_refused_recording_leaves_the_random_stream_as_it_found_it():
+    """A step that draws noise from devgrad's default generator cannot be replayed (the draw would
+    be frozen): refused, it runs eagerly with the very numbers an eager run draws."""
+    def make():
+        dg.manual_seed(0)
+        model = nn.MLP([4, 8, 3], generator=1)
+        opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
+
+        def step(x, y):
+            loss = F.cross_entropy(model(x + dg.randn(*x.shape) * 0.1), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+        return model, step, opt, lambda i: None
+    eager, _, _ = _run(make, captured=False)
+    captured, step, caught = _run(make, captured=True)
+    assert captured == eager and step.replays == 0 and len(caught) == 1 and "host data" in caught[0]

@@ -24,6 +24,17 @@ def _batch(i: int):
     return dg.tensor(r.standard_normal((8, 4)).astype(np.float32) + 1), dg.tensor(r.integers(0, 3, 8))
 
 
+def _stepping(opt, loss_of):
+    """The step: ``loss_of(*batch)``, zero_grad, backward, the optimizer's step; returns the loss."""
+    def step(*batch):
+        loss = loss_of(*batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
 class RunningNorm(nn.Module):
     """Subtracts a running mean of its inputs, kept in buffers it updates through ``.data``."""
 
@@ -73,12 +84,7 @@ def _teacher():
     student, teacher = nn.MLP([4, 8, 3], generator=1), nn.MLP([4, 8, 3], generator=2).requires_grad_(False)
     opt = optim.SGD(student.parameters(), lr=0.1, capturable=True)
 
-    def step(x, y):
-        loss = F.mse_loss(student(x), teacher(x))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
+    step = _stepping(opt, lambda x, y: F.mse_loss(student(x), teacher(x)))
 
     def refresh(i):
         if i % 4 == 3:
@@ -88,13 +94,7 @@ def _teacher():
 
 
 def _with(model, opt, between=lambda i: None):
-    def step(x, y):
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-    return model, step, opt, between
+    return model, _stepping(opt, lambda x, y: F.cross_entropy(model(x), y)), opt, between
 
 
 def _running_norm():
@@ -147,12 +147,7 @@ def _class_weights():
     model = nn.MLP([4, 16, 3], generator=1)
     opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
 
-    def step(x, y):
-        loss = F.cross_entropy(model(x), y, weight=CLASS_WEIGHT)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
+    step = _stepping(opt, lambda x, y: F.cross_entropy(model(x), y, weight=CLASS_WEIGHT))
     return model, step, opt, lambda i: None, _repeated_first
 
 
@@ -161,12 +156,7 @@ def _table_lookup():
     model = nn.MLP([4, 16, 3], generator=1)
     opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
 
-    def step(x, y):
-        loss = F.mse_loss(model(x), TABLE[y])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
+    step = _stepping(opt, lambda x, y: F.mse_loss(model(x), TABLE[y]))
     return model, step, opt, lambda i: None, _repeated_first
 
 
@@ -175,12 +165,7 @@ def _frozen_embedding():
     model[0].weight.requires_grad_(False)
     opt = optim.SGD(model[1].parameters(), lr=0.1, capturable=True)
 
-    def step(tokens, y):
-        loss = F.cross_entropy(model(tokens), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
+    step = _stepping(opt, lambda tokens, y: F.cross_entropy(model(tokens), y))
 
     def batch(i):
         r = np.random.default_rng(max(i, 2))
@@ -280,12 +265,7 @@ def _clipped():
     model = nn.Linear(4, 3, generator=1)
     opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
 
-    def step(x, y):
-        loss = F.cross_entropy(dg.clip(model(x), -0.5, 0.5), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
+    step = _stepping(opt, lambda x, y: F.cross_entropy(dg.clip(model(x), -0.5, 0.5), y))
     return model, step, opt, lambda i: None
 
 
@@ -332,13 +312,7 @@ def test_products_with_a_side_of_one_replay_as_eagerly(sizes, rows):
         model = nn.MLP(sizes, generator=1)
         opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
 
-        def step(x, y):
-            out = model(x)
-            loss = F.mse_loss(out, y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            return loss
+        step = _stepping(opt, lambda x, y: F.mse_loss(model(x), y))
 
         def batch(i):
             r = np.random.default_rng(i)
@@ -358,12 +332,7 @@ def test_a_refused_recording_leaves_the_random_stream_as_it_found_it():
         model = nn.MLP([4, 8, 3], generator=1)
         opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
 
-        def step(x, y):
-            loss = F.cross_entropy(model(x + dg.randn(*x.shape) * 0.1), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            return loss
+        step = _stepping(opt, lambda x, y: F.cross_entropy(model(x + dg.randn(*x.shape) * 0.1), y))
         return model, step, opt, lambda i: None
     eager, _, _ = _run(make, captured=False)
     captured, step, caught = _run(make, captured=True)

@@ -21,6 +21,7 @@ from devgrad import cpu_fuse, cpu_plan, nn, optim
 from devgrad.capture import CapturedStep
 from devgrad.core import Tensor
 from devgrad.nn import functional as F
+from tests.support.helpers import training_step
 from tests.support.relu_steps import relu_gradient_run
 
 rng = np.random.default_rng(5)
@@ -257,15 +258,7 @@ def test_a_value_read_after_the_update_is_refused():
 
 def _plain_step(model, opt):
     """The step these tests train with: cross entropy, zero_grad, backward, the optimizer's step."""
-
-    def fn(xb, yb):
-        loss = F.cross_entropy(model(xb), yb)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-
-    return fn
+    return training_step(opt, lambda xb, yb: F.cross_entropy(model(xb), yb))
 
 
 def _sgd_relu_step(sizes: list) -> tuple:

@@ -15,6 +15,7 @@ import devgrad as dg
 from devgrad import nn, optim
 from devgrad.capture import CapturedStep
 from devgrad.nn import functional as F
+from tests.support.helpers import training_step
 
 CALLS = 9
 
@@ -22,17 +23,6 @@ CALLS = 9
 def _batch(i: int):
     r = np.random.default_rng(i)
     return dg.tensor(r.standard_normal((8, 4)).astype(np.float32) + 1), dg.tensor(r.integers(0, 3, 8))
-
-
-def _stepping(opt, loss_of):
-    """The step: ``loss_of(*batch)``, zero_grad, backward, the optimizer's step; returns the loss."""
-    def step(*batch):
-        loss = loss_of(*batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-    return step
 
 
 class RunningNorm(nn.Module):
@@ -84,7 +74,7 @@ def _teacher():
     student, teacher = nn.MLP([4, 8, 3], generator=1), nn.MLP([4, 8, 3], generator=2).requires_grad_(False)
     opt = optim.SGD(student.parameters(), lr=0.1, capturable=True)
 
-    step = _stepping(opt, lambda x, y: F.mse_loss(student(x), teacher(x)))
+    step = training_step(opt, lambda x, y: F.mse_loss(student(x), teacher(x)))
 
     def refresh(i):
         if i % 4 == 3:
@@ -94,7 +84,7 @@ def _teacher():
 
 
 def _with(model, opt, between=lambda i: None):
-    return model, _stepping(opt, lambda x, y: F.cross_entropy(model(x), y)), opt, between
+    return model, training_step(opt, lambda x, y: F.cross_entropy(model(x), y)), opt, between
 
 
 def _running_norm():
@@ -147,7 +137,7 @@ def _class_weights():
     model = nn.MLP([4, 16, 3], generator=1)
     opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
 
-    step = _stepping(opt, lambda x, y: F.cross_entropy(model(x), y, weight=CLASS_WEIGHT))
+    step = training_step(opt, lambda x, y: F.cross_entropy(model(x), y, weight=CLASS_WEIGHT))
     return model, step, opt, lambda i: None, _repeated_first
 
 
@@ -156,7 +146,7 @@ def _table_lookup():
     model = nn.MLP([4, 16, 3], generator=1)
     opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
 
-    step = _stepping(opt, lambda x, y: F.mse_loss(model(x), TABLE[y]))
+    step = training_step(opt, lambda x, y: F.mse_loss(model(x), TABLE[y]))
     return model, step, opt, lambda i: None, _repeated_first
 
 
@@ -165,7 +155,7 @@ def _frozen_embedding():
     model[0].weight.requires_grad_(False)
     opt = optim.SGD(model[1].parameters(), lr=0.1, capturable=True)
 
-    step = _stepping(opt, lambda tokens, y: F.cross_entropy(model(tokens), y))
+    step = training_step(opt, lambda tokens, y: F.cross_entropy(model(tokens), y))
 
     def batch(i):
         r = np.random.default_rng(max(i, 2))
@@ -265,7 +255,7 @@ def _clipped():
     model = nn.Linear(4, 3, generator=1)
     opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
 
-    step = _stepping(opt, lambda x, y: F.cross_entropy(dg.clip(model(x), -0.5, 0.5), y))
+    step = training_step(opt, lambda x, y: F.cross_entropy(dg.clip(model(x), -0.5, 0.5), y))
     return model, step, opt, lambda i: None
 
 
@@ -312,7 +302,7 @@ def test_products_with_a_side_of_one_replay_as_eagerly(sizes, rows):
         model = nn.MLP(sizes, generator=1)
         opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
 
-        step = _stepping(opt, lambda x, y: F.mse_loss(model(x), y))
+        step = training_step(opt, lambda x, y: F.mse_loss(model(x), y))
 
         def batch(i):
             r = np.random.default_rng(i)
@@ -332,7 +322,7 @@ def test_a_refused_recording_leaves_the_random_stream_as_it_found_it():
         model = nn.MLP([4, 8, 3], generator=1)
         opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
 
-        step = _stepping(opt, lambda x, y: F.cross_entropy(model(x + dg.randn(*x.shape) * 0.1), y))
+        step = training_step(opt, lambda x, y: F.cross_entropy(model(x + dg.randn(*x.shape) * 0.1), y))
         return model, step, opt, lambda i: None
     eager, _, _ = _run(make, captured=False)
     captured, step, caught = _run(make, captured=True)

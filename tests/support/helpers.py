@@ -71,3 +71,14 @@ def block_import(monkeypatch, prefix: str, error: Exception | None = None) -> No
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
+
+
+def training_step(opt, loss_of):
+    """A training step: ``loss_of(*batch)``, zero_grad, backward, the optimizer's step; returns the loss."""
+    def step(*batch):
+        loss = loss_of(*batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    return step

@@ -173,6 +173,8 @@ class CapturedStep:
         if not self.enabled:
             return self.fn(*inputs)
         key, arrays = self._signature(inputs)
+        if key is None:  # an input takes a gradient: its caller reads x.grad, which a replay leaves alone
+            return self.fn(*inputs)
         if self._settings and self._stale():
             self._graphs.clear()  # recorded on arrays a parameter no longer uses, or other settings: afresh
             self._seen.clear()
@@ -204,9 +206,10 @@ class CapturedStep:
         return graph.result
 
     def _signature(self, inputs) -> tuple:
-        """The inputs' (shape, dtype)s, which say the graph or plan that serves them, and their arrays;
-        checks that they are this device's Tensors."""
-        key, arrays = [], []
+        """The inputs' (shape, dtype)s, which say the graph or plan that serves them (None where an input
+        requires a gradient: such a call runs eagerly), and their arrays; checks that they are this
+        device's Tensors."""
+        key, arrays, wants = [], [], False
         for t in inputs:
             if not isinstance(t, Tensor):
                 raise TypeError(f"CapturedStep: inputs must be Tensors, got {type(t).__name__}")
@@ -215,7 +218,8 @@ class CapturedStep:
             data = t.data
             key.append((data.shape, data.dtype))
             arrays.append(data)
-        return tuple(key), arrays
+            wants = wants or t.requires_grad
+        return (None if wants else tuple(key)), arrays
 
     def _cpu_call(self, key, inputs, arrays: list):
         """One call on the CPU: eager, recording, the checked first replay, or a replay."""

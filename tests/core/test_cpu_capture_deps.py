@@ -327,3 +327,19 @@ def test_a_refused_recording_leaves_the_random_stream_as_it_found_it():
     eager, _, _ = _run(make, captured=False)
     captured, step, caught = _run(make, captured=True)
     assert captured == eager and step.replays == 0 and len(caught) == 1 and "host data" in caught[0]
+
+
+def test_a_call_whose_input_takes_a_gradient_runs_eagerly():
+    """x.grad (saliency, adversarial inputs) is the eager step's on every call: such calls run eagerly."""
+    def run(captured: bool):
+        model = nn.MLP([4, 8, 3], generator=1)
+        opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
+        step = training_step(opt, lambda x, y: F.cross_entropy(model(x), y))
+        fn = CapturedStep(step, "cpu", optimizer=opt) if captured else step
+        seen = []
+        for i in range(CALLS):
+            x, y = _batch(i)
+            x.requires_grad_(i % 3 != 2)  # every third call without
+            seen += [fn(x, y).numpy().tobytes(), None if x.grad is None else x.grad.numpy().tobytes()]
+        return seen, [p.numpy().tobytes() for p in model.parameters()]
+    assert run(True) == run(False)

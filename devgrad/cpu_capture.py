@@ -58,6 +58,15 @@ def _rec() -> _Recording | None:
     return getattr(_local, "recording", None)
 
 
+def traced_if_recording(a):
+    """``a`` as a Tracer while this thread records a step, so that what is done with it in place is
+    recorded too where the recording does not trace it (a metric sum or an average of the weights
+    kept in a closure); else ``a`` itself."""
+    if type(a) is np.ndarray and getattr(_local, "recording", None) is not None:
+        return a.view(Tracer)
+    return a
+
+
 def _plain(x):
     """``x`` with every Tracer (also inside tuples and lists) as a plain ndarray view."""
     if isinstance(x, Tracer):

@@ -9,6 +9,7 @@ import numpy as np
 
 from devgrad.backend import DeviceError
 from devgrad.core import Tensor, is_grad_enabled, register_tensor_methods
+from devgrad.cpu_capture import traced_if_recording
 from devgrad.ops._util import axis_arg, keepdims_arg, operand
 from devgrad.ops.activation import (
     leaky_relu, log_sigmoid, log_softmax, relu, sigmoid, softmax, softplus, tanh,
@@ -137,7 +138,7 @@ def _zero_(a: Tensor) -> Tensor:
     if a.requires_grad and is_grad_enabled():
         raise RuntimeError("zero_() on a tensor that requires grad while the graph is being recorded: do it "
                            "inside dg.no_grad()")
-    a.data[...] = 0
+    traced_if_recording(a.data)[...] = 0  # a step recorded for replay repeats the write
     a._bump_version()
     return a
 

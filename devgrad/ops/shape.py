@@ -10,6 +10,7 @@ from devgrad.backend import Device, DeviceError
 from devgrad.backend import device as resolve_device
 from devgrad.core import Function, Tensor, as_dtype, is_grad_enabled
 from devgrad.creation import shape_from_args
+from devgrad.cpu_capture import traced_if_recording
 from devgrad.ops._util import axis_arg, normalize_axis, sum_to
 from devgrad.ops.elementwise import cast
 
@@ -389,5 +390,5 @@ def setitem(a: Tensor, index, value) -> None:
         if value.device is not a.device:
             raise DeviceError(f"setitem: value is on {value.device}, tensor on {a.device}")
         value = value.data
-    a.data[normalize_index(index, a.device)] = value
+    traced_if_recording(a.data)[normalize_index(index, a.device)] = value  # a recorded step repeats it
     a._bump_version()

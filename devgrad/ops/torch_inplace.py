@@ -14,6 +14,7 @@ import numpy as np
 
 from devgrad.backend import DeviceError
 from devgrad.core import Tensor, as_dtype, is_grad_enabled
+from devgrad.cpu_capture import traced_if_recording
 from devgrad.ops.elementwise import cast
 from devgrad.random import get_generator
 
@@ -48,7 +49,7 @@ def _value(a: Tensor, other, name: str):
 def _write(a: Tensor, values) -> Tensor:
     """Store ``values`` into ``a``'s array (cast to its dtype) and record the change."""
     try:
-        a.data[...] = values
+        traced_if_recording(a.data)[...] = values  # a step recorded for replay repeats the write
     except ValueError:
         if not getattr(getattr(a.data, "flags", None), "writeable", True):
             raise ValueError("in-place: the tensor is read-only, a broadcast view (expand, broadcast_to) whose "
@@ -76,7 +77,7 @@ def _unary_(name: str, fn, floating: bool = True):
             raise TypeError(f"{name}() on a {a.dtype} tensor: the result is not an integer; use .{name[:-1]}() "
                             "for a new floating-point tensor")
         with np.errstate(all="ignore"), a.device.activate():
-            return _write(a, fn(a.device, a.data))
+            return _write(a, fn(a.device, traced_if_recording(a.data)))
 
     method.__name__ = name
     method.__doc__ = f"In place: ``x.{name}()`` is ``x = x.{name[:-1]}()`` on x's own memory."
@@ -87,7 +88,7 @@ def _binary_(name: str, fn):
     def method(a: Tensor, other) -> Tensor:
         _check(a, name, other)
         with np.errstate(all="ignore"), a.device.activate():
-            return _write_result(a, fn(a.data, _value(a, other, name)), name)
+            return _write_result(a, fn(traced_if_recording(a.data), _value(a, other, name)), name)
 
     method.__name__ = name
     method.__doc__ = f"In place: ``x.{name}(y)`` is ``x = x.{name[:-1]}(y)`` on x's own memory."
@@ -99,7 +100,7 @@ def add_(a: Tensor, other, *, alpha=1) -> Tensor:
     _check(a, "add_", other)
     value = _value(a, other, "add_")
     with a.device.activate():
-        return _write_result(a, a.data + (value if alpha == 1 else value * alpha), "add_")
+        return _write_result(a, traced_if_recording(a.data) + (value if alpha == 1 else value * alpha), "add_")
 
 
 def sub_(a: Tensor, other, *, alpha=1) -> Tensor:
@@ -107,7 +108,7 @@ def sub_(a: Tensor, other, *, alpha=1) -> Tensor:
     _check(a, "sub_", other)
     value = _value(a, other, "sub_")
     with a.device.activate():
-        return _write_result(a, a.data - (value if alpha == 1 else value * alpha), "sub_")
+        return _write_result(a, traced_if_recording(a.data) - (value if alpha == 1 else value * alpha), "sub_")
 
 
 def clamp_(a: Tensor, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
@@ -116,7 +117,8 @@ def clamp_(a: Tensor, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's n
     if min is None and max is None:
         raise ValueError("clamp_: give at least one of min, max")
     with a.device.activate():
-        return _write_result(a, a.xp.clip(a.data, _value(a, min, "clamp_"), _value(a, max, "clamp_")), "clamp_")
+        low, high = _value(a, min, "clamp_"), _value(a, max, "clamp_")
+        return _write_result(a, a.xp.clip(traced_if_recording(a.data), low, high), "clamp_")
 
 
 def copy_(a: Tensor, src) -> Tensor:

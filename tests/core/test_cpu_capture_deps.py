@@ -343,3 +343,36 @@ def test_a_call_whose_input_takes_a_gradient_runs_eagerly():
             seen += [fn(x, y).numpy().tobytes(), None if x.grad is None else x.grad.numpy().tobytes()]
         return seen, [p.numpy().tobytes() for p in model.parameters()]
     assert run(True) == run(False)
+
+
+def test_in_place_methods_on_tensors_outside_the_modules_replay():
+    """PyTorch's in-place methods on tensors the recording does not trace (kept in a closure): a
+    metric sum (add_), a count reset and bumped (zero_, add_ of a constant), an average of the
+    weights (mul_, add_ with alpha), a slot written by index: replays repeat them as eager steps do."""
+    def run(captured: bool):
+        model = nn.MLP([4, 8, 3], generator=1)
+        opt = optim.SGD(model.parameters(), lr=0.1, capturable=True)
+        total, calls, last = dg.zeros((), dtype="float64"), dg.zeros((), dtype="int64"), dg.zeros(2)
+        average = [dg.tensor(p.numpy().copy()) for p in model.parameters()]
+
+        def step(x, y):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total.add_(loss.detach())
+            calls.zero_()
+            calls.add_(1)
+            last[1] = loss.detach()
+            with dg.no_grad():
+                for a, p in zip(average, model.parameters()):
+                    a.mul_(0.9).add_(p, alpha=0.1)
+            return loss
+        fn = CapturedStep(step, "cpu", optimizer=opt) if captured else step
+        seen = []
+        for i in range(CALLS):
+            seen += [fn(*_batch(i)).numpy().tobytes(), total.numpy().tobytes(), calls.numpy().tobytes(),
+                     last.numpy().tobytes(), *(a.numpy().tobytes() for a in average)]
+        return seen, getattr(fn, "replays", None)
+    (captured, replays), (eager, _) = run(True), run(False)
+    assert captured == eager and replays == CALLS - 2

@@ -20,6 +20,21 @@ _ids = itertools.count()
 _live = [0]
 
 
+class Hooks(dict):
+    """A module's hooks (id -> hook). ``live()`` counts every hook held by any of them: also those of
+    a module copied (``copy.deepcopy``) or unpickled, whose hooks are put in one by one."""
+
+    def __setitem__(self, key, hook) -> None:
+        if key not in self:
+            _live[0] += 1
+        super().__setitem__(key, hook)
+
+    def pop(self, key, *default):
+        if key in self:
+            _live[0] -= 1
+        return super().pop(key, *default)
+
+
 def live() -> int:
     """How many hooks are registered on any module now."""
     return _live[0]
@@ -35,7 +50,6 @@ class RemovableHandle:
     def remove(self) -> None:
         """Unregister the hook (a second call does nothing)."""
         if self._hooks.pop(self.id, None) is not None:
-            _live[0] -= 1
             capture.state_changed()  # a recorded step that ran the hook no longer fits its module
 
     def __enter__(self) -> RemovableHandle:
@@ -50,12 +64,11 @@ def add_hook(hooks: dict, hook: Callable, prepend: bool) -> RemovableHandle:
     if not callable(hook):
         raise TypeError(f"a hook must be callable, got {type(hook).__name__}")
     key = next(_ids)
-    hooks[key] = hook
-    if prepend:
+    hooks[key] = hook  # counted by ``Hooks``
+    if prepend:  # the same hooks, reordered: the count stays
         items = [(key, hook)] + [(k, v) for k, v in hooks.items() if k != key]
-        hooks.clear()
-        hooks.update(items)
-    _live[0] += 1
+        dict.clear(hooks)
+        dict.update(hooks, items)
     capture.state_changed()  # a recorded step that called the module did not run the hook
     return RemovableHandle(hooks, key)
 

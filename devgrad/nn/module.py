@@ -110,12 +110,12 @@ class Module:
     def register_forward_hook(self, hook, *, prepend: bool = False) -> _hooks.RemovableHandle:
         """Call ``hook(module, args, output)`` after each forward; a non-None result replaces the
         output. Returns a handle whose ``remove()`` unregisters it."""
-        return _hooks.add_hook(self.__dict__.setdefault("_forward_hooks", {}), hook, prepend)
+        return _hooks.add_hook(self.__dict__.setdefault("_forward_hooks", _hooks.Hooks()), hook, prepend)
 
     def register_forward_pre_hook(self, hook, *, prepend: bool = False) -> _hooks.RemovableHandle:
         """Call ``hook(module, args)`` before each forward; a non-None result (a tuple, or one
         value) replaces the inputs. Returns a handle whose ``remove()`` unregisters it."""
-        return _hooks.add_hook(self.__dict__.setdefault("_forward_pre_hooks", {}), hook, prepend)
+        return _hooks.add_hook(self.__dict__.setdefault("_forward_pre_hooks", _hooks.Hooks()), hook, prepend)
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         """Set ``requires_grad`` of every parameter (``False`` freezes the module); returns self."""

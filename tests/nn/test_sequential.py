@@ -142,3 +142,31 @@ def test_sequential_edits_match_pytorch(torch):
     mine = mine.double()
     np.testing.assert_allclose(mine(dg.tensor(X)).numpy(), theirs(torch.from_numpy(X)).detach().numpy(),
                                rtol=1e-12, atol=1e-14)
+
+
+def _zeroed(module, args, out):
+    return out * 0.0
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copied_mlp_runs_the_hooks_its_layers_hold(how, monkeypatch):
+    """A hook on a layer of an MLP makes it call its layers (the fused path would skip the hook), also
+    in a copy whose hooks were never registered through a handle: deep-copied after the original's
+    hook is removed, or unpickled in a process that registered none."""
+    import copy
+    import pickle
+
+    from devgrad.nn import hooks
+
+    model = nn.MLP([3, 4, 2], generator=0, dtype="float64")
+    handle = model.net[1].register_forward_hook(_zeroed)
+    if how == "deepcopy":
+        twin = copy.deepcopy(model)
+        handle.remove()
+    else:
+        blob = pickle.dumps(model)
+        monkeypatch.setattr(hooks, "_live", [0])  # a fresh process: no hook registered there
+        twin = pickle.loads(blob)
+    x = dg.tensor(X)
+    np.testing.assert_array_equal(twin(x).numpy(), _by_hand(list(twin.net), x).numpy())
+    assert np.all(twin(x).numpy() == np.broadcast_to(twin.net[2].bias.numpy(), (6, 2)))  # the ReLU's output zeroed

@@ -111,16 +111,16 @@ def _leaves_given_gradients():
 
 
 @contextlib.contextmanager
-def _modules_called():
+def _modules_called(optimizer=None):
     """The modules called within the block (this thread's, reported by ``module_called``): the list
-    it yields fills as they run."""
+    it yields fills as they run. ``optimizer``: the one a recording in the block may step."""
     called = _modes.called = []
-    _capturing.watch = True
+    _capturing.watch, _capturing.optimizer = True, optimizer
     try:
         yield called
     finally:
         _modes.called = None
-        _capturing.watch = False
+        _capturing.watch, _capturing.optimizer = False, None
 
 
 class CapturedStep:
@@ -186,7 +186,7 @@ class CapturedStep:
         entry = self._graphs.get(key)
         if entry is None:
             out = self.fn(*inputs)  # a real step; kernels compile and optimizer state appears here
-            with _modules_called() as called:
+            with _modules_called(self._optimizer) as called:
                 try:
                     self._graphs[key] = self._capture(inputs)
                 except Exception as exc:
@@ -266,7 +266,7 @@ class CapturedStep:
         known = {id(t) for t in (*params, *takes, *others)}
         takes += [t for t in self._leaves.get(key, ()) if id(t) not in known]  # and those given gradients
         try:
-            with _modules_called() as called:
+            with _modules_called(self._optimizer) as called:
                 plan = cpu_plan.record(self.fn, static, self.device, params + takes, self._optimizer, others)
         except Exception as exc:  # recorded nothing and changed nothing: this step runs eagerly
             self._fail(exc)

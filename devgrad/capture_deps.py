@@ -63,7 +63,7 @@ def tensors_of(modes: tuple, exclude: list) -> tuple[list, list]:
     others: list = []
     for _, (_, values, buffers, _, _) in modes:
         for _, v in (*values, *buffers):
-            for t in v if type(v) is tuple else (v,):
+            for t in v if type(v) is tuple else v.values() if type(v) is dict else (v,):  # a dict's too
                 if isinstance(t, Tensor) and id(t) not in seen:
                     seen.add(id(t))
                     (grads if t.requires_grad else others).append(t)

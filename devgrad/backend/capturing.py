@@ -22,6 +22,9 @@ class _Capturing(threading.local):
     # whether modules called now report themselves (``devgrad.capture``: a step being recorded, or
     # the eager step before its recording, learns which modules it depends on)
     watch: bool = False
+    # the optimizer given to the CapturedStep being recorded (its rate and step counts are refreshed
+    # for each replay): another one stepped inside the step would replay its recorded values
+    optimizer: Any = None
 
 
 state = _Capturing()

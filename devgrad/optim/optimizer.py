@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from devgrad.backend import device_of, is_capturing, refuse_while_capturing
+from devgrad.backend.capturing import state as capture_state
 from devgrad.core.grad_mode import mode
 from devgrad.core import Tensor
 from devgrad.core.writes import note_writes
@@ -116,6 +117,11 @@ class Optimizer:
                                    "every replay would reuse the learning rate and step count it had then. Create "
                                    f"it with {type(self).__name__}(..., capturable=True) and pass it to "
                                    "CapturedStep(..., optimizer=...)")
+        if is_capturing() and capture_state.optimizer is not self:
+            refuse_while_capturing(f"{type(self).__name__} stepped but not given to CapturedStep(..., optimizer=)",
+                                   "a replay would not follow its learning rate, nor its state where it keeps "
+                                   "other arrays. Give it as optimizer= (one optimizer per step), or step it "
+                                   "outside the step")
         enabled = mode.enabled  # no_grad(), without a context object: every step of every run
         mode.enabled = False
         try:

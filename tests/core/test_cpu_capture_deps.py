@@ -376,3 +376,53 @@ def test_in_place_methods_on_tensors_outside_the_modules_replay():
         return seen, getattr(fn, "replays", None)
     (captured, replays), (eager, _) = run(True), run(False)
     assert captured == eager and replays == CALLS - 2
+
+
+def _two_optimizers():
+    """The step steps the head's Adam (given to CapturedStep) and the body's (not given): refused."""
+    model = nn.MLP([4, 16, 3], generator=1)
+    head = optim.Adam(model.net[2].parameters(), lr=0.01, capturable=True)
+    body = optim.Adam(model.net[0].parameters(), lr=0.01, capturable=True)
+
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        head.zero_grad()
+        body.zero_grad()
+        loss.backward()
+        head.step()
+        body.step()
+        return loss
+    return model, step, head, lambda i: None
+
+
+class Scaled(nn.Module):
+    """An MLP whose output is scaled by a tensor it keeps in a dict attribute."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.MLP([4, 16, 3], generator=1)
+        self.scales = {"out": dg.ones(3)}
+
+    def forward(self, x):
+        return self.body(x) * self.scales["out"]
+
+
+def _dict_held_tensor():
+    model = Scaled()
+
+    def between(i):
+        if i == 4:
+            model.scales["out"].data = np.array([0.5, 2.0, 1.0], np.float32)
+    return _with(model, optim.SGD(model.parameters(), lr=0.1, capturable=True), between)
+
+
+def test_an_optimizer_stepped_but_not_given_is_refused():
+    eager, _, _ = _run(_two_optimizers, captured=False)
+    captured, step, caught = _run(_two_optimizers, captured=True)
+    assert captured == eager and step.replays == 0 and len(caught) == 1 and "not given to CapturedStep" in caught[0]
+
+
+def test_a_tensor_a_module_holds_in_a_dict_given_another_array_records_afresh():
+    eager, _, _ = _run(_dict_held_tensor, captured=False)
+    captured, step, caught = _run(_dict_held_tensor, captured=True)
+    assert captured == eager and step.captures == 2 and not caught

@@ -115,12 +115,12 @@ def _modules_called(optimizer=None):
     """The modules called within the block (this thread's, reported by ``module_called``): the list
     it yields fills as they run. ``optimizer``: the one a recording in the block may step."""
     called = _modes.called = []
-    _capturing.watch, _capturing.optimizer = True, optimizer
+    _capturing.watch, _capturing.optimizer, _capturing.optimizer_known = True, optimizer, True
     try:
         yield called
     finally:
         _modes.called = None
-        _capturing.watch, _capturing.optimizer = False, None
+        _capturing.watch, _capturing.optimizer, _capturing.optimizer_known = False, None, False
 
 
 class CapturedStep:
@@ -227,7 +227,7 @@ class CapturedStep:
         if entry is None:
             if key not in self._seen:
                 self._seen.add(key)
-                with _modules_called() as called, _leaves_given_gradients() as leaves:  # what the recording traces
+                with _modules_called(self._optimizer) as called, _leaves_given_gradients() as leaves:  # to trace
                     out = self.fn(*inputs)  # creates the optimizer's state: the recorded step is a steady one
                 self._modes[key] = deps.modes_of(called)
                 self._leaves[key] = list({id(leaf): leaf for leaf, _ in leaves}.values())

@@ -23,8 +23,10 @@ class _Capturing(threading.local):
     # the eager step before its recording, learns which modules it depends on)
     watch: bool = False
     # the optimizer given to the CapturedStep being recorded (its rate and step counts are refreshed
-    # for each replay): another one stepped inside the step would replay its recorded values
+    # for each replay), None for none: another one stepped inside the step would replay its recorded
+    # values. ``optimizer_known``: whether a CapturedStep said (other recorders of a step do not)
     optimizer: Any = None
+    optimizer_known: bool = False
 
 
 state = _Capturing()

@@ -405,7 +405,7 @@ def test_what_a_replay_would_freeze_is_refused_while_capturing(device, frozen):
         if frozen == "schedule":
             sched.step()
 
-    captured = CapturedStep(step, dev)
+    captured = CapturedStep(step, dev, optimizer=opt if opt.capturable else None)
     batch = (Tensor._make(dev.put(X[:16]), dev), Tensor._make(dev.put(Y[:16]), dev))
     with pytest.warns(RuntimeWarning, match="could not capture the step.*CaptureError"):
         captured(*batch)

@@ -81,6 +81,7 @@ class _ModeWatch(threading.local):
 _modes = _ModeWatch()
 _mode_changes = [0]  # how many times a module's training flag changed, in any thread
 _state_changes = [0]  # how many times a module's attribute or hooks changed, in any thread
+module_changes = _state_changes  # the same count, read by layers that cache a plan of their sub-modules
 
 
 def mode_changed() -> None:

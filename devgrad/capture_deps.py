@@ -26,15 +26,24 @@ _HOOKS = ("_forward_hooks", "_forward_pre_hooks")
 
 def state(m) -> tuple:
     """What a replay would keep of module ``m`` as recorded: its training flag, its attributes and
-    buffers (compared by identity, a list's items too: a parameter, sub-module or setting
-    replaced), its hooks, and its parameters' ``requires_grad``."""
+    buffers (compared by identity, a list's or a dict's items too: a parameter, sub-module or
+    setting replaced), its hooks, and its parameters' ``requires_grad``."""
     attributes = m.__dict__
-    values = tuple((k, tuple(v) if type(v) is list else v) for k, v in attributes.items()
-                   if k != "_buffers" and k not in _HOOKS)
+    values = tuple((k, _items(v)) for k, v in attributes.items() if k != "_buffers" and k not in _HOOKS)
     buffers = tuple(attributes.get("_buffers", {}).items())
     hooks = tuple(tuple(attributes.get(name, ())) for name in _HOOKS)
     tensors = [t for _, v in values for t in (v if type(v) is tuple else (v,)) if isinstance(t, Tensor)]
     return m.training, values, buffers, hooks, tuple(t.requires_grad for t in tensors)
+
+
+def _items(v):
+    """An attribute as a recording keeps it: a list's items, a dict's keys and values (a ModuleDict's
+    modules: set in place), else the object itself."""
+    if type(v) is list:
+        return tuple(v)
+    if type(v) is dict:
+        return tuple(x for item in v.items() for x in item)
+    return v
 
 
 def same_state(m, recorded: tuple) -> bool:
@@ -63,7 +72,7 @@ def tensors_of(modes: tuple, exclude: list) -> tuple[list, list]:
     others: list = []
     for _, (_, values, buffers, _, _) in modes:
         for _, v in (*values, *buffers):
-            for t in v if type(v) is tuple else v.values() if type(v) is dict else (v,):  # a dict's too
+            for t in v if type(v) is tuple else (v,):  # a list's or a dict's items too (``_items``)
                 if isinstance(t, Tensor) and id(t) not in seen:
                     seen.add(id(t))
                     (grads if t.requires_grad else others).append(t)

@@ -123,6 +123,7 @@ def export(module: nn.Module, path, n_features: int, *, standardize=None, output
     """
     onnx = _onnx()
     opset = check_opset(opset)
+    _check_plain(module)
     layers = flatten(module)
     linears = [m for m in layers if isinstance(m, nn.Linear)]
     if not linears:
@@ -157,6 +158,20 @@ def export(module: nn.Module, path, n_features: int, *, standardize=None, output
     model = graph.model(opset, {k: str(v) for k, v in meta.items()})
     onnx.checker.check_model(model, full_check=True)
     return atomic_write(Path(path), model.SerializeToString())
+
+
+def _check_plain(module: nn.Module) -> None:
+    """Refuse what the written graph would not do: a forward hook, or a forward of a module's own (a
+    subclass's, or one set on an instance), which export cannot see: it writes the layers' kinds."""
+    for name, m in module.named_modules():
+        where = f"{type(m).__name__} {name!r}" if name else type(m).__name__
+        if m.__dict__.get("_forward_hooks") or m.__dict__.get("_forward_pre_hooks"):
+            raise ExportError(f"export: {where} has a forward hook, which the exported model would not run; "
+                              "remove it (handle.remove()) before exporting")
+        kind = next((k for k in (nn.MLP, nn.Sequential, nn.Linear) if isinstance(m, k)), None)
+        if "forward" in vars(m) or (kind is not None and type(m).forward is not kind.forward):
+            raise ExportError(f"export: {where} runs a forward of its own, which export cannot write (it writes "
+                              "the layers' kinds); export a model of devgrad's layers")
 
 
 def flatten(module: nn.Module) -> list:

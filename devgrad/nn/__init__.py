@@ -8,7 +8,8 @@ from devgrad.nn.layers import (
 from devgrad.nn.loss import (
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HingeLoss, HuberLoss, L1Loss, LogisticLoss, MSELoss, NLLLoss,
 )
-from devgrad.nn.module import Module, ModuleDict, ModuleList, Parameter
+from devgrad.nn.containers import ModuleDict, ModuleList
+from devgrad.nn.module import Module, Parameter
 from devgrad.nn.activations import ELU, GELU, Hardtanh, Mish, SiLU
 from devgrad.nn.embedding import Embedding
 from devgrad.nn.hooks import RemovableHandle

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 from devgrad.backend.fp_errors import ERRORS, QUIET
+from devgrad.capture import module_changes
 from devgrad.nn import functional as F
 from devgrad.nn import init as init_
 from devgrad.nn.activations import ELU, GELU, Hardtanh, Mish, SiLU
@@ -144,12 +145,15 @@ class Dropout(Module):
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
         self.p = p
         self.seed = seed
-        self._generators: dict = {}
+
+    def __setattr__(self, name: str, value) -> None:
+        super().__setattr__(name, value)
+        if name == "seed":  # a new seed restarts the mask stream (``reseed``)
+            super().__setattr__("_generators", {})
 
     def reseed(self, seed: int) -> None:
         """Restart the mask stream from ``seed`` (the runner does this per epoch, for exact resumes)."""
         self.seed = seed
-        self._generators = {}
 
     def forward(self, x):
         if not self.training or self.p == 0.0:
@@ -231,9 +235,10 @@ class MLP(Module):
                    for m in self.net.modules())
 
     def _fuse(self, net) -> None:
-        # The fused plan of ``net``'s layers as they are now (a private cache: no module state)
+        # The fused plan of ``net``'s layers as they are now (a private cache: no module state), made
+        # again after any module's attribute changed (a layer's forward replaced on the instance)
         object.__setattr__(self, "_plan", _fusion_plan(list(net)))
-        object.__setattr__(self, "_planned", net._modules)
+        object.__setattr__(self, "_planned", (net._modules, module_changes[0]))
 
     def forward(self, x):
         # Same result as self.net(x); a Linear followed by relu/sigmoid/tanh runs as one fused op, a
@@ -243,7 +248,7 @@ class MLP(Module):
         net = self.net
         if type(net) is not Sequential or (live_hooks() and self._hooked()):
             return net(x)
-        if net._modules is not self._planned:
+        if net._modules is not self._planned[0] or module_changes[0] != self._planned[1]:
             self._fuse(net)
         # NumPy's error state set once for the layers, not once per op (each op would set it)
         token = None if ERRORS.get() is QUIET else ERRORS.set(QUIET)
@@ -270,6 +275,11 @@ NORMS: dict = {"none": None, "layer": LayerNorm, "batch": BatchNorm1d}
 _FUSABLE: dict[type, str] = {ReLU: "relu", Sigmoid: "sigmoid", Tanh: "tanh"}
 
 
+def _plain(layer, kind: type) -> bool:
+    """Is ``layer`` a ``kind`` running ``kind.forward`` (not a subclass, no forward set on the instance)?"""
+    return type(layer) is kind and "forward" not in vars(layer)
+
+
 def _fusion_plan(layers: list) -> list:
     """(linear, activation name, None) for fusable pairs, (linear, None, None) for a plain Linear,
     (None, None, module) for the rest."""
@@ -278,10 +288,10 @@ def _fusion_plan(layers: list) -> list:
     while i < len(layers):
         layer = layers[i]
         follower = layers[i + 1] if i + 1 < len(layers) else None
-        if type(layer) is Linear and type(follower) in _FUSABLE:  # a subclass runs its own forward
+        if _plain(layer, Linear) and type(follower) in _FUSABLE and "forward" not in vars(follower):
             plan.append((layer, _FUSABLE[type(follower)], None))
             i += 2
-        elif type(layer) is Linear:  # Linear.forward itself: its op, called directly
+        elif _plain(layer, Linear):  # Linear.forward itself: its op, called directly
             plan.append((layer, None, None))
             i += 1
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 
@@ -15,6 +16,13 @@ from devgrad.core import Tensor
 from devgrad.nn import hooks as _hooks
 
 _UNSET = object()  # an attribute a module does not have yet (``__setattr__``)
+
+
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict`` did not match (PyTorch's ``missing, unexpected = ...`` unpacks it)."""
+
+    missing_keys: list
+    unexpected_keys: list
 
 
 class Parameter(Tensor):
@@ -70,6 +78,9 @@ class Module:
     def __setattr__(self, name: str, value) -> None:
         buffers = self.__dict__.get("_buffers")
         held = buffers if buffers is not None and name in buffers else self.__dict__
+        if isinstance(held.get(name), Parameter) and isinstance(value, Tensor) and not isinstance(value, Parameter):
+            raise TypeError(f"{type(self).__name__}.{name} is a Parameter: assign a Parameter (nn.Parameter(t)) or "
+                            "None, or write the values in place (with dg.no_grad(): p.data[...] = ...)")
         if held.get(name, _UNSET) is not value:  # a recorded step that called this module may no longer fit it
             if name == "training":
                 capture.mode_changed()
@@ -93,8 +104,9 @@ class Module:
     def apply(self, fn) -> Module:
         """Call ``fn(module)`` on every sub-module, then on this one (as PyTorch); returns self.
         E.g. ``model.apply(init_weights)``."""
-        for module in reversed(list(self.modules())):
-            fn(module)
+        for _, child in self.named_children():
+            child.apply(fn)
+        fn(self)
         return self
 
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
@@ -210,7 +222,10 @@ class Module:
                 data = dev.put(p.device.to_host(data))
                 p.device = dev
             p.data = data
-            p.grad = None
+            if p.grad is not None:  # kept, as PyTorch keeps it: cast and moved with its parameter
+                g = p.grad.data.astype(dtype) if dtype is not None else p.grad.data
+                p.grad = Tensor._make(g if p.grad.device is p.device else p.device.put(p.grad.device.to_host(g)),
+                                      p.device)
         for module in self.modules():
             buffers = module.__dict__.get("_buffers", {})
             for name, b in buffers.items():
@@ -235,8 +250,13 @@ class Module:
     def state_dict(self) -> OrderedDict:
         """name -> detached Tensor for every parameter and persistent buffer (sharing memory with
         the module)."""
-        state = OrderedDict((name, p.detach()) for name, p in self.named_parameters())
-        for mod_name, module in self.named_modules():
+        state: OrderedDict = OrderedDict()
+        seen: set = set()  # a parameter held twice (tied) under its first name, as named_parameters
+        for mod_name, module in self.named_modules():  # module by module, each one's parameters first
+            for name, value in module._children_items():
+                if isinstance(value, Parameter) and id(value) not in seen:
+                    seen.add(id(value))
+                    state[f"{mod_name}.{name}" if mod_name else name] = value.detach()
             skip = module.__dict__.get("_non_persistent", ())
             for name, b in module.__dict__.get("_buffers", {}).items():
                 if b is not None and name not in skip:
@@ -247,13 +267,13 @@ class Module:
         """What load_state_dict fills: parameters and persistent buffers, by dotted name."""
         return dict(self.state_dict())
 
-    def load_state_dict(self, state: dict, strict: bool = True) -> dict:
+    def load_state_dict(self, state: dict, strict: bool = True) -> IncompatibleKeys:
         """Copy values from ``state`` into the parameters (onto their device and dtype).
 
         The values are written into the parameters' existing arrays, so whatever holds them
         (an optimizer, a captured CUDA graph) keeps working on the loaded values. With
         ``strict`` (the default) missing or unexpected keys are an error; a shape mismatch
-        always is. Returns {"missing": [...], "unexpected": [...]}.
+        always is. Returns (missing_keys, unexpected_keys), as PyTorch.
         """
         params = self._state_tensors()
         missing = [k for k in params if k not in state]
@@ -281,7 +301,7 @@ class Module:
                 with p.device.activate():
                     p.device.xp.copyto(p.data, loaded, casting="unsafe")  # into p's dtype, as astype did
                 p._bump_version()  # a graph that saved it (or a view of it) can no longer backprop
-        return {"missing": missing, "unexpected": unexpected}
+        return IncompatibleKeys(missing, unexpected)
 
     # -- display ---------------------------------------------------------------------------
     def extra_repr(self) -> str:
@@ -297,92 +317,3 @@ class Module:
             body = repr(child).replace("\n", "\n  ")
             lines.append(f"  ({name}): {body}")
         return "\n".join(lines) + "\n)"
-
-
-class ModuleList(Module):
-    """A list of Modules whose parameters the parent finds (named "0", "1", ...)."""
-
-    def __init__(self, modules=()):
-        super().__init__()
-        self._items: list = []
-        self.extend(modules)
-
-    def _children_items(self):
-        for i, m in enumerate(self._items):
-            yield str(i), m
-
-    def append(self, module: Module) -> ModuleList:
-        if not isinstance(module, Module):
-            raise TypeError(f"ModuleList holds Modules, got {type(module).__name__}")
-        self._items.append(module)
-        return self
-
-    def extend(self, modules) -> ModuleList:
-        for m in modules:
-            self.append(m)
-        return self
-
-    def insert(self, index: int, module: Module) -> None:
-        if not isinstance(module, Module):
-            raise TypeError(f"ModuleList holds Modules, got {type(module).__name__}")
-        self._items.insert(index, module)
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return ModuleList(self._items[index])
-        return self._items[index]
-
-    def __setitem__(self, index: int, module: Module) -> None:
-        if not isinstance(module, Module):
-            raise TypeError(f"ModuleList holds Modules, got {type(module).__name__}")
-        self._items[index] = module
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __iter__(self):
-        return iter(self._items)
-
-
-class ModuleDict(Module):
-    """A dict of Modules whose parameters the parent finds (named by their keys)."""
-
-    def __init__(self, modules=None):
-        super().__init__()
-        self._items: dict = {}
-        self.update(modules or {})
-
-    def _children_items(self):
-        yield from self._items.items()
-
-    def update(self, modules) -> None:
-        for key, m in dict(modules).items():
-            self[key] = m
-
-    def __getitem__(self, key: str) -> Module:
-        return self._items[key]
-
-    def __setitem__(self, key: str, module: Module) -> None:
-        if not isinstance(key, str) or not isinstance(module, Module):
-            raise TypeError(f"ModuleDict maps strings to Modules, got {type(key).__name__} -> "
-                            f"{type(module).__name__}")
-        self._items[key] = module
-
-    def __contains__(self, key) -> bool:
-        return key in self._items
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __iter__(self):
-        return iter(self._items)
-
-    def keys(self):
-        return self._items.keys()
-
-    def values(self):
-        return self._items.values()
-
-    def items(self):
-        return self._items.items()
-

@@ -41,6 +41,9 @@ class Sequential(Module):
                              "Sequential); choose another name")
 
     def __setattr__(self, name: str, value) -> None:
+        if isinstance(self.__dict__.get(name), Module) and not isinstance(value, Module):
+            raise TypeError(f"Sequential: item {name} must stay a Module, got {type(value).__name__}; remove it "
+                            f"with del seq[i]")
         super().__setattr__(name, value)
         if name != "training" and not name.startswith("_"):  # train()/eval() change no module
             self._index()

@@ -426,3 +426,32 @@ def test_a_tensor_a_module_holds_in_a_dict_given_another_array_records_afresh():
     eager, _, _ = _run(_dict_held_tensor, captured=False)
     captured, step, caught = _run(_dict_held_tensor, captured=True)
     assert captured == eager and step.captures == 2 and not caught
+
+
+class _Held(nn.Module):
+    """Layers held in a ModuleList and activations in a ModuleList and a ModuleDict."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(4, 16, generator=1), nn.Linear(16, 3, generator=2)])
+        self.listed = nn.ModuleList([nn.Identity()])
+        self.named = nn.ModuleDict({"hidden": nn.ReLU()})
+
+    def forward(self, x):
+        return self.layers[1](self.named["hidden"](self.listed[0](self.layers[0](x))))
+
+
+@pytest.mark.parametrize("edit", ["list item", "dict item"])
+def test_a_layer_replaced_in_a_module_container_records_afresh(edit):
+    def make():
+        model = _Held()
+
+        def between(i):
+            if i == 4 and edit == "dict item":
+                model.named["hidden"] = nn.Tanh()
+            elif i == 4:
+                model.listed[0] = nn.Tanh()
+        return _with(model, optim.SGD(model.parameters(), lr=0.1, capturable=True), between)
+    eager, _, _ = _run(make, captured=False)
+    captured, step, caught = _run(make, captured=True)
+    assert captured == eager and step.captures == 2 and not caught

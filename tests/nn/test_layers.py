@@ -58,8 +58,9 @@ def test_state_dict_round_trip_and_strict_errors(device):
     state["net.9.weight"] = dg.zeros(1)
     with pytest.raises(ValueError, match=r"missing keys: net\.0\.bias; unexpected keys: net\.9\.weight"):
         b.load_state_dict(state)
-    result = b.load_state_dict(state, strict=False)
-    assert result == {"missing": ["net.0.bias"], "unexpected": ["net.9.weight"]}
+    missing, unexpected = b.load_state_dict(state, strict=False)  # PyTorch's unpacking
+    assert (missing, unexpected) == (["net.0.bias"], ["net.9.weight"])
+    assert b.load_state_dict(state, strict=False).missing_keys == ["net.0.bias"]
     bad = a.state_dict()
     bad["net.0.weight"] = dg.zeros(2, 2)
     with pytest.raises(ValueError, match=r"net\.0\.weight: shape \(2, 2\) in the state, \(5, 3\) in the model"):

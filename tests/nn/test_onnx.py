@@ -197,3 +197,24 @@ def test_mlps_with_a_norm_export_their_eval_form(tmp_path, norm, opset):
     X = np.random.default_rng(9).standard_normal((20, 3)).astype(np.float32)
     (logits,) = runtime(dg_onnx.export(mlp, tmp_path / "m.onnx", 3, opset=opset)).run(None, {"input": X})
     np.testing.assert_allclose(logits, mlp(dg.tensor(X)).numpy(), rtol=1e-5, atol=1e-6)
+
+
+class _Doubling(dg.nn.Linear):
+    def forward(self, x):
+        return super().forward(x) * 2.0
+
+
+@pytest.mark.parametrize("what", ["a Linear subclass", "a forward hook", "a forward set on a layer"])
+def test_what_a_forward_runs_beyond_the_layers_kinds_is_refused(tmp_path, what):
+    """Export writes the layers' kinds and weights: a forward it cannot see would make the served model
+    compute something else than model(x)."""
+    model = dg.nn.MLP([3, 4, 2], generator=0)
+    if what == "a Linear subclass":
+        model.net[2] = _Doubling(4, 2, generator=1)
+    elif what == "a forward hook":
+        model.net[1].register_forward_hook(lambda m, args, out: out * 0.5)
+    else:
+        model.net[0].forward = lambda x: x
+    with pytest.raises(dg_onnx.ExportError, match="hook|forward of its own"):
+        dg_onnx.export(model, tmp_path / "m.onnx", n_features=3)
+    assert not (tmp_path / "m.onnx").exists()

@@ -1,0 +1,91 @@
+"""PyTorch's Module idioms where devgrad did something else without saying so: the order apply()
+visits modules in, gradients kept by to(), load_state_dict's result, state_dict's order, a
+Parameter replaced by a plain tensor, a Dropout given a new seed, a layer's forward replaced on
+the instance, ONNX export of what a forward it cannot see."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import devgrad as dg
+from devgrad import nn
+
+X = np.random.default_rng(7).standard_normal((5, 3))
+
+
+def test_apply_visits_children_in_order_then_the_parent():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)))
+    seen = []
+    model.apply(lambda m: seen.append(m))
+    inner = model[2]
+    assert seen == [model[0], model[1], inner[0], inner[1], inner, model]
+
+
+@pytest.mark.oracle
+def test_apply_numbers_layers_as_pytorch_does(torch):
+    def build(nn_):
+        return nn_.Sequential(nn_.Linear(3, 4), nn_.ReLU(), nn_.Sequential(nn_.Linear(4, 4)), nn_.Linear(4, 2))
+
+    def numbered(module, counter, lib):
+        if isinstance(module, lib.Linear):
+            module.weight.data[...] = counter[0]
+            counter[0] += 1
+
+    mine, theirs, ours_count, their_count = build(nn), build(torch.nn), [0], [0]
+    mine.apply(lambda m: numbered(m, ours_count, nn))
+    theirs.apply(lambda m: numbered(m, their_count, torch.nn))
+    assert {k: float(v.numpy().flat[0]) for k, v in mine.state_dict().items() if k.endswith("weight")} == \
+        {k: float(v.numpy().flat[0]) for k, v in theirs.state_dict().items() if k.endswith("weight")}
+
+
+@pytest.mark.parametrize("move", ["to cpu", "double", "float"])
+def test_to_keeps_the_gradients_cast_with_their_parameters(move):
+    model = nn.Linear(3, 2, generator=0)
+    model(dg.tensor(X.astype(np.float32))).sum().backward()
+    before = model.weight.grad.numpy().copy()
+    {"to cpu": lambda: model.to("cpu"), "double": model.double, "float": model.float}[move]()
+    assert model.weight.grad is not None and model.weight.grad.dtype == model.weight.dtype
+    np.testing.assert_array_equal(model.weight.grad.numpy(), before.astype(model.weight.dtype))
+
+
+def test_state_dict_goes_module_by_module_parameters_then_buffers():
+    model = nn.MLP([3, 4, 2], norm="batch", generator=0)
+    assert list(model.state_dict()) == ["net.0.weight", "net.0.bias", "net.1.weight", "net.1.bias",
+                                        "net.1.running_mean", "net.1.running_var", "net.1.num_batches_tracked",
+                                        "net.3.weight", "net.3.bias"]
+
+
+def test_a_parameter_is_not_replaced_by_a_plain_tensor():
+    layer = nn.Linear(2, 2)
+    with pytest.raises(TypeError, match=r"Linear\.weight is a Parameter: assign a Parameter"):
+        layer.weight = dg.ones((2, 2))
+    assert [name for name, _ in layer.named_parameters()] == ["weight", "bias"]
+    layer.bias = None  # allowed, as in PyTorch
+    layer.weight = nn.Parameter(dg.ones((2, 2)))
+    assert [name for name, _ in layer.named_parameters()] == ["weight"]
+
+
+def test_a_dropout_given_a_new_seed_restarts_its_masks_from_it():
+    x = dg.ones((4, 6))
+    used = nn.Dropout(0.5, seed=1)
+    used(x)
+    used.seed = 7
+    np.testing.assert_array_equal(used(x).numpy(), nn.Dropout(0.5, seed=7)(x).numpy())
+
+
+def test_a_sequential_item_stays_a_module():
+    seq = nn.Sequential(nn.Linear(3, 3), nn.ReLU())
+    with pytest.raises(TypeError, match="item 1 must stay a Module"):
+        setattr(seq, "1", None)
+    assert len(seq) == 2
+
+
+def test_an_mlp_runs_a_forward_set_on_a_layer():
+    model = nn.MLP([3, 4, 2], generator=0, dtype="float64")
+    x = dg.tensor(X)
+    model(x)  # planned with the layers' own forwards
+    layer = model.net[0]
+    layer.forward = lambda t: nn.Linear.forward(layer, t) * 0.0
+    np.testing.assert_array_equal(model(x).numpy(), model.net(x).numpy())
+    np.testing.assert_array_equal(model(x).numpy(), np.broadcast_to(model.net[2].bias.numpy(), (5, 2)))

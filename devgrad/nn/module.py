@@ -46,7 +46,8 @@ class Module:
 
     Assign Parameters and sub-Modules as attributes (lists and tuples of Modules work
     too); ``parameters()``, ``state_dict()``, ``to()``, ``train()``/``eval()`` find them.
-    Attributes whose names start with ``_`` are private and not walked.
+    A Module or Parameter under a private name (``self._fc``) is part of the tree too, as in
+    PyTorch; a private list or tuple is not walked (a cache).
     Subclasses implement ``forward``; call the module itself to run it.
     """
 
@@ -150,10 +151,10 @@ class Module:
     # -- walking -----------------------------------------------------------------------
     def _children_items(self) -> Iterator[tuple[str, object]]:
         for name, value in vars(self).items():
-            if name.startswith("_"):
-                continue  # private attributes (caches) are not part of the module tree
             if isinstance(value, Module | Parameter):
-                yield name, value
+                yield name, value  # a private name too (self._fc), as PyTorch registers it
+            elif name.startswith("_"):
+                continue  # a private list or tuple (a cache: a Sequential's order, an MLP's plan) is not walked
             elif isinstance(value, list | tuple):
                 for i, item in enumerate(value):
                     if isinstance(item, Module | Parameter):

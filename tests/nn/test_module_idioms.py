@@ -1,7 +1,7 @@
 """PyTorch's Module idioms where devgrad did something else without saying so: the order apply()
 visits modules in, gradients kept by to(), load_state_dict's result, state_dict's order, a
 Parameter replaced by a plain tensor, a Dropout given a new seed, a layer's forward replaced on
-the instance, ONNX export of what a forward it cannot see."""
+the instance, sub-modules under private names."""
 
 from __future__ import annotations
 
@@ -89,3 +89,25 @@ def test_an_mlp_runs_a_forward_set_on_a_layer():
     layer.forward = lambda t: nn.Linear.forward(layer, t) * 0.0
     np.testing.assert_array_equal(model(x).numpy(), model.net(x).numpy())
     np.testing.assert_array_equal(model(x).numpy(), np.broadcast_to(model.net[2].bias.numpy(), (5, 2)))
+
+
+class _Private(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self._fc = nn.Linear(3, 3, generator=0)
+        self._drop = nn.Dropout(0.5)
+        self._scale = nn.Parameter(dg.ones(3))
+
+    def forward(self, x):
+        return self._drop(self._fc(x)) * self._scale
+
+
+def test_modules_and_parameters_under_private_names_are_registered():
+    model = _Private()
+    assert list(model.state_dict()) == ["_scale", "_fc.weight", "_fc.bias"]  # its own first, as PyTorch
+    assert len(model.parameters()) == 3
+    model.eval()
+    x = dg.tensor(X.astype(np.float32))
+    np.testing.assert_array_equal(model(x).numpy(), model(x).numpy())  # the dropout is off
+    model.double()
+    assert model._fc.weight.dtype == np.float64 and model._scale.dtype == np.float64

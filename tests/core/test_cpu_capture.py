@@ -405,6 +405,12 @@ class _Doubled(nn.Module):
         return out * 2.0 if self.switch.training else out
 
 
+def _trained(losses: list, model) -> tuple:
+    """What a run left: its losses, and the model's parameters and gradients, as bytes."""
+    return (losses, [p.numpy().tobytes() for p in model.parameters()],
+            [None if p.grad is None else p.grad.numpy().tobytes() for p in model.parameters()])
+
+
 def _batch(start: int) -> tuple:
     return dg.tensor(X[start:start + 20]), dg.tensor(Y[start:start + 20])
 
@@ -466,8 +472,7 @@ def test_a_model_changed_between_replays_trains_as_eagerly(change):
                 if i == len(BATCHES):
                     _change_the_model(model, change, handle)
                 losses.append(step(*_batch(start)).numpy().tobytes())
-        results.append((losses, [p.numpy().tobytes() for p in model.parameters()],
-                        [None if p.grad is None else p.grad.numpy().tobytes() for p in model.parameters()]))
+        results.append(_trained(losses, model))
     assert results[0] == results[1]
     if change == "parameter replaced":  # outside the optimizer, never zeroed: each step adds to its gradient
         assert (step.captures, step.replays, step.diverged) == (1, 6, 0)
@@ -542,11 +547,6 @@ def test_a_parameter_the_optimizer_gains_between_replays_is_trained_as_eagerly(c
                     for p in model.parameters():
                         p.data = p.data.copy()
             losses.append(step(*_batch(start)).numpy().tobytes())
-        results.append((losses, [p.numpy().tobytes() for p in model.parameters()],
-                        [None if p.grad is None else p.grad.numpy().tobytes() for p in model.parameters()]))
+        results.append(_trained(losses, model))
     assert results[0] == results[1]
-    if change == "parameter replaced":  # outside the optimizer, never zeroed: each step adds to its gradient
-        assert (step.captures, step.replays, step.diverged) == (1, 6, 0)
-        assert "adds to the gradients the parameters had when it began" in step.failure
-    else:
-        assert (step.captures, step.replays, step.failure, step.diverged) == (2, 12, None, 0)
+    assert (step.captures, step.replays, step.failure, step.diverged) == (2, 12, None, 0)

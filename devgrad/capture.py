@@ -80,8 +80,8 @@ class _ModeWatch(threading.local):
 
 _modes = _ModeWatch()
 _mode_changes = [0]  # how many times a module's training flag changed, in any thread
-_state_changes = [0]  # how many times a module's attribute or hooks changed, in any thread
-module_changes = _state_changes  # the same count, read by layers that cache a plan of their sub-modules
+module_changes = [0]  # how many times a module's attribute or hooks changed, in any thread (also read by
+# layers that cache a plan of their sub-modules)
 
 
 def mode_changed() -> None:
@@ -92,7 +92,7 @@ def mode_changed() -> None:
 def state_changed() -> None:
     """A module's attribute or its hooks changed (``nn.Module`` calls this): recordings check their
     modules' whole state (``_state``)."""
-    _state_changes[0] += 1
+    module_changes[0] += 1
 
 
 def module_called(module) -> None:
@@ -116,12 +116,12 @@ def _modules_called(optimizer=None):
     """The modules called within the block (this thread's, reported by ``module_called``): the list
     it yields fills as they run. ``optimizer``: the one a recording in the block may step."""
     called = _modes.called = []
-    _capturing.watch, _capturing.optimizer, _capturing.optimizer_known = True, optimizer, True
+    _capturing.watch, _capturing.optimizer = True, optimizer
     try:
         yield called
     finally:
         _modes.called = None
-        _capturing.watch, _capturing.optimizer, _capturing.optimizer_known = False, None, False
+        _capturing.watch, _capturing.optimizer = False, None
 
 
 class CapturedStep:
@@ -163,7 +163,7 @@ class CapturedStep:
         self._held: dict = {}  # CPU: signature -> the arrays of the modules' other tensors (``deps.arrays_of``)
         self._leaves: dict = {}  # CPU: signature -> the tensors its eager call gave gradients
         self._modes_checked = _mode_changes[0]  # module mode changes up to the last check of ``_modes``
-        self._states_checked = _state_changes[0]  # other module changes up to then
+        self._states_checked = module_changes[0]  # other module changes up to then
 
     @property
     def graphs(self) -> int:
@@ -180,7 +180,7 @@ class CapturedStep:
             self._graphs.clear()  # recorded on arrays a parameter no longer uses, or other settings: afresh
             self._seen.clear()
             self._bind()  # what the next recording will be made on: not stale again until it changes
-        if self._modes_checked != _mode_changes[0] or self._states_checked != _state_changes[0]:
+        if self._modes_checked != _mode_changes[0] or self._states_checked != module_changes[0]:
             self._drop_other_modes()
         if not self.device.supports_graphs:
             return self._cpu_call(key, inputs, arrays)
@@ -263,9 +263,8 @@ class CapturedStep:
         for hook in self._hooks:
             hook()
         params = self._params()
-        takes, others = deps.tensors_of(self._modes.get(key, ()), params)  # the other tensors of its modules
-        known = {id(t) for t in (*params, *takes, *others)}
-        takes += [t for t in self._leaves.get(key, ()) if id(t) not in known]  # and those given gradients
+        # the other tensors of its modules, and those its eager call gave gradients (one in a closure)
+        takes, others = deps.tensors_of(self._modes.get(key, ()), params, self._leaves.get(key, ()))
         try:
             with _modules_called(self._optimizer) as called:
                 plan = cpu_plan.record(self.fn, static, self.device, params + takes, self._optimizer, others)
@@ -314,8 +313,8 @@ class CapturedStep:
         """Forget the recordings whose modules' state changed since (a module switched between train()
         and eval(), an attribute replaced, a hook added): the next call with their signature runs as a
         new one would."""
-        whole = self._states_checked != _state_changes[0]  # else only training flags changed (each epoch)
-        self._modes_checked, self._states_checked = _mode_changes[0], _state_changes[0]
+        whole = self._states_checked != module_changes[0]  # else only training flags changed (each epoch)
+        self._modes_checked, self._states_checked = _mode_changes[0], module_changes[0]
         for key, modes in list(self._modes.items()):
             if not all(deps.same_state(m, state) if whole else m.training == state[0] for m, state in modes):
                 del self._modes[key]

@@ -62,11 +62,12 @@ def _same_items(v, w) -> bool:
     return type(v) is tuple and type(w) is tuple and len(v) == len(w) and all(a is b for a, b in zip(v, w))
 
 
-def tensors_of(modes: tuple, exclude: list) -> tuple[list, list]:
-    """The tensors the modules of ``modes`` (``modes_of``) hold, other than those of ``exclude``: those
-    that take gradients (parameters the optimizer does not update: another one may, outside the
-    step), and the others (frozen parameters, buffers). A recording traces them, so that a
-    replay reads and writes their arrays, and gives the first their gradients."""
+def tensors_of(modes: tuple, exclude: list, leaves=()) -> tuple[list, list]:
+    """The tensors the modules of ``modes`` (``modes_of``) hold and the ``leaves`` given gradients,
+    other than those of ``exclude``: those that take gradients (parameters the optimizer does not
+    update: another one may, outside the step), and the others (frozen parameters, buffers). A
+    recording traces them, so that a replay reads and writes their arrays, and gives the first
+    their gradients."""
     seen = {id(t) for t in exclude}
     grads: list = []
     others: list = []
@@ -76,6 +77,7 @@ def tensors_of(modes: tuple, exclude: list) -> tuple[list, list]:
                 if isinstance(t, Tensor) and id(t) not in seen:
                     seen.add(id(t))
                     (grads if t.requires_grad else others).append(t)
+    grads += [t for t in leaves if id(t) not in seen]
     return grads, others
 
 

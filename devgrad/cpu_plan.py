@@ -150,7 +150,8 @@ def record(fn, inputs: tuple, device, params: list, optimizer, others: tuple | l
     computes (a replay hands them theirs); ``others``: more tensors it may read or write (frozen
     parameters, buffers). Raises CaptureError (state restored) when the step cannot be replayed."""
     rec = _Recording()
-    rec.rng = default_generator(), default_generator().bit_generator.state  # put back by ``_undo``
+    generator = default_generator()
+    rec.rng = generator, generator.bit_generator.state  # put back by ``_undo``
     slots = _state_arrays(optimizer)
     originals = [slot[k] for slot, k in slots]
     params, held = list(params), len(params)

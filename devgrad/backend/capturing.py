@@ -22,11 +22,10 @@ class _Capturing(threading.local):
     # whether modules called now report themselves (``devgrad.capture``: a step being recorded, or
     # the eager step before its recording, learns which modules it depends on)
     watch: bool = False
-    # the optimizer given to the CapturedStep being recorded (its rate and step counts are refreshed
+    # while ``watch``: the optimizer given to the CapturedStep (its rate and step counts are refreshed
     # for each replay), None for none: another one stepped inside the step would replay its recorded
-    # values. ``optimizer_known``: whether a CapturedStep said (other recorders of a step do not)
+    # values (other recorders of a step set no ``watch`` and say nothing of optimizers)
     optimizer: Any = None
-    optimizer_known: bool = False
 
 
 state = _Capturing()

@@ -117,7 +117,7 @@ class Optimizer:
                                    "every replay would reuse the learning rate and step count it had then. Create "
                                    f"it with {type(self).__name__}(..., capturable=True) and pass it to "
                                    "CapturedStep(..., optimizer=...)")
-        if is_capturing() and capture_state.optimizer_known and capture_state.optimizer is not self:
+        if is_capturing() and capture_state.watch and capture_state.optimizer is not self:
             refuse_while_capturing(f"{type(self).__name__} stepped but not given to CapturedStep(..., optimizer=)",
                                    "a replay would not follow its learning rate, nor its state where it keeps "
                                    "other arrays. Give it as optimizer= (one optimizer per step), or step it "

@@ -25,9 +25,7 @@ class ModuleList(Module):
             yield str(i), m
 
     def append(self, module: Module) -> ModuleList:
-        if not isinstance(module, Module):
-            raise TypeError(f"ModuleList holds Modules, got {type(module).__name__}")
-        self._items.append(module)
+        self._items.append(_listed(module))
         capture.state_changed()  # a recorded step that ran this list ran other modules
         return self
 
@@ -37,9 +35,7 @@ class ModuleList(Module):
         return self
 
     def insert(self, index: int, module: Module) -> None:
-        if not isinstance(module, Module):
-            raise TypeError(f"ModuleList holds Modules, got {type(module).__name__}")
-        self._items.insert(index, module)
+        self._items.insert(index, _listed(module))
         capture.state_changed()
 
     def __getitem__(self, index):
@@ -48,9 +44,7 @@ class ModuleList(Module):
         return self._items[index]
 
     def __setitem__(self, index: int, module: Module) -> None:
-        if not isinstance(module, Module):
-            raise TypeError(f"ModuleList holds Modules, got {type(module).__name__}")
-        self._items[index] = module
+        self._items[index] = _listed(module)
         capture.state_changed()
 
     def __delitem__(self, index) -> None:
@@ -67,6 +61,13 @@ class ModuleList(Module):
 
     def __iter__(self):
         return iter(self._items)
+
+
+def _listed(module):
+    """``module``, which a ModuleList may hold (a TypeError for anything but a Module)."""
+    if not isinstance(module, Module):
+        raise TypeError(f"ModuleList holds Modules, got {type(module).__name__}")
+    return module
 
 
 class ModuleDict(Module):

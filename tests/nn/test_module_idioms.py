@@ -111,3 +111,17 @@ def test_modules_and_parameters_under_private_names_are_registered():
     np.testing.assert_array_equal(model(x).numpy(), model(x).numpy())  # the dropout is off
     model.double()
     assert model._fc.weight.dtype == np.float64 and model._scale.dtype == np.float64
+
+
+def test_module_containers_remove_items_as_pytorch_does():
+    layers = [nn.Linear(2, 2, generator=i) for i in range(3)]
+    listed = nn.ModuleList(layers)
+    del listed[0]
+    assert listed.pop() is layers[2] and list(listed) == [layers[1]]
+    assert [name for name, _ in listed.named_parameters()] == ["0.weight", "0.bias"]
+    named = nn.ModuleDict({"a": layers[0], "b": layers[1]})
+    assert named.pop("a") is layers[0]
+    del named["b"]
+    assert len(named) == 0 and named.parameters() == []
+    with pytest.raises(TypeError, match="ModuleList holds Modules"):
+        listed.append("relu")

@@ -49,10 +49,14 @@ def _gelu(g, x: str, layer) -> str:
 
 
 def _softplus(g, x: str, layer) -> str:
+    """log(1 + exp(beta·x)) / beta, and x itself where beta·x > threshold (as the layer computes)."""
     if layer.beta == 1.0:
-        return g.node("Softplus", [x])
-    scaled = g.node("Mul", [x, g.const("beta", layer.beta)])
-    return g.node("Div", [g.node("Softplus", [scaled]), g.const("beta", layer.beta)])
+        scaled, curve = x, g.node("Softplus", [x])
+    else:
+        scaled = g.node("Mul", [x, g.const("beta", layer.beta)])
+        curve = g.node("Div", [g.node("Softplus", [scaled]), g.const("beta", layer.beta)])
+    above = g.node("Greater", [scaled, g.const("threshold", layer.threshold)])
+    return g.node("Where", [above, x, curve])
 
 
 def _batch_norm(g, x: str, layer) -> str:

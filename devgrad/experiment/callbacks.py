@@ -176,9 +176,10 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, trainer: Trainer, epoch: int, row: dict) -> None:
         es = self.settings
         if es.enabled and trainer.wait >= es.patience and trainer.stop_status is None:
+            best = (f"best {trainer.best_value:.4g} at epoch {trainer.best_epoch}" if trainer.best_value is not None
+                    else "no epoch measured it")
             trainer.request_stop("completed", f"early stopping at epoch {epoch}: {trainer.monitor} has not improved "
-                                              f"for {es.patience} epochs (best {trainer.best_value:.4g} at epoch "
-                                              f"{trainer.best_epoch})")
+                                              f"for {es.patience} epochs ({best})")
 
     def on_train_end(self, trainer: Trainer, status: str | None) -> None:
         if status != "completed" or not self.settings.restore_best:
@@ -207,3 +208,7 @@ class EarlyStopping(Callback):
         if best is not None:
             trainer.model.load_state_dict(best["model"])
             trainer.say(f"restored the weights of the best epoch ({trainer.best_epoch})")
+        elif trainer.best_epoch:  # it came before a resume, and train.checkpoint.save_best kept no file of it
+            trainer.say(f"the best epoch's weights ({trainer.best_epoch}) cannot be restored: it came before the run "
+                        "was resumed, and train.checkpoint.save_best is off, so no checkpoint holds them; the run "
+                        "ends with its last epoch's weights")

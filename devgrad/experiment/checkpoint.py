@@ -79,9 +79,9 @@ class Checkpointer:
         """Record a finished (finite) epoch's snapshot; write what the policy says is due."""
         self.latest = state
         self._dirty["last.npz"] = True
-        if improved and self.save_best:
+        if improved:  # kept in memory either way: early stopping's restore_best reads it
             self.best = state
-            self._dirty["best.npz"] = True
+            self._dirty["best.npz"] = self.save_best
         epoch = state["epoch"]
         if self.every and epoch % self.every == 0:
             self._write("last.npz", background=True)

@@ -120,6 +120,12 @@ def _from_columns(columns: list[str], values: np.ndarray, names: list[str], targ
     is named like a feature)."""
     if values.ndim != 2 or values.shape[1] != len(columns):
         raise DataError(f"{where}: {len(columns)} column names but values of shape {values.shape}")
+    repeated = sorted({c for c in columns if columns.count(c) > 1 and (c in names or c == target)})
+    if repeated:
+        which = ", ".join(repr(c) for c in repeated)
+        which = f"the columns {which} appear" if len(repeated) > 1 else f"the column {which} appears"
+        raise DataError(f"{where}: {which} more than once; give every column the model reads a unique name (which "
+                        "one is meant would otherwise be a guess)")
     y = values[:, columns.index(target)] if target is not None and target in columns else None
     missing = [n for n in names if n not in columns]
     if missing:

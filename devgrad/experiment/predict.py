@@ -79,7 +79,8 @@ class TrainedModel:
     def _forward(self, X: np.ndarray) -> np.ndarray:
         if self.mean is not None and self.std is not None:  # both or neither: the run's standardize
             X = (X - self.mean) / self.std
-        X = X.astype(self.info["dtype"])
+        with np.errstate(over="ignore"):  # a value beyond float32's range becomes inf: its outputs say so
+            X = X.astype(self.info["dtype"])
         out = []
         with self.device.activate():
             for start in range(0, len(X), BATCH_ROWS):
@@ -95,10 +96,20 @@ class TrainedModel:
     def predict_outputs(self, z: np.ndarray) -> np.ndarray:
         """``predict`` from raw outputs: the trainer's rule (argmax; one output: above the threshold)."""
         out = self.info["output"]
+        self._check_finite(z)
         if self.task == "regression":
             return z[:, 0] * out["target_std"] + out["target_mean"]
         index = z.argmax(axis=1) if z.shape[1] > 1 else (z[:, 0] > out["threshold"]).astype(np.int64)
         return self.class_values()[index]
+
+    def _check_finite(self, z: np.ndarray) -> None:
+        """Outputs inf or NaN give no prediction (an argmax over NaN is class 0, silently): an error."""
+        bad = ~np.isfinite(z).all(axis=1)
+        if bad.any():
+            raise RunError(f"the model's outputs are inf or NaN for {int(np.count_nonzero(bad))} of {len(z)} rows "
+                           f"(the first: row {int(np.flatnonzero(bad)[0])}, counting from 0), so they have no "
+                           "prediction; such rows lie far outside the training data, or the weights "
+                           f"({self.checkpoint}) are too large")
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (n, n_classes), columns in the order of ``classes``."""
@@ -119,6 +130,7 @@ class TrainedModel:
     def proba_outputs(self, z: np.ndarray) -> np.ndarray:
         """``predict_proba`` from raw outputs, in float64 (softmax; one output: its sigmoid, or the
         clipped value for an mse fit)."""
+        self._check_finite(z)
         if z.shape[1] > 1:
             e = np.exp(z - z.max(axis=1, keepdims=True))
             return e / e.sum(axis=1, keepdims=True)
@@ -185,6 +197,14 @@ def _read_state(path: Path, run_dir: Path) -> dict:
                        f"spec again (devgrad run {run_dir / 'config.yaml'})") from None
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
         raise RunError(f"{path} is not a devgrad run checkpoint (no model weights in it)")
+    for name, value in state["model"].items():
+        array = np.asarray(value)
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            other = "best" if path.stem == "last" else "last"
+            raise RunError(f"{path} holds weights that are inf or NaN ({name}): the run diverged before it was "
+                           f"written, and nothing predicted from it would mean anything. Use the other one "
+                           f"(--checkpoint {other}, or checkpoint='{other}'), or run the spec again with a lower "
+                           "optimizer.lr")
     return state
 
 
@@ -214,8 +234,10 @@ def predict_file(run_dir, data, out=None, proba: bool = False, checkpoint: str =
     predictions = trained.predict_outputs(z)
     table = {"prediction": predictions}
     if proba:
-        for name, column in zip(trained.class_values().tolist(), trained.proba_outputs(z).T):
-            table[str(name)] = column
+        names = [str(name) for name in trained.class_values().tolist()]
+        if "prediction" in names:  # a class of that name: every probability column is named proba_<class>
+            names = [f"proba_{name}" for name in names]
+        table.update(zip(names, trained.proba_outputs(z).T))
     metrics = metrics_of(trained, predictions, rows) if rows.y is not None else None
     for note in metric_notices(metrics, str(data)) if metrics is not None and not quiet else ():
         print(f"devgrad: notice: {note}", file=sys.stderr, flush=True)
@@ -241,7 +263,8 @@ def metrics_of(trained: TrainedModel, predictions: np.ndarray, rows: inputs.Inpu
     y = rows.y
     if y is None:
         raise DataError(f"{rows.where}: no target column, so there is nothing to score the predictions against")
-    scored = ~_empty_targets(y)
+    numeric = trained.task == "regression" or trained.classes is None or trained.classes.dtype.kind not in "USb"
+    scored = ~_empty_targets(y, numeric)
     n = int(np.count_nonzero(scored))
     if n == 0:
         raise DataError(f"{rows.where}: every row's target is empty, so there is nothing to score the predictions "
@@ -259,6 +282,10 @@ def metrics_of(trained: TrainedModel, predictions: np.ndarray, rows: inputs.Inpu
     except ValueError:
         raise DataError(f"{rows.where}: the target column holds text; a regression's target must be numbers") \
             from None
+    if not np.isfinite(values).all():
+        raise DataError(f"{rows.where}: the target holds {values[~np.isfinite(values)][0]} "
+                        f"({int(np.count_nonzero(~np.isfinite(values)))} such value(s)), which no prediction can be "
+                        "scored against; fill in or drop those rows")
     error = predictions - values
     sst = float(((values - values.mean()) ** 2).sum())
     sse = float(error @ error)
@@ -271,7 +298,7 @@ def metric_notices(metrics: dict, where: str) -> list[str]:
     notes = []
     if metrics.get("rows_without_target"):
         k = metrics["rows_without_target"]
-        notes.append(f"{where}: {k} {'row has' if k == 1 else 'rows have'} an empty target, left out of the "
+        notes.append(f"{where}: {k} {'row has' if k == 1 else 'rows have'} an empty (or NaN) target, left out of the "
                      f"metrics, which score the other {metrics['rows']}")
     if metrics.get("unseen_classes"):
         notes.append(f"{where}: the target holds classes the model never saw in training "
@@ -279,10 +306,12 @@ def metric_notices(metrics: dict, where: str) -> list[str]:
     return notes
 
 
-def _empty_targets(y: np.ndarray) -> np.ndarray:
-    """Which rows have no target: an empty (or blank) cell of text, or a NaN."""
+def _empty_targets(y: np.ndarray, numeric: bool) -> np.ndarray:
+    """Which rows have no target: an empty (or blank) cell of text, or a NaN (for a ``numeric``
+    target, a cell of text that reads NaN too: a CSV's target column comes as text)."""
     if y.dtype.kind in "USO":
-        return np.char.strip(y.astype(str)) == ""
+        text = np.char.strip(y.astype(str))
+        return (text == "") | (np.char.lower(text) == "nan") if numeric else text == ""
     if y.dtype.kind == "f":
         return np.isnan(y)
     return np.zeros(len(y), dtype=bool)

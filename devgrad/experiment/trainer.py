@@ -212,6 +212,8 @@ class Trainer:
         self._add_to_sums(out.data, yb.data, loss.data, *self._eval_sums)
 
     def _improved(self, value: float) -> bool:
+        if value != value:  # noqa: PLR0124 - NaN (unequal to itself) is never an improvement
+            return False
         if self.best_value is None:
             return True
         delta = self.spec.train.early_stopping.min_delta
@@ -303,8 +305,9 @@ class Trainer:
             row = self._train_epoch(epoch)
             if self.val_loader is not None:
                 row.update({f"val_{k}": v for k, v in self.evaluate(self.val_loader).items()})
-            if not math.isfinite(row["train_loss"]):
-                self._diverged(epoch, row["train_loss"])
+            problem = self._non_finite(row)
+            if problem is not None:
+                self._diverged(epoch, problem)
                 return "failed"
             self.history.append(row)
             if isinstance(self.scheduler, optim.ReduceLROnPlateau) and row.get(self.monitor) is not None:
@@ -316,13 +319,26 @@ class Trainer:
                 return self.stop_status
         return "completed"
 
-    def _diverged(self, epoch: int, loss: float) -> None:
+    def _non_finite(self, row: dict) -> str | None:
+        """What went to inf or NaN in this epoch, if anything: the training loss, the validation loss
+        (a finite training loss is summed before the epoch's last updates), or the weights
+        themselves. Such an epoch is never kept as a checkpoint, nor counted as the best."""
+        for key, what in (("train_loss", "training loss"), ("val_loss", "validation loss")):
+            if key in row and not math.isfinite(row[key]):
+                return f"the {what} became {row[key]}"
+        xp = self.device.xp
+        for name, p in self._named_parameters:
+            if not bool(xp.isfinite(p.data).all()):
+                return f"the weights became inf or NaN ({name})"
+        return None
+
+    def _diverged(self, epoch: int, problem: str) -> None:
         checkpoints = self.checkpoints
         last = None
         if checkpoints is not None:
             last = checkpoints.latest["epoch"] if checkpoints.latest else checkpoints.epoch_written["last.npz"]
         where = f"epoch {last}" if last else "none yet"
-        self.say(f"the training loss became {loss} at epoch {epoch}: the run diverged. The last good checkpoint "
+        self.say(f"{problem} at epoch {epoch}: the run diverged. The last good checkpoint "
                  f"({where}) is kept. Try a lower optimizer.lr, train.clip_grad_norm, or standardized inputs.")
 
     def predict_values(self, X_raw: np.ndarray) -> np.ndarray:

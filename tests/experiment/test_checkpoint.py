@@ -106,6 +106,44 @@ def test_a_diverging_run_keeps_the_last_finite_epoch(tmp_path):
     assert all(np.isfinite(v.numpy()).all() for v in state["model"].values())
 
 
+
+def test_an_epoch_whose_weights_blew_up_is_neither_kept_nor_counted_as_the_best(tmp_path):
+    """One full-batch step at lr 1e38 leaves epoch 1's training loss finite (it is measured before
+    the step) but its weights and outputs inf or NaN: the run diverged at epoch 1, and no file
+    holds those weights as 'the last good checkpoint' or the best one."""
+    spec = {**SMALL_NO_PLOTS, "data": {"source": "blobs", "n_samples": 200, "n_classes": 3},
+            "model": {"hidden": [8]}, "optimizer": {"name": "sgd", "lr": 1e38},
+            "train": {"epochs": 5, "batch_size": None}}
+    result = run(spec, out=tmp_path, quiet=True)
+    assert result.status == "failed" and result.history == []
+    log = (result.run_dir / "train.log").read_text()
+    assert "at epoch 1: the run diverged. The last good checkpoint (none yet) is kept" in log
+    assert not (result.run_dir / "checkpoints" / "best.npz").exists()
+    assert not (result.run_dir / "checkpoints" / "last.npz").exists()
+
+
+def test_restore_best_keeps_the_best_weights_in_memory_when_no_best_file_is_written(tmp_path):
+    """train.checkpoint.save_best: false writes no best.npz, yet early stopping's restore_best
+    still ends the run with the best epoch's weights: the same test metrics as with the file."""
+    spec = {**SMALL_NO_PLOTS, "seed": 3, "data": {"source": "spirals", "n_samples": 300, "noise": 0.2},
+            "model": {"hidden": [8]}, "optimizer": {"name": "adam", "lr": 0.05},
+            "train": {"epochs": 12, "batch_size": 32, "early_stopping": {"patience": 2, "restore_best": True}}}
+    summaries = {}
+    for save_best in (True, False):
+        spec["train"]["checkpoint"] = {"save_best": save_best}
+        result = run(spec, out=tmp_path / str(save_best), quiet=True)
+        assert "restored the weights of the best epoch" in (result.run_dir / "train.log").read_text()
+        assert (result.run_dir / "checkpoints" / "best.npz").exists() is save_best
+        summaries[save_best] = result.summary
+    assert summaries[False]["best_epoch"] < summaries[False]["epochs_run"]  # something to restore
+    assert summaries[False]["test"] == summaries[True]["test"]
+    policy = Checkpointer(tmp_path / "policy", seconds=0, save_best=False, clock=Clock())
+    (tmp_path / "policy").mkdir()
+    policy.epoch_done(_state(1), improved=True)
+    policy.epoch_done(_state(2), improved=False)
+    policy.flush()
+    assert policy.best["epoch"] == 1 and policy.writes["best.npz"] == 0
+
 def test_an_epochs_snapshot_stays_on_the_device_until_a_file_is_written(tmp_path, monkeypatch):
     """On a GPU a copy to the host waits for the GPU and moves the whole state: the per-epoch
     snapshot is a copy on the run's device, and only a write brings it to the host. Counted

@@ -444,3 +444,47 @@ def test_a_hinge_loss_models_margins_are_never_given_as_probabilities(tmp_path, 
     assert cli.main(["predict", str(result.run_dir), str(data), "--proba", "--out", str(out)]) == 2
     assert "leave out --proba" in capsys.readouterr().err and not out.exists()
     assert cli.main(["predict", str(result.run_dir), str(data), "--out", str(out)]) == 0 and out.exists()
+
+
+def test_a_class_named_prediction_keeps_the_predictions_column(tmp_path, capsys):
+    """--proba names a probability column by its class; a class called "prediction" would take
+    the predictions' column, so then every probability column is proba_<class>."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 2))
+    kinds = np.where(X[:, 0] + X[:, 1] > 0, "prediction", "other")
+    data = tmp_path / "kinds.csv"
+    data.write_text("f1,f2,kind\n" + "".join(f"{a!r},{b!r},{k}\n" for (a, b), k in zip(X.tolist(), kinds)))
+    spec = {"name": "kinds", "seed": 0, "device": "cpu", "data": {"source": "csv", "path": str(data), "target": "kind"},
+            "model": {"hidden": [4]}, "plots": {"enabled": False}, "train": {"epochs": 3}}
+    run_dir = run(spec, out=tmp_path / "runs", quiet=True).run_dir
+    out = tmp_path / "p.csv"
+    assert cli.main(["predict", str(run_dir), str(data), "--proba", "--out", str(out), "--quiet"]) == 0
+    with open(out) as fh:
+        rows = list(csv.reader(fh))
+    model = load(run_dir, quiet=True)
+    assert rows[0] == ["prediction", *(f"proba_{c}" for c in model.classes)]
+    assert [r[0] for r in rows[1:]] == model.predict(data).tolist()
+    np.testing.assert_allclose(np.array([r[1:] for r in rows[1:]], dtype=float), model.predict_proba(data))
+
+
+def test_weights_or_outputs_that_are_inf_or_nan_give_an_error_not_class_zero(root, tmp_path):
+    from devgrad.experiment import checkpoint as ckpt
+
+    source = trained("multiclass", "relu", root).run_dir
+    model = load(source, quiet=True)
+    X, _ = held_out(model.spec)
+    with pytest.raises(RunError, match=r"outputs are inf or NaN for 1 of 2 rows \(the first: row 1"):
+        model.predict(np.array([X[0], [1e308, 1e308, 1e308]]))
+    with pytest.raises(RunError, match="outputs are inf or NaN"):
+        model.predict_proba(np.array([[1e308, 1e308, 1e308]]))
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(source, copy)
+    state = ckpt.load_checkpoint(copy / "checkpoints" / "best.npz")
+    name = next(iter(state["model"]))
+    state["model"][name] = state["model"][name].numpy() * np.inf
+    ckpt.save(state, copy / "checkpoints" / "best.npz")
+    with pytest.raises(RunError, match=rf"best.npz holds weights that are inf or NaN \({name}\).*--checkpoint last"):
+        load(copy, quiet=True)
+    assert set(load(copy, checkpoint="last", quiet=True).predict(X[:3])) <= set(ANIMALS)  # the other file loads

@@ -84,6 +84,8 @@ def test_export_of_any_sequential_with_every_activation_and_dropout(tmp_path):
     layers = [dg.nn.Linear(4, 6), dg.nn.ReLU(), dg.nn.Dropout(0.3), dg.nn.Linear(6, 6), dg.nn.LeakyReLU(0.2),
               dg.nn.Linear(6, 6), dg.nn.Sigmoid(), dg.nn.Linear(6, 6), dg.nn.Tanh(), dg.nn.Identity(),
               dg.nn.Linear(6, 6), dg.nn.Softplus(), dg.nn.Linear(6, 6), dg.nn.Softplus(beta=2.0), dg.nn.Linear(6, 6),
+              dg.nn.Softplus(threshold=0.5), dg.nn.Linear(6, 6), dg.nn.Softplus(beta=0.5, threshold=0.25),
+              dg.nn.Linear(6, 6),
               dg.nn.GELU(), dg.nn.Linear(6, 6), dg.nn.GELU("tanh"), dg.nn.Linear(6, 6), dg.nn.SiLU(),
               dg.nn.Linear(6, 6), dg.nn.Mish(), dg.nn.Linear(6, 6), dg.nn.ELU(0.5), dg.nn.Linear(6, 6),
               dg.nn.Hardtanh(-0.5, 0.5), dg.nn.Linear(6, 3, bias=False), dg.nn.LogSoftmax()]

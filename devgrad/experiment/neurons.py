@@ -64,9 +64,10 @@ def first_layer(model) -> tuple[np.ndarray, np.ndarray]:
     return host_layer(first_linear(model))
 
 
-def describe_map(weight: np.ndarray, bias: np.ndarray, variable: str = "z") -> str:
+def describe_map(weight: np.ndarray, bias: np.ndarray, variable: str = "z", output: str = "out") -> str:
     """An affine map as text, 'out = 1.2·z₁ − 0.4·z₂ + 0.1' per output: of the standardised inputs
-    z, or with ``variable="x"`` of the data's own (see ``input_coordinates``)."""
+    z, or with ``variable="x"`` of the data's own (see ``input_coordinates``); ``output`` names
+    what it gives (a regression's target in its own units: "y")."""
     subscripts = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
     rows = []
     for k, (w, b) in enumerate(zip(np.atleast_2d(weight), np.atleast_1d(bias))):
@@ -75,7 +76,7 @@ def describe_map(weight: np.ndarray, bias: np.ndarray, variable: str = "z") -> s
         else:
             terms = " ".join(f"{'−' if v < 0 else '+'} {abs(v):.4g}·{variable}{str(j + 1).translate(subscripts)}"
                              for j, v in enumerate(w)).removeprefix("+ ")
-        name = "out" if len(np.atleast_2d(weight)) == 1 else f"out{str(k + 1).translate(subscripts)}"
+        name = output if len(np.atleast_2d(weight)) == 1 else f"{output}{str(k + 1).translate(subscripts)}"
         rows.append(f"{name} = {terms} {'−' if b < 0 else '+'} {abs(b):.4g}")
     return "; ".join(rows)
 

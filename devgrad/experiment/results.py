@@ -91,14 +91,19 @@ class PlotWorkerStart(Callback):
 
 def linear_map(trainer: Trainer) -> dict | None:
     """The single affine map a model without nonlinearities computes (identity activation, or no
-    hidden layer), multiplied out from its layers."""
+    hidden layer), multiplied out from its layers: of the standardised inputs (``text``), and of
+    the data's own, giving a regression's target in its own units (``input_text``)."""
     spec = trainer.spec
     if spec.model.hidden and spec.model.activation != "identity":
         return None
     weight, bias = neurons.composed_map(neurons.linear_layers(trainer.model))
-    raw = neurons.input_coordinates(weight, bias, trainer.splits.mean, trainer.splits.std)
+    raw_weight, raw_bias = neurons.input_coordinates(weight, bias, trainer.splits.mean, trainer.splits.std)
+    output = "out"
+    if trainer.splits.regression:  # the model gives (y − y_mean) / y_std
+        splits = trainer.splits
+        raw_weight, raw_bias, output = raw_weight * splits.y_std, raw_bias * splits.y_std + splits.y_mean, "y"
     return {"weight": weight.tolist(), "bias": bias.tolist(), "text": neurons.describe_map(weight, bias),
-            "input_text": neurons.describe_map(*raw, variable="x")}
+            "input_text": neurons.describe_map(raw_weight, raw_bias, variable="x", output=output)}
 
 
 def draw(trainer: Trainer, history: list, say, unit_rows: list | None = None, frames=None,

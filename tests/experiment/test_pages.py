@@ -313,3 +313,30 @@ def test_the_unit_history_in_the_datas_coordinates_is_each_epoch_converted_alone
             weight, bias = neurons.input_coordinates(row["weight"], row["bias"], mean, std)
             assert out == {"epoch": row["epoch"], "weight": weight.tolist(), "bias": bias.tolist()}
     assert neurons.unit_history_in_input_coordinates([], None, None) == []
+
+
+def test_a_regressions_linear_map_in_the_datas_units_gives_the_target_in_its_units(tmp_path):
+    """input_text maps the data's own x to the target's own y (the model computes the
+    standardised target): the map written out predicts what the trained model predicts."""
+    import re
+
+    from devgrad.experiment import load
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 2)) * [2.0, 5.0] + [1.0, -3.0]
+    y = 3 * X[:, 0] - 2 * X[:, 1] + 100
+    data = tmp_path / "plane.csv"
+    data.write_text("a,b,y\n" + "".join(f"{p!r},{q!r},{t!r}\n" for (p, q), t in zip(X.tolist(), y.tolist())))
+    spec = {"name": "plane", "seed": 0, "device": "cpu", "task": "regression", "loss": "mse",
+            "data": {"source": "csv", "path": str(data), "target": "y"}, "model": {"hidden": []},
+            "optimizer": {"name": "adam", "lr": 0.05}, "plots": {"enabled": False}, "train": {"epochs": 3}}
+    result = run(spec, out=tmp_path / "runs", quiet=True)
+    text = result.summary["linear_map"]["input_text"]
+    match = re.fullmatch(r"y = (−?)([\d.e+-]+)·x₁ ([+−]) ([\d.e+-]+)·x₂ ([+−]) ([\d.e+-]+)", text)
+    assert match, text
+    sign = {"": 1.0, "+": 1.0, "−": -1.0}
+    a1, a2 = sign[match[1]] * float(match[2]), sign[match[3]] * float(match[4])
+    c = sign[match[5]] * float(match[6])
+    rows = np.array([[0.0, 0.0], [1.0, 2.0], [-2.0, 4.0]])
+    predicted = load(result.run_dir, checkpoint="last", quiet=True).predict(rows)
+    np.testing.assert_allclose(rows @ [a1, a2] + c, predicted, rtol=2e-3)

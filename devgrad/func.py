@@ -193,8 +193,10 @@ class _Trace:
         def jvp_fn(tangents: list) -> list:
             if not live or not wanted:
                 return [zeros_like(o) for o in self.outputs]
+            # a tangent that requires grad is differentiated through, as vjp's cotangents are
+            create_graph = self.nested or any(t is not None and t.requires_grad for t in tangents)
             grads = autograd([g for g, _ in live], wanted, [tangents[i] for _, i in live], retain_graph=True,
-                             create_graph=self.nested, allow_unused=True)
+                             create_graph=create_graph, allow_unused=True)
             found = iter(grads)
             return [zeros_like(o) if u is None else _or_zeros(next(found), o) for o, u in zip(self.outputs, us)]
 
@@ -316,8 +318,9 @@ def hvp(f: Callable, primals: Any, tangents: Any) -> tuple:
     if not live:
         products = [zeros_like(x) for x in trace.inputs]
     else:
+        create_graph = trace.nested or any(t.requires_grad for _, t in live)  # H t differentiable in t
         found = autograd([g for g, _ in live], trace.inputs, [t for _, t in live], retain_graph=True,
-                         create_graph=trace.nested, allow_unused=True)
+                         create_graph=create_graph, allow_unused=True)
         products = [_or_zeros(g, x) for g, x in zip(found, trace.inputs, strict=True)]
     return trace.keep(out), trace.inputs_tree(products)
 

@@ -52,12 +52,14 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
         numeric = _central_differences(x, contracted, eps)
         got = analytic[k]
         got = np.zeros(x.shape) if got is None else got.numpy().astype(np.float64)
-        excess = np.abs(got - numeric) - (atol + rtol * np.abs(numeric))
-        if excess.size and (excess.max() > 0 or not np.all(np.isfinite(got))):
-            worst = np.unravel_index(int(np.nanargmax(np.where(np.isfinite(got), excess, np.inf))), x.shape)
+        with np.errstate(invalid="ignore"):  # NaN on either side is a mismatch, told as such below
+            excess = np.abs(got - numeric) - (atol + rtol * np.abs(numeric))
+        failed = ~(excess <= 0)  # NaN (from either side) fails, as in PyTorch's gradcheck
+        if failed.any():
+            worst = np.unravel_index(int(np.argmax(np.where(np.isnan(excess), np.inf, excess))), x.shape)
             raise GradcheckError(
                 f"gradcheck failed for input {i} (shape {x.shape}) at element {tuple(int(w) for w in worst)}: "
-                f"backward gives {got[worst]!r}, finite differences give {numeric[worst]!r} "
+                f"backward gives {float(got[worst])!r}, finite differences give {float(numeric[worst])!r} "
                 f"(atol={atol}, rtol={rtol}, eps={eps})")
     return True
 
@@ -71,7 +73,8 @@ def _float64_inputs(inputs) -> tuple[list, list[int]]:
     checked: list[int] = []
     for t in inputs:
         if isinstance(t, Tensor) and t.dtype.kind == "f":
-            x = Tensor._make(t.data.astype(np.float64), t.device)
+            # C order: the differences perturb x through a flat view of it (a transposed input included)
+            x = Tensor._make(t.data.astype(np.float64, order="C"), t.device)
             if t.requires_grad or not checked_any:
                 x.requires_grad = True
                 checked.append(len(xs))

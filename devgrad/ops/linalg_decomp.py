@@ -82,6 +82,13 @@ def _is_zero(g) -> bool:
     return not bool((g.data != 0).any())
 
 
+def _adds_nothing(g) -> bool:
+    """Can a vector cotangent's term be left out? Only when it is zero and nothing differentiates
+    through it: forward mode (``devgrad.func``) starts from zero cotangents that require grad, and
+    the term's derivative with respect to them is the whole answer."""
+    return not getattr(g, "requires_grad", False) and _is_zero(g)
+
+
 class Cholesky(Function):
     """The lower factor L (A = L Lᵀ); gradient L⁻ᵀ Φ(Lᵀ g) L⁻¹ made symmetric (Φ: the lower triangle
     with half the diagonal), for symmetric positive-definite A."""
@@ -134,7 +141,7 @@ class Eigh(_Packed):
         gw, gv = self.unpack(g)
         w, v = self.unpack(self.output())
         grad = matmul(v * gw.reshape(*gw.shape[:-1], 1, gw.shape[-1]), mT(v))
-        if not _is_zero(gv):
+        if not _adds_nothing(gv):
             vtgv = matmul(mT(v), gv)
             inner = _reciprocal_gaps(w, False, "eigh") * ((vtgv - mT(vtgv)) * 0.5)
             grad = grad + matmul(v, matmul(inner, mT(v)))
@@ -173,7 +180,7 @@ class Svd(_Packed):
                                             "of Vh) are not unique, so they have no gradient; use full_matrices=False")
             u, gu, vh, gvh = u[..., :, :k], gu[..., :, :k], vh[..., :k, :], gvh[..., :k, :]
         grad = matmul(u * gs.reshape(*gs.shape[:-1], 1, k), vh)
-        if _is_zero(gu) and _is_zero(gvh):
+        if _adds_nothing(gu) and _adds_nothing(gvh):
             return grad
         return grad + self._vectors_grad(u, s, vh, gu, gvh, m, n)
 

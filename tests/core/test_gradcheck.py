@@ -93,3 +93,30 @@ def test_gradgradcheck_catches_a_wrong_second_derivative(device):
     assert dg.gradcheck(lambda t: DetachedSquare.apply(t), [x])
     with pytest.raises(dg.GradcheckError, match="input 0"):
         dg.gradgradcheck(lambda t: DetachedSquare.apply(t), [x])
+
+
+def test_gradcheck_perturbs_a_transposed_input_itself(device):
+    """A Fortran-ordered input (x.T) is perturbed, not a copy of it: a wrong (zero) backward fails,
+    a right one passes."""
+
+    class ZeroGradSquare(dg.Function):
+        def forward(self, a):
+            return a * a
+
+        def backward(self, g):
+            return g * 0.0
+
+    x = dg.tensor(np.random.default_rng(0).standard_normal((4, 3)).T, requires_grad=True, device=device)
+    assert dg.gradcheck(lambda t: t * t, [x])
+    with pytest.raises(dg.GradcheckError, match="backward gives 0.0"):
+        dg.gradcheck(lambda t: ZeroGradSquare.apply(t), [x])
+
+
+def test_a_nan_finite_difference_is_a_failure_not_a_pass(device):
+    """max() of differences holding a NaN is NaN, and NaN > 0 is False: a NaN must still fail."""
+    x = dg.tensor([0.5, 1.0, 0.0], requires_grad=True, device=device)
+    # the finite difference at 0 takes a power of -1e-6: NaN
+    with pytest.raises(dg.GradcheckError, match=r"element \(2,\).*finite differences give nan"):
+        dg.gradcheck(lambda t: WrongSquare.apply(t).sum() + (t ** 1.5).sum(), [x])
+    with pytest.raises(dg.GradcheckError, match=r"element \(2,\).*finite differences give nan"):
+        dg.gradgradcheck(lambda t: (t * t * t).sum() + (t ** 2.5).sum(), [x])

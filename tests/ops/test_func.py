@@ -360,3 +360,39 @@ def test_empty_tensors_give_empty_jacobians():
 def test_mistakes_give_one_clear_error(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.oracle
+def test_jvp_and_hvp_are_differentiable_in_their_tangents_as_in_torch(torch, device):
+    """grad of a jvp with respect to its tangent is Jᵀ·1, jacrev of an hvp over the tangent is the
+    Hessian, and backward() from a jvp reaches a tangent that requires grad."""
+    (x,), (tx,) = both(torch, [U(3)], device)
+    (t,), (tt,) = both(torch, [U(3) + 0.5], device)
+    f = lambda x: x.sin() * x  # noqa: E731
+    assert_close(func.grad(lambda v: func.jvp(f, (x,), (v,))[1].sum())(t),
+                 torch.func.grad(lambda v: torch.func.jvp(f, (tx,), (v,))[1].sum())(tt))
+    g = lambda x: (x.sin() * x ** 2).sum()  # noqa: E731
+    assert_close(func.jacrev(lambda v: func.hvp(g, (x,), (v,))[1][0])(t), torch.func.hessian(g)(tx))
+    t.requires_grad, tt.requires_grad = True, True
+    out, expected = func.jvp(f, (x,), (t,))[1], torch.func.jvp(f, (tx,), (tt,))[1]
+    ((out * out).sum() + (t * t).sum()).backward()
+    ((expected * expected).sum() + (tt * tt).sum()).backward()
+    assert_close(t.grad, tt.grad)
+
+
+@pytest.mark.oracle
+def test_forward_mode_through_eigenvectors_and_singular_vectors_matches_torch(torch, device):
+    """jvp starts from zero cotangents that require grad: the eigenvector (singular vector) term
+    of the backward formula must not be skipped for being zero in value."""
+    rng = np.random.default_rng(3)
+    a, da = rng.standard_normal((3, 3)), rng.standard_normal((3, 3))
+    sym = lambda m: (m + m.T) * 0.5  # noqa: E731
+    (A, dA), (tA, tdA) = both(torch, [a, da], device)
+    assert_close(func.jvp(lambda m: dg.linalg.eigh(sym(m))[1], (A,), (dA,))[1],
+                 torch.func.jvp(lambda m: torch.linalg.eigh(sym(m))[1], (tA,), (tdA,))[1])
+    for k in (0, 2):
+        assert_close(func.jvp(lambda m, k=k: dg.linalg.svd(m, full_matrices=False)[k], (A,), (dA,))[1],
+                     torch.func.jvp(lambda m, k=k: torch.linalg.svd(m, full_matrices=False)[k], (tA,), (tdA,))[1])
+    loss = lambda m: (dg.linalg.eigh(sym(m))[1] ** 3).sum()  # noqa: E731
+    torch_loss = lambda m: (torch.linalg.eigh(sym(m))[1] ** 3).sum()  # noqa: E731
+    assert_close(func.hessian(loss)(A), torch.func.jacrev(torch.func.jacrev(torch_loss))(tA))

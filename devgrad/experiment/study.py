@@ -43,9 +43,10 @@ def _sampler(optuna, name: str, seed: int, dims: list[Dimension], trials: int):
 def _pruner(optuna, name: str, trials: int, epochs: int):
     if name == "median":
         # Optuna's defaults (5 trials before any pruning, none in the first epochs) scaled to the study:
-        # a fifth of its trials (2 to 5), and no pruning in the first fifth of a run's epochs (at least 1)
-        return optuna.pruners.MedianPruner(n_startup_trials=max(2, min(5, trials // 5)),
-                                           n_warmup_steps=max(1, epochs // 5))
+        # a fifth of its trials (2 to 5), and no pruning in the first fifth of a run's epochs (at least 1).
+        # Steps are 1-based epochs, and Optuna spares the steps below n_warmup_steps: epochs 1..spared.
+        spared = max(1, epochs // 5)
+        return optuna.pruners.MedianPruner(n_startup_trials=max(2, min(5, trials // 5)), n_warmup_steps=spared + 1)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner()
     return optuna.pruners.NopPruner()

@@ -144,6 +144,24 @@ def test_the_median_pruner_stops_hopeless_learning_rates_early(tmp_path):
     assert sum(r["status"] == "pruned" for r in result.results) >= 1
 
 
+
+@pytest.mark.parametrize(("epochs", "spared"), [(4, 1), (10, 2), (30, 6)])
+def test_the_median_pruner_never_prunes_in_the_first_fifth_of_the_epochs(epochs, spared):
+    """Epochs are reported as 1-based steps: the first fifth (at least the first) is never pruned,
+    the epoch after it is."""
+    from devgrad.experiment.study import _pruner
+
+    study = optuna.create_study(pruner=_pruner(optuna, "median", trials=10, epochs=epochs))
+    for _ in range(5):
+        trial = study.ask()
+        for epoch in range(1, epochs + 1):
+            trial.report(0.1, epoch)
+        study.tell(trial, 0.1)
+    hopeless = study.ask()
+    for epoch in range(1, spared + 2):
+        hopeless.report(1e9, epoch)
+        assert bool(hopeless.should_prune()) is (epoch > spared), epoch
+
 @pytest.mark.slow
 def test_a_seeded_random_search_gives_the_serial_trials_on_two_workers(tmp_path):
     options = {"search": "random", "trials": 10, "space": LR, "pruner": "none", "quiet": True}

@@ -98,7 +98,8 @@ def from_numpy(array: np.ndarray) -> Tensor:
     """A CPU tensor sharing memory with a NumPy array (as ``torch.from_numpy``; ``dg.tensor`` copies)."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
-    return Tensor._make(array, resolve_device("cpu"))
+    # a subclass (np.matrix, whose * is a matrix product) as a plain ndarray view of the same memory
+    return Tensor._make(np.asarray(array), resolve_device("cpu"))
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
@@ -109,6 +110,6 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
         return data
     dev = resolve_device(device) if device is not None else default_device()
     if isinstance(data, np.ndarray) and dev.holds(data) and (dtype is None or as_dtype(dtype) == data.dtype):
-        return Tensor._make(data, dev)
+        return Tensor._make(np.asarray(data), dev)  # a subclass (np.matrix) as a plain ndarray view
     return Tensor(data, device=device, dtype=dtype)
 

@@ -124,14 +124,12 @@ class UnsafeFileError(ValueError):
 def _encode(value, arrays: dict, path: str):
     """JSON skeleton of ``value``; arrays go into ``arrays`` under dotted keys."""
     if isinstance(value, Tensor):
-        arrays[path] = value.device.to_host(value.data)
-        return {"__array__": path}
+        return _stored(value.device.to_host(value.data), arrays, path)
     if hasattr(value, "__cuda_array_interface__") or isinstance(value, np.ndarray):
         host = value if isinstance(value, np.ndarray) else value.get()
         if host.dtype.kind == "O":
             raise TypeError(f"save: '{path}' is an object array, which would need pickle")
-        arrays[path] = host
-        return {"__array__": path}
+        return _stored(host, arrays, path)
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, dict):
@@ -148,6 +146,17 @@ def _encode(value, arrays: dict, path: str):
         return value
     raise TypeError(f"save: cannot store '{path}' of type {type(value).__name__} without pickle; "
                     "use tensors, arrays, numbers, strings, lists and dicts")
+
+
+def _stored(array, arrays: dict, path: str) -> dict:
+    """``array`` into ``arrays`` under its dotted key, made unique where two entries spell the same
+    one (``{"a.b": x, "a": {"b": y}}``, ``{3: x, "3": y}``): the layout names each array's own key."""
+    key, n = path, 1
+    while key in arrays:
+        n += 1
+        key = f"{path}~{n}"
+    arrays[key] = array
+    return {"__array__": key}
 
 
 def _decode(node, arrays, wrap):
@@ -224,14 +233,29 @@ def load(path, device=None):
     if _LAYOUT_KEY in arrays:
         layout = json.loads(str(arrays.pop(_LAYOUT_KEY)))
         return _decode(layout, arrays, wrap)
+    return _nested(arrays, wrap, path)
+
+
+def _nested(arrays: dict, wrap, path: Path) -> dict:
+    """A plain .npz's arrays as a dict nested on the dots of their keys; keys that cannot nest (an
+    array 'a' beside 'a.b') are an error, never one array silently dropped."""
     nested: dict = {}
     for key, array in arrays.items():
         node = nested
         *parents, leaf = key.split(".")
-        for part in parents:
+        for depth, part in enumerate(parents):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                _cannot_nest(path, ".".join(parents[:depth + 1]), key)
+        if leaf in node:
+            _cannot_nest(path, key, next(k for k in arrays if k.startswith(key + ".")))
         node[leaf] = wrap(array)
     return nested
+
+
+def _cannot_nest(path: Path, array_key: str, other: str):
+    raise ValueError(f"load: {path} holds an array '{array_key}' and an array '{other}' under it, which cannot "
+                     "both be nested on the dots of their keys; read it with numpy.load (a flat mapping)")
 
 
 # -- safetensors (the optional ``safetensors`` extra) ----------------------------------------
@@ -263,7 +287,7 @@ def _save_safetensors(state, path: Path) -> Path:
         if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
             raise TypeError(f"save: '{name}' is a {type(value).__name__}; a .safetensors file holds only numeric "
                             "tensors (flat, as module.state_dict() gives them); use .npz for nested state")
-        arrays[name] = np.ascontiguousarray(value)
+        arrays[name] = np.array(value, order="C", copy=None)  # C order; a 0-d array stays 0-d (not ascontiguousarray)
     return atomic_write(path, _safetensors_numpy().save(arrays))
 
 

@@ -10,6 +10,8 @@ devgrad/core/_tensor.pyi declares them on the class for type checkers and IDEs.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from devgrad.backend import Device, DeviceError, default_device, device_of, is_device_array
@@ -36,6 +38,9 @@ class _Size(int):
 
     def __call__(self, dim: int | None = None):
         return self.shape if dim is None else self.shape[dim]
+
+
+_STATE = ("data", "device", "requires_grad", "grad", "grad_fn", "name", "_version")  # what a copy holds
 
 
 class Tensor:
@@ -235,15 +240,41 @@ class Tensor:
         return int(self.item())
 
     def __array__(self, dtype=None, copy=None):
-        """The data for NumPy (``np.asarray(t)`` shares it; ``np.array(t)`` and ``copy=True`` copy)."""
+        """The data for NumPy (``np.asarray(t)`` shares it; ``np.array(t)`` and ``copy=True`` copy).
+        A tensor that requires grad is not shared, as in PyTorch: a write through the array would
+        escape the version checks and give a silently wrong gradient."""
         if not self.device.is_host:
             raise DeviceError(f"a tensor on {self.device} cannot turn into a NumPy array implicitly; "
                               "call .numpy() to copy it to the host")
+        if self.requires_grad and not copy:
+            raise RuntimeError("np.asarray of a tensor that requires grad would share memory that backward "
+                               "cannot watch; use t.numpy() (a copy), or np.asarray(t.detach()) to share it")
         if dtype is not None and np.dtype(dtype) != self.data.dtype:
             if copy is False:
                 raise ValueError(f"a {self.data.dtype} tensor cannot become a {np.dtype(dtype)} array without a copy")
             return self.data.astype(dtype)
         return self.data.copy() if copy else self.data
+
+    def __getstate__(self):
+        """For pickle: a non-leaf comes back a leaf (requires_grad kept, no graph), as in PyTorch."""
+        state = {name: getattr(self, name) for name in _STATE if hasattr(self, name)}
+        state["grad_fn"] = None
+        return None, state
+
+    def __deepcopy__(self, memo):
+        """A copy of a leaf; a non-leaf is refused, as in PyTorch (a copied graph reaches no leaf)."""
+        if self.grad_fn is not None:
+            raise RuntimeError("copy.deepcopy of a tensor computed from others (a non-leaf, with a grad_fn): "
+                               "only leaves can be deep-copied, as in PyTorch; copy t.detach() (and set "
+                               "requires_grad) to get a new leaf")
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        for name in _STATE:
+            if hasattr(self, name):
+                setattr(new, name, copy.deepcopy(getattr(self, name), memo))
+        if hasattr(self, "__dict__"):  # a user's subclass with attributes of its own
+            new.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return new
 
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
         """The data as a DLPack capsule, shared without a copy (``np.from_dlpack``,
@@ -351,7 +382,11 @@ def _to_array(data, device, dtype):
     if host.dtype.kind == "O":
         raise TypeError(f"cannot make a tensor from {type(data).__name__}: it is not numeric")
     array = dev.put(host)
-    return dev, (dev.copy(array) if array is data else array)  # never share memory with the caller's array
+    # never share memory with the caller's: its array itself, or a view of it (of a memmap, an
+    # np.matrix, another library's tensor) that np.asarray gave
+    if array is data or (array is host and host.base is not None):
+        array = dev.copy(array)
+    return dev, array
 
 
 def tensor(data, requires_grad: bool = False, device=None, dtype=None, name: str | None = None) -> Tensor:

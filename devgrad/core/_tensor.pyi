@@ -10,12 +10,17 @@ from devgrad.core.dtypes import DEFAULT_FLOAT as DEFAULT_FLOAT, as_dtype as as_d
 from devgrad.core.grad_mode import is_grad_enabled as is_grad_enabled
 from devgrad.core.writes import note_write as note_write
 
+_new: Incomplete
+_ndarray = np.ndarray
+
 class _Size(int):
     """``Tensor.size``: an int (NumPy: the number of elements) that can be called like PyTorch's
     ``size()`` (the shape) and ``size(d)``."""
     shape: Incomplete
     def __new__(cls, count: int, shape: tuple): ...
     def __call__(self, dim: int | None = None): ...
+
+_STATE: Incomplete
 
 class Tensor:
     """An n-dimensional array on a device (NumPy on CPU, CuPy on CUDA) that records its graph.
@@ -92,7 +97,13 @@ class Tensor:
     def __int__(self) -> builtins.int: ...
     def __index__(self) -> builtins.int: ...
     def __array__(self, dtype=None, copy=None):
-        """The data for NumPy (``np.asarray(t)`` shares it; ``np.array(t)`` and ``copy=True`` copy)."""
+        """The data for NumPy (``np.asarray(t)`` shares it; ``np.array(t)`` and ``copy=True`` copy).
+        A tensor that requires grad is not shared, as in PyTorch: a write through the array would
+        escape the version checks and give a silently wrong gradient."""
+    def __getstate__(self):
+        """For pickle: a non-leaf comes back a leaf (requires_grad kept, no graph), as in PyTorch."""
+    def __deepcopy__(self, memo):
+        """A copy of a leaf; a non-leaf is refused, as in PyTorch (a copied graph reaches no leaf)."""
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
         """The data as a DLPack capsule, shared without a copy (``np.from_dlpack``,
         ``torch.from_dlpack``, ``cupy.from_dlpack``). A tensor that requires grad refuses, as in

@@ -292,13 +292,15 @@ class Optimizer:
             restored = {}
             for k, saved in entry.items():
                 value = saved.device.to_host(saved.data) if isinstance(saved, Tensor) else saved
-                if isinstance(value, np.ndarray) and value.ndim > 0:
+                if isinstance(value, np.ndarray) and (value.ndim > 0 or k != "step"):  # per-element state
                     if value.shape != p.shape:
                         raise ValueError(f"{type(self).__name__}.load_state_dict: state '{k}' of parameter {key} "
                                          f"has shape {value.shape}, the parameter {p.shape}")
                     value = p.device.put(value.astype(p.dtype, copy=False))
                 elif isinstance(value, np.ndarray | np.generic):
                     value = value.item()
+                if type(value) is float and p.ndim == 0:  # a 0-d parameter's moment given as a number
+                    value = p.device.put(np.asarray(value, dtype=p.dtype))
                 restored[k] = value
             self.state[p] = _into_existing(restored, previous.get(p, {}), p.device)
         self._adopt_loaded(had)
@@ -332,10 +334,11 @@ class Optimizer:
 
 
 def _host_value(key: str, value: np.ndarray):
-    """A state value on the host: a 0-d array (a capturable optimizer's step count, or another
-    number kept on the device) becomes a Python number, as a non-capturable optimizer keeps it."""
-    if value.ndim == 0:
-        return int(value) if key == "step" else value.item()
+    """A state value on the host: a capturable optimizer's 0-d step count becomes a Python int, as a
+    non-capturable optimizer keeps it. Every other state value has its parameter's shape (a 0-d
+    parameter's moments are 0-d arrays, which the update changes in place: kept as arrays)."""
+    if value.ndim == 0 and key == "step":
+        return int(value)
     return value
 
 

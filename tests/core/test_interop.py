@@ -184,3 +184,61 @@ def test_without_the_optional_packages_the_errors_name_the_extra(monkeypatch, tm
         assert cli.main(["export", str(result.run_dir), "--format", fmt, "--quiet"]) == 2
         assert extra in capsys.readouterr().err
     assert not (result.run_dir / "export").exists() and not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")  # np.matrix on purpose
+def test_dg_tensor_copies_from_views_of_memmaps_matrices_and_torch_tensors(torch, tmp_path):
+    """dg.tensor copies: np.asarray of a memmap, an np.matrix or a PyTorch tensor is a new view of
+    the caller's memory, which must not be kept."""
+    source = torch.tensor([1.0, 2.0])
+    t = dg.tensor(source)
+    source[0] = 99.0
+    assert t.tolist() == [1.0, 2.0]
+    mapped = np.memmap(tmp_path / "m.dat", dtype=np.float32, mode="w+", shape=(3,))
+    x = dg.tensor(mapped)
+    x += 100.0
+    p = dg.nn.Parameter(mapped)
+    p.data += 1.0
+    assert mapped.tolist() == [0.0, 0.0, 0.0] and x.tolist() == [100.0] * 3
+    matrix = np.matrix([[1.0, 2.0], [3.0, 4.0]])
+    for made in (dg.tensor(matrix), dg.from_numpy(matrix), dg.as_tensor(matrix)):
+        assert type(made.data) is np.ndarray and (made * made).tolist() == [[1.0, 4.0], [9.0, 16.0]]
+    shared = dg.from_numpy(matrix)
+    shared.data[0, 0] = 7.0  # from_numpy shares memory, as torch.from_numpy does
+    assert matrix[0, 0] == 7.0
+
+
+def test_numpy_gets_no_shared_memory_of_a_tensor_that_requires_grad():
+    """A write through np.asarray(w) would escape backward's version checks: refused as in PyTorch;
+    np.array(w) copies, and a detached tensor shares."""
+    w = dg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"requires grad.*t\.numpy\(\).*np\.asarray\(t\.detach\(\)\)"):
+        np.asarray(w)
+    copied = np.array(w)
+    copied[0] = 10.0
+    assert w.tolist() == [1.0, 2.0]
+    np.asarray(w.detach())[0] = 5.0
+    assert w.tolist() == [5.0, 2.0]
+
+
+def test_copies_of_tensors_follow_pytorch(torch):
+    """deepcopy of a non-leaf is refused (its copied graph reaches no leaf); pickle gives a leaf
+    that requires grad; a leaf's deepcopy keeps its grad and device."""
+    import copy
+    import pickle
+
+    w = dg.tensor([1.0, 2.0], requires_grad=True)
+    y = w * 2.0
+    with pytest.raises(RuntimeError, match="only leaves can be deep-copied"):
+        copy.deepcopy(y)
+    with pytest.raises(RuntimeError):
+        copy.deepcopy(torch.ones(2, requires_grad=True) * 2.0)
+    back = pickle.loads(pickle.dumps(y))
+    expected = pickle.loads(pickle.dumps(torch.ones(2, requires_grad=True) * 2.0))
+    assert (back.requires_grad, back.grad_fn is None) == (expected.requires_grad, expected.grad_fn is None)
+    assert back.tolist() == [2.0, 4.0]
+    w.grad = dg.tensor([3.0, 4.0])
+    twin = copy.deepcopy(w)
+    assert twin.grad.tolist() == [3.0, 4.0] and twin.device is w.device and twin.requires_grad
+    twin.data[0] = 0.0
+    assert w.tolist() == [1.0, 2.0]

@@ -104,3 +104,27 @@ def test_png_rgb_refuses_what_is_no_rgb_picture():
                 np.zeros((0, 4, 3), np.uint8)):
         with pytest.raises(ValueError, match="png_rgb|at least one pixel"):
             png_rgb(bad)
+
+
+def test_entries_that_spell_the_same_dotted_key_all_come_back(tmp_path):
+    one, two = dg.tensor([1.0]), dg.tensor([2.0])
+    for state in ({"a.b": one, "a": {"b": two}}, {3: one, "3": two}, {"x": [one], "x.0": two}):
+        dg.save(state, tmp_path / "s.npz")
+        back = dg.load(tmp_path / "s.npz")
+        assert repr(back) == repr(state)
+
+
+def test_a_plain_npz_whose_keys_cannot_nest_is_an_error_not_a_lost_array(tmp_path):
+    for order in (("a.b", "a"), ("a", "a.b")):
+        np.savez(tmp_path / "plain.npz", **{key: np.full(1, float(i)) for i, key in enumerate(order)})
+        with pytest.raises(ValueError, match=r"an array 'a' and an array 'a\.b' under it.*numpy\.load"):
+            dg.load(tmp_path / "plain.npz")
+
+
+def test_safetensors_keeps_a_zero_dimensional_tensor_zero_dimensional(tmp_path):
+    pytest.importorskip("safetensors")
+    bn = dg.nn.BatchNorm1d(3)
+    dg.save(bn.state_dict(), tmp_path / "bn.safetensors")
+    back = dg.load(tmp_path / "bn.safetensors")
+    assert {k: v.shape for k, v in back.items()} == {k: v.shape for k, v in bn.state_dict().items()}
+    bn.load_state_dict(back)

@@ -262,3 +262,29 @@ def test_capturable_step_changes_only_device_memory(device, name, options):
     assert snapshot()[0] == before_ids
     for k, v in other.state_dict()["state"][0].items():
         np.testing.assert_array_equal(opt.state_dict()["state"][0][k], v)
+
+
+@pytest.mark.parametrize("name,options", [("SGD", {"momentum": 0.9}), ("Adam", {}), ("AdamW", {"amsgrad": True}),
+                                          ("RMSprop", {"momentum": 0.5, "centered": True}), ("Adagrad", {})])
+def test_a_zero_dimensional_parameter_resumes_as_if_never_stopped(name, options, tmp_path):
+    """A learnable scalar's moments are 0-d arrays the update changes in place: state_dict keeps
+    them arrays (a number would never change again after loading)."""
+
+    def steps(s, opt, ks):
+        for k in ks:
+            opt.zero_grad()
+            ((s * (k + 1.0) - 3.0) ** 2).backward()
+            opt.step()
+
+    full = dg.tensor(0.5, requires_grad=True)
+    steps(full, getattr(optim, name)([full], lr=0.05, **options), range(6))
+    s = dg.tensor(0.5, requires_grad=True)
+    opt = getattr(optim, name)([s], lr=0.05, **options)
+    steps(s, opt, range(3))
+    dg.save({"s": s, "opt": opt.state_dict()}, tmp_path / "ckpt.npz")
+    state = dg.load(tmp_path / "ckpt.npz")
+    resumed = dg.tensor(state["s"], requires_grad=True)
+    opt2 = getattr(optim, name)([resumed], lr=0.05, **options)
+    opt2.load_state_dict(state["opt"])
+    steps(resumed, opt2, range(3, 6))
+    assert resumed.item() == full.item()

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import numbers
+import weakref
 
 import numpy as np
 
 from devgrad.backend import Device, DeviceError
 from devgrad.backend import device as resolve_device
-from devgrad.core import Function, Tensor, as_dtype, is_grad_enabled
+from devgrad.core import Function, Tensor, as_dtype
 from devgrad.creation import shape_from_args
-from devgrad.cpu_capture import traced_if_recording
 from devgrad.ops._util import axis_arg, normalize_axis, one_axis, sum_to
 from devgrad.ops.elementwise import cast
 
@@ -350,7 +350,10 @@ def getitem(a: Tensor, index) -> Tensor:
         accumulate = False
     else:
         accumulate = _has_integer_array(index)
-    return GetItem.apply(a, index=index, accumulate=accumulate)
+    out = GetItem.apply(a, index=index, accumulate=accumulate)
+    if out.data.base is not None:  # a view: x[1:3][0] = v is a write into x too (devgrad.ops.assign)
+        out._view_of = (weakref.ref(a), index)
+    return out
 
 
 def to_device(a: Tensor, target: Device) -> Tensor:
@@ -384,17 +387,3 @@ def _is_dtype(value) -> bool:
             return False
         return True
     return False
-
-
-def setitem(a: Tensor, index, value) -> None:
-    """``a[index] = value`` in place (``Tensor.__setitem__``): only outside graph recording for a
-    tensor that requires grad, since it would overwrite values the graph may have saved."""
-    if a.requires_grad and is_grad_enabled():
-        raise RuntimeError("in-place assignment into a tensor that requires grad would corrupt the graph; "
-                           "do it inside dg.no_grad() (e.g. to initialise a parameter) or build a new tensor")
-    if isinstance(value, Tensor):
-        if value.device is not a.device:
-            raise DeviceError(f"setitem: value is on {value.device}, tensor on {a.device}")
-        value = value.data
-    traced_if_recording(a.data)[normalize_index(index, a.device)] = value  # a recorded step repeats it
-    a._bump_version()

@@ -50,7 +50,10 @@ class Tensor:
     is the graph node (a ``Function``) that produced it, None for leaves and constants.
     """
 
-    __slots__ = ("data", "device", "requires_grad", "grad", "grad_fn", "name", "_version", "__weakref__")
+    # _view_of, set only on a view made by indexing: (weak reference to the tensor it was taken from,
+    # the index), so that a write into the view that the graph records is recorded there too
+    __slots__ = ("data", "device", "requires_grad", "grad", "grad_fn", "name", "_version", "_view_of",
+                 "__weakref__")
 
     # Make ``ndarray * Tensor`` call Tensor.__rmul__ instead of NumPy broadcasting over it.
     __array_priority__ = 1000
@@ -291,23 +294,23 @@ class Tensor:
         return self.data.__dlpack_device__()
 
     def _inplace(self, other, name: str, fallback):
-        """``x op= y``: in place on the data when no graph is being recorded, else out of place.
+        """``x op= y``: in place on the data, as in NumPy and PyTorch.
 
-        In place is what gradient descent needs (``with dg.no_grad(): w -= lr * w.grad``).
-        While a graph is recorded, ``x += y`` rebinds ``x`` to a new tensor instead, so no
-        value saved for backward is ever overwritten. A leaf that requires grad (a parameter)
-        is the exception: rebinding it would silently detach the name from the parameter (the
-        update would do nothing), so that is an error, as in PyTorch.
+        In place is what gradient descent needs (``with dg.no_grad(): w -= lr * w.grad``). While a
+        graph is recorded through ``x`` or ``y``, ``x`` is still changed in place and carries the
+        graph of its new values (``x[...] = x op y``, recorded by ``Tensor.__setitem__``), as in
+        PyTorch: every alias of ``x`` sees the same values whether or not ``y`` requires grad, and
+        a node that saved ``x``'s old values refuses them at backward. A leaf that requires grad (a
+        parameter) is an error: its values may be saved by the graph, as in PyTorch.
         """
-        recording = is_grad_enabled() and (
-            self.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
-        if recording:
+        if is_grad_enabled() and (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)):
             if self.requires_grad and self.grad_fn is None:
                 op = {"__iadd__": "+=", "__isub__": "-=", "__imul__": "*=", "__itruediv__": "/="}[name]
                 raise RuntimeError(f"'{op}' on a leaf tensor that requires grad (a parameter) while the graph is "
-                                   f"being recorded would not update it: do the update inside dg.no_grad(), "
-                                   f"e.g. with dg.no_grad(): p {op} lr * p.grad")
-            return fallback(self, other)
+                                   f"being recorded would change values the graph may have saved: do the update "
+                                   f"inside dg.no_grad(), e.g. with dg.no_grad(): p {op} lr * p.grad")
+            self._assign_in_graph(other, fallback)  # devgrad.ops.assign
+            return self
         if isinstance(other, Tensor):
             if other.device is not self.device:
                 raise DeviceError(f"{name}: tensors are on different devices, {self.device} and {other.device}")

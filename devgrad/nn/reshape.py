@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from devgrad.core import Tensor
 from devgrad.nn.module import Module
-from devgrad.ops._util import normalize_axis
+from devgrad.ops._util import one_axis
 
 
 class Flatten(Module):
@@ -29,7 +29,7 @@ class Unflatten(Module):
         self.dim, self.unflattened_size = dim, tuple(unflattened_size)
 
     def forward(self, x: Tensor) -> Tensor:
-        axis = normalize_axis(self.dim, x.ndim)[0]
+        axis = one_axis(self.dim, x.ndim, "Unflatten")
         return x.reshape(x.shape[:axis] + self.unflattened_size + x.shape[axis + 1:])
 
     def extra_repr(self) -> str:

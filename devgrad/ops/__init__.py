@@ -47,8 +47,9 @@ from devgrad.ops.matrix import diag, diagflat, diagonal, identity, tri, tril, tr
 from devgrad.ops.products import cross, einsum, inner, kron, outer, tensordot, vdot
 from devgrad.ops.scan import argsort, cumprod, cumsum, diff, prod, sort, sort_method, topk
 from devgrad.ops.statistics import amax, amin, average, median, nanmean, nansum
+from devgrad.ops.assign import assign_in_graph, setitem
 from devgrad.ops.shape import (
-    broadcast_to, concatenate, expand, expand_dims, flatten, getitem, permute, reshape, setitem, squeeze, stack,
+    broadcast_to, concatenate, expand, expand_dims, flatten, getitem, permute, reshape, squeeze, stack,
     swapaxes, to, transpose, transpose_method, unsqueeze,
 )
 from devgrad.ops.trig import (
@@ -155,7 +156,7 @@ TENSOR_METHODS = {
     "__neg__": neg, "__pos__": lambda a: a, "__abs__": abs,
     "__mod__": mod, "__rmod__": lambda a, b: mod(b, a),
     "__floordiv__": floor_divide, "__rfloordiv__": lambda a, b: floor_divide(b, a),
-    "__getitem__": getitem, "__setitem__": setitem, "to": to, "astype": cast,
+    "__getitem__": getitem, "__setitem__": setitem, "_assign_in_graph": assign_in_graph, "to": to, "astype": cast,
     "__lt__": less, "__le__": less_equal, "__gt__": greater, "__ge__": greater_equal,
     "__eq__": equal, "__ne__": not_equal,
     "exp": exp, "log": log, "sqrt": sqrt, "abs": abs, "clip": clip,
@@ -210,7 +211,9 @@ def _rebuild_tensor(cls: type[Tensor], slots: dict) -> Tensor:
 def _reduce_tensor(t: Tensor):
     """Pickle a Tensor as its slots, rebuilt by ``_rebuild_tensor`` (importing the op layer)."""
     state = t.__reduce_ex__(2)[2]  # (None, the slots' values): a Tensor has no __dict__
-    return _rebuild_tensor, (type(t), state[1])
+    slots: dict = state[1]  # type: ignore[assignment]
+    # which tensor a view was taken from is a weak reference, meaningless in another process
+    return _rebuild_tensor, (type(t), {k: v for k, v in slots.items() if k != "_view_of"})
 
 
 copyreg.pickle(Tensor, _reduce_tensor)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import operator
 
 import numpy as np
 
@@ -89,6 +90,20 @@ def normalize_axis(axis, ndim: int) -> tuple:
     if len(set(out)) != len(out):
         raise ValueError(f"repeated axis in {axis}")
     return tuple(sorted(out))
+
+
+def one_axis(axis, ndim: int, op: str) -> int:
+    """``axis`` as the one non-negative axis an op that takes a single axis works along. A tuple or
+    list is a TypeError, as in NumPy and PyTorch (taking one of its axes would silently compute
+    something else); an axis out of range is NumPy's AxisError. A 0-d tensor takes axis 0 or -1."""
+    try:
+        index = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{op}: axis must be one integer, got {axis!r}") from None
+    if ndim == 0:
+        normalize_axis(index, 0)  # the range check: 0 or -1
+        return 0
+    return normalize_axis(index, ndim)[0]
 
 
 def keepdims_shape(shape: tuple, axes: tuple) -> tuple:

@@ -191,19 +191,22 @@ def log_sigmoid(x: Tensor) -> Tensor:
 
 
 def _along(cls, x: Tensor, axis, dim, name: str) -> Tensor:
-    """``cls`` along one axis; a 0-d tensor is a single element along axis 0 or -1 (as in PyTorch)."""
+    """``cls`` along ``axis`` (default the last), or jointly over a tuple of axes as
+    ``scipy.special.softmax`` and ``dg.logsumexp``; a 0-d tensor is a single element along axis
+    0 or -1 (as in PyTorch)."""
     axis = axis_arg(axis, dim, name)
     axes = normalize_axis(-1 if axis is None else axis, x.ndim)
     if x.ndim == 0:
         return cls.apply(x.reshape(1), axis=0).reshape(())
-    return cls.apply(x, axis=axes[0])
+    return cls.apply(x, axis=axes[0] if len(axes) == 1 else axes)
 
 
 def softmax(x: Tensor, axis: int | None = None, *, dim=None) -> Tensor:
-    """exp(x) / sum(exp(x)) along ``axis``, shifted by the max for stability."""
+    """exp(x) / sum(exp(x)) along ``axis`` (or jointly over a tuple of axes), shifted by the max
+    for stability."""
     return _along(Softmax, x, axis, dim, "softmax")
 
 
 def log_softmax(x: Tensor, axis: int | None = None, *, dim=None) -> Tensor:
-    """x - logsumexp(x) along ``axis``, stable for large |x|."""
+    """x - logsumexp(x) along ``axis`` (or jointly over a tuple of axes), stable for large |x|."""
     return _along(LogSoftmax, x, axis, dim, "log_softmax")

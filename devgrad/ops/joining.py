@@ -14,7 +14,7 @@ from devgrad.backend import DeviceError, default_device
 from devgrad.backend import device as resolve_device
 from devgrad.core import DEFAULT_FLOAT, Tensor, as_dtype
 from devgrad.creation import linspace as constant_linspace
-from devgrad.ops._util import normalize_axis
+from devgrad.ops._util import one_axis
 from devgrad.ops.elementwise import cast
 from devgrad.ops.elementwise import where as where3
 from devgrad.ops.layout import atleast_1d, atleast_2d, atleast_3d, moveaxis
@@ -23,7 +23,7 @@ from devgrad.ops.shape import broadcast_to, concatenate, getitem, reshape, stack
 
 def array_split(ary: Tensor, indices_or_sections, axis: int = 0) -> list:
     """Cut into ``n`` nearly equal pieces (the first ones one longer), or at the given indices."""
-    axis = normalize_axis(axis, ary.ndim)[0]
+    axis = one_axis(axis, ary.ndim, "array_split")
     total = ary.shape[axis]
     if isinstance(indices_or_sections, numbers.Integral):
         sections = int(indices_or_sections)
@@ -41,7 +41,7 @@ def split(ary: Tensor, indices_or_sections, axis: int = 0) -> list:
     """Cut into ``n`` equal pieces (an error when the axis does not divide), or at the given
     indices: NumPy's split (``x.split(size, dim=...)`` is PyTorch's)."""
     if isinstance(indices_or_sections, numbers.Integral):
-        n = ary.shape[normalize_axis(axis, ary.ndim)[0]]
+        n = ary.shape[one_axis(axis, ary.ndim, "split")]
         if indices_or_sections <= 0 or n % indices_or_sections:
             raise ValueError(f"split: axis {axis} of size {n} does not divide into {indices_or_sections} equal "
                              "pieces; use dg.array_split for nearly equal ones")

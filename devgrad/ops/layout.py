@@ -14,15 +14,11 @@ import numbers
 import numpy as np
 
 from devgrad.core import Function, Tensor
-from devgrad.ops._util import axis_arg, index_array, normalize_axis, operand
+from devgrad.ops._util import axis_arg, index_array, normalize_axis, one_axis, operand
 from devgrad.ops.shape import concatenate, getitem, reshape, transpose
 from devgrad.ops.torch_methods import tile as tile_method
 
 PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap")
-
-
-def _axis(axis, ndim: int) -> int:
-    return normalize_axis(axis, ndim)[0]
 
 
 def ravel(a: Tensor) -> Tensor:
@@ -89,7 +85,7 @@ def roll(a: Tensor, shift=None, axis=None, *, shifts=None, dims=None) -> Tensor:
     axis_list = np.broadcast_to(np.asarray(axis), shift_list.shape)
     totals = [0] * a.ndim
     for s, ax in zip(shift_list.reshape(-1), axis_list.reshape(-1)):
-        totals[_axis(int(ax), a.ndim)] += int(s)
+        totals[one_axis(int(ax), a.ndim, "roll")] += int(s)
     out = a
     for ax, total in enumerate(totals):
         n = a.shape[ax]
@@ -107,8 +103,8 @@ def moveaxis(a: Tensor, source, destination) -> Tensor:
     given_dst = [destination] if isinstance(destination, numbers.Integral) else list(destination)
     if len(given_src) != len(given_dst):
         raise ValueError(f"moveaxis: source {source} and destination {destination} must name as many axes")
-    src = [_axis(s, a.ndim) for s in given_src]
-    dst = [_axis(d, a.ndim) for d in given_dst]
+    src = [one_axis(s, a.ndim, "moveaxis") for s in given_src]
+    dst = [one_axis(d, a.ndim, "moveaxis") for d in given_dst]
     if len(set(src)) != len(src) or len(set(dst)) != len(dst):
         raise ValueError(f"moveaxis: repeated axis in source {source} or destination {destination}")
     order = [i for i in range(a.ndim) if i not in src]
@@ -120,7 +116,7 @@ def moveaxis(a: Tensor, source, destination) -> Tensor:
 def rollaxis(a: Tensor, axis: int, start: int = 0) -> Tensor:
     """Move ``axis`` so that it comes before the axis now at ``start`` (NumPy's rollaxis)."""
     n = a.ndim
-    axis = _axis(axis, n)
+    axis = one_axis(axis, n, "rollaxis")
     start = start + n if start < 0 else start
     if not 0 <= start <= n:
         raise np.exceptions.AxisError(f"rollaxis: start must be in [{-n}, {n}], got {start}")
@@ -174,7 +170,7 @@ def take(a: Tensor, indices, axis=None) -> Tensor:
     index = _index(indices, a, "take")
     if axis is None:
         return getitem(ravel(a), index)
-    return getitem(a, (slice(None),) * _axis(axis, a.ndim) + (index,))
+    return getitem(a, (slice(None),) * one_axis(axis, a.ndim, "take") + (index,))
 
 
 def take_along_axis(arr: Tensor, indices, axis=-1, *, dim=None) -> Tensor:
@@ -187,7 +183,7 @@ def take_along_axis(arr: Tensor, indices, axis=-1, *, dim=None) -> Tensor:
     if getattr(index, "ndim", 0) != arr.ndim:
         raise ValueError(f"take_along_axis: indices have {getattr(index, 'ndim', 0)} dimensions, the tensor "
                          f"{arr.ndim}: they must have the same number")
-    axis = _axis(axis, arr.ndim)
+    axis = one_axis(axis, arr.ndim, "take_along_axis")
     xp = arr.xp
     parts = tuple(index if i == axis else xp.arange(n).reshape((1,) * i + (n,) + (1,) * (arr.ndim - i - 1))
                   for i, n in enumerate(arr.shape))
@@ -205,7 +201,7 @@ def repeat(a: Tensor, repeats, axis=None) -> Tensor:
     flattened tensor for None: NumPy's repeat (``x.tile`` repeats the whole tensor)."""
     if axis is None:
         a, axis = ravel(a), 0
-    axis = _axis(axis, a.ndim)
+    axis = one_axis(axis, a.ndim, "repeat")
     counts = np.asarray(repeats.numpy() if isinstance(repeats, Tensor) else repeats)
     if counts.dtype.kind not in "iu" or (counts < 0).any():
         raise ValueError(f"repeat: repeats must be non-negative integers, got {repeats!r}")

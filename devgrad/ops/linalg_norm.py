@@ -11,7 +11,7 @@ import math
 import numbers
 
 from devgrad.core import Tensor
-from devgrad.ops._util import normalize_axis
+from devgrad.ops._util import one_axis
 from devgrad.ops.elementwise import abs as _abs
 from devgrad.ops.elementwise import link_zero
 from devgrad.ops.linalg_decomp import svd
@@ -85,7 +85,7 @@ def norm(x: Tensor, ord=None, axis=None, keepdims: bool = False) -> Tensor:  # n
             raise ValueError(f"dg.linalg.norm: ord={ord!r} needs a 1-D or 2-D tensor or an axis, got shape {x.shape}")
         axis = tuple(range(x.ndim))
     axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
-    normalized = tuple(normalize_axis(a, x.ndim)[0] for a in axes)
+    normalized = tuple(one_axis(a, x.ndim, "dg.linalg.norm") for a in axes)
     if len(normalized) == 1:
         return _vector_norm(x, ord, normalized[0], keepdims)
     if len(normalized) == 2 and normalized[0] != normalized[1]:

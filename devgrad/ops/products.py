@@ -11,7 +11,7 @@ import numbers
 import string
 
 from devgrad.core import Function, Tensor
-from devgrad.ops._util import normalize_axis, operand
+from devgrad.ops._util import one_axis, operand
 from devgrad.ops.elementwise import Where
 from devgrad.ops.linalg import matmul
 from devgrad.ops.shape import broadcast_to, getitem, reshape, stack, transpose
@@ -66,8 +66,8 @@ def tensordot(a, b, axes=2) -> Tensor:
         axes_a, axes_b = list(range(a.ndim - axes, a.ndim)), list(range(axes))
     else:
         given_a, given_b = ([x] if isinstance(x, numbers.Integral) else list(x) for x in axes)
-        axes_a = [normalize_axis(x, a.ndim)[0] for x in given_a]
-        axes_b = [normalize_axis(x, b.ndim)[0] for x in given_b]
+        axes_a = [one_axis(x, a.ndim, "tensordot") for x in given_a]
+        axes_b = [one_axis(x, b.ndim, "tensordot") for x in given_b]
     if len(axes_a) != len(axes_b) or any(a.shape[i] != b.shape[j] for i, j in zip(axes_a, axes_b)):
         raise ValueError(f"tensordot: shape-mismatch for sum: axes {axes_a} of {a.shape} and {axes_b} of {b.shape}")
     free_a = [i for i in range(a.ndim) if i not in axes_a]
@@ -118,14 +118,14 @@ def cross(a, b, axisa: int = -1, axisb: int = -1, axisc: int = -1, axis: int | N
     if both_planar:
         return z
     out = stack(list(_broadcast_all([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, z])), axis=-1)
-    (axisc,) = normalize_axis(axisc, out.ndim)
+    axisc = one_axis(axisc, out.ndim, "cross")
     return out if axisc == out.ndim - 1 else transpose(out, _move_last_to(out.ndim, axisc))
 
 
 def _vectors_last(x: Tensor, axis: int, name: str) -> Tensor:
     if x.ndim == 0:
         raise ValueError(f"cross: {name} is 0-d; it needs an axis of vectors of 2 or 3 components")
-    (axis,) = normalize_axis(axis, x.ndim)
+    axis = one_axis(axis, x.ndim, "cross")
     if x.shape[axis] not in (2, 3):
         raise ValueError(f"cross: the vectors of {name} have {x.shape[axis]} components (axis {axis} of shape "
                          f"{x.shape}); 2 or 3 are supported")

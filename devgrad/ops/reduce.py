@@ -8,7 +8,7 @@ import warnings
 
 
 from devgrad.core import Function, Tensor
-from devgrad.ops._util import axis_arg, keepdims_arg, keepdims_shape, normalize_axis
+from devgrad.ops._util import axis_arg, keepdims_arg, keepdims_shape, normalize_axis, one_axis
 from devgrad.ops.elementwise import link_zero, select
 
 
@@ -255,7 +255,7 @@ def _extreme(cls, arg: str, a: Tensor, axis, extra: tuple, keepdims, dim, keepdi
         values, indices = _extreme(cls, arg, a.reshape(1), None, (), False, 0, False)
         normalize_axis(dim, 0)  # the same range check as any axis
         return MinMax(values, indices)
-    (axis,) = normalize_axis(dim, a.ndim)
+    axis = one_axis(dim, a.ndim, cls.pick)
     index = getattr(a.xp, arg)(a.data, axis=axis, keepdims=keep)
     values = IndexedExtreme.apply(a, index=index, axis=axis, keepdims=keep)
     return MinMax(values, Tensor._make(index, a.device))

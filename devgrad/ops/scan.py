@@ -10,7 +10,7 @@ from __future__ import annotations
 import numbers
 
 from devgrad.core import Function, Tensor, is_grad_enabled
-from devgrad.ops._util import axis_arg, keepdims_arg, keepdims_shape, normalize_axis, operand
+from devgrad.ops._util import axis_arg, keepdims_arg, keepdims_shape, normalize_axis, one_axis, operand
 from devgrad.ops.elementwise import Where
 from devgrad.ops.layout import take_along_axis
 from devgrad.ops.reduce import MinMax as ValuesIndices  # (values, indices), as PyTorch's sort/topk give
@@ -168,7 +168,7 @@ def _scan_args(a: Tensor, axis, dtype):
         return reshape(a, (-1,)), 0
     if not isinstance(axis, numbers.Integral):
         raise TypeError(f"a scan takes one axis (an int), got {axis!r}")
-    return a, normalize_axis(axis, a.ndim)[0]
+    return a, one_axis(axis, a.ndim, "a scan")
 
 
 def prod(a: Tensor, axis=None, keepdims: bool = False, dtype=None, *, dim=None, keepdim=None) -> Tensor:
@@ -185,7 +185,7 @@ def diff(a: Tensor, n: int = 1, axis: int = -1, prepend=None, append=None) -> Te
         raise ValueError(f"diff: order n must be non-negative, got {n}")
     if a.ndim == 0:
         raise ValueError("diff requires a tensor of at least one dimension")
-    (axis,) = normalize_axis(axis, a.ndim)
+    axis = one_axis(axis, a.ndim, "diff")
     parts = [_edge(v, a, axis) for v in (prepend,) if v is not None]
     parts += [a] + [_edge(v, a, axis) for v in (append,) if v is not None]
     out = concatenate(parts, axis=axis) if len(parts) > 1 else a
@@ -236,7 +236,7 @@ def _flat_or_axis(a: Tensor, axis, op: str):
         return reshape(a, (1,)), 0
     if not isinstance(axis, numbers.Integral):
         raise TypeError(f"{op}: axis must be an int or None, got {axis!r}")
-    return a, normalize_axis(axis, a.ndim)[0]
+    return a, one_axis(axis, a.ndim, op)
 
 
 _KINDS = ("quicksort", "mergesort", "heapsort", "stable")
@@ -285,7 +285,7 @@ def argsort(a: Tensor, axis=-1, kind=None, order=None, *, dim=None, descending: 
 def topk(a: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> ValuesIndices:  # noqa: A002
     """PyTorch's ``topk``: the ``k`` largest (``largest=False``: smallest) values along ``dim`` and
     their indices, largest first; the gradient goes to the elements picked."""
-    x, ax = _flat_or_axis(a, dim, "topk") if a.ndim == 0 else (a, normalize_axis(dim, a.ndim)[0])
+    x, ax = _flat_or_axis(a, dim, "topk") if a.ndim == 0 else (a, one_axis(dim, a.ndim, "topk"))
     size = x.shape[ax]
     if not isinstance(k, numbers.Integral) or not 0 <= k <= size:
         raise ValueError(f"topk: k={k!r} is out of range for dimension {dim} of size {size} (0 <= k <= {size})")
@@ -313,7 +313,7 @@ def sort_method(a: Tensor, *args, dim=None, descending=None, stable=None, axis=N
         _sort_in_place(a, -1 if axis is None else axis)
         return None
     dim = -1 if dim is None else dim  # descending= or stable= alone: PyTorch's last dimension
-    x, ax = (reshape(a, (1,)), 0) if a.ndim == 0 else (a, normalize_axis(dim, a.ndim)[0])
+    x, ax = (reshape(a, (1,)), 0) if a.ndim == 0 else (a, one_axis(dim, a.ndim, "sort"))
     order = _sort_indices(x, ax, bool(descending))
     values = take_along_axis(x, order, ax)
     if a.ndim == 0:
@@ -326,5 +326,5 @@ def _sort_in_place(a: Tensor, axis) -> None:
         raise RuntimeError("x.sort(axis=...) sorts in place (NumPy's), which a tensor that requires grad allows only "
                            "inside dg.no_grad(); for a sorted copy in the graph use dg.sort(x, axis=...)")
     if a.ndim:
-        a.data.sort(axis=normalize_axis(axis, a.ndim)[0], kind="stable")
+        a.data.sort(axis=one_axis(axis, a.ndim, "sort"), kind="stable")
         a._bump_version()

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import numbers
+import weakref
 
 import numpy as np
 
 from devgrad.backend import Device, DeviceError
 from devgrad.backend import device as resolve_device
-from devgrad.core import Function, Tensor, as_dtype, is_grad_enabled
+from devgrad.core import Function, Tensor, as_dtype
 from devgrad.creation import shape_from_args
-from devgrad.cpu_capture import traced_if_recording
-from devgrad.ops._util import axis_arg, normalize_axis, sum_to
+from devgrad.ops._util import axis_arg, normalize_axis, one_axis, sum_to
 from devgrad.ops.elementwise import cast
 
 
@@ -260,7 +260,7 @@ def swapaxes(a: Tensor, axis1: int, axis2: int) -> Tensor:
     if a.ndim == 0:
         normalize_axis(axis1, 0), normalize_axis(axis2, 0)  # the range check
         return a
-    i, j = normalize_axis(axis1, a.ndim)[0], normalize_axis(axis2, a.ndim)[0]
+    i, j = one_axis(axis1, a.ndim, "swapaxes"), one_axis(axis2, a.ndim, "swapaxes")
     perm = list(range(a.ndim))
     perm[i], perm[j] = perm[j], perm[i]
     return transpose(a, tuple(perm))
@@ -291,7 +291,7 @@ def concatenate(tensors, axis: int | None = None, *, dim=None) -> Tensor:
         raise ValueError("concatenate: need at least one tensor")
     if tensors[0].ndim == 0:
         raise ValueError("concatenate: 0-d tensors have no axis to join along; use dg.stack")
-    axis = normalize_axis(axis, tensors[0].ndim)[0]
+    axis = one_axis(axis, tensors[0].ndim, "concatenate")
     return Concatenate.apply(*tensors, axis=axis)
 
 
@@ -302,7 +302,7 @@ def stack(tensors, axis: int | None = None, *, dim=None) -> Tensor:
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: need at least one tensor")
-    axis = normalize_axis(axis, tensors[0].ndim + 1)[0]
+    axis = one_axis(axis, tensors[0].ndim + 1, "stack")
     return Stack.apply(*tensors, axis=axis)
 
 
@@ -320,15 +320,21 @@ def squeeze(a: Tensor, axis=None, *, dim=None) -> Tensor:
 
 
 def unsqueeze(a: Tensor, axis: int | None = None, *, dim=None) -> Tensor:
-    """Insert a size-1 axis at ``axis`` (``numpy.expand_dims``)."""
+    """Insert one size-1 axis at ``axis`` (PyTorch's ``unsqueeze``: one int)."""
     axis = axis_arg(axis, dim, "unsqueeze")
     if axis is None:
         raise TypeError("unsqueeze: give the axis (or dim) to insert")
-    axis = normalize_axis(axis, a.ndim + 1)[0]
-    return reshape(a, a.shape[:axis] + (1,) + a.shape[axis:])
+    return expand_dims(a, one_axis(axis, a.ndim + 1, "unsqueeze"))
 
 
-expand_dims = unsqueeze
+def expand_dims(a: Tensor, axis, *, dim=None) -> Tensor:
+    """Insert size-1 axes at ``axis``: an int or a tuple of positions in the result (numpy.expand_dims)."""
+    axis = axis_arg(axis, dim, "expand_dims")
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    ndim = a.ndim + len(axes)
+    positions = normalize_axis(axes, ndim)
+    rest = iter(a.shape)
+    return reshape(a, tuple(1 if i in positions else next(rest) for i in range(ndim)))
 
 
 def flatten(a: Tensor, start_axis: int = 0, *, start_dim=None) -> Tensor:
@@ -344,7 +350,10 @@ def getitem(a: Tensor, index) -> Tensor:
         accumulate = False
     else:
         accumulate = _has_integer_array(index)
-    return GetItem.apply(a, index=index, accumulate=accumulate)
+    out = GetItem.apply(a, index=index, accumulate=accumulate)
+    if out.data.base is not None:  # a view: x[1:3][0] = v is a write into x too (devgrad.ops.assign)
+        out._view_of = (weakref.ref(a), index)
+    return out
 
 
 def to_device(a: Tensor, target: Device) -> Tensor:
@@ -378,17 +387,3 @@ def _is_dtype(value) -> bool:
             return False
         return True
     return False
-
-
-def setitem(a: Tensor, index, value) -> None:
-    """``a[index] = value`` in place (``Tensor.__setitem__``): only outside graph recording for a
-    tensor that requires grad, since it would overwrite values the graph may have saved."""
-    if a.requires_grad and is_grad_enabled():
-        raise RuntimeError("in-place assignment into a tensor that requires grad would corrupt the graph; "
-                           "do it inside dg.no_grad() (e.g. to initialise a parameter) or build a new tensor")
-    if isinstance(value, Tensor):
-        if value.device is not a.device:
-            raise DeviceError(f"setitem: value is on {value.device}, tensor on {a.device}")
-        value = value.data
-    traced_if_recording(a.data)[normalize_index(index, a.device)] = value  # a recorded step repeats it
-    a._bump_version()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numbers
 
 from devgrad.core import Function, Tensor
-from devgrad.ops._util import axis_arg, keepdims_arg, keepdims_shape, normalize_axis, operand
+from devgrad.ops._util import axis_arg, keepdims_arg, keepdims_shape, normalize_axis, one_axis, operand
 from devgrad.ops.elementwise import Where, link_zero, select
 from devgrad.ops.reduce import Max, Min
 from devgrad.ops.reduce import mean
@@ -80,7 +80,7 @@ def _weights_like(w: Tensor, a: Tensor, axis, axes: tuple) -> Tensor:
     if axis is None:
         raise TypeError(f"average: weights of shape {w.shape} differ from a's shape {a.shape}; give the axis "
                         "they run along")
-    order = [normalize_axis(ax, a.ndim)[0] for ax in ((axis,) if isinstance(axis, numbers.Integral) else axis)]
+    order = [one_axis(ax, a.ndim, "average") for ax in ((axis,) if isinstance(axis, numbers.Integral) else axis)]
     expected = tuple(a.shape[ax] for ax in order)
     if w.shape != expected:
         raise ValueError(f"average: weights of shape {w.shape} fit neither a's shape {a.shape} nor the shape "

@@ -113,7 +113,8 @@ def sub_(a: Tensor, other, *, alpha=1) -> Tensor:
 
 def clamp_(a: Tensor, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
     """In place: clamp to [min, max] (either may be None)."""
-    _check(a, "clamp_")
+    _check(a, "clamp_", min)
+    _check(a, "clamp_", max)
     if min is None and max is None:
         raise ValueError("clamp_: give at least one of min, max")
     with a.device.activate():

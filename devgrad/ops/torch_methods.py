@@ -17,7 +17,7 @@ import numpy as np
 
 from devgrad.core import Function, Tensor
 from devgrad.creation import shape_from_args
-from devgrad.ops._util import index_array, normalize_axis, operand
+from devgrad.ops._util import index_array, normalize_axis, one_axis, operand
 from devgrad.ops.elementwise import Where, abs, add, cast, div, mul, sub, where
 from devgrad.ops.linalg import matmul
 from devgrad.ops.piecewise import sign
@@ -31,7 +31,7 @@ from devgrad.ops.shape import broadcast_to, expand, getitem, reshape
 def _dim(a: Tensor, dim, op: str) -> int:
     if not isinstance(dim, numbers.Integral):
         raise TypeError(f"{op}: dim must be an integer, got {dim!r}")
-    return normalize_axis(int(dim), a.ndim)[0] if a.ndim else 0
+    return one_axis(dim, a.ndim, op)
 
 
 def _refuse_negative(idx, a: Tensor, op: str) -> None:
@@ -376,7 +376,7 @@ def flatten(a: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """Collapse the axes ``start_dim`` to ``end_dim`` (both included) into one, as PyTorch's."""
     if a.ndim == 0:
         return reshape(a, 1)
-    start, end = normalize_axis(start_dim, a.ndim)[0], normalize_axis(end_dim, a.ndim)[0]
+    start, end = one_axis(start_dim, a.ndim, "flatten"), one_axis(end_dim, a.ndim, "flatten")
     if start > end:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
     return reshape(a, a.shape[:start] + (-1 if a.size == 0 else int(np.prod(a.shape[start:end + 1])),)

@@ -387,14 +387,91 @@ def test_inplace_update_under_no_grad_keeps_the_leaf(device):
     assert w.requires_grad and w.is_leaf and w.data is data
     assert w.numpy().tolist() == [0.0, 0.0]
 
-def test_augmented_assignment_while_recording_is_out_of_place(device):
+# A write of graph values into a tensor, run on devgrad and on PyTorch alike (``zeros`` and ``w``
+# given): ``loss`` and every name listed after it are compared, values and gradients with respect to w.
+GRAPH_WRITES = {
+    "setitem": "x = zeros(3); x[0] = w[1] * 3; x[2] = w[0] * w[2]; loss = (x * x).sum() + w.sum()",
+    "slice_iadd": "out = zeros(4); out[0:3] += w * w; out[1:4] += w; loss = (out * out).sum()",
+    "alias": "a = zeros(3); b = a; a += w; a *= w; a -= 1.0; a /= w + 3; loss = (b * b).sum()",
+    "view_then_base": "a = zeros(3); v = a[0:2]; v += w[:2]; loss = (a * a).sum() + (v * 3).sum()",
+    "view_of_view": "a = zeros(2, 3); a[1][0:2] = w[:2]; a[0] -= w; loss = (a * a * a).sum()",
+    "non_leaf": "y = w * 2; y[1] = w[0] ** 2; y += w; loss = (y * y).sum()",
+    "non_leaf_view": "y = w * 2; v = y[0:2]; v[0] = 5.0; loss = (y * y).sum()",
+    "fancy_and_mask": "a = zeros(3, 3); a[[0, 2], 1] = w[:2]; a[a.sum(1) == 0] = w * 2; loss = (a ** 3).sum()",
+    "accumulate": "t = zeros(1); t += w.sum(); t += (w * w).sum(); loss = (t * t).sum()",
+}
+
+
+def _graph_write(code: str, w, zeros):
+    env = {"w": w, "zeros": zeros}
+    exec(code, env)  # the same statements on both libraries
+    return env
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name", GRAPH_WRITES)
+def test_a_write_of_graph_values_is_recorded_as_pytorchs(torch, device, name):
+    """x[i] = v, x[i] += v and x += v with v of the graph make x a node of the graph, in place:
+    the gradient reaches v and every alias of x sees the new values, as in PyTorch."""
+    values = np.array([1.5, -2.0, 0.5])
+    w = dg.tensor(values, requires_grad=True, device=device)
+    mine = _graph_write(GRAPH_WRITES[name], w, lambda *s: dg.zeros(s, dtype="float64", device=device))
+    tw = torch.tensor(values, requires_grad=True)
+    theirs = _graph_write(GRAPH_WRITES[name], tw, lambda *s: torch.zeros(s, dtype=torch.float64))
+    for key in ("x", "out", "a", "b", "v", "y", "t"):
+        if key in mine:
+            np.testing.assert_allclose(mine[key].numpy(), theirs[key].detach().numpy(), rtol=1e-12, err_msg=key)
+    np.testing.assert_allclose(mine["loss"].item(), theirs["loss"].item(), rtol=1e-12)
+    expected = torch.autograd.grad(theirs["loss"], tw)[0].numpy()
+    np.testing.assert_allclose(dg.grad(mine["loss"], w)[0].numpy(), expected, rtol=1e-12)
+
+
+@pytest.mark.oracle
+def test_augmented_assignment_while_recording_is_in_place_as_pytorchs(torch, device):
+    """y += 1 on a tensor of the graph changes y itself (an alias sees it); a node that saved the
+    old values of y refuses them at backward, as in PyTorch."""
     x = dg.tensor([1.0, 2.0], requires_grad=True, device=device)
     y = x * 2.0
     saved = y
     y += 1.0
-    assert y is not saved and saved.numpy().tolist() == [2.0, 4.0]
-    y.sum().backward()
-    assert x.grad.numpy().tolist() == [2.0, 2.0]
+    tx = torch.tensor([1.0, 2.0], requires_grad=True)
+    ty = tx * 2.0
+    ty += 1.0
+    assert y is saved and not y.is_leaf
+    np.testing.assert_array_equal(saved.numpy(), ty.detach().numpy())
+    (y * y).sum().backward()
+    (ty * ty).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+    y = x * 2.0
+    z = (y * y).sum()  # saves y
+    y += 1.0
+    ty = tx * 2.0
+    tz = (ty * ty).sum()
+    ty += 1.0
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        tz.backward()
+    with pytest.raises(RuntimeError, match="Mul saved it for backward, then its input .* changed in place"):
+        z.backward()
+
+
+def test_a_write_of_graph_values_the_graph_cannot_record_is_an_error(device):
+    """Where the write would leave a tensor with values of the graph but not their graph (memory
+    shared with a reshape, a view of a parameter, an integer tensor, clamp_ to bounds of the
+    graph), it is an error, never a silent gradient of 0."""
+    w = dg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    base = dg.zeros((2, 2), device=device)
+    with pytest.raises(RuntimeError, match="shares its memory with another array"):
+        base.reshape(4)[0] = w[0]
+    with pytest.raises(RuntimeError, match="shares its memory with another array"):
+        base.T.__iadd__(w)
+    assert base.numpy().tolist() == [[0.0, 0.0], [0.0, 0.0]] and not base.requires_grad
+    with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
+        w[0:1][0] = w[1] * 2.0
+    with pytest.raises(TypeError, match="only a floating-point tensor can carry a gradient"):
+        dg.zeros(2, dtype="int64", device=device)[0] = w[0]
+    for bounds in ({"min": w}, {"max": w}):
+        with pytest.raises(RuntimeError, match="clamp_"):
+            dg.zeros(2, device=device).clamp_(**bounds)
 
 
 def test_updating_a_parameter_in_place_outside_no_grad_is_an_error(device):

@@ -59,6 +59,10 @@ CASES = {
     "array": (lambda t: dg.array([[t[0, 0], t[1, 1]], [t[2, 2], 3.0]]),
               lambda a: np.array([[a[0, 0], a[1, 1]], [a[2, 2], 3.0]]), A),
     "stack": (lambda t: dg.stack([t[0], t[2]], axis=1), lambda a: np.stack([a[0], a[2]], axis=1), A),
+    "expand_dims": (lambda t: dg.expand_dims(t, -2), lambda a: np.expand_dims(a, -2), A),
+    "expand_dims-axes": (lambda t: dg.expand_dims(t, (0, -1)), lambda a: np.expand_dims(a, (0, -1)), A),
+    "expand_dims-axes-end": (lambda t: dg.expand_dims(t, (-1, -2)), lambda a: np.expand_dims(a, (-1, -2)), B),
+    "expand_dims-axes-mid": (lambda t: dg.expand_dims(t, (3, 1)), lambda a: np.expand_dims(a, (3, 1)), B),
     "linspace": (lambda t: dg.linspace(t[0], t[1], 5), lambda a: np.linspace(a[0], a[1], 5), A),
     "linspace-open": (lambda t: dg.linspace(t[0, 0], t[1, 1], 4, endpoint=False),
                       lambda a: np.linspace(a[0, 0], a[1, 1], 4, endpoint=False), A),
@@ -158,6 +162,34 @@ def test_dg_repeat_is_numpys_and_the_method_is_pytorchs(device):
 def test_misuse_gets_one_clear_message(device, call, error, message):
     with pytest.raises(error, match=message):
         call(t64(A, device, False))
+
+
+# a function that works along one axis, given a tuple: NumPy's (the second callable) raises a TypeError
+ONE_AXIS = {
+    "concatenate": (lambda t: dg.concatenate([t, t], axis=(1, 0)), lambda a: np.concatenate([a, a], axis=(1, 0))),
+    "stack": (lambda t: dg.stack([t, t], axis=(2, 0)), lambda a: np.stack([a, a], axis=(2, 0))),
+    "split": (lambda t: dg.split(t, 2, axis=(2,)), lambda a: np.split(a, 2, axis=(2,))),
+    "array_split": (lambda t: dg.array_split(t, 2, axis=(1,)), lambda a: np.array_split(a, 2, axis=(1,))),
+    "take": (lambda t: dg.take(t, [0], axis=(2, 1)), lambda a: np.take(a, [0], axis=(2, 1))),
+    "repeat": (lambda t: dg.repeat(t, 2, axis=(2, 1)), lambda a: np.repeat(a, 2, axis=(2, 1))),
+    "swapaxes": (lambda t: dg.swapaxes(t, (2,), (1,)), lambda a: np.swapaxes(a, (2,), (1,))),
+    "moveaxis": (lambda t: dg.moveaxis(t, [(0, 1)], [2]), lambda a: np.moveaxis(a, [(0, 1)], [2])),
+    "rollaxis": (lambda t: dg.rollaxis(t, (2,), 0), lambda a: np.rollaxis(a, (2,), 0)),
+    "take_along_axis": (lambda t: dg.take_along_axis(t, np.zeros((1, 1, 1), int), (2,)),
+                        lambda a: np.take_along_axis(a, np.zeros((1, 1, 1), int), (2,))),
+    "diff": (lambda t: dg.diff(t, axis=(1,)), lambda a: np.diff(a, axis=(1,))),
+    "tensordot": (lambda t: dg.tensordot(t, t, ([(0, 1)], [0])), lambda a: np.tensordot(a, a, ([(0, 1)], [0]))),
+}
+
+
+@pytest.mark.parametrize("name", ONE_AXIS)
+def test_a_tuple_for_one_axis_is_a_type_error_as_numpys(device, name):
+    """Taking one of the tuple's axes would silently compute something else."""
+    fn, numpy_fn = ONE_AXIS[name]
+    with pytest.raises(TypeError):
+        numpy_fn(B)
+    with pytest.raises(TypeError, match="axis must be one integer"):
+        fn(t64(B, device))
 
 
 # devgrad -> PyTorch (given the module) for the functions PyTorch has (NumPy's repeat is torch's repeat_interleave)

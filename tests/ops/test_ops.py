@@ -123,6 +123,11 @@ CASES = [
     ("softmax_axis0", lambda a: dg.softmax(a, axis=0), lambda a: a.softmax(dim=0), [U(3, 5)]),
     ("log_softmax", lambda a: a.log_softmax(), lambda a: a.log_softmax(dim=-1), [U(3, 5)]),
     ("log_softmax_3d", lambda a: dg.log_softmax(a, axis=1), lambda a: a.log_softmax(dim=1), [U(2, 3, 4)]),
+    # over several axes jointly (PyTorch's softmax takes one dim: x - logsumexp over the axes is the oracle)
+    ("softmax_axes", lambda a: dg.softmax(a, axis=(0, 2)),
+     lambda a: (a - a.logsumexp(dim=(0, 2), keepdim=True)).exp(), [U(2, 3, 4)]),
+    ("log_softmax_axes", lambda a: dg.nn.functional.log_softmax(a, dim=(2, 0)),
+     lambda a: a - a.logsumexp(dim=(0, 2), keepdim=True), [U(2, 3, 4)]),
     # fused layer ops
     ("linear", lambda x, w, b: dg.linear(x, w, b), lambda x, w, b: __import__("torch").nn.functional.linear(x, w, b),
      [U(5, 3), U(4, 3), U(4)]),

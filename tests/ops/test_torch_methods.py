@@ -261,3 +261,23 @@ def test_an_index_on_another_device_is_refused(call):
     index = Tensor._make(np.array([0, 2]), _twin_of_the_cpu())
     with pytest.raises(ValueError, match="the index is on"):
         call(x, index)
+
+
+# a method that works along one dim, given a tuple: PyTorch's (the second callable) raises a TypeError
+ONE_DIM = {
+    "topk": (lambda x: x.topk(1, dim=(2, 1)), lambda x: x.topk(1, dim=(2, 1))),
+    "unsqueeze": (lambda x: x.unsqueeze((2, 0)), lambda x: x.unsqueeze((2, 0))),
+    "sort": (lambda x: x.sort(dim=(1,)), lambda x: x.sort(dim=(1,))),
+    "flatten": (lambda x: x.flatten((1,)), lambda x: x.flatten((1,))),
+}
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name", ONE_DIM)
+def test_a_tuple_for_one_dim_is_a_type_error_as_pytorchs(torch, device, name):
+    """Taking one of the tuple's dims would silently compute something else."""
+    fn, torch_fn = ONE_DIM[name]
+    with pytest.raises(TypeError):
+        torch_fn(torch.tensor(B3))
+    with pytest.raises(TypeError, match="must be one integer"):
+        fn(dg.tensor(B3, device=device))

@@ -50,8 +50,7 @@ class Tensor:
     is the graph node (a ``Function``) that produced it, None for leaves and constants.
     """
 
-    # _view_of, set only on a view made by indexing: (weak reference to the tensor it was taken from,
-    # the index), so that a write into the view that the graph records is recorded there too
+    # _view_of: on a view made by indexing, (weakref to its tensor, index): graph writes reach that tensor
     __slots__ = ("data", "device", "requires_grad", "grad", "grad_fn", "name", "_version", "_view_of",
                  "__weakref__")
 
@@ -272,9 +271,8 @@ class Tensor:
                                "requires_grad) to get a new leaf")
         new = type(self).__new__(type(self))
         memo[id(self)] = new
-        for name in _STATE:
-            if hasattr(self, name):
-                setattr(new, name, copy.deepcopy(getattr(self, name), memo))
+        for name in (name for name in _STATE if hasattr(self, name)):
+            setattr(new, name, copy.deepcopy(getattr(self, name), memo))
         if hasattr(self, "__dict__"):  # a user's subclass with attributes of its own
             new.__dict__.update(copy.deepcopy(self.__dict__, memo))
         return new

@@ -38,7 +38,6 @@ class Tensor:
     name: Incomplete
     requires_grad: builtins.bool
     _version: builtins.int
-    _view_of: tuple
     def __init__(self, data, requires_grad: builtins.bool = False, device=None, dtype=None, name: builtins.str | None = None) -> None: ...
     @classmethod
     def _make(cls, data, device: Device, grad_fn=None):
@@ -112,13 +111,14 @@ class Tensor:
     def __dlpack_device__(self) -> builtins.tuple:
         """(DLPack device type, device index) of the data: (1, 0) for the CPU, (2, N) for cuda:N."""
     def _inplace(self, other, name: builtins.str, fallback):
-        """``x op= y``: in place on the data when no graph is being recorded, else out of place.
+        """``x op= y``: in place on the data, as in NumPy and PyTorch.
 
-        In place is what gradient descent needs (``with dg.no_grad(): w -= lr * w.grad``).
-        While a graph is recorded, ``x += y`` rebinds ``x`` to a new tensor instead, so no
-        value saved for backward is ever overwritten. A leaf that requires grad (a parameter)
-        is the exception: rebinding it would silently detach the name from the parameter (the
-        update would do nothing), so that is an error, as in PyTorch.
+        In place is what gradient descent needs (``with dg.no_grad(): w -= lr * w.grad``). While a
+        graph is recorded through ``x`` or ``y``, ``x`` is still changed in place and carries the
+        graph of its new values (``x[...] = x op y``, recorded by ``Tensor.__setitem__``), as in
+        PyTorch: every alias of ``x`` sees the same values whether or not ``y`` requires grad, and
+        a node that saved ``x``'s old values refuses them at backward. A leaf that requires grad (a
+        parameter) is an error: its values may be saved by the graph, as in PyTorch.
         """
     def __iadd__(self, other): ...
     def __isub__(self, other): ...

@@ -159,8 +159,12 @@ _NUMPY_2 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
 
 
 def split_sizes(n: int, split: dict) -> tuple[int, int, int]:
-    """Rows of the train, val and test splits of ``n`` rows for data.split's fractions."""
+    """Rows of the train, val and test splits of ``n`` rows for data.split's fractions: every row
+    in exactly one split, and none in a split whose fraction is 0 (a row that rounding leaves over
+    goes to val, or to train when val is 0 too, never to an empty test split)."""
     n_train = min(round(split["train"] * n), n)
+    if split["test"] == 0:
+        return (n_train, n - n_train, 0) if split["val"] != 0 else (n, 0, 0)
     n_val = min(round(split["val"] * n), n - n_train)
     return n_train, n_val, n - n_train - n_val
 

@@ -144,8 +144,10 @@ SCHEMA: dict = {
         "labels": Field((str,), None, nullable=True, doc="idx: the MNIST-format labels file (.gz accepted)"),
         "split": {
             "train": Field(NUM, 0.7, check=_split_fraction, doc="fraction of the rows for training (> 0)"),
-            "val": Field(NUM, 0.15, check=_split_fraction, doc="fraction for validation (0 is allowed)"),
-            "test": Field(NUM, 0.15, check=_split_fraction, doc="fraction for the test; the three sum to 1"),
+            "val": Field(NUM, 0.15, check=_split_fraction, doc="fraction for validation (0 is allowed: no rows)"),
+            "test": Field(NUM, 0.15, check=_split_fraction,
+                          doc="fraction for the test (0: no rows, no test metrics); the three sum to 1, and each "
+                              "row is in exactly one split"),
         },
         "standardize": Field((bool,), True, doc="scale the features by the train split's mean and std"),
         "standardize_target": Field((bool,), True,

@@ -379,6 +379,20 @@ def test_split_sizes_never_exceed_the_rows():
     assert split_sizes(1000, {"train": 0.7, "val": 0.15, "test": 0.15}) == (700, 150, 150)
 
 
+@pytest.mark.parametrize(("n", "fractions"), [
+    (75, (0.7, 0.3, 0.0)), (25, (0.9, 0.1, 0.0)), (13, (0.5, 0.5, 0.0)), (15, (0.7, 0.3, 0.0)),
+    (7, (0.5, 0.0, 0.5)), (9, (1.0, 0.0, 0.0)), (10**7, (0.7, 0.2999995, 0.0)), (11, (0.7, 0.15, 0.15)),
+])
+def test_a_split_of_fraction_zero_gets_no_rows_and_every_row_has_one_split(n, fractions):
+    """Rounding train·n and val·n down at once (both ending in .5) must not leave a row to a test
+    split of fraction 0, nor lose or duplicate a row."""
+    sizes = split_sizes(n, dict(zip(("train", "val", "test"), fractions)))
+    assert sum(sizes) == n and min(sizes) >= 0
+    assert [size for size, fraction in zip(sizes, fractions) if fraction == 0] == [0] * fractions.count(0.0)
+    slack = 1 + n * abs(1 - sum(fractions))  # data.split may sum to 1 within 1e-6
+    assert all(abs(size - fraction * n) <= slack for size, fraction in zip(sizes, fractions))
+
+
 # -- validate checks big synthetic data without generating it -------------------------------------
 
 def test_describe_a_large_synthetic_set_without_generating_it(monkeypatch):

@@ -32,7 +32,9 @@ A spec is a YAML mapping. Every key is optional except `data.source`; a key left
 the default below. Paths in `data` are relative to the spec file. `devgrad run SPEC
 --print-config` prints a spec with every default filled in, and `devgrad validate SPEC`
 reports every problem with its key path and line. `--set key.path=value` overrides any key
-(the value is parsed as YAML). Numbers may be written `1e-3`, `.5` or `5.`. A spec may also hold
+(the value is parsed as YAML, as in a spec file). Numbers may be written `1e-3`, `.5` or `5.`;
+integers are decimal, as a person reads them (and YAML 1.2): `010` is 10, not octal 8, `0x10`
+and `0b10` are hex and binary, and `1:30` is text, not base 60. A spec may also hold
 a `sweep:` block, a grid or a hyperparameter search that `devgrad sweep` runs
 ([experiments.md](experiments.md#sweeps-a-grid-of-runs-in-parallel), [search.md](search.md)).
 """

@@ -222,6 +222,29 @@ def test_every_float_spelling_is_a_number_in_files_and_in_set(tmp_path):
     assert resolved.schedule.options["eta_min"] == 5e-5
 
 
+def test_integers_are_decimal_in_files_and_in_set_never_octal_or_base_60(tmp_path, capsys):
+    """YAML 1.1 reads 010 as octal 8 and 1:30 as base 60 (90); a spec reads 010 as 10, and 1:30
+    as the text it is, which the type check refuses with the usual message."""
+    from devgrad import cli as devgrad_cli
+    from devgrad.experiment.schema import loads, to_yaml
+
+    path = tmp_path / "spec.yaml"
+    path.write_text("data: {source: xor, n_samples: 0100}\ntrain: {epochs: 010}\nseed: 0123\n")
+    resolved = resolve(path, ["train.batch_size=016"])
+    assert (resolved.train.epochs, resolved.seed, resolved.data.n_samples, resolved.train.batch_size) == (10, 123,
+                                                                                                         100, 16)
+    assert resolve(path, ["seed=0x10"]).seed == 16  # a prefix says its base
+    with pytest.raises(SpecError) as info:
+        resolve(path, ["train.epochs=1:30"])
+    assert info.value.problems == ["train.epochs (from --set): must be of type integer, got str '1:30'"]
+    path.write_text("data: {source: xor}\ntrain: {epochs: 1:30}\n")
+    capsys.readouterr()
+    assert devgrad_cli.main(["validate", str(path)]) == 2
+    assert "train.epochs (line 2): must be of type integer, got str '1:30'" in capsys.readouterr().err
+    written = {"name": "08", "description": "1:30", "seed": 10}
+    assert loads(to_yaml(written)).data == written  # text that reads as a number is quoted when written
+
+
 def test_a_device_spelling_the_backend_accepts_is_a_valid_spec():
     assert resolve({**SMALL, "device": "gpu:1"}).device == "gpu:1"  # checked for spelling, not presence
     with pytest.raises(SpecError, match="unknown device 'tpu'"):

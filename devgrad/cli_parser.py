@@ -101,7 +101,9 @@ def _sweep_parsers(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a key of the base spec for every run, as 'run' does (repeatable)")
     sweep.add_argument("--device", help="auto | cpu | cuda | cuda:N for every run (overrides the spec)")
-    sweep.add_argument("--seeds", type=int, help="repeats of every grid point, seeds base, base+1, ... (default 1)")
+    sweep.add_argument("--seeds", type=int,
+                       help="repeats of every grid point, seeds base, base+1, ... (default 1); a grid over seed "
+                            "gives each point its own seed instead (then leave --seeds out)")
     sweep.add_argument("--jobs", type=int, help="runs at once (default: the number of cores)")
     sweep.add_argument("--executor", choices=choices.EXECUTORS, default="local",
                        help="local: a process pool (default); dask: Dask distributed (the dask extra)")

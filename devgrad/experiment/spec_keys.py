@@ -64,6 +64,14 @@ def schedule_options(name: str) -> dict:
     return options
 
 
+# The losses that use each loss option (a run passes an option to these losses only).
+LOSS_OPTION_USERS = {"label_smoothing": ("cross_entropy",), "pos_weight": ("bce",), "delta": ("huber",)}
+# The sources that read each data key ("synthetic": every generator) besides source, split and
+# the standardisation, which all read; n_classes and n_features are the generators' own.
+DATA_KEY_READERS = {"n_samples": ("synthetic",), "noise": ("synthetic",), "path": ("csv", "npz"),
+                    "target": ("csv",), "images": ("idx",), "labels": ("idx",)}
+
+
 def loss_options() -> dict:
     """The loss block's options, with the defaults of the loss functions that take them."""
     return {"label_smoothing": inspect.signature(F.cross_entropy).parameters["label_smoothing"].default,

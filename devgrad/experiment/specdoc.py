@@ -117,6 +117,9 @@ def _data_sources() -> list[str]:
     for name in spec.SKLEARN:
         kind = "regression" if name in spec.SKLEARN_REGRESSION else "classification"
         lines.append(f"| `sklearn:{name}` | scikit-learn's bundled `{name}` data ({kind}; the `sklearn` extra) | — |")
+    lines += ["", "Every source also reads `data.split` and the standardisation keys. A key set (to other than its "
+                  "default) that the source does not read, such as `n_samples` for a CSV or `path` for a generator, "
+                  "is an error naming it, as it would be ignored."]
     return lines
 
 
@@ -129,9 +132,12 @@ def _losses() -> list[str]:
         task = "regression" if name in F.REGRESSION_LOSSES else "classification"
         lines.append(f"| `{name}` | {task} | {_cell(_summary(fn))} |")
     lines += ["", "| option | default | used by |", "|---|---|---|"]
-    users = {"label_smoothing": "`cross_entropy`", "pos_weight": "`bce`", "delta": "`huber`"}
     for opt, default in spec.loss_options().items():
-        lines.append(f"| `loss.{opt}` | `{_value(default)}` | {users.get(opt, '')} |")
+        users = ", ".join(f"`{name}`" for name in spec.LOSS_OPTION_USERS[opt])
+        lines.append(f"| `loss.{opt}` | `{_value(default)}` | {users} |")
+    lines += ["", "An option set (to other than its default) for a loss that does not use it is an error, as it "
+                  "would be ignored; with `loss: auto` that is known once the data says two classes (`bce`) or "
+                  "more (`cross_entropy`)."]
     return lines
 
 

@@ -54,7 +54,8 @@ def _run_parsers(sub: argparse._SubParsersAction) -> None:
     run.add_argument("spec", help="path to a YAML spec, or the name of one devgrad ships (devgrad examples)")
     run.add_argument("--device", help="auto | cpu | cuda | cuda:N (overrides the spec)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a spec key, value parsed as YAML: --set optimizer.lr=0.1 (repeatable)")
+                     help="override a spec key, value parsed as YAML as in a spec file (010 is 10): --set "
+                          "optimizer.lr=0.1 (repeatable)")
     run.add_argument("--out", help="root folder for run folders (default: ./runs)")
     run.add_argument("--print-config", action="store_true", help="print the resolved spec and exit")
     run.add_argument("--quiet", "-q", action="store_true", help="no per-epoch output")
@@ -100,7 +101,9 @@ def _sweep_parsers(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a key of the base spec for every run, as 'run' does (repeatable)")
     sweep.add_argument("--device", help="auto | cpu | cuda | cuda:N for every run (overrides the spec)")
-    sweep.add_argument("--seeds", type=int, help="repeats of every grid point, seeds base, base+1, ... (default 1)")
+    sweep.add_argument("--seeds", type=int,
+                       help="repeats of every grid point, seeds base, base+1, ... (default 1); a grid over seed "
+                            "gives each point its own seed instead (then leave --seeds out)")
     sweep.add_argument("--jobs", type=int, help="runs at once (default: the number of cores)")
     sweep.add_argument("--executor", choices=choices.EXECUTORS, default="local",
                        help="local: a process pool (default); dask: Dask distributed (the dask extra)")

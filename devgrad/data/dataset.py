@@ -120,6 +120,26 @@ def _numeric(classes: list) -> np.ndarray | None:
     return values if np.isfinite(values).all() else None
 
 
+def _check_csv_numbers(data: dict, task: str, loss: str, classes: list) -> None:
+    """A CSV target with text where numbers are meant is an error naming the cell: with task:
+    regression; and, with task auto, when the column's other cells are numbers and either the
+    loss is a regression's or those numbers are not whole (a missing or mistyped value, such as
+    n/a or 1,000.25, would otherwise turn every value into a class name)."""
+    if _numeric(classes) is not None or task == "classification":
+        return
+    numbers = [float(c) for c in classes if _numeric([c]) is not None]
+    if task != "regression" and not (numbers and (loss in REGRESSION_LOSSES or any(v != round(v) for v in numbers))):
+        return
+    line, text = files.csv_text_cell(data["path"], data["target"])
+    cell = f"{data['path']}, line {line}, column {data['target']!r}: {text!r} is not a number"
+    if task == "regression":
+        raise files.DataError(f"{cell}; task: regression needs a number in every row of the target: fill it in or "
+                              "drop that row, or use task: classification for class labels")
+    raise files.DataError(f"{cell}, while the column's other cells are (e.g. {numbers[0]:g}); if it is a missing or "
+                          "mistyped value, fill it in or drop that row (numbers are written like 1000.25 or 1e3, "
+                          "without thousands separators); if the column holds class names, set task: classification")
+
+
 def choose_task(task: str, loss: str, y: np.ndarray, classes: list, where: str) -> tuple[str, str]:
     """(``classification`` | ``regression``, why) for a spec's ``task`` and loss name and the
     target's values; a continuous target given to classification is an error that says so."""
@@ -159,8 +179,12 @@ _NUMPY_2 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
 
 
 def split_sizes(n: int, split: dict) -> tuple[int, int, int]:
-    """Rows of the train, val and test splits of ``n`` rows for data.split's fractions."""
+    """Rows of the train, val and test splits of ``n`` rows for data.split's fractions: every row
+    in exactly one split, and none in a split whose fraction is 0 (a row that rounding leaves over
+    goes to val, or to train when val is 0 too, never to an empty test split)."""
     n_train = min(round(split["train"] * n), n)
+    if split["test"] == 0:
+        return (n_train, n - n_train, 0) if split["val"] != 0 else (n, 0, 0)
     n_val = min(round(split["val"] * n), n - n_train)
     return n_train, n_val, n - n_train - n_val
 
@@ -190,6 +214,8 @@ def build_splits(data: dict, seed: int, task: str = "classification", loss: str 
     notes: list[str] = []
     X, y, classes = raw_dataset(data, seed, notes)
     where = _target_name(data)
+    if data["source"] == "csv":
+        _check_csv_numbers(data, task, loss, classes)
     task, reason = choose_task(task, loss, y, classes, where)
     if task == "regression":
         values = _numeric(classes)

@@ -40,15 +40,76 @@ def read_csv(path, target: str):
             t = header.index(target)
             features: array = array("d")
             labels: list[str] = []
+            cells = _TargetCells()
             for row in reader:
                 if row and any(cell.strip() for cell in row):
                     labels.append(_csv_row(row, reader.line_num, header, t, path, features))
+                    cells.see(labels[-1], reader.line_num)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the CSV as UTF-8") from None
     if not labels:
         raise DataError(f"{path}: no data rows after the header")
-    y, classes = _labels(np.array(labels), str(path))
+    y, classes = _csv_labels(labels, cells, path, target)
     return np.frombuffer(features, dtype=np.float64).reshape(len(labels), len(header) - 1), y, classes
+
+
+class _TargetCells:
+    """What a CSV's target column holds, seen one cell at a time: how many cells are finite
+    numbers, and the first cell that is text and the first that is NaN or infinite (line, text)."""
+
+    def __init__(self) -> None:
+        self.numbers = 0
+        self.first_text: tuple[int, str] | None = None
+        self.first_nonfinite: tuple[int, str] | None = None
+
+    def see(self, cell: str, line: int) -> None:
+        try:
+            value = float(cell)
+        except ValueError:
+            self.first_text = self.first_text or (line, cell)
+            return
+        if math.isfinite(value):
+            self.numbers += 1
+        elif self.first_nonfinite is None:
+            self.first_nonfinite = (line, cell)
+
+
+def _csv_labels(labels: list[str], cells: _TargetCells, path: Path, target: str) -> tuple[np.ndarray, list]:
+    """A CSV target's labels and classes: numbers when every cell is a number (their values: 1, 1.0
+    and 01 are one class, and classes sort by value), else the cells as text. A NaN or infinite
+    cell among numbers is a missing value, neither a class nor a quantity: an error naming it."""
+    if cells.first_nonfinite is not None and cells.numbers:
+        line, text = cells.first_nonfinite
+        raise DataError(f"{path}, line {line}, column {target!r}: the target {text!r} is not a finite number, and "
+                        "the column's other cells are numbers; fill it in or drop that row (a missing value is "
+                        "neither a class nor a quantity)")
+    if cells.first_text is None and cells.first_nonfinite is None:
+        return _number_labels(labels, str(path))
+    return _labels(np.array(labels), str(path))
+
+
+def _number_labels(texts: list[str], where: str) -> tuple[np.ndarray, list]:
+    """Labels written as numbers, as their values: int64 when all are whole numbers (exactly, for
+    any integer int64 holds), else float64."""
+    try:
+        values = np.array([int(t) for t in texts], dtype=np.int64)
+    except (ValueError, OverflowError):
+        values = np.array([float(t) for t in texts], dtype=np.float64)
+        if bool(np.all(values == np.round(values))) and float(np.abs(values).max()) < 2.0 ** 53:
+            values = values.astype(np.int64)
+    return _labels(values, where)
+
+
+def csv_text_cell(path, target: str) -> tuple[int, str]:
+    """The line and text of the first cell of a CSV's ``target`` column that is not a number: read
+    again only for an error message that names it ((0, '') when there is none)."""
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        t = [h.strip() for h in next(reader)].index(target)
+        for row in reader:
+            if len(row) > t and any(cell.strip() for cell in row) and not _is_number(row[t]):
+                return reader.line_num, row[t].strip()
+    return 0, ""
 
 
 def _header(reader, path: Path, target: str) -> list[str]:

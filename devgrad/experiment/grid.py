@@ -94,6 +94,10 @@ def check_grid(grid: dict, seeds) -> list[str]:
             problems.append(f"sweep.grid.{key}: must be a non-empty list of values, got {values!r}")
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         problems.append(f"sweep.seeds: must be a whole number >= 1, got {seeds!r}")
+    elif "seed" in grid and seeds > 1:
+        problems.append(f"grid axis seed gives every point its seed, and seeds {seeds} (--seeds or sweep.seeds) "
+                        "would repeat each point with other seeds: which seed a run has would be a guess. Keep one: "
+                        "drop the seed axis and use --seeds N (seeds base, base+1, ...), or leave out --seeds")
     return problems
 
 
@@ -115,16 +119,17 @@ def expand(grid: dict, seeds: int, base_seed: int) -> list[dict]:
     for combo in itertools.product(*(grid[k] for k in keys)) if keys else [()]:
         overrides = dict(zip(keys, combo))
         for repeat in range(seeds):
-            seed = base_seed + repeat
+            seed = overrides.get("seed", base_seed + repeat)  # a seed axis (check_grid: then one repeat)
             points.append({"index": len(points), "overrides": overrides, "seed": seed, "repeat": repeat,
                            "name": f"{len(points):03d}-{_short(overrides)}" + (f"-seed{seed}" if seeds > 1 else "")})
     return points
 
 
 def _override_strings(point: dict) -> list:
-    """The point as ``(origin, "key=value")`` overrides (values written as JSON, which is YAML)."""
+    """The point as ``(origin, "key=value")`` overrides (values written as JSON, which is YAML); the
+    seed from --seeds, unless the grid gives the point its own."""
     out = [("--grid", f"{k}={json.dumps(v)}") for k, v in point["overrides"].items()]
-    return [*out, ("--seeds", f"seed={point['seed']}")]
+    return out if "seed" in point["overrides"] else [*out, ("--seeds", f"seed={point['seed']}")]
 
 
 def resolve_points(base: Loaded, points: list, threads_given: bool) -> list[dict]:

@@ -40,7 +40,8 @@ def feature_names(data: dict, n_features: int) -> list[str]:
 
 def tag_classes(classes: list) -> dict:
     """Class values as JSON with a type tag, so that they come back with their own type. Text
-    labels that are all plain integers (``"0"``, ``"12"``: a CSV's or a generator's) are ints."""
+    labels that are all plain integers (``"0"``, ``"12"``: a generator's) are ints; a CSV's
+    numeric labels come as numbers already."""
     values = list(classes)
     if all(isinstance(c, bool | np.bool_) for c in values):
         return {"type": "bool", "values": [bool(c) for c in values]}

@@ -32,9 +32,12 @@ def did_you_mean(value, choices) -> str:
 
 
 class _SpecLoader(yaml.SafeLoader):
-    """The safe loader, reading every float spelling a person writes (``1e-3``, ``1E-3``, ``.5``,
-    ``5.``) as a number: YAML 1.1 wants a dot and a signed exponent (``1.0e-3``) and would
-    otherwise read ``1e-3`` as a string."""
+    """The safe loader, reading numbers as a person (and YAML 1.2) writes them: every float
+    spelling (``1e-3``, ``1E-3``, ``.5``, ``5.``), where YAML 1.1 wants a dot and a signed
+    exponent (``1.0e-3``) and would read ``1e-3`` as a string; and integers in decimal, a leading
+    zero included (``010`` is 10), where YAML 1.1 reads ``010`` as octal 8 and ``1:30`` as base
+    60 (90): ``1:30`` is the text it looks like. ``0x`` (hex) and ``0b`` (binary) keep their
+    prefixes' meaning."""
 
 
 _FLOAT = re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
@@ -42,9 +45,21 @@ _FLOAT = re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
     |[-+]?\.(?:inf|Inf|INF)
     |\.(?:nan|NaN|NAN))$""", re.X)
-_SpecLoader.yaml_implicit_resolvers = {k: [r for r in v if r[0] != "tag:yaml.org,2002:float"]
+_INT = re.compile(r"^(?:[-+]?[0-9][0-9_]*|[-+]?0b[01_]+|[-+]?0x[0-9a-fA-F_]+)$")
+_NUMBER_TAGS = ("tag:yaml.org,2002:float", "tag:yaml.org,2002:int")
+_SpecLoader.yaml_implicit_resolvers = {k: [r for r in v if r[0] not in _NUMBER_TAGS]
                                        for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 _SpecLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+_SpecLoader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123456789"))
+
+
+def _construct_int(loader: yaml.SafeLoader, node) -> int:
+    """An integer scalar: decimal (leading zeros are not octal), or hex / binary by its prefix."""
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    return int(text, 0) if re.match(r"[-+]?0[xb]", text) else int(text, 10)
+
+
+_SpecLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def parse_value(text: str):
@@ -321,10 +336,15 @@ def apply_overrides(loaded: Loaded, overrides, top_keys, name_blocks=()) -> Load
 
 
 class _PlainDumper(yaml.SafeDumper):
-    """YAML for people: a value used twice is written twice, never as an anchor (``&id001``) and alias."""
+    """YAML for people: a value used twice is written twice, never as an anchor (``&id001``) and
+    alias; text that the spec loader would read as a number (``08``, ``1e-3``) is quoted, so what
+    is written reads back as it was."""
 
     def ignore_aliases(self, data) -> bool:
         return True
+
+
+_PlainDumper.yaml_implicit_resolvers = _SpecLoader.yaml_implicit_resolvers
 
 
 def to_yaml(data: dict) -> str:

@@ -22,8 +22,9 @@ from devgrad.core import Tensor
 from devgrad.data.synthetic import GENERATORS
 from devgrad.experiment.schema import NUM, REQUIRED, Loaded, SpecError, Validator, did_you_mean, is_kind, like_default
 from devgrad.experiment.spec_keys import (
-    CLASSIFICATION_METRICS, FILE_SOURCES, LOSSES, METRICS, NO_WARMUP_SCHEDULES, REGRESSION_METRICS, SCHEDULE_ALIASES,
-    SCHEMA, SKLEARN, SYNTHETIC, loss_options, optimizer_options, schedule_options,
+    CLASSIFICATION_METRICS, DATA_KEY_READERS, FILE_SOURCES, LOSS_OPTION_USERS, LOSSES, METRICS, NO_WARMUP_SCHEDULES,
+    REGRESSION_METRICS, SCHEDULE_ALIASES, SCHEMA, SKLEARN, SYNTHETIC, loss_options, optimizer_options,
+    schedule_options,
 )
 from devgrad.nn import functional as F
 
@@ -103,7 +104,7 @@ def _named_option(message: str, options: dict) -> str:
     return min(at, key=at.__getitem__) if at else "name"
 
 
-def _loss(v: Validator, raw, path: tuple) -> dict:
+def _loss(v: Validator, raw, path: tuple, task: str) -> dict:
     if isinstance(raw, str):
         raw = {"name": raw}
     out = {"name": "auto", **loss_options()}
@@ -121,7 +122,26 @@ def _loss(v: Validator, raw, path: tuple) -> dict:
         v.add((*path, "pos_weight"), f"must be a positive number, got {out['pos_weight']!r}")
     if not is_kind(out["delta"], NUM) or out["delta"] <= 0:
         v.add((*path, "delta"), f"must be a positive number (huber's threshold), got {out['delta']!r}")
+    if not any(p.startswith(".".join(path)) for p in v.problems):
+        _check_loss_users(v, out, path, task)
     return out
+
+
+def _check_loss_users(v: Validator, loss: dict, path: tuple, task: str) -> None:
+    """An option set for a loss that does not use it would be ignored: an error. Loss auto is mse
+    for a regression, else bce or cross_entropy as the data's classes decide (the run checks those)."""
+    name = loss["name"]
+    chosen = "mse" if name == "auto" and task == "regression" else name
+    for opt, default in loss_options().items():
+        users = LOSS_OPTION_USERS[opt]
+        if loss[opt] == default or chosen in users or (chosen == "auto" and {"bce", "cross_entropy"} & set(users)):
+            continue
+        what = f"loss {name}" if chosen == name else "loss auto (mse for a regression)"
+        if chosen == "auto":
+            what = "loss auto (bce or cross_entropy for classes)"
+        fix = f", or set loss.name: {users[0]}" if task != "regression" or users[0] in F.REGRESSION_LOSSES else ""
+        v.add((*path, opt), f"{what} does not use {opt}, which would be ignored: it is an option of "
+                            f"{' and '.join(users)} only; remove it{fix}")
 
 
 def validate(loaded: Loaded, source: str = "spec", check_files: bool = True) -> dict:
@@ -140,7 +160,7 @@ def validate(loaded: Loaded, source: str = "spec", check_files: bool = True) -> 
         raw = {**raw, "device": os.environ["DEVGRAD_DEVICE"]}
         v.overridden = {**v.overridden, ("device",): "the environment variable DEVGRAD_DEVICE"}
     spec = v.section(top, {k: raw[k] for k in raw if k in top}, ())
-    spec["loss"] = _loss(v, _block(v, raw, "loss", "auto"), ("loss",))
+    spec["loss"] = _loss(v, _block(v, raw, "loss", "auto"), ("loss",), spec["task"])
     spec["optimizer"] = _options(v, _block(v, raw, "optimizer", {"name": "adam"}), ("optimizer",),
                                  optim.OPTIMIZERS, "optimizer", optimizer_options)
     spec["schedule"] = _options(v, _block(v, raw, "schedule", {"name": "none"}), ("schedule",),
@@ -289,6 +309,7 @@ def _check_data(v: Validator, data: dict, spec_path: Path | None, check_files: b
         v.add(("data", "source"), f"unknown dataset {source!r}; choose one of {', '.join(options)}"
                                   f"{did_you_mean(source, [*SYNTHETIC, *FILE_SOURCES])}")
     _check_data_sizes(v, data, source)
+    _check_data_keys(v, data, source)
     split = data["split"]
     total = sum(split.values())
     if abs(total - 1.0) > 1e-6:
@@ -312,6 +333,19 @@ def _check_data_sizes(v: Validator, data: dict, source: str) -> None:
             v.add(("data", "n_classes"), f"{classes} classes in {data['n_samples']} rows (data.n_samples): fewer "
                                          "than 2 rows per class cannot be both learned and measured; use fewer "
                                          "classes or more samples")
+
+
+def _check_data_keys(v: Validator, data: dict, source: str) -> None:
+    """A data key set (to other than its default) that the source does not read would be ignored:
+    an error naming the sources that read it."""
+    kind = "synthetic" if source in SYNTHETIC else source
+    for key, readers in DATA_KEY_READERS.items():
+        if kind in readers or data.get(key) == SCHEMA["data"][key].default:
+            continue
+        users = "a synthetic source" if readers == ("synthetic",) else f"data.source {' or '.join(readers)}"
+        fix = "" if readers == ("synthetic",) else f", or set data.source: {' or '.join(readers)}"
+        v.add(("data", key), f"data.source {source} does not read {key}, which would be ignored: it is for {users} "
+                             f"only; remove it{fix}")
 
 
 def _check_metrics(v: Validator, metrics, task: str, loss: str) -> None:

@@ -64,6 +64,14 @@ def schedule_options(name: str) -> dict:
     return options
 
 
+# The losses that use each loss option (a run passes an option to these losses only).
+LOSS_OPTION_USERS = {"label_smoothing": ("cross_entropy",), "pos_weight": ("bce",), "delta": ("huber",)}
+# The sources that read each data key ("synthetic": every generator) besides source, split and
+# the standardisation, which all read; n_classes and n_features are the generators' own.
+DATA_KEY_READERS = {"n_samples": ("synthetic",), "noise": ("synthetic",), "path": ("csv", "npz"),
+                    "target": ("csv",), "images": ("idx",), "labels": ("idx",)}
+
+
 def loss_options() -> dict:
     """The loss block's options, with the defaults of the loss functions that take them."""
     return {"label_smoothing": inspect.signature(F.cross_entropy).parameters["label_smoothing"].default,
@@ -144,8 +152,10 @@ SCHEMA: dict = {
         "labels": Field((str,), None, nullable=True, doc="idx: the MNIST-format labels file (.gz accepted)"),
         "split": {
             "train": Field(NUM, 0.7, check=_split_fraction, doc="fraction of the rows for training (> 0)"),
-            "val": Field(NUM, 0.15, check=_split_fraction, doc="fraction for validation (0 is allowed)"),
-            "test": Field(NUM, 0.15, check=_split_fraction, doc="fraction for the test; the three sum to 1"),
+            "val": Field(NUM, 0.15, check=_split_fraction, doc="fraction for validation (0 is allowed: no rows)"),
+            "test": Field(NUM, 0.15, check=_split_fraction,
+                          doc="fraction for the test (0: no rows, no test metrics); the three sum to 1, and each "
+                              "row is in exactly one split"),
         },
         "standardize": Field((bool,), True, doc="scale the features by the train split's mean and std"),
         "standardize_target": Field((bool,), True,

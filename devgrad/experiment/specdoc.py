@@ -32,7 +32,9 @@ A spec is a YAML mapping. Every key is optional except `data.source`; a key left
 the default below. Paths in `data` are relative to the spec file. `devgrad run SPEC
 --print-config` prints a spec with every default filled in, and `devgrad validate SPEC`
 reports every problem with its key path and line. `--set key.path=value` overrides any key
-(the value is parsed as YAML). Numbers may be written `1e-3`, `.5` or `5.`. A spec may also hold
+(the value is parsed as YAML, as in a spec file). Numbers may be written `1e-3`, `.5` or `5.`;
+integers are decimal, as a person reads them (and YAML 1.2): `010` is 10, not octal 8, `0x10`
+and `0b10` are hex and binary, and `1:30` is text, not base 60. A spec may also hold
 a `sweep:` block, a grid or a hyperparameter search that `devgrad sweep` runs
 ([experiments.md](experiments.md#sweeps-a-grid-of-runs-in-parallel), [search.md](search.md)).
 """
@@ -115,6 +117,9 @@ def _data_sources() -> list[str]:
     for name in spec.SKLEARN:
         kind = "regression" if name in spec.SKLEARN_REGRESSION else "classification"
         lines.append(f"| `sklearn:{name}` | scikit-learn's bundled `{name}` data ({kind}; the `sklearn` extra) | — |")
+    lines += ["", "Every source also reads `data.split` and the standardisation keys. A key set (to other than its "
+                  "default) that the source does not read, such as `n_samples` for a CSV or `path` for a generator, "
+                  "is an error naming it, as it would be ignored."]
     return lines
 
 
@@ -127,9 +132,12 @@ def _losses() -> list[str]:
         task = "regression" if name in F.REGRESSION_LOSSES else "classification"
         lines.append(f"| `{name}` | {task} | {_cell(_summary(fn))} |")
     lines += ["", "| option | default | used by |", "|---|---|---|"]
-    users = {"label_smoothing": "`cross_entropy`", "pos_weight": "`bce`", "delta": "`huber`"}
     for opt, default in spec.loss_options().items():
-        lines.append(f"| `loss.{opt}` | `{_value(default)}` | {users.get(opt, '')} |")
+        users = ", ".join(f"`{name}`" for name in spec.LOSS_OPTION_USERS[opt])
+        lines.append(f"| `loss.{opt}` | `{_value(default)}` | {users} |")
+    lines += ["", "An option set (to other than its default) for a loss that does not use it is an error, as it "
+                  "would be ignored; with `loss: auto` that is known once the data says two classes (`bce`) or "
+                  "more (`cross_entropy`)."]
     return lines
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from devgrad.core import Tensor
 from devgrad.experiment import _kernels  # noqa: F401 - registers the `targets` kernel used below
 from devgrad.experiment.errors import RunError
+from devgrad.experiment.spec_keys import LOSS_OPTION_USERS, loss_options
 from devgrad.nn import functional as F
 
 CLASSIFICATION_METRICS = ("accuracy",)
@@ -53,6 +54,9 @@ class Task:
             return cls(name, 0, 1, kind="regression", metrics=metrics, delta=spec.loss.delta)
         if name == "auto":
             name = "bce" if n_classes == 2 else "cross_entropy"
+            unused = _unused_option(spec.loss, name, n_classes)
+            if unused:
+                raise RunError(unused)
         if name in F.BINARY_LOSSES and n_classes != 2:
             raise RunError(f"loss '{name}' is for two classes but the data has {n_classes}; "
                            "use loss: cross_entropy (or mse)")
@@ -84,16 +88,11 @@ class Task:
         return Tensor._make(y.device.kernels.targets(y.data, mode, self.n_classes, dtype), y.device)
 
     def loss_value(self, out: Tensor, target: Tensor) -> Tensor:
-        """The loss of raw outputs against ``targets(...)``: the loss function named by the spec."""
-        options: dict[str, float | None] = {}
-        if self.loss == "cross_entropy":
-            options["label_smoothing"] = self.label_smoothing
-        elif self.out_features == 1:
+        """The loss of raw outputs against ``targets(...)``: the loss function named by the spec,
+        given the options it uses (``LOSS_OPTION_USERS``)."""
+        options = {opt: getattr(self, opt) for opt, users in LOSS_OPTION_USERS.items() if self.loss in users}
+        if self.loss != "cross_entropy" and self.out_features == 1:
             out = out.reshape(-1)
-        if self.loss == "bce":
-            options["pos_weight"] = self.pos_weight
-        elif self.loss == "huber":
-            options["delta"] = self.delta
         return F.LOSSES[self.loss](out, target, **options)
 
     @property
@@ -110,3 +109,16 @@ class Task:
         flat = out_data.reshape(-1)
         p1 = xp.clip(flat, 0, 1) if self.loss == "mse" else 1 / (1 + xp.exp(-xp.clip(flat, -60, 60)))
         return xp.stack([1 - p1, p1], axis=1)
+
+
+def _unused_option(loss, name: str, n_classes: int) -> str | None:
+    """Why an option of ``loss`` (auto, which the data made ``name``) would be ignored, or None."""
+    for opt, default in loss_options().items():
+        value = getattr(loss, opt)
+        users = LOSS_OPTION_USERS[opt]
+        if value != default and name not in users:
+            fix = f"set loss.name: {users[0]} to use it, or remove it" if users[0] != "bce" or n_classes == 2 else \
+                f"remove it ({' and '.join(users)} is for two classes)"
+            return (f"loss.{opt} is {value!r}, but loss auto is {name} for this data ({n_classes} classes), which "
+                    f"does not use {opt} (an option of {' and '.join(users)} only), so it would be ignored; {fix}")
+    return None

@@ -312,6 +312,54 @@ def test_labels_that_are_nan_are_refused(tmp_path):
         read_npz(tmp_path / "d.npz")
 
 
+@pytest.mark.parametrize("cell", ["NaN", "nan", "inf", "-Infinity"])
+def test_a_nan_or_infinite_target_among_numbers_is_an_error_naming_the_cell(tmp_path, cell):
+    """Not a class of its own (which would turn a regression into a classification), as an NPZ
+    y holding NaN is not."""
+    path = tmp_path / "d.csv"
+    path.write_text("a,y\n" + "".join(f"{i},{i / 4}\n" for i in range(40)).replace("3,0.75", f"3,{cell}"))
+    for task, loss in (("auto", "mse"), ("auto", "auto"), ("regression", "auto"), ("classification", "auto")):
+        with pytest.raises(DataError, match=rf"d\.csv, line 5, column 'y': the target '{cell}' is not a finite "
+                                            "number, and the column's other cells are numbers; fill it in or drop"):
+            build_splits(_csv_data(path, "y"), seed=0, task=task, loss=loss)
+
+
+@pytest.mark.parametrize("cell", ["n/a", '"1,000.25"', "?"])
+def test_a_text_cell_in_a_column_of_numbers_is_an_error_where_numbers_are_meant(tmp_path, cell):
+    """With task regression, or task auto and a regression loss or numbers that are not whole, a
+    missing or mistyped value is not silently a class name; task: classification reads text."""
+    path = tmp_path / "d.csv"
+    path.write_text("a,y\n" + "".join(f"{i},{i % 8 + 0.5}\n" for i in range(40)).replace("\n3,3.5", f"\n3,{cell}"))
+    shown = cell.strip('"')
+    for task, loss in (("auto", "mse"), ("auto", "auto"), ("regression", "auto")):
+        with pytest.raises(DataError, match=rf"d\.csv, line 5, column 'y': '{re.escape(shown)}' is not a number"):
+            build_splits(_csv_data(path, "y"), seed=0, task=task, loss=loss)
+    with pytest.raises(DataError, match="if the column holds class names, set task: classification"):
+        build_splits(_csv_data(path, "y"), seed=0, task="auto", loss="mse")
+    assert shown in build_splits(_csv_data(path, "y"), seed=0, task="classification").classes
+    whole = tmp_path / "whole.csv"  # whole numbers and a word, with a classification loss: class names
+    whole.write_text("a,y\n" + "".join(f"{i},{['1', '2', 'other'][i % 3]}\n" for i in range(40)))
+    assert build_splits(_csv_data(whole, "y"), seed=0, task="auto", loss="auto").classes == ["1", "2", "other"]
+    with pytest.raises(DataError, match=r"whole\.csv, line 4, column 'y': 'other' is not a number"):
+        build_splits(_csv_data(whole, "y"), seed=0, task="auto", loss="mse")
+
+
+def test_numeric_csv_labels_are_classes_by_value_as_an_npz_gives_them(tmp_path):
+    """1, 1.0 and 01 are one class; classes sort by value (5 before 10), so two classes give the
+    positive class of an NPZ with the same values; whole numbers are integer classes."""
+    path = tmp_path / "d.csv"
+    path.write_text("a,label\n" + "".join(f"{i},{['0', '1', '1.0', '01', '+1'][i % 5]}\n" for i in range(40)))
+    _, y, classes = read_csv(path, "label")
+    assert classes == [0, 1] and y.tolist() == [0 if i % 5 == 0 else 1 for i in range(40)]
+    assert all(type(c) is int for c in classes)
+    path.write_text("a,label\n" + "".join(f"{i},{[10, 5][i % 2]}\n" for i in range(40)))
+    np.savez(tmp_path / "d.npz", X=np.arange(40.0)[:, None], y=np.array([10, 5] * 20))
+    assert read_csv(path, "label")[2] == read_npz(tmp_path / "d.npz")[2] == [5, 10]
+    np.testing.assert_array_equal(read_csv(path, "label")[1], read_npz(tmp_path / "d.npz")[1])
+    path.write_text("a,label\n" + "".join(f"{i},{['cat', '1', '1.0'][i % 3]}\n" for i in range(30)))
+    assert read_csv(path, "label")[2] == ["1", "1.0", "cat"]  # any text: every cell is text, as written
+
+
 # -- targets that are not classes, and classes too rare to learn ----------------------------------
 
 def _csv_data(path, target: str = "label") -> dict:
@@ -377,6 +425,20 @@ def test_an_empty_test_split_gives_the_counts_of_every_split(tmp_path, capsys):
 def test_split_sizes_never_exceed_the_rows():
     assert split_sizes(3, {"train": 0.5, "val": 0.5, "test": 0.0}) == (2, 1, 0)
     assert split_sizes(1000, {"train": 0.7, "val": 0.15, "test": 0.15}) == (700, 150, 150)
+
+
+@pytest.mark.parametrize(("n", "fractions"), [
+    (75, (0.7, 0.3, 0.0)), (25, (0.9, 0.1, 0.0)), (13, (0.5, 0.5, 0.0)), (15, (0.7, 0.3, 0.0)),
+    (7, (0.5, 0.0, 0.5)), (9, (1.0, 0.0, 0.0)), (10**7, (0.7, 0.2999995, 0.0)), (11, (0.7, 0.15, 0.15)),
+])
+def test_a_split_of_fraction_zero_gets_no_rows_and_every_row_has_one_split(n, fractions):
+    """Rounding train·n and val·n down at once (both ending in .5) must not leave a row to a test
+    split of fraction 0, nor lose or duplicate a row."""
+    sizes = split_sizes(n, dict(zip(("train", "val", "test"), fractions)))
+    assert sum(sizes) == n and min(sizes) >= 0
+    assert [size for size, fraction in zip(sizes, fractions) if fraction == 0] == [0] * fractions.count(0.0)
+    slack = 1 + n * abs(1 - sum(fractions))  # data.split may sum to 1 within 1e-6
+    assert all(abs(size - fraction * n) <= slack for size, fraction in zip(sizes, fractions))
 
 
 # -- validate checks big synthetic data without generating it -------------------------------------

@@ -382,6 +382,28 @@ def test_an_npz_target_is_read_as_training_reads_it_one_hot_included(root, tmp_p
     expect_exit_2(capsys, ["predict", str(run_dir), str(tmp_path / "text.npz")], "not an NPZ file")
 
 
+def test_numeric_csv_labels_are_integer_classes_in_model_json_predictions_and_metrics(tmp_path, capsys):
+    """A CSV target written 1, 1.0 and 01 is one class, the integer 1, from training to predictions;
+    a target scored against it may be written either way."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 2))
+    labels = np.where(X[:, 0] > 0, ["1", "1.0", "01"] * 40, "0")
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,label\n" + "".join(f"{a!r},{b!r},{t}\n" for (a, b), t in zip(X.tolist(), labels)))
+    spec = {"name": "numeric", "seed": 1, "device": "cpu", "data": {"source": "csv", "path": str(data),
+            "target": "label"}, "model": {"hidden": [4]}, "train": {"epochs": 2}, "plots": {"enabled": False}}
+    result = run(spec, out=tmp_path / "runs", quiet=True)
+    info = model_info.read(result.run_dir)
+    assert info["output"]["classes"] == {"type": "int", "values": [0, 1]} and info["output"]["loss"] == "bce"
+    model = load(result.run_dir, quiet=True)
+    assert model.predict(X).dtype == np.int64 and set(model.predict(X).tolist()) <= {0, 1}
+    capsys.readouterr()
+    assert cli.main(["predict", str(result.run_dir), str(data), "--out", str(tmp_path / "p.csv"), "--quiet"]) == 0
+    metrics = json.loads((tmp_path / "p.metrics.json").read_text())
+    expected = float(np.mean(model.predict(X) == (X[:, 0] > 0)))
+    assert metrics["rows"] == 120 and metrics["accuracy"] == pytest.approx(expected) and "unseen_classes" not in metrics
+
+
 def test_the_target_is_compared_as_the_models_classes_are_never_scored_zero_by_type(root):
     """A CSV's "0" is the class 0.0 of a model trained on float labels; numbers given for text
     classes are an error, not an accuracy of 0."""

@@ -222,6 +222,93 @@ def test_every_float_spelling_is_a_number_in_files_and_in_set(tmp_path):
     assert resolved.schedule.options["eta_min"] == 5e-5
 
 
+def test_integers_are_decimal_in_files_and_in_set_never_octal_or_base_60(tmp_path, capsys):
+    """YAML 1.1 reads 010 as octal 8 and 1:30 as base 60 (90); a spec reads 010 as 10, and 1:30
+    as the text it is, which the type check refuses with the usual message."""
+    from devgrad import cli as devgrad_cli
+    from devgrad.experiment.schema import loads, to_yaml
+
+    path = tmp_path / "spec.yaml"
+    path.write_text("data: {source: xor, n_samples: 0100}\ntrain: {epochs: 010}\nseed: 0123\n")
+    resolved = resolve(path, ["train.batch_size=016"])
+    assert (resolved.train.epochs, resolved.seed, resolved.data.n_samples, resolved.train.batch_size) == (10, 123,
+                                                                                                         100, 16)
+    assert resolve(path, ["seed=0x10"]).seed == 16  # a prefix says its base
+    with pytest.raises(SpecError) as info:
+        resolve(path, ["train.epochs=1:30"])
+    assert info.value.problems == ["train.epochs (from --set): must be of type integer, got str '1:30'"]
+    path.write_text("data: {source: xor}\ntrain: {epochs: 1:30}\n")
+    capsys.readouterr()
+    assert devgrad_cli.main(["validate", str(path)]) == 2
+    assert "train.epochs (line 2): must be of type integer, got str '1:30'" in capsys.readouterr().err
+    written = {"name": "08", "description": "1:30", "seed": 10}
+    assert loads(to_yaml(written)).data == written  # text that reads as a number is quoted when written
+
+
+XOR = "data: {source: xor}\n"
+IGNORED_OPTIONS = [
+    (XOR + "loss: {name: bce, label_smoothing: 0.2}", "loss.label_smoothing (line 2): loss bce does not use "
+     "label_smoothing, which would be ignored: it is an option of cross_entropy only; remove it, or set loss.name: "
+     "cross_entropy"),
+    (XOR + "loss: {name: logistic, pos_weight: 5}", "loss.pos_weight (line 2): loss logistic does not use "
+     "pos_weight"),
+    (XOR + "loss: {name: hinge, pos_weight: 5}", "loss.pos_weight (line 2): loss hinge does not use pos_weight"),
+    (XOR + "loss: {name: cross_entropy, pos_weight: 5}", "loss.pos_weight (line 2): loss cross_entropy does not use"),
+    (XOR + "loss: {name: mse, delta: 0.5}", "loss.delta (line 2): loss mse does not use delta"),
+    (XOR + "loss: {delta: 0.5}", "loss.delta (line 2): loss auto (bce or cross_entropy for classes) does not use "
+     "delta"),
+    (XOR + "task: regression\nloss:\n  label_smoothing: 0.1", "loss.label_smoothing (line 4): loss auto (mse for a "
+     "regression) does not use label_smoothing, which would be ignored: it is an option of cross_entropy only; "
+     "remove it\n"),
+    ("seed: 1\ndata: {source: xor, path: no_such_file.csv}", "data.path (line 2): data.source xor does not read "
+     "path, which would be ignored: it is for data.source csv or npz only; remove it, or set data.source: csv or npz"),
+    ("seed: 1\ndata:\n  source: sklearn:iris\n  noise: 0.5", "data.noise (line 4): data.source sklearn:iris does not "
+     "read noise, which would be ignored: it is for a synthetic source only; remove it\n"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), IGNORED_OPTIONS)
+def test_an_option_the_loss_or_the_source_would_ignore_is_an_error_naming_it(tmp_path, capsys, text, message):
+    from devgrad import cli as devgrad_cli
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(text + "\n")
+    capsys.readouterr()
+    assert devgrad_cli.main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: 1 problem" in err and message in err and "Traceback" not in err
+
+
+def test_a_csv_source_refuses_synthetic_keys_and_keeps_the_defaults_config_yaml_writes(tmp_path):
+    (tmp_path / "d.csv").write_text("a,label\n" + "".join(f"{i},{i % 2}\n" for i in range(20)))
+    csv_data = {"source": "csv", "path": str(tmp_path / "d.csv"), "target": "label"}
+    with pytest.raises(SpecError) as info:
+        resolve({**SMALL, "data": {**csv_data, "n_samples": 10, "noise": 0.5}})
+    assert [p.split(":")[0] for p in info.value.problems] == ["data.n_samples", "data.noise"]
+    resolved = resolve({**SMALL, "data": csv_data}).to_dict()
+    assert resolve(resolved).to_dict() == resolved  # a run's config.yaml holds every default: still valid
+
+
+def test_loss_auto_refuses_an_option_the_loss_the_data_chose_would_ignore(tmp_path, capsys):
+    """loss auto is bce for two classes (no label_smoothing) and cross_entropy for more (no
+    pos_weight); which one is known once the data is, so the check comes with the data's."""
+    from devgrad import cli as devgrad_cli
+
+    def validate(data: str, loss: str) -> tuple[int, str]:
+        path = tmp_path / "spec.yaml"
+        path.write_text(f"data: {data}\nloss: {loss}\n")
+        capsys.readouterr()
+        return devgrad_cli.main(["validate", str(path)]), capsys.readouterr().err
+
+    code, err = validate("{source: xor, n_samples: 40}", "{label_smoothing: 0.2}")
+    assert code == 2 and ("loss.label_smoothing is 0.2, but loss auto is bce for this data (2 classes), which does "
+                          "not use label_smoothing") in err and "set loss.name: cross_entropy to use it" in err
+    code, err = validate("{source: blobs, n_samples: 60, n_classes: 3}", "{pos_weight: 2}")
+    assert code == 2 and "loss auto is cross_entropy for this data (3 classes)" in err
+    assert "remove it (bce is for two classes)" in err
+    assert validate("{source: blobs, n_samples: 60, n_classes: 3}", "{label_smoothing: 0.2}")[0] == 0
+
+
 def test_a_device_spelling_the_backend_accepts_is_a_valid_spec():
     assert resolve({**SMALL, "device": "gpu:1"}).device == "gpu:1"  # checked for spelling, not presence
     with pytest.raises(SpecError, match="unknown device 'tpu'"):

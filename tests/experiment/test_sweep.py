@@ -126,6 +126,21 @@ def test_a_grid_key_given_twice_is_refused_not_overwritten(tmp_path):
     assert not (tmp_path / "sweeps").exists()
 
 
+def test_a_seed_axis_gives_each_run_its_seed_and_refuses_seeds_beside_it(tmp_path):
+    """--seeds no longer overrides the grid's seeds; both at once is an error, not a guess."""
+    from devgrad.experiment.grid import expand, load_base, resolve_points
+
+    base, _, _ = load_base({**BASE, "seed": 7})
+    points = resolve_points(base, expand({"seed": [3, 4], "optimizer.lr": [0.05]}, 1, 7), threads_given=False)
+    assert [(p["seed"], p["spec"]["seed"]) for p in points] == [(3, 3), (4, 4)]
+    with pytest.raises(SpecError, match=r"grid axis seed gives every point its seed, and seeds 2 \(--seeds"):
+        sweep(BASE, grid={"seed": [3, 4]}, seeds=2, out=tmp_path / "sweeps")
+    result = cli("sweep", write_spec(tmp_path, BASE), "--grid", "seed=3,4", "--seeds", "3", "--out",
+                 tmp_path / "sweeps")
+    assert result.returncode == 2 and "drop the seed axis and use --seeds N" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "sweeps").exists()
+
+
 def test_grid_options_split_at_top_level_commas():
     assert parse_grid_option("model.hidden=[16],[64,64]") == ("model.hidden", [[16], [64, 64]])
     assert parse_grid_option("optimizer.lr=1e-3, .5,2") == ("optimizer.lr", [0.001, 0.5, 2])

@@ -206,8 +206,9 @@ def test_install_page_lists_every_extra():
 
 def test_install_commands_install_from_the_clone():
     """devgrad is not on a package index: `pip install 'devgrad[x]'` fails where '.[x]' works."""
-    # the pages, and the messages and --help texts of the code (cli.md is generated from them)
-    sources = [*PAGES, *sorted((ROOT / "devgrad").rglob("*.py"))]
+    # the pages, the messages and --help texts of the code (cli.md is generated from them), the example specs
+    sources = [*PAGES, *sorted((ROOT / "devgrad").rglob("*.py")), *sorted((ROOT / "devgrad").rglob("*.yaml")),
+               *sorted((ROOT / "experiments").glob("*.yaml"))]
     wrong = [f"{page.relative_to(ROOT)}: {line.strip()}" for page in sources
              for line in page.read_text(encoding="utf-8").splitlines() if re.search(r"pip install\s+'?devgrad\[", line)]
     assert not wrong, wrong

@@ -229,7 +229,7 @@ def test_without_dask_the_error_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)  # import fails as if not installed
     from devgrad.experiment import RunError
 
-    with pytest.raises(RunError, match=r"'\.\[dask\]' from the devgrad folder"):
+    with pytest.raises(RunError, match=r"dask added to its list of extras, e\.g\. pip install -e '\.\[test,dask\]'"):
         sweep(BASE, grid=GRID, executor="dask", out=tmp_path / "sweeps", quiet=True)
     assert not (tmp_path / "sweeps").exists()  # refused before any folder
     result = cli("sweep", write_spec(tmp_path, BASE), "--executor", "local", "--address", "tcp://127.0.0.1:1",

@@ -34,7 +34,9 @@ the default below. Paths in `data` are relative to the spec file. `devgrad run S
 reports every problem with its key path and line. `--set key.path=value` overrides any key
 (the value is parsed as YAML). Numbers may be written `1e-3`, `.5` or `5.`. A spec may also hold
 a `sweep:` block, a grid or a hyperparameter search that `devgrad sweep` runs
-([experiments.md](experiments.md#sweeps-a-grid-of-runs-in-parallel), [search.md](search.md)).
+([experiments.md](experiments.md#sweeps-a-grid-of-runs-in-parallel), [search.md](search.md));
+`devgrad validate` checks such a spec as `devgrad sweep` does before it starts (every point of
+the grid, or the search's settings, space and base spec), and `devgrad run` refuses it.
 """
 
 

@@ -104,13 +104,21 @@ def _ended(result, quiet: bool) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """``devgrad validate``: check that a spec's run will start, without running it."""
-    resolved = spec.resolve(args.spec, args.set)
-    # "valid" means the run will start: it fits in memory, the data loads and fits the loss, as run
-    # checks before its folder (the same plan, check-only: a large synthetic set is never generated)
-    plan = make_plan(resolved, check_only=True)
-    for warning in plan.splits.warnings:
+    """``devgrad validate``: check that a spec's run (or every run of its sweep) will start, without
+    running it."""
+    swept = search.check_sweep(args.spec, args.set)  # a sweep: block: its points, as devgrad sweep checks them
+    specs = [spec.resolve(args.spec, args.set)] if swept is None else [spec.resolve(s) for s in swept[1]]
+    warnings: list = []
+    for resolved in specs:
+        # "valid" means the run will start: it fits in memory, the data loads and fits the loss, as run
+        # checks before its folder (the same plan, check-only: a large synthetic set is never generated)
+        plan = make_plan(resolved, check_only=True)
+        warnings += [w for w in plan.splits.warnings if w not in warnings]
+    for warning in warnings:
         print(f"devgrad: warning: {warning}", file=sys.stderr)
+    if swept is not None:
+        print(f"{args.spec}: valid ({specs[0].name}: {swept[0]})")
+        return 0
     print(f"{args.spec}: valid ({resolved.name}: {resolved.data.source} data, {plan.task.kind} with loss "
           f"{plan.task.loss}, hidden {resolved.model.hidden}, {resolved.optimizer.name}, "
           f"{resolved.train.epochs} epochs)")

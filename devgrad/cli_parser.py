@@ -71,7 +71,11 @@ def _run_parsers(sub: argparse._SubParsersAction) -> None:
                         help="log to MLflow (the mlflow extra), continuing the run's MLflow run; URI: "
                              "the tracking server (default: $MLFLOW_TRACKING_URI, else MLflow's default)")
 
-    validate = sub.add_parser("validate", help="check a spec and report every problem at once")
+    validate = sub.add_parser(
+        "validate", help="check a spec and report every problem at once",
+        description="Checks that the run will start: the spec, its data and the memory it needs; nothing is "
+                    "trained or written. A spec with a sweep: block is checked as devgrad sweep checks it "
+                    "before it starts: every point of its grid, or its search's settings, space and base spec.")
     validate.add_argument("spec", help="path to a YAML spec, or the name of one devgrad ships")
     validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                           help="override a spec key as 'run' would (repeatable)")

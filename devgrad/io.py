@@ -18,6 +18,7 @@ import numpy as np
 from devgrad.backend import default_device
 from devgrad.backend import device as resolve_device
 from devgrad.core import Tensor
+from devgrad.version import extra_hint
 
 
 def atomic_write(path, payload: bytes) -> Path:
@@ -260,7 +261,7 @@ def _cannot_nest(path: Path, array_key: str, other: str):
 
 # -- safetensors (the optional ``safetensors`` extra) ----------------------------------------
 
-SAFETENSORS_HINT = "pip install '.[safetensors]' from the devgrad folder (or pip install safetensors)"
+SAFETENSORS_HINT = extra_hint("safetensors", "safetensors")
 
 
 def _safetensors_numpy():

@@ -18,11 +18,11 @@ import numpy as np
 
 from devgrad import nn
 from devgrad.io import atomic_write
-from devgrad.version import __version__
+from devgrad.version import __version__, extra_hint
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Softmax/LogSoftmax over one axis (not "flatten from axis") and Squeeze/Clip inputs
-ONNX_HINT = "pip install '.[onnx]' from the devgrad folder (or pip install onnx onnxruntime)"
+ONNX_HINT = extra_hint("onnx", "onnx onnxruntime")
 # devgrad activation modules -> (ONNX operator, attributes from the module)
 # layer class -> (ONNX op, the node's attributes from the layer)
 _ACTIVATIONS: dict[type, tuple[str, Callable[[nn.Module], dict]]] = {

@@ -11,6 +11,7 @@ import numpy as np
 from devgrad import viz_draw
 from devgrad.core import Function, Tensor, no_grad
 from devgrad.io import atomic_write
+from devgrad.version import extra_hint
 
 DOT_HINT = ("the Graphviz 'dot' program is not installed; install Graphviz "
             "(Debian/Ubuntu: apt-get install graphviz, macOS: brew install graphviz, "
@@ -333,8 +334,7 @@ class DerivativeGraph:
         if fmt not in {"svg", "png", "pdf"}:
             raise ValueError(f"cannot render {path} without Graphviz: use .png, .svg, .pdf or .dot ({DOT_HINT})")
         if not viz_draw.available():
-            raise RuntimeError(f"cannot render {path}: {DOT_HINT}; or pip install '.[plot]' from the devgrad "
-                               "folder")
+            raise RuntimeError(f"cannot render {path}: {DOT_HINT}; or {extra_hint('plot', 'matplotlib')}")
         return atomic_write(path, viz_draw.layered_picture(self.nodes, self.edges, fmt))
 
 

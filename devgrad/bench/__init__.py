@@ -34,7 +34,7 @@ from devgrad.bench.tight import TightHandWritten
 from devgrad.bench.timing import stats, time_calls, time_in_rounds, time_interleaved
 from devgrad.capture import CapturedStep
 from devgrad.core import tensor
-from devgrad.version import __version__
+from devgrad.version import __version__, extra_hint
 
 __all__ = [
     "CONFIGS", "LR", "BenchError", "Config", "DevgradStep", "HandWritten", "JaxStep", "TightHandWritten",
@@ -245,7 +245,7 @@ def _peer_impls(torch, jax, torch_compile: bool, config, weights, X, y, dev, res
                 sync = torch.cuda.synchronize if dev.supports_graphs else (lambda: None)
                 theirs["torch_compile"] = (lambda: compiled.step(Xt, yt), sync)
     elif "pytorch" not in unavailable:
-        unavailable["pytorch"] = "PyTorch is not installed (pip install '.[bench]' from the devgrad folder)"
+        unavailable["pytorch"] = f"PyTorch is not installed ({extra_hint('bench', 'torch')})"
     if not dev.is_host:
         unavailable["jax"] = "the JAX column runs on the CPU only"
     elif jax is None:

@@ -32,8 +32,9 @@ from devgrad.bench.report import rows_table
 from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment import run
 from devgrad.experiment.trainer import Trainer
+from devgrad.version import extra_hint
 
-SKLEARN_NEEDED = "needs scikit-learn (pip install '.[sklearn]' from the devgrad folder)"
+SKLEARN_NEEDED = f"needs scikit-learn ({extra_hint('sklearn', 'scikit-learn')})"
 _SPLIT = {"train": 0.7, "val": 0.15, "test": 0.15}
 # The shipped specs' contents (experiments/digits.yaml, spirals.yaml), inline: a pip-installed
 # devgrad has no experiments/ folder.

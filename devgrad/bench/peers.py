@@ -13,8 +13,9 @@ import time
 import numpy as np
 
 from devgrad.bench.references import LR, Config, TorchStep
+from devgrad.version import extra_hint
 
-JAX_NEEDED = "JAX is not installed (pip install '.[bench]' from the devgrad folder)"
+JAX_NEEDED = f"JAX is not installed ({extra_hint('bench', 'jax')})"
 
 
 def import_jax():

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from devgrad.version import extra_hint
+
 
 class DataError(ValueError):
     """A dataset file that cannot be used, with what is wrong and how to fix it."""
@@ -320,8 +322,8 @@ def load_sklearn(name: str):
     try:
         from sklearn import datasets  # noqa: PLC0415 - optional dependency (the sklearn extra)
     except ImportError:
-        raise DataError(f"data.source sklearn:{name} needs scikit-learn: pip install '.[sklearn]' from the devgrad "
-                        "folder (or pip install scikit-learn)") from None
+        raise DataError(f"data.source sklearn:{name} needs scikit-learn: "
+                        f"{extra_hint('sklearn', 'scikit-learn')}") from None
     loader = getattr(datasets, f"load_{name}")
     bunch = loader()
     if name in SKLEARN_REGRESSION:  # a quantity: its values, sorted, are what y indexes

@@ -12,6 +12,7 @@ import time
 
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.sweep_point import run_point
+from devgrad.version import extra_hint
 
 try:  # optional (the progress extra): BLAS threads limited in a process where BLAS is already loaded
     from threadpoolctl import threadpool_limits
@@ -20,7 +21,7 @@ except ImportError:
 
 __all__ = ["DASK_HINT", "DaskPool", "check_address", "import_distributed"]
 
-DASK_HINT = "pip install '.[dask]' from the devgrad folder (Dask distributed)"
+DASK_HINT = extra_hint("dask", "'dask[distributed]'")
 CLOSE_SECONDS = 0.3  # how long an interrupted sweep gives Dask to close its client, then its cluster
 
 

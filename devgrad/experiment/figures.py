@@ -24,8 +24,9 @@ import numpy as np
 from devgrad.backend import cuda_started
 from devgrad.experiment import panel_split
 from devgrad.io import atomic_write, png_rgb
+from devgrad.version import extra_hint
 
-PLOT_HINT = "pip install '.[plot]' from the devgrad folder (matplotlib) to get plots"
+PLOT_HINT = f"to get plots, {extra_hint('plot', 'matplotlib')}"
 
 # Fonts tried after DejaVu Sans (matplotlib's own) for characters it lacks, such as a run named in
 # Chinese; matplotlib's "Last Resort" font ends the list: a glyph it draws as a labelled box is

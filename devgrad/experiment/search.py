@@ -46,7 +46,7 @@ from devgrad.experiment.sweepdir import append_line, read_results, read_sweep_ya
 from devgrad.experiment.spec import NAME_BLOCKS, SCHEMA, SpecError, resolve, to_yaml
 from devgrad.io import atomic_write_text
 
-__all__ = ["PRUNERS", "SAMPLERS", "resume_search", "resume_sweep", "run_search", "sweep"]
+__all__ = ["PRUNERS", "SAMPLERS", "check_sweep", "resume_search", "resume_sweep", "run_search", "sweep"]
 
 # -- the sweep's side ------------------------------------------------------------------------------
 
@@ -105,6 +105,27 @@ def run_search(spec_or_path, search: str | None = None, trials: int | None = Non
     check_executor(executor, address, gpus_per_run)
     optuna = import_optuna()
     check_storage(storage)
+    spec, settings, dims, path = search_plan(spec_or_path, search, trials, space, pruner, overrides, device)
+    check_devices(executor, address, [spec["device"]])
+    jobs = jobs or os.cpu_count() or 1
+    runner = make_executor(executor, jobs, settings["trials"], address, gpus_per_run)
+    try:
+        sweep_dir, config, study = _make_search_dir(Path(out) if out is not None else Path("sweeps"), spec, path,
+                                                    settings, dims, storage, optuna)
+        parent = tracking.start_parent(sweep_dir, spec)  # tracked: the trials nest in the sweep's MLflow run
+        if parent is not None:
+            ckpt.write_json(sweep_dir / "base.json", tracking.nest(spec, parent))
+    except BaseException:
+        runner.close()
+        raise
+    return _execute(optuna, study, sweep_dir, config, spec, [], [], runner, jobs, quiet, fail_fast, gpus_per_run)
+
+
+def search_plan(spec_or_path, search: str | None = None, trials: int | None = None, space: dict | None = None,
+                pruner: str | None = None, overrides=(),
+                device: str | None = None) -> tuple[dict, dict, list, Path | None]:
+    """A search's base spec (resolved, as a dict), settings and space, each checked (SpecError
+    listing the problems), and the spec's file: what ``run_search`` checks before it starts."""
     base, block, path = _load(spec_or_path)
     source = str(path or "sweep")
     settings = _settings(block, search, trials, space, pruner, source)
@@ -119,19 +140,7 @@ def run_search(spec_or_path, search: str | None = None, trials: int | None = Non
         raise SpecError(["sweep.search.trials: how many trials to run is required (e.g. --trials 20)"], source)
     if not (isinstance(base.data.get("train"), dict) and "threads" in base.data["train"]):
         spec["train"]["threads"] = 1  # several runs share the cores: one BLAS thread each
-    check_devices(executor, address, [spec["device"]])
-    jobs = jobs or os.cpu_count() or 1
-    runner = make_executor(executor, jobs, settings["trials"], address, gpus_per_run)
-    try:
-        sweep_dir, config, study = _make_search_dir(Path(out) if out is not None else Path("sweeps"), spec, path,
-                                                    settings, dims, storage, optuna)
-        parent = tracking.start_parent(sweep_dir, spec)  # tracked: the trials nest in the sweep's MLflow run
-        if parent is not None:
-            ckpt.write_json(sweep_dir / "base.json", tracking.nest(spec, parent))
-    except BaseException:
-        runner.close()
-        raise
-    return _execute(optuna, study, sweep_dir, config, spec, [], [], runner, jobs, quiet, fail_fast, gpus_per_run)
+    return spec, settings, dims, path
 
 
 def _make_search_dir(root: Path, spec: dict, path: Path | None, settings: dict, dims: list, storage, optuna
@@ -330,6 +339,24 @@ def sweep(spec_or_path, grid: dict | None = None, seeds: int | None = None, jobs
         raise SpecError(["--grid/--seeds do not combine with a search: one sweep is a grid or a search"], "sweep")
     return run_search(spec_or_path, search=search, trials=trials, space=space, jobs=jobs, executor=executor,
                       address=address, out=out, quiet=quiet, **options)
+
+
+def check_sweep(spec_or_path, overrides=()) -> tuple[str, list[dict]] | None:
+    """What ``devgrad validate`` checks of a spec with a ``sweep:`` block: every grid point, or a
+    search's settings, space and base spec, as ``sweep`` checks them before it starts (SpecError).
+    None for a spec without one; else a line saying what the sweep runs, and the resolved specs
+    (dicts) of its distinct runs: each grid point's first seed, or a search's base spec."""
+    block = _load(spec_or_path)[1]
+    if not block:
+        return None
+    if "search" in block:
+        spec, settings, dims, _ = search_plan(spec_or_path, overrides=overrides)
+        return (f"a search of {settings['trials']} trials ({settings['sampler']} sampler, {settings['pruner']} "
+                f"pruner) over {', '.join(d.key for d in dims)}", [spec])
+    points, grid, seeds, _ = sweeps.grid_points(spec_or_path, overrides=overrides)
+    over = f" over {', '.join(grid)}" if grid else ""
+    return (f"a grid sweep of {len(points)} runs{over}" + (f", {seeds} seeds each" if seeds > 1 else ""),
+            [p["spec"] for p in points if p["repeat"] == 0])
 
 
 def resume_sweep(sweep_dir, **options) -> sweeps.SweepResult:

@@ -151,8 +151,9 @@ def validate(loaded: Loaded, source: str = "spec", check_files: bool = True) -> 
     top = {k: s for k, s in SCHEMA.items() if k not in ("loss", "optimizer", "schedule")}
     for key in raw:
         if key == "sweep":
-            v.add(("sweep",), "this spec describes a sweep (a grid of runs): run it with 'devgrad sweep SPEC' "
-                              "(devgrad run trains one spec; remove the sweep: block to run the base spec alone)")
+            v.add(("sweep",), "this spec describes a sweep (a grid or a search of runs): run it with "
+                              "'devgrad sweep SPEC' (devgrad run trains one spec; remove the sweep: block to run the "
+                              "base spec alone)")
         elif key not in SCHEMA:
             v.unknown((), key, SCHEMA)
     if "device" not in raw and os.environ.get("DEVGRAD_DEVICE"):

@@ -189,8 +189,9 @@ SCHEMA: dict = {
         "capture": Field((bool, str), "auto", choices=(True, False, "auto"),
                          doc="record the training step once and replay it: as one CUDA graph on a GPU, as a flat "
                              "plan of NumPy calls into preallocated buffers on the CPU (bit-identical to eager "
-                             "steps); auto (when the step allows it: not with model.dropout), true (insist: an "
-                             "error with dropout), false; summary.json and train.log say what it did and why "
+                             "steps); auto (when the step allows it: not with model.dropout or model.norm: batch), "
+                             "true (insist: an error with either), false; summary.json and train.log say what it "
+                             "did and why "
                              "(train.cuda_graph is accepted as another name for it)"),
         "threads": Field((int, str), "auto", check=_threads,
                          doc="BLAS threads on the CPU: auto (1 when every layer has at most 512x512 weights, else "

@@ -9,10 +9,11 @@ from devgrad.experiment.errors import RunError
 from devgrad.experiment.ranking import value as monitored_value
 from devgrad.experiment.space import Dimension
 from devgrad.experiment.sweep_point import NOT_STARTED
+from devgrad.version import extra_hint
 
 __all__ = ["OPTUNA_HINT", "check_storage", "dims_of", "import_optuna", "open_study", "tell"]
 
-OPTUNA_HINT = "pip install '.[optuna]' from the devgrad folder"
+OPTUNA_HINT = extra_hint("optuna", "optuna cmaes")
 
 
 def import_optuna():

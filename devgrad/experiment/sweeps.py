@@ -39,8 +39,8 @@ from devgrad.experiment.sweep_stop import interrupt, interrupted_message
 from devgrad.experiment.sweepdir import append_line, read_results, read_sweep_yaml
 from devgrad.io import atomic_write_text
 
-__all__ = ["EXECUTORS", "SweepResult", "parse_grid_option", "parse_grid_options", "resume_sweep", "run_point",
-           "sweep"]
+__all__ = ["EXECUTORS", "SweepResult", "grid_points", "parse_grid_option", "parse_grid_options", "resume_sweep",
+           "run_point", "sweep"]
 
 
 @dataclass
@@ -72,6 +72,23 @@ def sweep(spec_or_path, grid: dict | None = None, seeds: int | None = None, jobs
     an executor that cannot start raises RunError before the sweep folder exists.
     """
     check_executor(executor, address, gpus_per_run)
+    points, full_grid, seeds, path = grid_points(spec_or_path, grid, seeds, overrides, device)
+    check_devices(executor, address, (point["spec"]["device"] for point in points))
+    # a scheduler that does not answer fails here, before any folder
+    runner = make_executor(executor, jobs or os.cpu_count() or 1, len(points), address, gpus_per_run)
+    try:
+        sweep_dir = _make_sweep_dir(Path(out) if out is not None else Path("sweeps"), path, full_grid, seeds,
+                                    points)
+    except BaseException:
+        runner.close()
+        raise
+    return _execute(sweep_dir, points, [], runner, quiet, fail_fast, gpus_per_run)
+
+
+def grid_points(spec_or_path, grid: dict | None = None, seeds: int | None = None, overrides=(),
+                device: str | None = None) -> tuple[list, dict, int, Path | None]:
+    """Every point of a grid sweep, each validated and resolved (SpecError listing every problem),
+    with the grid, the seed count and the spec's file: what ``sweep`` checks before it starts."""
     base, block, path = load_base(spec_or_path)
     base = apply_overrides(base, [*overrides, *([("--device", f"device={device}")] if device is not None else [])],
                            SCHEMA, NAME_BLOCKS)
@@ -83,17 +100,7 @@ def sweep(spec_or_path, grid: dict | None = None, seeds: int | None = None, jobs
         raise SpecError(problems, str(path or "sweep"))
     base_seed = base.data.get("seed", 0) if isinstance(base.data.get("seed", 0), int) else 0
     threads_given = isinstance(base.data.get("train"), dict) and "threads" in base.data["train"]
-    points = resolve_points(base, expand(full_grid, seeds, base_seed), threads_given)
-    check_devices(executor, address, (point["spec"]["device"] for point in points))
-    # a scheduler that does not answer fails here, before any folder
-    runner = make_executor(executor, jobs or os.cpu_count() or 1, len(points), address, gpus_per_run)
-    try:
-        sweep_dir = _make_sweep_dir(Path(out) if out is not None else Path("sweeps"), path, full_grid, seeds,
-                                    points)
-    except BaseException:
-        runner.close()
-        raise
-    return _execute(sweep_dir, points, [], runner, quiet, fail_fast, gpus_per_run)
+    return resolve_points(base, expand(full_grid, seeds, base_seed), threads_given), full_grid, seeds, path
 
 
 def _make_sweep_dir(root: Path, path: Path | None, grid: dict, seeds: int, points: list) -> Path:

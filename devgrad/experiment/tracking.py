@@ -30,9 +30,9 @@ import yaml
 from devgrad.experiment import checkpoint as ckpt
 from devgrad.experiment.errors import RunError
 from devgrad.experiment.schema import dotted
-from devgrad.version import __version__
+from devgrad.version import __version__, extra_hint
 
-MLFLOW_HINT = "pip install '.[mlflow]' from the devgrad folder"
+MLFLOW_HINT = extra_hint("mlflow", "mlflow-skinny")
 STATE_FILE = "tracking.json"
 ARTIFACTS = ("config.yaml", "summary.json", "metrics.csv", "report.html", "model.json")
 

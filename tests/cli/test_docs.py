@@ -206,8 +206,9 @@ def test_install_page_lists_every_extra():
 
 def test_install_commands_install_from_the_clone():
     """devgrad is not on a package index: `pip install 'devgrad[x]'` fails where '.[x]' works."""
-    # the pages, and the messages and --help texts of the code (cli.md is generated from them)
-    sources = [*PAGES, *sorted((ROOT / "devgrad").rglob("*.py"))]
+    # the pages, the messages and --help texts of the code (cli.md is generated from them), the example specs
+    sources = [*PAGES, *sorted((ROOT / "devgrad").rglob("*.py")), *sorted((ROOT / "devgrad").rglob("*.yaml")),
+               *sorted((ROOT / "experiments").glob("*.yaml"))]
     wrong = [f"{page.relative_to(ROOT)}: {line.strip()}" for page in sources
              for line in page.read_text(encoding="utf-8").splitlines() if re.search(r"pip install\s+'?devgrad\[", line)]
     assert not wrong, wrong
@@ -258,6 +259,7 @@ HISTORY = [
     re.compile(rf"\b{_PERIOD}s\s+(with|without)\b", re.I),
     re.compile(rf"\b{_CHECKOUT}\s+`?[0-9a-f]{{7,40}}\b", re.I),  # a commit hash as history
     re.compile(rf"\b{_REDO}(ed|s)?\b", re.I),
+    re.compile(r"\b(this|that|an earlier|the earlier|an older|the older|the previous)\s+bu" + r"ild\b", re.I),
 ]
 SCANNED = ["README.md", "docs", "devgrad", "tests", ".ci", "docker", "experiments", "pyproject.toml"]
 TEXT_SUFFIXES = {".md", ".py", ".yaml", ".yml", ".toml", ".txt", ".cu", ".sh", ""}
@@ -287,14 +289,14 @@ def test_no_text_narrates_how_the_project_was_developed():
 
 @pytest.mark.parametrize("line", [f"see {_TICKET} 12", f"the next GPU {_PERIOD} measures it",
                                   f"a work{'tree'} of `4ff9ecd`", f"after the {_REDO} of the backend",
-                                  f"targets of {_TICKET}s 12 and 13"])
+                                  f"targets of {_TICKET}s 12 and 13", "measured with that bu" + "ild"])
 def test_the_text_rule_catches_history(line):
     assert any(pattern.search(line) for pattern in HISTORY)
 
 
 @pytest.mark.parametrize("line", ["the host time to issue one step", f"@pytest.fixture(scope=\"{_PERIOD}\")",
                                   f"ort.Inference{_PERIOD.title()}(path)", f"compiled once per test {_PERIOD}",
-                                  "sha256 0123456789abcdef"])
+                                  "sha256 0123456789abcdef", "PyTorch's CPU build is all they need"])
 def test_the_text_rule_lets_ordinary_words_be(line):
     assert not any(pattern.search(line) for pattern in HISTORY)
 

@@ -176,11 +176,11 @@ def test_without_the_optional_packages_the_errors_name_the_extra(monkeypatch, tm
     result = run(spec_for("binary", tmp_path), out=tmp_path / "runs", quiet=True)
     for name in ("onnx", "safetensors", "safetensors.numpy"):
         monkeypatch.setitem(sys.modules, name, None)  # as if not installed: importing it raises ImportError
-    with pytest.raises(ImportError, match=r"pip install '\.\[onnx\]' from the devgrad folder"):
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[test,onnx\]' \(or pip install onnx onnxruntime\)"):
         dg_onnx.export(dg.nn.MLP([2, 1]), tmp_path / "m.onnx", 2)
-    with pytest.raises(ImportError, match=r"pip install '\.\[safetensors\]' from the devgrad folder"):
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[test,safetensors\]' \(or pip install safetensors\)"):
         dg.save({"w": dg.ones(2)}, tmp_path / "w.safetensors")
-    for fmt, extra in (("onnx", "'.[onnx]'"), ("safetensors", "'.[safetensors]'")):
+    for fmt, extra in (("onnx", "'.[test,onnx]'"), ("safetensors", "'.[test,safetensors]'")):
         assert cli.main(["export", str(result.run_dir), "--format", fmt, "--quiet"]) == 2
         assert extra in capsys.readouterr().err
     assert not (result.run_dir / "export").exists() and not (tmp_path / "m.onnx").exists()

@@ -157,7 +157,7 @@ def test_sklearn_digits_loads_without_download():
 
 def test_missing_scikit_learn_is_a_clear_error(tmp_path, monkeypatch):
     block_import(monkeypatch, "sklearn")
-    with pytest.raises(DataError, match=r"needs scikit-learn: pip install '\.\[sklearn\]' from the devgrad folder"):
+    with pytest.raises(DataError, match=r"needs scikit-learn: .* pip install -e '\.\[test,sklearn\]'"):
         run({**SMALL, "data": {"source": "sklearn:iris"}}, out=tmp_path, quiet=True)
     assert not (tmp_path / "small").exists()
 

@@ -182,7 +182,9 @@ def test_the_jax_column_is_skipped_with_its_reason_when_jax_is_missing(monkeypat
     results = bench.run("cpu", ["tiny"], repeat=1, use_torch=False, min_block_s=0.0, pause_s=0.0)
     row = results["configs"][0]
     assert "jax" not in row
-    assert row["unavailable"]["jax"] == "JAX is not installed (pip install '.[bench]' from the devgrad folder)"
+    assert row["unavailable"]["jax"] == (
+        "JAX is not installed (run your pip install again from the devgrad folder with bench added to its list of "
+        "extras, e.g. pip install -e '.[test,bench]' (or pip install jax))")
     assert results["jax"] is None
     table = bench.format_table(results)
     assert "tiny: jax not measured: JAX is not installed" in table and ", jax not installed;" in table

@@ -161,6 +161,24 @@ def test_a_spec_sweep_block_and_the_cli(tmp_path):
         json.dumps(w, sort_keys=True) for w in want}
 
 
+def test_validate_checks_every_point_of_a_sweep_spec_as_sweep_does_and_runs_nothing(tmp_path):
+    grid = write_spec(tmp_path, {**BASE, "sweep": {"grid": {"model.hidden": [[4], [8, 8]], **GRID}, "seeds": 2}})
+    result = cli("validate", grid)
+    assert result.returncode == 0, result.stderr
+    assert "valid (grid: a grid sweep of 8 runs over model.hidden, optimizer.lr, 2 seeds each)" in result.stdout
+    bad = write_spec(tmp_path, {**BASE, "sweep": {"grid": {"optimizer.lr": [0.05, -1]}}}, "bad.yaml")
+    result = cli("validate", bad)
+    assert result.returncode == 2 and "grid point optimizer.lr=-1: optimizer.lr (from --grid)" in result.stderr
+    assert "grid point optimizer.lr=0.05" not in result.stderr and "devgrad run" not in result.stderr
+    search = {"trials": 3, "space": {"optimizer.lr": {"loguniform": [1e-4, 0.1]}}}
+    result = cli("validate", write_spec(tmp_path, {**BASE, "sweep": {"search": search}}, "search.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert "a search of 3 trials (tpe sampler, median pruner) over optimizer.lr" in result.stdout
+    result = cli("validate", write_spec(tmp_path, {**BASE, "sweep": {"search": {**search, "storage": "x"}}}, "s.yaml"))
+    assert result.returncode == 2 and "sweep.search.storage: unknown key" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "s.yaml", "search.yaml", "spec.yaml"]
+
+
 KILLED_EPOCHS = 100
 
 
@@ -244,7 +262,7 @@ def test_without_dask_the_error_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)  # import fails as if not installed
     from devgrad.experiment import RunError
 
-    with pytest.raises(RunError, match=r"'\.\[dask\]' from the devgrad folder"):
+    with pytest.raises(RunError, match=r"dask added to its list of extras, e\.g\. pip install -e '\.\[test,dask\]'"):
         sweep(BASE, grid=GRID, executor="dask", out=tmp_path / "sweeps", quiet=True)
     assert not (tmp_path / "sweeps").exists()  # refused before any folder
     result = cli("sweep", write_spec(tmp_path, BASE), "--executor", "local", "--address", "tcp://127.0.0.1:1",

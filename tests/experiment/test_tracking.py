@@ -31,7 +31,7 @@ from tests.support.run_helpers import cli, kill_process, wait_until, write_spec
 # mlflow itself is imported by the first test that talks to a store (seconds of CPU), not when the
 # suite is collected
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("mlflow") is None,
-                                reason="mlflow not installed (pip install '.[mlflow]' from the devgrad folder)")
+                                reason="mlflow not installed (the mlflow extra)")
 
 BASE = {"name": "tracked", "seed": 3, "device": "cpu",
         "data": {"source": "classification", "n_samples": 300, "n_features": 8, "n_classes": 2},
@@ -115,7 +115,7 @@ def _assert_equal_to_folder(client, run_id: str, run_dir: Path) -> None:
 
 def test_without_mlflow_the_error_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "mlflow", None)
-    with pytest.raises(RunError, match=r"pip install '\.\[mlflow\]' from the devgrad folder"):
+    with pytest.raises(RunError, match=r"mlflow added to its list of extras, e\.g\. pip install -e '\.\[test,mlflow\]"):
         run({**BASE, "tracking": {"mlflow": {"uri": "sqlite:///x.db"}}}, out=tmp_path, quiet=True)
     assert not (tmp_path / "tracked").exists()
 

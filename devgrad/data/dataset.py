@@ -128,7 +128,9 @@ def _check_csv_numbers(data: dict, task: str, loss: str, classes: list) -> None:
     if _numeric(classes) is not None or task == "classification":
         return
     numbers = [float(c) for c in classes if _numeric([c]) is not None]
-    if task != "regression" and not (numbers and (loss in REGRESSION_LOSSES or any(v != round(v) for v in numbers))):
+    if not numbers:  # a column of text throughout: choose_task says what the task needs of it
+        return
+    if task != "regression" and not (loss in REGRESSION_LOSSES or any(v != round(v) for v in numbers)):
         return
     line, text = files.csv_text_cell(data["path"], data["target"])
     cell = f"{data['path']}, line {line}, column {data['target']!r}: {text!r} is not a number"

@@ -326,9 +326,12 @@ class Trainer:
         for key, what in (("train_loss", "training loss"), ("val_loss", "validation loss")):
             if key in row and not math.isfinite(row[key]):
                 return f"the {what} became {row[key]}"
-        xp = self.device.xp
+        # A weight's sum is inf or NaN when one of its values is (or, for a float32 weight whose values
+        # are around 1e33, when the sum overflows: weights that large have diverged as well). The
+        # device's own reduction, one number to the host per weight and epoch.
+        total = self.device.kernels.sum_axes
         for name, p in self._named_parameters:
-            if not bool(xp.isfinite(p.data).all()):
+            if p.data.dtype.kind == "f" and not math.isfinite(float(total(p.data.reshape(-1), (0,)))):
                 return f"the weights became inf or NaN ({name})"
         return None
 

@@ -77,7 +77,7 @@ def ranked(results: list, monitor: str, mode: str) -> list:
 
 def _write_csv(sweep_dir: Path, results: list, monitor: tuple) -> None:
     name, mode = monitor
-    keys = sorted({k for r in results for k in r["overrides"]})
+    keys = sorted({k for r in results for k in r["overrides"]} - {"seed"})  # a varied seed: the seed column
     test_keys = sorted({k for r in results for k in (r.get("test") or {})})
     buffer = io.StringIO()
     writer = csv.writer(buffer)

@@ -168,18 +168,19 @@ def _point(trial, dims: list[Dimension], spec: dict, sweep_dir: Path, pruning: b
     params = {d.key: d.value(trial.params[d.key]) for d in dims if d.key in trial.params}
     name = f"trial-{trial.number:03d}"
     run_dir = sweep_dir / "runs" / name
-    point = {"index": trial.number, "name": name, "overrides": params, "seed": spec["seed"],
-             "run_dir": str(run_dir), "stop_file": str(sweep_dir / STOP_FILE),
-             "pruning": str(run_dir / ".pruning") if pruning else None}
+    point = {"index": trial.number, "name": name, "overrides": params, "run_dir": str(run_dir),
+             "stop_file": str(sweep_dir / STOP_FILE), "pruning": str(run_dir / ".pruning") if pruning else None}
     point["spec"] = resolve(spec, [("--space", f"{k}={json.dumps(v)}") for k, v in params.items()]).to_dict()
+    point["seed"] = point["spec"]["seed"]  # the spec's, or the one the space gave this trial
     return point
 
 
 def _refused(trial, dims: list[Dimension], spec: dict, sweep_dir: Path, exc: SpecError) -> dict:
     """The result line of a trial whose parameters together make a spec that is refused."""
     params = {d.key: d.value(trial.params[d.key]) for d in dims if d.key in trial.params}
-    return {"index": trial.number, "overrides": params, "seed": spec["seed"], "status": "failed", "final": None,
-            "best": None, "test": None, "run_dir": str(sweep_dir / "runs" / f"trial-{trial.number:03d}"),
+    return {"index": trial.number, "overrides": params, "seed": params.get("seed", spec["seed"]), "status": "failed",
+            "final": None, "best": None, "test": None,
+            "run_dir": str(sweep_dir / "runs" / f"trial-{trial.number:03d}"),
             "worker": None, "wall_seconds": 0.0, "error": "; ".join(exc.problems), "trial": trial.number,
             "params": params}
 

@@ -8,6 +8,7 @@ with exactly its trial count; bad spaces exit 2 before anything runs.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -343,3 +344,20 @@ def test_the_median_pruner_reaches_trials_on_a_dask_local_cluster(tmp_path):
     assert pruned and all(r["params"]["optimizer.lr"] > 1 for r in pruned)
     for line in pruned:
         assert json.loads(open(os.path.join(line["run_dir"], "summary.json")).read())["epochs_run"] < 4
+
+
+def test_a_searched_seed_is_the_seed_each_trial_runs_with_and_the_tables_show(tmp_path):
+    space = {"seed": {"choice": [5, 6]}}
+    result = sweep({**BASE, "train": {"epochs": 1, "batch_size": 64}}, search="grid", space=space, pruner="none",
+                   jobs=1, out=tmp_path, quiet=True)
+    trained = {r["index"]: yaml.safe_load(open(os.path.join(r["run_dir"], "config.yaml")))["seed"]
+               for r in result.results}
+    assert sorted(trained.values()) == [5, 6]
+    assert all(r["seed"] == r["params"]["seed"] == trained[r["index"]] for r in result.results)
+    with open(result.sweep_dir / "results.csv") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0].count("seed") == 1
+    column = rows[0].index("seed")
+    assert {int(row[0]): int(row[column]) for row in rows[1:]} == trained
+    summary = (result.sweep_dir / "summary.txt").read_text()
+    assert all(f"seed={seed} (seed {seed})" in summary for seed in (5, 6))

@@ -112,7 +112,9 @@ def _sweep_parsers(sub: argparse._SubParsersAction) -> None:
                                                              "continue its study to its trial count)")
     sweep.add_argument("--search", choices=choices.SAMPLERS,
                        help="run an Optuna study with this sampler instead of a grid (the optuna extra)")
-    sweep.add_argument("--trials", type=int, help="how many trials the search runs")
+    sweep.add_argument("--trials", type=int,
+                       help="how many trials the search runs (the grid sampler: at most, and by default, the size "
+                            "of its grid)")
     sweep.add_argument("--space", action="append", default=[], metavar="KEY=KIND(ARGS)",
                        help="a searched key: uniform(a,b), loguniform(a,b), int(a,b[,log]) or choice(v1,v2,...), "
                             "values parsed as YAML (repeatable)")

@@ -40,7 +40,7 @@ from devgrad.experiment.examples import spec_file
 from devgrad.experiment.html_report import write_sweep_report
 from devgrad.experiment.rundir import missing_parents, new_run_dir, now, remove_half_made
 from devgrad.experiment.schema import Loaded, apply_overrides, load_yaml
-from devgrad.experiment.space import Dimension, check_grid_space, check_space, grid_size
+from devgrad.experiment.space import Dimension, check_grid_space, check_space
 from devgrad.experiment.study import check_storage, dims_of, import_optuna, open_study, tell
 from devgrad.experiment.sweepdir import append_line, read_results, read_sweep_yaml
 from devgrad.experiment.spec import NAME_BLOCKS, SCHEMA, SpecError, resolve, to_yaml
@@ -113,8 +113,8 @@ def run_search(spec_or_path, search: str | None = None, trials: int | None = Non
     spec = resolve(base).to_dict()  # the base spec's own problems, with their lines
     dims = check_space(settings["space"], base, given=set(space or {}), source=source)
     if settings["sampler"] == "grid":
-        check_grid_space(dims)
-        settings["trials"] = settings["trials"] or grid_size(dims)
+        size = check_grid_space(dims, settings["trials"], "--trials" if trials is not None else "sweep.search.trials")
+        settings["trials"] = settings["trials"] or size
     if settings["trials"] is None:
         raise SpecError(["sweep.search.trials: how many trials to run is required (e.g. --trials 20)"], source)
     if not (isinstance(base.data.get("train"), dict) and "threads" in base.data["train"]):

@@ -66,6 +66,11 @@ def test_a_space_option_reads_as_the_spec_writes_it(text, expected):
     ({"train.batch_size": {"int": [16.5, 32]}}, "whole numbers"),
     ({"model.dropout": {"uniform": [0.0, 0.5], "log": True}}, "goes with int only"),
     ({"model.hidden": {"choice": []}}, "non-empty list"),
+    ({"train.epochs": {"uniform": [1, 5]}},
+     "train.epochs takes whole numbers, and uniform samples fractional ones (every trial would fail); use the int "
+     "distribution instead: train.epochs: {int: [1, 5]}"),
+    ({"data.n_samples": {"loguniform": [100, 1000]}}, "instead: data.n_samples: {int: [100, 1000], log: true}"),
+    ({"train.batch_size": {"int": [0, 64], "log": True}}, "int with log needs a low bound of at least 1"),
 ])
 def test_a_bad_space_is_one_clear_problem(space, message):
     with pytest.raises(SpecError) as caught:
@@ -82,6 +87,23 @@ def test_bad_spaces_exit_2_before_anything_runs(tmp_path):
     assert "model.hidden value [0]" in done.stderr
     assert "Traceback" not in done.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--search", "random", "--trials", "2", "--space", "train.epochs=uniform(1,5)"],
+     "--space train.epochs: train.epochs takes whole numbers, and uniform samples fractional ones (every trial would "
+     "fail); use the int distribution instead: --space 'train.epochs=int(1,5)'"),
+    (["--search", "random", "--trials", "2", "--space", "train.batch_size=int(0,64,log)"],
+     "--space train.batch_size: int with log needs a low bound of at least 1 (it samples the logarithm), got 0"),
+    (["--search", "grid", "--trials", "5", "--space", "model.hidden=choice([4],[8])"],
+     "--trials 5: the grid sampler's grid has 2 points, and more trials would train points again as separate "
+     "trials; give 2 or fewer"),
+])
+def test_a_space_its_trials_cannot_take_exits_2_before_any_folder(tmp_path, options, message):
+    out = tmp_path / "sweeps"
+    done = cli("sweep", write_spec(tmp_path, BASE), *options, "--out", out)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and not out.exists()
 
 
 def test_a_grid_sampler_needs_a_finite_grid(tmp_path):

@@ -119,10 +119,11 @@ def _sweep_parsers(sub: argparse._SubParsersAction) -> None:
                        help="a searched key: uniform(a,b), loguniform(a,b), int(a,b[,log]) or choice(v1,v2,...), "
                             "values parsed as YAML (repeatable)")
     sweep.add_argument("--pruner", choices=choices.PRUNERS,
-                       help="stop hopeless trials early on the monitored metric per epoch (default: median)")
+                       help="stop hopeless trials early on the monitored metric per epoch (default: median; a "
+                            "search only)")
     sweep.add_argument("--storage", metavar="URL",
                        help="the study in this Optuna RDB storage (e.g. sqlite:///study.db) instead of the sweep "
-                            "folder's journal file")
+                            "folder's journal file; a search only)")
     sweep.add_argument("--quiet", "-q", action="store_true", help="print only the summary table")
     sweep.add_argument("--track", metavar="mlflow[=URI]",
                        help="log every run to MLflow (the mlflow extra), a search's trials nested in a "

@@ -320,17 +320,31 @@ def is_search(sweep_dir) -> bool:
 
 def sweep(spec_or_path, grid: dict | None = None, seeds: int | None = None, jobs: int | None = None,
           executor="local", address: str | None = None, out=None, quiet: bool = False, search=None,
-          trials: int | None = None, space: dict | None = None, **options) -> sweeps.SweepResult:
+          trials: int | None = None, space: dict | None = None, pruner: str | None = None, storage: str | None = None,
+          **options) -> sweeps.SweepResult:
     """``devgrad.experiment.sweep``: a grid sweep (``sweeps.sweep``), or a search when ``search``,
-    ``trials`` or ``space`` is given or the spec's ``sweep:`` block holds ``search:``."""
+    ``trials`` or ``space`` is given or the spec's ``sweep:`` block holds ``search:`` (``pruner``
+    and ``storage`` go with a search only)."""
     block = _load(spec_or_path)[1]
     if search is None and trials is None and space is None and "search" not in block:
+        _no_search_options(pruner=pruner, storage=storage)
         return sweeps.sweep(spec_or_path, grid=grid, seeds=seeds, jobs=jobs, executor=executor, address=address,
                             out=out, quiet=quiet, **options)
     if grid or seeds is not None:
         raise SpecError(["--grid/--seeds do not combine with a search: one sweep is a grid or a search"], "sweep")
-    return run_search(spec_or_path, search=search, trials=trials, space=space, jobs=jobs, executor=executor,
-                      address=address, out=out, quiet=quiet, **options)
+    return run_search(spec_or_path, search=search, trials=trials, space=space, pruner=pruner, storage=storage,
+                      jobs=jobs, executor=executor, address=address, out=out, quiet=quiet, **options)
+
+
+def _no_search_options(**given) -> None:
+    """A SpecError for each option of a search given to a grid sweep."""
+    what = {"pruner": "a pruner stops a search's hopeless trials", "storage": "a storage holds a search's study"}
+    problems = [f"--{name} {value}: {what[name]}, and this sweep is a grid (no --search, --trials or --space, and "
+                f"no sweep.search block in the spec); leave --{name} out, or make the sweep a search, e.g. --search "
+                "grid --space 'optimizer.lr=choice(0.1,0.01)' for a grid's points as trials"
+                for name, value in given.items() if value is not None]
+    if problems:
+        raise SpecError(problems, "sweep")
 
 
 def resume_sweep(sweep_dir, **options) -> sweeps.SweepResult:

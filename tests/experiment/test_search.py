@@ -383,3 +383,12 @@ def test_a_searched_seed_is_the_seed_each_trial_runs_with_and_the_tables_show(tm
     assert {int(row[0]): int(row[column]) for row in rows[1:]} == trained
     summary = (result.sweep_dir / "summary.txt").read_text()
     assert all(f"seed={seed} (seed {seed})" in summary for seed in (5, 6))
+
+
+@pytest.mark.parametrize("option", [["--pruner", "median"], ["--storage", "sqlite:///study.db"]])
+def test_a_search_option_on_a_grid_sweep_exits_2_naming_it(tmp_path, option):
+    out = tmp_path / "sweeps"
+    done = cli("sweep", write_spec(tmp_path, BASE), "--grid", "optimizer.lr=0.1", *option, "--out", out)
+    assert done.returncode == 2 and f"{option[0]} {option[1]}: a " in done.stderr, done.stderr
+    assert "this sweep is a grid" in done.stderr and "Traceback" not in done.stderr
+    assert not out.exists() and not (tmp_path / "study.db").exists()

@@ -41,7 +41,7 @@ from devgrad.experiment.html_report import write_sweep_report
 from devgrad.experiment.rundir import missing_parents, new_run_dir, now, remove_half_made
 from devgrad.experiment.schema import Loaded, apply_overrides, load_yaml
 from devgrad.experiment.space import Dimension, check_grid_space, check_space
-from devgrad.experiment.study import check_storage, dims_of, import_optuna, open_study, tell
+from devgrad.experiment.study import check_storage, dims_of, import_optuna, open_study, resume_study, tell
 from devgrad.experiment.sweepdir import append_line, read_results, read_sweep_yaml
 from devgrad.experiment.spec import NAME_BLOCKS, SCHEMA, SpecError, resolve, to_yaml
 from devgrad.io import atomic_write_text
@@ -104,7 +104,7 @@ def run_search(spec_or_path, search: str | None = None, trials: int | None = Non
     RunError before the sweep folder exists."""
     check_executor(executor, address, gpus_per_run)
     optuna = import_optuna()
-    check_storage(storage)
+    storage = check_storage(storage)  # a relative SQLite path made absolute: a resume opens the same file
     base, block, path = _load(spec_or_path)
     source = str(path or "sweep")
     settings = _settings(block, search, trials, space, pruner, source)
@@ -292,9 +292,9 @@ def resume_search(sweep_dir, jobs: int | None = None, executor="local", address:
     config = read_sweep_yaml(sweep_dir)
     spec = ckpt.read_json(sweep_dir / "base.json")
     check_devices(executor, address, [spec["device"]])
-    study = open_study(optuna, sweep_dir, config, dims_of(config))
-    monitor = tuple(config["monitor"])
     lines = {r["index"]: r for r in read_results(sweep_dir)}
+    study = resume_study(optuna, sweep_dir, config, dims_of(config), set(lines))
+    monitor = tuple(config["monitor"])
     running = optuna.trial.TrialState.RUNNING
     for trial in study.get_trials(deepcopy=False, states=(running,)):
         if trial.number in lines:  # it ended and was written down, but the study never heard

@@ -33,6 +33,15 @@ BASE = {"name": "search", "seed": 3, "device": "cpu",
 LR = {"optimizer.lr": {"loguniform": [1.0e-3, 1.0]}}
 
 
+@pytest.fixture
+def no_sweep_plots(monkeypatch):
+    """A search without its sweep's pictures (seconds of matplotlib a test of its tables never looks at)."""
+    from devgrad.experiment import search
+
+    monkeypatch.setattr(search, "draw", lambda *args: [])
+    monkeypatch.setattr(search.search_plots, "draw", lambda *args: [])
+
+
 def _study(sweep_dir):
     config = yaml.safe_load((sweep_dir / "sweep.yaml").read_text())
     storage = optuna.storages.journal.JournalStorage(
@@ -368,7 +377,7 @@ def test_the_median_pruner_reaches_trials_on_a_dask_local_cluster(tmp_path):
         assert json.loads(open(os.path.join(line["run_dir"], "summary.json")).read())["epochs_run"] < 4
 
 
-def test_a_searched_seed_is_the_seed_each_trial_runs_with_and_the_tables_show(tmp_path):
+def test_a_searched_seed_is_the_seed_each_trial_runs_with_and_the_tables_show(tmp_path, no_sweep_plots):
     space = {"seed": {"choice": [5, 6]}}
     result = sweep({**BASE, "train": {"epochs": 1, "batch_size": 64}}, search="grid", space=space, pruner="none",
                    jobs=1, out=tmp_path, quiet=True)
@@ -392,3 +401,32 @@ def test_a_search_option_on_a_grid_sweep_exits_2_naming_it(tmp_path, option):
     assert done.returncode == 2 and f"{option[0]} {option[1]}: a " in done.stderr, done.stderr
     assert "this sweep is a grid" in done.stderr and "Traceback" not in done.stderr
     assert not out.exists() and not (tmp_path / "study.db").exists()
+
+
+def test_a_relative_sqlite_storage_is_kept_absolute_and_a_storage_without_the_study_is_refused(
+        tmp_path, monkeypatch, no_sweep_plots):
+    """A relative sqlite:/// URL read from another folder would open another (new, empty) study, where
+    every finished trial would be counted again."""
+    for folder in ("started", "elsewhere"):
+        (tmp_path / folder).mkdir()
+    monkeypatch.chdir(tmp_path / "started")
+    result = sweep({**BASE, "train": {"epochs": 1, "batch_size": 64}}, search="random", trials=2, space=LR,
+                   pruner="none", storage="sqlite:///study.db", jobs=1, out=tmp_path / "sweeps", quiet=True)
+    config_file = result.sweep_dir / "sweep.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    assert config["storage"] == f"sqlite:///{tmp_path / 'started' / 'study.db'}"
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    resumed = resume_sweep(result.sweep_dir, jobs=1, quiet=True)  # nothing left to run
+    assert [r["trial"] for r in resumed.results] == [0, 1] and len(read_results(result.sweep_dir)) == 2
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    before = (result.sweep_dir / "results.jsonl").read_text()
+    for storage, why in ((f"sqlite:///{tmp_path / 'started' / 'other.db'}", "no such file"),
+                         ("sqlite:///study.db", "no such file"),
+                         (f"sqlite:///{tmp_path / 'empty.db'}", f"holds no study named '{config['study']}'")):
+        optuna.create_study(study_name="another", storage=f"sqlite:///{tmp_path / 'empty.db'}", load_if_exists=True)
+        config_file.write_text(yaml.safe_dump({**config, "storage": storage}))
+        with pytest.raises(RunError, match=f"cannot resume {result.sweep_dir}: the storage {storage} is not the "
+                                           f"study this search ran \\(({why}|it {why})"):
+            resume_sweep(result.sweep_dir, jobs=1, quiet=True)
+        assert list((tmp_path / "elsewhere").iterdir()) == [] and not (tmp_path / "started" / "other.db").exists()
+    assert (result.sweep_dir / "results.jsonl").read_text() == before

@@ -81,6 +81,24 @@ def _run_parsers(sub: argparse._SubParsersAction) -> None:
                           help="override a spec key as 'run' would (repeatable)")
 
 
+def _search_options(sweep: argparse.ArgumentParser) -> None:
+    """The options of ``sweep`` that make it (or belong to) an Optuna search."""
+    sweep.add_argument("--search", choices=choices.SAMPLERS,
+                       help="run an Optuna study with this sampler instead of a grid (the optuna extra)")
+    sweep.add_argument("--trials", type=int,
+                       help="how many trials the search runs (the grid sampler: at most, and by default, the size "
+                            "of its grid)")
+    sweep.add_argument("--space", action="append", default=[], metavar="KEY=KIND(ARGS)",
+                       help="a searched key: uniform(a,b), loguniform(a,b), int(a,b[,log]) or choice(v1,v2,...), "
+                            "values parsed as YAML (repeatable)")
+    sweep.add_argument("--pruner", choices=choices.PRUNERS,
+                       help="stop hopeless trials early on the monitored metric per epoch (default: median; a "
+                            "search only)")
+    sweep.add_argument("--storage", metavar="URL",
+                       help="the study in this Optuna RDB storage (e.g. sqlite:///study.db) instead of the sweep "
+                            "folder's journal file (a search only)")
+
+
 def _sweep_parsers(sub: argparse._SubParsersAction) -> None:
     """``sweep`` (a grid or a search of runs) and ``track`` (log folders to MLflow)."""
     sweep = sub.add_parser(
@@ -117,17 +135,7 @@ def _sweep_parsers(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--fail-fast", action="store_true", help="stop the sweep at the first run that fails")
     sweep.add_argument("--resume", metavar="SWEEP_DIR", help="run what a sweep folder has not finished (a search: "
                                                              "continue its study to its trial count)")
-    sweep.add_argument("--search", choices=choices.SAMPLERS,
-                       help="run an Optuna study with this sampler instead of a grid (the optuna extra)")
-    sweep.add_argument("--trials", type=int, help="how many trials the search runs")
-    sweep.add_argument("--space", action="append", default=[], metavar="KEY=KIND(ARGS)",
-                       help="a searched key: uniform(a,b), loguniform(a,b), int(a,b[,log]) or choice(v1,v2,...), "
-                            "values parsed as YAML (repeatable)")
-    sweep.add_argument("--pruner", choices=choices.PRUNERS,
-                       help="stop hopeless trials early on the monitored metric per epoch (default: median)")
-    sweep.add_argument("--storage", metavar="URL",
-                       help="the study in this Optuna RDB storage (e.g. sqlite:///study.db) instead of the sweep "
-                            "folder's journal file")
+    _search_options(sweep)
     sweep.add_argument("--quiet", "-q", action="store_true", help="print only the summary table")
     sweep.add_argument("--track", metavar="mlflow[=URI]",
                        help="log every run to MLflow (the mlflow extra), a search's trials nested in a "

@@ -314,6 +314,8 @@ def resume(run_dir, device: str | Device | None = None, quiet: bool = False, sto
     if meta.get("status") == "running" and still_running(meta):
         raise RunError(f"{run_dir} is still being trained by process {meta['pid']} on this host; stop it "
                        "(Ctrl-C) before resuming, or two processes would write the same folder")
+    # a killed segment never wrote its time: timed to its last write, read before this process writes anything
+    killed = resuming.killed_segment(run_dir, meta) if meta.get("status") == "running" else None
     spec = resolve(config, overrides)
     resuming.check_unchanged(run_dir, meta, spec)
     plan = make_plan(spec, device)
@@ -329,8 +331,8 @@ def resume(run_dir, device: str | Device | None = None, quiet: bool = False, sto
                        f"({exc}); was config.yaml edited after the run started? Put it back as it was, or start "
                        "a new run with devgrad run") from None
     _rewind(trainer, start)
-    if meta.get("status") == "running":  # killed: its segment never wrote its time
-        meta["segments"] = [*segment.earlier(), resuming.killed_segment(run_dir, meta)]
+    if killed is not None:
+        meta["segments"] = [*segment.earlier(), killed]
     meta["resumed"] = [*meta.get("resumed", []), segment.started]
     ckpt.write_json(run_dir / "meta.json", run_meta(plan.spec, plan.device, run_dir, "running", segment.started,
                                                     None, meta))

@@ -16,7 +16,7 @@ import yaml
 
 from devgrad.experiment.checkpoint import MetricsLog
 from devgrad.experiment.errors import RunError
-from devgrad.experiment.ranking import unmeasured_note, value
+from devgrad.experiment.ranking import ranked, unmeasured_note, value
 from devgrad.experiment.rundir import why_not_completed
 from devgrad.experiment.sweepdir import read_results
 from devgrad.io import atomic_write_text
@@ -192,7 +192,7 @@ def write_sweep_report(sweep_dir) -> Path:
     resolved = yaml.safe_load((sweep_dir / "sweep.yaml").read_text(encoding="utf-8"))
     state = _read_json(sweep_dir / "sweep.json")
     monitor, mode = resolved["monitor"][0], resolved["monitor"][1]
-    results = _by_metric(read_results(sweep_dir), monitor, mode)
+    results = ranked(read_results(sweep_dir), monitor, mode)
     rows = []
     for r in results:
         row = {"index": r["index"], "status": r["status"],
@@ -212,9 +212,9 @@ def write_sweep_report(sweep_dir) -> Path:
              f"{len(results)} of {len(resolved['points'])} runs finished; grid "
              f"<code>{html.escape(json.dumps(resolved['grid']))}</code> × {resolved['seeds']} seed(s). "
              f"<span class=\"note\">{html.escape(str(sweep_dir))}</span></p>",
-             f"<h2>Runs</h2><p class=\"note\">Best {html.escape(monitor)} first "
-             f"({'highest' if mode == 'max' else 'lowest'} is best); click a column to sort by it, a run's name to "
-             "open its report.</p>",
+             f"<h2>Runs</h2><p class=\"note\">Completed runs first, best {html.escape(monitor)} first "
+             f"({'highest' if mode == 'max' else 'lowest'} is best), as in results.csv; click a column to "
+             "sort by it, a run's name to open its report.</p>",
              table(rows, columns)]
     note = unmeasured_note(results, monitor, "an empty cell")
     if note:
@@ -225,16 +225,6 @@ def write_sweep_report(sweep_dir) -> Path:
     path = sweep_dir / "report.html"
     atomic_write_text(path, page(f"devgrad sweep {resolved['name']}", "".join(parts)))
     return path
-
-
-def _by_metric(results: list, monitor: str, mode: str) -> list:
-    """The sweep's runs, the best by ``monitor`` first (``mode`` max or min), then the runs without
-    a value (failed, or not finished)."""
-    def key(r):
-        found = value(r, monitor)
-        return (found is None, 0.0 if found is None else (-found if mode == "max" else found), r["index"])
-
-    return sorted(results, key=key)
 
 
 def _relative(path: Path, start: Path) -> str:

@@ -64,17 +64,20 @@ def unmeasured_note(results: list, monitor: str, shown_as: str) -> str | None:
 
 
 def ranked(results: list, monitor: str, mode: str) -> list:
-    """Completed runs first, best monitored value first; runs without a value after them."""
+    """The one order of a sweep's runs, which every table, page and ``SweepResult.best`` use:
+    completed runs first, best monitored value first, runs without a value after them; runs that
+    tie keep the order of their index (never the order they finished in)."""
     def key(r):
         v = value(r, monitor)
-        return (r["status"] != "completed", v is None, (-v if mode == "max" else v) if v is not None else 0)
+        return (r["status"] != "completed", v is None, (-v if mode == "max" else v) if v is not None else 0,
+                r["index"])
 
     return sorted(results, key=key)
 
 
 def _write_csv(sweep_dir: Path, results: list, monitor: tuple) -> None:
     name, mode = monitor
-    keys = sorted({k for r in results for k in r["overrides"]})
+    keys = sorted({k for r in results for k in r["overrides"]} - {"seed"})  # a varied seed: the seed column
     test_keys = sorted({k for r in results for k in (r.get("test") or {})})
     buffer = io.StringIO()
     writer = csv.writer(buffer)

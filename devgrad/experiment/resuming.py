@@ -115,7 +115,8 @@ def read_state(last: Path, run_dir: Path) -> dict:
 
 def killed_segment(run_dir: Path, meta: dict) -> dict:
     """The segment of a killed run, which could not write its time: from its start to the last
-    file it wrote (an epoch's metrics, a checkpoint, a log line)."""
+    file it wrote (an epoch's metrics, a checkpoint, a log line). Read before the resuming process
+    writes anything in the folder, or its own writes would end the killed segment."""
     started = (meta.get("resumed") or [meta.get("started")])[-1]
     files = [run_dir / "train.log", run_dir / "metrics.jsonl", run_dir / "checkpoints" / "last.npz"]
     last_write = max((f.stat().st_mtime for f in files if f.exists()), default=None)

@@ -40,8 +40,8 @@ from devgrad.experiment.examples import spec_file
 from devgrad.experiment.html_report import write_sweep_report
 from devgrad.experiment.rundir import missing_parents, new_run_dir, now, remove_half_made
 from devgrad.experiment.schema import Loaded, apply_overrides, load_yaml
-from devgrad.experiment.space import Dimension, check_grid_space, check_space, grid_size
-from devgrad.experiment.study import check_storage, dims_of, import_optuna, open_study, tell
+from devgrad.experiment.space import Dimension, check_grid_space, check_space
+from devgrad.experiment.study import check_storage, dims_of, import_optuna, open_study, resume_study, tell
 from devgrad.experiment.sweepdir import append_line, read_results, read_sweep_yaml
 from devgrad.experiment.spec import NAME_BLOCKS, SCHEMA, SpecError, resolve, to_yaml
 from devgrad.io import atomic_write_text
@@ -104,7 +104,7 @@ def run_search(spec_or_path, search: str | None = None, trials: int | None = Non
     RunError before the sweep folder exists."""
     check_executor(executor, address, gpus_per_run)
     optuna = import_optuna()
-    check_storage(storage)
+    storage = check_storage(storage)  # a relative SQLite path made absolute: a resume opens the same file
     spec, settings, dims, path = search_plan(spec_or_path, search, trials, space, pruner, overrides, device)
     check_devices(executor, address, [spec["device"]])
     jobs = jobs or os.cpu_count() or 1
@@ -134,8 +134,8 @@ def search_plan(spec_or_path, search: str | None = None, trials: int | None = No
     spec = resolve(base).to_dict()  # the base spec's own problems, with their lines
     dims = check_space(settings["space"], base, given=set(space or {}), source=source)
     if settings["sampler"] == "grid":
-        check_grid_space(dims)
-        settings["trials"] = settings["trials"] or grid_size(dims)
+        size = check_grid_space(dims, settings["trials"], "--trials" if trials is not None else "sweep.search.trials")
+        settings["trials"] = settings["trials"] or size
     if settings["trials"] is None:
         raise SpecError(["sweep.search.trials: how many trials to run is required (e.g. --trials 20)"], source)
     if not (isinstance(base.data.get("train"), dict) and "threads" in base.data["train"]):
@@ -177,18 +177,19 @@ def _point(trial, dims: list[Dimension], spec: dict, sweep_dir: Path, pruning: b
     params = {d.key: d.value(trial.params[d.key]) for d in dims if d.key in trial.params}
     name = f"trial-{trial.number:03d}"
     run_dir = sweep_dir / "runs" / name
-    point = {"index": trial.number, "name": name, "overrides": params, "seed": spec["seed"],
-             "run_dir": str(run_dir), "stop_file": str(sweep_dir / STOP_FILE),
-             "pruning": str(run_dir / ".pruning") if pruning else None}
+    point = {"index": trial.number, "name": name, "overrides": params, "run_dir": str(run_dir),
+             "stop_file": str(sweep_dir / STOP_FILE), "pruning": str(run_dir / ".pruning") if pruning else None}
     point["spec"] = resolve(spec, [("--space", f"{k}={json.dumps(v)}") for k, v in params.items()]).to_dict()
+    point["seed"] = point["spec"]["seed"]  # the spec's, or the one the space gave this trial
     return point
 
 
 def _refused(trial, dims: list[Dimension], spec: dict, sweep_dir: Path, exc: SpecError) -> dict:
     """The result line of a trial whose parameters together make a spec that is refused."""
     params = {d.key: d.value(trial.params[d.key]) for d in dims if d.key in trial.params}
-    return {"index": trial.number, "overrides": params, "seed": spec["seed"], "status": "failed", "final": None,
-            "best": None, "test": None, "run_dir": str(sweep_dir / "runs" / f"trial-{trial.number:03d}"),
+    return {"index": trial.number, "overrides": params, "seed": params.get("seed", spec["seed"]), "status": "failed",
+            "final": None, "best": None, "test": None,
+            "run_dir": str(sweep_dir / "runs" / f"trial-{trial.number:03d}"),
             "worker": None, "wall_seconds": 0.0, "error": "; ".join(exc.problems), "trial": trial.number,
             "params": params}
 
@@ -300,9 +301,9 @@ def resume_search(sweep_dir, jobs: int | None = None, executor="local", address:
     config = read_sweep_yaml(sweep_dir)
     spec = ckpt.read_json(sweep_dir / "base.json")
     check_devices(executor, address, [spec["device"]])
-    study = open_study(optuna, sweep_dir, config, dims_of(config))
-    monitor = tuple(config["monitor"])
     lines = {r["index"]: r for r in read_results(sweep_dir)}
+    study = resume_study(optuna, sweep_dir, config, dims_of(config), set(lines))
+    monitor = tuple(config["monitor"])
     running = optuna.trial.TrialState.RUNNING
     for trial in study.get_trials(deepcopy=False, states=(running,)):
         if trial.number in lines:  # it ended and was written down, but the study never heard
@@ -328,17 +329,31 @@ def is_search(sweep_dir) -> bool:
 
 def sweep(spec_or_path, grid: dict | None = None, seeds: int | None = None, jobs: int | None = None,
           executor="local", address: str | None = None, out=None, quiet: bool = False, search=None,
-          trials: int | None = None, space: dict | None = None, **options) -> sweeps.SweepResult:
+          trials: int | None = None, space: dict | None = None, pruner: str | None = None, storage: str | None = None,
+          **options) -> sweeps.SweepResult:
     """``devgrad.experiment.sweep``: a grid sweep (``sweeps.sweep``), or a search when ``search``,
-    ``trials`` or ``space`` is given or the spec's ``sweep:`` block holds ``search:``."""
+    ``trials`` or ``space`` is given or the spec's ``sweep:`` block holds ``search:`` (``pruner``
+    and ``storage`` go with a search only)."""
     block = _load(spec_or_path)[1]
     if search is None and trials is None and space is None and "search" not in block:
+        _no_search_options(pruner=pruner, storage=storage)
         return sweeps.sweep(spec_or_path, grid=grid, seeds=seeds, jobs=jobs, executor=executor, address=address,
                             out=out, quiet=quiet, **options)
     if grid or seeds is not None:
         raise SpecError(["--grid/--seeds do not combine with a search: one sweep is a grid or a search"], "sweep")
-    return run_search(spec_or_path, search=search, trials=trials, space=space, jobs=jobs, executor=executor,
-                      address=address, out=out, quiet=quiet, **options)
+    return run_search(spec_or_path, search=search, trials=trials, space=space, pruner=pruner, storage=storage,
+                      jobs=jobs, executor=executor, address=address, out=out, quiet=quiet, **options)
+
+
+def _no_search_options(**given) -> None:
+    """A SpecError for each option of a search given to a grid sweep."""
+    what = {"pruner": "a pruner stops a search's hopeless trials", "storage": "a storage holds a search's study"}
+    problems = [f"--{name} {value}: {what[name]}, and this sweep is a grid (no --search, --trials or --space, and "
+                f"no sweep.search block in the spec); leave --{name} out, or make the sweep a search, e.g. --search "
+                "grid --space 'optimizer.lr=choice(0.1,0.01)' for a grid's points as trials"
+                for name, value in given.items() if value is not None]
+    if problems:
+        raise SpecError(problems, "sweep")
 
 
 def check_sweep(spec_or_path, overrides=()) -> tuple[str, list[dict]] | None:

@@ -128,8 +128,9 @@ def parse_space_options(texts) -> dict:
     return space
 
 
-def _bounds(where: str, kind: str, raw) -> list[str]:
-    """Problems with the two bounds of a uniform, loguniform or int dimension."""
+def _bounds(where: str, kind: str, raw, log: bool = False) -> list[str]:
+    """Problems with the two bounds of a uniform, loguniform or int dimension (``log``: an int
+    dimension sampled on a log scale)."""
     whole = kind == "int"
     if not isinstance(raw, list) or len(raw) != 2:
         return [f"{where}: {kind} takes two bounds [low, high], got {raw!r}"]
@@ -144,6 +145,9 @@ def _bounds(where: str, kind: str, raw) -> list[str]:
         return [f"{where}: the bounds are in the wrong order ({low} > {high}); write [{high}, {low}]"]
     if kind == "loguniform" and low <= 0:
         return [f"{where}: loguniform needs a positive low bound (it samples the logarithm), got {low}"]
+    if kind == "int" and log and low < 1:
+        return [f"{where}: int with log needs a low bound of at least 1 (it samples the logarithm), got {low}; "
+                f"give [1, {high}], or leave log out"]
     return []
 
 
@@ -165,7 +169,7 @@ def _dimension(key: str, raw, where: str) -> tuple[Dimension | None, list[str]]:
         if not isinstance(choices, list) or not choices:
             return None, [f"{where}: choice takes a non-empty list of values, got {choices!r}"]
         return Dimension(key, kind, choices=tuple(choices)), []
-    problems = _bounds(where, kind, raw[kind])
+    problems = _bounds(where, kind, raw[kind], raw.get("log", False))
     if problems:
         return None, problems
     low, high = raw[kind]
@@ -173,8 +177,44 @@ def _dimension(key: str, raw, where: str) -> tuple[Dimension | None, list[str]]:
 
 
 def _spec_values(dim: Dimension) -> list:
-    """The values of a dimension to try on the base spec: its choices, else its two bounds."""
-    return list(dim.choices) if dim.kind == "choice" else [dim.low, dim.high]
+    """The values of a dimension to try on the base spec: its choices, else its two bounds as the
+    sampler gives them (floats from uniform and loguniform, whole numbers from int)."""
+    if dim.kind == "choice":
+        return list(dim.choices)
+    if dim.kind == "int":
+        return [dim.low, dim.high]
+    return [float(dim.low), float(dim.high)]  # type: ignore[arg-type]
+
+
+def _tried(base: Loaded, key: str, values: list, where: str) -> list[str]:
+    """The problems of the base spec with ``key`` set to each of ``values``."""
+    problems = []
+    for value in values:
+        try:
+            resolve(base, [("--space", f"{key}={json.dumps(value)}")], check_files=False)
+        except SpecError as exc:
+            problems += [f"{where} value {json.dumps(value)}: {p}" for p in exc.problems]
+    return problems
+
+
+def _value_problems(dim: Dimension, base: Loaded, where: str, given: bool) -> list[str]:
+    """The problems of the values ``dim`` gives its key; a float distribution on a key that takes
+    whole numbers is one problem that names the int distribution to use instead."""
+    problems = _tried(base, dim.key, _spec_values(dim), where)
+    if not problems or dim.kind not in ("uniform", "loguniform"):
+        return problems
+    log = dim.kind == "loguniform"
+    low, high = max(math.ceil(dim.low), 1 if log else -math.inf), math.floor(dim.high)  # type: ignore[arg-type]
+    whole = [low, high] if low <= high else [round(dim.high)]  # type: ignore[arg-type]
+    if _tried(base, dim.key, whole, where):
+        return problems  # not (only) a question of whole numbers
+    if low > high:
+        return [f"{where}: {dim.key} takes whole numbers, and {dim.kind}({dim.low}, {dim.high}) holds none; "
+                "give int(low,high) with whole-number bounds"]
+    fix = f"--space '{dim.key}=int({low},{high}{',log' if log else ''})'" if given else \
+        f"{dim.key}: {{int: [{low}, {high}]{', log: true' if log else ''}}}"
+    return [f"{where}: {dim.key} takes whole numbers, and {dim.kind} samples fractional ones (every trial would "
+            f"fail); use the int distribution instead: {fix}"]
 
 
 def check_space(space, base: Loaded, origin: str = "sweep.search.space", given=(), source: str | None = None
@@ -196,27 +236,29 @@ def check_space(space, base: Loaded, origin: str = "sweep.search.space", given=(
         problems += found
         if dim is None:
             continue
-        for value in _spec_values(dim):
-            try:
-                resolve(base, [("--space", f"{key}={json.dumps(value)}")], check_files=False)
-            except SpecError as exc:
-                problems += [f"{where} value {json.dumps(value)}: {p}" for p in exc.problems]
+        problems += _value_problems(dim, base, where, key in given)
         dims.append(dim)
     if problems:
         raise SpecError(problems, source or origin)
     return dims
 
 
-def check_grid_space(dims: list[Dimension]) -> None:
-    """Optuna's grid sampler walks a finite grid: every dimension a choice or a small int range."""
+def check_grid_space(dims: list[Dimension], trials: int | None = None, origin: str = "sweep.search.trials") -> int:
+    """Optuna's grid sampler walks a finite grid: every dimension a choice or a small int range,
+    and at most one trial per point (``trials``, given as ``origin`` says). Returns the grid's size."""
     problems = [f"sweep.search.space.{d.key}: the grid sampler needs choice or int values, not {d.kind} "
                 "(give a choice list, or use sampler tpe/random)" for d in dims if d.kind in ("uniform", "loguniform")]
     size = grid_size(dims) if not problems else 0
     if size > MAX_GRID_VALUES:
         problems.append(f"sweep.search.space: the grid has {size} points, more than {MAX_GRID_VALUES}; use "
                         "sampler tpe or random")
+    elif size and trials is not None and trials > size:
+        problems.append(f"{origin} {trials}: the grid sampler's grid has {size} point{'s' if size > 1 else ''}, "
+                        f"and more trials would train points again as separate trials; give {size} or fewer, "
+                        "or leave the trial count out (the grid sampler then runs every point once)")
     if problems:
         raise SpecError(problems, "sweep.search")
+    return size
 
 
 def grid_size(dims: list[Dimension]) -> int:

@@ -11,7 +11,7 @@ from devgrad.experiment.space import Dimension
 from devgrad.experiment.sweep_point import NOT_STARTED
 from devgrad.version import extra_hint
 
-__all__ = ["OPTUNA_HINT", "check_storage", "dims_of", "import_optuna", "open_study", "tell"]
+__all__ = ["OPTUNA_HINT", "check_storage", "dims_of", "import_optuna", "open_study", "resume_study", "tell"]
 
 OPTUNA_HINT = extra_hint("optuna", "optuna cmaes")
 
@@ -60,29 +60,91 @@ def _storage(optuna, sweep_dir: Path, url: str | None):
     return journal.JournalStorage(journal.JournalFileBackend(str(sweep_dir / "study.journal")))
 
 
-def check_storage(url: str | None) -> None:
+def check_storage(url: str | None) -> str | None:
     """An Optuna RDB storage URL whose database kind and driver are installed, checked before the
-    sweep folder exists (Optuna would fail only when it opens the study, inside the folder)."""
+    sweep folder exists (Optuna would fail only when it opens the study, inside the folder).
+    Returns the URL to record: a relative SQLite path made absolute (it names a file in the
+    current folder), so that a resume from any folder opens the same database."""
     if not url:
-        return
+        return url
     from sqlalchemy.engine import make_url  # noqa: PLC0415 - optional (Optuna's dependency)
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError  # noqa: PLC0415 - optional (as above)
 
     try:
-        make_url(url).get_dialect().import_dbapi()
+        parsed = make_url(url)
+        parsed.get_dialect().import_dbapi()
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise RunError(f"--storage {url}: not a database URL Optuna can open ({type(exc).__name__}: {exc}); give "
                        "e.g. sqlite:///study.db, or leave --storage out to keep the study in the sweep "
                        "folder") from None
+    path = _sqlite_file(parsed)
+    if path is None or path.is_absolute():
+        return url
+    return parsed.set(database=str(path.resolve())).render_as_string(hide_password=False)
+
+
+def _sqlite_file(parsed) -> Path | None:
+    """The database file of a SQLite URL (None: another database, or SQLite in memory)."""
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _direction(config: dict) -> str:
+    return "maximize" if config["monitor"][1] == "max" else "minimize"
 
 
 def open_study(optuna, sweep_dir: Path, config: dict, dims: list[Dimension]):
-    """The search's study (made, or loaded when it exists) with its seeded sampler and its pruner."""
+    """The new search's study with its seeded sampler and its pruner."""
     return optuna.create_study(
         study_name=config["study"], storage=_storage(optuna, sweep_dir, config.get("storage")),
         sampler=_sampler(optuna, config["sampler"], config["seed"], dims, config["trials"]),
         pruner=_pruner(optuna, config["pruner"], config["trials"], config.get("epochs") or 1),
-        direction="maximize" if config["monitor"][1] == "max" else "minimize", load_if_exists=True)
+        direction=_direction(config))
+
+
+def resume_study(optuna, sweep_dir: Path, config: dict, dims: list[Dimension], recorded):
+    """The study a sweep folder records, loaded (never made: a new empty study would count every
+    finished trial again), holding every trial of ``recorded`` (results.jsonl's trial numbers);
+    else a RunError naming the storage and the sweep folder."""
+    url = config.get("storage")
+    where = f"the storage {url}" if url else f"{sweep_dir / 'study.journal'}"
+    missing = _missing_database(sweep_dir, url)
+    study = None
+    if missing is None:
+        try:
+            study = optuna.load_study(
+                study_name=config["study"], storage=_storage(optuna, sweep_dir, url),
+                sampler=_sampler(optuna, config["sampler"], config["seed"], dims, config["trials"]),
+                pruner=_pruner(optuna, config["pruner"], config["trials"], config.get("epochs") or 1))
+        except KeyError:
+            missing = f"it holds no study named {config['study']!r}"
+    if study is not None:
+        held = len(study.get_trials(deepcopy=False))
+        stray = sorted(i for i in recorded if i >= held)
+        if stray:
+            missing = (f"its study {config['study']!r} holds {held} trials, and results.jsonl records trial "
+                       f"{stray[0]}")
+    if missing is None:
+        return study
+    raise RunError(f"cannot resume {sweep_dir}: {where} is not the study this search ran ({missing}). A resume "
+                   "continues the sweep folder's own study, so that no trial is counted twice; "
+                   + ("give sweep.yaml's storage the URL of the database that holds it (a relative sqlite:/// path "
+                      "is read from the current folder)" if url else "put the study.journal back"))
+
+
+def _missing_database(sweep_dir: Path, url: str | None) -> str | None:
+    """Why the study's database cannot hold it: its file does not exist (opening it would make
+    an empty one), else None."""
+    if not url:
+        return None if (sweep_dir / "study.journal").exists() else "no such file"
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - optional (Optuna's dependency)
+
+    path = _sqlite_file(make_url(url))
+    if path is not None and not path.exists():
+        return f"no such file: {path.resolve()}"
+    return None
 
 
 def dims_of(config: dict) -> list[Dimension]:

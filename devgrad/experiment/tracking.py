@@ -213,7 +213,9 @@ def sync_run(client, uri: str, run_dir: Path, experiment: str | None = None, par
 
 
 def _final(client, run_id: str, summary: dict) -> None:
-    """The test metrics and the best monitored value (step: the last epoch), and the tags."""
+    """The test metrics, the best monitored value and the wall time (step: the last epoch), and
+    the tags. A value MLflow holds that summary.json no longer has (a resumed run's best and wall
+    time grow) is logged again, at a step no earlier than the one held, so that it is the latest."""
     mlflow = import_mlflow()
     step = int(summary.get("epochs_run") or 0)
     values = dict(summary.get("test") or {})
@@ -224,8 +226,12 @@ def _final(client, run_id: str, summary: dict) -> None:
         values["wall_seconds"] = summary["wall_seconds"]
     held = client.get_run(run_id).data.metrics
     now = int(time.time() * 1000)
-    metrics = [mlflow.entities.Metric(k, float(v), now, step) for k, v in values.items()
-               if k not in held and isinstance(v, (int, float))]
+    metrics = []
+    for key, value in values.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or held.get(key) == float(value):
+            continue
+        at = step if key not in held else max([step, *(m.step for m in client.get_metric_history(run_id, key))])
+        metrics.append(mlflow.entities.Metric(key, float(value), now, at))
     tags = {"devgrad.version": __version__, "devgrad.device": str(summary.get("device")),
             "devgrad.status": str(summary.get("status")), "devgrad.task": str(summary.get("task"))}
     client.log_batch(run_id, metrics=metrics, tags=[mlflow.entities.RunTag(k, v) for k, v in tags.items()],

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -415,3 +416,29 @@ def test_a_failure_after_the_last_epoch_leaves_a_failed_run_not_a_running_one(tm
     if isinstance(error, OSError):
         assert "cannot write plots/learning_curves.png" in str(info.value) and f"devgrad resume {run_dir}" in str(
             info.value)
+
+
+def test_a_killed_segment_is_timed_to_its_last_write_not_to_the_resume(tmp_path):
+    """The hour a killed run lay dead before its resume is no training time."""
+    def stop(trainer, epoch, row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run({**SMALL_NO_PLOTS, "train": {**SMALL["train"], "epochs": 2, "checkpoint": {"every": 1}}}, out=tmp_path,
+            quiet=True, callbacks=[stop])
+    run_dir = only_run_dir(tmp_path, "small")
+    # as a kill -9 leaves it: meta.json says running, no segment times, no summary.json; its last
+    # write 2 s after it started, an hour ago (the pid is this process's, which is not another one training it)
+    meta = json.loads((run_dir / "meta.json").read_text())
+    started = time.time() - 3600
+    meta.update(status="running", pid=os.getpid(), started=datetime.fromtimestamp(started).astimezone().isoformat())
+    meta.pop("segments", None)
+    meta.pop("ended", None)
+    (run_dir / "meta.json").write_text(json.dumps(meta))
+    (run_dir / "summary.json").unlink()
+    for name in ("train.log", "metrics.jsonl", "checkpoints/last.npz"):
+        os.utime(run_dir / name, (started + 2, started + 2))
+    finished = dg.experiment.resume(run_dir, quiet=True).summary
+    killed = json.loads((run_dir / "meta.json").read_text())["segments"][0]
+    assert killed["wall_seconds"] == pytest.approx(2.0, abs=0.01)
+    assert finished["wall_seconds"] == pytest.approx(2.0 + finished["wall_seconds_this_segment"], abs=0.01)

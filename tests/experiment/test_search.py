@@ -8,6 +8,7 @@ with exactly its trial count; bad spaces exit 2 before anything runs.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -30,6 +31,15 @@ BASE = {"name": "search", "seed": 3, "device": "cpu",
         "model": {"hidden": [6], "activation": "tanh"}, "optimizer": {"name": "adam", "lr": 0.05},
         "train": {"epochs": 3, "batch_size": 32}, "plots": {"enabled": False}}
 LR = {"optimizer.lr": {"loguniform": [1.0e-3, 1.0]}}
+
+
+@pytest.fixture
+def no_sweep_plots(monkeypatch):
+    """A search without its sweep's pictures (seconds of matplotlib a test of its tables never looks at)."""
+    from devgrad.experiment import search
+
+    monkeypatch.setattr(search, "draw", lambda *args: [])
+    monkeypatch.setattr(search.search_plots, "draw", lambda *args: [])
 
 
 def _study(sweep_dir):
@@ -65,6 +75,11 @@ def test_a_space_option_reads_as_the_spec_writes_it(text, expected):
     ({"train.batch_size": {"int": [16.5, 32]}}, "whole numbers"),
     ({"model.dropout": {"uniform": [0.0, 0.5], "log": True}}, "goes with int only"),
     ({"model.hidden": {"choice": []}}, "non-empty list"),
+    ({"train.epochs": {"uniform": [1, 5]}},
+     "train.epochs takes whole numbers, and uniform samples fractional ones (every trial would fail); use the int "
+     "distribution instead: train.epochs: {int: [1, 5]}"),
+    ({"data.n_samples": {"loguniform": [100, 1000]}}, "instead: data.n_samples: {int: [100, 1000], log: true}"),
+    ({"train.batch_size": {"int": [0, 64], "log": True}}, "int with log needs a low bound of at least 1"),
 ])
 def test_a_bad_space_is_one_clear_problem(space, message):
     with pytest.raises(SpecError) as caught:
@@ -81,6 +96,23 @@ def test_bad_spaces_exit_2_before_anything_runs(tmp_path):
     assert "model.hidden value [0]" in done.stderr
     assert "Traceback" not in done.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--search", "random", "--trials", "2", "--space", "train.epochs=uniform(1,5)"],
+     "--space train.epochs: train.epochs takes whole numbers, and uniform samples fractional ones (every trial would "
+     "fail); use the int distribution instead: --space 'train.epochs=int(1,5)'"),
+    (["--search", "random", "--trials", "2", "--space", "train.batch_size=int(0,64,log)"],
+     "--space train.batch_size: int with log needs a low bound of at least 1 (it samples the logarithm), got 0"),
+    (["--search", "grid", "--trials", "5", "--space", "model.hidden=choice([4],[8])"],
+     "--trials 5: the grid sampler's grid has 2 points, and more trials would train points again as separate "
+     "trials; give 2 or fewer"),
+])
+def test_a_space_its_trials_cannot_take_exits_2_before_any_folder(tmp_path, options, message):
+    out = tmp_path / "sweeps"
+    done = cli("sweep", write_spec(tmp_path, BASE), *options, "--out", out)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and not out.exists()
 
 
 def test_a_grid_sampler_needs_a_finite_grid(tmp_path):
@@ -343,3 +375,58 @@ def test_the_median_pruner_reaches_trials_on_a_dask_local_cluster(tmp_path):
     assert pruned and all(r["params"]["optimizer.lr"] > 1 for r in pruned)
     for line in pruned:
         assert json.loads(open(os.path.join(line["run_dir"], "summary.json")).read())["epochs_run"] < 4
+
+
+def test_a_searched_seed_is_the_seed_each_trial_runs_with_and_the_tables_show(tmp_path, no_sweep_plots):
+    space = {"seed": {"choice": [5, 6]}}
+    result = sweep({**BASE, "train": {"epochs": 1, "batch_size": 64}}, search="grid", space=space, pruner="none",
+                   jobs=1, out=tmp_path, quiet=True)
+    trained = {r["index"]: yaml.safe_load(open(os.path.join(r["run_dir"], "config.yaml")))["seed"]
+               for r in result.results}
+    assert sorted(trained.values()) == [5, 6]
+    assert all(r["seed"] == r["params"]["seed"] == trained[r["index"]] for r in result.results)
+    with open(result.sweep_dir / "results.csv") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0].count("seed") == 1
+    column = rows[0].index("seed")
+    assert {int(row[0]): int(row[column]) for row in rows[1:]} == trained
+    summary = (result.sweep_dir / "summary.txt").read_text()
+    assert all(f"seed={seed} (seed {seed})" in summary for seed in (5, 6))
+
+
+@pytest.mark.parametrize("option", [["--pruner", "median"], ["--storage", "sqlite:///study.db"]])
+def test_a_search_option_on_a_grid_sweep_exits_2_naming_it(tmp_path, option):
+    out = tmp_path / "sweeps"
+    done = cli("sweep", write_spec(tmp_path, BASE), "--grid", "optimizer.lr=0.1", *option, "--out", out)
+    assert done.returncode == 2 and f"{option[0]} {option[1]}: a " in done.stderr, done.stderr
+    assert "this sweep is a grid" in done.stderr and "Traceback" not in done.stderr
+    assert not out.exists() and not (tmp_path / "study.db").exists()
+
+
+def test_a_relative_sqlite_storage_is_kept_absolute_and_a_storage_without_the_study_is_refused(
+        tmp_path, monkeypatch, no_sweep_plots):
+    """A relative sqlite:/// URL read from another folder would open another (new, empty) study, where
+    every finished trial would be counted again."""
+    for folder in ("started", "elsewhere"):
+        (tmp_path / folder).mkdir()
+    monkeypatch.chdir(tmp_path / "started")
+    result = sweep({**BASE, "train": {"epochs": 1, "batch_size": 64}}, search="random", trials=2, space=LR,
+                   pruner="none", storage="sqlite:///study.db", jobs=1, out=tmp_path / "sweeps", quiet=True)
+    config_file = result.sweep_dir / "sweep.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    assert config["storage"] == f"sqlite:///{tmp_path / 'started' / 'study.db'}"
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    resumed = resume_sweep(result.sweep_dir, jobs=1, quiet=True)  # nothing left to run
+    assert [r["trial"] for r in resumed.results] == [0, 1] and len(read_results(result.sweep_dir)) == 2
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    before = (result.sweep_dir / "results.jsonl").read_text()
+    for storage, why in ((f"sqlite:///{tmp_path / 'started' / 'other.db'}", "no such file"),
+                         ("sqlite:///study.db", "no such file"),
+                         (f"sqlite:///{tmp_path / 'empty.db'}", f"holds no study named '{config['study']}'")):
+        optuna.create_study(study_name="another", storage=f"sqlite:///{tmp_path / 'empty.db'}", load_if_exists=True)
+        config_file.write_text(yaml.safe_dump({**config, "storage": storage}))
+        with pytest.raises(RunError, match=f"cannot resume {result.sweep_dir}: the storage {storage} is not the "
+                                           f"study this search ran \\(({why}|it {why})"):
+            resume_sweep(result.sweep_dir, jobs=1, quiet=True)
+        assert list((tmp_path / "elsewhere").iterdir()) == [] and not (tmp_path / "started" / "other.db").exists()
+    assert (result.sweep_dir / "results.jsonl").read_text() == before

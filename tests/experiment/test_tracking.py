@@ -293,3 +293,30 @@ def test_a_failing_tracker_costs_one_warning_and_no_thread_of_the_training_proce
     assert tracker.closed and threading.active_count() == threads
     err = capsys.readouterr().err
     assert err.count("MLflow tracking stopped (ConnectionError: refused)") == 1 and "devgrad track" in err
+
+
+def test_after_a_resume_mlflow_holds_the_summarys_wall_time_and_best_value(tmp_path, monkeypatch):
+    """A run stopped after its first epoch and logged, then resumed untracked and logged again by devgrad
+    track: its wall time and best value grew, and MLflow's final values are the new ones."""
+    monkeypatch.chdir(tmp_path)  # a local store keeps its artifacts in ./mlruns
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+    def stop(trainer, epoch, row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run({**BASE, "optimizer": {"name": "adam", "lr": 0.05}}, out=tmp_path / "runs", quiet=True,
+            callbacks=[stop])
+    (run_dir,) = (tmp_path / "runs" / "tracked").iterdir()
+    track(run_dir, uri)
+    first = ckpt.read_json(run_dir / "summary.json")
+    resume(run_dir, quiet=True)
+    summary = ckpt.read_json(run_dir / "summary.json")
+    best = f"best_{summary['monitor']}"
+    assert summary["wall_seconds"] > first["wall_seconds"] and summary["best"] != first["best"]
+    track(run_dir, uri)
+    held = _client(uri).get_run(_run_id(run_dir, uri)).data.metrics
+    assert held["wall_seconds"] == pytest.approx(summary["wall_seconds"])
+    assert held[best] == pytest.approx(summary["best"][summary["monitor"]])
+    for key, value in summary["test"].items():
+        assert held[key] == pytest.approx(value)

@@ -50,7 +50,7 @@ class Tensor:
     is the graph node (a ``Function``) that produced it, None for leaves and constants.
     """
 
-    # _view_of: on a view made by indexing, (weakref to its tensor, index): graph writes reach that tensor
+    # _view_of: on a view made by indexing, (weakref to its root, indices, the root's views); on a root, its views
     __slots__ = ("data", "device", "requires_grad", "grad", "grad_fn", "name", "_version", "_view_of",
                  "__weakref__")
 

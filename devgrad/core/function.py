@@ -125,12 +125,13 @@ class Function:
             node.versions = versions  # (Tensor, its version now): an in-place change before backward is an error
         else:
             node.inputs = node.input_arrays = node.versions = None
-        node.out_data = out if cls.save_output else None
         node.output_modified = False
         node.writes = WRITES.count
         node.shape = out.shape
         node.released = False
-        return _make(out, dev, node)
+        t = _make(out, dev, node)
+        node.out_data = t.data if cls.save_output else None  # the array t wraps (a 0-d one too): writes are seen
+        return t
 
     def forward(self, *arrays, **params) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement forward")

@@ -17,7 +17,8 @@ from devgrad.core.writes import block_of
 from devgrad.cpu_capture import traced_if_recording
 from devgrad.ops._util import sum_to
 from devgrad.ops.elementwise import Cast
-from devgrad.ops.shape import normalize_index
+from devgrad.ops.shape import GetItem, normalize_index
+from devgrad.ops.views import is_basic, root_of
 
 
 class IndexPut(Function):
@@ -55,14 +56,14 @@ def setitem(a: Tensor, index, value) -> None:
         raise DeviceError(f"setitem: value is on {value.device}, tensor on {a.device}")
     index = normalize_index(index, a.device)
     if is_grad_enabled() and (a.requires_grad or (isinstance(value, Tensor) and value.requires_grad)):
-        for target, _ in _targets(a, index):
-            if target.requires_grad and target.grad_fn is None:
-                raise RuntimeError("in-place assignment into a leaf tensor that requires grad (a parameter), or a "
-                                   "view of one, would corrupt the graph; do it inside dg.no_grad() (e.g. to "
-                                   "initialise a parameter) or build a new tensor")
-        for target, where in _targets(a, index):
-            _record(target, where, value)
-            value = target
+        root, path, views = root_of(a)
+        if root.requires_grad and root.grad_fn is None:
+            raise RuntimeError("in-place assignment into a leaf tensor that requires grad (a parameter), or a "
+                               "view of one, would corrupt the graph; do it inside dg.no_grad() (e.g. to "
+                               "initialise a parameter) or build a new tensor")
+        _record(root, (*path, index), value, views)
+        if a is not root:
+            a._bump_version()
         return
     if isinstance(value, Tensor):
         value = value.data
@@ -73,34 +74,53 @@ def setitem(a: Tensor, index, value) -> None:
 def assign_in_graph(a: Tensor, other, op) -> None:
     """``a op= other`` while a graph is recorded through ``a`` or ``other`` (``Tensor._inplace``):
     ``a[...] = a op other`` on a copy of a's old values, in the graph, since the op may save them."""
-    before = Cast.apply(Tensor._make(a.data, a.device, a.grad_fn), dtype=a.dtype)
+    old = traced_if_recording(a.data)  # a recorded step reads the values a has when it is replayed
+    before = Cast.apply(Tensor._make(old, a.device, a.grad_fn), dtype=a.dtype)
     setitem(a, Ellipsis, op(before, other))
 
 
-def _targets(a: Tensor, index) -> list:
-    """(tensor, index) for ``a`` and each tensor it was taken from by indexing, innermost first:
-    each of them must record the write. Memory shared in another way is an error."""
-    targets = [(a, index)]
-    while a.data.base is not None:
-        origin = getattr(a, "_view_of", None)
-        base = origin[0]() if origin is not None else None
-        if base is None or block_of(base.data) is not block_of(a.data):
-            raise RuntimeError(f"x[...] = a value of the graph, into a tensor {a._describe()} that shares its memory "
-                               "with another array (a reshape, a transpose or a detached view of another tensor, "
-                               "or memory of another library): the other would hold the new values without their "
-                               "graph. Assign into the tensor itself (x[1:3][0] = v is x[1] = v), or into a copy "
-                               "(y = x.copy())")
-        a, index = base, origin[1]  # type: ignore[index]  # origin is set where base is
-        targets.append((a, index))
-    return targets
-
-
-def _record(a: Tensor, index, value) -> None:
-    """Write ``value`` into ``a[index]`` as a node of the graph, which ``a`` then carries."""
-    if a.dtype.kind != "f":
-        raise TypeError(f"x[...] = a value of the graph, into a {a.dtype} tensor: only a floating-point tensor "
+def _record(root: Tensor, path: tuple, value, views) -> None:
+    """Write ``value`` into ``root[path[0]][path[1]]...`` as a node of the graph, which ``root``
+    then carries: the write goes into a fresh view of root's graph as it is now, and each
+    enclosing view is written back into its base (PyTorch's CopySlices)."""
+    if root.dtype.kind != "f":
+        raise TypeError(f"x[...] = a value of the graph, into a {root.dtype} tensor: only a floating-point tensor "
                         "can carry a gradient; convert it first (x = x.astype('float32'))")
-    before = Tensor._make(a.data, a.device, a.grad_fn)  # a as it was: its node, or a constant
-    out = IndexPut.apply(before, value, index=index)
-    a._bump_version()  # what saved a's old values (or a's node, its output) refuses them now
-    a.grad_fn, a.requires_grad = out.grad_fn, True
+    chain = [Tensor._make(root.data, root.device, root.grad_fn)]  # root as it was: its node, or a constant
+    for index in path[:-1]:
+        chain.append(GetItem.apply(chain[-1], index=index, accumulate=False))
+    written = _region(chain[-1].data, path[-1])
+    for base, index in zip(reversed(chain), reversed(path), strict=True):
+        value = IndexPut.apply(base, value, index=index)
+    root._bump_version()  # what saved root's old values (or root's node, its output) refuses them now
+    root.grad_fn, root.requires_grad = value.grad_fn, True
+    if views:
+        _refresh(root, views, written)
+
+
+def _region(array, index):
+    """The elements ``array[index]`` as a view of them where the index is basic, else ``array``."""
+    region = array[index] if is_basic(index) else array
+    return region if getattr(region, "base", None) is not None else array
+
+
+def _refresh(root: Tensor, views: list, written) -> None:
+    """Give each live view of ``root`` over the ``written`` elements a node of root's new graph
+    (a view taken before the write reads the new values: its gradient goes to what wrote them)."""
+    xp = root.device.xp
+    block = block_of(root.data)
+    live = []
+    for ref in views:
+        view = ref()
+        if view is None:
+            continue
+        live.append(ref)
+        if view.grad_fn is None and view.requires_grad:
+            continue  # made a leaf by requires_grad_(): its gradient is its own
+        if not xp.may_share_memory(view.data, written) or block_of(view.data) is not block:
+            continue
+        fresh = Tensor._make(root.data, root.device, root.grad_fn)
+        for index in view._view_of[1]:
+            fresh = GetItem.apply(fresh, index=index, accumulate=False)
+        view.grad_fn, view.requires_grad = fresh.grad_fn, True
+    views[:] = live

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numbers
-import weakref
 
 import numpy as np
 
@@ -13,6 +12,7 @@ from devgrad.core import Function, Tensor, as_dtype
 from devgrad.creation import shape_from_args
 from devgrad.ops._util import axis_arg, normalize_axis, one_axis, sum_to
 from devgrad.ops.elementwise import cast
+from devgrad.ops.views import note_view, view_index
 
 
 class Reshape(Function):
@@ -350,9 +350,10 @@ def getitem(a: Tensor, index) -> Tensor:
         accumulate = False
     else:
         accumulate = _has_integer_array(index)
+    index = view_index(index, a.ndim)  # x[1] of a vector: a 0-d view, as PyTorch's
     out = GetItem.apply(a, index=index, accumulate=accumulate)
-    if out.data.base is not None:  # a view: x[1:3][0] = v is a write into x too (devgrad.ops.assign)
-        out._view_of = (weakref.ref(a), index)
+    if out.data.base is not None:  # a view: x[1:3][0] = v is a write into x too (devgrad.ops.views)
+        note_view(a, out, index)
     return out
 
 

@@ -163,3 +163,54 @@ def test_the_matplotlib_picture_is_drawn_once_and_cropped_as_savefig_would(tmp_p
     assert graph.render(tmp_path / "neuron.pdf").read_bytes().startswith(b"%PDF")
     with pytest.raises(ValueError, match=r"\.jpg without Graphviz: use \.png"):
         graph.render(tmp_path / "neuron.jpg")
+
+
+def _leaf_names(dot: str) -> list:
+    return sorted(line.split('label="')[1].split("\\n")[0] for line in dot.splitlines() if "shape=ellipse" in line)
+
+
+def test_every_input_of_an_op_that_saves_none_is_drawn():
+    """Add and Sub keep no inputs for backward: a tensor without grad, a constant and a freed
+    tensor are still drawn, each with its edge; the graph keeps no larger array alive for it."""
+    import gc
+    import weakref
+
+    X = dg.tensor([[1.0, 2.0], [3.0, 4.0]], dtype="float64", name="X")
+    y = dg.tensor([1.0, 0.0], dtype="float64", name="y")
+    w = dg.tensor([0.5, -0.2], dtype="float64", requires_grad=True, name="w")
+    dot = dg.viz.to_dot(((X @ w - y) ** 2).mean())
+    assert _leaf_names(dot) == ["X", "w", "y"]
+    assert dot.count("->") == 7  # X, w -> MatMul -> Sub <- y; Sub -> Pow -> Mean -> out
+    assert "Add (·, 3)" in dg.viz.to_dot(w + 3.0)
+    temporary = w + dg.tensor([1.0, 2.0], dtype="float64")
+    assert "input (freed)\\n2" in dg.viz.to_dot(temporary)  # its shape, dashed
+    big = dg.tensor(np.ones(1000), dtype="float64")
+    gone = weakref.ref(big)
+    kept = dg.tensor(np.ones(1000), dtype="float64", requires_grad=True) + big
+    del big
+    gc.collect()
+    assert gone() is None and kept.grad_fn is not None  # the graph held no reference to it
+
+
+def test_the_derivative_graph_of_an_input_used_twice_sums_to_torch():
+    torch = pytest.importorskip("torch")
+    x = dg.tensor(0.7, dtype="float64", name="x")  # an input without grad, as the lecture's x₁, x₂
+    a = dg.tensor(-1.3, dtype="float64", requires_grad=True, name="a")
+    out = x * a + x
+    graph = dg.viz.derivative_graph(out)
+    key = f"t{id(x)}"
+    leaving = sorted((graph.nodes[c][0].split("\n")[0], v) for p, c, _, v in graph.edges if p == key)
+    assert leaving == [("Add", 1.0), ("Mul", -1.3)]
+    children: dict = {}
+    for p, c, _, v in graph.edges:
+        children.setdefault(p, []).append((c, v))
+
+    def paths(k):
+        return 1.0 if k == "out" else sum(v * paths(c) for c, v in children.get(k, []))
+
+    tx = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    (tx * -1.3 + tx).backward()
+    assert paths(key) == pytest.approx(tx.grad.item()) and dg.viz.path_sum(out, x)[0] == pytest.approx(-0.3)
+    constant = dg.viz.derivative_graph(a + 3.0)
+    assert any(text.startswith("Add (·, 3)") for text, _ in constant.nodes.values())
+

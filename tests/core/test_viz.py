@@ -214,3 +214,25 @@ def test_the_derivative_graph_of_an_input_used_twice_sums_to_torch():
     constant = dg.viz.derivative_graph(a + 3.0)
     assert any(text.startswith("Add (·, 3)") for text, _ in constant.nodes.values())
 
+
+def test_two_edges_between_the_same_nodes_are_drawn_apart(tmp_path, monkeypatch):
+    """x*x: both inputs of Mul are x; the matplotlib picture shows two arrows, each with its own
+    label, so the picture's chain rule gives 0.7 + 0.7 (torch: 1.4)."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.axes import Axes
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    arrows, texts = [], []
+    annotate, text = Axes.annotate, Axes.text
+    monkeypatch.setattr(Axes, "annotate", lambda ax, s, xy, xytext, **k: arrows.append((xytext, xy))
+                        or annotate(ax, s, xy, xytext=xytext, **k))
+    monkeypatch.setattr(Axes, "text", lambda ax, x, y, s, **k: texts.append(((x, y), s)) or text(ax, x, y, s, **k))
+    x = dg.tensor(0.7, dtype="float64", requires_grad=True, name="x")
+    dg.viz.derivative_graph(x * x).render(tmp_path / "xx.png")
+    assert len(arrows) == 3 and len(set(arrows)) == 3  # x -> Mul twice, Mul -> L
+    labels = [(where, s) for where, s in texts if s == "0.7"]
+    assert len(labels) == 2 and labels[0][0] != labels[1][0]
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    (t * t).backward()
+    assert sum(float(s) for _, s in labels) == pytest.approx(t.grad.item())

@@ -322,7 +322,7 @@ class DerivativeGraph:
     def _in_edges(self, node: Function) -> None:
         """An edge from each input of ``node`` (a node, a leaf, a tensor without grad, or one the
         graph no longer reaches), labelled with ∂node/∂input: a number where node and input are
-        single numbers, else the op's rule."""
+        single numbers, else the op's rule (per element)."""
         local = _local_derivatives(node)
         rules = _RULES.get(node.name, ())
         for i, (parent, derivative) in enumerate(zip(_parents(node), local)):
@@ -336,7 +336,9 @@ class DerivativeGraph:
                     self.nodes[key] = (self._leaf(parent), "leaf")
             else:
                 continue
-            if derivative is not None and np.size(derivative) == 1:
+            # a number where node and input are single numbers; a one-element input broadcast into a
+            # larger op gets the rule (∂zᵢ/∂b), not the sum over the broadcast that backward gives
+            if derivative is not None and np.size(derivative) == 1 and int(np.prod(node.shape)) == 1:
                 number = float(np.reshape(derivative, -1)[0])
                 label = f"{number:.4g}"
             else:

@@ -236,3 +236,19 @@ def test_two_edges_between_the_same_nodes_are_drawn_apart(tmp_path, monkeypatch)
     t = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
     (t * t).backward()
     assert sum(float(s) for _, s in labels) == pytest.approx(t.grad.item())
+
+
+def test_a_broadcast_one_element_input_is_labelled_per_element():
+    """z = X @ w + b with b of shape (1,): ∂zᵢ/∂b = 1 for every i (torch's Jacobian), as the
+    MatMul -> Add edge says; not 5, the sum over the broadcast."""
+    torch = pytest.importorskip("torch")
+    X = dg.tensor(np.arange(10.0).reshape(5, 2), dtype="float64", name="X")
+    w = dg.tensor([0.5, -1.0], dtype="float64", requires_grad=True, name="w")
+    b = dg.tensor([0.0], dtype="float64", requires_grad=True, name="b")
+    graph = dg.viz.derivative_graph((X @ w + b).sum())
+    into_add = {graph.nodes[p][0].split("\n")[0].split(" =")[0]: (label, v) for p, c, label, v in graph.edges
+                if graph.nodes[c][0].startswith("Add")}
+    jacobian = torch.autograd.functional.jacobian(lambda bb: torch.zeros(5, dtype=torch.float64) + bb,
+                                                  torch.zeros(1, dtype=torch.float64))
+    assert set(jacobian.reshape(-1).tolist()) == {1.0}
+    assert into_add == {"MatMul": ("1", None), "b": ("1", None)}

@@ -27,14 +27,16 @@ def decision_boundary(plt, X_all: np.ndarray, y_all: np.ndarray, predict_proba, 
     extent = (gx.min(), gx.max(), gy.min(), gy.max())
     size = (6.6 if probs.shape[1] == 2 else 6, 5.2)
     with reused(plt, ("decision_boundary", size), lambda: plt.subplots(figsize=size)) as (fig, ax):
+        names = _names(class_names, probs.shape[1])
         if probs.shape[1] == 2 and margin:
-            _score_and_margin(plt, fig, ax, probs[:, 1].reshape(gx.shape), gx, gy, extent, boundary=not lines)
+            _score_and_margin(plt, fig, ax, probs[:, 1].reshape(gx.shape), gx, gy, extent, names[1],
+                              boundary=not lines)
         elif probs.shape[1] == 2:
             p1 = probs[:, 1].reshape(gx.shape)
             image = ax.imshow(p1, origin="lower", extent=extent, aspect="auto", cmap=plt.get_cmap("RdBu_r", 20),
                               vmin=0, vmax=1, alpha=0.8, interpolation="bilinear", interpolation_stage="data")
             ax.contour(gx, gy, p1, levels=[0.5], colors="k", linewidths=1)
-            fig.colorbar(image, ax=ax, label="P(class 1)", fraction=0.05, pad=0.03)
+            fig.colorbar(image, ax=ax, label=f"P(class {names[1]})", fraction=0.05, pad=0.03)
         else:
             from matplotlib.colors import ListedColormap  # noqa: PLC0415 - optional dependency
 
@@ -42,7 +44,7 @@ def decision_boundary(plt, X_all: np.ndarray, y_all: np.ndarray, predict_proba, 
             colours = [plt.get_cmap("tab10")(i % 10) for i in range(k)]
             ax.imshow(probs.argmax(axis=1).reshape(gx.shape), origin="lower", extent=extent, aspect="auto",
                       cmap=ListedColormap(colours), vmin=-0.5, vmax=k - 0.5, alpha=0.3, interpolation="nearest")
-        _class_points(plt, ax, X_all, y_all, probs.shape[1], class_names)
+        _class_points(plt, ax, X_all, y_all, names)
         for i, ((a, c), label) in enumerate(lines or []):
             _draw_line(ax, a, c, gx, gy, color=unit_colour(plt, i), linewidth=1.5, linestyle="--", label=label)
         ax.set_xlim(extent[0], extent[1])
@@ -58,23 +60,32 @@ def decision_boundary(plt, X_all: np.ndarray, y_all: np.ndarray, predict_proba, 
     return path
 
 
-def _class_points(plt, ax, X_all, y_all, k: int, class_names) -> None:
-    """The data, coloured by class: two classes on the probability colours, more with a legend."""
+def _names(class_names, k: int) -> list[str]:
+    """The names of the ``k`` classes, by index: their labels in the data where known (a CSV's
+    labels 1 and 2 are not the classes 0 and 1), else the indices."""
+    names = class_names if class_names is not None and len(class_names) == k else range(k)
+    return [str(name) for name in names]
+
+
+def _class_points(plt, ax, X_all, y_all, names: list[str]) -> None:
+    """The data, coloured by class (two classes on the probability colours), with a legend of the
+    classes' names."""
+    k = len(names)
     if k == 2:
+        colours = [plt.get_cmap("RdBu_r")(0.0), plt.get_cmap("RdBu_r")(1.0)]
         ax.scatter(X_all[:, 0], X_all[:, 1], c=y_all, cmap="RdBu_r", vmin=0, vmax=1, s=9, edgecolors="w",
                    linewidths=0.3)
-        return
-    colours = [plt.get_cmap("tab10")(i % 10) for i in range(k)]
-    ax.scatter(X_all[:, 0], X_all[:, 1], c=[colours[i] for i in y_all], s=9, edgecolors="w", linewidths=0.3)
-    names = class_names if class_names is not None and len(class_names) == k else range(k)
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color=colours[i], label=str(names[i])) for i in range(k)]
+    else:
+        colours = [plt.get_cmap("tab10")(i % 10) for i in range(k)]
+        ax.scatter(X_all[:, 0], X_all[:, 1], c=[colours[i] for i in y_all], s=9, edgecolors="w", linewidths=0.3)
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=colours[i], label=names[i]) for i in range(k)]
     ax.add_artist(ax.legend(handles=handles, title="class", loc="upper right", fontsize=8))
 
 
-def _score_and_margin(plt, fig, ax, p1: np.ndarray, gx, gy, extent, boundary: bool = True) -> None:
+def _score_and_margin(plt, fig, ax, p1: np.ndarray, gx, gy, extent, positive: str, boundary: bool = True) -> None:
     """A hinge-loss classifier's score d(x) (its output: the plot's class-1 'probability' is only
-    σ(d), undone here), the margin d = ±1 that the loss asks for, and the boundary d = 0 unless
-    the caller draws it as a line."""
+    σ(d), undone here; ``positive`` names that class), the margin d = ±1 that the loss asks for,
+    and the boundary d = 0 unless the caller draws it as a line."""
     p1 = np.clip(p1.astype(np.float64), 1e-15, 1 - 1e-15)
     score = np.log(p1) - np.log1p(-p1)
     image = ax.imshow(np.clip(score, -3, 3), origin="lower", extent=extent, aspect="auto",
@@ -85,7 +96,8 @@ def _score_and_margin(plt, fig, ax, p1: np.ndarray, gx, gy, extent, boundary: bo
         ax.contour(gx, gy, score, levels=[0], colors="k", linewidths=1.4)
         ax.plot([], [], color="k", linewidth=1.4, label="boundary d(x) = 0")
     ax.plot([], [], color="k", linewidth=1, linestyle="--", label="margin d(x) = ±1")
-    fig.colorbar(image, ax=ax, label="score d(x) (class 1 where d > 0)", fraction=0.05, pad=0.03, extend="both")
+    fig.colorbar(image, ax=ax, label=f"score d(x) (class {positive} where d > 0)", fraction=0.05, pad=0.03,
+                 extend="both")
 
 
 def _draw_line(ax, a: np.ndarray, c: float, gx: np.ndarray, gy: np.ndarray, **style) -> bool:

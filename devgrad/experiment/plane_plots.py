@@ -146,11 +146,13 @@ def neurons(plt, X_all: np.ndarray, y_all: np.ndarray, units, lines: Sequence[tu
         _panel(ax, extent, shared=True)
         _outer_axes(ax, bottom=True, left=k % cols == 0)
         _output_panel(plt, ax, X_all, y_all, predict_proba(points), gx, extent)
-        for i in range(min(k, 8)):  # beyond 8 lines the output is hidden under them
+        lined = lines[0] is not None  # None: the units are normalised together, no unit has a line
+        for i in range(min(k, 8) if lined else 0):  # beyond 8 lines the output is hidden under them
             _draw_line(ax, *lines[i], gx, gy, color=unit_colour(plt, i), linewidth=1.4, label=f"unit {i + 1}")
-        ax.set_title("the network's output,\nwith " + ("every unit's line" if k <= 8 else "the first 8 units' lines"),
-                     fontsize=10, y=1.0, pad=3)
-        if k <= 8:
+        ax.set_title("the network's output,\nwith " + ("every unit's line" if k <= 8 else "the first 8 units' lines")
+                     if lined else "the network's output\n(units normalised together: no lines)", fontsize=10,
+                     y=1.0, pad=3)
+        if k <= 8 and lined:
             ax.legend(fontsize=8, loc="best")
         shown = f"{k} units" if not total_units or total_units == k else f"the first {k} of {total_units} units"
         fig.suptitle(f"{name}: what each hidden unit computes (the first layer: {shown})\n"
@@ -167,17 +169,21 @@ def neurons(plt, X_all: np.ndarray, y_all: np.ndarray, units, lines: Sequence[tu
 def _unit_panel(plt, place, i: int, a_i: np.ndarray, line, gx, gy, activation_name: str, ax, bottom: bool,
                 left: bool) -> None:
     """Make ``ax`` unit ``i``'s panel at ``place``: its activation ``a_i`` over the plane, its
-    ``line`` (a, c), a title with both, its colour on the frame, tick labels where it is an outer
-    panel."""
+    ``line`` (a, c; None for a unit without a line of its own), a title with both, its colour on the
+    frame, tick labels where it is an outer panel."""
     ax.set_position(place.get_position(ax.figure))
     for artist in [*ax.images, *ax.lines]:  # the previous unit's
         artist.remove()
     extent = (gx.min(), gx.max(), gy.min(), gy.max())
     ax.imshow(a_i, origin="lower", extent=extent, aspect="auto", cmap="viridis", interpolation="bilinear")
-    a, c = line
-    _draw_line(ax, a, c, gx, gy, color="w", linewidth=1.6)
-    ax.set_title(f"unit {i + 1}: {activation_name}({a[0]:.2g}·x₁ {a[1]:+.2g}·x₂ {c:+.2g})\n"
-                 f"from {a_i.min():.2g} (dark) to {a_i.max():.2g} (light)", fontsize=10, y=1.0, pad=3)
+    if line is None:  # after a LayerNorm a unit depends on every unit: no formula, no line of its own
+        formula = f"{activation_name}(LayerNorm(Wx+b)ᵢ)"
+    else:
+        a, c = line
+        _draw_line(ax, a, c, gx, gy, color="w", linewidth=1.6)
+        formula = f"{activation_name}({a[0]:.2g}·x₁ {a[1]:+.2g}·x₂ {c:+.2g})"
+    ax.set_title(f"unit {i + 1}: {formula}\nfrom {a_i.min():.2g} (dark) to {a_i.max():.2g} (light)",
+                 fontsize=10, y=1.0, pad=3)
     for spine in ax.spines.values():  # the unit's colour, as in the other pictures
         spine.set(color=unit_colour(plt, i), linewidth=2.5)
     _outer_axes(ax, bottom, left)

@@ -17,11 +17,12 @@ from devgrad.experiment.panel_split import Part
 
 
 def decision_boundary(plt, X_all: np.ndarray, y_all: np.ndarray, predict_proba, path: Path, name: str,
-                      class_names=None, resolution: int = 200, lines=None, margin: bool = False) -> Path:
+                      class_names=None, resolution: int = 200, lines=None, margin: bool = False,
+                      lines_are_boundary: bool = False) -> Path:
     """P(class) over a grid of the input space (with ``margin``: a hinge-loss model's score,
-    which is no probability), the data points on top, and ``lines`` ([((a, c), label), ...]:
-    a·x + c = 0) drawn over it. The grid is an image, not filled contours: the same picture,
-    drawn in a fraction of the time."""
+    which is no probability, and its boundary d = 0 unless ``lines_are_boundary``), the data
+    points on top, and ``lines`` ([((a, c), label), ...]: a·x + c = 0) drawn over it. The grid is
+    an image, not filled contours: the same picture, drawn in a fraction of the time."""
     gx, gy = plane_grid(X_all, resolution)
     probs = predict_proba(np.stack([gx.ravel(), gy.ravel()], axis=1))
     extent = (gx.min(), gx.max(), gy.min(), gy.max())
@@ -30,7 +31,7 @@ def decision_boundary(plt, X_all: np.ndarray, y_all: np.ndarray, predict_proba, 
         names = _names(class_names, probs.shape[1])
         if probs.shape[1] == 2 and margin:
             _score_and_margin(plt, fig, ax, probs[:, 1].reshape(gx.shape), gx, gy, extent, names[1],
-                              boundary=not lines)
+                              boundary=not (lines and lines_are_boundary))
         elif probs.shape[1] == 2:
             p1 = probs[:, 1].reshape(gx.shape)
             image = ax.imshow(p1, origin="lower", extent=extent, aspect="auto", cmap=plt.get_cmap("RdBu_r", 20),

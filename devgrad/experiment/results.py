@@ -119,6 +119,7 @@ def draw(trainer: Trainer, history: list, say, unit_rows: list | None = None, fr
     if not trainer.task.regression and splits.n_features == 2:
         boundary = (*splits.all_points(), trainer.predict_proba)
         lines = _boundary_line(trainer)
+    lines_are_boundary = lines is not None  # else the units' lines: the boundary is drawn as well
     if splits.n_features == 2 and spec.model.hidden:
         neuron_view, unit_lines = _neuron_view(trainer)
         if boundary is not None and lines is None and neuron_view[-1] <= 8 and None not in unit_lines:
@@ -130,7 +131,7 @@ def draw(trainer: Trainer, history: list, say, unit_rows: list | None = None, fr
                        best_epoch=trainer.best_epoch or None, stopped_at=trainer.stopped_at,
                        class_names=splits.classes, predictions=predictions, neuron_view=neuron_view,
                        unit_history=unit_history, lines=lines, frames=frames,
-                       margin=trainer.task.loss == "hinge", worker=worker)
+                       margin=trainer.task.loss == "hinge", worker=worker, lines_are_boundary=lines_are_boundary)
 
 
 def _predictions(trainer: Trainer) -> tuple | None:

@@ -110,3 +110,22 @@ def test_units_normalised_together_are_drawn_without_a_line_or_formula(tmp_path,
     assert all("·x₁" not in t and "LayerNorm" in t for t, _ in titles), titles
     output = kept["neurons.png"].axes[-1]
     assert not output.get_lines() and "no lines" in output.get_title()
+
+
+@needs_matplotlib
+def test_a_hinge_loss_boundary_is_drawn_under_the_units_lines(tmp_path, kept):
+    """d(x) = 0 is drawn unless the lines drawn are the boundary itself: the hidden units' lines
+    are not."""
+    from matplotlib.contour import ContourSet
+
+    X, index, proba = _two_labels()
+    units = [((np.array([1.0, -0.5]), 0.2), "unit 1"), ((np.array([0.3, 1.0]), -0.1), "unit 2")]
+    levels, legends = {}, {}
+    for file, lines_are_boundary in (("units.png", False), ("line.png", True)):  # one figure, drawn again
+        plane_plots.decision_boundary(figures.pyplot(), X, index, proba, tmp_path / file, "run", resolution=20,
+                                      lines=units, margin=True, lines_are_boundary=lines_are_boundary)
+        ax = kept[file].axes[0]
+        levels[file] = sorted(float(v) for c in ax.collections if isinstance(c, ContourSet) for v in c.levels)
+        legends[file] = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert levels == {"units.png": [-1.0, 0.0, 1.0], "line.png": [-1.0, 1.0]}
+    assert "boundary d(x) = 0" in legends["units.png"] and "boundary d(x) = 0" not in legends["line.png"]

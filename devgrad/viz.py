@@ -10,6 +10,7 @@ import numpy as np
 
 from devgrad import viz_draw
 from devgrad.core import Function, Tensor, no_grad
+from devgrad.core.function import Absent
 from devgrad.io import atomic_write
 from devgrad.version import extra_hint
 
@@ -26,13 +27,43 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _op_label(fn) -> str:
-    """The op's name, with the constants it was given when it kept them (e.g. ``Mul (·, 0.7)``)."""
-    inputs = fn.inputs
-    if not inputs or all(isinstance(x, Tensor) for x in inputs):
+def _inputs(fn) -> tuple:
+    """Each input of node ``fn``: the Tensor or constant it was given where it saved its inputs,
+    else what it remembers of those whose gradient goes nowhere (``Function.given``: a constant, a
+    tensor, an ``Absent`` one that was freed) and None for the others (their node or leaf is in
+    ``fn.next``)."""
+    if fn.inputs is not None:
+        return tuple(fn.inputs)
+    given = getattr(fn, "given", None) or (None,) * len(fn.next)
+    return tuple(_alive(x) if isinstance(x, Absent) else x for x in given)
+
+
+def _alive(x: Absent):
+    """The tensor an ``Absent`` input refers to while it lives, else the ``Absent`` itself."""
+    tensor = x.ref() if x.ref is not None else None
+    return x if tensor is None else tensor
+
+
+def _constant(x) -> bool:
+    return x is not None and not isinstance(x, Tensor | Absent)
+
+
+def _op_text(fn) -> str:
+    """The op's name, with the constants it was given (e.g. ``Mul (·, 0.7)``, ``Add (·, 3)``)."""
+    inputs = _inputs(fn)
+    if not any(_constant(x) for x in inputs):
         return fn.name
-    parts = ["·" if isinstance(x, Tensor) else f"{x:g}" if isinstance(x, float) else str(x) for x in inputs]
-    return _escape(f"{fn.name} ({', '.join(parts)})")
+    parts = [f"{x:g}" if isinstance(x, float) else str(x) if _constant(x) else "·" for x in inputs]
+    return f"{fn.name} ({', '.join(parts)})"
+
+
+def _op_label(fn) -> str:
+    return _escape(_op_text(fn))
+
+
+def _absent_label(x: Absent) -> str:
+    """A tensor input the graph no longer reaches (freed), or a constant array: its shape."""
+    return f"{'input (freed)' if x.ref is not None else 'constant'}\\n{_shape(x.shape)}"
 
 
 def _graph_nodes(tensor: Tensor):
@@ -89,8 +120,7 @@ def to_dot(tensor: Tensor, names: dict | None = None, title: str | None = None) 
     for fn in _graph_nodes(tensor):
         lines.append(f'  {node_id(fn)} [label="{_op_label(fn)}\\n{_shape(fn.shape)}", shape=box, '
                      'style="rounded,filled", fillcolor="#dae8fc"];')
-        inputs = fn.inputs if fn.inputs is not None else (None,) * len(fn.next)
-        for target, inp in zip(fn.next, inputs):
+        for target, inp in zip(fn.next, _inputs(fn)):
             if isinstance(target, Function):
                 lines.append(f"  {node_id(target)} -> {node_id(fn)};")
             elif isinstance(target, Tensor):
@@ -100,6 +130,9 @@ def to_dot(tensor: Tensor, names: dict | None = None, title: str | None = None) 
             elif isinstance(inp, Tensor):
                 lines.append(f'  {node_id(inp)} [label="{leaf_label(inp)}", shape=ellipse, '
                              'style=dashed];')
+                lines.append(f"  {node_id(inp)} -> {node_id(fn)};")
+            elif isinstance(inp, Absent):
+                lines.append(f'  {node_id(inp)} [label="{_absent_label(inp)}", shape=ellipse, style=dashed];')
                 lines.append(f"  {node_id(inp)} -> {node_id(fn)};")
     lines.append("}")
     return "\n".join(dict.fromkeys(lines))  # a leaf used twice is declared once
@@ -155,8 +188,7 @@ def _local_derivatives(node: Function) -> list:
     # Every tensor input gets its derivative, also those that take no gradient in training (the
     # lecture labels the x edges too): backward is asked for all of them, then told the truth again.
     wanted = node.next
-    given = node.inputs if node.inputs is not None else (None,) * len(wanted)
-    node.next = tuple(n if n is not None or not isinstance(x, Tensor) else x for n, x in zip(wanted, given))
+    node.next = _parents(node)
     try:
         with no_grad():
             grads = node.backward(ones)
@@ -166,13 +198,19 @@ def _local_derivatives(node: Function) -> list:
     return [None if g is None else node.device.to_host(g.data) for g in grads]
 
 
+def _parents(node: Function) -> tuple:
+    """Where each input of ``node`` comes from: its node or leaf (``next``), or the tensor itself
+    when its gradient goes nowhere (an input without grad); None for a constant."""
+    return tuple(n if n is not None or not isinstance(x, Tensor) else x for n, x in zip(node.next, _inputs(node)))
+
+
 def _edges(node, cache: dict) -> list:
     """(parent, local derivative as a number) for each input of ``node`` that has a derivative; the
     derivatives are computed once per node (``cache``)."""
     if id(node) not in cache:
         cache[id(node)] = _local_derivatives(node)
     edges = []
-    for parent, local in zip(node.next, cache[id(node)]):
+    for parent, local in zip(_parents(node), cache[id(node)]):
         if parent is None or local is None:
             continue
         if np.size(local) != 1:
@@ -266,32 +304,46 @@ class DerivativeGraph:
         if not named_out:
             self.edges.append((f"f{id(out.grad_fn)}", "out", "1", 1.0))
         for node in _graph_nodes(out):
-            value = node.out_data
-            named = self.results.get(id(node))
-            if named is not None and named[1].size == 1:
-                text = f"{node.name}\n{named[0]} = {self._value(named[1])}"
-            elif named is not None:
-                text = f"{node.name}\n{named[0]} {_shape(node.shape)}"
-            else:
-                text = node.name + (f"\n= {float(np.reshape(node.device.to_host(value), -1)[0]):.4g}"
-                                    if value is not None and np.size(value) == 1 else f"\n{_shape(node.shape)}")
-            self.nodes[f"f{id(node)}"] = (text, "out" if named_out and node is out.grad_fn else "op")
-            local = _local_derivatives(node)
-            rules = _RULES.get(node.name, ())
-            inputs = node.inputs if node.inputs is not None else (None,) * len(node.next)
-            for i, (parent, derivative, given) in enumerate(zip(node.next, local, inputs)):
-                parent = parent if parent is not None else given
-                if not isinstance(parent, Function | Tensor):
-                    continue
+            self.nodes[f"f{id(node)}"] = (self._op_box(node), "out" if named_out and node is out.grad_fn else "op")
+            self._in_edges(node)
+
+    def _op_box(self, node: Function) -> str:
+        """An op's box: its name and constants, with the name and value of a named result, else its
+        value (one number) or shape."""
+        value, name = node.out_data, _op_text(node)
+        named = self.results.get(id(node))
+        if named is not None and named[1].size == 1:
+            return f"{name}\n{named[0]} = {self._value(named[1])}"
+        if named is not None:
+            return f"{name}\n{named[0]} {_shape(node.shape)}"
+        return name + (f"\n= {float(np.reshape(node.device.to_host(value), -1)[0]):.4g}"
+                       if value is not None and np.size(value) == 1 else f"\n{_shape(node.shape)}")
+
+    def _in_edges(self, node: Function) -> None:
+        """An edge from each input of ``node`` (a node, a leaf, a tensor without grad, or one the
+        graph no longer reaches), labelled with ∂node/∂input: a number where node and input are
+        single numbers, else the op's rule (per element)."""
+        local = _local_derivatives(node)
+        rules = _RULES.get(node.name, ())
+        for i, (parent, derivative) in enumerate(zip(_parents(node), local)):
+            given = _inputs(node)[i] if parent is None else None
+            if isinstance(given, Absent):
+                key = f"a{id(given)}"
+                self.nodes[key] = (_absent_label(given).replace("\\n", "\n"), "leaf")
+            elif isinstance(parent, Function | Tensor):
                 key = f"f{id(parent)}" if isinstance(parent, Function) else f"t{id(parent)}"
                 if isinstance(parent, Tensor):
                     self.nodes[key] = (self._leaf(parent), "leaf")
-                if derivative is not None and np.size(derivative) == 1:
-                    number = float(np.reshape(derivative, -1)[0])
-                    label = f"{number:.4g}"
-                else:
-                    number, label = None, rules[i] if i < len(rules) else f"∂{node.name}/∂in{i}"
-                self.edges.append((key, f"f{id(node)}", label, number))
+            else:
+                continue
+            # a number where node and input are single numbers; a one-element input broadcast into a
+            # larger op gets the rule (∂zᵢ/∂b), not the sum over the broadcast that backward gives
+            if derivative is not None and np.size(derivative) == 1 and int(np.prod(node.shape)) == 1:
+                number = float(np.reshape(derivative, -1)[0])
+                label = f"{number:.4g}"
+            else:
+                number, label = None, rules[i] if i < len(rules) else f"∂{node.name}/∂in{i}"
+            self.edges.append((key, f"f{id(node)}", label, number))
 
     def _value(self, t: Tensor) -> str:
         return f"{float(t.item()):.4g}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections import Counter
 
 import numpy as np
 
@@ -17,6 +18,8 @@ from devgrad.io import png_rgb
 
 PAD_INCHES = 0.1  # around what is drawn, as savefig's tight bounding box
 DPI = 120
+EDGE_GAP = 0.2  # between arrows that join the same two nodes (data units: a column is 1 wide)
+LABEL_GAP = 0.16  # from an arrow to its label
 _COLOURS = {"leaf": "#d5e8d4", "op": "#dae8fc", "out": "#fde0c5"}
 
 
@@ -57,6 +60,28 @@ def _positions(nodes: dict, edges: list) -> dict:
     return {key: (d, -i + (len(keys) - 1) / 2) for d, keys in columns.items() for i, key in enumerate(keys)}
 
 
+def edge_layout(edges: list, position: dict) -> list:
+    """Where each edge is drawn: (arrow's start, its end, its label's place, label). Edges between
+    the same two nodes (both inputs of ``x*x`` are x) run side by side, each label beside its own
+    arrow, so every path of the chain rule shows."""
+    between = Counter((parent, child) for parent, child, _, _ in edges)
+    seen: Counter = Counter()
+    drawn = []
+    for parent, child, label, _ in edges:
+        (x0, y0), (x1, y1) = position[parent], position[child]
+        n, k = between[parent, child], seen[parent, child]
+        seen[parent, child] += 1
+        length = math.hypot(x1 - x0, y1 - y0) or 1.0
+        nx, ny = -(y1 - y0) / length, (x1 - x0) / length  # the normal on the edge's left
+        shift = EDGE_GAP * (k - (n - 1) / 2)
+        start, end = (x0 + 0.25 + shift * nx, y0 + shift * ny), (x1 - 0.25 + shift * nx, y1 + shift * ny)
+        side = LABEL_GAP * (1.0 if shift >= 0 else -1.0)  # a label on the outer side of its arrow
+        middle = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)
+        where = (middle[0] + side * nx, middle[1] + side * ny) if n > 1 else (middle[0], middle[1] + LABEL_GAP)
+        drawn.append((start, end, where, label))
+    return drawn
+
+
 def layered_picture(nodes: dict, edges: list, fmt: str) -> bytes:
     """The picture of ``nodes`` (key -> (text, kind: leaf, op or out)) and ``edges`` ((parent key,
     child key, label, value)): SVG or PDF bytes for ``fmt`` "svg" or "pdf", else PNG. Needs
@@ -68,10 +93,9 @@ def layered_picture(nodes: dict, edges: list, fmt: str) -> bytes:
     fig = figure_class(figsize=(max(4.0, 2.4 * columns), max(2.5, 1.3 * tallest)), dpi=DPI)
     canvas = canvas_class(fig)
     ax = fig.add_subplot()
-    for parent, child, label, _ in edges:
-        (x0, y0), (x1, y1) = position[parent], position[child]
-        ax.annotate("", xy=(x1 - 0.25, y1), xytext=(x0 + 0.25, y0), arrowprops={"arrowstyle": "->", "color": "#555555"})
-        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.12, label, color="#b85450", fontsize=9, ha="center")
+    for start, end, where, label in edge_layout(edges, position):
+        ax.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", "color": "#555555"})
+        ax.text(*where, label, color="#b85450", fontsize=9, ha="center", va="center")
     for key, (text, kind) in nodes.items():
         x, y = position[key]
         ax.text(x, y, text, ha="center", va="center", fontsize=9,

@@ -10,6 +10,7 @@ alive at all.
 from __future__ import annotations
 
 import itertools
+import weakref
 from typing import Any
 
 import numpy as np
@@ -49,7 +50,7 @@ class Function:
     """
 
     __slots__ = ("next", "inputs", "input_arrays", "versions", "saved", "out_data", "device", "shape", "released",
-                 "seq", "output_modified", "writes")
+                 "seq", "output_modified", "writes", "given")
     # what apply() records on a node (declared for type checkers; the slots above hold them)
     next: tuple
     inputs: tuple | None
@@ -63,6 +64,7 @@ class Function:
     seq: int
     output_modified: bool
     writes: int  # WRITES.count when recorded: a later in-place write into what it saved is an error
+    given: tuple | None  # an op that saves no inputs: what its untracked inputs were, for drawings (``_given``)
 
     save_inputs = False
     save_output = False
@@ -76,7 +78,7 @@ class Function:
         """Run forward on the inputs' arrays and, when needed, record the node."""
         # The hot path of every op: kept to plain loops and attribute access on purpose.
         dev = None
-        requires = False
+        requires = 0  # how many inputs take a gradient (the others: ``given``, for drawings)
         arrays = []
         nexts = []
         versions = []  # each saved Tensor's version (for save_inputs ops): in-place changes are errors
@@ -87,7 +89,7 @@ class Function:
                 elif arg.device is not dev:
                     raise _mixed_devices(cls, dev, arg.device)
                 if arg.requires_grad:
-                    requires = True
+                    requires += 1
                     fn = arg.grad_fn
                     nexts.append(arg if fn is None else fn)
                 else:
@@ -125,10 +127,10 @@ class Function:
             node.versions = versions  # (Tensor, its version now): an in-place change before backward is an error
         else:
             node.inputs = node.input_arrays = node.versions = None
-        node.output_modified = False
+        node.given = _given(args, nexts) if requires < len(args) and not cls.save_inputs else None
+        node.output_modified = node.released = False
         node.writes = WRITES.count
         node.shape = out.shape
-        node.released = False
         t = _make(out, dev, node)
         node.out_data = t.data if cls.save_output else None  # the array t wraps (a 0-d one too): writes are seen
         return t
@@ -214,6 +216,34 @@ class Function:
     @property
     def name(self) -> str:
         return type(self).__name__
+
+
+def _given(args: tuple, nexts: list) -> tuple:
+    """What a node that saves no inputs remembers of those whose gradient goes nowhere, for
+    drawings of the graph (devgrad.viz): a constant as it is, a one-element tensor itself, a
+    larger tensor as a weak reference and its shape (it keeps no array alive); None where the
+    input's gradient has a place (``next``) to go."""
+    given: list = []
+    for arg, nxt in zip(args, nexts):
+        if nxt is not None:
+            given.append(None)
+        elif not isinstance(arg, Tensor):
+            given.append(arg if np.ndim(arg) == 0 else Absent(np.shape(arg)))
+        elif arg.data.size <= 1:
+            given.append(arg)
+        else:
+            given.append(Absent(arg.shape, weakref.ref(arg)))
+    return tuple(given)
+
+
+class Absent:
+    """An input a node did not keep: its shape and, for a tensor, a weak reference to it."""
+
+    __slots__ = ("ref", "shape")
+
+    def __init__(self, shape: tuple, ref=None):
+        self.shape = tuple(shape)
+        self.ref = ref
 
 
 def _complex_error(cls, out) -> TypeError:

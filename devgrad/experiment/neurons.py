@@ -23,7 +23,6 @@ from devgrad.io import atomic_write_text
 MAX_UNITS = 16  # first layers wider than this are not drawn unit by unit
 
 
-
 def plane_grid(X_all: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:
     """A resolution × resolution grid (gx, gy) over the points' extent plus 8% on each side: the
     plane every 2-D picture of a run is drawn on."""
@@ -119,11 +118,35 @@ def composed_map(layers) -> tuple[np.ndarray, np.ndarray]:
     return w_total, b_total
 
 
+def first_units(model) -> tuple[np.ndarray, np.ndarray] | None:
+    """The affine map (weight, bias) each first-layer unit applies to the standardised inputs
+    before its activation: the first Linear layer with an evaluation-mode BatchNorm1d after it
+    folded in (per unit, (h − mean)/√(var + eps)·γ + β is affine). None where the normalisation
+    makes each unit depend on all of them (a LayerNorm, a BatchNorm1d of the batch's own
+    statistics): a unit then has no line of its own."""
+    w, b = first_layer(model)
+    norm = _first_norm(model)
+    if norm is None:
+        return w, b
+    if isinstance(norm, nn.LayerNorm) or not norm.track_running_stats:
+        return None
+    scale = 1 / np.sqrt(_host(norm.running_var) + norm.eps)
+    if norm.weight is not None:
+        scale = scale * _host(norm.weight)
+    shift = np.zeros_like(b) if norm.bias is None else _host(norm.bias)
+    return w * scale[:, None], (b - _host(norm.running_mean)) * scale + shift
+
+
+def _first_norm(model):
+    """The first hidden layer's normalisation (``model.norm``), or None."""
+    return next((m for m in model.modules() if isinstance(m, nn.LayerNorm | nn.BatchNorm1d)), None)
+
+
 def hidden_activations(model, activation_name: str, X_std: np.ndarray) -> np.ndarray:
     """The first hidden layer's activations (n, units) for standardised inputs."""
     w, b = first_layer(model)
     z = X_std @ w.T + b
-    norm = next((m for m in model.modules() if isinstance(m, nn.LayerNorm | nn.BatchNorm1d)), None)
+    norm = _first_norm(model)
     if norm is not None:  # the first hidden layer's normalisation (model.norm), as in inference (eval)
         z = _normalised(norm, z)
     return activation(activation_name, z)

@@ -17,24 +17,27 @@ from devgrad.experiment.panel_split import Part
 
 
 def decision_boundary(plt, X_all: np.ndarray, y_all: np.ndarray, predict_proba, path: Path, name: str,
-                      class_names=None, resolution: int = 200, lines=None, margin: bool = False) -> Path:
+                      class_names=None, resolution: int = 200, lines=None, margin: bool = False,
+                      lines_are_boundary: bool = False) -> Path:
     """P(class) over a grid of the input space (with ``margin``: a hinge-loss model's score,
-    which is no probability), the data points on top, and ``lines`` ([((a, c), label), ...]:
-    a·x + c = 0) drawn over it. The grid is an image, not filled contours: the same picture,
-    drawn in a fraction of the time."""
+    which is no probability, and its boundary d = 0 unless ``lines_are_boundary``), the data
+    points on top, and ``lines`` ([((a, c), label), ...]: a·x + c = 0) drawn over it. The grid is
+    an image, not filled contours: the same picture, drawn in a fraction of the time."""
     gx, gy = plane_grid(X_all, resolution)
     probs = predict_proba(np.stack([gx.ravel(), gy.ravel()], axis=1))
     extent = (gx.min(), gx.max(), gy.min(), gy.max())
     size = (6.6 if probs.shape[1] == 2 else 6, 5.2)
     with reused(plt, ("decision_boundary", size), lambda: plt.subplots(figsize=size)) as (fig, ax):
+        names = _names(class_names, probs.shape[1])
         if probs.shape[1] == 2 and margin:
-            _score_and_margin(plt, fig, ax, probs[:, 1].reshape(gx.shape), gx, gy, extent, boundary=not lines)
+            _score_and_margin(plt, fig, ax, probs[:, 1].reshape(gx.shape), gx, gy, extent, names[1],
+                              boundary=not (lines and lines_are_boundary))
         elif probs.shape[1] == 2:
             p1 = probs[:, 1].reshape(gx.shape)
             image = ax.imshow(p1, origin="lower", extent=extent, aspect="auto", cmap=plt.get_cmap("RdBu_r", 20),
                               vmin=0, vmax=1, alpha=0.8, interpolation="bilinear", interpolation_stage="data")
             ax.contour(gx, gy, p1, levels=[0.5], colors="k", linewidths=1)
-            fig.colorbar(image, ax=ax, label="P(class 1)", fraction=0.05, pad=0.03)
+            fig.colorbar(image, ax=ax, label=f"P(class {names[1]})", fraction=0.05, pad=0.03)
         else:
             from matplotlib.colors import ListedColormap  # noqa: PLC0415 - optional dependency
 
@@ -42,7 +45,7 @@ def decision_boundary(plt, X_all: np.ndarray, y_all: np.ndarray, predict_proba, 
             colours = [plt.get_cmap("tab10")(i % 10) for i in range(k)]
             ax.imshow(probs.argmax(axis=1).reshape(gx.shape), origin="lower", extent=extent, aspect="auto",
                       cmap=ListedColormap(colours), vmin=-0.5, vmax=k - 0.5, alpha=0.3, interpolation="nearest")
-        _class_points(plt, ax, X_all, y_all, probs.shape[1], class_names)
+        _class_points(plt, ax, X_all, y_all, names)
         for i, ((a, c), label) in enumerate(lines or []):
             _draw_line(ax, a, c, gx, gy, color=unit_colour(plt, i), linewidth=1.5, linestyle="--", label=label)
         ax.set_xlim(extent[0], extent[1])
@@ -58,23 +61,32 @@ def decision_boundary(plt, X_all: np.ndarray, y_all: np.ndarray, predict_proba, 
     return path
 
 
-def _class_points(plt, ax, X_all, y_all, k: int, class_names) -> None:
-    """The data, coloured by class: two classes on the probability colours, more with a legend."""
+def _names(class_names, k: int) -> list[str]:
+    """The names of the ``k`` classes, by index: their labels in the data where known (a CSV's
+    labels 1 and 2 are not the classes 0 and 1), else the indices."""
+    names = class_names if class_names is not None and len(class_names) == k else range(k)
+    return [str(name) for name in names]
+
+
+def _class_points(plt, ax, X_all, y_all, names: list[str]) -> None:
+    """The data, coloured by class (two classes on the probability colours), with a legend of the
+    classes' names."""
+    k = len(names)
     if k == 2:
+        colours = [plt.get_cmap("RdBu_r")(0.0), plt.get_cmap("RdBu_r")(1.0)]
         ax.scatter(X_all[:, 0], X_all[:, 1], c=y_all, cmap="RdBu_r", vmin=0, vmax=1, s=9, edgecolors="w",
                    linewidths=0.3)
-        return
-    colours = [plt.get_cmap("tab10")(i % 10) for i in range(k)]
-    ax.scatter(X_all[:, 0], X_all[:, 1], c=[colours[i] for i in y_all], s=9, edgecolors="w", linewidths=0.3)
-    names = class_names if class_names is not None and len(class_names) == k else range(k)
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color=colours[i], label=str(names[i])) for i in range(k)]
+    else:
+        colours = [plt.get_cmap("tab10")(i % 10) for i in range(k)]
+        ax.scatter(X_all[:, 0], X_all[:, 1], c=[colours[i] for i in y_all], s=9, edgecolors="w", linewidths=0.3)
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=colours[i], label=names[i]) for i in range(k)]
     ax.add_artist(ax.legend(handles=handles, title="class", loc="upper right", fontsize=8))
 
 
-def _score_and_margin(plt, fig, ax, p1: np.ndarray, gx, gy, extent, boundary: bool = True) -> None:
+def _score_and_margin(plt, fig, ax, p1: np.ndarray, gx, gy, extent, positive: str, boundary: bool = True) -> None:
     """A hinge-loss classifier's score d(x) (its output: the plot's class-1 'probability' is only
-    σ(d), undone here), the margin d = ±1 that the loss asks for, and the boundary d = 0 unless
-    the caller draws it as a line."""
+    σ(d), undone here; ``positive`` names that class), the margin d = ±1 that the loss asks for,
+    and the boundary d = 0 unless the caller draws it as a line."""
     p1 = np.clip(p1.astype(np.float64), 1e-15, 1 - 1e-15)
     score = np.log(p1) - np.log1p(-p1)
     image = ax.imshow(np.clip(score, -3, 3), origin="lower", extent=extent, aspect="auto",
@@ -85,7 +97,8 @@ def _score_and_margin(plt, fig, ax, p1: np.ndarray, gx, gy, extent, boundary: bo
         ax.contour(gx, gy, score, levels=[0], colors="k", linewidths=1.4)
         ax.plot([], [], color="k", linewidth=1.4, label="boundary d(x) = 0")
     ax.plot([], [], color="k", linewidth=1, linestyle="--", label="margin d(x) = ±1")
-    fig.colorbar(image, ax=ax, label="score d(x) (class 1 where d > 0)", fraction=0.05, pad=0.03, extend="both")
+    fig.colorbar(image, ax=ax, label=f"score d(x) (class {positive} where d > 0)", fraction=0.05, pad=0.03,
+                 extend="both")
 
 
 def _draw_line(ax, a: np.ndarray, c: float, gx: np.ndarray, gy: np.ndarray, **style) -> bool:
@@ -134,11 +147,13 @@ def neurons(plt, X_all: np.ndarray, y_all: np.ndarray, units, lines: Sequence[tu
         _panel(ax, extent, shared=True)
         _outer_axes(ax, bottom=True, left=k % cols == 0)
         _output_panel(plt, ax, X_all, y_all, predict_proba(points), gx, extent)
-        for i in range(min(k, 8)):  # beyond 8 lines the output is hidden under them
+        lined = lines[0] is not None  # None: the units are normalised together, no unit has a line
+        for i in range(min(k, 8) if lined else 0):  # beyond 8 lines the output is hidden under them
             _draw_line(ax, *lines[i], gx, gy, color=unit_colour(plt, i), linewidth=1.4, label=f"unit {i + 1}")
-        ax.set_title("the network's output,\nwith " + ("every unit's line" if k <= 8 else "the first 8 units' lines"),
-                     fontsize=10, y=1.0, pad=3)
-        if k <= 8:
+        ax.set_title("the network's output,\nwith " + ("every unit's line" if k <= 8 else "the first 8 units' lines")
+                     if lined else "the network's output\n(units normalised together: no lines)", fontsize=10,
+                     y=1.0, pad=3)
+        if k <= 8 and lined:
             ax.legend(fontsize=8, loc="best")
         shown = f"{k} units" if not total_units or total_units == k else f"the first {k} of {total_units} units"
         fig.suptitle(f"{name}: what each hidden unit computes (the first layer: {shown})\n"
@@ -155,17 +170,21 @@ def neurons(plt, X_all: np.ndarray, y_all: np.ndarray, units, lines: Sequence[tu
 def _unit_panel(plt, place, i: int, a_i: np.ndarray, line, gx, gy, activation_name: str, ax, bottom: bool,
                 left: bool) -> None:
     """Make ``ax`` unit ``i``'s panel at ``place``: its activation ``a_i`` over the plane, its
-    ``line`` (a, c), a title with both, its colour on the frame, tick labels where it is an outer
-    panel."""
+    ``line`` (a, c; None for a unit without a line of its own), a title with both, its colour on the
+    frame, tick labels where it is an outer panel."""
     ax.set_position(place.get_position(ax.figure))
     for artist in [*ax.images, *ax.lines]:  # the previous unit's
         artist.remove()
     extent = (gx.min(), gx.max(), gy.min(), gy.max())
     ax.imshow(a_i, origin="lower", extent=extent, aspect="auto", cmap="viridis", interpolation="bilinear")
-    a, c = line
-    _draw_line(ax, a, c, gx, gy, color="w", linewidth=1.6)
-    ax.set_title(f"unit {i + 1}: {activation_name}({a[0]:.2g}·x₁ {a[1]:+.2g}·x₂ {c:+.2g})\n"
-                 f"from {a_i.min():.2g} (dark) to {a_i.max():.2g} (light)", fontsize=10, y=1.0, pad=3)
+    if line is None:  # after a LayerNorm a unit depends on every unit: no formula, no line of its own
+        formula = f"{activation_name}(LayerNorm(Wx+b)ᵢ)"
+    else:
+        a, c = line
+        _draw_line(ax, a, c, gx, gy, color="w", linewidth=1.6)
+        formula = f"{activation_name}({a[0]:.2g}·x₁ {a[1]:+.2g}·x₂ {c:+.2g})"
+    ax.set_title(f"unit {i + 1}: {formula}\nfrom {a_i.min():.2g} (dark) to {a_i.max():.2g} (light)",
+                 fontsize=10, y=1.0, pad=3)
     for spine in ax.spines.values():  # the unit's colour, as in the other pictures
         spine.set(color=unit_colour(plt, i), linewidth=2.5)
     _outer_axes(ax, bottom, left)

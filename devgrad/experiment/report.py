@@ -32,7 +32,8 @@ def can_plot() -> bool:
 
 def draw(run_dir: Path, name: str, history: list, say, boundary=None, best_epoch: int | None = None,
          stopped_at: int | None = None, class_names=None, predictions=None, neuron_view=None,
-         unit_history=None, lines=None, frames=None, margin: bool = False, worker=None) -> list[str]:
+         unit_history=None, lines=None, frames=None, margin: bool = False, worker=None,
+         lines_are_boundary: bool = False) -> list[str]:
     """Write plots/learning_curves.png (marking ``best_epoch`` and an early stop at ``stopped_at``),
     decision_boundary.png when ``boundary`` is given as (points (n, 2), labels (n,),
     predict_proba: points -> (n, classes)), its classes named by ``class_names`` (with ``margin``,
@@ -42,10 +43,11 @@ def draw(run_dir: Path, name: str, history: list, say, boundary=None, best_epoch
     activations, their lines, output: points -> class probabilities or (n, 1) values, the
     activation's name, the layer's width); hidden_units.png from ``unit_history`` (rows of epoch, weight,
     bias, in the data's own coordinates); ``lines`` ((a, c) for a·x + c = 0, label) are drawn on the
-    decision boundary; training.gif from ``frames`` (a ``neurons.BoundaryFrames``) with the points
-    of ``boundary``. The model is evaluated here, then the figures are drawn side by side on the
-    machine's cores (``figures.render``), by ``worker`` (a ``plot_worker.PlotWorker``) when one is
-    given and can. Returns the files written, relative to ``run_dir``."""
+    decision boundary (``lines_are_boundary``: they are the model's boundary itself); training.gif
+    from ``frames`` (a ``neurons.BoundaryFrames``) with the points of ``boundary``. The model is
+    evaluated here, then the figures are drawn side by side on the machine's cores
+    (``figures.render``), by ``worker`` (a ``plot_worker.PlotWorker``) when one is given and can.
+    Returns the files written, relative to ``run_dir``."""
     if worker is None and _pyplot() is None:
         return _skipped(say)
     plots = Path(run_dir) / "plots"
@@ -63,7 +65,7 @@ def draw(run_dir: Path, name: str, history: list, say, boundary=None, best_epoch
         X_all, y_all, predict_proba = boundary
         proba = precomputed(predict_proba, _plane_points(X_all, BOUNDARY_RESOLUTION))
         job(1.0, "decision_boundary.png", decision_boundary, X_all, y_all, proba, class_names=class_names,
-            lines=lines, margin=margin)
+            lines=lines, margin=margin, lines_are_boundary=lines_are_boundary)
     if neuron_view is not None:
         X_points, targets, units, unit_lines, output, activation_name, total_units = neuron_view
         points = _plane_points(X_points, NEURON_RESOLUTION)

@@ -119,9 +119,10 @@ def draw(trainer: Trainer, history: list, say, unit_rows: list | None = None, fr
     if not trainer.task.regression and splits.n_features == 2:
         boundary = (*splits.all_points(), trainer.predict_proba)
         lines = _boundary_line(trainer)
+    lines_are_boundary = lines is not None  # else the units' lines: the boundary is drawn as well
     if splits.n_features == 2 and spec.model.hidden:
         neuron_view, unit_lines = _neuron_view(trainer)
-        if boundary is not None and lines is None and neuron_view[-1] <= 8:
+        if boundary is not None and lines is None and neuron_view[-1] <= 8 and None not in unit_lines:
             lines = [(line, f"unit {i + 1}") for i, line in enumerate(unit_lines)]
     unit_history = None
     if unit_rows is not None:  # in the data's own coordinates, like the lines of neurons.png
@@ -130,7 +131,7 @@ def draw(trainer: Trainer, history: list, say, unit_rows: list | None = None, fr
                        best_epoch=trainer.best_epoch or None, stopped_at=trainer.stopped_at,
                        class_names=splits.classes, predictions=predictions, neuron_view=neuron_view,
                        unit_history=unit_history, lines=lines, frames=frames,
-                       margin=trainer.task.loss == "hinge", worker=worker)
+                       margin=trainer.task.loss == "hinge", worker=worker, lines_are_boundary=lines_are_boundary)
 
 
 def _predictions(trainer: Trainer) -> tuple | None:
@@ -157,12 +158,14 @@ def _boundary_line(trainer: Trainer) -> list | None:
 
 
 def _neuron_view(trainer: Trainer) -> tuple[tuple, list]:
-    """Each first-layer unit (the first MAX_UNITS of a wider layer) with its line, beside the
-    output; and those lines."""
+    """Each first-layer unit (the first MAX_UNITS of a wider layer) with its line (where it computes
+    an affine map of the inputs: None after a LayerNorm), beside the output; and those lines."""
     splits, activation = trainer.splits, trainer.spec.model.activation
-    weight, bias = neurons.first_layer(trainer.model)
-    shown = min(len(weight), neurons.MAX_UNITS)
-    unit_lines = neurons.raw_lines(weight[:shown], bias[:shown], splits.mean, splits.std)
+    width = len(neurons.first_layer(trainer.model)[0])
+    shown = min(width, neurons.MAX_UNITS)
+    folded = neurons.first_units(trainer.model)  # None: a LayerNorm ties the units together, no lines
+    unit_lines = ([None] * shown if folded is None else
+                  neurons.raw_lines(folded[0][:shown], folded[1][:shown], splits.mean, splits.std))
 
     def units(points):
         return neurons.hidden_activations(trainer.model, activation, splits.standardize_input(points))[:, :shown]
@@ -173,7 +176,7 @@ def _neuron_view(trainer: Trainer) -> tuple[tuple, list]:
         output = lambda points: trainer.predict_values(points)[:, None]  # noqa: E731 - one-liner
     else:
         output = trainer.predict_proba
-    return (X_all, y_all, units, unit_lines, output, activation, len(weight)), unit_lines
+    return (X_all, y_all, units, unit_lines, output, activation, width), unit_lines
 
 
 def summary_of(trainer: Trainer, history: list, status: str, wall: float, earlier: Sequence[dict] = ()) -> dict:

@@ -163,3 +163,92 @@ def test_the_matplotlib_picture_is_drawn_once_and_cropped_as_savefig_would(tmp_p
     assert graph.render(tmp_path / "neuron.pdf").read_bytes().startswith(b"%PDF")
     with pytest.raises(ValueError, match=r"\.jpg without Graphviz: use \.png"):
         graph.render(tmp_path / "neuron.jpg")
+
+
+def _leaf_names(dot: str) -> list:
+    return sorted(line.split('label="')[1].split("\\n")[0] for line in dot.splitlines() if "shape=ellipse" in line)
+
+
+def test_every_input_of_an_op_that_saves_none_is_drawn():
+    """Add and Sub keep no inputs for backward: a tensor without grad, a constant and a freed
+    tensor are still drawn, each with its edge; the graph keeps no larger array alive for it."""
+    import gc
+    import weakref
+
+    X = dg.tensor([[1.0, 2.0], [3.0, 4.0]], dtype="float64", name="X")
+    y = dg.tensor([1.0, 0.0], dtype="float64", name="y")
+    w = dg.tensor([0.5, -0.2], dtype="float64", requires_grad=True, name="w")
+    dot = dg.viz.to_dot(((X @ w - y) ** 2).mean())
+    assert _leaf_names(dot) == ["X", "w", "y"]
+    assert dot.count("->") == 7  # X, w -> MatMul -> Sub <- y; Sub -> Pow -> Mean -> out
+    assert "Add (·, 3)" in dg.viz.to_dot(w + 3.0)
+    temporary = w + dg.tensor([1.0, 2.0], dtype="float64")
+    assert "input (freed)\\n2" in dg.viz.to_dot(temporary)  # its shape, dashed
+    big = dg.tensor(np.ones(1000), dtype="float64")
+    gone = weakref.ref(big)
+    kept = dg.tensor(np.ones(1000), dtype="float64", requires_grad=True) + big
+    del big
+    gc.collect()
+    assert gone() is None and kept.grad_fn is not None  # the graph held no reference to it
+
+
+def test_the_derivative_graph_of_an_input_used_twice_sums_to_torch():
+    torch = pytest.importorskip("torch")
+    x = dg.tensor(0.7, dtype="float64", name="x")  # an input without grad, as the lecture's x₁, x₂
+    a = dg.tensor(-1.3, dtype="float64", requires_grad=True, name="a")
+    out = x * a + x
+    graph = dg.viz.derivative_graph(out)
+    key = f"t{id(x)}"
+    leaving = sorted((graph.nodes[c][0].split("\n")[0], v) for p, c, _, v in graph.edges if p == key)
+    assert leaving == [("Add", 1.0), ("Mul", -1.3)]
+    children: dict = {}
+    for p, c, _, v in graph.edges:
+        children.setdefault(p, []).append((c, v))
+
+    def paths(k):
+        return 1.0 if k == "out" else sum(v * paths(c) for c, v in children.get(k, []))
+
+    tx = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    (tx * -1.3 + tx).backward()
+    assert paths(key) == pytest.approx(tx.grad.item()) and dg.viz.path_sum(out, x)[0] == pytest.approx(-0.3)
+    constant = dg.viz.derivative_graph(a + 3.0)
+    assert any(text.startswith("Add (·, 3)") for text, _ in constant.nodes.values())
+
+
+def test_two_edges_between_the_same_nodes_are_drawn_apart(tmp_path, monkeypatch):
+    """x*x: both inputs of Mul are x; the matplotlib picture shows two arrows, each with its own
+    label, so the picture's chain rule gives 0.7 + 0.7 (torch: 1.4)."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.axes import Axes
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    arrows, texts = [], []
+    annotate, text = Axes.annotate, Axes.text
+    monkeypatch.setattr(Axes, "annotate", lambda ax, s, xy, xytext, **k: arrows.append((xytext, xy))
+                        or annotate(ax, s, xy, xytext=xytext, **k))
+    monkeypatch.setattr(Axes, "text", lambda ax, x, y, s, **k: texts.append(((x, y), s)) or text(ax, x, y, s, **k))
+    x = dg.tensor(0.7, dtype="float64", requires_grad=True, name="x")
+    dg.viz.derivative_graph(x * x).render(tmp_path / "xx.png")
+    assert len(arrows) == 3 and len(set(arrows)) == 3  # x -> Mul twice, Mul -> L
+    labels = [(where, s) for where, s in texts if s == "0.7"]
+    assert len(labels) == 2 and labels[0][0] != labels[1][0]
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    (t * t).backward()
+    assert sum(float(s) for _, s in labels) == pytest.approx(t.grad.item())
+
+
+def test_a_broadcast_one_element_input_is_labelled_per_element():
+    """z = X @ w + b with b of shape (1,): ∂zᵢ/∂b = 1 for every i (torch's Jacobian), as the
+    MatMul -> Add edge says; not 5, the sum over the broadcast."""
+    torch = pytest.importorskip("torch")
+    X = dg.tensor(np.arange(10.0).reshape(5, 2), dtype="float64", name="X")
+    w = dg.tensor([0.5, -1.0], dtype="float64", requires_grad=True, name="w")
+    b = dg.tensor([0.0], dtype="float64", requires_grad=True, name="b")
+    graph = dg.viz.derivative_graph((X @ w + b).sum())
+    into_add = {graph.nodes[p][0].split("\n")[0].split(" =")[0]: (label, v) for p, c, label, v in graph.edges
+                if graph.nodes[c][0].startswith("Add")}
+    jacobian = torch.autograd.functional.jacobian(lambda bb: torch.zeros(5, dtype=torch.float64) + bb,
+                                                  torch.zeros(1, dtype=torch.float64))
+    assert set(jacobian.reshape(-1).tolist()) == {1.0}
+    assert into_add == {"MatMul": ("1", None), "b": ("1", None)}

@@ -227,8 +227,9 @@ def _given(args: tuple, nexts: list) -> tuple:
     for arg, nxt in zip(args, nexts):
         if nxt is not None:
             given.append(None)
-        elif not isinstance(arg, Tensor):
-            given.append(arg if np.ndim(arg) == 0 else Absent(np.shape(arg)))
+        elif not isinstance(arg, Tensor):  # an array's own shape: no NumPy function on a CuPy array
+            shape = getattr(arg, "shape", None)
+            given.append(Absent(shape) if shape else arg)
         elif arg.data.size <= 1:
             given.append(arg)
         else:

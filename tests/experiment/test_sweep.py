@@ -127,7 +127,7 @@ def test_a_grid_key_given_twice_is_refused_not_overwritten(tmp_path):
 
 
 def test_a_seed_axis_gives_each_run_its_seed_and_refuses_seeds_beside_it(tmp_path):
-    """--seeds no longer overrides the grid's seeds; both at once is an error, not a guess."""
+    """--seeds never overrides the grid's seeds; both at once is an error, not a guess."""
     from devgrad.experiment.grid import expand, load_base, resolve_points
 
     base, _, _ = load_base({**BASE, "seed": 7})

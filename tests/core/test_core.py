@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import devgrad as dg
+from tests.support.helpers import assert_program_matches_torch
 
 # NumPy floating-point warnings from any op are errors here: inf and NaN are values, not events.
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
@@ -418,12 +419,7 @@ def test_a_write_of_graph_values_is_recorded_as_pytorchs(torch, device, name):
     mine = _graph_write(GRAPH_WRITES[name], w, lambda *s: dg.zeros(s, dtype="float64", device=device))
     tw = torch.tensor(values, requires_grad=True)
     theirs = _graph_write(GRAPH_WRITES[name], tw, lambda *s: torch.zeros(s, dtype=torch.float64))
-    for key in ("x", "out", "a", "b", "v", "y", "t"):
-        if key in mine:
-            np.testing.assert_allclose(mine[key].numpy(), theirs[key].detach().numpy(), rtol=1e-12, err_msg=key)
-    np.testing.assert_allclose(mine["loss"].item(), theirs["loss"].item(), rtol=1e-12)
-    expected = torch.autograd.grad(theirs["loss"], tw)[0].numpy()
-    np.testing.assert_allclose(dg.grad(mine["loss"], w)[0].numpy(), expected, rtol=1e-12)
+    assert_program_matches_torch(torch, mine, theirs, ("x", "out", "a", "b", "v", "y", "t"), w, tw)
 
 
 @pytest.mark.oracle

@@ -9,6 +9,7 @@ import pytest
 import devgrad as dg
 from devgrad import optim
 from devgrad.capture import CapturedStep
+from tests.support.helpers import assert_program_matches_torch
 
 # Statements run on devgrad and on PyTorch alike (``zeros``, ``tensor`` and ``w`` given): ``loss``
 # and every name below it are compared, values and the gradient with respect to w.
@@ -51,12 +52,7 @@ def test_writes_through_views_are_recorded_as_pytorchs(torch, name):
     mine = _run(PROGRAMS[name], dg, w)
     tw = torch.tensor(values, requires_grad=True)
     theirs = _run(PROGRAMS[name], torch, tw)
-    for key in ("x", "v", "b", "out", "c", "m", "s"):
-        if key in mine:
-            np.testing.assert_allclose(mine[key].numpy(), theirs[key].detach().numpy(), rtol=1e-12, err_msg=key)
-    np.testing.assert_allclose(mine["loss"].item(), theirs["loss"].item(), rtol=1e-12)
-    expected = torch.autograd.grad(theirs["loss"], tw)[0].numpy()
-    np.testing.assert_allclose(dg.grad(mine["loss"], w)[0].numpy(), expected, rtol=1e-12)
+    assert_program_matches_torch(torch, mine, theirs, ("x", "v", "b", "out", "c", "m", "s"), w, tw)
 
 
 @pytest.mark.oracle

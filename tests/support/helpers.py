@@ -82,3 +82,14 @@ def training_step(opt, loss_of):
         opt.step()
         return loss
     return step
+
+
+def assert_program_matches_torch(torch, mine: dict, theirs: dict, names, w, tw) -> None:
+    """The same statements run on devgrad (``mine``) and PyTorch (``theirs``): every tensor named
+    in ``names`` that the program made, the ``loss``, and the loss's gradient in ``w`` / ``tw``."""
+    for key in names:
+        if key in mine:
+            np.testing.assert_allclose(mine[key].numpy(), theirs[key].detach().numpy(), rtol=1e-12, err_msg=key)
+    np.testing.assert_allclose(mine["loss"].item(), theirs["loss"].item(), rtol=1e-12)
+    expected = torch.autograd.grad(theirs["loss"], tw)[0].numpy()
+    np.testing.assert_allclose(dg.grad(mine["loss"], w)[0].numpy(), expected, rtol=1e-12)

@@ -18,7 +18,7 @@ from devgrad.cpu_capture import traced_if_recording
 from devgrad.ops._util import sum_to
 from devgrad.ops.elementwise import Cast
 from devgrad.ops.shape import GetItem, normalize_index
-from devgrad.ops.views import is_basic, root_of
+from devgrad.ops.views import is_basic, root_of, steps_of
 
 
 class IndexPut(Function):
@@ -120,7 +120,10 @@ def _refresh(root: Tensor, views: list, written) -> None:
         if not xp.may_share_memory(view.data, written) or block_of(view.data) is not block:
             continue
         fresh = Tensor._make(root.data, root.device, root.grad_fn)
-        for index in view._view_of[1]:
-            fresh = GetItem.apply(fresh, index=index, accumulate=False)
+        for op, parameters in steps_of(view):  # an index, or the op that made the view (a reshape ...)
+            if op is None:
+                fresh = GetItem.apply(fresh, index=parameters["index"], accumulate=False)
+            else:
+                fresh = op.apply(fresh, **parameters)
         view.grad_fn, view.requires_grad = fresh.grad_fn, True
     views[:] = live

@@ -12,7 +12,7 @@ from devgrad.core import Function, Tensor, as_dtype
 from devgrad.creation import shape_from_args
 from devgrad.ops._util import axis_arg, normalize_axis, one_axis, sum_to
 from devgrad.ops.elementwise import cast
-from devgrad.ops.views import note_view, view_index
+from devgrad.ops.views import note_remade, note_view, view_index
 
 
 class Reshape(Function):
@@ -220,7 +220,9 @@ def reshape(a: Tensor, *shape) -> Tensor:
     shape = shape_from_args(shape)
     if shape == a.shape:
         return a
-    return Reshape.apply(a, shape=shape)
+    out = Reshape.apply(a, shape=shape)
+    note_remade(a, out, (Reshape, {"shape": shape}))  # a view follows a later write of graph values into a
+    return out
 
 
 def transpose(a: Tensor, *axes) -> Tensor:
@@ -233,7 +235,10 @@ def transpose(a: Tensor, *axes) -> Tensor:
         axes = tuple(range(a.ndim - 1, -1, -1))
     if sorted(int(x) % max(a.ndim, 1) for x in axes) != list(range(a.ndim)):
         raise ValueError(f"transpose: axes {axes} are not a permutation of {a.ndim} dimensions")
-    return Transpose.apply(a, axes=tuple(int(x) % max(a.ndim, 1) for x in axes))
+    axes = tuple(int(x) % max(a.ndim, 1) for x in axes)
+    out = _transpose_op(a, axes)
+    note_remade(a, out, (Transpose, {"axes": axes}))  # a view follows a later write of graph values into a
+    return out
 
 
 def transpose_method(a: Tensor, *axes) -> Tensor:
@@ -271,7 +276,9 @@ def broadcast_to(a: Tensor, shape) -> Tensor:
     shape = tuple(shape)
     if shape == a.shape:
         return a
-    return BroadcastTo.apply(a, shape=shape)
+    out = BroadcastTo.apply(a, shape=shape)
+    note_remade(a, out, (BroadcastTo, {"shape": shape}))  # a view follows a later write of graph values into a
+    return out
 
 
 def expand(a: Tensor, *shape) -> Tensor:

@@ -53,6 +53,9 @@ def note_view(a, out, index) -> None:  # Tensors: their _view_of slot is not in 
         out._view_of = []  # NumPy's copy: its .base is an array no other tensor holds
         return
     origin = getattr(a, "_view_of", None)
+    if type(origin) is Remade:  # an index of a reshape (...): refreshed after a write, never written through
+        note_remade(a, out, (None, {"index": index}))
+        return
     if type(origin) is tuple:  # a view of a view: the same root, one index more
         views = origin[2]
         out._view_of = (origin[0], (*origin[1], index), views)
@@ -63,10 +66,54 @@ def note_view(a, out, index) -> None:  # Tensors: their _view_of slot is not in 
             if a.data.base is None:  # a owns its memory: writes into its views record into it
                 a._view_of = views
         out._view_of = (weakref.ref(a), (index,), views)
+    _listed(views, out)
+
+
+class Remade:
+    """``_view_of`` of a view made other than by a basic index (a reshape, a transpose, a
+    broadcast, or an index of one of those): its root, the steps that make it from the root
+    (``(op, its parameters)``, op None for an index), and the root's views. A write of graph
+    values into the root gives it a fresh node of the root's new graph (``assign._refresh``); a
+    write through it is refused (``root_of``)."""
+
+    __slots__ = ("root", "steps", "views")
+
+    def __init__(self, root, steps: tuple, views: list):
+        self.root, self.steps, self.views = root, steps, views
+
+
+def note_remade(a, out, step: tuple) -> None:  # Tensors: their _view_of slot is not in the stub
+    """Record that ``out``, made from ``a`` by ``step`` (``op.apply(a, **parameters)`` makes it
+    again), shares a's memory, so that a later write of graph values into the root reaches it."""
+    if out is a or out.data.base is None or block_of(out.data) is not block_of(a.data):
+        return
+    origin = getattr(a, "_view_of", None)
+    if type(origin) is tuple:
+        root, steps, views = origin[0], tuple((None, {"index": i}) for i in origin[1]), origin[2]
+    elif type(origin) is Remade:
+        root, steps, views = origin.root, origin.steps, origin.views
+    elif a.data.base is None:  # a owns its memory: its views are listed on it
+        views = origin if type(origin) is list else []
+        a._view_of = views
+        root, steps = weakref.ref(a), ()
+    else:
+        return  # a shares memory in a way that is not recorded: writes into it are refused (root_of)
+    out._view_of = Remade(root, (*steps, step), views)
+    _listed(views, out)
+
+
+def _listed(views: list, out) -> None:
+    """``out`` added to a root's list of views (the dead ones dropped now and then)."""
     views.append(weakref.ref(out))
     n = len(views)
     if n >= _PRUNE_FROM and not n & (n - 1):
         views[:] = [r for r in views if r() is not None]
+
+
+def steps_of(view) -> tuple:
+    """The steps that make ``view`` from its root: ``(op, its parameters)``, op None for an index."""
+    origin = view._view_of
+    return tuple((None, {"index": i}) for i in origin[1]) if type(origin) is tuple else origin.steps
 
 
 def root_of(a: Tensor) -> tuple:

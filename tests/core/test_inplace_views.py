@@ -34,6 +34,13 @@ PROGRAMS = {
     "integer_index_view": "x = zeros(4); v = x[1]; v += w[0]; m = zeros(2, 2); s = m[1, 0]; s *= 0.0; s += w[2]\n"
                           "loss = (x * x).sum() + (m * v).sum() + v * 3",
     "view_of_gone_base": "v = (w * 1)[1]; v += w[0]; loss = v * v",
+    # a reshape, a transpose, an index of a reshape and a broadcast taken before the write follow it too
+    "earlier_reshape_and_transpose": "x = w * 1; r = x.reshape(3, 1); t = x.reshape(1, 3).T\n"
+                                     "c = x.reshape(3, 1)[1]; x[1] = w[0] * 5; x[2:] += w[1] * w[2]\n"
+                                     "loss = (r * r).sum() + (t * tensor([[1.0], [2.0], [3.0]])).sum()\n"
+                                     "loss = loss + (c ** 3).sum()",
+    "earlier_broadcast_of_constant": "x = zeros(1); e = x.expand(3); x[0] = w[2] * 3\n"
+                                     "loss = (e * tensor([1.0, 2.0, 3.0])).sum()",
 }
 
 

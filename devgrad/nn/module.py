@@ -94,9 +94,11 @@ class Module:
 
     def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
         """(dotted name, Tensor) for every registered buffer of this module and its sub-modules."""
+        seen = set()
         for mod_name, module in self.named_modules(prefix):
             for name, value in module.__dict__.get("_buffers", {}).items():
-                if value is not None:
+                if value is not None and id(value) not in seen:  # a buffer two modules share: once
+                    seen.add(id(value))
                     yield (f"{mod_name}.{name}" if mod_name else name), value
 
     def buffers(self) -> list[Tensor]:
@@ -161,8 +163,12 @@ class Module:
                         yield f"{name}.{i}", item
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
+        """(name, module) for each direct sub-module, each once (a module held under two names is
+        listed under its first, as PyTorch's: ``apply`` and ``train`` reach it once)."""
+        seen = set()
         for name, value in self._children_items():
-            if isinstance(value, Module):
+            if isinstance(value, Module) and id(value) not in seen:
+                seen.add(id(value))
                 yield name, value
 
     def children(self) -> Iterator[Module]:
@@ -203,9 +209,11 @@ class Module:
 
     # -- modes and devices ---------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
-        """Training mode (dropout active); returns self."""
-        for m in self.modules():
-            m.training = mode
+        """Training mode (dropout active); returns self. Each sub-module's own ``train`` is called,
+        as PyTorch's, so that a sub-module overriding it (a BatchNorm kept frozen) has its say."""
+        self.training = mode
+        for child in self.children():
+            child.train(mode)
         return self
 
     def eval(self) -> Module:

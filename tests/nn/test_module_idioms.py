@@ -125,3 +125,55 @@ def test_module_containers_remove_items_as_pytorch_does():
     assert len(named) == 0 and named.parameters() == []
     with pytest.raises(TypeError, match="ModuleList holds Modules"):
         listed.append("relu")
+
+
+@pytest.mark.oracle
+def test_train_calls_each_childs_own_train_as_pytorch_does(torch):
+    """A sub-module overriding train() (a BatchNorm kept frozen) has its say when its parent is
+    put in training mode; its running statistics then stay as they were."""
+
+    def frozen(lib):
+        class FrozenNorm(lib.nn.BatchNorm1d):
+            def train(self, mode=True):
+                return super().train(False)
+
+        class Net(lib.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.bn = FrozenNorm(2)
+
+            def forward(self, x):
+                return self.bn(x)
+
+        net = Net().train()
+        net(lib.tensor([[0.0, 1.0], [4.0, 11.0]]))
+        return net.bn.training, net.bn.running_mean.tolist()
+
+    assert frozen(dg) == frozen(torch) == (False, [0.0, 0.0])
+
+
+@pytest.mark.oracle
+def test_a_child_held_twice_is_one_child_and_one_buffer_owner_as_in_pytorch(torch):
+    """apply() and children() reach a module held under two names once (a doubled weight is
+    doubled once), and a buffer two modules share is listed once."""
+
+    def shared(lib, no_grad):
+        layer = lib.nn.Linear(1, 1, bias=False)
+        model = lib.nn.Sequential(layer, layer)
+        with no_grad():
+            layer.weight[...] = 1.0
+
+        def double(m):
+            if isinstance(m, lib.nn.Linear):
+                with no_grad():
+                    m.weight *= 2.0
+
+        model.apply(double)
+        return float(layer.weight.detach().sum()), len(list(model.children()))
+
+    assert shared(dg, dg.no_grad) == shared(torch, torch.no_grad) == (2.0, 1)
+    mask = dg.tensor([1.0, 0.0])
+    first, second = nn.Module(), nn.Module()
+    for m in (first, second):
+        m.register_buffer("mask", mask)
+    assert [name for name, _ in nn.Sequential(first, second).named_buffers()] == ["0.mask"]

@@ -45,6 +45,10 @@ class DataLoader:
         if len(self.X.data) != len(self.y.data):
             raise ValueError(f"DataLoader: X has {len(self.X.data)} rows but y has {len(self.y.data)}")
         self.n = len(self.X.data)
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                       or batch_size <= 0):  # 0 would silently be one full batch
+            raise ValueError(f"DataLoader: batch_size must be a positive integer (or None for one batch of all rows), "
+                             f"got {batch_size!r}")
         self.batch_size = batch_size or self.n
         self.shuffle = shuffle
         self.seed = seed

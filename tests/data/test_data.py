@@ -108,6 +108,16 @@ def test_splits_standardise_with_train_statistics_only():
     np.testing.assert_array_equal(again.X_test, s.X_test)
 
 
+
+@pytest.mark.parametrize("size", [0, -2, 2.5, True])
+def test_a_batch_size_that_is_not_a_positive_integer_is_an_error(size):
+    """batch_size=0 would silently be one batch of every row (PyTorch refuses it too); None is
+    that batch on purpose."""
+    X, y = np.zeros((6, 2)), np.zeros(6)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        DataLoader(X, y, batch_size=size)
+    assert len(DataLoader(X, y, batch_size=None)) == 1
+
 def test_dataloader_keeps_data_on_device_and_shuffles_per_epoch(device):
     X = np.arange(20, dtype=np.float64).reshape(10, 2)
     y = np.arange(10)

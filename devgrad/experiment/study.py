@@ -91,17 +91,17 @@ def _sqlite_file(parsed) -> Path | None:
     return Path(database)
 
 
-def _direction(config: dict) -> str:
-    return "maximize" if config["monitor"][1] == "max" else "minimize"
+def _study_options(optuna, sweep_dir: Path, config: dict, dims: list[Dimension]) -> dict:
+    """The study's name, storage, seeded sampler and pruner, as sweep.yaml records them."""
+    return {"study_name": config["study"], "storage": _storage(optuna, sweep_dir, config.get("storage")),
+            "sampler": _sampler(optuna, config["sampler"], config["seed"], dims, config["trials"]),
+            "pruner": _pruner(optuna, config["pruner"], config["trials"], config.get("epochs") or 1)}
 
 
 def open_study(optuna, sweep_dir: Path, config: dict, dims: list[Dimension]):
     """The new search's study with its seeded sampler and its pruner."""
-    return optuna.create_study(
-        study_name=config["study"], storage=_storage(optuna, sweep_dir, config.get("storage")),
-        sampler=_sampler(optuna, config["sampler"], config["seed"], dims, config["trials"]),
-        pruner=_pruner(optuna, config["pruner"], config["trials"], config.get("epochs") or 1),
-        direction=_direction(config))
+    return optuna.create_study(**_study_options(optuna, sweep_dir, config, dims),
+                               direction="maximize" if config["monitor"][1] == "max" else "minimize")
 
 
 def resume_study(optuna, sweep_dir: Path, config: dict, dims: list[Dimension], recorded):
@@ -114,10 +114,7 @@ def resume_study(optuna, sweep_dir: Path, config: dict, dims: list[Dimension], r
     study = None
     if missing is None:
         try:
-            study = optuna.load_study(
-                study_name=config["study"], storage=_storage(optuna, sweep_dir, url),
-                sampler=_sampler(optuna, config["sampler"], config["seed"], dims, config["trials"]),
-                pruner=_pruner(optuna, config["pruner"], config["trials"], config.get("epochs") or 1))
+            study = optuna.load_study(**_study_options(optuna, sweep_dir, config, dims))
         except KeyError:
             missing = f"it holds no study named {config['study']!r}"
     if study is not None:

@@ -325,8 +325,9 @@ class DerivativeGraph:
         single numbers, else the op's rule (per element)."""
         local = _local_derivatives(node)
         rules = _RULES.get(node.name, ())
+        inputs = _inputs(node)
         for i, (parent, derivative) in enumerate(zip(_parents(node), local)):
-            given = _inputs(node)[i] if parent is None else None
+            given = inputs[i] if parent is None else None
             if isinstance(given, Absent):
                 key = f"a{id(given)}"
                 self.nodes[key] = (_absent_label(given).replace("\\n", "\n"), "leaf")

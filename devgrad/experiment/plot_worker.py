@@ -202,25 +202,68 @@ def _serve(connection: Connection, ours: Connection) -> None:
     plt = figures.pyplot()
     if plt is not None and not connection.poll(0):  # the figures are not there yet: time to warm up
         _warm_up(plt)
+    begun, beside = [], None
     try:
         kind, jobs = connection.recv()
         begun = jobs if kind == "begin" else []
         if begun and connection.poll(0):  # the others came meanwhile: all drawn side by side
             kind, others = connection.recv()
             begun, jobs = [], [*begun, *others]
-        drawn = plt is not None and _drawn(begun)  # while the run computes the data of the others
+        beside = _fork_drawing(begun) if plt is not None and kind == "begin" else None
+        drawn = plt is not None and (beside is not None or _drawn(begun))  # while the run computes the others' data
         if kind == "begin":
             kind, jobs = connection.recv()
     except (EOFError, OSError):
-        return  # the run ended without plots
-    reply = None
-    if drawn:
-        try:
-            reply = [path for _, path, _ in begun] + figures.render(jobs)
-        except Exception:  # the run draws the figures again, and raises the error there
-            reply = None
+        _stop(beside, begun)  # the run ended without plots
+        return
+    reply = _render(jobs, begun, beside) if drawn else _stop(beside, begun)
     with contextlib.suppress(OSError):
         connection.send(reply)
+
+
+def _render(jobs: list, begun: list, beside: int | None) -> list | None:
+    """Draw ``jobs`` (``figures.render``), then wait for the process ``beside`` drawing the ``begun``
+    ones (those of a process that failed drawn again here); every path, or None where a figure
+    failed (the run draws them all again, and raises the error there)."""
+    try:
+        others = figures.render(jobs)
+    except Exception:
+        return _stop(beside, begun)
+    if beside is not None and figures._reap({beside: begun}):
+        for _, path, _ in begun:
+            figures.remove_partial_writes(Path(path))
+        if not _drawn(begun):
+            return None
+    return [path for _, path, _ in begun] + others
+
+
+def _stop(beside: int | None, begun: list) -> None:
+    """End the process drawing the ``begun`` jobs, and remove what it was writing: the run draws
+    them again, or wants none."""
+    if beside is not None:
+        with contextlib.suppress(OSError):
+            os.kill(beside, signal.SIGKILL)
+            os.waitpid(beside, 0)
+        for _, path, _ in begun:
+            figures.remove_partial_writes(Path(path))
+
+
+def _fork_drawing(jobs: list) -> int | None:
+    """A process forked to draw ``jobs`` (those ``begin`` sent) while this one waits for the others,
+    so that their data reaching the worker finds a process free to draw them at once; its id, or
+    None where forking is not safe (the worker then draws them itself first)."""
+    if not jobs or figures._cores() < 2 or not figures.fork_is_safe():
+        return None
+    sys.stdout.flush()  # the child must not inherit (and print again) buffered output
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: draw, then leave without the worker's exit handlers
+        code = 1
+        try:
+            code = 0 if _drawn(jobs) else 1
+        finally:
+            os._exit(code)
+    return pid
 
 
 def _drawn(jobs: list) -> bool:

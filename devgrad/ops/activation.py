@@ -118,7 +118,11 @@ class LogSigmoid(Function):
     save_inputs = True
 
     def forward(self, a):
-        return -self.device.xp.logaddexp(0, -a)
+        out = -self.device.xp.logaddexp(0, -a)
+        # + 0.0: where exp(-x) underflows (x → +inf) the result is +0.0, as PyTorch's
+        # min(x, 0) − log1p(exp(−|x|)) gives, not −0.0 (1 / log_sigmoid(inf) is +inf)
+        out += 0.0
+        return out
 
     def backward(self, g):
         return g * _sigmoid(g, -self.operands(g)[0], self.device)

@@ -239,6 +239,17 @@ def test_stable_values_at_extremes(device):
     np.testing.assert_allclose(x.logsumexp().numpy(), 1e4)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_log_sigmoid_is_plus_zero_where_exp_underflows(device, dtype):
+    """log(sigmoid(x)) → 0 from below; where exp(−x) underflows it is +0.0, as PyTorch gives."""
+    x = dg.tensor([800.0, 1e4, np.inf, -np.inf, 0.0], device=device, dtype=dtype)
+    out = dg.log_sigmoid(x).numpy()
+    assert out[:3].tolist() == [0.0, 0.0, 0.0] and not np.signbit(out[:3]).any()
+    assert out[3] == -np.inf and out[4] == pytest.approx(-np.log(2.0))
+    assert dg.log_sigmoid(dg.tensor(np.inf, device=device, dtype=dtype)).item() == 0.0
+    assert not np.signbit(dg.log_sigmoid(dg.tensor(np.inf, device=device, dtype=dtype)).item())
+
+
 def test_matmul_shape_mismatch_message(device):
     a = dg.zeros(2, 3, device=device)
     b = dg.zeros(4, 5, device=device)

@@ -126,6 +126,8 @@ class Optimizer:
         mode.enabled = False
         try:
             for index, group in enumerate(self.param_groups):
+                if self._step_flat(group):
+                    continue  # the group's whole step over its flat layout, in one pass
                 for dev, entries in self._entries_by_device(group):
                     lr = self._device_lr(index, group, dev) if self.capturable else group["lr"]
                     if dev.index:  # a second GPU: update there
@@ -136,6 +138,11 @@ class Optimizer:
         finally:
             mode.enabled = enabled
         return loss
+
+    def _step_flat(self, group: dict) -> bool:
+        """The whole step of ``group`` over its flat layout (an eager step on the CPU whose
+        parameters all fit it), or False with nothing done: then ``update_group`` per device."""
+        return False
 
     def _entries_by_device(self, group: dict) -> list:
         """(device, [(param array, grad array, state)]) for the parameters of ``group`` that have a

@@ -112,12 +112,13 @@ class Optimizer:
         loss = None
         if closure is not None:
             loss = closure()
-        if not self.capturable and is_capturing():
+        capturing = is_capturing()
+        if capturing and not self.capturable:
             refuse_while_capturing(f"{type(self).__name__} (not capturable) stepped",
                                    "every replay would reuse the learning rate and step count it had then. Create "
                                    f"it with {type(self).__name__}(..., capturable=True) and pass it to "
                                    "CapturedStep(..., optimizer=...)")
-        if is_capturing() and capture_state.watch and capture_state.optimizer is not self:
+        if capturing and capture_state.watch and capture_state.optimizer is not self:
             refuse_while_capturing(f"{type(self).__name__} stepped but not given to CapturedStep(..., optimizer=)",
                                    "a replay would not follow its learning rate, nor its state where it keeps "
                                    "other arrays. Give it as optimizer= (one optimizer per step), or step it "

@@ -53,14 +53,12 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
             g = node_grads.pop(node)
             if wanted is not None and id(node) in wanted:
                 wanted[id(node)] = g
-            if node.released:
-                raise _second_backward(node)
-            versions = node.versions  # check_saved, inlined for the hot path: raises on an in-place change
-            if versions:
-                for t, version in versions:
-                    if t._version != version:
-                        node.check_saved()
-            if node.output_modified or node.writes != writes.count:
+            # Every in-place change (a tensor's version, a node's output, memory shared with a view) is
+            # an in-place write, counted by WRITES: with none since the node was recorded (or checked),
+            # nothing it saved can have changed. A released node's count is -1, never current.
+            if node.writes != writes.count:
+                if node.released:
+                    raise _second_backward(node)
                 node.check_saved()
             if node.device.index:  # a second GPU: Device.run makes it current for the kernels
                 in_grads = node.device.run(_node_backward, node, g, fast)
@@ -71,12 +69,13 @@ def run_backward(outputs, grad_outputs, *, retain_graph=None, create_graph=False
             if not retain_graph and (node.inputs is not None or node.saved is not None or node.out_data is not None):
                 # Function.release, inlined: drop what backward needed; a later backward through it raises
                 node.inputs = node.input_arrays = node.versions = node.saved = node.out_data = None
-                node.released = True
+                node.released, node.writes = True, -1
             for target, gi in zip(node.next, in_grads):
                 if target is None or gi is None:
                     continue
-                is_leaf = is_leaf_type.get(type(target))
-                if is_leaf is None:
+                try:
+                    is_leaf = is_leaf_type[type(target)]
+                except KeyError:
                     is_leaf = _is_leaf_type(type(target))
                 if is_leaf:
                     if gi.shape != target.data.shape:
@@ -208,21 +207,19 @@ def _set_leaf_grads_from_arrays(leaf_grads: dict) -> None:
     seen: set = set()
     make = Tensor._make
     for leaf, g in leaf_grads.values():
-        device = leaf.device
         dtype = leaf.data.dtype
         if g.dtype is not dtype and g.dtype != dtype:  # the same dtype object, the usual case: no comparison
             g = g.astype(dtype)
         if leaf.grad is not None:
-            leaf.grad = make(leaf.grad.data + g, device)
-            continue
-        # A view (e.g. of a broadcast) or one array reaching two leaves (a + b) is copied, so
-        # in-place clipping or zeroing of one gradient never touches another array.
-        key = id(g)
-        if g.base is not None or key in seen or not getattr(g.flags, "writeable", True):
-            g = device.copy(g)
-            key = id(g)
-        seen.add(key)
-        leaf.grad = make(g, device)
+            leaf.grad = make(leaf.grad.data + g, leaf.device)
+        elif g.base is None and id(g) not in seen and getattr(g.flags, "writeable", True):
+            seen.add(id(g))  # an array of its own: the leaf's gradient as it is
+            leaf.grad = make(g, leaf.device)
+        else:
+            # A view (e.g. of a broadcast) or one array reaching two leaves (a + b) is copied (a fresh
+            # array, which no other leaf can meet), so in-place clipping or zeroing of one gradient
+            # never touches another array.
+            leaf.grad = make(leaf.device.copy(g), leaf.device)
 
 
 def _wrap_owned(array, device):

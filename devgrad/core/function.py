@@ -63,7 +63,7 @@ class Function:
     released: bool
     seq: int
     output_modified: bool
-    writes: int  # WRITES.count when recorded: a later in-place write into what it saved is an error
+    writes: int  # WRITES.count when recorded or checked (-1 once released): a later write into what it saved errs
     given: tuple | None  # an op that saves no inputs: what its untracked inputs were, for drawings (``_given``)
 
     save_inputs = False
@@ -84,18 +84,18 @@ class Function:
         versions = []  # each saved Tensor's version (for save_inputs ops): in-place changes are errors
         for arg in args:
             if isinstance(arg, Tensor):
-                if dev is None:
+                if arg.device is not dev:
+                    if dev is not None:
+                        raise _mixed_devices(cls, dev, arg.device)
                     dev = arg.device
-                elif arg.device is not dev:
-                    raise _mixed_devices(cls, dev, arg.device)
+                arrays.append(arg.data)
+                versions.append((arg, arg._version))
                 if arg.requires_grad:
                     requires += 1
                     fn = arg.grad_fn
                     nexts.append(arg if fn is None else fn)
                 else:
                     nexts.append(None)
-                arrays.append(arg.data)
-                versions.append((arg, arg._version))
             else:
                 arrays.append(arg)
                 nexts.append(None)
@@ -128,7 +128,7 @@ class Function:
         else:
             node.inputs = node.input_arrays = node.versions = None
         node.given = _given(args, nexts) if requires < len(args) and not cls.save_inputs else None
-        node.output_modified = node.released = False
+        node.released = False  # (output_modified is set only by a write into the output: read with a default)
         node.writes = WRITES.count
         node.shape = out.shape
         t = _make(out, dev, node)
@@ -211,7 +211,7 @@ class Function:
         """Drop what backward needed; a later backward through this node raises."""
         if self.inputs is not None or self.saved is not None or self.out_data is not None:
             self.inputs = self.input_arrays = self.versions = self.saved = self.out_data = None
-            self.released = True
+            self.released, self.writes = True, -1  # -1: never the current count (the walk's check sees it)
 
     @property
     def name(self) -> str:

@@ -7,7 +7,9 @@ so a write through any of them changes what a node saved through another: PyTorc
 versions per storage for that reason. Here every in-place write also records, for the array
 that owns the written memory (the end of its ``.base`` chain, its *block*), the number of the
 write (``WRITES.count``); a node remembers the count when it was recorded and, when a write
-has happened since, backward checks the blocks of what it saved.
+has happened since, backward checks the blocks of what it saved. Every change of a tensor's
+``_version`` is such a write too, so a node recorded (or checked) at the current count has
+nothing to check.
 """
 
 from __future__ import annotations
@@ -60,6 +62,21 @@ def note_writes(arrays) -> None:
             entry[1] = count  # _mark's usual case, inlined: the same parameters every step
         else:
             _mark(block, count)
+
+
+def marks_of(arrays) -> list:
+    """The records of ``arrays``' blocks, written now (``note_writes``): ``note_marked`` writes them
+    again without looking them up, while the arrays live (a live block's record stays the same)."""
+    note_writes(arrays)
+    return [WRITES.blocks[id(block_of(array))] for array in arrays]
+
+
+def note_marked(marks: list) -> None:
+    """``note_writes`` of the arrays whose records ``marks_of`` gave, all under one write number."""
+    WRITES.count += 1
+    count = WRITES.count
+    for entry in marks:
+        entry[1] = count
 
 
 def _mark(block, count: int) -> None:

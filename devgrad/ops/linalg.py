@@ -109,19 +109,35 @@ class Linear(Function):
         return out
 
     def backward(self, g):
-        # One formula for Tensors and arrays: the matmul op or the GEMM seam, the sum op or the
-        # device's reduction (a GEMM with a ones vector on a GPU), chosen once (every layer of every step)
-        (x, w, _), mm, total = self.for_kind(g, (self.inputs, matmul, _sum_rows), (
-            self.input_arrays, self.device.matmul, self.device.kernels.sum_axes))
-        need_x, need_w, need_b = self.next
-        if g.ndim != 2:  # a batch of rows of any shape: the weight gradient sums over all of them
-            g2, x = g.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1])
-        else:
-            g2 = g
-        gx = mm(g, w) if need_x is not None else None
-        gw = mm(g2.T, x) if need_w is not None else None
-        gb = total(g2, (0,)) if need_b is not None else None  # the bias gradient: the rows' sum
-        return gx, gw, gb
+        # the ops (differentiable again), or the device's GEMM seam and reduction (a GEMM with a ones
+        # vector on a GPU) on arrays: chosen once per node (every layer of every step)
+        return self.for_kind(g, _linear_grads, _linear_array_grads)(self, g)
+
+
+def _linear_grads(node: Linear, g: Tensor) -> tuple:
+    """Linear's input gradients with Tensor ops (a graph of the gradient is being built)."""
+    x, w, _ = node.inputs
+    return _affine_grads(node.next, g, x, w, matmul, _sum_rows)
+
+
+def _linear_array_grads(node: Linear, g) -> tuple:
+    """Linear's input gradients on arrays (the first-order walk)."""
+    x, w, _ = node.input_arrays
+    device = node.device
+    return _affine_grads(node.next, g, x, w, device.matmul, device.kernels.sum_axes)
+
+
+def _affine_grads(nexts: tuple, g, x, w, mm, total) -> tuple:
+    """(g·W, gᵀ·x, Σ g) of x @ w.T + b, each where its input takes a gradient (``nexts``)."""
+    need_x, need_w, need_b = nexts
+    if g.ndim != 2:  # a batch of rows of any shape: the weight gradient sums over all of them
+        g2, x = g.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1])
+    else:
+        g2 = g
+    gx = mm(g, w) if need_x is not None else None
+    gw = mm(g2.T, x) if need_w is not None else None
+    gb = total(g2, (0,)) if need_b is not None else None  # the bias gradient: the rows' sum
+    return gx, gw, gb
 
 
 def _sum_rows(g: Tensor, axes: tuple) -> Tensor:
@@ -152,7 +168,17 @@ class LinearAct(Linear):
         return self.device.kernels.bias_act_(_times_weight(self.device, x, w), b, act)
 
     def backward(self, g):
-        return super().backward(activation_grad(self.act, g, self.result(g), self.device))
+        return self.for_kind(g, _linear_act_grads, _linear_act_array_grads)(self, g)
+
+
+def _linear_act_grads(node: LinearAct, g: Tensor) -> tuple:
+    """LinearAct's input gradients with Tensor ops: the activation's, then Linear's."""
+    return _linear_grads(node, activation_grad(node.act, g, node.output(), node.device))
+
+
+def _linear_act_array_grads(node: LinearAct, g) -> tuple:
+    """LinearAct's input gradients on arrays: the device's activation-gradient kernel, then Linear's."""
+    return _linear_array_grads(node, node.device.kernels.act_grad(node.act, g, node.out_data))
 
 
 def linear_act(x: Tensor, weight: Tensor, bias: Tensor | None, activation: str) -> Tensor:

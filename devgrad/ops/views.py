@@ -20,6 +20,7 @@ import weakref
 from devgrad.core import Tensor
 from devgrad.core.writes import block_of
 
+_new = object.__new__
 _PRUNE_FROM = 64  # a root's list of views drops the dead ones each time its length reaches a power of 2 from here
 
 
@@ -85,8 +86,9 @@ class Remade:
 def note_remade(a, out, step: tuple) -> None:  # Tensors: their _view_of slot is not in the stub
     """Record that ``out``, made from ``a`` by ``step`` (``op.apply(a, **parameters)`` makes it
     again), shares a's memory, so that a later write of graph values into the root reaches it."""
-    if out is a or out.data.base is None or block_of(out.data) is not block_of(a.data):
-        return
+    base = out.data.base
+    if out is a or base is None or (base is not a.data and block_of(base) is not block_of(a.data)):
+        return  # (a view of a's own array, the usual case, is of its block: no walk of the bases)
     origin = getattr(a, "_view_of", None)
     if type(origin) is tuple:
         root, steps, views = origin[0], tuple((None, {"index": i}) for i in origin[1]), origin[2]
@@ -98,7 +100,9 @@ def note_remade(a, out, step: tuple) -> None:  # Tensors: their _view_of slot is
         root, steps = weakref.ref(a), ()
     else:
         return  # a shares memory in a way that is not recorded: writes into it are refused (root_of)
-    out._view_of = Remade(root, (*steps, step), views)
+    remade = _new(Remade)  # Remade(root, steps, views) without __init__'s call (every step's reshapes)
+    remade.root, remade.steps, remade.views = root, (*steps, step), views
+    out._view_of = remade
     _listed(views, out)
 
 

@@ -28,6 +28,7 @@ import itertools
 
 import numpy as np
 
+from devgrad.core.writes import marks_of, note_marked
 from devgrad.optim._adam_flat import _disjoint, followed_gradient
 from devgrad.optim._kernels import _rate, sgd_momentum_step
 
@@ -57,6 +58,7 @@ class _Block:
         self.tmps = self._views(self.tmp)
         self.bufs = self._views(self.buf) if self.buf is not None else None
         self.first = True  # the momentum buffers start as the followed gradient
+        self.marks: list | None = None  # the parameters' records of in-place writes (``writes.marks_of``)
         self.lr: float | None = None  # the last Python float rate, and it as a 0-d array (_rate)
         self.rate = np.zeros((), self.dtype)
 
@@ -150,6 +152,36 @@ class Layout:
             gathered.append(grads)
         for block, grads in zip(self.blocks, gathered):
             block.update(grads, lr, group)
+        return True
+
+    def step(self, params: list, states: dict, group: dict) -> bool:
+        """The whole step of the group from its parameters (``Optimizer.step``'s gathering of
+        entries and ``update`` in one pass), when the layout is one block of all of them and each
+        is a leaf whose array is the layout's, with a gradient of its shape and dtype on its device
+        and (with momentum) a state that holds its buffer view: each counted as written in place,
+        then updated. False, with nothing done or counted, otherwise."""
+        if len(self.blocks) != 1 or len(params) != self.count or bool(group["momentum"]) is not self.momentum:
+            return False
+        block = self.blocks[0]
+        dtype, bufs, grads = block.dtype, block.bufs, []
+        for k, (p, data, shape) in enumerate(zip(params, block.params, block.shapes)):
+            g = p.grad
+            if g is None or p.data is not data or p.grad_fn is not None or g.device is not p.device:
+                return False
+            g = g.data
+            if g.shape != shape or (g.dtype is not dtype and g.dtype != dtype):
+                return False
+            state = states.get(p)
+            if state is None or (bufs is not None and state.get("momentum_buffer") is not bufs[k]):
+                return False
+            grads.append(g)
+        for p in params:  # updated in place: a graph that saved one can no longer backprop
+            p._version += 1
+        if block.marks is None:
+            block.marks = marks_of(block.params)
+        else:
+            note_marked(block.marks)
+        block.update(grads, group["lr"], group)
         return True
 
 

@@ -112,12 +112,13 @@ class Optimizer:
         loss = None
         if closure is not None:
             loss = closure()
-        if not self.capturable and is_capturing():
+        capturing = is_capturing()
+        if capturing and not self.capturable:
             refuse_while_capturing(f"{type(self).__name__} (not capturable) stepped",
                                    "every replay would reuse the learning rate and step count it had then. Create "
                                    f"it with {type(self).__name__}(..., capturable=True) and pass it to "
                                    "CapturedStep(..., optimizer=...)")
-        if is_capturing() and capture_state.watch and capture_state.optimizer is not self:
+        if capturing and capture_state.watch and capture_state.optimizer is not self:
             refuse_while_capturing(f"{type(self).__name__} stepped but not given to CapturedStep(..., optimizer=)",
                                    "a replay would not follow its learning rate, nor its state where it keeps "
                                    "other arrays. Give it as optimizer= (one optimizer per step), or step it "
@@ -126,6 +127,8 @@ class Optimizer:
         mode.enabled = False
         try:
             for index, group in enumerate(self.param_groups):
+                if self._step_flat(group):
+                    continue  # the group's whole step over its flat layout, in one pass
                 for dev, entries in self._entries_by_device(group):
                     lr = self._device_lr(index, group, dev) if self.capturable else group["lr"]
                     if dev.index:  # a second GPU: update there
@@ -136,6 +139,11 @@ class Optimizer:
         finally:
             mode.enabled = enabled
         return loss
+
+    def _step_flat(self, group: dict) -> bool:
+        """The whole step of ``group`` over its flat layout (an eager step on the CPU whose
+        parameters all fit it), or False with nothing done: then ``update_group`` per device."""
+        return False
 
     def _entries_by_device(self, group: dict) -> list:
         """(device, [(param array, grad array, state)]) for the parameters of ``group`` that have a

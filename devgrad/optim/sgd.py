@@ -31,6 +31,11 @@ class SGD(Optimizer):
     def update(self, param, grad, group, state, device, lr):
         self.update_group([(param, grad, state)], group, device, lr)
 
+    def _step_flat(self, group: dict) -> bool:
+        layout = self._flat_layouts.get(id(group))
+        return (isinstance(layout, _sgd_flat.Layout) and not self.capturable
+                and type(self).update_group is SGD.update_group and layout.step(group["params"], self.state, group))
+
     def update_group(self, entries, group, device, lr):
         if device.updates_need_scratch and self._update_flat(entries, group, lr):
             return  # NumPy: a group of small parameters in one flat update

@@ -27,7 +27,9 @@ work NumPy does for each argument, never arithmetic:
 - ``merge_sgd``: plain SGD updates each parameter with two calls (scale its gradient into a
   scratch array, subtract that); the gradients of consecutive updates are moved into one array
   of the plan, so that one call scales them all (elementwise: the same products) and only the
-  subtractions stay one per parameter.
+  subtractions stay one per parameter. Past ``_SCRATCH_BYTES`` the scaling goes piece by piece,
+  each piece subtracted before the next is scaled into the same scratch, which stays in the
+  cache (a scratch the size of all the gradients is written out to memory and read back).
 """
 
 from __future__ import annotations
@@ -255,16 +257,24 @@ def merge_sgd(steps: list, buffers: list, private: list, alloc) -> tuple[list, l
         grads, rate, scratches, params = zip(*run)
         dtype = params[0].dtype
         starts = list(itertools.accumulate((-(-g.size // _LINE_ITEMS) * _LINE_ITEMS for g in grads), initial=0))
-        flat_g, flat_t = alloc(starts[-1], dtype), alloc(starts[-1], dtype)
+        piece = _SCRATCH_BYTES // dtype.itemsize  # a multiple of a line's items: pieces start on lines
+        flat_g, flat_t = alloc(starts[-1], dtype), alloc(min(starts[-1], piece), dtype)
         flat_g[...] = 0  # the padding between gradients: multiplied like the rest, read by nobody
         for g, start in zip(grads, starts):
             flat_g[start:start + g.size] = g.ravel()
             moves.append((g.ctypes.data, g.nbytes, flat_g, start * dtype.itemsize))
-        out.append((np.multiply, (flat_g, rate[0], flat_t)))
-        for p, start, t in zip(params, starts, scratches):
-            tmp = flat_t[start:start + p.size].reshape(p.shape)
-            out.append((np.subtract, (p, tmp, p)))
-            freed.append(t)
+        for lo in range(0, starts[-1], piece):
+            hi = min(lo + piece, starts[-1])
+            out.append((np.multiply, (flat_g[lo:hi], rate[0], flat_t[:hi - lo])))
+            for p, start in zip(params, starts):
+                a, b = max(lo, start), min(hi, start + p.size)
+                if a >= b:
+                    continue
+                whole = a == start and b == start + p.size
+                part, tmp = (p, flat_t[a - lo:b - lo].reshape(p.shape)) if whole else (
+                    p.reshape(-1)[a - start:b - start], flat_t[a - lo:b - lo])
+                out.append((np.subtract, (part, tmp, part)))
+        freed += scratches
         i += 2 * len(run)
     if not moves:
         return steps, [], _unmoved
@@ -293,6 +303,7 @@ def shared_views(steps: list) -> list:
 
 
 _LINE_ITEMS = 16  # float32s per 64-byte cache line: each gradient starts on a line (SIMD loads stay aligned)
+_SCRATCH_BYTES = 1 << 18  # the update's scratch: a piece of the gradients that stays in a core's cache
 
 
 def _sgd_run(steps: list, i: int, owned: set, scratch: set) -> list:

@@ -94,8 +94,9 @@ def _relu_grad(g, y):
     """``np.where(y <= 0, 0, g)`` for a ReLU's output ``y`` (never below 0): as integers when g and
     y are float arrays alike, g's bits times 1 where y != 0 (NaN included) and times 0 (the bits of
     +0.0) where y is ±0. The same values (inf, NaN and -0.0 in g included) in two vectorised passes,
-    not where's branch per element (about 10x slower on the random masks a ReLU layer gives)."""
-    as_int = _AS_INT.get(g.dtype) if type(g) is np.ndarray and type(y) is np.ndarray else None
+    not where's branch per element (about 10x slower on the random masks a ReLU layer gives).
+    A step recorded for replay (``devgrad.cpu_capture``'s ndarray subclass) records these two calls."""
+    as_int = _AS_INT.get(g.dtype) if isinstance(g, np.ndarray) and isinstance(y, np.ndarray) else None
     if as_int is not None and y.dtype == g.dtype and y.shape == g.shape:
         return np.multiply(g.view(as_int), np.not_equal(y, ZERO[y.dtype])).view(g.dtype)
     return np.where(y <= 0, 0, g)

@@ -174,8 +174,31 @@ def sgd_update_many(items, lr, momentum, dampening, weight_decay, nesterov, maxi
             rate = rates[p.dtype] = _rate(lr, p)
         if isinstance(tmp, tuple):
             tmp = tmp[0]
+        if p.size > _PIECE_BYTES // p.itemsize and type(p) is np.ndarray and _in_pieces(p, g, tmp):
+            _sgd_pieces(p, g, rate, tmp)
+            continue
         multiply(g, rate, out=tmp)
         p -= tmp
+
+
+_PIECE_BYTES = 1 << 18  # a piece of a large parameter's plain SGD update: its scratch stays in a core's cache
+
+
+def _in_pieces(p: np.ndarray, g: np.ndarray, tmp: np.ndarray) -> bool:
+    """Whether the update can go piece by piece: a gradient and a scratch laid out as the parameter."""
+    return g.shape == p.shape == tmp.shape and p.flags.c_contiguous and g.flags.c_contiguous and tmp.flags.c_contiguous
+
+
+def _sgd_pieces(p: np.ndarray, g: np.ndarray, rate, tmp: np.ndarray) -> None:
+    """p -= rate·g piece by piece through the head of the scratch: each piece of the scaled gradient
+    is subtracted while it is still in the cache (a whole scaled gradient is written out to memory
+    and read back). Elementwise, so the bits are the whole update's."""
+    n = _PIECE_BYTES // p.itemsize
+    flat_p, flat_g, head = p.reshape(-1), g.reshape(-1), tmp.reshape(-1)[:n]
+    for lo in range(0, flat_p.size, n):
+        part, scaled = flat_p[lo:lo + n], head[:min(n, flat_p.size - lo)]
+        np.multiply(flat_g[lo:lo + n], rate, out=scaled)
+        np.subtract(part, scaled, out=part)
 
 
 def rmsprop_update_many(items, lr, alpha, eps, weight_decay, momentum, centered, maximize) -> None:

@@ -146,6 +146,30 @@ def test_the_merged_sgd_update_keeps_each_gradient_where_its_parameter_shows_it(
     assert run.replays == len(BATCHES) - 2 and captured == eager
 
 
+def _sgd_run(captured: bool) -> tuple:
+    model, opt, step = _sgd_relu_step([5, 8, 8, 3])
+    run = CapturedStep(step, "cpu", optimizer=opt, enabled=captured)
+    for start in BATCHES:
+        run(dg.tensor(X[start:start + 20]), dg.tensor(Y[start:start + 20]))
+    return [(p.numpy().tobytes(), p.grad.numpy().tobytes()) for p in model.parameters()], run
+
+
+def test_a_merged_sgd_update_larger_than_its_scratch_goes_piece_by_piece(monkeypatch):
+    """Gradients past the scratch's size are scaled a piece at a time into one small scratch, each
+    piece subtracted from its parameters (a parameter split across pieces, pieces holding several)
+    before the next is scaled: the weights and gradients of the eager steps."""
+    monkeypatch.setattr(cpu_fuse, "_SCRATCH_BYTES", 64)  # 16 float32s: the 5-8-8-3 MLP's 147 (192 on lines) in 12
+    eager, _ = _sgd_run(False)
+    captured, run = _sgd_run(True)
+    plan = next(iter(run._graphs.values()))[1]
+    grads = plan.grads[0][1].data.base  # the one array that holds every gradient
+    scaled = [args for fn, args in plan.steps if fn is np.multiply and np.shares_memory(args[0], grads)]
+    assert len(scaled) == 12 and all(args[2].size <= 16 and np.shares_memory(args[2], scaled[0][2]) for args in scaled)
+    subtracted = [args[0] for fn, args in plan.steps if fn is np.subtract and args[0] is args[2]]
+    assert len(subtracted) > 12 and any(a.size < 16 for a in subtracted)
+    assert run.replays == len(BATCHES) - 2 and captured == eager
+
+
 def test_a_capturable_optimizer_steps_exactly_as_a_plain_one():
     """The runner makes its optimizer capturable when it captures; its eager steps (the first ones,
     or all when capture is refused) must be the plain optimizer's, bit for bit."""
@@ -296,7 +320,9 @@ def test_a_relu_gradient_of_inf_nan_and_negative_zero_replays_bit_for_bit():
     eager, _ = _relu_special_run(False)
     captured, run = _relu_special_run(True)
     plan = next(iter(run._graphs.values()))[1]
-    assert any(fn is np.bitwise_and for fn, _ in plan.steps)  # the selection as a mask of bits
+    # the selection as g's bits times 0 or 1 (the ReLU kernel's integer product), no masked copy
+    assert any(fn is np.multiply and args[0].dtype == np.int32 for fn, args in plan.steps)
+    assert not any(fn is np.copyto and len(args) > 3 for fn, args in plan.steps)
     assert run.replays == 3 and captured == eager
 
 
@@ -361,7 +387,8 @@ def test_the_replayed_calls_take_exact_numbers_as_arrays_made_once():
     assert kept[1] == 0.1 and type(kept[1]) is float
     floats = [args for fn, args in plan.steps
               if type(fn) is np.ufunc and any(getattr(a, "dtype", None) == np.float32 for a in args[:-1])]
-    assert any(fn is np.less_equal for fn, _ in plan.steps)  # the ReLU's x <= 0, with 0 as a float32 array
+    assert any(fn is np.copyto and isinstance(args[1], np.ndarray) and args[1].shape == ()  # the seed's 1.0
+               and args[1].dtype == np.float32 for fn, args in [*plan.steps, *plan.steady])
     assert all(float(np.float32(a)) != a for args in floats for a in args if type(a) in (int, float))
 
 

@@ -194,18 +194,21 @@ def test_a_column_reduced_down_its_length_replays_on_its_1d_view_with_the_same_b
         assert args[0].shape == (n,) and by_view.tobytes() == by_ufunc.tobytes()
 
 
-def _relu_run(captured: bool, rows: int):
-    """A ReLU on ``rows`` x 64 values times an upstream gradient holding inf, -inf, NaN and -0.0
-    where the ReLU keeps and drops its input: the weight's gradient after each step."""
+def _selection_run(captured: bool, rows: int):
+    """max(x, 0) on ``rows`` x 64 values (its gradient: np.where(x < 0, 0, g), a selection of zeros)
+    times an upstream gradient holding inf, -inf, NaN and -0.0 where it keeps and drops its input:
+    the weight's gradient after each step."""
     draw = np.random.default_rng(rows)
     values, scale = draw.standard_normal((2, rows, 64)).astype(np.float32)
     scale.flat[::7], scale.flat[1::7], scale.flat[2::7], scale.flat[3::7] = np.inf, -np.inf, np.nan, -0.0
-    return relu_gradient_run(values, scale, captured)
+    return relu_gradient_run(values, scale, captured, act=lambda t: dg.maximum(t, 0.0))
 
 
-def test_a_large_relu_mask_is_made_in_bytes_and_widened_with_the_same_bits():
+def test_a_large_selection_of_zeros_is_made_in_bytes_and_widened_with_the_same_bits():
     for rows in (8, 128):  # 512 values: one add with a cast; 8192: a byte pass and a widening copy
-        eager, _ = _relu_run(False, rows)
-        captured, run = _relu_run(True, rows)
-        bytes_mask = any(fn is np.subtract and args[0].dtype == np.int8 for fn, args in _plan_of(run).steps)
+        eager, _ = _selection_run(False, rows)
+        captured, run = _selection_run(True, rows)
+        steps = _plan_of(run).steps
+        assert any(fn is np.bitwise_and for fn, _ in steps)
+        bytes_mask = any(fn is np.subtract and args[0].dtype == np.int8 for fn, args in steps)
         assert bytes_mask == (rows == 128) and run.replays == 3 and captured == eager

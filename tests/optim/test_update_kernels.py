@@ -170,3 +170,26 @@ def test_plain_sgd_takes_a_python_rate_as_the_dtypes_0d_array_with_the_same_bits
             np.testing.assert_array_equal(q.view(np.uint8), (start - g * lr).view(np.uint8))
     traced = p.view(type("Traced", (np.ndarray,), {}))
     assert _kernels._rate(0.1, traced) == 0.1 and type(_kernels._rate(0.1, traced)) is float
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("capturable", [False, True], ids=["number-lr", "device-lr"])
+def test_plain_sgd_of_a_large_parameter_goes_piece_by_piece_with_the_whole_updates_bits(dtype, capturable):
+    """A parameter larger than a piece (256 KiB) is updated a piece at a time through the head of
+    its scratch; inf, NaN and -0.0 in the gradient, a last piece shorter than the others: the bits
+    of p - g·lr over the whole array. A parameter laid out otherwise takes the whole update."""
+    rng = np.random.default_rng(5)
+    n = 3 * (_kernels._PIECE_BYTES // np.dtype(dtype).itemsize) + 77
+    p, g = rng.standard_normal((n // 7, 7)).astype(dtype), rng.standard_normal((n // 7, 7)).astype(dtype)
+    g.flat[::1001], g.flat[1::1001], g.flat[2::1001] = np.inf, np.nan, -0.0
+    params = [dg.tensor(a.copy(), requires_grad=True) for a in (p, p.T.copy().T)]  # C-ordered, F-ordered
+    opt = optim.SGD(params, lr=0.0123, capturable=capturable)
+    expected, lr = [p.copy(), p.copy()], np.full((), 0.0123) if capturable else 0.0123  # a device rate: 0-d float64
+    for _ in range(2):
+        for q in params:
+            q.grad = dg.tensor(g.copy())
+        opt.step()
+        for e in expected:
+            _ref_sgd(e, g, {}, {"lr": lr})
+    for q, e in zip(params, expected):
+        assert q.data.tobytes() == e.tobytes() and q.grad.data.tobytes() == g.tobytes()

@@ -11,8 +11,9 @@ from devgrad.core import Tensor
 from devgrad.nn import functional as F
 
 
-def relu_gradient_run(values: np.ndarray, upstream: np.ndarray, captured: bool):
-    """Five steps of the loss sum(ReLU(weights * x) * ``upstream``), the weights starting at
+def relu_gradient_run(values: np.ndarray, upstream: np.ndarray, captured: bool, act=F.relu):
+    """Five steps of the loss sum(act(weights * x) * ``upstream``), ``act`` the ReLU or another
+    op of its values (``dg.maximum(t, 0.0)``), the weights starting at
     ``values``, x = 1 and -1 in turn, through a ``CapturedStep`` (``captured``) or eagerly: the
     weights' gradient after each step (bytes), and the CapturedStep. The weights stay as they
     are (their gradient is zeroed before the update), so that every step's masks are the first's."""
@@ -21,7 +22,7 @@ def relu_gradient_run(values: np.ndarray, upstream: np.ndarray, captured: bool):
     opt = optim.SGD([weights], lr=0.1, capturable=True)
 
     def step(xb):
-        loss = (F.relu(weights * xb) * scale).sum()
+        loss = (act(weights * xb) * scale).sum()
         opt.zero_grad()
         loss.backward()
         grad = weights.grad.data.copy()

@@ -373,8 +373,9 @@ def redraw(run_dir, quiet: bool = False) -> list[str]:
         trainer.model.load_state_dict(ckpt.load_checkpoint(state_file)["model"])
         messages: list[str] = []
         units = _callback(trainer, NeuronHistory)
-        written = draw(trainer, ckpt.MetricsLog(run_dir).rows(), messages.append,
-                       units.units.rows() if units is not None else None)
+        with trainer.blas_threads():
+            written = draw(trainer, ckpt.MetricsLog(run_dir).rows(), messages.append,
+                           units.units.rows() if units is not None else None)
         write_run_report(run_dir)  # the page embeds the plots: draw it again with them
     finally:
         close_logger(trainer.log)

@@ -47,7 +47,8 @@ class RunReport(Callback):
 
     def on_run_end(self, trainer: Trainer, summary: dict) -> None:
         try:
-            self._results(trainer, summary)
+            with trainer.blas_threads():  # the test split and the plots' planes: the model's limit, as in training
+                self._results(trainer, summary)
         finally:
             self._end_worker()
 

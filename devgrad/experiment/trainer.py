@@ -263,7 +263,7 @@ class Trainer:
         set_float32_matmul_precision(self.spec.train.matmul_precision)  # process-wide: put back after
         try:
             with self.device.activate(), np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-                    self._blas_threads():
+                    self.blas_threads():
                 return self._fit(start_epoch)
         finally:
             set_float32_matmul_precision(previous)
@@ -273,8 +273,10 @@ class Trainer:
     # largest layer a model gets every thread.
     SMALL_LAYER = 512 * 512
 
-    def _blas_threads(self):
-        """The BLAS thread limit for this run (train.threads; threadpoolctl), as a context manager."""
+    def blas_threads(self):
+        """The BLAS thread limit for this run (train.threads; threadpoolctl), as a context manager:
+        for its training, its test split and the planes its plots evaluate the model over (threads
+        left spinning there would take the cores its figures are drawn on)."""
         setting = self.spec.train.threads
         largest = max((p.size for p in self.model.parameters()), default=0)
         limit = setting if setting != "auto" else (1 if largest <= self.SMALL_LAYER else None)

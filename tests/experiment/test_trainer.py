@@ -62,6 +62,38 @@ def test_small_models_train_with_one_blas_thread(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+def test_a_small_models_test_split_and_plot_planes_use_one_blas_thread(tmp_path, monkeypatch):
+    """After its training a run evaluates its test split and the planes of its plots: a small
+    model keeps its one BLAS thread there too (threads spinning after those products would take
+    the cores the figures are drawn on)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from devgrad.experiment import report  # noqa: PLC0415 - patched here only
+
+    def blas_threads() -> int | None:
+        return max((p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"), default=None)
+
+    seen = {}
+    real_evaluate = trainer_module.Trainer.evaluate
+
+    def evaluating(self, loader):
+        seen.setdefault("evaluate", []).append(blas_threads())
+        return real_evaluate(self, loader)
+
+    def drawing(*args, **kwargs):
+        seen["plots"] = blas_threads()
+        return []
+
+    monkeypatch.setattr(trainer_module.Trainer, "evaluate", evaluating)
+    monkeypatch.setattr(report, "draw", drawing)
+    before = blas_threads()
+    run({**SMALL, "train": {**SMALL["train"], "epochs": 1}}, out=tmp_path, quiet=True)
+    if before is None or before < 2:
+        pytest.skip("one BLAS thread here whatever the limit")
+    assert seen["plots"] == 1 and set(seen["evaluate"]) == {1}, seen
+    assert blas_threads() == before  # put back once the run has ended
+
+
+@pytest.mark.slow
 def test_restore_best_applies_only_when_early_stopping_is_on(tmp_path):
     def restored(enabled: bool) -> bool:
         es = {"enabled": enabled, "patience": 100, "restore_best": True}

@@ -6,6 +6,7 @@ import pytest
 
 import devgrad as dg
 from devgrad.experiment import run
+from devgrad.experiment import report
 from devgrad.experiment import trainer as trainer_module
 from devgrad.experiment.callbacks import Callback
 from tests.support.run_helpers import SMALL, SMALL_NO_PLOTS
@@ -67,8 +68,6 @@ def test_a_small_models_test_split_and_plot_planes_use_one_blas_thread(tmp_path,
     model keeps its one BLAS thread there too (threads spinning after those products would take
     the cores the figures are drawn on)."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    from devgrad.experiment import report  # noqa: PLC0415 - patched here only
-
     def blas_threads() -> int | None:
         return max((p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"), default=None)
 

@@ -247,7 +247,10 @@ def merge_sgd(steps: list, buffers: list, private: list, alloc) -> tuple[list, l
     which gives a value holding arrays (a Tensor's data) its arrays where they now are."""
     owned = {(b.ctypes.data, b.nbytes) for b in buffers if b.flags.c_contiguous}
     scratch = {(a.ctypes.data, a.nbytes) for a in private if a.flags.c_contiguous}
-    out, moves, freed, i = [], [], [], 0
+    out: list = []
+    moves: list = []
+    freed: list = []
+    i = 0
     while i < len(steps):
         run = _sgd_run(steps, i, owned, scratch)
         if len(run) < 2:

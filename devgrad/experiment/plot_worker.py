@@ -202,7 +202,8 @@ def _serve(connection: Connection, ours: Connection) -> None:
     plt = figures.pyplot()
     if plt is not None and not connection.poll(0):  # the figures are not there yet: time to warm up
         _warm_up(plt)
-    begun, beside = [], None
+    begun: list = []
+    beside = None
     try:
         kind, jobs = connection.recv()
         begun = jobs if kind == "begin" else []
@@ -216,7 +217,11 @@ def _serve(connection: Connection, ours: Connection) -> None:
     except (EOFError, OSError):
         _stop(beside, begun)  # the run ended without plots
         return
-    reply = _render(jobs, begun, beside) if drawn else _stop(beside, begun)
+    reply = None
+    if drawn:
+        reply = _render(jobs, begun, beside)
+    else:
+        _stop(beside, begun)
     with contextlib.suppress(OSError):
         connection.send(reply)
 
@@ -228,7 +233,8 @@ def _render(jobs: list, begun: list, beside: int | None) -> list | None:
     try:
         others = figures.render(jobs)
     except Exception:
-        return _stop(beside, begun)
+        _stop(beside, begun)
+        return None
     if beside is not None and figures._reap({beside: begun}):
         for _, path, _ in begun:
             figures.remove_partial_writes(Path(path))

@@ -116,13 +116,13 @@ class Linear(Function):
 
 def _linear_grads(node: Linear, g: Tensor) -> tuple:
     """Linear's input gradients with Tensor ops (a graph of the gradient is being built)."""
-    x, w, _ = node.inputs
+    x, w, _ = node.inputs  # type: ignore[misc]  # saved (a released node is refused before)
     return _affine_grads(node.next, g, x, w, matmul, _sum_rows)
 
 
 def _linear_array_grads(node: Linear, g) -> tuple:
     """Linear's input gradients on arrays (the first-order walk)."""
-    x, w, _ = node.input_arrays
+    x, w, _ = node.input_arrays  # type: ignore[misc]  # saved (a released node is refused before)
     device = node.device
     return _affine_grads(node.next, g, x, w, device.matmul, device.kernels.sum_axes)
 

@@ -5,7 +5,9 @@ figure of a process loads its fonts. Forked when the training starts, or earlier
 ``devgrad run`` starts (``start_early``: before the run imports its modules and makes its data),
 the worker does both on another core meanwhile; at the end the run sends it the figures' data
 (``figures.Drawing`` jobs) and it draws them side by side (``figures.render``), as the run's own
-process would have.
+process would have. Those sent first (``begin``: the learning curves, which need no model) are
+drawn by a process the worker forks at once, so that the worker is free for the others the
+moment their data arrives.
 
 Only where that helps and is safe: matplotlib installed, two cores or more, forking safe
 (``figures.fork_is_safe``: Linux, no other thread, no CUDA context), matplotlib's pyplot not
@@ -143,8 +145,8 @@ class PlotWorker:
 
     def begin(self, jobs: list) -> None:
         """Send ``jobs`` (as ``figures.render`` takes them) whose data is ready while the run
-        computes the others' (the model evaluated over the plane): the worker draws them now, one
-        by one. ``render`` is given them again, first."""
+        computes the others' (the model evaluated over the plane): a process the worker forks
+        draws them now, one by one. ``render`` is given them again, first."""
         try:
             self.connection.send(("begin", jobs))
         except (OSError, ValueError, TypeError, AttributeError, pickle.PicklingError):

@@ -41,6 +41,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from devgrad.backend.cpu_kernels import CACHE_PIECE_BYTES
 from devgrad.core import Tensor
 from devgrad.cpu_capture import _owner, _Recording
 
@@ -306,7 +307,7 @@ def shared_views(steps: list) -> list:
 
 
 _LINE_ITEMS = 16  # float32s per 64-byte cache line: each gradient starts on a line (SIMD loads stay aligned)
-_SCRATCH_BYTES = 1 << 18  # the update's scratch: a piece of the gradients that stays in a core's cache
+_SCRATCH_BYTES = CACHE_PIECE_BYTES  # the update's scratch: a piece of the gradients
 
 
 def _sgd_run(steps: list, i: int, owned: set, scratch: set) -> list:

@@ -87,6 +87,10 @@ def relu(a):
 
 
 # Each float dtype's integer twin of its width: a ReLU gradient selects g's bits as integers.
+# The piece of a long elementwise update (plain SGD's scale and subtract) done at a time: its scratch
+# stays in a core's cache between the two passes (the eager kernel and the captured plan's merged update)
+CACHE_PIECE_BYTES = 1 << 18
+
 _AS_INT = {np.dtype(np.float16): np.int16, np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from devgrad.backend import register_kernel
+from devgrad.backend.cpu_kernels import CACHE_PIECE_BYTES
 
 
 def _weak(value, like: np.ndarray):
@@ -181,7 +182,7 @@ def sgd_update_many(items, lr, momentum, dampening, weight_decay, nesterov, maxi
         p -= tmp
 
 
-_PIECE_BYTES = 1 << 18  # a piece of a large parameter's plain SGD update: its scratch stays in a core's cache
+_PIECE_BYTES = CACHE_PIECE_BYTES  # a piece of a large parameter's plain SGD update
 
 
 def _in_pieces(p: np.ndarray, g: np.ndarray, tmp: np.ndarray) -> bool:

@@ -290,28 +290,36 @@ def render(jobs: list) -> list[Path]:
 def _forked(jobs: list, groups: list[list[int]], pipes: list) -> list:
     """Draw ``groups[0]`` here and the others in forked processes; the groups that failed."""
     children = {}
-    sys.stdout.flush()  # a child must not inherit (and print again) buffered output
-    sys.stderr.flush()
     try:
         for g, group in enumerate(groups[1:], start=1):
-            pid = os.fork()
-            if pid == 0:  # the child: draw, then leave without the parent's exit handlers
-                code = 1
-                try:
-                    panel_split.keep(pipes, g)
-                    for i in group:
-                        jobs[i][2]()
-                    code = 0
-                finally:
-                    os._exit(code)
-            children[pid] = group
-        panel_split.keep(pipes, 0)
-        for i in groups[0]:
-            jobs[i][2]()
+            children[spawn(functools.partial(_draw_group, jobs, group, pipes, g))] = group
+        _draw_group(jobs, groups[0], pipes, 0)
     finally:
         panel_split.keep(pipes, -1)  # this process's ends, whatever happened: a helper blocked on one is freed
         failed = _reap(children)
     return failed
+
+
+def _draw_group(jobs: list, group: list[int], pipes: list, g: int) -> None:
+    panel_split.keep(pipes, g)
+    for i in group:
+        jobs[i][2]()
+
+
+def spawn(work) -> int:
+    """A forked process that runs ``work()`` and leaves without this process's exit handlers, with
+    exit status 0 where it returned and 1 where it raised; its process id."""
+    sys.stdout.flush()  # a child must not inherit (and print again) buffered output
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            work()
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
 
 
 def remove_partial_writes(path: Path) -> None:

@@ -26,6 +26,7 @@ whose run died sees its pipe close and leaves.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import importlib.util
 import multiprocessing
@@ -262,16 +263,12 @@ def _fork_drawing(jobs: list) -> int | None:
     None where forking is not safe (the worker then draws them itself first)."""
     if not jobs or figures._cores() < 2 or not figures.fork_is_safe():
         return None
-    sys.stdout.flush()  # the child must not inherit (and print again) buffered output
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # the child: draw, then leave without the worker's exit handlers
-        code = 1
-        try:
-            code = 0 if _drawn(jobs) else 1
-        finally:
-            os._exit(code)
-    return pid
+    return figures.spawn(functools.partial(_draw_all, jobs))
+
+
+def _draw_all(jobs: list) -> None:
+    for _, _, draw in jobs:
+        draw()
 
 
 def _drawn(jobs: list) -> bool:
